@@ -1,0 +1,330 @@
+"""The data model every model and evaluator shares: built once, passed down.
+
+``Dataset`` holds interactions as aligned arrays of indices into two vocabularies, derives the
+user x item CSR matrix, time-ordered sequences and counts on demand, and carries the item catalog
+and user attributes. Subsets (split parts) keep the same vocabularies, catalog and user table, so a
+model trained on ``split.train`` scores items by the same indices the evaluator uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+
+from genrec.data.vocabulary import Vocabulary
+from genrec.errors import DataError
+
+
+class Table:
+    """Columns of attributes aligned to a vocabulary (row i describes index i).
+
+    Built from rows keyed by external id; ids absent from the source get ``None`` (object
+    columns) or NaN (numeric columns). Use it for user attributes (age, gender, occupation).
+    """
+
+    def __init__(self, vocab: Vocabulary, columns: Mapping[str, Sequence]):
+        self.vocab = vocab
+        self.columns: dict[str, np.ndarray] = {}
+        for name, col in columns.items():
+            col = np.asarray(col, dtype=object) if not isinstance(col, np.ndarray) else col
+            if len(col) != len(vocab):
+                raise DataError(f"column {name!r} has {len(col)} rows, expected {len(vocab)}")
+            self.columns[name] = col
+
+    @classmethod
+    def from_rows(cls, vocab: Vocabulary, ids: Sequence, columns: Mapping[str, Sequence], **kw):
+        """Align ``columns`` (rows keyed by external ``ids``) to ``vocab``; extra ids are dropped."""
+        idx, known = vocab.lookup(ids)
+        aligned = {}
+        for name, values in columns.items():
+            values = np.asarray(values, dtype=object)
+            out = np.full(len(vocab), None, dtype=object)
+            out[idx[known]] = values[known]
+            aligned[name] = _narrow(out)
+        return cls(vocab, aligned, **kw)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.columns
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self.columns[name]
+        except KeyError:
+            raise DataError(
+                f"no column {name!r}; available: {sorted(self.columns)}"
+            ) from None
+
+    def row(self, index: int) -> dict:
+        return {name: _plain(col[index]) for name, col in self.columns.items()}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n={len(self.vocab)}, columns={sorted(self.columns)})"
+
+
+class ItemCatalog(Table):
+    """What we know about items: text fields, structured attributes, optional image references.
+
+    Conventional column names: ``title``, ``description``, ``genres`` (tuple of str per item),
+    ``year`` (float, NaN when unknown), ``image`` (path or URL). ``text_fields`` names the columns
+    a text encoder should render.
+    """
+
+    def __init__(self, vocab: Vocabulary, columns: Mapping[str, Sequence], *,
+                 text_fields: Sequence[str] = ("title", "genres", "description")):
+        super().__init__(vocab, columns)
+        self.text_fields = tuple(f for f in text_fields if f in self.columns)
+
+    def title(self, index: int) -> str:
+        if "title" in self.columns and self.columns["title"][index] is not None:
+            return str(self.columns["title"][index])
+        return str(self.vocab.ids[index])
+
+    def feature_matrix(self, name: str) -> sp.csr_matrix:
+        """One-hot (n_items, n_values) CSR of a set-valued or categorical column (e.g. genres)."""
+        col = self[name]
+        values = [tuple(v) if isinstance(v, (list, tuple, set)) else (() if v is None else (v,))
+                  for v in col]
+        names = sorted({x for v in values for x in v}, key=str)
+        pos = {x: j for j, x in enumerate(names)}
+        rows = np.repeat(np.arange(len(values)), [len(v) for v in values])
+        cols = np.fromiter((pos[x] for v in values for x in v), dtype=np.int64, count=len(rows))
+        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
+                             shape=(len(values), len(names)))
+
+
+class Dataset:
+    """Interactions (user, item, value, timestamp) over fixed user and item vocabularies.
+
+    Args:
+        users, items: vocabularies; shared by every subset of this dataset.
+        user_idx, item_idx: (n,) indices into them.
+        value: (n,) ratings or weights (1.0 for implicit feedback).
+        timestamp: (n,) seconds; zeros when the source has none.
+        catalog: item catalog aligned to ``items`` (optional).
+        user_table: user attributes aligned to ``users`` (optional).
+        name: a label such as "ml-100k".
+    """
+
+    def __init__(self, users: Vocabulary, items: Vocabulary, user_idx, item_idx, value=None,
+                 timestamp=None, *, catalog: ItemCatalog | None = None,
+                 user_table: Table | None = None, name: str = "data"):
+        self.users, self.items, self.name = users, items, name
+        self.user_idx = np.asarray(user_idx, dtype=np.int64)
+        self.item_idx = np.asarray(item_idx, dtype=np.int64)
+        n = len(self.user_idx)
+        self.value = np.ones(n, np.float32) if value is None else np.asarray(value, np.float32)
+        self.timestamp = np.zeros(n, np.int64) if timestamp is None else np.asarray(timestamp, np.int64)
+        self.catalog, self.user_table = catalog, user_table
+        self._check()
+
+    def _check(self) -> None:
+        n = len(self.user_idx)
+        if not (len(self.item_idx) == len(self.value) == len(self.timestamp) == n):
+            raise DataError("user, item, value and timestamp arrays must have the same length")
+        if n and (self.user_idx.min() < 0 or self.user_idx.max() >= self.n_users):
+            raise DataError(f"user index out of range 0..{self.n_users - 1}")
+        if n and (self.item_idx.min() < 0 or self.item_idx.max() >= self.n_items):
+            raise DataError(f"item index out of range 0..{self.n_items - 1}")
+        if not np.all(np.isfinite(self.value)):
+            raise DataError(f"{int((~np.isfinite(self.value)).sum())} interaction value(s) are NaN "
+                            "or infinite; drop or fill them before building the dataset")
+
+    @classmethod
+    def from_interactions(cls, user_ids: Sequence, item_ids: Sequence, value=None,
+                          timestamp=None, *, item_rows: Mapping | None = None,
+                          item_row_ids: Sequence | None = None, user_rows: Mapping | None = None,
+                          user_row_ids: Sequence | None = None, text_fields=None,
+                          name: str = "data") -> "Dataset":
+        """Build vocabularies (first-seen order) and tables from external ids.
+
+        ``item_rows`` maps column name -> values for the items in ``item_row_ids``; items that
+        never interact are kept out of the vocabulary. Same for ``user_rows``.
+        """
+        if len(user_ids) == 0:
+            raise DataError(f"dataset {name!r} has no interactions; check the file and filters")
+        users, u = Vocabulary.from_values(user_ids, kind="user")
+        items, i = Vocabulary.from_values(item_ids, kind="item")
+        catalog = None
+        if item_rows is not None:
+            kw = {} if text_fields is None else {"text_fields": text_fields}
+            catalog = ItemCatalog.from_rows(items, item_row_ids, item_rows, **kw)
+        user_table = None if user_rows is None else Table.from_rows(users, user_row_ids, user_rows)
+        return cls(users, items, u, i, value, timestamp, catalog=catalog,
+                   user_table=user_table, name=name)
+
+    # ---- sizes and derived views -------------------------------------------------------------
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def __len__(self) -> int:
+        return len(self.user_idx)
+
+    def __repr__(self) -> str:
+        return (f"Dataset({self.name!r}, users={self.n_users}, items={self.n_items}, "
+                f"interactions={len(self)})")
+
+    @cached_property
+    def user_items(self) -> sp.csr_matrix:
+        """Binary (n_users, n_items) CSR: 1 where the user interacted with the item."""
+        m = sp.csr_matrix((np.ones(len(self), np.float32), (self.user_idx, self.item_idx)),
+                          shape=(self.n_users, self.n_items))
+        m.sum_duplicates()
+        m.data[:] = 1.0
+        return m
+
+    @cached_property
+    def ratings(self) -> sp.csr_matrix:
+        """(n_users, n_items) CSR of values; a repeated pair keeps its latest value."""
+        order = np.lexsort((self.timestamp, self.item_idx, self.user_idx))
+        u, i, v = self.user_idx[order], self.item_idx[order], self.value[order]
+        last = np.ones(len(u), bool)
+        last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+        return sp.csr_matrix((v[last], (u[last], i[last])), shape=(self.n_users, self.n_items))
+
+    @cached_property
+    def user_counts(self) -> np.ndarray:
+        """(n_users,) number of interactions per user."""
+        return np.bincount(self.user_idx, minlength=self.n_users)
+
+    @cached_property
+    def item_counts(self) -> np.ndarray:
+        """(n_items,) number of interactions per item (its popularity)."""
+        return np.bincount(self.item_idx, minlength=self.n_items)
+
+    @cached_property
+    def time_order(self) -> np.ndarray:
+        """Permutation sorting interactions by user, then timestamp (stable: ties keep file order)."""
+        return np.lexsort((self.timestamp, self.user_idx))
+
+    def sequences(self) -> tuple[np.ndarray, np.ndarray]:
+        """Time-ordered item sequences in CSR form: ``(indptr (n_users+1,), items (n,))``.
+
+        User u's history is ``items[indptr[u]:indptr[u+1]]`` (item indices, oldest first).
+        """
+        items = self.item_idx[self.time_order]
+        indptr = np.zeros(self.n_users + 1, np.int64)
+        np.cumsum(self.user_counts, out=indptr[1:])
+        return indptr, items
+
+    def padded_sequences(self, max_len: int, users=None) -> np.ndarray:
+        """(n_users or len(users), max_len) last ``max_len`` items, right-aligned.
+
+        Items are shifted by one so that 0 is padding: the value ``i + 1`` means item index ``i``.
+        """
+        indptr, items = self.sequences()
+        users = np.arange(self.n_users) if users is None else np.asarray(users, np.int64)
+        lengths = np.minimum(indptr[users + 1] - indptr[users], max_len)  # (B,)
+        rows = np.repeat(np.arange(len(users)), lengths)
+        # position of each kept item counted from the end of its sequence: 1 = newest
+        from_end = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        from_end = np.repeat(lengths, lengths) - from_end
+        src = np.repeat(indptr[users + 1], lengths) - from_end
+        out = np.zeros((len(users), max_len), np.int64)  # (B, L)
+        out[rows, max_len - from_end] = items[src] + 1
+        return out
+
+    # ---- subsets -----------------------------------------------------------------------------
+    def subset(self, mask_or_index, *, name: str | None = None) -> "Dataset":
+        """The same vocabularies, catalog and user table over a subset of the interactions."""
+        sel = np.asarray(mask_or_index)
+        return Dataset(self.users, self.items, self.user_idx[sel], self.item_idx[sel],
+                       self.value[sel], self.timestamp[sel], catalog=self.catalog,
+                       user_table=self.user_table, name=name or self.name)
+
+    def concat(self, other: "Dataset", *, name: str | None = None) -> "Dataset":
+        """Interactions of both (same vocabularies required)."""
+        if other.users is not self.users or other.items is not self.items:
+            raise DataError("can only concatenate parts of the same dataset (same vocabularies)")
+        return Dataset(self.users, self.items, np.r_[self.user_idx, other.user_idx],
+                       np.r_[self.item_idx, other.item_idx], np.r_[self.value, other.value],
+                       np.r_[self.timestamp, other.timestamp], catalog=self.catalog,
+                       user_table=self.user_table, name=name or self.name)
+
+    def checksum(self) -> str:
+        """sha256 of the interactions and vocabularies: identifies the exact data of a run."""
+        h = hashlib.sha256()
+        for arr in (self.user_idx, self.item_idx, self.value, self.timestamp):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        for vocab in (self.users, self.items):
+            h.update("\x00".join(vocab.ids).encode())
+        return h.hexdigest()
+
+    def stats(self) -> dict:
+        """Users, items, interactions, density and which attributes are present."""
+        return {
+            "name": self.name,
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": len(self),
+            "density": len(self) / max(1, self.n_users * self.n_items),
+            "has_timestamps": bool(np.any(self.timestamp != 0)),
+            "value_range": [float(self.value.min()), float(self.value.max())] if len(self) else None,
+            "item_attributes": sorted(self.catalog.columns) if self.catalog else [],
+            "user_attributes": sorted(self.user_table.columns) if self.user_table else [],
+        }
+
+
+class Split:
+    """Train / valid / test parts of one dataset, sharing its vocabularies.
+
+    ``fold_in`` holds interactions given to a model as history at evaluation time but never
+    trained on (the held-out users of a cold-start split). ``info`` says how the split was made
+    and what it dropped (e.g. ``{"method": "holdout", "seed": 2020, "dropped_test": 3}``).
+    """
+
+    def __init__(self, train: Dataset, valid: Dataset, test: Dataset, *,
+                 fold_in: Dataset | None = None, info: Mapping | None = None):
+        for part in (valid, test) + ((fold_in,) if fold_in is not None else ()):
+            if part.users is not train.users or part.items is not train.items:
+                raise DataError("split parts must share the train part's vocabularies")
+        self.train, self.valid, self.test, self.fold_in = train, valid, test, fold_in
+        self.info = dict(info or {})
+
+    def history(self, part: str) -> Dataset:
+        """What a model may see when evaluated on ``part``: train (+ valid for test) + fold-in."""
+        if part not in ("valid", "test"):
+            raise DataError(f"part must be 'valid' or 'test', got {part!r}")
+        seen = self.train if part == "valid" else self.train.concat(self.valid)
+        return seen if self.fold_in is None else seen.concat(self.fold_in)
+
+    def __repr__(self) -> str:
+        return (f"Split(train={len(self.train)}, valid={len(self.valid)}, test={len(self.test)}"
+                f"{'' if self.fold_in is None else f', fold_in={len(self.fold_in)}'}, info={self.info})")
+
+
+def _narrow(col: np.ndarray) -> np.ndarray:
+    """Numeric object columns become float arrays (NaN for missing)."""
+    present = [x for x in col if x is not None]
+    if present and all(isinstance(x, (int, float, np.integer, np.floating)) and
+                       not isinstance(x, bool) for x in present):
+        return np.array([np.nan if x is None else float(x) for x in col], dtype=np.float64)
+    return col
+
+
+def _plain(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, float) and np.isnan(x):
+        return None
+    return x
+
+
+def as_history_matrix(item_lists: Iterable[Sequence[int]], n_items: int) -> sp.csr_matrix:
+    """(len(item_lists), n_items) binary CSR from lists of item indices."""
+    lists = [np.asarray(x, np.int64) for x in item_lists]
+    indptr = np.r_[0, np.cumsum([len(x) for x in lists])]
+    indices = np.concatenate(lists) if lists else np.zeros(0, np.int64)
+    m = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr),
+                      shape=(len(lists), n_items))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m

@@ -1,0 +1,34 @@
+"""Every model genrec ships, listed explicitly: name -> class, no registry magic.
+
+Families plug in here as they land: classic baselines now; auto-encoders, VAEs, diffusion and GANs
+(issue 3); sequence models and generative retrieval (issue 4); language-model recommenders
+(issues 5-6); multimodal models later.
+"""
+
+from __future__ import annotations
+
+from genrec.errors import ConfigError
+from genrec.models.base import ModelConfig, Recommender
+from genrec.models.bpr import BPR, BPRConfig
+from genrec.models.ease import EASE, EASEConfig
+from genrec.models.itemknn import ItemKNN, ItemKNNConfig
+from genrec.models.pop import Pop, PopConfig
+
+MODELS: dict[str, type[Recommender]] = {
+    "pop": Pop,
+    "itemknn": ItemKNN,
+    "ease": EASE,
+    "bpr": BPR,
+}
+
+
+def get_model_class(name: str) -> type[Recommender]:
+    """The class registered as ``name``; ConfigError listing the known names otherwise."""
+    try:
+        return MODELS[name.lower()]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}") from None
+
+
+__all__ = ["MODELS", "get_model_class", "ModelConfig", "Recommender", "BPR", "BPRConfig", "EASE",
+           "EASEConfig", "ItemKNN", "ItemKNNConfig", "Pop", "PopConfig"]

@@ -1,0 +1,302 @@
+"""The model contract every recommender in genrec follows.
+
+A model is built from a typed config (validated on construction, unknown keys rejected), learns
+from a training ``Dataset`` in ``fit(train, *, valid=None, options=None) -> self``, and scores a
+batch of user *histories* (binary CSR rows over the item vocabulary) against every item in one
+operation. Scoring a history rather than a user id is what lets the same model serve a user who
+arrived after training; models with per-user parameters (BPR-MF) use them when ``users`` is given
+and fold the history in otherwise.
+
+To add a model: subclass :class:`ModelConfig` (a frozen dataclass with one comment per field),
+subclass :class:`Recommender`, implement ``_fit``, ``_score``, ``_state`` and ``_load_state``,
+and list it in ``genrec/models/__init__.py``. The shared contract suite in ``tests/models``
+then checks it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import typing
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+import scipy.sparse as sp
+
+from genrec.data.dataset import Dataset
+from genrec.errors import ArtifactError, ConfigError, DataError, NotFittedError
+from genrec.options import RunOptions
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Base of every model's hyper-parameters. Subclasses add fields with defaults."""
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> "ModelConfig":
+        """Build from a mapping, coercing strings (from the CLI) to the field types.
+
+        Raises:
+            ConfigError: on an unknown key (naming the allowed keys) or a value of the wrong type.
+        """
+        values = dict(values or {})
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown config key(s) {unknown} for {cls.__name__}; "
+                              f"allowed keys: {sorted(fields)}")
+        hints = typing.get_type_hints(cls)
+        return cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def check(self, condition: bool, field: str, allowed: str) -> None:
+        """Raise a ConfigError naming ``field``, its value and what is allowed."""
+        if not condition:
+            raise ConfigError(f"{type(self).__name__}.{field} = {getattr(self, field)!r} "
+                              f"is invalid; it must be {allowed}")
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    base = typing.get_origin(hint) or hint
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if base is typing.Union or (base.__class__.__name__ == "UnionType"):
+        if value is None or value == "none":
+            return None
+        base = args[0]
+    try:
+        if base is bool and isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1", "yes")
+        if base in (int, float, str) and not isinstance(value, bool):
+            coerced = base(value)
+            if base is int and isinstance(value, float) and coerced != value:
+                raise ValueError(value)
+            return coerced
+        if base is tuple and isinstance(value, str):
+            return tuple(type(args[0])(x) if args else x for x in value.split(","))
+    except (TypeError, ValueError):
+        raise ConfigError(f"config key {key!r} expects {getattr(base, '__name__', base)}, "
+                          f"got {value!r}") from None
+    if base in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"config key {key!r} expects {base.__name__}, got {value!r}")
+    return value
+
+
+class Recommender:
+    """Base class: config handling, input checks, top-k, save/load. Subclasses supply the math.
+
+    Subclass hooks:
+        ``_fit(train, valid, options)``: learn; set attributes ending in ``_``.
+        ``_score(histories, users) -> (B, n_items) float array``: higher is better.
+        ``_state() -> dict[str, np.ndarray]`` and ``_load_state(state)``: weights for save/load.
+    """
+
+    name: ClassVar[str] = "base"
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+
+    def __init__(self, config: ModelConfig | Mapping[str, Any] | None = None, **overrides):
+        if isinstance(config, ModelConfig):
+            if not isinstance(config, self.Config):
+                raise ConfigError(f"{self.name} expects a {self.Config.__name__}, "
+                                  f"got {type(config).__name__}")
+            config = dataclasses.replace(config, **overrides) if overrides else config
+        else:
+            config = self.Config.from_dict({**dict(config or {}), **overrides})
+        self.config = config
+        self.n_items_: int | None = None
+        self.n_users_: int | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config})"
+
+    # ---- training ----------------------------------------------------------------------------
+    def fit(self, train: Dataset, *, valid: Dataset | None = None,
+            options: RunOptions | None = None) -> "Recommender":
+        """Learn from ``train`` (and early-stop on ``valid`` where the model supports it)."""
+        if not isinstance(train, Dataset):
+            raise DataError(f"fit expects a genrec Dataset, got {type(train).__name__}")
+        if len(train) == 0:
+            raise DataError("cannot fit on an empty training set")
+        options = options or RunOptions()
+        options.apply_threads()
+        self.n_users_, self.n_items_ = train.n_users, train.n_items
+        self._fit(train, valid, options)
+        return self
+
+    def _fit(self, train: Dataset, valid: Dataset | None, options: RunOptions) -> None:
+        raise NotImplementedError
+
+    # ---- scoring -----------------------------------------------------------------------------
+    def score(self, histories: sp.spmatrix, *, users: np.ndarray | None = None) -> np.ndarray:
+        """Scores of every item for a batch of histories.
+
+        Args:
+            histories: (B, n_items) binary CSR of the items each user has interacted with.
+            users: (B,) training user indices, or None for users unknown to the model.
+
+        Returns:
+            (B, n_items) float32 array; higher means more recommended.
+        """
+        histories, users = self._check_batch(histories, users)
+        return np.asarray(self._score(histories, users), dtype=np.float32)
+
+    def _score(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def recommend(self, histories: sp.spmatrix, *, users: np.ndarray | None = None, k: int = 10,
+                  exclude_seen: bool = True, candidates: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items per history.
+
+        Args:
+            histories, users: as in :meth:`score`.
+            k: list length, 1 <= k <= n_items.
+            exclude_seen: never recommend an item of the history.
+            candidates: restrict to these item indices: (C,) shared or (B, C) per row.
+
+        Returns:
+            ``(items, scores)``, both (B, k), best first. Where fewer than k items are allowed
+            the tail holds item -1 with score -inf.
+        """
+        self._require_fitted()
+        if not isinstance(k, (int, np.integer)) or not 1 <= k <= self.n_items_:
+            raise ConfigError(f"k must be an integer in 1..{self.n_items_} (the number of items), "
+                              f"got {k!r}")
+        scores = self.score(histories, users=users)
+        scores = mask_scores(scores, histories=sp.csr_matrix(histories) if exclude_seen else None,
+                             candidates=candidates)
+        return top_k(scores, k)
+
+    # ---- checks ------------------------------------------------------------------------------
+    def _require_fitted(self) -> None:
+        if self.n_items_ is None:
+            raise NotFittedError(f"{self.name} is not fitted; call fit(train) or "
+                                 f"{type(self).__name__}.load(path) first")
+
+    def _check_batch(self, histories, users):
+        self._require_fitted()
+        if not sp.issparse(histories):
+            histories = sp.csr_matrix(np.atleast_2d(np.asarray(histories, dtype=np.float32)))
+        histories = sp.csr_matrix(histories, dtype=np.float32)
+        if histories.shape[1] != self.n_items_:
+            raise DataError(f"histories have {histories.shape[1]} item columns but the model was "
+                            f"fitted on {self.n_items_} items; use the dataset the model was trained on")
+        if users is not None:
+            users = np.asarray(users, dtype=np.int64).reshape(-1)
+            if len(users) != histories.shape[0]:
+                raise DataError(f"got {len(users)} users for {histories.shape[0]} histories")
+            if users.size and (users.min() < 0 or users.max() >= self.n_users_):
+                raise DataError(f"user index out of range 0..{self.n_users_ - 1}; pass users=None "
+                                "to score histories of users unknown to the model")
+        return histories, users
+
+    # ---- persistence -------------------------------------------------------------------------
+    def _state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def save(self, path: str | os.PathLike, *, metadata: Mapping[str, Any] | None = None) -> Path:
+        """Write ``config.json`` + ``weights.npz`` into the folder ``path`` (atomically).
+
+        No pickle: weights are plain arrays and the config is JSON.
+        """
+        from genrec import __version__
+
+        self._require_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {"model": self.name, "config": self.config.to_dict(), "genrec": __version__,
+                "n_users": self.n_users_, "n_items": self.n_items_, **dict(metadata or {})}
+        state = {k: np.asarray(v) for k, v in self._state().items()}
+        _atomic_write(path / "weights.npz", lambda f: np.savez(f, **state))
+        _atomic_write(path / "config.json",
+                      lambda f: f.write(json.dumps(meta, indent=2, default=str).encode()))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Recommender":
+        """Read a folder written by :meth:`save` (call on the model class or on ``Recommender``)."""
+        meta = read_artifact_meta(path)
+        from genrec.models import get_model_class
+
+        model_cls = get_model_class(meta["model"]) if cls is Recommender else cls
+        if model_cls.name != meta["model"]:
+            raise ArtifactError(f"{path} holds a {meta['model']!r} model, not {model_cls.name!r}")
+        model = model_cls(meta["config"])
+        try:
+            with np.load(Path(path) / "weights.npz", allow_pickle=False) as npz:
+                state = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"cannot read {path}/weights.npz ({exc}); retrain the model") from None
+        model.n_users_, model.n_items_ = meta["n_users"], meta["n_items"]
+        model._load_state(state)
+        return model
+
+
+def read_artifact_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON metadata of a saved model; raises ArtifactError when missing or unreadable."""
+    file = Path(path) / "config.json"
+    try:
+        return json.loads(file.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"no saved model at {path} (missing config.json); train one first") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"cannot read {file} ({exc}); delete it and retrain") from None
+
+
+def _atomic_write(target: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---- small shared functions ------------------------------------------------------------------
+def mask_scores(scores: np.ndarray, *, histories: sp.csr_matrix | None = None,
+                candidates: np.ndarray | None = None) -> np.ndarray:
+    """A copy of (B, n_items) ``scores`` with -inf on seen items and on non-candidates."""
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    if histories is not None:
+        rows = np.repeat(np.arange(histories.shape[0]), np.diff(histories.indptr))
+        scores[rows, histories.indices] = -np.inf
+    if candidates is not None:
+        candidates = np.asarray(candidates, dtype=np.int64)
+        if candidates.size and (candidates.min() < 0 or candidates.max() >= scores.shape[1]):
+            raise DataError(f"candidate item index out of range 0..{scores.shape[1] - 1}")
+        allowed = np.zeros(scores.shape, dtype=bool)
+        if candidates.ndim == 1:
+            allowed[:, candidates] = True
+        else:
+            if candidates.shape[0] != scores.shape[0]:
+                raise DataError(f"per-row candidates have {candidates.shape[0]} rows, "
+                                f"expected {scores.shape[0]}")
+            allowed[np.arange(scores.shape[0])[:, None], candidates] = True
+        scores[~allowed] = -np.inf
+    return scores
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(items, scores)`` of the k best per row, best first; -inf entries become item -1.
+
+    Equal scores come out in an arbitrary but repeatable order (same input, same output).
+    """
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
+    k = min(k, t.shape[1])
+    vals, idx = torch.topk(t, k, dim=1, sorted=True)
+    items, vals = idx.numpy().astype(np.int64), vals.numpy()
+    items[~np.isfinite(vals)] = -1
+    return items, vals
