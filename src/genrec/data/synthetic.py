@@ -1,0 +1,113 @@
+"""Synthetic worlds with a known answer, for tests of models and the evaluation protocol.
+
+Each world returns the full ``Dataset``, a ``Split`` whose test item per user is determined by the
+world's structure, and that answer, so a test can demand that a model finds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from genrec.data.dataset import Dataset, ItemCatalog, Split
+from genrec.data.vocabulary import Vocabulary
+
+
+@dataclass
+class World:
+    """A dataset, its split and each test user's known answer (item index, -1 for none)."""
+
+    data: Dataset
+    split: Split
+    answer: np.ndarray  # (n_users,)
+
+
+def planted_clusters(n_users: int = 120, n_items: int = 60, n_clusters: int = 4, *,
+                     noise: int = 0, seed: int = 0) -> World:
+    """Users and items fall into ``n_clusters`` groups; each user interacted with every item of
+    its group. One of them (a random one) is the test item, another the validation item, the rest
+    are train. Out-of-group items never co-occur with the group, so the test item is the only
+    unseen item that a collaborative model can support: a good model ranks it first.
+
+    ``noise`` adds that many random out-of-group train interactions per user.
+    """
+    rng = np.random.default_rng(seed)
+    user_group = np.arange(n_users) % n_clusters
+    item_group = np.arange(n_items) % n_clusters
+    rows, cols, part = [], [], []
+    answer = np.empty(n_users, np.int64)
+    for g in range(n_clusters):  # per group, not per user
+        members = np.flatnonzero(user_group == g)
+        group_items = np.flatnonzero(item_group == g)
+        choice = np.argsort(rng.random((len(members), len(group_items))), axis=1)
+        ordered = group_items[choice]  # (U_g, I_g): a random order of the group's items per user
+        rows.append(np.repeat(members, len(group_items)))
+        cols.append(ordered.ravel())
+        tag = np.zeros(ordered.shape, np.int8)
+        tag[:, 0], tag[:, 1] = 2, 1  # 2 = test, 1 = valid, 0 = train
+        part.append(tag.ravel())
+        answer[members] = ordered[:, 0]
+    u, i, p = np.concatenate(rows), np.concatenate(cols), np.concatenate(part)
+    if noise:
+        nu = np.repeat(np.arange(n_users), noise)
+        ni = rng.integers(0, n_items, len(nu))
+        keep = item_group[ni] != user_group[nu]
+        u, i, p = np.r_[u, nu[keep]], np.r_[i, ni[keep]], np.r_[p, np.zeros(keep.sum(), np.int8)]
+    data = _dataset(u, i, np.arange(len(u)), n_users, n_items, "planted-clusters",
+                    item_group=item_group)
+    split = Split(data.subset(p == 0), data.subset(p == 1), data.subset(p == 2),
+                  info={"method": "planted-clusters", "seed": seed})
+    return World(data, split, answer)
+
+
+def checkerboard(n_users: int = 40, n_items: int = 40, block: int = 10, *, seed: int = 0) -> World:
+    """User u likes item i when ``(u // block + i // block)`` is even; as planted_clusters, one
+    liked item per user is held out for test and one for validation."""
+    rng = np.random.default_rng(seed)
+    likes = ((np.arange(n_users)[:, None] // block + np.arange(n_items)[None, :] // block) % 2) == 0
+    noise = rng.random(likes.shape)
+    order = np.argsort(np.where(likes, noise, 2.0), axis=1)  # liked items first, random order
+    answer, valid = order[:, 0], order[:, 1]
+    u, i = np.nonzero(likes)
+    p = np.where(i == answer[u], 2, np.where(i == valid[u], 1, 0))
+    data = _dataset(u, i, np.arange(len(u)), n_users, n_items, "checkerboard")
+    split = Split(data.subset(p == 0), data.subset(p == 1), data.subset(p == 2),
+                  info={"method": "checkerboard", "seed": seed})
+    return World(data, split, answer)
+
+
+def deterministic_sequences(n_users: int = 100, n_items: int = 30, *, length: int = 8,
+                            n_chains: int = 3, seed: int = 0) -> World:
+    """Items form ``n_chains`` disjoint cycles; each user walks one cycle from a random start,
+    one step per time unit (a b c -> d). The last item is the test item and follows from the
+    second last; leave-one-out by time recovers it (valid = second last, test = last)."""
+    rng = np.random.default_rng(seed)
+    chains = np.array_split(rng.permutation(n_items), n_chains)
+    chain_of_user = rng.integers(0, n_chains, n_users)
+    start = rng.integers(0, 1 << 30, n_users)
+    rows, cols, times = [], [], []
+    for c, chain in enumerate(chains):
+        members = np.flatnonzero(chain_of_user == c)
+        steps = (start[members, None] + np.arange(length)[None, :]) % len(chain)  # (U_c, T)
+        rows.append(np.repeat(members, length))
+        cols.append(chain[steps].ravel())
+        times.append(np.tile(np.arange(length), len(members)))
+    u, i, t = np.concatenate(rows), np.concatenate(cols), np.concatenate(times)
+    data = _dataset(u, i, t, n_users, n_items, "deterministic-sequences")
+    p = np.where(t == length - 1, 2, np.where(t == length - 2, 1, 0))
+    answer = np.full(n_users, -1, np.int64)
+    answer[u[p == 2]] = i[p == 2]
+    split = Split(data.subset(p == 0), data.subset(p == 1), data.subset(p == 2),
+                  info={"method": "deterministic-sequences", "seed": seed})
+    return World(data, split, answer)
+
+
+def _dataset(u, i, t, n_users, n_items, name, item_group=None) -> Dataset:
+    users = Vocabulary([f"u{x}" for x in range(n_users)], kind="user")
+    items = Vocabulary([f"i{x}" for x in range(n_items)], kind="item")
+    columns = {"title": [f"Item {x}" for x in range(n_items)]}
+    if item_group is not None:
+        columns["genres"] = [(f"group{g}",) for g in item_group]
+    catalog = ItemCatalog(items, columns)
+    return Dataset(users, items, u, i, None, t, catalog=catalog, name=name)
