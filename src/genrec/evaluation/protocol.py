@@ -1,0 +1,226 @@
+"""The one evaluation protocol every family is measured under.
+
+Full ranking over all items: for each user with target items, the model scores every item from
+the user's history, history items are excluded (train at validation; train + valid at test), the
+top K are taken, and per-user metric arrays are computed from them. Users are processed in batches
+so memory is bounded by ``batch_size x n_items``, not users x items.
+
+Target interactions whose item is already in the user's history cannot be recommended under this
+protocol; they are removed from the targets and counted in ``Evaluation.info``.
+
+Example:
+    >>> from genrec.data.synthetic import planted_clusters
+    >>> from genrec.models import EASE
+    >>> world = planted_clusters()
+    >>> model = EASE().fit(world.split.train)
+    >>> result = evaluate_split(model, world.split, "test", ks=(1, 5))
+    >>> round(result.mean("hit@1"), 2)
+    1.0
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from genrec.data.dataset import Dataset, Split
+from genrec.errors import ConfigError, DataError
+from genrec.evaluation import metrics as M
+
+RANKING = ("recall", "precision", "ndcg", "mrr", "hit", "map")
+BEYOND = ("coverage", "gini", "popularity", "novelty", "diversity")
+DEFAULT_METRICS = RANKING + ("auc",) + BEYOND
+
+
+@dataclass
+class Evaluation:
+    """Per-user metric arrays of one model on one target set.
+
+    Attributes:
+        users: (U,) evaluated user indices (users with at least one target item).
+        per_user: metric name (``"ndcg@10"``) -> (U,) values; the unit of every interval/test.
+        corpus: corpus-level metrics (``"coverage@10"``, ``"gini@10"``) -> value.
+        top_items, top_scores: (U, K) the ranked lists (item indices, -1 = empty slot).
+        n_relevant: (U,) target items per user.
+        score_seconds: wall time of scoring + ranking.
+        info: counts worth reporting (e.g. targets dropped because already seen).
+    """
+
+    users: np.ndarray
+    per_user: dict[str, np.ndarray]
+    corpus: dict[str, float]
+    top_items: np.ndarray
+    top_scores: np.ndarray
+    n_relevant: np.ndarray
+    score_seconds: float
+    info: dict = field(default_factory=dict)
+
+    def mean(self, name: str) -> float:
+        if name in self.corpus:
+            return self.corpus[name]
+        try:
+            return float(np.nanmean(self.per_user[name]))
+        except KeyError:
+            raise ConfigError(f"metric {name!r} was not computed; computed: "
+                              f"{sorted(self.per_user) + sorted(self.corpus)}") from None
+
+
+def evaluate_split(model, split: Split, part: str = "test", **kwargs) -> Evaluation:
+    """:func:`evaluate` on ``split.test`` (or ``split.valid``) with the matching history."""
+    target = {"valid": split.valid, "test": split.test}.get(part)
+    if target is None:
+        raise ConfigError(f"part must be 'valid' or 'test', got {part!r}")
+    kwargs.setdefault("item_popularity", split.train.item_counts)
+    return evaluate(model, split.history(part), target, **kwargs)
+
+
+def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (10, 20),
+             metrics: Sequence[str] = DEFAULT_METRICS, batch_size: int = 1024,
+             item_popularity: np.ndarray | None = None, item_features: sp.csr_matrix | None = None,
+             progress: bool = False) -> Evaluation:
+    """Rank all items for every user of ``target`` and compute per-user metrics at each k.
+
+    Args:
+        model: a fitted genrec Recommender.
+        history: what the model may see (its rows are excluded from the rankings).
+        target: held-out interactions to find.
+        ks: cut-offs, each in 1..n_items.
+        metrics: names from ``RANKING``, ``"auc"`` and ``BEYOND``.
+        batch_size: users scored per batch.
+        item_popularity: (n_items,) training popularity for popularity/novelty (default: history).
+        item_features: (n_items, F) CSR for intra-list diversity (default: catalog genres if any).
+    """
+    ks = _check_ks(ks, target.n_items)
+    unknown = sorted(set(metrics) - set(DEFAULT_METRICS))
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {unknown}; choose from {list(DEFAULT_METRICS)}")
+    seen = history.user_items
+    relevant = target.user_items - target.user_items.multiply(seen)  # drop already-seen targets
+    relevant.eliminate_zeros()
+    n_relevant = np.diff(relevant.indptr)
+    users = np.flatnonzero(n_relevant > 0)
+    if len(users) == 0:
+        raise DataError("no user has a target item to evaluate; the split's evaluated part is empty")
+    k_max = max(ks)
+    top_items = np.empty((len(users), k_max), np.int64)
+    top_scores = np.empty((len(users), k_max), np.float32)
+    auc_counts = np.zeros((len(users), 2)) if "auc" in metrics else None
+    start = time.perf_counter()
+    for lo in _progress(range(0, len(users), batch_size), progress, len(users), batch_size):
+        batch = users[lo:lo + batch_size]
+        scores = _masked_scores(model, seen[batch], batch)
+        vals, idx = torch.topk(scores, k_max, dim=1)
+        top_items[lo:lo + len(batch)], top_scores[lo:lo + len(batch)] = idx.numpy(), vals.numpy()
+        if auc_counts is not None:
+            auc_counts[lo:lo + len(batch)] = _negatives_above(scores, relevant[batch])
+    seconds = time.perf_counter() - start
+    top_items[~np.isfinite(top_scores)] = -1
+    hits = _hits(top_items, relevant[users])
+    per_user = M.ranking_metrics(hits, n_relevant[users], ks, names=[m for m in metrics if m in RANKING])
+    if auc_counts is not None:
+        n_candidates = target.n_items - np.diff(seen.indptr)[users]
+        n_pos = n_relevant[users]
+        per_user["auc"] = M.auc_from_counts(auc_counts[:, 0], auc_counts[:, 1], n_pos,
+                                            n_candidates - n_pos)
+    popularity = history.item_counts if item_popularity is None else np.asarray(item_popularity)
+    features = item_features
+    if features is None and history.catalog is not None and "genres" in history.catalog:
+        features = history.catalog.feature_matrix("genres")
+    corpus = _beyond_accuracy(per_user, top_items, metrics, ks, popularity, features,
+                              n_items=target.n_items, n_users=history.n_users)
+    info = {"users": int(len(users)), "dropped_seen_targets": int(target.user_items.nnz - relevant.nnz)}
+    return Evaluation(users, per_user, corpus, top_items, top_scores, n_relevant[users], seconds, info)
+
+
+def validation_ndcg(model, history: Dataset, target: Dataset, *, k: int = 10,
+                    batch_size: int = 1024) -> float:
+    """Mean NDCG@k of ``model`` on ``target`` given ``history``: the early-stopping signal."""
+    result = evaluate(model, history, target, ks=(k,), metrics=("ndcg",), batch_size=batch_size)
+    return result.mean(f"ndcg@{k}")
+
+
+# ---- steps -----------------------------------------------------------------------------------
+def _check_ks(ks, n_items: int) -> tuple[int, ...]:
+    ks = tuple(int(k) for k in ks)
+    bad = [k for k in ks if not 1 <= k <= n_items]
+    if not ks or bad:
+        raise ConfigError(f"every k must be in 1..{n_items} (the number of items), got {list(ks)}")
+    return ks
+
+
+def _masked_scores(model, seen_rows: sp.csr_matrix, users: np.ndarray) -> torch.Tensor:
+    """(B, n_items) scores as a float32 tensor with -inf on history items."""
+    scores = model.score(seen_rows, users=users)
+    scores = torch.from_numpy(np.array(scores, dtype=np.float32, copy=True))
+    if torch.isnan(scores).any():
+        raise DataError(f"{getattr(model, 'name', model)} produced NaN scores; the model diverged "
+                        "(try a lower learning rate)")
+    rows = np.repeat(np.arange(seen_rows.shape[0]), np.diff(seen_rows.indptr))
+    scores[torch.from_numpy(rows), torch.from_numpy(seen_rows.indices.astype(np.int64))] = -torch.inf
+    return scores
+
+
+def _hits(top_items: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
+    """(U, K) bool: is the item at each rank a target item of the user (row u of ``relevant``)."""
+    relevant = relevant.tocsr(copy=True)
+    relevant.sort_indices()
+    n_items = relevant.shape[1]
+    rel_rows = np.repeat(np.arange(relevant.shape[0], dtype=np.int64), np.diff(relevant.indptr))
+    rel_keys = rel_rows * n_items + relevant.indices  # sorted: rows, then items
+    top_keys = np.arange(top_items.shape[0], dtype=np.int64)[:, None] * n_items + top_items
+    pos = np.minimum(np.searchsorted(rel_keys, top_keys), len(rel_keys) - 1)
+    return (rel_keys[pos] == top_keys) & (top_items >= 0)
+
+
+def _negatives_above(scores: torch.Tensor, relevant: sp.csr_matrix) -> np.ndarray:
+    """(B, 2): per user, summed over its positives, negatives scored above / tied (for AUC)."""
+    n_pos = np.diff(relevant.indptr)
+    p_max = int(n_pos.max())
+    rows = np.repeat(np.arange(len(n_pos)), n_pos)
+    cols = np.arange(len(rows)) - np.repeat(relevant.indptr[:-1], n_pos)
+    pos_idx = np.zeros((len(n_pos), p_max), np.int64)
+    pos_idx[rows, cols] = relevant.indices
+    mask = torch.zeros((len(n_pos), p_max), dtype=torch.bool)
+    mask[rows, cols] = True
+    pos_scores = torch.gather(scores, 1, torch.from_numpy(pos_idx))  # (B, P)
+    ordered, _ = torch.sort(scores, dim=1)  # -inf (excluded) first
+    n_le = torch.searchsorted(ordered, pos_scores, right=True)
+    n_lt = torch.searchsorted(ordered, pos_scores, right=False)
+    above_all = scores.shape[1] - n_le  # items strictly above
+    tied_all = n_le - n_lt - 1  # other items with the same score
+    pair = pos_scores[:, :, None], pos_scores[:, None, :]
+    both = mask[:, :, None] & mask[:, None, :]
+    pos_above = ((pair[1] > pair[0]) & both).sum(dim=2)
+    pos_tied = ((pair[1] == pair[0]) & both).sum(dim=2) - 1
+    neg_above = ((above_all - pos_above) * mask).sum(dim=1)
+    neg_tied = ((tied_all - pos_tied) * mask).sum(dim=1)
+    return torch.stack([neg_above, neg_tied], dim=1).numpy()
+
+
+def _beyond_accuracy(per_user, top_items, metrics, ks, popularity, features, *, n_items, n_users):
+    corpus = {}
+    for k in ks:
+        if "coverage" in metrics:
+            corpus[f"coverage@{k}"] = M.item_coverage(top_items, n_items, k)
+        if "gini" in metrics:
+            corpus[f"gini@{k}"] = M.gini_exposure(top_items, n_items, k)
+        if "popularity" in metrics:
+            per_user[f"popularity@{k}"] = M.average_popularity(top_items, popularity, k)
+        if "novelty" in metrics:
+            per_user[f"novelty@{k}"] = M.novelty(top_items, popularity, n_users, k)
+        if "diversity" in metrics and features is not None:
+            per_user[f"diversity@{k}"] = M.intra_list_diversity(top_items, features, k)
+    return corpus
+
+
+def _progress(iterable, enabled: bool, total_users: int, batch_size: int):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=-(-total_users // batch_size), desc="evaluating", unit="batch")

@@ -1,0 +1,224 @@
+"""Benchmark runner: one split, several models, the same protocol, intervals and paired tests.
+
+``run_benchmark`` fits each model on ``split.train`` (early-stopping on ``split.valid`` where the
+model supports it), evaluates it on ``split.test`` with :func:`evaluate_split`, and keeps the
+per-user arrays so that every aggregate carries a bootstrap interval and every model is compared
+with the best one by paired tests (Holm-corrected). ``BenchmarkResult.to_dict`` is the
+``results.json`` format documented in the README.
+"""
+
+from __future__ import annotations
+
+import csv
+import platform
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from genrec.data.dataset import Split
+from genrec.evaluation.protocol import DEFAULT_METRICS, Evaluation, evaluate_split
+from genrec.evaluation.stats import bootstrap_ci, bootstrap_statistic_ci, compare_with_best
+from genrec.options import RunOptions
+
+
+@dataclass
+class ModelRun:
+    """One model's fit and test evaluation."""
+
+    model: str
+    config: dict
+    evaluation: Evaluation
+    fit_seconds: float
+    peak_rss_mb: float
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class BenchmarkResult:
+    """Runs of several models under one protocol, with intervals and comparisons."""
+
+    protocol: dict
+    runs: list[ModelRun]
+    versions: dict
+    n_resamples: int = 1000
+
+    def summary(self, name: str, run: ModelRun) -> dict:
+        """``{"mean", "ci_low", "ci_high"}`` of one metric of one run."""
+        ev = run.evaluation
+        if name in ev.per_user:
+            low, high = bootstrap_ci(ev.per_user[name], n_resamples=self.n_resamples,
+                                     seed=self.protocol.get("seed", 0))
+            return {"mean": ev.mean(name), "ci_low": low, "ci_high": high}
+        k = int(name.split("@")[1])
+        stat = _corpus_statistic(name, ev, k, self.protocol["n_items"])
+        low, high = bootstrap_statistic_ci(stat, len(ev.users), n_resamples=200,
+                                           seed=self.protocol.get("seed", 0))
+        return {"mean": ev.corpus[name], "ci_low": low, "ci_high": high}
+
+    def metric_names(self) -> list[str]:
+        names = list(self.runs[0].evaluation.per_user) + list(self.runs[0].evaluation.corpus)
+        return sorted(names, key=_metric_order)
+
+    def comparisons(self) -> dict[str, dict[str, dict]]:
+        """metric -> model -> paired test against the best model on that metric."""
+        if len(self.runs) < 2:
+            return {}
+        out = {}
+        for name in self.runs[0].evaluation.per_user:
+            if not _higher_is_better(name):
+                continue
+            out[name] = compare_with_best({r.model: _aligned(r, self.runs[0]).per_user[name]
+                                           for r in self.runs})
+        return out
+
+    def to_dict(self) -> dict:
+        comparisons = self.comparisons()
+        results = []
+        for run in self.runs:
+            metrics = {name: self.summary(name, run) for name in self.metric_names()}
+            results.append({
+                "model": run.model, "config": run.config, "metrics": metrics,
+                "significance": {m: comparisons[m][run.model] for m in comparisons},
+                "fit_seconds": run.fit_seconds, "score_seconds": run.evaluation.score_seconds,
+                "peak_rss_mb": run.peak_rss_mb, "evaluated_users": len(run.evaluation.users),
+                **run.extra,
+            })
+        return {"protocol": self.protocol, "results": results, "versions": self.versions}
+
+    def save_rankings(self, path: str | Path, split: Split) -> list[Path]:
+        """Write each model's top-K lists (``user,rank,item,score``, external ids, rank from 1)
+        and the held-out test items (``user,item``) beside them. One model: ``path`` itself;
+        several: ``<stem>.<model>.csv``. The test items go to ``<stem>.test.csv``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = []
+        for run in self.runs:
+            target = path if len(self.runs) == 1 else path.with_name(f"{path.stem}.{run.model}.csv")
+            _write_rankings(target, run.evaluation, split)
+            written.append(target)
+        test_path = path.with_name(f"{path.stem}.test.csv")
+        test = split.test
+        with open(test_path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["user", "item"])
+            w.writerows(zip(test.users.ids[test.user_idx], test.items.ids[test.item_idx]))
+        return written + [test_path]
+
+
+def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, protocol: dict,
+                  ks: Sequence[int] = (10, 20), options: RunOptions | None = None,
+                  metrics: Sequence[str] = DEFAULT_METRICS,
+                  on_model: Callable[[str, str], None] | None = None) -> BenchmarkResult:
+    """Fit and evaluate each model. ``models`` maps a name to a factory returning an unfitted
+    model; ``on_model(name, stage)`` reports progress ("fit", "evaluate", "done")."""
+    options = options or RunOptions()
+    runs = []
+    for name, factory in models.items():
+        model = factory()
+        with _PeakRSS() as peak:
+            if on_model:
+                on_model(name, "fit")
+            start = time.perf_counter()
+            model.fit(split.train, valid=split.valid, options=options)
+            fit_seconds = time.perf_counter() - start
+            if on_model:
+                on_model(name, "evaluate")
+            evaluation = evaluate_split(model, split, "test", ks=ks, metrics=metrics,
+                                        progress=options.progress)
+        extra = {k: getattr(model, k + "_") for k in ("best_epoch", "epochs_run")
+                 if hasattr(model, k + "_")}
+        runs.append(ModelRun(name, model.config.to_dict(), evaluation, fit_seconds, peak.mb, extra))
+        if on_model:
+            on_model(name, "done")
+    protocol = {**protocol, "k": list(ks), "seed": protocol.get("seed", options.seed),
+                "n_items": split.train.n_items, "threads": options.n_threads}
+    return BenchmarkResult(protocol, runs, library_versions())
+
+
+def library_versions() -> dict:
+    import scipy
+    import torch
+
+    from genrec import __version__
+
+    return {"genrec": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__, "torch": torch.__version__,
+            "platform": platform.platform(), "processor": platform.machine(),
+            "cpu_count": __import__("os").cpu_count()}
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+def _metric_order(name: str):
+    base, _, k = name.partition("@")
+    order = ["ndcg", "recall", "mrr", "hit", "precision", "map", "auc", "coverage", "gini",
+             "popularity", "novelty", "diversity"]
+    return (int(k) if k else 0, order.index(base) if base in order else len(order), name)
+
+
+def _higher_is_better(name: str) -> bool:
+    return name.split("@")[0] in ("ndcg", "recall", "mrr", "hit", "precision", "map", "auc")
+
+
+def _aligned(run: ModelRun, reference: ModelRun) -> Evaluation:
+    if not np.array_equal(run.evaluation.users, reference.evaluation.users):
+        raise ValueError("models were evaluated on different users; paired tests need the same users")
+    return run.evaluation
+
+
+def _corpus_statistic(name: str, ev: Evaluation, k: int, n_items: int):
+    from genrec.evaluation import metrics as M
+
+    fn = {"coverage": M.item_coverage, "gini": M.gini_exposure}[name.split("@")[0]]
+    return lambda idx: fn(ev.top_items[idx], n_items, k)
+
+
+def _write_rankings(path: Path, ev: Evaluation, split: Split) -> None:
+    users, items = split.train.users.ids, split.train.items.ids
+    k = ev.top_items.shape[1]
+    valid = ev.top_items >= 0
+    rows = np.broadcast_to(ev.users[:, None], ev.top_items.shape)[valid]
+    ranks = np.broadcast_to(np.arange(1, k + 1), ev.top_items.shape)[valid]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["user", "rank", "item", "score"])
+        w.writerows(zip(users[rows], ranks, items[ev.top_items[valid]],
+                        np.char.mod("%.6g", ev.top_scores[valid])))
+    tmp.replace(path)
+
+
+class _PeakRSS:
+    """Samples the process's resident memory every 20 ms; ``mb`` is the peak seen."""
+
+    def __enter__(self):
+        self.mb = _rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.02):
+            self.mb = max(self.mb, _rss_mb())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.mb = round(max(self.mb, _rss_mb()), 1)
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        import os
+
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
