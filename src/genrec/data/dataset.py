@@ -30,7 +30,7 @@ class Table:
         self.vocab = vocab
         self.columns: dict[str, np.ndarray] = {}
         for name, col in columns.items():
-            col = np.asarray(col, dtype=object) if not isinstance(col, np.ndarray) else col
+            col = col if isinstance(col, np.ndarray) else object_array(col)
             if len(col) != len(vocab):
                 raise DataError(f"column {name!r} has {len(col)} rows, expected {len(vocab)}")
             self.columns[name] = col
@@ -41,7 +41,7 @@ class Table:
         idx, known = vocab.lookup(ids)
         aligned = {}
         for name, values in columns.items():
-            values = np.asarray(values, dtype=object)
+            values = object_array(values)
             out = np.full(len(vocab), None, dtype=object)
             out[idx[known]] = values[known]
             aligned[name] = _narrow(out)
@@ -86,7 +86,7 @@ class ItemCatalog(Table):
     def feature_matrix(self, name: str) -> sp.csr_matrix:
         """One-hot (n_items, n_values) CSR of a set-valued or categorical column (e.g. genres)."""
         col = self[name]
-        values = [tuple(v) if isinstance(v, (list, tuple, set)) else (() if v is None else (v,))
+        values = [tuple(v) if isinstance(v, (list, tuple, set, np.ndarray)) else (() if v is None else (v,))
                   for v in col]
         names = sorted({x for v in values for x in v}, key=str)
         pos = {x: j for j, x in enumerate(names)}
@@ -299,6 +299,13 @@ class Split:
     def __repr__(self) -> str:
         return (f"Split(train={len(self.train)}, valid={len(self.valid)}, test={len(self.test)}"
                 f"{'' if self.fold_in is None else f', fold_in={len(self.fold_in)}'}, info={self.info})")
+
+
+def object_array(values: Sequence) -> np.ndarray:
+    """1-D object array of ``values`` (tuples stay tuples, not a second dimension)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values) if not isinstance(values, list) else values
+    return out
 
 
 def _narrow(col: np.ndarray) -> np.ndarray:
