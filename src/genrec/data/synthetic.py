@@ -12,6 +12,7 @@ import numpy as np
 
 from genrec.data.dataset import Dataset, ItemCatalog, Split
 from genrec.data.vocabulary import Vocabulary
+from genrec.errors import ConfigError
 
 
 @dataclass
@@ -30,8 +31,17 @@ def planted_clusters(n_users: int = 120, n_items: int = 60, n_clusters: int = 4,
     are train. Out-of-group items never co-occur with the group, so the test item is the only
     unseen item that a collaborative model can support: a good model ranks it first.
 
-    ``noise`` adds that many random out-of-group train interactions per user.
+    ``noise`` adds that many random out-of-group train interactions per user. Timestamps put each
+    user's train interactions first, then the valid item, then the test item.
+
+    Raises:
+        ConfigError: fewer than 3 items per cluster (one each for train, valid and test).
     """
+    if n_clusters < 1 or n_items < 3 * n_clusters or n_users < 1 or noise < 0:
+        raise ConfigError(
+            f"planted_clusters needs n_users >= 1, noise >= 0 and n_items >= 3 * n_clusters (3 "
+            f"items per cluster), got n_users={n_users}, n_items={n_items}, "
+            f"n_clusters={n_clusters}, noise={noise}; raise n_items or lower n_clusters")
     rng = np.random.default_rng(seed)
     user_group = np.arange(n_users) % n_clusters
     item_group = np.arange(n_items) % n_clusters
@@ -54,7 +64,7 @@ def planted_clusters(n_users: int = 120, n_items: int = 60, n_clusters: int = 4,
         ni = rng.integers(0, n_items, len(nu))
         keep = item_group[ni] != user_group[nu]
         u, i, p = np.r_[u, nu[keep]], np.r_[i, ni[keep]], np.r_[p, np.zeros(keep.sum(), np.int8)]
-    data = _dataset(u, i, np.arange(len(u)), n_users, n_items, "planted-clusters",
+    data = _dataset(u, i, _time_by_part(u, p), n_users, n_items, "planted-clusters",
                     item_group=item_group)
     split = Split(data.subset(p == 0), data.subset(p == 1), data.subset(p == 2),
                   info={"method": "planted-clusters", "seed": seed})
@@ -63,15 +73,28 @@ def planted_clusters(n_users: int = 120, n_items: int = 60, n_clusters: int = 4,
 
 def checkerboard(n_users: int = 40, n_items: int = 40, block: int = 10, *, seed: int = 0) -> World:
     """User u likes item i when ``(u // block + i // block)`` is even; as planted_clusters, one
-    liked item per user is held out for test and one for validation."""
+    liked item per user is held out for test and one for validation. Timestamps put each user's
+    train interactions first, then the valid item, then the test item.
+
+    Raises:
+        ConfigError: a user who likes fewer than 3 items (e.g. ``n_items <= block``).
+    """
+    if n_users < 1 or block < 1:
+        raise ConfigError(f"checkerboard needs n_users >= 1 and block >= 1, got "
+                          f"n_users={n_users}, block={block}")
     rng = np.random.default_rng(seed)
     likes = ((np.arange(n_users)[:, None] // block + np.arange(n_items)[None, :] // block) % 2) == 0
+    if likes.sum(axis=1).min() < 3:
+        raise ConfigError(
+            f"checkerboard with n_items={n_items} and block={block} leaves some users with "
+            f"{int(likes.sum(axis=1).min())} liked item(s); each needs 3 (train, valid, test): "
+            "use n_items >= block + 3")
     noise = rng.random(likes.shape)
     order = np.argsort(np.where(likes, noise, 2.0), axis=1)  # liked items first, random order
     answer, valid = order[:, 0], order[:, 1]
     u, i = np.nonzero(likes)
     p = np.where(i == answer[u], 2, np.where(i == valid[u], 1, 0))
-    data = _dataset(u, i, np.arange(len(u)), n_users, n_items, "checkerboard")
+    data = _dataset(u, i, _time_by_part(u, p), n_users, n_items, "checkerboard")
     split = Split(data.subset(p == 0), data.subset(p == 1), data.subset(p == 2),
                   info={"method": "checkerboard", "seed": seed})
     return World(data, split, answer)
@@ -81,7 +104,17 @@ def deterministic_sequences(n_users: int = 100, n_items: int = 30, *, length: in
                             n_chains: int = 3, seed: int = 0) -> World:
     """Items form ``n_chains`` disjoint cycles; each user walks one cycle from a random start,
     one step per time unit (a b c -> d). The last item is the test item and follows from the
-    second last; leave-one-out by time recovers it (valid = second last, test = last)."""
+    second last; leave-one-out by time recovers it (valid = second last, test = last).
+
+    Raises:
+        ConfigError: ``length`` < 3, or longer than the shortest cycle (``n_items // n_chains``),
+            which would repeat the test item in train.
+    """
+    if n_chains < 1 or n_users < 1 or not 3 <= length <= n_items // n_chains:
+        raise ConfigError(
+            f"deterministic_sequences needs n_users >= 1 and 3 <= length <= n_items // n_chains "
+            f"(a walk must not revisit an item), got n_users={n_users}, length={length}, "
+            f"n_items={n_items}, n_chains={n_chains}; shorten length or add items")
     rng = np.random.default_rng(seed)
     chains = np.array_split(rng.permutation(n_items), n_chains)
     chain_of_user = rng.integers(0, n_chains, n_users)
@@ -101,6 +134,13 @@ def deterministic_sequences(n_users: int = 100, n_items: int = 30, *, length: in
     split = Split(data.subset(p == 0), data.subset(p == 1), data.subset(p == 2),
                   info={"method": "deterministic-sequences", "seed": seed})
     return World(data, split, answer)
+
+
+def _time_by_part(u: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """(n,) timestamps 1..n: users in turn, each user's train (0) then valid (1) then test (2)."""
+    t = np.empty(len(u), np.int64)
+    t[np.lexsort((np.arange(len(u)), part, u))] = np.arange(1, len(u) + 1)
+    return t
 
 
 def _dataset(u, i, t, n_users, n_items, name, item_group=None) -> Dataset:
