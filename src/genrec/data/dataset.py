@@ -172,6 +172,11 @@ class Dataset:
         return (f"Dataset({self.name!r}, users={self.n_users}, items={self.n_items}, "
                 f"interactions={len(self)})")
 
+    @property
+    def has_timestamps(self) -> bool:
+        """False when the source had no timestamps (all zero)."""
+        return bool(np.any(self.timestamp != 0))
+
     @cached_property
     def user_items(self) -> sp.csr_matrix:
         """Binary (n_users, n_items) CSR: 1 where the user interacted with the item."""
@@ -236,6 +241,8 @@ class Dataset:
     def subset(self, mask_or_index, *, name: str | None = None) -> "Dataset":
         """The same vocabularies, catalog and user table over a subset of the interactions."""
         sel = np.asarray(mask_or_index)
+        if sel.dtype != bool:
+            sel = sel.astype(np.int64)
         return Dataset(self.users, self.items, self.user_idx[sel], self.item_idx[sel],
                        self.value[sel], self.timestamp[sel], catalog=self.catalog,
                        user_table=self.user_table, name=name or self.name)
@@ -266,7 +273,7 @@ class Dataset:
             "items": self.n_items,
             "interactions": len(self),
             "density": len(self) / max(1, self.n_users * self.n_items),
-            "has_timestamps": bool(np.any(self.timestamp != 0)),
+            "has_timestamps": self.has_timestamps,
             "value_range": [float(self.value.min()), float(self.value.max())] if len(self) else None,
             "item_attributes": sorted(self.catalog.columns) if self.catalog else [],
             "user_attributes": sorted(self.user_table.columns) if self.user_table else [],
@@ -278,7 +285,7 @@ class Split:
 
     ``fold_in`` holds interactions given to a model as history at evaluation time but never
     trained on (the held-out users of a cold-start split). ``info`` says how the split was made
-    and what it dropped (e.g. ``{"method": "holdout", "seed": 2020, "dropped_test": 3}``).
+    and what it dropped (e.g. ``{"method": "holdout", "seed": 2020, "dropped": {"test": {"interactions": 3, ...}}}``).
     """
 
     def __init__(self, train: Dataset, valid: Dataset, test: Dataset, *,

@@ -402,7 +402,7 @@ def _check_seed(seed) -> int:
 
 
 def _check_timestamps(data: Dataset, method: str) -> None:
-    if not np.any(data.timestamp != 0):
+    if not data.has_timestamps:
         raise DataError(f"the {method!r} split orders interactions by time, but dataset "
                         f"{data.name!r} has no timestamps (all zero); load a source with "
                         "timestamps or use the random split: make_split(data, 'holdout')")
