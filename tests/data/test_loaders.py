@@ -72,7 +72,7 @@ def test_ml_100k_interactions_catalog_and_users(tmp_path):
         "genres": ("Comedy", "Drama")}
     assert attrs(data.catalog, "302")["genres"] == ("Crime", "Film-Noir", "Mystery", "Thriller")
     unknown = attrs(data.catalog, "267")
-    assert unknown["title"] == "unknown" and math.isnan(unknown["year"])
+    assert unknown["title"] == "unknown" and unknown["year"] is None
     assert attrs(data.user_table, "1") == {"age": 24.0, "gender": "M", "occupation": "technician",
                                            "zip_code": "85711"}
     assert attrs(data.user_table, "186")["zip_code"] == "00000"  # ids and zips stay strings
@@ -154,7 +154,7 @@ def test_title_without_year_keeps_title_and_nan_year(tmp_path):
     folder = ml_25m(tmp_path / "ml")
     write(folder / "movies.csv", "movieId,title,genres\n296,Pulp Fiction,Crime\n")
     row = attrs(load_movielens(folder).catalog, "296")
-    assert row["title"] == "Pulp Fiction" and math.isnan(row["year"])
+    assert row["title"] == "Pulp Fiction" and row["year"] is None
 
 
 # ---- RecBole atomic files -----------------------------------------------------------------------
@@ -178,7 +178,7 @@ def test_recbole_atomic_maps_fields(tmp_path):
     assert data.name == "ml-100k" and (data.n_users, data.n_items, len(data)) == (2, 2, 2)
     assert data.timestamp.tolist() == [881250949, 875693118]
     assert attrs(data.catalog, "242") == {"title": "Kolya", "year": 1996.0, "genres": ("Comedy",)}
-    assert math.isnan(attrs(data.catalog, "267")["year"])  # "unkonwn" in the real file
+    assert attrs(data.catalog, "267")["year"] is None  # "unkonwn" in the real file
     assert attrs(data.user_table, "196") == {"age": 49.0, "gender": "M", "occupation": "writer",
                                              "zip_code": "05201"}
 
@@ -193,7 +193,7 @@ def test_recbole_other_fields_keep_their_names_and_types(tmp_path):
     assert attrs(data.catalog, "a") == {"title": "Red shoe", "genres": ("Shoes", "Kids"),
                                         "price": 9.5, "brand": "Acme", "emb": (0.5, 1.0)}
     b = attrs(data.catalog, "b")
-    assert b["genres"] == () and b["brand"] is None and math.isnan(b["price"])
+    assert b["genres"] == () and b["brand"] is None and b["price"] is None
     assert data.user_table is None
 
 
@@ -316,7 +316,7 @@ def test_amazon_2023(tmp_path):
     assert data.timestamp.tolist() == [1588687728, 1588615855]
     assert data.reviews.summary.tolist() == ["Such a lovely scent", ""]
     row = attrs(data.catalog, "B00YQ6X8EO")
-    assert math.isnan(row.pop("price"))
+    assert row.pop("price") is None
     assert row == {"title": "Howard LC0008 Leather Conditioner", "description": None,
                    "features": "Soft 8 oz", "genres": (), "store": "Howard Products",
                    "image": "l.jpg"}
@@ -338,7 +338,7 @@ def test_load_table_csv_with_item_table(tmp_path):
     assert data.value.tolist() == [4, 5, 3]
     assert data.timestamp.tolist() == [1577836800, 1577923200, 1577836800]
     assert attrs(data.catalog, "007") == {"title": "Goldeneye", "year": 1995.0}
-    assert math.isnan(attrs(data.catalog, "42")["year"]) and "junk" not in data.catalog
+    assert attrs(data.catalog, "42")["year"] is None and "junk" not in data.catalog
 
 
 def test_load_table_tsv_implicit_and_explicit_sep(tmp_path):

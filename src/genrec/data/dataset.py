@@ -326,7 +326,7 @@ def _narrow(col: np.ndarray) -> np.ndarray:
 
 def _plain(x):
     if isinstance(x, np.generic):
-        return x.item()
+        x = x.item()
     if isinstance(x, float) and np.isnan(x):
         return None
     return x

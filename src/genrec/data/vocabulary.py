@@ -78,7 +78,13 @@ class Vocabulary:
 
 
 def _factorize(values: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and first-seen uniques as strings; groups raw values first (fast), then converts
+    only the uniques, falling back to string grouping when two raw values print the same."""
     import pandas as pd
 
-    codes, uniques = pd.factorize(pd.Series(values).astype(str), sort=False)
-    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
+    codes, uniques = pd.factorize(pd.Series(values), sort=False)
+    as_str = np.asarray([str(x) for x in uniques], dtype=object)
+    if len(set(as_str)) != len(as_str):
+        codes, uniques = pd.factorize(pd.Series(values).astype(str), sort=False)
+        as_str = np.asarray(uniques, dtype=object)
+    return codes.astype(np.int64), as_str
