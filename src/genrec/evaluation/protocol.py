@@ -187,8 +187,8 @@ def _negatives_above(scores: torch.Tensor, relevant: sp.csr_matrix) -> np.ndarra
     pos_idx[rows, cols] = relevant.indices
     mask = torch.zeros((len(n_pos), p_max), dtype=torch.bool)
     mask[rows, cols] = True
-    pos_scores = torch.gather(scores, 1, torch.from_numpy(pos_idx))  # (B, P)
-    ordered, _ = torch.sort(scores, dim=1)  # -inf (excluded) first
+    pos_scores = torch.gather(scores, 1, torch.from_numpy(pos_idx)).contiguous()  # (B, P)
+    ordered = torch.sort(scores, dim=1).values.contiguous()  # -inf (excluded) first
     n_le = torch.searchsorted(ordered, pos_scores, right=True)
     n_lt = torch.searchsorted(ordered, pos_scores, right=False)
     above_all = scores.shape[1] - n_le  # items strictly above

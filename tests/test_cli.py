@@ -1,0 +1,104 @@
+"""The `genrec` command end to end on MovieLens-100K, and its one-line errors."""
+
+import csv
+import json
+import math
+from collections import defaultdict
+
+import pytest
+
+from genrec.cli import main
+
+
+@pytest.fixture
+def env(ml100k_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("GENREC_CACHE_DIR", str(ml100k_cache))
+    monkeypatch.setenv("GENREC_ARTIFACTS", str(tmp_path / "artifacts"))
+    return tmp_path
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.slow
+def test_benchmark_writes_results_rankings_and_report(env, capsys):
+    code, out, err = run(capsys, "benchmark", "--dataset", "ml-100k", "--models", "pop,ease",
+                         "--k", "10,20", "--output", str(env / "results.json"),
+                         "--save-rankings", str(env / "rankings.csv"), "--report",
+                         str(env / "report"), "--quiet")
+    assert code == 0, err
+    assert "ease" in out and "ndcg@10" in out
+    results = json.loads((env / "results.json").read_text())
+    assert {"dataset", "checksum", "split", "seed", "k"} <= set(results["protocol"])
+    by_model = {r["model"]: r for r in results["results"]}
+    ndcg = by_model["ease"]["metrics"]["ndcg@10"]
+    assert ndcg["ci_low"] <= ndcg["mean"] <= ndcg["ci_high"]
+    assert ndcg["mean"] > by_model["pop"]["metrics"]["ndcg@10"]["mean"]
+    assert by_model["pop"]["significance"]["ndcg@10"]["significant"]
+    for key in ("fit_seconds", "score_seconds", "peak_rss_mb", "config"):
+        assert key in by_model["ease"]
+    # recompute NDCG@10 from the written files alone
+    test = defaultdict(set)
+    with open(env / "rankings.test.csv") as f:
+        for row in csv.DictReader(f):
+            test[row["user"]].add(row["item"])
+    ranked = defaultdict(list)
+    with open(env / "rankings.ease.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["user", "rank", "item", "score"]
+    for row in rows:
+        ranked[row["user"]].append((int(row["rank"]), row["item"]))
+    values = []
+    for user, items in test.items():
+        top = [i for _, i in sorted(ranked[user])[:10]]
+        dcg = sum(1 / math.log2(r + 2) for r, i in enumerate(top) if i in items)
+        values.append(dcg / sum(1 / math.log2(r + 2) for r in range(min(len(items), 10))))
+    assert sum(values) / len(values) == pytest.approx(ndcg["mean"], abs=1e-6)
+    html = (env / "report.html").read_text()
+    assert "<svg" in html and "ndcg@10" in html and "http" not in html.split("<svg")[0].lower().replace("http-equiv", "")
+    assert "| ease |" in (env / "report.md").read_text()
+
+
+def test_train_then_recommend_for_a_user_and_for_a_history(env, capsys):
+    code, out, err = run(capsys, "train", "--dataset", "ml-100k", "--model", "ease", "--quiet")
+    assert code == 0, err
+    code, out, err = run(capsys, "recommend", "--dataset", "ml-100k", "--model", "ease",
+                         "--user", "196", "--k", "5", "--quiet")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 5 and lines[0].split()[0] == "1"
+    code, out, err = run(capsys, "recommend", "--dataset", "ml-100k", "--model", "ease",
+                         "--items", "1,50,181", "--k", "3", "--quiet")
+    assert code == 0, err
+    assert len(out.strip().splitlines()) == 3
+    assert not any(line.split()[1] in {"1", "50", "181"} for line in out.strip().splitlines())
+
+
+def test_recommend_trains_first_with_a_notice(env, capsys):
+    code, out, err = run(capsys, "recommend", "--dataset", "ml-100k", "--model", "pop",
+                         "--user", "1", "--k", "2")
+    assert code == 0
+    assert "notice" in err and len(out.strip().splitlines()) == 2
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["benchmark", "--dataset", "nope"], "unknown dataset"),
+    (["benchmark", "--models", "ease,foo"], "unknown model 'foo'"),
+    (["benchmark", "--models", "ease", "--k", "0"], "positive"),
+    (["benchmark", "--models", "ease", "--set", "ease.regg=3"], "allowed keys"),
+    (["benchmark", "--models", "ease", "--set", "ease.reg=abc"], "expects float"),
+    (["recommend", "--model", "pop", "--user", "no-such-user"], "unknown user"),
+    (["recommend", "--model", "pop", "--user", "1", "--k", "5000"], "k must be"),
+    (["recommend", "--model", "pop", "--items", "1,zzz"], "unknown item"),
+    (["benchmark", "--split", "random"], "holdout"),
+])
+def test_bad_input_is_one_line_and_exit_2(env, capsys, argv, fragment):
+    code, out, err = run(capsys, *argv, "--quiet")
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if not line.startswith("notice")]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert fragment.lower() in lines[0].lower(), lines[0]
+    assert "Traceback" not in err
