@@ -115,6 +115,9 @@ def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (1
         batch = users[lo:lo + batch_size]
         scores = _masked_scores(model, seen[batch], batch)
         vals, idx = torch.topk(scores, k_max, dim=1)
+        if torch.isnan(vals).any():  # topk ranks NaN above everything, so checking it suffices
+            raise DataError(f"{getattr(model, 'name', model)} produced NaN scores; the model "
+                            "diverged (try a lower learning rate)")
         top_items[lo:lo + len(batch)], top_scores[lo:lo + len(batch)] = idx.numpy(), vals.numpy()
         if auc_counts is not None:
             auc_counts[lo:lo + len(batch)] = _negatives_above(scores, relevant[batch])
@@ -156,10 +159,9 @@ def _check_ks(ks, n_items: int) -> tuple[int, ...]:
 def _masked_scores(model, seen_rows: sp.csr_matrix, users: np.ndarray) -> torch.Tensor:
     """(B, n_items) scores as a float32 tensor with -inf on history items."""
     scores = model.score(seen_rows, users=users)
-    scores = torch.from_numpy(np.array(scores, dtype=np.float32, copy=True))
-    if torch.isnan(scores).any():
-        raise DataError(f"{getattr(model, 'name', model)} produced NaN scores; the model diverged "
-                        "(try a lower learning rate)")
+    if not (scores.flags.writeable and scores.flags.c_contiguous):  # e.g. a broadcast view
+        scores = np.array(scores, dtype=np.float32, order="C")
+    scores = torch.from_numpy(scores)
     rows = np.repeat(np.arange(seen_rows.shape[0]), np.diff(seen_rows.indptr))
     scores[torch.from_numpy(rows), torch.from_numpy(seen_rows.indices.astype(np.int64))] = -torch.inf
     return scores

@@ -21,7 +21,9 @@ def _columns(results: dict, bases: Sequence[str]) -> list[str]:
 
 def _cell(result: dict, name: str) -> str:
     m = result["metrics"][name]
-    cell = f"{m['mean']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
+    cell = f"{m['mean']:.4f}"
+    if m.get("ci_low") is not None:
+        cell += f" [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
     sig = result.get("significance", {}).get(name)
     if sig is None:
         return cell
@@ -42,8 +44,10 @@ def to_markdown(results: dict, *, title: str | None = None) -> str:
                  "▲ = best model on that metric; * = significantly worse than the best "
                  "(paired t-test and Wilcoxon, both Holm-corrected p < 0.05).")
     lines.append("")
-    for heading, bases in (("Accuracy", MAIN_METRICS), ("Beyond accuracy", BEYOND_METRICS)):
-        cols = _columns(results, bases)
+    sections = [(f"Accuracy at {k}", [c for c in _columns(results, MAIN_METRICS)
+                                       if c.endswith(f"@{k}")]) for k in p.get("k", [])]
+    sections.append(("Beyond accuracy", _columns(results, BEYOND_METRICS)))
+    for heading, cols in sections:
         if not cols:
             continue
         lines += [f"## {heading}", "", "| model | " + " | ".join(cols) + " |",
@@ -76,7 +80,8 @@ figure {{ margin: 0; }} figcaption {{ font-weight: 600; margin-bottom: .3em; }}
 pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 12px; }}
 </style></head><body>
 <h1>{title}</h1>
-<p>Bars are means over test users; whiskers are bootstrap 95% intervals.</p>
+<p>Bars are means over test users; whiskers are bootstrap 95% intervals (corpus-level
+coverage and Gini have none).</p>
 <div class="charts">
 {charts}
 </div>
@@ -90,17 +95,20 @@ def _svg_chart(results: dict, name: str) -> str:
     rows = [(r["model"], r["metrics"][name]) for r in results["results"]]
     width, bar_h, left, right = 360, 22, 90, 20
     height = bar_h * len(rows) + 30
-    top = max(max(m["ci_high"], m["mean"]) for _, m in rows) or 1.0
+    top = max(max(m["ci_high"] or m["mean"], m["mean"]) for _, m in rows) or 1.0
     scale = (width - left - right) / top
     parts = []
     for i, (model, m) in enumerate(rows):
         y = 10 + i * bar_h
         w = max(0.0, m["mean"]) * scale
-        lo, hi = left + m["ci_low"] * scale, left + m["ci_high"] * scale
+        has_ci = m.get("ci_low") is not None
+        lo = left + (m["ci_low"] if has_ci else m["mean"]) * scale
+        hi = left + (m["ci_high"] if has_ci else m["mean"]) * scale
+        interval = f' [{m["ci_low"]:.4f}, {m["ci_high"]:.4f}]' if has_ci else ""
         parts.append(
             f'<text x="{left - 6}" y="{y + 14}" text-anchor="end" font-size="12">{html.escape(model)}</text>'
             f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{bar_h - 8}" fill="#4c78a8">'
-            f'<title>{html.escape(model)} {name}: {m["mean"]:.4f} [{m["ci_low"]:.4f}, {m["ci_high"]:.4f}]</title></rect>'
+            f'<title>{html.escape(model)} {name}: {m["mean"]:.4f}{interval}</title></rect>'
             f'<line x1="{lo:.1f}" x2="{hi:.1f}" y1="{y + bar_h / 2:.1f}" y2="{y + bar_h / 2:.1f}" stroke="#222"/>'
             f'<line x1="{lo:.1f}" x2="{lo:.1f}" y1="{y + 6}" y2="{y + bar_h - 6}" stroke="#222"/>'
             f'<line x1="{hi:.1f}" x2="{hi:.1f}" y1="{y + 6}" y2="{y + bar_h - 6}" stroke="#222"/>'

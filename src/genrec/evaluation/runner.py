@@ -21,7 +21,7 @@ import numpy as np
 
 from genrec.data.dataset import Split
 from genrec.evaluation.protocol import DEFAULT_METRICS, Evaluation, evaluate_split
-from genrec.evaluation.stats import bootstrap_ci, bootstrap_statistic_ci, compare_with_best
+from genrec.evaluation.stats import bootstrap_ci, compare_with_best
 from genrec.options import RunOptions
 
 
@@ -53,11 +53,9 @@ class BenchmarkResult:
             low, high = bootstrap_ci(ev.per_user[name], n_resamples=self.n_resamples,
                                      seed=self.protocol.get("seed", 0))
             return {"mean": ev.mean(name), "ci_low": low, "ci_high": high}
-        k = int(name.split("@")[1])
-        stat = _corpus_statistic(name, ev, k, self.protocol["n_items"])
-        low, high = bootstrap_statistic_ci(stat, len(ev.users), n_resamples=200,
-                                           seed=self.protocol.get("seed", 0))
-        return {"mean": ev.corpus[name], "ci_low": low, "ci_high": high}
+        # Corpus-level set statistics (coverage, Gini) are not means over users: a bootstrap
+        # over users shrinks the set and biases them, so they carry no interval.
+        return {"mean": ev.corpus[name], "ci_low": None, "ci_high": None}
 
     def metric_names(self) -> list[str]:
         names = list(self.runs[0].evaluation.per_user) + list(self.runs[0].evaluation.corpus)
@@ -167,13 +165,6 @@ def _aligned(run: ModelRun, reference: ModelRun) -> Evaluation:
     if not np.array_equal(run.evaluation.users, reference.evaluation.users):
         raise ValueError("models were evaluated on different users; paired tests need the same users")
     return run.evaluation
-
-
-def _corpus_statistic(name: str, ev: Evaluation, k: int, n_items: int):
-    from genrec.evaluation import metrics as M
-
-    fn = {"coverage": M.item_coverage, "gini": M.gini_exposure}[name.split("@")[0]]
-    return lambda idx: fn(ev.top_items[idx], n_items, k)
 
 
 def _write_rankings(path: Path, ev: Evaluation, split: Split) -> None:

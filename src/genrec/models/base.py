@@ -93,7 +93,8 @@ class Recommender:
 
     Subclass hooks:
         ``_fit(train, valid, options)``: learn; set attributes ending in ``_``.
-        ``_score(histories, users) -> (B, n_items) float array``: higher is better.
+        ``_score(histories, users) -> (B, n_items) float array``: higher is better; a fresh
+            array or a read-only view (the evaluator masks writable results in place).
         ``_state() -> dict[str, np.ndarray]`` and ``_load_state(state)``: weights for save/load.
     """
 
