@@ -1,0 +1,62 @@
+"""EASE under the shared contract, plus its closed form against a naive solve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from genrec.data.synthetic import planted_clusters
+from genrec.errors import ConfigError
+from genrec.models import EASE
+from genrec.models.ease import ease_weights
+
+from .contract import ModelContract
+
+
+class TestEASE(ModelContract):
+    model_cls = EASE
+    config = {"reg": 10.0}
+    quality_floor = 0.95
+    bad_configs = [{"reg": 0.0}, {"reg": -1.0}, {"max_items": 0}]
+
+
+def test_default_reg_is_the_validation_tuned_value():
+    assert EASE().config.reg == 300.0
+
+
+def test_diagonal_is_zero():
+    world = planted_clusters(noise=3)
+    model = EASE(reg=5.0).fit(world.split.train)
+    assert model.weights_.shape == (60, 60)
+    assert np.all(model.weights_.diagonal() == 0)
+
+
+def test_matches_naive_per_column_ridge_solve():
+    """diag(B) = 0 makes column j a ridge regression of x_j on the other columns."""
+    rng = np.random.default_rng(3)
+    x = (rng.random((30, 7)) < 0.4).astype(np.float64)
+    reg = 2.5
+    naive = np.zeros((7, 7))
+    for j in range(7):
+        others = [c for c in range(7) if c != j]
+        a = x[:, others]
+        naive[others, j] = np.linalg.solve(a.T @ a + reg * np.eye(6), a.T @ x[:, j])
+    import scipy.sparse as sp
+
+    np.testing.assert_allclose(ease_weights(sp.csr_matrix(x), reg=reg), naive, rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_scores_are_history_times_weights():
+    world = planted_clusters(noise=2)
+    model = EASE(reg=5.0).fit(world.split.train)
+    histories = world.split.train.user_items[:4]
+    np.testing.assert_allclose(model.score(histories), histories.toarray() @ model.weights_,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_too_many_items_is_a_config_error_with_the_fix():
+    world = planted_clusters()
+    with pytest.raises(ConfigError, match="max_items") as err:
+        EASE(max_items=50).fit(world.split.train)
+    assert "60" in str(err.value) and "k-core" in str(err.value)
