@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genrec.data import Dataset, Reviews, drop_duplicates, filter_rating, k_core
+from genrec.data import Dataset, drop_duplicates, filter_rating, k_core
 from genrec.errors import ConfigError, DataError
 
 
@@ -125,11 +125,10 @@ def test_drop_duplicates_keeps_the_latest_and_breaks_ties_by_file_order():
         drop_duplicates(data, keep="first")
 
 
-def test_filters_carry_reviews_over():
-    data = small()
-    data.reviews = Reviews(data.user_idx, data.item_idx, np.array(list("abcde"), object),
-                           np.array(list("ABCDE"), object))
+def test_filters_carry_per_interaction_extras_over():
+    base = small()
+    data = Dataset(base.users, base.items, base.user_idx, base.item_idx, base.value,
+                   base.timestamp, extras={"review_text": list("abcde")})
     kept = filter_rating(data, 4)
-    assert kept.reviews.text.tolist() == ["a", "c"] and kept.reviews.summary.tolist() == ["A", "C"]
-    assert np.array_equal(kept.reviews.user_idx, kept.user_idx)
-    assert np.array_equal(kept.reviews.item_idx, kept.item_idx)
+    assert kept.extras["review_text"].tolist() == ["a", "c"]
+    assert len(kept.extras["review_text"]) == len(kept)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from genrec.data import (
-    Dataset, Reviews, load_amazon_2018, load_amazon_2023, load_movielens, load_recbole_atomic,
+    Dataset, load_amazon_2018, load_amazon_2023, load_movielens, load_recbole_atomic,
     load_table,
 )
 from genrec.errors import DataError, MissingExtraError
@@ -281,17 +281,15 @@ def test_amazon_2018_reviews_meta_and_review_text(tmp_path):
     assert zelda["genres"] == ("Video Games", "Nintendo", "Games") and zelda["price"] == 19.99
     assert zelda["image"] == "http://img/z.jpg" and zelda["description"] == "Link's quest"
     assert zelda["brand"] is None
-    assert isinstance(data.reviews, Reviews) and len(data.reviews) == 3
-    assert data.reviews.text.tolist() == ["Great game.", "Meh", ""]
-    assert data.reviews.summary.tolist() == ["Five Stars", "", "ok"]
-    assert np.array_equal(data.reviews.user_idx, data.user_idx)
-    assert np.array_equal(data.reviews.item_idx, data.item_idx)
+    assert data.extras["review_text"].tolist() == ["Great game.", "Meh", ""]
+    assert data.extras["review_summary"].tolist() == ["Five Stars", "", "ok"]
+    assert data.subset([2, 0]).extras["review_text"].tolist() == ["", "Great game."]
     assert "description" in data.catalog.text_fields
 
 
 def test_amazon_2018_without_meta(tmp_path):
     data = load_amazon_2018(jsonl(tmp_path / "r.json", REVIEWS_2018), name="vg")
-    assert data.name == "vg" and data.catalog is None and len(data.reviews) == 3
+    assert data.name == "vg" and data.catalog is None and len(data.extras["review_text"]) == 3
 
 
 def test_amazon_2023(tmp_path):
@@ -313,7 +311,7 @@ def test_amazon_2023(tmp_path):
     data = load_amazon_2023(reviews, meta)
     assert data.items.ids.tolist() == ["B00YQ6X8EO", "B081TJ8YS3"]  # asin when no parent_asin
     assert data.timestamp.tolist() == [1588687728, 1588615855]
-    assert data.reviews.summary.tolist() == ["Such a lovely scent", ""]
+    assert data.extras["review_summary"].tolist() == ["Such a lovely scent", ""]
     row = attrs(data.catalog, "B00YQ6X8EO")
     assert row.pop("price") is None
     assert row == {"title": "Howard LC0008 Leather Conditioner", "description": None,

@@ -106,12 +106,15 @@ class Dataset:
         timestamp: (n,) seconds; zeros when the source has none.
         catalog: item catalog aligned to ``items`` (optional).
         user_table: user attributes aligned to ``users`` (optional).
+        extras: further per-interaction columns, each (n,), e.g. ``review_text`` and
+            ``review_summary`` from the Amazon loaders; subsets and filters carry them.
         name: a label such as "ml-100k".
     """
 
     def __init__(self, users: Vocabulary, items: Vocabulary, user_idx, item_idx, value=None,
                  timestamp=None, *, catalog: ItemCatalog | None = None,
-                 user_table: Table | None = None, name: str = "data"):
+                 user_table: Table | None = None, extras: Mapping[str, Sequence] | None = None,
+                 name: str = "data"):
         self.users, self.items, self.name = users, items, name
         self.user_idx = np.asarray(user_idx, dtype=np.int64)
         self.item_idx = np.asarray(item_idx, dtype=np.int64)
@@ -119,12 +122,17 @@ class Dataset:
         self.value = np.ones(n, np.float32) if value is None else np.asarray(value, np.float32)
         self.timestamp = np.zeros(n, np.int64) if timestamp is None else np.asarray(timestamp, np.int64)
         self.catalog, self.user_table = catalog, user_table
+        self.extras = {k: v if isinstance(v, np.ndarray) else object_array(v)
+                       for k, v in (extras or {}).items()}
         self._check()
 
     def _check(self) -> None:
         n = len(self.user_idx)
         if not (len(self.item_idx) == len(self.value) == len(self.timestamp) == n):
             raise DataError("user, item, value and timestamp arrays must have the same length")
+        for key, col in self.extras.items():
+            if len(col) != n:
+                raise DataError(f"extra column {key!r} has {len(col)} rows, expected {n}")
         if n and (self.user_idx.min() < 0 or self.user_idx.max() >= self.n_users):
             raise DataError(f"user index out of range 0..{self.n_users - 1}")
         if n and (self.item_idx.min() < 0 or self.item_idx.max() >= self.n_items):
@@ -138,6 +146,7 @@ class Dataset:
                           timestamp=None, *, item_rows: Mapping | None = None,
                           item_row_ids: Sequence | None = None, user_rows: Mapping | None = None,
                           user_row_ids: Sequence | None = None, text_fields=None,
+                          extras: Mapping[str, Sequence] | None = None,
                           name: str = "data") -> "Dataset":
         """Build vocabularies (first-seen order) and tables from external ids.
 
@@ -154,7 +163,7 @@ class Dataset:
             catalog = ItemCatalog.from_rows(items, item_row_ids, item_rows, **kw)
         user_table = None if user_rows is None else Table.from_rows(users, user_row_ids, user_rows)
         return cls(users, items, u, i, value, timestamp, catalog=catalog,
-                   user_table=user_table, name=name)
+                   user_table=user_table, extras=extras, name=name)
 
     # ---- sizes and derived views -------------------------------------------------------------
     @property
@@ -245,7 +254,8 @@ class Dataset:
             sel = sel.astype(np.int64)
         return Dataset(self.users, self.items, self.user_idx[sel], self.item_idx[sel],
                        self.value[sel], self.timestamp[sel], catalog=self.catalog,
-                       user_table=self.user_table, name=name or self.name)
+                       user_table=self.user_table, name=name or self.name,
+                       extras={k: v[sel] for k, v in self.extras.items()})
 
     def concat(self, other: "Dataset", *, name: str | None = None) -> "Dataset":
         """Interactions of both (same vocabularies required)."""
@@ -254,7 +264,9 @@ class Dataset:
         return Dataset(self.users, self.items, np.r_[self.user_idx, other.user_idx],
                        np.r_[self.item_idx, other.item_idx], np.r_[self.value, other.value],
                        np.r_[self.timestamp, other.timestamp], catalog=self.catalog,
-                       user_table=self.user_table, name=name or self.name)
+                       user_table=self.user_table, name=name or self.name,
+                       extras={k: np.concatenate([v, other.extras[k]])
+                               for k, v in self.extras.items() if k in other.extras})
 
     def checksum(self) -> str:
         """sha256 of the interactions and vocabularies: identifies the exact data of a run."""

@@ -2,8 +2,7 @@
 
 Each filter returns a NEW :class:`~genrec.data.Dataset` whose vocabularies hold only the users
 and items that still have an interaction (in their original relative order), with the catalog
-and user table re-aligned and ``reviews`` (see :class:`genrec.data.loaders.Reviews`) carried
-over. A filter that leaves nothing raises :class:`~genrec.errors.DataError` naming itself.
+and user table re-aligned and per-interaction ``extras`` (e.g. review text) carried over. A filter that leaves nothing raises :class:`~genrec.errors.DataError` naming itself.
 
 Example:
     >>> from genrec.data import Dataset
@@ -17,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from genrec.data.dataset import Dataset, ItemCatalog, Table
-from genrec.data.loaders import Reviews
 from genrec.data.vocabulary import Vocabulary
 from genrec.errors import ConfigError, DataError
 
@@ -101,11 +99,8 @@ def keep_interactions(data: Dataset, mask: np.ndarray, *, what: str) -> Dataset:
     new_item = _renumber(kept_items, data.n_items)
     out = Dataset(users, items, new_user[user_idx], new_item[item_idx], data.value[mask],
                   data.timestamp[mask], catalog=_take_rows(data.catalog, items, kept_items),
-                  user_table=_take_rows(data.user_table, users, kept_users), name=data.name)
-    reviews = getattr(data, "reviews", None)
-    if isinstance(reviews, Reviews):
-        out.reviews = Reviews(out.user_idx, out.item_idx, reviews.text[mask],
-                              reviews.summary[mask])
+                  user_table=_take_rows(data.user_table, users, kept_users), name=data.name,
+                  extras={k: v[mask] for k, v in data.extras.items()})
     return out
 
 

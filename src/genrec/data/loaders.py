@@ -41,35 +41,12 @@ from genrec.data.dataset import Dataset
 from genrec.errors import DataError, require
 
 __all__ = [
-    "Reviews",
     "load_amazon_2018",
     "load_amazon_2023",
     "load_movielens",
     "load_recbole_atomic",
     "load_table",
 ]
-
-
-@dataclass(frozen=True)
-class Reviews:
-    """Review text aligned with a Dataset's interactions (row r describes interaction r).
-
-    The Amazon loaders attach one as ``dataset.reviews``; the filters in
-    :mod:`genrec.data.filters` carry it over. ``Dataset.subset`` does not (yet).
-
-    Attributes:
-        user_idx, item_idx: (n,) the dataset's user and item indices of each review.
-        text: (n,) review body (object array of str, "" when absent).
-        summary: (n,) review headline (object array of str, "" when absent).
-    """
-
-    user_idx: np.ndarray
-    item_idx: np.ndarray
-    text: np.ndarray
-    summary: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.user_idx)
 
 
 # ---- MovieLens ---------------------------------------------------------------------------------
@@ -380,8 +357,8 @@ def load_amazon_2018(reviews_path, meta_path=None, *, name: str | None = None) -
     """Load Amazon reviews of the 2014 or 2018 dumps (McAuley et al.), JSON lines, optionally .gz.
 
     Review lines need ``reviewerID``, ``asin``, ``overall`` and ``unixReviewTime``;
-    ``reviewText`` and ``summary`` go to ``dataset.reviews`` (a :class:`Reviews` aligned with
-    the interactions). Meta lines (JSON, or the Python-dict literals of the 2014 dumps) give
+    ``reviewText`` and ``summary`` go to the per-interaction columns
+    ``dataset.extras["review_text"]`` and ``["review_summary"]`` ("" when absent). Meta lines (JSON, or the Python-dict literals of the 2014 dumps) give
     catalog columns ``title``, ``description`` (a list is joined with spaces), ``genres`` (tuple
     from ``category`` or ``categories``; lists of lists are flattened, duplicates dropped),
     ``brand``, ``price`` (float; "$1,299.00" -> 1299.0, NaN for ranges or absent) and ``image``
@@ -404,8 +381,8 @@ def load_amazon_2023(reviews_path, meta_path=None, *, name: str | None = None) -
     """Load Amazon Reviews 2023 (Hou et al.) JSON lines, optionally .gz.
 
     Review lines need ``user_id``, ``parent_asin`` (or ``asin``), ``rating`` and ``timestamp``
-    (milliseconds; stored as seconds); ``text`` and ``title`` go to ``dataset.reviews`` as text
-    and summary. Meta lines keyed by ``parent_asin`` give catalog columns ``title``,
+    (milliseconds; stored as seconds); ``text`` and ``title`` go to ``dataset.extras["review_text"]``
+    and ``["review_summary"]``. Meta lines keyed by ``parent_asin`` give catalog columns ``title``,
     ``description`` and ``features`` (lists joined with spaces), ``genres`` (tuple of
     ``categories``), ``store``, ``price`` (float, NaN when absent) and ``image`` (the first
     image's ``large``, else ``hi_res``, else ``thumb`` URL).
@@ -427,9 +404,9 @@ def _amazon(reviews_path, meta_path, fmt: _ReviewFormat, meta_columns: Callable[
     data = Dataset.from_interactions(
         rows["user"], rows["item"], rows["rating"], rows["time"], item_rows=item_rows,
         item_row_ids=item_ids, text_fields=text_fields,
+        extras={"review_text": _object_array(rows["text"]),
+                "review_summary": _object_array(rows["summary"])},
         name=name or reviews_path.name.split(".")[0])
-    data.reviews = Reviews(data.user_idx, data.item_idx, _object_array(rows["text"]),
-                           _object_array(rows["summary"]))
     return data
 
 
