@@ -102,3 +102,44 @@ def test_bad_input_is_one_line_and_exit_2(env, capsys, argv, fragment):
     assert len(lines) == 1 and lines[0].startswith("error:"), err
     assert fragment.lower() in lines[0].lower(), lines[0]
     assert "Traceback" not in err
+
+
+def test_data_info_prints_statistics(env, capsys):
+    code, out, err = run(capsys, "data", "info", "ml-100k", "--min-rating", "4")
+    assert code == 0, err
+    stats = json.loads(out)
+    assert stats["users"] > 900 and stats["interactions"] < 100_000
+    assert "age" in stats["user_attributes"] and "genres" in stats["item_attributes"]
+
+
+def test_paths_and_k_are_checked_before_any_training(env, capsys, tmp_path):
+    (tmp_path / "folder").mkdir()
+    code, _, err = run(capsys, "benchmark", "--models", "bpr", "--output", str(tmp_path / "folder"),
+                       "--quiet")
+    assert code == 2 and "is a folder" in err and "[bpr] fit" not in err
+    code, _, err = run(capsys, "benchmark", "--models", "bpr", "--k", "5000", "--quiet")
+    assert code == 2 and "larger than the 1682 items" in err
+
+
+def test_artifact_of_another_model_or_damaged_is_refused(env, capsys, tmp_path):
+    assert run(capsys, "train", "--model", "pop", "--output", str(tmp_path / "m"), "--quiet")[0] == 0
+    code, _, err = run(capsys, "recommend", "--model", "ease", "--artifact", str(tmp_path / "m"),
+                       "--user", "1", "--quiet")
+    assert code == 2 and "holds a 'pop' model" in err
+    (tmp_path / "m" / "weights.npz").write_bytes(b"PK\x03\x04 truncated")
+    code, _, err = run(capsys, "recommend", "--model", "pop", "--artifact", str(tmp_path / "m"),
+                       "--user", "1", "--quiet")
+    assert code == 2 and "cannot read" in err and "Traceback" not in err
+    (tmp_path / "m" / "config.json").write_text("[1, 2]")
+    code, _, err = run(capsys, "recommend", "--model", "pop", "--artifact", str(tmp_path / "m"),
+                       "--user", "1", "--quiet")
+    assert code == 2 and "retrain" in err
+
+
+def test_unwritable_paths_and_infinite_config_are_one_line_errors(env, capsys, tmp_path, monkeypatch):
+    code, _, err = run(capsys, "benchmark", "--models", "ease", "--set", "ease.reg=inf", "--quiet")
+    assert code == 2 and "finite" in err
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("GENREC_CACHE_DIR", str(tmp_path / "afile"))
+    code, _, err = run(capsys, "data", "fetch", "ml-100k")
+    assert code == 2 and err.startswith("error:") and "Traceback" not in err

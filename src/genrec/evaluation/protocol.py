@@ -31,6 +31,8 @@ import torch
 from genrec.data.dataset import Dataset, Split
 from genrec.errors import ConfigError, DataError
 from genrec.evaluation import metrics as M
+from genrec.options import progress_bar
+from genrec.ranking import as_score_tensor, mask_seen, top_k
 
 RANKING = ("recall", "precision", "ndcg", "mrr", "hit", "map")
 BEYOND = ("coverage", "gini", "popularity", "novelty", "diversity")
@@ -96,6 +98,12 @@ def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (1
         item_features: (n_items, F) CSR for intra-list diversity (default: catalog genres if any).
     """
     ks = _check_ks(ks, target.n_items)
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if history.items is not target.items or history.users is not target.users:
+        raise DataError("history and target must be parts of the same dataset (shared vocabularies)")
     unknown = sorted(set(metrics) - set(DEFAULT_METRICS))
     if unknown:
         raise ConfigError(f"unknown metric(s) {unknown}; choose from {list(DEFAULT_METRICS)}")
@@ -111,18 +119,18 @@ def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (1
     top_scores = np.empty((len(users), k_max), np.float32)
     auc_counts = np.zeros((len(users), 2)) if "auc" in metrics else None
     start = time.perf_counter()
-    for lo in _progress(range(0, len(users), batch_size), progress, len(users), batch_size):
+    batches = progress_bar(range(0, len(users), batch_size), enabled=progress,
+                           total=-(-len(users) // batch_size), desc="evaluating", unit="batch")
+    for lo in batches:
         batch = users[lo:lo + batch_size]
-        scores = _masked_scores(model, seen[batch], batch)
-        vals, idx = torch.topk(scores, k_max, dim=1)
-        if torch.isnan(vals).any():  # topk ranks NaN above everything, so checking it suffices
-            raise DataError(f"{getattr(model, 'name', model)} produced NaN scores; the model "
-                            "diverged (try a lower learning rate)")
-        top_items[lo:lo + len(batch)], top_scores[lo:lo + len(batch)] = idx.numpy(), vals.numpy()
+        name = getattr(model, "name", "model")
+        scores = mask_seen(as_score_tensor(model.score(seen[batch], users=batch),
+                                           model_name=name), seen[batch])
+        top_items[lo:lo + len(batch)], top_scores[lo:lo + len(batch)] = top_k(scores, k_max,
+                                                                              model_name=name)
         if auc_counts is not None:
             auc_counts[lo:lo + len(batch)] = _negatives_above(scores, relevant[batch])
     seconds = time.perf_counter() - start
-    top_items[~np.isfinite(top_scores)] = -1
     hits = _hits(top_items, relevant[users])
     per_user = M.ranking_metrics(hits, n_relevant[users], ks, names=[m for m in metrics if m in RANKING])
     if auc_counts is not None:
@@ -149,22 +157,12 @@ def validation_ndcg(model, history: Dataset, target: Dataset, *, k: int = 10,
 
 # ---- steps -----------------------------------------------------------------------------------
 def _check_ks(ks, n_items: int) -> tuple[int, ...]:
-    ks = tuple(int(k) for k in ks)
-    bad = [k for k in ks if not 1 <= k <= n_items]
+    ks = (ks,) if isinstance(ks, (int, np.integer)) else tuple(ks)
+    bad = [k for k in ks if isinstance(k, bool) or not isinstance(k, (int, np.integer))
+           or not 1 <= k <= n_items]
     if not ks or bad:
         raise ConfigError(f"every k must be in 1..{n_items} (the number of items), got {list(ks)}")
     return ks
-
-
-def _masked_scores(model, seen_rows: sp.csr_matrix, users: np.ndarray) -> torch.Tensor:
-    """(B, n_items) scores as a float32 tensor with -inf on history items."""
-    scores = model.score(seen_rows, users=users)
-    if not (scores.flags.writeable and scores.flags.c_contiguous):  # e.g. a broadcast view
-        scores = np.array(scores, dtype=np.float32, order="C")
-    scores = torch.from_numpy(scores)
-    rows = np.repeat(np.arange(seen_rows.shape[0]), np.diff(seen_rows.indptr))
-    scores[torch.from_numpy(rows), torch.from_numpy(seen_rows.indices.astype(np.int64))] = -torch.inf
-    return scores
 
 
 def _hits(top_items: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
@@ -220,9 +218,3 @@ def _beyond_accuracy(per_user, top_items, metrics, ks, popularity, features, *, 
     return corpus
 
 
-def _progress(iterable, enabled: bool, total_users: int, batch_size: int):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=-(-total_users // batch_size), desc="evaluating", unit="batch")

@@ -10,6 +10,7 @@ with the best one by paired tests (Holm-corrected). ``BenchmarkResult.to_dict`` 
 from __future__ import annotations
 
 import csv
+import io
 import platform
 import threading
 import time
@@ -20,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from genrec.data.dataset import Split
+from genrec.errors import DataError
+from genrec.io import atomic_write
 from genrec.evaluation.protocol import DEFAULT_METRICS, Evaluation, evaluate_split
 from genrec.evaluation.stats import bootstrap_ci, compare_with_best
 from genrec.options import RunOptions
@@ -100,10 +103,8 @@ class BenchmarkResult:
             written.append(target)
         test_path = path.with_name(f"{path.stem}.test.csv")
         test = split.test
-        with open(test_path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["user", "item"])
-            w.writerows(zip(test.users.ids[test.user_idx], test.items.ids[test.item_idx]))
+        atomic_write(test_path, lambda f: _write_csv(
+            f, ["user", "item"], zip(test.users.ids[test.user_idx], test.items.ids[test.item_idx])))
         return written + [test_path]
 
 
@@ -163,7 +164,7 @@ def _higher_is_better(name: str) -> bool:
 
 def _aligned(run: ModelRun, reference: ModelRun) -> Evaluation:
     if not np.array_equal(run.evaluation.users, reference.evaluation.users):
-        raise ValueError("models were evaluated on different users; paired tests need the same users")
+        raise DataError("models were evaluated on different users; paired tests need the same users")
     return run.evaluation
 
 
@@ -173,13 +174,18 @@ def _write_rankings(path: Path, ev: Evaluation, split: Split) -> None:
     valid = ev.top_items >= 0
     rows = np.broadcast_to(ev.users[:, None], ev.top_items.shape)[valid]
     ranks = np.broadcast_to(np.arange(1, k + 1), ev.top_items.shape)[valid]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["user", "rank", "item", "score"])
-        w.writerows(zip(users[rows], ranks, items[ev.top_items[valid]],
-                        np.char.mod("%.6g", ev.top_scores[valid])))
-    tmp.replace(path)
+    atomic_write(path, lambda f: _write_csv(
+        f, ["user", "rank", "item", "score"],
+        zip(users[rows], ranks, items[ev.top_items[valid]], np.char.mod("%.6g", ev.top_scores[valid]))))
+
+
+def _write_csv(binary_file, header, rows) -> None:
+    text = io.TextIOWrapper(binary_file, encoding="utf-8", newline="")
+    w = csv.writer(text)
+    w.writerow(header)
+    w.writerows(rows)
+    text.flush()
+    text.detach()
 
 
 class _PeakRSS:

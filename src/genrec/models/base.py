@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
-import tempfile
 import typing
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
@@ -27,8 +27,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.data.dataset import Dataset
-from genrec.errors import ArtifactError, ConfigError, DataError, NotFittedError
+from genrec.errors import ArtifactError, ConfigError, DataError, GenrecError, NotFittedError
+from genrec.io import atomic_write
 from genrec.options import RunOptions
+from genrec.ranking import as_score_tensor, mask_non_candidates, mask_seen, top_k
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +111,10 @@ class Recommender:
             config = dataclasses.replace(config, **overrides) if overrides else config
         else:
             config = self.Config.from_dict({**dict(config or {}), **overrides})
+        for f in dataclasses.fields(config):
+            value = getattr(config, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{type(config).__name__}.{f.name} = {value!r} must be a finite number")
         self.config = config
         self.n_items_: int | None = None
         self.n_users_: int | None = None
@@ -166,13 +172,16 @@ class Recommender:
             the tail holds item -1 with score -inf.
         """
         self._require_fitted()
-        if not isinstance(k, (int, np.integer)) or not 1 <= k <= self.n_items_:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.n_items_:
             raise ConfigError(f"k must be an integer in 1..{self.n_items_} (the number of items), "
                               f"got {k!r}")
-        scores = self.score(histories, users=users)
-        scores = mask_scores(scores, histories=sp.csr_matrix(histories) if exclude_seen else None,
-                             candidates=candidates)
-        return top_k(scores, k)
+        histories, users = self._check_batch(histories, users)
+        scores = as_score_tensor(self._score(histories, users), model_name=self.name)
+        if exclude_seen:
+            mask_seen(scores, histories)
+        if candidates is not None:
+            mask_non_candidates(scores, candidates)
+        return top_k(scores, int(k), model_name=self.name)
 
     # ---- checks ------------------------------------------------------------------------------
     def _require_fitted(self) -> None:
@@ -181,15 +190,29 @@ class Recommender:
                                  f"{type(self).__name__}.load(path) first")
 
     def _check_batch(self, histories, users):
+        """Validate a batch; histories become binary float32 CSR (any positive entry = seen)."""
         self._require_fitted()
         if not sp.issparse(histories):
-            histories = sp.csr_matrix(np.atleast_2d(np.asarray(histories, dtype=np.float32)))
+            dense = np.asarray(histories, dtype=np.float32)
+            if dense.ndim == 1:
+                dense = dense[None, :]
+            if dense.ndim != 2:
+                raise DataError(f"histories must be 2-D (batch, n_items), got {dense.ndim}-D")
+            histories = sp.csr_matrix(dense)
         histories = sp.csr_matrix(histories, dtype=np.float32)
         if histories.shape[1] != self.n_items_:
             raise DataError(f"histories have {histories.shape[1]} item columns but the model was "
                             f"fitted on {self.n_items_} items; use the dataset the model was trained on")
+        if not np.all(np.isfinite(histories.data)):
+            raise DataError("histories contain NaN or infinite values; a history is a binary row "
+                            "(1 = the user interacted with the item)")
+        histories.data = (histories.data > 0).astype(np.float32)
+        histories.eliminate_zeros()
         if users is not None:
-            users = np.asarray(users, dtype=np.int64).reshape(-1)
+            users = np.asarray(users).reshape(-1)
+            if users.size and not np.issubdtype(users.dtype, np.integer):
+                raise DataError(f"users must be integer user indices, got dtype {users.dtype}")
+            users = users.astype(np.int64)
             if len(users) != histories.shape[0]:
                 raise DataError(f"got {len(users)} users for {histories.shape[0]} histories")
             if users.size and (users.min() < 0 or users.max() >= self.n_users_):
@@ -213,13 +236,16 @@ class Recommender:
 
         self._require_fitted()
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not path.is_dir():
+            raise ArtifactError(f"{path} is a file; give a folder to save the model in")
         meta = {"model": self.name, "config": self.config.to_dict(), "genrec": __version__,
                 "n_users": self.n_users_, "n_items": self.n_items_, **dict(metadata or {})}
         state = {k: np.asarray(v) for k, v in self._state().items()}
-        _atomic_write(path / "weights.npz", lambda f: np.savez(f, **state))
-        _atomic_write(path / "config.json",
-                      lambda f: f.write(json.dumps(meta, indent=2, default=str).encode()))
+        # weights first, config last: a folder whose config.json is present is complete
+        if path.is_dir():
+            (path / "config.json").unlink(missing_ok=True)
+        atomic_write(path / "weights.npz", lambda f: np.savez(f, **state))
+        atomic_write(path / "config.json", json.dumps(meta, indent=2, default=str))
         return path
 
     @classmethod
@@ -231,14 +257,29 @@ class Recommender:
         model_cls = get_model_class(meta["model"]) if cls is Recommender else cls
         if model_cls.name != meta["model"]:
             raise ArtifactError(f"{path} holds a {meta['model']!r} model, not {model_cls.name!r}")
-        model = model_cls(meta["config"])
+        try:
+            model = model_cls(meta["config"])
+        except ConfigError as exc:
+            raise ArtifactError(f"{path} has an invalid config ({exc}); retrain the model") from None
         try:
             with np.load(Path(path) / "weights.npz", allow_pickle=False) as npz:
                 state = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(f"cannot read {path}/weights.npz ({exc}); retrain the model") from None
-        model.n_users_, model.n_items_ = meta["n_users"], meta["n_items"]
-        model._load_state(state)
+        except Exception as exc:  # zip, EOF, pickle refusal: any unreadable file
+            raise ArtifactError(f"cannot read {path}/weights.npz ({type(exc).__name__}: {exc}); "
+                                "retrain the model") from None
+        model.n_users_, model.n_items_ = int(meta["n_users"]), int(meta["n_items"])
+        try:
+            model._load_state(state)
+            probe = model.score(sp.csr_matrix((1, model.n_items_), dtype=np.float32))
+        except GenrecError:
+            raise
+        except Exception as exc:
+            raise ArtifactError(f"{path}/weights.npz does not fit a {model_cls.name} model with "
+                                f"{model.n_items_} items ({type(exc).__name__}: {exc}); retrain "
+                                "the model") from None
+        if probe.shape != (1, model.n_items_) or np.isnan(probe).any():
+            raise ArtifactError(f"{path}/weights.npz gives invalid scores (NaN or wrong shape); "
+                                "retrain the model")
         return model
 
 
@@ -246,58 +287,16 @@ def read_artifact_meta(path: str | os.PathLike) -> dict[str, Any]:
     """The JSON metadata of a saved model; raises ArtifactError when missing or unreadable."""
     file = Path(path) / "config.json"
     try:
-        return json.loads(file.read_text())
+        meta = json.loads(file.read_text())
     except FileNotFoundError:
         raise ArtifactError(f"no saved model at {path} (missing config.json); train one first") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"cannot read {file} ({exc}); delete it and retrain") from None
+    required = {"model": str, "config": dict, "n_users": int, "n_items": int}
+    bad = [k for k, t in required.items() if not isinstance(meta, dict) or not isinstance(meta.get(k), t)]
+    if bad:
+        raise ArtifactError(f"{file} lacks valid {bad} entries; it was not written by genrec's "
+                            "save() or is damaged: retrain the model")
+    return meta
 
 
-def _atomic_write(target: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-# ---- small shared functions ------------------------------------------------------------------
-def mask_scores(scores: np.ndarray, *, histories: sp.csr_matrix | None = None,
-                candidates: np.ndarray | None = None) -> np.ndarray:
-    """A copy of (B, n_items) ``scores`` with -inf on seen items and on non-candidates."""
-    scores = np.array(scores, dtype=np.float32, copy=True)
-    if histories is not None:
-        rows = np.repeat(np.arange(histories.shape[0]), np.diff(histories.indptr))
-        scores[rows, histories.indices] = -np.inf
-    if candidates is not None:
-        candidates = np.asarray(candidates, dtype=np.int64)
-        if candidates.size and (candidates.min() < 0 or candidates.max() >= scores.shape[1]):
-            raise DataError(f"candidate item index out of range 0..{scores.shape[1] - 1}")
-        allowed = np.zeros(scores.shape, dtype=bool)
-        if candidates.ndim == 1:
-            allowed[:, candidates] = True
-        else:
-            if candidates.shape[0] != scores.shape[0]:
-                raise DataError(f"per-row candidates have {candidates.shape[0]} rows, "
-                                f"expected {scores.shape[0]}")
-            allowed[np.arange(scores.shape[0])[:, None], candidates] = True
-        scores[~allowed] = -np.inf
-    return scores
-
-
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(items, scores)`` of the k best per row, best first; -inf entries become item -1.
-
-    Equal scores come out in an arbitrary but repeatable order (same input, same output).
-    """
-    import torch
-
-    t = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
-    k = min(k, t.shape[1])
-    vals, idx = torch.topk(t, k, dim=1, sorted=True)
-    items, vals = idx.numpy().astype(np.int64), vals.numpy()
-    items[~np.isfinite(vals)] = -1
-    return items, vals
