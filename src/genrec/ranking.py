@@ -64,20 +64,21 @@ def top_k(scores: torch.Tensor, k: int, *, model_name: str = "model"
     Raises:
         DataError: if any score is NaN (a diverged model).
     """
-    k = min(k, scores.shape[1])
-    vals, idx = torch.topk(scores, k, dim=1)
+    n_items = scores.shape[1]
+    k = min(k, n_items)
+    # One extra place tells whether the k-th value is shared with an item left out.
+    vals, idx = torch.topk(scores, min(k + 1, n_items), dim=1)
     if torch.isnan(vals).any():  # topk ranks NaN above everything, so checking it suffices
         raise DataError(f"{model_name} produced NaN scores; the model diverged or was given "
                         "bad input (try a lower learning rate)")
-    # Rows where the k-th value is shared with items left out: re-rank them by a stable sort.
-    kth = vals[:, -1:]
-    n_tied_total = (scores == kth).sum(dim=1)
-    n_tied_kept = (vals == kth).sum(dim=1)
-    crossing = torch.nonzero(n_tied_total > n_tied_kept).flatten()
-    if len(crossing):
-        order = torch.sort(scores[crossing], dim=1, descending=True, stable=True).indices[:, :k]
-        idx[crossing] = order
-        vals[crossing] = torch.gather(scores[crossing], 1, order)
+    if k < n_items:
+        crossing = torch.nonzero((vals[:, k] == vals[:, k - 1]) & torch.isfinite(vals[:, k]))
+        vals, idx = vals[:, :k].contiguous(), idx[:, :k].contiguous()
+        crossing = crossing.flatten()
+        if len(crossing):  # re-rank those rows by a stable sort (lower index first among ties)
+            order = torch.sort(scores[crossing], dim=1, descending=True, stable=True).indices[:, :k]
+            idx[crossing] = order
+            vals[crossing] = torch.gather(scores[crossing], 1, order)
     # Within the k, order ties by item index: sort by index, then stably by value.
     idx, perm = torch.sort(idx, dim=1)
     vals = torch.gather(vals, 1, perm)
