@@ -24,7 +24,8 @@ class TestBPR(ModelContract):
     stochastic = True
     fit_with_valid = True
     bad_configs = [{"dim": 0}, {"lr": 0.0}, {"batch_size": 0}, {"reg": -1.0},
-                   {"max_epochs": 0}, {"patience": 0}, {"eval_every": 0}, {"fold_in_reg": 0.0}]
+                   {"max_epochs": 0}, {"patience": 0}, {"eval_every": 0}, {"fold_in_reg": 0.0},
+                   {"n_negatives": 0}]
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +130,67 @@ def test_untrained_user_in_vocabulary_is_folded_in(world):
     np.testing.assert_array_equal(model.score(history, users=[0]), model.score(history))
 
 
-def test_default_config_is_recbole_like():
+def test_default_config_is_the_ml100k_validation_choice():
     cfg = BPR().config
-    assert (cfg.dim, cfg.lr, cfg.batch_size, cfg.reg) == (64, 1e-3, 2048, 0.0)
+    assert (cfg.dim, cfg.lr, cfg.batch_size, cfg.reg, cfg.n_negatives, cfg.patience) == (
+        64, 5e-3, 2048, 7.5e-3, 4, 10)
+
+
+@pytest.mark.parametrize("k, reg", [(1, 0.0), (1, 0.01), (3, 0.0), (3, 0.01)])
+def test_closed_form_gradients_equal_autograd(k, reg):
+    """The hand-written step hands Adam exactly the gradients autograd gives for the loss."""
+    import torch
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(0)
+    model = BPR(batch_size=64, n_negatives=k, reg=reg)
+    user_emb = torch.randn(10, 8, dtype=torch.float64, generator=gen).requires_grad_(True)
+    item_emb = torch.randn(20, 8, dtype=torch.float64, generator=gen).requires_grad_(True)
+    triples = torch.cat([torch.randint(0, 10, (1, 50), generator=gen),
+                         torch.randint(0, 20, (1 + k, 50), generator=gen)])
+    p_u, q_i, q_j = user_emb[triples[0]], item_emb[triples[1]], item_emb[triples[2:].T]
+    loss = -F.logsigmoid(((q_i[:, None] - q_j) * p_u[:, None]).sum(2)).mean()
+    loss = loss + reg * (p_u.square().sum() + q_i.square().sum() + q_j.square().sum() / k) / 50
+    expected = torch.autograd.grad(loss, [user_emb, item_emb])
+
+    class Capture:
+        def step(self):
+            self.grads = (user_emb.grad.clone(), item_emb.grad.clone())
+
+    capture = Capture()
+    mean_loss = model._train_epoch(user_emb, item_emb, capture, triples)
+    assert mean_loss == pytest.approx(float(loss.detach()), rel=1e-12)
+    for got, want in zip(capture.grads, expected):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_several_negatives_per_positive(world):
+    model = BPR({**TINY, "n_negatives": 3})
+    train = world.split.train
+    x = train.user_items
+    users = np.repeat(np.arange(train.n_users), np.diff(x.indptr))
+    keys = np.sort(users * train.n_items + x.indices)
+    triples = model._epoch_triples(np.random.default_rng(0), users, x.indices.astype(np.int64),
+                                   train.n_items, keys).numpy()
+    assert triples.shape == (5, x.nnz)
+    assert sorted(zip(triples[0], triples[1])) == sorted(zip(users, x.indices))
+    for row in triples[2:]:
+        assert not np.asarray(x[triples[0], row]).any()
+    fitted = model.fit(train, valid=world.split.valid, options=OPTIONS)
+    assert max(h["ndcg@10"] for h in fitted.history_) > 0.5
+
+
+def test_dense_seen_mask_draws_like_sorted_keys(world):
+    train = world.split.train
+    x = train.user_items
+    users = np.repeat(np.arange(train.n_users), np.diff(x.indptr))
+    keys = np.sort(users * train.n_items + x.indices)
+    mask = np.zeros(train.n_users * train.n_items, bool)
+    mask[keys] = True
+    a = sample_negatives(np.random.default_rng(5), users, train.n_items, keys)
+    b = sample_negatives(np.random.default_rng(5), users, train.n_items, mask)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
 
 
 def test_threads_and_seed_come_from_options(world):

@@ -7,10 +7,15 @@ an item the user interacted with (i) and one the user did not (j).
 
 Deviations from the paper:
     * minibatch Adam instead of per-triple SGD with bootstrap sampling: each epoch visits every
-      training interaction once as a positive, each with one uniform negative (re-drawn until
-      the user has not seen it), as RecBole does;
-    * the L2 penalty ``reg`` is the mean over the batch of ``|p_u|^2 + |q_i|^2 + |q_j|^2``
+      training interaction once as a positive, each with ``n_negatives`` uniform negatives
+      (each re-drawn until the user has not seen it);
+    * ``n_negatives`` > 1 (the default is 4): the loss of a positive is the mean of its
+      ``n_negatives`` pairwise log-sigmoid terms. The paper (and RecBole) draw one negative per
+      positive; several per positive converge in fewer epochs and, on ML-100K validation, to
+      a better optimum (see the config). ``n_negatives=1`` is the paper's loss;
+    * the L2 penalty ``reg`` is the mean over the batch of ``|p_u|^2 + |q_i|^2 + mean_j |q_j|^2``
       (one weight for users and items), not per-parameter lambdas; 0 disables it;
+    * gradients are computed in closed form (equal to autograd's) and applied by Adam;
     * Xavier-normal initialisation (RecBole's), not N(0, 0.1^2);
     * early stopping on validation NDCG@10 (with ``valid``) restores the best epoch's weights;
     * fold-in for users unknown to the model (not in the paper): the user vector is the ridge
@@ -44,16 +49,24 @@ from genrec.models.base import ModelConfig, Recommender
 
 @dataclass(frozen=True)
 class BPRConfig(ModelConfig):
-    """Hyper-parameters of :class:`BPR` (tuned on ML-100K validation; see the docstring)."""
+    """Hyper-parameters of :class:`BPR` (tuned on ML-100K validation; see the docstring).
+
+    Defaults: chosen on ML-100K (holdout 0.8/0.1/0.1, split seed 2020) by validation NDCG@10
+    averaged over training seeds 42, 1 and 2, among settings whose fit + test takes under ~9.5 s
+    at one thread (lr 1e-3..1e-2, reg 0..5e-2, n_negatives 1..8, dim 64/128, batch 2048/4096,
+    patience 5/10). Valid NDCG@10 0.2617 (RecBole's lr 1e-3, reg 0, one negative: 0.2460).
+    Eight negatives reached 0.2635 at about twice the training time.
+    """
 
     dim: int = 64  # embedding size of users and items
-    lr: float = 1e-3  # Adam learning rate
-    batch_size: int = 2048  # (user, positive, negative) triples per Adam step
-    reg: float = 0.0  # L2 penalty on the batch's embeddings (mean of squared norms per triple)
+    lr: float = 5e-3  # Adam learning rate
+    batch_size: int = 2048  # positives (each with n_negatives negatives) per Adam step
+    reg: float = 7.5e-3  # L2 penalty on the batch's embeddings (mean of squared norms per positive)
     max_epochs: int = 100  # epochs at most (one epoch = every training interaction once)
     patience: int = 10  # evaluations without a better valid NDCG@10 before stopping
     eval_every: int = 1  # epochs between validation evaluations (only when valid is given)
     fold_in_reg: float = 50.0  # fold-in ridge lambda, in units of the mean eigenvalue of Q^T Q
+    n_negatives: int = 4  # uniform negatives per positive per epoch (loss averaged over them)
 
     def __post_init__(self):
         self.check(isinstance(self.dim, int) and self.dim >= 1, "dim", "a positive integer")
@@ -68,6 +81,8 @@ class BPRConfig(ModelConfig):
         self.check(isinstance(self.eval_every, int) and self.eval_every >= 1, "eval_every",
                    "a positive integer")
         self.check(self.fold_in_reg > 0, "fold_in_reg", "a positive number")
+        self.check(isinstance(self.n_negatives, int) and self.n_negatives >= 1, "n_negatives",
+                   "a positive integer")
 
 
 class BPR(Recommender):
@@ -92,7 +107,13 @@ class BPR(Recommender):
         user_items = train.user_items
         pos_users = np.repeat(np.arange(train.n_users), np.diff(user_items.indptr))  # (P,)
         pos_items = user_items.indices.astype(np.int64)  # (P,)
-        seen_keys = np.sort(pos_users * train.n_items + pos_items)  # (P,) for membership tests
+        seen_keys = pos_users * train.n_items + pos_items  # (P,) for membership tests
+        if train.n_users * train.n_items <= _DENSE_SEEN_MAX:  # a flat mask is faster to probe
+            seen = np.zeros(train.n_users * train.n_items, bool)
+            seen[seen_keys] = True
+            seen_keys = seen
+        else:
+            seen_keys = np.sort(seen_keys)
         self.trained_users_ = np.diff(user_items.indptr) > 0
         user_emb = _xavier_normal((train.n_users, cfg.dim), gen)
         item_emb = _xavier_normal((train.n_items, cfg.dim), gen)
@@ -102,10 +123,7 @@ class BPR(Recommender):
         self.loss_history_, self.history_ = [], []
         epochs = _progress(range(1, cfg.max_epochs + 1), options.progress)
         for epoch in epochs:
-            neg_items, keep = sample_negatives(rng, pos_users, train.n_items, seen_keys)
-            order = rng.permutation(np.flatnonzero(keep))
-            triples = torch.from_numpy(np.stack([pos_users[order], pos_items[order],
-                                                 neg_items[order]]))  # (3, P)
+            triples = self._epoch_triples(rng, pos_users, pos_items, train.n_items, seen_keys)
             self.loss_history_.append(self._train_epoch(user_emb, item_emb, opt, triples))
             postfix = {"loss": f"{self.loss_history_[-1]:.4f}"}
             if validate and epoch % cfg.eval_every == 0:
@@ -121,6 +139,19 @@ class BPR(Recommender):
         self.best_epoch_ = best.epoch if best.epoch is not None else len(self.loss_history_)
         self.fit_seconds_ = time.perf_counter() - start
 
+    def _epoch_triples(self, rng, pos_users, pos_items, n_items, seen_keys):
+        """(2 + n_negatives, P') tensor of (user, positive, negatives...) in a fresh random order;
+        positives for which some negative could not be drawn are left out."""
+        import torch
+
+        k = self.config.n_negatives
+        neg_items, keep = sample_negatives(rng, np.tile(pos_users, k), n_items, seen_keys)
+        neg_items = neg_items.reshape(k, -1)  # (k, P)
+        keep = keep.reshape(k, -1).all(axis=0)  # (P,)
+        order = rng.permutation(np.flatnonzero(keep))
+        return torch.from_numpy(np.concatenate([pos_users[None, order], pos_items[None, order],
+                                                neg_items[:, order]]))  # (2 + k, P')
+
     def _validate(self, user_emb, item_emb, train, valid, epoch: int) -> float:
         """Validation NDCG@10 of the current weights (train items excluded), kept in history_."""
         from genrec.evaluation.protocol import validation_ndcg
@@ -131,24 +162,45 @@ class BPR(Recommender):
         return ndcg
 
     def _train_epoch(self, user_emb, item_emb, opt, triples) -> float:
-        """One pass over ``triples`` (3, P) of (user, positive, negative); the mean loss."""
-        import torch
-        import torch.nn.functional as F
+        """One pass over ``triples`` (2 + k, P) of (user, positive, k negatives); the mean loss.
 
-        total, n = 0.0, triples.shape[1]
-        for lo in range(0, n, self.config.batch_size):
-            u, i, j = triples[:, lo:lo + self.config.batch_size]  # (b,) each
-            p_u, q_i, q_j = user_emb[u], item_emb[i], item_emb[j]  # (b, D) each
-            diff = (p_u * (q_i - q_j)).sum(dim=1)  # (b,)
-            loss = -F.logsigmoid(diff).mean()
-            if self.config.reg:
-                loss = loss + self.config.reg * (p_u.square().sum() + q_i.square().sum()
-                                                 + q_j.square().sum()) / len(u)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(u)
-        return total / max(1, n)
+        The loss of a batch of n positives is ``-mean log sigmoid(p_u . (q_i - q_j))`` over its
+        n * k pairs plus ``reg / n * sum(|p_u|^2 + |q_i|^2 + mean_j |q_j|^2)``, so k = 1 is plain
+        BPR. Its gradients are written out by hand (they equal autograd's; see the tests), which
+        is about twice as fast as autograd on CPU, and handed to Adam."""
+        import torch
+
+        reg, k = self.config.reg, triples.shape[0] - 2
+        user_emb.grad, item_emb.grad = torch.zeros_like(user_emb), torch.zeros_like(item_emb)
+        total, n_all = 0.0, triples.shape[1]
+        with torch.no_grad():
+            for lo in range(0, n_all, self.config.batch_size):
+                batch = triples[:, lo:lo + self.config.batch_size]
+                u, i, j = batch[0], batch[1], batch[2:].T.reshape(-1)  # (n,), (n,), (n * k,)
+                n = len(u)
+                p_u, q_i, q_j = user_emb[u], item_emb[i], item_emb[j]  # (n, D), (n, D), (nk, D)
+                p_rep = p_u.repeat_interleave(k, dim=0) if k > 1 else p_u  # (n * k, D)
+                diff = (p_u * q_i).sum(dim=1, keepdim=True) - (p_rep * q_j).sum(dim=1).view(n, k)
+                loss = -torch.nn.functional.logsigmoid(diff).mean()
+                weight = torch.sigmoid(-diff) / (n * k)  # (n, k) = -d loss / d diff
+                w_sum, w_flat = weight.sum(dim=1, keepdim=True), weight.view(-1, 1)  # (n,1) (nk,1)
+                grad_u = (w_flat * q_j).view(n, k, -1).sum(dim=1) - w_sum * q_i  # (n, D)
+                grad_i = -w_sum * p_u  # (n, D)
+                grad_j = w_flat * p_rep  # (n * k, D)
+                if reg:
+                    loss = loss + reg * (_sq(p_u) + _sq(q_i) + _sq(q_j) / k) / n
+                    grad_u.add_(p_u, alpha=2 * reg / n)
+                    grad_i.add_(q_i, alpha=2 * reg / n)
+                    grad_j.add_(q_j, alpha=2 * reg / (n * k))
+                user_emb.grad.zero_()
+                item_emb.grad.zero_()
+                user_emb.grad.index_add_(0, u, grad_u)
+                item_emb.grad.index_add_(0, i, grad_i)
+                item_emb.grad.index_add_(0, j, grad_j)
+                opt.step()
+                total += float(loss) * n
+        user_emb.grad = item_emb.grad = None
+        return total / max(1, n_all)
 
     def _export(self, user_emb, item_emb) -> None:
         """Copy the torch weights to the numpy arrays that scoring uses."""
@@ -200,7 +252,8 @@ def sample_negatives(rng: np.random.Generator, users: np.ndarray, n_items: int,
                      ) -> tuple[np.ndarray, np.ndarray]:
     """One uniform negative item per entry of ``users`` (P,), re-drawn until unseen.
 
-    ``seen_keys`` are the sorted ``user * n_items + item`` keys of the training interactions.
+    ``seen_keys`` are the sorted ``user * n_items + item`` keys of the training interactions,
+    or a flat (n_users * n_items,) bool mask true at those keys (the same draws, faster).
     Returns ``(items (P,), keep (P,) bool)``; ``keep`` is False where no unseen item was found in
     ``max_rounds`` draws (a user who has seen (nearly) every item).
     """
@@ -216,7 +269,17 @@ def sample_negatives(rng: np.random.Generator, users: np.ndarray, n_items: int,
     return items, keep
 
 
+def _sq(x):
+    """Sum of squares of a contiguous tensor (a BLAS dot, faster than ``square().sum()``)."""
+    import torch
+
+    flat = x.reshape(-1)
+    return torch.dot(flat, flat)
+
+
 def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    if sorted_keys.dtype == bool:  # a dense mask over all keys
+        return sorted_keys[keys]
     pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
     return sorted_keys[pos] == keys
 
@@ -227,6 +290,9 @@ def _xavier_normal(shape: tuple[int, int], gen):
 
     std = math.sqrt(2.0 / (shape[0] + shape[1]))
     return (torch.randn(shape, generator=gen) * std).requires_grad_(True)
+
+
+_DENSE_SEEN_MAX = 50_000_000  # users x items up to which negatives are checked on a flat mask
 
 
 class _Best:
