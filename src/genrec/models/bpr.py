@@ -121,7 +121,7 @@ class BPR(Recommender):
         validate = valid is not None and len(valid) > 0
         best = _Best(cfg.patience)
         self.loss_history_, self.history_ = [], []
-        epochs = _progress(range(1, cfg.max_epochs + 1), options.progress)
+        epochs = options.track(range(1, cfg.max_epochs + 1), desc="bpr", unit="epoch")
         for epoch in epochs:
             triples = self._epoch_triples(rng, pos_users, pos_items, train.n_items, seen_keys)
             self.loss_history_.append(self._train_epoch(user_emb, item_emb, opt, triples))
@@ -310,11 +310,3 @@ class _Best:
             return False
         self.stale += 1
         return self.stale >= self.patience
-
-
-def _progress(epochs: range, enabled: bool):
-    if not enabled:
-        return epochs
-    from tqdm.auto import tqdm
-
-    return tqdm(epochs, desc="bpr", unit="epoch")

@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.models.base import ModelConfig, Recommender
+from genrec.options import progress_bar
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,8 @@ def item_similarity(user_items: sp.csr_matrix, *, k_neighbors: int, shrink: floa
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())  # (I,)
     block = max(1, min(n_items, block_bytes // (4 * max(1, n_items))))
     rows, cols, vals = [], [], []
-    starts = range(0, n_items, block)
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc="itemknn similarity", unit="block")
+    starts = progress_bar(range(0, n_items, block), enabled=progress, desc="itemknn similarity",
+                          unit="block")
     for lo in starts:
         hi = min(n_items, lo + block)
         sim = (xt[lo:hi] @ xc).toarray()  # (b, I) co-occurrence counts of targets lo..hi
