@@ -375,12 +375,24 @@ def test_load_table_parquet_without_pyarrow(tmp_path, monkeypatch):
     ({}, r"holds no MovieLens ratings.*u\.data"),
     ({"u.data": ""}, r"u\.data is empty; expected user<TAB>item"),
     ({"u.data": "1\t2\t3\t4\n1\t2\t3\t4\t5\n"}, r"u\.data: line 2 has 5 fields"),
-    ({"u.data": "1\t2\t3\n"}, r"u\.data, line 1: 3 fields .* expected 4"),
+    ({"u.data": "1\t2\t3\n"}, r"u\.data, line 1: 3 fields separated by '\\t', expected 4"),
+    ({"u.data": "1\t2\t3\t4\n1\t2\n"}, r"u\.data, line 2: 2 fields separated by '\\t', "
+                                        r"expected 4: user<TAB>item"),
+    ({"ratings.dat": "1::2::3\n"}, r"ratings\.dat, line 1: 3 fields separated by '::', expected 4"),
+    ({"ratings.dat": "1::2::3::4\n1::2::3::1e30\n"},
+     r"ratings\.dat, line 2: timestamp is '1e30', outside the int64 range"),
+    ({"u.data": "1\t2\t3\t4\n1\t2\t3\tinf\n"}, r"line 2: timestamp is infinite \('inf'\)"),
+    ({"u.data": "1\t2\t3\t4\n", "u.user": "1|24|M|x|85711\n2|30|F\n"},
+     r"u\.user, line 2: 3 fields separated by '\|', expected 5"),
+    ({"u.data": "1\t2\t3\t4\nNA\t2\t3\t4\n"},
+     r"line 2: the 'user' id is 'NA', which is read as a missing value"),
     ({"u.data": "1\t2\t3\t4\n\n1\t2\tfive\t4\n"}, r"u\.data, line 3: rating is 'five', not a"),
-    ({"u.data": "1\t2\t3\t4\n1\t2\tnan\t4\n"}, r"u\.data, line 2: rating is empty, not a finite"),
-    ({"u.data": "1\t2\t3\t4\n\t2\t3\t4\n"}, r"u\.data, line 2: empty 'user' id"),
+    ({"u.data": "1\t2\t3\t4\n1\t2\tnan\t4\n"}, r"u\.data, line 2: rating is NaN \(not a number\)"),
+    ({"u.data": "1\t2\t3\t4\n1\t2\t\t4\n"}, r"u\.data, line 2: rating is empty"),
+    ({"u.data": "1\t2\t3\t4\n\t2\t3\t4\n"}, r"u\.data, line 2: the 'user' id is empty"),
     ({"u.data": "1\t2\t3\t4\n", "u.item": "1|x|||\n"}, r"u\.item, line 1: 5 fields"),
-    ({"ratings.dat": "1::2::3::4\n1::2::3\n"}, r"ratings\.dat, line 2: timestamp is empty"),
+    ({"ratings.dat": "1::2::3::4\n1::2::3\n"},
+     r"ratings\.dat, line 2: 3 fields separated by '::', expected 4: UserID::MovieID"),
     ({"ratings.csv": "user,movieId,rating,timestamp\n1,2,3,4\n"},
      r"ratings\.csv has no column 'userId'; its columns are \['user'"),
     ({"ratings.csv": "userId,movieId,rating,timestamp\n"}, r"ratings\.csv has a header but no"),
@@ -472,3 +484,81 @@ def test_load_table_bad_values_and_files(tmp_path):
         load_table(write(tmp_path / "empty.csv", ""), user="u", item="i")
     with pytest.raises(DataError, match=r"separator of .*log\.txt.*pass sep="):
         load_table(write(tmp_path / "log.txt", "u i\n"), user="u", item="i")
+
+
+def test_load_table_corrupt_or_mislabelled_compressed_files(tmp_path):
+    plain = write(tmp_path / "o.csv.gz", "u,i\n1,a\n")  # plain text under a .gz name
+    with pytest.raises(DataError, match=r"o\.csv\.gz: not a valid compressed file.*rename it"):
+        load_table(plain, user="u", item="i")
+    whole = gzip.compress(b"u,i\n" + b"1,a\n" * 5000)
+    (tmp_path / "cut.csv.gz").write_bytes(whole[: len(whole) // 2])  # truncated download
+    with pytest.raises(DataError, match=r"cut\.csv\.gz: not a valid compressed file"):
+        load_table(tmp_path / "cut.csv.gz", user="u", item="i")
+    (tmp_path / "bad.json.gz").write_bytes(b"\x1f\x8b" + b"garbage" * 10)
+    with pytest.raises(DataError, match=r"bad\.json\.gz: not a valid compressed file"):
+        load_amazon_2018(tmp_path / "bad.json.gz")
+    write(tmp_path / "latin.csv", "u,i\n1,caf\u00e9\n", encoding="latin-1")
+    with pytest.raises(DataError, match=r"latin\.csv: byte .* not utf-8 text; re-encode"):
+        load_table(tmp_path / "latin.csv", user="u", item="i")
+
+
+@pytest.mark.parametrize("text, match", [
+    ("u,i,t\n1,a,10\n2,b,1e30\n", r"log\.csv, line 3: timestamp column 't' is '1e30', outside the "
+                                   r"int64 range"),
+    ("u,i,t\n1,a,10\n2,b,-1e19\n", r"line 3: .* outside the int64 range"),
+    ("u,i,t\n1,a,2020-01-01\n2,b,2020-01-02\n3,c,soon\n4,d,2020-01-04\n",
+     r"log\.csv, line 4: timestamp column 't' is 'soon', neither a number nor a date"),
+    ("u,i,t\n1,a,2020-01-01\n2,b,\n", r"line 3: timestamp column 't' is empty"),
+    ("u,i,t\n1,a,2020-01-01\n2,b,1577836800\n",
+     r"line 3: timestamp column 't' is a number \(1\.5778.e\+09\) but .*line 2 holds a date"),
+    ("u,i,t\n1,a\n", r"log\.csv, line 2: 2 fields separated by ',', expected 3"),
+])
+def test_load_table_bad_timestamps(tmp_path, text, match):
+    with pytest.raises(DataError, match=match):
+        load_table(write(tmp_path / "log.csv", text), user="u", item="i", timestamp="t")
+
+
+def test_load_table_dates_and_huge_but_valid_seconds(tmp_path):
+    data = load_table(write(tmp_path / "log.csv", "u,i,t\n1,a,1970-01-02\n2,b,2020-01-01\n"),
+                      user="u", item="i", timestamp="t")
+    assert data.timestamp.tolist() == [86400, 1577836800]
+    data = load_table(write(tmp_path / "log.csv", "u,i,t\n1,a,1e18\n2,b,-5.5\n"),
+                      user="u", item="i", timestamp="t")
+    assert data.timestamp.tolist() == [10 ** 18, -6]
+
+
+def test_load_table_rating_nan_and_short_rows(tmp_path):
+    write(tmp_path / "log.csv", "u,i,r\n1,a,5\n2,b,NaN\n")
+    with pytest.raises(DataError, match=r"line 3: rating column 'r' is NaN \(not a number\)"):
+        load_table(tmp_path / "log.csv", user="u", item="i", rating="r")
+    write(tmp_path / "log.csv", "u,i,r\n1,a,5\n2,b\n")
+    with pytest.raises(DataError, match=r"line 3: 2 fields separated by ',', expected 3"):
+        load_table(tmp_path / "log.csv", user="u", item="i", rating="r")
+
+
+def test_load_table_rejects_repeated_header_names(tmp_path):
+    write(tmp_path / "log.csv", "u,u,i\n1,2,a\n")
+    with pytest.raises(DataError, match=r"log\.csv, line 1: the header repeats the column "
+                                        r"name\(s\) \['u'\]; give every column a distinct name"):
+        load_table(tmp_path / "log.csv", user="u", item="i")
+    write(tmp_path / "items.csv", "i,title,title\na,A,B\n")
+    write(tmp_path / "log.csv", "u,i\n1,a\n")
+    with pytest.raises(DataError, match=r"items\.csv, line 1: the header repeats.*'title'"):
+        load_table(tmp_path / "log.csv", user="u", item="i", items_path=tmp_path / "items.csv")
+    # a real column that merely looks like pandas' renaming is fine
+    data = load_table(write(tmp_path / "ok.csv", "u,u.1,i\n1,2,a\n"), user="u.1", item="i")
+    assert data.users.ids.tolist() == ["2"]
+
+
+def test_load_table_item_table_repeated_id_keeps_the_first_row(tmp_path):
+    write(tmp_path / "log.csv", "u,i\n1,a\n2,b\n")
+    write(tmp_path / "items.csv", "i,title\na,First\nb,Bee\na,Second\n")
+    data = load_table(tmp_path / "log.csv", user="u", item="i", items_path=tmp_path / "items.csv")
+    assert attrs(data.catalog, "a")["title"] == "First"
+    assert attrs(data.catalog, "b")["title"] == "Bee"
+
+
+def test_amazon_timestamp_outside_int64(tmp_path):
+    path = jsonl(tmp_path / "r.json", [{**REVIEWS_2018[0], "unixReviewTime": 1e30}])
+    with pytest.raises(DataError, match=r"r\.json, line 1: unixReviewTime 1e\+30 is outside"):
+        load_amazon_2018(path)

@@ -128,8 +128,11 @@ class Dataset:
 
     def _check(self) -> None:
         n = len(self.user_idx)
-        if not (len(self.item_idx) == len(self.value) == len(self.timestamp) == n):
-            raise DataError("user, item, value and timestamp arrays must have the same length")
+        lengths = {"user": n, "item": len(self.item_idx), "value": len(self.value),
+                   "timestamp": len(self.timestamp)}
+        if len(set(lengths.values())) != 1:
+            raise DataError(f"user, item, value and timestamp arrays must have the same length, "
+                            f"got {lengths}; pass one entry per interaction in each")
         for key, col in self.extras.items():
             if len(col) != n:
                 raise DataError(f"extra column {key!r} has {len(col)} rows, expected {n}")
@@ -137,9 +140,11 @@ class Dataset:
             raise DataError(f"user index out of range 0..{self.n_users - 1}")
         if n and (self.item_idx.min() < 0 or self.item_idx.max() >= self.n_items):
             raise DataError(f"item index out of range 0..{self.n_items - 1}")
-        if not np.all(np.isfinite(self.value)):
-            raise DataError(f"{int((~np.isfinite(self.value)).sum())} interaction value(s) are NaN "
-                            "or infinite; drop or fill them before building the dataset")
+        bad = ~np.isfinite(self.value)
+        if bad.any():
+            raise DataError(f"{int(bad.sum())} interaction value(s) are NaN or infinite (first at "
+                            f"position {int(np.argmax(bad))}); drop or fill them before building "
+                            "the dataset")
 
     @classmethod
     def from_interactions(cls, user_ids: Sequence, item_ids: Sequence, value=None,
@@ -150,18 +155,34 @@ class Dataset:
                           name: str = "data") -> "Dataset":
         """Build vocabularies (first-seen order) and tables from external ids.
 
-        ``item_rows`` maps column name -> values for the items in ``item_row_ids``; items that
-        never interact are kept out of the vocabulary. Same for ``user_rows``.
+        ``user_ids`` and ``item_ids`` are 1-D, one id per interaction (None or NaN is an
+        error). ``value`` holds numbers; ``timestamp`` holds numbers of seconds since the
+        epoch (floats are floored; convert dates first). ``item_rows`` maps column name ->
+        values for the items in ``item_row_ids``; items that never interact are kept out of the
+        vocabulary, and an id listed twice keeps its first row. Same for ``user_rows``.
+
+        Raises:
+            DataError: no interactions, missing or 2-D ids, non-numeric values or timestamps,
+                timestamps outside int64 seconds, lengths that disagree.
         """
+        if not hasattr(user_ids, "__len__"):
+            user_ids = list(user_ids)
         if len(user_ids) == 0:
             raise DataError(f"dataset {name!r} has no interactions; check the file and filters")
+        from genrec.data.vocabulary import first_rows, interaction_numbers, interaction_seconds
+
         users, u = Vocabulary.from_values(user_ids, kind="user")
         items, i = Vocabulary.from_values(item_ids, kind="item")
+        value = None if value is None else interaction_numbers(value, "value", "ratings or weights")
+        timestamp = None if timestamp is None else interaction_seconds(timestamp)
         catalog = None
         if item_rows is not None:
             kw = {} if text_fields is None else {"text_fields": text_fields}
-            catalog = ItemCatalog.from_rows(items, item_row_ids, item_rows, **kw)
-        user_table = None if user_rows is None else Table.from_rows(users, user_row_ids, user_rows)
+            catalog = ItemCatalog.from_rows(items, *first_rows(item_row_ids, item_rows, "item"),
+                                            **kw)
+        user_table = None
+        if user_rows is not None:
+            user_table = Table.from_rows(users, *first_rows(user_row_ids, user_rows, "user"))
         return cls(users, items, u, i, value, timestamp, catalog=catalog,
                    user_table=user_table, extras=extras, name=name)
 

@@ -6,9 +6,11 @@ interact are left out of the vocabularies (their catalog or user rows are droppe
 keep the order of the file.
 
 Malformed input raises :class:`~genrec.errors.DataError` naming the file, the line (or column)
-and the fix: a missing file, a missing column, a wrong number of fields, an empty file, an id,
-rating or timestamp that is empty or not a number. Item and user *attributes* are lenient: an
-age or year that does not parse becomes NaN.
+and the fix: a missing, unreadable or corrupt (e.g. not really gzip) file, a missing or repeated
+column name, a wrong number of fields, an empty file, an id, rating or timestamp that is empty,
+NaN or not a number, a timestamp outside int64 seconds. Item and user *attributes* are lenient:
+an age or year that does not parse becomes NaN. An item (or user) listed twice in an item (or
+user) table keeps its first row.
 
 Delimited files are read by pandas' C parser (no Python loop per line); JSON-lines files are
 parsed line by line, since that is the format.
@@ -24,12 +26,16 @@ Example:
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
 import gzip
 import io
 import json
+import lzma
 import math
 import re
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -420,6 +426,9 @@ def _read_reviews(path: Path, fmt: _ReviewFormat) -> dict[str, list]:
         rows["rating"].append(_number(_required(record, (fmt.rating,), where, fmt), where,
                                       fmt.rating))
         time = _number(_required(record, (fmt.time,), where, fmt), where, fmt.time)
+        if not _INT64_MIN <= time // fmt.time_per_second < _INT64_END:
+            raise DataError(f"{where}: {fmt.time} {time!r} is outside the int64 range of "
+                            "seconds since the epoch; fix or drop the line")
         rows["time"].append(int(time // fmt.time_per_second))
         rows["text"].append(_text(record.get(fmt.text)) or "")
         rows["summary"].append(_text(record.get(fmt.summary)) or "")
@@ -522,13 +531,41 @@ def _literal(line: str, where: str):
                         "the file must hold one object a line") from None
 
 
-def _open_text(path: Path):
+@contextlib.contextmanager
+def _open_text(path: Path) -> Iterator[io.TextIOWrapper]:
+    """Lines of a text file, gunzipped when it starts with the gzip magic bytes; an unreadable
+    or corrupt file raises :class:`DataError` naming it, also while the lines are read."""
     if not path.is_file():
         raise DataError(f"{path}: no such file; check the path")
-    with path.open("rb") as f:
-        zipped = f.read(2) == b"\x1f\x8b"
-    raw = gzip.open(path, "rb") if zipped else path.open("rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
+    with _reading(path):
+        with path.open("rb") as f:
+            zipped = f.read(2) == b"\x1f\x8b"
+        raw = gzip.open(path, "rb") if zipped else path.open("rb")
+        with io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as lines:
+            yield lines
+
+
+# what reading a broken, truncated or mislabelled (compressed) file raises
+_READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile,
+                UnicodeDecodeError)
+
+
+@contextlib.contextmanager
+def _reading(path: Path, encoding: str = "utf-8"):
+    """Turn the errors of reading ``path`` into a :class:`DataError` naming the file."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: byte {exc.start} of a chunk is not {encoding} text; re-encode "
+                        f"the file as {encoding}") from None
+    except _READ_ERRORS as exc:
+        if not (isinstance(exc, (EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile,
+                                 gzip.BadGzipFile)) or path.suffix.lower() in _COMPRESSED):
+            raise DataError(f"{path}: cannot be read ({type(exc).__name__}: {exc}); check that "
+                            "it is a complete, readable file, or download it again") from None
+        raise DataError(f"{path}: not a valid compressed file ({type(exc).__name__}: {exc}); it "
+                        "may be truncated (download it again) or plain text under a .gz/.bz2/"
+                        ".xz/.zip name (rename it without that suffix)") from None
 
 
 def _text(value) -> str | None:
@@ -591,11 +628,13 @@ def load_table(path, *, user: str, item: str, rating: str | None = None,
         items_path: an optional item table (same formats) joined on ``item_key``.
         item_key: the id column of the item table; default the same name as ``item``.
         item_columns: catalog column -> item-table column, e.g. ``{"title": "movie_name"}``;
-            default every column but the key, under its own name.
+            default every column but the key, under its own name. An item id listed twice in
+            the item table keeps its first row.
         name: dataset label; default the file's name without suffixes.
 
     Raises:
-        DataError: a missing file or column, a malformed line, an empty file.
+        DataError: a missing, unreadable or corrupt file, a missing or repeated column name, a
+            malformed line, an empty, NaN or non-numeric rating or timestamp, an empty file.
         MissingExtraError: a Parquet file without pyarrow installed.
 
     Example:
@@ -633,8 +672,11 @@ def _item_table(path: Path, *, key: str, columns: Mapping[str, str] | None, sep:
     return table.ids(key), {target: _cells(frame[source]) for target, source in columns.items()}
 
 
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zip", ".zst")
+
+
 def _read_table(path: Path, *, sep: str | None, id_columns: Sequence[str] = ()) -> "_Parsed":
-    suffixes = [s for s in path.suffixes if s not in (".gz", ".bz2", ".xz", ".zip", ".zst")]
+    suffixes = [s for s in path.suffixes if s.lower() not in _COMPRESSED]
     suffix = suffixes[-1].lower() if suffixes else ""
     if suffix in (".parquet", ".pq"):
         return _read_parquet(path)
@@ -674,16 +716,18 @@ def _cells(column: pd.Series) -> np.ndarray:
 class _Parsed:
     """A parsed file and where its rows came from, so that errors can name the line."""
 
-    def __init__(self, frame: pd.DataFrame, path: Path, *, header: int, rows: str = "line"):
+    def __init__(self, frame: pd.DataFrame, path: Path, *, header: int, rows: str = "line",
+                 sep: str = "\t", quoted: bool = False, fmt: str = ""):
         self.frame, self.path = frame, path
         self.header = header  # non-blank lines before the first data row
         self.rows = rows  # "line" (text files) or "row" (Parquet)
+        self.sep, self.quoted, self.fmt = sep, quoted, fmt  # as written in the file
         self.types: dict[str, str] = {}
 
     def where(self, row: int) -> str:
         if self.rows == "row":
             return f"{self.path}, row {row + 1}"
-        return f"{self.path}, line {_line_number(self.path, self.header + row)}"
+        return f"{self.path}, line {_line_number(self.path, self.header + row)[0]}"
 
     def require_columns(self, *columns: str, fix: str) -> None:
         """Raise naming the first of ``columns`` the file lacks, its columns and ``fix``."""
@@ -692,41 +736,72 @@ class _Parsed:
                 raise DataError(f"{self.path} has no column {column!r}; its columns are "
                                 f"{[str(c) for c in self.frame.columns]}; {fix}")
 
+    def bad_cell(self, row: int, column: str, what: str, *, expected: str = "number",
+                 fix: str = "fix or remove that line") -> DataError:
+        """The error for a bad cell, described from the raw text of its line (error path only):
+        a short line, an empty cell, NaN, infinity or text that is not a ``expected``."""
+        if self.rows == "row":
+            cell = self.frame[column].iloc[row]
+            return DataError(f"{self.where(row)}: {what} is {_describe(cell, expected)}; {fix}")
+        number, line = _line_number(self.path, self.header + row)
+        fields = _split_line(line, self.sep, quoted=self.quoted)
+        n_fields = self.frame.shape[1]
+        if len(fields) < n_fields:
+            return DataError(f"{self.path}, line {number}: {len(fields)} fields separated by "
+                             f"{self.sep!r}, expected {n_fields}: {self.fmt}")
+        cell = fields[self.frame.columns.get_loc(column)]
+        return DataError(f"{self.path}, line {number}: {what} is {_describe(cell, expected)}; "
+                         f"{fix}")
+
     def ids(self, column: str) -> np.ndarray:
         """(n,) external ids as str; an empty id raises naming its line."""
         values = self.frame[column]
         missing = values.isna().to_numpy()
         if missing.any():
-            raise DataError(f"{self.where(int(np.argmax(missing)))}: empty {column!r} id; "
-                            "every row needs one")
+            raise self.bad_cell(int(np.argmax(missing)), column, f"the {column!r} id",
+                                expected="id", fix="every row needs an id")
         if pd.api.types.is_float_dtype(values) and (values % 1 == 0).all():
             values = values.astype(np.int64)  # Parquet ids stored as floats
         return values.astype(str).to_numpy(object)
 
     def numbers(self, column: str, *, what: str | None = None, strict: bool = True) -> np.ndarray:
-        """(n,) float64; strict: a missing or non-numeric cell raises naming its line."""
-        values = self.frame[column]
-        numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+        """(n,) float64; strict: a missing, NaN or non-numeric cell raises naming its line."""
+        numbers = pd.to_numeric(self.frame[column], errors="coerce").to_numpy(
+            np.float64, na_value=np.nan)
         if strict:
             bad = ~np.isfinite(numbers)
             if bad.any():
-                row = int(np.argmax(bad))
-                shown = values.iloc[row]
-                shown = "empty" if pd.isna(shown) else repr(shown)
-                raise DataError(f"{self.where(row)}: {what or column} is {shown}, not a "
-                                "finite number; fix or remove that line")
+                raise self.bad_cell(int(np.argmax(bad)), column, what or column)
         return numbers
 
     def timestamps(self, column: str, *, what: str | None = None) -> np.ndarray:
-        """(n,) int64 seconds from numbers or date strings (UTC)."""
-        values = self.frame[column]
-        numbers = pd.to_numeric(values, errors="coerce")
-        if numbers.isna().any() and not pd.api.types.is_numeric_dtype(values):
-            dates = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
-            if dates.notna().all():
-                return ((dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(
-                    np.int64)
-        return np.floor(self.numbers(column, what=what)).astype(np.int64)
+        """(n,) int64 seconds from numbers (floored) or date strings (UTC), not a mix."""
+        values, what = self.frame[column], what or column
+        if not pd.api.types.is_numeric_dtype(values):
+            numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+            if np.isnan(numbers).any():
+                return self._date_seconds(column, numbers, what)
+        numbers = self.numbers(column, what=what)
+        outside = (numbers < _INT64_MIN) | (numbers >= _INT64_END)
+        if outside.any():
+            raise self.bad_cell(int(np.argmax(outside)), column, what, expected="range")
+        return np.floor(numbers).astype(np.int64)
+
+    def _date_seconds(self, column: str, numbers: np.ndarray, what: str) -> np.ndarray:
+        """Seconds of a column of dates; the first cell that is neither a number nor a date
+        raises, and so does a number among dates."""
+        dates = pd.to_datetime(self.frame[column], errors="coerce", utc=True, format="mixed")
+        not_date = dates.isna().to_numpy()
+        bad = not_date & np.isnan(numbers)
+        if bad.any():
+            raise self.bad_cell(int(np.argmax(bad)), column, what, expected="number nor a date")
+        if not_date.any():
+            row, first_date = int(np.argmax(not_date)), int(np.argmax(~not_date))
+            raise DataError(f"{self.where(row)}: {what} is a number ({numbers[row]:g}) but "
+                            f"{self.where(first_date)} holds a date "
+                            f"({self.frame[column].iloc[first_date]!r}); use one format, "
+                            "seconds since the epoch or dates, for the whole column")
+        return ((dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
 
     def texts(self, *columns: str) -> dict[str, np.ndarray]:
         """Text columns as object arrays with None for empty cells."""
@@ -734,40 +809,125 @@ class _Parsed:
                 for c in columns}
 
 
+_INT64_MIN, _INT64_END = -(2.0 ** 63), 2.0 ** 63  # timestamps must fit int64 seconds
+
+
+def _describe(cell, expected: str) -> str:
+    """How a bad cell reads in a message: ``cell`` is the raw text of a line's field (or a
+    Parquet value); ``expected`` is "number", "number nor a date", "range" or "id"."""
+    if not isinstance(cell, str):  # Parquet
+        if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+            return "missing (null or NaN)"
+        return f"{cell!r}, not a finite number"
+    text = cell.strip()
+    if not text:
+        return "empty"
+    if expected == "id":
+        return f"{text!r}, which is read as a missing value (like NA, null or nan)"
+    if expected == "range":
+        return f"{text!r}, outside the int64 range of seconds since the epoch"
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None and math.isnan(number):
+        return "NaN (not a number)"
+    if number is not None and math.isinf(number):
+        return f"infinite ({text!r})"
+    return f"{text!r}, {'neither' if 'nor' in expected else 'not'} a {expected}"
+
+
+def _split_line(line: str, sep: str, *, quoted: bool) -> list[str]:
+    """The fields of one raw line (error path only)."""
+    line = line.rstrip("\r\n")
+    if quoted and len(sep) == 1:
+        return next(csv.reader([line], delimiter=sep), [])
+    return line.split(sep)
+
+
 def _read_delimited(path: Path, *, sep: str, fmt: str, names: Sequence[str] | None = None,
                     encoding: str | None = "utf-8", quoted: bool = False,
                     dtype=None) -> _Parsed:
     """Read a delimited text file with pandas' C parser.
 
-    ``names`` given: the file has no header and exactly ``len(names)`` fields a line. A
+    ``names`` given: the file has no header and exactly ``len(names)`` fields a line (a short
+    line raises). No ``names``: the first line is a header of distinct column names. A
     multi-character ``sep`` (MovieLens ``::``) is turned into a tab first, so the C parser can
     read it. ``encoding=None`` tries UTF-8, then latin-1. ``fmt`` describes the expected format
     for error messages.
     """
     if not path.is_file():
         raise DataError(f"{path}: no such file; expected {fmt}")
-    source, sep, encoding = _source(path, sep, encoding)
+    written_sep = sep
     if isinstance(dtype, Mapping) and names is not None:
         dtype = {names.index(c): t for c, t in dtype.items()}
-    try:
-        frame = pd.read_csv(source, sep=sep, header=None if names else 0, dtype=dtype,
-                            encoding=encoding, index_col=False, engine="c",
-                            quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty; expected {fmt}") from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: {_parser_problem(exc)}; expected {fmt}") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: byte {exc.start} is not {encoding} text; re-encode the "
-                        f"file as {encoding}") from None
+    with _reading(path, encoding or "utf-8"):
+        source, sep, encoding = _source(path, sep, encoding)
+        read = dict(sep=sep, encoding=encoding, index_col=False, engine="c",
+                    quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
+        try:
+            frame = pd.read_csv(source, header=None if names else 0, dtype=dtype, **read)
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{path} is empty; expected {fmt}") from None
+        except pd.errors.ParserError as exc:
+            raise DataError(f"{path}: {_parser_problem(exc)}; expected {fmt}") from None
+        if names is None:
+            _check_header(path, frame, source, read)
     if names is not None and frame.shape[1] != len(names):
-        raise DataError(f"{path}, line 1: {frame.shape[1]} fields separated by {sep!r}, "
+        raise DataError(f"{path}, line 1: {frame.shape[1]} fields separated by {written_sep!r}, "
                         f"expected {len(names)}: {fmt}")
     if names is not None:
         frame.columns = list(names)
     if frame.empty:
         raise DataError(f"{path} has a header but no rows; expected {fmt}")
-    return _Parsed(frame, path, header=0 if names else 1)
+    parsed = _Parsed(frame, path, header=0 if names else 1, sep=written_sep, quoted=quoted,
+                     fmt=fmt)
+    if names is not None:
+        _check_short_lines(parsed)
+    return parsed
+
+
+def _check_header(path: Path, frame: pd.DataFrame, source, read: dict) -> None:
+    """Raise if the header repeats a name (pandas would rename the second 'u' to 'u.1')."""
+    columns = {str(c) for c in frame.columns}
+    stems = (re.fullmatch(r"(.+)\.\d+", c) for c in columns)
+    if not any(stem and stem.group(1) in columns for stem in stems):
+        return
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+    header = pd.read_csv(source, header=None, nrows=1, dtype=str, **read).iloc[0].tolist()
+    repeated = sorted({str(c) for c in header if header.count(c) > 1})
+    if repeated:
+        raise DataError(f"{path}, line 1: the header repeats the column name(s) {repeated}; "
+                        "give every column a distinct name")
+
+
+def _check_short_lines(parsed: _Parsed) -> None:
+    """Raise naming the first line with too few fields (pandas fills them with NaN).
+
+    Only lines whose last field is missing are candidates, so a well-formed file costs one
+    vectorised ``isna``; the candidates' lines are then read (a loop, on that rare path only).
+    """
+    frame = parsed.frame
+    candidates = np.flatnonzero(frame.iloc[:, -1].isna().to_numpy())
+    if candidates.size == 0:
+        return
+    wanted = set((parsed.header + candidates).tolist())
+    with _open_text(parsed.path) as lines:
+        data_row = -1
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            data_row += 1
+            if data_row in wanted:
+                fields = _split_line(line, parsed.sep, quoted=parsed.quoted)
+                if len(fields) < frame.shape[1]:
+                    raise DataError(f"{parsed.path}, line {number}: {len(fields)} fields "
+                                    f"separated by {parsed.sep!r}, expected {frame.shape[1]}: "
+                                    f"{parsed.fmt}")
+                wanted.discard(data_row)
+                if not wanted:
+                    return
 
 
 def _source(path: Path, sep: str, encoding: str | None):
@@ -795,8 +955,8 @@ def _parser_problem(exc: Exception) -> str:
     return str(exc).strip().replace("Error tokenizing data. C error: ", "")
 
 
-def _line_number(path: Path, data_row: int) -> int:
-    """1-based line of the ``data_row``-th non-blank line (pandas skips blank lines).
+def _line_number(path: Path, data_row: int) -> tuple[int, str]:
+    """1-based number and text of the ``data_row``-th non-blank line (pandas skips blank lines).
 
     Runs only when an error is being reported, so a Python loop is fine here.
     """
@@ -806,8 +966,8 @@ def _line_number(path: Path, data_row: int) -> int:
             if line.strip():
                 seen += 1
                 if seen == data_row:
-                    return number
-    return data_row + 1
+                    return number, line
+    return data_row + 1, ""
 
 
 def _first_line(path: Path) -> str:
