@@ -55,18 +55,6 @@ def test_bootstrap_ci_rejects_bad_arguments():
         S.bootstrap_ci(np.ones(3), n_resamples=0)
 
 
-def test_bootstrap_statistic_ci_for_a_mean_and_for_coverage():
-    rng = np.random.default_rng(3)
-    values = rng.random(400)
-    low, high = S.bootstrap_statistic_ci(lambda u: values[u].mean(), values.size, n_resamples=100)
-    assert low < values.mean() < high
-    top = rng.integers(0, 200, size=(400, 5))
-    coverage = lambda u: M.item_coverage(top[u], 200, 5)  # noqa: E731
-    first = S.bootstrap_statistic_ci(coverage, 400, n_resamples=50, seed=7)
-    assert first == S.bootstrap_statistic_ci(coverage, 400, n_resamples=50, seed=7)
-    assert 0.0 <= first[0] <= first[1] <= 1.0
-
-
 # ---------------------------------------------------------------- paired tests
 
 def test_paired_tests_match_scipy_and_drop_nan_pairs():

@@ -2,12 +2,13 @@
 
 * :func:`bootstrap_ci` — percentile bootstrap interval of a per-user mean (vectorised, chunked so
   memory stays bounded for millions of users);
-* :func:`bootstrap_statistic_ci` — the same for a corpus-level statistic (coverage, Gini) computed
-  from a resampled set of users;
 * :func:`paired_tests` — paired t-test and Wilcoxon signed-rank test of two models on the same
   users;
 * :func:`holm` — Holm-Bonferroni adjusted p-values;
 * :func:`compare_with_best` — every model against the best one, Holm-adjusted across models.
+
+Corpus-level set statistics (coverage, Gini) get no interval: resampling users with replacement
+shrinks the set of recommended items, so a percentile bootstrap of them is biased downwards.
 
 All randomness comes from ``numpy.random.default_rng(seed)``: the same seed gives the same
 interval.
@@ -16,14 +17,14 @@ interval.
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 import scipy.stats
 
 from genrec.errors import ConfigError, DataError
 
-__all__ = ["bootstrap_ci", "bootstrap_statistic_ci", "paired_tests", "holm", "compare_with_best"]
+__all__ = ["bootstrap_ci", "paired_tests", "holm", "compare_with_best"]
 
 # Largest number of resampled indices held at once (int64: 32 MB).
 _CHUNK_ELEMENTS = 1 << 22
@@ -63,43 +64,6 @@ def bootstrap_ci(values: np.ndarray, *, n_resamples: int = 1000, level: float = 
         idx = rng.integers(0, n, size=(rows, n))                       # (rows, U')
         means[start:start + rows] = values[idx].mean(axis=1)
     return _percentile_interval(means, level)
-
-
-def bootstrap_statistic_ci(statistic: Callable[[np.ndarray], float], n_users: int, *,
-                           n_resamples: int = 200, level: float = 0.95,
-                           seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of a corpus-level statistic over resampled users.
-
-    Args:
-        statistic: called as ``statistic(user_index_array)`` with an (n_users,) int array of user
-            row indices drawn with replacement; returns a float, e.g.
-            ``lambda u: gini_exposure(top_items[u], n_items, 10)``.
-        n_users: number of users to resample from.
-        n_resamples, level, seed: as in :func:`bootstrap_ci`.
-
-    Returns:
-        ``(low, high)`` percentile interval of the statistic; NaN results are dropped.
-
-    Raises:
-        ConfigError: bad ``n_resamples``, ``level`` or ``n_users < 1``.
-        DataError: the statistic returned NaN for every resample.
-
-    Example:
-        >>> data = np.arange(10.0)
-        >>> low, high = bootstrap_statistic_ci(lambda u: float(data[u].max()), 10, n_resamples=50)
-        >>> bool(low <= high <= 9.0)
-        True
-    """
-    _check_resampling(n_resamples, level)
-    if n_users < 1:
-        raise ConfigError(f"n_users must be >= 1 to bootstrap; got {n_users}")
-    rng = np.random.default_rng(seed)
-    stats = np.array([float(statistic(rng.integers(0, n_users, size=n_users)))
-                      for _ in range(n_resamples)])
-    stats = stats[~np.isnan(stats)]
-    if stats.size == 0:
-        raise DataError("the statistic was NaN for every bootstrap resample")
-    return _percentile_interval(stats, level)
 
 
 def paired_tests(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
