@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genrec.errors import ConfigError, DataError
-from genrec.evaluation import metrics as M
 from genrec.evaluation import stats as S
 
 
