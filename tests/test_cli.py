@@ -143,3 +143,14 @@ def test_unwritable_paths_and_infinite_config_are_one_line_errors(env, capsys, t
     monkeypatch.setenv("GENREC_CACHE_DIR", str(tmp_path / "afile"))
     code, _, err = run(capsys, "data", "fetch", "ml-100k")
     assert code == 2 and err.startswith("error:") and "Traceback" not in err
+
+
+def test_a_folder_of_files_is_a_dataset(env, capsys, ml100k_cache):
+    folder = ml100k_cache / "ml-100k"  # RecBole atomic files, as fetched
+    code, out, err = run(capsys, "data", "info", str(folder))
+    assert code == 0, err
+    assert json.loads(out)["interactions"] == 100_000
+    code, out, err = run(capsys, "recommend", "--dataset", str(folder), "--model", "pop",
+                         "--items", "50", "--k", "2", "--quiet")
+    assert code == 0, err
+    assert (env / "artifacts" / "ml-100k" / "pop" / "config.json").exists()

