@@ -155,6 +155,46 @@ def validation_ndcg(model, history: Dataset, target: Dataset, *, k: int = 10,
     return result.mean(f"ndcg@{k}")
 
 
+@dataclass
+class RatingEvaluation:
+    """Rating-prediction errors: per-user RMSE/MAE arrays and the global values over all ratings."""
+
+    users: np.ndarray  # (U,) users with at least one target rating
+    per_user: dict[str, np.ndarray]  # "rmse", "mae" -> (U,)
+    overall: dict[str, float]  # "rmse", "mae" over every rating
+    predictions: np.ndarray  # (N,) aligned with the target's interactions
+    score_seconds: float
+
+
+def evaluate_ratings(model, history: Dataset, target: Dataset, *,
+                     batch_size: int = 4096) -> RatingEvaluation:
+    """RMSE and MAE of a rating predictor on every (user, item) of ``target``.
+
+    The model must implement ``predict_ratings(histories, *, users, items) -> (B,)`` where row b
+    of ``histories`` (B, n_items) holds the ratings user ``users[b]`` gave in ``history`` and
+    ``items[b]`` is the item to rate; like ranking, it sees histories, not only ids.
+    """
+    if not callable(getattr(model, "predict_ratings", None)):
+        raise ConfigError(f"{getattr(model, 'name', model)} does not predict ratings (it has no "
+                          "predict_ratings method); use evaluate() for ranking instead")
+    if len(target) == 0:
+        raise DataError("the target has no ratings to predict")
+    ratings = history.ratings
+    predictions = np.empty(len(target), np.float64)
+    start = time.perf_counter()
+    for lo in range(0, len(target), batch_size):
+        users = target.user_idx[lo:lo + batch_size]
+        items = target.item_idx[lo:lo + batch_size]
+        predictions[lo:lo + len(users)] = np.asarray(
+            model.predict_ratings(ratings[users], users=users, items=items), np.float64)
+    seconds = time.perf_counter() - start
+    per_user = {"rmse": M.rmse(predictions, target.value, target.user_idx, target.n_users),
+                "mae": M.mae(predictions, target.value, target.user_idx, target.n_users)}
+    users = np.flatnonzero(target.user_counts > 0)
+    return RatingEvaluation(users, {k: v[users] for k, v in per_user.items()},
+                            M.rating_errors(predictions, target.value), predictions, seconds)
+
+
 # ---- steps -----------------------------------------------------------------------------------
 def _check_ks(ks, n_items: int) -> tuple[int, ...]:
     ks = (ks,) if isinstance(ks, (int, np.integer)) else tuple(ks)
