@@ -343,9 +343,7 @@ class Split:
 
 def object_array(values: Sequence) -> np.ndarray:
     """1-D object array of ``values`` (tuples stay tuples, not a second dimension)."""
-    out = np.empty(len(values), dtype=object)
-    out[:] = list(values) if not isinstance(values, list) else values
-    return out
+    return np.fromiter(values, dtype=object, count=len(values))
 
 
 def _narrow(col: np.ndarray) -> np.ndarray:

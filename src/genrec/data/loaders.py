@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genrec.data.dataset import Dataset
+from genrec.data.dataset import Dataset, object_array
 from genrec.errors import DataError, require
 
 __all__ = [
@@ -202,7 +202,7 @@ def _movie_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     title, year = _title_and_year(frame["title"])
     genres = frame["genres"].fillna("").to_numpy(object)
     return {"title": title, "year": year,
-            "genres": _object_array([tuple(g for g in str(s).split("|")
+            "genres": object_array([tuple(g for g in str(s).split("|")
                                            if g and g != "(no genres listed)")
                                      for s in genres])}
 
@@ -231,7 +231,7 @@ def _title_and_year(titles: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 def _flag_tuples(flags: np.ndarray, names: Sequence[str]) -> np.ndarray:
     """(n,) object array of tuples: the names whose flag is set in each row of (n, g) ``flags``."""
     names = np.asarray(names, dtype=object)
-    return _object_array([tuple(names[row]) for row in flags])
+    return object_array([tuple(names[row]) for row in flags])
 
 
 # ---- RecBole atomic files ---------------------------------------------------------------------
@@ -334,8 +334,8 @@ def _atomic_column(table: "_Parsed", field: str, kind: str, target: str) -> np.n
         return table.texts(field)[field]
     values = table.frame[field].fillna("").to_numpy(object)
     if kind == "float_seq":
-        return _object_array([tuple(pd.to_numeric(v.split(), errors="coerce")) for v in values])
-    return _object_array([tuple(v.split()) for v in values])
+        return object_array([tuple(pd.to_numeric(v.split(), errors="coerce")) for v in values])
+    return object_array([tuple(v.split()) for v in values])
 
 
 # ---- Amazon reviews ---------------------------------------------------------------------------
@@ -410,8 +410,8 @@ def _amazon(reviews_path, meta_path, fmt: _ReviewFormat, meta_columns: Callable[
     data = Dataset.from_interactions(
         rows["user"], rows["item"], rows["rating"], rows["time"], item_rows=item_rows,
         item_row_ids=item_ids, text_fields=text_fields,
-        extras={"review_text": _object_array(rows["text"]),
-                "review_summary": _object_array(rows["summary"])},
+        extras={"review_text": object_array(rows["text"]),
+                "review_summary": object_array(rows["summary"])},
         name=name or reviews_path.name.split(".")[0])
     return data
 
@@ -473,7 +473,7 @@ def _read_meta(path: Path, keys: tuple[str, ...], columns_of: Callable[[dict], d
     first = ~pd.Series(ids).duplicated().to_numpy()  # repeated asins keep their first line
     ids = [x for x, keep in zip(ids, first) if keep]
     rows = [r for r, keep in zip(rows, first) if keep]
-    return ids, {column: _object_array([r[column] for r in rows]) for column in rows[0]}
+    return ids, {column: object_array([r[column] for r in rows]) for column in rows[0]}
 
 
 def _meta_2018(record: dict) -> dict:
@@ -979,6 +979,3 @@ def _first_line(path: Path) -> str:
     return line
 
 
-def _object_array(values: Sequence) -> np.ndarray:
-    """A 1-d object array even when the elements are tuples (np.asarray would make 2-d)."""
-    return np.fromiter(values, dtype=object, count=len(values))
