@@ -34,9 +34,10 @@ from genrec.evaluation import metrics as M
 from genrec.options import progress_bar
 from genrec.ranking import as_score_tensor, mask_seen, top_k
 
-RANKING = ("recall", "precision", "ndcg", "mrr", "hit", "map")
-BEYOND = ("coverage", "gini", "popularity", "novelty", "diversity")
-DEFAULT_METRICS = RANKING + ("auc",) + BEYOND
+RANKING = ("ndcg", "recall", "mrr", "hit", "precision", "map")  # per user, at each k
+BEYOND = ("auc", "coverage", "gini", "popularity", "novelty", "diversity")
+DEFAULT_METRICS = RANKING + BEYOND  # also the order reports list them in
+HIGHER_IS_BETTER = RANKING + ("auc",)  # the metrics paired tests compare models on
 
 
 @dataclass
@@ -92,7 +93,7 @@ def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (1
         history: what the model may see (its rows are excluded from the rankings).
         target: held-out interactions to find.
         ks: cut-offs, each in 1..n_items.
-        metrics: names from ``RANKING``, ``"auc"`` and ``BEYOND``.
+        metrics: names from ``RANKING`` and ``BEYOND``.
         batch_size: users scored per batch.
         item_popularity: (n_items,) training popularity for popularity/novelty (default: history).
         item_features: (n_items, F) CSR for intra-list diversity (default: catalog genres if any).
@@ -121,9 +122,9 @@ def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (1
     start = time.perf_counter()
     batches = progress_bar(range(0, len(users), batch_size), enabled=progress,
                            total=-(-len(users) // batch_size), desc="evaluating", unit="batch")
+    name = getattr(model, "name", "model")
     for lo in batches:
         batch = users[lo:lo + batch_size]
-        name = getattr(model, "name", "model")
         scores = mask_seen(as_score_tensor(model.score(seen[batch], users=batch),
                                            model_name=name), seen[batch])
         top_items[lo:lo + len(batch)], top_scores[lo:lo + len(batch)] = top_k(scores, k_max,

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import html
 
-MAIN_METRICS = ("ndcg", "recall", "mrr", "hit", "precision", "map")
-BEYOND_METRICS = ("auc", "coverage", "gini", "popularity", "novelty", "diversity")
+from genrec.evaluation.protocol import BEYOND, RANKING
 LEGEND = ("▲ = best model on that metric; * = significantly worse than the best (paired t-test "
           "and Wilcoxon, both Holm-corrected p < 0.05).")
 
@@ -31,7 +30,7 @@ def to_markdown(results: dict, *, title: str | None = None) -> str:
 def to_html(results: dict, *, title: str | None = None) -> str:
     """A self-contained HTML page: one SVG chart per metric, then the same tables."""
     title = html.escape(title or "genrec benchmark")
-    names = _columns(results, MAIN_METRICS) + _columns(results, BEYOND_METRICS)
+    names = _columns(results, RANKING) + _columns(results, BEYOND)
     charts = "\n".join(_svg_chart(results, name) for name in names)
     tables = "\n".join(
         f"<h2>{html.escape(heading)}</h2><div class=\"wide\"><table><tr>"
@@ -79,10 +78,10 @@ def _columns(results: dict, bases) -> list[str]:
 def _sections(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(heading, header, rows) of every table: accuracy at each k, beyond accuracy, cost."""
     models = results["results"]
-    accuracy = _columns(results, MAIN_METRICS)
+    accuracy = _columns(results, RANKING)
     groups = [(f"Accuracy at {k}", [c for c in accuracy if c.endswith(f"@{k}")])
               for k in results["protocol"].get("k", [])]
-    groups.append(("Beyond accuracy", _columns(results, BEYOND_METRICS)))
+    groups.append(("Beyond accuracy", _columns(results, BEYOND)))
     out = [(h, ["model"] + cols, [[r["model"]] + [_cell(r, c) for c in cols] for r in models])
            for h, cols in groups if cols]
     cost = [[r["model"], f"{r['fit_seconds']:.2f}", f"{r['score_seconds']:.2f}",

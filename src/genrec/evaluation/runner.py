@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import platform
 import threading
 import time
@@ -22,9 +23,11 @@ import numpy as np
 
 from genrec.data.dataset import Split
 from genrec.errors import DataError
-from genrec.io import atomic_write
-from genrec.evaluation.protocol import DEFAULT_METRICS, Evaluation, evaluate_split
+from genrec.evaluation.protocol import (
+    DEFAULT_METRICS, HIGHER_IS_BETTER, Evaluation, evaluate_split,
+)
 from genrec.evaluation.stats import bootstrap_ci, compare_with_best
+from genrec.io import atomic_write
 from genrec.options import RunOptions
 
 
@@ -61,8 +64,8 @@ class BenchmarkResult:
         return {"mean": ev.corpus[name], "ci_low": None, "ci_high": None}
 
     def metric_names(self) -> list[str]:
-        names = list(self.runs[0].evaluation.per_user) + list(self.runs[0].evaluation.corpus)
-        return sorted(names, key=_metric_order)
+        ev = self.runs[0].evaluation
+        return list(ev.per_user) + list(ev.corpus)
 
     def comparisons(self) -> dict[str, dict[str, dict]]:
         """metric -> model -> paired test against the best model on that metric."""
@@ -70,7 +73,7 @@ class BenchmarkResult:
             return {}
         out = {}
         for name in self.runs[0].evaluation.per_user:
-            if not _higher_is_better(name):
+            if name.split("@")[0] not in HIGHER_IS_BETTER:
                 continue
             out[name] = compare_with_best({r.model: _aligned(r, self.runs[0]).per_user[name]
                                            for r in self.runs})
@@ -95,7 +98,6 @@ class BenchmarkResult:
         and the held-out test items (``user,item``) beside them. One model: ``path`` itself;
         several: ``<stem>.<model>.csv``. The test items go to ``<stem>.test.csv``."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         written = []
         for run in self.runs:
             target = path if len(self.runs) == 1 else path.with_name(f"{path.stem}.{run.model}.csv")
@@ -147,21 +149,10 @@ def library_versions() -> dict:
     return {"genrec": __version__, "python": platform.python_version(), "numpy": np.__version__,
             "scipy": scipy.__version__, "torch": torch.__version__,
             "platform": platform.platform(), "processor": platform.machine(),
-            "cpu_count": __import__("os").cpu_count()}
+            "cpu_count": os.cpu_count()}
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-def _metric_order(name: str):
-    base, _, k = name.partition("@")
-    order = ["ndcg", "recall", "mrr", "hit", "precision", "map", "auc", "coverage", "gini",
-             "popularity", "novelty", "diversity"]
-    return (int(k) if k else 0, order.index(base) if base in order else len(order), name)
-
-
-def _higher_is_better(name: str) -> bool:
-    return name.split("@")[0] in ("ndcg", "recall", "mrr", "hit", "precision", "map", "auc")
-
-
 def _aligned(run: ModelRun, reference: ModelRun) -> Evaluation:
     if not np.array_equal(run.evaluation.users, reference.evaluation.users):
         raise DataError("models were evaluated on different users; paired tests need the same users")
@@ -212,8 +203,6 @@ def _rss_mb() -> float:
     try:
         with open("/proc/self/statm") as f:
             pages = int(f.read().split()[1])
-        import os
-
         return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError):
         import resource

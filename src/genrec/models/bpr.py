@@ -90,7 +90,7 @@ class BPR(Recommender):
 
     Learned attributes: ``user_factors_`` (n_users, dim), ``item_factors_`` (n_items, dim),
     ``trained_users_`` (n_users,) bool, ``loss_history_`` (mean loss per epoch),
-    ``history_`` (list of ``{"epoch", "ndcg@10"}`` validation scores), ``best_epoch_``,
+    ``history_`` (list of ``{"epoch", "ndcg@10"}`` validation scores), ``best_epoch_``, ``epochs_run_``,
     ``fit_seconds_``.
     """
 
@@ -136,7 +136,8 @@ class BPR(Recommender):
         if best.weights is not None:
             user_emb, item_emb = best.weights
         self._export(user_emb, item_emb)
-        self.best_epoch_ = best.epoch if best.epoch is not None else len(self.loss_history_)
+        self.epochs_run_ = len(self.loss_history_)
+        self.best_epoch_ = best.epoch if best.epoch is not None else self.epochs_run_
         self.fit_seconds_ = time.perf_counter() - start
 
     def _epoch_triples(self, rng, pos_users, pos_items, n_items, seen_keys):
