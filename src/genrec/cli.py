@@ -201,7 +201,7 @@ def _cmd_recommend(args) -> int:
         _train(args, args.model, {}, folder, data=data)
     meta = read_artifact_meta(folder)
     if meta.get("data_checksum") != data.checksum():
-        flags = "".join(f" --{k.replace('_', '-')}" + ("" if v is True or v == "latest" else f" {v}")
+        flags = "".join(f" --{k.replace('_', '-')}" + ("" if v is True else f" {v}")
                         for k, v in filtering.items())
         raise ConfigError(f"the model at {folder} was trained on different data; retrain it with "
                           f"`genrec train --dataset {args.dataset}{flags} --model {args.model}`")
@@ -236,7 +236,7 @@ def _load(args):
     if args.min_rating is not None:
         data, applied["min_rating"] = filters.filter_rating(data, args.min_rating), args.min_rating
     if args.dedup:
-        data, applied["dedup"] = filters.drop_duplicates(data, keep="latest"), "latest"
+        data, applied["dedup"] = filters.drop_duplicates(data, keep="latest"), True
     if args.k_core is not None:
         data, applied["k_core"] = filters.k_core(data, k=args.k_core), args.k_core
     return data, applied
