@@ -66,9 +66,7 @@ class RunOptions:
 
 def progress_bar(iterable, *, enabled: bool, total: int | None = None, desc: str = "",
                  unit: str = "it"):
-    """Wrap ``iterable`` in a tqdm bar when ``enabled``; otherwise return it unchanged."""
-    if not enabled:
-        return iterable
+    """``iterable`` in a tqdm bar, silent unless ``enabled`` (so ``set_postfix`` always works)."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit=unit)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=not enabled)

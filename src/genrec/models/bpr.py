@@ -37,7 +37,6 @@ Example:
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,8 +89,8 @@ class BPR(Recommender):
 
     Learned attributes: ``user_factors_`` (n_users, dim), ``item_factors_`` (n_items, dim),
     ``trained_users_`` (n_users,) bool, ``loss_history_`` (mean loss per epoch),
-    ``history_`` (list of ``{"epoch", "ndcg@10"}`` validation scores), ``best_epoch_``, ``epochs_run_``,
-    ``fit_seconds_``.
+    ``history_`` (list of ``{"epoch", "ndcg@10"}`` validation scores), ``best_epoch_``,
+    ``epochs_run_``.
     """
 
     name = "bpr"
@@ -101,7 +100,7 @@ class BPR(Recommender):
     def _fit(self, train, valid, options):
         import torch
 
-        cfg, start = self.config, time.perf_counter()
+        cfg = self.config
         gen = torch.Generator().manual_seed(options.seed)  # initialisation
         rng = np.random.default_rng(options.seed)  # negatives and shuffling
         user_items = train.user_items
@@ -131,14 +130,12 @@ class BPR(Recommender):
                 postfix["ndcg@10"] = f"{ndcg:.4f}"
                 if best.update(epoch, ndcg, (user_emb, item_emb)):
                     break
-            if options.progress:
-                epochs.set_postfix(postfix)
+            epochs.set_postfix(postfix)
         if best.weights is not None:
             user_emb, item_emb = best.weights
         self._export(user_emb, item_emb)
         self.epochs_run_ = len(self.loss_history_)
         self.best_epoch_ = best.epoch if best.epoch is not None else self.epochs_run_
-        self.fit_seconds_ = time.perf_counter() - start
 
     def _epoch_triples(self, rng, pos_users, pos_items, n_items, seen_keys):
         """(2 + n_negatives, P') tensor of (user, positive, negatives...) in a fresh random order;
@@ -210,15 +207,17 @@ class BPR(Recommender):
 
     # ---- scoring -----------------------------------------------------------------------------
     def _score(self, histories, users):
-        vectors = self.user_vectors(histories, users=users)  # (B, D) float64
-        return vectors @ self.item_factors_.T.astype(np.float64)  # (B, I)
+        vectors = self.user_vectors(histories, users=users)  # (B, D)
+        return vectors @ self.item_factors_.T  # (B, I) float32
+
+
 
     def user_vectors(self, histories: sp.csr_matrix, *, users: np.ndarray | None = None
                      ) -> np.ndarray:
-        """(B, dim) float64 user vectors: learned ones for trained users, fold-in for the rest."""
+        """(B, dim) float32 user vectors: learned ones for trained users, fold-in for the rest."""
         n_rows = histories.shape[0]
         known = np.zeros(n_rows, bool) if users is None else self.trained_users_[users]
-        out = np.empty((n_rows, self.item_factors_.shape[1]), np.float64)
+        out = np.empty((n_rows, self.item_factors_.shape[1]), np.float32)
         if known.any():
             out[known] = self.user_factors_[users[known]]
         if not known.all():
@@ -228,7 +227,7 @@ class BPR(Recommender):
     def fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
         """(B, dim) ridge fit of each binary history row x onto the item embeddings Q:
         ``(Q^T Q + lambda I) p = Q^T x`` with ``lambda = fold_in_reg * trace(Q^T Q) / dim``,
-        one Cholesky factor for the whole batch."""
+        one Cholesky factor for the whole batch, solved in float64."""
         q = self.item_factors_.astype(np.float64)  # (I, D)
         gram = q.T @ q  # (D, D)
         lam = self.config.fold_in_reg * np.trace(gram) / len(gram) + 1e-12

@@ -97,7 +97,7 @@ def item_similarity(user_items: sp.csr_matrix, *, k_neighbors: int, shrink: floa
     k = min(k_neighbors, n_items - 1)
     xt = x.T.tocsr()  # (I, U)
     xc = x.tocsc()  # (U, I), cheap column blocks
-    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())  # (I,)
+    norms = np.sqrt(np.diff(xc.indptr)).astype(np.float64)  # (I,) binary x: sqrt(user count)
     block = max(1, min(n_items, block_bytes // (4 * max(1, n_items))))
     rows, cols, vals = [], [], []
     starts = progress_bar(range(0, n_items, block), enabled=progress, desc="itemknn similarity",
