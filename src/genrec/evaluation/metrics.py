@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from genrec.errors import ConfigError, DataError
 
-RANKING_METRICS = ("recall", "precision", "ndcg", "mrr", "hit", "map")
+RANKING_METRICS = ("ndcg", "recall", "mrr", "hit", "precision", "map")  # also the report order
 
 __all__ = [
     "RANKING_METRICS", "ranking_metrics", "auc_from_counts", "rmse", "mae", "rating_errors",
@@ -71,7 +71,7 @@ def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, ks: Iterable[int],
         {'recall@1': 0.5, 'mrr@1': 1.0, 'recall@3': 1.0, 'mrr@3': 1.0}
     """
     hits, n_relevant = _check_hits(hits, n_relevant)
-    ks = _check_ks(ks, hits.shape[1])
+    ks = check_ks(ks, hits.shape[1])
     names = _check_names(names)
     depth = hits.shape[1]
     ranks = np.arange(1, depth + 1, dtype=np.float64)                  # (K,)
@@ -124,7 +124,8 @@ def _check_hits(hits, n_relevant) -> tuple[np.ndarray, np.ndarray]:
     return hits, n_relevant
 
 
-def _check_ks(ks, depth: int) -> list[int]:
+def check_ks(ks, depth: int, *, what: str = "positions in the ranked list") -> list[int]:
+    """Cut-offs as ints, each in 1..depth; ConfigError naming the bad one otherwise."""
     ks = [ks] if np.isscalar(ks) else list(ks)
     if not ks:
         raise ConfigError("ks is empty; give at least one cut-off, e.g. ks=(10, 20)")
@@ -137,8 +138,8 @@ def _check_ks(ks, depth: int) -> list[int]:
         if not whole:
             raise ConfigError(f"cut-off k={k!r} is not an integer; use e.g. ks=(10, 20)")
         if not 1 <= int(k) <= depth:
-            raise ConfigError(f"cut-off k={int(k)} is outside 1..{depth} (the ranked list has "
-                              f"{depth} positions); rank deeper or lower k")
+            raise ConfigError(f"cut-off k={int(k)} is outside 1..{depth} ({depth} {what}); "
+                              "use a smaller k")
         out.append(int(k))
     return out
 
@@ -397,7 +398,7 @@ def _check_top_items(top_items, k: int, n_items: int) -> np.ndarray:
         raise DataError(f"top_items must be a (U, K) int matrix; got shape {top.shape}")
     if top.size and not np.issubdtype(top.dtype, np.integer):
         raise DataError(f"top_items must hold integer item indices; got dtype {top.dtype}")
-    (k,) = _check_ks([k], top.shape[1])
+    (k,) = check_ks([k], top.shape[1])
     top = top[:, :k].astype(np.int64)
     if top.size and (top.min() < -1 or top.max() >= n_items):
         raise DataError(f"top_items must lie in 0..{n_items - 1} (or -1 for an empty slot); "

@@ -34,7 +34,7 @@ from genrec.evaluation import metrics as M
 from genrec.options import progress_bar
 from genrec.ranking import as_score_tensor, mask_seen, top_k
 
-RANKING = ("ndcg", "recall", "mrr", "hit", "precision", "map")  # per user, at each k
+RANKING = M.RANKING_METRICS  # per user, at each k
 BEYOND = ("auc", "coverage", "gini", "popularity", "novelty", "diversity")
 DEFAULT_METRICS = RANKING + BEYOND  # also the order reports list them in
 HIGHER_IS_BETTER = RANKING + ("auc",)  # the metrics paired tests compare models on
@@ -98,7 +98,7 @@ def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (1
         item_popularity: (n_items,) training popularity for popularity/novelty (default: history).
         item_features: (n_items, F) CSR for intra-list diversity (default: catalog genres if any).
     """
-    ks = _check_ks(ks, target.n_items)
+    ks = M.check_ks(ks, target.n_items, what="items in the catalog")
     if isinstance(metrics, str):
         metrics = (metrics,)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -141,7 +141,8 @@ def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (1
                                             n_candidates - n_pos)
     popularity = history.item_counts if item_popularity is None else np.asarray(item_popularity)
     features = item_features
-    if features is None and history.catalog is not None and "genres" in history.catalog:
+    if (features is None and "diversity" in metrics and history.catalog is not None
+            and "genres" in history.catalog):
         features = history.catalog.feature_matrix("genres")
     corpus = _beyond_accuracy(per_user, top_items, metrics, ks, popularity, features,
                               n_items=target.n_items, n_users=history.n_users)
@@ -197,15 +198,6 @@ def evaluate_ratings(model, history: Dataset, target: Dataset, *,
 
 
 # ---- steps -----------------------------------------------------------------------------------
-def _check_ks(ks, n_items: int) -> tuple[int, ...]:
-    ks = (ks,) if isinstance(ks, (int, np.integer)) else tuple(ks)
-    bad = [k for k in ks if isinstance(k, bool) or not isinstance(k, (int, np.integer))
-           or not 1 <= k <= n_items]
-    if not ks or bad:
-        raise ConfigError(f"every k must be in 1..{n_items} (the number of items), got {list(ks)}")
-    return ks
-
-
 def _hits(top_items: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
     """(U, K) bool: is the item at each rank a target item of the user (row u of ``relevant``)."""
     relevant = relevant.tocsr(copy=True)
