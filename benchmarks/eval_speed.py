@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from genrec.data import Dataset, Vocabulary
-from genrec.evaluation.protocol import evaluate
-from genrec.evaluation.runner import _PeakRSS
+from genrec.evaluation.protocol import RANKING, evaluate
+from genrec.evaluation.runner import PeakRSS
 from genrec.models.base import ModelConfig, Recommender
 
 
@@ -65,10 +65,10 @@ def measure(n_users=200_000, n_items=50_000, dim=64, per_user=20, batch_size=102
         for lo in range(0, n_users, batch_size):  # the bare matmul rate of the same scores
             (model.user_factors[lo:lo + batch_size] @ model.item_factors.T)
         mm_times.append(time.perf_counter() - start)
-        with _PeakRSS() as peak:
+        with PeakRSS() as peak:
             start = time.perf_counter()
             evaluate(model, history, target, ks=(10, 20), batch_size=batch_size,
-                     metrics=("recall", "ndcg", "mrr", "hit", "precision", "map"))
+                     metrics=RANKING)
             eval_times.append(time.perf_counter() - start)
         peaks.append(peak.mb)
     eval_s, mm_s = statistics.median(eval_times), statistics.median(mm_times)

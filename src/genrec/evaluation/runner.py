@@ -120,7 +120,7 @@ def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, p
     runs = []
     for name, factory in models.items():
         model = factory()
-        with _PeakRSS() as peak:
+        with PeakRSS() as peak:
             if on_model:
                 on_model(name, "fit")
             start = time.perf_counter()
@@ -179,7 +179,7 @@ def _write_csv(binary_file, header, rows) -> None:
     text.detach()
 
 
-class _PeakRSS:
+class PeakRSS:
     """Samples the process's resident memory every 20 ms; ``mb`` is the peak seen."""
 
     def __enter__(self):
