@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import genrec.evaluation.protocol as protocol
 from genrec.data.synthetic import planted_clusters
@@ -139,7 +140,6 @@ def test_default_config_is_the_ml100k_validation_choice():
 @pytest.mark.parametrize("k, reg", [(1, 0.0), (1, 0.01), (3, 0.0), (3, 0.01)])
 def test_closed_form_gradients_equal_autograd(k, reg):
     """The hand-written step hands Adam exactly the gradients autograd gives for the loss."""
-    import torch
     import torch.nn.functional as F
 
     gen = torch.Generator().manual_seed(0)
@@ -194,9 +194,13 @@ def test_dense_seen_mask_draws_like_sorted_keys(world):
 
 
 def test_threads_and_seed_come_from_options(world):
+    torch.set_num_threads(2)
     a = BPR({**TINY, "max_epochs": 3}).fit(world.split.train, options=RunOptions(seed=3, threads=1))
+    assert torch.get_num_threads() == 1
     b = BPR({**TINY, "max_epochs": 3}).fit(world.split.train, options=RunOptions(seed=3, threads=1))
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+    c = BPR({**TINY, "max_epochs": 3}).fit(world.split.train, options=RunOptions(seed=4, threads=1))
+    assert not np.array_equal(a.user_factors_, c.user_factors_)
 
 
 def test_progress_bar_shows_loss_and_validation(world, capsys):

@@ -56,7 +56,7 @@ def test_keeps_the_top_k_neighbours_of_each_target():
     got = item_similarity(sp.csr_matrix(X), k_neighbors=2).toarray()  # column i: neighbours of i
     for target in range(X.shape[1]):
         kept = np.flatnonzero(got[:, target])
-        assert len(kept) <= 2
+        assert len(kept) == 2
         np.testing.assert_allclose(np.sort(got[kept, target]),
                                    np.sort(full[:, target])[-len(kept):], rtol=1e-6)
 
