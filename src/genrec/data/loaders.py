@@ -55,6 +55,9 @@ __all__ = [
 ]
 
 
+# ``(ids, columns)`` of an item or user table that the files do not have
+_NO_TABLE: tuple[None, None] = (None, None)
+
 # ---- MovieLens ---------------------------------------------------------------------------------
 
 ML_100K_GENRES = (
@@ -119,7 +122,7 @@ def _movielens_100k(folder: Path, name: str) -> Dataset:
                               names=("user", "item", "rating", "timestamp"),
                               dtype={"user": str, "item": str},
                               fmt="user<TAB>item<TAB>rating<TAB>timestamp")
-    items = users = None
+    items = users = _NO_TABLE
     if (folder / "u.item").is_file():
         genres = _ml_100k_genres(folder / "u.genre")
         table = _read_delimited(folder / "u.item", sep="|", encoding="latin-1",
@@ -158,7 +161,7 @@ def _movielens_dat(folder: Path, name: str) -> Dataset:
                               names=("user", "item", "rating", "timestamp"),
                               dtype={"user": str, "item": str},
                               fmt="UserID::MovieID::Rating::Timestamp")
-    items = users = None
+    items = users = _NO_TABLE
     if (folder / "movies.dat").is_file():
         table = _read_delimited(folder / "movies.dat", sep="::", encoding=None,
                                 names=("item", "title", "genres"), dtype=str,
@@ -187,14 +190,14 @@ def _movielens_csv(folder: Path, name: str) -> Dataset:
                             fix="ML-20M/25M ratings.csv starts with "
                                 "userId,movieId,rating,timestamp")
     ratings.frame = ratings.frame.rename(columns={"userId": "user", "movieId": "item"})
-    items = None
+    items = _NO_TABLE
     if (folder / "movies.csv").is_file():
         table = _read_delimited(folder / "movies.csv", sep=",", quoted=True, dtype=str,
                                 fmt="movieId,title,genres with a header line")
         table.require_columns("movieId", "title", "genres",
                               fix="ML-20M/25M movies.csv starts with movieId,title,genres")
         items = (table.ids("movieId"), _movie_columns(table.frame))
-    return _movielens_dataset(ratings, items, None, name)
+    return _movielens_dataset(ratings, items, _NO_TABLE, name)
 
 
 def _movie_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -208,8 +211,9 @@ def _movie_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _movielens_dataset(ratings: "_Parsed", items, users, name: str) -> Dataset:
-    item_ids, item_rows = items if items is not None else (None, None)
-    user_ids, user_rows = users if users is not None else (None, None)
+    """``items`` and ``users`` are ``(ids, columns)`` of a table, ``_NO_TABLE`` when absent."""
+    item_ids, item_rows = items
+    user_ids, user_rows = users
     return Dataset.from_interactions(
         ratings.ids("user"), ratings.ids("item"), ratings.numbers("rating"),
         ratings.timestamps("timestamp"), item_rows=item_rows, item_row_ids=item_ids,
@@ -266,13 +270,14 @@ def load_recbole_atomic(path, *, name: str | None = None) -> Dataset:
     inter.require_columns("user_id", "item_id", fix="a RecBole .inter file needs the fields "
                           "user_id:token and item_id:token")
     fields = inter.frame.columns
-    items = _recbole_rows(inter_path.with_suffix(".item"), "item_id", _RECBOLE_ITEM_FIELDS)
-    users = _recbole_rows(inter_path.with_suffix(".user"), "user_id", {})
+    item_ids, item_rows = _recbole_rows(inter_path.with_suffix(".item"), "item_id",
+                                        _RECBOLE_ITEM_FIELDS)
+    user_ids, user_rows = _recbole_rows(inter_path.with_suffix(".user"), "user_id", {})
     return Dataset.from_interactions(
         inter.ids("user_id"), inter.ids("item_id"),
         inter.numbers("rating") if "rating" in fields else None,
         inter.timestamps("timestamp") if "timestamp" in fields else None,
-        item_rows=items[1], item_row_ids=items[0], user_rows=users[1], user_row_ids=users[0],
+        item_rows=item_rows, item_row_ids=item_ids, user_rows=user_rows, user_row_ids=user_ids,
         name=name or inter_path.stem)
 
 
@@ -312,9 +317,9 @@ def _read_atomic(path: Path) -> "_Parsed":
 
 
 def _recbole_rows(path: Path, key: str, renames: Mapping[str, str]):
-    """``(ids, columns)`` of an optional ``.item`` / ``.user`` file; ``(None, None)`` if absent."""
+    """``(ids, columns)`` of an optional ``.item`` / ``.user`` file; ``_NO_TABLE`` if absent."""
     if not path.is_file():
-        return None, None
+        return _NO_TABLE
     table = _read_atomic(path)
     table.require_columns(key, fix=f"a RecBole {path.suffix} file needs the field {key}:token")
     columns: dict[str, np.ndarray] = {}
@@ -404,7 +409,7 @@ def _amazon(reviews_path, meta_path, fmt: _ReviewFormat, meta_columns: Callable[
             meta_key: tuple[str, ...], text_fields: tuple[str, ...], name) -> Dataset:
     reviews_path = Path(reviews_path)
     rows = _read_reviews(reviews_path, fmt)
-    item_ids = item_rows = None
+    item_ids, item_rows = _NO_TABLE
     if meta_path is not None:
         item_ids, item_rows = _read_meta(Path(meta_path), meta_key, meta_columns, fmt.label)
     data = Dataset.from_interactions(
@@ -470,9 +475,7 @@ def _read_meta(path: Path, keys: tuple[str, ...], columns_of: Callable[[dict], d
         rows.append(columns_of(record))
     if not ids:
         raise DataError(f"{path} holds no item metadata; expected one JSON object a line")
-    first = ~pd.Series(ids).duplicated().to_numpy()  # repeated asins keep their first line
-    ids = [x for x, keep in zip(ids, first) if keep]
-    rows = [r for r, keep in zip(rows, first) if keep]
+    # a repeated asin keeps its first line: Dataset.from_interactions drops the later rows
     return ids, {column: object_array([r[column] for r in rows]) for column in rows[0]}
 
 
@@ -650,7 +653,7 @@ def load_table(path, *, user: str, item: str, rating: str | None = None,
                              "timestamp": timestamp}.items():
         if column is not None:
             table.require_columns(column, fix=f"pass {argument}=<one of them>")
-    item_ids = item_rows = None
+    item_ids, item_rows = _NO_TABLE
     if items_path is not None:
         item_ids, item_rows = _item_table(Path(items_path), key=item_key or item,
                                           columns=item_columns, sep=sep)
