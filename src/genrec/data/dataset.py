@@ -18,6 +18,9 @@ import scipy.sparse as sp
 from genrec.data.vocabulary import Vocabulary
 from genrec.errors import DataError
 
+# Timestamps are int64 seconds: a number of seconds t fits when INT64_MIN <= t < INT64_END.
+INT64_MIN, INT64_END = -(2.0 ** 63), 2.0 ** 63
+
 
 class Table:
     """Columns of attributes aligned to a vocabulary (row i describes index i).
@@ -169,8 +172,6 @@ class Dataset:
             user_ids = list(user_ids)
         if len(user_ids) == 0:
             raise DataError(f"dataset {name!r} has no interactions; check the file and filters")
-        from genrec.data.vocabulary import first_rows, interaction_numbers, interaction_seconds
-
         users, u = Vocabulary.from_values(user_ids, kind="user")
         items, i = Vocabulary.from_values(item_ids, kind="item")
         value = None if value is None else interaction_numbers(value, "value", "ratings or weights")
@@ -339,6 +340,64 @@ class Split:
     def __repr__(self) -> str:
         return (f"Split(train={len(self.train)}, valid={len(self.valid)}, test={len(self.test)}"
                 f"{'' if self.fold_in is None else f', fold_in={len(self.fold_in)}'}, info={self.info})")
+
+
+# ---- checks of Dataset.from_interactions' inputs ----------------------------------------------
+def interaction_numbers(values, what: str, meaning: str) -> np.ndarray:
+    """(n,) float64 of ``values``; anything that is not a number raises naming its position."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise DataError(f"{what} must be 1-D, one entry per interaction; got shape {arr.shape}")
+    if arr.dtype.kind in "biuf":
+        return arr.astype(np.float64)
+    import pandas as pd
+
+    series = pd.Series(arr, dtype=object)
+    numbers = pd.to_numeric(series, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    bad = np.isnan(numbers) & ~series.isna().to_numpy()
+    if arr.dtype.kind == "M" or bad.any():
+        j = int(np.argmax(bad)) if bad.any() else 0
+        hint = ("; convert dates first, e.g. "
+                "(pd.to_datetime(dates, utc=True) - pd.Timestamp(0, tz='UTC')) "
+                "// pd.Timedelta('1s')") if what == "timestamp" else ""
+        raise DataError(f"{what}[{j}] is {_plain(arr[j])!r}, not a number; {what}s must be numbers "
+                        f"({meaning}){hint}")
+    return numbers
+
+
+def interaction_seconds(timestamp) -> np.ndarray:
+    """(n,) int64 seconds from numbers; floats are floored, NaN or out-of-range ones raise."""
+    arr = np.asarray(timestamp)
+    if arr.dtype.kind in "iu" and arr.ndim == 1:
+        if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+            j = int(np.argmax(arr > np.iinfo(np.int64).max))
+            raise DataError(f"timestamp[{j}] is {arr[j]}, beyond int64 seconds; fix it")
+        return arr.astype(np.int64)
+    seconds = interaction_numbers(arr, "timestamp", "seconds since the epoch")
+    bad = ~(np.isfinite(seconds) & (seconds >= INT64_MIN) & (seconds < INT64_END))
+    if bad.any():
+        j = int(np.argmax(bad))
+        raise DataError(f"timestamp[{j}] is {_plain(arr[j])!r}: timestamps must be finite seconds "
+                        "since the epoch within int64; drop or fix that interaction")
+    return np.floor(seconds).astype(np.int64)
+
+
+def first_rows(ids, columns: Mapping, kind: str) -> tuple[np.ndarray, dict]:
+    """``ids`` and ``columns`` of an attribute table, keeping the first row of a repeated id."""
+    if ids is None:
+        raise DataError(f"{kind}_rows needs {kind}_row_ids: the external id of each row")
+    ids = ids if isinstance(ids, np.ndarray) else object_array(ids)
+    for name, col in columns.items():
+        if len(col) != len(ids):
+            raise DataError(f"{kind} column {name!r} has {len(col)} rows but {kind}_row_ids has "
+                            f"{len(ids)}; pass one value per id")
+    import pandas as pd
+
+    first = ~pd.Series(ids, dtype=object).astype(str).duplicated().to_numpy()
+    if first.all():
+        return ids, dict(columns)
+    return ids[first], {name: (col if isinstance(col, np.ndarray) else object_array(col))[first]
+                        for name, col in columns.items()}
 
 
 def object_array(values: Sequence) -> np.ndarray:

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genrec.data.dataset import Dataset, object_array
+from genrec.data.dataset import INT64_END, INT64_MIN, Dataset, object_array
 from genrec.errors import DataError, require
 
 __all__ = [
@@ -431,7 +431,7 @@ def _read_reviews(path: Path, fmt: _ReviewFormat) -> dict[str, list]:
         rows["rating"].append(_number(_required(record, (fmt.rating,), where, fmt), where,
                                       fmt.rating))
         time = _number(_required(record, (fmt.time,), where, fmt), where, fmt.time)
-        if not _INT64_MIN <= time // fmt.time_per_second < _INT64_END:
+        if not INT64_MIN <= time // fmt.time_per_second < INT64_END:
             raise DataError(f"{where}: {fmt.time} {time!r} is outside the int64 range of "
                             "seconds since the epoch; fix or drop the line")
         rows["time"].append(int(time // fmt.time_per_second))
@@ -785,7 +785,7 @@ class _Parsed:
             if np.isnan(numbers).any():
                 return self._date_seconds(column, numbers, what)
         numbers = self.numbers(column, what=what)
-        outside = (numbers < _INT64_MIN) | (numbers >= _INT64_END)
+        outside = (numbers < INT64_MIN) | (numbers >= INT64_END)
         if outside.any():
             raise self.bad_cell(int(np.argmax(outside)), column, what, expected="range")
         return np.floor(numbers).astype(np.int64)
@@ -810,9 +810,6 @@ class _Parsed:
         """Text columns as object arrays with None for empty cells."""
         return {c: _cells(self.frame[c].astype(str).where(self.frame[c].notna()))
                 for c in columns}
-
-
-_INT64_MIN, _INT64_END = -(2.0 ** 63), 2.0 ** 63  # timestamps must fit int64 seconds
 
 
 def _describe(cell, expected: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -93,81 +93,6 @@ class Vocabulary:
         if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
             raise DataError(f"{self.kind} index out of range 0..{len(self) - 1}")
         return self._ids[indices]
-
-
-# ---- checks of Dataset.from_interactions' inputs (kept here, beside the id checks) -----------
-
-
-def interaction_numbers(values, what: str, meaning: str) -> np.ndarray:
-    """(n,) float64 of ``values``; anything that is not a number raises naming its position.
-
-    Used by ``Dataset.from_interactions``.
-    """
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise DataError(f"{what} must be 1-D, one entry per interaction; got shape {arr.shape}")
-    if arr.dtype.kind in "biuf":
-        return arr.astype(np.float64)
-    import pandas as pd
-
-    numbers = pd.to_numeric(pd.Series(arr, dtype=object), errors="coerce").to_numpy(
-        np.float64, na_value=np.nan)
-    bad = np.isnan(numbers) & ~pd.isna(pd.Series(arr, dtype=object)).to_numpy()
-    if arr.dtype.kind == "M" or bad.any():
-        j = int(np.argmax(bad)) if bad.any() else 0
-        hint = ("; convert dates first, e.g. "
-                "(pd.to_datetime(dates, utc=True) - pd.Timestamp(0, tz='UTC')) "
-                "// pd.Timedelta('1s')") if what == "timestamp" else ""
-        raise DataError(f"{what}[{j}] is {_plain(arr[j])!r}, not a number; {what}s must be numbers "
-                        f"({meaning}){hint}")
-    return numbers
-
-
-def interaction_seconds(timestamp) -> np.ndarray:
-    """(n,) int64 seconds from numbers; floats are floored, NaN or out-of-range ones raise."""
-    arr = np.asarray(timestamp)
-    if arr.dtype.kind in "iu" and arr.ndim == 1:
-        if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
-            j = int(np.argmax(arr > np.iinfo(np.int64).max))
-            raise DataError(f"timestamp[{j}] is {arr[j]}, beyond int64 seconds; fix it")
-        return arr.astype(np.int64)
-    seconds = interaction_numbers(arr, "timestamp", "seconds since the epoch")
-    bad = ~(np.isfinite(seconds) & (seconds >= -(2.0 ** 63)) & (seconds < 2.0 ** 63))
-    if bad.any():
-        j = int(np.argmax(bad))
-        raise DataError(f"timestamp[{j}] is {_plain(arr[j])!r}: timestamps must be finite seconds "
-                        "since the epoch within int64; drop or fix that interaction")
-    return np.floor(seconds).astype(np.int64)
-
-
-def first_rows(ids, columns: Mapping, kind: str) -> tuple[np.ndarray, dict]:
-    """``ids`` and ``columns`` of an attribute table, keeping the first row of a repeated id."""
-    if ids is None:
-        raise DataError(f"{kind}_rows needs {kind}_row_ids: the external id of each row")
-    ids = ids if isinstance(ids, np.ndarray) else _objects(ids)
-    for name, col in columns.items():
-        if len(col) != len(ids):
-            raise DataError(f"{kind} column {name!r} has {len(col)} rows but {kind}_row_ids has "
-                            f"{len(ids)}; pass one value per id")
-    import pandas as pd
-
-    first = ~pd.Series(ids, dtype=object).astype(str).duplicated().to_numpy()
-    if first.all():
-        return ids, dict(columns)
-    return ids[first], {name: (col if isinstance(col, np.ndarray) else _objects(col))[first]
-                        for name, col in columns.items()}
-
-
-def _plain(x):
-    """A numpy scalar as the Python value it holds (for messages: 'good', not np.str_('good'))."""
-    return x.item() if isinstance(x, np.generic) else x
-
-
-def _objects(values) -> np.ndarray:
-    """1-D object array (tuples stay elements, not a second dimension)."""
-    out = np.empty(len(values), dtype=object)
-    out[:] = list(values)
-    return out
 
 
 def _noun(kind: str) -> str:
