@@ -9,7 +9,12 @@ from hypothesis import strategies as st
 
 from genrec.data import Dataset, Split
 from genrec.data.splits import (
+    DROPPED,
+    FOLD_IN,
     SPLITTERS,
+    TEST,
+    TRAIN,
+    VALID,
     describe_split,
     held_out_items_split,
     held_out_users_split,
@@ -17,6 +22,7 @@ from genrec.data.splits import (
     leave_one_out_split,
     make_split,
     ratio_counts,
+    split_by_code,
     temporal_split,
 )
 from genrec.errors import ConfigError, DataError
@@ -280,6 +286,38 @@ def test_describe_split_says_what_was_dropped():
                          "2 unseen item(s))")
     assert "nothing dropped" in describe_split(holdout_split(big_data(per_user_n=40, n_items=5)))
     assert "fold-in" in describe_split(held_out_users_split(big_data(), 0.2))
+    for cold in (held_out_users_split(big_data(), 0.2), held_out_items_split(big_data(), 0.2)):
+        assert describe_split(cold).endswith("; unseen users and items kept")
+
+
+def test_split_by_code_builds_parts_in_input_order():
+    data = Dataset.from_interactions(["a", "a", "b", "b", "a", "b"], ["x", "y", "x", "y", "z", "w"],
+                                     value=np.arange(1, 7))
+    code = [TEST, TRAIN, TRAIN, VALID, DROPPED, TEST]
+    split = split_by_code(data, code, {"method": "by-hand"})
+    assert ids(split.train).tolist() == [2, 3] and ids(split.valid).tolist() == [4]
+    assert ids(split.test).tolist() == [1, 6] and split.fold_in is None
+    assert split.train.name == "data/train"
+    zero = {"interactions": 0, "users": 0, "items": 0}
+    assert split.info == {"method": "by-hand", "drop_unseen": False,
+                          "dropped": {"valid": zero, "test": zero}}
+    dropping = split_by_code(data, code, {"method": "by-hand"}, drop_unseen=True)
+    assert ids(dropping.test).tolist() == [1]  # item w is not in train
+    assert dropping.info["dropped"]["test"] == {"interactions": 1, "users": 0, "items": 1}
+    with_fold = split_by_code(data, [FOLD_IN, TRAIN, TRAIN, TEST, TRAIN, VALID], {},
+                              with_fold_in=True)
+    assert ids(with_fold.fold_in).tolist() == [1]
+    with pytest.raises(DataError, match=r"code\[2\] is 7; part codes are"):
+        split_by_code(data, [TRAIN, TRAIN, 7, TRAIN, TRAIN, TRAIN], {})
+    with pytest.raises(DataError, match=r"one part code per interaction, shape \(6,\)"):
+        split_by_code(data, [TRAIN], {})
+
+
+def test_loo_takes_no_seed():
+    data = big_data()
+    with pytest.raises(TypeError, match="seed"):
+        leave_one_out_split(data, seed=1)
+    assert same_split(make_split(data, "loo", seed=1), leave_one_out_split(data))
 
 
 @pytest.mark.parametrize("ratios", [(0.5, 0.5, 0.5), (1.1, -0.05, -0.05), (0.8, 0.2),

@@ -1,9 +1,10 @@
 """Seeded, deterministic splitters: a ``Dataset`` in, a :class:`~genrec.data.Split` out.
 
 Every splitter labels each interaction with a part (train, valid, test, fold-in or dropped) in a
-few vectorised numpy passes (no per-user Python loop) and builds the parts with
-``Dataset.subset``, so all parts share the dataset's vocabularies, catalog and user table and keep
-the input's interaction order. ``split.info`` records the method, its settings and what was
+few vectorised numpy passes (no per-user Python loop) and builds the parts from those codes with
+:func:`split_by_code` (also the way to make a split by hand), which uses ``Dataset.subset``; so
+all parts share the dataset's vocabularies, catalog and user table and keep the input's
+interaction order. ``split.info`` records the method, its settings and what was
 dropped; :func:`describe_split` says it in one line.
 
 ==============  =========================================================================
@@ -45,6 +46,7 @@ from genrec.errors import ConfigError, DataError
 
 TRAIN, VALID, TEST, FOLD_IN, DROPPED = 0, 1, 2, 3, -1
 _PART_CODES = {"train": TRAIN, "valid": VALID, "test": TEST}
+_ALL_CODES = (TRAIN, VALID, TEST, FOLD_IN, DROPPED)
 
 
 # ---- the splitters -----------------------------------------------------------------------------
@@ -83,10 +85,10 @@ def holdout_split(data: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), *, s
     counts = ratio_counts(data.user_counts, ratios)  # (n_users, 3)
     code = _code_by_rank(data, order, counts)
     info = {"method": "holdout", "seed": seed, "ratios": list(ratios)}
-    return _build(data, code, info, drop_unseen=drop_unseen)
+    return split_by_code(data, code, info, drop_unseen=drop_unseen)
 
 
-def leave_one_out_split(data: Dataset, *, seed: int = 0, drop_unseen: bool = True) -> Split:
+def leave_one_out_split(data: Dataset, *, drop_unseen: bool = True) -> Split:
     """Per user, in time order (ties keep file order): last = test, second last = valid.
 
     As in RecBole 1.2.1: a user with 3 or more interactions gives one to test, one to valid and
@@ -95,7 +97,6 @@ def leave_one_out_split(data: Dataset, *, seed: int = 0, drop_unseen: bool = Tru
 
     Args:
         data: interactions with timestamps (not all zero).
-        seed: accepted so every splitter takes one; the split is deterministic and ignores it.
         drop_unseen: drop valid/test interactions whose item is not in train (users always are).
 
     Raises:
@@ -103,12 +104,11 @@ def leave_one_out_split(data: Dataset, *, seed: int = 0, drop_unseen: bool = Tru
     """
     _check_data(data)
     _check_timestamps(data, "loo")
-    _check_seed(seed)
-    order = np.lexsort((np.arange(len(data)), data.timestamp, data.user_idx))  # stable
+    order = data.time_order  # by user, then time; ties keep file order
     n = data.user_counts
     counts = np.stack([n - np.minimum(n - 1, 2), n >= 3, n >= 2], axis=1).astype(np.int64)
     code = _code_by_rank(data, order, counts)
-    return _build(data, code, {"method": "loo"}, drop_unseen=drop_unseen)
+    return split_by_code(data, code, {"method": "loo"}, drop_unseen=drop_unseen)
 
 
 def temporal_split(data: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), *,
@@ -126,13 +126,13 @@ def temporal_split(data: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), *,
     _check_data(data)
     ratios = _check_ratios(ratios)
     _check_timestamps(data, "temporal")
-    order = np.lexsort((np.arange(len(data)), data.timestamp))
+    order = np.argsort(data.timestamp, kind="stable")
     n_train, n_valid, _ = ratio_counts([len(data)], ratios)[0]
     code = np.empty(len(data), np.int8)
     code[order] = np.repeat(np.array([TRAIN, VALID, TEST], np.int8),
                             [n_train, n_valid, len(data) - n_train - n_valid])
     info = {"method": "temporal", "ratios": list(ratios)}
-    return _build(data, code, info, drop_unseen=drop_unseen)
+    return split_by_code(data, code, info, drop_unseen=drop_unseen)
 
 
 def held_out_users_split(data: Dataset, user_share: float = 0.1, *, fold_in: float = 0.8,
@@ -174,7 +174,7 @@ def held_out_users_split(data: Dataset, user_share: float = 0.1, *, fold_in: flo
     code[order] = np.where(held_sorted & (rank < n_fold[user_sorted]), FOLD_IN, role[user_sorted])
     info = {"method": "cold-users", "seed": seed, "user_share": user_share, "fold_in": fold_in,
             "held_out_users": {"valid": len(held) // 2, "test": len(held) - len(held) // 2}}
-    return _build(data, code, info, drop_unseen=False, with_fold_in=True)
+    return split_by_code(data, code, info, drop_unseen=False, with_fold_in=True)
 
 
 def held_out_items_split(data: Dataset, item_share: float = 0.1, *, seed: int = 0) -> Split:
@@ -199,7 +199,7 @@ def held_out_items_split(data: Dataset, item_share: float = 0.1, *, seed: int = 
     role[held[: len(held) // 2]], role[held[len(held) // 2:]] = VALID, TEST
     info = {"method": "cold-items", "seed": seed, "item_share": item_share,
             "held_out_items": {"valid": len(held) // 2, "test": len(held) - len(held) // 2}}
-    return _build(data, role[data.item_idx], info, drop_unseen=False)
+    return split_by_code(data, role[data.item_idx], info, drop_unseen=False)
 
 
 SPLITTERS: dict[str, Callable[..., Split]] = {
@@ -214,8 +214,8 @@ SPLITTERS: dict[str, Callable[..., Split]] = {
 def make_split(data: Dataset, method: str, *, seed: int | None = None, **kw) -> Split:
     """Split ``data`` with the splitter named ``method`` (a key of :data:`SPLITTERS`).
 
-    ``seed`` is passed on to splitters that take one (``temporal`` is deterministic and ignores
-    it); ``None`` keeps the splitter's default. Other keywords go to the splitter.
+    ``seed`` is passed on to splitters that take one (``loo`` and ``temporal`` are deterministic
+    and ignore it); ``None`` keeps the splitter's default. Other keywords go to the splitter.
 
     Raises:
         ConfigError: an unknown method or an option the splitter does not take.
@@ -309,11 +309,36 @@ def _choose_held_out(rng: np.random.Generator, counts: np.ndarray, share: float,
     return rng.permutation(present)[:n_held]
 
 
-def _build(data: Dataset, code: np.ndarray, info: dict, *, drop_unseen: bool,
-           with_fold_in: bool = False) -> Split:
-    """Parts from the per-interaction codes; drops unseen valid/test users and items if asked.
+def split_by_code(data: Dataset, code, info: dict, *, drop_unseen: bool = False,
+                  with_fold_in: bool = False) -> Split:
+    """The split whose parts are given per interaction by ``code``.
 
-    ``with_fold_in`` gives the split a fold-in part even when it is empty (``fold_in=0``)."""
+    Args:
+        data: the dataset to split.
+        code: (n,) part of each interaction: ``TRAIN`` (0), ``VALID`` (1), ``TEST`` (2),
+            ``FOLD_IN`` (3) or ``DROPPED`` (-1); parts keep the input's interaction order.
+        info: how the split was made (at least ``method``); ``split.info`` is this plus
+            ``drop_unseen`` and ``dropped``.
+        drop_unseen: also drop valid/test interactions whose user or item is not in train;
+            ``info["dropped"]`` then counts, per part, the dropped interactions and the distinct
+            unseen users and items (all zero when False).
+        with_fold_in: give the split a fold-in part, even when it is empty.
+
+    Example:
+        >>> data = Dataset.from_interactions(["a", "a", "a"], ["x", "y", "z"])
+        >>> split = split_by_code(data, [TRAIN, VALID, TEST], {"method": "by-hand"})
+        >>> len(split.train), len(split.valid), len(split.test), split.info["dropped"]["test"]
+        (1, 1, 1, {'interactions': 0, 'users': 0, 'items': 0})
+    """
+    code = np.asarray(code)
+    if code.shape != (len(data),):
+        raise DataError(f"code must hold one part code per interaction, shape ({len(data)},); "
+                        f"got shape {code.shape}")
+    unknown = ~np.isin(code, _ALL_CODES)
+    if unknown.any():
+        j = int(np.argmax(unknown))
+        raise DataError(f"code[{j}] is {code[j].item()!r}; part codes are TRAIN, VALID, TEST, "
+                        f"FOLD_IN, DROPPED = {', '.join(map(str, _ALL_CODES))}")
     code = code.astype(np.int8, copy=True)
     dropped = {part: {"interactions": 0, "users": 0, "items": 0} for part in ("valid", "test")}
     if drop_unseen:
@@ -348,8 +373,6 @@ def _drop_unseen(data: Dataset, code: np.ndarray) -> dict:
 
 
 def _describe_dropped(info: dict) -> str:
-    if info.get("method") in ("cold-users", "cold-items"):
-        return "nothing dropped (cold-start split)"
     if not info.get("drop_unseen", True):
         return "unseen users and items kept"
     dropped = info.get("dropped", {})
