@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from genrec.data import Dataset, Split, Vocabulary
+from genrec.data import Dataset, Vocabulary
+from genrec.data.splits import TEST, TRAIN, VALID, split_by_code
 from genrec.data.synthetic import World
 from genrec.models import Pop
 
@@ -25,21 +26,21 @@ def blockbuster_world(n_users: int = 60, n_items: int = 30, *, seed: int = 0) ->
     likes[:, -3:] |= third  # every user has at least two other items, among the rarest
     likes[:, -6:-3] |= third
     u, i = np.nonzero(likes)
-    part = np.zeros(len(u), np.int8)  # 0 train, 1 valid, 2 test
+    part = np.full(len(u), TRAIN, np.int8)
     answer = np.full(n_users, -1, np.int64)
     for user in range(n_users):  # a tiny world: a loop is clearer than index tricks
         rows = np.flatnonzero((u == user) & (i != 0))
         held = rng.choice(rows, 2, replace=False)
-        part[held[0]] = 1
+        part[held[0]] = VALID
         if user % 2 == 0:
-            part[(u == user) & (i == 0)] = 2
+            part[(u == user) & (i == 0)] = TEST
             answer[user] = 0
         else:
-            part[held[1]] = 2
+            part[held[1]] = TEST
     users = Vocabulary([f"u{x}" for x in range(n_users)], kind="user")
     items = Vocabulary([f"i{x}" for x in range(n_items)], kind="item")
     data = Dataset(users, items, u, i, name="blockbuster")
-    split = Split(data.subset(part == 0), data.subset(part == 1), data.subset(part == 2))
+    split = split_by_code(data, part, {"method": "blockbuster", "seed": seed})
     return World(data, split, answer)
 
 

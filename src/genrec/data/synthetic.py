@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genrec.data.dataset import Dataset, ItemCatalog, Split
+from genrec.data.splits import TEST, TRAIN, VALID, split_by_code
 from genrec.data.vocabulary import Vocabulary
 from genrec.errors import ConfigError
 
@@ -54,8 +55,8 @@ def planted_clusters(n_users: int = 120, n_items: int = 60, n_clusters: int = 4,
         ordered = group_items[choice]  # (U_g, I_g): a random order of the group's items per user
         rows.append(np.repeat(members, len(group_items)))
         cols.append(ordered.ravel())
-        tag = np.zeros(ordered.shape, np.int8)
-        tag[:, 0], tag[:, 1] = 2, 1  # 2 = test, 1 = valid, 0 = train
+        tag = np.full(ordered.shape, TRAIN, np.int8)
+        tag[:, 0], tag[:, 1] = TEST, VALID
         part.append(tag.ravel())
         answer[members] = ordered[:, 0]
     u, i, p = np.concatenate(rows), np.concatenate(cols), np.concatenate(part)
@@ -63,11 +64,10 @@ def planted_clusters(n_users: int = 120, n_items: int = 60, n_clusters: int = 4,
         nu = np.repeat(np.arange(n_users), noise)
         ni = rng.integers(0, n_items, len(nu))
         keep = item_group[ni] != user_group[nu]
-        u, i, p = np.r_[u, nu[keep]], np.r_[i, ni[keep]], np.r_[p, np.zeros(keep.sum(), np.int8)]
+        u, i, p = np.r_[u, nu[keep]], np.r_[i, ni[keep]], np.r_[p, np.full(keep.sum(), TRAIN, np.int8)]
     data = _dataset(u, i, _time_by_part(u, p), n_users, n_items, "planted-clusters",
                     item_group=item_group)
-    split = Split(data.subset(p == 0), data.subset(p == 1), data.subset(p == 2),
-                  info={"method": "planted-clusters", "seed": seed})
+    split = split_by_code(data, p, {"method": "planted-clusters", "seed": seed})
     return World(data, split, answer)
 
 
@@ -93,10 +93,9 @@ def checkerboard(n_users: int = 40, n_items: int = 40, block: int = 10, *, seed:
     order = np.argsort(np.where(likes, noise, 2.0), axis=1)  # liked items first, random order
     answer, valid = order[:, 0], order[:, 1]
     u, i = np.nonzero(likes)
-    p = np.where(i == answer[u], 2, np.where(i == valid[u], 1, 0))
+    p = np.where(i == answer[u], TEST, np.where(i == valid[u], VALID, TRAIN))
     data = _dataset(u, i, _time_by_part(u, p), n_users, n_items, "checkerboard")
-    split = Split(data.subset(p == 0), data.subset(p == 1), data.subset(p == 2),
-                  info={"method": "checkerboard", "seed": seed})
+    split = split_by_code(data, p, {"method": "checkerboard", "seed": seed})
     return World(data, split, answer)
 
 
@@ -128,11 +127,10 @@ def deterministic_sequences(n_users: int = 100, n_items: int = 30, *, length: in
         times.append(np.tile(np.arange(length), len(members)))
     u, i, t = np.concatenate(rows), np.concatenate(cols), np.concatenate(times)
     data = _dataset(u, i, t, n_users, n_items, "deterministic-sequences")
-    p = np.where(t == length - 1, 2, np.where(t == length - 2, 1, 0))
+    p = np.where(t == length - 1, TEST, np.where(t == length - 2, VALID, TRAIN))
     answer = np.full(n_users, -1, np.int64)
-    answer[u[p == 2]] = i[p == 2]
-    split = Split(data.subset(p == 0), data.subset(p == 1), data.subset(p == 2),
-                  info={"method": "deterministic-sequences", "seed": seed})
+    answer[u[p == TEST]] = i[p == TEST]
+    split = split_by_code(data, p, {"method": "deterministic-sequences", "seed": seed})
     return World(data, split, answer)
 
 
