@@ -10,7 +10,6 @@ import os
 import shutil
 import socket
 import stat
-import sys
 import tempfile
 import threading
 import types
@@ -452,7 +451,7 @@ def test_real_recbole_wheel_from_pypi(tmp_path):
 # ---- load -------------------------------------------------------------------------------------
 @pytest.fixture
 def fake_loaders(monkeypatch):
-    """A stand-in genrec.data.loaders recording how each loader was called."""
+    """Stand-ins for every loader of sources.LOADERS, recording how each was called."""
     calls = []
 
     def make(fn_name):
@@ -461,10 +460,7 @@ def fake_loaders(monkeypatch):
             return types.SimpleNamespace(name="data", paths=paths)
         return loader
 
-    module = types.ModuleType("genrec.data.loaders")
-    for fn_name in sources.LOADERS:
-        setattr(module, fn_name, make(fn_name))
-    monkeypatch.setitem(sys.modules, "genrec.data.loaders", module)
+    monkeypatch.setattr(sources, "LOADERS", {fn_name: make(fn_name) for fn_name in sources.LOADERS})
     return calls
 
 
@@ -498,7 +494,6 @@ def test_load_passes_review_and_meta_files(server, tmp_path, fake_loaders):
 
 
 def test_load_real_loaders_read_both_layouts(served, wheel_source, tmp_path):
-    pytest.importorskip("genrec.data.loaders")
     official = load("tiny", cache_dir=tmp_path,
                     sources=catalog(tiny_source(f"{served.url}/ml-100k.zip")))
     assert official.name == "tiny" and len(official) == 4

