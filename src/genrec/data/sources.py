@@ -181,72 +181,68 @@ def _grouplens(name: str, md5: str | None) -> tuple[RemoteFile, ...]:
     return (RemoteFile((f"{_GROUPLENS}/{name}.zip",), f"{name}.zip", md5=md5, unpack=True),)
 
 
-def _amazon(release: str, category: str) -> tuple[RemoteFile, ...]:
-    """Reviews then metadata of one category: 2018 = 5-core reviews, 2023 = all reviews."""
+def _amazon_source(release: str, category: str, description: str) -> Source:
+    """One Amazon category: reviews then metadata (2018 = 5-core reviews, 2023 = all reviews),
+    named ``amazon<release>-<category in lower case, "_" -> "-">``."""
     if release == "2018":
         paths = (f"amazon_v2/categoryFilesSmall/{category}_5.json.gz",
                  f"amazon_v2/metaFiles2/meta_{category}.json.gz")
     else:
         paths = (f"amazon_2023/raw/review_categories/{category}.jsonl.gz",
                  f"amazon_2023/raw/meta_categories/meta_{category}.jsonl.gz")
-    return tuple(RemoteFile(tuple(f"{host}/{path}" for host in _MCAULEY), path.rsplit("/", 1)[1])
-                 for path in paths)
+    files = tuple(RemoteFile(tuple(f"{host}/{path}" for host in _MCAULEY), path.rsplit("/", 1)[1])
+                  for path in paths)
+    return Source(f"amazon{release}-{category.lower().replace('_', '-')}", files,
+                  f"load_amazon_{release}", description, loader_takes="files")
 
 
-SOURCES: dict[str, Source] = {
-    "ml-100k": Source(
+SOURCES: dict[str, Source] = {s.name: s for s in (
+    Source(
         "ml-100k", _grouplens("ml-100k", "0e33842e24a9c977be4e0107933c0723"), "load_movielens",
         "MovieLens 100K: 100,000 ratings (1-5) of 1,682 movies by 943 users, with titles, genres "
         "and user age/gender/occupation (GroupLens, 1998). Offline fallback: the recbole wheel.",
         wheel=RECBOLE_WHEEL),
-    "ml-1m": Source(
+    Source(
         "ml-1m", _grouplens("ml-1m", "c4d9eecfca2ab87c1945afe126590906"), "load_movielens",
         "MovieLens 1M: 1,000,209 ratings of 3,706 movies by 6,040 users with demographics "
         "(GroupLens, 2003)."),
-    "ml-20m": Source(
+    Source(
         "ml-20m", _grouplens("ml-20m", "cd245b17a1ae2cc31bb14903e1204af3"), "load_movielens",
         "MovieLens 20M: 20,000,263 ratings (0.5-5) of 27,278 movies by 138,493 users, with tags "
         "(GroupLens, 2015; 190 MB zip)."),
-    "ml-25m": Source(
+    Source(
         "ml-25m", _grouplens("ml-25m", "6b51fb2759a8657d3bfcbfc42b592ada"), "load_movielens",
         "MovieLens 25M: 25,000,095 ratings of 62,423 movies by 162,541 users, with tags "
         "(GroupLens, 2019; 250 MB zip)."),
-    "ml-latest-small": Source(
+    Source(
         "ml-latest-small", _grouplens("ml-latest-small", None), "load_movielens",
         "MovieLens latest, small: about 100,000 ratings of 9,000 movies by 600 users; GroupLens "
         "regenerates it over time, so its checksum is recorded at download, not pinned."),
-    "amazon2018-video-games": Source(
-        "amazon2018-video-games", _amazon("2018", "Video_Games"), "load_amazon_2018",
-        "Amazon Review Data 2018 (Ni et al.), Video Games, 5-core reviews + item metadata.",
-        loader_takes="files"),
-    "amazon2018-musical-instruments": Source(
-        "amazon2018-musical-instruments", _amazon("2018", "Musical_Instruments"),
-        "load_amazon_2018",
+    _amazon_source(
+        "2018", "Video_Games",
+        "Amazon Review Data 2018 (Ni et al.), Video Games, 5-core reviews + item metadata."),
+    _amazon_source(
+        "2018", "Musical_Instruments",
         "Amazon Review Data 2018 (Ni et al.), Musical Instruments, 5-core reviews (231,392) + "
-        "item metadata.", loader_takes="files"),
-    "amazon2018-office-products": Source(
-        "amazon2018-office-products", _amazon("2018", "Office_Products"), "load_amazon_2018",
-        "Amazon Review Data 2018 (Ni et al.), Office Products, 5-core reviews + item metadata.",
-        loader_takes="files"),
-    "amazon2023-all-beauty": Source(
-        "amazon2023-all-beauty", _amazon("2023", "All_Beauty"), "load_amazon_2023",
+        "item metadata."),
+    _amazon_source(
+        "2018", "Office_Products",
+        "Amazon Review Data 2018 (Ni et al.), Office Products, 5-core reviews + item metadata."),
+    _amazon_source(
+        "2023", "All_Beauty",
         "Amazon Reviews 2023 (Hou et al.), All Beauty: all 701K reviews + item metadata; "
-        "apply k-core filtering after loading.", loader_takes="files"),
-    "amazon2023-video-games": Source(
-        "amazon2023-video-games", _amazon("2023", "Video_Games"), "load_amazon_2023",
-        "Amazon Reviews 2023 (Hou et al.), Video Games: all 4.6M reviews + item metadata.",
-        loader_takes="files"),
-    "amazon2023-musical-instruments": Source(
-        "amazon2023-musical-instruments", _amazon("2023", "Musical_Instruments"),
-        "load_amazon_2023",
-        "Amazon Reviews 2023 (Hou et al.), Musical Instruments: all 3.0M reviews + item metadata.",
-        loader_takes="files"),
-    "amazon2023-industrial-and-scientific": Source(
-        "amazon2023-industrial-and-scientific", _amazon("2023", "Industrial_and_Scientific"),
-        "load_amazon_2023",
+        "apply k-core filtering after loading."),
+    _amazon_source(
+        "2023", "Video_Games",
+        "Amazon Reviews 2023 (Hou et al.), Video Games: all 4.6M reviews + item metadata."),
+    _amazon_source(
+        "2023", "Musical_Instruments",
+        "Amazon Reviews 2023 (Hou et al.), Musical Instruments: all 3.0M reviews + item metadata."),
+    _amazon_source(
+        "2023", "Industrial_and_Scientific",
         "Amazon Reviews 2023 (Hou et al.), Industrial and Scientific: all 5.2M reviews + item "
-        "metadata.", loader_takes="files"),
-}
+        "metadata."),
+)}
 
 
 def default_cache_dir() -> Path:
