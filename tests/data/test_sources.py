@@ -559,7 +559,12 @@ def test_read_manifest(served, tmp_path):
     assert sources.read_manifest("tiny", cache_dir=tmp_path)["name"] == "tiny"
 
 
-def test_progress_bar_does_not_break_the_download(served, tmp_path, capsys):
+def test_progress_bar_shows_the_download(served, tmp_path, capsys):
     srcs = catalog(tiny_source(f"{served.url}/ml-100k.zip"))
     fetch("tiny", cache_dir=tmp_path, sources=srcs, progress=True)
     assert verify("tiny", cache_dir=tmp_path, sources=srcs)
+    err = capsys.readouterr().err
+    assert "ml-100k.zip: 100%" in err and "1/1" in err and "MiB" in err
+
+    fetch("tiny", cache_dir=tmp_path, sources=srcs, progress=False, force=True)
+    assert capsys.readouterr().err == ""

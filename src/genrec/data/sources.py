@@ -64,7 +64,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -73,6 +73,8 @@ from typing import TYPE_CHECKING, Any
 
 from genrec.data import loaders
 from genrec.errors import ConfigError, SourceError
+from genrec.io import atomic_write
+from genrec.options import progress_bar
 
 if TYPE_CHECKING:
     from genrec.data.dataset import Dataset
@@ -518,25 +520,40 @@ def _download(url: str, dest: Path, *, timeout: float, progress: bool) -> dict:
 
 
 def _copy_hashing(stream, path: Path, *, total: int | None, label: str, progress: bool) -> dict:
-    sha256, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, unit="B", unit_scale=True, desc=label)
+    """Copy ``stream`` into ``path``, with a progress bar in MiB when ``progress``."""
+    chunks = progress_bar(iter(partial(stream.read, _CHUNK), b""), enabled=progress,
+                          total=None if total is None else -(-total // _CHUNK), desc=label,
+                          unit="MiB")
     try:
         with open(path, "wb") as out:
-            while chunk := stream.read(_CHUNK):
-                out.write(chunk)
-                sha256.update(chunk)
-                md5.update(chunk)
-                size += len(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
+            return _digests(chunks, out=out)
     finally:
-        if bar is not None:
-            bar.close()
-    return {"sha256": sha256.hexdigest(), "md5": md5.hexdigest(), "bytes": size}
+        if hasattr(chunks, "close"):  # the bar, when there is one
+            chunks.close()
+
+
+def _file_digests(path: Path, *, md5: bool = True) -> dict:
+    with open(path, "rb") as f:
+        return _digests(iter(partial(f.read, _CHUNK), b""), md5=md5)
+
+
+def _digests(chunks: Iterable[bytes], *, md5: bool = True, out=None) -> dict:
+    """sha256, md5 (unless ``md5=False``) and size in bytes of ``chunks``; each chunk is also
+    written to the binary file ``out`` when one is given."""
+    sha = hashlib.sha256()
+    md = hashlib.md5(usedforsecurity=False) if md5 else None
+    size = 0
+    for chunk in chunks:
+        if out is not None:
+            out.write(chunk)
+        sha.update(chunk)
+        if md is not None:
+            md.update(chunk)
+        size += len(chunk)
+    digests = {"sha256": sha.hexdigest(), "bytes": size}
+    if md is not None:
+        digests["md5"] = md.hexdigest()
+    return digests
 
 
 def _check_digests(remote: RemoteFile, url: str, got: dict) -> None:
@@ -597,9 +614,7 @@ def _write_manifest(folder: Path, *, name: str, info: dict) -> None:
         "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "genrec_version": __version__,
     }
-    tmp = folder / (MANIFEST + ".part")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / MANIFEST)
+    atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def _hash_tree(folder: Path) -> dict[str, dict]:
@@ -614,22 +629,6 @@ def _data_root(folder: Path) -> str:
     if len(entries) == 1 and entries[0].is_dir():
         return entries[0].name
     return "."
-
-
-def _file_digests(path: Path, *, md5: bool = True) -> dict:
-    sha = hashlib.sha256()
-    md = hashlib.md5(usedforsecurity=False) if md5 else None
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            sha.update(chunk)
-            size += len(chunk)
-            if md is not None:
-                md.update(chunk)
-    out = {"sha256": sha.hexdigest(), "bytes": size}
-    if md is not None:
-        out["md5"] = md.hexdigest()
-    return out
 
 
 def _read_manifest(folder: Path) -> dict | None:
