@@ -64,7 +64,8 @@ def planted_clusters(n_users: int = 120, n_items: int = 60, n_clusters: int = 4,
         nu = np.repeat(np.arange(n_users), noise)
         ni = rng.integers(0, n_items, len(nu))
         keep = item_group[ni] != user_group[nu]
-        u, i, p = np.r_[u, nu[keep]], np.r_[i, ni[keep]], np.r_[p, np.full(keep.sum(), TRAIN, np.int8)]
+        u, i = np.r_[u, nu[keep]], np.r_[i, ni[keep]]
+        p = np.r_[p, np.full(keep.sum(), TRAIN, np.int8)]
     data = _dataset(u, i, _time_by_part(u, p), n_users, n_items, "planted-clusters",
                     item_group=item_group)
     split = split_by_code(data, p, {"method": "planted-clusters", "seed": seed})
