@@ -551,8 +551,7 @@ def _copy_hashing(stream, path: Path, *, total: int | None, label: str, progress
         with open(path, "wb") as out:
             return _digests(chunks, out=out)
     finally:
-        if hasattr(chunks, "close"):  # the bar, when there is one
-            chunks.close()
+        chunks.close()  # ends the bar also when the download fails
 
 
 def _file_digests(path: Path, *, md5: bool = True) -> dict:
