@@ -533,16 +533,8 @@ def test_load_hands_the_archive_folder_to_the_loader(served, tmp_path, fake_load
     assert fake_loaders == [("load_movielens", [tmp_path / "tiny" / "ml-100k"])]
 
 
-def test_load_reads_the_manifest_once(served, tmp_path, fake_loaders, monkeypatch):
+def test_load_rejects_a_misspelt_fetch_option(served, tmp_path, fake_loaders):
     srcs = catalog(tiny_source(f"{served.url}/ml-100k.zip"))
-    fetch("tiny", cache_dir=tmp_path, sources=srcs)
-    reads = []
-    real = sources._read_manifest
-    monkeypatch.setattr(sources, "_read_manifest",
-                        lambda folder: reads.append(folder) or real(folder))
-    load("tiny", cache_dir=tmp_path, sources=srcs)
-    assert reads == [tmp_path / "tiny"]
-    assert fake_loaders == [("load_movielens", [tmp_path / "tiny" / "ml-100k"])]
     with pytest.raises(TypeError, match="progres"):
         load("tiny", cache_dir=tmp_path, sources=srcs, progres=True)
 

