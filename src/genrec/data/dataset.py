@@ -377,7 +377,8 @@ def interaction_seconds(timestamp) -> np.ndarray:
     bad = ~(np.isfinite(seconds) & (seconds >= INT64_MIN) & (seconds < INT64_END))
     if bad.any():
         j = int(np.argmax(bad))
-        raise DataError(f"timestamp[{j}] is {float(seconds[j])!r}: timestamps must be finite seconds "
+        shown = None if arr[j] is None else float(seconds[j])
+        raise DataError(f"timestamp[{j}] is {shown!r}: timestamps must be finite seconds "
                         "since the epoch within int64; drop or fix that interaction")
     return np.floor(seconds).astype(np.int64)
 
