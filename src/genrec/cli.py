@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     _dataset_args(bench)
     bench.add_argument("--split", default="holdout",
                        help="holdout | loo | temporal | cold-users | cold-items")
-    bench.add_argument("--models", default="pop,itemknn,ease,bpr", help="comma-separated names")
+    bench.add_argument("--models", default="pop,itemknn,ease,bpr",
+                       help="comma-separated names, each optionally NAME:PRESET (e.g. multvae:paper)")
     bench.add_argument("--k", default="10,20", help="cut-offs, comma-separated")
     bench.add_argument("--output", type=Path, help="write results.json here")
     bench.add_argument("--save-rankings", type=Path, help="write ranked lists (CSV) here")
@@ -136,13 +137,12 @@ def _cmd_benchmark(args) -> int:
     from genrec.data.splits import describe_split, make_split
     from genrec.evaluation import report
     from genrec.evaluation.runner import run_benchmark
-    from genrec.models import get_model_class
+    from genrec.models import build_model
 
     names = _names(args.models)
     ks = _ints(args.k, "--k")
     overrides = _overrides(args.set, names)
-    classes = {n: get_model_class(n) for n in names}
-    factories = {n: (lambda c=classes[n], o=overrides.get(n, {}): c(o)) for n in names}
+    factories = {n: (lambda n=n, o=overrides.get(n, {}): build_model(n, o)) for n in names}
     for n in names:  # validate configs and output paths before any work
         factories[n]()
     for path, what in ((args.output, "--output"), (args.save_rankings, "--save-rankings"),
@@ -243,9 +243,9 @@ def _load(args):
 
 
 def _train(args, name, config, output, data=None):
-    from genrec.models import get_model_class
+    from genrec.models import build_model
 
-    model = get_model_class(name)(config)
+    model = build_model(name, config)
     data = data if data is not None else _load(args)[0]
     _say(args, f"training {name} on all {len(data)} interactions of {data.name}")
     model.fit(data, options=_options(args))

@@ -7,6 +7,8 @@ Families plug in here as they land: classic baselines now; auto-encoders, VAEs, 
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.bpr import BPR, BPRConfig
@@ -22,13 +24,24 @@ MODELS: dict[str, type[Recommender]] = {
 }
 
 
+def build_model(spec: str, overrides: Mapping[str, Any] | None = None) -> Recommender:
+    """An unfitted model from ``"name"`` or ``"name:preset"`` plus config ``overrides``.
+
+    >>> build_model("ease:default", {"reg": 10.0}).config.reg
+    10.0
+    """
+    name, _, preset = spec.partition(":")
+    model_cls = get_model_class(name)
+    return model_cls(model_cls.Config.from_preset(preset or "default", overrides))
+
+
 def get_model_class(name: str) -> type[Recommender]:
     """The class registered as ``name``; ConfigError listing the known names otherwise."""
     try:
-        return MODELS[name.lower()]
+        return MODELS[name.lower().partition(":")[0]]
     except KeyError:
         raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}") from None
 
 
-__all__ = ["MODELS", "get_model_class", "ModelConfig", "Recommender", "BPR", "BPRConfig", "EASE",
+__all__ = ["MODELS", "build_model", "get_model_class", "ModelConfig", "Recommender", "BPR", "BPRConfig", "EASE",
            "EASEConfig", "ItemKNN", "ItemKNNConfig", "Pop", "PopConfig"]

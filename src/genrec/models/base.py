@@ -35,7 +35,27 @@ from genrec.ranking import as_score_tensor, mask_non_candidates, mask_seen, top_
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Base of every model's hyper-parameters. Subclasses add fields with defaults."""
+    """Base of every model's hyper-parameters. Subclasses add fields with defaults.
+
+    ``presets`` names other complete settings worth keeping (e.g. ``"paper"``: the paper's own
+    hyper-parameters), each a mapping of the fields that differ from the defaults; the class
+    docstring says where each preset's numbers come from. ``Config.from_preset(name)`` builds
+    one; ``genrec benchmark --models NAME:PRESET`` runs one.
+    """
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+    @classmethod
+    def from_preset(cls, name: str, overrides: Mapping[str, Any] | None = None) -> "ModelConfig":
+        """The preset ``name`` (``"default"`` is the defaults) with ``overrides`` on top.
+
+        Raises:
+            ConfigError: an unknown preset (naming the known ones) or override key.
+        """
+        if name != "default" and name not in cls.presets:
+            known = ", ".join(["default", *cls.presets])
+            raise ConfigError(f"{cls.__name__} has no preset {name!r}; choose from {known}")
+        return cls.from_dict({**dict(cls.presets.get(name, {})), **dict(overrides or {})})
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> "ModelConfig":

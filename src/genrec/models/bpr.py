@@ -44,6 +44,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from genrec.models.base import ModelConfig, Recommender
+from genrec.models.neural import fit_epochs
 
 
 @dataclass(frozen=True)
@@ -117,25 +118,20 @@ class BPR(Recommender):
         user_emb = _xavier_normal((train.n_users, cfg.dim), gen)
         item_emb = _xavier_normal((train.n_items, cfg.dim), gen)
         opt = torch.optim.Adam([user_emb, item_emb], lr=cfg.lr)
-        validate = valid is not None and len(valid) > 0
-        best = _Best(cfg.patience)
-        self.loss_history_, self.history_ = [], []
-        epochs = options.track(range(1, cfg.max_epochs + 1), desc="bpr", unit="epoch")
-        for epoch in epochs:
+
+        def run_epoch(epoch: int) -> float:
             triples = self._epoch_triples(rng, pos_users, pos_items, train.n_items, seen_keys)
-            self.loss_history_.append(self._train_epoch(user_emb, item_emb, opt, triples))
-            postfix = {"loss": f"{self.loss_history_[-1]:.4f}"}
-            if validate and epoch % cfg.eval_every == 0:
-                ndcg = self._validate(user_emb, item_emb, train, valid, epoch)
-                postfix["ndcg@10"] = f"{ndcg:.4f}"
-                if best.update(epoch, ndcg, (user_emb, item_emb)):
-                    break
-            epochs.set_postfix(postfix)
-        if best.weights is not None:
-            user_emb, item_emb = best.weights
-        self._export(user_emb, item_emb)
-        self.epochs_run_ = len(self.loss_history_)
-        self.best_epoch_ = best.epoch if best.epoch is not None else self.epochs_run_
+            loss = self._train_epoch(user_emb, item_emb, opt, triples)
+            self._export(user_emb, item_emb)  # validation scores the current weights
+            return loss
+
+        def restore(weights) -> None:
+            self._export(*weights)
+
+        fit_epochs(self, train, valid, options, run_epoch=run_epoch,
+                   snapshot=lambda: (user_emb.detach().clone(), item_emb.detach().clone()),
+                   restore=restore, max_epochs=cfg.max_epochs, patience=cfg.patience,
+                   eval_every=cfg.eval_every)
 
     def _epoch_triples(self, rng, pos_users, pos_items, n_items, seen_keys):
         """(2 + n_negatives, P') tensor of (user, positive, negatives...) in a fresh random order;
@@ -149,15 +145,6 @@ class BPR(Recommender):
         order = rng.permutation(np.flatnonzero(keep))
         return torch.from_numpy(np.concatenate([pos_users[None, order], pos_items[None, order],
                                                 neg_items[:, order]]))  # (2 + k, P')
-
-    def _validate(self, user_emb, item_emb, train, valid, epoch: int) -> float:
-        """Validation NDCG@10 of the current weights (train items excluded), kept in history_."""
-        from genrec.evaluation.protocol import validation_ndcg
-
-        self._export(user_emb, item_emb)
-        ndcg = float(validation_ndcg(self, train, valid, k=10))
-        self.history_.append({"epoch": epoch, "ndcg@10": ndcg})
-        return ndcg
 
     def _train_epoch(self, user_emb, item_emb, opt, triples) -> float:
         """One pass over ``triples`` (2 + k, P) of (user, positive, k negatives); the mean loss.
@@ -294,19 +281,3 @@ def _xavier_normal(shape: tuple[int, int], gen):
 
 _DENSE_SEEN_MAX = 50_000_000  # users x items up to which negatives are checked on a flat mask
 
-
-class _Best:
-    """The best validation score so far, its epoch and a copy of its weights."""
-
-    def __init__(self, patience: int):
-        self.patience, self.stale = patience, 0
-        self.score, self.epoch, self.weights = -math.inf, None, None
-
-    def update(self, epoch: int, score: float, weights) -> bool:
-        """Record an evaluation; True when ``patience`` evaluations in a row brought no gain."""
-        if score > self.score:
-            self.score, self.epoch, self.stale = score, epoch, 0
-            self.weights = tuple(w.detach().clone() for w in weights)
-            return False
-        self.stale += 1
-        return self.stale >= self.patience

@@ -1,0 +1,204 @@
+"""Small shared pieces of genrec's PyTorch models: functions, not a layer zoo.
+
+Each neural model's file holds its whole story (modules, loss, training step, scoring); what it
+takes from here is only the plumbing every one of them needs in the same form:
+
+* :func:`seeded` — a block in which torch's global RNG (dropout, sampling) is seeded from
+  ``RunOptions.seed`` and restored afterwards, so a fit is deterministic on CPU and does not
+  disturb the caller's random state;
+* :func:`shuffled_batches` and :func:`dense_rows` — training on batches of CSR rows turned into
+  dense (B, n_items) tensors: no per-user Python loops;
+* :func:`fit_epochs` — the epoch loop with validation NDCG@10 every ``eval_every`` epochs, early
+  stopping with ``patience`` and the best epoch's weights restored; it fills ``loss_history_``,
+  ``history_``, ``best_epoch_`` and ``epochs_run_`` the same way for every model;
+* :func:`module_state` / :func:`load_module_state` — a ``torch.nn.Module``'s weights as the
+  plain numpy arrays that ``Recommender.save`` writes (no pickle);
+* :func:`draw_profiles` — synthetic user profiles drawn from per-item probabilities without
+  replacement (Gumbel top-k), used by every model that can generate users.
+
+Example:
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> probs = np.array([[0.9, 0.1, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5]])  # rows: 2 users
+    >>> draw_profiles(probs, np.array([2, 2]), rng).toarray()  # 2 items each
+    array([[1., 1., 0., 0.],
+           [0., 0., 1., 1.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from genrec.data.dataset import Dataset
+from genrec.errors import ArtifactError, ConfigError
+from genrec.options import RunOptions
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Run the block with torch's global RNG seeded with ``seed``; restore it afterwards."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def shuffled_batches(n_rows: int, batch_size: int, rng: np.random.Generator | None
+                     ) -> Iterator[np.ndarray]:
+    """Index arrays covering ``range(n_rows)`` in batches; shuffled when ``rng`` is given."""
+    order = rng.permutation(n_rows) if rng is not None else np.arange(n_rows)
+    for lo in range(0, n_rows, batch_size):
+        yield order[lo:lo + batch_size]
+
+
+def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray | None = None):
+    """(B, n_cols) float32 torch tensor of the CSR ``matrix`` rows ``rows`` (all when None)."""
+    import torch
+
+    part = matrix if rows is None else matrix[rows]
+    return torch.from_numpy(np.asarray(part.toarray(), dtype=np.float32))
+
+
+def fit_epochs(model, train: Dataset, valid: Dataset | None, options: RunOptions, *,
+               run_epoch: Callable[[int], float], snapshot: Callable[[], Any],
+               restore: Callable[[Any], None], max_epochs: int, patience: int,
+               eval_every: int = 1) -> None:
+    """Train ``model`` epoch by epoch with early stopping on validation NDCG@10.
+
+    Args:
+        model: the Recommender being fitted; it must score with its current weights while
+            training (validation calls ``model.score`` through the evaluation protocol).
+        run_epoch: ``run_epoch(epoch) -> mean training loss`` trains one epoch (1-based).
+        snapshot: returns a copy of the current weights (e.g. ``copy_state(module)``).
+        restore: puts a snapshot back.
+        max_epochs, patience, eval_every: at most ``max_epochs`` epochs; validate every
+            ``eval_every`` epochs (only when ``valid`` has interactions); stop after
+            ``patience`` validations in a row without a better NDCG@10.
+
+    Sets on ``model``: ``loss_history_`` (mean loss per epoch), ``history_`` (list of
+    ``{"epoch", "ndcg@10"}``), ``best_epoch_`` (the restored epoch; the last one without
+    validation) and ``epochs_run_``.
+
+    Raises:
+        ConfigError: the training loss became NaN or infinite (lower the learning rate).
+    """
+    from genrec.evaluation import protocol
+
+    validate = valid is not None and len(valid) > 0
+    best_score, best_epoch, best_weights, stale = -math.inf, None, None, 0
+    model.loss_history_, model.history_ = [], []
+    epochs = options.track(range(1, max_epochs + 1), desc=model.name, unit="epoch")
+    for epoch in epochs:
+        loss = float(run_epoch(epoch))
+        if not math.isfinite(loss):
+            raise ConfigError(f"{model.name}: the training loss became {loss} at epoch {epoch}; "
+                              "lower the learning rate (lr) or raise the regularisation")
+        model.loss_history_.append(loss)
+        postfix = {"loss": f"{loss:.4f}"}
+        if validate and epoch % eval_every == 0:
+            ndcg = float(protocol.validation_ndcg(model, train, valid, k=10))
+            model.history_.append({"epoch": epoch, "ndcg@10": ndcg})
+            postfix["ndcg@10"] = f"{ndcg:.4f}"
+            if ndcg > best_score:
+                best_score, best_epoch, best_weights, stale = ndcg, epoch, snapshot(), 0
+            else:
+                stale += 1
+                if stale >= patience:
+                    break
+        epochs.set_postfix(postfix)
+    if best_weights is not None:
+        restore(best_weights)
+    model.epochs_run_ = len(model.loss_history_)
+    model.best_epoch_ = best_epoch if best_epoch is not None else model.epochs_run_
+
+
+def copy_state(module) -> dict:
+    """A detached copy of ``module.state_dict()`` (a snapshot for :func:`fit_epochs`)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def module_state(module, prefix: str = "") -> dict[str, np.ndarray]:
+    """``module``'s parameters and buffers as numpy arrays, keys prefixed with ``prefix``."""
+    return {prefix + k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
+
+
+def load_module_state(module, state: dict[str, np.ndarray], prefix: str = "") -> None:
+    """Load arrays written by :func:`module_state` into ``module`` (shapes must match).
+
+    Raises:
+        ArtifactError: a weight is missing or has the wrong shape.
+    """
+    import torch
+
+    own = module.state_dict()
+    missing = [prefix + k for k in own if prefix + k not in state]
+    if missing:
+        raise ArtifactError(f"the saved weights lack {missing[:5]}; retrain the model")
+    loaded = {}
+    for k, v in own.items():
+        value = torch.from_numpy(np.asarray(state[prefix + k])).to(v.dtype)
+        if value.shape != v.shape:
+            raise ArtifactError(f"saved weight {prefix + k} has shape {tuple(value.shape)}, "
+                                f"the model expects {tuple(v.shape)}; retrain the model")
+        loaded[k] = value
+    module.load_state_dict(loaded)
+
+
+def draw_profiles(probs, lengths: np.ndarray, rng: np.random.Generator) -> sp.csr_matrix:
+    """Binary (B, I) CSR: row b holds ``lengths[b]`` distinct items drawn without replacement
+    with probabilities proportional to ``probs[b]`` (Gumbel top-k, the whole batch at once).
+
+    Args:
+        probs: (B, I) non-negative weights (numpy or torch); rows need not sum to 1. An item of
+            weight 0 is drawn only when the row has fewer than ``lengths[b]`` positive items.
+        lengths: (B,) non-negative integers, each at most I.
+    """
+    probs = np.asarray(probs.detach().cpu().numpy() if hasattr(probs, "detach") else probs,
+                       dtype=np.float64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n_rows, n_items = probs.shape
+    if len(lengths) != n_rows or (lengths < 0).any() or (lengths > n_items).any():
+        raise ConfigError(f"profile lengths must be {n_rows} integers in 0..{n_items}")
+    with np.errstate(divide="ignore"):
+        keys = np.log(np.clip(probs, 0, None)) + rng.gumbel(size=probs.shape)  # (B, I)
+    keys = np.where(np.isfinite(keys), keys, -1e300 + rng.random(probs.shape))  # zeros last
+    width = int(lengths.max(initial=0))
+    if width == 0:
+        return sp.csr_matrix((n_rows, n_items), dtype=np.float32)
+    top = np.argpartition(-keys, width - 1, axis=1)[:, :width]  # (B, width), unordered
+    order = np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1)
+    top = np.take_along_axis(top, order, axis=1)  # (B, width) best first
+    keep = np.arange(width)[None, :] < lengths[:, None]
+    rows = np.broadcast_to(np.arange(n_rows)[:, None], top.shape)[keep]
+    return sp.csr_matrix((np.ones(keep.sum(), np.float32), (rows, top[keep])),
+                         shape=(n_rows, n_items))
+
+
+def with_synthetic_users(train: Dataset, profiles: sp.csr_matrix, *,
+                         prefix: str = "synthetic-") -> Dataset:
+    """``train`` plus one new user per row of ``profiles`` (B, n_items), for data augmentation.
+
+    The original users keep their indices (the new ids ``prefix0, prefix1, ...`` are appended to
+    the user vocabulary), so a model fitted on the result is evaluated on the original split
+    unchanged; the new interactions have value 1 and timestamp 0.
+    """
+    from genrec.data.vocabulary import Vocabulary
+
+    if profiles.shape[1] != train.n_items:
+        raise ConfigError(f"profiles have {profiles.shape[1]} item columns, the data has "
+                          f"{train.n_items} items")
+    coo = profiles.tocoo()
+    new_ids = [f"{prefix}{u}" for u in range(profiles.shape[0])]
+    users = Vocabulary(list(train.users.ids) + new_ids, kind="user")
+    n = len(coo.row)
+    return Dataset(users, train.items, np.r_[train.user_idx, train.n_users + coo.row],
+                   np.r_[train.item_idx, coo.col], np.r_[train.value, np.ones(n, np.float32)],
+                   np.r_[train.timestamp, np.zeros(n, np.int64)], catalog=train.catalog,
+                   name=f"{train.name}+{n} synthetic")
