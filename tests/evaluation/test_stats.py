@@ -139,3 +139,16 @@ def test_compare_with_best_single_model_and_errors():
         S.compare_with_best({})
     with pytest.raises(DataError):
         S.compare_with_best({"a": np.ones(3), "b": np.ones(4)})
+
+
+def test_compare_with_reference_gives_signed_verdicts():
+    rng = np.random.default_rng(6)
+    ref = rng.random(300)
+    per_user = {"ref": ref, "up": ref + 0.1 + rng.normal(0, 0.02, 300),
+                "same": ref + rng.normal(0, 0.05, 300), "down": ref - 0.1 + rng.normal(0, 0.02, 300)}
+    out = S.compare_with(per_user, "ref")
+    assert [out[m]["verdict"] for m in per_user] == [
+        "reference", "better", "no significant difference", "worse"]
+    assert out["up"]["mean_diff"] == pytest.approx(np.mean(per_user["up"] - ref))
+    with pytest.raises(ConfigError, match="reference"):
+        S.compare_with(per_user, "ease")

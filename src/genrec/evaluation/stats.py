@@ -136,23 +136,8 @@ def compare_with_best(per_user: Mapping[str, np.ndarray], *,
                       alpha: float = 0.05) -> dict[str, dict]:
     """Test every model against the one with the highest mean on the same users.
 
-    Args:
-        per_user: model name -> (U,) per-user values of one metric, aligned by user (NaNs
-            dropped pairwise). Higher is better.
-        alpha: significance level for the Holm-adjusted p-values.
-
-    Returns:
-        For each model ``{"best": bool, "mean": float, "mean_diff": mean(model - best),
-        "p_t", "p_wilcoxon", "p_t_holm", "p_wilcoxon_holm", "significant": bool}``. Holm's
-        correction runs over the non-best models, separately for the t-test and the Wilcoxon
-        p-values. ``significant`` is True when *both* adjusted p-values are below ``alpha``, i.e.
-        the model is worse than the best by both tests. The best model (the first one on a tie)
-        has ``mean_diff`` 0, NaN p-values and ``significant`` False.
-
-    Raises:
-        ConfigError: no models, or ``alpha`` outside (0, 1).
-        DataError: arrays of different lengths, a model with no non-NaN value, or fewer than
-            two users with values for both models of a pair.
+    The same as :func:`compare_with` with the best model as the reference, plus ``"best"``
+    (True for that model). ``significant`` then means: worse than the best by both tests.
 
     Example:
         >>> out = compare_with_best({"a": np.array([1., 2., 3.]), "b": np.array([0., 1., 2.])})
@@ -161,6 +146,43 @@ def compare_with_best(per_user: Mapping[str, np.ndarray], *,
     """
     if not per_user:
         raise ConfigError("compare_with_best needs at least one model; got none")
+    means = {name: _finite_values(np.asarray(v, np.float64), name).mean()
+             for name, v in per_user.items()}
+    best = max(means, key=means.get)                                   # first on a tie
+    out = compare_with(per_user, best, alpha=alpha)
+    return {name: {"best": name == best, **row} for name, row in out.items()}
+
+
+def compare_with(per_user: Mapping[str, np.ndarray], reference: str, *,
+                 alpha: float = 0.05) -> dict[str, dict]:
+    """Test every model against ``reference`` on the same users (paired, Holm-corrected).
+
+    Args:
+        per_user: model name -> (U,) per-user values of one metric, aligned by user (NaNs
+            dropped pairwise). Higher is better.
+        reference: the name of the model the others are compared with.
+        alpha: significance level for the Holm-adjusted p-values.
+
+    Returns:
+        For each model ``{"mean", "mean_diff": mean(model - reference), "p_t", "p_wilcoxon",
+        "p_t_holm", "p_wilcoxon_holm", "significant", "verdict"}``. Holm's correction runs over
+        the non-reference models, separately for the t-test and the Wilcoxon p-values.
+        ``significant`` is True when *both* adjusted p-values are below ``alpha``; ``verdict`` is
+        ``"better"`` or ``"worse"`` (significant, by the sign of ``mean_diff``), ``"no
+        significant difference"``, or ``"reference"`` (whose p-values are NaN).
+
+    Raises:
+        ConfigError: no models, a reference that is not among them, or ``alpha`` outside (0, 1).
+        DataError: arrays of different lengths, a model with no non-NaN value, or fewer than
+            two users with values for both models of a pair.
+
+    Example:
+        >>> out = compare_with({"a": np.array([1., 2., 3.]), "b": np.array([1., 2., 3.5])}, "a")
+        >>> out["b"]["verdict"], out["b"]["mean_diff"]
+        ('no significant difference', 0.16666666666666666)
+    """
+    if reference not in per_user:
+        raise ConfigError(f"the reference model {reference!r} is not among {list(per_user)}")
     if not 0.0 < alpha < 1.0:
         raise ConfigError(f"alpha must lie in (0, 1); got {alpha}")
     arrays = {name: np.asarray(v, dtype=np.float64) for name, v in per_user.items()}
@@ -168,21 +190,22 @@ def compare_with_best(per_user: Mapping[str, np.ndarray], *,
         raise DataError("per-user arrays must have one shape (the same users); got "
                         f"{ {name: v.shape for name, v in arrays.items()} }")
     means = {name: _finite_values(v, name).mean() for name, v in arrays.items()}
-    best = max(means, key=means.get)                                   # first on a tie
-    others = [name for name in arrays if name != best]
-    tests = {name: paired_tests(arrays[name], arrays[best]) for name in others}
+    others = [name for name in arrays if name != reference]
+    tests = {name: paired_tests(arrays[name], arrays[reference]) for name in others}
     p_t_holm = holm(np.array([tests[n]["p_t"] for n in others]))
     p_w_holm = holm(np.array([tests[n]["p_wilcoxon"] for n in others]))
     nan = float("nan")
-    out = {best: {"best": True, "mean": float(means[best]), "mean_diff": 0.0, "p_t": nan,
-                  "p_wilcoxon": nan, "p_t_holm": nan, "p_wilcoxon_holm": nan,
-                  "significant": False}}
+    out = {reference: {"mean": float(means[reference]), "mean_diff": 0.0, "p_t": nan,
+                       "p_wilcoxon": nan, "p_t_holm": nan, "p_wilcoxon_holm": nan,
+                       "significant": False, "verdict": "reference"}}
     for name, pt, pw in zip(others, p_t_holm, p_w_holm):
-        out[name] = {"best": False, "mean": float(means[name]),
-                     "mean_diff": tests[name]["mean_diff"], "p_t": tests[name]["p_t"],
+        significant = bool(pt < alpha and pw < alpha)
+        diff = tests[name]["mean_diff"]
+        verdict = ("better" if diff > 0 else "worse") if significant else "no significant difference"
+        out[name] = {"mean": float(means[name]), "mean_diff": diff, "p_t": tests[name]["p_t"],
                      "p_wilcoxon": tests[name]["p_wilcoxon"], "p_t_holm": float(pt),
-                     "p_wilcoxon_holm": float(pw),
-                     "significant": bool(pt < alpha and pw < alpha)}
+                     "p_wilcoxon_holm": float(pw), "significant": significant,
+                     "verdict": verdict}
     return {name: out[name] for name in arrays}
 
 
