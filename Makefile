@@ -24,6 +24,7 @@ test: setup
 # Slower measurements that write BENCHMARKS.md and the README's table (not part of CI).
 benchmarks: setup
 	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/generative.py
 
 clean:
 	rm -rf $(VENV) $(OUT) artifacts .pytest_cache

@@ -1,4 +1,4 @@
-"""Write BENCHMARKS.md (and the README's table): every measurement of the foundation issue.
+"""Write the foundation section of BENCHMARKS.md (and the README's table).
 
 1. MovieLens-100K, per-user holdout 0.8/0.1/0.1 (seed 2020), full ranking, k = 10, 20: the four
    baselines with bootstrap intervals and paired tests, beside RecBole 1.2.1's numbers from
@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from common import load_average, peer_rows, write_section  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import holdout_split  # noqa: E402
 from genrec.evaluation.runner import run_benchmark  # noqa: E402
@@ -39,22 +40,6 @@ PEER_NAMES = {"pop": "Pop", "itemknn": "ItemKNN", "ease": "EASE", "bpr": "BPR"}
 MARK_START, MARK_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 
 
-def peers() -> dict[str, dict]:
-    """RecBole's general-recommendation rows from ../shared/PEERS.md (empty if absent)."""
-    path = ROOT.parent / "shared" / "PEERS.md"
-    if not path.exists():
-        return {}
-    rows = {}
-    for line in path.read_text().splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 10 and cells[0] in PEER_NAMES.values() and re.match(r"0\.\d+", cells[1]):
-            rows[cells[0]] = {"recall@10": float(cells[1]), "ndcg@10": float(cells[2]),
-                              "mrr@10": float(cells[3]), "hit@10": float(cells[4]),
-                              "recall@20": float(cells[5]), "ndcg@20": float(cells[6]),
-                              "wall_s": cells[8], "peak_mb": cells[9]}
-    return rows
-
-
 def ml100k_baselines(repeats: int, cache_dir: Path) -> tuple[dict, list[float]]:
     data = sources.load("ml-100k", cache_dir=cache_dir)
     split = holdout_split(data, (0.8, 0.1, 0.1), seed=2020)
@@ -63,7 +48,7 @@ def ml100k_baselines(repeats: int, cache_dir: Path) -> tuple[dict, list[float]]:
     options = RunOptions(seed=2020, threads=1)
     runs, loads = [], []
     for _ in range(repeats):
-        loads.append(os.getloadavg()[0])
+        loads.append(load_average())
         factories = {m: get_model_class(m) for m in MODELS}
         runs.append(run_benchmark(split, factories, protocol=protocol, options=options))
     first = runs[0].to_dict()  # intervals and tests once; the repeats only add timings
@@ -128,16 +113,16 @@ def main() -> None:
     speed = eval_speed.measure(args.eval_users, args.eval_items, repeats=args.repeats, threads=1)
     clone = None if args.skip_fresh_clone else (print("make run in a fresh clone ...",
                                                       file=sys.stderr) or fresh_clone_run())
-    table = baseline_table(results, peers())
+    table = baseline_table(results, peer_rows())
     versions = results["versions"]
     out = [
-        "# Benchmarks", "",
+        "## Foundation: baselines, evaluation speed, `make run`", "",
         f"Written by `python benchmarks/run_all.py` (`make benchmarks`) on {started}. Machine: "
         f"{versions['cpu_count']} cores, {versions['platform']}, Python {versions['python']}, "
         f"torch {versions['torch']}, numpy {versions['numpy']}, scipy {versions['scipy']}, "
         f"genrec {versions['genrec']}. Every timing uses 1 thread; 1-minute load average at the "
         f"start of each repeat: {', '.join(f'{x:.2f}' for x in loads)}.", "",
-        "## MovieLens-100K, per-user holdout 0.8/0.1/0.1, full ranking", "",
+        "### MovieLens-100K, per-user holdout 0.8/0.1/0.1, full ranking", "",
         "Protocol as in ../shared/PEERS.md: every interaction a positive, split seed 2020 "
         "(RecBole's per-user rounding; our own shuffle, so the split differs from RecBole's), "
         "train items excluded at validation, train + valid at test, early stopping on valid "
@@ -152,7 +137,7 @@ def main() -> None:
         "Same metrics across repeats (deterministic): "
         + ", ".join(f"{r['model']} {'yes' if r['deterministic'] else 'NO'}" for r in results["results"]),
         "",
-        "## Evaluation throughput", "",
+        "### Evaluation throughput", "",
         f"A {speed['dim']}-factor dot-product scorer on {speed['users']:,} users x "
         f"{speed['items']:,} items ({speed['evaluated_users']:,} with test items), batch "
         f"{speed['batch_size']}, ranking metrics at 10 and 20, 1 thread, median of "
@@ -167,12 +152,12 @@ def main() -> None:
         f"would be {speed['dense_scores_mb_if_unbatched']:,.0f} MB) |", "",
     ]
     if clone:
-        out += ["## `make run` from a fresh clone", "",
+        out += ["### `make run` from a fresh clone", "",
                 f"Exit code {clone['exit_code']}, wall time {clone['seconds']:.0f} s (includes "
                 "creating .venv and installing torch and the other dependencies, fetching "
                 "MovieLens-100K from the recbole wheel on PyPI, and the benchmark). Produced: "
                 + ", ".join(f"`{x}`" for x in clone["produced"]) + ".", ""]
-    atomic_write(ROOT / "BENCHMARKS.md", "\n".join(out))
+    write_section("foundation", "\n".join(out))
     atomic_write(ROOT / "benchmarks" / "results" / "ml-100k-holdout.json",
                  json.dumps(results, indent=2, default=str))
     readme = (ROOT / "README.md").read_text()

@@ -1,0 +1,73 @@
+"""What every benchmark script shares: BENCHMARKS.md sections, RecBole's peer rows, formatting.
+
+BENCHMARKS.md is made of sections, one per script, each between ``<!-- section:NAME -->`` and
+``<!-- /section:NAME -->``; a script rewrites only its own section, so the scripts can run
+separately (``make benchmarks`` runs them all).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from genrec.io import atomic_write
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+HEADER = ("# Benchmarks\n\nEvery number here is written by a script in `benchmarks/` "
+          "(`make benchmarks` runs them all); each section names its script, machine, versions, "
+          "seeds and the machine load while it ran.\n")
+
+
+def write_section(name: str, markdown: str) -> None:
+    """Replace (or append) the section ``name`` of BENCHMARKS.md with ``markdown``."""
+    start, end = f"<!-- section:{name} -->", f"<!-- /section:{name} -->"
+    block = f"{start}\n{markdown.strip()}\n{end}"
+    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
+    if start not in text:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    else:
+        head, rest = text.split(start, 1)
+        text = head + block + rest.split(end, 1)[1]
+    atomic_write(BENCHMARKS_MD, text)
+
+
+def peer_rows() -> dict[str, dict]:
+    """RecBole's general-recommendation rows of ../shared/PEERS.md by its model name
+    (``"Mult-VAE"``), with metrics as floats and wall seconds / peak MB as given."""
+    path = ROOT.parent / "shared" / "PEERS.md"
+    if not path.exists():
+        return {}
+    rows = {}
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 10 and re.fullmatch(r"0\.\d+", cells[1]) and re.fullmatch(r"0\.\d+", cells[2]):
+            wall = re.match(r"[\d.]+", cells[8])
+            rows[cells[0]] = {"recall@10": float(cells[1]), "ndcg@10": float(cells[2]),
+                              "mrr@10": float(cells[3]), "hit@10": float(cells[4]),
+                              "recall@20": float(cells[5]), "ndcg@20": float(cells[6]),
+                              "epochs": cells[7], "wall_s": float(wall.group()) if wall else None,
+                              "peak_mb": cells[9]}
+    return rows
+
+
+def fmt_ci(m: dict) -> str:
+    """``mean [low, high]`` of a runner metric summary."""
+    if m.get("ci_low") is None:
+        return f"{m['mean']:.4f}"
+    return f"{m['mean']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
+
+
+def machine_line(versions: dict, loads: list[float]) -> str:
+    return (f"Machine: {versions['cpu_count']} cores, {versions['platform']}, Python "
+            f"{versions['python']}, torch {versions['torch']}, numpy {versions['numpy']}, genrec "
+            f"{versions['genrec']}; 1 thread; 1-minute load average during the runs: "
+            + ", ".join(f"{x:.2f}" for x in loads) + ".")
+
+
+def load_average() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
