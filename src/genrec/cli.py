@@ -9,6 +9,7 @@ traceback for bad input.
     genrec benchmark --dataset ml-100k --split holdout --models pop,itemknn,ease,bpr
     genrec train --dataset ml-100k --model ease
     genrec recommend --dataset ml-100k --model ease --user 196 --k 10
+    genrec sample --dataset ml-100k --model multvae --n 100 --output synthetic.csv
 """
 
 from __future__ import annotations
@@ -98,6 +99,14 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--k", type=int, default=10)
     rec.add_argument("--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
     rec.set_defaults(run=_cmd_recommend)
+
+    sample = sub.add_parser("sample", help="synthetic user profiles from a generative model")
+    _dataset_args(sample)
+    sample.add_argument("--model", required=True, help="a model with sample_profiles, e.g. multvae")
+    sample.add_argument("--n", type=int, default=100, help="number of synthetic users")
+    sample.add_argument("--output", type=Path, required=True, help="CSV file: user,item")
+    sample.add_argument("--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
+    sample.set_defaults(run=_cmd_sample)
     return p
 
 
@@ -187,25 +196,10 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_recommend(args) -> int:
-    import numpy as np
-
     from genrec.data import as_history_matrix
-    from genrec.models import get_model_class
-    from genrec.models.base import read_artifact_meta
 
-    model_cls = get_model_class(args.model)
     data, filtering = _load(args)
-    folder = _artifact_dir(args, args.model, args.artifact)
-    if not (folder / "config.json").exists():
-        print(f"notice: no saved {args.model} model at {folder}; training one now", file=sys.stderr)
-        _train(args, args.model, {}, folder, data=data)
-    meta = read_artifact_meta(folder)
-    if meta.get("data_checksum") != data.checksum():
-        flags = "".join(f" --{k.replace('_', '-')}" + ("" if v is True else f" {v}")
-                        for k, v in filtering.items())
-        raise ConfigError(f"the model at {folder} was trained on different data; retrain it with "
-                          f"`genrec train --dataset {args.dataset}{flags} --model {args.model}`")
-    model = model_cls.load(folder)
+    model = _saved_or_trained(args, data, filtering)
     if args.user is not None:
         user = data.users.index([args.user])
         history, users = data.user_items[user], user
@@ -223,7 +217,49 @@ def _cmd_recommend(args) -> int:
     return 0
 
 
+def _cmd_sample(args) -> int:
+    import numpy as np
+
+    from genrec.models import MODELS, get_model_class
+
+    model_cls = get_model_class(args.model)
+    if not hasattr(model_cls, "sample_profiles"):
+        able = [n for n, c in MODELS.items() if hasattr(c, "sample_profiles")]
+        raise ConfigError(f"{model_cls.name} cannot generate user profiles; use one of {able}")
+    if args.n < 1:
+        raise ConfigError(f"--n must be a positive number of users, got {args.n}")
+    check_writable(args.output, what="--output")
+    data, filtering = _load(args)
+    model = _saved_or_trained(args, data, filtering)
+    profiles = model.sample_profiles(args.n, seed=args.seed).tocoo()
+    order = np.lexsort((profiles.col, profiles.row))
+    rows, cols = profiles.row[order], profiles.col[order]
+    lines = ["user,item"] + [f"synthetic-{u},{data.items.ids[i]}" for u, i in zip(rows, cols)]
+    atomic_write(args.output, "\n".join(lines) + "\n")
+    _say(args, f"wrote {args.n} synthetic users ({len(rows)} interactions) to {args.output}")
+    return 0
+
+
 # ---- shared steps ----------------------------------------------------------------------------
+def _saved_or_trained(args, data, filtering: dict):
+    """The model saved for this dataset (trained and saved first when there is none)."""
+    from genrec.models import get_model_class
+    from genrec.models.base import read_artifact_meta
+
+    model_cls = get_model_class(args.model)
+    folder = _artifact_dir(args, args.model, args.artifact)
+    if not (folder / "config.json").exists():
+        print(f"notice: no saved {args.model} model at {folder}; training one now", file=sys.stderr)
+        _train(args, args.model, {}, folder, data=data)
+    meta = read_artifact_meta(folder)
+    if meta.get("data_checksum") != data.checksum():
+        flags = "".join(f" --{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+                        for k, v in filtering.items())
+        raise ConfigError(f"the model at {folder} was trained on different data; retrain it with "
+                          f"`genrec train --dataset {args.dataset}{flags} --model {args.model}`")
+    return model_cls.load(folder)
+
+
 def _load(args):
     from genrec.data import filters, load_movielens, sources
 
