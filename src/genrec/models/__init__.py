@@ -12,7 +12,9 @@ from typing import Any, Mapping
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.bpr import BPR, BPRConfig
+from genrec.models.cdae import CDAE, CDAEConfig
 from genrec.models.ease import EASE, EASEConfig
+from genrec.models.irgan import IRGAN, IRGANConfig
 from genrec.models.itemknn import ItemKNN, ItemKNNConfig
 from genrec.models.pop import Pop, PopConfig
 
@@ -21,6 +23,8 @@ MODELS: dict[str, type[Recommender]] = {
     "itemknn": ItemKNN,
     "ease": EASE,
     "bpr": BPR,
+    "cdae": CDAE,
+    "irgan": IRGAN,
 }
 
 
@@ -44,4 +48,4 @@ def get_model_class(name: str) -> type[Recommender]:
 
 
 __all__ = ["MODELS", "build_model", "get_model_class", "ModelConfig", "Recommender", "BPR", "BPRConfig", "EASE",
-           "EASEConfig", "ItemKNN", "ItemKNNConfig", "Pop", "PopConfig"]
+           "EASEConfig", "CDAE", "CDAEConfig", "IRGAN", "IRGANConfig", "ItemKNN", "ItemKNNConfig", "Pop", "PopConfig"]
