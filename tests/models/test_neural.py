@@ -9,7 +9,7 @@ import torch
 
 import genrec.evaluation.protocol as protocol
 from genrec.data.synthetic import planted_clusters
-from genrec.errors import ArtifactError, ConfigError
+from genrec.errors import ArtifactError, ConfigError, DataError
 from genrec.models import EASE
 from genrec.models.neural import (
     copy_state, dense_rows, draw_profiles, fit_epochs, load_module_state, module_state, seeded,
@@ -21,7 +21,8 @@ class _Counter:
     name = "counter"
 
 
-def _fit(curve, losses=None, *, patience=3, max_epochs=20, eval_every=1, valid=True):
+def _fit(curve, losses=None, *, patience=3, max_epochs=20, eval_every=1, valid=True,
+         initial=None):
     """Run fit_epochs with a scripted validation curve; weights are the epoch number."""
     world = planted_clusters()
     model, state = _Counter(), {"w": 0}
@@ -41,7 +42,7 @@ def _fit(curve, losses=None, *, patience=3, max_epochs=20, eval_every=1, valid=T
         fit_epochs(model, world.split.train, world.split.valid if valid else None,
                    RunOptions(threads=1), run_epoch=run_epoch, snapshot=lambda: state["w"],
                    restore=restore, max_epochs=max_epochs, patience=patience,
-                   eval_every=eval_every)
+                   eval_every=eval_every, initial=initial)
     finally:
         protocol.validation_ndcg = original
     return model, state["w"]
@@ -60,6 +61,13 @@ def test_eval_every_and_no_validation():
     assert model.best_epoch_ == 4 and weights == 4 and model.epochs_run_ == 8
     model, weights = _fit([], valid=False, max_epochs=6)
     assert model.best_epoch_ == 6 == model.epochs_run_ and weights == 6 and model.history_ == []
+
+
+def test_initial_point_kept_when_no_epoch_beats_it():
+    model, weights = _fit([0.1, 0.3, 0.2, 0.25], initial=(0.5, -1))
+    assert model.best_epoch_ == 0 and weights == -1 and model.epochs_run_ == 3
+    model, weights = _fit([0.1, 0.6, 0.2, 0.25, 0.3], initial=(0.5, -1))
+    assert model.best_epoch_ == 2 and weights == 2
 
 
 def test_non_finite_loss_is_a_clear_error():
@@ -123,6 +131,16 @@ def test_draw_profiles_lengths_distinct_and_proportional():
     assert (same != again).nnz == 0
     with pytest.raises(ConfigError, match="lengths"):
         draw_profiles(probs[:2], np.array([1, 6]), rng)
+    with pytest.raises(DataError, match="NaN"):
+        draw_profiles(np.array([[0.5, np.nan]]), np.array([1]), rng)
+
+
+def test_zero_weight_fill_is_random():
+    probs = np.zeros((2000, 30))
+    probs[:, 0] = 1.0
+    profiles = draw_profiles(probs, np.full(2000, 3), np.random.default_rng(0))
+    counts = np.asarray(profiles.sum(axis=0)).ravel()
+    assert counts[0] == 2000 and (counts[1:] > 50).all()  # the other 29 items share the fill
 
 
 def test_synthetic_users_are_appended():

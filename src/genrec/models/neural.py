@@ -11,10 +11,12 @@ takes from here is only the plumbing every one of them needs in the same form:
 * :func:`fit_epochs` — the epoch loop with validation NDCG@10 every ``eval_every`` epochs, early
   stopping with ``patience`` and the best epoch's weights restored; it fills ``loss_history_``,
   ``history_``, ``best_epoch_`` and ``epochs_run_`` the same way for every model;
+* :func:`copy_state` — a snapshot of a module's weights for :func:`fit_epochs`;
 * :func:`module_state` / :func:`load_module_state` — a ``torch.nn.Module``'s weights as the
   plain numpy arrays that ``Recommender.save`` writes (no pickle);
 * :func:`draw_profiles` — synthetic user profiles drawn from per-item probabilities without
-  replacement (Gumbel top-k), used by every model that can generate users.
+  replacement (Gumbel top-k), used by every model that can generate users, and
+  :func:`with_synthetic_users`, which appends them to a training set for augmentation.
 
 Example:
     >>> import numpy as np
@@ -36,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.data.dataset import Dataset
-from genrec.errors import ArtifactError, ConfigError
+from genrec.errors import ArtifactError, ConfigError, DataError
 from genrec.options import RunOptions
 
 
@@ -69,7 +71,7 @@ def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray | None = None):
 def fit_epochs(model, train: Dataset, valid: Dataset | None, options: RunOptions, *,
                run_epoch: Callable[[int], float], snapshot: Callable[[], Any],
                restore: Callable[[Any], None], max_epochs: int, patience: int,
-               eval_every: int = 1) -> None:
+               eval_every: int = 1, initial: tuple[float, Any] | None = None) -> None:
     """Train ``model`` epoch by epoch with early stopping on validation NDCG@10.
 
     Args:
@@ -93,6 +95,9 @@ def fit_epochs(model, train: Dataset, valid: Dataset | None, options: RunOptions
 
     validate = valid is not None and len(valid) > 0
     best_score, best_epoch, best_weights, stale = -math.inf, None, None, 0
+    if initial is not None:
+        best_score, best_weights = initial
+        best_epoch = 0
     model.loss_history_, model.history_ = [], []
     epochs = options.track(range(1, max_epochs + 1), desc=model.name, unit="epoch")
     for epoch in epochs:
@@ -162,13 +167,18 @@ def draw_profiles(probs, lengths: np.ndarray, rng: np.random.Generator) -> sp.cs
     """
     probs = np.asarray(probs.detach().cpu().numpy() if hasattr(probs, "detach") else probs,
                        dtype=np.float64)
+    if not np.isfinite(probs).all() or (probs < 0).any():
+        raise DataError("profile probabilities must be finite and non-negative; the model "
+                        "produced NaN, infinite or negative values")
     lengths = np.asarray(lengths, dtype=np.int64)
     n_rows, n_items = probs.shape
     if len(lengths) != n_rows or (lengths < 0).any() or (lengths > n_items).any():
         raise ConfigError(f"profile lengths must be {n_rows} integers in 0..{n_items}")
     with np.errstate(divide="ignore"):
         keys = np.log(np.clip(probs, 0, None)) + rng.gumbel(size=probs.shape)  # (B, I)
-    keys = np.where(np.isfinite(keys), keys, -1e300 + rng.random(probs.shape))  # zeros last
+    # zero-weight items come after every positive one (log-probabilities are >= -745), in a
+    # random order among themselves
+    keys = np.where(np.isfinite(keys), keys, -1e4 + rng.random(probs.shape))
     width = int(lengths.max(initial=0))
     if width == 0:
         return sp.csr_matrix((n_rows, n_items), dtype=np.float32)
