@@ -16,6 +16,7 @@ from genrec.models.cdae import CDAE, CDAEConfig
 from genrec.models.ease import EASE, EASEConfig
 from genrec.models.irgan import IRGAN, IRGANConfig
 from genrec.models.itemknn import ItemKNN, ItemKNNConfig
+from genrec.models.listcvae import ListCVAE, ListCVAEConfig
 from genrec.models.pop import Pop, PopConfig
 
 MODELS: dict[str, type[Recommender]] = {
@@ -25,6 +26,7 @@ MODELS: dict[str, type[Recommender]] = {
     "bpr": BPR,
     "cdae": CDAE,
     "irgan": IRGAN,
+    "listcvae": ListCVAE,
 }
 
 
@@ -48,4 +50,4 @@ def get_model_class(name: str) -> type[Recommender]:
 
 
 __all__ = ["MODELS", "build_model", "get_model_class", "ModelConfig", "Recommender", "BPR", "BPRConfig", "EASE",
-           "EASEConfig", "CDAE", "CDAEConfig", "IRGAN", "IRGANConfig", "ItemKNN", "ItemKNNConfig", "Pop", "PopConfig"]
+           "EASEConfig", "CDAE", "CDAEConfig", "IRGAN", "IRGANConfig", "ListCVAE", "ListCVAEConfig", "ItemKNN", "ItemKNNConfig", "Pop", "PopConfig"]
