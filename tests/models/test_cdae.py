@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from genrec.data.synthetic import planted_clusters
+from genrec.evaluation.protocol import validation_ndcg
 from genrec.models import CDAE
 from genrec.models.cdae import CDAEConfig
 
@@ -46,11 +47,11 @@ def test_score_is_the_papers_forward_pass(fitted, world):
     with torch.no_grad():
         pre = y @ net.encoder.weight.T + net.encoder.bias  # (1, H)
         with_user = torch.sigmoid(pre + net.user_vectors.weight[3]) @ net.decoder.weight.T
-        without = torch.sigmoid(pre) @ net.decoder.weight.T
-    np.testing.assert_allclose(fitted.score(history, users=[3])[0],
-                               (with_user + net.decoder.bias)[0].detach().numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(fitted.score(history)[0], (without + net.decoder.bias)[0].detach().numpy(),
-                               rtol=1e-5, atol=1e-5)
+        with_user = (with_user + net.decoder.bias)[0].numpy()
+        without = (torch.sigmoid(pre) @ net.decoder.weight.T + net.decoder.bias)[0].numpy()
+    np.testing.assert_allclose(fitted.score(history, users=[3])[0], with_user, rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(fitted.score(history)[0], without, rtol=1e-5, atol=1e-5)
 
 
 def test_user_vector_changes_scores(fitted, world):
@@ -123,14 +124,53 @@ def test_corruption_drops_inputs_only_while_training(fitted, world):
     assert fitted._batch_loss(rows, users).item() != fitted._batch_loss(rows, users).item()
 
 
-def test_loss_decreases_and_early_stopping_restores(world):
-    model = CDAE(TINY).fit(world.split.train, valid=world.split.valid, options=OPTIONS)
-    assert model.loss_history_[-1] < model.loss_history_[0]
-    best = max(h["ndcg@10"] for h in model.history_)
-    assert [h["ndcg@10"] for h in model.history_][model.best_epoch_ - 1] == best
+def test_loss_decreases_and_early_stopping_restores(fitted, world):
+    """The restored weights are the best epoch's: they give the best validation NDCG@10."""
+    assert fitted.loss_history_[-1] < fitted.loss_history_[0]
+    best = max(h["ndcg@10"] for h in fitted.history_)
+    assert [h["ndcg@10"] for h in fitted.history_][fitted.best_epoch_ - 1] == best
+    assert fitted.best_epoch_ < fitted.epochs_run_  # it did stop after a worse epoch
+    restored = validation_ndcg(fitted, world.split.train, world.split.valid, k=10)
+    assert restored == pytest.approx(best)
+
+
+def test_penalty_is_the_papers_on_the_batch(fitted):
+    """reg/2 (mean |V_u|^2 over the batch + |W|^2 + |W'|^2 + |b|^2 + |b'|^2 over n users)."""
+    model = CDAE({**TINY, "reg": 0.3})
+    model.module_ = net = fitted.module_
+    users = torch.tensor([2, 9, 4])
+    shared = sum(float(p.detach().square().sum()) for p in (
+        net.encoder.weight, net.encoder.bias, net.decoder.weight, net.decoder.bias))
+    v = net.user_vectors.weight.detach()[users].square().sum(1).mean().item()
+    assert model._penalty(users, 100).item() == pytest.approx(0.15 * (v + shared / 100), rel=1e-5)
+
+
+def test_reg_leaves_absent_users_alone_without_momentum(world):
+    """One SGD-like first step: a penalised fit touches only the batch's user vectors. (Adam's
+    first step moves exactly the rows with a non-zero gradient.)"""
+    train = world.split.train
+    model = CDAE({**TINY, "reg": 1.0, "batch_size": 8, "max_epochs": 1})
+    calls = []
+    original = torch.optim.Adam.step
+
+    def one_step(self, *args, **kwargs):  # record the user vectors around the first step only
+        if not calls:
+            before = model.module_.user_vectors.weight.detach().clone()
+            out = original(self, *args, **kwargs)
+            calls.append(before != model.module_.user_vectors.weight.detach())
+            return out
+        return original(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.optim.Adam, "step", one_step)
+        model.fit(train, options=OPTIONS)
+    moved = calls[0].any(1).numpy()
+    assert moved.sum() == 8  # the batch's users only, not every row by weight decay
 
 
 def test_paper_preset_builds():
+    assert CDAEConfig.presets["paper"] == {
+        "hidden": 50, "corruption": 0.2, "hidden_act": "sigmoid", "output_act": "identity",
+        "loss": "logistic", "objective": "sampled", "negative_ratio": 5.0}
     cfg = CDAEConfig.from_preset("paper")
-    assert (cfg.hidden, cfg.objective, cfg.hidden_act, cfg.output_act) == (
-        50, "sampled", "sigmoid", "identity")
+    assert (cfg.hidden, cfg.objective, cfg.negative_ratio) == (50, "sampled", 5.0)

@@ -1,9 +1,12 @@
 """End-to-end on ML-100K (holdout 0.8/0.1/0.1, split seed 2020, defaults, one thread).
 
-CDAE is held to RecBole's Mult-DAE (PEERS.md: NDCG@10 0.2857, Recall@10 0.2432; RecBole's ML-1M
-table has CDAE just above Mult-DAE) less the usual noise allowance. IRGAN has no RecBole peer:
-it must be clearly above Pop (0.1033) and near BPR (0.2931); we measured 0.303 with seed 42. Its
-generator's negatives must be harder than uniform ones (more popular, higher EASE scores).
+Each model is held to its own measured test NDCG@10 (seed 42) less ``DRIFT`` (0.015), so a
+regression shows: CDAE measured 0.3288 (Recall@10 0.2749, best epoch 41) and must also stay at or
+above RecBole's Mult-DAE (PEERS.md: NDCG@10 0.2857, Recall@10 0.2432; RecBole's ML-1M table has
+CDAE just above Mult-DAE). IRGAN measured 0.3031 (Recall@10 0.2555, best game epoch 6 after 63
+pre-training epochs); it has no RecBole peer, so it must also be clearly above Pop (0.1033) and
+near BPR (0.2931). Its generator's negatives must be harder than uniform ones (more popular,
+higher EASE scores).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from genrec.models import CDAE, EASE, IRGAN
 from genrec.options import RunOptions
 
 NOISE = 0.01
+DRIFT = 0.015
 MULT_DAE = {"ndcg@10": 0.2857, "recall@10": 0.2432}
 POP_NDCG10 = 0.1033
+MEASURED = {"cdae": {"ndcg@10": 0.3288, "recall@10": 0.2749}, "irgan": {"ndcg@10": 0.3031}}
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +40,10 @@ def _test_metrics(model, split):
 def test_cdae_reaches_mult_dae(split):
     model = CDAE().fit(split.train, valid=split.valid, options=RunOptions(seed=42, threads=1))
     ndcg, recall = _test_metrics(model, split)
-    assert ndcg >= MULT_DAE["ndcg@10"] - NOISE, f"CDAE NDCG@10 {ndcg:.4f}"
-    assert recall >= MULT_DAE["recall@10"] - NOISE, f"CDAE Recall@10 {recall:.4f}"
+    assert ndcg >= MEASURED["cdae"]["ndcg@10"] - DRIFT, f"CDAE NDCG@10 {ndcg:.4f}"
+    assert ndcg >= MULT_DAE["ndcg@10"], f"CDAE NDCG@10 {ndcg:.4f} is below Mult-DAE's"
+    assert recall >= MEASURED["cdae"]["recall@10"] - DRIFT, f"CDAE Recall@10 {recall:.4f}"
+    assert recall >= MULT_DAE["recall@10"], f"CDAE Recall@10 {recall:.4f} is below Mult-DAE's"
     assert model.best_epoch_ < len(model.loss_history_) <= model.config.max_epochs
 
 
@@ -44,8 +51,10 @@ def test_cdae_reaches_mult_dae(split):
 def test_irgan_is_far_above_pop_and_samples_hard_negatives(split):
     model = IRGAN().fit(split.train, valid=split.valid, options=RunOptions(seed=42, threads=1))
     ndcg, _ = _test_metrics(model, split)
+    assert ndcg >= MEASURED["irgan"]["ndcg@10"] - DRIFT, f"IRGAN NDCG@10 {ndcg:.4f}"
     assert ndcg >= POP_NDCG10 + 0.15, f"IRGAN NDCG@10 {ndcg:.4f}"
-    assert ndcg >= 0.2931 - 0.02, f"IRGAN NDCG@10 {ndcg:.4f} is not near BPR's"
+    assert ndcg >= 0.2931 - NOISE, f"IRGAN NDCG@10 {ndcg:.4f} is not near BPR's"
+    assert model.pretrain_ndcg_ is not None and model.best_epoch_ >= 1  # the game helped
     train = split.train
     users = np.flatnonzero(train.user_counts > 0)
     drawn = model.sample_negatives(users, 20, seed=0)  # (U, 20)
