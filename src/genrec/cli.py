@@ -202,7 +202,7 @@ def _cmd_recommend(args) -> int:
     model = _saved_or_trained(args, data, filtering)
     if args.user is not None:
         user = data.users.index([args.user])
-        history, users = data.user_items[user], user
+        history, users = data.user_item_order[user], user
     else:
         items = [x.strip() for x in args.items.split(",") if x.strip()]
         if not items:

@@ -79,7 +79,7 @@ class ModelContract:
     def batch(world: World, n: int = 16) -> tuple[sp.csr_matrix, np.ndarray]:
         """(histories, users) of the first ``n`` users that have a training history."""
         users = np.flatnonzero(world.split.train.user_counts > 0)[:n]
-        return world.split.history("test").user_items[users], users
+        return world.split.history("test").user_item_order[users], users  # valued by time
 
     # ---- construction and fitting ------------------------------------------------------------
     def test_fit_returns_self(self, known):
@@ -211,7 +211,7 @@ class ModelContract:
         if self.quality_floor is None:
             pytest.skip(self.skip_quality_reason or "no quality floor for this model")
         users = np.flatnonzero(known.answer >= 0)
-        histories = known.split.history("test").user_items[users]
+        histories = known.split.history("test").user_item_order[users]
         items, _ = fitted.recommend(histories, users=users, k=self.quality_k)
         hit = (items == known.answer[users, None]).any(axis=1).mean()
         assert hit >= self.quality_floor, (

@@ -218,6 +218,22 @@ class Dataset:
         return m
 
     @cached_property
+    def user_item_order(self) -> sp.csr_matrix:
+        """(n_users, n_items) CSR with the same entries as :attr:`user_items` whose values order
+        each user's items in time: larger = later (1-based position in the time-ordered
+        history; a repeated item keeps its latest position). Binary models read any positive
+        value as 1; sequential models read the order (see :func:`history_sequences`)."""
+        order = self.time_order
+        u, i = self.user_idx[order], self.item_idx[order]
+        starts = np.r_[0, np.cumsum(self.user_counts)[:-1]]
+        pos = (np.arange(len(u)) - starts[u] + 1).astype(np.float32)
+        by_pair = np.lexsort((pos, i, u))
+        u, i, pos = u[by_pair], i[by_pair], pos[by_pair]
+        last = np.ones(len(u), bool)
+        last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+        return sp.csr_matrix((pos[last], (u[last], i[last])), shape=(self.n_users, self.n_items))
+
+    @cached_property
     def ratings(self) -> sp.csr_matrix:
         """(n_users, n_items) CSR of values; a repeated pair keeps its latest value."""
         order = np.lexsort((self.timestamp, self.item_idx, self.user_idx))
@@ -424,12 +440,45 @@ def _plain(x):
 
 
 def as_history_matrix(item_lists: Iterable[Sequence[int]], n_items: int) -> sp.csr_matrix:
-    """(len(item_lists), n_items) binary CSR from lists of item indices."""
+    """(len(item_lists), n_items) history CSR from lists of item indices, oldest first.
+
+    Each entry's value is its 1-based position in its list (a repeated item keeps the later
+    one), so sequential models can read the order; binary models read any positive value as 1.
+
+    >>> as_history_matrix([[4, 2, 4]], 5).toarray()
+    array([[0., 0., 2., 0., 3.]], dtype=float32)
+    """
     lists = [np.asarray(x, np.int64) for x in item_lists]
     indptr = np.r_[0, np.cumsum([len(x) for x in lists])]
     indices = np.concatenate(lists) if lists else np.zeros(0, np.int64)
-    m = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr),
-                      shape=(len(lists), n_items))
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return m
+    rows = np.repeat(np.arange(len(lists)), np.diff(indptr))
+    positions = (np.arange(len(indices)) - indptr[rows] + 1).astype(np.float32)
+    order = np.lexsort((positions, indices, rows))  # a repeated item: its latest position last
+    r, c, v = rows[order], indices[order], positions[order]
+    last = np.ones(len(r), bool)
+    last[:-1] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+    return sp.csr_matrix((v[last], (r[last], c[last])), shape=(len(lists), n_items))
+
+
+def history_sequences(histories: sp.csr_matrix, max_len: int) -> np.ndarray:
+    """(B, max_len) int64 item sequences from history rows whose values give the time order.
+
+    Row b holds its ``max_len`` latest items (largest values; ties by item index), oldest first,
+    right-aligned, shifted by one so that 0 is padding (``i + 1`` means item ``i``): the layout of
+    :meth:`Dataset.padded_sequences`. Rows of :attr:`Dataset.user_item_order` or
+    :func:`as_history_matrix` give the true order; a binary row orders its items by index.
+
+    >>> history_sequences(as_history_matrix([[4, 2, 0], [1]], 5), 2)
+    array([[3, 1],
+           [0, 2]])
+    """
+    histories = sp.csr_matrix(histories)
+    counts = np.diff(histories.indptr)
+    rows = np.repeat(np.arange(histories.shape[0]), counts)
+    order = np.lexsort((histories.indices, histories.data, rows))  # by row, then time
+    items = histories.indices[order].astype(np.int64)
+    from_end = np.repeat(counts, counts) - (np.arange(len(rows)) - histories.indptr[rows])
+    keep = from_end <= max_len  # 1 = newest
+    out = np.zeros((histories.shape[0], max_len), np.int64)
+    out[rows[keep], max_len - from_end[keep]] = items[keep] + 1
+    return out

@@ -109,6 +109,7 @@ def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (1
     if unknown:
         raise ConfigError(f"unknown metric(s) {unknown}; choose from {list(DEFAULT_METRICS)}")
     seen = history.user_items
+    ordered = history.user_item_order  # the same entries, valued by time (sequential models)
     relevant = target.user_items - target.user_items.multiply(seen)  # drop already-seen targets
     relevant.eliminate_zeros()
     n_relevant = np.diff(relevant.indptr)
@@ -125,7 +126,7 @@ def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (1
     name = getattr(model, "name", "model")
     for lo in batches:
         batch = users[lo:lo + batch_size]
-        scores = mask_seen(as_score_tensor(model.score(seen[batch], users=batch),
+        scores = mask_seen(as_score_tensor(model.score(ordered[batch], users=batch),
                                            model_name=name), seen[batch])
         top_items[lo:lo + len(batch)], top_scores[lo:lo + len(batch)] = top_k(scores, k_max,
                                                                               model_name=name)

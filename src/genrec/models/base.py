@@ -122,6 +122,9 @@ class Recommender:
 
     name: ClassVar[str] = "base"
     Config: ClassVar[type[ModelConfig]] = ModelConfig
+    # Sequential models read the time order of a history from its values (larger = later; see
+    # genrec.data.history_sequences); the others see binary rows.
+    sequential: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | Mapping[str, Any] | None = None, **overrides):
         if isinstance(config, ModelConfig):
@@ -164,7 +167,9 @@ class Recommender:
         """Scores of every item for a batch of histories.
 
         Args:
-            histories: (B, n_items) binary CSR of the items each user has interacted with.
+            histories: (B, n_items) CSR of the items each user has interacted with; values > 0
+                mark an item as seen, and their order is the time order for sequential models
+                (``Dataset.user_item_order`` rows, ``as_history_matrix``).
             users: (B,) training user indices, or None for users unknown to the model.
 
         Returns:
@@ -210,7 +215,8 @@ class Recommender:
                                  f"{type(self).__name__}.load(path) first")
 
     def _check_batch(self, histories, users):
-        """Validate a batch; histories become binary float32 CSR (any positive entry = seen)."""
+        """Validate a batch; histories become float32 CSR of their positive entries, binary
+        unless the model is :attr:`sequential` (which keeps the values: the time order)."""
         self._require_fitted()
         if not sp.issparse(histories):
             dense = np.asarray(histories, dtype=np.float32)
@@ -226,8 +232,10 @@ class Recommender:
         if not np.all(np.isfinite(histories.data)):
             raise DataError("histories contain NaN or infinite values; a history is a binary row "
                             "(1 = the user interacted with the item)")
-        histories.data = (histories.data > 0).astype(np.float32)
+        histories.data = np.where(histories.data > 0, histories.data, 0).astype(np.float32)
         histories.eliminate_zeros()
+        if not self.sequential:
+            histories.data[:] = 1.0
         if users is not None:
             users = np.asarray(users).reshape(-1)
             if users.size and not np.issubdtype(users.dtype, np.integer):
