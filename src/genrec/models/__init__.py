@@ -13,9 +13,11 @@ from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.bpr import BPR, BPRConfig
 from genrec.models.cdae import CDAE, CDAEConfig
+from genrec.models.diffrec import DiffRec, DiffRecConfig
 from genrec.models.ease import EASE, EASEConfig
 from genrec.models.irgan import IRGAN, IRGANConfig
 from genrec.models.itemknn import ItemKNN, ItemKNNConfig
+from genrec.models.ldiffrec import LDiffRec, LDiffRecConfig
 from genrec.models.listcvae import ListCVAE, ListCVAEConfig
 from genrec.models.pop import Pop, PopConfig
 
@@ -26,6 +28,8 @@ MODELS: dict[str, type[Recommender]] = {
     "bpr": BPR,
     "cdae": CDAE,
     "irgan": IRGAN,
+    "diffrec": DiffRec,
+    "ldiffrec": LDiffRec,
     "listcvae": ListCVAE,
 }
 
@@ -50,4 +54,5 @@ def get_model_class(name: str) -> type[Recommender]:
 
 
 __all__ = ["MODELS", "build_model", "get_model_class", "ModelConfig", "Recommender", "BPR", "BPRConfig", "EASE",
-           "EASEConfig", "CDAE", "CDAEConfig", "IRGAN", "IRGANConfig", "ListCVAE", "ListCVAEConfig", "ItemKNN", "ItemKNNConfig", "Pop", "PopConfig"]
+           "EASEConfig", "CDAE", "CDAEConfig", "IRGAN", "IRGANConfig", "ListCVAE", "ListCVAEConfig", "DiffRec", "DiffRecConfig", "LDiffRec",
+           "LDiffRecConfig", "ItemKNN", "ItemKNNConfig", "Pop", "PopConfig"]
