@@ -19,13 +19,19 @@ from genrec.models.irgan import IRGAN, IRGANConfig
 from genrec.models.itemknn import ItemKNN, ItemKNNConfig
 from genrec.models.ldiffrec import LDiffRec, LDiffRecConfig
 from genrec.models.listcvae import ListCVAE, ListCVAEConfig
+from genrec.models.multdae import MultDAE, MultDAEConfig
+from genrec.models.multvae import MultVAE, MultVAEConfig
 from genrec.models.pop import Pop, PopConfig
+from genrec.models.recvae import RecVAE, RecVAEConfig
 
 MODELS: dict[str, type[Recommender]] = {
     "pop": Pop,
     "itemknn": ItemKNN,
     "ease": EASE,
     "bpr": BPR,
+    "multdae": MultDAE,
+    "multvae": MultVAE,
+    "recvae": RecVAE,
     "cdae": CDAE,
     "irgan": IRGAN,
     "diffrec": DiffRec,
@@ -55,4 +61,5 @@ def get_model_class(name: str) -> type[Recommender]:
 
 __all__ = ["MODELS", "build_model", "get_model_class", "ModelConfig", "Recommender", "BPR", "BPRConfig", "EASE",
            "EASEConfig", "CDAE", "CDAEConfig", "IRGAN", "IRGANConfig", "ListCVAE", "ListCVAEConfig", "DiffRec", "DiffRecConfig", "LDiffRec",
-           "LDiffRecConfig", "ItemKNN", "ItemKNNConfig", "Pop", "PopConfig"]
+           "LDiffRecConfig", "MultDAE", "MultDAEConfig", "MultVAE", "MultVAEConfig", "RecVAE",
+           "RecVAEConfig", "ItemKNN", "ItemKNNConfig", "Pop", "PopConfig"]
