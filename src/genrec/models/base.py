@@ -100,8 +100,11 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             if base is int and isinstance(value, float) and coerced != value:
                 raise ValueError(value)
             return coerced
-        if base is tuple and isinstance(value, str):
-            return tuple(type(args[0])(x) if args else x for x in value.split(","))
+        if base is tuple and isinstance(value, (str, list, tuple)):
+            parts = value.split(",") if isinstance(value, str) else value
+            kind = args[0] if args and args[0] in (int, float, str) else None
+            return tuple(kind(x.strip() if isinstance(x, str) else x) if kind else x
+                         for x in parts if not (isinstance(x, str) and not x.strip()))
     except (TypeError, ValueError):
         raise ConfigError(f"config key {key!r} expects {getattr(base, '__name__', base)}, "
                           f"got {value!r}") from None
