@@ -13,3 +13,16 @@ def test_library_example_runs(ml100k_cache, capsys):
     exec(compile(code, "README.md", "exec"), {})
     ndcg, recall = (float(x) for x in capsys.readouterr().out.splitlines()[0].split())
     assert ndcg > 0.3 and recall > 0.25
+
+
+def test_generative_example_runs(ml100k_cache, capsys):
+    text = README.read_text()
+    library = re.search(r"## Library in ten lines\s+```python\n(.*?)```", text, re.S)[1]
+    library = library.replace('Path.home() / ".cache" / "genrec"', repr(str(ml100k_cache)))
+    sampling = re.search(r"## Generative models of interactions.*?```python\n(.*?)```", text, re.S)[1]
+    namespace: dict = {}
+    exec(compile(library + sampling, "README.md", "exec"), namespace)
+    synthetic, augmented, split = namespace["synthetic"], namespace["augmented"], namespace["split"]
+    assert synthetic.shape == (500, split.train.n_items)
+    assert augmented.n_users == split.train.n_users + 500
+    assert len(augmented) == len(split.train) + synthetic.nnz
