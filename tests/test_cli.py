@@ -94,6 +94,9 @@ def test_recommend_trains_first_with_a_notice(env, capsys):
     (["recommend", "--model", "pop", "--user", "1", "--k", "5000"], "k must be"),
     (["recommend", "--model", "pop", "--items", "1,zzz"], "unknown item"),
     (["benchmark", "--split", "random"], "holdout"),
+    (["benchmark", "--models", "multvae:nope"], "no preset"),
+    (["sample", "--model", "ease", "--output", "x.csv"], "cannot generate"),
+    (["sample", "--model", "multvae", "--n", "0", "--output", "x.csv"], "--n"),
 ])
 def test_bad_input_is_one_line_and_exit_2(env, capsys, argv, fragment):
     code, out, err = run(capsys, *argv, "--quiet")
@@ -154,3 +157,18 @@ def test_a_folder_of_files_is_a_dataset(env, capsys, ml100k_cache):
                          "--items", "50", "--k", "2", "--quiet")
     assert code == 0, err
     assert (env / "artifacts" / "ml-100k" / "pop" / "config.json").exists()
+
+
+@pytest.mark.slow
+def test_sample_writes_synthetic_users(env, capsys):
+    out_file = env / "synthetic.csv"
+    code, out, err = run(capsys, "sample", "--dataset", "ml-100k", "--model", "multvae",
+                         "--set", "max_epochs=3", "--n", "7", "--output", str(out_file), "--quiet")
+    assert code == 0, err
+    rows = list(csv.DictReader(out_file.open()))
+    users = defaultdict(set)
+    for row in rows:
+        users[row["user"]].add(row["item"])
+    assert sorted(users) == [f"synthetic-{i}" for i in range(7)]
+    assert all(len(items) >= 1 for items in users.values())
+    assert sum(len(items) for items in users.values()) == len(rows)  # no repeated item

@@ -106,6 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--n", type=int, default=100, help="number of synthetic users")
     sample.add_argument("--output", type=Path, required=True, help="CSV file: user,item")
     sample.add_argument("--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
+    sample.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="hyper-parameters when no saved model exists and one is trained")
     sample.set_defaults(run=_cmd_sample)
     return p
 
@@ -230,7 +232,8 @@ def _cmd_sample(args) -> int:
         raise ConfigError(f"--n must be a positive number of users, got {args.n}")
     check_writable(args.output, what="--output")
     data, filtering = _load(args)
-    model = _saved_or_trained(args, data, filtering)
+    overrides = _overrides(args.set, [args.model.lower()], flat=True)[args.model.lower()]
+    model = _saved_or_trained(args, data, filtering, overrides)
     profiles = model.sample_profiles(args.n, seed=args.seed).tocoo()
     order = np.lexsort((profiles.col, profiles.row))
     rows, cols = profiles.row[order], profiles.col[order]
@@ -241,7 +244,7 @@ def _cmd_sample(args) -> int:
 
 
 # ---- shared steps ----------------------------------------------------------------------------
-def _saved_or_trained(args, data, filtering: dict):
+def _saved_or_trained(args, data, filtering: dict, overrides: dict | None = None):
     """The model saved for this dataset (trained and saved first when there is none)."""
     from genrec.models import get_model_class
     from genrec.models.base import read_artifact_meta
@@ -250,7 +253,7 @@ def _saved_or_trained(args, data, filtering: dict):
     folder = _artifact_dir(args, args.model, args.artifact)
     if not (folder / "config.json").exists():
         print(f"notice: no saved {args.model} model at {folder}; training one now", file=sys.stderr)
-        _train(args, args.model, {}, folder, data=data)
+        _train(args, args.model, overrides or {}, folder, data=data)
     meta = read_artifact_meta(folder)
     if meta.get("data_checksum") != data.checksum():
         flags = "".join(f" --{k.replace('_', '-')}" + ("" if v is True else f" {v}")
