@@ -7,8 +7,11 @@ separately (``make benchmarks`` runs them all).
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from genrec.io import atomic_write
@@ -71,3 +74,33 @@ def load_average() -> float:
         return os.getloadavg()[0]
     except OSError:
         return float("nan")
+
+
+FIT_SCRIPT = """
+import json, resource, sys, time
+from genrec.data import sources
+from genrec.data.splits import make_split
+from genrec.models import build_model
+from genrec.options import RunOptions
+spec, overrides, cache_dir, split_name, split_seed, seed = sys.argv[1:7]
+data = sources.load("ml-100k", cache_dir=cache_dir)
+split = make_split(data, split_name, seed=int(split_seed))
+model = build_model(spec, json.loads(overrides))
+start = time.perf_counter()
+model.fit(split.train, valid=split.valid, options=RunOptions(seed=int(seed), threads=1))
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "best_epoch": getattr(model, "best_epoch_", None),
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def fit_in_fresh_process(spec: str, overrides: dict, *, cache_dir, split: str, split_seed: int,
+                         seed: int) -> dict:
+    """Fit one model on ML-100K alone in a new Python process (1 thread): ``{"seconds",
+    "best_epoch", "peak_mb"}``, the peak being that process's maximum resident memory."""
+    out = subprocess.run([sys.executable, "-c", FIT_SCRIPT, spec, json.dumps(overrides),
+                          str(cache_dir), split, str(split_seed), str(seed)],
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if out.returncode != 0:
+        raise RuntimeError(f"fitting {spec} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -39,7 +37,8 @@ import scipy.stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import fmt_ci, load_average, machine_line, peer_rows, write_section  # noqa: E402
+from common import (  # noqa: E402
+    fit_in_fresh_process, fmt_ci, load_average, machine_line, peer_rows, write_section)
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import holdout_split  # noqa: E402
 from genrec.evaluation import slates as S  # noqa: E402
@@ -60,21 +59,6 @@ RELATIVE_BARS = [("recvae", "multvae", "at least"), ("cdae", "multdae", "at leas
 OPTIONS = RunOptions(seed=42, threads=1)
 SPLIT_SEED = 2020
 MATCH_MARGIN = 0.01  # "matches EASE": the paired 95% interval of (model - EASE) NDCG@10 > -this
-FIT_SCRIPT = """
-import json, resource, sys, time
-from genrec.data import sources
-from genrec.data.splits import holdout_split
-from genrec.models import build_model
-from genrec.options import RunOptions
-data = sources.load("ml-100k", cache_dir=sys.argv[2])
-split = holdout_split(data, (0.8, 0.1, 0.1), seed=int(sys.argv[3]))
-model = build_model(sys.argv[1])
-start = time.perf_counter()
-model.fit(split.train, valid=split.valid, options=RunOptions(seed=42, threads=1))
-seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
 
 
 # ---- 1. quality and speed --------------------------------------------------------------------
@@ -90,10 +74,9 @@ def quality(split, names: list[str], repeats: int, protocol: dict, cache_dir: Pa
         runs = []
         for _ in range(repeats):
             loads.append(load_average())
-            out = subprocess.run([sys.executable, "-c", FIT_SCRIPT, row["model"], str(cache_dir),
-                                  str(SPLIT_SEED)], capture_output=True, text=True, check=True,
-                                 env={**os.environ, "OMP_NUM_THREADS": "1"})
-            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            runs.append(fit_in_fresh_process(row["model"], {}, cache_dir=cache_dir,
+                                             split="holdout", split_seed=SPLIT_SEED,
+                                             seed=OPTIONS.seed))
         row["fit_seconds_runs"] = [r["seconds"] for r in runs]
         row["fit_seconds"] = statistics.median(row["fit_seconds_runs"])
         row["peak_rss_mb"] = max(r["peak_mb"] for r in runs)  # the fit alone in its process
