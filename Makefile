@@ -9,11 +9,13 @@ OUT ?= reports
 setup:
 	bash scripts/setup.sh dev
 
-# Fetch MovieLens-100K and benchmark the baselines under the holdout protocol;
-# writes $(OUT)/results.json, $(OUT)/ml-100k-holdout.md/.html and the ranked lists.
+# Fetch MovieLens-100K and benchmark the baselines and the generative models of interactions
+# under the holdout protocol; writes $(OUT)/results.json, $(OUT)/ml-100k-holdout.md/.html and
+# the ranked lists.
+MODELS ?= pop,itemknn,ease,bpr,multdae,cdae,multvae,recvae,diffrec
 run: setup
 	$(GENREC) data fetch ml-100k
-	$(GENREC) benchmark --dataset ml-100k --split holdout --models pop,itemknn,ease,bpr \
+	$(GENREC) benchmark --dataset ml-100k --split holdout --models $(MODELS) \
 	  --k 10,20 --seed 2020 --output $(OUT)/results.json --report $(OUT)/ml-100k-holdout \
 	  --save-rankings $(OUT)/rankings.csv
 
