@@ -11,10 +11,12 @@ from typing import Any, Mapping
 
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
+from genrec.models.bert4rec import BERT4Rec, BERT4RecConfig
 from genrec.models.bpr import BPR, BPRConfig
 from genrec.models.cdae import CDAE, CDAEConfig
 from genrec.models.diffrec import DiffRec, DiffRecConfig
 from genrec.models.ease import EASE, EASEConfig
+from genrec.models.gru4rec import GRU4Rec, GRU4RecConfig
 from genrec.models.irgan import IRGAN, IRGANConfig
 from genrec.models.itemknn import ItemKNN, ItemKNNConfig
 from genrec.models.ldiffrec import LDiffRec, LDiffRecConfig
@@ -37,6 +39,8 @@ MODELS: dict[str, type[Recommender]] = {
     "diffrec": DiffRec,
     "ldiffrec": LDiffRec,
     "listcvae": ListCVAE,
+    "gru4rec": GRU4Rec,
+    "bert4rec": BERT4Rec,
 }
 
 
@@ -62,4 +66,4 @@ def get_model_class(name: str) -> type[Recommender]:
 __all__ = ["MODELS", "build_model", "get_model_class", "ModelConfig", "Recommender", "BPR", "BPRConfig", "EASE",
            "EASEConfig", "CDAE", "CDAEConfig", "IRGAN", "IRGANConfig", "ListCVAE", "ListCVAEConfig", "DiffRec", "DiffRecConfig", "LDiffRec",
            "LDiffRecConfig", "MultDAE", "MultDAEConfig", "MultVAE", "MultVAEConfig", "RecVAE",
-           "RecVAEConfig", "ItemKNN", "ItemKNNConfig", "Pop", "PopConfig"]
+           "RecVAEConfig", "GRU4Rec", "GRU4RecConfig", "BERT4Rec", "BERT4RecConfig", "ItemKNN", "ItemKNNConfig", "Pop", "PopConfig"]
