@@ -25,6 +25,7 @@ from genrec.models.multdae import MultDAE, MultDAEConfig
 from genrec.models.multvae import MultVAE, MultVAEConfig
 from genrec.models.pop import Pop, PopConfig
 from genrec.models.recvae import RecVAE, RecVAEConfig
+from genrec.models.sasrec import GSASRec, GSASRecConfig, SASRec, SASRecConfig
 
 MODELS: dict[str, type[Recommender]] = {
     "pop": Pop,
@@ -41,6 +42,8 @@ MODELS: dict[str, type[Recommender]] = {
     "listcvae": ListCVAE,
     "gru4rec": GRU4Rec,
     "bert4rec": BERT4Rec,
+    "sasrec": SASRec,
+    "gsasrec": GSASRec,
 }
 
 
@@ -66,4 +69,4 @@ def get_model_class(name: str) -> type[Recommender]:
 __all__ = ["MODELS", "build_model", "get_model_class", "ModelConfig", "Recommender", "BPR", "BPRConfig", "EASE",
            "EASEConfig", "CDAE", "CDAEConfig", "IRGAN", "IRGANConfig", "ListCVAE", "ListCVAEConfig", "DiffRec", "DiffRecConfig", "LDiffRec",
            "LDiffRecConfig", "MultDAE", "MultDAEConfig", "MultVAE", "MultVAEConfig", "RecVAE",
-           "RecVAEConfig", "GRU4Rec", "GRU4RecConfig", "BERT4Rec", "BERT4RecConfig", "ItemKNN", "ItemKNNConfig", "Pop", "PopConfig"]
+           "RecVAEConfig", "GRU4Rec", "GRU4RecConfig", "BERT4Rec", "BERT4RecConfig", "SASRec", "SASRecConfig", "GSASRec", "GSASRecConfig", "ItemKNN", "ItemKNNConfig", "Pop", "PopConfig"]
