@@ -89,8 +89,13 @@ model = build_model(spec, json.loads(overrides))
 start = time.perf_counter()
 model.fit(split.train, valid=split.valid, options=RunOptions(seed=int(seed), threads=1))
 seconds = time.perf_counter() - start
+try:  # VmHWM is this process's own peak; ru_maxrss can carry the parent's over fork + exec
+    with open("/proc/self/status") as f:
+        peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"seconds": seconds, "best_epoch": getattr(model, "best_epoch_", None),
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": peak_kb / 1024}))
 """
 
 
