@@ -1,8 +1,8 @@
 """Every model genrec ships, listed explicitly: name -> class, no registry magic.
 
-Families plug in here as they land: classic baselines now; auto-encoders, VAEs, diffusion and GANs
-(issue 3); sequence models and generative retrieval (issue 4); language-model recommenders
-(issues 5-6); multimodal models later.
+Families plug in here as they land: classic baselines; auto-encoders, VAEs, diffusion, GANs and
+slate CVAEs (issue 3); sequence models and generative retrieval (issue 4); language-model
+recommenders (issues 5-6) and multimodal models to come.
 """
 
 from __future__ import annotations
@@ -26,24 +26,29 @@ from genrec.models.multvae import MultVAE, MultVAEConfig
 from genrec.models.pop import Pop, PopConfig
 from genrec.models.recvae import RecVAE, RecVAEConfig
 from genrec.models.sasrec import GSASRec, GSASRecConfig, SASRec, SASRecConfig
+from genrec.models.tiger import TIGER, TIGERConfig
 
 MODELS: dict[str, type[Recommender]] = {
+    # classic baselines
     "pop": Pop,
     "itemknn": ItemKNN,
     "ease": EASE,
     "bpr": BPR,
+    # generative models of interactions (issue 3)
     "multdae": MultDAE,
+    "cdae": CDAE,
     "multvae": MultVAE,
     "recvae": RecVAE,
-    "cdae": CDAE,
-    "irgan": IRGAN,
     "diffrec": DiffRec,
     "ldiffrec": LDiffRec,
+    "irgan": IRGAN,
     "listcvae": ListCVAE,
+    # sequence models and generative retrieval (issue 4)
     "gru4rec": GRU4Rec,
-    "bert4rec": BERT4Rec,
     "sasrec": SASRec,
     "gsasrec": GSASRec,
+    "bert4rec": BERT4Rec,
+    "tiger": TIGER,
 }
 
 
@@ -66,7 +71,10 @@ def get_model_class(name: str) -> type[Recommender]:
         raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}") from None
 
 
-__all__ = ["MODELS", "build_model", "get_model_class", "ModelConfig", "Recommender", "BPR", "BPRConfig", "EASE",
-           "EASEConfig", "CDAE", "CDAEConfig", "IRGAN", "IRGANConfig", "ListCVAE", "ListCVAEConfig", "DiffRec", "DiffRecConfig", "LDiffRec",
-           "LDiffRecConfig", "MultDAE", "MultDAEConfig", "MultVAE", "MultVAEConfig", "RecVAE",
-           "RecVAEConfig", "GRU4Rec", "GRU4RecConfig", "BERT4Rec", "BERT4RecConfig", "SASRec", "SASRecConfig", "GSASRec", "GSASRecConfig", "ItemKNN", "ItemKNNConfig", "Pop", "PopConfig"]
+__all__ = ["MODELS", "build_model", "get_model_class", "ModelConfig", "Recommender",
+           "Pop", "PopConfig", "ItemKNN", "ItemKNNConfig", "EASE", "EASEConfig", "BPR", "BPRConfig",
+           "MultDAE", "MultDAEConfig", "CDAE", "CDAEConfig", "MultVAE", "MultVAEConfig", "RecVAE",
+           "RecVAEConfig", "DiffRec", "DiffRecConfig", "LDiffRec", "LDiffRecConfig", "IRGAN",
+           "IRGANConfig", "ListCVAE", "ListCVAEConfig", "GRU4Rec", "GRU4RecConfig", "SASRec",
+           "SASRecConfig", "GSASRec", "GSASRecConfig", "BERT4Rec", "BERT4RecConfig", "TIGER",
+           "TIGERConfig"]
