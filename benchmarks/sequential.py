@@ -68,12 +68,19 @@ def make(label: str):
 
 # ---- 1. quality and speed --------------------------------------------------------------------
 def quality(split, labels: list[str], repeats: int, cache_dir: Path, protocol: dict):
+    """run_benchmark for the metrics (its fitted models are kept for the generation section);
+    fit time: the median of ``repeats`` fits in fresh processes, or the in-process fit when 0."""
+    fitted = {}
     result = run_benchmark(split, {label: (lambda label=label: make(label)) for label in labels},
-                           protocol=protocol, options=OPTIONS)
+                           protocol=protocol, options=OPTIONS,
+                           on_fitted=lambda name, model: fitted.__setitem__(name, model))
     results = result.to_dict()
-    loads = []
+    loads = [load_average()]
     for row in results["results"]:
         spec, overrides = VARIANTS[row["model"]]
+        if repeats == 0:
+            row["fit_seconds_runs"] = [row["fit_seconds"]]
+            continue
         runs = []
         for _ in range(repeats):
             loads.append(load_average())
@@ -87,7 +94,7 @@ def quality(split, labels: list[str], repeats: int, cache_dir: Path, protocol: d
                               REFERENCE)
         for row in results["results"]:
             row["vs_reference"] = versus[row["model"]]
-    return result, results, loads
+    return fitted, results, loads
 
 
 def quality_table(results: dict) -> str:
@@ -126,8 +133,7 @@ def orderings(results: dict) -> list[str]:
 
 
 # ---- 2. TIGER --------------------------------------------------------------------------------
-def tiger_extras(data, split) -> dict:
-    tiger = make("tiger").fit(split.train, valid=split.valid, options=OPTIONS)
+def tiger_extras(data, split, tiger) -> dict:
     history = split.history("test")
     users = np.flatnonzero(np.diff(split.test.user_items.indptr) > 0)
     items, _ = tiger.recommend_beam(history.user_item_order[users], k=10)
@@ -144,7 +150,7 @@ def tiger_extras(data, split) -> dict:
 
 
 # ---- 3. generation ---------------------------------------------------------------------------
-def generation(split, labels: list[str], n_steps: int = 10) -> list[dict]:
+def generation(split, fitted: dict, n_steps: int = 10) -> list[dict]:
     train = split.train
     indptr, items = train.sequences()
     same_user = np.diff(np.repeat(np.arange(train.n_users), np.diff(indptr))) == 0
@@ -159,8 +165,7 @@ def generation(split, labels: list[str], n_steps: int = 10) -> list[dict]:
     candidates = {"real next item (test)": lambda: test_rows.indices[test_rows.indptr[:-1], None],
                   "popularity sampler": lambda: rng.choice(train.n_items, (len(users), n_steps),
                                                  p=real_pop / real_pop.sum())}
-    for label in labels:
-        model = make(label).fit(train, valid=split.valid, options=OPTIONS)
+    for label, model in fitted.items():
         candidates[label] = lambda m=model: m.generate(rows_in, n_steps=n_steps, seed=0)
     out = []
     for name, draw in candidates.items():
@@ -199,7 +204,8 @@ def generation_table(rows: list[dict]) -> str:
 # ---- main ------------------------------------------------------------------------------------
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timed fits per model in fresh processes (0: time the one in-process fit)")
     p.add_argument("--models", default=",".join(VARIANTS))
     p.add_argument("--cache-dir", type=Path, default=sources.default_cache_dir())
     args = p.parse_args()
@@ -213,13 +219,13 @@ def main() -> None:
     protocol = {"dataset": data.name, "checksum": data.checksum(), "split": "loo",
                 "training_seed": OPTIONS.seed}
     print("quality and speed ...", file=sys.stderr)
-    _, results, loads = quality(split, labels, args.repeats, args.cache_dir, protocol)
+    fitted, results, loads = quality(split, labels, args.repeats, args.cache_dir, protocol)
     tiger = None
     if "tiger" in labels:
         print("TIGER ...", file=sys.stderr)
-        tiger = tiger_extras(data, split)
+        tiger = tiger_extras(data, split, fitted["tiger"])
     print("generation ...", file=sys.stderr)
-    gen = generation(split, labels)
+    gen = generation(split, fitted)
     loads.append(load_average())
     out = [
         "## Sequence models and generative retrieval (issue 4)", "",
@@ -229,9 +235,10 @@ def main() -> None:
         "Leave-one-out by time (valid = second last, test = last item), histories truncated to "
         "the last 50, full ranking over all items, training seed 42, each model's default "
         "preset (tuned on validation). Cells: test mean [bootstrap 95% interval]. RecBole's "
-        "sequential runs (PEERS.md) were capped after a few epochs: floors only. Fit time: "
-        f"median of {args.repeats} fits (to the end of early stopping), each alone in a fresh "
-        "process at 1 thread.", "",
+        "sequential runs (PEERS.md) were capped after a few epochs: floors only. Fit time (to "
+        "the end of early stopping, 1 thread): "
+        + (f"median of {args.repeats} fits, each alone in a fresh process." if args.repeats else
+           "one fit, in the benchmark's process.") + " RecBole spent 85-285 s per epoch here.", "",
         quality_table(results), "",
         *orderings(results), "",
         "Configs: " + "; ".join(f"`{r['model']}` {json.dumps(r['config'])}"

@@ -113,9 +113,11 @@ class BenchmarkResult:
 def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, protocol: dict,
                   ks: Sequence[int] = (10, 20), options: RunOptions | None = None,
                   metrics: Sequence[str] = DEFAULT_METRICS,
-                  on_model: Callable[[str, str], None] | None = None) -> BenchmarkResult:
+                  on_model: Callable[[str, str], None] | None = None,
+                  on_fitted: Callable[[str, object], None] | None = None) -> BenchmarkResult:
     """Fit and evaluate each model. ``models`` maps a name to a factory returning an unfitted
-    model; ``on_model(name, stage)`` reports progress ("fit", "evaluate", "done")."""
+    model; ``on_model(name, stage)`` reports progress ("fit", "evaluate", "done");
+    ``on_fitted(name, model)`` receives each fitted model (e.g. to reuse it afterwards)."""
     options = options or RunOptions()
     runs = []
     for name, factory in models.items():
@@ -126,6 +128,8 @@ def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, p
             start = time.perf_counter()
             model.fit(split.train, valid=split.valid, options=options)
             fit_seconds = time.perf_counter() - start
+            if on_fitted:
+                on_fitted(name, model)
             if on_model:
                 on_model(name, "evaluate")
             evaluation = evaluate_split(model, split, "test", ks=ks, metrics=metrics,
