@@ -27,6 +27,7 @@ test: setup
 benchmarks: setup
 	$(PY) benchmarks/run_all.py
 	$(PY) benchmarks/generative.py
+	$(PY) benchmarks/sequential.py
 
 clean:
 	rm -rf $(VENV) $(OUT) artifacts .pytest_cache
