@@ -212,16 +212,9 @@ class BPR(Recommender):
         return out
 
     def fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
-        """(B, dim) ridge fit of each binary history row x onto the item embeddings Q:
-        ``(Q^T Q + lambda I) p = Q^T x`` with ``lambda = fold_in_reg * trace(Q^T Q) / dim``,
-        one Cholesky factor for the whole batch, solved in float64."""
-        q = self.item_factors_.astype(np.float64)  # (I, D)
-        gram = q.T @ q  # (D, D)
-        lam = self.config.fold_in_reg * np.trace(gram) / len(gram) + 1e-12
-        gram[np.diag_indices_from(gram)] += lam
-        rhs = sp.csr_matrix(histories, dtype=np.float64) @ q  # (B, D) = rows of Q^T x
-        factor = scipy.linalg.cho_factor(gram)
-        return scipy.linalg.cho_solve(factor, rhs.T).T  # (B, D)
+        """(B, dim) ridge fit of each history row onto the item embeddings (see
+        :func:`ridge_fold_in`)."""
+        return ridge_fold_in(histories, self.item_factors_, self.config.fold_in_reg)
 
     # ---- persistence -------------------------------------------------------------------------
     def _state(self):
@@ -232,6 +225,20 @@ class BPR(Recommender):
         self.user_factors_ = np.asarray(state["user_factors"], np.float32)
         self.item_factors_ = np.asarray(state["item_factors"], np.float32)
         self.trained_users_ = np.asarray(state["trained_users"], bool)
+
+
+def ridge_fold_in(histories: sp.csr_matrix, item_factors: np.ndarray, reg: float) -> np.ndarray:
+    """(B, dim) user vectors p for history rows x (B, I) given item embeddings Q (I, dim):
+    ``(Q^T Q + lambda I) p = Q^T x`` with ``lambda = reg * trace(Q^T Q) / dim`` (``reg`` in units
+    of the mean eigenvalue, so it does not depend on the embeddings' scale); one Cholesky factor
+    for the whole batch, solved in float64."""
+    q = np.asarray(item_factors, dtype=np.float64)  # (I, D)
+    gram = q.T @ q  # (D, D)
+    lam = reg * np.trace(gram) / len(gram) + 1e-12
+    gram[np.diag_indices_from(gram)] += lam
+    rhs = sp.csr_matrix(histories, dtype=np.float64) @ q  # (B, D) = rows of Q^T x
+    factor = scipy.linalg.cho_factor(gram)
+    return scipy.linalg.cho_solve(factor, rhs.T).T  # (B, D)
 
 
 def sample_negatives(rng: np.random.Generator, users: np.ndarray, n_items: int,

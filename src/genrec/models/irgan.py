@@ -81,11 +81,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 
 from genrec.errors import ConfigError, DataError
 from genrec.models.base import ModelConfig, Recommender
+from genrec.models.bpr import ridge_fold_in
 from genrec.models.bpr import sample_negatives as uniform_negatives
 from genrec.models.neural import (copy_state, dense_rows, fit_epochs, load_module_state,
                                   module_state, seeded, shuffled_batches)
@@ -431,12 +431,8 @@ class IRGAN(Recommender):
             if known.any():
                 out[torch.from_numpy(known)] = self.generator_.user[torch.from_numpy(users[known])]
             if not known.all():
-                q = self.generator_.item.detach().double().numpy()  # (I, D)
-                gram = q.T @ q  # (D, D)
-                ridge = self.config.fold_in_reg * np.trace(gram) / len(gram) + 1e-12
-                gram[np.diag_indices_from(gram)] += ridge
-                rhs = sp.csr_matrix(histories[~known], dtype=np.float64) @ q  # (B', D)
-                solved = scipy.linalg.cho_solve(scipy.linalg.cho_factor(gram), rhs.T).T
+                solved = ridge_fold_in(histories[~known], self.generator_.item.detach().numpy(),
+                                       self.config.fold_in_reg)  # (B', D)
                 out[torch.from_numpy(~known)] = torch.from_numpy(solved.astype(np.float32))
         return out
 
