@@ -69,6 +69,20 @@ def machine_line(versions: dict, loads: list[float]) -> str:
             + ", ".join(f"{x:.2f}" for x in loads) + ".")
 
 
+def js_divergence(p, q) -> float:
+    """Jensen-Shannon divergence (base 2, 0 = same) of two count vectors over the same items."""
+    import numpy as np
+
+    p = np.asarray(p, np.float64) / np.sum(p)
+    q = np.asarray(q, np.float64) / np.sum(q)
+    m = (p + q) / 2
+
+    def kl(a, b):
+        return float(np.sum(a[a > 0] * np.log2(a[a > 0] / b[a > 0])))
+
+    return (kl(p, m) + kl(q, m)) / 2
+
+
 def load_average() -> float:
     try:
         return os.getloadavg()[0]

@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import (  # noqa: E402
-    fit_in_fresh_process, fmt_ci, load_average, machine_line, peer_rows, write_section)
+    fit_in_fresh_process, fmt_ci, js_divergence, load_average, machine_line, peer_rows,
+    write_section)
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import holdout_split  # noqa: E402
 from genrec.evaluation import slates as S  # noqa: E402
@@ -162,20 +163,12 @@ def fidelity(split, names: list[str], n_samples: int) -> list[dict]:
         pop = np.asarray(profiles.sum(axis=0)).ravel()
         lengths = np.diff(profiles.indptr)
         rows.append({"sampler": name, "seconds": seconds,
-                     "js_popularity": _js(pop, real_pop),
+                     "js_popularity": js_divergence(pop, real_pop),
                      "spearman_popularity": float(scipy.stats.spearmanr(pop, real_pop)[0]),
                      "ks_length": float(scipy.stats.ks_2samp(lengths, real_len).statistic),
                      "items_covered": int((pop > 0).sum()),
                      "tstr_ndcg@10": _train_synthetic_test_real(split, profiles)})
     return rows
-
-
-def _js(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen-Shannon divergence (base 2) of two count vectors."""
-    p, q = p / p.sum(), q / q.sum()
-    m = (p + q) / 2
-    kl = lambda a, b: float(np.sum(a[a > 0] * np.log2(a[a > 0] / b[a > 0])))  # noqa: E731
-    return (kl(p, m) + kl(q, m)) / 2
 
 
 def _train_synthetic_test_real(split, profiles) -> float:

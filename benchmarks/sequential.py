@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import (  # noqa: E402
-    fit_in_fresh_process, fmt_ci, load_average, machine_line, write_section)
+    fit_in_fresh_process, fmt_ci, js_divergence, load_average, machine_line, write_section)
 from genrec.data import history_sequences, sources  # noqa: E402
 from genrec.data.splits import held_out_items_split, leave_one_out_split  # noqa: E402
 from genrec.evaluation.protocol import evaluate  # noqa: E402
@@ -177,19 +177,9 @@ def generation(split, fitted: dict, n_steps: int = 10) -> list[dict]:
         pop = np.bincount(generated.ravel(), minlength=train.n_items).astype(np.float64)
         out.append({"source": name, "steps": generated.shape[1],
                     "transitions_seen_in_train": float(seen.mean()),
-                    "js_popularity": _js(pop, real_pop),
+                    "js_popularity": js_divergence(pop, real_pop),
                     "distinct_items": int((pop > 0).sum()), "seconds": seconds})
     return out
-
-
-def _js(p: np.ndarray, q: np.ndarray) -> float:
-    p, q = p / p.sum(), q / q.sum()
-    m = (p + q) / 2
-
-    def kl(a, b):
-        return float(np.sum(a[a > 0] * np.log2(a[a > 0] / b[a > 0])))
-
-    return (kl(p, m) + kl(q, m)) / 2
 
 
 def generation_table(rows: list[dict]) -> str:
