@@ -46,3 +46,14 @@ def test_presets_with_overrides_and_unknown_preset():
     assert build_model("ease:default", {"reg": 5.0}).config.reg == 5.0
     with pytest.raises(ConfigError, match="no preset"):
         build_model("ease:paper")
+
+
+def test_positive_int_fields_reject_zero_bool_and_float():
+    from genrec.models import BPR, CDAE, SASRec
+
+    for model_cls, field in ((BPR, "batch_size"), (CDAE, "hidden"), (SASRec, "max_len")):
+        for bad in (0, -3, True, 2.5):
+            with pytest.raises(ConfigError, match=f"{field}.*positive integer"):
+                model_cls.Config(**{field: bad})
+    with pytest.raises(ConfigError, match="divisor of dim"):
+        SASRec(dim=10, n_heads=3)

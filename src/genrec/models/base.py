@@ -76,6 +76,13 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def check_positive_ints(self, *fields: str) -> None:
+        """:meth:`check` that each of ``fields`` is a positive integer (a bool is not)."""
+        for field in fields:
+            value = getattr(self, field)
+            self.check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                       field, "a positive integer")
+
     def check(self, condition: bool, field: str, allowed: str) -> None:
         """Raise a ConfigError naming ``field``, its value and what is allowed."""
         if not condition:

@@ -86,11 +86,8 @@ class BERT4RecConfig(ModelConfig):
     }
 
     def __post_init__(self):
-        for name in ("dim", "n_layers", "n_heads", "ff_mult", "batch_size", "max_epochs",
-                     "patience", "eval_every"):
-            value = getattr(self, name)
-            self.check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                       name, "a positive integer")
+        self.check_positive_ints("dim", "n_layers", "n_heads", "ff_mult", "batch_size",
+                                 "max_epochs", "patience", "eval_every")
         self.check(self.dim % self.n_heads == 0, "n_heads", f"a divisor of dim ({self.dim})")
         self.check(isinstance(self.max_len, int) and self.max_len >= 2, "max_len",
                    "an integer >= 2 (at least one item and the mask slot)")

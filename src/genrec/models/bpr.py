@@ -69,20 +69,11 @@ class BPRConfig(ModelConfig):
     n_negatives: int = 4  # uniform negatives per positive per epoch (loss averaged over them)
 
     def __post_init__(self):
-        self.check(isinstance(self.dim, int) and self.dim >= 1, "dim", "a positive integer")
+        self.check_positive_ints("dim", "batch_size", "max_epochs", "patience", "eval_every",
+                                 "n_negatives")
         self.check(self.lr > 0, "lr", "a positive number")
-        self.check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size",
-                   "a positive integer")
         self.check(self.reg >= 0, "reg", "a non-negative number")
-        self.check(isinstance(self.max_epochs, int) and self.max_epochs >= 1, "max_epochs",
-                   "a positive integer")
-        self.check(isinstance(self.patience, int) and self.patience >= 1, "patience",
-                   "a positive integer")
-        self.check(isinstance(self.eval_every, int) and self.eval_every >= 1, "eval_every",
-                   "a positive integer")
         self.check(self.fold_in_reg > 0, "fold_in_reg", "a positive number")
-        self.check(isinstance(self.n_negatives, int) and self.n_negatives >= 1, "n_negatives",
-                   "a positive integer")
 
 
 class BPR(Recommender):

@@ -103,8 +103,7 @@ class CDAEConfig(ModelConfig):
     }
 
     def __post_init__(self):
-        self.check(isinstance(self.hidden, int) and self.hidden >= 1, "hidden",
-                   "a positive integer")
+        self.check_positive_ints("hidden", "batch_size", "max_epochs", "patience", "eval_every")
         self.check(0 <= self.corruption < 1, "corruption", "a probability in [0, 1)")
         self.check(self.hidden_act in _ACTIVATIONS, "hidden_act", f"one of {_ACTIVATIONS}")
         self.check(self.output_act in _ACTIVATIONS, "output_act", f"one of {_ACTIVATIONS}")
@@ -113,14 +112,6 @@ class CDAEConfig(ModelConfig):
         self.check(self.negative_ratio > 0, "negative_ratio", "a positive number")
         self.check(self.lr > 0, "lr", "a positive number")
         self.check(self.reg >= 0, "reg", "a non-negative number")
-        self.check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size",
-                   "a positive integer")
-        self.check(isinstance(self.max_epochs, int) and self.max_epochs >= 1, "max_epochs",
-                   "a positive integer")
-        self.check(isinstance(self.patience, int) and self.patience >= 1, "patience",
-                   "a positive integer")
-        self.check(isinstance(self.eval_every, int) and self.eval_every >= 1, "eval_every",
-                   "a positive integer")
 
 
 def _activation(name: str):

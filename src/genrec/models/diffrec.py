@@ -135,9 +135,7 @@ def check_training_fields(cfg) -> None:
     cfg.check(0 <= cfg.dropout < 1, "dropout", "in [0, 1)")
     cfg.check(cfg.lr > 0, "lr", "a positive number")
     cfg.check(cfg.weight_decay >= 0, "weight_decay", "a non-negative number")
-    for name in ("batch_size", "max_epochs", "patience", "eval_every"):
-        value = getattr(cfg, name)
-        cfg.check(isinstance(value, int) and value >= 1, name, "a positive integer")
+    cfg.check_positive_ints("batch_size", "max_epochs", "patience", "eval_every")
 
 
 # ---- the diffusion process ----------------------------------------------------------------------

@@ -97,11 +97,8 @@ class GRU4RecConfig(ModelConfig):
     }
 
     def __post_init__(self):
-        for name in ("dim", "hidden", "n_layers", "max_len", "batch_size", "max_epochs",
-                     "patience", "eval_every"):
-            value = getattr(self, name)
-            self.check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                       name, "a positive integer")
+        self.check_positive_ints("dim", "hidden", "n_layers", "max_len", "batch_size", "max_epochs",
+                                 "patience", "eval_every")
         for name in ("embed_dropout", "hidden_dropout"):
             self.check(0 <= getattr(self, name) < 1, name, "in [0, 1)")
         self.check(not self.tie_embeddings or self.dim == self.hidden, "tie_embeddings",

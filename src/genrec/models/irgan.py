@@ -156,11 +156,8 @@ class IRGANConfig(ModelConfig):
     }
 
     def __post_init__(self):
-        for name in ("dim", "batch_size", "max_epochs", "patience", "eval_every", "d_steps",
-                     "g_steps"):
-            value = getattr(self, name)
-            self.check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                       name, "a positive integer")
+        self.check_positive_ints("dim", "batch_size", "max_epochs", "patience", "eval_every",
+                                 "d_steps", "g_steps")
         self.check(isinstance(self.pretrain_epochs, int) and self.pretrain_epochs >= 0,
                    "pretrain_epochs", "a non-negative integer")
         for name in ("pretrain_lr", "lr_g", "lr_d", "d_temperature", "fold_in_reg"):

@@ -119,9 +119,8 @@ class LDiffRecConfig(ModelConfig):
     def __post_init__(self):
         if isinstance(self.hidden, list):  # from JSON (a saved config)
             object.__setattr__(self, "hidden", tuple(self.hidden))
-        for name in ("n_clusters", "latent_dim", "svd_dim", "kmeans_iters", "kl_anneal_steps"):
-            value = getattr(self, name)
-            self.check(isinstance(value, int) and value >= 1, name, "a positive integer")
+        self.check_positive_ints("n_clusters", "latent_dim", "svd_dim", "kmeans_iters",
+                                 "kl_anneal_steps")
         self.check(self.latent_dim >= self.n_clusters, "latent_dim",
                    f"at least n_clusters ({self.n_clusters}): one latent unit per cluster")
         check_diffusion_fields(self)

@@ -111,11 +111,9 @@ class ListCVAEConfig(ModelConfig):
     presets = {"paper": {"embed_dim": 16, "latent_dim": 16, "hidden_dim": 512, "lr": 1e-3}}
 
     def __post_init__(self):
-        for name in ("slate_size", "embed_dim", "cond_dim", "hidden_dim", "latent_dim",
-                     "slates_per_user", "batch_size", "max_epochs", "patience", "eval_every"):
-            value = getattr(self, name)
-            self.check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                       name, "a positive integer")
+        self.check_positive_ints("slate_size", "embed_dim", "cond_dim", "hidden_dim", "latent_dim",
+                                 "slates_per_user", "batch_size", "max_epochs", "patience",
+                                 "eval_every")
         self.check(isinstance(self.anneal_epochs, int) and self.anneal_epochs >= 0,
                    "anneal_epochs", "a non-negative integer")
         self.check(0 <= self.cond_dropout < 1, "cond_dropout", "a probability in [0, 1)")

@@ -81,10 +81,7 @@ def check_training_fields(cfg) -> None:
     cfg.check(0 <= cfg.dropout < 1, "dropout", "a probability in [0, 1)")
     cfg.check(cfg.reg >= 0, "reg", "a non-negative number")
     cfg.check(cfg.lr > 0, "lr", "a positive number")
-    for name in ("batch_size", "max_epochs", "patience", "eval_every"):
-        value = getattr(cfg, name)
-        cfg.check(isinstance(value, int) and not isinstance(value, bool) and value >= 1, name,
-                  "a positive integer")
+    cfg.check_positive_ints("batch_size", "max_epochs", "patience", "eval_every")
 
 
 class MultDAE(Recommender):

@@ -111,11 +111,9 @@ class RecVAEConfig(ModelConfig):
 
     def __post_init__(self):
         object.__setattr__(self, "prior_weights", tuple(self.prior_weights))  # list from JSON
-        for name in ("hidden_dim", "latent_dim", "n_layers", "n_enc_epochs", "n_dec_epochs",
-                     "batch_size", "max_epochs", "patience", "eval_every"):
-            value = getattr(self, name)
-            self.check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                       name, "a positive integer")
+        self.check_positive_ints("hidden_dim", "latent_dim", "n_layers", "n_enc_epochs",
+                                 "n_dec_epochs", "batch_size", "max_epochs", "patience",
+                                 "eval_every")
         self.check(0 <= self.dropout < 1, "dropout", "a probability in [0, 1)")
         self.check(self.gamma >= 0, "gamma", "a non-negative number")
         self.check(self.lr > 0, "lr", "a positive number")

@@ -111,21 +111,13 @@ class SASRecConfig(ModelConfig):
 
     def __post_init__(self):
         self.check(self.loss in LOSSES, "loss", f"one of {LOSSES}")
-        self.check(_positive_int(self.n_negatives), "n_negatives", "a positive integer")
         self.check(0.0 <= self.gbce_t <= 1.0, "gbce_t", "a number in [0, 1]")
-        self.check(_positive_int(self.dim), "dim", "a positive integer")
-        self.check(_positive_int(self.n_blocks), "n_blocks", "a positive integer")
-        self.check(_positive_int(self.n_heads) and self.dim % self.n_heads == 0, "n_heads",
-                   f"a positive integer dividing dim = {self.dim}")
+        self.check_positive_ints("n_negatives", "dim", "n_blocks", "n_heads", "max_len",
+                                 "batch_size", "max_epochs", "patience", "eval_every")
+        self.check(self.dim % self.n_heads == 0, "n_heads",
+                   f"a divisor of dim = {self.dim}")
         self.check(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)")
-        self.check(_positive_int(self.max_len), "max_len", "a positive integer")
         self.check(self.lr > 0, "lr", "a positive number")
-        for name in ("batch_size", "max_epochs", "patience", "eval_every"):
-            self.check(_positive_int(getattr(self, name)), name, "a positive integer")
-
-
-def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:

@@ -110,11 +110,9 @@ class TIGERConfig(ModelConfig):
 
     def __post_init__(self):
         self.check(self.encoder.strip() != "", "encoder", "'minilm', 'hashing' or a model folder")
-        for name in ("n_levels", "codebook_size", "latent_dim", "rqvae_hidden", "rqvae_epochs",
-                     "d_model", "n_heads", "n_layers", "ff_dim", "max_len", "batch_size",
-                     "max_epochs", "patience", "eval_every"):
-            value = getattr(self, name)
-            self.check(isinstance(value, int) and value >= 1, name, "a positive integer")
+        self.check_positive_ints("n_levels", "codebook_size", "latent_dim", "rqvae_hidden",
+                                 "rqvae_epochs", "d_model", "n_heads", "n_layers", "ff_dim",
+                                 "max_len", "batch_size", "max_epochs", "patience", "eval_every")
         self.check(self.codebook_size >= 2, "codebook_size", "an integer >= 2")
         self.check(self.rqvae_hidden >= 2, "rqvae_hidden", "an integer >= 2")
         self.check(self.d_model % self.n_heads == 0, "d_model", f"a multiple of n_heads={self.n_heads}")
