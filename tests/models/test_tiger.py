@@ -146,3 +146,19 @@ def test_cold_items_keep_scores_a_distribution():
     histories = split.history("test").user_item_order[:8]
     probs = np.exp(model.score(histories).astype(np.float64))
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-4)
+
+
+def test_trie_lookups_match_a_dictionary():
+    rng = np.random.default_rng(0)
+    codes = np.unique(rng.integers(0, 5, (40, 3)), axis=0)  # distinct full IDs
+    codes = codes[rng.permutation(len(codes))]
+    trie = Trie(codes, np.ones(len(codes), bool), [5, 5, 5])
+    queries = np.r_[rng.integers(0, 5, (200, 3)), [[7, 0, 0], [-1, 2, 2]]]  # out-of-range digits
+    for level in range(3):
+        known = {tuple(row): i for i, row in enumerate(trie.tokens[level].tolist())}
+        expected = [known.get(tuple(row), -1) for row in queries[:, :level].tolist()]
+        np.testing.assert_array_equal(trie.find(level, queries[:, :level]), expected)
+    items = {tuple(row): i for i, row in enumerate(codes.tolist())}
+    expected = [items.get(tuple(row), -1) for row in queries.tolist()]
+    np.testing.assert_array_equal(trie.items_of(queries), expected)
+    assert (trie.items_of(queries) >= 0).any() and (trie.items_of(queries) < 0).any()

@@ -258,12 +258,43 @@ class Trie:
             self.warm_children.append(warm_children)
         self.leaf_items = np.full(self.children[-1].shape, -1, np.int64)  # (P_L, W_L) item ids
         self.leaf_items[self.prefix[-1], codes[:, -1]] = np.arange(len(codes))
-        self.lookup = {tuple(row): i for i, row in enumerate(codes.tolist())}
+        # every code row as one int64 key (mixed radix), sorted once, for batched lookups
+        self.radix = int(codes.max()) + 1
+        if self.radix ** self.n_levels >= 2 ** 62:
+            raise ConfigError(f"semantic IDs of {self.n_levels} codes up to {self.radix - 1} do "
+                              "not fit int64 keys; lower codebook_size or n_levels")
+        self.prefix_keys = [_row_keys(t, self.radix) for t in self.tokens]  # sorted: np.unique
+        item_keys = _row_keys(codes, self.radix)
+        self.item_order = np.argsort(item_keys)
+        self.item_keys = item_keys[self.item_order]
 
     def find(self, level: int, prefixes: np.ndarray) -> np.ndarray:
         """Indices in ``tokens[level]`` of (M, level) prefixes; -1 where absent."""
-        known = {tuple(row): i for i, row in enumerate(self.tokens[level].tolist())}
-        return np.array([known.get(tuple(row), -1) for row in prefixes.tolist()], np.int64)
+        return _search(self.prefix_keys[level], prefixes, self.radix)
+
+    def items_of(self, ids: np.ndarray) -> np.ndarray:
+        """Item indices of (M, L) full semantic IDs; -1 for IDs that match no item."""
+        pos = _search(self.item_keys, ids, self.radix)
+        return np.where(pos >= 0, self.item_order[np.maximum(pos, 0)], -1)
+
+
+def _row_keys(rows: np.ndarray, radix: int) -> np.ndarray:
+    """(M,) int64 keys of (M, l) rows of digits in 0..radix-1, ordered like the rows (lexically)."""
+    keys = np.zeros(len(rows), np.int64)
+    for j in range(rows.shape[1]):  # over code positions, never over rows
+        keys = keys * radix + rows[:, j]
+    return keys
+
+
+def _search(sorted_keys: np.ndarray, rows: np.ndarray, radix: int) -> np.ndarray:
+    """Positions in ``sorted_keys`` of the keys of (M, l) ``rows``; -1 where absent (or where a
+    digit is outside 0..radix-1)."""
+    rows = np.asarray(rows, np.int64)
+    valid = ((rows >= 0) & (rows < radix)).all(axis=1)
+    keys = _row_keys(np.where(valid[:, None], rows, 0), radix)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), max(len(sorted_keys) - 1, 0))
+    hit = valid & (len(sorted_keys) > 0) & (sorted_keys[pos] == keys)
+    return np.where(hit, pos, -1)
 
 
 # ---- the seq2seq transformer ----------------------------------------------------------------
@@ -620,8 +651,7 @@ class TIGER(Recommender):
                 prefixes = np.concatenate([np.take_along_axis(prefixes, parent[..., None], 1),
                                            token[..., None]], 2)
                 scores = top.values
-            items = np.array([self.trie_.lookup.get(tuple(p), -1)
-                              for p in prefixes.reshape(-1, levels).tolist()]).reshape(b, -1)
+            items = self.trie_.items_of(prefixes.reshape(-1, levels)).reshape(b, -1)
         return self._top_items(histories, items, scores, k, exclude_seen)
 
     def _unseen_children(self, unseen: np.ndarray, level: int, found: np.ndarray) -> np.ndarray:
