@@ -8,7 +8,7 @@ import pytest
 from genrec.data import Dataset
 from genrec.data.synthetic import planted_clusters
 from genrec.errors import ConfigError, DataError
-from genrec.evaluation.protocol import evaluate, evaluate_split
+from genrec.evaluation.protocol import evaluate, evaluate_sampled, evaluate_split
 from genrec.models.base import ModelConfig, Recommender
 
 
@@ -127,3 +127,65 @@ def test_nan_scores_are_a_clear_error():
     scores[:, 0] = np.nan
     with pytest.raises(DataError, match="NaN"):
         evaluate(FixedScores(scores), history, target, ks=(5,))
+
+
+# ---- a subset of users, and the sampled-candidates protocol -----------------------------------
+def test_users_restricts_evaluation_to_a_subset():
+    history, target, scores = random_world(seed=3)
+    full = evaluate(FixedScores(scores), history, target, ks=(5,))
+    some = full.users[::3]
+    part = evaluate(FixedScores(scores), history, target, ks=(5,), users=some)
+    assert np.array_equal(part.users, some)
+    assert np.allclose(part.per_user["ndcg@5"], full.per_user["ndcg@5"][::3])
+    with pytest.raises(DataError, match="user indices"):
+        evaluate(FixedScores(scores), history, target, users=[10_000])
+
+
+def test_sampled_oracle_ranks_first_and_constant_scores_are_not_favoured():
+    world = planted_clusters()
+    history, target = world.split.train, world.split.test
+    oracle = np.zeros((history.n_users, history.n_items), np.float32)
+    oracle[np.arange(history.n_users), world.answer] = 1.0
+    result = evaluate_sampled(FixedScores(oracle), history, target, n_negatives=19, seed=1)
+    assert result.info["candidates"] == 20 and result.top_items.shape == (history.n_users, 20)
+    assert result.mean("hit@1") == 1.0 and result.mean("mrr@10") == 1.0
+    # constant scores: ties broken by a random position, so hit@1 is about 1/20, not 1
+    flat = evaluate_sampled(FixedScores(np.zeros_like(oracle)), history, target, seed=1)
+    assert flat.mean("hit@1") < 0.2
+
+
+def test_sampled_candidates_are_unseen_and_the_same_for_every_model():
+    world = planted_clusters()
+    history, target = world.split.train, world.split.test
+    rng = np.random.default_rng(0)
+    a = evaluate_sampled(FixedScores(rng.random((120, 60))), history, target, seed=5)
+    b = evaluate_sampled(FixedScores(rng.random((120, 60))), history, target, seed=5)
+    assert np.array_equal(np.sort(a.top_items, 1), np.sort(b.top_items, 1))
+    seen = history.user_items[a.users].toarray() > 0
+    assert not np.take_along_axis(seen, a.top_items, axis=1).any()
+    for row in np.sort(a.top_items, 1):
+        assert len(set(row)) == 20
+
+
+def test_sampled_bad_arguments():
+    world = planted_clusters(n_items=24, n_clusters=2)
+    history, target = world.split.train, world.split.test
+    model = FixedScores(np.zeros((history.n_users, history.n_items)))
+    with pytest.raises(ConfigError, match="n_negatives"):
+        evaluate_sampled(model, history, target, n_negatives=0)
+    with pytest.raises(DataError, match="lower n_negatives"):
+        evaluate_sampled(model, history, target, n_negatives=23)
+    with pytest.raises(ConfigError):
+        evaluate_sampled(model, history, target, ks=(30,))
+
+
+def test_score_candidates_gathers_full_scores():
+    history, target, scores = random_world(seed=4)
+    model = FixedScores(scores)
+    cands = np.array([[0, 5, 7], [1, 2, 3]])
+    got = model.score_candidates(history.user_items[[0, 1]], cands, users=np.array([0, 1]))
+    assert np.array_equal(got, scores[[[0], [1]], cands])
+    with pytest.raises(DataError, match="one row per history"):
+        model.score_candidates(history.user_items[[0, 1]], np.array([1, 2]), users=np.array([0, 1]))
+    with pytest.raises(DataError, match="item indices"):
+        model.score_candidates(history.user_items[[0]], np.array([[99]]), users=np.array([0]))

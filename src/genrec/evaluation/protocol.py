@@ -85,7 +85,7 @@ def evaluate_split(model, split: Split, part: str = "test", **kwargs) -> Evaluat
 def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (10, 20),
              metrics: Sequence[str] = DEFAULT_METRICS, batch_size: int = 1024,
              item_popularity: np.ndarray | None = None, item_features: sp.csr_matrix | None = None,
-             progress: bool = False) -> Evaluation:
+             progress: bool = False, users: Sequence[int] | None = None) -> Evaluation:
     """Rank all items for every user of ``target`` and compute per-user metrics at each k.
 
     Args:
@@ -97,6 +97,8 @@ def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (1
         batch_size: users scored per batch.
         item_popularity: (n_items,) training popularity for popularity/novelty (default: history).
         item_features: (n_items, F) CSR for intra-list diversity (default: catalog genres if any).
+        users: evaluate only these user indices (e.g. a sample, when scoring is costly);
+            default all users with a target item.
     """
     ks = M.check_ks(ks, target.n_items, what="items in the catalog")
     if isinstance(metrics, str):
@@ -113,9 +115,7 @@ def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (1
     relevant = target.user_items - target.user_items.multiply(seen)  # drop already-seen targets
     relevant.eliminate_zeros()
     n_relevant = np.diff(relevant.indptr)
-    users = np.flatnonzero(n_relevant > 0)
-    if len(users) == 0:
-        raise DataError("no user has a target item to evaluate; the split's evaluated part is empty")
+    users = _evaluated_users(n_relevant, users)
     k_max = max(ks)
     top_items = np.empty((len(users), k_max), np.int64)
     top_scores = np.empty((len(users), k_max), np.float32)
@@ -149,6 +149,82 @@ def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (1
                               n_items=target.n_items, n_users=history.n_users)
     info = {"users": int(len(users)), "dropped_seen_targets": int(target.user_items.nnz - relevant.nnz)}
     return Evaluation(users, per_user, corpus, top_items, top_scores, n_relevant[users], seconds, info)
+
+
+def evaluate_sampled(model, history: Dataset, target: Dataset, *, n_negatives: int = 19,
+                     ks: Sequence[int] = (1, 5, 10), seed: int = 0, batch_size: int = 64,
+                     users: Sequence[int] | None = None, progress: bool = False) -> Evaluation:
+    """Rank one held-out item among ``n_negatives`` sampled ones: the LLM-ranking protocol.
+
+    For every user with a target item, one target (drawn with ``seed`` when there are several)
+    and ``n_negatives`` items drawn uniformly without replacement from the items neither in the
+    history nor among the user's targets form the candidates; the model scores them with
+    ``score_candidates`` (so a language model scores 20 items, not the catalog). Candidates are
+    shuffled, so ties are broken at random, never in the target's favour. The same seed gives the
+    same candidates to every model, which is what makes per-user paired tests valid.
+
+    Returns:
+        An :class:`Evaluation` whose ``top_items`` hold each user's candidates best first;
+        metrics ``hit``, ``ndcg`` and ``mrr`` at each k (k <= candidates).
+    """
+    if isinstance(n_negatives, bool) or not isinstance(n_negatives, (int, np.integer)) or n_negatives < 1:
+        raise ConfigError(f"n_negatives must be a positive integer, got {n_negatives!r}")
+    if history.items is not target.items or history.users is not target.users:
+        raise DataError("history and target must be parts of the same dataset (shared vocabularies)")
+    seen = history.user_items
+    relevant = target.user_items - target.user_items.multiply(seen)
+    relevant.eliminate_zeros()
+    users = _evaluated_users(np.diff(relevant.indptr), users)
+    n_candidates = n_negatives + 1
+    ks = M.check_ks(ks, n_candidates, what="candidates per user")
+    rng = np.random.default_rng(seed)
+    candidates = np.empty((len(users), n_candidates), np.int64)
+    chosen = np.empty(len(users), np.int64)
+    for row, u in enumerate(users):  # sampling set-up, not scoring: one draw per user
+        targets = relevant.indices[relevant.indptr[u]:relevant.indptr[u + 1]]
+        excluded = np.union1d(targets, seen.indices[seen.indptr[u]:seen.indptr[u + 1]])
+        pool = np.setdiff1d(np.arange(target.n_items), excluded, assume_unique=True)
+        if len(pool) < n_negatives:
+            raise DataError(f"user {history.users.ids[u]!r} has only {len(pool)} items left to "
+                            f"sample {n_negatives} negatives from; lower n_negatives")
+        chosen[row] = candidates[row, 0] = rng.choice(targets)
+        candidates[row, 1:] = rng.choice(pool, n_negatives, replace=False)
+        rng.shuffle(candidates[row])
+    ordered = history.user_item_order
+    scores = np.empty(candidates.shape, np.float32)
+    start = time.perf_counter()
+    name = getattr(model, "name", "model")
+    for lo in progress_bar(range(0, len(users), batch_size), enabled=progress, desc="evaluating",
+                           total=-(-len(users) // batch_size), unit="batch"):
+        batch = users[lo:lo + batch_size]
+        scores[lo:lo + len(batch)] = model.score_candidates(ordered[batch], candidates[lo:lo + len(batch)],
+                                                            users=batch)
+    seconds = time.perf_counter() - start
+    if np.isnan(scores).any():
+        raise DataError(f"{name} returned NaN scores for some candidates (a diverged model?)")
+    order = np.argsort(-scores, axis=1, kind="stable")  # ties: the shuffled position decides
+    top_items = np.take_along_axis(candidates, order, axis=1)
+    hits = top_items == chosen[:, None]
+    n_relevant = np.ones(len(users), np.int64)
+    per_user = M.ranking_metrics(hits, n_relevant, ks, names=("hit", "ndcg", "mrr"))
+    info = {"users": int(len(users)), "candidates": n_candidates, "seed": int(seed)}
+    return Evaluation(users, per_user, {}, top_items, np.take_along_axis(scores, order, axis=1),
+                      n_relevant, seconds, info)
+
+
+def _evaluated_users(n_relevant: np.ndarray, users: Sequence[int] | None) -> np.ndarray:
+    """Users with a target item, restricted to ``users`` when given."""
+    with_targets = np.flatnonzero(n_relevant > 0)
+    if users is not None:
+        asked = np.asarray(users).reshape(-1)
+        if asked.size and (not np.issubdtype(asked.dtype, np.integer) or asked.min() < 0
+                           or asked.max() >= len(n_relevant)):
+            raise DataError(f"users must be user indices in 0..{len(n_relevant) - 1}")
+        with_targets = np.intersect1d(with_targets, asked)
+    if len(with_targets) == 0:
+        raise DataError("no user has a target item to evaluate; the split's evaluated part is empty"
+                        + ("" if users is None else " (for the users given)"))
+    return with_targets
 
 
 def validation_ndcg(model, history: Dataset, target: Dataset, *, k: int = 10,

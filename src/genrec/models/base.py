@@ -191,6 +191,34 @@ class Recommender:
     def _score(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
 
+    def score_candidates(self, histories: sp.spmatrix, candidates: np.ndarray, *,
+                         users: np.ndarray | None = None) -> np.ndarray:
+        """Scores of given candidate items only: what a reranker or a sampled protocol needs.
+
+        Args:
+            histories, users: as in :meth:`score`.
+            candidates: (B, C) item indices, one row of candidates per history.
+
+        Returns:
+            (B, C) float32; ``out[b, c]`` scores item ``candidates[b, c]`` for history ``b``.
+            Models whose cost grows with the items scored (language models) override the hook
+            ``_score_candidates``; the default gathers from the full :meth:`score`.
+        """
+        histories, users = self._check_batch(histories, users)
+        candidates = np.asarray(candidates)
+        if candidates.ndim != 2 or candidates.shape[0] != histories.shape[0]:
+            raise DataError(f"candidates must be (batch, C) item indices with one row per history "
+                            f"({histories.shape[0]}), got shape {candidates.shape}")
+        if candidates.size and (not np.issubdtype(candidates.dtype, np.integer)
+                                or candidates.min() < 0 or candidates.max() >= self.n_items_):
+            raise DataError(f"candidates must be integer item indices in 0..{self.n_items_ - 1}")
+        return np.asarray(self._score_candidates(histories, candidates.astype(np.int64), users),
+                          dtype=np.float32)
+
+    def _score_candidates(self, histories: sp.csr_matrix, candidates: np.ndarray,
+                          users: np.ndarray | None) -> np.ndarray:
+        return np.take_along_axis(np.asarray(self._score(histories, users)), candidates, axis=1)
+
     def recommend(self, histories: sp.spmatrix, *, users: np.ndarray | None = None, k: int = 10,
                   exclude_seen: bool = True, candidates: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
