@@ -16,7 +16,7 @@ from genrec.models import MultDAE, MultVAE, RecVAE
 from genrec.options import RunOptions
 
 RECBOLE_NDCG10 = {"multdae": 0.2857, "multvae": 0.2942, "recvae": 0.3171}
-MEASURED_NDCG10 = {"multdae": 0.3298, "multvae": 0.3287, "recvae": 0.3261}
+MEASURED_NDCG10 = {"multdae": 0.3298, "multvae": 0.3287, "recvae": 0.3378}
 NOISE = 0.01
 DRIFT = 0.015
 

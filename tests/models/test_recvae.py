@@ -135,4 +135,4 @@ def test_paper_preset():
 def test_default_config_is_the_ml100k_validation_choice():
     cfg = RecVAE().config
     assert (cfg.hidden_dim, cfg.n_layers, cfg.latent_dim, cfg.gamma, cfg.n_enc_epochs, cfg.lr,
-            cfg.batch_size, cfg.dropout) == (256, 3, 200, 0.02, 1, 2e-3, 256, 0.5)
+            cfg.batch_size, cfg.dropout) == (256, 3, 200, 0.02, 2, 2e-3, 256, 0.5)
