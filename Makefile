@@ -7,7 +7,7 @@ OUT ?= reports
 .PHONY: run test benchmarks setup clean
 
 setup:
-	bash scripts/setup.sh dev,llm
+	bash scripts/setup.sh dev,llm,faiss
 
 # Fetch MovieLens-100K and benchmark the baselines and the generative models of interactions
 # under the holdout protocol; writes $(OUT)/results.json, $(OUT)/ml-100k-holdout.md/.html and

@@ -1,0 +1,158 @@
+"""TransformersLM on tiny random models built from configs (no download), plus one slow check
+with the shipped Gemma 3 270M."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers", reason="needs the llm extra: pip install 'genrec[llm]'")
+import torch  # noqa: E402
+
+from genrec.errors import ConfigError, LLMError  # noqa: E402
+from genrec.text import transformers_lm  # noqa: E402
+from genrec.text.lm import LanguageModel  # noqa: E402
+from genrec.text.transformers_lm import TransformersLM, tiny_test_model  # noqa: E402
+
+PROMPT = "I liked these movies:\n- Star Wars\n- Fargo\nNext:"
+CONTINUATIONS = [" Toy Story (1995)", " Heat", "", " a cat sat on the mat and a dog ate a hat",
+                 "x", "\n- Fargo"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, tokenizer = tiny_test_model()
+    return TransformersLM.wrap(model, tokenizer, threads=1, batch_size=4)
+
+
+def naive_scores(lm: TransformersLM, prompt: str, continuations: list[str]) -> np.ndarray:
+    """Each continuation scored by one full forward pass over prompt + continuation tokens."""
+    text = lm.format_prompt(prompt)
+    prompt_ids = lm._encode(text)
+    out = []
+    for c in continuations:
+        ids = lm.continuation_ids(text, prompt_ids, c)
+        with torch.no_grad():
+            logp = lm._model(torch.tensor([prompt_ids + ids])).logits[0].float().log_softmax(-1)
+        out.append(sum(logp[len(prompt_ids) - 1 + j, t].item() for j, t in enumerate(ids)))
+    return np.array(out)
+
+
+def test_kv_cache_scoring_equals_naive_full_sequences(tiny):
+    assert isinstance(tiny, LanguageModel)
+    scores = tiny.score(PROMPT, CONTINUATIONS)
+    np.testing.assert_allclose(scores.logprob, naive_scores(tiny, PROMPT, CONTINUATIONS),
+                               rtol=1e-4, atol=1e-4)
+    assert scores.n_tokens[2] == 1  # the empty continuation scores end-of-sequence
+    assert (scores.n_tokens >= 1).all() and (scores.logprob < 0).all()
+
+
+def test_batching_and_the_logit_budget_do_not_change_scores(tiny, monkeypatch):
+    whole = tiny.score(PROMPT, CONTINUATIONS).logprob
+    single = [tiny.score(PROMPT, [c]).logprob[0] for c in CONTINUATIONS]
+    np.testing.assert_allclose(whole, single, rtol=1e-4, atol=1e-4)
+    monkeypatch.setattr(transformers_lm, "LOGIT_BUDGET", 1000)  # forces one continuation per pass
+    np.testing.assert_allclose(tiny.score(PROMPT, CONTINUATIONS).logprob, whole, rtol=1e-4, atol=1e-4)
+    assert tiny._score_batches([[1, 2], [1], [1], [1], [1]], vocab=10) == [[1, 2, 3, 4], [0]]
+
+
+def test_model_forward_fallback_gives_the_same_scores(tiny, monkeypatch):
+    fast = tiny.score(PROMPT, CONTINUATIONS).logprob
+    monkeypatch.setattr(tiny, "_plain_head", False)
+    np.testing.assert_allclose(tiny.score(PROMPT, CONTINUATIONS).logprob, fast, rtol=1e-4, atol=1e-4)
+
+
+def test_gemma3_architecture_with_soft_capping_and_sliding_window():
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    _, tokenizer = tiny_test_model()
+    config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                              num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                              head_dim=16, sliding_window=8, final_logit_softcapping=5.0,
+                              max_position_embeddings=256, bos_token_id=1, eos_token_id=2,
+                              pad_token_id=0)
+    torch.manual_seed(0)
+    lm = TransformersLM.wrap(Gemma3ForCausalLM(config), tokenizer, threads=1)
+    scores = lm.score(PROMPT, CONTINUATIONS)
+    assert lm._plain_head  # soft-capping is applied by our head too
+    np.testing.assert_allclose(scores.logprob, naive_scores(lm, PROMPT, CONTINUATIONS),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_boundary_tokens_are_the_suffix_after_the_prompt(tiny):
+    text = "the dog ate a"
+    prompt_ids = tiny._encode(text)
+    assert prompt_ids[0] == tiny._tokenizer.bos_token_id
+    joint = tiny._encode(text + " hat")
+    assert tiny.continuation_ids(text, prompt_ids, " hat") == joint[len(prompt_ids):]
+    # a prompt ending in a space: " hat" would merge across it; the continuation is tokenised alone
+    spaced = tiny._encode("the dog ate a ")
+    ids = tiny.continuation_ids("the dog ate a ", spaced, "hat")
+    assert ids == tiny._tokenizer("hat", add_special_tokens=False)["input_ids"]
+
+
+def test_generation_is_greedy_batched_seeded_and_stops(tiny):
+    prompts = ["a cat", "the dog ate a hat and", "Heat"]
+    greedy = tiny.generate(prompts, max_new_tokens=6)
+    assert greedy == [tiny.generate([p], max_new_tokens=6)[0] for p in prompts]  # left padding
+    sampled = tiny.generate(prompts, max_new_tokens=8, temperature=1.0, seed=3)
+    assert sampled == tiny.generate(prompts, max_new_tokens=8, temperature=1.0, seed=3)
+    assert sampled != tiny.generate(prompts, max_new_tokens=8, temperature=1.0, seed=4)
+    long = tiny.generate(["a cat"], max_new_tokens=12)[0]
+    stop = long[3:5]
+    cut = tiny.generate(["a cat"], max_new_tokens=12, stop=[stop])[0]
+    assert stop not in cut and long.startswith(cut)
+    with pytest.raises(ConfigError):
+        tiny.generate("a cat")
+
+
+def test_chat_template_is_applied_when_asked():
+    model, tokenizer = tiny_test_model()
+    lm = TransformersLM.wrap(model, tokenizer, threads=1, chat=True)
+    with pytest.raises(ConfigError, match="chat template"):
+        lm.format_prompt("hi")
+    tokenizer.chat_template = ("{% for m in messages %}<s>user: {{ m['content'] }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}assistant:{% endif %}")
+    assert lm.format_prompt("hi") == "<s>user: hi\nassistant:"
+    assert lm._encode(lm.format_prompt("hi")).count(tokenizer.bos_token_id) == 1
+    assert len(lm.generate(["hi"], max_new_tokens=3)) == 1
+
+
+def test_loads_a_saved_model_folder(tmp_path, tiny):
+    tiny._model.save_pretrained(tmp_path / "m")
+    tiny._tokenizer.save_pretrained(tmp_path / "m")
+    loaded = TransformersLM(str(tmp_path / "m"), dtype="float32", threads=1)
+    assert loaded.name == "m" and loaded.count_tokens("a cat sat") == tiny.count_tokens("a cat sat")
+    np.testing.assert_allclose(loaded.score(PROMPT, CONTINUATIONS).logprob,
+                               tiny.score(PROMPT, CONTINUATIONS).logprob, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("bad", [{"dtype": "float16"}, {"batch_size": 0}, {"threads": 0}])
+def test_bad_options(bad):
+    with pytest.raises(ConfigError):
+        TransformersLM("x", **bad)
+
+
+def test_missing_models_raise_llm_errors(tmp_path):
+    with pytest.raises(LLMError, match="does not exist"):
+        TransformersLM(str(tmp_path / "missing.gguf")).count_tokens("x")
+    with pytest.raises(LLMError, match="could not load"):
+        TransformersLM(str(tmp_path)).count_tokens("x")
+
+
+@pytest.mark.slow
+def test_gemma_scores_twenty_candidates_like_naive_scoring():
+    """The shipped Gemma 3 270M (cached bf16 copy; the first run dequantises the GGUF once)."""
+    lm = TransformersLM("gemma-3-270m", threads=1)
+    prompt = ("Movies a user liked, most recent last:\n- Toy Story (1995)\n- Aladdin (1992)\n"
+              "- The Lion King (1994)\nThe next movie they liked:")
+    titles = [" Toy Story 2 (1999)", " Pocahontas (1995)", " Schindler's List (1993)",
+              " Heat (1995)"] * 5
+    scores = lm.score(prompt, titles)
+    assert scores.logprob.shape == (20,) and np.isfinite(scores.logprob).all()
+    np.testing.assert_allclose(scores.logprob[:4], scores.logprob[4:8], rtol=1e-5)
+    naive = naive_scores(lm, prompt, titles[:2])
+    np.testing.assert_allclose(scores.logprob[:2], naive, rtol=0.02, atol=0.05)  # bf16
+    text = lm.generate([prompt], max_new_tokens=8)[0]
+    assert text.strip() and lm.generate([prompt], max_new_tokens=8, stop=["\n"])[0] == \
+        text.split("\n")[0]
