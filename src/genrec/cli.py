@@ -10,6 +10,8 @@ traceback for bad input.
     genrec train --dataset ml-100k --model ease
     genrec recommend --dataset ml-100k --model ease --user 196 --k 10
     genrec sample --dataset ml-100k --model multvae --n 100 --output synthetic.csv
+    genrec serve-lm --model gemma-3-270m --port 8000
+    genrec explain --dataset ml-100k --model ease --user 1 --k 3 --lm template
 """
 
 from __future__ import annotations
@@ -109,6 +111,32 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="hyper-parameters when no saved model exists and one is trained")
     sample.set_defaults(run=_cmd_sample)
+
+    explain = sub.add_parser("explain", help="top-k items for a user, each with a grounded explanation")
+    _dataset_args(explain)
+    explain.add_argument("--model", required=True)
+    explain.add_argument("--user", required=True, help="an external user id of the dataset")
+    explain.add_argument("--k", type=int, default=3)
+    explain.add_argument("--lm", default="template",
+                         help="'template' (no language model) or a language-model spec, e.g. "
+                              "transformers:smollm2-135m")
+    explain.add_argument("--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
+    explain.set_defaults(run=_cmd_explain)
+
+    serve_lm = sub.add_parser("serve-lm",
+                              help="serve a language model over an OpenAI-compatible API")
+    serve_lm.add_argument("--model", default="gemma-3-270m",
+                          help="a shipped model (gemma-3-270m, smollm2-135m), a model path, or a "
+                               "full spec such as llamacpp:gemma-3-270m or fake")
+    serve_lm.add_argument("--backend", default="default",
+                          choices=["default", "transformers", "llamacpp"],
+                          help="what runs --model when it is not a full spec")
+    serve_lm.add_argument("--host", default="127.0.0.1")
+    serve_lm.add_argument("--port", type=int, default=8000)
+    serve_lm.add_argument("--name", help="the model name clients use (default: the model's)")
+    serve_lm.add_argument("--threads", type=int, help="threads (default: free cores; 1 under CI)")
+    serve_lm.add_argument("--verbose", action="store_true", help="log every request")
+    serve_lm.set_defaults(run=_cmd_serve_lm)
     return p
 
 
@@ -243,7 +271,42 @@ def _cmd_sample(args) -> int:
     return 0
 
 
+def _cmd_explain(args) -> int:
+    import numpy as np
+
+    from genrec.pipelines.explain import LMExplainer, TemplateExplainer, faithfulness
+    from genrec.text.lm import get_language_model
+
+    lm = None if args.lm == "template" else get_language_model(args.lm)  # checked before any work
+    data, filtering = _load(args)
+    if data.catalog is None:
+        raise ConfigError(f"{data.name} has no item catalog to ground explanations in")
+    explainer = TemplateExplainer(data.catalog) if lm is None else LMExplainer(data.catalog, lm)
+    model = _saved_or_trained(args, data, filtering)
+    user = data.users.index([args.user])
+    row = data.user_item_order[user]
+    history = row.indices[np.argsort(row.data)]  # oldest first
+    top, _ = model.recommend(row, users=user, k=args.k)
+    items = [int(i) for i in top[0] if i >= 0]
+    for rank, e in enumerate(explainer.explain_many([(history, i) for i in items]), start=1):
+        share = faithfulness(e, e.item, data.catalog, history=history).share
+        checked = "no checkable fact" if share is None else f"{share:.0%} of stated facts true"
+        print(f"{rank:>3}  {data.items.ids[e.item]:>8}  {data.catalog.title(e.item)}\n"
+              f"     {e.text}  [{checked}]")
+    return 0
+
+
 # ---- shared steps ----------------------------------------------------------------------------
+def _cmd_serve_lm(args) -> int:
+    from genrec.serving.lm_server import lm_from_cli, serve
+
+    threads = args.threads or (1 if os.environ.get("CI") else None)
+    lm = lm_from_cli(args.model, backend=args.backend, threads=threads, cache_dir=_cache_dir())
+    serve(lm, host=args.host, port=args.port, model_name=args.name, verbose=args.verbose,
+          announce=lambda message: print(message, file=sys.stderr, flush=True))
+    return 0
+
+
 def _saved_or_trained(args, data, filtering: dict, overrides: dict | None = None):
     """The model saved for this dataset (trained and saved first when there is none)."""
     from genrec.models import get_model_class
@@ -349,6 +412,13 @@ def _overrides(pairs: list[str], names: list[str], flat: bool = False) -> dict[s
         model = model.lower()
         if flat and not (dot and model == names[0]):
             model, field = names[0], key
+        elif dot and (pipes := [n for n in out if "+" in n
+                                and model in [p.partition(":")[0] for p in n.split("+")]]):
+            for name in pipes:  # a part of a retriever+reranker pipeline (and the model alone)
+                out[name][f"{model}.{field}"] = value
+            if model in out:
+                out[model][field] = value
+            continue
         elif not dot or model not in out:
             raise ConfigError(f"--set {pair!r}: write MODEL.KEY=VALUE with MODEL one of {names}")
         out[model][field] = value

@@ -12,14 +12,18 @@ from typing import Any, Mapping
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.bert4rec import BERT4Rec, BERT4RecConfig
+from genrec.models.bm25 import BM25Config, BM25Recommender
 from genrec.models.bpr import BPR, BPRConfig
 from genrec.models.cdae import CDAE, CDAEConfig
+from genrec.models.dense import DenseRetrieval, DenseRetrievalConfig
 from genrec.models.diffrec import DiffRec, DiffRecConfig
 from genrec.models.ease import EASE, EASEConfig
 from genrec.models.gru4rec import GRU4Rec, GRU4RecConfig
+from genrec.models.hybrid import Hybrid, HybridConfig
 from genrec.models.irgan import IRGAN, IRGANConfig
 from genrec.models.itemknn import ItemKNN, ItemKNNConfig
 from genrec.models.ldiffrec import LDiffRec, LDiffRecConfig
+from genrec.models.llm import LLMConfig, LLMRecommender
 from genrec.models.listcvae import ListCVAE, ListCVAEConfig
 from genrec.models.multdae import MultDAE, MultDAEConfig
 from genrec.models.multvae import MultVAE, MultVAEConfig
@@ -49,6 +53,12 @@ MODELS: dict[str, type[Recommender]] = {
     "gsasrec": GSASRec,
     "bert4rec": BERT4Rec,
     "tiger": TIGER,
+    # text retrieval (issue 5)
+    "dense": DenseRetrieval,
+    "bm25": BM25Recommender,
+    "hybrid": Hybrid,
+    # language-model recommenders (issue 5); "retriever+reranker" names build a TwoStage pipeline
+    "llm": LLMRecommender,
 }
 
 
@@ -59,14 +69,23 @@ def build_model(spec: str, overrides: Mapping[str, Any] | None = None) -> Recomm
     10.0
     """
     name, _, preset = spec.partition(":")
+    if "+" in spec:  # a two-stage pipeline: overrides keyed by part ("llm.shots") or its own
+        from genrec.pipelines.two_stage import TwoStage
+
+        return TwoStage.from_spec(spec, overrides)
     model_cls = get_model_class(name)
     return model_cls(model_cls.Config.from_preset(preset or "default", overrides))
 
 
 def get_model_class(name: str) -> type[Recommender]:
     """The class registered as ``name``; ConfigError listing the known names otherwise."""
+    base = name.lower().partition(":")[0]
+    if "+" in name or base == "two_stage":
+        from genrec.pipelines.two_stage import TwoStage
+
+        return TwoStage
     try:
-        return MODELS[name.lower().partition(":")[0]]
+        return MODELS[base]
     except KeyError:
         raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}") from None
 
@@ -77,4 +96,5 @@ __all__ = ["MODELS", "build_model", "get_model_class", "ModelConfig", "Recommend
            "RecVAEConfig", "DiffRec", "DiffRecConfig", "LDiffRec", "LDiffRecConfig", "IRGAN",
            "IRGANConfig", "ListCVAE", "ListCVAEConfig", "GRU4Rec", "GRU4RecConfig", "SASRec",
            "SASRecConfig", "GSASRec", "GSASRecConfig", "BERT4Rec", "BERT4RecConfig", "TIGER",
-           "TIGERConfig"]
+           "TIGERConfig", "DenseRetrieval", "DenseRetrievalConfig", "BM25Recommender", "BM25Config",
+           "Hybrid", "HybridConfig", "LLMRecommender", "LLMConfig"]
