@@ -9,10 +9,10 @@ OUT ?= reports
 setup:
 	bash scripts/setup.sh dev,llm,faiss
 
-# Fetch MovieLens-100K and benchmark the baselines and the generative models of interactions
-# under the holdout protocol; writes $(OUT)/results.json, $(OUT)/ml-100k-holdout.md/.html and
+# Fetch MovieLens-100K and benchmark the baselines, the generative models of interactions and
+# text retrieval under the holdout protocol; writes $(OUT)/results.json, $(OUT)/ml-100k-holdout.md/.html and
 # the ranked lists.
-MODELS ?= pop,itemknn,ease,bpr,multdae,cdae,multvae,recvae,diffrec
+MODELS ?= pop,itemknn,ease,bpr,multdae,cdae,multvae,recvae,diffrec,dense,bm25
 run: setup
 	$(GENREC) data fetch ml-100k
 	$(GENREC) benchmark --dataset ml-100k --split holdout --models $(MODELS) \
@@ -24,10 +24,19 @@ test: setup
 	$(PY) -m pytest
 
 # Slower measurements that write BENCHMARKS.md and the README's table (not part of CI).
+# llama.cpp (compiled from source, AMX kernels off: they crash on some virtual CPUs) is measured
+# beside transformers.
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+  -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 benchmarks: setup
+	CMAKE_ARGS="$(LLAMA_CMAKE)" bash scripts/setup.sh dev,llm,faiss,llamacpp
 	$(PY) benchmarks/run_all.py
 	$(PY) benchmarks/generative.py
 	$(PY) benchmarks/sequential.py
+	$(PY) benchmarks/retrieval.py
+	$(PY) benchmarks/language_models.py
+	$(PY) benchmarks/llm.py
+	$(PY) benchmarks/explain.py
 
 clean:
 	rm -rf $(VENV) $(OUT) artifacts .pytest_cache

@@ -26,3 +26,17 @@ def test_generative_example_runs(ml100k_cache, capsys):
     assert synthetic.shape == (500, split.train.n_items)
     assert augmented.n_users == split.train.n_users + 500
     assert len(augmented) == len(split.train) + synthetic.nnz
+
+
+def test_language_example_runs(ml100k_cache, capsys):
+    """The language snippet, with the fake language model standing in for Gemma (speed)."""
+    text = README.read_text()
+    library = re.search(r"## Library in ten lines\s+```python\n(.*?)```", text, re.S)[1]
+    library = library.replace('Path.home() / ".cache" / "genrec"', repr(str(ml100k_cache)))
+    language = re.search(r"## Language: .*?```python\n(.*?)```", text, re.S)[1]
+    assert language.count("transformers:gemma-3-270m") == 2
+    language = language.replace("transformers:gemma-3-270m", "fake")
+    exec(compile(library + language, "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()[-3:]
+    assert lines[0].startswith("[") and lines[0].count("'") >= 6  # three titles
+    assert all(0.0 <= float(x) <= 1.0 for x in lines[1:])
