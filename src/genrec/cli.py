@@ -277,7 +277,8 @@ def _cmd_explain(args) -> int:
     from genrec.pipelines.explain import LMExplainer, TemplateExplainer, faithfulness
     from genrec.text.lm import get_language_model
 
-    lm = None if args.lm == "template" else get_language_model(args.lm)  # checked before any work
+    threads = _options(args).threads
+    lm = None if args.lm == "template" else get_language_model(args.lm, threads=threads)
     data, filtering = _load(args)
     if data.catalog is None:
         raise ConfigError(f"{data.name} has no item catalog to ground explanations in")

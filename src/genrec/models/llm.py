@@ -139,6 +139,7 @@ class LLMRecommender(Recommender):
     def __init__(self, config=None, *, language_model=None, **overrides):
         super().__init__(config, **overrides)
         self._lm = language_model
+        self._threads = None  # the fit's RunOptions.threads, for a language model built from spec
         self.generation_stats_ = {"titles": 0, "hallucinated": 0, "history_repeats": 0}
 
     @property
@@ -147,7 +148,7 @@ class LLMRecommender(Recommender):
         if self._lm is None:
             from genrec.text.lm import get_language_model
 
-            self._lm = get_language_model(self.config.lm)
+            self._lm = get_language_model(self.config.lm, threads=self._threads)
         return self._lm
 
     # ---- fit ---------------------------------------------------------------------------------
@@ -155,6 +156,7 @@ class LLMRecommender(Recommender):
         if train.catalog is None:
             raise DataError(f"{self.name} needs item titles: the dataset {train.name!r} has no "
                             "item catalog; load one with titles (e.g. MovieLens)")
+        self._threads = options.threads
         self.titles_ = np.array([train.catalog.title(i) for i in range(train.n_items)], dtype=str)
         self.popularity_ = train.item_counts.astype(np.float32)
         rng = np.random.default_rng(options.seed)
