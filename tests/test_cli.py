@@ -172,3 +172,13 @@ def test_sample_writes_synthetic_users(env, capsys):
     assert sorted(users) == [f"synthetic-{i}" for i in range(7)]
     assert all(len(items) >= 1 for items in users.values())
     assert sum(len(items) for items in users.values()) == len(rows)  # no repeated item
+
+
+def test_benchmark_on_a_user_sample_runs_a_two_stage_pipeline(env, capsys):
+    code, out, err = run(capsys, "benchmark", "--models", "ease,ease+llm", "--set", "llm.lm=fake",
+                         "--users", "50", "--output", str(env / "r.json"), "--quiet")
+    assert code == 0, err
+    results = json.loads((env / "r.json").read_text())
+    assert results["protocol"]["evaluated_users"] == 50
+    code, out, err = run(capsys, "benchmark", "--models", "ease", "--users", "0", "--quiet")
+    assert code == 2 and "--users" in err

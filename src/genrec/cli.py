@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--models", default="pop,itemknn,ease,bpr",
                        help="comma-separated names, each optionally NAME:PRESET (e.g. multvae:paper)")
     bench.add_argument("--k", default="10,20", help="cut-offs, comma-separated")
+    bench.add_argument("--users", type=int, metavar="N",
+                       help="evaluate a sample of N test users, the same for every model "
+                            "(for slow models such as ease+llm); default all")
     bench.add_argument("--output", type=Path, help="write results.json here")
     bench.add_argument("--save-rankings", type=Path, help="write ranked lists (CSV) here")
     bench.add_argument("--report", type=Path,
@@ -194,12 +197,13 @@ def _cmd_benchmark(args) -> int:
                           f"use values in 1..{data.n_items}")
     split = make_split(data, args.split, seed=args.seed)
     _say(args, describe_split(split))
+    users = _sample_users(split, args.users, args.seed)
     result = run_benchmark(
         split, factories, ks=ks, options=_options(args),
         protocol={"dataset": data.name, "checksum": data.checksum(), "split": args.split,
                   "split_info": split.info, "seed": args.seed, "filtering": filtering,
                   "full_ranking": True, "exclude_seen": True},
-        on_model=lambda name, stage: _say(args, f"[{name}] {stage}"))
+        on_model=lambda name, stage: _say(args, f"[{name}] {stage}"), users=users)
     results = result.to_dict()
     results["protocol"]["evaluated_users"] = len(result.runs[0].evaluation.users)
     print(_console_table(results))
@@ -216,6 +220,20 @@ def _cmd_benchmark(args) -> int:
         atomic_write(page, report.to_html(results, title=title))
         _say(args, f"wrote {md} and {page}")
     return 0
+
+
+def _sample_users(split, n: int | None, seed: int):
+    """``n`` test users drawn with ``seed`` (all when ``n`` is None): costly models (LLMs)."""
+    if n is None:
+        return None
+    import numpy as np
+
+    candidates = np.flatnonzero(split.test.user_counts > 0)
+    if n < 1:
+        raise ConfigError(f"--users must be a positive number of test users, got {n}")
+    if n >= len(candidates):
+        return None
+    return np.sort(np.random.default_rng(seed).choice(candidates, n, replace=False))
 
 
 def _cmd_train(args) -> int:

@@ -114,10 +114,12 @@ def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, p
                   ks: Sequence[int] = (10, 20), options: RunOptions | None = None,
                   metrics: Sequence[str] = DEFAULT_METRICS,
                   on_model: Callable[[str, str], None] | None = None,
-                  on_fitted: Callable[[str, object], None] | None = None) -> BenchmarkResult:
+                  on_fitted: Callable[[str, object], None] | None = None,
+                  users: Sequence[int] | None = None) -> BenchmarkResult:
     """Fit and evaluate each model. ``models`` maps a name to a factory returning an unfitted
     model; ``on_model(name, stage)`` reports progress ("fit", "evaluate", "done");
-    ``on_fitted(name, model)`` receives each fitted model (e.g. to reuse it afterwards)."""
+    ``on_fitted(name, model)`` receives each fitted model (e.g. to reuse it afterwards);
+    ``users`` evaluates only these user indices (the same for every model, so paired tests hold)."""
     options = options or RunOptions()
     runs = []
     for name, factory in models.items():
@@ -133,7 +135,7 @@ def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, p
             if on_model:
                 on_model(name, "evaluate")
             evaluation = evaluate_split(model, split, "test", ks=ks, metrics=metrics,
-                                        progress=options.progress)
+                                        progress=options.progress, users=users)
         extra = {k: getattr(model, k + "_") for k in ("best_epoch", "epochs_run")
                  if hasattr(model, k + "_")}
         runs.append(ModelRun(name, model.config.to_dict(), evaluation, fit_seconds, peak.mb, extra))
