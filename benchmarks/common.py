@@ -62,6 +62,16 @@ def fmt_ci(m: dict) -> str:
     return f"{m['mean']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
 
 
+def summary(values) -> dict:
+    """``{"mean", "ci_low", "ci_high"}`` of per-user values (bootstrap 95% interval)."""
+    import numpy as np
+
+    from genrec.evaluation.stats import bootstrap_ci
+
+    low, high = bootstrap_ci(values)
+    return {"mean": float(np.mean(values)), "ci_low": low, "ci_high": high}
+
+
 def machine_line(versions: dict, loads: list[float]) -> str:
     return (f"Machine: {versions['cpu_count']} cores, {versions['platform']}, Python "
             f"{versions['python']}, torch {versions['torch']}, numpy {versions['numpy']}, genrec "

@@ -36,12 +36,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import load_average, write_section  # noqa: E402
+from common import load_average, summary, write_section  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import held_out_items_split, holdout_split  # noqa: E402
 from genrec.evaluation.protocol import evaluate, evaluate_sampled  # noqa: E402
 from genrec.evaluation.runner import library_versions  # noqa: E402
-from genrec.evaluation.stats import bootstrap_ci, holm, paired_tests  # noqa: E402
+from genrec.evaluation.stats import holm, paired_tests  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
 from genrec.models import EASE, LLMRecommender, Pop  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
@@ -63,11 +63,6 @@ def make_lm(spec: str):
 
         return TransformersLM(arg or "gemma-3-270m", threads=1)
     return get_language_model(spec, threads=1)
-
-
-def summary(values: np.ndarray) -> dict:
-    low, high = bootstrap_ci(values)
-    return {"mean": float(np.mean(values)), "ci_low": low, "ci_high": high}
 
 
 def compare(per_model: dict[str, dict[str, np.ndarray]], reference: str, metric: str) -> dict:

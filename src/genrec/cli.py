@@ -12,6 +12,7 @@ traceback for bad input.
     genrec sample --dataset ml-100k --model multvae --n 100 --output synthetic.csv
     genrec serve-lm --model gemma-3-270m --port 8000
     genrec explain --dataset ml-100k --model ease --user 1 --k 3 --lm template
+    genrec tune --dataset ml-100k --task next-item --method lora --output artifacts/lora
 """
 
 from __future__ import annotations
@@ -125,6 +126,22 @@ def _parser() -> argparse.ArgumentParser:
                               "transformers:smollm2-135m")
     explain.add_argument("--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
     explain.set_defaults(run=_cmd_explain)
+
+    tune = sub.add_parser("tune", help="tune a language model into a recommender (LoRA or "
+                                       "soft prompt tuning, PEFT); use it as --set llm.lm=tuned:DIR")
+    _dataset_args(tune)
+    tune.add_argument("--split", default="holdout", help="examples come from its train part only")
+    tune.add_argument("--task", default="next-item",
+                      help="next-item | preference | rating | explanation | mix")
+    tune.add_argument("--method", default="lora", help="lora | prompt")
+    tune.add_argument("--base", default="gemma-3-270m",
+                      help="base model: a shipped name, a local transformers folder or a .gguf")
+    tune.add_argument("--steps", type=int, help="optimizer steps (default: TuneConfig.max_steps)")
+    tune.add_argument("--output", type=Path, required=True, help="adapter folder (resumes there)")
+    tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="a TuneConfig field, e.g. --set r=16 --set learning_rate=1e-4")
+    tune.add_argument("--no-resume", action="store_true", help="ignore a checkpoint in --output")
+    tune.set_defaults(run=_cmd_tune)
 
     serve_lm = sub.add_parser("serve-lm",
                               help="serve a language model over an OpenAI-compatible API")
@@ -316,6 +333,34 @@ def _cmd_explain(args) -> int:
 
 
 # ---- shared steps ----------------------------------------------------------------------------
+def _cmd_tune(args) -> int:
+    from genrec.data.splits import describe_split, make_split
+    from genrec.text.transformers_lm import TransformersLM
+    from genrec.tuning.tuner import TuneConfig, tune
+
+    values = {"method": args.method, "task": args.task, "base": args.base,
+              **_overrides(args.set, ["tune"], flat=True)["tune"]}
+    if args.steps is not None:
+        values["max_steps"] = args.steps
+    config = TuneConfig.from_dict(values)
+    check_writable(args.output / "genrec_adapter.json", what="--output")
+    data, _ = _load(args)
+    split = make_split(data, args.split, seed=args.seed)
+    _say(args, describe_split(split))
+    options = _options(args)
+    lm = TransformersLM(config.base, dtype=config.dtype, threads=options.threads,
+                        cache_dir=_cache_dir())
+    result = tune(split, config, output=args.output, lm=lm, options=options,
+                  resume=not args.no_resume,
+                  on_log=lambda e: "valid_loss" in e and _say(
+                      args, f"step {e['step']}: loss {e['loss']:.4f}, valid loss "
+                            f"{e['valid_loss']:.4f}, {e['tokens_per_s']:.0f} tokens/s"))
+    print(f"saved the {config.method} adapter ({result.steps} steps, best step "
+          f"{result.best_step}, {result.train_examples} training examples) to {args.output}; "
+          f"use it with --set llm.lm=tuned:{args.output}")
+    return 0
+
+
 def _cmd_serve_lm(args) -> int:
     from genrec.serving.lm_server import lm_from_cli, serve
 

@@ -19,6 +19,8 @@
   ``llamacpp:/path/to/model.gguf``              (the ``llamacpp`` extra)
   ``openai:http://host:8000/v1?model=NAME``     :class:`~genrec.text.openai_lm.OpenAICompatibleLM`
                                                 (``&chat=1`` generates through chat completions)
+  ``tuned:/path/to/adapter``                   :class:`~genrec.tuning.adapter.TunedLM` (a base
+                                                model + a LoRA / soft-prompt adapter, issue 6)
   ``default`` / ``default:smollm2-135m``        the backend measured fastest for ``job``
                                                 ("score" or "generate") in :data:`DEFAULT_BACKEND`,
                                                 transformers when llama-cpp-python is missing
@@ -210,6 +212,12 @@ def _llamacpp(rest: str = "", *, threads: int | None = None, **options) -> Langu
     return LlamaCppLM(rest or DEFAULT_MODEL, **options)
 
 
+def _tuned(rest: str = "", **options) -> LanguageModel:
+    from genrec.tuning.adapter import tuned_backend
+
+    return tuned_backend(rest, **options)
+
+
 def _fake(rest: str = "", *, threads=None, cache_dir=None, **options) -> LanguageModel:
     return FakeLanguageModel(**options)  # run-time options of local backends do not apply
 
@@ -248,6 +256,7 @@ BACKENDS: dict[str, Callable[..., LanguageModel]] = {
     "llamacpp": _llamacpp,
     "openai": _openai,
     "default": _default,
+    "tuned": _tuned,
 }
 
 

@@ -89,6 +89,7 @@ class TransformersLM:
         self._model = self._tokenizer = None
         self._plain_head: bool | None = None
         self._threads: int | None = None
+        self.prefix_embeddings = None  # (P, D) soft prompt before every prompt (prompt tuning)
 
     @classmethod
     def wrap(cls, model, tokenizer, *, name: str = "wrapped", **options) -> "TransformersLM":
@@ -193,13 +194,28 @@ class TransformersLM:
         conts = [self.continuation_ids(prompt_text, prompt_ids, c) for c in continuations]
         logprob = np.zeros(len(conts))
         with torch.inference_mode():
-            out = model(input_ids=torch.tensor([prompt_ids]), use_cache=True, logits_to_keep=1)
+            out = self._prompt_pass(model, torch.tensor([prompt_ids]))
             first = out.logits[0, -1].float().log_softmax(-1)  # (V,) predicts each first token
             vocab = first.shape[0]
             for batch in self._score_batches(conts, vocab):
                 logprob[batch] = self._score_batch(model, out.past_key_values, first,
                                                    [conts[i] for i in batch])
         return ContinuationScores(logprob, np.array([len(c) for c in conts], np.int64))
+
+    def _prompt_pass(self, model, ids):
+        """The prompt's forward pass (its KV cache and last logits), after the soft prompt
+        :attr:`prefix_embeddings` when there is one (genrec.tuning's prompt tuning)."""
+        if self.prefix_embeddings is None:
+            return model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        return model(inputs_embeds=self._with_prefix(model, ids), use_cache=True, logits_to_keep=1)
+
+    def _with_prefix(self, model, ids):
+        """(B, P + L, D): the soft prompt, then the embeddings of ``ids`` (B, L)."""
+        import torch
+
+        embeds = model.get_input_embeddings()(ids)
+        prefix = self.prefix_embeddings.to(embeds.dtype)[None].expand(ids.shape[0], -1, -1)
+        return torch.cat([prefix, embeds], 1)
 
     def _score_batches(self, conts: list[list[int]], vocab: int) -> list[list[int]]:
         """Indices of continuations per forward pass, by length (little padding):
@@ -277,12 +293,17 @@ class TransformersLM:
             mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
             sampling = dict(do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0,
                             min_p=None) if temperature > 0 else dict(do_sample=False)
+            inputs, skip = dict(input_ids=ids), width
+            if self.prefix_embeddings is not None:  # soft prompt first; only new tokens return
+                prefix = torch.ones(len(encoded), self.prefix_embeddings.shape[0], dtype=mask.dtype)
+                inputs, mask, skip = dict(inputs_embeds=self._with_prefix(model, ids)), \
+                    torch.cat([prefix, mask], 1), 0
             with torch.inference_mode(), torch.random.fork_rng():
                 torch.manual_seed(seed + start)
-                new = model.generate(input_ids=ids, attention_mask=mask,
+                new = model.generate(**inputs, attention_mask=mask,
                                      max_new_tokens=max_new_tokens, pad_token_id=pad,
-                                     stopping_criteria=_stop_criteria(tokenizer, stop, width),
-                                     **sampling)[:, width:]
+                                     stopping_criteria=_stop_criteria(tokenizer, stop, skip),
+                                     **sampling)[:, skip:]
             for row in tokenizer.batch_decode(new, skip_special_tokens=True):
                 out.append(cut_at_stop(row, stop))
         return out

@@ -1,0 +1,308 @@
+"""Instruction data for tuning a language model into a recommender (P5 / TALLRec style).
+
+One builder per task; each turns a :class:`~genrec.data.dataset.Split` into
+:class:`Instruction` examples (a prompt and the answer the model should continue it with; the
+tuning loss covers the answer's tokens only):
+
+* :func:`next_item_examples` — the next item among candidates. The answer is the next item's
+  title (:func:`genrec.text.prompts.candidate_continuation`: cleaned title + closing quote), so a
+  tuned model ranks candidates exactly as :class:`~genrec.models.llm.LLMRecommender` scores them
+  (grounded: the likelihood of each candidate title). Template 0 *is* the recommender's prompt;
+  the others paraphrase it, and some list the target among ``n_candidates`` sampled items.
+* :func:`preference_examples` — TALLRec's yes/no question: will the user like this item, given
+  the history? The real next item is "Yes" when rated >= ``like_threshold`` (else "No"; every
+  interaction is "Yes" when the data has no ratings, i.e. all values are equal); half the
+  examples ask about a sampled item the user never interacted with ("No").
+* :func:`rating_examples` — the rating (" 1".." 5", :data:`~genrec.text.prompts.RATING_CONTINUATIONS`)
+  the user gave the next item, after their rated history.
+* :func:`explanation_examples` — the user's own review summary (or text) of the next item, where
+  the dataset has reviews (``review_summary`` / ``review_text`` extras, e.g. the Amazon loaders).
+
+Leakage rules (tested): ``part="train"`` examples use only ``split.train`` — histories, targets
+and negatives are training interactions of training users (users with training interactions;
+held-out users of a cold-start split have none), negatives are drawn among items with training
+interactions. ``part="valid"`` examples (early stopping) take their targets from ``split.valid``
+and their histories from ``split.history("valid")``; nothing ever comes from ``split.test``.
+Every data value in a prompt goes through :func:`genrec.text.prompts.quote`.
+
+Example:
+    >>> from genrec.data.synthetic import planted_clusters
+    >>> split = planted_clusters(n_users=20, n_items=15, n_clusters=3).split
+    >>> examples = next_item_examples(split, per_user=1, seed=0)
+    >>> examples[0].task, examples[0].answer.endswith('"')
+    ('next-item', True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from genrec.errors import ConfigError, DataError
+from genrec.text import prompts
+from genrec.text.prompts import quote, quoted_list
+
+PARTS = ("train", "valid")
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One tuning example: the model reads ``prompt`` and should continue with ``answer``.
+
+    ``user`` and ``items`` (history items, then the item asked about) record where it came from
+    (leakage checks); ``template`` is the paraphrase used.
+    """
+
+    task: str
+    prompt: str
+    answer: str
+    user: int
+    items: tuple[int, ...]
+    template: int
+
+
+# ---- templates (several paraphrases per task; {history} etc. are quoted lists) ---------------
+NEXT_ITEM_TEMPLATES: list[str] = [
+    "",  # 0: the LLM recommender's own prompt (prompts.next_item_prompt)
+    "Movies this viewer watched, in order:\n{history}\nWhat they watched next: \"",
+    "A user's viewing history (oldest first):\n{history}\nRecommended next movie: \"",
+    ("Recently liked movies:\n{history}\nCandidates:\n{candidates}\n"
+     "Of the candidates, the one they liked next: \""),
+    ("Here is what a movie fan enjoyed:\n{history}\nPick their next movie from:\n{candidates}\n"
+     "Answer: \""),
+]
+PREFERENCE_TEMPLATES: list[str] = [
+    "A movie fan liked these movies:\n{history}\nWill they like {item}? Answer Yes or No:",
+    "Movies a user watched:\n{history}\nWould this user enjoy {item}? Yes or No:",
+    "Viewing history:\n{history}\nQuestion: does the user like {item}? Reply Yes or No:",
+]
+RATING_TEMPLATES: list[str] = [
+    "",  # 0: the LLM recommender's own rating prompt (prompts.rating_prompt)
+    "A user rated movies from 1 to 5:\n{history}\nTheir rating of {item}, from 1 to 5:",
+    "Past ratings (1 = hated, 5 = loved):\n{history}\nPredicted rating for {item}:",
+]
+EXPLANATION_TEMPLATES: list[str] = [
+    "A fan's recently liked items:\n{history}\nWhy they liked {item}, in their words: \"",
+    "History:\n{history}\nA short review of {item} by this user: \"",
+]
+ANSWERS_YES_NO = (" Yes", " No")
+
+
+# ---- shared pieces ---------------------------------------------------------------------------
+def _check_args(split, part: str, **positive) -> None:
+    if part not in PARTS:
+        raise ConfigError(f"part must be one of {PARTS}, got {part!r}")
+    for name, value in positive.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    if not hasattr(split, "train") or not hasattr(split, "valid"):
+        raise DataError(f"expected a Split (genrec.data.splits), got {type(split).__name__}")
+    if split.train.catalog is None:
+        raise DataError(f"the dataset {split.train.name!r} has no item catalog; tuning needs item "
+                        "titles (load one with titles, e.g. MovieLens)")
+
+
+def _ordered(matrix: sp.csr_matrix, user: int) -> np.ndarray:
+    """A user's items of a time-order CSR matrix, oldest first."""
+    row = slice(matrix.indptr[user], matrix.indptr[user + 1])
+    return matrix.indices[row][np.argsort(matrix.data[row], kind="stable")]
+
+
+def _cases(split, part: str, per_user: int, history_len: int, rng) -> list[tuple]:
+    """(user, history items, target item, target rating) cases of ``part``.
+
+    train: up to ``per_user`` random target positions (>= 1) of each training user's training
+    sequence, the previous ``history_len`` items as history. valid: each valid interaction's
+    user, their latest ``history_len`` items of ``split.history("valid")``, up to ``per_user``
+    targets per user.
+    """
+    if part == "train":
+        order, ratings = split.train.user_item_order, split.train.ratings
+        out = []
+        for user in np.flatnonzero(np.diff(order.indptr) >= 2):
+            seq = _ordered(order, user)
+            for t in np.sort(rng.choice(np.arange(1, len(seq)), min(per_user, len(seq) - 1),
+                                        replace=False)):
+                out.append((int(user), seq[max(0, t - history_len):t], int(seq[t]),
+                            float(ratings[user, seq[t]])))
+        return out
+    seen, valid = split.history("valid").user_item_order, split.valid.user_item_order
+    ratings = split.valid.ratings
+    out = []
+    for user in np.flatnonzero(np.diff(valid.indptr) > 0):
+        history = _ordered(seen, user)[-history_len:]
+        for target in _ordered(valid, user)[:per_user]:
+            out.append((int(user), history, int(target), float(ratings[user, target])))
+    return out
+
+
+def _negatives(split, user: int, n: int, rng, exclude=()) -> np.ndarray:
+    """``n`` items with training interactions that ``user`` never interacted with in training
+    (nor in ``exclude``), uniformly without replacement."""
+    pool = np.flatnonzero(split.train.item_counts > 0)
+    seen = split.train.user_items
+    banned = np.r_[seen.indices[seen.indptr[user]:seen.indptr[user + 1]], np.asarray(exclude, int)]
+    pool = pool[~np.isin(pool, banned)]
+    return rng.choice(pool, min(n, len(pool)), replace=False)
+
+
+def _titles(split, items) -> list[str]:
+    return [split.train.catalog.title(int(i)) for i in items]
+
+
+def _build(split, part, *, per_user, history_len, seed, templates, make) -> list[Instruction]:
+    _check_args(split, part, per_user=per_user, history_len=history_len)
+    rng = np.random.default_rng(seed)
+    out = []
+    for user, history, target, rating in _cases(split, part, per_user, history_len, rng):
+        template = int(rng.integers(len(templates)))
+        example = make(user, history, target, rating, template, rng)
+        if example is not None:
+            out.append(example)
+    return out
+
+
+# ---- the four tasks --------------------------------------------------------------------------
+def next_item_examples(split, *, part: str = "train", per_user: int = 4, history_len: int = 5,
+                       n_candidates: int = 10, templates: list[str] | None = None,
+                       seed: int = 0) -> list[Instruction]:
+    """Next-item examples: the history, (some templates) candidates = the target among
+    ``n_candidates - 1`` sampled items in random order, and the target's title as the answer."""
+    templates = templates or NEXT_ITEM_TEMPLATES
+    _check_args(split, part, n_candidates=n_candidates)
+
+    def make(user, history, target, rating, template, rng):
+        titles = _titles(split, history)
+        if not templates[template]:
+            prompt = prompts.next_item_prompt(titles)
+        else:
+            candidates = np.r_[target, _negatives(split, user, n_candidates - 1, rng, [target])]
+            candidates = rng.permutation(candidates)
+            prompt = templates[template].format(history=_history(titles),
+                                                candidates=quoted_list(_titles(split, candidates)))
+        answer = prompts.candidate_continuation(split.train.catalog.title(target))
+        return Instruction("next-item", prompt, answer, user, (*map(int, history), target), template)
+
+    return _build(split, part, per_user=per_user, history_len=history_len, seed=seed,
+                  templates=templates, make=make)
+
+
+def preference_examples(split, *, part: str = "train", per_user: int = 4, history_len: int = 5,
+                        like_threshold: float = 4.0, templates: list[str] | None = None,
+                        seed: int = 0) -> list[Instruction]:
+    """TALLRec yes/no examples (see the module docstring)."""
+    templates = templates or PREFERENCE_TEMPLATES
+    values = split.train.value
+    implicit = len(values) == 0 or values.min() == values.max()  # no ratings: every one is liked
+
+    def make(user, history, target, rating, template, rng):
+        if rng.random() < 0.5:  # a sampled item the user never interacted with: "No"
+            negative = _negatives(split, user, 1, rng, [target])
+            if not len(negative):
+                return None
+            item, answer = int(negative[0]), ANSWERS_YES_NO[1]
+        else:
+            item, answer = target, ANSWERS_YES_NO[0 if implicit or rating >= like_threshold else 1]
+        prompt = templates[template].format(history=_history(_titles(split, history)),
+                                            item=quote(prompts.natural_title(
+                                                split.train.catalog.title(item))))
+        return Instruction("preference", prompt, answer, user, (*map(int, history), item), template)
+
+    return _build(split, part, per_user=per_user, history_len=history_len, seed=seed,
+                  templates=templates, make=make)
+
+
+def rating_examples(split, *, part: str = "train", per_user: int = 4, history_len: int = 5,
+                    templates: list[str] | None = None, seed: int = 0) -> list[Instruction]:
+    """Rating examples: the history with the user's ratings, the next item, its rating."""
+    templates = templates or RATING_TEMPLATES
+    ratings = (split.train if part == "train" else split.history("valid")).ratings
+
+    def make(user, history, target, rating, template, rng):
+        given = [float(ratings[user, i]) for i in history]
+        title = split.train.catalog.title(target)
+        if not templates[template]:
+            prompt = prompts.rating_prompt(_titles(split, history), title, history_ratings=given)
+        else:
+            lines = "\n".join(f"- {quote(prompts.natural_title(t))} rated {int(round(r))}"
+                              for t, r in zip(_titles(split, history), given)) or "(none)"
+            prompt = templates[template].format(history=lines,
+                                                item=quote(prompts.natural_title(title)))
+        answer = prompts.RATING_CONTINUATIONS[int(np.clip(round(rating), 1, 5)) - 1]
+        return Instruction("rating", prompt, answer, user, (*map(int, history), target), template)
+
+    return _build(split, part, per_user=per_user, history_len=history_len, seed=seed,
+                  templates=templates, make=make)
+
+
+def explanation_examples(split, *, part: str = "train", per_user: int = 4, history_len: int = 5,
+                         max_chars: int = 200, templates: list[str] | None = None,
+                         seed: int = 0) -> list[Instruction]:
+    """Explanation examples: the user's own review of the next item (cleaned, up to
+    ``max_chars``) as the answer. Raises DataError when the dataset has no reviews."""
+    column = next((c for c in ("review_summary", "review_text") if c in split.train.extras), None)
+    if column is None:
+        raise DataError(f"the dataset {split.train.name!r} has no reviews (extras "
+                        "'review_summary' or 'review_text', e.g. the Amazon loaders); "
+                        "explanation tuning needs them")
+    templates = templates or EXPLANATION_TEMPLATES
+    source = split.train if part == "train" else split.valid
+    reviews = {(int(u), int(i)): r for u, i, r in zip(source.user_idx, source.item_idx,
+                                                        source.extras[column])}
+
+    def make(user, history, target, rating, template, rng):
+        review = prompts.clean(reviews.get((user, target)) or "", max_chars=max_chars)
+        if not review:
+            return None
+        prompt = templates[template].format(history=_history(_titles(split, history)),
+                                            item=quote(prompts.natural_title(
+                                                split.train.catalog.title(target))))
+        return Instruction("explanation", prompt, review + prompts.CLOSE, user,
+                           (*map(int, history), target), template)
+
+    return _build(split, part, per_user=per_user, history_len=history_len, seed=seed,
+                  templates=templates, make=make)
+
+
+def _history(titles: list[str]) -> str:
+    return quoted_list(titles) if titles else "(none yet)"
+
+
+BUILDERS: dict[str, Callable[..., list[Instruction]]] = {
+    "next-item": next_item_examples,
+    "preference": preference_examples,
+    "rating": rating_examples,
+    "explanation": explanation_examples,
+}
+
+
+def build_examples(split, tasks, *, part: str = "train", seed: int = 0,
+                   **options) -> list[Instruction]:
+    """The examples of each task in ``tasks`` (names of :data:`BUILDERS`, or "mix" for every
+    task the data supports), concatenated then shuffled with ``seed`` (P5's multi-task mix).
+    ``options`` go to every builder that takes them."""
+    import inspect
+
+    names = [tasks] if isinstance(tasks, str) else list(tasks)
+    if names == ["mix"]:
+        names = [t for t in BUILDERS if t != "explanation"
+                 or {"review_summary", "review_text"} & set(split.train.extras)]
+    unknown = [t for t in names if t not in BUILDERS]
+    if unknown or not names:
+        raise ConfigError(f"unknown task(s) {unknown or names}; choose from "
+                          f"{', '.join(BUILDERS)} or 'mix'")
+    out = []
+    for offset, name in enumerate(names):
+        accepted = inspect.signature(BUILDERS[name]).parameters
+        out += BUILDERS[name](split, part=part, seed=seed + offset,
+                              **{k: v for k, v in options.items() if k in accepted})
+    order = np.random.default_rng(seed).permutation(len(out))
+    return [out[i] for i in order]
+
+
+__all__ = ["BUILDERS", "EXPLANATION_TEMPLATES", "Instruction", "NEXT_ITEM_TEMPLATES",
+           "PREFERENCE_TEMPLATES", "RATING_TEMPLATES", "build_examples", "explanation_examples",
+           "next_item_examples", "preference_examples", "rating_examples"]
