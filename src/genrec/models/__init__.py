@@ -18,6 +18,7 @@ from genrec.models.cdae import CDAE, CDAEConfig
 from genrec.models.dense import DenseRetrieval, DenseRetrievalConfig
 from genrec.models.diffrec import DiffRec, DiffRecConfig
 from genrec.models.ease import EASE, EASEConfig
+from genrec.models.gpt4rec import GPT4Rec, GPT4RecConfig
 from genrec.models.gru4rec import GRU4Rec, GRU4RecConfig
 from genrec.models.hybrid import Hybrid, HybridConfig
 from genrec.models.irgan import IRGAN, IRGANConfig
@@ -59,6 +60,8 @@ MODELS: dict[str, type[Recommender]] = {
     "hybrid": Hybrid,
     # language-model recommenders (issue 5); "retriever+reranker" names build a TwoStage pipeline
     "llm": LLMRecommender,
+    # LLM-derived features for classic retrieval (issue 6)
+    "gpt4rec": GPT4Rec,
 }
 
 
@@ -97,4 +100,4 @@ __all__ = ["MODELS", "build_model", "get_model_class", "ModelConfig", "Recommend
            "IRGANConfig", "ListCVAE", "ListCVAEConfig", "GRU4Rec", "GRU4RecConfig", "SASRec",
            "SASRecConfig", "GSASRec", "GSASRecConfig", "BERT4Rec", "BERT4RecConfig", "TIGER",
            "TIGERConfig", "DenseRetrieval", "DenseRetrievalConfig", "BM25Recommender", "BM25Config",
-           "Hybrid", "HybridConfig", "LLMRecommender", "LLMConfig"]
+           "Hybrid", "HybridConfig", "LLMRecommender", "LLMConfig", "GPT4Rec", "GPT4RecConfig"]

@@ -24,7 +24,17 @@ Deviations from the paper:
     * a masked item is always replaced by the mask token (no random/kept replacements);
     * Adam with a constant learning rate and early stopping on validation NDCG@10 instead of
       400k steps with linear warm-up/decay;
-    * histories truncated to ``max_len`` = 50 by default (the paper used 200 on ML-1M).
+    * histories truncated to ``max_len`` = 50 by default (the paper used 200 on ML-1M);
+    * ``item_init="text"`` (an extension: LLM-derived features, Sec. 3.4 of the Gen-RecSys
+      survey): the item rows of the embedding table (not padding or the mask token) start from
+      the items' text embeddings (``text_encoder``, default all-MiniLM-L6-v2, over
+      ``train.catalog`` rendered with ``text_template``) reduced to ``dim`` by PCA and scaled to
+      the truncated-normal init's standard deviation
+      (:func:`genrec.models.sequential.text_item_init`), then trained like the random ones. PCA
+      rather than a learned projection: no extra parameters (same network, same saved state),
+      deterministic, and it keeps the text space's main directions and item-to-item geometry;
+      the scaling keeps the spread the rest of training was tuned at. The random draw still
+      happens first, so every other weight starts as in a random-init run with the same seed.
 
 Example:
     >>> from genrec.data.synthetic import deterministic_sequences
@@ -48,7 +58,8 @@ from genrec.data.dataset import history_sequences
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     copy_state, fit_epochs, load_module_state, module_state, seeded, shuffled_batches)
-from genrec.models.sequential import continue_sequences, training_sequences
+from genrec.models.sequential import (ITEM_INITS, continue_sequences, text_item_init,
+                                      training_sequences)
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,10 @@ class BERT4RecConfig(ModelConfig):
     max_epochs: int = 2000  # epochs at most (one epoch = every training user's sequence once)
     patience: int = 20  # evaluations without a better valid NDCG@10 before stopping
     eval_every: int = 2  # epochs between validation evaluations (only when valid is given)
+    item_init: str = "random"  # item table init: "random" (truncated normal) or "text" (PCA)
+    text_encoder: str = "minilm"  # item_init="text": "minilm", "hashing" or a model folder
+    text_template: str = ""  # item_init="text": catalog template; "" = text fields + year
+    text_cache: str = "default"  # item_init="text": embedding cache, "default", "off" or a folder
 
     presets: ClassVar = {
         # Sun et al., CIKM 2019, section 4.4 (ML-1M): N = 200, d = 64, L = 2, h = 2, dropout
@@ -95,6 +110,11 @@ class BERT4RecConfig(ModelConfig):
         self.check(0 < self.mask_prob < 1, "mask_prob", "in (0, 1)")
         self.check(self.lr > 0, "lr", "a positive number")
         self.check(self.weight_decay >= 0, "weight_decay", "a non-negative number")
+        self.check(self.item_init in ITEM_INITS, "item_init", f"one of {ITEM_INITS}")
+        self.check(isinstance(self.text_encoder, str) and self.text_encoder.strip() != "",
+                   "text_encoder", "'minilm', 'hashing' or a sentence-transformers folder")
+        self.check(isinstance(self.text_cache, str) and self.text_cache.strip() != "",
+                   "text_cache", "'default', 'off' or a folder path")
 
 
 def _network(n_items: int, cfg: BERT4RecConfig):
@@ -170,6 +190,8 @@ class BERT4Rec(Recommender):
         seqs = torch.from_numpy(training_sequences(train, cfg.max_len - 1))  # (U', L)
         with seeded(options.seed):
             self.net_ = _network(train.n_items, cfg)
+            if cfg.item_init == "text":
+                self._init_items_from_text(train)
             opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
             def run_epoch(epoch: int) -> float:
@@ -193,6 +215,17 @@ class BERT4Rec(Recommender):
                        restore=self.net_.load_state_dict, max_epochs=cfg.max_epochs,
                        patience=cfg.patience, eval_every=cfg.eval_every)
         self.net_.eval()
+
+    def _init_items_from_text(self, train) -> None:
+        """Overwrite the item rows of the embedding table (1..n_items) with the text init."""
+        import torch
+
+        cfg, table = self.config, self.net_.items.weight  # (I + 2, D)
+        rows = slice(1, train.n_items + 1)
+        init = text_item_init(train, table[rows].detach().numpy(), encoder=cfg.text_encoder,
+                              template=cfg.text_template, cache=cfg.text_cache)
+        with torch.no_grad():
+            table[rows] = torch.from_numpy(init)
 
     # ---- scoring and generation --------------------------------------------------------------
     def inference_sequences(self, seqs: np.ndarray) -> np.ndarray:

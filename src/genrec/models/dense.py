@@ -142,13 +142,17 @@ class DenseRetrieval(Recommender):
     def _score(self, histories, users):
         return self.score_queries(self.queries(histories))
 
-    def score_texts(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), n_items) scores of free-text preferences (e.g. "dark sci-fi thrillers")."""
+    def text_queries(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), D) unit query vectors of free texts, centred like the items."""
         self._require_fitted()
         if isinstance(texts, str):
             texts = [texts]
         vectors = self._encoder().encode([str(t) for t in texts])
-        return self.score_queries(_unit_rows(vectors - self._mean))
+        return _unit_rows(vectors - self._mean)
+
+    def score_texts(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), n_items) scores of free-text preferences (e.g. "dark sci-fi thrillers")."""
+        return self.score_queries(self.text_queries(texts))
 
     def recommend_text(self, texts: list[str] | str, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` ``(items, scores)``, both (len(texts), k), for free-text preferences."""

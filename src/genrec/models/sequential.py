@@ -9,7 +9,9 @@ share beyond that lives here:
 * :func:`training_sequences` — each training user's last ``max_len + 1`` items as one padded row,
   the whole-sequence training examples (input ``[:, :-1]``, next-item targets ``[:, 1:]``);
 * :func:`continue_sequences` — generation: sample ``n_steps`` next items autoregressively from
-  any next-item scorer, with temperature and top-k, whole batches at once.
+  any next-item scorer, with temperature and top-k, whole batches at once;
+* :func:`text_item_init` — LLM-initialised item embeddings (survey Sec. 3.4): the items' text
+  embeddings reduced to the model's dimension by PCA and scaled to its random init's spread.
 
 Example:
     >>> import numpy as np
@@ -89,3 +91,42 @@ def continue_sequences(next_scores: Callable, sequences: np.ndarray, *, n_steps:
         out[:, step] = torch.multinomial(probs, 1, generator=gen).squeeze(1).numpy()
         window = np.concatenate([window[:, 1:], out[:, step:step + 1] + 1], axis=1)
     return out
+
+
+ITEM_INITS = ("random", "text")  # the ``item_init`` values of SASRec / BERT4Rec
+
+
+def text_item_init(train: Dataset, random_init: np.ndarray, *, encoder: str, template: str = "",
+                   cache: str = "default") -> np.ndarray:
+    """(n_items, D) item-embedding init from the items' text, in place of ``random_init``.
+
+    Each item's text (rendered from ``train.catalog`` as the dense retriever does: ``template``,
+    or the text fields plus the year) is embedded by the text ``encoder`` (``"minilm"``,
+    ``"hashing"`` or a sentence-transformers folder) through the on-disk cache ``cache``
+    (``"default"``, ``"off"`` or a folder), centred, and projected on its first ``D`` principal
+    components (columns ordered by variance, each component's sign fixed so its largest entry is
+    positive). The result is scaled so its overall standard deviation equals ``random_init``'s
+    ((n_items, D): the model's own random init), keeping the scale the model's training was tuned
+    at. With fewer than ``D`` components (fewer items or text dimensions than ``D``), the missing
+    columns keep ``random_init``'s values.
+
+    Raises:
+        DataError: the dataset has no item catalog with text.
+    """
+    from genrec.models.dense import catalog_texts, embedding_cache
+    from genrec.text.encoder import encode_cached, get_encoder
+
+    texts = catalog_texts(train, template, model="text-initialised sequence")
+    vectors = encode_cached(get_encoder(encoder), texts, embedding_cache(cache)).astype(np.float64)
+    vectors -= vectors.mean(axis=0)  # (I, T) centred
+    u, s, _ = np.linalg.svd(vectors, full_matrices=False)  # principal components: u * s
+    dim = random_init.shape[1]
+    k = min(dim, int((s > 1e-8 * max(s.max(initial=0.0), 1e-30)).sum()))
+    projected = u[:, :k] * s[:k]  # (I, k)
+    flip = np.sign(projected[np.abs(projected).argmax(axis=0), np.arange(k)])
+    projected *= np.where(flip == 0, 1.0, flip)
+    out = np.array(random_init, np.float64, copy=True)
+    if k:
+        std = projected.std()
+        out[:, :k] = projected * (np.std(random_init) / std if std > 0 else 0.0)
+    return out.astype(np.float32)
