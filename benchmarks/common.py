@@ -133,3 +133,13 @@ def fit_in_fresh_process(spec: str, overrides: dict, *, cache_dir, split: str, s
     if out.returncode != 0:
         raise RuntimeError(f"fitting {spec} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def results_json(res: dict, parts=("sampled", "two_stage", "cold")) -> str:
+    """``res`` as JSON, the per-user arrays of each ``parts`` entry reduced to mean + interval."""
+    plain = {k: v for k, v in res.items() if k not in parts}
+    for part in parts:
+        plain[part] = {m: {"seconds_per_user": r["seconds_per_user"],
+                           **{k: summary(x) for k, x in r["per_user"].items()}}
+                       for m, r in res[part].items()}
+    return json.dumps(plain, indent=2, default=float)

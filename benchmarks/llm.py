@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import load_average, summary, write_section  # noqa: E402
+from common import load_average, results_json, summary, write_section  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import held_out_items_split, holdout_split  # noqa: E402
 from genrec.evaluation.protocol import evaluate, evaluate_sampled  # noqa: E402
@@ -291,13 +291,7 @@ def main(argv=None) -> int:
     print(text)
     if not args.no_write:
         write_section("llm", text)
-        plain = {k: v for k, v in res.items() if k not in ("sampled", "two_stage", "cold")}
-        for part in ("sampled", "two_stage", "cold"):
-            plain[part] = {m: {"seconds_per_user": r["seconds_per_user"],
-                               **{k: summary(x) for k, x in r["per_user"].items()}}
-                           for m, r in res[part].items()}
-        atomic_write(ROOT / "benchmarks" / "results" / "llm.json",
-                     json.dumps(plain, indent=2, default=float))
+        atomic_write(ROOT / "benchmarks" / "results" / "llm.json", results_json(res))
     return 0
 
 

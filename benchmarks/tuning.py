@@ -41,7 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import load_average, summary, write_section  # noqa: E402
+from common import load_average, results_json, summary, write_section  # noqa: E402
 from llm import compare, fmt, fmt_test, sampled  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.dataset import Split  # noqa: E402
@@ -323,13 +323,7 @@ def main(argv=None) -> int:
     print(text)
     if not args.no_write:
         write_section("tuning", text)
-        plain = {k: v for k, v in res.items() if k not in ("sampled", "two_stage", "cold")}
-        for part in ("sampled", "two_stage", "cold"):
-            plain[part] = {m: {"seconds_per_user": r["seconds_per_user"],
-                               **{k: summary(x) for k, x in r["per_user"].items()}}
-                           for m, r in res[part].items()}
-        atomic_write(ROOT / "benchmarks" / "results" / "tuning.json",
-                     json.dumps(plain, indent=2, default=float))
+        atomic_write(ROOT / "benchmarks" / "results" / "tuning.json", results_json(res))
     return 0
 
 

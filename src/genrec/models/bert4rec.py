@@ -58,7 +58,7 @@ from genrec.data.dataset import history_sequences
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     copy_state, fit_epochs, load_module_state, module_state, seeded, shuffled_batches)
-from genrec.models.sequential import (ITEM_INITS, continue_sequences, text_item_init,
+from genrec.models.sequential import (ITEM_INITS, apply_text_item_init, continue_sequences,
                                       training_sequences)
 
 
@@ -191,7 +191,8 @@ class BERT4Rec(Recommender):
         with seeded(options.seed):
             self.net_ = _network(train.n_items, cfg)
             if cfg.item_init == "text":
-                self._init_items_from_text(train)
+                item_rows = slice(1, train.n_items + 1)  # not padding (0) nor mask (last)
+                apply_text_item_init(self.net_.items.weight, item_rows, train, cfg)
             opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
             def run_epoch(epoch: int) -> float:
@@ -215,17 +216,6 @@ class BERT4Rec(Recommender):
                        restore=self.net_.load_state_dict, max_epochs=cfg.max_epochs,
                        patience=cfg.patience, eval_every=cfg.eval_every)
         self.net_.eval()
-
-    def _init_items_from_text(self, train) -> None:
-        """Overwrite the item rows of the embedding table (1..n_items) with the text init."""
-        import torch
-
-        cfg, table = self.config, self.net_.items.weight  # (I + 2, D)
-        rows = slice(1, train.n_items + 1)
-        init = text_item_init(train, table[rows].detach().numpy(), encoder=cfg.text_encoder,
-                              template=cfg.text_template, cache=cfg.text_cache)
-        with torch.no_grad():
-            table[rows] = torch.from_numpy(init)
 
     # ---- scoring and generation --------------------------------------------------------------
     def inference_sequences(self, seqs: np.ndarray) -> np.ndarray:

@@ -53,9 +53,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from genrec.errors import DataError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.dense import DenseRetrieval, _unit_rows
+from genrec.models.llm import item_titles
 from genrec.text import prompts
 
 
@@ -143,11 +143,8 @@ class GPT4Rec(Recommender):
                               center=cfg.center)
 
     def _fit(self, train, valid, options):
-        if train.catalog is None:
-            raise DataError(f"{self.name} needs item titles: the dataset {train.name!r} has no "
-                            "item catalog; load one with titles (e.g. MovieLens)")
         self._threads = options.threads
-        self.titles_ = np.array([train.catalog.title(i) for i in range(train.n_items)], dtype=str)
+        self.titles_ = item_titles(train, self.name)
         self.retriever_ = self._retriever().fit(train, options=options)
         self.query_cache_ = {}
 

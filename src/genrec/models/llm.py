@@ -123,6 +123,14 @@ class GeneratedTitles:
         return sum(len(t) for t in self.unmatched)
 
 
+def item_titles(train, model_name: str) -> np.ndarray:
+    """(n_items,) str: every item's title from ``train.catalog`` (what prompts name items by)."""
+    if train.catalog is None:
+        raise DataError(f"{model_name} needs item titles: the dataset {train.name!r} has no "
+                        "item catalog; load one with titles (e.g. MovieLens)")
+    return np.array([train.catalog.title(i) for i in range(train.n_items)], dtype=str)
+
+
 class LLMRecommender(Recommender):
     """A language model prompted with the user's recent titles; see the module docstring.
 
@@ -153,11 +161,8 @@ class LLMRecommender(Recommender):
 
     # ---- fit ---------------------------------------------------------------------------------
     def _fit(self, train, valid, options):
-        if train.catalog is None:
-            raise DataError(f"{self.name} needs item titles: the dataset {train.name!r} has no "
-                            "item catalog; load one with titles (e.g. MovieLens)")
         self._threads = options.threads
-        self.titles_ = np.array([train.catalog.title(i) for i in range(train.n_items)], dtype=str)
+        self.titles_ = item_titles(train, self.name)
         self.popularity_ = train.item_counts.astype(np.float32)
         rng = np.random.default_rng(options.seed)
         self._set_examples(*self._draw_examples(train, rng))

@@ -82,7 +82,7 @@ from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (copy_state, fit_epochs, load_module_state, module_state,
                                   seeded, shuffled_batches)
-from genrec.models.sequential import (ITEM_INITS, continue_sequences, text_item_init,
+from genrec.models.sequential import (ITEM_INITS, apply_text_item_init, continue_sequences,
                                       training_sequences)
 
 LOSSES = ("bce", "ce", "gbce")
@@ -256,7 +256,7 @@ class SASRec(Recommender):
         with seeded(options.seed):
             self.net_ = self._build(train.n_items)
             if cfg.item_init == "text":
-                self._init_items_from_text(train)
+                apply_text_item_init(self.net_["item_emb"].weight, slice(1, None), train, cfg)
             opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, betas=(0.9, 0.98))
 
             def run_epoch(epoch: int) -> float:
@@ -275,16 +275,6 @@ class SASRec(Recommender):
                        restore=self.net_.load_state_dict, max_epochs=cfg.max_epochs,
                        patience=cfg.patience, eval_every=cfg.eval_every)
         self.net_.eval()
-
-    def _init_items_from_text(self, train) -> None:
-        """Overwrite the item rows of ``net_["item_emb"]`` (not padding) with the text init."""
-        import torch
-
-        cfg, table = self.config, self.net_["item_emb"].weight  # (I + 1, D)
-        init = text_item_init(train, table[1:].detach().numpy(), encoder=cfg.text_encoder,
-                              template=cfg.text_template, cache=cfg.text_cache)
-        with torch.no_grad():
-            table[1:] = torch.from_numpy(init)
 
     def sequence_loss(self, seqs):
         """``(mean loss, number of positions)`` of (B, L + 1) training rows: the input is

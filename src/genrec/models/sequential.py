@@ -96,6 +96,18 @@ def continue_sequences(next_scores: Callable, sequences: np.ndarray, *, n_steps:
 ITEM_INITS = ("random", "text")  # the ``item_init`` values of SASRec / BERT4Rec
 
 
+def apply_text_item_init(table, rows: slice, train: Dataset, config) -> None:
+    """Overwrite ``table[rows]`` (the item rows of a torch embedding weight, not padding or mask
+    rows) in place with :func:`text_item_init`, using the config's ``text_encoder``,
+    ``text_template`` and ``text_cache`` fields."""
+    import torch
+
+    init = text_item_init(train, table[rows].detach().numpy(), encoder=config.text_encoder,
+                          template=config.text_template, cache=config.text_cache)
+    with torch.no_grad():
+        table[rows] = torch.from_numpy(init)
+
+
 def text_item_init(train: Dataset, random_init: np.ndarray, *, encoder: str, template: str = "",
                    cache: str = "default") -> np.ndarray:
     """(n_items, D) item-embedding init from the items' text, in place of ``random_init``.
