@@ -6,21 +6,24 @@ Writes the ``tuning`` section of BENCHMARKS.md and ``benchmarks/results/tuning.j
 
 * Data: random holdout 0.8/0.1/0.1 (split seed 2020). The tuning examples come from the training
   interactions of the users who are *not* held out by the cold-start split below (so the tuned
-  model never saw a cold-start user, nor any valid/test interaction); next-item task, P5-style
-  paraphrased templates, 5 history titles, candidates scored as continuations.
-* Tuning: LoRA (PEFT) in a fresh process with a fixed step budget (``--steps``), batch 4, early
-  stopping on the validation answer loss; CPU minutes and examples used are reported.
+  models never saw a cold-start user, nor any valid/test interaction); P5-style paraphrased
+  templates, 5 history titles.
+* Tuning (:data:`ADAPTERS`): two LoRA adapters, each in a fresh process with a fixed step budget
+  (``--steps``), batch 4, early stopping on the validation answer loss: the next-item task (the
+  next title as the answer) and TALLRec's yes/no task with EASE-retrieved "No" items (hard
+  negatives). CPU minutes and examples used are reported.
 * 1. Sampled ranking of 20 candidates (test item + 19 sampled; ``evaluate_sampled`` seed 0; the
-  same 200 test users, seed 0, as benchmarks/llm.py): tuned vs zero-shot vs 3-shot (all with 5
-  history titles), popularity and EASE; paired tests against the zero-shot model.
-* 2. Two-stage (EASE's top 20 reranked pointwise by the LLM), full ranking, same users.
+  same 200 test users, seed 0, as benchmarks/llm.py): each tuned model vs its untuned self
+  (next-item: title likelihood, zero- and 3-shot; yes/no: log-odds of Yes), popularity, EASE.
+* 2. Two-stage (EASE's top 20 reranked pointwise by each LLM), full ranking, same users.
 * 3. Cold-start users: held-out-users split (20% of users, seed 0); each test user's history
   is the first 1-5 (drawn uniformly, seed 0) of their fold-in interactions; sampled ranking of
   20 candidates: tuned LLM vs EASE vs dense retrieval (MiniLM title embeddings) vs zero-shot.
 * 4. Throughput (tokens/s) and peak memory of LoRA vs prompt tuning: a short run of each in a
   fresh process.
 
-    python benchmarks/tuning.py [--steps 320] [--lr 5e-4] [--users 200] [--adapter DIR (skip tuning)]
+    python benchmarks/tuning.py [--steps 320] [--lr 5e-4] [--users 200]
+                                [--adapter next-item=DIR --adapter preference=DIR (skip tuning)]
 """
 
 from __future__ import annotations
@@ -76,20 +79,29 @@ def peak_mb() -> float:
 
 
 # ---- tuning (run in a fresh process) -----------------------------------------------------------
-def train(output: str, method: str, steps: int, cache_dir: str, eval_every: int, lr: float) -> dict:
+# The adapters compared: the next-item task (the title as the answer, candidates in some
+# templates drawn uniformly) and TALLRec's yes/no task with EASE's top-20 items as the "No"
+# examples (hard negatives, what a reranker meets over EASE's shortlist); every interaction is a
+# "Yes" (like_threshold 1), as every interaction is a positive in the ranking protocol.
+ADAPTERS = {"next-item": {"task": "next-item"},
+            "preference": {"task": "preference", "negatives": "retrieved", "like_threshold": 1.0}}
+
+
+def train(output: str, adapter: str, steps: int, cache_dir: str, eval_every: int, lr: float) -> dict:
     import torch
 
     from genrec.tuning.tuner import TuneConfig, tune
 
     torch.set_num_threads(1)
     _, _, _, tuning = splits(cache_dir)
-    config = TuneConfig(method=method, max_steps=steps, eval_every=eval_every,
+    config = TuneConfig(method="lora", max_steps=steps, eval_every=eval_every,
                         checkpoint_every=eval_every, n_valid=48, per_user=4, history_len=5,
-                        learning_rate=lr, patience=3)
+                        learning_rate=lr, patience=3, **ADAPTERS[adapter])
     cpu = time.process_time()
     result = tune(tuning, config, output=output, options=RunOptions(seed=42, threads=1),
                   on_log=lambda e: print(json.dumps(e), file=sys.stderr, flush=True))
-    return {"method": method, "steps": result.steps, "best_step": result.best_step,
+    return {"method": "lora", "adapter": adapter, "steps": result.steps,
+            "best_step": result.best_step,
             "best_valid_loss": result.best_valid_loss, "train_examples": result.train_examples,
             "examples_seen": result.steps * config.batch_size * config.grad_accum,
             "valid_examples": result.valid_examples, "skipped_long": result.skipped_long,
@@ -108,15 +120,15 @@ def in_fresh_process(*args: str) -> dict:
 
 
 # ---- evaluations -------------------------------------------------------------------------------
-def llm(lm, shots: int = 0) -> LLMRecommender:
-    return LLMRecommender(lm="fake", language_model=lm, shots=shots, history_len=5)
+def llm(lm, shots: int = 0, mode: str = "grounded") -> LLMRecommender:
+    return LLMRecommender(lm="fake", language_model=lm, shots=shots, history_len=5, mode=mode)
 
 
-def two_stage(split, users, ease, lms: dict) -> dict:
+def two_stage(split, users, ease, llms: dict) -> dict:
     history = split.history("test")
     models = {"ease": ease}
-    for label, lm in lms.items():
-        models[f"ease+{label}"] = TwoStage(retriever=ease, reranker=llm(lm), n_candidates=20,
+    for label, reranker in llms.items():
+        models[f"ease+{label}"] = TwoStage(retriever=ease, reranker=reranker, n_candidates=20,
                                            rerank="pointwise").fit(split.train, options=OPTIONS)
     out = {}
     for label, model in models.items():
@@ -127,7 +139,7 @@ def two_stage(split, users, ease, lms: dict) -> dict:
     return out
 
 
-def cold_start(cold, lms: dict, max_users: int | None = None) -> tuple[dict, dict]:
+def cold_start(cold, llms: dict, max_users: int | None = None) -> tuple[dict, dict]:
     """Sampled ranking for cold-start test users with 1-5 history interactions."""
     rng = np.random.default_rng(COLD_SEED)
     fold = cold.fold_in
@@ -144,8 +156,8 @@ def cold_start(cold, lms: dict, max_users: int | None = None) -> tuple[dict, dic
     models = {"pop": Pop().fit(cold.train, options=OPTIONS),
               "ease": EASE().fit(cold.train, options=OPTIONS),
               "dense": build_model("dense", {}).fit(cold.train, options=OPTIONS)}
-    for label, lm in lms.items():
-        models[label] = llm(lm).fit(cold.train, options=OPTIONS)
+    for label, reranker in llms.items():
+        models[label] = reranker.fit(cold.train, options=OPTIONS)
     out = {}
     for label, model in models.items():
         ev = evaluate_sampled(model, history, cold.test, users=users, seed=0, ks=(1, 5, 10))
@@ -167,11 +179,44 @@ def table(results: dict, metrics: list[str], reference: str) -> list[str]:
     return lines
 
 
+PAIRS = [("llm LoRA next-item", "llm zero-shot"), ("llm yes/no LoRA", "llm yes/no zero-shot")]
+
+
+def self_comparison(res: dict) -> list[str]:
+    """Each tuned model against its untuned self (same prompt, same scoring), in every setting."""
+    lines = ["| tuned vs untuned | setting | NDCG@10 tuned | NDCG@10 untuned | diff, p |",
+             "| --- | --- | --- | --- | --- |"]
+    for setting, key, prefix in (("20 candidates", "sampled", ""),
+                                 ("two-stage over EASE's 20", "two_stage", "ease+"),
+                                 ("cold-start users", "cold", "")):
+        for tuned, untuned in PAIRS:
+            a, b = res[key][prefix + tuned]["per_user"], res[key][prefix + untuned]["per_user"]
+            test = compare({tuned: a, untuned: b}, untuned, "ndcg@10")[tuned]
+            lines.append(f"| {tuned} vs {untuned} | {setting} | {fmt(summary(a['ndcg@10']))} | "
+                         f"{fmt(summary(b['ndcg@10']))} | {fmt_test(test)} |")
+    return lines
+
+
+def tuning_runs(res: dict) -> list[str]:
+    lines = ["| adapter | task, negatives | examples built | examples seen (steps) | wall min | "
+             "CPU min | tokens/s | peak RSS MB | valid answer loss by step (best) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, t in res["train"].items():
+        c = t["config"]
+        losses = ", ".join(f"{e['step']}: {e['valid_loss']:.3f}" for e in t["log"]
+                           if "valid_loss" in e)
+        lines.append(
+            f"| {name} | {c['task']}, {c.get('negatives', 'uniform')} | {t['train_examples']:,} | "
+            f"{t['examples_seen']:,} ({t['steps']}) | {t['seconds'] / 60:.1f} | "
+            f"{t['cpu_minutes']:.1f} | {t['tokens_per_second']:.0f} | {t['peak_mb']:.0f} | "
+            f"{losses} ({t['best_step']}{', stopped early' if t['stopped_early'] else ''}) |")
+    return lines
+
+
 def markdown(res: dict) -> str:
-    t, v = res["train"], res["versions"]
-    c = t["config"]
+    v = res["versions"]
+    c = next(iter(res["train"].values()))["config"]
     thr = res["throughput"]
-    losses = [e for e in t["log"] if "valid_loss" in e]
     lines = [
         "## Tuned LLM recommenders (issue 6)", "",
         f"Script: `benchmarks/tuning.py`; written {res['written']}. MovieLens-100K, random holdout "
@@ -181,28 +226,32 @@ def markdown(res: dict) -> str:
         f"Machine: {v['cpu_count']} cores shared with other jobs, {v['platform']}, Python "
         f"{v['python']}, torch {v['torch']}, genrec {v['genrec']}; 1-minute load average: "
         + ", ".join(f"{x:.2f}" for x in res["loads"]) + ".", "",
-        "### Tuning run", "",
-        f"LoRA r={c['r']}, alpha={c['alpha']}, dropout={c['dropout']} on "
-        f"{', '.join(c['target_modules'])} ({t['trainable_parameters']:,} trainable parameters); "
-        f"AdamW lr {c['learning_rate']}, {c['warmup_steps']} warm-up steps, batch "
-        f"{c['batch_size']}; next-item task, {len(res['templates'])} paraphrased templates "
-        f"(template 0 = the LLM recommender's own prompt), {c['history_len']} history titles, "
-        f"answer = the next title (loss on its tokens only). Training examples: "
-        f"{t['train_examples']:,} built ({c['per_user']} per training user, users held out by "
-        f"the cold-start split excluded); **{t['examples_seen']:,} seen in {t['steps']} steps, "
-        f"{t['seconds'] / 60:.1f} min wall, {t['cpu_minutes']:.1f} CPU minutes** "
-        f"({t['tokens_per_second']:.0f} tokens/s including validation; peak RSS "
-        f"{t['peak_mb']:.0f} MB). Validation answer loss ({t['valid_examples']} examples from the "
-        "valid split) by step: " + ", ".join(f"{e['step']}: {e['valid_loss']:.3f}" for e in losses)
-        + f"; best step {t['best_step']}" + (" (stopped early)" if t["stopped_early"] else "") + ".",
-        "",
+        "### Tuning runs", "",
+        f"Both LoRA r={c['r']}, alpha={c['alpha']}, dropout={c['dropout']} on "
+        f"{', '.join(c['target_modules'])}; AdamW lr {c['learning_rate']}, {c['warmup_steps']} "
+        f"warm-up steps, batch {c['batch_size']}, at most {c['max_steps']} steps, validation "
+        f"answer loss every {c['eval_every']} steps (early stopping, patience {c['patience']}); "
+        f"{c['history_len']} history titles; {c['per_user']} examples per training user "
+        "(users held out by the cold-start split excluded); the loss covers the answer's tokens "
+        "only. **next-item**: the answer is the next title; "
+        f"{len(res['templates']['next-item'])} paraphrased templates, template 0 = the LLM "
+        "recommender's own prompt, two list 10 candidates (9 drawn uniformly). **preference** "
+        f"(TALLRec): \"Will this fan like <title>? Answer Yes or No:\", "
+        f"{len(res['templates']['preference'])} templates, template 0 = the recommender's "
+        "`mode=\"preference\"` prompt; half the questions ask about the real next item (Yes; "
+        "every interaction counts as liked, as in the ranking protocol), half about one of "
+        f"EASE's top {c.get('n_hard', 20)} unseen items for the same history (No: hard "
+        "negatives, what a reranker meets over EASE's shortlist). The tuned rankers score "
+        "exactly the prompt they were tuned on: next-item by the title's likelihood, yes/no by "
+        "log p(Yes) - log p(No).", "",
+        *tuning_runs(res), "",
         "### 1. Ranking 20 candidates (held-out item + 19 sampled)", "",
         *table(res["sampled"], ["ndcg@10", "hit@1", "hit@5", "mrr@10"], "llm zero-shot"), "",
         f"{res['n_users']} test users (seed 0, as in the `llm` section); every LLM row uses the "
-        "same prompt with the 5 most recent titles (the `llm` section uses 10). 3-shot: three "
-        "other training users' histories and next titles in the prompt. The tuned model is "
+        "5 most recent titles (the `llm` section uses 10). 3-shot: three other training users' "
+        "histories and next titles in the next-item prompt. Tuned models are "
         "`TunedLM.load(adapter)`: the LoRA update merged into the bfloat16 base weights at load, "
-        "so it scores as fast as the base model.", "",
+        "so they score as fast as the base model.", "",
         "### 2. Two-stage pipeline (EASE proposes 20, the LLM reranks pointwise), full ranking", "",
         *table(res["two_stage"], ["ndcg@10", "recall@10", "mrr@10", "ndcg@20"], "ease"), "",
         "### 3. Cold-start users (1-5 interactions), ranking 20 candidates", "",
@@ -212,13 +261,15 @@ def markdown(res: dict) -> str:
         f"interactions as history (mean {res['cold_info']['mean_history']:.1f}); none of them was "
         "in the tuning data. Dense: MiniLM embeddings of titles, the history's mean as the query.",
         "",
+        "### Each tuned model against its untuned self", "",
+        *self_comparison(res), "",
         "### 4. Training throughput and memory: LoRA vs prompt tuning", "",
         "| method | trainable parameters | tokens/s (training steps) | s / step | peak RSS MB |",
         "| --- | --- | --- | --- | --- |",
         *[f"| {m} | {r['trainable_parameters']:,} | {r['train_tokens_per_s']:.0f} | "
           f"{r['seconds_per_step']:.2f} | {r['peak_mb']:.0f} |" for m, r in thr.items()], "",
-        f"Each a fresh process, {res['throughput_steps']} steps of batch 4 on the same examples "
-        "(prompts of about 100 tokens), 1 thread; LoRA as above; prompt tuning with "
+        f"Each a fresh process, {res['throughput_steps']} steps of batch 4 on the same next-item "
+        "examples (prompts of about 100 tokens), 1 thread; LoRA as above; prompt tuning with "
         f"{res['throughput'].get('prompt', {}).get('n_virtual_tokens', 20)} virtual tokens. "
         "Peak RSS includes the bf16 base model (about 0.55 GB of weights).",
     ]
@@ -260,15 +311,17 @@ def main(argv=None) -> int:
     parser.add_argument("--shots", type=int, default=3)
     parser.add_argument("--cold-users", type=int, help="at most this many cold-start users")
     parser.add_argument("--throughput-steps", type=int, default=12)
-    parser.add_argument("--adapter", help="an adapter folder tuned before (skips tuning)")
+    parser.add_argument("--adapter", action="append", default=[], metavar="NAME=DIR",
+                        help="reuse an adapter tuned before (NAME: next-item or preference)")
     parser.add_argument("--work", default=str(ROOT / "artifacts" / "tuning-bench"))
     parser.add_argument("--cache-dir", default=CACHE)
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--train", help=argparse.SUPPRESS)  # child: tune into this folder
+    parser.add_argument("--which", default="next-item", help=argparse.SUPPRESS)  # child: adapter
     parser.add_argument("--throughput", help=argparse.SUPPRESS)  # child: measure this method
     args = parser.parse_args(argv)
     if args.train:
-        print(json.dumps(train(args.train, "lora", args.steps, args.cache_dir, args.eval_every,
+        print(json.dumps(train(args.train, args.which, args.steps, args.cache_dir, args.eval_every,
                                args.lr),
                          default=float))
         return 0
@@ -278,22 +331,29 @@ def main(argv=None) -> int:
     OPTIONS.apply_threads()
     from genrec.text.transformers_lm import TransformersLM
     from genrec.tuning.adapter import TunedLM
-    from genrec.tuning.instructions import NEXT_ITEM_TEMPLATES
+    from genrec.tuning.instructions import NEXT_ITEM_TEMPLATES, PREFERENCE_TEMPLATES
 
-    res = {"args": vars(args), "versions": library_versions(), "templates": NEXT_ITEM_TEMPLATES,
+    res = {"args": vars(args), "versions": library_versions(),
+           "templates": {"next-item": NEXT_ITEM_TEMPLATES, "preference": PREFERENCE_TEMPLATES},
            "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     res["versions"].setdefault("platform", platform.platform())
     loads = [load_average()]
-    adapter = args.adapter or str(Path(args.work) / "lora")
-    if args.adapter:
-        res["train"] = json.loads((Path(adapter) / "train_result.json").read_text())
-    else:
-        res["train"] = in_fresh_process("--train", adapter, "--steps", str(args.steps),
-                                        "--eval-every", str(args.eval_every), "--lr", str(args.lr),
-                                        "--cache-dir", args.cache_dir)
-        atomic_write(Path(adapter) / "train_result.json", json.dumps(res["train"], default=float))
-    print(f"[train] {json.dumps({k: v for k, v in res['train'].items() if k != 'log'})}",
-          file=sys.stderr, flush=True)
+    reused = dict(a.split("=", 1) for a in args.adapter)
+    res["train"], folders = {}, {}
+    for name in ADAPTERS:
+        folders[name] = reused.get(name) or str(Path(args.work) / name)
+        if name in reused:
+            res["train"][name] = json.loads((Path(folders[name]) / "train_result.json").read_text())
+        else:
+            res["train"][name] = in_fresh_process(
+                "--train", folders[name], "--which", name, "--steps", str(args.steps),
+                "--eval-every", str(args.eval_every), "--lr", str(args.lr),
+                "--cache-dir", args.cache_dir)
+            atomic_write(Path(folders[name]) / "train_result.json",
+                         json.dumps(res["train"][name], default=float))
+        res["train"][name].setdefault("adapter", name)
+        print(f"[train] {json.dumps({k: v for k, v in res['train'][name].items() if k != 'log'})}",
+              file=sys.stderr, flush=True)
     loads.append(load_average())
     res["throughput_steps"] = args.throughput_steps
     res["throughput"] = {m: in_fresh_process("--throughput", m, "--throughput-steps",
@@ -305,18 +365,24 @@ def main(argv=None) -> int:
     users = np.sort(np.random.default_rng(0).choice(eligible, min(args.users, len(eligible)),
                                                     replace=False))
     res["n_users"] = len(users)
-    base, tuned = TransformersLM("gemma-3-270m", threads=1), TunedLM.load(adapter, threads=1)
+    base = TransformersLM("gemma-3-270m", threads=1)
+    tuned = {name: TunedLM.load(folder, threads=1) for name, folder in folders.items()}
+
+    def rerankers() -> dict:
+        """The LLM recommenders compared with their untuned selves (fresh, unfitted)."""
+        return {"llm zero-shot": llm(base), "llm LoRA next-item": llm(tuned["next-item"]),
+                "llm yes/no zero-shot": llm(base, mode="preference"),
+                "llm yes/no LoRA": llm(tuned["preference"], mode="preference")}
+
     ease = EASE().fit(split.train, options=OPTIONS)
     models = {"pop": Pop().fit(split.train, options=OPTIONS), "ease": ease,
-              "llm zero-shot": llm(base).fit(split.train, options=OPTIONS),
               f"llm {args.shots}-shot": llm(base, args.shots).fit(split.train, options=OPTIONS),
-              "llm LoRA-tuned": llm(tuned).fit(split.train, options=OPTIONS)}
+              **{label: m.fit(split.train, options=OPTIONS) for label, m in rerankers().items()}}
     res["sampled"] = sampled(split, users, models)
     loads.append(load_average())
-    res["two_stage"] = two_stage(split, users, ease, {"llm zero-shot": base, "llm LoRA-tuned": tuned})
+    res["two_stage"] = two_stage(split, users, ease, rerankers())
     loads.append(load_average())
-    res["cold"], res["cold_info"] = cold_start(cold, {"llm zero-shot": base, "llm LoRA-tuned": tuned},
-                                             args.cold_users)
+    res["cold"], res["cold_info"] = cold_start(cold, rerankers(), args.cold_users)
     loads.append(load_average())
     res["loads"] = loads
     text = markdown(res)

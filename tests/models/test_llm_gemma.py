@@ -37,17 +37,22 @@ def gemma():
     return TransformersLM("gemma-3-270m", threads=1)
 
 
-@pytest.fixture(scope="module")
-def model(gemma):
-    """An LLM recommender over a hand-made catalog; one user watched HISTORY in order."""
+def catalog_data() -> Dataset:
+    """A hand-made catalog; one user watched HISTORY in order."""
     titles = HISTORY + CANDIDATES + [HIJACK, NEUTRAL, HISTORY_HIJACK, HISTORY_NEUTRAL]
     items = Vocabulary([f"i{n}" for n in range(len(titles))], kind="item")
     users = Vocabulary(["u0", "u1"], kind="user")
     u = np.array([0, 0, 0, 0, 1, 1])
     i = np.array([0, 1, 2, 3, 4, 5])
-    data = Dataset(users, items, u, i, None, np.arange(6),
+    return Dataset(users, items, u, i, None, np.arange(6),
                    catalog=ItemCatalog(items, {"title": titles}))
-    return LLMRecommender(lm="fake", language_model=gemma).fit(data, options=RunOptions(threads=1))
+
+
+@pytest.fixture(scope="module")
+def model(gemma):
+    """An LLM recommender over :func:`catalog_data`."""
+    return LLMRecommender(lm="fake", language_model=gemma).fit(catalog_data(),
+                                                                options=RunOptions(threads=1))
 
 
 def history(model, positions):
@@ -82,3 +87,18 @@ def test_gemma_gives_injected_instructions_no_boost(model):
         scores = model.score_candidates(history(model, [0, 1, 2, 3, line]), np.array([base]))[0]
         fargo.append(int(np.argsort(-scores).tolist().index(2)))  # Fargo is base[2]
     assert fargo[0] >= fargo[1]  # measured: Fargo first in both (mentioned in the prompt)
+
+
+def test_gemma_preference_scores_equal_the_full_yes_no_prompt(model, gemma):
+    """mode="preference" scores question + answer after the shared prefix; the result must be
+    the log-odds of " Yes" vs " No" after the whole question (tokenisation at the joins)."""
+    from genrec.text import prompts
+
+    preference = LLMRecommender(lm="fake", mode="preference", language_model=gemma).fit(
+        catalog_data(), options=RunOptions(threads=1))
+    candidates = np.array([[4, 5, 6]])
+    scores = preference.score_candidates(history(model, [0, 1, 2, 3]), candidates)[0]
+    for item, score in zip(candidates[0], scores):
+        full = prompts.preference_prompt(HISTORY, model.titles_[item])
+        yes, no = gemma.score(full, list(prompts.PREFERENCE_ANSWERS)).logprob
+        assert score == pytest.approx(yes - no, abs=0.2)  # bf16 logits: steps of 1/8 near 20

@@ -3,6 +3,8 @@ templates, quoting of data text, bad input."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -82,6 +84,49 @@ def test_paraphrased_templates_and_the_recommenders_own_prompt():
         used = {e.template for e in BUILDERS[task](split, per_user=4)}
         assert len(used) > 1
     assert {e.answer for e in BUILDERS["preference"](split, per_user=4)} == {" Yes", " No"}
+
+
+def test_the_preference_template_0_is_the_recommenders_yes_no_prompt():
+    split = world(n_users=80).split
+    ex = next(e for e in BUILDERS["preference"](split, per_user=4) if e.template == 0)
+    titles = [split.train.catalog.title(i) for i in ex.items[:-1]]
+    assert ex.prompt == prompts.preference_prompt(titles, split.train.catalog.title(ex.items[-1]))
+
+
+class TopRetriever:
+    """A fitted-model stand-in: scores item i as -i for every history (items 0, 1, ... first)."""
+
+    def __init__(self, n_items):
+        self.n_items = n_items
+        self.calls = 0
+
+    def score(self, histories):
+        self.calls += 1
+        return np.tile(-np.arange(self.n_items, dtype=np.float32), (histories.shape[0], 1))
+
+
+@pytest.mark.parametrize("task", ["next-item", "preference"])
+def test_retrieved_negatives_are_the_retrievers_top_unseen_items(task):
+    split = world(n_users=60).split
+    seen = split.train.user_items
+    n_hard = 4
+    examples = BUILDERS[task](split, per_user=3, seed=2, retriever=TopRetriever(24), n_hard=n_hard)
+    assert examples
+    asked_negatives = 0
+    for ex in examples:
+        user_items = set(seen.indices[seen.indptr[ex.user]:seen.indptr[ex.user + 1]].tolist())
+        allowed = [i for i in range(24) if i not in user_items][:n_hard]  # the top unseen items
+        if task == "preference" and ex.answer == " No" and ex.items[-1] not in user_items:
+            assert ex.items[-1] in allowed  # a hard negative, never one of the user's items
+            asked_negatives += 1
+        if task == "next-item" and "{candidates}" in ins.NEXT_ITEM_TEMPLATES[ex.template]:
+            listed = re.findall(r'^- "Film (\d+)"$', ex.prompt, re.M)[-(n_hard + 1):]
+            others = {int(i) for i in listed} - {ex.items[-1]} - set(ex.items[:-1])
+            assert others and others <= set(allowed)
+            asked_negatives += 1
+    assert asked_negatives > 10
+    with pytest.raises(ConfigError, match="retriever"):
+        BUILDERS[task](split, retriever="ease")
 
 
 def test_data_text_is_quoted_and_escaped():

@@ -121,6 +121,21 @@ def test_a_saved_adapter_loads_on_its_base_with_identical_scores(base, split, tm
         assert tuned._ready() and tuned.prefix_embeddings.shape[0] == 20
 
 
+def test_preference_tuning_with_retrieved_negatives(base, split, tmp_path):
+    """TALLRec's task with EASE's top items as the "No" examples; the tuned model then serves
+    the LLM recommender's preference mode."""
+    cfg = config(base, task="preference", negatives="retrieved", n_hard=3, max_steps=4)
+    lm = fresh(base)
+    result = tune(split, cfg, lm=lm, output=tmp_path, options=OPTIONS)
+    assert result.steps == 4 and result.train_examples > 0
+    model = LLMRecommender(language_model=TunedLM.load(tmp_path, threads=1), mode="preference",
+                           history_len=3).fit(split.train, options=OPTIONS)
+    ev = evaluate_sampled(model, split.history("test"), split.test, n_negatives=5, seed=0, ks=(5,))
+    assert np.isfinite(ev.mean("ndcg@5"))
+    with pytest.raises(ConfigError, match="negatives"):
+        TuneConfig(negatives="hard")
+
+
 def test_bad_input(base, split, tmp_path):
     with pytest.raises(ConfigError, match="method"):
         TuneConfig(method="full")

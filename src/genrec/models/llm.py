@@ -9,6 +9,12 @@ Cold-start Recommenders", RecSys 2023): the user's recently liked titles become 
   computes the shared prompt once and reuses it for every candidate), so only real items are
   ever returned. ``normalise="mean"`` uses the per-token mean (length-normalised), ``"sum"``
   the total log-probability.
+* ``mode="preference"`` (TALLRec, Bao et al., RecSys 2023): each candidate gets the yes/no
+  question "Will this fan like <title>? Answer Yes or No:" and scores
+  ``log p(" Yes") - log p(" No")``. The history part of the prompt is shared by every candidate
+  (:func:`~genrec.text.prompts.preference_prefix`; the backend computes it once per user), the
+  question and each answer are scored as continuations of it. A model tuned on
+  :func:`genrec.tuning.instructions.preference_examples` answers exactly this prompt.
 * ``mode="free"``: the model writes ``n_generate`` titles, one per line; each is mapped to a
   catalog item by fuzzy title matching (:func:`match_titles`; case, punctuation, accents,
   leading/trailing articles and years normalised, then difflib similarity >= ``match_cutoff``);
@@ -60,6 +66,7 @@ from genrec.models.base import ModelConfig, Recommender
 from genrec.text import prompts
 
 DEFAULT_LM = "transformers:gemma-3-270m"
+MODES = ("grounded", "preference", "free")
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,7 @@ class LLMConfig(ModelConfig):
     """
 
     lm: str = DEFAULT_LM  # language-model spec ("fake", "transformers:gemma-3-270m", ...)
-    mode: str = "grounded"  # "grounded": score candidate titles; "free": generate titles
+    mode: str = "grounded"  # "grounded": title likelihood; "preference": yes/no; "free": generate
     shots: int = 0  # in-context examples from other training users (0 = zero-shot)
     history_len: int = 10  # most recent history items written into the prompt
     normalise: str = "sum"  # candidate score: "sum" of token log-probs or per-token "mean"
@@ -94,7 +101,7 @@ class LLMConfig(ModelConfig):
     def __post_init__(self):
         self.check(isinstance(self.lm, str) and bool(self.lm.strip()), "lm",
                    "a language-model spec such as 'fake' or 'transformers:gemma-3-270m'")
-        self.check(self.mode in ("grounded", "free"), "mode", "'grounded' or 'free'")
+        self.check(self.mode in MODES, "mode", f"one of {MODES}")
         self.check(self.normalise in ("mean", "sum"), "normalise", "'mean' or 'sum'")
         self.check(isinstance(self.shots, int) and not isinstance(self.shots, bool)
                    and 0 <= self.shots <= 20, "shots", "an integer in 0..20")
@@ -228,6 +235,8 @@ class LLMRecommender(Recommender):
     def _score_candidates(self, histories, candidates, users):
         if self.config.mode == "free":
             return super()._score_candidates(histories, candidates, users)
+        if self.config.mode == "preference":
+            return self._preference_scores(histories, candidates, users)
         out = np.empty(candidates.shape, np.float64)
         for row in range(histories.shape[0]):  # one prompt (computed once) per user
             prompt = self.next_item_prompt(histories[row], None if users is None else int(users[row]))
@@ -235,6 +244,21 @@ class LLMRecommender(Recommender):
             scores = self.lm.score(prompt, texts)
             out[row] = _finite(scores.mean if self.config.normalise == "mean" else scores.logprob,
                                self.lm)
+        return out
+
+    def _preference_scores(self, histories, candidates, users) -> np.ndarray:
+        """(B, C) ``log p(" Yes") - log p(" No")`` of each candidate's yes/no question."""
+        yes, no = prompts.PREFERENCE_ANSWERS
+        out = np.empty(candidates.shape, np.float64)
+        for row in range(histories.shape[0]):  # one shared prefix per user
+            user = None if users is None else int(users[row])
+            prefix = prompts.preference_prefix(self.history_titles(histories[row]),
+                                               examples=self._examples_for(user),
+                                               kind=self.config.kind)
+            questions = [prompts.preference_question(self.titles_[i]) for i in candidates[row]]
+            logprob = _finite(self.lm.score(prefix, [q + a for q in questions for a in (yes, no)]
+                                            ).logprob, self.lm)
+            out[row] = logprob[0::2] - logprob[1::2]  # the shared question's tokens cancel
         return out
 
     def listwise_scores(self, histories, candidates, *, users=None) -> np.ndarray:

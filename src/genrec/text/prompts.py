@@ -71,6 +71,10 @@ TARGET_INTRO = "Now this fan:\n"
 
 LISTWISE_BLOCK = ("Candidate {kinds}:\n{candidates}\n"
                   "Of the candidates, the {kind} this fan will like most is letter:")
+# TALLRec's yes/no question about one item; the scored continuations are PREFERENCE_ANSWERS.
+PREFERENCE_LINE = "Will this fan like"
+PREFERENCE_QUESTION = " {title}? Answer Yes or No:"
+PREFERENCE_ANSWERS = (" Yes", " No")
 RATING_BLOCK = ("How much will this fan like {title}? "
                 "Rating from 1 (hated it) to 5 (loved it):")
 FREE_GENERATION_BLOCK = ("{k} more {kinds} this fan will like, one title per line, "
@@ -198,6 +202,28 @@ def rating_prompt(history_titles: Sequence[object], title: object, *,
 RATING_CONTINUATIONS = [" 1", " 2", " 3", " 4", " 5"]
 
 
+def preference_prompt(history_titles: Sequence[object], title: object, *,
+                      examples: Sequence[tuple[Sequence[object], object]] = (),
+                      kind: str = "movie") -> str:
+    """TALLRec's yes/no question: will this fan like ``title``? The answers are
+    :data:`PREFERENCE_ANSWERS`. It is :func:`preference_prefix` + :func:`preference_question`."""
+    return preference_prefix(history_titles, examples=examples, kind=kind) + preference_question(title)
+
+
+def preference_prefix(history_titles: Sequence[object], *,
+                      examples: Sequence[tuple[Sequence[object], object]] = (),
+                      kind: str = "movie") -> str:
+    """The part of :func:`preference_prompt` shared by every item (it ends before the title), so
+    a backend computes it once per user and scores ``preference_question(title) + answer`` for
+    each candidate."""
+    return user_context(history_titles, examples=examples, kind=kind) + PREFERENCE_LINE
+
+
+def preference_question(title: object) -> str:
+    """The item-specific end of :func:`preference_prompt` (quoted title, then the question)."""
+    return PREFERENCE_QUESTION.format(title=quote(natural_title(title)))
+
+
 def free_generation_prompt(history_titles: Sequence[object], k: int, *,
                            examples: Sequence[tuple[Sequence[object], object]] = (),
                            kind: str = "movie") -> str:
@@ -224,8 +250,9 @@ def parse_generated_titles(completion: str, *, k: int | None = None) -> list[str
 
 
 __all__ = ["CLOSE", "FEW_SHOT_EXAMPLE", "FREE_GENERATION_BLOCK", "HEADER", "HISTORY_BLOCK",
-           "LETTERS", "LISTWISE_BLOCK", "MAX_CHARS", "NEXT_ITEM_LINE", "OPEN", "RATING_BLOCK",
+           "LETTERS", "LISTWISE_BLOCK", "MAX_CHARS", "NEXT_ITEM_LINE", "OPEN",
+           "PREFERENCE_ANSWERS", "PREFERENCE_LINE", "PREFERENCE_QUESTION", "RATING_BLOCK",
            "RATING_CONTINUATIONS", "candidate_continuation", "clean", "free_generation_prompt",
            "history_block", "letter_continuations", "listwise_prompt", "natural_title",
-           "next_item_prompt", "parse_generated_titles", "quote", "quoted_list", "rating_prompt",
-           "user_context"]
+           "next_item_prompt", "parse_generated_titles", "preference_prefix", "preference_prompt",
+           "preference_question", "quote", "quoted_list", "rating_prompt", "user_context"]

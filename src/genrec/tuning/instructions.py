@@ -12,7 +12,12 @@ tuning loss covers the answer's tokens only):
 * :func:`preference_examples` — TALLRec's yes/no question: will the user like this item, given
   the history? The real next item is "Yes" when rated >= ``like_threshold`` (else "No"; every
   interaction is "Yes" when the data has no ratings, i.e. all values are equal); half the
-  examples ask about a sampled item the user never interacted with ("No").
+  examples ask about a sampled item the user never interacted with ("No"). Template 0 is the
+  prompt of the LLM recommender's ``mode="preference"``.
+
+Negatives (next-item candidates, "No" items) are drawn uniformly among items, or, given a fitted
+``retriever`` (e.g. EASE), among its top ``n_hard`` items for the case's history: the hard
+negatives a reranker meets over a retriever's shortlist in the two-stage pipeline.
 * :func:`rating_examples` — the rating (" 1".." 5", :data:`~genrec.text.prompts.RATING_CONTINUATIONS`)
   the user gave the next item, after their rated history.
 * :func:`explanation_examples` — the user's own review summary (or text) of the next item, where
@@ -75,6 +80,7 @@ NEXT_ITEM_TEMPLATES: list[str] = [
      "Answer: \""),
 ]
 PREFERENCE_TEMPLATES: list[str] = [
+    "",  # 0: the LLM recommender's own yes/no prompt (prompts.preference_prompt, mode="preference")
     "A movie fan liked these movies:\n{history}\nWill they like {item}? Answer Yes or No:",
     "Movies a user watched:\n{history}\nWould this user enjoy {item}? Yes or No:",
     "Viewing history:\n{history}\nQuestion: does the user like {item}? Reply Yes or No:",
@@ -88,7 +94,7 @@ EXPLANATION_TEMPLATES: list[str] = [
     "A fan's recently liked items:\n{history}\nWhy they liked {item}, in their words: \"",
     "History:\n{history}\nA short review of {item} by this user: \"",
 ]
-ANSWERS_YES_NO = (" Yes", " No")
+ANSWERS_YES_NO = prompts.PREFERENCE_ANSWERS
 
 
 # ---- shared pieces ---------------------------------------------------------------------------
@@ -139,10 +145,12 @@ def _cases(split, part: str, per_user: int, history_len: int, rng) -> list[tuple
     return out
 
 
-def _negatives(split, user: int, n: int, rng, exclude=()) -> np.ndarray:
+def _negatives(split, user: int, n: int, rng, exclude=(), pool=None) -> np.ndarray:
     """``n`` items with training interactions that ``user`` never interacted with in training
-    (nor in ``exclude``), uniformly without replacement."""
-    pool = np.flatnonzero(split.train.item_counts > 0)
+    (nor in ``exclude``), uniformly without replacement; from ``pool`` (a retriever's top items
+    for this case, :func:`_retrieved_pools`) when given."""
+    if pool is None:
+        pool = np.flatnonzero(split.train.item_counts > 0)
     seen = split.train.user_items
     banned = np.r_[seen.indices[seen.indptr[user]:seen.indptr[user + 1]], np.asarray(exclude, int)]
     pool = pool[~np.isin(pool, banned)]
@@ -153,13 +161,38 @@ def _titles(split, items) -> list[str]:
     return [split.train.catalog.title(int(i)) for i in items]
 
 
-def _build(split, part, *, per_user, history_len, seed, templates, make) -> list[Instruction]:
-    _check_args(split, part, per_user=per_user, history_len=history_len)
+def _retrieved_pools(split, cases: list[tuple], retriever, n_hard: int) -> list[np.ndarray]:
+    """Per case, the ``n_hard`` items a fitted ``retriever`` ranks highest for the case's history,
+    among items with training interactions that the user never interacted with in training (the
+    hard negatives a reranker meets in a two-stage pipeline)."""
+    from genrec.data.dataset import as_history_matrix
+
+    if not callable(getattr(retriever, "score", None)):
+        raise ConfigError(f"retriever must be a fitted genrec model, got {type(retriever).__name__}")
+    seen, unused = split.train.user_items, split.train.item_counts == 0
+    pools = []
+    for lo in range(0, len(cases), 1024):
+        chunk = cases[lo:lo + 1024]
+        scores = retriever.score(as_history_matrix([c[1] for c in chunk], split.train.n_items))
+        scores[:, unused] = -np.inf
+        for row, (user, *_rest) in enumerate(chunk):
+            scores[row, seen.indices[seen.indptr[user]:seen.indptr[user + 1]]] = -np.inf
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :n_hard]
+        pools += [t[np.isfinite(s[t])] for t, s in zip(top, scores)]
+    return pools
+
+
+def _build(split, part, *, per_user, history_len, seed, templates, make, retriever=None,
+           n_hard: int = 20) -> list[Instruction]:
+    _check_args(split, part, per_user=per_user, history_len=history_len, n_hard=n_hard)
     rng = np.random.default_rng(seed)
+    cases = _cases(split, part, per_user, history_len, rng)
+    pools = (_retrieved_pools(split, cases, retriever, n_hard) if retriever is not None
+             else [None] * len(cases))
     out = []
-    for user, history, target, rating in _cases(split, part, per_user, history_len, rng):
+    for (user, history, target, rating), pool in zip(cases, pools):
         template = int(rng.integers(len(templates)))
-        example = make(user, history, target, rating, template, rng)
+        example = make(user, history, target, rating, template, rng, pool)
         if example is not None:
             out.append(example)
     return out
@@ -168,18 +201,21 @@ def _build(split, part, *, per_user, history_len, seed, templates, make) -> list
 # ---- the four tasks --------------------------------------------------------------------------
 def next_item_examples(split, *, part: str = "train", per_user: int = 4, history_len: int = 5,
                        n_candidates: int = 10, templates: list[str] | None = None,
-                       seed: int = 0) -> list[Instruction]:
+                       retriever=None, n_hard: int = 20, seed: int = 0) -> list[Instruction]:
     """Next-item examples: the history, (some templates) candidates = the target among
-    ``n_candidates - 1`` sampled items in random order, and the target's title as the answer."""
+    ``n_candidates - 1`` sampled items in random order, and the target's title as the answer.
+    With a fitted ``retriever`` the other candidates come from its top ``n_hard`` items for the
+    history (hard negatives) instead of all items."""
     templates = templates or NEXT_ITEM_TEMPLATES
     _check_args(split, part, n_candidates=n_candidates)
 
-    def make(user, history, target, rating, template, rng):
+    def make(user, history, target, rating, template, rng, pool):
         titles = _titles(split, history)
         if not templates[template]:
             prompt = prompts.next_item_prompt(titles)
         else:
-            candidates = np.r_[target, _negatives(split, user, n_candidates - 1, rng, [target])]
+            candidates = np.r_[target, _negatives(split, user, n_candidates - 1, rng, [target],
+                                                  pool)]
             candidates = rng.permutation(candidates)
             prompt = templates[template].format(history=_history(titles),
                                                 candidates=quoted_list(_titles(split, candidates)))
@@ -187,32 +223,36 @@ def next_item_examples(split, *, part: str = "train", per_user: int = 4, history
         return Instruction("next-item", prompt, answer, user, (*map(int, history), target), template)
 
     return _build(split, part, per_user=per_user, history_len=history_len, seed=seed,
-                  templates=templates, make=make)
+                  templates=templates, make=make, retriever=retriever, n_hard=n_hard)
 
 
 def preference_examples(split, *, part: str = "train", per_user: int = 4, history_len: int = 5,
                         like_threshold: float = 4.0, templates: list[str] | None = None,
-                        seed: int = 0) -> list[Instruction]:
-    """TALLRec yes/no examples (see the module docstring)."""
+                        retriever=None, n_hard: int = 20, seed: int = 0) -> list[Instruction]:
+    """TALLRec yes/no examples (see the module docstring); with a fitted ``retriever`` the "No"
+    items are drawn from its top ``n_hard`` items for the history (hard negatives)."""
     templates = templates or PREFERENCE_TEMPLATES
     values = split.train.value
     implicit = len(values) == 0 or values.min() == values.max()  # no ratings: every one is liked
 
-    def make(user, history, target, rating, template, rng):
+    def make(user, history, target, rating, template, rng, pool):
         if rng.random() < 0.5:  # a sampled item the user never interacted with: "No"
-            negative = _negatives(split, user, 1, rng, [target])
+            negative = _negatives(split, user, 1, rng, [target], pool)
             if not len(negative):
                 return None
             item, answer = int(negative[0]), ANSWERS_YES_NO[1]
         else:
             item, answer = target, ANSWERS_YES_NO[0 if implicit or rating >= like_threshold else 1]
-        prompt = templates[template].format(history=_history(_titles(split, history)),
-                                            item=quote(prompts.natural_title(
-                                                split.train.catalog.title(item))))
+        title = split.train.catalog.title(item)
+        if not templates[template]:
+            prompt = prompts.preference_prompt(_titles(split, history), title)
+        else:
+            prompt = templates[template].format(history=_history(_titles(split, history)),
+                                                item=quote(prompts.natural_title(title)))
         return Instruction("preference", prompt, answer, user, (*map(int, history), item), template)
 
     return _build(split, part, per_user=per_user, history_len=history_len, seed=seed,
-                  templates=templates, make=make)
+                  templates=templates, make=make, retriever=retriever, n_hard=n_hard)
 
 
 def rating_examples(split, *, part: str = "train", per_user: int = 4, history_len: int = 5,
@@ -221,7 +261,7 @@ def rating_examples(split, *, part: str = "train", per_user: int = 4, history_le
     templates = templates or RATING_TEMPLATES
     ratings = (split.train if part == "train" else split.history("valid")).ratings
 
-    def make(user, history, target, rating, template, rng):
+    def make(user, history, target, rating, template, rng, pool):
         given = [float(ratings[user, i]) for i in history]
         title = split.train.catalog.title(target)
         if not templates[template]:
@@ -253,7 +293,7 @@ def explanation_examples(split, *, part: str = "train", per_user: int = 4, histo
     reviews = {(int(u), int(i)): r for u, i, r in zip(source.user_idx, source.item_idx,
                                                         source.extras[column])}
 
-    def make(user, history, target, rating, template, rng):
+    def make(user, history, target, rating, template, rng, pool):
         review = prompts.clean(reviews.get((user, target)) or "", max_chars=max_chars)
         if not review:
             return None

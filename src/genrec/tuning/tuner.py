@@ -59,6 +59,7 @@ from genrec.options import RunOptions
 from genrec.tuning.instructions import BUILDERS, Instruction, build_examples
 
 METHODS = ("lora", "prompt")
+NEGATIVES = ("uniform", "retrieved")
 DEFAULT_LR = {"lora": 2e-4, "prompt": 3e-2}
 
 
@@ -89,6 +90,10 @@ class TuneConfig(ModelConfig):
     history_len: int = 5  # history titles per prompt
     n_candidates: int = 10  # candidates listed by the next-item templates that list them
     n_valid: int = 64  # validation examples (from the valid split)
+    like_threshold: float = 4.0  # preference task: the next item is a "Yes" when rated >= this
+    negatives: str = "uniform"  # "uniform" or "retrieved" (hard negatives from `retriever`)
+    retriever: str = "ease"  # model fitted on the training part for retrieved negatives
+    n_hard: int = 20  # retrieved negatives come from the retriever's top n_hard items
 
     def __post_init__(self):
         self.check(self.method in METHODS, "method", f"one of {METHODS}")
@@ -96,7 +101,9 @@ class TuneConfig(ModelConfig):
         self.check(self.dtype in ("bfloat16", "float32"), "dtype", "'bfloat16' or 'float32'")
         self.check_positive_ints("r", "alpha", "n_virtual_tokens", "batch_size", "grad_accum",
                                  "max_steps", "eval_every", "patience", "checkpoint_every",
-                                 "max_length", "per_user", "history_len", "n_candidates", "n_valid")
+                                 "max_length", "per_user", "history_len", "n_candidates", "n_valid",
+                                 "n_hard")
+        self.check(self.negatives in NEGATIVES, "negatives", f"one of {NEGATIVES}")
         self.check(0 <= self.dropout < 1, "dropout", "a number in [0, 1)")
         self.check(self.learning_rate is None or 0 < self.learning_rate < 1, "learning_rate",
                    "None or a number in (0, 1)")
@@ -204,7 +211,12 @@ def tune(split, config: TuneConfig | None = None, *, output, lm=None,
         lm = TransformersLM(config.base, dtype=config.dtype, threads=options.threads)
     model, _ = lm._ready()
     data_options = dict(per_user=config.per_user, history_len=config.history_len,
-                        n_candidates=config.n_candidates)
+                        n_candidates=config.n_candidates, n_hard=config.n_hard,
+                        like_threshold=config.like_threshold)
+    if config.negatives == "retrieved" and (examples is None or valid_examples is None):
+        from genrec.models import build_model
+
+        data_options["retriever"] = build_model(config.retriever).fit(split.train, options=options)
     if examples is None:
         examples = build_examples(split, config.task, part="train", seed=options.seed, **data_options)
     if valid_examples is None:
@@ -444,5 +456,5 @@ class _Run:
                                                        "config": self.config.to_dict()})
 
 
-__all__ = ["DEFAULT_LR", "METHODS", "TuneConfig", "TuneResult", "answer_loss", "encode",
+__all__ = ["DEFAULT_LR", "METHODS", "NEGATIVES", "TuneConfig", "TuneResult", "answer_loss", "encode",
            "soft_prompt", "tune"]
