@@ -8,10 +8,11 @@ Writes the ``tuning`` section of BENCHMARKS.md and ``benchmarks/results/tuning.j
   interactions of the users who are *not* held out by the cold-start split below (so the tuned
   models never saw a cold-start user, nor any valid/test interaction); P5-style paraphrased
   templates, 5 history titles.
-* Tuning (:data:`ADAPTERS`): two LoRA adapters, each in a fresh process with a fixed step budget
-  (``--steps``), batch 4, early stopping on the validation answer loss: the next-item task (the
-  next title as the answer) and TALLRec's yes/no task with EASE-retrieved "No" items (hard
-  negatives). CPU minutes and examples used are reported.
+* Tuning (:data:`ADAPTERS`): three LoRA adapters, each in a fresh process with a fixed step
+  budget (``--steps``), batch 4, early stopping on the validation answer loss: the next-item task
+  (the next title as the answer), TALLRec's yes/no task with EASE-retrieved "No" items (hard
+  negatives), and LlamaRec's listwise task over EASE's shortlist. CPU minutes and examples used
+  are reported.
 * 1. Sampled ranking of 20 candidates (test item + 19 sampled; ``evaluate_sampled`` seed 0; the
   same 200 test users, seed 0, as benchmarks/llm.py): each tuned model vs its untuned self
   (next-item: title likelihood, zero- and 3-shot; yes/no: log-odds of Yes), popularity, EASE.
@@ -82,9 +83,12 @@ def peak_mb() -> float:
 # The adapters compared: the next-item task (the title as the answer, candidates in some
 # templates drawn uniformly) and TALLRec's yes/no task with EASE's top-20 items as the "No"
 # examples (hard negatives, what a reranker meets over EASE's shortlist); every interaction is a
-# "Yes" (like_threshold 1), as every interaction is a positive in the ranking protocol.
+# "Yes" (like_threshold 1), as every interaction is a positive in the ranking protocol; and
+# LlamaRec's listwise task over EASE's top 20 in EASE's order (prompts 3x longer: 200 steps).
 ADAPTERS = {"next-item": {"task": "next-item"},
-            "preference": {"task": "preference", "negatives": "retrieved", "like_threshold": 1.0}}
+            "preference": {"task": "preference", "negatives": "retrieved", "like_threshold": 1.0},
+            "listwise": {"task": "listwise", "negatives": "retrieved", "n_candidates": 20,
+                         "max_length": 512, "max_steps": 200}}
 
 
 def train(output: str, adapter: str, steps: int, cache_dir: str, eval_every: int, lr: float) -> dict:
@@ -94,9 +98,10 @@ def train(output: str, adapter: str, steps: int, cache_dir: str, eval_every: int
 
     torch.set_num_threads(1)
     _, _, _, tuning = splits(cache_dir)
-    config = TuneConfig(method="lora", max_steps=steps, eval_every=eval_every,
-                        checkpoint_every=eval_every, n_valid=48, per_user=4, history_len=5,
-                        learning_rate=lr, patience=3, **ADAPTERS[adapter])
+    config = TuneConfig(**{"method": "lora", "max_steps": steps, "eval_every": eval_every,
+                           "checkpoint_every": eval_every, "n_valid": 48, "per_user": 4,
+                           "history_len": 5, "learning_rate": lr, "patience": 3,
+                           **ADAPTERS[adapter]})
     cpu = time.process_time()
     result = tune(tuning, config, output=output, options=RunOptions(seed=42, threads=1),
                   on_log=lambda e: print(json.dumps(e), file=sys.stderr, flush=True))
@@ -179,7 +184,8 @@ def table(results: dict, metrics: list[str], reference: str) -> list[str]:
     return lines
 
 
-PAIRS = [("llm LoRA next-item", "llm zero-shot"), ("llm yes/no LoRA", "llm yes/no zero-shot")]
+PAIRS = [("llm LoRA next-item", "llm zero-shot"), ("llm yes/no LoRA", "llm yes/no zero-shot"),
+         ("llm listwise LoRA", "llm listwise zero-shot")]
 
 
 def self_comparison(res: dict) -> list[str]:
@@ -227,7 +233,7 @@ def markdown(res: dict) -> str:
         f"{v['python']}, torch {v['torch']}, genrec {v['genrec']}; 1-minute load average: "
         + ", ".join(f"{x:.2f}" for x in res["loads"]) + ".", "",
         "### Tuning runs", "",
-        f"Both LoRA r={c['r']}, alpha={c['alpha']}, dropout={c['dropout']} on "
+        f"All LoRA r={c['r']}, alpha={c['alpha']}, dropout={c['dropout']} on "
         f"{', '.join(c['target_modules'])}; AdamW lr {c['learning_rate']}, {c['warmup_steps']} "
         f"warm-up steps, batch {c['batch_size']}, at most {c['max_steps']} steps, validation "
         f"answer loss every {c['eval_every']} steps (early stopping, patience {c['patience']}); "
@@ -243,7 +249,12 @@ def markdown(res: dict) -> str:
         f"EASE's top {c.get('n_hard', 20)} unseen items for the same history (No: hard "
         "negatives, what a reranker meets over EASE's shortlist). The tuned rankers score "
         "exactly the prompt they were tuned on: next-item by the title's likelihood, yes/no by "
-        "log p(Yes) - log p(No).", "",
+        "log p(Yes) - log p(No), listwise by the probability of each candidate's letter. "
+        "**listwise** (LlamaRec): the recommender's listwise prompt (plus one paraphrase) with "
+        "EASE's top 20 unseen items for the history under letters A-T in EASE's order, the "
+        "target's letter as the answer; cases whose target EASE does not shortlist are dropped "
+        "(as in LlamaRec). EASE here is fitted on the training part, so it shortlists training "
+        "targets more easily than test ones.", "",
         *tuning_runs(res), "",
         "### 1. Ranking 20 candidates (held-out item + 19 sampled)", "",
         *table(res["sampled"], ["ndcg@10", "hit@1", "hit@5", "mrr@10"], "llm zero-shot"), "",
@@ -372,7 +383,9 @@ def main(argv=None) -> int:
         """The LLM recommenders compared with their untuned selves (fresh, unfitted)."""
         return {"llm zero-shot": llm(base), "llm LoRA next-item": llm(tuned["next-item"]),
                 "llm yes/no zero-shot": llm(base, mode="preference"),
-                "llm yes/no LoRA": llm(tuned["preference"], mode="preference")}
+                "llm yes/no LoRA": llm(tuned["preference"], mode="preference"),
+                "llm listwise zero-shot": llm(base, mode="listwise"),
+                "llm listwise LoRA": llm(tuned["listwise"], mode="listwise")}
 
     ease = EASE().fit(split.train, options=OPTIONS)
     models = {"pop": Pop().fit(split.train, options=OPTIONS), "ease": ease,

@@ -22,9 +22,10 @@ Cold-start Recommenders", RecSys 2023): the user's recently liked titles become 
 * ``shots > 0``: few-shot prompting with ``shots`` in-context examples, each another training
   user's history and the item they liked next, drawn once at fit with the run seed; a user never
   sees their own example (a spare example replaces it).
-* :meth:`listwise_scores`: one prompt listing the candidates with letters (A, B, ...) and the
-  distribution over the letter continuations (the verbaliser) as scores (LlamaRec, Yue et al.
-  2023); the two-stage pipeline uses it for ``rerank="listwise"``.
+* ``mode="listwise"`` / :meth:`listwise_scores`: one prompt listing the candidates with letters
+  (A, B, ... in the order given) and the distribution over the letter continuations (the
+  verbaliser) as scores (LlamaRec, Yue et al. 2023); the two-stage pipeline uses it for
+  ``rerank="listwise"``.
 * :meth:`predict_ratings`: rating prediction by prompt; the expected rating under the model's
   distribution over the continuations "1".."5" (RMSE/MAE via ``evaluate_ratings``).
 
@@ -66,7 +67,7 @@ from genrec.models.base import ModelConfig, Recommender
 from genrec.text import prompts
 
 DEFAULT_LM = "transformers:gemma-3-270m"
-MODES = ("grounded", "preference", "free")
+MODES = ("grounded", "preference", "listwise", "free")
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class LLMConfig(ModelConfig):
     """
 
     lm: str = DEFAULT_LM  # language-model spec ("fake", "transformers:gemma-3-270m", ...)
-    mode: str = "grounded"  # "grounded": title likelihood; "preference": yes/no; "free": generate
+    mode: str = "grounded"  # grounded (title likelihood), preference (yes/no), listwise, free
     shots: int = 0  # in-context examples from other training users (0 = zero-shot)
     history_len: int = 10  # most recent history items written into the prompt
     normalise: str = "sum"  # candidate score: "sum" of token log-probs or per-token "mean"
@@ -108,6 +109,8 @@ class LLMConfig(ModelConfig):
         self.check(isinstance(self.history_len, int) and not isinstance(self.history_len, bool)
                    and 0 <= self.history_len <= 200, "history_len", "an integer in 0..200")
         self.check_positive_ints("n_candidates", "n_generate", "tokens_per_title")
+        self.check(self.mode != "listwise" or self.n_candidates <= len(prompts.LETTERS),
+                   "n_candidates", f"at most {len(prompts.LETTERS)} in listwise mode (one letter each)")
         self.check(0 < self.match_cutoff <= 1, "match_cutoff", "a number in (0, 1]")
         self.check(isinstance(self.kind, str) and bool(re.fullmatch(r"[a-z ]{1,20}", self.kind)),
                    "kind", "a short lower-case noun such as 'movie' or 'book'")
@@ -237,6 +240,8 @@ class LLMRecommender(Recommender):
             return super()._score_candidates(histories, candidates, users)
         if self.config.mode == "preference":
             return self._preference_scores(histories, candidates, users)
+        if self.config.mode == "listwise":
+            return self.listwise_scores(histories, candidates, users=users)
         out = np.empty(candidates.shape, np.float64)
         for row in range(histories.shape[0]):  # one prompt (computed once) per user
             prompt = self.next_item_prompt(histories[row], None if users is None else int(users[row]))

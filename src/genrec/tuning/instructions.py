@@ -18,6 +18,9 @@ tuning loss covers the answer's tokens only):
 Negatives (next-item candidates, "No" items) are drawn uniformly among items, or, given a fitted
 ``retriever`` (e.g. EASE), among its top ``n_hard`` items for the case's history: the hard
 negatives a reranker meets over a retriever's shortlist in the two-stage pipeline.
+* :func:`listwise_examples` — LlamaRec's task: candidates listed under letters, the target's
+  letter as the answer; with a retriever, its shortlist in its order (template 0 is the prompt of
+  the LLM recommender's ``mode="listwise"`` and of the two-stage pipeline's listwise reranker).
 * :func:`rating_examples` — the rating (" 1".." 5", :data:`~genrec.text.prompts.RATING_CONTINUATIONS`)
   the user gave the next item, after their rated history.
 * :func:`explanation_examples` — the user's own review summary (or text) of the next item, where
@@ -90,6 +93,11 @@ RATING_TEMPLATES: list[str] = [
     "A user rated movies from 1 to 5:\n{history}\nTheir rating of {item}, from 1 to 5:",
     "Past ratings (1 = hated, 5 = loved):\n{history}\nPredicted rating for {item}:",
 ]
+LISTWISE_TEMPLATES: list[str] = [
+    "",  # 0: the LLM recommender's own listwise prompt (prompts.listwise_prompt)
+    ("Movies this viewer liked, oldest first:\n{history}\nOptions:\n{candidates}\n"
+     "The option they will like most is letter:"),
+]
 EXPLANATION_TEMPLATES: list[str] = [
     "A fan's recently liked items:\n{history}\nWhy they liked {item}, in their words: \"",
     "History:\n{history}\nA short review of {item} by this user: \"",
@@ -161,10 +169,12 @@ def _titles(split, items) -> list[str]:
     return [split.train.catalog.title(int(i)) for i in items]
 
 
-def _retrieved_pools(split, cases: list[tuple], retriever, n_hard: int) -> list[np.ndarray]:
+def _retrieved_pools(split, cases: list[tuple], retriever, n_hard: int, *,
+                     keep_target: bool = False) -> list[np.ndarray]:
     """Per case, the ``n_hard`` items a fitted ``retriever`` ranks highest for the case's history,
-    among items with training interactions that the user never interacted with in training (the
-    hard negatives a reranker meets in a two-stage pipeline)."""
+    best first, among items with training interactions that the user never interacted with in
+    training (the hard negatives a reranker meets in a two-stage pipeline); with
+    ``keep_target`` the case's target stays eligible (a shortlist that may contain it)."""
     from genrec.data.dataset import as_history_matrix
 
     if not callable(getattr(retriever, "score", None)):
@@ -175,20 +185,23 @@ def _retrieved_pools(split, cases: list[tuple], retriever, n_hard: int) -> list[
         chunk = cases[lo:lo + 1024]
         scores = retriever.score(as_history_matrix([c[1] for c in chunk], split.train.n_items))
         scores[:, unused] = -np.inf
-        for row, (user, *_rest) in enumerate(chunk):
+        for row, (user, _, target, _) in enumerate(chunk):
+            kept = scores[row, target]
             scores[row, seen.indices[seen.indptr[user]:seen.indptr[user + 1]]] = -np.inf
+            if keep_target:
+                scores[row, target] = kept
         top = np.argsort(-scores, axis=1, kind="stable")[:, :n_hard]
         pools += [t[np.isfinite(s[t])] for t, s in zip(top, scores)]
     return pools
 
 
 def _build(split, part, *, per_user, history_len, seed, templates, make, retriever=None,
-           n_hard: int = 20) -> list[Instruction]:
+           n_hard: int = 20, keep_target: bool = False) -> list[Instruction]:
     _check_args(split, part, per_user=per_user, history_len=history_len, n_hard=n_hard)
     rng = np.random.default_rng(seed)
     cases = _cases(split, part, per_user, history_len, rng)
-    pools = (_retrieved_pools(split, cases, retriever, n_hard) if retriever is not None
-             else [None] * len(cases))
+    pools = (_retrieved_pools(split, cases, retriever, n_hard, keep_target=keep_target)
+             if retriever is not None else [None] * len(cases))
     out = []
     for (user, history, target, rating), pool in zip(cases, pools):
         template = int(rng.integers(len(templates)))
@@ -255,6 +268,45 @@ def preference_examples(split, *, part: str = "train", per_user: int = 4, histor
                   templates=templates, make=make, retriever=retriever, n_hard=n_hard)
 
 
+def listwise_examples(split, *, part: str = "train", per_user: int = 4, history_len: int = 5,
+                      n_candidates: int = 20, templates: list[str] | None = None,
+                      retriever=None, seed: int = 0) -> list[Instruction]:
+    """LlamaRec's listwise task: the history, ``n_candidates`` candidates under letters A, B, ...
+    and the target's letter as the answer (:func:`genrec.text.prompts.letter_continuations`).
+
+    With a fitted ``retriever`` the candidates are its top ``n_candidates`` items for the history
+    in its order (exactly what the two-stage pipeline's listwise reranker is shown); cases whose
+    target the retriever does not shortlist are dropped, as LlamaRec trains only on retrieved
+    targets. Without one, the target among uniformly drawn items, in random order."""
+    templates = templates or LISTWISE_TEMPLATES
+    _check_args(split, part, n_candidates=n_candidates)
+    if n_candidates > len(prompts.LETTERS):
+        raise ConfigError(f"n_candidates must be at most {len(prompts.LETTERS)} (one letter each), "
+                          f"got {n_candidates}")
+
+    def make(user, history, target, rating, template, rng, pool):
+        if pool is None:
+            candidates = rng.permutation(np.r_[target, _negatives(split, user, n_candidates - 1,
+                                                                  rng, [target])])
+        elif target in pool:
+            candidates = pool
+        else:
+            return None
+        titles, listed = _titles(split, history), _titles(split, candidates)
+        if not templates[template]:
+            prompt = prompts.listwise_prompt(titles, listed)
+        else:
+            lines = "\n".join(f"{prompts.LETTERS[i]}. {quote(prompts.natural_title(t))}"
+                              for i, t in enumerate(listed))
+            prompt = templates[template].format(history=_history(titles), candidates=lines)
+        answer = prompts.letter_continuations(len(candidates))[int(np.flatnonzero(candidates == target)[0])]
+        return Instruction("listwise", prompt, answer, user, (*map(int, history), target), template)
+
+    return _build(split, part, per_user=per_user, history_len=history_len, seed=seed,
+                  templates=templates, make=make, retriever=retriever, n_hard=n_candidates,
+                  keep_target=True)
+
+
 def rating_examples(split, *, part: str = "train", per_user: int = 4, history_len: int = 5,
                     templates: list[str] | None = None, seed: int = 0) -> list[Instruction]:
     """Rating examples: the history with the user's ratings, the next item, its rating."""
@@ -314,6 +366,7 @@ def _history(titles: list[str]) -> str:
 BUILDERS: dict[str, Callable[..., list[Instruction]]] = {
     "next-item": next_item_examples,
     "preference": preference_examples,
+    "listwise": listwise_examples,
     "rating": rating_examples,
     "explanation": explanation_examples,
 }
@@ -343,6 +396,6 @@ def build_examples(split, tasks, *, part: str = "train", seed: int = 0,
     return [out[i] for i in order]
 
 
-__all__ = ["BUILDERS", "EXPLANATION_TEMPLATES", "Instruction", "NEXT_ITEM_TEMPLATES",
-           "PREFERENCE_TEMPLATES", "RATING_TEMPLATES", "build_examples", "explanation_examples",
-           "next_item_examples", "preference_examples", "rating_examples"]
+__all__ = ["BUILDERS", "EXPLANATION_TEMPLATES", "Instruction", "LISTWISE_TEMPLATES",
+           "NEXT_ITEM_TEMPLATES", "PREFERENCE_TEMPLATES", "RATING_TEMPLATES", "build_examples", "explanation_examples",
+           "listwise_examples", "next_item_examples", "preference_examples", "rating_examples"]
