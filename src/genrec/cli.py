@@ -132,7 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     _dataset_args(tune)
     tune.add_argument("--split", default="holdout", help="examples come from its train part only")
     tune.add_argument("--task", default="next-item",
-                      help="next-item | preference | rating | explanation | mix")
+                      help="next-item | preference | listwise | rating | explanation | mix "
+                           "(--set negatives=retrieved: a retriever's top items as negatives)")
     tune.add_argument("--method", default="lora", help="lora | prompt")
     tune.add_argument("--base", default="gemma-3-270m",
                       help="base model: a shipped name, a local transformers folder or a .gguf")
