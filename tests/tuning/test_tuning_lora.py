@@ -117,6 +117,12 @@ def test_a_saved_adapter_loads_on_its_base_with_identical_scores(base, split, tm
         ev = evaluate_sampled(model, split.history("test"), split.test, n_negatives=5, seed=0,
                               ks=(1, 5))
         assert np.isfinite(ev.mean("ndcg@5"))
+    # ... and explanations accept it
+    from genrec.pipelines.explain import LMExplainer
+
+    explanation = LMExplainer(split.train.catalog, f"tuned:{tmp_path}", max_new_tokens=4).explain(
+        [1, 2], 3)
+    assert explanation.item == 3 and isinstance(explanation.text, str)
     if method == "prompt":
         assert tuned._ready() and tuned.prefix_embeddings.shape[0] == 20
 
