@@ -101,12 +101,17 @@ def sampled(split, users, models: dict) -> dict:
 
 # ---- 2. two-stage pipeline in full ranking ---------------------------------------------------
 def two_stage(split, users, lm, ease, shots: int) -> dict:
-    history = split.history("test")
     models = {"ease": ease}
     for rerank in ("pointwise", "listwise"):
         llm = LLMRecommender(lm="fake", shots=shots, language_model=lm)
         models[f"ease+llm ({rerank})"] = TwoStage(retriever=ease, reranker=llm, rerank=rerank,
                                                   n_candidates=20).fit(split.train, options=OPTIONS)
+    return full_ranking(split, users, models)
+
+
+def full_ranking(split, users, models: dict) -> dict:
+    """Full-ranking test metrics of each model for ``users``: per-user values and s / user."""
+    history = split.history("test")
     out = {}
     for label, model in models.items():
         ev = evaluate(model, history, split.test, users=users, ks=(10, 20),

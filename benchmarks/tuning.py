@@ -46,11 +46,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import load_average, results_json, summary, write_section  # noqa: E402
-from llm import compare, fmt, fmt_test, sampled  # noqa: E402
+from llm import compare, fmt, fmt_test, full_ranking, sampled  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.dataset import Split  # noqa: E402
 from genrec.data.splits import held_out_users_split, holdout_split  # noqa: E402
-from genrec.evaluation.protocol import evaluate, evaluate_sampled  # noqa: E402
+from genrec.evaluation.protocol import evaluate_sampled  # noqa: E402
 from genrec.evaluation.runner import library_versions  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
 from genrec.models import EASE, LLMRecommender, Pop, build_model  # noqa: E402
@@ -130,18 +130,11 @@ def llm(lm, shots: int = 0, mode: str = "grounded") -> LLMRecommender:
 
 
 def two_stage(split, users, ease, llms: dict) -> dict:
-    history = split.history("test")
     models = {"ease": ease}
     for label, reranker in llms.items():
         models[f"ease+{label}"] = TwoStage(retriever=ease, reranker=reranker, n_candidates=20,
                                            rerank="pointwise").fit(split.train, options=OPTIONS)
-    out = {}
-    for label, model in models.items():
-        ev = evaluate(model, history, split.test, users=users, ks=(10, 20),
-                      metrics=("ndcg", "recall", "mrr", "hit"))
-        out[label] = {"per_user": ev.per_user, "seconds_per_user": ev.score_seconds / len(ev.users)}
-        print(f"[two-stage] {label}: ndcg@10 {ev.mean('ndcg@10'):.4f}", file=sys.stderr, flush=True)
-    return out
+    return full_ranking(split, users, models)
 
 
 def cold_start(cold, llms: dict, max_users: int | None = None) -> tuple[dict, dict]:

@@ -184,12 +184,12 @@ def _retrieved_pools(split, cases: list[tuple], retriever, n_hard: int, *,
     for lo in range(0, len(cases), 1024):
         chunk = cases[lo:lo + 1024]
         scores = retriever.score(as_history_matrix([c[1] for c in chunk], split.train.n_items))
+        rows, targets = np.arange(len(chunk)), np.array([c[2] for c in chunk])
+        kept = scores[rows, targets]
         scores[:, unused] = -np.inf
-        for row, (user, _, target, _) in enumerate(chunk):
-            kept = scores[row, target]
-            scores[row, seen.indices[seen.indptr[user]:seen.indptr[user + 1]]] = -np.inf
-            if keep_target:
-                scores[row, target] = kept
+        scores[seen[[c[0] for c in chunk]].nonzero()] = -np.inf  # the users' training items
+        if keep_target:
+            scores[rows, targets] = kept
         top = np.argsort(-scores, axis=1, kind="stable")[:, :n_hard]
         pools += [t[np.isfinite(s[t])] for t, s in zip(top, scores)]
     return pools
