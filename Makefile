@@ -19,8 +19,11 @@ run: setup
 	  --k 10,20 --seed 2020 --output $(OUT)/results.json --report $(OUT)/ml-100k-holdout \
 	  --save-rankings $(OUT)/rankings.csv
 
-# The test suite (tiny synthetic data plus a few end-to-end checks on MovieLens-100K).
+# The test suite (tiny synthetic data plus a few end-to-end checks on MovieLens-100K). RecBole,
+# the peer, gets its own .venv-recbole (it needs numpy < 2): the tests run it through the bridge
+# of benchmarks/recbole_peers.py.
 test: setup
+	bash scripts/setup_recbole.sh
 	$(PY) -m pytest
 
 # Slower measurements that write BENCHMARKS.md and the README's table (not part of CI).
@@ -31,6 +34,8 @@ LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGG
 benchmarks: setup
 	CMAKE_ARGS="$(LLAMA_CMAKE)" bash scripts/setup.sh dev,llm,faiss,llamacpp
 	$(PY) benchmarks/run_all.py
+	bash scripts/setup_recbole.sh
+	$(PY) benchmarks/recbole_peers.py
 	$(PY) benchmarks/generative.py
 	$(PY) benchmarks/sequential.py
 	$(PY) benchmarks/retrieval.py

@@ -1,0 +1,85 @@
+"""The bridge of benchmarks/recbole_peers.py: genrec's split goes out as RecBole atomic files and
+RecBole's scores come back under genrec's indices, to be ranked by genrec's evaluator.
+
+The last tests run RecBole 1.2.1 itself (``.venv-recbole``, which ``make test`` sets up) on
+planted clusters and check that genrec's evaluation of RecBole's scores equals RecBole's own.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genrec.data.synthetic import planted_clusters
+from genrec.evaluation.protocol import evaluate_split
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import recbole_peers as P  # noqa: E402
+
+needs_recbole = pytest.mark.skipif(not P.DEFAULT_PYTHON.exists(),
+                                   reason="no .venv-recbole; run bash scripts/setup_recbole.sh")
+
+
+def _pairs(data):
+    return set(zip(data.users.ids_of(data.user_idx).tolist(), data.items.ids_of(data.item_idx).tolist()))
+
+
+def test_split_files_hold_each_part_as_given(tmp_path):
+    split = planted_clusters(seed=1).split
+    P.write_split(split, tmp_path)
+    for part in ("train", "valid", "test"):
+        lines = (tmp_path / "genrec" / f"genrec.{part}.inter").read_text().splitlines()
+        assert lines[0] == "user_id:token\titem_id:token"
+        rows = {tuple(line.split("\t")) for line in lines[1:]}
+        assert len(lines) - 1 == len(getattr(split, part))
+        assert rows == {(str(u), str(i)) for u, i in _pairs(getattr(split, part))}
+
+
+def _saved_scores(path, split, users, items, rng):
+    scores = rng.random((len(users), len(items))).astype(np.float32)
+    np.savez(path, scores=scores, users=np.array(split.train.users.ids_of(users), dtype=str),
+             items=np.array(split.train.items.ids_of(items), dtype=str),
+             info=json.dumps({"model": "Fake", "seed": 0, "seconds": 1.0, "best_epoch": 1,
+                              "epochs_run": 1, "test": {}}))
+    return scores
+
+
+def test_saved_scores_come_back_under_genrec_indices(tmp_path):
+    split = planted_clusters(seed=2).split
+    rng = np.random.default_rng(0)
+    users = rng.permutation(split.train.n_users)  # RecBole's own order of users and items
+    items = rng.permutation(split.train.n_items)[:-1]  # one item RecBole never saw
+    scores = _saved_scores(tmp_path / "s.npz", split, users, items, rng)
+    table = P.RecBoleScores(tmp_path / "s.npz", split)
+    got = table.score(None, users=users[:5])
+    np.testing.assert_array_equal(got[:, items], scores[:5])
+    missing = np.setdiff1d(np.arange(split.train.n_items), items)
+    assert (got[:, missing] < scores.min()).all()
+    assert table.name == "Fake"
+
+
+def test_users_recbole_did_not_score_are_an_error_not_a_silent_zero(tmp_path):
+    split = planted_clusters(seed=3).split
+    rng = np.random.default_rng(0)
+    _saved_scores(tmp_path / "s.npz", split, np.arange(3), np.arange(split.train.n_items), rng)
+    with pytest.raises(ValueError, match="did not score"):
+        evaluate_split(P.RecBoleScores(tmp_path / "s.npz", split), split, "test")
+
+
+@needs_recbole
+@pytest.mark.parametrize("model, epochs", [("EASE", 1), ("MultiDAE", 3)])
+def test_genrec_scores_recbole_runs_as_recbole_does(tmp_path, model, epochs):
+    world = planted_clusters(n_users=60, n_items=40, n_clusters=4, noise=2, seed=0)
+    P.write_split(world.split, tmp_path)
+    saved = P.RecBoleScores(P.run_recbole(P.DEFAULT_PYTHON, tmp_path, model, 1, epochs),
+                            world.split)
+    evaluation = evaluate_split(saved, world.split, "test", metrics=("ndcg", "recall"))
+    own = saved.info["test"]
+    for metric in ("ndcg@10", "recall@10", "ndcg@20", "recall@20"):
+        assert evaluation.mean(metric) == pytest.approx(own[metric], abs=1e-4), metric
+    assert 1 <= saved.info["best_epoch"] <= saved.info["epochs_run"] <= epochs
+    if model == "EASE":  # the planted test item is the one unseen in-cluster item
+        assert evaluation.mean("recall@10") > 0.9
