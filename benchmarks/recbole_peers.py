@@ -38,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import load_average, machine_line, write_section  # noqa: E402
+from common import load_average, machine_line, peer_rows, write_section  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import holdout_split  # noqa: E402
 from genrec.evaluation.protocol import evaluate_split  # noqa: E402
@@ -206,30 +206,59 @@ def main() -> None:
         for name in names:
             rows.append(compare(name, split, seeds, args.recbole_python, Path(tmp), args.epochs))
             loads.append(load_average())
-    versions = library_versions()
-    out = [
+    payload = {"started": started, "seeds": seeds, "epochs": args.epochs,
+               "recbole": recbole_version[0], "recbole_numpy": recbole_version[1],
+               "versions": library_versions(), "loads": loads, "results": rows}
+    section = render(payload)
+    write_section("recbole-peers", section)
+    atomic_write(ROOT / "benchmarks" / "results" / "recbole_peers.json",
+                 json.dumps(payload, indent=2, default=float))
+    print(section)
+
+
+def render(payload: dict) -> str:
+    """The ``recbole-peers`` section of BENCHMARKS.md from this script's results."""
+    seeds = ",".join(map(str, payload["seeds"]))
+    rows = payload["results"]
+    return "\n".join([
         "## RecBole on genrec's split: the like-for-like peer", "",
-        f"Written by `python benchmarks/recbole_peers.py --seeds {args.seeds}` on {started}. "
-        + machine_line(versions, loads) + f" RecBole {recbole_version[0]} in its own "
-        f"virtualenv (numpy {recbole_version[1]}).", "",
+        f"Written by `python benchmarks/recbole_peers.py --seeds {seeds}` on "
+        f"{payload['started']}. " + machine_line(payload["versions"], payload["loads"])
+        + f" RecBole {payload['recbole']} in its own virtualenv (numpy "
+        f"{payload['recbole_numpy']}).", "",
         "MovieLens-100K, genrec's holdout split 0.8/0.1/0.1 (split seed 2020) written as RecBole "
         "atomic files, full ranking, train + valid items masked at test. RecBole: its default "
         "hyper-parameters for each model, early stopping on valid NDCG@10 with patience 10, at "
-        f"most {args.epochs} epochs. genrec: each model's default preset. Both trained once per "
-        f"seed ({args.seeds}); cells are the mean over seeds (each seed's value in brackets), "
-        "all scored by genrec's evaluator. Differences: per-user values averaged over the seeds, "
-        "paired bootstrap 95% interval, p the larger of the paired t-test and the Wilcoxon test. "
-        "\"bar met\": genrec's mean at least RecBole's on both NDCG@10 and Recall@10. Seconds: "
-        "genrec's fit (to the end of early stopping), RecBole's data preparation + fit + test, "
-        "medians over the seeds, 1 thread.", "",
+        f"most {payload['epochs']} epochs. genrec: each model's default preset. Both trained "
+        f"once per seed ({seeds}); cells are the mean over seeds (each seed's value in "
+        "brackets), all scored by genrec's evaluator. Differences: per-user values averaged over "
+        "the seeds, paired bootstrap 95% interval, p the larger of the paired t-test and the "
+        "Wilcoxon test. \"bar met\": genrec's mean at least RecBole's on both NDCG@10 and "
+        "Recall@10. Seconds: genrec's fit (to the end of early stopping), RecBole's data "
+        "preparation + fit + test, medians over the seeds, 1 thread.", "",
         table(rows), "",
-        bridge_check(rows)]
-    write_section("recbole-peers", "\n".join(out))
-    atomic_write(ROOT / "benchmarks" / "results" / "recbole_peers.json",
-                 json.dumps({"started": started, "seeds": seeds, "epochs": args.epochs,
-                             "recbole": recbole_version[0], "versions": versions,
-                             "results": rows}, indent=2, default=float))
-    print("\n".join(out))
+        bridge_check(rows), "",
+        split_effect(rows)])
+
+
+def split_effect(rows: list[dict]) -> str:
+    """How far RecBole's numbers on its own split (PEERS.md) are from the same models on
+    genrec's split: the part of a comparison with PEERS.md that is not the model."""
+    peers = peer_rows()
+    names = {"MultiDAE": "Mult-DAE", "MultiVAE": "Mult-VAE", "LDiffRec": "L-DiffRec"}
+    cells = []
+    for r in rows:
+        peer = peers.get(names.get(r["recbole_model"], r["recbole_model"]))
+        if peer:
+            here = r["recbole"]["mean"]
+            cells.append(f"{r['recbole_model']} {peer['ndcg@10'] - here['ndcg@10']:+.4f} / "
+                         f"{peer['recall@10'] - here['recall@10']:+.4f}")
+    if not cells:
+        return ""
+    return ("Same library, other split: RecBole on its own split (PEERS.md: one seed, at most "
+            "100 epochs) minus RecBole on genrec's split (the seed mean above), NDCG@10 / "
+            "Recall@10: " + "; ".join(cells) + ". For EASE, which has neither seed nor epochs, "
+            "this is the split alone.")
 
 
 if __name__ == "__main__":
