@@ -72,6 +72,15 @@ def summary(values) -> dict:
     return {"mean": float(np.mean(values)), "ci_low": low, "ci_high": high}
 
 
+def names_arg(parser, value: str, choices, what: str = "model") -> list[str]:
+    """The comma-separated names of ``value``, each one of ``choices`` (else a parser error)."""
+    names = [x.strip() for x in value.split(",") if x.strip()]
+    unknown = sorted(set(names) - set(choices))
+    if unknown:
+        parser.error(f"unknown {what}(s) {unknown}; choose from {list(choices)}")
+    return names
+
+
 def machine_line(versions: dict, loads: list[float]) -> str:
     return (f"Machine: {versions['cpu_count']} cores, {versions['platform']}, Python "
             f"{versions['python']}, torch {versions['torch']}, numpy {versions['numpy']}, genrec "

@@ -38,7 +38,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import load_average, machine_line, peer_rows, write_section  # noqa: E402
+from common import (  # noqa: E402
+    load_average, machine_line, names_arg, peer_rows, write_section)
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import holdout_split  # noqa: E402
 from genrec.evaluation.protocol import evaluate_split  # noqa: E402
@@ -187,10 +188,7 @@ def main() -> None:
     p.add_argument("--recbole-python", type=Path, default=DEFAULT_PYTHON)
     p.add_argument("--cache-dir", type=Path, default=sources.default_cache_dir())
     args = p.parse_args()
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = sorted(set(names) - set(PAIRS))
-    if unknown:
-        p.error(f"no RecBole peer for {unknown}; choose from {sorted(PAIRS)}")
+    names = names_arg(p, args.models, PAIRS)
     if not args.recbole_python.exists():
         p.error(f"{args.recbole_python} not found; run `bash scripts/setup_recbole.sh` first")
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import (  # noqa: E402
-    fit_in_fresh_process, fmt_ci, js_divergence, load_average, machine_line, write_section)
+    fit_in_fresh_process, fmt_ci, js_divergence, load_average, machine_line, names_arg,
+    write_section)
 from genrec.data import history_sequences, sources  # noqa: E402
 from genrec.data.splits import held_out_items_split, leave_one_out_split  # noqa: E402
 from genrec.evaluation.protocol import evaluate  # noqa: E402
@@ -199,10 +200,7 @@ def main() -> None:
     p.add_argument("--models", default=",".join(VARIANTS))
     p.add_argument("--cache-dir", type=Path, default=sources.default_cache_dir())
     args = p.parse_args()
-    labels = [x.strip() for x in args.models.split(",") if x.strip()]
-    unknown = sorted(set(labels) - set(VARIANTS))
-    if unknown:
-        p.error(f"unknown model label(s) {unknown}; choose from {list(VARIANTS)}")
+    labels = names_arg(p, args.models, VARIANTS, "model label")
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     data = sources.load("ml-100k", cache_dir=args.cache_dir)
     split = leave_one_out_split(data)
