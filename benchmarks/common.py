@@ -36,6 +36,12 @@ def write_section(name: str, markdown: str) -> None:
     atomic_write(BENCHMARKS_MD, text)
 
 
+# genrec model name -> its row name in ../shared/PEERS.md (RecBole's display names)
+PEER_NAMES = {"pop": "Pop", "itemknn": "ItemKNN", "ease": "EASE", "bpr": "BPR",
+              "multdae": "Mult-DAE", "cdae": "CDAE", "multvae": "Mult-VAE", "recvae": "RecVAE",
+              "diffrec": "DiffRec", "ldiffrec": "L-DiffRec"}
+
+
 def peer_rows() -> dict[str, dict]:
     """RecBole's general-recommendation rows of ../shared/PEERS.md by its model name
     (``"Mult-VAE"``), with metrics as floats and wall seconds / peak MB as given."""

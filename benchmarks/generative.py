@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import (  # noqa: E402
-    fit_in_fresh_process, fmt_ci, js_divergence, load_average, machine_line, peer_rows,
-    write_section)
+    PEER_NAMES, fit_in_fresh_process, fmt_ci, js_divergence, load_average, machine_line,
+    peer_rows, write_section)
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import holdout_split  # noqa: E402
 from genrec.evaluation import slates as S  # noqa: E402
@@ -53,8 +53,6 @@ from genrec.models.neural import draw_profiles, with_synthetic_users  # noqa: E4
 from genrec.options import RunOptions  # noqa: E402
 
 GENERATIVE = ["multdae", "cdae", "multvae", "recvae", "diffrec", "ldiffrec", "irgan", "listcvae"]
-PEER_NAMES = {"ease": "EASE", "multdae": "Mult-DAE", "cdae": "CDAE", "multvae": "Mult-VAE",
-              "recvae": "RecVAE", "diffrec": "DiffRec", "ldiffrec": "L-DiffRec"}
 # issue 3's relative bars: (model, reference, kind)
 RELATIVE_BARS = [("recvae", "multvae", "at least"), ("cdae", "multdae", "at least"),
                  ("ldiffrec", "diffrec", "within one interval of")]

@@ -39,9 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import (  # noqa: E402
-    load_average, machine_line, names_arg, peer_rows, write_section)
+    PEER_NAMES, load_average, machine_line, names_arg, peer_rows, write_section)
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import holdout_split  # noqa: E402
+from genrec.errors import DataError  # noqa: E402
 from genrec.evaluation.protocol import evaluate_split  # noqa: E402
 from genrec.evaluation.runner import library_versions  # noqa: E402
 from genrec.evaluation.stats import bootstrap_ci, paired_tests  # noqa: E402
@@ -76,7 +77,8 @@ class RecBoleScores:
 
     def score(self, histories, *, users):
         if not self.scored[users].all():
-            raise ValueError("RecBole did not score some test users; the split files are stale")
+            raise DataError("RecBole did not score some test users; its scores come from other "
+                            "split files (re-run the RecBole side on this split)")
         return self.table[users]
 
 
@@ -243,10 +245,9 @@ def split_effect(rows: list[dict]) -> str:
     """How far RecBole's numbers on its own split (PEERS.md) are from the same models on
     genrec's split: the part of a comparison with PEERS.md that is not the model."""
     peers = peer_rows()
-    names = {"MultiDAE": "Mult-DAE", "MultiVAE": "Mult-VAE", "LDiffRec": "L-DiffRec"}
     cells = []
     for r in rows:
-        peer = peers.get(names.get(r["recbole_model"], r["recbole_model"]))
+        peer = peers.get(PEER_NAMES[r["model"]])
         if peer:
             here = r["recbole"]["mean"]
             cells.append(f"{r['recbole_model']} {peer['ndcg@10'] - here['ndcg@10']:+.4f} / "

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import load_average, peer_rows, write_section  # noqa: E402
+from common import PEER_NAMES, load_average, peer_rows, write_section  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import holdout_split  # noqa: E402
 from genrec.evaluation.runner import run_benchmark  # noqa: E402
@@ -36,7 +36,6 @@ from genrec.models import get_model_class  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
 MODELS = ["pop", "itemknn", "ease", "bpr"]
-PEER_NAMES = {"pop": "Pop", "itemknn": "ItemKNN", "ease": "EASE", "bpr": "BPR"}
 MARK_START, MARK_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 
 

@@ -173,9 +173,14 @@ def listwise_prompt(history_titles: Sequence[object], candidate_titles: Sequence
     if not 1 <= n <= len(LETTERS):
         raise ConfigError(f"listwise ranking takes 1..{len(LETTERS)} candidates (one letter each), "
                           f"got {n}")
-    lines = "\n".join(f"{LETTERS[i]}. {quote(natural_title(t))}" for i, t in enumerate(candidate_titles))
     return (user_context(history_titles, examples=examples, kind=kind)
-            + LISTWISE_BLOCK.format(kinds=kind + "s", kind=kind, candidates=lines))
+            + LISTWISE_BLOCK.format(kinds=kind + "s", kind=kind,
+                                    candidates=lettered_list(candidate_titles)))
+
+
+def lettered_list(titles: Sequence[object]) -> str:
+    """One line per title: ``A. "Title"``, ``B. ...`` (at most ``len(LETTERS)`` titles)."""
+    return "\n".join(f"{LETTERS[i]}. {quote(natural_title(t))}" for i, t in enumerate(titles))
 
 
 def letter_continuations(n: int) -> list[str]:
@@ -253,6 +258,6 @@ __all__ = ["CLOSE", "FEW_SHOT_EXAMPLE", "FREE_GENERATION_BLOCK", "HEADER", "HIST
            "LETTERS", "LISTWISE_BLOCK", "MAX_CHARS", "NEXT_ITEM_LINE", "OPEN",
            "PREFERENCE_ANSWERS", "PREFERENCE_LINE", "PREFERENCE_QUESTION", "RATING_BLOCK",
            "RATING_CONTINUATIONS", "candidate_continuation", "clean", "free_generation_prompt",
-           "history_block", "letter_continuations", "listwise_prompt", "natural_title",
+           "history_block", "letter_continuations", "lettered_list", "listwise_prompt", "natural_title",
            "next_item_prompt", "parse_generated_titles", "preference_prefix", "preference_prompt",
            "preference_question", "quote", "quoted_list", "rating_prompt", "user_context"]

@@ -14,10 +14,6 @@ tuning loss covers the answer's tokens only):
   interaction is "Yes" when the data has no ratings, i.e. all values are equal); half the
   examples ask about a sampled item the user never interacted with ("No"). Template 0 is the
   prompt of the LLM recommender's ``mode="preference"``.
-
-Negatives (next-item candidates, "No" items) are drawn uniformly among items, or, given a fitted
-``retriever`` (e.g. EASE), among its top ``n_hard`` items for the case's history: the hard
-negatives a reranker meets over a retriever's shortlist in the two-stage pipeline.
 * :func:`listwise_examples` — LlamaRec's task: candidates listed under letters, the target's
   letter as the answer; with a retriever, its shortlist in its order (template 0 is the prompt of
   the LLM recommender's ``mode="listwise"`` and of the two-stage pipeline's listwise reranker).
@@ -25,6 +21,10 @@ negatives a reranker meets over a retriever's shortlist in the two-stage pipelin
   the user gave the next item, after their rated history.
 * :func:`explanation_examples` — the user's own review summary (or text) of the next item, where
   the dataset has reviews (``review_summary`` / ``review_text`` extras, e.g. the Amazon loaders).
+
+Negatives (next-item candidates, "No" items) are drawn uniformly among items, or, given a fitted
+``retriever`` (e.g. EASE), among its top ``n_hard`` items for the case's history: the hard
+negatives a reranker meets over a retriever's shortlist in the two-stage pipeline.
 
 Leakage rules (tested): ``part="train"`` examples use only ``split.train`` — histories, targets
 and negatives are training interactions of training users (users with training interactions;
@@ -296,9 +296,8 @@ def listwise_examples(split, *, part: str = "train", per_user: int = 4, history_
         if not templates[template]:
             prompt = prompts.listwise_prompt(titles, listed)
         else:
-            lines = "\n".join(f"{prompts.LETTERS[i]}. {quote(prompts.natural_title(t))}"
-                              for i, t in enumerate(listed))
-            prompt = templates[template].format(history=_history(titles), candidates=lines)
+            prompt = templates[template].format(history=_history(titles),
+                                                candidates=prompts.lettered_list(listed))
         answer = prompts.letter_continuations(len(candidates))[int(np.flatnonzero(candidates == target)[0])]
         return Instruction("listwise", prompt, answer, user, (*map(int, history), target), template)
 
@@ -397,5 +396,6 @@ def build_examples(split, tasks, *, part: str = "train", seed: int = 0,
 
 
 __all__ = ["BUILDERS", "EXPLANATION_TEMPLATES", "Instruction", "LISTWISE_TEMPLATES",
-           "NEXT_ITEM_TEMPLATES", "PREFERENCE_TEMPLATES", "RATING_TEMPLATES", "build_examples", "explanation_examples",
-           "listwise_examples", "next_item_examples", "preference_examples", "rating_examples"]
+           "NEXT_ITEM_TEMPLATES", "PREFERENCE_TEMPLATES", "RATING_TEMPLATES", "build_examples",
+           "explanation_examples", "listwise_examples", "next_item_examples",
+           "preference_examples", "rating_examples"]
