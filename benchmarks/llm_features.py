@@ -139,7 +139,7 @@ def init_table(rows: list[dict]) -> list[str]:
 # ---- 2. GPT4Rec-style LLM queries ------------------------------------------------------------
 def query_runs(split, users: np.ndarray, lm_spec: str, weights: list[float]) -> dict:
     """Dense retrieval with the history query, the LLM query and their fusions on ``users``."""
-    from genrec.models.gpt4rec import GPT4Rec
+    from genrec.models.language.gpt4rec import GPT4Rec
 
     options = RunOptions(seed=42, threads=1)
     history = split.history("test")

@@ -13,7 +13,7 @@ from genrec.retrieval import reciprocal_rank_fusion
 
 from .contract import OPTIONS, ModelContract
 
-TINY = {"encoder": "hashing", "cache": "off", "collaborative": "ease"}
+TINY = {"text_encoder": "hashing", "text_cache": "off", "collaborative": "ease"}
 
 
 class TestHybrid(ModelContract):

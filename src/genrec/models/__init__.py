@@ -11,27 +11,27 @@ from typing import Any, Mapping
 
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.bert4rec import BERT4Rec, BERT4RecConfig
-from genrec.models.bm25 import BM25Config, BM25Recommender
-from genrec.models.bpr import BPR, BPRConfig
-from genrec.models.cdae import CDAE, CDAEConfig
-from genrec.models.dense import DenseRetrieval, DenseRetrievalConfig
-from genrec.models.diffrec import DiffRec, DiffRecConfig
-from genrec.models.ease import EASE, EASEConfig
-from genrec.models.gpt4rec import GPT4Rec, GPT4RecConfig
-from genrec.models.gru4rec import GRU4Rec, GRU4RecConfig
-from genrec.models.hybrid import Hybrid, HybridConfig
-from genrec.models.irgan import IRGAN, IRGANConfig
-from genrec.models.itemknn import ItemKNN, ItemKNNConfig
-from genrec.models.ldiffrec import LDiffRec, LDiffRecConfig
-from genrec.models.llm import LLMConfig, LLMRecommender
-from genrec.models.listcvae import ListCVAE, ListCVAEConfig
-from genrec.models.multdae import MultDAE, MultDAEConfig
-from genrec.models.multvae import MultVAE, MultVAEConfig
-from genrec.models.pop import Pop, PopConfig
-from genrec.models.recvae import RecVAE, RecVAEConfig
-from genrec.models.sasrec import GSASRec, GSASRecConfig, SASRec, SASRecConfig
-from genrec.models.tiger import TIGER, TIGERConfig
+from genrec.models.sequence.bert4rec import BERT4Rec, BERT4RecConfig
+from genrec.models.language.bm25 import BM25Config, BM25Recommender
+from genrec.models.classic.bpr import BPR, BPRConfig
+from genrec.models.interactions.cdae import CDAE, CDAEConfig
+from genrec.models.language.dense import DenseRetrieval, DenseRetrievalConfig
+from genrec.models.interactions.diffrec import DiffRec, DiffRecConfig
+from genrec.models.classic.ease import EASE, EASEConfig
+from genrec.models.language.gpt4rec import GPT4Rec, GPT4RecConfig
+from genrec.models.sequence.gru4rec import GRU4Rec, GRU4RecConfig
+from genrec.pipelines.hybrid import Hybrid, HybridConfig
+from genrec.models.interactions.irgan import IRGAN, IRGANConfig
+from genrec.models.classic.itemknn import ItemKNN, ItemKNNConfig
+from genrec.models.interactions.ldiffrec import LDiffRec, LDiffRecConfig
+from genrec.models.language.llm import LLMConfig, LLMRecommender
+from genrec.models.interactions.listcvae import ListCVAE, ListCVAEConfig
+from genrec.models.interactions.multdae import MultDAE, MultDAEConfig
+from genrec.models.interactions.multvae import MultVAE, MultVAEConfig
+from genrec.models.classic.pop import Pop, PopConfig
+from genrec.models.interactions.recvae import RecVAE, RecVAEConfig
+from genrec.models.sequence.sasrec import GSASRec, GSASRecConfig, SASRec, SASRecConfig
+from genrec.models.sequence.tiger import TIGER, TIGERConfig
 
 MODELS: dict[str, type[Recommender]] = {
     # classic baselines
