@@ -39,7 +39,7 @@ from genrec.evaluation.protocol import evaluate  # noqa: E402
 from genrec.evaluation.runner import library_versions  # noqa: E402
 from genrec.evaluation.stats import paired_tests  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import build_model  # noqa: E402
+from genrec.build import build_model  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
 TAIL_SHARE = 0.2  # the least popular share of test items

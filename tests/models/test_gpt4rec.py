@@ -9,7 +9,8 @@ import pytest
 import scipy.sparse as sp
 
 from genrec.data.synthetic import planted_clusters
-from genrec.models import DenseRetrieval, GPT4Rec, build_model
+from genrec.models import DenseRetrieval, GPT4Rec
+from genrec.build import build_model
 from genrec.text.lm import FakeLanguageModel
 
 from .contract import OPTIONS, ModelContract

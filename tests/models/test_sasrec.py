@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from genrec.data import as_history_matrix
 from genrec.data.synthetic import deterministic_sequences
 from genrec.errors import ConfigError
-from genrec.models import GSASRec, SASRec, build_model
+from genrec.models import GSASRec, SASRec
+from genrec.build import build_model
 from genrec.models.neural import seeded
 from genrec.models.sequence.sasrec import gbce_beta, gbce_positive_logit
 

@@ -20,7 +20,9 @@ Deliberate choices:
 Example:
     >>> from genrec.data.synthetic import planted_clusters
     >>> world = planted_clusters()
-    >>> model = Hybrid(text_encoder="hashing", text_cache="off", collaborative="ease").fit(world.split.train)
+    >>> from genrec.models import EASE
+    >>> model = Hybrid(text_encoder="hashing", text_cache="off", collaborative="ease",
+    ...                collaborative_model=EASE()).fit(world.split.train)
     >>> [m.name for m in model.components_]
     ['dense', 'bm25', 'ease']
 """
@@ -29,7 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
+from genrec.errors import ConfigError
+from genrec.models import MODELS
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.language.bm25 import BM25Recommender
 from genrec.models.language.dense import DenseRetrieval
@@ -63,8 +66,6 @@ class HybridConfig(ModelConfig):
     weights: tuple[float, ...] = ()  # one weight per component (dense, bm25[, collab]); () = 1s
 
     def __post_init__(self):
-        from genrec.models import MODELS
-
         name = self.collaborative.partition(":")[0]
         self.check(name == "" or (name in MODELS and name not in ("dense", "bm25", "hybrid")),
                    "collaborative", "'' or the name of a genrec model other than the text ones "
@@ -84,16 +85,26 @@ class Hybrid(Recommender):
     Config = HybridConfig
     sequential = True  # the dense component may read the time order; the others binarise
 
-    def _components(self) -> list[Recommender]:
-        from genrec.models import build_model
+    def __init__(self, config=None, *, collaborative_model: Recommender | None = None,
+                 **overrides):
+        super().__init__(config, **overrides)
+        if bool(self.config.collaborative) != (collaborative_model is not None):
+            raise ConfigError(f"Hybrid(collaborative={self.config.collaborative!r}) needs the "
+                              "matching collaborative model (and none without one); build it with "
+                              "genrec.build.build_model('hybrid', {'collaborative': 'ease'})")
+        self.collaborative_model = collaborative_model
 
+    @staticmethod
+    def part_specs(config: HybridConfig) -> dict[str, tuple[str, dict]]:
+        """The collaborative part's spec, which :func:`genrec.build.build_model` builds."""
+        return {"collaborative_model": (config.collaborative, {})} if config.collaborative else {}
+
+    def _components(self) -> list[Recommender]:
         c = self.config
         text = {"text_template": c.text_template}
         parts = [DenseRetrieval(text_encoder=c.text_encoder, text_cache=c.text_cache, **text),
                  BM25Recommender(**text)]
-        if c.collaborative:
-            parts.append(build_model(c.collaborative))
-        return parts
+        return parts + ([self.collaborative_model] if self.collaborative_model is not None else [])
 
     def _fit(self, train, valid, options):
         self.components_ = [m.fit(train, valid=valid, options=options) for m in self._components()]

@@ -14,7 +14,7 @@ How it is done here:
 * Prompt: :func:`genrec.text.prompts.next_item_prompt` over the ``history_len`` latest titles
   (every title quoted by :func:`~genrec.text.prompts.quote`); it ends with an open quote, and
   greedy decoding of at most ``max_new_tokens`` tokens stops at the closing quote or a newline.
-* Language model: ``lm="default"`` is the generation default of :mod:`genrec.text.lm`
+* Language model: ``lm="default"`` is the generation default of :mod:`genrec.text.backends`
   (``get_language_model("default", job="generate")``: the base Gemma 3 270M through llama.cpp,
   transformers without it). The instruction-tuned SmolLM2-135M was tried first with "write a
   short search query" instructions (ML-100K, 4 users): it wrote headers such as "Movies I would
@@ -128,7 +128,7 @@ class GPT4Rec(Recommender):
     def lm(self):
         """The language model (built from ``config.lm`` on first use, 1 thread per fit option)."""
         if self._lm is None:
-            from genrec.text.lm import get_language_model
+            from genrec.text.backends import get_language_model
 
             spec = self.config.lm
             job = {"job": "generate"} if spec.partition(":")[0].strip() == "default" else {}
