@@ -86,7 +86,16 @@ def _parser() -> argparse.ArgumentParser:
                        help="write a report: PATH.md and PATH.html (self-contained, with charts)")
     bench.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
                        help="override a hyper-parameter, e.g. --set ease.reg=300")
+    bench.add_argument("--split-seed", type=int, metavar="N",
+                       help="seed of the split (default: --seed, which seeds training)")
     bench.set_defaults(run=_cmd_benchmark)
+
+    run = sub.add_parser("run", help="run an experiment file (TOML: data, split, models, "
+                                     "outputs); see experiments/")
+    run.add_argument("experiment", type=Path, metavar="FILE")
+    run.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.set_defaults(run=_cmd_run)
 
     train = sub.add_parser("train", help="fit a model on a whole dataset and save it")
     _dataset_args(train)
@@ -172,7 +181,8 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
                    help="a dataset name (see `genrec data fetch`) or a folder of MovieLens "
                         "(u.data, ratings.dat, ratings.csv) or RecBole atomic files")
     _data_filters(p)
-    p.add_argument("--seed", type=int, default=2020, help="seed of the split and of training")
+    p.add_argument("--seed", type=int, default=2020,
+                   help="seed of training (and of the split, unless --split-seed is given)")
     p.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -194,63 +204,38 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_benchmark(args) -> int:
-    from genrec.data.splits import describe_split, make_split
-    from genrec.evaluation import report
-    from genrec.evaluation.runner import run_benchmark
-    from genrec.build import build_model, parse_names, parse_overrides
+    from genrec.build import parse_names, parse_overrides
+    from genrec.experiment import Experiment, ModelEntry
 
     names = parse_names(args.models)
-    ks = _ints(args.k, "--k")
     overrides = parse_overrides(args.set, names)
-    models = {n: build_model(n, overrides.get(n, {})) for n in names}  # check configs first
-    factories = {n: (lambda m=m: m) for n, m in models.items()}
-    for path, what in ((args.output, "--output"), (args.save_rankings, "--save-rankings"),
-                       (args.report and _report_path(args.report, ".md"), "--report")):
-        if path:
-            check_writable(path, what=what)
-    data, filtering = _load(args)
-    if max(ks) > data.n_items:
-        raise ConfigError(f"--k {max(ks)} is larger than the {data.n_items} items of {data.name}; "
-                          f"use values in 1..{data.n_items}")
-    split = make_split(data, args.split, seed=args.seed)
-    _say(args, describe_split(split))
-    users = _sample_users(split, args.users, args.seed)
-    result = run_benchmark(
-        split, factories, ks=ks, options=_options(args),
-        protocol={"dataset": data.name, "checksum": data.checksum(), "split": args.split,
-                  "split_info": split.info, "seed": args.seed, "filtering": filtering,
-                  "full_ranking": True, "exclude_seen": True},
-        on_model=lambda name, stage: _say(args, f"[{name}] {stage}"), users=users)
-    results = result.to_dict()
-    results["protocol"]["evaluated_users"] = len(result.runs[0].evaluation.users)
-    print(_console_table(results))
-    if args.output:
-        atomic_write(args.output, json.dumps(results, indent=2, default=_json_default))
-        _say(args, f"wrote {args.output}")
-    if args.save_rankings:
-        for path in result.save_rankings(args.save_rankings, split):
-            _say(args, f"wrote {path}")
-    if args.report:
-        title = f"genrec benchmark: {data.name}, {args.split} split"
-        md, page = _report_path(args.report, ".md"), _report_path(args.report, ".html")
-        atomic_write(md, report.to_markdown(results, title=title))
-        atomic_write(page, report.to_html(results, title=title))
-        _say(args, f"wrote {md} and {page}")
+    filters = {"min_rating": args.min_rating, "k_core": args.k_core, "dedup": args.dedup or None}
+    outputs = {"results": args.output, "report": args.report, "rankings": args.save_rankings}
+    exp = Experiment(
+        name="benchmark", dataset=args.dataset, split=args.split,
+        split_seed=args.seed if args.split_seed is None else args.split_seed, seed=args.seed,
+        k=tuple(_ints(args.k, "--k")), users=args.users,
+        models=tuple(ModelEntry(n, n, overrides[n]) for n in names),
+        filters={k: v for k, v in filters.items() if v is not None},
+        outputs={k: str(v) for k, v in outputs.items() if v})
+    return _run(args, exp)
+
+
+def _cmd_run(args) -> int:
+    from genrec.experiment import Experiment
+
+    return _run(args, Experiment.from_file(args.experiment))
+
+
+def _run(args, exp) -> int:
+    """Run an experiment (from a file or from the benchmark flags) and print its table."""
+    from genrec.experiment import run_experiment
+
+    threads = args.threads or (1 if os.environ.get("CI") else None)  # CI: never oversubscribe
+    run = run_experiment(exp, cache_dir=_cache_dir(), threads=threads,
+                         progress=not args.quiet, say=lambda message: _say(args, message))
+    print(_console_table(run.results))
     return 0
-
-
-def _sample_users(split, n: int | None, seed: int):
-    """``n`` test users drawn with ``seed`` (all when ``n`` is None): costly models (LLMs)."""
-    if n is None:
-        return None
-    import numpy as np
-
-    candidates = np.flatnonzero(split.test.user_counts > 0)
-    if n < 1:
-        raise ConfigError(f"--users must be a positive number of test users, got {n}")
-    if n >= len(candidates):
-        return None
-    return np.sort(np.random.default_rng(seed).choice(candidates, n, replace=False))
 
 
 def _cmd_train(args) -> int:
@@ -433,12 +418,6 @@ def _cache_dir() -> Path:
     return cache
 
 
-def _report_path(report: Path, suffix: str) -> Path:
-    """``--report x`` -> x.md / x.html (a given .md or .html suffix is replaced, others kept)."""
-    base = report.with_suffix("") if report.suffix in (".md", ".html") else report
-    return base.with_name(base.name + suffix)
-
-
 def _artifact_dir(args, model: str, given: Path | None) -> Path:
     root = Path(os.environ.get("GENREC_ARTIFACTS", "artifacts"))
     return given if given else root / Path(args.dataset).name / model.lower()
@@ -477,16 +456,6 @@ def _console_table(results: dict) -> str:
 def _say(args, message: str) -> None:
     if not getattr(args, "quiet", False):
         print(message, file=sys.stderr)
-
-
-def _json_default(x):
-    import numpy as np
-
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
 
 
 def _version() -> str:
