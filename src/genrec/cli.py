@@ -18,6 +18,7 @@ traceback for bad input.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -202,7 +203,7 @@ def _cmd_benchmark(args) -> int:
     names = _names(args.models)
     ks = _ints(args.k, "--k")
     overrides = _overrides(args.set, names)
-    factories = {n: (lambda n=n, o=overrides.get(n, {}): build_model(n, o)) for n in names}
+    factories = {n: functools.partial(build_model, n, overrides.get(n, {})) for n in names}
     for n in names:  # validate configs and output paths before any work
         factories[n]()
     for path, what in ((args.output, "--output"), (args.save_rankings, "--save-rankings"),
