@@ -46,7 +46,7 @@ from genrec.io import atomic_write  # noqa: E402
 from genrec.models import EASE, LLMRecommender, Pop  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.pipelines.two_stage import TwoStage  # noqa: E402
-from genrec.text.lm import BACKENDS, get_language_model  # noqa: E402
+from genrec.text.backends import BACKENDS, get_language_model  # noqa: E402
 
 OPTIONS = RunOptions(seed=42, threads=1)
 SAMPLED_KS = (1, 5, 10)

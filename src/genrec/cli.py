@@ -18,7 +18,6 @@ traceback for bad input.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import sys
@@ -198,14 +197,13 @@ def _cmd_benchmark(args) -> int:
     from genrec.data.splits import describe_split, make_split
     from genrec.evaluation import report
     from genrec.evaluation.runner import run_benchmark
-    from genrec.models import build_model
+    from genrec.build import build_model, parse_names, parse_overrides
 
-    names = _names(args.models)
+    names = parse_names(args.models)
     ks = _ints(args.k, "--k")
-    overrides = _overrides(args.set, names)
-    factories = {n: functools.partial(build_model, n, overrides.get(n, {})) for n in names}
-    for n in names:  # validate configs and output paths before any work
-        factories[n]()
+    overrides = parse_overrides(args.set, names)
+    models = {n: build_model(n, overrides.get(n, {})) for n in names}  # check configs first
+    factories = {n: (lambda m=m: m) for n, m in models.items()}
     for path, what in ((args.output, "--output"), (args.save_rankings, "--save-rankings"),
                        (args.report and _report_path(args.report, ".md"), "--report")):
         if path:
@@ -256,9 +254,15 @@ def _sample_users(split, n: int | None, seed: int):
 
 
 def _cmd_train(args) -> int:
-    name = args.model.lower()
-    model = _train(args, name, _overrides(args.set, [name], flat=True)[name], args.output)
-    print(f"saved {model.name} to {_artifact_dir(args, args.model, args.output)}")
+    from genrec.build import build_model, parse_names, parse_overrides, train_and_save
+
+    name = parse_names(args.model, what="--model")[0]
+    model = build_model(name, parse_overrides(args.set, [name], flat=True)[name])  # check first
+    folder = _artifact_dir(args, name, args.output)
+    data, _ = _load(args)
+    train_and_save(model, data, folder, options=_options(args),
+                   notice=lambda message: _say(args, message))
+    print(f"saved {model.name} to {folder}")
     return 0
 
 
@@ -287,9 +291,10 @@ def _cmd_recommend(args) -> int:
 def _cmd_sample(args) -> int:
     import numpy as np
 
-    from genrec.models import MODELS, get_model_class
+    from genrec.build import model_class, parse_overrides
+    from genrec.models import MODELS
 
-    model_cls = get_model_class(args.model)
+    model_cls = model_class(args.model)
     if not hasattr(model_cls, "sample_profiles"):
         able = [n for n, c in MODELS.items() if hasattr(c, "sample_profiles")]
         raise ConfigError(f"{model_cls.name} cannot generate user profiles; use one of {able}")
@@ -297,7 +302,7 @@ def _cmd_sample(args) -> int:
         raise ConfigError(f"--n must be a positive number of users, got {args.n}")
     check_writable(args.output, what="--output")
     data, filtering = _load(args)
-    overrides = _overrides(args.set, [args.model.lower()], flat=True)[args.model.lower()]
+    overrides = parse_overrides(args.set, [args.model.lower()], flat=True)[args.model.lower()]
     model = _saved_or_trained(args, data, filtering, overrides)
     profiles = model.sample_profiles(args.n, seed=args.seed).tocoo()
     order = np.lexsort((profiles.col, profiles.row))
@@ -312,7 +317,7 @@ def _cmd_explain(args) -> int:
     import numpy as np
 
     from genrec.pipelines.explain import LMExplainer, TemplateExplainer, faithfulness
-    from genrec.text.lm import get_language_model
+    from genrec.text.backends import get_language_model
 
     threads = _options(args).threads
     lm = None if args.lm == "template" else get_language_model(args.lm, threads=threads)
@@ -336,12 +341,13 @@ def _cmd_explain(args) -> int:
 
 # ---- shared steps ----------------------------------------------------------------------------
 def _cmd_tune(args) -> int:
+    from genrec.build import parse_overrides
     from genrec.data.splits import describe_split, make_split
     from genrec.text.transformers_lm import TransformersLM
     from genrec.tuning.tuner import TuneConfig, tune
 
     values = {"method": args.method, "task": args.task, "base": args.base,
-              **_overrides(args.set, ["tune"], flat=True)["tune"]}
+              **parse_overrides(args.set, ["tune"], flat=True)["tune"]}
     if args.steps is not None:
         values["max_steps"] = args.steps
     config = TuneConfig.from_dict(values)
@@ -375,21 +381,21 @@ def _cmd_serve_lm(args) -> int:
 
 def _saved_or_trained(args, data, filtering: dict, overrides: dict | None = None):
     """The model saved for this dataset (trained and saved first when there is none)."""
-    from genrec.models import get_model_class
-    from genrec.models.base import read_artifact_meta
+    from genrec.build import saved_or_trained
+    from genrec.errors import ArtifactError
 
-    model_cls = get_model_class(args.model)
     folder = _artifact_dir(args, args.model, args.artifact)
-    if not (folder / "config.json").exists():
-        print(f"notice: no saved {args.model} model at {folder}; training one now", file=sys.stderr)
-        _train(args, args.model, overrides or {}, folder, data=data)
-    meta = read_artifact_meta(folder)
-    if meta.get("data_checksum") != data.checksum():
+    try:
+        return saved_or_trained(args.model.lower(), data, folder, overrides=overrides,
+                                options=_options(args),
+                                notice=lambda message: print(f"notice: {message}", file=sys.stderr))
+    except ArtifactError as exc:
+        if "different data" not in str(exc):
+            raise
         flags = "".join(f" --{k.replace('_', '-')}" + ("" if v is True else f" {v}")
                         for k, v in filtering.items())
         raise ConfigError(f"the model at {folder} was trained on different data; retrain it with "
-                          f"`genrec train --dataset {args.dataset}{flags} --model {args.model}`")
-    return model_cls.load(folder)
+                          f"`genrec train --dataset {args.dataset}{flags} --model {args.model}`") from None
 
 
 def _load(args):
@@ -408,18 +414,6 @@ def _load(args):
     if args.k_core is not None:
         data, applied["k_core"] = filters.k_core(data, k=args.k_core), args.k_core
     return data, applied
-
-
-def _train(args, name, config, output, data=None):
-    from genrec.models import build_model
-
-    model = build_model(name, config)
-    data = data if data is not None else _load(args)[0]
-    _say(args, f"training {name} on all {len(data)} interactions of {data.name}")
-    model.fit(data, options=_options(args))
-    model.save(_artifact_dir(args, name, output),
-               metadata={"dataset": data.name, "data_checksum": data.checksum()})
-    return model
 
 
 def _options(args):
@@ -450,13 +444,6 @@ def _artifact_dir(args, model: str, given: Path | None) -> Path:
     return given if given else root / Path(args.dataset).name / model.lower()
 
 
-def _names(text: str) -> list[str]:
-    names = [n.strip().lower() for n in text.split(",") if n.strip()]
-    if not names:
-        raise ConfigError("--models is empty; give comma-separated names such as pop,ease")
-    return list(dict.fromkeys(names))
-
-
 def _ints(text: str, flag: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
@@ -465,30 +452,6 @@ def _ints(text: str, flag: str) -> list[int]:
     if not values or min(values) <= 0:
         raise ConfigError(f"{flag} values must be positive integers, got {text!r}")
     return values
-
-
-def _overrides(pairs: list[str], names: list[str], flat: bool = False) -> dict[str, dict]:
-    """``model.key=value`` (or ``key=value`` with ``flat``) -> {model: {key: value}}."""
-    out: dict[str, dict] = {n: {} for n in names}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
-        model, dot, field = key.partition(".")
-        model = model.lower()
-        if flat and not (dot and model == names[0]):
-            model, field = names[0], key
-        elif dot and (pipes := [n for n in out if "+" in n
-                                and model in [p.partition(":")[0] for p in n.split("+")]]):
-            for name in pipes:  # a part of a retriever+reranker pipeline (and the model alone)
-                out[name][f"{model}.{field}"] = value
-            if model in out:
-                out[model][field] = value
-            continue
-        elif not dot or model not in out:
-            raise ConfigError(f"--set {pair!r}: write MODEL.KEY=VALUE with MODEL one of {names}")
-        out[model][field] = value
-    return out
 
 
 def _console_table(results: dict) -> str:

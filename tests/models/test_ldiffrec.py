@@ -9,7 +9,7 @@ import torch
 from genrec.data.synthetic import planted_clusters
 from genrec.errors import ConfigError
 from genrec.models import LDiffRec
-from genrec.models.ldiffrec import item_embeddings, kmeans
+from genrec.models.interactions.ldiffrec import item_embeddings, kmeans
 
 from .contract import OPTIONS, ModelContract
 

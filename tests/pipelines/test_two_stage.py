@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from genrec.cli import _overrides
+from genrec.build import parse_overrides
 from genrec.data.synthetic import planted_clusters
 from genrec.errors import ConfigError
 from genrec.evaluation.protocol import evaluate
-from genrec.models import EASE, LLMRecommender, Pop, Recommender, build_model, get_model_class
+from genrec.models import EASE, LLMRecommender, Pop
+from genrec.build import build_model, load_model, model_class
 from genrec.options import RunOptions
 from genrec.pipelines.two_stage import TwoStage
 from genrec.text.lm import FakeLanguageModel
@@ -81,7 +82,7 @@ def test_batch_equals_single_and_save_load(world, tmp_path):
         np.testing.assert_array_equal(pipe.score(histories[row], users=users[row:row + 1])[0],
                                       together[row])
     path = pipe.save(tmp_path / "pipe")
-    loaded = Recommender.load(path)
+    loaded = load_model(path)
     assert isinstance(loaded, TwoStage) and loaded.config == pipe.config
     assert loaded.retriever.config.reg == 10.0 and loaded.reranker.config.shots == 2
     np.testing.assert_array_equal(loaded.score(histories, users=users), together)
@@ -96,7 +97,7 @@ def test_empty_history_and_everything_seen(world):
 
 
 def test_names_and_overrides():
-    assert get_model_class("ease+llm") is TwoStage and get_model_class("two_stage") is TwoStage
+    assert model_class("ease+llm") is TwoStage and model_class("two_stage") is TwoStage
     pipe = build_model("ease:default+llm", {"ease.reg": 300, "llm.lm": "fake", "rerank": "listwise"})
     assert pipe.config.retriever == "ease:default" and pipe.retriever.config.reg == 300
     assert pipe.config.rerank == "listwise"
@@ -113,10 +114,10 @@ def test_names_and_overrides():
 
 
 def test_cli_overrides_reach_pipeline_parts():
-    out = _overrides(["llm.lm=fake", "ease.reg=300", "ease+llm.n_candidates=10"],
+    out = parse_overrides(["llm.lm=fake", "ease.reg=300", "ease+llm.n_candidates=10"],
                      ["ease", "ease+llm", "dense+llm"])
     assert out == {"ease": {"reg": "300"},
                    "ease+llm": {"llm.lm": "fake", "ease.reg": "300", "n_candidates": "10"},
                    "dense+llm": {"llm.lm": "fake"}}
-    assert _overrides(["llm.shots=3", "rerank=listwise"], ["ease+llm"], flat=True) == {
+    assert parse_overrides(["llm.shots=3", "rerank=listwise"], ["ease+llm"], flat=True) == {
         "ease+llm": {"llm.shots": "3", "rerank": "listwise"}}

@@ -17,9 +17,9 @@ from genrec.errors import ConfigError, LLMError  # noqa: E402
 from genrec.evaluation.protocol import evaluate_sampled  # noqa: E402
 from genrec.models import LLMRecommender  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
-from genrec.text.lm import get_language_model  # noqa: E402
+from genrec.text.backends import get_language_model  # noqa: E402
 from genrec.text.transformers_lm import TransformersLM, tiny_test_model  # noqa: E402
-from genrec.tuning.adapter import TunedLM  # noqa: E402
+from genrec.text.tuned_lm import TunedLM  # noqa: E402
 from genrec.tuning.instructions import next_item_examples  # noqa: E402
 from genrec.tuning.tuner import TuneConfig, answer_loss, encode, tune  # noqa: E402
 

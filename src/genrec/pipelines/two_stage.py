@@ -19,16 +19,15 @@ genrec model rather than LRURec, and the pointwise option is ours.
 Example:
     >>> from genrec.data.synthetic import planted_clusters
     >>> world = planted_clusters(n_users=8, n_items=12, n_clusters=2)
-    >>> pipe = TwoStage.from_spec("pop+llm", {"llm.lm": "fake", "n_candidates": 4})
+    >>> from genrec.models import LLMRecommender, Pop
+    >>> pipe = TwoStage(n_candidates=4, retriever=Pop(), reranker=LLMRecommender(lm="fake"))
     >>> pipe.fit(world.split.train).score(world.split.train.user_item_order[:1]).shape
     (1, 12)
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping
 
 import numpy as np
 
@@ -66,9 +65,10 @@ class TwoStage(Recommender):
 
     Args:
         config, overrides: a :class:`TwoStageConfig` or its fields.
-        retriever, reranker: ready (unfitted or fitted) models to use instead of building them
-            from the config (e.g. an LLM recommender with a given language model); their configs
-            are recorded in the pipeline's config so that a saved pipeline rebuilds them.
+        retriever, reranker: the (unfitted or fitted) models; their names and configs are
+            recorded in the pipeline's config so that a saved pipeline rebuilds them
+            (:func:`genrec.build.load_model`). :func:`genrec.build.build_model` builds both from
+            a spec such as ``"ease+llm"``.
     """
 
     name = "two_stage"
@@ -81,40 +81,24 @@ class TwoStage(Recommender):
             if model is not None:
                 if not isinstance(model, Recommender):
                     raise ConfigError(f"{part} must be a genrec model, got {type(model).__name__}")
-                overrides.setdefault(part, model.name)
-                overrides.setdefault(part + "_overrides", model.config.to_dict())
+                if config is None:  # record the given parts so that a saved pipeline rebuilds them
+                    overrides.setdefault(part, model.name)
+                    overrides.setdefault(part + "_overrides", model.config.to_dict())
         super().__init__(config, **overrides)
-        self.retriever = retriever or _build(self.config.retriever, self.config.retriever_overrides)
-        self.reranker = reranker or _build(self.config.reranker, self.config.reranker_overrides)
+        if retriever is None or reranker is None:
+            raise ConfigError("a TwoStage pipeline needs its retriever and reranker models; pass "
+                              "them, or build one from a spec with genrec.build.build_model("
+                              f"'{self.config.retriever}+{self.config.reranker}')")
+        self.retriever, self.reranker = retriever, reranker
         if self.config.rerank == "listwise" and not callable(getattr(self.reranker, "listwise_scores", None)):
             raise ConfigError(f"rerank='listwise' needs a language-model reranker (llm), got "
                               f"{self.config.reranker!r}; use rerank='pointwise'")
 
-    @classmethod
-    def from_spec(cls, spec: str, overrides: Mapping[str, Any] | None = None) -> "TwoStage":
-        """``"retriever+reranker"`` (each ``name`` or ``name:preset``) with overrides keyed by
-        part (``"ease.reg"``, ``"llm.shots"``; or ``"retriever.reg"`` / ``"reranker.shots"``)
-        and the pipeline's own keys unprefixed (``"n_candidates"``, ``"rerank"``)."""
-        parts = [p.strip() for p in spec.split("+")]
-        if len(parts) != 2 or not all(parts):
-            raise ConfigError(f"a two-stage pipeline is written 'retriever+reranker' (e.g. "
-                              f"'ease+llm'), got {spec!r}")
-        own: dict[str, Any] = {"retriever": parts[0], "reranker": parts[1],
-                               "retriever_overrides": {}, "reranker_overrides": {}}
-        names = {"retriever": parts[0].partition(":")[0].lower(),
-                 "reranker": parts[1].partition(":")[0].lower()}
-        for key, value in dict(overrides or {}).items():
-            prefix, dot, rest = key.partition(".")
-            targets = [p for p, n in names.items() if dot and prefix.lower() in (p, n)]
-            if dot and not targets:
-                raise ConfigError(f"override {key!r} names no part of {spec!r}; write "
-                                  f"{names['retriever']}.KEY, {names['reranker']}.KEY or a pipeline "
-                                  f"key ({', '.join(f.name for f in dataclasses.fields(TwoStageConfig))})")
-            for part in targets:
-                own[part + "_overrides"][rest] = value
-            if not dot:
-                own[key] = value
-        return cls(own)
+    @staticmethod
+    def part_specs(config: TwoStageConfig) -> dict[str, tuple[str, dict]]:
+        """The spec and overrides of each part, which :func:`genrec.build.build_model` builds."""
+        return {"retriever": (config.retriever, config.retriever_overrides),
+                "reranker": (config.reranker, config.reranker_overrides)}
 
     # ---- fit and score -----------------------------------------------------------------------
     def _fit(self, train, valid, options):
@@ -158,12 +142,6 @@ class TwoStage(Recommender):
             model.n_users_, model.n_items_ = self.n_users_, self.n_items_
             model._load_state({k.split("/", 1)[1]: v for k, v in state.items()
                                if k.startswith(part + "/")})
-
-
-def _build(spec: str, overrides: Mapping[str, Any]) -> Recommender:
-    from genrec.models import build_model
-
-    return build_model(spec, overrides)
 
 
 __all__ = ["TwoStage", "TwoStageConfig"]

@@ -164,7 +164,7 @@ class LLMRecommender(Recommender):
     def lm(self):
         """The language model (built from ``config.lm`` on first use)."""
         if self._lm is None:
-            from genrec.text.lm import get_language_model
+            from genrec.text.backends import get_language_model
 
             self._lm = get_language_model(self.config.lm, threads=self._threads)
         return self._lm
