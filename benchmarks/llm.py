@@ -211,7 +211,7 @@ def markdown(res: dict) -> str:
         f"process {res['peak_rss_mb']:.0f} MB; 1-minute load average: "
         + ", ".join(f"{x:.2f}" for x in res["loads"]) + ".", "",
         "### 1. Ranking 20 candidates (held-out item + 19 sampled)", "",
-        *table(res["sampled"], [f"ndcg@10", "hit@1", "hit@5", "mrr@10"], "ease"), "",
+        *table(res["sampled"], ["ndcg@10", "hit@1", "hit@5", "mrr@10"], "ease"), "",
         f"Few-shot = {a['shots']} in-context examples (other training users' last 10 titles -> "
         "their next one), fixed at fit with seed 42. Random order would give NDCG@10 0.227 and "
         "Hit@1 0.05. s / user: wall time to score one user's 20 candidates (for the LLM: one "

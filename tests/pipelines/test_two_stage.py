@@ -10,7 +10,7 @@ from genrec.build import parse_overrides
 from genrec.data.synthetic import planted_clusters
 from genrec.errors import ConfigError
 from genrec.evaluation.protocol import evaluate
-from genrec.models import EASE, LLMRecommender, Pop, Recommender
+from genrec.models import EASE, LLMRecommender, Pop
 from genrec.build import build_model, load_model, model_class
 from genrec.options import RunOptions
 from genrec.pipelines.two_stage import TwoStage
