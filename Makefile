@@ -2,22 +2,19 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 GENREC := $(VENV)/bin/genrec
-OUT ?= reports
 
 .PHONY: run test test-fast lint benchmarks setup clean
 
 setup:
 	bash scripts/setup.sh dev,llm,faiss
 
-# Fetch MovieLens-100K and benchmark the baselines, the generative models of interactions and
-# text retrieval under the holdout protocol; writes $(OUT)/results.json, $(OUT)/ml-100k-holdout.md/.html and
-# the ranked lists.
-MODELS ?= pop,itemknn,ease,bpr,multdae,cdae,multvae,recvae,diffrec,dense,bm25
+# Fetch MovieLens-100K and run experiments/run.toml: the baselines, the generative models of
+# interactions and text retrieval under the holdout protocol; writes reports/results.json,
+# reports/ml-100k-holdout.md/.html and the ranked lists (edit or copy the file for other runs).
+EXPERIMENT ?= experiments/run.toml
 run: setup
 	$(GENREC) data fetch ml-100k
-	$(GENREC) benchmark --dataset ml-100k --split holdout --models $(MODELS) \
-	  --k 10,20 --seed 2020 --output $(OUT)/results.json --report $(OUT)/ml-100k-holdout \
-	  --save-rankings $(OUT)/rankings.csv
+	$(GENREC) run $(EXPERIMENT)
 
 # The test suite (tiny synthetic data plus a few end-to-end checks on MovieLens-100K). RecBole,
 # the peer, gets its own .venv-recbole (it needs numpy < 2): the tests run it through the bridge
@@ -62,4 +59,4 @@ benchmarks: setup
 	$(PY) benchmarks/explain.py
 
 clean:
-	rm -rf $(VENV) $(OUT) artifacts .pytest_cache
+	rm -rf $(VENV) reports artifacts .pytest_cache
