@@ -102,10 +102,9 @@ def sampled(split, users, models: dict) -> dict:
 # ---- 2. two-stage pipeline in full ranking ---------------------------------------------------
 def two_stage(split, users, lm, ease, shots: int) -> dict:
     models = {"ease": ease}
-    for rerank in ("pointwise", "listwise"):
-        llm = LLMRecommender(lm="fake", shots=shots, language_model=lm)
-        models[f"ease+llm ({rerank})"] = TwoStage(retriever=ease, reranker=llm, rerank=rerank,
-                                                  n_candidates=20).fit(split.train, options=OPTIONS)
+    for mode, label in (("grounded", "pointwise"), ("listwise", "listwise")):
+        llm = LLMRecommender(lm="fake", shots=shots, mode=mode, language_model=lm)
+        models[f"ease+llm ({label})"] = TwoStage(retriever=ease, reranker=llm, n_candidates=20).fit(split.train, options=OPTIONS)
     return full_ranking(split, users, models)
 
 

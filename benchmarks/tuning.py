@@ -133,8 +133,8 @@ def llm(lm, shots: int = 0, mode: str = "grounded") -> LLMRecommender:
 def two_stage(split, users, ease, llms: dict) -> dict:
     models = {"ease": ease}
     for label, reranker in llms.items():
-        models[f"ease+{label}"] = TwoStage(retriever=ease, reranker=reranker, n_candidates=20,
-                                           rerank="pointwise").fit(split.train, options=OPTIONS)
+        models[f"ease+{label}"] = TwoStage(retriever=ease, reranker=reranker,
+                                           n_candidates=20).fit(split.train, options=OPTIONS)
     return full_ranking(split, users, models)
 
 
