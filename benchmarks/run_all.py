@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import PEER_NAMES, load_average, peer_rows, write_section  # noqa: E402
+from common import PEER_NAMES, fmt_ci, load_average, peer_rows, write_section  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import holdout_split  # noqa: E402
 from genrec.evaluation.runner import run_benchmark  # noqa: E402
@@ -74,10 +73,6 @@ def fresh_clone_run() -> dict:
                 else proc.stderr.strip().splitlines()[-8:]}
 
 
-def fmt(m: dict) -> str:
-    return f"{m['mean']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
-
-
 def baseline_table(results: dict, peer_rows: dict) -> str:
     lines = ["| model | NDCG@10 | Recall@10 | MRR@10 | Hit@10 | NDCG@20 | Recall@20 | "
              "RecBole NDCG@10 / Recall@10 | fit s (median) | peak RSS MB |",
@@ -87,9 +82,9 @@ def baseline_table(results: dict, peer_rows: dict) -> str:
         sig = r["significance"]["ndcg@10"]
         mark = " ▲" if sig["best"] else (" *" if sig["significant"] else "")
         peer_cell = f"{peer['ndcg@10']:.4f} / {peer['recall@10']:.4f}" if peer else "-"
-        lines.append(f"| {r['model']} | {fmt(m['ndcg@10'])}{mark} | {fmt(m['recall@10'])} | "
-                     f"{fmt(m['mrr@10'])} | {fmt(m['hit@10'])} | {fmt(m['ndcg@20'])} | "
-                     f"{fmt(m['recall@20'])} | {peer_cell} | {r['fit_seconds']:.2f} | "
+        lines.append(f"| {r['model']} | {fmt_ci(m['ndcg@10'])}{mark} | {fmt_ci(m['recall@10'])} | "
+                     f"{fmt_ci(m['mrr@10'])} | {fmt_ci(m['hit@10'])} | {fmt_ci(m['ndcg@20'])} | "
+                     f"{fmt_ci(m['recall@20'])} | {peer_cell} | {r['fit_seconds']:.2f} | "
                      f"{r['peak_rss_mb']:.0f} |")
     return "\n".join(lines)
 
