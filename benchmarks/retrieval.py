@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import fmt_ci, load_average, machine_line, write_section  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import held_out_items_split, holdout_split  # noqa: E402
-from genrec.evaluation.runner import run_benchmark  # noqa: E402
+from genrec.evaluation.runner import protocol_block, run_benchmark  # noqa: E402
 from genrec.evaluation.stats import bootstrap_ci, compare_with  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
 from genrec.models import build_model  # noqa: E402
@@ -235,8 +235,7 @@ def main() -> None:
               "held-out items": held_out_items_split(data, 0.1, seed=SPLIT_SEED)}
     quality_results = {}
     for name, split in splits.items():
-        protocol = {"dataset": data.name, "checksum": data.checksum(), "split": name,
-                    "split_info": split.info, "seed": SPLIT_SEED, "training_seed": OPTIONS.seed}
+        protocol = protocol_block(data, split, split_name=name, training_seed=OPTIONS.seed)
         quality_results[name] = quality(split, args.cache_dir, protocol)
         loads.append(load_average())
     versions = quality_results["holdout"]["versions"]

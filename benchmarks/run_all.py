@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import PEER_NAMES, fmt_ci, load_average, peer_rows, write_section  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import holdout_split  # noqa: E402
-from genrec.evaluation.runner import run_benchmark  # noqa: E402
+from genrec.evaluation.runner import protocol_block, run_benchmark  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
 from genrec.models import get_model_class  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
@@ -41,8 +41,7 @@ MARK_START, MARK_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 def ml100k_baselines(repeats: int, cache_dir: Path) -> tuple[dict, list[float]]:
     data = sources.load("ml-100k", cache_dir=cache_dir)
     split = holdout_split(data, (0.8, 0.1, 0.1), seed=2020)
-    protocol = {"dataset": data.name, "checksum": data.checksum(), "split": "holdout",
-                "seed": 2020, "filtering": {}, "split_info": split.info}
+    protocol = protocol_block(data, split)
     options = RunOptions(seed=2020, threads=1)
     runs, loads = [], []
     for _ in range(repeats):

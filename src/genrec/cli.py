@@ -196,7 +196,7 @@ def _cmd_info(args) -> int:
 def _cmd_benchmark(args) -> int:
     from genrec.data.splits import describe_split, make_split
     from genrec.evaluation import report
-    from genrec.evaluation.runner import run_benchmark
+    from genrec.evaluation.runner import protocol_block, run_benchmark
     from genrec.models import build_model
 
     names = _names(args.models)
@@ -218,9 +218,8 @@ def _cmd_benchmark(args) -> int:
     users = _sample_users(split, args.users, args.seed)
     result = run_benchmark(
         split, factories, ks=ks, options=_options(args),
-        protocol={"dataset": data.name, "checksum": data.checksum(), "split": args.split,
-                  "split_info": split.info, "seed": args.seed, "filtering": filtering,
-                  "full_ranking": True, "exclude_seen": True},
+        protocol=protocol_block(data, split, split_name=args.split, seed=args.seed,
+                                filtering=filtering),
         on_model=lambda name, stage: _say(args, f"[{name}] {stage}"), users=users)
     results = result.to_dict()
     results["protocol"]["evaluated_users"] = len(result.runs[0].evaluation.users)
