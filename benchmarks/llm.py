@@ -47,10 +47,10 @@ from genrec.evaluation.runner import library_versions  # noqa: E402
 from genrec.evaluation.stats import compare_with  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
 from genrec.models import EASE, LLMRecommender, Pop  # noqa: E402
-from genrec.models.llm import title_index, title_key  # noqa: E402
+from genrec.models.language.llm import title_index, title_key  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.pipelines.two_stage import TwoStage  # noqa: E402
-from genrec.text.lm import BACKENDS, get_language_model  # noqa: E402
+from genrec.text.backends import BACKENDS, get_language_model  # noqa: E402
 
 OPTIONS = RunOptions(seed=42, threads=1)
 SAMPLED_KS = (1, 5, 10)
@@ -84,10 +84,9 @@ def sampled(split, users, models: dict) -> dict:
 # ---- 2. two-stage pipeline in full ranking ---------------------------------------------------
 def two_stage(split, users, lm, ease, shots: int) -> dict:
     models = {"ease": ease}
-    for rerank in ("pointwise", "listwise"):
-        llm = LLMRecommender(lm="fake", shots=shots, language_model=lm)
-        models[f"ease+llm ({rerank})"] = TwoStage(retriever=ease, reranker=llm, rerank=rerank,
-                                                  n_candidates=20).fit(split.train, options=OPTIONS)
+    for mode, label in (("grounded", "pointwise"), ("listwise", "listwise")):
+        llm = LLMRecommender(lm="fake", shots=shots, mode=mode, language_model=lm)
+        models[f"ease+llm ({label})"] = TwoStage(retriever=ease, reranker=llm, n_candidates=20).fit(split.train, options=OPTIONS)
     return full_ranking(split, users, models)
 
 

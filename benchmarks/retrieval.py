@@ -45,8 +45,8 @@ from genrec.data.splits import held_out_items_split, holdout_split  # noqa: E402
 from genrec.evaluation.runner import library_versions, protocol_block, run_benchmark  # noqa: E402
 from genrec.evaluation.stats import bootstrap_ci, compare_with  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import build_model  # noqa: E402
-from genrec.models.dense import catalog_texts  # noqa: E402
+from genrec.build import build_model  # noqa: E402
+from genrec.text.items import catalog_texts, unit_rows  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.retrieval import build_index, recall_at_k  # noqa: E402
 from genrec.text import EmbeddingCache, encode_cached, get_encoder  # noqa: E402
@@ -181,10 +181,9 @@ def item_vectors(data, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """ML-100K item vectors as the dense model indexes them (MiniLM embeddings of its default
     item text, centred, unit rows) and its queries for the holdout test users' histories."""
     split = holdout_split(data, (0.8, 0.1, 0.1), seed=SPLIT_SEED)
-    model = build_model("dense", {"cache": str(cache_dir / "embeddings")}).fit(split.train,
-                                                                              options=OPTIONS)
-    centred = model.item_embeddings_ - model.item_embeddings_.mean(axis=0)  # (I, D)
-    base = centred / np.linalg.norm(centred, axis=1, keepdims=True)
+    model = build_model("dense", {"text_cache": str(cache_dir / "embeddings")})
+    model.fit(split.train, options=OPTIONS)
+    base = unit_rows(model.item_embeddings_ - model.item_embeddings_.mean(axis=0))  # (I, D)
     users = np.flatnonzero(split.test.user_counts > 0)
     queries = model.queries(split.history("test").user_item_order[users])  # (U, D)
     return base.astype(np.float32), queries.astype(np.float32)
@@ -261,7 +260,7 @@ def quality(split, cache_dir: Path, protocol: dict) -> dict:
     def factory(label):
         spec, overrides = MODELS[label]
         if spec.startswith(("dense", "hybrid")):
-            overrides = {**overrides, "cache": str(cache_dir / "embeddings")}
+            overrides = {**overrides, "text_cache": str(cache_dir / "embeddings")}
         return lambda: build_model(spec, overrides)
 
     result = run_benchmark(split, {label: factory(label) for label in MODELS},

@@ -120,8 +120,9 @@ class BenchmarkResult:
 
 
 def protocol_block(data: Dataset, split: Split, *, split_name: str | None = None,
-                   seed: int | None = None, training_seed: int | None = None,
-                   filtering: Mapping | None = None) -> dict:
+                   seed: int | None = None, split_seed: int | None = None,
+                   training_seed: int | None = None, filtering: Mapping | None = None,
+                   **extra) -> dict:
     """The ``protocol`` block of results.json that :func:`run_benchmark` completes (it adds
     ``k``, ``n_items``, ``threads`` and ``seed`` when missing).
 
@@ -132,8 +133,11 @@ def protocol_block(data: Dataset, split: Split, *, split_name: str | None = None
         seed: ``protocol["seed"]``, the run's seed; it also seeds the bootstrap intervals.
             Default: the split's own seed, or none for a deterministic split (then
             :func:`run_benchmark` records the training seed).
+        split_seed: the split's seed, recorded as ``split_seed`` when given (for runs whose
+            ``seed`` is the training seed).
         training_seed: the training seed, recorded as ``training_seed`` when given.
         filtering: the filters applied to ``data`` before splitting (default: none).
+        extra: further entries recorded as given (e.g. ``model_seeds``, ``experiment``).
 
     Example:
         >>> from genrec.data.synthetic import planted_clusters
@@ -148,9 +152,11 @@ def protocol_block(data: Dataset, split: Split, *, split_name: str | None = None
     seed = split.info.get("seed") if seed is None else seed
     if seed is not None:
         block["seed"] = seed
+    if split_seed is not None:
+        block["split_seed"] = split_seed
     if training_seed is not None:
         block["training_seed"] = training_seed
-    return block
+    return {**block, **extra}
 
 
 def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, protocol: dict,
@@ -158,20 +164,23 @@ def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, p
                   metrics: Sequence[str] = DEFAULT_METRICS,
                   on_model: Callable[[str, str], None] | None = None,
                   on_fitted: Callable[[str, object], None] | None = None,
-                  users: Sequence[int] | None = None) -> BenchmarkResult:
+                  users: Sequence[int] | None = None,
+                  model_options: Mapping[str, RunOptions] | None = None) -> BenchmarkResult:
     """Fit and evaluate each model. ``models`` maps a name to a factory returning an unfitted
     model; ``on_model(name, stage)`` reports progress ("fit", "evaluate", "done");
     ``on_fitted(name, model)`` receives each fitted model (e.g. to reuse it afterwards);
-    ``users`` evaluates only these user indices (the same for every model, so paired tests hold)."""
+    ``users`` evaluates only these user indices (the same for every model, so paired tests hold);
+    ``model_options`` gives some models their own run options (e.g. training seeds)."""
     options = options or RunOptions()
     runs = []
     for name, factory in models.items():
         model = factory()
+        run_options = (model_options or {}).get(name, options)
         with PeakRSS() as peak:
             if on_model:
                 on_model(name, "fit")
             start = time.perf_counter()
-            model.fit(split.train, valid=split.valid, options=options)
+            model.fit(split.train, valid=split.valid, options=run_options)
             fit_seconds = time.perf_counter() - start
             if on_fitted:
                 on_fitted(name, model)
