@@ -131,7 +131,7 @@ def main() -> None:
         notes[name] = f"loaded in {load_s:.1f} s"
         loads.append(load_average())
     versions = library_versions()
-    out = ["## Grounded explanations (issue 5)", "",
+    out = ["## Grounded explanations", "",
            f"Written by `python benchmarks/explain.py --users {args.users}` on {started}. "
            + machine_line(versions, loads), "",
            f"ML-100K holdout split (0.8/0.1/0.1, seed 2020); {len(pairs) // K} test users sampled "

@@ -211,7 +211,7 @@ def markdown(res: dict) -> str:
     free, rat = res["free"], res["ratings"]
     zero = res["sampled"]["llm zero-shot"]["seconds_per_user"]
     lines = [
-        "## LLM recommenders (issue 5)", "",
+        "## LLM recommenders", "",
         f"Script: `benchmarks/llm.py`; written {res['written']}. MovieLens-100K, random holdout "
         "0.8/0.1/0.1 (split seed 2020), training seed 42, test part; the same "
         f"{res['n_users']} test users (sampled with seed 0) in sections 1 and 2. Language model: "

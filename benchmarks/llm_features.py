@@ -232,8 +232,7 @@ def _jsonable(x):
 
 def markdown(res: dict) -> str:
     v = res["versions"]
-    out = ["## LLM-derived features: text-initialised sequence models, LLM-written queries "
-           "(issue 6)", "",
+    out = ["## LLM-derived features: text-initialised sequence models, LLM-written queries", "",
            f"Written by `python benchmarks/llm_features.py`. Machine: {v['cpu_count']} cores, "
            f"{v['platform']}, Python {v['python']}, torch {v['torch']}, genrec {v['genrec']}; "
            "1 thread; 1-minute load averages per part: "

@@ -333,7 +333,7 @@ def main() -> None:
     versions = quality_results["holdout"]["versions"]
     cold = splits["held-out items"].info["held_out_items"]
     out = [
-        "## Text retrieval: encoder, vector indexes, dense / BM25 / hybrid (issue 5)", "",
+        "## Text retrieval: encoder, vector indexes, dense / BM25 / hybrid", "",
         f"Written by `python benchmarks/retrieval.py` on {started}. " + machine_line(versions, loads),
         "",
         "### Encoder", "",

@@ -215,7 +215,7 @@ def main() -> None:
     gen = generation(split, fitted)
     loads.append(load_average())
     out = [
-        "## Sequence models and generative retrieval (issue 4)", "",
+        "## Sequence models and generative retrieval", "",
         f"Written by `python benchmarks/sequential.py --repeats {args.repeats}` on {started}. "
         + machine_line(results["versions"], loads), "",
         "### Quality and speed: MovieLens-100K, leave-one-out, full ranking", "",

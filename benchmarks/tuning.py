@@ -219,7 +219,7 @@ def markdown(res: dict) -> str:
     c = next(iter(res["train"].values()))["config"]
     thr = res["throughput"]
     lines = [
-        "## Tuned LLM recommenders (issue 6)", "",
+        "## Tuned LLM recommenders", "",
         f"Script: `benchmarks/tuning.py`; written {res['written']}. MovieLens-100K, random holdout "
         "0.8/0.1/0.1 (split seed 2020), test part. Base model: Gemma 3 270M (base, bfloat16, "
         "transformers + PEFT), 1 thread. Intervals: 95% bootstrap over users; paired t-test and "

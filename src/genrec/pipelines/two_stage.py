@@ -37,7 +37,7 @@ from genrec.models.base import ModelConfig, Recommender
 
 @dataclass(frozen=True)
 class TwoStageConfig(ModelConfig):
-    """What the pipeline is made of. ``n_candidates = 20`` as in the issue and LlamaRec."""
+    """What the pipeline is made of. ``n_candidates = 20`` as in LlamaRec."""
 
     retriever: str = "ease"  # model spec ("name" or "name:preset") proposing candidates
     reranker: str = "llm"  # model spec ordering them
