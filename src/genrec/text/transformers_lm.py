@@ -123,6 +123,8 @@ class TransformersLM:
                 _save_dequantised(model, tokenizer, cached)
                 return model.eval(), _with_pad(tokenizer)
             source = str(cached)
+        elif not Path(source).exists():
+            _check_hub_name(source, cache_dir=self.cache_dir)
         model, tokenizer = _from_pretrained(source, None, self.dtype)
         return model.eval(), _with_pad(tokenizer)
 
@@ -390,6 +392,47 @@ def _from_pretrained(source: str, gguf_file: str | None, dtype: str):
     return model, tokenizer
 
 
+def _check_hub_name(name: str, *, cache_dir=None) -> None:
+    """Return when ``name`` (neither a shipped name nor a local path) is in the local Hugging
+    Face cache or the hub has it; otherwise raise LLMError at once, naming the models that exist
+    locally, instead of letting transformers retry an unreachable hub for a minute. Honours
+    HF_HUB_OFFLINE; sets no environment variable."""
+    hub = require("huggingface_hub", "llm")
+    local = f"models here: {', '.join(local_model_names(cache_dir=cache_dir))}"
+    try:
+        if isinstance(hub.try_to_load_from_cache(name, "config.json"), str):
+            return
+    except hub.errors.HFValidationError:
+        raise LLMError(f"{name!r} is not a shipped model name, an existing path or a valid hub "
+                       f"name (owner/name); {local}") from None
+    if hub.constants.HF_HUB_OFFLINE:
+        raise LLMError(f"language model {name!r} is not a shipped name, a local path or in the "
+                       f"Hugging Face cache, and HF_HUB_OFFLINE is set; {local}")
+    try:
+        hub.model_info(name, timeout=5)
+    except hub.errors.RepositoryNotFoundError:
+        raise LLMError(f"no language model {name!r}: not a shipped name, a local path, in the "
+                       f"Hugging Face cache or on the hub; {local}") from None
+    except Exception as exc:  # noqa: BLE001 (no network, a proxy, the hub down: all offline)
+        raise LLMError(f"language model {name!r} is not a shipped name, a local path or in the "
+                       f"Hugging Face cache, and the hub is unreachable ({type(exc).__name__}); "
+                       f"{local}") from None
+
+
+def local_model_names(*, cache_dir=None) -> list[str]:
+    """Models that load without a network: the shipped names (marked when not yet in genrec's
+    cache) and the models in the Hugging Face cache."""
+    names = [name if weights.model_dir(name, cache_dir=cache_dir).joinpath(model.filename).is_file()
+             else f"{name} (assembled on first use)" for name, model in weights.SHIPPED.items()]
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        cached = sorted(r.repo_id for r in scan_cache_dir().repos if r.repo_type == "model")
+    except Exception:  # noqa: BLE001 (no cache folder, or one it cannot read)
+        cached = []
+    return names + cached
+
+
 def _save_dequantised(model, tokenizer, target: Path) -> None:
     """Save a GGUF-loaded model as plain safetensors (written aside, then renamed)."""
     model.hf_quantizer = None  # save_pretrained refuses a model that still says "gguf"
@@ -491,4 +534,4 @@ def tiny_test_model(*, vocab_corpus: Sequence[str] = (), seed: int = 0):
     return model, tokenizer
 
 
-__all__ = ["DTYPES", "TransformersLM", "tiny_test_model"]
+__all__ = ["DTYPES", "TransformersLM", "local_model_names", "tiny_test_model"]
