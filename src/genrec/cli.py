@@ -168,6 +168,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="requests queued behind the running one (more: 503, Retry-After)")
     limits.add_argument("--max-body-bytes", type=int, default=1 << 20,
                         help="the largest request body (413)")
+    limits.add_argument("--body-timeout", type=float, default=10.0,
+                        help="seconds to receive a request body (408)")
     serve_lm.set_defaults(run=_cmd_serve_lm)
     return p
 
@@ -378,7 +380,7 @@ def _cmd_serve_lm(args) -> int:
 
     limits = ServerLimits(max_tokens=args.max_tokens, max_prompt_tokens=args.max_prompt_tokens,
                           request_timeout=args.request_timeout, max_waiting=args.max_waiting,
-                          max_body_bytes=args.max_body_bytes)
+                          max_body_bytes=args.max_body_bytes, body_timeout=args.body_timeout)
     bind(args.host, args.port).close()  # a bad or busy port fails before the model is built
     threads = args.threads or (1 if os.environ.get("CI") else None)
     lm = lm_from_cli(args.model, backend=args.backend, threads=threads, cache_dir=_cache_dir())

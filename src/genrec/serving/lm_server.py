@@ -75,12 +75,14 @@ class ServerLimits:
 
     def __post_init__(self):
         for field in fields(self):
-            value, low = getattr(self, field.name), 0 if field.name == "max_waiting" else 1
-            number = (int, float) if field.type == "float" else int
-            if isinstance(value, bool) or not isinstance(value, number) or value < low \
-                    or value != value:
+            value, number = getattr(self, field.name), field.type == "float"
+            low = 0 if field.name == "max_waiting" else 1
+            ok = (not isinstance(value, bool) and isinstance(value, (int, float) if number else int)
+                  and (0 < value < float("inf") if number else value >= low))
+            if not ok:
                 flag = "--" + field.name.replace("_", "-")
-                raise ConfigError(f"{field.name} ({flag}) must be a number >= {low}, got {value!r}")
+                need = "a finite number > 0" if number else f"an integer >= {low}"
+                raise ConfigError(f"{field.name} ({flag}) must be {need}, got {value!r}")
 
 
 # ---- the application ------------------------------------------------------------------------
@@ -404,7 +406,7 @@ async def _stream(served: _Served, work, kind: str, body, *, echo: list[str] | N
                 yield _event({"id": ident, "object": kind, "created": created, "model": served.name,
                               "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                            "finish_reason": None}]})
-            for i, prompt in enumerate(echo if body.echo and echo else []):
+            for i, prompt in enumerate(echo if getattr(body, "echo", False) and echo else []):
                 yield chunk(i, prompt, None)
             while (item := await run.next()) is not _END:
                 yield chunk(*item)
