@@ -8,10 +8,10 @@ import socket
 import pytest
 
 pytest.importorskip("fastapi", reason="needs the serve extra")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from genrec.serving.lm_server import ServerLimits, create_app, serve_in_thread  # noqa: E402
-from genrec.text.lm import FakeLanguageModel  # noqa: E402
+from genrec.serving.lm_server import ServerLimits, create_app, serve_in_thread
+from genrec.text.lm import FakeLanguageModel
 
 LIMITS = ServerLimits(max_body_bytes=1000, body_timeout=0.5)
 
@@ -50,7 +50,7 @@ def raw_request(url: str, head: str, body: bytes = b"") -> bytes:
                 chunks.append(chunk)
                 if b"\r\n\r\n" in b"".join(chunks) and b"}" in chunk:
                     break
-        except socket.timeout:
+        except TimeoutError:
             pass
     return b"".join(chunks)
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("fastapi", reason="needs the serve extra")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from genrec.serving.lm_server import ServerLimits, create_app  # noqa: E402
-from genrec.text.lm import FakeLanguageModel  # noqa: E402
+from genrec.serving.lm_server import ServerLimits, create_app
+from genrec.text.lm import FakeLanguageModel
 
 
 def app(**limits):

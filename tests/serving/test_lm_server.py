@@ -8,10 +8,10 @@ import json
 import pytest
 
 pytest.importorskip("fastapi", reason="needs the serve extra")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from genrec.serving.lm_server import ServerLimits, create_app  # noqa: E402
-from genrec.text.lm import FakeLanguageModel  # noqa: E402
+from genrec.serving.lm_server import ServerLimits, create_app
+from genrec.text.lm import FakeLanguageModel
 
 PROMPT = "Movies:\nToy Story and Heat and Fargo"
 

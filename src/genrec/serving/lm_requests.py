@@ -52,7 +52,7 @@ class _Generation(BaseModel):
     top_p: float | None = Field(None, allow_inf_nan=False)  # only 1 (no nucleus sampling)
     n: int | None = None  # only 1
     stream: bool = False  # server-sent events, ending with "data: [DONE]"
-    stream_options: "_StreamOptions | None" = None
+    stream_options: _StreamOptions | None = None
     stop: str | list[str] | None = Field(None)  # up to 4 strings
     seed: int | None = Field(None, ge=0)
     presence_penalty: float | None = Field(None, allow_inf_nan=False)  # only 0

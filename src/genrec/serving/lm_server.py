@@ -49,8 +49,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from genrec.errors import ConfigError, GenrecError, LLMError, require
 from genrec.serving.lm_requests import APIError, ChatRequest, CompletionRequest, parse
@@ -312,7 +313,7 @@ class _Run:
     def __init__(self, served: _Served, work: Callable[[Job], Any]):
         loop = asyncio.get_running_loop()
         self.items: asyncio.Queue = asyncio.Queue()
-        put = lambda item: loop.call_soon_threadsafe(self.items.put_nowait, item)  # noqa: E731
+        put = lambda item: loop.call_soon_threadsafe(self.items.put_nowait, item)
         self.job = Job(timeout=served.limits.request_timeout, emit=put)
         try:
             self.future = served.worker.submit(work, self.job)
@@ -321,6 +322,7 @@ class _Run:
             raise APIError(503, f"the server is busy: {exc}; retry in a few seconds",
                            kind="server_busy", headers={"Retry-After": str(retry)}) from None
         self.future.add_done_callback(lambda _: put(_END))
+        self.polled = time.monotonic()  # when the client's connection was last checked
 
     def stop(self) -> None:
         self.job.cancel()
@@ -330,16 +332,20 @@ class _Run:
         """The next item the job emitted (``_END`` when it finished). With ``request``, a
         disconnected client cancels the job (an APIError 499 nobody reads)."""
         while True:
-            wait = min(POLL, self.job.deadline + GRACE - time.monotonic())
+            now = time.monotonic()
+            if request is not None and now - self.polled >= POLL:
+                self.polled = now
+                if await request.is_disconnected():
+                    self.stop()
+                    raise APIError(499, "the client disconnected", kind="cancelled")
+            wait = min(POLL, self.job.deadline + GRACE - now)
             if wait <= 0:
                 self.stop()
                 raise _expired(self.job)
             try:
                 return await asyncio.wait_for(self.items.get(), wait)
             except asyncio.TimeoutError:
-                if request is not None and await request.is_disconnected():
-                    self.stop()
-                    raise APIError(499, "the client disconnected", kind="cancelled") from None
+                pass
 
     def result(self) -> Any:
         """The job's result, or its failure as an APIError."""
@@ -571,7 +577,7 @@ def load(lm: LanguageModel) -> None:
         lm.generate(["Hello"], max_new_tokens=1)
     except GenrecError:
         raise
-    except Exception as exc:  # noqa: BLE001 (any backend failure, said in one line)
+    except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise LLMError(f"could not load the language model {lm.name!r}: {type(exc).__name__}: "
                        f"{reason}") from exc
