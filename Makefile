@@ -6,7 +6,7 @@ GENREC := $(VENV)/bin/genrec
 .PHONY: run test test-fast lint benchmarks setup clean
 
 setup:
-	bash scripts/setup.sh dev,llm,faiss
+	bash scripts/setup.sh dev,llm,faiss,serve
 
 # Fetch MovieLens-100K and run experiments/run.toml: the baselines, the generative models of
 # interactions and text retrieval under the holdout protocol; writes reports/results.json,
@@ -47,7 +47,7 @@ endif
 LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
   -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 benchmarks: setup
-	CMAKE_ARGS="$(LLAMA_CMAKE)" bash scripts/setup.sh dev,llm,faiss,llamacpp
+	CMAKE_ARGS="$(LLAMA_CMAKE)" bash scripts/setup.sh dev,llm,faiss,serve,llamacpp
 	$(PY) benchmarks/run_all.py
 	bash scripts/setup_recbole.sh
 	$(PY) benchmarks/recbole_peers.py

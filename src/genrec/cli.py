@@ -167,6 +167,19 @@ def _parser() -> argparse.ArgumentParser:
     serve_lm.add_argument("--name", help="the model name clients use (default: the model's)")
     serve_lm.add_argument("--threads", type=int, help="threads (default: free cores; 1 under CI)")
     serve_lm.add_argument("--verbose", action="store_true", help="log every request")
+    limits = serve_lm.add_argument_group("limits per request (what serve-lm refuses)")
+    limits.add_argument("--max-tokens", type=int, default=512,
+                        help="the largest max_tokens a request may ask for (more: 400)")
+    limits.add_argument("--max-prompt-tokens", type=int, default=4096,
+                        help="the longest prompt in tokens, besides the model's context (400)")
+    limits.add_argument("--request-timeout", type=float, default=120.0,
+                        help="seconds per request, waiting included (504; generation stops)")
+    limits.add_argument("--max-waiting", type=int, default=8,
+                        help="requests queued behind the running one (more: 503, Retry-After)")
+    limits.add_argument("--max-body-bytes", type=int, default=1 << 20,
+                        help="the largest request body (413)")
+    limits.add_argument("--body-timeout", type=float, default=10.0,
+                        help="seconds to receive a request body (408)")
     serve_lm.set_defaults(run=_cmd_serve_lm)
     return p
 
@@ -359,12 +372,16 @@ def _cmd_tune(args) -> int:
 
 
 def _cmd_serve_lm(args) -> int:
-    from genrec.serving.lm_server import lm_from_cli, serve
+    from genrec.serving.lm_server import ServerLimits, bind, lm_from_cli, serve
 
+    limits = ServerLimits(max_tokens=args.max_tokens, max_prompt_tokens=args.max_prompt_tokens,
+                          request_timeout=args.request_timeout, max_waiting=args.max_waiting,
+                          max_body_bytes=args.max_body_bytes, body_timeout=args.body_timeout)
+    bind(args.host, args.port).close()  # a bad or busy port fails before the model is built
     threads = args.threads or (1 if os.environ.get("CI") else None)
     lm = lm_from_cli(args.model, backend=args.backend, threads=threads, cache_dir=_cache_dir())
-    serve(lm, host=args.host, port=args.port, model_name=args.name, verbose=args.verbose,
-          announce=lambda message: print(message, file=sys.stderr, flush=True))
+    serve(lm, host=args.host, port=args.port, model_name=args.name, limits=limits,
+          verbose=args.verbose, announce=lambda message: print(message, file=sys.stderr, flush=True))
     return 0
 
 
