@@ -41,7 +41,10 @@ def test_full_queue_answers_503_with_retry_after():
     worker = app.state.served.worker
     with TestClient(app) as client:
         answers = []
-        post = lambda: answers.append(client.post("/v1/completions", json={"prompt": "x"}))
+
+        def post():
+            answers.append(client.post("/v1/completions", json={"prompt": "x"}))
+
         threads = [threading.Thread(target=post) for _ in range(2)]
         for thread in threads:
             thread.start()

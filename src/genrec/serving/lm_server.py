@@ -313,7 +313,9 @@ class _Run:
     def __init__(self, served: _Served, work: Callable[[Job], Any]):
         loop = asyncio.get_running_loop()
         self.items: asyncio.Queue = asyncio.Queue()
-        put = lambda item: loop.call_soon_threadsafe(self.items.put_nowait, item)
+        def put(item):  # from the model's thread into this request's event loop
+            loop.call_soon_threadsafe(self.items.put_nowait, item)
+
         self.job = Job(timeout=served.limits.request_timeout, emit=put)
         try:
             self.future = served.worker.submit(work, self.job)
