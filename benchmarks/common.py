@@ -119,7 +119,7 @@ FIT_SCRIPT = """
 import json, resource, sys, time
 from genrec.data import sources
 from genrec.data.splits import make_split
-from genrec.models import build_model
+from genrec.build import build_model
 from genrec.options import RunOptions
 spec, overrides, cache_dir, split_name, split_seed, seed = sys.argv[1:7]
 data = sources.load("ml-100k", cache_dir=cache_dir)

@@ -38,7 +38,7 @@ from genrec.data.splits import holdout_split  # noqa: E402
 from genrec.evaluation.runner import library_versions  # noqa: E402
 from genrec.evaluation.text_metrics import tokenize  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import build_model  # noqa: E402
+from genrec.build import build_model  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.pipelines.explain import (  # noqa: E402
     LMExplainer, TemplateExplainer, faithfulness, summarize_faithfulness)

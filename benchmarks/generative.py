@@ -48,7 +48,8 @@ from genrec.evaluation.protocol import evaluate  # noqa: E402
 from genrec.evaluation.runner import run_benchmark  # noqa: E402
 from genrec.evaluation.stats import bootstrap_ci, compare_with  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import EASE, build_model, get_model_class  # noqa: E402
+from genrec.models import EASE  # noqa: E402
+from genrec.build import build_model, model_class  # noqa: E402
 from genrec.models.neural import draw_profiles, with_synthetic_users  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
@@ -169,7 +170,7 @@ def fidelity(split, names: list[str], n_samples: int) -> list[dict]:
                                rng.choice(real_len, n_samples), rng)
     samplers = {"popularity sampler": lambda: popularity}
     for name in names:
-        model_cls = get_model_class(name)
+        model_cls = model_class(name)
         if hasattr(model_cls, "sample_profiles"):
             model = build_model(name).fit(train, valid=split.valid, options=OPTIONS)
             samplers[name] = lambda m=model: m.sample_profiles(n_samples, seed=0)
@@ -217,7 +218,7 @@ def augmentation(split, names: list[str], share: float, factor: int) -> list[dic
     n_new = factor * int(kept_users.sum())
     variants = {"EASE on the sparse rows": small}
     for name in names:
-        if hasattr(get_model_class(name), "sample_profiles"):
+        if hasattr(model_class(name), "sample_profiles"):
             model = build_model(name).fit(small, valid=small_valid, options=OPTIONS)
             variants[f"+ {n_new} users from {name}"] = with_synthetic_users(
                 small, model.sample_profiles(n_new, seed=0))

@@ -46,7 +46,7 @@ from genrec.io import atomic_write  # noqa: E402
 from genrec.models import EASE, LLMRecommender, Pop  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.pipelines.two_stage import TwoStage  # noqa: E402
-from genrec.text.lm import BACKENDS, get_language_model  # noqa: E402
+from genrec.text.backends import BACKENDS, get_language_model  # noqa: E402
 
 OPTIONS = RunOptions(seed=42, threads=1)
 SAMPLED_KS = (1, 5, 10)
@@ -102,10 +102,9 @@ def sampled(split, users, models: dict) -> dict:
 # ---- 2. two-stage pipeline in full ranking ---------------------------------------------------
 def two_stage(split, users, lm, ease, shots: int) -> dict:
     models = {"ease": ease}
-    for rerank in ("pointwise", "listwise"):
-        llm = LLMRecommender(lm="fake", shots=shots, language_model=lm)
-        models[f"ease+llm ({rerank})"] = TwoStage(retriever=ease, reranker=llm, rerank=rerank,
-                                                  n_candidates=20).fit(split.train, options=OPTIONS)
+    for mode, label in (("grounded", "pointwise"), ("listwise", "listwise")):
+        llm = LLMRecommender(lm="fake", shots=shots, mode=mode, language_model=lm)
+        models[f"ease+llm ({label})"] = TwoStage(retriever=ease, reranker=llm, n_candidates=20).fit(split.train, options=OPTIONS)
     return full_ranking(split, users, models)
 
 
@@ -211,7 +210,7 @@ def markdown(res: dict) -> str:
         f"process {res['peak_rss_mb']:.0f} MB; 1-minute load average: "
         + ", ".join(f"{x:.2f}" for x in res["loads"]) + ".", "",
         "### 1. Ranking 20 candidates (held-out item + 19 sampled)", "",
-        *table(res["sampled"], [f"ndcg@10", "hit@1", "hit@5", "mrr@10"], "ease"), "",
+        *table(res["sampled"], ["ndcg@10", "hit@1", "hit@5", "mrr@10"], "ease"), "",
         f"Few-shot = {a['shots']} in-context examples (other training users' last 10 titles -> "
         "their next one), fixed at fit with seed 42. Random order would give NDCG@10 0.227 and "
         "Hit@1 0.05. s / user: wall time to score one user's 20 candidates (for the LLM: one "

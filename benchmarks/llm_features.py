@@ -39,7 +39,7 @@ from genrec.evaluation.protocol import evaluate  # noqa: E402
 from genrec.evaluation.runner import library_versions  # noqa: E402
 from genrec.evaluation.stats import paired_tests  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import build_model  # noqa: E402
+from genrec.build import build_model  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
 TAIL_SHARE = 0.2  # the least popular share of test items
@@ -139,7 +139,7 @@ def init_table(rows: list[dict]) -> list[str]:
 # ---- 2. GPT4Rec-style LLM queries ------------------------------------------------------------
 def query_runs(split, users: np.ndarray, lm_spec: str, weights: list[float]) -> dict:
     """Dense retrieval with the history query, the LLM query and their fusions on ``users``."""
-    from genrec.models.gpt4rec import GPT4Rec
+    from genrec.models.language.gpt4rec import GPT4Rec
 
     options = RunOptions(seed=42, threads=1)
     history = split.history("test")

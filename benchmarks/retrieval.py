@@ -40,8 +40,8 @@ from genrec.data.splits import held_out_items_split, holdout_split  # noqa: E402
 from genrec.evaluation.runner import run_benchmark  # noqa: E402
 from genrec.evaluation.stats import bootstrap_ci, compare_with  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import build_model  # noqa: E402
-from genrec.models.dense import catalog_texts  # noqa: E402
+from genrec.build import build_model  # noqa: E402
+from genrec.models.language.dense import catalog_texts  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.retrieval import build_index, recall_at_k  # noqa: E402
 from genrec.text import EmbeddingCache, encode_cached, get_encoder  # noqa: E402

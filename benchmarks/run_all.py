@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from genrec.data import sources  # noqa: E402
 from genrec.data.splits import holdout_split  # noqa: E402
 from genrec.evaluation.runner import run_benchmark  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import get_model_class  # noqa: E402
+from genrec.build import model_class  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
 MODELS = ["pop", "itemknn", "ease", "bpr"]
@@ -48,7 +47,7 @@ def ml100k_baselines(repeats: int, cache_dir: Path) -> tuple[dict, list[float]]:
     runs, loads = [], []
     for _ in range(repeats):
         loads.append(load_average())
-        factories = {m: get_model_class(m) for m in MODELS}
+        factories = {m: model_class(m) for m in MODELS}
         runs.append(run_benchmark(split, factories, protocol=protocol, options=options))
     first = runs[0].to_dict()  # intervals and tests once; the repeats only add timings
     for i, r in enumerate(first["results"]):

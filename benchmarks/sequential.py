@@ -43,7 +43,7 @@ from genrec.evaluation.protocol import evaluate  # noqa: E402
 from genrec.evaluation.runner import run_benchmark  # noqa: E402
 from genrec.evaluation.stats import compare_with  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import build_model  # noqa: E402
+from genrec.build import build_model  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
 # label -> (model spec, config overrides)

@@ -53,7 +53,8 @@ from genrec.data.splits import held_out_users_split, holdout_split  # noqa: E402
 from genrec.evaluation.protocol import evaluate_sampled  # noqa: E402
 from genrec.evaluation.runner import library_versions  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import EASE, LLMRecommender, Pop, build_model  # noqa: E402
+from genrec.models import EASE, LLMRecommender, Pop  # noqa: E402
+from genrec.build import build_model  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.pipelines.two_stage import TwoStage  # noqa: E402
 
@@ -132,8 +133,8 @@ def llm(lm, shots: int = 0, mode: str = "grounded") -> LLMRecommender:
 def two_stage(split, users, ease, llms: dict) -> dict:
     models = {"ease": ease}
     for label, reranker in llms.items():
-        models[f"ease+{label}"] = TwoStage(retriever=ease, reranker=reranker, n_candidates=20,
-                                           rerank="pointwise").fit(split.train, options=OPTIONS)
+        models[f"ease+{label}"] = TwoStage(retriever=ease, reranker=reranker,
+                                           n_candidates=20).fit(split.train, options=OPTIONS)
     return full_ranking(split, users, models)
 
 
@@ -334,7 +335,7 @@ def main(argv=None) -> int:
         return 0
     OPTIONS.apply_threads()
     from genrec.text.transformers_lm import TransformersLM
-    from genrec.tuning.adapter import TunedLM
+    from genrec.text.tuned_lm import TunedLM
     from genrec.tuning.instructions import NEXT_ITEM_TEMPLATES, PREFERENCE_TEMPLATES
 
     res = {"args": vars(args), "versions": library_versions(),

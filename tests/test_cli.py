@@ -181,4 +181,4 @@ def test_benchmark_on_a_user_sample_runs_a_two_stage_pipeline(env, capsys):
     results = json.loads((env / "r.json").read_text())
     assert results["protocol"]["evaluated_users"] == 50
     code, out, err = run(capsys, "benchmark", "--models", "ease", "--users", "0", "--quiet")
-    assert code == 2 and "--users" in err
+    assert code == 2 and "users must be a positive" in err

@@ -11,8 +11,9 @@ import scipy.sparse as sp
 from genrec.data.synthetic import World, planted_clusters
 from genrec.errors import ConfigError, DataError
 from genrec.evaluation.protocol import evaluate_ratings, evaluate_sampled
-from genrec.models import LLMRecommender, build_model
-from genrec.models.llm import match_titles, title_index, title_key
+from genrec.models import LLMRecommender
+from genrec.build import build_model
+from genrec.models.language.llm import match_titles, title_index, title_key
 from genrec.text import prompts
 from genrec.text.lm import ContinuationScores, FakeLanguageModel
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from genrec.errors import ConfigError, LLMError, SourceError
-from genrec.text import lm as lm_module
+from genrec.text import backends as lm_module
 from genrec.text import weights
-from genrec.text.lm import (BACKENDS, DEFAULT_BACKEND, FakeLanguageModel, LanguageModel,
-                            cut_at_stop, get_language_model)
+from genrec.text.backends import BACKENDS, DEFAULT_BACKEND, get_language_model
+from genrec.text.lm import FakeLanguageModel, LanguageModel, cut_at_stop
 
 
 def test_fake_model_follows_the_protocol():
@@ -93,7 +93,7 @@ def test_default_backend_falls_back_to_transformers(monkeypatch):
 
 
 def test_importing_and_making_backends_imports_no_heavy_library():
-    code = ("import sys, genrec, genrec.text.lm as m; m.get_language_model('transformers'); "
+    code = ("import sys, genrec, genrec.text.backends as m; m.get_language_model('transformers'); "
             "m.get_language_model('llamacpp'); m.get_language_model('default'); "
             "print(sorted(k for k in ('transformers', 'llama_cpp') if k in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -119,20 +119,23 @@ def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, p
                   metrics: Sequence[str] = DEFAULT_METRICS,
                   on_model: Callable[[str, str], None] | None = None,
                   on_fitted: Callable[[str, object], None] | None = None,
-                  users: Sequence[int] | None = None) -> BenchmarkResult:
+                  users: Sequence[int] | None = None,
+                  model_options: Mapping[str, RunOptions] | None = None) -> BenchmarkResult:
     """Fit and evaluate each model. ``models`` maps a name to a factory returning an unfitted
     model; ``on_model(name, stage)`` reports progress ("fit", "evaluate", "done");
     ``on_fitted(name, model)`` receives each fitted model (e.g. to reuse it afterwards);
-    ``users`` evaluates only these user indices (the same for every model, so paired tests hold)."""
+    ``users`` evaluates only these user indices (the same for every model, so paired tests hold);
+    ``model_options`` gives some models their own run options (e.g. training seeds)."""
     options = options or RunOptions()
     runs = []
     for name, factory in models.items():
         model = factory()
+        run_options = (model_options or {}).get(name, options)
         with PeakRSS() as peak:
             if on_model:
                 on_model(name, "fit")
             start = time.perf_counter()
-            model.fit(split.train, valid=split.valid, options=options)
+            model.fit(split.train, valid=split.valid, options=run_options)
             fit_seconds = time.perf_counter() - start
             if on_fitted:
                 on_fitted(name, model)

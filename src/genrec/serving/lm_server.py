@@ -98,7 +98,7 @@ def lm_from_cli(model: str, *, backend: str = "default", threads: int | None = N
                 cache_dir=None) -> LanguageModel:
     """The model ``genrec serve-lm`` serves: ``model`` is a full spec (``"fake"``,
     ``"llamacpp:gemma-3-270m"``) or a shipped name / path run by ``backend``."""
-    from genrec.text.lm import BACKENDS, get_language_model
+    from genrec.text.backends import BACKENDS, get_language_model
 
     head = model.partition(":")[0].lower()
     spec = model if head in BACKENDS and (":" in model or head == "fake") else f"{backend}:{model}"

@@ -37,7 +37,6 @@ from __future__ import annotations
 import email.utils
 import json
 import os
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -178,7 +177,7 @@ class OpenAICompatibleLM:
                 if exc.code not in RETRY_STATUS:
                     raise LLMError(problem + _hint(exc.code)) from None
                 wait = min(_retry_after(exc.headers.get("Retry-After")) or wait, self.max_backoff)
-            except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 reason = getattr(exc, "reason", exc)
                 problem = f"{method} {url} failed: {reason}"
             if attempt < self.retries:

@@ -24,8 +24,8 @@ Cold-start Recommenders", RecSys 2023): the user's recently liked titles become 
   sees their own example (a spare example replaces it).
 * ``mode="listwise"`` / :meth:`listwise_scores`: one prompt listing the candidates with letters
   (A, B, ... in the order given) and the distribution over the letter continuations (the
-  verbaliser) as scores (LlamaRec, Yue et al. 2023); the two-stage pipeline uses it for
-  ``rerank="listwise"``.
+  verbaliser) as scores (LlamaRec, Yue et al. 2023); a two-stage pipeline reranks with it when
+  its reranker is ``llm`` with ``mode="listwise"``.
 * :meth:`predict_ratings`: rating prediction by prompt; the expected rating under the model's
   distribution over the continuations "1".."5" (RMSE/MAE via ``evaluate_ratings``).
 
@@ -164,7 +164,7 @@ class LLMRecommender(Recommender):
     def lm(self):
         """The language model (built from ``config.lm`` on first use)."""
         if self._lm is None:
-            from genrec.text.lm import get_language_model
+            from genrec.text.backends import get_language_model
 
             self._lm = get_language_model(self.config.lm, threads=self._threads)
         return self._lm
