@@ -13,7 +13,11 @@ from pathlib import Path
 import pytest
 
 from genrec.data import (
-    load_amazon_2018, load_amazon_2023, load_movielens, load_recbole_atomic, load_table,
+    load_amazon_2018,
+    load_amazon_2023,
+    load_movielens,
+    load_recbole_atomic,
+    load_table,
 )
 
 BOM = b"\xef\xbb\xbf"

@@ -24,8 +24,16 @@ import pandas as pd
 
 from genrec.data.dataset import INT64_END, INT64_MIN
 from genrec.data.textfiles import (
-    compression_of, decompressed_bytes, echo, guess_encoding, line_number, open_text, quote,
-    reading, starts_with_bom)
+    compression_of,
+    decompressed_bytes,
+    echo,
+    guess_encoding,
+    line_number,
+    open_text,
+    quote,
+    reading,
+    starts_with_bom,
+)
 from genrec.errors import DataError
 
 # ``(ids, columns)`` of an item or user table that the files do not have

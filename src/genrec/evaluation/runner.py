@@ -28,7 +28,10 @@ from genrec.data.dataset import Split
 from genrec.data.splits import target_counts
 from genrec.errors import DataError
 from genrec.evaluation.protocol import (
-    DEFAULT_METRICS, HIGHER_IS_BETTER, Evaluation, evaluate_split,
+    DEFAULT_METRICS,
+    HIGHER_IS_BETTER,
+    Evaluation,
+    evaluate_split,
 )
 from genrec.evaluation.stats import bootstrap_ci, compare_with_best
 from genrec.io import atomic_write
