@@ -45,7 +45,7 @@ from genrec.data import sources  # noqa: E402
 from genrec.data.splits import holdout_split  # noqa: E402
 from genrec.evaluation import slates as S  # noqa: E402
 from genrec.evaluation.protocol import evaluate  # noqa: E402
-from genrec.evaluation.runner import run_benchmark  # noqa: E402
+from genrec.evaluation.runner import protocol_block, run_benchmark  # noqa: E402
 from genrec.evaluation.stats import bootstrap_ci, compare_with  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
 from genrec.models import EASE  # noqa: E402
@@ -317,8 +317,7 @@ def main() -> None:
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     data = sources.load("ml-100k", cache_dir=args.cache_dir)
     split = holdout_split(data, (0.8, 0.1, 0.1), seed=SPLIT_SEED)
-    protocol = {"dataset": data.name, "checksum": data.checksum(), "split": "holdout",
-                "seed": SPLIT_SEED, "training_seed": OPTIONS.seed}
+    protocol = protocol_block(data, split, training_seed=OPTIONS.seed)
     print("quality and speed ...", file=sys.stderr)
     results, loads = quality(split, names, args.repeats, protocol, args.cache_dir)
     print("generation fidelity ...", file=sys.stderr)

@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--split", default="holdout",
                        help="holdout | loo | temporal | cold-users | cold-items")
     bench.add_argument("--models", default="pop,itemknn,ease,bpr",
-                       help="comma-separated names, each optionally NAME:PRESET (e.g. multvae:paper)")
+                       help=_WithModelNames("comma-separated names, each optionally NAME:PRESET (e.g. "
+                                            "multvae:paper) or RETRIEVER+RERANKER (e.g. ease+llm)"))
     bench.add_argument("--k", default="10,20", help="cut-offs, comma-separated")
     bench.add_argument("--users", type=int, metavar="N",
                        help="evaluate a sample of N test users, the same for every model "
@@ -106,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="fit a model on a whole dataset and save it")
     _dataset_args(train)
-    train.add_argument("--model", required=True)
+    train.add_argument("--model", required=True, help=_WithModelNames("a model spec"))
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a hyper-parameter, e.g. --set reg=300 (or ease.reg=300)")
     train.add_argument("--output", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
@@ -114,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser("recommend", help="top-k items for a user or for a history of items")
     _dataset_args(rec)
-    rec.add_argument("--model", required=True)
+    rec.add_argument("--model", required=True, help=_WithModelNames("a model spec"))
     who = rec.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="an external user id of the dataset")
     who.add_argument("--items", help="a history as comma-separated external item ids")
@@ -134,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
     explain = sub.add_parser("explain", help="top-k items for a user, each with a grounded explanation")
     _dataset_args(explain)
-    explain.add_argument("--model", required=True)
+    explain.add_argument("--model", required=True, help=_WithModelNames("a model spec"))
     explain.add_argument("--user", required=True, help="an external user id of the dataset")
     explain.add_argument("--k", type=int, default=3)
     explain.add_argument("--lm", default="template",
@@ -297,9 +298,12 @@ def _cmd_recommend(args) -> int:
             raise ConfigError("--items is empty; give comma-separated item ids, e.g. --items 50,181")
         history, users = as_history_matrix([data.items.index(items)], data.n_items), None
     top, scores = model.recommend(history, users=users, k=args.k)
-    for rank, (i, s) in enumerate(zip(top[0], scores[0]), start=1):
-        if i < 0:
-            break
+    shown = [(i, s) for i, s in zip(top[0], scores[0]) if i >= 0]
+    if not shown:
+        who = f"user {args.user}" if args.user is not None else "this history"
+        print(f"nothing left to recommend: {who} has seen all {data.n_items} items of {data.name}",
+              file=sys.stderr)
+    for rank, (i, s) in enumerate(shown, start=1):
         title = data.catalog.title(i) if data.catalog is not None else ""
         print(f"{rank:>3}  {data.items.ids[i]:>8}  {s:10.4f}  {title}")
     return 0
@@ -478,6 +482,16 @@ def _console_table(results: dict) -> str:
 def _say(args, message: str) -> None:
     if not getattr(args, "quiet", False):
         print(message, file=sys.stderr)
+
+
+class _WithModelNames(str):
+    """Help text that lists the model names when argparse formats it (``% params``), so building
+    the parser does not import the models (and torch)."""
+
+    def __mod__(self, params):
+        from genrec.build import model_names
+
+        return f"{str.__mod__(self, params)}; names: {', '.join(model_names())}"
 
 
 def _version() -> str:

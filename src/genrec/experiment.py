@@ -210,7 +210,7 @@ def run_experiment(exp: Experiment, *, cache_dir: str | os.PathLike, threads: in
     is loaded, so a typo fails in a second rather than after training.
     """
     from genrec.data.splits import describe_split, make_split
-    from genrec.evaluation.runner import run_benchmark
+    from genrec.evaluation.runner import protocol_block, run_benchmark
 
     models = {m.label: build_model(m.spec, m.config) for m in exp.models}
     for key, path in exp.outputs.items():
@@ -229,11 +229,10 @@ def run_experiment(exp: Experiment, *, cache_dir: str | os.PathLike, threads: in
         split, {label: (lambda m=model: m) for label, model in models.items()}, ks=exp.k,
         options=RunOptions(seed=exp.seed, threads=threads, progress=progress),
         model_options=options,
-        protocol={"dataset": data.name, "checksum": data.checksum(), "split": exp.split,
-                  "split_seed": exp.split_seed, "split_info": split.info, "seed": exp.seed,
-                  "model_seeds": {label: o.seed for label, o in options.items()},
-                  "filtering": filtering, "full_ranking": True, "exclude_seen": True,
-                  "experiment": {"name": exp.name, "sha256": exp.sha256()}},
+        protocol=protocol_block(
+            data, split, split_name=exp.split, seed=exp.seed, split_seed=exp.split_seed,
+            filtering=filtering, model_seeds={label: o.seed for label, o in options.items()},
+            experiment={"name": exp.name, "sha256": exp.sha256()}),
         on_model=lambda name, stage: say(f"[{name}] {stage}"), users=users)
     results = result.to_dict()
     results["protocol"]["evaluated_users"] = len(result.runs[0].evaluation.users)
