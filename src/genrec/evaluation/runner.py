@@ -4,7 +4,10 @@
 model supports it), evaluates it on ``split.test`` with :func:`evaluate_split`, and keeps the
 per-user arrays so that every aggregate carries a bootstrap interval and every model is compared
 with the best one by paired tests (Holm-corrected). ``BenchmarkResult.to_dict`` is the
-``results.json`` format documented in the README.
+``results.json`` format documented in the README. Its protocol block also accounts for the test
+interactions (:func:`~genrec.data.splits.target_counts`): how many were dropped as unknown by
+the split, how many as already seen in the history (repeated (user, item) pairs), and how many
+targets were left.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from genrec.data.dataset import Dataset, Split
+from genrec.data.splits import target_counts
 from genrec.errors import DataError
 from genrec.evaluation.protocol import (
     DEFAULT_METRICS, HIGHER_IS_BETTER, Evaluation, evaluate_split,
@@ -124,7 +128,7 @@ def protocol_block(data: Dataset, split: Split, *, split_name: str | None = None
                    training_seed: int | None = None, filtering: Mapping | None = None,
                    **extra) -> dict:
     """The ``protocol`` block of results.json that :func:`run_benchmark` completes (it adds
-    ``k``, ``n_items``, ``threads`` and ``seed`` when missing).
+    ``k``, ``n_items``, ``threads``, ``targets`` and ``seed`` when missing).
 
     Args:
         data: the dataset the split came from (its name and content checksum are recorded).
@@ -194,7 +198,8 @@ def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, p
         if on_model:
             on_model(name, "done")
     protocol = {**protocol, "k": list(ks), "seed": protocol.get("seed", options.seed),
-                "n_items": split.train.n_items, "threads": options.n_threads}
+                "n_items": split.train.n_items, "threads": options.n_threads,
+                "targets": target_counts(split, "test")}
     sample = None if users is None else np.unique(np.asarray(users, np.int64))
     return BenchmarkResult(protocol, runs, library_versions(), users=sample)
 
