@@ -75,6 +75,10 @@ ML_1M_OCCUPATIONS = (
 )
 
 
+# Star ratings (MovieLens, Amazon: 1-5; ML-20M and later: 0.5-5): 4 stars or more means liked.
+STARS_LIKED = 4.0
+
+
 def load_movielens(path, *, name: str | None = None) -> Dataset:
     """Load an unpacked MovieLens folder; the format is detected from the files present.
 
@@ -90,7 +94,7 @@ def load_movielens(path, *, name: str | None = None) -> Dataset:
     listed)" gives ``()``). User columns (100K, 1M): ``age`` (float), ``gender``,
     ``occupation``, ``zip_code``. In ML-1M ``age`` is the code of the age bracket (its lower
     bound, 1 meaning "under 18") and occupation codes are mapped to the names of the ML-1M
-    README (4 -> "college/grad student").
+    README (4 -> "college/grad student"). ``positive_threshold`` is ``STARS_LIKED`` (4 stars).
 
     Args:
         path: the folder (e.g. ``ml-100k/``).
@@ -111,7 +115,7 @@ def load_movielens(path, *, name: str | None = None) -> Dataset:
     if (folder / "ratings.csv").is_file():
         return _movielens_csv(folder, name)
     if any(folder.glob("*.inter")):
-        return load_recbole_atomic(folder, name=name)
+        return load_recbole_atomic(folder, name=name, positive_threshold=STARS_LIKED)
     raise DataError(f"{folder} holds no MovieLens ratings: expected u.data (ML-100K), "
                     "ratings.dat (ML-1M/10M), ratings.csv (ML-20M/25M/latest) or a RecBole "
                     "<name>.inter file; point path at the unpacked dataset folder")
@@ -217,7 +221,7 @@ def _movielens_dataset(ratings: "_Parsed", items, users, name: str) -> Dataset:
     return Dataset.from_interactions(
         ratings.ids("user"), ratings.ids("item"), ratings.numbers("rating"),
         ratings.timestamps("timestamp"), item_rows=item_rows, item_row_ids=item_ids,
-        user_rows=user_rows, user_row_ids=user_ids, name=name)
+        user_rows=user_rows, user_row_ids=user_ids, name=name, positive_threshold=STARS_LIKED)
 
 
 _TITLE_YEAR = r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?\s*)?\)\s*$"
@@ -247,7 +251,8 @@ _RECBOLE_ITEM_FIELDS = {"movie_title": "title", "title": "title", "release_year"
 _NUMERIC_ATTRIBUTES = ("year", "age")  # stored as tokens in RecBole files, numbers here
 
 
-def load_recbole_atomic(path, *, name: str | None = None) -> Dataset:
+def load_recbole_atomic(path, *, name: str | None = None,
+                       positive_threshold: float | None = None) -> Dataset:
     """Load RecBole atomic files ``<name>.inter`` and optional ``<name>.item``, ``<name>.user``.
 
     Each file is tab-separated with a header of ``field:type`` (types token, token_seq, float,
@@ -261,6 +266,8 @@ def load_recbole_atomic(path, *, name: str | None = None) -> Dataset:
     Args:
         path: the folder holding the files, or the ``.inter`` file itself.
         name: dataset label; also picks ``<name>.inter`` when the folder holds several.
+        positive_threshold: the rating at or above which the user liked the item (see
+            :class:`Dataset`); None (implicit feedback) unless you know the rating scale.
 
     Raises:
         DataError: no (or an ambiguous) ``.inter`` file, a bad header, a malformed line.
@@ -278,7 +285,8 @@ def load_recbole_atomic(path, *, name: str | None = None) -> Dataset:
         inter.numbers("rating") if "rating" in fields else None,
         inter.timestamps("timestamp") if "timestamp" in fields else None,
         item_rows=item_rows, item_row_ids=item_ids, user_rows=user_rows, user_row_ids=user_ids,
-        name=name or inter_path.stem)
+        name=name or inter_path.stem,
+        positive_threshold=positive_threshold if "rating" in fields else None)
 
 
 def _recbole_inter_file(path: Path, name: str | None) -> Path:
@@ -414,7 +422,7 @@ def _amazon(reviews_path, meta_path, fmt: _ReviewFormat, meta_columns: Callable[
         item_ids, item_rows = _read_meta(Path(meta_path), meta_key, meta_columns, fmt.label)
     data = Dataset.from_interactions(
         rows["user"], rows["item"], rows["rating"], rows["time"], item_rows=item_rows,
-        item_row_ids=item_ids, text_fields=text_fields,
+        item_row_ids=item_ids, text_fields=text_fields, positive_threshold=STARS_LIKED,
         extras={"review_text": object_array(rows["text"]),
                 "review_summary": object_array(rows["summary"])},
         name=name or reviews_path.name.split(".")[0])
@@ -615,7 +623,7 @@ def _first_url(value) -> str | None:
 def load_table(path, *, user: str, item: str, rating: str | None = None,
                timestamp: str | None = None, sep: str | None = None, items_path=None,
                item_key: str | None = None, item_columns: Mapping[str, str] | None = None,
-               name: str | None = None) -> Dataset:
+               name: str | None = None, positive_threshold: float | None = None) -> Dataset:
     """Load interactions from a CSV, TSV or Parquet file with a header, by column names.
 
     The format follows the suffix (``.csv``, ``.tsv``/``.tab``, ``.parquet``/``.pq``; a
@@ -634,6 +642,8 @@ def load_table(path, *, user: str, item: str, rating: str | None = None,
             default every column but the key, under its own name. An item id listed twice in
             the item table keeps its first row.
         name: dataset label; default the file's name without suffixes.
+        positive_threshold: the rating at or above which the user liked the item (e.g. 4.0 on
+            a 1-5 scale; see :class:`Dataset`); None for implicit feedback. Needs ``rating``.
 
     Raises:
         DataError: a missing, unreadable or corrupt file, a missing or repeated column name, a
@@ -647,6 +657,10 @@ def load_table(path, *, user: str, item: str, rating: str | None = None,
         >>> load_table(f, user="who", item="what").n_users
         2
     """
+    if positive_threshold is not None and rating is None:
+        raise DataError(f"positive_threshold={positive_threshold!r} needs ratings: pass "
+                        "rating=<the rating column>, or leave positive_threshold=None for "
+                        "implicit feedback")
     path = Path(path)
     table = _read_table(path, sep=sep, id_columns=(user, item))
     for argument, column in {"user": user, "item": item, "rating": rating,
@@ -661,8 +675,8 @@ def load_table(path, *, user: str, item: str, rating: str | None = None,
         table.ids(user), table.ids(item),
         table.numbers(rating, what=f"rating column {rating!r}") if rating else None,
         table.timestamps(timestamp, what=f"timestamp column {timestamp!r}") if timestamp else None,
-        item_rows=item_rows,
-        item_row_ids=item_ids, name=name or path.name.split(".")[0])
+        item_rows=item_rows, item_row_ids=item_ids, name=name or path.name.split(".")[0],
+        positive_threshold=positive_threshold)
 
 
 def _item_table(path: Path, *, key: str, columns: Mapping[str, str] | None, sep: str | None):
