@@ -10,9 +10,10 @@ and checks each one:
 * **about the user** — titles of other catalog items, checked against the user's history
   (:class:`~genrec.data.UserHistory`):
 
-  - ``liked``: the title follows "you liked / loved / enjoyed ..." or precedes "which / that you
-    liked ...": true only when the user liked the item, i.e. rated it at or above the dataset's
-    ``positive_threshold`` (for implicit feedback, interacted with it);
+  - ``liked``: the title follows "you liked / love / enjoyed ...", "this fan is a fan of ..." or
+    precedes "which / that you liked ...": true only when the user liked the item, i.e. rated it
+    at or above the dataset's ``positive_threshold`` (for implicit feedback, interacted with
+    it);
   - ``seen``: "you watched / saw / have seen / rated / bought / read ..." the title: true when
     the user interacted with the item, whatever the rating;
   - ``title``: any other mention of another item: true when the user interacted with it (an
@@ -22,9 +23,12 @@ Explanations with no checkable claim are reported as such, never as faithful.
 
 Limits of the claim extractor: titles are matched case-sensitively as written in the catalog or
 with a trailing article moved to the front ("Godfather, The" -> "The Godfather"); a one-word
-title counts only when it does not start a sentence; the verb of a user claim is the one right
-after the last "you" before the title in its sentence; paraphrased facts ("a film about a heist",
-"your favourite heist film") are not checked.
+title counts only when it does not start a sentence; the user is "you", "this fan", "the fan",
+"the user" or "they" (``USER_SUBJECTS``), and a user claim's verb is the last of
+``LIKE_VERBS`` / ``SEEN_VERBS`` after the last such subject before the title in its sentence
+(so "you liked X, and Y is ..." also counts Y as liked); negations ("you did not like X") count
+as a mention; paraphrased facts ("a film about a heist", "your favourite heist film") are not
+checked.
 
 Example:
     >>> from genrec.data import ItemCatalog, UserHistory, Vocabulary
