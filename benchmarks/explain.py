@@ -40,7 +40,7 @@ from genrec.evaluation.faithfulness import faithfulness, summarize_faithfulness 
 from genrec.evaluation.runner import library_versions  # noqa: E402
 from genrec.evaluation.text_metrics import tokenize  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import build_model  # noqa: E402
+from genrec.build import build_model  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.pipelines.explain import LMExplainer, TemplateExplainer  # noqa: E402
 

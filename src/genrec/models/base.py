@@ -9,7 +9,7 @@ and fold the history in otherwise.
 
 To add a model: subclass :class:`ModelConfig` (a frozen dataclass with one comment per field),
 subclass :class:`Recommender`, implement ``_fit``, ``_score``, ``_state`` and ``_load_state``,
-and list it in ``genrec/models/__init__.py``. The shared contract suite in ``tests/models``
+and list it in the ``MODELS`` table of ``genrec/models/__init__.py``. The shared contract suite in ``tests/models``
 then checks it.
 """
 
@@ -316,37 +316,44 @@ class Recommender:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Recommender":
-        """Read a folder written by :meth:`save` (call on the model class or on ``Recommender``)."""
+        """Read a folder written by :meth:`save` into this model class (any model, pipelines
+        included: :func:`genrec.build.load_model`)."""
         meta = read_artifact_meta(path)
-        from genrec.models import get_model_class
-
-        model_cls = get_model_class(meta["model"]) if cls is Recommender else cls
-        if model_cls.name != meta["model"]:
-            raise ArtifactError(f"{path} holds a {meta['model']!r} model, not {model_cls.name!r}")
+        if cls is Recommender or getattr(cls, "part_specs", None) is not None:
+            raise ConfigError(f"{cls.__name__}.load cannot rebuild the model at {path}; use "
+                              "genrec.build.load_model(path)")
+        if cls.name != meta["model"]:
+            raise ArtifactError(f"{path} holds a {meta['model']!r} model, not {cls.name!r}")
         try:
-            model = model_cls(meta["config"])
+            model = cls(meta["config"])
         except ConfigError as exc:
             raise ArtifactError(f"{path} has an invalid config ({exc}); retrain the model") from None
-        try:
-            with np.load(Path(path) / "weights.npz", allow_pickle=False) as npz:
-                state = {k: npz[k] for k in npz.files}
-        except Exception as exc:  # zip, EOF, pickle refusal: any unreadable file
-            raise ArtifactError(f"cannot read {path}/weights.npz ({type(exc).__name__}: {exc}); "
-                                "retrain the model") from None
-        model.n_users_, model.n_items_ = int(meta["n_users"]), int(meta["n_items"])
-        try:
-            model._load_state(state)
-            probe = model.score(sp.csr_matrix((1, model.n_items_), dtype=np.float32))
-        except GenrecError:
-            raise
-        except Exception as exc:
-            raise ArtifactError(f"{path}/weights.npz does not fit a {model_cls.name} model with "
-                                f"{model.n_items_} items ({type(exc).__name__}: {exc}); retrain "
-                                "the model") from None
-        if probe.shape != (1, model.n_items_) or np.isnan(probe).any():
-            raise ArtifactError(f"{path}/weights.npz gives invalid scores (NaN or wrong shape); "
-                                "retrain the model")
-        return model
+        return load_weights(model, path, meta)
+
+
+def load_weights(model: Recommender, path: str | os.PathLike, meta: Mapping[str, Any]) -> Recommender:
+    """Fill the unfitted ``model`` (built from ``meta["config"]``) with the weights saved in
+    ``path``; ArtifactError when they are unreadable or do not fit it."""
+    try:
+        with np.load(Path(path) / "weights.npz", allow_pickle=False) as npz:
+            state = {k: npz[k] for k in npz.files}
+    except Exception as exc:  # zip, EOF, pickle refusal: any unreadable file
+        raise ArtifactError(f"cannot read {path}/weights.npz ({type(exc).__name__}: {exc}); "
+                            "retrain the model") from None
+    model.n_users_, model.n_items_ = int(meta["n_users"]), int(meta["n_items"])
+    try:
+        model._load_state(state)
+        probe = model.score(sp.csr_matrix((1, model.n_items_), dtype=np.float32))
+    except GenrecError:
+        raise
+    except Exception as exc:
+        raise ArtifactError(f"{path}/weights.npz does not fit a {model.name} model with "
+                            f"{model.n_items_} items ({type(exc).__name__}: {exc}); retrain "
+                            "the model") from None
+    if probe.shape != (1, model.n_items_) or np.isnan(probe).any():
+        raise ArtifactError(f"{path}/weights.npz gives invalid scores (NaN or wrong shape); "
+                            "retrain the model")
+    return model
 
 
 def read_artifact_meta(path: str | os.PathLike) -> dict[str, Any]:

@@ -6,7 +6,7 @@ Gen-RecSys survey (LLM-derived features for a classic retriever). A user's lates
 a prompt; the language model generates a *hypothetical next title* (GPT4Rec's "search query": its
 generator is trained to produce the next item's title); a search engine over the item texts
 answers the query and its ranking is the recommendation. Here the search engine is genrec's
-dense retriever (:class:`~genrec.models.dense.DenseRetrieval`, MiniLM item embeddings, centred,
+dense retriever (:class:`~genrec.models.language.dense.DenseRetrieval`, MiniLM item embeddings, centred,
 exact inner product), held inside this model.
 
 How it is done here:
@@ -14,7 +14,7 @@ How it is done here:
 * Prompt: :func:`genrec.text.prompts.next_item_prompt` over the ``history_len`` latest titles
   (every title quoted by :func:`~genrec.text.prompts.quote`); it ends with an open quote, and
   greedy decoding of at most ``max_new_tokens`` tokens stops at the closing quote or a newline.
-* Language model: ``lm="default"`` is the generation default of :mod:`genrec.text.lm`
+* Language model: ``lm="default"`` is the generation default of :mod:`genrec.text.backends`
   (``get_language_model("default", job="generate")``: the base Gemma 3 270M through llama.cpp,
   transformers without it). The instruction-tuned SmolLM2-135M was tried first with "write a
   short search query" instructions (ML-100K, 4 users): it wrote headers such as "Movies I would
@@ -39,7 +39,7 @@ Example:
     >>> from genrec.text.lm import FakeLanguageModel
     >>> world = planted_clusters(n_users=8, n_items=12, n_clusters=2)
     >>> lm = FakeLanguageModel(generate_fn=lambda prompt: "group1")
-    >>> model = GPT4Rec(encoder="hashing", cache="off", language_model=lm).fit(world.split.train)
+    >>> model = GPT4Rec(text_encoder="hashing", text_cache="off", language_model=lm).fit(world.split.train)
     >>> model.generate_queries(world.split.train.user_item_order[:1])
     ['group1']
     >>> model.score(world.split.train.user_item_order[:2]).shape
@@ -54,8 +54,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.dense import DenseRetrieval, _unit_rows
-from genrec.models.llm import item_titles
+from genrec.models.language.dense import DenseRetrieval
+from genrec.text.items import check_text_fields, unit_rows
+from genrec.models.language.llm import item_titles
 from genrec.text import prompts
 
 
@@ -83,9 +84,9 @@ class GPT4RecConfig(ModelConfig):
     max_new_tokens: int = 16  # generation budget of the query (greedy)
     history_weight: float = 0.75  # w in [0, 1]: query = (1 - w) LLM query + w history query
     kind: str = "movie"  # what the items are called in the prompt
-    encoder: str = "minilm"  # dense retriever's text encoder: "minilm", "hashing" or a folder
-    template: str = ""  # item text template over catalog columns; "" = text fields + year
-    cache: str = "default"  # item-embedding cache: "default", "off" or a folder
+    text_encoder: str = "minilm"  # dense retriever's text encoder: "minilm", "hashing", a folder
+    text_template: str = ""  # item text template over catalog columns; "" = text fields + year
+    text_cache: str = "default"  # item-embedding cache: "default", "off" or a folder
     center: bool = True  # subtract the mean item embedding (dense's tuned default)
 
     def __post_init__(self):
@@ -98,10 +99,7 @@ class GPT4RecConfig(ModelConfig):
                    and 0.0 <= self.history_weight <= 1.0, "history_weight", "a number in [0, 1]")
         self.check(isinstance(self.kind, str) and self.kind.strip() != "", "kind",
                    "a short noun such as 'movie'")
-        self.check(isinstance(self.encoder, str) and bool(self.encoder), "encoder",
-                   "'minilm', 'hashing' or a sentence-transformers folder")
-        self.check(isinstance(self.cache, str) and bool(self.cache), "cache",
-                   "'default', 'off' or a folder path")
+        check_text_fields(self)
 
 
 class GPT4Rec(Recommender):
@@ -130,7 +128,7 @@ class GPT4Rec(Recommender):
     def lm(self):
         """The language model (built from ``config.lm`` on first use, 1 thread per fit option)."""
         if self._lm is None:
-            from genrec.text.lm import get_language_model
+            from genrec.text.backends import get_language_model
 
             spec = self.config.lm
             job = {"job": "generate"} if spec.partition(":")[0].strip() == "default" else {}
@@ -139,7 +137,8 @@ class GPT4Rec(Recommender):
 
     def _retriever(self) -> DenseRetrieval:
         cfg = self.config
-        return DenseRetrieval(encoder=cfg.encoder, template=cfg.template, cache=cfg.cache,
+        return DenseRetrieval(text_encoder=cfg.text_encoder, text_template=cfg.text_template,
+                              text_cache=cfg.text_cache,
                               center=cfg.center)
 
     def _fit(self, train, valid, options):
@@ -184,7 +183,7 @@ class GPT4Rec(Recommender):
         if has_text.any():
             llm_q = self.retriever_.text_queries([t for t in texts if t])  # (B', D)
             fused[has_text] = (1.0 - w) * llm_q + w * history_q[has_text]
-        return _unit_rows(fused)
+        return unit_rows(fused)
 
     def _score(self, histories, users):
         return self.retriever_.score_queries(self.queries(histories))

@@ -48,7 +48,7 @@ import scipy.sparse as sp
 
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.multdae import (check_training_fields, l2_penalty, mlp, multinomial_nll,
+from genrec.models.interactions.multdae import (check_training_fields, l2_penalty, mlp, multinomial_nll,
                                    normalised_dropout, trained_rows)
 from genrec.models.neural import (copy_state, dense_rows, draw_profiles, fit_epochs,
                                   load_module_state, module_state, seeded, shuffled_batches)

@@ -10,10 +10,10 @@ score an item, so items never seen in training (cold-start items) are ranked lik
 
 How it is done here (choices the method leaves open, all deliberate):
 
-* Item text is rendered from ``train.catalog`` with ``template`` (default: the catalog's text
+* Item text is rendered from ``train.catalog`` with ``text_template`` (default: the catalog's text
   fields and the year when there is one, e.g. "Toy Story. Genres: Animation, Children's,
   Comedy. Year: 1995": the year helped on ML-100K validation) and encoded once at ``fit``
-  through the on-disk embedding cache (``cache``), so a second fit encodes nothing.
+  through the on-disk embedding cache (``text_cache``), so a second fit encodes nothing.
 * The query is the weighted mean of the history's item embeddings, L2-normalised. With
   ``recency`` > 0 the item that is ``a`` steps older than the newest weighs ``exp(-recency a)``
   (the model is ``sequential``: it reads the time order of a history); 0 gives the plain mean.
@@ -28,7 +28,7 @@ How it is done here (choices the method leaves open, all deliberate):
 Example:
     >>> from genrec.data.synthetic import planted_clusters
     >>> world = planted_clusters()
-    >>> model = DenseRetrieval(encoder="hashing", cache="off").fit(world.split.train)
+    >>> model = DenseRetrieval(text_encoder="hashing", text_cache="off").fit(world.split.train)
     >>> model.item_embeddings_.shape
     (60, 256)
     >>> items, _ = model.recommend_text(["group1"], k=3)
@@ -39,15 +39,15 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from genrec.errors import ConfigError, DataError
+from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.retrieval.index import KINDS, ExactIndex, build_index
-from genrec.text.encoder import encode_cached, get_encoder, render_item_texts
+from genrec.text.encoder import encode_cached, get_encoder
+from genrec.text.items import catalog_texts, check_text_fields, embedding_cache, unit_rows
 
 
 @dataclass(frozen=True)
@@ -64,19 +64,16 @@ class DenseRetrievalConfig(ModelConfig):
 
     presets = {"paper": {"recency": 0.0, "center": False}}  # Gen-RecSys Sec. 3.1.1: plain mean
 
-    encoder: str = "minilm"  # "minilm" (all-MiniLM-L6-v2, offline), "hashing", or a model folder
-    template: str = ""  # str.format template over catalog columns; "" = text fields + year
-    cache: str = "default"  # "default" (~/.cache/genrec/embeddings), "off" or a cache folder
+    text_encoder: str = "minilm"  # item text encoder (genrec.text.items): "minilm", "hashing", a folder
+    text_template: str = ""  # item text template over catalog columns; "" = text fields + year
+    text_cache: str = "default"  # embedding cache: "default" (~/.cache/genrec), "off", a folder
     recency: float = 0.0  # query weight of an item a steps before the newest: exp(-recency * a)
     center: bool = True  # subtract the mean item embedding before ranking
     index: str = "exact"  # "exact" (numpy), "flat", "hnsw" or "ivfpq" (FAISS)
     index_candidates: int = 200  # items an approximate index returns per query
 
     def __post_init__(self):
-        self.check(isinstance(self.encoder, str) and bool(self.encoder), "encoder",
-                   "'minilm', 'hashing' or a sentence-transformers folder")
-        self.check(isinstance(self.cache, str) and bool(self.cache), "cache",
-                   "'default', 'off' or a folder path")
+        check_text_fields(self)
         self.check(self.recency >= 0, "recency", "a number >= 0 (0 = plain mean)")
         self.check(self.index in KINDS, "index", f"one of {', '.join(KINDS)}")
         self.check_positive_ints("index_candidates")
@@ -94,9 +91,9 @@ class DenseRetrieval(Recommender):
     sequential = True  # reads the time order of histories for the recency weighting
 
     def _fit(self, train, valid, options):
-        self.item_texts_ = catalog_texts(train, self.config.template, model=self.name)
+        self.item_texts_ = catalog_texts(train, self.config.text_template, model=self.name)
         self.item_embeddings_ = encode_cached(self._encoder(), self.item_texts_,
-                                              embedding_cache(self.config.cache))
+                                              embedding_cache(self.config.text_cache))
         self._threads = options.n_threads
         self._build()
 
@@ -105,7 +102,7 @@ class DenseRetrieval(Recommender):
         vectors = self.item_embeddings_.astype(np.float32)
         self._mean = vectors.mean(axis=0) if self.config.center else np.zeros(vectors.shape[1],
                                                                                np.float32)
-        self._vectors = _unit_rows(vectors - self._mean)  # (I, D)
+        self._vectors = unit_rows(vectors - self._mean)  # (I, D)
         if self.config.index == "exact":  # float64: a row's scores never depend on its batch
             self._index = ExactIndex(self._vectors.shape[1], float64=True)
         else:
@@ -115,7 +112,7 @@ class DenseRetrieval(Recommender):
 
     def _encoder(self):
         if getattr(self, "_encoder_obj", None) is None:
-            self._encoder_obj = get_encoder(self.config.encoder)
+            self._encoder_obj = get_encoder(self.config.text_encoder)
         return self._encoder_obj
 
     # ---- scoring -----------------------------------------------------------------------------
@@ -123,7 +120,7 @@ class DenseRetrieval(Recommender):
         """(B, D) unit query vectors of history rows valued by time order (zero when empty)."""
         weights = recency_weights(histories, self.config.recency)  # (B, I) CSR
         query = np.asarray(weights.astype(np.float64) @ self._vectors)  # (B, I) @ (I, D) -> (B, D)
-        return _unit_rows(query)  # a positive rescaling of the weighted mean
+        return unit_rows(query)  # a positive rescaling of the weighted mean
 
     def score_queries(self, queries: np.ndarray) -> np.ndarray:
         """(B, n_items) float32 inner products of (B, D) query vectors, through the index."""
@@ -148,7 +145,7 @@ class DenseRetrieval(Recommender):
         if isinstance(texts, str):
             texts = [texts]
         vectors = self._encoder().encode([str(t) for t in texts])
-        return _unit_rows(vectors - self._mean)
+        return unit_rows(vectors - self._mean)
 
     def score_texts(self, texts: list[str]) -> np.ndarray:
         """(len(texts), n_items) scores of free-text preferences (e.g. "dark sci-fi thrillers")."""
@@ -172,40 +169,6 @@ class DenseRetrieval(Recommender):
         self._build()
 
 
-def catalog_texts(train, template: str, *, model: str) -> list[str]:
-    """One text per item of ``train`` rendered from its catalog (DataError without one)."""
-    catalog = train.catalog
-    if catalog is None or not (catalog.text_fields or (template and catalog.columns)):
-        raise DataError(f"the {model} model ranks items by their text, but dataset "
-                        f"{train.name!r} has no item catalog with text columns; it needs a "
-                        "catalog with 'title' (and optionally 'genres', 'description') columns, "
-                        "e.g. the MovieLens or Amazon loaders' items")
-    texts = render_item_texts(catalog, template or None)
-    if not template and "year" in catalog.columns:  # the default text also names the year
-        years = [_year(y) for y in catalog["year"]]
-        texts = [f"{t}. Year: {y}" if y else t for t, y in zip(texts, years)]
-    return texts
-
-
-def _year(value) -> str:
-    try:
-        year = float(value)
-    except (TypeError, ValueError):
-        return str(value or "")
-    return str(int(year)) if np.isfinite(year) else ""
-
-
-def embedding_cache(setting: str) -> str | Path | None:
-    """The cache folder a ``cache`` config value means (None: no cache)."""
-    if setting == "off":
-        return None
-    if setting == "default":
-        from genrec.data.sources import default_cache_dir
-
-        return default_cache_dir() / "embeddings"
-    return Path(setting).expanduser()
-
-
 def recency_weights(histories: sp.csr_matrix, recency: float) -> sp.csr_matrix:
     """(B, I) CSR of ``exp(-recency * age)``, age 0 for the largest value (newest) of each row."""
     weights = sp.csr_matrix(histories, dtype=np.float32, copy=True)
@@ -219,8 +182,3 @@ def recency_weights(histories: sp.csr_matrix, recency: float) -> sp.csr_matrix:
     else:
         weights.data[:] = 1.0
     return weights
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)

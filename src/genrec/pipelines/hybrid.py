@@ -14,13 +14,15 @@ Deliberate choices:
   never recommended anyway), so ranks count unseen items only.
 * Tied scores share their mean rank (a collaborative model scores every cold item 0: it adds the
   same vote to all of them).
-* Every component is fitted with its own defaults, except the text settings (``encoder``,
-  ``template``, ``cache``) shared by dense and BM25.
+* Every component is fitted with its own defaults, except the text settings (``text_encoder``,
+  ``text_template``, ``text_cache``) shared by dense and BM25.
 
 Example:
     >>> from genrec.data.synthetic import planted_clusters
     >>> world = planted_clusters()
-    >>> model = Hybrid(encoder="hashing", cache="off", collaborative="ease").fit(world.split.train)
+    >>> from genrec.models import EASE
+    >>> model = Hybrid(text_encoder="hashing", text_cache="off", collaborative="ease",
+    ...                collaborative_model=EASE()).fit(world.split.train)
     >>> [m.name for m in model.components_]
     ['dense', 'bm25', 'ease']
 """
@@ -29,10 +31,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
+from genrec.errors import ConfigError
+from genrec.models import MODELS
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.bm25 import BM25Recommender
-from genrec.models.dense import DenseRetrieval
+from genrec.models.language.bm25 import BM25Recommender
+from genrec.models.language.dense import DenseRetrieval
 from genrec.ranking import as_score_tensor, mask_seen
 from genrec.retrieval.fusion import reciprocal_rank_fusion
 
@@ -55,16 +58,14 @@ class HybridConfig(ModelConfig):
         "collab": {"collaborative": "ease", "weights": (0.25, 0.25, 2.0)},  # validation choice
     }
 
-    encoder: str = "minilm"  # text encoder of the dense component ("minilm", "hashing", a folder)
-    template: str = ""  # item text template shared by dense and BM25 ("" = catalog text fields)
-    cache: str = "default"  # embedding cache of the dense component ("default", "off", a folder)
+    text_encoder: str = "minilm"  # text encoder of the dense component ("minilm", "hashing", a folder)
+    text_template: str = ""  # item text template shared by dense and BM25 ("" = text fields + year)
+    text_cache: str = "default"  # embedding cache of the dense component ("default", "off", a folder)
     collaborative: str = ""  # a genrec model spec to fuse as well, e.g. "ease"; "" = none
     rrf_k: float = 60.0  # RRF constant: larger flattens the advantage of top ranks
     weights: tuple[float, ...] = ()  # one weight per component (dense, bm25[, collab]); () = 1s
 
     def __post_init__(self):
-        from genrec.models import MODELS
-
         name = self.collaborative.partition(":")[0]
         self.check(name == "" or (name in MODELS and name not in ("dense", "bm25", "hybrid")),
                    "collaborative", "'' or the name of a genrec model other than the text ones "
@@ -84,15 +85,26 @@ class Hybrid(Recommender):
     Config = HybridConfig
     sequential = True  # the dense component may read the time order; the others binarise
 
-    def _components(self) -> list[Recommender]:
-        from genrec.models import build_model
+    def __init__(self, config=None, *, collaborative_model: Recommender | None = None,
+                 **overrides):
+        super().__init__(config, **overrides)
+        if bool(self.config.collaborative) != (collaborative_model is not None):
+            raise ConfigError(f"Hybrid(collaborative={self.config.collaborative!r}) needs the "
+                              "matching collaborative model (and none without one); build it with "
+                              "genrec.build.build_model('hybrid', {'collaborative': 'ease'})")
+        self.collaborative_model = collaborative_model
 
+    @staticmethod
+    def part_specs(config: HybridConfig) -> dict[str, tuple[str, dict]]:
+        """The collaborative part's spec, which :func:`genrec.build.build_model` builds."""
+        return {"collaborative_model": (config.collaborative, {})} if config.collaborative else {}
+
+    def _components(self) -> list[Recommender]:
         c = self.config
-        text = {"template": c.template}
-        parts = [DenseRetrieval(encoder=c.encoder, cache=c.cache, **text), BM25Recommender(**text)]
-        if c.collaborative:
-            parts.append(build_model(c.collaborative))
-        return parts
+        text = {"text_template": c.text_template}
+        parts = [DenseRetrieval(text_encoder=c.text_encoder, text_cache=c.text_cache, **text),
+                 BM25Recommender(**text)]
+        return parts + ([self.collaborative_model] if self.collaborative_model is not None else [])
 
     def _fit(self, train, valid, options):
         self.components_ = [m.fit(train, valid=valid, options=options) for m in self._components()]

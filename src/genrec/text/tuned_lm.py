@@ -4,7 +4,7 @@ An adapter folder holds PEFT's ``adapter_model.safetensors`` and ``adapter_confi
 matrices or the soft prompt; a few MB) and ``genrec_adapter.json``, which names the base model
 (a :class:`~genrec.text.transformers_lm.TransformersLM` model: shipped name, folder or GGUF),
 its dtype and the method. ``TunedLM.load(path)`` (or the spec ``"tuned:/path/to/adapter"``
-through :func:`genrec.text.lm.get_language_model`) loads the base model on first use and puts
+through :func:`genrec.text.backends.get_language_model`) loads the base model on first use and puts
 the adapter on top: LoRA layers are injected into the transformers model in place, a soft
 prompt becomes the ``prefix_embeddings`` of TransformersLM's prompt pass. Scoring is
 TransformersLM's own (the prompt computed once, its KV cache shared over the candidates), so a
@@ -115,7 +115,7 @@ def fast_inference(model):
 
 
 def tuned_backend(rest: str = "", **options) -> TunedLM:
-    """The ``tuned:/path/to/adapter`` spec of :data:`genrec.text.lm.BACKENDS`."""
+    """The ``tuned:/path/to/adapter`` spec of :data:`genrec.text.backends.BACKENDS`."""
     if not rest:
         raise ConfigError("the tuned backend needs an adapter folder: 'tuned:/path/to/adapter'")
     return TunedLM(rest, **options)

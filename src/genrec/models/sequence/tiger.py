@@ -42,8 +42,8 @@ Example:
     >>> from genrec.data.synthetic import deterministic_sequences
     >>> from genrec.options import RunOptions
     >>> world = deterministic_sequences(n_users=60, n_items=30, length=8, seed=0)
-    >>> model = TIGER(encoder="hashing", n_levels=2, codebook_size=8, rqvae_epochs=50,
-    ...               max_epochs=2).fit(world.split.train, options=RunOptions(seed=0, threads=1))
+    >>> model = TIGER(text_encoder="hashing", text_cache="off", n_levels=2, codebook_size=8,
+    ...               rqvae_epochs=50, max_epochs=2).fit(world.split.train, options=RunOptions(seed=0, threads=1))
     >>> model.codes_.shape  # every item: 2 codes + the collision digit
     (30, 3)
     >>> items, logp = model.recommend_beam(world.split.train.user_item_order[:2], k=3)
@@ -64,7 +64,9 @@ from genrec.errors import ConfigError, DataError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     copy_state, fit_epochs, load_module_state, module_state, seeded, shuffled_batches)
-from genrec.models.sequential import continue_sequences, training_sequences
+from genrec.text.encoder import encode_cached, get_encoder
+from genrec.text.items import check_text_fields, embedding_cache, item_embeddings
+from genrec.models.sequence.sequences import continue_sequences, training_sequences
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,9 +83,9 @@ class TIGERConfig(ModelConfig):
     The paper's attention is 6 heads x 64 (width 384); ours has width d_model, so 4 heads x 32.
     """
 
-    encoder: str = "minilm"  # text encoder: "minilm", "hashing" or a sentence-transformers folder
-    text_template: str | None = None  # item text over catalog columns; None: title + genres
-    text_cache: str | None = None  # folder of the embedding cache; None: no disk cache
+    text_encoder: str = "minilm"  # item text encoder: "minilm", "hashing" or a model folder
+    text_template: str = ""  # item text template over catalog columns; "" = text fields + year
+    text_cache: str = "default"  # embedding cache: "default", "off" or a folder
     n_levels: int = 3  # RQ-VAE codebooks (codes per ID before the collision digit)
     codebook_size: int = 32  # codes per codebook
     latent_dim: int = 32  # RQ-VAE latent width
@@ -109,7 +111,7 @@ class TIGERConfig(ModelConfig):
                                    "dropout": 0.1, "max_len": 20}}
 
     def __post_init__(self):
-        self.check(self.encoder.strip() != "", "encoder", "'minilm', 'hashing' or a model folder")
+        check_text_fields(self)
         self.check_positive_ints("n_levels", "codebook_size", "latent_dim", "rqvae_hidden",
                                  "rqvae_epochs", "d_model", "n_heads", "n_layers", "ff_dim",
                                  "max_len", "batch_size", "max_epochs", "patience", "eval_every")
@@ -472,18 +474,15 @@ class TIGER(Recommender):
             self.net_.eval()
 
     def _texts_encoder(self):
-        from genrec.text import get_encoder
-
-        return get_encoder(self.config.encoder)
+        if getattr(self, "_encoder_obj", None) is None:
+            self._encoder_obj = get_encoder(self.config.text_encoder)
+        return self._encoder_obj
 
     def _item_embeddings(self, train) -> np.ndarray:
-        from genrec.text import encode_cached, render_item_texts
-
-        if train.catalog is not None:
-            texts = render_item_texts(train.catalog, self.config.text_template)
-        else:
-            texts = [str(i) for i in train.items.ids]
-        return encode_cached(self._texts_encoder(), texts, self.config.text_cache)
+        """(n_items, D) text embeddings of the catalog (DataError when it has no text)."""
+        cfg = self.config
+        return item_embeddings(train, encoder=self._texts_encoder(), template=cfg.text_template,
+                               cache=cfg.text_cache, model=self.name)
 
     def _quantise(self, embeddings: np.ndarray) -> np.ndarray:
         import torch
@@ -500,9 +499,7 @@ class TIGER(Recommender):
         self._require_fitted()
         if not texts:
             return np.zeros(0, np.int64)
-        from genrec.text import encode_cached
-
-        emb = encode_cached(self._texts_encoder(), list(texts), self.config.text_cache)
+        emb = encode_cached(self._texts_encoder(), list(texts), embedding_cache(self.config.text_cache))
         codes = self._quantise(emb)
         old = self.codes_
         both = np.r_[old[:, :-1], codes]

@@ -85,8 +85,8 @@ import scipy.sparse as sp
 
 from genrec.errors import ConfigError, DataError
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.bpr import ridge_fold_in
-from genrec.models.bpr import sample_negatives as uniform_negatives
+from genrec.models.classic.bpr import ridge_fold_in
+from genrec.models.classic.bpr import sample_negatives as uniform_negatives
 from genrec.models.neural import (copy_state, dense_rows, fit_epochs, load_module_state,
                                   module_state, seeded, shuffled_batches)
 

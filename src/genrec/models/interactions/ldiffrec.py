@@ -6,7 +6,7 @@ user's interaction row is cut into the clusters' parts, each compressed by its o
 encoder to a latent of size proportional to the cluster's item count; the latents are
 concatenated (``latent_dim`` in total) and DiffRec's Gaussian diffusion (the same schedule,
 x0-predicting MLP denoiser, SNR reweighting and importance sampling over steps; see
-:mod:`genrec.models.diffrec`) runs on that vector. Each cluster's decoder maps its slice of the
+:mod:`genrec.models.interactions.diffrec`) runs on that vector. Each cluster's decoder maps its slice of the
 denoised latent back to scores of its items. Training is joint, as in the official code: per
 batch, ``loss = diffusion_weight * L_diffusion(z) + L_recon(decode(z0_hat), x) + beta * KL``,
 where z is the encoders' reparameterised latent, z0_hat the denoiser's estimate of it from the
@@ -60,7 +60,7 @@ import scipy.sparse.linalg
 
 from genrec.errors import ArtifactError, ConfigError
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.diffrec import (Diffusion, StepSampler, build_denoiser, check_diffusion_fields,
+from genrec.models.interactions.diffrec import (Diffusion, StepSampler, build_denoiser, check_diffusion_fields,
                                    check_training_fields, diffusion_loss, fixed_noise,
                                    sample_lengths)
 from genrec.models.neural import (copy_state, dense_rows, draw_profiles, fit_epochs,

@@ -48,7 +48,7 @@ Deviations from the papers:
       of the Gen-RecSys survey): the item embedding table starts from the items' text
       embeddings (``text_encoder``, default all-MiniLM-L6-v2, over ``train.catalog`` rendered
       with ``text_template``) reduced to ``dim`` by PCA and scaled to the Xavier init's standard
-      deviation (:func:`genrec.models.sequential.text_item_init`), then trained like the random
+      deviation (:func:`genrec.models.sequence.sequences.text_item_init`), then trained like the random
       one. PCA rather than a learned projection: it adds no parameters (the network and the saved
       state are the same as with the random init), it is deterministic, and it keeps the text
       space's main directions and item-to-item geometry; the scaling keeps the init at the
@@ -82,7 +82,8 @@ from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (copy_state, fit_epochs, load_module_state, module_state,
                                   seeded, shuffled_batches)
-from genrec.models.sequential import (ITEM_INITS, apply_text_item_init, continue_sequences,
+from genrec.text.items import check_text_fields
+from genrec.models.sequence.sequences import (ITEM_INITS, apply_text_item_init, continue_sequences,
                                       training_sequences)
 
 LOSSES = ("bce", "ce", "gbce")
@@ -137,10 +138,7 @@ class SASRecConfig(ModelConfig):
         self.check(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)")
         self.check(self.lr > 0, "lr", "a positive number")
         self.check(self.item_init in ITEM_INITS, "item_init", f"one of {ITEM_INITS}")
-        self.check(isinstance(self.text_encoder, str) and self.text_encoder.strip() != "",
-                   "text_encoder", "'minilm', 'hashing' or a sentence-transformers folder")
-        self.check(isinstance(self.text_cache, str) and self.text_cache.strip() != "",
-                   "text_cache", "'default', 'off' or a folder path")
+        check_text_fields(self)
 
 
 def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:
@@ -280,7 +278,6 @@ class SASRec(Recommender):
         """``(mean loss, number of positions)`` of (B, L + 1) training rows: the input is
         ``seqs[:, :-1]``, the targets ``seqs[:, 1:]``, and every position whose input and
         target are both items counts once. Dropout and negatives use torch's global RNG."""
-        import torch
         import torch.nn.functional as F
 
         cfg = self.config
@@ -326,7 +323,7 @@ class SASRec(Recommender):
     def generate(self, histories: sp.spmatrix, *, n_steps: int = 10, temperature: float = 1.0,
                  top_k: int | None = None, seed: int = 0) -> np.ndarray:
         """(B, n_steps) item indices continuing each time-ordered history (see
-        :func:`genrec.models.sequential.continue_sequences`); never repeats a window item."""
+        :func:`genrec.models.sequence.sequences.continue_sequences`); never repeats a window item."""
         self._require_fitted()
         histories, _ = self._check_batch(histories, None)
         seqs = history_sequences(histories, self.config.max_len)  # (B, L)

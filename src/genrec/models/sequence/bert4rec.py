@@ -30,7 +30,7 @@ Deviations from the paper:
       the items' text embeddings (``text_encoder``, default all-MiniLM-L6-v2, over
       ``train.catalog`` rendered with ``text_template``) reduced to ``dim`` by PCA and scaled to
       the truncated-normal init's standard deviation
-      (:func:`genrec.models.sequential.text_item_init`), then trained like the random ones. PCA
+      (:func:`genrec.models.sequence.sequences.text_item_init`), then trained like the random ones. PCA
       rather than a learned projection: no extra parameters (same network, same saved state),
       deterministic, and it keeps the text space's main directions and item-to-item geometry;
       the scaling keeps the spread the rest of training was tuned at. The random draw still
@@ -58,7 +58,8 @@ from genrec.data.dataset import history_sequences
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     copy_state, fit_epochs, load_module_state, module_state, seeded, shuffled_batches)
-from genrec.models.sequential import (ITEM_INITS, apply_text_item_init, continue_sequences,
+from genrec.text.items import check_text_fields
+from genrec.models.sequence.sequences import (ITEM_INITS, apply_text_item_init, continue_sequences,
                                       training_sequences)
 
 
@@ -111,10 +112,7 @@ class BERT4RecConfig(ModelConfig):
         self.check(self.lr > 0, "lr", "a positive number")
         self.check(self.weight_decay >= 0, "weight_decay", "a non-negative number")
         self.check(self.item_init in ITEM_INITS, "item_init", f"one of {ITEM_INITS}")
-        self.check(isinstance(self.text_encoder, str) and self.text_encoder.strip() != "",
-                   "text_encoder", "'minilm', 'hashing' or a sentence-transformers folder")
-        self.check(isinstance(self.text_cache, str) and self.text_cache.strip() != "",
-                   "text_cache", "'default', 'off' or a folder path")
+        check_text_fields(self)
 
 
 def _network(n_items: int, cfg: BERT4RecConfig):

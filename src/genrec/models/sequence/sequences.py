@@ -125,11 +125,10 @@ def text_item_init(train: Dataset, random_init: np.ndarray, *, encoder: str, tem
     Raises:
         DataError: the dataset has no item catalog with text.
     """
-    from genrec.models.dense import catalog_texts, embedding_cache
-    from genrec.text.encoder import encode_cached, get_encoder
+    from genrec.text.items import item_embeddings
 
-    texts = catalog_texts(train, template, model="text-initialised sequence")
-    vectors = encode_cached(get_encoder(encoder), texts, embedding_cache(cache)).astype(np.float64)
+    vectors = item_embeddings(train, encoder=encoder, template=template, cache=cache,
+                              model="text-initialised sequence").astype(np.float64)
     vectors -= vectors.mean(axis=0)  # (I, T) centred
     u, s, _ = np.linalg.svd(vectors, full_matrices=False)  # principal components: u * s
     dim = random_init.shape[1]

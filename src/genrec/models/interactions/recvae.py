@@ -2,7 +2,7 @@
 
 Method: Shenbin, Alekseev, Tutubalina, Malykh & Nikolenko, "RecVAE: a New Variational
 Autoencoder for Top-N Recommendations with Implicit Feedback", WSDM 2020. Compared with
-Mult-VAE (see :mod:`genrec.models.multvae`):
+Mult-VAE (see :mod:`genrec.models.interactions.multvae`):
 
 * the encoder is ``n_layers`` dense blocks ``h_k = LayerNorm(swish(W_k h_{k-1} + h_1 + ... +
   h_{k-1}))`` on the L2-normalised, dropped-out row, then linear heads for mu and log sigma^2;
@@ -63,8 +63,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.multdae import multinomial_nll, normalised_dropout, trained_rows
-from genrec.models.multvae import sample_from_decoder
+from genrec.models.interactions.multdae import multinomial_nll, normalised_dropout, trained_rows
+from genrec.models.interactions.multvae import sample_from_decoder
 from genrec.models.neural import (copy_state, dense_rows, fit_epochs, load_module_state,
                                   module_state, seeded, shuffled_batches)
 
@@ -251,7 +251,7 @@ class RecVAE(Recommender):
                         seed: int = 0) -> sp.csr_matrix:
         """(n, n_items) binary synthetic profiles from ``z ~ N(0, I)`` through the decoder.
 
-        Args, Raises: as :meth:`genrec.models.multvae.MultVAE.sample_profiles`.
+        Args, Raises: as :meth:`genrec.models.interactions.multvae.MultVAE.sample_profiles`.
         """
         self._require_fitted()
         return sample_from_decoder(self.net_["decoder"], n, latent_dim=self.config.latent_dim,

@@ -50,7 +50,7 @@ from genrec.data.dataset import history_sequences
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     copy_state, fit_epochs, load_module_state, module_state, seeded, shuffled_batches)
-from genrec.models.sequential import continue_sequences, training_sequences
+from genrec.models.sequence.sequences import continue_sequences, training_sequences
 
 LOSSES = ("ce", "bpr-max")
 

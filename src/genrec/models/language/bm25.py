@@ -1,7 +1,7 @@
 """BM25 recommender: lexical retrieval of items with the words of the user's liked items.
 
 Method: Okapi BM25 (Robertson et al., "Okapi at TREC-3", 1994) as a content-based recommender:
-each item's text (rendered from ``train.catalog`` by ``template``) is a document; a user's
+each item's text (rendered from ``train.catalog`` by ``text_template``) is a document; a user's
 query is the bag of words of the texts of the items in their history; items are ranked by BM25
 (:mod:`genrec.retrieval.bm25`, Lucene's form of the formula). It is the lexical counterpart of
 the ``dense`` model and, like it, scores items without interactions (cold-start items).
@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.dense import catalog_texts
+from genrec.text.items import catalog_texts, check_text_fields
 from genrec.retrieval.bm25 import BM25Index, bm25_weights, term_counts
 
 
@@ -51,13 +51,14 @@ class BM25Config(ModelConfig):
 
     presets = {"paper": {"k1": 1.2, "b": 0.75, "k3": 0.0, "stop_words": False}}
 
-    template: str = ""  # str.format template over catalog columns; "" = the catalog's text fields
+    text_template: str = ""  # item text template over catalog columns; "" = text fields + year
     k1: float = 1.2  # term-frequency saturation in a document (0 = binary)
     b: float = 0.75  # document-length normalisation, 0..1
     k3: float = 1000.0  # query-term saturation; 0 = each distinct query word counts once
     stop_words: bool = False  # drop English stop words
 
     def __post_init__(self):
+        check_text_fields(self)
         self.check(self.k1 >= 0, "k1", "a number >= 0 (1.2-2.0 is usual)")
         self.check(0 <= self.b <= 1, "b", "a number in [0, 1]")
         self.check(self.k3 >= 0, "k3", "a number >= 0 (0 = each query word once)")
@@ -74,7 +75,7 @@ class BM25Recommender(Recommender):
     Config = BM25Config
 
     def _fit(self, train, valid, options):
-        texts = catalog_texts(train, self.config.template, model=self.name)
+        texts = catalog_texts(train, self.config.text_template, model=self.name)
         self.item_terms_, vocab = term_counts(texts, stop_words=self.config.stop_words)
         self._build(vocab)
 
