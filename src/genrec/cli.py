@@ -14,6 +14,7 @@ traceback for bad input.
     genrec serve-lm --model gemma-3-270m --port 8000
     genrec explain --dataset ml-100k --model ease --user 1 --k 3 --lm template
     genrec tune --dataset ml-100k --task next-item --method lora --output artifacts/lora
+    genrec audit --dataset ml-100k --models pop,ease,multvae --scenarios all --output audit.json
 """
 
 from __future__ import annotations
@@ -160,6 +161,34 @@ def _parser() -> argparse.ArgumentParser:
                       help="a TuneConfig field, e.g. --set r=16 --set learning_rate=1e-4")
     tune.add_argument("--no-resume", action="store_true", help="ignore a checkpoint in --output")
     tune.set_defaults(run=_cmd_tune)
+
+    audit = sub.add_parser("audit", help="audit models for impact and harm: exposure, fairness, "
+                           "shilling, hallucination, injection, privacy, feedback loops, cost")
+    _dataset_args(audit)
+    audit.add_argument("--models", default="pop,ease", help=_WithModelNames(
+        "comma-separated model specs (e.g. pop,ease,multvae,ease+llm)"))
+    audit.add_argument("--scenarios", default="all",
+                       help="comma-separated: accuracy, exposure, fairness, shilling, "
+                            "hallucination, injection, privacy, feedback-loop, efficiency; or all")
+    audit.add_argument("--k", type=int, default=10, help="cut-off of every top-K metric")
+    audit.add_argument("--users", type=int, metavar="N",
+                       help="audit a seeded sample of N test users (default all)")
+    audit.add_argument("--lm-users", type=int, default=50, metavar="N",
+                       help="users sampled for language-model scenarios (default 50)")
+    audit.add_argument("--rounds", type=int, default=3, help="feedback-loop rounds (default 3)")
+    audit.add_argument("--shilling-grid", default="ofat", choices=("ofat", "full"),
+                       help="ofat: vary one factor at a time around bandwagon, 1%%, random "
+                            "targets; full: every combination")
+    audit.add_argument("--short-head", default="elliot", choices=("elliot", "recbole"),
+                       help="long tail: elliot (items outside the 80%% of interactions) or "
+                            "recbole (least popular 10%% of items)")
+    audit.add_argument("--fast", action="store_true",
+                       help="audit a small synthetic world instead of --dataset (seconds)")
+    audit.add_argument("--output", type=Path, help="write audit.json here")
+    audit.add_argument("--report", type=Path, help="write the HTML report here")
+    audit.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
+                       help="override a hyper-parameter, e.g. --set ease.reg=300")
+    audit.set_defaults(run=_cmd_audit)
 
     serve_lm = sub.add_parser("serve-lm",
                               help="serve a language model over an OpenAI-compatible API")
@@ -399,6 +428,47 @@ def _cmd_tune(args) -> int:
     print(f"saved the {config.method} adapter ({result.steps} steps, best step "
           f"{result.best_step}, {result.train_examples} training examples) to {args.output}; "
           f"use it with --set llm.lm=tuned:{args.output}")
+    return 0
+
+
+def _cmd_audit(args) -> int:
+    from genrec.audit import AuditConfig, audit_dict, parse_scenarios, run_audit
+    from genrec.audit.report import to_html
+    from genrec.build import build_model, parse_names, parse_overrides
+
+    names = parse_names(args.models)
+    overrides = parse_overrides(args.set, names)
+    scenarios = parse_scenarios(args.scenarios)
+    config = AuditConfig(k=args.k, seed=args.seed, users=args.users, lm_users=args.lm_users,
+                         rounds=args.rounds, shilling_grid=args.shilling_grid,
+                         short_head=args.short_head)
+    specs = {n: n for n in names}
+    for n in names:
+        build_model(n, overrides[n])  # every spec and override checked before any data is read
+    for path in (args.output, args.report):
+        if path:
+            check_writable(path, what="output")
+    if args.fast:
+        from genrec.audit.world import audit_world
+
+        split, dataset = audit_world(seed=args.seed), "audit-world (synthetic)"
+    else:
+        from genrec.data.splits import make_split
+
+        split, dataset = make_split(_load(args)[0], "holdout", seed=args.seed), args.dataset
+    findings, ctx = run_audit(split, specs, lambda spec: build_model(spec, overrides[spec]),
+                              scenarios=scenarios, config=config, options=_options(args),
+                              say=lambda message: _say(args, message))
+    doc = audit_dict(findings, ctx, dataset=dataset, scenarios=scenarios)
+    text = json.dumps(doc, indent=2)
+    if args.output:
+        atomic_write(args.output, text)
+        _say(args, f"wrote {args.output}")
+    if args.report:
+        atomic_write(args.report, to_html(doc))
+        _say(args, f"wrote {args.report}")
+    if not args.output:
+        print(text)
     return 0
 
 

@@ -20,6 +20,7 @@ from genrec.evaluation.metrics import (
 from genrec.evaluation.stats import (
     bootstrap_ci,
     compare_with_best,
+    group_gap,
     holm,
     paired_tests,
 )
@@ -28,5 +29,5 @@ __all__ = [
     "RANKING_METRICS", "auc_from_counts", "average_popularity", "gini_exposure",
     "intra_list_diversity", "item_coverage", "mae", "novelty", "ranking_metrics",
     "rating_errors", "rmse",
-    "bootstrap_ci", "compare_with_best", "holm", "paired_tests",
+    "bootstrap_ci", "compare_with_best", "group_gap", "holm", "paired_tests",
 ]

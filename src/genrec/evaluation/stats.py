@@ -5,7 +5,9 @@
 * :func:`paired_tests` — paired t-test and Wilcoxon signed-rank test of two models on the same
   users;
 * :func:`holm` — Holm-Bonferroni adjusted p-values;
-* :func:`compare_with_best` — every model against the best one, Holm-adjusted across models.
+* :func:`compare_with_best` — every model against the best one, Holm-adjusted across models;
+* :func:`group_gap` — one model's metric between disjoint user groups (unpaired): the gap
+  between the best and worst group with a bootstrap interval and a test of equal groups.
 
 Corpus-level set statistics (coverage, Gini) get no interval: resampling users with replacement
 shrinks the set of recommended items, so a percentile bootstrap of them is biased downwards.
@@ -24,7 +26,7 @@ import scipy.stats
 
 from genrec.errors import ConfigError, DataError
 
-__all__ = ["bootstrap_ci", "paired_tests", "holm", "compare_with_best"]
+__all__ = ["bootstrap_ci", "paired_tests", "holm", "compare_with_best", "group_gap"]
 
 # Largest number of resampled indices held at once (int64: 32 MB).
 _CHUNK_ELEMENTS = 1 << 22
@@ -207,6 +209,65 @@ def compare_with(per_user: Mapping[str, np.ndarray], reference: str, *,
                      "p_wilcoxon_holm": float(pw), "significant": significant,
                      "verdict": verdict}
     return {name: out[name] for name in arrays}
+
+
+def group_gap(groups: Mapping[str, np.ndarray], *, n_resamples: int = 1000, level: float = 0.95,
+              seed: int = 0) -> dict:
+    """How far apart the per-user means of disjoint user groups are (e.g. NDCG by gender).
+
+    Args:
+        groups: group name -> (U_g,) per-user values of one metric (NaNs dropped); at least two
+            groups with two values each.
+        n_resamples, level, seed: as :func:`bootstrap_ci`.
+
+    Returns:
+        ``{"gap", "ci_low", "ci_high", "high", "low", "p_value", "test"}``: ``gap`` is the
+        largest group mean minus the smallest (``high`` and ``low`` name those groups); the
+        interval resamples users with replacement *within each group* and recomputes
+        ``mean(high) - mean(low)`` for the two groups named (percentile bootstrap);
+        ``p_value`` is Welch's unequal-variance t-test for two groups and the Kruskal-Wallis
+        H-test for more (scipy), testing that the groups do not differ.
+
+    Raises:
+        DataError: fewer than two groups with at least two values.
+
+    Example:
+        >>> out = group_gap({"a": np.array([1., 1., 0., 1.]), "b": np.array([0., 0., 1., 0.])})
+        >>> out["gap"], out["high"], out["low"], out["test"]
+        (0.5, 'a', 'b', 'welch_t')
+    """
+    _check_resampling(n_resamples, level)
+    values = {}
+    for name, v in groups.items():
+        v = np.asarray(v, np.float64).ravel()
+        v = v[~np.isnan(v)]
+        if v.size >= 2:
+            values[name] = v
+    if len(values) < 2:
+        raise DataError(f"group_gap needs at least two groups with two or more values; got "
+                        f"sizes { {n: int(np.size(v)) for n, v in groups.items()} }")
+    means = {name: v.mean() for name, v in values.items()}
+    high, low = max(means, key=means.get), min(means, key=means.get)
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_resamples)
+    for r in range(n_resamples):  # two small resamples per round
+        a, b = values[high], values[low]
+        diffs[r] = a[rng.integers(0, a.size, a.size)].mean() - b[rng.integers(0, b.size, b.size)].mean()
+    ci_low, ci_high = _percentile_interval(diffs, level)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if len(values) == 2:
+            p = scipy.stats.ttest_ind(*values.values(), equal_var=False).pvalue
+            test = "welch_t"
+        else:
+            try:
+                p = scipy.stats.kruskal(*values.values()).pvalue
+            except ValueError:  # every value identical
+                p = 1.0
+            test = "kruskal_wallis"
+    p = 1.0 if not np.isfinite(p) else float(p)
+    return {"gap": float(means[high] - means[low]), "ci_low": ci_low, "ci_high": ci_high,
+            "high": high, "low": low, "p_value": p, "test": test}
 
 
 def _check_resampling(n_resamples: int, level: float) -> None:

@@ -1,0 +1,299 @@
+"""The impact-and-harm audit on MovieLens-100K: every scenario on every model it applies to.
+
+Writes the ``audit`` section of BENCHMARKS.md, ``benchmarks/results/audit.json`` (the
+``genrec audit`` format) and ``benchmarks/results/audit.html`` (the report page).
+
+Holdout split 0.8/0.1/0.1 (split seed 2020), audit seed 0, training seed 0, K = 10, 1 thread.
+The work runs in parts so a loaded machine can run them side by side and a part that finishes
+is kept (``benchmarks/results/audit_<part>.json``):
+
+* ``id``: pop, ease, bpr, multvae, diffrec, sasrec, tiger on every test user: accuracy,
+  exposure, fairness, hallucination, privacy, efficiency; shilling with the one-factor-at-a-time
+  grid for pop, ease, bpr and multvae and the base cell (bandwagon, 1%, random targets) for the
+  slower diffrec, sasrec and tiger; feedback loops (3 rounds) for pop, ease, bpr, multvae and
+  (2 rounds) diffrec and sasrec;
+* ``lm``: llm and ease+llm (Gemma 3 270M) on a seeded sample of ``--lm-sample`` test users
+  (LLM scoring costs a forward pass per user): accuracy, exposure, fairness, hallucination and
+  injection (``--lm-users`` users), efficiency.
+
+    python benchmarks/audit.py --part id        # then, in parallel or after:
+    python benchmarks/audit.py --part lm
+    python benchmarks/audit.py --part write     # merge the parts, write the report and section
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, load_average, machine_line, write_section  # noqa: E402
+
+from genrec.audit import AuditConfig, audit_dict, run_audit  # noqa: E402
+from genrec.audit.report import to_html  # noqa: E402
+from genrec.build import build_model  # noqa: E402
+from genrec.data.sources import load_dataset  # noqa: E402
+from genrec.data.splits import make_split  # noqa: E402
+from genrec.io import atomic_write  # noqa: E402
+from genrec.options import RunOptions  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+CHEAP = ["accuracy", "exposure", "fairness", "hallucination", "privacy", "efficiency"]
+ID_MODELS = ["pop", "ease", "bpr", "multvae", "diffrec", "sasrec", "tiger"]
+SHILLING_FULL = ["pop", "ease", "bpr", "multvae"]
+LOOP = {"pop": 3, "ease": 3, "bpr": 3, "multvae": 3, "diffrec": 2, "sasrec": 2}
+LM_MODELS = ["llm", "ease+llm"]
+
+
+def _split():
+    cache = os.environ.get("GENREC_CACHE_DIR", str(ROOT.parent / "cache"))
+    data, _ = load_dataset("ml-100k", cache_dir=cache, progress=False)
+    return make_split(data, "holdout", seed=2020)
+
+
+def _run(split, models, scenarios, config, loads) -> list[dict]:
+    options = RunOptions(seed=0, threads=1)
+    findings, ctx = run_audit(split, {m: m for m in models}, build_model, scenarios=scenarios,
+                              config=config, options=options,
+                              say=lambda message: (loads.append(load_average()),
+                                                   print(message, flush=True)))
+    return audit_dict(findings, ctx, dataset="ml-100k", scenarios=scenarios)
+
+
+def part_id(args) -> dict:
+    split, loads, docs = _split(), [], []
+    start = time.perf_counter()
+    docs.append(_run(split, ID_MODELS, CHEAP, AuditConfig(seed=0, lm_users=args.lm_users), loads))
+    _save("id", docs, loads, start)
+    docs.append(_run(split, SHILLING_FULL, ["shilling"], AuditConfig(seed=0), loads))
+    _save("id", docs, loads, start)
+    docs.append(_run(split, [m for m in ID_MODELS if m not in SHILLING_FULL], ["shilling"],
+                     AuditConfig(seed=0, shilling_attacks=("bandwagon",), shilling_sizes=(0.01,),
+                                 shilling_targets=("random",)), loads))
+    _save("id", docs, loads, start)
+    for rounds in sorted(set(LOOP.values()), reverse=True):
+        models = [m for m, r in LOOP.items() if r == rounds]
+        docs.append(_run(split, models, ["feedback-loop"], AuditConfig(seed=0, rounds=rounds), loads))
+        _save("id", docs, loads, start)
+    return docs
+
+
+def part_lm(args) -> dict:
+    split, loads, docs = _split(), [], []
+    start = time.perf_counter()
+    config = AuditConfig(seed=0, users=args.lm_sample, lm_users=args.lm_users)
+    for model in LM_MODELS:
+        docs.append(_run(split, [model], CHEAP + ["injection"], config, loads))
+        _save("lm", docs, loads, start)
+    return docs
+
+
+def _save(part, docs, loads, start) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    atomic_write(RESULTS / f"audit_{part}.json", json.dumps(
+        {"docs": docs, "loads": loads, "seconds": time.perf_counter() - start,
+         "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}, indent=1))
+
+
+def merge() -> tuple[dict, dict]:
+    parts = {p: json.loads((RESULTS / f"audit_{p}.json").read_text())
+             for p in ("id", "lm") if (RESULTS / f"audit_{p}.json").exists()}
+    docs = [d for part in parts.values() for d in part["docs"]]
+    results = [r for d in docs for r in d["results"]]
+    protocol = dict(docs[0]["protocol"])
+    protocol["runs"] = [{"models": d["protocol"]["models"], "scenarios": d["protocol"]["scenarios"],
+                         "config": d["protocol"]["config"],
+                         "evaluated_users": d["protocol"]["evaluated_users"]} for d in docs]
+    for key in ("models", "scenarios", "config", "evaluated_users"):
+        protocol.pop(key, None)
+    order = {m: i for i, m in enumerate(ID_MODELS + LM_MODELS)}
+    results.sort(key=lambda r: order.get(r["model"], 99))
+    return {"protocol": protocol, "results": results, "definitions": docs[0]["definitions"]}, parts
+
+
+def _get(doc, model, scenario, metric):
+    for r in doc["results"]:
+        if r["model"] == model and r["scenario"] == scenario and r["metrics"] != "n/a":
+            return r["metrics"].get(metric)
+    return None
+
+
+def _fmt(m) -> str:
+    if m is None or m.get("mean") is None:
+        return "-"
+    if m.get("ci_low") is None:
+        return f"{m['mean']:.3f}"
+    return f"{m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
+
+
+def table(doc, models, metrics, scenario) -> str:
+    rows = ["| model | " + " | ".join(metrics) + " |", "|" + " --- |" * (len(metrics) + 1)]
+    for m in models:
+        cells = [_fmt(_get(doc, m, scenario, x)) for x in metrics]
+        if any(c != "-" for c in cells):
+            rows.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def write(args) -> None:
+    doc, parts = merge()
+    atomic_write(RESULTS / "audit.json", json.dumps(doc, indent=1))
+    atomic_write(RESULTS / "audit.html", to_html(doc, title="genrec audit: MovieLens-100K"))
+    models = list(dict.fromkeys(r["model"] for r in doc["results"]))
+    loads = [x for p in parts.values() for x in p["loads"]]
+    base = "[bandwagon,1%,random]"
+    md = [f"Written by `python benchmarks/audit.py --part id|lm|write` (parts: "
+          + ", ".join(f"{p} finished {v['finished']} after {v['seconds'] / 60:.0f} min"
+                      for p, v in parts.items()) + "). "
+          + machine_line(doc["protocol"]["versions"], loads[-20:] or [float("nan")]),
+          "",
+          "### Audit on MovieLens-100K (holdout 0.8/0.1/0.1, split seed 2020; audit seed 0; K = 10)",
+          "",
+          "ID models on all 943 test users; `llm` and `ease+llm` (Gemma 3 270M) on a seeded "
+          f"sample of {args.lm_sample} test users, their hallucination and injection scenarios "
+          f"on {args.lm_users} of those. Cells: mean [95% bootstrap interval over users]; "
+          "corpus-level values (Gini, coverage, AUCs) without one. Every metric is defined in "
+          "docs/audit.md; the full matrix with charts: `benchmarks/results/audit.html`.",
+          "", "**Accuracy and exposure**", "",
+          table(doc, models, ["ndcg@10", "gini@10", "coverage@10", "aplt@10", "arp@10",
+                              "pop_reo@10", "exposure_disparity@10"], None)
+          .replace("| - |", "| - |"),
+          ]
+    doc_by = lambda scenario: {"results": [r for r in doc["results"] if r["scenario"] == scenario]}  # noqa: E731
+    acc = {"results": [r for r in doc["results"] if r["scenario"] in ("accuracy", "exposure")]}
+    merged = {"results": []}
+    for m in models:
+        metrics = {}
+        for r in acc["results"]:
+            if r["model"] == m and r["metrics"] != "n/a":
+                metrics.update(r["metrics"])
+        merged["results"].append({"model": m, "scenario": None, "metrics": metrics})
+    md[-1] = table(merged, models, ["ndcg@10", "gini@10", "coverage@10", "aplt@10", "arp@10",
+                                    "pop_reo@10", "exposure_disparity@10"], None)
+    md += ["", "**Consumer fairness** (NDCG@10 gap between the best and worst group; p: Welch t "
+           "for two groups, Kruskal-Wallis for more)", "",
+           _fairness_table(doc_by("fairness"), models),
+           "", f"**Shilling** (base cell {base}: 1% fake users, filler = mean profile length)", "",
+           table(doc_by("shilling"), models, [f"target_hr@10_clean{base}",
+                                              f"target_hr@10_attacked{base}",
+                                              f"utility_drop@10{base}", f"detector_auc{base}"],
+                 "shilling"),
+           "", "Attack and size sweep (target_hr@10 attacked - clean, one factor at a time):", "",
+           _sweep_table(doc_by("shilling"), models),
+           "", "**Hallucination, injection, privacy**", "",
+           table(doc_by("hallucination"), models, ["out_of_catalog_rate@10",
+                                                   "duplicate_error_rate@10",
+                                                   "history_error_rate@10", "invalid_id_rate@10",
+                                                   "invalid_id_rate_constrained@10",
+                                                   "already_seen_rate@10"], "hallucination"),
+           "",
+           table(doc_by("injection"), models, ["target_rank1_clean"] + [
+               f"attack_success_{d}[{a}]" for a in ("direct", "indirect", "disguised")
+               for d in ("undefended", "defended")], "injection"),
+           "",
+           table(doc_by("privacy"), models, ["dcr_train", "dcr_holdout", "dcr_closer_to_train",
+                                             "mia_auc"], "privacy"),
+           "", "**Feedback loops** (each round every user accepts one of their top 10, P(rank j) "
+           "~ 1/log2(1+j); refit)", "",
+           _loop_table(doc_by("feedback-loop"), models),
+           "", "**Efficiency** (power model: 15 W per busy core, 0.375 W/GB, 475 gCO2/kWh; "
+           "wall times on a shared machine)", "",
+           table(doc_by("efficiency"), models, ["cpu_seconds_train", "peak_memory_mb",
+                                                "cpu_seconds_per_1k_recs", "energy_wh_train",
+                                                "co2_g_train", "energy_wh_per_1k_recs"],
+                 "efficiency"),
+           "", "**Findings**", "", *findings(doc, models, base)]
+    write_section("audit", "\n".join(md))
+    print("\n".join(md))
+
+
+def _fairness_table(doc, models) -> str:
+    rows = ["| model | gender | age | occupation | activity |", "| --- | --- | --- | --- | --- |"]
+    for m in models:
+        cells = []
+        for attr in ("gender", "age", "occupation", "activity"):
+            v = _get(doc, m, "fairness", f"ndcg_gap@10[{attr}]")
+            cells.append("-" if v is None else f"{_fmt(v)}, p={v['p_value']:.2g} "
+                                               f"({v['best_group']} > {v['worst_group']})")
+        if any(c != "-" for c in cells):
+            rows.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _sweep_table(doc, models) -> str:
+    names = list(dict.fromkeys(k.split("[")[1].rstrip("]") for r in doc["results"]
+                               if r["metrics"] != "n/a" for k in r["metrics"]
+                               if k.startswith("target_hr_shift@10[")))
+    rows = ["| model | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1)]
+    for m in models:
+        cells = [_fmt(_get(doc, m, "shilling", f"target_hr_shift@10[{n}]")) for n in names]
+        if any(c != "-" for c in cells):
+            rows.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _loop_table(doc, models) -> str:
+    rows = ["| model | rounds | NDCG@10 round 0 -> last | Gini@10 | coverage@10 | "
+            "homogenisation@10 |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in doc["results"]:
+        if r["metrics"] == "n/a":
+            continue
+        n, met = r["settings"]["rounds"], r["metrics"]
+        arrow = lambda x: f"{met[f'{x}@10[round=0]']['mean']:.3f} -> {met[f'{x}@10[round={n}]']['mean']:.3f}"  # noqa: E731
+        rows.append(f"| {r['model']} | {n} | {arrow('ndcg')} | {arrow('gini')} | "
+                    f"{arrow('coverage')} | {arrow('homogenisation')} |")
+    return "\n".join(rows)
+
+
+def findings(doc, models, base) -> list[str]:
+    """Plain-word statements computed from the numbers (no hand-typed values)."""
+    out = []
+    shift = {m: _get(doc, m, "shilling", f"target_hr_shift@10{base}") for m in models}
+    shift = {m: v for m, v in shift.items() if v and v["mean"] is not None}
+    if shift:
+        worst = max(shift, key=lambda m: shift[m]["mean"])
+        out.append(f"- Most manipulable by a 1% bandwagon attack: **{worst}** (target hit ratio "
+                   f"+{shift[worst]['mean']:.3f}, {_fmt(shift[worst])}); least: "
+                   f"{min(shift, key=lambda m: shift[m]['mean'])}.")
+    gaps = {m: _get(doc, m, "fairness", "ndcg_gap@10[gender]") for m in models}
+    for m in ("llm", "ease+llm"):
+        v = gaps.get(m)
+        if v:
+            verdict = "differs significantly" if v["p_value"] < 0.05 else "shows no significant gap"
+            out.append(f"- {m}: accuracy between genders {verdict} (gap {_fmt(v)}, p="
+                       f"{v['p_value']:.2g}); this is a group-accuracy check, not FaiRLLM's "
+                       "sensitive-attribute prompt protocol.")
+    loop = {r["model"]: r for r in doc["results"] if r["scenario"] == "feedback-loop"
+            and r["metrics"] != "n/a"}
+    for m, r in loop.items():
+        g = r["metrics"]["gini_change@10"]["mean"]
+        out.append(f"- Feedback loop, {m}: Gini@10 {'rises' if g > 0 else 'falls'} by {abs(g):.3f} "
+                   f"over {r['settings']['rounds']} rounds "
+                   f"({'exposure concentrates' if g > 0 else 'exposure spreads'}).")
+    for m in models:
+        und = _get(doc, m, "injection", "attack_success_undefended[disguised]")
+        dfd = _get(doc, m, "injection", "attack_success_defended[disguised]")
+        if und and dfd:
+            out.append(f"- Injection disguised as data against {m}: {und['mean']:.2f} of users "
+                       f"undefended, {dfd['mean']:.2f} with genrec's quoting (goal: defended <= "
+                       "0.01 where undefended is clearly above).")
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--part", choices=("id", "lm", "write"), required=True)
+    p.add_argument("--lm-sample", type=int, default=200, help="test users of the LM models")
+    p.add_argument("--lm-users", type=int, default=30, help="users of hallucination/injection")
+    args = p.parse_args()
+    {"id": part_id, "lm": part_lm, "write": write}[args.part](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Holistic audit of recommenders: impact and harm scenarios x metrics, HELM-style.
+
+One scenario per module, listed in :data:`genrec.audit.runner.SCENARIOS`:
+
+* ``accuracy`` — the standard ranking protocol (the reference);
+* ``exposure`` — popularity bias and exposure of items (Gini, APLT, ARP, PopREO, PopRSP,
+  coverage, exposure disparity; Elliot's or RecBole's long tail);
+* ``fairness`` — accuracy gaps between user groups (gender, age band, occupation, activity);
+* ``shilling`` — fake-profile attacks (random, average, bandwagon, segment) and a detector;
+* ``hallucination`` — out-of-catalogue, duplicate and already-seen rates, TIGER's invalid IDs;
+* ``injection`` — prompt injection through item text, with and without genrec's defences;
+* ``privacy`` — distance to closest record and membership inference for sampling models;
+* ``feedback-loop`` — repeated retraining on accepted recommendations;
+* ``efficiency`` — CPU time, memory and an energy / CO2 estimate.
+
+:func:`run_audit` runs them; :func:`audit_dict` is the ``audit.json`` document;
+:func:`genrec.audit.report.to_html` the self-contained report. Every metric's definition and
+source is in the scenario module's ``METRICS`` and in docs/audit.md.
+"""
+
+from genrec.audit.context import AuditConfig, AuditContext
+from genrec.audit.results import NA, Definition, Finding
+from genrec.audit.runner import SCENARIOS, audit_dict, definitions, parse_scenarios, run_audit
+
+__all__ = ["NA", "SCENARIOS", "AuditConfig", "AuditContext", "Definition", "Finding",
+           "audit_dict", "definitions", "parse_scenarios", "run_audit"]

@@ -1,0 +1,186 @@
+"""What every scenario of an audit shares: the split, the settings, how to build a model, and
+the models fitted once on the training part with their test evaluation and cost.
+
+Scenarios that must train their own copies (shilling, privacy, feedback loops) ask
+:meth:`AuditContext.fresh` for an unfitted model built from the same spec; the spec is parsed
+by the caller's ``build`` function (``genrec.build.build_model`` from the CLI and benchmarks), so
+this package never parses specs itself.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from genrec.data.dataset import Split
+from genrec.errors import ConfigError
+from genrec.evaluation.protocol import Evaluation, evaluate_split
+from genrec.evaluation.runner import PeakRSS
+from genrec.options import RunOptions
+
+ATTACKS = ("random", "average", "bandwagon", "segment")
+TARGET_CHOICES = ("random", "popular", "unpopular")
+SHORT_HEADS = ("elliot", "recbole")
+GRIDS = ("ofat", "full")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Budgets, seeds and choices of an audit; all of it is written into ``protocol``.
+
+    Every field has a default that runs on ML-100K within the budget stated in docs/audit.md.
+    """
+
+    k: int = 10  # cut-off of every top-K metric
+    seed: int = 0  # seed of every random choice (samples, targets, fake profiles, rounds)
+    users: int | None = None  # evaluate a seeded sample of this many test users (None: all)
+    lm_users: int = 50  # users sampled for language-model scenarios (injection, hallucination)
+    short_head: str = "elliot"  # elliot: items covering 80% of interactions; recbole: ratio
+    head_share: float = 0.8  # elliot: share of training interactions the short head covers
+    tail_ratio: float = 0.1  # recbole: least popular fraction of items that is the long tail
+    shilling_attacks: tuple[str, ...] = ATTACKS
+    shilling_sizes: tuple[float, ...] = (0.005, 0.01, 0.03, 0.05)  # fake users / real users
+    shilling_targets: tuple[str, ...] = TARGET_CHOICES
+    shilling_grid: str = "ofat"  # ofat: vary one factor at a time around the base; full: product
+    n_targets: int = 5  # target items per attack (ARLib's targetSize)
+    rounds: int = 3  # feedback-loop rounds (refits)
+    injection_candidates: int = 10  # candidates in the listwise prompt of the injection scenario
+    privacy_samples: int | None = None  # synthetic profiles drawn (None: as many as members)
+
+    def __post_init__(self):
+        for name in ("k", "lm_users", "n_targets", "rounds", "injection_candidates"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.users is not None and (not isinstance(self.users, int) or self.users < 2):
+            raise ConfigError(f"users must be an integer >= 2 (or None for all), got {self.users!r}")
+        if self.short_head not in SHORT_HEADS:
+            raise ConfigError(f"short_head must be one of {SHORT_HEADS}, got {self.short_head!r}")
+        if not 0 < self.head_share < 1 or not 0 < self.tail_ratio < 1:
+            raise ConfigError("head_share and tail_ratio must lie strictly between 0 and 1, got "
+                              f"{self.head_share!r} and {self.tail_ratio!r}")
+        _check_choices("shilling_attacks", self.shilling_attacks, ATTACKS)
+        _check_choices("shilling_targets", self.shilling_targets, TARGET_CHOICES)
+        if not self.shilling_sizes or any(not 0 < s <= 0.5 for s in self.shilling_sizes):
+            raise ConfigError(f"shilling_sizes must be shares of fake users in (0, 0.5], got "
+                              f"{list(self.shilling_sizes)}")
+        if self.shilling_grid not in GRIDS:
+            raise ConfigError(f"shilling_grid must be one of {GRIDS}, got {self.shilling_grid!r}")
+
+
+def _check_choices(name: str, values: Sequence[str], allowed: Sequence[str]) -> None:
+    bad = [v for v in values if v not in allowed]
+    if not values or bad:
+        raise ConfigError(f"{name} must be a non-empty list from {list(allowed)}, got {list(values)}")
+
+
+@dataclass
+class FitRecord:
+    """Cost of fitting one model and of scoring the evaluated users."""
+
+    fit_cpu_seconds: float
+    fit_wall_seconds: float
+    peak_rss_mb: float
+    score_cpu_seconds: float = 0.0
+    score_wall_seconds: float = 0.0
+    recommendations: int = 0  # users scored (one top-K list each)
+
+
+@dataclass
+class AuditContext:
+    """The shared state of one audit (see the module docstring).
+
+    Args:
+        split: train / valid / test of the audited data.
+        specs: model label -> spec (``"ease"``, ``"ease+llm"``).
+        build: spec -> an unfitted model (``genrec.build.build_model`` with any overrides).
+        config: the audit's budgets and choices.
+        options: run options of every fit (seed, threads).
+    """
+
+    split: Split
+    specs: dict[str, str]
+    build: Callable[[str], object]
+    config: AuditConfig = field(default_factory=AuditConfig)
+    options: RunOptions = field(default_factory=RunOptions)
+    _models: dict = field(default_factory=dict)
+    _evaluations: dict = field(default_factory=dict)
+    costs: dict[str, FitRecord] = field(default_factory=dict)
+    shared: dict = field(default_factory=dict)  # per-audit artefacts every model faces alike
+
+    def __post_init__(self):
+        self.users = sample_users(self.split, self.config.users, self.config.seed)
+
+    def fresh(self, label: str):
+        """An unfitted model of ``label``'s spec."""
+        return self.build(self.specs[label])
+
+    def fitted(self, label: str):
+        """``label``'s model fitted once on the training part (cost recorded in :attr:`costs`)."""
+        if label not in self._models:
+            model = self.fresh(label)
+            with PeakRSS() as peak:
+                cpu, wall = time.process_time(), time.perf_counter()
+                model.fit(self.split.train, valid=self.split.valid, options=self.options)
+                record = FitRecord(time.process_time() - cpu, time.perf_counter() - wall, 0.0)
+            record.peak_rss_mb = peak.mb
+            self._models[label], self.costs[label] = model, record
+        return self._models[label]
+
+    def evaluation(self, label: str) -> Evaluation:
+        """The test evaluation of ``label``'s fitted model on the audit's users, at k."""
+        if label not in self._evaluations:
+            model = self.fitted(label)
+            cpu, wall = time.process_time(), time.perf_counter()
+            ev = evaluate_split(model, self.split, "test", ks=(self.config.k,), users=self.users)
+            record = self.costs[label]
+            record.score_cpu_seconds = time.process_time() - cpu
+            record.score_wall_seconds = time.perf_counter() - wall
+            record.recommendations = len(ev.users)
+            self._evaluations[label] = ev
+        return self._evaluations[label]
+
+    def lm_sample(self, users: np.ndarray) -> np.ndarray:
+        """At most ``config.lm_users`` of ``users``, drawn with the audit's seed, sorted."""
+        if len(users) <= self.config.lm_users:
+            return np.sort(users)
+        rng = np.random.default_rng(self.config.seed)
+        return np.sort(rng.choice(users, self.config.lm_users, replace=False))
+
+
+# Models that read item text or ask a language model (by their ``name``).
+TEXT_MODELS = ("dense", "bm25", "gpt4rec", "llm", "hybrid")
+
+
+def parts(model) -> list:
+    """The model and, for a pipeline, its retriever and reranker."""
+    return [model] + [p for p in (getattr(model, "retriever", None),
+                                  getattr(model, "reranker", None)) if p is not None]
+
+
+def language_part(model):
+    """The part of ``model`` that asks a language model for titles (an LLM recommender), or None."""
+    for part in parts(model):
+        if callable(getattr(part, "generate_titles", None)) and hasattr(part, "history_titles"):
+            return part
+    return None
+
+
+def reads_text(model) -> bool:
+    """True when any part of ``model`` reads item text or asks a language model."""
+    return any(getattr(p, "name", "") in TEXT_MODELS for p in parts(model))
+
+
+def sample_users(split: Split, n: int | None, seed: int) -> np.ndarray | None:
+    """``n`` test users (indices with a test item) drawn with ``seed``, sorted; None for all."""
+    candidates = np.flatnonzero(split.test.user_counts > 0)
+    if n is None or n >= len(candidates):
+        return None
+    return np.sort(np.random.default_rng(seed).choice(candidates, n, replace=False))
+
+
+__all__ = ["ATTACKS", "AuditConfig", "AuditContext", "FitRecord", "GRIDS", "SHORT_HEADS",
+           "TARGET_CHOICES", "TEXT_MODELS", "language_part", "parts", "reads_text", "sample_users"]

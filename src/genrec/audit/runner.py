@@ -1,0 +1,123 @@
+"""Run an audit: every scenario on every model it applies to, one :class:`Finding` per cell.
+
+The scenarios are listed explicitly in :data:`SCENARIOS` (name -> module); each module has
+``NAME``, ``METRICS`` (metric family -> :class:`~genrec.audit.results.Definition`),
+``HEADLINE`` (the metric the report's heat map shows, ``{k}`` filled in), ``applies(model)``
+(None, or the reason it does not apply) and ``run(ctx, label) -> Finding``.
+
+The output (:func:`audit_dict`) is ``{"protocol": {...}, "results": [{"model", "scenario",
+"metrics": {name: {"mean", "ci_low", "ci_high"}} | "n/a", "settings": {...}}], "definitions":
+{family: {"text", "source", "better"}}}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+from genrec.audit import (
+    accuracy, efficiency, exposure, fairness, feedback, hallucination, injection, privacy,
+    shilling,
+)
+from genrec.audit.context import AuditConfig, AuditContext
+from genrec.audit.results import Finding, not_applicable
+from genrec.data.dataset import Split
+from genrec.errors import ConfigError
+from genrec.evaluation.runner import library_versions
+from genrec.options import RunOptions
+
+SCENARIOS = {
+    "accuracy": accuracy,
+    "exposure": exposure,
+    "fairness": fairness,
+    "shilling": shilling,
+    "hallucination": hallucination,
+    "injection": injection,
+    "privacy": privacy,
+    "feedback-loop": feedback,
+    "efficiency": efficiency,
+}
+
+
+def definitions() -> dict[str, dict]:
+    """Every metric family of every scenario -> its written definition and source."""
+    return {name: dataclasses.asdict(d) for module in SCENARIOS.values()
+            for name, d in module.METRICS.items()}
+
+
+def parse_scenarios(text: str) -> list[str]:
+    """``"exposure, shilling"`` -> the scenario names, checked; ``"all"`` -> every scenario."""
+    names = list(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
+    if names == ["all"]:
+        return list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if not names or unknown:
+        raise ConfigError(f"unknown scenario(s) {unknown or names}; choose from "
+                          f"{', '.join(SCENARIOS)} (comma-separated) or 'all'")
+    return names
+
+
+def run_audit(split: Split, specs: dict[str, str], build: Callable[[str], object], *,
+              scenarios: Sequence[str], config: AuditConfig | None = None,
+              options: RunOptions | None = None,
+              say: Callable[[str], None] = lambda message: None) -> tuple[list[Finding], AuditContext]:
+    """Run ``scenarios`` on the models ``specs`` (label -> spec), each built by ``build``.
+
+    Returns the findings in model-major order and the context (fitted models, costs).
+    """
+    ctx = AuditContext(split, dict(specs), build, config or AuditConfig(), options or RunOptions())
+    findings = []
+    for label in specs:
+        probe = ctx.fresh(label)  # unfitted: enough to see what the model is
+        for name in scenarios:
+            module = SCENARIOS[name]
+            reason = module.applies(probe)
+            if reason:
+                findings.append(not_applicable(label, name, reason))
+                continue
+            say(f"[{label}] {name}")
+            start = time.perf_counter()
+            finding = module.run(ctx, label)
+            finding.settings["seconds"] = round(time.perf_counter() - start, 2)
+            findings.append(finding)
+    return findings, ctx
+
+
+def audit_dict(findings: Sequence[Finding], ctx: AuditContext, *, dataset: str,
+               scenarios: Sequence[str]) -> dict:
+    """The ``audit.json`` document (module docstring)."""
+    protocol = {
+        "dataset": dataset,
+        "split": ctx.split.info,
+        "models": ctx.specs,
+        "scenarios": list(scenarios),
+        "config": dataclasses.asdict(ctx.config),
+        "seed": ctx.config.seed,
+        "training_seed": ctx.options.seed,
+        "threads": ctx.options.n_threads,
+        "evaluated_users": None if ctx.users is None else int(len(ctx.users)),
+        "versions": library_versions(),
+        "headlines": {name: m.HEADLINE.format(k=ctx.config.k) for name, m in SCENARIOS.items()},
+    }
+    return json_safe({"protocol": protocol, "results": [f.to_dict() for f in findings],
+                      "definitions": definitions()})
+
+
+def json_safe(value):
+    """``value`` with numpy scalars as Python numbers and NaN / infinity as None (valid JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+__all__ = ["SCENARIOS", "audit_dict", "definitions", "json_safe", "parse_scenarios", "run_audit"]
