@@ -148,7 +148,7 @@ def write(args) -> None:
     models = list(dict.fromkeys(r["model"] for r in doc["results"]))
     loads = [x for p in parts.values() for x in p["loads"]]
     base = "[bandwagon,1%,random]"
-    md = [f"Written by `python benchmarks/audit.py --part id|lm|write` (parts: "
+    md = ["Written by `python benchmarks/audit.py --part id|lm|write` (parts: "
           + ", ".join(f"{p} finished {v['finished']} after {v['seconds'] / 60:.0f} min"
                       for p, v in parts.items()) + "). "
           + machine_line(doc["protocol"]["versions"], loads[-20:] or [float("nan")]),
@@ -161,21 +161,8 @@ def write(args) -> None:
           "corpus-level values (Gini, coverage, AUCs) without one. Every metric is defined in "
           "docs/audit.md; the full matrix with charts: `benchmarks/results/audit.html`.",
           "", "**Accuracy and exposure**", "",
-          table(doc, models, ["ndcg@10", "gini@10", "coverage@10", "aplt@10", "arp@10",
-                              "pop_reo@10", "exposure_disparity@10"], None)
-          .replace("| - |", "| - |"),
-          ]
+          _accuracy_table(doc, models)]
     doc_by = lambda scenario: {"results": [r for r in doc["results"] if r["scenario"] == scenario]}  # noqa: E731
-    acc = {"results": [r for r in doc["results"] if r["scenario"] in ("accuracy", "exposure")]}
-    merged = {"results": []}
-    for m in models:
-        metrics = {}
-        for r in acc["results"]:
-            if r["model"] == m and r["metrics"] != "n/a":
-                metrics.update(r["metrics"])
-        merged["results"].append({"model": m, "scenario": None, "metrics": metrics})
-    md[-1] = table(merged, models, ["ndcg@10", "gini@10", "coverage@10", "aplt@10", "arp@10",
-                                    "pop_reo@10", "exposure_disparity@10"], None)
     md += ["", "**Consumer fairness** (NDCG@10 gap between the best and worst group; p: Welch t "
            "for two groups, Kruskal-Wallis for more)", "",
            _fairness_table(doc_by("fairness"), models),
@@ -211,6 +198,19 @@ def write(args) -> None:
            "", "**Findings**", "", *findings(doc, models, base)]
     write_section("audit", "\n".join(md))
     print("\n".join(md))
+
+
+def _accuracy_table(doc, models) -> str:
+    """One row per model: accuracy and exposure metrics side by side."""
+    merged = {"results": []}
+    for m in models:
+        metrics = {}
+        for r in doc["results"]:
+            if r["model"] == m and r["scenario"] in ("accuracy", "exposure") and r["metrics"] != "n/a":
+                metrics.update(r["metrics"])
+        merged["results"].append({"model": m, "scenario": "both", "metrics": metrics})
+    return table(merged, models, ["ndcg@10", "gini@10", "coverage@10", "aplt@10", "arp@10",
+                                  "pop_reo@10", "exposure_disparity@10"], "both")
 
 
 def _fairness_table(doc, models) -> str:
