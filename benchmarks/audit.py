@@ -46,8 +46,8 @@ from genrec.options import RunOptions  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 CHEAP = ["accuracy", "exposure", "fairness", "hallucination", "privacy", "efficiency"]
 ID_MODELS = ["pop", "ease", "bpr", "multvae", "diffrec", "sasrec", "tiger"]
-SHILLING_FULL = ["pop", "ease", "bpr", "multvae"]
-LOOP = {"pop": 3, "ease": 3, "bpr": 3, "multvae": 3, "diffrec": 2, "sasrec": 2}
+BASE_CELL = {"shilling_attacks": ("bandwagon",), "shilling_sizes": (0.01,),
+             "shilling_targets": ("random",)}
 LM_MODELS = ["llm", "ease+llm"]
 
 
@@ -57,7 +57,7 @@ def _split():
     return make_split(data, "holdout", seed=2020)
 
 
-def _run(split, models, scenarios, config, loads) -> list[dict]:
+def _run(split, models, scenarios, config, loads) -> dict:
     options = RunOptions(seed=0, threads=1)
     findings, ctx = run_audit(split, {m: m for m in models}, build_model, scenarios=scenarios,
                               config=config, options=options,
@@ -66,32 +66,43 @@ def _run(split, models, scenarios, config, loads) -> list[dict]:
     return audit_dict(findings, ctx, dataset="ml-100k", scenarios=scenarios)
 
 
-def part_id(args) -> dict:
+def _steps(plan, part, args) -> None:
+    """Run (models, scenarios, config) steps in order, saving after each (a slow machine keeps
+    what finished); ``--models`` restricts every step to those models."""
     split, loads, docs = _split(), [], []
     start = time.perf_counter()
-    docs.append(_run(split, ID_MODELS, CHEAP, AuditConfig(seed=0, lm_users=args.lm_users), loads))
-    _save("id", docs, loads, start)
-    docs.append(_run(split, SHILLING_FULL, ["shilling"], AuditConfig(seed=0), loads))
-    _save("id", docs, loads, start)
-    docs.append(_run(split, [m for m in ID_MODELS if m not in SHILLING_FULL], ["shilling"],
-                     AuditConfig(seed=0, shilling_attacks=("bandwagon",), shilling_sizes=(0.01,),
-                                 shilling_targets=("random",)), loads))
-    _save("id", docs, loads, start)
-    for rounds in sorted(set(LOOP.values()), reverse=True):
-        models = [m for m, r in LOOP.items() if r == rounds]
-        docs.append(_run(split, models, ["feedback-loop"], AuditConfig(seed=0, rounds=rounds), loads))
-        _save("id", docs, loads, start)
-    return docs
+    keep = set(args.models.split(",")) if args.models else None
+    for models, scenarios, config in plan:
+        models = [m for m in models if keep is None or m in keep]
+        if models:
+            docs.append(_run(split, models, scenarios, config, loads))
+            _save(part, docs, loads, start)
 
 
-def part_lm(args) -> dict:
-    split, loads, docs = _split(), [], []
-    start = time.perf_counter()
-    config = AuditConfig(seed=0, users=args.lm_sample, lm_users=args.lm_users)
-    for model in LM_MODELS:
-        docs.append(_run(split, [model], CHEAP + ["injection"], config, loads))
-        _save("lm", docs, loads, start)
-    return docs
+def part_id(args) -> None:
+    """Cheap scenarios for every ID model, then shilling (the one-factor-at-a-time grid where a
+    refit is cheap, the base cell elsewhere), then feedback loops."""
+    cfg = AuditConfig(seed=0, lm_users=args.lm_users)
+    plan = [([m], CHEAP, cfg) for m in ID_MODELS]
+    plan += [(["pop", "ease"], ["shilling"], AuditConfig(seed=0))]
+    plan += [([m], ["shilling"], AuditConfig(seed=0, **BASE_CELL))
+             for m in ("bpr", "multvae", "diffrec", "sasrec", "tiger")]
+    plan += [(["pop", "ease"], ["feedback-loop"], AuditConfig(seed=0, rounds=3))]
+    plan += [([m], ["feedback-loop"], AuditConfig(seed=0, rounds=2))
+             for m in ("bpr", "multvae", "diffrec", "sasrec")]
+    _steps(plan, "id", args)
+
+
+def part_lm(args) -> None:
+    """The LM models: injection first (the key number), then hallucination, then the rest on
+    a sample of users."""
+    small = AuditConfig(seed=0, lm_users=args.lm_users)
+    sample = AuditConfig(seed=0, users=args.lm_sample, lm_users=args.lm_users)
+    plan = [([m], ["injection"], small) for m in LM_MODELS[:1]]
+    plan += [([m], ["hallucination"], AuditConfig(seed=0, lm_users=max(2, args.lm_users // 2)))
+             for m in LM_MODELS[:1]]
+    plan += [([m], ["accuracy", "exposure", "fairness", "efficiency"], sample) for m in LM_MODELS]
+    _steps(plan, "lm", args)
 
 
 def _save(part, docs, loads, start) -> None:
@@ -289,8 +300,10 @@ def findings(doc, models, base) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--part", choices=("id", "lm", "write"), required=True)
-    p.add_argument("--lm-sample", type=int, default=200, help="test users of the LM models")
-    p.add_argument("--lm-users", type=int, default=30, help="users of hallucination/injection")
+    p.add_argument("--lm-sample", type=int, default=50, help="test users of the LM models")
+    p.add_argument("--lm-users", type=int, default=20, help="users of injection (half of them: "
+                   "hallucination)")
+    p.add_argument("--models", help="comma-separated: run only these models' steps")
     args = p.parse_args()
     {"id": part_id, "lm": part_lm, "write": write}[args.part](args)
 

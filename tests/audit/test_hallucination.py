@@ -23,7 +23,7 @@ def test_llm_rates_from_scripted_generations():
     assert m["out_of_catalog_rate@3"]["mean"] == pytest.approx(1 / 3)
     assert m["duplicate_error_rate@3"]["mean"] == 1.0
     assert m["titles_per_user@3"]["mean"] == 3.0
-    users = ctx.lm_sample(ctx.evaluation("llm").users)
+    users = ctx.lm_sample(ctx.audited_users())
     item = split.train.items.index(["i3"])[0]
     seen = split.history("test").user_items[users][:, item].toarray().ravel() > 0
     assert m["history_error_rate@3"]["mean"] == pytest.approx(seen.mean())

@@ -143,6 +143,12 @@ class AuditContext:
             self._evaluations[label] = ev
         return self._evaluations[label]
 
+    def audited_users(self) -> np.ndarray:
+        """The audit's users: the sample, or every user with a test item (no model needed)."""
+        if self.users is not None:
+            return self.users
+        return np.flatnonzero(self.split.test.user_counts > 0)
+
     def lm_sample(self, users: np.ndarray) -> np.ndarray:
         """At most ``config.lm_users`` of ``users``, drawn with the audit's seed, sorted."""
         if len(users) <= self.config.lm_users:

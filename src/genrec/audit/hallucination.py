@@ -58,7 +58,7 @@ def applies(model) -> str | None:
 
 def run(ctx: AuditContext, label: str) -> Finding:
     model = ctx.fitted(label)
-    users = ctx.lm_sample(ctx.evaluation(label).users)
+    users = ctx.lm_sample(ctx.audited_users())
     histories = ctx.split.history("test").user_item_order[users]
     part = language_part(model)
     if part is not None:

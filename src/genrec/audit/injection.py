@@ -81,7 +81,7 @@ def run(ctx: AuditContext, label: str) -> Finding:
     cfg = ctx.config
     part = language_part(ctx.fitted(label))
     lm, kind = part.lm, part.config.kind
-    users = ctx.lm_sample(ctx.evaluation(label).users)
+    users = ctx.lm_sample(ctx.audited_users())
     history = ctx.split.history("test")
     n = min(cfg.injection_candidates, len(prompts.LETTERS))
     rng = np.random.default_rng(cfg.seed)
