@@ -184,11 +184,14 @@ def saved_or_trained(spec: str, data, folder: str | os.PathLike, *,
 
 
 def train_and_save(model: Recommender, data, folder: str | os.PathLike, *, options=None,
+                   metadata: Mapping[str, Any] | None = None,
                    notice: Callable[[str], None] = lambda message: None) -> Recommender:
-    """Fit ``model`` on all interactions of ``data`` and save it with the data's fingerprint."""
+    """Fit ``model`` on all interactions of ``data`` and save it with the data's fingerprint
+    (plus ``metadata``, e.g. the checksum of the data before feedback was added)."""
     notice(f"training {model.name} on all {len(data)} interactions of {data.name}")
     model.fit(data, options=options)
-    model.save(folder, metadata={"dataset": data.name, "data_checksum": data.checksum()})
+    model.save(folder, metadata={**dict(metadata or {}), "dataset": data.name,
+                                 "data_checksum": data.checksum()})
     return model
 
 
