@@ -20,7 +20,7 @@ from genrec.options import RunOptions
 from genrec.serving.app import ServeLimits, create_app
 from genrec.serving.feedback import FeedbackStore, read_feedback, with_feedback
 from genrec.serving.keys import KeyRing, add_key
-from genrec.serving.service import RecService, Served
+from genrec.serving.service import RecService
 
 
 @pytest.fixture(scope="module")

@@ -281,7 +281,9 @@ def serve(settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8000,
     uvicorn = require("uvicorn", "serve")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers must be an integer >= 1, got {workers!r}")
-    ServeLimits(**(settings.limits or {}))  # bad limits fail before anything loads
+    ServeLimits(**(settings.limits or {}))  # bad limits or keys fail before anything loads
+    if settings.api_keys:
+        KeyRing.from_file(settings.api_keys)
     sock = bind(host, port)
     try:
         service = build_service(settings, notice=lambda m: announce(f"notice: {m}"))
