@@ -10,10 +10,10 @@ import threading
 import time
 
 import pytest
+from servekit import WORDS, movielens_folder
 
 pytest.importorskip("uvicorn", reason="needs the serve extra")
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the dev extra)")
-from servekit import WORDS, movielens_folder
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
