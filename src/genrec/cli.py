@@ -365,7 +365,7 @@ def _cmd_tune(args) -> int:
 def _cmd_serve_lm(args) -> int:
     from genrec.serving.lm_server import lm_from_cli, serve
 
-    threads = args.threads or (1 if os.environ.get("CI") else None)
+    threads = _threads(args)
     lm = lm_from_cli(args.model, backend=args.backend, threads=threads, cache_dir=_cache_dir())
     serve(lm, host=args.host, port=args.port, model_name=args.name, verbose=args.verbose,
           announce=lambda message: print(message, file=sys.stderr, flush=True))
@@ -373,22 +373,32 @@ def _cmd_serve_lm(args) -> int:
 
 
 def _saved_or_trained(args, data, filtering: dict, overrides: dict | None = None):
-    """The model saved for this dataset (trained and saved first when there is none)."""
+    """The model saved for this dataset (trained and saved first when there is none).
+
+    A saved model trained on other data is refused with the command that retrains it; one
+    saved by another genrec version loads with a one-line warning."""
+    import warnings
+
+    from genrec.errors import ArtifactDataError
     from genrec.models import get_model_class
-    from genrec.models.base import read_artifact_meta
 
     model_cls = get_model_class(args.model)
     folder = _artifact_dir(args, args.model, args.artifact)
     if not (folder / "config.json").exists():
         print(f"notice: no saved {args.model} model at {folder}; training one now", file=sys.stderr)
         _train(args, args.model, overrides or {}, folder, data=data)
-    meta = read_artifact_meta(folder)
-    if meta.get("data_checksum") != data.checksum():
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = model_cls.load(folder, expect_data=data)
+    except ArtifactDataError as exc:
         flags = "".join(f" --{k.replace('_', '-')}" + ("" if v is True else f" {v}")
                         for k, v in filtering.items())
-        raise ConfigError(f"the model at {folder} was trained on different data; retrain it with "
-                          f"`genrec train --dataset {args.dataset}{flags} --model {args.model}`")
-    return model_cls.load(folder)
+        raise ArtifactDataError(f"{exc}: `genrec train --dataset {args.dataset}{flags} "
+                                f"--model {args.model}`") from None
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    return model
 
 
 def _load(args):
@@ -410,22 +420,38 @@ def _load(args):
 
 
 def _train(args, name, config, output, data=None):
+    """Fit ``name`` on all of the data and save it (the output folder is checked first)."""
+    from genrec.io import check_writable_folder
     from genrec.models import build_model
+    from genrec.models.base import ARTIFACT_FILES
 
+    folder = _artifact_dir(args, name, output)
+    check_writable_folder(folder, what="--output" if output else "the artifact folder",
+                          owned=ARTIFACT_FILES)
     model = build_model(name, config)
+    options = _options(args)
     data = data if data is not None else _load(args)[0]
     _say(args, f"training {name} on all {len(data)} interactions of {data.name}")
-    model.fit(data, options=_options(args))
-    model.save(_artifact_dir(args, name, output),
-               metadata={"dataset": data.name, "data_checksum": data.checksum()})
+    model.fit(data, options=options)
+    model.save(folder)  # records the data fingerprint that recommend/sample/explain check
     return model
 
 
 def _options(args):
     from genrec.options import RunOptions
 
-    threads = args.threads or (1 if os.environ.get("CI") else None)  # CI: never oversubscribe
-    return RunOptions(seed=args.seed, threads=threads, progress=not args.quiet)
+    return RunOptions(seed=args.seed, threads=_threads(args), progress=not args.quiet)
+
+
+def _threads(args) -> int | None:
+    """``--threads`` (a positive integer); when absent, 1 under CI (never oversubscribe) and
+    otherwise None: the free cores."""
+    if args.threads is None:
+        return 1 if os.environ.get("CI") else None
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be a positive number of threads, got {args.threads}; "
+                          "leave it out to use the free cores")
+    return args.threads
 
 
 def _cache_dir() -> Path:
