@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     try:
+        if getattr(args, "threads", None) is not None:
+            _threads(args)  # a bad --threads fails before any work
         return args.run(args) or 0
     except GenrecError as exc:
         print(f"error: {exc}", file=sys.stderr)

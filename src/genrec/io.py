@@ -38,7 +38,7 @@ def output_target(path: str | os.PathLike, *, what: str = "output", folder: bool
     target = Path(os.path.realpath(path))
     try:
         mode = target.stat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return target  # a new path (or a dangling symlink: the write creates its target)
     via = f" (the symlink {path} points to it)" if os.path.islink(path) else ""
     if folder and not stat.S_ISDIR(mode):
