@@ -196,18 +196,12 @@ def folder_read_lock(path: str | os.PathLike) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _lock(target: Path, *, exclusive: bool) -> Iterator[None]:
+    """Hold ``.NAME.lock`` beside ``target``; a shared lock on a missing lock file is no lock."""
     lock_path = target.with_name(f".{target.name}.lock")
-    if fcntl is None:
+    if fcntl is None or (not exclusive and not lock_path.is_file()):
         yield
         return
-    try:
-        handle = open(lock_path, "a" if exclusive else "r")
-    except OSError:  # a reader in a read-only folder, or no writer ever locked this folder
-        if exclusive:
-            raise
-        yield
-        return
-    with handle:
+    with open(lock_path, "a" if exclusive else "r") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
             yield

@@ -10,8 +10,9 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Iterator
+from typing import IO
 
 from genrec.errors import ConfigError
 
@@ -167,6 +168,6 @@ class LineProgress:
         count = f"{self.n}/{self.total}" if self.total else f"{self.n}"
         share = f" ({self.n / self.total:.0%})" if self.total else ""
         tail = f" in {time.perf_counter() - self._start:.1f}s" if done else ""
-        line = " ".join(p for p in (f"{self.desc}:" if self.desc else "", f"{count} {self.unit}"
-                                    f"{share}{tail}", self.postfix) if p)
-        print(line, file=self.file, flush=True)
+        parts = (f"{self.desc}:" if self.desc else "", f"{count} {self.unit}{share}{tail}",
+                 self.postfix)
+        print(" ".join(p for p in parts if p), file=self.file, flush=True)

@@ -7,8 +7,6 @@ that decides: a bar on a terminal, plain lines (start, every 10%, end) elsewhere
 
 import io
 
-import pytest
-
 from genrec.data.synthetic import planted_clusters
 from genrec.models import build_model
 from genrec.options import RunOptions, progress_bar

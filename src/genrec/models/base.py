@@ -29,8 +29,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.data.dataset import Dataset
-from genrec.errors import (ArtifactDataError, ArtifactError, ConfigError, DataError, GenrecError,
-                           NotFittedError)
+from genrec.errors import (
+    ArtifactDataError,
+    ArtifactError,
+    ConfigError,
+    DataError,
+    GenrecError,
+    NotFittedError,
+)
 from genrec.io import atomic_folder, folder_read_lock
 from genrec.options import RunOptions
 from genrec.ranking import as_score_tensor, mask_non_candidates, mask_seen, top_k
