@@ -14,7 +14,8 @@ known answer (noisy ``planted_clusters`` unless ``world()`` is overridden):
 * scoring rows together equals scoring them one at a time (with and without user indices);
 * ``recommend`` never returns a seen item and respects shared (1-D) and per-row (2-D) candidates;
 * ``k`` outside 1..n_items and unknown or invalid config keys raise ConfigError;
-* save -> load (through ``Recommender.load`` and ``model_cls.load``) gives identical scores;
+* save -> load (through ``Recommender.load`` checking the training data, and ``model_cls.load``)
+  gives identical scores;
 * the same ``RunOptions(seed)`` gives identical scores and rankings (and, for ``stochastic``
   models, another seed gives different scores);
 * histories of users unknown to the model (``users=None``, even an empty one) get finite scores;
@@ -186,7 +187,8 @@ class ModelContract:
         histories, users = self.batch(known)
         path = tmp_path / "model"
         fitted.save(path)
-        for loaded in (Recommender.load(path), self.model_cls.load(path)):
+        for loaded in (Recommender.load(path, expect_data=known.split.train),
+                       self.model_cls.load(path)):
             assert type(loaded) is self.model_cls
             assert loaded.config == fitted.config
             for who in (users, None):
