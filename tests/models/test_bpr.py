@@ -9,7 +9,7 @@ import torch
 import genrec.evaluation.protocol as protocol
 from genrec.data.synthetic import planted_clusters
 from genrec.models import BPR
-from genrec.models.bpr import sample_negatives
+from genrec.models.classic.bpr import sample_negatives
 from genrec.options import RunOptions
 
 from .contract import OPTIONS, ModelContract

@@ -242,6 +242,15 @@ class Dataset:
         last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
         return sp.csr_matrix((v[last], (u[last], i[last])), shape=(self.n_users, self.n_items))
 
+    @property
+    def duplicate_interactions(self) -> int:
+        """Rows that repeat an earlier (user, item) pair (re-ratings, repeated purchases).
+
+        Full-ranking evaluation excludes a user's history items, so a test interaction whose
+        pair is also in train is dropped as seen; :func:`~genrec.data.filters.drop_duplicates`
+        keeps one row per pair."""
+        return len(self) - self.user_items.nnz
+
     @cached_property
     def user_counts(self) -> np.ndarray:
         """(n_users,) number of interactions per user."""
@@ -322,6 +331,7 @@ class Dataset:
             "users": self.n_users,
             "items": self.n_items,
             "interactions": len(self),
+            "duplicates": self.duplicate_interactions,
             "density": len(self) / max(1, self.n_users * self.n_items),
             "has_timestamps": self.has_timestamps,
             "value_range": [float(self.value.min()), float(self.value.max())] if len(self) else None,

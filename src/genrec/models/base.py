@@ -9,7 +9,7 @@ and fold the history in otherwise.
 
 To add a model: subclass :class:`ModelConfig` (a frozen dataclass with one comment per field),
 subclass :class:`Recommender`, implement ``_fit``, ``_score``, ``_state`` and ``_load_state``,
-and list it in ``genrec/models/__init__.py``. The shared contract suite in ``tests/models``
+and list it in the ``MODELS`` table of ``genrec/models/__init__.py``. The shared contract suite in ``tests/models``
 then checks it.
 """
 
@@ -337,52 +337,44 @@ class Recommender:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, expect_data: Dataset | None = None) -> "Recommender":
-        """Read a folder written by :meth:`save` (call on the model class or on ``Recommender``).
-
-        Args:
-            path: the model folder.
-            expect_data: the data the caller will use the model with; the model must have been
-                trained on exactly this data (same :func:`data_fingerprint`), since its user and
-                item indices refer to that data's vocabularies.
-
-        A model saved by another genrec version loads with a ``UserWarning`` naming both
-        versions: weights are plain arrays and a probe scoring checks their shapes, but a model's
-        maths may have changed between versions.
-
-        Raises:
-            ArtifactError: missing or damaged files, a config and weights from two different
-                saves, NaN or infinite weights (naming the array), or weights that do not fit.
-            ArtifactDataError: ``expect_data`` differs from the training data: retrain.
-        """
-        meta, state = _read_artifact(path)
-        from genrec.models import get_model_class
-
-        model_cls = get_model_class(meta["model"]) if cls is Recommender else cls
-        if model_cls.name != meta["model"]:
-            raise ArtifactError(f"{path} holds a {meta['model']!r} model, not {model_cls.name!r}")
-        _check_version(meta, path)
-        if expect_data is not None:
-            _check_data(meta, expect_data, path)
+    def load(cls, path: str | os.PathLike, *,
+             expect_data: Dataset | str | None = None) -> "Recommender":
+        """Read a folder written by :meth:`save` into this model class (any model, pipelines
+        included: :func:`genrec.build.load_model`). ``expect_data`` and the checks are those of
+        :func:`check_artifact`; see :func:`read_artifact` for what else is refused."""
+        if cls is Recommender or getattr(cls, "part_specs", None) is not None:
+            raise ConfigError(f"{cls.__name__}.load cannot rebuild the model at {path}; use "
+                              "genrec.build.load_model(path)")
+        meta, state = read_artifact(path)
+        if cls.name != meta["model"]:
+            raise ArtifactError(f"{path} holds a {meta['model']!r} model, not {cls.name!r}")
+        check_artifact(meta, path, expect_data=expect_data)
         try:
-            model = model_cls(meta["config"])
+            model = cls(meta["config"])
         except ConfigError as exc:
             raise ArtifactError(f"{path} has an invalid config ({exc}); retrain the model") from None
-        model.n_users_, model.n_items_ = int(meta["n_users"]), int(meta["n_items"])
-        model.data_fingerprint_ = _saved_fingerprint(meta)
-        try:
-            model._load_state(state)
-            probe = model.score(sp.csr_matrix((1, model.n_items_), dtype=np.float32))
-        except GenrecError:
-            raise
-        except Exception as exc:
-            raise ArtifactError(f"{path}/weights.npz does not fit a {model_cls.name} model with "
-                                f"{model.n_items_} items ({type(exc).__name__}: {exc}); retrain "
-                                "the model") from None
-        if probe.shape != (1, model.n_items_) or np.isnan(probe).any():
-            raise ArtifactError(f"{path}/weights.npz gives invalid scores (NaN or wrong shape); "
-                                "retrain the model")
-        return model
+        return load_weights(model, path, meta, state)
+
+
+def load_weights(model: Recommender, path: str | os.PathLike, meta: Mapping[str, Any],
+                 state: dict[str, np.ndarray]) -> Recommender:
+    """Fill the unfitted ``model`` (built from ``meta["config"]``) with ``state``, the weights
+    :func:`read_artifact` read from ``path``; ArtifactError when they do not fit it."""
+    model.n_users_, model.n_items_ = int(meta["n_users"]), int(meta["n_items"])
+    model.data_fingerprint_ = _saved_fingerprint(meta)
+    try:
+        model._load_state(state)
+        probe = model.score(sp.csr_matrix((1, model.n_items_), dtype=np.float32))
+    except GenrecError:
+        raise
+    except Exception as exc:
+        raise ArtifactError(f"{path}/weights.npz does not fit a {model.name} model with "
+                            f"{model.n_items_} items ({type(exc).__name__}: {exc}); retrain "
+                            "the model") from None
+    if probe.shape != (1, model.n_items_) or np.isnan(probe).any():
+        raise ArtifactError(f"{path}/weights.npz gives invalid scores (NaN or wrong shape); "
+                            "retrain the model")
+    return model
 
 
 ARTIFACT_FILES = ("config.json", "weights.npz")
@@ -411,8 +403,9 @@ def read_artifact_meta(path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
-def _read_artifact(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(metadata, weight arrays) of one save, read under the folder's shared lock.
+def read_artifact(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(metadata, weight arrays) of the model saved in ``path``, read under the folder's shared
+    lock (so a concurrent save cannot hand over files of two saves).
 
     Raises:
         ArtifactError: unreadable files, files of two different saves, non-finite weights.
@@ -437,15 +430,33 @@ def _read_artifact(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, n
     return meta, state
 
 
-def _check_version(meta: Mapping[str, Any], path) -> None:
-    """Warn when the artifact was saved by another genrec version (see :meth:`Recommender.load`)."""
+def check_artifact(meta: Mapping[str, Any], path, *,
+                   expect_data: Dataset | str | None = None) -> None:
+    """Check a saved model's metadata against this genrec and the data it will be used with.
+
+    Args:
+        meta: :func:`read_artifact`'s metadata.
+        expect_data: the data the caller will use the model with, or its
+            :meth:`~genrec.data.Dataset.checksum`; None checks nothing about the data.
+
+    Policy: other training data is an error (the model's user and item indices point into that
+    data's vocabularies: retrain); another genrec version is a ``UserWarning`` naming both
+    versions (the weights are plain arrays and a probe scoring checks their shapes, but a
+    model's maths may have changed).
+
+    Raises:
+        ArtifactDataError: ``expect_data`` is not the data the model was trained on, or the
+            model records no fingerprint to compare.
+    """
     from genrec import __version__
 
-    saved = meta.get("genrec")
-    if saved != __version__:
-        warnings.warn(f"{path} was saved by genrec {saved or 'of an unknown version'} and is "
-                      f"loaded by genrec {__version__}; if its results differ, retrain it",
+    saved_version = meta.get("genrec")
+    if saved_version != __version__:
+        warnings.warn(f"{path} was saved by genrec {saved_version or 'of an unknown version'} "
+                      f"and is loaded by genrec {__version__}; if its results differ, retrain it",
                       UserWarning, stacklevel=3)
+    if expect_data is not None:
+        _check_data(meta, expect_data, path)
 
 
 def _saved_fingerprint(meta: Mapping[str, Any]) -> dict[str, str] | None:
@@ -456,16 +467,16 @@ def _saved_fingerprint(meta: Mapping[str, Any]) -> dict[str, str] | None:
     return None
 
 
-def _check_data(meta: Mapping[str, Any], data: Dataset, path) -> None:
-    saved, given = _saved_fingerprint(meta), data_fingerprint(data)
+def _check_data(meta: Mapping[str, Any], data: Dataset | str, path) -> None:
+    saved = _saved_fingerprint(meta)
+    given = data_fingerprint(data) if isinstance(data, Dataset) else {"checksum": str(data)}
+    shown = f"{given['dataset']}, " if "dataset" in given else ""
     if saved is None:
         raise ArtifactDataError(f"{path} records no fingerprint of its training data, so it cannot "
-                                f"be checked against {given['dataset']}; retrain the model")
+                                "be checked against the data given; retrain the model")
     if saved.get("checksum") != given["checksum"]:
         raise ArtifactDataError(
-            f"{path} was trained on other data ({saved.get('dataset')}, checksum "
-            f"{str(saved.get('checksum'))[:12]}) than the data given ({given['dataset']}, checksum "
-            f"{given['checksum'][:12]}); its user and item indices would not match: retrain it on "
-            "this data")
-
-
+            f"the model at {path} was trained on different data ({saved.get('dataset')}, checksum "
+            f"{str(saved.get('checksum'))[:12]}) than the data given ({shown}checksum "
+            f"{given['checksum'][:12]}); its user and item indices would not match: retrain it "
+            "on this data")

@@ -262,7 +262,7 @@ class LMExplainer(Explainer):
 
     Args:
         lm: a :class:`~genrec.text.lm.LanguageModel` (or a spec for
-            :func:`~genrec.text.lm.get_language_model`, e.g. ``"transformers:smollm2-135m"``).
+            :func:`~genrec.text.backends.get_language_model`, e.g. ``"transformers:smollm2-135m"``).
         max_new_tokens: the token budget of one explanation.
         batch_size: prompts per ``generate`` call.
         lead: start the answer for the model with ``You may like "<title>" because`` (the
@@ -276,7 +276,8 @@ class LMExplainer(Explainer):
 
     def __init__(self, catalog, lm, *, max_new_tokens: int = 48, batch_size: int = 8,
                  lead: bool | None = None, max_sentences: int | None = 1, **kw):
-        from genrec.text.lm import check_generation_args, get_language_model
+        from genrec.text.backends import get_language_model
+        from genrec.text.lm import check_generation_args
 
         super().__init__(catalog, **kw)
         check_generation_args(max_new_tokens, 0.0)
