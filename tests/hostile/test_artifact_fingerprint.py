@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import genrec
+from genrec.build import load_model
 from genrec.cli import main
 from genrec.data import Dataset
 from genrec.errors import ArtifactDataError, ArtifactError
-from genrec.build import load_model
 from genrec.models import EASE, Pop
 from genrec.models.base import data_fingerprint
 

@@ -7,9 +7,9 @@ entry (a similarity matrix, an embedding row of one item), and then ranked that 
 import numpy as np
 import pytest
 
+from genrec.build import load_model
 from genrec.data import Dataset
 from genrec.errors import ArtifactError
-from genrec.build import load_model
 from genrec.models import BPR, EASE, ItemKNN
 
 

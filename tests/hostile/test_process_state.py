@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from genrec.data.synthetic import planted_clusters
 from genrec.build import build_model
+from genrec.data.synthetic import planted_clusters
 from genrec.options import RunOptions
 
 CASES = {

@@ -7,8 +7,8 @@ that decides: a bar on a terminal, plain lines (start, every 10%, end) elsewhere
 
 import io
 
-from genrec.data.synthetic import planted_clusters
 from genrec.build import build_model
+from genrec.data.synthetic import planted_clusters
 from genrec.options import RunOptions, progress_bar
 
 

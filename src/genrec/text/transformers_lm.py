@@ -45,9 +45,14 @@ import numpy as np
 
 from genrec.errors import ConfigError, LLMError, require
 from genrec.options import torch_threads
-from genrec.text.lm import (ContinuationScores, check_continuations, check_generation_args,
-                            cut_at_stop, cut_stream)
 from genrec.text import weights
+from genrec.text.lm import (
+    ContinuationScores,
+    check_continuations,
+    check_generation_args,
+    cut_at_stop,
+    cut_stream,
+)
 
 DTYPES = ("bfloat16", "float32")
 LOGIT_BUDGET = 1 << 26  # at most this many logits (rows x vocabulary) at once (128 MB in bf16)
