@@ -353,9 +353,9 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_explain(args) -> int:
-    import numpy as np
-
-    from genrec.pipelines.explain import LMExplainer, TemplateExplainer, faithfulness
+    from genrec.data.history import UserHistory
+    from genrec.evaluation.faithfulness import faithfulness
+    from genrec.pipelines.explain import LMExplainer, TemplateExplainer
     from genrec.text.backends import get_language_model
 
     threads = _options(args).threads
@@ -366,9 +366,8 @@ def _cmd_explain(args) -> int:
     explainer = TemplateExplainer(data.catalog) if lm is None else LMExplainer(data.catalog, lm)
     model = _saved_or_trained(args, data, filtering)
     user = data.users.index([args.user])
-    row = data.user_item_order[user]
-    history = row.indices[np.argsort(row.data)]  # oldest first
-    top, _ = model.recommend(row, users=user, k=args.k)
+    history = UserHistory.of(data, int(user[0]))  # items, ratings, the "liked" threshold
+    top, _ = model.recommend(data.user_item_order[user], users=user, k=args.k)
     items = [int(i) for i in top[0] if i >= 0]
     for rank, e in enumerate(explainer.explain_many([(history, i) for i in items]), start=1):
         share = faithfulness(e, e.item, data.catalog, history=history).share

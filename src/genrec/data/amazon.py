@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genrec.data.dataset import INT64_END, INT64_MIN, Dataset, object_array
+from genrec.data.dataset import INT64_END, INT64_MIN, STARS_LIKED, Dataset, object_array
 from genrec.data.delimited import NO_TABLE
 from genrec.data.textfiles import open_text, quote
 from genrec.errors import DataError
@@ -95,7 +95,7 @@ def _amazon(reviews_path, meta_path, fmt: _ReviewFormat, meta_columns: Callable[
         item_ids, item_rows = _read_meta(Path(meta_path), meta_key, meta_columns, fmt.label)
     data = Dataset.from_interactions(
         rows["user"], rows["item"], rows["rating"], rows["time"], item_rows=item_rows,
-        item_row_ids=item_ids, text_fields=text_fields,
+        item_row_ids=item_ids, text_fields=text_fields, positive_threshold=STARS_LIKED,
         extras={"review_text": object_array(rows["text"]),
                 "review_summary": object_array(rows["summary"])},
         name=name or reviews_path.name.split(".")[0])

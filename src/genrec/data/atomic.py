@@ -29,7 +29,8 @@ _RECBOLE_ITEM_FIELDS = {"movie_title": "title", "title": "title", "release_year"
 _NUMERIC_ATTRIBUTES = ("year", "age")  # stored as tokens in RecBole files, numbers here
 
 
-def load_recbole_atomic(path, *, name: str | None = None) -> Dataset:
+def load_recbole_atomic(path, *, name: str | None = None,
+                       positive_threshold: float | None = None) -> Dataset:
     """Load RecBole atomic files ``<name>.inter`` and optional ``<name>.item``, ``<name>.user``.
 
     Each file is tab-separated with a header of ``field:type`` (types token, token_seq, float,
@@ -43,6 +44,8 @@ def load_recbole_atomic(path, *, name: str | None = None) -> Dataset:
     Args:
         path: the folder holding the files, or the ``.inter`` file itself.
         name: dataset label; also picks ``<name>.inter`` when the folder holds several.
+        positive_threshold: the rating at or above which the user liked the item (see
+            :class:`Dataset`); None (implicit feedback) unless you know the rating scale.
 
     Raises:
         DataError: no (or an ambiguous) ``.inter`` file, a bad header, a malformed line.
@@ -60,7 +63,8 @@ def load_recbole_atomic(path, *, name: str | None = None) -> Dataset:
         inter.numbers("rating") if "rating" in fields else None,
         inter.timestamps("timestamp") if "timestamp" in fields else None,
         item_rows=item_rows, item_row_ids=item_ids, user_rows=user_rows, user_row_ids=user_ids,
-        name=name or inter_path.stem)
+        name=name or inter_path.stem,
+        positive_threshold=positive_threshold if "rating" in fields else None)
 
 
 def _recbole_inter_file(path: Path, name: str | None) -> Path:

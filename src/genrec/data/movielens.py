@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from genrec.data.atomic import load_recbole_atomic
-from genrec.data.dataset import Dataset, object_array
+from genrec.data.dataset import STARS_LIKED, Dataset, object_array
 from genrec.data.delimited import NO_TABLE, Parsed, read_delimited
 from genrec.errors import DataError
 
@@ -64,7 +64,7 @@ def load_movielens(path, *, name: str | None = None) -> Dataset:
     listed)" gives ``()``). User columns (100K, 1M): ``age`` (float), ``gender``,
     ``occupation``, ``zip_code``. In ML-1M ``age`` is the code of the age bracket (its lower
     bound, 1 meaning "under 18") and occupation codes are mapped to the names of the ML-1M
-    README (4 -> "college/grad student").
+    README (4 -> "college/grad student"). ``positive_threshold`` is ``STARS_LIKED`` (4 stars).
 
     Args:
         path: the folder (e.g. ``ml-100k/``).
@@ -85,7 +85,7 @@ def load_movielens(path, *, name: str | None = None) -> Dataset:
     if (folder / "ratings.csv").is_file():
         return _movielens_csv(folder, name)
     if any(folder.glob("*.inter")):
-        return load_recbole_atomic(folder, name=name)
+        return load_recbole_atomic(folder, name=name, positive_threshold=STARS_LIKED)
     raise DataError(f"{folder} holds no MovieLens ratings: expected u.data (ML-100K), "
                     "ratings.dat (ML-1M/10M), ratings.csv (ML-20M/25M/latest) or a RecBole "
                     "<name>.inter file; point path at the unpacked dataset folder")
@@ -191,7 +191,7 @@ def _movielens_dataset(ratings: Parsed, items, users, name: str) -> Dataset:
     return Dataset.from_interactions(
         ratings.ids("user"), ratings.ids("item"), ratings.numbers("rating"),
         ratings.timestamps("timestamp"), item_rows=item_rows, item_row_ids=item_ids,
-        user_rows=user_rows, user_row_ids=user_ids, name=name)
+        user_rows=user_rows, user_row_ids=user_ids, name=name, positive_threshold=STARS_LIKED)
 
 
 _TITLE_YEAR = r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?\s*)?\)\s*$"

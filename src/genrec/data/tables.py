@@ -24,7 +24,7 @@ __all__ = ["load_table"]
 def load_table(path, *, user: str, item: str, rating: str | None = None,
                timestamp: str | None = None, sep: str | None = None, items_path=None,
                item_key: str | None = None, item_columns: Mapping[str, str] | None = None,
-               name: str | None = None) -> Dataset:
+               name: str | None = None, positive_threshold: float | None = None) -> Dataset:
     """Load interactions from a CSV, TSV or Parquet file with a header, by column names.
 
     The format follows the suffix (``.csv``, ``.tsv``/``.tab``, ``.parquet``/``.pq``; a
@@ -43,6 +43,8 @@ def load_table(path, *, user: str, item: str, rating: str | None = None,
             default every column but the key, under its own name. An item id listed twice in
             the item table keeps its first row.
         name: dataset label; default the file's name without suffixes.
+        positive_threshold: the rating at or above which the user liked the item (e.g. 4.0 on
+            a 1-5 scale; see :class:`Dataset`); None for implicit feedback. Needs ``rating``.
 
     Raises:
         DataError: a missing, unreadable or corrupt file, a missing or repeated column name, a
@@ -56,6 +58,10 @@ def load_table(path, *, user: str, item: str, rating: str | None = None,
         >>> load_table(f, user="who", item="what").n_users
         2
     """
+    if positive_threshold is not None and rating is None:
+        raise DataError(f"positive_threshold={positive_threshold!r} needs ratings: pass "
+                        "rating=<the rating column>, or leave positive_threshold=None for "
+                        "implicit feedback")
     path = Path(path)
     table = _read_table(path, sep=sep, id_columns=(user, item))
     for argument, column in {"user": user, "item": item, "rating": rating,
@@ -71,7 +77,8 @@ def load_table(path, *, user: str, item: str, rating: str | None = None,
         table.numbers(rating, what=f"rating column {rating!r}") if rating else None,
         table.timestamps(timestamp, what=f"timestamp column {timestamp!r}") if timestamp else None,
         item_rows=item_rows,
-        item_row_ids=item_ids, name=name or path.name.split(".")[0])
+        item_row_ids=item_ids, name=name or path.name.split(".")[0],
+        positive_threshold=positive_threshold)
 
 
 def _item_table(path: Path, *, key: str, columns: Mapping[str, str] | None, sep: str | None):

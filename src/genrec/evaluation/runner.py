@@ -73,16 +73,25 @@ class BenchmarkResult:
         return {"mean": ev.corpus[name], "ci_low": None, "ci_high": None}
 
     def metric_names(self) -> list[str]:
+        """The metrics reported: per-user ones defined for some user of every run, then the
+        corpus-level ones."""
         ev = self.runs[0].evaluation
-        return list(ev.per_user) + list(ev.corpus)
+        return [n for n in ev.per_user if n not in self.undefined_metrics()] + list(ev.corpus)
+
+    def undefined_metrics(self) -> list[str]:
+        """Per-user metrics with no value for any user of some run (e.g. AUC when every user has
+        seen every item but the targets): left out of the results, named in the protocol."""
+        return [n for n in self.runs[0].evaluation.per_user
+                if any(np.isnan(r.evaluation.per_user[n]).all() for r in self.runs)]
 
     def comparisons(self) -> dict[str, dict[str, dict]]:
         """metric -> model -> paired test against the best model on that metric."""
         if len(self.runs) < 2:
             return {}
         out = {}
+        undefined = self.undefined_metrics()
         for name in self.runs[0].evaluation.per_user:
-            if name.split("@")[0] not in HIGHER_IS_BETTER:
+            if name.split("@")[0] not in HIGHER_IS_BETTER or name in undefined:
                 continue
             out[name] = compare_with_best({r.model: _aligned(r, self.runs[0]).per_user[name]
                                            for r in self.runs})
@@ -100,7 +109,10 @@ class BenchmarkResult:
                 "peak_rss_mb": run.peak_rss_mb, "evaluated_users": len(run.evaluation.users),
                 **run.extra,
             })
-        return {"protocol": self.protocol, "results": results, "versions": self.versions}
+        protocol = dict(self.protocol)
+        if self.undefined_metrics():
+            protocol["undefined_metrics"] = self.undefined_metrics()
+        return {"protocol": protocol, "results": results, "versions": self.versions}
 
     def save_rankings(self, path: str | Path, split: Split) -> list[Path]:
         """Write each model's top-K lists (``user,rank,item,score``, external ids, rank from 1)
