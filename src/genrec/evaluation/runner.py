@@ -4,7 +4,10 @@
 model supports it), evaluates it on ``split.test`` with :func:`evaluate_split`, and keeps the
 per-user arrays so that every aggregate carries a bootstrap interval and every model is compared
 with the best one by paired tests (Holm-corrected). ``BenchmarkResult.to_dict`` is the
-``results.json`` format documented in the README.
+``results.json`` format documented in the README. Its protocol block also accounts for the test
+interactions (:func:`~genrec.data.splits.target_counts`): how many were dropped as unknown by
+the split, how many as already seen in the history (repeated (user, item) pairs), and how many
+targets were left.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from genrec.data.dataset import Dataset, Split
+from genrec.data.splits import target_counts
 from genrec.errors import DataError
 from genrec.evaluation.protocol import (
     DEFAULT_METRICS, HIGHER_IS_BETTER, Evaluation, evaluate_split,
@@ -69,16 +73,25 @@ class BenchmarkResult:
         return {"mean": ev.corpus[name], "ci_low": None, "ci_high": None}
 
     def metric_names(self) -> list[str]:
+        """The metrics reported: per-user ones defined for some user of every run, then the
+        corpus-level ones."""
         ev = self.runs[0].evaluation
-        return list(ev.per_user) + list(ev.corpus)
+        return [n for n in ev.per_user if n not in self.undefined_metrics()] + list(ev.corpus)
+
+    def undefined_metrics(self) -> list[str]:
+        """Per-user metrics with no value for any user of some run (e.g. AUC when every user has
+        seen every item but the targets): left out of the results, named in the protocol."""
+        return [n for n in self.runs[0].evaluation.per_user
+                if any(np.isnan(r.evaluation.per_user[n]).all() for r in self.runs)]
 
     def comparisons(self) -> dict[str, dict[str, dict]]:
         """metric -> model -> paired test against the best model on that metric."""
         if len(self.runs) < 2:
             return {}
         out = {}
+        undefined = self.undefined_metrics()
         for name in self.runs[0].evaluation.per_user:
-            if name.split("@")[0] not in HIGHER_IS_BETTER:
+            if name.split("@")[0] not in HIGHER_IS_BETTER or name in undefined:
                 continue
             out[name] = compare_with_best({r.model: _aligned(r, self.runs[0]).per_user[name]
                                            for r in self.runs})
@@ -96,7 +109,10 @@ class BenchmarkResult:
                 "peak_rss_mb": run.peak_rss_mb, "evaluated_users": len(run.evaluation.users),
                 **run.extra,
             })
-        return {"protocol": self.protocol, "results": results, "versions": self.versions}
+        protocol = dict(self.protocol)
+        if self.undefined_metrics():
+            protocol["undefined_metrics"] = self.undefined_metrics()
+        return {"protocol": protocol, "results": results, "versions": self.versions}
 
     def save_rankings(self, path: str | Path, split: Split) -> list[Path]:
         """Write each model's top-K lists (``user,rank,item,score``, external ids, rank from 1)
@@ -124,7 +140,7 @@ def protocol_block(data: Dataset, split: Split, *, split_name: str | None = None
                    training_seed: int | None = None, filtering: Mapping | None = None,
                    **extra) -> dict:
     """The ``protocol`` block of results.json that :func:`run_benchmark` completes (it adds
-    ``k``, ``n_items``, ``threads`` and ``seed`` when missing).
+    ``k``, ``n_items``, ``threads``, ``targets`` and ``seed`` when missing).
 
     Args:
         data: the dataset the split came from (its name and content checksum are recorded).
@@ -186,15 +202,17 @@ def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, p
                 on_fitted(name, model)
             if on_model:
                 on_model(name, "evaluate")
-            evaluation = evaluate_split(model, split, "test", ks=ks, metrics=metrics,
-                                        progress=options.progress, users=users)
+            with options.torch_threads():  # scoring runs on the options' threads, as fit does
+                evaluation = evaluate_split(model, split, "test", ks=ks, metrics=metrics,
+                                            progress=options.progress, users=users)
         extra = {k: getattr(model, k + "_") for k in ("best_epoch", "epochs_run")
                  if hasattr(model, k + "_")}
         runs.append(ModelRun(name, model.config.to_dict(), evaluation, fit_seconds, peak.mb, extra))
         if on_model:
             on_model(name, "done")
     protocol = {**protocol, "k": list(ks), "seed": protocol.get("seed", options.seed),
-                "n_items": split.train.n_items, "threads": options.n_threads}
+                "n_items": split.train.n_items, "threads": options.n_threads,
+                "targets": target_counts(split, "test")}
     sample = None if users is None else np.unique(np.asarray(users, np.int64))
     return BenchmarkResult(protocol, runs, library_versions(), users=sample)
 

@@ -66,7 +66,7 @@ class Served:
         return {"name": self.spec, "model": self.model.name,
                 "config": self.model.config.to_dict(), "sequential": self.model.sequential,
                 "artifact": str(self.folder) if self.folder else None,
-                "data_checksum": self.meta.get("data_checksum"),
+                "data_checksum": trained_on(self.meta),
                 "base_data_checksum": self.meta.get("base_data_checksum"),
                 "loaded_at": self.loaded_at}
 
@@ -299,8 +299,7 @@ class RecService:
         if model.name != current.model.name:
             raise ArtifactError(f"{folder} holds a {model.name!r} model, not {current.model.name!r};"
                                 " the old model keeps serving")
-        trained_on = {meta.get("data_checksum"), meta.get("base_data_checksum")}
-        if self.data_checksum not in trained_on:
+        if self.data_checksum not in {trained_on(meta), meta.get("base_data_checksum")}:
             raise ArtifactError(f"the model at {folder} was trained on other data than this "
                                 "server's dataset; retrain it on the same data (optionally with "
                                 "--feedback); the old model keeps serving")
@@ -316,6 +315,12 @@ class RecService:
             raise ArtifactError(f"the model at {folder} scores {scores.shape[-1]} items, the "
                                 f"dataset has {self.data.n_items}; the old model keeps serving")
         return Served(current.spec, model, folder, meta)
+
+
+def trained_on(meta: dict) -> str | None:
+    """The checksum of the data an artifact's model was trained on (from its config.json)."""
+    data = meta.get("data")
+    return data.get("checksum") if isinstance(data, dict) else meta.get("data_checksum")
 
 
 def _matches(column, wanted: str) -> np.ndarray:
