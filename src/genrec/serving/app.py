@@ -41,18 +41,13 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
 from dataclasses import asdict, dataclass, fields
-from importlib import resources
 
 from genrec.errors import (
-    ArtifactError,
     ConfigError,
-    DataError,
-    UnknownIdError,
     require,
 )
 from genrec.serving.http import APIError, BodyLimit, install_error_handlers, json_error
@@ -184,26 +179,6 @@ class Admission:
                                  time.perf_counter() - start)
 
 
-# ---- errors from the service -----------------------------------------------------------------
-@contextlib.contextmanager
-def answering(*, param: str | None = None):
-    """Map the service's genrec errors to HTTP: unknown ids 404, bad input 422, a refused
-    artifact 409."""
-    try:
-        yield
-    except UnknownIdError as exc:
-        raise APIError(404, str(exc), kind="not_found", param=param) from None
-    except (ConfigError, DataError) as exc:
-        raise APIError(422, str(exc), param=param) from None
-    except ArtifactError as exc:
-        raise APIError(409, str(exc), kind="artifact_refused") from None
-
-
-def page_html() -> str:
-    """The web page served at ``/``."""
-    return resources.files("genrec.serving").joinpath("static/index.html").read_text("utf-8")
-
-
 # ---- building the app from settings (uvicorn workers) ----------------------------------------
 @dataclass(frozen=True)
 class ServeSettings:
@@ -310,5 +285,5 @@ def serve(settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8000,
 
 
 
-__all__ = ["Admission", "ServeLimits", "ServeSettings", "answering", "app_from_env", "build_app",
-           "build_service", "create_app", "page_html", "serve"]
+__all__ = ["Admission", "ServeLimits", "ServeSettings", "app_from_env", "build_app",
+           "build_service", "create_app", "serve"]

@@ -2,20 +2,42 @@
 
 Each route checks the caller (:func:`caller`: key, scope, rate), calls one
 :class:`~genrec.serving.service.RecService` method inside
-:func:`~genrec.serving.app.answering` and returns its dict. Routes that score run in FastAPI's
+:func:`answering` and returns its dict. Routes that score run in FastAPI's
 thread pool (plain ``def``), so the event loop keeps answering health checks and 503s.
 """
 
-
+import contextlib
 import time
+from importlib import resources
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
+from genrec.errors import ArtifactError, ConfigError, DataError, UnknownIdError
 from genrec.serving import schemas
 from genrec.serving.http import APIError
 from genrec.serving.keys import Key
+
+
+# ---- errors from the service -----------------------------------------------------------------
+@contextlib.contextmanager
+def answering(*, param: str | None = None):
+    """Map the service's genrec errors to HTTP: unknown ids 404, bad input 422, a refused
+    artifact 409."""
+    try:
+        yield
+    except UnknownIdError as exc:
+        raise APIError(404, str(exc), kind="not_found", param=param) from None
+    except (ConfigError, DataError) as exc:
+        raise APIError(422, str(exc), param=param) from None
+    except ArtifactError as exc:
+        raise APIError(409, str(exc), kind="artifact_refused") from None
+
+
+def page_html() -> str:
+    """The web page served at ``/``."""
+    return resources.files("genrec.serving").joinpath("static/index.html").read_text("utf-8")
 
 
 def caller(scope: str):
@@ -57,7 +79,6 @@ def _model(request: Request, name: str | None) -> None:
 
 def add_routes(app, fastapi, limits) -> None:
     """Attach every route of ``genrec serve`` to ``app``."""
-    from genrec.serving.app import answering, page_html
 
     K = Annotated[int, Query(ge=1, le=limits.max_k, description="list length")]
     read, write, admin = caller("read"), caller("write"), caller("admin")
