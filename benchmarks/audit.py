@@ -139,7 +139,7 @@ def _fmt(m) -> str:
     if m is None or m.get("mean") is None:
         return "-"
     if m.get("ci_low") is None:
-        return f"{m['mean']:.3f}"
+        return f"{m['mean']:.4g}"
     return f"{m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
 
 

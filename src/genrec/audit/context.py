@@ -49,9 +49,10 @@ class AuditConfig:
     rounds: int = 3  # feedback-loop rounds (refits)
     injection_candidates: int = 10  # candidates in the listwise prompt of the injection scenario
     privacy_samples: int | None = None  # synthetic profiles drawn (None: as many as members)
+    min_group: int = 20  # fairness: smaller user groups are left out (too few for an interval)
 
     def __post_init__(self):
-        for name in ("k", "lm_users", "n_targets", "rounds", "injection_candidates"):
+        for name in ("k", "lm_users", "n_targets", "rounds", "injection_candidates", "min_group"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")

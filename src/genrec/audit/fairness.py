@@ -7,8 +7,8 @@ rest, the split of Li et al., "User-oriented Fairness in Recommendation", WWW 20
 banded: under 25, 25-34, 35-49, 50 and over. For each attribute the metric is NDCG@K per user of
 the standard test evaluation; per group its mean with a bootstrap interval, and the gap between
 the best and worst group with an interval and a test (:func:`genrec.evaluation.stats.group_gap`:
-Welch's t for two groups, Kruskal-Wallis for more). Groups with fewer than ``MIN_GROUP`` users
-are left out and named in ``settings``.
+Welch's t for two groups, Kruskal-Wallis for more). Groups with fewer than ``min_group`` users
+(``AuditConfig.min_group``, 20) are left out and named in ``settings``.
 
 Not here yet: the FaiRLLM protocol for LLM recommenders (neutral vs sensitive-attribute prompts,
 Jaccard / SERP* / PRAG*, SNSR / SNSV) and CFaiRLLM's true-preference variant.
@@ -27,7 +27,6 @@ HEADLINE = "ndcg_gap@{k}[activity]"
 ATTRIBUTES = ("gender", "age", "occupation", "activity")
 AGE_BANDS = ((0, 25, "<25"), (25, 35, "25-34"), (35, 50, "35-49"), (50, 1000, "50+"))
 ACTIVE_SHARE = 0.2  # the most active users form the "active" group
-MIN_GROUP = 5  # smaller groups give no usable interval
 METRICS = {
     "ndcg_gap": Definition(
         "Largest minus smallest group mean of per-user NDCG@K over the values of one user "
@@ -80,9 +79,9 @@ def run(ctx: AuditContext, label: str) -> Finding:
                              "active_share": ACTIVE_SHARE, "groups": {}, "left_out": {}}
     for attr, labels in user_groups(ctx, ev.users).items():
         names, sizes = np.unique(labels[labels != "unknown"], return_counts=True)
-        kept = [str(n) for n, s in zip(names, sizes) if s >= MIN_GROUP]
-        settings["left_out"][attr] = [str(n) for n, s in zip(names, sizes) if s < MIN_GROUP]
-        settings["groups"][attr] = {str(n): int(s) for n, s in zip(names, sizes) if s >= MIN_GROUP}
+        kept = [str(n) for n, s in zip(names, sizes) if s >= cfg.min_group]
+        settings["left_out"][attr] = [str(n) for n, s in zip(names, sizes) if s < cfg.min_group]
+        settings["groups"][attr] = {str(n): int(s) for n, s in zip(names, sizes) if s >= cfg.min_group}
         if len(kept) < 2:
             continue
         by_group = {g: values[labels == g] for g in kept}
