@@ -4,17 +4,17 @@ Writes the ``audit`` section of BENCHMARKS.md, ``benchmarks/results/audit.json``
 ``genrec audit`` format) and ``benchmarks/results/audit.html`` (the report page).
 
 Holdout split 0.8/0.1/0.1 (split seed 2020), audit seed 0, training seed 0, K = 10, 1 thread.
-The work runs in parts so a loaded machine can run them side by side and a part that finishes
-is kept (``benchmarks/results/audit_<part>.json``):
+The work runs in steps, each saved when it finishes (``benchmarks/results/audit_<part>.json``),
+in two parts a loaded machine can run side by side:
 
 * ``id``: pop, ease, bpr, multvae, diffrec, sasrec, tiger on every test user: accuracy,
-  exposure, fairness, hallucination, privacy, efficiency; shilling with the one-factor-at-a-time
-  grid for pop, ease, bpr and multvae and the base cell (bandwagon, 1%, random targets) for the
-  slower diffrec, sasrec and tiger; feedback loops (3 rounds) for pop, ease, bpr, multvae and
-  (2 rounds) diffrec and sasrec;
-* ``lm``: llm and ease+llm (Gemma 3 270M) on a seeded sample of ``--lm-sample`` test users
-  (LLM scoring costs a forward pass per user): accuracy, exposure, fairness, hallucination and
-  injection (``--lm-users`` users), efficiency.
+  exposure, fairness, hallucination, privacy, efficiency; then shilling (the one-factor-at-a-
+  time grid for pop and ease, whose refits are cheap; the base cell bandwagon, 1%, random
+  targets for the others); then feedback loops (3 rounds for pop and ease, 2 for bpr, multvae,
+  diffrec, sasrec);
+* ``lm``: ``llm`` (Gemma 3 270M): injection on ``--lm-users`` sampled users, hallucination on
+  half as many; then accuracy, exposure, fairness and efficiency of ``llm`` and ``ease+llm`` on
+  ``--lm-sample`` sampled test users (LLM scoring costs a forward pass per user).
 
     python benchmarks/audit.py --part id        # then, in parallel or after:
     python benchmarks/audit.py --part lm
