@@ -85,6 +85,7 @@ class FitRecord:
     fit_cpu_seconds: float
     fit_wall_seconds: float
     peak_rss_mb: float
+    start_rss_mb: float = 0.0  # resident memory when the fit began (interpreter, libraries, data)
     score_cpu_seconds: float = 0.0
     score_wall_seconds: float = 0.0
     recommendations: int = 0  # users scored (one top-K list each)
@@ -124,10 +125,11 @@ class AuditContext:
         if label not in self._models:
             model = self.fresh(label)
             with PeakRSS() as peak:
+                start_mb = peak.mb
                 cpu, wall = time.process_time(), time.perf_counter()
                 model.fit(self.split.train, valid=self.split.valid, options=self.options)
                 record = FitRecord(time.process_time() - cpu, time.perf_counter() - wall, 0.0)
-            record.peak_rss_mb = peak.mb
+            record.peak_rss_mb, record.start_rss_mb = peak.mb, round(start_mb, 1)
             self._models[label], self.costs[label] = model, record
         return self._models[label]
 

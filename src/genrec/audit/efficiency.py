@@ -43,8 +43,13 @@ METRICS = {
     "cpu_seconds_train": Definition("CPU time of the process during fit (all threads).",
                                     "time.process_time", "lower"),
     "wall_seconds_train": Definition("Elapsed time of fit.", "time.perf_counter", "lower"),
-    "peak_memory_mb": Definition("Peak resident memory while fitting (sampled every 20 ms).",
+    "peak_memory_mb": Definition("Peak resident memory of the process while fitting (sampled "
+                                 "every 20 ms; includes the interpreter, libraries and data).",
                                  "/proc/self/statm; genrec.evaluation.runner.PeakRSS", "lower"),
+    "memory_increase_mb": Definition("Peak resident memory during fit minus the resident memory "
+                                     "when the fit began (what fitting added; models fitted "
+                                     "earlier in the same process stay resident).",
+                                     "/proc/self/statm", "lower"),
     "cpu_seconds_per_1k_recs": Definition(
         "CPU time of scoring all items and taking the top-K, per 1,000 users served.",
         "time.process_time around genrec.evaluation.protocol.evaluate", "lower"),
@@ -75,6 +80,7 @@ def run(ctx: AuditContext, label: str) -> Finding:
         "cpu_seconds_train": point(c.fit_cpu_seconds),
         "wall_seconds_train": point(c.fit_wall_seconds),
         "peak_memory_mb": point(c.peak_rss_mb),
+        "memory_increase_mb": point(c.peak_rss_mb - c.start_rss_mb),
         "cpu_seconds_per_1k_recs": point(c.score_cpu_seconds * per_k),
         "energy_wh_train": point(train_kwh * 1000),
         "energy_wh_per_1k_recs": point(serve_kwh * 1000),
