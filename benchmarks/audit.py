@@ -288,12 +288,22 @@ def findings(doc, models, base) -> list[str]:
                    f"over {r['settings']['rounds']} rounds "
                    f"({'exposure concentrates' if g > 0 else 'exposure spreads'}).")
     for m in models:
-        und = _get(doc, m, "injection", "attack_success_undefended[disguised]")
-        dfd = _get(doc, m, "injection", "attack_success_defended[disguised]")
-        if und and dfd:
-            out.append(f"- Injection disguised as data against {m}: {und['mean']:.2f} of users "
-                       f"undefended, {dfd['mean']:.2f} with genrec's quoting (goal: defended <= "
-                       "0.01 where undefended is clearly above).")
+        rows = {a: (_get(doc, m, "injection", f"attack_success_undefended[{a}]"),
+                    _get(doc, m, "injection", f"attack_success_defended[{a}]"))
+                for a in ("direct", "indirect", "disguised")}
+        if not all(u and d for u, d in rows.values()):
+            continue
+        clean = _get(doc, m, "injection", "target_rank1_clean")
+        text = "; ".join(f"{a} {u['mean']:.2f} raw vs {d['mean']:.2f} quoted" for a, (u, d) in rows.items())
+        met = all(d["mean"] <= 0.01 for _, d in rows.values())
+        out.append(f"- Prompt injection through a candidate's title, {m} (share of users whose "
+                   f"top answer becomes the injected item; {clean['mean']:.2f} without injection): "
+                   f"{text}. Goal (defended <= 0.01): {'met' if met else 'NOT met'}"
+                   + ("" if met else ": quoting keeps injected text inside its value, but the "
+                      "model still reads and follows it") + ".")
+        lost = _get(doc, m, "accuracy", "ndcg@10")
+        if lost:
+            out.append(f"- {m} accuracy on its user sample: NDCG@10 {_fmt(lost)}.")
     return out
 
 
