@@ -18,6 +18,8 @@ in two parts a loaded machine can run side by side:
 
     python benchmarks/audit.py --part id        # then, in parallel or after:
     python benchmarks/audit.py --part lm
+    python benchmarks/audit.py --part attacks   # optional: the id part's attack steps alone,
+                                                # beside an id run stopped after its cheap steps
     python benchmarks/audit.py --part write     # merge the parts, write the report and section
 """
 
@@ -80,17 +82,26 @@ def _steps(plan, part, args) -> None:
 
 
 def part_id(args) -> None:
-    """Cheap scenarios for every ID model, then shilling (the one-factor-at-a-time grid where a
-    refit is cheap, the base cell elsewhere), then feedback loops."""
+    """Cheap scenarios for every ID model, then the attacks."""
     cfg = AuditConfig(seed=0, lm_users=args.lm_users)
-    plan = [([m], CHEAP, cfg) for m in ID_MODELS]
-    plan += [(["pop", "ease"], ["shilling"], AuditConfig(seed=0))]
+    _steps([([m], CHEAP, cfg) for m in ID_MODELS] + _attack_steps(), "id", args)
+
+
+def part_attacks(args) -> None:
+    """Only the attack steps (to run beside ``id`` when it is still busy with slow fits)."""
+    _steps(_attack_steps(), "attacks", args)
+
+
+def _attack_steps() -> list:
+    """Shilling (the one-factor-at-a-time grid where a refit is cheap, the base cell
+    elsewhere), then feedback loops."""
+    plan = [(["pop", "ease"], ["shilling"], AuditConfig(seed=0))]
     plan += [([m], ["shilling"], AuditConfig(seed=0, **BASE_CELL))
              for m in ("bpr", "multvae", "diffrec", "sasrec", "tiger")]
     plan += [(["pop", "ease"], ["feedback-loop"], AuditConfig(seed=0, rounds=3))]
     plan += [([m], ["feedback-loop"], AuditConfig(seed=0, rounds=2))
              for m in ("bpr", "multvae", "diffrec", "sasrec")]
-    _steps(plan, "id", args)
+    return plan
 
 
 def part_lm(args) -> None:
@@ -114,7 +125,7 @@ def _save(part, docs, loads, start) -> None:
 
 def merge() -> tuple[dict, dict]:
     parts = {p: json.loads((RESULTS / f"audit_{p}.json").read_text())
-             for p in ("id", "lm") if (RESULTS / f"audit_{p}.json").exists()}
+             for p in ("id", "attacks", "lm") if (RESULTS / f"audit_{p}.json").exists()}
     docs = [d for part in parts.values() for d in part["docs"]]
     results = [r for d in docs for r in d["results"]]
     protocol = dict(docs[0]["protocol"])
@@ -309,13 +320,13 @@ def findings(doc, models, base) -> list[str]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=("id", "lm", "write"), required=True)
+    p.add_argument("--part", choices=("id", "attacks", "lm", "write"), required=True)
     p.add_argument("--lm-sample", type=int, default=50, help="test users of the LM models")
     p.add_argument("--lm-users", type=int, default=20, help="users of injection (half of them: "
                    "hallucination)")
     p.add_argument("--models", help="comma-separated: run only these models' steps")
     args = p.parse_args()
-    {"id": part_id, "lm": part_lm, "write": write}[args.part](args)
+    {"id": part_id, "attacks": part_attacks, "lm": part_lm, "write": write}[args.part](args)
 
 
 if __name__ == "__main__":
