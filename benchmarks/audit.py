@@ -127,7 +127,8 @@ def merge() -> tuple[dict, dict]:
     parts = {p: json.loads((RESULTS / f"audit_{p}.json").read_text())
              for p in ("id", "attacks", "lm") if (RESULTS / f"audit_{p}.json").exists()}
     docs = [d for part in parts.values() for d in part["docs"]]
-    results = [r for d in docs for r in d["results"]]
+    latest = {(r["model"], r["scenario"]): r for d in docs for r in d["results"]}
+    results = list(latest.values())  # a later part's row replaces an earlier one
     protocol = dict(docs[0]["protocol"])
     protocol["runs"] = [{"models": d["protocol"]["models"], "scenarios": d["protocol"]["scenarios"],
                          "config": d["protocol"]["config"],
@@ -283,6 +284,12 @@ def findings(doc, models, base) -> list[str]:
         out.append(f"- Most manipulable by a 1% bandwagon attack: **{worst}** (target hit ratio "
                    f"+{shift[worst]['mean']:.3f}, {_fmt(shift[worst])}); least: "
                    f"{min(shift, key=lambda m: shift[m]['mean'])}.")
+    det = _get(doc, "ease", "shilling", f"detector_auc{base}")
+    if det and det["mean"] is not None and det["mean"] < 0.5:
+        out.append(f"- The DegSim detector's premise fails here: fake profiles are *less* similar to "
+                   f"their nearest profiles than real users are (AUC {det['mean']:.3f}; the "
+                   f"inverted score would reach {1 - det['mean']:.3f}). A fixed-direction baseline "
+                   "detector is not a defence on this data.")
     gaps = {m: _get(doc, m, "fairness", "ndcg_gap@10[gender]") for m in models}
     for m in ("llm", "ease+llm"):
         v = gaps.get(m)

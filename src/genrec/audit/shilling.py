@@ -17,7 +17,8 @@ training profile length rounded (ARLib's default ``maliciousFeedbackSize = 0``):
   most popular first; without genres the items most co-consumed with the targets), the rest
   uniform.
 
-Targets (``n_targets``, ARLib's ``targetSize`` 5) are drawn with the audit seed: ``random`` from
+Targets (``n_targets``, ARLib's ``targetSize`` 5) are drawn with the audit seed, the same for
+every attack and size that share a target choice: ``random`` from
 items with training interactions, ``popular`` from the 10% most popular, ``unpopular`` from the
 less popular half of the items with training interactions. Fake interactions get the data's
 highest value and timestamps after the training data, in random order within a profile.
@@ -227,9 +228,11 @@ def _attack(ctx: AuditContext, cell) -> dict:
     key = ("shilling", cell)
     if key not in ctx.shared:
         attack, size, way = cell
-        rng = np.random.default_rng([ctx.config.seed, *map(ord, cell_name(cell))])
         train = ctx.split.train
-        targets = choose_targets(train.item_counts, way, ctx.config.n_targets, rng)
+        # the same targets for every attack and size with this target choice (comparable cells)
+        pick = np.random.default_rng([ctx.config.seed, *map(ord, way)])
+        targets = choose_targets(train.item_counts, way, ctx.config.n_targets, pick)
+        rng = np.random.default_rng([ctx.config.seed, *map(ord, cell_name(cell))])
         n_fake = max(1, int(round(size * np.count_nonzero(train.user_counts))))
         profiles = fake_profiles(attack, n_fake, targets, train, rng)
         split = poisoned_split(ctx.split, profiles, rng)
