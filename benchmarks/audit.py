@@ -70,7 +70,9 @@ def _run(split, models, scenarios, config, loads) -> dict:
 
 def _steps(plan, part, args) -> None:
     """Run (models, scenarios, config) steps in order, saving after each (a slow machine keeps
-    what finished); ``--models`` restricts every step to those models."""
+    what finished); ``--models`` restricts every step to those models (and names the file)."""
+    if args.models:
+        part += "-" + args.models.replace(",", "-").replace("+", "_")
     split, loads, docs = _split(), [], []
     start = time.perf_counter()
     keep = set(args.models.split(",")) if args.models else None
@@ -94,13 +96,14 @@ def part_attacks(args) -> None:
 
 def _attack_steps() -> list:
     """Shilling (the one-factor-at-a-time grid where a refit is cheap, the base cell
-    elsewhere), then feedback loops."""
+    elsewhere), feedback loops, and TIGER's (slow) shilling cell last."""
+    base = AuditConfig(seed=0, **BASE_CELL)
     plan = [(["pop", "ease"], ["shilling"], AuditConfig(seed=0))]
-    plan += [([m], ["shilling"], AuditConfig(seed=0, **BASE_CELL))
-             for m in ("bpr", "multvae", "diffrec", "sasrec", "tiger")]
+    plan += [([m], ["shilling"], base) for m in ("bpr", "multvae", "diffrec", "sasrec")]
     plan += [(["pop", "ease"], ["feedback-loop"], AuditConfig(seed=0, rounds=3))]
     plan += [([m], ["feedback-loop"], AuditConfig(seed=0, rounds=2))
              for m in ("bpr", "multvae", "diffrec", "sasrec")]
+    plan += [(["tiger"], ["shilling"], base)]
     return plan
 
 
@@ -124,10 +127,12 @@ def _save(part, docs, loads, start) -> None:
 
 
 def merge() -> tuple[dict, dict]:
-    parts = {p: json.loads((RESULTS / f"audit_{p}.json").read_text())
-             for p in ("id", "attacks", "lm") if (RESULTS / f"audit_{p}.json").exists()}
+    files = [f for p in ("id", "attacks", "lm") for f in sorted(RESULTS.glob(f"audit_{p}*.json"))]
+    parts = {f.stem.removeprefix("audit_"): json.loads(f.read_text()) for f in files}
     docs = [d for part in parts.values() for d in part["docs"]]
-    latest = {(r["model"], r["scenario"]): r for d in docs for r in d["results"]}
+    # shilling rows come from the attacks parts only: their target sets are shared across cells
+    latest = {(r["model"], r["scenario"]): r for name, part in parts.items() for d in part["docs"]
+              for r in d["results"] if not (name == "id" and r["scenario"] == "shilling")}
     results = list(latest.values())  # a later part's row replaces an earlier one
     protocol = dict(docs[0]["protocol"])
     protocol["runs"] = [{"models": d["protocol"]["models"], "scenarios": d["protocol"]["scenarios"],
