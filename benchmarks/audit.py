@@ -285,10 +285,24 @@ def findings(doc, models, base) -> list[str]:
     shift = {m: _get(doc, m, "shilling", f"target_hr_shift@10{base}") for m in models}
     shift = {m: v for m, v in shift.items() if v and v["mean"] is not None}
     if shift:
+        moved = [m for m, v in shift.items() if v["ci_low"] is not None and v["ci_low"] > 0]
         worst = max(shift, key=lambda m: shift[m]["mean"])
-        out.append(f"- Most manipulable by a 1% bandwagon attack: **{worst}** (target hit ratio "
-                   f"+{shift[worst]['mean']:.3f}, {_fmt(shift[worst])}); least: "
-                   f"{min(shift, key=lambda m: shift[m]['mean'])}.")
+        out.append(f"- A 1% bandwagon attack on random targets barely moves any model: the "
+                   f"largest shift of the targets' hit ratio is {worst}'s {_fmt(shift[worst])}; "
+                   + (f"significant (interval above 0) only for {', '.join(moved)}."
+                      if moved else "no interval lies above 0."))
+    sweep = {c: _get(doc, "ease", "shilling", f"target_hr_shift@10[{c}]")
+             for c in ("bandwagon,0.5%,random", "bandwagon,1%,random", "bandwagon,3%,random",
+                       "bandwagon,5%,random", "bandwagon,1%,popular", "bandwagon,1%,unpopular")}
+    if all(sweep.values()):
+        out.append("- EASE, bandwagon with random targets at 0.5 / 1 / 3 / 5% fake users: shift "
+                   + " / ".join(f"{sweep[c]['mean']:.3f}" for c in list(sweep)[:4])
+                   + f"; popular targets at 1%: {sweep['bandwagon,1%,popular']['mean']:.3f}, "
+                   f"unpopular: {sweep['bandwagon,1%,unpopular']['mean']:.3f}."
+                   + (" The attack helps items already near the top of the lists; the long tail "
+                      "stays out of reach at these sizes."
+                      if sweep["bandwagon,1%,popular"]["mean"] > sweep["bandwagon,1%,unpopular"]["mean"]
+                      else ""))
     det = _get(doc, "ease", "shilling", f"detector_auc{base}")
     if det and det["mean"] is not None and det["mean"] < 0.5:
         out.append(f"- The DegSim detector's premise fails here: fake profiles are *less* similar to "
@@ -307,9 +321,12 @@ def findings(doc, models, base) -> list[str]:
             and r["metrics"] != "n/a"}
     for m, r in loop.items():
         g = r["metrics"]["gini_change@10"]["mean"]
-        out.append(f"- Feedback loop, {m}: Gini@10 {'rises' if g > 0 else 'falls'} by {abs(g):.3f} "
-                   f"over {r['settings']['rounds']} rounds "
-                   f"({'exposure concentrates' if g > 0 else 'exposure spreads'}).")
+        h = r["metrics"]["homogenisation_change@10"]["mean"]
+        c = r["metrics"]["coverage_change@10"]["mean"]
+        out.append(f"- Feedback loop, {m} ({r['settings']['rounds']} rounds): Gini@10 "
+                   f"{g:+.3f}, coverage@10 {c:+.3f}, homogenisation@10 {h:+.3f}"
+                   + (" - no concentration of exposure at this scale (one accepted item per "
+                      "user and round)." if g < 0.01 else " - exposure concentrates."))
     for m in models:
         rows = {a: (_get(doc, m, "injection", f"attack_success_undefended[{a}]"),
                     _get(doc, m, "injection", f"attack_success_defended[{a}]"))
