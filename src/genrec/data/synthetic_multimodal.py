@@ -127,14 +127,13 @@ def write_multimodal_world(folder: str | os.PathLike, *, n_users: int = 120, n_i
     with open(folder / "items.csv", "w", newline="") as items, \
             open(folder / "traits.csv", "w", newline="") as truth:
         item_rows, truth_rows = csv.writer(items), csv.writer(truth)
-        item_rows.writerow(["item", "title", "description", "image"])
+        item_rows.writerow(["item", "description", "image"])
         truth_rows.writerow(["item", *names])
         for i in range(n_items):
             row = {t: traits[t][i] for t in names}
             offset = tuple(int(x) for x in rng.integers(-IMAGE_SIDE // 10, IMAGE_SIDE // 10 + 1, 2))
             render_item(row, offset=offset).save(folder / "images" / f"i{i}.png")
-            item_rows.writerow([f"i{i}", f"Item {i}", describe_item(row, rng, mention),
-                                f"i{i}.png"])
+            item_rows.writerow([f"i{i}", describe_item(row, rng, mention), f"i{i}.png"])
             truth_rows.writerow([f"i{i}", *row.values()])
     _write_interactions(folder, traits, n_users, rng)
     return folder
@@ -152,6 +151,31 @@ def _write_interactions(folder: Path, traits, n_users: int, rng: np.random.Gener
                                    & (traits["shape"] == SHAPES[g // 4]))
             for t, i in enumerate(rng.permutation(liked)):
                 rows.writerow([f"u{u}", f"i{i}", t + 1])
+
+
+def composed_queries(traits: dict[str, np.ndarray], *, trait: str = "colour",
+                     per_item: int = 1, seed: int = 0) -> tuple[np.ndarray, list[str], list[np.ndarray]]:
+    """Composed queries with known answers: reference item r, the modifier text naming another
+    value v of ``trait`` (e.g. "blue"), and the targets: the items whose traits equal r's except
+    ``trait`` = v. ``per_item`` queries per item, values drawn at random.
+
+    Returns ``(references (Q,), texts, targets)``; every query has at least one target.
+    """
+    rng = np.random.default_rng(seed)
+    names = list(traits)
+    values = sorted(set(traits[trait]))
+    refs, texts, targets = [], [], []
+    for r in range(len(traits[trait])):
+        others = [v for v in values if v != traits[trait][r]]
+        for v in rng.choice(others, size=min(per_item, len(others)), replace=False):
+            match = np.ones(len(traits[trait]), bool)
+            for name in names:
+                match &= traits[name] == (v if name == trait else traits[name][r])
+            if match.any():
+                refs.append(r)
+                texts.append(str(v))
+                targets.append(np.flatnonzero(match))
+    return np.asarray(refs, np.int64), texts, targets
 
 
 def multimodal_world(folder: str | os.PathLike, *, n_users: int = 120, n_items: int = 96,
@@ -175,5 +199,5 @@ def multimodal_world(folder: str | os.PathLike, *, n_users: int = 120, n_items: 
     return MultimodalWorld(data, split, answer, traits=ordered, folder=Path(folder))
 
 
-__all__ = ["MultimodalWorld", "describe_item", "item_traits", "multimodal_world", "render_item",
+__all__ = ["MultimodalWorld", "composed_queries", "describe_item", "item_traits", "multimodal_world", "render_item",
            "write_multimodal_world"]
