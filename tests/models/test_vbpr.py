@@ -80,3 +80,18 @@ def test_dataset_without_images_says_how_to_load_them():
 
     with pytest.raises(DataError, match="genrec.data.multimodal"):
         VBPR(TINY).fit(planted_clusters().split.train)
+
+
+def test_pre_extracted_features_are_used_as_given():
+    """MMRec / Cornac style: an ``image_features`` catalog column, no image files needed."""
+    from genrec.data.dataset import ItemCatalog
+    from genrec.data.multimodal import with_catalog
+    from genrec.multimodal.images import PixelEncoder
+
+    train = shared_world().split.train
+    vectors = PixelEncoder(16).encode(list(train.catalog["image"]))
+    vectors[3] = np.nan  # one item without features: a zero row, not an error
+    catalog = ItemCatalog(train.items, {"image_features": vectors * 7.0})  # scale is undone
+    model = VBPR({**TINY, "epochs": 1}).fit(with_catalog(train, catalog), options=OPTIONS)
+    expected = np.where(np.isnan(vectors), 0.0, vectors)
+    np.testing.assert_allclose(model.features_, expected, atol=1e-6)
