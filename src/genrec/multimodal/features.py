@@ -3,7 +3,8 @@
 Every multimodal model carries the same config fields, meaning the same thing everywhere:
 
 * ``image_encoder``: ``"efficientnet"`` (EfficientNet-Lite0 ImageNet features, 1280-d),
-  ``"pixels"`` / ``"pixels-N"`` (raw pixels, no weights); used for the catalog's ``image`` paths.
+  ``"pixels"`` / ``"pixels-N"`` (raw pixels, no weights) or a local Hugging Face CLIP folder;
+  used for the catalog's ``image`` paths.
   A catalog ``image_features`` column (pre-extracted, e.g. MMRec's ``image_feat.npy``) is used
   as it is instead.
 * ``image_cache``: where encoded images are kept: ``"default"`` (``~/.cache/genrec/embeddings``),
@@ -35,7 +36,7 @@ from genrec.errors import DataError
 from genrec.multimodal.images import encode_images_cached, get_image_encoder
 from genrec.text.items import CACHE_HELP, embedding_cache, item_embeddings, unit_rows
 
-IMAGE_ENCODER_HELP = "'efficientnet', 'pixels' or 'pixels-N'"
+IMAGE_ENCODER_HELP = "'efficientnet', 'pixels', 'pixels-N' or a local CLIP model folder"
 
 
 @dataclass(frozen=True)

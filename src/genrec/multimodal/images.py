@@ -7,6 +7,11 @@
 * :class:`EfficientNetEncoder` — EfficientNet-Lite0 ImageNet features (1280-d): the image is
   resized so its shorter side is 256 pixels (bicubic), centre-cropped to 224 x 224 and normalised
   with the ImageNet mean and deviation. Needs the ``multimodal`` extra.
+* :class:`CLIPImageEncoder` — the image tower of a local Hugging Face CLIP folder (any
+  ``CLIPModel`` saved with ``save_pretrained``), for users who have CLIP weights on disk: the
+  image resized and centre-cropped to the model's input size and normalised with CLIP's mean and
+  deviation, then ``visual_projection(vision_model(x).pooler_output)``. Needs the ``llm`` extra
+  (transformers). No CLIP weights ship with genrec.
 * :class:`PixelEncoder` — the image shrunk to ``side`` x ``side`` pixels, flattened (colour and
   layout, no learned weights): deterministic and fast, for tests and as a baseline.
 * :func:`encode_images_cached` — vectors stored on disk keyed by encoder name and a hash of the
@@ -158,9 +163,55 @@ class EfficientNetEncoder:
         return _unit(np.concatenate(out))
 
 
+CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32)  # CLIP's preprocessing
+CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
+
+
+class CLIPImageEncoder:
+    """The image tower of a local Hugging Face CLIP model folder, loaded on first use, on CPU.
+
+    Raises:
+        ConfigError: ``folder`` is not a folder holding a CLIP model.
+        MissingExtraError: transformers is not installed.
+    """
+
+    def __init__(self, folder: str | os.PathLike, *, batch_size: int = 16):
+        self.folder, self.batch_size = Path(folder).expanduser(), batch_size
+        if not (self.folder / "config.json").is_file():
+            raise ConfigError(f"image encoder folder {self.folder} has no config.json; pass a "
+                              "folder written by transformers' CLIPModel.save_pretrained")
+        self.name = f"clip:{self.folder.name}"
+        self._model = None
+
+    def model(self):
+        if self._model is None:
+            transformers = require("transformers", "llm")
+            try:
+                self._model = transformers.CLIPModel.from_pretrained(str(self.folder)).eval()
+            except (OSError, ValueError, KeyError) as exc:
+                raise ConfigError(f"{self.folder} is not a CLIP model folder ({str(exc)[:200]})"
+                                  ) from None
+        return self._model
+
+    def encode(self, paths: list[str]) -> np.ndarray:
+        import torch
+
+        model = self.model()
+        size = int(model.config.vision_config.image_size)
+        out = [np.zeros((0, int(model.config.projection_dim)), np.float32)]
+        with torch.no_grad():
+            for start in range(0, len(paths), self.batch_size):
+                pixels = np.stack([load_pixels(p, size=size)
+                                   for p in paths[start:start + self.batch_size]])
+                x = torch.from_numpy(((pixels - CLIP_MEAN) / CLIP_STD).transpose(0, 3, 1, 2).copy())
+                pooled = model.vision_model(pixel_values=x).pooler_output  # (B, hidden)
+                out.append(model.visual_projection(pooled).numpy())
+        return _unit(np.concatenate(out))
+
+
 def get_image_encoder(name: str) -> ImageEncoder:
-    """``"efficientnet"`` (EfficientNet-Lite0, ImageNet), ``"pixels"`` (16 x 16 raw pixels) or
-    ``"pixels-N"`` (N x N).
+    """``"efficientnet"`` (EfficientNet-Lite0, ImageNet), ``"pixels"`` (16 x 16 raw pixels),
+    ``"pixels-N"`` (N x N) or the path of a local Hugging Face CLIP model folder.
 
     >>> get_image_encoder("pixels-8").name
     'pixels-8'
@@ -171,8 +222,10 @@ def get_image_encoder(name: str) -> ImageEncoder:
         return PixelEncoder()
     if name.startswith("pixels-") and name[7:].isdigit():
         return PixelEncoder(int(name[7:]))
-    raise ConfigError(f"unknown image encoder {name!r}; use 'efficientnet', 'pixels' or "
-                      "'pixels-N' (N x N raw pixels)")
+    if Path(name).expanduser().is_dir():
+        return CLIPImageEncoder(name)
+    raise ConfigError(f"unknown image encoder {name!r}; use 'efficientnet', 'pixels', "
+                      "'pixels-N' (N x N raw pixels) or a local CLIP model folder")
 
 
 class _ByDigest:
@@ -206,5 +259,5 @@ def encode_images_cached(encoder: ImageEncoder, paths: list[str],
     return cache.encode(_ByDigest(encoder, dict(zip(digests, paths))), digests)
 
 
-__all__ = ["EfficientNetEncoder", "ImageEncoder", "PixelEncoder", "encode_images_cached",
+__all__ = ["CLIPImageEncoder", "EfficientNetEncoder", "ImageEncoder", "PixelEncoder", "encode_images_cached",
            "file_digest", "get_image_encoder", "load_pixels", "open_rgb"]
