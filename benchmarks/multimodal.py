@@ -238,10 +238,11 @@ def reading(res: dict, loads: list) -> list[str]:
            f"{ndcg(cold, 'mmdense'):.3f} vs dense {ndcg(cold, 'dense'):.3f}; popularity "
            f"{ndcg(cold, 'pop'):.3f}): the colour a user prefers is named in only half of the "
            "descriptions and seen in every image.",
-           f"- Half the images missing: mmdense falls back on text for the items without one "
-           f"({ndcg(half, 'mmdense'):.3f}, still above dense); VBPR on image features alone "
-           f"gives an imageless cold item only its zero content score ({ndcg(half, 'vbpr'):.3f}); "
-           f"with text features as well it reaches {ndcg(half, 'vbpr (image+text)'):.3f}.",
+           f"- Half the images missing: every image-aware model loses ground but stays above "
+           f"text-only dense ({ndcg(half, 'dense'):.3f}): mmdense falls back on text for the "
+           f"items without an image ({ndcg(half, 'mmdense'):.3f}); VBPR on image features alone "
+           f"gives an imageless cold item only a zero content score ({ndcg(half, 'vbpr'):.3f}); "
+           f"VBPR on image and text features keeps {ndcg(half, 'vbpr (image+text)'):.3f}.",
            "- Composed queries: the sum of the reference image and the projected modifier text "
            f"finds the target in the top 10 for {w['composed']['sum']['R@10']:.3f} of the "
            f"queries, against {w['composed']['image only']['R@10']:.3f} for the reference image "
