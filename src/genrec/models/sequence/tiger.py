@@ -31,7 +31,8 @@ Deliberate deviations from the paper:
   1,024-token vocabulary); AdamW with a constant rate instead of inverse-square-root decay.
 * Codebooks default to 3 x 32 codes (the paper: 3 x 256 for 10-20k items; ML-100K has 1,682);
   the RQ-VAE trains with Adam on minibatches (the paper: Adagrad, 20k epochs), on the items that
-  have training interactions; every item, cold ones too, is then coded by the trained quantiser.
+  have training interactions, its codebooks initialised by k-means over all of them
+  (:func:`genrec.kmeans.kmeans`; the paper: k-means on the first batch); every item, cold ones too, is then coded by the trained quantiser.
 * Cold items: a trie branch that holds no item with training interactions was never a training
   target, so its logits mean nothing; at every level such a child gets its item-count share
   ``n(child) / n(prefix)`` of its prefix's probability and the warm children share the rest by
@@ -128,6 +129,7 @@ class TIGERConfig(ModelConfig):
         self.check(0 <= self.dropout < 1, "dropout", "in [0, 1)")
 
     def rqvae_params(self) -> RQVAEParams:
+        """The RQ-VAE part of this config, as :func:`semantic_ids.train_rqvae` takes it."""
         return RQVAEParams(n_levels=self.n_levels, codebook_size=self.codebook_size,
                            latent_dim=self.latent_dim, hidden=self.rqvae_hidden,
                            epochs=self.rqvae_epochs, lr=self.rqvae_lr, commitment=self.commitment)
