@@ -1,4 +1,5 @@
-"""What every benchmark script shares: BENCHMARKS.md sections, RecBole's peer rows, formatting.
+"""What every benchmark script shares: BENCHMARKS.md sections, RecBole's peer rows, formatting
+(``fmt_ci`` for a mean and its interval, ``fmt_test`` for a paired test).
 
 BENCHMARKS.md is made of sections, one per script, each between ``<!-- section:NAME -->`` and
 ``<!-- /section:NAME -->``; a script rewrites only its own section, so the scripts can run
@@ -66,6 +67,19 @@ def fmt_ci(m: dict) -> str:
     if m.get("ci_low") is None:
         return f"{m['mean']:.4f}"
     return f"{m['mean']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
+
+
+def fmt_test(test: dict | None, *, adjusted: bool = True) -> str:
+    """``+0.0123, p=0.004 *`` of one paired-test row: the mean difference and the larger of the
+    two p-values (t-test, Wilcoxon), ``*`` below 0.05. ``adjusted``: the Holm-adjusted p-values
+    of a :func:`genrec.evaluation.stats.compare_with` row; else the raw ones of
+    :func:`~genrec.evaluation.stats.paired_tests`. ``"reference"`` for None or the reference row.
+    """
+    if test is None or test.get("verdict") == "reference":
+        return "reference"
+    keys = ("p_t_holm", "p_wilcoxon_holm") if adjusted else ("p_t", "p_wilcoxon")
+    p = max(test[keys[0]], test[keys[1]])
+    return f"{test['mean_diff']:+.4f}, p={p:.2g}" + (" *" if p < 0.05 else "")
 
 
 def summary(values) -> dict:

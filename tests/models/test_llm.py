@@ -177,6 +177,16 @@ def test_title_matching():
     assert title_key("A Clockwork Orange") == "clockwork orange"
 
 
+def test_title_matching_similarity_is_the_indel_ratio():
+    # "star warz" vs "star wars": common subsequence 8 of 9 + 9 characters -> 16/18 = 0.889
+    index = title_index(["Star Wars", "Star Wart"], np.array([1.0, 5.0]))
+    assert match_titles(["Star Warz"], index, cutoff=0.88) == [1]  # a tie: the more popular
+    assert match_titles(["Star Warz"], index, cutoff=0.89) == [-1]
+    assert match_titles(["Star Wars", "The Star Wars (1977)"], index, cutoff=1.0) == [0, 0]
+    assert match_titles(["", "!!"], index) == [-1, -1]
+    assert match_titles(["Star Wars"], {}) == [-1]
+
+
 def test_rating_prediction_is_the_expected_rating(world):
     def score_fn(prompt, text):  # always sure of "4"
         return (0.0 if text.strip() == "4" else -50.0), 1

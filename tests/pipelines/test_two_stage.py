@@ -10,7 +10,7 @@ from genrec.build import parse_overrides
 from genrec.data.synthetic import planted_clusters
 from genrec.errors import ConfigError
 from genrec.evaluation.protocol import evaluate
-from genrec.models import EASE, LLMRecommender, Pop, Recommender
+from genrec.models import EASE, LLMRecommender, Pop
 from genrec.build import build_model, load_model, model_class
 from genrec.options import RunOptions
 from genrec.pipelines.two_stage import TwoStage
@@ -59,17 +59,14 @@ def test_llm_reranker_improves_a_popularity_retriever(world):
 
 def test_listwise_reranking_uses_one_prompt_with_letters(world):
     lm = FakeLanguageModel()
-    llm = LLMRecommender(lm="fake", language_model=lm)
-    pipe = fit(TwoStage(rerank="listwise", n_candidates=4, retriever=EASE(reg=10.0), reranker=llm),
-               world)
+    llm = LLMRecommender(lm="fake", mode="listwise", language_model=lm)
+    pipe = fit(TwoStage(n_candidates=4, retriever=EASE(reg=10.0), reranker=llm), world)
     pipe.score(world.split.history("test").user_item_order[:2])
     calls = [c for c in lm.calls if c[0] == "score"]
     assert len(calls) == 2 and all(c[2] == 4 for c in calls)
     assert 'A. "' in calls[0][1] and 'D. "' in calls[0][1] and 'E. "' not in calls[0][1]
-    with pytest.raises(ConfigError, match="listwise"):
-        TwoStage(rerank="listwise", retriever=EASE(), reranker=Pop())
     with pytest.raises(ConfigError, match="at most 26"):
-        TwoStage(rerank="listwise", n_candidates=30)
+        TwoStage(n_candidates=30, retriever=EASE(), reranker=LLMRecommender(mode="listwise"))
 
 
 def test_batch_equals_single_and_save_load(world, tmp_path):
@@ -98,9 +95,9 @@ def test_empty_history_and_everything_seen(world):
 
 def test_names_and_overrides():
     assert model_class("ease+llm") is TwoStage and model_class("two_stage") is TwoStage
-    pipe = build_model("ease:default+llm", {"ease.reg": 300, "llm.lm": "fake", "rerank": "listwise"})
+    pipe = build_model("ease:default+llm", {"ease.reg": 300, "llm.lm": "fake", "llm.mode": "listwise"})
     assert pipe.config.retriever == "ease:default" and pipe.retriever.config.reg == 300
-    assert pipe.config.rerank == "listwise"
+    assert pipe.reranker.config.mode == "listwise"
     for bad, match in (("ease+llm+pop", "retriever\\+reranker"), ("ease+", "retriever\\+reranker"),
                        ("nosuch+llm", "unknown model")):
         with pytest.raises(ConfigError, match=match):
@@ -119,5 +116,5 @@ def test_cli_overrides_reach_pipeline_parts():
     assert out == {"ease": {"reg": "300"},
                    "ease+llm": {"llm.lm": "fake", "ease.reg": "300", "n_candidates": "10"},
                    "dense+llm": {"llm.lm": "fake"}}
-    assert parse_overrides(["llm.shots=3", "rerank=listwise"], ["ease+llm"], flat=True) == {
-        "ease+llm": {"llm.shots": "3", "rerank": "listwise"}}
+    assert parse_overrides(["llm.shots=3", "n_candidates=5"], ["ease+llm"], flat=True) == {
+        "ease+llm": {"llm.shots": "3", "n_candidates": "5"}}

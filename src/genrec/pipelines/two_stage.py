@@ -3,17 +3,17 @@
 Method (LlamaRec: Yue et al., "LlamaRec: Two-Stage Recommendation using Large Language Models
 for Ranking", 2023; Sec. 3.2 of the survey): any genrec model (EASE, the dense text retriever,
 ...) proposes the ``n_candidates`` items it scores highest among those the user has not seen; the
-reranker orders them. ``rerank="pointwise"`` uses the reranker's ``score_candidates`` (for the LLM
-recommender: the likelihood of each candidate's title); ``rerank="listwise"`` asks the LLM
+reranker orders them by its ``score_candidates``; for the LLM recommender its ``mode`` decides how
+(the likelihood of each title, yes/no log-odds, or ``mode="listwise"``, which asks the LLM
 recommender once per user with the candidates listed under letters A, B, ... (in the retriever's
-order) and orders them by the probability of each letter (LlamaRec's verbaliser).
+order) and orders them by the probability of each letter: LlamaRec's verbaliser).
 
 The result is a full ranking, so ``evaluate`` measures the pipeline under the same protocol as
 every model: the reranked candidates rank above every other item, and the other items follow in
 the retriever's order. Final scores are rank values (exact in float32): ``n_items + C - j`` for
 the j-th reranked candidate, ``-(retriever rank)`` below.
 
-Deviations from LlamaRec: no fine-tuning of the LLM here (issue 6 tunes one), the retriever is any
+Deviations from LlamaRec: no fine-tuning of the LLM here (``genrec tune`` makes one), the retriever is any
 genrec model rather than LRURec, and the pointwise option is ours.
 
 Example:
@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,12 +37,11 @@ from genrec.models.base import ModelConfig, Recommender
 
 @dataclass(frozen=True)
 class TwoStageConfig(ModelConfig):
-    """What the pipeline is made of. ``n_candidates = 20`` as in the issue and LlamaRec."""
+    """What the pipeline is made of. ``n_candidates = 20`` as in LlamaRec."""
 
     retriever: str = "ease"  # model spec ("name" or "name:preset") proposing candidates
     reranker: str = "llm"  # model spec ordering them
     n_candidates: int = 20  # candidates the reranker orders per user
-    rerank: str = "pointwise"  # "pointwise" (score_candidates) or "listwise" (letters, LLM only)
     retriever_overrides: dict = field(default_factory=dict)  # config of the retriever
     reranker_overrides: dict = field(default_factory=dict)  # config of the reranker
 
@@ -55,10 +53,6 @@ class TwoStageConfig(ModelConfig):
             self.check(isinstance(getattr(self, name + "_overrides"), dict), name + "_overrides",
                        "a mapping of config keys to values")
         self.check_positive_ints("n_candidates")
-        self.check(self.rerank in ("pointwise", "listwise"), "rerank", "'pointwise' or 'listwise'")
-        if self.rerank == "listwise":
-            self.check(self.n_candidates <= 26, "n_candidates", "at most 26 for listwise reranking "
-                       "(one letter per candidate)")
 
 
 class TwoStage(Recommender):
@@ -91,9 +85,9 @@ class TwoStage(Recommender):
                               "them, or build one from a spec with genrec.build.build_model("
                               f"'{self.config.retriever}+{self.config.reranker}')")
         self.retriever, self.reranker = retriever, reranker
-        if self.config.rerank == "listwise" and not callable(getattr(self.reranker, "listwise_scores", None)):
-            raise ConfigError(f"rerank='listwise' needs a language-model reranker (llm), got "
-                              f"{self.config.reranker!r}; use rerank='pointwise'")
+        if getattr(reranker.config, "mode", None) == "listwise" and self.config.n_candidates > 26:
+            raise ConfigError(f"n_candidates={self.config.n_candidates} is too many for a listwise "
+                              "reranker (one letter per candidate); use at most 26")
 
     @staticmethod
     def part_specs(config: TwoStageConfig) -> dict[str, tuple[str, dict]]:
@@ -127,8 +121,6 @@ class TwoStage(Recommender):
 
     def _rerank(self, history, candidates: np.ndarray, user) -> np.ndarray:
         """(C,) reranker scores of one history's candidates (given best first)."""
-        if self.config.rerank == "listwise":
-            return self.reranker.listwise_scores(history, candidates[None, :], users=user)[0]
         return self.reranker.score_candidates(history, candidates[None, :], users=user)[0]
 
     # ---- persistence -------------------------------------------------------------------------

@@ -9,6 +9,11 @@
   every LLM pipeline end to end without weights. Its "knowledge" is word overlap with the prompt.
 * :mod:`genrec.text.backends` builds a backend from a spec string (``"fake"``,
   ``"transformers:gemma-3-270m"``, ``"openai:http://host:8000/v1?model=NAME"``, ...).
+* Optional capabilities a backend may add (``genrec serve-lm`` uses them when present):
+  ``stream(prompt, **generate_options)`` yields one prompt's completion in pieces as it is
+  generated (their concatenation equals ``generate([prompt])[0]``; closing the iterator stops
+  generation), and ``context_length``, the most tokens prompt plus completion may have.
+  :func:`stream_text` streams any model (one piece from ``generate`` when it cannot stream).
 
 Example:
     >>> lm = FakeLanguageModel()
@@ -24,7 +29,7 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Callable, Iterable, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -80,6 +85,52 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     return text[:cut]
 
 
+def cut_stream(pieces: Iterable[str], stop: Sequence[str]) -> Iterator[str]:
+    """The text of ``pieces`` up to the earliest ``stop`` string, yielded as it arrives.
+
+    The concatenation of what is yielded equals ``cut_at_stop("".join(pieces), stop)``: the last
+    ``max(len(stop)) - 1`` characters are held back until no stop string can start in them, and
+    ``pieces`` is closed as soon as the cut is certain (so the model stops generating).
+
+    >>> list(cut_stream(["Hello", " wor", "ld\\nBye"], ["\\n"]))
+    ['Hello', ' wor', 'ld']
+    """
+    stop = [s for s in stop if s]
+    hold = max(map(len, stop), default=1) - 1
+    text, sent = "", 0
+    try:
+        for piece in pieces:
+            text += piece
+            cut = min((i for s in stop if (i := text.find(s)) >= 0), default=None)
+            if cut is not None and cut <= len(text) - hold:  # no longer stop can start earlier
+                if cut > sent:
+                    yield text[sent:cut]
+                return
+            if len(text) - hold > sent:
+                yield text[sent:len(text) - hold]
+                sent = len(text) - hold
+        rest = cut_at_stop(text, stop)
+        if len(rest) > sent:
+            yield rest[sent:]
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+
+
+def stream_text(lm: LanguageModel, prompt: str, *, max_new_tokens: int = 64,
+                temperature: float = 0.0, stop: Sequence[str] = (), seed: int = 0) -> Iterator[str]:
+    """``lm``'s completion of ``prompt`` in pieces: its ``stream`` method when it has one, else
+    the whole of ``generate([prompt])`` as one piece. Closing the iterator stops a streaming
+    backend at its next token."""
+    options = dict(max_new_tokens=max_new_tokens, temperature=temperature, stop=stop, seed=seed)
+    stream = getattr(lm, "stream", None)
+    if stream is None:
+        yield lm.generate([prompt], **options)[0]
+    else:
+        yield from stream(prompt, **options)
+
+
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
@@ -90,20 +141,23 @@ class FakeLanguageModel:
     otherwise ``-4 - h`` with ``h`` in [0, 1) a fixed hash of the token, so continuations that
     echo the prompt are the likely ones and ties are broken deterministically.
     Generation: ``generate_fn(prompt)`` if given, else the prompt's last line, truncated to
-    ``max_new_tokens`` tokens and cut at ``stop``.
+    ``max_new_tokens`` tokens and cut at ``stop``; :meth:`stream` yields it token by token
+    (``generate_fn``'s answer in one piece).
 
     Args:
         generate_fn: optional prompt -> completion function (scripted answers in tests).
         score_fn: optional (prompt, continuation) -> (sum logprob, n_tokens) function.
         name: model name to report.
+        context_length: the context window it claims, in its tokens (None: unlimited).
 
     Every call is recorded in ``calls`` as ``(method, prompt, n_continuations)``.
     """
 
     def __init__(self, *, generate_fn: Callable[[str], str] | None = None,
                  score_fn: Callable[[str, str], tuple[float, int]] | None = None,
-                 name: str = "fake"):
+                 name: str = "fake", context_length: int | None = None):
         self.generate_fn, self.score_fn, self.name = generate_fn, score_fn, name
+        self.context_length = context_length
         self.calls: list[tuple[str, str, int]] = []
 
     def tokens(self, text: str) -> list[str]:
@@ -125,6 +179,18 @@ class FakeLanguageModel:
                 text = " ".join(self.tokens(text)[:max_new_tokens])
             out.append(cut_at_stop(text, stop))
         return out
+
+    def stream(self, prompt: str, *, max_new_tokens: int = 64, temperature: float = 0.0,
+               stop: Sequence[str] = (), seed: int = 0) -> Iterator[str]:
+        """:meth:`generate` of one prompt, one token (with its leading space) at a time."""
+        if self.generate_fn is not None:
+            yield self.generate([prompt], max_new_tokens=max_new_tokens, temperature=temperature,
+                                stop=stop, seed=seed)[0]
+            return
+        check_generation_args(max_new_tokens, temperature)
+        self.calls.append(("generate", prompt, 0))
+        tokens = self.tokens(prompt.rstrip("\n").rsplit("\n", 1)[-1])[:max_new_tokens]
+        yield from cut_stream((t if i == 0 else " " + t for i, t in enumerate(tokens)), stop)
 
     def score(self, prompt: str, continuations: Sequence[str]) -> ContinuationScores:
         continuations = check_continuations(continuations)
@@ -164,4 +230,4 @@ def check_generation_args(max_new_tokens, temperature) -> None:
 
 
 __all__ = ["ContinuationScores", "FakeLanguageModel", "LanguageModel", "check_continuations",
-           "check_generation_args", "cut_at_stop"]
+           "check_generation_args", "cut_at_stop", "cut_stream", "stream_text"]

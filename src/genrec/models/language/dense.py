@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from genrec.errors import ConfigError, DataError
+from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.retrieval.index import KINDS, ExactIndex, build_index
 from genrec.text.encoder import encode_cached, get_encoder

@@ -17,15 +17,16 @@ Cold-start Recommenders", RecSys 2023): the user's recently liked titles become 
   :func:`genrec.tuning.instructions.preference_examples` answers exactly this prompt.
 * ``mode="free"``: the model writes ``n_generate`` titles, one per line; each is mapped to a
   catalog item by fuzzy title matching (:func:`match_titles`; case, punctuation, accents,
-  leading/trailing articles and years normalised, then difflib similarity >= ``match_cutoff``);
+  leading/trailing articles and years normalised, then the closest key by rapidfuzz's
+  normalised Indel similarity, kept when >= ``match_cutoff``);
   a title that matches no item is a *hallucination* and is counted (:attr:`generation_stats_`).
 * ``shots > 0``: few-shot prompting with ``shots`` in-context examples, each another training
   user's history and the item they liked next, drawn once at fit with the run seed; a user never
   sees their own example (a spare example replaces it).
 * ``mode="listwise"`` / :meth:`listwise_scores`: one prompt listing the candidates with letters
   (A, B, ... in the order given) and the distribution over the letter continuations (the
-  verbaliser) as scores (LlamaRec, Yue et al. 2023); the two-stage pipeline uses it for
-  ``rerank="listwise"``.
+  verbaliser) as scores (LlamaRec, Yue et al. 2023); a two-stage pipeline reranks with it when
+  its reranker is ``llm`` with ``mode="listwise"``.
 * :meth:`predict_ratings`: rating prediction by prompt; the expected rating under the model's
   distribution over the continuations "1".."5" (RMSE/MAE via ``evaluate_ratings``).
 
@@ -53,7 +54,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -61,6 +61,7 @@ from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from rapidfuzz import fuzz, process
 
 from genrec.errors import ConfigError, DataError
 from genrec.models.base import ModelConfig, Recommender
@@ -90,7 +91,7 @@ class LLMConfig(ModelConfig):
     min_rating: float = 0.0  # few-shot examples use only interactions rated >= this
     n_generate: int = 10  # free mode: titles asked for
     tokens_per_title: int = 20  # free mode: generation budget per title
-    match_cutoff: float = 0.85  # free mode: difflib similarity needed to map a title to an item
+    match_cutoff: float = 0.85  # free mode: similarity (0..1) needed to map a title to an item
     kind: str = "movie"  # what the items are called in the prompt
 
     presets = {
@@ -392,8 +393,17 @@ def title_index(titles: Sequence[str], popularity: np.ndarray) -> dict[str, int]
 
 
 def match_titles(titles: Sequence[str], index: dict[str, int], *, cutoff: float = 0.85) -> list[int]:
-    """Item index of each title (exact normalised match, else the closest key with difflib
-    similarity >= ``cutoff``), or -1 when none: a hallucinated title."""
+    """Item index of each title, or -1 when none: a hallucinated title.
+
+    A title's normalised key (:func:`title_key`) matches exactly, else the closest key of
+    ``index`` by normalised Indel similarity (rapidfuzz ``fuzz.ratio`` / 100, in [0, 1]: twice
+    the longest common subsequence over the summed lengths) when that similarity is >=
+    ``cutoff``; among equally close keys, the first in ``index`` (the most popular item).
+
+    Example:
+        >>> match_titles(["Star Warz", "Nothing Like It"], {"star wars": 3}, cutoff=0.85)
+        [3, -1]
+    """
     keys = list(index)
     out = []
     for title in titles:
@@ -401,8 +411,9 @@ def match_titles(titles: Sequence[str], index: dict[str, int], *, cutoff: float 
         if key in index:
             out.append(index[key])
             continue
-        close = difflib.get_close_matches(key, keys, n=1, cutoff=cutoff) if key else []
-        out.append(index[close[0]] if close else -1)
+        best = process.extractOne(key, keys, scorer=fuzz.ratio, score_cutoff=100 * cutoff,
+                                  processor=None) if key and keys else None
+        out.append(index[best[0]] if best else -1)
     return out
 
 

@@ -278,7 +278,6 @@ class SASRec(Recommender):
         """``(mean loss, number of positions)`` of (B, L + 1) training rows: the input is
         ``seqs[:, :-1]``, the targets ``seqs[:, 1:]``, and every position whose input and
         target are both items counts once. Dropout and negatives use torch's global RNG."""
-        import torch
         import torch.nn.functional as F
 
         cfg = self.config
