@@ -160,11 +160,21 @@ def semantic_ids(codes: np.ndarray) -> tuple[np.ndarray, float]:
 
 # ---- the prefix trie ------------------------------------------------------------------------
 class Trie:
-    """The prefix trie of the semantic IDs (N, L + 1), laid out level by level for batching.
+    """The prefix trie of the semantic IDs, laid out level by level for batching.
 
-    For level l (predicting token l): ``prefix[l]`` (N,) each item's length-l prefix index,
-    ``children[l]`` (P_l, V_l) which tokens follow each prefix, ``tokens[l]`` (P_l, l) the
-    prefixes, ``branching[l]`` the prefixes with >= 2 children (only those need the decoder).
+    Args:
+        codes: (N, L + 1) int64, every item's unique ID (codes and collision digit).
+        warm: (N,) bool, the items with training interactions.
+        vocab: L + 1 token counts, one per level (a level's width grows to fit larger digits).
+
+    Attributes, for level l (predicting token l): ``prefix[l]`` (N,) each item's length-l
+    prefix index, ``tokens[l]`` (P_l, l) the prefixes, ``children[l]`` (P_l, W_l) which tokens
+    follow each prefix, ``branching[l]`` the prefixes with >= 2 children (only those need the
+    decoder), ``parent[l]`` (P_l,) each prefix's prefix one level up, ``needed[l]`` the
+    branching prefixes and their ancestors, ``warm_children[l]`` (P_l, W_l) children whose
+    subtree holds a warm item, ``share[l]`` (P_l, W_l) log-shares of the prefix's probability
+    (-inf: no such child), and ``leaf_items`` (P_L, W_L) the item at each full ID (-1: none).
+    Lookups: :meth:`find` (prefixes -> indices), :meth:`items_of` (full IDs -> items).
     """
 
     def __init__(self, codes: np.ndarray, warm: np.ndarray, vocab: list[int]):
