@@ -415,9 +415,11 @@ def _train(args, name, config, output, data=None):
     model = build_model(name, config)
     data = data if data is not None else _load(args)[0]
     _say(args, f"training {name} on all {len(data)} interactions of {data.name}")
-    model.fit(data, options=_options(args))
+    options = _options(args)
+    model.fit(data, options=options)
     model.save(_artifact_dir(args, name, output),
-               metadata={"dataset": data.name, "data_checksum": data.checksum()})
+               metadata={"dataset": data.name, "data_checksum": data.checksum(),
+                         "seed": options.seed, "threads": options.threads})
     return model
 
 
@@ -425,7 +427,7 @@ def _options(args):
     from genrec.options import RunOptions
 
     threads = args.threads or (1 if os.environ.get("CI") else None)  # CI: never oversubscribe
-    return RunOptions(seed=args.seed, threads=threads, progress=not args.quiet)
+    return RunOptions(seed=args.seed, threads=threads, progress=not args.quiet).pinned()
 
 
 def _cache_dir() -> Path:

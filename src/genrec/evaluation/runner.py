@@ -120,7 +120,7 @@ def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, p
     model; ``on_model(name, stage)`` reports progress ("fit", "evaluate", "done");
     ``on_fitted(name, model)`` receives each fitted model (e.g. to reuse it afterwards);
     ``users`` evaluates only these user indices (the same for every model, so paired tests hold)."""
-    options = options or RunOptions()
+    options = (options or RunOptions()).pinned()  # every fit uses, and protocol records, one count
     runs = []
     for name, factory in models.items():
         model = factory()
@@ -142,7 +142,7 @@ def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, p
         if on_model:
             on_model(name, "done")
     protocol = {**protocol, "k": list(ks), "seed": protocol.get("seed", options.seed),
-                "n_items": split.train.n_items, "threads": options.n_threads}
+                "n_items": split.train.n_items, "threads": options.threads}
     return BenchmarkResult(protocol, runs, library_versions())
 
 

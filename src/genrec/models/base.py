@@ -163,7 +163,7 @@ class Recommender:
             raise DataError(f"fit expects a genrec Dataset, got {type(train).__name__}")
         if len(train) == 0:
             raise DataError("cannot fit on an empty training set")
-        options = options or RunOptions()
+        options = (options or RunOptions()).pinned()  # one thread count for every part of a fit
         options.apply_threads()
         self.n_users_, self.n_items_ = train.n_users, train.n_items
         self._fit(train, valid, options)
