@@ -182,3 +182,14 @@ def test_benchmark_on_a_user_sample_runs_a_two_stage_pipeline(env, capsys):
     assert results["protocol"]["evaluated_users"] == 50
     code, out, err = run(capsys, "benchmark", "--models", "ease", "--users", "0", "--quiet")
     assert code == 2 and "--users" in err
+
+
+def test_benchmark_records_split_seed_training_seed_and_threads(env, capsys):
+    out_file = env / "results.json"
+    code, _, err = run(capsys, "benchmark", "--models", "pop", "--split-seed", "2020",
+                       "--seed", "42", "--threads", "1", "--output", str(out_file))
+    assert code == 0, err
+    assert "seed 42, 1 thread(s)" in err
+    protocol = json.loads(out_file.read_text())["protocol"]
+    assert protocol["split_info"]["seed"] == 2020
+    assert (protocol["seed"], protocol["threads"]) == (42, 1)

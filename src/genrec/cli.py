@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="holdout | loo | temporal | cold-users | cold-items")
     bench.add_argument("--models", default="pop,itemknn,ease,bpr",
                        help="comma-separated names, each optionally NAME:PRESET (e.g. multvae:paper)")
+    bench.add_argument("--split-seed", type=int, metavar="SEED",
+                       help="seed of a random split (holdout, cold-users, cold-items); default "
+                            "--seed (BENCHMARKS.md: --split-seed 2020 --seed 42)")
     bench.add_argument("--k", default="10,20", help="cut-offs, comma-separated")
     bench.add_argument("--users", type=int, metavar="N",
                        help="evaluate a sample of N test users, the same for every model "
@@ -213,11 +216,15 @@ def _cmd_benchmark(args) -> int:
     if max(ks) > data.n_items:
         raise ConfigError(f"--k {max(ks)} is larger than the {data.n_items} items of {data.name}; "
                           f"use values in 1..{data.n_items}")
-    split = make_split(data, args.split, seed=args.seed)
+    split_seed = args.seed if args.split_seed is None else args.split_seed
+    split = make_split(data, args.split, seed=split_seed)
     _say(args, describe_split(split))
     users = _sample_users(split, args.users, args.seed)
+    options = _options(args)
+    _say(args, f"seed {options.seed}, {options.threads} thread(s): the same seed and thread "
+               "count give the same numbers")
     result = run_benchmark(
-        split, factories, ks=ks, options=_options(args),
+        split, factories, ks=ks, options=options,
         protocol={"dataset": data.name, "checksum": data.checksum(), "split": args.split,
                   "split_info": split.info, "seed": args.seed, "filtering": filtering,
                   "full_ranking": True, "exclude_seen": True},
