@@ -1,4 +1,5 @@
-"""What every benchmark script shares: BENCHMARKS.md sections, RecBole's peer rows, formatting.
+"""What every benchmark script shares: BENCHMARKS.md sections, RecBole's peer rows, formatting
+(``fmt_ci`` for a mean and its interval, ``fmt_test`` for a paired test).
 
 BENCHMARKS.md is made of sections, one per script, each between ``<!-- section:NAME -->`` and
 ``<!-- /section:NAME -->``; a script rewrites only its own section, so the scripts can run
@@ -68,6 +69,19 @@ def fmt_ci(m: dict) -> str:
     return f"{m['mean']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
 
 
+def fmt_test(test: dict | None, *, adjusted: bool = True) -> str:
+    """``+0.0123, p=0.004 *`` of one paired-test row: the mean difference and the larger of the
+    two p-values (t-test, Wilcoxon), ``*`` below 0.05. ``adjusted``: the Holm-adjusted p-values
+    of a :func:`genrec.evaluation.stats.compare_with` row; else the raw ones of
+    :func:`~genrec.evaluation.stats.paired_tests`. ``"reference"`` for None or the reference row.
+    """
+    if test is None or test.get("verdict") == "reference":
+        return "reference"
+    keys = ("p_t_holm", "p_wilcoxon_holm") if adjusted else ("p_t", "p_wilcoxon")
+    p = max(test[keys[0]], test[keys[1]])
+    return f"{test['mean_diff']:+.4f}, p={p:.2g}" + (" *" if p < 0.05 else "")
+
+
 def summary(values) -> dict:
     """``{"mean", "ci_low", "ci_high"}`` of per-user values (bootstrap 95% interval)."""
     import numpy as np
@@ -88,7 +102,10 @@ def names_arg(parser, value: str, choices, what: str = "model") -> list[str]:
 
 
 def machine_line(versions: dict, loads: list[float]) -> str:
-    return (f"Machine: {versions['cpu_count']} cores, {versions['platform']}, Python "
+    capability = versions.get("cpu_capability")  # float results depend on it (README)
+    return (f"Machine: {versions['cpu_count']} cores"
+            + (f" ({capability} kernels)" if capability else "")
+            + f", {versions['platform']}, Python "
             f"{versions['python']}, torch {versions['torch']}, numpy {versions['numpy']}, genrec "
             f"{versions['genrec']}; 1 thread; 1-minute load average during the runs: "
             + ", ".join(f"{x:.2f}" for x in loads) + ".")
@@ -119,7 +136,7 @@ FIT_SCRIPT = """
 import json, resource, sys, time
 from genrec.data import sources
 from genrec.data.splits import make_split
-from genrec.models import build_model
+from genrec.build import build_model
 from genrec.options import RunOptions
 spec, overrides, cache_dir, split_name, split_seed, seed = sys.argv[1:7]
 data = sources.load("ml-100k", cache_dir=cache_dir)

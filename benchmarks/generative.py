@@ -2,7 +2,7 @@
 
 Writes the ``generative`` section of BENCHMARKS.md and ``benchmarks/results/generative.json``:
 
-1. Quality and speed: each model of issue 3 (and EASE, the reference) fitted on the holdout
+1. Quality and speed: each generative model of interactions (and EASE, the reference) fitted on the holdout
    split 0.8/0.1/0.1 (split seed 2020, training seed 42, 1 thread) with its default (tuned)
    preset, test metrics with bootstrap intervals, a paired test against EASE (Holm-corrected),
    RecBole 1.2.1's numbers from ../shared/PEERS.md (its own split) and from
@@ -45,15 +45,16 @@ from genrec.data import sources  # noqa: E402
 from genrec.data.splits import holdout_split  # noqa: E402
 from genrec.evaluation import slates as S  # noqa: E402
 from genrec.evaluation.protocol import evaluate  # noqa: E402
-from genrec.evaluation.runner import run_benchmark  # noqa: E402
+from genrec.evaluation.runner import protocol_block, run_benchmark  # noqa: E402
 from genrec.evaluation.stats import bootstrap_ci, compare_with  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import EASE, build_model, get_model_class  # noqa: E402
+from genrec.models import EASE  # noqa: E402
+from genrec.build import build_model, model_class  # noqa: E402
 from genrec.models.neural import draw_profiles, with_synthetic_users  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
 GENERATIVE = ["multdae", "cdae", "multvae", "recvae", "diffrec", "ldiffrec", "irgan", "listcvae"]
-# issue 3's relative bars: (model, reference, kind)
+# the quality bars relative to a reference: (model, reference, kind)
 RELATIVE_BARS = [("recvae", "multvae", "at least"), ("cdae", "multdae", "at least"),
                  ("ldiffrec", "diffrec", "within one interval of")]
 OPTIONS = RunOptions(seed=42, threads=1)
@@ -169,7 +170,7 @@ def fidelity(split, names: list[str], n_samples: int) -> list[dict]:
                                rng.choice(real_len, n_samples), rng)
     samplers = {"popularity sampler": lambda: popularity}
     for name in names:
-        model_cls = get_model_class(name)
+        model_cls = model_class(name)
         if hasattr(model_cls, "sample_profiles"):
             model = build_model(name).fit(train, valid=split.valid, options=OPTIONS)
             samplers[name] = lambda m=model: m.sample_profiles(n_samples, seed=0)
@@ -217,7 +218,7 @@ def augmentation(split, names: list[str], share: float, factor: int) -> list[dic
     n_new = factor * int(kept_users.sum())
     variants = {"EASE on the sparse rows": small}
     for name in names:
-        if hasattr(get_model_class(name), "sample_profiles"):
+        if hasattr(model_class(name), "sample_profiles"):
             model = build_model(name).fit(small, valid=small_valid, options=OPTIONS)
             variants[f"+ {n_new} users from {name}"] = with_synthetic_users(
                 small, model.sample_profiles(n_new, seed=0))
@@ -316,8 +317,7 @@ def main() -> None:
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     data = sources.load("ml-100k", cache_dir=args.cache_dir)
     split = holdout_split(data, (0.8, 0.1, 0.1), seed=SPLIT_SEED)
-    protocol = {"dataset": data.name, "checksum": data.checksum(), "split": "holdout",
-                "seed": SPLIT_SEED, "training_seed": OPTIONS.seed}
+    protocol = protocol_block(data, split, training_seed=OPTIONS.seed)
     print("quality and speed ...", file=sys.stderr)
     results, loads = quality(split, names, args.repeats, protocol, args.cache_dir)
     print("generation fidelity ...", file=sys.stderr)
@@ -328,7 +328,7 @@ def main() -> None:
     loads.append(load_average())
     peers, split_peers = peer_rows(), recbole_on_our_split()
     out = [
-        "## Interaction-driven generative models (issue 3)", "",
+        "## Interaction-driven generative models", "",
         f"Written by `python benchmarks/generative.py --repeats {args.repeats}` on {started}. "
         + machine_line(results["versions"], loads), "",
         "### Quality and speed: MovieLens-100K, holdout 0.8/0.1/0.1, full ranking", "",

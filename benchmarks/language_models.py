@@ -3,7 +3,7 @@ transformers (dequantised to bfloat16) and llama.cpp, 1 thread.
 
 For each (backend, model), alone in a fresh Python process (so load time and peak memory are
 its own): load time; prompt processing tokens/s (a ~150-token prompt); greedy generation
-tokens/s (48 new tokens after a short prompt); and the issue's reranking target, the time to
+tokens/s (48 new tokens after a short prompt); and the reranking target, the time to
 score 20 candidate movie titles after a ~150-token prompt built from a MovieLens-100K user's
 liked titles (the held-out next liked item + 19 random items). Timings are medians of
 ``--repeats`` runs, as wall and CPU seconds (the machine is shared: CPU seconds are the fairer
@@ -13,7 +13,7 @@ the quantised weights and transformers on their bfloat16 dequantisation.
 
 Writes the ``language-models`` section of BENCHMARKS.md and
 ``benchmarks/results/language_models.json``, and prints which backend was faster per job (the
-``DEFAULT_BACKEND`` mapping in ``genrec/text/lm.py``).
+``DEFAULT_BACKEND`` mapping in ``genrec/text/backends.py``).
 
     python benchmarks/language_models.py [--models gemma-3-270m,smollm2-135m] [--repeats 3]
 """
@@ -83,7 +83,7 @@ def timed(fn, repeats: int) -> tuple[float, float, object]:
 
 def child(spec: dict) -> dict:
     """Measure one (backend, model); runs in a fresh process."""
-    from genrec.text.lm import get_language_model
+    from genrec.text.backends import get_language_model
 
     backend, model, repeats = spec["backend"], spec["model"], spec["repeats"]
     lm = get_language_model(f"{backend}:{model}", threads=1, chat=False)
@@ -110,8 +110,10 @@ def prefill(lm, prompt: str) -> None:
     if type(lm).__name__ == "TransformersLM":
         import torch
 
+        from genrec.options import torch_threads
+
         model, _ = lm._ready()
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(lm._threads):
             model(input_ids=torch.tensor([lm._encode(prompt)]), logits_to_keep=1)
     else:
         llm = lm._ready()
@@ -149,7 +151,7 @@ def report(rows: list[dict], task: dict, args, started: str, loads: list[float])
         except ImportError:
             versions[name] = "not installed"
     lines = [
-        "## Language-model backends (issue 5)", "",
+        "## Language-model backends", "",
         f"Written by `python benchmarks/language_models.py --models {args.models} --repeats "
         f"{args.repeats}` on {started}. Machine: {os.cpu_count()} cores, {platform.platform()}, "
         f"Python {platform.python_version()}, torch {versions['torch']}, transformers "
@@ -182,7 +184,7 @@ def report(rows: list[dict], task: dict, args, started: str, loads: list[float])
     default = [r for r in rows if r["model"] == "gemma-3-270m" and r["backend"] == score_b]
     lines += [
         f"- Faster per job on Gemma 3 270M (CPU seconds): scoring: **{score_b}**, generation: "
-        f"**{gen_b}**; `DEFAULT_BACKEND` in `genrec/text/lm.py` records this (transformers when "
+        f"**{gen_b}**; `DEFAULT_BACKEND` in `genrec/text/backends.py` records this (transformers when "
         "llama-cpp-python is not installed).",
     ]
     if default:
@@ -208,7 +210,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return
-    from genrec.text.lm import llamacpp_available
+    from genrec.text.backends import llamacpp_available
 
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     task = build_task(args.cache_dir)

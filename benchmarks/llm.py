@@ -18,11 +18,13 @@ Writes the ``llm`` section of BENCHMARKS.md and ``benchmarks/results/llm.json``.
    sampled ranking of 20 candidates for a sample of users with a held-out test item.
 
     python benchmarks/llm.py [--users 200] [--free-users 30] [--ratings 200] [--lm SPEC]
+                             [--only free]
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import platform
 import resource
@@ -36,17 +38,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import load_average, results_json, summary, write_section  # noqa: E402
+from common import (  # noqa: E402
+    BENCHMARKS_MD, fmt_ci, fmt_test, load_average, results_json, summary, write_section)
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import held_out_items_split, holdout_split  # noqa: E402
 from genrec.evaluation.protocol import evaluate, evaluate_sampled  # noqa: E402
 from genrec.evaluation.runner import library_versions  # noqa: E402
-from genrec.evaluation.stats import holm, paired_tests  # noqa: E402
+from genrec.evaluation.stats import compare_with  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
 from genrec.models import EASE, LLMRecommender, Pop  # noqa: E402
+from genrec.models.language.llm import title_index, title_key  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.pipelines.two_stage import TwoStage  # noqa: E402
-from genrec.text.lm import BACKENDS, get_language_model  # noqa: E402
+from genrec.text.backends import BACKENDS, get_language_model  # noqa: E402
 
 OPTIONS = RunOptions(seed=42, threads=1)
 SAMPLED_KS = (1, 5, 10)
@@ -65,28 +69,6 @@ def make_lm(spec: str):
     return get_language_model(spec, threads=1)
 
 
-def compare(per_model: dict[str, dict[str, np.ndarray]], reference: str, metric: str) -> dict:
-    """Paired tests of every model against ``reference`` on ``metric``, Holm-corrected."""
-    others = [m for m in per_model if m != reference]
-    tests = {m: paired_tests(per_model[m][metric], per_model[reference][metric]) for m in others}
-    for key in ("p_t", "p_wilcoxon"):
-        corrected = holm(np.array([tests[m][key] for m in others]))
-        for m, p in zip(others, corrected):
-            tests[m][key + "_holm"] = float(p)
-    return tests
-
-
-def fmt(m: dict) -> str:
-    return f"{m['mean']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
-
-
-def fmt_test(t: dict | None) -> str:
-    if t is None:
-        return "reference"
-    p = max(t["p_t_holm"], t["p_wilcoxon_holm"])
-    return f"{t['mean_diff']:+.4f}, p={p:.2g}" + (" *" if p < 0.05 else "")
-
-
 # ---- 1. sampled ranking of 20 candidates -----------------------------------------------------
 def sampled(split, users, models: dict) -> dict:
     history = split.history("test")
@@ -102,10 +84,9 @@ def sampled(split, users, models: dict) -> dict:
 # ---- 2. two-stage pipeline in full ranking ---------------------------------------------------
 def two_stage(split, users, lm, ease, shots: int) -> dict:
     models = {"ease": ease}
-    for rerank in ("pointwise", "listwise"):
-        llm = LLMRecommender(lm="fake", shots=shots, language_model=lm)
-        models[f"ease+llm ({rerank})"] = TwoStage(retriever=ease, reranker=llm, rerank=rerank,
-                                                  n_candidates=20).fit(split.train, options=OPTIONS)
+    for mode, label in (("grounded", "pointwise"), ("listwise", "listwise")):
+        llm = LLMRecommender(lm="fake", shots=shots, mode=mode, language_model=lm)
+        models[f"ease+llm ({label})"] = TwoStage(retriever=ease, reranker=llm, n_candidates=20).fit(split.train, options=OPTIONS)
     return full_ranking(split, users, models)
 
 
@@ -134,14 +115,29 @@ def free_generation(split, users, lm, k: int) -> dict:
     hits = [bool(set(items.tolist()) & set(targets[r].indices.tolist()))
             for r, items in enumerate(generated.items)]
     n_titles = generated.n_titles
+    index = title_index(model.titles_, model.popularity_)
+    unmatched_difflib = sum(difflib_match(t, index, model.config.match_cutoff) < 0
+                            for titles in generated.titles for t in titles)
     example = {"history": model.history_titles(history[0])[-5:], "generated": generated.titles[0],
                "unmatched": generated.unmatched[0]}
     return {"users": len(users), "k": k, "titles": n_titles,
             "hallucinated": generated.n_hallucinated,
             "hallucination_rate": generated.n_hallucinated / max(n_titles, 1),
+            "hallucination_rate_difflib": unmatched_difflib / max(n_titles, 1),
+            "match_cutoff": model.config.match_cutoff,
             "history_repeat_rate": model.generation_stats_["history_repeats"] / max(n_titles, 1),
             "titles_per_user": n_titles / len(users), "hit_rate": float(np.mean(hits)),
             "seconds_per_user": seconds / len(users), "example": example}
+
+
+def difflib_match(title: str, index: dict[str, int], cutoff: float) -> int:
+    """The item of ``title`` by the earlier matcher (exact key, else difflib's closest key with
+    ratio >= ``cutoff``), or -1: reported beside the library's rapidfuzz matcher."""
+    key = title_key(title)
+    if key in index:
+        return index[key]
+    close = difflib.get_close_matches(key, list(index), n=1, cutoff=cutoff) if key else []
+    return index[close[0]] if close else -1
 
 
 # ---- 4. rating prediction --------------------------------------------------------------------
@@ -181,15 +177,33 @@ def cold_items(data, lm, n_users: int) -> tuple[dict, dict]:
 
 # ---- report ----------------------------------------------------------------------------------
 def table(results: dict, metrics: list[str], reference: str) -> list[str]:
-    per_model = {m: r["per_user"] for m, r in results.items()}
-    tests = compare(per_model, reference, metrics[0])
+    tests = compare_with({m: r["per_user"][metrics[0]] for m, r in results.items()}, reference)
     lines = ["| model | " + " | ".join(metrics) + f" | vs {reference} ({metrics[0]} diff, Holm p) "
              "| s / user |", "|" + " --- |" * (len(metrics) + 3)]
     for label, r in results.items():
-        cells = [fmt(summary(r["per_user"][m])) for m in metrics]
+        cells = [fmt_ci(summary(r["per_user"][m])) for m in metrics]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {fmt_test(tests.get(label))} | "
                      f"{r['seconds_per_user']:.3f} |")
     return lines
+
+
+def free_paragraph(free: dict) -> str:
+    """Section 3's text from :func:`free_generation`'s result."""
+    return (
+        f"{free['users']} test users, {free['k']} titles asked each (greedy decoding, at most "
+        f"{free['k'] * 16} new tokens): {free['titles']} titles parsed "
+        f"(distinct titles per user: {free['titles_per_user']:.1f}; the model often repeats one "
+        "title). **Hallucination rate "
+        f"{free['hallucination_rate']:.1%}** ({free['hallucinated']} titles match no catalog item "
+        f"by fuzzy matching: rapidfuzz's normalised Indel similarity >= {free['match_cutoff']} after "
+        "normalising case, "
+        "punctuation, accents, articles and years; difflib's ratio, the matcher used before, "
+        f"leaves {free['hallucination_rate_difflib']:.1%} of the same titles unmatched); "
+        f"{free['history_repeat_rate']:.1%} of the titles repeat a movie of "
+        f"the user's history; hit rate (a held-out test item among the matched ones) "
+        f"{free['hit_rate']:.1%}; {free['seconds_per_user']:.1f} s per user. Example: history "
+        f"... {json.dumps(free['example']['history'])} -> generated "
+        f"{json.dumps(free['example']['generated'])}.")
 
 
 def markdown(res: dict) -> str:
@@ -197,7 +211,7 @@ def markdown(res: dict) -> str:
     free, rat = res["free"], res["ratings"]
     zero = res["sampled"]["llm zero-shot"]["seconds_per_user"]
     lines = [
-        "## LLM recommenders (issue 5)", "",
+        "## LLM recommenders", "",
         f"Script: `benchmarks/llm.py`; written {res['written']}. MovieLens-100K, random holdout "
         "0.8/0.1/0.1 (split seed 2020), training seed 42, test part; the same "
         f"{res['n_users']} test users (sampled with seed 0) in sections 1 and 2. Language model: "
@@ -211,7 +225,7 @@ def markdown(res: dict) -> str:
         f"process {res['peak_rss_mb']:.0f} MB; 1-minute load average: "
         + ", ".join(f"{x:.2f}" for x in res["loads"]) + ".", "",
         "### 1. Ranking 20 candidates (held-out item + 19 sampled)", "",
-        *table(res["sampled"], [f"ndcg@10", "hit@1", "hit@5", "mrr@10"], "ease"), "",
+        *table(res["sampled"], ["ndcg@10", "hit@1", "hit@5", "mrr@10"], "ease"), "",
         f"Few-shot = {a['shots']} in-context examples (other training users' last 10 titles -> "
         "their next one), fixed at fit with seed 42. Random order would give NDCG@10 0.227 and "
         "Hit@1 0.05. s / user: wall time to score one user's 20 candidates (for the LLM: one "
@@ -224,15 +238,7 @@ def markdown(res: dict) -> str:
         "likelihood of each title; listwise: one prompt listing the candidates under letters "
         "A-T in EASE's order, ordered by the probability of each letter.", "",
         "### 3. Free generation", "",
-        f"{free['users']} test users, {free['k']} titles asked each (greedy decoding, at most "
-        f"{free['k'] * 16} new tokens): {free['titles']} titles parsed "
-        f"(distinct titles per user: {free['titles_per_user']:.1f}; the model often repeats one title). **Hallucination rate "
-        f"{free['hallucination_rate']:.1%}** ({free['hallucinated']} titles match no catalog item "
-        f"by fuzzy matching); {free['history_repeat_rate']:.1%} of the titles repeat a movie of "
-        f"the user's history; hit rate (a held-out test item among the matched ones) "
-        f"{free['hit_rate']:.1%}; {free['seconds_per_user']:.1f} s per user. Example: history "
-        f"... {json.dumps(free['example']['history'])} -> generated "
-        f"{json.dumps(free['example']['generated'])}.", "",
+        free_paragraph(free), "",
         "### 4. Rating prediction by prompt", "",
         "| predictor | RMSE | MAE |", "| --- | --- | --- |",
         *[f"| {label} | {rat[key]['rmse']:.4f} | {rat[key]['mae']:.4f} |"
@@ -254,6 +260,26 @@ def markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
+def rerun_free(split, users, lm, args) -> int:
+    """Section 3 alone: its paragraph of the llm section and the ``free`` entry of llm.json."""
+    free = free_generation(split, users, lm, args.free_k)
+    free["written"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = free_paragraph(free)
+    print(text)
+    if args.no_write:
+        return 0
+    start, end = "<!-- section:llm -->", "<!-- /section:llm -->"
+    section = BENCHMARKS_MD.read_text().split(start, 1)[1].split(end, 1)[0]
+    head, rest = section.split("### 3. Free generation\n\n", 1)
+    section = head + "### 3. Free generation\n\n" + text + "\n\n" + rest.split("\n\n", 1)[1]
+    write_section("llm", section)
+    path = ROOT / "benchmarks" / "results" / "llm.json"
+    saved = json.loads(path.read_text())
+    saved["free"] = free
+    atomic_write(path, json.dumps(saved, indent=2, default=float))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=200)
@@ -264,6 +290,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lm", default="transformers:gemma-3-270m")
     parser.add_argument("--cache-dir", default="/tmp/gcache")
     parser.add_argument("--no-write", action="store_true", help="print, do not touch BENCHMARKS.md")
+    parser.add_argument("--only", choices=["free"], help="re-run one section: its paragraph in "
+                        "BENCHMARKS.md and its entry of llm.json are replaced, the rest kept")
     args = parser.parse_args(argv)
     OPTIONS.apply_threads()
     data = sources.load("ml-100k", cache_dir=args.cache_dir)
@@ -271,6 +299,8 @@ def main(argv=None) -> int:
     eligible = np.flatnonzero(split.test.user_counts > 0)
     users = np.sort(np.random.default_rng(0).choice(eligible, min(args.users, len(eligible)), replace=False))
     lm = make_lm(args.lm)
+    if args.only == "free":
+        return rerun_free(split, users[:args.free_users], lm, args)
     loads = [load_average()]
     ease = EASE().fit(split.train, options=OPTIONS)
     models = {"pop": Pop().fit(split.train, options=OPTIONS), "ease": ease,

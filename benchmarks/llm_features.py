@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import load_average, summary, write_section  # noqa: E402
+from common import fmt_ci, fmt_test, load_average, summary, write_section  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import (  # noqa: E402
     held_out_items_split, holdout_split, leave_one_out_split)
@@ -39,20 +39,11 @@ from genrec.evaluation.protocol import evaluate  # noqa: E402
 from genrec.evaluation.runner import library_versions  # noqa: E402
 from genrec.evaluation.stats import paired_tests  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import build_model  # noqa: E402
+from genrec.build import build_model  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
 TAIL_SHARE = 0.2  # the least popular share of test items
 INIT_MODELS = ("sasrec", "bert4rec")
-
-
-def fmt(m: dict) -> str:
-    return f"{m['mean']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
-
-
-def fmt_test(t: dict) -> str:
-    p = max(t["p_t"], t["p_wilcoxon"])
-    return f"{t['mean_diff']:+.4f}, p={p:.2g}" + (" *" if p < 0.05 else "")
 
 
 # ---- 1. text-initialised vs random item embeddings -------------------------------------------
@@ -128,9 +119,9 @@ def init_table(rows: list[dict]) -> list[str]:
     for r in rows:
         seeds = ", ".join(f"{a:.4f} ({b:.4f})" for a, b in zip(r["per_seed"], r["per_seed_tail"]))
         lines.append(
-            f"| {r['model']} | {r['init']} | {fmt(r['ndcg'])} | {fmt(r['recall'])} | "
-            f"{fmt(r['ndcg_tail'])} | {'-' if r['vs_random'] is None else fmt_test(r['vs_random'])}"
-            f" | {'-' if r['vs_random_tail'] is None else fmt_test(r['vs_random_tail'])} | {seeds}"
+            f"| {r['model']} | {r['init']} | {fmt_ci(r['ndcg'])} | {fmt_ci(r['recall'])} | "
+            f"{fmt_ci(r['ndcg_tail'])} | {'-' if r['vs_random'] is None else fmt_test(r['vs_random'], adjusted=False)}"
+            f" | {'-' if r['vs_random_tail'] is None else fmt_test(r['vs_random_tail'], adjusted=False)} | {seeds}"
             f" | {', '.join(map(str, r['best_epochs']))} | "
             f"{', '.join(f'{s:.0f}' for s in r['fit_seconds'])} |")
     return lines
@@ -139,7 +130,7 @@ def init_table(rows: list[dict]) -> list[str]:
 # ---- 2. GPT4Rec-style LLM queries ------------------------------------------------------------
 def query_runs(split, users: np.ndarray, lm_spec: str, weights: list[float]) -> dict:
     """Dense retrieval with the history query, the LLM query and their fusions on ``users``."""
-    from genrec.models.gpt4rec import GPT4Rec
+    from genrec.models.language.gpt4rec import GPT4Rec
 
     options = RunOptions(seed=42, threads=1)
     history = split.history("test")
@@ -175,10 +166,10 @@ def query_table(res: dict) -> list[str]:
              "| --- | --- | --- | --- | --- |"]
     for label, r in models.items():
         pu = r["per_user"]
-        versus = "reference" if pu is ref else fmt_test(paired_tests(pu["ndcg@10"],
-                                                                     ref["ndcg@10"]))
-        lines.append(f"| {label} | {fmt(summary(pu['ndcg@10']))} | {fmt(summary(pu['recall@10']))}"
-                     f" | {fmt(summary(pu['recall@20']))} | {versus} |")
+        versus = "reference" if pu is ref else fmt_test(paired_tests(pu["ndcg@10"], ref["ndcg@10"]),
+                                                      adjusted=False)
+        lines.append(f"| {label} | {fmt_ci(summary(pu['ndcg@10']))} | {fmt_ci(summary(pu['recall@10']))}"
+                     f" | {fmt_ci(summary(pu['recall@20']))} | {versus} |")
     return lines
 
 
@@ -241,8 +232,7 @@ def _jsonable(x):
 
 def markdown(res: dict) -> str:
     v = res["versions"]
-    out = ["## LLM-derived features: text-initialised sequence models, LLM-written queries "
-           "(issue 6)", "",
+    out = ["## LLM-derived features: text-initialised sequence models, LLM-written queries", "",
            f"Written by `python benchmarks/llm_features.py`. Machine: {v['cpu_count']} cores, "
            f"{v['platform']}, Python {v['python']}, torch {v['torch']}, genrec {v['genrec']}; "
            "1 thread; 1-minute load averages per part: "

@@ -47,7 +47,7 @@ from genrec.evaluation.protocol import evaluate_split  # noqa: E402
 from genrec.evaluation.runner import library_versions  # noqa: E402
 from genrec.evaluation.stats import bootstrap_ci, paired_tests  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import build_model  # noqa: E402
+from genrec.build import build_model  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
 # genrec name -> RecBole model name

@@ -11,12 +11,17 @@ Writes the ``retrieval`` section of BENCHMARKS.md and ``benchmarks/results/retri
    and FAISS IndexFlatIP) is the ground truth; HNSW (efSearch sweep) and IVF-PQ (nprobe sweep,
    with and without exact re-ranking) report build seconds, recall@10 and queries per second,
    and the smallest setting reaching recall@10 >= 0.95.
+   HNSW efConstruction sweep (also alone: ``--only hnsw-build``, its own section
+   ``hnsw-build``): build seconds and recall@10 at a few efSearch values for efConstruction
+   16 / 40 / 80 / 200 (M 32) on the 1,682 ML-100K item vectors as the dense model indexes them
+   (queries: the test users' history queries) and on 20,000 generated movie-like texts (500
+   more as queries); the default ``ef_construction`` of ``genrec.retrieval.index`` comes from it.
 3. Quality: dense, bm25, hybrid (text only, and with EASE: preset ``collab``), EASE and Pop on
    the holdout split 0.8/0.1/0.1 (seed 2020) and on held-out items (10% of the items never
    trained on, seed 2020), full ranking, test NDCG@10 / Recall@10 with bootstrap intervals and
    paired tests against EASE (Holm-corrected).
 
-    python benchmarks/retrieval.py [--cache-dir ~/.cache/genrec]
+    python benchmarks/retrieval.py [--cache-dir ~/.cache/genrec] [--skip-ann] [--only hnsw-build]
 """
 
 from __future__ import annotations
@@ -37,11 +42,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import fmt_ci, load_average, machine_line, write_section  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import held_out_items_split, holdout_split  # noqa: E402
-from genrec.evaluation.runner import run_benchmark  # noqa: E402
+from genrec.evaluation.runner import library_versions, protocol_block, run_benchmark  # noqa: E402
 from genrec.evaluation.stats import bootstrap_ci, compare_with  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import build_model  # noqa: E402
-from genrec.models.dense import catalog_texts  # noqa: E402
+from genrec.build import build_model  # noqa: E402
+from genrec.text.items import catalog_texts, unit_rows  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.retrieval import build_index, recall_at_k  # noqa: E402
 from genrec.text import EmbeddingCache, encode_cached, get_encoder  # noqa: E402
@@ -51,6 +56,9 @@ SPLIT_SEED = 2020
 TARGET = 0.95
 EF_SEARCH = [16, 32, 64, 128, 256, 512, 1024]
 HNSW_BUILDS = [(32, 40), (32, 200)]  # (M, efConstruction)
+EF_CONSTRUCTION = [16, 40, 80, 200]  # the efConstruction sweep, at M 32
+EF_SEARCH_SWEEP = [32, 64, 128]  # 64: the index's default efSearch
+SWEEP_N, SWEEP_QUERIES = 20_000, 500
 NPROBE = [1, 4, 16, 64, 256]
 NPROBE_REFINED = [8, 16, 32, 64, 128, 256]
 ANN_N, ANN_QUERIES = 100_000, 1_000
@@ -168,6 +176,81 @@ def index_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# ---- 2b. HNSW efConstruction ----------------------------------------------------------------
+def item_vectors(data, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """ML-100K item vectors as the dense model indexes them (MiniLM embeddings of its default
+    item text, centred, unit rows) and its queries for the holdout test users' histories."""
+    split = holdout_split(data, (0.8, 0.1, 0.1), seed=SPLIT_SEED)
+    model = build_model("dense", {"text_cache": str(cache_dir / "embeddings")})
+    model.fit(split.train, options=OPTIONS)
+    base = unit_rows(model.item_embeddings_ - model.item_embeddings_.mean(axis=0))  # (I, D)
+    users = np.flatnonzero(split.test.user_counts > 0)
+    queries = model.queries(split.history("test").user_item_order[users])  # (U, D)
+    return base.astype(np.float32), queries.astype(np.float32)
+
+
+def ef_construction_sweep(base, queries) -> list[dict]:
+    """Build seconds and recall@10 against exact search at each efSearch of ``EF_SEARCH_SWEEP``
+    for each efConstruction of ``EF_CONSTRUCTION`` (M 32, 1 thread)."""
+    exact, _ = _build("exact", base)
+    _, truth = exact.search(queries, 10)
+    rows = []
+    for ef_construction in EF_CONSTRUCTION:
+        hnsw, build = _build("hnsw", base, M=32, ef_construction=ef_construction)
+        recall = {}
+        for ef in EF_SEARCH_SWEEP:
+            hnsw.set_search_params(ef_search=ef)
+            recall[ef] = recall_at_k(hnsw.search(queries, 10)[1], truth)
+        rows.append({"ef_construction": ef_construction, "build_s": build, "recall@10": recall})
+        print(f"[hnsw-build] n {len(base)} efConstruction {ef_construction}: {build:.2f} s, "
+              f"recall@10 {recall}", file=sys.stderr, flush=True)
+    return rows
+
+
+def hnsw_build(data, cache_dir: Path) -> dict:
+    """The efConstruction sweep on the ML-100K item vectors and on generated texts."""
+    texts = synthetic_texts(data.catalog, SWEEP_N + SWEEP_QUERIES, seed=1)
+    vectors = encode_cached(get_encoder("minilm"), texts, cache_dir / "embeddings")
+    sets = {"ML-100K items": item_vectors(data, cache_dir),
+            "generated texts": (vectors[:SWEEP_N], vectors[SWEEP_N:])}
+    loads = [load_average()]
+    out = {}
+    for name, (base, queries) in sets.items():
+        out[name] = {"n": len(base), "queries": len(queries),
+                     "rows": ef_construction_sweep(base, queries)}
+        loads.append(load_average())
+    return {"sets": out, "loads": loads}
+
+
+def hnsw_build_markdown(res: dict, versions: dict, started: str) -> str:
+    lines = ["## HNSW efConstruction: build time against recall", "",
+             f"Written by `python benchmarks/retrieval.py --only hnsw-build` on {started}. "
+             + machine_line(versions, res["loads"]), "",
+             "FAISS `IndexHNSWFlat`, inner product, M 32, 1 thread; recall@10: the share of the "
+             "exact top 10 (numpy search) found, at the efSearch of each column (64 is the "
+             "index's default). Vectors: the 1,682 ML-100K item vectors as the dense model "
+             "indexes them (MiniLM embeddings of the default item text, centred, unit rows) with "
+             "the holdout test users' history queries; and MiniLM embeddings of generated "
+             "movie-like texts (the templates of the index table above; 500 more texts as "
+             "queries). Build seconds vary with the machine load.", "",
+             "| vectors | queries | efConstruction | build s | "
+             + " | ".join(f"recall@10, efSearch {ef}" for ef in EF_SEARCH_SWEEP) + " |",
+             "|" + " --- |" * (4 + len(EF_SEARCH_SWEEP))]
+    for name, part in res["sets"].items():
+        for r in part["rows"]:
+            cells = " | ".join(f"{r['recall@10'][ef]:.3f}" for ef in EF_SEARCH_SWEEP)
+            lines.append(f"| {name} ({part['n']:,}) | {part['queries']:,} | "
+                         f"{r['ef_construction']} | {r['build_s']:.2f} | {cells} |")
+    name, largest = max(res["sets"].items(), key=lambda kv: kv[1]["n"])
+    enough = [r for r in largest["rows"] if r["recall@10"][64] >= TARGET]
+    lines += ["", f"Smallest efConstruction reaching recall@10 >= {TARGET} at the default efSearch "
+              f"64 on the {name} ({largest['n']:,}): "
+              + (f"**{enough[0]['ef_construction']}** ({enough[0]['build_s'] / largest['rows'][1]['build_s']:.1f}x "
+                 f"the build time of efConstruction {largest['rows'][1]['ef_construction']})."
+                 if enough else "none of the values tried.")]
+    return "\n".join(lines)
+
+
 # ---- 3. quality ------------------------------------------------------------------------------
 MODELS = {"dense": ("dense", {}), "bm25": ("bm25", {}), "hybrid": ("hybrid", {}),
           "hybrid+ease": ("hybrid:collab", {}), "ease": ("ease", {}), "pop": ("pop", {})}
@@ -177,7 +260,7 @@ def quality(split, cache_dir: Path, protocol: dict) -> dict:
     def factory(label):
         spec, overrides = MODELS[label]
         if spec.startswith(("dense", "hybrid")):
-            overrides = {**overrides, "cache": str(cache_dir / "embeddings")}
+            overrides = {**overrides, "text_cache": str(cache_dir / "embeddings")}
         return lambda: build_model(spec, overrides)
 
     result = run_benchmark(split, {label: factory(label) for label in MODELS},
@@ -215,9 +298,18 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--cache-dir", type=Path, default=sources.default_cache_dir())
     p.add_argument("--skip-ann", action="store_true", help="skip the 100k-vector index section")
+    p.add_argument("--only", choices=["hnsw-build"],
+                   help="run only the efConstruction sweep (section hnsw-build)")
     args = p.parse_args()
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     data = sources.load("ml-100k", cache_dir=args.cache_dir)
+    print("HNSW efConstruction ...", file=sys.stderr)
+    sweep = hnsw_build(data, args.cache_dir)
+    write_section("hnsw-build", hnsw_build_markdown(sweep, library_versions(), started))
+    atomic_write(ROOT / "benchmarks" / "results" / "hnsw_build.json",
+                 json.dumps(sweep, indent=2, default=str))
+    if args.only == "hnsw-build":
+        return
     loads = [load_average()]
     print("encoder ...", file=sys.stderr)
     enc = encoder_speed(data)
@@ -235,14 +327,13 @@ def main() -> None:
               "held-out items": held_out_items_split(data, 0.1, seed=SPLIT_SEED)}
     quality_results = {}
     for name, split in splits.items():
-        protocol = {"dataset": data.name, "checksum": data.checksum(), "split": name,
-                    "split_info": split.info, "seed": SPLIT_SEED, "training_seed": OPTIONS.seed}
+        protocol = protocol_block(data, split, split_name=name, training_seed=OPTIONS.seed)
         quality_results[name] = quality(split, args.cache_dir, protocol)
         loads.append(load_average())
     versions = quality_results["holdout"]["versions"]
     cold = splits["held-out items"].info["held_out_items"]
     out = [
-        "## Text retrieval: encoder, vector indexes, dense / BM25 / hybrid (issue 5)", "",
+        "## Text retrieval: encoder, vector indexes, dense / BM25 / hybrid", "",
         f"Written by `python benchmarks/retrieval.py` on {started}. " + machine_line(versions, loads),
         "",
         "### Encoder", "",

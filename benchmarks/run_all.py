@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -27,12 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import PEER_NAMES, load_average, peer_rows, write_section  # noqa: E402
+from common import PEER_NAMES, fmt_ci, load_average, peer_rows, write_section  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import holdout_split  # noqa: E402
-from genrec.evaluation.runner import run_benchmark  # noqa: E402
+from genrec.evaluation.runner import protocol_block, run_benchmark  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import get_model_class  # noqa: E402
+from genrec.build import model_class  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
 MODELS = ["pop", "itemknn", "ease", "bpr"]
@@ -42,13 +41,12 @@ MARK_START, MARK_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 def ml100k_baselines(repeats: int, cache_dir: Path) -> tuple[dict, list[float]]:
     data = sources.load("ml-100k", cache_dir=cache_dir)
     split = holdout_split(data, (0.8, 0.1, 0.1), seed=2020)
-    protocol = {"dataset": data.name, "checksum": data.checksum(), "split": "holdout",
-                "seed": 2020, "filtering": {}, "split_info": split.info}
+    protocol = protocol_block(data, split)
     options = RunOptions(seed=2020, threads=1)
     runs, loads = [], []
     for _ in range(repeats):
         loads.append(load_average())
-        factories = {m: get_model_class(m) for m in MODELS}
+        factories = {m: model_class(m) for m in MODELS}
         runs.append(run_benchmark(split, factories, protocol=protocol, options=options))
     first = runs[0].to_dict()  # intervals and tests once; the repeats only add timings
     for i, r in enumerate(first["results"]):
@@ -74,10 +72,6 @@ def fresh_clone_run() -> dict:
                 else proc.stderr.strip().splitlines()[-8:]}
 
 
-def fmt(m: dict) -> str:
-    return f"{m['mean']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
-
-
 def baseline_table(results: dict, peer_rows: dict) -> str:
     lines = ["| model | NDCG@10 | Recall@10 | MRR@10 | Hit@10 | NDCG@20 | Recall@20 | "
              "RecBole NDCG@10 / Recall@10 | fit s (median) | peak RSS MB |",
@@ -87,9 +81,9 @@ def baseline_table(results: dict, peer_rows: dict) -> str:
         sig = r["significance"]["ndcg@10"]
         mark = " ▲" if sig["best"] else (" *" if sig["significant"] else "")
         peer_cell = f"{peer['ndcg@10']:.4f} / {peer['recall@10']:.4f}" if peer else "-"
-        lines.append(f"| {r['model']} | {fmt(m['ndcg@10'])}{mark} | {fmt(m['recall@10'])} | "
-                     f"{fmt(m['mrr@10'])} | {fmt(m['hit@10'])} | {fmt(m['ndcg@20'])} | "
-                     f"{fmt(m['recall@20'])} | {peer_cell} | {r['fit_seconds']:.2f} | "
+        lines.append(f"| {r['model']} | {fmt_ci(m['ndcg@10'])}{mark} | {fmt_ci(m['recall@10'])} | "
+                     f"{fmt_ci(m['mrr@10'])} | {fmt_ci(m['hit@10'])} | {fmt_ci(m['ndcg@20'])} | "
+                     f"{fmt_ci(m['recall@20'])} | {peer_cell} | {r['fit_seconds']:.2f} | "
                      f"{r['peak_rss_mb']:.0f} |")
     return "\n".join(lines)
 

@@ -40,10 +40,10 @@ from common import (  # noqa: E402
 from genrec.data import history_sequences, sources  # noqa: E402
 from genrec.data.splits import held_out_items_split, leave_one_out_split  # noqa: E402
 from genrec.evaluation.protocol import evaluate  # noqa: E402
-from genrec.evaluation.runner import run_benchmark  # noqa: E402
+from genrec.evaluation.runner import protocol_block, run_benchmark  # noqa: E402
 from genrec.evaluation.stats import compare_with  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import build_model  # noqa: E402
+from genrec.build import build_model  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
 # label -> (model spec, config overrides)
@@ -204,8 +204,7 @@ def main() -> None:
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     data = sources.load("ml-100k", cache_dir=args.cache_dir)
     split = leave_one_out_split(data)
-    protocol = {"dataset": data.name, "checksum": data.checksum(), "split": "loo",
-                "training_seed": OPTIONS.seed}
+    protocol = protocol_block(data, split, training_seed=OPTIONS.seed)
     print("quality and speed ...", file=sys.stderr)
     fitted, results, loads = quality(split, labels, args.repeats, args.cache_dir, protocol)
     tiger = None
@@ -216,7 +215,7 @@ def main() -> None:
     gen = generation(split, fitted)
     loads.append(load_average())
     out = [
-        "## Sequence models and generative retrieval (issue 4)", "",
+        "## Sequence models and generative retrieval", "",
         f"Written by `python benchmarks/sequential.py --repeats {args.repeats}` on {started}. "
         + machine_line(results["versions"], loads), "",
         "### Quality and speed: MovieLens-100K, leave-one-out, full ranking", "",

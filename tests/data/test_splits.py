@@ -284,10 +284,15 @@ def test_describe_split_says_what_was_dropped():
     assert text.endswith("dropped from valid 2 interaction(s) (0 unseen user(s), 1 unseen "
                          "item(s)), from test 2 interaction(s) (0 unseen user(s), "
                          "2 unseen item(s))")
-    assert "nothing dropped" in describe_split(holdout_split(big_data(per_user_n=40, n_items=5)))
+    repeated = describe_split(holdout_split(big_data(per_user_n=40, n_items=5)))
+    assert "nothing dropped" not in repeated  # every test pair is also in train
+    assert "no unseen user or item dropped" in repeated and "dropped as seen" in repeated
+    unique = Dataset.from_interactions([u for u in "abcdefghij" for _ in range(10)],
+                                       [str(i) for _ in range(10) for i in range(10)])
+    assert describe_split(holdout_split(unique, seed=1)).endswith("; nothing dropped")
     assert "fold-in" in describe_split(held_out_users_split(big_data(), 0.2))
     for cold in (held_out_users_split(big_data(), 0.2), held_out_items_split(big_data(), 0.2)):
-        assert describe_split(cold).endswith("; unseen users and items kept")
+        assert "; unseen users and items kept" in describe_split(cold)
 
 
 def test_split_by_code_builds_parts_in_input_order():
@@ -300,7 +305,7 @@ def test_split_by_code_builds_parts_in_input_order():
     assert split.train.name == "data/train"
     zero = {"interactions": 0, "users": 0, "items": 0}
     assert split.info == {"method": "by-hand", "drop_unseen": False,
-                          "dropped": {"valid": zero, "test": zero}}
+                          "dropped": {"valid": zero, "test": zero}, "duplicates": 0}
     dropping = split_by_code(data, code, {"method": "by-hand"}, drop_unseen=True)
     assert ids(dropping.test).tolist() == [1]  # item w is not in train
     assert dropping.info["dropped"]["test"] == {"interactions": 1, "users": 0, "items": 1}

@@ -28,7 +28,7 @@ def test_rmse_and_mae_match_a_naive_computation():
     history, target = data.subset(part), data.subset(~part)
     result = evaluate_ratings(UserMean(), history, target, batch_size=7)
     errors = []
-    for user, item, true in zip(target.user_idx, target.item_idx, target.value):
+    for user, true in zip(target.user_idx, target.value):
         row = history.ratings[user]
         pred = row.data.mean() if row.nnz else 3.0
         errors.append((user, pred - true))

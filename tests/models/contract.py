@@ -14,7 +14,8 @@ known answer (noisy ``planted_clusters`` unless ``world()`` is overridden):
 * scoring rows together equals scoring them one at a time (with and without user indices);
 * ``recommend`` never returns a seen item and respects shared (1-D) and per-row (2-D) candidates;
 * ``k`` outside 1..n_items and unknown or invalid config keys raise ConfigError;
-* save -> load (through ``Recommender.load`` and ``model_cls.load``) gives identical scores;
+* save -> load (through ``genrec.build.load_model``, checking the training data, and
+  ``model_cls.load``) gives identical scores;
 * the same ``RunOptions(seed, threads)`` gives bit-identical scores and rankings for every user,
   whatever the global random generators hold (and, for ``stochastic`` models, another seed gives
   different scores);
@@ -32,6 +33,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from genrec.build import build_model, load_model
 from genrec.data.synthetic import World, planted_clusters
 from genrec.errors import ConfigError, DataError, NotFittedError
 from genrec.models.base import Recommender
@@ -60,7 +62,7 @@ class ModelContract:
 
     # ---- helpers -----------------------------------------------------------------------------
     def make(self) -> Recommender:
-        return self.model_cls(dict(self.config))
+        return build_model(self.model_cls.name, dict(self.config))
 
     def fit(self, world: World, options: RunOptions = OPTIONS) -> Recommender:
         valid = world.split.valid if self.fit_with_valid else None
@@ -187,7 +189,10 @@ class ModelContract:
         histories, users = self.batch(known)
         path = tmp_path / "model"
         fitted.save(path)
-        for loaded in (Recommender.load(path), self.model_cls.load(path)):
+        loaders = [lambda path: load_model(path, expect_data=known.split.train)]
+        if not hasattr(self.model_cls, "part_specs"):
+            loaders.append(self.model_cls.load)
+        for loaded in (load(path) for load in loaders):
             assert type(loaded) is self.model_cls
             assert loaded.config == fitted.config
             for who in (users, None):

@@ -9,7 +9,7 @@ import torch
 from genrec.data import as_history_matrix
 from genrec.data.synthetic import deterministic_sequences
 from genrec.models import BERT4Rec
-from genrec.models.bert4rec import cloze_mask
+from genrec.models.sequence.bert4rec import cloze_mask
 
 from .contract import OPTIONS, ModelContract
 

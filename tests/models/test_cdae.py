@@ -9,7 +9,7 @@ import torch
 from genrec.data.synthetic import planted_clusters
 from genrec.evaluation.protocol import validation_ndcg
 from genrec.models import CDAE
-from genrec.models.cdae import CDAEConfig
+from genrec.models.interactions.cdae import CDAEConfig
 
 from .contract import OPTIONS, ModelContract
 

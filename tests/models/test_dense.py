@@ -12,12 +12,12 @@ from genrec.data.synthetic import planted_clusters
 from genrec.errors import DataError
 from genrec.evaluation.protocol import evaluate_split
 from genrec.models import DenseRetrieval, Pop
-from genrec.models.dense import recency_weights
+from genrec.models.language.dense import recency_weights
 from genrec.text import EmbeddingCache, HashingEncoder
 
 from .contract import OPTIONS, ModelContract
 
-TINY = {"encoder": "hashing", "cache": "off"}
+TINY = {"text_encoder": "hashing", "text_cache": "off"}
 
 
 class TestDenseRetrieval(ModelContract):
@@ -25,7 +25,7 @@ class TestDenseRetrieval(ModelContract):
     config = TINY  # items say their cluster in the text ("Genres: group2"): content finds it
     quality_floor = 0.95
     bad_configs = [{"recency": -0.1}, {"index": "annoy"}, {"index_candidates": 0},
-                   {"encoder": ""}, {"cache": ""}]
+                   {"text_encoder": ""}, {"text_cache": ""}]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_recency_changes_the_query(world):
 
 
 def test_second_fit_hits_the_cache(world, tmp_path):
-    model = DenseRetrieval({**TINY, "cache": str(tmp_path)}).fit(world.split.train)
+    model = DenseRetrieval({**TINY, "text_cache": str(tmp_path)}).fit(world.split.train)
     cache = EmbeddingCache(tmp_path)
     again = cache.encode(HashingEncoder(), model.item_texts_)
     assert cache.last_encoded == 0
@@ -108,7 +108,7 @@ def test_faiss_indexes_rank_like_exact(world, index):
 
 
 def test_template_and_missing_text(world):
-    model = DenseRetrieval({**TINY, "template": "{genres}"}).fit(world.split.train)
+    model = DenseRetrieval({**TINY, "text_template": "{genres}"}).fit(world.split.train)
     assert model.item_texts_[0] == "group0"
     bare = world.split.train
     no_text = Dataset(bare.users, bare.items, bare.user_idx, bare.item_idx, name="bare")

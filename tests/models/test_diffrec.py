@@ -8,7 +8,7 @@ import torch
 
 from genrec.data.synthetic import planted_clusters
 from genrec.models import DiffRec
-from genrec.models.diffrec import Diffusion, StepSampler, diffusion_loss, noise_schedule
+from genrec.models.interactions.diffrec import Diffusion, StepSampler, diffusion_loss, noise_schedule
 
 from .contract import OPTIONS, ModelContract
 

@@ -8,7 +8,7 @@ import pytest
 from genrec.data.synthetic import planted_clusters
 from genrec.errors import ConfigError
 from genrec.models import EASE
-from genrec.models.ease import ease_weights
+from genrec.models.classic.ease import ease_weights
 
 from .contract import ModelContract
 

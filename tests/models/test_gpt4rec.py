@@ -9,12 +9,13 @@ import pytest
 import scipy.sparse as sp
 
 from genrec.data.synthetic import planted_clusters
-from genrec.models import DenseRetrieval, GPT4Rec, build_model
+from genrec.models import DenseRetrieval, GPT4Rec
+from genrec.build import build_model
 from genrec.text.lm import FakeLanguageModel
 
 from .contract import OPTIONS, ModelContract
 
-TINY = {"lm": "fake", "encoder": "hashing", "cache": "off", "history_weight": 0.5}
+TINY = {"lm": "fake", "text_encoder": "hashing", "text_cache": "off", "history_weight": 0.5}
 
 
 class TestGPT4Rec(ModelContract):
@@ -23,7 +24,7 @@ class TestGPT4Rec(ModelContract):
     quality_floor = 0.9
     bad_configs = [{"lm": ""}, {"history_len": 0}, {"max_new_tokens": 0},
                    {"history_weight": -0.1}, {"history_weight": 1.5}, {"kind": ""},
-                   {"encoder": ""}, {"cache": ""}]
+                   {"text_encoder": ""}, {"text_cache": ""}]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_the_generated_query_drives_retrieval(world):
 def test_history_weight_one_is_dense_and_never_calls_the_lm(world):
     lm = FakeLanguageModel()
     model = GPT4Rec(TINY, history_weight=1.0, language_model=lm).fit(world.split.train)
-    dense = DenseRetrieval(encoder="hashing", cache="off").fit(world.split.train)
+    dense = DenseRetrieval(text_encoder="hashing", text_cache="off").fit(world.split.train)
     histories = world.split.train.user_item_order[:8]
     np.testing.assert_allclose(model.score(histories), dense.score(histories), atol=1e-6)
     assert lm.calls == []
@@ -105,5 +106,5 @@ def test_empty_history_and_empty_query(world):
 
 
 def test_build_by_name_and_default_lm_spec():
-    model = build_model("gpt4rec", {"encoder": "hashing"})
+    model = build_model("gpt4rec", {"text_encoder": "hashing"})
     assert isinstance(model, GPT4Rec) and model.config.lm == "default"

@@ -10,7 +10,7 @@ import torch
 
 from genrec.data.synthetic import deterministic_sequences
 from genrec.models import GRU4Rec
-from genrec.models.gru4rec import bpr_max_loss
+from genrec.models.sequence.gru4rec import bpr_max_loss
 from genrec.options import RunOptions
 
 from .contract import OPTIONS, ModelContract

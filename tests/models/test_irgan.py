@@ -13,7 +13,7 @@ from genrec.data.synthetic import planted_clusters
 from genrec.errors import ConfigError, DataError
 from genrec.evaluation.protocol import validation_ndcg
 from genrec.models import IRGAN
-from genrec.models.irgan import IRGANConfig, _mf_module
+from genrec.models.interactions.irgan import IRGANConfig, _mf_module
 
 from .contract import OPTIONS, ModelContract
 

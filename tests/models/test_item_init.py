@@ -9,7 +9,7 @@ import torch
 from genrec.data.synthetic import deterministic_sequences, planted_clusters
 from genrec.errors import ConfigError
 from genrec.models import BERT4Rec, SASRec
-from genrec.models.sequential import text_item_init
+from genrec.models.sequence.sequences import text_item_init
 
 from .contract import OPTIONS, ModelContract
 from .test_bert4rec import TINY as BERT_TINY

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from genrec.data.synthetic import planted_clusters
 from genrec.models import ItemKNN
-from genrec.models.itemknn import item_similarity
+from genrec.models.classic.itemknn import item_similarity
 
 from .contract import ModelContract
 

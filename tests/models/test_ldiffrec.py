@@ -9,7 +9,7 @@ import torch
 from genrec.data.synthetic import planted_clusters
 from genrec.errors import ConfigError
 from genrec.models import LDiffRec
-from genrec.models.ldiffrec import item_embeddings, kmeans
+from genrec.models.interactions.ldiffrec import item_embeddings, kmeans
 
 from .contract import OPTIONS, ModelContract
 
@@ -77,8 +77,7 @@ def test_decoder_returns_items_in_their_own_order(fitted):
     z = torch.zeros(1, 32)
     with torch.no_grad():
         out = fitted._decode(z)[0]
-        for c, (dec, items) in enumerate(zip(fitted.autoencoder_["decoders"],
-                                             fitted.cluster_items_)):
+        for dec, items in zip(fitted.autoencoder_["decoders"], fitted.cluster_items_):
             torch.testing.assert_close(out[items], dec.bias)
 
 

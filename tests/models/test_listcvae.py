@@ -11,7 +11,7 @@ from genrec.data.synthetic import planted_clusters
 from genrec.errors import ConfigError, NotFittedError
 from genrec.evaluation import slates as S
 from genrec.models import ListCVAE
-from genrec.models.listcvae import build_training_slates
+from genrec.models.interactions.listcvae import build_training_slates
 
 from .contract import OPTIONS, ModelContract
 

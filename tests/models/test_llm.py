@@ -11,8 +11,9 @@ import scipy.sparse as sp
 from genrec.data.synthetic import World, planted_clusters
 from genrec.errors import ConfigError, DataError
 from genrec.evaluation.protocol import evaluate_ratings, evaluate_sampled
-from genrec.models import LLMRecommender, build_model
-from genrec.models.llm import match_titles, title_index, title_key
+from genrec.models import LLMRecommender
+from genrec.build import build_model
+from genrec.models.language.llm import match_titles, title_index, title_key
 from genrec.text import prompts
 from genrec.text.lm import ContinuationScores, FakeLanguageModel
 
@@ -174,6 +175,16 @@ def test_title_matching():
     assert match_titles(["The Godfather (1972)", "star wars!", "City of Lost Children",
                          "Amelie", "Star Warz", "Totally Invented"], index) == [0, 1, 2, 3, 1, -1]
     assert title_key("A Clockwork Orange") == "clockwork orange"
+
+
+def test_title_matching_similarity_is_the_indel_ratio():
+    # "star warz" vs "star wars": common subsequence 8 of 9 + 9 characters -> 16/18 = 0.889
+    index = title_index(["Star Wars", "Star Wart"], np.array([1.0, 5.0]))
+    assert match_titles(["Star Warz"], index, cutoff=0.88) == [1]  # a tie: the more popular
+    assert match_titles(["Star Warz"], index, cutoff=0.89) == [-1]
+    assert match_titles(["Star Wars", "The Star Wars (1977)"], index, cutoff=1.0) == [0, 0]
+    assert match_titles(["", "!!"], index) == [-1, -1]
+    assert match_titles(["Star Wars"], {}) == [-1]
 
 
 def test_rating_prediction_is_the_expected_rating(world):

@@ -27,7 +27,7 @@ HISTORY_NEUTRAL = "Fargo and other films"
 
 @pytest.fixture(scope="module")
 def gemma():
-    from genrec.text.lm import BACKENDS, get_language_model
+    from genrec.text.backends import BACKENDS, get_language_model
 
     pytest.importorskip("transformers")
     if "transformers" in BACKENDS:

@@ -21,7 +21,7 @@ def test_dense_ranks_cold_items_that_popularity_cannot(ml100k, tmp_path):
     pytest.importorskip("sentence_transformers")
     split = held_out_items_split(ml100k, 0.1, seed=2020)
     options = RunOptions(seed=42, threads=1)
-    dense = DenseRetrieval(cache=str(tmp_path)).fit(split.train, options=options)
+    dense = DenseRetrieval(text_cache=str(tmp_path)).fit(split.train, options=options)
     pop = Pop().fit(split.train)
     metrics = {"ks": (10,), "metrics": ("ndcg", "hit")}
     d = evaluate_split(dense, split, "test", **metrics)

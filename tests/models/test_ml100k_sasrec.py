@@ -12,7 +12,7 @@ import pytest
 
 from genrec.data.splits import leave_one_out_split
 from genrec.evaluation.protocol import evaluate_split
-from genrec.models import build_model
+from genrec.build import build_model
 from genrec.options import RunOptions
 
 RECBOLE_SASREC_NDCG10 = 0.0322

@@ -8,7 +8,7 @@ import torch
 
 from genrec.data.synthetic import planted_clusters
 from genrec.models import MultDAE
-from genrec.models.multdae import MultDAEConfig, multinomial_nll, normalised_dropout
+from genrec.models.interactions.multdae import MultDAEConfig, multinomial_nll, normalised_dropout
 
 from .contract import OPTIONS, ModelContract
 

@@ -9,7 +9,7 @@ import torch
 from genrec.data.synthetic import planted_clusters
 from genrec.errors import ConfigError
 from genrec.models import MultVAE
-from genrec.models.multvae import MultVAEConfig, annealed_beta, gaussian_kl
+from genrec.models.interactions.multvae import MultVAEConfig, annealed_beta, gaussian_kl
 
 from .contract import OPTIONS, ModelContract
 

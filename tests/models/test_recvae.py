@@ -10,7 +10,7 @@ import torch
 
 from genrec.data.synthetic import planted_clusters
 from genrec.models import RecVAE
-from genrec.models.recvae import RecVAEConfig, composite_log_prior, encode, log_normal
+from genrec.models.interactions.recvae import RecVAEConfig, composite_log_prior, encode, log_normal
 
 from .contract import OPTIONS, ModelContract
 

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from genrec.data import as_history_matrix
 from genrec.data.synthetic import deterministic_sequences
 from genrec.errors import ConfigError
-from genrec.models import GSASRec, SASRec, build_model
+from genrec.models import GSASRec, SASRec
+from genrec.build import build_model
 from genrec.models.neural import seeded
-from genrec.models.sasrec import gbce_beta, gbce_positive_logit
+from genrec.models.sequence.sasrec import gbce_beta, gbce_positive_logit
 from genrec.options import RunOptions
 
 from .contract import OPTIONS, ModelContract, same_seed_fits
@@ -131,7 +132,7 @@ def _loss(config, world, seed=3):
     model.n_items_ = world.data.n_items
     with seeded(0):
         model.net_ = model._build(world.data.n_items)
-    from genrec.models.sequential import training_sequences
+    from genrec.models.sequence.sequences import training_sequences
 
     seqs = torch.from_numpy(training_sequences(world.split.train, 8))[:16]
     model.net_.eval()  # no dropout: the negatives are the only random draws

@@ -10,11 +10,11 @@ from genrec.data.splits import held_out_items_split
 from genrec.data.synthetic import deterministic_sequences
 from genrec.evaluation.protocol import evaluate_split
 from genrec.models import TIGER
-from genrec.models.tiger import Trie, collision_digits
+from genrec.models.sequence.tiger import Trie, collision_digits
 
 from .contract import OPTIONS, ModelContract
 
-TINY = {"encoder": "hashing", "n_levels": 2, "codebook_size": 8, "rqvae_epochs": 20,
+TINY = {"text_encoder": "hashing", "text_cache": "off", "n_levels": 2, "codebook_size": 8, "rqvae_epochs": 20,
         "d_model": 32, "n_heads": 2, "n_layers": 1, "ff_dim": 64, "dropout": 0.1, "max_len": 8,
         "lr": 1e-2, "batch_size": 32, "max_epochs": 10, "patience": 3}
 
@@ -32,7 +32,7 @@ class TestTIGER(ModelContract):
     fit_with_valid = True
     bad_configs = [{"n_levels": 0}, {"codebook_size": 1}, {"d_model": 30, "n_heads": 4},
                    {"lr": 0.0}, {"dropout": 1.0}, {"commitment": -1.0}, {"max_len": 0},
-                   {"encoder": " "}, {"patience": 0}]
+                   {"text_encoder": " "}, {"patience": 0}]
 
     def world(self):
         world = chain_world()

@@ -1,6 +1,6 @@
-"""Grounded explanations: retrieval, prompts, the template baseline, faithfulness known answers,
+"""Grounded explanations: retrieval, prompts, the template baseline, citing only liked items,
 prompt-injection resistance, BLEU/ROUGE against reviews (Amazon-format fixture), and one slow
-test with a real language model."""
+test with a real language model. Faithfulness itself: tests/evaluation/test_faithfulness.py."""
 
 import json
 import re
@@ -8,12 +8,13 @@ import re
 import numpy as np
 import pytest
 
-from genrec.data import Dataset, ItemCatalog, Vocabulary, load_amazon_2018
+from genrec.data import Dataset, ItemCatalog, UserHistory, Vocabulary, load_amazon_2018
 from genrec.errors import ConfigError
+from genrec.evaluation.faithfulness import faithfulness
 from genrec.evaluation.text_metrics import text_overlap
 from genrec.pipelines.explain import (
-    Explanation, LMExplainer, TemplateExplainer, faithfulness, item_facts, item_reviews,
-    related_history, review_references, summarize_faithfulness)
+    Explanation, LMExplainer, TemplateExplainer, item_facts, item_reviews, related_history,
+    review_references)
 from genrec.text.encoder import HashingEncoder
 from genrec.text.lm import FakeLanguageModel
 
@@ -63,83 +64,48 @@ def test_item_facts_and_related_history(catalog):
 
 def test_template_explanations_are_faithful_by_construction(catalog):
     template = TemplateExplainer(catalog)
-    e = template.explain([0, 1, 5], 2)
+    liked = UserHistory((0, 1, 5), (5.0, 4.0, 4.0), positive_threshold=4.0)
+    e = template.explain(liked, 2)
     assert e.text == ("Because you liked Toy Story and Sabrina (both Comedy), you may enjoy "
                       "Casper (1995), a Children's and Comedy movie.")
     assert e.explainer == "template" and e.related == (0, 5) and e.prompt == ""
     assert {f.item for f in e.facts} == {2, 0, 5}
-    report = faithfulness(e, 2, catalog, history=[0, 1, 5])
+    report = faithfulness(e, 2, catalog, history=liked)
     assert report.share == 1.0 and report.n_claims >= 4
     # no shared genre, no related history, no genres: still only true statements
-    assert template.explain([4], 3).text == (
-        "You may enjoy The Godfather (1972), a Crime and Drama movie; you recently liked Alien.")
+    assert template.explain(UserHistory((4,), (5.0,), 4.0), 3).text == (
+        "You may enjoy The Godfather (1972), a Crime and Drama movie; you also liked Alien.")
     assert template.explain([], 1).text == (
         "You may enjoy Heat (1995), an Action, Crime and Thriller movie.")
     assert template.explain([], 6).text == "You may enjoy Sabrina (1995)."
-    for history in ([0, 1, 2, 3], [4, 5], [6]):
-        for item in range(7):
-            e = template.explain([h for h in history if h != item], item)
-            r = faithfulness(e, item, catalog, history=history)
-            assert r.share in (1.0, None), (e.text, claims(r))
+    for items in ([0, 1, 2, 3], [4, 5], [6]):
+        for values in ([5.0] * len(items), [1.0, 4.0, 2.0, 5.0][:len(items)]):
+            history = UserHistory(items, values, 4.0)
+            for item in range(7):
+                e = template.explain(history, item)
+                r = faithfulness(e, item, catalog, history=history)
+                assert r.share in (1.0, None), (e.text, claims(r))
 
 
-# ---- faithfulness known answers -------------------------------------------------------------
-def test_wrong_year_and_genre_are_unfaithful(catalog):
-    assert claims(faithfulness("Heat is a 1995 crime thriller.", 1, catalog)) == [
-        ("year", "1995", True), ("genre", "Crime", True), ("genre", "Thriller", True)]
-    r = faithfulness("Heat is a 1987 romantic comedy.", 1, catalog)
-    assert claims(r) == [("year", "1987", False), ("genre", "Romance", False),
-                         ("genre", "Comedy", False)]
-    assert r.share == 0.0
-    # decades, plurals and aliases
-    assert claims(faithfulness("A '90s classic for fans of thrillers.", 1, catalog)) == [
-        ("decade", "1990s", True), ("genre", "Thriller", True)]
-    assert claims(faithfulness("A 1980s gem of science fiction.", 4, catalog)) == [
-        ("decade", "1980s", False), ("genre", "Sci-Fi", True)]
-    assert claims(faithfulness("The 70s were great.", 3, catalog)) == [("decade", "1970s", True)]
-    # hyphenated compounds are two claims; a multi-word genre is one
-    assert claims(faithfulness("A crime-drama, not a sci-fi film.", 3, catalog)) == [
-        ("genre", "Crime", True), ("genre", "Drama", True), ("genre", "Sci-Fi", False)]
-
-
-def test_no_checkable_fact_is_counted_separately(catalog):
-    r = faithfulness("You will love it, trust me!", 1, catalog)
-    assert r.claims == () and r.share is None
-    good = faithfulness("A 1995 action film.", 1, catalog)
-    bad = faithfulness("A 1990 action film.", 1, catalog)
-    summary = summarize_faithfulness([r, good, bad])
-    assert summary["no_fact"] == pytest.approx(1 / 3)
-    assert summary["faithful"] == pytest.approx(1 / 3)  # the fact-free one is not faithful
-    assert summary["claim_share"] == pytest.approx(3 / 4)
-    assert summary["mean_share"] == pytest.approx((1 + 0.5) / 2)
-    assert summary["false_year"] == pytest.approx(1 / 3)
-    with pytest.raises(ConfigError):
-        summarize_faithfulness([])
-
-
-def test_titles_and_history_claims(catalog):
-    history = [0, 3]
-    # a title the user has is true; one they never saw is false; the item's own title is no claim
-    text = "Since you liked Toy Story and Alien, try Casper."
-    r = faithfulness(text, 2, catalog, history=history)
-    assert [(c.kind, c.text, c.true) for c in r.claims] == [
-        ("title", "Toy Story", True), ("title", "Alien", False)]
-    # without a history title claims are not checked
-    assert faithfulness("Since you liked Toy Story, try Casper.", 2, catalog).claims == ()
-    # "The Godfather" is found in its natural form; its year and genre (true of the history item
-    # named in the same sentence) count as true, but not in another sentence
-    text = "You liked The Godfather, a 1972 drama. Casper is a 1972 drama too."
-    r = faithfulness(text, 2, catalog, history=history)
-    assert claims(r) == [("title", "3", True), ("year", "1972", True), ("genre", "Drama", True),
-                         ("year", "1972", False), ("genre", "Drama", False)]
-    # a one-word title starting a sentence is an ordinary word; inside a title, genre words and
-    # years are not claims ("Alien" hides nothing here; "Toy Story" has no genre word)
-    assert faithfulness("Heat waves aside, it is fun.", 2, catalog, history=history).claims == ()
-    # the dot inside a title does not end the sentence that names it
-    r = faithfulness("You liked Mr. Holland's Opus, a 1995 drama.", 4, catalog, history=[7])
-    assert claims(r) == [("title", "7", True), ("year", "1995", True), ("genre", "Drama", True)]
-    # titles shared by two items: true if the user has either
-    assert faithfulness("You liked Sabrina.", 1, catalog, history=[6]).share == 1.0
+def test_a_low_rated_item_is_never_cited_as_liked(catalog):
+    """A film the user rated 2 of 5 shares every genre with the item, yet is never cited."""
+    template = TemplateExplainer(catalog)
+    history = UserHistory((0, 1), (2.0, 5.0), positive_threshold=4.0)  # Toy Story: 2 stars
+    e = template.explain(history, 2)
+    assert "Toy Story" not in e.text and e.related == (1,)
+    assert e.text == ("You may enjoy Casper (1995), a Children's and Comedy movie; you also "
+                      "liked Heat.")
+    assert template.explain(UserHistory((0,), (3.0,), 4.0), 2).text == (
+        "You may enjoy Casper (1995), a Children's and Comedy movie.")
+    # the threshold is inclusive, and the LM's prompt lists only liked items
+    assert template.explain(UserHistory((0,), (4.0,), 4.0), 2).related == (0,)
+    prompt = LMExplainer(catalog, FakeLanguageModel(generate_fn=lambda p: " ok.")).explain(
+        history, 2).prompt
+    assert '"Toy Story"' not in prompt and '- "Heat"' in prompt
+    # without ratings the data shows only what the user watched, and says so
+    e = template.explain([0, 1], 2)
+    assert e.text.startswith("Because you watched Toy Story (Children's)")
+    assert "bought" in TemplateExplainer(catalog, kind="product").explain([0], 2).text
 
 
 # ---- the language-model explainer -----------------------------------------------------------
@@ -262,7 +228,7 @@ def test_review_overlap_on_amazon_fixture(tmp_path):
     assert '"Gran Turismo" ("Video Games", "Racing")' in e.prompt
     scores = text_overlap([e.text], [review_references(data, [u2], [c])])
     assert 0 < scores["bleu-1"] <= 1 and 0 < scores["rouge-l"] <= 1
-    r = faithfulness(e, c, data.catalog, history=[b])
+    r = faithfulness(e, c, data.catalog, history=UserHistory.of(data, u1))
     assert claims(r) == [("genre", "Racing", True), ("title", str(b), True)]
     without = Dataset(data.users, data.items, data.user_idx, data.item_idx)
     with pytest.raises(ConfigError, match="review_text"):
@@ -293,6 +259,12 @@ def test_cli_explain(ml100k_cache, tmp_path, monkeypatch, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4 and "Because you liked" in lines[1] + lines[3]
     assert "[100% of stated facts true]" in lines[1]
+    # user 196 rated Men in Black 2 of 5: no explanation to them says they liked it
+    assert main(["explain", "--model", "pop", "--user", "196", "--k", "20", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "liked Men in Black" not in out and "% of stated facts true]" in out
+    assert all("[100% of" in line or "no checkable" in line
+               for line in out.splitlines()[1::2])
     assert main(["explain", "--model", "pop", "--user", "1", "--lm", "nope", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: unknown language-model backend")

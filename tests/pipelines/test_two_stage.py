@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from genrec.cli import _overrides
+from genrec.build import parse_overrides
 from genrec.data.synthetic import planted_clusters
 from genrec.errors import ConfigError
 from genrec.evaluation.protocol import evaluate
-from genrec.models import EASE, LLMRecommender, Pop, Recommender, build_model, get_model_class
+from genrec.models import EASE, LLMRecommender, Pop
+from genrec.build import build_model, load_model, model_class
 from genrec.options import RunOptions
 from genrec.pipelines.two_stage import TwoStage
 from genrec.text.lm import FakeLanguageModel
@@ -58,17 +59,14 @@ def test_llm_reranker_improves_a_popularity_retriever(world):
 
 def test_listwise_reranking_uses_one_prompt_with_letters(world):
     lm = FakeLanguageModel()
-    llm = LLMRecommender(lm="fake", language_model=lm)
-    pipe = fit(TwoStage(rerank="listwise", n_candidates=4, retriever=EASE(reg=10.0), reranker=llm),
-               world)
+    llm = LLMRecommender(lm="fake", mode="listwise", language_model=lm)
+    pipe = fit(TwoStage(n_candidates=4, retriever=EASE(reg=10.0), reranker=llm), world)
     pipe.score(world.split.history("test").user_item_order[:2])
     calls = [c for c in lm.calls if c[0] == "score"]
     assert len(calls) == 2 and all(c[2] == 4 for c in calls)
     assert 'A. "' in calls[0][1] and 'D. "' in calls[0][1] and 'E. "' not in calls[0][1]
-    with pytest.raises(ConfigError, match="listwise"):
-        TwoStage(rerank="listwise", retriever=EASE(), reranker=Pop())
     with pytest.raises(ConfigError, match="at most 26"):
-        TwoStage(rerank="listwise", n_candidates=30)
+        TwoStage(n_candidates=30, retriever=EASE(), reranker=LLMRecommender(mode="listwise"))
 
 
 def test_batch_equals_single_and_save_load(world, tmp_path):
@@ -81,7 +79,7 @@ def test_batch_equals_single_and_save_load(world, tmp_path):
         np.testing.assert_array_equal(pipe.score(histories[row], users=users[row:row + 1])[0],
                                       together[row])
     path = pipe.save(tmp_path / "pipe")
-    loaded = Recommender.load(path)
+    loaded = load_model(path)
     assert isinstance(loaded, TwoStage) and loaded.config == pipe.config
     assert loaded.retriever.config.reg == 10.0 and loaded.reranker.config.shots == 2
     np.testing.assert_array_equal(loaded.score(histories, users=users), together)
@@ -96,10 +94,10 @@ def test_empty_history_and_everything_seen(world):
 
 
 def test_names_and_overrides():
-    assert get_model_class("ease+llm") is TwoStage and get_model_class("two_stage") is TwoStage
-    pipe = build_model("ease:default+llm", {"ease.reg": 300, "llm.lm": "fake", "rerank": "listwise"})
+    assert model_class("ease+llm") is TwoStage and model_class("two_stage") is TwoStage
+    pipe = build_model("ease:default+llm", {"ease.reg": 300, "llm.lm": "fake", "llm.mode": "listwise"})
     assert pipe.config.retriever == "ease:default" and pipe.retriever.config.reg == 300
-    assert pipe.config.rerank == "listwise"
+    assert pipe.reranker.config.mode == "listwise"
     for bad, match in (("ease+llm+pop", "retriever\\+reranker"), ("ease+", "retriever\\+reranker"),
                        ("nosuch+llm", "unknown model")):
         with pytest.raises(ConfigError, match=match):
@@ -113,10 +111,10 @@ def test_names_and_overrides():
 
 
 def test_cli_overrides_reach_pipeline_parts():
-    out = _overrides(["llm.lm=fake", "ease.reg=300", "ease+llm.n_candidates=10"],
+    out = parse_overrides(["llm.lm=fake", "ease.reg=300", "ease+llm.n_candidates=10"],
                      ["ease", "ease+llm", "dense+llm"])
     assert out == {"ease": {"reg": "300"},
                    "ease+llm": {"llm.lm": "fake", "ease.reg": "300", "n_candidates": "10"},
                    "dense+llm": {"llm.lm": "fake"}}
-    assert _overrides(["llm.shots=3", "rerank=listwise"], ["ease+llm"], flat=True) == {
-        "ease+llm": {"llm.shots": "3", "rerank": "listwise"}}
+    assert parse_overrides(["llm.shots=3", "n_candidates=5"], ["ease+llm"], flat=True) == {
+        "ease+llm": {"llm.shots": "3", "n_candidates": "5"}}

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from genrec.errors import ConfigError, LLMError, SourceError
-from genrec.text import lm as lm_module
+from genrec.text import backends as lm_module
 from genrec.text import weights
-from genrec.text.lm import (BACKENDS, DEFAULT_BACKEND, FakeLanguageModel, LanguageModel,
-                            cut_at_stop, get_language_model)
+from genrec.text.backends import BACKENDS, DEFAULT_BACKEND, get_language_model
+from genrec.text.lm import FakeLanguageModel, LanguageModel, cut_at_stop
 
 
 def test_fake_model_follows_the_protocol():
@@ -93,7 +93,7 @@ def test_default_backend_falls_back_to_transformers(monkeypatch):
 
 
 def test_importing_and_making_backends_imports_no_heavy_library():
-    code = ("import sys, genrec, genrec.text.lm as m; m.get_language_model('transformers'); "
+    code = ("import sys, genrec, genrec.text.backends as m; m.get_language_model('transformers'); "
             "m.get_language_model('llamacpp'); m.get_language_model('default'); "
             "print(sorted(k for k in ('transformers', 'llama_cpp') if k in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -154,3 +154,45 @@ def test_fake_scores_are_deterministic():
     a = FakeLanguageModel().score("p q", ["q r", "s"])
     b = FakeLanguageModel().score("p q", ["q r", "s"])
     np.testing.assert_array_equal(a.logprob, b.logprob)
+
+
+def test_cut_stream_equals_cutting_the_whole_text():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from genrec.text.lm import cut_at_stop, cut_stream
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.text("ab\n", max_size=4), max_size=8),
+           st.lists(st.text("ab\n", min_size=1, max_size=3), max_size=3))
+    def check(pieces, stop):
+        closed = []
+
+        def source():
+            try:
+                yield from pieces
+            finally:
+                closed.append(True)
+
+        assert "".join(cut_stream(source(), stop)) == cut_at_stop("".join(pieces), stop)
+        assert closed == [True]
+
+    check()
+
+
+def test_fake_stream_matches_generate_and_stream_text_falls_back():
+    from genrec.text.lm import stream_text
+
+    fake = lm_module.FakeLanguageModel()
+    for stop in ((), ("c",), (" b",)):
+        pieces = list(fake.stream("x\na b c d", max_new_tokens=3, stop=stop))
+        assert "".join(pieces) == fake.generate(["x\na b c d"], max_new_tokens=3, stop=stop)[0]
+    assert list(fake.stream("a b c")) == ["a", " b", " c"]
+
+    class OneShot:  # a model without stream: one piece from generate
+        name = "one"
+
+        def generate(self, prompts, **options):
+            return ["whole answer"]
+
+    assert list(stream_text(OneShot(), "p")) == ["whole answer"]

@@ -3,6 +3,7 @@ over the fake model, canned stub servers for failures, and slow checks with real
 
 from __future__ import annotations
 
+import email.utils
 import json
 import os
 import socket
@@ -20,7 +21,7 @@ import pytest
 from genrec.errors import ConfigError, LLMError
 from genrec.serving.lm_server import lm_from_cli, make_server, serve_in_thread
 from genrec.text.lm import FakeLanguageModel, LanguageModel
-from genrec.text.openai_lm import OpenAICompatibleLM, _continuation_logprob
+from genrec.text.openai_lm import OpenAICompatibleLM, _continuation_logprob, _retry_after
 
 FAST = {"retries": 2, "backoff": 0.01, "timeout": 5.0}
 
@@ -149,6 +150,24 @@ def test_rate_limit_honours_retry_after_and_sends_the_key(monkeypatch):
         with pytest.raises(LLMError, match="401.*API key"):
             OpenAICompatibleLM(url, model="m", api_key="k", **FAST).generate(["x"])
         assert len(seen) == 1  # not retried
+
+
+@pytest.mark.parametrize("header", ["soon", "Mon, 99 Foo 2024 25:61:00 GMT", "nan", "inf", "1e999",
+                                    "\u00e9"])
+def test_malformed_retry_after_falls_back_to_the_backoff(header):
+    assert _retry_after(header) is None
+    ok = {"choices": [{"index": 0, "text": "done"}]}
+    with stub_server([(503, {"Retry-After": header.encode().decode("latin-1")}, {"error": {}}),
+                      (200, {}, ok)]) as (url, seen):
+        client = OpenAICompatibleLM(url, model="m", retries=1, backoff=0.01, max_backoff=0.05)
+        assert client.generate(["x"]) == ["done"]
+    assert len(seen) == 2
+
+
+def test_retry_after_reads_seconds_and_dates():
+    assert _retry_after("2.5") == 2.5 and _retry_after("-3") == 0.0 and _retry_after("") is None
+    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past: no wait
+    assert 50 < _retry_after(email.utils.formatdate(time.time() + 60, usegmt=True)) <= 60
 
 
 def test_scoring_needs_prompt_logprobs():

@@ -156,3 +156,15 @@ def test_gemma_scores_twenty_candidates_like_naive_scoring():
     text = lm.generate([prompt], max_new_tokens=8)[0]
     assert text.strip() and lm.generate([prompt], max_new_tokens=8, stop=["\n"])[0] == \
         text.split("\n")[0]
+
+
+@pytest.mark.parametrize("temperature,stop", [(0.0, ()), (1.0, ()), (0.0, ("at",))])
+def test_stream_yields_the_generated_text_and_stops_when_closed(tiny, temperature, stop):
+    prompt = "a cat sat on"
+    whole = tiny.generate([prompt], max_new_tokens=12, temperature=temperature, stop=stop, seed=3)
+    pieces = list(tiny.stream(prompt, max_new_tokens=12, temperature=temperature, stop=stop, seed=3))
+    assert "".join(pieces) == whole[0]
+    stream = tiny.stream(prompt, max_new_tokens=10_000)
+    next(stream)
+    stream.close()  # the helper thread is joined: generation stopped
+    assert tiny.context_length == 256

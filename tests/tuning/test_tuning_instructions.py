@@ -33,7 +33,7 @@ def order_of(part) -> dict[tuple[int, int], float]:
 @pytest.mark.parametrize("task", ["next-item", "preference", "rating"])
 def test_training_examples_use_only_training_interactions(task):
     split = world().split
-    train, held = pairs(split.train), pairs(split.valid) | pairs(split.test)
+    train = pairs(split.train)
     when = order_of(split.train)
     examples = BUILDERS[task](split, per_user=3, seed=1)
     assert examples

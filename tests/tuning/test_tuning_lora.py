@@ -17,11 +17,11 @@ from genrec.errors import ConfigError, LLMError  # noqa: E402
 from genrec.evaluation.protocol import evaluate_sampled  # noqa: E402
 from genrec.models import LLMRecommender  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
-from genrec.text.lm import get_language_model  # noqa: E402
+from genrec.text.backends import get_language_model  # noqa: E402
 from genrec.text.transformers_lm import TransformersLM, tiny_test_model  # noqa: E402
-from genrec.tuning.adapter import TunedLM  # noqa: E402
+from genrec.text.tuned_lm import TunedLM  # noqa: E402
 from genrec.tuning.instructions import next_item_examples  # noqa: E402
-from genrec.tuning.tuner import TuneConfig, answer_loss, encode, soft_prompt, tune  # noqa: E402
+from genrec.tuning.tuner import TuneConfig, answer_loss, encode, tune  # noqa: E402
 
 OPTIONS = RunOptions(seed=0, threads=1)
 PROMPT = 'Liked movies:\n- "Film 1"\nThe next movie they liked: "'
@@ -166,14 +166,12 @@ def test_bad_input(base, split, tmp_path):
 
 
 @pytest.mark.slow
-def test_gemma_lora_steps_save_load_score(tmp_path):
+def test_gemma_lora_steps_save_load_score(tmp_path, ml100k):
     """Two LoRA steps on the real Gemma 3 270M at a short length; the loaded adapter scores as
     the tuned model in memory."""
-    from genrec.data import sources
     from genrec.data.splits import holdout_split
 
-    split = holdout_split(sources.load("ml-100k", cache_dir="/tmp/gcache"), (0.8, 0.1, 0.1),
-                          seed=2020)
+    split = holdout_split(ml100k, (0.8, 0.1, 0.1), seed=2020)
     examples = next_item_examples(split, per_user=1, history_len=2, seed=0)[:4]
     lm = TransformersLM("gemma-3-270m", threads=1)
     cfg = TuneConfig(max_steps=2, batch_size=2, eval_every=2, n_valid=2, max_length=96,

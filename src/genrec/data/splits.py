@@ -249,7 +249,41 @@ def describe_split(split: Split) -> str:
              f"test {len(split.test):,}"]
     if split.fold_in is not None:
         sizes.append(f"fold-in {len(split.fold_in):,}")
-    return f"{head}: {' / '.join(sizes)} interactions; {_describe_dropped(info)}"
+    dropped, repeats = _describe_dropped(info), _describe_repeats(split)
+    if "dropped as seen" in repeats:
+        dropped = dropped.replace("nothing dropped", "no unseen user or item dropped")
+    return f"{head}: {' / '.join(sizes)} interactions; {dropped}{repeats}"
+
+
+def target_counts(split: Split, part: str = "test") -> dict:
+    """What becomes of the interactions of ``part`` as evaluation targets, in rows.
+
+    Returns ``{"interactions", "dropped_unknown", "dropped_seen", "repeated", "targets",
+    "users"}``: ``interactions`` the part had before unseen users and items were dropped;
+    ``dropped_unknown`` of them dropped by the split (user or item not in train);
+    ``dropped_seen`` whose (user, item) pair is already in the history the model is given
+    (train, plus valid for test), which full-ranking evaluation excludes; ``repeated`` rows
+    repeating a pair earlier in the part (one target each); ``targets`` the distinct pairs left
+    and ``users`` the users holding them.
+
+    Example:
+        >>> data = Dataset.from_interactions(["a", "a", "a", "a"], ["x", "y", "x", "z"])
+        >>> split = split_by_code(data, [TRAIN, TRAIN, TEST, TEST], {"method": "by-hand"})
+        >>> target_counts(split)["dropped_seen"], target_counts(split)["targets"]
+        (1, 1)
+    """
+    target = {"valid": split.valid, "test": split.test}.get(part)
+    if target is None:
+        raise ConfigError(f"part must be 'valid' or 'test', got {part!r}")
+    history = split.history(part)
+    n_items = target.n_items
+    keys = target.user_idx * n_items + target.item_idx  # (n,) one int per (user, item) pair
+    seen = np.isin(keys, history.user_idx * n_items + history.item_idx)
+    left = np.unique(keys[~seen])
+    unknown = split.info.get("dropped", {}).get(part, {}).get("interactions", 0)
+    return {"interactions": len(target) + unknown, "dropped_unknown": unknown,
+            "dropped_seen": int(seen.sum()), "repeated": int((~seen).sum() - left.size),
+            "targets": int(left.size), "users": int(np.unique(left // n_items).size)}
 
 
 # ---- the rounding rule -------------------------------------------------------------------------
@@ -318,7 +352,8 @@ def split_by_code(data: Dataset, code, info: dict, *, drop_unseen: bool = False,
         code: (n,) part of each interaction: ``TRAIN`` (0), ``VALID`` (1), ``TEST`` (2),
             ``FOLD_IN`` (3) or ``DROPPED`` (-1); parts keep the input's interaction order.
         info: how the split was made (at least ``method``); ``split.info`` is this plus
-            ``drop_unseen`` and ``dropped``.
+            ``drop_unseen``, ``dropped`` and ``duplicates`` (rows of ``data`` that repeat an
+            earlier (user, item) pair, see :attr:`Dataset.duplicate_interactions`).
         drop_unseen: also drop valid/test interactions whose user or item is not in train;
             ``info["dropped"]`` then counts, per part, the dropped interactions and the distinct
             unseen users and items (all zero when False).
@@ -343,7 +378,8 @@ def split_by_code(data: Dataset, code, info: dict, *, drop_unseen: bool = False,
     dropped = {part: {"interactions": 0, "users": 0, "items": 0} for part in ("valid", "test")}
     if drop_unseen:
         dropped = _drop_unseen(data, code)
-    info = {**info, "drop_unseen": bool(drop_unseen), "dropped": dropped}
+    info = {**info, "drop_unseen": bool(drop_unseen), "dropped": dropped,
+            "duplicates": data.duplicate_interactions}
     parts = {name: data.subset(np.flatnonzero(code == c), name=f"{data.name}/{name}")
              for name, c in _PART_CODES.items()}
     fold_in = None
@@ -380,6 +416,19 @@ def _describe_dropped(info: dict) -> str:
             f"{d['items']:,} unseen item(s))"
             for part, d in dropped.items() if d["interactions"]]
     return "dropped from " + ", from ".join(said) if said else "nothing dropped"
+
+
+def _describe_repeats(split: Split) -> str:
+    """"" without repeated (user, item) rows; else their number and what they do to the test."""
+    duplicates = split.info.get("duplicates", 0)
+    if not duplicates:
+        return ""
+    seen = target_counts(split)["dropped_seen"]
+    effect = (f"{seen:,} test interaction(s) repeat a pair of the history a model is given and "
+              "will be dropped as seen at evaluation" if seen
+              else "no test interaction repeats a pair of the history")
+    return (f"; {duplicates:,} repeated (user, item) row(s) in the data: {effect} (keep one row "
+            "per pair: filters.drop_duplicates, CLI --dedup)")
 
 
 # ---- input checks ------------------------------------------------------------------------------

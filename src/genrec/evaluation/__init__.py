@@ -1,7 +1,7 @@
 """Evaluation: per-user metrics (``metrics.py``) and their statistics (``stats.py``).
 
 The evaluation protocol that ranks items for batches of users and calls these pure functions
-lives in ``protocol.py``.
+lives in ``protocol.py``; how faithful an explanation is, in ``faithfulness.py``.
 """
 
 from genrec.evaluation.metrics import (

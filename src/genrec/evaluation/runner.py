@@ -4,12 +4,16 @@
 model supports it), evaluates it on ``split.test`` with :func:`evaluate_split`, and keeps the
 per-user arrays so that every aggregate carries a bootstrap interval and every model is compared
 with the best one by paired tests (Holm-corrected). ``BenchmarkResult.to_dict`` is the
-``results.json`` format documented in the README.
+``results.json`` format documented in the README. Its protocol block also accounts for the test
+interactions (:func:`~genrec.data.splits.target_counts`): how many were dropped as unknown by
+the split, how many as already seen in the history (repeated (user, item) pairs), and how many
+targets were left.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import platform
@@ -21,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genrec.data.dataset import Split
+from genrec.data.dataset import Dataset, Split
+from genrec.data.splits import target_counts
 from genrec.errors import DataError
 from genrec.evaluation.protocol import (
     DEFAULT_METRICS, HIGHER_IS_BETTER, Evaluation, evaluate_split,
@@ -45,12 +50,17 @@ class ModelRun:
 
 @dataclass
 class BenchmarkResult:
-    """Runs of several models under one protocol, with intervals and comparisons."""
+    """Runs of several models under one protocol, with intervals and comparisons.
+
+    ``users``: the (U,) sorted user indices every run was restricted to (a sample), or None
+    when all test users were evaluated.
+    """
 
     protocol: dict
     runs: list[ModelRun]
     versions: dict
     n_resamples: int = 1000
+    users: np.ndarray | None = None
 
     def summary(self, name: str, run: ModelRun) -> dict:
         """``{"mean", "ci_low", "ci_high"}`` of one metric of one run."""
@@ -64,16 +74,25 @@ class BenchmarkResult:
         return {"mean": ev.corpus[name], "ci_low": None, "ci_high": None}
 
     def metric_names(self) -> list[str]:
+        """The metrics reported: per-user ones defined for some user of every run, then the
+        corpus-level ones."""
         ev = self.runs[0].evaluation
-        return list(ev.per_user) + list(ev.corpus)
+        return [n for n in ev.per_user if n not in self.undefined_metrics()] + list(ev.corpus)
+
+    def undefined_metrics(self) -> list[str]:
+        """Per-user metrics with no value for any user of some run (e.g. AUC when every user has
+        seen every item but the targets): left out of the results, named in the protocol."""
+        return [n for n in self.runs[0].evaluation.per_user
+                if any(np.isnan(r.evaluation.per_user[n]).all() for r in self.runs)]
 
     def comparisons(self) -> dict[str, dict[str, dict]]:
         """metric -> model -> paired test against the best model on that metric."""
         if len(self.runs) < 2:
             return {}
         out = {}
+        undefined = self.undefined_metrics()
         for name in self.runs[0].evaluation.per_user:
-            if name.split("@")[0] not in HIGHER_IS_BETTER:
+            if name.split("@")[0] not in HIGHER_IS_BETTER or name in undefined:
                 continue
             out[name] = compare_with_best({r.model: _aligned(r, self.runs[0]).per_user[name]
                                            for r in self.runs})
@@ -91,12 +110,16 @@ class BenchmarkResult:
                 "peak_rss_mb": run.peak_rss_mb, "evaluated_users": len(run.evaluation.users),
                 **run.extra,
             })
-        return {"protocol": self.protocol, "results": results, "versions": self.versions}
+        protocol = dict(self.protocol)
+        if self.undefined_metrics():
+            protocol["undefined_metrics"] = self.undefined_metrics()
+        return {"protocol": protocol, "results": results, "versions": self.versions}
 
     def save_rankings(self, path: str | Path, split: Split) -> list[Path]:
         """Write each model's top-K lists (``user,rank,item,score``, external ids, rank from 1)
         and the held-out test items (``user,item``) beside them. One model: ``path`` itself;
-        several: ``<stem>.<model>.csv``. The test items go to ``<stem>.test.csv``."""
+        several: ``<stem>.<model>.csv``. The test items go to ``<stem>.test.csv``: those of the
+        sampled users only when the runs were restricted to a sample (:attr:`users`)."""
         path = Path(path)
         written = []
         for run in self.runs:
@@ -105,9 +128,52 @@ class BenchmarkResult:
             written.append(target)
         test_path = path.with_name(f"{path.stem}.test.csv")
         test = split.test
+        rows = (np.arange(len(test)) if self.users is None
+                else np.flatnonzero(np.isin(test.user_idx, self.users)))
         atomic_write(test_path, lambda f: _write_csv(
-            f, ["user", "item"], zip(test.users.ids[test.user_idx], test.items.ids[test.item_idx])))
+            f, ["user", "item"], zip(test.users.ids[test.user_idx[rows]],
+                                     test.items.ids[test.item_idx[rows]])))
         return written + [test_path]
+
+
+def protocol_block(data: Dataset, split: Split, *, split_name: str | None = None,
+                   seed: int | None = None, split_seed: int | None = None,
+                   training_seed: int | None = None, filtering: Mapping | None = None,
+                   **extra) -> dict:
+    """The ``protocol`` block of results.json that :func:`run_benchmark` completes (it adds
+    ``k``, ``n_items``, ``threads``, ``targets`` and ``seed`` when missing).
+
+    Args:
+        data: the dataset the split came from (its name and content checksum are recorded).
+        split: the split; its ``info`` is recorded as ``split_info``.
+        split_name: the split's name (default: ``split.info["method"]``).
+        seed: ``protocol["seed"]``, the run's seed; it also seeds the bootstrap intervals.
+            Default: the split's own seed, or none for a deterministic split (then
+            :func:`run_benchmark` records the training seed).
+        split_seed: the split's seed, recorded as ``split_seed`` when given (for runs whose
+            ``seed`` is the training seed).
+        training_seed: the training seed, recorded as ``training_seed`` when given.
+        filtering: the filters applied to ``data`` before splitting (default: none).
+        extra: further entries recorded as given (e.g. ``model_seeds``, ``experiment``).
+
+    Example:
+        >>> from genrec.data.synthetic import planted_clusters
+        >>> world = planted_clusters(n_users=8, n_items=12, n_clusters=2)
+        >>> block = protocol_block(world.data, world.split, training_seed=42)
+        >>> block["split"], block["training_seed"], block["full_ranking"]
+        ('planted-clusters', 42, True)
+    """
+    block = {"dataset": data.name, "checksum": data.checksum(),
+             "split": split_name or split.info.get("method", "split"), "split_info": split.info,
+             "filtering": dict(filtering or {}), "full_ranking": True, "exclude_seen": True}
+    seed = split.info.get("seed") if seed is None else seed
+    if seed is not None:
+        block["seed"] = seed
+    if split_seed is not None:
+        block["split_seed"] = split_seed
+    if training_seed is not None:
+        block["training_seed"] = training_seed
+    return {**block, **extra}
 
 
 def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, protocol: dict,
@@ -115,35 +181,43 @@ def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, p
                   metrics: Sequence[str] = DEFAULT_METRICS,
                   on_model: Callable[[str, str], None] | None = None,
                   on_fitted: Callable[[str, object], None] | None = None,
-                  users: Sequence[int] | None = None) -> BenchmarkResult:
+                  users: Sequence[int] | None = None,
+                  model_options: Mapping[str, RunOptions] | None = None) -> BenchmarkResult:
     """Fit and evaluate each model. ``models`` maps a name to a factory returning an unfitted
     model; ``on_model(name, stage)`` reports progress ("fit", "evaluate", "done");
     ``on_fitted(name, model)`` receives each fitted model (e.g. to reuse it afterwards);
-    ``users`` evaluates only these user indices (the same for every model, so paired tests hold)."""
+    ``users`` evaluates only these user indices (the same for every model, so paired tests hold);
+    ``model_options`` gives some models their own run options (e.g. training seeds)."""
     options = (options or RunOptions()).pinned()  # every fit uses, and protocol records, one count
     runs = []
     for name, factory in models.items():
         model = factory()
+        run_options = (model_options or {}).get(name, options)
+        if run_options.threads is None:  # the run's one (recorded) thread count
+            run_options = dataclasses.replace(run_options, threads=options.threads)
         with PeakRSS() as peak:
             if on_model:
                 on_model(name, "fit")
             start = time.perf_counter()
-            model.fit(split.train, valid=split.valid, options=options)
+            model.fit(split.train, valid=split.valid, options=run_options)
             fit_seconds = time.perf_counter() - start
             if on_fitted:
                 on_fitted(name, model)
             if on_model:
                 on_model(name, "evaluate")
-            evaluation = evaluate_split(model, split, "test", ks=ks, metrics=metrics,
-                                        progress=options.progress, users=users)
+            with options.torch_threads():  # scoring runs on the options' threads, as fit does
+                evaluation = evaluate_split(model, split, "test", ks=ks, metrics=metrics,
+                                            progress=options.progress, users=users)
         extra = {k: getattr(model, k + "_") for k in ("best_epoch", "epochs_run")
                  if hasattr(model, k + "_")}
         runs.append(ModelRun(name, model.config.to_dict(), evaluation, fit_seconds, peak.mb, extra))
         if on_model:
             on_model(name, "done")
     protocol = {**protocol, "k": list(ks), "seed": protocol.get("seed", options.seed),
-                "n_items": split.train.n_items, "threads": options.threads}
-    return BenchmarkResult(protocol, runs, library_versions())
+                "n_items": split.train.n_items, "threads": options.threads,
+                "targets": target_counts(split, "test")}
+    sample = None if users is None else np.unique(np.asarray(users, np.int64))
+    return BenchmarkResult(protocol, runs, library_versions(), users=sample)
 
 
 def library_versions() -> dict:
@@ -155,7 +229,9 @@ def library_versions() -> dict:
     return {"genrec": __version__, "python": platform.python_version(), "numpy": np.__version__,
             "scipy": scipy.__version__, "torch": torch.__version__,
             "platform": platform.platform(), "processor": platform.machine(),
-            "cpu_count": os.cpu_count()}
+            "cpu_count": os.cpu_count(),
+            # the vector kernels torch dispatched to: float results differ between them
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 # ---- helpers ---------------------------------------------------------------------------------

@@ -40,11 +40,11 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Sequence
 
 from genrec.errors import ConfigError
 
-Text = Union[str, Sequence[str]]  # a string (tokenised here) or a list of tokens
+Text = str | Sequence[str]  # a string (tokenised here) or a list of tokens
 SMOOTHING = ("none", "exp", "add1")
 
 _TOKEN = re.compile(r"\w+(?:'\w+)*|[^\w\s]")

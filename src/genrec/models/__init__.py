@@ -1,37 +1,41 @@
-"""Every model genrec ships, listed explicitly: name -> class, no registry magic.
+"""Every leaf model genrec ships, listed explicitly: name -> class, no registry magic.
 
-Families plug in here as they land: classic baselines; auto-encoders, VAEs, diffusion, GANs and
-slate CVAEs (issue 3); sequence models and generative retrieval (issue 4); language-model
-recommenders (issues 5-6) and multimodal models to come.
+Each model is one file in the package of its family:
+
+* ``classic/``: strong baselines (popularity, ItemKNN, EASE, BPR-MF);
+* ``interactions/``: generative models of the interaction matrix (auto-encoders, VAEs,
+  diffusion, adversarial training, slate CVAEs);
+* ``sequence/``: sequence models and generative retrieval with semantic IDs;
+* ``language/``: text retrieval and language-model recommenders.
+
+Composites made of other models (retrieve-then-rerank, hybrid fusion) live in
+:mod:`genrec.pipelines`; :mod:`genrec.build` turns specs such as ``"multvae:paper"`` or
+``"ease+llm"`` into either.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
-from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.bert4rec import BERT4Rec, BERT4RecConfig
-from genrec.models.bm25 import BM25Config, BM25Recommender
-from genrec.models.bpr import BPR, BPRConfig
-from genrec.models.cdae import CDAE, CDAEConfig
-from genrec.models.dense import DenseRetrieval, DenseRetrievalConfig
-from genrec.models.diffrec import DiffRec, DiffRecConfig
-from genrec.models.ease import EASE, EASEConfig
-from genrec.models.gpt4rec import GPT4Rec, GPT4RecConfig
-from genrec.models.gru4rec import GRU4Rec, GRU4RecConfig
-from genrec.models.hybrid import Hybrid, HybridConfig
-from genrec.models.irgan import IRGAN, IRGANConfig
-from genrec.models.itemknn import ItemKNN, ItemKNNConfig
-from genrec.models.ldiffrec import LDiffRec, LDiffRecConfig
-from genrec.models.llm import LLMConfig, LLMRecommender
-from genrec.models.listcvae import ListCVAE, ListCVAEConfig
-from genrec.models.multdae import MultDAE, MultDAEConfig
-from genrec.models.multvae import MultVAE, MultVAEConfig
-from genrec.models.pop import Pop, PopConfig
-from genrec.models.recvae import RecVAE, RecVAEConfig
-from genrec.models.sasrec import GSASRec, GSASRecConfig, SASRec, SASRecConfig
-from genrec.models.tiger import TIGER, TIGERConfig
+from genrec.models.classic.bpr import BPR, BPRConfig
+from genrec.models.classic.ease import EASE, EASEConfig
+from genrec.models.classic.itemknn import ItemKNN, ItemKNNConfig
+from genrec.models.classic.pop import Pop, PopConfig
+from genrec.models.interactions.cdae import CDAE, CDAEConfig
+from genrec.models.interactions.diffrec import DiffRec, DiffRecConfig
+from genrec.models.interactions.irgan import IRGAN, IRGANConfig
+from genrec.models.interactions.ldiffrec import LDiffRec, LDiffRecConfig
+from genrec.models.interactions.listcvae import ListCVAE, ListCVAEConfig
+from genrec.models.interactions.multdae import MultDAE, MultDAEConfig
+from genrec.models.interactions.multvae import MultVAE, MultVAEConfig
+from genrec.models.interactions.recvae import RecVAE, RecVAEConfig
+from genrec.models.language.bm25 import BM25Config, BM25Recommender
+from genrec.models.language.dense import DenseRetrieval, DenseRetrievalConfig
+from genrec.models.language.gpt4rec import GPT4Rec, GPT4RecConfig
+from genrec.models.language.llm import LLMConfig, LLMRecommender
+from genrec.models.sequence.bert4rec import BERT4Rec, BERT4RecConfig
+from genrec.models.sequence.gru4rec import GRU4Rec, GRU4RecConfig
+from genrec.models.sequence.sasrec import GSASRec, GSASRecConfig, SASRec, SASRecConfig
+from genrec.models.sequence.tiger import TIGER, TIGERConfig
 
 MODELS: dict[str, type[Recommender]] = {
     # classic baselines
@@ -39,7 +43,7 @@ MODELS: dict[str, type[Recommender]] = {
     "itemknn": ItemKNN,
     "ease": EASE,
     "bpr": BPR,
-    # generative models of interactions (issue 3)
+    # generative models of interactions
     "multdae": MultDAE,
     "cdae": CDAE,
     "multvae": MultVAE,
@@ -48,56 +52,27 @@ MODELS: dict[str, type[Recommender]] = {
     "ldiffrec": LDiffRec,
     "irgan": IRGAN,
     "listcvae": ListCVAE,
-    # sequence models and generative retrieval (issue 4)
+    # sequence models and generative retrieval
     "gru4rec": GRU4Rec,
     "sasrec": SASRec,
     "gsasrec": GSASRec,
     "bert4rec": BERT4Rec,
     "tiger": TIGER,
-    # text retrieval (issue 5)
+    # text retrieval
     "dense": DenseRetrieval,
     "bm25": BM25Recommender,
-    "hybrid": Hybrid,
-    # language-model recommenders (issue 5); "retriever+reranker" names build a TwoStage pipeline
+    # language-model recommenders
     "llm": LLMRecommender,
-    # LLM-derived features for classic retrieval (issue 6)
+    # LLM-derived features for classic retrieval
     "gpt4rec": GPT4Rec,
 }
 
 
-def build_model(spec: str, overrides: Mapping[str, Any] | None = None) -> Recommender:
-    """An unfitted model from ``"name"`` or ``"name:preset"`` plus config ``overrides``.
-
-    >>> build_model("ease:default", {"reg": 10.0}).config.reg
-    10.0
-    """
-    name, _, preset = spec.partition(":")
-    if "+" in spec:  # a two-stage pipeline: overrides keyed by part ("llm.shots") or its own
-        from genrec.pipelines.two_stage import TwoStage
-
-        return TwoStage.from_spec(spec, overrides)
-    model_cls = get_model_class(name)
-    return model_cls(model_cls.Config.from_preset(preset or "default", overrides))
-
-
-def get_model_class(name: str) -> type[Recommender]:
-    """The class registered as ``name``; ConfigError listing the known names otherwise."""
-    base = name.lower().partition(":")[0]
-    if "+" in name or base == "two_stage":
-        from genrec.pipelines.two_stage import TwoStage
-
-        return TwoStage
-    try:
-        return MODELS[base]
-    except KeyError:
-        raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}") from None
-
-
-__all__ = ["MODELS", "build_model", "get_model_class", "ModelConfig", "Recommender",
+__all__ = ["MODELS", "ModelConfig", "Recommender",
            "Pop", "PopConfig", "ItemKNN", "ItemKNNConfig", "EASE", "EASEConfig", "BPR", "BPRConfig",
            "MultDAE", "MultDAEConfig", "CDAE", "CDAEConfig", "MultVAE", "MultVAEConfig", "RecVAE",
            "RecVAEConfig", "DiffRec", "DiffRecConfig", "LDiffRec", "LDiffRecConfig", "IRGAN",
            "IRGANConfig", "ListCVAE", "ListCVAEConfig", "GRU4Rec", "GRU4RecConfig", "SASRec",
            "SASRecConfig", "GSASRec", "GSASRecConfig", "BERT4Rec", "BERT4RecConfig", "TIGER",
            "TIGERConfig", "DenseRetrieval", "DenseRetrievalConfig", "BM25Recommender", "BM25Config",
-           "Hybrid", "HybridConfig", "LLMRecommender", "LLMConfig", "GPT4Rec", "GPT4RecConfig"]
+           "LLMRecommender", "LLMConfig", "GPT4Rec", "GPT4RecConfig"]

@@ -212,4 +212,4 @@ def with_synthetic_users(train: Dataset, profiles: sp.csr_matrix, *,
     return Dataset(users, train.items, np.r_[train.user_idx, train.n_users + coo.row],
                    np.r_[train.item_idx, coo.col], np.r_[train.value, np.ones(n, np.float32)],
                    np.r_[train.timestamp, np.zeros(n, np.int64)], catalog=train.catalog,
-                   name=f"{train.name}+{n} synthetic")
+                   name=f"{train.name}+{n} synthetic", positive_threshold=train.positive_threshold)

@@ -3,32 +3,31 @@
 Method (LlamaRec: Yue et al., "LlamaRec: Two-Stage Recommendation using Large Language Models
 for Ranking", 2023; Sec. 3.2 of the survey): any genrec model (EASE, the dense text retriever,
 ...) proposes the ``n_candidates`` items it scores highest among those the user has not seen; the
-reranker orders them. ``rerank="pointwise"`` uses the reranker's ``score_candidates`` (for the LLM
-recommender: the likelihood of each candidate's title); ``rerank="listwise"`` asks the LLM
+reranker orders them by its ``score_candidates``; for the LLM recommender its ``mode`` decides how
+(the likelihood of each title, yes/no log-odds, or ``mode="listwise"``, which asks the LLM
 recommender once per user with the candidates listed under letters A, B, ... (in the retriever's
-order) and orders them by the probability of each letter (LlamaRec's verbaliser).
+order) and orders them by the probability of each letter: LlamaRec's verbaliser).
 
 The result is a full ranking, so ``evaluate`` measures the pipeline under the same protocol as
 every model: the reranked candidates rank above every other item, and the other items follow in
 the retriever's order. Final scores are rank values (exact in float32): ``n_items + C - j`` for
 the j-th reranked candidate, ``-(retriever rank)`` below.
 
-Deviations from LlamaRec: no fine-tuning of the LLM here (issue 6 tunes one), the retriever is any
+Deviations from LlamaRec: no fine-tuning of the LLM here (``genrec tune`` makes one), the retriever is any
 genrec model rather than LRURec, and the pointwise option is ours.
 
 Example:
     >>> from genrec.data.synthetic import planted_clusters
     >>> world = planted_clusters(n_users=8, n_items=12, n_clusters=2)
-    >>> pipe = TwoStage.from_spec("pop+llm", {"llm.lm": "fake", "n_candidates": 4})
+    >>> from genrec.models import LLMRecommender, Pop
+    >>> pipe = TwoStage(n_candidates=4, retriever=Pop(), reranker=LLMRecommender(lm="fake"))
     >>> pipe.fit(world.split.train).score(world.split.train.user_item_order[:1]).shape
     (1, 12)
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping
 
 import numpy as np
 
@@ -38,12 +37,11 @@ from genrec.models.base import ModelConfig, Recommender
 
 @dataclass(frozen=True)
 class TwoStageConfig(ModelConfig):
-    """What the pipeline is made of. ``n_candidates = 20`` as in the issue and LlamaRec."""
+    """What the pipeline is made of. ``n_candidates = 20`` as in LlamaRec."""
 
     retriever: str = "ease"  # model spec ("name" or "name:preset") proposing candidates
     reranker: str = "llm"  # model spec ordering them
     n_candidates: int = 20  # candidates the reranker orders per user
-    rerank: str = "pointwise"  # "pointwise" (score_candidates) or "listwise" (letters, LLM only)
     retriever_overrides: dict = field(default_factory=dict)  # config of the retriever
     reranker_overrides: dict = field(default_factory=dict)  # config of the reranker
 
@@ -55,10 +53,6 @@ class TwoStageConfig(ModelConfig):
             self.check(isinstance(getattr(self, name + "_overrides"), dict), name + "_overrides",
                        "a mapping of config keys to values")
         self.check_positive_ints("n_candidates")
-        self.check(self.rerank in ("pointwise", "listwise"), "rerank", "'pointwise' or 'listwise'")
-        if self.rerank == "listwise":
-            self.check(self.n_candidates <= 26, "n_candidates", "at most 26 for listwise reranking "
-                       "(one letter per candidate)")
 
 
 class TwoStage(Recommender):
@@ -66,9 +60,10 @@ class TwoStage(Recommender):
 
     Args:
         config, overrides: a :class:`TwoStageConfig` or its fields.
-        retriever, reranker: ready (unfitted or fitted) models to use instead of building them
-            from the config (e.g. an LLM recommender with a given language model); their configs
-            are recorded in the pipeline's config so that a saved pipeline rebuilds them.
+        retriever, reranker: the (unfitted or fitted) models; their names and configs are
+            recorded in the pipeline's config so that a saved pipeline rebuilds them
+            (:func:`genrec.build.load_model`). :func:`genrec.build.build_model` builds both from
+            a spec such as ``"ease+llm"``.
     """
 
     name = "two_stage"
@@ -81,40 +76,24 @@ class TwoStage(Recommender):
             if model is not None:
                 if not isinstance(model, Recommender):
                     raise ConfigError(f"{part} must be a genrec model, got {type(model).__name__}")
-                overrides.setdefault(part, model.name)
-                overrides.setdefault(part + "_overrides", model.config.to_dict())
+                if config is None:  # record the given parts so that a saved pipeline rebuilds them
+                    overrides.setdefault(part, model.name)
+                    overrides.setdefault(part + "_overrides", model.config.to_dict())
         super().__init__(config, **overrides)
-        self.retriever = retriever or _build(self.config.retriever, self.config.retriever_overrides)
-        self.reranker = reranker or _build(self.config.reranker, self.config.reranker_overrides)
-        if self.config.rerank == "listwise" and not callable(getattr(self.reranker, "listwise_scores", None)):
-            raise ConfigError(f"rerank='listwise' needs a language-model reranker (llm), got "
-                              f"{self.config.reranker!r}; use rerank='pointwise'")
+        if retriever is None or reranker is None:
+            raise ConfigError("a TwoStage pipeline needs its retriever and reranker models; pass "
+                              "them, or build one from a spec with genrec.build.build_model("
+                              f"'{self.config.retriever}+{self.config.reranker}')")
+        self.retriever, self.reranker = retriever, reranker
+        if getattr(reranker.config, "mode", None) == "listwise" and self.config.n_candidates > 26:
+            raise ConfigError(f"n_candidates={self.config.n_candidates} is too many for a listwise "
+                              "reranker (one letter per candidate); use at most 26")
 
-    @classmethod
-    def from_spec(cls, spec: str, overrides: Mapping[str, Any] | None = None) -> "TwoStage":
-        """``"retriever+reranker"`` (each ``name`` or ``name:preset``) with overrides keyed by
-        part (``"ease.reg"``, ``"llm.shots"``; or ``"retriever.reg"`` / ``"reranker.shots"``)
-        and the pipeline's own keys unprefixed (``"n_candidates"``, ``"rerank"``)."""
-        parts = [p.strip() for p in spec.split("+")]
-        if len(parts) != 2 or not all(parts):
-            raise ConfigError(f"a two-stage pipeline is written 'retriever+reranker' (e.g. "
-                              f"'ease+llm'), got {spec!r}")
-        own: dict[str, Any] = {"retriever": parts[0], "reranker": parts[1],
-                               "retriever_overrides": {}, "reranker_overrides": {}}
-        names = {"retriever": parts[0].partition(":")[0].lower(),
-                 "reranker": parts[1].partition(":")[0].lower()}
-        for key, value in dict(overrides or {}).items():
-            prefix, dot, rest = key.partition(".")
-            targets = [p for p, n in names.items() if dot and prefix.lower() in (p, n)]
-            if dot and not targets:
-                raise ConfigError(f"override {key!r} names no part of {spec!r}; write "
-                                  f"{names['retriever']}.KEY, {names['reranker']}.KEY or a pipeline "
-                                  f"key ({', '.join(f.name for f in dataclasses.fields(TwoStageConfig))})")
-            for part in targets:
-                own[part + "_overrides"][rest] = value
-            if not dot:
-                own[key] = value
-        return cls(own)
+    @staticmethod
+    def part_specs(config: TwoStageConfig) -> dict[str, tuple[str, dict]]:
+        """The spec and overrides of each part, which :func:`genrec.build.build_model` builds."""
+        return {"retriever": (config.retriever, config.retriever_overrides),
+                "reranker": (config.reranker, config.reranker_overrides)}
 
     # ---- fit and score -----------------------------------------------------------------------
     def _fit(self, train, valid, options):
@@ -142,8 +121,6 @@ class TwoStage(Recommender):
 
     def _rerank(self, history, candidates: np.ndarray, user) -> np.ndarray:
         """(C,) reranker scores of one history's candidates (given best first)."""
-        if self.config.rerank == "listwise":
-            return self.reranker.listwise_scores(history, candidates[None, :], users=user)[0]
         return self.reranker.score_candidates(history, candidates[None, :], users=user)[0]
 
     # ---- persistence -------------------------------------------------------------------------
@@ -158,12 +135,6 @@ class TwoStage(Recommender):
             model.n_users_, model.n_items_ = self.n_users_, self.n_items_
             model._load_state({k.split("/", 1)[1]: v for k, v in state.items()
                                if k.startswith(part + "/")})
-
-
-def _build(spec: str, overrides: Mapping[str, Any]) -> Recommender:
-    from genrec.models import build_model
-
-    return build_model(spec, overrides)
 
 
 __all__ = ["TwoStage", "TwoStageConfig"]

@@ -7,30 +7,13 @@
   mean (``mean``) that length-normalised ranking uses.
 * :class:`FakeLanguageModel` — deterministic, instant, dependency-free: for tests, and to run
   every LLM pipeline end to end without weights. Its "knowledge" is word overlap with the prompt.
-* :func:`get_language_model` — a backend from a spec string, ``"backend"`` or
-  ``"backend:argument"``, registered in :data:`BACKENDS` (keyword options go to the backend):
-
-  ============================================  ===============================================
-  ``fake``                                      :class:`FakeLanguageModel`
-  ``transformers:gemma-3-270m``                 :class:`~genrec.text.transformers_lm.TransformersLM`
-  ``transformers:/path/to/hf-model``            (a shipped name, a local folder or hub name, or
-  ``transformers:/path/to/model.gguf``          a GGUF file; the ``llm`` extra)
-  ``llamacpp:gemma-3-270m``                     :class:`~genrec.text.llamacpp_lm.LlamaCppLM`
-  ``llamacpp:/path/to/model.gguf``              (the ``llamacpp`` extra)
-  ``openai:http://host:8000/v1?model=NAME``     :class:`~genrec.text.openai_lm.OpenAICompatibleLM`
-                                                (``&chat=1`` generates through chat completions)
-  ``tuned:/path/to/adapter``                   :class:`~genrec.tuning.adapter.TunedLM` (a base
-                                                model + a LoRA / soft-prompt adapter, issue 6)
-  ``default`` / ``default:smollm2-135m``        the backend measured fastest for ``job``
-                                                ("score" or "generate") in :data:`DEFAULT_BACKEND`,
-                                                transformers when llama-cpp-python is missing
-  ============================================  ===============================================
-
-  ``threads=`` and ``cache_dir=`` work for every backend (remote and fake ones ignore them).
-  Shipped models: ``gemma-3-270m`` (base model, the default: scoring candidates) and
-  ``smollm2-135m`` (instruction-tuned: explanations, dialogue); see :mod:`genrec.text.weights`.
-  Backends get ``chat=True`` to wrap prompts in the model's chat template. Nothing heavy (torch, transformers, llama_cpp) is imported
-  until a backend is made.
+* :mod:`genrec.text.backends` builds a backend from a spec string (``"fake"``,
+  ``"transformers:gemma-3-270m"``, ``"openai:http://host:8000/v1?model=NAME"``, ...).
+* Optional capabilities a backend may add (``genrec serve-lm`` uses them when present):
+  ``stream(prompt, **generate_options)`` yields one prompt's completion in pieces as it is
+  generated (their concatenation equals ``generate([prompt])[0]``; closing the iterator stops
+  generation), and ``context_length``, the most tokens prompt plus completion may have.
+  :func:`stream_text` streams any model (one piece from ``generate`` when it cannot stream).
 
 Example:
     >>> lm = FakeLanguageModel()
@@ -46,7 +29,7 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Callable, Iterable, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -102,6 +85,52 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     return text[:cut]
 
 
+def cut_stream(pieces: Iterable[str], stop: Sequence[str]) -> Iterator[str]:
+    """The text of ``pieces`` up to the earliest ``stop`` string, yielded as it arrives.
+
+    The concatenation of what is yielded equals ``cut_at_stop("".join(pieces), stop)``: the last
+    ``max(len(stop)) - 1`` characters are held back until no stop string can start in them, and
+    ``pieces`` is closed as soon as the cut is certain (so the model stops generating).
+
+    >>> list(cut_stream(["Hello", " wor", "ld\\nBye"], ["\\n"]))
+    ['Hello', ' wor', 'ld']
+    """
+    stop = [s for s in stop if s]
+    hold = max(map(len, stop), default=1) - 1
+    text, sent = "", 0
+    try:
+        for piece in pieces:
+            text += piece
+            cut = min((i for s in stop if (i := text.find(s)) >= 0), default=None)
+            if cut is not None and cut <= len(text) - hold:  # no longer stop can start earlier
+                if cut > sent:
+                    yield text[sent:cut]
+                return
+            if len(text) - hold > sent:
+                yield text[sent:len(text) - hold]
+                sent = len(text) - hold
+        rest = cut_at_stop(text, stop)
+        if len(rest) > sent:
+            yield rest[sent:]
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+
+
+def stream_text(lm: LanguageModel, prompt: str, *, max_new_tokens: int = 64,
+                temperature: float = 0.0, stop: Sequence[str] = (), seed: int = 0) -> Iterator[str]:
+    """``lm``'s completion of ``prompt`` in pieces: its ``stream`` method when it has one, else
+    the whole of ``generate([prompt])`` as one piece. Closing the iterator stops a streaming
+    backend at its next token."""
+    options = dict(max_new_tokens=max_new_tokens, temperature=temperature, stop=stop, seed=seed)
+    stream = getattr(lm, "stream", None)
+    if stream is None:
+        yield lm.generate([prompt], **options)[0]
+    else:
+        yield from stream(prompt, **options)
+
+
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
@@ -112,20 +141,23 @@ class FakeLanguageModel:
     otherwise ``-4 - h`` with ``h`` in [0, 1) a fixed hash of the token, so continuations that
     echo the prompt are the likely ones and ties are broken deterministically.
     Generation: ``generate_fn(prompt)`` if given, else the prompt's last line, truncated to
-    ``max_new_tokens`` tokens and cut at ``stop``.
+    ``max_new_tokens`` tokens and cut at ``stop``; :meth:`stream` yields it token by token
+    (``generate_fn``'s answer in one piece).
 
     Args:
         generate_fn: optional prompt -> completion function (scripted answers in tests).
         score_fn: optional (prompt, continuation) -> (sum logprob, n_tokens) function.
         name: model name to report.
+        context_length: the context window it claims, in its tokens (None: unlimited).
 
     Every call is recorded in ``calls`` as ``(method, prompt, n_continuations)``.
     """
 
     def __init__(self, *, generate_fn: Callable[[str], str] | None = None,
                  score_fn: Callable[[str, str], tuple[float, int]] | None = None,
-                 name: str = "fake"):
+                 name: str = "fake", context_length: int | None = None):
         self.generate_fn, self.score_fn, self.name = generate_fn, score_fn, name
+        self.context_length = context_length
         self.calls: list[tuple[str, str, int]] = []
 
     def tokens(self, text: str) -> list[str]:
@@ -147,6 +179,18 @@ class FakeLanguageModel:
                 text = " ".join(self.tokens(text)[:max_new_tokens])
             out.append(cut_at_stop(text, stop))
         return out
+
+    def stream(self, prompt: str, *, max_new_tokens: int = 64, temperature: float = 0.0,
+               stop: Sequence[str] = (), seed: int = 0) -> Iterator[str]:
+        """:meth:`generate` of one prompt, one token (with its leading space) at a time."""
+        if self.generate_fn is not None:
+            yield self.generate([prompt], max_new_tokens=max_new_tokens, temperature=temperature,
+                                stop=stop, seed=seed)[0]
+            return
+        check_generation_args(max_new_tokens, temperature)
+        self.calls.append(("generate", prompt, 0))
+        tokens = self.tokens(prompt.rstrip("\n").rsplit("\n", 1)[-1])[:max_new_tokens]
+        yield from cut_stream((t if i == 0 else " " + t for i, t in enumerate(tokens)), stop)
 
     def score(self, prompt: str, continuations: Sequence[str]) -> ContinuationScores:
         continuations = check_continuations(continuations)
@@ -185,99 +229,5 @@ def check_generation_args(max_new_tokens, temperature) -> None:
         raise ConfigError(f"temperature must be a finite number >= 0, got {temperature!r}")
 
 
-DEFAULT_MODEL = "gemma-3-270m"  # the base model: likelihood scoring of candidates
-# job -> the backend that was faster for it on the same GGUF, 1 thread (benchmarks/
-# language_models.py, BENCHMARKS.md "language-models"); "default" falls back to transformers
-# when llama-cpp-python is not installed.
-DEFAULT_BACKEND: dict[str, str] = {"score": "transformers", "generate": "llamacpp"}
-
-
-def llamacpp_available() -> bool:
-    """Whether llama-cpp-python is installed (without importing it)."""
-    import importlib.util
-
-    return importlib.util.find_spec("llama_cpp") is not None
-
-
-def _transformers(rest: str = "", **options) -> LanguageModel:
-    from genrec.text.transformers_lm import TransformersLM
-
-    return TransformersLM(rest or DEFAULT_MODEL, **options)
-
-
-def _llamacpp(rest: str = "", *, threads: int | None = None, **options) -> LanguageModel:
-    from genrec.text.llamacpp_lm import LlamaCppLM
-
-    options.setdefault("n_threads", threads)
-    return LlamaCppLM(rest or DEFAULT_MODEL, **options)
-
-
-def _tuned(rest: str = "", **options) -> LanguageModel:
-    from genrec.tuning.adapter import tuned_backend
-
-    return tuned_backend(rest, **options)
-
-
-def _fake(rest: str = "", *, threads=None, cache_dir=None, **options) -> LanguageModel:
-    return FakeLanguageModel(**options)  # run-time options of local backends do not apply
-
-
-def _openai(rest: str = "", *, threads=None, cache_dir=None, **options) -> LanguageModel:
-    from urllib.parse import parse_qs, urlsplit, urlunsplit
-
-    from genrec.text.openai_lm import OpenAICompatibleLM
-
-    parts = urlsplit(rest)
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    model = options.pop("model", None) or query.pop("model", None)
-    if not model:
-        raise ConfigError(f"openai spec {rest!r} names no model; write "
-                          "'openai:http://host:8000/v1?model=NAME'")
-    if "chat" in query:
-        options.setdefault("chat", query.pop("chat").lower() in ("1", "true", "yes"))
-    if query:
-        raise ConfigError(f"unknown options {sorted(query)} in {rest!r}; allowed: model, chat")
-    return OpenAICompatibleLM(urlunsplit(parts._replace(query="")), model=model, **options)
-
-
-def _default(rest: str = "", *, job: str = "score", **options) -> LanguageModel:
-    if job not in DEFAULT_BACKEND:
-        raise ConfigError(f"job must be one of {sorted(DEFAULT_BACKEND)}, got {job!r}")
-    backend = DEFAULT_BACKEND[job]
-    if backend == "llamacpp" and not llamacpp_available():
-        backend = "transformers"
-    return BACKENDS[backend](rest, **options)
-
-
-# spec prefix -> factory(rest_of_spec, **options); literal, imports deferred to the factories.
-BACKENDS: dict[str, Callable[..., LanguageModel]] = {
-    "fake": _fake,
-    "transformers": _transformers,
-    "llamacpp": _llamacpp,
-    "openai": _openai,
-    "default": _default,
-    "tuned": _tuned,
-}
-
-
-def get_language_model(spec: str | LanguageModel, **options) -> LanguageModel:
-    """A language model from ``"backend"`` or ``"backend:argument"`` (or pass one through).
-
-    >>> get_language_model("fake").name
-    'fake'
-    """
-    if not isinstance(spec, str):
-        if isinstance(spec, LanguageModel):
-            return spec
-        raise ConfigError(f"expected a language-model spec string, got {type(spec).__name__}")
-    backend, _, rest = spec.partition(":")
-    factory = BACKENDS.get(backend.strip().lower())
-    if factory is None:
-        raise ConfigError(f"unknown language-model backend {backend!r} in {spec!r}; choose from "
-                          f"{', '.join(sorted(BACKENDS))} (e.g. 'fake', 'transformers:gemma-3-270m')")
-    return factory(rest, **options)
-
-
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "DEFAULT_MODEL", "ContinuationScores", "FakeLanguageModel", "LanguageModel",
-           "check_continuations", "check_generation_args", "cut_at_stop", "get_language_model",
-           "llamacpp_available"]
+__all__ = ["ContinuationScores", "FakeLanguageModel", "LanguageModel", "check_continuations",
+           "check_generation_args", "cut_at_stop", "cut_stream", "stream_text"]

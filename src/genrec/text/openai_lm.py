@@ -34,10 +34,11 @@ Example (against a server of our own that wraps the fake model)::
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import json
+import math
 import os
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -178,7 +179,7 @@ class OpenAICompatibleLM:
                 if exc.code not in RETRY_STATUS:
                     raise LLMError(problem + _hint(exc.code)) from None
                 wait = min(_retry_after(exc.headers.get("Retry-After")) or wait, self.max_backoff)
-            except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 reason = getattr(exc, "reason", exc)
                 problem = f"{method} {url} failed: {reason}"
             if attempt < self.retries:
@@ -245,13 +246,21 @@ def _hint(status: int) -> str:
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delay seconds or an HTTP date); None when
+    the header is missing or malformed, so the caller falls back to its own backoff."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time()) if when else None
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:  # an HTTP date is in GMT; a date without a zone is read as such
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        return max(0.0, when.timestamp() - time.time())
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 __all__ = ["OpenAICompatibleLM", "RETRY_STATUS"]

@@ -33,22 +33,40 @@ Example (a tiny random model built from a config; no download):
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import os
 import shutil
+import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from genrec.errors import ConfigError, LLMError, require
-from genrec.text.lm import (ContinuationScores, check_continuations, check_generation_args,
-                            cut_at_stop)
+from genrec.options import torch_threads
 from genrec.text import weights
+from genrec.text.lm import (
+    ContinuationScores,
+    check_continuations,
+    check_generation_args,
+    cut_at_stop,
+    cut_stream,
+)
 
 DTYPES = ("bfloat16", "float32")
 LOGIT_BUDGET = 1 << 26  # at most this many logits (rows x vocabulary) at once (128 MB in bf16)
 ROW_CHUNK = 8  # logit rows per log-softmax step
+
+
+def _on_own_threads(method):
+    """Run ``method`` on the LM's torch thread count, restoring the caller's after it."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        self._ready()
+        with torch_threads(self._threads):
+            return method(self, *args, **kwargs)
+    return run
 
 
 class TransformersLM:
@@ -100,14 +118,13 @@ class TransformersLM:
 
     # ---- loading --------------------------------------------------------------------------
     def _ready(self):
-        """(model, tokenizer), loading them on first use; sets torch's thread count."""
-        torch = require("torch", "llm")
+        """(model, tokenizer), loading them on first use; decides :attr:`_threads`, the torch
+        thread count :meth:`score` and :meth:`generate` run on (and restore after)."""
+        require("torch", "llm")
         if self._threads is None:  # decided once: free_cores() changes with the machine's load
             from genrec.options import free_cores
 
             self._threads = self.threads or free_cores()
-        if torch.get_num_threads() != self._threads:
-            torch.set_num_threads(self._threads)
         if self._model is None:
             self._model, self._tokenizer = self._load()
         return self._model, self._tokenizer
@@ -122,6 +139,8 @@ class TransformersLM:
                 _save_dequantised(model, tokenizer, cached)
                 return model.eval(), _with_pad(tokenizer)
             source = str(cached)
+        elif not Path(source).exists():
+            _check_hub_name(source, cache_dir=self.cache_dir)
         model, tokenizer = _from_pretrained(source, None, self.dtype)
         return model.eval(), _with_pad(tokenizer)
 
@@ -181,6 +200,7 @@ class TransformersLM:
             return joint[len(prompt_ids):]
         return list(tokenizer(text, add_special_tokens=False)["input_ids"]) or [tokenizer.eos_token_id]
 
+    @_on_own_threads
     def score(self, prompt: str, continuations: Sequence[str]) -> ContinuationScores:
         """Log-probability of each continuation after ``prompt``; see the module docstring."""
         continuations = check_continuations(continuations)
@@ -273,6 +293,7 @@ class TransformersLM:
             self._plain_head = bool(torch.allclose(own, ours[0].float(), atol=1e-3, rtol=1e-3))
         return self._plain_head
 
+    @_on_own_threads
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 64,
                  temperature: float = 0.0, stop: Sequence[str] = (), seed: int = 0) -> list[str]:
         """Greedy (``temperature=0``) or sampled completions, ``batch_size`` prompts at a time
@@ -282,31 +303,85 @@ class TransformersLM:
         if isinstance(prompts, str):
             raise ConfigError("prompts must be a list of strings, not one string")
         model, tokenizer = self._ready()
-        import torch
-
         texts, out = [self.format_prompt(p) for p in prompts], []
         for start in range(0, len(texts), self.batch_size):
             encoded = [self._encode(t) for t in texts[start:start + self.batch_size]]
-            width = max(len(e) for e in encoded)
-            pad = tokenizer.pad_token_id
-            ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])  # left padding
-            mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
-            sampling = dict(do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0,
-                            min_p=None) if temperature > 0 else dict(do_sample=False)
-            inputs, skip = dict(input_ids=ids), width
-            if self.prefix_embeddings is not None:  # soft prompt first; only new tokens return
-                prefix = torch.ones(len(encoded), self.prefix_embeddings.shape[0], dtype=mask.dtype)
-                inputs, mask, skip = dict(inputs_embeds=self._with_prefix(model, ids)), \
-                    torch.cat([prefix, mask], 1), 0
-            with torch.inference_mode(), torch.random.fork_rng():
-                torch.manual_seed(seed + start)
-                new = model.generate(**inputs, attention_mask=mask,
-                                     max_new_tokens=max_new_tokens, pad_token_id=pad,
-                                     stopping_criteria=_stop_criteria(tokenizer, stop, skip),
-                                     **sampling)[:, skip:]
+            new = self._generate_ids(model, encoded, max_new_tokens=max_new_tokens,
+                                     temperature=temperature, stop=stop, seed=seed + start)
             for row in tokenizer.batch_decode(new, skip_special_tokens=True):
                 out.append(cut_at_stop(row, stop))
         return out
+
+    def stream(self, prompt: str, *, max_new_tokens: int = 64, temperature: float = 0.0,
+               stop: Sequence[str] = (), seed: int = 0) -> Iterator[str]:
+        """:meth:`generate` of one prompt, yielded as the words are generated (the same text).
+        The model runs in a helper thread; closing the iterator stops it at its next token."""
+        check_generation_args(max_new_tokens, temperature)
+        model, tokenizer = self._ready()
+        from transformers import TextIteratorStreamer
+
+        encoded = [self._encode(self.format_prompt(prompt))]
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        halt, failure = threading.Event(), []
+
+        def run():
+            try:
+                with torch_threads(self._threads):
+                    self._generate_ids(model, encoded, max_new_tokens=max_new_tokens, stop=stop,
+                                       temperature=temperature, seed=seed, streamer=streamer,
+                                       halt=halt)
+            except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread)
+                failure.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, name="genrec-generate", daemon=True)
+        thread.start()
+        try:
+            yield from cut_stream(streamer, stop)
+        finally:
+            halt.set()
+            thread.join()
+        if failure:
+            raise failure[0]
+
+    @property
+    def context_length(self) -> int | None:
+        """The most tokens (soft prompt, prompt and completion) the model takes (its config's
+        ``max_position_embeddings``); None when the config does not say."""
+        model, _ = self._ready()
+        limit = getattr(model.config, "max_position_embeddings", None)
+        if limit is None:
+            return None
+        soft = 0 if self.prefix_embeddings is None else int(self.prefix_embeddings.shape[0])
+        return int(limit) - soft
+
+    def _generate_ids(self, model, encoded: list[list[int]], *, max_new_tokens: int,
+                      temperature: float, stop: Sequence[str], seed: int, streamer=None,
+                      halt: threading.Event | None = None):
+        """(B, new) token ids generated after the prompts ``encoded`` (left-padded into one
+        batch); ``streamer`` receives tokens as they come; setting ``halt`` stops generation."""
+        import torch
+
+        tokenizer = self._tokenizer
+        width = max(len(e) for e in encoded)
+        pad = tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])  # left padding
+        mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
+        sampling = dict(do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0,
+                        min_p=None) if temperature > 0 else dict(do_sample=False)
+        inputs, skip = dict(input_ids=ids), width
+        if self.prefix_embeddings is not None:  # soft prompt first; only new tokens return
+            prefix = torch.ones(len(encoded), self.prefix_embeddings.shape[0], dtype=mask.dtype)
+            inputs, mask, skip = dict(inputs_embeds=self._with_prefix(model, ids)), \
+                torch.cat([prefix, mask], 1), 0
+        criteria = _stop_criteria(tokenizer, stop, skip)
+        if halt is not None:
+            criteria.append(_halt_criterion(halt))
+        with torch.inference_mode(), torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return model.generate(**inputs, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                  pad_token_id=pad, stopping_criteria=criteria,
+                                  streamer=streamer, **sampling)[:, skip:]
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -337,6 +412,47 @@ def _from_pretrained(source: str, gguf_file: str | None, dtype: str):
     return model, tokenizer
 
 
+def _check_hub_name(name: str, *, cache_dir=None) -> None:
+    """Return when ``name`` (neither a shipped name nor a local path) is in the local Hugging
+    Face cache or the hub has it; otherwise raise LLMError at once, naming the models that exist
+    locally, instead of letting transformers retry an unreachable hub for a minute. Honours
+    HF_HUB_OFFLINE; sets no environment variable."""
+    hub = require("huggingface_hub", "llm")
+    local = f"models here: {', '.join(local_model_names(cache_dir=cache_dir))}"
+    try:
+        if isinstance(hub.try_to_load_from_cache(name, "config.json"), str):
+            return
+    except hub.errors.HFValidationError:
+        raise LLMError(f"{name!r} is not a shipped model name, an existing path or a valid hub "
+                       f"name (owner/name); {local}") from None
+    if hub.constants.HF_HUB_OFFLINE:
+        raise LLMError(f"language model {name!r} is not a shipped name, a local path or in the "
+                       f"Hugging Face cache, and HF_HUB_OFFLINE is set; {local}")
+    try:
+        hub.model_info(name, timeout=5)
+    except hub.errors.RepositoryNotFoundError:
+        raise LLMError(f"no language model {name!r}: not a shipped name, a local path, in the "
+                       f"Hugging Face cache or on the hub; {local}") from None
+    except Exception as exc:  # noqa: BLE001 (no network, a proxy, the hub down: all offline)
+        raise LLMError(f"language model {name!r} is not a shipped name, a local path or in the "
+                       f"Hugging Face cache, and the hub is unreachable ({type(exc).__name__}); "
+                       f"{local}") from None
+
+
+def local_model_names(*, cache_dir=None) -> list[str]:
+    """Models that load without a network: the shipped names (marked when not yet in genrec's
+    cache) and the models in the Hugging Face cache."""
+    names = [name if weights.model_dir(name, cache_dir=cache_dir).joinpath(model.filename).is_file()
+             else f"{name} (assembled on first use)" for name, model in weights.SHIPPED.items()]
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        cached = sorted(r.repo_id for r in scan_cache_dir().repos if r.repo_type == "model")
+    except Exception:  # noqa: BLE001 (no cache folder, or one it cannot read)
+        cached = []
+    return names + cached
+
+
 def _save_dequantised(model, tokenizer, target: Path) -> None:
     """Save a GGUF-loaded model as plain safetensors (written aside, then renamed)."""
     model.hf_quantizer = None  # save_pretrained refuses a model that still says "gguf"
@@ -356,6 +472,18 @@ def _save_dequantised(model, tokenizer, target: Path) -> None:
 
         logging.getLogger(__name__).warning("could not cache the dequantised model in %s: %s",
                                             target, exc)
+
+
+def _halt_criterion(event: threading.Event):
+    """A stopping criterion that ends every row once ``event`` is set."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class Halt(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool)
+
+    return Halt()
 
 
 def _stop_criteria(tokenizer, stop: Sequence[str], start: int):
@@ -426,4 +554,4 @@ def tiny_test_model(*, vocab_corpus: Sequence[str] = (), seed: int = 0):
     return model, tokenizer
 
 
-__all__ = ["DTYPES", "TransformersLM", "tiny_test_model"]
+__all__ = ["DTYPES", "TransformersLM", "local_model_names", "tiny_test_model"]

@@ -1,6 +1,6 @@
 """Tuning language models into recommenders: instruction data (:mod:`.instructions`), LoRA and
-soft-prompt tuning with PEFT (:mod:`.tuner`), and tuned adapters as language models
-(:mod:`.adapter`). Nothing heavy is imported until used."""
+soft-prompt tuning with PEFT (:mod:`.tuner`), (tuned adapters load as language models
+through :mod:`genrec.text.tuned_lm`). Nothing heavy is imported until used."""
 
 from genrec.tuning.instructions import BUILDERS, Instruction, build_examples
 
@@ -13,7 +13,7 @@ def __getattr__(name):  # torch / transformers / peft only when a tuner or tuned
 
         return getattr(tuner, name)
     if name == "TunedLM":
-        from genrec.tuning.adapter import TunedLM
+        from genrec.text.tuned_lm import TunedLM
 
         return TunedLM
     raise AttributeError(f"module 'genrec.tuning' has no attribute {name!r}")

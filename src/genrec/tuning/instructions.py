@@ -6,7 +6,7 @@ tuning loss covers the answer's tokens only):
 
 * :func:`next_item_examples` — the next item among candidates. The answer is the next item's
   title (:func:`genrec.text.prompts.candidate_continuation`: cleaned title + closing quote), so a
-  tuned model ranks candidates exactly as :class:`~genrec.models.llm.LLMRecommender` scores them
+  tuned model ranks candidates exactly as :class:`~genrec.models.language.llm.LLMRecommender` scores them
   (grounded: the likelihood of each candidate title). Template 0 *is* the recommender's prompt;
   the others paraphrase it, and some list the target among ``n_candidates`` sampled items.
 * :func:`preference_examples` — TALLRec's yes/no question: will the user like this item, given

@@ -22,7 +22,7 @@ interrupted one stopped and ends with the same weights. Every ``eval_every`` ste
 answer loss on the validation examples is measured; after ``patience`` evaluations without
 improvement training stops, and the best weights are the result. The adapter is saved with PEFT
 (``adapter_model.safetensors`` + ``adapter_config.json``, a few MB for LoRA) beside
-``genrec_adapter.json`` naming the base model; :class:`~genrec.tuning.adapter.TunedLM` loads it.
+``genrec_adapter.json`` naming the base model; :class:`~genrec.text.tuned_lm.TunedLM` loads it.
 
 Deviations: no learning-rate decay; examples longer than ``max_length`` tokens are skipped
 (counted in the result), not truncated. The optimizer runs in float32 on float32 adapter
@@ -55,7 +55,7 @@ import numpy as np
 
 from genrec.errors import ConfigError, require
 from genrec.models.base import ModelConfig
-from genrec.options import RunOptions
+from genrec.options import RunOptions, torch_threads
 from genrec.tuning.instructions import BUILDERS, Instruction, build_examples
 
 METHODS = ("lora", "prompt")
@@ -214,7 +214,7 @@ def tune(split, config: TuneConfig | None = None, *, output, lm=None,
                         n_candidates=config.n_candidates, n_hard=config.n_hard,
                         like_threshold=config.like_threshold)
     if config.negatives == "retrieved" and (examples is None or valid_examples is None):
-        from genrec.models import build_model
+        from genrec.build import build_model
 
         data_options["retriever"] = build_model(config.retriever).fit(split.train, options=options)
     if examples is None:
@@ -227,7 +227,7 @@ def tune(split, config: TuneConfig | None = None, *, output, lm=None,
     if not train:
         raise ConfigError(f"no training example fits max_length={config.max_length} tokens "
                           f"({len(examples)} built); raise max_length or shorten history_len")
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(), torch_threads(lm._threads):  # both restored after
         torch.manual_seed(options.seed)
         peft_model, params = _attach(model, config)
         run = _Run(config, lm, peft_model, params, train, valid, output, options.seed)
@@ -440,7 +440,7 @@ class _Run:
         """Restore the best weights (if validation ran) and save the adapter."""
         import torch
 
-        from genrec.tuning.adapter import fast_inference, save_adapter
+        from genrec.text.tuned_lm import fast_inference, save_adapter
 
         if self.best is not None:
             with torch.no_grad():

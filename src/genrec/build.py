@@ -1,0 +1,215 @@
+"""Specs -> models and pipelines, and saved artifacts -> models: the one place specs are parsed.
+
+The spec language, shared by the CLI, experiment files, the benchmarks and the server:
+
+* ``"ease"``: a model by name (:data:`genrec.models.MODELS`, or a composite: ``hybrid``);
+* ``"multvae:paper"``: the same with a preset of its config;
+* ``"ease+llm"``: a two-stage pipeline, the retriever proposes and the reranker orders
+  (:class:`~genrec.pipelines.two_stage.TwoStage`);
+* overrides ``{"reg": 300}`` for a model; for a pipeline keyed by part (``"ease.reg"``,
+  ``"llm.shots"``, or ``"retriever.reg"`` / ``"reranker.shots"``) with the pipeline's own keys
+  unprefixed (``"n_candidates"``);
+* ``--set MODEL.KEY=VALUE`` pairs become per-model overrides with :func:`parse_overrides`.
+
+Composites (pipelines) are handed their parts ready-built: a composite class lists the specs
+of its parts from its config (``part_specs``) and :func:`build_model` builds them, so the
+pipelines never parse specs themselves.
+
+Example:
+    >>> build_model("ease:default", {"reg": 10.0}).config.reg
+    10.0
+    >>> pipe = build_model("pop+llm", {"llm.lm": "fake", "n_candidates": 4})
+    >>> (pipe.retriever.name, pipe.reranker.name, pipe.config.n_candidates)
+    ('pop', 'llm', 4)
+    >>> parse_overrides(["ease.reg=300"], ["ease", "pop"])
+    {'ease': {'reg': '300'}, 'pop': {}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from genrec.errors import ArtifactError, ConfigError
+from genrec.models import MODELS, Recommender
+from genrec.io import check_writable_folder
+from genrec.models.base import ARTIFACT_FILES, check_artifact, load_weights, read_artifact
+from genrec.options import RunOptions
+from genrec.pipelines.hybrid import Hybrid
+from genrec.pipelines.two_stage import TwoStage, TwoStageConfig
+
+# Composites: models made of other models, built here from their parts' specs.
+COMPOSITES: dict[str, type[Recommender]] = {"hybrid": Hybrid, "two_stage": TwoStage}
+
+
+def model_names() -> list[str]:
+    """Every name :func:`build_model` accepts alone (pipelines join two with ``+``)."""
+    return [*MODELS, *COMPOSITES]
+
+
+def model_class(spec: str) -> type[Recommender]:
+    """The class a spec builds; ConfigError listing the known names otherwise."""
+    if "+" in spec:
+        return TwoStage
+    name = spec.strip().lower().partition(":")[0]
+    cls = MODELS.get(name) or COMPOSITES.get(name)
+    if cls is None:
+        raise ConfigError(f"unknown model {spec!r}; choose from {', '.join(model_names())} "
+                          "(or RETRIEVER+RERANKER, e.g. ease+llm)")
+    return cls
+
+
+def build_model(spec: str, overrides: Mapping[str, Any] | None = None) -> Recommender:
+    """An unfitted model or pipeline from a spec plus config ``overrides``.
+
+    Raises:
+        ConfigError: an unknown name, preset or config key (each message lists the allowed ones).
+    """
+    if "+" in spec:
+        return _assemble(TwoStage, two_stage_config(spec, overrides))
+    cls = model_class(spec)
+    preset = spec.strip().partition(":")[2].strip() or "default"
+    return _assemble(cls, cls.Config.from_preset(preset, overrides))
+
+
+def _assemble(cls: type[Recommender], config) -> Recommender:
+    """``cls(config)`` with a composite's parts built from the specs its config names."""
+    part_specs = getattr(cls, "part_specs", None)
+    if part_specs is None:
+        return cls(config)
+    parts = {part: build_model(spec, overrides) for part, (spec, overrides)
+             in part_specs(config).items()}
+    return cls(config, **parts)
+
+
+def two_stage_config(spec: str, overrides: Mapping[str, Any] | None = None) -> TwoStageConfig:
+    """The :class:`TwoStageConfig` of ``"retriever+reranker"`` with overrides keyed by part."""
+    parts = [p.strip() for p in spec.split("+")]
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"a two-stage pipeline is written 'retriever+reranker' (e.g. "
+                          f"'ease+llm'), got {spec!r}")
+    own: dict[str, Any] = {"retriever": parts[0], "reranker": parts[1],
+                           "retriever_overrides": {}, "reranker_overrides": {}}
+    names = {"retriever": parts[0].partition(":")[0].lower(),
+             "reranker": parts[1].partition(":")[0].lower()}
+    for key, value in dict(overrides or {}).items():
+        prefix, dot, rest = key.partition(".")
+        targets = [p for p, n in names.items() if dot and prefix.lower() in (p, n)]
+        if dot and not targets:
+            keys = ", ".join(f.name for f in dataclasses.fields(TwoStageConfig))
+            raise ConfigError(f"override {key!r} names no part of {spec!r}; write "
+                              f"{names['retriever']}.KEY, {names['reranker']}.KEY or a pipeline "
+                              f"key ({keys})")
+        for part in targets:
+            own[part + "_overrides"][rest] = value
+        if not dot:
+            own[key] = value
+    return TwoStageConfig.from_dict(own)
+
+
+def parse_names(text: str, *, what: str = "--models") -> list[str]:
+    """``"pop, EASE,ease+llm"`` -> ``["pop", "ease", "ease+llm"]`` (lower-cased, deduplicated),
+    each checked to name a model."""
+    names = list(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
+    if not names:
+        raise ConfigError(f"{what} is empty; give comma-separated names such as pop,ease "
+                          f"(known: {', '.join(model_names())})")
+    for name in names:
+        for part in name.split("+"):
+            model_class(part)
+    return names
+
+
+def parse_overrides(pairs: list[str], names: list[str], *, flat: bool = False) -> dict[str, dict]:
+    """``MODEL.KEY=VALUE`` pairs (or ``KEY=VALUE`` with ``flat``: all for ``names[0]``) ->
+    ``{model: {key: value}}``. A part of a ``retriever+reranker`` pipeline is addressed by its
+    name (``llm.shots=2``) and reaches every pipeline holding it as well as the model alone."""
+    out: dict[str, dict] = {n: {} for n in names}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+        model, dot, field = key.partition(".")
+        model = model.lower()
+        if flat and not (dot and model == names[0]):
+            model, field = names[0], key
+        elif dot and (pipes := [n for n in out if "+" in n
+                                and model in [p.partition(":")[0] for p in n.split("+")]]):
+            for name in pipes:
+                out[name][f"{model}.{field}"] = value
+            if model in out:
+                out[model][field] = value
+            continue
+        elif not dot or model not in out:
+            raise ConfigError(f"--set {pair!r}: write MODEL.KEY=VALUE with MODEL one of {names}")
+        out[model][field] = value
+    return out
+
+
+# ---- artifacts -------------------------------------------------------------------------------
+def load_model(path: str | os.PathLike, *, expect_data=None) -> Recommender:
+    """The model saved in the folder ``path`` (any model or pipeline :meth:`save` wrote).
+
+    Args:
+        expect_data: the data the caller will use (a Dataset, or its checksum); a model trained
+            on other data is an :class:`~genrec.errors.ArtifactDataError` that says to retrain.
+
+    Raises:
+        ArtifactError: missing or damaged files (NaN weights included), files of two saves.
+        ArtifactDataError: other training data than ``expect_data``.
+
+    A model saved by another genrec version loads with a ``UserWarning``
+    (:func:`genrec.models.base.check_artifact`).
+    """
+    meta, state = read_artifact(path)
+    check_artifact(meta, path, expect_data=expect_data)
+    try:
+        cls = model_class(meta["model"])
+        model = _assemble(cls, cls.Config.from_dict(meta["config"]))
+    except ConfigError as exc:
+        raise ArtifactError(f"{path} has an invalid config ({exc}); retrain the model") from None
+    return load_weights(model, path, meta, state)
+
+
+def saved_or_trained(spec: str, data, folder: str | os.PathLike, *,
+                     overrides: Mapping[str, Any] | None = None, options=None,
+                     notice: Callable[[str], None] = lambda message: None) -> Recommender:
+    """The model saved in ``folder`` for ``data``; trained on all of ``data`` and saved there
+    first when the folder holds none. A saved model of other data is an ArtifactDataError."""
+    folder = Path(folder)
+    if not (folder / "config.json").exists():
+        notice(f"no saved {spec} model at {folder}; training one now")
+        return train_and_save(build_model(spec, overrides), data, folder, options=options,
+                              notice=notice)
+    model = load_model(folder, expect_data=data)
+    if model.name != model_class(spec).name:
+        raise ArtifactError(f"{folder} holds a {model.name!r} model, not {spec!r}; give another "
+                            "artifact folder or retrain")
+    return model
+
+
+def train_and_save(model: Recommender, data, folder: str | os.PathLike, *, options=None,
+                   metadata: Mapping[str, Any] | None = None,
+                   notice: Callable[[str], None] = lambda message: None) -> Recommender:
+    """Fit ``model`` on all interactions of ``data`` and save it (with the data's fingerprint,
+    which :meth:`Recommender.fit` records, the seed and thread count it was trained with, plus
+    ``metadata``, e.g. the checksum of the data before feedback was added). The folder is checked before training.
+
+    Raises:
+        ConfigError: ``folder`` is a file or special file, holds files other than a saved
+            model's, or cannot be written.
+    """
+    check_writable_folder(folder, what="the artifact folder", owned=ARTIFACT_FILES)
+    notice(f"training {model.name} on all {len(data)} interactions of {data.name}")
+    options = (options or RunOptions()).pinned()
+    model.fit(data, options=options)
+    model.save(folder, metadata={**dict(metadata or {}), "seed": options.seed,
+                                 "threads": options.threads})  # what reproduces the weights
+    return model
+
+
+__all__ = ["COMPOSITES", "build_model", "load_model", "model_class", "model_names",
+           "parse_names", "parse_overrides", "saved_or_trained", "train_and_save",
+           "two_stage_config"]

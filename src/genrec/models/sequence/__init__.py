@@ -1,0 +1,2 @@
+"""Sequence models (GRU4Rec, SASRec, BERT4Rec) and generative retrieval with semantic IDs
+(TIGER), with the sequence helpers they share."""
