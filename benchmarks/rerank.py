@@ -56,7 +56,8 @@ from genrec.text.backends import get_language_model  # noqa: E402
 OPTIONS = RunOptions(seed=42, threads=1)
 RESULTS = ROOT / "benchmarks" / "results"
 METRICS = ("ndcg", "recall", "mrr", "hit")
-MODE_LABELS = {"grounded": "pointwise", "listwise": "listwise", "preference": "yes/no"}
+MODE_LABELS = {"grounded": "pointwise", "listwise": "listwise", "pairwise": "pairwise",
+               "setwise": "setwise", "preference": "yes/no"}
 
 
 class CountingLM:
@@ -143,13 +144,41 @@ def save_lists(mode: str, parts: dict) -> None:
     np.savez_compressed(RESULTS / f"rerank_{mode}_lists.npz", **arrays)
 
 
+def saved_modes() -> list[dict]:
+    """The saved per-mode results, each with its users' EASE values and run facts."""
+    old = RESULTS / "rerank_ease.json"  # runs before each mode file held its EASE values
+    base = json.loads(old.read_text()) if old.exists() else {}
+    modes = []
+    for path in sorted(RESULTS.glob("rerank_*.json")):
+        if path.stem != "rerank_ease":
+            m = json.loads(path.read_text())
+            if "ease" not in m:
+                m.update(ease=base["per_user"], **{k: base[k] for k in
+                                                   ("n_users", "n_valid", "n_items", "versions")})
+                m.setdefault("written", base["written"])
+                m["loads"] = base["loads"] + m.get("loads", [])
+            modes.append(m)
+    order = list(MODE_LABELS)
+    return sorted(modes, key=lambda m: (-m["n_users"], order.index(m["mode"])))
+
+
 def report() -> str:
-    """The BENCHMARKS.md section from the saved results."""
-    base = json.loads((RESULTS / "rerank_ease.json").read_text())
-    modes = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("rerank_*.json"), reverse=True)
-             if p.stem != "rerank_ease"]
-    rows = {"ease": base["per_user"]}
-    cost = {"ease": None}
+    """The BENCHMARKS.md section from the saved results: one table per user sample."""
+    modes = saved_modes()
+    samples = sorted({(m["n_users"], m["n_valid"]) for m in modes}, reverse=True)
+    parts = [intro(modes)]
+    for n_users, n_valid in samples:
+        group = [m for m in modes if (m["n_users"], m["n_valid"]) == (n_users, n_valid)]
+        parts += [f"#### {n_users} test users, w learned on {n_valid} validation users "
+                  f"(`--users {n_users} --valid-users {n_valid} --modes "
+                  f"{','.join(m['mode'] for m in group)}`)", "\n".join(table(group)),
+                  fit_paragraph(group)]
+    parts.append(machine(modes))
+    return "\n\n".join(p for p in parts if p)
+
+
+def table(modes: list[dict]) -> list[str]:
+    rows, cost = {"ease": modes[0]["ease"]}, {"ease": None}
     for m in modes:
         label = MODE_LABELS[m["mode"]]
         for name, values in m["per_user"].items():
@@ -157,29 +186,34 @@ def report() -> str:
             cost[f"ease+llm {label}, {name}"] = m
     tests = {metric: compare_with({n: np.array(v[metric]) for n, v in rows.items()}, "ease")
              for metric in ("ndcg@10", "recall@10")}
-    lines = [
-        f"`python benchmarks/rerank.py --users {base['n_users']} --valid-users {base['n_valid']}` "
-        f"(written {base['written']}). ML-100K, holdout 0.8/0.1/0.1 (split seed 2020), full "
-        f"ranking over all {base['n_items']} items, test part, {base['n_users']} test users "
-        "sampled with seed 0 (those of the `llm` section). EASE (reg 500, seed 42) shortlists "
-        "each user's 20 best unseen items; Gemma 3 270M (genrec's transformers backend, "
-        "zero-shot, 10 recent titles) scores them pointwise (each title's likelihood) or "
-        "listwise (one prompt, candidates under letters A-T in EASE's order, the probability of "
-        "each letter). **unfused**: the LLM's order of the shortlist. **fused linear** (the "
+    lines = ["| model | NDCG@10 | Recall@10 | NDCG@10 vs EASE | Recall@10 vs EASE | w (best w) | "
+             "LM calls / user | prompt + answer tokens / user | s / user |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    return lines + [row_line(name, values, tests, cost[name]) for name, values in rows.items()]
+
+
+def intro(modes: list[dict]) -> str:
+    return (
+        "`python benchmarks/rerank.py` (latest run written "
+        f"{max(m['written'] for m in modes)}). ML-100K, holdout 0.8/0.1/0.1 (split seed 2020), "
+        f"full ranking over all {modes[0]['n_items']} items, test part, test users sampled with "
+        "seed 0 (the 200 of the `llm` section, or the first of that draw for smaller samples). "
+        "EASE (reg 500, seed 42) shortlists each user's 20 best unseen items; Gemma 3 270M "
+        "(genrec's transformers backend, zero-shot, 10 recent titles) scores them: "
+        "**pointwise** (each title's likelihood), **listwise** (one prompt, candidates under "
+        "letters A-T in EASE's order, the probability of each letter), **pairwise** (PRP: "
+        "the letter question about two candidates, both orders, each candidate against the next "
+        "one in EASE's order; score = mean log-odds preference) or **setwise** (windows of 5 "
+        "overlapping by one, one question each; score = letter log-probability relative to "
+        "uniform). **unfused**: the LLM's order of the shortlist. **fused linear** (the "
         "pipeline's default): (1-w) z(EASE) + w z(LLM), scores standardised within the "
         "shortlist. **fused rrf**: (1-w)/(60+rank_EASE) + w/(60+rank_LLM). w is learned on "
-        f"{base['n_valid']} validation users (training histories, validation items as targets): "
-        "the w in 0, 0.05, ..., 1 with the best NDCG@10, kept when its gain over w = 0 exceeds "
-        "two paired standard errors, else 0. Every variant orders the same LLM scores. Intervals: 95% bootstrap "
-        "over users; tests: paired t and Wilcoxon against EASE, Holm-adjusted over the rows, the "
-        "larger p shown, * below 0.05.", "",
-        "| model | NDCG@10 | Recall@10 | NDCG@10 vs EASE | Recall@10 vs EASE | w (best w) | "
-        "LM calls / user | prompt + answer tokens / user | s / user |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name, values in rows.items():
-        lines.append(row_line(name, values, tests, cost[name]))
-    lines += ["", fit_paragraph(modes), "", machine(base, modes)]
-    return "\n".join(lines)
+        "validation users (training histories, validation items as targets): the w in 0, 0.05, "
+        "..., 1 with the best NDCG@10, kept when its gain over w = 0 exceeds two paired "
+        "standard errors, else 0. Every variant orders the same LLM scores. Intervals: 95% "
+        "bootstrap over users; tests: paired t and Wilcoxon against EASE, Holm-adjusted over "
+        "the rows of a table, the larger p shown, * below 0.05. Cost: LM scoring calls, prompt "
+        "tokens and scored answer tokens (Gemma's tokenizer), wall seconds per test user.")
 
 
 def row_line(name: str, values: dict, tests: dict, mode: dict | None) -> str:
@@ -213,13 +247,13 @@ def fit_paragraph(modes: list[dict]) -> str:
                      f"{c['users']} validation users ({c['seconds'] / max(c['users'], 1):.2f} s "
                      f"each); validation NDCG@10 of the linear fusion by w: {shown}")
     return ("A fused pipeline whose learned w is 0 never asks the LLM at test time (the cost "
-            "columns show 0 then). Fit-time cost and the validation curves: " + "; ".join(parts)
+            "columns show 0 then). Learning w (at fit) and the validation curves: " + "; ".join(parts)
             + ".")
 
 
-def machine(base: dict, modes: list[dict]) -> str:
-    v = base["versions"]
-    loads = base["loads"] + [x for m in modes for x in m.get("loads", [])]
+def machine(modes: list[dict]) -> str:
+    v = modes[0]["versions"]
+    loads = [x for m in modes for x in m.get("loads", [])]
     return (f"Machine: {v['cpu_count']} cores shared with other jobs, {v['platform']}, Python "
             f"{v['python']}, torch {v['torch']}, genrec {v['genrec']}; 1 thread; 1-minute load "
             "average during the runs: " + ", ".join(f"{x:.1f}" for x in loads) + ".")
@@ -248,20 +282,20 @@ def run(args) -> None:
     data = sources.load("ml-100k", cache_dir=args.cache_dir)
     split = holdout_split(data, (0.8, 0.1, 0.1), seed=2020)
     eligible = np.flatnonzero(split.test.user_counts > 0)
-    users = np.sort(np.random.default_rng(0).choice(eligible, min(args.users, len(eligible)),
-                                                    replace=False))
+    draw = np.random.default_rng(0).choice(eligible, min(max(args.users, 200), len(eligible)),
+                                           replace=False)  # the llm section's 200 come first
+    users = np.sort(draw[:args.users])
     ease = EASE().fit(split.train, options=OPTIONS)
     RESULTS.mkdir(parents=True, exist_ok=True)
     base = {"n_users": len(users), "n_valid": args.valid_users, "n_items": split.train.n_items,
-            "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "versions": {**library_versions(), "platform": platform.platform()},
-            "loads": [load_average()],
-            "per_user": per_user(split, users, ease.score(split.history("test").user_item_order[users]))}
-    atomic_write(RESULTS / "rerank_ease.json", json.dumps(base, default=float))
+            "ease": per_user(split, users, ease.score(split.history("test").user_item_order[users]))}
     lm = CountingLM(get_language_model(args.lm, threads=1))
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
+        loads = [load_average()]
         out = run_mode(mode, split, users, ease, lm, args.valid_users)
-        out["loads"] = [load_average()]
+        out.update(base, loads=loads + [load_average()],
+                   written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
         atomic_write(RESULTS / f"rerank_{mode}.json", json.dumps(out, default=float))
 
 
