@@ -96,6 +96,8 @@ class TuneConfig(ModelConfig):
     negatives: str = "uniform"  # "uniform" or "retrieved" (hard negatives from `retriever`)
     retriever: str = "ease"  # model fitted on the training part for retrieved negatives
     n_hard: int = 20  # retrieved negatives come from the retriever's top n_hard items
+    folds: int = 0  # >= 2: the retriever is fitted k times, never on the case's user (0: once)
+    uniform_share: float = 0.0  # retrieved negatives: this share is drawn uniformly instead
 
     def __post_init__(self):
         self.check(self.method in METHODS, "method", f"one of {METHODS}")
@@ -108,6 +110,9 @@ class TuneConfig(ModelConfig):
         self.check(self.negatives in NEGATIVES, "negatives", f"one of {NEGATIVES}")
         self.check(0 <= self.dropout < 1, "dropout", "a number in [0, 1)")
         self.check(self.time_budget >= 0, "time_budget", "seconds >= 0 (0 = no limit)")
+        self.check(isinstance(self.folds, int) and (self.folds == 0 or self.folds >= 2), "folds",
+                   "0 (one retriever on all training data) or k >= 2 folds")
+        self.check(0 <= self.uniform_share <= 1, "uniform_share", "a number in 0..1")
         self.check(self.learning_rate is None or 0 < self.learning_rate < 1, "learning_rate",
                    "None or a number in (0, 1)")
         self.check(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "warmup_steps",
@@ -215,11 +220,9 @@ def tune(split, config: TuneConfig | None = None, *, output, lm=None,
     model, _ = lm._ready()
     data_options = dict(per_user=config.per_user, history_len=config.history_len,
                         n_candidates=config.n_candidates, n_hard=config.n_hard,
-                        like_threshold=config.like_threshold)
+                        like_threshold=config.like_threshold, uniform_share=config.uniform_share)
     if config.negatives == "retrieved" and (examples is None or valid_examples is None):
-        from genrec.build import build_model
-
-        data_options["retriever"] = build_model(config.retriever).fit(split.train, options=options)
+        data_options["retriever"] = _retriever(split, config, options)
     if examples is None:
         examples = build_examples(split, config.task, part="train", seed=options.seed, **data_options)
     if valid_examples is None:
@@ -243,6 +246,18 @@ def tune(split, config: TuneConfig | None = None, *, output, lm=None,
     return TuneResult(output, run.step, run.best_step, run.best_loss, len(train), len(valid),
                       skipped + skipped_valid, seconds, run.tokens / max(seconds, 1e-9),
                       sum(p.numel() for p in params.values()), stopped, run.log)
+
+
+def _retriever(split, config: TuneConfig, options):
+    """The fitted retriever of retrieved negatives and shortlists: one model on all training
+    data, or a :class:`~genrec.tuning.instructions.FoldRetriever` with ``config.folds``."""
+    from genrec.build import build_model
+    from genrec.tuning.instructions import FoldRetriever
+
+    if config.folds >= 2:
+        return FoldRetriever(lambda: build_model(config.retriever), k=config.folds,
+                             seed=options.seed).fit(split.train, options=options)
+    return build_model(config.retriever).fit(split.train, options=options)
 
 
 def _attach(model, config: TuneConfig):
