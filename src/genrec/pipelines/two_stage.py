@@ -13,9 +13,11 @@ calibrated linear fusion ``(1 - w) * z(retriever) + w * z(reranker)`` of the sco
 within the shortlist, with the reranker's weight ``w`` learned at fit on ``fusion_users``
 validation users (their training histories, their validation items as targets; the weight with
 the best NDCG@10, kept when its gain over the retriever alone exceeds two paired standard
-errors, else 0). A reranker that does not help on validation users thus gets weight 0, and the pipeline returns its retriever's ranking without
-asking the reranker at all. ``fusion="none"`` keeps the unfused order (the reranker's scores
-alone, LlamaRec's pipeline); ``fusion_weight`` fixes the weight instead of learning it.
+errors, else 0). A reranker that does not help on validation users thus gets weight 0, and the
+pipeline returns its retriever's ranking without asking the reranker at all. Fitted without
+validation data, the weight is 1 (the reranker's order). ``fusion="none"`` keeps the unfused
+order (the reranker's scores alone, LlamaRec's pipeline); ``fusion_weight`` fixes the weight
+instead of learning it.
 
 The result is a full ranking, so ``evaluate`` measures the pipeline under the same protocol as
 every model: the shortlist ranks above every other item, in the fused order, and the other items
