@@ -196,6 +196,7 @@ def table(modes: list[dict]) -> list[str]:
 
 def intro(modes: list[dict]) -> str:
     return (
+        "## Generative reranking over EASE, fused and unfused\n\n"
         "`python benchmarks/rerank.py` (latest run written "
         f"{max(m['written'] for m in modes)}). ML-100K, holdout 0.8/0.1/0.1 (split seed 2020), "
         f"full ranking over all {modes[0]['n_items']} items, test part, test users sampled with "
@@ -215,7 +216,10 @@ def intro(modes: list[dict]) -> str:
         "standard errors, else 0. Every variant orders the same LLM scores. Intervals: 95% "
         "bootstrap over users; tests: paired t and Wilcoxon against EASE, Holm-adjusted over "
         "the rows of a table, the larger p shown, * below 0.05. Cost: LM scoring calls, prompt "
-        "tokens and scored answer tokens (Gemma's tokenizer), wall seconds per test user.")
+        "tokens and scored answer tokens (Gemma's tokenizer), wall seconds per test user. "
+        "Setwise and pairwise ran on smaller samples (the first users of the same draw, w "
+        "learned on as many validation users) because they cost 5 and 38 LM calls per user on "
+        "2 cores shared with other jobs.")
 
 
 def row_line(name: str, values: dict, tests: dict, mode: dict | None) -> str:
