@@ -150,3 +150,14 @@ def test_learned_weight_survives_save_and_load(world, tmp_path):
     assert loaded.fusion_weight_ == pipe.fusion_weight_
     histories = world.split.history("test").user_item_order[:8]
     np.testing.assert_array_equal(loaded.score(histories), pipe.score(histories))
+
+
+def test_without_validation_histories_the_weight_is_the_rerankers(world):
+    from genrec.data.splits import held_out_users_split
+
+    cold = held_out_users_split(world.data, 0.2, seed=0)  # valid users have no training history
+    pipe = TwoStage(n_candidates=10, retriever=Pop(), reranker=EASE(reg=10.0))
+    pipe.fit(cold.train, valid=cold.valid, options=OPTIONS)
+    assert pipe.fusion_weight_ == 1.0 and pipe.fusion_search_ is None
+    fit(pipe, world)
+    assert pipe.fusion_search_ is not None  # a split whose valid users have training histories

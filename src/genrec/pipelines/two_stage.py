@@ -15,7 +15,8 @@ validation users (their training histories, their validation items as targets; t
 the best NDCG@10, kept when its gain over the retriever alone exceeds two paired standard
 errors, else 0). A reranker that does not help on validation users thus gets weight 0, and the
 pipeline returns its retriever's ranking without asking the reranker at all. Fitted without
-validation data, the weight is 1 (the reranker's order). ``fusion="none"`` keeps the unfused
+validation users who have a training history (no ``valid``, or a cold-start split), the weight is
+1 (the reranker's order). ``fusion="none"`` keeps the unfused
 order (the reranker's scores alone, LlamaRec's pipeline); ``fusion_weight`` fixes the weight
 instead of learning it.
 
@@ -239,13 +240,14 @@ class TwoStage(Recommender):
 
 
 def validation_targets(train, valid, n_users: int, *, seed: int) -> tuple[np.ndarray, sp.csr_matrix]:
-    """Up to ``n_users`` users (drawn with ``seed``, sorted) with a validation item not in their
-    training history, and (U, n_items) CSR of those items; none without ``valid``."""
+    """Up to ``n_users`` users (drawn with ``seed``, sorted) with a training history and a
+    validation item not in it, and (U, n_items) CSR of those items; none without ``valid`` (nor
+    in a cold-start split, whose validation users have no training history to rank from)."""
     if valid is None or len(valid) == 0:
         return np.zeros(0, np.int64), sp.csr_matrix((0, train.n_items), dtype=np.float32)
     relevant = valid.user_items - valid.user_items.multiply(train.user_items)
     relevant.eliminate_zeros()
-    users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    users = np.flatnonzero((np.diff(relevant.indptr) > 0) & (train.user_counts > 0))
     if len(users) > n_users:
         users = np.sort(np.random.default_rng(seed).choice(users, n_users, replace=False))
     return users, relevant[users]
