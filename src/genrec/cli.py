@@ -547,7 +547,7 @@ def _load(args):
 def _options(args):
     from genrec.options import RunOptions
 
-    return RunOptions(seed=args.seed, threads=_threads(args), progress=not args.quiet)
+    return RunOptions(seed=args.seed, threads=_threads(args), progress=not args.quiet).pinned()
 
 
 def _threads(args) -> int | None:

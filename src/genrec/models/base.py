@@ -173,7 +173,7 @@ class Recommender:
             raise DataError(f"fit expects a genrec Dataset, got {type(train).__name__}")
         if len(train) == 0:
             raise DataError("cannot fit on an empty training set")
-        options = options or RunOptions()
+        options = (options or RunOptions()).pinned()  # one thread count for every part of a fit
         self.n_users_, self.n_items_ = train.n_users, train.n_items
         self.data_fingerprint_ = data_fingerprint(train)
         with options.torch_threads():  # restored after: fit leaves process-wide state as found
