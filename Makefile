@@ -58,6 +58,7 @@ benchmarks: setup
 	$(PY) benchmarks/retrieval.py
 	$(PY) benchmarks/language_models.py
 	$(PY) benchmarks/llm.py
+	$(PY) benchmarks/rerank.py
 	$(PY) benchmarks/explain.py
 
 clean:

@@ -172,6 +172,9 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--base", default="gemma-3-270m",
                       help="base model: a shipped name, a local transformers folder or a .gguf")
     tune.add_argument("--steps", type=int, help="optimizer steps (default: TuneConfig.max_steps)")
+    tune.add_argument("--time-budget", type=float, metavar="SECONDS",
+                      help="stop training after this many seconds (the best weights so far are "
+                           "kept; default: no limit)")
     tune.add_argument("--output", type=Path, required=True, help="adapter folder (resumes there)")
     tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="a TuneConfig field, e.g. --set r=16 --set learning_rate=1e-4")
@@ -460,6 +463,8 @@ def _cmd_tune(args) -> int:
               **parse_overrides(args.set, ["tune"], flat=True)["tune"]}
     if args.steps is not None:
         values["max_steps"] = args.steps
+    if args.time_budget is not None:
+        values["time_budget"] = args.time_budget
     config = TuneConfig.from_dict(values)
     check_writable(args.output / "genrec_adapter.json", what="--output")
     data, _ = _load(args)

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import os
+import types
 import typing
 import uuid
 import warnings
@@ -102,7 +103,7 @@ class ModelConfig:
 def _coerce(key: str, value: Any, hint: Any) -> Any:
     base = typing.get_origin(hint) or hint
     args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if base is typing.Union or (base.__class__.__name__ == "UnionType"):
+    if base is typing.Union or base is types.UnionType:  # Optional[X] or X | None
         if value is None or value == "none":
             return None
         base = args[0]
