@@ -227,15 +227,27 @@ def build_service(settings: ServeSettings, *, notice=lambda message: None) -> Re
 
 
 def build_app(settings: ServeSettings, service: RecService | None = None):
-    """The app of ``settings`` (building the service unless given)."""
+    """The app of ``settings`` (building the service unless given), in a process that scores
+    with one BLAS and one torch thread per request: the server's parallelism is its concurrent
+    requests and ``--workers``, and a thread pool of requests each starting a pool of BLAS
+    threads oversubscribes the cores."""
     from genrec.serving.feedback import FeedbackStore
 
+    _one_compute_thread_per_request()
     service = service or build_service(settings)
     keys = KeyRing.from_file(settings.api_keys) if settings.api_keys else None
     store = FeedbackStore(settings.feedback) if settings.feedback else None
     return create_app(service, keys=keys, feedback=store,
                       limits=ServeLimits(**(settings.limits or {})),
                       cors_origins=settings.cors_origins)
+
+
+def _one_compute_thread_per_request() -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(limits=1)
 
 
 def app_from_env():
