@@ -187,7 +187,10 @@ def write(args) -> None:
           f"sample of {args.lm_sample} test users, their hallucination and injection scenarios "
           f"on {args.lm_users} of those. Cells: mean [95% bootstrap interval over users]; "
           "corpus-level values (Gini, coverage, AUCs) without one. Every metric is defined in "
-          "docs/audit.md; the full matrix with charts: `benchmarks/results/audit.html`.",
+          "docs/audit.md; the full matrix with charts: `benchmarks/results/audit.html`. "
+          "Gini and coverage grow or shrink with the number of users whose lists are pooled, so "
+          f"the two LM rows ({args.lm_sample} users) compare with each other, not with the ID "
+          "rows.",
           "", "**Accuracy and exposure**", "",
           _accuracy_table(doc, models)]
     doc_by = lambda scenario: {"results": [r for r in doc["results"] if r["scenario"] == scenario]}  # noqa: E731
@@ -309,6 +312,13 @@ def findings(doc, models, base) -> list[str]:
                    f"their nearest profiles than real users are (AUC {det['mean']:.3f}; the "
                    f"inverted score would reach {1 - det['mean']:.3f}). A fixed-direction baseline "
                    "detector is not a defence on this data.")
+    for attr in ("activity", "gender", "age", "occupation"):
+        sig = {m: v for m in models
+               if (v := _get(doc, m, "fairness", f"ndcg_gap@10[{attr}]")) and v["p_value"] < 0.05}
+        if sig:
+            out.append(f"- NDCG@10 differs by {attr} (p < 0.05, uncorrected) for "
+                       + ", ".join(f"{m} ({v['best_group']} > {v['worst_group']} by "
+                                   f"{v['mean']:.3f})" for m, v in sig.items()) + ".")
     gaps = {m: _get(doc, m, "fairness", "ndcg_gap@10[gender]") for m in models}
     for m in ("llm", "ease+llm"):
         v = gaps.get(m)
