@@ -49,18 +49,19 @@ class Agent:
         store: a session store (default: in memory); :class:`SqliteSessionStore` persists.
         text_model, explainer: see :class:`~genrec.agents.tools.Toolbox`.
         k: how many items a list shows.
-        clarify: ask a clarifying question when candidates are many and constraints few.
+        clarify: ask a clarifying question when candidates are many (more than
+            ``ask_above``) and constraints few.
     """
 
     def __init__(self, data, ranker, *, lm=None, store=None, text_model=None, explainer=None,
-                 k: int = 10, clarify: bool = True):
+                 k: int = 10, clarify: bool = True, ask_above: int = 50):
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
             raise ConfigError(f"k must be an integer in 1..50, got {k!r}")
         self.tools = Toolbox(data, ranker, text_model=text_model, explainer=explainer)
         self.rules = RuleUnderstanding(self.tools.table, self.tools.titles)
         self.planner = self.rules if lm is None else LMPlanner(lm, self.rules)
         self.store = store if store is not None else MemorySessionStore()
-        self.data, self.k, self.clarify = data, k, clarify
+        self.data, self.k, self.clarify, self.ask_above = data, k, clarify, ask_above
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
     def start(self, session_id: str, *, history: Sequence[int] = (), user: str | None = None
@@ -112,7 +113,7 @@ class Agent:
 
     def _question(self, session: Session, work: TurnWork, calls: list[ToolCall]) -> str | None:
         candidates = session.candidates if session.candidates is not None else []
-        asked = work.clarify or (self.clarify and should_ask(session, len(candidates))
+        asked = work.clarify or (self.clarify and should_ask(session, len(candidates), many=self.ask_above)
                                  and all(c.tool == "recommend" for c in calls))
         if not asked:
             return None

@@ -32,10 +32,10 @@ def entropy(counts: Counter) -> float:
     return -sum(c / total * math.log2(c / total) for c in counts.values() if c > 0) if total else 0.0
 
 
-def should_ask(session: Session, n_candidates: int) -> bool:
-    """Candidates many and constraints few (and something is left to ask)."""
+def should_ask(session: Session, n_candidates: int, *, many: int = MANY_CANDIDATES) -> bool:
+    """Candidates many (more than ``many``) and constraints few (and something left to ask)."""
     open_attributes = [a for a in ATTRIBUTES if a not in session.asked]
-    return (n_candidates > MANY_CANDIDATES and len(session.constraints) < MAX_CONSTRAINTS
+    return (n_candidates > many and len(session.constraints) < MAX_CONSTRAINTS
             and not session.liked and bool(open_attributes))
 
 
