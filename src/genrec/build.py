@@ -148,6 +148,7 @@ def parse_overrides(pairs: list[str], names: list[str], *, flat: bool = False) -
 
 # ---- conversational agents -------------------------------------------------------------------
 CHAT_PREFIX = "chat:"
+ORACLE_PREFIX = "oracle:"
 
 
 def parse_agent_specs(text: str) -> list[str]:
@@ -162,9 +163,12 @@ def parse_agent_specs(text: str) -> list[str]:
 
 
 def _agent_model_spec(spec: str) -> str:
-    model_spec = spec[len(CHAT_PREFIX):] if spec.startswith(CHAT_PREFIX) else spec
+    model_spec = spec
+    for prefix in (CHAT_PREFIX, ORACLE_PREFIX):
+        model_spec = model_spec[len(prefix):] if model_spec.startswith(prefix) else model_spec
     if not model_spec.strip():
-        raise ConfigError(f"{spec!r} names no model; write chat:MODEL (e.g. chat:ease) or MODEL")
+        raise ConfigError(f"{spec!r} names no model; write chat:MODEL (e.g. chat:ease), "
+                          "oracle:MODEL or MODEL")
     return model_spec.strip()
 
 
@@ -173,6 +177,7 @@ def conversational_agent(spec: str, train, *, options=None, lm=None, model=None,
 
     ``"chat:SPEC"`` is the conversational :class:`~genrec.agents.Agent` ranking with the model
     SPEC (a BM25 index over the item texts serves its text search; ``lm`` plans when given);
+    ``"oracle:SPEC"`` knows the target's attributes (a reference point, for simulations only);
     a plain ``"SPEC"`` is that model without dialogue, showing its top items for the history
     every turn. The model is fitted on ``train`` unless a fitted ``model`` is passed.
 
@@ -180,12 +185,14 @@ def conversational_agent(spec: str, train, *, options=None, lm=None, model=None,
         ConfigError: an unknown model spec (the message lists the names).
     """
     from genrec.agents import Agent
-    from genrec.agents.simulation import ChatAgent, RankerOnly
+    from genrec.agents.simulation import AttributeOracle, ChatAgent, RankerOnly
 
     name = spec.strip().lower()
     chat, model_spec = name.startswith(CHAT_PREFIX), _agent_model_spec(name)
     if model is None:
         model = build_model(model_spec).fit(train, options=options)
+    if name.startswith(ORACLE_PREFIX):
+        return AttributeOracle(name, model, train)
     if not chat:
         return RankerOnly(name, model, train.n_items)
     text_model = build_model("bm25").fit(train, options=options) if train.catalog is not None else None

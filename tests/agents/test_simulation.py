@@ -90,3 +90,19 @@ def test_bad_simulation_settings_are_refused(world):
         simulate(world.split, {}, simulator="llm")
     with pytest.raises(ConfigError, match="--turns"):
         simulate(world.split, {}, turns=0)
+
+
+def test_the_attribute_oracle_shows_only_matching_items_ten_new_a_turn(world):
+    from genrec.agents.simulation import AttributeOracle
+
+    oracle = AttributeOracle("oracle:ease", MODELS["ease"]().fit(world.split.train), world.split.train)
+    catalog = world.data.catalog
+    target = 7
+    episode = Episode(user=0, history=(3,), target=target)
+    oracle.begin("e", episode)
+    shown = [oracle.turn("e", "x").items for _ in range(3)]
+    want = {i for i in range(world.data.n_items) if i != 3
+            and set(catalog.genres(target)) <= set(catalog.genres(i))
+            and catalog.year(i) // 10 == catalog.year(target) // 10}
+    assert target in want and sorted(i for s in shown for i in s) == sorted(want)
+    assert all(len(s) <= 10 for s in shown) and shown[-1] == []

@@ -16,7 +16,9 @@ Per-episode metrics (means with bootstrap intervals from :mod:`genrec.evaluation
   failed), ``lm_calls``, ``lm_tokens`` and ``seconds`` per episode.
 
 Agents follow :class:`ConversationalAgent`: :class:`RankerOnly` (a model's top-k from the history,
-the same every turn: no dialogue) and :class:`ChatAgent` (the :class:`~genrec.agents.Agent`).
+the same every turn: no dialogue), :class:`AttributeOracle` (knows the target's attributes from
+the start: attribute filtering with perfect knowledge) and :class:`ChatAgent` (the
+:class:`~genrec.agents.Agent`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class TurnResult:
     plan: dict = field(default_factory=dict)
     tool_calls: int = 0
     tool_failures: int = 0
+    trace: list = field(default_factory=list)
 
 
 class ConversationalAgent(Protocol):
@@ -85,6 +88,43 @@ class RankerOnly:
         return TurnResult(ranking[:SHOWN], ranking)
 
 
+class AttributeOracle:
+    """Attribute filtering with perfect knowledge: knows the target's genres and decade from
+    the start, ranks the items having all of them with ``model`` and shows ten new ones a turn
+    (a reference point, not a strict upper bound: an agent that relaxes constraints or follows
+    critiques can beat it)."""
+
+    def __init__(self, name: str, model, data):
+        from genrec.agents.item_table import ItemTable
+
+        self.name, self.model, self.n_items = name, model, data.n_items
+        self.table, self.catalog = ItemTable(data.catalog), data.catalog
+        self._lists: dict[str, list[int]] = {}
+        self._turns: dict[str, int] = {}
+
+    def matching(self, episode: Episode) -> np.ndarray:
+        """Unseen items with every genre of the target and its decade."""
+        from genrec.agents.session import Condition
+
+        target = TargetProfile.of(self.catalog, episode.target)
+        conditions = [Condition("genre", "has", g) for g in target.genres]
+        if target.decade is not None:
+            conditions.append(Condition("year", "between", [target.decade, target.decade + 9]))
+        return np.setdiff1d(self.table.filter(conditions), list(episode.history))
+
+    def begin(self, episode_id: str, episode: Episode) -> None:
+        allowed = self.matching(episode)
+        history = as_history_matrix([list(episode.history)], self.n_items)
+        scores = np.asarray(self.model.score(history))[0][allowed]
+        self._lists[episode_id] = allowed[np.lexsort((allowed, -scores))].tolist()
+        self._turns[episode_id] = 0
+
+    def turn(self, episode_id: str, text: str) -> TurnResult:
+        ranking = self._lists[episode_id][self._turns[episode_id] * SHOWN:]
+        self._turns[episode_id] += 1
+        return TurnResult(ranking[:SHOWN], ranking[:max(RECALL_KS)])
+
+
 class ChatAgent:
     """The conversational :class:`~genrec.agents.Agent` behind the episode interface."""
 
@@ -98,7 +138,7 @@ class ChatAgent:
         reply = self.agent.respond(episode_id, text)
         failures = sum("error" in step for step in reply.trace)
         return TurnResult(reply.items, reply.ranking, reply.text, reply.question, reply.plan,
-                          len(reply.trace), failures)
+                          len(reply.trace), failures, reply.trace)
 
 
 def episodes_from_split(split, *, n_users: int | None, seed: int = 0) -> list[Episode]:
@@ -132,10 +172,13 @@ def run_episode(agent: ConversationalAgent, episode: Episode, *, catalog, n_item
     text, hit_turn = simulator.opening(), None
     log, results = [], []
     for turn in range(1, turns + 1):
+        turn_start = time.perf_counter()
         result = agent.turn(episode_id, text)
         results.append(result)
         log.append({"user": text, "revealed": [list(a) for a in simulator.revealed_per_turn[-1]],
-                    "agent": result.text, "items": result.items, "question": result.question})
+                    "agent": result.text, "items": result.items, "question": result.question,
+                    "tools": [step.get("tool") for step in result.trace],
+                    "plan": result.plan, "seconds": time.perf_counter() - turn_start})
         if episode.target in result.items[:SHOWN]:
             hit_turn = turn
             break
