@@ -21,11 +21,13 @@ run: setup
 # of benchmarks/recbole_peers.py.
 test: setup lint
 	bash scripts/setup_recbole.sh
+	bash scripts/setup_browser.sh
 	$(PY) -m pytest
 
 # The inner loop: the same suite without the end-to-end MovieLens-100K tests (marked slow in
 # tests/conftest.py). Pass more pytest options with ARGS="...".
 test-fast: setup lint
+	bash scripts/setup_browser.sh
 	$(PY) -m pytest -m "not slow" $(ARGS)
 
 # Ruff lint and format checks (configured in pyproject.toml). Until the tree has had its one-time

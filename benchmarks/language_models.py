@@ -110,8 +110,10 @@ def prefill(lm, prompt: str) -> None:
     if type(lm).__name__ == "TransformersLM":
         import torch
 
+        from genrec.options import torch_threads
+
         model, _ = lm._ready()
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(lm._threads):
             model(input_ids=torch.tensor([lm._encode(prompt)]), logits_to_keep=1)
     else:
         llm = lm._ready()

@@ -34,7 +34,8 @@ from typing import Any, Callable, Mapping
 
 from genrec.errors import ArtifactError, ConfigError
 from genrec.models import MODELS, Recommender
-from genrec.models.base import load_weights, read_artifact_meta
+from genrec.io import check_writable_folder
+from genrec.models.base import ARTIFACT_FILES, check_artifact, load_weights, read_artifact
 from genrec.pipelines.hybrid import Hybrid
 from genrec.pipelines.two_stage import TwoStage, TwoStageConfig
 
@@ -200,36 +201,41 @@ def conversational_agent(spec: str, train, *, options=None, lm=None, model=None,
 
 
 # ---- artifacts -------------------------------------------------------------------------------
-def load_model(path: str | os.PathLike, *, expect_data: str | None = None) -> Recommender:
+def load_model(path: str | os.PathLike, *, expect_data=None) -> Recommender:
     """The model saved in the folder ``path`` (any model or pipeline :meth:`save` wrote).
 
     Args:
-        expect_data: the checksum of the data the caller will use; a model trained on other
-            data is an :class:`~genrec.errors.ArtifactError` that says to retrain.
+        expect_data: the data the caller will use (a Dataset, or its checksum); a model trained
+            on other data is an :class:`~genrec.errors.ArtifactDataError` that says to retrain.
+
+    Raises:
+        ArtifactError: missing or damaged files (NaN weights included), files of two saves.
+        ArtifactDataError: other training data than ``expect_data``.
+
+    A model saved by another genrec version loads with a ``UserWarning``
+    (:func:`genrec.models.base.check_artifact`).
     """
-    meta = read_artifact_meta(path)
-    if expect_data is not None and meta.get("data_checksum") not in (None, expect_data):
-        raise ArtifactError(f"the model at {path} was trained on different data (checksum "
-                            f"{meta.get('data_checksum')}, the data now: {expect_data}); retrain it")
+    meta, state = read_artifact(path)
+    check_artifact(meta, path, expect_data=expect_data)
     try:
         cls = model_class(meta["model"])
         model = _assemble(cls, cls.Config.from_dict(meta["config"]))
     except ConfigError as exc:
         raise ArtifactError(f"{path} has an invalid config ({exc}); retrain the model") from None
-    return load_weights(model, path, meta)
+    return load_weights(model, path, meta, state)
 
 
 def saved_or_trained(spec: str, data, folder: str | os.PathLike, *,
                      overrides: Mapping[str, Any] | None = None, options=None,
                      notice: Callable[[str], None] = lambda message: None) -> Recommender:
     """The model saved in ``folder`` for ``data``; trained on all of ``data`` and saved there
-    first when the folder holds none. A saved model of other data is an ArtifactError."""
+    first when the folder holds none. A saved model of other data is an ArtifactDataError."""
     folder = Path(folder)
     if not (folder / "config.json").exists():
         notice(f"no saved {spec} model at {folder}; training one now")
         return train_and_save(build_model(spec, overrides), data, folder, options=options,
                               notice=notice)
-    model = load_model(folder, expect_data=data.checksum())
+    model = load_model(folder, expect_data=data)
     if model.name != model_class(spec).name:
         raise ArtifactError(f"{folder} holds a {model.name!r} model, not {spec!r}; give another "
                             "artifact folder or retrain")
@@ -237,11 +243,20 @@ def saved_or_trained(spec: str, data, folder: str | os.PathLike, *,
 
 
 def train_and_save(model: Recommender, data, folder: str | os.PathLike, *, options=None,
+                   metadata: Mapping[str, Any] | None = None,
                    notice: Callable[[str], None] = lambda message: None) -> Recommender:
-    """Fit ``model`` on all interactions of ``data`` and save it with the data's fingerprint."""
+    """Fit ``model`` on all interactions of ``data`` and save it (with the data's fingerprint,
+    which :meth:`Recommender.fit` records, plus ``metadata``, e.g. the checksum of the data
+    before feedback was added). The folder is checked before training.
+
+    Raises:
+        ConfigError: ``folder`` is a file or special file, holds files other than a saved
+            model's, or cannot be written.
+    """
+    check_writable_folder(folder, what="the artifact folder", owned=ARTIFACT_FILES)
     notice(f"training {model.name} on all {len(data)} interactions of {data.name}")
     model.fit(data, options=options)
-    model.save(folder, metadata={"dataset": data.name, "data_checksum": data.checksum()})
+    model.save(folder, metadata=metadata)
     return model
 
 

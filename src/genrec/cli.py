@@ -11,6 +11,8 @@ traceback for bad input.
     genrec train --dataset ml-100k --model ease
     genrec recommend --dataset ml-100k --model ease --user 196 --k 10
     genrec sample --dataset ml-100k --model multvae --n 100 --output synthetic.csv
+    genrec serve --dataset ml-100k --models ease,sasrec --port 8000
+    genrec keys add web --scope read --file keys.json
     genrec serve-lm --model gemma-3-270m --port 8000
     genrec explain --dataset ml-100k --model ease --user 1 --k 3 --lm template
     genrec tune --dataset ml-100k --task next-item --method lora --output artifacts/lora
@@ -39,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     try:
+        if getattr(args, "threads", None) is not None:
+            _threads(args)  # a bad --threads fails before any work
         return args.run(args) or 0
     except GenrecError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -113,6 +117,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a hyper-parameter, e.g. --set reg=300 (or ease.reg=300)")
     train.add_argument("--output", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
+    train.add_argument("--feedback", type=Path, metavar="FILE",
+                       help="also fit on the feedback events `genrec serve --feedback FILE` stored")
     train.set_defaults(run=_cmd_train)
 
     rec = sub.add_parser("recommend", help="top-k items for a user or for a history of items")
@@ -194,6 +200,15 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--transcripts", type=Path,
                           help="write one JSON line per episode here (default: beside --output)")
     simulate.set_defaults(run=_cmd_simulate)
+    _serve_parser(sub)
+    keys = sub.add_parser("keys", help="API keys for genrec serve")
+    keys.set_defaults(run=lambda args: keys.print_help() or EXIT_ERROR)
+    keys_sub = keys.add_subparsers(dest="keys_command")
+    add = keys_sub.add_parser("add", help="make a key; prints it once (only its hash is stored)")
+    add.add_argument("name")
+    add.add_argument("--scope", required=True, choices=["read", "write", "admin"])
+    add.add_argument("--file", type=Path, required=True, help="the key file (made when missing)")
+    add.set_defaults(run=_cmd_keys_add)
 
     serve_lm = sub.add_parser("serve-lm",
                               help="serve a language model over an OpenAI-compatible API")
@@ -223,6 +238,35 @@ def _parser() -> argparse.ArgumentParser:
                         help="seconds to receive a request body (408)")
     serve_lm.set_defaults(run=_cmd_serve_lm)
     return p
+
+
+def _serve_parser(sub) -> None:
+    serve = sub.add_parser("serve", help="serve recommendations over HTTP, with a web page")
+    _dataset_args(serve)
+    serve.add_argument("--models", default="ease", help=_WithModelNames(
+        "comma-separated model specs, served by name (the first is the default)"))
+    serve.add_argument("--artifacts", type=Path,
+                       help="folder of saved models, one sub-folder per model; missing ones are "
+                            "trained and saved there (default: artifacts/DATASET)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.add_argument("--api-keys", type=Path, metavar="FILE",
+                       help="require X-API-Key from this file (`genrec keys add`)")
+    serve.add_argument("--feedback", type=Path, metavar="FILE",
+                       help="store POST /feedback events in this SQLite file")
+    serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                       help="allow browser calls from this origin (default: CORS off)")
+    serve.add_argument("--verbose", action="store_true", help="log every request")
+    limits = serve.add_argument_group("limits (what genrec serve refuses)")
+    limits.add_argument("--max-body-bytes", type=int, default=1 << 20, help="413 above")
+    limits.add_argument("--max-k", type=int, default=100, help="longest list (422 above)")
+    limits.add_argument("--max-in-flight", type=int, default=64,
+                        help="requests answered at once (503 above)")
+    limits.add_argument("--rate-limit", type=float, default=0.0,
+                        help="requests/s per key or address (429 above; 0 = off)")
+    limits.add_argument("--burst", type=int, default=50, help="requests at once before 429")
+    serve.set_defaults(run=_cmd_serve)
 
 
 def _data_filters(p: argparse.ArgumentParser) -> None:
@@ -311,8 +355,7 @@ def _run(args, exp) -> int:
     """Run an experiment (from a file or from the benchmark flags) and print its table."""
     from genrec.experiment import run_experiment
 
-    threads = args.threads or (1 if os.environ.get("CI") else None)  # CI: never oversubscribe
-    run = run_experiment(exp, cache_dir=_cache_dir(), threads=threads,
+    run = run_experiment(exp, cache_dir=_cache_dir(), threads=_threads(args),
                          progress=not args.quiet, say=lambda message: _say(args, message))
     print(_console_table(run.results))
     return 0
@@ -320,12 +363,24 @@ def _run(args, exp) -> int:
 
 def _cmd_train(args) -> int:
     from genrec.build import build_model, parse_names, parse_overrides, train_and_save
+    from genrec.io import check_writable_folder
+    from genrec.models.base import ARTIFACT_FILES
 
     name = parse_names(args.model, what="--model")[0]
     model = build_model(name, parse_overrides(args.set, [name], flat=True)[name])  # check first
     folder = _artifact_dir(args, name, args.output)
+    check_writable_folder(folder, what="--output" if args.output else "the artifact folder",
+                          owned=ARTIFACT_FILES)
     data, _ = _load(args)
-    train_and_save(model, data, folder, options=_options(args),
+    metadata = {}
+    if args.feedback is not None:
+        from genrec.serving.feedback import read_feedback, with_feedback
+
+        base = data.checksum()
+        data, added = with_feedback(data, read_feedback(args.feedback))
+        metadata = {"base_data_checksum": base, "feedback_events": added}
+        _say(args, f"added {added} feedback events from {args.feedback}")
+    train_and_save(model, data, folder, options=_options(args), metadata=metadata,
                    notice=lambda message: _say(args, message))
     print(f"saved {model.name} to {folder}")
     return 0
@@ -522,6 +577,38 @@ def _cmd_tune(args) -> int:
     return 0
 
 
+def _cmd_serve(args) -> int:
+    from genrec.build import parse_names
+    from genrec.serving.app import ServeSettings, serve
+
+    filters = {"min_rating": args.min_rating, "k_core": args.k_core, "dedup": args.dedup or None}
+    limits = {"max_body_bytes": args.max_body_bytes, "max_k": args.max_k,
+              "max_in_flight": args.max_in_flight, "rate_limit": args.rate_limit,
+              "burst": args.burst}
+    root = args.artifacts or Path(os.environ.get("GENREC_ARTIFACTS", "artifacts")) / Path(
+        args.dataset).name
+    settings = ServeSettings(
+        dataset=args.dataset, models=tuple(parse_names(args.models)), artifacts=str(root),
+        cache_dir=str(_cache_dir()), filters={k: v for k, v in filters.items() if v is not None},
+        api_keys=str(args.api_keys) if args.api_keys else None,
+        feedback=str(args.feedback) if args.feedback else None,
+        cors_origins=tuple(args.cors_origin), limits=limits, seed=args.seed,
+        threads=_options(args).threads)
+    serve(settings, host=args.host, port=args.port, workers=args.workers, verbose=args.verbose,
+          announce=lambda message: print(message, file=sys.stderr, flush=True))
+    return 0
+
+
+def _cmd_keys_add(args) -> int:
+    from genrec.serving.keys import add_key
+
+    key = add_key(args.file, args.name, scope=args.scope)
+    print(f"added key {args.name!r} (scope {args.scope}) to {args.file}; only its hash is "
+          "stored, so copy it now:")
+    print(key)
+    return 0
+
+
 def _cmd_serve_lm(args) -> int:
     from genrec.serving.lm_server import ServerLimits, bind, lm_from_cli, serve
 
@@ -529,7 +616,7 @@ def _cmd_serve_lm(args) -> int:
                           request_timeout=args.request_timeout, max_waiting=args.max_waiting,
                           max_body_bytes=args.max_body_bytes, body_timeout=args.body_timeout)
     bind(args.host, args.port).close()  # a bad or busy port fails before the model is built
-    threads = args.threads or (1 if os.environ.get("CI") else None)
+    threads = _threads(args)
     lm = lm_from_cli(args.model, backend=args.backend, threads=threads, cache_dir=_cache_dir())
     serve(lm, host=args.host, port=args.port, model_name=args.name, limits=limits,
           verbose=args.verbose, announce=lambda message: print(message, file=sys.stderr, flush=True))
@@ -537,22 +624,30 @@ def _cmd_serve_lm(args) -> int:
 
 
 def _saved_or_trained(args, data, filtering: dict, overrides: dict | None = None):
-    """The model saved for this dataset (trained and saved first when there is none)."""
+    """The model saved for this dataset (trained and saved first when there is none).
+
+    A saved model trained on other data is refused with the command that retrains it; one
+    saved by another genrec version loads with a one-line warning."""
+    import warnings
+
     from genrec.build import saved_or_trained
-    from genrec.errors import ArtifactError
+    from genrec.errors import ArtifactDataError
 
     folder = _artifact_dir(args, args.model, args.artifact)
     try:
-        return saved_or_trained(args.model.lower(), data, folder, overrides=overrides,
-                                options=_options(args),
-                                notice=lambda message: print(f"notice: {message}", file=sys.stderr))
-    except ArtifactError as exc:
-        if "different data" not in str(exc):
-            raise
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = saved_or_trained(
+                args.model.lower(), data, folder, overrides=overrides, options=_options(args),
+                notice=lambda message: print(f"notice: {message}", file=sys.stderr))
+    except ArtifactDataError as exc:
         flags = "".join(f" --{k.replace('_', '-')}" + ("" if v is True else f" {v}")
                         for k, v in filtering.items())
-        raise ConfigError(f"the model at {folder} was trained on different data; retrain it with "
-                          f"`genrec train --dataset {args.dataset}{flags} --model {args.model}`") from None
+        raise ArtifactDataError(f"{exc}: `genrec train --dataset {args.dataset}{flags} "
+                                f"--model {args.model}`") from None
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    return model
 
 
 def _load(args):
@@ -566,8 +661,18 @@ def _load(args):
 def _options(args):
     from genrec.options import RunOptions
 
-    threads = args.threads or (1 if os.environ.get("CI") else None)  # CI: never oversubscribe
-    return RunOptions(seed=args.seed, threads=threads, progress=not args.quiet)
+    return RunOptions(seed=args.seed, threads=_threads(args), progress=not args.quiet)
+
+
+def _threads(args) -> int | None:
+    """``--threads`` (a positive integer); when absent, 1 under CI (never oversubscribe) and
+    otherwise None: the free cores."""
+    if args.threads is None:
+        return 1 if os.environ.get("CI") else None
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be a positive number of threads, got {args.threads}; "
+                          "leave it out to use the free cores")
+    return args.threads
 
 
 def _cache_dir() -> Path:

@@ -10,6 +10,7 @@ one-line message and a non-zero exit code, never a traceback::
     ├── SourceError          a dataset could not be fetched or its cache is unusable
     ├── NotFittedError       a model used before ``fit`` (or ``load``)
     ├── ArtifactError        a saved model that cannot be read back
+    │   └── ArtifactDataError  a saved model trained on other data than the data given
     ├── MissingExtraError    an optional dependency is not installed (names the pip command)
     └── LLMError             a language-model backend failed (later issues)
 
@@ -49,6 +50,10 @@ class NotFittedError(GenrecError, RuntimeError):
 
 class ArtifactError(GenrecError):
     """A saved artifact is missing, corrupt or from an incompatible model."""
+
+
+class ArtifactDataError(ArtifactError):
+    """A saved model was trained on other data than the data it is loaded for: retrain it."""
 
 
 class MissingExtraError(GenrecError, ImportError):

@@ -6,8 +6,13 @@ config gives the same model on any machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import IO
 
 from genrec.errors import ConfigError
 
@@ -46,8 +51,10 @@ class RunOptions:
     def __post_init__(self):
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise ConfigError(f"threads must be a positive integer or None, got {self.threads!r}")
+        if self.threads is not None and (isinstance(self.threads, bool)
+                                         or not isinstance(self.threads, int) or self.threads < 1):
+            raise ConfigError(f"threads must be a positive integer (or None: the free cores), "
+                              f"got {self.threads!r}")
 
     @property
     def n_threads(self) -> int:
@@ -58,15 +65,109 @@ class RunOptions:
         return progress_bar(iterable, enabled=self.progress, total=total, desc=desc, unit=unit)
 
     def apply_threads(self) -> None:
-        """Set torch's intra-op thread count to :attr:`n_threads`."""
+        """Set torch's intra-op thread count to :attr:`n_threads` for the rest of the process
+        (scripts that own their process; the library uses :meth:`torch_threads`)."""
         import torch
 
         torch.set_num_threads(self.n_threads)
 
+    def torch_threads(self) -> contextlib.AbstractContextManager[None]:
+        """A ``with`` block running on :attr:`n_threads` torch threads, restoring the caller's
+        count after it (``fit`` and evaluation leave process-wide state as they found it)."""
+        return torch_threads(self.n_threads)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block on ``n`` torch intra-op threads, then restore the previous count."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before != n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
 
 def progress_bar(iterable, *, enabled: bool, total: int | None = None, desc: str = "",
-                 unit: str = "it"):
-    """``iterable`` in a tqdm bar, silent unless ``enabled`` (so ``set_postfix`` always works)."""
+                 unit: str = "it", file: IO[str] | None = None):
+    """``iterable`` with progress shown on ``file`` (default stderr) when ``enabled``.
+
+    The one place genrec decides how progress looks: a tqdm bar on a terminal; on a file or a
+    pipe (a log), which carriage-return frames would fill, at most a dozen plain lines (the
+    start, every 10% of ``total``, the end) from :class:`LineProgress`; nothing unless
+    ``enabled``. Every form supports ``set_postfix`` and ``close``.
+    """
+    file = sys.stderr if file is None else file
+    if enabled and not _is_terminal(file):
+        return LineProgress(iterable, total=total, desc=desc, unit=unit, file=file)
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=not enabled)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=not enabled, file=file)
+
+
+def _is_terminal(file) -> bool:
+    try:
+        return bool(file.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+class LineProgress:
+    """Progress as whole lines, for streams that are not terminals.
+
+    Writes ``desc: n/total unit (p%) key=value ...`` when iteration starts, each time another
+    10% of ``total`` is done (only the start and the end when ``total`` is unknown), and a last
+    line with the elapsed time when the iterable is exhausted, the loop is left, or
+    :meth:`close` is called.
+    """
+
+    STEPS = 10  # lines between start and end when the total is known
+
+    def __init__(self, iterable, *, total: int | None, desc: str, unit: str, file: IO[str]):
+        if total is None:
+            try:
+                total = len(iterable)
+            except TypeError:
+                total = None
+        self.iterable, self.total, self.desc, self.unit, self.file = iterable, total, desc, unit, file
+        self.n, self.postfix, self.closed, self._start = 0, "", False, time.perf_counter()
+
+    def __iter__(self):
+        self._write()
+        next_line = self._milestone(1)
+        try:
+            for item in self.iterable:
+                yield item
+                self.n += 1
+                if next_line is not None and self.n >= next_line and self.n < (self.total or 0):
+                    self._write()
+                    next_line = self._milestone(self.n * self.STEPS // self.total + 1)
+        finally:
+            self.close()
+
+    def _milestone(self, step: int) -> int | None:
+        """The item count at which the ``step``-th tenth of the total is done."""
+        if not self.total:
+            return None
+        return max(1, -(-step * self.total // self.STEPS))
+
+    def set_postfix(self, ordered_dict=None, **kwargs) -> None:
+        values = {**dict(ordered_dict or {}), **kwargs}
+        self.postfix = " ".join(f"{k}={v}" for k, v in values.items())
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._write(done=True)
+
+    def _write(self, *, done: bool = False) -> None:
+        count = f"{self.n}/{self.total}" if self.total else f"{self.n}"
+        share = f" ({self.n / self.total:.0%})" if self.total else ""
+        tail = f" in {time.perf_counter() - self._start:.1f}s" if done else ""
+        parts = (f"{self.desc}:" if self.desc else "", f"{count} {self.unit}{share}{tail}",
+                 self.postfix)
+        print(" ".join(p for p in parts if p), file=self.file, flush=True)

@@ -14,7 +14,8 @@ known answer (noisy ``planted_clusters`` unless ``world()`` is overridden):
 * scoring rows together equals scoring them one at a time (with and without user indices);
 * ``recommend`` never returns a seen item and respects shared (1-D) and per-row (2-D) candidates;
 * ``k`` outside 1..n_items and unknown or invalid config keys raise ConfigError;
-* save -> load (through ``genrec.build.load_model`` and ``model_cls.load``) gives identical scores;
+* save -> load (through ``genrec.build.load_model``, checking the training data, and
+  ``model_cls.load``) gives identical scores;
 * the same ``RunOptions(seed)`` gives identical scores and rankings (and, for ``stochastic``
   models, another seed gives different scores);
 * histories of users unknown to the model (``users=None``, even an empty one) get finite scores;
@@ -187,7 +188,9 @@ class ModelContract:
         histories, users = self.batch(known)
         path = tmp_path / "model"
         fitted.save(path)
-        loaders = [load_model] + ([] if hasattr(self.model_cls, "part_specs") else [self.model_cls.load])
+        loaders = [lambda path: load_model(path, expect_data=known.split.train)]
+        if not hasattr(self.model_cls, "part_specs"):
+            loaders.append(self.model_cls.load)
         for loaded in (load(path) for load in loaders):
             assert type(loaded) is self.model_cls
             assert loaded.config == fitted.config

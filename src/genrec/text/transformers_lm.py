@@ -33,6 +33,7 @@ Example (a tiny random model built from a config; no download):
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import os
 import shutil
@@ -43,13 +44,29 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from genrec.errors import ConfigError, LLMError, require
-from genrec.text.lm import (ContinuationScores, check_continuations, check_generation_args,
-                            cut_at_stop, cut_stream)
+from genrec.options import torch_threads
 from genrec.text import weights
+from genrec.text.lm import (
+    ContinuationScores,
+    check_continuations,
+    check_generation_args,
+    cut_at_stop,
+    cut_stream,
+)
 
 DTYPES = ("bfloat16", "float32")
 LOGIT_BUDGET = 1 << 26  # at most this many logits (rows x vocabulary) at once (128 MB in bf16)
 ROW_CHUNK = 8  # logit rows per log-softmax step
+
+
+def _on_own_threads(method):
+    """Run ``method`` on the LM's torch thread count, restoring the caller's after it."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        self._ready()
+        with torch_threads(self._threads):
+            return method(self, *args, **kwargs)
+    return run
 
 
 class TransformersLM:
@@ -101,14 +118,13 @@ class TransformersLM:
 
     # ---- loading --------------------------------------------------------------------------
     def _ready(self):
-        """(model, tokenizer), loading them on first use; sets torch's thread count."""
-        torch = require("torch", "llm")
+        """(model, tokenizer), loading them on first use; decides :attr:`_threads`, the torch
+        thread count :meth:`score` and :meth:`generate` run on (and restore after)."""
+        require("torch", "llm")
         if self._threads is None:  # decided once: free_cores() changes with the machine's load
             from genrec.options import free_cores
 
             self._threads = self.threads or free_cores()
-        if torch.get_num_threads() != self._threads:
-            torch.set_num_threads(self._threads)
         if self._model is None:
             self._model, self._tokenizer = self._load()
         return self._model, self._tokenizer
@@ -184,6 +200,7 @@ class TransformersLM:
             return joint[len(prompt_ids):]
         return list(tokenizer(text, add_special_tokens=False)["input_ids"]) or [tokenizer.eos_token_id]
 
+    @_on_own_threads
     def score(self, prompt: str, continuations: Sequence[str]) -> ContinuationScores:
         """Log-probability of each continuation after ``prompt``; see the module docstring."""
         continuations = check_continuations(continuations)
@@ -276,6 +293,7 @@ class TransformersLM:
             self._plain_head = bool(torch.allclose(own, ours[0].float(), atol=1e-3, rtol=1e-3))
         return self._plain_head
 
+    @_on_own_threads
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 64,
                  temperature: float = 0.0, stop: Sequence[str] = (), seed: int = 0) -> list[str]:
         """Greedy (``temperature=0``) or sampled completions, ``batch_size`` prompts at a time
@@ -308,8 +326,10 @@ class TransformersLM:
 
         def run():
             try:
-                self._generate_ids(model, encoded, max_new_tokens=max_new_tokens, stop=stop,
-                                   temperature=temperature, seed=seed, streamer=streamer, halt=halt)
+                with torch_threads(self._threads):
+                    self._generate_ids(model, encoded, max_new_tokens=max_new_tokens, stop=stop,
+                                       temperature=temperature, seed=seed, streamer=streamer,
+                                       halt=halt)
             except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread)
                 failure.append(exc)
                 streamer.end()

@@ -55,7 +55,7 @@ import numpy as np
 
 from genrec.errors import ConfigError, require
 from genrec.models.base import ModelConfig
-from genrec.options import RunOptions
+from genrec.options import RunOptions, torch_threads
 from genrec.tuning.instructions import BUILDERS, Instruction, build_examples
 
 METHODS = ("lora", "prompt")
@@ -227,7 +227,7 @@ def tune(split, config: TuneConfig | None = None, *, output, lm=None,
     if not train:
         raise ConfigError(f"no training example fits max_length={config.max_length} tokens "
                           f"({len(examples)} built); raise max_length or shorten history_len")
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(), torch_threads(lm._threads):  # both restored after
         torch.manual_seed(options.seed)
         peft_model, params = _attach(model, config)
         run = _Run(config, lm, peft_model, params, train, valid, output, options.seed)
