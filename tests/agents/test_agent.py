@@ -110,3 +110,18 @@ def test_a_bad_k_is_refused(world, ranker):
 
     with pytest.raises(ConfigError, match="k must be"):
         Agent(world.split.train, ranker, k=0)
+
+
+def test_answers_and_explanations_come_from_the_catalog(world, ranker):
+    from genrec.pipelines.explain import TemplateExplainer
+
+    data = world.split.train
+    agent = Agent(data, ranker, k=3)
+    agent.start("a", history=[0, 4, 8])
+    shown = agent.respond("a", "a comedy please").items
+    answer = agent.respond("a", "when was the second one made?")
+    assert answer.items == [] and answer.text == (
+        f"{data.catalog.title(shown[1])}: released in {data.catalog.year(shown[1])}.")
+    why = agent.respond("a", "why the first?")
+    assert why.text == TemplateExplainer(data.catalog).explain([0, 4, 8], shown[0]).text
+    assert agent.store.get("a").last_shown == shown  # answers keep the list they refer to
