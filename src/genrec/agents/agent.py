@@ -63,6 +63,7 @@ class Agent:
         self.store = store if store is not None else MemorySessionStore()
         self.data, self.k, self.clarify, self.ask_above = data, k, clarify, ask_above
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._locks_guard = threading.Lock()  # two threads must not make two locks for one id
 
     def start(self, session_id: str, *, history: Sequence[int] = (), user: str | None = None
               ) -> None:
@@ -82,7 +83,9 @@ class Agent:
         if not isinstance(text, str):
             raise ConfigError(f"an utterance is a string, got {type(text).__name__}")
         text = text[:MAX_UTTERANCE]
-        with self._locks[session_id]:
+        with self._locks_guard:
+            lock = self._locks[session_id]
+        with lock:
             session = self.store.get(session_id) or Session(session_id)
             reply = self._turn(session, text)
             session.turns += [Turn("user", text), Turn("agent", reply.text, reply.items,
