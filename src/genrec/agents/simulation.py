@@ -244,7 +244,7 @@ def simulate(split, agents: Mapping[str, ConversationalAgent], *, simulator: str
                                               n_items=split.train.n_items, turns=turns,
                                               episode_id=f"episode-{n}")
             rows.append(metrics)
-            transcripts.append(transcript)
+            transcripts.append({**transcript, "agent": name})
             if on_episode:
                 on_episode(name, n + 1, len(episodes))
         per_agent[name] = {m: np.array([r[m] for r in rows]) for m in rows[0]}
