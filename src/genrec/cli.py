@@ -188,8 +188,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser("simulate", help="measure conversational agents with simulated users")
     _dataset_args(simulate)
     simulate.add_argument("--agents", default="pop,ease,chat:ease",
-                          help="comma-separated: MODEL (that model, no dialogue) or chat:MODEL "
-                               "(the agent ranking with MODEL)")
+                          help="comma-separated: MODEL (that model, no dialogue), chat:MODEL "
+                               "(the agent ranking with MODEL) or oracle:MODEL (knows the "
+                               "target's attributes: a reference point)")
     simulate.add_argument("--simulator", default="rule", help="rule (the only one so far)")
     simulate.add_argument("--split", default="loo",
                           help="the split whose held-out test items are the targets")
