@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from genrec.agents import Agent
 from genrec.agents.clarify import entropy
@@ -36,7 +38,8 @@ def test_replies_are_grounded_and_never_show_seen_unwanted_or_repeated_items(wor
             assert i not in history and i not in session.unwanted and i not in shown_before
         named = titles_in(reply.text, data.catalog)                        # names only mentions
         assert named <= set(reply.mentions)
-        assert set(reply.mentions) <= set(reply.items) | shown_before | set(history)
+        liked = set(session.liked)  # the user's own words: "I loved X"
+        assert set(reply.mentions) <= set(reply.items) | shown_before | set(history) | liked
         shown_before |= set(reply.items)
     assert asked_for["Wild Garden"] in shown_before  # asked by title: shown although seen or not
 
@@ -125,3 +128,31 @@ def test_answers_and_explanations_come_from_the_catalog(world, ranker):
     why = agent.respond("a", "why the first?")
     assert why.text == TemplateExplainer(data.catalog).explain([0, 4, 8], shown[0]).text
     assert agent.store.get("a").last_shown == shown  # answers keep the list they refer to
+
+
+UTTERANCES = SCRIPT + ["not the third", "something newer", "horror from the 70s", "start over",
+                       "I loved Silent River", "popular ones", "more like the last one",
+                       "no drama, no horror", "why the second?", "hmm"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(script=st.lists(st.sampled_from(UTTERANCES), min_size=1, max_size=6),
+       user=st.integers(0, 79))
+def test_grounding_holds_for_any_conversation(world, ranker, script, user):
+    data = world.split.train
+    agent = Agent(data, ranker, k=4)
+    history = data.user_items[user].indices.tolist()
+    agent.start("g", history=history)
+    shown_before = set()
+    for text in script:
+        reply = agent.respond("g", text)
+        unwanted = set(agent.store.get("g").unwanted)
+        pinned = set(reply.items) if "Here is what I found" in reply.text else set()
+        for i in reply.items:
+            assert 0 <= i < data.n_items
+            if i not in pinned:
+                assert i not in history and i not in unwanted and i not in shown_before
+        assert titles_in(reply.text, data.catalog) <= set(reply.mentions)
+        liked = set(agent.store.get("g").liked)  # the user's own words: "I loved X"
+        assert set(reply.mentions) <= set(reply.items) | shown_before | set(history) | liked
+        shown_before |= set(reply.items)

@@ -2,8 +2,9 @@
 
 The text is assembled from templates and catalog titles; every title in it belongs to an item
 the reply lists in ``mentions``, which holds only items shown now, items of an earlier list the
-user referred to, and the user's own items an explanation cites. No language model writes reply
-text, so nothing outside the catalog can be named.
+user referred to, and the user's own items an explanation cites (their history, and items they
+said they like). No language model writes reply text, so nothing outside the catalog can be
+named.
 """
 
 from __future__ import annotations
