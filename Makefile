@@ -6,7 +6,7 @@ GENREC := $(VENV)/bin/genrec
 .PHONY: run test test-fast lint benchmarks setup clean
 
 setup:
-	bash scripts/setup.sh dev,llm,faiss,serve
+	bash scripts/setup.sh dev,llm,faiss,serve,multimodal
 
 # Fetch MovieLens-100K and run experiments/run.toml: the baselines, the generative models of
 # interactions and text retrieval under the holdout protocol; writes reports/results.json,
@@ -58,6 +58,7 @@ benchmarks: setup
 	$(PY) benchmarks/retrieval.py
 	$(PY) benchmarks/language_models.py
 	$(PY) benchmarks/llm.py
+	$(PY) benchmarks/rerank.py
 	$(PY) benchmarks/explain.py
 
 clean:

@@ -102,7 +102,10 @@ def names_arg(parser, value: str, choices, what: str = "model") -> list[str]:
 
 
 def machine_line(versions: dict, loads: list[float]) -> str:
-    return (f"Machine: {versions['cpu_count']} cores, {versions['platform']}, Python "
+    capability = versions.get("cpu_capability")  # float results depend on it (README)
+    return (f"Machine: {versions['cpu_count']} cores"
+            + (f" ({capability} kernels)" if capability else "")
+            + f", {versions['platform']}, Python "
             f"{versions['python']}, torch {versions['torch']}, numpy {versions['numpy']}, genrec "
             f"{versions['genrec']}; 1 thread; 1-minute load average during the runs: "
             + ", ".join(f"{x:.2f}" for x in loads) + ".")

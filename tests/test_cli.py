@@ -193,3 +193,14 @@ def test_saved_rankings_of_a_user_sample_hold_only_those_users(env, capsys):
     with open(env / "top.test.csv") as f:
         tested = {row["user"] for row in csv.DictReader(f)}
     assert len(ranked) == 20 and tested == ranked
+
+
+def test_benchmark_records_split_seed_training_seed_and_threads(env, capsys):
+    out_file = env / "results.json"
+    code, _, err = run(capsys, "benchmark", "--models", "pop", "--split-seed", "2020",
+                       "--seed", "42", "--threads", "1", "--output", str(out_file))
+    assert code == 0, err
+    assert "seed 42, 1 thread(s)" in err
+    protocol = json.loads(out_file.read_text())["protocol"]
+    assert protocol["split_info"]["seed"] == 2020
+    assert (protocol["seed"], protocol["threads"]) == (42, 1)

@@ -36,6 +36,7 @@ from genrec.errors import ArtifactError, ConfigError
 from genrec.models import MODELS, Recommender
 from genrec.io import check_writable_folder
 from genrec.models.base import ARTIFACT_FILES, check_artifact, load_weights, read_artifact
+from genrec.options import RunOptions
 from genrec.pipelines.hybrid import Hybrid
 from genrec.pipelines.two_stage import TwoStage, TwoStageConfig
 
@@ -246,8 +247,8 @@ def train_and_save(model: Recommender, data, folder: str | os.PathLike, *, optio
                    metadata: Mapping[str, Any] | None = None,
                    notice: Callable[[str], None] = lambda message: None) -> Recommender:
     """Fit ``model`` on all interactions of ``data`` and save it (with the data's fingerprint,
-    which :meth:`Recommender.fit` records, plus ``metadata``, e.g. the checksum of the data
-    before feedback was added). The folder is checked before training.
+    which :meth:`Recommender.fit` records, the seed and thread count it was trained with, plus
+    ``metadata``, e.g. the checksum of the data before feedback was added). The folder is checked before training.
 
     Raises:
         ConfigError: ``folder`` is a file or special file, holds files other than a saved
@@ -255,8 +256,10 @@ def train_and_save(model: Recommender, data, folder: str | os.PathLike, *, optio
     """
     check_writable_folder(folder, what="the artifact folder", owned=ARTIFACT_FILES)
     notice(f"training {model.name} on all {len(data)} interactions of {data.name}")
+    options = (options or RunOptions()).pinned()
     model.fit(data, options=options)
-    model.save(folder, metadata=metadata)
+    model.save(folder, metadata={**dict(metadata or {}), "seed": options.seed,
+                                 "threads": options.threads})  # what reproduces the weights
     return model
 
 

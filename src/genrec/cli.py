@@ -82,6 +82,17 @@ def _parser() -> argparse.ArgumentParser:
                                                 "(exit 1 when any changed)")
     verify.add_argument("name", nargs="?", help="one dataset (default: every cached one)")
     verify.set_defaults(run=_cmd_verify)
+    synth = data_sub.add_parser("synth", help="write a procedural dataset with a known answer "
+                                              "(multimodal: drawn item images, descriptions, users)")
+    synth.add_argument("kind", choices=["multimodal"], help="which world to write")
+    synth.add_argument("--users", type=int, default=120, help="number of users (>= 12)")
+    synth.add_argument("--items", type=int, default=96, help="number of items (>= 48)")
+    synth.add_argument("--mention", type=float, default=0.5,
+                       help="probability that a description names the colour (and the pattern)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed")
+    synth.add_argument("--output", required=True, help="folder to write (interactions.csv, "
+                                                       "items.csv, images/, traits.csv)")
+    synth.set_defaults(run=_cmd_synth)
 
     bench = sub.add_parser("benchmark", help="fit and evaluate models under one protocol")
     _dataset_args(bench)
@@ -163,6 +174,9 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--base", default="gemma-3-270m",
                       help="base model: a shipped name, a local transformers folder or a .gguf")
     tune.add_argument("--steps", type=int, help="optimizer steps (default: TuneConfig.max_steps)")
+    tune.add_argument("--time-budget", type=float, metavar="SECONDS",
+                      help="stop training after this many seconds (the best weights so far are "
+                           "kept; default: no limit)")
     tune.add_argument("--output", type=Path, required=True, help="adapter folder (resumes there)")
     tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="a TuneConfig field, e.g. --set r=16 --set learning_rate=1e-4")
@@ -320,6 +334,16 @@ def _cmd_verify(args) -> int:
             changed += 1
             print(f"{name}: {problem}; fetch it again with `genrec data fetch {name} --force`")
     return 1 if changed else 0
+
+
+def _cmd_synth(args) -> int:
+    from genrec.data.synthetic_multimodal import write_multimodal_world
+
+    folder = write_multimodal_world(args.output, n_users=args.users, n_items=args.items,
+                                    mention=args.mention, seed=args.seed)
+    print(f"wrote a multimodal world of {args.users} users and {args.items} items to {folder}; "
+          f"use it as --dataset {folder}")
+    return 0
 
 
 def _cmd_info(args) -> int:
@@ -559,6 +583,8 @@ def _cmd_tune(args) -> int:
               **parse_overrides(args.set, ["tune"], flat=True)["tune"]}
     if args.steps is not None:
         values["max_steps"] = args.steps
+    if args.time_budget is not None:
+        values["time_budget"] = args.time_budget
     config = TuneConfig.from_dict(values)
     check_writable(args.output / "genrec_adapter.json", what="--output")
     data, _ = _load(args)
@@ -662,7 +688,7 @@ def _load(args):
 def _options(args):
     from genrec.options import RunOptions
 
-    return RunOptions(seed=args.seed, threads=_threads(args), progress=not args.quiet)
+    return RunOptions(seed=args.seed, threads=_threads(args), progress=not args.quiet).pinned()
 
 
 def _threads(args) -> int | None:

@@ -223,11 +223,15 @@ def run_experiment(exp: Experiment, *, cache_dir: str | os.PathLike, threads: in
     split = make_split(data, exp.split, seed=exp.split_seed)
     say(describe_split(split))
     users = sample_test_users(split, exp.users, exp.split_seed)
-    options = {m.label: RunOptions(seed=exp.seed if m.seed is None else m.seed, threads=threads,
-                                   progress=progress) for m in exp.models}
+    run_options = RunOptions(seed=exp.seed, threads=threads, progress=progress).pinned()
+    say(f"seed {exp.seed}, {run_options.threads} thread(s): the same seeds and thread count "
+        "give the same numbers")
+    options = {m.label: RunOptions(seed=exp.seed if m.seed is None else m.seed,
+                                   threads=run_options.threads, progress=progress)
+               for m in exp.models}
     result = run_benchmark(
         split, {label: (lambda m=model: m) for label, model in models.items()}, ks=exp.k,
-        options=RunOptions(seed=exp.seed, threads=threads, progress=progress),
+        options=run_options,
         model_options=options,
         protocol=protocol_block(
             data, split, split_name=exp.split, seed=exp.seed, split_seed=exp.split_seed,

@@ -2,11 +2,23 @@
 
 Hyper-parameters live in each model's typed config; these travel separately so that the same
 config gives the same model on any machine.
+
+Reproducibility: the same data, config, seed *and thread count* give bit-identical weights and
+scores on one machine and library stack. The thread count is part of the recipe because some CPU
+kernels split a reduction across threads and add the partial sums in thread order (LayerNorm's
+weight and bias gradients; a large tensor summed to one number), so another count changes the
+last bits of a gradient, and over many epochs that can move a metric in the third decimal. On
+tiny data, 1 and 2 threads give identical scores for BPR, MultDAE, MultVAE, CDAE, DiffRec,
+L-DiffRec, IRGAN, ListCVAE and GRU4Rec (CE) and different low bits for RecVAE, SASRec/gSASRec,
+BERT4Rec, TIGER (all with LayerNorm) and GRU4Rec with BPR-max. The default (``threads=None``)
+follows the machine's load (:func:`free_cores`), so a run is resolved to a fixed count once
+(:meth:`RunOptions.pinned`) and results record it; pass that count to reproduce a run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -39,7 +51,8 @@ class RunOptions:
     Attributes:
         seed: seed of every random choice (sampling, initialisation, shuffling).
         device: torch device for models that use torch ("cpu" here).
-        threads: intra-op threads; ``None`` means :func:`free_cores`.
+        threads: intra-op threads; ``None`` means :func:`free_cores` at the time of use. Part of
+            what makes a run reproducible (see the module docstring).
         progress: show progress bars on long work.
     """
 
@@ -58,7 +71,14 @@ class RunOptions:
 
     @property
     def n_threads(self) -> int:
+        """The thread count to use now: :attr:`threads`, or :func:`free_cores` (which changes with
+        the machine's load: use :meth:`pinned` to decide it once for a whole run)."""
         return self.threads or free_cores()
+
+    def pinned(self) -> RunOptions:
+        """These options with ``threads`` decided now (:attr:`n_threads`) when it was ``None``, so
+        every fit of a run uses, and its results record, the same count."""
+        return self if self.threads is not None else dataclasses.replace(self, threads=self.n_threads)
 
     def track(self, iterable, *, total: int | None = None, desc: str = "", unit: str = "it"):
         """``iterable`` with a progress bar when :attr:`progress` is on."""

@@ -9,7 +9,7 @@ import torch
 from genrec.data.synthetic import planted_clusters
 from genrec.errors import ConfigError
 from genrec.models import LDiffRec
-from genrec.models.interactions.ldiffrec import item_embeddings, kmeans
+from genrec.models.interactions.ldiffrec import item_embeddings
 
 from .contract import OPTIONS, ModelContract
 
@@ -39,23 +39,6 @@ def world():
 def fitted(world):
     return LDiffRec({**TINY, "n_clusters": 4, "max_epochs": 15}).fit(world.split.train,
                                                                       options=OPTIONS)
-
-
-def test_kmeans_finds_separated_groups_deterministically():
-    rng = np.random.default_rng(0)
-    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
-    truth = np.repeat(np.arange(3), 20)
-    points = centres[truth] + rng.normal(scale=0.5, size=(60, 2))
-    labels = kmeans(points, 3, iters=20, seed=1)
-    # the same partition up to renaming the clusters
-    assert len({(a, b) for a, b in zip(truth, labels)}) == 3
-    np.testing.assert_array_equal(labels, kmeans(points, 3, iters=20, seed=1))
-
-
-def test_kmeans_never_leaves_a_cluster_empty():
-    points = np.zeros((5, 2))  # all identical: k-means++ would put every point in one cluster
-    labels = kmeans(points, 3, iters=5, seed=0)
-    assert np.bincount(labels, minlength=3).min() >= 1
 
 
 def test_items_are_clustered_by_the_planted_groups(world, fitted):

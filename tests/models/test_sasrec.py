@@ -15,8 +15,9 @@ from genrec.models import GSASRec, SASRec
 from genrec.build import build_model
 from genrec.models.neural import seeded
 from genrec.models.sequence.sasrec import gbce_beta, gbce_positive_logit
+from genrec.options import RunOptions
 
-from .contract import OPTIONS, ModelContract
+from .contract import OPTIONS, ModelContract, same_seed_fits
 
 TINY = {"dim": 16, "max_len": 8, "lr": 0.01, "batch_size": 64, "dropout": 0.1,
         "max_epochs": 20, "patience": 4}
@@ -58,6 +59,21 @@ class TestGSASRec(SequenceContract):
 @pytest.fixture(scope="module")
 def world():
     return deterministic_sequences(n_users=120, n_items=30, length=8, seed=0)
+
+
+def test_same_seed_at_two_threads_same_scores(world):
+    """With 2 threads LayerNorm's gradients are summed per thread: still bit-identical refits."""
+    def fit(w, options):
+        return SASRec({**TINY, "max_epochs": 2}).fit(w.split.train, valid=w.split.valid,
+                                                     options=options)
+
+    before = torch.get_num_threads()
+    try:
+        first, second = same_seed_fits(fit, world, RunOptions(seed=7, threads=2))
+    finally:
+        torch.set_num_threads(before)
+    histories = world.split.history("test").user_item_order
+    np.testing.assert_array_equal(first.score(histories), second.score(histories))
 
 
 @pytest.fixture(scope="module")

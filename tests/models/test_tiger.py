@@ -1,4 +1,5 @@
-"""TIGER under the shared contract, plus semantic IDs, the prefix trie and cold items."""
+"""TIGER under the shared contract, plus its semantic IDs, constrained decoding and cold items
+(the RQ-VAE, collision digits and trie alone: test_semantic_ids.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from genrec.data.splits import held_out_items_split
 from genrec.data.synthetic import deterministic_sequences
 from genrec.evaluation.protocol import evaluate_split
 from genrec.models import TIGER
-from genrec.models.sequence.tiger import Trie, collision_digits
 
 from .contract import OPTIONS, ModelContract
 
 TINY = {"text_encoder": "hashing", "text_cache": "off", "n_levels": 2, "codebook_size": 8, "rqvae_epochs": 20,
         "d_model": 32, "n_heads": 2, "n_layers": 1, "ff_dim": 64, "dropout": 0.1, "max_len": 8,
-        "lr": 1e-2, "batch_size": 32, "max_epochs": 10, "patience": 3}
+        "lr": 1e-2, "batch_size": 32, "max_epochs": 16, "patience": 3}
+# max_epochs 16: with 10, Hit@5 of the chain world ranged 0.75-1.0 over training seeds 0-3
 
 
 def chain_world():
@@ -57,11 +58,6 @@ def test_semantic_ids_are_unique_thanks_to_the_collision_digit(model, world):
     n_unique_prefixes = len(np.unique(codes[:, :-1], axis=0))
     assert model.collision_rate_ == pytest.approx(1 - n_unique_prefixes / len(codes))
     assert model.collision_rate_ > 0  # 64 code pairs for 30 "Item i" titles do collide here
-
-
-def test_collision_digits_rank_items_within_a_tuple():
-    codes = np.array([[1, 2], [0, 0], [1, 2], [1, 2], [0, 1]])
-    np.testing.assert_array_equal(collision_digits(codes), [0, 0, 1, 2, 0])
 
 
 def test_scores_are_one_distribution_over_real_items(model, world):
@@ -129,16 +125,6 @@ def test_cold_items_are_recommended_on_the_held_out_item_split():
     assert result.mean("hit@10") > 0
 
 
-def test_trie_gives_cold_branches_their_item_share():
-    codes = np.array([[0, 0], [0, 1], [1, 0]])  # item 1 is cold and shares prefix (0,) with 0
-    trie = Trie(codes, np.array([True, False, True]), [2, 2])
-    np.testing.assert_allclose(trie.share[0][0], [0.0, 0.0])  # both root children hold warm items
-    np.testing.assert_allclose(trie.share[1][0], np.log([0.5, 0.5]))  # warm 0 and cold 1: halves
-    assert trie.warm_children[1][0].tolist() == [True, False]
-    assert [len(b) for b in trie.branching] == [1, 1]
-    assert trie.leaf_items[trie.prefix[1][1], 1] == 1
-
-
 def test_cold_items_keep_scores_a_distribution():
     data = deterministic_sequences(n_users=150, n_items=30, length=8, seed=1).data
     split = held_out_items_split(data, 0.2, seed=0)
@@ -146,19 +132,3 @@ def test_cold_items_keep_scores_a_distribution():
     histories = split.history("test").user_item_order[:8]
     probs = np.exp(model.score(histories).astype(np.float64))
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-4)
-
-
-def test_trie_lookups_match_a_dictionary():
-    rng = np.random.default_rng(0)
-    codes = np.unique(rng.integers(0, 5, (40, 3)), axis=0)  # distinct full IDs
-    codes = codes[rng.permutation(len(codes))]
-    trie = Trie(codes, np.ones(len(codes), bool), [5, 5, 5])
-    queries = np.r_[rng.integers(0, 5, (200, 3)), [[7, 0, 0], [-1, 2, 2]]]  # out-of-range digits
-    for level in range(3):
-        known = {tuple(row): i for i, row in enumerate(trie.tokens[level].tolist())}
-        expected = [known.get(tuple(row), -1) for row in queries[:, :level].tolist()]
-        np.testing.assert_array_equal(trie.find(level, queries[:, :level]), expected)
-    items = {tuple(row): i for i, row in enumerate(codes.tolist())}
-    expected = [items.get(tuple(row), -1) for row in queries.tolist()]
-    np.testing.assert_array_equal(trie.items_of(queries), expected)
-    assert (trie.items_of(queries) >= 0).any() and (trie.items_of(queries) < 0).any()

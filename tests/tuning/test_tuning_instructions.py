@@ -190,3 +190,74 @@ def test_bad_input():
     split.train.catalog = None
     with pytest.raises(DataError, match="catalog"):
         next_item_examples(split)
+
+
+class UsersSeen:
+    """A fitted-model stand-in that remembers the users of its training data and scores item i
+    by how many of those users interacted with it (popularity)."""
+
+    def fit(self, train, options=None):
+        self.users = set(train.user_idx.tolist())
+        self.counts = train.item_counts.astype(np.float32)
+        return self
+
+    def score(self, histories):
+        return np.tile(self.counts, (histories.shape[0], 1))
+
+
+def test_fold_retrievers_never_saw_the_cases_user():
+    split = world(n_users=60).split
+    folds = ins.FoldRetriever(UsersSeen, k=3, seed=1).fit(split.train)
+    train_users = set(np.flatnonzero(split.train.user_counts > 0).tolist())
+    assert all(folds.fold_[u] >= 0 for u in train_users)
+    for f, model in enumerate(folds.models_):
+        in_fold = {u for u in train_users if folds.fold_[u] == f}
+        assert in_fold and not in_fold & model.users and model.users | in_fold == train_users
+    users = np.array(sorted(train_users))[:9]
+    scores = folds.score_users(users, split.train.user_items[users])
+    for row, user in enumerate(users):
+        np.testing.assert_array_equal(scores[row], folds.models_[folds.fold_[user]].counts)
+    examples = BUILDERS["listwise"](split, per_user=2, seed=0, retriever=folds, n_candidates=6)
+    assert examples  # listwise shortlists come through the folds too
+    with pytest.raises(ConfigError, match="k >= 2"):
+        ins.FoldRetriever(UsersSeen, k=1)
+
+
+def test_mixed_negatives_draw_a_share_uniformly():
+    split = world(n_users=60).split
+    n_hard = 3
+
+    def outside_top(share):
+        examples = next_item_examples(split, per_user=3, seed=0, retriever=TopRetriever(24),
+                                      n_hard=n_hard, n_candidates=4, uniform_share=share)
+        seen = split.train.user_items
+        outside = total = 0
+        for ex in examples:
+            if "{candidates}" not in ins.NEXT_ITEM_TEMPLATES[ex.template]:
+                continue
+            user_items = set(seen.indices[seen.indptr[ex.user]:seen.indptr[ex.user + 1]].tolist())
+            top = [i for i in range(24) if i not in user_items][:n_hard]
+            listed = {int(i) for i in re.findall(r'^- "Film (\d+)"$', ex.prompt, re.M)[-4:]}
+            negatives = listed - {ex.items[-1]}
+            outside += len(negatives - set(top))
+            total += len(negatives)
+        return outside / total
+
+    assert outside_top(0.0) == 0.0
+    assert 0.3 < outside_top(0.5) < 0.7
+    assert outside_top(1.0) > 0.7  # uniform draws may still hit the top items
+    with pytest.raises(ConfigError, match="uniform_share"):
+        next_item_examples(split, uniform_share=1.5)
+
+
+def test_tune_config_builds_fold_retrievers():
+    from genrec.options import RunOptions
+    from genrec.tuning.tuner import TuneConfig, _retriever
+
+    split = world(n_users=30).split
+    config = TuneConfig(negatives="retrieved", retriever="pop", folds=3, uniform_share=0.25)
+    folds = _retriever(split, config, RunOptions(seed=0, threads=1))
+    assert isinstance(folds, ins.FoldRetriever) and len(folds.models_) == 3
+    for bad in ({"folds": 1}, {"uniform_share": 2.0}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            TuneConfig(**bad)

@@ -95,6 +95,16 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_result(base, split
     assert not np.allclose(a, fresh(base).score(PROMPT, CANDIDATES).logprob, atol=1e-4)
 
 
+def test_a_time_budget_stops_training_after_a_last_validation(base, split, tmp_path):
+    result = tune(split, config(base, time_budget=1e-9), lm=fresh(base), output=tmp_path,
+                  options=OPTIONS)  # any step takes longer than a nanosecond
+    assert result.steps == 1 and result.stopped_early and result.best_step == 1
+    assert "valid_loss" in result.log[-1]
+    assert (tmp_path / "adapter_model.safetensors").exists()
+    with pytest.raises(ConfigError, match="time_budget"):
+        TuneConfig(time_budget=-1.0)
+
+
 @pytest.mark.parametrize("method", ["lora", "prompt"])
 def test_a_saved_adapter_loads_on_its_base_with_identical_scores(base, split, tmp_path, method):
     lm = fresh(base)

@@ -381,7 +381,8 @@ def load_dataset(spec: str | os.PathLike, *, cache_dir: str | os.PathLike,
 
     Args:
         spec: a key of ``sources`` (default :data:`SOURCES`), or a folder of MovieLens files
-            (u.data, ratings.dat, ratings.csv) or RecBole atomic files.
+            (u.data, ratings.dat, ratings.csv), RecBole atomic files, or an item folder
+            (interactions.csv + items.csv [+ images/], :mod:`genrec.data.multimodal`).
         cache_dir: where named datasets are cached.
         min_rating: keep interactions with a value of at least this.
         dedup: keep only the latest row of each repeated (user, item) pair.
@@ -401,7 +402,11 @@ def load_dataset(spec: str | os.PathLike, *, cache_dir: str | os.PathLike,
         SourceError: a named dataset could not be fetched.
     """
     folder = Path(spec).expanduser()
-    if folder.is_dir():
+    if folder.is_dir() and (folder / "items.csv").is_file() and (folder / "interactions.csv").is_file():
+        from genrec.data.multimodal import load_item_folder
+
+        data = load_item_folder(folder)
+    elif folder.is_dir():
         data = loaders.load_movielens(folder)
     else:
         data = load(_dataset_name(str(spec), folder, sources), cache_dir=cache_dir,

@@ -13,6 +13,7 @@ targets were left.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import platform
@@ -187,11 +188,13 @@ def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, p
     ``on_fitted(name, model)`` receives each fitted model (e.g. to reuse it afterwards);
     ``users`` evaluates only these user indices (the same for every model, so paired tests hold);
     ``model_options`` gives some models their own run options (e.g. training seeds)."""
-    options = options or RunOptions()
+    options = (options or RunOptions()).pinned()  # every fit uses, and protocol records, one count
     runs = []
     for name, factory in models.items():
         model = factory()
         run_options = (model_options or {}).get(name, options)
+        if run_options.threads is None:  # the run's one (recorded) thread count
+            run_options = dataclasses.replace(run_options, threads=options.threads)
         with PeakRSS() as peak:
             if on_model:
                 on_model(name, "fit")
@@ -211,7 +214,7 @@ def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, p
         if on_model:
             on_model(name, "done")
     protocol = {**protocol, "k": list(ks), "seed": protocol.get("seed", options.seed),
-                "n_items": split.train.n_items, "threads": options.n_threads,
+                "n_items": split.train.n_items, "threads": options.threads,
                 "targets": target_counts(split, "test")}
     sample = None if users is None else np.unique(np.asarray(users, np.int64))
     return BenchmarkResult(protocol, runs, library_versions(), users=sample)
@@ -226,7 +229,9 @@ def library_versions() -> dict:
     return {"genrec": __version__, "python": platform.python_version(), "numpy": np.__version__,
             "scipy": scipy.__version__, "torch": torch.__version__,
             "platform": platform.platform(), "processor": platform.machine(),
-            "cpu_count": os.cpu_count()}
+            "cpu_count": os.cpu_count(),
+            # the vector kernels torch dispatched to: float results differ between them
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 # ---- helpers ---------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ Each model is one file in the package of its family:
 * ``interactions/``: generative models of the interaction matrix (auto-encoders, VAEs,
   diffusion, adversarial training, slate CVAEs);
 * ``sequence/``: sequence models and generative retrieval with semantic IDs;
-* ``language/``: text retrieval and language-model recommenders.
+* ``language/``: text retrieval and language-model recommenders;
+* ``multimodal/``: item images (and text) beside interactions.
 
 Composites made of other models (retrieve-then-rerank, hybrid fusion) live in
 :mod:`genrec.pipelines`; :mod:`genrec.build` turns specs such as ``"multvae:paper"`` or
@@ -32,6 +33,8 @@ from genrec.models.language.bm25 import BM25Config, BM25Recommender
 from genrec.models.language.dense import DenseRetrieval, DenseRetrievalConfig
 from genrec.models.language.gpt4rec import GPT4Rec, GPT4RecConfig
 from genrec.models.language.llm import LLMConfig, LLMRecommender
+from genrec.models.multimodal.mmdense import MultimodalDense, MultimodalDenseConfig
+from genrec.models.multimodal.vbpr import VBPR, VBPRConfig
 from genrec.models.sequence.bert4rec import BERT4Rec, BERT4RecConfig
 from genrec.models.sequence.gru4rec import GRU4Rec, GRU4RecConfig
 from genrec.models.sequence.sasrec import GSASRec, GSASRecConfig, SASRec, SASRecConfig
@@ -65,6 +68,9 @@ MODELS: dict[str, type[Recommender]] = {
     "llm": LLMRecommender,
     # LLM-derived features for classic retrieval
     "gpt4rec": GPT4Rec,
+    # multimodal: item images beside text and interactions
+    "vbpr": VBPR,
+    "mmdense": MultimodalDense,
 }
 
 
@@ -75,4 +81,5 @@ __all__ = ["MODELS", "ModelConfig", "Recommender",
            "IRGANConfig", "ListCVAE", "ListCVAEConfig", "GRU4Rec", "GRU4RecConfig", "SASRec",
            "SASRecConfig", "GSASRec", "GSASRecConfig", "BERT4Rec", "BERT4RecConfig", "TIGER",
            "TIGERConfig", "DenseRetrieval", "DenseRetrievalConfig", "BM25Recommender", "BM25Config",
-           "LLMRecommender", "LLMConfig", "GPT4Rec", "GPT4RecConfig"]
+           "LLMRecommender", "LLMConfig", "GPT4Rec", "GPT4RecConfig", "VBPR", "VBPRConfig",
+           "MultimodalDense", "MultimodalDenseConfig"]

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import os
+import types
 import typing
 import uuid
 import warnings
@@ -102,7 +103,7 @@ class ModelConfig:
 def _coerce(key: str, value: Any, hint: Any) -> Any:
     base = typing.get_origin(hint) or hint
     args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if base is typing.Union or (base.__class__.__name__ == "UnionType"):
+    if base is typing.Union or base is types.UnionType:  # Optional[X] or X | None
         if value is None or value == "none":
             return None
         base = args[0]
@@ -172,7 +173,7 @@ class Recommender:
             raise DataError(f"fit expects a genrec Dataset, got {type(train).__name__}")
         if len(train) == 0:
             raise DataError("cannot fit on an empty training set")
-        options = options or RunOptions()
+        options = (options or RunOptions()).pinned()  # one thread count for every part of a fit
         self.n_users_, self.n_items_ = train.n_users, train.n_items
         self.data_fingerprint_ = data_fingerprint(train)
         with options.torch_threads():  # restored after: fit leaves process-wide state as found

@@ -4,7 +4,8 @@ Each neural model's file holds its whole story (modules, loss, training step, sc
 takes from here is only the plumbing every one of them needs in the same form:
 
 * :func:`seeded` — a block in which torch's global RNG (dropout, sampling) is seeded from
-  ``RunOptions.seed`` and restored afterwards, so a fit is deterministic on CPU and does not
+  ``RunOptions.seed`` and restored afterwards, so a fit is deterministic on CPU for a seed and
+  thread count (see :mod:`genrec.options` for why the thread count matters) and does not
   disturb the caller's random state;
 * :func:`shuffled_batches` and :func:`dense_rows` — training on batches of CSR rows turned into
   dense (B, n_items) tensors: no per-user Python loops;

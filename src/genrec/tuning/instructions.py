@@ -24,7 +24,11 @@ tuning loss covers the answer's tokens only):
 
 Negatives (next-item candidates, "No" items) are drawn uniformly among items, or, given a fitted
 ``retriever`` (e.g. EASE), among its top ``n_hard`` items for the case's history: the hard
-negatives a reranker meets over a retriever's shortlist in the two-stage pipeline.
+negatives a reranker meets over a retriever's shortlist in the two-stage pipeline;
+``uniform_share`` of them (in expectation) are then drawn uniformly instead (mixed negatives).
+A retriever fitted on all training data has seen every training target, so its training
+shortlists are easier than the test ones; a :class:`FoldRetriever` (k copies, each fitted
+without one fold of users) gives each case a shortlist from a retriever that never saw its user.
 
 Leakage rules (tested): ``part="train"`` examples use only ``split.train`` — histories, targets
 and negatives are training interactions of training users (users with training interactions;
@@ -119,6 +123,13 @@ def _check_args(split, part: str, **positive) -> None:
                         "titles (load one with titles, e.g. MovieLens)")
 
 
+def _check_share(uniform_share) -> None:
+    if isinstance(uniform_share, bool) or not isinstance(uniform_share, (int, float)) \
+            or not 0 <= uniform_share <= 1:
+        raise ConfigError(f"uniform_share must be a number in 0..1 (the share of retrieved "
+                          f"negatives drawn uniformly instead), got {uniform_share!r}")
+
+
 def _ordered(matrix: sp.csr_matrix, user: int) -> np.ndarray:
     """A user's items of a time-order CSR matrix, oldest first."""
     row = slice(matrix.indptr[user], matrix.indptr[user + 1])
@@ -153,10 +164,55 @@ def _cases(split, part: str, per_user: int, history_len: int, rng) -> list[tuple
     return out
 
 
-def _negatives(split, user: int, n: int, rng, exclude=(), pool=None) -> np.ndarray:
+class FoldRetriever:
+    """``k`` copies of a retriever, copy ``f`` fitted on the training interactions of every user
+    outside fold ``f`` (users drawn into folds with ``seed``): a case's shortlist comes from the
+    copy that never saw the case's user, the target included.
+
+    Args:
+        make: () -> an unfitted genrec model (e.g. ``lambda: EASE()``).
+        k: folds, at least 2.
+
+    Learned attributes: ``models_`` (k fitted copies), ``fold_`` ((n_users,) fold of each user;
+    -1 for users without training interactions, whom copy 0 scores: none of them saw such a user).
+    """
+
+    def __init__(self, make: Callable[[], object], *, k: int = 5, seed: int = 0):
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+            raise ConfigError(f"FoldRetriever needs k >= 2 folds, got {k!r}")
+        self.make, self.k, self.seed = make, int(k), seed
+
+    def fit(self, train, *, options=None) -> "FoldRetriever":
+        users = np.flatnonzero(train.user_counts > 0)
+        if len(users) < self.k:
+            raise DataError(f"{len(users)} training users cannot fill k={self.k} folds; lower k")
+        self.fold_ = np.full(train.n_users, -1, np.int64)
+        self.fold_[np.random.default_rng(self.seed).permutation(users)] = np.arange(len(users)) % self.k
+        self.models_ = [self.make().fit(train.subset(self.fold_[train.user_idx] != f),
+                                        options=options) for f in range(self.k)]
+        return self
+
+    def score_users(self, users: np.ndarray, histories) -> np.ndarray:
+        """(B, n_items) scores of each history by the copy that never saw ``users[b]``."""
+        folds = np.maximum(self.fold_[np.asarray(users, np.int64)], 0)
+        out = np.empty(histories.shape, np.float32)
+        for f in np.unique(folds):
+            rows = np.flatnonzero(folds == f)
+            out[rows] = self.models_[f].score(histories[rows])
+        return out
+
+
+def _negatives(split, user: int, n: int, rng, exclude=(), pool=None,
+               uniform_share: float = 0.0) -> np.ndarray:
     """``n`` items with training interactions that ``user`` never interacted with in training
     (nor in ``exclude``), uniformly without replacement; from ``pool`` (a retriever's top items
-    for this case, :func:`_retrieved_pools`) when given."""
+    for this case, :func:`_retrieved_pools`) when given, except a Binomial(n, ``uniform_share``)
+    number of them drawn uniformly (mixed negatives)."""
+    if pool is not None and uniform_share > 0:
+        n_uniform = int(rng.binomial(n, uniform_share))
+        hard = _negatives(split, user, n - n_uniform, rng, exclude, pool)
+        return np.r_[hard, _negatives(split, user, n_uniform, rng, np.r_[np.asarray(exclude, int),
+                                                                           hard])].astype(np.int64)
     if pool is None:
         pool = np.flatnonzero(split.train.item_counts > 0)
     seen = split.train.user_items
@@ -177,13 +233,15 @@ def _retrieved_pools(split, cases: list[tuple], retriever, n_hard: int, *,
     ``keep_target`` the case's target stays eligible (a shortlist that may contain it)."""
     from genrec.data.dataset import as_history_matrix
 
-    if not callable(getattr(retriever, "score", None)):
+    if not callable(getattr(retriever, "score", None)) and not isinstance(retriever, FoldRetriever):
         raise ConfigError(f"retriever must be a fitted genrec model, got {type(retriever).__name__}")
     seen, unused = split.train.user_items, split.train.item_counts == 0
     pools = []
     for lo in range(0, len(cases), 1024):
         chunk = cases[lo:lo + 1024]
-        scores = retriever.score(as_history_matrix([c[1] for c in chunk], split.train.n_items))
+        histories = as_history_matrix([c[1] for c in chunk], split.train.n_items)
+        scores = (retriever.score_users(np.array([c[0] for c in chunk]), histories)
+                  if isinstance(retriever, FoldRetriever) else retriever.score(histories))
         rows, targets = np.arange(len(chunk)), np.array([c[2] for c in chunk])
         kept = scores[rows, targets]
         scores[:, unused] = -np.inf
@@ -214,13 +272,15 @@ def _build(split, part, *, per_user, history_len, seed, templates, make, retriev
 # ---- the four tasks --------------------------------------------------------------------------
 def next_item_examples(split, *, part: str = "train", per_user: int = 4, history_len: int = 5,
                        n_candidates: int = 10, templates: list[str] | None = None,
-                       retriever=None, n_hard: int = 20, seed: int = 0) -> list[Instruction]:
+                       retriever=None, n_hard: int = 20, uniform_share: float = 0.0,
+                       seed: int = 0) -> list[Instruction]:
     """Next-item examples: the history, (some templates) candidates = the target among
     ``n_candidates - 1`` sampled items in random order, and the target's title as the answer.
     With a fitted ``retriever`` the other candidates come from its top ``n_hard`` items for the
     history (hard negatives) instead of all items."""
     templates = templates or NEXT_ITEM_TEMPLATES
     _check_args(split, part, n_candidates=n_candidates)
+    _check_share(uniform_share)
 
     def make(user, history, target, rating, template, rng, pool):
         titles = _titles(split, history)
@@ -228,7 +288,7 @@ def next_item_examples(split, *, part: str = "train", per_user: int = 4, history
             prompt = prompts.next_item_prompt(titles)
         else:
             candidates = np.r_[target, _negatives(split, user, n_candidates - 1, rng, [target],
-                                                  pool)]
+                                                  pool, uniform_share)]
             candidates = rng.permutation(candidates)
             prompt = templates[template].format(history=_history(titles),
                                                 candidates=quoted_list(_titles(split, candidates)))
@@ -241,16 +301,18 @@ def next_item_examples(split, *, part: str = "train", per_user: int = 4, history
 
 def preference_examples(split, *, part: str = "train", per_user: int = 4, history_len: int = 5,
                         like_threshold: float = 4.0, templates: list[str] | None = None,
-                        retriever=None, n_hard: int = 20, seed: int = 0) -> list[Instruction]:
+                        retriever=None, n_hard: int = 20, uniform_share: float = 0.0,
+                        seed: int = 0) -> list[Instruction]:
     """TALLRec yes/no examples (see the module docstring); with a fitted ``retriever`` the "No"
     items are drawn from its top ``n_hard`` items for the history (hard negatives)."""
     templates = templates or PREFERENCE_TEMPLATES
+    _check_share(uniform_share)
     values = split.train.value
     implicit = len(values) == 0 or values.min() == values.max()  # no ratings: every one is liked
 
     def make(user, history, target, rating, template, rng, pool):
         if rng.random() < 0.5:  # a sampled item the user never interacted with: "No"
-            negative = _negatives(split, user, 1, rng, [target], pool)
+            negative = _negatives(split, user, 1, rng, [target], pool, uniform_share)
             if not len(negative):
                 return None
             item, answer = int(negative[0]), ANSWERS_YES_NO[1]
@@ -395,7 +457,7 @@ def build_examples(split, tasks, *, part: str = "train", seed: int = 0,
     return [out[i] for i in order]
 
 
-__all__ = ["BUILDERS", "EXPLANATION_TEMPLATES", "Instruction", "LISTWISE_TEMPLATES",
+__all__ = ["BUILDERS", "EXPLANATION_TEMPLATES", "FoldRetriever", "Instruction", "LISTWISE_TEMPLATES",
            "NEXT_ITEM_TEMPLATES", "PREFERENCE_TEMPLATES", "RATING_TEMPLATES", "build_examples",
            "explanation_examples", "listwise_examples", "next_item_examples",
            "preference_examples", "rating_examples"]

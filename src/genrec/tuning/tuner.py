@@ -20,7 +20,8 @@ torch RNG state, best-so-far weights, the log) is written every ``checkpoint_eve
 ``output/checkpoint`` (written aside, then renamed): a resumed run continues exactly where the
 interrupted one stopped and ends with the same weights. Every ``eval_every`` steps the mean
 answer loss on the validation examples is measured; after ``patience`` evaluations without
-improvement training stops, and the best weights are the result. The adapter is saved with PEFT
+improvement training stops, and the best weights are the result. ``time_budget`` seconds of
+training (summed over resumed runs) stop it too, after one last validation loss. The adapter is saved with PEFT
 (``adapter_model.safetensors`` + ``adapter_config.json``, a few MB for LoRA) beside
 ``genrec_adapter.json`` naming the base model; :class:`~genrec.text.tuned_lm.TunedLM` loads it.
 
@@ -82,6 +83,7 @@ class TuneConfig(ModelConfig):
     batch_size: int = 4  # examples per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step
     max_steps: int = 200  # optimizer steps at most
+    time_budget: float = 0.0  # seconds of training at most, over resumed runs too (0 = no limit)
     eval_every: int = 50  # steps between validation losses (and early-stopping checks)
     patience: int = 3  # evaluations without improvement before stopping
     checkpoint_every: int = 50  # steps between checkpoints
@@ -94,6 +96,8 @@ class TuneConfig(ModelConfig):
     negatives: str = "uniform"  # "uniform" or "retrieved" (hard negatives from `retriever`)
     retriever: str = "ease"  # model fitted on the training part for retrieved negatives
     n_hard: int = 20  # retrieved negatives come from the retriever's top n_hard items
+    folds: int = 0  # >= 2: the retriever is fitted k times, never on the case's user (0: once)
+    uniform_share: float = 0.0  # retrieved negatives: this share is drawn uniformly instead
 
     def __post_init__(self):
         self.check(self.method in METHODS, "method", f"one of {METHODS}")
@@ -105,6 +109,10 @@ class TuneConfig(ModelConfig):
                                  "n_hard")
         self.check(self.negatives in NEGATIVES, "negatives", f"one of {NEGATIVES}")
         self.check(0 <= self.dropout < 1, "dropout", "a number in [0, 1)")
+        self.check(self.time_budget >= 0, "time_budget", "seconds >= 0 (0 = no limit)")
+        self.check(isinstance(self.folds, int) and (self.folds == 0 or self.folds >= 2), "folds",
+                   "0 (one retriever on all training data) or k >= 2 folds")
+        self.check(0 <= self.uniform_share <= 1, "uniform_share", "a number in 0..1")
         self.check(self.learning_rate is None or 0 < self.learning_rate < 1, "learning_rate",
                    "None or a number in (0, 1)")
         self.check(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "warmup_steps",
@@ -212,11 +220,9 @@ def tune(split, config: TuneConfig | None = None, *, output, lm=None,
     model, _ = lm._ready()
     data_options = dict(per_user=config.per_user, history_len=config.history_len,
                         n_candidates=config.n_candidates, n_hard=config.n_hard,
-                        like_threshold=config.like_threshold)
+                        like_threshold=config.like_threshold, uniform_share=config.uniform_share)
     if config.negatives == "retrieved" and (examples is None or valid_examples is None):
-        from genrec.build import build_model
-
-        data_options["retriever"] = build_model(config.retriever).fit(split.train, options=options)
+        data_options["retriever"] = _retriever(split, config, options)
     if examples is None:
         examples = build_examples(split, config.task, part="train", seed=options.seed, **data_options)
     if valid_examples is None:
@@ -240,6 +246,18 @@ def tune(split, config: TuneConfig | None = None, *, output, lm=None,
     return TuneResult(output, run.step, run.best_step, run.best_loss, len(train), len(valid),
                       skipped + skipped_valid, seconds, run.tokens / max(seconds, 1e-9),
                       sum(p.numel() for p in params.values()), stopped, run.log)
+
+
+def _retriever(split, config: TuneConfig, options):
+    """The fitted retriever of retrieved negatives and shortlists: one model on all training
+    data, or a :class:`~genrec.tuning.instructions.FoldRetriever` with ``config.folds``."""
+    from genrec.build import build_model
+    from genrec.tuning.instructions import FoldRetriever
+
+    if config.folds >= 2:
+        return FoldRetriever(lambda: build_model(config.retriever), k=config.folds,
+                             seed=options.seed).fit(split.train, options=options)
+    return build_model(config.retriever).fit(split.train, options=options)
 
 
 def _attach(model, config: TuneConfig):
@@ -335,10 +353,10 @@ class _Run:
             rate = (self.tokens - tokens_at_start) / max(time.perf_counter() - start, 1e-9)
             entry = {"step": self.step, "loss": total, "tokens_per_s": rate}
             bar.set_postfix(loss=f"{total:.3f}", tok_s=f"{rate:.0f}")
-            stop = False
-            if self.step % self.config.eval_every == 0 or self.step == self.config.max_steps:
+            stop = self.over_budget(time.perf_counter() - start)
+            if stop or self.step % self.config.eval_every == 0 or self.step == self.config.max_steps:
                 entry["valid_loss"] = self.valid_loss()
-                stop = self.early_stop(entry["valid_loss"])
+                stop = self.early_stop(entry["valid_loss"]) or stop
             self.log.append(entry)
             if on_log:
                 on_log(entry)
@@ -365,6 +383,11 @@ class _Run:
                 total, count = total + loss.item() * n, count + n
         self.model.train()
         return total / count
+
+    def over_budget(self, seconds: float) -> bool:
+        """Whether this run's ``seconds`` and the earlier runs' exhaust ``time_budget``."""
+        budget = self.config.time_budget
+        return bool(budget) and self.previous_seconds + seconds >= budget
 
     def early_stop(self, loss: float | None) -> bool:
         if loss is None:

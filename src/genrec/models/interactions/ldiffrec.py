@@ -28,7 +28,8 @@ noise.
 Deviations from the paper / official code:
     * item embeddings for the clustering are the top ``svd_dim`` right singular vectors of the
       training matrix scaled by their singular values (the paper uses pre-trained LightGCN item
-      embeddings), clustered by a seeded k-means++ / Lloyd k-means in numpy (deterministic);
+      embeddings), clustered by :func:`genrec.kmeans.kmeans` (seeded; faiss's k-means when the
+      ``faiss`` extra is installed, k-means++ and Lloyd steps in numpy otherwise);
     * the diffusion weight is a constant ``diffusion_weight`` (the official code anneals it
       linearly from 0.03 towards 0.005 over 500 epochs); one Adam for both parts (the official
       code uses two learning rates);
@@ -59,6 +60,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg
 
 from genrec.errors import ArtifactError, ConfigError
+from genrec.kmeans import kmeans
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.interactions.diffrec import (Diffusion, StepSampler, build_denoiser, check_diffusion_fields,
                                    check_training_fields, diffusion_loss, fixed_noise,
@@ -148,32 +150,6 @@ def item_embeddings(user_items: sp.csr_matrix, dim: int, seed: int) -> np.ndarra
     return vt.T * s  # (I, d)
 
 
-def kmeans(points: np.ndarray, k: int, *, iters: int, seed: int) -> np.ndarray:
-    """(n,) cluster labels 0..k-1 of ``points`` (n, d): k-means++ seeding then Lloyd steps.
-    Every cluster keeps at least one point (an emptied one takes the farthest point)."""
-    rng = np.random.default_rng(seed)
-    n = len(points)
-    centres = [points[rng.integers(n)]]
-    for _ in range(1, k):  # k-means++: next centre with probability ~ squared distance
-        d2 = ((points[:, None, :] - np.array(centres)[None]) ** 2).sum(-1).min(axis=1)
-        p = d2 / d2.sum() if d2.sum() > 0 else np.full(n, 1.0 / n)
-        centres.append(points[rng.choice(n, p=p)])
-    centres = np.array(centres)  # (k, d)
-    labels = np.full(n, -1)
-    for _ in range(iters):
-        d2 = ((points[:, None, :] - centres[None]) ** 2).sum(-1)  # (n, k)
-        new = d2.argmin(axis=1)
-        for c in np.flatnonzero(np.bincount(new, minlength=k) == 0):  # refill empty clusters
-            movable = np.bincount(new, minlength=k)[new] > 1  # points not alone in their cluster
-            far = np.argmax(np.where(movable, d2[np.arange(n), new], -1.0))
-            new[far] = c
-        if (new == labels).all():
-            break
-        labels = new
-        centres = np.stack([points[labels == c].mean(axis=0) for c in range(k)])
-    return labels
-
-
 # ---- the model ----------------------------------------------------------------------------------
 class LDiffRec(Recommender):
     """L-DiffRec in PyTorch.
@@ -199,7 +175,8 @@ class LDiffRec(Recommender):
         self.train_lengths_ = np.diff(user_items.indptr)[rows].astype(np.int64)
         self.noise_seed_ = int(rng.integers(2**31))
         emb = item_embeddings(user_items, cfg.svd_dim, options.seed)
-        self.item_cluster_ = kmeans(emb, cfg.n_clusters, iters=cfg.kmeans_iters, seed=options.seed)
+        self.item_cluster_ = kmeans(emb, cfg.n_clusters, seed=options.seed, iters=cfg.kmeans_iters,
+                                    threads=options.threads).labels
         with seeded(options.seed):
             self._build()
             modules = torch.nn.ModuleList([self.autoencoder_, self.denoiser_])

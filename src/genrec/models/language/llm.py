@@ -27,6 +27,9 @@ Cold-start Recommenders", RecSys 2023): the user's recently liked titles become 
   (A, B, ... in the order given) and the distribution over the letter continuations (the
   verbaliser) as scores (LlamaRec, Yue et al. 2023); a two-stage pipeline reranks with it when
   its reranker is ``llm`` with ``mode="listwise"``.
+* ``mode="pairwise"`` (PRP) / ``mode="setwise"``: the listwise question about two candidates
+  (both orders) or a window of ``set_size`` at a time, with a bounded number of LM calls
+  (:mod:`genrec.models.language.comparisons`).
 * :meth:`predict_ratings`: rating prediction by prompt; the expected rating under the model's
   distribution over the continuations "1".."5" (RMSE/MAE via ``evaluate_ratings``).
 
@@ -65,10 +68,11 @@ from rapidfuzz import fuzz, process
 
 from genrec.errors import ConfigError, DataError
 from genrec.models.base import ModelConfig, Recommender
+from genrec.models.language.comparisons import pairwise_scores, setwise_scores
 from genrec.text import prompts
 
 DEFAULT_LM = "transformers:gemma-3-270m"
-MODES = ("grounded", "preference", "listwise", "free")
+MODES = ("grounded", "preference", "listwise", "pairwise", "setwise", "free")
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,10 @@ class LLMConfig(ModelConfig):
     """
 
     lm: str = DEFAULT_LM  # language-model spec ("fake", "transformers:gemma-3-270m", ...)
-    mode: str = "grounded"  # grounded (title likelihood), preference (yes/no), listwise, free
+    mode: str = "grounded"  # grounded (title likelihood), preference (yes/no), listwise,
+    #                         pairwise (PRP), setwise (comparisons.py), free
+    pairwise_span: int = 1  # pairwise: each candidate is compared with the next `span` ones
+    set_size: int = 5  # setwise: candidates per question (windows overlapping by one)
     shots: int = 0  # in-context examples from other training users (0 = zero-shot)
     history_len: int = 10  # most recent history items written into the prompt
     normalise: str = "sum"  # candidate score: "sum" of token log-probs or per-token "mean"
@@ -109,7 +116,9 @@ class LLMConfig(ModelConfig):
                    and 0 <= self.shots <= 20, "shots", "an integer in 0..20")
         self.check(isinstance(self.history_len, int) and not isinstance(self.history_len, bool)
                    and 0 <= self.history_len <= 200, "history_len", "an integer in 0..200")
-        self.check_positive_ints("n_candidates", "n_generate", "tokens_per_title")
+        self.check_positive_ints("n_candidates", "n_generate", "tokens_per_title", "pairwise_span")
+        self.check(isinstance(self.set_size, int) and 2 <= self.set_size <= len(prompts.LETTERS),
+                   "set_size", f"an integer in 2..{len(prompts.LETTERS)} (one letter each)")
         self.check(self.mode != "listwise" or self.n_candidates <= len(prompts.LETTERS),
                    "n_candidates", f"at most {len(prompts.LETTERS)} in listwise mode (one letter each)")
         self.check(0 < self.match_cutoff <= 1, "match_cutoff", "a number in (0, 1]")
@@ -243,6 +252,8 @@ class LLMRecommender(Recommender):
             return self._preference_scores(histories, candidates, users)
         if self.config.mode == "listwise":
             return self.listwise_scores(histories, candidates, users=users)
+        if self.config.mode in ("pairwise", "setwise"):
+            return self._comparison_scores(histories, candidates, users)
         out = np.empty(candidates.shape, np.float64)
         for row in range(histories.shape[0]):  # one prompt (computed once) per user
             prompt = self.next_item_prompt(histories[row], None if users is None else int(users[row]))
@@ -265,6 +276,22 @@ class LLMRecommender(Recommender):
             logprob = _finite(self.lm.score(prefix, [q + a for q in questions for a in (yes, no)]
                                             ).logprob, self.lm)
             out[row] = logprob[0::2] - logprob[1::2]  # the shared question's tokens cancel
+        return out
+
+    def _comparison_scores(self, histories, candidates, users) -> np.ndarray:
+        """(B, C) pairwise (PRP) or setwise scores of the candidates in the given order
+        (:mod:`genrec.models.language.comparisons`)."""
+        out = np.empty(candidates.shape, np.float64)
+        for row in range(histories.shape[0]):
+            user = None if users is None else int(users[row])
+            titles = [self.titles_[i] for i in candidates[row]]
+            context = dict(examples=self._examples_for(user), kind=self.config.kind)
+            if self.config.mode == "pairwise":
+                out[row] = pairwise_scores(self.lm, self.history_titles(histories[row]), titles,
+                                           span=self.config.pairwise_span, **context)
+            else:
+                out[row] = setwise_scores(self.lm, self.history_titles(histories[row]), titles,
+                                          set_size=self.config.set_size, **context)
         return out
 
     def listwise_scores(self, histories, candidates, *, users=None) -> np.ndarray:

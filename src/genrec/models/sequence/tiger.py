@@ -4,7 +4,8 @@ Generative Retrieval", NeurIPS 2023).
 Every item's text (rendered from the catalog, e.g. "Heat. Genres: Crime") is embedded by a text
 encoder (all-MiniLM-L6-v2 by default, :mod:`genrec.text`), and an RQ-VAE quantises the embedding
 into ``n_levels`` codes from residual codebooks; a last *collision digit* makes every item's
-semantic ID unique. A transformer encoder reads the history as semantic-ID tokens and a decoder
+semantic ID unique (the RQ-VAE, the digit and the prefix trie live in
+:mod:`genrec.models.sequence.semantic_ids`, reusable by any generative-retrieval model). A transformer encoder reads the history as semantic-ID tokens and a decoder
 generates the next item's semantic ID token by token. Decoding is constrained to a prefix trie of
 the IDs that exist, so the model only ever returns real items, and an item without interactions
 (cold) is recommendable as soon as its text gives it an ID (:meth:`TIGER.add_items`).
@@ -30,7 +31,8 @@ Deliberate deviations from the paper:
   1,024-token vocabulary); AdamW with a constant rate instead of inverse-square-root decay.
 * Codebooks default to 3 x 32 codes (the paper: 3 x 256 for 10-20k items; ML-100K has 1,682);
   the RQ-VAE trains with Adam on minibatches (the paper: Adagrad, 20k epochs), on the items that
-  have training interactions; every item, cold ones too, is then coded by the trained quantiser.
+  have training interactions, its codebooks initialised by k-means over all of them
+  (:func:`genrec.kmeans.kmeans`; the paper: k-means on the first batch); every item, cold ones too, is then coded by the trained quantiser.
 * Cold items: a trie branch that holds no item with training interactions was never a training
   target, so its logits mean nothing; at every level such a child gets its item-count share
   ``n(child) / n(prefix)`` of its prefix's probability and the warm children share the rest by
@@ -64,9 +66,11 @@ from genrec.errors import ConfigError, DataError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     copy_state, fit_epochs, load_module_state, module_state, seeded, shuffled_batches)
+from genrec.models.sequence.semantic_ids import (
+    RQVAEParams, Trie, build_rqvae, encode_codes, semantic_ids, train_rqvae)
+from genrec.models.sequence.sequences import continue_sequences, training_sequences
 from genrec.text.encoder import encode_cached, get_encoder
 from genrec.text.items import check_text_fields, embedding_cache, item_embeddings
-from genrec.models.sequence.sequences import continue_sequences, training_sequences
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,179 +128,11 @@ class TIGERConfig(ModelConfig):
         self.check(self.weight_decay >= 0, "weight_decay", "a non-negative number")
         self.check(0 <= self.dropout < 1, "dropout", "in [0, 1)")
 
-
-# ---- semantic IDs: RQ-VAE -------------------------------------------------------------------
-def kmeans(x, k: int, *, iters: int = 20, gen=None):
-    """(k, D) centroids of the rows of ``x`` (N, D) by Lloyd's algorithm, seeded by ``gen``."""
-    import torch
-
-    init = torch.randint(len(x), (k,), generator=gen) if len(x) < k else \
-        torch.randperm(len(x), generator=gen)[:k]
-    centers = x[init] + 1e-3 * torch.randn(k, x.shape[1], generator=gen) * (len(x) < k)
-    for _ in range(iters):
-        assign = torch.cdist(x, centers).argmin(1)  # (N,)
-        sums = torch.zeros_like(centers).index_add_(0, assign, x)
-        counts = torch.bincount(assign, minlength=k).to(x.dtype)[:, None]
-        centers = torch.where(counts > 0, sums / counts.clamp(min=1), centers)
-    return centers
-
-
-def build_rqvae(in_dim: int, cfg: TIGERConfig):
-    import torch
-    from torch import nn
-
-    h = cfg.rqvae_hidden
-    return nn.ModuleDict({
-        "enc": nn.Sequential(nn.Linear(in_dim, h), nn.ReLU(), nn.Linear(h, h // 2), nn.ReLU(),
-                             nn.Linear(h // 2, cfg.latent_dim)),
-        "dec": nn.Sequential(nn.Linear(cfg.latent_dim, h // 2), nn.ReLU(), nn.Linear(h // 2, h),
-                             nn.ReLU(), nn.Linear(h, in_dim)),
-        "codebooks": nn.Embedding(cfg.n_levels * cfg.codebook_size, cfg.latent_dim),
-    }).to(torch.float32)
-
-
-def quantise(rq, z, n_levels: int, beta: float):
-    """Residual quantisation of latents z (N, d): codes (N, L), quantised (N, d), loss."""
-    import torch
-
-    books = rq["codebooks"].weight.view(n_levels, -1, z.shape[1])  # (L, K, d)
-    residual, quantised, loss, codes = z, torch.zeros_like(z), z.new_zeros(()), []
-    for level in range(n_levels):
-        code = torch.cdist(residual.detach(), books[level]).argmin(1)  # (N,)
-        e = books[level][code]  # (N, d)
-        loss = loss + (residual.detach() - e).square().sum(1).mean() \
-            + beta * (residual - e.detach()).square().sum(1).mean()
-        quantised, residual = quantised + e, residual - e.detach()
-        codes.append(code)
-    return torch.stack(codes, 1), quantised, loss
-
-
-def train_rqvae(embeddings: np.ndarray, cfg: TIGERConfig, gen):
-    """An RQ-VAE fitted to the (N, D) item embeddings: residual k-means init, then Adam."""
-    import torch
-
-    x = torch.from_numpy(embeddings)
-    rq = build_rqvae(x.shape[1], cfg)
-    with torch.no_grad():  # residual k-means initialisation of the codebooks
-        residual = rq["enc"](x)
-        books = rq["codebooks"].weight.view(cfg.n_levels, cfg.codebook_size, -1)
-        for level in range(cfg.n_levels):
-            books[level] = kmeans(residual, cfg.codebook_size, gen=gen)
-            residual = residual - books[level][torch.cdist(residual, books[level]).argmin(1)]
-    opt = torch.optim.Adam(rq.parameters(), lr=cfg.rqvae_lr)
-    rng = np.random.default_rng(int(torch.randint(1 << 30, (1,), generator=gen)))
-    for _ in range(cfg.rqvae_epochs):
-        for rows in shuffled_batches(len(x), 1024, rng):
-            z = rq["enc"](x[rows])
-            _, zq, commit = quantise(rq, z, cfg.n_levels, cfg.commitment)
-            recon = rq["dec"](z + (zq - z).detach())  # straight-through estimator
-            loss = (recon - x[rows]).square().sum(1).mean() + commit
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return rq.eval()
-
-
-def collision_digits(codes: np.ndarray, *, start: np.ndarray | None = None) -> np.ndarray:
-    """(N,) digit per item: its rank (by index) among the items sharing its code tuple,
-    offset by ``start[tuple]`` when given (digits already used)."""
-    _, group = np.unique(codes, axis=0, return_inverse=True)
-    group = group.ravel()
-    order = np.lexsort((np.arange(len(codes)), group))
-    first = np.r_[0, np.flatnonzero(np.diff(group[order])) + 1]
-    rank = np.empty(len(codes), np.int64)
-    rank[order] = np.arange(len(codes)) - np.repeat(first, np.diff(np.r_[first, len(codes)]))
-    return rank
-
-
-class Trie:
-    """The prefix trie of the semantic IDs (N, L + 1), laid out level by level for batching.
-
-    For level l (predicting token l): ``prefix[l]`` (N,) each item's length-l prefix index,
-    ``children[l]`` (P_l, V_l) which tokens follow each prefix, ``tokens[l]`` (P_l, l) the
-    prefixes, ``branching[l]`` the prefixes with >= 2 children (only those need the decoder).
-    """
-
-    def __init__(self, codes: np.ndarray, warm: np.ndarray, vocab: list[int]):
-        self.codes, self.warm, self.n_levels = codes, warm, codes.shape[1]
-        self.prefix, self.children, self.tokens, self.branching = [], [], [], []
-        for level in range(self.n_levels):
-            tokens, inverse = np.unique(codes[:, :level], axis=0, return_inverse=True)
-            inverse = inverse.ravel()
-            width = max(vocab[level], int(codes[:, level].max()) + 1)  # cold digits may exceed
-            children = np.zeros((len(tokens), width), bool)
-            children[inverse, codes[:, level]] = True
-            self.prefix.append(inverse)
-            self.children.append(children)
-            self.tokens.append(tokens)
-            self.branching.append(np.flatnonzero(children.sum(1) >= 2))
-        self.parent = [np.zeros(1, np.int64)]  # parent[l]: (P_l,) the prefix one level up
-        for level in range(1, self.n_levels):
-            parent = np.zeros(len(self.tokens[level]), np.int64)
-            parent[self.prefix[level]] = self.prefix[level - 1]
-            self.parent.append(parent)
-        # prefixes whose decoder state scoring needs: the branching ones and their ancestors
-        self.needed = [self.branching[-1]]
-        for level in range(self.n_levels - 2, -1, -1):
-            self.needed.insert(0, np.union1d(self.branching[level],
-                                             self.parent[level + 1][self.needed[0]]))
-        # cold-aware shares: a child whose subtree holds no warm item was never a training
-        # target, so it gets its item-count share n(child) / n(prefix) of the prefix's mass; the
-        # warm children share the rest by the decoder (log-share in share[l], -inf: no child)
-        self.warm_children, self.share = [], []
-        for level in range(self.n_levels):
-            node = self.prefix[level + 1] if level + 1 < self.n_levels else np.arange(len(codes))
-            n_node = np.bincount(node)
-            warm_child = (np.bincount(node, weights=warm.astype(float)) > 0)[node]  # (N,)
-            pre = self.prefix[level]
-            n_pre = np.bincount(pre)
-            n_warm_under = np.bincount(pre, weights=warm_child.astype(float), minlength=len(n_pre))
-            log_share = np.log(np.where(warm_child, n_warm_under[pre], n_node[node]) / n_pre[pre])
-            share = np.full(self.children[level].shape, -np.inf, np.float32)
-            share[pre, codes[:, level]] = log_share
-            warm_children = np.zeros_like(self.children[level])
-            warm_children[pre[warm_child], codes[warm_child, level]] = True
-            self.share.append(share)
-            self.warm_children.append(warm_children)
-        self.leaf_items = np.full(self.children[-1].shape, -1, np.int64)  # (P_L, W_L) item ids
-        self.leaf_items[self.prefix[-1], codes[:, -1]] = np.arange(len(codes))
-        # every code row as one int64 key (mixed radix), sorted once, for batched lookups
-        self.radix = int(codes.max()) + 1
-        if self.radix ** self.n_levels >= 2 ** 62:
-            raise ConfigError(f"semantic IDs of {self.n_levels} codes up to {self.radix - 1} do "
-                              "not fit int64 keys; lower codebook_size or n_levels")
-        self.prefix_keys = [_row_keys(t, self.radix) for t in self.tokens]  # sorted: np.unique
-        item_keys = _row_keys(codes, self.radix)
-        self.item_order = np.argsort(item_keys)
-        self.item_keys = item_keys[self.item_order]
-
-    def find(self, level: int, prefixes: np.ndarray) -> np.ndarray:
-        """Indices in ``tokens[level]`` of (M, level) prefixes; -1 where absent."""
-        return _search(self.prefix_keys[level], prefixes, self.radix)
-
-    def items_of(self, ids: np.ndarray) -> np.ndarray:
-        """Item indices of (M, L) full semantic IDs; -1 for IDs that match no item."""
-        pos = _search(self.item_keys, ids, self.radix)
-        return np.where(pos >= 0, self.item_order[np.maximum(pos, 0)], -1)
-
-
-def _row_keys(rows: np.ndarray, radix: int) -> np.ndarray:
-    """(M,) int64 keys of (M, l) rows of digits in 0..radix-1, ordered like the rows (lexically)."""
-    keys = np.zeros(len(rows), np.int64)
-    for j in range(rows.shape[1]):  # over code positions, never over rows
-        keys = keys * radix + rows[:, j]
-    return keys
-
-
-def _search(sorted_keys: np.ndarray, rows: np.ndarray, radix: int) -> np.ndarray:
-    """Positions in ``sorted_keys`` of the keys of (M, l) ``rows``; -1 where absent (or where a
-    digit is outside 0..radix-1)."""
-    rows = np.asarray(rows, np.int64)
-    valid = ((rows >= 0) & (rows < radix)).all(axis=1)
-    keys = _row_keys(np.where(valid[:, None], rows, 0), radix)
-    pos = np.minimum(np.searchsorted(sorted_keys, keys), max(len(sorted_keys) - 1, 0))
-    hit = valid & (len(sorted_keys) > 0) & (sorted_keys[pos] == keys)
-    return np.where(hit, pos, -1)
+    def rqvae_params(self) -> RQVAEParams:
+        """The RQ-VAE part of this config, as :func:`semantic_ids.train_rqvae` takes it."""
+        return RQVAEParams(n_levels=self.n_levels, codebook_size=self.codebook_size,
+                           latent_dim=self.latent_dim, hidden=self.rqvae_hidden,
+                           epochs=self.rqvae_epochs, lr=self.rqvae_lr, commitment=self.commitment)
 
 
 # ---- the seq2seq transformer ----------------------------------------------------------------
@@ -438,18 +274,16 @@ class TIGER(Recommender):
         import torch
 
         cfg = self.config
+        self.embeddings_ = self._item_embeddings(train)
+        warm = train.item_counts > 0
+        if warm.sum() < 2:
+            raise DataError("TIGER needs at least 2 items with training interactions")
+        self.rqvae_ = train_rqvae(self.embeddings_[warm], cfg.rqvae_params(), seed=options.seed,
+                                  threads=options.threads)
+        ids, self.collision_rate_ = semantic_ids(self._quantise(self.embeddings_))
+        vocab = [cfg.codebook_size] * cfg.n_levels + [max(cfg.codebook_size, int(ids[:, -1].max()) + 1)]
+        self._setup(ids, warm, vocab)
         with seeded(options.seed):
-            gen = torch.Generator().manual_seed(options.seed)
-            self.embeddings_ = self._item_embeddings(train)
-            warm = train.item_counts > 0
-            if warm.sum() < 2:
-                raise DataError("TIGER needs at least 2 items with training interactions")
-            self.rqvae_ = train_rqvae(self.embeddings_[warm], cfg, gen)
-            codes = self._quantise(self.embeddings_)
-            self.collision_rate_ = float(1 - len(np.unique(codes, axis=0)) / len(codes))
-            digits = collision_digits(codes)
-            vocab = [cfg.codebook_size] * cfg.n_levels + [max(cfg.codebook_size, int(digits.max()) + 1)]
-            self._setup(np.c_[codes, digits], warm, vocab)
             self.net_ = build_network(vocab, cfg)
             opt = torch.optim.AdamW(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             seqs = torch.from_numpy(training_sequences(train, cfg.max_len))
@@ -485,11 +319,7 @@ class TIGER(Recommender):
                                cache=cfg.text_cache, model=self.name)
 
     def _quantise(self, embeddings: np.ndarray) -> np.ndarray:
-        import torch
-
-        with torch.no_grad():
-            z = self.rqvae_["enc"](torch.from_numpy(np.asarray(embeddings, np.float32)))
-            return quantise(self.rqvae_, z, self.config.n_levels, 0.0)[0].numpy()
+        return encode_codes(self.rqvae_, embeddings, self.config.n_levels)
 
     # ---- cold items --------------------------------------------------------------------------
     def add_items(self, texts: list[str]) -> np.ndarray:
@@ -502,9 +332,8 @@ class TIGER(Recommender):
         emb = encode_cached(self._texts_encoder(), list(texts), embedding_cache(self.config.text_cache))
         codes = self._quantise(emb)
         old = self.codes_
-        both = np.r_[old[:, :-1], codes]
-        digits = collision_digits(both)  # old items keep theirs: they come first in each tuple
-        new = np.c_[codes, digits[len(old):]]
+        both, _ = semantic_ids(np.r_[old[:, :-1], codes])  # old items keep their digits
+        new = both[len(old):]
         self._setup(np.r_[old, new], np.r_[self.warm_, np.zeros(len(new), bool)], self.vocab_)
         self.embeddings_ = np.r_[self.embeddings_, emb]
         first = self.n_items_
@@ -714,7 +543,7 @@ class TIGER(Recommender):
 
     def _load_state(self, state):
         self.embeddings_ = np.asarray(state["embeddings"], np.float32)
-        self.rqvae_ = build_rqvae(self.embeddings_.shape[1], self.config)
+        self.rqvae_ = build_rqvae(self.embeddings_.shape[1], self.config.rqvae_params())
         load_module_state(self.rqvae_, state, "rq.")
         self.rqvae_.eval()
         self.collision_rate_ = float(state["collision_rate"])
