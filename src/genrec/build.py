@@ -148,6 +148,59 @@ def parse_overrides(pairs: list[str], names: list[str], *, flat: bool = False) -
     return out
 
 
+# ---- conversational agents -------------------------------------------------------------------
+CHAT_PREFIX = "chat:"
+ORACLE_PREFIX = "oracle:"
+
+
+def parse_agent_specs(text: str) -> list[str]:
+    """``"pop, chat:EASE"`` -> ``["pop", "chat:ease"]``, each checked to name a model."""
+    specs = list(dict.fromkeys(s.strip().lower() for s in text.split(",") if s.strip()))
+    if not specs:
+        raise ConfigError("--agents is empty; give comma-separated agents such as "
+                          "pop,ease,chat:ease")
+    for spec in specs:
+        model_class(_agent_model_spec(spec))
+    return specs
+
+
+def _agent_model_spec(spec: str) -> str:
+    model_spec = spec
+    for prefix in (CHAT_PREFIX, ORACLE_PREFIX):
+        model_spec = model_spec[len(prefix):] if model_spec.startswith(prefix) else model_spec
+    if not model_spec.strip():
+        raise ConfigError(f"{spec!r} names no model; write chat:MODEL (e.g. chat:ease), "
+                          "oracle:MODEL or MODEL")
+    return model_spec.strip()
+
+
+def conversational_agent(spec: str, train, *, options=None, lm=None, model=None, store=None):
+    """An agent for :func:`genrec.agents.simulation.simulate` or ``genrec chat`` from a spec.
+
+    ``"chat:SPEC"`` is the conversational :class:`~genrec.agents.Agent` ranking with the model
+    SPEC (a BM25 index over the item texts serves its text search; ``lm`` plans when given);
+    ``"oracle:SPEC"`` knows the target's attributes (a reference point, for simulations only);
+    a plain ``"SPEC"`` is that model without dialogue, showing its top items for the history
+    every turn. The model is fitted on ``train`` unless a fitted ``model`` is passed.
+
+    Raises:
+        ConfigError: an unknown model spec (the message lists the names).
+    """
+    from genrec.agents import Agent
+    from genrec.agents.simulation import AttributeOracle, ChatAgent, RankerOnly
+
+    name = spec.strip().lower()
+    chat, model_spec = name.startswith(CHAT_PREFIX), _agent_model_spec(name)
+    if model is None:
+        model = build_model(model_spec).fit(train, options=options)
+    if name.startswith(ORACLE_PREFIX):
+        return AttributeOracle(name, model, train)
+    if not chat:
+        return RankerOnly(name, model, train.n_items)
+    text_model = build_model("bm25").fit(train, options=options) if train.catalog is not None else None
+    return ChatAgent(name, Agent(train, model, lm=lm, store=store, text_model=text_model))
+
+
 # ---- artifacts -------------------------------------------------------------------------------
 def load_model(path: str | os.PathLike, *, expect_data=None) -> Recommender:
     """The model saved in the folder ``path`` (any model or pipeline :meth:`save` wrote).
@@ -210,6 +263,6 @@ def train_and_save(model: Recommender, data, folder: str | os.PathLike, *, optio
     return model
 
 
-__all__ = ["COMPOSITES", "build_model", "load_model", "model_class", "model_names",
+__all__ = ["COMPOSITES", "build_model", "conversational_agent", "parse_agent_specs", "load_model", "model_class", "model_names",
            "parse_names", "parse_overrides", "saved_or_trained", "train_and_save",
            "two_stage_config"]

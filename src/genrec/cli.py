@@ -17,6 +17,8 @@ traceback for bad input.
     genrec explain --dataset ml-100k --model ease --user 1 --k 3 --lm template
     genrec tune --dataset ml-100k --task next-item --method lora --output artifacts/lora
     genrec audit --dataset ml-100k --models pop,ease,multvae --scenarios all --output audit.json
+    genrec chat --dataset ml-100k --model ease --user 196
+    genrec simulate --dataset ml-100k --agents pop,ease,chat:ease --users 200 --output sim.json
 """
 
 from __future__ import annotations
@@ -209,6 +211,39 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
                        help="override a hyper-parameter, e.g. --set ease.reg=300")
     audit.set_defaults(run=_cmd_audit)
+
+    chat = sub.add_parser("chat", help="talk to the conversational recommender (lines from a "
+                                       "terminal or a pipe)")
+    _dataset_args(chat)
+    chat.add_argument("--model", default="ease", help=_WithModelNames("the ranking model"))
+    chat.add_argument("--lm", default="none",
+                      help="'none' (rule-based understanding) or a language-model spec that "
+                           "plans the tool calls, e.g. fake, transformers:smollm2-135m, "
+                           "openai:http://localhost:8000/v1")
+    chat.add_argument("--user", help="an external user id whose history the agent may use")
+    chat.add_argument("--session", default="default", help="session id (resumed when it exists)")
+    chat.add_argument("--sessions", type=Path,
+                      help="SQLite file of sessions (default: artifacts/DATASET/chat-sessions.sqlite)")
+    chat.add_argument("--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
+    chat.add_argument("--trace", action="store_true", help="print each turn's tool calls")
+    chat.set_defaults(run=_cmd_chat)
+
+    simulate = sub.add_parser("simulate", help="measure conversational agents with simulated users")
+    _dataset_args(simulate)
+    simulate.add_argument("--agents", default="pop,ease,chat:ease",
+                          help="comma-separated: MODEL (that model, no dialogue), chat:MODEL "
+                               "(the agent ranking with MODEL) or oracle:MODEL (knows the "
+                               "target's attributes: a reference point)")
+    simulate.add_argument("--simulator", default="rule", help="rule (the only one so far)")
+    simulate.add_argument("--split", default="loo",
+                          help="the split whose held-out test items are the targets")
+    simulate.add_argument("--users", type=int, default=200, help="episodes (sampled test users)")
+    simulate.add_argument("--turns", type=int, default=5, help="turn budget per episode")
+    simulate.add_argument("--lm", default="none", help="language model planning for chat agents")
+    simulate.add_argument("--output", type=Path, help="write results.json here")
+    simulate.add_argument("--transcripts", type=Path,
+                          help="write one JSON line per episode here (default: beside --output)")
+    simulate.set_defaults(run=_cmd_simulate)
     _serve_parser(sub)
     keys = sub.add_parser("keys", help="API keys for genrec serve")
     keys.set_defaults(run=lambda args: keys.print_help() or EXIT_ERROR)
@@ -478,6 +513,92 @@ def _cmd_explain(args) -> int:
         print(f"{rank:>3}  {data.items.ids[e.item]:>8}  {data.catalog.title(e.item)}\n"
               f"     {e.text}  [{checked}]")
     return 0
+
+
+def _cmd_chat(args) -> int:
+    from genrec.agents import SqliteSessionStore
+    from genrec.build import conversational_agent
+
+    lm = _planner_lm(args)
+    data, filtering = _load(args)
+    model = _saved_or_trained(args, data, filtering)
+    store = SqliteSessionStore(args.sessions or _artifact_dir(args, "chat-sessions.sqlite", None))
+    agent = conversational_agent("chat:" + args.model, data, options=_options(args), lm=lm,
+                                 model=model, store=store).agent
+    session = store.get(args.session)
+    if session is None:
+        agent.start(args.session, user=args.user)
+    else:
+        _say(args, f"resuming session {args.session!r} ({len(session.turns) // 2} turns so far)")
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            print("you> ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line or line.strip().lower() in ("quit", "exit", "bye"):
+            return 0
+        if not line.strip():
+            continue
+        reply = agent.respond(args.session, line.strip())
+        print(reply.text + "\n", flush=True)
+        if args.trace:
+            for step in reply.trace:
+                print(f"  [{step['tool']}] {json.dumps(step['args'])}"
+                      + (f" -> error: {step['error']}" if "error" in step else ""), file=sys.stderr)
+
+
+def _cmd_simulate(args) -> int:
+    from genrec.agents.simulation import simulate, write_transcripts
+    from genrec.build import conversational_agent, parse_agent_specs
+    from genrec.data.splits import describe_split, make_split
+
+    specs = parse_agent_specs(args.agents)  # checked before any data is loaded
+    for path in (args.output, args.transcripts):
+        if path is not None:
+            check_writable(path, what="--output")
+    lm = _planner_lm(args)
+    data, filtering = _load(args)
+    split = make_split(data, args.split, seed=args.seed)
+    _say(args, describe_split(split))
+    agents = {}
+    for spec in specs:
+        _say(args, f"fitting {spec} on the training part")
+        agents[spec] = conversational_agent(spec, split.train, options=_options(args), lm=lm)
+    results, transcripts = simulate(
+        split, agents, simulator=args.simulator, users=args.users, turns=args.turns,
+        seed=args.seed, on_episode=lambda name, n, total: n == total and _say(
+            args, f"{name}: {total} episodes done"))
+    results["protocol"]["filtering"] = filtering
+    print(_simulation_table(results))
+    if args.output:
+        atomic_write(args.output, json.dumps(results, indent=2) + "\n")
+        transcripts_path = args.transcripts or args.output.with_suffix(".transcripts.jsonl")
+        write_transcripts(transcripts_path, transcripts)
+        _say(args, f"wrote {args.output} and {transcripts_path}")
+    elif args.transcripts:
+        write_transcripts(args.transcripts, transcripts)
+    return 0
+
+
+def _planner_lm(args):
+    if args.lm == "none":
+        return None
+    from genrec.text.backends import get_language_model
+
+    return get_language_model(args.lm, threads=_options(args).threads)
+
+
+def _simulation_table(results: dict) -> str:
+    cols = ["success", "turns", "first_turn_success", "recall@10", "recall@50", "repeat_rate"]
+    head = f"{'agent':<14}" + "".join(f"{c:>24}" for c in cols)
+    lines = [head, "-" * len(head)]
+    for r in results["results"]:
+        cells = [f"{r['metrics'][c]['mean']:.3f} [{r['metrics'][c]['ci_low']:.3f},"
+                 f"{r['metrics'][c]['ci_high']:.3f}]" for c in cols]
+        lines.append(f"{r['model']:<14}" + "".join(f"{c:>24}" for c in cells))
+    lines.append(f"{results['protocol']['episodes']} episodes, {results['protocol']['turns']} "
+                 "turns; [lo,hi] bootstrap 95% interval")
+    return "\n".join(lines)
 
 
 # ---- shared steps ----------------------------------------------------------------------------

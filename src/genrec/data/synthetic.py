@@ -150,3 +150,34 @@ def _dataset(u, i, t, n_users, n_items, name, item_group=None) -> Dataset:
         columns["genres"] = [(f"group{g}",) for g in item_group]
     catalog = ItemCatalog(items, columns)
     return Dataset(users, items, u, i, None, t, catalog=catalog, name=name)
+
+
+_ADJECTIVES = ("Silent", "Golden", "Broken", "Hidden", "Crimson", "Frozen", "Electric", "Lonely",
+               "Midnight", "Savage", "Velvet", "Wild")
+_NOUNS = ("River", "Garden", "Empire", "Harbor", "Mirror", "Compass", "Lantern", "Orchard")
+# cluster -> the genres of its items (movie_clusters)
+MOVIE_GENRES = (("Comedy",), ("Drama", "Romance"), ("Horror",), ("Action", "Thriller"))
+
+
+def movie_clusters(n_users: int = 80, n_items: int = 48, *, seed: int = 0) -> World:
+    """:func:`planted_clusters` with 4 clusters and a movie catalog, for conversational tests.
+
+    Item ``i`` is in cluster ``i % 4`` and has that cluster's genres (:data:`MOVIE_GENRES`), a
+    distinct two-word title ("Silent River") and the year ``1950 + 10 * (i // 4 % 5) + i % 7``,
+    so genres and decades both tell items apart.
+
+    Raises:
+        ConfigError: more items than distinct titles (96), or as :func:`planted_clusters`.
+    """
+    if n_items > len(_ADJECTIVES) * len(_NOUNS):
+        raise ConfigError(f"movie_clusters has {len(_ADJECTIVES) * len(_NOUNS)} distinct "
+                          f"titles, got n_items={n_items}; lower n_items")
+    world = planted_clusters(n_users=n_users, n_items=n_items, n_clusters=4, seed=seed)
+    columns = world.data.catalog.columns  # shared by the split's parts
+    columns["title"] = np.array([f"{_ADJECTIVES[i % 12]} {_NOUNS[i // 12]}"
+                                 for i in range(n_items)], dtype=object)
+    genres = np.empty(n_items, dtype=object)
+    genres[:] = [MOVIE_GENRES[i % 4] for i in range(n_items)]
+    columns["genres"] = genres
+    columns["year"] = np.array([1950 + 10 * (i // 4 % 5) + i % 7 for i in range(n_items)], float)
+    return world

@@ -1,0 +1,176 @@
+"""Conversational recommendation on MovieLens-100K, measured with simulated users.
+
+Writes the ``conversational`` section of BENCHMARKS.md and
+``benchmarks/results/conversational.json`` (+ ``conversational.transcripts.jsonl``).
+
+Episodes: ``--users`` test users (sampled with seed 0) of the leave-one-out split (each user's
+last rating is the target; the rest is the history). The rule simulator wants the target: it
+reveals at most two of its attributes (genres, decade) per turn, never its title, then critiques
+lists ("something older", "more like the third one"). Budget 5 turns; success = the target's id
+in the top-10 shown list. Agents: ``pop`` and ``ease`` without dialogue (their top-10 for the
+history, every turn), and ``chat:ease``, the tool-using agent ranking with EASE under rule-based
+understanding (``--lm none``). With ``--lm SPEC`` the agent also runs with that language model
+writing the JSON plans, on the first ``--lm-users`` episodes (a local model plans slowly on CPU).
+
+    python benchmarks/conversational.py [--users 200] [--lm transformers:smollm2-135m --lm-users 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import fmt_ci, load_average, machine_line, write_section  # noqa: E402
+from genrec.agents.simulation import simulate, write_transcripts  # noqa: E402
+from genrec.build import conversational_agent  # noqa: E402
+from genrec.data import sources  # noqa: E402
+from genrec.data.splits import make_split  # noqa: E402
+from genrec.io import atomic_write  # noqa: E402
+from genrec.options import RunOptions  # noqa: E402
+
+OPTIONS = RunOptions(seed=42, threads=1)
+AGENTS = ("pop", "ease", "oracle:ease", "chat:ease")
+COLUMNS = ("success", "turns", "first_turn_success", "recall@1", "recall@10", "recall@50",
+           "repeat_rate", "seen_rate", "out_of_catalog_rate")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--turns", type=int, default=5)
+    parser.add_argument("--lm", help="a language-model spec to plan with (optional)")
+    parser.add_argument("--lm-users", type=int, default=20)
+    parser.add_argument("--cache", default=str(sources.default_cache_dir()))
+    parser.add_argument("--section-only", action="store_true",
+                        help="rewrite the BENCHMARKS.md section from the saved results")
+    args = parser.parse_args()
+    out = ROOT / "benchmarks" / "results" / "conversational.json"
+    if args.section_only:
+        payload = json.loads(out.read_text())
+        lines = out.with_suffix(".transcripts.jsonl").read_text().splitlines()
+        write_section("conversational", section(payload["simulation"], payload["lm"],
+                                                [json.loads(x) for x in lines],
+                                                payload["loads"], payload))
+        return
+    OPTIONS.apply_threads()
+    data = sources.load("ml-100k", cache_dir=args.cache, progress=False)
+    split = make_split(data, "loo")
+    loads, start = [load_average()], time.perf_counter()
+    agents = {spec: conversational_agent(spec, split.train, options=OPTIONS) for spec in AGENTS}
+    results, transcripts = simulate(split, agents, users=args.users, turns=args.turns, seed=0)
+    results["matching"] = matching_counts(agents["oracle:ease"], split, args.users)
+    loads.append(load_average())
+    lm_part = None
+    if args.lm:
+        from genrec.text.backends import get_language_model
+
+        lm = get_language_model(args.lm, threads=1)
+        name = f"chat:ease+{args.lm}"
+        lm_agents = {name: conversational_agent("chat:ease", split.train, options=OPTIONS, lm=lm)}
+        lm_part, lm_transcripts = simulate(split, lm_agents, users=args.lm_users,
+                                           turns=args.turns, seed=0)
+        transcripts += lm_transcripts
+        loads.append(load_average())
+    payload = {"simulation": results, "lm": lm_part, "seconds": time.perf_counter() - start,
+               "loads": loads,
+               "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
+    atomic_write(out, json.dumps(payload, indent=2) + "\n")
+    write_transcripts(out.with_suffix(".transcripts.jsonl"), transcripts)
+    write_section("conversational", section(results, lm_part, transcripts, loads, payload))
+
+
+def matching_counts(oracle, split, users: int) -> dict:
+    """How many unseen items share the target's genres and decade (quartiles, share <= 50)."""
+    from genrec.agents.simulation import episodes_from_split
+
+    counts = [len(oracle.matching(e)) for e in episodes_from_split(split, n_users=users, seed=0)]
+    q1, q2, q3 = np.percentile(counts, [25, 50, 75])
+    return {"q1": float(q1), "median": float(q2), "q3": float(q3),
+            "share_at_most_50": float(np.mean(np.array(counts) <= 50))}
+
+
+def turn_seconds(transcripts, agent: str) -> tuple[float, float]:
+    """p50 and p95 seconds of one agent's turns."""
+    seconds = [t["seconds"] for e in transcripts if e["agent"] == agent for t in e["turns"]]
+    return float(np.percentile(seconds, 50)), float(np.percentile(seconds, 95))
+
+
+def table(results) -> list[str]:
+    rows = ["| agent | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for r in results["results"]:
+        rows.append(f"| {r['model']} | " + " | ".join(fmt_ci(r["metrics"][c]) for c in COLUMNS)
+                    + " |")
+    return rows
+
+
+def section(results, lm_part, transcripts, loads, payload) -> str:
+    p = results["protocol"]
+    by = {r["model"]: r for r in results["results"]}
+    test = by["ease"]["significance"]["success"]
+    p50, p95 = turn_seconds(transcripts, "chat:ease")
+    lines = [
+        "## Conversational recommendation: a tool-using agent against simulated users",
+        "",
+        f"`benchmarks/conversational.py`, {payload['date']}. ML-100K, leave-one-out split; "
+        f"{p['episodes']} episodes (test users sampled with seed 0), budget {p['turns']} turns, "
+        "rule simulator (reveals at most two target attributes per turn, never the title; "
+        "then critiques), success = the target's id in the top-10 shown list. `pop` and "
+        "`ease` have no dialogue (their top-10 for the history every turn); `chat:ease` is the "
+        "agent (`genrec.agents.Agent`) with rule-based understanding (`--lm none`), EASE as its "
+        "ranking tool, filters in SQLite. Means with bootstrap 95% intervals.",
+        "",
+        *table(results),
+        "",
+        f"`ease` trails `chat:ease` on success by {-test['mean_diff']:.3f} (paired t-test "
+        f"p={test['p_t_holm']:.2g}, Wilcoxon p={test['p_wilcoxon_holm']:.2g}, Holm-adjusted). "
+        f"Out-of-catalog items: {by['chat:ease']['metrics']['out_of_catalog_rate']['mean']:.0%} "
+        "(every shown item is an item-table row by construction). `chat:ease` turn latency "
+        f"(rules, EASE, 1 thread): p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms.",
+        "",
+        "Read with care. The attribute simulator is generous: on ML-100K a target's full genre "
+        "set plus its decade leaves a median of "
+        f"{results['matching']['median']:.0f} unseen films (quartiles "
+        f"{results['matching']['q1']:.0f}-{results['matching']['q3']:.0f}; "
+        f"{results['matching']['share_at_most_50']:.0%} of targets have at most 50), and the "
+        "agent never shows an item twice, so five lists of ten cover much of that set. Most "
+        "of the gap over `ease` is the simulator's information, not the agent's skill (the "
+        "critique of \"How reliable is your simulator?\", WWW 2024). `oracle:ease` knows all "
+        "those attributes from turn 1 (EASE ranks the films that have them all, ten new ones a "
+        "turn): what attribute filtering with perfect knowledge gives. The agent, which learns "
+        "the attributes over turns but also relaxes constraints and follows critiques, ends "
+        "level with it on success and behind it on the first turn. No LLM simulator and no "
+        "leakage accounting yet; the baselines lack plain-LLM chat and Chat-Rec.",
+    ]
+    if lm_part:
+        r = lm_part["results"][0]
+        m = r["metrics"]
+        lp50, lp95 = turn_seconds(transcripts, r["model"])
+        plans = [t["plan"] for e in transcripts if e["agent"] == r["model"] for t in e["turns"]]
+        repaired = sum(bool(p.get("repaired")) for p in plans)
+        fallback = sum(bool(p.get("fallback")) for p in plans)
+        lines += ["", f"With a language model planning (`{r['model']}`, first "
+                  f"{lm_part['protocol']['episodes']} episodes, no constrained decoding):", "",
+                  *table(lm_part), "",
+                  f"Plan validity (first answer valid) {fmt_ci(m['plan_validity'])}; of "
+                  f"{len(plans)} turns, {repaired} were valid after the repair round and "
+                  f"{fallback} fell back to the rule planner (so where all fall back, the "
+                  "success above is the rules', not the LM's). LM calls per episode "
+                  f"{m['lm_calls']['mean']:.1f}; turn latency p50 {lp50:.1f} s, p95 {lp95:.1f} s "
+                  "(prompt of about 1,400 tokens; a loaded machine). The 135M model answers "
+                  "with prose, Python code or a copy of the schema: without constrained "
+                  "decoding it does not write a plan."]
+    lines += ["", machine_line(results["versions"], loads)]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
