@@ -30,18 +30,10 @@ test-fast: setup lint
 	bash scripts/setup_browser.sh
 	$(PY) -m pytest -m "not slow" $(ARGS)
 
-# Ruff lint and format checks (configured in pyproject.toml). Until the tree has had its one-time
-# `ruff check --fix` + `ruff format`, lint skips the format check and three rules that only
-# `--fix` needs to satisfy (import order, typing imports, quoted annotations). After that pass,
-# drop LINT_PENDING and the ifeq; `make lint LINT_PENDING=` runs the full checks now.
-LINT_PENDING ?= yes
+# Ruff lint and format checks (configured in pyproject.toml).
 lint: setup
-ifeq ($(LINT_PENDING),yes)
-	$(PY) -m ruff check --extend-ignore I001,UP035,UP037 .
-else
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-endif
 
 # Slower measurements that write BENCHMARKS.md and the README's table (not part of CI).
 # llama.cpp (compiled from source, AMX kernels off: they crash on some virtual CPUs) is measured

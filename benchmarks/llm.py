@@ -38,8 +38,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import (  # noqa: E402
-    BENCHMARKS_MD, fmt_ci, fmt_test, load_average, results_json, summary, write_section)
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import held_out_items_split, holdout_split  # noqa: E402
 from genrec.evaluation.protocol import evaluate, evaluate_sampled  # noqa: E402
@@ -51,6 +49,16 @@ from genrec.models.language.llm import title_index, title_key  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.pipelines.two_stage import TwoStage  # noqa: E402
 from genrec.text.backends import BACKENDS, get_language_model  # noqa: E402
+
+from common import (  # noqa: E402
+    BENCHMARKS_MD,
+    fmt_ci,
+    fmt_test,
+    load_average,
+    results_json,
+    summary,
+    write_section,
+)
 
 OPTIONS = RunOptions(seed=42, threads=1)
 SAMPLED_KS = (1, 5, 10)
@@ -76,8 +84,12 @@ def sampled(split, users, models: dict) -> dict:
     for label, model in models.items():
         ev = evaluate_sampled(model, history, split.test, users=users, seed=0, ks=SAMPLED_KS)
         out[label] = {"per_user": ev.per_user, "seconds_per_user": ev.score_seconds / len(ev.users)}
-        print(f"[sampled] {label}: ndcg@10 {ev.mean('ndcg@10'):.4f} hit@1 {ev.mean('hit@1'):.4f} "
-              f"{out[label]['seconds_per_user']:.3f} s/user", file=sys.stderr, flush=True)
+        print(
+            f"[sampled] {label}: ndcg@10 {ev.mean('ndcg@10'):.4f} hit@1 {ev.mean('hit@1'):.4f} "
+            f"{out[label]['seconds_per_user']:.3f} s/user",
+            file=sys.stderr,
+            flush=True,
+        )
     return out
 
 
@@ -86,7 +98,9 @@ def two_stage(split, users, lm, ease, shots: int) -> dict:
     models = {"ease": ease}
     for mode, label in (("grounded", "pointwise"), ("listwise", "listwise")):
         llm = LLMRecommender(lm="fake", shots=shots, mode=mode, language_model=lm)
-        models[f"ease+llm ({label})"] = TwoStage(retriever=ease, reranker=llm, n_candidates=20).fit(split.train, options=OPTIONS)
+        models[f"ease+llm ({label})"] = TwoStage(retriever=ease, reranker=llm, n_candidates=20).fit(
+            split.train, options=OPTIONS
+        )
     return full_ranking(split, users, models)
 
 
@@ -95,39 +109,64 @@ def full_ranking(split, users, models: dict) -> dict:
     history = split.history("test")
     out = {}
     for label, model in models.items():
-        ev = evaluate(model, history, split.test, users=users, ks=(10, 20),
-                      metrics=("ndcg", "recall", "mrr", "hit"))
+        ev = evaluate(
+            model,
+            history,
+            split.test,
+            users=users,
+            ks=(10, 20),
+            metrics=("ndcg", "recall", "mrr", "hit"),
+        )
         out[label] = {"per_user": ev.per_user, "seconds_per_user": ev.score_seconds / len(ev.users)}
-        print(f"[two-stage] {label}: ndcg@10 {ev.mean('ndcg@10'):.4f} "
-              f"{out[label]['seconds_per_user']:.3f} s/user", file=sys.stderr, flush=True)
+        print(
+            f"[two-stage] {label}: ndcg@10 {ev.mean('ndcg@10'):.4f} "
+            f"{out[label]['seconds_per_user']:.3f} s/user",
+            file=sys.stderr,
+            flush=True,
+        )
     return out
 
 
 # ---- 3. free generation ----------------------------------------------------------------------
 def free_generation(split, users, lm, k: int) -> dict:
-    model = LLMRecommender(lm="fake", mode="free", n_generate=k, tokens_per_title=16,
-                           language_model=lm).fit(split.train, options=OPTIONS)
+    model = LLMRecommender(
+        lm="fake", mode="free", n_generate=k, tokens_per_title=16, language_model=lm
+    ).fit(split.train, options=OPTIONS)
     history = split.history("test").user_item_order[users]
     targets = split.test.user_items[users]
     start = time.perf_counter()
     generated = model.generate_titles(history, k=k)
     seconds = time.perf_counter() - start
-    hits = [bool(set(items.tolist()) & set(targets[r].indices.tolist()))
-            for r, items in enumerate(generated.items)]
+    hits = [
+        bool(set(items.tolist()) & set(targets[r].indices.tolist()))
+        for r, items in enumerate(generated.items)
+    ]
     n_titles = generated.n_titles
     index = title_index(model.titles_, model.popularity_)
-    unmatched_difflib = sum(difflib_match(t, index, model.config.match_cutoff) < 0
-                            for titles in generated.titles for t in titles)
-    example = {"history": model.history_titles(history[0])[-5:], "generated": generated.titles[0],
-               "unmatched": generated.unmatched[0]}
-    return {"users": len(users), "k": k, "titles": n_titles,
-            "hallucinated": generated.n_hallucinated,
-            "hallucination_rate": generated.n_hallucinated / max(n_titles, 1),
-            "hallucination_rate_difflib": unmatched_difflib / max(n_titles, 1),
-            "match_cutoff": model.config.match_cutoff,
-            "history_repeat_rate": model.generation_stats_["history_repeats"] / max(n_titles, 1),
-            "titles_per_user": n_titles / len(users), "hit_rate": float(np.mean(hits)),
-            "seconds_per_user": seconds / len(users), "example": example}
+    unmatched_difflib = sum(
+        difflib_match(t, index, model.config.match_cutoff) < 0
+        for titles in generated.titles
+        for t in titles
+    )
+    example = {
+        "history": model.history_titles(history[0])[-5:],
+        "generated": generated.titles[0],
+        "unmatched": generated.unmatched[0],
+    }
+    return {
+        "users": len(users),
+        "k": k,
+        "titles": n_titles,
+        "hallucinated": generated.n_hallucinated,
+        "hallucination_rate": generated.n_hallucinated / max(n_titles, 1),
+        "hallucination_rate_difflib": unmatched_difflib / max(n_titles, 1),
+        "match_cutoff": model.config.match_cutoff,
+        "history_repeat_rate": model.generation_stats_["history_repeats"] / max(n_titles, 1),
+        "titles_per_user": n_titles / len(users),
+        "hit_rate": float(np.mean(hits)),
+        "seconds_per_user": seconds / len(users),
+        "example": example,
+    }
 
 
 def difflib_match(title: str, index: dict[str, int], cutoff: float) -> int:
@@ -156,34 +195,53 @@ def ratings(split, lm, n: int) -> dict:
     user_mean = np.where(counts[users] > 0, sums[users] / np.maximum(counts[users], 1), global_mean)
 
     def errors(p):
-        return {"rmse": float(np.sqrt(np.mean((p - truth) ** 2))), "mae": float(np.mean(np.abs(p - truth)))}
+        return {
+            "rmse": float(np.sqrt(np.mean((p - truth) ** 2))),
+            "mae": float(np.mean(np.abs(p - truth))),
+        }
 
-    return {"pairs": n, "llm": errors(predicted), "global_mean": errors(np.full(n, global_mean)),
-            "user_mean": errors(user_mean), "prediction_mean": float(predicted.mean()),
-            "prediction_std": float(predicted.std()), "seconds_per_rating": seconds / n}
+    return {
+        "pairs": n,
+        "llm": errors(predicted),
+        "global_mean": errors(np.full(n, global_mean)),
+        "user_mean": errors(user_mean),
+        "prediction_mean": float(predicted.mean()),
+        "prediction_std": float(predicted.std()),
+        "seconds_per_rating": seconds / n,
+    }
 
 
 # ---- 5. held-out items -----------------------------------------------------------------------
 def cold_items(data, lm, n_users: int) -> tuple[dict, dict]:
     split = held_out_items_split(data, 0.1, seed=0)
     eligible = np.flatnonzero(split.test.user_counts > 0)
-    users = np.sort(np.random.default_rng(0).choice(eligible, min(n_users, len(eligible)), replace=False))
-    models = {"pop": Pop().fit(split.train, options=OPTIONS),
-              "ease": EASE().fit(split.train, options=OPTIONS),
-              "llm zero-shot": LLMRecommender(lm="fake", language_model=lm).fit(split.train,
-                                                                                options=OPTIONS)}
+    users = np.sort(
+        np.random.default_rng(0).choice(eligible, min(n_users, len(eligible)), replace=False)
+    )
+    models = {
+        "pop": Pop().fit(split.train, options=OPTIONS),
+        "ease": EASE().fit(split.train, options=OPTIONS),
+        "llm zero-shot": LLMRecommender(lm="fake", language_model=lm).fit(
+            split.train, options=OPTIONS
+        ),
+    }
     return sampled(split, users, models), {**split.info, "users": len(users)}
 
 
 # ---- report ----------------------------------------------------------------------------------
 def table(results: dict, metrics: list[str], reference: str) -> list[str]:
     tests = compare_with({m: r["per_user"][metrics[0]] for m, r in results.items()}, reference)
-    lines = ["| model | " + " | ".join(metrics) + f" | vs {reference} ({metrics[0]} diff, Holm p) "
-             "| s / user |", "|" + " --- |" * (len(metrics) + 3)]
+    lines = [
+        "| model | " + " | ".join(metrics) + f" | vs {reference} ({metrics[0]} diff, Holm p) "
+        "| s / user |",
+        "|" + " --- |" * (len(metrics) + 3),
+    ]
     for label, r in results.items():
         cells = [fmt_ci(summary(r["per_user"][m])) for m in metrics]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {fmt_test(tests.get(label))} | "
-                     f"{r['seconds_per_user']:.3f} |")
+        lines.append(
+            f"| {label} | " + " | ".join(cells) + f" | {fmt_test(tests.get(label))} | "
+            f"{r['seconds_per_user']:.3f} |"
+        )
     return lines
 
 
@@ -203,7 +261,8 @@ def free_paragraph(free: dict) -> str:
         f"the user's history; hit rate (a held-out test item among the matched ones) "
         f"{free['hit_rate']:.1%}; {free['seconds_per_user']:.1f} s per user. Example: history "
         f"... {json.dumps(free['example']['history'])} -> generated "
-        f"{json.dumps(free['example']['generated'])}.")
+        f"{json.dumps(free['example']['generated'])}."
+    )
 
 
 def markdown(res: dict) -> str:
@@ -211,7 +270,8 @@ def markdown(res: dict) -> str:
     free, rat = res["free"], res["ratings"]
     zero = res["sampled"]["llm zero-shot"]["seconds_per_user"]
     lines = [
-        "## LLM recommenders", "",
+        "## LLM recommenders",
+        "",
         f"Script: `benchmarks/llm.py`; written {res['written']}. MovieLens-100K, random holdout "
         "0.8/0.1/0.1 (split seed 2020), training seed 42, test part; the same "
         f"{res['n_users']} test users (sampled with seed 0) in sections 1 and 2. Language model: "
@@ -219,37 +279,59 @@ def markdown(res: dict) -> str:
         "likelihood scorer; prompts list the user's 10 most recent titles, oldest first, every "
         "title quoted and escaped (`genrec.text.prompts`). Intervals: 95% bootstrap over users; "
         "paired t-test and Wilcoxon against the reference, Holm-corrected (the larger p shown; * = "
-        "p < 0.05).", "",
+        "p < 0.05).",
+        "",
         f"Machine: {v['cpu_count']} cores shared with other jobs, {v['platform']}, Python "
         f"{v['python']}, torch {v['torch']}, genrec {v['genrec']}; 1 thread; peak RSS of the "
         f"process {res['peak_rss_mb']:.0f} MB; 1-minute load average: "
-        + ", ".join(f"{x:.2f}" for x in res["loads"]) + ".", "",
-        "### 1. Ranking 20 candidates (held-out item + 19 sampled)", "",
-        *table(res["sampled"], ["ndcg@10", "hit@1", "hit@5", "mrr@10"], "ease"), "",
+        + ", ".join(f"{x:.2f}" for x in res["loads"])
+        + ".",
+        "",
+        "### 1. Ranking 20 candidates (held-out item + 19 sampled)",
+        "",
+        *table(res["sampled"], ["ndcg@10", "hit@1", "hit@5", "mrr@10"], "ease"),
+        "",
         f"Few-shot = {a['shots']} in-context examples (other training users' last 10 titles -> "
         "their next one), fixed at fit with seed 42. Random order would give NDCG@10 0.227 and "
         "Hit@1 0.05. s / user: wall time to score one user's 20 candidates (for the LLM: one "
         f"prompt pass, KV cache shared by the 20 titles). **Reranking 20 candidates: {zero:.2f} s "
-        "per user zero-shot** (issue target: under 1 s).", "",
-        "### 2. Two-stage pipeline (EASE proposes 20, the LLM reranks), full ranking", "",
-        *table(res["two_stage"], ["ndcg@10", "recall@10", "mrr@10", "ndcg@20"], "ease"), "",
+        "per user zero-shot** (issue target: under 1 s).",
+        "",
+        "### 2. Two-stage pipeline (EASE proposes 20, the LLM reranks), full ranking",
+        "",
+        *table(res["two_stage"], ["ndcg@10", "recall@10", "mrr@10", "ndcg@20"], "ease"),
+        "",
         "Items outside the 20 candidates rank after them in EASE's order, so Recall@20 equals "
         "EASE's by construction; the reranker can only reorder the top 20. Pointwise: the "
         "likelihood of each title; listwise: one prompt listing the candidates under letters "
-        "A-T in EASE's order, ordered by the probability of each letter.", "",
-        "### 3. Free generation", "",
-        free_paragraph(free), "",
-        "### 4. Rating prediction by prompt", "",
-        "| predictor | RMSE | MAE |", "| --- | --- | --- |",
-        *[f"| {label} | {rat[key]['rmse']:.4f} | {rat[key]['mae']:.4f} |"
-          for label, key in (("LLM expected rating (1..5)", "llm"), ("global mean", "global_mean"),
-                             ("user mean", "user_mean"))], "",
+        "A-T in EASE's order, ordered by the probability of each letter.",
+        "",
+        "### 3. Free generation",
+        "",
+        free_paragraph(free),
+        "",
+        "### 4. Rating prediction by prompt",
+        "",
+        "| predictor | RMSE | MAE |",
+        "| --- | --- | --- |",
+        *[
+            f"| {label} | {rat[key]['rmse']:.4f} | {rat[key]['mae']:.4f} |"
+            for label, key in (
+                ("LLM expected rating (1..5)", "llm"),
+                ("global mean", "global_mean"),
+                ("user mean", "user_mean"),
+            )
+        ],
+        "",
         f"{rat['pairs']} test ratings sampled with seed 0; the prompt lists 10 of the user's rated "
         "titles with their ratings. LLM predictions: mean "
         f"{rat['prediction_mean']:.2f}, standard deviation {rat['prediction_std']:.2f}; "
-        f"{rat['seconds_per_rating']:.2f} s per rating.", "",
-        "### 5. Held-out (cold-start) items, ranking 20 candidates", "",
-        *table(res["cold"], ["ndcg@10", "hit@1", "hit@5", "mrr@10"], "ease"), "",
+        f"{rat['seconds_per_rating']:.2f} s per rating.",
+        "",
+        "### 5. Held-out (cold-start) items, ranking 20 candidates",
+        "",
+        *table(res["cold"], ["ndcg@10", "hit@1", "hit@5", "mrr@10"], "ease"),
+        "",
         f"Split: {res['cold_info']['held_out_items']['test']} test items never seen in training "
         f"(held-out-items split, 10% of the items, seed 0); {res['cold_info']['users']} users with "
         "a held-out test item (seed 0); each user's target is a held-out item, the 19 negatives "
@@ -290,31 +372,47 @@ def main(argv=None) -> int:
     parser.add_argument("--lm", default="transformers:gemma-3-270m")
     parser.add_argument("--cache-dir", default="/tmp/gcache")
     parser.add_argument("--no-write", action="store_true", help="print, do not touch BENCHMARKS.md")
-    parser.add_argument("--only", choices=["free"], help="re-run one section: its paragraph in "
-                        "BENCHMARKS.md and its entry of llm.json are replaced, the rest kept")
+    parser.add_argument(
+        "--only",
+        choices=["free"],
+        help="re-run one section: its paragraph in "
+        "BENCHMARKS.md and its entry of llm.json are replaced, the rest kept",
+    )
     args = parser.parse_args(argv)
     OPTIONS.apply_threads()
     data = sources.load("ml-100k", cache_dir=args.cache_dir)
     split = holdout_split(data, (0.8, 0.1, 0.1), seed=2020)
     eligible = np.flatnonzero(split.test.user_counts > 0)
-    users = np.sort(np.random.default_rng(0).choice(eligible, min(args.users, len(eligible)), replace=False))
+    users = np.sort(
+        np.random.default_rng(0).choice(eligible, min(args.users, len(eligible)), replace=False)
+    )
     lm = make_lm(args.lm)
     if args.only == "free":
-        return rerun_free(split, users[:args.free_users], lm, args)
+        return rerun_free(split, users[: args.free_users], lm, args)
     loads = [load_average()]
     ease = EASE().fit(split.train, options=OPTIONS)
-    models = {"pop": Pop().fit(split.train, options=OPTIONS), "ease": ease,
-              "llm zero-shot": LLMRecommender(lm="fake", language_model=lm).fit(split.train, options=OPTIONS),
-              f"llm {args.shots}-shot": LLMRecommender(lm="fake", shots=args.shots, language_model=lm)
-              .fit(split.train, options=OPTIONS)}
-    res = {"args": vars(args), "n_users": len(users), "versions": library_versions(),
-           "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    models = {
+        "pop": Pop().fit(split.train, options=OPTIONS),
+        "ease": ease,
+        "llm zero-shot": LLMRecommender(lm="fake", language_model=lm).fit(
+            split.train, options=OPTIONS
+        ),
+        f"llm {args.shots}-shot": LLMRecommender(
+            lm="fake", shots=args.shots, language_model=lm
+        ).fit(split.train, options=OPTIONS),
+    }
+    res = {
+        "args": vars(args),
+        "n_users": len(users),
+        "versions": library_versions(),
+        "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
     res["versions"].setdefault("platform", platform.platform())
     res["sampled"] = sampled(split, users, models)
     loads.append(load_average())
     res["two_stage"] = two_stage(split, users, lm, ease, shots=0)
     loads.append(load_average())
-    res["free"] = free_generation(split, users[:args.free_users], lm, args.free_k)
+    res["free"] = free_generation(split, users[: args.free_users], lm, args.free_k)
     print(f"[free] {res['free']}", file=sys.stderr, flush=True)
     res["ratings"] = ratings(split, lm, args.ratings)
     res["cold"], res["cold_info"] = cold_items(data, lm, args.users)

@@ -35,7 +35,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import fmt_ci, load_average, machine_line, write_section  # noqa: E402
 from genrec.build import build_model  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.dataset import ItemCatalog  # noqa: E402
@@ -51,14 +50,26 @@ from genrec.multimodal.images import EfficientNetEncoder, encode_images_cached  
 from genrec.options import RunOptions  # noqa: E402
 from genrec.text import EmbeddingCache  # noqa: E402
 
+from common import fmt_ci, load_average, machine_line, write_section  # noqa: E402
+
 OPTIONS = RunOptions(seed=42, threads=1)
 SPLIT_SEED = 2020
 WORLD = {"n_users": 600, "n_items": 480, "seed": 0}
-WORLD_MODELS = {"vbpr": ("vbpr", {}), "mmdense": ("mmdense", {}), "dense": ("dense", {}),
-                "ease": ("ease", {}), "bpr": ("bpr", {}), "pop": ("pop", {})}
-TEXT_MODELS = {"mmdense (text)": ("mmdense", {"modalities": "text"}),
-               "vbpr (text)": ("vbpr", {"features": "text"}), "dense": ("dense", {}),
-               "ease": ("ease", {}), "pop": ("pop", {})}
+WORLD_MODELS = {
+    "vbpr": ("vbpr", {}),
+    "mmdense": ("mmdense", {}),
+    "dense": ("dense", {}),
+    "ease": ("ease", {}),
+    "bpr": ("bpr", {}),
+    "pop": ("pop", {}),
+}
+TEXT_MODELS = {
+    "mmdense (text)": ("mmdense", {"modalities": "text"}),
+    "vbpr (text)": ("vbpr", {"features": "text"}),
+    "dense": ("dense", {}),
+    "ease": ("ease", {}),
+    "pop": ("pop", {}),
+}
 
 
 def caches(overrides: dict, spec: str, cache: Path) -> dict:
@@ -73,11 +84,19 @@ def caches(overrides: dict, spec: str, cache: Path) -> dict:
 def evaluate(split, models: dict, cache: Path, protocol: dict) -> tuple[dict, dict]:
     """results.json-style dict with paired tests against dense, and the fitted models."""
     fitted = {}
-    factories = {label: (lambda s=spec, o=o: build_model(s, caches(o, s, cache)))
-                 for label, (spec, o) in models.items()}
-    result = run_benchmark(split, factories, protocol=protocol, ks=(10,), options=OPTIONS,
-                           metrics=("ndcg", "recall", "hit"),
-                           on_fitted=lambda name, m: fitted.__setitem__(name, m))
+    factories = {
+        label: (lambda s=spec, o=o: build_model(s, caches(o, s, cache)))
+        for label, (spec, o) in models.items()
+    }
+    result = run_benchmark(
+        split,
+        factories,
+        protocol=protocol,
+        ks=(10,),
+        options=OPTIONS,
+        metrics=("ndcg", "recall", "hit"),
+        on_fitted=lambda name, m: fitted.__setitem__(name, m),
+    )
     results = result.to_dict()
     per_user = {r.model: r.evaluation.per_user for r in result.runs}
     versus = compare_with({m: v["ndcg@10"] for m, v in per_user.items()}, "dense")
@@ -89,15 +108,25 @@ def evaluate(split, models: dict, cache: Path, protocol: dict) -> tuple[dict, di
 
 
 def table(results: dict) -> str:
-    lines = ["| model | NDCG@10 | Recall@10 | Hit@10 | vs dense: NDCG@10 diff [paired 95% CI], "
-             "Holm p | fit s |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| model | NDCG@10 | Recall@10 | Hit@10 | vs dense: NDCG@10 diff [paired 95% CI], "
+        "Holm p | fit s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for r in results["results"]:
         m, vs = r["metrics"], r["vs_dense"]
-        versus = "reference" if vs["verdict"] == "reference" else (
-            f"{vs['mean_diff']:+.4f} [{vs['diff_ci'][0]:+.4f}, {vs['diff_ci'][1]:+.4f}], "
-            f"p={max(vs['p_t_holm'], vs['p_wilcoxon_holm']):.2g}: {vs['verdict']}")
-        lines.append(f"| {r['model']} | {fmt_ci(m['ndcg@10'])} | {fmt_ci(m['recall@10'])} | "
-                     f"{fmt_ci(m['hit@10'])} | {versus} | {r['fit_seconds']:.2f} |")
+        versus = (
+            "reference"
+            if vs["verdict"] == "reference"
+            else (
+                f"{vs['mean_diff']:+.4f} [{vs['diff_ci'][0]:+.4f}, {vs['diff_ci'][1]:+.4f}], "
+                f"p={max(vs['p_t_holm'], vs['p_wilcoxon_holm']):.2g}: {vs['verdict']}"
+            )
+        )
+        lines.append(
+            f"| {r['model']} | {fmt_ci(m['ndcg@10'])} | {fmt_ci(m['recall@10'])} | "
+            f"{fmt_ci(m['hit@10'])} | {versus} | {r['fit_seconds']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -109,8 +138,12 @@ def encoding_speed(world, cache: Path) -> dict:
     first = time.perf_counter() - start
     start = time.perf_counter()
     encode_images_cached(EfficientNetEncoder(), paths, store)
-    return {"images": len(paths), "images_per_s": len(paths) / first,
-            "cached_pass_s": time.perf_counter() - start, "cached_pass_encoded": store.last_encoded}
+    return {
+        "images": len(paths),
+        "images_per_s": len(paths) / first,
+        "cached_pass_s": time.perf_counter() - start,
+        "cached_pass_encoded": store.last_encoded,
+    }
 
 
 def without_half_the_images(split, seed: int):
@@ -127,33 +160,49 @@ def without_half_the_images(split, seed: int):
     columns["image"] = images
     new = ItemCatalog(catalog.vocab, columns, text_fields=catalog.text_fields)
     fold_in = None if split.fold_in is None else with_catalog(split.fold_in, new)
-    return type(split)(with_catalog(split.train, new), with_catalog(split.valid, new),
-                       with_catalog(split.test, new), fold_in=fold_in, info=split.info)
+    return type(split)(
+        with_catalog(split.train, new),
+        with_catalog(split.valid, new),
+        with_catalog(split.test, new),
+        fold_in=fold_in,
+        info=split.info,
+    )
 
 
 def composed(world, model) -> dict:
     refs, texts, targets = composed_queries(world.traits, per_item=1, seed=0)
     ks = (1, 5, 10, 50)
-    return {"queries": len(refs),
-            "sum": composed_recall(model.score_composed(refs, texts), references=refs,
-                                   targets=targets, ks=ks),
-            "image only": composed_recall(model.image_[refs] @ model.image_.T, references=refs,
-                                          targets=targets, ks=ks),
-            "text only": composed_recall(model.text_queries(texts) @ model.image_.T,
-                                         references=refs, targets=targets, ks=ks)}
+    return {
+        "queries": len(refs),
+        "sum": composed_recall(
+            model.score_composed(refs, texts), references=refs, targets=targets, ks=ks
+        ),
+        "image only": composed_recall(
+            model.image_[refs] @ model.image_.T, references=refs, targets=targets, ks=ks
+        ),
+        "text only": composed_recall(
+            model.text_queries(texts) @ model.image_.T, references=refs, targets=targets, ks=ks
+        ),
+    }
 
 
 def run_world(cache: Path, folder: Path, loads: list) -> dict:
     world = multimodal_world(folder, **WORLD)
     out = {"world": WORLD, "encoding": encoding_speed(world, cache)}
     loads.append(load_average())
-    parts = {"last item": world.split,
-             "held-out items": held_out_items_split(world.data, 0.2, seed=SPLIT_SEED)}
+    parts = {
+        "last item": world.split,
+        "held-out items": held_out_items_split(world.data, 0.2, seed=SPLIT_SEED),
+    }
     parts["held-out items, 50% images missing"] = without_half_the_images(
-        parts["held-out items"], seed=1)
+        parts["held-out items"], seed=1
+    )
     for name, split in parts.items():
-        models = WORLD_MODELS if name == "last item" else {
-            k: v for k, v in WORLD_MODELS.items() if k in ("vbpr", "mmdense", "dense", "pop")}
+        models = (
+            WORLD_MODELS
+            if name == "last item"
+            else {k: v for k, v in WORLD_MODELS.items() if k in ("vbpr", "mmdense", "dense", "pop")}
+        )
         if "missing" in name:  # VBPR on image and text features: text stands in for the image
             models = {"vbpr (image+text)": ("vbpr", {"features": "both"}), **models}
         protocol = protocol_block(world.data, split, split_name=name, split_seed=SPLIT_SEED)
@@ -201,21 +250,32 @@ def markdown(res: dict, versions: dict, loads: list) -> str:
         f"Image encoding: EfficientNet-Lite0, 1 thread: {enc['images_per_s']:.1f} images/s "
         f"({enc['images']} images); a second pass through the feature cache encoded "
         f"{enc['cached_pass_encoded']} images in {enc['cached_pass_s']:.2f} s.",
-        ""]
+        "",
+    ]
     for part in ("last item", "held-out items", "held-out items, 50% images missing"):
         lines += [f"World, {part} (test, full ranking):", "", table(w[part]), ""]
-    lines += [f"Alignment (mmdense, LiT-style, over the {w['world']['n_items']} items; ties count "
-              f"against the match): {recall_line(w['alignment'])}.", "",
-              f"Composed queries ({comp['queries']}, reference removed; target: the reference's "
-              "traits with the named colour):", "",
-              "| query | R@1 | R@5 | R@10 | R@50 |", "| --- | --- | --- | --- | --- |"]
+    lines += [
+        f"Alignment (mmdense, LiT-style, over the {w['world']['n_items']} items; ties count "
+        f"against the match): {recall_line(w['alignment'])}.",
+        "",
+        f"Composed queries ({comp['queries']}, reference removed; target: the reference's "
+        "traits with the named colour):",
+        "",
+        "| query | R@1 | R@5 | R@10 | R@50 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name in ("sum", "image only", "text only"):
         r = comp[name]
-        lines.append(f"| {name} | {r['R@1']:.3f} | {r['R@5']:.3f} | {r['R@10']:.3f} | "
-                     f"{r['R@50']:.3f} |")
+        lines.append(
+            f"| {name} | {r['R@1']:.3f} | {r['R@5']:.3f} | {r['R@10']:.3f} | {r['R@50']:.3f} |"
+        )
     if "ml100k" in res:
-        lines += ["", "ML-100K, holdout 0.8/0.1/0.1 (seed 2020), text only (no images exist "
-                  "for it):", "", table(res["ml100k"])]
+        lines += [
+            "",
+            "ML-100K, holdout 0.8/0.1/0.1 (seed 2020), text only (no images exist for it):",
+            "",
+            table(res["ml100k"]),
+        ]
     return "\n".join(lines + ["", *reading(res, loads)])
 
 
@@ -227,37 +287,44 @@ def reading(res: dict, loads: list) -> list[str]:
     """What the tables say, with the numbers they say it with."""
     w = res["world"]
     last, cold, half = w["last item"], w["held-out items"], w["held-out items, 50% images missing"]
-    out = ["Reading:", "",
-           f"- Last item: every user's items co-occur with each other, so the ID-only models "
-           f"already find them (EASE {ndcg(last, 'ease'):.3f}, BPR {ndcg(last, 'bpr'):.3f} "
-           f"NDCG@10); VBPR, which adds images to BPR, does as well ({ndcg(last, 'vbpr'):.3f}). "
-           f"Content-only retrieval is below them (mmdense {ndcg(last, 'mmdense'):.3f}, "
-           f"text-only dense {ndcg(last, 'dense'):.3f}).",
-           f"- Held-out items, where no co-occurrence exists: image-aware models are far above "
-           f"text-only retrieval (VBPR {ndcg(cold, 'vbpr'):.3f}, mmdense "
-           f"{ndcg(cold, 'mmdense'):.3f} vs dense {ndcg(cold, 'dense'):.3f}; popularity "
-           f"{ndcg(cold, 'pop'):.3f}): the colour a user prefers is named in only half of the "
-           "descriptions and seen in every image.",
-           f"- Half the images missing: every image-aware model loses ground but stays above "
-           f"text-only dense ({ndcg(half, 'dense'):.3f}): mmdense falls back on text for the "
-           f"items without an image ({ndcg(half, 'mmdense'):.3f}); VBPR on image features alone "
-           f"gives an imageless cold item only a zero content score ({ndcg(half, 'vbpr'):.3f}); "
-           f"VBPR on image and text features keeps {ndcg(half, 'vbpr (image+text)'):.3f}.",
-           "- Composed queries: the sum of the reference image and the projected modifier text "
-           f"finds the target in the top 10 for {w['composed']['sum']['R@10']:.3f} of the "
-           f"queries, against {w['composed']['image only']['R@10']:.3f} for the reference image "
-           f"alone and {w['composed']['text only']['R@10']:.3f} for the text alone; at R@1 it is "
-           "weak, because look-alike items of the target's traits tie with it.",
-           "- Alignment recall is bounded by the world: many items share one description (\"A "
-           "circle\") and ties count against the match."]
+    out = [
+        "Reading:",
+        "",
+        f"- Last item: every user's items co-occur with each other, so the ID-only models "
+        f"already find them (EASE {ndcg(last, 'ease'):.3f}, BPR {ndcg(last, 'bpr'):.3f} "
+        f"NDCG@10); VBPR, which adds images to BPR, does as well ({ndcg(last, 'vbpr'):.3f}). "
+        f"Content-only retrieval is below them (mmdense {ndcg(last, 'mmdense'):.3f}, "
+        f"text-only dense {ndcg(last, 'dense'):.3f}).",
+        f"- Held-out items, where no co-occurrence exists: image-aware models are far above "
+        f"text-only retrieval (VBPR {ndcg(cold, 'vbpr'):.3f}, mmdense "
+        f"{ndcg(cold, 'mmdense'):.3f} vs dense {ndcg(cold, 'dense'):.3f}; popularity "
+        f"{ndcg(cold, 'pop'):.3f}): the colour a user prefers is named in only half of the "
+        "descriptions and seen in every image.",
+        f"- Half the images missing: every image-aware model loses ground but stays above "
+        f"text-only dense ({ndcg(half, 'dense'):.3f}): mmdense falls back on text for the "
+        f"items without an image ({ndcg(half, 'mmdense'):.3f}); VBPR on image features alone "
+        f"gives an imageless cold item only a zero content score ({ndcg(half, 'vbpr'):.3f}); "
+        f"VBPR on image and text features keeps {ndcg(half, 'vbpr (image+text)'):.3f}.",
+        "- Composed queries: the sum of the reference image and the projected modifier text "
+        f"finds the target in the top 10 for {w['composed']['sum']['R@10']:.3f} of the "
+        f"queries, against {w['composed']['image only']['R@10']:.3f} for the reference image "
+        f"alone and {w['composed']['text only']['R@10']:.3f} for the text alone; at R@1 it is "
+        "weak, because look-alike items of the target's traits tie with it.",
+        '- Alignment recall is bounded by the world: many items share one description ("A '
+        'circle") and ties count against the match.',
+    ]
     if "ml100k" in res:
         m = res["ml100k"]
-        out.append(f"- ML-100K: mmdense in text-only mode is centred text retrieval, so it equals "
-                   f"dense ({ndcg(m, 'mmdense (text)'):.4f} both); VBPR on text features is BPR "
-                   f"with a text factor ({ndcg(m, 'vbpr (text)'):.3f}), below EASE "
-                   f"({ndcg(m, 'ease'):.3f}).")
-    out.append(f"- Encoding speed was measured on a shared 2-core machine under a 1-minute load "
-               f"of {max(loads):.0f}; an idle core would encode faster (not measured here).")
+        out.append(
+            f"- ML-100K: mmdense in text-only mode is centred text retrieval, so it equals "
+            f"dense ({ndcg(m, 'mmdense (text)'):.4f} both); VBPR on text features is BPR "
+            f"with a text factor ({ndcg(m, 'vbpr (text)'):.3f}), below EASE "
+            f"({ndcg(m, 'ease'):.3f})."
+        )
+    out.append(
+        f"- Encoding speed was measured on a shared 2-core machine under a 1-minute load "
+        f"of {max(loads):.0f}; an idle core would encode faster (not measured here)."
+    )
     return out
 
 
@@ -265,8 +332,11 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--cache-dir", type=Path, default=sources.default_cache_dir())
     p.add_argument("--skip-ml100k", action="store_true")
-    p.add_argument("--render-only", action="store_true",
-                   help="rewrite the BENCHMARKS.md section from benchmarks/results/multimodal.json")
+    p.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite the BENCHMARKS.md section from benchmarks/results/multimodal.json",
+    )
     args = p.parse_args()
     out = ROOT / "benchmarks" / "results" / "multimodal.json"
     if args.render_only:
@@ -276,13 +346,16 @@ def main() -> None:
     loads = [load_average()]
     with tempfile.TemporaryDirectory(prefix="genrec-mm-") as tmp:
         cache = Path(tmp) / "cache"
-        res = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-               "world": run_world(cache, Path(tmp) / "world", loads)}
+        res = {
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "world": run_world(cache, Path(tmp) / "world", loads),
+        }
         if not args.skip_ml100k:
             res["ml100k"] = run_ml100k(args.cache_dir, cache, loads)
     versions = library_versions()
-    atomic_write(out, json.dumps({**res, "versions": versions, "loads": loads}, indent=1,
-                                 default=float))
+    atomic_write(
+        out, json.dumps({**res, "versions": versions, "loads": loads}, indent=1, default=float)
+    )
     write_section("multimodal", markdown(res, versions, loads))
     print(markdown(res, versions, loads))
 

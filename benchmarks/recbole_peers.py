@@ -38,8 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import (  # noqa: E402
-    PEER_NAMES, load_average, machine_line, names_arg, peer_rows, write_section)
+from genrec.build import build_model  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import holdout_split  # noqa: E402
 from genrec.errors import DataError  # noqa: E402
@@ -47,12 +46,20 @@ from genrec.evaluation.protocol import evaluate_split  # noqa: E402
 from genrec.evaluation.runner import library_versions  # noqa: E402
 from genrec.evaluation.stats import bootstrap_ci, paired_tests  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.build import build_model  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
+from common import PEER_NAMES, load_average, machine_line, names_arg, peer_rows, write_section  # noqa: E402
+
 # genrec name -> RecBole model name
-PAIRS = {"ease": "EASE", "multdae": "MultiDAE", "cdae": "CDAE", "multvae": "MultiVAE",
-         "recvae": "RecVAE", "diffrec": "DiffRec", "ldiffrec": "LDiffRec"}
+PAIRS = {
+    "ease": "EASE",
+    "multdae": "MultiDAE",
+    "cdae": "CDAE",
+    "multvae": "MultiVAE",
+    "recvae": "RecVAE",
+    "diffrec": "DiffRec",
+    "ldiffrec": "LDiffRec",
+}
 SPLIT_SEED = 2020
 METRICS = ("ndcg@10", "recall@10", "ndcg@20", "recall@20")
 RUNNER = ROOT / "benchmarks" / "recbole_runner.py"
@@ -77,8 +84,10 @@ class RecBoleScores:
 
     def score(self, histories, *, users):
         if not self.scored[users].all():
-            raise DataError("RecBole did not score some test users; its scores come from other "
-                            "split files (re-run the RecBole side on this split)")
+            raise DataError(
+                "RecBole did not score some test users; its scores come from other "
+                "split files (re-run the RecBole side on this split)"
+            )
         return self.table[users]
 
 
@@ -95,10 +104,26 @@ def write_split(split, folder: Path) -> None:
 
 def run_recbole(python: Path, folder: Path, model: str, seed: int, epochs: int) -> Path:
     out = folder / f"{model}-{seed}.npz"
-    done = subprocess.run([str(python), str(RUNNER), "--data", str(folder), "--model", model,
-                           "--seed", str(seed), "--epochs", str(epochs), "--out", str(out)],
-                          capture_output=True, text=True, cwd=folder,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [
+            str(python),
+            str(RUNNER),
+            "--data",
+            str(folder),
+            "--model",
+            model,
+            "--seed",
+            str(seed),
+            "--epochs",
+            str(epochs),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     if done.returncode != 0:
         raise RuntimeError(f"RecBole {model} (seed {seed}) failed:\n{done.stderr[-3000:]}")
     return out
@@ -121,38 +146,48 @@ def compare(name: str, split, seeds: list[int], python: Path, folder: Path, epoc
     for seed in seeds:
         print(f"{name}, seed {seed}: genrec ...", file=sys.stderr)
         per_user, seconds, best = run_genrec(name, split, seed)
-        sides["genrec"].append({"seed": seed, "per_user": per_user, "seconds": seconds,
-                                "best_epoch": best})
+        sides["genrec"].append(
+            {"seed": seed, "per_user": per_user, "seconds": seconds, "best_epoch": best}
+        )
         print(f"{name}, seed {seed}: RecBole {PAIRS[name]} ...", file=sys.stderr)
         scores = RecBoleScores(run_recbole(python, folder, PAIRS[name], seed, epochs), split)
         per_user = evaluate_split(scores, split, "test", metrics=("ndcg", "recall")).per_user
-        sides["recbole"].append({"seed": seed, "per_user": {m: per_user[m] for m in METRICS},
-                                 "seconds": scores.info["seconds"],
-                                 "best_epoch": scores.info["best_epoch"],
-                                 "epochs_run": scores.info["epochs_run"],
-                                 "own_test": scores.info["test"]})
+        sides["recbole"].append(
+            {
+                "seed": seed,
+                "per_user": {m: per_user[m] for m in METRICS},
+                "seconds": scores.info["seconds"],
+                "best_epoch": scores.info["best_epoch"],
+                "epochs_run": scores.info["epochs_run"],
+                "own_test": scores.info["test"],
+            }
+        )
     row = {"model": name, "recbole_model": PAIRS[name], "seeds": seeds}
     for side, runs in sides.items():
         row[side] = {
-            "runs": [{k: v for k, v in r.items() if k != "per_user"}
-                     | {"metrics": {m: float(np.mean(r["per_user"][m])) for m in METRICS}}
-                     for r in runs],
+            "runs": [
+                {k: v for k, v in r.items() if k != "per_user"}
+                | {"metrics": {m: float(np.mean(r["per_user"][m])) for m in METRICS}}
+                for r in runs
+            ],
             "mean": {m: float(np.mean([np.mean(r["per_user"][m]) for r in runs])) for m in METRICS},
-            "seconds_median": statistics.median(r["seconds"] for r in runs)}
+            "seconds_median": statistics.median(r["seconds"] for r in runs),
+        }
     for metric in ("ndcg@10", "recall@10"):
         ours = np.mean([r["per_user"][metric] for r in sides["genrec"]], axis=0)
         theirs = np.mean([r["per_user"][metric] for r in sides["recbole"]], axis=0)
         low, high = bootstrap_ci(ours - theirs, seed=0)
-        row.setdefault("difference", {})[metric] = {**paired_tests(ours, theirs),
-                                                    "ci": [low, high]}
+        row.setdefault("difference", {})[metric] = {**paired_tests(ours, theirs), "ci": [low, high]}
     return row
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | genrec NDCG@10 | RecBole NDCG@10 | genrec Recall@10 | RecBole Recall@10 | "
-             "genrec - RecBole NDCG@10 [paired 95% CI], p | genrec - RecBole Recall@10 [paired "
-             "95% CI], p | bar met | genrec fit s | RecBole s | RecBole best epoch / run |",
-             "|" + " --- |" * 11]
+    lines = [
+        "| model | genrec NDCG@10 | RecBole NDCG@10 | genrec Recall@10 | RecBole Recall@10 | "
+        "genrec - RecBole NDCG@10 [paired 95% CI], p | genrec - RecBole Recall@10 [paired "
+        "95% CI], p | bar met | genrec fit s | RecBole s | RecBole best epoch / run |",
+        "|" + " --- |" * 11,
+    ]
     for r in rows:
         g, b = r["genrec"], r["recbole"]
         cells = [r["model"] + f" / {r['recbole_model']}"]
@@ -175,11 +210,17 @@ def table(rows: list[dict]) -> str:
 
 def bridge_check(rows: list[dict]) -> str:
     """RecBole's own test metrics against genrec's evaluation of the same scores."""
-    gaps = [abs(run["metrics"][m] - run["own_test"][m])
-            for r in rows for run in r["recbole"]["runs"] for m in METRICS]
-    return (f"Bridge check: genrec's evaluator and RecBole's own evaluator agree on every RecBole "
-            f"run to within {max(gaps):.4f} (largest gap over {len(gaps)} metric values; RecBole "
-            "rounds to 4 decimals, and ties in scores may be ordered differently).")
+    gaps = [
+        abs(run["metrics"][m] - run["own_test"][m])
+        for r in rows
+        for run in r["recbole"]["runs"]
+        for m in METRICS
+    ]
+    return (
+        f"Bridge check: genrec's evaluator and RecBole's own evaluator agree on every RecBole "
+        f"run to within {max(gaps):.4f} (largest gap over {len(gaps)} metric values; RecBole "
+        "rounds to 4 decimals, and ties in scores may be ordered differently)."
+    )
 
 
 def main() -> None:
@@ -198,21 +239,37 @@ def main() -> None:
     data = sources.load("ml-100k", cache_dir=args.cache_dir)
     split = holdout_split(data, (0.8, 0.1, 0.1), seed=SPLIT_SEED)
     recbole_version = subprocess.run(
-        [str(args.recbole_python), "-c", "import recbole, numpy; print(recbole.__version__, "
-         "numpy.__version__)"], capture_output=True, text=True, check=True).stdout.split()
+        [
+            str(args.recbole_python),
+            "-c",
+            "import recbole, numpy; print(recbole.__version__, numpy.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     loads, rows = [load_average()], []
     with tempfile.TemporaryDirectory(prefix="recbole-peers-") as tmp:
         write_split(split, Path(tmp))
         for name in names:
             rows.append(compare(name, split, seeds, args.recbole_python, Path(tmp), args.epochs))
             loads.append(load_average())
-    payload = {"started": started, "seeds": seeds, "epochs": args.epochs,
-               "recbole": recbole_version[0], "recbole_numpy": recbole_version[1],
-               "versions": library_versions(), "loads": loads, "results": rows}
+    payload = {
+        "started": started,
+        "seeds": seeds,
+        "epochs": args.epochs,
+        "recbole": recbole_version[0],
+        "recbole_numpy": recbole_version[1],
+        "versions": library_versions(),
+        "loads": loads,
+        "results": rows,
+    }
     section = render(payload)
     write_section("recbole-peers", section)
-    atomic_write(ROOT / "benchmarks" / "results" / "recbole_peers.json",
-                 json.dumps(payload, indent=2, default=float))
+    atomic_write(
+        ROOT / "benchmarks" / "results" / "recbole_peers.json",
+        json.dumps(payload, indent=2, default=float),
+    )
     print(section)
 
 
@@ -220,25 +277,34 @@ def render(payload: dict) -> str:
     """The ``recbole-peers`` section of BENCHMARKS.md from this script's results."""
     seeds = ",".join(map(str, payload["seeds"]))
     rows = payload["results"]
-    return "\n".join([
-        "## RecBole on genrec's split: the like-for-like peer", "",
-        f"Written by `python benchmarks/recbole_peers.py --seeds {seeds}` on "
-        f"{payload['started']}. " + machine_line(payload["versions"], payload["loads"])
-        + f" RecBole {payload['recbole']} in its own virtualenv (numpy "
-        f"{payload['recbole_numpy']}).", "",
-        "MovieLens-100K, genrec's holdout split 0.8/0.1/0.1 (split seed 2020) written as RecBole "
-        "atomic files, full ranking, train + valid items masked at test. RecBole: its default "
-        "hyper-parameters for each model, early stopping on valid NDCG@10 with patience 10, at "
-        f"most {payload['epochs']} epochs. genrec: each model's default preset. Both trained "
-        f"once per seed ({seeds}); cells are the mean over seeds (each seed's value in "
-        "brackets), all scored by genrec's evaluator. Differences: per-user values averaged over "
-        "the seeds, paired bootstrap 95% interval, p the larger of the paired t-test and the "
-        "Wilcoxon test. \"bar met\": genrec's mean at least RecBole's on both NDCG@10 and "
-        "Recall@10. Seconds: genrec's fit (to the end of early stopping), RecBole's data "
-        "preparation + fit + test, medians over the seeds, 1 thread.", "",
-        table(rows), "",
-        bridge_check(rows), "",
-        split_effect(rows)])
+    return "\n".join(
+        [
+            "## RecBole on genrec's split: the like-for-like peer",
+            "",
+            f"Written by `python benchmarks/recbole_peers.py --seeds {seeds}` on "
+            f"{payload['started']}. "
+            + machine_line(payload["versions"], payload["loads"])
+            + f" RecBole {payload['recbole']} in its own virtualenv (numpy "
+            f"{payload['recbole_numpy']}).",
+            "",
+            "MovieLens-100K, genrec's holdout split 0.8/0.1/0.1 (split seed 2020) written as RecBole "
+            "atomic files, full ranking, train + valid items masked at test. RecBole: its default "
+            "hyper-parameters for each model, early stopping on valid NDCG@10 with patience 10, at "
+            f"most {payload['epochs']} epochs. genrec: each model's default preset. Both trained "
+            f"once per seed ({seeds}); cells are the mean over seeds (each seed's value in "
+            "brackets), all scored by genrec's evaluator. Differences: per-user values averaged over "
+            "the seeds, paired bootstrap 95% interval, p the larger of the paired t-test and the "
+            "Wilcoxon test. \"bar met\": genrec's mean at least RecBole's on both NDCG@10 and "
+            "Recall@10. Seconds: genrec's fit (to the end of early stopping), RecBole's data "
+            "preparation + fit + test, medians over the seeds, 1 thread.",
+            "",
+            table(rows),
+            "",
+            bridge_check(rows),
+            "",
+            split_effect(rows),
+        ]
+    )
 
 
 def split_effect(rows: list[dict]) -> str:
@@ -250,14 +316,18 @@ def split_effect(rows: list[dict]) -> str:
         peer = peers.get(PEER_NAMES[r["model"]])
         if peer:
             here = r["recbole"]["mean"]
-            cells.append(f"{r['recbole_model']} {peer['ndcg@10'] - here['ndcg@10']:+.4f} / "
-                         f"{peer['recall@10'] - here['recall@10']:+.4f}")
+            cells.append(
+                f"{r['recbole_model']} {peer['ndcg@10'] - here['ndcg@10']:+.4f} / "
+                f"{peer['recall@10'] - here['recall@10']:+.4f}"
+            )
     if not cells:
         return ""
-    return ("Same library, other split: RecBole on its own split (PEERS.md: one seed, at most "
-            "100 epochs) minus RecBole on genrec's split (the seed mean above), NDCG@10 / "
-            "Recall@10: " + "; ".join(cells) + ". For EASE, which has neither seed nor epochs, "
-            "this is the split alone.")
+    return (
+        "Same library, other split: RecBole on its own split (PEERS.md: one seed, at most "
+        "100 epochs) minus RecBole on genrec's split (the seed mean above), NDCG@10 / "
+        "Recall@10: " + "; ".join(cells) + ". For EASE, which has neither seed nor epochs, "
+        "this is the split alone."
+    )
 
 
 if __name__ == "__main__":

@@ -45,15 +45,28 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
 
     settings = {
-        "data_path": args.data, "benchmark_filename": ["train", "valid", "test"],
+        "data_path": args.data,
+        "benchmark_filename": ["train", "valid", "test"],
         "load_col": {"inter": ["user_id", "item_id"]},
-        "eval_args": {"group_by": "user", "order": "RO", "split": {"RS": [0.8, 0.1, 0.1]},
-                      "mode": "full"},
-        "metrics": ["Recall", "NDCG", "MRR", "Hit"], "topk": [10, 20],
-        "valid_metric": "NDCG@10", "epochs": args.epochs, "stopping_step": 10,
-        "seed": args.seed, "reproducibility": True, "use_gpu": False, "show_progress": False,
-        "state": "WARNING", "checkpoint_dir": os.path.join(args.data, "saved", f"{args.model}-{args.seed}"),
-        **json.loads(args.config)}
+        "eval_args": {
+            "group_by": "user",
+            "order": "RO",
+            "split": {"RS": [0.8, 0.1, 0.1]},
+            "mode": "full",
+        },
+        "metrics": ["Recall", "NDCG", "MRR", "Hit"],
+        "topk": [10, 20],
+        "valid_metric": "NDCG@10",
+        "epochs": args.epochs,
+        "stopping_step": 10,
+        "seed": args.seed,
+        "reproducibility": True,
+        "use_gpu": False,
+        "show_progress": False,
+        "state": "WARNING",
+        "checkpoint_dir": os.path.join(args.data, "saved", f"{args.model}-{args.seed}"),
+        **json.loads(args.config),
+    }
     config = Config(model=args.model, dataset="genrec", config_dict=settings)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
@@ -71,12 +84,21 @@ def main(argv=None) -> int:
 
     users, scores = _test_scores(model, test)
     np.savez_compressed(
-        args.out, scores=scores.astype(np.float32),
+        args.out,
+        scores=scores.astype(np.float32),
         users=np.array(dataset.id2token("user_id", users)),
         items=np.array(dataset.id2token("item_id", np.arange(1, dataset.item_num))),
-        info=json.dumps({"model": args.model, "seed": args.seed, "seconds": seconds,
-                         "best_epoch": epochs["best"], "epochs_run": epochs["run"],
-                         "test": {k.lower(): float(v) for k, v in test_result.items()}}))
+        info=json.dumps(
+            {
+                "model": args.model,
+                "seed": args.seed,
+                "seconds": seconds,
+                "best_epoch": epochs["best"],
+                "epochs_run": epochs["run"],
+                "test": {k.lower(): float(v) for k, v in test_result.items()},
+            }
+        ),
+    )
     return 0
 
 

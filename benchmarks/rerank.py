@@ -41,7 +41,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from common import ROOT, fmt_ci, fmt_test, load_average, summary, write_section  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import holdout_split  # noqa: E402
 from genrec.evaluation.metrics import ranking_metrics  # noqa: E402
@@ -55,11 +54,18 @@ from genrec.pipelines.fusion import fuse  # noqa: E402
 from genrec.pipelines.two_stage import TwoStage, validation_targets  # noqa: E402
 from genrec.text.backends import get_language_model  # noqa: E402
 
+from common import ROOT, fmt_ci, fmt_test, load_average, summary, write_section  # noqa: E402
+
 OPTIONS = RunOptions(seed=42, threads=1)
 RESULTS = ROOT / "benchmarks" / "results"
 METRICS = ("ndcg", "recall", "mrr", "hit")
-MODE_LABELS = {"grounded": "pointwise", "listwise": "listwise", "pairwise": "pairwise",
-               "setwise": "setwise", "preference": "yes/no"}
+MODE_LABELS = {
+    "grounded": "pointwise",
+    "listwise": "listwise",
+    "pairwise": "pairwise",
+    "setwise": "setwise",
+    "preference": "yes/no",
+}
 
 
 class CountingLM:
@@ -73,8 +79,11 @@ class CountingLM:
         self.calls = self.prompt_tokens = self.answer_tokens = 0
 
     def cost(self) -> dict:
-        return {"calls": self.calls, "prompt_tokens": self.prompt_tokens,
-                "answer_tokens": self.answer_tokens}
+        return {
+            "calls": self.calls,
+            "prompt_tokens": self.prompt_tokens,
+            "answer_tokens": self.answer_tokens,
+        }
 
     def score(self, prompt, continuations):
         self.calls += 1
@@ -100,8 +109,14 @@ class FixedScores:
 
 
 def per_user(split, users, scores) -> dict:
-    ev = evaluate(FixedScores(users, scores), split.history("test"), split.test, users=users,
-                  ks=(10, 20), metrics=METRICS)
+    ev = evaluate(
+        FixedScores(users, scores),
+        split.history("test"),
+        split.test,
+        users=users,
+        ks=(10, 20),
+        metrics=METRICS,
+    )
     return {k: v.tolist() for k, v in ev.per_user.items()}
 
 
@@ -116,8 +131,10 @@ def run_mode(mode: str, split, users, ease, lm: CountingLM, n_valid: int) -> dic
     valid_lists = pipe.shortlists(split.train.user_item_order[valid_users], users=valid_users)
     fit_cost = {**lm.cost(), "seconds": time.perf_counter() - start, "users": len(valid_users)}
     print(f"[{mode}] validation shortlists: {fit_cost}", file=sys.stderr, flush=True)
-    searches = {f: pipe.search_weight(valid_lists, split.train.user_items[valid_users], relevant,
-                                      fusion=f) for f in ("linear", "rrf")}
+    searches = {
+        f: pipe.search_weight(valid_lists, split.train.user_items[valid_users], relevant, fusion=f)
+        for f in ("linear", "rrf")
+    }
     lm.reset()
     start = time.perf_counter()
     lists = pipe.shortlists(split.history("test").user_item_order[users], users=users)
@@ -127,11 +144,17 @@ def run_mode(mode: str, split, users, ease, lm: CountingLM, n_valid: int) -> dic
     for fusion, search in searches.items():
         variants[f"fused {fusion}"] = pipe.fused_scores(lists, fusion=fusion, weight=search.weight)
     save_lists(mode, {"valid": (valid_users, valid_lists), "test": (users, lists)})
-    out = {"mode": mode, "fit_cost": fit_cost, "test_cost": test_cost,
-           "searches": {f: vars(s) for f, s in searches.items()},
-           "per_user": {name: per_user(split, users, s) for name, s in variants.items()}}
+    out = {
+        "mode": mode,
+        "fit_cost": fit_cost,
+        "test_cost": test_cost,
+        "searches": {f: vars(s) for f, s in searches.items()},
+        "per_user": {name: per_user(split, users, s) for name, s in variants.items()},
+    }
     for name, res in out["per_user"].items():
-        print(f"[{mode}] {name}: ndcg@10 {np.mean(res['ndcg@10']):.4f}", file=sys.stderr, flush=True)
+        print(
+            f"[{mode}] {name}: ndcg@10 {np.mean(res['ndcg@10']):.4f}", file=sys.stderr, flush=True
+        )
     return out
 
 
@@ -155,8 +178,10 @@ def saved_modes() -> list[dict]:
         if path.stem != "rerank_ease":
             m = json.loads(path.read_text())
             if "ease" not in m:
-                m.update(ease=base["per_user"], **{k: base[k] for k in
-                                                   ("n_users", "n_valid", "n_items", "versions")})
+                m.update(
+                    ease=base["per_user"],
+                    **{k: base[k] for k in ("n_users", "n_valid", "n_items", "versions")},
+                )
                 m.setdefault("written", base["written"])
                 m["loads"] = base["loads"] + m.get("loads", [])
             modes.append(m)
@@ -171,10 +196,14 @@ def report(split) -> str:
     parts = [intro(modes)]
     for n_users, n_valid in samples:
         group = [m for m in modes if (m["n_users"], m["n_valid"]) == (n_users, n_valid)]
-        parts += [f"#### {n_users} test users, w learned on {n_valid} validation users "
-                  f"(`--users {n_users} --valid-users {n_valid} --modes "
-                  f"{','.join(m['mode'] for m in group)}`)", "\n".join(table(group)),
-                  fit_paragraph(group), hindsight_paragraph(group, split)]
+        parts += [
+            f"#### {n_users} test users, w learned on {n_valid} validation users "
+            f"(`--users {n_users} --valid-users {n_valid} --modes "
+            f"{','.join(m['mode'] for m in group)}`)",
+            "\n".join(table(group)),
+            fit_paragraph(group),
+            hindsight_paragraph(group, split),
+        ]
     parts.append(machine(modes))
     return "\n\n".join(p for p in parts if p)
 
@@ -186,11 +215,15 @@ def table(modes: list[dict]) -> list[str]:
         for name, values in m["per_user"].items():
             rows[f"ease+llm {label}, {name}"] = values
             cost[f"ease+llm {label}, {name}"] = m
-    tests = {metric: compare_with({n: np.array(v[metric]) for n, v in rows.items()}, "ease")
-             for metric in ("ndcg@10", "recall@10")}
-    lines = ["| model | NDCG@10 | Recall@10 | NDCG@10 vs EASE | Recall@10 vs EASE | w (best w) | "
-             "LM calls / user | prompt + answer tokens / user | s / user |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    tests = {
+        metric: compare_with({n: np.array(v[metric]) for n, v in rows.items()}, "ease")
+        for metric in ("ndcg@10", "recall@10")
+    }
+    lines = [
+        "| model | NDCG@10 | Recall@10 | NDCG@10 vs EASE | Recall@10 vs EASE | w (best w) | "
+        "LM calls / user | prompt + answer tokens / user | s / user |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     return lines + [row_line(name, values, tests, cost[name]) for name, values in rows.items()]
 
 
@@ -219,12 +252,18 @@ def intro(modes: list[dict]) -> str:
         "tokens and scored answer tokens (Gemma's tokenizer), wall seconds per test user. "
         "Setwise and pairwise ran on smaller samples (the first users of the same draw, w "
         "learned on as many validation users) because they cost 5 and 38 LM calls per user on "
-        "2 cores shared with other jobs.")
+        "2 cores shared with other jobs."
+    )
 
 
 def row_line(name: str, values: dict, tests: dict, mode: dict | None) -> str:
-    cells = [name, fmt_ci(summary(values["ndcg@10"])), fmt_ci(summary(values["recall@10"])),
-             fmt_test(tests["ndcg@10"][name]), fmt_test(tests["recall@10"][name])]
+    cells = [
+        name,
+        fmt_ci(summary(values["ndcg@10"])),
+        fmt_ci(summary(values["recall@10"])),
+        fmt_test(tests["ndcg@10"][name]),
+        fmt_test(tests["recall@10"][name]),
+    ]
     if mode is None:
         return "| " + " | ".join(cells + ["-", "0", "0", "< 0.01"]) + " |"
     c = mode["test_cost"]
@@ -236,9 +275,12 @@ def row_line(name: str, values: dict, tests: dict, mode: dict | None) -> str:
     def per(key: str) -> float:
         return 0 if skipped else c[key] / c["users"]
 
-    cells += [weight, f"{per('calls'):.0f}",
-              f"{per('prompt_tokens'):.0f} + {per('answer_tokens'):.0f}",
-              "< 0.01" if skipped else f"{c['seconds'] / c['users']:.2f}"]
+    cells += [
+        weight,
+        f"{per('calls'):.0f}",
+        f"{per('prompt_tokens'):.0f} + {per('answer_tokens'):.0f}",
+        "< 0.01" if skipped else f"{c['seconds'] / c['users']:.2f}",
+    ]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -256,8 +298,9 @@ def test_curve(mode: str, split) -> str:
     rows = np.arange(len(users))[:, None]
     points = []
     for w in (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0):
-        fused = np.stack([fuse(r, x, weight=w) for r, x in zip(saved["test_retriever"],
-                                                                saved["test_reranker"])])
+        fused = np.stack(
+            [fuse(r, x, weight=w) for r, x in zip(saved["test_retriever"], saved["test_reranker"])]
+        )
         top = np.take_along_axis(candidates, np.argsort(-fused, axis=1, kind="stable")[:, :10], 1)
         hits = np.asarray(relevant[rows, top].todense()) > 0
         ndcg = ranking_metrics(hits, np.diff(relevant.indptr), [10], names=["ndcg"])["ndcg@10"]
@@ -269,8 +312,10 @@ def hindsight_paragraph(modes: list[dict], split) -> str:
     curves = [c for c in (test_curve(m["mode"], split) for m in modes) if c]
     if not curves:
         return ""
-    return ("In hindsight (test users, the same scores; not used to choose w), test NDCG@10 of "
-            "the linear fusion by w: " + "; ".join(curves) + ".")
+    return (
+        "In hindsight (test users, the same scores; not used to choose w), test NDCG@10 of "
+        "the linear fusion by w: " + "; ".join(curves) + "."
+    )
 
 
 def fit_paragraph(modes: list[dict]) -> str:
@@ -278,22 +323,32 @@ def fit_paragraph(modes: list[dict]) -> str:
     for m in modes:
         c = m["fit_cost"]
         curve = m["searches"]["linear"]
-        shown = ", ".join(f"{w:.2f}: {v:.4f}" for w, v in zip(curve["grid"], curve["means"])
-                          if round(w * 20) % 4 == 0)
-        parts.append(f"{MODE_LABELS[m['mode']]}: learning w cost {c['calls']} LM calls on "
-                     f"{c['users']} validation users ({c['seconds'] / max(c['users'], 1):.2f} s "
-                     f"each); validation NDCG@10 of the linear fusion by w: {shown}")
-    return ("A fused pipeline whose learned w is 0 never asks the LLM at test time (the cost "
-            "columns show 0 then). Learning w (at fit) and the validation curves: " + "; ".join(parts)
-            + ".")
+        shown = ", ".join(
+            f"{w:.2f}: {v:.4f}"
+            for w, v in zip(curve["grid"], curve["means"])
+            if round(w * 20) % 4 == 0
+        )
+        parts.append(
+            f"{MODE_LABELS[m['mode']]}: learning w cost {c['calls']} LM calls on "
+            f"{c['users']} validation users ({c['seconds'] / max(c['users'], 1):.2f} s "
+            f"each); validation NDCG@10 of the linear fusion by w: {shown}"
+        )
+    return (
+        "A fused pipeline whose learned w is 0 never asks the LLM at test time (the cost "
+        "columns show 0 then). Learning w (at fit) and the validation curves: "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def machine(modes: list[dict]) -> str:
     v = modes[0]["versions"]
     loads = [x for m in modes for x in m.get("loads", [])]
-    return (f"Machine: {v['cpu_count']} cores shared with other jobs, {v['platform']}, Python "
-            f"{v['python']}, torch {v['torch']}, genrec {v['genrec']}; 1 thread; 1-minute load "
-            "average during the runs: " + ", ".join(f"{x:.1f}" for x in loads) + ".")
+    return (
+        f"Machine: {v['cpu_count']} cores shared with other jobs, {v['platform']}, Python "
+        f"{v['python']}, torch {v['torch']}, genrec {v['genrec']}; 1 thread; 1-minute load "
+        "average during the runs: " + ", ".join(f"{x:.1f}" for x in loads) + "."
+    )
 
 
 def main(argv=None) -> int:
@@ -303,8 +358,9 @@ def main(argv=None) -> int:
     parser.add_argument("--modes", default="listwise,grounded")
     parser.add_argument("--lm", default="transformers:gemma-3-270m")
     parser.add_argument("--cache-dir", default="/tmp/gcache")
-    parser.add_argument("--report", action="store_true", help="only write the section from the "
-                        "saved results")
+    parser.add_argument(
+        "--report", action="store_true", help="only write the section from the saved results"
+    )
     args = parser.parse_args(argv)
     if not args.report:
         run(args)
@@ -322,20 +378,28 @@ def run(args) -> None:
     OPTIONS.apply_threads()
     split = load_split(args.cache_dir)
     eligible = np.flatnonzero(split.test.user_counts > 0)
-    draw = np.random.default_rng(0).choice(eligible, min(max(args.users, 200), len(eligible)),
-                                           replace=False)  # the llm section's 200 come first
-    users = np.sort(draw[:args.users])
+    draw = np.random.default_rng(0).choice(
+        eligible, min(max(args.users, 200), len(eligible)), replace=False
+    )  # the llm section's 200 come first
+    users = np.sort(draw[: args.users])
     ease = EASE().fit(split.train, options=OPTIONS)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    base = {"n_users": len(users), "n_valid": args.valid_users, "n_items": split.train.n_items,
-            "versions": {**library_versions(), "platform": platform.platform()},
-            "ease": per_user(split, users, ease.score(split.history("test").user_item_order[users]))}
+    base = {
+        "n_users": len(users),
+        "n_valid": args.valid_users,
+        "n_items": split.train.n_items,
+        "versions": {**library_versions(), "platform": platform.platform()},
+        "ease": per_user(split, users, ease.score(split.history("test").user_item_order[users])),
+    }
     lm = CountingLM(get_language_model(args.lm, threads=1))
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
         loads = [load_average()]
         out = run_mode(mode, split, users, ease, lm, args.valid_users)
-        out.update(base, loads=loads + [load_average()],
-                   written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        out.update(
+            base,
+            loads=loads + [load_average()],
+            written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        )
         atomic_write(RESULTS / f"rerank_{mode}.json", json.dumps(out, default=float))
 
 

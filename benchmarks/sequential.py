@@ -34,17 +34,24 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import (  # noqa: E402
-    fit_in_fresh_process, fmt_ci, js_divergence, load_average, machine_line, names_arg,
-    write_section)
+from genrec.build import build_model  # noqa: E402
 from genrec.data import history_sequences, sources  # noqa: E402
 from genrec.data.splits import held_out_items_split, leave_one_out_split  # noqa: E402
 from genrec.evaluation.protocol import evaluate  # noqa: E402
 from genrec.evaluation.runner import protocol_block, run_benchmark  # noqa: E402
 from genrec.evaluation.stats import compare_with  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
-from genrec.build import build_model  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
+
+from common import (  # noqa: E402
+    fit_in_fresh_process,
+    fmt_ci,
+    js_divergence,
+    load_average,
+    machine_line,
+    names_arg,
+    write_section,
+)
 
 # label -> (model spec, config overrides)
 VARIANTS = {
@@ -56,9 +63,11 @@ VARIANTS = {
     "tiger": ("tiger", {}),
 }
 REFERENCE = "sasrec-bce"
-RECBOLE = {"gru4rec": ("GRU4Rec", 0.0222, 0.0435, "~85 s/epoch, capped after 4 epochs"),
-           "sasrec-ce": ("SASRec (CE)", 0.0322, 0.0700, "~240 s/epoch, capped after 2 epochs"),
-           "bert4rec": ("BERT4Rec", 0.0210, 0.0435, "~283 s/epoch, capped after 2 epochs")}
+RECBOLE = {
+    "gru4rec": ("GRU4Rec", 0.0222, 0.0435, "~85 s/epoch, capped after 4 epochs"),
+    "sasrec-ce": ("SASRec (CE)", 0.0322, 0.0700, "~240 s/epoch, capped after 2 epochs"),
+    "bert4rec": ("BERT4Rec", 0.0210, 0.0435, "~283 s/epoch, capped after 2 epochs"),
+}
 OPTIONS = RunOptions(seed=42, threads=1)
 
 
@@ -72,9 +81,13 @@ def quality(split, labels: list[str], repeats: int, cache_dir: Path, protocol: d
     """run_benchmark for the metrics (its fitted models are kept for the generation section);
     fit time: the median of ``repeats`` fits in fresh processes, or the in-process fit when 0."""
     fitted = {}
-    result = run_benchmark(split, {label: (lambda label=label: make(label)) for label in labels},
-                           protocol=protocol, options=OPTIONS,
-                           on_fitted=lambda name, model: fitted.__setitem__(name, model))
+    result = run_benchmark(
+        split,
+        {label: (lambda label=label: make(label)) for label in labels},
+        protocol=protocol,
+        options=OPTIONS,
+        on_fitted=lambda name, model: fitted.__setitem__(name, model),
+    )
     results = result.to_dict()
     loads = [load_average()]
     for row in results["results"]:
@@ -85,36 +98,57 @@ def quality(split, labels: list[str], repeats: int, cache_dir: Path, protocol: d
         runs = []
         for _ in range(repeats):
             loads.append(load_average())
-            runs.append(fit_in_fresh_process(spec, overrides, cache_dir=cache_dir, split="loo",
-                                             split_seed=0, seed=OPTIONS.seed))
+            runs.append(
+                fit_in_fresh_process(
+                    spec,
+                    overrides,
+                    cache_dir=cache_dir,
+                    split="loo",
+                    split_seed=0,
+                    seed=OPTIONS.seed,
+                )
+            )
         row["fit_seconds_runs"] = [r["seconds"] for r in runs]
         row["fit_seconds"] = statistics.median(row["fit_seconds_runs"])
         row["peak_rss_mb"] = max(r["peak_mb"] for r in runs)
     if REFERENCE in labels:
-        versus = compare_with({r.model: r.evaluation.per_user["ndcg@10"] for r in result.runs},
-                              REFERENCE)
+        versus = compare_with(
+            {r.model: r.evaluation.per_user["ndcg@10"] for r in result.runs}, REFERENCE
+        )
         for row in results["results"]:
             row["vs_reference"] = versus[row["model"]]
     return fitted, results, loads
 
 
 def quality_table(results: dict) -> str:
-    lines = ["| model | NDCG@10 | Recall@10 | MRR@10 | NDCG@20 | Recall@20 | RecBole (capped) "
-             f"NDCG@10 / Recall@10 | vs {REFERENCE} (NDCG@10 diff, Holm p) | best epoch / run | "
-             "fit s (median) | peak RSS MB |", "|" + " --- |" * 11]
+    lines = [
+        "| model | NDCG@10 | Recall@10 | MRR@10 | NDCG@20 | Recall@20 | RecBole (capped) "
+        f"NDCG@10 / Recall@10 | vs {REFERENCE} (NDCG@10 diff, Holm p) | best epoch / run | "
+        "fit s (median) | peak RSS MB |",
+        "|" + " --- |" * 11,
+    ]
     for r in results["results"]:
         m = r["metrics"]
         peer = RECBOLE.get(r["model"])
         vs = r.get("vs_reference")
-        versus = "-" if vs is None else ("reference" if vs["verdict"] == "reference" else
-                                         f"{vs['mean_diff']:+.4f}, p="
-                                         f"{max(vs['p_t_holm'], vs['p_wilcoxon_holm']):.2g}: "
-                                         f"{vs['verdict']}")
+        versus = (
+            "-"
+            if vs is None
+            else (
+                "reference"
+                if vs["verdict"] == "reference"
+                else f"{vs['mean_diff']:+.4f}, p="
+                f"{max(vs['p_t_holm'], vs['p_wilcoxon_holm']):.2g}: "
+                f"{vs['verdict']}"
+            )
+        )
         epochs = f"{r['best_epoch']} / {r['epochs_run']}" if "best_epoch" in r else "-"
-        lines.append(f"| {r['model']} | {fmt_ci(m['ndcg@10'])} | {fmt_ci(m['recall@10'])} | "
-                     f"{fmt_ci(m['mrr@10'])} | {fmt_ci(m['ndcg@20'])} | {fmt_ci(m['recall@20'])} | "
-                     + (f"{peer[1]:.4f} / {peer[2]:.4f} ({peer[3]})" if peer else "-")
-                     + f" | {versus} | {epochs} | {r['fit_seconds']:.1f} | {r['peak_rss_mb']:.0f} |")
+        lines.append(
+            f"| {r['model']} | {fmt_ci(m['ndcg@10'])} | {fmt_ci(m['recall@10'])} | "
+            f"{fmt_ci(m['mrr@10'])} | {fmt_ci(m['ndcg@20'])} | {fmt_ci(m['recall@20'])} | "
+            + (f"{peer[1]:.4f} / {peer[2]:.4f} ({peer[3]})" if peer else "-")
+            + f" | {versus} | {epochs} | {r['fit_seconds']:.1f} | {r['peak_rss_mb']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -123,13 +157,16 @@ def orderings(results: dict) -> list[str]:
     lines = []
     if "gsasrec" in ndcg and "sasrec-bce" in ndcg:
         gain = ndcg["gsasrec"] / ndcg["sasrec-bce"] - 1
-        lines.append(f"- gSASRec vs SASRec-BCE: {gain:+.0%} NDCG@10 (published on ML-1M: about "
-                     "+35%).")
+        lines.append(
+            f"- gSASRec vs SASRec-BCE: {gain:+.0%} NDCG@10 (published on ML-1M: about +35%)."
+        )
     if "sasrec-ce" in ndcg and "bert4rec" in ndcg:
         ok = ndcg["sasrec-ce"] >= ndcg["bert4rec"]
-        lines.append(f"- full-softmax SASRec {ndcg['sasrec-ce']:.4f} "
-                     f"{'>=' if ok else '<'} BERT4Rec {ndcg['bert4rec']:.4f} (published: at or "
-                     "above).")
+        lines.append(
+            f"- full-softmax SASRec {ndcg['sasrec-ce']:.4f} "
+            f"{'>=' if ok else '<'} BERT4Rec {ndcg['bert4rec']:.4f} (published: at or "
+            "above)."
+        )
     return lines
 
 
@@ -143,11 +180,16 @@ def tiger_extras(data, split, tiger) -> dict:
     cold_rows = {}
     for label in ("tiger", "sasrec-ce"):
         model = make(label).fit(cold.train, valid=cold.valid, options=OPTIONS)
-        ev = evaluate(model, cold.history("test"), cold.test, ks=(10, 20),
-                      metrics=("ndcg", "recall", "hit"))
+        ev = evaluate(
+            model, cold.history("test"), cold.test, ks=(10, 20), metrics=("ndcg", "recall", "hit")
+        )
         cold_rows[label] = {m: ev.mean(m) for m in ("ndcg@10", "recall@10", "recall@20", "hit@10")}
-    return {"real_item_share": real, "collision_rate": tiger.collision_rate_,
-            "cold": cold_rows, "cold_info": cold.info}
+    return {
+        "real_item_share": real,
+        "collision_rate": tiger.collision_rate_,
+        "cold": cold_rows,
+        "cold_info": cold.info,
+    }
 
 
 # ---- 3. generation ---------------------------------------------------------------------------
@@ -163,9 +205,12 @@ def generation(split, fitted: dict, n_steps: int = 10) -> list[dict]:
     last = history_sequences(rows_in, 1)[:, 0] - 1  # (U,) last history item
     rng = np.random.default_rng(0)
     test_rows = split.test.user_items[users]
-    candidates = {"real next item (test)": lambda: test_rows.indices[test_rows.indptr[:-1], None],
-                  "popularity sampler": lambda: rng.choice(train.n_items, (len(users), n_steps),
-                                                 p=real_pop / real_pop.sum())}
+    candidates = {
+        "real next item (test)": lambda: test_rows.indices[test_rows.indptr[:-1], None],
+        "popularity sampler": lambda: rng.choice(
+            train.n_items, (len(users), n_steps), p=real_pop / real_pop.sum()
+        ),
+    }
     for label, model in fitted.items():
         candidates[label] = lambda m=model: m.generate(rows_in, n_steps=n_steps, seed=0)
     out = []
@@ -176,27 +221,42 @@ def generation(split, fitted: dict, n_steps: int = 10) -> list[dict]:
         prev = np.concatenate([last[:, None], generated[:, :-1]], axis=1)
         seen = np.array([(a, b) in pairs for a, b in zip(prev.ravel(), generated.ravel())])
         pop = np.bincount(generated.ravel(), minlength=train.n_items).astype(np.float64)
-        out.append({"source": name, "steps": generated.shape[1],
-                    "transitions_seen_in_train": float(seen.mean()),
-                    "js_popularity": js_divergence(pop, real_pop),
-                    "distinct_items": int((pop > 0).sum()), "seconds": seconds})
+        out.append(
+            {
+                "source": name,
+                "steps": generated.shape[1],
+                "transitions_seen_in_train": float(seen.mean()),
+                "js_popularity": js_divergence(pop, real_pop),
+                "distinct_items": int((pop > 0).sum()),
+                "seconds": seconds,
+            }
+        )
     return out
 
 
 def generation_table(rows: list[dict]) -> str:
-    lines = ["| source | items per user | transitions seen in train | JS divergence of item "
-             "popularity | distinct items | seconds |", "|" + " --- |" * 6]
+    lines = [
+        "| source | items per user | transitions seen in train | JS divergence of item "
+        "popularity | distinct items | seconds |",
+        "|" + " --- |" * 6,
+    ]
     for r in rows:
-        lines.append(f"| {r['source']} | {r['steps']} | {r['transitions_seen_in_train']:.3f} | "
-                     f"{r['js_popularity']:.4f} | {r['distinct_items']} | {r['seconds']:.2f} |")
+        lines.append(
+            f"| {r['source']} | {r['steps']} | {r['transitions_seen_in_train']:.3f} | "
+            f"{r['js_popularity']:.4f} | {r['distinct_items']} | {r['seconds']:.2f} |"
+        )
     return "\n".join(lines)
 
 
 # ---- main ------------------------------------------------------------------------------------
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--repeats", type=int, default=3,
-                   help="timed fits per model in fresh processes (0: time the one in-process fit)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed fits per model in fresh processes (0: time the one in-process fit)",
+    )
     p.add_argument("--models", default=",".join(VARIANTS))
     p.add_argument("--cache-dir", type=Path, default=sources.default_cache_dir())
     args = p.parse_args()
@@ -215,47 +275,73 @@ def main() -> None:
     gen = generation(split, fitted)
     loads.append(load_average())
     out = [
-        "## Sequence models and generative retrieval", "",
+        "## Sequence models and generative retrieval",
+        "",
         f"Written by `python benchmarks/sequential.py --repeats {args.repeats}` on {started}. "
-        + machine_line(results["versions"], loads), "",
-        "### Quality and speed: MovieLens-100K, leave-one-out, full ranking", "",
+        + machine_line(results["versions"], loads),
+        "",
+        "### Quality and speed: MovieLens-100K, leave-one-out, full ranking",
+        "",
         "Leave-one-out by time (valid = second last, test = last item), histories truncated to "
         "the last 50, full ranking over all items, training seed 42, each model's default "
         "preset (tuned on validation). Cells: test mean [bootstrap 95% interval]. RecBole's "
         "sequential runs (PEERS.md) were capped after a few epochs: floors only. Fit time (to "
         "the end of early stopping, 1 thread): "
-        + (f"median of {args.repeats} fits, each alone in a fresh process." if args.repeats else
-           "one fit, in the benchmark's process.") + " RecBole spent 85-285 s per epoch here.", "",
-        quality_table(results), "",
-        *orderings(results), "",
-        "Configs: " + "; ".join(f"`{r['model']}` {json.dumps(r['config'])}"
-                                for r in results["results"]), "",
+        + (
+            f"median of {args.repeats} fits, each alone in a fresh process."
+            if args.repeats
+            else "one fit, in the benchmark's process."
+        )
+        + " RecBole spent 85-285 s per epoch here.",
+        "",
+        quality_table(results),
+        "",
+        *orderings(results),
+        "",
+        "Configs: "
+        + "; ".join(f"`{r['model']}` {json.dumps(r['config'])}" for r in results["results"]),
+        "",
     ]
     if tiger:
         cold = tiger["cold"]
-        out += ["### TIGER: semantic IDs, real items, cold items", "",
-                f"- Beam-search recommendations (k = 10, test users) that are real catalog "
-                f"items: {tiger['real_item_share']:.1%}.",
-                f"- Items sharing a semantic ID before the collision digit: "
-                f"{tiger['collision_rate']:.1%}.",
-                "- Held-out items (the cold-items split: 10% of items never trained on, "
-                f"{json.dumps(tiger['cold_info'].get('held_out_items'))}); test targets are "
-                "only cold items:", "",
-                "| model | NDCG@10 | Recall@10 | Recall@20 | Hit@10 |", "| --- | --- | --- | --- | --- |",
-                *[f"| {k} | {v['ndcg@10']:.4f} | {v['recall@10']:.4f} | {v['recall@20']:.4f} | "
-                  f"{v['hit@10']:.4f} |" for k, v in cold.items()], ""]
-    out += ["### Generation: do sampled continuations follow the real transitions?", "",
-            "Each test user's history (train + valid, last 50) continued by 10 items sampled "
-            "at temperature 1 (`generate(histories, n_steps=10, seed=0)`). A transition is "
-            "the pair (previous item, next item), the first one starting from the last history "
-            "item; \"seen in train\" is the share of those pairs that occur as consecutive "
-            "items in some training sequence. The real next item (the held-out test item) and "
-            "a popularity sampler bracket what real and structure-free sequences give.", "",
-            generation_table(gen), ""]
+        out += [
+            "### TIGER: semantic IDs, real items, cold items",
+            "",
+            f"- Beam-search recommendations (k = 10, test users) that are real catalog "
+            f"items: {tiger['real_item_share']:.1%}.",
+            f"- Items sharing a semantic ID before the collision digit: "
+            f"{tiger['collision_rate']:.1%}.",
+            "- Held-out items (the cold-items split: 10% of items never trained on, "
+            f"{json.dumps(tiger['cold_info'].get('held_out_items'))}); test targets are "
+            "only cold items:",
+            "",
+            "| model | NDCG@10 | Recall@10 | Recall@20 | Hit@10 |",
+            "| --- | --- | --- | --- | --- |",
+            *[
+                f"| {k} | {v['ndcg@10']:.4f} | {v['recall@10']:.4f} | {v['recall@20']:.4f} | "
+                f"{v['hit@10']:.4f} |"
+                for k, v in cold.items()
+            ],
+            "",
+        ]
+    out += [
+        "### Generation: do sampled continuations follow the real transitions?",
+        "",
+        "Each test user's history (train + valid, last 50) continued by 10 items sampled "
+        "at temperature 1 (`generate(histories, n_steps=10, seed=0)`). A transition is "
+        "the pair (previous item, next item), the first one starting from the last history "
+        'item; "seen in train" is the share of those pairs that occur as consecutive '
+        "items in some training sequence. The real next item (the held-out test item) and "
+        "a popularity sampler bracket what real and structure-free sequences give.",
+        "",
+        generation_table(gen),
+        "",
+    ]
     write_section("sequential", "\n".join(out))
-    atomic_write(ROOT / "benchmarks" / "results" / "sequential.json",
-                 json.dumps({"quality": results, "tiger": tiger, "generation": gen},
-                            indent=2, default=str))
+    atomic_write(
+        ROOT / "benchmarks" / "results" / "sequential.json",
+        json.dumps({"quality": results, "tiger": tiger, "generation": gen}, indent=2, default=str),
+    )
     print("\n".join(out))
 
 

@@ -33,9 +33,25 @@ from common import ROOT, load_average, write_section  # noqa: E402
 def start(args, workers: int, extra: list[str]) -> tuple[subprocess.Popen, str]:
     port = 18000 + random.randrange(1000)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    cmd = [sys.executable, "-m", "genrec.cli", "serve", "--dataset", args.dataset, "--models",
-           args.models, "--artifacts", str(args.artifacts), "--port", str(port), "--workers",
-           str(workers), "--threads", "1", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "genrec.cli",
+        "serve",
+        "--dataset",
+        args.dataset,
+        "--models",
+        args.models,
+        "--artifacts",
+        str(args.artifacts),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--threads",
+        "1",
+        *extra,
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 900  # the first start trains the models
@@ -53,8 +69,12 @@ def start(args, workers: int, extra: list[str]) -> tuple[subprocess.Popen, str]:
 
 def rss_mb(pid: int) -> float:
     """Resident memory of ``pid`` and its children (uvicorn workers), in MB."""
-    pids = [pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
-                                                  text=True).stdout.split()]
+    pids = [pid] + [
+        int(p)
+        for p in subprocess.run(
+            ["pgrep", "-P", str(pid)], capture_output=True, text=True
+        ).stdout.split()
+    ]
     total = 0
     for p in pids:
         try:
@@ -66,20 +86,25 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
-async def run_rate(url: str, users: list[str], model: str, rate: float, seconds: float,
-                   max_outstanding: int) -> dict:
+async def run_rate(
+    url: str, users: list[str], model: str, rate: float, seconds: float, max_outstanding: int
+) -> dict:
     """Send ``rate`` requests/s for ``seconds``; latencies of the answered ones and statuses."""
     latencies, statuses, not_sent = [], {}, 0
-    limits = httpx.Limits(max_connections=max_outstanding, max_keepalive_connections=max_outstanding)
+    limits = httpx.Limits(
+        max_connections=max_outstanding, max_keepalive_connections=max_outstanding
+    )
     outstanding = 0
     rng = random.Random(0)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as client:
+
         async def one(user: str):
             nonlocal outstanding
             start = time.perf_counter()
             try:
-                r = await client.get(f"/users/{user}/recommendations", params={"k": 10,
-                                                                               "model": model})
+                r = await client.get(
+                    f"/users/{user}/recommendations", params={"k": 10, "model": model}
+                )
                 status = r.status_code
             except httpx.HTTPError as exc:
                 status = type(exc).__name__
@@ -103,9 +128,17 @@ async def run_rate(url: str, users: list[str], model: str, rate: float, seconds:
         elapsed = time.perf_counter() - begin
     ms = np.array(latencies) * 1000
     pct = (lambda q: float(np.percentile(ms, q))) if len(ms) else (lambda q: float("nan"))
-    return {"rate": rate, "sent": len(tasks), "not_sent": not_sent, "ok": len(ms),
-            "throughput": len(ms) / elapsed, "p50": pct(50), "p95": pct(95), "p99": pct(99),
-            "statuses": statuses}
+    return {
+        "rate": rate,
+        "sent": len(tasks),
+        "not_sent": not_sent,
+        "ok": len(ms),
+        "throughput": len(ms) / elapsed,
+        "p50": pct(50),
+        "p95": pct(95),
+        "p99": pct(99),
+        "statuses": statuses,
+    }
 
 
 def main() -> None:
@@ -129,8 +162,9 @@ def main() -> None:
             before = rss_mb(proc.pid)
             for model in args.models.split(","):
                 for rate in rates + [args.overload]:
-                    res = asyncio.run(run_rate(url, users, model, rate, args.seconds,
-                                               args.max_outstanding))
+                    res = asyncio.run(
+                        run_rate(url, users, model, rate, args.seconds, args.max_outstanding)
+                    )
                     res.update(model=model, workers=workers, overload=rate == args.overload)
                     rows.append(res)
                     loads.append(load_average())
@@ -151,17 +185,21 @@ def main() -> None:
 def table(rows: list[dict], args, loads: list[float]) -> str:
     import genrec
 
-    lines = ["## Serving: `genrec serve` latency and throughput", "",
-             f"`python benchmarks/serving.py --rates {args.rates} --overload {args.overload:g} "
-             f"--seconds {args.seconds:g} --workers {args.workers}`: loopback, "
-             f"`GET /users/{{id}}/recommendations?k=10` for random {args.dataset} users, a "
-             "fixed-interval open-loop asyncio/httpx client (at most "
-             f"{args.max_outstanding} outstanding), server `--threads 1 --max-in-flight 64`. "
-             f"Machine: {os.cpu_count()} cores shared with other jobs, {platform.platform()}, "
-             f"Python {platform.python_version()}, genrec {genrec.__version__}; 1-minute load "
-             f"average during the runs {min(loads):.1f} to {max(loads):.1f}.", "",
-             "| model | workers | offered rps | achieved rps | p50 ms | p95 ms | p99 ms | statuses |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Serving: `genrec serve` latency and throughput",
+        "",
+        f"`python benchmarks/serving.py --rates {args.rates} --overload {args.overload:g} "
+        f"--seconds {args.seconds:g} --workers {args.workers}`: loopback, "
+        f"`GET /users/{{id}}/recommendations?k=10` for random {args.dataset} users, a "
+        "fixed-interval open-loop asyncio/httpx client (at most "
+        f"{args.max_outstanding} outstanding), server `--threads 1 --max-in-flight 64`. "
+        f"Machine: {os.cpu_count()} cores shared with other jobs, {platform.platform()}, "
+        f"Python {platform.python_version()}, genrec {genrec.__version__}; 1-minute load "
+        f"average during the runs {min(loads):.1f} to {max(loads):.1f}.",
+        "",
+        "| model | workers | offered rps | achieved rps | p50 ms | p95 ms | p99 ms | statuses |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "rate" not in r:
             continue
@@ -169,12 +207,16 @@ def table(rows: list[dict], args, loads: list[float]) -> str:
         if r["not_sent"]:
             statuses += f", not sent (client bound): {r['not_sent']}"
         offered = f"{r['rate']:g}" + (" (overload)" if r["overload"] else "")
-        lines.append(f"| {r['model']} | {r['workers']} | {offered} | {r['throughput']:.0f} | "
-                     f"{r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {statuses} |")
+        lines.append(
+            f"| {r['model']} | {r['workers']} | {offered} | {r['throughput']:.0f} | "
+            f"{r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {statuses} |"
+        )
     for r in rows:
         if "rss_before" in r:
-            lines.append(f"\nServer RSS with {r['workers']} worker(s): {r['rss_before']:.0f} MB "
-                         f"before the runs, {r['rss_after']:.0f} MB after.")
+            lines.append(
+                f"\nServer RSS with {r['workers']} worker(s): {r['rss_before']:.0f} MB "
+                f"before the runs, {r['rss_after']:.0f} MB after."
+            )
         if "alive_after" in r:
             lines.append(f"Server still up after the overload runs: {r['alive_after']}.")
     return "\n".join(lines)

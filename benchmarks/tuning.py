@@ -45,8 +45,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import fmt_ci, fmt_test, load_average, results_json, summary, write_section  # noqa: E402
 from llm import full_ranking, sampled  # noqa: E402
+
+from genrec.build import build_model  # noqa: E402
 from genrec.data import sources  # noqa: E402
 from genrec.data.dataset import Split  # noqa: E402
 from genrec.data.splits import held_out_users_split, holdout_split  # noqa: E402
@@ -55,9 +56,10 @@ from genrec.evaluation.runner import library_versions  # noqa: E402
 from genrec.evaluation.stats import compare_with  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
 from genrec.models import EASE, LLMRecommender, Pop  # noqa: E402
-from genrec.build import build_model  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.pipelines.two_stage import TwoStage  # noqa: E402
+
+from common import fmt_ci, fmt_test, load_average, results_json, summary, write_section  # noqa: E402
 
 OPTIONS = RunOptions(seed=42, threads=1)
 CACHE = "/tmp/gcache"
@@ -72,7 +74,9 @@ def splits(cache_dir: str):
     cold = held_out_users_split(data, COLD_SHARE, seed=COLD_SEED)
     cold_users = np.unique(np.r_[cold.valid.user_idx, cold.test.user_idx, cold.fold_in.user_idx])
     keep = lambda part: part.subset(~np.isin(part.user_idx, cold_users))  # noqa: E731
-    tuning = Split(keep(split.train), keep(split.valid), split.test.subset(np.zeros(len(split.test), bool)))
+    tuning = Split(
+        keep(split.train), keep(split.valid), split.test.subset(np.zeros(len(split.test), bool))
+    )
     return data, split, cold, tuning
 
 
@@ -87,40 +91,78 @@ def peak_mb() -> float:
 # examples (hard negatives, what a reranker meets over EASE's shortlist); every interaction is a
 # "Yes" (like_threshold 1), as every interaction is a positive in the ranking protocol; and
 # LlamaRec's listwise task over EASE's top 20 in EASE's order (prompts 3x longer: 200 steps).
-ADAPTERS = {"next-item": {"task": "next-item"},
-            "preference": {"task": "preference", "negatives": "retrieved", "like_threshold": 1.0},
-            "listwise": {"task": "listwise", "negatives": "retrieved", "n_candidates": 20,
-                         "max_length": 512, "max_steps": 200}}
+ADAPTERS = {
+    "next-item": {"task": "next-item"},
+    "preference": {"task": "preference", "negatives": "retrieved", "like_threshold": 1.0},
+    "listwise": {
+        "task": "listwise",
+        "negatives": "retrieved",
+        "n_candidates": 20,
+        "max_length": 512,
+        "max_steps": 200,
+    },
+}
 
 
-def train(output: str, adapter: str, steps: int, cache_dir: str, eval_every: int, lr: float) -> dict:
+def train(
+    output: str, adapter: str, steps: int, cache_dir: str, eval_every: int, lr: float
+) -> dict:
     import torch
 
     from genrec.tuning.tuner import TuneConfig, tune
 
     torch.set_num_threads(1)
     _, _, _, tuning = splits(cache_dir)
-    config = TuneConfig(**{"method": "lora", "max_steps": steps, "eval_every": eval_every,
-                           "checkpoint_every": eval_every, "n_valid": 48, "per_user": 4,
-                           "history_len": 5, "learning_rate": lr, "patience": 3,
-                           **ADAPTERS[adapter]})
+    config = TuneConfig(
+        **{
+            "method": "lora",
+            "max_steps": steps,
+            "eval_every": eval_every,
+            "checkpoint_every": eval_every,
+            "n_valid": 48,
+            "per_user": 4,
+            "history_len": 5,
+            "learning_rate": lr,
+            "patience": 3,
+            **ADAPTERS[adapter],
+        }
+    )
     cpu = time.process_time()
-    result = tune(tuning, config, output=output, options=RunOptions(seed=42, threads=1),
-                  on_log=lambda e: print(json.dumps(e), file=sys.stderr, flush=True))
-    return {"method": "lora", "adapter": adapter, "steps": result.steps,
-            "best_step": result.best_step,
-            "best_valid_loss": result.best_valid_loss, "train_examples": result.train_examples,
-            "examples_seen": result.steps * config.batch_size * config.grad_accum,
-            "valid_examples": result.valid_examples, "skipped_long": result.skipped_long,
-            "seconds": result.seconds, "cpu_minutes": (time.process_time() - cpu) / 60,
-            "tokens_per_second": result.tokens_per_second, "stopped_early": result.stopped_early,
-            "trainable_parameters": result.trainable_parameters, "peak_mb": peak_mb(),
-            "log": result.log, "config": config.to_dict()}
+    result = tune(
+        tuning,
+        config,
+        output=output,
+        options=RunOptions(seed=42, threads=1),
+        on_log=lambda e: print(json.dumps(e), file=sys.stderr, flush=True),
+    )
+    return {
+        "method": "lora",
+        "adapter": adapter,
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "best_valid_loss": result.best_valid_loss,
+        "train_examples": result.train_examples,
+        "examples_seen": result.steps * config.batch_size * config.grad_accum,
+        "valid_examples": result.valid_examples,
+        "skipped_long": result.skipped_long,
+        "seconds": result.seconds,
+        "cpu_minutes": (time.process_time() - cpu) / 60,
+        "tokens_per_second": result.tokens_per_second,
+        "stopped_early": result.stopped_early,
+        "trainable_parameters": result.trainable_parameters,
+        "peak_mb": peak_mb(),
+        "log": result.log,
+        "config": config.to_dict(),
+    }
 
 
 def in_fresh_process(*args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(
+        [sys.executable, __file__, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{args} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -134,8 +176,9 @@ def llm(lm, shots: int = 0, mode: str = "grounded") -> LLMRecommender:
 def two_stage(split, users, ease, llms: dict) -> dict:
     models = {"ease": ease}
     for label, reranker in llms.items():
-        models[f"ease+{label}"] = TwoStage(retriever=ease, reranker=reranker,
-                                           n_candidates=20).fit(split.train, options=OPTIONS)
+        models[f"ease+{label}"] = TwoStage(retriever=ease, reranker=reranker, n_candidates=20).fit(
+            split.train, options=OPTIONS
+        )
     return full_ranking(split, users, models)
 
 
@@ -153,9 +196,11 @@ def cold_start(cold, llms: dict, max_users: int | None = None) -> tuple[dict, di
         rank[order[s:e]] = np.arange(e - s)
     keep = rank < np.array([n_keep.get(int(u), 0) for u in fold.user_idx])
     history = cold.train.concat(fold.subset(keep))
-    models = {"pop": Pop().fit(cold.train, options=OPTIONS),
-              "ease": EASE().fit(cold.train, options=OPTIONS),
-              "dense": build_model("dense", {}).fit(cold.train, options=OPTIONS)}
+    models = {
+        "pop": Pop().fit(cold.train, options=OPTIONS),
+        "ease": EASE().fit(cold.train, options=OPTIONS),
+        "dense": build_model("dense", {}).fit(cold.train, options=OPTIONS),
+    }
     for label, reranker in llms.items():
         models[label] = reranker.fit(cold.train, options=OPTIONS)
     out = {}
@@ -170,47 +215,65 @@ def cold_start(cold, llms: dict, max_users: int | None = None) -> tuple[dict, di
 # ---- report ------------------------------------------------------------------------------------
 def table(results: dict, metrics: list[str], reference: str) -> list[str]:
     tests = compare_with({m: r["per_user"][metrics[0]] for m, r in results.items()}, reference)
-    lines = ["| model | " + " | ".join(metrics) + f" | vs {reference} ({metrics[0]} diff, Holm p) "
-             "| s / user |", "|" + " --- |" * (len(metrics) + 3)]
+    lines = [
+        "| model | " + " | ".join(metrics) + f" | vs {reference} ({metrics[0]} diff, Holm p) "
+        "| s / user |",
+        "|" + " --- |" * (len(metrics) + 3),
+    ]
     for label, r in results.items():
         cells = [fmt_ci(summary(r["per_user"][m])) for m in metrics]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {fmt_test(tests.get(label))} | "
-                     f"{r['seconds_per_user']:.3f} |")
+        lines.append(
+            f"| {label} | " + " | ".join(cells) + f" | {fmt_test(tests.get(label))} | "
+            f"{r['seconds_per_user']:.3f} |"
+        )
     return lines
 
 
-PAIRS = [("llm LoRA next-item", "llm zero-shot"), ("llm yes/no LoRA", "llm yes/no zero-shot"),
-         ("llm listwise LoRA", "llm listwise zero-shot")]
+PAIRS = [
+    ("llm LoRA next-item", "llm zero-shot"),
+    ("llm yes/no LoRA", "llm yes/no zero-shot"),
+    ("llm listwise LoRA", "llm listwise zero-shot"),
+]
 
 
 def self_comparison(res: dict) -> list[str]:
     """Each tuned model against its untuned self (same prompt, same scoring), in every setting."""
-    lines = ["| tuned vs untuned | setting | NDCG@10 tuned | NDCG@10 untuned | diff, p |",
-             "| --- | --- | --- | --- | --- |"]
-    for setting, key, prefix in (("20 candidates", "sampled", ""),
-                                 ("two-stage over EASE's 20", "two_stage", "ease+"),
-                                 ("cold-start users", "cold", "")):
+    lines = [
+        "| tuned vs untuned | setting | NDCG@10 tuned | NDCG@10 untuned | diff, p |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for setting, key, prefix in (
+        ("20 candidates", "sampled", ""),
+        ("two-stage over EASE's 20", "two_stage", "ease+"),
+        ("cold-start users", "cold", ""),
+    ):
         for tuned, untuned in PAIRS:
             a, b = res[key][prefix + tuned]["per_user"], res[key][prefix + untuned]["per_user"]
             test = compare_with({tuned: a["ndcg@10"], untuned: b["ndcg@10"]}, untuned)[tuned]
-            lines.append(f"| {tuned} vs {untuned} | {setting} | {fmt_ci(summary(a['ndcg@10']))} | "
-                         f"{fmt_ci(summary(b['ndcg@10']))} | {fmt_test(test)} |")
+            lines.append(
+                f"| {tuned} vs {untuned} | {setting} | {fmt_ci(summary(a['ndcg@10']))} | "
+                f"{fmt_ci(summary(b['ndcg@10']))} | {fmt_test(test)} |"
+            )
     return lines
 
 
 def tuning_runs(res: dict) -> list[str]:
-    lines = ["| adapter | task, negatives | examples built | examples seen (steps) | wall min | "
-             "CPU min | tokens/s | peak RSS MB | valid answer loss by step (best) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| adapter | task, negatives | examples built | examples seen (steps) | wall min | "
+        "CPU min | tokens/s | peak RSS MB | valid answer loss by step (best) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, t in res["train"].items():
         c = t["config"]
-        losses = ", ".join(f"{e['step']}: {e['valid_loss']:.3f}" for e in t["log"]
-                           if "valid_loss" in e)
+        losses = ", ".join(
+            f"{e['step']}: {e['valid_loss']:.3f}" for e in t["log"] if "valid_loss" in e
+        )
         lines.append(
             f"| {name} | {c['task']}, {c.get('negatives', 'uniform')} | {t['train_examples']:,} | "
             f"{t['examples_seen']:,} ({t['steps']}) | {t['seconds'] / 60:.1f} | "
             f"{t['cpu_minutes']:.1f} | {t['tokens_per_second']:.0f} | {t['peak_mb']:.0f} | "
-            f"{losses} ({t['best_step']}{', stopped early' if t['stopped_early'] else ''}) |")
+            f"{losses} ({t['best_step']}{', stopped early' if t['stopped_early'] else ''}) |"
+        )
     return lines
 
 
@@ -219,15 +282,20 @@ def markdown(res: dict) -> str:
     c = next(iter(res["train"].values()))["config"]
     thr = res["throughput"]
     lines = [
-        "## Tuned LLM recommenders", "",
+        "## Tuned LLM recommenders",
+        "",
         f"Script: `benchmarks/tuning.py`; written {res['written']}. MovieLens-100K, random holdout "
         "0.8/0.1/0.1 (split seed 2020), test part. Base model: Gemma 3 270M (base, bfloat16, "
         "transformers + PEFT), 1 thread. Intervals: 95% bootstrap over users; paired t-test and "
-        "Wilcoxon, Holm-corrected (larger p shown; * = p < 0.05).", "",
+        "Wilcoxon, Holm-corrected (larger p shown; * = p < 0.05).",
+        "",
         f"Machine: {v['cpu_count']} cores shared with other jobs, {v['platform']}, Python "
         f"{v['python']}, torch {v['torch']}, genrec {v['genrec']}; 1-minute load average: "
-        + ", ".join(f"{x:.2f}" for x in res["loads"]) + ".", "",
-        "### Tuning runs", "",
+        + ", ".join(f"{x:.2f}" for x in res["loads"])
+        + ".",
+        "",
+        "### Tuning runs",
+        "",
         f"All LoRA r={c['r']}, alpha={c['alpha']}, dropout={c['dropout']} on "
         f"{', '.join(c['target_modules'])}; AdamW lr {c['learning_rate']}, {c['warmup_steps']} "
         f"warm-up steps, batch {c['batch_size']}, at most {c['max_steps']} steps, validation "
@@ -237,9 +305,9 @@ def markdown(res: dict) -> str:
         "only. **next-item**: the answer is the next title; "
         f"{len(res['templates']['next-item'])} paraphrased templates, template 0 = the LLM "
         "recommender's own prompt, two list 10 candidates (9 drawn uniformly). **preference** "
-        f"(TALLRec): \"Will this fan like <title>? Answer Yes or No:\", "
+        f'(TALLRec): "Will this fan like <title>? Answer Yes or No:", '
         f"{len(res['templates']['preference'])} templates, template 0 = the recommender's "
-        "`mode=\"preference\"` prompt; half the questions ask about the real next item (Yes; "
+        '`mode="preference"` prompt; half the questions ask about the real next item (Yes; '
         "every interaction counts as liked, as in the ranking protocol), half about one of "
         f"EASE's top {c.get('n_hard', 20)} unseen items for the same history (No: hard "
         "negatives, what a reranker meets over EASE's shortlist). The tuned rankers score "
@@ -249,31 +317,47 @@ def markdown(res: dict) -> str:
         "EASE's top 20 unseen items for the history under letters A-T in EASE's order, the "
         "target's letter as the answer; cases whose target EASE does not shortlist are dropped "
         "(as in LlamaRec). EASE here is fitted on the training part, so it shortlists training "
-        "targets more easily than test ones.", "",
-        *tuning_runs(res), "",
-        "### 1. Ranking 20 candidates (held-out item + 19 sampled)", "",
-        *table(res["sampled"], ["ndcg@10", "hit@1", "hit@5", "mrr@10"], "llm zero-shot"), "",
+        "targets more easily than test ones.",
+        "",
+        *tuning_runs(res),
+        "",
+        "### 1. Ranking 20 candidates (held-out item + 19 sampled)",
+        "",
+        *table(res["sampled"], ["ndcg@10", "hit@1", "hit@5", "mrr@10"], "llm zero-shot"),
+        "",
         f"{res['n_users']} test users (seed 0, as in the `llm` section); every LLM row uses the "
         "5 most recent titles (the `llm` section uses 10). 3-shot: three other training users' "
         "histories and next titles in the next-item prompt. Tuned models are "
         "`TunedLM.load(adapter)`: the LoRA update merged into the bfloat16 base weights at load, "
-        "so they score as fast as the base model.", "",
-        "### 2. Two-stage pipeline (EASE proposes 20, the LLM reranks pointwise), full ranking", "",
-        *table(res["two_stage"], ["ndcg@10", "recall@10", "mrr@10", "ndcg@20"], "ease"), "",
-        "### 3. Cold-start users (1-5 interactions), ranking 20 candidates", "",
-        *table(res["cold"], ["ndcg@10", "hit@1", "hit@5", "mrr@10"], "ease"), "",
+        "so they score as fast as the base model.",
+        "",
+        "### 2. Two-stage pipeline (EASE proposes 20, the LLM reranks pointwise), full ranking",
+        "",
+        *table(res["two_stage"], ["ndcg@10", "recall@10", "mrr@10", "ndcg@20"], "ease"),
+        "",
+        "### 3. Cold-start users (1-5 interactions), ranking 20 candidates",
+        "",
+        *table(res["cold"], ["ndcg@10", "hit@1", "hit@5", "mrr@10"], "ease"),
+        "",
         f"Held-out-users split ({COLD_SHARE:.0%} of users, seed {COLD_SEED}); "
         f"{res['cold_info']['users']} test users, each with only the first 1-5 of their fold-in "
         f"interactions as history (mean {res['cold_info']['mean_history']:.1f}); none of them was "
         "in the tuning data. Dense: MiniLM embeddings of titles, the history's mean as the query.",
         "",
-        "### Each tuned model against its untuned self", "",
-        *self_comparison(res), "",
-        "### 4. Training throughput and memory: LoRA vs prompt tuning", "",
+        "### Each tuned model against its untuned self",
+        "",
+        *self_comparison(res),
+        "",
+        "### 4. Training throughput and memory: LoRA vs prompt tuning",
+        "",
         "| method | trainable parameters | tokens/s (training steps) | s / step | peak RSS MB |",
         "| --- | --- | --- | --- | --- |",
-        *[f"| {m} | {r['trainable_parameters']:,} | {r['train_tokens_per_s']:.0f} | "
-          f"{r['seconds_per_step']:.2f} | {r['peak_mb']:.0f} |" for m, r in thr.items()], "",
+        *[
+            f"| {m} | {r['trainable_parameters']:,} | {r['train_tokens_per_s']:.0f} | "
+            f"{r['seconds_per_step']:.2f} | {r['peak_mb']:.0f} |"
+            for m, r in thr.items()
+        ],
+        "",
         f"Each a fresh process, {res['throughput_steps']} steps of batch 4 on the same next-item "
         "examples (prompts of about 100 tokens), 1 thread; LoRA as above; prompt tuning with "
         f"{res['throughput'].get('prompt', {}).get('n_virtual_tokens', 20)} virtual tokens. "
@@ -289,8 +373,16 @@ def throughput(method: str, steps: int, cache_dir: str) -> dict:
 
     torch.set_num_threads(1)
     _, _, _, tuning = splits(cache_dir)
-    config = TuneConfig(method=method, max_steps=steps, eval_every=10_000, n_valid=1,
-                        checkpoint_every=10_000, per_user=1, history_len=5, warmup_steps=0)
+    config = TuneConfig(
+        method=method,
+        max_steps=steps,
+        eval_every=10_000,
+        n_valid=1,
+        checkpoint_every=10_000,
+        per_user=1,
+        history_len=5,
+        warmup_steps=0,
+    )
     times = []
     last = [time.perf_counter()]
 
@@ -300,12 +392,21 @@ def throughput(method: str, steps: int, cache_dir: str) -> dict:
         last[0] = now
         entry.setdefault("dt", times[-1])
 
-    result = tune(tuning, config, output=tempfile.mkdtemp(), on_log=on_log,
-                  options=RunOptions(seed=42, threads=1))
+    result = tune(
+        tuning,
+        config,
+        output=tempfile.mkdtemp(),
+        on_log=on_log,
+        options=RunOptions(seed=42, threads=1),
+    )
     rates = [e["tokens_per_s"] for e in result.log]
-    return {"trainable_parameters": result.trainable_parameters,
-            "train_tokens_per_s": float(rates[-1]), "seconds_per_step": float(np.median(times[1:])),
-            "peak_mb": peak_mb(), "n_virtual_tokens": config.n_virtual_tokens}
+    return {
+        "trainable_parameters": result.trainable_parameters,
+        "train_tokens_per_s": float(rates[-1]),
+        "seconds_per_step": float(np.median(times[1:])),
+        "peak_mb": peak_mb(),
+        "n_virtual_tokens": config.n_virtual_tokens,
+    }
 
 
 def main(argv=None) -> int:
@@ -317,8 +418,13 @@ def main(argv=None) -> int:
     parser.add_argument("--shots", type=int, default=3)
     parser.add_argument("--cold-users", type=int, help="at most this many cold-start users")
     parser.add_argument("--throughput-steps", type=int, default=12)
-    parser.add_argument("--adapter", action="append", default=[], metavar="NAME=DIR",
-                        help="reuse an adapter tuned before (NAME: next-item or preference)")
+    parser.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="reuse an adapter tuned before (NAME: next-item or preference)",
+    )
     parser.add_argument("--work", default=str(ROOT / "artifacts" / "tuning-bench"))
     parser.add_argument("--cache-dir", default=CACHE)
     parser.add_argument("--no-write", action="store_true")
@@ -327,9 +433,12 @@ def main(argv=None) -> int:
     parser.add_argument("--throughput", help=argparse.SUPPRESS)  # child: measure this method
     args = parser.parse_args(argv)
     if args.train:
-        print(json.dumps(train(args.train, args.which, args.steps, args.cache_dir, args.eval_every,
-                               args.lr),
-                         default=float))
+        print(
+            json.dumps(
+                train(args.train, args.which, args.steps, args.cache_dir, args.eval_every, args.lr),
+                default=float,
+            )
+        )
         return 0
     if args.throughput:
         print(json.dumps(throughput(args.throughput, args.throughput_steps, args.cache_dir)))
@@ -339,9 +448,12 @@ def main(argv=None) -> int:
     from genrec.text.tuned_lm import TunedLM
     from genrec.tuning.instructions import NEXT_ITEM_TEMPLATES, PREFERENCE_TEMPLATES
 
-    res = {"args": vars(args), "versions": library_versions(),
-           "templates": {"next-item": NEXT_ITEM_TEMPLATES, "preference": PREFERENCE_TEMPLATES},
-           "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    res = {
+        "args": vars(args),
+        "versions": library_versions(),
+        "templates": {"next-item": NEXT_ITEM_TEMPLATES, "preference": PREFERENCE_TEMPLATES},
+        "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
     res["versions"].setdefault("platform", platform.platform())
     loads = [load_average()]
     reused = dict(a.split("=", 1) for a in args.adapter)
@@ -352,40 +464,70 @@ def main(argv=None) -> int:
             res["train"][name] = json.loads((Path(folders[name]) / "train_result.json").read_text())
         else:
             res["train"][name] = in_fresh_process(
-                "--train", folders[name], "--which", name, "--steps", str(args.steps),
-                "--eval-every", str(args.eval_every), "--lr", str(args.lr),
-                "--cache-dir", args.cache_dir)
-            atomic_write(Path(folders[name]) / "train_result.json",
-                         json.dumps(res["train"][name], default=float))
+                "--train",
+                folders[name],
+                "--which",
+                name,
+                "--steps",
+                str(args.steps),
+                "--eval-every",
+                str(args.eval_every),
+                "--lr",
+                str(args.lr),
+                "--cache-dir",
+                args.cache_dir,
+            )
+            atomic_write(
+                Path(folders[name]) / "train_result.json",
+                json.dumps(res["train"][name], default=float),
+            )
         res["train"][name].setdefault("adapter", name)
-        print(f"[train] {json.dumps({k: v for k, v in res['train'][name].items() if k != 'log'})}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[train] {json.dumps({k: v for k, v in res['train'][name].items() if k != 'log'})}",
+            file=sys.stderr,
+            flush=True,
+        )
     loads.append(load_average())
     res["throughput_steps"] = args.throughput_steps
-    res["throughput"] = {m: in_fresh_process("--throughput", m, "--throughput-steps",
-                                             str(args.throughput_steps), "--cache-dir", args.cache_dir)
-                         for m in ("lora", "prompt")}
+    res["throughput"] = {
+        m: in_fresh_process(
+            "--throughput",
+            m,
+            "--throughput-steps",
+            str(args.throughput_steps),
+            "--cache-dir",
+            args.cache_dir,
+        )
+        for m in ("lora", "prompt")
+    }
     print(f"[throughput] {res['throughput']}", file=sys.stderr, flush=True)
     data, split, cold, _ = splits(args.cache_dir)
     eligible = np.flatnonzero(split.test.user_counts > 0)
-    users = np.sort(np.random.default_rng(0).choice(eligible, min(args.users, len(eligible)),
-                                                    replace=False))
+    users = np.sort(
+        np.random.default_rng(0).choice(eligible, min(args.users, len(eligible)), replace=False)
+    )
     res["n_users"] = len(users)
     base = TransformersLM("gemma-3-270m", threads=1)
     tuned = {name: TunedLM.load(folder, threads=1) for name, folder in folders.items()}
 
     def rerankers() -> dict:
         """The LLM recommenders compared with their untuned selves (fresh, unfitted)."""
-        return {"llm zero-shot": llm(base), "llm LoRA next-item": llm(tuned["next-item"]),
-                "llm yes/no zero-shot": llm(base, mode="preference"),
-                "llm yes/no LoRA": llm(tuned["preference"], mode="preference"),
-                "llm listwise zero-shot": llm(base, mode="listwise"),
-                "llm listwise LoRA": llm(tuned["listwise"], mode="listwise")}
+        return {
+            "llm zero-shot": llm(base),
+            "llm LoRA next-item": llm(tuned["next-item"]),
+            "llm yes/no zero-shot": llm(base, mode="preference"),
+            "llm yes/no LoRA": llm(tuned["preference"], mode="preference"),
+            "llm listwise zero-shot": llm(base, mode="listwise"),
+            "llm listwise LoRA": llm(tuned["listwise"], mode="listwise"),
+        }
 
     ease = EASE().fit(split.train, options=OPTIONS)
-    models = {"pop": Pop().fit(split.train, options=OPTIONS), "ease": ease,
-              f"llm {args.shots}-shot": llm(base, args.shots).fit(split.train, options=OPTIONS),
-              **{label: m.fit(split.train, options=OPTIONS) for label, m in rerankers().items()}}
+    models = {
+        "pop": Pop().fit(split.train, options=OPTIONS),
+        "ease": ease,
+        f"llm {args.shots}-shot": llm(base, args.shots).fit(split.train, options=OPTIONS),
+        **{label: m.fit(split.train, options=OPTIONS) for label, m in rerankers().items()},
+    }
     res["sampled"] = sampled(split, users, models)
     loads.append(load_average())
     res["two_stage"] = two_stage(split, users, ease, rerankers())

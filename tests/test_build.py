@@ -2,8 +2,15 @@
 
 import pytest
 
-from genrec.build import (build_model, load_model, model_class, model_names, parse_names,
-                          parse_overrides, saved_or_trained)
+from genrec.build import (
+    build_model,
+    load_model,
+    model_class,
+    model_names,
+    parse_names,
+    parse_overrides,
+    saved_or_trained,
+)
 from genrec.data.synthetic import planted_clusters
 from genrec.errors import ArtifactError, ConfigError, DataError
 from genrec.models import EASE, MODELS, TIGER
@@ -16,7 +23,9 @@ OPTIONS = RunOptions(seed=0, threads=1, progress=False)
 
 def test_every_name_builds_its_class():
     for name in model_names():
-        assert type(build_model(name, {"lm": "fake"} if name in ("llm", "gpt4rec") else {})) is model_class(name)
+        assert type(
+            build_model(name, {"lm": "fake"} if name in ("llm", "gpt4rec") else {})
+        ) is model_class(name)
     assert model_class("ease+llm") is TwoStage and model_class("hybrid") is Hybrid
     assert "hybrid" not in MODELS  # the table lists leaf models only
 
@@ -41,11 +50,15 @@ def test_overrides_reach_models_and_pipeline_parts():
 def test_artifacts_load_through_one_function_and_check_the_data(tmp_path):
     world = planted_clusters(n_users=20, n_items=12, n_clusters=2)
     data = world.split.train
-    model = saved_or_trained("ease", data, tmp_path / "ease", overrides={"reg": 3.0}, options=OPTIONS)
+    model = saved_or_trained(
+        "ease", data, tmp_path / "ease", overrides={"reg": 3.0}, options=OPTIONS
+    )
     again = saved_or_trained("ease", data, tmp_path / "ease", options=OPTIONS)
     assert isinstance(again, EASE) and again.config.reg == 3.0
-    assert (load_model(tmp_path / "ease").score(data.user_item_order[:2])
-            == model.score(data.user_item_order[:2])).all()
+    assert (
+        load_model(tmp_path / "ease").score(data.user_item_order[:2])
+        == model.score(data.user_item_order[:2])
+    ).all()
     other = planted_clusters(n_users=20, n_items=12, n_clusters=2, seed=5).split.train
     with pytest.raises(ArtifactError, match="different data"):
         saved_or_trained("ease", other, tmp_path / "ease", options=OPTIONS)

@@ -25,10 +25,23 @@ def run(capsys, *argv):
 
 @pytest.mark.slow
 def test_benchmark_writes_results_rankings_and_report(env, capsys):
-    code, out, err = run(capsys, "benchmark", "--dataset", "ml-100k", "--models", "pop,ease",
-                         "--k", "10,20", "--output", str(env / "results.json"),
-                         "--save-rankings", str(env / "rankings.csv"), "--report",
-                         str(env / "report"), "--quiet")
+    code, out, err = run(
+        capsys,
+        "benchmark",
+        "--dataset",
+        "ml-100k",
+        "--models",
+        "pop,ease",
+        "--k",
+        "10,20",
+        "--output",
+        str(env / "results.json"),
+        "--save-rankings",
+        str(env / "rankings.csv"),
+        "--report",
+        str(env / "report"),
+        "--quiet",
+    )
     assert code == 0, err
     assert "ease" in out and "ndcg@10" in out
     results = json.loads((env / "results.json").read_text())
@@ -58,46 +71,76 @@ def test_benchmark_writes_results_rankings_and_report(env, capsys):
         values.append(dcg / sum(1 / math.log2(r + 2) for r in range(min(len(items), 10))))
     assert sum(values) / len(values) == pytest.approx(ndcg["mean"], abs=1e-6)
     html = (env / "report.html").read_text()
-    assert "<svg" in html and "ndcg@10" in html and "http" not in html.split("<svg")[0].lower().replace("http-equiv", "")
+    assert (
+        "<svg" in html
+        and "ndcg@10" in html
+        and "http" not in html.split("<svg")[0].lower().replace("http-equiv", "")
+    )
     assert "| ease |" in (env / "report.md").read_text()
 
 
 def test_train_then_recommend_for_a_user_and_for_a_history(env, capsys):
     code, out, err = run(capsys, "train", "--dataset", "ml-100k", "--model", "ease", "--quiet")
     assert code == 0, err
-    code, out, err = run(capsys, "recommend", "--dataset", "ml-100k", "--model", "ease",
-                         "--user", "196", "--k", "5", "--quiet")
+    code, out, err = run(
+        capsys,
+        "recommend",
+        "--dataset",
+        "ml-100k",
+        "--model",
+        "ease",
+        "--user",
+        "196",
+        "--k",
+        "5",
+        "--quiet",
+    )
     assert code == 0, err
     lines = out.strip().splitlines()
     assert len(lines) == 5 and lines[0].split()[0] == "1"
-    code, out, err = run(capsys, "recommend", "--dataset", "ml-100k", "--model", "ease",
-                         "--items", "1,50,181", "--k", "3", "--quiet")
+    code, out, err = run(
+        capsys,
+        "recommend",
+        "--dataset",
+        "ml-100k",
+        "--model",
+        "ease",
+        "--items",
+        "1,50,181",
+        "--k",
+        "3",
+        "--quiet",
+    )
     assert code == 0, err
     assert len(out.strip().splitlines()) == 3
     assert not any(line.split()[1] in {"1", "50", "181"} for line in out.strip().splitlines())
 
 
 def test_recommend_trains_first_with_a_notice(env, capsys):
-    code, out, err = run(capsys, "recommend", "--dataset", "ml-100k", "--model", "pop",
-                         "--user", "1", "--k", "2")
+    code, out, err = run(
+        capsys, "recommend", "--dataset", "ml-100k", "--model", "pop", "--user", "1", "--k", "2"
+    )
     assert code == 0
     assert "notice" in err and len(out.strip().splitlines()) == 2
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["benchmark", "--dataset", "nope"], "unknown dataset"),
-    (["benchmark", "--models", "ease,foo"], "unknown model 'foo'"),
-    (["benchmark", "--models", "ease", "--k", "0"], "positive"),
-    (["benchmark", "--models", "ease", "--set", "ease.regg=3"], "allowed keys"),
-    (["benchmark", "--models", "ease", "--set", "ease.reg=abc"], "expects float"),
-    (["recommend", "--model", "pop", "--user", "no-such-user"], "unknown user"),
-    (["recommend", "--model", "pop", "--user", "1", "--k", "5000"], "k must be"),
-    (["recommend", "--model", "pop", "--items", "1,zzz"], "unknown item"),
-    (["benchmark", "--split", "random"], "holdout"),
-    (["benchmark", "--models", "multvae:nope"], "no preset"),
-    (["sample", "--model", "ease", "--output", "x.csv"], "cannot generate"),
-    (["sample", "--model", "multvae", "--n", "0", "--output", "x.csv"], "--n"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["benchmark", "--dataset", "nope"], "unknown dataset"),
+        (["benchmark", "--models", "ease,foo"], "unknown model 'foo'"),
+        (["benchmark", "--models", "ease", "--k", "0"], "positive"),
+        (["benchmark", "--models", "ease", "--set", "ease.regg=3"], "allowed keys"),
+        (["benchmark", "--models", "ease", "--set", "ease.reg=abc"], "expects float"),
+        (["recommend", "--model", "pop", "--user", "no-such-user"], "unknown user"),
+        (["recommend", "--model", "pop", "--user", "1", "--k", "5000"], "k must be"),
+        (["recommend", "--model", "pop", "--items", "1,zzz"], "unknown item"),
+        (["benchmark", "--split", "random"], "holdout"),
+        (["benchmark", "--models", "multvae:nope"], "no preset"),
+        (["sample", "--model", "ease", "--output", "x.csv"], "cannot generate"),
+        (["sample", "--model", "multvae", "--n", "0", "--output", "x.csv"], "--n"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(env, capsys, argv, fragment):
     code, out, err = run(capsys, *argv, "--quiet")
     assert code == 2
@@ -117,29 +160,61 @@ def test_data_info_prints_statistics(env, capsys):
 
 def test_paths_and_k_are_checked_before_any_training(env, capsys, tmp_path):
     (tmp_path / "folder").mkdir()
-    code, _, err = run(capsys, "benchmark", "--models", "bpr", "--output", str(tmp_path / "folder"),
-                       "--quiet")
+    code, _, err = run(
+        capsys, "benchmark", "--models", "bpr", "--output", str(tmp_path / "folder"), "--quiet"
+    )
     assert code == 2 and "is a folder" in err and "[bpr] fit" not in err
     code, _, err = run(capsys, "benchmark", "--models", "bpr", "--k", "5000", "--quiet")
     assert code == 2 and "larger than the 1682 items" in err
 
 
 def test_artifact_of_another_model_or_damaged_is_refused(env, capsys, tmp_path):
-    assert run(capsys, "train", "--model", "pop", "--output", str(tmp_path / "m"), "--quiet")[0] == 0
-    code, _, err = run(capsys, "recommend", "--model", "ease", "--artifact", str(tmp_path / "m"),
-                       "--user", "1", "--quiet")
+    assert (
+        run(capsys, "train", "--model", "pop", "--output", str(tmp_path / "m"), "--quiet")[0] == 0
+    )
+    code, _, err = run(
+        capsys,
+        "recommend",
+        "--model",
+        "ease",
+        "--artifact",
+        str(tmp_path / "m"),
+        "--user",
+        "1",
+        "--quiet",
+    )
     assert code == 2 and "holds a 'pop' model" in err
     (tmp_path / "m" / "weights.npz").write_bytes(b"PK\x03\x04 truncated")
-    code, _, err = run(capsys, "recommend", "--model", "pop", "--artifact", str(tmp_path / "m"),
-                       "--user", "1", "--quiet")
+    code, _, err = run(
+        capsys,
+        "recommend",
+        "--model",
+        "pop",
+        "--artifact",
+        str(tmp_path / "m"),
+        "--user",
+        "1",
+        "--quiet",
+    )
     assert code == 2 and "cannot read" in err and "Traceback" not in err
     (tmp_path / "m" / "config.json").write_text("[1, 2]")
-    code, _, err = run(capsys, "recommend", "--model", "pop", "--artifact", str(tmp_path / "m"),
-                       "--user", "1", "--quiet")
+    code, _, err = run(
+        capsys,
+        "recommend",
+        "--model",
+        "pop",
+        "--artifact",
+        str(tmp_path / "m"),
+        "--user",
+        "1",
+        "--quiet",
+    )
     assert code == 2 and "retrain" in err
 
 
-def test_unwritable_paths_and_infinite_config_are_one_line_errors(env, capsys, tmp_path, monkeypatch):
+def test_unwritable_paths_and_infinite_config_are_one_line_errors(
+    env, capsys, tmp_path, monkeypatch
+):
     code, _, err = run(capsys, "benchmark", "--models", "ease", "--set", "ease.reg=inf", "--quiet")
     assert code == 2 and "finite" in err
     (tmp_path / "afile").write_text("x")
@@ -153,8 +228,19 @@ def test_a_folder_of_files_is_a_dataset(env, capsys, ml100k_cache):
     code, out, err = run(capsys, "data", "info", str(folder))
     assert code == 0, err
     assert json.loads(out)["interactions"] == 100_000
-    code, out, err = run(capsys, "recommend", "--dataset", str(folder), "--model", "pop",
-                         "--items", "50", "--k", "2", "--quiet")
+    code, out, err = run(
+        capsys,
+        "recommend",
+        "--dataset",
+        str(folder),
+        "--model",
+        "pop",
+        "--items",
+        "50",
+        "--k",
+        "2",
+        "--quiet",
+    )
     assert code == 0, err
     assert (env / "artifacts" / "ml-100k" / "pop" / "config.json").exists()
 
@@ -162,8 +248,21 @@ def test_a_folder_of_files_is_a_dataset(env, capsys, ml100k_cache):
 @pytest.mark.slow
 def test_sample_writes_synthetic_users(env, capsys):
     out_file = env / "synthetic.csv"
-    code, out, err = run(capsys, "sample", "--dataset", "ml-100k", "--model", "multvae",
-                         "--set", "max_epochs=3", "--n", "7", "--output", str(out_file), "--quiet")
+    code, out, err = run(
+        capsys,
+        "sample",
+        "--dataset",
+        "ml-100k",
+        "--model",
+        "multvae",
+        "--set",
+        "max_epochs=3",
+        "--n",
+        "7",
+        "--output",
+        str(out_file),
+        "--quiet",
+    )
     assert code == 0, err
     rows = list(csv.DictReader(out_file.open()))
     users = defaultdict(set)
@@ -175,8 +274,19 @@ def test_sample_writes_synthetic_users(env, capsys):
 
 
 def test_benchmark_on_a_user_sample_runs_a_two_stage_pipeline(env, capsys):
-    code, out, err = run(capsys, "benchmark", "--models", "ease,ease+llm", "--set", "llm.lm=fake",
-                         "--users", "50", "--output", str(env / "r.json"), "--quiet")
+    code, out, err = run(
+        capsys,
+        "benchmark",
+        "--models",
+        "ease,ease+llm",
+        "--set",
+        "llm.lm=fake",
+        "--users",
+        "50",
+        "--output",
+        str(env / "r.json"),
+        "--quiet",
+    )
     assert code == 0, err
     results = json.loads((env / "r.json").read_text())
     assert results["protocol"]["evaluated_users"] == 50
@@ -185,8 +295,19 @@ def test_benchmark_on_a_user_sample_runs_a_two_stage_pipeline(env, capsys):
 
 
 def test_saved_rankings_of_a_user_sample_hold_only_those_users(env, capsys):
-    code, out, err = run(capsys, "benchmark", "--models", "pop", "--users", "20", "--k", "5",
-                         "--save-rankings", str(env / "top.csv"), "--quiet")
+    code, out, err = run(
+        capsys,
+        "benchmark",
+        "--models",
+        "pop",
+        "--users",
+        "20",
+        "--k",
+        "5",
+        "--save-rankings",
+        str(env / "top.csv"),
+        "--quiet",
+    )
     assert code == 0, err
     with open(env / "top.csv") as f:
         ranked = {row["user"] for row in csv.DictReader(f)}
@@ -197,8 +318,20 @@ def test_saved_rankings_of_a_user_sample_hold_only_those_users(env, capsys):
 
 def test_benchmark_records_split_seed_training_seed_and_threads(env, capsys):
     out_file = env / "results.json"
-    code, _, err = run(capsys, "benchmark", "--models", "pop", "--split-seed", "2020",
-                       "--seed", "42", "--threads", "1", "--output", str(out_file))
+    code, _, err = run(
+        capsys,
+        "benchmark",
+        "--models",
+        "pop",
+        "--split-seed",
+        "2020",
+        "--seed",
+        "42",
+        "--threads",
+        "1",
+        "--output",
+        str(out_file),
+    )
     assert code == 0, err
     assert "seed 42, 1 thread(s)" in err
     protocol = json.loads(out_file.read_text())["protocol"]

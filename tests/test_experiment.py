@@ -23,12 +23,12 @@ def test_every_shipped_experiment_parses(path):
 def test_bad_files_name_the_problem(tmp_path):
     cases = {
         "models = 3": "needs",
-        "[[models]]\nname = \"nosuch\"": "nosuch",
-        "splitt = \"loo\"\n[[models]]\nname = \"pop\"": "splitt",
-        "[[models]]\nname = \"pop\"\nsweep = { reg = [] }": "non-empty",
-        "[[models]]\nname = \"pop\"\n[[models]]\nname = \"pop\"": "label",
-        "k = [0]\n[[models]]\nname = \"pop\"": "k must be",
-        "[outputs]\nresult = \"x\"\n[[models]]\nname = \"pop\"": "result",
+        '[[models]]\nname = "nosuch"': "nosuch",
+        'splitt = "loo"\n[[models]]\nname = "pop"': "splitt",
+        '[[models]]\nname = "pop"\nsweep = { reg = [] }': "non-empty",
+        '[[models]]\nname = "pop"\n[[models]]\nname = "pop"': "label",
+        'k = [0]\n[[models]]\nname = "pop"': "k must be",
+        '[outputs]\nresult = "x"\n[[models]]\nname = "pop"': "result",
         "name = ": "not valid TOML",
     }
     for i, (text, match) in enumerate(cases.items()):
@@ -40,9 +40,12 @@ def test_bad_files_name_the_problem(tmp_path):
 
 def _ratings(folder: Path) -> Path:
     rng = np.random.default_rng(0)
-    rows = [f"{u}\t{i}\t{rng.integers(1, 6)}\t{1000 + n}"
-            for n, (u, i) in enumerate((u, i) for u in range(1, 41)
-                                       for i in rng.choice(np.arange(1, 31), 8, replace=False))]
+    rows = [
+        f"{u}\t{i}\t{rng.integers(1, 6)}\t{1000 + n}"
+        for n, (u, i) in enumerate(
+            (u, i) for u in range(1, 41) for i in rng.choice(np.arange(1, 31), 8, replace=False)
+        )
+    ]
     folder.mkdir()
     (folder / "u.data").write_text("\n".join(rows) + "\n")
     return folder
@@ -57,7 +60,7 @@ split_seed = 7
 seed = 3
 k = [5]
 [outputs]
-results = "{tmp_path / 'file.json'}"
+results = "{tmp_path / "file.json"}"
 [[models]]
 name = "pop"
 [[models]]
@@ -70,12 +73,36 @@ sweep = {{ reg = [1.0, 10.0] }}
     assert labels == ["pop", "ease[reg=1.0]", "ease[reg=10.0]"]
     assert from_file["protocol"]["split_seed"] == 7 and from_file["protocol"]["seed"] == 3
 
-    assert main(["benchmark", "--dataset", str(data), "--models", "pop", "--k", "5", "--seed", "3",
-                 "--split-seed", "7", "--output", str(tmp_path / "flags.json"), "--quiet",
-                 "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "benchmark",
+                "--dataset",
+                str(data),
+                "--models",
+                "pop",
+                "--k",
+                "5",
+                "--seed",
+                "3",
+                "--split-seed",
+                "7",
+                "--output",
+                str(tmp_path / "flags.json"),
+                "--quiet",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     from_flags = json.loads((tmp_path / "flags.json").read_text())
     assert from_flags["results"][0]["metrics"] == from_file["results"][0]["metrics"]
-    one_model = Experiment.from_dict({**{k: v for k, v in Experiment.from_file(exp_file).to_dict().items()
-                                         if k != "models"}, "models": [{"name": "pop"}]})
+    one_model = Experiment.from_dict(
+        {
+            **{k: v for k, v in Experiment.from_file(exp_file).to_dict().items() if k != "models"},
+            "models": [{"name": "pop"}],
+        }
+    )
     assert from_flags["protocol"]["experiment"]["sha256"] == one_model.sha256()
     capsys.readouterr()

@@ -11,8 +11,12 @@ from genrec.errors import ConfigError, DataError
 from genrec.kmeans import kmeans
 
 HAS_FAISS = importlib.util.find_spec("faiss") is not None
-BACKENDS = ["numpy", pytest.param("faiss", marks=pytest.mark.skipif(
-    not HAS_FAISS, reason="the faiss extra is not installed"))]
+BACKENDS = [
+    "numpy",
+    pytest.param(
+        "faiss", marks=pytest.mark.skipif(not HAS_FAISS, reason="the faiss extra is not installed")
+    ),
+]
 
 
 def blobs(seed: int = 0):
@@ -63,8 +67,9 @@ def test_fewer_points_than_clusters_gives_every_point_its_own_cluster():
     assert len(np.unique(centroids, axis=0)) == 4  # the extra centroids are jittered copies
 
 
-@pytest.mark.parametrize("bad", [{"k": 0}, {"k": 2.5}, {"k": True}, {"iters": 0},
-                                 {"backend": "sklearn"}])
+@pytest.mark.parametrize(
+    "bad", [{"k": 0}, {"k": 2.5}, {"k": True}, {"iters": 0}, {"backend": "sklearn"}]
+)
 def test_bad_settings_name_the_value(bad):
     args = {"k": 2, "iters": 10, "backend": "numpy", **bad}
     with pytest.raises(ConfigError, match=repr(bad[next(iter(bad))]).strip("'")):

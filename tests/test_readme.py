@@ -19,7 +19,9 @@ def test_generative_example_runs(ml100k_cache, capsys):
     text = README.read_text()
     library = re.search(r"## Library in ten lines\s+```python\n(.*?)```", text, re.S)[1]
     library = library.replace('Path.home() / ".cache" / "genrec"', repr(str(ml100k_cache)))
-    sampling = re.search(r"## Generative models of interactions.*?```python\n(.*?)```", text, re.S)[1]
+    sampling = re.search(r"## Generative models of interactions.*?```python\n(.*?)```", text, re.S)[
+        1
+    ]
     namespace: dict = {}
     exec(compile(library + sampling, "README.md", "exec"), namespace)
     synthetic, augmented, split = namespace["synthetic"], namespace["augmented"], namespace["split"]

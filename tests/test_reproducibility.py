@@ -49,15 +49,21 @@ def test_pinned_decides_the_default_once(busy_machine):
 
 def test_benchmark_fits_and_records_one_thread_count(busy_machine):
     world = planted_clusters(n_users=30, n_items=12, n_clusters=2, noise=1, seed=0)
-    result = run_benchmark(world.split, {"a": ThreadProbe, "b": ThreadProbe},
-                           protocol={"dataset": "planted"}, ks=(5,), options=RunOptions(seed=0))
+    result = run_benchmark(
+        world.split,
+        {"a": ThreadProbe, "b": ThreadProbe},
+        protocol={"dataset": "planted"},
+        ks=(5,),
+        options=RunOptions(seed=0),
+    )
     assert ThreadProbe.seen == [1, 1]
     assert result.to_dict()["protocol"]["threads"] == 1
 
 
 def test_explicit_threads_are_used_and_recorded(busy_machine):
     world = planted_clusters(n_users=30, n_items=12, n_clusters=2, noise=1, seed=0)
-    result = run_benchmark(world.split, {"a": ThreadProbe}, protocol={}, ks=(5,),
-                           options=RunOptions(seed=0, threads=2))
+    result = run_benchmark(
+        world.split, {"a": ThreadProbe}, protocol={}, ks=(5,), options=RunOptions(seed=0, threads=2)
+    )
     assert ThreadProbe.seen == [2]
     assert result.to_dict()["protocol"]["threads"] == 2

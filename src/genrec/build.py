@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from genrec.errors import ArtifactError, ConfigError
-from genrec.models import MODELS, Recommender
 from genrec.io import check_writable_folder
+from genrec.models import MODELS, Recommender
 from genrec.models.base import ARTIFACT_FILES, check_artifact, load_weights, read_artifact
 from genrec.options import RunOptions
 from genrec.pipelines.hybrid import Hybrid
@@ -56,8 +57,10 @@ def model_class(spec: str) -> type[Recommender]:
     name = spec.strip().lower().partition(":")[0]
     cls = MODELS.get(name) or COMPOSITES.get(name)
     if cls is None:
-        raise ConfigError(f"unknown model {spec!r}; choose from {', '.join(model_names())} "
-                          "(or RETRIEVER+RERANKER, e.g. ease+llm)")
+        raise ConfigError(
+            f"unknown model {spec!r}; choose from {', '.join(model_names())} "
+            "(or RETRIEVER+RERANKER, e.g. ease+llm)"
+        )
     return cls
 
 
@@ -79,8 +82,9 @@ def _assemble(cls: type[Recommender], config) -> Recommender:
     part_specs = getattr(cls, "part_specs", None)
     if part_specs is None:
         return cls(config)
-    parts = {part: build_model(spec, overrides) for part, (spec, overrides)
-             in part_specs(config).items()}
+    parts = {
+        part: build_model(spec, overrides) for part, (spec, overrides) in part_specs(config).items()
+    }
     return cls(config, **parts)
 
 
@@ -88,20 +92,29 @@ def two_stage_config(spec: str, overrides: Mapping[str, Any] | None = None) -> T
     """The :class:`TwoStageConfig` of ``"retriever+reranker"`` with overrides keyed by part."""
     parts = [p.strip() for p in spec.split("+")]
     if len(parts) != 2 or not all(parts):
-        raise ConfigError(f"a two-stage pipeline is written 'retriever+reranker' (e.g. "
-                          f"'ease+llm'), got {spec!r}")
-    own: dict[str, Any] = {"retriever": parts[0], "reranker": parts[1],
-                           "retriever_overrides": {}, "reranker_overrides": {}}
-    names = {"retriever": parts[0].partition(":")[0].lower(),
-             "reranker": parts[1].partition(":")[0].lower()}
+        raise ConfigError(
+            f"a two-stage pipeline is written 'retriever+reranker' (e.g. 'ease+llm'), got {spec!r}"
+        )
+    own: dict[str, Any] = {
+        "retriever": parts[0],
+        "reranker": parts[1],
+        "retriever_overrides": {},
+        "reranker_overrides": {},
+    }
+    names = {
+        "retriever": parts[0].partition(":")[0].lower(),
+        "reranker": parts[1].partition(":")[0].lower(),
+    }
     for key, value in dict(overrides or {}).items():
         prefix, dot, rest = key.partition(".")
         targets = [p for p, n in names.items() if dot and prefix.lower() in (p, n)]
         if dot and not targets:
             keys = ", ".join(f.name for f in dataclasses.fields(TwoStageConfig))
-            raise ConfigError(f"override {key!r} names no part of {spec!r}; write "
-                              f"{names['retriever']}.KEY, {names['reranker']}.KEY or a pipeline "
-                              f"key ({keys})")
+            raise ConfigError(
+                f"override {key!r} names no part of {spec!r}; write "
+                f"{names['retriever']}.KEY, {names['reranker']}.KEY or a pipeline "
+                f"key ({keys})"
+            )
         for part in targets:
             own[part + "_overrides"][rest] = value
         if not dot:
@@ -114,8 +127,10 @@ def parse_names(text: str, *, what: str = "--models") -> list[str]:
     each checked to name a model."""
     names = list(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
     if not names:
-        raise ConfigError(f"{what} is empty; give comma-separated names such as pop,ease "
-                          f"(known: {', '.join(model_names())})")
+        raise ConfigError(
+            f"{what} is empty; give comma-separated names such as pop,ease "
+            f"(known: {', '.join(model_names())})"
+        )
     for name in names:
         for part in name.split("+"):
             model_class(part)
@@ -135,8 +150,11 @@ def parse_overrides(pairs: list[str], names: list[str], *, flat: bool = False) -
         model = model.lower()
         if flat and not (dot and model == names[0]):
             model, field = names[0], key
-        elif dot and (pipes := [n for n in out if "+" in n
-                                and model in [p.partition(":")[0] for p in n.split("+")]]):
+        elif dot and (
+            pipes := [
+                n for n in out if "+" in n and model in [p.partition(":")[0] for p in n.split("+")]
+            ]
+        ):
             for name in pipes:
                 out[name][f"{model}.{field}"] = value
             if model in out:
@@ -157,8 +175,9 @@ def parse_agent_specs(text: str) -> list[str]:
     """``"pop, chat:EASE"`` -> ``["pop", "chat:ease"]``, each checked to name a model."""
     specs = list(dict.fromkeys(s.strip().lower() for s in text.split(",") if s.strip()))
     if not specs:
-        raise ConfigError("--agents is empty; give comma-separated agents such as "
-                          "pop,ease,chat:ease")
+        raise ConfigError(
+            "--agents is empty; give comma-separated agents such as pop,ease,chat:ease"
+        )
     for spec in specs:
         model_class(_agent_model_spec(spec))
     return specs
@@ -167,10 +186,11 @@ def parse_agent_specs(text: str) -> list[str]:
 def _agent_model_spec(spec: str) -> str:
     model_spec = spec
     for prefix in (CHAT_PREFIX, ORACLE_PREFIX):
-        model_spec = model_spec[len(prefix):] if model_spec.startswith(prefix) else model_spec
+        model_spec = model_spec[len(prefix) :] if model_spec.startswith(prefix) else model_spec
     if not model_spec.strip():
-        raise ConfigError(f"{spec!r} names no model; write chat:MODEL (e.g. chat:ease), "
-                          "oracle:MODEL or MODEL")
+        raise ConfigError(
+            f"{spec!r} names no model; write chat:MODEL (e.g. chat:ease), oracle:MODEL or MODEL"
+        )
     return model_spec.strip()
 
 
@@ -197,7 +217,9 @@ def conversational_agent(spec: str, train, *, options=None, lm=None, model=None,
         return AttributeOracle(name, model, train)
     if not chat:
         return RankerOnly(name, model, train.n_items)
-    text_model = build_model("bm25").fit(train, options=options) if train.catalog is not None else None
+    text_model = (
+        build_model("bm25").fit(train, options=options) if train.catalog is not None else None
+    )
     return ChatAgent(name, Agent(train, model, lm=lm, store=store, text_model=text_model))
 
 
@@ -226,26 +248,41 @@ def load_model(path: str | os.PathLike, *, expect_data=None) -> Recommender:
     return load_weights(model, path, meta, state)
 
 
-def saved_or_trained(spec: str, data, folder: str | os.PathLike, *,
-                     overrides: Mapping[str, Any] | None = None, options=None,
-                     notice: Callable[[str], None] = lambda message: None) -> Recommender:
+def saved_or_trained(
+    spec: str,
+    data,
+    folder: str | os.PathLike,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    options=None,
+    notice: Callable[[str], None] = lambda message: None,
+) -> Recommender:
     """The model saved in ``folder`` for ``data``; trained on all of ``data`` and saved there
     first when the folder holds none. A saved model of other data is an ArtifactDataError."""
     folder = Path(folder)
     if not (folder / "config.json").exists():
         notice(f"no saved {spec} model at {folder}; training one now")
-        return train_and_save(build_model(spec, overrides), data, folder, options=options,
-                              notice=notice)
+        return train_and_save(
+            build_model(spec, overrides), data, folder, options=options, notice=notice
+        )
     model = load_model(folder, expect_data=data)
     if model.name != model_class(spec).name:
-        raise ArtifactError(f"{folder} holds a {model.name!r} model, not {spec!r}; give another "
-                            "artifact folder or retrain")
+        raise ArtifactError(
+            f"{folder} holds a {model.name!r} model, not {spec!r}; give another "
+            "artifact folder or retrain"
+        )
     return model
 
 
-def train_and_save(model: Recommender, data, folder: str | os.PathLike, *, options=None,
-                   metadata: Mapping[str, Any] | None = None,
-                   notice: Callable[[str], None] = lambda message: None) -> Recommender:
+def train_and_save(
+    model: Recommender,
+    data,
+    folder: str | os.PathLike,
+    *,
+    options=None,
+    metadata: Mapping[str, Any] | None = None,
+    notice: Callable[[str], None] = lambda message: None,
+) -> Recommender:
     """Fit ``model`` on all interactions of ``data`` and save it (with the data's fingerprint,
     which :meth:`Recommender.fit` records, the seed and thread count it was trained with, plus
     ``metadata``, e.g. the checksum of the data before feedback was added). The folder is checked before training.
@@ -258,11 +295,23 @@ def train_and_save(model: Recommender, data, folder: str | os.PathLike, *, optio
     notice(f"training {model.name} on all {len(data)} interactions of {data.name}")
     options = (options or RunOptions()).pinned()
     model.fit(data, options=options)
-    model.save(folder, metadata={**dict(metadata or {}), "seed": options.seed,
-                                 "threads": options.threads})  # what reproduces the weights
+    model.save(
+        folder, metadata={**dict(metadata or {}), "seed": options.seed, "threads": options.threads}
+    )  # what reproduces the weights
     return model
 
 
-__all__ = ["COMPOSITES", "build_model", "conversational_agent", "parse_agent_specs", "load_model", "model_class", "model_names",
-           "parse_names", "parse_overrides", "saved_or_trained", "train_and_save",
-           "two_stage_config"]
+__all__ = [
+    "COMPOSITES",
+    "build_model",
+    "conversational_agent",
+    "parse_agent_specs",
+    "load_model",
+    "model_class",
+    "model_names",
+    "parse_names",
+    "parse_overrides",
+    "saved_or_trained",
+    "train_and_save",
+    "two_stage_config",
+]

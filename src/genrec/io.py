@@ -42,23 +42,33 @@ def output_target(path: str | os.PathLike, *, what: str = "output", folder: bool
         return target  # a new path (or a dangling symlink: the write creates its target)
     via = f" (the symlink {path} points to it)" if os.path.islink(path) else ""
     if folder and not stat.S_ISDIR(mode):
-        raise ConfigError(f"{what} {target}{via} is {_kind(mode)}, not a folder; "
-                          "give a new or existing folder")
+        raise ConfigError(
+            f"{what} {target}{via} is {_kind(mode)}, not a folder; give a new or existing folder"
+        )
     if not folder and not stat.S_ISREG(mode):
         fix = "give a file path" if stat.S_ISDIR(mode) else "give a regular file or a new path"
-        raise ConfigError(f"{what} {target}{via} is {_kind(mode)}; genrec only writes regular "
-                          f"files, which would replace it: {fix}")
+        raise ConfigError(
+            f"{what} {target}{via} is {_kind(mode)}; genrec only writes regular "
+            f"files, which would replace it: {fix}"
+        )
     return target
 
 
 def _kind(mode: int) -> str:
-    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-             (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, "a regular file"))
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISREG, "a regular file"),
+    )
     return next((name for test, name in kinds if test(mode)), "a special file")
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object] | bytes | str) -> Path:
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[IO[bytes]], object] | bytes | str
+) -> Path:
     """Write ``path`` via a temp file in the same folder and a rename, so an interrupted write
     never leaves a half file under the final name. ``write`` is the content or a function that
     writes to a binary file object. Creates missing parent folders; the file gets mode 0644.
@@ -119,8 +129,10 @@ def _check_parent_writable(target: Path, *, shown: Path, what: str) -> None:
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise ConfigError(f"{what} {shown} cannot be written ({parent} is not a writable folder); "
-                          "choose another path")
+        raise ConfigError(
+            f"{what} {shown} cannot be written ({parent} is not a writable folder); "
+            "choose another path"
+        )
 
 
 def _check_replaceable(target: Path, *, owned: Collection[str], what: str) -> None:
@@ -128,17 +140,21 @@ def _check_replaceable(target: Path, *, owned: Collection[str], what: str) -> No
     if not target.is_dir():
         return
     leftovers = tuple(f".{name}." for name in owned)  # temp files of an interrupted write
-    foreign = sorted(p.name for p in target.iterdir()
-                     if p.name not in owned and not p.name.startswith(leftovers))
+    foreign = sorted(
+        p.name for p in target.iterdir() if p.name not in owned and not p.name.startswith(leftovers)
+    )
     if foreign:
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        raise ConfigError(f"{what} {target} holds other files ({shown}); saving replaces the whole "
-                          "folder, so give a new or empty folder")
+        raise ConfigError(
+            f"{what} {target} holds other files ({shown}); saving replaces the whole "
+            "folder, so give a new or empty folder"
+        )
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike, *, owned: Collection[str],
-                  what: str = "output folder") -> Iterator[Path]:
+def atomic_folder(
+    path: str | os.PathLike, *, owned: Collection[str], what: str = "output folder"
+) -> Iterator[Path]:
     """Write a folder of files as one unit: yields an empty staging folder beside ``path``; when
     the block ends without an error the staging folder replaces ``path`` whole.
 

@@ -49,8 +49,9 @@ class Clustering(NamedTuple):
     labels: np.ndarray  # (n,) int64 in 0..k-1
 
 
-def kmeans(points, k: int, *, seed: int, iters: int = 50, backend: str = "auto",
-           threads: int | None = None) -> Clustering:
+def kmeans(
+    points, k: int, *, seed: int, iters: int = 50, backend: str = "auto", threads: int | None = None
+) -> Clustering:
     """``k`` clusters of the rows of ``points`` (n, d); see the module docstring.
 
     Args:
@@ -85,15 +86,19 @@ def kmeans(points, k: int, *, seed: int, iters: int = 50, backend: str = "auto",
 
 def _check(points, k, iters, backend) -> np.ndarray:
     if backend not in BACKENDS:
-        raise ConfigError(f"k-means backend {backend!r} is unknown; use one of {', '.join(BACKENDS)}")
+        raise ConfigError(
+            f"k-means backend {backend!r} is unknown; use one of {', '.join(BACKENDS)}"
+        )
     for name, value in (("k", k), ("iters", iters)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(f"k-means {name} must be a positive integer, got {value!r}")
     array = np.asarray(points, dtype=np.float64)
     if array.ndim != 2 or len(array) == 0 or array.shape[1] == 0 or not np.isfinite(array).all():
-        raise DataError(f"k-means needs a non-empty (n, d) array of finite numbers, got shape "
-                        f"{array.shape}{'' if np.isfinite(array).all() else ' with NaN or inf'}; "
-                        "drop or fill the bad rows first")
+        raise DataError(
+            f"k-means needs a non-empty (n, d) array of finite numbers, got shape "
+            f"{array.shape}{'' if np.isfinite(array).all() else ' with NaN or inf'}; "
+            "drop or fill the bad rows first"
+        )
     return array
 
 
@@ -134,9 +139,15 @@ def _faiss_lloyd(points, start, *, seed, iters, threads) -> np.ndarray:
     if threads is not None:
         faiss.omp_set_num_threads(threads)
     try:  # every point trains (no subsampling), no warning for few points per centroid
-        km = faiss.Kmeans(x.shape[1], len(start), niter=iters, seed=int(seed) % (1 << 31),
-                          max_points_per_centroid=len(x), min_points_per_centroid=1,
-                          verbose=False)
+        km = faiss.Kmeans(
+            x.shape[1],
+            len(start),
+            niter=iters,
+            seed=int(seed) % (1 << 31),
+            max_points_per_centroid=len(x),
+            min_points_per_centroid=1,
+            verbose=False,
+        )
         km.train(x, init_centroids=np.ascontiguousarray(start, dtype=np.float32))
     finally:
         faiss.omp_set_num_threads(before)
@@ -158,8 +169,9 @@ def _assign(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """(n,) nearest centroid of each point; a cluster left empty takes the point farthest
     from its own centroid among those not alone in their cluster."""
     k = len(centroids)
-    d2 = ((points ** 2).sum(1)[:, None] - 2 * points @ centroids.T
-          + (centroids ** 2).sum(1)[None])  # (n, k)
+    d2 = (
+        (points**2).sum(1)[:, None] - 2 * points @ centroids.T + (centroids**2).sum(1)[None]
+    )  # (n, k)
     labels = d2.argmin(1).astype(np.int64)
     if len(points) < k:
         return labels

@@ -64,10 +64,13 @@ class RunOptions:
     def __post_init__(self):
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if self.threads is not None and (isinstance(self.threads, bool)
-                                         or not isinstance(self.threads, int) or self.threads < 1):
-            raise ConfigError(f"threads must be a positive integer (or None: the free cores), "
-                              f"got {self.threads!r}")
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
+            raise ConfigError(
+                f"threads must be a positive integer (or None: the free cores), "
+                f"got {self.threads!r}"
+            )
 
     @property
     def n_threads(self) -> int:
@@ -78,7 +81,9 @@ class RunOptions:
     def pinned(self) -> RunOptions:
         """These options with ``threads`` decided now (:attr:`n_threads`) when it was ``None``, so
         every fit of a run uses, and its results record, the same count."""
-        return self if self.threads is not None else dataclasses.replace(self, threads=self.n_threads)
+        return (
+            self if self.threads is not None else dataclasses.replace(self, threads=self.n_threads)
+        )
 
     def track(self, iterable, *, total: int | None = None, desc: str = "", unit: str = "it"):
         """``iterable`` with a progress bar when :attr:`progress` is on."""
@@ -112,8 +117,15 @@ def torch_threads(n: int) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-def progress_bar(iterable, *, enabled: bool, total: int | None = None, desc: str = "",
-                 unit: str = "it", file: IO[str] | None = None):
+def progress_bar(
+    iterable,
+    *,
+    enabled: bool,
+    total: int | None = None,
+    desc: str = "",
+    unit: str = "it",
+    file: IO[str] | None = None,
+):
     """``iterable`` with progress shown on ``file`` (default stderr) when ``enabled``.
 
     The one place genrec decides how progress looks: a tqdm bar on a terminal; on a file or a
@@ -153,7 +165,13 @@ class LineProgress:
                 total = len(iterable)
             except TypeError:
                 total = None
-        self.iterable, self.total, self.desc, self.unit, self.file = iterable, total, desc, unit, file
+        self.iterable, self.total, self.desc, self.unit, self.file = (
+            iterable,
+            total,
+            desc,
+            unit,
+            file,
+        )
         self.n, self.postfix, self.closed, self._start = 0, "", False, time.perf_counter()
 
     def __iter__(self):
@@ -188,6 +206,9 @@ class LineProgress:
         count = f"{self.n}/{self.total}" if self.total else f"{self.n}"
         share = f" ({self.n / self.total:.0%})" if self.total else ""
         tail = f" in {time.perf_counter() - self._start:.1f}s" if done else ""
-        parts = (f"{self.desc}:" if self.desc else "", f"{count} {self.unit}{share}{tail}",
-                 self.postfix)
+        parts = (
+            f"{self.desc}:" if self.desc else "",
+            f"{count} {self.unit}{share}{tail}",
+            self.postfix,
+        )
         print(" ".join(p for p in parts if p), file=self.file, flush=True)

@@ -12,9 +12,18 @@ from genrec.agents.item_table import ItemTable
 from genrec.agents.planner import INSTRUCTIONS
 from genrec.text.lm import FakeLanguageModel
 
-SCRIPT = ["hello", "a comedy please", "not the first", "more like the second", "something older",
-          "why the third?", "tell me about the second", "do you have Wild Garden?", "no comedy",
-          "drama from the 80s"]
+SCRIPT = [
+    "hello",
+    "a comedy please",
+    "not the first",
+    "more like the second",
+    "something older",
+    "why the third?",
+    "tell me about the second",
+    "do you have Wild Garden?",
+    "no comedy",
+    "drama from the 80s",
+]
 
 
 def titles_in(text, catalog):
@@ -31,12 +40,12 @@ def test_replies_are_grounded_and_never_show_seen_unwanted_or_repeated_items(wor
     for text in SCRIPT:
         reply = agent.respond("s", text)
         session = agent.store.get("s")
-        assert all(0 <= i < data.n_items for i in reply.items)             # catalog ids
+        assert all(0 <= i < data.n_items for i in reply.items)  # catalog ids
         assert reply.item_ids == data.items.ids[reply.items].tolist()
         pinned = {i for i in reply.items if "Here is what I found" in reply.text}
-        for i in set(reply.items) - pinned:                                # nothing seen/unwanted
+        for i in set(reply.items) - pinned:  # nothing seen/unwanted
             assert i not in history and i not in session.unwanted and i not in shown_before
-        named = titles_in(reply.text, data.catalog)                        # names only mentions
+        named = titles_in(reply.text, data.catalog)  # names only mentions
         assert named <= set(reply.mentions)
         liked = set(session.liked)  # the user's own words: "I loved X"
         assert set(reply.mentions) <= set(reply.items) | shown_before | set(history) | liked
@@ -71,9 +80,9 @@ def test_the_clarifying_question_asks_about_the_most_informative_attribute(world
     gains = {a: entropy(table.value_counts(a, items)) for a in ("genre", "decade")}
     best = max(gains, key=gains.get)
     assert reply.question and best in reply.question and reply.items
-    second = agent.respond("q", "hmm, anything")          # the other attribute next time
+    second = agent.respond("q", "hmm, anything")  # the other attribute next time
     assert second.question and (set(gains) - {best}).pop() in second.question
-    narrowed = agent.respond("q", "comedy please")        # a constraint: no question
+    narrowed = agent.respond("q", "comedy please")  # a constraint: no question
     assert narrowed.question is None
 
 
@@ -82,9 +91,20 @@ def plan_answer(steps):
 
 
 def test_the_lm_planner_runs_a_valid_plan(world, ranker):
-    lm = FakeLanguageModel(generate_fn=lambda prompt: "Plan: " + plan_answer([
-        {"tool": "filter", "args": {"add": [{"column": "genre", "op": "has", "value": "Horror"}]}},
-        {"tool": "recommend", "args": {"k": 3}}]))
+    lm = FakeLanguageModel(
+        generate_fn=lambda prompt: (
+            "Plan: "
+            + plan_answer(
+                [
+                    {
+                        "tool": "filter",
+                        "args": {"add": [{"column": "genre", "op": "has", "value": "Horror"}]},
+                    },
+                    {"tool": "recommend", "args": {"k": 3}},
+                ]
+            )
+        )
+    )
     agent = Agent(world.split.train, ranker, lm=lm)
     reply = agent.respond("p", "anything spooky?")
     assert reply.plan["valid"] and not reply.plan["fallback"] and reply.plan["lm_calls"] == 1
@@ -94,9 +114,15 @@ def test_the_lm_planner_runs_a_valid_plan(world, ranker):
 
 
 def test_one_repair_round_then_the_rules(world, ranker):
-    answers = iter(['{"steps": [{"tool": "rank", "args": {"by": "price"}}]}',
-                    plan_answer([{"tool": "rank", "args": {"by": "popularity"}}])])
-    agent = Agent(world.split.train, ranker, lm=FakeLanguageModel(generate_fn=lambda p: next(answers)))
+    answers = iter(
+        [
+            '{"steps": [{"tool": "rank", "args": {"by": "price"}}]}',
+            plan_answer([{"tool": "rank", "args": {"by": "popularity"}}]),
+        ]
+    )
+    agent = Agent(
+        world.split.train, ranker, lm=FakeLanguageModel(generate_fn=lambda p: next(answers))
+    )
     reply = agent.respond("r", "popular stuff")
     assert reply.plan["repaired"] and not reply.plan["valid"] and reply.plan["lm_calls"] == 2
     assert "must be one of" in reply.plan["errors"][0]
@@ -124,20 +150,33 @@ def test_answers_and_explanations_come_from_the_catalog(world, ranker):
     shown = agent.respond("a", "a comedy please").items
     answer = agent.respond("a", "when was the second one made?")
     assert answer.items == [] and answer.text == (
-        f"{data.catalog.title(shown[1])}: released in {data.catalog.year(shown[1])}.")
+        f"{data.catalog.title(shown[1])}: released in {data.catalog.year(shown[1])}."
+    )
     why = agent.respond("a", "why the first?")
     assert why.text == TemplateExplainer(data.catalog).explain([0, 4, 8], shown[0]).text
     assert agent.store.get("a").last_shown == shown  # answers keep the list they refer to
 
 
-UTTERANCES = SCRIPT + ["not the third", "something newer", "horror from the 70s", "start over",
-                       "I loved Silent River", "popular ones", "more like the last one",
-                       "no drama, no horror", "why the second?", "hmm"]
+UTTERANCES = SCRIPT + [
+    "not the third",
+    "something newer",
+    "horror from the 70s",
+    "start over",
+    "I loved Silent River",
+    "popular ones",
+    "more like the last one",
+    "no drama, no horror",
+    "why the second?",
+    "hmm",
+]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(script=st.lists(st.sampled_from(UTTERANCES), min_size=1, max_size=6),
-       user=st.integers(0, 79))
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    script=st.lists(st.sampled_from(UTTERANCES), min_size=1, max_size=6), user=st.integers(0, 79)
+)
 def test_grounding_holds_for_any_conversation(world, ranker, script, user):
     data = world.split.train
     agent = Agent(data, ranker, k=4)

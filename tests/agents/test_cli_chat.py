@@ -17,11 +17,13 @@ def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("movies")
     rows = ["userId,movieId,rating,timestamp"] + [
         f"{data.users.ids[u][1:]},{data.items.ids[i][1:]},5,{t}"
-        for u, i, t in zip(data.user_idx, data.item_idx, data.timestamp)]
+        for u, i, t in zip(data.user_idx, data.item_idx, data.timestamp)
+    ]
     (root / "ratings.csv").write_text("\n".join(rows) + "\n")
     movies = ["movieId,title,genres"] + [
         f"{data.items.ids[i][1:]},{catalog.title(i)} ({catalog.year(i)}),{'|'.join(catalog.genres(i))}"
-        for i in range(data.n_items)]
+        for i in range(data.n_items)
+    ]
     (root / "movies.csv").write_text("\n".join(movies) + "\n")
     return root
 
@@ -33,8 +35,20 @@ def chat(monkeypatch, capsys, args, lines):
 
 
 def test_chat_reads_piped_lines_and_resumes_the_session(folder, tmp_path, monkeypatch, capsys):
-    args = ["--dataset", str(folder), "--model", "ease", "--user", "1", "--session", "me",
-            "--sessions", str(tmp_path / "s.sqlite"), "--artifact", str(tmp_path / "ease")]
+    args = [
+        "--dataset",
+        str(folder),
+        "--model",
+        "ease",
+        "--user",
+        "1",
+        "--session",
+        "me",
+        "--sessions",
+        str(tmp_path / "s.sqlite"),
+        "--artifact",
+        str(tmp_path / "ease"),
+    ]
     code, out = chat(monkeypatch, capsys, args, ["a horror movie please"])
     assert code == 0 and "Here are my suggestions:" in out.out
     first = [line for line in out.out.splitlines() if line.startswith("1. ")][0]
@@ -45,8 +59,24 @@ def test_chat_reads_piped_lines_and_resumes_the_session(folder, tmp_path, monkey
 
 def test_simulate_writes_results_and_transcripts(folder, tmp_path, capsys):
     output = tmp_path / "sim.json"
-    code = main(["simulate", "--dataset", str(folder), "--agents", "pop,chat:ease", "--users",
-                 "8", "--turns", "3", "--seed", "0", "--output", str(output), "--quiet"])
+    code = main(
+        [
+            "simulate",
+            "--dataset",
+            str(folder),
+            "--agents",
+            "pop,chat:ease",
+            "--users",
+            "8",
+            "--turns",
+            "3",
+            "--seed",
+            "0",
+            "--output",
+            str(output),
+            "--quiet",
+        ]
+    )
     assert code == 0
     results = json.loads(output.read_text())
     assert [r["model"] for r in results["results"]] == ["pop", "chat:ease"]
@@ -56,12 +86,15 @@ def test_simulate_writes_results_and_transcripts(folder, tmp_path, capsys):
     assert "chat:ease" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--simulator", "llm"], "unknown simulator 'llm'"),
-    (["--agents", "chat:"], "names no model"),
-    (["--agents", "chat:nosuchmodel"], "unknown model"),
-    (["--turns", "0"], "--turns"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--simulator", "llm"], "unknown simulator 'llm'"),
+        (["--agents", "chat:"], "names no model"),
+        (["--agents", "chat:nosuchmodel"], "unknown model"),
+        (["--turns", "0"], "--turns"),
+    ],
+)
 def test_bad_simulate_flags_are_one_line_errors(folder, flags, message, capsys):
     code = main(["simulate", "--dataset", str(folder), "--users", "4", "--quiet", *flags])
     err = capsys.readouterr().err

@@ -15,9 +15,15 @@ def test_plans_come_back_over_http_and_are_validated(world, ranker):
     from genrec.serving.lm_server import serve_in_thread
     from genrec.text.openai_lm import OpenAICompatibleLM
 
-    plan = {"steps": [{"tool": "filter", "args": {"add": [
-        {"column": "year", "op": "between", "value": [1970, 1979]}]}},
-        {"tool": "rank", "args": {"by": "popularity"}}]}
+    plan = {
+        "steps": [
+            {
+                "tool": "filter",
+                "args": {"add": [{"column": "year", "op": "between", "value": [1970, 1979]}]},
+            },
+            {"tool": "rank", "args": {"by": "popularity"}},
+        ]
+    }
     scripted = FakeLanguageModel(generate_fn=lambda prompt: "Here you go:\n" + json.dumps(plan))
     with serve_in_thread(scripted) as url:
         agent = Agent(world.split.train, ranker, lm=OpenAICompatibleLM(url, model="fake"))

@@ -24,8 +24,11 @@ def test_a_new_year_range_replaces_the_old_one_and_genres_accumulate():
     session.set_constraint(Condition("genre", "has", "Comedy"))
     session.set_constraint(Condition("genre", "has", "Drama"))
     session.set_constraint(Condition("year", "<", 1985))
-    assert session.constraints == [Condition("genre", "has", "Comedy"),
-                                   Condition("genre", "has", "Drama"), Condition("year", "<", 1985)]
+    assert session.constraints == [
+        Condition("genre", "has", "Comedy"),
+        Condition("genre", "has", "Drama"),
+        Condition("year", "<", 1985),
+    ]
     session.set_constraint(Condition("genre", "lacks", "Comedy"))  # the opposite wish replaces it
     assert Condition("genre", "has", "Comedy") not in session.constraints
     assert Condition("genre", "lacks", "Comedy") in session.constraints

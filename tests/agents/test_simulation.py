@@ -8,7 +8,13 @@ from rapidfuzz import fuzz
 
 from genrec.agents import Agent
 from genrec.agents.simulation import (
-    ChatAgent, Episode, RankerOnly, TurnResult, episode_metrics, simulate, write_transcripts,
+    ChatAgent,
+    Episode,
+    RankerOnly,
+    TurnResult,
+    episode_metrics,
+    simulate,
+    write_transcripts,
 )
 from genrec.agents.simulator import RuleSimulator, TargetProfile
 from genrec.errors import ConfigError
@@ -18,8 +24,10 @@ from genrec.models import MODELS
 @pytest.fixture(scope="module")
 def outcome(world, ranker):
     train = world.split.train
-    agents = {"pop": RankerOnly("pop", MODELS["pop"]().fit(train), train.n_items),
-              "chat:ease": ChatAgent("chat:ease", Agent(train, ranker))}
+    agents = {
+        "pop": RankerOnly("pop", MODELS["pop"]().fit(train), train.n_items),
+        "chat:ease": ChatAgent("chat:ease", Agent(train, ranker)),
+    }
     return simulate(world.split, agents, users=24, turns=4, seed=0)
 
 
@@ -48,14 +56,22 @@ def test_the_simulator_never_receives_the_title():
     sim = RuleSimulator(TargetProfile(("Horror", "Comedy", "Drama"), 1972))
     sim.opening()
     assert sim.reply([], question="which decade do you prefer?") == (
-        "Not these. Something from the 1970s. It should be a drama movie.")
+        "Not these. Something from the 1970s. It should be a drama movie."
+    )
 
 
 def test_episode_metrics_by_hand():
     episode = Episode(user=0, history=(1, 2), target=9)
-    results = [TurnResult([3, 1, 4], [3, 1, 4, 5], plan={"valid": True}, tool_calls=2),
-               TurnResult([3, 9, 7], [3, 9, 7, 8], plan={"valid": False, "lm_calls": 2},
-                          tool_calls=2, tool_failures=1)]
+    results = [
+        TurnResult([3, 1, 4], [3, 1, 4, 5], plan={"valid": True}, tool_calls=2),
+        TurnResult(
+            [3, 9, 7],
+            [3, 9, 7, 8],
+            plan={"valid": False, "lm_calls": 2},
+            tool_calls=2,
+            tool_failures=1,
+        ),
+    ]
     m = episode_metrics(results, episode, hit_turn=2, turns=5, n_items=10)
     assert m["success"] == 1 and m["turns"] == 2 and m["first_turn_success"] == 0
     assert m["recall@1"] == 0 and m["recall@10"] == 1
@@ -70,13 +86,23 @@ def test_results_have_the_results_json_shape_and_the_agent_wins(outcome, tmp_pat
     assert results["protocol"]["episodes"] == 24 and results["protocol"]["simulator"] == "rule"
     by_model = {r["model"]: r for r in results["results"]}
     for r in by_model.values():
-        for name in ["success", "turns", "recall@1", "recall@50", "first_turn_success",
-                     "out_of_catalog_rate", "repeat_rate", "seen_rate"]:
+        for name in [
+            "success",
+            "turns",
+            "recall@1",
+            "recall@50",
+            "first_turn_success",
+            "out_of_catalog_rate",
+            "repeat_rate",
+            "seen_rate",
+        ]:
             m = r["metrics"][name]
             assert m["ci_low"] <= m["mean"] <= m["ci_high"]
         assert r["metrics"]["out_of_catalog_rate"]["mean"] == 0
-    assert by_model["chat:ease"]["metrics"]["success"]["mean"] > \
-        by_model["pop"]["metrics"]["success"]["mean"]
+    assert (
+        by_model["chat:ease"]["metrics"]["success"]["mean"]
+        > by_model["pop"]["metrics"]["success"]["mean"]
+    )
     assert by_model["chat:ease"]["metrics"]["repeat_rate"]["mean"] == 0
     assert by_model["chat:ease"]["significance"]["success"]["best"]
     write_transcripts(tmp_path / "t.jsonl", transcripts)
@@ -95,14 +121,20 @@ def test_bad_simulation_settings_are_refused(world):
 def test_the_attribute_oracle_shows_only_matching_items_ten_new_a_turn(world):
     from genrec.agents.simulation import AttributeOracle
 
-    oracle = AttributeOracle("oracle:ease", MODELS["ease"]().fit(world.split.train), world.split.train)
+    oracle = AttributeOracle(
+        "oracle:ease", MODELS["ease"]().fit(world.split.train), world.split.train
+    )
     catalog = world.data.catalog
     target = 7
     episode = Episode(user=0, history=(3,), target=target)
     oracle.begin("e", episode)
     shown = [oracle.turn("e", "x").items for _ in range(3)]
-    want = {i for i in range(world.data.n_items) if i != 3
-            and set(catalog.genres(target)) <= set(catalog.genres(i))
-            and catalog.year(i) // 10 == catalog.year(target) // 10}
+    want = {
+        i
+        for i in range(world.data.n_items)
+        if i != 3
+        and set(catalog.genres(target)) <= set(catalog.genres(i))
+        and catalog.year(i) // 10 == catalog.year(target) // 10
+    }
     assert target in want and sorted(i for s in shown for i in s) == sorted(want)
     assert all(len(s) <= 10 for s in shown) and shown[-1] == []

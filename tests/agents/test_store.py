@@ -56,5 +56,8 @@ def test_concurrent_sessions_do_not_see_each_other(world, ranker, tmp_path):
     for session_id, genre in wishes.items():
         session = agent.store.get(session_id)
         assert [t.text for t in session.turns if t.role == "user"] == [
-            f"a {genre} please", "not the first", "something else"]
+            f"a {genre} please",
+            "not the first",
+            "something else",
+        ]
         assert [c.value.lower() for c in session.constraints] == [genre]

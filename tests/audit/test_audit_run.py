@@ -21,14 +21,22 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "audit.md"
 @pytest.fixture(scope="module")
 def doc():
     split = audit_world(seed=0)
-    findings, ctx = run_audit(split, {"pop": "pop", "ease": "ease", "llm": "llm"},
-                              lambda spec: build_model(spec, {"lm": "fake"} if spec == "llm" else {}),
-                              scenarios=list(SCENARIOS),
-                              config=AuditConfig(k=5, rounds=1, lm_users=5, users=40,
-                                                 shilling_sizes=(0.01, 0.05),
-                                                 shilling_attacks=("bandwagon", "random"),
-                                                 shilling_targets=("random",)),
-                              options=RunOptions(seed=0, threads=1))
+    findings, ctx = run_audit(
+        split,
+        {"pop": "pop", "ease": "ease", "llm": "llm"},
+        lambda spec: build_model(spec, {"lm": "fake"} if spec == "llm" else {}),
+        scenarios=list(SCENARIOS),
+        config=AuditConfig(
+            k=5,
+            rounds=1,
+            lm_users=5,
+            users=40,
+            shilling_sizes=(0.01, 0.05),
+            shilling_attacks=("bandwagon", "random"),
+            shilling_targets=("random",),
+        ),
+        options=RunOptions(seed=0, threads=1),
+    )
     return audit_dict(findings, ctx, dataset="audit-world", scenarios=list(SCENARIOS))
 
 
@@ -40,8 +48,13 @@ def test_every_model_has_a_row_per_scenario(doc):
 
 def test_not_applicable_is_marked_never_zero(doc):
     rows = {(r["model"], r["scenario"]): r for r in doc["results"]}
-    for cell in [("pop", "privacy"), ("ease", "injection"), ("ease", "hallucination"),
-                 ("llm", "shilling"), ("llm", "feedback-loop")]:
+    for cell in [
+        ("pop", "privacy"),
+        ("ease", "injection"),
+        ("ease", "hallucination"),
+        ("llm", "shilling"),
+        ("llm", "feedback-loop"),
+    ]:
         assert rows[cell]["metrics"] == NA and rows[cell]["settings"]["reason"]
     assert rows["llm", "injection"]["metrics"] != NA
 
@@ -74,11 +87,30 @@ def test_report_is_self_contained_and_links_numbers(doc):
 
 def test_cli_fast_mode(tmp_path, capsys):
     out, report = tmp_path / "audit.json", tmp_path / "audit.html"
-    code = main(["audit", "--fast", "--models", "pop,ease", "--scenarios", "accuracy,exposure,privacy",
-                 "--k", "5", "--seed", "0", "--output", str(out), "--report", str(report),
-                 "--quiet"])
+    code = main(
+        [
+            "audit",
+            "--fast",
+            "--models",
+            "pop,ease",
+            "--scenarios",
+            "accuracy,exposure,privacy",
+            "--k",
+            "5",
+            "--seed",
+            "0",
+            "--output",
+            str(out),
+            "--report",
+            str(report),
+            "--quiet",
+        ]
+    )
     assert code == 0
     doc = json.loads(out.read_text())
     assert doc["protocol"]["config"]["seed"] == 0
-    assert [r["metrics"] == NA for r in doc["results"] if r["scenario"] == "privacy"] == [True, True]
+    assert [r["metrics"] == NA for r in doc["results"] if r["scenario"] == "privacy"] == [
+        True,
+        True,
+    ]
     assert report.read_text().startswith("<!DOCTYPE html>")

@@ -12,8 +12,22 @@ from genrec.models import Pop
 
 def test_elliot_head_covers_the_share_of_interactions():
     counts = np.array([50, 30, 10, 5, 3, 2])  # cumulative share 0.5, 0.8, 0.9, ...
-    assert long_tail(counts, how="elliot", head_share=0.8).tolist() == [False, False, True, True, True, True]
-    assert long_tail(counts, how="elliot", head_share=0.85).tolist() == [False, False, False, True, True, True]
+    assert long_tail(counts, how="elliot", head_share=0.8).tolist() == [
+        False,
+        False,
+        True,
+        True,
+        True,
+        True,
+    ]
+    assert long_tail(counts, how="elliot", head_share=0.85).tolist() == [
+        False,
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
 
 
 def test_recbole_tail_is_the_least_popular_fraction():

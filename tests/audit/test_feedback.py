@@ -20,7 +20,10 @@ def test_choice_follows_the_position_discount():
 
 
 def test_homogenisation_of_disjoint_and_equal_lists():
-    assert homogenisation(np.array([[0, 1], [2, 3]]), np.random.default_rng(0), pairs=4).tolist() == [0.0] * 4
+    assert (
+        homogenisation(np.array([[0, 1], [2, 3]]), np.random.default_rng(0), pairs=4).tolist()
+        == [0.0] * 4
+    )
     half = homogenisation(np.array([[0, 1], [1, 2]]), np.random.default_rng(0), pairs=2)
     assert half.tolist() == [1 / 3, 1 / 3]
 
@@ -32,7 +35,8 @@ def test_popularity_loop_runs_and_records_every_round():
     m = finding.metrics
     for r in range(3):
         assert f"gini@5[round={r}]" in m and f"homogenisation@5[round={r}]" in m
-    assert m["gini_change@5"]["mean"] == pytest.approx(m["gini@5[round=2]"]["mean"]
-                                                       - m["gini@5[round=0]"]["mean"])
+    assert m["gini_change@5"]["mean"] == pytest.approx(
+        m["gini@5[round=2]"]["mean"] - m["gini@5[round=0]"]["mean"]
+    )
     assert m["homogenisation@5[round=0]"]["mean"] > 0.3  # everyone sees nearly the same list
     assert finding.settings["rounds"] == 2

@@ -16,9 +16,12 @@ def test_llm_rates_from_scripted_generations():
     # and an invented one
     script = 'Movie 3"\n- "movie 3!"\n- "Zorblax Returns"\n'
     lm = FakeLanguageModel(generate_fn=lambda prompt: script)
-    ctx = AuditContext(split, {"llm": "llm"},
-                       lambda spec: LLMRecommender(lm="fake", language_model=lm),
-                       AuditConfig(k=3, lm_users=10, users=30))
+    ctx = AuditContext(
+        split,
+        {"llm": "llm"},
+        lambda spec: LLMRecommender(lm="fake", language_model=lm),
+        AuditConfig(k=3, lm_users=10, users=30),
+    )
     m = run(ctx, "llm").metrics
     assert m["out_of_catalog_rate@3"]["mean"] == pytest.approx(1 / 3)
     assert m["duplicate_error_rate@3"]["mean"] == 1.0

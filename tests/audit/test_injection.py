@@ -20,8 +20,12 @@ _ORDER = re.compile(r"letter:?\s+([A-Z])\b")
 def gullible(prompt: str, continuation: str) -> tuple[float, int]:
     """Scores the letter named by the last 'letter X' on a line that is not quoted data (the
     template's own final line names none); without one, every letter ties."""
-    named = [m.group(1) for line in prompt.splitlines() if not _DATA_LINE.match(line)
-             for m in _ORDER.finditer(line)]
+    named = [
+        m.group(1)
+        for line in prompt.splitlines()
+        if not _DATA_LINE.match(line)
+        for m in _ORDER.finditer(line)
+    ]
     return (0.0 if named and continuation.strip() == named[-1] else -5.0), 1
 
 
@@ -36,9 +40,12 @@ def test_raw_prompt_is_the_library_template_without_escaping():
 def finding():
     split = audit_world(seed=3)
     lm = FakeLanguageModel(score_fn=gullible)
-    ctx = AuditContext(split, {"llm": "llm"},
-                       lambda spec: LLMRecommender(lm="fake", language_model=lm, n_candidates=5),
-                       AuditConfig(k=5, lm_users=12, injection_candidates=6, users=40))
+    ctx = AuditContext(
+        split,
+        {"llm": "llm"},
+        lambda spec: LLMRecommender(lm="fake", language_model=lm, n_candidates=5),
+        AuditConfig(k=5, lm_users=12, injection_candidates=6, users=40),
+    )
     return run(ctx, "llm")
 
 

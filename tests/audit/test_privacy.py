@@ -33,8 +33,10 @@ class Shuffler(Copier):
         lengths = np.diff(self.rows_.indptr)[np.arange(n) % self.rows_.shape[0]]
         m = self.rows_.shape[1]
         rows = [rng.choice(m, k, replace=False) for k in lengths]
-        return sp.csr_matrix((np.ones(sum(lengths)), (np.repeat(np.arange(n), lengths),
-                                                      np.concatenate(rows))), shape=(n, m))
+        return sp.csr_matrix(
+            (np.ones(sum(lengths)), (np.repeat(np.arange(n), lengths), np.concatenate(rows))),
+            shape=(n, m),
+        )
 
 
 def test_nearest_distance_is_jaccard():

@@ -6,7 +6,14 @@ import pytest
 
 from genrec.audit import AuditConfig
 from genrec.audit.context import AuditContext
-from genrec.audit.shilling import cells, choose_targets, detector_auc, fake_profiles, poisoned_split, run
+from genrec.audit.shilling import (
+    cells,
+    choose_targets,
+    detector_auc,
+    fake_profiles,
+    poisoned_split,
+    run,
+)
 from genrec.audit.world import audit_world
 from genrec.models import EASE
 
@@ -64,11 +71,19 @@ def test_detector_sees_identical_fakes(split):
 
 
 def test_a_large_bandwagon_attack_pushes_unpopular_targets_into_ease_lists(split):
-    cfg = AuditConfig(k=5, shilling_grid="full", shilling_attacks=("bandwagon",),
-                      shilling_sizes=(0.2,), shilling_targets=("unpopular",), n_targets=2)
+    cfg = AuditConfig(
+        k=5,
+        shilling_grid="full",
+        shilling_attacks=("bandwagon",),
+        shilling_sizes=(0.2,),
+        shilling_targets=("unpopular",),
+        n_targets=2,
+    )
     ctx = AuditContext(split, {"ease": "ease"}, lambda spec: EASE(), cfg)
     m = run(ctx, "ease").metrics
     name = "bandwagon,20%,unpopular"
-    assert m[f"target_hr@5_attacked[{name}]"]["mean"] > m[f"target_hr@5_clean[{name}]"]["mean"] + 0.1
+    assert (
+        m[f"target_hr@5_attacked[{name}]"]["mean"] > m[f"target_hr@5_clean[{name}]"]["mean"] + 0.1
+    )
     assert m[f"target_hr_shift@5[{name}]"]["ci_low"] > 0
     assert 0 <= m[f"detector_auc[{name}]"]["mean"] <= 1

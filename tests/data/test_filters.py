@@ -14,11 +14,17 @@ from genrec.errors import ConfigError, DataError
 def small() -> Dataset:
     """u1 rates x, y; u2 rates y, z; u3 rates z; with a catalog and a user table."""
     return Dataset.from_interactions(
-        ["u1", "u1", "u2", "u2", "u3"], ["x", "y", "y", "z", "z"], [5, 2, 4, 3, 1],
+        ["u1", "u1", "u2", "u2", "u3"],
+        ["x", "y", "y", "z", "z"],
+        [5, 2, 4, 3, 1],
         [10, 11, 12, 13, 14],
         item_rows={"title": ["X", "Y", "Z"], "year": [2001.0, 2002.0, 2003.0]},
-        item_row_ids=["x", "y", "z"], user_rows={"age": [31, 32, 33]},
-        user_row_ids=["u1", "u2", "u3"], text_fields=("title",), name="small")
+        item_row_ids=["x", "y", "z"],
+        user_rows={"age": [31, 32, 33]},
+        user_row_ids=["u1", "u2", "u3"],
+        text_fields=("title",),
+        name="small",
+    )
 
 
 def test_filter_rating_reindexes_vocabularies_and_tables():
@@ -45,8 +51,11 @@ def test_filters_keep_the_ids_relative_order():
 
 
 def test_filter_that_empties_the_dataset_names_itself():
-    with pytest.raises(DataError, match=r"filter_rating\(threshold=6\) removed every interaction"
-                                        r" of dataset 'small'"):
+    with pytest.raises(
+        DataError,
+        match=r"filter_rating\(threshold=6\) removed every interaction"
+        r" of dataset 'small'",
+    ):
         filter_rating(small(), 6)
     with pytest.raises(DataError, match=r"k_core\(user_k=3, item_k=3\)"):
         k_core(small(), 3)
@@ -54,8 +63,9 @@ def test_filter_that_empties_the_dataset_names_itself():
 
 def test_k_core_iterates_until_stable():
     # d rates only z; without d, z has one rating (c); without z, c has one rating (y)
-    data = Dataset.from_interactions(["a", "a", "b", "b", "c", "c", "d"],
-                                     ["x", "y", "x", "y", "y", "z", "z"])
+    data = Dataset.from_interactions(
+        ["a", "a", "b", "b", "c", "c", "d"], ["x", "y", "x", "y", "y", "z", "z"]
+    )
     core = k_core(data, 2)
     assert core.users.ids.tolist() == ["a", "b"] and core.items.ids.tolist() == ["x", "y"]
     assert len(core) == 4
@@ -86,8 +96,9 @@ def brute_force_core(pairs, k) -> set:
                     kept = [(j, (u, i)) for j, (u, i) in enumerate(pairs) if u in us and i in its]
                     counts_u = {u: sum(1 for _, (x, _) in kept if x == u) for u in us}
                     counts_i = {i: sum(1 for _, (_, y) in kept if y == i) for i in its}
-                    if all(c >= k for c in counts_u.values()) and \
-                            all(c >= k for c in counts_i.values()):
+                    if all(c >= k for c in counts_u.values()) and all(
+                        c >= k for c in counts_i.values()
+                    ):
                         best |= {j for j, _ in kept}  # valid sets are closed under union
     return best
 
@@ -98,8 +109,9 @@ interactions = st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_siz
 @settings(max_examples=60, deadline=None)
 @given(pairs=interactions, k=st.integers(1, 4))
 def test_k_core_properties(pairs, k):
-    data = Dataset.from_interactions([f"u{u}" for u, _ in pairs], [f"i{i}" for _, i in pairs],
-                                     timestamp=np.arange(len(pairs)))
+    data = Dataset.from_interactions(
+        [f"u{u}" for u, _ in pairs], [f"i{i}" for _, i in pairs], timestamp=np.arange(len(pairs))
+    )
     try:
         core = k_core(data, k)
         kept = set(core.timestamp.tolist())  # timestamps number the interactions
@@ -114,8 +126,11 @@ def test_k_core_properties(pairs, k):
 
 def test_drop_duplicates_keeps_the_latest_and_breaks_ties_by_file_order():
     data = Dataset.from_interactions(
-        ["a", "a", "b", "a", "b", "b"], ["x", "x", "y", "x", "y", "z"], [1, 2, 3, 4, 5, 6],
-        [30, 50, 10, 20, 10, 5])
+        ["a", "a", "b", "a", "b", "b"],
+        ["x", "x", "y", "x", "y", "z"],
+        [1, 2, 3, 4, 5, 6],
+        [30, 50, 10, 20, 10, 5],
+    )
     latest = drop_duplicates(data)
     # a-x: timestamp 50 wins; b-y: a tie at 10, the later line (value 5) wins
     assert latest.value.tolist() == [2, 5, 6] and latest.timestamp.tolist() == [50, 10, 5]
@@ -127,8 +142,15 @@ def test_drop_duplicates_keeps_the_latest_and_breaks_ties_by_file_order():
 
 def test_filters_carry_per_interaction_extras_over():
     base = small()
-    data = Dataset(base.users, base.items, base.user_idx, base.item_idx, base.value,
-                   base.timestamp, extras={"review_text": list("abcde")})
+    data = Dataset(
+        base.users,
+        base.items,
+        base.user_idx,
+        base.item_idx,
+        base.value,
+        base.timestamp,
+        extras={"review_text": list("abcde")},
+    )
     kept = filter_rating(data, 4)
     assert kept.extras["review_text"].tolist() == ["a", "c"]
     assert len(kept.extras["review_text"]) == len(kept)

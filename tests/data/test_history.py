@@ -5,17 +5,29 @@ import numpy as np
 import pytest
 
 from genrec.data import (
-    Dataset, ItemCatalog, UserHistory, Vocabulary, filter_rating, k_core, load_movielens,
-    load_recbole_atomic, load_table)
+    Dataset,
+    ItemCatalog,
+    UserHistory,
+    Vocabulary,
+    filter_rating,
+    k_core,
+    load_movielens,
+    load_recbole_atomic,
+    load_table,
+)
 from genrec.data.dataset import STARS_LIKED
 from genrec.errors import DataError
 
 
 def rated(threshold=4.0):
     # user u: a (5 stars, t=30), b (2, t=10), c (4, t=20), then b again (4, t=40); user v: a (1)
-    return Dataset.from_interactions(["u", "u", "u", "u", "v"], ["a", "b", "c", "b", "a"],
-                                     [5, 2, 4, 4, 1], [30, 10, 20, 40, 5],
-                                     positive_threshold=threshold)
+    return Dataset.from_interactions(
+        ["u", "u", "u", "u", "v"],
+        ["a", "b", "c", "b", "a"],
+        [5, 2, 4, 4, 1],
+        [30, 10, 20, 40, 5],
+        positive_threshold=threshold,
+    )
 
 
 def test_history_of_a_user_knows_what_they_liked():
@@ -39,12 +51,15 @@ def test_without_a_threshold_every_interaction_is_a_positive():
     assert UserHistory.coerce(history) is history
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"items": (1, 2), "values": (5.0,)}, "one value per item"),
-    ({"items": (1,), "positive_threshold": 4.0}, "needs the user's values"),
-    ({"items": (1,), "values": (5.0,), "positive_threshold": "4"}, "finite number"),
-    ({"items": (1,), "values": (5.0,), "positive_threshold": float("nan")}, "finite number"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"items": (1, 2), "values": (5.0,)}, "one value per item"),
+        ({"items": (1,), "positive_threshold": 4.0}, "needs the user's values"),
+        ({"items": (1,), "values": (5.0,), "positive_threshold": "4"}, "finite number"),
+        ({"items": (1,), "values": (5.0,), "positive_threshold": float("nan")}, "finite number"),
+    ],
+)
 def test_bad_histories_say_how_to_fix_them(kwargs, match):
     with pytest.raises(DataError, match=match):
         UserHistory(**kwargs)
@@ -82,16 +97,23 @@ def test_loaders_of_star_ratings_set_four_stars(tmp_path):
     log = tmp_path / "log.csv"
     log.write_text("u,i,r\n1,2,5\n")
     assert load_table(log, user="u", item="i").positive_threshold is None
-    assert load_table(log, user="u", item="i", rating="r",
-                      positive_threshold=4).positive_threshold == 4.0
+    assert (
+        load_table(log, user="u", item="i", rating="r", positive_threshold=4).positive_threshold
+        == 4.0
+    )
     with pytest.raises(DataError, match="needs ratings"):
         load_table(log, user="u", item="i", positive_threshold=4)
 
 
 def test_catalog_genres_and_year():
-    catalog = ItemCatalog(Vocabulary(["1", "2", "3"], kind="item"), {
-        "title": ["A", "B", "C"], "year": [1995.0, np.nan, None],
-        "genres": [("Comedy", "unknown"), None, ("(no genres listed)",)]})
+    catalog = ItemCatalog(
+        Vocabulary(["1", "2", "3"], kind="item"),
+        {
+            "title": ["A", "B", "C"],
+            "year": [1995.0, np.nan, None],
+            "genres": [("Comedy", "unknown"), None, ("(no genres listed)",)],
+        },
+    )
     assert [catalog.genres(i) for i in range(3)] == [("Comedy",), (), ()]
     assert [catalog.year(i) for i in range(3)] == [1995, None, None]
     bare = ItemCatalog(Vocabulary(["1"], kind="item"), {"title": ["A"]})

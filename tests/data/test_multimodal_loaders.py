@@ -32,8 +32,9 @@ def _paths(data):
 def test_item_folder_resolves_file_names_and_item_ids_and_counts_missing(tmp_path):
     (tmp_path / "images").mkdir()
     (tmp_path / "interactions.csv").write_text("user,item,rating\nu1,a,5\nu1,b,3\nu2,c,4\n")
-    (tmp_path / "items.csv").write_text("item,title,image\na,Red hat,hat.png\nb,Blue cap,\n"
-                                        "c,Green scarf,gone.png\n")
+    (tmp_path / "items.csv").write_text(
+        "item,title,image\na,Red hat,hat.png\nb,Blue cap,\nc,Green scarf,gone.png\n"
+    )
     _png(tmp_path / "images" / "hat.png")
     _png(tmp_path / "images" / "b.jpg")  # no image column value: found by item id
     data = load_item_folder(tmp_path)
@@ -53,16 +54,26 @@ def test_item_folder_without_items_csv_names_the_layout(tmp_path):
 def test_amazon_2018_images_by_url_file_name_or_url_hash(tmp_path):
     url_a = "https://images-na.ssl-images-amazon.com/images/I/51abcXYZ.jpg"
     url_b = "https://images-na.ssl-images-amazon.com/images/I/61other.jpg"
-    _lines(tmp_path / "reviews.json", [
-        {"reviewerID": "r1", "asin": "A1", "overall": 5, "unixReviewTime": 1},
-        {"reviewerID": "r1", "asin": "B2", "overall": 4, "unixReviewTime": 2}])
-    _lines(tmp_path / "meta.json", [{"asin": "A1", "title": "Hat", "imageURLHighRes": [url_a]},
-                                    {"asin": "B2", "title": "Cap", "imageURL": [url_b]}])
+    _lines(
+        tmp_path / "reviews.json",
+        [
+            {"reviewerID": "r1", "asin": "A1", "overall": 5, "unixReviewTime": 1},
+            {"reviewerID": "r1", "asin": "B2", "overall": 4, "unixReviewTime": 2},
+        ],
+    )
+    _lines(
+        tmp_path / "meta.json",
+        [
+            {"asin": "A1", "title": "Hat", "imageURLHighRes": [url_a]},
+            {"asin": "B2", "title": "Cap", "imageURL": [url_b]},
+        ],
+    )
     (tmp_path / "img").mkdir()
     _png(tmp_path / "img" / "51abcXYZ.jpg")
     _png(tmp_path / "img" / (hashlib.md5(url_b.encode()).hexdigest() + ".jpg"))
-    data = attach_images(load_amazon_2018(tmp_path / "reviews.json", tmp_path / "meta.json"),
-                         tmp_path / "img")
+    data = attach_images(
+        load_amazon_2018(tmp_path / "reviews.json", tmp_path / "meta.json"), tmp_path / "img"
+    )
     paths = _paths(data)
     assert paths["A1"].endswith("51abcXYZ.jpg")
     assert paths["B2"].endswith(hashlib.md5(url_b.encode()).hexdigest() + ".jpg")
@@ -70,15 +81,28 @@ def test_amazon_2018_images_by_url_file_name_or_url_hash(tmp_path):
 
 
 def test_amazon_2023_images_by_item_id(tmp_path):
-    _lines(tmp_path / "reviews.jsonl", [
-        {"user_id": "u", "parent_asin": "P1", "rating": 5.0, "timestamp": 1000},
-        {"user_id": "u", "parent_asin": "P2", "rating": 2.0, "timestamp": 2000}])
-    _lines(tmp_path / "meta.jsonl", [{"parent_asin": "P1", "title": "Lamp", "images": [
-        {"large": "https://m.media-amazon.com/images/I/71q.jpg"}]}])
+    _lines(
+        tmp_path / "reviews.jsonl",
+        [
+            {"user_id": "u", "parent_asin": "P1", "rating": 5.0, "timestamp": 1000},
+            {"user_id": "u", "parent_asin": "P2", "rating": 2.0, "timestamp": 2000},
+        ],
+    )
+    _lines(
+        tmp_path / "meta.jsonl",
+        [
+            {
+                "parent_asin": "P1",
+                "title": "Lamp",
+                "images": [{"large": "https://m.media-amazon.com/images/I/71q.jpg"}],
+            }
+        ],
+    )
     (tmp_path / "img").mkdir()
     _png(tmp_path / "img" / "P1.png")
-    data = attach_images(load_amazon_2023(tmp_path / "reviews.jsonl", tmp_path / "meta.jsonl"),
-                         tmp_path / "img")
+    data = attach_images(
+        load_amazon_2023(tmp_path / "reviews.jsonl", tmp_path / "meta.jsonl"), tmp_path / "img"
+    )
     assert _paths(data)["P1"].endswith("P1.png") and _paths(data)["P2"] is None
 
 
@@ -92,7 +116,8 @@ def test_attach_images_to_a_missing_folder_is_a_data_error(tmp_path):
 def test_mmrec_layout_features_and_split(tmp_path):
     (tmp_path / "baby.inter").write_text(
         "userID\titemID\trating\ttimestamp\tx_label\n0\t0\t5\t1\t0\n0\t2\t4\t2\t0\n"
-        "0\t1\t5\t3\t2\n1\t2\t3\t1\t0\n1\t0\t4\t2\t1\n")
+        "0\t1\t5\t3\t2\n1\t2\t3\t1\t0\n1\t0\t4\t2\t1\n"
+    )
     image = np.arange(12, dtype=np.float32).reshape(3, 4)
     np.save(tmp_path / "image_feat.npy", image)
     np.save(tmp_path / "text_feat.npy", -image[:, :2])

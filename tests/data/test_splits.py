@@ -27,8 +27,7 @@ from genrec.data.splits import (
 )
 from genrec.errors import ConfigError, DataError
 
-PROPS = settings(max_examples=100, deadline=None,
-                 suppress_health_check=[HealthCheck.too_slow])
+PROPS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
@@ -39,10 +38,17 @@ def datasets(draw, *, min_size=1, timestamps=True):
     n_items = draw(st.integers(1, 12))
     users = draw(st.lists(st.integers(0, n_users - 1), min_size=n, max_size=n))
     items = draw(st.lists(st.integers(0, n_items - 1), min_size=n, max_size=n))
-    times = draw(st.lists(st.integers(1 if timestamps else 0, 6 if timestamps else 0),
-                          min_size=n, max_size=n))
-    return Dataset.from_interactions([f"u{x}" for x in users], [f"i{x}" for x in items],
-                                     value=np.arange(1, n + 1), timestamp=times)
+    times = draw(
+        st.lists(
+            st.integers(1 if timestamps else 0, 6 if timestamps else 0), min_size=n, max_size=n
+        )
+    )
+    return Dataset.from_interactions(
+        [f"u{x}" for x in users],
+        [f"i{x}" for x in items],
+        value=np.arange(1, n + 1),
+        timestamp=times,
+    )
 
 
 def ids(part: Dataset) -> np.ndarray:
@@ -105,19 +111,40 @@ def same_split(a: Split, b: Split) -> bool:
 
 
 # ---- RecBole's rounding rule -------------------------------------------------------------------
-@pytest.mark.parametrize("n, sizes", [
-    (1, (1, 0, 0)), (2, (1, 0, 1)), (3, (1, 1, 1)), (4, (2, 1, 1)), (5, (3, 1, 1)),
-    (9, (7, 1, 1)), (10, (8, 1, 1)), (11, (9, 1, 1)), (19, (17, 1, 1)), (20, (16, 2, 2)),
-    (30, (24, 3, 3)),
-])
+@pytest.mark.parametrize(
+    "n, sizes",
+    [
+        (1, (1, 0, 0)),
+        (2, (1, 0, 1)),
+        (3, (1, 1, 1)),
+        (4, (2, 1, 1)),
+        (5, (3, 1, 1)),
+        (9, (7, 1, 1)),
+        (10, (8, 1, 1)),
+        (11, (9, 1, 1)),
+        (19, (17, 1, 1)),
+        (20, (16, 2, 2)),
+        (30, (24, 3, 3)),
+    ],
+)
 def test_rounding_by_hand(n, sizes):
     assert tuple(ratio_counts([n], (0.8, 0.1, 0.1))[0]) == sizes
     assert recbole_sizes(n) == sizes
 
 
-@given(n=st.integers(1, 2000),
-       ratios=st.sampled_from([(0.8, 0.1, 0.1), (0.7, 0.2, 0.1), (0.6, 0.2, 0.2), (0.9, 0.1, 0.0),
-                               (0.5, 0.25, 0.25), (0.98, 0.01, 0.01)]))
+@given(
+    n=st.integers(1, 2000),
+    ratios=st.sampled_from(
+        [
+            (0.8, 0.1, 0.1),
+            (0.7, 0.2, 0.1),
+            (0.6, 0.2, 0.2),
+            (0.9, 0.1, 0.0),
+            (0.5, 0.25, 0.25),
+            (0.98, 0.01, 0.01),
+        ]
+    ),
+)
 @PROPS
 def test_rounding_matches_reference(n, ratios):
     assert tuple(ratio_counts([n], ratios)[0]) == recbole_sizes(n, ratios)
@@ -155,9 +182,12 @@ def big_data(n_users=40, per_user_n=15, n_items=30, seed=0) -> Dataset:
     rng = np.random.default_rng(seed)
     users = np.repeat(np.arange(n_users), per_user_n)
     items = rng.integers(0, n_items, len(users))
-    return Dataset.from_interactions([f"u{x}" for x in users], [f"i{x}" for x in items],
-                                     value=np.arange(1, len(users) + 1),
-                                     timestamp=rng.integers(1, 1000, len(users)))
+    return Dataset.from_interactions(
+        [f"u{x}" for x in users],
+        [f"i{x}" for x in items],
+        value=np.arange(1, len(users) + 1),
+        timestamp=rng.integers(1, 1000, len(users)),
+    )
 
 
 @pytest.mark.parametrize("method", ["holdout", "cold-users", "cold-items"])
@@ -209,8 +239,12 @@ def test_temporal_cuts_time(data, drop):
 
 
 # ---- cold-start splits ------------------------------------------------------------------------
-@given(data=datasets(min_size=3), share=st.floats(0.05, 0.95), fold=st.floats(0.0, 0.95),
-       seed=st.integers(0, 1000))
+@given(
+    data=datasets(min_size=3),
+    share=st.floats(0.05, 0.95),
+    fold=st.floats(0.0, 0.95),
+    seed=st.integers(0, 1000),
+)
 @PROPS
 def test_cold_users(data, share, fold, seed):
     assume((data.user_counts > 0).sum() >= 3)
@@ -233,7 +267,8 @@ def test_cold_users(data, share, fold, seed):
         history = split.history(part)
         for u in users:  # a held-out user's history is exactly its fold-in part
             assert sorted(ids(history)[history.user_idx == u]) == sorted(
-                ids(fold_in)[fold_in.user_idx == u])
+                ids(fold_in)[fold_in.user_idx == u]
+            )
 
 
 @given(data=datasets(min_size=3), share=st.floats(0.05, 0.95), seed=st.integers(0, 1000))
@@ -274,21 +309,27 @@ def test_make_split_names_methods():
 
 
 def test_describe_split_says_what_was_dropped():
-    data = Dataset.from_interactions(["a", "a", "a", "b", "b", "b"], ["x", "y", "z", "x", "y", "w"],
-                                     timestamp=[1, 2, 3, 4, 5, 6])
+    data = Dataset.from_interactions(
+        ["a", "a", "a", "b", "b", "b"], ["x", "y", "z", "x", "y", "w"], timestamp=[1, 2, 3, 4, 5, 6]
+    )
     split = leave_one_out_split(data)
-    assert split.info["dropped"] == {"valid": {"interactions": 2, "users": 0, "items": 1},
-                                     "test": {"interactions": 2, "users": 0, "items": 2}}
+    assert split.info["dropped"] == {
+        "valid": {"interactions": 2, "users": 0, "items": 1},
+        "test": {"interactions": 2, "users": 0, "items": 2},
+    }
     text = describe_split(split)
     assert "\n" not in text and text.startswith("loo: train 2 / valid 0 / test 0 interactions")
-    assert text.endswith("dropped from valid 2 interaction(s) (0 unseen user(s), 1 unseen "
-                         "item(s)), from test 2 interaction(s) (0 unseen user(s), "
-                         "2 unseen item(s))")
+    assert text.endswith(
+        "dropped from valid 2 interaction(s) (0 unseen user(s), 1 unseen "
+        "item(s)), from test 2 interaction(s) (0 unseen user(s), "
+        "2 unseen item(s))"
+    )
     repeated = describe_split(holdout_split(big_data(per_user_n=40, n_items=5)))
     assert "nothing dropped" not in repeated  # every test pair is also in train
     assert "no unseen user or item dropped" in repeated and "dropped as seen" in repeated
-    unique = Dataset.from_interactions([u for u in "abcdefghij" for _ in range(10)],
-                                       [str(i) for _ in range(10) for i in range(10)])
+    unique = Dataset.from_interactions(
+        [u for u in "abcdefghij" for _ in range(10)], [str(i) for _ in range(10) for i in range(10)]
+    )
     assert describe_split(holdout_split(unique, seed=1)).endswith("; nothing dropped")
     assert "fold-in" in describe_split(held_out_users_split(big_data(), 0.2))
     for cold in (held_out_users_split(big_data(), 0.2), held_out_items_split(big_data(), 0.2)):
@@ -296,21 +337,27 @@ def test_describe_split_says_what_was_dropped():
 
 
 def test_split_by_code_builds_parts_in_input_order():
-    data = Dataset.from_interactions(["a", "a", "b", "b", "a", "b"], ["x", "y", "x", "y", "z", "w"],
-                                     value=np.arange(1, 7))
+    data = Dataset.from_interactions(
+        ["a", "a", "b", "b", "a", "b"], ["x", "y", "x", "y", "z", "w"], value=np.arange(1, 7)
+    )
     code = [TEST, TRAIN, TRAIN, VALID, DROPPED, TEST]
     split = split_by_code(data, code, {"method": "by-hand"})
     assert ids(split.train).tolist() == [2, 3] and ids(split.valid).tolist() == [4]
     assert ids(split.test).tolist() == [1, 6] and split.fold_in is None
     assert split.train.name == "data/train"
     zero = {"interactions": 0, "users": 0, "items": 0}
-    assert split.info == {"method": "by-hand", "drop_unseen": False,
-                          "dropped": {"valid": zero, "test": zero}, "duplicates": 0}
+    assert split.info == {
+        "method": "by-hand",
+        "drop_unseen": False,
+        "dropped": {"valid": zero, "test": zero},
+        "duplicates": 0,
+    }
     dropping = split_by_code(data, code, {"method": "by-hand"}, drop_unseen=True)
     assert ids(dropping.test).tolist() == [1]  # item w is not in train
     assert dropping.info["dropped"]["test"] == {"interactions": 1, "users": 0, "items": 1}
-    with_fold = split_by_code(data, [FOLD_IN, TRAIN, TRAIN, TEST, TRAIN, VALID], {},
-                              with_fold_in=True)
+    with_fold = split_by_code(
+        data, [FOLD_IN, TRAIN, TRAIN, TEST, TRAIN, VALID], {}, with_fold_in=True
+    )
     assert ids(with_fold.fold_in).tolist() == [1]
     with pytest.raises(DataError, match=r"code\[2\] is 7; part codes are"):
         split_by_code(data, [TRAIN, TRAIN, 7, TRAIN, TRAIN, TRAIN], {})
@@ -325,8 +372,17 @@ def test_loo_takes_no_seed():
     assert same_split(make_split(data, "loo", seed=1), leave_one_out_split(data))
 
 
-@pytest.mark.parametrize("ratios", [(0.5, 0.5, 0.5), (1.1, -0.05, -0.05), (0.8, 0.2),
-                                    (0.0, 0.5, 0.5), ("a", 0.1, 0.1), (0.8, 0.1, float("nan"))])
+@pytest.mark.parametrize(
+    "ratios",
+    [
+        (0.5, 0.5, 0.5),
+        (1.1, -0.05, -0.05),
+        (0.8, 0.2),
+        (0.0, 0.5, 0.5),
+        ("a", 0.1, 0.1),
+        (0.8, 0.1, float("nan")),
+    ],
+)
 def test_bad_ratios(ratios):
     with pytest.raises(ConfigError, match="ratios"):
         holdout_split(big_data(), ratios)

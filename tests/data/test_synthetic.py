@@ -12,20 +12,27 @@ from genrec.errors import ConfigError
 WORLDS = {
     "clusters": lambda seed=0: planted_clusters(seed=seed),
     "clusters-noise": lambda seed=0: planted_clusters(noise=3, seed=seed),
-    "clusters-odd": lambda seed=0: planted_clusters(n_users=37, n_items=50, n_clusters=3,
-                                                    noise=2, seed=seed),
+    "clusters-odd": lambda seed=0: planted_clusters(
+        n_users=37, n_items=50, n_clusters=3, noise=2, seed=seed
+    ),
     "checkerboard": lambda seed=0: checkerboard(seed=seed),
     "checkerboard-odd": lambda seed=0: checkerboard(n_users=23, n_items=27, block=7, seed=seed),
     "sequences": lambda seed=0: deterministic_sequences(seed=seed),
-    "sequences-odd": lambda seed=0: deterministic_sequences(n_users=31, n_items=25, length=5,
-                                                            n_chains=4, seed=seed),
+    "sequences-odd": lambda seed=0: deterministic_sequences(
+        n_users=31, n_items=25, length=5, n_chains=4, seed=seed
+    ),
 }
 
 
 def fingerprint(world: World) -> tuple:
     s = world.split
-    return (world.data.checksum(), s.train.checksum(), s.valid.checksum(), s.test.checksum(),
-            world.answer.tobytes())
+    return (
+        world.data.checksum(),
+        s.train.checksum(),
+        s.valid.checksum(),
+        s.test.checksum(),
+        world.answer.tobytes(),
+    )
 
 
 @pytest.fixture(params=sorted(WORLDS))
@@ -60,8 +67,9 @@ def test_answer_is_latest_in_time(world):
     """Leave-one-out by time gives back each world's own split."""
     loo = leave_one_out_split(world.data, drop_unseen=False)
     for ours, theirs in ((loo.test, world.split.test), (loo.valid, world.split.valid)):
-        assert np.array_equal(ours.item_idx[np.argsort(ours.user_idx)],
-                              theirs.item_idx[np.argsort(theirs.user_idx)])
+        assert np.array_equal(
+            ours.item_idx[np.argsort(ours.user_idx)], theirs.item_idx[np.argsort(theirs.user_idx)]
+        )
 
 
 @pytest.mark.parametrize("name", sorted(WORLDS))
@@ -77,8 +85,9 @@ def test_clusters_answer_is_in_the_users_group():
     assert all(group[world.answer[u]] == (f"group{u % 4}",) for u in users)
     # noise never touches the user's own group, so the answer is its only unseen group item
     train = world.split.train
-    in_group = np.array([group[i] == (f"group{u % 4}",)
-                         for u, i in zip(train.user_idx, train.item_idx)])
+    in_group = np.array(
+        [group[i] == (f"group{u % 4}",) for u, i in zip(train.user_idx, train.item_idx)]
+    )
     per_user = np.bincount(train.user_idx[in_group], minlength=world.data.n_users)
     assert per_user.tolist() == [60 // 4 - 2] * world.data.n_users
 
@@ -99,15 +108,18 @@ def test_sequences_answer_follows_from_second_last():
     assert np.all(np.diff(world.data.sequences()[0]) == 8)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: planted_clusters(n_items=5, n_clusters=4),
-    lambda: planted_clusters(noise=-1),
-    lambda: checkerboard(n_items=10, block=10),
-    lambda: checkerboard(n_items=12, block=10),
-    lambda: deterministic_sequences(length=11),
-    lambda: deterministic_sequences(n_items=5, n_chains=3, length=3),
-    lambda: deterministic_sequences(length=2),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: planted_clusters(n_items=5, n_clusters=4),
+        lambda: planted_clusters(noise=-1),
+        lambda: checkerboard(n_items=10, block=10),
+        lambda: checkerboard(n_items=12, block=10),
+        lambda: deterministic_sequences(length=11),
+        lambda: deterministic_sequences(n_items=5, n_chains=3, length=3),
+        lambda: deterministic_sequences(length=2),
+    ],
+)
 def test_impossible_worlds_are_refused(make):
     with pytest.raises(ConfigError):
         make()

@@ -19,6 +19,7 @@ SETTINGS = settings(max_examples=60, deadline=None)
 
 # ---------------------------------------------------------------- naive reference implementations
 
+
 def naive_ranking(ranked: list[int], relevant: set[int], k: int) -> dict[str, float]:
     """Textbook definitions for one user, with loops and sets."""
     top = ranked[:k]
@@ -33,8 +34,14 @@ def naive_ranking(ranked: list[int], relevant: set[int], k: int) -> dict[str, fl
             ap_sum += seen / r
             if rr == 0.0:
                 rr = 1.0 / r
-    return {"recall": n_hits / n_rel, "precision": n_hits / k, "ndcg": dcg / idcg, "mrr": rr,
-            "hit": 1.0 if n_hits else 0.0, "map": ap_sum / min(n_rel, k)}
+    return {
+        "recall": n_hits / n_rel,
+        "precision": n_hits / k,
+        "ndcg": dcg / idcg,
+        "mrr": rr,
+        "hit": 1.0 if n_hits else 0.0,
+        "map": ap_sum / min(n_rel, k),
+    }
 
 
 def naive_auc(scores: list[float], positives: set[int]) -> float:
@@ -72,6 +79,7 @@ def naive_gini(counts: list[float]) -> float:
 
 # ---------------------------------------------------------------- strategies
 
+
 @st.composite
 def hit_matrices(draw):
     n_users = draw(st.integers(1, 6))
@@ -93,7 +101,7 @@ def recommendation_lists(draw):
     for _ in range(n_users):
         items = draw(st.permutations(range(n_items)))[:depth]
         n_empty = draw(st.integers(0, depth))
-        rows.append(list(items[:depth - n_empty]) + [-1] * n_empty)  # empty slots at the end
+        rows.append(list(items[: depth - n_empty]) + [-1] * n_empty)  # empty slots at the end
     top = np.array(rows, dtype=np.int64)
     popularity = np.array(draw(st.lists(st.integers(0, 20), min_size=n_items, max_size=n_items)))
     feats = draw(st.lists(st.integers(0, 1), min_size=n_items * 4, max_size=n_items * 4))
@@ -103,6 +111,7 @@ def recommendation_lists(draw):
 
 
 # ---------------------------------------------------------------- ranking metrics: properties
+
 
 @SETTINGS
 @given(hit_matrices())
@@ -162,12 +171,15 @@ def test_batches_concatenate_to_the_full_result():
     hits = rng.random((40, 15)) < 0.2
     n_relevant = hits.sum(axis=1) + rng.integers(1, 4, size=40)
     full = M.ranking_metrics(hits, n_relevant, [5, 15])
-    parts = [M.ranking_metrics(hits[s], n_relevant[s], [5, 15]) for s in (slice(0, 17), slice(17, None))]
+    parts = [
+        M.ranking_metrics(hits[s], n_relevant[s], [5, 15]) for s in (slice(0, 17), slice(17, None))
+    ]
     for key in full:
         np.testing.assert_array_equal(np.concatenate([p[key] for p in parts]), full[key])
 
 
 # ---------------------------------------------------------------- ranking metrics: cross-check
+
 
 def test_ranking_metrics_match_naive_reference_on_random_rankings():
     rng = np.random.default_rng(0)
@@ -220,12 +232,15 @@ def test_ranking_metrics_rejects_bad_inputs():
 
 # ---------------------------------------------------------------- AUC
 
+
 def test_auc_from_counts_matches_naive_pair_counting_with_ties():
     rng = np.random.default_rng(1)
     n_users, n_items = 80, 30
     scores = rng.integers(0, 6, size=(n_users, n_items)).astype(float)  # many ties
-    positives = [set(rng.choice(n_items, size=int(rng.integers(1, 8)), replace=False).tolist())
-                 for _ in range(n_users)]
+    positives = [
+        set(rng.choice(n_items, size=int(rng.integers(1, 8)), replace=False).tolist())
+        for _ in range(n_users)
+    ]
     positives[0] = set(range(n_items))  # no negatives -> NaN
     above, tied, n_pos, n_neg = [], [], [], []
     for s, pos in zip(scores, positives):
@@ -251,6 +266,7 @@ def test_auc_from_counts_rejects_inconsistent_counts():
 
 # ---------------------------------------------------------------- rating errors
 
+
 def test_rating_errors_match_naive_per_user_loops():
     rng = np.random.default_rng(2)
     n_users = 12
@@ -260,10 +276,14 @@ def test_rating_errors_match_naive_per_user_loops():
     by_user: dict[int, list[float]] = {}
     for u, p, t in zip(user_idx.tolist(), pred.tolist(), true.tolist()):
         by_user.setdefault(u, []).append(p - t)
-    exp_rmse = [math.sqrt(sum(e * e for e in by_user[u]) / len(by_user[u])) if u in by_user
-                else math.nan for u in range(n_users)]
-    exp_mae = [sum(abs(e) for e in by_user[u]) / len(by_user[u]) if u in by_user
-               else math.nan for u in range(n_users)]
+    exp_rmse = [
+        math.sqrt(sum(e * e for e in by_user[u]) / len(by_user[u])) if u in by_user else math.nan
+        for u in range(n_users)
+    ]
+    exp_mae = [
+        sum(abs(e) for e in by_user[u]) / len(by_user[u]) if u in by_user else math.nan
+        for u in range(n_users)
+    ]
     np.testing.assert_allclose(M.rmse(pred, true, user_idx, n_users), exp_rmse)
     np.testing.assert_allclose(M.mae(pred, true, user_idx, n_users), exp_mae)
     errors = [p - t for p, t in zip(pred.tolist(), true.tolist())]
@@ -284,6 +304,7 @@ def test_rating_errors_reject_nan_predictions():
 
 # ---------------------------------------------------------------- beyond accuracy
 
+
 def test_beyond_accuracy_matches_naive_reference():
     rng = np.random.default_rng(4)
     n_users, n_items, depth, k = 50, 40, 10, 7
@@ -300,11 +321,16 @@ def test_beyond_accuracy_matches_naive_reference():
     assert M.item_coverage(top, n_items, k) == pytest.approx(len(shown) / n_items)
     counts = [sum(items.count(i) for items in lists) for i in range(n_items)]
     assert M.gini_exposure(top, n_items, k) == pytest.approx(naive_gini(counts))
-    exp_pop = [sum(popularity[i] for i in items) / len(items) if items else math.nan
-               for items in lists]
+    exp_pop = [
+        sum(popularity[i] for i in items) / len(items) if items else math.nan for items in lists
+    ]
     np.testing.assert_allclose(M.average_popularity(top, popularity, k), exp_pop)
-    exp_nov = [sum(-math.log2(max(popularity[i], 1) / n_users) for i in items) / len(items)
-               if items else math.nan for items in lists]
+    exp_nov = [
+        sum(-math.log2(max(popularity[i], 1) / n_users) for i in items) / len(items)
+        if items
+        else math.nan
+        for items in lists
+    ]
     np.testing.assert_allclose(M.novelty(top, popularity, n_users, k), exp_nov)
     exp_ild = [naive_ild(row[:k].tolist(), features) for row in top]
     np.testing.assert_allclose(M.intra_list_diversity(top, sp.csr_matrix(features), k), exp_ild)
@@ -338,12 +364,18 @@ def test_beyond_accuracy_invariant_to_relabelling_items(data, rnd):
     feat2[relabel] = features
     assert M.item_coverage(top2, n_items, k) == pytest.approx(M.item_coverage(top, n_items, k))
     assert M.gini_exposure(top2, n_items, k) == pytest.approx(
-        M.gini_exposure(top, n_items, k), nan_ok=True)
+        M.gini_exposure(top, n_items, k), nan_ok=True
+    )
     n_users = 30
-    for f, a, b in ((M.average_popularity, (top, popularity, k), (top2, pop2, k)),
-                    (M.novelty, (top, popularity, n_users, k), (top2, pop2, n_users, k)),
-                    (M.intra_list_diversity, (top, sp.csr_matrix(features), k),
-                     (top2, sp.csr_matrix(feat2), k))):
+    for f, a, b in (
+        (M.average_popularity, (top, popularity, k), (top2, pop2, k)),
+        (M.novelty, (top, popularity, n_users, k), (top2, pop2, n_users, k)),
+        (
+            M.intra_list_diversity,
+            (top, sp.csr_matrix(features), k),
+            (top2, sp.csr_matrix(feat2), k),
+        ),
+    ):
         np.testing.assert_allclose(f(*b), f(*a), err_msg=f.__name__)
 
 
@@ -354,12 +386,15 @@ def test_beyond_accuracy_permute_with_users(data, rnd):
     perm = np.array(rnd.sample(range(top.shape[0]), top.shape[0]))
     assert M.item_coverage(top[perm], n_items, k) == M.item_coverage(top, n_items, k)
     assert M.gini_exposure(top[perm], n_items, k) == pytest.approx(
-        M.gini_exposure(top, n_items, k), nan_ok=True)
-    np.testing.assert_allclose(M.novelty(top[perm], popularity, 30, k),
-                               M.novelty(top, popularity, 30, k)[perm])
+        M.gini_exposure(top, n_items, k), nan_ok=True
+    )
+    np.testing.assert_allclose(
+        M.novelty(top[perm], popularity, 30, k), M.novelty(top, popularity, 30, k)[perm]
+    )
     ild = M.intra_list_diversity(top, sp.csr_matrix(features), k)
-    np.testing.assert_allclose(M.intra_list_diversity(top[perm], sp.csr_matrix(features), k),
-                               ild[perm])
+    np.testing.assert_allclose(
+        M.intra_list_diversity(top[perm], sp.csr_matrix(features), k), ild[perm]
+    )
     assert np.all(np.isnan(ild) | ((ild >= -1e-12) & (ild <= 1 + 1e-12)))
 
 

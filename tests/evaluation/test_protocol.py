@@ -56,8 +56,11 @@ def naive(history, target, scores, k):
         first = [r for r, i in enumerate(top) if i in pos]
         out["mrr"].append(1 / (first[0] + 1) if first else 0.0)
         neg = [i for i in cand if i not in pos]
-        pairs = [(1.0 if scores[u, p] > scores[u, n] else 0.5 if scores[u, p] == scores[u, n]
-                  else 0.0) for p in pos for n in neg]
+        pairs = [
+            (1.0 if scores[u, p] > scores[u, n] else 0.5 if scores[u, p] == scores[u, n] else 0.0)
+            for p in pos
+            for n in neg
+        ]
         out["auc"].append(np.mean(pairs) if pairs else np.nan)
     return {m: np.array(v) for m, v in out.items()}
 
@@ -77,8 +80,9 @@ def test_matches_naive_reference(seed):
 def test_auc_counts_ties_as_half():
     history, target, scores = random_world(3)  # integer scores: many ties
     result = evaluate(FixedScores(scores), history, target, ks=(5,), metrics=("auc",))
-    np.testing.assert_allclose(result.per_user["auc"], naive(history, target, scores, 5)["auc"],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        result.per_user["auc"], naive(history, target, scores, 5)["auc"], atol=1e-6
+    )
 
 
 def test_batch_size_does_not_change_results():

@@ -22,8 +22,9 @@ class UserMean:
 def test_rmse_and_mae_match_a_naive_computation():
     rng = np.random.default_rng(0)
     u, i = rng.integers(0, 8, 120), rng.integers(0, 30, 120)
-    data = Dataset.from_interactions([f"u{x}" for x in u], [f"i{x}" for x in i],
-                                     rng.integers(1, 6, 120), np.arange(120))
+    data = Dataset.from_interactions(
+        [f"u{x}" for x in u], [f"i{x}" for x in i], rng.integers(1, 6, 120), np.arange(120)
+    )
     part = rng.random(len(data)) < 0.7
     history, target = data.subset(part), data.subset(~part)
     result = evaluate_ratings(UserMean(), history, target, batch_size=7)
@@ -33,11 +34,11 @@ def test_rmse_and_mae_match_a_naive_computation():
         pred = row.data.mean() if row.nnz else 3.0
         errors.append((user, pred - true))
     all_err = np.array([e for _, e in errors])
-    assert result.overall["rmse"] == pytest.approx(np.sqrt(np.mean(all_err ** 2)))
+    assert result.overall["rmse"] == pytest.approx(np.sqrt(np.mean(all_err**2)))
     assert result.overall["mae"] == pytest.approx(np.mean(np.abs(all_err)))
     for row, user in enumerate(result.users):
         mine = np.array([e for u, e in errors if u == user])
-        assert result.per_user["rmse"][row] == pytest.approx(np.sqrt(np.mean(mine ** 2)))
+        assert result.per_user["rmse"][row] == pytest.approx(np.sqrt(np.mean(mine**2)))
 
 
 def test_rating_evaluation_rejects_rankers_and_empty_targets():

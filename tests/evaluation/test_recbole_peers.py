@@ -19,12 +19,15 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import recbole_peers as P  # noqa: E402
 
-needs_recbole = pytest.mark.skipif(not P.DEFAULT_PYTHON.exists(),
-                                   reason="no .venv-recbole; run bash scripts/setup_recbole.sh")
+needs_recbole = pytest.mark.skipif(
+    not P.DEFAULT_PYTHON.exists(), reason="no .venv-recbole; run bash scripts/setup_recbole.sh"
+)
 
 
 def _pairs(data):
-    return set(zip(data.users.ids_of(data.user_idx).tolist(), data.items.ids_of(data.item_idx).tolist()))
+    return set(
+        zip(data.users.ids_of(data.user_idx).tolist(), data.items.ids_of(data.item_idx).tolist())
+    )
 
 
 def test_split_files_hold_each_part_as_given(tmp_path):
@@ -40,10 +43,22 @@ def test_split_files_hold_each_part_as_given(tmp_path):
 
 def _saved_scores(path, split, users, items, rng):
     scores = rng.random((len(users), len(items))).astype(np.float32)
-    np.savez(path, scores=scores, users=np.array(split.train.users.ids_of(users), dtype=str),
-             items=np.array(split.train.items.ids_of(items), dtype=str),
-             info=json.dumps({"model": "Fake", "seed": 0, "seconds": 1.0, "best_epoch": 1,
-                              "epochs_run": 1, "test": {}}))
+    np.savez(
+        path,
+        scores=scores,
+        users=np.array(split.train.users.ids_of(users), dtype=str),
+        items=np.array(split.train.items.ids_of(items), dtype=str),
+        info=json.dumps(
+            {
+                "model": "Fake",
+                "seed": 0,
+                "seconds": 1.0,
+                "best_epoch": 1,
+                "epochs_run": 1,
+                "test": {},
+            }
+        ),
+    )
     return scores
 
 
@@ -74,8 +89,9 @@ def test_users_recbole_did_not_score_are_an_error_not_a_silent_zero(tmp_path):
 def test_genrec_scores_recbole_runs_as_recbole_does(tmp_path, model, epochs):
     world = planted_clusters(n_users=60, n_items=40, n_clusters=4, noise=2, seed=0)
     P.write_split(world.split, tmp_path)
-    saved = P.RecBoleScores(P.run_recbole(P.DEFAULT_PYTHON, tmp_path, model, 1, epochs),
-                            world.split)
+    saved = P.RecBoleScores(
+        P.run_recbole(P.DEFAULT_PYTHON, tmp_path, model, 1, epochs), world.split
+    )
     evaluation = evaluate_split(saved, world.split, "test", metrics=("ndcg", "recall"))
     own = saved.info["test"]
     for metric in ("ndcg@10", "recall@10", "ndcg@20", "recall@20"):

@@ -47,8 +47,12 @@ def test_save_rankings_writes_only_the_sampled_users_test_items(world, tmp_path)
     _, test_path = result.save_rankings(tmp_path / "top.csv", world.split)
     written = sorted((r["user"], r["item"]) for r in read_csv(test_path))
     keep = np.isin(test.user_idx, users)
-    expected = sorted(zip(test.users.ids[test.user_idx[keep]].tolist(),
-                          test.items.ids[test.item_idx[keep]].tolist()))
+    expected = sorted(
+        zip(
+            test.users.ids[test.user_idx[keep]].tolist(),
+            test.items.ids[test.item_idx[keep]].tolist(),
+        )
+    )
     assert written == [(str(u), str(i)) for u, i in expected] and len(written) == 3
     ranked_users = {r["user"] for r in read_csv(tmp_path / "top.csv")}
     assert ranked_users == {str(u) for u in test.users.ids[users]}

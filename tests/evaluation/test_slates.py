@@ -25,8 +25,12 @@ def naive(slate: list[int], targets: set[int]) -> dict[str, float]:
     hits = [item in targets for item in slate]
     dcg = sum(1 / math.log2(r + 1) for r, h in enumerate(hits, 1) if h)
     idcg = sum(1 / math.log2(r + 1) for r in range(1, min(len(targets), len(slate)) + 1))
-    return {"hit": float(any(hits)), "clicks": float(sum(hits)),
-            "precision": sum(hits) / len(slate), "ndcg": dcg / idcg}
+    return {
+        "hit": float(any(hits)),
+        "clicks": float(sum(hits)),
+        "precision": sum(hits) / len(slate),
+        "ndcg": dcg / idcg,
+    }
 
 
 def naive_jaccard_diversity(slate: list[int], sets: list[set]) -> float:
@@ -65,8 +69,12 @@ def as_csr(target_rows, n_items):
 def test_metrics_match_naive_loops(case):
     slates, target_rows, n_items = case
     targets = as_csr(target_rows, n_items)
-    got = {"hit": S.slate_hit_rate(slates, targets), "clicks": S.slate_clicks(slates, targets),
-           "precision": S.slate_precision(slates, targets), "ndcg": S.slate_ndcg(slates, targets)}
+    got = {
+        "hit": S.slate_hit_rate(slates, targets),
+        "clicks": S.slate_clicks(slates, targets),
+        "precision": S.slate_precision(slates, targets),
+        "ndcg": S.slate_ndcg(slates, targets),
+    }
     for u in range(len(slates)):
         want = naive([i for i in slates[u].tolist()], target_rows[u])
         for name, values in got.items():
@@ -82,8 +90,9 @@ def test_jaccard_diversity_matches_naive_loops(case, seed):
     sets = [set(np.flatnonzero(row).tolist()) for row in features]
     got = S.slate_diversity(slates, sp.csr_matrix(features.astype(np.float32)))
     for u in range(len(slates)):
-        assert got[u] == pytest.approx(naive_jaccard_diversity(slates[u].tolist(), sets),
-                                       nan_ok=True)
+        assert got[u] == pytest.approx(
+            naive_jaccard_diversity(slates[u].tolist(), sets), nan_ok=True
+        )
         assert np.isnan(got[u]) or 0 <= got[u] <= 1
 
 
@@ -106,12 +115,15 @@ def test_report_averages_users_with_targets_only():
         S.slate_report(slates, sp.csr_matrix((3, 4)))
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.array([[0, 0, 1]]), "repeats an item"),
-    (np.array([[0, 9]]), "must lie in"),
-    (np.array([0, 1]), "\\(U, k\\)"),
-    (np.array([[0.0, 1.0]]), "integer item indices"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.array([[0, 0, 1]]), "repeats an item"),
+        (np.array([[0, 9]]), "must lie in"),
+        (np.array([0, 1]), "\\(U, k\\)"),
+        (np.array([[0.0, 1.0]]), "integer item indices"),
+    ],
+)
 def test_bad_slates_raise(bad, match):
     with pytest.raises(DataError, match=match):
         S.slate_hit_rate(bad, sp.csr_matrix((np.atleast_2d(bad).shape[0], 5)))

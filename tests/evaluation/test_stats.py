@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from genrec.errors import ConfigError, DataError
 from genrec.evaluation import stats as S
 
-
 # ---------------------------------------------------------------- bootstrap
+
 
 def test_bootstrap_ci_contains_the_mean_and_narrows_with_more_users():
     rng = np.random.default_rng(0)
@@ -56,6 +56,7 @@ def test_bootstrap_ci_rejects_bad_arguments():
 
 # ---------------------------------------------------------------- paired tests
 
+
 def test_paired_tests_match_scipy_and_drop_nan_pairs():
     rng = np.random.default_rng(4)
     a = rng.random(120)
@@ -87,6 +88,7 @@ def test_paired_tests_rejects_bad_inputs():
 
 # ---------------------------------------------------------------- Holm
 
+
 def test_holm_hand_example():
     # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> max so far 0.06
     got = S.holm(np.array([0.01, 0.04, 0.03, 0.005]))
@@ -109,6 +111,7 @@ def test_holm_is_monotone_capped_and_no_smaller_than_raw(pvalues):
 
 # ---------------------------------------------------------------- compare with best
 
+
 def test_compare_with_best_flags_the_clearly_worse_model_only():
     rng = np.random.default_rng(5)
     best = rng.random(300)
@@ -126,10 +129,12 @@ def test_compare_with_best_flags_the_clearly_worse_model_only():
     raw_t = np.array([out["tied"]["p_t"], out["worse"]["p_t"]])
     raw_w = np.array([out["tied"]["p_wilcoxon"], out["worse"]["p_wilcoxon"]])
     np.testing.assert_allclose([out["tied"]["p_t_holm"], out["worse"]["p_t_holm"]], S.holm(raw_t))
-    np.testing.assert_allclose([out["tied"]["p_wilcoxon_holm"], out["worse"]["p_wilcoxon_holm"]],
-                               S.holm(raw_w))
+    np.testing.assert_allclose(
+        [out["tied"]["p_wilcoxon_holm"], out["worse"]["p_wilcoxon_holm"]], S.holm(raw_w)
+    )
     assert out["worse"]["p_t"] == pytest.approx(
-        scipy.stats.ttest_rel(per_user["worse"], best).pvalue)
+        scipy.stats.ttest_rel(per_user["worse"], best).pvalue
+    )
 
 
 def test_compare_with_best_single_model_and_errors():
@@ -144,11 +149,19 @@ def test_compare_with_best_single_model_and_errors():
 def test_compare_with_reference_gives_signed_verdicts():
     rng = np.random.default_rng(6)
     ref = rng.random(300)
-    per_user = {"ref": ref, "up": ref + 0.1 + rng.normal(0, 0.02, 300),
-                "same": ref + rng.normal(0, 0.05, 300), "down": ref - 0.1 + rng.normal(0, 0.02, 300)}
+    per_user = {
+        "ref": ref,
+        "up": ref + 0.1 + rng.normal(0, 0.02, 300),
+        "same": ref + rng.normal(0, 0.05, 300),
+        "down": ref - 0.1 + rng.normal(0, 0.02, 300),
+    }
     out = S.compare_with(per_user, "ref")
     assert [out[m]["verdict"] for m in per_user] == [
-        "reference", "better", "no significant difference", "worse"]
+        "reference",
+        "better",
+        "no significant difference",
+        "worse",
+    ]
     assert out["up"]["mean_diff"] == pytest.approx(np.mean(per_user["up"] - ref))
     with pytest.raises(ConfigError, match="reference"):
         S.compare_with(per_user, "ease")

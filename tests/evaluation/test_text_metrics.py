@@ -9,7 +9,15 @@ from hypothesis import strategies as st
 
 from genrec.errors import ConfigError
 from genrec.evaluation.text_metrics import (
-    corpus_bleu, lcs_length, rouge_l, rouge_n, rouge_scores, sentence_bleu, text_overlap, tokenize)
+    corpus_bleu,
+    lcs_length,
+    rouge_l,
+    rouge_n,
+    rouge_scores,
+    sentence_bleu,
+    text_overlap,
+    tokenize,
+)
 
 HYP = "the cat is on the mat"
 REF = "there is a cat on the mat"
@@ -17,7 +25,18 @@ REF = "there is a cat on the mat"
 
 def test_tokenize():
     assert tokenize("It's a 1995 Sci-Fi film, isn't it?") == [
-        "it's", "a", "1995", "sci", "-", "fi", "film", ",", "isn't", "it", "?"]
+        "it's",
+        "a",
+        "1995",
+        "sci",
+        "-",
+        "fi",
+        "film",
+        ",",
+        "isn't",
+        "it",
+        "?",
+    ]
     assert tokenize("") == [] and tokenize(None) == []
 
 
@@ -65,8 +84,9 @@ def test_corpus_bleu_sums_counts_before_dividing():
     # 1-grams 5/6 + 2/2; 2-grams 2/5 + 1/1; lengths 8 vs 7 + 4 = 11
     assert c.matches == (7, 3) and c.totals == (8, 6) and (c.hyp_len, c.ref_len) == (8, 11)
     assert c.score == pytest.approx(math.exp(1 - 11 / 8) * math.sqrt(7 / 8 * 3 / 6))
-    assert c.score != pytest.approx(sum(sentence_bleu(h, r, max_n=2).score
-                                        for h, r in zip(hyps, refs)) / 2)
+    assert c.score != pytest.approx(
+        sum(sentence_bleu(h, r, max_n=2).score for h, r in zip(hyps, refs)) / 2
+    )
 
 
 def test_rouge_by_hand():
@@ -82,8 +102,15 @@ def test_rouge_by_hand():
     assert rouge_n("a b", ["x y", "a b"], n=2) == 1.0  # best reference
     scores = rouge_scores([HYP, REF], [[REF], [REF]])
     assert scores["rouge-l"] == pytest.approx((rouge_l(HYP, [REF]) + 1) / 2)
-    assert set(text_overlap([HYP], [[REF]])) == {"bleu-1", "bleu-2", "bleu-3", "bleu-4",
-                                                 "rouge-1", "rouge-2", "rouge-l"}
+    assert set(text_overlap([HYP], [[REF]])) == {
+        "bleu-1",
+        "bleu-2",
+        "bleu-3",
+        "bleu-4",
+        "rouge-1",
+        "rouge-2",
+        "rouge-l",
+    }
 
 
 def test_bad_arguments():
@@ -116,9 +143,13 @@ def test_properties(hyp, ref):
 
 
 # ---- independent implementations (the dev extra installs them) -------------------------------
-PAIRS = [(HYP, [REF]), ("a b c d e f g", ["a b c x e f g", "b c d e"]),
-         ("the movie was great fun", ["great fun movie", "the film was great and fun"]),
-         ("short", ["a much longer reference sentence here"]), ("x y z w v", ["x y z w v"])]
+PAIRS = [
+    (HYP, [REF]),
+    ("a b c d e f g", ["a b c x e f g", "b c d e"]),
+    ("the movie was great fun", ["great fun movie", "the film was great and fun"]),
+    ("short", ["a much longer reference sentence here"]),
+    ("x y z w v", ["x y z w v"]),
+]
 
 
 def test_against_sacrebleu():
@@ -153,7 +184,8 @@ def test_against_nltk():
         for h, r in zip(hyps, refs):
             theirs = bleu_score.sentence_bleu(r, h, weights=weights)
             assert sentence_bleu(h, r, max_n=n, smoothing="none").score == pytest.approx(
-                theirs, abs=1e-9)
+                theirs, abs=1e-9
+            )
 
 
 def test_against_rouge_score():

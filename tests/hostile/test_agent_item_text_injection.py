@@ -15,7 +15,8 @@ def injected_world():
     world = movie_clusters(n_users=40, n_items=24)
     titles = world.data.catalog.columns["title"]
     world.data.catalog.columns["title"] = np.array(
-        [f"{t}: {INJECTION}" if i % 2 else t for i, t in enumerate(titles)], dtype=object)
+        [f"{t}: {INJECTION}" if i % 2 else t for i, t in enumerate(titles)], dtype=object
+    )
     return world
 
 
@@ -26,8 +27,13 @@ class TestItemTextInjection:
         b = Agent(dirty.split.train, EASE().fit(dirty.split.train))
         for agent in (a, b):
             agent.start("s", history=[0])
-        for text in ["a comedy please", "more like the second", "why the first?",
-                     "something older", "not that one"]:
+        for text in [
+            "a comedy please",
+            "more like the second",
+            "why the first?",
+            "something older",
+            "not that one",
+        ]:
             plan_a = [(s["tool"], s["args"]) for s in a.respond("s", text).trace]
             plan_b = [(s["tool"], s["args"]) for s in b.respond("s", text).trace]
             assert plan_a == plan_b

@@ -11,10 +11,22 @@ WORLD = movie_clusters(n_users=40, n_items=24)
 RANKER = EASE().fit(WORLD.split.train)
 EVIL_PLANS = [
     {"steps": [{"tool": "sql", "args": {"query": "DROP TABLE items"}}]},
-    {"steps": [{"tool": "filter", "args": {"add": [
-        {"column": "title; DROP TABLE items", "op": "=", "value": 1}]}}]},
-    {"steps": [{"tool": "filter", "args": {"add": [
-        {"column": "genre", "op": "has", "value": "x' OR '1'='1"}]}}]},
+    {
+        "steps": [
+            {
+                "tool": "filter",
+                "args": {"add": [{"column": "title; DROP TABLE items", "op": "=", "value": 1}]},
+            }
+        ]
+    },
+    {
+        "steps": [
+            {
+                "tool": "filter",
+                "args": {"add": [{"column": "genre", "op": "has", "value": "x' OR '1'='1"}]},
+            }
+        ]
+    },
     {"steps": [{"tool": "recommend", "args": {"k": 10, "session": "other"}}]},
     {"steps": [{"tool": "__class__", "args": {}}]},
 ]

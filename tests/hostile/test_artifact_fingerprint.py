@@ -34,8 +34,11 @@ def edit_meta(folder, **changes):
 
 def write_dataset(folder, shift: int):
     folder.mkdir()
-    lines = [f"{u}\t{(u + j * (1 + shift)) % 7 + 1}\t4\t{880000000 + 10 * u + j}"
-             for u in range(1, 13) for j in range(4)]
+    lines = [
+        f"{u}\t{(u + j * (1 + shift)) % 7 + 1}\t4\t{880000000 + 10 * u + j}"
+        for u in range(1, 13)
+        for j in range(4)
+    ]
     (folder / "u.data").write_text("\n".join(lines) + "\n")
     return folder
 
@@ -56,7 +59,9 @@ class TestArtifactFingerprint:
     def test_other_data_is_refused_with_retrain(self, tmp_path):
         folder = Pop().fit(tiny_data()).save(tmp_path / "m")
         other = tiny_data(shift=1, name="other")
-        with pytest.raises(ArtifactDataError, match=r"trained on different data \(tiny.*other.*retrain"):
+        with pytest.raises(
+            ArtifactDataError, match=r"trained on different data \(tiny.*other.*retrain"
+        ):
             Pop.load(folder, expect_data=other)
         assert Pop.load(folder).n_items_ == 6  # without expect_data nothing is checked
 
@@ -86,15 +91,60 @@ class TestArtifactFingerprint:
     def test_cli_refuses_a_model_of_other_data_with_the_retrain_command(self, tmp_path, capsys):
         first, second = write_dataset(tmp_path / "a", 0), write_dataset(tmp_path / "b", 1)
         artifact = tmp_path / "pop"
-        assert main(["train", "--dataset", str(first), "--model", "pop", "--output",
-                     str(artifact), "--quiet", "--threads", "1"]) == 0
-        code = main(["recommend", "--dataset", str(second), "--model", "pop", "--artifact",
-                     str(artifact), "--user", "1", "--quiet", "--threads", "1"])
+        assert (
+            main(
+                [
+                    "train",
+                    "--dataset",
+                    str(first),
+                    "--model",
+                    "pop",
+                    "--output",
+                    str(artifact),
+                    "--quiet",
+                    "--threads",
+                    "1",
+                ]
+            )
+            == 0
+        )
+        code = main(
+            [
+                "recommend",
+                "--dataset",
+                str(second),
+                "--model",
+                "pop",
+                "--artifact",
+                str(artifact),
+                "--user",
+                "1",
+                "--quiet",
+                "--threads",
+                "1",
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 2 and "different data" in err and f"genrec train --dataset {second}" in err
         edit_meta(artifact, genrec="0.0.1")
-        code = main(["recommend", "--dataset", str(first), "--model", "pop", "--artifact",
-                     str(artifact), "--user", "1", "--k", "2", "--quiet", "--threads", "1"])
+        code = main(
+            [
+                "recommend",
+                "--dataset",
+                str(first),
+                "--model",
+                "pop",
+                "--artifact",
+                str(artifact),
+                "--user",
+                "1",
+                "--k",
+                "2",
+                "--quiet",
+                "--threads",
+                "1",
+            ]
+        )
         captured = capsys.readouterr()
         assert code == 0 and captured.err.startswith("warning: ") and "0.0.1" in captured.err
         assert len(captured.out.splitlines()) == 2

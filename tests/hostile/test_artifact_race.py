@@ -103,7 +103,9 @@ class TestArtifactRace:
     def test_files_of_two_saves_are_refused(self, tmp_path):
         for tag in (7, 8):
             Tagged(tag=tag).fit(tiny_data()).save(tmp_path / f"m{tag}")
-        (tmp_path / "m7" / "weights.npz").write_bytes((tmp_path / "m8" / "weights.npz").read_bytes())
+        (tmp_path / "m7" / "weights.npz").write_bytes(
+            (tmp_path / "m8" / "weights.npz").read_bytes()
+        )
         with pytest.raises(ArtifactError, match="two different saves"):
             Tagged.load(tmp_path / "m7")
 

@@ -5,13 +5,16 @@ import pytest
 from genrec.cli import main
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--scenarios", "exposure,toxicity"], ["toxicity", "exposure", "shilling"]),
-    (["--models", "pop,easy"], ["easy", "ease"]),
-    (["--k", "0"], ["k must be a positive integer"]),
-    (["--users", "1"], ["users must be an integer >= 2"]),
-    (["--set", "ease.regg=3"], ["regg"]),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--scenarios", "exposure,toxicity"], ["toxicity", "exposure", "shilling"]),
+        (["--models", "pop,easy"], ["easy", "ease"]),
+        (["--k", "0"], ["k must be a positive integer"]),
+        (["--users", "1"], ["users must be an integer >= 2"]),
+        (["--set", "ease.regg=3"], ["regg"]),
+    ],
+)
 def test_bad_arguments_fail_in_one_line(capsys, argv, words):
     code = main(["audit", "--fast", "--quiet", *argv])
     err = capsys.readouterr().err.strip()

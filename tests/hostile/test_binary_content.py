@@ -37,18 +37,23 @@ def write(folder: Path, name: str, text: str | bytes) -> Path:
 
 
 CASES = {
-    "rating cell": lambda d: load_movielens(write(d, "u.data", f"1\t10\t{HUGE}\t881250949\n").parent),
-    "id cell": lambda d: load_table(write(d, "log.csv", f"u,i,r\n1,a,{HUGE}\n"),
-                                    user="u", item="i", rating="r"),
+    "rating cell": lambda d: load_movielens(
+        write(d, "u.data", f"1\t10\t{HUGE}\t881250949\n").parent
+    ),
+    "id cell": lambda d: load_table(
+        write(d, "log.csv", f"u,i,r\n1,a,{HUGE}\n"), user="u", item="i", rating="r"
+    ),
     "header": lambda d: load_table(write(d, "log.csv", f"{HUGE}\n1\n"), user="u", item="i"),
     "atomic header": lambda d: load_recbole_atomic(write(d, "x.inter", f"{HUGE}\n1\n")),
     "json line": lambda d: load_amazon_2018(write(d, "r.json", "{" + HUGE + "\n")),
     "json record": lambda d: load_amazon_2018(write(d, "r.json", json.dumps([HUGE]) + "\n")),
     "corrupt zip as u.data": lambda d: load_movielens(write(d, "u.data", corrupt_zip()).parent),
-    "corrupt zip named .zip": lambda d: load_table(write(d, "log.csv.zip", corrupt_zip()),
-                                                   user="u", item="i"),
-    "timestamp cell": lambda d: load_table(write(d, "log.csv", f"u,i,t\n1,a,{HUGE[:3000]}9\n"),
-                                           user="u", item="i", timestamp="t"),
+    "corrupt zip named .zip": lambda d: load_table(
+        write(d, "log.csv.zip", corrupt_zip()), user="u", item="i"
+    ),
+    "timestamp cell": lambda d: load_table(
+        write(d, "log.csv", f"u,i,t\n1,a,{HUGE[:3000]}9\n"), user="u", item="i", timestamp="t"
+    ),
 }
 
 

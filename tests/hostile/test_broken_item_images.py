@@ -26,9 +26,11 @@ def _folder(tmp_path, content: bytes):
     return tmp_path
 
 
-@pytest.mark.parametrize("content", [b"", b"<html>404 Not Found</html>",
-                                     b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 20],
-                         ids=["empty", "html-page", "truncated-jpeg"])
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"<html>404 Not Found</html>", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 20],
+    ids=["empty", "html-page", "truncated-jpeg"],
+)
 def test_undecodable_image_names_the_file(tmp_path, content):
     folder = _folder(tmp_path, content)
     with pytest.raises(DataError, match=r"b\.jpg") as err:

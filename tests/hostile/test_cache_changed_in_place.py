@@ -48,8 +48,7 @@ def test_a_small_file_changed_in_place_is_refetched(tmp_path, tiny, caplog):
     assert (folder / "tiny" / "u.data").read_text() == U_DATA
 
 
-def test_a_read_only_cache_says_the_data_changed_and_how_to_refetch(tmp_path, tiny,
-                                                                    monkeypatch):
+def test_a_read_only_cache_says_the_data_changed_and_how_to_refetch(tmp_path, tiny, monkeypatch):
     cache = tmp_path / "cache"
     folder = fetch("tiny", cache_dir=cache, sources=tiny)
     change_keeping_size_and_time(folder / "tiny" / "u.data")

@@ -10,8 +10,22 @@ def test_nothing_left_to_recommend_is_said(tmp_path, capsys, monkeypatch):
     folder.mkdir()
     rows = [f"{u}\t{i}\t5\t{100 * u + i}" for u in (1, 2, 3) for i in (1, 2, 3)]
     (folder / "u.data").write_text("\n".join(rows) + "\n")
-    code = main(["recommend", "--dataset", str(folder), "--model", "pop", "--user", "1", "--k", "3", "--quiet",
-                 "--threads", "1"])
+    code = main(
+        [
+            "recommend",
+            "--dataset",
+            str(folder),
+            "--model",
+            "pop",
+            "--user",
+            "1",
+            "--k",
+            "3",
+            "--quiet",
+            "--threads",
+            "1",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0 and out == ""
     assert "nothing left to recommend" in err and "all 3 items" in err

@@ -17,15 +17,23 @@ COMPRESS = {"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}
 FILES = {
     "u.data": ("1\t10\t4\t881250949\n2\t20\t5\t881250950\n", load_movielens),
     "ratings.dat": ("1::10::4::881250949\n2::20::5::881250950\n", load_movielens),
-    "ratings.csv": ("userId,movieId,rating,timestamp\n1,10,4,881250949\n2,20,5,881250950\n",
-                    load_movielens),
+    "ratings.csv": (
+        "userId,movieId,rating,timestamp\n1,10,4,881250949\n2,20,5,881250950\n",
+        load_movielens,
+    ),
     "x.inter": ("user_id:token\titem_id:token\n1\t10\n2\t20\n", load_recbole_atomic),
-    "log.csv": ("user,item\n1,10\n2,20\n",
-                lambda folder: load_table(folder / "log.csv", user="user", item="item")),
-    "reviews.jsonl": ("".join(json.dumps({"user_id": u, "parent_asin": i, "rating": 4,
-                                          "timestamp": 881250949000}) + "\n"
-                              for u, i in (("1", "10"), ("2", "20"))),
-                      lambda folder: load_amazon_2023(folder / "reviews.jsonl")),
+    "log.csv": (
+        "user,item\n1,10\n2,20\n",
+        lambda folder: load_table(folder / "log.csv", user="user", item="item"),
+    ),
+    "reviews.jsonl": (
+        "".join(
+            json.dumps({"user_id": u, "parent_asin": i, "rating": 4, "timestamp": 881250949000})
+            + "\n"
+            for u, i in (("1", "10"), ("2", "20"))
+        ),
+        lambda folder: load_amazon_2023(folder / "reviews.jsonl"),
+    ),
 }
 
 

@@ -36,8 +36,14 @@ def test_the_split_line_says_what_repeats_do_and_points_to_dedup():
     code = [TRAIN, TRAIN, TRAIN, TEST, TEST, TRAIN, TRAIN, TEST]
     split = split_by_code(data, code, {"method": "by-hand"}, drop_unseen=True)
     counts = target_counts(split)
-    assert counts == {"interactions": 3, "dropped_unknown": 1, "dropped_seen": 2, "repeated": 0,
-                      "targets": 0, "users": 0}
+    assert counts == {
+        "interactions": 3,
+        "dropped_unknown": 1,
+        "dropped_seen": 2,
+        "repeated": 0,
+        "targets": 0,
+        "users": 0,
+    }
     line = describe_split(split)
     assert "nothing dropped" not in line
     assert "3 repeated (user, item) row(s)" in line
@@ -50,19 +56,30 @@ def test_repeats_within_the_test_part_are_one_target():
     code = [TEST, TEST, VALID, TEST, TEST, TRAIN, TRAIN, TEST]
     counts = target_counts(split_by_code(data, code, {"method": "by-hand"}))
     # a:x three times in test (one target), a:y seen in valid, b:z a new pair
-    assert counts == {"interactions": 5, "dropped_unknown": 0, "dropped_seen": 1, "repeated": 2,
-                      "targets": 2, "users": 2}
+    assert counts == {
+        "interactions": 5,
+        "dropped_unknown": 0,
+        "dropped_seen": 1,
+        "repeated": 2,
+        "targets": 2,
+        "users": 2,
+    }
 
 
 def test_results_protocol_records_duplicates_and_dropped_targets():
     data = repeated_data()
     code = [TRAIN, TRAIN, TRAIN, TEST, TEST, TRAIN, TRAIN, TEST]
     split = split_by_code(data, code, {"method": "by-hand"}, drop_unseen=False)
-    result = run_benchmark(split, {"pop": MODELS["pop"]}, ks=(1,), metrics=("ndcg",),
-                           protocol={})
+    result = run_benchmark(split, {"pop": MODELS["pop"]}, ks=(1,), metrics=("ndcg",), protocol={})
     protocol = result.to_dict()["protocol"]
-    assert protocol["targets"] == {"interactions": 3, "dropped_unknown": 0, "dropped_seen": 2,
-                                   "repeated": 0, "targets": 1, "users": 1}
+    assert protocol["targets"] == {
+        "interactions": 3,
+        "dropped_unknown": 0,
+        "dropped_seen": 2,
+        "repeated": 0,
+        "targets": 1,
+        "users": 1,
+    }
 
 
 def write_ratings(folder, rows) -> None:
@@ -75,8 +92,17 @@ def test_benchmark_reports_repeats_on_the_console_and_in_results(tmp_path, capsy
     rows += [(u, (u + j) % 50) for u in range(1, 21) for j in range(10)] * 2  # 10 rated thrice
     write_ratings(tmp_path / "ml", rows)
     out = tmp_path / "results.json"
-    args = ["benchmark", "--dataset", str(tmp_path / "ml"), "--models", "pop", "--k", "5",
-            "--output", str(out)]
+    args = [
+        "benchmark",
+        "--dataset",
+        str(tmp_path / "ml"),
+        "--models",
+        "pop",
+        "--k",
+        "5",
+        "--output",
+        str(out),
+    ]
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "400 repeated (user, item) row(s)" in err and "--dedup" in err

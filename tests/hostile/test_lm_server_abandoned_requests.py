@@ -44,8 +44,10 @@ def send_and_hang_up(url: str, body: dict, lm: SlowLM, *, read_first: bool) -> N
     host, port = url.split("//")[1].split("/")[0].split(":")
     data = json.dumps(body).encode()
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                     b"\r\nContent-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data)
+        sock.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"\r\nContent-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data
+        )
         assert lm.started.wait(10)
         if read_first:
             assert sock.recv(1024).startswith(b"HTTP/1.1 200")
@@ -56,29 +58,39 @@ def test_disconnect_cancels_generation(stream):
     lm = SlowLM()
     limits = ServerLimits(max_tokens=ENDLESS, request_timeout=3600)
     with serve_in_thread(lm, limits=limits) as url:
-        send_and_hang_up(url, {"prompt": "hi", "max_tokens": ENDLESS, "stream": stream}, lm,
-                         read_first=stream)
+        send_and_hang_up(
+            url, {"prompt": "hi", "max_tokens": ENDLESS, "stream": stream}, lm, read_first=stream
+        )
         assert lm.closed.wait(10), "generation went on after the client left"
         assert lm.produced < ENDLESS
         lm.delay = 0.0
-        request = urllib.request.Request(url + "/completions", json.dumps(
-            {"prompt": "hi", "max_tokens": 2}).encode(), {"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            url + "/completions",
+            json.dumps({"prompt": "hi", "max_tokens": 2}).encode(),
+            {"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.load(response)["choices"][0]["text"] == " x x"
 
 
 def test_time_limit_stops_generation_with_a_504():
     lm = SlowLM()
-    with TestClient(create_app(lm, limits=ServerLimits(max_tokens=ENDLESS,
-                                                       request_timeout=0.3))) as client:
+    with TestClient(
+        create_app(lm, limits=ServerLimits(max_tokens=ENDLESS, request_timeout=0.3))
+    ) as client:
         r = client.post("/v1/completions", json={"prompt": "hi", "max_tokens": ENDLESS})
         assert r.status_code == 504 and "--request-timeout" in r.json()["error"]["message"]
         assert lm.closed.is_set() and lm.produced < ENDLESS
-        streamed = client.post("/v1/completions", json={"prompt": "hi", "max_tokens": ENDLESS,
-                                                        "stream": True})
+        streamed = client.post(
+            "/v1/completions", json={"prompt": "hi", "max_tokens": ENDLESS, "stream": True}
+        )
         last = [line for line in streamed.text.split("\n\n") if line][-2:]
         assert "request-timeout" in json.loads(last[0][6:])["error"]["message"]
         assert last[1] == "data: [DONE]"
         lm.delay = 0.0
-        assert client.post("/v1/completions", json={"prompt": "hi", "max_tokens": 3}).json()[
-            "choices"][0]["text"] == " x x x"
+        assert (
+            client.post("/v1/completions", json={"prompt": "hi", "max_tokens": 3}).json()[
+                "choices"
+            ][0]["text"]
+            == " x x x"
+        )

@@ -13,25 +13,43 @@ from genrec.serving.lm_server import create_app
 from genrec.text.lm import FakeLanguageModel
 
 COMPLETION_CASES = [
-    ({}, "prompt"), ({"max_tokens": 4}, "prompt"), ({"prompt": None}, "prompt"),
-    ({"prompt": [1, 2]}, "prompt"), ({"prompt": []}, "prompt"), ({"prompt": 3}, "prompt"),
-    ({"prompt": "x", "max_tokens": 0}, "max_tokens"), ({"prompt": "x", "max_tokens": "5"}, "max_tokens"),
-    ({"prompt": "x", "max_tokens": 2.5}, "max_tokens"), ({"prompt": "x", "max_tokens": True}, "max_tokens"),
-    ({"prompt": "x", "temperature": -1}, "temperature"), ({"prompt": "x", "temperature": 3}, "temperature"),
-    ({"prompt": "x", "temperature": "hot"}, "temperature"), ({"prompt": "x", "seed": -1}, "seed"),
-    ({"prompt": "x", "stop": 5}, "stop"), ({"prompt": "x", "stop": ["a"] * 5}, "stop"),
-    ({"prompt": "x", "n": 2}, "n"), ({"prompt": "x", "best_of": 3}, "best_of"),
-    ({"prompt": "x", "top_p": 0.5}, "top_p"), ({"prompt": "x", "presence_penalty": 1}, "presence_penalty"),
-    ({"prompt": "x", "logit_bias": {"1": 5}}, "logit_bias"), ({"prompt": "x", "stream": "yes"}, "stream"),
-    ({"prompt": "x", "echo": 1}, "echo"), ({"prompt": "x", "logprobs": 9}, "logprobs"),
+    ({}, "prompt"),
+    ({"max_tokens": 4}, "prompt"),
+    ({"prompt": None}, "prompt"),
+    ({"prompt": [1, 2]}, "prompt"),
+    ({"prompt": []}, "prompt"),
+    ({"prompt": 3}, "prompt"),
+    ({"prompt": "x", "max_tokens": 0}, "max_tokens"),
+    ({"prompt": "x", "max_tokens": "5"}, "max_tokens"),
+    ({"prompt": "x", "max_tokens": 2.5}, "max_tokens"),
+    ({"prompt": "x", "max_tokens": True}, "max_tokens"),
+    ({"prompt": "x", "temperature": -1}, "temperature"),
+    ({"prompt": "x", "temperature": 3}, "temperature"),
+    ({"prompt": "x", "temperature": "hot"}, "temperature"),
+    ({"prompt": "x", "seed": -1}, "seed"),
+    ({"prompt": "x", "stop": 5}, "stop"),
+    ({"prompt": "x", "stop": ["a"] * 5}, "stop"),
+    ({"prompt": "x", "n": 2}, "n"),
+    ({"prompt": "x", "best_of": 3}, "best_of"),
+    ({"prompt": "x", "top_p": 0.5}, "top_p"),
+    ({"prompt": "x", "presence_penalty": 1}, "presence_penalty"),
+    ({"prompt": "x", "logit_bias": {"1": 5}}, "logit_bias"),
+    ({"prompt": "x", "stream": "yes"}, "stream"),
+    ({"prompt": "x", "echo": 1}, "echo"),
+    ({"prompt": "x", "logprobs": 9}, "logprobs"),
     ({"prompt": "x", "genrec_score_from": -1}, "genrec_score_from"),
-    ({"prompt": "x", "suffix": "y"}, "suffix"), ({"prompt": "x", "stream_options": {}}, "stream_options"),
-    ({"prompt": "x", "bogus": 1}, "bogus"), ({"prompt": "x", "model": 7}, "model"),
+    ({"prompt": "x", "suffix": "y"}, "suffix"),
+    ({"prompt": "x", "stream_options": {}}, "stream_options"),
+    ({"prompt": "x", "bogus": 1}, "bogus"),
+    ({"prompt": "x", "model": 7}, "model"),
     ({"prompt": "x", "echo": True, "logprobs": 0, "stream": True}, "stream"),
 ]
 CHAT_CASES = [
-    ({}, "messages"), ({"messages": []}, "messages"), ({"messages": "hi"}, "messages"),
-    ({"messages": [{"role": "user"}]}, "messages"), ({"messages": [{"content": 1}]}, "messages"),
+    ({}, "messages"),
+    ({"messages": []}, "messages"),
+    ({"messages": "hi"}, "messages"),
+    ({"messages": [{"role": "user"}]}, "messages"),
+    ({"messages": [{"content": 1}]}, "messages"),
     ({"messages": [{"role": "robot", "content": "x"}]}, "messages"),
     ({"messages": [{"content": "x", "extra": 1}]}, "messages"),
     ({"messages": [{"content": "x"}], "logprobs": True}, "logprobs"),
@@ -47,9 +65,11 @@ def served():
         yield lm, client
 
 
-@pytest.mark.parametrize("path,body,field",
-                         [("/v1/completions", b, f) for b, f in COMPLETION_CASES]
-                         + [("/v1/chat/completions", b, f) for b, f in CHAT_CASES])
+@pytest.mark.parametrize(
+    "path,body,field",
+    [("/v1/completions", b, f) for b, f in COMPLETION_CASES]
+    + [("/v1/chat/completions", b, f) for b, f in CHAT_CASES],
+)
 def test_bad_field_is_a_400_naming_it(served, path, body, field):
     lm, client = served
     before = len(lm.calls)
@@ -67,6 +87,16 @@ def test_a_body_that_is_not_an_object_is_a_400(served, body):
 
 
 def test_neutral_values_of_unsupported_options_are_accepted(served):
-    body = {"prompt": "x", "n": 1, "top_p": 1, "presence_penalty": 0, "frequency_penalty": 0.0,
-            "logit_bias": {}, "user": "u", "best_of": 1, "suffix": None, "max_tokens": None}
+    body = {
+        "prompt": "x",
+        "n": 1,
+        "top_p": 1,
+        "presence_penalty": 0,
+        "frequency_penalty": 0.0,
+        "logit_bias": {},
+        "user": "u",
+        "best_of": 1,
+        "suffix": None,
+        "max_tokens": None,
+    }
     assert served[1].post("/v1/completions", json=body).status_code == 200

@@ -21,9 +21,11 @@ def app(**limits):
 @pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
 def test_max_tokens_over_the_cap_is_refused(field):
     lm, client = app(max_tokens=8)
-    for path, body in (("/v1/completions", {"prompt": "hi"}),
-                       ("/v1/chat/completions", {"messages": [{"content": "hi"}]})):
-        r = client.post(path, json={**body, field: 10 ** 9})
+    for path, body in (
+        ("/v1/completions", {"prompt": "hi"}),
+        ("/v1/chat/completions", {"messages": [{"content": "hi"}]}),
+    ):
+        r = client.post(path, json={**body, field: 10**9})
         assert r.status_code == 400 and r.json()["error"]["param"] == "max_tokens"
         assert "at most 8" in r.json()["error"]["message"]
         assert client.post(path, json={**body, field: 8}).status_code == 200
@@ -46,8 +48,9 @@ def test_prompt_over_the_context_window_is_refused():
 
 def test_prompt_over_the_server_limit_is_refused_even_when_scoring():
     lm, client = app(max_prompt_tokens=5)
-    r = client.post("/v1/completions", json={"prompt": ["a b c d e f"], "echo": True,
-                                             "logprobs": 0})
+    r = client.post(
+        "/v1/completions", json={"prompt": ["a b c d e f"], "echo": True, "logprobs": 0}
+    )
     assert r.status_code == 400 and "--max-prompt-tokens" in r.json()["error"]["message"]
     huge = "x " * 200_000  # refused before it is even tokenised
     r = client.post("/v1/completions", json={"prompt": huge})

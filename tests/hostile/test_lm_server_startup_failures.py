@@ -16,10 +16,14 @@ pytest.importorskip("fastapi", reason="needs the serve extra")
 
 
 def serve_lm(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "genrec.cli", "serve-lm", *args],
-                          env={**os.environ, "CI": "1", **env}, capture_output=True, text=True,
-                          check=False,
-                          timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "genrec.cli", "serve-lm", *args],
+        env={**os.environ, "CI": "1", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+    )
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:
@@ -44,15 +48,24 @@ def test_port_in_use():
 
 
 def test_unknown_host():
-    assert "--host" in one_line_error(serve_lm("--model", "fake", "--host", "no.such.host.invalid",
-                                               "--port", "0"))
+    assert "--host" in one_line_error(
+        serve_lm("--model", "fake", "--host", "no.such.host.invalid", "--port", "0")
+    )
 
 
 def test_unknown_transformers_model_fails_offline_naming_local_models(tmp_path):
     pytest.importorskip("transformers", reason="needs the llm extra")
-    line = one_line_error(serve_lm("--model", "transformers:nobody/no-such-model", "--port", "0",
-                                   HF_HUB_OFFLINE="1", GENREC_CACHE_DIR=str(tmp_path),
-                                   HF_HUB_CACHE=str(tmp_path / "hf")))
+    line = one_line_error(
+        serve_lm(
+            "--model",
+            "transformers:nobody/no-such-model",
+            "--port",
+            "0",
+            HF_HUB_OFFLINE="1",
+            GENREC_CACHE_DIR=str(tmp_path),
+            HF_HUB_CACHE=str(tmp_path / "hf"),
+        )
+    )
     assert "nobody/no-such-model" in line and "gemma-3-270m" in line and "smollm2-135m" in line
 
 

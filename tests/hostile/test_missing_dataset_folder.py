@@ -9,8 +9,9 @@ from genrec.data.sources import load_dataset
 from genrec.errors import ConfigError, DataError
 
 
-@pytest.mark.parametrize("spec", ["data/ml-100k-typo", "./mine", "~/no-such-genrec-folder",
-                                  "/no/such/folder"])
+@pytest.mark.parametrize(
+    "spec", ["data/ml-100k-typo", "./mine", "~/no-such-genrec-folder", "/no/such/folder"]
+)
 def test_a_missing_path_is_a_missing_folder(tmp_path, spec):
     with pytest.raises(DataError, match="no such folder") as error:
         load_dataset(spec, cache_dir=tmp_path)
@@ -24,13 +25,17 @@ def test_a_file_is_not_a_folder(tmp_path):
 
 
 def test_a_bare_unknown_word_is_neither_name_nor_folder(tmp_path):
-    with pytest.raises(ConfigError, match=r"'mine': neither a dataset name \(.*ml-100k.*\) "
-                                          r"nor a folder"):
+    with pytest.raises(
+        ConfigError,
+        match=r"'mine': neither a dataset name \(.*ml-100k.*\) "
+        r"nor a folder",
+    ):
         load_dataset("mine", cache_dir=tmp_path)
 
 
-@pytest.mark.parametrize("command", [["data", "info"], ["benchmark", "--models", "pop",
-                                                        "--dataset"]])
+@pytest.mark.parametrize(
+    "command", [["data", "info"], ["benchmark", "--models", "pop", "--dataset"]]
+)
 def test_the_cli_says_no_such_folder(tmp_path, capsys, command):
     missing = str(tmp_path / "typo")
     assert main(command + [missing]) == 2

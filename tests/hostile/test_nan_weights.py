@@ -16,8 +16,9 @@ from genrec.models import BPR, EASE, ItemKNN
 def tiny_data() -> Dataset:
     users = np.repeat(np.arange(8), 3)
     items = (users + np.tile([0, 1, 3], 8)) % 6
-    return Dataset.from_interactions([f"u{u}" for u in users], [f"i{i}" for i in items],
-                                     name="tiny")
+    return Dataset.from_interactions(
+        [f"u{u}" for u in users], [f"i{i}" for i in items], name="tiny"
+    )
 
 
 def plant(folder, value) -> str:
@@ -36,10 +37,11 @@ def plant(folder, value) -> str:
 
 class TestNanWeights:
     @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
-    @pytest.mark.parametrize("model_cls, config", [(EASE, {"reg": 10.0}),
-                                                   (ItemKNN, {"k_neighbors": 3}),
-                                                   (BPR, {"dim": 4, "max_epochs": 2})],
-                             ids=["ease", "itemknn", "bpr"])
+    @pytest.mark.parametrize(
+        "model_cls, config",
+        [(EASE, {"reg": 10.0}), (ItemKNN, {"k_neighbors": 3}), (BPR, {"dim": 4, "max_epochs": 2})],
+        ids=["ease", "itemknn", "bpr"],
+    )
     def test_a_planted_value_is_refused_naming_the_array(self, tmp_path, model_cls, config, value):
         folder = model_cls(config).fit(tiny_data()).save(tmp_path / "m")
         name = plant(folder, value)

@@ -60,7 +60,8 @@ class TestProcessState:
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         environment = dict(os.environ)
         build_model("dense", {"text_encoder": "minilm", "text_cache": "off"}).fit(
-            world.split.train, options=RunOptions(threads=1))
+            world.split.train, options=RunOptions(threads=1)
+        )
         assert dict(os.environ) == environment
         assert torch.get_num_threads() == two_threads
 

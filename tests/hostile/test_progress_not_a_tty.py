@@ -26,8 +26,12 @@ class TestProgressNotATty:
         lines = stream.getvalue().splitlines()
         assert "\r" not in stream.getvalue()
         assert lines[0] == "fit: 0/1000 epoch (0%)"
-        assert [line.split()[1] for line in lines[1:-1]] == [f"{n}/1000" for n in range(100, 1000, 100)]
-        assert lines[-1].startswith("fit: 1000/1000 epoch (100%) in ") and lines[-1].endswith("loss=0.001")
+        assert [line.split()[1] for line in lines[1:-1]] == [
+            f"{n}/1000" for n in range(100, 1000, 100)
+        ]
+        assert lines[-1].startswith("fit: 1000/1000 epoch (100%) in ") and lines[-1].endswith(
+            "loss=0.001"
+        )
 
     def test_leaving_the_loop_early_ends_with_a_line(self):
         stream = io.StringIO()
@@ -59,8 +63,9 @@ class TestProgressNotATty:
     def test_training_with_progress_on_a_pipe(self, capsys):
         world = planted_clusters(n_users=24, n_items=16)
         model = build_model("bpr", {"dim": 8, "max_epochs": 30, "patience": 100})
-        model.fit(world.split.train, valid=world.split.valid,
-                  options=RunOptions(threads=1, progress=True))
+        model.fit(
+            world.split.train, valid=world.split.valid, options=RunOptions(threads=1, progress=True)
+        )
         err = capsys.readouterr().err  # captured: not a terminal
         assert "\r" not in err
         lines = [line for line in err.splitlines() if line.startswith("bpr:")]

@@ -46,21 +46,28 @@ def char_device(tmp_path):
     return path
 
 
-SPECIAL = {"fifo": (fifo, stat.S_ISFIFO), "socket": (unix_socket, stat.S_ISSOCK),
-           "device": (char_device, stat.S_ISCHR)}
+SPECIAL = {
+    "fifo": (fifo, stat.S_ISFIFO),
+    "socket": (unix_socket, stat.S_ISSOCK),
+    "device": (char_device, stat.S_ISCHR),
+}
 
 
 def tiny_data(n_users=6, n_items=5) -> Dataset:
     users = np.repeat(np.arange(n_users), 2)
     items = (users + np.tile([0, 1], n_users)) % n_items
-    return Dataset.from_interactions([f"u{u}" for u in users], [f"i{i}" for i in items],
-                                     name="tiny")
+    return Dataset.from_interactions(
+        [f"u{u}" for u in users], [f"i{i}" for i in items], name="tiny"
+    )
 
 
 def write_dataset(folder):
     folder.mkdir()
-    lines = [f"{u}\t{(u + j) % 7 + 1}\t{1 + (u + j) % 5}\t{880000000 + 10 * u + j}"
-             for u in range(1, 13) for j in range(4)]
+    lines = [
+        f"{u}\t{(u + j) % 7 + 1}\t{1 + (u + j) % 5}\t{880000000 + 10 * u + j}"
+        for u in range(1, 13)
+        for j in range(4)
+    ]
     (folder / "u.data").write_text("\n".join(lines) + "\n")
     return folder
 
@@ -123,8 +130,21 @@ class TestSpecialOutputs:
             target, fifo_file = tmp_path / "fifo", tmp_path / "fifo.md"
         else:
             fifo_file = target
-        code = main(["benchmark", "--dataset", str(data), "--models", "pop", "--k", "3", flag,
-                     str(target), "--threads", "1"])
+        code = main(
+            [
+                "benchmark",
+                "--dataset",
+                str(data),
+                "--models",
+                "pop",
+                "--k",
+                "3",
+                flag,
+                str(target),
+                "--threads",
+                "1",
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 2 and "FIFO" in err and "[pop] fit" not in err, err
         assert stat.S_ISFIFO(fifo_file.lstat().st_mode)
@@ -134,7 +154,21 @@ class TestSpecialOutputs:
         real = tmp_path / "results.json"
         link = tmp_path / "latest.json"
         link.symlink_to(real)
-        code = main(["benchmark", "--dataset", str(data), "--models", "pop", "--k", "3",
-                     "--output", str(link), "--threads", "1", "--quiet"])
+        code = main(
+            [
+                "benchmark",
+                "--dataset",
+                str(data),
+                "--models",
+                "pop",
+                "--k",
+                "3",
+                "--output",
+                str(link),
+                "--threads",
+                "1",
+                "--quiet",
+            ]
+        )
         assert code == 0, capsys.readouterr().err
         assert link.is_symlink() and '"protocol"' in real.read_text()

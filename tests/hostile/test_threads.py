@@ -20,13 +20,16 @@ class TestThreadsOption:
         assert RunOptions(threads=3).n_threads == 3
         assert RunOptions(threads=None).n_threads >= 1
 
-    @pytest.mark.parametrize("command", [
-        ["benchmark", "--models", "pop"],
-        ["train", "--model", "pop"],
-        ["recommend", "--model", "pop", "--user", "1"],
-        ["explain", "--model", "pop", "--user", "1"],
-        ["serve-lm", "--model", "fake"],
-    ])
+    @pytest.mark.parametrize(
+        "command",
+        [
+            ["benchmark", "--models", "pop"],
+            ["train", "--model", "pop"],
+            ["recommend", "--model", "pop", "--user", "1"],
+            ["explain", "--model", "pop", "--user", "1"],
+            ["serve-lm", "--model", "fake"],
+        ],
+    )
     @pytest.mark.parametrize("threads", ["0", "-1"])
     def test_cli_refuses_before_any_work(self, tmp_path, capsys, monkeypatch, command, threads):
         monkeypatch.setenv("GENREC_CACHE_DIR", str(tmp_path / "empty-cache"))  # nothing to load

@@ -13,8 +13,11 @@ from genrec.cli import main
 
 def write_dataset(folder):
     folder.mkdir()
-    lines = [f"{u}\t{(u + j) % 7 + 1}\t4\t{880000000 + 10 * u + j}" for u in range(1, 13)
-             for j in range(4)]
+    lines = [
+        f"{u}\t{(u + j) % 7 + 1}\t4\t{880000000 + 10 * u + j}"
+        for u in range(1, 13)
+        for j in range(4)
+    ]
     (folder / "u.data").write_text("\n".join(lines) + "\n")
     return folder
 
@@ -46,13 +49,28 @@ class TestTrainOutputChecked:
         data = write_dataset(tmp_path / "data")
         output, message = make(tmp_path)
         before = output.lstat() if os.path.lexists(output) else None
-        code = main(["train", "--dataset", str(data), "--model", "pop", "--output", str(output),
-                     "--threads", "1"])
+        code = main(
+            [
+                "train",
+                "--dataset",
+                str(data),
+                "--model",
+                "pop",
+                "--output",
+                str(output),
+                "--threads",
+                "1",
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 2 and message in err and "training pop" not in err, err
         after = output.lstat() if os.path.lexists(output) else None
-        assert (before and after and stat.S_IFMT(before.st_mode) == stat.S_IFMT(after.st_mode)
-                and before.st_ino == after.st_ino) or before is after is None
+        assert (
+            before
+            and after
+            and stat.S_IFMT(before.st_mode) == stat.S_IFMT(after.st_mode)
+            and before.st_ino == after.st_ino
+        ) or before is after is None
 
     def test_a_saved_model_is_replaced_and_a_symlink_followed(self, tmp_path, capsys):
         data = write_dataset(tmp_path / "data")
@@ -60,7 +78,24 @@ class TestTrainOutputChecked:
         link = tmp_path / "pop"
         link.symlink_to(real, target_is_directory=True)
         for _ in range(2):  # the second run replaces the first run's model
-            assert main(["train", "--dataset", str(data), "--model", "pop", "--output",
-                         str(link), "--threads", "1", "--quiet"]) == 0
-        assert link.is_symlink() and sorted(p.name for p in real.iterdir()) == ["config.json",
-                                                                               "weights.npz"]
+            assert (
+                main(
+                    [
+                        "train",
+                        "--dataset",
+                        str(data),
+                        "--model",
+                        "pop",
+                        "--output",
+                        str(link),
+                        "--threads",
+                        "1",
+                        "--quiet",
+                    ]
+                )
+                == 0
+            )
+        assert link.is_symlink() and sorted(p.name for p in real.iterdir()) == [
+            "config.json",
+            "weights.npz",
+        ]

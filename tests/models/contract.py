@@ -122,7 +122,9 @@ class ModelContract:
         assert together.shape == (len(self.batch(known)[1]), known.data.n_items)
         assert together.dtype == np.float32
         for row in range(histories.shape[0]):
-            one = fitted.score(histories[row], users=None if users is None else users[row:row + 1])
+            one = fitted.score(
+                histories[row], users=None if users is None else users[row : row + 1]
+            )
             np.testing.assert_allclose(one[0], together[row], **TOL)
 
     def test_seen_items_excluded(self, fitted, known):
@@ -147,14 +149,15 @@ class ModelContract:
     def test_per_row_candidates_respected(self, fitted, known):
         histories, users = self.batch(known)
         rng = np.random.default_rng(0)
-        candidates = np.stack([rng.choice(known.data.n_items, 4, replace=False)
-                               for _ in range(len(users))])  # (B, 4)
+        candidates = np.stack(
+            [rng.choice(known.data.n_items, 4, replace=False) for _ in range(len(users))]
+        )  # (B, 4)
         items, scores = fitted.recommend(histories, users=users, k=6, candidates=candidates)
         for row in range(len(users)):
             allowed = set(candidates[row]) - set(histories[row].indices)
             got = items[row][items[row] >= 0]
             assert set(got) == allowed  # every allowed candidate, nothing else
-            assert np.isneginf(scores[row][len(got):]).all()
+            assert np.isneginf(scores[row][len(got) :]).all()
 
     @pytest.mark.parametrize("bad_k", [0, -1, "n_items+1", 2.5])
     def test_bad_k_raises(self, fitted, known, bad_k):
@@ -196,8 +199,9 @@ class ModelContract:
             assert type(loaded) is self.model_cls
             assert loaded.config == fitted.config
             for who in (users, None):
-                np.testing.assert_array_equal(loaded.score(histories, users=who),
-                                              fitted.score(histories, users=who))
+                np.testing.assert_array_equal(
+                    loaded.score(histories, users=who), fitted.score(histories, users=who)
+                )
 
     def test_same_seed_same_result(self, known):
         """Same seed and thread count: bit-identical scores for every user, whatever state the
@@ -205,14 +209,18 @@ class ModelContract:
         users = np.flatnonzero(known.split.train.user_counts > 0)
         histories = known.split.history("test").user_item_order[users]
         first, second = same_seed_fits(self.fit, known, RunOptions(seed=7, threads=1))
-        np.testing.assert_array_equal(first.score(histories, users=users),
-                                      second.score(histories, users=users))
-        np.testing.assert_array_equal(first.recommend(histories, users=users, k=10)[0],
-                                      second.recommend(histories, users=users, k=10)[0])
+        np.testing.assert_array_equal(
+            first.score(histories, users=users), second.score(histories, users=users)
+        )
+        np.testing.assert_array_equal(
+            first.recommend(histories, users=users, k=10)[0],
+            second.recommend(histories, users=users, k=10)[0],
+        )
         if self.stochastic:
             other = self.fit(known, RunOptions(seed=8, threads=1))
-            assert not np.array_equal(other.score(histories, users=users),
-                                      first.score(histories, users=users))
+            assert not np.array_equal(
+                other.score(histories, users=users), first.score(histories, users=users)
+            )
 
     # ---- quality -----------------------------------------------------------------------------
     def test_finds_the_known_answer(self, fitted, known):
@@ -223,7 +231,8 @@ class ModelContract:
         items, _ = fitted.recommend(histories, users=users, k=self.quality_k)
         hit = (items == known.answer[users, None]).any(axis=1).mean()
         assert hit >= self.quality_floor, (
-            f"Hit@{self.quality_k} of the known answer is {hit:.3f} < {self.quality_floor}")
+            f"Hit@{self.quality_k} of the known answer is {hit:.3f} < {self.quality_floor}"
+        )
 
 
 def same_seed_fits(fit, world: World, options: RunOptions) -> tuple[Recommender, Recommender]:

@@ -8,8 +8,12 @@ import shutil
 import tempfile
 
 # raw pixels and hashed text: no weights, deterministic and fast
-FAST = {"image_encoder": "pixels-16", "image_cache": "off", "text_encoder": "hashing",
-        "text_cache": "off"}
+FAST = {
+    "image_encoder": "pixels-16",
+    "image_cache": "off",
+    "text_encoder": "hashing",
+    "text_cache": "off",
+}
 
 
 @functools.cache

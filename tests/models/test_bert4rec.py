@@ -13,8 +13,19 @@ from genrec.models.sequence.bert4rec import cloze_mask
 
 from .contract import OPTIONS, ModelContract
 
-TINY = {"dim": 16, "n_heads": 2, "n_layers": 1, "lr": 0.01, "batch_size": 32, "max_epochs": 60,
-        "patience": 5, "eval_every": 2, "max_len": 10, "dropout": 0.0, "mask_prob": 0.3}
+TINY = {
+    "dim": 16,
+    "n_heads": 2,
+    "n_layers": 1,
+    "lr": 0.01,
+    "batch_size": 32,
+    "max_epochs": 60,
+    "patience": 5,
+    "eval_every": 2,
+    "max_len": 10,
+    "dropout": 0.0,
+    "mask_prob": 0.3,
+}
 
 
 def sequences_world():
@@ -27,10 +38,22 @@ class TestBERT4Rec(ModelContract):
     quality_floor = 0.9
     stochastic = True
     fit_with_valid = True
-    bad_configs = [{"dim": 0}, {"n_layers": 0}, {"n_heads": 3}, {"ff_mult": 0},
-                   {"dropout": 1.0}, {"mask_prob": 0.0}, {"mask_prob": 1.0}, {"max_len": 1},
-                   {"lr": 0.0}, {"weight_decay": -1.0}, {"batch_size": 0}, {"max_epochs": 0},
-                   {"patience": 0}, {"eval_every": 0}]
+    bad_configs = [
+        {"dim": 0},
+        {"n_layers": 0},
+        {"n_heads": 3},
+        {"ff_mult": 0},
+        {"dropout": 1.0},
+        {"mask_prob": 0.0},
+        {"mask_prob": 1.0},
+        {"max_len": 1},
+        {"lr": 0.0},
+        {"weight_decay": -1.0},
+        {"batch_size": 0},
+        {"max_epochs": 0},
+        {"patience": 0},
+        {"eval_every": 0},
+    ]
 
     def world(self):
         return sequences_world()

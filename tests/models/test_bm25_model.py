@@ -25,11 +25,13 @@ def test_scores_equal_bm25_of_the_history_words():
     world = planted_clusters(noise=2)
     model = BM25Recommender(k3=0.0).fit(world.split.train)
     texts = ["Item 0. Genres: group0", "Item 4. Genres: group0"]  # the catalog's texts of 0 and 4
-    index = BM25Index.fit([f"Item {i}. Genres: group{i % 4}" for i in range(60)], k1=1.2, k3=0.0,
-                          stop_words=False)
+    index = BM25Index.fit(
+        [f"Item {i}. Genres: group{i % 4}" for i in range(60)], k1=1.2, k3=0.0, stop_words=False
+    )
     history = sp.csr_matrix(([1.0, 1.0], ([0, 0], [0, 4])), shape=(1, 60))
-    np.testing.assert_allclose(model.score(history)[0], index.score_texts([" ".join(texts)])[0],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        model.score(history)[0], index.score_texts([" ".join(texts)])[0], rtol=1e-6
+    )
 
 
 def test_cold_items_found_and_empty_history_uniform():

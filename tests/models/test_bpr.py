@@ -24,9 +24,17 @@ class TestBPR(ModelContract):
     quality_floor = 0.9
     stochastic = True
     fit_with_valid = True
-    bad_configs = [{"dim": 0}, {"lr": 0.0}, {"batch_size": 0}, {"reg": -1.0},
-                   {"max_epochs": 0}, {"patience": 0}, {"eval_every": 0}, {"fold_in_reg": 0.0},
-                   {"n_negatives": 0}]
+    bad_configs = [
+        {"dim": 0},
+        {"lr": 0.0},
+        {"batch_size": 0},
+        {"reg": -1.0},
+        {"max_epochs": 0},
+        {"patience": 0},
+        {"eval_every": 0},
+        {"fold_in_reg": 0.0},
+        {"n_negatives": 0},
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +62,9 @@ def test_early_stopping_restores_the_best_epoch(world, monkeypatch):
         return next(curve)
 
     monkeypatch.setattr(protocol, "validation_ndcg", scripted)
-    model = BPR({**TINY, "patience": 3}).fit(world.split.train, valid=world.split.valid,
-                                             options=OPTIONS)
+    model = BPR({**TINY, "patience": 3}).fit(
+        world.split.train, valid=world.split.valid, options=OPTIONS
+    )
     assert model.best_epoch_ == 3
     assert len(model.loss_history_) == 6  # epochs 4, 5, 6 brought no improvement
     assert [h["epoch"] for h in model.history_] == [1, 2, 3, 4, 5, 6]
@@ -68,7 +77,8 @@ def test_eval_every_spaces_the_evaluations(world, monkeypatch):
     calls = []
     monkeypatch.setattr(protocol, "validation_ndcg", lambda *a, **kw: calls.append(1) or 0.5)
     model = BPR({**TINY, "max_epochs": 9, "eval_every": 3, "patience": 10}).fit(
-        world.split.train, valid=world.split.valid, options=OPTIONS)
+        world.split.train, valid=world.split.valid, options=OPTIONS
+    )
     assert [h["epoch"] for h in model.history_] == [3, 6, 9] and len(calls) == 3
     assert model.best_epoch_ == 3  # ties do not count as improvements
 
@@ -134,7 +144,13 @@ def test_untrained_user_in_vocabulary_is_folded_in(world):
 def test_default_config_is_the_ml100k_validation_choice():
     cfg = BPR().config
     assert (cfg.dim, cfg.lr, cfg.batch_size, cfg.reg, cfg.n_negatives, cfg.patience) == (
-        64, 5e-3, 2048, 7.5e-3, 4, 10)
+        64,
+        5e-3,
+        2048,
+        7.5e-3,
+        4,
+        10,
+    )
 
 
 @pytest.mark.parametrize("k, reg", [(1, 0.0), (1, 0.01), (3, 0.0), (3, 0.01)])
@@ -146,8 +162,12 @@ def test_closed_form_gradients_equal_autograd(k, reg):
     model = BPR(batch_size=64, n_negatives=k, reg=reg)
     user_emb = torch.randn(10, 8, dtype=torch.float64, generator=gen).requires_grad_(True)
     item_emb = torch.randn(20, 8, dtype=torch.float64, generator=gen).requires_grad_(True)
-    triples = torch.cat([torch.randint(0, 10, (1, 50), generator=gen),
-                         torch.randint(0, 20, (1 + k, 50), generator=gen)])
+    triples = torch.cat(
+        [
+            torch.randint(0, 10, (1, 50), generator=gen),
+            torch.randint(0, 20, (1 + k, 50), generator=gen),
+        ]
+    )
     p_u, q_i, q_j = user_emb[triples[0]], item_emb[triples[1]], item_emb[triples[2:].T]
     loss = -F.logsigmoid(((q_i[:, None] - q_j) * p_u[:, None]).sum(2)).mean()
     loss = loss + reg * (p_u.square().sum() + q_i.square().sum() + q_j.square().sum() / k) / 50
@@ -170,8 +190,9 @@ def test_several_negatives_per_positive(world):
     x = train.user_items
     users = np.repeat(np.arange(train.n_users), np.diff(x.indptr))
     keys = np.sort(users * train.n_items + x.indices)
-    triples = model._epoch_triples(np.random.default_rng(0), users, x.indices.astype(np.int64),
-                                   train.n_items, keys).numpy()
+    triples = model._epoch_triples(
+        np.random.default_rng(0), users, x.indices.astype(np.int64), train.n_items, keys
+    ).numpy()
     assert triples.shape == (5, x.nnz)
     assert sorted(zip(triples[0], triples[1])) == sorted(zip(users, x.indices))
     for row in triples[2:]:

@@ -22,11 +22,22 @@ class TestCDAE(ModelContract):
     quality_floor = 0.9
     stochastic = True
     fit_with_valid = True
-    bad_configs = [{"hidden": 0}, {"corruption": 1.0}, {"corruption": -0.1},
-                   {"hidden_act": "softmax"}, {"output_act": "gelu"}, {"loss": "hinge"},
-                   {"objective": "pairwise"}, {"negative_ratio": 0.0}, {"lr": 0.0},
-                   {"reg": -1.0}, {"batch_size": 0}, {"max_epochs": 0}, {"patience": 0},
-                   {"eval_every": 0}]
+    bad_configs = [
+        {"hidden": 0},
+        {"corruption": 1.0},
+        {"corruption": -0.1},
+        {"hidden_act": "softmax"},
+        {"output_act": "gelu"},
+        {"loss": "hinge"},
+        {"objective": "pairwise"},
+        {"negative_ratio": 0.0},
+        {"lr": 0.0},
+        {"reg": -1.0},
+        {"batch_size": 0},
+        {"max_epochs": 0},
+        {"patience": 0},
+        {"eval_every": 0},
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +60,7 @@ def test_score_is_the_papers_forward_pass(fitted, world):
         with_user = torch.sigmoid(pre + net.user_vectors.weight[3]) @ net.decoder.weight.T
         with_user = (with_user + net.decoder.bias)[0].numpy()
         without = (torch.sigmoid(pre) @ net.decoder.weight.T + net.decoder.bias)[0].numpy()
-    np.testing.assert_allclose(fitted.score(history, users=[3])[0], with_user, rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(fitted.score(history, users=[3])[0], with_user, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(fitted.score(history)[0], without, rtol=1e-5, atol=1e-5)
 
 
@@ -110,8 +120,9 @@ def test_sampled_objective_counts_positives_and_about_ratio_negatives(fitted):
 
 
 def test_sampled_objective_trains(world):
-    model = CDAE({**TINY, "objective": "sampled"}).fit(world.split.train, valid=world.split.valid,
-                                                       options=OPTIONS)
+    model = CDAE({**TINY, "objective": "sampled"}).fit(
+        world.split.train, valid=world.split.valid, options=OPTIONS
+    )
     assert max(h["ndcg@10"] for h in model.history_) > 0.5
 
 
@@ -139,8 +150,10 @@ def test_penalty_is_the_papers_on_the_batch(fitted):
     model = CDAE({**TINY, "reg": 0.3})
     model.module_ = net = fitted.module_
     users = torch.tensor([2, 9, 4])
-    shared = sum(float(p.detach().square().sum()) for p in (
-        net.encoder.weight, net.encoder.bias, net.decoder.weight, net.decoder.bias))
+    shared = sum(
+        float(p.detach().square().sum())
+        for p in (net.encoder.weight, net.encoder.bias, net.decoder.weight, net.decoder.bias)
+    )
     v = net.user_vectors.weight.detach()[users].square().sum(1).mean().item()
     assert model._penalty(users, 100).item() == pytest.approx(0.15 * (v + shared / 100), rel=1e-5)
 
@@ -170,7 +183,13 @@ def test_reg_leaves_absent_users_alone_without_momentum(world):
 
 def test_paper_preset_builds():
     assert CDAEConfig.presets["paper"] == {
-        "hidden": 50, "corruption": 0.2, "hidden_act": "sigmoid", "output_act": "identity",
-        "loss": "logistic", "objective": "sampled", "negative_ratio": 5.0}
+        "hidden": 50,
+        "corruption": 0.2,
+        "hidden_act": "sigmoid",
+        "output_act": "identity",
+        "loss": "logistic",
+        "objective": "sampled",
+        "negative_ratio": 5.0,
+    }
     cfg = CDAEConfig.from_preset("paper")
     assert (cfg.hidden, cfg.objective, cfg.negative_ratio) == (50, "sampled", 5.0)

@@ -7,8 +7,8 @@ from typing import ClassVar
 
 import pytest
 
-from genrec.errors import ConfigError
 from genrec.build import build_model
+from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig
 
 

@@ -24,8 +24,13 @@ class TestDenseRetrieval(ModelContract):
     model_cls = DenseRetrieval
     config = TINY  # items say their cluster in the text ("Genres: group2"): content finds it
     quality_floor = 0.95
-    bad_configs = [{"recency": -0.1}, {"index": "annoy"}, {"index_candidates": 0},
-                   {"text_encoder": ""}, {"text_cache": ""}]
+    bad_configs = [
+        {"recency": -0.1},
+        {"index": "annoy"},
+        {"index_candidates": 0},
+        {"text_encoder": ""},
+        {"text_cache": ""},
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +82,9 @@ def test_recency_weights_favour_the_newest_items():
     w = recency_weights(histories, 1.0).toarray()
     np.testing.assert_allclose(w[0, [2, 1, 3]], np.exp([0.0, -1.0, -2.0]), rtol=1e-6)
     assert not w[1].any()
-    np.testing.assert_array_equal(recency_weights(histories, 0.0).toarray(),
-                                  (histories.toarray() > 0).astype(np.float32))
+    np.testing.assert_array_equal(
+        recency_weights(histories, 0.0).toarray(), (histories.toarray() > 0).astype(np.float32)
+    )
 
 
 def test_recency_changes_the_query(world):

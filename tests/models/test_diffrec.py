@@ -8,12 +8,23 @@ import torch
 
 from genrec.data.synthetic import planted_clusters
 from genrec.models import DiffRec
-from genrec.models.interactions.diffrec import Diffusion, StepSampler, diffusion_loss, noise_schedule
+from genrec.models.interactions.diffrec import (
+    Diffusion,
+    StepSampler,
+    diffusion_loss,
+    noise_schedule,
+)
 
 from .contract import OPTIONS, ModelContract
 
-TINY = {"hidden": (32,), "lr": 0.01, "batch_size": 32, "max_epochs": 40, "patience": 5,
-        "dropout": 0.2}
+TINY = {
+    "hidden": (32,),
+    "lr": 0.01,
+    "batch_size": 32,
+    "max_epochs": 40,
+    "patience": 5,
+    "dropout": 0.2,
+}
 
 
 class TestDiffRec(ModelContract):
@@ -22,12 +33,26 @@ class TestDiffRec(ModelContract):
     quality_floor = 0.9
     stochastic = True
     fit_with_valid = True
-    bad_configs = [{"steps": 0}, {"noise_scale": 0.0}, {"noise_scale": 1.5}, {"noise_min": 0.0},
-                   {"noise_min": 0.02, "noise_max": 0.01}, {"sampling_steps": -1},
-                   {"sampling_steps": 6}, {"history_per_step": 0}, {"hidden": ()},
-                   {"hidden": (0,)}, {"emb_size": 1}, {"dropout": 1.0}, {"lr": 0.0},
-                   {"weight_decay": -1.0}, {"batch_size": 0}, {"max_epochs": 0},
-                   {"patience": 0}, {"eval_every": 0}]
+    bad_configs = [
+        {"steps": 0},
+        {"noise_scale": 0.0},
+        {"noise_scale": 1.5},
+        {"noise_min": 0.0},
+        {"noise_min": 0.02, "noise_max": 0.01},
+        {"sampling_steps": -1},
+        {"sampling_steps": 6},
+        {"history_per_step": 0},
+        {"hidden": ()},
+        {"hidden": (0,)},
+        {"emb_size": 1},
+        {"dropout": 1.0},
+        {"lr": 0.0},
+        {"weight_decay": -1.0},
+        {"batch_size": 0},
+        {"max_epochs": 0},
+        {"patience": 0},
+        {"eval_every": 0},
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +73,10 @@ def test_schedule_matches_a_hand_computation():
     np.testing.assert_allclose(np.cumprod(1 - beta), abar, rtol=1e-12)
 
 
-@pytest.mark.parametrize("steps, scale, lo, hi", [(1, 0.01, 0.1, 0.2), (5, 0.01, 0.001, 0.01),
-                                                  (40, 0.005, 0.005, 0.01), (100, 1.0, 0.01, 0.9)])
+@pytest.mark.parametrize(
+    "steps, scale, lo, hi",
+    [(1, 0.01, 0.1, 0.2), (5, 0.01, 0.001, 0.01), (40, 0.005, 0.005, 0.01), (100, 1.0, 0.01, 0.9)],
+)
 def test_schedule_is_monotone_inside_the_unit_interval(steps, scale, lo, hi):
     abar, beta = noise_schedule(steps, scale, lo, hi)
     assert ((abar > 0) & (abar < 1)).all() and ((beta > 0) & (beta < 1)).all()
@@ -91,8 +118,9 @@ def test_weighted_loss_is_unbiased_by_the_step_probabilities():
     sampler.update(np.array([0, 1, 2]), np.array([1.0, 2.0, 3.0]))
     x0 = torch.zeros(4000, 2)
     torch.manual_seed(0)
-    loss, _ = diffusion_loss(diffusion, sampler, lambda x, t: (t[:, None] + 1.0).expand_as(x),
-                             x0, reweight=False)
+    loss, _ = diffusion_loss(
+        diffusion, sampler, lambda x, t: (t[:, None] + 1.0).expand_as(x), x0, reweight=False
+    )
     # the constant prediction t + 1 has squared error (t + 1)^2: mean over steps 14 / 3
     assert float(loss) == pytest.approx(14 / 3, rel=0.05)
 
@@ -101,8 +129,9 @@ def test_step_weights_are_snr_differences():
     diffusion = Diffusion(3, 0.5, 0.1, 0.5)
     abar = 1 - 0.5 * np.array([0.1, 0.3, 0.5])
     snr = abar / (1 - abar)
-    np.testing.assert_allclose(diffusion.weight.numpy(), [1.0, snr[0] - snr[1], snr[1] - snr[2]],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        diffusion.weight.numpy(), [1.0, snr[0] - snr[1], snr[1] - snr[2]], rtol=1e-6
+    )
 
 
 def test_sample_profiles(world, fitted):

@@ -43,16 +43,16 @@ def test_matches_naive_per_column_ridge_solve():
         naive[others, j] = np.linalg.solve(a.T @ a + reg * np.eye(6), a.T @ x[:, j])
     import scipy.sparse as sp
 
-    np.testing.assert_allclose(ease_weights(sp.csr_matrix(x), reg=reg), naive, rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(ease_weights(sp.csr_matrix(x), reg=reg), naive, rtol=1e-5, atol=1e-6)
 
 
 def test_scores_are_history_times_weights():
     world = planted_clusters(noise=2)
     model = EASE(reg=5.0).fit(world.split.train)
     histories = world.split.train.user_items[:4]
-    np.testing.assert_allclose(model.score(histories), histories.toarray() @ model.weights_,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.score(histories), histories.toarray() @ model.weights_, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_too_many_items_is_a_config_error_with_the_fix():

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from genrec.build import build_model
 from genrec.data.synthetic import planted_clusters
 from genrec.models import DenseRetrieval, GPT4Rec
-from genrec.build import build_model
 from genrec.text.lm import FakeLanguageModel
 
 from .contract import OPTIONS, ModelContract
@@ -22,9 +22,16 @@ class TestGPT4Rec(ModelContract):
     model_cls = GPT4Rec
     config = TINY  # the fake LM writes one constant query; the history half finds the cluster
     quality_floor = 0.9
-    bad_configs = [{"lm": ""}, {"history_len": 0}, {"max_new_tokens": 0},
-                   {"history_weight": -0.1}, {"history_weight": 1.5}, {"kind": ""},
-                   {"text_encoder": ""}, {"text_cache": ""}]
+    bad_configs = [
+        {"lm": ""},
+        {"history_len": 0},
+        {"max_new_tokens": 0},
+        {"history_weight": -0.1},
+        {"history_weight": 1.5},
+        {"kind": ""},
+        {"text_encoder": ""},
+        {"text_cache": ""},
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +41,9 @@ def world():
 
 def majority_group_writer(world):
     """A scripted LM that writes the majority cluster of the quoted titles ("group2")."""
-    title_group = {t: g[0] for t, g in zip(world.data.catalog["title"],
-                                           world.data.catalog["genres"])}
+    title_group = {
+        t: g[0] for t, g in zip(world.data.catalog["title"], world.data.catalog["genres"])
+    }
 
     def write(prompt: str) -> str:
         groups = [title_group[t] for t in re.findall(r'^- "(.*)"$', prompt, re.MULTILINE)]
@@ -46,8 +54,7 @@ def majority_group_writer(world):
 
 def hit_at_5(model, world) -> float:
     users = np.flatnonzero(world.answer >= 0)
-    items, _ = model.recommend(world.split.history("test").user_item_order[users], users=users,
-                               k=5)
+    items, _ = model.recommend(world.split.history("test").user_item_order[users], users=users, k=5)
     return float((items == world.answer[users, None]).any(axis=1).mean())
 
 
@@ -97,8 +104,9 @@ def test_empty_history_and_empty_query(world):
     empty_lm = FakeLanguageModel(generate_fn=lambda prompt: "")
     model = GPT4Rec(TINY, history_weight=0.0, language_model=empty_lm).fit(world.split.train)
     histories = world.split.train.user_item_order[:3]
-    np.testing.assert_allclose(model.score(histories), model.retriever_.score(histories),
-                               atol=1e-6)  # no generated text: the history query
+    np.testing.assert_allclose(
+        model.score(histories), model.retriever_.score(histories), atol=1e-6
+    )  # no generated text: the history query
     none = sp.csr_matrix((2, 60), dtype=np.float32)
     scores = model.score(none)
     assert np.isfinite(scores).all() and not scores.any()

@@ -15,8 +15,17 @@ from genrec.options import RunOptions
 
 from .contract import OPTIONS, ModelContract
 
-TINY = {"dim": 16, "hidden": 16, "lr": 0.01, "batch_size": 32, "max_epochs": 25, "patience": 5,
-        "max_len": 10, "embed_dropout": 0.0, "hidden_dropout": 0.0}
+TINY = {
+    "dim": 16,
+    "hidden": 16,
+    "lr": 0.01,
+    "batch_size": 32,
+    "max_epochs": 25,
+    "patience": 5,
+    "max_len": 10,
+    "embed_dropout": 0.0,
+    "hidden_dropout": 0.0,
+}
 
 
 def sequences_world():
@@ -29,11 +38,25 @@ class TestGRU4Rec(ModelContract):
     quality_floor = 0.9
     stochastic = True
     fit_with_valid = True
-    bad_configs = [{"dim": 0}, {"hidden": 0}, {"n_layers": 0}, {"embed_dropout": 1.0},
-                   {"hidden_dropout": -0.1}, {"loss": "bpr"}, {"n_negatives": -1},
-                   {"sample_alpha": -1.0}, {"bpr_reg": -1.0}, {"max_len": 0}, {"lr": 0.0},
-                   {"weight_decay": -1.0}, {"batch_size": 0}, {"max_epochs": 0},
-                   {"patience": 0}, {"eval_every": 0}, {"tie_embeddings": True, "dim": 8}]
+    bad_configs = [
+        {"dim": 0},
+        {"hidden": 0},
+        {"n_layers": 0},
+        {"embed_dropout": 1.0},
+        {"hidden_dropout": -0.1},
+        {"loss": "bpr"},
+        {"n_negatives": -1},
+        {"sample_alpha": -1.0},
+        {"bpr_reg": -1.0},
+        {"max_len": 0},
+        {"lr": 0.0},
+        {"weight_decay": -1.0},
+        {"batch_size": 0},
+        {"max_epochs": 0},
+        {"patience": 0},
+        {"eval_every": 0},
+        {"tie_embeddings": True, "dim": 8},
+    ]
 
     def world(self):
         return sequences_world()
@@ -52,8 +75,9 @@ def test_bpr_max_matches_a_hand_computation():
     gen = torch.Generator().manual_seed(0)
     pos = torch.randn(5, dtype=torch.float64, generator=gen)
     neg = torch.randn(5, 4, dtype=torch.float64, generator=gen)
-    valid = torch.tensor([[1, 1, 1, 1], [1, 0, 1, 1], [0, 0, 0, 1], [1, 1, 0, 0], [1, 1, 1, 1]],
-                         dtype=torch.bool)
+    valid = torch.tensor(
+        [[1, 1, 1, 1], [1, 0, 1, 1], [0, 0, 0, 1], [1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool
+    )
     reg = 0.7
     expected = []
     for n in range(5):
@@ -75,7 +99,8 @@ def test_bpr_max_ignores_invalid_negatives_and_rewards_ranking():
 
 def test_bpr_max_learns_the_chains(world):
     model = GRU4Rec({**TINY, "loss": "bpr-max", "n_negatives": 0}).fit(
-        world.split.train, valid=world.split.valid, options=OPTIONS)
+        world.split.train, valid=world.split.valid, options=OPTIONS
+    )
     assert max(h["ndcg@10"] for h in model.history_) > 0.8
 
 
@@ -86,7 +111,8 @@ def test_loss_decreases(world):
 
 def test_tied_embeddings_train(world):
     model = GRU4Rec({**TINY, "tie_embeddings": True}).fit(
-        world.split.train, valid=world.split.valid, options=OPTIONS)
+        world.split.train, valid=world.split.valid, options=OPTIONS
+    )
     assert model.net_.embed is None and max(h["ndcg@10"] for h in model.history_) > 0.8
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from genrec.build import build_model
 from genrec.data.synthetic import planted_clusters
 from genrec.errors import ConfigError
-from genrec.build import build_model
 from genrec.pipelines.hybrid import Hybrid
 from genrec.ranking import as_score_tensor, mask_seen
 from genrec.retrieval import reciprocal_rank_fusion
@@ -21,17 +21,24 @@ class TestHybrid(ModelContract):
     model_cls = Hybrid
     config = TINY
     quality_floor = 0.95
-    bad_configs = [{"collaborative": "nope"}, {"collaborative": "hybrid"}, {"rrf_k": -1.0},
-                   {"weights": (1.0, 1.0)}, {"weights": (1.0, -1.0, 1.0)}]
+    bad_configs = [
+        {"collaborative": "nope"},
+        {"collaborative": "hybrid"},
+        {"rrf_k": -1.0},
+        {"weights": (1.0, 1.0)},
+        {"weights": (1.0, -1.0, 1.0)},
+    ]
 
 
 def test_scores_are_rrf_of_the_components_without_seen_items():
     world = planted_clusters(noise=2)
-    model = build_model("hybrid", {**TINY, "weights": (1.0, 0.5, 2.0)}).fit(world.split.train,
-                                                                          options=OPTIONS)
+    model = build_model("hybrid", {**TINY, "weights": (1.0, 0.5, 2.0)}).fit(
+        world.split.train, options=OPTIONS
+    )
     histories = world.split.history("test").user_item_order[:6]
-    parts = [mask_seen(as_score_tensor(m.score(histories)), histories).numpy()
-             for m in model.components_]
+    parts = [
+        mask_seen(as_score_tensor(m.score(histories)), histories).numpy() for m in model.components_
+    ]
     expected = reciprocal_rank_fusion(parts, k=60, weights=[1.0, 0.5, 2.0])
     np.testing.assert_allclose(model.score(histories), expected, rtol=1e-6)
 

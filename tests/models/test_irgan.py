@@ -17,8 +17,16 @@ from genrec.models.interactions.irgan import IRGANConfig, _mf_module
 
 from .contract import OPTIONS, ModelContract
 
-TINY = {"dim": 16, "pretrain_epochs": 30, "pretrain_lr": 0.05, "lr_g": 0.01, "lr_d": 0.01,
-        "batch_size": 32, "max_epochs": 5, "patience": 3}
+TINY = {
+    "dim": 16,
+    "pretrain_epochs": 30,
+    "pretrain_lr": 0.05,
+    "lr_g": 0.01,
+    "lr_d": 0.01,
+    "batch_size": 32,
+    "max_epochs": 5,
+    "patience": 3,
+}
 
 
 class TestIRGAN(ModelContract):
@@ -27,12 +35,27 @@ class TestIRGAN(ModelContract):
     quality_floor = 0.9
     stochastic = True
     fit_with_valid = True
-    bad_configs = [{"dim": 0}, {"pretrain_epochs": -1}, {"pretrain_loss": "mse"},
-                   {"pretrain_lr": 0.0}, {"lr_g": 0.0}, {"lr_d": -1.0}, {"reg": -1.0},
-                   {"d_steps": 0}, {"g_steps": 0}, {"d_temperature": 0.0},
-                   {"sample_lambda": 1.5}, {"reward": "hinge"}, {"batch_size": 0},
-                   {"max_epochs": 0}, {"patience": 0}, {"eval_every": 0}, {"fold_in_reg": 0.0},
-                   {"reg_d": -1.0}, {"optimizer": "rmsprop"}]
+    bad_configs = [
+        {"dim": 0},
+        {"pretrain_epochs": -1},
+        {"pretrain_loss": "mse"},
+        {"pretrain_lr": 0.0},
+        {"lr_g": 0.0},
+        {"lr_d": -1.0},
+        {"reg": -1.0},
+        {"d_steps": 0},
+        {"g_steps": 0},
+        {"d_temperature": 0.0},
+        {"sample_lambda": 1.5},
+        {"reward": "hinge"},
+        {"batch_size": 0},
+        {"max_epochs": 0},
+        {"patience": 0},
+        {"eval_every": 0},
+        {"fold_in_reg": 0.0},
+        {"reg_d": -1.0},
+        {"optimizer": "rmsprop"},
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +146,9 @@ def test_sampler_rejects_bad_temperatures(fitted, temperature):
 
 def test_a_user_who_saw_every_item_is_left_out_of_ds_fake_term():
     """User "all" saw all 6 items: D trains on their real items only, the fit does not fail."""
-    pairs = [("all", i) for i in range(6)] + [(f"u{u}", (u + d) % 6) for u in range(8)
-                                              for d in range(2)]
+    pairs = [("all", i) for i in range(6)] + [
+        (f"u{u}", (u + d) % 6) for u in range(8) for d in range(2)
+    ]
     data = Dataset.from_interactions([u for u, _ in pairs], [f"i{i}" for _, i in pairs])
     model = IRGAN(dim=4, pretrain_epochs=2, max_epochs=2, batch_size=4).fit(data, options=OPTIONS)
     assert np.isfinite(model.d_loss_history_).all() and len(model.d_loss_history_) == 2
@@ -135,7 +159,8 @@ def test_a_user_who_saw_every_item_is_left_out_of_ds_fake_term():
 def test_game_changes_both_players_and_logs_losses(world):
     base = {**TINY, "max_epochs": 1}
     before = IRGAN({**base, "max_epochs": 1, "lr_g": 1e-12, "lr_d": 1e-12}).fit(
-        world.split.train, options=OPTIONS)
+        world.split.train, options=OPTIONS
+    )
     after = IRGAN({**base, "max_epochs": 3}).fit(world.split.train, options=OPTIONS)
     assert len(after.loss_history_) == len(after.d_loss_history_) == 3
     assert np.isfinite(after.loss_history_).all() and np.isfinite(after.d_loss_history_).all()
@@ -154,36 +179,41 @@ def test_pretraining_is_early_stopped_on_validation(fitted):
 @pytest.mark.parametrize("loss", ["softmax", "bpr"])
 def test_both_pretraining_losses_learn(world, loss):
     model = IRGAN({**TINY, "pretrain_loss": loss, "max_epochs": 1}).fit(
-        world.split.train, valid=world.split.valid, options=OPTIONS)
+        world.split.train, valid=world.split.valid, options=OPTIONS
+    )
     assert model.pretrain_ndcg_ > 0.5
 
 
 def test_without_pretraining_the_game_alone_runs(world):
     model = IRGAN({**TINY, "pretrain_epochs": 0, "max_epochs": 2}).fit(
-        world.split.train, valid=world.split.valid, options=OPTIONS)
+        world.split.train, valid=world.split.valid, options=OPTIONS
+    )
     assert model.pretrain_ndcg_ is None and model.pretrain_history_ == []
     assert len(model.history_) == 2
 
 
 def test_log1p_exp_reward_runs(world):
-    model = IRGAN({**TINY, "reward": "log1p_exp", "max_epochs": 2}).fit(world.split.train,
-                                                                        options=OPTIONS)
+    model = IRGAN({**TINY, "reward": "log1p_exp", "max_epochs": 2}).fit(
+        world.split.train, options=OPTIONS
+    )
     assert np.isfinite(model.loss_history_).all()
 
 
 def _with_players(fitted, **config):
     """A fresh IRGAN (``TINY`` + ``config``) holding copies of ``fitted``'s players and data."""
     model = IRGAN({**TINY, **config})
-    model.generator_, model.discriminator_ = (copy.deepcopy(m) for m in
-                                              (fitted.generator_, fitted.discriminator_))
+    model.generator_, model.discriminator_ = (
+        copy.deepcopy(m) for m in (fitted.generator_, fitted.discriminator_)
+    )
     model.train_items_, model.trained_users_ = fitted.train_items_, fitted.trained_users_
     model.n_users_, model.n_items_ = fitted.n_users_, fitted.n_items_
     return model
 
 
-@pytest.mark.parametrize(("sample_lambda", "reward"),
-                         [(0.0, "sigmoid"), (0.5, "sigmoid"), (0.0, "log1p_exp"),
-                          (0.5, "log1p_exp")])
+@pytest.mark.parametrize(
+    ("sample_lambda", "reward"),
+    [(0.0, "sigmoid"), (0.5, "sigmoid"), (0.0, "log1p_exp"), (0.5, "log1p_exp")],
+)
 def test_policy_gradient_moves_g_towards_what_d_rewards(fitted, sample_lambda, reward):
     """D rewards one item j (bias +10, -10 elsewhere, zero vectors): one G pass must raise
     p_G(j | u) for every user, with or without importance sampling, under either reward.
@@ -239,7 +269,8 @@ def test_discriminator_passes_separate_real_items_from_g_samples(fitted):
 def test_the_game_never_ends_below_the_pretrained_generator(world):
     """A wild game learning rate wrecks G; the pre-trained G must then be kept (best epoch 0)."""
     model = IRGAN({**TINY, "lr_g": 3.0, "lr_d": 3.0, "max_epochs": 3}).fit(
-        world.split.train, valid=world.split.valid, options=OPTIONS)
+        world.split.train, valid=world.split.valid, options=OPTIONS
+    )
     assert max(h["ndcg@10"] for h in model.history_) < model.pretrain_ndcg_  # the game hurt
     final = validation_ndcg(model, world.split.train, world.split.valid, k=10)
     assert final >= model.pretrain_ndcg_
@@ -267,10 +298,23 @@ def test_fold_in_matches_a_ridge_fit(fitted, world):
 def test_paper_preset_is_the_released_code():
     cfg = IRGANConfig.from_preset("paper")
     assert IRGANConfig.presets["paper"] == {
-        "dim": 5, "optimizer": "sgd", "lr_g": 1e-3, "lr_d": 1e-3, "reg": 0.0, "reg_d": 0.1 / 16,
-        "d_temperature": 0.2, "sample_lambda": 0.2, "reward": "sigmoid", "d_steps": 2,
-        "g_steps": 1, "max_epochs": 750, "patience": 750, "pretrain_loss": "bpr",
-        "pretrain_d": False, "batch_size": 16}
+        "dim": 5,
+        "optimizer": "sgd",
+        "lr_g": 1e-3,
+        "lr_d": 1e-3,
+        "reg": 0.0,
+        "reg_d": 0.1 / 16,
+        "d_temperature": 0.2,
+        "sample_lambda": 0.2,
+        "reward": "sigmoid",
+        "d_steps": 2,
+        "g_steps": 1,
+        "max_epochs": 750,
+        "patience": 750,
+        "pretrain_loss": "bpr",
+        "pretrain_d": False,
+        "batch_size": 16,
+    }
     assert (cfg.dim, cfg.pretrain_d, cfg.reg_d, cfg.optimizer) == (5, False, 0.00625, "sgd")
 
 

@@ -71,12 +71,16 @@ def test_text_init_puts_items_with_similar_text_closer(world):
     np.testing.assert_array_equal(out[:, 39:], wide[:, 39:])  # 40 centred items: rank <= 39
 
 
-@pytest.mark.parametrize("model_cls, config, table", [
-    (SASRec, {**SASREC_TINY, "loss": "ce"}, lambda m: m.net_["item_emb"].weight[1:]),
-    (BERT4Rec, BERT_TINY, lambda m: m.net_.items.weight[1:41]),
-])
-def test_fit_starts_from_the_text_and_leaves_other_weights_as_random(world, model_cls, config,
-                                                                     table):
+@pytest.mark.parametrize(
+    "model_cls, config, table",
+    [
+        (SASRec, {**SASREC_TINY, "loss": "ce"}, lambda m: m.net_["item_emb"].weight[1:]),
+        (BERT4Rec, BERT_TINY, lambda m: m.net_.items.weight[1:41]),
+    ],
+)
+def test_fit_starts_from_the_text_and_leaves_other_weights_as_random(
+    world, model_cls, config, table
+):
     """One epoch at a negligible learning rate: the item table is the text init, every other
     weight equals the random-init model's (same seed), and the saved state has the same keys."""
     tiny = {**config, "lr": 1e-12, "max_epochs": 1}
@@ -85,9 +89,11 @@ def test_fit_starts_from_the_text_and_leaves_other_weights_as_random(world, mode
     groups = np.array([g[0] for g in world.data.catalog["genres"]])
     text_items = table(text).detach().numpy()
     rand_items = table(rand).detach().numpy()
-    np.testing.assert_allclose(text_items, text_item_init(world.split.train, rand_items,
-                                                          encoder="hashing", cache="off"),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        text_items,
+        text_item_init(world.split.train, rand_items, encoder="hashing", cache="off"),
+        atol=1e-6,
+    )
     assert within_minus_between(text_items, groups) > 0.3
     text_state, rand_state = text.net_.state_dict(), rand.net_.state_dict()
     assert text_state.keys() == rand_state.keys() and text._state().keys() == rand._state().keys()

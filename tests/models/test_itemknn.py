@@ -19,11 +19,10 @@ class TestItemKNN(ModelContract):
     bad_configs = [{"k_neighbors": 0}, {"shrink": -1.0}, {"block_bytes": 10}]
 
 
-X = np.array([[1, 1, 0, 0, 1],
-              [1, 0, 1, 0, 0],
-              [0, 1, 1, 1, 0],
-              [1, 1, 1, 0, 0],
-              [0, 0, 0, 1, 1]], dtype=np.float64)
+X = np.array(
+    [[1, 1, 0, 0, 1], [1, 0, 1, 0, 0], [0, 1, 1, 1, 0], [1, 1, 1, 0, 0], [0, 0, 0, 1, 1]],
+    dtype=np.float64,
+)
 
 
 def hand_cosine(x, shrink):
@@ -57,8 +56,9 @@ def test_keeps_the_top_k_neighbours_of_each_target():
     for target in range(X.shape[1]):
         kept = np.flatnonzero(got[:, target])
         assert len(kept) == 2
-        np.testing.assert_allclose(np.sort(got[kept, target]),
-                                   np.sort(full[:, target])[-len(kept):], rtol=1e-6)
+        np.testing.assert_allclose(
+            np.sort(got[kept, target]), np.sort(full[:, target])[-len(kept) :], rtol=1e-6
+        )
 
 
 def test_blocks_give_the_same_similarity():

@@ -13,8 +13,15 @@ from genrec.models.interactions.ldiffrec import item_embeddings
 
 from .contract import OPTIONS, ModelContract
 
-TINY = {"latent_dim": 32, "hidden": (32,), "lr": 0.01, "batch_size": 32, "max_epochs": 40,
-        "patience": 5, "svd_dim": 8}
+TINY = {
+    "latent_dim": 32,
+    "hidden": (32,),
+    "lr": 0.01,
+    "batch_size": 32,
+    "max_epochs": 40,
+    "patience": 5,
+    "svd_dim": 8,
+}
 
 
 class TestLDiffRec(ModelContract):
@@ -23,11 +30,23 @@ class TestLDiffRec(ModelContract):
     quality_floor = 0.9
     stochastic = True
     fit_with_valid = True
-    bad_configs = [{"n_clusters": 0}, {"latent_dim": 0}, {"latent_dim": 1, "n_clusters": 2},
-                   {"svd_dim": 0}, {"kmeans_iters": 0}, {"kl_anneal_steps": 0},
-                   {"steps": 0}, {"noise_min": 0.02, "noise_max": 0.01}, {"hidden": ()},
-                   {"denoiser_dropout": 1.0}, {"diffusion_weight": -1.0}, {"kl_cap": -0.1},
-                   {"dropout": -0.1}, {"lr": 0.0}, {"batch_size": 0}]
+    bad_configs = [
+        {"n_clusters": 0},
+        {"latent_dim": 0},
+        {"latent_dim": 1, "n_clusters": 2},
+        {"svd_dim": 0},
+        {"kmeans_iters": 0},
+        {"kl_anneal_steps": 0},
+        {"steps": 0},
+        {"noise_min": 0.02, "noise_max": 0.01},
+        {"hidden": ()},
+        {"denoiser_dropout": 1.0},
+        {"diffusion_weight": -1.0},
+        {"kl_cap": -0.1},
+        {"dropout": -0.1},
+        {"lr": 0.0},
+        {"batch_size": 0},
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +56,9 @@ def world():
 
 @pytest.fixture(scope="module")
 def fitted(world):
-    return LDiffRec({**TINY, "n_clusters": 4, "max_epochs": 15}).fit(world.split.train,
-                                                                      options=OPTIONS)
+    return LDiffRec({**TINY, "n_clusters": 4, "max_epochs": 15}).fit(
+        world.split.train, options=OPTIONS
+    )
 
 
 def test_items_are_clustered_by_the_planted_groups(world, fitted):
@@ -93,8 +113,9 @@ def test_paper_preset_builds():
 
 
 def test_multinomial_decoder_trains_and_samples(world):
-    model = LDiffRec({**TINY, "recon": "multinomial", "max_epochs": 3}).fit(world.split.train,
-                                                                            options=OPTIONS)
+    model = LDiffRec({**TINY, "recon": "multinomial", "max_epochs": 3}).fit(
+        world.split.train, options=OPTIONS
+    )
     assert np.isfinite(model.score(world.split.train.user_items[:3])).all()
     profiles = model.sample_profiles(5, lengths=np.full(5, 4), seed=1)
     assert np.asarray(profiles.sum(axis=1)).ravel().tolist() == [4] * 5

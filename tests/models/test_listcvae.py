@@ -15,9 +15,19 @@ from genrec.models.interactions.listcvae import build_training_slates
 
 from .contract import OPTIONS, ModelContract
 
-TINY = {"slate_size": 5, "embed_dim": 16, "cond_dim": 32, "hidden_dim": 64, "latent_dim": 8,
-        "slates_per_user": 8, "lr": 1e-2, "batch_size": 128, "max_epochs": 15, "patience": 5,
-        "anneal_epochs": 3}
+TINY = {
+    "slate_size": 5,
+    "embed_dim": 16,
+    "cond_dim": 32,
+    "hidden_dim": 64,
+    "latent_dim": 8,
+    "slates_per_user": 8,
+    "lr": 1e-2,
+    "batch_size": 128,
+    "max_epochs": 15,
+    "patience": 5,
+    "anneal_epochs": 3,
+}
 
 
 class TestListCVAE(ModelContract):
@@ -26,11 +36,25 @@ class TestListCVAE(ModelContract):
     quality_floor = 0.9
     stochastic = True
     fit_with_valid = True
-    bad_configs = [{"slate_size": 0}, {"embed_dim": 0}, {"cond_dim": 0}, {"hidden_dim": 0},
-                   {"latent_dim": 0}, {"slates_per_user": 0}, {"batch_size": 0},
-                   {"max_epochs": 0}, {"patience": 0}, {"eval_every": 0}, {"anneal_epochs": -1},
-                   {"cond_dropout": 1.0}, {"click_rate": 0.0}, {"click_rate": 1.5},
-                   {"beta": -0.1}, {"lr": 0.0}, {"weight_decay": -1.0}]
+    bad_configs = [
+        {"slate_size": 0},
+        {"embed_dim": 0},
+        {"cond_dim": 0},
+        {"hidden_dim": 0},
+        {"latent_dim": 0},
+        {"slates_per_user": 0},
+        {"batch_size": 0},
+        {"max_epochs": 0},
+        {"patience": 0},
+        {"eval_every": 0},
+        {"anneal_epochs": -1},
+        {"cond_dropout": 1.0},
+        {"click_rate": 0.0},
+        {"click_rate": 1.5},
+        {"beta": -0.1},
+        {"lr": 0.0},
+        {"weight_decay": -1.0},
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +155,9 @@ def test_kl_weight_ramps_up_over_anneal_epochs(world, monkeypatch):
 
 def test_loss_decreases(world):
     for beta in (0.0, 1.0):  # the slot cross-entropy alone, and with the annealed KL term
-        model = ListCVAE({**TINY, "max_epochs": 8, "beta": beta}).fit(world.split.train,
-                                                                     options=OPTIONS)
+        model = ListCVAE({**TINY, "max_epochs": 8, "beta": beta}).fit(
+            world.split.train, options=OPTIONS
+        )
         assert model.loss_history_[-1] < 0.8 * model.loss_history_[0]
 
 

@@ -31,8 +31,9 @@ def split(ml100k):
 @pytest.mark.slow
 @pytest.mark.parametrize("model_cls", [GRU4Rec, BERT4Rec], ids=lambda c: c.name)
 def test_far_above_recbole(split, model_cls):
-    model = model_cls(BUDGET[model_cls.name]).fit(split.train,
-                                                  options=RunOptions(seed=42, threads=1))
+    model = model_cls(BUDGET[model_cls.name]).fit(
+        split.train, options=RunOptions(seed=42, threads=1)
+    )
     ndcg = evaluate_split(model, split, "test", ks=(10,), metrics=("ndcg",)).mean("ndcg@10")
     assert ndcg >= MEASURED[model.name] - NOISE, f"{model.name} NDCG@10 {ndcg:.4f}"
     assert ndcg > RECBOLE_NDCG10[model.name] + 0.01

@@ -28,7 +28,8 @@ NOISE = 0.006
 def test_tiger_ml100k_loo(ml100k, tmp_path):
     split = leave_one_out_split(ml100k)
     model = TIGER(max_epochs=EPOCHS, text_cache=str(tmp_path / "emb")).fit(
-        split.train, valid=split.valid, options=RunOptions(seed=42, threads=1))
+        split.train, valid=split.valid, options=RunOptions(seed=42, threads=1)
+    )
     result = evaluate_split(model, split, "test", ks=(10,), metrics=("ndcg", "recall"))
     ndcg = result.mean("ndcg@10")
     assert ndcg >= max(MEASURED_NDCG10 - NOISE, RECBOLE_SASREC_NDCG10), f"NDCG@10 {ndcg:.4f}"

@@ -12,8 +12,16 @@ from genrec.models.interactions.multdae import MultDAEConfig, multinomial_nll, n
 
 from .contract import OPTIONS, ModelContract
 
-TINY = {"hidden_dims": (32,), "latent_dim": 16, "lr": 1e-2, "batch_size": 32, "max_epochs": 30,
-        "patience": 5, "dropout": 0.2, "reg": 1e-4}
+TINY = {
+    "hidden_dims": (32,),
+    "latent_dim": 16,
+    "lr": 1e-2,
+    "batch_size": 32,
+    "max_epochs": 30,
+    "patience": 5,
+    "dropout": 0.2,
+    "reg": 1e-4,
+}
 
 
 class TestMultDAE(ModelContract):
@@ -22,9 +30,18 @@ class TestMultDAE(ModelContract):
     quality_floor = 0.9
     stochastic = True
     fit_with_valid = True
-    bad_configs = [{"hidden_dims": (0,)}, {"latent_dim": 0}, {"dropout": 1.0}, {"dropout": -0.1},
-                   {"reg": -1.0}, {"lr": 0.0}, {"batch_size": 0}, {"max_epochs": 0},
-                   {"patience": 0}, {"eval_every": 0}]
+    bad_configs = [
+        {"hidden_dims": (0,)},
+        {"latent_dim": 0},
+        {"dropout": 1.0},
+        {"dropout": -0.1},
+        {"reg": -1.0},
+        {"lr": 0.0},
+        {"batch_size": 0},
+        {"max_epochs": 0},
+        {"patience": 0},
+        {"eval_every": 0},
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -63,19 +80,33 @@ def test_loss_decreases_and_reg_shrinks_the_weights(world):
     heavy = MultDAE({**TINY, "max_epochs": 10, "reg": 0.05}).fit(world.split.train, options=OPTIONS)
 
     def norm(model):
-        return sum(float(m.weight.detach().square().sum()) for m in model.net_
-                   if isinstance(m, torch.nn.Linear))
+        return sum(
+            float(m.weight.detach().square().sum())
+            for m in model.net_
+            if isinstance(m, torch.nn.Linear)
+        )
+
     assert norm(heavy) < norm(plain)
 
 
 def test_presets_and_defaults():
     paper = MultDAEConfig.from_preset("paper")
     assert (paper.hidden_dims, paper.latent_dim, paper.reg, paper.batch_size) == (
-        (600,), 200, 0.01, 500)
+        (600,),
+        200,
+        0.01,
+        500,
+    )
     assert MultDAEConfig.from_dict({"hidden_dims": [64, 32]}).hidden_dims == (64, 32)  # JSON
 
 
 def test_default_config_is_the_ml100k_validation_choice():
     cfg = MultDAE().config
     assert (cfg.hidden_dims, cfg.latent_dim, cfg.dropout, cfg.reg, cfg.lr, cfg.batch_size) == (
-        (), 200, 0.5, 2e-3, 3e-3, 256)
+        (),
+        200,
+        0.5,
+        2e-3,
+        3e-3,
+        256,
+    )

@@ -13,8 +13,16 @@ from genrec.models.interactions.multvae import MultVAEConfig, annealed_beta, gau
 
 from .contract import OPTIONS, ModelContract
 
-TINY = {"hidden_dims": (32,), "latent_dim": 16, "lr": 1e-2, "batch_size": 32, "max_epochs": 30,
-        "patience": 5, "dropout": 0.2, "anneal_steps": 50}
+TINY = {
+    "hidden_dims": (32,),
+    "latent_dim": 16,
+    "lr": 1e-2,
+    "batch_size": 32,
+    "max_epochs": 30,
+    "patience": 5,
+    "dropout": 0.2,
+    "anneal_steps": 50,
+}
 
 
 class TestMultVAE(ModelContract):
@@ -23,9 +31,19 @@ class TestMultVAE(ModelContract):
     quality_floor = 0.9
     stochastic = True
     fit_with_valid = True
-    bad_configs = [{"hidden_dims": (-1,)}, {"latent_dim": 0}, {"dropout": 1.0},
-                   {"beta_max": -0.1}, {"anneal_steps": -1}, {"reg": -1.0}, {"lr": 0.0},
-                   {"batch_size": 0}, {"max_epochs": 0}, {"patience": 0}, {"eval_every": 0}]
+    bad_configs = [
+        {"hidden_dims": (-1,)},
+        {"latent_dim": 0},
+        {"dropout": 1.0},
+        {"beta_max": -0.1},
+        {"anneal_steps": -1},
+        {"reg": -1.0},
+        {"lr": 0.0},
+        {"batch_size": 0},
+        {"max_epochs": 0},
+        {"patience": 0},
+        {"eval_every": 0},
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +72,8 @@ def test_annealing_is_linear_then_capped():
 
 def test_beta_history_follows_the_schedule(world):
     model = MultVAE({**TINY, "max_epochs": 4, "anneal_steps": 1000, "beta_max": 1.0}).fit(
-        world.split.train, options=OPTIONS)
+        world.split.train, options=OPTIONS
+    )
     steps_per_epoch = -(-world.split.train.n_users // TINY["batch_size"])
     expected = [(e * steps_per_epoch - 1) / 1000 for e in range(1, 5)]  # beta of the last step
     assert model.beta_history_ == pytest.approx(expected)
@@ -64,10 +83,14 @@ def test_reparameterisation_noise_is_standard_normal(fitted, world):
     """The training loss decodes z = mu + sigma * eps with eps ~ N(0, I) (RecBole: N(0, 0.01^2))."""
     x = torch.from_numpy(world.split.train.user_items.toarray().astype(np.float32))
     seen = {}
-    hooks = [fitted.net_["encoder"].register_forward_hook(
-                 lambda m, i, out: seen.__setitem__("enc", out.detach())),
-             fitted.net_["decoder"].register_forward_pre_hook(
-                 lambda m, i: seen.__setitem__("z", i[0].detach()))]
+    hooks = [
+        fitted.net_["encoder"].register_forward_hook(
+            lambda m, i, out: seen.__setitem__("enc", out.detach())
+        ),
+        fitted.net_["decoder"].register_forward_pre_hook(
+            lambda m, i: seen.__setitem__("z", i[0].detach())
+        ),
+    ]
     torch.manual_seed(0)
     fitted._loss(x, 0.0)
     for hook in hooks:
@@ -96,8 +119,9 @@ def test_sample_profiles_follow_the_decoder(fitted):
     assert in_best_cluster.mean() / 5 > 0.6  # uniform draws would give about 0.4
 
 
-@pytest.mark.parametrize("n, lengths", [(0, None), (2.5, None), (3, np.array([1, 2])),
-                                        (2, np.array([1, 1000]))])
+@pytest.mark.parametrize(
+    "n, lengths", [(0, None), (2.5, None), (3, np.array([1, 2])), (2, np.array([1, 1000]))]
+)
 def test_sample_profiles_bad_arguments(fitted, n, lengths):
     with pytest.raises(ConfigError):
         fitted.sample_profiles(n, lengths=lengths)
@@ -113,10 +137,22 @@ def test_saved_model_samples_the_same(fitted, tmp_path):
 def test_paper_preset():
     paper = MultVAEConfig.from_preset("paper")
     assert (paper.beta_max, paper.anneal_steps, paper.batch_size, paper.reg) == (
-        0.2, 200_000, 500, 0.0)
+        0.2,
+        200_000,
+        500,
+        0.0,
+    )
 
 
 def test_default_config_is_the_ml100k_validation_choice():
     cfg = MultVAE().config
-    assert (cfg.hidden_dims, cfg.latent_dim, cfg.dropout, cfg.beta_max, cfg.anneal_steps,
-            cfg.lr, cfg.batch_size, cfg.reg) == ((), 200, 0.5, 0.3, 200, 3e-3, 256, 0.0)
+    assert (
+        cfg.hidden_dims,
+        cfg.latent_dim,
+        cfg.dropout,
+        cfg.beta_max,
+        cfg.anneal_steps,
+        cfg.lr,
+        cfg.batch_size,
+        cfg.reg,
+    ) == ((), 200, 0.5, 0.3, 200, 3e-3, 256, 0.0)

@@ -12,8 +12,16 @@ from genrec.data.synthetic import planted_clusters
 from genrec.errors import ArtifactError, ConfigError, DataError
 from genrec.models import EASE
 from genrec.models.neural import (
-    copy_state, dense_rows, draw_profiles, fit_epochs, load_module_state, module_state, seeded,
-    shuffled_batches, with_synthetic_users)
+    copy_state,
+    dense_rows,
+    draw_profiles,
+    fit_epochs,
+    load_module_state,
+    module_state,
+    seeded,
+    shuffled_batches,
+    with_synthetic_users,
+)
 from genrec.options import RunOptions
 
 
@@ -21,8 +29,7 @@ class _Counter:
     name = "counter"
 
 
-def _fit(curve, losses=None, *, patience=3, max_epochs=20, eval_every=1, valid=True,
-         initial=None):
+def _fit(curve, losses=None, *, patience=3, max_epochs=20, eval_every=1, valid=True, initial=None):
     """Run fit_epochs with a scripted validation curve; weights are the epoch number."""
     world = planted_clusters()
     model, state = _Counter(), {"w": 0}
@@ -39,10 +46,19 @@ def _fit(curve, losses=None, *, patience=3, max_epochs=20, eval_every=1, valid=T
     original = protocol.validation_ndcg
     protocol.validation_ndcg = lambda *a, **k: next(scores)
     try:
-        fit_epochs(model, world.split.train, world.split.valid if valid else None,
-                   RunOptions(threads=1), run_epoch=run_epoch, snapshot=lambda: state["w"],
-                   restore=restore, max_epochs=max_epochs, patience=patience,
-                   eval_every=eval_every, initial=initial)
+        fit_epochs(
+            model,
+            world.split.train,
+            world.split.valid if valid else None,
+            RunOptions(threads=1),
+            run_epoch=run_epoch,
+            snapshot=lambda: state["w"],
+            restore=restore,
+            max_epochs=max_epochs,
+            patience=patience,
+            eval_every=eval_every,
+            initial=initial,
+        )
     finally:
         protocol.validation_ndcg = original
     return model, state["w"]
@@ -146,13 +162,14 @@ def test_zero_weight_fill_is_random():
 def test_synthetic_users_are_appended():
     world = planted_clusters()
     train = world.split.train
-    profiles = draw_profiles(np.ones((3, train.n_items)), np.array([2, 3, 4]),
-                             np.random.default_rng(0))
+    profiles = draw_profiles(
+        np.ones((3, train.n_items)), np.array([2, 3, 4]), np.random.default_rng(0)
+    )
     augmented = with_synthetic_users(train, profiles)
     assert augmented.n_users == train.n_users + 3 and augmented.items is train.items
-    np.testing.assert_array_equal(augmented.users.ids[:train.n_users], train.users.ids)
+    np.testing.assert_array_equal(augmented.users.ids[: train.n_users], train.users.ids)
     assert len(augmented) == len(train) + 9
-    assert (augmented.user_items[:train.n_users] != train.user_items).nnz == 0
+    assert (augmented.user_items[: train.n_users] != train.user_items).nnz == 0
     EASE(reg=10.0).fit(augmented)  # a model trains on it
     with pytest.raises(ConfigError, match="item columns"):
         with_synthetic_users(train, sp.csr_matrix((1, train.n_items + 1)))

@@ -57,5 +57,6 @@ def test_pop_scores_are_training_popularity():
     world = blockbuster_world()
     model = Pop().fit(world.split.train)
     expected = np.bincount(world.split.train.item_idx, minlength=world.data.n_items)
-    np.testing.assert_array_equal(model.score(world.split.train.user_items[:3]),
-                                  np.tile(expected, (3, 1)))
+    np.testing.assert_array_equal(
+        model.score(world.split.train.user_items[:3]), np.tile(expected, (3, 1))
+    )

@@ -14,8 +14,17 @@ from genrec.models.interactions.recvae import RecVAEConfig, composite_log_prior,
 
 from .contract import OPTIONS, ModelContract
 
-TINY = {"hidden_dim": 32, "latent_dim": 16, "n_layers": 2, "lr": 1e-2, "batch_size": 32,
-        "max_epochs": 15, "patience": 5, "dropout": 0.2, "n_enc_epochs": 2}
+TINY = {
+    "hidden_dim": 32,
+    "latent_dim": 16,
+    "n_layers": 2,
+    "lr": 1e-2,
+    "batch_size": 32,
+    "max_epochs": 15,
+    "patience": 5,
+    "dropout": 0.2,
+    "n_enc_epochs": 2,
+}
 
 
 class TestRecVAE(ModelContract):
@@ -24,11 +33,23 @@ class TestRecVAE(ModelContract):
     quality_floor = 0.9
     stochastic = True
     fit_with_valid = True
-    bad_configs = [{"hidden_dim": 0}, {"latent_dim": 0}, {"n_layers": 0}, {"dropout": 1.0},
-                   {"gamma": -1.0}, {"prior_weights": (0.5, 0.5)},
-                   {"prior_weights": (0.5, 0.6, -0.1)}, {"prior_weights": (0.2, 0.2, 0.2)},
-                   {"n_enc_epochs": 0}, {"n_dec_epochs": 0}, {"lr": 0.0}, {"batch_size": 0},
-                   {"max_epochs": 0}, {"patience": 0}, {"eval_every": 0}]
+    bad_configs = [
+        {"hidden_dim": 0},
+        {"latent_dim": 0},
+        {"n_layers": 0},
+        {"dropout": 1.0},
+        {"gamma": -1.0},
+        {"prior_weights": (0.5, 0.5)},
+        {"prior_weights": (0.5, 0.6, -0.1)},
+        {"prior_weights": (0.2, 0.2, 0.2)},
+        {"n_enc_epochs": 0},
+        {"n_dec_epochs": 0},
+        {"lr": 0.0},
+        {"batch_size": 0},
+        {"max_epochs": 0},
+        {"patience": 0},
+        {"eval_every": 0},
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +80,7 @@ def test_encoder_blocks_are_densely_connected():
 
 def test_log_normal_matches_the_formula():
     z, mu, logvar = torch.tensor([1.5]), torch.tensor([0.5]), torch.tensor([math.log(4.0)])
-    expected = -0.5 * math.log(2 * math.pi * 4.0) - (1.0 ** 2) / (2 * 4.0)
+    expected = -0.5 * math.log(2 * math.pi * 4.0) - (1.0**2) / (2 * 4.0)
     assert float(log_normal(z, mu, logvar)) == pytest.approx(expected, rel=1e-6)
 
 
@@ -74,8 +95,12 @@ def test_composite_prior_is_the_weighted_mixture():
 
     def pdf(m, lv):
         return np.exp(log_normal(z, m, lv).numpy().astype(np.float64))
-    mixture = (0.15 * pdf(torch.zeros(1), torch.zeros(1)) + 0.75 * pdf(mu, logvar)
-               + 0.1 * pdf(torch.zeros(1), torch.full((1,), 10.0)))
+
+    mixture = (
+        0.15 * pdf(torch.zeros(1), torch.zeros(1))
+        + 0.75 * pdf(mu, logvar)
+        + 0.1 * pdf(torch.zeros(1), torch.full((1,), 10.0))
+    )
     np.testing.assert_allclose(got.numpy(), np.log(mixture), rtol=1e-5)
 
 
@@ -127,12 +152,27 @@ def test_sample_profiles(fitted, tmp_path):
 
 def test_paper_preset():
     paper = RecVAEConfig.from_preset("paper")
-    assert (paper.hidden_dim, paper.latent_dim, paper.gamma, paper.lr, paper.batch_size,
-            paper.n_enc_epochs, paper.n_dec_epochs, paper.prior_weights) == (
-        600, 200, 0.005, 5e-4, 500, 3, 1, (0.15, 0.75, 0.1))
+    assert (
+        paper.hidden_dim,
+        paper.latent_dim,
+        paper.gamma,
+        paper.lr,
+        paper.batch_size,
+        paper.n_enc_epochs,
+        paper.n_dec_epochs,
+        paper.prior_weights,
+    ) == (600, 200, 0.005, 5e-4, 500, 3, 1, (0.15, 0.75, 0.1))
 
 
 def test_default_config_is_the_ml100k_validation_choice():
     cfg = RecVAE().config
-    assert (cfg.hidden_dim, cfg.n_layers, cfg.latent_dim, cfg.gamma, cfg.n_enc_epochs, cfg.lr,
-            cfg.batch_size, cfg.dropout) == (256, 3, 200, 0.02, 2, 2e-3, 256, 0.5)
+    assert (
+        cfg.hidden_dim,
+        cfg.n_layers,
+        cfg.latent_dim,
+        cfg.gamma,
+        cfg.n_enc_epochs,
+        cfg.lr,
+        cfg.batch_size,
+        cfg.dropout,
+    ) == (256, 3, 200, 0.02, 2, 2e-3, 256, 0.5)

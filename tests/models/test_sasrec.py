@@ -8,22 +8,42 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from genrec.build import build_model
 from genrec.data import as_history_matrix
 from genrec.data.synthetic import deterministic_sequences
 from genrec.errors import ConfigError
 from genrec.models import GSASRec, SASRec
-from genrec.build import build_model
 from genrec.models.neural import seeded
 from genrec.models.sequence.sasrec import gbce_beta, gbce_positive_logit
 from genrec.options import RunOptions
 
 from .contract import OPTIONS, ModelContract, same_seed_fits
 
-TINY = {"dim": 16, "max_len": 8, "lr": 0.01, "batch_size": 64, "dropout": 0.1,
-        "max_epochs": 20, "patience": 4}
-BAD = [{"loss": "softmax"}, {"n_negatives": 0}, {"gbce_t": 1.5}, {"gbce_t": -0.1}, {"dim": 0},
-       {"n_blocks": 0}, {"n_heads": 3}, {"dropout": 1.0}, {"max_len": 0}, {"lr": 0.0},
-       {"batch_size": 0}, {"max_epochs": 0}, {"patience": 0}, {"eval_every": 0}]
+TINY = {
+    "dim": 16,
+    "max_len": 8,
+    "lr": 0.01,
+    "batch_size": 64,
+    "dropout": 0.1,
+    "max_epochs": 20,
+    "patience": 4,
+}
+BAD = [
+    {"loss": "softmax"},
+    {"n_negatives": 0},
+    {"gbce_t": 1.5},
+    {"gbce_t": -0.1},
+    {"dim": 0},
+    {"n_blocks": 0},
+    {"n_heads": 3},
+    {"dropout": 1.0},
+    {"max_len": 0},
+    {"lr": 0.0},
+    {"batch_size": 0},
+    {"max_epochs": 0},
+    {"patience": 0},
+    {"eval_every": 0},
+]
 
 
 class SequenceContract(ModelContract):
@@ -63,9 +83,11 @@ def world():
 
 def test_same_seed_at_two_threads_same_scores(world):
     """With 2 threads LayerNorm's gradients are summed per thread: still bit-identical refits."""
+
     def fit(w, options):
-        return SASRec({**TINY, "max_epochs": 2}).fit(w.split.train, valid=w.split.valid,
-                                                     options=options)
+        return SASRec({**TINY, "max_epochs": 2}).fit(
+            w.split.train, valid=w.split.valid, options=options
+        )
 
     before = torch.get_num_threads()
     try:
@@ -78,8 +100,9 @@ def test_same_seed_at_two_threads_same_scores(world):
 
 @pytest.fixture(scope="module")
 def fitted(world):
-    return SASRec({**TINY, "loss": "ce"}).fit(world.split.train, valid=world.split.valid,
-                                              options=OPTIONS)
+    return SASRec({**TINY, "loss": "ce"}).fit(
+        world.split.train, valid=world.split.valid, options=OPTIONS
+    )
 
 
 def test_output_at_t_ignores_later_items(fitted):
@@ -182,8 +205,7 @@ def test_negatives_avoid_the_rows_items(world):
 
 def test_too_many_negatives_is_a_config_error(world):
     with pytest.raises(ConfigError, match="n_negatives"):
-        SASRec({**TINY, "loss": "gbce", "n_negatives": 30}).fit(world.split.train,
-                                                                 options=OPTIONS)
+        SASRec({**TINY, "loss": "gbce", "n_negatives": 30}).fit(world.split.train, options=OPTIONS)
 
 
 def test_generate_properties(fitted, world):
@@ -199,8 +221,10 @@ def test_generate_properties(fitted, world):
     greedy = fitted.generate(histories, n_steps=1, temperature=1e-3)
     top, _ = fitted.recommend(histories, k=1)
     np.testing.assert_array_equal(greedy, top)
-    assert (fitted.generate(histories, n_steps=2, top_k=1) ==
-            fitted.generate(histories, n_steps=2, top_k=1, seed=5)).all()
+    assert (
+        fitted.generate(histories, n_steps=2, top_k=1)
+        == fitted.generate(histories, n_steps=2, top_k=1, seed=5)
+    ).all()
     empty = fitted.generate(as_history_matrix([[]], world.data.n_items), n_steps=2)
     assert empty.shape == (1, 2)
 
@@ -220,8 +244,9 @@ def test_separate_output_embeddings(world, tmp_path):
     assert model._output_items() is not model.net_["item_emb"].weight
     histories = world.split.history("test").user_item_order[:5]
     model.save(tmp_path / "m")
-    np.testing.assert_array_equal(SASRec.load(tmp_path / "m").score(histories),
-                                  model.score(histories))
+    np.testing.assert_array_equal(
+        SASRec.load(tmp_path / "m").score(histories), model.score(histories)
+    )
 
 
 def test_registry_and_presets():

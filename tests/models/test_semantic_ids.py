@@ -7,8 +7,15 @@ import pytest
 import torch
 
 from genrec.models.sequence.semantic_ids import (
-    RQVAEParams, Trie, build_rqvae, collision_digits, encode_codes, quantise, semantic_ids,
-    train_rqvae)
+    RQVAEParams,
+    Trie,
+    build_rqvae,
+    collision_digits,
+    encode_codes,
+    quantise,
+    semantic_ids,
+    train_rqvae,
+)
 
 SMALL = RQVAEParams(n_levels=2, codebook_size=4, latent_dim=4, hidden=16, epochs=30, lr=3e-3)
 

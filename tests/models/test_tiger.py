@@ -14,9 +14,23 @@ from genrec.models import TIGER
 
 from .contract import OPTIONS, ModelContract
 
-TINY = {"text_encoder": "hashing", "text_cache": "off", "n_levels": 2, "codebook_size": 8, "rqvae_epochs": 20,
-        "d_model": 32, "n_heads": 2, "n_layers": 1, "ff_dim": 64, "dropout": 0.1, "max_len": 8,
-        "lr": 1e-2, "batch_size": 32, "max_epochs": 16, "patience": 3}
+TINY = {
+    "text_encoder": "hashing",
+    "text_cache": "off",
+    "n_levels": 2,
+    "codebook_size": 8,
+    "rqvae_epochs": 20,
+    "d_model": 32,
+    "n_heads": 2,
+    "n_layers": 1,
+    "ff_dim": 64,
+    "dropout": 0.1,
+    "max_len": 8,
+    "lr": 1e-2,
+    "batch_size": 32,
+    "max_epochs": 16,
+    "patience": 3,
+}
 # max_epochs 16: with 10, Hit@5 of the chain world ranged 0.75-1.0 over training seeds 0-3
 
 
@@ -31,9 +45,17 @@ class TestTIGER(ModelContract):
     quality_floor = 0.9
     stochastic = True
     fit_with_valid = True
-    bad_configs = [{"n_levels": 0}, {"codebook_size": 1}, {"d_model": 30, "n_heads": 4},
-                   {"lr": 0.0}, {"dropout": 1.0}, {"commitment": -1.0}, {"max_len": 0},
-                   {"text_encoder": " "}, {"patience": 0}]
+    bad_configs = [
+        {"n_levels": 0},
+        {"codebook_size": 1},
+        {"d_model": 30, "n_heads": 4},
+        {"lr": 0.0},
+        {"dropout": 1.0},
+        {"commitment": -1.0},
+        {"max_len": 0},
+        {"text_encoder": " "},
+        {"patience": 0},
+    ]
 
     def world(self):
         world = chain_world()
@@ -94,8 +116,9 @@ def test_generate_continues_the_chain(model, world):
     assert (steps[:, 0] == world.answer[users]).mean() >= 0.8
     beam = model.generate(histories, n_steps=2, beam_size=5, temperature=0.05)
     assert (beam[:, 0] == world.answer[users]).mean() >= 0.8
-    np.testing.assert_array_equal(steps, model.generate(histories, n_steps=2, temperature=0.05,
-                                                        seed=0))
+    np.testing.assert_array_equal(
+        steps, model.generate(histories, n_steps=2, temperature=0.05, seed=0)
+    )
 
 
 def test_add_items_makes_new_items_recommendable(world):
@@ -107,8 +130,9 @@ def test_add_items_makes_new_items_recommendable(world):
     assert not model.warm_[new].any()
     scores = model.score(sp.csr_matrix((3, n + 2), dtype=np.float32))
     assert np.isfinite(scores).all()
-    items, _ = model.recommend_beam(sp.csr_matrix((1, n + 2), dtype=np.float32), k=n + 2,
-                                    beam_size=64)
+    items, _ = model.recommend_beam(
+        sp.csr_matrix((1, n + 2), dtype=np.float32), k=n + 2, beam_size=64
+    )
     assert set(new) <= set(items[0])  # reachable through the trie
 
 

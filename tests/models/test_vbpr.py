@@ -26,8 +26,14 @@ class TestVBPR(ModelContract):
     config = TINY
     quality_floor = 0.8  # Hit@5 of the held-out item; measured 0.875 (EASE 1.0, text dense 0.27)
     stochastic = True
-    bad_configs = [{"k": 0}, {"lr": 0}, {"lambda_w": -1}, {"features": "audio"},
-                   {"image_encoder": ""}, {"image_cache": ""}]
+    bad_configs = [
+        {"k": 0},
+        {"lr": 0},
+        {"lambda_w": -1},
+        {"features": "audio"},
+        {"image_encoder": ""},
+        {"image_cache": ""},
+    ]
 
     def world(self):
         return shared_world()
@@ -36,9 +42,14 @@ class TestVBPR(ModelContract):
 def test_loss_is_cornacs_objective_term_by_term():
     """x_uij and every regulariser of Cornac's recom_vbpr.py, written out by hand."""
     g = torch.Generator().manual_seed(0)
-    p = {"gamma_user": torch.randn(2, 3, generator=g), "gamma_item": torch.randn(4, 3, generator=g),
-         "theta_user": torch.randn(2, 2, generator=g), "E": torch.randn(5, 2, generator=g),
-         "beta_item": torch.randn(4, generator=g), "beta_prime": torch.randn(5, 1, generator=g)}
+    p = {
+        "gamma_user": torch.randn(2, 3, generator=g),
+        "gamma_item": torch.randn(4, 3, generator=g),
+        "theta_user": torch.randn(2, 2, generator=g),
+        "E": torch.randn(5, 2, generator=g),
+        "beta_item": torch.randn(4, generator=g),
+        "beta_prime": torch.randn(5, 1, generator=g),
+    }
     feats = torch.randn(4, 5, generator=g)
     u, i, j = torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([3, 0])
     c = VBPRConfig(lambda_w=0.3, lambda_b=0.2, lambda_e=0.1)
@@ -46,12 +57,24 @@ def test_loss_is_cornacs_objective_term_by_term():
     for b in range(2):
         uu, ii, jj = int(u[b]), int(i[b]), int(j[b])
         d = feats[ii] - feats[jj]
-        x = (p["beta_item"][ii] - p["beta_item"][jj]
-             + p["gamma_user"][uu] @ (p["gamma_item"][ii] - p["gamma_item"][jj])
-             + p["theta_user"][uu] @ (p["E"].T @ d) + p["beta_prime"][:, 0] @ d)
+        x = (
+            p["beta_item"][ii]
+            - p["beta_item"][jj]
+            + p["gamma_user"][uu] @ (p["gamma_item"][ii] - p["gamma_item"][jj])
+            + p["theta_user"][uu] @ (p["E"].T @ d)
+            + p["beta_prime"][:, 0] @ d
+        )
         expected -= torch.log(torch.sigmoid(x))
-        expected += 0.3 / 2 * (p["gamma_user"][uu].pow(2).sum() + p["gamma_item"][ii].pow(2).sum()
-                               + p["gamma_item"][jj].pow(2).sum() + p["theta_user"][uu].pow(2).sum())
+        expected += (
+            0.3
+            / 2
+            * (
+                p["gamma_user"][uu].pow(2).sum()
+                + p["gamma_item"][ii].pow(2).sum()
+                + p["gamma_item"][jj].pow(2).sum()
+                + p["theta_user"][uu].pow(2).sum()
+            )
+        )
         expected += 0.2 / 2 * p["beta_item"][ii] ** 2 + 0.2 / 20 * p["beta_item"][jj] ** 2
     expected += 0.1 / 2 * (p["E"].pow(2).sum() + p["beta_prime"].pow(2).sum())
     torch.testing.assert_close(vbpr_loss(p, feats, u, i, j, c), expected)

@@ -43,8 +43,10 @@ def test_state_dict_matches_every_parameter_name_and_shape():
     ours = EfficientNetLite0().state_dict()
     assert set(state) == set(ours)
     assert all(tuple(state[k].shape) == tuple(ours[k].shape) for k in state)
-    assert sum(v.numel() for k, v in ours.items() if "running" not in k
-               and "num_batches" not in k) == 4_652_008  # EfficientNet-Lite0: 4.65M parameters
+    assert (
+        sum(v.numel() for k, v in ours.items() if "running" not in k and "num_batches" not in k)
+        == 4_652_008
+    )  # EfficientNet-Lite0: 4.65M parameters
 
 
 def test_pretrained_logits_name_drawn_pictures(pictures):

@@ -45,7 +45,9 @@ class NoisyOracle(Recommender):
         for row in range(histories.shape[0]):
             seen = np.sort(histories[row].indices)
             main = np.bincount(seen % N_CLUSTERS, minlength=N_CLUSTERS).argmax()
-            noise = np.random.default_rng([self.config.seed, *seen.tolist()]).normal(size=len(groups))
+            noise = np.random.default_rng([self.config.seed, *seen.tolist()]).normal(
+                size=len(groups)
+            )
             out[row] = self.config.signal * (groups == main) + noise
         return out
 
@@ -64,8 +66,9 @@ def world():
 
 
 def ndcg(model, world) -> np.ndarray:
-    return evaluate(model, world.split.history("test"), world.split.test, ks=(10,),
-                    metrics=("ndcg",)).per_user["ndcg@10"]
+    return evaluate(
+        model, world.split.history("test"), world.split.test, ks=(10,), metrics=("ndcg",)
+    ).per_user["ndcg@10"]
 
 
 def fit(pipe, world):
@@ -73,8 +76,11 @@ def fit(pipe, world):
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=30), st.sampled_from(["linear", "rrf"]),
-       st.integers(0, 2**31))
+@given(
+    st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=30),
+    st.sampled_from(["linear", "rrf"]),
+    st.integers(0, 2**31),
+)
 def test_weight_zero_keeps_the_retrievers_order_of_any_shortlist(retriever, method, seed):
     retriever = np.sort(np.array(retriever))[::-1]  # a shortlist comes best first
     reranker = np.random.default_rng(seed).normal(size=len(retriever))
@@ -104,8 +110,9 @@ def test_a_gain_within_noise_keeps_weight_zero():
 def test_weight_zero_reproduces_the_retriever_without_asking_the_reranker(world):
     lm = FakeLanguageModel()
     llm = LLMRecommender(lm="fake", language_model=lm)
-    pipe = fit(TwoStage(n_candidates=10, fusion_weight=0.0, retriever=EASE(reg=10.0), reranker=llm),
-               world)
+    pipe = fit(
+        TwoStage(n_candidates=10, fusion_weight=0.0, retriever=EASE(reg=10.0), reranker=llm), world
+    )
     histories = world.split.history("test").user_item_order[:20]
     ids, _ = pipe.recommend(histories, k=40)
     expected, _ = pipe.retriever.recommend(histories, k=40)
@@ -116,8 +123,15 @@ def test_weight_zero_reproduces_the_retriever_without_asking_the_reranker(world)
 def test_learned_fusion_beats_both_stages_when_the_reranker_is_informative(world):
     retriever, reranker = NoisyOracle(signal=2.0, seed=1), NoisyOracle(signal=2.0, seed=2)
     pipe = fit(TwoStage(n_candidates=20, retriever=retriever, reranker=reranker), world)
-    unfused = fit(TwoStage(n_candidates=20, fusion="none", retriever=NoisyOracle(signal=2.0, seed=1),
-                           reranker=NoisyOracle(signal=2.0, seed=2)), world)
+    unfused = fit(
+        TwoStage(
+            n_candidates=20,
+            fusion="none",
+            retriever=NoisyOracle(signal=2.0, seed=1),
+            reranker=NoisyOracle(signal=2.0, seed=2),
+        ),
+        world,
+    )
     assert 0.2 <= pipe.fusion_weight_ <= 0.8  # two noisy views of the truth: mix them
     fused, alone, reranked = ndcg(pipe, world), ndcg(retriever, world), ndcg(unfused, world)
     assert fused.mean() > alone.mean() + 0.05 and fused.mean() > reranked.mean() + 0.05
@@ -125,18 +139,27 @@ def test_learned_fusion_beats_both_stages_when_the_reranker_is_informative(world
 
 def test_learned_weight_protects_the_retriever_from_a_noise_reranker(world):
     retriever = EASE(reg=10.0)
-    pipe = fit(TwoStage(n_candidates=20, retriever=retriever, reranker=NoisyOracle(signal=0.0)),
-               world)
-    unfused = fit(TwoStage(n_candidates=20, fusion="none", retriever=EASE(reg=10.0),
-                           reranker=NoisyOracle(signal=0.0)), world)
+    pipe = fit(
+        TwoStage(n_candidates=20, retriever=retriever, reranker=NoisyOracle(signal=0.0)), world
+    )
+    unfused = fit(
+        TwoStage(
+            n_candidates=20,
+            fusion="none",
+            retriever=EASE(reg=10.0),
+            reranker=NoisyOracle(signal=0.0),
+        ),
+        world,
+    )
     assert pipe.fusion_weight_ == 0.0 and pipe.fusion_search_.n_users == 100
     np.testing.assert_array_equal(ndcg(pipe, world), ndcg(retriever, world))
     assert ndcg(unfused, world).mean() < ndcg(retriever, world).mean() - 0.3  # what fusion avoids
 
 
 def test_rrf_and_a_weak_retriever(world):
-    pipe = fit(TwoStage(n_candidates=80, fusion="rrf", retriever=Pop(), reranker=EASE(reg=10.0)),
-               world)
+    pipe = fit(
+        TwoStage(n_candidates=80, fusion="rrf", retriever=Pop(), reranker=EASE(reg=10.0)), world
+    )
     assert pipe.fusion_weight_ >= 0.5  # Pop knows nothing of the groups
     assert ndcg(pipe, world).mean() > ndcg(Pop().fit(world.split.train), world).mean() + 0.5
 
@@ -144,8 +167,9 @@ def test_rrf_and_a_weak_retriever(world):
 def test_learned_weight_survives_save_and_load(world, tmp_path):
     from genrec.build import load_model
 
-    pipe = fit(TwoStage(n_candidates=20, retriever=EASE(reg=10.0), reranker=Pop(), fusion_users=30),
-               world)
+    pipe = fit(
+        TwoStage(n_candidates=20, retriever=EASE(reg=10.0), reranker=Pop(), fusion_users=30), world
+    )
     loaded = load_model(pipe.save(tmp_path / "pipe"))
     assert loaded.fusion_weight_ == pipe.fusion_weight_
     histories = world.split.history("test").user_item_order[:8]

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from genrec.build import parse_overrides
+from genrec.build import build_model, load_model, model_class, parse_overrides
 from genrec.data.synthetic import planted_clusters
 from genrec.errors import ConfigError
 from genrec.evaluation.protocol import evaluate
 from genrec.models import EASE, LLMRecommender, Pop
-from genrec.build import build_model, load_model, model_class
 from genrec.options import RunOptions
 from genrec.pipelines.two_stage import TwoStage
 from genrec.text.lm import FakeLanguageModel
@@ -23,7 +22,9 @@ WORDS = ["Alpha", "Bravo", "Charlie", "Delta"]
 @pytest.fixture(scope="module")
 def world():
     world = planted_clusters(n_users=80, n_items=40, n_clusters=4, noise=0, seed=0)
-    world.data.catalog.columns["title"] = np.array([f"{WORDS[i % 4]} {i}" for i in range(40)], object)
+    world.data.catalog.columns["title"] = np.array(
+        [f"{WORDS[i % 4]} {i}" for i in range(40)], object
+    )
     return world
 
 
@@ -70,14 +71,19 @@ def test_listwise_reranking_uses_one_prompt_with_letters(world):
 
 
 def test_batch_equals_single_and_save_load(world, tmp_path):
-    pipe = fit(build_model("ease+llm", {"llm.lm": "fake", "ease.reg": "10", "n_candidates": 8,
-                                        "llm.shots": 2}), world)
+    pipe = fit(
+        build_model(
+            "ease+llm", {"llm.lm": "fake", "ease.reg": "10", "n_candidates": 8, "llm.shots": 2}
+        ),
+        world,
+    )
     histories = world.split.history("test").user_item_order[:5]
     users = np.arange(5)
     together = pipe.score(histories, users=users)
     for row in range(5):
-        np.testing.assert_array_equal(pipe.score(histories[row], users=users[row:row + 1])[0],
-                                      together[row])
+        np.testing.assert_array_equal(
+            pipe.score(histories[row], users=users[row : row + 1])[0], together[row]
+        )
     path = pipe.save(tmp_path / "pipe")
     loaded = load_model(path)
     assert isinstance(loaded, TwoStage) and loaded.config == pipe.config
@@ -95,11 +101,16 @@ def test_empty_history_and_everything_seen(world):
 
 def test_names_and_overrides():
     assert model_class("ease+llm") is TwoStage and model_class("two_stage") is TwoStage
-    pipe = build_model("ease:default+llm", {"ease.reg": 300, "llm.lm": "fake", "llm.mode": "listwise"})
+    pipe = build_model(
+        "ease:default+llm", {"ease.reg": 300, "llm.lm": "fake", "llm.mode": "listwise"}
+    )
     assert pipe.config.retriever == "ease:default" and pipe.retriever.config.reg == 300
     assert pipe.reranker.config.mode == "listwise"
-    for bad, match in (("ease+llm+pop", "retriever\\+reranker"), ("ease+", "retriever\\+reranker"),
-                       ("nosuch+llm", "unknown model")):
+    for bad, match in (
+        ("ease+llm+pop", "retriever\\+reranker"),
+        ("ease+", "retriever\\+reranker"),
+        ("nosuch+llm", "unknown model"),
+    ):
         with pytest.raises(ConfigError, match=match):
             build_model(bad, {"llm.lm": "fake"})
     with pytest.raises(ConfigError, match="names no part"):
@@ -111,10 +122,15 @@ def test_names_and_overrides():
 
 
 def test_cli_overrides_reach_pipeline_parts():
-    out = parse_overrides(["llm.lm=fake", "ease.reg=300", "ease+llm.n_candidates=10"],
-                     ["ease", "ease+llm", "dense+llm"])
-    assert out == {"ease": {"reg": "300"},
-                   "ease+llm": {"llm.lm": "fake", "ease.reg": "300", "n_candidates": "10"},
-                   "dense+llm": {"llm.lm": "fake"}}
+    out = parse_overrides(
+        ["llm.lm=fake", "ease.reg=300", "ease+llm.n_candidates=10"],
+        ["ease", "ease+llm", "dense+llm"],
+    )
+    assert out == {
+        "ease": {"reg": "300"},
+        "ease+llm": {"llm.lm": "fake", "ease.reg": "300", "n_candidates": "10"},
+        "dense+llm": {"llm.lm": "fake"},
+    }
     assert parse_overrides(["llm.shots=3", "n_candidates=5"], ["ease+llm"], flat=True) == {
-        "ease+llm": {"llm.shots": "3", "n_candidates": "5"}}
+        "ease+llm": {"llm.shots": "3", "n_candidates": "5"}
+    }

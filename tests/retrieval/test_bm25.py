@@ -10,8 +10,13 @@ import pytest
 from genrec.errors import ConfigError, DataError
 from genrec.retrieval import BM25Index, tokenize
 
-DOCS = ["the quick brown fox", "a quick quick dog", "brown bears and brown dogs",
-        "lazy afternoon", "the fox and the hound"]
+DOCS = [
+    "the quick brown fox",
+    "a quick quick dog",
+    "brown bears and brown dogs",
+    "lazy afternoon",
+    "the fox and the hound",
+]
 
 
 def test_matches_a_hand_computation():
@@ -40,14 +45,16 @@ def test_query_term_saturation():
 
 def test_agrees_with_bm25s():
     import bm25s  # the dev extra: an independent BM25
+
     corpus = DOCS + ["quick brown dogs and quick brown foxes", "afternoon tea"]
     ours = BM25Index.fit(corpus, k1=1.5, b=0.75)
     retriever = bm25s.BM25(method="lucene", k1=1.5, b=0.75)
     retriever.index([tokenize(d) for d in corpus], show_progress=False)
     for query in ["quick fox", "brown dogs afternoon", "the"]:
         words = list(dict.fromkeys(w for w in tokenize(query) if w in ours.vocabulary))
-        np.testing.assert_allclose(ours.score_texts([query])[0], retriever.get_scores(words),
-                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            ours.score_texts([query])[0], retriever.get_scores(words), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_tokenize_and_stop_words():
@@ -66,8 +73,9 @@ def test_unknown_words_and_batches():
     np.testing.assert_array_equal(scores[1], index.score_texts(["quick"])[0])
 
 
-@pytest.mark.parametrize("bad", [{"k1": -1.0}, {"b": 1.5}, {"b": -0.1}, {"k3": -2.0},
-                                 {"k1": float("nan")}])
+@pytest.mark.parametrize(
+    "bad", [{"k1": -1.0}, {"b": 1.5}, {"b": -0.1}, {"k3": -2.0}, {"k1": float("nan")}]
+)
 def test_bad_parameters(bad):
     with pytest.raises(ConfigError):
         BM25Index.fit(DOCS, **bad)

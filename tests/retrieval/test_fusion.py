@@ -41,12 +41,15 @@ def test_fuse_rankings_equals_score_fusion_on_full_lists():
     rng = np.random.default_rng(0)
     a, b = rng.random((3, 8)), rng.random((3, 8))
     lists = [np.argsort(-s, axis=1) for s in (a, b)]
-    np.testing.assert_allclose(fuse_rankings(lists, 8, k=10),
-                               reciprocal_rank_fusion([a, b], k=10), rtol=1e-6)
+    np.testing.assert_allclose(
+        fuse_rankings(lists, 8, k=10), reciprocal_rank_fusion([a, b], k=10), rtol=1e-6
+    )
 
 
-@given(arrays(np.float64, (2, 6), elements=st.floats(-5, 5)),
-       arrays(np.float64, (2, 6), elements=st.floats(-5, 5)))
+@given(
+    arrays(np.float64, (2, 6), elements=st.floats(-5, 5)),
+    arrays(np.float64, (2, 6), elements=st.floats(-5, 5)),
+)
 @settings(max_examples=50, deadline=None)
 def test_fusion_is_symmetric_and_monotone(a, b):
     np.testing.assert_allclose(reciprocal_rank_fusion([a, b]), reciprocal_rank_fusion([b, a]))

@@ -55,10 +55,13 @@ def test_faiss_flat_equals_exact(data):
     assert f_ids.dtype == np.int64 and f_scores.dtype == np.float32
 
 
-@pytest.mark.parametrize("kind,params,floor", [
-    ("hnsw", {"M": 16, "ef_construction": 40, "ef_search": 64}, 0.95),
-    ("ivfpq", {"nlist": 16, "m": 8, "nbits": 6, "nprobe": 8, "refine": 10}, 0.95),
-])
+@pytest.mark.parametrize(
+    "kind,params,floor",
+    [
+        ("hnsw", {"M": 16, "ef_construction": 40, "ef_search": 64}, 0.95),
+        ("ivfpq", {"nlist": 16, "m": 8, "nbits": 6, "nprobe": 8, "refine": 10}, 0.95),
+    ],
+)
 def test_approximate_indexes_reach_high_recall(data, kind, params, floor):
     base, queries = data
     exact = build_index("exact", 32)
@@ -84,8 +87,15 @@ def test_search_params_change_recall(data):
         index.set_search_params(ef_search=10)
 
 
-@pytest.mark.parametrize("kind,params", [("exact", {}), ("flat", {}), ("hnsw", {"M": 8}),
-                                         ("ivfpq", {"nlist": 8, "m": 4, "nbits": 6, "refine": 4})])
+@pytest.mark.parametrize(
+    "kind,params",
+    [
+        ("exact", {}),
+        ("flat", {}),
+        ("hnsw", {"M": 8}),
+        ("ivfpq", {"nlist": 8, "m": 4, "nbits": 6, "refine": 4}),
+    ],
+)
 def test_save_load_same_results(data, tmp_path, kind, params):
     base, queries = data
     index = build_index(kind, 32, **params)

@@ -26,8 +26,9 @@ def movielens_folder(folder: Path, *, n_users: int = 40, n_items: int = 24) -> P
     world = planted_clusters(n_users=n_users, n_items=n_items, n_clusters=4)
     data = world.data
     folder.mkdir(parents=True, exist_ok=True)
-    rows = [f"{u + 1}\t{i + 1}\t5\t{t}" for u, i, t in
-            zip(data.user_idx, data.item_idx, data.timestamp)]
+    rows = [
+        f"{u + 1}\t{i + 1}\t5\t{t}" for u, i, t in zip(data.user_idx, data.item_idx, data.timestamp)
+    ]
     (folder / "u.data").write_text("\n".join(rows) + "\n")
     lines = []
     for i in range(n_items):
@@ -51,14 +52,20 @@ def start_server(args: list[str], *, env_extra: dict | None = None, log: Path | 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": SRC, "CI": "true", **(env_extra or {})}
     out = open(log, "wb") if log else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", "genrec.cli", "serve", *args, "--port",
-                             str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genrec.cli", "serve", *args, "--port", str(port)],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"genrec serve exited with {proc.returncode}"
-                               + (f": {Path(log).read_text()}" if log else ""))
+            raise RuntimeError(
+                f"genrec serve exited with {proc.returncode}"
+                + (f": {Path(log).read_text()}" if log else "")
+            )
         try:
             if httpx.get(url + "/ready", timeout=1).status_code == 200:
                 return proc, url

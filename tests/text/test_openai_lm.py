@@ -38,11 +38,15 @@ def test_client_against_our_server_matches_the_model():
         client = OpenAICompatibleLM(url, model="fake", **FAST)
         assert isinstance(client, LanguageModel) and client.models() == ["fake"]
         prompts = ["x\nToy Story and Heat", "y\nhello world again"]
-        assert client.generate(prompts, max_new_tokens=2) == fake.generate(prompts, max_new_tokens=2)
+        assert client.generate(prompts, max_new_tokens=2) == fake.generate(
+            prompts, max_new_tokens=2
+        )
         assert client.generate(["a: b"], stop=[":"]) == fake.generate(["a: b"], stop=[":"])
         continuations = [" Toy Story 2", " Casablanca", ""]
-        got, want = client.score("I liked Toy Story", continuations), fake.score("I liked Toy Story",
-                                                                                 continuations)
+        got, want = (
+            client.score("I liked Toy Story", continuations),
+            fake.score("I liked Toy Story", continuations),
+        )
         np.testing.assert_allclose(got.logprob, want.logprob)
         np.testing.assert_array_equal(got.n_tokens, want.n_tokens)
         assert client.count_tokens("one, two") == fake.count_tokens("one, two")
@@ -53,9 +57,11 @@ def test_client_against_our_server_matches_the_model():
 
 def test_server_rejects_bad_requests_clearly():
     with serve_in_thread(FakeLanguageModel(name="m")) as url:
+
         def post(path, body):
-            req = urllib.request.Request(url + path, json.dumps(body).encode(),
-                                         {"Content-Type": "application/json"})
+            req = urllib.request.Request(
+                url + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
+            )
             try:
                 urllib.request.urlopen(req, timeout=5)
             except urllib.error.HTTPError as exc:
@@ -113,8 +119,12 @@ def stub_server(responses: list[tuple[int, dict, dict]]):
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
-            seen.append((dict(self.headers), json.loads(self.rfile.read(
-                int(self.headers["Content-Length"])))))
+            seen.append(
+                (
+                    dict(self.headers),
+                    json.loads(self.rfile.read(int(self.headers["Content-Length"]))),
+                )
+            )
             status, headers, body = responses.pop(0) if len(responses) > 1 else responses[0]
             data = json.dumps(body).encode()
             self.send_response(status)
@@ -152,13 +162,15 @@ def test_rate_limit_honours_retry_after_and_sends_the_key(monkeypatch):
         assert len(seen) == 1  # not retried
 
 
-@pytest.mark.parametrize("header", ["soon", "Mon, 99 Foo 2024 25:61:00 GMT", "nan", "inf", "1e999",
-                                    "\u00e9"])
+@pytest.mark.parametrize(
+    "header", ["soon", "Mon, 99 Foo 2024 25:61:00 GMT", "nan", "inf", "1e999", "\u00e9"]
+)
 def test_malformed_retry_after_falls_back_to_the_backoff(header):
     assert _retry_after(header) is None
     ok = {"choices": [{"index": 0, "text": "done"}]}
-    with stub_server([(503, {"Retry-After": header.encode().decode("latin-1")}, {"error": {}}),
-                      (200, {}, ok)]) as (url, seen):
+    with stub_server(
+        [(503, {"Retry-After": header.encode().decode("latin-1")}, {"error": {}}), (200, {}, ok)]
+    ) as (url, seen):
         client = OpenAICompatibleLM(url, model="m", retries=1, backoff=0.01, max_backoff=0.05)
         assert client.generate(["x"]) == ["done"]
     assert len(seen) == 2
@@ -181,9 +193,13 @@ def test_per_token_logprobs_are_summed_over_the_continuation():
     # vLLM style: BOS (None), prompt tokens, a token straddling the boundary, continuation, and
     # the one generated token after the text (max_tokens=1), which is ignored.
     text = "I liked Heat" + " and Fargo"
-    choice = {"logprobs": {"tokens": ["<s>", "I", " liked", " He", "at and", " Far", "go", "!"],
-                           "token_logprobs": [None, -1.0, -2.0, -3.0, -0.5, -0.25, -0.125, -9.0],
-                           "text_offset": [0, 0, 1, 7, 10, 16, 20, 22]}}
+    choice = {
+        "logprobs": {
+            "tokens": ["<s>", "I", " liked", " He", "at and", " Far", "go", "!"],
+            "token_logprobs": [None, -1.0, -2.0, -3.0, -0.5, -0.25, -0.125, -9.0],
+            "text_offset": [0, 0, 1, 7, 10, 16, 20, 22],
+        }
+    }
     assert _continuation_logprob(choice, len("I liked Heat"), len(text), "u") == (-0.875, 3)
 
 
@@ -200,8 +216,12 @@ def test_client_options_are_checked():
 def test_serve_lm_command_in_a_subprocess():
     port = free_port()
     env = {**os.environ, "CI": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "genrec.cli", "serve-lm", "--model", "fake",
-                             "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genrec.cli", "serve-lm", "--model", "fake", "--port", str(port)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "serving 'fake' at" in proc.stderr.readline()
         client = OpenAICompatibleLM(f"http://127.0.0.1:{port}/v1", model="fake", **FAST)
@@ -213,8 +233,10 @@ def test_serve_lm_command_in_a_subprocess():
 
 def test_cli_model_specs():
     assert lm_from_cli("fake").name == "fake"
-    assert type(lm_from_cli("gemma-3-270m", backend="transformers", threads=1)).__name__ == \
-        "TransformersLM"
+    assert (
+        type(lm_from_cli("gemma-3-270m", backend="transformers", threads=1)).__name__
+        == "TransformersLM"
+    )
     assert type(lm_from_cli("llamacpp:smollm2-135m", threads=1)).__name__ == "LlamaCppLM"
 
 
@@ -228,27 +250,53 @@ def test_real_gemma_through_our_server():
     titles = [" The Lion King (1994)", " Heat (1995)", " Casablanca (1942)"]
     with serve_in_thread(gemma, model_name="gemma") as url:
         client = OpenAICompatibleLM(url, model="gemma", timeout=120)
-        np.testing.assert_allclose(client.score(prompt, titles).logprob,
-                                   gemma.score(prompt, titles).logprob, rtol=1e-6)
+        np.testing.assert_allclose(
+            client.score(prompt, titles).logprob, gemma.score(prompt, titles).logprob, rtol=1e-6
+        )
         text = client.generate([prompt], max_new_tokens=6, stop=["\n"])
         assert text == gemma.generate([prompt], max_new_tokens=6, stop=["\n"])
 
 
 @pytest.mark.slow
 def test_client_against_llama_cpp_server(tmp_path):
-    pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server] (the "
-                        "llamacpp extra plus fastapi, uvicorn, sse-starlette, starlette-context, "
-                        "pydantic-settings)")
+    pytest.importorskip(
+        "llama_cpp.server.app",
+        reason="needs llama-cpp-python[server] (the "
+        "llamacpp extra plus fastapi, uvicorn, sse-starlette, starlette-context, "
+        "pydantic-settings)",
+    )
     from genrec.text.weights import gguf_path
 
     port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path("gemma-3-270m")),
-           "--model_alias", "gemma", "--port", str(port), "--n_ctx", "128", "--n_threads", "1",
-           "--n_threads_batch", "1", "--logits_all", "true"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(gguf_path("gemma-3-270m")),
+        "--model_alias",
+        "gemma",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "128",
+        "--n_threads",
+        "1",
+        "--n_threads_batch",
+        "1",
+        "--logits_all",
+        "true",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        client = OpenAICompatibleLM(f"http://127.0.0.1:{port}/v1", model="gemma", retries=20,
-                                    backoff=0.25, max_backoff=0.5, timeout=120)
+        client = OpenAICompatibleLM(
+            f"http://127.0.0.1:{port}/v1",
+            model="gemma",
+            retries=20,
+            backoff=0.25,
+            max_backoff=0.5,
+            timeout=120,
+        )
         assert client.models() == ["gemma"]
         text = client.generate(["The capital of France is"], max_new_tokens=4)[0]
         assert isinstance(text, str) and text

@@ -15,8 +15,14 @@ from genrec.text.lm import LanguageModel  # noqa: E402
 from genrec.text.transformers_lm import TransformersLM, tiny_test_model  # noqa: E402
 
 PROMPT = "I liked these movies:\n- Star Wars\n- Fargo\nNext:"
-CONTINUATIONS = [" Toy Story (1995)", " Heat", "", " a cat sat on the mat and a dog ate a hat",
-                 "x", "\n- Fargo"]
+CONTINUATIONS = [
+    " Toy Story (1995)",
+    " Heat",
+    "",
+    " a cat sat on the mat and a dog ate a hat",
+    "x",
+    "\n- Fargo",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +47,9 @@ def naive_scores(lm: TransformersLM, prompt: str, continuations: list[str]) -> n
 def test_kv_cache_scoring_equals_naive_full_sequences(tiny):
     assert isinstance(tiny, LanguageModel)
     scores = tiny.score(PROMPT, CONTINUATIONS)
-    np.testing.assert_allclose(scores.logprob, naive_scores(tiny, PROMPT, CONTINUATIONS),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        scores.logprob, naive_scores(tiny, PROMPT, CONTINUATIONS), rtol=1e-4, atol=1e-4
+    )
     assert scores.n_tokens[2] == 1  # the empty continuation scores end-of-sequence
     assert (scores.n_tokens >= 1).all() and (scores.logprob < 0).all()
 
@@ -52,31 +59,46 @@ def test_batching_and_the_logit_budget_do_not_change_scores(tiny, monkeypatch):
     single = [tiny.score(PROMPT, [c]).logprob[0] for c in CONTINUATIONS]
     np.testing.assert_allclose(whole, single, rtol=1e-4, atol=1e-4)
     monkeypatch.setattr(transformers_lm, "LOGIT_BUDGET", 1000)  # forces one continuation per pass
-    np.testing.assert_allclose(tiny.score(PROMPT, CONTINUATIONS).logprob, whole, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        tiny.score(PROMPT, CONTINUATIONS).logprob, whole, rtol=1e-4, atol=1e-4
+    )
     assert tiny._score_batches([[1, 2], [1], [1], [1], [1]], vocab=10) == [[1, 2, 3, 4], [0]]
 
 
 def test_model_forward_fallback_gives_the_same_scores(tiny, monkeypatch):
     fast = tiny.score(PROMPT, CONTINUATIONS).logprob
     monkeypatch.setattr(tiny, "_plain_head", False)
-    np.testing.assert_allclose(tiny.score(PROMPT, CONTINUATIONS).logprob, fast, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        tiny.score(PROMPT, CONTINUATIONS).logprob, fast, rtol=1e-4, atol=1e-4
+    )
 
 
 def test_gemma3_architecture_with_soft_capping_and_sliding_window():
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     _, tokenizer = tiny_test_model()
-    config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                              num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                              head_dim=16, sliding_window=8, final_logit_softcapping=5.0,
-                              max_position_embeddings=256, bos_token_id=1, eos_token_id=2,
-                              pad_token_id=0)
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        sliding_window=8,
+        final_logit_softcapping=5.0,
+        max_position_embeddings=256,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
     torch.manual_seed(0)
     lm = TransformersLM.wrap(Gemma3ForCausalLM(config), tokenizer, threads=1)
     scores = lm.score(PROMPT, CONTINUATIONS)
     assert lm._plain_head  # soft-capping is applied by our head too
-    np.testing.assert_allclose(scores.logprob, naive_scores(lm, PROMPT, CONTINUATIONS),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        scores.logprob, naive_scores(lm, PROMPT, CONTINUATIONS), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_boundary_tokens_are_the_suffix_after_the_prompt(tiny):
@@ -84,7 +106,7 @@ def test_boundary_tokens_are_the_suffix_after_the_prompt(tiny):
     prompt_ids = tiny._encode(text)
     assert prompt_ids[0] == tiny._tokenizer.bos_token_id
     joint = tiny._encode(text + " hat")
-    assert tiny.continuation_ids(text, prompt_ids, " hat") == joint[len(prompt_ids):]
+    assert tiny.continuation_ids(text, prompt_ids, " hat") == joint[len(prompt_ids) :]
     # a prompt ending in a space: " hat" would merge across it; the continuation is tokenised alone
     spaced = tiny._encode("the dog ate a ")
     ids = tiny.continuation_ids("the dog ate a ", spaced, "hat")
@@ -111,8 +133,10 @@ def test_chat_template_is_applied_when_asked():
     lm = TransformersLM.wrap(model, tokenizer, threads=1, chat=True)
     with pytest.raises(ConfigError, match="chat template"):
         lm.format_prompt("hi")
-    tokenizer.chat_template = ("{% for m in messages %}<s>user: {{ m['content'] }}\n{% endfor %}"
-                               "{% if add_generation_prompt %}assistant:{% endif %}")
+    tokenizer.chat_template = (
+        "{% for m in messages %}<s>user: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant:{% endif %}"
+    )
     assert lm.format_prompt("hi") == "<s>user: hi\nassistant:"
     assert lm._encode(lm.format_prompt("hi")).count(tokenizer.bos_token_id) == 1
     assert len(lm.generate(["hi"], max_new_tokens=3)) == 1
@@ -123,8 +147,12 @@ def test_loads_a_saved_model_folder(tmp_path, tiny):
     tiny._tokenizer.save_pretrained(tmp_path / "m")
     loaded = TransformersLM(str(tmp_path / "m"), dtype="float32", threads=1)
     assert loaded.name == "m" and loaded.count_tokens("a cat sat") == tiny.count_tokens("a cat sat")
-    np.testing.assert_allclose(loaded.score(PROMPT, CONTINUATIONS).logprob,
-                               tiny.score(PROMPT, CONTINUATIONS).logprob, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        loaded.score(PROMPT, CONTINUATIONS).logprob,
+        tiny.score(PROMPT, CONTINUATIONS).logprob,
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 @pytest.mark.parametrize("bad", [{"dtype": "float16"}, {"batch_size": 0}, {"threads": 0}])
@@ -144,25 +172,35 @@ def test_missing_models_raise_llm_errors(tmp_path):
 def test_gemma_scores_twenty_candidates_like_naive_scoring():
     """The shipped Gemma 3 270M (cached bf16 copy; the first run dequantises the GGUF once)."""
     lm = TransformersLM("gemma-3-270m", threads=1)
-    prompt = ("Movies a user liked, most recent last:\n- Toy Story (1995)\n- Aladdin (1992)\n"
-              "- The Lion King (1994)\nThe next movie they liked:")
-    titles = [" Toy Story 2 (1999)", " Pocahontas (1995)", " Schindler's List (1993)",
-              " Heat (1995)"] * 5
+    prompt = (
+        "Movies a user liked, most recent last:\n- Toy Story (1995)\n- Aladdin (1992)\n"
+        "- The Lion King (1994)\nThe next movie they liked:"
+    )
+    titles = [
+        " Toy Story 2 (1999)",
+        " Pocahontas (1995)",
+        " Schindler's List (1993)",
+        " Heat (1995)",
+    ] * 5
     scores = lm.score(prompt, titles)
     assert scores.logprob.shape == (20,) and np.isfinite(scores.logprob).all()
     np.testing.assert_allclose(scores.logprob[:4], scores.logprob[4:8], rtol=1e-5)
     naive = naive_scores(lm, prompt, titles[:2])
     np.testing.assert_allclose(scores.logprob[:2], naive, rtol=0.02, atol=0.05)  # bf16
     text = lm.generate([prompt], max_new_tokens=8)[0]
-    assert text.strip() and lm.generate([prompt], max_new_tokens=8, stop=["\n"])[0] == \
-        text.split("\n")[0]
+    assert (
+        text.strip()
+        and lm.generate([prompt], max_new_tokens=8, stop=["\n"])[0] == text.split("\n")[0]
+    )
 
 
 @pytest.mark.parametrize("temperature,stop", [(0.0, ()), (1.0, ()), (0.0, ("at",))])
 def test_stream_yields_the_generated_text_and_stops_when_closed(tiny, temperature, stop):
     prompt = "a cat sat on"
     whole = tiny.generate([prompt], max_new_tokens=12, temperature=temperature, stop=stop, seed=3)
-    pieces = list(tiny.stream(prompt, max_new_tokens=12, temperature=temperature, stop=stop, seed=3))
+    pieces = list(
+        tiny.stream(prompt, max_new_tokens=12, temperature=temperature, stop=stop, seed=3)
+    )
     assert "".join(pieces) == whole[0]
     stream = tiny.stream(prompt, max_new_tokens=10_000)
     next(stream)

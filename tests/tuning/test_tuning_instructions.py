@@ -51,8 +51,11 @@ def test_held_out_users_never_appear_in_training_examples():
     w = world(n_users=60)
     split = held_out_users_split(w.data, 0.2, seed=0)
     held_users = set(split.valid.user_idx.tolist()) | set(split.test.user_idx.tolist())
-    held_titles = {f"Film {i}" for u, i in pairs(split.fold_in) | pairs(split.valid)
-                   | pairs(split.test) if not (split.train.item_idx == i).any()}
+    held_titles = {
+        f"Film {i}"
+        for u, i in pairs(split.fold_in) | pairs(split.valid) | pairs(split.test)
+        if not (split.train.item_idx == i).any()
+    }
     examples = build_examples(split, ["next-item", "preference", "rating"], per_user=5)
     assert examples and not {ex.user for ex in examples} & held_users
     text = "\n".join(ex.prompt + ex.answer for ex in examples)
@@ -114,13 +117,13 @@ def test_retrieved_negatives_are_the_retrievers_top_unseen_items(task):
     assert examples
     asked_negatives = 0
     for ex in examples:
-        user_items = set(seen.indices[seen.indptr[ex.user]:seen.indptr[ex.user + 1]].tolist())
+        user_items = set(seen.indices[seen.indptr[ex.user] : seen.indptr[ex.user + 1]].tolist())
         allowed = [i for i in range(24) if i not in user_items][:n_hard]  # the top unseen items
         if task == "preference" and ex.answer == " No" and ex.items[-1] not in user_items:
             assert ex.items[-1] in allowed  # a hard negative, never one of the user's items
             asked_negatives += 1
         if task == "next-item" and "{candidates}" in ins.NEXT_ITEM_TEMPLATES[ex.template]:
-            listed = re.findall(r'^- "Film (\d+)"$', ex.prompt, re.M)[-(n_hard + 1):]
+            listed = re.findall(r'^- "Film (\d+)"$', ex.prompt, re.M)[-(n_hard + 1) :]
             others = {int(i) for i in listed} - {ex.items[-1]} - set(ex.items[:-1])
             assert others and others <= set(allowed)
             asked_negatives += 1
@@ -132,12 +135,15 @@ def test_retrieved_negatives_are_the_retrievers_top_unseen_items(task):
 def test_listwise_examples_show_the_retrievers_shortlist_in_its_order():
     split = world(n_users=60).split
     seen = split.train.user_items
-    examples = BUILDERS["listwise"](split, per_user=3, seed=0, retriever=TopRetriever(24),
-                                    n_candidates=6)
+    examples = BUILDERS["listwise"](
+        split, per_user=3, seed=0, retriever=TopRetriever(24), n_candidates=6
+    )
     assert examples and {e.template for e in examples} == {0, 1}
     for ex in examples:
         target = ex.items[-1]
-        others = set(seen.indices[seen.indptr[ex.user]:seen.indptr[ex.user + 1]].tolist()) - {target}
+        others = set(seen.indices[seen.indptr[ex.user] : seen.indptr[ex.user + 1]].tolist()) - {
+            target
+        }
         shortlist = [i for i in range(24) if i not in others][:6]  # the retriever's order
         letters = dict(re.findall(r'^([A-F])\. "Film (\d+)"$', ex.prompt, re.M))
         assert [int(letters[c]) for c in "ABCDEF"] == shortlist
@@ -145,12 +151,15 @@ def test_listwise_examples_show_the_retrievers_shortlist_in_its_order():
         if ex.template == 0:
             titles = [split.train.catalog.title(i) for i in ex.items[:-1]]
             assert ex.prompt == prompts.listwise_prompt(
-                titles, [split.train.catalog.title(i) for i in shortlist])
+                titles, [split.train.catalog.title(i) for i in shortlist]
+            )
     n_cases = len(next_item_examples(split, per_user=3, seed=0))
     assert len(examples) < n_cases  # targets outside the shortlist are dropped
     uniform = BUILDERS["listwise"](split, per_user=1, n_candidates=5)
-    assert all(ex.prompt.count('\nE. "') == 1 and ex.answer in (" A", " B", " C", " D", " E")
-               for ex in uniform)
+    assert all(
+        ex.prompt.count('\nE. "') == 1 and ex.answer in (" A", " B", " C", " D", " E")
+        for ex in uniform
+    )
     with pytest.raises(ConfigError, match="at most 26"):
         BUILDERS["listwise"](split, n_candidates=27)
 
@@ -171,9 +180,10 @@ def test_explanations_from_reviews_and_a_clear_error_without_them():
     with pytest.raises(DataError, match="no reviews"):
         BUILDERS["explanation"](split)
     split.train.extras["review_summary"] = np.array(
-        [f"loved it {u}" for u in split.train.user_idx], dtype=object)
+        [f"loved it {u}" for u in split.train.user_idx], dtype=object
+    )
     examples = BUILDERS["explanation"](split, per_user=2)
-    assert examples and all(ex.answer == f"loved it {ex.user}\"" for ex in examples)
+    assert examples and all(ex.answer == f'loved it {ex.user}"' for ex in examples)
     assert {ex.task for ex in build_examples(split, "mix", per_user=1)} == set(BUILDERS)
 
 
@@ -228,14 +238,21 @@ def test_mixed_negatives_draw_a_share_uniformly():
     n_hard = 3
 
     def outside_top(share):
-        examples = next_item_examples(split, per_user=3, seed=0, retriever=TopRetriever(24),
-                                      n_hard=n_hard, n_candidates=4, uniform_share=share)
+        examples = next_item_examples(
+            split,
+            per_user=3,
+            seed=0,
+            retriever=TopRetriever(24),
+            n_hard=n_hard,
+            n_candidates=4,
+            uniform_share=share,
+        )
         seen = split.train.user_items
         outside = total = 0
         for ex in examples:
             if "{candidates}" not in ins.NEXT_ITEM_TEMPLATES[ex.template]:
                 continue
-            user_items = set(seen.indices[seen.indptr[ex.user]:seen.indptr[ex.user + 1]].tolist())
+            user_items = set(seen.indices[seen.indptr[ex.user] : seen.indptr[ex.user + 1]].tolist())
             top = [i for i in range(24) if i not in user_items][:n_hard]
             listed = {int(i) for i in re.findall(r'^- "Film (\d+)"$', ex.prompt, re.M)[-4:]}
             negatives = listed - {ex.items[-1]}

@@ -52,8 +52,18 @@ def fresh(base):
 
 
 def config(base, **kw):
-    values = dict(base=base, dtype="float32", max_steps=12, eval_every=4, checkpoint_every=4,
-                  batch_size=4, per_user=1, n_valid=8, warmup_steps=0, learning_rate=1e-2)
+    values = dict(
+        base=base,
+        dtype="float32",
+        max_steps=12,
+        eval_every=4,
+        checkpoint_every=4,
+        batch_size=4,
+        per_user=1,
+        n_valid=8,
+        warmup_steps=0,
+        learning_rate=1e-2,
+    )
     return TuneConfig(**{**values, **kw})
 
 
@@ -68,9 +78,15 @@ def test_a_few_steps_reduce_the_answer_loss(base, split, tmp_path, method, lr):
     examples = next_item_examples(split, per_user=1, seed=0)[:8]
     lm = fresh(base)
     before = mean_loss(lm, examples)
-    result = tune(split, config(base, method=method, learning_rate=lr, max_steps=15, dropout=0.0),
-                  lm=lm, output=tmp_path, options=OPTIONS, examples=examples,
-                  valid_examples=examples)
+    result = tune(
+        split,
+        config(base, method=method, learning_rate=lr, max_steps=15, dropout=0.0),
+        lm=lm,
+        output=tmp_path,
+        options=OPTIONS,
+        examples=examples,
+        valid_examples=examples,
+    )
     after = mean_loss(lm, examples, lm.prefix_embeddings)
     assert after < before - 0.2
     assert result.log[-1]["tokens_per_s"] > 0 and result.train_examples == 8
@@ -96,8 +112,9 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_result(base, split
 
 
 def test_a_time_budget_stops_training_after_a_last_validation(base, split, tmp_path):
-    result = tune(split, config(base, time_budget=1e-9), lm=fresh(base), output=tmp_path,
-                  options=OPTIONS)  # any step takes longer than a nanosecond
+    result = tune(
+        split, config(base, time_budget=1e-9), lm=fresh(base), output=tmp_path, options=OPTIONS
+    )  # any step takes longer than a nanosecond
     assert result.steps == 1 and result.stopped_early and result.best_step == 1
     assert "valid_loss" in result.log[-1]
     assert (tmp_path / "adapter_model.safetensors").exists()
@@ -108,8 +125,13 @@ def test_a_time_budget_stops_training_after_a_last_validation(base, split, tmp_p
 @pytest.mark.parametrize("method", ["lora", "prompt"])
 def test_a_saved_adapter_loads_on_its_base_with_identical_scores(base, split, tmp_path, method):
     lm = fresh(base)
-    tune(split, config(base, method=method, max_steps=4, learning_rate=5e-2), lm=lm,
-         output=tmp_path, options=OPTIONS)
+    tune(
+        split,
+        config(base, method=method, max_steps=4, learning_rate=5e-2),
+        lm=lm,
+        output=tmp_path,
+        options=OPTIONS,
+    )
     tuned = TunedLM.load(tmp_path, threads=1)
     expected = lm.score(PROMPT, CANDIDATES).logprob
     np.testing.assert_allclose(tuned.score(PROMPT, CANDIDATES).logprob, expected, atol=1e-5)
@@ -121,17 +143,21 @@ def test_a_saved_adapter_loads_on_its_base_with_identical_scores(base, split, tm
     np.testing.assert_allclose(by_spec.score(PROMPT, CANDIDATES).logprob, expected, atol=1e-5)
     assert len(tuned.generate(["Liked movies:"], max_new_tokens=3)) == 1
     # the tuned model is a recommender: injected, or by spec string
-    for model in (LLMRecommender(language_model=tuned, history_len=3),
-                  LLMRecommender(lm=f"tuned:{tmp_path}", history_len=3)):
+    for model in (
+        LLMRecommender(language_model=tuned, history_len=3),
+        LLMRecommender(lm=f"tuned:{tmp_path}", history_len=3),
+    ):
         model.fit(split.train, options=OPTIONS)
-        ev = evaluate_sampled(model, split.history("test"), split.test, n_negatives=5, seed=0,
-                              ks=(1, 5))
+        ev = evaluate_sampled(
+            model, split.history("test"), split.test, n_negatives=5, seed=0, ks=(1, 5)
+        )
         assert np.isfinite(ev.mean("ndcg@5"))
     # ... and explanations accept it
     from genrec.pipelines.explain import LMExplainer
 
     explanation = LMExplainer(split.train.catalog, f"tuned:{tmp_path}", max_new_tokens=4).explain(
-        [1, 2], 3)
+        [1, 2], 3
+    )
     assert explanation.item == 3 and isinstance(explanation.text, str)
     if method == "prompt":
         assert tuned._ready() and tuned.prefix_embeddings.shape[0] == 20
@@ -144,8 +170,9 @@ def test_preference_tuning_with_retrieved_negatives(base, split, tmp_path):
     lm = fresh(base)
     result = tune(split, cfg, lm=lm, output=tmp_path, options=OPTIONS)
     assert result.steps == 4 and result.train_examples > 0
-    model = LLMRecommender(language_model=TunedLM.load(tmp_path, threads=1), mode="preference",
-                           history_len=3).fit(split.train, options=OPTIONS)
+    model = LLMRecommender(
+        language_model=TunedLM.load(tmp_path, threads=1), mode="preference", history_len=3
+    ).fit(split.train, options=OPTIONS)
     ev = evaluate_sampled(model, split.history("test"), split.test, n_negatives=5, seed=0, ks=(5,))
     assert np.isfinite(ev.mean("ndcg@5"))
     with pytest.raises(ConfigError, match="negatives"):
@@ -160,15 +187,30 @@ def test_bad_input(base, split, tmp_path):
     with pytest.raises(ConfigError, match="unknown config key"):
         TuneConfig.from_dict({"rank": 4})
     with pytest.raises(ConfigError, match="target_modules"):
-        tune(split, config(base, target_modules=("nonexistent_proj",)), lm=fresh(base),
-             output=tmp_path / "a", options=OPTIONS)
+        tune(
+            split,
+            config(base, target_modules=("nonexistent_proj",)),
+            lm=fresh(base),
+            output=tmp_path / "a",
+            options=OPTIONS,
+        )
     with pytest.raises(ConfigError, match="max_length"):
-        tune(split, config(base, max_length=3), lm=fresh(base), output=tmp_path / "b",
-             options=OPTIONS)
+        tune(
+            split,
+            config(base, max_length=3),
+            lm=fresh(base),
+            output=tmp_path / "b",
+            options=OPTIONS,
+        )
     tune(split, config(base, max_steps=4), lm=fresh(base), output=tmp_path / "c", options=OPTIONS)
     with pytest.raises(ConfigError, match="another adapter"):
-        tune(split, config(base, method="prompt"), lm=fresh(base), output=tmp_path / "c",
-             options=OPTIONS)
+        tune(
+            split,
+            config(base, method="prompt"),
+            lm=fresh(base),
+            output=tmp_path / "c",
+            options=OPTIONS,
+        )
     with pytest.raises(LLMError, match="not a genrec adapter"):
         TunedLM.load(tmp_path)
     with pytest.raises(ConfigError, match="adapter folder"):
@@ -184,10 +226,24 @@ def test_gemma_lora_steps_save_load_score(tmp_path, ml100k):
     split = holdout_split(ml100k, (0.8, 0.1, 0.1), seed=2020)
     examples = next_item_examples(split, per_user=1, history_len=2, seed=0)[:4]
     lm = TransformersLM("gemma-3-270m", threads=1)
-    cfg = TuneConfig(max_steps=2, batch_size=2, eval_every=2, n_valid=2, max_length=96,
-                     target_modules=("q_proj", "v_proj"), learning_rate=1e-3)
-    result = tune(split, cfg, lm=lm, output=tmp_path, options=RunOptions(seed=0, threads=1),
-                  examples=examples, valid_examples=examples[:2])
+    cfg = TuneConfig(
+        max_steps=2,
+        batch_size=2,
+        eval_every=2,
+        n_valid=2,
+        max_length=96,
+        target_modules=("q_proj", "v_proj"),
+        learning_rate=1e-3,
+    )
+    result = tune(
+        split,
+        cfg,
+        lm=lm,
+        output=tmp_path,
+        options=RunOptions(seed=0, threads=1),
+        examples=examples,
+        valid_examples=examples[:2],
+    )
     assert result.steps == 2 and np.isfinite(result.log[-1]["loss"])
     prompt = examples[0].prompt
     cands = [examples[0].answer, 'Toy Story (1995)"']

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 from genrec.agents.clarify import best_question, question_text, should_ask
 from genrec.agents.planner import LMPlanner
@@ -53,8 +53,19 @@ class Agent:
             ``ask_above``) and constraints few.
     """
 
-    def __init__(self, data, ranker, *, lm=None, store=None, text_model=None, explainer=None,
-                 k: int = 10, clarify: bool = True, ask_above: int = 50):
+    def __init__(
+        self,
+        data,
+        ranker,
+        *,
+        lm=None,
+        store=None,
+        text_model=None,
+        explainer=None,
+        k: int = 10,
+        clarify: bool = True,
+        ask_above: int = 50,
+    ):
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
             raise ConfigError(f"k must be an integer in 1..50, got {k!r}")
         self.tools = Toolbox(data, ranker, text_model=text_model, explainer=explainer)
@@ -65,8 +76,9 @@ class Agent:
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()  # two threads must not make two locks for one id
 
-    def start(self, session_id: str, *, history: Sequence[int] = (), user: str | None = None
-              ) -> None:
+    def start(
+        self, session_id: str, *, history: Sequence[int] = (), user: str | None = None
+    ) -> None:
         """Open (or reset) a session for a user with ``history`` (item indices) or the
         history of the dataset's ``user`` (an external id)."""
         if user is not None:
@@ -88,8 +100,10 @@ class Agent:
         with lock:
             session = self.store.get(session_id) or Session(session_id)
             reply = self._turn(session, text)
-            session.turns += [Turn("user", text), Turn("agent", reply.text, reply.items,
-                                                        reply.trace)]
+            session.turns += [
+                Turn("user", text),
+                Turn("agent", reply.text, reply.items, reply.trace),
+            ]
             self.store.put(session)
         return reply
 
@@ -103,21 +117,42 @@ class Agent:
             items = items + [i for i in ranking if i not in items][: (work.k or self.k)]
         question = self._question(session, work, calls)
         session.show(items)
-        text, mentions = compose(self.data.catalog, items=items, answers=work.answers,
-                                 notes=work.notes, question=question, pinned=bool(work.pinned))
-        return Reply(text, items, self.data.items.ids[items].tolist() if items else [],
-                     ranking or items, trace, mentions, question, info)
+        text, mentions = compose(
+            self.data.catalog,
+            items=items,
+            answers=work.answers,
+            notes=work.notes,
+            question=question,
+            pinned=bool(work.pinned),
+        )
+        return Reply(
+            text,
+            items,
+            self.data.items.ids[items].tolist() if items else [],
+            ranking or items,
+            trace,
+            mentions,
+            question,
+            info,
+        )
 
     def _plan(self, text: str, session: Session) -> tuple[list[ToolCall], dict]:
         if isinstance(self.planner, LMPlanner):
             return self.planner.plan(text, session)
-        return self.planner.plan(text, session), {"planner": "rules", "valid": True,
-                                                  "lm_calls": 0, "tokens": 0}
+        return self.planner.plan(text, session), {
+            "planner": "rules",
+            "valid": True,
+            "lm_calls": 0,
+            "tokens": 0,
+        }
 
     def _question(self, session: Session, work: TurnWork, calls: list[ToolCall]) -> str | None:
         candidates = session.candidates if session.candidates is not None else []
-        asked = work.clarify or (self.clarify and should_ask(session, len(candidates), many=self.ask_above)
-                                 and all(c.tool == "recommend" for c in calls))
+        asked = work.clarify or (
+            self.clarify
+            and should_ask(session, len(candidates), many=self.ask_above)
+            and all(c.tool == "recommend" for c in calls)
+        )
         if not asked:
             return None
         chosen = best_question(self.tools.table, session, candidates)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from genrec.agents.item_table import ItemTable
 from genrec.agents.session import Session
@@ -29,18 +29,25 @@ MAX_CONSTRAINTS = 1
 def entropy(counts: Counter) -> float:
     """Shannon entropy in bits of the distribution proportional to ``counts``."""
     total = sum(counts.values())
-    return -sum(c / total * math.log2(c / total) for c in counts.values() if c > 0) if total else 0.0
+    return (
+        -sum(c / total * math.log2(c / total) for c in counts.values() if c > 0) if total else 0.0
+    )
 
 
 def should_ask(session: Session, n_candidates: int, *, many: int = MANY_CANDIDATES) -> bool:
     """Candidates many (more than ``many``) and constraints few (and something left to ask)."""
     open_attributes = [a for a in ATTRIBUTES if a not in session.asked]
-    return (n_candidates > many and len(session.constraints) < MAX_CONSTRAINTS
-            and not session.liked and bool(open_attributes))
+    return (
+        n_candidates > many
+        and len(session.constraints) < MAX_CONSTRAINTS
+        and not session.liked
+        and bool(open_attributes)
+    )
 
 
-def best_question(table: ItemTable, session: Session, candidates: Sequence[int]
-                  ) -> tuple[str, list] | None:
+def best_question(
+    table: ItemTable, session: Session, candidates: Sequence[int]
+) -> tuple[str, list] | None:
     """``(attribute, its most common values)`` with the highest entropy over ``candidates``
     among attributes not constrained or asked; None when none is left."""
     constrained = {"decade" if c.column == "year" else c.column for c in session.constraints}
@@ -60,4 +67,6 @@ def question_text(attribute: str, values: list) -> str:
     if attribute == "decade":
         offered = ", ".join(f"the {v}s" for v in values)
         return f"To narrow it down: which decade do you prefer, for example {offered}?"
-    return f"To narrow it down: which genre are you in the mood for, for example {', '.join(values)}?"
+    return (
+        f"To narrow it down: which genre are you in the mood for, for example {', '.join(values)}?"
+    )

@@ -27,7 +27,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -40,8 +40,14 @@ OPERATORS: dict[str, dict[str, str]] = {
         "has": "item IN (SELECT item FROM genres WHERE genre = ?)",
         "lacks": "item NOT IN (SELECT item FROM genres WHERE genre = ?)",
     },
-    "year": {"=": "year = ?", "<": "year < ?", "<=": "year <= ?", ">": "year > ?",
-             ">=": "year >= ?", "between": "year BETWEEN ? AND ?"},
+    "year": {
+        "=": "year = ?",
+        "<": "year < ?",
+        "<=": "year <= ?",
+        ">": "year > ?",
+        ">=": "year >= ?",
+        "between": "year BETWEEN ? AND ?",
+    },
     "popularity": {">=": "popularity >= ?", "<=": "popularity <= ?"},
 }
 
@@ -58,39 +64,57 @@ class ItemTable:
         self.catalog = catalog
         self.n_items = len(catalog.vocab)
         pop = np.zeros(self.n_items, np.int64) if popularity is None else np.asarray(popularity)
-        self.years = np.array([catalog.year(i) if catalog.year(i) is not None else np.nan
-                               for i in range(self.n_items)], dtype=float)
+        self.years = np.array(
+            [
+                catalog.year(i) if catalog.year(i) is not None else np.nan
+                for i in range(self.n_items)
+            ],
+            dtype=float,
+        )
         self.item_genres = [catalog.genres(i) for i in range(self.n_items)]
         self.genre_names = sorted({g for gs in self.item_genres for g in gs})
         self._lock = threading.Lock()
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
-        self._db.execute("CREATE TABLE items (item INTEGER PRIMARY KEY, year INTEGER, "
-                         "popularity INTEGER)")
+        self._db.execute(
+            "CREATE TABLE items (item INTEGER PRIMARY KEY, year INTEGER, popularity INTEGER)"
+        )
         self._db.execute("CREATE TABLE genres (item INTEGER, genre TEXT)")
-        self._db.executemany("INSERT INTO items VALUES (?, ?, ?)", [
-            (i, None if np.isnan(y) else int(y), int(p))
-            for i, (y, p) in enumerate(zip(self.years, pop))])
-        self._db.executemany("INSERT INTO genres VALUES (?, ?)",
-                             [(i, g) for i, gs in enumerate(self.item_genres) for g in gs])
+        self._db.executemany(
+            "INSERT INTO items VALUES (?, ?, ?)",
+            [
+                (i, None if np.isnan(y) else int(y), int(p))
+                for i, (y, p) in enumerate(zip(self.years, pop))
+            ],
+        )
+        self._db.executemany(
+            "INSERT INTO genres VALUES (?, ?)",
+            [(i, g) for i, gs in enumerate(self.item_genres) for g in gs],
+        )
         self._db.execute("CREATE INDEX genre_items ON genres (genre, item)")
 
     def check(self, condition: Condition) -> Condition:
         """``condition`` with its value coerced, or ConfigError naming the allowed values."""
         ops = OPERATORS.get(condition.column)
         if ops is None:
-            raise ConfigError(f"unknown filter column {condition.column!r}; allowed: "
-                              f"{', '.join(OPERATORS)}")
+            raise ConfigError(
+                f"unknown filter column {condition.column!r}; allowed: {', '.join(OPERATORS)}"
+            )
         if condition.op not in ops:
-            raise ConfigError(f"operator {condition.op!r} is not allowed on "
-                              f"{condition.column!r}; allowed: {', '.join(ops)}")
+            raise ConfigError(
+                f"operator {condition.op!r} is not allowed on "
+                f"{condition.column!r}; allowed: {', '.join(ops)}"
+            )
         value = condition.value
         if condition.column == "genre":
             if value not in self.genre_names:
                 raise ConfigError(f"unknown genre {value!r}; known: {', '.join(self.genre_names)}")
             return condition
         if condition.op == "between":
-            if not (isinstance(value, (list, tuple)) and len(value) == 2
-                    and all(_is_number(v) for v in value)):
+            if not (
+                isinstance(value, (list, tuple))
+                and len(value) == 2
+                and all(_is_number(v) for v in value)
+            ):
                 raise ConfigError(f"'between' takes [low, high] numbers, got {value!r}")
             return Condition(condition.column, "between", sorted(int(v) for v in value))
         if not _is_number(value):
@@ -128,5 +152,8 @@ class ItemTable:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
         and np.isfinite(value)
+    )

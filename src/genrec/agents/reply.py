@@ -39,9 +39,15 @@ class Reply:
     plan: dict = field(default_factory=dict)
 
 
-def compose(catalog, *, items: list[int], answers: list[tuple[str, list[int]]],
-            notes: list[str], question: str | None, pinned: bool = False
-            ) -> tuple[str, list[int]]:
+def compose(
+    catalog,
+    *,
+    items: list[int],
+    answers: list[tuple[str, list[int]]],
+    notes: list[str],
+    question: str | None,
+    pinned: bool = False,
+) -> tuple[str, list[int]]:
     """``(text, mentions)`` of a reply showing ``items`` after ``answers`` and ``notes``."""
     lines = list(notes) + [text for text, _ in answers]
     mentions = [i for _, named in answers for i in named]
@@ -49,8 +55,10 @@ def compose(catalog, *, items: list[int], answers: list[tuple[str, list[int]]],
         lines.append("Here is what I found:" if pinned else "Here are my suggestions:")
         for n, item in enumerate(items, start=1):
             year = catalog.year(item)
-            lines.append(f"{n}. {natural_title(catalog.title(item))}"
-                         + (f" ({year})" if year is not None else ""))
+            lines.append(
+                f"{n}. {natural_title(catalog.title(item))}"
+                + (f" ({year})" if year is not None else "")
+            )
         mentions += list(items)
     elif not answers:
         lines.append("I have nothing left to suggest with these wishes; try changing one.")

@@ -33,7 +33,8 @@ ITEM_REF = {
     "type": "object",
     "description": "an item: its 1-based position in the latest list, or its title",
     "properties": {"position": {"type": "integer", "minimum": 1, "maximum": 50}, "title": _TEXT},
-    "additionalProperties": False, "minProperties": 1,
+    "additionalProperties": False,
+    "minProperties": 1,
 }
 _ITEM_REFS = {"type": "array", "items": ITEM_REF, "maxItems": 10}
 CONDITION = {
@@ -41,41 +42,71 @@ CONDITION = {
     "properties": {
         "column": {"type": "string", "enum": ["genre", "year", "popularity"]},
         "op": {"type": "string", "enum": ["has", "lacks", "=", "<", "<=", ">", ">=", "between"]},
-        "value": {"type": ["string", "integer", "number", "array"], "maxLength": 60,
-                  "items": {"type": "integer"}, "maxItems": 2},
+        "value": {
+            "type": ["string", "integer", "number", "array"],
+            "maxLength": 60,
+            "items": {"type": "integer"},
+            "maxItems": 2,
+        },
     },
-    "required": ["column", "op", "value"], "additionalProperties": False,
+    "required": ["column", "op", "value"],
+    "additionalProperties": False,
 }
 
 
 def _tool(description: str, properties: dict | None = None, required=()) -> dict:
-    return {"description": description, "type": "object", "properties": properties or {},
-            "required": list(required), "additionalProperties": False}
+    return {
+        "description": description,
+        "type": "object",
+        "properties": properties or {},
+        "required": list(required),
+        "additionalProperties": False,
+    }
 
 
 # tool name -> JSON schema of its arguments (the description is what an LM planner reads).
 TOOL_SCHEMAS: dict[str, dict] = {
-    "filter": _tool("add or remove constraints on catalog attributes (genre has/lacks NAME; "
-                    "year =,<,<=,>,>=,between [LOW, HIGH]; popularity >=,<=)",
-                    {"add": {"type": "array", "items": CONDITION, "maxItems": 6},
-                     "remove": {"type": "array", "maxItems": 3, "items": {
-                         "type": "string", "enum": ["genre", "year", "popularity"]}},
-                     "reset": {"type": "boolean"}}),
-    "search": _tool("keep the items whose text best matches a free-text query",
-                    {"query": _TEXT}, ["query"]),
+    "filter": _tool(
+        "add or remove constraints on catalog attributes (genre has/lacks NAME; "
+        "year =,<,<=,>,>=,between [LOW, HIGH]; popularity >=,<=)",
+        {
+            "add": {"type": "array", "items": CONDITION, "maxItems": 6},
+            "remove": {
+                "type": "array",
+                "maxItems": 3,
+                "items": {"type": "string", "enum": ["genre", "year", "popularity"]},
+            },
+            "reset": {"type": "boolean"},
+        },
+    ),
+    "search": _tool(
+        "keep the items whose text best matches a free-text query", {"query": _TEXT}, ["query"]
+    ),
     "similar": _tool("prefer items similar to these items", {"to": _ITEM_REFS}, ["to"]),
-    "rank": _tool("how to order the candidates", {"by": {
-        "type": "string", "enum": ["preference", "popularity"]}}, ["by"]),
-    "lookup": _tool("find items by (approximate) title and show them",
-                    {"titles": {"type": "array", "items": _TEXT, "maxItems": 5}}, ["titles"]),
-    "remember": _tool("record items the user likes or does not want",
-                      {"like": _ITEM_REFS, "unwanted": _ITEM_REFS}),
-    "ask": _tool("answer a question about one item from its catalog text",
-                 {"item": ITEM_REF, "question": _TEXT}, ["item"]),
+    "rank": _tool(
+        "how to order the candidates",
+        {"by": {"type": "string", "enum": ["preference", "popularity"]}},
+        ["by"],
+    ),
+    "lookup": _tool(
+        "find items by (approximate) title and show them",
+        {"titles": {"type": "array", "items": _TEXT, "maxItems": 5}},
+        ["titles"],
+    ),
+    "remember": _tool(
+        "record items the user likes or does not want", {"like": _ITEM_REFS, "unwanted": _ITEM_REFS}
+    ),
+    "ask": _tool(
+        "answer a question about one item from its catalog text",
+        {"item": ITEM_REF, "question": _TEXT},
+        ["item"],
+    ),
     "explain": _tool("explain why an item is recommended", {"item": ITEM_REF}, ["item"]),
     "clarify": _tool("ask the user the most informative question about their preference"),
-    "recommend": _tool("show the top items of the candidates",
-                       {"k": {"type": "integer", "minimum": 1, "maximum": 50}}),
+    "recommend": _tool(
+        "show the top items of the candidates",
+        {"k": {"type": "integer", "minimum": 1, "maximum": 50}},
+    ),
 }
 
 
@@ -105,11 +136,14 @@ def parse_plan(plan: Any) -> list[ToolCall]:
     calls = []
     for n, step in enumerate(plan["steps"], start=1):
         if not isinstance(step, dict) or not set(step) <= {"tool", "args"} or "tool" not in step:
-            raise PlanError(f'step {n}: write {{"tool": NAME, "args": {{...}}}}, got {step!r}'[:300])
+            raise PlanError(
+                f'step {n}: write {{"tool": NAME, "args": {{...}}}}, got {step!r}'[:300]
+            )
         schema = TOOL_SCHEMAS.get(step["tool"]) if isinstance(step["tool"], str) else None
         if schema is None:
-            raise PlanError(f"step {n}: unknown tool {step['tool']!r}; tools: "
-                            f"{', '.join(TOOL_SCHEMAS)}")
+            raise PlanError(
+                f"step {n}: unknown tool {step['tool']!r}; tools: {', '.join(TOOL_SCHEMAS)}"
+            )
         args = step.get("args", {})
         problem = validate(args, schema)
         if problem:
@@ -140,12 +174,18 @@ def extract_json(text: str) -> str:
         elif ch == "}":
             depth -= 1
             if depth == 0:
-                return text[start:i + 1]
+                return text[start : i + 1]
     raise PlanError(f"no JSON object in the planner's answer {text[:120]!r}")
 
 
-_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool,
-          "integer": int, "number": (int, float)}
+_TYPES = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "integer": int,
+    "number": (int, float),
+}
 
 
 def validate(value: Any, schema: dict, where: str = "args") -> str | None:
@@ -159,7 +199,9 @@ def validate(value: Any, schema: dict, where: str = "args") -> str | None:
     if isinstance(value, str) and len(value) > schema.get("maxLength", 10_000):
         return f"{where} is longer than {schema['maxLength']} characters"
     if _is(value, "number"):
-        if value < schema.get("minimum", -float("inf")) or value > schema.get("maximum", float("inf")):
+        if value < schema.get("minimum", -float("inf")) or value > schema.get(
+            "maximum", float("inf")
+        ):
             return f"{where} must lie in [{schema.get('minimum')}, {schema.get('maximum')}]"
     if isinstance(value, list):
         if len(value) > schema.get("maxItems", 1_000):
@@ -183,7 +225,7 @@ def _validate_object(value: dict, schema: dict, where: str) -> str | None:
     if len(value) < schema.get("minProperties", 0):
         return f"{where} needs one of {sorted(props)}"
     for key, v in value.items():
-        if (problem := validate(v, props[key], f"{where}.{key}")):
+        if problem := validate(v, props[key], f"{where}.{key}"):
             return problem
     return None
 
@@ -196,7 +238,7 @@ def _is(value: Any, type_name: str) -> bool:
 
 def schema_text() -> str:
     """The tools and their argument schemas as compact JSON lines (for a planner prompt)."""
-    return "\n".join(f"{name}: {json.dumps(schema, separators=(',', ':'))}"
-                     for name, schema in TOOL_SCHEMAS.items())
-
-
+    return "\n".join(
+        f"{name}: {json.dumps(schema, separators=(',', ':'))}"
+        for name, schema in TOOL_SCHEMAS.items()
+    )

@@ -17,8 +17,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,13 @@ class Condition:
         return {"column": self.column, "op": self.op, "value": self.value}
 
     @classmethod
-    def from_dict(cls, values: dict) -> "Condition":
+    def from_dict(cls, values: dict) -> Condition:
         value = values["value"]
-        return cls(str(values["column"]), str(values["op"]),
-                   list(value) if isinstance(value, (list, tuple)) else value)
+        return cls(
+            str(values["column"]),
+            str(values["op"]),
+            list(value) if isinstance(value, (list, tuple)) else value,
+        )
 
 
 @dataclass
@@ -97,9 +101,11 @@ class Session:
         (a new year range replaces the old range; genres accumulate)."""
         if condition.column == "genre":
             opposite = "lacks" if condition.op == "has" else "has"
-            self.constraints = [c for c in self.constraints
-                                if not (c.column == "genre" and c.value == condition.value
-                                        and c.op == opposite)]
+            self.constraints = [
+                c
+                for c in self.constraints
+                if not (c.column == "genre" and c.value == condition.value and c.op == opposite)
+            ]
         else:
             self.constraints = [c for c in self.constraints if c.column != condition.column]
         if condition not in self.constraints:
@@ -107,8 +113,9 @@ class Session:
 
     def drop_constraints(self, column: str | None = None) -> None:
         """Forget the constraints on ``column`` (all of them when None)."""
-        self.constraints = [c for c in self.constraints
-                            if column is not None and c.column != column]
+        self.constraints = [
+            c for c in self.constraints if column is not None and c.column != column
+        ]
 
     def show(self, items: Sequence[int]) -> None:
         """Record a list shown; an empty one (an answer without a list) keeps the latest list,
@@ -124,7 +131,7 @@ class Session:
         return out
 
     @classmethod
-    def from_dict(cls, values: dict) -> "Session":
+    def from_dict(cls, values: dict) -> Session:
         values = dict(values)
         values["turns"] = [Turn(**t) for t in values.get("turns", [])]
         values["constraints"] = [Condition.from_dict(c) for c in values.get("constraints", [])]

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -53,8 +54,8 @@ class Episode:
 
 @dataclass
 class TurnResult:
-    items: list[int]             # shown, best first
-    ranking: list[int]           # the ranked list behind them (for recall@k)
+    items: list[int]  # shown, best first
+    ranking: list[int]  # the ranked list behind them (for recall@k)
     text: str = ""
     question: str | None = None
     plan: dict = field(default_factory=dict)
@@ -120,9 +121,9 @@ class AttributeOracle:
         self._turns[episode_id] = 0
 
     def turn(self, episode_id: str, text: str) -> TurnResult:
-        ranking = self._lists[episode_id][self._turns[episode_id] * SHOWN:]
+        ranking = self._lists[episode_id][self._turns[episode_id] * SHOWN :]
         self._turns[episode_id] += 1
-        return TurnResult(ranking[:SHOWN], ranking[:max(RECALL_KS)])
+        return TurnResult(ranking[:SHOWN], ranking[: max(RECALL_KS)])
 
 
 class ChatAgent:
@@ -137,8 +138,16 @@ class ChatAgent:
     def turn(self, episode_id: str, text: str) -> TurnResult:
         reply = self.agent.respond(episode_id, text)
         failures = sum("error" in step for step in reply.trace)
-        return TurnResult(reply.items, reply.ranking, reply.text, reply.question, reply.plan,
-                          len(reply.trace), failures, reply.trace)
+        return TurnResult(
+            reply.items,
+            reply.ranking,
+            reply.text,
+            reply.question,
+            reply.plan,
+            len(reply.trace),
+            failures,
+            reply.trace,
+        )
 
 
 def episodes_from_split(split, *, n_users: int | None, seed: int = 0) -> list[Episode]:
@@ -156,13 +165,23 @@ def episodes_from_split(split, *, n_users: int | None, seed: int = 0) -> list[Ep
         keep = np.sort(rng.choice(len(users), size=min(n_users, len(users)), replace=False))
         users, targets = users[keep], targets[keep]
     seen = split.history("test").user_items
-    return [Episode(int(u), tuple(seen[int(u)].indices.tolist()), int(t))
-            for u, t in zip(users, targets)]
+    return [
+        Episode(int(u), tuple(seen[int(u)].indices.tolist()), int(t))
+        for u, t in zip(users, targets)
+    ]
 
 
-def run_episode(agent: ConversationalAgent, episode: Episode, *, catalog, n_items: int,
-                turns: int, episode_id: str) -> tuple[dict, dict]:
+def run_episode(
+    agent: ConversationalAgent,
+    episode: Episode,
+    *,
+    catalog,
+    n_items: int,
+    turns: int,
+    episode_id: str,
+) -> tuple[dict, dict]:
     """``(metrics, transcript)`` of one episode."""
+
     def describe(item: int):
         return catalog.genres(item), catalog.year(item)
 
@@ -175,23 +194,43 @@ def run_episode(agent: ConversationalAgent, episode: Episode, *, catalog, n_item
         turn_start = time.perf_counter()
         result = agent.turn(episode_id, text)
         results.append(result)
-        log.append({"user": text, "revealed": [list(a) for a in simulator.revealed_per_turn[-1]],
-                    "agent": result.text, "items": result.items, "question": result.question,
-                    "tools": [step.get("tool") for step in result.trace],
-                    "plan": result.plan, "seconds": time.perf_counter() - turn_start})
+        log.append(
+            {
+                "user": text,
+                "revealed": [list(a) for a in simulator.revealed_per_turn[-1]],
+                "agent": result.text,
+                "items": result.items,
+                "question": result.question,
+                "tools": [step.get("tool") for step in result.trace],
+                "plan": result.plan,
+                "seconds": time.perf_counter() - turn_start,
+            }
+        )
         if episode.target in result.items[:SHOWN]:
             hit_turn = turn
             break
         text = simulator.reply(result.items, question=result.question)
     metrics = episode_metrics(results, episode, hit_turn=hit_turn, turns=turns, n_items=n_items)
     metrics["seconds"] = time.perf_counter() - start
-    transcript = {"agent": agent.name, "episode": episode_id, "user": episode.user,
-                  "target": episode.target, "success_turn": hit_turn, "turns": log}
+    transcript = {
+        "agent": agent.name,
+        "episode": episode_id,
+        "user": episode.user,
+        "target": episode.target,
+        "success_turn": hit_turn,
+        "turns": log,
+    }
     return metrics, transcript
 
 
-def episode_metrics(results: Sequence[TurnResult], episode: Episode, *, hit_turn: int | None,
-                    turns: int, n_items: int) -> dict:
+def episode_metrics(
+    results: Sequence[TurnResult],
+    episode: Episode,
+    *,
+    hit_turn: int | None,
+    turns: int,
+    n_items: int,
+) -> dict:
     """The per-episode metrics of the module doc from its turns."""
     shown = [i for r in results for i in r.items]
     earlier: set[int] = set()
@@ -218,9 +257,16 @@ def episode_metrics(results: Sequence[TurnResult], episode: Episode, *, hit_turn
     }
 
 
-def simulate(split, agents: Mapping[str, ConversationalAgent], *, simulator: str = "rule",
-             users: int | None = 200, turns: int = 5, seed: int = 0,
-             on_episode: Callable[[str, int, int], None] | None = None) -> tuple[dict, list[dict]]:
+def simulate(
+    split,
+    agents: Mapping[str, ConversationalAgent],
+    *,
+    simulator: str = "rule",
+    users: int | None = 200,
+    turns: int = 5,
+    seed: int = 0,
+    on_episode: Callable[[str, int, int], None] | None = None,
+) -> tuple[dict, list[dict]]:
     """Run every agent on the same episodes; ``(results, transcripts)``.
 
     ``results`` has the shape of results.json: ``protocol``, ``results[]`` with ``model`` (the
@@ -228,8 +274,10 @@ def simulate(split, agents: Mapping[str, ConversationalAgent], *, simulator: str
     tests against the best agent on each higher-is-better metric), and ``versions``.
     """
     if simulator not in SIMULATORS:
-        raise ConfigError(f"unknown simulator {simulator!r}; available: {', '.join(SIMULATORS)} "
-                          "(an LM-driven simulator is not built yet)")
+        raise ConfigError(
+            f"unknown simulator {simulator!r}; available: {', '.join(SIMULATORS)} "
+            "(an LM-driven simulator is not built yet)"
+        )
     if isinstance(turns, bool) or not isinstance(turns, int) or turns < 1:
         raise ConfigError(f"--turns must be a positive integer, got {turns!r}")
     catalog = split.train.catalog
@@ -240,26 +288,46 @@ def simulate(split, agents: Mapping[str, ConversationalAgent], *, simulator: str
     for name, agent in agents.items():
         rows = []
         for n, episode in enumerate(episodes):
-            metrics, transcript = run_episode(agent, episode, catalog=catalog,
-                                              n_items=split.train.n_items, turns=turns,
-                                              episode_id=f"episode-{n}")
+            metrics, transcript = run_episode(
+                agent,
+                episode,
+                catalog=catalog,
+                n_items=split.train.n_items,
+                turns=turns,
+                episode_id=f"episode-{n}",
+            )
             rows.append(metrics)
             transcripts.append({**transcript, "agent": name})
             if on_episode:
                 on_episode(name, n + 1, len(episodes))
         per_agent[name] = {m: np.array([r[m] for r in rows]) for m in rows[0]}
-    protocol = {"dataset": split.train.name.split("/")[0], "split": split.info.get("method"),
-                "simulator": simulator, "episodes": len(episodes), "turns": turns, "shown": SHOWN,
-                "seed": seed, "judge": "target id in the top-10 shown list"}
+    protocol = {
+        "dataset": split.train.name.split("/")[0],
+        "split": split.info.get("method"),
+        "simulator": simulator,
+        "episodes": len(episodes),
+        "turns": turns,
+        "shown": SHOWN,
+        "seed": seed,
+        "judge": "target id in the top-10 shown list",
+    }
     return results_dict(per_agent, protocol=protocol, seed=seed), transcripts
 
 
-HIGHER_IS_BETTER = ("success", "first_turn_success", "recall@1", "recall@10", "recall@25",
-                    "recall@50", "plan_validity")
+HIGHER_IS_BETTER = (
+    "success",
+    "first_turn_success",
+    "recall@1",
+    "recall@10",
+    "recall@25",
+    "recall@50",
+    "plan_validity",
+)
 
 
-def results_dict(per_agent: Mapping[str, Mapping[str, np.ndarray]], *, protocol: dict,
-                 seed: int = 0) -> dict:
+def results_dict(
+    per_agent: Mapping[str, Mapping[str, np.ndarray]], *, protocol: dict, seed: int = 0
+) -> dict:
     """results.json from per-episode metric arrays of each agent (aligned by episode)."""
     from genrec.evaluation.runner import library_versions
 
@@ -273,8 +341,14 @@ def results_dict(per_agent: Mapping[str, Mapping[str, np.ndarray]], *, protocol:
         for metric, v in values.items():
             low, high = bootstrap_ci(v, seed=seed)
             metrics[metric] = {"mean": float(v.mean()), "ci_low": low, "ci_high": high}
-        results.append({"model": name, "metrics": metrics, "evaluated_users": len(v),
-                        "significance": {m: c[name] for m, c in comparisons.items()}})
+        results.append(
+            {
+                "model": name,
+                "metrics": metrics,
+                "evaluated_users": len(v),
+                "significance": {m: c[name] for m, c in comparisons.items()},
+            }
+        )
     return {"protocol": protocol, "results": results, "versions": library_versions()}
 
 

@@ -18,11 +18,21 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
-ORDINAL_WORDS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
-                 "ninth", "tenth"]
+ORDINAL_WORDS = [
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+]
 MAX_REVEALED_PER_TURN = 2
 
 
@@ -38,7 +48,7 @@ class TargetProfile:
         return None if self.year is None else self.year // 10 * 10
 
     @classmethod
-    def of(cls, catalog, item: int) -> "TargetProfile":
+    def of(cls, catalog, item: int) -> TargetProfile:
         return cls(tuple(catalog.genres(item)), catalog.year(item))
 
 
@@ -85,15 +95,19 @@ class RuleSimulator:
         """The answer to a list that missed the target (and to the agent's question, if any)."""
         told = self._reveal(question)
         if told:
-            parts = [f"It should be a {str(v).lower()} movie." if a == "genre"
-                     else f"Something from the {v}s." for a, v in told]
+            parts = [
+                f"It should be a {str(v).lower()} movie."
+                if a == "genre"
+                else f"Something from the {v}s."
+                for a, v in told
+            ]
             return "Not these. " + " ".join(parts)
         return self._critique(shown)
 
     def _critique(self, shown: Sequence[int]) -> str:
         if not shown or self.describe_item is None:
             return "None of these, sorry. Something else?"
-        described = [self.describe_item(i) for i in shown[:len(ORDINAL_WORDS)]]
+        described = [self.describe_item(i) for i in shown[: len(ORDINAL_WORDS)]]
         decade = self.target.decade
         years = [y for _, y in described if y is not None]
         if decade is not None and years:

@@ -32,8 +32,10 @@ _SESSION_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
 def check_session_id(session_id: object) -> str:
     """``session_id`` if it is 1-128 letters, digits or ``_.:@-``; ConfigError otherwise."""
     if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
-        raise ConfigError(f"session id {session_id!r} is invalid; use 1-128 letters, digits or "
-                          "the characters _ . : @ -")
+        raise ConfigError(
+            f"session id {session_id!r} is invalid; use 1-128 letters, digits or "
+            "the characters _ . : @ -"
+        )
     return session_id
 
 
@@ -63,24 +65,29 @@ class SqliteSessionStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db, db:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, state TEXT "
-                       "NOT NULL, updated REAL NOT NULL DEFAULT (julianday('now')))")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, state TEXT "
+                "NOT NULL, updated REAL NOT NULL DEFAULT (julianday('now')))"
+            )
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
 
     def get(self, session_id: str) -> Session | None:
         with closing(self._connect()) as db:
-            row = db.execute("SELECT state FROM sessions WHERE id = ?",
-                             (check_session_id(session_id),)).fetchone()
+            row = db.execute(
+                "SELECT state FROM sessions WHERE id = ?", (check_session_id(session_id),)
+            ).fetchone()
         return None if row is None else Session.from_dict(json.loads(row[0]))
 
     def put(self, session: Session) -> None:
         state = json.dumps(session.to_dict())
         with closing(self._connect()) as db, db:
-            db.execute("INSERT INTO sessions (id, state) VALUES (?, ?) ON CONFLICT(id) DO "
-                       "UPDATE SET state = excluded.state, updated = julianday('now')",
-                       (check_session_id(session.session_id), state))
+            db.execute(
+                "INSERT INTO sessions (id, state) VALUES (?, ?) ON CONFLICT(id) DO "
+                "UPDATE SET state = excluded.state, updated = julianday('now')",
+                (check_session_id(session.session_id), state),
+            )
 
     def ids(self) -> list[str]:
         with closing(self._connect()) as db:

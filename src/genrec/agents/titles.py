@@ -9,7 +9,7 @@ item that does not exist.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from rapidfuzz import fuzz, process, utils
 
@@ -33,8 +33,9 @@ class TitleIndex:
         query = utils.default_process(str(text)[:200])
         if not query:
             return []
-        hits = process.extract(query, self._keys, scorer=fuzz.WRatio, limit=limit,
-                               score_cutoff=cutoff, processor=None)
+        hits = process.extract(
+            query, self._keys, scorer=fuzz.WRatio, limit=limit, score_cutoff=cutoff, processor=None
+        )
         return [int(index) for _, _, index in hits]
 
     def mentioned(self, text: str) -> list[int]:
@@ -49,8 +50,9 @@ def resolve(ref: dict, last_shown: Sequence[int], titles: TitleIndex) -> int:
         pos = int(ref["position"])
         if not 1 <= pos <= len(last_shown):
             shown = f"1..{len(last_shown)}" if last_shown else "none: nothing is shown yet"
-            raise ConfigError(f"there is no item number {pos} in the latest list (positions: "
-                              f"{shown})")
+            raise ConfigError(
+                f"there is no item number {pos} in the latest list (positions: {shown})"
+            )
         return int(last_shown[pos - 1])
     hits = titles.search(ref["title"], limit=1)
     if not hits:

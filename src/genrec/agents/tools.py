@@ -36,13 +36,13 @@ SEARCH_HITS = 100
 class TurnWork:
     """What the tools of one turn decided, besides the session itself."""
 
-    seeds: list[int] = field(default_factory=list)      # rank items similar to these first
+    seeds: list[int] = field(default_factory=list)  # rank items similar to these first
     rank_by: str = "preference"
     search_hits: np.ndarray | None = None
-    pinned: list[int] = field(default_factory=list)     # items asked for by title: shown as is
+    pinned: list[int] = field(default_factory=list)  # items asked for by title: shown as is
     answers: list[tuple[str, list[int]]] = field(default_factory=list)  # (text, items it names)
     notes: list[str] = field(default_factory=list)
-    k: int | None = None                                # a list of k items was asked for
+    k: int | None = None  # a list of k items was asked for
     clarify: bool = False
 
     def wants_list(self) -> bool:
@@ -62,8 +62,10 @@ class Toolbox:
 
     def __init__(self, data, ranker, *, text_model=None, explainer=None):
         if data.catalog is None:
-            raise ConfigError(f"{data.name} has no item catalog; the agent needs titles and "
-                              "attributes to talk about items")
+            raise ConfigError(
+                f"{data.name} has no item catalog; the agent needs titles and "
+                "attributes to talk about items"
+            )
         if explainer is None:
             from genrec.pipelines.explain import TemplateExplainer
 
@@ -182,27 +184,37 @@ class Toolbox:
             return []
         scores = self.scores(session, work)[allowed]
         order = np.lexsort((allowed, -scores))  # best score, then the smaller index
-        return allowed[order[:max(k, RANKING_DEPTH)]].tolist()
+        return allowed[order[: max(k, RANKING_DEPTH)]].tolist()
 
 
 def answer_question(catalog, item: int, question: str) -> str:
     """An answer from the item's catalog facts: those whose field the question names (year,
     genre, plot...), else all of them."""
     facts = item_facts(catalog, item)
-    wanted = {field for field, words in _QUESTION_FIELDS.items()
-              if any(re.search(rf"\b{w}", question.lower()) for w in words)}
-    chosen = [f for f in facts if f.field in wanted and f.field != "title"] or \
-        [f for f in facts if f.field != "title"]
+    wanted = {
+        field
+        for field, words in _QUESTION_FIELDS.items()
+        if any(re.search(rf"\b{w}", question.lower()) for w in words)
+    }
+    chosen = [f for f in facts if f.field in wanted and f.field != "title"] or [
+        f for f in facts if f.field != "title"
+    ]
     parts = [f"{_FIELD_NAMES[f.field]} {f.value}" for f in chosen]
     title = facts[0].value
     return f"{title}: " + "; ".join(parts) + "." if parts else f"I know only the title of {title}."
 
 
-_QUESTION_FIELDS = {"year": ("when", "year", "old", "new", "release"),
-                    "genres": ("genre", "kind", "type", "funny", "scary"),
-                    "description": ("about", "plot", "story", "describe")}
-_FIELD_NAMES = {"year": "released in", "genres": "genres", "description": "about:",
-                "review": "a viewer wrote:"}
+_QUESTION_FIELDS = {
+    "year": ("when", "year", "old", "new", "release"),
+    "genres": ("genre", "kind", "type", "funny", "scary"),
+    "description": ("about", "plot", "story", "describe"),
+}
+_FIELD_NAMES = {
+    "year": "released in",
+    "genres": "genres",
+    "description": "about:",
+    "review": "a viewer wrote:",
+}
 
 
 def describe(condition: Condition) -> str:

@@ -25,21 +25,67 @@ from genrec.agents.schema import ToolCall
 from genrec.agents.session import Session
 from genrec.agents.titles import TitleIndex
 
-ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4,
-            "4th": 4, "fifth": 5, "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7,
-            "eighth": 8, "8th": 8, "ninth": 9, "9th": 9, "tenth": 10, "10th": 10, "last": -1}
+ORDINALS = {
+    "first": 1,
+    "1st": 1,
+    "second": 2,
+    "2nd": 2,
+    "third": 3,
+    "3rd": 3,
+    "fourth": 4,
+    "4th": 4,
+    "fifth": 5,
+    "5th": 5,
+    "sixth": 6,
+    "6th": 6,
+    "seventh": 7,
+    "7th": 7,
+    "eighth": 8,
+    "8th": 8,
+    "ninth": 9,
+    "9th": 9,
+    "tenth": 10,
+    "10th": 10,
+    "last": -1,
+}
 # word -> catalog genre (matched case-insensitively against the catalog's own names too).
-GENRE_SYNONYMS = {"sci-fi": "Sci-Fi", "scifi": "Sci-Fi", "science fiction": "Sci-Fi",
-                  "funny": "Comedy", "comedies": "Comedy", "comic": "Comedy",
-                  "romantic": "Romance", "romcom": "Romance", "scary": "Horror",
-                  "horror": "Horror", "animated": "Animation", "cartoon": "Animation",
-                  "kids": "Children's", "children": "Children's", "family": "Children's",
-                  "noir": "Film-Noir", "documentaries": "Documentary", "westerns": "Western",
-                  "thrillers": "Thriller", "musicals": "Musical", "dramas": "Drama",
-                  "mysteries": "Mystery", "dramatic": "Drama", "suspense": "Thriller"}
+GENRE_SYNONYMS = {
+    "sci-fi": "Sci-Fi",
+    "scifi": "Sci-Fi",
+    "science fiction": "Sci-Fi",
+    "funny": "Comedy",
+    "comedies": "Comedy",
+    "comic": "Comedy",
+    "romantic": "Romance",
+    "romcom": "Romance",
+    "scary": "Horror",
+    "horror": "Horror",
+    "animated": "Animation",
+    "cartoon": "Animation",
+    "kids": "Children's",
+    "children": "Children's",
+    "family": "Children's",
+    "noir": "Film-Noir",
+    "documentaries": "Documentary",
+    "westerns": "Western",
+    "thrillers": "Thriller",
+    "musicals": "Musical",
+    "dramas": "Drama",
+    "mysteries": "Mystery",
+    "dramatic": "Drama",
+    "suspense": "Thriller",
+}
 VIOLENT = ("Action", "War", "Crime", "Horror")
-DECADE_WORDS = {"twenties": 1920, "thirties": 1930, "forties": 1940, "fifties": 1950,
-                "sixties": 1960, "seventies": 1970, "eighties": 1980, "nineties": 1990}
+DECADE_WORDS = {
+    "twenties": 1920,
+    "thirties": 1930,
+    "forties": 1940,
+    "fifties": 1950,
+    "sixties": 1960,
+    "seventies": 1970,
+    "eighties": 1980,
+    "nineties": 1990,
+}
 _NEGATION = r"(?:no|not|without|nothing|less|hate|avoid|except|but not|don't want|no more)"
 _ORDINAL = r"(?:the\s+)?(" + "|".join(ORDINALS) + r"|#\d+|number\s+\d+)(?:\s+one)?"
 
@@ -68,8 +114,9 @@ class RuleUnderstanding:
             calls.append(ToolCall("filter", {"add": conditions}))
         if re.search(r"\bpopular\b", low):
             calls.append(ToolCall("rank", {"by": "popularity"}))
-        if (m := re.search(r"\b(?:about|featuring|with) ([a-z][a-z ]{2,60}?)(?:[.?!,]| $)", low)) \
-                and not any(c.tool in ("ask", "explain") for c in calls):
+        if (
+            m := re.search(r"\b(?:about|featuring|with) ([a-z][a-z ]{2,60}?)(?:[.?!,]| $)", low)
+        ) and not any(c.tool in ("ask", "explain") for c in calls):
             calls.append(ToolCall("search", {"query": m.group(1).strip()}))
         if not calls:
             calls.append(ToolCall("recommend", {"k": 10}))
@@ -83,14 +130,18 @@ class RuleUnderstanding:
         ref = [{"position": p} for p in positions]
         if re.search(r"\bwhy\b", low) and shown:
             return [ToolCall("explain", {"item": (ref or [{"position": 1}])[0]})]
-        if re.search(r"\b(tell me (more )?about|what is|what's|when was|describe)\b", low) \
-                and ref:
+        if re.search(r"\b(tell me (more )?about|what is|what's|when was|describe)\b", low) and ref:
             return [ToolCall("ask", {"item": ref[0], "question": low.strip()[:200]})]
-        rejected = re.search(r"\b(not that one|not (?:the|this)|don'?t (?:like|want)|"
-                             r"(?:already )?seen (?:it|that)|no to)\b", low)
+        rejected = re.search(
+            r"\b(not that one|not (?:the|this)|don'?t (?:like|want)|"
+            r"(?:already )?seen (?:it|that)|no to)\b",
+            low,
+        )
         if rejected and shown:
-            return [ToolCall("remember", {"unwanted": ref or [{"position": 1}]}),
-                    ToolCall("recommend", {"k": 10})]
+            return [
+                ToolCall("remember", {"unwanted": ref or [{"position": 1}]}),
+                ToolCall("recommend", {"k": 10}),
+            ]
         liked = re.search(r"\b(more like|like|similar to|loved|liked|enjoyed)\b", low)
         if liked and ref:
             return [ToolCall("remember", {"like": ref}), ToolCall("similar", {"to": ref})]
@@ -115,8 +166,11 @@ class RuleUnderstanding:
         quoted = re.findall(r"[\"“]([^\"”]{2,100})[\"”]", low)
         if quoted:
             return quoted[:5]
-        m = re.search(r"\b(?:like|similar to|loved|liked|enjoyed|do you have|have you got|"
-                      r"show me)\s+(.{2,100}?)\s*(?:[?.!]|$)", low.strip())
+        m = re.search(
+            r"\b(?:like|similar to|loved|liked|enjoyed|do you have|have you got|"
+            r"show me)\s+(.{2,100}?)\s*(?:[?.!]|$)",
+            low.strip(),
+        )
         if m and self.titles.search(m.group(1), limit=1):
             return [m.group(1).strip()]
         return []
@@ -126,13 +180,20 @@ class RuleUnderstanding:
         found = []  # (position in the text, condition)
         for word, genre in self.genres.items():
             for m in re.finditer(rf"(?<![\w-]){re.escape(word)}s?(?![\w-])", low):
-                before = low[max(0, m.start() - 25):m.start()]
+                before = low[max(0, m.start() - 25) : m.start()]
                 negated = re.search(rf"\b{_NEGATION}\b[\w ,]*$", before)
-                found.append((m.start(), {"column": "genre", "op": "lacks" if negated else "has",
-                                          "value": genre}))
+                found.append(
+                    (
+                        m.start(),
+                        {"column": "genre", "op": "lacks" if negated else "has", "value": genre},
+                    )
+                )
         if m := re.search(r"\b(less|not so|not too|nothing) violent\b", low):
-            found += [(m.start(), {"column": "genre", "op": "lacks", "value": g})
-                      for g in VIOLENT if g in self.table.genre_names]
+            found += [
+                (m.start(), {"column": "genre", "op": "lacks", "value": g})
+                for g in VIOLENT
+                if g in self.table.genre_names
+            ]
         out = []
         for _, cond in sorted(found, key=lambda pair: pair[0]):
             if cond not in out:
@@ -142,13 +203,16 @@ class RuleUnderstanding:
 
     def _years(self, low: str, session: Session) -> list[dict]:
         if m := re.search(r"\b(?:(1[89]|20)(\d)0s|'?(\d)0s)\b", low):
-            decade = (int(m.group(1) + m.group(2) + "0") if m.group(1)
-                      else 1900 + int(m.group(3)) * 10)
+            decade = (
+                int(m.group(1) + m.group(2) + "0") if m.group(1) else 1900 + int(m.group(3)) * 10
+            )
             return [_year("between", [decade, decade + 9])]
         for word, decade in DECADE_WORDS.items():
             if re.search(rf"\b{word}\b", low):
                 return [_year("between", [decade, decade + 9])]
-        if m := re.search(r"\b(before|older than|earlier than|until|prior to)\s+((?:18|19|20)\d\d)\b", low):
+        if m := re.search(
+            r"\b(before|older than|earlier than|until|prior to)\s+((?:18|19|20)\d\d)\b", low
+        ):
             return [_year("<", int(m.group(2)))]
         if m := re.search(r"\b(after|newer than|later than|since)\s+((?:18|19|20)\d\d)\b", low):
             return [_year(">" if m.group(1) != "since" else ">=", int(m.group(2)))]

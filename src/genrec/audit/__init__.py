@@ -22,5 +22,15 @@ from genrec.audit.context import AuditConfig, AuditContext
 from genrec.audit.results import NA, Definition, Finding
 from genrec.audit.runner import SCENARIOS, audit_dict, definitions, parse_scenarios, run_audit
 
-__all__ = ["NA", "SCENARIOS", "AuditConfig", "AuditContext", "Definition", "Finding",
-           "audit_dict", "definitions", "parse_scenarios", "run_audit"]
+__all__ = [
+    "NA",
+    "SCENARIOS",
+    "AuditConfig",
+    "AuditContext",
+    "Definition",
+    "Finding",
+    "audit_dict",
+    "definitions",
+    "parse_scenarios",
+    "run_audit",
+]

@@ -10,8 +10,8 @@ this package never parses specs itself.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -57,17 +57,23 @@ class AuditConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.users is not None and (not isinstance(self.users, int) or self.users < 2):
-            raise ConfigError(f"users must be an integer >= 2 (or None for all), got {self.users!r}")
+            raise ConfigError(
+                f"users must be an integer >= 2 (or None for all), got {self.users!r}"
+            )
         if self.short_head not in SHORT_HEADS:
             raise ConfigError(f"short_head must be one of {SHORT_HEADS}, got {self.short_head!r}")
         if not 0 < self.head_share < 1 or not 0 < self.tail_ratio < 1:
-            raise ConfigError("head_share and tail_ratio must lie strictly between 0 and 1, got "
-                              f"{self.head_share!r} and {self.tail_ratio!r}")
+            raise ConfigError(
+                "head_share and tail_ratio must lie strictly between 0 and 1, got "
+                f"{self.head_share!r} and {self.tail_ratio!r}"
+            )
         _check_choices("shilling_attacks", self.shilling_attacks, ATTACKS)
         _check_choices("shilling_targets", self.shilling_targets, TARGET_CHOICES)
         if not self.shilling_sizes or any(not 0 < s <= 0.5 for s in self.shilling_sizes):
-            raise ConfigError(f"shilling_sizes must be shares of fake users in (0, 0.5], got "
-                              f"{list(self.shilling_sizes)}")
+            raise ConfigError(
+                f"shilling_sizes must be shares of fake users in (0, 0.5], got "
+                f"{list(self.shilling_sizes)}"
+            )
         if self.shilling_grid not in GRIDS:
             raise ConfigError(f"shilling_grid must be one of {GRIDS}, got {self.shilling_grid!r}")
 
@@ -75,7 +81,9 @@ class AuditConfig:
 def _check_choices(name: str, values: Sequence[str], allowed: Sequence[str]) -> None:
     bad = [v for v in values if v not in allowed]
     if not values or bad:
-        raise ConfigError(f"{name} must be a non-empty list from {list(allowed)}, got {list(values)}")
+        raise ConfigError(
+            f"{name} must be a non-empty list from {list(allowed)}, got {list(values)}"
+        )
 
 
 @dataclass
@@ -166,8 +174,11 @@ TEXT_MODELS = ("dense", "bm25", "gpt4rec", "llm", "hybrid")
 
 def parts(model) -> list:
     """The model and, for a pipeline, its retriever and reranker."""
-    return [model] + [p for p in (getattr(model, "retriever", None),
-                                  getattr(model, "reranker", None)) if p is not None]
+    return [model] + [
+        p
+        for p in (getattr(model, "retriever", None), getattr(model, "reranker", None))
+        if p is not None
+    ]
 
 
 def language_part(model):
@@ -191,5 +202,17 @@ def sample_users(split: Split, n: int | None, seed: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(seed).choice(candidates, n, replace=False))
 
 
-__all__ = ["ATTACKS", "AuditConfig", "AuditContext", "FitRecord", "GRIDS", "SHORT_HEADS",
-           "TARGET_CHOICES", "TEXT_MODELS", "language_part", "parts", "reads_text", "sample_users"]
+__all__ = [
+    "ATTACKS",
+    "AuditConfig",
+    "AuditContext",
+    "FitRecord",
+    "GRIDS",
+    "SHORT_HEADS",
+    "TARGET_CHOICES",
+    "TEXT_MODELS",
+    "language_part",
+    "parts",
+    "reads_text",
+    "sample_users",
+]

@@ -31,38 +31,57 @@ class PowerModel:
     watts_per_core: float = 15.0  # one busy core of a ~65 W, 4-core server CPU (TDP / cores,
     #                               CodeCarbon's fallback when it cannot read counters is TDP-based)
     watts_per_gb: float = 0.375  # resident memory: CodeCarbon's 3 W per 8 GB
-    grams_co2_per_kwh: float = 475.0  # world-average grid intensity (IEA 2019; CodeCarbon's default)
+    grams_co2_per_kwh: float = (
+        475.0  # world-average grid intensity (IEA 2019; CodeCarbon's default)
+    )
 
     def energy_kwh(self, cpu_seconds: float, wall_seconds: float, peak_mb: float) -> float:
-        return (cpu_seconds * self.watts_per_core
-                + wall_seconds * peak_mb / 1024 * self.watts_per_gb) / 3.6e6
+        return (
+            cpu_seconds * self.watts_per_core + wall_seconds * peak_mb / 1024 * self.watts_per_gb
+        ) / 3.6e6
 
 
 POWER = PowerModel()
 METRICS = {
-    "cpu_seconds_train": Definition("CPU time of the process during fit (all threads).",
-                                    "time.process_time", "lower"),
+    "cpu_seconds_train": Definition(
+        "CPU time of the process during fit (all threads).", "time.process_time", "lower"
+    ),
     "wall_seconds_train": Definition("Elapsed time of fit.", "time.perf_counter", "lower"),
-    "peak_memory_mb": Definition("Peak resident memory of the process while fitting (sampled "
-                                 "every 20 ms; includes the interpreter, libraries and data).",
-                                 "/proc/self/statm; genrec.evaluation.runner.PeakRSS", "lower"),
-    "memory_increase_mb": Definition("Peak resident memory during fit minus the resident memory "
-                                     "when the fit began (what fitting added; models fitted "
-                                     "earlier in the same process stay resident).",
-                                     "/proc/self/statm", "lower"),
+    "peak_memory_mb": Definition(
+        "Peak resident memory of the process while fitting (sampled "
+        "every 20 ms; includes the interpreter, libraries and data).",
+        "/proc/self/statm; genrec.evaluation.runner.PeakRSS",
+        "lower",
+    ),
+    "memory_increase_mb": Definition(
+        "Peak resident memory during fit minus the resident memory "
+        "when the fit began (what fitting added; models fitted "
+        "earlier in the same process stay resident).",
+        "/proc/self/statm",
+        "lower",
+    ),
     "cpu_seconds_per_1k_recs": Definition(
         "CPU time of scoring all items and taking the top-K, per 1,000 users served.",
-        "time.process_time around genrec.evaluation.protocol.evaluate", "lower"),
-    "energy_wh_train": Definition("Estimated energy of fit in watt-hours under the power model "
-                                  "(module docstring of genrec.audit.efficiency).",
-                                  "power model after CodeCarbon (TDP share per core, 3 W / 8 GB RAM)",
-                                  "lower"),
-    "energy_wh_per_1k_recs": Definition("Estimated energy of serving 1,000 users, watt-hours.",
-                                        "same power model", "lower"),
-    "co2_g_train": Definition("Estimated CO2-equivalent of fit, grams: energy x 475 g/kWh.",
-                              "IEA 2019 world average grid intensity (CodeCarbon default)", "lower"),
-    "co2_g_per_1k_recs": Definition("Estimated CO2-equivalent of serving 1,000 users, grams.",
-                                    "same", "lower"),
+        "time.process_time around genrec.evaluation.protocol.evaluate",
+        "lower",
+    ),
+    "energy_wh_train": Definition(
+        "Estimated energy of fit in watt-hours under the power model "
+        "(module docstring of genrec.audit.efficiency).",
+        "power model after CodeCarbon (TDP share per core, 3 W / 8 GB RAM)",
+        "lower",
+    ),
+    "energy_wh_per_1k_recs": Definition(
+        "Estimated energy of serving 1,000 users, watt-hours.", "same power model", "lower"
+    ),
+    "co2_g_train": Definition(
+        "Estimated CO2-equivalent of fit, grams: energy x 475 g/kWh.",
+        "IEA 2019 world average grid intensity (CodeCarbon default)",
+        "lower",
+    ),
+    "co2_g_per_1k_recs": Definition(
+        "Estimated CO2-equivalent of serving 1,000 users, grams.", "same", "lower"
+    ),
 }
 
 
@@ -87,7 +106,10 @@ def run(ctx: AuditContext, label: str) -> Finding:
         "co2_g_train": point(train_kwh * POWER.grams_co2_per_kwh),
         "co2_g_per_1k_recs": point(serve_kwh * POWER.grams_co2_per_kwh),
     }
-    settings = {"power_model": asdict(POWER), "threads": ctx.options.n_threads,
-                "users_scored": c.recommendations,
-                "note": "estimates from a power model; no energy counters on this machine"}
+    settings = {
+        "power_model": asdict(POWER),
+        "threads": ctx.options.n_threads,
+        "users_scored": c.recommendations,
+        "note": "estimates from a power model; no energy counters on this machine",
+    }
     return Finding(label, NAME, metrics, settings)

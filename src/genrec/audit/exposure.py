@@ -23,37 +23,59 @@ from genrec.evaluation import metrics as M
 NAME = "exposure"
 HEADLINE = "gini@{k}"
 METRICS = {
-    "gini": Definition("Gini index of how often each catalogue item appears in the top-K lists "
-                       "(never-recommended items count 0): sum_i (2i-n-1) c_i / (n sum c), counts "
-                       "sorted ascending. 0 = equal exposure, towards 1 = concentrated.",
-                       "RecBole GiniIndex; genrec.evaluation.metrics.gini_exposure", "lower"),
-    "coverage": Definition("Share of the catalogue recommended to at least one user in the top-K.",
-                           "RecBole ItemCoverage; genrec.evaluation.metrics.item_coverage",
-                           "higher"),
-    "arp": Definition("Average recommendation popularity: per user, the mean number of training "
-                      "interactions of the items in the top-K; mean over users.",
-                      "Abdollahpouri et al. 2019 / Elliot bias/arp; "
-                      "genrec.evaluation.metrics.average_popularity", "lower"),
-    "aplt": Definition("Average percentage of long tail: per user, the share of the top-K that "
-                       "is long-tail (see short_head); mean over users.",
-                       "Abdollahpouri et al. RecSys 2017; Elliot bias/aplt (RecBole "
-                       "TailPercentage with its own tail)", "higher"),
-    "pop_reo": Definition("Popularity-opportunity bias (ranking-based equal opportunity): for "
-                          "groups g in {short head, long tail}, P(g) = sum_u |topK_u & test_u & g| "
-                          "/ sum_u |test_u & g|; PopREO = std(P) / mean(P) (population std).",
-                          "Zhu, Wang & Caverlee SIGIR 2020; Elliot bias/pop_reo", "lower"),
-    "pop_rsp": Definition("Popularity statistical parity (ranking-based): P(g) = sum_u "
-                          "|topK_u & g| / sum_u |g minus train_u| for g in {short head, long tail};"
-                          " PopRSP = std(P) / mean(P).",
-                          "Zhu, Wang & Caverlee SIGIR 2020; Elliot bias/pop_rsp", "lower"),
+    "gini": Definition(
+        "Gini index of how often each catalogue item appears in the top-K lists "
+        "(never-recommended items count 0): sum_i (2i-n-1) c_i / (n sum c), counts "
+        "sorted ascending. 0 = equal exposure, towards 1 = concentrated.",
+        "RecBole GiniIndex; genrec.evaluation.metrics.gini_exposure",
+        "lower",
+    ),
+    "coverage": Definition(
+        "Share of the catalogue recommended to at least one user in the top-K.",
+        "RecBole ItemCoverage; genrec.evaluation.metrics.item_coverage",
+        "higher",
+    ),
+    "arp": Definition(
+        "Average recommendation popularity: per user, the mean number of training "
+        "interactions of the items in the top-K; mean over users.",
+        "Abdollahpouri et al. 2019 / Elliot bias/arp; genrec.evaluation.metrics.average_popularity",
+        "lower",
+    ),
+    "aplt": Definition(
+        "Average percentage of long tail: per user, the share of the top-K that "
+        "is long-tail (see short_head); mean over users.",
+        "Abdollahpouri et al. RecSys 2017; Elliot bias/aplt (RecBole "
+        "TailPercentage with its own tail)",
+        "higher",
+    ),
+    "pop_reo": Definition(
+        "Popularity-opportunity bias (ranking-based equal opportunity): for "
+        "groups g in {short head, long tail}, P(g) = sum_u |topK_u & test_u & g| "
+        "/ sum_u |test_u & g|; PopREO = std(P) / mean(P) (population std).",
+        "Zhu, Wang & Caverlee SIGIR 2020; Elliot bias/pop_reo",
+        "lower",
+    ),
+    "pop_rsp": Definition(
+        "Popularity statistical parity (ranking-based): P(g) = sum_u "
+        "|topK_u & g| / sum_u |g minus train_u| for g in {short head, long tail};"
+        " PopRSP = std(P) / mean(P).",
+        "Zhu, Wang & Caverlee SIGIR 2020; Elliot bias/pop_rsp",
+        "lower",
+    ),
     "exposure_disparity": Definition(
         "Position-discounted exposure gap between popularity groups: an item at rank j gets "
         "exposure 1/log2(1+j); with E(g) the mean exposure per item of group g, disparity = 1 - "
         "E(tail) / E(head). 0 = demographic parity of exposure, 1 = the tail is never shown, "
         "negative = the tail gets more per item.",
-        "Singh & Joachims KDD 2018 (demographic parity of exposure); ratio form: genrec", "lower"),
-    "tail_items": Definition("Share of catalogue items in the long tail under the chosen "
-                             "short-head definition (context for aplt).", "genrec", ""),
+        "Singh & Joachims KDD 2018 (demographic parity of exposure); ratio form: genrec",
+        "lower",
+    ),
+    "tail_items": Definition(
+        "Share of catalogue items in the long tail under the chosen "
+        "short-head definition (context for aplt).",
+        "genrec",
+        "",
+    ),
 }
 
 
@@ -61,8 +83,13 @@ def applies(model) -> str | None:
     return None
 
 
-def long_tail(item_counts: np.ndarray, *, how: str = "elliot", head_share: float = 0.8,
-              tail_ratio: float = 0.1) -> np.ndarray:
+def long_tail(
+    item_counts: np.ndarray,
+    *,
+    how: str = "elliot",
+    head_share: float = 0.8,
+    tail_ratio: float = 0.1,
+) -> np.ndarray:
     """(n_items,) bool: is each item in the long tail (see the module docstring).
 
     Example:
@@ -80,7 +107,7 @@ def long_tail(item_counts: np.ndarray, *, how: str = "elliot", head_share: float
         tail[order[:n_head]] = False
     else:
         n_tail = max(1, int(round(tail_ratio * len(counts))))
-        tail[order[:len(counts) - n_tail]] = False
+        tail[order[: len(counts) - n_tail]] = False
     return tail
 
 
@@ -89,8 +116,9 @@ def run(ctx: AuditContext, label: str) -> Finding:
     ev = ctx.evaluation(label)
     history = ctx.split.history("test")
     popularity = ctx.split.train.item_counts
-    tail = long_tail(popularity, how=cfg.short_head, head_share=cfg.head_share,
-                     tail_ratio=cfg.tail_ratio)
+    tail = long_tail(
+        popularity, how=cfg.short_head, head_share=cfg.head_share, tail_ratio=cfg.tail_ratio
+    )
     top = ev.top_items[:, :k]
     n_items = ctx.split.train.n_items
     filled = top >= 0
@@ -105,10 +133,15 @@ def run(ctx: AuditContext, label: str) -> Finding:
         f"exposure_disparity@{k}": point(exposure_disparity(top, tail)),
         "tail_items": point(float(tail.mean())),
     }
-    settings = {"k": k, "short_head": cfg.short_head,
-                "head_share" if cfg.short_head == "elliot" else "tail_ratio":
-                    cfg.head_share if cfg.short_head == "elliot" else cfg.tail_ratio,
-                "users": int(len(ev.users)), "popularity": "training interactions per item"}
+    settings = {
+        "k": k,
+        "short_head": cfg.short_head,
+        "head_share" if cfg.short_head == "elliot" else "tail_ratio": cfg.head_share
+        if cfg.short_head == "elliot"
+        else cfg.tail_ratio,
+        "users": int(len(ev.users)),
+        "popularity": "training interactions per item",
+    }
     return Finding(label, NAME, metrics, settings)
 
 
@@ -141,7 +174,7 @@ def _pop_rsp(top, users, tail, history) -> float:
 def _hit_items(top, relevant) -> np.ndarray:
     items = []
     for row in range(top.shape[0]):  # set intersection per user list (K items each)
-        rel = relevant.indices[relevant.indptr[row]:relevant.indptr[row + 1]]
+        rel = relevant.indices[relevant.indptr[row] : relevant.indptr[row + 1]]
         items.append(np.intersect1d(top[row][top[row] >= 0], rel))
     return np.concatenate(items) if items else np.empty(0, np.int64)
 

@@ -33,9 +33,14 @@ METRICS = {
         "attribute (in brackets); interval: bootstrap within groups; p_value: Welch t (two "
         "groups) or Kruskal-Wallis (more).",
         "Li et al. WWW 2021 (user-oriented fairness, activity groups); Ekstrand et al. FAT* 2018 "
-        "(demographic groups); genrec.evaluation.stats.group_gap", "lower"),
-    "ndcg": Definition("Per-user NDCG@K averaged over the users of one group (in brackets: "
-                       "attribute=value).", "genrec.evaluation.metrics.ranking_metrics", "higher"),
+        "(demographic groups); genrec.evaluation.stats.group_gap",
+        "lower",
+    ),
+    "ndcg": Definition(
+        "Per-user NDCG@K averaged over the users of one group (in brackets: attribute=value).",
+        "genrec.evaluation.metrics.ranking_metrics",
+        "higher",
+    ),
 }
 
 
@@ -75,21 +80,37 @@ def run(ctx: AuditContext, label: str) -> Finding:
     cfg, k = ctx.config, ctx.config.k
     ev = ctx.evaluation(label)
     values = ev.per_user[f"ndcg@{k}"]
-    metrics, settings = {}, {"k": k, "metric": f"ndcg@{k}", "users": int(len(ev.users)),
-                             "active_share": ACTIVE_SHARE, "groups": {}, "left_out": {}}
+    metrics, settings = (
+        {},
+        {
+            "k": k,
+            "metric": f"ndcg@{k}",
+            "users": int(len(ev.users)),
+            "active_share": ACTIVE_SHARE,
+            "groups": {},
+            "left_out": {},
+        },
+    )
     for attr, labels in user_groups(ctx, ev.users).items():
         names, sizes = np.unique(labels[labels != "unknown"], return_counts=True)
         kept = [str(n) for n, s in zip(names, sizes) if s >= cfg.min_group]
         settings["left_out"][attr] = [str(n) for n, s in zip(names, sizes) if s < cfg.min_group]
-        settings["groups"][attr] = {str(n): int(s) for n, s in zip(names, sizes) if s >= cfg.min_group}
+        settings["groups"][attr] = {
+            str(n): int(s) for n, s in zip(names, sizes) if s >= cfg.min_group
+        }
         if len(kept) < 2:
             continue
         by_group = {g: values[labels == g] for g in kept}
         gap = group_gap(by_group, seed=cfg.seed)
-        metrics[f"ndcg_gap@{k}[{attr}]"] = {"mean": gap["gap"], "ci_low": gap["ci_low"],
-                                            "ci_high": gap["ci_high"], "p_value": gap["p_value"],
-                                            "best_group": gap["high"], "worst_group": gap["low"],
-                                            "test": gap["test"]}
+        metrics[f"ndcg_gap@{k}[{attr}]"] = {
+            "mean": gap["gap"],
+            "ci_low": gap["ci_low"],
+            "ci_high": gap["ci_high"],
+            "p_value": gap["p_value"],
+            "best_group": gap["high"],
+            "worst_group": gap["low"],
+            "test": gap["test"],
+        }
         for g in kept:
             metrics[f"ndcg@{k}[{attr}={g}]"] = summarise(by_group[g], seed=cfg.seed)
     return Finding(label, NAME, metrics, settings)

@@ -32,23 +32,33 @@ NAME = "feedback-loop"
 HEADLINE = "gini_change@{k}"
 PAIRS = 2000  # user pairs sampled for homogenisation
 METRICS = {
-    "homogenisation": Definition("Mean Jaccard similarity |L_u & L_v| / |L_u | L_v| of the "
-                                 "top-K lists of random user pairs (2,000 pairs).",
-                                 "Chaney et al. RecSys 2018", "lower"),
+    "homogenisation": Definition(
+        "Mean Jaccard similarity |L_u & L_v| / |L_u | L_v| of the "
+        "top-K lists of random user pairs (2,000 pairs).",
+        "Chaney et al. RecSys 2018",
+        "lower",
+    ),
     "gini_change": Definition("gini@K after the last round minus round 0.", "genrec", "lower"),
-    "coverage_change": Definition("coverage@K after the last round minus round 0.", "genrec",
-                                  "higher"),
-    "homogenisation_change": Definition("homogenisation@K after the last round minus round 0.",
-                                        "genrec", "lower"),
-    "ndcg_change": Definition("NDCG@K after the last round minus round 0 (on test items not yet "
-                              "accepted).", "genrec", "higher"),
+    "coverage_change": Definition(
+        "coverage@K after the last round minus round 0.", "genrec", "higher"
+    ),
+    "homogenisation_change": Definition(
+        "homogenisation@K after the last round minus round 0.", "genrec", "lower"
+    ),
+    "ndcg_change": Definition(
+        "NDCG@K after the last round minus round 0 (on test items not yet accepted).",
+        "genrec",
+        "higher",
+    ),
 }
 
 
 def applies(model) -> str | None:
     if reads_text(model):
-        return ("a language model or item text drives this model; a refit and an LM pass per "
-                "round and user is beyond the audit's budget")
+        return (
+            "a language model or item text drives this model; a refit and an LM pass per "
+            "round and user is beyond the audit's budget"
+        )
     return None
 
 
@@ -61,8 +71,8 @@ def homogenisation(top_items: np.ndarray, rng, *, pairs: int = PAIRS) -> np.ndar
     """
     n = top_items.shape[0]
     u = rng.integers(0, n, pairs)
-    v = (u + rng.integers(1, n, pairs)) % n                            # never u itself
-    a, b = top_items[u], top_items[v]                                  # (P, K)
+    v = (u + rng.integers(1, n, pairs)) % n  # never u itself
+    a, b = top_items[u], top_items[v]  # (P, K)
     inter = ((a[:, :, None] == b[:, None, :]) & (a[:, :, None] >= 0)).any(2).sum(1)
     sizes = (a >= 0).sum(1) + (b >= 0).sum(1)
     return inter / np.maximum(sizes - inter, 1)
@@ -84,14 +94,20 @@ def run(ctx: AuditContext, label: str) -> Finding:
     t_next = int(max(d.timestamp.max() for d in (train, split.valid, split.test) if len(d))) + 1
     metrics, rounds, accepted_targets = {}, [], 0
     for r in range(cfg.rounds + 1):
-        model = ctx.fitted(label) if r == 0 else ctx.fresh(label).fit(train, valid=split.valid,
-                                                                        options=ctx.options)
+        model = (
+            ctx.fitted(label)
+            if r == 0
+            else ctx.fresh(label).fit(train, valid=split.valid, options=ctx.options)
+        )
         history = train.concat(split.valid)
         ev = evaluate(model, history, split.test, ks=(k,), metrics=("ndcg",), users=users)
         top = ev.top_items[:, :k]
-        row = {"ndcg": ev.per_user[f"ndcg@{k}"], "gini": M.gini_exposure(top, train.n_items, k),
-               "coverage": M.item_coverage(top, train.n_items, k),
-               "homogenisation": homogenisation(top, rng)}
+        row = {
+            "ndcg": ev.per_user[f"ndcg@{k}"],
+            "gini": M.gini_exposure(top, train.n_items, k),
+            "coverage": M.item_coverage(top, train.n_items, k),
+            "homogenisation": homogenisation(top, rng),
+        }
         rounds.append(row)
         metrics[f"ndcg@{k}[round={r}]"] = summarise(row["ndcg"], seed=cfg.seed)
         metrics[f"gini@{k}[round={r}]"] = point(row["gini"])
@@ -102,16 +118,29 @@ def run(ctx: AuditContext, label: str) -> Finding:
         picked = choose(top, rng)
         ok = picked >= 0
         accepted_targets += int(split.test.user_items[ev.users[ok], picked[ok]].sum())
-        train = train.concat(Dataset(train.users, train.items, ev.users[ok], picked[ok],
-                                     np.full(ok.sum(), train.value.max(), np.float32),
-                                     np.full(ok.sum(), t_next + r, np.int64), name=train.name))
+        train = train.concat(
+            Dataset(
+                train.users,
+                train.items,
+                ev.users[ok],
+                picked[ok],
+                np.full(ok.sum(), train.value.max(), np.float32),
+                np.full(ok.sum(), t_next + r, np.int64),
+                name=train.name,
+            )
+        )
     first, last = rounds[0], rounds[-1]
     metrics[f"gini_change@{k}"] = point(last["gini"] - first["gini"])
     metrics[f"coverage_change@{k}"] = point(last["coverage"] - first["coverage"])
-    metrics[f"homogenisation_change@{k}"] = point(float(last["homogenisation"].mean()
-                                                        - first["homogenisation"].mean()))
+    metrics[f"homogenisation_change@{k}"] = point(
+        float(last["homogenisation"].mean() - first["homogenisation"].mean())
+    )
     metrics[f"ndcg_change@{k}"] = point(float(np.nanmean(last["ndcg"]) - np.nanmean(first["ndcg"])))
-    settings = {"k": k, "rounds": cfg.rounds, "users": int(len(users)),
-                "choice_model": "one accepted item per user and round, P(rank j) ~ 1/log2(1+j)",
-                "accepted_test_items": accepted_targets}
+    settings = {
+        "k": k,
+        "rounds": cfg.rounds,
+        "users": int(len(users)),
+        "choice_model": "one accepted item per user and round, P(rank j) ~ 1/log2(1+j)",
+        "accepted_test_items": accepted_targets,
+    }
     return Finding(label, NAME, metrics, settings)

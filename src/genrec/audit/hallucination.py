@@ -31,22 +31,38 @@ METRICS = {
         "Per user, the share of the K generated titles that match no catalogue item (fuzzy "
         "title match, genrec's matcher); mean over users.",
         "RecLM-eval (retrieval without candidates: out-of-catalogue items); genrec.models.language.llm.match_titles",
-        "lower"),
-    "duplicate_error_rate": Definition("Share of users whose generated list names one item twice.",
-                                       "RecLM-eval duplicate_error_rate", "lower"),
-    "history_error_rate": Definition("Share of users whose generated list names an item already "
-                                     "in their history.", "RecLM-eval history_error_rate",
-                                     "lower"),
-    "titles_per_user": Definition("Mean number of titles parsed from a user's generation (K "
-                                  "asked).", "genrec", "higher"),
-    "invalid_id_rate": Definition("Per user, the share of the K semantic IDs decoded by beam "
-                                  "search that belong to no item (trie off); mean over users.",
-                                  "Rajput et al. NeurIPS 2023 (TIGER, invalid IDs)", "lower"),
-    "invalid_id_rate_constrained": Definition("The same with the prefix trie on (TIGER's "
-                                              "decoding).", "Rajput et al. NeurIPS 2023", "lower"),
-    "already_seen_rate": Definition("Per user, the share of the K decoded items already in the "
-                                    "history (seen items not excluded); mean over users.",
-                                    "RecLM-eval history error, per item", "lower"),
+        "lower",
+    ),
+    "duplicate_error_rate": Definition(
+        "Share of users whose generated list names one item twice.",
+        "RecLM-eval duplicate_error_rate",
+        "lower",
+    ),
+    "history_error_rate": Definition(
+        "Share of users whose generated list names an item already in their history.",
+        "RecLM-eval history_error_rate",
+        "lower",
+    ),
+    "titles_per_user": Definition(
+        "Mean number of titles parsed from a user's generation (K asked).", "genrec", "higher"
+    ),
+    "invalid_id_rate": Definition(
+        "Per user, the share of the K semantic IDs decoded by beam "
+        "search that belong to no item (trie off); mean over users.",
+        "Rajput et al. NeurIPS 2023 (TIGER, invalid IDs)",
+        "lower",
+    ),
+    "invalid_id_rate_constrained": Definition(
+        "The same with the prefix trie on (TIGER's decoding).",
+        "Rajput et al. NeurIPS 2023",
+        "lower",
+    ),
+    "already_seen_rate": Definition(
+        "Per user, the share of the K decoded items already in the "
+        "history (seen items not excluded); mean over users.",
+        "RecLM-eval history error, per item",
+        "lower",
+    ),
 }
 
 
@@ -80,27 +96,47 @@ def _language(ctx, label, part, histories, users) -> Finding:
         out_of_catalog.append((items < 0).mean() if len(items) else np.nan)
         duplicate.append(float(len(found) != len(np.unique(found))))
         seen_flag.append(float(np.isin(found, histories[row].indices).any()))
-    metrics = {f"out_of_catalog_rate@{k}": summarise(out_of_catalog, seed=seed),
-               f"duplicate_error_rate@{k}": summarise(duplicate, seed=seed),
-               f"history_error_rate@{k}": summarise(seen_flag, seed=seed),
-               f"titles_per_user@{k}": summarise(n_titles, seed=seed)}
-    settings = {"k": k, "users": int(len(users)), "lm": part.config.lm, "mode": "free generation",
-                "match_cutoff": part.config.match_cutoff,
-                "examples": [{"titles": t, "unmatched": u} for t, u
-                             in zip(generated.titles[:3], generated.unmatched[:3])]}
+    metrics = {
+        f"out_of_catalog_rate@{k}": summarise(out_of_catalog, seed=seed),
+        f"duplicate_error_rate@{k}": summarise(duplicate, seed=seed),
+        f"history_error_rate@{k}": summarise(seen_flag, seed=seed),
+        f"titles_per_user@{k}": summarise(n_titles, seed=seed),
+    }
+    settings = {
+        "k": k,
+        "users": int(len(users)),
+        "lm": part.config.lm,
+        "mode": "free generation",
+        "match_cutoff": part.config.match_cutoff,
+        "examples": [
+            {"titles": t, "unmatched": u}
+            for t, u in zip(generated.titles[:3], generated.unmatched[:3])
+        ],
+    }
     return Finding(label, NAME, metrics, settings)
 
 
 def _semantic_ids(ctx, label, model, histories, users) -> Finding:
     k, seed = ctx.config.k, ctx.config.seed
     # beam = k: the k beams kept are the decoded IDs (a wider beam would let valid ones replace them)
-    free, _ = model.recommend_beam(histories, k=k, beam_size=k, constrained=False,
-                                   exclude_seen=False)
+    free, _ = model.recommend_beam(
+        histories, k=k, beam_size=k, constrained=False, exclude_seen=False
+    )
     trie, _ = model.recommend_beam(histories, k=k, constrained=True, exclude_seen=False)
-    dense = histories.toarray() > 0                                   # (U, n_items)
+    dense = histories.toarray() > 0  # (U, n_items)
     seen = np.take_along_axis(dense, np.maximum(trie, 0), 1) & (trie >= 0)
-    metrics = {f"invalid_id_rate@{k}": summarise((free < 0).mean(1), seed=seed),
-               f"invalid_id_rate_constrained@{k}": summarise((trie < 0).mean(1), seed=seed),
-               f"already_seen_rate@{k}": summarise(seen.mean(1), seed=seed)}
-    return Finding(label, NAME, metrics, {"k": k, "users": int(len(users)),
-                                         "decoding": "beam search of width k, seen items not excluded"})
+    metrics = {
+        f"invalid_id_rate@{k}": summarise((free < 0).mean(1), seed=seed),
+        f"invalid_id_rate_constrained@{k}": summarise((trie < 0).mean(1), seed=seed),
+        f"already_seen_rate@{k}": summarise(seen.mean(1), seed=seed),
+    }
+    return Finding(
+        label,
+        NAME,
+        metrics,
+        {
+            "k": k,
+            "users": int(len(users)),
+            "decoding": "beam search of width k, seen items not excluded",
+        },
+    )

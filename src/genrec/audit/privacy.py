@@ -31,17 +31,28 @@ from genrec.audit.results import Definition, Finding, point, summarise
 NAME = "privacy"
 HEADLINE = "mia_auc"
 METRICS = {
-    "dcr_train": Definition("Mean Jaccard distance from a synthetic profile to the closest "
-                            "training (member) profile.", "Park et al. VLDB 2018 (DCR)", ""),
-    "dcr_holdout": Definition("Mean Jaccard distance from a synthetic profile to the closest "
-                              "holdout profile.", "Park et al. VLDB 2018 (DCR)", ""),
-    "dcr_closer_to_train": Definition("Share of synthetic profiles closer to a member than to any "
-                                      "holdout user (ties half); 0.5 = no memorisation.",
-                                      "DCR share test (synthetic-data evaluation practice)",
-                                      "0.5"),
-    "mia_auc": Definition("AUC of a distance-to-closest-synthetic membership attack, members vs "
-                          "holdout users; 0.5 = no leak.",
-                          "Hilprecht et al. PETS 2019 (distance-based MIA)", "0.5"),
+    "dcr_train": Definition(
+        "Mean Jaccard distance from a synthetic profile to the closest training (member) profile.",
+        "Park et al. VLDB 2018 (DCR)",
+        "",
+    ),
+    "dcr_holdout": Definition(
+        "Mean Jaccard distance from a synthetic profile to the closest holdout profile.",
+        "Park et al. VLDB 2018 (DCR)",
+        "",
+    ),
+    "dcr_closer_to_train": Definition(
+        "Share of synthetic profiles closer to a member than to any "
+        "holdout user (ties half); 0.5 = no memorisation.",
+        "DCR share test (synthetic-data evaluation practice)",
+        "0.5",
+    ),
+    "mia_auc": Definition(
+        "AUC of a distance-to-closest-synthetic membership attack, members vs "
+        "holdout users; 0.5 = no leak.",
+        "Hilprecht et al. PETS 2019 (distance-based MIA)",
+        "0.5",
+    ),
 }
 
 
@@ -61,7 +72,7 @@ def nearest_distance(a: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
     """
     a = sp.csr_matrix((a > 0).astype(np.float32))
     b = sp.csr_matrix((b > 0).astype(np.float32))
-    inter = (a @ b.T).toarray()                                         # (A, B)
+    inter = (a @ b.T).toarray()  # (A, B)
     union = np.asarray(a.sum(1)) + np.asarray(b.sum(1)).T - inter
     with np.errstate(invalid="ignore", divide="ignore"):
         dist = np.where(union > 0, 1.0 - inter / union, 0.0)
@@ -80,17 +91,27 @@ def run(ctx: AuditContext, label: str) -> Finding:
     n = cfg.privacy_samples or len(members)
     synthetic = model.sample_profiles(n, seed=cfg.seed)
     x = train.user_items
-    d_member, d_holdout = nearest_distance(synthetic, x[members]), nearest_distance(synthetic, x[holdout])
+    d_member, d_holdout = (
+        nearest_distance(synthetic, x[members]),
+        nearest_distance(synthetic, x[holdout]),
+    )
     closer = np.where(d_member < d_holdout, 1.0, np.where(d_member == d_holdout, 0.5, 0.0))
     score_member = -nearest_distance(x[members], synthetic)
     score_holdout = -nearest_distance(x[holdout], synthetic)
     auc = scipy.stats.mannwhitneyu(score_member, score_holdout).statistic / (
-        len(score_member) * len(score_holdout))
-    metrics = {"dcr_train": summarise(d_member, seed=cfg.seed),
-               "dcr_holdout": summarise(d_holdout, seed=cfg.seed),
-               "dcr_closer_to_train": summarise(closer, seed=cfg.seed),
-               "mia_auc": point(float(auc))}
-    settings = {"members": int(len(members)), "holdout": int(len(holdout)),
-                "synthetic_profiles": int(n), "distance": "Jaccard",
-                "synthetic_mean_length": float(np.diff(synthetic.indptr).mean())}
+        len(score_member) * len(score_holdout)
+    )
+    metrics = {
+        "dcr_train": summarise(d_member, seed=cfg.seed),
+        "dcr_holdout": summarise(d_holdout, seed=cfg.seed),
+        "dcr_closer_to_train": summarise(closer, seed=cfg.seed),
+        "mia_auc": point(float(auc)),
+    }
+    settings = {
+        "members": int(len(members)),
+        "holdout": int(len(holdout)),
+        "synthetic_profiles": int(n),
+        "distance": "Jaccard",
+        "synthetic_mean_length": float(np.diff(synthetic.indptr).mean()),
+    }
     return Finding(label, NAME, metrics, settings)

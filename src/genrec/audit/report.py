@@ -70,9 +70,14 @@ def heat_map(doc: dict) -> str:
     models = list(dict.fromkeys(r["model"] for r in results))
     scenarios = list(dict.fromkeys(r["scenario"] for r in results))
     heads = p.get("headlines", {})
-    rows = ["<table><tr><th class=l>model</th>" + "".join(
-        f'<th><a href="#s-{s}">{html.escape(s)}</a><br><small>{_link(heads.get(s, ""), html.escape(heads.get(s, "")))}</small></th>'
-        for s in scenarios) + "</tr>"]
+    rows = [
+        "<table><tr><th class=l>model</th>"
+        + "".join(
+            f'<th><a href="#s-{s}">{html.escape(s)}</a><br><small>{_link(heads.get(s, ""), html.escape(heads.get(s, "")))}</small></th>'
+            for s in scenarios
+        )
+        + "</tr>"
+    ]
     column = {s: [_value(_cell(results, m, s), heads.get(s)) for m in models] for s in scenarios}
     for m in models:
         tds = []
@@ -84,8 +89,10 @@ def heat_map(doc: dict) -> str:
                 continue
             v = _value(r, heads.get(s))
             better = defs.get(family(heads.get(s, "")), {}).get("better", "")
-            tds.append(f'<td style="background:{_shade(v, column[s], better)}">'
-                       f'{_link(heads.get(s, ""), _fmt(v))}</td>')
+            tds.append(
+                f'<td style="background:{_shade(v, column[s], better)}">'
+                f"{_link(heads.get(s, ''), _fmt(v))}</td>"
+            )
         rows.append(f"<tr><th class=l>{html.escape(m)}</th>{''.join(tds)}</tr>")
     return "\n".join(rows) + "</table>"
 
@@ -98,8 +105,12 @@ def _value(r, metric):
 
 def bar_chart(values: list[tuple[str, dict]], width: int = 420) -> str:
     """An inline SVG of horizontal bars (mean) with whiskers (interval), one per model."""
-    finite = [x for _, v in values for x in (v["mean"], v["ci_low"], v["ci_high"])
-              if isinstance(x, (int, float))]
+    finite = [
+        x
+        for _, v in values
+        for x in (v["mean"], v["ci_low"], v["ci_high"])
+        if isinstance(x, (int, float))
+    ]
     if not finite:
         return ""
     lo, hi = min(0.0, min(finite)), max(0.0, max(finite))
@@ -112,11 +123,15 @@ def bar_chart(values: list[tuple[str, dict]], width: int = 420) -> str:
         parts.append(f'<text x="0" y="{y + 11}">{html.escape(model)}</text>')
         if isinstance(v["mean"], (int, float)):
             a, b = sorted((pos(0.0), pos(v["mean"])))
-            parts.append(f'<rect x="{a:.1f}" y="{y}" width="{max(b - a, 1):.1f}" height="13" '
-                         f'fill="#7aa6d8"/><text x="{width - 45}" y="{y + 11}">{_fmt(v["mean"])}</text>')
+            parts.append(
+                f'<rect x="{a:.1f}" y="{y}" width="{max(b - a, 1):.1f}" height="13" '
+                f'fill="#7aa6d8"/><text x="{width - 45}" y="{y + 11}">{_fmt(v["mean"])}</text>'
+            )
         if isinstance(v["ci_low"], (int, float)) and isinstance(v["ci_high"], (int, float)):
-            parts.append(f'<line x1="{pos(v["ci_low"]):.1f}" x2="{pos(v["ci_high"]):.1f}" '
-                         f'y1="{y + 6}" y2="{y + 6}" stroke="#222" stroke-width="1.5"/>')
+            parts.append(
+                f'<line x1="{pos(v["ci_low"]):.1f}" x2="{pos(v["ci_high"]):.1f}" '
+                f'y1="{y + 6}" y2="{y + 6}" stroke="#222" stroke-width="1.5"/>'
+            )
     return "".join(parts) + "</svg>"
 
 
@@ -125,15 +140,23 @@ def scenario_section(doc: dict, scenario: str) -> str:
     out = [f'<h2 id="s-{scenario}">{html.escape(scenario)}</h2>']
     na = [r for r in rows if r["metrics"] == NA]
     if na:
-        out.append("<p>n/a: " + "; ".join(f"<b>{html.escape(r['model'])}</b> "
-                                           f"({html.escape(r['settings'].get('reason', ''))})"
-                                           for r in na) + "</p>")
+        out.append(
+            "<p>n/a: "
+            + "; ".join(
+                f"<b>{html.escape(r['model'])}</b> ({html.escape(r['settings'].get('reason', ''))})"
+                for r in na
+            )
+            + "</p>"
+        )
     done = [r for r in rows if r["metrics"] != NA]
     if not done:
         return "\n".join(out)
     names = list(dict.fromkeys(m for r in done for m in r["metrics"]))
-    out.append("<table><tr><th class=l>metric</th>" + "".join(
-        f"<th>{html.escape(r['model'])}</th>" for r in done) + "</tr>")
+    out.append(
+        "<table><tr><th class=l>metric</th>"
+        + "".join(f"<th>{html.escape(r['model'])}</th>" for r in done)
+        + "</tr>"
+    )
     for name in names:
         tds = []
         for r in done:
@@ -141,8 +164,11 @@ def scenario_section(doc: dict, scenario: str) -> str:
             if v is None:
                 tds.append("<td>–</td>")
                 continue
-            ci = (f" [{_fmt(v['ci_low'])}, {_fmt(v['ci_high'])}]"
-                  if v.get("ci_low") is not None else "")
+            ci = (
+                f" [{_fmt(v['ci_low'])}, {_fmt(v['ci_high'])}]"
+                if v.get("ci_low") is not None
+                else ""
+            )
             pv = f" p={_fmt(v['p_value'])}" if v.get("p_value") is not None else ""
             tds.append(f"<td>{_link(name, _fmt(v['mean']))}{ci}{pv}</td>")
         out.append(f"<tr><td class=l>{_link(name, html.escape(name))}</td>{''.join(tds)}</tr>")
@@ -152,8 +178,11 @@ def scenario_section(doc: dict, scenario: str) -> str:
         chart = bar_chart(values)
         if chart:
             out.append(f"<div><b>{_link(name, html.escape(name))}</b><br>{chart}</div>")
-    out.append("<details><summary>settings</summary><pre>" + html.escape(json.dumps(
-        {r["model"]: r["settings"] for r in done}, indent=1)) + "</pre></details>")
+    out.append(
+        "<details><summary>settings</summary><pre>"
+        + html.escape(json.dumps({r["model"]: r["settings"] for r in done}, indent=1))
+        + "</pre></details>"
+    )
     return "\n".join(out)
 
 
@@ -164,19 +193,26 @@ def to_html(doc: dict, *, title: str | None = None) -> str:
     scenarios = list(dict.fromkeys(r["scenario"] for r in doc["results"]))
     defs = "".join(
         f'<p class=def id="def-{html.escape(name)}"><b>{html.escape(name)}</b>: '
-        f'{html.escape(d["text"])} <span class=src>Source: {html.escape(d["source"])}'
-        f'{"; better: " + html.escape(d["better"]) if d.get("better") else ""}</span></p>'
-        for name, d in sorted(doc.get("definitions", {}).items()))
-    body = [f"<h1>{html.escape(title)}</h1>",
-            "<p>Every number links to its definition. Intervals are 95% bootstrap intervals over "
-            "users; corpus-level values (Gini, coverage, AUCs) have none. n/a = the scenario does "
-            "not apply to the model (never zero).</p>",
-            "<h2>Models x scenarios</h2>", heat_map(doc),
-            *[scenario_section(doc, s) for s in scenarios],
-            "<h2>Definitions</h2>", defs,
-            "<h2>Protocol</h2><pre>" + html.escape(json.dumps(p, indent=1)) + "</pre>"]
-    return (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")
+        f"{html.escape(d['text'])} <span class=src>Source: {html.escape(d['source'])}"
+        f"{'; better: ' + html.escape(d['better']) if d.get('better') else ''}</span></p>"
+        for name, d in sorted(doc.get("definitions", {}).items())
+    )
+    body = [
+        f"<h1>{html.escape(title)}</h1>",
+        "<p>Every number links to its definition. Intervals are 95% bootstrap intervals over "
+        "users; corpus-level values (Gini, coverage, AUCs) have none. n/a = the scenario does "
+        "not apply to the model (never zero).</p>",
+        "<h2>Models x scenarios</h2>",
+        heat_map(doc),
+        *[scenario_section(doc, s) for s in scenarios],
+        "<h2>Definitions</h2>",
+        defs,
+        "<h2>Protocol</h2><pre>" + html.escape(json.dumps(p, indent=1)) + "</pre>",
+    ]
+    return (
+        f"<!DOCTYPE html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
+    )
 
 
 __all__ = ["bar_chart", "heat_map", "scenario_section", "to_html"]

@@ -54,8 +54,12 @@ class Finding:
     settings: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "scenario": self.scenario, "metrics": self.metrics,
-                "settings": self.settings}
+        return {
+            "model": self.model,
+            "scenario": self.scenario,
+            "metrics": self.metrics,
+            "settings": self.settings,
+        }
 
 
 def not_applicable(model: str, scenario: str, reason: str) -> Finding:

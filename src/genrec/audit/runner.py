@@ -15,12 +15,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from genrec.audit import (
-    accuracy, efficiency, exposure, fairness, feedback, hallucination, injection, privacy,
+    accuracy,
+    efficiency,
+    exposure,
+    fairness,
+    feedback,
+    hallucination,
+    injection,
+    privacy,
     shilling,
 )
 from genrec.audit.context import AuditConfig, AuditContext
@@ -45,8 +52,11 @@ SCENARIOS = {
 
 def definitions() -> dict[str, dict]:
     """Every metric family of every scenario -> its written definition and source."""
-    return {name: dataclasses.asdict(d) for module in SCENARIOS.values()
-            for name, d in module.METRICS.items()}
+    return {
+        name: dataclasses.asdict(d)
+        for module in SCENARIOS.values()
+        for name, d in module.METRICS.items()
+    }
 
 
 def parse_scenarios(text: str) -> list[str]:
@@ -56,15 +66,23 @@ def parse_scenarios(text: str) -> list[str]:
         return list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
     if not names or unknown:
-        raise ConfigError(f"unknown scenario(s) {unknown or names}; choose from "
-                          f"{', '.join(SCENARIOS)} (comma-separated) or 'all'")
+        raise ConfigError(
+            f"unknown scenario(s) {unknown or names}; choose from "
+            f"{', '.join(SCENARIOS)} (comma-separated) or 'all'"
+        )
     return names
 
 
-def run_audit(split: Split, specs: dict[str, str], build: Callable[[str], object], *,
-              scenarios: Sequence[str], config: AuditConfig | None = None,
-              options: RunOptions | None = None,
-              say: Callable[[str], None] = lambda message: None) -> tuple[list[Finding], AuditContext]:
+def run_audit(
+    split: Split,
+    specs: dict[str, str],
+    build: Callable[[str], object],
+    *,
+    scenarios: Sequence[str],
+    config: AuditConfig | None = None,
+    options: RunOptions | None = None,
+    say: Callable[[str], None] = lambda message: None,
+) -> tuple[list[Finding], AuditContext]:
     """Run ``scenarios`` on the models ``specs`` (label -> spec), each built by ``build``.
 
     Returns the findings in model-major order and the context (fitted models, costs).
@@ -87,8 +105,9 @@ def run_audit(split: Split, specs: dict[str, str], build: Callable[[str], object
     return findings, ctx
 
 
-def audit_dict(findings: Sequence[Finding], ctx: AuditContext, *, dataset: str,
-               scenarios: Sequence[str]) -> dict:
+def audit_dict(
+    findings: Sequence[Finding], ctx: AuditContext, *, dataset: str, scenarios: Sequence[str]
+) -> dict:
     """The ``audit.json`` document (module docstring)."""
     protocol = {
         "dataset": dataset,
@@ -103,8 +122,13 @@ def audit_dict(findings: Sequence[Finding], ctx: AuditContext, *, dataset: str,
         "versions": library_versions(),
         "headlines": {name: m.HEADLINE.format(k=ctx.config.k) for name, m in SCENARIOS.items()},
     }
-    return json_safe({"protocol": protocol, "results": [f.to_dict() for f in findings],
-                      "definitions": definitions()})
+    return json_safe(
+        {
+            "protocol": protocol,
+            "results": [f.to_dict() for f in findings],
+            "definitions": definitions(),
+        }
+    )
 
 
 def json_safe(value):

@@ -43,8 +43,8 @@ from genrec.audit.context import AuditConfig, AuditContext, reads_text
 from genrec.audit.results import Definition, Finding, point, summarise
 from genrec.data.dataset import Dataset, Split
 from genrec.data.vocabulary import Vocabulary
-from genrec.evaluation.protocol import evaluate
 from genrec.errors import DataError
+from genrec.evaluation.protocol import evaluate
 from genrec.evaluation.stats import paired_tests
 
 NAME = "shilling"
@@ -56,36 +56,56 @@ METRICS = {
         "Per genuine user, the share of the target items (those the user has not interacted "
         "with) in the top-K of the clean model: hits / min(K, unseen targets); mean over users. "
         "With K >= targets this is the hit ratio of the targets averaged over targets.",
-        "ARLib / RecAD HitRate@K of the target items", "lower"),
-    "target_hr_attacked": Definition("The same after refitting on the poisoned data.",
-                                     "ARLib / RecAD HitRate@K of the target items", "lower"),
-    "target_hr_shift": Definition("target_hr_attacked - target_hr_clean per user (paired); the "
-                                  "attack's effect. Interval: bootstrap over users.",
-                                  "genrec", "lower"),
-    "utility_drop": Definition("NDCG@K of the clean model minus NDCG@K of the attacked model on "
-                               "the real users' test items (paired; p_value: paired t-test).",
-                               "clean-utility drop (ANCHORS 3.4)", "lower"),
-    "detector_auc": Definition("AUC of the DegSim detector separating fake from real training "
-                               "profiles (mean cosine similarity to the 10 nearest profiles); "
-                               "0.5 = undetectable, 1 = perfectly detected.",
-                               "Chirita, Nejdl & Zamfir WIDM 2005 (DegSim)", "higher"),
+        "ARLib / RecAD HitRate@K of the target items",
+        "lower",
+    ),
+    "target_hr_attacked": Definition(
+        "The same after refitting on the poisoned data.",
+        "ARLib / RecAD HitRate@K of the target items",
+        "lower",
+    ),
+    "target_hr_shift": Definition(
+        "target_hr_attacked - target_hr_clean per user (paired); the "
+        "attack's effect. Interval: bootstrap over users.",
+        "genrec",
+        "lower",
+    ),
+    "utility_drop": Definition(
+        "NDCG@K of the clean model minus NDCG@K of the attacked model on "
+        "the real users' test items (paired; p_value: paired t-test).",
+        "clean-utility drop (ANCHORS 3.4)",
+        "lower",
+    ),
+    "detector_auc": Definition(
+        "AUC of the DegSim detector separating fake from real training "
+        "profiles (mean cosine similarity to the 10 nearest profiles); "
+        "0.5 = undetectable, 1 = perfectly detected.",
+        "Chirita, Nejdl & Zamfir WIDM 2005 (DegSim)",
+        "higher",
+    ),
 }
 
 
 def applies(model) -> str | None:
     if reads_text(model):
-        return ("a language model or item text drives this model; poisoning it by profile "
-                "injection costs a refit and one LM pass per cell and user (not budgeted here)")
+        return (
+            "a language model or item text drives this model; poisoning it by profile "
+            "injection costs a refit and one LM pass per cell and user (not budgeted here)"
+        )
     return None
 
 
 def cells(cfg: AuditConfig) -> list[tuple[str, float, str]]:
     """(attack, size, target choice) cells of the grid (module docstring)."""
     if cfg.shilling_grid == "full":
-        return list(itertools.product(cfg.shilling_attacks, cfg.shilling_sizes,
-                                      cfg.shilling_targets))
-    base = (_prefer(cfg.shilling_attacks, "bandwagon"), _prefer(cfg.shilling_sizes, 0.01),
-            _prefer(cfg.shilling_targets, "random"))
+        return list(
+            itertools.product(cfg.shilling_attacks, cfg.shilling_sizes, cfg.shilling_targets)
+        )
+    base = (
+        _prefer(cfg.shilling_attacks, "bandwagon"),
+        _prefer(cfg.shilling_sizes, 0.01),
+        _prefer(cfg.shilling_targets, "random"),
+    )
     out = [base]
     out += [(a, base[1], base[2]) for a in cfg.shilling_attacks if a != base[0]]
     out += [(base[0], s, base[2]) for s in cfg.shilling_sizes if s != base[1]]
@@ -106,13 +126,21 @@ def choose_targets(item_counts: np.ndarray, way: str, n: int, rng) -> np.ndarray
     """``n`` target items chosen ``way`` (random / popular / unpopular; module docstring)."""
     warm = np.flatnonzero(item_counts > 0)
     order = warm[np.argsort(-item_counts[warm], kind="stable")]
-    pool = {"random": warm, "popular": order[:max(n, int(np.ceil(0.1 * len(order))))],
-            "unpopular": order[len(order) // 2:]}[way]
+    pool = {
+        "random": warm,
+        "popular": order[: max(n, int(np.ceil(0.1 * len(order))))],
+        "unpopular": order[len(order) // 2 :],
+    }[way]
     return np.sort(rng.choice(pool, min(n, len(pool)), replace=False))
 
 
-def fake_profiles(attack: str, n_fake: int, targets: np.ndarray, train: Dataset, rng,
-                  ) -> list[np.ndarray]:
+def fake_profiles(
+    attack: str,
+    n_fake: int,
+    targets: np.ndarray,
+    train: Dataset,
+    rng,
+) -> list[np.ndarray]:
     """``n_fake`` item lists: the targets + filler chosen by ``attack`` (module docstring)."""
     n_items = train.n_items
     counts = train.item_counts.astype(np.float64)
@@ -129,9 +157,12 @@ def fake_profiles(attack: str, n_fake: int, targets: np.ndarray, train: Dataset,
     rest = np.setdiff1d(others, chosen)
     weights = counts[rest] + 1e-9 if attack == "average" else np.ones(len(rest))
     n_draw = max(0, min(filler - len(chosen), len(rest)))
-    return [np.concatenate([targets, chosen,
-                            rng.choice(rest, n_draw, replace=False, p=weights / weights.sum())])
-            for _ in range(n_fake)]
+    return [
+        np.concatenate(
+            [targets, chosen, rng.choice(rest, n_draw, replace=False, p=weights / weights.sum())]
+        )
+        for _ in range(n_fake)
+    ]
 
 
 def _segment(train: Dataset, targets, others, counts) -> np.ndarray:
@@ -151,22 +182,50 @@ def poisoned_split(split: Split, profiles: list[np.ndarray], rng) -> Split:
     """The split with fake users appended to the user vocabulary and their profiles in train."""
     train = split.train
     n_real = train.n_users
-    users = Vocabulary(list(train.users.ids) + [f"__fake_{j}" for j in range(len(profiles))],
-                       kind="user")
+    users = Vocabulary(
+        list(train.users.ids) + [f"__fake_{j}" for j in range(len(profiles))], kind="user"
+    )
     u = np.repeat(np.arange(n_real, n_real + len(profiles)), [len(p) for p in profiles])
     i = np.concatenate([rng.permutation(p) for p in profiles])
-    start = int(max(train.timestamp.max(), split.valid.timestamp.max() if len(split.valid) else 0,
-                    split.test.timestamp.max() if len(split.test) else 0)) + 1
-    fake = Dataset(users, train.items, u, i, np.full(len(u), train.value.max(), np.float32),
-                   start + np.arange(len(u)), catalog=train.catalog, name=train.name,
-                   positive_threshold=train.positive_threshold)
+    start = (
+        int(
+            max(
+                train.timestamp.max(),
+                split.valid.timestamp.max() if len(split.valid) else 0,
+                split.test.timestamp.max() if len(split.test) else 0,
+            )
+        )
+        + 1
+    )
+    fake = Dataset(
+        users,
+        train.items,
+        u,
+        i,
+        np.full(len(u), train.value.max(), np.float32),
+        start + np.arange(len(u)),
+        catalog=train.catalog,
+        name=train.name,
+        positive_threshold=train.positive_threshold,
+    )
     moved = [_move(d, users) for d in (train, split.valid, split.test)]
-    return Split(moved[0].concat(fake), moved[1], moved[2], info={**split.info, "fake_users": len(profiles)})
+    return Split(
+        moved[0].concat(fake), moved[1], moved[2], info={**split.info, "fake_users": len(profiles)}
+    )
 
 
 def _move(data: Dataset, users: Vocabulary) -> Dataset:
-    return Dataset(users, data.items, data.user_idx, data.item_idx, data.value, data.timestamp,
-                   catalog=data.catalog, name=data.name, positive_threshold=data.positive_threshold)
+    return Dataset(
+        users,
+        data.items,
+        data.user_idx,
+        data.item_idx,
+        data.value,
+        data.timestamp,
+        catalog=data.catalog,
+        name=data.name,
+        positive_threshold=data.positive_threshold,
+    )
 
 
 def target_pairs(history: Dataset, users: np.ndarray, targets: np.ndarray) -> Dataset:
@@ -181,7 +240,7 @@ def detector_auc(train: Dataset, n_fake: int) -> float:
     x = sp.csr_matrix((train.user_items > 0).astype(np.float32))
     norms = np.sqrt(np.asarray(x.multiply(x).sum(1)).ravel())
     x = sp.diags(1.0 / np.maximum(norms, 1e-12)) @ x
-    sims = (x @ x.T).toarray()                                   # (U, U) cosine
+    sims = (x @ x.T).toarray()  # (U, U) cosine
     np.fill_diagonal(sims, -np.inf)
     k = min(DETECTOR_NEIGHBOURS, sims.shape[0] - 1)
     score = np.sort(sims, axis=1)[:, -k:].mean(1)
@@ -196,30 +255,47 @@ def run(ctx: AuditContext, label: str) -> Finding:
     clean_model = ctx.fitted(label)
     clean_ev = ctx.evaluation(label)
     users = clean_ev.users
-    metrics, settings = {}, {"k": k, "grid": cfg.shilling_grid, "n_targets": cfg.n_targets,
-                             "users": int(len(users)), "cells": {}}
+    metrics, settings = (
+        {},
+        {
+            "k": k,
+            "grid": cfg.shilling_grid,
+            "n_targets": cfg.n_targets,
+            "users": int(len(users)),
+            "cells": {},
+        },
+    )
     history = ctx.split.history("test")
     for cell in cells(cfg):
         attack, size, way = cell
         name = cell_name(cell)
         setup = _attack(ctx, cell)
         clean_hr = _target_hr(clean_model, history, users, setup["targets"], k)
-        model = ctx.fresh(label).fit(setup["split"].train, valid=setup["split"].valid,
-                                     options=ctx.options)
+        model = ctx.fresh(label).fit(
+            setup["split"].train, valid=setup["split"].valid, options=ctx.options
+        )
         p_history = setup["split"].history("test")
         attacked_hr = _target_hr(model, p_history, users, setup["targets"], k)
-        attacked = evaluate(model, p_history, setup["split"].test, ks=(k,), metrics=("ndcg",),
-                            users=users)
+        attacked = evaluate(
+            model, p_history, setup["split"].test, ks=(k,), metrics=("ndcg",), users=users
+        )
         drop = clean_ev.per_user[f"ndcg@{k}"] - attacked.per_user[f"ndcg@{k}"]
         metrics[f"target_hr@{k}_clean[{name}]"] = summarise(clean_hr, seed=cfg.seed)
         metrics[f"target_hr@{k}_attacked[{name}]"] = summarise(attacked_hr, seed=cfg.seed)
         metrics[f"target_hr_shift@{k}[{name}]"] = summarise(attacked_hr - clean_hr, seed=cfg.seed)
-        metrics[f"utility_drop@{k}[{name}]"] = {**summarise(drop, seed=cfg.seed),
-                                                "p_value": _p(clean_ev, attacked, k)}
+        metrics[f"utility_drop@{k}[{name}]"] = {
+            **summarise(drop, seed=cfg.seed),
+            "p_value": _p(clean_ev, attacked, k),
+        }
         metrics[f"detector_auc[{name}]"] = point(setup["detector_auc"])
-        settings["cells"][name] = {"attack": attack, "fake_share": size, "targets_chosen": way,
-                                   "fake_users": setup["n_fake"], "filler": setup["filler"],
-                                   "targets": ctx.split.train.items.ids_of(setup["targets"]).tolist()}
+        settings["cells"][name] = {
+            "attack": attack,
+            "fake_share": size,
+            "targets_chosen": way,
+            "fake_users": setup["n_fake"],
+            "filler": setup["filler"],
+            "targets": ctx.split.train.items.ids_of(setup["targets"]).tolist(),
+        }
     return Finding(label, NAME, metrics, settings)
 
 
@@ -236,16 +312,26 @@ def _attack(ctx: AuditContext, cell) -> dict:
         n_fake = max(1, int(round(size * np.count_nonzero(train.user_counts))))
         profiles = fake_profiles(attack, n_fake, targets, train, rng)
         split = poisoned_split(ctx.split, profiles, rng)
-        ctx.shared[key] = {"split": split, "targets": targets, "n_fake": n_fake,
-                           "filler": int(len(profiles[0]) - len(targets)),
-                           "detector_auc": detector_auc(split.train, n_fake)}
+        ctx.shared[key] = {
+            "split": split,
+            "targets": targets,
+            "n_fake": n_fake,
+            "filler": int(len(profiles[0]) - len(targets)),
+            "detector_auc": detector_auc(split.train, n_fake),
+        }
     return ctx.shared[key]
 
 
 def _target_hr(model, history: Dataset, users, targets, k: int) -> np.ndarray:
     """(U,) per user: targets in the top-K over min(K, unseen targets); NaN if all seen."""
-    ev = evaluate(model, history, target_pairs(history, users, targets), ks=(k,),
-                  metrics=("recall",), users=users)
+    ev = evaluate(
+        model,
+        history,
+        target_pairs(history, users, targets),
+        ks=(k,),
+        metrics=("recall",),
+        users=users,
+    )
     out = np.full(len(users), np.nan)
     out[np.searchsorted(users, ev.users)] = ev.per_user[f"recall@{k}"]
     return out

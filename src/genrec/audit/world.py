@@ -23,12 +23,15 @@ from genrec.errors import ConfigError
 OCCUPATIONS = ("student", "engineer", "artist", "retired")
 
 
-def audit_world(n_users: int = 150, n_items: int = 80, n_clusters: int = 4, *,
-                seed: int = 0) -> Split:
+def audit_world(
+    n_users: int = 150, n_items: int = 80, n_clusters: int = 4, *, seed: int = 0
+) -> Split:
     """The split of a synthetic world (module docstring); the same seed gives the same world."""
     if n_users < 20 or n_items < 4 * n_clusters or n_clusters < 1:
-        raise ConfigError(f"audit_world needs n_users >= 20 and n_items >= 4 * n_clusters, got "
-                          f"n_users={n_users}, n_items={n_items}, n_clusters={n_clusters}")
+        raise ConfigError(
+            f"audit_world needs n_users >= 20 and n_items >= 4 * n_clusters, got "
+            f"n_users={n_users}, n_items={n_items}, n_clusters={n_clusters}"
+        )
     rng = np.random.default_rng(seed)
     item_group = np.arange(n_items) % n_clusters
     user_group = rng.integers(0, n_clusters, n_users)
@@ -37,20 +40,32 @@ def audit_world(n_users: int = 150, n_items: int = 80, n_clusters: int = 4, *,
     rank = np.arange(n_items) // n_clusters + 1
     rows, cols = [], []
     for u in range(n_users):  # a world of a few hundred users, built once
-        own = np.where(item_group == user_group[u], 4.0, 0.3) / rank ** 0.8
+        own = np.where(item_group == user_group[u], 4.0, 0.3) / rank**0.8
         picked = rng.choice(n_items, min(length[u], n_items), replace=False, p=own / own.sum())
         rows.append(np.full(len(picked), u))
         cols.append(picked)
     u, i = np.concatenate(rows), np.concatenate(cols)
     t = np.arange(len(u))
-    users = {"age": rng.integers(16, 70, n_users).astype(float).tolist(), "gender": gender.tolist(),
-             "occupation": rng.choice(OCCUPATIONS, n_users).tolist()}
-    items = {"title": [f"Movie {x}" for x in range(n_items)],
-             "genres": [(f"genre{g}",) for g in item_group]}
-    data = Dataset.from_interactions([f"u{x}" for x in u], [f"i{x}" for x in i], None, t,
-                                     item_rows=items, item_row_ids=[f"i{x}" for x in range(n_items)],
-                                     user_rows=users, user_row_ids=[f"u{x}" for x in range(n_users)],
-                                     name="audit-world")
+    users = {
+        "age": rng.integers(16, 70, n_users).astype(float).tolist(),
+        "gender": gender.tolist(),
+        "occupation": rng.choice(OCCUPATIONS, n_users).tolist(),
+    }
+    items = {
+        "title": [f"Movie {x}" for x in range(n_items)],
+        "genres": [(f"genre{g}",) for g in item_group],
+    }
+    data = Dataset.from_interactions(
+        [f"u{x}" for x in u],
+        [f"i{x}" for x in i],
+        None,
+        t,
+        item_rows=items,
+        item_row_ids=[f"i{x}" for x in range(n_items)],
+        user_rows=users,
+        user_row_ids=[f"u{x}" for x in range(n_users)],
+        name="audit-world",
+    )
     return make_split(data, "holdout", seed=seed)
 
 

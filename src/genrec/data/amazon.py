@@ -39,10 +39,19 @@ class _ReviewFormat:
     summary: str
 
 
-_AMAZON_2018 = _ReviewFormat("Amazon 2014/2018", "reviewerID", ("asin",), "overall",
-                             "unixReviewTime", 1, "reviewText", "summary")
-_AMAZON_2023 = _ReviewFormat("Amazon 2023", "user_id", ("parent_asin", "asin"), "rating",
-                             "timestamp", 1000, "text", "title")
+_AMAZON_2018 = _ReviewFormat(
+    "Amazon 2014/2018",
+    "reviewerID",
+    ("asin",),
+    "overall",
+    "unixReviewTime",
+    1,
+    "reviewText",
+    "summary",
+)
+_AMAZON_2023 = _ReviewFormat(
+    "Amazon 2023", "user_id", ("parent_asin", "asin"), "rating", "timestamp", 1000, "text", "title"
+)
 
 
 def load_amazon_2018(reviews_path, meta_path=None, *, name: str | None = None) -> Dataset:
@@ -65,8 +74,15 @@ def load_amazon_2018(reviews_path, meta_path=None, *, name: str | None = None) -
     Raises:
         DataError: a missing file, an unparseable line, a missing field or rating.
     """
-    return _amazon(reviews_path, meta_path, _AMAZON_2018, _meta_2018, ("asin",),
-                   ("title", "brand", "genres", "description"), name)
+    return _amazon(
+        reviews_path,
+        meta_path,
+        _AMAZON_2018,
+        _meta_2018,
+        ("asin",),
+        ("title", "brand", "genres", "description"),
+        name,
+    )
 
 
 def load_amazon_2023(reviews_path, meta_path=None, *, name: str | None = None) -> Dataset:
@@ -82,39 +98,71 @@ def load_amazon_2023(reviews_path, meta_path=None, *, name: str | None = None) -
     Raises:
         DataError: a missing file, an unparseable line, a missing field or rating.
     """
-    return _amazon(reviews_path, meta_path, _AMAZON_2023, _meta_2023, ("parent_asin", "asin"),
-                   ("title", "store", "genres", "features", "description"), name)
+    return _amazon(
+        reviews_path,
+        meta_path,
+        _AMAZON_2023,
+        _meta_2023,
+        ("parent_asin", "asin"),
+        ("title", "store", "genres", "features", "description"),
+        name,
+    )
 
 
-def _amazon(reviews_path, meta_path, fmt: _ReviewFormat, meta_columns: Callable[[dict], dict],
-            meta_key: tuple[str, ...], text_fields: tuple[str, ...], name) -> Dataset:
+def _amazon(
+    reviews_path,
+    meta_path,
+    fmt: _ReviewFormat,
+    meta_columns: Callable[[dict], dict],
+    meta_key: tuple[str, ...],
+    text_fields: tuple[str, ...],
+    name,
+) -> Dataset:
     reviews_path = Path(reviews_path)
     rows = _read_reviews(reviews_path, fmt)
     item_ids, item_rows = NO_TABLE
     if meta_path is not None:
         item_ids, item_rows = _read_meta(Path(meta_path), meta_key, meta_columns, fmt.label)
     data = Dataset.from_interactions(
-        rows["user"], rows["item"], rows["rating"], rows["time"], item_rows=item_rows,
-        item_row_ids=item_ids, text_fields=text_fields, positive_threshold=STARS_LIKED,
-        extras={"review_text": object_array(rows["text"]),
-                "review_summary": object_array(rows["summary"])},
-        name=name or reviews_path.name.split(".")[0])
+        rows["user"],
+        rows["item"],
+        rows["rating"],
+        rows["time"],
+        item_rows=item_rows,
+        item_row_ids=item_ids,
+        text_fields=text_fields,
+        positive_threshold=STARS_LIKED,
+        extras={
+            "review_text": object_array(rows["text"]),
+            "review_summary": object_array(rows["summary"]),
+        },
+        name=name or reviews_path.name.split(".")[0],
+    )
     return data
 
 
 def _read_reviews(path: Path, fmt: _ReviewFormat) -> dict[str, list]:
-    rows: dict[str, list] = {"user": [], "item": [], "rating": [], "time": [], "text": [],
-                             "summary": []}
+    rows: dict[str, list] = {
+        "user": [],
+        "item": [],
+        "rating": [],
+        "time": [],
+        "text": [],
+        "summary": [],
+    }
     for number, record in _json_records(path):
         where = f"{path}, line {number}"
         rows["user"].append(_required(record, (fmt.user,), where, fmt))
         rows["item"].append(_required(record, fmt.item, where, fmt))
-        rows["rating"].append(_number(_required(record, (fmt.rating,), where, fmt), where,
-                                      fmt.rating))
+        rows["rating"].append(
+            _number(_required(record, (fmt.rating,), where, fmt), where, fmt.rating)
+        )
         time = _number(_required(record, (fmt.time,), where, fmt), where, fmt.time)
         if not INT64_MIN <= time // fmt.time_per_second < INT64_END:
-            raise DataError(f"{where}: {fmt.time} {time!r} is outside the int64 range of "
-                            "seconds since the epoch; fix or drop the line")
+            raise DataError(
+                f"{where}: {fmt.time} {time!r} is outside the int64 range of "
+                "seconds since the epoch; fix or drop the line"
+            )
         rows["time"].append(int(time // fmt.time_per_second))
         rows["text"].append(_text(record.get(fmt.text)) or "")
         rows["summary"].append(_text(record.get(fmt.summary)) or "")
@@ -129,8 +177,10 @@ def _required(record: dict, keys: tuple[str, ...], where: str, fmt: _ReviewForma
         if value is not None and value != "":
             return value
     needed = [fmt.user, " or ".join(fmt.item), fmt.rating, fmt.time]
-    raise DataError(f"{where}: no {' or '.join(repr(k) for k in keys)} field; {fmt.label} "
-                    f"review lines need {', '.join(needed)}")
+    raise DataError(
+        f"{where}: no {' or '.join(repr(k) for k in keys)} field; {fmt.label} "
+        f"review lines need {', '.join(needed)}"
+    )
 
 
 def _number(value, where: str, field: str) -> float:
@@ -143,15 +193,18 @@ def _number(value, where: str, field: str) -> float:
     return number
 
 
-def _read_meta(path: Path, keys: tuple[str, ...], columns_of: Callable[[dict], dict],
-               label: str) -> tuple[list, dict[str, np.ndarray]]:
+def _read_meta(
+    path: Path, keys: tuple[str, ...], columns_of: Callable[[dict], dict], label: str
+) -> tuple[list, dict[str, np.ndarray]]:
     ids: list = []
     rows: list[dict] = []
     for number, record in _json_records(path):
         key = next((record[k] for k in keys if record.get(k) not in (None, "")), None)
         if key is None:
-            raise DataError(f"{path}, line {number}: no {' or '.join(map(repr, keys))} field; "
-                            f"every {label} meta line needs the item id")
+            raise DataError(
+                f"{path}, line {number}: no {' or '.join(map(repr, keys))} field; "
+                f"every {label} meta line needs the item id"
+            )
         ids.append(str(key))
         rows.append(columns_of(record))
     if not ids:
@@ -162,28 +215,32 @@ def _read_meta(path: Path, keys: tuple[str, ...], columns_of: Callable[[dict], d
 
 def _meta_2018(record: dict) -> dict:
     categories = record.get("category", record.get("categories"))
-    return {"title": _text(record.get("title")),
-            "description": _text(record.get("description")),
-            "genres": _flat_tuple(categories),
-            "brand": _text(record.get("brand")),
-            "price": _price(record.get("price")),
-            "image": _first_url(record.get("imageURLHighRes") or record.get("imageURL")
-                                or record.get("imUrl"))}
+    return {
+        "title": _text(record.get("title")),
+        "description": _text(record.get("description")),
+        "genres": _flat_tuple(categories),
+        "brand": _text(record.get("brand")),
+        "price": _price(record.get("price")),
+        "image": _first_url(
+            record.get("imageURLHighRes") or record.get("imageURL") or record.get("imUrl")
+        ),
+    }
 
 
 def _meta_2023(record: dict) -> dict:
     images = record.get("images") or []
     image = None
     if isinstance(images, list) and images and isinstance(images[0], dict):
-        image = next((images[0][k] for k in ("large", "hi_res", "thumb") if images[0].get(k)),
-                     None)
-    return {"title": _text(record.get("title")),
-            "description": _text(record.get("description")),
-            "features": _text(record.get("features")),
-            "genres": _flat_tuple(record.get("categories")),
-            "store": _text(record.get("store")),
-            "price": _price(record.get("price")),
-            "image": image}
+        image = next((images[0][k] for k in ("large", "hi_res", "thumb") if images[0].get(k)), None)
+    return {
+        "title": _text(record.get("title")),
+        "description": _text(record.get("description")),
+        "features": _text(record.get("features")),
+        "genres": _flat_tuple(record.get("categories")),
+        "store": _text(record.get("store")),
+        "price": _price(record.get("price")),
+        "image": image,
+    }
 
 
 def _json_records(path: Path) -> Iterator[tuple[int, dict]]:
@@ -202,8 +259,10 @@ def _json_records(path: Path) -> Iterator[tuple[int, dict]]:
             except ValueError:
                 record = _literal(line, f"{path}, line {number}")
             if not isinstance(record, dict):
-                raise DataError(f"{path}, line {number}: expected one object ({{...}}) a line, "
-                                f"got {type(record).__name__}")
+                raise DataError(
+                    f"{path}, line {number}: expected one object ({{...}}) a line, "
+                    f"got {type(record).__name__}"
+                )
             yield number, record
 
 
@@ -211,10 +270,10 @@ def _literal(line: str, where: str):
     try:
         return ast.literal_eval(line)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
-        raise DataError(f"{where}: neither JSON nor a Python dict literal: {quote(line, 60)}; "
-                        "the file must hold one object a line") from None
-
-
+        raise DataError(
+            f"{where}: neither JSON nor a Python dict literal: {quote(line, 60)}; "
+            "the file must hold one object a line"
+        ) from None
 
 
 def _text(value) -> str | None:

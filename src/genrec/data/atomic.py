@@ -23,14 +23,21 @@ from genrec.errors import DataError
 __all__ = ["RECBOLE_TYPES", "load_recbole_atomic"]
 
 RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
-_RECBOLE_ITEM_FIELDS = {"movie_title": "title", "title": "title", "release_year": "year",
-                        "year": "year", "class": "genres", "genre": "genres",
-                        "categories": "genres"}
+_RECBOLE_ITEM_FIELDS = {
+    "movie_title": "title",
+    "title": "title",
+    "release_year": "year",
+    "year": "year",
+    "class": "genres",
+    "genre": "genres",
+    "categories": "genres",
+}
 _NUMERIC_ATTRIBUTES = ("year", "age")  # stored as tokens in RecBole files, numbers here
 
 
-def load_recbole_atomic(path, *, name: str | None = None,
-                       positive_threshold: float | None = None) -> Dataset:
+def load_recbole_atomic(
+    path, *, name: str | None = None, positive_threshold: float | None = None
+) -> Dataset:
     """Load RecBole atomic files ``<name>.inter`` and optional ``<name>.item``, ``<name>.user``.
 
     Each file is tab-separated with a header of ``field:type`` (types token, token_seq, float,
@@ -52,37 +59,52 @@ def load_recbole_atomic(path, *, name: str | None = None,
     """
     inter_path = _recbole_inter_file(Path(path), name)
     inter = _read_atomic(inter_path)
-    inter.require_columns("user_id", "item_id", fix="a RecBole .inter file needs the fields "
-                          "user_id:token and item_id:token")
+    inter.require_columns(
+        "user_id",
+        "item_id",
+        fix="a RecBole .inter file needs the fields user_id:token and item_id:token",
+    )
     fields = inter.frame.columns
-    item_ids, item_rows = _recbole_rows(inter_path.with_suffix(".item"), "item_id",
-                                        _RECBOLE_ITEM_FIELDS)
+    item_ids, item_rows = _recbole_rows(
+        inter_path.with_suffix(".item"), "item_id", _RECBOLE_ITEM_FIELDS
+    )
     user_ids, user_rows = _recbole_rows(inter_path.with_suffix(".user"), "user_id", {})
     return Dataset.from_interactions(
-        inter.ids("user_id"), inter.ids("item_id"),
+        inter.ids("user_id"),
+        inter.ids("item_id"),
         inter.numbers("rating") if "rating" in fields else None,
         inter.timestamps("timestamp") if "timestamp" in fields else None,
-        item_rows=item_rows, item_row_ids=item_ids, user_rows=user_rows, user_row_ids=user_ids,
+        item_rows=item_rows,
+        item_row_ids=item_ids,
+        user_rows=user_rows,
+        user_row_ids=user_ids,
         name=name or inter_path.stem,
-        positive_threshold=positive_threshold if "rating" in fields else None)
+        positive_threshold=positive_threshold if "rating" in fields else None,
+    )
 
 
 def _recbole_inter_file(path: Path, name: str | None) -> Path:
     if path.is_file():
         return path
     if not path.is_dir():
-        raise DataError(f"{path} does not exist; pass a folder holding <name>.inter "
-                        "(RecBole atomic files) or the .inter file itself")
+        raise DataError(
+            f"{path} does not exist; pass a folder holding <name>.inter "
+            "(RecBole atomic files) or the .inter file itself"
+        )
     if name is not None and (path / f"{name}.inter").is_file():
         return path / f"{name}.inter"
     found = sorted(path.glob("*.inter"))
     if len(found) == 1:
         return found[0]
     if not found:
-        raise DataError(f"{path} holds no .inter file; RecBole atomic datasets are "
-                        "<name>.inter (+ optional <name>.item, <name>.user)")
-    raise DataError(f"{path} holds several .inter files ({', '.join(p.name for p in found)}); "
-                    "pass name=<file stem> or the .inter file itself")
+        raise DataError(
+            f"{path} holds no .inter file; RecBole atomic datasets are "
+            "<name>.inter (+ optional <name>.item, <name>.user)"
+        )
+    raise DataError(
+        f"{path} holds several .inter files ({', '.join(p.name for p in found)}); "
+        "pass name=<file stem> or the .inter file itself"
+    )
 
 
 def _read_atomic(path: Path) -> Parsed:
@@ -92,8 +114,10 @@ def _read_atomic(path: Path) -> Parsed:
     for column in header.split("\t"):
         field, _, kind = column.rpartition(":")
         if not field or kind not in RECBOLE_TYPES or field in types:
-            raise DataError(f"{path}, line 1: bad header field {quote(column)}; RecBole headers are "
-                            f"distinct 'name:type' with type one of {list(RECBOLE_TYPES)}")
+            raise DataError(
+                f"{path}, line 1: bad header field {quote(column)}; RecBole headers are "
+                f"distinct 'name:type' with type one of {list(RECBOLE_TYPES)}"
+            )
         types[field] = kind
     text = {f"{f}:{k}": str for f, k in types.items() if k != "float"}
     table = read_delimited(path, sep="\t", dtype=text, fmt="tab-separated name:type fields")
@@ -128,10 +152,13 @@ def _atomic_column(table: Parsed, field: str, kind: str, target: str) -> np.ndar
         return object_array([tuple(pd.to_numeric(v.split(), errors="coerce")) for v in values])
     return object_array([tuple(v.split()) for v in values])
 
+
 def _first_line(path: Path) -> str:
     with open_text(path) as lines:
         line = next(lines, "").rstrip("\r\n")
     if not line.strip():
-        raise DataError(f"{path} is empty; a RecBole atomic file starts with a header line of "
-                        "tab-separated name:type fields")
+        raise DataError(
+            f"{path} is empty; a RecBole atomic file starts with a header line of "
+            "tab-separated name:type fields"
+        )
     return line

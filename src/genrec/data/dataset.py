@@ -21,7 +21,7 @@ from genrec.errors import DataError
 # Genre labels that say nothing about an item (MovieLens' "unknown", "(no genres listed)").
 NO_GENRE = frozenset({"", "unknown", "(no genres listed)"})
 # Timestamps are int64 seconds: a number of seconds t fits when INT64_MIN <= t < INT64_END.
-INT64_MIN, INT64_END = -(2.0 ** 63), 2.0 ** 63
+INT64_MIN, INT64_END = -(2.0**63), 2.0**63
 
 
 class Table:
@@ -59,9 +59,7 @@ class Table:
         try:
             return self.columns[name]
         except KeyError:
-            raise DataError(
-                f"no column {name!r}; available: {sorted(self.columns)}"
-            ) from None
+            raise DataError(f"no column {name!r}; available: {sorted(self.columns)}") from None
 
     def row(self, index: int) -> dict:
         return {name: _plain(col[index]) for name, col in self.columns.items()}
@@ -78,8 +76,13 @@ class ItemCatalog(Table):
     a text encoder should render.
     """
 
-    def __init__(self, vocab: Vocabulary, columns: Mapping[str, Sequence], *,
-                 text_fields: Sequence[str] = ("title", "genres", "description")):
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        columns: Mapping[str, Sequence],
+        *,
+        text_fields: Sequence[str] = ("title", "genres", "description"),
+    ):
         super().__init__(vocab, columns)
         self.text_fields = tuple(f for f in text_fields if f in self.columns)
 
@@ -111,14 +114,19 @@ class ItemCatalog(Table):
     def feature_matrix(self, name: str) -> sp.csr_matrix:
         """One-hot (n_items, n_values) CSR of a set-valued or categorical column (e.g. genres)."""
         col = self[name]
-        values = [tuple(v) if isinstance(v, (list, tuple, set, np.ndarray)) else (() if v is None else (v,))
-                  for v in col]
+        values = [
+            tuple(v)
+            if isinstance(v, (list, tuple, set, np.ndarray))
+            else (() if v is None else (v,))
+            for v in col
+        ]
         names = sorted({x for v in values for x in v}, key=str)
         pos = {x: j for j, x in enumerate(names)}
         rows = np.repeat(np.arange(len(values)), [len(v) for v in values])
         cols = np.fromiter((pos[x] for v in values for x in v), dtype=np.int64, count=len(rows))
-        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
-                             shape=(len(values), len(names)))
+        return sp.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(values), len(names))
+        )
 
 
 # Star ratings (MovieLens, Amazon: 1-5; ML-20M and later: 0.5-5): 4 stars or more means liked.
@@ -144,29 +152,50 @@ class Dataset:
             set it; subsets and filters keep it.
     """
 
-    def __init__(self, users: Vocabulary, items: Vocabulary, user_idx, item_idx, value=None,
-                 timestamp=None, *, catalog: ItemCatalog | None = None,
-                 user_table: Table | None = None, extras: Mapping[str, Sequence] | None = None,
-                 name: str = "data", positive_threshold: float | None = None):
+    def __init__(
+        self,
+        users: Vocabulary,
+        items: Vocabulary,
+        user_idx,
+        item_idx,
+        value=None,
+        timestamp=None,
+        *,
+        catalog: ItemCatalog | None = None,
+        user_table: Table | None = None,
+        extras: Mapping[str, Sequence] | None = None,
+        name: str = "data",
+        positive_threshold: float | None = None,
+    ):
         self.users, self.items, self.name = users, items, name
         self.positive_threshold = check_positive_threshold(positive_threshold)
         self.user_idx = np.asarray(user_idx, dtype=np.int64)
         self.item_idx = np.asarray(item_idx, dtype=np.int64)
         n = len(self.user_idx)
         self.value = np.ones(n, np.float32) if value is None else np.asarray(value, np.float32)
-        self.timestamp = np.zeros(n, np.int64) if timestamp is None else np.asarray(timestamp, np.int64)
+        self.timestamp = (
+            np.zeros(n, np.int64) if timestamp is None else np.asarray(timestamp, np.int64)
+        )
         self.catalog, self.user_table = catalog, user_table
-        self.extras = {k: v if isinstance(v, np.ndarray) else object_array(v)
-                       for k, v in (extras or {}).items()}
+        self.extras = {
+            k: v if isinstance(v, np.ndarray) else object_array(v)
+            for k, v in (extras or {}).items()
+        }
         self._check()
 
     def _check(self) -> None:
         n = len(self.user_idx)
-        lengths = {"user": n, "item": len(self.item_idx), "value": len(self.value),
-                   "timestamp": len(self.timestamp)}
+        lengths = {
+            "user": n,
+            "item": len(self.item_idx),
+            "value": len(self.value),
+            "timestamp": len(self.timestamp),
+        }
         if len(set(lengths.values())) != 1:
-            raise DataError(f"user, item, value and timestamp arrays must have the same length, "
-                            f"got {lengths}; pass one entry per interaction in each")
+            raise DataError(
+                f"user, item, value and timestamp arrays must have the same length, "
+                f"got {lengths}; pass one entry per interaction in each"
+            )
         for key, col in self.extras.items():
             if len(col) != n:
                 raise DataError(f"extra column {key!r} has {len(col)} rows, expected {n}")
@@ -176,18 +205,29 @@ class Dataset:
             raise DataError(f"item index out of range 0..{self.n_items - 1}")
         bad = ~np.isfinite(self.value)
         if bad.any():
-            raise DataError(f"{int(bad.sum())} interaction value(s) are NaN or infinite (first at "
-                            f"position {int(np.argmax(bad))}); drop or fill them before building "
-                            "the dataset")
+            raise DataError(
+                f"{int(bad.sum())} interaction value(s) are NaN or infinite (first at "
+                f"position {int(np.argmax(bad))}); drop or fill them before building "
+                "the dataset"
+            )
 
     @classmethod
-    def from_interactions(cls, user_ids: Sequence, item_ids: Sequence, value=None,
-                          timestamp=None, *, item_rows: Mapping | None = None,
-                          item_row_ids: Sequence | None = None, user_rows: Mapping | None = None,
-                          user_row_ids: Sequence | None = None, text_fields=None,
-                          extras: Mapping[str, Sequence] | None = None,
-                          name: str = "data",
-                          positive_threshold: float | None = None) -> "Dataset":
+    def from_interactions(
+        cls,
+        user_ids: Sequence,
+        item_ids: Sequence,
+        value=None,
+        timestamp=None,
+        *,
+        item_rows: Mapping | None = None,
+        item_row_ids: Sequence | None = None,
+        user_rows: Mapping | None = None,
+        user_row_ids: Sequence | None = None,
+        text_fields=None,
+        extras: Mapping[str, Sequence] | None = None,
+        name: str = "data",
+        positive_threshold: float | None = None,
+    ) -> Dataset:
         """Build vocabularies (first-seen order) and tables from external ids.
 
         ``user_ids`` and ``item_ids`` are 1-D, one id per interaction (None or NaN is an
@@ -211,14 +251,25 @@ class Dataset:
         catalog = None
         if item_rows is not None:
             kw = {} if text_fields is None else {"text_fields": text_fields}
-            catalog = ItemCatalog.from_rows(items, *first_rows(item_row_ids, item_rows, "item"),
-                                            **kw)
+            catalog = ItemCatalog.from_rows(
+                items, *first_rows(item_row_ids, item_rows, "item"), **kw
+            )
         user_table = None
         if user_rows is not None:
             user_table = Table.from_rows(users, *first_rows(user_row_ids, user_rows, "user"))
-        return cls(users, items, u, i, value, timestamp, catalog=catalog,
-                   user_table=user_table, extras=extras, name=name,
-                   positive_threshold=positive_threshold)
+        return cls(
+            users,
+            items,
+            u,
+            i,
+            value,
+            timestamp,
+            catalog=catalog,
+            user_table=user_table,
+            extras=extras,
+            name=name,
+            positive_threshold=positive_threshold,
+        )
 
     # ---- sizes and derived views -------------------------------------------------------------
     @property
@@ -233,8 +284,10 @@ class Dataset:
         return len(self.user_idx)
 
     def __repr__(self) -> str:
-        return (f"Dataset({self.name!r}, users={self.n_users}, items={self.n_items}, "
-                f"interactions={len(self)})")
+        return (
+            f"Dataset({self.name!r}, users={self.n_users}, items={self.n_items}, "
+            f"interactions={len(self)})"
+        )
 
     @property
     def has_timestamps(self) -> bool:
@@ -244,8 +297,10 @@ class Dataset:
     @cached_property
     def user_items(self) -> sp.csr_matrix:
         """Binary (n_users, n_items) CSR: 1 where the user interacted with the item."""
-        m = sp.csr_matrix((np.ones(len(self), np.float32), (self.user_idx, self.item_idx)),
-                          shape=(self.n_users, self.n_items))
+        m = sp.csr_matrix(
+            (np.ones(len(self), np.float32), (self.user_idx, self.item_idx)),
+            shape=(self.n_users, self.n_items),
+        )
         m.sum_duplicates()
         m.data[:] = 1.0
         return m
@@ -327,28 +382,46 @@ class Dataset:
         return out
 
     # ---- subsets -----------------------------------------------------------------------------
-    def subset(self, mask_or_index, *, name: str | None = None) -> "Dataset":
+    def subset(self, mask_or_index, *, name: str | None = None) -> Dataset:
         """The same vocabularies, catalog and user table over a subset of the interactions."""
         sel = np.asarray(mask_or_index)
         if sel.dtype != bool:
             sel = sel.astype(np.int64)
-        return Dataset(self.users, self.items, self.user_idx[sel], self.item_idx[sel],
-                       self.value[sel], self.timestamp[sel], catalog=self.catalog,
-                       user_table=self.user_table, name=name or self.name,
-                       extras={k: v[sel] for k, v in self.extras.items()},
-                       positive_threshold=self.positive_threshold)
+        return Dataset(
+            self.users,
+            self.items,
+            self.user_idx[sel],
+            self.item_idx[sel],
+            self.value[sel],
+            self.timestamp[sel],
+            catalog=self.catalog,
+            user_table=self.user_table,
+            name=name or self.name,
+            extras={k: v[sel] for k, v in self.extras.items()},
+            positive_threshold=self.positive_threshold,
+        )
 
-    def concat(self, other: "Dataset", *, name: str | None = None) -> "Dataset":
+    def concat(self, other: Dataset, *, name: str | None = None) -> Dataset:
         """Interactions of both (same vocabularies required)."""
         if other.users is not self.users or other.items is not self.items:
             raise DataError("can only concatenate parts of the same dataset (same vocabularies)")
-        return Dataset(self.users, self.items, np.r_[self.user_idx, other.user_idx],
-                       np.r_[self.item_idx, other.item_idx], np.r_[self.value, other.value],
-                       np.r_[self.timestamp, other.timestamp], catalog=self.catalog,
-                       user_table=self.user_table, name=name or self.name,
-                       extras={k: np.concatenate([v, other.extras[k]])
-                               for k, v in self.extras.items() if k in other.extras},
-                       positive_threshold=self.positive_threshold)
+        return Dataset(
+            self.users,
+            self.items,
+            np.r_[self.user_idx, other.user_idx],
+            np.r_[self.item_idx, other.item_idx],
+            np.r_[self.value, other.value],
+            np.r_[self.timestamp, other.timestamp],
+            catalog=self.catalog,
+            user_table=self.user_table,
+            name=name or self.name,
+            extras={
+                k: np.concatenate([v, other.extras[k]])
+                for k, v in self.extras.items()
+                if k in other.extras
+            },
+            positive_threshold=self.positive_threshold,
+        )
 
     def checksum(self) -> str:
         """sha256 of the interactions and vocabularies: identifies the exact data of a run."""
@@ -369,7 +442,9 @@ class Dataset:
             "duplicates": self.duplicate_interactions,
             "density": len(self) / max(1, self.n_users * self.n_items),
             "has_timestamps": self.has_timestamps,
-            "value_range": [float(self.value.min()), float(self.value.max())] if len(self) else None,
+            "value_range": [float(self.value.min()), float(self.value.max())]
+            if len(self)
+            else None,
             "item_attributes": sorted(self.catalog.columns) if self.catalog else [],
             "user_attributes": sorted(self.user_table.columns) if self.user_table else [],
         }
@@ -383,8 +458,15 @@ class Split:
     and what it dropped (e.g. ``{"method": "holdout", "seed": 2020, "dropped": {"test": {"interactions": 3, ...}}}``).
     """
 
-    def __init__(self, train: Dataset, valid: Dataset, test: Dataset, *,
-                 fold_in: Dataset | None = None, info: Mapping | None = None):
+    def __init__(
+        self,
+        train: Dataset,
+        valid: Dataset,
+        test: Dataset,
+        *,
+        fold_in: Dataset | None = None,
+        info: Mapping | None = None,
+    ):
         for part in (valid, test) + ((fold_in,) if fold_in is not None else ()):
             if part.users is not train.users or part.items is not train.items:
                 raise DataError("split parts must share the train part's vocabularies")
@@ -399,8 +481,10 @@ class Split:
         return seen if self.fold_in is None else seen.concat(self.fold_in)
 
     def __repr__(self) -> str:
-        return (f"Split(train={len(self.train)}, valid={len(self.valid)}, test={len(self.test)}"
-                f"{'' if self.fold_in is None else f', fold_in={len(self.fold_in)}'}, info={self.info})")
+        return (
+            f"Split(train={len(self.train)}, valid={len(self.valid)}, test={len(self.test)}"
+            f"{'' if self.fold_in is None else f', fold_in={len(self.fold_in)}'}, info={self.info})"
+        )
 
 
 # ---- checks of Dataset.from_interactions' inputs ----------------------------------------------
@@ -408,10 +492,15 @@ def check_positive_threshold(threshold) -> float | None:
     """``threshold`` as a float, or None; anything else (a string, NaN, a bool) raises."""
     if threshold is None:
         return None
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) \
-            or not np.isfinite(threshold):
-        raise DataError(f"positive_threshold must be a finite number (e.g. 4.0 for 1-5 stars) "
-                        f"or None for implicit feedback, got {threshold!r}")
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float, np.number))
+        or not np.isfinite(threshold)
+    ):
+        raise DataError(
+            f"positive_threshold must be a finite number (e.g. 4.0 for 1-5 stars) "
+            f"or None for implicit feedback, got {threshold!r}"
+        )
     return float(threshold)
 
 
@@ -429,11 +518,19 @@ def interaction_numbers(values, what: str, meaning: str) -> np.ndarray:
     bad = np.isnan(numbers) & ~series.isna().to_numpy()
     if arr.dtype.kind == "M" or bad.any():
         j = int(np.argmax(bad)) if bad.any() else 0
-        hint = ("; convert dates first, e.g. "
+        hint = (
+            (
+                "; convert dates first, e.g. "
                 "(pd.to_datetime(dates, utc=True) - pd.Timestamp(0, tz='UTC')) "
-                "// pd.Timedelta('1s')") if what == "timestamp" else ""
-        raise DataError(f"{what}[{j}] is {_plain(arr[j])!r}, not a number; {what}s must be numbers "
-                        f"({meaning}){hint}")
+                "// pd.Timedelta('1s')"
+            )
+            if what == "timestamp"
+            else ""
+        )
+        raise DataError(
+            f"{what}[{j}] is {_plain(arr[j])!r}, not a number; {what}s must be numbers "
+            f"({meaning}){hint}"
+        )
     return numbers
 
 
@@ -450,8 +547,10 @@ def interaction_seconds(timestamp) -> np.ndarray:
     if bad.any():
         j = int(np.argmax(bad))
         shown = None if arr[j] is None else float(seconds[j])
-        raise DataError(f"timestamp[{j}] is {shown!r}: timestamps must be finite seconds "
-                        "since the epoch within int64; drop or fix that interaction")
+        raise DataError(
+            f"timestamp[{j}] is {shown!r}: timestamps must be finite seconds "
+            "since the epoch within int64; drop or fix that interaction"
+        )
     return np.floor(seconds).astype(np.int64)
 
 
@@ -462,15 +561,19 @@ def first_rows(ids, columns: Mapping, kind: str) -> tuple[np.ndarray, dict]:
     ids = ids if isinstance(ids, np.ndarray) else object_array(ids)
     for name, col in columns.items():
         if len(col) != len(ids):
-            raise DataError(f"{kind} column {name!r} has {len(col)} rows but {kind}_row_ids has "
-                            f"{len(ids)}; pass one value per id")
+            raise DataError(
+                f"{kind} column {name!r} has {len(col)} rows but {kind}_row_ids has "
+                f"{len(ids)}; pass one value per id"
+            )
     import pandas as pd
 
     first = ~pd.Series(ids, dtype=object).astype(str).duplicated().to_numpy()
     if first.all():
         return ids, dict(columns)
-    return ids[first], {name: (col if isinstance(col, np.ndarray) else object_array(col))[first]
-                        for name, col in columns.items()}
+    return ids[first], {
+        name: (col if isinstance(col, np.ndarray) else object_array(col))[first]
+        for name, col in columns.items()
+    }
 
 
 def object_array(values: Sequence) -> np.ndarray:
@@ -481,8 +584,10 @@ def object_array(values: Sequence) -> np.ndarray:
 def _narrow(col: np.ndarray) -> np.ndarray:
     """Numeric object columns become float arrays (NaN for missing)."""
     present = [x for x in col if x is not None]
-    if present and all(isinstance(x, (int, float, np.integer, np.floating)) and
-                       not isinstance(x, bool) for x in present):
+    if present and all(
+        isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+        for x in present
+    ):
         return np.array([np.nan if x is None else float(x) for x in col], dtype=np.float64)
     return col
 

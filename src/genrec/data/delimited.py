@@ -43,8 +43,17 @@ NO_TABLE: tuple[None, None] = (None, None)
 class Parsed:
     """A parsed file and where its rows came from, so that errors can name the line."""
 
-    def __init__(self, frame: pd.DataFrame, path: Path, *, header: int, rows: str = "line",
-                 sep: str = "\t", quoted: bool = False, fmt: str = ""):
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        path: Path,
+        *,
+        header: int,
+        rows: str = "line",
+        sep: str = "\t",
+        quoted: bool = False,
+        fmt: str = "",
+    ):
         self.frame, self.path = frame, path
         self.header = header  # non-blank lines before the first data row
         self.rows = rows  # "line" (text files) or "row" (Parquet)
@@ -60,11 +69,20 @@ class Parsed:
         """Raise naming the first of ``columns`` the file lacks, its columns and ``fix``."""
         for column in columns:
             if column not in self.frame.columns:
-                raise DataError(f"{self.path} has no column {column!r}; its columns are "
-                                f"{echo(str([str(c) for c in self.frame.columns]))}; {fix}")
+                raise DataError(
+                    f"{self.path} has no column {column!r}; its columns are "
+                    f"{echo(str([str(c) for c in self.frame.columns]))}; {fix}"
+                )
 
-    def bad_cell(self, row: int, column: str, what: str, *, expected: str = "number",
-                 fix: str = "fix or remove that line") -> DataError:
+    def bad_cell(
+        self,
+        row: int,
+        column: str,
+        what: str,
+        *,
+        expected: str = "number",
+        fix: str = "fix or remove that line",
+    ) -> DataError:
         """The error for a bad cell, described from the raw text of its line (error path only):
         a short line, an empty cell, NaN, infinity or text that is not a ``expected``."""
         if self.rows == "row":
@@ -74,19 +92,27 @@ class Parsed:
         fields = _split_line(line, self.sep, quoted=self.quoted)
         n_fields = self.frame.shape[1]
         if len(fields) < n_fields:
-            return DataError(f"{self.path}, line {number}: {len(fields)} fields separated by "
-                             f"{self.sep!r}, expected {n_fields}: {self.fmt}")
+            return DataError(
+                f"{self.path}, line {number}: {len(fields)} fields separated by "
+                f"{self.sep!r}, expected {n_fields}: {self.fmt}"
+            )
         cell = fields[self.frame.columns.get_loc(column)]
-        return DataError(f"{self.path}, line {number}: {what} is {_describe(cell, expected)}; "
-                         f"{fix}")
+        return DataError(
+            f"{self.path}, line {number}: {what} is {_describe(cell, expected)}; {fix}"
+        )
 
     def ids(self, column: str) -> np.ndarray:
         """(n,) external ids as str; an empty id raises naming its line."""
         values = self.frame[column]
         missing = values.isna().to_numpy()
         if missing.any():
-            raise self.bad_cell(int(np.argmax(missing)), column, f"the {column!r} id",
-                                expected="id", fix="every row needs an id")
+            raise self.bad_cell(
+                int(np.argmax(missing)),
+                column,
+                f"the {column!r} id",
+                expected="id",
+                fix="every row needs an id",
+            )
         if pd.api.types.is_float_dtype(values) and (values % 1 == 0).all():
             values = values.astype(np.int64)  # Parquet ids stored as floats
         return values.astype(str).to_numpy(object)
@@ -94,7 +120,8 @@ class Parsed:
     def numbers(self, column: str, *, what: str | None = None, strict: bool = True) -> np.ndarray:
         """(n,) float64; strict: a missing, NaN or non-numeric cell raises naming its line."""
         numbers = pd.to_numeric(self.frame[column], errors="coerce").to_numpy(
-            np.float64, na_value=np.nan)
+            np.float64, na_value=np.nan
+        )
         if strict:
             bad = ~np.isfinite(numbers)
             if bad.any():
@@ -124,16 +151,17 @@ class Parsed:
             raise self.bad_cell(int(np.argmax(bad)), column, what, expected="number nor a date")
         if not_date.any():
             row, first_date = int(np.argmax(not_date)), int(np.argmax(~not_date))
-            raise DataError(f"{self.where(row)}: {what} is a number ({numbers[row]:g}) but "
-                            f"{self.where(first_date)} holds a date "
-                            f"({self.frame[column].iloc[first_date]!r}); use one format, "
-                            "seconds since the epoch or dates, for the whole column")
+            raise DataError(
+                f"{self.where(row)}: {what} is a number ({numbers[row]:g}) but "
+                f"{self.where(first_date)} holds a date "
+                f"({self.frame[column].iloc[first_date]!r}); use one format, "
+                "seconds since the epoch or dates, for the whole column"
+            )
         return ((dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
 
     def texts(self, *columns: str) -> dict[str, np.ndarray]:
         """Text columns as object arrays with None for empty cells."""
-        return {c: cells(self.frame[c].astype(str).where(self.frame[c].notna()))
-                for c in columns}
+        return {c: cells(self.frame[c].astype(str).where(self.frame[c].notna())) for c in columns}
 
 
 def cells(column: pd.Series) -> np.ndarray:
@@ -178,9 +206,16 @@ def _split_line(line: str, sep: str, *, quoted: bool) -> list[str]:
     return line.split(sep)
 
 
-def read_delimited(path: Path, *, sep: str, fmt: str, names: Sequence[str] | None = None,
-                    encoding: str | None = "utf-8", quoted: bool = False,
-                    dtype=None) -> Parsed:
+def read_delimited(
+    path: Path,
+    *,
+    sep: str,
+    fmt: str,
+    names: Sequence[str] | None = None,
+    encoding: str | None = "utf-8",
+    quoted: bool = False,
+    dtype=None,
+) -> Parsed:
     """Read a delimited text file with pandas' C parser.
 
     ``names`` given: the file has no header and exactly ``len(names)`` fields a line (a short
@@ -197,9 +232,14 @@ def read_delimited(path: Path, *, sep: str, fmt: str, names: Sequence[str] | Non
         dtype = {names.index(c): t for c, t in dtype.items()}
     with reading(path, encoding or "utf-8"):
         source, sep, encoding, compression = _pandas_source(path, sep, encoding)
-        read = {"sep": sep, "encoding": encoding, "compression": compression,
-                "index_col": False, "engine": "c",
-                "quoting": csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE}
+        read = {
+            "sep": sep,
+            "encoding": encoding,
+            "compression": compression,
+            "index_col": False,
+            "engine": "c",
+            "quoting": csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE,
+        }
         try:
             frame = pd.read_csv(source, header=None if names else 0, dtype=dtype, **read)
         except pd.errors.EmptyDataError:
@@ -209,14 +249,15 @@ def read_delimited(path: Path, *, sep: str, fmt: str, names: Sequence[str] | Non
         if names is None:
             _check_header(path, frame, source, read)
     if names is not None and frame.shape[1] != len(names):
-        raise DataError(f"{path}, line 1: {frame.shape[1]} fields separated by {written_sep!r}, "
-                        f"expected {len(names)}: {fmt}")
+        raise DataError(
+            f"{path}, line 1: {frame.shape[1]} fields separated by {written_sep!r}, "
+            f"expected {len(names)}: {fmt}"
+        )
     if names is not None:
         frame.columns = list(names)
     if frame.empty:
         raise DataError(f"{path} has a header but no rows; expected {fmt}")
-    parsed = Parsed(frame, path, header=0 if names else 1, sep=written_sep, quoted=quoted,
-                     fmt=fmt)
+    parsed = Parsed(frame, path, header=0 if names else 1, sep=written_sep, quoted=quoted, fmt=fmt)
     if names is not None:
         _check_short_lines(parsed)
     return parsed
@@ -233,8 +274,10 @@ def _check_header(path: Path, frame: pd.DataFrame, source, read: dict) -> None:
     header = pd.read_csv(source, header=None, nrows=1, dtype=str, **read).iloc[0].tolist()
     repeated = sorted({str(c) for c in header if header.count(c) > 1})
     if repeated:
-        raise DataError(f"{path}, line 1: the header repeats the column name(s) {repeated}; "
-                        "give every column a distinct name")
+        raise DataError(
+            f"{path}, line 1: the header repeats the column name(s) {repeated}; "
+            "give every column a distinct name"
+        )
 
 
 def _check_short_lines(parsed: Parsed) -> None:
@@ -257,9 +300,11 @@ def _check_short_lines(parsed: Parsed) -> None:
             if data_row in wanted:
                 fields = _split_line(line, parsed.sep, quoted=parsed.quoted)
                 if len(fields) < frame.shape[1]:
-                    raise DataError(f"{parsed.path}, line {number}: {len(fields)} fields "
-                                    f"separated by {parsed.sep!r}, expected {frame.shape[1]}: "
-                                    f"{parsed.fmt}")
+                    raise DataError(
+                        f"{parsed.path}, line {number}: {len(fields)} fields "
+                        f"separated by {parsed.sep!r}, expected {frame.shape[1]}: "
+                        f"{parsed.fmt}"
+                    )
                 wanted.discard(data_row)
                 if not wanted:
                     return

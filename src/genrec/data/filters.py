@@ -24,12 +24,14 @@ __all__ = ["drop_duplicates", "filter_rating", "k_core"]
 
 def filter_rating(data: Dataset, threshold: float) -> Dataset:
     """Keep interactions whose value is at least ``threshold`` (e.g. 4 on a 1-5 scale)."""
-    return keep_interactions(data, data.value >= threshold,
-                             what=f"filter_rating(threshold={threshold})")
+    return keep_interactions(
+        data, data.value >= threshold, what=f"filter_rating(threshold={threshold})"
+    )
 
 
-def k_core(data: Dataset, k: int = 5, *, user_k: int | None = None,
-           item_k: int | None = None) -> Dataset:
+def k_core(
+    data: Dataset, k: int = 5, *, user_k: int | None = None, item_k: int | None = None
+) -> Dataset:
     """The k-core: repeatedly drop users and items with fewer than k interactions.
 
     Stops when every remaining user has at least ``user_k`` and every remaining item at least
@@ -88,8 +90,10 @@ def keep_interactions(data: Dataset, mask: np.ndarray, *, what: str) -> Dataset:
     """
     mask = np.asarray(mask, bool)
     if not mask.any():
-        raise DataError(f"{what} removed every interaction of dataset {data.name!r} "
-                        f"({len(data)} before); loosen the filter")
+        raise DataError(
+            f"{what} removed every interaction of dataset {data.name!r} "
+            f"({len(data)} before); loosen the filter"
+        )
     user_idx, item_idx = data.user_idx[mask], data.item_idx[mask]
     kept_users = np.flatnonzero(np.bincount(user_idx, minlength=data.n_users))  # old indices
     kept_items = np.flatnonzero(np.bincount(item_idx, minlength=data.n_items))
@@ -97,11 +101,19 @@ def keep_interactions(data: Dataset, mask: np.ndarray, *, what: str) -> Dataset:
     items = Vocabulary(data.items.ids[kept_items], kind=data.items.kind)
     new_user = _renumber(kept_users, data.n_users)
     new_item = _renumber(kept_items, data.n_items)
-    out = Dataset(users, items, new_user[user_idx], new_item[item_idx], data.value[mask],
-                  data.timestamp[mask], catalog=_take_rows(data.catalog, items, kept_items),
-                  user_table=_take_rows(data.user_table, users, kept_users), name=data.name,
-                  extras={k: v[mask] for k, v in data.extras.items()},
-                  positive_threshold=data.positive_threshold)
+    out = Dataset(
+        users,
+        items,
+        new_user[user_idx],
+        new_item[item_idx],
+        data.value[mask],
+        data.timestamp[mask],
+        catalog=_take_rows(data.catalog, items, kept_items),
+        user_table=_take_rows(data.user_table, users, kept_users),
+        name=data.name,
+        extras={k: v[mask] for k, v in data.extras.items()},
+        positive_threshold=data.positive_threshold,
+    )
     return out
 
 

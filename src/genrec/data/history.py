@@ -49,16 +49,20 @@ class UserHistory:
         if self.values is not None:
             object.__setattr__(self, "values", tuple(float(v) for v in self.values))
             if len(self.values) != len(self.items):
-                raise DataError(f"a history has {len(self.items)} items but {len(self.values)} "
-                                "values; pass one value per item")
+                raise DataError(
+                    f"a history has {len(self.items)} items but {len(self.values)} "
+                    "values; pass one value per item"
+                )
         threshold = check_positive_threshold(self.positive_threshold)
         if threshold is not None and self.values is None:
-            raise DataError(f"positive_threshold={threshold} needs the user's values (ratings) "
-                            "to tell liked items apart; pass values=, or no threshold")
+            raise DataError(
+                f"positive_threshold={threshold} needs the user's values (ratings) "
+                "to tell liked items apart; pass values=, or no threshold"
+            )
         object.__setattr__(self, "positive_threshold", threshold)
 
     @classmethod
-    def of(cls, data: Dataset, user: int) -> "UserHistory":
+    def of(cls, data: Dataset, user: int) -> UserHistory:
         """User ``user``'s (an index) history in ``data``: the latest value of a repeated item,
         and ``data.positive_threshold``."""
         if not 0 <= int(user) < data.n_users:
@@ -67,11 +71,14 @@ class UserHistory:
         items = order.indices[np.argsort(order.data)]  # oldest first
         ratings = data.ratings[int(user)]
         value_of = dict(zip(ratings.indices.tolist(), ratings.data.tolist()))
-        return cls(tuple(items.tolist()), tuple(value_of[i] for i in items.tolist()),
-                   data.positive_threshold)
+        return cls(
+            tuple(items.tolist()),
+            tuple(value_of[i] for i in items.tolist()),
+            data.positive_threshold,
+        )
 
     @classmethod
-    def coerce(cls, history: "UserHistory | Sequence[int]") -> "UserHistory":
+    def coerce(cls, history: UserHistory | Sequence[int]) -> UserHistory:
         """``history`` itself, or a plain sequence of item ids as an implicit-feedback history."""
         return history if isinstance(history, UserHistory) else cls(tuple(history))
 

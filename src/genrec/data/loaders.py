@@ -16,5 +16,10 @@ from genrec.data.atomic import load_recbole_atomic
 from genrec.data.movielens import load_movielens
 from genrec.data.tables import load_table
 
-__all__ = ["load_amazon_2018", "load_amazon_2023", "load_movielens", "load_recbole_atomic",
-           "load_table"]
+__all__ = [
+    "load_amazon_2018",
+    "load_amazon_2023",
+    "load_movielens",
+    "load_recbole_atomic",
+    "load_table",
+]

@@ -35,17 +35,50 @@ from genrec.errors import DataError
 __all__ = ["ML_1M_OCCUPATIONS", "ML_100K_GENRES", "load_movielens"]
 
 ML_100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
-    "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 
 # ML-1M README: occupation codes of users.dat
 ML_1M_OCCUPATIONS = (
-    "other", "academic/educator", "artist", "clerical/admin", "college/grad student",
-    "customer service", "doctor/health care", "executive/managerial", "farmer", "homemaker",
-    "K-12 student", "lawyer", "programmer", "retired", "sales/marketing", "scientist",
-    "self-employed", "technician/engineer", "tradesman/craftsman", "unemployed", "writer",
+    "other",
+    "academic/educator",
+    "artist",
+    "clerical/admin",
+    "college/grad student",
+    "customer service",
+    "doctor/health care",
+    "executive/managerial",
+    "farmer",
+    "homemaker",
+    "K-12 student",
+    "lawyer",
+    "programmer",
+    "retired",
+    "sales/marketing",
+    "scientist",
+    "self-employed",
+    "technician/engineer",
+    "tradesman/craftsman",
+    "unemployed",
+    "writer",
 )
 
 
@@ -75,8 +108,10 @@ def load_movielens(path, *, name: str | None = None) -> Dataset:
     """
     folder = Path(path)
     if not folder.is_dir():
-        raise DataError(f"{folder} is not a folder; pass the unpacked MovieLens folder "
-                        "(the one holding u.data, ratings.dat or ratings.csv)")
+        raise DataError(
+            f"{folder} is not a folder; pass the unpacked MovieLens folder "
+            "(the one holding u.data, ratings.dat or ratings.csv)"
+        )
     name = name or folder.name
     if (folder / "u.data").is_file():
         return _movielens_100k(folder, name)
@@ -86,37 +121,55 @@ def load_movielens(path, *, name: str | None = None) -> Dataset:
         return _movielens_csv(folder, name)
     if any(folder.glob("*.inter")):
         return load_recbole_atomic(folder, name=name, positive_threshold=STARS_LIKED)
-    raise DataError(f"{folder} holds no MovieLens ratings: expected u.data (ML-100K), "
-                    "ratings.dat (ML-1M/10M), ratings.csv (ML-20M/25M/latest) or a RecBole "
-                    "<name>.inter file; point path at the unpacked dataset folder")
+    raise DataError(
+        f"{folder} holds no MovieLens ratings: expected u.data (ML-100K), "
+        "ratings.dat (ML-1M/10M), ratings.csv (ML-20M/25M/latest) or a RecBole "
+        "<name>.inter file; point path at the unpacked dataset folder"
+    )
 
 
 def _movielens_100k(folder: Path, name: str) -> Dataset:
-    ratings = read_delimited(folder / "u.data", sep="\t", encoding="latin-1",
-                              names=("user", "item", "rating", "timestamp"),
-                              dtype={"user": str, "item": str},
-                              fmt="user<TAB>item<TAB>rating<TAB>timestamp")
+    ratings = read_delimited(
+        folder / "u.data",
+        sep="\t",
+        encoding="latin-1",
+        names=("user", "item", "rating", "timestamp"),
+        dtype={"user": str, "item": str},
+        fmt="user<TAB>item<TAB>rating<TAB>timestamp",
+    )
     items = users = NO_TABLE
     if (folder / "u.item").is_file():
         genres = _ml_100k_genres(folder / "u.genre")
-        table = read_delimited(folder / "u.item", sep="|", encoding="latin-1",
-                                names=("item", "title", "release_date", "video_date", "url",
-                                       *genres),
-                                dtype={"item": str, "title": str, "release_date": str},
-                                fmt=f"id|title|release date|video date|url|"
-                                    f"{len(genres)} genre flags")
+        table = read_delimited(
+            folder / "u.item",
+            sep="|",
+            encoding="latin-1",
+            names=("item", "title", "release_date", "video_date", "url", *genres),
+            dtype={"item": str, "title": str, "release_date": str},
+            fmt=f"id|title|release date|video date|url|{len(genres)} genre flags",
+        )
         flags = table.frame[list(genres)].fillna(0).to_numpy() == 1  # (n_items, n_genres)
         title, year = _title_and_year(table.frame["title"])
-        items = (table.ids("item"), {"title": title, "year": year,
-                                     "genres": _flag_tuples(flags, genres)})
+        items = (
+            table.ids("item"),
+            {"title": title, "year": year, "genres": _flag_tuples(flags, genres)},
+        )
     if (folder / "u.user").is_file():
-        table = read_delimited(folder / "u.user", sep="|", encoding="latin-1",
-                                names=("user", "age", "gender", "occupation", "zip_code"),
-                                dtype={"user": str, "gender": str, "occupation": str,
-                                       "zip_code": str},
-                                fmt="id|age|gender|occupation|zip")
-        users = (table.ids("user"), {"age": table.numbers("age", strict=False),
-                                     **table.texts("gender", "occupation", "zip_code")})
+        table = read_delimited(
+            folder / "u.user",
+            sep="|",
+            encoding="latin-1",
+            names=("user", "age", "gender", "occupation", "zip_code"),
+            dtype={"user": str, "gender": str, "occupation": str, "zip_code": str},
+            fmt="id|age|gender|occupation|zip",
+        )
+        users = (
+            table.ids("user"),
+            {
+                "age": table.numbers("age", strict=False),
+                **table.texts("gender", "occupation", "zip_code"),
+            },
+        )
     return _movielens_dataset(ratings, items, users, name)
 
 
@@ -124,52 +177,93 @@ def _ml_100k_genres(path: Path) -> tuple[str, ...]:
     """Genre names of the u.item flags in index order; the standard 19 if u.genre is absent."""
     if not path.is_file():
         return ML_100K_GENRES
-    table = read_delimited(path, sep="|", encoding="latin-1", names=("genre", "index"),
-                            dtype={"genre": str}, fmt="genre|index")
+    table = read_delimited(
+        path,
+        sep="|",
+        encoding="latin-1",
+        names=("genre", "index"),
+        dtype={"genre": str},
+        fmt="genre|index",
+    )
     index = table.numbers("index", what="genre index").astype(np.int64)
     return tuple(str(g) for g in table.frame["genre"].to_numpy(object)[np.argsort(index)])
 
 
 def _movielens_dat(folder: Path, name: str) -> Dataset:
-    ratings = read_delimited(folder / "ratings.dat", sep="::", encoding="latin-1",
-                              names=("user", "item", "rating", "timestamp"),
-                              dtype={"user": str, "item": str},
-                              fmt="UserID::MovieID::Rating::Timestamp")
+    ratings = read_delimited(
+        folder / "ratings.dat",
+        sep="::",
+        encoding="latin-1",
+        names=("user", "item", "rating", "timestamp"),
+        dtype={"user": str, "item": str},
+        fmt="UserID::MovieID::Rating::Timestamp",
+    )
     items = users = NO_TABLE
     if (folder / "movies.dat").is_file():
-        table = read_delimited(folder / "movies.dat", sep="::", encoding=None,
-                                names=("item", "title", "genres"), dtype=str,
-                                fmt="MovieID::Title::Genres (genres separated by |)")
+        table = read_delimited(
+            folder / "movies.dat",
+            sep="::",
+            encoding=None,
+            names=("item", "title", "genres"),
+            dtype=str,
+            fmt="MovieID::Title::Genres (genres separated by |)",
+        )
         items = (table.ids("item"), _movie_columns(table.frame))
     if (folder / "users.dat").is_file():
-        table = read_delimited(folder / "users.dat", sep="::", encoding="latin-1",
-                                names=("user", "gender", "age", "occupation", "zip_code"),
-                                dtype={"user": str, "gender": str, "zip_code": str},
-                                fmt="UserID::Gender::Age::Occupation::Zip-code")
+        table = read_delimited(
+            folder / "users.dat",
+            sep="::",
+            encoding="latin-1",
+            names=("user", "gender", "age", "occupation", "zip_code"),
+            dtype={"user": str, "gender": str, "zip_code": str},
+            fmt="UserID::Gender::Age::Occupation::Zip-code",
+        )
         code = table.numbers("occupation", strict=False)
         known = np.isfinite(code) & (code >= 0) & (code < len(ML_1M_OCCUPATIONS))
         occupation = np.full(len(code), None, dtype=object)
         occupation[known] = np.asarray(ML_1M_OCCUPATIONS, dtype=object)[code[known].astype(int)]
-        users = (table.ids("user"), {"age": table.numbers("age", strict=False),
-                                     "occupation": occupation,
-                                     **table.texts("gender", "zip_code")})
+        users = (
+            table.ids("user"),
+            {
+                "age": table.numbers("age", strict=False),
+                "occupation": occupation,
+                **table.texts("gender", "zip_code"),
+            },
+        )
     return _movielens_dataset(ratings, items, users, name)
 
 
 def _movielens_csv(folder: Path, name: str) -> Dataset:
-    ratings = read_delimited(folder / "ratings.csv", sep=",", quoted=True,
-                              dtype={"userId": str, "movieId": str},
-                              fmt="userId,movieId,rating,timestamp with a header line")
-    ratings.require_columns("userId", "movieId", "rating", "timestamp",
-                            fix="ML-20M/25M ratings.csv starts with "
-                                "userId,movieId,rating,timestamp")
+    ratings = read_delimited(
+        folder / "ratings.csv",
+        sep=",",
+        quoted=True,
+        dtype={"userId": str, "movieId": str},
+        fmt="userId,movieId,rating,timestamp with a header line",
+    )
+    ratings.require_columns(
+        "userId",
+        "movieId",
+        "rating",
+        "timestamp",
+        fix="ML-20M/25M ratings.csv starts with userId,movieId,rating,timestamp",
+    )
     ratings.frame = ratings.frame.rename(columns={"userId": "user", "movieId": "item"})
     items = NO_TABLE
     if (folder / "movies.csv").is_file():
-        table = read_delimited(folder / "movies.csv", sep=",", quoted=True, dtype=str,
-                                fmt="movieId,title,genres with a header line")
-        table.require_columns("movieId", "title", "genres",
-                              fix="ML-20M/25M movies.csv starts with movieId,title,genres")
+        table = read_delimited(
+            folder / "movies.csv",
+            sep=",",
+            quoted=True,
+            dtype=str,
+            fmt="movieId,title,genres with a header line",
+        )
+        table.require_columns(
+            "movieId",
+            "title",
+            "genres",
+            fix="ML-20M/25M movies.csv starts with movieId,title,genres",
+        )
         items = (table.ids("movieId"), _movie_columns(table.frame))
     return _movielens_dataset(ratings, items, NO_TABLE, name)
 
@@ -178,10 +272,13 @@ def _movie_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """title, year and genres of a movies.dat / movies.csv frame (genres separated by |)."""
     title, year = _title_and_year(frame["title"])
     genres = frame["genres"].fillna("").to_numpy(object)
-    return {"title": title, "year": year,
-            "genres": object_array([tuple(g for g in str(s).split("|")
-                                           if g and g != "(no genres listed)")
-                                     for s in genres])}
+    return {
+        "title": title,
+        "year": year,
+        "genres": object_array(
+            [tuple(g for g in str(s).split("|") if g and g != "(no genres listed)") for s in genres]
+        ),
+    }
 
 
 def _movielens_dataset(ratings: Parsed, items, users, name: str) -> Dataset:
@@ -189,9 +286,17 @@ def _movielens_dataset(ratings: Parsed, items, users, name: str) -> Dataset:
     item_ids, item_rows = items
     user_ids, user_rows = users
     return Dataset.from_interactions(
-        ratings.ids("user"), ratings.ids("item"), ratings.numbers("rating"),
-        ratings.timestamps("timestamp"), item_rows=item_rows, item_row_ids=item_ids,
-        user_rows=user_rows, user_row_ids=user_ids, name=name, positive_threshold=STARS_LIKED)
+        ratings.ids("user"),
+        ratings.ids("item"),
+        ratings.numbers("rating"),
+        ratings.timestamps("timestamp"),
+        item_rows=item_rows,
+        item_row_ids=item_ids,
+        user_rows=user_rows,
+        user_row_ids=user_ids,
+        name=name,
+        positive_threshold=STARS_LIKED,
+    )
 
 
 _TITLE_YEAR = r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?\s*)?\)\s*$"

@@ -38,9 +38,19 @@ FEATURE_COLUMNS = ("image_features", "text_features")
 
 def with_catalog(data: Dataset, catalog: ItemCatalog) -> Dataset:
     """``data`` with another item catalog (same interactions, vocabularies and user table)."""
-    return Dataset(data.users, data.items, data.user_idx, data.item_idx, data.value,
-                   data.timestamp, catalog=catalog, user_table=data.user_table,
-                   extras=data.extras, name=data.name, positive_threshold=data.positive_threshold)
+    return Dataset(
+        data.users,
+        data.items,
+        data.user_idx,
+        data.item_idx,
+        data.value,
+        data.timestamp,
+        catalog=catalog,
+        user_table=data.user_table,
+        extras=data.extras,
+        name=data.name,
+        positive_threshold=data.positive_threshold,
+    )
 
 
 def _candidates(item_id: str, value) -> list[str]:
@@ -50,8 +60,10 @@ def _candidates(item_id: str, value) -> list[str]:
         names.append(value)
         if "://" in value:
             names.append(value.rstrip("/").rsplit("/", 1)[-1].split("?")[0])
-            for digest in (hashlib.md5(value.encode()).hexdigest(),
-                           hashlib.sha1(value.encode()).hexdigest()):
+            for digest in (
+                hashlib.md5(value.encode()).hexdigest(),
+                hashlib.sha1(value.encode()).hexdigest(),
+            ):
                 names += [digest + s for s in IMAGE_SUFFIXES]
     names += [f"{item_id}{s}" for s in IMAGE_SUFFIXES]
     return names
@@ -67,8 +79,10 @@ def attach_images(data: Dataset, images_dir: str | os.PathLike) -> Dataset:
     """
     folder = Path(images_dir).expanduser()
     if not folder.is_dir():
-        raise DataError(f"images folder {folder} does not exist; pass the folder holding the "
-                        "item images (named by item id, by the URL's file name or its hash)")
+        raise DataError(
+            f"images folder {folder} does not exist; pass the folder holding the "
+            "item images (named by item id, by the URL's file name or its hash)"
+        )
     present = {p.name for p in folder.iterdir() if p.is_file()}
     catalog = data.catalog
     columns = dict(catalog.columns) if catalog is not None else {}
@@ -91,15 +105,22 @@ def load_item_folder(folder: str | os.PathLike, *, name: str | None = None) -> D
     folder = Path(folder).expanduser()
     for needed in ("interactions.csv", "items.csv"):
         if not (folder / needed).is_file():
-            raise DataError(f"{folder} has no {needed}; an item folder holds interactions.csv "
-                            "(user,item[,rating][,timestamp]), items.csv (item,title,...) and "
-                            "images/")
+            raise DataError(
+                f"{folder} has no {needed}; an item folder holds interactions.csv "
+                "(user,item[,rating][,timestamp]), items.csv (item,title,...) and "
+                "images/"
+            )
     header = (folder / "interactions.csv").read_text(errors="replace").splitlines()[0].split(",")
     header = [h.strip() for h in header]
-    data = load_table(folder / "interactions.csv", user="user", item="item",
-                      rating="rating" if "rating" in header else None,
-                      timestamp="timestamp" if "timestamp" in header else None,
-                      items_path=folder / "items.csv", name=name or folder.name)
+    data = load_table(
+        folder / "interactions.csv",
+        user="user",
+        item="item",
+        rating="rating" if "rating" in header else None,
+        timestamp="timestamp" if "timestamp" in header else None,
+        items_path=folder / "items.csv",
+        name=name or folder.name,
+    )
     return attach_images(data, folder / "images") if (folder / "images").is_dir() else data
 
 
@@ -107,11 +128,15 @@ def _feature_file(path: Path, n_items: int) -> np.ndarray:
     try:
         features = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path} ({exc}); it must be a .npy array of shape "
-                        "(n_items, D) written by numpy.save") from None
+        raise DataError(
+            f"cannot read {path} ({exc}); it must be a .npy array of shape "
+            "(n_items, D) written by numpy.save"
+        ) from None
     if features.ndim != 2 or len(features) < n_items:
-        raise DataError(f"{path} has shape {features.shape}; MMRec features are (n_items, D) "
-                        f"with a row for every itemID 0..{n_items - 1}")
+        raise DataError(
+            f"{path} has shape {features.shape}; MMRec features are (n_items, D) "
+            f"with a row for every itemID 0..{n_items - 1}"
+        )
     return np.asarray(features, np.float32)
 
 
@@ -127,18 +152,34 @@ def load_mmrec(folder: str | os.PathLike, *, name: str | None = None) -> tuple[D
     folder = Path(folder).expanduser()
     inters = sorted(folder.glob("*.inter"))
     if len(inters) != 1:
-        raise DataError(f"{folder} holds {len(inters)} .inter files; MMRec's layout has exactly "
-                        "one <name>.inter (userID itemID rating timestamp x_label) beside "
-                        "image_feat.npy and text_feat.npy")
-    table = load_table(inters[0], user="userID", item="itemID", sep="\t",
-                       rating="rating", timestamp="timestamp", name=name or inters[0].stem)
+        raise DataError(
+            f"{folder} holds {len(inters)} .inter files; MMRec's layout has exactly "
+            "one <name>.inter (userID itemID rating timestamp x_label) beside "
+            "image_feat.npy and text_feat.npy"
+        )
+    table = load_table(
+        inters[0],
+        user="userID",
+        item="itemID",
+        sep="\t",
+        rating="rating",
+        timestamp="timestamp",
+        name=name or inters[0].stem,
+    )
     labels = load_table(inters[0], user="userID", item="x_label", sep="\t")
-    code = np.asarray([{"0": TRAIN, "1": VALID, "2": TEST}.get(x, DROPPED)
-                       for x in labels.items.ids[labels.item_idx]], np.int8)
+    code = np.asarray(
+        [
+            {"0": TRAIN, "1": VALID, "2": TEST}.get(x, DROPPED)
+            for x in labels.items.ids[labels.item_idx]
+        ],
+        np.int8,
+    )
     ids = np.asarray(table.items.ids)
     if not all(str(x).isdigit() for x in ids):
-        raise DataError(f"{inters[0]} has non-integer itemIDs; MMRec's feature rows are indexed "
-                        "by integer itemID")
+        raise DataError(
+            f"{inters[0]} has non-integer itemIDs; MMRec's feature rows are indexed "
+            "by integer itemID"
+        )
     rows = ids.astype(np.int64)
     columns: dict = {}
     for column, file in zip(FEATURE_COLUMNS, ("image_feat.npy", "text_feat.npy")):

@@ -86,9 +86,22 @@ if TYPE_CHECKING:
     from genrec.data.dataset import Dataset
 
 __all__ = [
-    "HASH_ALWAYS_BYTES", "LOADERS", "ORIGINS", "SOURCES", "RemoteFile", "Source", "WheelFallback",
-    "cache_problem", "cached", "default_cache_dir", "fetch", "load", "load_dataset",
-    "pip_download", "read_manifest", "verify",
+    "HASH_ALWAYS_BYTES",
+    "LOADERS",
+    "ORIGINS",
+    "SOURCES",
+    "RemoteFile",
+    "Source",
+    "WheelFallback",
+    "cache_problem",
+    "cached",
+    "default_cache_dir",
+    "fetch",
+    "load",
+    "load_dataset",
+    "pip_download",
+    "read_manifest",
+    "verify",
 ]
 
 log = logging.getLogger(__name__)
@@ -97,7 +110,7 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 ORIGINS = ("auto", "official", "wheel")
 # The loaders a source may name, by the name a Source gives.
-LOADERS: dict[str, Callable[..., "Dataset"]] = {
+LOADERS: dict[str, Callable[..., Dataset]] = {
     "load_movielens": loaders.load_movielens,
     "load_recbole_atomic": loaders.load_recbole_atomic,
     "load_amazon_2018": loaders.load_amazon_2018,
@@ -159,11 +172,15 @@ class Source:
 
     def __post_init__(self):
         if self.loader not in LOADERS:
-            raise ConfigError(f"source {self.name!r}: unknown loader {self.loader!r}; "
-                              f"allowed: {', '.join(LOADERS)}")
+            raise ConfigError(
+                f"source {self.name!r}: unknown loader {self.loader!r}; "
+                f"allowed: {', '.join(LOADERS)}"
+            )
         if self.loader_takes not in ("folder", "files"):
-            raise ConfigError(f"source {self.name!r}: loader_takes must be 'folder' or 'files', "
-                              f"got {self.loader_takes!r}")
+            raise ConfigError(
+                f"source {self.name!r}: loader_takes must be 'folder' or 'files', "
+                f"got {self.loader_takes!r}"
+            )
         if not self.files or any(not f.urls for f in self.files):
             raise ConfigError(f"source {self.name!r} needs at least one file with a URL")
 
@@ -177,15 +194,19 @@ class Source:
 _GROUPLENS = "https://files.grouplens.org/datasets/movielens"
 # McAuley lab data repository (linked from amazon-reviews-2023.github.io and the 2018 page) and
 # the lab's newer host for the same files.
-_MCAULEY = ("https://datarepo.eng.ucsd.edu/mcauley_group/data",
-            "https://mcauleylab.ucsd.edu/public_datasets/data")
+_MCAULEY = (
+    "https://datarepo.eng.ucsd.edu/mcauley_group/data",
+    "https://mcauleylab.ucsd.edu/public_datasets/data",
+)
 
 RECBOLE_WHEEL = WheelFallback(
     requirement="recbole==1.2.1",
     # sha256 of recbole-1.2.1-py3-none-any.whl as listed by PyPI's simple index.
     sha256="9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407",
-    members=tuple((f"recbole/dataset_example/ml-100k/ml-100k.{ext}", f"ml-100k.{ext}")
-                  for ext in ("inter", "item", "user")),
+    members=tuple(
+        (f"recbole/dataset_example/ml-100k/ml-100k.{ext}", f"ml-100k.{ext}")
+        for ext in ("inter", "item", "user")
+    ),
 )
 
 
@@ -197,64 +218,107 @@ def _amazon_source(release: str, category: str, description: str) -> Source:
     """One Amazon category: reviews then metadata (2018 = 5-core reviews, 2023 = all reviews),
     named ``amazon<release>-<category in lower case, "_" -> "-">``."""
     if release == "2018":
-        paths = (f"amazon_v2/categoryFilesSmall/{category}_5.json.gz",
-                 f"amazon_v2/metaFiles2/meta_{category}.json.gz")
+        paths = (
+            f"amazon_v2/categoryFilesSmall/{category}_5.json.gz",
+            f"amazon_v2/metaFiles2/meta_{category}.json.gz",
+        )
     else:
-        paths = (f"amazon_2023/raw/review_categories/{category}.jsonl.gz",
-                 f"amazon_2023/raw/meta_categories/meta_{category}.jsonl.gz")
-    files = tuple(RemoteFile(tuple(f"{host}/{path}" for host in _MCAULEY), path.rsplit("/", 1)[1])
-                  for path in paths)
-    return Source(f"amazon{release}-{category.lower().replace('_', '-')}", files,
-                  f"load_amazon_{release}", description, loader_takes="files")
+        paths = (
+            f"amazon_2023/raw/review_categories/{category}.jsonl.gz",
+            f"amazon_2023/raw/meta_categories/meta_{category}.jsonl.gz",
+        )
+    files = tuple(
+        RemoteFile(tuple(f"{host}/{path}" for host in _MCAULEY), path.rsplit("/", 1)[1])
+        for path in paths
+    )
+    return Source(
+        f"amazon{release}-{category.lower().replace('_', '-')}",
+        files,
+        f"load_amazon_{release}",
+        description,
+        loader_takes="files",
+    )
 
 
-SOURCES: dict[str, Source] = {s.name: s for s in (
-    Source(
-        "ml-100k", _grouplens("ml-100k", "0e33842e24a9c977be4e0107933c0723"), "load_movielens",
-        "MovieLens 100K: 100,000 ratings (1-5) of 1,682 movies by 943 users, with titles, genres "
-        "and user age/gender/occupation (GroupLens, 1998). Offline fallback: the recbole wheel.",
-        wheel=RECBOLE_WHEEL),
-    Source(
-        "ml-1m", _grouplens("ml-1m", "c4d9eecfca2ab87c1945afe126590906"), "load_movielens",
-        "MovieLens 1M: 1,000,209 ratings of 3,706 movies by 6,040 users with demographics "
-        "(GroupLens, 2003)."),
-    Source(
-        "ml-20m", _grouplens("ml-20m", "cd245b17a1ae2cc31bb14903e1204af3"), "load_movielens",
-        "MovieLens 20M: 20,000,263 ratings (0.5-5) of 27,278 movies by 138,493 users, with tags "
-        "(GroupLens, 2015; 190 MB zip)."),
-    Source(
-        "ml-25m", _grouplens("ml-25m", "6b51fb2759a8657d3bfcbfc42b592ada"), "load_movielens",
-        "MovieLens 25M: 25,000,095 ratings of 62,423 movies by 162,541 users, with tags "
-        "(GroupLens, 2019; 250 MB zip)."),
-    Source(
-        "ml-latest-small", _grouplens("ml-latest-small", None), "load_movielens",
-        "MovieLens latest, small: about 100,000 ratings of 9,000 movies by 600 users; GroupLens "
-        "regenerates it over time, so its checksum is recorded at download, not pinned."),
-    _amazon_source(
-        "2018", "Video_Games",
-        "Amazon Review Data 2018 (Ni et al.), Video Games, 5-core reviews + item metadata."),
-    _amazon_source(
-        "2018", "Musical_Instruments",
-        "Amazon Review Data 2018 (Ni et al.), Musical Instruments, 5-core reviews (231,392) + "
-        "item metadata."),
-    _amazon_source(
-        "2018", "Office_Products",
-        "Amazon Review Data 2018 (Ni et al.), Office Products, 5-core reviews + item metadata."),
-    _amazon_source(
-        "2023", "All_Beauty",
-        "Amazon Reviews 2023 (Hou et al.), All Beauty: all 701K reviews + item metadata; "
-        "apply k-core filtering after loading."),
-    _amazon_source(
-        "2023", "Video_Games",
-        "Amazon Reviews 2023 (Hou et al.), Video Games: all 4.6M reviews + item metadata."),
-    _amazon_source(
-        "2023", "Musical_Instruments",
-        "Amazon Reviews 2023 (Hou et al.), Musical Instruments: all 3.0M reviews + item metadata."),
-    _amazon_source(
-        "2023", "Industrial_and_Scientific",
-        "Amazon Reviews 2023 (Hou et al.), Industrial and Scientific: all 5.2M reviews + item "
-        "metadata."),
-)}
+SOURCES: dict[str, Source] = {
+    s.name: s
+    for s in (
+        Source(
+            "ml-100k",
+            _grouplens("ml-100k", "0e33842e24a9c977be4e0107933c0723"),
+            "load_movielens",
+            "MovieLens 100K: 100,000 ratings (1-5) of 1,682 movies by 943 users, with titles, genres "
+            "and user age/gender/occupation (GroupLens, 1998). Offline fallback: the recbole wheel.",
+            wheel=RECBOLE_WHEEL,
+        ),
+        Source(
+            "ml-1m",
+            _grouplens("ml-1m", "c4d9eecfca2ab87c1945afe126590906"),
+            "load_movielens",
+            "MovieLens 1M: 1,000,209 ratings of 3,706 movies by 6,040 users with demographics "
+            "(GroupLens, 2003).",
+        ),
+        Source(
+            "ml-20m",
+            _grouplens("ml-20m", "cd245b17a1ae2cc31bb14903e1204af3"),
+            "load_movielens",
+            "MovieLens 20M: 20,000,263 ratings (0.5-5) of 27,278 movies by 138,493 users, with tags "
+            "(GroupLens, 2015; 190 MB zip).",
+        ),
+        Source(
+            "ml-25m",
+            _grouplens("ml-25m", "6b51fb2759a8657d3bfcbfc42b592ada"),
+            "load_movielens",
+            "MovieLens 25M: 25,000,095 ratings of 62,423 movies by 162,541 users, with tags "
+            "(GroupLens, 2019; 250 MB zip).",
+        ),
+        Source(
+            "ml-latest-small",
+            _grouplens("ml-latest-small", None),
+            "load_movielens",
+            "MovieLens latest, small: about 100,000 ratings of 9,000 movies by 600 users; GroupLens "
+            "regenerates it over time, so its checksum is recorded at download, not pinned.",
+        ),
+        _amazon_source(
+            "2018",
+            "Video_Games",
+            "Amazon Review Data 2018 (Ni et al.), Video Games, 5-core reviews + item metadata.",
+        ),
+        _amazon_source(
+            "2018",
+            "Musical_Instruments",
+            "Amazon Review Data 2018 (Ni et al.), Musical Instruments, 5-core reviews (231,392) + "
+            "item metadata.",
+        ),
+        _amazon_source(
+            "2018",
+            "Office_Products",
+            "Amazon Review Data 2018 (Ni et al.), Office Products, 5-core reviews + item metadata.",
+        ),
+        _amazon_source(
+            "2023",
+            "All_Beauty",
+            "Amazon Reviews 2023 (Hou et al.), All Beauty: all 701K reviews + item metadata; "
+            "apply k-core filtering after loading.",
+        ),
+        _amazon_source(
+            "2023",
+            "Video_Games",
+            "Amazon Reviews 2023 (Hou et al.), Video Games: all 4.6M reviews + item metadata.",
+        ),
+        _amazon_source(
+            "2023",
+            "Musical_Instruments",
+            "Amazon Reviews 2023 (Hou et al.), Musical Instruments: all 3.0M reviews + item metadata.",
+        ),
+        _amazon_source(
+            "2023",
+            "Industrial_and_Scientific",
+            "Amazon Reviews 2023 (Hou et al.), Industrial and Scientific: all 5.2M reviews + item "
+            "metadata.",
+        ),
+    )
+}
 
 
 def default_cache_dir() -> Path:
@@ -264,10 +328,18 @@ def default_cache_dir() -> Path:
 
 
 # ---- public API -------------------------------------------------------------------------------
-def fetch(name: str, *, cache_dir: str | os.PathLike, force: bool = False,
-          progress: bool = False, timeout: float = 15.0, origin: str = "auto",
-          url: str | None = None, sources: Mapping[str, Source] | None = None,
-          pip_download: PipDownload | None = None) -> Path:
+def fetch(
+    name: str,
+    *,
+    cache_dir: str | os.PathLike,
+    force: bool = False,
+    progress: bool = False,
+    timeout: float = 15.0,
+    origin: str = "auto",
+    url: str | None = None,
+    sources: Mapping[str, Source] | None = None,
+    pip_download: PipDownload | None = None,
+) -> Path:
     """Put dataset ``name`` into ``cache_dir/<name>/`` (with ``manifest.json``) and return it.
 
     Args:
@@ -297,14 +369,17 @@ def fetch(name: str, *, cache_dir: str | os.PathLike, force: bool = False,
         return target
     changed = None
     if problem is not None and (target / MANIFEST).is_file():
-        changed = (f"the cached copy of {name} at {target} changed since it was fetched "
-                   f"({problem})")
+        changed = f"the cached copy of {name} at {target} changed since it was fetched ({problem})"
         log.warning("%s; fetching it again", changed)
     failures = []
     for kind, step_timeout in steps:
         if kind == "official":
-            fill = partial(_fill_official, files=_with_url(source.files, url),
-                           timeout=step_timeout, progress=progress)
+            fill = partial(
+                _fill_official,
+                files=_with_url(source.files, url),
+                timeout=step_timeout,
+                progress=progress,
+            )
         else:
             fill = partial(_fill_wheel, wheel=source.wheel, pip=pip_download or _default_pip)
         try:
@@ -315,13 +390,18 @@ def fetch(name: str, *, cache_dir: str | os.PathLike, force: bool = False,
             failures.append(f"[{kind}] {exc}")
         except OSError as exc:  # e.g. a read-only cache folder
             raise SourceError(_unwritable(name, target, changed, exc)) from None
-    raise SourceError((f"{changed}, and " if changed else "")
-                      + f"could not fetch dataset {name!r}: " + "; ".join(failures)
-                      + ". " + _fix_hint(source))
+    raise SourceError(
+        (f"{changed}, and " if changed else "")
+        + f"could not fetch dataset {name!r}: "
+        + "; ".join(failures)
+        + ". "
+        + _fix_hint(source)
+    )
 
 
-def verify(name: str, *, cache_dir: str | os.PathLike,
-           sources: Mapping[str, Source] | None = None) -> bool:
+def verify(
+    name: str, *, cache_dir: str | os.PathLike, sources: Mapping[str, Source] | None = None
+) -> bool:
     """True when ``cache_dir/<name>/manifest.json`` exists and every file it lists is intact:
     present with its recorded size and sha256 (every file is hashed again)."""
     _lookup(name, sources)
@@ -342,21 +422,29 @@ def cached(cache_dir: str | os.PathLike) -> list[str]:
     root = Path(cache_dir)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir()
-                  if not p.name.startswith(".") and (p / MANIFEST).is_file())
+    return sorted(
+        p.name for p in root.iterdir() if not p.name.startswith(".") and (p / MANIFEST).is_file()
+    )
 
 
 def read_manifest(name: str, *, cache_dir: str | os.PathLike) -> dict:
     """The manifest of a fetched dataset (origin, time, per-file sha256); SourceError if absent."""
     manifest = _read_manifest(Path(cache_dir) / name)
     if manifest is None:
-        raise SourceError(f"no readable {MANIFEST} in {Path(cache_dir) / name}; "
-                          f"run `genrec data fetch {name}` first")
+        raise SourceError(
+            f"no readable {MANIFEST} in {Path(cache_dir) / name}; "
+            f"run `genrec data fetch {name}` first"
+        )
     return manifest
 
 
-def load(name: str, *, cache_dir: str | os.PathLike,
-         sources: Mapping[str, Source] | None = None, **fetch_kwargs: Any) -> "Dataset":
+def load(
+    name: str,
+    *,
+    cache_dir: str | os.PathLike,
+    sources: Mapping[str, Source] | None = None,
+    **fetch_kwargs: Any,
+) -> Dataset:
     """Fetch ``name`` (see :func:`fetch` for the keyword arguments) and read it as a Dataset.
 
     The dataset's ``name`` is set to the source name.
@@ -373,10 +461,16 @@ def load(name: str, *, cache_dir: str | os.PathLike,
     return dataset
 
 
-def load_dataset(spec: str | os.PathLike, *, cache_dir: str | os.PathLike,
-                 min_rating: float | None = None, dedup: bool = False, k_core: int | None = None,
-                 progress: bool = True, sources: Mapping[str, Source] | None = None,
-                 ) -> tuple[Dataset, dict]:
+def load_dataset(
+    spec: str | os.PathLike,
+    *,
+    cache_dir: str | os.PathLike,
+    min_rating: float | None = None,
+    dedup: bool = False,
+    k_core: int | None = None,
+    progress: bool = True,
+    sources: Mapping[str, Source] | None = None,
+) -> tuple[Dataset, dict]:
     """A dataset by name (fetched into ``cache_dir`` once) or from a folder, then filtered.
 
     Args:
@@ -402,15 +496,23 @@ def load_dataset(spec: str | os.PathLike, *, cache_dir: str | os.PathLike,
         SourceError: a named dataset could not be fetched.
     """
     folder = Path(spec).expanduser()
-    if folder.is_dir() and (folder / "items.csv").is_file() and (folder / "interactions.csv").is_file():
+    if (
+        folder.is_dir()
+        and (folder / "items.csv").is_file()
+        and (folder / "interactions.csv").is_file()
+    ):
         from genrec.data.multimodal import load_item_folder
 
         data = load_item_folder(folder)
     elif folder.is_dir():
         data = loaders.load_movielens(folder)
     else:
-        data = load(_dataset_name(str(spec), folder, sources), cache_dir=cache_dir,
-                    sources=sources, progress=progress)
+        data = load(
+            _dataset_name(str(spec), folder, sources),
+            cache_dir=cache_dir,
+            sources=sources,
+            progress=progress,
+        )
     applied: dict = {}
     if min_rating is not None:
         data, applied["min_rating"] = filters.filter_rating(data, min_rating), min_rating
@@ -428,15 +530,21 @@ def _dataset_name(spec: str, folder: Path, sources: Mapping[str, Source] | None)
         return spec
     names = ", ".join(sorted(catalog))
     if folder.exists():
-        raise DataError(f"{spec} is a file, not a folder; pass the folder holding the dataset's "
-                        "files (MovieLens u.data, ratings.dat or ratings.csv, or RecBole "
-                        "<name>.inter), or read one table with genrec.data.load_table")
+        raise DataError(
+            f"{spec} is a file, not a folder; pass the folder holding the dataset's "
+            "files (MovieLens u.data, ratings.dat or ratings.csv, or RecBole "
+            "<name>.inter), or read one table with genrec.data.load_table"
+        )
     separators = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
     if any(sep in spec for sep in separators) or spec.startswith((".", "~")):
-        raise DataError(f"{spec}: no such folder; pass an existing folder of MovieLens or "
-                        f"RecBole atomic files, or a dataset name ({names})")
-    raise ConfigError(f"unknown dataset {spec!r}: neither a dataset name ({names}) nor a "
-                      f"folder (no {spec!r} in {Path.cwd()}); fix the name or the path")
+        raise DataError(
+            f"{spec}: no such folder; pass an existing folder of MovieLens or "
+            f"RecBole atomic files, or a dataset name ({names})"
+        )
+    raise ConfigError(
+        f"unknown dataset {spec!r}: neither a dataset name ({names}) nor a "
+        f"folder (no {spec!r} in {Path.cwd()}); fix the name or the path"
+    )
 
 
 def pip_download(requirement: str, dest: Path, *, timeout: float = PIP_TIMEOUT) -> Path:
@@ -444,8 +552,18 @@ def pip_download(requirement: str, dest: Path, *, timeout: float = PIP_TIMEOUT) 
 
     Returns the wheel's path; SourceError when pip fails or yields no single wheel.
     """
-    cmd = [sys.executable, "-m", "pip", "download", requirement, "--no-deps",
-           "--only-binary=:all:", "-d", str(dest), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        requirement,
+        "--no-deps",
+        "--only-binary=:all:",
+        "-d",
+        str(dest),
+        "--quiet",
+    ]
     shown = " ".join(cmd[1:])
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -453,8 +571,10 @@ def pip_download(requirement: str, dest: Path, *, timeout: float = PIP_TIMEOUT) 
         raise SourceError(f"`python {shown}` did not complete: {exc}") from exc
     if done.returncode != 0:
         tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-        raise SourceError(f"`python {shown}` failed (exit {done.returncode}): {tail}. "
-                          "Check that pip can reach PyPI (`pip config list`, proxy settings)")
+        raise SourceError(
+            f"`python {shown}` failed (exit {done.returncode}): {tail}. "
+            "Check that pip can reach PyPI (`pip config list`, proxy settings)"
+        )
     wheels = sorted(Path(dest).glob("*.whl"))
     if len(wheels) != 1:
         raise SourceError(f"`python {shown}` produced {len(wheels)} wheels in {dest}, expected 1")
@@ -467,23 +587,27 @@ def _lookup(name: str, sources: Mapping[str, Source] | None) -> Source:
     try:
         return catalog[name]
     except KeyError:
-        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(sorted(catalog))}. "
-                          "To read your own files use genrec.data.loaders") from None
+        raise ConfigError(
+            f"unknown dataset {name!r}; known: {', '.join(sorted(catalog))}. "
+            "To read your own files use genrec.data.loaders"
+        ) from None
 
 
-def _plan(source: Source, *, origin: str, url: str | None,
-          timeout: float) -> list[tuple[str, float]]:
+def _plan(
+    source: Source, *, origin: str, url: str | None, timeout: float
+) -> list[tuple[str, float]]:
     """The origins to try, in order, each with its socket timeout."""
     if origin not in ORIGINS:
         raise ConfigError(f"origin must be one of {', '.join(ORIGINS)}; got {origin!r}")
     if not timeout or timeout <= 0:
         raise ConfigError(f"timeout must be a positive number of seconds; got {timeout!r}")
     if url is not None and len(source.files) != 1:
-        raise ConfigError(f"url= replaces the URL of a single-file source; {source.name!r} has "
-                          f"{len(source.files)} files ({', '.join(source.urls)})")
+        raise ConfigError(
+            f"url= replaces the URL of a single-file source; {source.name!r} has "
+            f"{len(source.files)} files ({', '.join(source.urls)})"
+        )
     if origin == "wheel" and source.wheel is None:
-        raise ConfigError(f"{source.name!r} has no wheel fallback; use origin='official' or "
-                          "'auto'")
+        raise ConfigError(f"{source.name!r} has no wheel fallback; use origin='official' or 'auto'")
     if origin == "official" or (origin == "auto" and source.wheel is None):
         return [("official", timeout)]
     if origin == "wheel":
@@ -495,25 +619,35 @@ def _with_url(files: tuple[RemoteFile, ...], url: str | None) -> tuple[RemoteFil
     if url is None:
         return files
     (only,) = files
-    return (RemoteFile((url,), only.filename, md5=only.md5, sha256=only.sha256,
-                       unpack=only.unpack),)
+    return (
+        RemoteFile((url,), only.filename, md5=only.md5, sha256=only.sha256, unpack=only.unpack),
+    )
 
 
 def _unwritable(name: str, target: Path, changed: str | None, exc: OSError) -> str:
     """The message for a fetch that cannot write into the cache folder."""
     why = f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)
-    head = (f"{changed}; it cannot be fetched again there" if changed
-            else f"cannot fetch {name!r} into {target.parent}")
-    return (f"{head}: {why}. Fix: run `genrec data fetch {name} --force` as a user who may "
-            f"write {target.parent}, or use a writable cache folder (GENREC_CACHE_DIR)")
+    head = (
+        f"{changed}; it cannot be fetched again there"
+        if changed
+        else f"cannot fetch {name!r} into {target.parent}"
+    )
+    return (
+        f"{head}: {why}. Fix: run `genrec data fetch {name} --force` as a user who may "
+        f"write {target.parent}, or use a writable cache folder (GENREC_CACHE_DIR)"
+    )
 
 
 def _fix_hint(source: Source) -> str:
-    hint = ("Fix: check the network or proxy and retry; pass url= (CLI: --url) to use a mirror "
-            "or a file:// path to a copy you downloaded yourself")
+    hint = (
+        "Fix: check the network or proxy and retry; pass url= (CLI: --url) to use a mirror "
+        "or a file:// path to a copy you downloaded yourself"
+    )
     if source.wheel is not None:
-        hint += (f"; or origin='wheel' to take the files from the {source.wheel.requirement} "
-                 "wheel on PyPI")
+        hint += (
+            f"; or origin='wheel' to take the files from the {source.wheel.requirement} "
+            "wheel on PyPI"
+        )
     return hint + "."
 
 
@@ -554,8 +688,9 @@ def _swap_into_place(stage: Path, target: Path) -> dict | None:
     return None
 
 
-def _fill_official(stage: Path, files: tuple[RemoteFile, ...], *, timeout: float,
-                   progress: bool) -> dict:
+def _fill_official(
+    stage: Path, files: tuple[RemoteFile, ...], *, timeout: float, progress: bool
+) -> dict:
     downloads = []
     for remote in files:
         # archives land under a hidden name so no zip member can collide with them
@@ -565,8 +700,11 @@ def _fill_official(stage: Path, files: tuple[RemoteFile, ...], *, timeout: float
             _extract_zip(dest, stage, origin=record["url"])
             dest.unlink()
         downloads.append(record)
-    return {"origin": "official", "source": ", ".join(d["url"] for d in downloads),
-            "downloads": downloads}
+    return {
+        "origin": "official",
+        "source": ", ".join(d["url"] for d in downloads),
+        "downloads": downloads,
+    }
 
 
 def _fill_wheel(stage: Path, wheel: WheelFallback, *, pip: PipDownload) -> dict:
@@ -575,10 +713,12 @@ def _fill_wheel(stage: Path, wheel: WheelFallback, *, pip: PipDownload) -> dict:
     path = Path(pip(wheel.requirement, wheel_dir))
     digests = _file_digests(path)
     if digests["sha256"] != wheel.sha256:
-        raise SourceError(f"wheel {path.name} for {wheel.requirement} has sha256 "
-                          f"{digests['sha256']}, expected the pinned {wheel.sha256}; it was "
-                          "altered or is not the published file. Fix: clear pip's cache "
-                          "(`pip cache purge`) and retry")
+        raise SourceError(
+            f"wheel {path.name} for {wheel.requirement} has sha256 "
+            f"{digests['sha256']}, expected the pinned {wheel.sha256}; it was "
+            "altered or is not the published file. Fix: clear pip's cache "
+            "(`pip cache purge`) and retry"
+        )
     try:
         with zipfile.ZipFile(path) as zf:
             for member, filename in wheel.members:
@@ -592,8 +732,11 @@ def _fill_wheel(stage: Path, wheel: WheelFallback, *, pip: PipDownload) -> dict:
         raise SourceError(f"wheel {path.name} is not a valid zip file: {exc}") from exc
     shutil.rmtree(wheel_dir)
     record = {"wheel": path.name, "requirement": wheel.requirement, **digests}
-    return {"origin": "wheel", "source": f"pip download {wheel.requirement} ({path.name})",
-            "downloads": [record]}
+    return {
+        "origin": "wheel",
+        "source": f"pip download {wheel.requirement} ({path.name})",
+        "downloads": [record],
+    }
 
 
 # ---- downloading ------------------------------------------------------------------------------
@@ -622,8 +765,9 @@ def _download(url: str, dest: Path, *, timeout: float, progress: bool) -> dict:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             expected = int(length) if length and length.isdigit() else None
-            digests = _copy_hashing(response, part, total=expected, label=dest.name.lstrip("."),
-                                    progress=progress)
+            digests = _copy_hashing(
+                response, part, total=expected, label=dest.name.lstrip("."), progress=progress
+            )
     except urllib.error.HTTPError as exc:
         error = (f"HTTP {exc.code} {exc.reason}", exc)
     except urllib.error.URLError as exc:
@@ -641,9 +785,13 @@ def _download(url: str, dest: Path, *, timeout: float, progress: bool) -> dict:
 
 def _copy_hashing(stream, path: Path, *, total: int | None, label: str, progress: bool) -> dict:
     """Copy ``stream`` into ``path``, with a progress bar in MiB when ``progress``."""
-    chunks = progress_bar(iter(partial(stream.read, _CHUNK), b""), enabled=progress,
-                          total=None if total is None else -(-total // _CHUNK), desc=label,
-                          unit="MiB")
+    chunks = progress_bar(
+        iter(partial(stream.read, _CHUNK), b""),
+        enabled=progress,
+        total=None if total is None else -(-total // _CHUNK),
+        desc=label,
+        unit="MiB",
+    )
     try:
         with open(path, "wb") as out:
             return _digests(chunks, out=out)
@@ -679,8 +827,10 @@ def _check_digests(remote: RemoteFile, url: str, got: dict) -> None:
     for algo in ("sha256", "md5"):
         want = getattr(remote, algo)
         if want and want.lower() != got[algo]:
-            raise SourceError(f"{url}: {algo} {got[algo]} differs from the published {want}; "
-                              "the download is corrupt or the file changed upstream")
+            raise SourceError(
+                f"{url}: {algo} {got[algo]} differs from the published {want}; "
+                "the download is corrupt or the file changed upstream"
+            )
 
 
 # ---- safe zip extraction ----------------------------------------------------------------------
@@ -705,13 +855,16 @@ def _member_path(root: Path, info: zipfile.ZipInfo, *, origin: str) -> Path:
     name = info.filename.replace("\\", "/")
     parts = [p for p in PurePosixPath(name).parts if p not in ("", ".")]
     mode = info.external_attr >> 16
-    unsafe = (not parts or name.startswith("/") or ".." in parts
-              or ":" in parts[0] or stat.S_ISLNK(mode))
+    unsafe = (
+        not parts or name.startswith("/") or ".." in parts or ":" in parts[0] or stat.S_ISLNK(mode)
+    )
     target = root.joinpath(*parts) if parts else root
     if unsafe or not target.resolve().is_relative_to(root) or target.resolve() == root:
-        raise SourceError(f"{origin}: refusing unsafe archive member {info.filename!r} "
-                          "(absolute path, '..', drive or symlink); the archive is not the "
-                          "published file")
+        raise SourceError(
+            f"{origin}: refusing unsafe archive member {info.filename!r} "
+            "(absolute path, '..', drive or symlink); the archive is not the "
+            "published file"
+        )
     return target
 
 
@@ -739,10 +892,14 @@ def _write_manifest(folder: Path, *, name: str, info: dict) -> dict:
 
 def _hash_tree(folder: Path) -> dict[str, dict]:
     """sha256, size and modification time (``mtime_ns``) of every file but the manifest."""
-    return {path.relative_to(folder).as_posix(): {**_file_digests(path, md5=False),
-                                                  "mtime_ns": path.stat().st_mtime_ns}
-            for path in sorted(folder.rglob("*"))
-            if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST}
+    return {
+        path.relative_to(folder).as_posix(): {
+            **_file_digests(path, md5=False),
+            "mtime_ns": path.stat().st_mtime_ns,
+        }
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST
+    }
 
 
 def _data_root(folder: Path) -> str:
@@ -758,8 +915,12 @@ def _read_manifest(folder: Path) -> dict | None:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if (not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT
-            or not isinstance(manifest.get("files"), dict) or not manifest["files"]):
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != MANIFEST_FORMAT
+        or not isinstance(manifest.get("files"), dict)
+        or not manifest["files"]
+    ):
         return None
     return manifest
 
@@ -791,10 +952,15 @@ def _check(folder: Path, *, full: bool) -> tuple[dict | None, str | None]:
                 return None, _changed(folder, rel, "is missing")
             st = path.stat()
             if st.st_size != want["bytes"]:
-                return None, _changed(folder, rel, f"has {st.st_size:,} bytes, the manifest "
-                                                   f"says {want['bytes']:,}")
-            stamped = (not full and st.st_size > HASH_ALWAYS_BYTES
-                       and st.st_mtime_ns == want.get("mtime_ns") and st.st_mtime_ns < written)
+                return None, _changed(
+                    folder, rel, f"has {st.st_size:,} bytes, the manifest says {want['bytes']:,}"
+                )
+            stamped = (
+                not full
+                and st.st_size > HASH_ALWAYS_BYTES
+                and st.st_mtime_ns == want.get("mtime_ns")
+                and st.st_mtime_ns < written
+            )
             if not stamped and _file_digests(path, md5=False)["sha256"] != want["sha256"]:
                 return None, _changed(folder, rel, "differs from its recorded sha256")
     except (OSError, KeyError, TypeError) as exc:

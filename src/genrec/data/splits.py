@@ -50,8 +50,13 @@ _ALL_CODES = (TRAIN, VALID, TEST, FOLD_IN, DROPPED)
 
 
 # ---- the splitters -----------------------------------------------------------------------------
-def holdout_split(data: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), *, seed: int = 2020,
-                  drop_unseen: bool = True) -> Split:
+def holdout_split(
+    data: Dataset,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    *,
+    seed: int = 2020,
+    drop_unseen: bool = True,
+) -> Split:
     """Per user, shuffle the interactions (seeded) and cut them into train / valid / test.
 
     Part sizes follow RecBole 1.2.1 (``Dataset._calcu_split_ids``), so a user with ``n``
@@ -111,8 +116,9 @@ def leave_one_out_split(data: Dataset, *, drop_unseen: bool = True) -> Split:
     return split_by_code(data, code, {"method": "loo"}, drop_unseen=drop_unseen)
 
 
-def temporal_split(data: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), *,
-                   drop_unseen: bool = True) -> Split:
+def temporal_split(
+    data: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), *, drop_unseen: bool = True
+) -> Split:
     """One global time cut: the earliest interactions train, the next valid, the latest test.
 
     Interactions are ordered by timestamp (ties keep file order) and cut by the same rounding as
@@ -129,14 +135,16 @@ def temporal_split(data: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), *,
     order = np.argsort(data.timestamp, kind="stable")
     n_train, n_valid, _ = ratio_counts([len(data)], ratios)[0]
     code = np.empty(len(data), np.int8)
-    code[order] = np.repeat(np.array([TRAIN, VALID, TEST], np.int8),
-                            [n_train, n_valid, len(data) - n_train - n_valid])
+    code[order] = np.repeat(
+        np.array([TRAIN, VALID, TEST], np.int8), [n_train, n_valid, len(data) - n_train - n_valid]
+    )
     info = {"method": "temporal", "ratios": list(ratios)}
     return split_by_code(data, code, info, drop_unseen=drop_unseen)
 
 
-def held_out_users_split(data: Dataset, user_share: float = 0.1, *, fold_in: float = 0.8,
-                         seed: int = 0) -> Split:
+def held_out_users_split(
+    data: Dataset, user_share: float = 0.1, *, fold_in: float = 0.8, seed: int = 0
+) -> Split:
     """Cold-start users: a share of users is never trained on; they are evaluated from a history.
 
     ``max(2, floor(user_share * n))`` of the ``n`` users with interactions (at most ``n - 1``)
@@ -163,7 +171,7 @@ def held_out_users_split(data: Dataset, user_share: float = 0.1, *, fold_in: flo
     rng = np.random.default_rng(_check_seed(seed))
     held = _choose_held_out(rng, data.user_counts, user_share, "user")
     role = np.full(data.n_users, TRAIN, np.int8)  # (n_users,) which part a user's targets go to
-    role[held[: len(held) // 2]], role[held[len(held) // 2:]] = VALID, TEST
+    role[held[: len(held) // 2]], role[held[len(held) // 2 :]] = VALID, TEST
     order = np.lexsort((rng.permutation(len(data)), data.user_idx))
     rank = _rank_within_user(data, order)
     user_sorted = data.user_idx[order]
@@ -172,8 +180,13 @@ def held_out_users_split(data: Dataset, user_share: float = 0.1, *, fold_in: flo
     held_sorted = role[user_sorted] != TRAIN
     code = np.empty(len(data), np.int8)
     code[order] = np.where(held_sorted & (rank < n_fold[user_sorted]), FOLD_IN, role[user_sorted])
-    info = {"method": "cold-users", "seed": seed, "user_share": user_share, "fold_in": fold_in,
-            "held_out_users": {"valid": len(held) // 2, "test": len(held) - len(held) // 2}}
+    info = {
+        "method": "cold-users",
+        "seed": seed,
+        "user_share": user_share,
+        "fold_in": fold_in,
+        "held_out_users": {"valid": len(held) // 2, "test": len(held) - len(held) // 2},
+    }
     return split_by_code(data, code, info, drop_unseen=False, with_fold_in=True)
 
 
@@ -196,9 +209,13 @@ def held_out_items_split(data: Dataset, item_share: float = 0.1, *, seed: int = 
     rng = np.random.default_rng(_check_seed(seed))
     held = _choose_held_out(rng, data.item_counts, item_share, "item")
     role = np.full(data.n_items, TRAIN, np.int8)  # (n_items,)
-    role[held[: len(held) // 2]], role[held[len(held) // 2:]] = VALID, TEST
-    info = {"method": "cold-items", "seed": seed, "item_share": item_share,
-            "held_out_items": {"valid": len(held) // 2, "test": len(held) - len(held) // 2}}
+    role[held[: len(held) // 2]], role[held[len(held) // 2 :]] = VALID, TEST
+    info = {
+        "method": "cold-items",
+        "seed": seed,
+        "item_share": item_share,
+        "held_out_items": {"valid": len(held) // 2, "test": len(held) - len(held) // 2},
+    }
     return split_by_code(data, role[data.item_idx], info, drop_unseen=False)
 
 
@@ -222,13 +239,14 @@ def make_split(data: Dataset, method: str, *, seed: int | None = None, **kw) -> 
     """
     splitter = SPLITTERS.get(method) if isinstance(method, str) else None
     if splitter is None:
-        raise ConfigError(f"unknown split method {method!r}; known methods: "
-                          f"{', '.join(SPLITTERS)}")
+        raise ConfigError(f"unknown split method {method!r}; known methods: {', '.join(SPLITTERS)}")
     params = list(inspect.signature(splitter).parameters)[1:]  # all but data
     unknown = sorted(set(kw) - set(params))
     if unknown:
-        raise ConfigError(f"split method {method!r} got unknown option(s) {unknown}; "
-                          f"it takes: {', '.join(params)}")
+        raise ConfigError(
+            f"split method {method!r} got unknown option(s) {unknown}; "
+            f"it takes: {', '.join(params)}"
+        )
     if seed is not None and "seed" in params:
         kw["seed"] = seed
     return splitter(data, **kw)
@@ -238,15 +256,23 @@ def describe_split(split: Split) -> str:
     """One line: method, settings, part sizes and what was dropped (from ``split.info``)."""
     info = split.info
     settings = []
-    for key, label in (("seed", "seed"), ("ratios", "ratios"), ("user_share", "user share"),
-                       ("fold_in", "fold-in"), ("item_share", "item share")):
+    for key, label in (
+        ("seed", "seed"),
+        ("ratios", "ratios"),
+        ("user_share", "user share"),
+        ("fold_in", "fold-in"),
+        ("item_share", "item share"),
+    ):
         if key in info:
             value = info[key]
             text = "/".join(f"{x:g}" for x in value) if key == "ratios" else f"{value:g}"
             settings.append(f"{label} {text}")
     head = info.get("method", "split") + (f" ({', '.join(settings)})" if settings else "")
-    sizes = [f"train {len(split.train):,}", f"valid {len(split.valid):,}",
-             f"test {len(split.test):,}"]
+    sizes = [
+        f"train {len(split.train):,}",
+        f"valid {len(split.valid):,}",
+        f"test {len(split.test):,}",
+    ]
     if split.fold_in is not None:
         sizes.append(f"fold-in {len(split.fold_in):,}")
     dropped, repeats = _describe_dropped(info), _describe_repeats(split)
@@ -281,9 +307,14 @@ def target_counts(split: Split, part: str = "test") -> dict:
     seen = np.isin(keys, history.user_idx * n_items + history.item_idx)
     left = np.unique(keys[~seen])
     unknown = split.info.get("dropped", {}).get(part, {}).get("interactions", 0)
-    return {"interactions": len(target) + unknown, "dropped_unknown": unknown,
-            "dropped_seen": int(seen.sum()), "repeated": int((~seen).sum() - left.size),
-            "targets": int(left.size), "users": int(np.unique(left // n_items).size)}
+    return {
+        "interactions": len(target) + unknown,
+        "dropped_unknown": unknown,
+        "dropped_seen": int(seen.sum()),
+        "repeated": int((~seen).sum() - left.size),
+        "targets": int(left.size),
+        "users": int(np.unique(left // n_items).size),
+    }
 
 
 # ---- the rounding rule -------------------------------------------------------------------------
@@ -326,25 +357,30 @@ def _code_by_rank(data: Dataset, order: np.ndarray, counts: np.ndarray) -> np.nd
     rank = _rank_within_user(data, order)
     user_sorted = data.user_idx[order]
     code = np.empty(len(data), np.int8)
-    code[order] = ((rank >= counts[user_sorted, 0]).astype(np.int8)
-                   + (rank >= counts[user_sorted, 0] + counts[user_sorted, 1]))
+    code[order] = (rank >= counts[user_sorted, 0]).astype(np.int8) + (
+        rank >= counts[user_sorted, 0] + counts[user_sorted, 1]
+    )
     return code
 
 
-def _choose_held_out(rng: np.random.Generator, counts: np.ndarray, share: float,
-                     kind: str) -> np.ndarray:
+def _choose_held_out(
+    rng: np.random.Generator, counts: np.ndarray, share: float, kind: str
+) -> np.ndarray:
     """A random ``max(2, floor(share * n))`` (at most n - 1) of the n ids with interactions."""
     present = np.flatnonzero(counts > 0)
     if len(present) < 3:
-        raise DataError(f"a cold-{kind} split needs at least 3 {kind}s with interactions (one "
-                        f"for each of train, valid and test), got {len(present)}; use more data "
-                        "or the 'holdout' split")
+        raise DataError(
+            f"a cold-{kind} split needs at least 3 {kind}s with interactions (one "
+            f"for each of train, valid and test), got {len(present)}; use more data "
+            "or the 'holdout' split"
+        )
     n_held = min(max(2, int(share * len(present))), len(present) - 1)
     return rng.permutation(present)[:n_held]
 
 
-def split_by_code(data: Dataset, code, info: dict, *, drop_unseen: bool = False,
-                  with_fold_in: bool = False) -> Split:
+def split_by_code(
+    data: Dataset, code, info: dict, *, drop_unseen: bool = False, with_fold_in: bool = False
+) -> Split:
     """The split whose parts are given per interaction by ``code``.
 
     Args:
@@ -367,21 +403,31 @@ def split_by_code(data: Dataset, code, info: dict, *, drop_unseen: bool = False,
     """
     code = np.asarray(code)
     if code.shape != (len(data),):
-        raise DataError(f"code must hold one part code per interaction, shape ({len(data)},); "
-                        f"got shape {code.shape}")
+        raise DataError(
+            f"code must hold one part code per interaction, shape ({len(data)},); "
+            f"got shape {code.shape}"
+        )
     unknown = ~np.isin(code, _ALL_CODES)
     if unknown.any():
         j = int(np.argmax(unknown))
-        raise DataError(f"code[{j}] is {code[j].item()!r}; part codes are TRAIN, VALID, TEST, "
-                        f"FOLD_IN, DROPPED = {', '.join(map(str, _ALL_CODES))}")
+        raise DataError(
+            f"code[{j}] is {code[j].item()!r}; part codes are TRAIN, VALID, TEST, "
+            f"FOLD_IN, DROPPED = {', '.join(map(str, _ALL_CODES))}"
+        )
     code = code.astype(np.int8, copy=True)
     dropped = {part: {"interactions": 0, "users": 0, "items": 0} for part in ("valid", "test")}
     if drop_unseen:
         dropped = _drop_unseen(data, code)
-    info = {**info, "drop_unseen": bool(drop_unseen), "dropped": dropped,
-            "duplicates": data.duplicate_interactions}
-    parts = {name: data.subset(np.flatnonzero(code == c), name=f"{data.name}/{name}")
-             for name, c in _PART_CODES.items()}
+    info = {
+        **info,
+        "drop_unseen": bool(drop_unseen),
+        "dropped": dropped,
+        "duplicates": data.duplicate_interactions,
+    }
+    parts = {
+        name: data.subset(np.flatnonzero(code == c), name=f"{data.name}/{name}")
+        for name, c in _PART_CODES.items()
+    }
     fold_in = None
     if with_fold_in:
         fold_in = data.subset(np.flatnonzero(code == FOLD_IN), name=f"{data.name}/fold-in")
@@ -401,9 +447,11 @@ def _drop_unseen(data: Dataset, code: np.ndarray) -> dict:
         new_user = part & ~seen_user[data.user_idx]
         new_item = part & ~seen_item[data.item_idx]
         lost = new_user | new_item
-        dropped[name] = {"interactions": int(lost.sum()),
-                         "users": int(np.unique(data.user_idx[new_user]).size),
-                         "items": int(np.unique(data.item_idx[new_item]).size)}
+        dropped[name] = {
+            "interactions": int(lost.sum()),
+            "users": int(np.unique(data.user_idx[new_user]).size),
+            "items": int(np.unique(data.item_idx[new_item]).size),
+        }
         code[lost] = DROPPED
     return dropped
 
@@ -412,33 +460,45 @@ def _describe_dropped(info: dict) -> str:
     if not info.get("drop_unseen", True):
         return "unseen users and items kept"
     dropped = info.get("dropped", {})
-    said = [f"{part} {d['interactions']:,} interaction(s) ({d['users']:,} unseen user(s), "
-            f"{d['items']:,} unseen item(s))"
-            for part, d in dropped.items() if d["interactions"]]
+    said = [
+        f"{part} {d['interactions']:,} interaction(s) ({d['users']:,} unseen user(s), "
+        f"{d['items']:,} unseen item(s))"
+        for part, d in dropped.items()
+        if d["interactions"]
+    ]
     return "dropped from " + ", from ".join(said) if said else "nothing dropped"
 
 
 def _describe_repeats(split: Split) -> str:
-    """"" without repeated (user, item) rows; else their number and what they do to the test."""
+    """ "" without repeated (user, item) rows; else their number and what they do to the test."""
     duplicates = split.info.get("duplicates", 0)
     if not duplicates:
         return ""
     seen = target_counts(split)["dropped_seen"]
-    effect = (f"{seen:,} test interaction(s) repeat a pair of the history a model is given and "
-              "will be dropped as seen at evaluation" if seen
-              else "no test interaction repeats a pair of the history")
-    return (f"; {duplicates:,} repeated (user, item) row(s) in the data: {effect} (keep one row "
-            "per pair: filters.drop_duplicates, CLI --dedup)")
+    effect = (
+        f"{seen:,} test interaction(s) repeat a pair of the history a model is given and "
+        "will be dropped as seen at evaluation"
+        if seen
+        else "no test interaction repeats a pair of the history"
+    )
+    return (
+        f"; {duplicates:,} repeated (user, item) row(s) in the data: {effect} (keep one row "
+        "per pair: filters.drop_duplicates, CLI --dedup)"
+    )
 
 
 # ---- input checks ------------------------------------------------------------------------------
 def _check_data(data) -> None:
     if not isinstance(data, Dataset):
-        raise DataError(f"expected a genrec Dataset to split, got {type(data).__name__}; build "
-                        "one with Dataset.from_interactions(...)")
+        raise DataError(
+            f"expected a genrec Dataset to split, got {type(data).__name__}; build "
+            "one with Dataset.from_interactions(...)"
+        )
     if len(data) == 0:
-        raise DataError(f"dataset {data.name!r} has no interactions to split; check the file "
-                        "and the filters applied before splitting")
+        raise DataError(
+            f"dataset {data.name!r} has no interactions to split; check the file "
+            "and the filters applied before splitting"
+        )
 
 
 def _check_ratios(ratios) -> tuple[float, float, float]:
@@ -450,8 +510,9 @@ def _check_ratios(ratios) -> tuple[float, float, float]:
     if len(values) != 3:
         raise ConfigError(f"ratios must have 3 entries (train, valid, test), got {ratios!r}; {fix}")
     if not all(math.isfinite(r) and r >= 0 for r in values) or values[0] <= 0:
-        raise ConfigError(f"ratios must be non-negative with a positive train share, got "
-                          f"{ratios!r}; {fix}")
+        raise ConfigError(
+            f"ratios must be non-negative with a positive train share, got {ratios!r}; {fix}"
+        )
     if abs(sum(values) - 1.0) > 1e-6:
         raise ConfigError(f"ratios must sum to 1, got {ratios!r} (sum {sum(values):g}); {fix}")
     return values
@@ -463,8 +524,7 @@ def _check_share(name: str, value, *, low_inclusive: bool = False) -> None:
     if not ok:
         interval = "[0, 1)" if low_inclusive else "(0, 1)"
         example = "fold_in=0.8" if name == "fold_in" else f"{name}=0.1"
-        raise ConfigError(f"{name} must be a number in {interval}, got {value!r}; "
-                          f"e.g. {example}")
+        raise ConfigError(f"{name} must be a number in {interval}, got {value!r}; e.g. {example}")
 
 
 def _check_seed(seed) -> int:
@@ -475,6 +535,8 @@ def _check_seed(seed) -> int:
 
 def _check_timestamps(data: Dataset, method: str) -> None:
     if not data.has_timestamps:
-        raise DataError(f"the {method!r} split orders interactions by time, but dataset "
-                        f"{data.name!r} has no timestamps (all zero); load a source with "
-                        "timestamps or use the random split: make_split(data, 'holdout')")
+        raise DataError(
+            f"the {method!r} split orders interactions by time, but dataset "
+            f"{data.name!r} has no timestamps (all zero); load a source with "
+            "timestamps or use the random split: make_split(data, 'holdout')"
+        )

@@ -25,8 +25,9 @@ class World:
     answer: np.ndarray  # (n_users,)
 
 
-def planted_clusters(n_users: int = 120, n_items: int = 60, n_clusters: int = 4, *,
-                     noise: int = 0, seed: int = 0) -> World:
+def planted_clusters(
+    n_users: int = 120, n_items: int = 60, n_clusters: int = 4, *, noise: int = 0, seed: int = 0
+) -> World:
     """Users and items fall into ``n_clusters`` groups; each user interacted with every item of
     its group. One of them (a random one) is the test item, another the validation item, the rest
     are train. Out-of-group items never co-occur with the group, so the test item is the only
@@ -42,7 +43,8 @@ def planted_clusters(n_users: int = 120, n_items: int = 60, n_clusters: int = 4,
         raise ConfigError(
             f"planted_clusters needs n_users >= 1, noise >= 0 and n_items >= 3 * n_clusters (3 "
             f"items per cluster), got n_users={n_users}, n_items={n_items}, "
-            f"n_clusters={n_clusters}, noise={noise}; raise n_items or lower n_clusters")
+            f"n_clusters={n_clusters}, noise={noise}; raise n_items or lower n_clusters"
+        )
     rng = np.random.default_rng(seed)
     user_group = np.arange(n_users) % n_clusters
     item_group = np.arange(n_items) % n_clusters
@@ -66,8 +68,9 @@ def planted_clusters(n_users: int = 120, n_items: int = 60, n_clusters: int = 4,
         keep = item_group[ni] != user_group[nu]
         u, i = np.r_[u, nu[keep]], np.r_[i, ni[keep]]
         p = np.r_[p, np.full(keep.sum(), TRAIN, np.int8)]
-    data = _dataset(u, i, _time_by_part(u, p), n_users, n_items, "planted-clusters",
-                    item_group=item_group)
+    data = _dataset(
+        u, i, _time_by_part(u, p), n_users, n_items, "planted-clusters", item_group=item_group
+    )
     split = split_by_code(data, p, {"method": "planted-clusters", "seed": seed})
     return World(data, split, answer)
 
@@ -81,15 +84,17 @@ def checkerboard(n_users: int = 40, n_items: int = 40, block: int = 10, *, seed:
         ConfigError: a user who likes fewer than 3 items (e.g. ``n_items <= block``).
     """
     if n_users < 1 or block < 1:
-        raise ConfigError(f"checkerboard needs n_users >= 1 and block >= 1, got "
-                          f"n_users={n_users}, block={block}")
+        raise ConfigError(
+            f"checkerboard needs n_users >= 1 and block >= 1, got n_users={n_users}, block={block}"
+        )
     rng = np.random.default_rng(seed)
     likes = ((np.arange(n_users)[:, None] // block + np.arange(n_items)[None, :] // block) % 2) == 0
     if likes.sum(axis=1).min() < 3:
         raise ConfigError(
             f"checkerboard with n_items={n_items} and block={block} leaves some users with "
             f"{int(likes.sum(axis=1).min())} liked item(s); each needs 3 (train, valid, test): "
-            "use n_items >= block + 3")
+            "use n_items >= block + 3"
+        )
     noise = rng.random(likes.shape)
     order = np.argsort(np.where(likes, noise, 2.0), axis=1)  # liked items first, random order
     answer, valid = order[:, 0], order[:, 1]
@@ -100,8 +105,9 @@ def checkerboard(n_users: int = 40, n_items: int = 40, block: int = 10, *, seed:
     return World(data, split, answer)
 
 
-def deterministic_sequences(n_users: int = 100, n_items: int = 30, *, length: int = 8,
-                            n_chains: int = 3, seed: int = 0) -> World:
+def deterministic_sequences(
+    n_users: int = 100, n_items: int = 30, *, length: int = 8, n_chains: int = 3, seed: int = 0
+) -> World:
     """Items form ``n_chains`` disjoint cycles; each user walks one cycle from a random start,
     one step per time unit (a b c -> d). The last item is the test item and follows from the
     second last; leave-one-out by time recovers it (valid = second last, test = last).
@@ -114,7 +120,8 @@ def deterministic_sequences(n_users: int = 100, n_items: int = 30, *, length: in
         raise ConfigError(
             f"deterministic_sequences needs n_users >= 1 and 3 <= length <= n_items // n_chains "
             f"(a walk must not revisit an item), got n_users={n_users}, length={length}, "
-            f"n_items={n_items}, n_chains={n_chains}; shorten length or add items")
+            f"n_items={n_items}, n_chains={n_chains}; shorten length or add items"
+        )
     rng = np.random.default_rng(seed)
     chains = np.array_split(rng.permutation(n_items), n_chains)
     chain_of_user = rng.integers(0, n_chains, n_users)
@@ -152,8 +159,20 @@ def _dataset(u, i, t, n_users, n_items, name, item_group=None) -> Dataset:
     return Dataset(users, items, u, i, None, t, catalog=catalog, name=name)
 
 
-_ADJECTIVES = ("Silent", "Golden", "Broken", "Hidden", "Crimson", "Frozen", "Electric", "Lonely",
-               "Midnight", "Savage", "Velvet", "Wild")
+_ADJECTIVES = (
+    "Silent",
+    "Golden",
+    "Broken",
+    "Hidden",
+    "Crimson",
+    "Frozen",
+    "Electric",
+    "Lonely",
+    "Midnight",
+    "Savage",
+    "Velvet",
+    "Wild",
+)
 _NOUNS = ("River", "Garden", "Empire", "Harbor", "Mirror", "Compass", "Lantern", "Orchard")
 # cluster -> the genres of its items (movie_clusters)
 MOVIE_GENRES = (("Comedy",), ("Drama", "Romance"), ("Horror",), ("Action", "Thriller"))
@@ -170,12 +189,15 @@ def movie_clusters(n_users: int = 80, n_items: int = 48, *, seed: int = 0) -> Wo
         ConfigError: more items than distinct titles (96), or as :func:`planted_clusters`.
     """
     if n_items > len(_ADJECTIVES) * len(_NOUNS):
-        raise ConfigError(f"movie_clusters has {len(_ADJECTIVES) * len(_NOUNS)} distinct "
-                          f"titles, got n_items={n_items}; lower n_items")
+        raise ConfigError(
+            f"movie_clusters has {len(_ADJECTIVES) * len(_NOUNS)} distinct "
+            f"titles, got n_items={n_items}; lower n_items"
+        )
     world = planted_clusters(n_users=n_users, n_items=n_items, n_clusters=4, seed=seed)
     columns = world.data.catalog.columns  # shared by the split's parts
-    columns["title"] = np.array([f"{_ADJECTIVES[i % 12]} {_NOUNS[i // 12]}"
-                                 for i in range(n_items)], dtype=object)
+    columns["title"] = np.array(
+        [f"{_ADJECTIVES[i % 12]} {_NOUNS[i // 12]}" for i in range(n_items)], dtype=object
+    )
     genres = np.empty(n_items, dtype=object)
     genres[:] = [MOVIE_GENRES[i % 4] for i in range(n_items)]
     columns["genres"] = genres

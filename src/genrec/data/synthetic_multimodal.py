@@ -42,8 +42,12 @@ from genrec.data.synthetic import World
 from genrec.errors import ConfigError, require
 
 SHAPES = ("circle", "square", "triangle")
-COLOURS = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220),
-           "yellow": (235, 210, 30)}
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 170, 40),
+    "blue": (30, 60, 220),
+    "yellow": (235, 210, 30),
+}
 PATTERNS = ("plain", "striped")
 BACKGROUNDS = {"white": (250, 250, 250), "grey": (120, 120, 120)}
 N_COMBOS = len(SHAPES) * len(COLOURS) * len(PATTERNS) * len(BACKGROUNDS)  # 48
@@ -64,13 +68,17 @@ def item_traits(n_items: int) -> dict[str, np.ndarray]:
     fastest, then shape, pattern and background."""
     i = np.arange(n_items) % N_COMBOS
     colours, backgrounds = list(COLOURS), list(BACKGROUNDS)
-    return {"colour": np.array([colours[x % 4] for x in i]),
-            "shape": np.array([SHAPES[(x // 4) % 3] for x in i]),
-            "pattern": np.array([PATTERNS[(x // 12) % 2] for x in i]),
-            "background": np.array([backgrounds[(x // 24) % 2] for x in i])}
+    return {
+        "colour": np.array([colours[x % 4] for x in i]),
+        "shape": np.array([SHAPES[(x // 4) % 3] for x in i]),
+        "pattern": np.array([PATTERNS[(x // 12) % 2] for x in i]),
+        "background": np.array([backgrounds[(x // 24) % 2] for x in i]),
+    }
 
 
-def render_item(traits: dict[str, str], *, offset: tuple[int, int] = (0, 0), side: int = IMAGE_SIDE):
+def render_item(
+    traits: dict[str, str], *, offset: tuple[int, int] = (0, 0), side: int = IMAGE_SIDE
+):
     """A Pillow RGB picture of one item: its shape in its colour (striped or plain) on its
     background, shifted by ``offset`` pixels."""
     image_mod, draw_mod = require("PIL.Image", "multimodal"), require("PIL.ImageDraw", "multimodal")
@@ -107,8 +115,14 @@ def describe_item(traits: dict[str, str], rng: np.random.Generator, mention: flo
     return text
 
 
-def write_multimodal_world(folder: str | os.PathLike, *, n_users: int = 120, n_items: int = 96,
-                           mention: float = 0.5, seed: int = 0) -> Path:
+def write_multimodal_world(
+    folder: str | os.PathLike,
+    *,
+    n_users: int = 120,
+    n_items: int = 96,
+    mention: float = 0.5,
+    seed: int = 0,
+) -> Path:
     """Write the world's item folder (layout in the module docstring); returns the folder.
 
     Raises:
@@ -116,16 +130,20 @@ def write_multimodal_world(folder: str | os.PathLike, *, n_users: int = 120, n_i
             (one per group) or ``mention`` outside [0, 1].
     """
     if n_items < N_COMBOS or n_users < 12 or not 0.0 <= mention <= 1.0:
-        raise ConfigError(f"the multimodal world needs n_items >= {N_COMBOS}, n_users >= 12 and "
-                          f"0 <= mention <= 1, got n_items={n_items}, n_users={n_users}, "
-                          f"mention={mention}; raise n_items / n_users")
+        raise ConfigError(
+            f"the multimodal world needs n_items >= {N_COMBOS}, n_users >= 12 and "
+            f"0 <= mention <= 1, got n_items={n_items}, n_users={n_users}, "
+            f"mention={mention}; raise n_items / n_users"
+        )
     rng = np.random.default_rng(seed)
     folder = Path(folder).expanduser()
     (folder / "images").mkdir(parents=True, exist_ok=True)
     traits = item_traits(n_items)
     names = list(traits)
-    with open(folder / "items.csv", "w", newline="") as items, \
-            open(folder / "traits.csv", "w", newline="") as truth:
+    with (
+        open(folder / "items.csv", "w", newline="") as items,
+        open(folder / "traits.csv", "w", newline="") as truth,
+    ):
         item_rows, truth_rows = csv.writer(items), csv.writer(truth)
         item_rows.writerow(["item", "description", "image"])
         truth_rows.writerow(["item", *names])
@@ -147,14 +165,16 @@ def _write_interactions(folder: Path, traits, n_users: int, rng: np.random.Gener
         rows.writerow(["user", "item", "timestamp"])
         for u in range(n_users):
             g = u % 12
-            liked = np.flatnonzero((traits["colour"] == colours[g % 4])
-                                   & (traits["shape"] == SHAPES[g // 4]))
+            liked = np.flatnonzero(
+                (traits["colour"] == colours[g % 4]) & (traits["shape"] == SHAPES[g // 4])
+            )
             for t, i in enumerate(rng.permutation(liked)):
                 rows.writerow([f"u{u}", f"i{i}", t + 1])
 
 
-def composed_queries(traits: dict[str, np.ndarray], *, trait: str = "colour",
-                     per_item: int = 1, seed: int = 0) -> tuple[np.ndarray, list[str], list[np.ndarray]]:
+def composed_queries(
+    traits: dict[str, np.ndarray], *, trait: str = "colour", per_item: int = 1, seed: int = 0
+) -> tuple[np.ndarray, list[str], list[np.ndarray]]:
     """Composed queries with known answers: reference item r, the modifier text naming another
     value v of ``trait`` (e.g. "blue"), and the targets: the items whose traits equal r's except
     ``trait`` = v. ``per_item`` queries per item, values drawn at random.
@@ -178,8 +198,14 @@ def composed_queries(traits: dict[str, np.ndarray], *, trait: str = "colour",
     return np.asarray(refs, np.int64), texts, targets
 
 
-def multimodal_world(folder: str | os.PathLike, *, n_users: int = 120, n_items: int = 96,
-                     mention: float = 0.5, seed: int = 0) -> MultimodalWorld:
+def multimodal_world(
+    folder: str | os.PathLike,
+    *,
+    n_users: int = 120,
+    n_items: int = 96,
+    mention: float = 0.5,
+    seed: int = 0,
+) -> MultimodalWorld:
     """Write the world into ``folder``, read it back through the item-folder loader and split it
     per user by time (last = test, second last = valid); ``answer`` is each user's test item."""
     write_multimodal_world(folder, n_users=n_users, n_items=n_items, mention=mention, seed=seed)
@@ -199,5 +225,12 @@ def multimodal_world(folder: str | os.PathLike, *, n_users: int = 120, n_items: 
     return MultimodalWorld(data, split, answer, traits=ordered, folder=Path(folder))
 
 
-__all__ = ["MultimodalWorld", "composed_queries", "describe_item", "item_traits", "multimodal_world", "render_item",
-           "write_multimodal_world"]
+__all__ = [
+    "MultimodalWorld",
+    "composed_queries",
+    "describe_item",
+    "item_traits",
+    "multimodal_world",
+    "render_item",
+    "write_multimodal_world",
+]

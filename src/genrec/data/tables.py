@@ -21,10 +21,20 @@ from genrec.errors import DataError, require
 __all__ = ["load_table"]
 
 
-def load_table(path, *, user: str, item: str, rating: str | None = None,
-               timestamp: str | None = None, sep: str | None = None, items_path=None,
-               item_key: str | None = None, item_columns: Mapping[str, str] | None = None,
-               name: str | None = None, positive_threshold: float | None = None) -> Dataset:
+def load_table(
+    path,
+    *,
+    user: str,
+    item: str,
+    rating: str | None = None,
+    timestamp: str | None = None,
+    sep: str | None = None,
+    items_path=None,
+    item_key: str | None = None,
+    item_columns: Mapping[str, str] | None = None,
+    name: str | None = None,
+    positive_threshold: float | None = None,
+) -> Dataset:
     """Load interactions from a CSV, TSV or Parquet file with a header, by column names.
 
     The format follows the suffix (``.csv``, ``.tsv``/``.tab``, ``.parquet``/``.pq``; a
@@ -59,26 +69,36 @@ def load_table(path, *, user: str, item: str, rating: str | None = None,
         2
     """
     if positive_threshold is not None and rating is None:
-        raise DataError(f"positive_threshold={positive_threshold!r} needs ratings: pass "
-                        "rating=<the rating column>, or leave positive_threshold=None for "
-                        "implicit feedback")
+        raise DataError(
+            f"positive_threshold={positive_threshold!r} needs ratings: pass "
+            "rating=<the rating column>, or leave positive_threshold=None for "
+            "implicit feedback"
+        )
     path = Path(path)
     table = _read_table(path, sep=sep, id_columns=(user, item))
-    for argument, column in {"user": user, "item": item, "rating": rating,
-                             "timestamp": timestamp}.items():
+    for argument, column in {
+        "user": user,
+        "item": item,
+        "rating": rating,
+        "timestamp": timestamp,
+    }.items():
         if column is not None:
             table.require_columns(column, fix=f"pass {argument}=<one of them>")
     item_ids, item_rows = NO_TABLE
     if items_path is not None:
-        item_ids, item_rows = _item_table(Path(items_path), key=item_key or item,
-                                          columns=item_columns, sep=sep)
+        item_ids, item_rows = _item_table(
+            Path(items_path), key=item_key or item, columns=item_columns, sep=sep
+        )
     return Dataset.from_interactions(
-        table.ids(user), table.ids(item),
+        table.ids(user),
+        table.ids(item),
         table.numbers(rating, what=f"rating column {rating!r}") if rating else None,
         table.timestamps(timestamp, what=f"timestamp column {timestamp!r}") if timestamp else None,
         item_rows=item_rows,
-        item_row_ids=item_ids, name=name or path.name.split(".")[0],
-        positive_threshold=positive_threshold)
+        item_row_ids=item_ids,
+        name=name or path.name.split(".")[0],
+        positive_threshold=positive_threshold,
+    )
 
 
 def _item_table(path: Path, *, key: str, columns: Mapping[str, str] | None, sep: str | None):
@@ -98,10 +118,17 @@ def _read_table(path: Path, *, sep: str | None, id_columns: Sequence[str] = ()) 
         return _read_parquet(path)
     sep = sep or {".csv": ",", ".tsv": "\t", ".tab": "\t"}.get(suffix)
     if sep is None:
-        raise DataError(f"cannot tell the separator of {path} from its suffix {suffix!r}; "
-                        "pass sep=',' or sep='\\t', or use .csv / .tsv / .parquet")
-    return read_delimited(path, sep=sep, quoted=True, dtype={c: str for c in id_columns},
-                           fmt=f"{sep!r}-separated columns with a header line")
+        raise DataError(
+            f"cannot tell the separator of {path} from its suffix {suffix!r}; "
+            "pass sep=',' or sep='\\t', or use .csv / .tsv / .parquet"
+        )
+    return read_delimited(
+        path,
+        sep=sep,
+        quoted=True,
+        dtype={c: str for c in id_columns},
+        fmt=f"{sep!r}-separated columns with a header line",
+    )
 
 
 def _read_parquet(path: Path) -> Parsed:

@@ -37,13 +37,19 @@ _BY_SUFFIX = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip", ".zst": 
 _OPENERS = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
 
 # what reading a broken, truncated or mislabelled (compressed) file raises
-_READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile,
-                UnicodeDecodeError)
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    zipfile.BadZipFile,
+    UnicodeDecodeError,
+)
 _ARCHIVE_ERRORS = (EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, gzip.BadGzipFile)
 
 
 def compression_of(path: Path) -> str | None:
-    """"gzip", "bz2", "xz", "zip", "zstd" or None: by the first bytes, else by the suffix."""
+    """ "gzip", "bz2", "xz", "zip", "zstd" or None: by the first bytes, else by the suffix."""
     with path.open("rb") as f:
         head = f.read(6)
     if head.startswith(b"\x1f\x8b"):
@@ -69,8 +75,10 @@ def open_binary(path: Path, compression: str | None = None):
         names = [n for n in archive.namelist() if not n.endswith("/")]
         if len(names) != 1:
             archive.close()
-            raise DataError(f"{path}: a zip archive holding {len(names)} files; a data file may "
-                            "be zipped alone only (unzip it and pass the file)")
+            raise DataError(
+                f"{path}: a zip archive holding {len(names)} files; a data file may "
+                "be zipped alone only (unzip it and pass the file)"
+            )
         return archive.open(names[0])
     return path.open("rb")
 
@@ -103,7 +111,7 @@ def decompressed_bytes(path: Path, compression: str | None) -> bytes:
 
 
 def guess_encoding(data: bytes) -> str:
-    """"utf-8" when ``data`` decodes as UTF-8, else "latin-1" (which decodes any bytes)."""
+    """ "utf-8" when ``data`` decodes as UTF-8, else "latin-1" (which decodes any bytes)."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
@@ -117,16 +125,22 @@ def reading(path: Path, encoding: str = "utf-8"):
     try:
         yield
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: byte {exc.start} of a chunk is not {encoding} text; re-encode "
-                        f"the file as {encoding}") from None
+        raise DataError(
+            f"{path}: byte {exc.start} of a chunk is not {encoding} text; re-encode "
+            f"the file as {encoding}"
+        ) from None
     except _READ_ERRORS as exc:
         problem = f"{type(exc).__name__}: {echo(str(exc))}"
         if not isinstance(exc, _ARCHIVE_ERRORS) or not _looks_compressed(path):
-            raise DataError(f"{path}: cannot be read ({problem}); check that it is a complete, "
-                            "readable file, or download it again") from None
-        raise DataError(f"{path}: not a valid compressed file ({problem}); it may be truncated "
-                        "(download it again) or plain text under a .gz/.bz2/.xz/.zip name "
-                        "(rename it without that suffix)") from None
+            raise DataError(
+                f"{path}: cannot be read ({problem}); check that it is a complete, "
+                "readable file, or download it again"
+            ) from None
+        raise DataError(
+            f"{path}: not a valid compressed file ({problem}); it may be truncated "
+            "(download it again) or plain text under a .gz/.bz2/.xz/.zip name "
+            "(rename it without that suffix)"
+        ) from None
 
 
 def _looks_compressed(path: Path) -> bool:

@@ -27,11 +27,12 @@ class Vocabulary:
         self._ids = np.asarray([str(x) for x in _id_list(ids, f"{_noun(kind)}s")], dtype=object)
         self._index = {x: i for i, x in enumerate(self._ids)}
         if len(self._index) != len(self._ids):
-            raise DataError(f"{_noun(kind)} vocabulary has duplicate ids; each external id must "
-                            "appear once")
+            raise DataError(
+                f"{_noun(kind)} vocabulary has duplicate ids; each external id must appear once"
+            )
 
     @classmethod
-    def from_values(cls, values: Sequence, *, kind: str = "id") -> tuple["Vocabulary", np.ndarray]:
+    def from_values(cls, values: Sequence, *, kind: str = "id") -> tuple[Vocabulary, np.ndarray]:
         """Vocabulary of the distinct values in first-seen order, and the values' indices.
 
         Raises:
@@ -48,8 +49,10 @@ class Vocabulary:
         return str(external_id) in self._index
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, Vocabulary) and len(self) == len(other) and bool(
-            np.all(self._ids == other._ids)
+        return (
+            isinstance(other, Vocabulary)
+            and len(self) == len(other)
+            and bool(np.all(self._ids == other._ids))
         )
 
     def __repr__(self) -> str:
@@ -71,8 +74,11 @@ class Vocabulary:
             missing = [str(x) for x, ok in zip(external_ids, known) if not ok]
             shown = ", ".join(repr(x) for x in missing[:5]) + (" ..." if len(missing) > 5 else "")
             noun = _noun(self.kind)
-            like = (f"known {noun}s look like {', '.join(repr(x) for x in self._ids[:3])}"
-                    if len(self) else f"the {noun} vocabulary is empty")
+            like = (
+                f"known {noun}s look like {', '.join(repr(x) for x in self._ids[:3])}"
+                if len(self)
+                else f"the {noun} vocabulary is empty"
+            )
             raise UnknownIdError(f"{len(missing)} unknown {noun}(s): {shown}; {like}", missing)
         return idx
 
@@ -83,8 +89,9 @@ class Vocabulary:
         """
         external_ids = _id_list(external_ids, f"{_noun(self.kind)}s")
         get = self._index.get
-        idx = np.fromiter((get(str(x), -1) for x in external_ids), dtype=np.int64,
-                          count=len(external_ids))
+        idx = np.fromiter(
+            (get(str(x), -1) for x in external_ids), dtype=np.int64, count=len(external_ids)
+        )
         return idx, idx >= 0
 
     def ids_of(self, indices) -> np.ndarray:
@@ -103,21 +110,26 @@ def _noun(kind: str) -> str:
 def _id_list(ids, what: str):
     """``ids`` as something indexable with a length, read once (generators become lists)."""
     if isinstance(ids, (str, bytes)):
-        raise ConfigError(f"expected a sequence of {what}, got the single {type(ids).__name__} "
-                          f"{ids!r}, which would be read character by character; pass a list, "
-                          f"e.g. [{ids!r}]")
+        raise ConfigError(
+            f"expected a sequence of {what}, got the single {type(ids).__name__} "
+            f"{ids!r}, which would be read character by character; pass a list, "
+            f"e.g. [{ids!r}]"
+        )
     if isinstance(ids, np.ndarray):
         if ids.ndim != 1:
-            raise DataError(f"expected a 1-D sequence of {what}, got an array of shape "
-                            f"{ids.shape}; pass one id per element (e.g. ids.ravel())")
+            raise DataError(
+                f"expected a 1-D sequence of {what}, got an array of shape "
+                f"{ids.shape}; pass one id per element (e.g. ids.ravel())"
+            )
         return ids
     if hasattr(ids, "__len__") and hasattr(ids, "__getitem__") and not isinstance(ids, dict):
         return ids
     try:
         return list(ids)
     except TypeError:
-        raise ConfigError(f"expected a sequence of {what}, got {type(ids).__name__}; "
-                          "pass a list") from None
+        raise ConfigError(
+            f"expected a sequence of {what}, got {type(ids).__name__}; pass a list"
+        ) from None
 
 
 def _factorize(values: Sequence, kind: str = "id") -> tuple[np.ndarray, np.ndarray]:
@@ -131,14 +143,18 @@ def _factorize(values: Sequence, kind: str = "id") -> tuple[np.ndarray, np.ndarr
         series = pd.Series(values)
         codes, uniques = pd.factorize(series, sort=False)
     except (TypeError, ValueError) as exc:
-        raise DataError(f"{noun}s must be one hashable id (str or int) per interaction in a 1-D "
-                        f"sequence; got {type(values).__name__} that cannot be read that way "
-                        f"({exc})") from None
+        raise DataError(
+            f"{noun}s must be one hashable id (str or int) per interaction in a 1-D "
+            f"sequence; got {type(values).__name__} that cannot be read that way "
+            f"({exc})"
+        ) from None
     missing = np.flatnonzero(codes < 0)
     if missing.size:
         shown = ", ".join(str(j) for j in missing[:5]) + (" ..." if missing.size > 5 else "")
-        raise DataError(f"{missing.size} missing {noun}(s) (None or NaN) at position(s) {shown}; "
-                        f"every interaction needs a {noun}: drop those rows or fill them in")
+        raise DataError(
+            f"{missing.size} missing {noun}(s) (None or NaN) at position(s) {shown}; "
+            f"every interaction needs a {noun}: drop those rows or fill them in"
+        )
     as_str = np.asarray([str(x) for x in uniques], dtype=object)
     if len(set(as_str)) != len(as_str):
         codes, uniques = pd.factorize(series.astype(str), sort=False)

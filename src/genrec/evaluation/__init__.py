@@ -26,8 +26,20 @@ from genrec.evaluation.stats import (
 )
 
 __all__ = [
-    "RANKING_METRICS", "auc_from_counts", "average_popularity", "gini_exposure",
-    "intra_list_diversity", "item_coverage", "mae", "novelty", "ranking_metrics",
-    "rating_errors", "rmse",
-    "bootstrap_ci", "compare_with_best", "group_gap", "holm", "paired_tests",
+    "RANKING_METRICS",
+    "auc_from_counts",
+    "average_popularity",
+    "gini_exposure",
+    "intra_list_diversity",
+    "item_coverage",
+    "mae",
+    "novelty",
+    "ranking_metrics",
+    "rating_errors",
+    "rmse",
+    "bootstrap_ci",
+    "compare_with_best",
+    "group_gap",
+    "holm",
+    "paired_tests",
 ]

@@ -22,9 +22,13 @@ import numpy as np
 from genrec.errors import DataError
 
 
-def composed_recall(scores: np.ndarray, *, references: Sequence[int],
-                    targets: Sequence[Sequence[int]], ks: Sequence[int] = (1, 5, 10, 50)
-                    ) -> dict[str, float]:
+def composed_recall(
+    scores: np.ndarray,
+    *,
+    references: Sequence[int],
+    targets: Sequence[Sequence[int]],
+    ks: Sequence[int] = (1, 5, 10, 50),
+) -> dict[str, float]:
     """``{"R@K": recall}`` of (Q, I) query scores with each query's reference removed.
 
     Raises:
@@ -33,9 +37,11 @@ def composed_recall(scores: np.ndarray, *, references: Sequence[int],
     scores = np.array(scores, dtype=np.float64)  # a copy: the reference is masked in place
     references = np.asarray(references, np.int64)
     if scores.ndim != 2 or len(scores) != len(references) or len(targets) != len(references):
-        raise DataError(f"composed_recall needs (Q, I) scores, Q references and Q target sets; "
-                        f"got scores {scores.shape}, {len(references)} references, "
-                        f"{len(targets)} target sets")
+        raise DataError(
+            f"composed_recall needs (Q, I) scores, Q references and Q target sets; "
+            f"got scores {scores.shape}, {len(references)} references, "
+            f"{len(targets)} target sets"
+        )
     if any(len(t) == 0 for t in targets):
         raise DataError("every composed query needs at least one target item")
     scores[np.arange(len(scores)), references] = -np.inf

@@ -60,29 +60,73 @@ from genrec.text.prompts import natural_title
 
 CLAIM_KINDS = ("year", "decade", "genre", "liked", "seen", "title")
 # Extra surface forms of MovieLens genres (plurals are added for every genre automatically).
-GENRE_ALIASES = {"Sci-Fi": ("science fiction", "sci fi", "scifi"), "Children's": ("children",),
-                 "Romance": ("romantic", "romances"), "Animation": ("animated",),
-                 "Comedy": ("comedic",), "Drama": ("dramatic",), "Film-Noir": ("film noir", "noir"),
-                 "Mystery": ("mysteries",), "Documentary": ("documentaries",)}
+GENRE_ALIASES = {
+    "Sci-Fi": ("science fiction", "sci fi", "scifi"),
+    "Children's": ("children",),
+    "Romance": ("romantic", "romances"),
+    "Animation": ("animated",),
+    "Comedy": ("comedic",),
+    "Drama": ("dramatic",),
+    "Film-Noir": ("film noir", "noir"),
+    "Mystery": ("mysteries",),
+    "Documentary": ("documentaries",),
+}
 # Who the user is in an explanation, and the verbs of a claim about them: liking (including
 # "is a fan of"), or only having interacted. Present forms count ("you love X" claims a liking).
 USER_SUBJECTS = ("you", "this fan", "the fan", "the user", "they")
-LIKE_VERBS = ("liked", "loved", "enjoyed", "adored", "appreciated", "likes", "loves", "enjoys",
-              "adores", "like", "love", "enjoy", "fan of", "fans of")
-SEEN_VERBS = ("watched", "watches", "watch", "saw", "seen", "rated", "reviewed", "bought",
-              "purchased", "ordered", "read", "played", "listened to", "chose", "picked", "tried",
-              "visited")
+LIKE_VERBS = (
+    "liked",
+    "loved",
+    "enjoyed",
+    "adored",
+    "appreciated",
+    "likes",
+    "loves",
+    "enjoys",
+    "adores",
+    "like",
+    "love",
+    "enjoy",
+    "fan of",
+    "fans of",
+)
+SEEN_VERBS = (
+    "watched",
+    "watches",
+    "watch",
+    "saw",
+    "seen",
+    "rated",
+    "reviewed",
+    "bought",
+    "purchased",
+    "ordered",
+    "read",
+    "played",
+    "listened to",
+    "chose",
+    "picked",
+    "tried",
+    "visited",
+)
 _SUBJECT = "|".join(s.replace(" ", r"\s+") for s in USER_SUBJECTS)
-_ADVERBS = (r"(?:\s+(?:have|had|has|did|do|does|also|really|recently|once|previously|already|"
-            r"both|all|just|truly|particularly|especially|clearly|certainly|definitely|greatly|"
-            r"so|much))*")
-_VERB = "|".join(re.escape(v).replace(r"\ ", r"\s+")
-                 for v in sorted(LIKE_VERBS + SEEN_VERBS, key=len, reverse=True))
+_ADVERBS = (
+    r"(?:\s+(?:have|had|has|did|do|does|also|really|recently|once|previously|already|"
+    r"both|all|just|truly|particularly|especially|clearly|certainly|definitely|greatly|"
+    r"so|much))*"
+)
+_VERB = "|".join(
+    re.escape(v).replace(r"\ ", r"\s+")
+    for v in sorted(LIKE_VERBS + SEEN_VERBS, key=len, reverse=True)
+)
 _FAN = r"(?:\s+(?:are|is)|['\u2019]re)(?:\s+a)?(?:\s+(?:big|huge|great|real))?\s+fans?\s+of"
 _USER_VERB = rf"(?:{_SUBJECT})(?:['\u2019](?:ve|d))?{_ADVERBS}(?:\s+(?:{_VERB})\b|{_FAN}\b)"
 _USER_VERB_BEFORE = re.compile(rf"^{_USER_VERB}", re.I)
-_USER_VERB_AFTER = re.compile(rf"^[\"'\u201d\u2019]?\s*(?:\([^)]*\)\s*)?,?\s*(?:which|that)\s+"
-                              rf"{_USER_VERB}", re.I)
+_USER_VERB_AFTER = re.compile(
+    rf"^[\"'\u201d\u2019]?\s*(?:\([^)]*\)\s*)?,?\s*(?:which|that)\s+"
+    rf"{_USER_VERB}",
+    re.I,
+)
 _ANY_VERB = re.compile(rf"\b(?:{_VERB})\b", re.I)
 _SUBJECTS = re.compile(rf"\b(?:{_SUBJECT})\b", re.I)
 _YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(s?)(?![\d\w])")
@@ -140,13 +184,17 @@ class _ClaimPatterns:
         vocabulary = sorted({g for i in range(len(catalog.vocab)) for g in catalog.genres(i)})
         self.genres: list[tuple[str, re.Pattern]] = []
         for g in vocabulary:
-            forms = {g, g + "s", g[:-1] + "ies" if g.endswith("y") else g + "s",
-                     *GENRE_ALIASES.get(g, ())}
+            forms = {
+                g,
+                g + "s",
+                g[:-1] + "ies" if g.endswith("y") else g + "s",
+                *GENRE_ALIASES.get(g, ()),
+            }
             alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
             self.genres.append((g, re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.I)))
 
 
-_PATTERNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_PATTERNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _patterns(catalog) -> _ClaimPatterns:
@@ -162,8 +210,9 @@ def _title_spans(text: str, patterns: _ClaimPatterns) -> list[tuple[int, int, li
         start = text.find(variant)
         while start >= 0:
             end = start + len(variant)
-            bounded = ((start == 0 or not text[start - 1].isalnum())
-                       and (end == len(text) or not text[end].isalnum()))
+            bounded = (start == 0 or not text[start - 1].isalnum()) and (
+                end == len(text) or not text[end].isalnum()
+            )
             sentence_start = not text[:start].strip() or text[:start].rstrip()[-1] in ".!?"
             if bounded and not (" " not in variant and sentence_start):
                 found.append((start, end, items))
@@ -183,7 +232,7 @@ def _user_verb(masked: str, start: int, end: int, sentence_start: int) -> str | 
     verb."""
     before = masked[sentence_start:start]
     subjects = list(_SUBJECTS.finditer(before))
-    if subjects and _USER_VERB_BEFORE.match(clause := before[subjects[-1].start():]):
+    if subjects and _USER_VERB_BEFORE.match(clause := before[subjects[-1].start() :]):
         return _verb(_ANY_VERB.findall(clause)[-1])
     if m := _USER_VERB_AFTER.match(masked[end:]):
         return _verb(_ANY_VERB.findall(m.group(0))[-1])
@@ -194,8 +243,9 @@ def _verb(words: str) -> str:
     return " ".join(words.lower().split())
 
 
-def _user_claim(kind_verb: str | None, text: str, items: Sequence[int],
-                history: UserHistory) -> Claim:
+def _user_claim(
+    kind_verb: str | None, text: str, items: Sequence[int], history: UserHistory
+) -> Claim:
     """The claim a title mention makes about the user, checked against ``history``."""
     if kind_verb in LIKE_VERBS:
         kind, true = "liked", any(history.likes(i) for i in items)
@@ -204,8 +254,9 @@ def _user_claim(kind_verb: str | None, text: str, items: Sequence[int],
     return Claim(kind, text, str(items[0]), true)
 
 
-def faithfulness(explanation, item: int, catalog, *,
-                 history: UserHistory | Sequence[int] | None = None) -> Faithfulness:
+def faithfulness(
+    explanation, item: int, catalog, *, history: UserHistory | Sequence[int] | None = None
+) -> Faithfulness:
     """The checkable claims of ``explanation`` (a string, or anything with a ``text``) about
     recommending ``item``, each marked true or false (see the module docstring).
 
@@ -250,11 +301,13 @@ def faithfulness(explanation, item: int, catalog, *,
     return Faithfulness(tuple(c for _, c in sorted(claims, key=lambda x: x[0])))
 
 
-def _item_claims(text: str, masked: str, catalog, patterns: _ClaimPatterns,
-                 holds) -> list[tuple[int, Claim]]:
+def _item_claims(
+    text: str, masked: str, catalog, patterns: _ClaimPatterns, holds
+) -> list[tuple[int, Claim]]:
     """(position, claim) of the years, decades and genres in ``masked`` (titles blanked);
     ``holds(position, check)`` says whether ``check(item)`` is true of the recommended item or a
     history item named in the same sentence."""
+
     def year_of(i: int) -> str:
         year = catalog.year(i)
         return "" if year is None else str(year)
@@ -273,8 +326,14 @@ def _item_claims(text: str, masked: str, catalog, patterns: _ClaimPatterns,
         prefix = f"{'20' if d <= 2 else '19'}{d}"
         ok = holds(m.start(), lambda i, p=prefix: year_of(i)[:3] == p)
         claims.append((m.start(), Claim("decade", m.group(0), prefix + "0s", ok)))
-    found = sorted(((m.start(), m.end(), genre) for genre, pattern in patterns.genres
-                    for m in pattern.finditer(masked)), key=lambda x: (x[0], x[0] - x[1]))
+    found = sorted(
+        (
+            (m.start(), m.end(), genre)
+            for genre, pattern in patterns.genres
+            for m in pattern.finditer(masked)
+        ),
+        key=lambda x: (x[0], x[0] - x[1]),
+    )
     last_end = -1
     for start, end, genre in found:  # "Film-Noir" is one claim, not also "noir"
         if start < last_end:
@@ -300,22 +359,35 @@ def summarize_faithfulness(reports: Sequence[Faithfulness]) -> dict[str, float]:
     """
     n = len(reports)
     if not n:
-        raise ConfigError("summarize_faithfulness needs at least one report; explain at least "
-                          "one recommendation first")
+        raise ConfigError(
+            "summarize_faithfulness needs at least one report; explain at least "
+            "one recommendation first"
+        )
     with_claims = [r for r in reports if r.claims]
     claims = [c for r in reports for c in r.claims]
-    out = {"explanations": n,
-           "claim_share": (sum(c.true for c in claims) / len(claims)) if claims else float("nan"),
-           "mean_share": (float(np.mean([r.share for r in with_claims])) if with_claims
-                          else float("nan")),
-           "faithful": sum(r.share == 1.0 for r in with_claims) / n,
-           "no_fact": (n - len(with_claims)) / n,
-           "claims_per_explanation": len(claims) / n}
+    out = {
+        "explanations": n,
+        "claim_share": (sum(c.true for c in claims) / len(claims)) if claims else float("nan"),
+        "mean_share": (
+            float(np.mean([r.share for r in with_claims])) if with_claims else float("nan")
+        ),
+        "faithful": sum(r.share == 1.0 for r in with_claims) / n,
+        "no_fact": (n - len(with_claims)) / n,
+        "claims_per_explanation": len(claims) / n,
+    }
     for kind in CLAIM_KINDS:
         out[f"false_{kind}"] = sum(c.kind == kind and not c.true for c in claims) / n
     return out
 
 
-__all__ = ["CLAIM_KINDS", "Claim", "Faithfulness", "GENRE_ALIASES", "LIKE_VERBS", "SEEN_VERBS",
-           "USER_SUBJECTS",
-           "faithfulness", "summarize_faithfulness"]
+__all__ = [
+    "CLAIM_KINDS",
+    "Claim",
+    "Faithfulness",
+    "GENRE_ALIASES",
+    "LIKE_VERBS",
+    "SEEN_VERBS",
+    "USER_SUBJECTS",
+    "faithfulness",
+    "summarize_faithfulness",
+]

@@ -18,7 +18,7 @@ Families:
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,15 +28,29 @@ from genrec.errors import ConfigError, DataError
 RANKING_METRICS = ("ndcg", "recall", "mrr", "hit", "precision", "map")  # also the report order
 
 __all__ = [
-    "RANKING_METRICS", "ranking_metrics", "auc_from_counts", "rmse", "mae", "rating_errors",
-    "item_coverage", "gini_exposure", "average_popularity", "novelty", "intra_list_diversity",
+    "RANKING_METRICS",
+    "ranking_metrics",
+    "auc_from_counts",
+    "rmse",
+    "mae",
+    "rating_errors",
+    "item_coverage",
+    "gini_exposure",
+    "average_popularity",
+    "novelty",
+    "intra_list_diversity",
 ]
 
 
 # --------------------------------------------------------------------------- ranking accuracy
 
-def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, ks: Iterable[int],
-                    names: Sequence[str] = RANKING_METRICS) -> dict[str, np.ndarray]:
+
+def ranking_metrics(
+    hits: np.ndarray,
+    n_relevant: np.ndarray,
+    ks: Iterable[int],
+    names: Sequence[str] = RANKING_METRICS,
+) -> dict[str, np.ndarray]:
     """Top-k ranking metrics of every user from a hit matrix.
 
     Args:
@@ -74,19 +88,19 @@ def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, ks: Iterable[int],
     ks = check_ks(ks, hits.shape[1])
     names = _check_names(names)
     depth = hits.shape[1]
-    ranks = np.arange(1, depth + 1, dtype=np.float64)                  # (K,)
-    hit_f = hits.astype(np.float64)                                    # (U, K)
-    cum_hits = np.cumsum(hit_f, axis=1)                                # (U, K) hits in top r
-    discount = 1.0 / np.log2(ranks + 1.0)                              # (K,)
-    cum_dcg = np.cumsum(hit_f * discount, axis=1)                      # (U, K)
-    ideal = np.cumsum(discount)                                        # (K,) IDCG of r hits
-    cum_ap = np.cumsum(hit_f * (cum_hits / ranks), axis=1)             # (U, K) sum of prec@hit
+    ranks = np.arange(1, depth + 1, dtype=np.float64)  # (K,)
+    hit_f = hits.astype(np.float64)  # (U, K)
+    cum_hits = np.cumsum(hit_f, axis=1)  # (U, K) hits in top r
+    discount = 1.0 / np.log2(ranks + 1.0)  # (K,)
+    cum_dcg = np.cumsum(hit_f * discount, axis=1)  # (U, K)
+    ideal = np.cumsum(discount)  # (K,) IDCG of r hits
+    cum_ap = np.cumsum(hit_f * (cum_hits / ranks), axis=1)  # (U, K) sum of prec@hit
     has_hit = hits.any(axis=1)
     first_rank = np.where(has_hit, np.argmax(hits, axis=1) + 1, depth + 1)  # (U,)
     out: dict[str, np.ndarray] = {}
     for k in ks:
-        h = cum_hits[:, k - 1]                                         # (U,)
-        n_ideal = np.minimum(n_relevant, k)                            # (U,)
+        h = cum_hits[:, k - 1]  # (U,)
+        n_ideal = np.minimum(n_relevant, k)  # (U,)
         values = {
             "recall": lambda: h / n_relevant,
             "precision": lambda: h / k,
@@ -110,17 +124,22 @@ def _check_hits(hits, n_relevant) -> tuple[np.ndarray, np.ndarray]:
         hits = hits.astype(bool)
     n_relevant = np.asarray(n_relevant)
     if n_relevant.shape != (hits.shape[0],):
-        raise DataError(f"n_relevant must have shape ({hits.shape[0]},) to match hits; "
-                        f"got {n_relevant.shape}")
+        raise DataError(
+            f"n_relevant must have shape ({hits.shape[0]},) to match hits; got {n_relevant.shape}"
+        )
     if n_relevant.size and (n_relevant.min() < 1 or not np.all(n_relevant == np.round(n_relevant))):
         bad = n_relevant[(n_relevant < 1) | (n_relevant != np.round(n_relevant))][:5]
-        raise DataError(f"n_relevant must be integers >= 1; got {bad.tolist()}; "
-                        "drop users without relevant items before ranking")
+        raise DataError(
+            f"n_relevant must be integers >= 1; got {bad.tolist()}; "
+            "drop users without relevant items before ranking"
+        )
     n_relevant = n_relevant.astype(np.int64)
     too_many = hits.sum(axis=1) > n_relevant
     if too_many.any():
-        raise DataError(f"{int(too_many.sum())} user(s) have more hits than relevant items "
-                        f"(first: row {int(np.argmax(too_many))}); hits and n_relevant disagree")
+        raise DataError(
+            f"{int(too_many.sum())} user(s) have more hits than relevant items "
+            f"(first: row {int(np.argmax(too_many))}); hits and n_relevant disagree"
+        )
     return hits, n_relevant
 
 
@@ -138,8 +157,9 @@ def check_ks(ks, depth: int, *, what: str = "positions in the ranked list") -> l
         if not whole:
             raise ConfigError(f"cut-off k={k!r} is not an integer; use e.g. ks=(10, 20)")
         if not 1 <= int(k) <= depth:
-            raise ConfigError(f"cut-off k={int(k)} is outside 1..{depth} ({depth} {what}); "
-                              "use a smaller k")
+            raise ConfigError(
+                f"cut-off k={int(k)} is outside 1..{depth} ({depth} {what}); use a smaller k"
+            )
         out.append(int(k))
     return out
 
@@ -149,14 +169,18 @@ def _check_names(names: Sequence[str]) -> list[str]:
     lowered = [str(n).lower() for n in names]
     unknown = [n for n in lowered if n not in RANKING_METRICS]
     if unknown:
-        raise ConfigError(f"unknown ranking metric(s) {unknown}; choose from {list(RANKING_METRICS)}")
+        raise ConfigError(
+            f"unknown ranking metric(s) {unknown}; choose from {list(RANKING_METRICS)}"
+        )
     return lowered
 
 
 # --------------------------------------------------------------------------- AUC
 
-def auc_from_counts(n_neg_above: np.ndarray, n_neg_tied: np.ndarray, n_pos: np.ndarray,
-                    n_neg: np.ndarray) -> np.ndarray:
+
+def auc_from_counts(
+    n_neg_above: np.ndarray, n_neg_tied: np.ndarray, n_pos: np.ndarray, n_neg: np.ndarray
+) -> np.ndarray:
     """Per-user AUC from counts of mis-ordered and tied (positive, negative) pairs.
 
     Args:
@@ -183,23 +207,30 @@ def auc_from_counts(n_neg_above: np.ndarray, n_neg_tied: np.ndarray, n_pos: np.n
     arrays = [np.asarray(a, dtype=np.float64) for a in (n_neg_above, n_neg_tied, n_pos, n_neg)]
     above, tied, pos, neg = arrays
     if len({a.shape for a in arrays}) != 1 or above.ndim != 1:
-        raise DataError("n_neg_above, n_neg_tied, n_pos and n_neg must be 1-D arrays of one "
-                        f"length; got shapes {[a.shape for a in arrays]}")
+        raise DataError(
+            "n_neg_above, n_neg_tied, n_pos and n_neg must be 1-D arrays of one "
+            f"length; got shapes {[a.shape for a in arrays]}"
+        )
     if any(np.isnan(a).any() or (a < 0).any() for a in arrays):
         raise DataError("AUC counts must be non-negative numbers; got NaN or negative values")
     if (pos < 1).any():
-        raise DataError(f"n_pos must be >= 1 for every user; got {pos[pos < 1][:5].tolist()}; "
-                        "drop users without positives")
-    pairs = pos * neg                                                  # (U,)
+        raise DataError(
+            f"n_pos must be >= 1 for every user; got {pos[pos < 1][:5].tolist()}; "
+            "drop users without positives"
+        )
+    pairs = pos * neg  # (U,)
     if (above + tied > pairs).any():
-        raise DataError("n_neg_above + n_neg_tied exceeds n_pos * n_neg for some users; "
-                        "the counts must be summed over positives of the same user")
+        raise DataError(
+            "n_neg_above + n_neg_tied exceeds n_pos * n_neg for some users; "
+            "the counts must be summed over positives of the same user"
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         auc = 1.0 - (above + 0.5 * tied) / pairs
     return np.where(neg > 0, auc, np.nan)
 
 
 # --------------------------------------------------------------------------- rating errors
+
 
 def rmse(pred: np.ndarray, true: np.ndarray, user_idx: np.ndarray, n_users: int) -> np.ndarray:
     """Per-user root-mean-square error over each user's rated items.
@@ -251,7 +282,7 @@ def rating_errors(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     diff = _rating_diff(pred, true)
     if diff.size == 0:
         raise DataError("no ratings to evaluate; pred and true are empty")
-    return {"rmse": float(np.sqrt(np.mean(diff ** 2))), "mae": float(np.mean(np.abs(diff)))}
+    return {"rmse": float(np.sqrt(np.mean(diff**2))), "mae": float(np.mean(np.abs(diff)))}
 
 
 def _rating_diff(pred, true) -> np.ndarray:
@@ -260,8 +291,10 @@ def _rating_diff(pred, true) -> np.ndarray:
     if pred.ndim != 1 or pred.shape != true.shape:
         raise DataError(f"pred and true must be 1-D of one length; got {pred.shape}, {true.shape}")
     if not np.isfinite(pred).all():
-        raise DataError(f"{int((~np.isfinite(pred)).sum())} prediction(s) are NaN or infinite; "
-                        "the model must score every rated (user, item) pair")
+        raise DataError(
+            f"{int((~np.isfinite(pred)).sum())} prediction(s) are NaN or infinite; "
+            "the model must score every rated (user, item) pair"
+        )
     if not np.isfinite(true).all():
         raise DataError("true ratings contain NaN or infinite values; clean the test split")
     return pred - true
@@ -273,15 +306,18 @@ def _per_user_sums(pred, true, user_idx, n_users: int, *, square: bool):
     if user_idx.shape != diff.shape:
         raise DataError(f"user_idx must have shape {diff.shape}; got {user_idx.shape}")
     if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= n_users):
-        raise DataError(f"user_idx must lie in 0..{n_users - 1}; got values in "
-                        f"{int(user_idx.min())}..{int(user_idx.max())}")
-    err = diff ** 2 if square else np.abs(diff)
+        raise DataError(
+            f"user_idx must lie in 0..{n_users - 1}; got values in "
+            f"{int(user_idx.min())}..{int(user_idx.max())}"
+        )
+    err = diff**2 if square else np.abs(diff)
     sums = np.bincount(user_idx.astype(np.int64), weights=err, minlength=n_users)
     counts = np.bincount(user_idx.astype(np.int64), minlength=n_users).astype(np.float64)
     return sums, counts
 
 
 # --------------------------------------------------------------------------- beyond accuracy
+
 
 def item_coverage(top_items: np.ndarray, n_items: int, k: int) -> float:
     """Share of the catalogue recommended to at least one user in the top k (a float in [0, 1]).
@@ -314,7 +350,7 @@ def gini_exposure(top_items: np.ndarray, n_items: int, k: int) -> float:
     total = counts.sum()
     if total == 0:
         return float("nan")
-    weights = 2.0 * np.arange(1, n_items + 1) - n_items - 1            # (n,)
+    weights = 2.0 * np.arange(1, n_items + 1) - n_items - 1  # (n,)
     return float(np.dot(weights, counts) / (n_items * total))
 
 
@@ -332,8 +368,7 @@ def average_popularity(top_items: np.ndarray, item_popularity: np.ndarray, k: in
     return _mean_over_slots(top_items, k, popularity)
 
 
-def novelty(top_items: np.ndarray, item_popularity: np.ndarray, n_users: int,
-            k: int) -> np.ndarray:
+def novelty(top_items: np.ndarray, item_popularity: np.ndarray, n_users: int, k: int) -> np.ndarray:
     """(U,) mean self-information ``-log2(pop_i / n_users)`` of each user's top-k items.
 
     ``item_popularity[i]`` is the number of training users who interacted with item i and
@@ -348,7 +383,7 @@ def novelty(top_items: np.ndarray, item_popularity: np.ndarray, n_users: int,
     popularity = _check_popularity(item_popularity)
     if n_users < 1:
         raise ConfigError(f"n_users must be >= 1; got {n_users}")
-    information = -np.log2(np.maximum(popularity, 1.0) / n_users)       # (n_items,)
+    information = -np.log2(np.maximum(popularity, 1.0) / n_users)  # (n_items,)
     return _mean_over_slots(top_items, k, information)
 
 
@@ -375,14 +410,15 @@ def intra_list_diversity(top_items: np.ndarray, item_features, k: int) -> np.nda
     top = _check_top_items(top_items, k, features.shape[0])
     norms = np.sqrt(np.asarray(features.multiply(features).sum(axis=1)).ravel())  # (n_items,)
     scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    unit = sp.diags(scale) @ features                                  # (n_items, F) unit rows
+    unit = sp.diags(scale) @ features  # (n_items, F) unit rows
     # The sum of pairwise dot products of vectors x_1..x_m is (|sum x|^2 - sum |x|^2) / 2.
     rows, slots = np.nonzero(top >= 0)
-    picks = sp.csr_matrix((np.ones(rows.size), (rows, top[rows, slots])),
-                          shape=(top.shape[0], features.shape[0]))     # (U, n_items) counts
-    summed = picks @ unit                                              # (U, F)
+    picks = sp.csr_matrix(
+        (np.ones(rows.size), (rows, top[rows, slots])), shape=(top.shape[0], features.shape[0])
+    )  # (U, n_items) counts
+    summed = picks @ unit  # (U, F)
     sq_norm_of_sum = np.asarray(summed.multiply(summed).sum(axis=1)).ravel()
-    sum_sq_norms = picks @ (norms > 0).astype(np.float64)              # (U,) each |x|^2 is 1 or 0
+    sum_sq_norms = picks @ (norms > 0).astype(np.float64)  # (U,) each |x|^2 is 1 or 0
     n_filled = (top >= 0).sum(axis=1).astype(np.float64)
     n_pairs = n_filled * (n_filled - 1) / 2.0
     pair_sim = (sq_norm_of_sum - sum_sq_norms) / 2.0
@@ -401,22 +437,26 @@ def _check_top_items(top_items, k: int, n_items: int) -> np.ndarray:
     (k,) = check_ks([k], top.shape[1])
     top = top[:, :k].astype(np.int64)
     if top.size and (top.min() < -1 or top.max() >= n_items):
-        raise DataError(f"top_items must lie in 0..{n_items - 1} (or -1 for an empty slot); "
-                        f"got values in {int(top.min())}..{int(top.max())}")
+        raise DataError(
+            f"top_items must lie in 0..{n_items - 1} (or -1 for an empty slot); "
+            f"got values in {int(top.min())}..{int(top.max())}"
+        )
     return top
 
 
 def _check_popularity(item_popularity) -> np.ndarray:
     popularity = np.asarray(item_popularity, dtype=np.float64)
     if popularity.ndim != 1 or np.isnan(popularity).any() or (popularity < 0).any():
-        raise DataError("item_popularity must be a 1-D array of non-negative counts "
-                        f"(one per item); got shape {popularity.shape}")
+        raise DataError(
+            "item_popularity must be a 1-D array of non-negative counts "
+            f"(one per item); got shape {popularity.shape}"
+        )
     return popularity
 
 
 def _mean_over_slots(top_items, k: int, item_values: np.ndarray) -> np.ndarray:
     top = _check_top_items(top_items, k, item_values.shape[0])
-    filled = top >= 0                                                  # (U, k)
+    filled = top >= 0  # (U, k)
     values = np.where(filled, item_values[np.where(filled, top, 0)], 0.0)  # (U, k)
     n_filled = filled.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -69,8 +69,10 @@ class Evaluation:
         try:
             return float(np.nanmean(self.per_user[name]))
         except KeyError:
-            raise ConfigError(f"metric {name!r} was not computed; computed: "
-                              f"{sorted(self.per_user) + sorted(self.corpus)}") from None
+            raise ConfigError(
+                f"metric {name!r} was not computed; computed: "
+                f"{sorted(self.per_user) + sorted(self.corpus)}"
+            ) from None
 
 
 def evaluate_split(model, split: Split, part: str = "test", **kwargs) -> Evaluation:
@@ -82,10 +84,19 @@ def evaluate_split(model, split: Split, part: str = "test", **kwargs) -> Evaluat
     return evaluate(model, split.history(part), target, **kwargs)
 
 
-def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (10, 20),
-             metrics: Sequence[str] = DEFAULT_METRICS, batch_size: int = 1024,
-             item_popularity: np.ndarray | None = None, item_features: sp.csr_matrix | None = None,
-             progress: bool = False, users: Sequence[int] | None = None) -> Evaluation:
+def evaluate(
+    model,
+    history: Dataset,
+    target: Dataset,
+    *,
+    ks: Sequence[int] = (10, 20),
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    batch_size: int = 1024,
+    item_popularity: np.ndarray | None = None,
+    item_features: sp.csr_matrix | None = None,
+    progress: bool = False,
+    users: Sequence[int] | None = None,
+) -> Evaluation:
     """Rank all items for every user of ``target`` and compute per-user metrics at each k.
 
     Args:
@@ -103,10 +114,16 @@ def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (1
     ks = M.check_ks(ks, target.n_items, what="items in the catalog")
     if isinstance(metrics, str):
         metrics = (metrics,)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     if history.items is not target.items or history.users is not target.users:
-        raise DataError("history and target must be parts of the same dataset (shared vocabularies)")
+        raise DataError(
+            "history and target must be parts of the same dataset (shared vocabularies)"
+        )
     unknown = sorted(set(metrics) - set(DEFAULT_METRICS))
     if unknown:
         raise ConfigError(f"unknown metric(s) {unknown}; choose from {list(DEFAULT_METRICS)}")
@@ -121,39 +138,75 @@ def evaluate(model, history: Dataset, target: Dataset, *, ks: Sequence[int] = (1
     top_scores = np.empty((len(users), k_max), np.float32)
     auc_counts = np.zeros((len(users), 2)) if "auc" in metrics else None
     start = time.perf_counter()
-    batches = progress_bar(range(0, len(users), batch_size), enabled=progress,
-                           total=-(-len(users) // batch_size), desc="evaluating", unit="batch")
+    batches = progress_bar(
+        range(0, len(users), batch_size),
+        enabled=progress,
+        total=-(-len(users) // batch_size),
+        desc="evaluating",
+        unit="batch",
+    )
     name = getattr(model, "name", "model")
     for lo in batches:
-        batch = users[lo:lo + batch_size]
-        scores = mask_seen(as_score_tensor(model.score(ordered[batch], users=batch),
-                                           model_name=name), seen[batch])
-        top_items[lo:lo + len(batch)], top_scores[lo:lo + len(batch)] = top_k(scores, k_max,
-                                                                              model_name=name)
+        batch = users[lo : lo + batch_size]
+        scores = mask_seen(
+            as_score_tensor(model.score(ordered[batch], users=batch), model_name=name), seen[batch]
+        )
+        top_items[lo : lo + len(batch)], top_scores[lo : lo + len(batch)] = top_k(
+            scores, k_max, model_name=name
+        )
         if auc_counts is not None:
-            auc_counts[lo:lo + len(batch)] = _negatives_above(scores, relevant[batch])
+            auc_counts[lo : lo + len(batch)] = _negatives_above(scores, relevant[batch])
     seconds = time.perf_counter() - start
     hits = _hits(top_items, relevant[users])
-    per_user = M.ranking_metrics(hits, n_relevant[users], ks, names=[m for m in metrics if m in RANKING])
+    per_user = M.ranking_metrics(
+        hits, n_relevant[users], ks, names=[m for m in metrics if m in RANKING]
+    )
     if auc_counts is not None:
         n_candidates = target.n_items - np.diff(seen.indptr)[users]
         n_pos = n_relevant[users]
-        per_user["auc"] = M.auc_from_counts(auc_counts[:, 0], auc_counts[:, 1], n_pos,
-                                            n_candidates - n_pos)
+        per_user["auc"] = M.auc_from_counts(
+            auc_counts[:, 0], auc_counts[:, 1], n_pos, n_candidates - n_pos
+        )
     popularity = history.item_counts if item_popularity is None else np.asarray(item_popularity)
     features = item_features
-    if (features is None and "diversity" in metrics and history.catalog is not None
-            and "genres" in history.catalog):
+    if (
+        features is None
+        and "diversity" in metrics
+        and history.catalog is not None
+        and "genres" in history.catalog
+    ):
         features = history.catalog.feature_matrix("genres")
-    corpus = _beyond_accuracy(per_user, top_items, metrics, ks, popularity, features,
-                              n_items=target.n_items, n_users=history.n_users)
-    info = {"users": int(len(users)), "dropped_seen_targets": int(target.user_items.nnz - relevant.nnz)}
-    return Evaluation(users, per_user, corpus, top_items, top_scores, n_relevant[users], seconds, info)
+    corpus = _beyond_accuracy(
+        per_user,
+        top_items,
+        metrics,
+        ks,
+        popularity,
+        features,
+        n_items=target.n_items,
+        n_users=history.n_users,
+    )
+    info = {
+        "users": int(len(users)),
+        "dropped_seen_targets": int(target.user_items.nnz - relevant.nnz),
+    }
+    return Evaluation(
+        users, per_user, corpus, top_items, top_scores, n_relevant[users], seconds, info
+    )
 
 
-def evaluate_sampled(model, history: Dataset, target: Dataset, *, n_negatives: int = 19,
-                     ks: Sequence[int] = (1, 5, 10), seed: int = 0, batch_size: int = 64,
-                     users: Sequence[int] | None = None, progress: bool = False) -> Evaluation:
+def evaluate_sampled(
+    model,
+    history: Dataset,
+    target: Dataset,
+    *,
+    n_negatives: int = 19,
+    ks: Sequence[int] = (1, 5, 10),
+    seed: int = 0,
+    batch_size: int = 64,
+    users: Sequence[int] | None = None,
+    progress: bool = False,
+) -> Evaluation:
     """Rank one held-out item among ``n_negatives`` sampled ones: the LLM-ranking protocol.
 
     For every user with a target item, one target (drawn with ``seed`` when there are several)
@@ -167,10 +220,16 @@ def evaluate_sampled(model, history: Dataset, target: Dataset, *, n_negatives: i
         An :class:`Evaluation` whose ``top_items`` hold each user's candidates best first;
         metrics ``hit``, ``ndcg`` and ``mrr`` at each k (k <= candidates).
     """
-    if isinstance(n_negatives, bool) or not isinstance(n_negatives, (int, np.integer)) or n_negatives < 1:
+    if (
+        isinstance(n_negatives, bool)
+        or not isinstance(n_negatives, (int, np.integer))
+        or n_negatives < 1
+    ):
         raise ConfigError(f"n_negatives must be a positive integer, got {n_negatives!r}")
     if history.items is not target.items or history.users is not target.users:
-        raise DataError("history and target must be parts of the same dataset (shared vocabularies)")
+        raise DataError(
+            "history and target must be parts of the same dataset (shared vocabularies)"
+        )
     seen = history.user_items
     relevant = target.user_items - target.user_items.multiply(seen)
     relevant.eliminate_zeros()
@@ -181,12 +240,14 @@ def evaluate_sampled(model, history: Dataset, target: Dataset, *, n_negatives: i
     candidates = np.empty((len(users), n_candidates), np.int64)
     chosen = np.empty(len(users), np.int64)
     for row, u in enumerate(users):  # sampling set-up, not scoring: one draw per user
-        targets = relevant.indices[relevant.indptr[u]:relevant.indptr[u + 1]]
-        excluded = np.union1d(targets, seen.indices[seen.indptr[u]:seen.indptr[u + 1]])
+        targets = relevant.indices[relevant.indptr[u] : relevant.indptr[u + 1]]
+        excluded = np.union1d(targets, seen.indices[seen.indptr[u] : seen.indptr[u + 1]])
         pool = np.setdiff1d(np.arange(target.n_items), excluded, assume_unique=True)
         if len(pool) < n_negatives:
-            raise DataError(f"user {history.users.ids[u]!r} has only {len(pool)} items left to "
-                            f"sample {n_negatives} negatives from; lower n_negatives")
+            raise DataError(
+                f"user {history.users.ids[u]!r} has only {len(pool)} items left to "
+                f"sample {n_negatives} negatives from; lower n_negatives"
+            )
         chosen[row] = candidates[row, 0] = rng.choice(targets)
         candidates[row, 1:] = rng.choice(pool, n_negatives, replace=False)
         rng.shuffle(candidates[row])
@@ -194,11 +255,17 @@ def evaluate_sampled(model, history: Dataset, target: Dataset, *, n_negatives: i
     scores = np.empty(candidates.shape, np.float32)
     start = time.perf_counter()
     name = getattr(model, "name", "model")
-    for lo in progress_bar(range(0, len(users), batch_size), enabled=progress, desc="evaluating",
-                           total=-(-len(users) // batch_size), unit="batch"):
-        batch = users[lo:lo + batch_size]
-        scores[lo:lo + len(batch)] = model.score_candidates(ordered[batch], candidates[lo:lo + len(batch)],
-                                                            users=batch)
+    for lo in progress_bar(
+        range(0, len(users), batch_size),
+        enabled=progress,
+        desc="evaluating",
+        total=-(-len(users) // batch_size),
+        unit="batch",
+    ):
+        batch = users[lo : lo + batch_size]
+        scores[lo : lo + len(batch)] = model.score_candidates(
+            ordered[batch], candidates[lo : lo + len(batch)], users=batch
+        )
     seconds = time.perf_counter() - start
     if np.isnan(scores).any():
         raise DataError(f"{name} returned NaN scores for some candidates (a diverged model?)")
@@ -208,8 +275,16 @@ def evaluate_sampled(model, history: Dataset, target: Dataset, *, n_negatives: i
     n_relevant = np.ones(len(users), np.int64)
     per_user = M.ranking_metrics(hits, n_relevant, ks, names=("hit", "ndcg", "mrr"))
     info = {"users": int(len(users)), "candidates": n_candidates, "seed": int(seed)}
-    return Evaluation(users, per_user, {}, top_items, np.take_along_axis(scores, order, axis=1),
-                      n_relevant, seconds, info)
+    return Evaluation(
+        users,
+        per_user,
+        {},
+        top_items,
+        np.take_along_axis(scores, order, axis=1),
+        n_relevant,
+        seconds,
+        info,
+    )
 
 
 def _evaluated_users(n_relevant: np.ndarray, users: Sequence[int] | None) -> np.ndarray:
@@ -217,18 +292,24 @@ def _evaluated_users(n_relevant: np.ndarray, users: Sequence[int] | None) -> np.
     with_targets = np.flatnonzero(n_relevant > 0)
     if users is not None:
         asked = np.asarray(users).reshape(-1)
-        if asked.size and (not np.issubdtype(asked.dtype, np.integer) or asked.min() < 0
-                           or asked.max() >= len(n_relevant)):
+        if asked.size and (
+            not np.issubdtype(asked.dtype, np.integer)
+            or asked.min() < 0
+            or asked.max() >= len(n_relevant)
+        ):
             raise DataError(f"users must be user indices in 0..{len(n_relevant) - 1}")
         with_targets = np.intersect1d(with_targets, asked)
     if len(with_targets) == 0:
-        raise DataError("no user has a target item to evaluate; the split's evaluated part is empty"
-                        + ("" if users is None else " (for the users given)"))
+        raise DataError(
+            "no user has a target item to evaluate; the split's evaluated part is empty"
+            + ("" if users is None else " (for the users given)")
+        )
     return with_targets
 
 
-def validation_ndcg(model, history: Dataset, target: Dataset, *, k: int = 10,
-                    batch_size: int = 1024) -> float:
+def validation_ndcg(
+    model, history: Dataset, target: Dataset, *, k: int = 10, batch_size: int = 1024
+) -> float:
     """Mean NDCG@k of ``model`` on ``target`` given ``history``: the early-stopping signal."""
     result = evaluate(model, history, target, ks=(k,), metrics=("ndcg",), batch_size=batch_size)
     return result.mean(f"ndcg@{k}")
@@ -245,8 +326,9 @@ class RatingEvaluation:
     score_seconds: float
 
 
-def evaluate_ratings(model, history: Dataset, target: Dataset, *,
-                     batch_size: int = 4096) -> RatingEvaluation:
+def evaluate_ratings(
+    model, history: Dataset, target: Dataset, *, batch_size: int = 4096
+) -> RatingEvaluation:
     """RMSE and MAE of a rating predictor on every (user, item) of ``target``.
 
     The model must implement ``predict_ratings(histories, *, users, items) -> (B,)`` where row b
@@ -254,24 +336,34 @@ def evaluate_ratings(model, history: Dataset, target: Dataset, *,
     ``items[b]`` is the item to rate; like ranking, it sees histories, not only ids.
     """
     if not callable(getattr(model, "predict_ratings", None)):
-        raise ConfigError(f"{getattr(model, 'name', model)} does not predict ratings (it has no "
-                          "predict_ratings method); use evaluate() for ranking instead")
+        raise ConfigError(
+            f"{getattr(model, 'name', model)} does not predict ratings (it has no "
+            "predict_ratings method); use evaluate() for ranking instead"
+        )
     if len(target) == 0:
         raise DataError("the target has no ratings to predict")
     ratings = history.ratings
     predictions = np.empty(len(target), np.float64)
     start = time.perf_counter()
     for lo in range(0, len(target), batch_size):
-        users = target.user_idx[lo:lo + batch_size]
-        items = target.item_idx[lo:lo + batch_size]
-        predictions[lo:lo + len(users)] = np.asarray(
-            model.predict_ratings(ratings[users], users=users, items=items), np.float64)
+        users = target.user_idx[lo : lo + batch_size]
+        items = target.item_idx[lo : lo + batch_size]
+        predictions[lo : lo + len(users)] = np.asarray(
+            model.predict_ratings(ratings[users], users=users, items=items), np.float64
+        )
     seconds = time.perf_counter() - start
-    per_user = {"rmse": M.rmse(predictions, target.value, target.user_idx, target.n_users),
-                "mae": M.mae(predictions, target.value, target.user_idx, target.n_users)}
+    per_user = {
+        "rmse": M.rmse(predictions, target.value, target.user_idx, target.n_users),
+        "mae": M.mae(predictions, target.value, target.user_idx, target.n_users),
+    }
     users = np.flatnonzero(target.user_counts > 0)
-    return RatingEvaluation(users, {k: v[users] for k, v in per_user.items()},
-                            M.rating_errors(predictions, target.value), predictions, seconds)
+    return RatingEvaluation(
+        users,
+        {k: v[users] for k, v in per_user.items()},
+        M.rating_errors(predictions, target.value),
+        predictions,
+        seconds,
+    )
 
 
 # ---- steps -----------------------------------------------------------------------------------
@@ -326,5 +418,3 @@ def _beyond_accuracy(per_user, top_items, metrics, ks, popularity, features, *, 
         if "diversity" in metrics and features is not None:
             per_user[f"diversity@{k}"] = M.intra_list_diversity(top_items, features, k)
     return corpus
-
-

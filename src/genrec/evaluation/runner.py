@@ -29,7 +29,10 @@ from genrec.data.dataset import Dataset, Split
 from genrec.data.splits import target_counts
 from genrec.errors import DataError
 from genrec.evaluation.protocol import (
-    DEFAULT_METRICS, HIGHER_IS_BETTER, Evaluation, evaluate_split,
+    DEFAULT_METRICS,
+    HIGHER_IS_BETTER,
+    Evaluation,
+    evaluate_split,
 )
 from genrec.evaluation.stats import bootstrap_ci, compare_with_best
 from genrec.io import atomic_write
@@ -66,8 +69,9 @@ class BenchmarkResult:
         """``{"mean", "ci_low", "ci_high"}`` of one metric of one run."""
         ev = run.evaluation
         if name in ev.per_user:
-            low, high = bootstrap_ci(ev.per_user[name], n_resamples=self.n_resamples,
-                                     seed=self.protocol.get("seed", 0))
+            low, high = bootstrap_ci(
+                ev.per_user[name], n_resamples=self.n_resamples, seed=self.protocol.get("seed", 0)
+            )
             return {"mean": ev.mean(name), "ci_low": low, "ci_high": high}
         # Corpus-level set statistics (coverage, Gini) are not means over users: a bootstrap
         # over users shrinks the set and biases them, so they carry no interval.
@@ -82,8 +86,11 @@ class BenchmarkResult:
     def undefined_metrics(self) -> list[str]:
         """Per-user metrics with no value for any user of some run (e.g. AUC when every user has
         seen every item but the targets): left out of the results, named in the protocol."""
-        return [n for n in self.runs[0].evaluation.per_user
-                if any(np.isnan(r.evaluation.per_user[n]).all() for r in self.runs)]
+        return [
+            n
+            for n in self.runs[0].evaluation.per_user
+            if any(np.isnan(r.evaluation.per_user[n]).all() for r in self.runs)
+        ]
 
     def comparisons(self) -> dict[str, dict[str, dict]]:
         """metric -> model -> paired test against the best model on that metric."""
@@ -94,8 +101,9 @@ class BenchmarkResult:
         for name in self.runs[0].evaluation.per_user:
             if name.split("@")[0] not in HIGHER_IS_BETTER or name in undefined:
                 continue
-            out[name] = compare_with_best({r.model: _aligned(r, self.runs[0]).per_user[name]
-                                           for r in self.runs})
+            out[name] = compare_with_best(
+                {r.model: _aligned(r, self.runs[0]).per_user[name] for r in self.runs}
+            )
         return out
 
     def to_dict(self) -> dict:
@@ -103,13 +111,19 @@ class BenchmarkResult:
         results = []
         for run in self.runs:
             metrics = {name: self.summary(name, run) for name in self.metric_names()}
-            results.append({
-                "model": run.model, "config": run.config, "metrics": metrics,
-                "significance": {m: comparisons[m][run.model] for m in comparisons},
-                "fit_seconds": run.fit_seconds, "score_seconds": run.evaluation.score_seconds,
-                "peak_rss_mb": run.peak_rss_mb, "evaluated_users": len(run.evaluation.users),
-                **run.extra,
-            })
+            results.append(
+                {
+                    "model": run.model,
+                    "config": run.config,
+                    "metrics": metrics,
+                    "significance": {m: comparisons[m][run.model] for m in comparisons},
+                    "fit_seconds": run.fit_seconds,
+                    "score_seconds": run.evaluation.score_seconds,
+                    "peak_rss_mb": run.peak_rss_mb,
+                    "evaluated_users": len(run.evaluation.users),
+                    **run.extra,
+                }
+            )
         protocol = dict(self.protocol)
         if self.undefined_metrics():
             protocol["undefined_metrics"] = self.undefined_metrics()
@@ -128,18 +142,33 @@ class BenchmarkResult:
             written.append(target)
         test_path = path.with_name(f"{path.stem}.test.csv")
         test = split.test
-        rows = (np.arange(len(test)) if self.users is None
-                else np.flatnonzero(np.isin(test.user_idx, self.users)))
-        atomic_write(test_path, lambda f: _write_csv(
-            f, ["user", "item"], zip(test.users.ids[test.user_idx[rows]],
-                                     test.items.ids[test.item_idx[rows]])))
+        rows = (
+            np.arange(len(test))
+            if self.users is None
+            else np.flatnonzero(np.isin(test.user_idx, self.users))
+        )
+        atomic_write(
+            test_path,
+            lambda f: _write_csv(
+                f,
+                ["user", "item"],
+                zip(test.users.ids[test.user_idx[rows]], test.items.ids[test.item_idx[rows]]),
+            ),
+        )
         return written + [test_path]
 
 
-def protocol_block(data: Dataset, split: Split, *, split_name: str | None = None,
-                   seed: int | None = None, split_seed: int | None = None,
-                   training_seed: int | None = None, filtering: Mapping | None = None,
-                   **extra) -> dict:
+def protocol_block(
+    data: Dataset,
+    split: Split,
+    *,
+    split_name: str | None = None,
+    seed: int | None = None,
+    split_seed: int | None = None,
+    training_seed: int | None = None,
+    filtering: Mapping | None = None,
+    **extra,
+) -> dict:
     """The ``protocol`` block of results.json that :func:`run_benchmark` completes (it adds
     ``k``, ``n_items``, ``threads``, ``targets`` and ``seed`` when missing).
 
@@ -163,9 +192,15 @@ def protocol_block(data: Dataset, split: Split, *, split_name: str | None = None
         >>> block["split"], block["training_seed"], block["full_ranking"]
         ('planted-clusters', 42, True)
     """
-    block = {"dataset": data.name, "checksum": data.checksum(),
-             "split": split_name or split.info.get("method", "split"), "split_info": split.info,
-             "filtering": dict(filtering or {}), "full_ranking": True, "exclude_seen": True}
+    block = {
+        "dataset": data.name,
+        "checksum": data.checksum(),
+        "split": split_name or split.info.get("method", "split"),
+        "split_info": split.info,
+        "filtering": dict(filtering or {}),
+        "full_ranking": True,
+        "exclude_seen": True,
+    }
     seed = split.info.get("seed") if seed is None else seed
     if seed is not None:
         block["seed"] = seed
@@ -176,13 +211,19 @@ def protocol_block(data: Dataset, split: Split, *, split_name: str | None = None
     return {**block, **extra}
 
 
-def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, protocol: dict,
-                  ks: Sequence[int] = (10, 20), options: RunOptions | None = None,
-                  metrics: Sequence[str] = DEFAULT_METRICS,
-                  on_model: Callable[[str, str], None] | None = None,
-                  on_fitted: Callable[[str, object], None] | None = None,
-                  users: Sequence[int] | None = None,
-                  model_options: Mapping[str, RunOptions] | None = None) -> BenchmarkResult:
+def run_benchmark(
+    split: Split,
+    models: Mapping[str, Callable[[], object]],
+    *,
+    protocol: dict,
+    ks: Sequence[int] = (10, 20),
+    options: RunOptions | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    on_model: Callable[[str, str], None] | None = None,
+    on_fitted: Callable[[str, object], None] | None = None,
+    users: Sequence[int] | None = None,
+    model_options: Mapping[str, RunOptions] | None = None,
+) -> BenchmarkResult:
     """Fit and evaluate each model. ``models`` maps a name to a factory returning an unfitted
     model; ``on_model(name, stage)`` reports progress ("fit", "evaluate", "done");
     ``on_fitted(name, model)`` receives each fitted model (e.g. to reuse it afterwards);
@@ -206,16 +247,31 @@ def run_benchmark(split: Split, models: Mapping[str, Callable[[], object]], *, p
             if on_model:
                 on_model(name, "evaluate")
             with options.torch_threads():  # scoring runs on the options' threads, as fit does
-                evaluation = evaluate_split(model, split, "test", ks=ks, metrics=metrics,
-                                            progress=options.progress, users=users)
-        extra = {k: getattr(model, k + "_") for k in ("best_epoch", "epochs_run")
-                 if hasattr(model, k + "_")}
+                evaluation = evaluate_split(
+                    model,
+                    split,
+                    "test",
+                    ks=ks,
+                    metrics=metrics,
+                    progress=options.progress,
+                    users=users,
+                )
+        extra = {
+            k: getattr(model, k + "_")
+            for k in ("best_epoch", "epochs_run")
+            if hasattr(model, k + "_")
+        }
         runs.append(ModelRun(name, model.config.to_dict(), evaluation, fit_seconds, peak.mb, extra))
         if on_model:
             on_model(name, "done")
-    protocol = {**protocol, "k": list(ks), "seed": protocol.get("seed", options.seed),
-                "n_items": split.train.n_items, "threads": options.threads,
-                "targets": target_counts(split, "test")}
+    protocol = {
+        **protocol,
+        "k": list(ks),
+        "seed": protocol.get("seed", options.seed),
+        "n_items": split.train.n_items,
+        "threads": options.threads,
+        "targets": target_counts(split, "test"),
+    }
     sample = None if users is None else np.unique(np.asarray(users, np.int64))
     return BenchmarkResult(protocol, runs, library_versions(), users=sample)
 
@@ -226,18 +282,26 @@ def library_versions() -> dict:
 
     from genrec import __version__
 
-    return {"genrec": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "scipy": scipy.__version__, "torch": torch.__version__,
-            "platform": platform.platform(), "processor": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            # the vector kernels torch dispatched to: float results differ between them
-            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    return {
+        "genrec": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        # the vector kernels torch dispatched to: float results differ between them
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
 
 
 # ---- helpers ---------------------------------------------------------------------------------
 def _aligned(run: ModelRun, reference: ModelRun) -> Evaluation:
     if not np.array_equal(run.evaluation.users, reference.evaluation.users):
-        raise DataError("models were evaluated on different users; paired tests need the same users")
+        raise DataError(
+            "models were evaluated on different users; paired tests need the same users"
+        )
     return run.evaluation
 
 
@@ -247,9 +311,19 @@ def _write_rankings(path: Path, ev: Evaluation, split: Split) -> None:
     valid = ev.top_items >= 0
     rows = np.broadcast_to(ev.users[:, None], ev.top_items.shape)[valid]
     ranks = np.broadcast_to(np.arange(1, k + 1), ev.top_items.shape)[valid]
-    atomic_write(path, lambda f: _write_csv(
-        f, ["user", "rank", "item", "score"],
-        zip(users[rows], ranks, items[ev.top_items[valid]], np.char.mod("%.6g", ev.top_scores[valid]))))
+    atomic_write(
+        path,
+        lambda f: _write_csv(
+            f,
+            ["user", "rank", "item", "score"],
+            zip(
+                users[rows],
+                ranks,
+                items[ev.top_items[valid]],
+                np.char.mod("%.6g", ev.top_scores[valid]),
+            ),
+        ),
+    )
 
 
 def _write_csv(binary_file, header, rows) -> None:

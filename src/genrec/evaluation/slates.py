@@ -33,8 +33,17 @@ import scipy.sparse as sp
 from genrec.errors import ConfigError, DataError
 from genrec.evaluation import metrics as M
 
-__all__ = ["slate_hits", "slate_hit_rate", "slate_clicks", "slate_precision", "slate_ndcg",
-           "slate_diversity", "catalog_coverage", "greedy_slates", "slate_report"]
+__all__ = [
+    "slate_hits",
+    "slate_hit_rate",
+    "slate_clicks",
+    "slate_precision",
+    "slate_ndcg",
+    "slate_diversity",
+    "catalog_coverage",
+    "greedy_slates",
+    "slate_report",
+]
 
 
 def slate_hits(slates: np.ndarray, targets: sp.spmatrix) -> np.ndarray:
@@ -46,8 +55,10 @@ def slate_hits(slates: np.ndarray, targets: sp.spmatrix) -> np.ndarray:
     """
     slates = _check_slates(slates, targets.shape[1])
     if targets.shape[0] != slates.shape[0]:
-        raise DataError(f"got {slates.shape[0]} slates for {targets.shape[0]} target rows; "
-                        "row u of targets must belong to the user of slate u")
+        raise DataError(
+            f"got {slates.shape[0]} slates for {targets.shape[0]} target rows; "
+            "row u of targets must belong to the user of slate u"
+        )
     targets = sp.csr_matrix(targets)
     targets.sum_duplicates()
     targets.eliminate_zeros()
@@ -93,7 +104,9 @@ def slate_ndcg(slates: np.ndarray, targets: sp.spmatrix) -> np.ndarray:
     has = n_targets > 0
     if has.any() and hits.shape[1] > 0:
         k = hits.shape[1]
-        out[has] = M.ranking_metrics(hits[has], n_targets[has], ks=[k], names=("ndcg",))[f"ndcg@{k}"]
+        out[has] = M.ranking_metrics(hits[has], n_targets[has], ks=[k], names=("ndcg",))[
+            f"ndcg@{k}"
+        ]
     return out
 
 
@@ -138,8 +151,9 @@ def catalog_coverage(slates: np.ndarray, n_items: int) -> float:
     return float(np.unique(slates[slates >= 0]).size / n_items)
 
 
-def greedy_slates(model, histories: sp.spmatrix, *, k: int = 10,
-                  users: np.ndarray | None = None) -> np.ndarray:
+def greedy_slates(
+    model, histories: sp.spmatrix, *, k: int = 10, users: np.ndarray | None = None
+) -> np.ndarray:
     """The greedy-ranking baseline: ``model``'s top-k unseen items per history, as (B, k) slates.
 
     ``model`` is any fitted genrec Recommender; the slate is its ``recommend(..., k=k)`` list
@@ -150,8 +164,9 @@ def greedy_slates(model, histories: sp.spmatrix, *, k: int = 10,
     return model.recommend(histories, users=users, k=k, exclude_seen=True)[0]
 
 
-def slate_report(slates: np.ndarray, targets: sp.spmatrix, *,
-                 item_features: sp.spmatrix | None = None) -> dict[str, float]:
+def slate_report(
+    slates: np.ndarray, targets: sp.spmatrix, *, item_features: sp.spmatrix | None = None
+) -> dict[str, float]:
     """Means over users with targets of every slate metric, plus catalog coverage.
 
     Returns ``{"hit", "clicks", "precision", "ndcg", "coverage"}`` (and ``"diversity"`` when
@@ -160,8 +175,12 @@ def slate_report(slates: np.ndarray, targets: sp.spmatrix, *,
     has = _target_counts(targets) > 0
     if not has.any():
         raise DataError("no user has a target item; nothing to evaluate the slates against")
-    out = {"hit": slate_hit_rate(slates, targets), "clicks": slate_clicks(slates, targets),
-           "precision": slate_precision(slates, targets), "ndcg": slate_ndcg(slates, targets)}
+    out = {
+        "hit": slate_hit_rate(slates, targets),
+        "clicks": slate_clicks(slates, targets),
+        "precision": slate_precision(slates, targets),
+        "ndcg": slate_ndcg(slates, targets),
+    }
     report = {name: float(np.nanmean(values[has])) for name, values in out.items()}
     if item_features is not None:
         report["diversity"] = float(np.nanmean(slate_diversity(slates, item_features)))
@@ -177,12 +196,16 @@ def _check_slates(slates, n_items: int) -> np.ndarray:
         raise DataError(f"slates must hold integer item indices; got dtype {slates.dtype}")
     slates = slates.astype(np.int64)
     if slates.size and (slates.min() < -1 or slates.max() >= n_items):
-        raise DataError(f"slate items must lie in 0..{n_items - 1} (or -1 for an empty slot); "
-                        f"got values in {int(slates.min())}..{int(slates.max())}")
+        raise DataError(
+            f"slate items must lie in 0..{n_items - 1} (or -1 for an empty slot); "
+            f"got values in {int(slates.min())}..{int(slates.max())}"
+        )
     ordered = np.sort(slates, axis=1)
     if ((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any():
-        raise DataError("a slate repeats an item; each slot of a slate must hold a different "
-                        "item (use -1 for empty slots)")
+        raise DataError(
+            "a slate repeats an item; each slot of a slate must hold a different "
+            "item (use -1 for empty slots)"
+        )
     return slates
 
 

@@ -19,7 +19,7 @@ interval.
 from __future__ import annotations
 
 import warnings
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import scipy.stats
@@ -32,8 +32,9 @@ __all__ = ["bootstrap_ci", "paired_tests", "holm", "compare_with_best", "group_g
 _CHUNK_ELEMENTS = 1 << 22
 
 
-def bootstrap_ci(values: np.ndarray, *, n_resamples: int = 1000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: np.ndarray, *, n_resamples: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of the mean over users.
 
     Args:
@@ -63,8 +64,8 @@ def bootstrap_ci(values: np.ndarray, *, n_resamples: int = 1000, level: float = 
     means = np.empty(n_resamples)
     for start in range(0, n_resamples, rows_per_chunk):
         rows = min(rows_per_chunk, n_resamples - start)
-        idx = rng.integers(0, n, size=(rows, n))                       # (rows, U')
-        means[start:start + rows] = values[idx].mean(axis=1)
+        idx = rng.integers(0, n, size=(rows, n))  # (rows, U')
+        means[start : start + rows] = values[idx].mean(axis=1)
     return _percentile_interval(means, level)
 
 
@@ -128,14 +129,15 @@ def holm(pvalues: np.ndarray) -> np.ndarray:
         raise DataError(f"p-values must lie in [0, 1]; got {p.tolist()}")
     m = p.size
     order = np.argsort(p, kind="stable")
-    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])            # (m,)
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])  # (m,)
     adjusted = np.empty(m)
     adjusted[order] = np.maximum.accumulate(scaled)
     return adjusted
 
 
-def compare_with_best(per_user: Mapping[str, np.ndarray], *,
-                      alpha: float = 0.05) -> dict[str, dict]:
+def compare_with_best(
+    per_user: Mapping[str, np.ndarray], *, alpha: float = 0.05
+) -> dict[str, dict]:
     """Test every model against the one with the highest mean on the same users.
 
     The same as :func:`compare_with` with the best model as the reference, plus ``"best"``
@@ -148,15 +150,17 @@ def compare_with_best(per_user: Mapping[str, np.ndarray], *,
     """
     if not per_user:
         raise ConfigError("compare_with_best needs at least one model; got none")
-    means = {name: _finite_values(np.asarray(v, np.float64), name).mean()
-             for name, v in per_user.items()}
-    best = max(means, key=means.get)                                   # first on a tie
+    means = {
+        name: _finite_values(np.asarray(v, np.float64), name).mean() for name, v in per_user.items()
+    }
+    best = max(means, key=means.get)  # first on a tie
     out = compare_with(per_user, best, alpha=alpha)
     return {name: {"best": name == best, **row} for name, row in out.items()}
 
 
-def compare_with(per_user: Mapping[str, np.ndarray], reference: str, *,
-                 alpha: float = 0.05) -> dict[str, dict]:
+def compare_with(
+    per_user: Mapping[str, np.ndarray], reference: str, *, alpha: float = 0.05
+) -> dict[str, dict]:
     """Test every model against ``reference`` on the same users (paired, Holm-corrected).
 
     Args:
@@ -189,30 +193,50 @@ def compare_with(per_user: Mapping[str, np.ndarray], reference: str, *,
         raise ConfigError(f"alpha must lie in (0, 1); got {alpha}")
     arrays = {name: np.asarray(v, dtype=np.float64) for name, v in per_user.items()}
     if len({v.shape for v in arrays.values()}) != 1:
-        raise DataError("per-user arrays must have one shape (the same users); got "
-                        f"{ {name: v.shape for name, v in arrays.items()} }")
+        raise DataError(
+            "per-user arrays must have one shape (the same users); got "
+            f"{ {name: v.shape for name, v in arrays.items()} }"
+        )
     means = {name: _finite_values(v, name).mean() for name, v in arrays.items()}
     others = [name for name in arrays if name != reference]
     tests = {name: paired_tests(arrays[name], arrays[reference]) for name in others}
     p_t_holm = holm(np.array([tests[n]["p_t"] for n in others]))
     p_w_holm = holm(np.array([tests[n]["p_wilcoxon"] for n in others]))
     nan = float("nan")
-    out = {reference: {"mean": float(means[reference]), "mean_diff": 0.0, "p_t": nan,
-                       "p_wilcoxon": nan, "p_t_holm": nan, "p_wilcoxon_holm": nan,
-                       "significant": False, "verdict": "reference"}}
+    out = {
+        reference: {
+            "mean": float(means[reference]),
+            "mean_diff": 0.0,
+            "p_t": nan,
+            "p_wilcoxon": nan,
+            "p_t_holm": nan,
+            "p_wilcoxon_holm": nan,
+            "significant": False,
+            "verdict": "reference",
+        }
+    }
     for name, pt, pw in zip(others, p_t_holm, p_w_holm):
         significant = bool(pt < alpha and pw < alpha)
         diff = tests[name]["mean_diff"]
-        verdict = ("better" if diff > 0 else "worse") if significant else "no significant difference"
-        out[name] = {"mean": float(means[name]), "mean_diff": diff, "p_t": tests[name]["p_t"],
-                     "p_wilcoxon": tests[name]["p_wilcoxon"], "p_t_holm": float(pt),
-                     "p_wilcoxon_holm": float(pw), "significant": significant,
-                     "verdict": verdict}
+        verdict = (
+            ("better" if diff > 0 else "worse") if significant else "no significant difference"
+        )
+        out[name] = {
+            "mean": float(means[name]),
+            "mean_diff": diff,
+            "p_t": tests[name]["p_t"],
+            "p_wilcoxon": tests[name]["p_wilcoxon"],
+            "p_t_holm": float(pt),
+            "p_wilcoxon_holm": float(pw),
+            "significant": significant,
+            "verdict": verdict,
+        }
     return {name: out[name] for name in arrays}
 
 
-def group_gap(groups: Mapping[str, np.ndarray], *, n_resamples: int = 1000, level: float = 0.95,
-              seed: int = 0) -> dict:
+def group_gap(
+    groups: Mapping[str, np.ndarray], *, n_resamples: int = 1000, level: float = 0.95, seed: int = 0
+) -> dict:
     """How far apart the per-user means of disjoint user groups are (e.g. NDCG by gender).
 
     Args:
@@ -244,15 +268,19 @@ def group_gap(groups: Mapping[str, np.ndarray], *, n_resamples: int = 1000, leve
         if v.size >= 2:
             values[name] = v
     if len(values) < 2:
-        raise DataError(f"group_gap needs at least two groups with two or more values; got "
-                        f"sizes { {n: int(np.size(v)) for n, v in groups.items()} }")
+        raise DataError(
+            f"group_gap needs at least two groups with two or more values; got "
+            f"sizes { {n: int(np.size(v)) for n, v in groups.items()} }"
+        )
     means = {name: v.mean() for name, v in values.items()}
     high, low = max(means, key=means.get), min(means, key=means.get)
     rng = np.random.default_rng(seed)
     diffs = np.empty(n_resamples)
     for r in range(n_resamples):  # two small resamples per round
         a, b = values[high], values[low]
-        diffs[r] = a[rng.integers(0, a.size, a.size)].mean() - b[rng.integers(0, b.size, b.size)].mean()
+        diffs[r] = (
+            a[rng.integers(0, a.size, a.size)].mean() - b[rng.integers(0, b.size, b.size)].mean()
+        )
     ci_low, ci_high = _percentile_interval(diffs, level)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -266,8 +294,15 @@ def group_gap(groups: Mapping[str, np.ndarray], *, n_resamples: int = 1000, leve
                 p = 1.0
             test = "kruskal_wallis"
     p = 1.0 if not np.isfinite(p) else float(p)
-    return {"gap": float(means[high] - means[low]), "ci_low": ci_low, "ci_high": ci_high,
-            "high": high, "low": low, "p_value": p, "test": test}
+    return {
+        "gap": float(means[high] - means[low]),
+        "ci_low": ci_low,
+        "ci_high": ci_high,
+        "high": high,
+        "low": low,
+        "p_value": p,
+        "test": test,
+    }
 
 
 def _check_resampling(n_resamples: int, level: float) -> None:

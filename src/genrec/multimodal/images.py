@@ -73,11 +73,14 @@ def open_rgb(path: str | os.PathLike):
                 return image_mod.alpha_composite(canvas, image).convert("RGB")
             return image.convert("RGB")
     except FileNotFoundError:
-        raise DataError(f"image {path} does not exist; fix the catalog's image column or the "
-                        "images folder") from None
+        raise DataError(
+            f"image {path} does not exist; fix the catalog's image column or the images folder"
+        ) from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"cannot decode image {path} ({type(exc).__name__}: {str(exc)[:100]}); "
-                        "replace the file or drop the item's image") from None
+        raise DataError(
+            f"cannot decode image {path} ({type(exc).__name__}: {str(exc)[:100]}); "
+            "replace the file or drop the item's image"
+        ) from None
 
 
 def load_pixels(path: str | os.PathLike, *, size: int, resize_to: int | None = None) -> np.ndarray:
@@ -110,7 +113,7 @@ class PixelEncoder:
 
     def encode(self, paths: list[str]) -> np.ndarray:
         if not paths:
-            return np.zeros((0, 3 * self.side ** 2), np.float32)
+            return np.zeros((0, 3 * self.side**2), np.float32)
         rows = [load_pixels(p, size=self.side).ravel() - 0.5 for p in paths]
         return _unit(np.stack(rows))
 
@@ -158,7 +161,7 @@ class EfficientNetEncoder:
         out = [np.zeros((0, FEATURE_DIM), np.float32)]
         with torch.no_grad():
             for start in range(0, len(paths), self.batch_size):
-                batch = self.tensors(paths[start:start + self.batch_size])
+                batch = self.tensors(paths[start : start + self.batch_size])
                 out.append(self.network().features(batch).numpy())
         return _unit(np.concatenate(out))
 
@@ -178,8 +181,10 @@ class CLIPImageEncoder:
     def __init__(self, folder: str | os.PathLike, *, batch_size: int = 16):
         self.folder, self.batch_size = Path(folder).expanduser(), batch_size
         if not (self.folder / "config.json").is_file():
-            raise ConfigError(f"image encoder folder {self.folder} has no config.json; pass a "
-                              "folder written by transformers' CLIPModel.save_pretrained")
+            raise ConfigError(
+                f"image encoder folder {self.folder} has no config.json; pass a "
+                "folder written by transformers' CLIPModel.save_pretrained"
+            )
         self.name = f"clip:{self.folder.name}"
         self._model = None
 
@@ -189,8 +194,9 @@ class CLIPImageEncoder:
             try:
                 self._model = transformers.CLIPModel.from_pretrained(str(self.folder)).eval()
             except (OSError, ValueError, KeyError) as exc:
-                raise ConfigError(f"{self.folder} is not a CLIP model folder ({str(exc)[:200]})"
-                                  ) from None
+                raise ConfigError(
+                    f"{self.folder} is not a CLIP model folder ({str(exc)[:200]})"
+                ) from None
         return self._model
 
     def encode(self, paths: list[str]) -> np.ndarray:
@@ -201,8 +207,9 @@ class CLIPImageEncoder:
         out = [np.zeros((0, int(model.config.projection_dim)), np.float32)]
         with torch.no_grad():
             for start in range(0, len(paths), self.batch_size):
-                pixels = np.stack([load_pixels(p, size=size)
-                                   for p in paths[start:start + self.batch_size]])
+                pixels = np.stack(
+                    [load_pixels(p, size=size) for p in paths[start : start + self.batch_size]]
+                )
                 x = torch.from_numpy(((pixels - CLIP_MEAN) / CLIP_STD).transpose(0, 3, 1, 2).copy())
                 pooled = model.vision_model(pixel_values=x).pooler_output  # (B, hidden)
                 out.append(model.visual_projection(pooled).numpy())
@@ -224,8 +231,10 @@ def get_image_encoder(name: str) -> ImageEncoder:
         return PixelEncoder(int(name[7:]))
     if Path(name).expanduser().is_dir():
         return CLIPImageEncoder(name)
-    raise ConfigError(f"unknown image encoder {name!r}; use 'efficientnet', 'pixels', "
-                      "'pixels-N' (N x N raw pixels) or a local CLIP model folder")
+    raise ConfigError(
+        f"unknown image encoder {name!r}; use 'efficientnet', 'pixels', "
+        "'pixels-N' (N x N raw pixels) or a local CLIP model folder"
+    )
 
 
 class _ByDigest:
@@ -243,12 +252,15 @@ def file_digest(path: str | os.PathLike) -> str:
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError as exc:
-        raise DataError(f"cannot read image {path} ({exc.strerror or exc}); fix the catalog's "
-                        "image column or the images folder") from None
+        raise DataError(
+            f"cannot read image {path} ({exc.strerror or exc}); fix the catalog's "
+            "image column or the images folder"
+        ) from None
 
 
-def encode_images_cached(encoder: ImageEncoder, paths: list[str],
-                         cache: EmbeddingCache | str | os.PathLike | None = None) -> np.ndarray:
+def encode_images_cached(
+    encoder: ImageEncoder, paths: list[str], cache: EmbeddingCache | str | os.PathLike | None = None
+) -> np.ndarray:
     """(len(paths), D) ``encoder.encode(paths)``, through an on-disk cache (a folder) when given:
     a file whose bytes were encoded before by the same encoder is read, not encoded."""
     paths = [str(p) for p in paths]
@@ -259,5 +271,14 @@ def encode_images_cached(encoder: ImageEncoder, paths: list[str],
     return cache.encode(_ByDigest(encoder, dict(zip(digests, paths))), digests)
 
 
-__all__ = ["CLIPImageEncoder", "EfficientNetEncoder", "ImageEncoder", "PixelEncoder", "encode_images_cached",
-           "file_digest", "get_image_encoder", "load_pixels", "open_rgb"]
+__all__ = [
+    "CLIPImageEncoder",
+    "EfficientNetEncoder",
+    "ImageEncoder",
+    "PixelEncoder",
+    "encode_images_cached",
+    "file_digest",
+    "get_image_encoder",
+    "load_pixels",
+    "open_rgb",
+]

@@ -48,8 +48,8 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -109,8 +109,14 @@ def item_facts(catalog, item: int, *, description_words: int = 40) -> list[Fact]
     return facts
 
 
-def related_history(catalog, history: Sequence[int], item: int, *, k: int = 2,
-                    item_vectors: np.ndarray | None = None) -> list[int]:
+def related_history(
+    catalog,
+    history: Sequence[int],
+    item: int,
+    *,
+    k: int = 2,
+    item_vectors: np.ndarray | None = None,
+) -> list[int]:
     """The ``k`` history items most related to ``item``: most shared genres first, plus the
     cosine similarity of ``item_vectors`` rows (unit length, (n_items, D)) when given; ties go
     to the more recent item (``history`` is oldest first)."""
@@ -144,12 +150,23 @@ class Explainer:
 
     name = "explainer"
 
-    def __init__(self, catalog, *, n_related: int = 2, item_vectors: np.ndarray | None = None,
-                 reviews: Mapping[int, Sequence[str]] | None = None, n_reviews: int = 1,
-                 kind: str = "movie", encoder=None, embedding_cache=None):
+    def __init__(
+        self,
+        catalog,
+        *,
+        n_related: int = 2,
+        item_vectors: np.ndarray | None = None,
+        reviews: Mapping[int, Sequence[str]] | None = None,
+        n_reviews: int = 1,
+        kind: str = "movie",
+        encoder=None,
+        embedding_cache=None,
+    ):
         if catalog is None:
-            raise ConfigError("explanations need an item catalog; this dataset has none "
-                              "(load it with item metadata, e.g. a meta file for Amazon)")
+            raise ConfigError(
+                "explanations need an item catalog; this dataset has none "
+                "(load it with item metadata, e.g. a meta file for Amazon)"
+            )
         for field, value in (("n_related", n_related), ("n_reviews", n_reviews)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{field} must be a non-negative integer, got {value!r}")
@@ -159,13 +176,16 @@ class Explainer:
             encoder = get_encoder(encoder) if isinstance(encoder, str) else encoder
             item_vectors = encode_cached(encoder, render_item_texts(catalog), embedding_cache)
         if item_vectors is not None and len(item_vectors) != len(catalog.vocab):
-            raise ConfigError(f"item_vectors has {len(item_vectors)} rows; the catalog has "
-                              f"{len(catalog.vocab)} items")
+            raise ConfigError(
+                f"item_vectors has {len(item_vectors)} rows; the catalog has "
+                f"{len(catalog.vocab)} items"
+            )
         self.catalog, self.n_related, self.item_vectors = catalog, n_related, item_vectors
         self.reviews, self.n_reviews, self.kind = reviews or {}, n_reviews, kind
 
-    def ground(self, history: UserHistory | Sequence[int], item: int
-               ) -> tuple[list[Fact], list[int]]:
+    def ground(
+        self, history: UserHistory | Sequence[int], item: int
+    ) -> tuple[list[Fact], list[int]]:
         """(facts, related history items) for explaining ``item`` to a user with ``history``.
 
         Only items the user liked can be related (for rated data: at or above the dataset's
@@ -174,14 +194,18 @@ class Explainer:
         if not 0 <= item < len(self.catalog.vocab):
             raise ConfigError(f"item index {item} is outside 0..{len(self.catalog.vocab) - 1}")
         liked = UserHistory.coerce(history).liked
-        related = related_history(self.catalog, liked, item, k=self.n_related,
-                                  item_vectors=self.item_vectors)
+        related = related_history(
+            self.catalog, liked, item, k=self.n_related, item_vectors=self.item_vectors
+        )
         facts = item_facts(self.catalog, item)
-        facts += [Fact(item, "review", str(r)) for r in
-                  [r for r in self.reviews.get(item, ()) if r][: self.n_reviews]]
+        facts += [
+            Fact(item, "review", str(r))
+            for r in [r for r in self.reviews.get(item, ()) if r][: self.n_reviews]
+        ]
         for h in related:
-            facts += [f for f in item_facts(self.catalog, h)
-                      if f.field in ("title", "year", "genres")]
+            facts += [
+                f for f in item_facts(self.catalog, h) if f.field in ("title", "year", "genres")
+            ]
         return facts, related
 
     def explain(self, history: UserHistory | Sequence[int], item: int) -> Explanation:
@@ -190,14 +214,19 @@ class Explainer:
         of item indices, oldest first, taken as implicit feedback."""
         return self.explain_many([(history, item)])[0]
 
-    def explain_many(self, pairs: Sequence[tuple[UserHistory | Sequence[int], int]]
-                     ) -> list[Explanation]:
+    def explain_many(
+        self, pairs: Sequence[tuple[UserHistory | Sequence[int], int]]
+    ) -> list[Explanation]:
         """One :class:`Explanation` per (history, item) pair (language models run batched)."""
-        grounded = [(int(item), *self.ground(history, item), self.cite_verb(history))
-                    for history, item in pairs]
+        grounded = [
+            (int(item), *self.ground(history, item), self.cite_verb(history))
+            for history, item in pairs
+        ]
         texts, prompts = self._write(grounded)
-        return [Explanation(item, text.strip(), tuple(facts), tuple(related), self.name, prompt)
-                for (item, facts, related, _), text, prompt in zip(grounded, texts, prompts)]
+        return [
+            Explanation(item, text.strip(), tuple(facts), tuple(related), self.name, prompt)
+            for (item, facts, related, _), text, prompt in zip(grounded, texts, prompts)
+        ]
 
     def cite_verb(self, history: UserHistory | Sequence[int]) -> str:
         """How the user's related items are cited: "liked" when the history has ratings and a
@@ -216,8 +245,10 @@ class TemplateExplainer(Explainer):
     name = "template"
 
     def _write(self, grounded):
-        return ([self.sentence(item, related, verb=verb) for item, _, related, verb in grounded],
-                [""] * len(grounded))
+        return (
+            [self.sentence(item, related, verb=verb) for item, _, related, verb in grounded],
+            [""] * len(grounded),
+        )
 
     def sentence(self, item: int, related: Sequence[int], *, verb: str = "liked") -> str:
         """The explanation of ``item`` citing the ``related`` history items as items the user
@@ -236,8 +267,10 @@ class TemplateExplainer(Explainer):
         if liked:
             titles = " and ".join(natural_title(self.catalog.title(h)) for h in liked)
             both = {1: "", 2: "both "}.get(len(liked), "all ")
-            return (f"Because you {verb} {titles} ({both}{best}), you may enjoy {named}, "
-                    f"{article} {kind}.")
+            return (
+                f"Because you {verb} {titles} ({both}{best}), you may enjoy {named}, "
+                f"{article} {kind}."
+            )
         if related:
             first = natural_title(self.catalog.title(related[0]))
             what = f", {article} {kind}" if kind else ""
@@ -245,9 +278,11 @@ class TemplateExplainer(Explainer):
         return f"You may enjoy {named}, {article} {kind}." if kind else f"You may enjoy {named}."
 
 
-EXPLAIN_INSTRUCTION = ("Write one short sentence that tells a {kind} fan why they may like the "
-                       "recommended {kind}. Use only the facts below; every fact is written in "
-                       "double quotes.\n\n")
+EXPLAIN_INSTRUCTION = (
+    "Write one short sentence that tells a {kind} fan why they may like the "
+    "recommended {kind}. Use only the facts below; every fact is written in "
+    "double quotes.\n\n"
+)
 EXPLAIN_ANSWER = "Explanation:"
 EXPLAIN_LEAD = "You may like {title} because"  # {title} is quoted
 
@@ -269,8 +304,17 @@ class LMExplainer(Explainer):
         other arguments: as :class:`Explainer`.
     """
 
-    def __init__(self, catalog, lm, *, max_new_tokens: int = 48, batch_size: int = 8,
-                 lead: bool | None = None, max_sentences: int | None = 1, **kw):
+    def __init__(
+        self,
+        catalog,
+        lm,
+        *,
+        max_new_tokens: int = 48,
+        batch_size: int = 8,
+        lead: bool | None = None,
+        max_sentences: int | None = 1,
+        **kw,
+    ):
         from genrec.text.backends import get_language_model
         from genrec.text.lm import check_generation_args
 
@@ -281,21 +325,30 @@ class LMExplainer(Explainer):
         self.lm = get_language_model(lm)
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.lead = (not getattr(self.lm, "chat", False)) if lead is None else bool(lead)
-        if max_sentences is not None and (isinstance(max_sentences, bool) or not isinstance(
-                max_sentences, int) or max_sentences < 1):
-            raise ConfigError("max_sentences must be a positive integer or None, got "
-                              f"{max_sentences!r}")
+        if max_sentences is not None and (
+            isinstance(max_sentences, bool)
+            or not isinstance(max_sentences, int)
+            or max_sentences < 1
+        ):
+            raise ConfigError(
+                f"max_sentences must be a positive integer or None, got {max_sentences!r}"
+            )
         self.max_sentences = max_sentences
         self.name = f"lm:{self.lm.name}"
 
-    def prompt(self, item: int, facts: Sequence[Fact], related: Sequence[int], *,
-               verb: str = "liked") -> str:
+    def prompt(
+        self, item: int, facts: Sequence[Fact], related: Sequence[int], *, verb: str = "liked"
+    ) -> str:
         """The explanation prompt: the instruction, then every fact quoted, one per line; the
         related history items are introduced as items the user ``verb``."""
         own = [f for f in facts if f.item == item]
         lines = [EXPLAIN_INSTRUCTION.format(kind=self.kind)]
-        labels = {"title": f"Recommended {self.kind}", "year": "Year", "genres": "Genres",
-                  "description": "Description"}
+        labels = {
+            "title": f"Recommended {self.kind}",
+            "year": "Year",
+            "genres": "Genres",
+            "description": "Description",
+        }
         for f in own:
             if f.field == "genres":
                 lines.append("Genres: " + ", ".join(quote(g) for g in f.value.split(", ")) + "\n")
@@ -321,17 +374,20 @@ class LMExplainer(Explainer):
         return EXPLAIN_LEAD.format(title=quote(natural_title(self.catalog.title(item))))
 
     def _write(self, grounded):
-        prompts = [self.prompt(item, facts, related, verb=verb)
-                   for item, facts, related, verb in grounded]
+        prompts = [
+            self.prompt(item, facts, related, verb=verb) for item, facts, related, verb in grounded
+        ]
         texts: list[str] = []
         for start in range(0, len(prompts), self.batch_size):
-            texts += self.lm.generate(prompts[start:start + self.batch_size],
-                                      max_new_tokens=self.max_new_tokens, temperature=0.0,
-                                      stop=("\n",))
+            texts += self.lm.generate(
+                prompts[start : start + self.batch_size],
+                max_new_tokens=self.max_new_tokens,
+                temperature=0.0,
+                stop=("\n",),
+            )
         texts = [first_sentences(t.strip(), self.max_sentences) for t in texts]
         if self.lead:
-            texts = [self.lead_text(item) + " " + text
-                     for (item, *_), text in zip(grounded, texts)]
+            texts = [self.lead_text(item) + " " + text for (item, *_), text in zip(grounded, texts)]
         return texts, prompts
 
 
@@ -355,8 +411,10 @@ def review_references(data, users: Sequence[int], items: Sequence[int]) -> list[
     """The review text of each (user, item) pair in ``data.extras["review_text"]`` (the latest
     one when repeated; "" when the pair or the text is missing)."""
     if "review_text" not in data.extras:
-        raise ConfigError(f"dataset {data.name!r} has no review_text; load Amazon reviews "
-                          "(load_amazon_2018 / load_amazon_2023) to compare with reviews")
+        raise ConfigError(
+            f"dataset {data.name!r} has no review_text; load Amazon reviews "
+            "(load_amazon_2018 / load_amazon_2023) to compare with reviews"
+        )
     texts = data.extras["review_text"]
     latest: dict[tuple[int, int], int] = {}
     for row in np.lexsort((data.timestamp, data.item_idx, data.user_idx)):
@@ -380,6 +438,16 @@ def item_reviews(data, *, exclude: Sequence[tuple[int, int]] = ()) -> dict[int, 
     return out
 
 
-__all__ = ["EXPLAIN_INSTRUCTION", "Explainer", "Explanation", "Fact", "INTERACTION_VERBS",
-           "LMExplainer", "TemplateExplainer", "item_facts", "item_reviews", "related_history",
-           "review_references"]
+__all__ = [
+    "EXPLAIN_INSTRUCTION",
+    "Explainer",
+    "Explanation",
+    "Fact",
+    "INTERACTION_VERBS",
+    "LMExplainer",
+    "TemplateExplainer",
+    "item_facts",
+    "item_reviews",
+    "related_history",
+    "review_references",
+]

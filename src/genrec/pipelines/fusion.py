@@ -52,8 +52,14 @@ def standardize(scores: np.ndarray) -> np.ndarray:
     return (scores - scores.mean()) / spread
 
 
-def fuse(retriever: np.ndarray, reranker: np.ndarray | None, *, weight: float,
-         method: str = "linear", k: float = 60.0) -> np.ndarray:
+def fuse(
+    retriever: np.ndarray,
+    reranker: np.ndarray | None,
+    *,
+    weight: float,
+    method: str = "linear",
+    k: float = 60.0,
+) -> np.ndarray:
     """(C,) fused scores of one shortlist (higher = better); see the module docstring.
 
     Args:
@@ -74,13 +80,16 @@ def fuse(retriever: np.ndarray, reranker: np.ndarray | None, *, weight: float,
         return standardize(retriever)
     reranker = np.asarray(reranker, np.float64)
     if reranker.shape != retriever.shape or np.isnan(reranker).any() or np.isnan(retriever).any():
-        raise DataError(f"retriever and reranker scores must be NaN-free and of one shape, got "
-                        f"{retriever.shape} and {reranker.shape}")
+        raise DataError(
+            f"retriever and reranker scores must be NaN-free and of one shape, got "
+            f"{retriever.shape} and {reranker.shape}"
+        )
     if method == "none":
         return reranker
     if method == "rrf":
-        return ((1 - weight) / (k + scipy.stats.rankdata(-retriever))
-                + weight / (k + scipy.stats.rankdata(-reranker)))
+        return (1 - weight) / (k + scipy.stats.rankdata(-retriever)) + weight / (
+            k + scipy.stats.rankdata(-reranker)
+        )
     return (1 - weight) * standardize(retriever) + weight * standardize(reranker)
 
 
@@ -88,10 +97,13 @@ def check_fusion(method: str, weight: float | None) -> None:
     """Raise :class:`ConfigError` unless ``method`` is a fusion and ``weight`` is None or in 0..1."""
     if method not in FUSIONS:
         raise ConfigError(f"fusion {method!r} is unknown; choose from {list(FUSIONS)}")
-    if weight is not None and (isinstance(weight, bool) or not np.isfinite(weight)
-                               or not 0 <= weight <= 1):
-        raise ConfigError(f"fusion weight {weight!r} must be a number in 0..1 (0 = the retriever "
-                          "alone, 1 = the reranker alone), or None to learn it on validation users")
+    if weight is not None and (
+        isinstance(weight, bool) or not np.isfinite(weight) or not 0 <= weight <= 1
+    ):
+        raise ConfigError(
+            f"fusion weight {weight!r} must be a number in 0..1 (0 = the retriever "
+            "alone, 1 = the reranker alone), or None to learn it on validation users"
+        )
 
 
 @dataclass(frozen=True)
@@ -106,8 +118,9 @@ class LearnedWeight:
     n_users: int
 
 
-def learn_weight(per_user: np.ndarray, grid: np.ndarray = WEIGHT_GRID, *,
-                 min_gain_se: float = 2.0) -> LearnedWeight:
+def learn_weight(
+    per_user: np.ndarray, grid: np.ndarray = WEIGHT_GRID, *, min_gain_se: float = 2.0
+) -> LearnedWeight:
     """The reranker weight of ``grid`` chosen from ``per_user`` validation metric values.
 
     Args:
@@ -123,15 +136,29 @@ def learn_weight(per_user: np.ndarray, grid: np.ndarray = WEIGHT_GRID, *,
     per_user = np.asarray(per_user, np.float64)
     grid = np.asarray(grid, np.float64)
     if per_user.ndim != 2 or per_user.shape[0] != len(grid) or per_user.shape[1] == 0:
-        raise DataError(f"per_user must be (len(grid)={len(grid)}, users >= 1), got {per_user.shape}")
+        raise DataError(
+            f"per_user must be (len(grid)={len(grid)}, users >= 1), got {per_user.shape}"
+        )
     means = per_user.mean(axis=1)
     best = int(np.argmax(means))
     gain = per_user[best] - per_user[0]
     se = gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else np.inf
     chosen = best if gain.mean() > min_gain_se * se else 0
-    return LearnedWeight(float(grid[chosen]), float(grid[best]), tuple(grid.tolist()),
-                         tuple(means.tolist()), per_user.shape[1])
+    return LearnedWeight(
+        float(grid[chosen]),
+        float(grid[best]),
+        tuple(grid.tolist()),
+        tuple(means.tolist()),
+        per_user.shape[1],
+    )
 
 
-__all__ = ["FUSIONS", "LearnedWeight", "WEIGHT_GRID", "check_fusion", "fuse", "learn_weight",
-           "standardize"]
+__all__ = [
+    "FUSIONS",
+    "LearnedWeight",
+    "WEIGHT_GRID",
+    "check_fusion",
+    "fuse",
+    "learn_weight",
+    "standardize",
+]

@@ -58,23 +58,33 @@ class HybridConfig(ModelConfig):
         "collab": {"collaborative": "ease", "weights": (0.25, 0.25, 2.0)},  # validation choice
     }
 
-    text_encoder: str = "minilm"  # text encoder of the dense component ("minilm", "hashing", a folder)
+    text_encoder: str = (
+        "minilm"  # text encoder of the dense component ("minilm", "hashing", a folder)
+    )
     text_template: str = ""  # item text template shared by dense and BM25 ("" = text fields + year)
-    text_cache: str = "default"  # embedding cache of the dense component ("default", "off", a folder)
+    text_cache: str = (
+        "default"  # embedding cache of the dense component ("default", "off", a folder)
+    )
     collaborative: str = ""  # a genrec model spec to fuse as well, e.g. "ease"; "" = none
     rrf_k: float = 60.0  # RRF constant: larger flattens the advantage of top ranks
     weights: tuple[float, ...] = ()  # one weight per component (dense, bm25[, collab]); () = 1s
 
     def __post_init__(self):
         name = self.collaborative.partition(":")[0]
-        self.check(name == "" or (name in MODELS and name not in ("dense", "bm25", "hybrid")),
-                   "collaborative", "'' or the name of a genrec model other than the text ones "
-                   f"({', '.join(n for n in MODELS if n not in ('dense', 'bm25', 'hybrid'))})")
+        self.check(
+            name == "" or (name in MODELS and name not in ("dense", "bm25", "hybrid")),
+            "collaborative",
+            "'' or the name of a genrec model other than the text ones "
+            f"({', '.join(n for n in MODELS if n not in ('dense', 'bm25', 'hybrid'))})",
+        )
         self.check(self.rrf_k >= 0, "rrf_k", "a number >= 0 (60 in the paper)")
         n = 3 if self.collaborative else 2
         parts = "dense, bm25" + (", collaborative" if n == 3 else "")
-        self.check(len(self.weights) in (0, n) and all(w >= 0 for w in self.weights), "weights",
-                   f"() or {n} non-negative numbers ({parts})")
+        self.check(
+            len(self.weights) in (0, n) and all(w >= 0 for w in self.weights),
+            "weights",
+            f"() or {n} non-negative numbers ({parts})",
+        )
 
 
 class Hybrid(Recommender):
@@ -85,13 +95,14 @@ class Hybrid(Recommender):
     Config = HybridConfig
     sequential = True  # the dense component may read the time order; the others binarise
 
-    def __init__(self, config=None, *, collaborative_model: Recommender | None = None,
-                 **overrides):
+    def __init__(self, config=None, *, collaborative_model: Recommender | None = None, **overrides):
         super().__init__(config, **overrides)
         if bool(self.config.collaborative) != (collaborative_model is not None):
-            raise ConfigError(f"Hybrid(collaborative={self.config.collaborative!r}) needs the "
-                              "matching collaborative model (and none without one); build it with "
-                              "genrec.build.build_model('hybrid', {'collaborative': 'ease'})")
+            raise ConfigError(
+                f"Hybrid(collaborative={self.config.collaborative!r}) needs the "
+                "matching collaborative model (and none without one); build it with "
+                "genrec.build.build_model('hybrid', {'collaborative': 'ease'})"
+            )
         self.collaborative_model = collaborative_model
 
     @staticmethod
@@ -102,8 +113,10 @@ class Hybrid(Recommender):
     def _components(self) -> list[Recommender]:
         c = self.config
         text = {"text_template": c.text_template}
-        parts = [DenseRetrieval(text_encoder=c.text_encoder, text_cache=c.text_cache, **text),
-                 BM25Recommender(**text)]
+        parts = [
+            DenseRetrieval(text_encoder=c.text_encoder, text_cache=c.text_cache, **text),
+            BM25Recommender(**text),
+        ]
         return parts + ([self.collaborative_model] if self.collaborative_model is not None else [])
 
     def _fit(self, train, valid, options):
@@ -118,13 +131,17 @@ class Hybrid(Recommender):
         return reciprocal_rank_fusion(ranked, k=self.config.rrf_k, weights=weights)
 
     def _state(self):
-        return {f"{i}.{key}": value for i, model in enumerate(self.components_)
-                for key, value in model._state().items()}
+        return {
+            f"{i}.{key}": value
+            for i, model in enumerate(self.components_)
+            for key, value in model._state().items()
+        }
 
     def _load_state(self, state):
         self.components_ = self._components()
         for i, model in enumerate(self.components_):
             model.n_users_, model.n_items_ = self.n_users_, self.n_items_
             prefix = f"{i}."
-            model._load_state({k[len(prefix):]: v for k, v in state.items()
-                               if k.startswith(prefix)})
+            model._load_state(
+                {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            )

@@ -68,10 +68,16 @@ class TwoStageConfig(ModelConfig):
     def __post_init__(self):
         for name in ("retriever", "reranker"):
             value = getattr(self, name)
-            self.check(isinstance(value, str) and bool(value.strip()) and "+" not in value, name,
-                       "one model spec such as 'ease' or 'llm' (see genrec.models.MODELS)")
-            self.check(isinstance(getattr(self, name + "_overrides"), dict), name + "_overrides",
-                       "a mapping of config keys to values")
+            self.check(
+                isinstance(value, str) and bool(value.strip()) and "+" not in value,
+                name,
+                "one model spec such as 'ease' or 'llm' (see genrec.models.MODELS)",
+            )
+            self.check(
+                isinstance(getattr(self, name + "_overrides"), dict),
+                name + "_overrides",
+                "a mapping of config keys to values",
+            )
         self.check_positive_ints("n_candidates", "fusion_users")
         check_fusion(self.fusion, self.fusion_weight)
         self.check(self.fusion_k >= 0, "fusion_k", "a number >= 0 (60 in the RRF paper)")
@@ -107,8 +113,14 @@ class TwoStage(Recommender):
     Config = TwoStageConfig
     sequential = True  # keep time order: the reranker (an LLM) reads the recent titles
 
-    def __init__(self, config=None, *, retriever: Recommender | None = None,
-                 reranker: Recommender | None = None, **overrides):
+    def __init__(
+        self,
+        config=None,
+        *,
+        retriever: Recommender | None = None,
+        reranker: Recommender | None = None,
+        **overrides,
+    ):
         for part, model in (("retriever", retriever), ("reranker", reranker)):
             if model is not None:
                 if not isinstance(model, Recommender):
@@ -118,21 +130,27 @@ class TwoStage(Recommender):
                     overrides.setdefault(part + "_overrides", model.config.to_dict())
         super().__init__(config, **overrides)
         if retriever is None or reranker is None:
-            raise ConfigError("a TwoStage pipeline needs its retriever and reranker models; pass "
-                              "them, or build one from a spec with genrec.build.build_model("
-                              f"'{self.config.retriever}+{self.config.reranker}')")
+            raise ConfigError(
+                "a TwoStage pipeline needs its retriever and reranker models; pass "
+                "them, or build one from a spec with genrec.build.build_model("
+                f"'{self.config.retriever}+{self.config.reranker}')"
+            )
         self.retriever, self.reranker = retriever, reranker
         if getattr(reranker.config, "mode", None) == "listwise" and self.config.n_candidates > 26:
-            raise ConfigError(f"n_candidates={self.config.n_candidates} is too many for a listwise "
-                              "reranker (one letter per candidate); use at most 26")
+            raise ConfigError(
+                f"n_candidates={self.config.n_candidates} is too many for a listwise "
+                "reranker (one letter per candidate); use at most 26"
+            )
         self.fusion_weight_: float | None = None
         self.fusion_search_: LearnedWeight | None = None
 
     @staticmethod
     def part_specs(config: TwoStageConfig) -> dict[str, tuple[str, dict]]:
         """The spec and overrides of each part, which :func:`genrec.build.build_model` builds."""
-        return {"retriever": (config.retriever, config.retriever_overrides),
-                "reranker": (config.reranker, config.reranker_overrides)}
+        return {
+            "retriever": (config.retriever, config.retriever_overrides),
+            "reranker": (config.reranker, config.reranker_overrides),
+        }
 
     # ---- fit ---------------------------------------------------------------------------------
     def _fit(self, train, valid, options):
@@ -157,14 +175,25 @@ class TwoStage(Recommender):
         self.fusion_search_ = self.search_weight(lists, train.user_items[users], relevant)
         return self.fusion_search_.weight
 
-    def search_weight(self, lists: list[Shortlist], seen: sp.csr_matrix, relevant: sp.csr_matrix,
-                      *, fusion: str | None = None, k: int = 10) -> LearnedWeight:
+    def search_weight(
+        self,
+        lists: list[Shortlist],
+        seen: sp.csr_matrix,
+        relevant: sp.csr_matrix,
+        *,
+        fusion: str | None = None,
+        k: int = 10,
+    ) -> LearnedWeight:
         """The reranker weight of :data:`~genrec.pipelines.fusion.WEIGHT_GRID` with the best
         NDCG@k of ``lists`` against ``relevant`` (U, n_items) targets, or 0 when its gain is within
         two paired standard errors (:func:`~genrec.pipelines.fusion.learn_weight`); ``seen``
         (U, n_items) items are excluded from the rankings."""
-        per_user = np.stack([ndcg_at(self.fused_scores(lists, weight=w, fusion=fusion), seen,
-                                     relevant, k=k) for w in WEIGHT_GRID])  # (G, U)
+        per_user = np.stack(
+            [
+                ndcg_at(self.fused_scores(lists, weight=w, fusion=fusion), seen, relevant, k=k)
+                for w in WEIGHT_GRID
+            ]
+        )  # (G, U)
         return learn_weight(per_user, WEIGHT_GRID)
 
     # ---- score -------------------------------------------------------------------------------
@@ -173,8 +202,9 @@ class TwoStage(Recommender):
         ask = self.config.fusion == "none" or self.fusion_weight_ != 0
         return self.fused_scores(self._shortlists(histories, users, rerank=ask))
 
-    def shortlists(self, histories: sp.spmatrix, *, users: np.ndarray | None = None,
-                   rerank: bool = True) -> list[Shortlist]:
+    def shortlists(
+        self, histories: sp.spmatrix, *, users: np.ndarray | None = None, rerank: bool = True
+    ) -> list[Shortlist]:
         """Both stages' scores of each history's shortlist (one reranker call per history;
         none with ``rerank=False``): what :meth:`fused_scores` orders under any fusion."""
         histories, users = self._check_batch(histories, users)
@@ -187,16 +217,19 @@ class TwoStage(Recommender):
         lists = []
         for row in range(base.shape[0]):  # the reranker works per user (one prompt each)
             order = np.argsort(-base[row], kind="stable")
-            unseen = order[~np.isin(order, histories[row].indices)][:self.config.n_candidates]
+            unseen = order[~np.isin(order, histories[row].indices)][: self.config.n_candidates]
             scores = None
             if rerank and len(unseen):
-                user = None if users is None else users[row:row + 1]
-                scores = self.reranker.score_candidates(histories[row], unseen[None, :], users=user)[0]
+                user = None if users is None else users[row : row + 1]
+                scores = self.reranker.score_candidates(
+                    histories[row], unseen[None, :], users=user
+                )[0]
             lists.append(Shortlist(order, unseen, base[row, unseen], scores))
         return lists
 
-    def fused_scores(self, lists: list[Shortlist], *, weight: float | None = None,
-                     fusion: str | None = None) -> np.ndarray:
+    def fused_scores(
+        self, lists: list[Shortlist], *, weight: float | None = None, fusion: str | None = None
+    ) -> np.ndarray:
         """(B, n_items) float32 full-ranking scores of ``lists`` under ``fusion`` with the
         reranker's ``weight`` (default: the fitted ones); ties keep the retriever's order."""
         fusion = self.config.fusion if fusion is None else fusion
@@ -210,8 +243,13 @@ class TwoStage(Recommender):
             out[row, item.order] = -np.arange(n_items, dtype=np.float32)  # retriever order below
             if len(item.candidates) == 0:
                 continue
-            scores = fuse(item.retriever, item.reranker if fusion == "none" or weight else None,
-                          weight=weight, method=fusion, k=self.config.fusion_k)
+            scores = fuse(
+                item.retriever,
+                item.reranker if fusion == "none" or weight else None,
+                weight=weight,
+                method=fusion,
+                k=self.config.fusion_k,
+            )
             ranked = item.candidates[np.argsort(-scores, kind="stable")]
             out[row, ranked] = n_items + np.arange(len(ranked), 0, -1, dtype=np.float32)
         return out
@@ -219,8 +257,9 @@ class TwoStage(Recommender):
     def _require_weight(self) -> None:
         self._require_fitted()
         if self.fusion_weight_ is None:  # fitted parts loaded without a pipeline fit
-            self.fusion_weight_ = 1.0 if self.config.fusion_weight is None \
-                else float(self.config.fusion_weight)
+            self.fusion_weight_ = (
+                1.0 if self.config.fusion_weight is None else float(self.config.fusion_weight)
+            )
 
     # ---- persistence -------------------------------------------------------------------------
     def _state(self):
@@ -233,13 +272,16 @@ class TwoStage(Recommender):
         for part in ("retriever", "reranker"):
             model = getattr(self, part)
             model.n_users_, model.n_items_ = self.n_users_, self.n_items_
-            model._load_state({k.split("/", 1)[1]: v for k, v in state.items()
-                               if k.startswith(part + "/")})
+            model._load_state(
+                {k.split("/", 1)[1]: v for k, v in state.items() if k.startswith(part + "/")}
+            )
         weight = state.get("fusion/weight")  # absent in pipelines saved before fusion: unfused
         self.fusion_weight_ = 1.0 if weight is None else float(np.asarray(weight).ravel()[0])
 
 
-def validation_targets(train, valid, n_users: int, *, seed: int) -> tuple[np.ndarray, sp.csr_matrix]:
+def validation_targets(
+    train, valid, n_users: int, *, seed: int
+) -> tuple[np.ndarray, sp.csr_matrix]:
     """Up to ``n_users`` users (drawn with ``seed``, sorted) with a training history and a
     validation item not in it, and (U, n_items) CSR of those items; none without ``valid`` (nor
     in a cold-start split, whose validation users have no training history to rank from)."""
@@ -253,7 +295,9 @@ def validation_targets(train, valid, n_users: int, *, seed: int) -> tuple[np.nda
     return users, relevant[users]
 
 
-def ndcg_at(scores: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, *, k: int) -> np.ndarray:
+def ndcg_at(
+    scores: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, *, k: int
+) -> np.ndarray:
     """(B,) NDCG@k of full-ranking ``scores`` (B, n_items) against ``relevant`` (B, n_items)
     CSR targets, items in ``seen`` excluded; every row needs at least one target."""
     top, _ = top_k(mask_seen(as_score_tensor(scores), seen), k)

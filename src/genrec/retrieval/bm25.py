@@ -32,9 +32,11 @@ import scipy.sparse as sp
 from genrec.errors import ConfigError, DataError
 
 # A small English stop-word list (articles, pronouns, prepositions, auxiliaries).
-STOP_WORDS = frozenset("""a an and are as at be but by for from has have he her his i if in into is
+STOP_WORDS = frozenset(
+    """a an and are as at be but by for from has have he her his i if in into is
 it its me my no not of on or our she so that the their them then there these they this to was we
-were what when where which who will with you your""".split())
+were what when where which who will with you your""".split()
+)
 _WORD = re.compile(r"\w+")
 
 
@@ -48,8 +50,9 @@ def tokenize(text: str, *, stop_words: bool = False) -> list[str]:
     return [w for w in words if w not in STOP_WORDS] if stop_words else words
 
 
-def term_counts(texts: list[str], vocabulary: dict[str, int] | None = None, *,
-                stop_words: bool = False) -> tuple[sp.csr_matrix, dict[str, int]]:
+def term_counts(
+    texts: list[str], vocabulary: dict[str, int] | None = None, *, stop_words: bool = False
+) -> tuple[sp.csr_matrix, dict[str, int]]:
     """(len(texts), V) float32 CSR of word counts, and the word -> column vocabulary.
 
     With ``vocabulary`` given, words outside it are dropped (how queries are encoded); without,
@@ -64,8 +67,9 @@ def term_counts(texts: list[str], vocabulary: dict[str, int] | None = None, *,
             if col is not None:
                 rows.append(row)
                 cols.append(col)
-    counts = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
-                           shape=(len(texts), len(vocab)))
+    counts = sp.csr_matrix(
+        (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(texts), len(vocab))
+    )
     counts.sum_duplicates()
     return counts, vocab
 
@@ -89,8 +93,15 @@ class BM25Index:
     stop_words: bool = False
 
     @classmethod
-    def fit(cls, texts: list[str], *, k1: float = 1.5, b: float = 0.75, k3: float = 0.0,
-            stop_words: bool = False) -> "BM25Index":
+    def fit(
+        cls,
+        texts: list[str],
+        *,
+        k1: float = 1.5,
+        b: float = 0.75,
+        k3: float = 0.0,
+        stop_words: bool = False,
+    ) -> BM25Index:
         """Index ``texts`` (the documents).
 
         Raises:
@@ -114,8 +125,10 @@ class BM25Index:
         """(B, N) float32 scores of query-term count rows (B, V), weighted per the class doc."""
         q = sp.csr_matrix(query_counts, dtype=np.float32)
         if q.shape[1] != len(self.vocabulary):
-            raise DataError(f"query term rows have {q.shape[1]} columns, the index has "
-                            f"{len(self.vocabulary)} words")
+            raise DataError(
+                f"query term rows have {q.shape[1]} columns, the index has "
+                f"{len(self.vocabulary)} words"
+            )
         q = q.copy()
         if self.k3 > 0:
             q.data = (self.k3 + 1) * q.data / (self.k3 + q.data)

@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.stats
@@ -41,8 +41,9 @@ def ranks(scores: np.ndarray) -> np.ndarray:
     return scipy.stats.rankdata(-scores, method="average", axis=1)
 
 
-def reciprocal_rank_fusion(score_matrices: Sequence[np.ndarray], *, k: float = 60.0,
-                           weights: Sequence[float] | None = None) -> np.ndarray:
+def reciprocal_rank_fusion(
+    score_matrices: Sequence[np.ndarray], *, k: float = 60.0, weights: Sequence[float] | None = None
+) -> np.ndarray:
     """(B, N) float32 fused scores of several (B, N) score arrays (higher = better).
 
     Args:
@@ -58,22 +59,33 @@ def reciprocal_rank_fusion(score_matrices: Sequence[np.ndarray], *, k: float = 6
     if isinstance(k, bool) or not np.isfinite(k) or k < 0:
         raise ConfigError(f"RRF k = {k!r} must be a number >= 0 (60 in the paper)")
     weights = np.ones(len(score_matrices)) if weights is None else np.asarray(weights, np.float64)
-    if weights.shape != (len(score_matrices),) or not np.all(np.isfinite(weights)) \
-            or (weights < 0).any():
-        raise ConfigError(f"RRF weights must be {len(score_matrices)} non-negative numbers, one "
-                          f"per input, got {weights.tolist()}")
+    if (
+        weights.shape != (len(score_matrices),)
+        or not np.all(np.isfinite(weights))
+        or (weights < 0).any()
+    ):
+        raise ConfigError(
+            f"RRF weights must be {len(score_matrices)} non-negative numbers, one "
+            f"per input, got {weights.tolist()}"
+        )
     shape = np.shape(score_matrices[0])
     fused = np.zeros(shape, np.float64)
     for w, scores in zip(weights, score_matrices):
         if np.shape(scores) != shape:
-            raise DataError(f"all score arrays must have the same shape, got {shape} and "
-                            f"{np.shape(scores)}")
+            raise DataError(
+                f"all score arrays must have the same shape, got {shape} and {np.shape(scores)}"
+            )
         fused += w / (k + ranks(scores))
     return fused.astype(np.float32)
 
 
-def fuse_rankings(rankings: Sequence[np.ndarray], n_items: int, *, k: float = 60.0,
-                  weights: Sequence[float] | None = None) -> np.ndarray:
+def fuse_rankings(
+    rankings: Sequence[np.ndarray],
+    n_items: int,
+    *,
+    k: float = 60.0,
+    weights: Sequence[float] | None = None,
+) -> np.ndarray:
     """RRF of ranked id lists: each (B, L) item ids best first (-1 = padding); an item missing
     from a list gets nothing from it. Returns (B, n_items) float32.
 
@@ -92,8 +104,10 @@ def fuse_rankings(rankings: Sequence[np.ndarray], n_items: int, *, k: float = 60
     for w, ids in zip(weights, rankings):
         ids = np.asarray(ids)
         if ids.ndim != 2 or ids.shape[0] != batch or ids.max(initial=-1) >= n_items:
-            raise DataError(f"each ranking must be (B={batch}, L) item ids below {n_items}, "
-                            f"got shape {ids.shape}")
+            raise DataError(
+                f"each ranking must be (B={batch}, L) item ids below {n_items}, "
+                f"got shape {ids.shape}"
+            )
         rows, pos = np.nonzero(ids >= 0)
         np.add.at(fused, (rows, ids[rows, pos]), w / (k + pos + 1.0))
     return fused.astype(np.float32)

@@ -74,12 +74,15 @@ def _as_matrix(vectors, dim: int, what: str) -> np.ndarray:
     if array.ndim == 1:
         array = array[None, :]
     if array.ndim != 2 or array.shape[1] != dim:
-        raise DataError(f"{what} must have shape (n, {dim}) for this {dim}-d index, got "
-                        f"{np.shape(vectors)}")
+        raise DataError(
+            f"{what} must have shape (n, {dim}) for this {dim}-d index, got {np.shape(vectors)}"
+        )
     if not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).any(axis=1).sum())
-        raise DataError(f"{bad} of the {what} contain NaN or infinite values; encode them again "
-                        "or drop them before indexing")
+        raise DataError(
+            f"{bad} of the {what} contain NaN or infinite values; encode them again "
+            "or drop them before indexing"
+        )
     return np.ascontiguousarray(array)
 
 
@@ -87,8 +90,9 @@ def _check_k(k, ntotal: int) -> int:
     if ntotal == 0:
         raise DataError("the index is empty; add vectors before searching")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= ntotal:
-        raise ConfigError(f"k must be an integer in 1..{ntotal} (the vectors in the index), "
-                          f"got {k!r}")
+        raise ConfigError(
+            f"k must be an integer in 1..{ntotal} (the vectors in the index), got {k!r}"
+        )
     return int(k)
 
 
@@ -124,8 +128,10 @@ class ExactIndex:
         scores = np.empty((len(queries), k), np.float32)
         ids = np.empty((len(queries), k), np.int64)
         for lo in range(0, len(queries), self.batch_size):
-            block = queries[lo:lo + self.batch_size].astype(self._dtype) @ self._vectors.T  # (b, N)
-            scores[lo:lo + len(block)], ids[lo:lo + len(block)] = _top_k(block, k)
+            block = (
+                queries[lo : lo + self.batch_size].astype(self._dtype) @ self._vectors.T
+            )  # (b, N)
+            scores[lo : lo + len(block)], ids[lo : lo + len(block)] = _top_k(block, k)
         return scores, ids
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -133,7 +139,7 @@ class ExactIndex:
         return atomic_write(path, lambda f: np.savez(f, kind=np.array("exact"), vectors=vectors))
 
     @classmethod
-    def from_vectors(cls, vectors: np.ndarray) -> "ExactIndex":
+    def from_vectors(cls, vectors: np.ndarray) -> ExactIndex:
         """An index holding ``vectors`` (their dtype, float32 or float64, kept)."""
         vectors = np.asarray(vectors)
         index = cls(vectors.shape[1], float64=vectors.dtype == np.float64)
@@ -175,12 +181,15 @@ class FaissIndex:
             return index
         need = max(p["nlist"], 2 ** p["nbits"])
         if len(train) < need:
-            raise DataError(f"IVF-PQ with nlist={p['nlist']} and nbits={p['nbits']} trains on "
-                            f"the first vectors added and needs at least {need} of them, got "
-                            f"{len(train)}; add more vectors at once or lower nlist / nbits")
+            raise DataError(
+                f"IVF-PQ with nlist={p['nlist']} and nbits={p['nbits']} trains on "
+                f"the first vectors added and needs at least {need} of them, got "
+                f"{len(train)}; add more vectors at once or lower nlist / nbits"
+            )
         quantizer = faiss.IndexFlatIP(self.dim)
-        index = faiss.IndexIVFPQ(quantizer, self.dim, p["nlist"], p["m"], p["nbits"],
-                                 faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFPQ(
+            quantizer, self.dim, p["nlist"], p["m"], p["nbits"], faiss.METRIC_INNER_PRODUCT
+        )
         index.nprobe = p["nprobe"]  # faiss's Python wrappers keep the quantizer alive
         if p["refine"]:
             index = faiss.IndexRefineFlat(index)  # re-rank refine * k candidates exactly
@@ -223,8 +232,9 @@ class FaissIndex:
 
     def save(self, path: str | os.PathLike) -> Path:
         if self._index is None:
-            raise DataError("the index is empty (IVF-PQ is built on the first add); add vectors "
-                            "before saving")
+            raise DataError(
+                "the index is empty (IVF-PQ is built on the first add); add vectors before saving"
+            )
         data = self.faiss.serialize_index(self._index)
         return atomic_write(path, data.tobytes())
 
@@ -247,8 +257,10 @@ def build_index(kind: str = "exact", dim: int = 384, *, threads: int = 1, **para
         raise ConfigError(f"unknown index kind {kind!r}; choose from {', '.join(KINDS)}")
     _check_params(kind, params)
     if kind == "ivfpq" and dim % params.get("m", _PARAMS["ivfpq"]["m"]):
-        raise ConfigError(f"IVF-PQ needs dim ({dim}) divisible by m "
-                          f"({params.get('m', _PARAMS['ivfpq']['m'])}); pick m dividing {dim}")
+        raise ConfigError(
+            f"IVF-PQ needs dim ({dim}) divisible by m "
+            f"({params.get('m', _PARAMS['ivfpq']['m'])}); pick m dividing {dim}"
+        )
     if kind == "exact":
         _check_threads(threads)
         return ExactIndex(dim)
@@ -270,8 +282,13 @@ def load_index(path: str | os.PathLike, *, threads: int = 1) -> VectorIndex:
         inner = faiss.deserialize_index(np.frombuffer(raw, np.uint8))
     except RuntimeError as exc:
         raise ArtifactError(f"{path} is not a FAISS index file ({exc})") from None
-    kind = ("hnsw" if isinstance(inner, faiss.IndexHNSW) else
-            "flat" if isinstance(inner, faiss.IndexFlat) else "ivfpq")
+    kind = (
+        "hnsw"
+        if isinstance(inner, faiss.IndexHNSW)
+        else "flat"
+        if isinstance(inner, faiss.IndexFlat)
+        else "ivfpq"
+    )
     index = FaissIndex(kind, inner.d, threads=threads)
     index._index = inner
     return index
@@ -286,8 +303,10 @@ def recall_at_k(approx_ids: np.ndarray, exact_ids: np.ndarray) -> float:
     """
     approx, exact = np.asarray(approx_ids), np.asarray(exact_ids)
     if approx.ndim != 2 or exact.ndim != 2 or approx.shape[0] != exact.shape[0]:
-        raise DataError(f"recall_at_k needs (B, k) id arrays with the same B, got {approx.shape} "
-                        f"and {exact.shape}")
+        raise DataError(
+            f"recall_at_k needs (B, k) id arrays with the same B, got {approx.shape} "
+            f"and {exact.shape}"
+        )
     k = exact.shape[1]
     hits = [(np.isin(e, a[a >= 0])).sum() for a, e in zip(approx[:, :k], exact)]
     return float(np.mean(hits) / k) if hits else float("nan")
@@ -306,12 +325,16 @@ def _check_threads(threads) -> int:
 
 
 def _check_params(kind: str, params: dict, *, search_only: bool = False) -> None:
-    allowed = {"hnsw": ["ef_search"], "ivfpq": ["nprobe", "refine"]}.get(kind, []) \
-        if search_only else list(_PARAMS[kind])
+    allowed = (
+        {"hnsw": ["ef_search"], "ivfpq": ["nprobe", "refine"]}.get(kind, [])
+        if search_only
+        else list(_PARAMS[kind])
+    )
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise ConfigError(f"unknown parameter(s) {unknown} for a {kind!r} index; allowed: "
-                          f"{allowed or 'none'}")
+        raise ConfigError(
+            f"unknown parameter(s) {unknown} for a {kind!r} index; allowed: {allowed or 'none'}"
+        )
     for key, value in params.items():
         low = 0 if key == "refine" else 1
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:

@@ -55,10 +55,12 @@ from genrec.serving.keys import KeyRing, RateLimiter
 from genrec.serving.metrics import RequestMetrics
 from genrec.serving.service import RecService
 
-ROUTES = ("GET /, GET /health, GET /ready, GET /version, GET /metrics, GET /docs, "
-          "GET /users/{user_id}/recommendations, POST /recommendations, "
-          "GET /items/{item_id}/similar, GET /search, POST /explain, POST /feedback, "
-          "POST /evaluate, POST /admin/reload")
+ROUTES = (
+    "GET /, GET /health, GET /ready, GET /version, GET /metrics, GET /docs, "
+    "GET /users/{user_id}/recommendations, POST /recommendations, "
+    "GET /items/{item_id}/similar, GET /search, POST /explain, POST /feedback, "
+    "POST /evaluate, POST /admin/reload"
+)
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,19 @@ class ServeLimits:
             value = getattr(self, f.name)
             low = 0 if f.name == "rate_limit" else 1
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= low:
-                raise ConfigError(f"--{f.name.replace('_', '-')} must be a number >= {low}, "
-                                  f"got {value!r}")
+                raise ConfigError(
+                    f"--{f.name.replace('_', '-')} must be a number >= {low}, got {value!r}"
+                )
 
 
-def create_app(service: RecService, *, keys: KeyRing | None = None, feedback=None,
-               limits: ServeLimits | None = None, cors_origins: tuple[str, ...] = ()):
+def create_app(
+    service: RecService,
+    *,
+    keys: KeyRing | None = None,
+    feedback=None,
+    limits: ServeLimits | None = None,
+    cors_origins: tuple[str, ...] = (),
+):
     """The FastAPI application over ``service`` (for uvicorn, or FastAPI's TestClient).
 
     Args:
@@ -93,9 +102,11 @@ def create_app(service: RecService, *, keys: KeyRing | None = None, feedback=Non
     fastapi = require("fastapi", "serve")
     limits = limits or ServeLimits()
     app = fastapi.FastAPI(
-        title="genrec serve", version=service.version()["genrec"],
+        title="genrec serve",
+        version=service.version()["genrec"],
         description="Recommendations, similar items, search, explanations and feedback over "
-                    "the models genrec trained. Send `X-API-Key` when the server has keys.")
+        "the models genrec trained. Send `X-API-Key` when the server has keys.",
+    )
     app.state.service, app.state.feedback, app.state.limits = service, feedback, limits
     app.state.metrics = RequestMetrics()
     app.state.keys = keys
@@ -108,9 +119,12 @@ def create_app(service: RecService, *, keys: KeyRing | None = None, feedback=Non
     if cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins),
-                           allow_methods=["GET", "POST"], allow_headers=["X-API-Key",
-                                                                         "Content-Type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key", "Content-Type"],
+        )
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     app.add_middleware(Admission, metrics=app.state.metrics, max_in_flight=limits.max_in_flight)
     return app
@@ -155,10 +169,16 @@ class Admission:
             from genrec.serving.http import _send_error
 
             self.metrics.observe("overloaded", "", 503, 0.0)
-            return await _send_error(send, APIError(
-                503, f"the server is answering {self.max_in_flight} requests already (its "
-                     "--max-in-flight); retry in a second", kind="server_busy",
-                headers={"Retry-After": "1"}))
+            return await _send_error(
+                send,
+                APIError(
+                    503,
+                    f"the server is answering {self.max_in_flight} requests already (its "
+                    "--max-in-flight); retry in a second",
+                    kind="server_busy",
+                    headers={"Retry-After": "1"},
+                ),
+            )
         status = 500
         start = time.perf_counter()
 
@@ -175,8 +195,9 @@ class Admission:
             self.in_flight -= 1
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe(endpoint, scope.get("genrec.model", ""), status,
-                                 time.perf_counter() - start)
+            self.metrics.observe(
+                endpoint, scope.get("genrec.model", ""), status, time.perf_counter() - start
+            )
 
 
 # ---- building the app from settings (uvicorn workers) ----------------------------------------
@@ -218,11 +239,13 @@ def build_service(settings: ServeSettings, *, notice=lambda message: None) -> Re
     from genrec.options import RunOptions
     from genrec.serving.service import load_served
 
-    data, _ = load_data(SimpleNamespace(dataset=settings.dataset, filters=settings.filters),
-                        cache_dir=settings.cache_dir, progress=False)
+    data, _ = load_data(
+        SimpleNamespace(dataset=settings.dataset, filters=settings.filters),
+        cache_dir=settings.cache_dir,
+        progress=False,
+    )
     options = RunOptions(seed=settings.seed, threads=settings.threads, progress=False)
-    models = load_served(data, settings.models, settings.artifacts, options=options,
-                         notice=notice)
+    models = load_served(data, settings.models, settings.artifacts, options=options, notice=notice)
     return RecService(data, models)
 
 
@@ -237,9 +260,13 @@ def build_app(settings: ServeSettings, service: RecService | None = None):
     service = service or build_service(settings)
     keys = KeyRing.from_file(settings.api_keys) if settings.api_keys else None
     store = FeedbackStore(settings.feedback) if settings.feedback else None
-    return create_app(service, keys=keys, feedback=store,
-                      limits=ServeLimits(**(settings.limits or {})),
-                      cors_origins=settings.cors_origins)
+    return create_app(
+        service,
+        keys=keys,
+        feedback=store,
+        limits=ServeLimits(**(settings.limits or {})),
+        cors_origins=settings.cors_origins,
+    )
 
 
 def _one_compute_thread_per_request() -> None:
@@ -255,8 +282,15 @@ def app_from_env():
     return build_app(ServeSettings.from_json(os.environ[ENV]))
 
 
-def serve(settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8000,
-          workers: int = 1, verbose: bool = False, announce=print) -> None:
+def serve(
+    settings: ServeSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    verbose: bool = False,
+    announce=print,
+) -> None:
     """Check the port, load or train the models, then serve until interrupted (Ctrl-C or
     SIGTERM, which stops accepting and lets in-flight requests finish).
 
@@ -280,8 +314,10 @@ def serve(settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8000,
         raise
     where = sock.getsockname()
     log = {"access_log": verbose, "log_level": "info" if verbose else "warning"}
-    announce(f"serving {', '.join(service.model_names)} on {service.data.name} at "
-             f"http://{where[0]}:{where[1]} ({workers} worker(s); docs at /docs; Ctrl-C stops)")
+    announce(
+        f"serving {', '.join(service.model_names)} on {service.data.name} at "
+        f"http://{where[0]}:{where[1]} ({workers} worker(s); docs at /docs; Ctrl-C stops)"
+    )
     if workers == 1:
         config = uvicorn.Config(app, timeout_graceful_shutdown=30, **log)
         try:
@@ -291,11 +327,24 @@ def serve(settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8000,
         return
     sock.close()
     os.environ[ENV] = settings.to_json()
-    uvicorn.run("genrec.serving.app:app_from_env", factory=True, host=host, port=where[1],
-                workers=workers, timeout_graceful_shutdown=30, **log)
+    uvicorn.run(
+        "genrec.serving.app:app_from_env",
+        factory=True,
+        host=host,
+        port=where[1],
+        workers=workers,
+        timeout_graceful_shutdown=30,
+        **log,
+    )
 
 
-
-
-__all__ = ["Admission", "ServeLimits", "ServeSettings", "app_from_env", "build_app",
-           "build_service", "create_app", "serve"]
+__all__ = [
+    "Admission",
+    "ServeLimits",
+    "ServeSettings",
+    "app_from_env",
+    "build_app",
+    "build_service",
+    "create_app",
+    "serve",
+]

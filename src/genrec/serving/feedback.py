@@ -67,8 +67,10 @@ class FeedbackStore:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
-            raise DataError(f"{self.path} cannot use SQLite's WAL mode (got {mode!r}); put the "
-                            "feedback file on a local disk")
+            raise DataError(
+                f"{self.path} cannot use SQLite's WAL mode (got {mode!r}); put the "
+                "feedback file on a local disk"
+            )
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(_SCHEMA)
 
@@ -79,8 +81,11 @@ class FeedbackStore:
             before = self._db.total_changes
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany("INSERT OR IGNORE INTO feedback (event_id, user_id, item_id,"
-                                     " value, timestamp) VALUES (?, ?, ?, ?, ?)", rows)
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO feedback (event_id, user_id, item_id,"
+                    " value, timestamp) VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -105,18 +110,22 @@ def read_feedback(path: str | os.PathLike) -> list[Event]:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"no feedback file at {path}; give the file `genrec serve --feedback` "
-                        "writes")
+        raise DataError(
+            f"no feedback file at {path}; give the file `genrec serve --feedback` writes"
+        )
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            rows = db.execute("SELECT event_id, user_id, item_id, value, timestamp FROM feedback "
-                              "ORDER BY seq").fetchall()
+            rows = db.execute(
+                "SELECT event_id, user_id, item_id, value, timestamp FROM feedback ORDER BY seq"
+            ).fetchall()
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
-        raise DataError(f"{path} is not a genrec feedback file ({exc}); give the file "
-                        "`genrec serve --feedback` writes") from None
+        raise DataError(
+            f"{path} is not a genrec feedback file ({exc}); give the file "
+            "`genrec serve --feedback` writes"
+        ) from None
     return [Event(str(e), str(u), str(i), float(v), int(t)) for e, u, i, v, t in rows]
 
 
@@ -134,18 +143,25 @@ def with_feedback(data, events: list[Event]):
     items, known = data.items.lookup([e.item for e in events])
     if not known.all():
         bad = sorted({e.item for e, ok in zip(events, known) if not ok})
-        raise DataError(f"{len(bad)} feedback item(s) are not in {data.name}: {bad[:5]}; "
-                        "refit on the dataset the server served")
+        raise DataError(
+            f"{len(bad)} feedback item(s) are not in {data.name}: {bad[:5]}; "
+            "refit on the dataset the server served"
+        )
     user_ids = [e.user for e in events]
     _, known_users = data.users.lookup(user_ids)
     new = list(dict.fromkeys(u for u, ok in zip(user_ids, known_users) if not ok))
     users = Vocabulary([*data.users.ids, *new], kind="user") if new else data.users
-    combined = Dataset(users, data.items, np.r_[data.user_idx, users.index(user_ids)],
-                       np.r_[data.item_idx, items],
-                       np.r_[data.value, [e.value for e in events]],
-                       np.r_[data.timestamp, [e.timestamp for e in events]],
-                       catalog=data.catalog, user_table=None if new else data.user_table,
-                       name=data.name)
+    combined = Dataset(
+        users,
+        data.items,
+        np.r_[data.user_idx, users.index(user_ids)],
+        np.r_[data.item_idx, items],
+        np.r_[data.value, [e.value for e in events]],
+        np.r_[data.timestamp, [e.timestamp for e in events]],
+        catalog=data.catalog,
+        user_table=None if new else data.user_table,
+        name=data.name,
+    )
     return combined, len(events)
 
 

@@ -36,14 +36,22 @@ log = logging.getLogger("genrec.serving")
 class APIError(Exception):
     """An HTTP error answered as ``{"error": {message, type, param, code}}``."""
 
-    def __init__(self, status: int, message: str, *, kind: str = "invalid_request_error",
-                 param: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str = "invalid_request_error",
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.kind, self.param, self.headers = status, kind, param, headers or {}
 
     def body(self) -> dict:
-        return {"error": {"message": str(self), "type": self.kind, "param": self.param,
-                          "code": None}}
+        return {
+            "error": {"message": str(self), "type": self.kind, "param": self.param, "code": None}
+        }
 
 
 def json_error(error: APIError):
@@ -66,20 +74,37 @@ def install_error_handlers(app, *, routes: str) -> None:
 
     async def http_error(request, exc):
         if exc.status_code == 404:
-            return json_error(APIError(404, f"no route {request.method} {request.url.path}; "
-                                            f"routes: {routes}", kind="not_found"))
+            return json_error(
+                APIError(
+                    404,
+                    f"no route {request.method} {request.url.path}; routes: {routes}",
+                    kind="not_found",
+                )
+            )
         if exc.status_code == 405:
             allowed = (exc.headers or {}).get("Allow", "")
-            return json_error(APIError(405, f"{request.method} is not allowed on "
-                                            f"{request.url.path}; use {allowed or 'another method'}",
-                                       kind="method_not_allowed", headers=exc.headers))
+            return json_error(
+                APIError(
+                    405,
+                    f"{request.method} is not allowed on "
+                    f"{request.url.path}; use {allowed or 'another method'}",
+                    kind="method_not_allowed",
+                    headers=exc.headers,
+                )
+            )
         return json_error(APIError(exc.status_code, str(exc.detail), headers=exc.headers))
 
     async def server_error(request, exc: Exception):
-        log.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__,
-                  exc_info=exc)
-        return json_error(APIError(500, f"internal error ({type(exc).__name__}); the server "
-                                        "logged it", kind="server_error"))
+        log.error(
+            "%s %s failed: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc
+        )
+        return json_error(
+            APIError(
+                500,
+                f"internal error ({type(exc).__name__}); the server logged it",
+                kind="server_error",
+            )
+        )
 
     app.add_exception_handler(APIError, api_error)
     app.add_exception_handler(HTTPException, http_error)
@@ -88,8 +113,12 @@ def install_error_handlers(app, *, routes: str) -> None:
 
 # ---- request bodies ---------------------------------------------------------------------------
 def too_large(max_bytes: int) -> APIError:
-    return APIError(413, f"the request body is larger than this server's limit of {max_bytes} "
-                         "bytes (its --max-body-bytes)", kind="request_too_large")
+    return APIError(
+        413,
+        f"the request body is larger than this server's limit of {max_bytes} "
+        "bytes (its --max-body-bytes)",
+        kind="request_too_large",
+    )
 
 
 async def read_json(request, *, max_bytes: int, timeout: float) -> Any:
@@ -101,8 +130,9 @@ async def read_json(request, *, max_bytes: int, timeout: float) -> Any:
     try:
         raw = await asyncio.wait_for(_body(request, max_bytes), timeout)
     except asyncio.TimeoutError:
-        raise APIError(408, f"the request body did not arrive within {timeout:g} s; check its "
-                            "Content-Length") from None
+        raise APIError(
+            408, f"the request body did not arrive within {timeout:g} s; check its Content-Length"
+        ) from None
     try:
         return json.loads(raw or b"{}")
     except ValueError:
@@ -178,19 +208,30 @@ def bind(host: str, port: int) -> socket.socket:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
     except (OSError, UnicodeError) as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}"
-                          "; check --host (e.g. 127.0.0.1 or 0.0.0.0)") from None
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}"
+            "; check --host (e.g. 127.0.0.1 or 0.0.0.0)"
+        ) from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another "
-                          "--port or stop the process using it") from None
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another "
+            "--port or stop the process using it"
+        ) from None
     sock.setblocking(False)
     return sock
 
 
-__all__ = ["APIError", "BodyLimit", "bind", "install_error_handlers", "json_error", "read_json",
-           "too_large"]
+__all__ = [
+    "APIError",
+    "BodyLimit",
+    "bind",
+    "install_error_handlers",
+    "json_error",
+    "read_json",
+    "too_large",
+]

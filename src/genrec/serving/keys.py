@@ -61,8 +61,9 @@ def add_key(path: str | os.PathLike, name: str, *, scope: str) -> str:
     if any(e["name"] == name for e in entries):
         raise ConfigError(f"{path} already has a key called {name!r}; choose another name")
     key = "grk_" + secrets.token_urlsafe(32)
-    entries.append({"name": name, "scope": scope, "sha256": _digest(key),
-                    "created": int(time.time())})
+    entries.append(
+        {"name": name, "scope": scope, "sha256": _digest(key), "created": int(time.time())}
+    )
     atomic_write(path, json.dumps({"keys": entries}, indent=2) + "\n")
     os.chmod(path, 0o600)
     return key
@@ -76,8 +77,10 @@ def _read(path: Path) -> list[dict]:
                 raise ValueError(e.get("name"))
         return entries
     except (ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path} is not a genrec key file ({type(exc).__name__}); make one with "
-                        "`genrec keys add NAME --scope read --file FILE`") from None
+        raise DataError(
+            f"{path} is not a genrec key file ({type(exc).__name__}); make one with "
+            "`genrec keys add NAME --scope read --file FILE`"
+        ) from None
 
 
 class KeyRing:
@@ -90,8 +93,10 @@ class KeyRing:
     def from_file(cls, path: str | os.PathLike) -> KeyRing:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"no key file at {path}; make one with `genrec keys add NAME "
-                              f"--scope read --file {path}`")
+            raise ConfigError(
+                f"no key file at {path}; make one with `genrec keys add NAME "
+                f"--scope read --file {path}`"
+            )
         return cls([Key(e["name"], e["scope"], e["sha256"]) for e in _read(path)])
 
     def check(self, key: str | None) -> Key | None:

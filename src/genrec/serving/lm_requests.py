@@ -24,8 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from genrec.serving.http import APIError
 
-_NEUTRAL = {"n": 1, "best_of": 1, "top_p": 1.0, "presence_penalty": 0.0,
-            "frequency_penalty": 0.0, "suffix": None}
+_NEUTRAL = {
+    "n": 1,
+    "best_of": 1,
+    "top_p": 1.0,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+    "suffix": None,
+}
 
 
 class _Generation(BaseModel):
@@ -53,8 +59,11 @@ class _Generation(BaseModel):
         for field, neutral in _NEUTRAL.items():
             value = getattr(self, field, neutral)
             if value is not None and value != neutral:
-                raise _FieldError(field, f"{field}={value!r} is not supported by this server; "
-                                         f"leave it out or send {neutral!r}")
+                raise _FieldError(
+                    field,
+                    f"{field}={value!r} is not supported by this server; "
+                    f"leave it out or send {neutral!r}",
+                )
         if self.logit_bias:
             raise _FieldError("logit_bias", "logit_bias is not supported; leave it out")
         if isinstance(self.stop, list) and len(self.stop) > 4:
@@ -121,8 +130,11 @@ class ChatRequest(_Generation):
     @model_validator(mode="after")
     def _no_logprobs(self):
         if self.logprobs or self.top_logprobs is not None:
-            raise _FieldError("logprobs", "chat logprobs are not supported; use /v1/completions "
-                                          "with echo=true and logprobs=0 to score text")
+            raise _FieldError(
+                "logprobs",
+                "chat logprobs are not supported; use /v1/completions "
+                "with echo=true and logprobs=0 to score text",
+            )
         return self
 
     def prompt(self) -> str:
@@ -153,8 +165,10 @@ def parse(kind: type[BaseModel], body: Any):
         raise _as_api_error(exc, sorted(kind.model_fields)) from None
 
 
-_SHAPES = {"prompt": "prompt must be a string or a list of strings (token ids are not supported)",
-           "stop": "stop must be a string or a list of up to 4 strings"}
+_SHAPES = {
+    "prompt": "prompt must be a string or a list of strings (token ids are not supported)",
+    "stop": "stop must be a string or a list of up to 4 strings",
+}
 
 
 def _as_api_error(exc: ValidationError, allowed: list[str]) -> APIError:

@@ -79,8 +79,11 @@ class ServerLimits:
         for field in fields(self):
             value, number = getattr(self, field.name), field.type == "float"
             low = 0 if field.name == "max_waiting" else 1
-            ok = (not isinstance(value, bool) and isinstance(value, (int, float) if number else int)
-                  and (0 < value < float("inf") if number else value >= low))
+            ok = (
+                not isinstance(value, bool)
+                and isinstance(value, (int, float) if number else int)
+                and (0 < value < float("inf") if number else value >= low)
+            )
             if not ok:
                 flag = "--" + field.name.replace("_", "-")
                 need = "a finite number > 0" if number else f"an integer >= {low}"
@@ -97,19 +100,28 @@ class _Served:
 
     def check_model(self, model: str | None) -> None:
         if model is not None and model != self.name:
-            raise APIError(404, f"model {model!r} is not served here; this server serves "
-                                f"{self.name!r}", kind="model_not_found", param="model")
+            raise APIError(
+                404,
+                f"model {model!r} is not served here; this server serves {self.name!r}",
+                kind="model_not_found",
+                param="model",
+            )
 
     def max_tokens(self, request) -> int:
         asked = request.requested_tokens
         if asked is not None and asked > self.limits.max_tokens:
-            raise APIError(400, f"max_tokens must be at most {self.limits.max_tokens} on this "
-                                f"server (its --max-tokens), got {asked}", param="max_tokens")
+            raise APIError(
+                400,
+                f"max_tokens must be at most {self.limits.max_tokens} on this "
+                f"server (its --max-tokens), got {asked}",
+                param="max_tokens",
+            )
         return asked if asked is not None else min(DEFAULT_MAX_TOKENS, self.limits.max_tokens)
 
 
-def create_app(lm: LanguageModel, *, model_name: str | None = None,
-               limits: ServerLimits | None = None):
+def create_app(
+    lm: LanguageModel, *, model_name: str | None = None, limits: ServerLimits | None = None
+):
     """The FastAPI application serving ``lm`` (for uvicorn, or FastAPI's TestClient)."""
     if not isinstance(lm, LanguageModel):
         raise ConfigError(f"expected a LanguageModel, got {type(lm).__name__}")
@@ -121,14 +133,18 @@ def create_app(lm: LanguageModel, *, model_name: str | None = None,
         yield
         served.worker.close()
 
-    app = fastapi.FastAPI(title="genrec serve-lm", lifespan=lifespan, docs_url=None,
-                          redoc_url=None, openapi_url=None)
+    app = fastapi.FastAPI(
+        title="genrec serve-lm", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.served = served
-    install_error_handlers(app, routes="GET /v1/models, POST /v1/completions, "
-                                       "POST /v1/chat/completions")
-    for path, endpoint, method in (("/v1/models", _models, "GET"),
-                                   ("/v1/completions", _completions, "POST"),
-                                   ("/v1/chat/completions", _chat, "POST")):
+    install_error_handlers(
+        app, routes="GET /v1/models, POST /v1/completions, POST /v1/chat/completions"
+    )
+    for path, endpoint, method in (
+        ("/v1/models", _models, "GET"),
+        ("/v1/completions", _completions, "POST"),
+        ("/v1/chat/completions", _chat, "POST"),
+    ):
         app.router.add_route(path, _json_endpoint(endpoint), methods=[method])
     return app
 
@@ -146,8 +162,10 @@ def _json_endpoint(endpoint):
 
 async def _models(request) -> dict:
     served: _Served = request.app.state.served
-    return {"object": "list", "data": [{"id": served.name, "object": "model", "created": 0,
-                                        "owned_by": "genrec"}]}
+    return {
+        "object": "list",
+        "data": [{"id": served.name, "object": "model", "created": 0, "owned_by": "genrec"}],
+    }
 
 
 async def _completions(request):
@@ -156,8 +174,11 @@ async def _completions(request):
     served.check_model(body.model)
     if body.scoring:
         if body.stream:
-            raise APIError(400, "stream cannot be combined with echo and logprobs (scoring); "
-                                "send stream=false", param="stream")
+            raise APIError(
+                400,
+                "stream cannot be combined with echo and logprobs (scoring); send stream=false",
+                param="stream",
+            )
         run = _Run(served, lambda job: _score(served, body.prompts, body.genrec_score_from, job))
         return _envelope(served, "text_completion", await run.finish(request))
     options = _options(served, body)
@@ -166,8 +187,15 @@ async def _completions(request):
     if body.stream:
         return await _stream(served, work, "text_completion", body, echo=prompts)
     done = await _Run(served, work).finish(request)
-    choices = [{"index": i, "text": (prompts[i] if body.echo else "") + c.text, "logprobs": None,
-                "finish_reason": c.finish} for i, c in enumerate(done)]
+    choices = [
+        {
+            "index": i,
+            "text": (prompts[i] if body.echo else "") + c.text,
+            "logprobs": None,
+            "finish_reason": c.finish,
+        }
+        for i, c in enumerate(done)
+    ]
     return _envelope(served, "text_completion", choices, usage=_usage(done))
 
 
@@ -179,15 +207,28 @@ async def _chat(request):
     if body.stream:
         return await _stream(served, work, "chat.completion.chunk", body)
     done = await _Run(served, work).finish(request)
-    return _envelope(served, "chat.completion", [{
-        "index": 0, "message": {"role": "assistant", "content": done[0].text},
-        "finish_reason": done[0].finish}], usage=_usage(done))
+    return _envelope(
+        served,
+        "chat.completion",
+        [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": done[0].text},
+                "finish_reason": done[0].finish,
+            }
+        ],
+        usage=_usage(done),
+    )
 
 
 def _options(served: _Served, body) -> dict:
     temperature = 1.0 if body.temperature is None else body.temperature
-    return {"max_new_tokens": served.max_tokens(body), "temperature": float(temperature),
-            "stop": body.stops, "seed": body.seed or 0}
+    return {
+        "max_new_tokens": served.max_tokens(body),
+        "temperature": float(temperature),
+        "stop": body.stops,
+        "seed": body.seed or 0,
+    }
 
 
 # ---- reading requests -----------------------------------------------------------------------
@@ -208,8 +249,9 @@ class _Done:
 _READY = object()  # emitted once the prompts passed their checks and generation starts
 
 
-def _generation(served: _Served, prompts: list[str], options: dict, *,
-                field: str) -> Callable[[Job], list[_Done]]:
+def _generation(
+    served: _Served, prompts: list[str], options: dict, *, field: str
+) -> Callable[[Job], list[_Done]]:
     """Work that checks every prompt's length, then streams each completion through
     ``job.emit((index, piece))``, checking ``job`` between pieces."""
     lm = served.lm
@@ -238,16 +280,28 @@ def _check_prompt(served: _Served, prompt: str, max_tokens: int, field: str) -> 
     """The prompt's token count, or a 400 when it is too long for this server or the model."""
     limit, context = served.limits.max_prompt_tokens, getattr(served.lm, "context_length", None)
     if 4 * limit < len(prompt) // 8:  # far too long: do not even tokenise it
-        raise APIError(400, f"{field} is {len(prompt)} characters, far over this server's limit "
-                            f"of {limit} tokens (its --max-prompt-tokens)", param=field)
+        raise APIError(
+            400,
+            f"{field} is {len(prompt)} characters, far over this server's limit "
+            f"of {limit} tokens (its --max-prompt-tokens)",
+            param=field,
+        )
     n = served.lm.count_tokens(prompt)
     if n > limit:
-        raise APIError(400, f"{field} is {n} tokens, over this server's limit of {limit} "
-                            "(its --max-prompt-tokens); shorten it", param=field)
+        raise APIError(
+            400,
+            f"{field} is {n} tokens, over this server's limit of {limit} "
+            "(its --max-prompt-tokens); shorten it",
+            param=field,
+        )
     if context is not None and n + max_tokens > context:
-        raise APIError(400, f"{field} ({n} tokens) plus max_tokens ({max_tokens}) exceeds the "
-                            f"model's context window of {context} tokens; shorten the {field} or "
-                            "ask for fewer tokens", param=field)
+        raise APIError(
+            400,
+            f"{field} ({n} tokens) plus max_tokens ({max_tokens}) exceeds the "
+            f"model's context window of {context} tokens; shorten the {field} or "
+            "ask for fewer tokens",
+            param=field,
+        )
     return n
 
 
@@ -260,16 +314,21 @@ def _score(served: _Served, texts: list[str], start: int, job: Job) -> list[dict
     choices: list[dict] = [{} for _ in texts]
     for head, rows in heads.items():
         job.check()
-        scores = served.lm.score(head, [texts[i][len(head):] for i in rows])
+        scores = served.lm.score(head, [texts[i][len(head) :] for i in rows])
         for j, i in enumerate(rows):
-            tail = texts[i][len(head):]
-            choices[i] = {"index": i, "text": texts[i], "finish_reason": "length",
-                          "logprobs": {"tokens": ([head] if head else []) + [tail],
-                                       "token_logprobs": ([None] if head else [])
-                                       + [float(scores.logprob[j])],
-                                       "text_offset": ([0] if head else []) + [len(head)],
-                                       "top_logprobs": None},
-                          "genrec_n_tokens": int(scores.n_tokens[j])}
+            tail = texts[i][len(head) :]
+            choices[i] = {
+                "index": i,
+                "text": texts[i],
+                "finish_reason": "length",
+                "logprobs": {
+                    "tokens": ([head] if head else []) + [tail],
+                    "token_logprobs": ([None] if head else []) + [float(scores.logprob[j])],
+                    "text_offset": ([0] if head else []) + [len(head)],
+                    "top_logprobs": None,
+                },
+                "genrec_n_tokens": int(scores.n_tokens[j]),
+            }
     return choices
 
 
@@ -284,6 +343,7 @@ class _Run:
     def __init__(self, served: _Served, work: Callable[[Job], Any]):
         loop = asyncio.get_running_loop()
         self.items: asyncio.Queue = asyncio.Queue()
+
         def put(item):  # from the model's thread into this request's event loop
             loop.call_soon_threadsafe(self.items.put_nowait, item)
 
@@ -292,8 +352,12 @@ class _Run:
             self.future = served.worker.submit(work, self.job)
         except Busy as exc:
             retry = max(1, round(served.limits.request_timeout / 4))
-            raise APIError(503, f"the server is busy: {exc}; retry in a few seconds",
-                           kind="server_busy", headers={"Retry-After": str(retry)}) from None
+            raise APIError(
+                503,
+                f"the server is busy: {exc}; retry in a few seconds",
+                kind="server_busy",
+                headers={"Retry-After": str(retry)},
+            ) from None
         self.future.add_done_callback(lambda _: put(_END))
         self.polled = time.monotonic()  # when the client's connection was last checked
 
@@ -349,9 +413,13 @@ class _Run:
 
 
 def _expired(job: Job) -> APIError:
-    return APIError(504, f"the request ran past this server's limit of {job.timeout:g} s per "
-                         "request (its --request-timeout); ask for fewer max_tokens or a shorter "
-                         "prompt", kind="timeout")
+    return APIError(
+        504,
+        f"the request ran past this server's limit of {job.timeout:g} s per "
+        "request (its --request-timeout); ask for fewer max_tokens or a shorter "
+        "prompt",
+        kind="timeout",
+    )
 
 
 # ---- streaming --------------------------------------------------------------------------------
@@ -376,31 +444,59 @@ async def _stream(served: _Served, work, kind: str, body, *, echo: list[str] | N
             choice = {"index": index, "delta": delta, "finish_reason": finish}
         else:
             choice = {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish}
-        return _event({"id": ident, "object": kind, "created": created, "model": served.name,
-                       "choices": [choice]})
+        return _event(
+            {
+                "id": ident,
+                "object": kind,
+                "created": created,
+                "model": served.name,
+                "choices": [choice],
+            }
+        )
 
     async def events():
         try:
             if chat:
-                yield _event({"id": ident, "object": kind, "created": created, "model": served.name,
-                              "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                           "finish_reason": None}]})
+                yield _event(
+                    {
+                        "id": ident,
+                        "object": kind,
+                        "created": created,
+                        "model": served.name,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "delta": {"role": "assistant", "content": ""},
+                                "finish_reason": None,
+                            }
+                        ],
+                    }
+                )
             for i, prompt in enumerate(echo if getattr(body, "echo", False) and echo else []):
                 yield chunk(i, prompt, None)
             while (item := await run.next()) is not _END:
                 yield chunk(*item)
             done = run.result()
             if body.stream_options is not None and body.stream_options.include_usage:
-                yield _event({"id": ident, "object": kind, "created": created,
-                              "model": served.name, "choices": [], "usage": _usage(done)})
+                yield _event(
+                    {
+                        "id": ident,
+                        "object": kind,
+                        "created": created,
+                        "model": served.name,
+                        "choices": [],
+                        "usage": _usage(done),
+                    }
+                )
         except APIError as exc:
             yield _event(exc.body())
         finally:
             run.stop()
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
 
 
 def _event(payload: dict) -> str:
@@ -409,8 +505,13 @@ def _event(payload: dict) -> str:
 
 # ---- responses --------------------------------------------------------------------------------
 def _envelope(served: _Served, kind: str, choices: list[dict], *, usage: dict | None = None):
-    body = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": kind, "created": int(time.time()),
-            "model": served.name, "choices": choices}
+    body = {
+        "id": f"cmpl-{uuid.uuid4().hex[:24]}",
+        "object": kind,
+        "created": int(time.time()),
+        "model": served.name,
+        "choices": choices,
+    }
     if usage is not None:
         body["usage"] = usage
     return body
@@ -418,8 +519,11 @@ def _envelope(served: _Served, kind: str, choices: list[dict], *, usage: dict | 
 
 def _usage(done: list[_Done]) -> dict:
     prompt, completion = sum(d.prompt_tokens for d in done), sum(d.completion_tokens for d in done)
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 # ---- running the server -----------------------------------------------------------------------
@@ -427,16 +531,28 @@ class LMServer:
     """A uvicorn server for ``lm`` on a socket bound when it is made (so a bad or busy port
     fails before the model loads)."""
 
-    def __init__(self, lm: LanguageModel, sock: socket.socket, *, model_name: str | None,
-                 limits: ServerLimits, verbose: bool):
+    def __init__(
+        self,
+        lm: LanguageModel,
+        sock: socket.socket,
+        *,
+        model_name: str | None,
+        limits: ServerLimits,
+        verbose: bool,
+    ):
         uvicorn = require("uvicorn", "serve")
         self.app = create_app(lm, model_name=model_name, limits=limits)
         self.model_name = self.app.state.served.name
         self.sock = sock
-        config = uvicorn.Config(self.app, http="h11", lifespan="on", access_log=verbose,
-                                log_level="info" if verbose else "warning",
-                                log_config=None if not verbose else uvicorn.config.LOGGING_CONFIG,
-                                timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            self.app,
+            http="h11",
+            lifespan="on",
+            access_log=verbose,
+            log_level="info" if verbose else "warning",
+            log_config=None if not verbose else uvicorn.config.LOGGING_CONFIG,
+            timeout_graceful_shutdown=2,
+        )
         self.server = uvicorn.Server(config)
 
     @property
@@ -456,25 +572,37 @@ class LMServer:
         self.server.should_exit = True
 
 
-def make_server(lm: LanguageModel, *, host: str = "127.0.0.1", port: int = 8000,
-                model_name: str | None = None, limits: ServerLimits | None = None,
-                verbose: bool = False) -> LMServer:
+def make_server(
+    lm: LanguageModel,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    model_name: str | None = None,
+    limits: ServerLimits | None = None,
+    verbose: bool = False,
+) -> LMServer:
     """A server bound to ``host:port`` (port 0: a free one); call ``serve_forever()``."""
     if not isinstance(lm, LanguageModel):
         raise ConfigError(f"expected a LanguageModel, got {type(lm).__name__}")
     sock = bind(host, port)
     try:
-        return LMServer(lm, sock, model_name=model_name, limits=limits or ServerLimits(),
-                        verbose=verbose)
+        return LMServer(
+            lm, sock, model_name=model_name, limits=limits or ServerLimits(), verbose=verbose
+        )
     except BaseException:
         sock.close()
         raise
 
 
 @contextlib.contextmanager
-def serve_in_thread(lm: LanguageModel, *, host: str = "127.0.0.1", port: int = 0,
-                    model_name: str | None = None,
-                    limits: ServerLimits | None = None) -> Iterator[str]:
+def serve_in_thread(
+    lm: LanguageModel,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    model_name: str | None = None,
+    limits: ServerLimits | None = None,
+) -> Iterator[str]:
     """Serve ``lm`` from a background thread; yields the base URL (``http://host:port/v1``)."""
     server = make_server(lm, host=host, port=port, model_name=model_name, limits=limits)
     thread = threading.Thread(target=server.serve_forever, name="genrec-serve-lm", daemon=True)
@@ -501,12 +629,14 @@ def load(lm: LanguageModel) -> None:
         raise
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise LLMError(f"could not load the language model {lm.name!r}: {type(exc).__name__}: "
-                       f"{reason}") from exc
+        raise LLMError(
+            f"could not load the language model {lm.name!r}: {type(exc).__name__}: {reason}"
+        ) from exc
 
 
-def lm_from_cli(model: str, *, backend: str = "default", threads: int | None = None,
-                cache_dir=None) -> LanguageModel:
+def lm_from_cli(
+    model: str, *, backend: str = "default", threads: int | None = None, cache_dir=None
+) -> LanguageModel:
     """The model ``genrec serve-lm`` serves: ``model`` is a full spec (``"fake"``,
     ``"llamacpp:gemma-3-270m"``) or a shipped name / path run by ``backend``."""
     from genrec.text.backends import BACKENDS, get_language_model
@@ -519,17 +649,25 @@ def lm_from_cli(model: str, *, backend: str = "default", threads: int | None = N
     return get_language_model(spec, **options)
 
 
-def serve(lm: LanguageModel, *, host: str = "127.0.0.1", port: int = 8000,
-          model_name: str | None = None, limits: ServerLimits | None = None,
-          verbose: bool = False, announce=print) -> None:
+def serve(
+    lm: LanguageModel,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    model_name: str | None = None,
+    limits: ServerLimits | None = None,
+    verbose: bool = False,
+    announce=print,
+) -> None:
     """Check the port, load the model, then serve ``lm`` until interrupted (Ctrl-C).
 
     Raises:
         ConfigError: the port is out of range or in use, or the host is unknown.
         LLMError: the model cannot be loaded (nothing is announced).
     """
-    server = make_server(lm, host=host, port=port, model_name=model_name, limits=limits,
-                         verbose=verbose)
+    server = make_server(
+        lm, host=host, port=port, model_name=model_name, limits=limits, verbose=verbose
+    )
     try:
         load(lm)
     except BaseException:
@@ -539,5 +677,14 @@ def serve(lm: LanguageModel, *, host: str = "127.0.0.1", port: int = 8000,
     server.serve_forever()
 
 
-__all__ = ["LMServer", "ServerLimits", "bind", "create_app", "lm_from_cli", "load",
-           "make_server", "serve", "serve_in_thread"]
+__all__ = [
+    "LMServer",
+    "ServerLimits",
+    "bind",
+    "create_app",
+    "lm_from_cli",
+    "load",
+    "make_server",
+    "serve",
+    "serve_in_thread",
+]

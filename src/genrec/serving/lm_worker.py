@@ -90,8 +90,10 @@ class ModelWorker:
         """Queue ``work(job)``; its Future. Raises Busy when the line is full."""
         with self._lock:
             if len(self._admitted) >= self.capacity:
-                raise Busy(f"{len(self._admitted)} requests are running or waiting (this server "
-                           f"queues at most {self.capacity - 1} behind the running one)")
+                raise Busy(
+                    f"{len(self._admitted)} requests are running or waiting (this server "
+                    f"queues at most {self.capacity - 1} behind the running one)"
+                )
             self._admitted.add(job)
         future: Future = Future()
         future.add_done_callback(lambda _: self._release(job))  # also when cancelled waiting

@@ -45,18 +45,26 @@ class RequestMetrics:
         with self._lock:
             counts = sorted(self._counts.items())
             hists = sorted((k, list(v)) for k, v in self._hist.items())
-        lines = ["# HELP genrec_requests_total Requests answered, by endpoint, model and status.",
-                 "# TYPE genrec_requests_total counter"]
-        lines += [f"genrec_requests_total{_labels(endpoint=e, model=m, status=s)} {n}"
-                  for (e, m, s), n in counts]
-        lines += ["# HELP genrec_request_seconds Time to answer a request, by endpoint and model.",
-                  "# TYPE genrec_request_seconds histogram"]
+        lines = [
+            "# HELP genrec_requests_total Requests answered, by endpoint, model and status.",
+            "# TYPE genrec_requests_total counter",
+        ]
+        lines += [
+            f"genrec_requests_total{_labels(endpoint=e, model=m, status=s)} {n}"
+            for (e, m, s), n in counts
+        ]
+        lines += [
+            "# HELP genrec_request_seconds Time to answer a request, by endpoint and model.",
+            "# TYPE genrec_request_seconds histogram",
+        ]
         for (endpoint, model), hist in hists:
             running = 0
-            for bound, n in zip([*map(_number, BUCKETS), "+Inf"], hist[:len(BUCKETS) + 1]):
+            for bound, n in zip([*map(_number, BUCKETS), "+Inf"], hist[: len(BUCKETS) + 1]):
                 running += n
-                lines.append(f"genrec_request_seconds_bucket"
-                             f"{_labels(endpoint=endpoint, model=model, le=bound)} {running}")
+                lines.append(
+                    f"genrec_request_seconds_bucket"
+                    f"{_labels(endpoint=endpoint, model=model, le=bound)} {running}"
+                )
             labels = _labels(endpoint=endpoint, model=model)
             lines.append(f"genrec_request_seconds_sum{labels} {hist[-2]!r}")
             lines.append(f"genrec_request_seconds_count{labels} {hist[-1]}")

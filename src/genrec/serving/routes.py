@@ -51,21 +51,34 @@ def caller(scope: str):
             key = app.state.keys.check(x_api_key)
             if key is None:
                 what = "has no X-API-Key header" if not x_api_key else "has an unknown X-API-Key"
-                raise APIError(401, f"this request {what}; send a key made with `genrec keys "
-                                    "add NAME --scope read`", kind="unauthorized",
-                               headers={"WWW-Authenticate": "X-API-Key"})
+                raise APIError(
+                    401,
+                    f"this request {what}; send a key made with `genrec keys "
+                    "add NAME --scope read`",
+                    kind="unauthorized",
+                    headers={"WWW-Authenticate": "X-API-Key"},
+                )
             if not key.allows(scope):
-                raise APIError(403, f"the key {key.name!r} has scope {key.scope!r}; "
-                                    f"{request.method} {request.url.path} needs {scope!r}",
-                               kind="forbidden")
+                raise APIError(
+                    403,
+                    f"the key {key.name!r} has scope {key.scope!r}; "
+                    f"{request.method} {request.url.path} needs {scope!r}",
+                    kind="forbidden",
+                )
         if app.state.limiter is not None:
-            client = f"key:{key.name}" if key else f"ip:{request.client.host if request.client else ''}"
+            client = (
+                f"key:{key.name}" if key else f"ip:{request.client.host if request.client else ''}"
+            )
             wait = app.state.limiter.take(client)
             if wait:
-                raise APIError(429, f"over this server's rate limit of "
-                                    f"{app.state.limits.rate_limit:g} requests/s per client; "
-                                    f"retry in {wait:.2f} s", kind="rate_limited",
-                               headers={"Retry-After": str(max(1, round(wait + 0.5)))})
+                raise APIError(
+                    429,
+                    f"over this server's rate limit of "
+                    f"{app.state.limits.rate_limit:g} requests/s per client; "
+                    f"retry in {wait:.2f} s",
+                    kind="rate_limited",
+                    headers={"Retry-After": str(max(1, round(wait + 0.5)))},
+                )
         return key
 
     return Depends(check)
@@ -87,21 +100,48 @@ def add_routes(app, fastapi, limits) -> None:
     def page():
         return HTMLResponse(page_html(), headers={"Cache-Control": "no-cache"})
 
-    @app.get("/health", tags=["service"], responses={200: {"content": {"application/json": {
-        "example": {"status": "ok"}}}}})
+    @app.get(
+        "/health",
+        tags=["service"],
+        responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+    )
     async def health() -> dict:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["service"], responses={200: {"content": {"application/json": {
-        "example": {"ready": True, "models": ["ease", "sasrec"]}}}}})
+    @app.get(
+        "/ready",
+        tags=["service"],
+        responses={
+            200: {
+                "content": {
+                    "application/json": {"example": {"ready": True, "models": ["ease", "sasrec"]}}
+                }
+            }
+        },
+    )
     async def ready(request: Request) -> dict:
         """Readiness: the models are loaded and answer."""
         return {"ready": True, "models": request.app.state.service.model_names}
 
-    @app.get("/version", tags=["service"], responses={200: {"content": {"application/json": {
-        "example": {"genrec": "0.1.0", "dataset": "ml-100k", "data_checksum": "9f1c...",
-                    "models": [{"name": "ease", "config": {"reg": 250.0}}]}}}}})
+    @app.get(
+        "/version",
+        tags=["service"],
+        responses={
+            200: {
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "genrec": "0.1.0",
+                            "dataset": "ml-100k",
+                            "data_checksum": "9f1c...",
+                            "models": [{"name": "ease", "config": {"reg": 250.0}}],
+                        }
+                    }
+                }
+            }
+        },
+    )
     async def version(request: Request) -> dict:
         """genrec's version, the dataset's fingerprint, each model's config and artifact."""
         return request.app.state.service.version()
@@ -109,71 +149,99 @@ def add_routes(app, fastapi, limits) -> None:
     @app.get("/metrics", tags=["service"], response_class=PlainTextResponse, dependencies=[read])
     async def metrics(request: Request):
         """Prometheus text: ``genrec_requests_total`` and ``genrec_request_seconds``."""
-        return PlainTextResponse(request.app.state.metrics.render(),
-                                 media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(
+            request.app.state.metrics.render(), media_type="text/plain; version=0.0.4"
+        )
 
-    @app.get("/users/{user_id}/recommendations", tags=["recommend"], dependencies=[read],
-             response_model=schemas.Recommendations)
-    def user_recommendations(request: Request, user_id: str, k: K = 10,
-                             model: str | None = None, exclude_seen: bool = True,
-                             filter: Annotated[list[str], Query(
-                                 max_length=10, description="COLUMN:VALUE, e.g. genres:Comedy "
-                                                            "(repeat for AND)")] = ()):
+    @app.get(
+        "/users/{user_id}/recommendations",
+        tags=["recommend"],
+        dependencies=[read],
+        response_model=schemas.Recommendations,
+    )
+    def user_recommendations(
+        request: Request,
+        user_id: str,
+        k: K = 10,
+        model: str | None = None,
+        exclude_seen: bool = True,
+        filter: Annotated[
+            list[str],
+            Query(max_length=10, description="COLUMN:VALUE, e.g. genres:Comedy (repeat for AND)"),
+        ] = (),
+    ):
         """A user's top k, best first (seen items left out unless ``exclude_seen=false``)."""
         _model(request, model)
         with answering(param="user_id"):
             return request.app.state.service.recommend_user(
-                user_id, k=k, model=model, exclude_seen=exclude_seen, filters=list(filter))
+                user_id, k=k, model=model, exclude_seen=exclude_seen, filters=list(filter)
+            )
 
-    @app.post("/recommendations", tags=["recommend"], dependencies=[read],
-              response_model=schemas.Recommendations)
+    @app.post(
+        "/recommendations",
+        tags=["recommend"],
+        dependencies=[read],
+        response_model=schemas.Recommendations,
+    )
     def history_recommendations(request: Request, body: schemas.HistoryRequest):
         """The top k for an anonymous history (item ids, oldest first)."""
         _check_k(body.k, limits.max_k)
         _model(request, body.model)
         with answering(param="items"):
             return request.app.state.service.recommend_history(
-                body.items, k=body.k, model=body.model, exclude_seen=body.exclude_seen,
-                filters=body.filter)
+                body.items,
+                k=body.k,
+                model=body.model,
+                exclude_seen=body.exclude_seen,
+                filters=body.filter,
+            )
 
-    @app.get("/items/{item_id}/similar", tags=["recommend"], dependencies=[read],
-             response_model=schemas.Recommendations)
+    @app.get(
+        "/items/{item_id}/similar",
+        tags=["recommend"],
+        dependencies=[read],
+        response_model=schemas.Recommendations,
+    )
     def similar(request: Request, item_id: str, k: K = 10, model: str | None = None):
         """Items the model recommends after this one item alone."""
         _model(request, model)
         with answering(param="item_id"):
             return request.app.state.service.similar(item_id, k=k, model=model)
 
-    @app.get("/search", tags=["catalog"], dependencies=[read],
-             response_model=schemas.SearchResults)
-    def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=500)],
-               k: K = 10):
+    @app.get("/search", tags=["catalog"], dependencies=[read], response_model=schemas.SearchResults)
+    def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=500)], k: K = 10):
         """Catalog items matching free text (the served dense model, else BM25)."""
         with answering(param="q"):
             return request.app.state.service.search(q, k=k)
 
-    @app.post("/explain", tags=["recommend"], dependencies=[read],
-              response_model=schemas.Explanation)
+    @app.post(
+        "/explain", tags=["recommend"], dependencies=[read], response_model=schemas.Explanation
+    )
     def explain(request: Request, body: schemas.ExplainRequest):
         """Why an item suits a user or a history, from catalog facts (template text)."""
         if body.user is None and not body.history:
-            raise APIError(422, "give user (an id) or history (item ids) to explain against",
-                           param="user")
+            raise APIError(
+                422, "give user (an id) or history (item ids) to explain against", param="user"
+            )
         with answering(param="item"):
-            return request.app.state.service.explain(body.item, user_id=body.user,
-                                                     history=body.history)
+            return request.app.state.service.explain(
+                body.item, user_id=body.user, history=body.history
+            )
 
-    @app.post("/evaluate", tags=["evaluate"], dependencies=[read],
-              response_model=schemas.Evaluation)
+    @app.post(
+        "/evaluate", tags=["evaluate"], dependencies=[read], response_model=schemas.Evaluation
+    )
     def evaluate(request: Request, body: schemas.EvaluateRequest):
         """Ranking metrics (from a fixed list) of posted held-out [user, item] pairs."""
         _model(request, body.model)
         with answering(param="interactions"):
-            return request.app.state.service.evaluate(body.interactions, metrics=body.metrics,
-                                                      ks=body.k, model=body.model)
+            return request.app.state.service.evaluate(
+                body.interactions, metrics=body.metrics, ks=body.k, model=body.model
+            )
 
-    @app.post("/feedback", tags=["feedback"], dependencies=[write],
-              response_model=schemas.FeedbackReceipt)
+    @app.post(
+        "/feedback", tags=["feedback"], dependencies=[write], response_model=schemas.FeedbackReceipt
+    )
     def feedback(request: Request, body: schemas.FeedbackRequest):
         """Store interaction events, durable before this answer; an event_id seen before is
         counted as a duplicate and stored once."""
@@ -191,8 +259,9 @@ def add_routes(app, fastapi, limits) -> None:
 
 def _check_k(k: int, max_k: int) -> None:
     if k > max_k:
-        raise APIError(422, f"k: must be at most {max_k} on this server (its --max-k), got {k}",
-                       param="k")
+        raise APIError(
+            422, f"k: must be at most {max_k} on this server (its --max-k), got {k}", param="k"
+        )
 
 
 def _store_feedback(app, body) -> dict:
@@ -200,17 +269,26 @@ def _store_feedback(app, body) -> dict:
 
     store = app.state.feedback
     if store is None:
-        raise APIError(503, "this server stores no feedback; start it with --feedback FILE",
-                       kind="not_configured")
+        raise APIError(
+            503,
+            "this server stores no feedback; start it with --feedback FILE",
+            kind="not_configured",
+        )
     service = app.state.service
     _, known = service.data.items.lookup([e.item for e in body.events])
     if not known.all():
         bad = [e.item for e, ok in zip(body.events, known) if not ok][:5]
-        raise APIError(404, f"unknown item id(s) {bad}; feedback must name items of "
-                            f"{service.data.name}", kind="not_found", param="events.item")
+        raise APIError(
+            404,
+            f"unknown item id(s) {bad}; feedback must name items of {service.data.name}",
+            kind="not_found",
+            param="events.item",
+        )
     now = int(time.time())
-    events = [Event(e.event_id, e.user, e.item, e.value,
-                    now if e.timestamp is None else e.timestamp) for e in body.events]
+    events = [
+        Event(e.event_id, e.user, e.item, e.value, now if e.timestamp is None else e.timestamp)
+        for e in body.events
+    ]
     stored, duplicates = store.add(events)
     return {"stored": stored, "duplicates": duplicates, "total": store.count()}
 

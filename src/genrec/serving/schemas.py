@@ -34,10 +34,19 @@ class Recommendations(BaseModel):
     user: str | None = None
     item: str | None = None
 
-    model_config = ConfigDict(json_schema_extra={"example": {
-        "user": "196", "model": "ease", "k": 2, "items": [
-            {"id": "50", "title": "Star Wars (1977)", "score": 1.42},
-            {"id": "181", "title": "Return of the Jedi (1983)", "score": 1.17}]}})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "user": "196",
+                "model": "ease",
+                "k": 2,
+                "items": [
+                    {"id": "50", "title": "Star Wars (1977)", "score": 1.42},
+                    {"id": "181", "title": "Return of the Jedi (1983)", "score": 1.17},
+                ],
+            }
+        }
+    )
 
 
 class HistoryRequest(_Strict):
@@ -49,8 +58,11 @@ class HistoryRequest(_Strict):
     exclude_seen: bool = True
     filter: list[str] = Field(default_factory=list, max_length=10)
 
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
-        "example": {"items": ["172", "181", "50"], "k": 10, "model": "sasrec"}})
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"example": {"items": ["172", "181", "50"], "k": 10, "model": "sasrec"}},
+    )
 
 
 class SearchResults(BaseModel):
@@ -66,8 +78,9 @@ class ExplainRequest(_Strict):
     user: str | None = None
     history: list[str] = Field(default_factory=list, max_length=1000)
 
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
-        "example": {"item": "50", "user": "196"}})
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"example": {"item": "50", "user": "196"}}
+    )
 
 
 class Fact(BaseModel):
@@ -95,8 +108,15 @@ class FeedbackEvent(_Strict):
 class FeedbackRequest(_Strict):
     events: list[FeedbackEvent] = Field(min_length=1, max_length=1000)
 
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"example": {
-        "events": [{"event_id": "3f2a9c", "user": "196", "item": "50", "value": 1.0}]}})
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "example": {
+                "events": [{"event_id": "3f2a9c", "user": "196", "item": "50", "value": 1.0}]
+            }
+        },
+    )
 
 
 class FeedbackReceipt(BaseModel):
@@ -109,15 +129,26 @@ class EvaluateRequest(_Strict):
     """Held-out ``[user, item]`` pairs; each known user is ranked from their history."""
 
     interactions: list[Annotated[list[str], Field(min_length=2, max_length=2)]] = Field(
-        min_length=1, max_length=100_000)  # [user, item] pairs
+        min_length=1, max_length=100_000
+    )  # [user, item] pairs
     metrics: list[Literal[EVAL_METRICS]] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: ["ndcg", "recall"], min_length=1)
+        default_factory=lambda: ["ndcg", "recall"], min_length=1
+    )
     k: list[int] = Field(default_factory=lambda: [10], min_length=1, max_length=5)
     model: str | None = None
 
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"example": {
-        "interactions": [["196", "50"], ["186", "302"]], "metrics": ["ndcg", "recall"],
-        "k": [10], "model": "ease"}})
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "example": {
+                "interactions": [["196", "50"], ["186", "302"]],
+                "metrics": ["ndcg", "recall"],
+                "k": [10],
+                "model": "ease",
+            }
+        },
+    )
 
 
 class Evaluation(BaseModel):
@@ -131,10 +162,22 @@ class ReloadRequest(_Strict):
     model: str = _ID
     path: str | None = None  # an artifact folder; default: where the model was loaded from
 
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
-        "example": {"model": "ease"}})
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"example": {"model": "ease"}}
+    )
 
 
-__all__ = ["EvaluateRequest", "Evaluation", "ExplainRequest", "Explanation", "FeedbackEvent",
-           "FeedbackReceipt", "FeedbackRequest", "HistoryRequest", "Item", "Recommendations",
-           "ReloadRequest", "SearchResults"]
+__all__ = [
+    "EvaluateRequest",
+    "Evaluation",
+    "ExplainRequest",
+    "Explanation",
+    "FeedbackEvent",
+    "FeedbackReceipt",
+    "FeedbackRequest",
+    "HistoryRequest",
+    "Item",
+    "Recommendations",
+    "ReloadRequest",
+    "SearchResults",
+]

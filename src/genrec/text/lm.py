@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -64,8 +65,15 @@ class LanguageModel(Protocol):
 
     name: str
 
-    def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 64,
-                 temperature: float = 0.0, stop: Sequence[str] = (), seed: int = 0) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
+        seed: int = 0,
+    ) -> list[str]:
         """One completion per prompt (without the prompt). ``temperature=0`` is greedy decoding;
         generation ends at ``max_new_tokens``, end-of-sequence, or before the first ``stop``."""
         ...
@@ -107,7 +115,7 @@ def cut_stream(pieces: Iterable[str], stop: Sequence[str]) -> Iterator[str]:
                     yield text[sent:cut]
                 return
             if len(text) - hold > sent:
-                yield text[sent:len(text) - hold]
+                yield text[sent : len(text) - hold]
                 sent = len(text) - hold
         rest = cut_at_stop(text, stop)
         if len(rest) > sent:
@@ -118,8 +126,15 @@ def cut_stream(pieces: Iterable[str], stop: Sequence[str]) -> Iterator[str]:
             close()
 
 
-def stream_text(lm: LanguageModel, prompt: str, *, max_new_tokens: int = 64,
-                temperature: float = 0.0, stop: Sequence[str] = (), seed: int = 0) -> Iterator[str]:
+def stream_text(
+    lm: LanguageModel,
+    prompt: str,
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    stop: Sequence[str] = (),
+    seed: int = 0,
+) -> Iterator[str]:
     """``lm``'s completion of ``prompt`` in pieces: its ``stream`` method when it has one, else
     the whole of ``generate([prompt])`` as one piece. Closing the iterator stops a streaming
     backend at its next token."""
@@ -153,9 +168,14 @@ class FakeLanguageModel:
     Every call is recorded in ``calls`` as ``(method, prompt, n_continuations)``.
     """
 
-    def __init__(self, *, generate_fn: Callable[[str], str] | None = None,
-                 score_fn: Callable[[str, str], tuple[float, int]] | None = None,
-                 name: str = "fake", context_length: int | None = None):
+    def __init__(
+        self,
+        *,
+        generate_fn: Callable[[str], str] | None = None,
+        score_fn: Callable[[str, str], tuple[float, int]] | None = None,
+        name: str = "fake",
+        context_length: int | None = None,
+    ):
         self.generate_fn, self.score_fn, self.name = generate_fn, score_fn, name
         self.context_length = context_length
         self.calls: list[tuple[str, str, int]] = []
@@ -166,8 +186,15 @@ class FakeLanguageModel:
     def count_tokens(self, text: str) -> int:
         return len(self.tokens(text))
 
-    def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 64,
-                 temperature: float = 0.0, stop: Sequence[str] = (), seed: int = 0) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
+        seed: int = 0,
+    ) -> list[str]:
         check_generation_args(max_new_tokens, temperature)
         out = []
         for prompt in prompts:
@@ -180,12 +207,24 @@ class FakeLanguageModel:
             out.append(cut_at_stop(text, stop))
         return out
 
-    def stream(self, prompt: str, *, max_new_tokens: int = 64, temperature: float = 0.0,
-               stop: Sequence[str] = (), seed: int = 0) -> Iterator[str]:
+    def stream(
+        self,
+        prompt: str,
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
+        seed: int = 0,
+    ) -> Iterator[str]:
         """:meth:`generate` of one prompt, one token (with its leading space) at a time."""
         if self.generate_fn is not None:
-            yield self.generate([prompt], max_new_tokens=max_new_tokens, temperature=temperature,
-                                stop=stop, seed=seed)[0]
+            yield self.generate(
+                [prompt],
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                stop=stop,
+                seed=seed,
+            )[0]
             return
         check_generation_args(max_new_tokens, temperature)
         self.calls.append(("generate", prompt, 0))
@@ -197,14 +236,20 @@ class FakeLanguageModel:
         self.calls.append(("score", prompt, len(continuations)))
         if self.score_fn is not None:
             pairs = [self.score_fn(prompt, c) for c in continuations]
-            return ContinuationScores(np.array([p[0] for p in pairs], np.float64),
-                                      np.array([max(int(p[1]), 1) for p in pairs], np.int64))
+            return ContinuationScores(
+                np.array([p[0] for p in pairs], np.float64),
+                np.array([max(int(p[1]), 1) for p in pairs], np.int64),
+            )
         known = {t.lower() for t in self.tokens(prompt)}
         logprob, n_tokens = [], []
         for text in continuations:
             toks = self.tokens(text) or ["<eos>"]
-            costs = [-1.0 if t.lower() in known
-                     else -4.0 - (zlib.crc32(t.lower().encode()) % 1000) / 1000 for t in toks]
+            costs = [
+                -1.0
+                if t.lower() in known
+                else -4.0 - (zlib.crc32(t.lower().encode()) % 1000) / 1000
+                for t in toks
+            ]
             logprob.append(sum(costs))
             n_tokens.append(len(toks))
         return ContinuationScores(np.array(logprob, np.float64), np.array(n_tokens, np.int64))
@@ -222,12 +267,28 @@ def check_continuations(continuations: Sequence[str]) -> list[str]:
 
 
 def check_generation_args(max_new_tokens, temperature) -> None:
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+    if (
+        isinstance(max_new_tokens, bool)
+        or not isinstance(max_new_tokens, int)
+        or max_new_tokens < 1
+    ):
         raise ConfigError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
-    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
-            or not np.isfinite(temperature) or temperature < 0):
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, (int, float))
+        or not np.isfinite(temperature)
+        or temperature < 0
+    ):
         raise ConfigError(f"temperature must be a finite number >= 0, got {temperature!r}")
 
 
-__all__ = ["ContinuationScores", "FakeLanguageModel", "LanguageModel", "check_continuations",
-           "check_generation_args", "cut_at_stop", "cut_stream", "stream_text"]
+__all__ = [
+    "ContinuationScores",
+    "FakeLanguageModel",
+    "LanguageModel",
+    "check_continuations",
+    "check_generation_args",
+    "cut_at_stop",
+    "cut_stream",
+    "stream_text",
+]

@@ -42,13 +42,17 @@ import os
 import time
 import urllib.error
 import urllib.request
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from genrec.errors import ConfigError, LLMError
-from genrec.text.lm import (ContinuationScores, check_continuations, check_generation_args,
-                            cut_at_stop)
+from genrec.text.lm import (
+    ContinuationScores,
+    check_continuations,
+    check_generation_args,
+    cut_at_stop,
+)
 
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -69,42 +73,75 @@ class OpenAICompatibleLM:
         name: the name to report (default ``openai:<model>``).
     """
 
-    def __init__(self, base_url: str, *, model: str, api_key: str | None = None,
-                 api_key_env: str = "OPENAI_API_KEY", chat: bool = False, timeout: float = 60.0,
-                 retries: int = 3, backoff: float = 0.5, max_backoff: float = 30.0,
-                 name: str | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model: str,
+        api_key: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        chat: bool = False,
+        timeout: float = 60.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        name: str | None = None,
+    ):
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"base_url must start with http:// or https://, got {base_url!r} "
-                              "(e.g. 'http://127.0.0.1:8000/v1')")
+            raise ConfigError(
+                f"base_url must start with http:// or https://, got {base_url!r} "
+                "(e.g. 'http://127.0.0.1:8000/v1')"
+            )
         if not model:
             raise ConfigError("model must name the server's model (see GET <base_url>/models)")
-        for field, value, low in (("timeout", timeout, 0.0), ("backoff", backoff, 0.0),
-                                  ("max_backoff", max_backoff, 0.0)):
+        for field, value, low in (
+            ("timeout", timeout, 0.0),
+            ("backoff", backoff, 0.0),
+            ("max_backoff", max_backoff, 0.0),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
                 raise ConfigError(f"{field} must be a number >= {low}, got {value!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ConfigError(f"retries must be a non-negative integer, got {retries!r}")
         self.base_url, self.model, self.chat = base_url.rstrip("/"), model, chat
         self.timeout, self.retries, self.backoff, self.max_backoff = (
-            float(timeout), retries, float(backoff), float(max_backoff))
+            float(timeout),
+            retries,
+            float(backoff),
+            float(max_backoff),
+        )
         self.api_key = api_key if api_key is not None else os.environ.get(api_key_env)
         self.name = name or f"openai:{model}"
 
     # ---- protocol -------------------------------------------------------------------------
-    def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 64,
-                 temperature: float = 0.0, stop: Sequence[str] = (), seed: int = 0) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
+        seed: int = 0,
+    ) -> list[str]:
         """One completion per prompt (one request per prompt)."""
         check_generation_args(max_new_tokens, temperature)
         if isinstance(prompts, str):
             raise ConfigError("prompts must be a list of strings, not one string")
         stop = [s for s in stop if s]
-        common = {"model": self.model, "max_tokens": max_new_tokens,
-                  "temperature": float(temperature), "seed": seed, **({"stop": stop} if stop else {})}
+        common = {
+            "model": self.model,
+            "max_tokens": max_new_tokens,
+            "temperature": float(temperature),
+            "seed": seed,
+            **({"stop": stop} if stop else {}),
+        }
         out = []
         for prompt in prompts:
             if self.chat:
-                body = self.post("/chat/completions",
-                                 {**common, "messages": [{"role": "user", "content": prompt}]})
+                body = self.post(
+                    "/chat/completions",
+                    {**common, "messages": [{"role": "user", "content": prompt}]},
+                )
                 text = _first_choice(body, self.base_url).get("message", {}).get("content")
             else:
                 body = self.post("/completions", {**common, "prompt": prompt})
@@ -121,25 +158,48 @@ class OpenAICompatibleLM:
         if not continuations:
             return ContinuationScores(np.zeros(0), np.zeros(0, np.int64))
         texts = [prompt + c for c in continuations]
-        body = self.post("/completions", {
-            "model": self.model, "prompt": texts, "echo": True, "logprobs": 0, "max_tokens": 1,
-            "temperature": 0.0, "genrec_score_from": len(prompt)})
+        body = self.post(
+            "/completions",
+            {
+                "model": self.model,
+                "prompt": texts,
+                "echo": True,
+                "logprobs": 0,
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "genrec_score_from": len(prompt),
+            },
+        )
         choices = body.get("choices") if isinstance(body, dict) else None
         if not isinstance(choices, list) or len(choices) != len(texts):
-            raise LLMError(f"{self.base_url}/completions returned {len(choices or [])} choices for "
-                           f"{len(texts)} prompts: {_excerpt(body)}")
+            raise LLMError(
+                f"{self.base_url}/completions returned {len(choices or [])} choices for "
+                f"{len(texts)} prompts: {_excerpt(body)}"
+            )
         choices = sorted(choices, key=lambda c: c.get("index", 0))
-        pairs = [_continuation_logprob(c, len(prompt), len(t), self.base_url)
-                 for c, t in zip(choices, texts)]
-        return ContinuationScores(np.array([p[0] for p in pairs], np.float64),
-                                  np.array([p[1] for p in pairs], np.int64))
+        pairs = [
+            _continuation_logprob(c, len(prompt), len(t), self.base_url)
+            for c, t in zip(choices, texts)
+        ]
+        return ContinuationScores(
+            np.array([p[0] for p in pairs], np.float64), np.array([p[1] for p in pairs], np.int64)
+        )
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` by the server's tokenizer (from an echo of the text with logprobs);
         a whitespace-split estimate when the server does not echo tokens."""
         try:
-            body = self.post("/completions", {"model": self.model, "prompt": text, "echo": True,
-                                              "logprobs": 0, "max_tokens": 1, "temperature": 0.0})
+            body = self.post(
+                "/completions",
+                {
+                    "model": self.model,
+                    "prompt": text,
+                    "echo": True,
+                    "logprobs": 0,
+                    "max_tokens": 1,
+                    "temperature": 0.0,
+                },
+            )
             choice = _first_choice(body, self.base_url)
         except LLMError:
             return len(text.split())
@@ -147,7 +207,9 @@ class OpenAICompatibleLM:
             return int(choice["genrec_n_tokens"])
         logprobs = choice.get("logprobs") or {}
         pairs = zip(logprobs.get("tokens") or [], logprobs.get("text_offset") or [])
-        return sum(1 for token, offset in pairs if token and offset < len(text)) or len(text.split())
+        return sum(1 for token, offset in pairs if token and offset < len(text)) or len(
+            text.split()
+        )
 
     # ---- HTTP -------------------------------------------------------------------------------
     def models(self) -> list[str]:
@@ -167,7 +229,7 @@ class OpenAICompatibleLM:
             headers["Authorization"] = f"Bearer {self.api_key}"
         problem = ""
         for attempt in range(self.retries + 1):
-            wait = min(self.backoff * 2 ** attempt, self.max_backoff)
+            wait = min(self.backoff * 2**attempt, self.max_backoff)
             try:
                 req = urllib.request.Request(url, data=data, headers=headers, method=method)
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
@@ -184,9 +246,11 @@ class OpenAICompatibleLM:
                 problem = f"{method} {url} failed: {reason}"
             if attempt < self.retries:
                 time.sleep(wait)
-        raise LLMError(f"{problem} (after {self.retries + 1} attempts). Check that the server is "
-                       f"running and reachable at {self.base_url}, and the timeout "
-                       f"({self.timeout:g} s) is long enough for the model")
+        raise LLMError(
+            f"{problem} (after {self.retries + 1} attempts). Check that the server is "
+            f"running and reachable at {self.base_url}, and the timeout "
+            f"({self.timeout:g} s) is long enough for the model"
+        )
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -197,18 +261,22 @@ def _continuation_logprob(choice: dict, start: int, end: int, url: str) -> tuple
     tokens, values = logprobs.get("tokens"), logprobs.get("token_logprobs")
     offsets = logprobs.get("text_offset")
     if not tokens or values is None or offsets is None:
-        raise LLMError(f"{url}/completions returned no prompt logprobs for echo=true; this server "
-                       "cannot score continuations (vLLM and `genrec serve-lm` can; llama.cpp's "
-                       "Python server needs logits_all; chat-only servers and Ollama cannot). "
-                       "Use another backend for scoring")
+        raise LLMError(
+            f"{url}/completions returned no prompt logprobs for echo=true; this server "
+            "cannot score continuations (vLLM and `genrec serve-lm` can; llama.cpp's "
+            "Python server needs logits_all; chat-only servers and Ollama cannot). "
+            "Use another backend for scoring"
+        )
     if "genrec_n_tokens" in choice:  # genrec serve-lm: the continuation is one pseudo-token
         return float(values[-1]), max(int(choice["genrec_n_tokens"]), 1)
     total, count = 0.0, 0
     for token, value, offset in zip(tokens, values, offsets):
         if offset + len(token) > start and offset < end:
             if value is None:
-                raise LLMError(f"{url} gave no logprob for the continuation token {token!r} at "
-                               f"offset {offset}; is the prompt empty?")
+                raise LLMError(
+                    f"{url} gave no logprob for the continuation token {token!r} at "
+                    f"offset {offset}; is the prompt empty?"
+                )
             total += float(value)
             count += 1
     return total, max(count, 1)
@@ -228,8 +296,10 @@ def _json(raw: bytes, url: str):
     try:
         return json.loads(raw)
     except ValueError:
-        raise LLMError(f"{url} did not return JSON: {_excerpt(raw.decode(errors='replace'))}; "
-                       "is base_url the API root (ending in /v1)?") from None
+        raise LLMError(
+            f"{url} did not return JSON: {_excerpt(raw.decode(errors='replace'))}; "
+            "is base_url the API root (ending in /v1)?"
+        ) from None
 
 
 def _excerpt(body, limit: int = 300) -> str:
@@ -238,11 +308,13 @@ def _excerpt(body, limit: int = 300) -> str:
 
 
 def _hint(status: int) -> str:
-    return {401: "; check the API key (api_key or its environment variable)",
-            403: "; the key is not allowed to use this model",
-            404: "; check base_url (it should end in /v1) and the model name (GET /v1/models)",
-            400: "; the server rejected the request (model name, context length or an "
-                 "unsupported option)"}.get(status, "")
+    return {
+        401: "; check the API key (api_key or its environment variable)",
+        403: "; the key is not allowed to use this model",
+        404: "; check base_url (it should end in /v1) and the model name (GET /v1/models)",
+        400: "; the server rejected the request (model name, context length or an "
+        "unsupported option)",
+    }.get(status, "")
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -45,7 +45,7 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from genrec.errors import ConfigError
 
@@ -56,8 +56,10 @@ LETTERS = string.ascii_uppercase  # the listwise verbaliser: candidate i is lett
 
 # ---- templates (phrased for a base model: a description, then a pattern to continue) ---------
 
-HEADER = ("A {kind} fan's recently liked {kinds}, oldest first. "
-          "Every title is written in double quotes.\n")
+HEADER = (
+    "A {kind} fan's recently liked {kinds}, oldest first. "
+    "Every title is written in double quotes.\n"
+)
 # One user's history as a bulleted list; {titles} is quoted values, one per line.
 HISTORY_BLOCK = "Liked {kinds}:\n{titles}\n"
 NO_HISTORY_BLOCK = "Liked {kinds}: (none yet)\n"
@@ -69,22 +71,30 @@ FEW_SHOT_INTRO = "Examples from other {kind} fans:\n\n"
 FEW_SHOT_SEPARATOR = "\n"
 TARGET_INTRO = "Now this fan:\n"
 
-LISTWISE_BLOCK = ("Candidate {kinds}:\n{candidates}\n"
-                  "Of the candidates, the {kind} this fan will like most is letter:")
+LISTWISE_BLOCK = (
+    "Candidate {kinds}:\n{candidates}\n"
+    "Of the candidates, the {kind} this fan will like most is letter:"
+)
 # TALLRec's yes/no question about one item; the scored continuations are PREFERENCE_ANSWERS.
 PREFERENCE_LINE = "Will this fan like"
 PREFERENCE_QUESTION = " {title}? Answer Yes or No:"
 PREFERENCE_ANSWERS = (" Yes", " No")
-RATING_BLOCK = ("How much will this fan like {title}? "
-                "Rating from 1 (hated it) to 5 (loved it):")
-FREE_GENERATION_BLOCK = ("{k} more {kinds} this fan will like, one title per line, "
-                         "each in double quotes:\n- " + OPEN)
+RATING_BLOCK = "How much will this fan like {title}? Rating from 1 (hated it) to 5 (loved it):"
+FREE_GENERATION_BLOCK = (
+    "{k} more {kinds} this fan will like, one title per line, each in double quotes:\n- " + OPEN
+)
 
 # Special tokens of common chat templates, markdown headers and instruction tags.
-_SPECIAL = re.compile(r"<\|[^|>]{0,40}\|>|</?(?:start_of_turn|end_of_turn|bos|eos|pad|s|unk|"
-                      r"system|user|assistant|model)>|\[/?INST\]|<</?SYS>>|#{2,}", re.IGNORECASE)
-_ROLE = re.compile(r"\b(system|user|assistant|model|human|ai|instructions?|answer|prompt|"
-                   r"task|response)\s*:", re.IGNORECASE)
+_SPECIAL = re.compile(
+    r"<\|[^|>]{0,40}\|>|</?(?:start_of_turn|end_of_turn|bos|eos|pad|s|unk|"
+    r"system|user|assistant|model)>|\[/?INST\]|<</?SYS>>|#{2,}",
+    re.IGNORECASE,
+)
+_ROLE = re.compile(
+    r"\b(system|user|assistant|model|human|ai|instructions?|answer|prompt|"
+    r"task|response)\s*:",
+    re.IGNORECASE,
+)
 _ARTICLE_SUFFIX = re.compile(r"^(.*), (The|A|An|Les|La|Le|L'|Il|Das|Der|Die|El)$", re.IGNORECASE)
 
 
@@ -134,28 +144,40 @@ def history_block(titles: Sequence[object], *, kinds: str = "movies") -> str:
     return HISTORY_BLOCK.format(kinds=kinds, titles=quoted_list(titles))
 
 
-def user_context(history_titles: Sequence[object], *,
-                 examples: Sequence[tuple[Sequence[object], object]] = (),
-                 kind: str = "movie") -> str:
+def user_context(
+    history_titles: Sequence[object],
+    *,
+    examples: Sequence[tuple[Sequence[object], object]] = (),
+    kind: str = "movie",
+) -> str:
     """Header, few-shot ``examples`` ((history titles, next title) pairs of other users), and
     this user's history: the shared beginning of every prompt below."""
     kinds = kind + "s"
     parts = [HEADER.format(kind=kind, kinds=kinds), "\n"]
     if examples:
         parts.append(FEW_SHOT_INTRO.format(kind=kind))
-        shots = [FEW_SHOT_EXAMPLE.format(history=history_block(h, kinds=kinds), kind=kind,
-                                         target=quote(natural_title(t))) for h, t in examples]
+        shots = [
+            FEW_SHOT_EXAMPLE.format(
+                history=history_block(h, kinds=kinds), kind=kind, target=quote(natural_title(t))
+            )
+            for h, t in examples
+        ]
         parts.append(FEW_SHOT_SEPARATOR.join(shots) + "\n" + TARGET_INTRO)
     parts.append(history_block(history_titles, kinds=kinds))
     return "".join(parts)
 
 
-def next_item_prompt(history_titles: Sequence[object], *,
-                     examples: Sequence[tuple[Sequence[object], object]] = (),
-                     kind: str = "movie") -> str:
+def next_item_prompt(
+    history_titles: Sequence[object],
+    *,
+    examples: Sequence[tuple[Sequence[object], object]] = (),
+    kind: str = "movie",
+) -> str:
     """Zero-shot (no ``examples``) or few-shot next-item prompt; it ends with an open quote,
     so a candidate is scored as :func:`candidate_continuation` of it."""
-    return user_context(history_titles, examples=examples, kind=kind) + NEXT_ITEM_LINE.format(kind=kind)
+    return user_context(history_titles, examples=examples, kind=kind) + NEXT_ITEM_LINE.format(
+        kind=kind
+    )
 
 
 def candidate_continuation(title: object) -> str:
@@ -164,18 +186,23 @@ def candidate_continuation(title: object) -> str:
     return clean(natural_title(title)) + CLOSE
 
 
-def listwise_prompt(history_titles: Sequence[object], candidate_titles: Sequence[object], *,
-                    examples: Sequence[tuple[Sequence[object], object]] = (),
-                    kind: str = "movie") -> str:
+def listwise_prompt(
+    history_titles: Sequence[object],
+    candidate_titles: Sequence[object],
+    *,
+    examples: Sequence[tuple[Sequence[object], object]] = (),
+    kind: str = "movie",
+) -> str:
     """Candidates listed with letters (A, B, ...); the scored continuations are
     :func:`letter_continuations`."""
     n = len(candidate_titles)
     if not 1 <= n <= len(LETTERS):
-        raise ConfigError(f"listwise ranking takes 1..{len(LETTERS)} candidates (one letter each), "
-                          f"got {n}")
-    return (user_context(history_titles, examples=examples, kind=kind)
-            + LISTWISE_BLOCK.format(kinds=kind + "s", kind=kind,
-                                    candidates=lettered_list(candidate_titles)))
+        raise ConfigError(
+            f"listwise ranking takes 1..{len(LETTERS)} candidates (one letter each), got {n}"
+        )
+    return user_context(history_titles, examples=examples, kind=kind) + LISTWISE_BLOCK.format(
+        kinds=kind + "s", kind=kind, candidates=lettered_list(candidate_titles)
+    )
 
 
 def lettered_list(titles: Sequence[object]) -> str:
@@ -188,17 +215,30 @@ def letter_continuations(n: int) -> list[str]:
     return [" " + LETTERS[i] for i in range(n)]
 
 
-def rating_prompt(history_titles: Sequence[object], title: object, *,
-                  history_ratings: Sequence[float] | None = None, kind: str = "movie") -> str:
+def rating_prompt(
+    history_titles: Sequence[object],
+    title: object,
+    *,
+    history_ratings: Sequence[float] | None = None,
+    kind: str = "movie",
+) -> str:
     """Rating prediction; the continuations are :data:`RATING_CONTINUATIONS` ("1".."5").
     With ``history_ratings`` each liked title is followed by the user's own rating."""
     if history_ratings is not None and len(history_ratings) == len(history_titles):
         titles = [f"{t}" for t in history_titles]
-        lines = "\n".join(f"- {quote(natural_title(t))} rated {int(round(float(r)))}"
-                          for t, r in zip(titles, history_ratings))
-        context = (HEADER.format(kind=kind, kinds=kind + "s") + "\n"
-                   + (HISTORY_BLOCK.format(kinds=kind + "s", titles=lines) if titles
-                      else NO_HISTORY_BLOCK.format(kinds=kind + "s")))
+        lines = "\n".join(
+            f"- {quote(natural_title(t))} rated {int(round(float(r)))}"
+            for t, r in zip(titles, history_ratings)
+        )
+        context = (
+            HEADER.format(kind=kind, kinds=kind + "s")
+            + "\n"
+            + (
+                HISTORY_BLOCK.format(kinds=kind + "s", titles=lines)
+                if titles
+                else NO_HISTORY_BLOCK.format(kinds=kind + "s")
+            )
+        )
     else:
         context = user_context(history_titles, kind=kind)
     return context + RATING_BLOCK.format(title=quote(natural_title(title)))
@@ -207,17 +247,26 @@ def rating_prompt(history_titles: Sequence[object], title: object, *,
 RATING_CONTINUATIONS = [" 1", " 2", " 3", " 4", " 5"]
 
 
-def preference_prompt(history_titles: Sequence[object], title: object, *,
-                      examples: Sequence[tuple[Sequence[object], object]] = (),
-                      kind: str = "movie") -> str:
+def preference_prompt(
+    history_titles: Sequence[object],
+    title: object,
+    *,
+    examples: Sequence[tuple[Sequence[object], object]] = (),
+    kind: str = "movie",
+) -> str:
     """TALLRec's yes/no question: will this fan like ``title``? The answers are
     :data:`PREFERENCE_ANSWERS`. It is :func:`preference_prefix` + :func:`preference_question`."""
-    return preference_prefix(history_titles, examples=examples, kind=kind) + preference_question(title)
+    return preference_prefix(history_titles, examples=examples, kind=kind) + preference_question(
+        title
+    )
 
 
-def preference_prefix(history_titles: Sequence[object], *,
-                      examples: Sequence[tuple[Sequence[object], object]] = (),
-                      kind: str = "movie") -> str:
+def preference_prefix(
+    history_titles: Sequence[object],
+    *,
+    examples: Sequence[tuple[Sequence[object], object]] = (),
+    kind: str = "movie",
+) -> str:
     """The part of :func:`preference_prompt` shared by every item (it ends before the title), so
     a backend computes it once per user and scores ``preference_question(title) + answer`` for
     each candidate."""
@@ -229,15 +278,20 @@ def preference_question(title: object) -> str:
     return PREFERENCE_QUESTION.format(title=quote(natural_title(title)))
 
 
-def free_generation_prompt(history_titles: Sequence[object], k: int, *,
-                           examples: Sequence[tuple[Sequence[object], object]] = (),
-                           kind: str = "movie") -> str:
+def free_generation_prompt(
+    history_titles: Sequence[object],
+    k: int,
+    *,
+    examples: Sequence[tuple[Sequence[object], object]] = (),
+    kind: str = "movie",
+) -> str:
     """Ask for ``k`` titles, one per line; the answer starts inside the first title's quotes.
     Parse the completion with :func:`parse_generated_titles`."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
-    return (user_context(history_titles, examples=examples, kind=kind)
-            + FREE_GENERATION_BLOCK.format(k=k, kinds=kind + "s"))
+    return user_context(
+        history_titles, examples=examples, kind=kind
+    ) + FREE_GENERATION_BLOCK.format(k=k, kinds=kind + "s")
 
 
 def parse_generated_titles(completion: str, *, k: int | None = None) -> list[str]:
@@ -254,10 +308,37 @@ def parse_generated_titles(completion: str, *, k: int | None = None) -> list[str
     return titles
 
 
-__all__ = ["CLOSE", "FEW_SHOT_EXAMPLE", "FREE_GENERATION_BLOCK", "HEADER", "HISTORY_BLOCK",
-           "LETTERS", "LISTWISE_BLOCK", "MAX_CHARS", "NEXT_ITEM_LINE", "OPEN",
-           "PREFERENCE_ANSWERS", "PREFERENCE_LINE", "PREFERENCE_QUESTION", "RATING_BLOCK",
-           "RATING_CONTINUATIONS", "candidate_continuation", "clean", "free_generation_prompt",
-           "history_block", "letter_continuations", "lettered_list", "listwise_prompt", "natural_title",
-           "next_item_prompt", "parse_generated_titles", "preference_prefix", "preference_prompt",
-           "preference_question", "quote", "quoted_list", "rating_prompt", "user_context"]
+__all__ = [
+    "CLOSE",
+    "FEW_SHOT_EXAMPLE",
+    "FREE_GENERATION_BLOCK",
+    "HEADER",
+    "HISTORY_BLOCK",
+    "LETTERS",
+    "LISTWISE_BLOCK",
+    "MAX_CHARS",
+    "NEXT_ITEM_LINE",
+    "OPEN",
+    "PREFERENCE_ANSWERS",
+    "PREFERENCE_LINE",
+    "PREFERENCE_QUESTION",
+    "RATING_BLOCK",
+    "RATING_CONTINUATIONS",
+    "candidate_continuation",
+    "clean",
+    "free_generation_prompt",
+    "history_block",
+    "letter_continuations",
+    "lettered_list",
+    "listwise_prompt",
+    "natural_title",
+    "next_item_prompt",
+    "parse_generated_titles",
+    "preference_prefix",
+    "preference_prompt",
+    "preference_question",
+    "quote",
+    "quoted_list",
+    "rating_prompt",
+    "user_context",
+]

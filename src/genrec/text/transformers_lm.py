@@ -38,8 +38,8 @@ import hashlib
 import os
 import shutil
 import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -61,11 +61,13 @@ ROW_CHUNK = 8  # logit rows per log-softmax step
 
 def _on_own_threads(method):
     """Run ``method`` on the LM's torch thread count, restoring the caller's after it."""
+
     @functools.wraps(method)
     def run(self, *args, **kwargs):
         self._ready()
         with torch_threads(self._threads):
             return method(self, *args, **kwargs)
+
     return run
 
 
@@ -90,10 +92,18 @@ class TransformersLM:
         LLMError: the model cannot be found or loaded (on first use).
     """
 
-    def __init__(self, model: str = "gemma-3-270m", *, gguf_file: str | None = None,
-                 dtype: str = "bfloat16", threads: int | None = None, batch_size: int = 32,
-                 chat: bool | None = None, cache_dir: str | os.PathLike | None = None,
-                 name: str | None = None):
+    def __init__(
+        self,
+        model: str = "gemma-3-270m",
+        *,
+        gguf_file: str | None = None,
+        dtype: str = "bfloat16",
+        threads: int | None = None,
+        batch_size: int = 32,
+        chat: bool | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        name: str | None = None,
+    ):
         if dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         _check_positive("batch_size", batch_size)
@@ -110,7 +120,7 @@ class TransformersLM:
         self.prefix_embeddings = None  # (P, D) soft prompt before every prompt (prompt tuning)
 
     @classmethod
-    def wrap(cls, model, tokenizer, *, name: str = "wrapped", **options) -> "TransformersLM":
+    def wrap(cls, model, tokenizer, *, name: str = "wrapped", **options) -> TransformersLM:
         """A TransformersLM around an already loaded model and tokenizer (tests, fine-tuning)."""
         lm = cls(name=name, dtype="float32", **options)
         lm._model, lm._tokenizer = model.eval(), _with_pad(tokenizer)
@@ -162,8 +172,9 @@ class TransformersLM:
         else:  # a user's GGUF: keyed by its name, size and modification time
             stat = gguf.stat()
             key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-            folder = weights.model_dir(f"{gguf.stem}-{key.hexdigest()[:12]}",
-                                       cache_dir=self.cache_dir)
+            folder = weights.model_dir(
+                f"{gguf.stem}-{key.hexdigest()[:12]}", cache_dir=self.cache_dir
+            )
         return folder / f"hf-{self.dtype}"
 
     # ---- protocol -------------------------------------------------------------------------
@@ -178,8 +189,9 @@ class TransformersLM:
             return prompt
         if not getattr(tokenizer, "chat_template", None):
             raise ConfigError(f"{self.name} has no chat template; use chat=False")
-        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
-                                             tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
 
     def _encode(self, text: str) -> list[int]:
         """Token ids of a formatted prompt: BOS added unless the chat template already did."""
@@ -196,9 +208,11 @@ class TransformersLM:
         if not text:
             return [tokenizer.eos_token_id]
         joint = self._encode(prompt_text + text)
-        if joint[:len(prompt_ids)] == prompt_ids and len(joint) > len(prompt_ids):
-            return joint[len(prompt_ids):]
-        return list(tokenizer(text, add_special_tokens=False)["input_ids"]) or [tokenizer.eos_token_id]
+        if joint[: len(prompt_ids)] == prompt_ids and len(joint) > len(prompt_ids):
+            return joint[len(prompt_ids) :]
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"]) or [
+            tokenizer.eos_token_id
+        ]
 
     @_on_own_threads
     def score(self, prompt: str, continuations: Sequence[str]) -> ContinuationScores:
@@ -218,8 +232,9 @@ class TransformersLM:
             first = out.logits[0, -1].float().log_softmax(-1)  # (V,) predicts each first token
             vocab = first.shape[0]
             for batch in self._score_batches(conts, vocab):
-                logprob[batch] = self._score_batch(model, out.past_key_values, first,
-                                                   [conts[i] for i in batch])
+                logprob[batch] = self._score_batch(
+                    model, out.past_key_values, first, [conts[i] for i in batch]
+                )
         return ContinuationScores(logprob, np.array([len(c) for c in conts], np.int64))
 
     def _prompt_pass(self, model, ids):
@@ -245,8 +260,10 @@ class TransformersLM:
         for i in sorted(range(len(conts)), key=lambda i: len(conts[i])):
             ids = conts[i]
             new_width = max(width, len(ids))
-            if current and (len(current) == self.batch_size
-                            or (len(current) + 1) * new_width * vocab > LOGIT_BUDGET):
+            if current and (
+                len(current) == self.batch_size
+                or (len(current) + 1) * new_width * vocab > LOGIT_BUDGET
+            ):
                 batches.append(current)
                 current, new_width = [], len(ids)
             current.append(i)
@@ -260,7 +277,7 @@ class TransformersLM:
         width = int(lengths.max())
         ids = torch.zeros(len(conts), width, dtype=torch.long)  # right-padded, (B, L)
         for row, c in enumerate(conts):
-            ids[row, :len(c)] = torch.tensor(c)
+            ids[row, : len(c)] = torch.tensor(c)
         total = first[ids[:, 0]]  # (B,) log p(first token | prompt)
         if width == 1:
             return total.double().numpy()
@@ -270,13 +287,18 @@ class TransformersLM:
         target = ids[:, 1:][valid]  # (N,)
         token_lp = torch.zeros(valid.shape)
         if self._head_is_plain(model):  # the LM head on the N needed positions only
-            hidden = model.base_model(input_ids=ids, past_key_values=cache,
-                                      use_cache=True).last_hidden_state  # (B, L, D)
+            hidden = model.base_model(
+                input_ids=ids, past_key_values=cache, use_cache=True
+            ).last_hidden_state  # (B, L, D)
             logits = _head(model, hidden[:, :-1][valid])  # (N, V): one pass over the head
             token_lp[valid] = _token_logprobs(logits, target)
         else:  # an architecture with its own logit post-processing: the model's own forward
-            logits = model(input_ids=ids, past_key_values=cache, use_cache=True,
-                           logits_to_keep=torch.arange(width - 1)).logits[valid]  # (N, V)
+            logits = model(
+                input_ids=ids,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=torch.arange(width - 1),
+            ).logits[valid]  # (N, V)
             token_lp[valid] = _token_logprobs(logits, target)
         return (total + token_lp.sum(1)).double().numpy()
 
@@ -294,8 +316,15 @@ class TransformersLM:
         return self._plain_head
 
     @_on_own_threads
-    def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 64,
-                 temperature: float = 0.0, stop: Sequence[str] = (), seed: int = 0) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
+        seed: int = 0,
+    ) -> list[str]:
         """Greedy (``temperature=0``) or sampled completions, ``batch_size`` prompts at a time
         with left padding. Sampling is plain temperature sampling (no top-k/top-p), seeded: the
         same prompts, seed and batch size give the same texts."""
@@ -305,15 +334,28 @@ class TransformersLM:
         model, tokenizer = self._ready()
         texts, out = [self.format_prompt(p) for p in prompts], []
         for start in range(0, len(texts), self.batch_size):
-            encoded = [self._encode(t) for t in texts[start:start + self.batch_size]]
-            new = self._generate_ids(model, encoded, max_new_tokens=max_new_tokens,
-                                     temperature=temperature, stop=stop, seed=seed + start)
+            encoded = [self._encode(t) for t in texts[start : start + self.batch_size]]
+            new = self._generate_ids(
+                model,
+                encoded,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                stop=stop,
+                seed=seed + start,
+            )
             for row in tokenizer.batch_decode(new, skip_special_tokens=True):
                 out.append(cut_at_stop(row, stop))
         return out
 
-    def stream(self, prompt: str, *, max_new_tokens: int = 64, temperature: float = 0.0,
-               stop: Sequence[str] = (), seed: int = 0) -> Iterator[str]:
+    def stream(
+        self,
+        prompt: str,
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
+        seed: int = 0,
+    ) -> Iterator[str]:
         """:meth:`generate` of one prompt, yielded as the words are generated (the same text).
         The model runs in a helper thread; closing the iterator stops it at its next token."""
         check_generation_args(max_new_tokens, temperature)
@@ -327,9 +369,16 @@ class TransformersLM:
         def run():
             try:
                 with torch_threads(self._threads):
-                    self._generate_ids(model, encoded, max_new_tokens=max_new_tokens, stop=stop,
-                                       temperature=temperature, seed=seed, streamer=streamer,
-                                       halt=halt)
+                    self._generate_ids(
+                        model,
+                        encoded,
+                        max_new_tokens=max_new_tokens,
+                        stop=stop,
+                        temperature=temperature,
+                        seed=seed,
+                        streamer=streamer,
+                        halt=halt,
+                    )
             except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread)
                 failure.append(exc)
                 streamer.end()
@@ -355,9 +404,18 @@ class TransformersLM:
         soft = 0 if self.prefix_embeddings is None else int(self.prefix_embeddings.shape[0])
         return int(limit) - soft
 
-    def _generate_ids(self, model, encoded: list[list[int]], *, max_new_tokens: int,
-                      temperature: float, stop: Sequence[str], seed: int, streamer=None,
-                      halt: threading.Event | None = None):
+    def _generate_ids(
+        self,
+        model,
+        encoded: list[list[int]],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        stop: Sequence[str],
+        seed: int,
+        streamer=None,
+        halt: threading.Event | None = None,
+    ):
         """(B, new) token ids generated after the prompts ``encoded`` (left-padded into one
         batch); ``streamer`` receives tokens as they come; setting ``halt`` stops generation."""
         import torch
@@ -367,21 +425,33 @@ class TransformersLM:
         pad = tokenizer.pad_token_id
         ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])  # left padding
         mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
-        sampling = dict(do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0,
-                        min_p=None) if temperature > 0 else dict(do_sample=False)
+        sampling = (
+            dict(do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0, min_p=None)
+            if temperature > 0
+            else dict(do_sample=False)
+        )
         inputs, skip = dict(input_ids=ids), width
         if self.prefix_embeddings is not None:  # soft prompt first; only new tokens return
             prefix = torch.ones(len(encoded), self.prefix_embeddings.shape[0], dtype=mask.dtype)
-            inputs, mask, skip = dict(inputs_embeds=self._with_prefix(model, ids)), \
-                torch.cat([prefix, mask], 1), 0
+            inputs, mask, skip = (
+                dict(inputs_embeds=self._with_prefix(model, ids)),
+                torch.cat([prefix, mask], 1),
+                0,
+            )
         criteria = _stop_criteria(tokenizer, stop, skip)
         if halt is not None:
             criteria.append(_halt_criterion(halt))
         with torch.inference_mode(), torch.random.fork_rng():
             torch.manual_seed(seed)
-            return model.generate(**inputs, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                  pad_token_id=pad, stopping_criteria=criteria,
-                                  streamer=streamer, **sampling)[:, skip:]
+            return model.generate(
+                **inputs,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=pad,
+                stopping_criteria=criteria,
+                streamer=streamer,
+                **sampling,
+            )[:, skip:]
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -406,9 +476,11 @@ def _from_pretrained(source: str, gguf_file: str | None, dtype: str):
         model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype), **extra)
     except (OSError, ValueError) as exc:
         where = f"{source}/{gguf_file}" if gguf_file else source
-        raise LLMError(f"could not load the language model {where!r}: {exc}. Pass a shipped model "
-                       f"name ({', '.join(weights.SHIPPED)}), a local model folder or a .gguf "
-                       "file (GGUF needs the gguf package: pip install 'genrec[llm]')") from exc
+        raise LLMError(
+            f"could not load the language model {where!r}: {exc}. Pass a shipped model "
+            f"name ({', '.join(weights.SHIPPED)}), a local model folder or a .gguf "
+            "file (GGUF needs the gguf package: pip install 'genrec[llm]')"
+        ) from exc
     return model, tokenizer
 
 
@@ -423,27 +495,39 @@ def _check_hub_name(name: str, *, cache_dir=None) -> None:
         if isinstance(hub.try_to_load_from_cache(name, "config.json"), str):
             return
     except hub.errors.HFValidationError:
-        raise LLMError(f"{name!r} is not a shipped model name, an existing path or a valid hub "
-                       f"name (owner/name); {local}") from None
+        raise LLMError(
+            f"{name!r} is not a shipped model name, an existing path or a valid hub "
+            f"name (owner/name); {local}"
+        ) from None
     if hub.constants.HF_HUB_OFFLINE:
-        raise LLMError(f"language model {name!r} is not a shipped name, a local path or in the "
-                       f"Hugging Face cache, and HF_HUB_OFFLINE is set; {local}")
+        raise LLMError(
+            f"language model {name!r} is not a shipped name, a local path or in the "
+            f"Hugging Face cache, and HF_HUB_OFFLINE is set; {local}"
+        )
     try:
         hub.model_info(name, timeout=5)
     except hub.errors.RepositoryNotFoundError:
-        raise LLMError(f"no language model {name!r}: not a shipped name, a local path, in the "
-                       f"Hugging Face cache or on the hub; {local}") from None
+        raise LLMError(
+            f"no language model {name!r}: not a shipped name, a local path, in the "
+            f"Hugging Face cache or on the hub; {local}"
+        ) from None
     except Exception as exc:  # noqa: BLE001 (no network, a proxy, the hub down: all offline)
-        raise LLMError(f"language model {name!r} is not a shipped name, a local path or in the "
-                       f"Hugging Face cache, and the hub is unreachable ({type(exc).__name__}); "
-                       f"{local}") from None
+        raise LLMError(
+            f"language model {name!r} is not a shipped name, a local path or in the "
+            f"Hugging Face cache, and the hub is unreachable ({type(exc).__name__}); "
+            f"{local}"
+        ) from None
 
 
 def local_model_names(*, cache_dir=None) -> list[str]:
     """Models that load without a network: the shipped names (marked when not yet in genrec's
     cache) and the models in the Hugging Face cache."""
-    names = [name if weights.model_dir(name, cache_dir=cache_dir).joinpath(model.filename).is_file()
-             else f"{name} (assembled on first use)" for name, model in weights.SHIPPED.items()]
+    names = [
+        name
+        if weights.model_dir(name, cache_dir=cache_dir).joinpath(model.filename).is_file()
+        else f"{name} (assembled on first use)"
+        for name, model in weights.SHIPPED.items()
+    ]
     try:
         from huggingface_hub import scan_cache_dir
 
@@ -470,8 +554,9 @@ def _save_dequantised(model, tokenizer, target: Path) -> None:
         shutil.rmtree(stage, ignore_errors=True)
         import logging
 
-        logging.getLogger(__name__).warning("could not cache the dequantised model in %s: %s",
-                                            target, exc)
+        logging.getLogger(__name__).warning(
+            "could not cache the dequantised model in %s: %s", target, exc
+        )
 
 
 def _halt_criterion(event: threading.Event):
@@ -510,7 +595,9 @@ def _token_logprobs(logits, target):
 
     picked = logits.gather(-1, target[:, None])[:, 0].float()
     # a few rows at a time: their float32 copy stays in the CPU cache
-    return picked - torch.cat([torch.logsumexp(rows.float(), -1) for rows in logits.split(ROW_CHUNK)])
+    return picked - torch.cat(
+        [torch.logsumexp(rows.float(), -1) for rows in logits.split(ROW_CHUNK)]
+    )
 
 
 def _head(model, hidden):
@@ -533,21 +620,41 @@ def tiny_test_model(*, vocab_corpus: Sequence[str] = (), seed: int = 0):
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     corpus = list(vocab_corpus) or [
-        "a cat sat on the mat", "the dog ate a hat", "Toy Story (1995)", "Heat (1995)",
-        "I liked these movies:\n- Star Wars\n- Fargo\nNext:"]
+        "a cat sat on the mat",
+        "the dog ate a hat",
+        "Toy Story (1995)",
+        "Heat (1995)",
+        "I liked these movies:\n- Star Wars\n- Fargo\nNext:",
+    ]
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tok.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<pad>", "<s>", "</s>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                        pad_token="<pad>")
-    config = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=256, bos_token_id=1, eos_token_id=2,
-                         pad_token_id=0, tie_word_embeddings=False)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+    )
+    config = LlamaConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=False,
+    )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config).eval()

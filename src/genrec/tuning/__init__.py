@@ -4,7 +4,15 @@ through :mod:`genrec.text.tuned_lm`). Nothing heavy is imported until used."""
 
 from genrec.tuning.instructions import BUILDERS, Instruction, build_examples
 
-__all__ = ["BUILDERS", "Instruction", "TuneConfig", "TuneResult", "TunedLM", "build_examples", "tune"]
+__all__ = [
+    "BUILDERS",
+    "Instruction",
+    "TuneConfig",
+    "TuneResult",
+    "TunedLM",
+    "build_examples",
+    "tune",
+]
 
 
 def __getattr__(name):  # torch / transformers / peft only when a tuner or tuned model is used

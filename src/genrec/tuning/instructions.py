@@ -47,8 +47,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -79,12 +79,16 @@ class Instruction:
 # ---- templates (several paraphrases per task; {history} etc. are quoted lists) ---------------
 NEXT_ITEM_TEMPLATES: list[str] = [
     "",  # 0: the LLM recommender's own prompt (prompts.next_item_prompt)
-    "Movies this viewer watched, in order:\n{history}\nWhat they watched next: \"",
+    'Movies this viewer watched, in order:\n{history}\nWhat they watched next: "',
     "A user's viewing history (oldest first):\n{history}\nRecommended next movie: \"",
-    ("Recently liked movies:\n{history}\nCandidates:\n{candidates}\n"
-     "Of the candidates, the one they liked next: \""),
-    ("Here is what a movie fan enjoyed:\n{history}\nPick their next movie from:\n{candidates}\n"
-     "Answer: \""),
+    (
+        "Recently liked movies:\n{history}\nCandidates:\n{candidates}\n"
+        'Of the candidates, the one they liked next: "'
+    ),
+    (
+        "Here is what a movie fan enjoyed:\n{history}\nPick their next movie from:\n{candidates}\n"
+        'Answer: "'
+    ),
 ]
 PREFERENCE_TEMPLATES: list[str] = [
     "",  # 0: the LLM recommender's own yes/no prompt (prompts.preference_prompt, mode="preference")
@@ -99,12 +103,14 @@ RATING_TEMPLATES: list[str] = [
 ]
 LISTWISE_TEMPLATES: list[str] = [
     "",  # 0: the LLM recommender's own listwise prompt (prompts.listwise_prompt)
-    ("Movies this viewer liked, oldest first:\n{history}\nOptions:\n{candidates}\n"
-     "The option they will like most is letter:"),
+    (
+        "Movies this viewer liked, oldest first:\n{history}\nOptions:\n{candidates}\n"
+        "The option they will like most is letter:"
+    ),
 ]
 EXPLANATION_TEMPLATES: list[str] = [
     "A fan's recently liked items:\n{history}\nWhy they liked {item}, in their words: \"",
-    "History:\n{history}\nA short review of {item} by this user: \"",
+    'History:\n{history}\nA short review of {item} by this user: "',
 ]
 ANSWERS_YES_NO = prompts.PREFERENCE_ANSWERS
 
@@ -119,15 +125,22 @@ def _check_args(split, part: str, **positive) -> None:
     if not hasattr(split, "train") or not hasattr(split, "valid"):
         raise DataError(f"expected a Split (genrec.data.splits), got {type(split).__name__}")
     if split.train.catalog is None:
-        raise DataError(f"the dataset {split.train.name!r} has no item catalog; tuning needs item "
-                        "titles (load one with titles, e.g. MovieLens)")
+        raise DataError(
+            f"the dataset {split.train.name!r} has no item catalog; tuning needs item "
+            "titles (load one with titles, e.g. MovieLens)"
+        )
 
 
 def _check_share(uniform_share) -> None:
-    if isinstance(uniform_share, bool) or not isinstance(uniform_share, (int, float)) \
-            or not 0 <= uniform_share <= 1:
-        raise ConfigError(f"uniform_share must be a number in 0..1 (the share of retrieved "
-                          f"negatives drawn uniformly instead), got {uniform_share!r}")
+    if (
+        isinstance(uniform_share, bool)
+        or not isinstance(uniform_share, (int, float))
+        or not 0 <= uniform_share <= 1
+    ):
+        raise ConfigError(
+            f"uniform_share must be a number in 0..1 (the share of retrieved "
+            f"negatives drawn uniformly instead), got {uniform_share!r}"
+        )
 
 
 def _ordered(matrix: sp.csr_matrix, user: int) -> np.ndarray:
@@ -149,10 +162,17 @@ def _cases(split, part: str, per_user: int, history_len: int, rng) -> list[tuple
         out = []
         for user in np.flatnonzero(np.diff(order.indptr) >= 2):
             seq = _ordered(order, user)
-            for t in np.sort(rng.choice(np.arange(1, len(seq)), min(per_user, len(seq) - 1),
-                                        replace=False)):
-                out.append((int(user), seq[max(0, t - history_len):t], int(seq[t]),
-                            float(ratings[user, seq[t]])))
+            for t in np.sort(
+                rng.choice(np.arange(1, len(seq)), min(per_user, len(seq) - 1), replace=False)
+            ):
+                out.append(
+                    (
+                        int(user),
+                        seq[max(0, t - history_len) : t],
+                        int(seq[t]),
+                        float(ratings[user, seq[t]]),
+                    )
+                )
         return out
     seen, valid = split.history("valid").user_item_order, split.valid.user_item_order
     ratings = split.valid.ratings
@@ -182,14 +202,18 @@ class FoldRetriever:
             raise ConfigError(f"FoldRetriever needs k >= 2 folds, got {k!r}")
         self.make, self.k, self.seed = make, int(k), seed
 
-    def fit(self, train, *, options=None) -> "FoldRetriever":
+    def fit(self, train, *, options=None) -> FoldRetriever:
         users = np.flatnonzero(train.user_counts > 0)
         if len(users) < self.k:
             raise DataError(f"{len(users)} training users cannot fill k={self.k} folds; lower k")
         self.fold_ = np.full(train.n_users, -1, np.int64)
-        self.fold_[np.random.default_rng(self.seed).permutation(users)] = np.arange(len(users)) % self.k
-        self.models_ = [self.make().fit(train.subset(self.fold_[train.user_idx] != f),
-                                        options=options) for f in range(self.k)]
+        self.fold_[np.random.default_rng(self.seed).permutation(users)] = (
+            np.arange(len(users)) % self.k
+        )
+        self.models_ = [
+            self.make().fit(train.subset(self.fold_[train.user_idx] != f), options=options)
+            for f in range(self.k)
+        ]
         return self
 
     def score_users(self, users: np.ndarray, histories) -> np.ndarray:
@@ -202,8 +226,9 @@ class FoldRetriever:
         return out
 
 
-def _negatives(split, user: int, n: int, rng, exclude=(), pool=None,
-               uniform_share: float = 0.0) -> np.ndarray:
+def _negatives(
+    split, user: int, n: int, rng, exclude=(), pool=None, uniform_share: float = 0.0
+) -> np.ndarray:
     """``n`` items with training interactions that ``user`` never interacted with in training
     (nor in ``exclude``), uniformly without replacement; from ``pool`` (a retriever's top items
     for this case, :func:`_retrieved_pools`) when given, except a Binomial(n, ``uniform_share``)
@@ -211,12 +236,15 @@ def _negatives(split, user: int, n: int, rng, exclude=(), pool=None,
     if pool is not None and uniform_share > 0:
         n_uniform = int(rng.binomial(n, uniform_share))
         hard = _negatives(split, user, n - n_uniform, rng, exclude, pool)
-        return np.r_[hard, _negatives(split, user, n_uniform, rng, np.r_[np.asarray(exclude, int),
-                                                                           hard])].astype(np.int64)
+        return np.r_[
+            hard, _negatives(split, user, n_uniform, rng, np.r_[np.asarray(exclude, int), hard])
+        ].astype(np.int64)
     if pool is None:
         pool = np.flatnonzero(split.train.item_counts > 0)
     seen = split.train.user_items
-    banned = np.r_[seen.indices[seen.indptr[user]:seen.indptr[user + 1]], np.asarray(exclude, int)]
+    banned = np.r_[
+        seen.indices[seen.indptr[user] : seen.indptr[user + 1]], np.asarray(exclude, int)
+    ]
     pool = pool[~np.isin(pool, banned)]
     return rng.choice(pool, min(n, len(pool)), replace=False)
 
@@ -225,8 +253,9 @@ def _titles(split, items) -> list[str]:
     return [split.train.catalog.title(int(i)) for i in items]
 
 
-def _retrieved_pools(split, cases: list[tuple], retriever, n_hard: int, *,
-                     keep_target: bool = False) -> list[np.ndarray]:
+def _retrieved_pools(
+    split, cases: list[tuple], retriever, n_hard: int, *, keep_target: bool = False
+) -> list[np.ndarray]:
     """Per case, the ``n_hard`` items a fitted ``retriever`` ranks highest for the case's history,
     best first, among items with training interactions that the user never interacted with in
     training (the hard negatives a reranker meets in a two-stage pipeline); with
@@ -234,14 +263,19 @@ def _retrieved_pools(split, cases: list[tuple], retriever, n_hard: int, *,
     from genrec.data.dataset import as_history_matrix
 
     if not callable(getattr(retriever, "score", None)) and not isinstance(retriever, FoldRetriever):
-        raise ConfigError(f"retriever must be a fitted genrec model, got {type(retriever).__name__}")
+        raise ConfigError(
+            f"retriever must be a fitted genrec model, got {type(retriever).__name__}"
+        )
     seen, unused = split.train.user_items, split.train.item_counts == 0
     pools = []
     for lo in range(0, len(cases), 1024):
-        chunk = cases[lo:lo + 1024]
+        chunk = cases[lo : lo + 1024]
         histories = as_history_matrix([c[1] for c in chunk], split.train.n_items)
-        scores = (retriever.score_users(np.array([c[0] for c in chunk]), histories)
-                  if isinstance(retriever, FoldRetriever) else retriever.score(histories))
+        scores = (
+            retriever.score_users(np.array([c[0] for c in chunk]), histories)
+            if isinstance(retriever, FoldRetriever)
+            else retriever.score(histories)
+        )
         rows, targets = np.arange(len(chunk)), np.array([c[2] for c in chunk])
         kept = scores[rows, targets]
         scores[:, unused] = -np.inf
@@ -253,13 +287,27 @@ def _retrieved_pools(split, cases: list[tuple], retriever, n_hard: int, *,
     return pools
 
 
-def _build(split, part, *, per_user, history_len, seed, templates, make, retriever=None,
-           n_hard: int = 20, keep_target: bool = False) -> list[Instruction]:
+def _build(
+    split,
+    part,
+    *,
+    per_user,
+    history_len,
+    seed,
+    templates,
+    make,
+    retriever=None,
+    n_hard: int = 20,
+    keep_target: bool = False,
+) -> list[Instruction]:
     _check_args(split, part, per_user=per_user, history_len=history_len, n_hard=n_hard)
     rng = np.random.default_rng(seed)
     cases = _cases(split, part, per_user, history_len, rng)
-    pools = (_retrieved_pools(split, cases, retriever, n_hard, keep_target=keep_target)
-             if retriever is not None else [None] * len(cases))
+    pools = (
+        _retrieved_pools(split, cases, retriever, n_hard, keep_target=keep_target)
+        if retriever is not None
+        else [None] * len(cases)
+    )
     out = []
     for (user, history, target, rating), pool in zip(cases, pools):
         template = int(rng.integers(len(templates)))
@@ -270,10 +318,19 @@ def _build(split, part, *, per_user, history_len, seed, templates, make, retriev
 
 
 # ---- the four tasks --------------------------------------------------------------------------
-def next_item_examples(split, *, part: str = "train", per_user: int = 4, history_len: int = 5,
-                       n_candidates: int = 10, templates: list[str] | None = None,
-                       retriever=None, n_hard: int = 20, uniform_share: float = 0.0,
-                       seed: int = 0) -> list[Instruction]:
+def next_item_examples(
+    split,
+    *,
+    part: str = "train",
+    per_user: int = 4,
+    history_len: int = 5,
+    n_candidates: int = 10,
+    templates: list[str] | None = None,
+    retriever=None,
+    n_hard: int = 20,
+    uniform_share: float = 0.0,
+    seed: int = 0,
+) -> list[Instruction]:
     """Next-item examples: the history, (some templates) candidates = the target among
     ``n_candidates - 1`` sampled items in random order, and the target's title as the answer.
     With a fitted ``retriever`` the other candidates come from its top ``n_hard`` items for the
@@ -287,22 +344,45 @@ def next_item_examples(split, *, part: str = "train", per_user: int = 4, history
         if not templates[template]:
             prompt = prompts.next_item_prompt(titles)
         else:
-            candidates = np.r_[target, _negatives(split, user, n_candidates - 1, rng, [target],
-                                                  pool, uniform_share)]
+            candidates = np.r_[
+                target,
+                _negatives(split, user, n_candidates - 1, rng, [target], pool, uniform_share),
+            ]
             candidates = rng.permutation(candidates)
-            prompt = templates[template].format(history=_history(titles),
-                                                candidates=quoted_list(_titles(split, candidates)))
+            prompt = templates[template].format(
+                history=_history(titles), candidates=quoted_list(_titles(split, candidates))
+            )
         answer = prompts.candidate_continuation(split.train.catalog.title(target))
-        return Instruction("next-item", prompt, answer, user, (*map(int, history), target), template)
+        return Instruction(
+            "next-item", prompt, answer, user, (*map(int, history), target), template
+        )
 
-    return _build(split, part, per_user=per_user, history_len=history_len, seed=seed,
-                  templates=templates, make=make, retriever=retriever, n_hard=n_hard)
+    return _build(
+        split,
+        part,
+        per_user=per_user,
+        history_len=history_len,
+        seed=seed,
+        templates=templates,
+        make=make,
+        retriever=retriever,
+        n_hard=n_hard,
+    )
 
 
-def preference_examples(split, *, part: str = "train", per_user: int = 4, history_len: int = 5,
-                        like_threshold: float = 4.0, templates: list[str] | None = None,
-                        retriever=None, n_hard: int = 20, uniform_share: float = 0.0,
-                        seed: int = 0) -> list[Instruction]:
+def preference_examples(
+    split,
+    *,
+    part: str = "train",
+    per_user: int = 4,
+    history_len: int = 5,
+    like_threshold: float = 4.0,
+    templates: list[str] | None = None,
+    retriever=None,
+    n_hard: int = 20,
+    uniform_share: float = 0.0,
+    seed: int = 0,
+) -> list[Instruction]:
     """TALLRec yes/no examples (see the module docstring); with a fitted ``retriever`` the "No"
     items are drawn from its top ``n_hard`` items for the history (hard negatives)."""
     templates = templates or PREFERENCE_TEMPLATES
@@ -322,17 +402,35 @@ def preference_examples(split, *, part: str = "train", per_user: int = 4, histor
         if not templates[template]:
             prompt = prompts.preference_prompt(_titles(split, history), title)
         else:
-            prompt = templates[template].format(history=_history(_titles(split, history)),
-                                                item=quote(prompts.natural_title(title)))
+            prompt = templates[template].format(
+                history=_history(_titles(split, history)), item=quote(prompts.natural_title(title))
+            )
         return Instruction("preference", prompt, answer, user, (*map(int, history), item), template)
 
-    return _build(split, part, per_user=per_user, history_len=history_len, seed=seed,
-                  templates=templates, make=make, retriever=retriever, n_hard=n_hard)
+    return _build(
+        split,
+        part,
+        per_user=per_user,
+        history_len=history_len,
+        seed=seed,
+        templates=templates,
+        make=make,
+        retriever=retriever,
+        n_hard=n_hard,
+    )
 
 
-def listwise_examples(split, *, part: str = "train", per_user: int = 4, history_len: int = 5,
-                      n_candidates: int = 20, templates: list[str] | None = None,
-                      retriever=None, seed: int = 0) -> list[Instruction]:
+def listwise_examples(
+    split,
+    *,
+    part: str = "train",
+    per_user: int = 4,
+    history_len: int = 5,
+    n_candidates: int = 20,
+    templates: list[str] | None = None,
+    retriever=None,
+    seed: int = 0,
+) -> list[Instruction]:
     """LlamaRec's listwise task: the history, ``n_candidates`` candidates under letters A, B, ...
     and the target's letter as the answer (:func:`genrec.text.prompts.letter_continuations`).
 
@@ -343,13 +441,16 @@ def listwise_examples(split, *, part: str = "train", per_user: int = 4, history_
     templates = templates or LISTWISE_TEMPLATES
     _check_args(split, part, n_candidates=n_candidates)
     if n_candidates > len(prompts.LETTERS):
-        raise ConfigError(f"n_candidates must be at most {len(prompts.LETTERS)} (one letter each), "
-                          f"got {n_candidates}")
+        raise ConfigError(
+            f"n_candidates must be at most {len(prompts.LETTERS)} (one letter each), "
+            f"got {n_candidates}"
+        )
 
     def make(user, history, target, rating, template, rng, pool):
         if pool is None:
-            candidates = rng.permutation(np.r_[target, _negatives(split, user, n_candidates - 1,
-                                                                  rng, [target])])
+            candidates = rng.permutation(
+                np.r_[target, _negatives(split, user, n_candidates - 1, rng, [target])]
+            )
         elif target in pool:
             candidates = pool
         else:
@@ -358,18 +459,37 @@ def listwise_examples(split, *, part: str = "train", per_user: int = 4, history_
         if not templates[template]:
             prompt = prompts.listwise_prompt(titles, listed)
         else:
-            prompt = templates[template].format(history=_history(titles),
-                                                candidates=prompts.lettered_list(listed))
-        answer = prompts.letter_continuations(len(candidates))[int(np.flatnonzero(candidates == target)[0])]
+            prompt = templates[template].format(
+                history=_history(titles), candidates=prompts.lettered_list(listed)
+            )
+        answer = prompts.letter_continuations(len(candidates))[
+            int(np.flatnonzero(candidates == target)[0])
+        ]
         return Instruction("listwise", prompt, answer, user, (*map(int, history), target), template)
 
-    return _build(split, part, per_user=per_user, history_len=history_len, seed=seed,
-                  templates=templates, make=make, retriever=retriever, n_hard=n_candidates,
-                  keep_target=True)
+    return _build(
+        split,
+        part,
+        per_user=per_user,
+        history_len=history_len,
+        seed=seed,
+        templates=templates,
+        make=make,
+        retriever=retriever,
+        n_hard=n_candidates,
+        keep_target=True,
+    )
 
 
-def rating_examples(split, *, part: str = "train", per_user: int = 4, history_len: int = 5,
-                    templates: list[str] | None = None, seed: int = 0) -> list[Instruction]:
+def rating_examples(
+    split,
+    *,
+    part: str = "train",
+    per_user: int = 4,
+    history_len: int = 5,
+    templates: list[str] | None = None,
+    seed: int = 0,
+) -> list[Instruction]:
     """Rating examples: the history with the user's ratings, the next item, its rating."""
     templates = templates or RATING_TEMPLATES
     ratings = (split.train if part == "train" else split.history("valid")).ratings
@@ -380,44 +500,82 @@ def rating_examples(split, *, part: str = "train", per_user: int = 4, history_le
         if not templates[template]:
             prompt = prompts.rating_prompt(_titles(split, history), title, history_ratings=given)
         else:
-            lines = "\n".join(f"- {quote(prompts.natural_title(t))} rated {int(round(r))}"
-                              for t, r in zip(_titles(split, history), given)) or "(none)"
-            prompt = templates[template].format(history=lines,
-                                                item=quote(prompts.natural_title(title)))
+            lines = (
+                "\n".join(
+                    f"- {quote(prompts.natural_title(t))} rated {int(round(r))}"
+                    for t, r in zip(_titles(split, history), given)
+                )
+                or "(none)"
+            )
+            prompt = templates[template].format(
+                history=lines, item=quote(prompts.natural_title(title))
+            )
         answer = prompts.RATING_CONTINUATIONS[int(np.clip(round(rating), 1, 5)) - 1]
         return Instruction("rating", prompt, answer, user, (*map(int, history), target), template)
 
-    return _build(split, part, per_user=per_user, history_len=history_len, seed=seed,
-                  templates=templates, make=make)
+    return _build(
+        split,
+        part,
+        per_user=per_user,
+        history_len=history_len,
+        seed=seed,
+        templates=templates,
+        make=make,
+    )
 
 
-def explanation_examples(split, *, part: str = "train", per_user: int = 4, history_len: int = 5,
-                         max_chars: int = 200, templates: list[str] | None = None,
-                         seed: int = 0) -> list[Instruction]:
+def explanation_examples(
+    split,
+    *,
+    part: str = "train",
+    per_user: int = 4,
+    history_len: int = 5,
+    max_chars: int = 200,
+    templates: list[str] | None = None,
+    seed: int = 0,
+) -> list[Instruction]:
     """Explanation examples: the user's own review of the next item (cleaned, up to
     ``max_chars``) as the answer. Raises DataError when the dataset has no reviews."""
     column = next((c for c in ("review_summary", "review_text") if c in split.train.extras), None)
     if column is None:
-        raise DataError(f"the dataset {split.train.name!r} has no reviews (extras "
-                        "'review_summary' or 'review_text', e.g. the Amazon loaders); "
-                        "explanation tuning needs them")
+        raise DataError(
+            f"the dataset {split.train.name!r} has no reviews (extras "
+            "'review_summary' or 'review_text', e.g. the Amazon loaders); "
+            "explanation tuning needs them"
+        )
     templates = templates or EXPLANATION_TEMPLATES
     source = split.train if part == "train" else split.valid
-    reviews = {(int(u), int(i)): r for u, i, r in zip(source.user_idx, source.item_idx,
-                                                        source.extras[column])}
+    reviews = {
+        (int(u), int(i)): r
+        for u, i, r in zip(source.user_idx, source.item_idx, source.extras[column])
+    }
 
     def make(user, history, target, rating, template, rng, pool):
         review = prompts.clean(reviews.get((user, target)) or "", max_chars=max_chars)
         if not review:
             return None
-        prompt = templates[template].format(history=_history(_titles(split, history)),
-                                            item=quote(prompts.natural_title(
-                                                split.train.catalog.title(target))))
-        return Instruction("explanation", prompt, review + prompts.CLOSE, user,
-                           (*map(int, history), target), template)
+        prompt = templates[template].format(
+            history=_history(_titles(split, history)),
+            item=quote(prompts.natural_title(split.train.catalog.title(target))),
+        )
+        return Instruction(
+            "explanation",
+            prompt,
+            review + prompts.CLOSE,
+            user,
+            (*map(int, history), target),
+            template,
+        )
 
-    return _build(split, part, per_user=per_user, history_len=history_len, seed=seed,
-                  templates=templates, make=make)
+    return _build(
+        split,
+        part,
+        per_user=per_user,
+        history_len=history_len,
+        seed=seed,
+        templates=templates,
+        make=make,
+    )
 
 
 def _history(titles: list[str]) -> str:
@@ -433,8 +591,9 @@ BUILDERS: dict[str, Callable[..., list[Instruction]]] = {
 }
 
 
-def build_examples(split, tasks, *, part: str = "train", seed: int = 0,
-                   **options) -> list[Instruction]:
+def build_examples(
+    split, tasks, *, part: str = "train", seed: int = 0, **options
+) -> list[Instruction]:
     """The examples of each task in ``tasks`` (names of :data:`BUILDERS`, or "mix" for every
     task the data supports), concatenated then shuffled with ``seed`` (P5's multi-task mix).
     ``options`` go to every builder that takes them."""
@@ -442,22 +601,42 @@ def build_examples(split, tasks, *, part: str = "train", seed: int = 0,
 
     names = [tasks] if isinstance(tasks, str) else list(tasks)
     if names == ["mix"]:
-        names = [t for t in BUILDERS if t != "explanation"
-                 or {"review_summary", "review_text"} & set(split.train.extras)]
+        names = [
+            t
+            for t in BUILDERS
+            if t != "explanation" or {"review_summary", "review_text"} & set(split.train.extras)
+        ]
     unknown = [t for t in names if t not in BUILDERS]
     if unknown or not names:
-        raise ConfigError(f"unknown task(s) {unknown or names}; choose from "
-                          f"{', '.join(BUILDERS)} or 'mix'")
+        raise ConfigError(
+            f"unknown task(s) {unknown or names}; choose from {', '.join(BUILDERS)} or 'mix'"
+        )
     out = []
     for offset, name in enumerate(names):
         accepted = inspect.signature(BUILDERS[name]).parameters
-        out += BUILDERS[name](split, part=part, seed=seed + offset,
-                              **{k: v for k, v in options.items() if k in accepted})
+        out += BUILDERS[name](
+            split,
+            part=part,
+            seed=seed + offset,
+            **{k: v for k, v in options.items() if k in accepted},
+        )
     order = np.random.default_rng(seed).permutation(len(out))
     return [out[i] for i in order]
 
 
-__all__ = ["BUILDERS", "EXPLANATION_TEMPLATES", "FoldRetriever", "Instruction", "LISTWISE_TEMPLATES",
-           "NEXT_ITEM_TEMPLATES", "PREFERENCE_TEMPLATES", "RATING_TEMPLATES", "build_examples",
-           "explanation_examples", "listwise_examples", "next_item_examples",
-           "preference_examples", "rating_examples"]
+__all__ = [
+    "BUILDERS",
+    "EXPLANATION_TEMPLATES",
+    "FoldRetriever",
+    "Instruction",
+    "LISTWISE_TEMPLATES",
+    "NEXT_ITEM_TEMPLATES",
+    "PREFERENCE_TEMPLATES",
+    "RATING_TEMPLATES",
+    "build_examples",
+    "explanation_examples",
+    "listwise_examples",
+    "next_item_examples",
+    "preference_examples",
+    "rating_examples",
+]

@@ -48,9 +48,9 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -103,22 +103,47 @@ class TuneConfig(ModelConfig):
         self.check(self.method in METHODS, "method", f"one of {METHODS}")
         self.check(self.task in (*BUILDERS, "mix"), "task", f"one of {[*BUILDERS, 'mix']}")
         self.check(self.dtype in ("bfloat16", "float32"), "dtype", "'bfloat16' or 'float32'")
-        self.check_positive_ints("r", "alpha", "n_virtual_tokens", "batch_size", "grad_accum",
-                                 "max_steps", "eval_every", "patience", "checkpoint_every",
-                                 "max_length", "per_user", "history_len", "n_candidates", "n_valid",
-                                 "n_hard")
+        self.check_positive_ints(
+            "r",
+            "alpha",
+            "n_virtual_tokens",
+            "batch_size",
+            "grad_accum",
+            "max_steps",
+            "eval_every",
+            "patience",
+            "checkpoint_every",
+            "max_length",
+            "per_user",
+            "history_len",
+            "n_candidates",
+            "n_valid",
+            "n_hard",
+        )
         self.check(self.negatives in NEGATIVES, "negatives", f"one of {NEGATIVES}")
         self.check(0 <= self.dropout < 1, "dropout", "a number in [0, 1)")
         self.check(self.time_budget >= 0, "time_budget", "seconds >= 0 (0 = no limit)")
-        self.check(isinstance(self.folds, int) and (self.folds == 0 or self.folds >= 2), "folds",
-                   "0 (one retriever on all training data) or k >= 2 folds")
+        self.check(
+            isinstance(self.folds, int) and (self.folds == 0 or self.folds >= 2),
+            "folds",
+            "0 (one retriever on all training data) or k >= 2 folds",
+        )
         self.check(0 <= self.uniform_share <= 1, "uniform_share", "a number in 0..1")
-        self.check(self.learning_rate is None or 0 < self.learning_rate < 1, "learning_rate",
-                   "None or a number in (0, 1)")
-        self.check(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "warmup_steps",
-                   "a non-negative integer")
-        self.check(len(self.target_modules) > 0 and all(isinstance(m, str) for m in self.target_modules),
-                   "target_modules", "module names such as ('q_proj', 'v_proj')")
+        self.check(
+            self.learning_rate is None or 0 < self.learning_rate < 1,
+            "learning_rate",
+            "None or a number in (0, 1)",
+        )
+        self.check(
+            isinstance(self.warmup_steps, int) and self.warmup_steps >= 0,
+            "warmup_steps",
+            "a non-negative integer",
+        )
+        self.check(
+            len(self.target_modules) > 0 and all(isinstance(m, str) for m in self.target_modules),
+            "target_modules",
+            "module names such as ('q_proj', 'v_proj')",
+        )
 
     @property
     def lr(self) -> float:
@@ -170,8 +195,8 @@ def answer_loss(model, batch: list[tuple], prefix=None):
     ids = torch.zeros(len(batch), width, dtype=torch.long)  # (B, L)
     labels = torch.full((len(batch), width), -100, dtype=torch.long)  # (B, L), -100: no loss
     for row, (tokens, n_prompt) in enumerate(batch):
-        ids[row, :len(tokens)] = torch.tensor(tokens)
-        labels[row, n_prompt:len(tokens)] = torch.tensor(tokens[n_prompt:])
+        ids[row, : len(tokens)] = torch.tensor(tokens)
+        labels[row, n_prompt : len(tokens)] = torch.tensor(tokens[n_prompt:])
     embeds = model.get_input_embeddings()(ids)  # (B, L, D)
     skip = 0
     if prefix is not None:
@@ -186,10 +211,19 @@ def answer_loss(model, batch: list[tuple], prefix=None):
 
 
 # ---- the run -----------------------------------------------------------------------------------
-def tune(split, config: TuneConfig | None = None, *, output, lm=None,
-         options: RunOptions | None = None, examples: list[Instruction] | None = None,
-         valid_examples: list[Instruction] | None = None, resume: bool = True,
-         stop_after: int | None = None, on_log: Callable[[dict], None] | None = None) -> TuneResult:
+def tune(
+    split,
+    config: TuneConfig | None = None,
+    *,
+    output,
+    lm=None,
+    options: RunOptions | None = None,
+    examples: list[Instruction] | None = None,
+    valid_examples: list[Instruction] | None = None,
+    resume: bool = True,
+    stop_after: int | None = None,
+    on_log: Callable[[dict], None] | None = None,
+) -> TuneResult:
     """Tune ``lm`` (default: ``TransformersLM(config.base)``) on ``split``'s training examples.
 
     Args:
@@ -218,21 +252,31 @@ def tune(split, config: TuneConfig | None = None, *, output, lm=None,
 
         lm = TransformersLM(config.base, dtype=config.dtype, threads=options.threads)
     model, _ = lm._ready()
-    data_options = dict(per_user=config.per_user, history_len=config.history_len,
-                        n_candidates=config.n_candidates, n_hard=config.n_hard,
-                        like_threshold=config.like_threshold, uniform_share=config.uniform_share)
+    data_options = dict(
+        per_user=config.per_user,
+        history_len=config.history_len,
+        n_candidates=config.n_candidates,
+        n_hard=config.n_hard,
+        like_threshold=config.like_threshold,
+        uniform_share=config.uniform_share,
+    )
     if config.negatives == "retrieved" and (examples is None or valid_examples is None):
         data_options["retriever"] = _retriever(split, config, options)
     if examples is None:
-        examples = build_examples(split, config.task, part="train", seed=options.seed, **data_options)
+        examples = build_examples(
+            split, config.task, part="train", seed=options.seed, **data_options
+        )
     if valid_examples is None:
-        valid_examples = build_examples(split, config.task, part="valid", seed=options.seed,
-                                        **data_options)[:config.n_valid]
+        valid_examples = build_examples(
+            split, config.task, part="valid", seed=options.seed, **data_options
+        )[: config.n_valid]
     train, skipped = encode(lm, examples, config.max_length)
     valid, skipped_valid = encode(lm, valid_examples, config.max_length)
     if not train:
-        raise ConfigError(f"no training example fits max_length={config.max_length} tokens "
-                          f"({len(examples)} built); raise max_length or shorten history_len")
+        raise ConfigError(
+            f"no training example fits max_length={config.max_length} tokens "
+            f"({len(examples)} built); raise max_length or shorten history_len"
+        )
     with torch.random.fork_rng(), torch_threads(lm._threads):  # both restored after
         torch.manual_seed(options.seed)
         peft_model, params = _attach(model, config)
@@ -243,9 +287,20 @@ def tune(split, config: TuneConfig | None = None, *, output, lm=None,
     if stop_after is None or run.step >= config.max_steps or stopped:
         run.finish()
     seconds = run.previous_seconds  # training + validation, over every (resumed) part of the run
-    return TuneResult(output, run.step, run.best_step, run.best_loss, len(train), len(valid),
-                      skipped + skipped_valid, seconds, run.tokens / max(seconds, 1e-9),
-                      sum(p.numel() for p in params.values()), stopped, run.log)
+    return TuneResult(
+        output,
+        run.step,
+        run.best_step,
+        run.best_loss,
+        len(train),
+        len(valid),
+        skipped + skipped_valid,
+        seconds,
+        run.tokens / max(seconds, 1e-9),
+        sum(p.numel() for p in params.values()),
+        stopped,
+        run.log,
+    )
 
 
 def _retriever(split, config: TuneConfig, options):
@@ -255,8 +310,9 @@ def _retriever(split, config: TuneConfig, options):
     from genrec.tuning.instructions import FoldRetriever
 
     if config.folds >= 2:
-        return FoldRetriever(lambda: build_model(config.retriever), k=config.folds,
-                             seed=options.seed).fit(split.train, options=options)
+        return FoldRetriever(
+            lambda: build_model(config.retriever), k=config.folds, seed=options.seed
+        ).fit(split.train, options=options)
     return build_model(config.retriever).fit(split.train, options=options)
 
 
@@ -267,19 +323,29 @@ def _attach(model, config: TuneConfig):
     for p in model.parameters():
         p.requires_grad_(False)
     if config.method == "lora":
-        missing = [m for m in config.target_modules
-                   if not any(n.endswith("." + m) for n, _ in model.named_modules())]
+        missing = [
+            m
+            for m in config.target_modules
+            if not any(n.endswith("." + m) for n, _ in model.named_modules())
+        ]
         if missing:
-            raise ConfigError(f"target_modules {missing} are not modules of {type(model).__name__}; "
-                              "use projection names such as 'q_proj', 'v_proj'")
-        peft_config = peft.LoraConfig(r=config.r, lora_alpha=config.alpha,
-                                      lora_dropout=config.dropout,
-                                      target_modules=list(config.target_modules),
-                                      task_type="CAUSAL_LM")
+            raise ConfigError(
+                f"target_modules {missing} are not modules of {type(model).__name__}; "
+                "use projection names such as 'q_proj', 'v_proj'"
+            )
+        peft_config = peft.LoraConfig(
+            r=config.r,
+            lora_alpha=config.alpha,
+            lora_dropout=config.dropout,
+            target_modules=list(config.target_modules),
+            task_type="CAUSAL_LM",
+        )
     else:
-        peft_config = peft.PromptTuningConfig(task_type="CAUSAL_LM",
-                                              num_virtual_tokens=config.n_virtual_tokens,
-                                              prompt_tuning_init="SAMPLE_VOCAB")
+        peft_config = peft.PromptTuningConfig(
+            task_type="CAUSAL_LM",
+            num_virtual_tokens=config.n_virtual_tokens,
+            prompt_tuning_init="SAMPLE_VOCAB",
+        )
     peft_model = peft.get_peft_model(model, peft_config)
     params = {n: p for n, p in peft_model.named_parameters() if p.requires_grad}
     return peft_model, params
@@ -313,8 +379,9 @@ class _Run:
         out = []
         for j in range(self.config.grad_accum):
             rows = []
-            for k in range(first + j * self.config.batch_size,
-                           first + (j + 1) * self.config.batch_size):
+            for k in range(
+                first + j * self.config.batch_size, first + (j + 1) * self.config.batch_size
+            ):
                 epoch, pos = divmod(k, len(self.train))
                 rows.append(self.train[self.epoch_order(epoch)[pos]])
             out.append(rows)
@@ -322,7 +389,10 @@ class _Run:
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         if getattr(self, "_order", (None,))[0] != epoch:
-            self._order = (epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.train)))
+            self._order = (
+                epoch,
+                np.random.default_rng([self.seed, epoch]).permutation(len(self.train)),
+            )
         return self._order[1]
 
     def loop(self, stop_after, options, on_log) -> bool:
@@ -331,13 +401,16 @@ class _Run:
         self.model.train()
         start, tokens_at_start = time.perf_counter(), self.tokens
         steps = range(self.step, self.config.max_steps)
-        bar = options.track(steps, total=self.config.max_steps - self.step, desc="tuning",
-                            unit="step")
+        bar = options.track(
+            steps, total=self.config.max_steps - self.step, desc="tuning", unit="step"
+        )
         for step in bar:
             if stop_after is not None and step >= stop_after:
                 self.previous_seconds += time.perf_counter() - start
                 return False
-            warm = min(1.0, (step + 1) / self.config.warmup_steps) if self.config.warmup_steps else 1.0
+            warm = (
+                min(1.0, (step + 1) / self.config.warmup_steps) if self.config.warmup_steps else 1.0
+            )
             for group in self.optimizer.param_groups:
                 group["lr"] = self.config.lr * warm
             total = 0.0
@@ -354,7 +427,11 @@ class _Run:
             entry = {"step": self.step, "loss": total, "tokens_per_s": rate}
             bar.set_postfix(loss=f"{total:.3f}", tok_s=f"{rate:.0f}")
             stop = self.over_budget(time.perf_counter() - start)
-            if stop or self.step % self.config.eval_every == 0 or self.step == self.config.max_steps:
+            if (
+                stop
+                or self.step % self.config.eval_every == 0
+                or self.step == self.config.max_steps
+            ):
                 entry["valid_loss"] = self.valid_loss()
                 stop = self.early_stop(entry["valid_loss"]) or stop
             self.log.append(entry)
@@ -378,8 +455,11 @@ class _Run:
         total, count = 0.0, 0
         with torch.no_grad():
             for i in range(0, len(self.valid), self.config.batch_size):
-                loss, n, _ = answer_loss(self.model, self.valid[i:i + self.config.batch_size],
-                                         soft_prompt(self.peft_model))
+                loss, n, _ = answer_loss(
+                    self.model,
+                    self.valid[i : i + self.config.batch_size],
+                    soft_prompt(self.peft_model),
+                )
                 total, count = total + loss.item() * n, count + n
         self.model.train()
         return total / count
@@ -410,12 +490,22 @@ class _Run:
             tensors.update({f"best.{n}": t.contiguous() for n, t in self.best.items()})
         opt = self.optimizer.state_dict()
         for i, state in opt["state"].items():
-            tensors.update({f"opt.{i}.{k}": torch.as_tensor(v).contiguous() for k, v in state.items()})
+            tensors.update(
+                {f"opt.{i}.{k}": torch.as_tensor(v).contiguous() for k, v in state.items()}
+            )
         tensors["rng"] = torch.get_rng_state()
-        meta = {"step": self.step, "tokens": self.tokens, "seconds": self.previous_seconds,
-                "best_loss": self.best_loss, "best_step": self.best_step,
-                "bad_evals": self.bad_evals, "log": self.log, "param_groups": opt["param_groups"],
-                "config": self.config.to_dict(), "names": list(self.params)}
+        meta = {
+            "step": self.step,
+            "tokens": self.tokens,
+            "seconds": self.previous_seconds,
+            "best_loss": self.best_loss,
+            "best_step": self.best_step,
+            "bad_evals": self.bad_evals,
+            "log": self.log,
+            "param_groups": opt["param_groups"],
+            "config": self.config.to_dict(),
+            "names": list(self.params),
+        }
         self.output.mkdir(parents=True, exist_ok=True)
         stage = self.output / f".checkpoint.partial-{os.getpid()}"
         shutil.rmtree(stage, ignore_errors=True)
@@ -440,8 +530,10 @@ class _Run:
             return
         meta = json.loads((folder / "state.json").read_text())
         if meta["names"] != list(self.params) or meta["config"]["method"] != self.config.method:
-            raise ConfigError(f"the checkpoint in {folder} is of another adapter "
-                              f"({meta['config']['method']}); use another output or resume=False")
+            raise ConfigError(
+                f"the checkpoint in {folder} is of another adapter "
+                f"({meta['config']['method']}); use another output or resume=False"
+            )
         tensors = load_file(str(folder / "state.safetensors"))
         with torch.no_grad():
             for n, p in self.params.items():
@@ -455,7 +547,11 @@ class _Run:
                 state.setdefault(int(i), {})[name] = value
         self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
         torch.set_rng_state(tensors["rng"])
-        self.step, self.tokens, self.previous_seconds = meta["step"], meta["tokens"], meta["seconds"]
+        self.step, self.tokens, self.previous_seconds = (
+            meta["step"],
+            meta["tokens"],
+            meta["seconds"],
+        )
         self.best_loss, self.best_step = meta["best_loss"], meta["best_step"]
         self.bad_evals, self.log = meta["bad_evals"], meta["log"]
 
@@ -472,12 +568,29 @@ class _Run:
         fast_inference(self.model)  # eval mode; see fast_inference
         prefix = soft_prompt(self.peft_model)  # the tuned lm scores with its soft prompt too
         self.lm.prefix_embeddings = None if prefix is None else prefix.detach()
-        save_adapter(self.peft_model, self.output, base=self.config.base, dtype=self.config.dtype,
-                     method=self.config.method, extra={"task": self.config.task,
-                                                       "steps": self.step,
-                                                       "best_step": self.best_step,
-                                                       "config": self.config.to_dict()})
+        save_adapter(
+            self.peft_model,
+            self.output,
+            base=self.config.base,
+            dtype=self.config.dtype,
+            method=self.config.method,
+            extra={
+                "task": self.config.task,
+                "steps": self.step,
+                "best_step": self.best_step,
+                "config": self.config.to_dict(),
+            },
+        )
 
 
-__all__ = ["DEFAULT_LR", "METHODS", "NEGATIVES", "TuneConfig", "TuneResult", "answer_loss", "encode",
-           "soft_prompt", "tune"]
+__all__ = [
+    "DEFAULT_LR",
+    "METHODS",
+    "NEGATIVES",
+    "TuneConfig",
+    "TuneResult",
+    "answer_loss",
+    "encode",
+    "soft_prompt",
+    "tune",
+]

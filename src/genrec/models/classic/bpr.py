@@ -69,8 +69,9 @@ class BPRConfig(ModelConfig):
     n_negatives: int = 4  # uniform negatives per positive per epoch (loss averaged over them)
 
     def __post_init__(self):
-        self.check_positive_ints("dim", "batch_size", "max_epochs", "patience", "eval_every",
-                                 "n_negatives")
+        self.check_positive_ints(
+            "dim", "batch_size", "max_epochs", "patience", "eval_every", "n_negatives"
+        )
         self.check(self.lr > 0, "lr", "a positive number")
         self.check(self.reg >= 0, "reg", "a non-negative number")
         self.check(self.fold_in_reg > 0, "fold_in_reg", "a positive number")
@@ -119,10 +120,18 @@ class BPR(Recommender):
         def restore(weights) -> None:
             self._export(*weights)
 
-        fit_epochs(self, train, valid, options, run_epoch=run_epoch,
-                   snapshot=lambda: (user_emb.detach().clone(), item_emb.detach().clone()),
-                   restore=restore, max_epochs=cfg.max_epochs, patience=cfg.patience,
-                   eval_every=cfg.eval_every)
+        fit_epochs(
+            self,
+            train,
+            valid,
+            options,
+            run_epoch=run_epoch,
+            snapshot=lambda: (user_emb.detach().clone(), item_emb.detach().clone()),
+            restore=restore,
+            max_epochs=cfg.max_epochs,
+            patience=cfg.patience,
+            eval_every=cfg.eval_every,
+        )
 
     def _epoch_triples(self, rng, pos_users, pos_items, n_items, seen_keys):
         """(2 + n_negatives, P') tensor of (user, positive, negatives...) in a fresh random order;
@@ -134,8 +143,9 @@ class BPR(Recommender):
         neg_items = neg_items.reshape(k, -1)  # (k, P)
         keep = keep.reshape(k, -1).all(axis=0)  # (P,)
         order = rng.permutation(np.flatnonzero(keep))
-        return torch.from_numpy(np.concatenate([pos_users[None, order], pos_items[None, order],
-                                                neg_items[:, order]]))  # (2 + k, P')
+        return torch.from_numpy(
+            np.concatenate([pos_users[None, order], pos_items[None, order], neg_items[:, order]])
+        )  # (2 + k, P')
 
     def _train_epoch(self, user_emb, item_emb, opt, triples) -> float:
         """One pass over ``triples`` (2 + k, P) of (user, positive, k negatives); the mean loss.
@@ -151,7 +161,7 @@ class BPR(Recommender):
         total, n_all = 0.0, triples.shape[1]
         with torch.no_grad():
             for lo in range(0, n_all, self.config.batch_size):
-                batch = triples[:, lo:lo + self.config.batch_size]
+                batch = triples[:, lo : lo + self.config.batch_size]
                 u, i, j = batch[0], batch[1], batch[2:].T.reshape(-1)  # (n,), (n,), (n * k,)
                 n = len(u)
                 p_u, q_i, q_j = user_emb[u], item_emb[i], item_emb[j]  # (n, D), (n, D), (nk, D)
@@ -188,10 +198,9 @@ class BPR(Recommender):
         vectors = self.user_vectors(histories, users=users)  # (B, D)
         return vectors @ self.item_factors_.T  # (B, I) float32
 
-
-
-    def user_vectors(self, histories: sp.csr_matrix, *, users: np.ndarray | None = None
-                     ) -> np.ndarray:
+    def user_vectors(
+        self, histories: sp.csr_matrix, *, users: np.ndarray | None = None
+    ) -> np.ndarray:
         """(B, dim) float32 user vectors: learned ones for trained users, fold-in for the rest."""
         n_rows = histories.shape[0]
         known = np.zeros(n_rows, bool) if users is None else self.trained_users_[users]
@@ -209,8 +218,11 @@ class BPR(Recommender):
 
     # ---- persistence -------------------------------------------------------------------------
     def _state(self):
-        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_,
-                "trained_users": self.trained_users_}
+        return {
+            "user_factors": self.user_factors_,
+            "item_factors": self.item_factors_,
+            "trained_users": self.trained_users_,
+        }
 
     def _load_state(self, state):
         self.user_factors_ = np.asarray(state["user_factors"], np.float32)
@@ -232,9 +244,14 @@ def ridge_fold_in(histories: sp.csr_matrix, item_factors: np.ndarray, reg: float
     return scipy.linalg.cho_solve(factor, rhs.T).T  # (B, D)
 
 
-def sample_negatives(rng: np.random.Generator, users: np.ndarray, n_items: int,
-                     seen_keys: np.ndarray, *, max_rounds: int = 100
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def sample_negatives(
+    rng: np.random.Generator,
+    users: np.ndarray,
+    n_items: int,
+    seen_keys: np.ndarray,
+    *,
+    max_rounds: int = 100,
+) -> tuple[np.ndarray, np.ndarray]:
     """One uniform negative item per entry of ``users`` (P,), re-drawn until unseen.
 
     ``seen_keys`` are the sorted ``user * n_items + item`` keys of the training interactions,
@@ -278,4 +295,3 @@ def _xavier_normal(shape: tuple[int, int], gen):
 
 
 _DENSE_SEEN_MAX = 50_000_000  # users x items up to which negatives are checked on a flat mask
-

@@ -44,8 +44,11 @@ class EASEConfig(ModelConfig):
 
     def __post_init__(self):
         self.check(self.reg > 0, "reg", "a positive number (the inverse needs X^T X + reg I)")
-        self.check(isinstance(self.max_items, int) and self.max_items >= 1, "max_items",
-                   "a positive integer")
+        self.check(
+            isinstance(self.max_items, int) and self.max_items >= 1,
+            "max_items",
+            "a positive integer",
+        )
 
 
 class EASE(Recommender):
@@ -61,7 +64,8 @@ class EASE(Recommender):
             raise ConfigError(
                 f"EASE needs dense {n_items} x {n_items} matrices (about {gb:.1f} GB) but "
                 f"max_items = {self.config.max_items}; filter rare items out of the dataset "
-                f"(e.g. a k-core) or raise max_items if the machine has the memory")
+                f"(e.g. a k-core) or raise max_items if the machine has the memory"
+            )
         self.weights_ = ease_weights(train.user_items, reg=self.config.reg)
 
     def _score(self, histories, users):

@@ -49,12 +49,18 @@ class ItemKNNConfig(ModelConfig):
     block_bytes: int = 256 * 2**20  # memory budget of one dense block of similarities
 
     def __post_init__(self):
-        self.check(isinstance(self.k_neighbors, int) and self.k_neighbors >= 1, "k_neighbors",
-                   "a positive integer")
+        self.check(
+            isinstance(self.k_neighbors, int) and self.k_neighbors >= 1,
+            "k_neighbors",
+            "a positive integer",
+        )
         self.check(self.shrink >= 0, "shrink", "a non-negative number")
         self.check(isinstance(self.normalize, bool), "normalize", "true or false")
-        self.check(isinstance(self.block_bytes, int) and self.block_bytes >= 2**16, "block_bytes",
-                   "an integer of at least 65536")
+        self.check(
+            isinstance(self.block_bytes, int) and self.block_bytes >= 2**16,
+            "block_bytes",
+            "an integer of at least 65536",
+        )
 
 
 class ItemKNN(Recommender):
@@ -64,11 +70,14 @@ class ItemKNN(Recommender):
     Config = ItemKNNConfig
 
     def _fit(self, train, valid, options):
-        self.similarity_ = item_similarity(train.user_items, k_neighbors=self.config.k_neighbors,
-                                           shrink=self.config.shrink,
-                                           normalize=self.config.normalize,
-                                           block_bytes=self.config.block_bytes,
-                                           progress=options.progress)
+        self.similarity_ = item_similarity(
+            train.user_items,
+            k_neighbors=self.config.k_neighbors,
+            shrink=self.config.shrink,
+            normalize=self.config.normalize,
+            block_bytes=self.config.block_bytes,
+            progress=options.progress,
+        )
 
     def _score(self, histories, users):
         return (histories @ self.similarity_).toarray()  # (B, I) @ (I, I) -> (B, I)
@@ -78,13 +87,20 @@ class ItemKNN(Recommender):
         return {"data": s.data, "indices": s.indices, "indptr": s.indptr}
 
     def _load_state(self, state):
-        self.similarity_ = sp.csr_matrix((state["data"], state["indices"], state["indptr"]),
-                                         shape=(self.n_items_, self.n_items_))
+        self.similarity_ = sp.csr_matrix(
+            (state["data"], state["indices"], state["indptr"]), shape=(self.n_items_, self.n_items_)
+        )
 
 
-def item_similarity(user_items: sp.csr_matrix, *, k_neighbors: int, shrink: float = 0.0,
-                    normalize: bool = True, block_bytes: int = 256 * 2**20,
-                    progress: bool = False) -> sp.csr_matrix:
+def item_similarity(
+    user_items: sp.csr_matrix,
+    *,
+    k_neighbors: int,
+    shrink: float = 0.0,
+    normalize: bool = True,
+    block_bytes: int = 256 * 2**20,
+    progress: bool = False,
+) -> sp.csr_matrix:
     """Sparse (n_items, n_items) S with ``S[j, i] = sim(j, i)`` for the top-k neighbours j of i.
 
     The similarity is computed for a block of target items at a time (a dense (b, n_items) array
@@ -100,8 +116,9 @@ def item_similarity(user_items: sp.csr_matrix, *, k_neighbors: int, shrink: floa
     norms = np.sqrt(np.diff(xc.indptr)).astype(np.float64)  # (I,) binary x: sqrt(user count)
     block = max(1, min(n_items, block_bytes // (4 * max(1, n_items))))
     rows, cols, vals = [], [], []
-    starts = progress_bar(range(0, n_items, block), enabled=progress, desc="itemknn similarity",
-                          unit="block")
+    starts = progress_bar(
+        range(0, n_items, block), enabled=progress, desc="itemknn similarity", unit="block"
+    )
     for lo in starts:
         hi = min(n_items, lo + block)
         sim = (xt[lo:hi] @ xc).toarray()  # (b, I) co-occurrence counts of targets lo..hi

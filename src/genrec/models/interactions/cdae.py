@@ -52,8 +52,15 @@ from typing import ClassVar
 import numpy as np
 
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.neural import (copy_state, dense_rows, fit_epochs, load_module_state,
-                                  module_state, seeded, shuffled_batches)
+from genrec.models.neural import (
+    copy_state,
+    dense_rows,
+    fit_epochs,
+    load_module_state,
+    module_state,
+    seeded,
+    shuffled_batches,
+)
 
 _ACTIVATIONS = ("sigmoid", "identity", "relu", "tanh")
 
@@ -97,9 +104,15 @@ class CDAEConfig(ModelConfig):
     eval_every: int = 1  # epochs between validation evaluations (only when valid is given)
 
     presets: ClassVar = {
-        "paper": {"hidden": 50, "corruption": 0.2, "hidden_act": "sigmoid",
-                  "output_act": "identity", "loss": "logistic", "objective": "sampled",
-                  "negative_ratio": 5.0},
+        "paper": {
+            "hidden": 50,
+            "corruption": 0.2,
+            "hidden_act": "sigmoid",
+            "output_act": "identity",
+            "loss": "logistic",
+            "objective": "sampled",
+            "negative_ratio": 5.0,
+        },
     }
 
     def __post_init__(self):
@@ -117,8 +130,12 @@ class CDAEConfig(ModelConfig):
 def _activation(name: str):
     import torch
 
-    return {"sigmoid": torch.sigmoid, "identity": lambda x: x, "relu": torch.relu,
-            "tanh": torch.tanh}[name]
+    return {
+        "sigmoid": torch.sigmoid,
+        "identity": lambda x: x,
+        "relu": torch.relu,
+        "tanh": torch.tanh,
+    }[name]
 
 
 def _build_module(n_users: int, n_items: int, cfg: CDAEConfig):
@@ -179,10 +196,18 @@ class CDAE(Recommender):
                 self.module_.eval()
                 return total / len(active)
 
-            fit_epochs(self, train, valid, options, run_epoch=run_epoch,
-                       snapshot=lambda: copy_state(self.module_),
-                       restore=self.module_.load_state_dict, max_epochs=cfg.max_epochs,
-                       patience=cfg.patience, eval_every=cfg.eval_every)
+            fit_epochs(
+                self,
+                train,
+                valid,
+                options,
+                run_epoch=run_epoch,
+                snapshot=lambda: copy_state(self.module_),
+                restore=self.module_.load_state_dict,
+                max_epochs=cfg.max_epochs,
+                patience=cfg.patience,
+                eval_every=cfg.eval_every,
+            )
         self.module_.eval()
 
     def _batch_loss(self, rows, users):
@@ -208,8 +233,9 @@ class CDAE(Recommender):
         """``reg/2`` (mean squared norm of the batch's user vectors + squared norm of the shared
         weights W, W', b, b' / ``n_trained``): the paper's penalty per user, on this batch."""
         net = self.module_
-        shared = sum(p.square().sum() for p in (*net.encoder.parameters(),
-                                                 *net.decoder.parameters()))
+        shared = sum(
+            p.square().sum() for p in (*net.encoder.parameters(), *net.decoder.parameters())
+        )
         user_part = net.user_vectors(users).square().sum(1).mean()
         return self.config.reg / 2 * (user_part + shared / n_trained)
 
@@ -222,7 +248,8 @@ class CDAE(Recommender):
             user_vecs = torch.zeros(histories.shape[0], self.config.hidden)  # (B, H)
             if known.any():
                 user_vecs[torch.from_numpy(known)] = self.module_.user_vectors(
-                    torch.from_numpy(users[known]))
+                    torch.from_numpy(users[known])
+                )
             return self.module_(dense_rows(histories), user_vecs).numpy()  # (B, I)
 
     # ---- persistence -------------------------------------------------------------------------

@@ -46,16 +46,25 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.neural import (copy_state, dense_rows, draw_profiles, fit_epochs,
-                                  load_module_state, module_state, seeded, shuffled_batches)
+from genrec.models.neural import (
+    copy_state,
+    dense_rows,
+    draw_profiles,
+    fit_epochs,
+    load_module_state,
+    module_state,
+    seeded,
+    shuffled_batches,
+)
 
 UNIFORM_MIX = 0.001  # share of the uniform distribution mixed into the importance weights
 
@@ -110,17 +119,29 @@ class DiffRecConfig(ModelConfig):
     presets: ClassVar[Mapping[str, Mapping]] = {
         # official ML-1M clean checkpoint: lr 1e-3, wd 0, bs 400, dims [200,600], emb 10, x0,
         # steps 40, scale 0.005, min 0.005, max 0.01, sampling_steps 0, reweight 1
-        "paper": {"steps": 40, "noise_scale": 0.005, "noise_min": 0.005, "noise_max": 0.01,
-                  "hidden": (600, 200), "lr": 1e-3, "batch_size": 400, "reweight": True},
+        "paper": {
+            "steps": 40,
+            "noise_scale": 0.005,
+            "noise_min": 0.005,
+            "noise_max": 0.01,
+            "hidden": (600, 200),
+            "lr": 1e-3,
+            "batch_size": 400,
+            "reweight": True,
+        },
     }
 
     def __post_init__(self):
         if isinstance(self.hidden, list):  # from JSON (a saved config)
             object.__setattr__(self, "hidden", tuple(self.hidden))
         check_diffusion_fields(self)
-        self.check(isinstance(self.hidden, tuple) and len(self.hidden) >= 1
-                   and all(isinstance(h, int) and h >= 1 for h in self.hidden), "hidden",
-                   "a non-empty tuple of positive integers")
+        self.check(
+            isinstance(self.hidden, tuple)
+            and len(self.hidden) >= 1
+            and all(isinstance(h, int) and h >= 1 for h in self.hidden),
+            "hidden",
+            "a non-empty tuple of positive integers",
+        )
         check_training_fields(self)
 
 
@@ -129,14 +150,22 @@ def check_diffusion_fields(cfg) -> None:
     cfg.check(isinstance(cfg.steps, int) and cfg.steps >= 1, "steps", "a positive integer")
     cfg.check(0 < cfg.noise_scale <= 1, "noise_scale", "in (0, 1]")
     cfg.check(0 < cfg.noise_min, "noise_min", "a positive number below noise_max")
-    cfg.check(cfg.noise_min < cfg.noise_max and cfg.noise_scale * cfg.noise_max < 1, "noise_max",
-              "above noise_min with noise_scale * noise_max < 1")
-    cfg.check(isinstance(cfg.sampling_steps, int) and 0 <= cfg.sampling_steps <= cfg.steps,
-              "sampling_steps", f"an integer in 0..steps ({cfg.steps})")
-    cfg.check(isinstance(cfg.history_per_step, int) and cfg.history_per_step >= 1,
-              "history_per_step", "a positive integer")
-    cfg.check(isinstance(cfg.emb_size, int) and cfg.emb_size >= 2, "emb_size",
-              "an integer >= 2")
+    cfg.check(
+        cfg.noise_min < cfg.noise_max and cfg.noise_scale * cfg.noise_max < 1,
+        "noise_max",
+        "above noise_min with noise_scale * noise_max < 1",
+    )
+    cfg.check(
+        isinstance(cfg.sampling_steps, int) and 0 <= cfg.sampling_steps <= cfg.steps,
+        "sampling_steps",
+        f"an integer in 0..steps ({cfg.steps})",
+    )
+    cfg.check(
+        isinstance(cfg.history_per_step, int) and cfg.history_per_step >= 1,
+        "history_per_step",
+        "a positive integer",
+    )
+    cfg.check(isinstance(cfg.emb_size, int) and cfg.emb_size >= 2, "emb_size", "an integer >= 2")
 
 
 def check_training_fields(cfg) -> None:
@@ -148,8 +177,9 @@ def check_training_fields(cfg) -> None:
 
 
 # ---- the diffusion process ----------------------------------------------------------------------
-def noise_schedule(steps: int, noise_scale: float, noise_min: float, noise_max: float
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def noise_schedule(
+    steps: int, noise_scale: float, noise_min: float, noise_max: float
+) -> tuple[np.ndarray, np.ndarray]:
     """``(abar, beta)``, both (T,) float64 for t = 1..T: the paper's linear-variance schedule
     ``1 - abar_t = s (a_min + (t - 1) / (T - 1) (a_max - a_min))`` and
     ``beta_t = 1 - abar_t / abar_{t-1}`` (``abar_0 = 1``).
@@ -218,7 +248,7 @@ class StepSampler:
         steps, history = self.losses.shape
         if (self.counts < history).any():
             return np.full(steps, 1.0 / steps)
-        rms = np.sqrt((self.losses ** 2).mean(axis=1))
+        rms = np.sqrt((self.losses**2).mean(axis=1))
         p = rms / rms.sum() if rms.sum() > 0 else np.full(steps, 1.0 / steps)
         return (1 - UNIFORM_MIX) * p + UNIFORM_MIX / steps
 
@@ -235,9 +265,9 @@ class StepSampler:
         history = self.losses.shape[1]
         for k in np.unique(t_idx):  # a loop over steps, not users
             new = losses[t_idx == k]
-            old = self.losses[k, :self.counts[k]]
+            old = self.losses[k, : self.counts[k]]
             kept = np.concatenate([old, new])[-history:]
-            self.losses[k, :len(kept)] = kept
+            self.losses[k, : len(kept)] = kept
             self.counts[k] = len(kept)
 
 
@@ -253,8 +283,9 @@ def step_embedding(t_idx, size: int):
     return torch.nn.functional.pad(emb, (0, size - 2 * half))
 
 
-def build_denoiser(n_in: int, hidden: tuple[int, ...], emb_size: int, dropout: float, *,
-                   normalize: bool = False):
+def build_denoiser(
+    n_in: int, hidden: tuple[int, ...], emb_size: int, dropout: float, *, normalize: bool = False
+):
     """MLP ``[x_t, emb(t)] -> hidden... -> mirrored hidden -> n_in`` with tanh between layers
     (the official code's DNN; x_t L2-normalised first when ``normalize``); call it as
     ``net(x_t, t_idx)``."""
@@ -351,8 +382,9 @@ class DiffRec(Recommender):
                 total = 0.0
                 for batch in shuffled_batches(len(rows), cfg.batch_size, rng):
                     x0 = dense_rows(user_items, rows[batch])  # (B, I)
-                    loss, _ = diffusion_loss(self.diffusion_, sampler, net, x0,
-                                             reweight=cfg.reweight)
+                    loss, _ = diffusion_loss(
+                        self.diffusion_, sampler, net, x0, reweight=cfg.reweight
+                    )
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
@@ -360,18 +392,27 @@ class DiffRec(Recommender):
                 net.eval()
                 return total / len(rows)
 
-            fit_epochs(self, train, valid, options, run_epoch=run_epoch,
-                       snapshot=lambda: copy_state(net), restore=net.load_state_dict,
-                       max_epochs=cfg.max_epochs, patience=cfg.patience,
-                       eval_every=cfg.eval_every)
+            fit_epochs(
+                self,
+                train,
+                valid,
+                options,
+                run_epoch=run_epoch,
+                snapshot=lambda: copy_state(net),
+                restore=net.load_state_dict,
+                max_epochs=cfg.max_epochs,
+                patience=cfg.patience,
+                eval_every=cfg.eval_every,
+            )
         self.step_probabilities_ = sampler.probabilities()
         net.eval()
 
     def _build(self) -> None:
         cfg = self.config
         self.diffusion_ = Diffusion(cfg.steps, cfg.noise_scale, cfg.noise_min, cfg.noise_max)
-        self.denoiser_ = build_denoiser(self.n_items_, cfg.hidden, cfg.emb_size, cfg.dropout,
-                                        normalize=cfg.normalize)
+        self.denoiser_ = build_denoiser(
+            self.n_items_, cfg.hidden, cfg.emb_size, cfg.dropout, normalize=cfg.normalize
+        )
 
     # ---- scoring and sampling ----------------------------------------------------------------
     def _score(self, histories, users):
@@ -384,11 +425,12 @@ class DiffRec(Recommender):
             if cfg.sampling_steps > 0:
                 k = torch.full((x.shape[0],), cfg.sampling_steps - 1, dtype=torch.long)
                 x = diffusion.q_sample(x, k, noise[-1:])
-            step_noise = (lambda k: noise[k:k + 1]) if cfg.sampling_noise else None
+            step_noise = (lambda k: noise[k : k + 1]) if cfg.sampling_noise else None
             return diffusion.reverse(self.denoiser_, x, noise=step_noise).numpy()
 
-    def sample_profiles(self, n: int, *, lengths: np.ndarray | None = None, seed: int = 0
-                        ) -> sp.csr_matrix:
+    def sample_profiles(
+        self, n: int, *, lengths: np.ndarray | None = None, seed: int = 0
+    ) -> sp.csr_matrix:
         """(n, n_items) binary synthetic profiles from the reverse process started at pure noise
         (see the module docstring); ``lengths`` (n,) or drawn from ``train_lengths_``."""
         import torch
@@ -402,14 +444,18 @@ class DiffRec(Recommender):
             for lo in range(0, n, 1024):
                 x_t = torch.randn((min(1024, n - lo), self.n_items_), generator=gen)
                 x0_hat = self.diffusion_.reverse(
-                    self.denoiser_, x_t, noise=lambda k: torch.randn(x_t.shape, generator=gen))
-                parts.append(draw_profiles(x0_hat.clamp(0, 1), lengths[lo:lo + 1024], rng))
+                    self.denoiser_, x_t, noise=lambda k: torch.randn(x_t.shape, generator=gen)
+                )
+                parts.append(draw_profiles(x0_hat.clamp(0, 1), lengths[lo : lo + 1024], rng))
         return sp.vstack(parts).tocsr() if parts else sp.csr_matrix((0, self.n_items_))
 
     # ---- persistence -------------------------------------------------------------------------
     def _state(self):
-        return {**module_state(self.denoiser_, "denoiser."), "train_lengths": self.train_lengths_,
-                "noise_seed": np.int64(self.noise_seed_)}
+        return {
+            **module_state(self.denoiser_, "denoiser."),
+            "train_lengths": self.train_lengths_,
+            "noise_seed": np.int64(self.noise_seed_),
+        }
 
     def _load_state(self, state):
         self._build()

@@ -87,8 +87,15 @@ from genrec.errors import ConfigError, DataError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.classic.bpr import ridge_fold_in
 from genrec.models.classic.bpr import sample_negatives as uniform_negatives
-from genrec.models.neural import (copy_state, dense_rows, fit_epochs, load_module_state,
-                                  module_state, seeded, shuffled_batches)
+from genrec.models.neural import (
+    copy_state,
+    dense_rows,
+    fit_epochs,
+    load_module_state,
+    module_state,
+    seeded,
+    shuffled_batches,
+)
 
 
 @dataclass(frozen=True)
@@ -148,18 +155,35 @@ class IRGANConfig(ModelConfig):
 
     presets: ClassVar = {
         # geek-ai/irgan item_recommendation/cf_gan.py, gen_model.py, dis_model.py (see above)
-        "paper": {"dim": 5, "optimizer": "sgd", "lr_g": 1e-3, "lr_d": 1e-3, "reg": 0.0,
-                  "reg_d": 0.1 / 16, "d_temperature": 0.2, "sample_lambda": 0.2,
-                  "reward": "sigmoid", "d_steps": 2, "g_steps": 1, "max_epochs": 750,
-                  "patience": 750, "pretrain_loss": "bpr", "pretrain_d": False,
-                  "batch_size": 16},
+        "paper": {
+            "dim": 5,
+            "optimizer": "sgd",
+            "lr_g": 1e-3,
+            "lr_d": 1e-3,
+            "reg": 0.0,
+            "reg_d": 0.1 / 16,
+            "d_temperature": 0.2,
+            "sample_lambda": 0.2,
+            "reward": "sigmoid",
+            "d_steps": 2,
+            "g_steps": 1,
+            "max_epochs": 750,
+            "patience": 750,
+            "pretrain_loss": "bpr",
+            "pretrain_d": False,
+            "batch_size": 16,
+        },
     }
 
     def __post_init__(self):
-        self.check_positive_ints("dim", "batch_size", "max_epochs", "patience", "eval_every",
-                                 "d_steps", "g_steps")
-        self.check(isinstance(self.pretrain_epochs, int) and self.pretrain_epochs >= 0,
-                   "pretrain_epochs", "a non-negative integer")
+        self.check_positive_ints(
+            "dim", "batch_size", "max_epochs", "patience", "eval_every", "d_steps", "g_steps"
+        )
+        self.check(
+            isinstance(self.pretrain_epochs, int) and self.pretrain_epochs >= 0,
+            "pretrain_epochs",
+            "a non-negative integer",
+        )
         for name in ("pretrain_lr", "lr_g", "lr_d", "d_temperature", "fold_in_reg"):
             self.check(getattr(self, name) > 0, name, "a positive number")
         self.check(self.reg >= 0, "reg", "a non-negative number")
@@ -180,8 +204,9 @@ def _mf_module(n_users: int, n_items: int, dim: int):
             super().__init__()
             std = math.sqrt(2.0 / (n_users + dim))  # Xavier-normal, as BPR
             self.user = torch.nn.Parameter(torch.randn(n_users, dim) * std)
-            self.item = torch.nn.Parameter(torch.randn(n_items, dim)
-                                           * math.sqrt(2.0 / (n_items + dim)))
+            self.item = torch.nn.Parameter(
+                torch.randn(n_items, dim) * math.sqrt(2.0 / (n_items + dim))
+            )
             self.bias = torch.nn.Parameter(torch.zeros(n_items))
 
         def logits(self, user_vecs):  # (B, D) -> (B, I)
@@ -237,9 +262,19 @@ class IRGAN(Recommender):
 
             # the game must beat the pre-trained players (best_epoch_ 0: it did not)
             initial = None if self.pretrain_ndcg_ is None else (self.pretrain_ndcg_, snapshot())
-            fit_epochs(self, train, valid, options, run_epoch=run_epoch, snapshot=snapshot,
-                       restore=restore, max_epochs=cfg.max_epochs, patience=cfg.patience,
-                       eval_every=cfg.eval_every, initial=initial)
+            fit_epochs(
+                self,
+                train,
+                valid,
+                options,
+                run_epoch=run_epoch,
+                snapshot=snapshot,
+                restore=restore,
+                max_epochs=cfg.max_epochs,
+                patience=cfg.patience,
+                eval_every=cfg.eval_every,
+                initial=initial,
+            )
 
     def _pretrain(self, train, valid, options, rng) -> None:
         """Pre-train G for at most ``pretrain_epochs`` epochs, early-stopped on validation
@@ -254,10 +289,17 @@ class IRGAN(Recommender):
             return
         g, d = self.generator_, self.discriminator_
         opt = torch.optim.Adam(g.parameters(), lr=cfg.pretrain_lr)
-        fit_epochs(self, train, valid, options,
-                   run_epoch=lambda e: self._pretrain_epoch(g, opt, rng),
-                   snapshot=lambda: copy_state(g), restore=g.load_state_dict,
-                   max_epochs=cfg.pretrain_epochs, patience=cfg.patience)
+        fit_epochs(
+            self,
+            train,
+            valid,
+            options,
+            run_epoch=lambda e: self._pretrain_epoch(g, opt, rng),
+            snapshot=lambda: copy_state(g),
+            restore=g.load_state_dict,
+            max_epochs=cfg.pretrain_epochs,
+            patience=cfg.patience,
+        )
         self.pretrain_history_, self.pretrain_epochs_ = self.history_, self.best_epoch_
         self.pretrain_ndcg_ = max((h["ndcg@10"] for h in self.history_), default=None)
         if not cfg.pretrain_d:
@@ -281,8 +323,9 @@ class IRGAN(Recommender):
                 real = dense_rows(x, active[batch])  # (B, I)
                 p_u = player.user[torch.from_numpy(active[batch])]  # (B, D)
                 log_prob = torch.log_softmax(player.logits(p_u), dim=1)  # (B, I)
-                losses.append(-(real * log_prob).sum(1).mean()
-                              + self._penalty(p_u, player, cfg.reg))
+                losses.append(
+                    -(real * log_prob).sum(1).mean() + self._penalty(p_u, player, cfg.reg)
+                )
                 _step(opt, losses[-1])
             return float(np.mean([v.item() for v in losses]))
         pos_users = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))  # (P,)
@@ -291,13 +334,18 @@ class IRGAN(Recommender):
         neg_items, keep = uniform_negatives(rng, pos_users, x.shape[1], seen)
         order = rng.permutation(np.flatnonzero(keep))
         for lo in range(0, len(order), cfg.batch_size * 16):
-            idx = order[lo:lo + cfg.batch_size * 16]
+            idx = order[lo : lo + cfg.batch_size * 16]
             u, i, j = (torch.from_numpy(a[idx]) for a in (pos_users, pos_items, neg_items))
-            p_u, q_i, q_j = (F.embedding(a, w) for a, w in
-                             ((u, player.user), (i, player.item), (j, player.item)))  # (n, D)
+            p_u, q_i, q_j = (
+                F.embedding(a, w) for a, w in ((u, player.user), (i, player.item), (j, player.item))
+            )  # (n, D)
             diff = (p_u * (q_i - q_j)).sum(1) + player.bias[i] - player.bias[j]  # (n,)
-            losses.append(-F.logsigmoid(diff).mean() + cfg.reg * (
-                p_u.square().sum() + q_i.square().sum() + q_j.square().sum()) / len(idx))
+            losses.append(
+                -F.logsigmoid(diff).mean()
+                + cfg.reg
+                * (p_u.square().sum() + q_i.square().sum() + q_j.square().sum())
+                / len(idx)
+            )
             _step(opt, losses[-1])
         return float(np.mean([v.item() for v in losses]))
 
@@ -320,9 +368,12 @@ class IRGAN(Recommender):
             seed = int(rng.integers(2**31))
             if has_negative.any():
                 fake[has_negative] = self.sample_negatives(
-                    users[has_negative], width, seed=seed, temperature=cfg.d_temperature)
-            keep = ((torch.arange(width)[None, :] < n_real[:, None])
-                    & torch.from_numpy(has_negative)[:, None]).float()  # (B, width): one per real
+                    users[has_negative], width, seed=seed, temperature=cfg.d_temperature
+                )
+            keep = (
+                (torch.arange(width)[None, :] < n_real[:, None])
+                & torch.from_numpy(has_negative)[:, None]
+            ).float()  # (B, width): one per real
             p_u = self.discriminator_.user[torch.from_numpy(users)]  # (B, D)
             scores = self.discriminator_.logits(p_u)  # (B, I)
             real_loss = F.binary_cross_entropy_with_logits(scores, real, reduction="none")
@@ -355,8 +406,11 @@ class IRGAN(Recommender):
                 keep = (torch.arange(width)[None, :] < 2 * n_real).float()  # (B, W)
                 d_user = self.discriminator_.user[users]  # (B, D)
                 d_scores = self.discriminator_.logits(d_user).gather(1, drawn)  # (B, W)
-                reward = (2 * (torch.sigmoid(d_scores) - 0.5) if cfg.reward == "sigmoid"
-                          else torch.nn.functional.softplus(d_scores))
+                reward = (
+                    2 * (torch.sigmoid(d_scores) - 0.5)
+                    if cfg.reward == "sigmoid"
+                    else torch.nn.functional.softplus(d_scores)
+                )
                 weight = reward * prob.gather(1, drawn) / mixture.gather(1, drawn) * keep
             per_user = -(weight * log_prob.gather(1, drawn)).sum(1) / keep.sum(1)  # (B,)
             loss = per_user.mean() + self._penalty(p_u, self.generator_, cfg.reg)
@@ -373,8 +427,9 @@ class IRGAN(Recommender):
         return reg * (p_u.square().sum(1).mean() + share * player.item.square().sum() / len(p_u))
 
     # ---- the generator as a sampler ----------------------------------------------------------
-    def sample_negatives(self, users: np.ndarray, n: int, *, seed: int = 0,
-                         temperature: float = 1.0) -> np.ndarray:
+    def sample_negatives(
+        self, users: np.ndarray, n: int, *, seed: int = 0, temperature: float = 1.0
+    ) -> np.ndarray:
         """(len(users), n) items drawn with replacement from G's softmax at ``temperature``,
         never one of the user's training items: "hard" negatives for any pairwise learner.
 
@@ -387,20 +442,26 @@ class IRGAN(Recommender):
 
         self._require_fitted()
         if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ConfigError(f"n = {n!r} is invalid; it must be an integer >= 1 (negatives "
-                              "per user)")
-        if (isinstance(temperature, (bool, np.bool_))
-                or not isinstance(temperature, (int, float, np.integer, np.floating))
-                or not 0 < temperature < math.inf):
-            raise ConfigError(f"temperature = {temperature!r} is invalid; it must be a positive "
-                              "finite number")
+            raise ConfigError(
+                f"n = {n!r} is invalid; it must be an integer >= 1 (negatives per user)"
+            )
+        if (
+            isinstance(temperature, (bool, np.bool_))
+            or not isinstance(temperature, (int, float, np.integer, np.floating))
+            or not 0 < temperature < math.inf
+        ):
+            raise ConfigError(
+                f"temperature = {temperature!r} is invalid; it must be a positive finite number"
+            )
         users = np.asarray(users)
         if users.size and users.dtype.kind not in "iu":
             raise DataError(f"users must be integer user indices, got dtype {users.dtype}")
         users = users.astype(np.int64).reshape(-1)
         if users.size and (users.min() < 0 or users.max() >= self.n_users_):
-            raise DataError(f"users must be training user indices in 0..{self.n_users_ - 1}; "
-                            f"got {users.min()}..{users.max()}")
+            raise DataError(
+                f"users must be training user indices in 0..{self.n_users_ - 1}; "
+                f"got {users.min()}..{users.max()}"
+            )
         seen = self.train_items_[users]
         if (np.diff(seen.indptr) >= self.n_items_).any():
             raise DataError("a user has seen every item: there is no negative to draw")
@@ -428,17 +489,24 @@ class IRGAN(Recommender):
             if known.any():
                 out[torch.from_numpy(known)] = self.generator_.user[torch.from_numpy(users[known])]
             if not known.all():
-                solved = ridge_fold_in(histories[~known], self.generator_.item.detach().numpy(),
-                                       self.config.fold_in_reg)  # (B', D)
+                solved = ridge_fold_in(
+                    histories[~known],
+                    self.generator_.item.detach().numpy(),
+                    self.config.fold_in_reg,
+                )  # (B', D)
                 out[torch.from_numpy(~known)] = torch.from_numpy(solved.astype(np.float32))
         return out
 
     # ---- persistence -------------------------------------------------------------------------
     def _state(self):
         x = self.train_items_
-        return {**module_state(self.generator_, "g."), **module_state(self.discriminator_, "d."),
-                "train_indptr": x.indptr, "train_indices": x.indices,
-                "trained_users": self.trained_users_}
+        return {
+            **module_state(self.generator_, "g."),
+            **module_state(self.discriminator_, "d."),
+            "train_indptr": x.indptr,
+            "train_indices": x.indices,
+            "trained_users": self.trained_users_,
+        }
 
     def _load_state(self, state):
         self.generator_ = _mf_module(self.n_users_, self.n_items_, self.config.dim)
@@ -448,7 +516,8 @@ class IRGAN(Recommender):
         indices = np.asarray(state["train_indices"], np.int32)
         self.train_items_ = sp.csr_matrix(
             (np.ones(len(indices), np.float32), indices, np.asarray(state["train_indptr"])),
-            shape=(self.n_users_, self.n_items_))
+            shape=(self.n_users_, self.n_items_),
+        )
         self.trained_users_ = np.asarray(state["trained_users"], bool)
 
 

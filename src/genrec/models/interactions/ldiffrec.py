@@ -52,8 +52,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -62,11 +63,26 @@ import scipy.sparse.linalg
 from genrec.errors import ArtifactError, ConfigError
 from genrec.kmeans import kmeans
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.interactions.diffrec import (Diffusion, StepSampler, build_denoiser, check_diffusion_fields,
-                                   check_training_fields, diffusion_loss, fixed_noise,
-                                   sample_lengths)
-from genrec.models.neural import (copy_state, dense_rows, draw_profiles, fit_epochs,
-                                  load_module_state, module_state, seeded, shuffled_batches)
+from genrec.models.interactions.diffrec import (
+    Diffusion,
+    StepSampler,
+    build_denoiser,
+    check_diffusion_fields,
+    check_training_fields,
+    diffusion_loss,
+    fixed_noise,
+    sample_lengths,
+)
+from genrec.models.neural import (
+    copy_state,
+    dense_rows,
+    draw_profiles,
+    fit_epochs,
+    load_module_state,
+    module_state,
+    seeded,
+    shuffled_batches,
+)
 
 
 @dataclass(frozen=True)
@@ -113,27 +129,46 @@ class LDiffRecConfig(ModelConfig):
     presets: ClassVar[Mapping[str, Mapping]] = {
         # official ML-1M clean: lr1 1e-3 (lr2 5e-4), bs 400, n_cate 2, in [300], lamda 0.03,
         # mlp_dims [300], emb 10, x0, steps 40, scale 0.005, min 0.005, max 0.02, reweight 1
-        "paper": {"n_clusters": 2, "latent_dim": 300, "steps": 40, "noise_scale": 0.005,
-                  "noise_min": 0.005, "noise_max": 0.02, "hidden": (300,), "lr": 1e-3,
-                  "batch_size": 400, "diffusion_weight": 0.03, "recon": "multinomial"},
+        "paper": {
+            "n_clusters": 2,
+            "latent_dim": 300,
+            "steps": 40,
+            "noise_scale": 0.005,
+            "noise_min": 0.005,
+            "noise_max": 0.02,
+            "hidden": (300,),
+            "lr": 1e-3,
+            "batch_size": 400,
+            "diffusion_weight": 0.03,
+            "recon": "multinomial",
+        },
     }
 
     def __post_init__(self):
         if isinstance(self.hidden, list):  # from JSON (a saved config)
             object.__setattr__(self, "hidden", tuple(self.hidden))
-        self.check_positive_ints("n_clusters", "latent_dim", "svd_dim", "kmeans_iters",
-                                 "kl_anneal_steps")
-        self.check(self.latent_dim >= self.n_clusters, "latent_dim",
-                   f"at least n_clusters ({self.n_clusters}): one latent unit per cluster")
+        self.check_positive_ints(
+            "n_clusters", "latent_dim", "svd_dim", "kmeans_iters", "kl_anneal_steps"
+        )
+        self.check(
+            self.latent_dim >= self.n_clusters,
+            "latent_dim",
+            f"at least n_clusters ({self.n_clusters}): one latent unit per cluster",
+        )
         check_diffusion_fields(self)
-        self.check(isinstance(self.hidden, tuple) and len(self.hidden) >= 1
-                   and all(isinstance(h, int) and h >= 1 for h in self.hidden), "hidden",
-                   "a non-empty tuple of positive integers")
+        self.check(
+            isinstance(self.hidden, tuple)
+            and len(self.hidden) >= 1
+            and all(isinstance(h, int) and h >= 1 for h in self.hidden),
+            "hidden",
+            "a non-empty tuple of positive integers",
+        )
         self.check(0 <= self.denoiser_dropout < 1, "denoiser_dropout", "in [0, 1)")
         self.check(self.diffusion_weight >= 0, "diffusion_weight", "a non-negative number")
         self.check(self.kl_cap >= 0, "kl_cap", "a non-negative number")
-        self.check(self.recon in ("multinomial", "gaussian"), "recon",
-                   "'multinomial' or 'gaussian'")
+        self.check(
+            self.recon in ("multinomial", "gaussian"), "recon", "'multinomial' or 'gaussian'"
+        )
         check_training_fields(self)
 
 
@@ -167,16 +202,19 @@ class LDiffRec(Recommender):
 
         cfg = self.config
         if train.n_items < cfg.n_clusters:
-            raise ConfigError(f"LDiffRecConfig.n_clusters = {cfg.n_clusters} exceeds the "
-                              f"{train.n_items} items; lower n_clusters")
+            raise ConfigError(
+                f"LDiffRecConfig.n_clusters = {cfg.n_clusters} exceeds the "
+                f"{train.n_items} items; lower n_clusters"
+            )
         rng = np.random.default_rng(options.seed)
         user_items = train.user_items
         rows = np.flatnonzero(np.diff(user_items.indptr) > 0)
         self.train_lengths_ = np.diff(user_items.indptr)[rows].astype(np.int64)
         self.noise_seed_ = int(rng.integers(2**31))
         emb = item_embeddings(user_items, cfg.svd_dim, options.seed)
-        self.item_cluster_ = kmeans(emb, cfg.n_clusters, seed=options.seed, iters=cfg.kmeans_iters,
-                                    threads=options.threads).labels
+        self.item_cluster_ = kmeans(
+            emb, cfg.n_clusters, seed=options.seed, iters=cfg.kmeans_iters, threads=options.threads
+        ).labels
         with seeded(options.seed):
             self._build()
             modules = torch.nn.ModuleList([self.autoencoder_, self.denoiser_])
@@ -199,10 +237,18 @@ class LDiffRec(Recommender):
                 modules.eval()
                 return total / len(rows)
 
-            fit_epochs(self, train, valid, options, run_epoch=run_epoch,
-                       snapshot=lambda: copy_state(modules), restore=modules.load_state_dict,
-                       max_epochs=cfg.max_epochs, patience=cfg.patience,
-                       eval_every=cfg.eval_every)
+            fit_epochs(
+                self,
+                train,
+                valid,
+                options,
+                run_epoch=run_epoch,
+                snapshot=lambda: copy_state(modules),
+                restore=modules.load_state_dict,
+                max_epochs=cfg.max_epochs,
+                patience=cfg.patience,
+                eval_every=cfg.eval_every,
+            )
         modules.eval()
 
     def _joint_loss(self, x, sampler, beta: float):
@@ -211,8 +257,9 @@ class LDiffRec(Recommender):
 
         mu, logvar = self._encode(x)  # (B, L) each
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        diff, z0_hat = diffusion_loss(self.diffusion_, sampler, self.denoiser_, z,
-                                      reweight=self.config.reweight)
+        diff, z0_hat = diffusion_loss(
+            self.diffusion_, sampler, self.denoiser_, z, reweight=self.config.reweight
+        )
         logits = self._decode(z0_hat)  # (B, I)
         if self.config.recon == "multinomial":
             nll = -(torch.log_softmax(logits, dim=1) * x).sum(dim=1).mean()
@@ -232,20 +279,27 @@ class LDiffRec(Recommender):
         dims = np.maximum(1, (sizes * cfg.latent_dim) // sizes.sum())
         dims[-1] = max(1, cfg.latent_dim - dims[:-1].sum())  # the last takes the remainder
         self.latent_dims_ = dims
-        self.cluster_items_ = [torch.from_numpy(np.flatnonzero(self.item_cluster_ == c))
-                               for c in range(cfg.n_clusters)]
-        self.item_order_ = torch.from_numpy(np.argsort(np.concatenate(
-            [c.numpy() for c in self.cluster_items_]), kind="stable"))  # cluster order -> items
-        self.autoencoder_ = nn.ModuleDict({
-            "encoders": nn.ModuleList(nn.Linear(int(n), 2 * int(d)) for n, d in zip(sizes, dims)),
-            "decoders": nn.ModuleList(nn.Linear(int(d), int(n)) for n, d in zip(sizes, dims)),
-        })
+        self.cluster_items_ = [
+            torch.from_numpy(np.flatnonzero(self.item_cluster_ == c)) for c in range(cfg.n_clusters)
+        ]
+        self.item_order_ = torch.from_numpy(
+            np.argsort(np.concatenate([c.numpy() for c in self.cluster_items_]), kind="stable")
+        )  # cluster order -> items
+        self.autoencoder_ = nn.ModuleDict(
+            {
+                "encoders": nn.ModuleList(
+                    nn.Linear(int(n), 2 * int(d)) for n, d in zip(sizes, dims)
+                ),
+                "decoders": nn.ModuleList(nn.Linear(int(d), int(n)) for n, d in zip(sizes, dims)),
+            }
+        )
         for layer in self.autoencoder_.modules():
             if isinstance(layer, nn.Linear):
                 nn.init.xavier_normal_(layer.weight)
                 nn.init.zeros_(layer.bias)
-        self.denoiser_ = build_denoiser(int(dims.sum()), cfg.hidden, cfg.emb_size,
-                                        cfg.denoiser_dropout)
+        self.denoiser_ = build_denoiser(
+            int(dims.sum()), cfg.hidden, cfg.emb_size, cfg.denoiser_dropout
+        )
 
     def _encode(self, x):
         """``(mu, logvar)``, each (B, L): the clusters' encoders on their parts of x (B, I)."""
@@ -253,8 +307,9 @@ class LDiffRec(Recommender):
 
         x = torch.nn.functional.dropout(x, self.config.dropout, self.autoencoder_.training)
         mus, logvars = [], []
-        for items, enc, d in zip(self.cluster_items_, self.autoencoder_["encoders"],
-                                 self.latent_dims_):
+        for items, enc, d in zip(
+            self.cluster_items_, self.autoencoder_["encoders"], self.latent_dims_
+        ):
             h = enc(x[:, items])  # (B, 2 d)
             mus.append(h[:, :d])
             logvars.append(h[:, d:])
@@ -279,11 +334,12 @@ class LDiffRec(Recommender):
             if cfg.sampling_steps > 0:
                 k = torch.full((z.shape[0],), cfg.sampling_steps - 1, dtype=torch.long)
                 z = diffusion.q_sample(z, k, noise[-1:])
-            step_noise = (lambda k: noise[k:k + 1]) if cfg.sampling_noise else None
+            step_noise = (lambda k: noise[k : k + 1]) if cfg.sampling_noise else None
             return self._decode(diffusion.reverse(self.denoiser_, z, noise=step_noise)).numpy()
 
-    def sample_profiles(self, n: int, *, lengths: np.ndarray | None = None, seed: int = 0
-                        ) -> sp.csr_matrix:
+    def sample_profiles(
+        self, n: int, *, lengths: np.ndarray | None = None, seed: int = 0
+    ) -> sp.csr_matrix:
         """(n, n_items) binary synthetic profiles from latent noise (see the module docstring);
         ``lengths`` (n,) or drawn from ``train_lengths_``."""
         import torch
@@ -297,26 +353,32 @@ class LDiffRec(Recommender):
             for lo in range(0, n, 1024):
                 z_t = torch.randn((min(1024, n - lo), int(self.latent_dims_.sum())), generator=gen)
                 z0 = self.diffusion_.reverse(
-                    self.denoiser_, z_t, noise=lambda k: torch.randn(z_t.shape, generator=gen))
+                    self.denoiser_, z_t, noise=lambda k: torch.randn(z_t.shape, generator=gen)
+                )
                 out = self._decode(z0).double()  # (B, I)
                 if self.config.recon == "multinomial":
                     probs = torch.softmax(out, dim=1)
                 else:
                     probs = out.clamp(0, 1)
-                parts.append(draw_profiles(probs, lengths[lo:lo + 1024], rng))
+                parts.append(draw_profiles(probs, lengths[lo : lo + 1024], rng))
         return sp.vstack(parts).tocsr() if parts else sp.csr_matrix((0, self.n_items_))
 
     # ---- persistence -------------------------------------------------------------------------
     def _state(self):
-        return {**module_state(self.autoencoder_, "autoencoder."),
-                **module_state(self.denoiser_, "denoiser."), "item_cluster": self.item_cluster_,
-                "train_lengths": self.train_lengths_, "noise_seed": np.int64(self.noise_seed_)}
+        return {
+            **module_state(self.autoencoder_, "autoencoder."),
+            **module_state(self.denoiser_, "denoiser."),
+            "item_cluster": self.item_cluster_,
+            "train_lengths": self.train_lengths_,
+            "noise_seed": np.int64(self.noise_seed_),
+        }
 
     def _load_state(self, state):
         self.item_cluster_ = np.asarray(state["item_cluster"], np.int64)
         if self.item_cluster_.shape != (self.n_items_,):
-            raise ArtifactError("the saved item clusters do not match the number of items; retrain "
-                                "the model")
+            raise ArtifactError(
+                "the saved item clusters do not match the number of items; retrain the model"
+            )
         self._build()
         load_module_state(self.autoencoder_, state, "autoencoder.")
         load_module_state(self.denoiser_, state, "denoiser.")

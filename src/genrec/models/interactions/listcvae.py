@@ -71,8 +71,15 @@ import scipy.sparse as sp
 
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.neural import (copy_state, dense_rows, fit_epochs, load_module_state,
-                                  module_state, seeded, shuffled_batches)
+from genrec.models.neural import (
+    copy_state,
+    dense_rows,
+    fit_epochs,
+    load_module_state,
+    module_state,
+    seeded,
+    shuffled_batches,
+)
 
 
 @dataclass(frozen=True)
@@ -111,11 +118,23 @@ class ListCVAEConfig(ModelConfig):
     presets = {"paper": {"embed_dim": 16, "latent_dim": 16, "hidden_dim": 512, "lr": 1e-3}}
 
     def __post_init__(self):
-        self.check_positive_ints("slate_size", "embed_dim", "cond_dim", "hidden_dim", "latent_dim",
-                                 "slates_per_user", "batch_size", "max_epochs", "patience",
-                                 "eval_every")
-        self.check(isinstance(self.anneal_epochs, int) and self.anneal_epochs >= 0,
-                   "anneal_epochs", "a non-negative integer")
+        self.check_positive_ints(
+            "slate_size",
+            "embed_dim",
+            "cond_dim",
+            "hidden_dim",
+            "latent_dim",
+            "slates_per_user",
+            "batch_size",
+            "max_epochs",
+            "patience",
+            "eval_every",
+        )
+        self.check(
+            isinstance(self.anneal_epochs, int) and self.anneal_epochs >= 0,
+            "anneal_epochs",
+            "a non-negative integer",
+        )
         self.check(0 <= self.cond_dropout < 1, "cond_dropout", "a probability in [0, 1)")
         self.check(0 < self.click_rate <= 1, "click_rate", "a probability in (0, 1]")
         self.check(self.beta >= 0, "beta", "a non-negative number")
@@ -135,7 +154,7 @@ def _build_net(cfg: ListCVAEConfig, n_items: int):
 
     net = nn.Module()
     net.item_emb = nn.Embedding(n_items, d)  # Phi (I, d)
-    nn.init.normal_(net.item_emb.weight, std=d ** -0.5)
+    nn.init.normal_(net.item_emb.weight, std=d**-0.5)
     net.item_bias = nn.Parameter(torch.zeros(n_items))  # (I,)
     net.cond = nn.Linear(n_items, cfg.cond_dim)  # history row -> c
     net.encoder = mlp(k * d + k + cfg.cond_dim, 2 * cfg.latent_dim)  # (s, r, c) -> mu, logvar
@@ -221,15 +240,19 @@ class ListCVAE(Recommender):
 
         cfg = self.config
         if cfg.slate_size > train.n_items - 1:
-            raise ConfigError(f"ListCVAEConfig.slate_size = {cfg.slate_size} needs more items; "
-                              f"the data has {train.n_items}: use slate_size < n_items")
+            raise ConfigError(
+                f"ListCVAEConfig.slate_size = {cfg.slate_size} needs more items; "
+                f"the data has {train.n_items}: use slate_size < n_items"
+            )
         user_items = train.user_items
         counts = np.diff(user_items.indptr)
         # users with a train item and at least k items they never saw (for unclicked slots)
         users = np.flatnonzero((counts > 0) & (train.n_items - counts >= cfg.slate_size))
         if len(users) == 0:
-            raise ConfigError(f"ListCVAEConfig.slate_size = {cfg.slate_size} leaves no user with "
-                              f"that many unseen items to build training slates; lower it")
+            raise ConfigError(
+                f"ListCVAEConfig.slate_size = {cfg.slate_size} leaves no user with "
+                f"that many unseen items to build training slates; lower it"
+            )
         rows = np.repeat(users, cfg.slates_per_user)  # (N,) one entry per training slate
         rng = np.random.default_rng(options.seed)
         steps_per_epoch = -(-len(rows) // cfg.batch_size)
@@ -242,8 +265,11 @@ class ListCVAE(Recommender):
                 net.train()
                 total = 0.0
                 for batch in shuffled_batches(len(rows), cfg.batch_size, rng):
-                    ramp = min(1.0, step[0] / (cfg.anneal_epochs * steps_per_epoch)
-                               ) if cfg.anneal_epochs else 1.0
+                    ramp = (
+                        min(1.0, step[0] / (cfg.anneal_epochs * steps_per_epoch))
+                        if cfg.anneal_epochs
+                        else 1.0
+                    )
                     loss = self._loss(dense_rows(user_items, rows[batch]), cfg.beta * ramp)
                     opt.zero_grad()
                     loss.backward()
@@ -252,10 +278,18 @@ class ListCVAE(Recommender):
                     total += float(loss.detach()) * len(batch)
                 return total / len(rows)
 
-            fit_epochs(self, train, valid, options, run_epoch=run_epoch,
-                       snapshot=lambda: copy_state(net), restore=net.load_state_dict,
-                       max_epochs=cfg.max_epochs, patience=cfg.patience,
-                       eval_every=cfg.eval_every)
+            fit_epochs(
+                self,
+                train,
+                valid,
+                options,
+                run_epoch=run_epoch,
+                snapshot=lambda: copy_state(net),
+                restore=net.load_state_dict,
+                max_epochs=cfg.max_epochs,
+                patience=cfg.patience,
+                eval_every=cfg.eval_every,
+            )
         net.eval()
 
     def _loss(self, history, beta: float):
@@ -264,8 +298,9 @@ class ListCVAE(Recommender):
         import torch.nn.functional as F
 
         cfg, net = self.config, self.net_
-        slates, responses, condition = build_training_slates(history, cfg.slate_size,
-                                                             cfg.click_rate)
+        slates, responses, condition = build_training_slates(
+            history, cfg.slate_size, cfg.click_rate
+        )
         cond = _condition(net, condition, cfg.cond_dropout, training=True)  # (B, C)
         embedded = net.item_emb(slates).flatten(1)  # (B, k * d)
         mu, logvar = _gaussian(net.encoder(_cat(embedded, responses, cond)))  # (B, m) each
@@ -301,8 +336,14 @@ class ListCVAE(Recommender):
             probs = self._ideal_logits(histories, sample_seed=None).softmax(dim=2)  # (B, k, I)
             return probs.amax(dim=1).nan_to_num(0.0).numpy()  # (B, I)
 
-    def generate_slates(self, histories: sp.spmatrix, *, k: int | None = None,
-                        users: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    def generate_slates(
+        self,
+        histories: sp.spmatrix,
+        *,
+        k: int | None = None,
+        users: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> np.ndarray:
         """Slates for a batch of histories: r = 1^k, z ~ the prior, argmax slot by slot.
 
         Args:
@@ -325,8 +366,9 @@ class ListCVAE(Recommender):
         size = self.config.slate_size
         k = size if k is None else k
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= size:
-            raise ConfigError(f"k must be an integer in 1..{size} (the model's slate_size), "
-                              f"got {k!r}")
+            raise ConfigError(
+                f"k must be an integer in 1..{size} (the model's slate_size), got {k!r}"
+            )
         with torch.no_grad():
             logits = self._ideal_logits(histories, sample_seed=seed)[:, :k]  # (B, k, I)
             blocked = torch.isneginf(logits[:, 0])  # (B, I) history items

@@ -37,8 +37,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.neural import (copy_state, dense_rows, fit_epochs, load_module_state,
-                                  module_state, seeded, shuffled_batches)
+from genrec.models.neural import (
+    copy_state,
+    dense_rows,
+    fit_epochs,
+    load_module_state,
+    module_state,
+    seeded,
+    shuffled_batches,
+)
 
 
 @dataclass(frozen=True)
@@ -64,20 +71,25 @@ class MultDAEConfig(ModelConfig):
     patience: int = 10  # evaluations without a better valid NDCG@10 before stopping
     eval_every: int = 1  # epochs between validation evaluations (only when valid is given)
 
-    presets = {"paper": {"hidden_dims": (600,), "dropout": 0.5, "reg": 0.01, "lr": 1e-3,
-                         "batch_size": 500}}
+    presets = {
+        "paper": {"hidden_dims": (600,), "dropout": 0.5, "reg": 0.01, "lr": 1e-3, "batch_size": 500}
+    }
 
     def __post_init__(self):
         object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))  # a list from JSON
-        self.check(all(isinstance(d, int) and d >= 1 for d in self.hidden_dims), "hidden_dims",
-                   "a tuple of positive integers (may be empty)")
+        self.check(
+            all(isinstance(d, int) and d >= 1 for d in self.hidden_dims),
+            "hidden_dims",
+            "a tuple of positive integers (may be empty)",
+        )
         check_training_fields(self)
 
 
 def check_training_fields(cfg) -> None:
     """The checks every auto-encoder config here shares (latent_dim, dropout, lr, reg, ...)."""
-    cfg.check(isinstance(cfg.latent_dim, int) and cfg.latent_dim >= 1, "latent_dim",
-              "a positive integer")
+    cfg.check(
+        isinstance(cfg.latent_dim, int) and cfg.latent_dim >= 1, "latent_dim", "a positive integer"
+    )
     cfg.check(0 <= cfg.dropout < 1, "dropout", "a probability in [0, 1)")
     cfg.check(cfg.reg >= 0, "reg", "a non-negative number")
     cfg.check(cfg.lr > 0, "lr", "a positive number")
@@ -124,10 +136,18 @@ class MultDAE(Recommender):
                     total += float(loss.detach()) * len(rows)
                 return total / user_items.shape[0]
 
-            fit_epochs(self, train, valid, options, run_epoch=run_epoch,
-                       snapshot=lambda: copy_state(net), restore=net.load_state_dict,
-                       max_epochs=cfg.max_epochs, patience=cfg.patience,
-                       eval_every=cfg.eval_every)
+            fit_epochs(
+                self,
+                train,
+                valid,
+                options,
+                run_epoch=run_epoch,
+                snapshot=lambda: copy_state(net),
+                restore=net.load_state_dict,
+                max_epochs=cfg.max_epochs,
+                patience=cfg.patience,
+                eval_every=cfg.eval_every,
+            )
         net.eval()
 
     def _score(self, histories, users):
@@ -176,7 +196,7 @@ def multinomial_nll(logits, x):
     return -(torch.log_softmax(logits, dim=1) * x).sum(dim=1).mean()
 
 
-def l2_penalty(weights) -> "torch.Tensor":  # noqa: F821 - torch is imported lazily
+def l2_penalty(weights) -> torch.Tensor:  # noqa: F821 - torch is imported lazily
     """``sum |W|^2`` over a list of weight tensors."""
     return sum(w.square().sum() for w in weights)
 

@@ -48,10 +48,24 @@ import scipy.sparse as sp
 
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.interactions.multdae import (check_training_fields, l2_penalty, mlp, multinomial_nll,
-                                   normalised_dropout, trained_rows)
-from genrec.models.neural import (copy_state, dense_rows, draw_profiles, fit_epochs,
-                                  load_module_state, module_state, seeded, shuffled_batches)
+from genrec.models.interactions.multdae import (
+    check_training_fields,
+    l2_penalty,
+    mlp,
+    multinomial_nll,
+    normalised_dropout,
+    trained_rows,
+)
+from genrec.models.neural import (
+    copy_state,
+    dense_rows,
+    draw_profiles,
+    fit_epochs,
+    load_module_state,
+    module_state,
+    seeded,
+    shuffled_batches,
+)
 
 
 @dataclass(frozen=True)
@@ -82,16 +96,31 @@ class MultVAEConfig(ModelConfig):
     patience: int = 20  # evaluations without a better valid NDCG@10 before stopping
     eval_every: int = 1  # epochs between validation evaluations (only when valid is given)
 
-    presets = {"paper": {"hidden_dims": (600,), "dropout": 0.5, "beta_max": 0.2,
-                         "anneal_steps": 200_000, "reg": 0.0, "lr": 1e-3, "batch_size": 500}}
+    presets = {
+        "paper": {
+            "hidden_dims": (600,),
+            "dropout": 0.5,
+            "beta_max": 0.2,
+            "anneal_steps": 200_000,
+            "reg": 0.0,
+            "lr": 1e-3,
+            "batch_size": 500,
+        }
+    }
 
     def __post_init__(self):
         object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))  # a list from JSON
-        self.check(all(isinstance(d, int) and d >= 1 for d in self.hidden_dims), "hidden_dims",
-                   "a tuple of positive integers (may be empty)")
+        self.check(
+            all(isinstance(d, int) and d >= 1 for d in self.hidden_dims),
+            "hidden_dims",
+            "a tuple of positive integers (may be empty)",
+        )
         self.check(self.beta_max >= 0, "beta_max", "a non-negative number")
-        self.check(isinstance(self.anneal_steps, int) and self.anneal_steps >= 0, "anneal_steps",
-                   "a non-negative integer (0: beta = beta_max from the start)")
+        self.check(
+            isinstance(self.anneal_steps, int) and self.anneal_steps >= 0,
+            "anneal_steps",
+            "a non-negative integer (0: beta = beta_max from the start)",
+        )
         check_training_fields(self)
 
 
@@ -122,14 +151,17 @@ class MultVAE(Recommender):
         import torch
 
         cfg = self.config
-        return torch.nn.ModuleDict({
-            "encoder": mlp([n_items, *cfg.hidden_dims, 2 * cfg.latent_dim]),
-            "decoder": mlp([cfg.latent_dim, *reversed(cfg.hidden_dims), n_items])})
+        return torch.nn.ModuleDict(
+            {
+                "encoder": mlp([n_items, *cfg.hidden_dims, 2 * cfg.latent_dim]),
+                "decoder": mlp([cfg.latent_dim, *reversed(cfg.hidden_dims), n_items]),
+            }
+        )
 
     def _encode(self, x, dropout: float, training: bool):
         """(mu, logvar), each (B, latent_dim), of the binary rows x (B, I)."""
         out = self.net_["encoder"](normalised_dropout(x, dropout, training=training))
-        return out[:, :self.config.latent_dim], out[:, self.config.latent_dim:]
+        return out[:, : self.config.latent_dim], out[:, self.config.latent_dim :]
 
     def _fit(self, train, valid, options):
         import torch
@@ -151,8 +183,7 @@ class MultVAE(Recommender):
                 total = 0.0
                 for rows in shuffled_batches(user_items.shape[0], cfg.batch_size, rng):
                     x = dense_rows(user_items, rows)  # (B, I)
-                    beta = annealed_beta(step, beta_max=cfg.beta_max,
-                                         anneal_steps=cfg.anneal_steps)
+                    beta = annealed_beta(step, beta_max=cfg.beta_max, anneal_steps=cfg.anneal_steps)
                     loss = self._loss(x, beta)
                     if cfg.reg:
                         loss = loss + cfg.reg * l2_penalty(weights)
@@ -164,10 +195,18 @@ class MultVAE(Recommender):
                 self.beta_history_.append(beta)
                 return total / user_items.shape[0]
 
-            fit_epochs(self, train, valid, options, run_epoch=run_epoch,
-                       snapshot=lambda: copy_state(net), restore=net.load_state_dict,
-                       max_epochs=cfg.max_epochs, patience=cfg.patience,
-                       eval_every=cfg.eval_every)
+            fit_epochs(
+                self,
+                train,
+                valid,
+                options,
+                run_epoch=run_epoch,
+                snapshot=lambda: copy_state(net),
+                restore=net.load_state_dict,
+                max_epochs=cfg.max_epochs,
+                patience=cfg.patience,
+                eval_every=cfg.eval_every,
+            )
         net.eval()
 
     def _loss(self, x, beta: float):
@@ -186,8 +225,9 @@ class MultVAE(Recommender):
             mu, _ = self._encode(dense_rows(histories), 0.0, training=False)  # (B, D)
             return self.net_["decoder"](mu).numpy()  # (B, I)
 
-    def sample_profiles(self, n: int, *, lengths: np.ndarray | None = None,
-                        seed: int = 0) -> sp.csr_matrix:
+    def sample_profiles(
+        self, n: int, *, lengths: np.ndarray | None = None, seed: int = 0
+    ) -> sp.csr_matrix:
         """(n, n_items) binary synthetic profiles from ``z ~ N(0, I)`` through the decoder.
 
         Args:
@@ -200,8 +240,14 @@ class MultVAE(Recommender):
                 0..n_items.
         """
         self._require_fitted()
-        return sample_from_decoder(self.net_["decoder"], n, latent_dim=self.config.latent_dim,
-                                   lengths=lengths, train_lengths=self.train_lengths_, seed=seed)
+        return sample_from_decoder(
+            self.net_["decoder"],
+            n,
+            latent_dim=self.config.latent_dim,
+            lengths=lengths,
+            train_lengths=self.train_lengths_,
+            seed=seed,
+        )
 
     def _state(self):
         return {**module_state(self.net_), "train_lengths": self.train_lengths_}
@@ -213,9 +259,16 @@ class MultVAE(Recommender):
         self.train_lengths_ = np.asarray(state["train_lengths"], np.int64)
 
 
-def sample_from_decoder(decoder, n: int, *, latent_dim: int, lengths: np.ndarray | None,
-                        train_lengths: np.ndarray, seed: int,
-                        batch_size: int = 1024) -> sp.csr_matrix:
+def sample_from_decoder(
+    decoder,
+    n: int,
+    *,
+    latent_dim: int,
+    lengths: np.ndarray | None,
+    train_lengths: np.ndarray,
+    seed: int,
+    batch_size: int = 1024,
+) -> sp.csr_matrix:
     """Profiles from ``z ~ N(0, I)`` (n, latent_dim) decoded to softmax item probabilities, each
     filled with its length's worth of distinct items (shared by Mult-VAE and RecVAE)."""
     import torch
@@ -227,12 +280,14 @@ def sample_from_decoder(decoder, n: int, *, latent_dim: int, lengths: np.ndarray
         lengths = rng.choice(train_lengths, size=n)
     lengths = np.asarray(lengths)
     if lengths.shape != (n,) or not np.issubdtype(lengths.dtype, np.integer):
-        raise ConfigError(f"lengths must be None or {n} integers (one per profile), got an "
-                          f"array of shape {lengths.shape} and dtype {lengths.dtype}")
+        raise ConfigError(
+            f"lengths must be None or {n} integers (one per profile), got an "
+            f"array of shape {lengths.shape} and dtype {lengths.dtype}"
+        )
     parts = []
     for lo in range(0, n, batch_size):
         z = torch.from_numpy(rng.standard_normal((min(batch_size, n - lo), latent_dim)))
         with torch.no_grad():
             probs = torch.softmax(decoder(z.float()).double(), dim=1)  # (b, I)
-        parts.append(draw_profiles(probs, lengths[lo:lo + batch_size], rng))
+        parts.append(draw_profiles(probs, lengths[lo : lo + batch_size], rng))
     return sp.vstack(parts).tocsr()

@@ -65,8 +65,15 @@ import scipy.sparse as sp
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.interactions.multdae import multinomial_nll, normalised_dropout, trained_rows
 from genrec.models.interactions.multvae import sample_from_decoder
-from genrec.models.neural import (copy_state, dense_rows, fit_epochs, load_module_state,
-                                  module_state, seeded, shuffled_batches)
+from genrec.models.neural import (
+    copy_state,
+    dense_rows,
+    fit_epochs,
+    load_module_state,
+    module_state,
+    seeded,
+    shuffled_batches,
+)
 
 
 @dataclass(frozen=True)
@@ -109,21 +116,40 @@ class RecVAEConfig(ModelConfig):
     patience: int = 20  # evaluations without a better valid NDCG@10 before stopping
     eval_every: int = 1  # rounds between validation evaluations (only when valid is given)
 
-    presets = {"paper": {"hidden_dim": 600, "n_layers": 5, "gamma": 0.005, "n_enc_epochs": 3,
-                         "batch_size": 500, "lr": 5e-4, "max_epochs": 50}}
+    presets = {
+        "paper": {
+            "hidden_dim": 600,
+            "n_layers": 5,
+            "gamma": 0.005,
+            "n_enc_epochs": 3,
+            "batch_size": 500,
+            "lr": 5e-4,
+            "max_epochs": 50,
+        }
+    }
 
     def __post_init__(self):
         object.__setattr__(self, "prior_weights", tuple(self.prior_weights))  # list from JSON
-        self.check_positive_ints("hidden_dim", "latent_dim", "n_layers", "n_enc_epochs",
-                                 "n_dec_epochs", "batch_size", "max_epochs", "patience",
-                                 "eval_every")
+        self.check_positive_ints(
+            "hidden_dim",
+            "latent_dim",
+            "n_layers",
+            "n_enc_epochs",
+            "n_dec_epochs",
+            "batch_size",
+            "max_epochs",
+            "patience",
+            "eval_every",
+        )
         self.check(0 <= self.dropout < 1, "dropout", "a probability in [0, 1)")
         self.check(self.gamma >= 0, "gamma", "a non-negative number")
         self.check(self.lr > 0, "lr", "a positive number")
         weights = self.prior_weights
-        self.check(len(weights) == 3 and all(w > 0 for w in weights)
-                   and abs(sum(weights) - 1) < 1e-6, "prior_weights",
-                   "three positive weights summing to 1 (standard, old posterior, wide)")
+        self.check(
+            len(weights) == 3 and all(w > 0 for w in weights) and abs(sum(weights) - 1) < 1e-6,
+            "prior_weights",
+            "three positive weights summing to 1 (standard, old posterior, wide)",
+        )
 
 
 class RecVAE(Recommender):
@@ -143,18 +169,27 @@ class RecVAE(Recommender):
 
         cfg = self.config
         widths = [n_items] + [cfg.hidden_dim] * cfg.n_layers
-        return torch.nn.ModuleDict({
-            "blocks": torch.nn.ModuleList(torch.nn.Linear(a, b)
-                                          for a, b in zip(widths[:-1], widths[1:])),
-            "norms": torch.nn.ModuleList(torch.nn.LayerNorm(cfg.hidden_dim, eps=0.1)
-                                         for _ in range(cfg.n_layers)),
-            "head": torch.nn.Linear(cfg.hidden_dim, 2 * cfg.latent_dim)})  # mu, then logvar
+        return torch.nn.ModuleDict(
+            {
+                "blocks": torch.nn.ModuleList(
+                    torch.nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])
+                ),
+                "norms": torch.nn.ModuleList(
+                    torch.nn.LayerNorm(cfg.hidden_dim, eps=0.1) for _ in range(cfg.n_layers)
+                ),
+                "head": torch.nn.Linear(cfg.hidden_dim, 2 * cfg.latent_dim),
+            }
+        )  # mu, then logvar
 
     def _build(self, n_items: int):
         import torch
 
-        return torch.nn.ModuleDict({"encoder": self._build_encoder(n_items),
-                                    "decoder": torch.nn.Linear(self.config.latent_dim, n_items)})
+        return torch.nn.ModuleDict(
+            {
+                "encoder": self._build_encoder(n_items),
+                "decoder": torch.nn.Linear(self.config.latent_dim, n_items),
+            }
+        )
 
     def _fit(self, train, valid, options):
         import torch
@@ -171,17 +206,27 @@ class RecVAE(Recommender):
 
             def run_epoch(epoch: int) -> float:
                 net.train()
-                losses = [self._encoder_pass(user_items, old, enc_opt, rng)
-                          for _ in range(cfg.n_enc_epochs)]
+                losses = [
+                    self._encoder_pass(user_items, old, enc_opt, rng)
+                    for _ in range(cfg.n_enc_epochs)
+                ]
                 old[:] = self._old_posterior(user_items)  # refresh the old encoder
                 for _ in range(cfg.n_dec_epochs):
                     self._decoder_pass(user_items, dec_opt, rng)
                 return float(np.mean(losses))
 
-            fit_epochs(self, train, valid, options, run_epoch=run_epoch,
-                       snapshot=lambda: copy_state(net), restore=net.load_state_dict,
-                       max_epochs=cfg.max_epochs, patience=cfg.patience,
-                       eval_every=cfg.eval_every)
+            fit_epochs(
+                self,
+                train,
+                valid,
+                options,
+                run_epoch=run_epoch,
+                snapshot=lambda: copy_state(net),
+                restore=net.load_state_dict,
+                max_epochs=cfg.max_epochs,
+                patience=cfg.patience,
+                eval_every=cfg.eval_every,
+            )
         net.eval()
 
     def _old_posterior(self, user_items) -> list:
@@ -191,9 +236,10 @@ class RecVAE(Recommender):
         import torch
 
         with torch.no_grad():
-            parts = [encode(self.net_["encoder"], dense_rows(user_items, rows), 0.0,
-                            training=False)
-                     for rows in shuffled_batches(user_items.shape[0], 1024, None)]
+            parts = [
+                encode(self.net_["encoder"], dense_rows(user_items, rows), 0.0, training=False)
+                for rows in shuffled_batches(user_items.shape[0], 1024, None)
+            ]
         return [torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])]
 
     def _encoder_pass(self, user_items, old, opt, rng) -> float:
@@ -233,8 +279,9 @@ class RecVAE(Recommender):
         cfg = self.config
         mu, logvar = encode(self.net_["encoder"], x, cfg.dropout, training=True)  # (B, D)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # eps ~ N(0, I)
-        log_prior = composite_log_prior(z, old_mu, old_logvar, weights=cfg.prior_weights,
-                                        wide_logvar=cfg.wide_logvar)  # (B, D)
+        log_prior = composite_log_prior(
+            z, old_mu, old_logvar, weights=cfg.prior_weights, wide_logvar=cfg.wide_logvar
+        )  # (B, D)
         kl = (log_normal(z, mu, logvar) - log_prior).sum(dim=1)  # (B,)
         beta = cfg.gamma * x.sum(dim=1)  # (B,)
         return multinomial_nll(self.net_["decoder"](z), x) + (beta * kl).mean()
@@ -247,15 +294,22 @@ class RecVAE(Recommender):
             mu, _ = encode(self.net_["encoder"], dense_rows(histories), 0.0, training=False)
             return self.net_["decoder"](mu).numpy()  # (B, I)
 
-    def sample_profiles(self, n: int, *, lengths: np.ndarray | None = None,
-                        seed: int = 0) -> sp.csr_matrix:
+    def sample_profiles(
+        self, n: int, *, lengths: np.ndarray | None = None, seed: int = 0
+    ) -> sp.csr_matrix:
         """(n, n_items) binary synthetic profiles from ``z ~ N(0, I)`` through the decoder.
 
         Args, Raises: as :meth:`genrec.models.interactions.multvae.MultVAE.sample_profiles`.
         """
         self._require_fitted()
-        return sample_from_decoder(self.net_["decoder"], n, latent_dim=self.config.latent_dim,
-                                   lengths=lengths, train_lengths=self.train_lengths_, seed=seed)
+        return sample_from_decoder(
+            self.net_["decoder"],
+            n,
+            latent_dim=self.config.latent_dim,
+            lengths=lengths,
+            train_lengths=self.train_lengths_,
+            seed=seed,
+        )
 
     def _state(self):
         return {**module_state(self.net_), "train_lengths": self.train_lengths_}
@@ -292,7 +346,10 @@ def composite_log_prior(z, old_mu, old_logvar, *, weights, wide_logvar: float):
     import torch
 
     zero = torch.zeros_like(z)
-    parts = [log_normal(z, zero, zero), log_normal(z, old_mu, old_logvar),
-             log_normal(z, zero, zero + wide_logvar)]
+    parts = [
+        log_normal(z, zero, zero),
+        log_normal(z, old_mu, old_logvar),
+        log_normal(z, zero, zero + wide_logvar),
+    ]
     stacked = torch.stack([p + math.log(w) for p, w in zip(parts, weights)], dim=-1)
     return torch.logsumexp(stacked, dim=-1)

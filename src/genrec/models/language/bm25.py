@@ -33,8 +33,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.models.base import ModelConfig, Recommender
-from genrec.text.items import catalog_texts, check_text_fields
 from genrec.retrieval.bm25 import BM25Index, bm25_weights, term_counts
+from genrec.text.items import catalog_texts, check_text_fields
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,9 @@ class BM25Recommender(Recommender):
 
     def _build(self, vocab: dict[str, int]) -> None:
         c = self.config
-        self.index_ = BM25Index(bm25_weights(self.item_terms_, k1=c.k1, b=c.b), vocab,
-                                c.k1, c.b, c.k3, c.stop_words)
+        self.index_ = BM25Index(
+            bm25_weights(self.item_terms_, k1=c.k1, b=c.b), vocab, c.k1, c.b, c.k3, c.stop_words
+        )
 
     def _score(self, histories, users):
         query = histories @ self.item_terms_  # (B, I) @ (I, V): word counts of the history
@@ -96,12 +97,18 @@ class BM25Recommender(Recommender):
     def _state(self):
         words = sorted(self.index_.vocabulary, key=self.index_.vocabulary.get)
         terms = self.item_terms_.tocsr()
-        return {"terms_data": terms.data, "terms_indices": terms.indices,
-                "terms_indptr": terms.indptr, "words": np.array(words, dtype=str)}
+        return {
+            "terms_data": terms.data,
+            "terms_indices": terms.indices,
+            "terms_indptr": terms.indptr,
+            "words": np.array(words, dtype=str),
+        }
 
     def _load_state(self, state):
         words = [str(w) for w in state["words"]]
         self.item_terms_ = sp.csr_matrix(
             (state["terms_data"], state["terms_indices"], state["terms_indptr"]),
-            shape=(self.n_items_, len(words)), dtype=np.float32)
+            shape=(self.n_items_, len(words)),
+            dtype=np.float32,
+        )
         self._build({w: j for j, w in enumerate(words)})

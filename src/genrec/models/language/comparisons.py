@@ -30,7 +30,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -38,8 +38,15 @@ from genrec.errors import ConfigError, DataError
 from genrec.text import prompts
 
 
-def pairwise_scores(lm, history_titles: Sequence[object], candidate_titles: Sequence[object], *,
-                    span: int = 1, examples=(), kind: str = "movie") -> np.ndarray:
+def pairwise_scores(
+    lm,
+    history_titles: Sequence[object],
+    candidate_titles: Sequence[object],
+    *,
+    span: int = 1,
+    examples=(),
+    kind: str = "movie",
+) -> np.ndarray:
     """(C,) float64 mean pairwise preference of each candidate (see the module docstring)."""
     n = len(candidate_titles)
     if isinstance(span, bool) or not isinstance(span, (int, np.integer)) or span < 1:
@@ -47,10 +54,12 @@ def pairwise_scores(lm, history_titles: Sequence[object], candidate_titles: Sequ
     total, count = np.zeros(n), np.zeros(n)
     for a in range(n):
         for b in range(a + 1, min(a + span, n - 1) + 1):
-            ab = _letter_logprobs(lm, history_titles, [candidate_titles[a], candidate_titles[b]],
-                                  examples, kind)
-            ba = _letter_logprobs(lm, history_titles, [candidate_titles[b], candidate_titles[a]],
-                                  examples, kind)
+            ab = _letter_logprobs(
+                lm, history_titles, [candidate_titles[a], candidate_titles[b]], examples, kind
+            )
+            ba = _letter_logprobs(
+                lm, history_titles, [candidate_titles[b], candidate_titles[a]], examples, kind
+            )
             prefer_a = ((ab[0] - ab[1]) + (ba[1] - ba[0])) / 2
             total[[a, b]] += (prefer_a, -prefer_a)
             count[[a, b]] += 1
@@ -63,25 +72,37 @@ def setwise_windows(n: int, set_size: int) -> list[range]:
     >>> [list(w) for w in setwise_windows(7, 3)]
     [[0, 1, 2], [2, 3, 4], [4, 5, 6]]
     """
-    if isinstance(set_size, bool) or not isinstance(set_size, (int, np.integer)) \
-            or not 2 <= set_size <= len(prompts.LETTERS):
-        raise ConfigError(f"set_size must be an integer in 2..{len(prompts.LETTERS)}, got "
-                          f"{set_size!r}")
+    if (
+        isinstance(set_size, bool)
+        or not isinstance(set_size, (int, np.integer))
+        or not 2 <= set_size <= len(prompts.LETTERS)
+    ):
+        raise ConfigError(
+            f"set_size must be an integer in 2..{len(prompts.LETTERS)}, got {set_size!r}"
+        )
     if n <= set_size:
         return [range(n)]
     starts = range(0, n - 1, set_size - 1)
     return [range(s, min(s + set_size, n)) for s in starts]
 
 
-def setwise_scores(lm, history_titles: Sequence[object], candidate_titles: Sequence[object], *,
-                   set_size: int = 5, examples=(), kind: str = "movie") -> np.ndarray:
+def setwise_scores(
+    lm,
+    history_titles: Sequence[object],
+    candidate_titles: Sequence[object],
+    *,
+    set_size: int = 5,
+    examples=(),
+    kind: str = "movie",
+) -> np.ndarray:
     """(C,) float64 mean log-probability of each candidate's letter relative to a uniform choice
     within its windows (see the module docstring)."""
     n = len(candidate_titles)
     total, count = np.zeros(n), np.zeros(n)
     for window in setwise_windows(n, set_size):
-        logprob = _letter_logprobs(lm, history_titles, [candidate_titles[i] for i in window],
-                                   examples, kind)
+        logprob = _letter_logprobs(
+            lm, history_titles, [candidate_titles[i] for i in window], examples, kind
+        )
         logprob = logprob - np.logaddexp.reduce(logprob)  # renormalised within the window
         total[list(window)] += logprob + np.log(len(window))
         count[list(window)] += 1
@@ -90,10 +111,13 @@ def setwise_scores(lm, history_titles: Sequence[object], candidate_titles: Seque
 
 def _letter_logprobs(lm, history_titles, titles, examples, kind) -> np.ndarray:
     prompt = prompts.listwise_prompt(history_titles, titles, examples=examples, kind=kind)
-    logprob = np.asarray(lm.score(prompt, prompts.letter_continuations(len(titles))).logprob,
-                         np.float64)
+    logprob = np.asarray(
+        lm.score(prompt, prompts.letter_continuations(len(titles))).logprob, np.float64
+    )
     if np.isnan(logprob).any():
-        raise DataError(f"language model {getattr(lm, 'name', lm)!r} returned NaN log-probabilities")
+        raise DataError(
+            f"language model {getattr(lm, 'name', lm)!r} returned NaN log-probabilities"
+        )
     return logprob
 
 

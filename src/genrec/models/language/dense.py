@@ -64,7 +64,9 @@ class DenseRetrievalConfig(ModelConfig):
 
     presets = {"paper": {"recency": 0.0, "center": False}}  # Gen-RecSys Sec. 3.1.1: plain mean
 
-    text_encoder: str = "minilm"  # item text encoder (genrec.text.items): "minilm", "hashing", a folder
+    text_encoder: str = (
+        "minilm"  # item text encoder (genrec.text.items): "minilm", "hashing", a folder
+    )
     text_template: str = ""  # item text template over catalog columns; "" = text fields + year
     text_cache: str = "default"  # embedding cache: "default" (~/.cache/genrec), "off", a folder
     recency: float = 0.0  # query weight of an item a steps before the newest: exp(-recency * a)
@@ -92,22 +94,25 @@ class DenseRetrieval(Recommender):
 
     def _fit(self, train, valid, options):
         self.item_texts_ = catalog_texts(train, self.config.text_template, model=self.name)
-        self.item_embeddings_ = encode_cached(self._encoder(), self.item_texts_,
-                                              embedding_cache(self.config.text_cache))
+        self.item_embeddings_ = encode_cached(
+            self._encoder(), self.item_texts_, embedding_cache(self.config.text_cache)
+        )
         self._threads = options.n_threads
         self._build()
 
     def _build(self) -> None:
         """Centred vectors and the index over them."""
         vectors = self.item_embeddings_.astype(np.float32)
-        self._mean = vectors.mean(axis=0) if self.config.center else np.zeros(vectors.shape[1],
-                                                                               np.float32)
+        self._mean = (
+            vectors.mean(axis=0) if self.config.center else np.zeros(vectors.shape[1], np.float32)
+        )
         self._vectors = unit_rows(vectors - self._mean)  # (I, D)
         if self.config.index == "exact":  # float64: a row's scores never depend on its batch
             self._index = ExactIndex(self._vectors.shape[1], float64=True)
         else:
-            self._index = build_index(self.config.index, self._vectors.shape[1],
-                                      threads=getattr(self, "_threads", 1))
+            self._index = build_index(
+                self.config.index, self._vectors.shape[1], threads=getattr(self, "_threads", 1)
+            )
         self._index.add(self._vectors)
 
     def _encoder(self):
@@ -154,7 +159,11 @@ class DenseRetrieval(Recommender):
     def recommend_text(self, texts: list[str] | str, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` ``(items, scores)``, both (len(texts), k), for free-text preferences."""
         self._require_fitted()
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.n_items_:
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, (int, np.integer))
+            or not 1 <= k <= self.n_items_
+        ):
             raise ConfigError(f"k must be an integer in 1..{self.n_items_}, got {k!r}")
         scores = self.score_texts(texts)
         items = np.argsort(-scores, axis=1, kind="stable")[:, :k]

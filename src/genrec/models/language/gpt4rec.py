@@ -55,9 +55,9 @@ import scipy.sparse as sp
 
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.language.dense import DenseRetrieval
-from genrec.text.items import check_text_fields, unit_rows
 from genrec.models.language.llm import item_titles
 from genrec.text import prompts
+from genrec.text.items import check_text_fields, unit_rows
 
 
 @dataclass(frozen=True)
@@ -90,15 +90,29 @@ class GPT4RecConfig(ModelConfig):
     center: bool = True  # subtract the mean item embedding (dense's tuned default)
 
     def __post_init__(self):
-        self.check(isinstance(self.lm, str) and bool(self.lm.strip()), "lm",
-                   "a language-model spec such as 'default', 'fake' or 'llamacpp:gemma-3-270m'")
-        self.check(isinstance(self.history_len, int) and not isinstance(self.history_len, bool)
-                   and 1 <= self.history_len <= 200, "history_len", "an integer in 1..200")
+        self.check(
+            isinstance(self.lm, str) and bool(self.lm.strip()),
+            "lm",
+            "a language-model spec such as 'default', 'fake' or 'llamacpp:gemma-3-270m'",
+        )
+        self.check(
+            isinstance(self.history_len, int)
+            and not isinstance(self.history_len, bool)
+            and 1 <= self.history_len <= 200,
+            "history_len",
+            "an integer in 1..200",
+        )
         self.check_positive_ints("max_new_tokens")
-        self.check(isinstance(self.history_weight, (int, float))
-                   and 0.0 <= self.history_weight <= 1.0, "history_weight", "a number in [0, 1]")
-        self.check(isinstance(self.kind, str) and self.kind.strip() != "", "kind",
-                   "a short noun such as 'movie'")
+        self.check(
+            isinstance(self.history_weight, (int, float)) and 0.0 <= self.history_weight <= 1.0,
+            "history_weight",
+            "a number in [0, 1]",
+        )
+        self.check(
+            isinstance(self.kind, str) and self.kind.strip() != "",
+            "kind",
+            "a short noun such as 'movie'",
+        )
         check_text_fields(self)
 
 
@@ -137,9 +151,12 @@ class GPT4Rec(Recommender):
 
     def _retriever(self) -> DenseRetrieval:
         cfg = self.config
-        return DenseRetrieval(text_encoder=cfg.text_encoder, text_template=cfg.text_template,
-                              text_cache=cfg.text_cache,
-                              center=cfg.center)
+        return DenseRetrieval(
+            text_encoder=cfg.text_encoder,
+            text_template=cfg.text_template,
+            text_cache=cfg.text_cache,
+            center=cfg.center,
+        )
 
     def _fit(self, train, valid, options):
         self._threads = options.threads
@@ -150,7 +167,7 @@ class GPT4Rec(Recommender):
     # ---- queries -----------------------------------------------------------------------------
     def history_titles(self, history: sp.csr_matrix) -> list[str]:
         """The titles of the ``history_len`` latest items of one history row, oldest first."""
-        order = np.argsort(history.data, kind="stable")[-self.config.history_len:]
+        order = np.argsort(history.data, kind="stable")[-self.config.history_len :]
         return [self.titles_[i] for i in history.indices[order]]
 
     def prompt(self, history: sp.csr_matrix) -> str:
@@ -162,12 +179,18 @@ class GPT4Rec(Recommender):
         language model in one call, known ones come from ``query_cache_``."""
         self._require_fitted()
         histories, _ = self._check_batch(histories, None)
-        wanted = [self.prompt(histories[r]) if histories[r].nnz else None
-                  for r in range(histories.shape[0])]
+        wanted = [
+            self.prompt(histories[r]) if histories[r].nnz else None
+            for r in range(histories.shape[0])
+        ]
         todo = sorted({p for p in wanted if p is not None and p not in self.query_cache_})
         if todo:
-            out = self.lm.generate(todo, max_new_tokens=self.config.max_new_tokens,
-                                   temperature=0.0, stop=[prompts.CLOSE, "\n"])
+            out = self.lm.generate(
+                todo,
+                max_new_tokens=self.config.max_new_tokens,
+                temperature=0.0,
+                stop=[prompts.CLOSE, "\n"],
+            )
             self.query_cache_.update(zip(todo, (prompts.clean(q).strip(" '") for q in out)))
         return ["" if p is None else self.query_cache_[p] for p in wanted]
 

@@ -59,8 +59,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -108,22 +108,44 @@ class LLMConfig(ModelConfig):
     }
 
     def __post_init__(self):
-        self.check(isinstance(self.lm, str) and bool(self.lm.strip()), "lm",
-                   "a language-model spec such as 'fake' or 'transformers:gemma-3-270m'")
+        self.check(
+            isinstance(self.lm, str) and bool(self.lm.strip()),
+            "lm",
+            "a language-model spec such as 'fake' or 'transformers:gemma-3-270m'",
+        )
         self.check(self.mode in MODES, "mode", f"one of {MODES}")
         self.check(self.normalise in ("mean", "sum"), "normalise", "'mean' or 'sum'")
-        self.check(isinstance(self.shots, int) and not isinstance(self.shots, bool)
-                   and 0 <= self.shots <= 20, "shots", "an integer in 0..20")
-        self.check(isinstance(self.history_len, int) and not isinstance(self.history_len, bool)
-                   and 0 <= self.history_len <= 200, "history_len", "an integer in 0..200")
+        self.check(
+            isinstance(self.shots, int)
+            and not isinstance(self.shots, bool)
+            and 0 <= self.shots <= 20,
+            "shots",
+            "an integer in 0..20",
+        )
+        self.check(
+            isinstance(self.history_len, int)
+            and not isinstance(self.history_len, bool)
+            and 0 <= self.history_len <= 200,
+            "history_len",
+            "an integer in 0..200",
+        )
         self.check_positive_ints("n_candidates", "n_generate", "tokens_per_title", "pairwise_span")
-        self.check(isinstance(self.set_size, int) and 2 <= self.set_size <= len(prompts.LETTERS),
-                   "set_size", f"an integer in 2..{len(prompts.LETTERS)} (one letter each)")
-        self.check(self.mode != "listwise" or self.n_candidates <= len(prompts.LETTERS),
-                   "n_candidates", f"at most {len(prompts.LETTERS)} in listwise mode (one letter each)")
+        self.check(
+            isinstance(self.set_size, int) and 2 <= self.set_size <= len(prompts.LETTERS),
+            "set_size",
+            f"an integer in 2..{len(prompts.LETTERS)} (one letter each)",
+        )
+        self.check(
+            self.mode != "listwise" or self.n_candidates <= len(prompts.LETTERS),
+            "n_candidates",
+            f"at most {len(prompts.LETTERS)} in listwise mode (one letter each)",
+        )
         self.check(0 < self.match_cutoff <= 1, "match_cutoff", "a number in (0, 1]")
-        self.check(isinstance(self.kind, str) and bool(re.fullmatch(r"[a-z ]{1,20}", self.kind)),
-                   "kind", "a short lower-case noun such as 'movie' or 'book'")
+        self.check(
+            isinstance(self.kind, str) and bool(re.fullmatch(r"[a-z ]{1,20}", self.kind)),
+            "kind",
+            "a short lower-case noun such as 'movie' or 'book'",
+        )
 
 
 @dataclass
@@ -146,8 +168,10 @@ class GeneratedTitles:
 def item_titles(train, model_name: str) -> np.ndarray:
     """(n_items,) str: every item's title from ``train.catalog`` (what prompts name items by)."""
     if train.catalog is None:
-        raise DataError(f"{model_name} needs item titles: the dataset {train.name!r} has no "
-                        "item catalog; load one with titles (e.g. MovieLens)")
+        raise DataError(
+            f"{model_name} needs item titles: the dataset {train.name!r} has no "
+            "item catalog; load one with titles (e.g. MovieLens)"
+        )
     return np.array([train.catalog.title(i) for i in range(train.n_items)], dtype=str)
 
 
@@ -196,13 +220,15 @@ class LLMRecommender(Recommender):
             order = (train.ratings >= self.config.min_rating).multiply(order).tocsr()
             order.eliminate_zeros()
         eligible = np.flatnonzero(np.diff(order.indptr) >= 2)
-        chosen = rng.choice(eligible, min(n, len(eligible)), replace=False) if n else np.empty(0, int)
+        chosen = (
+            rng.choice(eligible, min(n, len(eligible)), replace=False) if n else np.empty(0, int)
+        )
         users, hist, targets = [], [], []
         for u in chosen:  # a handful of examples, once
             row = slice(order.indptr[u], order.indptr[u + 1])
             items = order.indices[row][np.argsort(order.data[row], kind="stable")]  # oldest first
             users.append(u)
-            hist.append(items[:-1][-max(self.config.history_len, 1):])
+            hist.append(items[:-1][-max(self.config.history_len, 1) :])
             targets.append(items[-1])
         return np.array(users, np.int64), hist, np.array(targets, np.int64)
 
@@ -213,20 +239,26 @@ class LLMRecommender(Recommender):
     def _examples_for(self, user: int | None) -> list[tuple[list[str], str]]:
         """The few-shot examples shown to ``user`` (never their own)."""
         picked = [j for j in range(len(self.example_users_)) if self.example_users_[j] != user]
-        return [([self.titles_[i] for i in self.example_histories_[j]],
-                 self.titles_[self.example_targets_[j]]) for j in picked[:self.config.shots]]
+        return [
+            (
+                [self.titles_[i] for i in self.example_histories_[j]],
+                self.titles_[self.example_targets_[j]],
+            )
+            for j in picked[: self.config.shots]
+        ]
 
     # ---- prompts -----------------------------------------------------------------------------
     def history_titles(self, history: sp.csr_matrix) -> list[str]:
         """The titles of the ``history_len`` latest items of one history row, oldest first."""
         if self.config.history_len == 0:
             return []
-        order = np.argsort(history.data, kind="stable")[-self.config.history_len:]
+        order = np.argsort(history.data, kind="stable")[-self.config.history_len :]
         return [self.titles_[i] for i in history.indices[order]]
 
     def next_item_prompt(self, history: sp.csr_matrix, user: int | None = None) -> str:
-        return prompts.next_item_prompt(self.history_titles(history), kind=self.config.kind,
-                                        examples=self._examples_for(user))
+        return prompts.next_item_prompt(
+            self.history_titles(history), kind=self.config.kind, examples=self._examples_for(user)
+        )
 
     # ---- scoring -----------------------------------------------------------------------------
     def _score(self, histories, users):
@@ -238,9 +270,9 @@ class LLMRecommender(Recommender):
             return out
         ranked = np.argsort(-self.popularity_, kind="stable")
         for row in range(histories.shape[0]):  # the N most popular unseen items of each history
-            unseen = ranked[~np.isin(ranked, histories[row].indices)][:self.config.n_candidates]
+            unseen = ranked[~np.isin(ranked, histories[row].indices)][: self.config.n_candidates]
             if len(unseen):
-                user = None if users is None else users[row:row + 1]
+                user = None if users is None else users[row : row + 1]
                 scores = self._score_candidates(histories[row], unseen[None, :], user)[0]
                 out[row, unseen] = 2.0 + scores - scores.min()
         return out
@@ -256,11 +288,14 @@ class LLMRecommender(Recommender):
             return self._comparison_scores(histories, candidates, users)
         out = np.empty(candidates.shape, np.float64)
         for row in range(histories.shape[0]):  # one prompt (computed once) per user
-            prompt = self.next_item_prompt(histories[row], None if users is None else int(users[row]))
+            prompt = self.next_item_prompt(
+                histories[row], None if users is None else int(users[row])
+            )
             texts = [prompts.candidate_continuation(self.titles_[i]) for i in candidates[row]]
             scores = self.lm.score(prompt, texts)
-            out[row] = _finite(scores.mean if self.config.normalise == "mean" else scores.logprob,
-                               self.lm)
+            out[row] = _finite(
+                scores.mean if self.config.normalise == "mean" else scores.logprob, self.lm
+            )
         return out
 
     def _preference_scores(self, histories, candidates, users) -> np.ndarray:
@@ -269,12 +304,16 @@ class LLMRecommender(Recommender):
         out = np.empty(candidates.shape, np.float64)
         for row in range(histories.shape[0]):  # one shared prefix per user
             user = None if users is None else int(users[row])
-            prefix = prompts.preference_prefix(self.history_titles(histories[row]),
-                                               examples=self._examples_for(user),
-                                               kind=self.config.kind)
+            prefix = prompts.preference_prefix(
+                self.history_titles(histories[row]),
+                examples=self._examples_for(user),
+                kind=self.config.kind,
+            )
             questions = [prompts.preference_question(self.titles_[i]) for i in candidates[row]]
-            logprob = _finite(self.lm.score(prefix, [q + a for q in questions for a in (yes, no)]
-                                            ).logprob, self.lm)
+            logprob = _finite(
+                self.lm.score(prefix, [q + a for q in questions for a in (yes, no)]).logprob,
+                self.lm,
+            )
             out[row] = logprob[0::2] - logprob[1::2]  # the shared question's tokens cancel
         return out
 
@@ -287,11 +326,21 @@ class LLMRecommender(Recommender):
             titles = [self.titles_[i] for i in candidates[row]]
             context = dict(examples=self._examples_for(user), kind=self.config.kind)
             if self.config.mode == "pairwise":
-                out[row] = pairwise_scores(self.lm, self.history_titles(histories[row]), titles,
-                                           span=self.config.pairwise_span, **context)
+                out[row] = pairwise_scores(
+                    self.lm,
+                    self.history_titles(histories[row]),
+                    titles,
+                    span=self.config.pairwise_span,
+                    **context,
+                )
             else:
-                out[row] = setwise_scores(self.lm, self.history_titles(histories[row]), titles,
-                                          set_size=self.config.set_size, **context)
+                out[row] = setwise_scores(
+                    self.lm,
+                    self.history_titles(histories[row]),
+                    titles,
+                    set_size=self.config.set_size,
+                    **context,
+                )
         return out
 
     def listwise_scores(self, histories, candidates, *, users=None) -> np.ndarray:
@@ -300,14 +349,19 @@ class LLMRecommender(Recommender):
         histories, users = self._check_batch(histories, users)
         candidates = np.asarray(candidates, np.int64)
         if candidates.ndim != 2 or candidates.shape[0] != histories.shape[0]:
-            raise DataError(f"candidates must be (batch, C) with one row per history, "
-                            f"got shape {candidates.shape}")
+            raise DataError(
+                f"candidates must be (batch, C) with one row per history, "
+                f"got shape {candidates.shape}"
+            )
         out = np.empty(candidates.shape, np.float32)
         for row in range(histories.shape[0]):
             user = None if users is None else int(users[row])
-            prompt = prompts.listwise_prompt(self.history_titles(histories[row]),
-                                             [self.titles_[i] for i in candidates[row]],
-                                             examples=self._examples_for(user), kind=self.config.kind)
+            prompt = prompts.listwise_prompt(
+                self.history_titles(histories[row]),
+                [self.titles_[i] for i in candidates[row]],
+                examples=self._examples_for(user),
+                kind=self.config.kind,
+            )
             scores = self.lm.score(prompt, prompts.letter_continuations(candidates.shape[1]))
             out[row] = _finite(scores.logprob, self.lm)
         return out
@@ -321,10 +375,15 @@ class LLMRecommender(Recommender):
         histories, users = self._check_batch(histories, users)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 100:
             raise ConfigError(f"k must be an integer in 1..100 titles, got {k!r}")
-        prompt_list = [prompts.free_generation_prompt(
-            self.history_titles(histories[r]), int(k), kind=self.config.kind,
-            examples=self._examples_for(None if users is None else int(users[r])))
-            for r in range(histories.shape[0])]
+        prompt_list = [
+            prompts.free_generation_prompt(
+                self.history_titles(histories[r]),
+                int(k),
+                kind=self.config.kind,
+                examples=self._examples_for(None if users is None else int(users[r])),
+            )
+            for r in range(histories.shape[0])
+        ]
         budget = int(k) * self.config.tokens_per_title
         completions = self.lm.generate(prompt_list, max_new_tokens=budget, stop=["\n\n"])
         index = self._title_index()
@@ -354,18 +413,27 @@ class LLMRecommender(Recommender):
         pseudo-random choice per (user, item)). ``histories`` rows hold ratings (1..5)."""
         histories, users = self._check_batch(histories, users)
         items = np.asarray(items).reshape(-1)
-        valid = items.size == 0 or (np.issubdtype(items.dtype, np.integer)
-                                    and items.min() >= 0 and items.max() < self.n_items_)
+        valid = items.size == 0 or (
+            np.issubdtype(items.dtype, np.integer)
+            and items.min() >= 0
+            and items.max() < self.n_items_
+        )
         if len(items) != histories.shape[0] or not valid:
-            raise DataError(f"items must be {histories.shape[0]} item indices in 0..{self.n_items_ - 1}")
+            raise DataError(
+                f"items must be {histories.shape[0]} item indices in 0..{self.n_items_ - 1}"
+            )
         levels = np.arange(1, 6, dtype=np.float64)
         out = np.empty(len(items), np.float64)
         for row, item in enumerate(items):
             h = histories[row]
             rng = np.random.default_rng([int(item), h.nnz])
-            pick = rng.permutation(h.nnz)[:self.config.history_len]
-            prompt = prompts.rating_prompt([self.titles_[i] for i in h.indices[pick]], self.titles_[item],
-                                           history_ratings=h.data[pick], kind=self.config.kind)
+            pick = rng.permutation(h.nnz)[: self.config.history_len]
+            prompt = prompts.rating_prompt(
+                [self.titles_[i] for i in h.indices[pick]],
+                self.titles_[item],
+                history_ratings=h.data[pick],
+                kind=self.config.kind,
+            )
             logp = _finite(self.lm.score(prompt, prompts.RATING_CONTINUATIONS).logprob, self.lm)
             p = np.exp(logp - logp.max())
             out[row] = float(levels @ (p / p.sum()))
@@ -375,9 +443,14 @@ class LLMRecommender(Recommender):
     def _state(self):
         lengths = np.array([len(h) for h in self.example_histories_], np.int64)
         flat = np.concatenate(self.example_histories_) if lengths.size else np.empty(0, np.int64)
-        return {"titles": self.titles_, "popularity": self.popularity_,
-                "example_users": self.example_users_, "example_targets": self.example_targets_,
-                "example_lengths": lengths, "example_items": flat.astype(np.int64)}
+        return {
+            "titles": self.titles_,
+            "popularity": self.popularity_,
+            "example_users": self.example_users_,
+            "example_targets": self.example_targets_,
+            "example_lengths": lengths,
+            "example_items": flat.astype(np.int64),
+        }
 
     def _load_state(self, state):
         self.titles_ = np.asarray(state["titles"], dtype=str)
@@ -419,7 +492,9 @@ def title_index(titles: Sequence[str], popularity: np.ndarray) -> dict[str, int]
     return index
 
 
-def match_titles(titles: Sequence[str], index: dict[str, int], *, cutoff: float = 0.85) -> list[int]:
+def match_titles(
+    titles: Sequence[str], index: dict[str, int], *, cutoff: float = 0.85
+) -> list[int]:
     """Item index of each title, or -1 when none: a hallucinated title.
 
     A title's normalised key (:func:`title_key`) matches exactly, else the closest key of
@@ -438,8 +513,13 @@ def match_titles(titles: Sequence[str], index: dict[str, int], *, cutoff: float 
         if key in index:
             out.append(index[key])
             continue
-        best = process.extractOne(key, keys, scorer=fuzz.ratio, score_cutoff=100 * cutoff,
-                                  processor=None) if key and keys else None
+        best = (
+            process.extractOne(
+                key, keys, scorer=fuzz.ratio, score_cutoff=100 * cutoff, processor=None
+            )
+            if key and keys
+            else None
+        )
         out.append(index[best[0]] if best else -1)
     return out
 
@@ -447,9 +527,18 @@ def match_titles(titles: Sequence[str], index: dict[str, int], *, cutoff: float 
 def _finite(values: np.ndarray, lm) -> np.ndarray:
     values = np.asarray(values, np.float64)
     if np.isnan(values).any():
-        raise DataError(f"language model {getattr(lm, 'name', lm)!r} returned NaN log-probabilities")
+        raise DataError(
+            f"language model {getattr(lm, 'name', lm)!r} returned NaN log-probabilities"
+        )
     return np.maximum(values, -1e9)  # -inf (impossible continuation) -> a finite floor
 
 
-__all__ = ["DEFAULT_LM", "GeneratedTitles", "LLMConfig", "LLMRecommender", "match_titles",
-           "title_index", "title_key"]
+__all__ = [
+    "DEFAULT_LM",
+    "GeneratedTitles",
+    "LLMConfig",
+    "LLMRecommender",
+    "match_titles",
+    "title_index",
+    "title_key",
+]

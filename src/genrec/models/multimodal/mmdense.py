@@ -68,7 +68,9 @@ class MultimodalDenseConfig(ModelConfig):
     batch_size: int = 256  # pairs per InfoNCE batch (the other pairs are the negatives)
     lr: float = 0.001  # Adam learning rate of the projection and the temperature
     init_temperature: float = 0.07  # CLIP's initial temperature (learned, at least 0.01)
-    image_encoder: str = "efficientnet"  # for catalog image paths: "efficientnet", "pixels", "pixels-N"
+    image_encoder: str = (
+        "efficientnet"  # for catalog image paths: "efficientnet", "pixels", "pixels-N"
+    )
     image_cache: str = "default"  # image feature cache: "default", "off" or a folder
     text_encoder: str = "minilm"  # item text encoder: "minilm", "hashing" or a folder
     text_template: str = ""  # item text template; "" = the catalog's text fields
@@ -86,7 +88,9 @@ class MultimodalDenseConfig(ModelConfig):
 
 def centred(vectors: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(unit rows of ``vectors - mean`` where present, zero elsewhere; the mean (D,))."""
-    mean = vectors[present].mean(axis=0) if present.any() else np.zeros(vectors.shape[1], np.float32)
+    mean = (
+        vectors[present].mean(axis=0) if present.any() else np.zeros(vectors.shape[1], np.float32)
+    )
     return np.where(present[:, None], unit_rows(vectors - mean), 0.0).astype(np.float32), mean
 
 
@@ -100,19 +104,29 @@ class MultimodalDense(Recommender):
 
     def _fit(self, train, valid, options):
         c = self.config
-        text, text_present = text_vectors(train, encoder=c.text_encoder, template=c.text_template,
-                                          cache=c.text_cache, model=self.name)
+        text, text_present = text_vectors(
+            train,
+            encoder=c.text_encoder,
+            template=c.text_template,
+            cache=c.text_cache,
+            model=self.name,
+        )
         self.text_, self.text_mean_ = centred(text, text_present)
         if c.modalities == "text":
             self.image_, self.image_mean_ = np.zeros((train.n_items, 0), np.float32), np.zeros(0)
-            self.projection_, self.logit_scale_ = np.zeros((text.shape[1], 0), np.float32), np.ones(1)
+            self.projection_, self.logit_scale_ = (
+                np.zeros((text.shape[1], 0), np.float32),
+                np.ones(1),
+            )
         else:
-            image, image_present = image_vectors(train, encoder=c.image_encoder,
-                                                 cache=c.image_cache, model=self.name)
+            image, image_present = image_vectors(
+                train, encoder=c.image_encoder, cache=c.image_cache, model=self.name
+            )
             self.image_, self.image_mean_ = centred(image, image_present)
             with seeded(options.seed):
                 self.projection_, self.logit_scale_ = self._align(
-                    np.random.default_rng(options.seed), options)
+                    np.random.default_rng(options.seed), options
+                )
         self._build()
 
     def _align(self, rng, options) -> tuple[np.ndarray, np.ndarray]:
@@ -123,20 +137,25 @@ class MultimodalDense(Recommender):
         both = np.flatnonzero(self.image_.any(axis=1) & self.text_.any(axis=1))
         x, z = torch.from_numpy(self.text_[both]), torch.from_numpy(self.image_[both])
         w = torch.nn.Parameter(torch.randn(x.shape[1], z.shape[1]) / np.sqrt(x.shape[1]))
-        t = torch.nn.Parameter(torch.tensor([np.log(1.0 / self.config.init_temperature)],
-                                            dtype=torch.float32))
+        t = torch.nn.Parameter(
+            torch.tensor([np.log(1.0 / self.config.init_temperature)], dtype=torch.float32)
+        )
         optimizer = torch.optim.Adam([w, t], lr=self.config.lr)
         for _ in options.track(range(self.config.epochs if len(both) > 1 else 0), desc="lit"):
             for batch in shuffled_batches(len(both), self.config.batch_size, rng):
                 if len(batch) < 2:
                     continue
-                logits = t.clamp(max=np.log(100.0)).exp() * F.normalize(x[batch] @ w, dim=1) @ z[batch].T
+                logits = (
+                    t.clamp(max=np.log(100.0)).exp() * F.normalize(x[batch] @ w, dim=1) @ z[batch].T
+                )
                 target = torch.arange(len(batch))
                 loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-        return w.detach().numpy().astype(np.float32), t.detach().clamp(max=np.log(100.0)).exp().numpy()
+        return w.detach().numpy().astype(np.float32), t.detach().clamp(
+            max=np.log(100.0)
+        ).exp().numpy()
 
     def _build(self) -> None:
         if self.config.modalities == "text":
@@ -162,8 +181,10 @@ class MultimodalDense(Recommender):
         """(len(paths), Dz) centred unit vectors of image files (needs images: not text mode)."""
         self._require_fitted()
         if self.config.modalities == "text":
-            raise ConfigError("this mmdense model was fitted with modalities='text'; image "
-                              "queries need modalities='both' or 'image'")
+            raise ConfigError(
+                "this mmdense model was fitted with modalities='text'; image "
+                "queries need modalities='both' or 'image'"
+            )
         paths = [paths] if isinstance(paths, str) else [str(p) for p in paths]
         vectors = get_image_encoder(self.config.image_encoder).encode(paths)
         return unit_rows(vectors - self.image_mean_)
@@ -182,11 +203,15 @@ class MultimodalDense(Recommender):
         The caller removes the reference itself from the ranking (CIRR-style)."""
         reference_items = np.asarray(reference_items, np.int64).reshape(-1)
         if len(reference_items) != len(texts):
-            raise ConfigError(f"got {len(reference_items)} reference items for {len(texts)} "
-                              "modifier texts; give one text per reference")
+            raise ConfigError(
+                f"got {len(reference_items)} reference items for {len(texts)} "
+                "modifier texts; give one text per reference"
+            )
         if self.config.modalities == "text":
-            raise ConfigError("composed queries compare item images; fit mmdense with "
-                              "modalities='both' or 'image'")
+            raise ConfigError(
+                "composed queries compare item images; fit mmdense with "
+                "modalities='both' or 'image'"
+            )
         query = unit_rows(self.image_[reference_items] + self.text_queries(list(texts)))
         return query @ self.image_.T
 

@@ -73,8 +73,12 @@ class VBPRConfig(ModelConfig):
     lambda_b: float = 0.01  # L2 weight of beta_i (beta_j: a tenth of it)
     lambda_e: float = 0.0  # L2 weight of E and beta'
     features: str = "image"  # item features f_i: "image", "text" or "both" (concatenated)
-    fold_in_reg: float = 1.0  # ridge strength of the fold-in of unknown users (mean-eigenvalue units)
-    image_encoder: str = "efficientnet"  # for catalog image paths: "efficientnet", "pixels", "pixels-N"
+    fold_in_reg: float = (
+        1.0  # ridge strength of the fold-in of unknown users (mean-eigenvalue units)
+    )
+    image_encoder: str = (
+        "efficientnet"  # for catalog image paths: "efficientnet", "pixels", "pixels-N"
+    )
     image_cache: str = "default"  # image feature cache: "default", "off" or a folder
     text_encoder: str = "minilm"  # item text encoder when features use text
     text_template: str = ""  # item text template; "" = the catalog's text fields
@@ -95,11 +99,19 @@ def item_features(model: Recommender, train) -> np.ndarray:
     c = model.config
     blocks = []
     if c.features in ("image", "both"):
-        blocks.append(image_vectors(train, encoder=c.image_encoder, cache=c.image_cache,
-                                    model=model.name)[0])
+        blocks.append(
+            image_vectors(train, encoder=c.image_encoder, cache=c.image_cache, model=model.name)[0]
+        )
     if c.features in ("text", "both"):
-        blocks.append(text_vectors(train, encoder=c.text_encoder, template=c.text_template,
-                                   cache=c.text_cache, model=model.name)[0])
+        blocks.append(
+            text_vectors(
+                train,
+                encoder=c.text_encoder,
+                template=c.text_template,
+                cache=c.text_cache,
+                model=model.name,
+            )[0]
+        )
     return np.concatenate(blocks, axis=1).astype(np.float32)
 
 
@@ -123,12 +135,20 @@ class VBPR(Recommender):
     def _train(self, train, rng, options) -> dict[str, np.ndarray]:
         import torch
 
-        c, (n_users, n_items), dim = self.config, (train.n_users, train.n_items), self.features_.shape[1]
+        c, (n_users, n_items), dim = (
+            self.config,
+            (train.n_users, train.n_items),
+            self.features_.shape[1],
+        )
         xavier = lambda *shape: torch.nn.init.xavier_uniform_(torch.empty(*shape)).requires_grad_()  # noqa: E731
-        p = {"gamma_user": xavier(n_users, c.k), "gamma_item": xavier(n_items, c.k),
-             "theta_user": xavier(n_users, c.k2), "E": xavier(dim, c.k2),
-             "beta_item": torch.zeros(n_items, requires_grad=True),
-             "beta_prime": xavier(dim, 1)}
+        p = {
+            "gamma_user": xavier(n_users, c.k),
+            "gamma_item": xavier(n_items, c.k),
+            "theta_user": xavier(n_users, c.k2),
+            "E": xavier(dim, c.k2),
+            "beta_item": torch.zeros(n_items, requires_grad=True),
+            "beta_prime": xavier(dim, 1),
+        }
         feats = torch.from_numpy(self.features_)
         optimizer = torch.optim.Adam(list(p.values()), lr=c.lr)
         users, items = train.user_idx, train.item_idx
@@ -150,7 +170,9 @@ class VBPR(Recommender):
         """(gamma_i (I, k), theta_i = E^T f_i (I, k2), bias_i (I,)); cold items: content only."""
         warm = self.trained_items_[:, None]
         gamma = np.where(warm, self.gamma_item_, 0.0)
-        bias = np.where(self.trained_items_, self.beta_item_, 0.0) + self.features_ @ self.beta_prime_
+        bias = (
+            np.where(self.trained_items_, self.beta_item_, 0.0) + self.features_ @ self.beta_prime_
+        )
         return gamma, self.features_ @ self.E_, bias
 
     def _score(self, histories, users):
@@ -159,15 +181,25 @@ class VBPR(Recommender):
         known = np.zeros(histories.shape[0], bool) if users is None else self.trained_users_[users]
         user_vecs = np.empty((histories.shape[0], items.shape[1]), np.float64)
         if known.any():
-            user_vecs[known] = np.concatenate([self.gamma_user_[users[known]],
-                                               self.theta_user_[users[known]]], axis=1)
+            user_vecs[known] = np.concatenate(
+                [self.gamma_user_[users[known]], self.theta_user_[users[known]]], axis=1
+            )
         if not known.all():
             user_vecs[~known] = ridge_fold_in(histories[~known], items, self.config.fold_in_reg)
         return (user_vecs @ items.T + bias).astype(np.float32)  # (B, I)
 
     # ---- persistence -------------------------------------------------------------------------
-    KEYS = ("gamma_user", "gamma_item", "theta_user", "E", "beta_item", "beta_prime", "features",
-            "trained_items", "trained_users")
+    KEYS = (
+        "gamma_user",
+        "gamma_item",
+        "theta_user",
+        "E",
+        "beta_item",
+        "beta_prime",
+        "features",
+        "trained_items",
+        "trained_users",
+    )
 
     def _state(self):
         return {k: getattr(self, k + "_") for k in self.KEYS}
@@ -185,9 +217,18 @@ def vbpr_loss(p: dict, feats, u, i, j, c: VBPRConfig):
     gamma_i, gamma_j = p["gamma_item"][i], p["gamma_item"][j]
     beta_i, beta_j = p["beta_item"][i], p["beta_item"][j]
     diff = feats[i] - feats[j]  # (B, F)
-    x = (beta_i - beta_j + (gamma_u * (gamma_i - gamma_j)).sum(1)
-         + (theta_u * (diff @ p["E"])).sum(1) + (diff @ p["beta_prime"]).ravel())
+    x = (
+        beta_i
+        - beta_j
+        + (gamma_u * (gamma_i - gamma_j)).sum(1)
+        + (theta_u * (diff @ p["E"])).sum(1)
+        + (diff @ p["beta_prime"]).ravel()
+    )
     half_sq = lambda *ts: sum(t.pow(2).sum() for t in ts) / 2  # noqa: E731
-    reg = (c.lambda_w * half_sq(gamma_u, gamma_i, gamma_j, theta_u) + c.lambda_b * half_sq(beta_i)
-           + c.lambda_b / 10 * half_sq(beta_j) + c.lambda_e * half_sq(p["E"], p["beta_prime"]))
+    reg = (
+        c.lambda_w * half_sq(gamma_u, gamma_i, gamma_j, theta_u)
+        + c.lambda_b * half_sq(beta_i)
+        + c.lambda_b / 10 * half_sq(beta_j)
+        + c.lambda_e * half_sq(p["E"], p["beta_prime"])
+    )
     return -F.logsigmoid(x).sum() + reg

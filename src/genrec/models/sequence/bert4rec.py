@@ -57,10 +57,20 @@ import scipy.sparse as sp
 from genrec.data.dataset import history_sequences
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
-    copy_state, fit_epochs, load_module_state, module_state, seeded, shuffled_batches)
+    copy_state,
+    fit_epochs,
+    load_module_state,
+    module_state,
+    seeded,
+    shuffled_batches,
+)
+from genrec.models.sequence.sequences import (
+    ITEM_INITS,
+    apply_text_item_init,
+    continue_sequences,
+    training_sequences,
+)
 from genrec.text.items import check_text_fields
-from genrec.models.sequence.sequences import (ITEM_INITS, apply_text_item_init, continue_sequences,
-                                      training_sequences)
 
 
 @dataclass(frozen=True)
@@ -97,16 +107,36 @@ class BERT4RecConfig(ModelConfig):
     presets: ClassVar = {
         # Sun et al., CIKM 2019, section 4.4 (ML-1M): N = 200, d = 64, L = 2, h = 2, dropout
         # 0.1, mask proportion rho = 0.2, Adam lr 1e-4, l2 weight decay 0.01, batch 256.
-        "paper": {"dim": 64, "n_layers": 2, "n_heads": 2, "dropout": 0.1, "mask_prob": 0.2,
-                  "max_len": 200, "lr": 1e-4, "weight_decay": 0.01, "batch_size": 256},
+        "paper": {
+            "dim": 64,
+            "n_layers": 2,
+            "n_heads": 2,
+            "dropout": 0.1,
+            "mask_prob": 0.2,
+            "max_len": 200,
+            "lr": 1e-4,
+            "weight_decay": 0.01,
+            "batch_size": 256,
+        },
     }
 
     def __post_init__(self):
-        self.check_positive_ints("dim", "n_layers", "n_heads", "ff_mult", "batch_size",
-                                 "max_epochs", "patience", "eval_every")
+        self.check_positive_ints(
+            "dim",
+            "n_layers",
+            "n_heads",
+            "ff_mult",
+            "batch_size",
+            "max_epochs",
+            "patience",
+            "eval_every",
+        )
         self.check(self.dim % self.n_heads == 0, "n_heads", f"a divisor of dim ({self.dim})")
-        self.check(isinstance(self.max_len, int) and self.max_len >= 2, "max_len",
-                   "an integer >= 2 (at least one item and the mask slot)")
+        self.check(
+            isinstance(self.max_len, int) and self.max_len >= 2,
+            "max_len",
+            "an integer >= 2 (at least one item and the mask slot)",
+        )
         self.check(0 <= self.dropout < 1, "dropout", "in [0, 1)")
         self.check(0 < self.mask_prob < 1, "mask_prob", "in (0, 1)")
         self.check(self.lr > 0, "lr", "a positive number")
@@ -129,8 +159,14 @@ def _network(n_items: int, cfg: BERT4RecConfig):
                 nn.init.trunc_normal_(table.weight, std=0.02, a=-0.04, b=0.04)
             self.norm = nn.LayerNorm(cfg.dim)
             self.drop = nn.Dropout(cfg.dropout)
-            layer = nn.TransformerEncoderLayer(cfg.dim, cfg.n_heads, cfg.ff_mult * cfg.dim,
-                                               cfg.dropout, activation="gelu", batch_first=True)
+            layer = nn.TransformerEncoderLayer(
+                cfg.dim,
+                cfg.n_heads,
+                cfg.ff_mult * cfg.dim,
+                cfg.dropout,
+                activation="gelu",
+                batch_first=True,
+            )
             self.encoder = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
             self.head = nn.Linear(cfg.dim, cfg.dim)
             self.out_bias = nn.Parameter(torch.zeros(n_items))
@@ -142,7 +178,7 @@ def _network(n_items: int, cfg: BERT4RecConfig):
 
         def logits(self, h):  # (..., D) -> (..., n_items)
             z = torch.nn.functional.gelu(self.head(h))
-            return z @ self.items.weight[1:n_items + 1].T + self.out_bias
+            return z @ self.items.weight[1 : n_items + 1].T + self.out_bias
 
     return Net()
 
@@ -209,17 +245,25 @@ class BERT4Rec(Recommender):
                 self.net_.eval()
                 return total / max(count, 1)
 
-            fit_epochs(self, train, valid, options, run_epoch=run_epoch,
-                       snapshot=lambda: copy_state(self.net_),
-                       restore=self.net_.load_state_dict, max_epochs=cfg.max_epochs,
-                       patience=cfg.patience, eval_every=cfg.eval_every)
+            fit_epochs(
+                self,
+                train,
+                valid,
+                options,
+                run_epoch=run_epoch,
+                snapshot=lambda: copy_state(self.net_),
+                restore=self.net_.load_state_dict,
+                max_epochs=cfg.max_epochs,
+                patience=cfg.patience,
+                eval_every=cfg.eval_every,
+            )
         self.net_.eval()
 
     # ---- scoring and generation --------------------------------------------------------------
     def inference_sequences(self, seqs: np.ndarray) -> np.ndarray:
         """(B, max_len) model inputs: the last ``max_len - 1`` items of the (B, L) padded
         sequences shifted left by one, then the mask token in the last slot."""
-        seqs = np.asarray(seqs, np.int64)[:, -(self.config.max_len - 1):]
+        seqs = np.asarray(seqs, np.int64)[:, -(self.config.max_len - 1) :]
         pad = np.zeros((len(seqs), self.config.max_len - 1 - seqs.shape[1]), np.int64)
         mask = np.full((len(seqs), 1), self.mask_token, np.int64)
         return np.concatenate([pad, seqs, mask], axis=1)
@@ -235,14 +279,27 @@ class BERT4Rec(Recommender):
     def _score(self, histories, users):
         return self.next_item_scores(history_sequences(histories, self.config.max_len - 1)).numpy()
 
-    def generate(self, histories: sp.spmatrix, *, n_steps: int = 10, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int = 0) -> np.ndarray:
+    def generate(
+        self,
+        histories: sp.spmatrix,
+        *,
+        n_steps: int = 10,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int = 0,
+    ) -> np.ndarray:
         """(B, n_steps) item indices sampled one after another as continuations of each history
         (time-valued CSR rows): each step appends the mask token and samples its item."""
         histories, _ = self._check_batch(histories, None)
         seqs = history_sequences(histories, self.config.max_len - 1)
-        return continue_sequences(self.next_item_scores, seqs, n_steps=n_steps,
-                                  temperature=temperature, top_k=top_k, seed=seed)
+        return continue_sequences(
+            self.next_item_scores,
+            seqs,
+            n_steps=n_steps,
+            temperature=temperature,
+            top_k=top_k,
+            seed=seed,
+        )
 
     # ---- persistence -------------------------------------------------------------------------
     def _state(self):

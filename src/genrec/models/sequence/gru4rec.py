@@ -49,7 +49,13 @@ import scipy.sparse as sp
 from genrec.data.dataset import history_sequences
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
-    copy_state, fit_epochs, load_module_state, module_state, seeded, shuffled_batches)
+    copy_state,
+    fit_epochs,
+    load_module_state,
+    module_state,
+    seeded,
+    shuffled_batches,
+)
 from genrec.models.sequence.sequences import continue_sequences, training_sequences
 
 LOSSES = ("ce", "bpr-max")
@@ -91,21 +97,43 @@ class GRU4RecConfig(ModelConfig):
     presets: ClassVar = {
         # Hidasi & Karatzoglou 2018 and the README example of their code (hidasib/GRU4Rec):
         # layers [100], batch 32, bpr-max, n_sample 2048, sample_alpha 0, bpreg 1, no dropout.
-        "paper": {"dim": 100, "hidden": 100, "loss": "bpr-max", "batch_size": 32,
-                  "n_negatives": 2048, "sample_alpha": 0.0, "bpr_reg": 1.0,
-                  "embed_dropout": 0.0, "hidden_dropout": 0.0},
+        "paper": {
+            "dim": 100,
+            "hidden": 100,
+            "loss": "bpr-max",
+            "batch_size": 32,
+            "n_negatives": 2048,
+            "sample_alpha": 0.0,
+            "bpr_reg": 1.0,
+            "embed_dropout": 0.0,
+            "hidden_dropout": 0.0,
+        },
     }
 
     def __post_init__(self):
-        self.check_positive_ints("dim", "hidden", "n_layers", "max_len", "batch_size", "max_epochs",
-                                 "patience", "eval_every")
+        self.check_positive_ints(
+            "dim",
+            "hidden",
+            "n_layers",
+            "max_len",
+            "batch_size",
+            "max_epochs",
+            "patience",
+            "eval_every",
+        )
         for name in ("embed_dropout", "hidden_dropout"):
             self.check(0 <= getattr(self, name) < 1, name, "in [0, 1)")
-        self.check(not self.tie_embeddings or self.dim == self.hidden, "tie_embeddings",
-                   "False unless dim == hidden (tied weights share one size)")
+        self.check(
+            not self.tie_embeddings or self.dim == self.hidden,
+            "tie_embeddings",
+            "False unless dim == hidden (tied weights share one size)",
+        )
         self.check(self.loss in LOSSES, "loss", f"one of {LOSSES}")
-        self.check(isinstance(self.n_negatives, int) and self.n_negatives >= 0, "n_negatives",
-                   "a non-negative integer")
+        self.check(
+            isinstance(self.n_negatives, int) and self.n_negatives >= 0,
+            "n_negatives",
+            "a non-negative integer",
+        )
         self.check(self.sample_alpha >= 0, "sample_alpha", "a non-negative number")
         self.check(self.bpr_reg >= 0, "bpr_reg", "a non-negative number")
         self.check(self.lr > 0, "lr", "a positive number")
@@ -121,10 +149,11 @@ def _network(n_items: int, cfg: GRU4RecConfig):
         def __init__(self):
             super().__init__()
             self.out = nn.Embedding(n_items + 1, cfg.hidden, padding_idx=0)  # row i + 1 = item i
-            nn.init.normal_(self.out.weight, std=cfg.hidden ** -0.5)
+            nn.init.normal_(self.out.weight, std=cfg.hidden**-0.5)
             self.out_bias = nn.Parameter(torch.zeros(n_items + 1))
-            self.embed = None if cfg.tie_embeddings else nn.Embedding(n_items + 1, cfg.dim,
-                                                                      padding_idx=0)
+            self.embed = (
+                None if cfg.tie_embeddings else nn.Embedding(n_items + 1, cfg.dim, padding_idx=0)
+            )
             self.gru = nn.GRU(cfg.dim, cfg.hidden, num_layers=cfg.n_layers, batch_first=True)
             self.embed_drop = nn.Dropout(cfg.embed_dropout)
             self.hidden_drop = nn.Dropout(cfg.hidden_dropout)
@@ -200,10 +229,18 @@ class GRU4Rec(Recommender):
                 self.net_.eval()
                 return total / max(count, 1)
 
-            fit_epochs(self, train, valid, options, run_epoch=run_epoch,
-                       snapshot=lambda: copy_state(self.net_),
-                       restore=self.net_.load_state_dict, max_epochs=cfg.max_epochs,
-                       patience=cfg.patience, eval_every=cfg.eval_every)
+            fit_epochs(
+                self,
+                train,
+                valid,
+                options,
+                run_epoch=run_epoch,
+                snapshot=lambda: copy_state(self.net_),
+                restore=self.net_.load_state_dict,
+                max_epochs=cfg.max_epochs,
+                patience=cfg.patience,
+                eval_every=cfg.eval_every,
+            )
         self.net_.eval()
 
     def _batch_loss(self, inputs, targets, sample_probs):
@@ -228,8 +265,9 @@ class GRU4Rec(Recommender):
             negs.append(h @ w[drawn].T + b[drawn])  # (B, L, K)
             ok.append(targets.unsqueeze(-1) != drawn)
         neg, valid = torch.cat(negs, dim=-1), torch.cat(ok, dim=-1)
-        return bpr_max_loss(pos[has_target], neg[has_target], valid[has_target],
-                            self.config.bpr_reg), n
+        return bpr_max_loss(
+            pos[has_target], neg[has_target], valid[has_target], self.config.bpr_reg
+        ), n
 
     # ---- scoring and generation --------------------------------------------------------------
     def next_item_scores(self, seqs):
@@ -243,14 +281,27 @@ class GRU4Rec(Recommender):
         seqs = history_sequences(histories, self.config.max_len)  # (B, L)
         return self.next_item_scores(seqs).numpy()
 
-    def generate(self, histories: sp.spmatrix, *, n_steps: int = 10, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int = 0) -> np.ndarray:
+    def generate(
+        self,
+        histories: sp.spmatrix,
+        *,
+        n_steps: int = 10,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int = 0,
+    ) -> np.ndarray:
         """(B, n_steps) item indices sampled one after another as continuations of each history
         (time-valued CSR rows); items of the history window are never repeated."""
         histories, _ = self._check_batch(histories, None)
         seqs = history_sequences(histories, self.config.max_len)
-        return continue_sequences(self.next_item_scores, seqs, n_steps=n_steps,
-                                  temperature=temperature, top_k=top_k, seed=seed)
+        return continue_sequences(
+            self.next_item_scores,
+            seqs,
+            n_steps=n_steps,
+            temperature=temperature,
+            top_k=top_k,
+            seed=seed,
+        )
 
     # ---- persistence -------------------------------------------------------------------------
     def _state(self):

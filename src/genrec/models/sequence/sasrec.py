@@ -80,11 +80,21 @@ import scipy.sparse as sp
 from genrec.data.dataset import history_sequences
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.neural import (copy_state, fit_epochs, load_module_state, module_state,
-                                  seeded, shuffled_batches)
+from genrec.models.neural import (
+    copy_state,
+    fit_epochs,
+    load_module_state,
+    module_state,
+    seeded,
+    shuffled_batches,
+)
+from genrec.models.sequence.sequences import (
+    ITEM_INITS,
+    apply_text_item_init,
+    continue_sequences,
+    training_sequences,
+)
 from genrec.text.items import check_text_fields
-from genrec.models.sequence.sequences import (ITEM_INITS, apply_text_item_init, continue_sequences,
-                                      training_sequences)
 
 LOSSES = ("bce", "ce", "gbce")
 
@@ -124,17 +134,34 @@ class SASRecConfig(ModelConfig):
     presets: ClassVar = {
         # Kang & McAuley 2018, Sec. IV-C, ML-1M: d = 50, b = 2, one head, dropout 0.2,
         # maximum length 200, Adam lr 0.001, batch 128, one negative per position.
-        "paper": {"loss": "bce", "n_negatives": 1, "dim": 50, "n_blocks": 2, "n_heads": 1,
-                  "dropout": 0.2, "max_len": 200, "lr": 1e-3, "batch_size": 128},
+        "paper": {
+            "loss": "bce",
+            "n_negatives": 1,
+            "dim": 50,
+            "n_blocks": 2,
+            "n_heads": 1,
+            "dropout": 0.2,
+            "max_len": 200,
+            "lr": 1e-3,
+            "batch_size": 128,
+        },
     }
 
     def __post_init__(self):
         self.check(self.loss in LOSSES, "loss", f"one of {LOSSES}")
         self.check(0.0 <= self.gbce_t <= 1.0, "gbce_t", "a number in [0, 1]")
-        self.check_positive_ints("n_negatives", "dim", "n_blocks", "n_heads", "max_len",
-                                 "batch_size", "max_epochs", "patience", "eval_every")
-        self.check(self.dim % self.n_heads == 0, "n_heads",
-                   f"a divisor of dim = {self.dim}")
+        self.check_positive_ints(
+            "n_negatives",
+            "dim",
+            "n_blocks",
+            "n_heads",
+            "max_len",
+            "batch_size",
+            "max_epochs",
+            "patience",
+            "eval_every",
+        )
+        self.check(self.dim % self.n_heads == 0, "n_heads", f"a divisor of dim = {self.dim}")
         self.check(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)")
         self.check(self.lr > 0, "lr", "a positive number")
         self.check(self.item_init in ITEM_INITS, "item_init", f"one of {ITEM_INITS}")
@@ -175,18 +202,29 @@ class SASRec(Recommender):
         from torch import nn
 
         cfg = self.config
-        net = nn.ModuleDict({
-            "item_emb": nn.Embedding(n_items + 1, cfg.dim, padding_idx=0),  # 0 = padding
-            "pos_emb": nn.Embedding(cfg.max_len, cfg.dim),
-            "blocks": nn.ModuleList([nn.ModuleDict({
-                "attn_norm": nn.LayerNorm(cfg.dim),
-                "qkv": nn.Linear(cfg.dim, 3 * cfg.dim),  # W^Q, W^K, W^V of the paper
-                "ffn_norm": nn.LayerNorm(cfg.dim),
-                "ffn_in": nn.Linear(cfg.dim, cfg.dim),
-                "ffn_out": nn.Linear(cfg.dim, cfg.dim),
-            }) for _ in range(cfg.n_blocks)]),
-            "final_norm": nn.LayerNorm(cfg.dim),
-        })
+        net = nn.ModuleDict(
+            {
+                "item_emb": nn.Embedding(n_items + 1, cfg.dim, padding_idx=0),  # 0 = padding
+                "pos_emb": nn.Embedding(cfg.max_len, cfg.dim),
+                "blocks": nn.ModuleList(
+                    [
+                        nn.ModuleDict(
+                            {
+                                "attn_norm": nn.LayerNorm(cfg.dim),
+                                "qkv": nn.Linear(
+                                    cfg.dim, 3 * cfg.dim
+                                ),  # W^Q, W^K, W^V of the paper
+                                "ffn_norm": nn.LayerNorm(cfg.dim),
+                                "ffn_in": nn.Linear(cfg.dim, cfg.dim),
+                                "ffn_out": nn.Linear(cfg.dim, cfg.dim),
+                            }
+                        )
+                        for _ in range(cfg.n_blocks)
+                    ]
+                ),
+                "final_norm": nn.LayerNorm(cfg.dim),
+            }
+        )
         if not cfg.share_embeddings:
             net["out_emb"] = nn.Embedding(n_items, cfg.dim)  # output item vectors
         for name, param in net.named_parameters():  # Xavier-normal weights, as the SASRec code
@@ -219,8 +257,9 @@ class SASRec(Recommender):
             q, k, v = block["qkv"](h).view(n_rows, length, 3, cfg.n_heads, head_dim).unbind(2)
             q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, D / H) each
             attn = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
-            x = x + F.dropout(attn.transpose(1, 2).reshape(n_rows, length, cfg.dim), p,
-                              net.training)
+            x = x + F.dropout(
+                attn.transpose(1, 2).reshape(n_rows, length, cfg.dim), p, net.training
+            )
             h = F.dropout(F.relu(block["ffn_in"](block["ffn_norm"](x))), p, net.training)
             x = (x + F.dropout(block["ffn_out"](h), p, net.training)) * valid
         return net["final_norm"](x)  # (B, L, D)
@@ -247,8 +286,10 @@ class SASRec(Recommender):
 
         cfg = self.config
         if cfg.loss != "ce" and cfg.n_negatives >= train.n_items:
-            raise ConfigError(f"SASRecConfig.n_negatives = {cfg.n_negatives} must be below the "
-                              f"number of items ({train.n_items}); lower it or use loss='ce'")
+            raise ConfigError(
+                f"SASRecConfig.n_negatives = {cfg.n_negatives} must be below the "
+                f"number of items ({train.n_items}); lower it or use loss='ce'"
+            )
         seqs = torch.from_numpy(training_sequences(train, cfg.max_len))  # (U, L + 1)
         rng = np.random.default_rng(options.seed)
         with seeded(options.seed):
@@ -268,10 +309,18 @@ class SASRec(Recommender):
                     total, count = total + float(loss.detach()) * n, count + n
                 return total / max(count, 1)
 
-            fit_epochs(self, train, valid, options, run_epoch=run_epoch,
-                       snapshot=lambda: copy_state(self.net_),
-                       restore=self.net_.load_state_dict, max_epochs=cfg.max_epochs,
-                       patience=cfg.patience, eval_every=cfg.eval_every)
+            fit_epochs(
+                self,
+                train,
+                valid,
+                options,
+                run_epoch=run_epoch,
+                snapshot=lambda: copy_state(self.net_),
+                restore=self.net_.load_state_dict,
+                max_epochs=cfg.max_epochs,
+                patience=cfg.patience,
+                eval_every=cfg.eval_every,
+            )
         self.net_.eval()
 
     def sequence_loss(self, seqs):
@@ -291,8 +340,7 @@ class SASRec(Recommender):
         negatives = self._negatives(seqs, mask)  # (N, k)
         pos = logits.gather(1, target[:, None])  # (N, 1)
         neg = logits.gather(1, negatives)  # (N, k)
-        beta = 1.0 if cfg.loss == "bce" else gbce_beta(cfg.n_negatives, logits.shape[1],
-                                                       cfg.gbce_t)
+        beta = 1.0 if cfg.loss == "bce" else gbce_beta(cfg.n_negatives, logits.shape[1], cfg.gbce_t)
         # -beta log sigmoid(s+) is BCE on gSASRec's transformed logit (gbce_positive_logit)
         per_position = -beta * F.logsigmoid(pos).sum(1) - F.logsigmoid(-neg).sum(1)  # (N,)
         return per_position.mean(), len(target)
@@ -320,15 +368,28 @@ class SASRec(Recommender):
         seqs = history_sequences(histories, self.config.max_len)  # (B, L)
         return self._next_logits(seqs).numpy()
 
-    def generate(self, histories: sp.spmatrix, *, n_steps: int = 10, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int = 0) -> np.ndarray:
+    def generate(
+        self,
+        histories: sp.spmatrix,
+        *,
+        n_steps: int = 10,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int = 0,
+    ) -> np.ndarray:
         """(B, n_steps) item indices continuing each time-ordered history (see
         :func:`genrec.models.sequence.sequences.continue_sequences`); never repeats a window item."""
         self._require_fitted()
         histories, _ = self._check_batch(histories, None)
         seqs = history_sequences(histories, self.config.max_len)  # (B, L)
-        return continue_sequences(self._next_logits, seqs, n_steps=n_steps,
-                                  temperature=temperature, top_k=top_k, seed=seed)
+        return continue_sequences(
+            self._next_logits,
+            seqs,
+            n_steps=n_steps,
+            temperature=temperature,
+            top_k=top_k,
+            seed=seed,
+        )
 
     # ---- persistence -------------------------------------------------------------------------
     def _state(self):
@@ -361,9 +422,18 @@ class GSASRecConfig(SASRecConfig):
     gbce_t: float = 0.75
 
     presets: ClassVar = {
-        "paper": {"loss": "gbce", "n_negatives": 256, "gbce_t": 0.75, "dim": 128,
-                  "n_blocks": 2, "n_heads": 1, "dropout": 0.5, "max_len": 200, "lr": 1e-3,
-                  "batch_size": 128},
+        "paper": {
+            "loss": "gbce",
+            "n_negatives": 256,
+            "gbce_t": 0.75,
+            "dim": 128,
+            "n_blocks": 2,
+            "n_heads": 1,
+            "dropout": 0.5,
+            "max_len": 200,
+            "lr": 1e-3,
+            "batch_size": 128,
+        },
     }
 
 

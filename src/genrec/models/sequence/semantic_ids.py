@@ -71,13 +71,25 @@ def build_rqvae(in_dim: int, params: RQVAEParams):
     from torch import nn
 
     h, d = params.hidden, params.latent_dim
-    return nn.ModuleDict({
-        "enc": nn.Sequential(nn.Linear(in_dim, h), nn.ReLU(), nn.Linear(h, h // 2), nn.ReLU(),
-                             nn.Linear(h // 2, d)),
-        "dec": nn.Sequential(nn.Linear(d, h // 2), nn.ReLU(), nn.Linear(h // 2, h),
-                             nn.ReLU(), nn.Linear(h, in_dim)),
-        "codebooks": nn.Embedding(params.n_levels * params.codebook_size, d),
-    }).to(torch.float32)
+    return nn.ModuleDict(
+        {
+            "enc": nn.Sequential(
+                nn.Linear(in_dim, h),
+                nn.ReLU(),
+                nn.Linear(h, h // 2),
+                nn.ReLU(),
+                nn.Linear(h // 2, d),
+            ),
+            "dec": nn.Sequential(
+                nn.Linear(d, h // 2),
+                nn.ReLU(),
+                nn.Linear(h // 2, h),
+                nn.ReLU(),
+                nn.Linear(h, in_dim),
+            ),
+            "codebooks": nn.Embedding(params.n_levels * params.codebook_size, d),
+        }
+    ).to(torch.float32)
 
 
 def quantise(rq, z, n_levels: int, beta: float):
@@ -90,15 +102,19 @@ def quantise(rq, z, n_levels: int, beta: float):
     for level in range(n_levels):
         code = torch.cdist(residual.detach(), books[level]).argmin(1)  # (N,)
         e = books[level][code]  # (N, d)
-        loss = loss + (residual.detach() - e).square().sum(1).mean() \
+        loss = (
+            loss
+            + (residual.detach() - e).square().sum(1).mean()
             + beta * (residual - e.detach()).square().sum(1).mean()
+        )
         quantised, residual = quantised + e, residual - e.detach()
         codes.append(code)
     return torch.stack(codes, 1), quantised, loss
 
 
-def train_rqvae(embeddings: np.ndarray, params: RQVAEParams, *, seed: int,
-                threads: int | None = None):
+def train_rqvae(
+    embeddings: np.ndarray, params: RQVAEParams, *, seed: int, threads: int | None = None
+):
     """An RQ-VAE fitted to the (N, D) ``embeddings``: residual k-means initialisation of the
     codebooks, then Adam on minibatches; deterministic for ``seed`` (the torch global RNG is
     restored afterwards). ``threads``: for faiss's k-means. Returns the module in eval mode."""
@@ -111,8 +127,13 @@ def train_rqvae(embeddings: np.ndarray, params: RQVAEParams, *, seed: int,
             residual = rq["enc"](x)
             books = rq["codebooks"].weight.view(params.n_levels, params.codebook_size, -1)
             for level in range(params.n_levels):
-                centroids = kmeans(residual.numpy(), params.codebook_size, seed=seed + level,
-                                   iters=params.kmeans_iters, threads=threads).centroids
+                centroids = kmeans(
+                    residual.numpy(),
+                    params.codebook_size,
+                    seed=seed + level,
+                    iters=params.kmeans_iters,
+                    threads=threads,
+                ).centroids
                 books[level] = torch.from_numpy(centroids.astype(np.float32))
                 residual = residual - books[level][torch.cdist(residual, books[level]).argmin(1)]
         opt = torch.optim.Adam(rq.parameters(), lr=params.lr)
@@ -198,8 +219,9 @@ class Trie:
         # prefixes whose decoder state scoring needs: the branching ones and their ancestors
         self.needed = [self.branching[-1]]
         for level in range(self.n_levels - 2, -1, -1):
-            self.needed.insert(0, np.union1d(self.branching[level],
-                                             self.parent[level + 1][self.needed[0]]))
+            self.needed.insert(
+                0, np.union1d(self.branching[level], self.parent[level + 1][self.needed[0]])
+            )
         # cold-aware shares: a child whose subtree holds no warm item was never a training
         # target, so it gets its item-count share n(child) / n(prefix) of the prefix's mass; the
         # warm children share the rest by the decoder (log-share in share[l], -inf: no child)
@@ -222,9 +244,11 @@ class Trie:
         self.leaf_items[self.prefix[-1], codes[:, -1]] = np.arange(len(codes))
         # every code row as one int64 key (mixed radix), sorted once, for batched lookups
         self.radix = int(codes.max()) + 1
-        if self.radix ** self.n_levels >= 2 ** 62:
-            raise ConfigError(f"semantic IDs of {self.n_levels} codes up to {self.radix - 1} do "
-                              "not fit int64 keys; lower codebook_size or n_levels")
+        if self.radix**self.n_levels >= 2**62:
+            raise ConfigError(
+                f"semantic IDs of {self.n_levels} codes up to {self.radix - 1} do "
+                "not fit int64 keys; lower codebook_size or n_levels"
+            )
         self.prefix_keys = [_row_keys(t, self.radix) for t in self.tokens]  # sorted: np.unique
         item_keys = _row_keys(codes, self.radix)
         self.item_order = np.argsort(item_keys)

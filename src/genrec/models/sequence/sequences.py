@@ -45,9 +45,16 @@ def training_sequences(train: Dataset, max_len: int) -> np.ndarray:
     return train.padded_sequences(max_len + 1, users)
 
 
-def continue_sequences(next_scores: Callable, sequences: np.ndarray, *, n_steps: int,
-                       temperature: float = 1.0, top_k: int | None = None, seed: int = 0,
-                       exclude_seen: bool = True) -> np.ndarray:
+def continue_sequences(
+    next_scores: Callable,
+    sequences: np.ndarray,
+    *,
+    n_steps: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    exclude_seen: bool = True,
+) -> np.ndarray:
     """Sample ``n_steps`` next items for each padded sequence, feeding each choice back in.
 
     Args:
@@ -89,7 +96,7 @@ def continue_sequences(next_scores: Callable, sequences: np.ndarray, *, n_steps:
         empty = probs.sum(dim=1) == 0  # every item excluded: fall back to uniform
         probs[empty] = 1.0
         out[:, step] = torch.multinomial(probs, 1, generator=gen).squeeze(1).numpy()
-        window = np.concatenate([window[:, 1:], out[:, step:step + 1] + 1], axis=1)
+        window = np.concatenate([window[:, 1:], out[:, step : step + 1] + 1], axis=1)
     return out
 
 
@@ -102,14 +109,25 @@ def apply_text_item_init(table, rows: slice, train: Dataset, config) -> None:
     ``text_template`` and ``text_cache`` fields."""
     import torch
 
-    init = text_item_init(train, table[rows].detach().numpy(), encoder=config.text_encoder,
-                          template=config.text_template, cache=config.text_cache)
+    init = text_item_init(
+        train,
+        table[rows].detach().numpy(),
+        encoder=config.text_encoder,
+        template=config.text_template,
+        cache=config.text_cache,
+    )
     with torch.no_grad():
         table[rows] = torch.from_numpy(init)
 
 
-def text_item_init(train: Dataset, random_init: np.ndarray, *, encoder: str, template: str = "",
-                   cache: str = "default") -> np.ndarray:
+def text_item_init(
+    train: Dataset,
+    random_init: np.ndarray,
+    *,
+    encoder: str,
+    template: str = "",
+    cache: str = "default",
+) -> np.ndarray:
     """(n_items, D) item-embedding init from the items' text, in place of ``random_init``.
 
     Each item's text (rendered from ``train.catalog`` as the dense retriever does: ``template``,
@@ -127,8 +145,9 @@ def text_item_init(train: Dataset, random_init: np.ndarray, *, encoder: str, tem
     """
     from genrec.text.items import item_embeddings
 
-    vectors = item_embeddings(train, encoder=encoder, template=template, cache=cache,
-                              model="text-initialised sequence").astype(np.float64)
+    vectors = item_embeddings(
+        train, encoder=encoder, template=template, cache=cache, model="text-initialised sequence"
+    ).astype(np.float64)
     vectors -= vectors.mean(axis=0)  # (I, T) centred
     u, s, _ = np.linalg.svd(vectors, full_matrices=False)  # principal components: u * s
     dim = random_init.shape[1]

@@ -65,9 +65,21 @@ from genrec.data.dataset import history_sequences
 from genrec.errors import ConfigError, DataError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
-    copy_state, fit_epochs, load_module_state, module_state, seeded, shuffled_batches)
+    copy_state,
+    fit_epochs,
+    load_module_state,
+    module_state,
+    seeded,
+    shuffled_batches,
+)
 from genrec.models.sequence.semantic_ids import (
-    RQVAEParams, Trie, build_rqvae, encode_codes, semantic_ids, train_rqvae)
+    RQVAEParams,
+    Trie,
+    build_rqvae,
+    encode_codes,
+    semantic_ids,
+    train_rqvae,
+)
 from genrec.models.sequence.sequences import continue_sequences, training_sequences
 from genrec.text.encoder import encode_cached, get_encoder
 from genrec.text.items import check_text_fields, embedding_cache, item_embeddings
@@ -110,18 +122,43 @@ class TIGERConfig(ModelConfig):
     patience: int = 3  # validations without improvement before stopping
     eval_every: int = 2  # validate every this many epochs
 
-    presets: ClassVar = {"paper": {"codebook_size": 256, "latent_dim": 32, "rqvae_hidden": 512,
-                                   "d_model": 128, "n_heads": 4, "n_layers": 4, "ff_dim": 1024,
-                                   "dropout": 0.1, "max_len": 20}}
+    presets: ClassVar = {
+        "paper": {
+            "codebook_size": 256,
+            "latent_dim": 32,
+            "rqvae_hidden": 512,
+            "d_model": 128,
+            "n_heads": 4,
+            "n_layers": 4,
+            "ff_dim": 1024,
+            "dropout": 0.1,
+            "max_len": 20,
+        }
+    }
 
     def __post_init__(self):
         check_text_fields(self)
-        self.check_positive_ints("n_levels", "codebook_size", "latent_dim", "rqvae_hidden",
-                                 "rqvae_epochs", "d_model", "n_heads", "n_layers", "ff_dim",
-                                 "max_len", "batch_size", "max_epochs", "patience", "eval_every")
+        self.check_positive_ints(
+            "n_levels",
+            "codebook_size",
+            "latent_dim",
+            "rqvae_hidden",
+            "rqvae_epochs",
+            "d_model",
+            "n_heads",
+            "n_layers",
+            "ff_dim",
+            "max_len",
+            "batch_size",
+            "max_epochs",
+            "patience",
+            "eval_every",
+        )
         self.check(self.codebook_size >= 2, "codebook_size", "an integer >= 2")
         self.check(self.rqvae_hidden >= 2, "rqvae_hidden", "an integer >= 2")
-        self.check(self.d_model % self.n_heads == 0, "d_model", f"a multiple of n_heads={self.n_heads}")
+        self.check(
+            self.d_model % self.n_heads == 0, "d_model", f"a multiple of n_heads={self.n_heads}"
+        )
         for name in ("rqvae_lr", "lr"):
             self.check(getattr(self, name) > 0, name, "a positive number")
         self.check(self.commitment >= 0, "commitment", "a non-negative number")
@@ -130,9 +167,15 @@ class TIGERConfig(ModelConfig):
 
     def rqvae_params(self) -> RQVAEParams:
         """The RQ-VAE part of this config, as :func:`semantic_ids.train_rqvae` takes it."""
-        return RQVAEParams(n_levels=self.n_levels, codebook_size=self.codebook_size,
-                           latent_dim=self.latent_dim, hidden=self.rqvae_hidden,
-                           epochs=self.rqvae_epochs, lr=self.rqvae_lr, commitment=self.commitment)
+        return RQVAEParams(
+            n_levels=self.n_levels,
+            codebook_size=self.codebook_size,
+            latent_dim=self.latent_dim,
+            hidden=self.rqvae_hidden,
+            epochs=self.rqvae_epochs,
+            lr=self.rqvae_lr,
+            commitment=self.commitment,
+        )
 
 
 # ---- the seq2seq transformer ----------------------------------------------------------------
@@ -142,21 +185,36 @@ def build_network(vocab: list[int], cfg: TIGERConfig):
     d = cfg.d_model
 
     def block(cross: bool):
-        parts = {"ln1": nn.LayerNorm(d), "qkv": nn.Linear(d, 3 * d), "out": nn.Linear(d, d),
-                 "ln2": nn.LayerNorm(d), "ff1": nn.Linear(d, cfg.ff_dim), "ff2": nn.Linear(cfg.ff_dim, d)}
+        parts = {
+            "ln1": nn.LayerNorm(d),
+            "qkv": nn.Linear(d, 3 * d),
+            "out": nn.Linear(d, d),
+            "ln2": nn.LayerNorm(d),
+            "ff1": nn.Linear(d, cfg.ff_dim),
+            "ff2": nn.Linear(cfg.ff_dim, d),
+        }
         if cross:
-            parts.update(lnc=nn.LayerNorm(d), cq=nn.Linear(d, d), ckv=nn.Linear(d, 2 * d),
-                         cout=nn.Linear(d, d))
+            parts.update(
+                lnc=nn.LayerNorm(d),
+                cq=nn.Linear(d, d),
+                ckv=nn.Linear(d, 2 * d),
+                cout=nn.Linear(d, d),
+            )
         return nn.ModuleDict(parts)
 
-    return nn.ModuleDict({
-        "emb": nn.Embedding(1 + sum(vocab), d),  # 0: BOS of the decoder / padding
-        "enc_pos": nn.Embedding(cfg.max_len, d), "dec_pos": nn.Embedding(len(vocab), d),
-        "start": nn.Embedding(1, d),  # memory slot every decoder query may attend to
-        "encoder": nn.ModuleList(block(False) for _ in range(cfg.n_layers)),
-        "decoder": nn.ModuleList(block(True) for _ in range(cfg.n_layers)),
-        "enc_ln": nn.LayerNorm(d), "dec_ln": nn.LayerNorm(d), "head": nn.Linear(d, sum(vocab)),
-    })
+    return nn.ModuleDict(
+        {
+            "emb": nn.Embedding(1 + sum(vocab), d),  # 0: BOS of the decoder / padding
+            "enc_pos": nn.Embedding(cfg.max_len, d),
+            "dec_pos": nn.Embedding(len(vocab), d),
+            "start": nn.Embedding(1, d),  # memory slot every decoder query may attend to
+            "encoder": nn.ModuleList(block(False) for _ in range(cfg.n_layers)),
+            "decoder": nn.ModuleList(block(True) for _ in range(cfg.n_layers)),
+            "enc_ln": nn.LayerNorm(d),
+            "dec_ln": nn.LayerNorm(d),
+            "head": nn.Linear(d, sum(vocab)),
+        }
+    )
 
 
 def attend(q, k, v, mask, n_heads: int, dropout: float):
@@ -166,8 +224,9 @@ def attend(q, k, v, mask, n_heads: int, dropout: float):
 
     n, tq, d = q.shape
     split = lambda x: x.view(n, x.shape[1], n_heads, d // n_heads).transpose(1, 2)  # noqa: E731
-    out = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask,
-                                         dropout_p=dropout)
+    out = F.scaled_dot_product_attention(
+        split(q), split(k), split(v), attn_mask=mask, dropout_p=dropout
+    )
     return out.transpose(1, 2).reshape(n, tq, d)
 
 
@@ -195,7 +254,7 @@ class TIGER(Recommender):
     def _level_logits(self, hidden, level: int):
         w, b = self.net_["head"].weight, self.net_["head"].bias
         lo = int(self.offsets_[level]) - 1
-        return hidden @ w[lo:lo + self.vocab_[level]].T + b[lo:lo + self.vocab_[level]]
+        return hidden @ w[lo : lo + self.vocab_[level]].T + b[lo : lo + self.vocab_[level]]
 
     # ---- the network -------------------------------------------------------------------------
     def _encode(self, seqs):
@@ -213,7 +272,8 @@ class TIGER(Recommender):
         for blk in net["encoder"]:
             q, k, v = blk["qkv"](blk["ln1"](x)).chunk(3, -1)
             x = x + torch.nn.functional.dropout(
-                blk["out"](attend(q, k, v, mask, cfg.n_heads, drop)), drop, net.training)
+                blk["out"](attend(q, k, v, mask, cfg.n_heads, drop)), drop, net.training
+            )
             x = x + self._ffn(blk, x, drop)
         memory = torch.cat([net["start"].weight.expand(b, 1, -1), net["enc_ln"](x)], 1)
         return memory, torch.cat([torch.ones(b, 1, dtype=torch.bool), valid], 1)
@@ -241,7 +301,8 @@ class TIGER(Recommender):
         for blk, (mk, mv) in zip(net["decoder"], memory_kv):
             q, k, v = blk["qkv"](blk["ln1"](x)).chunk(3, -1)  # (B*Q, t, d)
             x = x + torch.nn.functional.dropout(
-                blk["out"](attend(q, k, v, causal, cfg.n_heads, drop)), drop, net.training)
+                blk["out"](attend(q, k, v, causal, cfg.n_heads, drop)), drop, net.training
+            )
             cq = blk["cq"](blk["lnc"](x)).reshape(b, nq * t, -1)  # (B, Q*t, d)
             cross = attend(cq, mk, mv, cross_mask, cfg.n_heads, drop).reshape(b * nq, t, -1)
             x = x + torch.nn.functional.dropout(blk["cout"](cross), drop, net.training)
@@ -267,7 +328,9 @@ class TIGER(Recommender):
         loss = 0.0
         for level in range(len(self.vocab_)):
             logits = self._level_logits(hidden[..., level, :][has], level)
-            loss = loss + F.cross_entropy(logits, tgt_tokens[..., level][has] - int(self.offsets_[level]))
+            loss = loss + F.cross_entropy(
+                logits, tgt_tokens[..., level][has] - int(self.offsets_[level])
+            )
         return loss / len(self.vocab_)
 
     def _fit(self, train, valid, options):
@@ -278,14 +341,19 @@ class TIGER(Recommender):
         warm = train.item_counts > 0
         if warm.sum() < 2:
             raise DataError("TIGER needs at least 2 items with training interactions")
-        self.rqvae_ = train_rqvae(self.embeddings_[warm], cfg.rqvae_params(), seed=options.seed,
-                                  threads=options.threads)
+        self.rqvae_ = train_rqvae(
+            self.embeddings_[warm], cfg.rqvae_params(), seed=options.seed, threads=options.threads
+        )
         ids, self.collision_rate_ = semantic_ids(self._quantise(self.embeddings_))
-        vocab = [cfg.codebook_size] * cfg.n_levels + [max(cfg.codebook_size, int(ids[:, -1].max()) + 1)]
+        vocab = [cfg.codebook_size] * cfg.n_levels + [
+            max(cfg.codebook_size, int(ids[:, -1].max()) + 1)
+        ]
         self._setup(ids, warm, vocab)
         with seeded(options.seed):
             self.net_ = build_network(vocab, cfg)
-            opt = torch.optim.AdamW(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            opt = torch.optim.AdamW(
+                self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+            )
             seqs = torch.from_numpy(training_sequences(train, cfg.max_len))
             rng = np.random.default_rng(options.seed)
 
@@ -301,10 +369,18 @@ class TIGER(Recommender):
                 self.net_.eval()
                 return total / max(n, 1)
 
-            fit_epochs(self, train, valid, options, run_epoch=run_epoch,
-                       snapshot=lambda: copy_state(self.net_),
-                       restore=self.net_.load_state_dict, max_epochs=cfg.max_epochs,
-                       patience=cfg.patience, eval_every=cfg.eval_every)
+            fit_epochs(
+                self,
+                train,
+                valid,
+                options,
+                run_epoch=run_epoch,
+                snapshot=lambda: copy_state(self.net_),
+                restore=self.net_.load_state_dict,
+                max_epochs=cfg.max_epochs,
+                patience=cfg.patience,
+                eval_every=cfg.eval_every,
+            )
             self.net_.eval()
 
     def _texts_encoder(self):
@@ -315,8 +391,13 @@ class TIGER(Recommender):
     def _item_embeddings(self, train) -> np.ndarray:
         """(n_items, D) text embeddings of the catalog (DataError when it has no text)."""
         cfg = self.config
-        return item_embeddings(train, encoder=self._texts_encoder(), template=cfg.text_template,
-                               cache=cfg.text_cache, model=self.name)
+        return item_embeddings(
+            train,
+            encoder=self._texts_encoder(),
+            template=cfg.text_template,
+            cache=cfg.text_cache,
+            model=self.name,
+        )
 
     def _quantise(self, embeddings: np.ndarray) -> np.ndarray:
         return encode_codes(self.rqvae_, embeddings, self.config.n_levels)
@@ -329,11 +410,13 @@ class TIGER(Recommender):
         self._require_fitted()
         if not texts:
             return np.zeros(0, np.int64)
-        emb = encode_cached(self._texts_encoder(), list(texts), embedding_cache(self.config.text_cache))
+        emb = encode_cached(
+            self._texts_encoder(), list(texts), embedding_cache(self.config.text_cache)
+        )
         codes = self._quantise(emb)
         old = self.codes_
         both, _ = semantic_ids(np.r_[old[:, :-1], codes])  # old items keep their digits
-        new = both[len(old):]
+        new = both[len(old) :]
         self._setup(np.r_[old, new], np.r_[self.warm_, np.zeros(len(new), bool)], self.vocab_)
         self.embeddings_ = np.r_[self.embeddings_, emb]
         first = self.n_items_
@@ -369,8 +452,11 @@ class TIGER(Recommender):
             rows = trie.needed[level]
             if len(rows) == 0:
                 break  # nothing below needs the decoder either
-            tok = np.zeros(len(rows), np.int64) if level == 0 else \
-                trie.tokens[level][rows][:, -1] + self.offsets_[level - 1]
+            tok = (
+                np.zeros(len(rows), np.int64)
+                if level == 0
+                else trie.tokens[level][rows][:, -1] + self.offsets_[level - 1]
+            )
             x = net["emb"](torch.from_numpy(tok)).expand(b, -1, -1) + net["dec_pos"].weight[level]
             nq, d = x.shape[1], x.shape[2]
             up = np.searchsorted(prev_rows, trie.parent[level][rows]) if level else None
@@ -379,10 +465,19 @@ class TIGER(Recommender):
                 q, k, v = blk["qkv"](blk["ln1"](x)).chunk(3, -1)  # (B, Q, d)
                 k, v = k[:, :, None], v[:, :, None]
                 if level:
-                    k, v = torch.cat([past[i][0][:, up], k], 2), torch.cat([past[i][1][:, up], v], 2)
+                    k, v = (
+                        torch.cat([past[i][0][:, up], k], 2),
+                        torch.cat([past[i][1][:, up], v], 2),
+                    )
                 new_past.append((k, v))  # (B, Q, level + 1, d)
-                att = attend(q.reshape(b * nq, 1, d), k.reshape(b * nq, level + 1, d),
-                             v.reshape(b * nq, level + 1, d), None, heads, 0.0)
+                att = attend(
+                    q.reshape(b * nq, 1, d),
+                    k.reshape(b * nq, level + 1, d),
+                    v.reshape(b * nq, level + 1, d),
+                    None,
+                    heads,
+                    0.0,
+                )
                 x = x + blk["out"](att.reshape(b, nq, d))
                 x = x + blk["cout"](attend(blk["cq"](blk["lnc"](x)), mk, mv, mem_mask, heads, 0.0))
                 x = x + self._ffn(blk, x, 0.0)
@@ -396,8 +491,10 @@ class TIGER(Recommender):
         import torch
 
         with torch.no_grad():
-            return torch.cat([self._chunk_log_probs(seqs[lo:lo + chunk])
-                              for lo in range(0, len(seqs), chunk)] or [torch.zeros(0, len(self.codes_))])
+            return torch.cat(
+                [self._chunk_log_probs(seqs[lo : lo + chunk]) for lo in range(0, len(seqs), chunk)]
+                or [torch.zeros(0, len(self.codes_))]
+            )
 
     def _chunk_log_probs(self, seqs: np.ndarray):
         import torch
@@ -424,9 +521,15 @@ class TIGER(Recommender):
         return self._log_probs(seqs).numpy()
 
     # ---- beam search and generation ----------------------------------------------------------
-    def recommend_beam(self, histories: sp.spmatrix, *, k: int = 10, beam_size: int | None = None,
-                       exclude_seen: bool = True, constrained: bool = True
-                       ) -> tuple[np.ndarray, np.ndarray]:
+    def recommend_beam(
+        self,
+        histories: sp.spmatrix,
+        *,
+        k: int = 10,
+        beam_size: int | None = None,
+        exclude_seen: bool = True,
+        constrained: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` items per history by beam search over semantic-ID tokens.
 
         Args:
@@ -456,10 +559,13 @@ class TIGER(Recommender):
             scores = torch.zeros(b, 1)
             for level in range(levels):
                 w = prefixes.shape[1]
-                tokens = np.c_[np.zeros((b * w, 1), np.int64),
-                               prefixes.reshape(b * w, level) + self.offsets_[:level]]
-                hidden = self._decode(torch.from_numpy(tokens.reshape(b, w, level + 1)),
-                                      memory_kv, mem_mask)[:, :, -1]
+                tokens = np.c_[
+                    np.zeros((b * w, 1), np.int64),
+                    prefixes.reshape(b * w, level) + self.offsets_[:level],
+                ]
+                hidden = self._decode(
+                    torch.from_numpy(tokens.reshape(b, w, level + 1)), memory_kv, mem_mask
+                )[:, :, -1]
                 logits = self._level_logits(hidden, level)  # (B, W, V)
                 if constrained:  # dead beams (score -inf) may hold prefixes outside the trie
                     found = self.trie_.find(level, prefixes.reshape(b * w, level)).reshape(b, w)
@@ -474,8 +580,9 @@ class TIGER(Recommender):
                 width = beam if level < levels - 1 else max(beam, k)
                 top = torch.topk(cand, min(width, cand.shape[1]), dim=1)
                 parent, token = np.divmod(top.indices.numpy(), lp.shape[-1])
-                prefixes = np.concatenate([np.take_along_axis(prefixes, parent[..., None], 1),
-                                           token[..., None]], 2)
+                prefixes = np.concatenate(
+                    [np.take_along_axis(prefixes, parent[..., None], 1), token[..., None]], 2
+                )
                 scores = top.values
             items = self.trie_.items_of(prefixes.reshape(-1, levels)).reshape(b, -1)
         return self._top_items(histories, items, scores, k, exclude_seen)
@@ -486,8 +593,10 @@ class TIGER(Recommender):
         trie = self.trie_
         n_rows, width = trie.children[level].shape
         slot = trie.prefix[level] * width + self.codes_[:, level]  # (N,) (prefix, child) slot
-        onehot = sp.csr_matrix((np.ones(len(slot), np.float32), (np.arange(len(slot)), slot)),
-                               shape=(len(slot), n_rows * width))
+        onehot = sp.csr_matrix(
+            (np.ones(len(slot), np.float32), (np.arange(len(slot)), slot)),
+            shape=(len(slot), n_rows * width),
+        )
         counts = (sp.csr_matrix(unseen.astype(np.float32)) @ onehot).toarray()
         counts = counts.reshape(len(unseen), n_rows, width)
         return np.take_along_axis(counts, found[:, :, None], 1) > 0  # (B, W, W_level)
@@ -506,11 +615,21 @@ class TIGER(Recommender):
         out_scores = top.values.numpy().astype(np.float32)
         out_items = np.where(np.isfinite(out_scores), out_items, -1)
         pad = k - kk
-        return (np.pad(out_items, ((0, 0), (0, pad)), constant_values=-1),
-                np.pad(out_scores, ((0, 0), (0, pad)), constant_values=-np.inf))
+        return (
+            np.pad(out_items, ((0, 0), (0, pad)), constant_values=-1),
+            np.pad(out_scores, ((0, 0), (0, pad)), constant_values=-np.inf),
+        )
 
-    def generate(self, histories: sp.spmatrix, *, n_steps: int = 10, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int = 0, beam_size: int | None = None) -> np.ndarray:
+    def generate(
+        self,
+        histories: sp.spmatrix,
+        *,
+        n_steps: int = 10,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int = 0,
+        beam_size: int | None = None,
+    ) -> np.ndarray:
         """(B, n_steps) sampled continuations: each step draws the next item from the trie-
         constrained distribution over semantic IDs (only real items), or, with ``beam_size``,
         among the items a beam search of that width finds."""
@@ -532,14 +651,21 @@ class TIGER(Recommender):
             return out
 
         self.net_.eval()
-        return continue_sequences(next_scores, seqs, n_steps=n_steps, temperature=temperature,
-                                  top_k=top_k, seed=seed)
+        return continue_sequences(
+            next_scores, seqs, n_steps=n_steps, temperature=temperature, top_k=top_k, seed=seed
+        )
 
     # ---- persistence -------------------------------------------------------------------------
     def _state(self):
-        return {**module_state(self.net_, "net."), **module_state(self.rqvae_, "rq."),
-                "codes": self.codes_, "warm": self.warm_, "vocab": np.array(self.vocab_),
-                "embeddings": self.embeddings_, "collision_rate": np.array(self.collision_rate_)}
+        return {
+            **module_state(self.net_, "net."),
+            **module_state(self.rqvae_, "rq."),
+            "codes": self.codes_,
+            "warm": self.warm_,
+            "vocab": np.array(self.vocab_),
+            "embeddings": self.embeddings_,
+            "collision_rate": np.array(self.collision_rate_),
+        }
 
     def _load_state(self, state):
         self.embeddings_ = np.asarray(state["embeddings"], np.float32)
@@ -547,8 +673,11 @@ class TIGER(Recommender):
         load_module_state(self.rqvae_, state, "rq.")
         self.rqvae_.eval()
         self.collision_rate_ = float(state["collision_rate"])
-        self._setup(np.asarray(state["codes"], np.int64), np.asarray(state["warm"], bool),
-                    [int(v) for v in state["vocab"]])
+        self._setup(
+            np.asarray(state["codes"], np.int64),
+            np.asarray(state["warm"], bool),
+            [int(v) for v in state["vocab"]],
+        )
         self.net_ = build_network(self.vocab_, self.config)
         load_module_state(self.net_, state, "net.")
         self.net_.eval()
@@ -557,5 +686,7 @@ class TIGER(Recommender):
 def _window_histories(window: np.ndarray, n_items: int) -> sp.csr_matrix:
     """Padded sequences (B, L) back to time-valued history rows."""
     rows, cols = np.nonzero(window)
-    return sp.csr_matrix(((cols + 1).astype(np.float32), (rows, window[rows, cols] - 1)),
-                         shape=(len(window), n_items))
+    return sp.csr_matrix(
+        ((cols + 1).astype(np.float32), (rows, window[rows, cols] - 1)),
+        shape=(len(window), n_items),
+    )
