@@ -176,9 +176,9 @@ def llm(lm, shots: int = 0, mode: str = "grounded") -> LLMRecommender:
 def two_stage(split, users, ease, llms: dict) -> dict:
     models = {"ease": ease}
     for label, reranker in llms.items():
-        models[f"ease+{label}"] = TwoStage(retriever=ease, reranker=reranker, n_candidates=20).fit(
-            split.train, options=OPTIONS
-        )
+        models[f"ease+{label}"] = TwoStage(  # the reranker's own order: no fusion
+            retriever=ease, reranker=reranker, n_candidates=20, fusion="none"
+        ).fit(split.train, options=OPTIONS)
     return full_ranking(split, users, models)
 
 
