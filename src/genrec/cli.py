@@ -141,13 +141,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="write a report: PATH.md and PATH.html (self-contained, with charts)",
     )
-    bench.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="MODEL.KEY=VALUE",
-        help="override a hyper-parameter, e.g. --set ease.reg=300",
-    )
+    _set_arg(bench, "MODEL.KEY=VALUE", "override a hyper-parameter, e.g. --set ease.reg=300")
     bench.add_argument(
         "--split-seed",
         type=int,
@@ -167,13 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="fit a model on a whole dataset and save it")
     _dataset_args(train)
     train.add_argument("--model", required=True, help=_WithModelNames("a model spec"))
-    train.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a hyper-parameter, e.g. --set reg=300 (or ease.reg=300)",
-    )
+    _set_arg(train, "KEY=VALUE", "override a hyper-parameter, e.g. --set reg=300 (or ease.reg=300)")
     train.add_argument(
         "--output", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)"
     )
@@ -205,13 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)"
     )
-    sample.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="hyper-parameters when no saved model exists and one is trained",
-    )
+    _set_arg(sample, "KEY=VALUE", "hyper-parameters when no saved model exists and one is trained")
     sample.set_defaults(run=_cmd_sample)
 
     explain = sub.add_parser(
@@ -260,13 +242,7 @@ def _parser() -> argparse.ArgumentParser:
         "kept; default: no limit)",
     )
     tune.add_argument("--output", type=Path, required=True, help="adapter folder (resumes there)")
-    tune.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a TuneConfig field, e.g. --set r=16 --set learning_rate=1e-4",
-    )
+    _set_arg(tune, "KEY=VALUE", "a TuneConfig field, e.g. --set r=16 --set learning_rate=1e-4")
     tune.add_argument("--no-resume", action="store_true", help="ignore a checkpoint in --output")
     tune.set_defaults(run=_cmd_tune)
 
@@ -320,13 +296,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--output", type=Path, help="write audit.json here")
     audit.add_argument("--report", type=Path, help="write the HTML report here")
-    audit.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="MODEL.KEY=VALUE",
-        help="override a hyper-parameter, e.g. --set ease.reg=300",
-    )
+    _set_arg(audit, "MODEL.KEY=VALUE", "override a hyper-parameter, e.g. --set ease.reg=300")
     audit.set_defaults(run=_cmd_audit)
 
     chat = sub.add_parser(
@@ -495,6 +465,11 @@ def _serve_parser(sub) -> None:
     )
     limits.add_argument("--burst", type=int, default=50, help="requests at once before 429")
     serve.set_defaults(run=_cmd_serve)
+
+
+def _set_arg(p: argparse.ArgumentParser, metavar: str, help: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` of config overrides (parsed by genrec.build)."""
+    p.add_argument("--set", action="append", default=[], metavar=metavar, help=help)
 
 
 def _data_filters(p: argparse.ArgumentParser) -> None:
