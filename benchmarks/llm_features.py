@@ -37,7 +37,7 @@ from genrec.data.splits import held_out_items_split, holdout_split, leave_one_ou
 from genrec.evaluation.protocol import evaluate  # noqa: E402
 from genrec.evaluation.runner import library_versions  # noqa: E402
 from genrec.evaluation.stats import paired_tests  # noqa: E402
-from genrec.io import atomic_write  # noqa: E402
+from genrec.io import atomic_write, json_default  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
 from common import fmt_ci, fmt_test, load_average, summary, write_section  # noqa: E402
@@ -87,7 +87,7 @@ def init_runs(split, seeds: list[int], runs_dir: Path | None = None) -> dict:
                     "seconds": seconds,
                 }
                 if kept is not None:
-                    atomic_write(kept, json.dumps(runs[(spec, init, seed)], default=_jsonable))
+                    atomic_write(kept, json.dumps(runs[(spec, init, seed)], default=json_default))
                 print(
                     f"[init] {spec} {init} seed {seed}: ndcg@10 {ev.mean('ndcg@10'):.4f} "
                     f"best epoch {model.best_epoch_} {seconds:.0f} s",
@@ -274,18 +274,10 @@ def main(argv=None) -> int:
     earlier = json.loads(result_path.read_text()) if result_path.exists() else {}
     loads = {**earlier.get("loads", {}), ",".join(sorted(parts)): loads}
     saved = {**earlier, **saved, "versions": library_versions(), "loads": loads}
-    atomic_write(result_path, json.dumps(saved, indent=2, default=_jsonable))
+    atomic_write(result_path, json.dumps(saved, indent=2, default=json_default))
     write_section("llm-features", markdown(saved))
     print(markdown(saved))
     return 0
-
-
-def _jsonable(x):
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    return str(x)
 
 
 def markdown(res: dict) -> str:

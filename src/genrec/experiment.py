@@ -58,7 +58,7 @@ import numpy as np
 
 from genrec.build import build_model, parse_names
 from genrec.errors import ConfigError
-from genrec.io import atomic_write, check_writable
+from genrec.io import atomic_write, check_writable, json_default
 from genrec.options import RunOptions
 
 SPLITS = ("holdout", "loo", "temporal", "cold-users", "cold-items")
@@ -317,7 +317,7 @@ def write_outputs(
 
     out = exp.outputs
     if out.get("results"):
-        atomic_write(out["results"], json.dumps(results, indent=2, default=_json_default))
+        atomic_write(out["results"], json.dumps(results, indent=2, default=json_default))
         say(f"wrote {out['results']}")
     if out.get("rankings"):
         for path in result.save_rankings(out["rankings"], split):
@@ -337,14 +337,6 @@ def _report_path(report: Path, suffix: str) -> Path:
     """``report x`` -> x.md / x.html (a given .md or .html suffix is replaced, others kept)."""
     base = report.with_suffix("") if report.suffix in (".md", ".html") else report
     return base.with_name(base.name + suffix)
-
-
-def _json_default(x):
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
 
 
 __all__ = [

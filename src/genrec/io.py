@@ -27,6 +27,17 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 
+def json_default(x):
+    """``json.dumps(..., default=json_default)``: numpy scalars and arrays as Python numbers and
+    lists (their ``tolist``), anything else as its ``str``.
+
+    >>> import json, numpy as np
+    >>> json.dumps({"n": np.int64(3), "v": np.array([0.5])}, default=json_default)
+    '{"n": 3, "v": [0.5]}'
+    """
+    return x.tolist() if hasattr(x, "tolist") else str(x)
+
+
 def output_target(path: str | os.PathLike, *, what: str = "output", folder: bool = False) -> Path:
     """The path a write to ``path`` should replace: ``path`` itself, or the file (or folder) a
     symlink at ``path`` points to, followed to the end of the chain.
