@@ -15,6 +15,7 @@ Gini and coverage reuse :mod:`genrec.evaluation.metrics`; ARP reuses ``average_p
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from genrec.audit.context import AuditContext
 from genrec.audit.results import Definition, Finding, point, summarise
@@ -172,11 +173,15 @@ def _pop_rsp(top, users, tail, history) -> float:
 
 
 def _hit_items(top, relevant) -> np.ndarray:
-    items = []
-    for row in range(top.shape[0]):  # set intersection per user list (K items each)
-        rel = relevant.indices[relevant.indptr[row] : relevant.indptr[row + 1]]
-        items.append(np.intersect1d(top[row][top[row] >= 0], rel))
-    return np.concatenate(items) if items else np.empty(0, np.int64)
+    """(n_hits,) the item of every (user, item) pair both in a top list and relevant: one
+    element-wise product of the (U, I) list matrix with the (U, I) relevance CSR."""
+    valid = top >= 0
+    rows = np.broadcast_to(np.arange(top.shape[0])[:, None], top.shape)[valid]
+    shown = sp.csr_matrix(
+        (np.ones(int(valid.sum())), (rows, top[valid])), shape=relevant.shape
+    )  # (U, I)
+    hits = shown.multiply(relevant != 0).tocoo()
+    return hits.col[hits.data != 0].astype(np.int64)
 
 
 def exposure_disparity(top_items: np.ndarray, tail: np.ndarray) -> float:
