@@ -10,7 +10,11 @@ lists ("something older", "more like the third one"). Budget 5 turns; success = 
 in the top-10 shown list. Agents: ``pop`` and ``ease`` without dialogue (their top-10 for the
 history, every turn), and ``chat:ease``, the tool-using agent ranking with EASE under rule-based
 understanding (``--lm none``). With ``--lm SPEC`` the agent also runs with that language model
-writing the JSON plans, on the first ``--lm-users`` episodes (a local model plans slowly on CPU).
+writing the JSON plans, on the first ``--lm-users`` episodes (a local model plans slowly on CPU),
+twice: under constrained decoding (the plan schema, when the model can) and without it (on the
+first ``--lm-plain-users`` episodes); plan validity is reported as valid at the first answer,
+after the repair round, or fallen back to the rules. ``--lm-only`` keeps the saved results of
+the agents without an LM and runs only the LM part.
 
     python benchmarks/conversational.py [--users 200] [--lm transformers:smollm2-135m --lm-users 20]
 """
@@ -59,6 +63,12 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--lm", help="a language-model spec to plan with (optional)")
     parser.add_argument("--lm-users", type=int, default=20)
+    parser.add_argument(
+        "--lm-plain-users", type=int, help="episodes without constrained decoding (--lm-users)"
+    )
+    parser.add_argument(
+        "--lm-only", action="store_true", help="reuse the saved results of the agents without LM"
+    )
     parser.add_argument("--cache", default=str(sources.default_cache_dir()))
     parser.add_argument(
         "--section-only",
@@ -85,21 +95,19 @@ def main() -> None:
     data = sources.load("ml-100k", cache_dir=args.cache, progress=False)
     split = make_split(data, "loo")
     loads, start = [load_average()], time.perf_counter()
-    agents = {spec: conversational_agent(spec, split.train, options=OPTIONS) for spec in AGENTS}
-    results, transcripts = simulate(split, agents, users=args.users, turns=args.turns, seed=0)
-    results["matching"] = matching_counts(agents["oracle:ease"], split, args.users)
-    loads.append(load_average())
+    if args.lm_only:
+        saved = json.loads(out.read_text())
+        results, loads = saved["simulation"], saved["loads"][:2] + [load_average()]
+        lines = out.with_suffix(".transcripts.jsonl").read_text().splitlines()
+        transcripts = [t for t in map(json.loads, lines) if "+" not in t["agent"]]
+    else:
+        agents = {spec: conversational_agent(spec, split.train, options=OPTIONS) for spec in AGENTS}
+        results, transcripts = simulate(split, agents, users=args.users, turns=args.turns, seed=0)
+        results["matching"] = matching_counts(agents["oracle:ease"], split, args.users)
+        loads.append(load_average())
     lm_part = None
     if args.lm:
-        from genrec.text.backends import get_language_model
-
-        lm = get_language_model(args.lm, threads=1)
-        name = f"chat:ease+{args.lm}"
-        lm_agents = {name: conversational_agent("chat:ease", split.train, options=OPTIONS, lm=lm)}
-        lm_part, lm_transcripts = simulate(
-            split, lm_agents, users=args.lm_users, turns=args.turns, seed=0
-        )
-        transcripts += lm_transcripts
+        lm_part = run_lm(args, split, transcripts)
         loads.append(load_average())
     payload = {
         "simulation": results,
@@ -111,6 +119,37 @@ def main() -> None:
     atomic_write(out, json.dumps(payload, indent=2) + "\n")
     write_transcripts(out.with_suffix(".transcripts.jsonl"), transcripts)
     write_section("conversational", section(results, lm_part, transcripts, loads, payload))
+
+
+def run_lm(args, split, transcripts: list) -> dict:
+    """The agent planning with ``args.lm``, constrained and not, on the first episodes; their
+    transcripts are appended to ``transcripts``; the results of both, one per agent."""
+    from genrec.build import build_model
+    from genrec.text.backends import get_language_model
+
+    lm = get_language_model(args.lm, threads=1)
+    model = build_model("ease").fit(split.train, options=OPTIONS)
+    parts = []
+    for constrained, users in ((True, args.lm_users), (False, args.lm_plain_users)):
+        name = f"chat:ease+{args.lm}" + ("" if constrained else " (unconstrained)")
+        agent = conversational_agent(
+            "chat:ease", split.train, options=OPTIONS, lm=lm, model=model, constrained=constrained
+        )
+        part, part_transcripts = simulate(
+            split, {name: agent}, users=users or args.lm_users, turns=args.turns, seed=0
+        )
+        transcripts += part_transcripts
+        parts.append(part)
+    return {"protocol": parts[0]["protocol"], "parts": parts}
+
+
+def plan_counts(transcripts, agent: str) -> dict:
+    """How the agent's plans came about, over all its turns."""
+    plans = [t["plan"] for e in transcripts if e["agent"] == agent for t in e["turns"]]
+    first = sum(bool(p.get("valid")) for p in plans)
+    repaired = sum(bool(p.get("repaired")) for p in plans)
+    fallback = sum(bool(p.get("fallback")) for p in plans)
+    return {"turns": len(plans), "first": first, "repaired": repaired, "fallback": fallback}
 
 
 def matching_counts(oracle, split, users: int) -> dict:
@@ -181,30 +220,38 @@ def section(results, lm_part, transcripts, loads, payload) -> str:
         "leakage accounting yet; the baselines lack plain-LLM chat and Chat-Rec.",
     ]
     if lm_part:
-        r = lm_part["results"][0]
-        m = r["metrics"]
-        lp50, lp95 = turn_seconds(transcripts, r["model"])
-        plans = [t["plan"] for e in transcripts if e["agent"] == r["model"] for t in e["turns"]]
-        repaired = sum(bool(p.get("repaired")) for p in plans)
-        fallback = sum(bool(p.get("fallback")) for p in plans)
-        lines += [
-            "",
-            f"With a language model planning (`{r['model']}`, first "
-            f"{lm_part['protocol']['episodes']} episodes, no constrained decoding):",
-            "",
-            *table(lm_part),
-            "",
-            f"Plan validity (first answer valid) {fmt_ci(m['plan_validity'])}; of "
-            f"{len(plans)} turns, {repaired} were valid after the repair round and "
-            f"{fallback} fell back to the rule planner (so where all fall back, the "
-            "success above is the rules', not the LM's). LM calls per episode "
-            f"{m['lm_calls']['mean']:.1f}; turn latency p50 {lp50:.1f} s, p95 {lp95:.1f} s "
-            "(prompt of about 1,400 tokens; a loaded machine). The 135M model answers "
-            "with prose, Python code or a copy of the schema: without constrained "
-            "decoding it does not write a plan.",
-        ]
+        lines += lm_lines(lm_part, transcripts)
     lines += ["", machine_line(results["versions"], loads)]
     return "\n".join(lines)
+
+
+def lm_lines(lm_part, transcripts) -> list[str]:
+    """The LM planner's paragraph: success and plan validity with and without constraint."""
+    lines = [
+        "",
+        "With a language model planning, under constrained decoding (the plan schema with the "
+        "catalog's genres and years as enums, `genrec.text.constrained` on lm-format-enforcer) "
+        "and without it (the same prompt; the answer's first JSON object is validated, one "
+        "repair round, then the rule planner):",
+        "",
+    ]
+    rows = [
+        "| agent | episodes | plans | valid first | after repair | fell back | success "
+        "| LM calls / episode | turn p50 s | turn p95 s |",
+        "|---" * 10 + "|",
+    ]
+    for part in lm_part["parts"]:
+        r = part["results"][0]
+        c = plan_counts(transcripts, r["model"])
+        p50, p95 = turn_seconds(transcripts, r["model"])
+        share = lambda n: f"{n} ({n / max(c['turns'], 1):.0%})"  # noqa: E731
+        rows.append(
+            f"| {r['model']} | {part['protocol']['episodes']} | {c['turns']} | "
+            f"{share(c['first'])} | {share(c['repaired'])} | {share(c['fallback'])} | "
+            f"{fmt_ci(r['metrics']['success'])} | {r['metrics']['lm_calls']['mean']:.1f} | "
+            f"{p50:.1f} | {p95:.1f} |"
+        )
+    return lines + rows
 
 
 if __name__ == "__main__":

@@ -194,11 +194,14 @@ def _agent_model_spec(spec: str) -> str:
     return model_spec.strip()
 
 
-def conversational_agent(spec: str, train, *, options=None, lm=None, model=None, store=None):
+def conversational_agent(
+    spec: str, train, *, options=None, lm=None, model=None, store=None, constrained=None
+):
     """An agent for :func:`genrec.agents.simulation.simulate` or ``genrec chat`` from a spec.
 
     ``"chat:SPEC"`` is the conversational :class:`~genrec.agents.Agent` ranking with the model
-    SPEC (a BM25 index over the item texts serves its text search; ``lm`` plans when given);
+    SPEC (a BM25 index over the item texts serves its text search; ``lm`` plans when given,
+    under the plan schema when it can constrain its output unless ``constrained`` is False);
     ``"oracle:SPEC"`` knows the target's attributes (a reference point, for simulations only);
     a plain ``"SPEC"`` is that model without dialogue, showing its top items for the history
     every turn. The model is fitted on ``train`` unless a fitted ``model`` is passed.
@@ -220,7 +223,10 @@ def conversational_agent(spec: str, train, *, options=None, lm=None, model=None,
     text_model = (
         build_model("bm25").fit(train, options=options) if train.catalog is not None else None
     )
-    return ChatAgent(name, Agent(train, model, lm=lm, store=store, text_model=text_model))
+    return ChatAgent(
+        name,
+        Agent(train, model, lm=lm, store=store, text_model=text_model, constrained=constrained),
+    )
 
 
 # ---- artifacts -------------------------------------------------------------------------------

@@ -195,3 +195,29 @@ def test_grounding_holds_for_any_conversation(world, ranker, script, user):
         liked = set(agent.store.get("g").liked)  # the user's own words: "I loved X"
         assert set(reply.mentions) <= set(reply.items) | shown_before | set(history) | liked
         shown_before |= set(reply.items)
+
+
+def test_a_constraining_lm_plans_under_the_catalog_schema(world, ranker):
+    wild = {
+        "steps": [
+            {
+                "tool": "filter",
+                "args": {"add": [{"column": "genre", "op": "has", "value": "Polka"}]},
+            }
+        ]
+    }
+    lm = FakeLanguageModel(constrained_json=True, generate_fn=lambda p: json.dumps(wild))
+    agent = Agent(world.split.train, ranker, lm=lm)
+    reply = agent.respond("c", "polka films")
+    # "Polka" is no catalog genre: the schema's enum rules it out, so the constrained model
+    # answers with a plan inside it (the fake: the smallest one) and the first answer is valid
+    assert reply.plan["constrained"] and reply.plan["valid"] and reply.plan["lm_calls"] == 1
+    schema = agent.planner.schema
+    genres = schema["properties"]["steps"]["items"]["anyOf"][0]["properties"]["args"]
+    genre_enum = genres["properties"]["add"]["items"]["anyOf"][0]["properties"]["value"]["enum"]
+    assert genre_enum == agent.tools.table.genre_names and "Polka" not in genre_enum
+    plain = Agent(world.split.train, ranker, lm=lm, constrained=False)
+    unconstrained = plain.respond("c", "polka films")
+    # without the constraint the plan passes the generic schema and fails at the tool
+    assert not unconstrained.plan["constrained"] and unconstrained.plan["valid"]
+    assert any("Polka" in step.get("error", "") for step in unconstrained.trace)

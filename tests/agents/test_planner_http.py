@@ -24,10 +24,18 @@ def test_plans_come_back_over_http_and_are_validated(world, ranker):
             {"tool": "rank", "args": {"by": "popularity"}},
         ]
     }
-    scripted = FakeLanguageModel(generate_fn=lambda prompt: "Here you go:\n" + json.dumps(plan))
-    with serve_in_thread(scripted) as url:
-        agent = Agent(world.split.train, ranker, lm=OpenAICompatibleLM(url, model="fake"))
-        reply = agent.respond("h", "seventies classics everyone watched")
-    assert reply.plan["valid"] and reply.plan["lm_calls"] == 1
-    assert [s["tool"] for s in reply.trace] == ["filter", "rank"]
-    assert reply.items and all(1970 <= world.data.catalog.year(i) <= 1979 for i in reply.items)
+    for constrained in (True, False):  # a server that constrains (JSON mode) and one that refuses
+        scripted = FakeLanguageModel(
+            constrained_json=constrained,
+            generate_fn=lambda prompt: "Here you go:\n" + json.dumps(plan),
+        )
+        with serve_in_thread(scripted) as url:
+            agent = Agent(world.split.train, ranker, lm=OpenAICompatibleLM(url, model="fake"))
+            reply = agent.respond("h", "seventies classics everyone watched")
+            assert reply.plan["valid"] and reply.plan["constrained"] is constrained
+            # a refused JSON mode costs one request, then the server is asked plainly
+            assert reply.plan["lm_calls"] == (1 if constrained else 2)
+            again = agent.respond("h2", "seventies classics everyone watched")
+            assert again.plan["lm_calls"] == 1 and not again.plan["errors"]
+        assert [s["tool"] for s in reply.trace] == ["filter", "rank"]
+        assert reply.items and all(1970 <= world.data.catalog.year(i) <= 1979 for i in reply.items)

@@ -305,3 +305,68 @@ def test_client_against_llama_cpp_server(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"tool": {"enum": ["rank", "filter"]}},
+    "required": ["tool"],
+    "additionalProperties": False,
+}
+
+
+def test_json_schema_goes_out_as_response_format_and_the_answer_comes_back():
+    chat_answer = {"choices": [{"message": {"content": '{"tool": "rank"}'}}]}
+    with stub_server([(200, {}, chat_answer)]) as (url, seen):
+        client = OpenAICompatibleLM(url, model="m", chat=True, **FAST)
+        assert client.constrained_json
+        assert client.generate(["plan"], json_schema=SCHEMA) == ['{"tool": "rank"}']
+        OpenAICompatibleLM(url, model="m", chat=True, json_mode="json_object", **FAST).generate(
+            ["plan"], json_schema=SCHEMA
+        )
+        client.generate(["no schema"])
+    bodies = [body for _, body in seen]
+    assert bodies[0]["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": SCHEMA},
+    }
+    assert bodies[1]["response_format"] == {"type": "json_object"}
+    assert "response_format" not in bodies[2] and "tools" not in bodies[2]
+
+
+def test_tool_call_mode_forces_one_function_and_reads_its_arguments():
+    call = {"function": {"name": "answer", "arguments": '{"tool": "filter"}'}}
+    answer = {"choices": [{"message": {"content": None, "tool_calls": [call]}}]}
+    with stub_server([(200, {}, answer)]) as (url, seen):
+        client = OpenAICompatibleLM(url, model="m", chat=True, json_mode="tools", **FAST)
+        assert client.generate(["plan"], json_schema=SCHEMA) == ['{"tool": "filter"}']
+    body = seen[0][1]
+    assert body["tools"][0]["function"] == {"name": "answer", "parameters": SCHEMA}
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "answer"}}
+    with stub_server([(200, {}, {"choices": [{"message": {"content": "hi"}}]})]) as (url, _):
+        client = OpenAICompatibleLM(url, model="m", chat=True, json_mode="tools", **FAST)
+        with pytest.raises(LLMError, match="without a tool call"):
+            client.generate(["plan"], json_schema=SCHEMA)
+
+
+def test_json_modes_are_checked():
+    with pytest.raises(ConfigError, match="json_mode must be one of"):
+        OpenAICompatibleLM("http://x/v1", model="m", json_mode="grammar")
+    with pytest.raises(ConfigError, match="needs chat=True"):
+        OpenAICompatibleLM("http://x/v1", model="m", json_mode="tools")
+    plain = OpenAICompatibleLM("http://x/v1", model="m", json_mode="none")
+    assert not plain.constrained_json
+    with pytest.raises(ConfigError, match="generate_json"):
+        plain.generate(["x"], json_schema=SCHEMA)
+
+
+def test_our_server_constrains_when_its_model_can_and_refuses_otherwise():
+    scripted = FakeLanguageModel(constrained_json=True, generate_fn=lambda p: "sure: {}")
+    with serve_in_thread(scripted) as url:
+        client = OpenAICompatibleLM(url, model="fake", **FAST)
+        assert client.generate(["x"], json_schema=SCHEMA) == ['{"tool":"rank"}']  # smallest fit
+    with serve_in_thread(FakeLanguageModel()) as url:
+        client = OpenAICompatibleLM(url, model="fake", **FAST)
+        with pytest.raises(LLMError, match="cannot constrain its output"):
+            client.generate(["x"], json_schema=SCHEMA)
+        assert client.generate(["x"]) == ["x"]

@@ -51,6 +51,8 @@ class Agent:
         k: how many items a list shows.
         clarify: ask a clarifying question when candidates are many (more than
             ``ask_above``) and constraints few.
+        constrained: whether ``lm`` writes plans under the plan schema (constrained decoding
+            or a server's JSON mode); None: whenever ``lm`` can.
     """
 
     def __init__(
@@ -65,12 +67,15 @@ class Agent:
         k: int = 10,
         clarify: bool = True,
         ask_above: int = 50,
+        constrained: bool | None = None,
     ):
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
             raise ConfigError(f"k must be an integer in 1..50, got {k!r}")
         self.tools = Toolbox(data, ranker, text_model=text_model, explainer=explainer)
         self.rules = RuleUnderstanding(self.tools.table, self.tools.titles)
-        self.planner = self.rules if lm is None else LMPlanner(lm, self.rules)
+        self.planner = (
+            self.rules if lm is None else LMPlanner(lm, self.rules, constrained=constrained)
+        )
         self.store = store if store is not None else MemorySessionStore()
         self.data, self.k, self.clarify, self.ask_above = data, k, clarify, ask_above
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)

@@ -8,18 +8,27 @@ one falls back to the rule planner. The LM only plans: the reply text is written
 results, so no LM text reaches the user and the instructions cannot be echoed back.
 
 Works with any :class:`~genrec.text.lm.LanguageModel`: the fake one (scripted in tests), a
-local transformers/llama.cpp model, or an OpenAI-compatible server; the JSON is taken from the
-first balanced ``{...}`` of the answer, so prose around it is tolerated. Constrained decoding is
-not used yet: invalid plans are counted (``plan_validity``) instead of made impossible.
+local transformers/llama.cpp model, or an OpenAI-compatible server. When the model can
+constrain its output (``constrained_json``: the transformers backend through
+:mod:`genrec.text.constrained`, a server through its JSON mode), the plan is generated under
+:func:`~genrec.agents.schema.plan_schema`, whose enums (tool names, attribute names, the
+catalog's genres and years) make an answer outside the tools impossible rather than merely
+invalid; validation, the repair round and the fallback stay, for answers cut by the token
+budget and for models that cannot constrain (their JSON is taken from the first balanced
+``{...}`` of the answer, so prose around it is tolerated). A server that refuses the JSON mode
+(an error on the first constrained request) is asked without it from then on.
 """
 
 from __future__ import annotations
 
 import json
 
-from genrec.agents.schema import PlanError, ToolCall, parse_plan, schema_text
+import numpy as np
+
+from genrec.agents.schema import PlanError, ToolCall, parse_plan, plan_schema, schema_text
 from genrec.agents.session import Session
 from genrec.agents.understanding import RuleUnderstanding
+from genrec.errors import LLMError
 from genrec.text.prompts import natural_title, quote
 
 INSTRUCTIONS = (
@@ -32,12 +41,32 @@ REPAIR = "\n\nThat plan is invalid: {error}\nWrite the corrected JSON plan only.
 
 
 class LMPlanner:
-    """Plans with ``lm``; falls back to ``rules`` when two answers in a row are invalid."""
+    """Plans with ``lm``; falls back to ``rules`` when two answers in a row are invalid.
+
+    Args:
+        lm: the language model.
+        rules: the rule planner (fallback) and the catalog's item table.
+        max_new_tokens: the token budget of one answer.
+        constrained: generate under the plan schema when the model can (None: whenever it
+            can; False: never, to measure the unconstrained model).
+    """
 
     name = "plan-first"
 
-    def __init__(self, lm, rules: RuleUnderstanding, *, max_new_tokens: int = 200):
+    def __init__(
+        self,
+        lm,
+        rules: RuleUnderstanding,
+        *,
+        max_new_tokens: int = 200,
+        constrained: bool | None = None,
+    ):
         self.lm, self.rules, self.max_new_tokens = lm, rules, max_new_tokens
+        can = bool(getattr(lm, "constrained_json", False))
+        self.constrained = can if constrained is None else bool(constrained) and can
+        table = rules.table
+        years = table.years[np.isfinite(table.years)].astype(int)
+        self.schema = plan_schema(genres=table.genre_names, years=years.tolist())
 
     def prompt(self, text: str, session: Session) -> str:
         titles = [natural_title(self.rules.titles.titles[i]) for i in session.last_shown]
@@ -50,20 +79,21 @@ class LMPlanner:
 
     def plan(self, text: str, session: Session) -> tuple[list[ToolCall], dict]:
         """``(calls, info)``; info: ``valid`` (first answer valid), ``repaired``, ``fallback``,
-        ``lm_calls``, ``tokens`` (prompt + answer tokens) and ``errors``."""
+        ``constrained`` (answers generated under the plan schema), ``lm_calls``, ``tokens``
+        (prompt + answer tokens) and ``errors``."""
         prompt = self.prompt(text, session)
         info = {
             "planner": self.name,
             "valid": False,
             "repaired": False,
             "fallback": False,
+            "constrained": self.constrained,
             "lm_calls": 0,
             "tokens": 0,
             "errors": [],
         }
         for attempt in range(2):
-            answer = self.lm.generate([prompt], max_new_tokens=self.max_new_tokens)[0]
-            info["lm_calls"] += 1
+            answer = self._answer(prompt, info)
             info["tokens"] += self.lm.count_tokens(prompt) + self.lm.count_tokens(answer)
             try:
                 calls = parse_plan(answer)
@@ -75,3 +105,16 @@ class LMPlanner:
             return calls, info
         info["fallback"] = True
         return self.rules.plan(text, session), info
+
+    def _answer(self, prompt: str, info: dict) -> str:
+        """One answer, under the plan schema while the model accepts it."""
+        options = {"max_new_tokens": self.max_new_tokens}
+        if self.constrained:
+            try:
+                info["lm_calls"] += 1
+                return self.lm.generate([prompt], json_schema=self.schema, **options)[0]
+            except LLMError as exc:  # e.g. a server without JSON mode: ask it plainly
+                info["errors"].append(f"constrained generation refused: {exc}"[:300])
+                self.constrained = info["constrained"] = False
+        info["lm_calls"] += 1
+        return self.lm.generate([prompt], **options)[0]

@@ -21,11 +21,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from genrec.errors import ConfigError
+from genrec.text.json_schema import validate
 
 MAX_STEPS = 8
 _TEXT = {"type": "string", "maxLength": 200}
@@ -145,7 +148,7 @@ def parse_plan(plan: Any) -> list[ToolCall]:
                 f"step {n}: unknown tool {step['tool']!r}; tools: {', '.join(TOOL_SCHEMAS)}"
             )
         args = step.get("args", {})
-        problem = validate(args, schema)
+        problem = validate(args, schema, "args")
         if problem:
             raise PlanError(f"step {n} ({step['tool']}): {problem}")
         calls.append(ToolCall(step["tool"], args))
@@ -178,62 +181,114 @@ def extract_json(text: str) -> str:
     raise PlanError(f"no JSON object in the planner's answer {text[:120]!r}")
 
 
-_TYPES = {
-    "object": dict,
-    "array": list,
-    "string": str,
-    "boolean": bool,
-    "integer": int,
-    "number": (int, float),
-}
+# Bounds of the schema for constrained decoding (tighter than validation's: a small model
+# writes strings until their limit, so shorter limits keep a whole plan within its token budget).
+CONSTRAINED_STEPS = 4
+CONSTRAINED_TEXT = 60  # characters per string
+CONSTRAINED_LIST = 3  # entries per list
+POPULARITY_LEVELS = [10, 20, 50, 100, 200, 300, 500]  # interaction counts a filter may name
 
 
-def validate(value: Any, schema: dict, where: str = "args") -> str | None:
-    """The first way ``value`` breaks ``schema`` (the JSON Schema subset used above), or None."""
-    types = schema.get("type")
-    types = [types] if isinstance(types, str) else types or []
-    if types and not any(_is(value, t) for t in types):
-        return f"{where} must be {' or '.join(types)}, got {type(value).__name__}"
-    if "enum" in schema and value not in schema["enum"]:
-        return f"{where} must be one of {schema['enum']}, got {value!r}"[:300]
-    if isinstance(value, str) and len(value) > schema.get("maxLength", 10_000):
-        return f"{where} is longer than {schema['maxLength']} characters"
-    if _is(value, "number"):
-        if value < schema.get("minimum", -float("inf")) or value > schema.get(
-            "maximum", float("inf")
-        ):
-            return f"{where} must lie in [{schema.get('minimum')}, {schema.get('maximum')}]"
-    if isinstance(value, list):
-        if len(value) > schema.get("maxItems", 1_000):
-            return f"{where} has more than {schema['maxItems']} entries"
-        for i, v in enumerate(value):
-            if "items" in schema and (problem := validate(v, schema["items"], f"{where}[{i}]")):
-                return problem
-    if isinstance(value, dict):
-        return _validate_object(value, schema, where)
-    return None
+def plan_schema(*, genres: Sequence[str], years: Sequence[int]) -> dict:
+    """The JSON schema of a whole plan for constrained decoding: every instance passes
+    :func:`parse_plan`, and its enums narrow it to this catalog.
+
+    Each step is one ``anyOf`` option per tool (``tool`` a constant, ``args`` that tool's
+    schema), so only tools of :data:`TOOL_SCHEMAS` can be named and each with its own
+    arguments. A filter condition names a catalog genre (``genres``), a year within
+    ``min(years)..max(years)``, or a popularity level of :data:`POPULARITY_LEVELS`; an item is
+    a position 1-10 in the latest list or a title; numbers are enums (decoders do not enforce
+    ``minimum``/``maximum``); strings, lists and steps are shorter than validation allows.
+
+    >>> schema = plan_schema(genres=["Comedy", "Drama"], years=[1990, 1995])
+    >>> [o["properties"]["tool"]["const"] for o in schema["properties"]["steps"]["items"]["anyOf"]][:3]
+    ['filter', 'search', 'similar']
+    """
+    if not genres or not years:
+        raise ConfigError("plan_schema needs the catalog's genres and years (both non-empty)")
+    narrow = functools.partial(_narrow, genres=list(genres), years=[int(y) for y in years])
+    steps = [
+        {
+            "type": "object",
+            "properties": {"tool": {"const": name}, "args": narrow(schema)},
+            "required": ["tool", "args"],
+            "additionalProperties": False,
+        }
+        for name, schema in TOOL_SCHEMAS.items()
+    ]
+    return {
+        "type": "object",
+        "properties": {
+            "steps": {
+                "type": "array",
+                "items": {"anyOf": steps},
+                "minItems": 1,
+                "maxItems": CONSTRAINED_STEPS,
+            }
+        },
+        "required": ["steps"],
+        "additionalProperties": False,
+    }
 
 
-def _validate_object(value: dict, schema: dict, where: str) -> str | None:
-    props = schema.get("properties", {})
-    unknown = [k for k in value if k not in props]
-    if unknown and schema.get("additionalProperties") is False:
-        return f"{where} has unknown key(s) {unknown}; allowed: {sorted(props)}"[:300]
-    missing = [k for k in schema.get("required", []) if k not in value]
-    if missing:
-        return f"{where} lacks {missing}"
-    if len(value) < schema.get("minProperties", 0):
-        return f"{where} needs one of {sorted(props)}"
-    for key, v in value.items():
-        if problem := validate(v, props[key], f"{where}.{key}"):
-            return problem
-    return None
+def _narrow(schema: dict, *, genres: list[str], years: list[int]) -> dict:
+    """``schema`` with item references and conditions spelled out as ``anyOf`` options, numbers
+    as enums and the constrained length limits (see :func:`plan_schema`)."""
+    if schema is ITEM_REF:
+        return {"anyOf": [_object({"position": _ints(range(1, 11))}), _object({"title": _text()})]}
+    if schema is CONDITION:
+        low, high = min(years), max(years)
+        year = _ints(range(low, high + 1))
+        return {
+            "anyOf": [
+                _condition("genre", ["has", "lacks"], {"type": "string", "enum": genres}),
+                _condition("year", ["=", "<", "<=", ">", ">="], year),
+                _condition(
+                    "year",
+                    ["between"],
+                    {"type": "array", "items": year, "minItems": 2, "maxItems": 2},
+                ),
+                _condition("popularity", [">=", "<="], _ints(POPULARITY_LEVELS)),
+            ]
+        }
+    out = {k: v for k, v in schema.items() if k != "description"}
+    if schema.get("type") == "integer" and "minimum" in schema:
+        out = _ints(range(schema["minimum"], min(schema["maximum"], 20) + 1))
+    if "maxLength" in schema:
+        out["maxLength"] = min(schema["maxLength"], CONSTRAINED_TEXT)
+    if "maxItems" in schema:
+        out["maxItems"] = min(schema["maxItems"], CONSTRAINED_LIST)
+    if "items" in schema:
+        out["items"] = _narrow(schema["items"], genres=genres, years=years)
+    if "properties" in schema:
+        out["properties"] = {
+            k: _narrow(v, genres=genres, years=years) for k, v in schema["properties"].items()
+        }
+    return out
 
 
-def _is(value: Any, type_name: str) -> bool:
-    if isinstance(value, bool):
-        return type_name == "boolean"
-    return isinstance(value, _TYPES[type_name])
+def _object(properties: dict) -> dict:
+    """An object with exactly these (required) properties."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _condition(column: str, ops: list[str], value: dict) -> dict:
+    return _object(
+        {"column": {"const": column}, "op": {"type": "string", "enum": ops}, "value": value}
+    )
+
+
+def _ints(values) -> dict:
+    return {"type": "integer", "enum": [int(v) for v in values]}
+
+
+def _text() -> dict:
+    return {"type": "string", "maxLength": CONSTRAINED_TEXT}
 
 
 def schema_text() -> str:

@@ -53,6 +53,7 @@ class _Generation(BaseModel):
     frequency_penalty: float | None = Field(None, allow_inf_nan=False)  # only 0
     logit_bias: dict[str, float] | None = None  # only empty
     user: str | None = None  # accepted and ignored
+    response_format: _ResponseFormat | None = None  # JSON mode (needs a constraining model)
 
     @model_validator(mode="after")
     def _supported(self):
@@ -77,8 +78,39 @@ class _Generation(BaseModel):
         return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
 
     @property
+    def json_schema(self) -> dict | None:
+        """The schema the answer must follow: ``response_format``'s schema, any JSON object
+        for ``json_object``, None for ``text`` or no ``response_format``."""
+        fmt = self.response_format
+        if fmt is None or fmt.type == "text":
+            return None
+        if fmt.type == "json_object":
+            return {"type": "object"}
+        if fmt.json_schema is None:
+            raise _FieldError(
+                "response_format", 'type "json_schema" needs "json_schema": {"schema": {...}}'
+            )
+        return fmt.json_schema.schema_
+
+    @property
     def requested_tokens(self) -> int | None:
         return self.max_tokens if self.max_tokens is not None else self.max_completion_tokens
+
+
+class _JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+    name: str = "answer"
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None  # accepted; the schema is always enforced
+    description: str | None = None
+
+
+class _ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: _JsonSchemaFormat | None = None
 
 
 class _StreamOptions(BaseModel):

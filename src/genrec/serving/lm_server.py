@@ -13,6 +13,10 @@ Endpoints (JSON; every error, on every path and method, is ``{"error": {"message
   ``lm.score(head, tails)`` call (the head computed once), and each choice's ``logprobs`` holds
   two pseudo-tokens, the head (logprob null) and the tail with its summed log-probability, plus
   ``genrec_n_tokens``, the tail's real token count.
+* ``response_format`` (both generation endpoints): ``{"type": "json_schema", "json_schema":
+  {"schema": S}}`` or ``{"type": "json_object"}`` constrains the answer when the model can
+  (``constrained_json``; the transformers backend) and is a 400 otherwise; such an answer
+  streams as one piece.
 * ``POST /v1/chat/completions`` — ``messages``; a single user message is passed to the model as
   it is (a backend with ``chat=True`` wraps it in the model's template); longer conversations
   are rendered as a ``role: content`` transcript ending in ``assistant:``.
@@ -223,12 +227,27 @@ async def _chat(request):
 
 def _options(served: _Served, body) -> dict:
     temperature = 1.0 if body.temperature is None else body.temperature
-    return {
+    options = {
         "max_new_tokens": served.max_tokens(body),
         "temperature": float(temperature),
         "stop": body.stops,
         "seed": body.seed or 0,
     }
+    try:
+        schema = body.json_schema
+    except ValueError as exc:
+        raise APIError(400, str(exc), param="response_format") from None
+    if schema is not None:
+        if not getattr(served.lm, "constrained_json", False):
+            raise APIError(
+                400,
+                f"response_format: {served.name} cannot constrain its output to JSON (serve "
+                "a transformers model with the llm extra installed); leave response_format "
+                "out and validate the answer instead",
+                param="response_format",
+            )
+        options["json_schema"] = schema
+    return options
 
 
 # ---- reading requests -----------------------------------------------------------------------

@@ -12,7 +12,8 @@ registered in :data:`BACKENDS` (keyword options go to the backend):
 ``llamacpp:gemma-3-270m``                     :class:`~genrec.text.llamacpp_lm.LlamaCppLM`
 ``llamacpp:/path/to/model.gguf``              (the ``llamacpp`` extra)
 ``openai:http://host:8000/v1?model=NAME``     :class:`~genrec.text.openai_lm.OpenAICompatibleLM`
-                                              (``&chat=1`` generates through chat completions)
+                                              (``&chat=1`` generates through chat completions,
+                                              ``&json=json_object`` picks the JSON mode)
 ``tuned:/path/to/adapter``                   :class:`~genrec.text.tuned_lm.TunedLM` (a base
                                               model + a LoRA / soft-prompt adapter)
 ``default`` / ``default:smollm2-135m``        the backend measured fastest for ``job``
@@ -89,8 +90,12 @@ def _openai(rest: str = "", *, threads=None, cache_dir=None, **options) -> Langu
         )
     if "chat" in query:
         options.setdefault("chat", query.pop("chat").lower() in ("1", "true", "yes"))
+    if "json" in query:
+        options.setdefault("json_mode", query.pop("json"))
     if query:
-        raise ConfigError(f"unknown options {sorted(query)} in {rest!r}; allowed: model, chat")
+        raise ConfigError(
+            f"unknown options {sorted(query)} in {rest!r}; allowed: model, chat, json"
+        )
     return OpenAICompatibleLM(urlunsplit(parts._replace(query="")), model=model, **options)
 
 

@@ -14,6 +14,13 @@
   generated (their concatenation equals ``generate([prompt])[0]``; closing the iterator stops
   generation), and ``context_length``, the most tokens prompt plus completion may have.
   :func:`stream_text` streams any model (one piece from ``generate`` when it cannot stream).
+* Structured output: a backend whose ``constrained_json`` is true accepts
+  ``generate(prompts, json_schema=SCHEMA)`` and returns text that is (a prefix, when
+  ``max_new_tokens`` cuts it, of) a JSON value ``SCHEMA`` accepts: the transformers backend by
+  constrained decoding (:mod:`genrec.text.constrained`), the OpenAI-compatible client through
+  the server's JSON mode, the fake by construction. Backends without it (llama.cpp, tuned
+  adapters) do not take ``json_schema``; :func:`generate_json` calls either kind and says
+  whether the output was constrained, so callers validate and repair what was not.
 
 Example:
     >>> lm = FakeLanguageModel()
@@ -26,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,6 +43,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from genrec.errors import ConfigError
+from genrec.text.json_schema import minimal_instance, validate
 
 
 @dataclass(frozen=True)
@@ -134,16 +143,35 @@ def stream_text(
     temperature: float = 0.0,
     stop: Sequence[str] = (),
     seed: int = 0,
+    json_schema: dict | None = None,
 ) -> Iterator[str]:
     """``lm``'s completion of ``prompt`` in pieces: its ``stream`` method when it has one, else
-    the whole of ``generate([prompt])`` as one piece. Closing the iterator stops a streaming
+    the whole of ``generate([prompt])`` as one piece (always so with ``json_schema``, which
+    needs a backend whose ``constrained_json`` is true). Closing the iterator stops a streaming
     backend at its next token."""
     options = dict(max_new_tokens=max_new_tokens, temperature=temperature, stop=stop, seed=seed)
+    if json_schema is not None:  # constrained output comes whole
+        options["json_schema"] = json_schema
     stream = getattr(lm, "stream", None)
-    if stream is None:
+    if stream is None or json_schema is not None:
         yield lm.generate([prompt], **options)[0]
     else:
         yield from stream(prompt, **options)
+
+
+def generate_json(
+    lm: LanguageModel, prompt: str, json_schema: dict, **generate_options
+) -> tuple[str, bool]:
+    """``(text, constrained)``: ``lm``'s completion of ``prompt`` under ``json_schema`` when the
+    backend can constrain its output (``constrained`` true), else its plain completion (the
+    schema should then be in the prompt, and the caller must validate the text).
+
+    >>> generate_json(FakeLanguageModel(constrained_json=True), "Answer:", {"enum": ["yes"]})
+    ('"yes"', True)
+    """
+    if getattr(lm, "constrained_json", False):
+        return lm.generate([prompt], json_schema=json_schema, **generate_options)[0], True
+    return lm.generate([prompt], **generate_options)[0], False
 
 
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -165,6 +193,11 @@ class FakeLanguageModel:
         name: model name to report.
         context_length: the context window it claims, in its tokens (None: unlimited).
 
+    With ``constrained_json=True`` it plays a backend that constrains its output:
+    ``generate(..., json_schema=S)`` returns the first JSON object in the scripted answer when
+    ``S`` accepts it, else the smallest value ``S`` accepts (always schema-valid JSON). By
+    default it plays one that cannot (scripted answers come back as they are).
+
     Every call is recorded in ``calls`` as ``(method, prompt, n_continuations)``.
     """
 
@@ -175,9 +208,10 @@ class FakeLanguageModel:
         score_fn: Callable[[str, str], tuple[float, int]] | None = None,
         name: str = "fake",
         context_length: int | None = None,
+        constrained_json: bool = False,
     ):
         self.generate_fn, self.score_fn, self.name = generate_fn, score_fn, name
-        self.context_length = context_length
+        self.context_length, self.constrained_json = context_length, constrained_json
         self.calls: list[tuple[str, str, int]] = []
 
     def tokens(self, text: str) -> list[str]:
@@ -194,8 +228,14 @@ class FakeLanguageModel:
         temperature: float = 0.0,
         stop: Sequence[str] = (),
         seed: int = 0,
+        json_schema: dict | None = None,
     ) -> list[str]:
         check_generation_args(max_new_tokens, temperature)
+        if json_schema is not None and not self.constrained_json:
+            raise ConfigError(
+                f"{self.name} cannot constrain output to a JSON schema; make it with "
+                "constrained_json=True or call generate_json(), which checks"
+            )
         out = []
         for prompt in prompts:
             self.calls.append(("generate", prompt, 0))
@@ -204,6 +244,8 @@ class FakeLanguageModel:
             else:
                 text = prompt.rstrip("\n").rsplit("\n", 1)[-1]
                 text = " ".join(self.tokens(text)[:max_new_tokens])
+            if json_schema is not None:
+                text = _fitting_json(text, json_schema)
             out.append(cut_at_stop(text, stop))
         return out
 
@@ -255,6 +297,19 @@ class FakeLanguageModel:
         return ContinuationScores(np.array(logprob, np.float64), np.array(n_tokens, np.int64))
 
 
+def _fitting_json(text: str, schema: dict) -> str:
+    """The first JSON value in ``text`` (from its first ``{``, or all of it) when ``schema``
+    accepts it, else the smallest value ``schema`` accepts; as compact JSON text."""
+    start = text.find("{")
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text[max(start, 0) :].strip())
+    except ValueError:
+        value = None
+    if value is None or validate(value, schema) is not None:
+        value = minimal_instance(schema)
+    return json.dumps(value, separators=(",", ":"))
+
+
 def check_continuations(continuations: Sequence[str]) -> list[str]:
     """The continuations as a list of strings, or a :class:`ConfigError` saying what is wrong."""
     if isinstance(continuations, str):
@@ -290,5 +345,6 @@ __all__ = [
     "check_generation_args",
     "cut_at_stop",
     "cut_stream",
+    "generate_json",
     "stream_text",
 ]

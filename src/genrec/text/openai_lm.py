@@ -4,6 +4,14 @@ behind the :class:`~genrec.text.lm.LanguageModel` protocol; standard library onl
 * Generation: ``POST {base_url}/completions`` with the prompt, or, with ``chat=True``,
   ``POST {base_url}/chat/completions`` with the prompt as one user message (the server applies
   the model's chat template).
+* Structured output: ``generate(..., json_schema=S)`` asks the server to constrain its answer,
+  as ``json_mode`` says: ``"json_schema"`` (default) sends ``response_format = {"type":
+  "json_schema", "json_schema": {"name": "answer", "schema": S}}`` (vLLM, llama.cpp's server,
+  OpenAI, ``genrec serve-lm`` over a constraining backend); ``"json_object"`` sends
+  ``{"type": "json_object"}`` (valid JSON, schema not enforced: put it in the prompt);
+  ``"tools"`` (chat only) offers one function whose parameters are ``S`` with ``tool_choice``
+  forcing it and returns its ``arguments``; ``"none"`` sends nothing (``constrained_json`` is
+  then false). What the server returns is not checked against ``S`` here: callers validate.
 * Scoring: ``POST {base_url}/completions`` with ``prompt = [prompt + c for c in continuations]``,
   ``echo=true``, ``logprobs=0`` and ``max_tokens=1``: the server returns the log-probability of
   every echoed prompt token with its character offset; a continuation's score is the sum over
@@ -55,6 +63,7 @@ from genrec.text.lm import (
 )
 
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+JSON_MODES = ("json_schema", "json_object", "tools", "none")
 
 
 class OpenAICompatibleLM:
@@ -66,6 +75,7 @@ class OpenAICompatibleLM:
         api_key: the bearer key; None reads ``api_key_env``.
         api_key_env: the environment variable holding the key (default ``OPENAI_API_KEY``).
         chat: generate through ``/chat/completions`` (for instruction models).
+        json_mode: how ``json_schema`` reaches the server (:data:`JSON_MODES`; see above).
         timeout: seconds per request.
         retries: extra attempts after a connection error, timeout, 429 or 5xx.
         backoff: seconds before the first retry; doubled at each further retry.
@@ -81,6 +91,7 @@ class OpenAICompatibleLM:
         api_key: str | None = None,
         api_key_env: str = "OPENAI_API_KEY",
         chat: bool = False,
+        json_mode: str = "json_schema",
         timeout: float = 60.0,
         retries: int = 3,
         backoff: float = 0.5,
@@ -101,6 +112,11 @@ class OpenAICompatibleLM:
         ):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
                 raise ConfigError(f"{field} must be a number >= {low}, got {value!r}")
+        if json_mode not in JSON_MODES:
+            raise ConfigError(f"json_mode must be one of {JSON_MODES}, got {json_mode!r}")
+        if json_mode == "tools" and not chat:
+            raise ConfigError("json_mode='tools' needs chat=True (tool calls are a chat feature)")
+        self.json_mode = json_mode
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ConfigError(f"retries must be a non-negative integer, got {retries!r}")
         self.base_url, self.model, self.chat = base_url.rstrip("/"), model, chat
@@ -122,11 +138,15 @@ class OpenAICompatibleLM:
         temperature: float = 0.0,
         stop: Sequence[str] = (),
         seed: int = 0,
+        json_schema: dict | None = None,
     ) -> list[str]:
-        """One completion per prompt (one request per prompt)."""
+        """One completion per prompt (one request per prompt); ``json_schema`` goes to the
+        server as ``json_mode`` says."""
         check_generation_args(max_new_tokens, temperature)
         if isinstance(prompts, str):
             raise ConfigError("prompts must be a list of strings, not one string")
+        if json_schema is not None and not self.constrained_json:
+            raise ConfigError("json_mode='none' sends no schema; use generate_json(), which checks")
         stop = [s for s in stop if s]
         common = {
             "model": self.model,
@@ -134,6 +154,7 @@ class OpenAICompatibleLM:
             "temperature": float(temperature),
             "seed": seed,
             **({"stop": stop} if stop else {}),
+            **({} if json_schema is None else self._json_fields(json_schema)),
         }
         out = []
         for prompt in prompts:
@@ -142,7 +163,10 @@ class OpenAICompatibleLM:
                     "/chat/completions",
                     {**common, "messages": [{"role": "user", "content": prompt}]},
                 )
-                text = _first_choice(body, self.base_url).get("message", {}).get("content")
+                message = _first_choice(body, self.base_url).get("message", {})
+                text = message.get("content")
+                if json_schema is not None and self.json_mode == "tools":
+                    text = _tool_arguments(message, self.base_url)
             else:
                 body = self.post("/completions", {**common, "prompt": prompt})
                 text = _first_choice(body, self.base_url).get("text")
@@ -150,6 +174,31 @@ class OpenAICompatibleLM:
                 raise LLMError(f"{self.base_url} returned a choice without text: {_excerpt(body)}")
             out.append(cut_at_stop(text, stop))
         return out
+
+    @property
+    def constrained_json(self) -> bool:
+        """Whether ``generate`` passes ``json_schema`` on (every ``json_mode`` but "none")."""
+        return self.json_mode != "none"
+
+    def _json_fields(self, schema: dict) -> dict:
+        """The request fields that ask for output following ``schema``."""
+        if not isinstance(schema, dict):
+            raise ConfigError(f"json_schema must be a dict, got {type(schema).__name__}")
+        if self.json_mode == "json_object":
+            return {"response_format": {"type": "json_object"}}
+        if self.json_mode == "tools":
+            return {
+                "tools": [
+                    {"type": "function", "function": {"name": "answer", "parameters": schema}}
+                ],
+                "tool_choice": {"type": "function", "function": {"name": "answer"}},
+            }
+        return {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": schema},
+            }
+        }
 
     def score(self, prompt: str, continuations: Sequence[str]) -> ContinuationScores:
         """Log-probability of each continuation after ``prompt`` from the server's echoed prompt
@@ -282,6 +331,20 @@ def _continuation_logprob(choice: dict, start: int, end: int, url: str) -> tuple
     return total, max(count, 1)
 
 
+def _tool_arguments(message: dict, url: str) -> str:
+    """The arguments (JSON text) of the first tool call in a chat ``message``."""
+    calls = message.get("tool_calls") or []
+    arguments = calls[0].get("function", {}).get("arguments") if calls else None
+    if isinstance(arguments, dict):  # some servers send the object itself
+        return json.dumps(arguments)
+    if not isinstance(arguments, str):
+        raise LLMError(
+            f"{url} answered without a tool call although tool_choice forced one: "
+            f"{_excerpt(message)}; use json_mode='json_schema' or 'json_object' with this server"
+        )
+    return arguments
+
+
 def _first_choice(body, url: str) -> dict:
     try:
         choice = body["choices"][0]
@@ -335,4 +398,4 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-__all__ = ["OpenAICompatibleLM", "RETRY_STATUS"]
+__all__ = ["JSON_MODES", "OpenAICompatibleLM", "RETRY_STATUS"]

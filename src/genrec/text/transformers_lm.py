@@ -116,6 +116,7 @@ class TransformersLM:
         self.name = name or (self.model if shipped else Path(self.model).name or self.model)
         self._model = self._tokenizer = None
         self._plain_head: bool | None = None
+        self._enforcer_data = None  # lm-format-enforcer tables, built on the first json_schema
         self._threads: int | None = None
         self.prefix_embeddings = None  # (P, D) soft prompt before every prompt (prompt tuning)
 
@@ -324,14 +325,18 @@ class TransformersLM:
         temperature: float = 0.0,
         stop: Sequence[str] = (),
         seed: int = 0,
+        json_schema: dict | None = None,
     ) -> list[str]:
         """Greedy (``temperature=0``) or sampled completions, ``batch_size`` prompts at a time
         with left padding. Sampling is plain temperature sampling (no top-k/top-p), seeded: the
-        same prompts, seed and batch size give the same texts."""
+        same prompts, seed and batch size give the same texts. With ``json_schema`` every token
+        is constrained to keep the text a prefix of a value the schema accepts
+        (:mod:`genrec.text.constrained`; see :attr:`constrained_json`)."""
         check_generation_args(max_new_tokens, temperature)
         if isinstance(prompts, str):
             raise ConfigError("prompts must be a list of strings, not one string")
         model, tokenizer = self._ready()
+        processors = [] if json_schema is None else [self._json_logits(model, json_schema)]
         texts, out = [self.format_prompt(p) for p in prompts], []
         for start in range(0, len(texts), self.batch_size):
             encoded = [self._encode(t) for t in texts[start : start + self.batch_size]]
@@ -342,10 +347,32 @@ class TransformersLM:
                 temperature=temperature,
                 stop=stop,
                 seed=seed + start,
+                processors=processors,
             )
             for row in tokenizer.batch_decode(new, skip_special_tokens=True):
                 out.append(cut_at_stop(row, stop))
         return out
+
+    @property
+    def constrained_json(self) -> bool:
+        """Whether :meth:`generate` can enforce ``json_schema`` (lm-format-enforcer installed)."""
+        from genrec.text import constrained
+
+        return constrained.available()
+
+    def _json_logits(self, model, schema: dict):
+        """A logits processor for ``schema``; the tokenizer tables are built once per model."""
+        from genrec.text import constrained
+
+        if self._enforcer_data is None:
+            eos = model.generation_config.eos_token_id
+            eos = [eos] if isinstance(eos, int) else list(eos or [])
+            self._enforcer_data = constrained.tokenizer_data(
+                self._tokenizer,
+                vocab_size=model.get_output_embeddings().weight.shape[0],
+                eos_ids=sorted(set(eos) | {self._tokenizer.eos_token_id}),
+            )
+        return constrained.JsonSchemaLogits(self._enforcer_data, schema)
 
     def stream(
         self,
@@ -415,9 +442,11 @@ class TransformersLM:
         seed: int,
         streamer=None,
         halt: threading.Event | None = None,
+        processors: Sequence = (),
     ):
         """(B, new) token ids generated after the prompts ``encoded`` (left-padded into one
-        batch); ``streamer`` receives tokens as they come; setting ``halt`` stops generation."""
+        batch); ``streamer`` receives tokens as they come; setting ``halt`` stops generation;
+        ``processors`` are extra logits processors (constrained decoding)."""
         import torch
 
         tokenizer = self._tokenizer
@@ -438,6 +467,12 @@ class TransformersLM:
                 torch.cat([prefix, mask], 1),
                 0,
             )
+        extra = {}
+        if processors:
+            from transformers import LogitsProcessorList
+
+            extra["logits_processor"] = LogitsProcessorList(processors)
+            extra["eos_token_id"] = processors[0].eos  # the tokens a complete value ends with
         criteria = _stop_criteria(tokenizer, stop, skip)
         if halt is not None:
             criteria.append(_halt_criterion(halt))
@@ -450,6 +485,7 @@ class TransformersLM:
                 pad_token_id=pad,
                 stopping_criteria=criteria,
                 streamer=streamer,
+                **extra,
                 **sampling,
             )[:, skip:]
 
