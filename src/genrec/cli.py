@@ -7,6 +7,7 @@ traceback for bad input.
     genrec data fetch ml-100k
     genrec data info ml-100k
     genrec data verify
+    genrec data synth interactions --users 50000 --items 20000 --interactions 1000000 --output big
     genrec benchmark --dataset ml-100k --split holdout --models pop,itemknn,ease,bpr
     genrec train --dataset ml-100k --model ease
     genrec recommend --dataset ml-100k --model ease --user 196 --k 10
@@ -491,8 +492,8 @@ def _synth_parsers(data_sub) -> None:
     log.add_argument(
         "--format",
         default="parquet",
-        choices=["parquet", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "amazon"],
-        help="parquet (interactions/part-*.parquet, items.parquet) or a loader's native layout",
+        help="parquet (default: interactions/part-*.parquet, items.parquet), or a loader's "
+        "native layout: ml-1m, ml-10m, ml-20m, ml-25m, amazon",
     )
     log.add_argument(
         "--chunk-rows", type=int, default=1_000_000, help="interactions per Parquet part file"

@@ -60,6 +60,7 @@ def test_bad_format_chunk_and_folders(tmp_path):
         (["--interactions", "1000"], ["--interactions", "--repeats"]),
         (["--chunk-rows", "-1"], ["--chunk-rows"]),
         (["--taste", "2"], ["--taste"]),
+        (["--format", "ml-100k"], ["ml-100k", "--format", "parquet, ml-1m"]),
     ],
 )
 def test_cli_says_one_line_and_exits_2(tmp_path, capsys, argv, words):
