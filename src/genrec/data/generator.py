@@ -73,9 +73,12 @@ from genrec.options import progress_bar
 __all__ = [
     "BLOCK_ROWS",
     "FORMATS",
+    "Block",
     "InteractionWorld",
+    "ItemTable",
     "interaction_blocks",
     "item_table",
+    "item_text",
     "user_counts",
     "write_interactions",
 ]
@@ -419,17 +422,19 @@ def item_text(world: InteractionWorld, items: ItemTable, lo: int, hi: int) -> di
         names = dict.fromkeys([GENRES[g], *(GENRES[e] for e in extra[k, : n_extra[k]])])
         genres.append("|".join(names))
         words = _GENRE_VOCAB[g][picks[k] % len(_GENRE_VOCAB[g])]
+        adj, place, thing = adjective[k, 1], noun[k, 1], noun[k, 2]
         descriptions.append(
-            f"{_article(adjective[k, 1])} {adjective[k, 1]} {GENRES[g].lower()} story of {words[0]} and {words[1]} "
-            f"set around {_article(noun[k, 1]).lower()} {noun[k, 1]}, where {_article(noun[k, 2]).lower()} {noun[k, 2]} brings {words[2]}."
+            f"{_a(adj).capitalize()} {GENRES[g].lower()} story of {words[0]} and {words[1]} "
+            f"set around {_a(place)}, where {_a(thing)} brings {words[2]}."
         )
     # titles repeat across a large catalogue; the id makes each one distinct
     titles = [f"{t} {lo + k + 1}" for k, t in enumerate(titles)]
     return {"title": titles, "genres": genres, "description": descriptions}
 
 
-def _article(word: str) -> str:
-    return "An" if word[0] in "aeiou" else "A"
+def _a(word: str) -> str:
+    """ "a river", "an echo"."""
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
 
 
 def _item_text_blocks(world: InteractionWorld, items: ItemTable) -> Iterator[tuple[int, dict]]:
