@@ -425,6 +425,13 @@ def _serve_parser(sub) -> None:
         help="store POST /feedback events in this SQLite file",
     )
     serve.add_argument(
+        "--sessions",
+        type=Path,
+        metavar="FILE",
+        help="keep POST /chat conversations in this SQLite file (shared by workers, kept "
+        "across restarts; default: sessions.sqlite in the artifacts folder)",
+    )
+    serve.add_argument(
         "--cors-origin",
         action="append",
         default=[],
@@ -1006,6 +1013,7 @@ def _cmd_serve(args) -> int:
         filters={k: v for k, v in filters.items() if v is not None},
         api_keys=str(args.api_keys) if args.api_keys else None,
         feedback=str(args.feedback) if args.feedback else None,
+        sessions=str(args.sessions or root / "sessions.sqlite"),
         cors_origins=tuple(args.cors_origin),
         limits=limits,
         seed=args.seed,
