@@ -251,7 +251,21 @@ def lm_lines(lm_part, transcripts) -> list[str]:
             f"{fmt_ci(r['metrics']['success'])} | {r['metrics']['lm_calls']['mean']:.1f} | "
             f"{p50:.1f} | {p95:.1f} |"
         )
-    return lines + rows
+    counts = [plan_counts(transcripts, part["results"][0]["model"]) for part in lm_part["parts"]]
+    share = [c["first"] / max(c["turns"], 1) for c in counts]
+    return (
+        lines
+        + rows
+        + [
+            "",
+            f"Valid at the first answer: {share[0]:.0%} of {counts[0]['turns']} plans under "
+            f"constrained decoding, {share[1]:.0%} of {counts[1]['turns']} without it. Under "
+            "the constraint a plan can only fail when the token budget (200) cuts it; it can "
+            "still be a poor plan (a valid filter on the wrong genre), which success measures. "
+            "Few episodes (a 135M model at 1 thread on a shared, loaded machine: see the turn "
+            "times), so the intervals are wide; the validity counts are per plan.",
+        ]
+    )
 
 
 if __name__ == "__main__":
