@@ -149,7 +149,18 @@ def plan_counts(transcripts, agent: str) -> dict:
     first = sum(bool(p.get("valid")) for p in plans)
     repaired = sum(bool(p.get("repaired")) for p in plans)
     fallback = sum(bool(p.get("fallback")) for p in plans)
-    return {"turns": len(plans), "first": first, "repaired": repaired, "fallback": fallback}
+    truncated = sum(bool(p.get("valid")) and bool(p.get("truncated")) for p in plans)
+    failed = [p for p in plans if not p.get("valid")]
+    cut = sum(str((p.get("errors") or [""])[0]).startswith("no JSON object") for p in failed)
+    return {
+        "turns": len(plans),
+        "first": first,
+        "truncated": truncated,  # valid first answers cut by the budget, kept to whole steps
+        "repaired": repaired,
+        "fallback": fallback,
+        "failed_first": len(failed),
+        "failed_cut": cut,  # first answers with no whole JSON object: cut by the budget
+    }
 
 
 def matching_counts(oracle, split, users: int) -> dict:
@@ -259,8 +270,18 @@ def lm_lines(lm_part, transcripts) -> list[str]:
         + [
             "",
             f"Valid at the first answer: {share[0]:.0%} of {counts[0]['turns']} plans under "
-            f"constrained decoding, {share[1]:.0%} of {counts[1]['turns']} without it. Under "
-            "the constraint a plan can only fail when the token budget (200) cuts it; it can "
+            f"constrained decoding ({counts[0]['truncated']} of them cut by the token budget "
+            f"and kept to their complete steps), {share[1]:.0%} of {counts[1]['turns']} without "
+            f"it. Of the {counts[0]['failed_first']} constrained first answers that failed, "
+            f"{counts[0]['failed_cut']} were cut by the token budget (200) with no whole JSON "
+            "object (constrained text is otherwise valid). A cut answer keeps its complete "
+            "steps, so only an answer cut before its first step fails"
+            + (
+                " (this run predates that: no answer was kept that way). "
+                if counts[0]["truncated"] == 0 and counts[0]["failed_cut"]
+                else ". "
+            )
+            + "A valid plan can "
             "still be a poor plan (a valid filter on the wrong genre), which success measures. "
             "Few episodes (a 135M model at 1 thread on a shared, loaded machine: see the turn "
             "times), so the intervals are wide; the validity counts are per plan.",

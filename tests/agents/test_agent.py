@@ -221,3 +221,38 @@ def test_a_constraining_lm_plans_under_the_catalog_schema(world, ranker):
     # without the constraint the plan passes the generic schema and fails at the tool
     assert not unconstrained.plan["constrained"] and unconstrained.plan["valid"]
     assert any("Polka" in step.get("error", "") for step in unconstrained.trace)
+
+
+class CutShort:
+    """A constraining model whose answers the token budget cut after the first step."""
+
+    name, constrained_json = "cut", True
+
+    def __init__(self, answer: str):
+        self.answer, self.schemas = answer, []
+
+    def generate(self, prompts, *, max_new_tokens=64, json_schema=None, **options):
+        self.schemas.append(json_schema)
+        return [self.answer for _ in prompts]
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+
+def test_a_cut_constrained_answer_keeps_its_complete_steps(world, ranker):
+    step = {
+        "tool": "filter",
+        "args": {"add": [{"column": "genre", "op": "has", "value": "Horror"}]},
+    }
+    cut = '{"steps": [' + json.dumps(step) + ', {"tool": "recommend", "args": {"k'
+    lm = CutShort(cut)
+    reply = Agent(world.split.train, ranker, lm=lm).respond("t", "anything spooky?")
+    assert reply.plan["valid"] and reply.plan["truncated"] == 1 and reply.plan["lm_calls"] == 1
+    assert lm.schemas[0] is not None  # asked under the plan schema
+    assert [s["tool"] for s in reply.trace][0] == "filter"
+    assert all(world.data.catalog.genres(i) == ("Horror",) for i in reply.items)
+    # an unconstrained model's cut answer is not trusted: repair, then the rules
+    plain = Agent(world.split.train, ranker, lm=lm, constrained=False)
+    assert plain.respond("u", "anything spooky?").plan["fallback"]
+    nothing = Agent(world.split.train, ranker, lm=CutShort('{"steps": [{"tool": "fil'))
+    assert nothing.respond("v", "anything spooky?").plan["fallback"]

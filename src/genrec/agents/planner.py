@@ -13,8 +13,9 @@ constrain its output (``constrained_json``: the transformers backend through
 :mod:`genrec.text.constrained`, a server through its JSON mode), the plan is generated under
 :func:`~genrec.agents.schema.plan_schema`, whose enums (tool names, attribute names, the
 catalog's genres and years) make an answer outside the tools impossible rather than merely
-invalid; validation, the repair round and the fallback stay, for answers cut by the token
-budget and for models that cannot constrain (their JSON is taken from the first balanced
+invalid; an answer the token budget cut keeps its complete steps
+(:func:`~genrec.agents.schema.complete_steps`), and validation, the repair round and the
+fallback stay, for cut answers without a complete step and for models that cannot constrain (their JSON is taken from the first balanced
 ``{...}`` of the answer, so prose around it is tolerated). A server that refuses the JSON mode
 (an error on the first constrained request) is asked without it from then on.
 """
@@ -25,7 +26,14 @@ import json
 
 import numpy as np
 
-from genrec.agents.schema import PlanError, ToolCall, parse_plan, plan_schema, schema_text
+from genrec.agents.schema import (
+    PlanError,
+    ToolCall,
+    complete_steps,
+    parse_plan,
+    plan_schema,
+    schema_text,
+)
 from genrec.agents.session import Session
 from genrec.agents.understanding import RuleUnderstanding
 from genrec.errors import LLMError
@@ -96,7 +104,7 @@ class LMPlanner:
             answer = self._answer(prompt, info)
             info["tokens"] += self.lm.count_tokens(prompt) + self.lm.count_tokens(answer)
             try:
-                calls = parse_plan(answer)
+                calls = self._parse(answer, info)
             except (PlanError, ValueError) as exc:  # ValueError: malformed JSON
                 info["errors"].append(str(exc)[:300])
                 prompt = prompt + " " + answer + REPAIR.format(error=str(exc)[:300])
@@ -105,6 +113,19 @@ class LMPlanner:
             return calls, info
         info["fallback"] = True
         return self.rules.plan(text, session), info
+
+    def _parse(self, answer: str, info: dict) -> list[ToolCall]:
+        """The validated plan of ``answer``; a constrained answer cut by the token budget keeps
+        its complete steps (``info["truncated"]`` counts such answers)."""
+        try:
+            return parse_plan(answer)
+        except (PlanError, ValueError):
+            whole = complete_steps(answer) if info["constrained"] else None
+            if whole is None:
+                raise
+            calls = parse_plan(whole)  # the complete steps of a valid prefix are valid
+            info["truncated"] = info.get("truncated", 0) + 1
+            return calls
 
     def _answer(self, prompt: str, info: dict) -> str:
         """One answer, under the plan schema while the model accepts it."""

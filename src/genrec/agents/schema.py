@@ -155,6 +155,35 @@ def parse_plan(plan: Any) -> list[ToolCall]:
     return calls
 
 
+def complete_steps(text: str) -> str | None:
+    """The plan made of the steps that are complete in ``text``, a plan cut short (by a token
+    budget) after ``{"steps": [``; None when no step is complete. Under constrained decoding a
+    cut answer is a prefix of a valid plan, so its complete steps are valid steps.
+
+    >>> complete_steps('{"steps": [{"tool": "rank", "args": {"by": "popularity"}}, {"tool": "fi')
+    '{"steps": [{"tool": "rank", "args": {"by": "popularity"}}]}'
+    """
+    start = text.find("[", text.find('"steps"'))
+    if text.find('"steps"') < 0 or start < 0:
+        return None
+    depth, in_string, escaped, end = 0, False, False, None
+    for i in range(start + 1, len(text)):
+        ch = text[i]
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+            if depth == 0 and ch == "}":
+                end = i + 1  # a step object closed
+            if depth < 0:
+                break
+    return None if end is None else '{"steps": [' + text[start + 1 : end].strip() + "]}"
+
+
 def extract_json(text: str) -> str:
     """The first balanced ``{...}`` in ``text`` (an LM often wraps JSON in prose); PlanError
     when there is none."""
