@@ -43,9 +43,9 @@ def test_a_first_try_leak_is_regenerated_and_never_said(world, agents):
     assert leak["fallbacks"] == 0 and leak["leaked_episodes"] == 0
     assert results["results"][0]["metrics"]["leaked"]["mean"] == 0
     assert results["results"][0]["episodes_without_leaked"] == 6
-    for episode in transcripts:  # the prompts never held the target's title
-        title = world.data.catalog.title(episode["target"])
+    for episode in transcripts:
         assert episode["simulator"] == "llm" and episode["regenerated"] == len(episode["turns"])
+    # the prompts never held a target's title
     prompts = [p for method, p, _ in lm.calls if method == "generate"]
     targets = {world.data.catalog.title(e["target"]) for e in transcripts}
     assert not any(title in prompt for title in targets for prompt in prompts)
