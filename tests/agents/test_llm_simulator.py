@@ -75,7 +75,7 @@ def test_the_prompt_holds_the_profile_and_what_to_reveal():
     assert sim.opening() == "A spooky one from long ago."
     prompt = sim.prompts[0]
     assert "genres: Horror; from the 1970s; it involves: haunted, hotel" in prompt
-    assert "it is a horror movie; it is from the 1970s" in prompt
+    assert "says this: I am looking for a horror movie from the 1970s." in prompt
     assert "Shining" not in prompt and sim.lm_calls == 1
 
 

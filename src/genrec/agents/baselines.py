@@ -33,7 +33,7 @@ LETTERS = string.ascii_uppercase[:RETRIEVED]
 class LLMChat:
     """Plain LLM chat: free-text titles mapped onto the catalog (see the module doc)."""
 
-    def __init__(self, name: str, lm, data, *, max_new_tokens: int = 160):
+    def __init__(self, name: str, lm, data, *, max_new_tokens: int = 96):
         self.name, self.lm, self.data = name, lm, data
         self.titles, self.max_new_tokens = TitleIndex(data.catalog), max_new_tokens
         self._dialogue: dict[str, list[str]] = {}

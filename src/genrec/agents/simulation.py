@@ -1,9 +1,19 @@
 """Agents against simulated users: episodes from held-out targets, metrics with intervals.
 
 An episode is one test user of a split: their history (train + valid), one held-out test item
-as the target, and a :class:`~genrec.agents.simulator.RuleSimulator` who wants it. Each turn the
+as the target, and a seeker who wants it: the :class:`~genrec.agents.simulator.RuleSimulator`
+or the :class:`~genrec.agents.simulator.LLMSimulator` (``simulator="llm"``). Each turn the
 agent shows a list; the episode succeeds at the first turn whose top-``k`` (10) holds the
 target's id (a structured judge, not text matching) and stops; the budget is ``turns`` turns.
+Episodes can also start from recorded dialogues (:func:`episodes_from_dialogues`, ReDial: the
+seeker's recorded turns first, several targets) or re-run a transcript file (:func:`replay`:
+the recorded utterances against other agents, the same user side for each).
+
+Every utterance is checked against each target's title with a
+:class:`~genrec.agents.simulator.LeakGuard`: ``leaked`` (per episode) is 1 when one slipped
+through, results repeat every metric over the episodes without a leak (``without_leaked``) and
+give the leak counts (``leak``: regenerations by the LLM simulator's guard, fallbacks to the
+rule simulator, leaked episodes).
 
 Per-episode metrics (means with bootstrap intervals from :mod:`genrec.evaluation.stats`):
 
@@ -13,12 +23,16 @@ Per-episode metrics (means with bootstrap intervals from :mod:`genrec.evaluation
 * ``out_of_catalog_rate``, ``repeat_rate`` (shown in an earlier turn of the episode),
   ``seen_rate`` (in the user's history): shares of the items shown;
 * ``plan_validity`` (turns whose first plan was valid), ``tool_failure_rate`` (tool calls that
-  failed), ``lm_calls``, ``lm_tokens`` and ``seconds`` per episode.
+  failed), ``lm_calls``, ``lm_tokens`` and ``seconds`` per episode (the agent's; the simulator's
+  own LM calls are in the transcript), ``leaked``.
+
+``out_of_catalog_rate`` counts, besides shown indices outside the catalog, the items an agent
+named that map to no catalog item (``TurnResult.unmatched``: free-text titles, invalid picks).
 
 Agents follow :class:`ConversationalAgent`: :class:`RankerOnly` (a model's top-k from the history,
 the same every turn: no dialogue), :class:`AttributeOracle` (knows the target's attributes from
-the start: attribute filtering with perfect knowledge) and :class:`ChatAgent` (the
-:class:`~genrec.agents.Agent`).
+the start: attribute filtering with perfect knowledge), :class:`ChatAgent` (the
+:class:`~genrec.agents.Agent`) and the LM baselines of :mod:`genrec.agents.baselines`.
 """
 
 from __future__ import annotations

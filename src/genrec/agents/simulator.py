@@ -9,8 +9,8 @@ closest to the target, else a plain refusal. Accepting is not the simulator's ca
 runner checks the target's id against the shown list.
 
 :class:`LLMSimulator` words the same turns with a language model (any
-:class:`~genrec.text.lm.LanguageModel`): its prompt holds the profile, what to reveal this turn
-(the rule simulator's choice) and the agent's last reply, never the title. A :class:`LeakGuard`
+:class:`~genrec.text.lm.LanguageModel`): its prompt holds the profile, the gist of this turn (the rule simulator's utterance: what to
+reveal or critique) and the last turns of the dialogue, never the title. A :class:`LeakGuard`
 (the only object that knows the title) checks every utterance: while rapidfuzz's
 ``partial_ratio`` of the title against it is :data:`LEAK_RATIO` or more, the utterance is
 regenerated (``retries`` times, at a higher temperature), then replaced by the rule
@@ -193,19 +193,19 @@ def profile_text(profile: TargetProfile) -> str:
     return "; ".join(parts)
 
 
-def told_text(told: Sequence[tuple[str, object]]) -> str:
-    words = [
-        f"it is a {str(v).lower()} movie" if a == "genre" else f"it is from the {v}s"
-        for a, v in told
-    ]
-    return "; ".join(words) or "nothing new: say what is wrong with the list"
-
-
 SEEKER_PROMPT = (
-    "You are a person asking a movie recommender for one particular movie you have in mind. "
-    "You know this about it: {profile}. Never say a movie title. Reply with one short sentence."
-    "\n{dialogue}\nThis time tell the recommender: {told}.\nYou:"
+    "You are a person chatting with a movie recommender to find one movie you have in mind. "
+    "What you know about it: {profile}. Never say a movie title.\n{dialogue}\n"
+    "Write your next message to the recommender: one short sentence in your own words that "
+    "says this: {gist}\nYou:"
 )
+
+
+def clean_utterance(text: str) -> str:
+    """A generated message without a speaker label, surrounding quotes or extra lines."""
+    text = next((line for line in text.splitlines() if line.strip()), "").strip()
+    text = re.sub(r"^(?:you|user|me)\s*:\s*", "", text, flags=re.IGNORECASE)
+    return text.strip().strip('"').strip()
 
 
 @dataclass
@@ -254,11 +254,10 @@ class LLMSimulator:
         return self._say(self.rules.reply(shown, question=question))
 
     def _say(self, rule_text: str) -> str:
-        told = self.rules.revealed_per_turn[-1]
         prompt = SEEKER_PROMPT.format(
             profile=profile_text(self.target),
             dialogue="\n".join(self._dialogue[-4:]),
-            told=told_text(told) if told else "what is wrong with the list (" + rule_text + ")",
+            gist=rule_text,
         )
         self.prompts.append(prompt)
         text = ""
@@ -269,7 +268,8 @@ class LLMSimulator:
                 temperature=0.0 if attempt == 0 else 0.7,
                 stop=("\n",),
                 seed=self.seed + attempt,
-            )[0].strip()
+            )[0]
+            text = clean_utterance(text)
             self.lm_calls += 1
             if text and not self.guard.leaks(text):
                 break
