@@ -507,25 +507,9 @@ def replay(
     """
     if not transcripts:
         raise ConfigError("the replay file holds no episodes; write one with --transcripts")
-    episodes, budgets = [], []
-    for n, line in enumerate(transcripts):
-        missing = [k for k in ("target", "history", "turns") if k not in line]
-        if missing:
-            raise ConfigError(
-                f"replay line {n + 1} lacks {missing}; replay files are written by "
-                "genrec simulate --transcripts"
-            )
-        targets = [int(t) for t in line.get("targets") or [line["target"]]]
-        episodes.append(
-            Episode(
-                int(line.get("user", n)),
-                tuple(int(i) for i in line["history"]),
-                targets[0],
-                tuple(targets[1:]),
-                tuple(str(t["user"]) for t in line["turns"]),
-            )
-        )
-        budgets.append(int(turns or line.get("budget") or len(line["turns"])))
+    parsed = [_replayed_episode(line, n, n_items) for n, line in enumerate(transcripts)]
+    episodes = [episode for episode, _ in parsed]
+    budgets = [turns or budget for _, budget in parsed]
     per_agent, out = {}, []
     for name, agent in agents.items():
         rows = []
@@ -555,6 +539,40 @@ def replay(
     for r in results["results"]:
         r["leak"] = leak_summary([t for t in out if t["agent"] == r["model"]])
     return results, out
+
+
+def _replayed_episode(line, n: int, n_items: int) -> tuple[Episode, int]:
+    """``(episode, budget)`` of transcript line ``n`` (0-based); ConfigError naming what is
+    wrong. The budget is the line's ``budget``, else its number of turns."""
+    where = f"replay line {n + 1}"
+    fields = ("target", "history", "turns")
+    missing = [k for k in fields if not isinstance(line, dict) or k not in line]
+    if missing:
+        raise ConfigError(
+            f"{where} lacks {missing}; replay files are written by genrec simulate --transcripts"
+        )
+    try:
+        targets = [int(t) for t in line.get("targets") or [line["target"]]]
+        history = tuple(int(i) for i in line["history"])
+        said = tuple(str(t["user"]) for t in line["turns"])
+        budget = int(line.get("budget") or len(said))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{where} is malformed ({type(exc).__name__}: {exc}); targets and history are item "
+            "indices, each turn has a 'user' utterance, budget is a turn count"
+        ) from None
+    if any(not 0 <= i < n_items for i in (*targets, *history)):
+        raise ConfigError(
+            f"{where} names items outside 0..{n_items - 1}; replay against the dataset and "
+            "split the transcripts were written with"
+        )
+    if budget < 1 or not said:
+        raise ConfigError(f"{where} has no turns to replay (budget {budget}, {len(said)} turns)")
+    user = line.get("user")
+    episode = Episode(
+        user if isinstance(user, int) else n, history, targets[0], tuple(targets[1:]), said
+    )
+    return episode, budget
 
 
 def read_transcripts(path: str | Path) -> list[dict]:

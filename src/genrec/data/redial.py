@@ -136,7 +136,7 @@ def _conversation(raw: str, n: int, path: Path) -> Conversation:
             _answers(row.get("initiatorQuestions")),
             _answers(row.get("respondentQuestions")),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise DataError(f"{path}: line {n} has a malformed message or mention ({exc})") from None
 
 
