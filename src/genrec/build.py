@@ -211,11 +211,12 @@ def conversational_agent(spec: str, train, *, options=None, lm=None, model=None,
     ``"chat:SPEC"`` is the conversational :class:`~genrec.agents.Agent` ranking with the model
     SPEC (a BM25 index over the item texts serves its text search; ``lm`` plans when given);
     ``"oracle:SPEC"`` knows the target's attributes (a reference point, for simulations only);
-    ``"chatrec:SPEC"`` retrieves 20 items with SPEC and lets ``lm`` choose among them;
-    ``"llm-chat:LMSPEC"`` is the language model LMSPEC answering free-text titles (see
-    :mod:`genrec.agents.baselines`); a plain ``"SPEC"`` is that model without dialogue, showing
-    its top items for the history every turn. The model is fitted on ``train`` unless a fitted
-    ``model`` is passed.
+    a plain ``"SPEC"`` is that model without dialogue, showing its top items for the history
+    every turn. The model is fitted on ``train`` unless a fitted ``model`` is passed.
+
+    Language-model baselines (:mod:`genrec.agents.baselines`): ``"chatrec:SPEC"`` retrieves 20
+    items with SPEC and lets ``lm`` choose among them; ``"llm-chat:LMSPEC"`` is the language
+    model LMSPEC answering free-text titles.
 
     Raises:
         ConfigError: an unknown model spec (the message lists the names), or ``chatrec:``
