@@ -27,6 +27,7 @@ from genrec.text.prompts import natural_title, quote
 
 RETRIEVED = 20
 HISTORY_TITLES = 10
+DIALOGUE_LINES = 6  # the latest user and recommender lines an LLMChat prompt keeps
 LETTERS = string.ascii_uppercase[:RETRIEVED]
 
 
@@ -48,7 +49,7 @@ class LLMChat:
         seen = "\n".join(f"- {quote(self.titles.titles[i])}" for i in liked) or "(none)"
         return (
             f"You recommend movies. The user has watched:\n{seen}\n\n"
-            + "\n".join(self._dialogue[episode_id])
+            + "\n".join(self._dialogue[episode_id][-DIALOGUE_LINES:])
             + f"\nRecommend {SHOWN} movies for the user's last message. Write only the titles, "
             "one per line.\nRecommender:\n"
         )

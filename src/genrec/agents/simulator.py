@@ -13,8 +13,8 @@ runner checks the target's id against the shown list.
 reveal or critique) and the last turns of the dialogue, never the title. A :class:`LeakGuard`
 (the only object that knows the title) checks every utterance: while rapidfuzz's
 ``partial_ratio`` of the title against it is :data:`LEAK_RATIO` or more, the utterance is
-regenerated (``retries`` times, at a higher temperature), then replaced by the rule
-simulator's. Its counts (``regenerated``, ``fallbacks``) feed the leak rate of a simulation; the
+regenerated (``retries`` times, at a higher temperature; an empty answer is retried too), then
+replaced by the rule simulator's. Its counts (``regenerated``, ``fallbacks``) feed the leak rate of a simulation; the
 episode runner checks every utterance said with the same guard (a leak that slipped through).
 
 Example:
