@@ -241,9 +241,9 @@ def section(payload: dict) -> str:
             f'{rule["leak"]["episodes"]} episodes count as leaked (on ML-100K: "Not these. '
             'Something from the 1990s." scores 60 against *Shine*, "I am looking for a '
             "documentary movie from the 1990s.\" 60 against *Crumb*). The LLM simulator's "
-            "leaked episode is that same *Crumb* sentence, said by the rule fallback; the "
-            "rejected generations are not stored, so how many regenerations were true leaks is "
-            "not known.",
+            "leaked episode is that same *Crumb* sentence, said by the rule fallback. This run "
+            "did not store the rejected generations (transcripts now keep them, `rejected`), "
+            "so how many regenerations were true leaks is not known.",
             "",
             "How it works: the rule simulator decides the gist of each turn (at most two target "
             "attributes, then critiques); the LLM simulator is asked to say that gist in its own "

@@ -45,6 +45,8 @@ def test_a_first_try_leak_is_regenerated_and_never_said(world, agents):
     assert results["results"][0]["episodes_without_leaked"] == 6
     for episode in transcripts:
         assert episode["simulator"] == "llm" and episode["regenerated"] == len(episode["turns"])
+        assert len(episode["rejected"]) == len(episode["turns"])
+        assert all(text.startswith("I want ") for text in episode["rejected"])
     # the prompts never held a target's title
     prompts = [p for method, p, _ in lm.calls if method == "generate"]
     targets = {world.data.catalog.title(e["target"]) for e in transcripts}

@@ -331,6 +331,7 @@ def run_episode(
         "leaked_utterances": leaks,
         "regenerated": getattr(simulator, "regenerated", 0),
         "fallbacks": getattr(simulator, "fallbacks", 0),
+        "rejected": list(getattr(simulator, "rejected", [])),
         "simulator_lm_calls": getattr(simulator, "lm_calls", 0),
         "turns": log,
     }

@@ -232,6 +232,7 @@ class LLMSimulator:
     regenerated: int = 0
     fallbacks: int = 0
     lm_calls: int = 0
+    rejected: list[str] = field(default_factory=list)  # the generations the guard flagged
     prompts: list[str] = field(default_factory=list)
     _dialogue: list[str] = field(default_factory=list)
 
@@ -275,6 +276,7 @@ class LLMSimulator:
                 break
             if text:
                 self.regenerated += 1
+                self.rejected.append(text)
         else:
             self.fallbacks += 1
             text = rule_text
