@@ -155,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("experiment", type=Path, metavar="FILE")
     run.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
+    _device_arg(run)
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.set_defaults(run=_cmd_run)
 
@@ -493,7 +494,17 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
         help="seed of training (and of the split, unless --split-seed is given)",
     )
     p.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
+    _device_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="where neural models train and score: cpu (default), cuda, cuda:N, mps, or auto "
+        "(a GPU when torch sees one)",
+    )
 
 
 def _dataset_names() -> str:
@@ -588,6 +599,7 @@ def _run(args, exp) -> int:
         exp,
         cache_dir=_cache_dir(),
         threads=_threads(args),
+        device=getattr(args, "device", None),
         progress=not args.quiet,
         say=lambda message: _say(args, message),
     )
@@ -1042,7 +1054,12 @@ def _load(args):
 def _options(args):
     from genrec.options import RunOptions
 
-    return RunOptions(seed=args.seed, threads=_threads(args), progress=not args.quiet).pinned()
+    return RunOptions(
+        seed=args.seed,
+        threads=_threads(args),
+        progress=not args.quiet,
+        device=getattr(args, "device", None) or "cpu",
+    ).pinned()
 
 
 def _threads(args) -> int | None:

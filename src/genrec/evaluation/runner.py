@@ -170,7 +170,8 @@ def protocol_block(
     **extra,
 ) -> dict:
     """The ``protocol`` block of results.json that :func:`run_benchmark` completes (it adds
-    ``k``, ``n_items``, ``threads``, ``targets`` and ``seed`` when missing).
+    ``k``, ``n_items``, ``threads``, ``device`` (where the neural models ran), ``targets`` and
+    ``seed`` when missing).
 
     Args:
         data: the dataset the split came from (its name and content checksum are recorded).
@@ -246,7 +247,7 @@ def run_benchmark(
                 on_fitted(name, model)
             if on_model:
                 on_model(name, "evaluate")
-            with options.torch_threads():  # scoring runs on the options' threads, as fit does
+            with options.capped_threads():  # scoring runs on the options' threads, as fit does
                 evaluation = evaluate_split(
                     model,
                     split,
@@ -270,6 +271,7 @@ def run_benchmark(
         "seed": protocol.get("seed", options.seed),
         "n_items": split.train.n_items,
         "threads": options.threads,
+        "device": protocol.get("device", options.device),
         "targets": target_counts(split, "test"),
     }
     sample = None if users is None else np.unique(np.asarray(users, np.int64))

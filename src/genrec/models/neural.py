@@ -8,7 +8,9 @@ takes from here is only the plumbing every one of them needs in the same form:
   thread count (see :mod:`genrec.options` for why the thread count matters) and does not
   disturb the caller's random state;
 * :func:`shuffled_batches` and :func:`dense_rows` — training on batches of CSR rows turned into
-  dense (B, n_items) tensors: no per-user Python loops;
+  dense (B, n_items) tensors on the run's device: no per-user Python loops;
+* :func:`torch_device`, :func:`module_device`, :func:`to_numpy` and :class:`MixedPrecision` —
+  the device story (below);
 * :func:`fit_epochs` — the epoch loop with validation NDCG@10 every ``eval_every`` epochs, early
   stopping with ``patience`` and the best epoch's weights restored; it fills ``loss_history_``,
   ``history_``, ``best_epoch_`` and ``epochs_run_`` the same way for every model;
@@ -18,6 +20,16 @@ takes from here is only the plumbing every one of them needs in the same form:
 * :func:`draw_profiles` — synthetic user profiles drawn from per-item probabilities without
   replacement (Gumbel top-k), used by every model that can generate users, and
   :func:`with_synthetic_users`, which appends them to a training set for augmentation.
+
+Devices: a fit builds its modules on ``torch_device(options)`` (``RunOptions.device``, resolved)
+and moves every batch there once (``dense_rows(..., device=)``, ``tensor.to(device)``); index
+arrays and random draws made with numpy or a CPU ``torch.Generator`` are built on the CPU and
+moved, so a seed gives the same draws on any device. Scoring runs where the model's weights are
+(:func:`module_device`) and brings each batch's scores back to the CPU once (:func:`to_numpy`).
+Training losses are summed on the device and read once per epoch, never once per batch: a
+``float(loss)`` per step would wait for the GPU at every step. :class:`MixedPrecision` wraps the
+forward pass in ``torch.autocast`` on CUDA (bfloat16 where the GPU supports it, else float16 with
+a gradient scaler) and does nothing on the CPU.
 
 Example:
     >>> import numpy as np
@@ -31,6 +43,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -40,17 +53,93 @@ import scipy.sparse as sp
 
 from genrec.data.dataset import Dataset
 from genrec.errors import ArtifactError, ConfigError, DataError
-from genrec.options import RunOptions
+from genrec.options import RunOptions, resolve_device
 
 
 @contextlib.contextmanager
 def seeded(seed: int):
-    """Run the block with torch's global RNG seeded with ``seed``; restore it afterwards."""
+    """Run the block with torch's global RNGs (CPU and every CUDA device) seeded with ``seed``;
+    restore them afterwards."""
     import torch
 
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
         torch.manual_seed(seed)
         yield
+
+
+def torch_device(options: RunOptions):
+    """The ``torch.device`` a fit with ``options`` runs on (``options.device`` resolved).
+
+    Raises:
+        ConfigError: the device is not available on this machine.
+    """
+    import torch
+
+    return torch.device(resolve_device(options.device))
+
+
+def module_device(module):
+    """The device of ``module``'s first parameter or buffer (CPU for a module without any):
+    where scoring runs."""
+    import torch
+
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def to_numpy(tensor) -> np.ndarray:
+    """``tensor`` as a numpy array on the CPU: one device-to-host copy (a no-op on the CPU)."""
+    return tensor.detach().cpu().numpy()
+
+
+class MixedPrecision:
+    """Automatic mixed precision for a training step, on CUDA only.
+
+    On a CUDA device the forward pass runs under ``torch.autocast`` in bfloat16 when the GPU
+    supports it (no loss scaling needed) and in float16 otherwise, with a ``GradScaler`` that
+    scales the loss before ``backward`` and unscales the gradients before the step. On the CPU
+    (and MPS) it does nothing: bfloat16 autocast on this machine's CPU made SASRec's epochs
+    slower, not faster (docs/scale.md), and float32 keeps CPU results bit-identical.
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Linear(3, 1)
+        >>> opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        >>> amp = MixedPrecision(torch.device("cpu"))
+        >>> with amp.autocast():
+        ...     loss = net(torch.ones(2, 3)).square().mean()
+        >>> amp.step(loss, opt)
+    """
+
+    def __init__(self, device, *, enabled: bool = True):
+        import torch
+
+        self.device = torch.device(device)
+        self.enabled = enabled and self.device.type == "cuda"
+        bf16 = self.enabled and torch.cuda.is_bf16_supported()
+        self.dtype = torch.bfloat16 if bf16 else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda") if self.enabled and not bf16 else None
+
+    def autocast(self):
+        """A ``with`` block in which the forward pass runs in reduced precision (CUDA only)."""
+        import torch
+
+        if not self.enabled:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.dtype)
+
+    def step(self, loss, optimizer) -> None:
+        """``zero_grad``, ``backward`` and ``step`` of ``optimizer`` for ``loss`` (scaled when
+        float16 needs it)."""
+        optimizer.zero_grad()
+        if self.scaler is None:
+            loss.backward()
+            optimizer.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
 
 
 def shuffled_batches(
@@ -62,12 +151,14 @@ def shuffled_batches(
         yield order[lo : lo + batch_size]
 
 
-def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray | None = None):
-    """(B, n_cols) float32 torch tensor of the CSR ``matrix`` rows ``rows`` (all when None)."""
+def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray | None = None, *, device=None):
+    """(B, n_cols) float32 torch tensor of the CSR ``matrix`` rows ``rows`` (all when None), on
+    ``device`` (default: the CPU)."""
     import torch
 
     part = matrix if rows is None else matrix[rows]
-    return torch.from_numpy(np.asarray(part.toarray(), dtype=np.float32))
+    dense = torch.from_numpy(np.asarray(part.toarray(), dtype=np.float32))
+    return dense if device is None else dense.to(device, non_blocking=True)
 
 
 def fit_epochs(
