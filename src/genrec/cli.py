@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "threads", None) is not None:
             _threads(args)  # a bad --threads fails before any work
+        if getattr(args, "device", None) is not None:
+            from genrec.options import resolve_device
+
+            resolve_device(args.device)  # so do a bad --device and a GPU this machine lacks
         return args.run(args) or 0
     except GenrecError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -699,8 +703,12 @@ def _cmd_explain(args) -> int:
     from genrec.pipelines.explain import LMExplainer, TemplateExplainer
     from genrec.text.backends import get_language_model
 
-    threads = _options(args).threads
-    lm = None if args.lm == "template" else get_language_model(args.lm, threads=threads)
+    options = _options(args)
+    lm = (
+        None
+        if args.lm == "template"
+        else get_language_model(args.lm, threads=options.threads, device=options.device)
+    )
     data, filtering = _load(args)
     if data.catalog is None:
         raise ConfigError(f"{data.name} has no item catalog to ground explanations in")
@@ -801,7 +809,8 @@ def _planner_lm(args):
         return None
     from genrec.text.backends import get_language_model
 
-    return get_language_model(args.lm, threads=_options(args).threads)
+    options = _options(args)
+    return get_language_model(args.lm, threads=options.threads, device=options.device)
 
 
 def _simulation_table(results: dict) -> str:
@@ -846,7 +855,11 @@ def _cmd_tune(args) -> int:
     _say(args, describe_split(split))
     options = _options(args)
     lm = TransformersLM(
-        config.base, dtype=config.dtype, threads=options.threads, cache_dir=_cache_dir()
+        config.base,
+        dtype=config.dtype,
+        threads=options.threads,
+        cache_dir=_cache_dir(),
+        device=options.device,
     )
     result = tune(
         split,
@@ -929,6 +942,12 @@ def _cmd_serve(args) -> int:
     from genrec.build import parse_names
     from genrec.serving.app import ServeSettings, serve
 
+    if (args.device or "cpu") != "cpu":
+        raise ConfigError(
+            f"genrec serve runs its models on the CPU (one thread per request), got --device "
+            f"{args.device}; train on a GPU with `genrec train --device {args.device}` and "
+            "serve the saved model without --device"
+        )
     filters = {"min_rating": args.min_rating, "k_core": args.k_core, "dedup": args.dedup or None}
     limits = {
         "max_body_bytes": args.max_body_bytes,

@@ -261,7 +261,8 @@ class TransformersLM:
         import torch
 
         embeds = model.get_input_embeddings()(ids)
-        prefix = self.prefix_embeddings.to(embeds.dtype)[None].expand(ids.shape[0], -1, -1)
+        prefix = self.prefix_embeddings.to(embeds.device, embeds.dtype)[None]
+        prefix = prefix.expand(ids.shape[0], -1, -1)  # (B, P, D)
         return torch.cat([prefix, embeds], 1)
 
     def _score_batches(self, conts: list[list[int]], vocab: int) -> list[list[int]]:
