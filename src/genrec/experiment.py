@@ -219,13 +219,14 @@ def run_experiment(
     cache_dir: str | os.PathLike,
     threads: int | None = None,
     device: str | None = None,
+    precision: str = "auto",
     progress: bool = True,
     say: Callable[[str], None] = lambda message: None,
 ) -> ExperimentRun:
     """Load, filter and split the data, fit and evaluate every model, write the outputs.
 
     ``device`` (default: the experiment's ``device``, else ``"cpu"``) is resolved once and
-    recorded in ``protocol.device``. Every model is built (and its config checked), the device
+    recorded in ``protocol.device``; ``precision`` is ``RunOptions.precision``. Every model is built (and its config checked), the device
     checked and every output path checked before any data is loaded, so a typo fails in a
     second rather than after training.
     """
@@ -249,7 +250,7 @@ def run_experiment(
     say(describe_split(split))
     users = sample_test_users(split, exp.users, exp.split_seed)
     run_options = RunOptions(
-        seed=exp.seed, threads=threads, progress=progress, device=device
+        seed=exp.seed, threads=threads, progress=progress, device=device, precision=precision
     ).pinned()
     say(
         f"seed {exp.seed}, {run_options.threads} thread(s) on {device}: the same seeds and "
@@ -261,6 +262,7 @@ def run_experiment(
             threads=run_options.threads,
             progress=progress,
             device=device,
+            precision=precision,
         )
         for m in exp.models
     }

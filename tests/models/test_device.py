@@ -226,3 +226,28 @@ def test_results_record_the_device_they_ran_on():
     )
     assert result.protocol["device"] == "cpu"
     assert result.to_dict()["protocol"]["device"] == "cpu"
+
+
+def test_bfloat16_precision_autocasts_on_the_cpu_when_asked():
+    amp = MixedPrecision(torch.device("cpu"), precision="bfloat16")
+    assert amp.enabled and amp.scaler is None
+    with amp.autocast():
+        out = torch.nn.Linear(4, 2)(torch.randn(3, 4))
+    assert out.dtype == torch.bfloat16
+    assert not MixedPrecision(torch.device("cpu"), precision="float32").enabled
+
+
+def test_a_bfloat16_fit_trains_float32_weights_and_scores_finitely():
+    config, world = small(NEURAL["sasrec"])
+    options = dataclasses.replace(OPTIONS, precision="bfloat16")
+    model = MODELS["sasrec"](config).fit(world.split.train, options=options)
+    assert {p.dtype for p in model.net_.parameters()} == {torch.float32}
+    histories = world.split.train.user_item_order[:5]
+    assert torch.isfinite(torch.from_numpy(model.score(histories))).all()
+    plain = MODELS["sasrec"](config).fit(world.split.train, options=OPTIONS)
+    assert plain.loss_history_ != model.loss_history_  # the forward pass did change
+
+
+def test_bad_precision_names_the_allowed_ones():
+    with pytest.raises(ConfigError, match="auto, float32, bfloat16.*'fp8'"):
+        RunOptions(precision="fp8")

@@ -272,6 +272,7 @@ def run_benchmark(
         "n_items": split.train.n_items,
         "threads": options.threads,
         "device": protocol.get("device", options.device),
+        "precision": protocol.get("precision", options.precision),
         "targets": target_counts(split, "test"),
     }
     sample = None if users is None else np.unique(np.asarray(users, np.int64))

@@ -181,7 +181,7 @@ class CDAE(Recommender):
         active = np.flatnonzero(self.trained_users_)  # (U',) users with a history
         rng = np.random.default_rng(options.seed)  # shuffling
         device = torch_device(options)
-        amp = MixedPrecision(device, enabled=options.amp)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
             self.module_ = _build_module(train.n_users, train.n_items, cfg).to(device)
             opt = torch.optim.Adam(self.module_.parameters(), lr=cfg.lr)

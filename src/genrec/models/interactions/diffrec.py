@@ -388,7 +388,7 @@ class DiffRec(Recommender):
         self.train_lengths_ = np.diff(user_items.indptr)[rows].astype(np.int64)
         self.noise_seed_ = int(rng.integers(2**31))
         device = torch_device(options)
-        amp = MixedPrecision(device, enabled=options.amp)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
             self._build(device)
             net = self.denoiser_

@@ -220,7 +220,7 @@ class LDiffRec(Recommender):
             emb, cfg.n_clusters, seed=options.seed, iters=cfg.kmeans_iters, threads=options.threads
         ).labels
         device = torch_device(options)
-        amp = MixedPrecision(device, enabled=options.amp)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
             self._build(device)
             modules = torch.nn.ModuleList([self.autoencoder_, self.denoiser_])

@@ -264,7 +264,7 @@ class ListCVAE(Recommender):
         rng = np.random.default_rng(options.seed)
         steps_per_epoch = -(-len(rows) // cfg.batch_size)
         device = torch_device(options)
-        amp = MixedPrecision(device, enabled=options.amp)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
             self.net_ = net = _build_net(cfg, train.n_items).to(device)
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -123,7 +123,7 @@ class MultDAE(Recommender):
         user_items = trained_rows(train.user_items)
         rng = np.random.default_rng(options.seed)
         device = torch_device(options)
-        amp = MixedPrecision(device, enabled=options.amp)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
             self.net_ = net = self._build(train.n_items).to(device)
             weights = [p for name, p in net.named_parameters() if name.endswith("weight")]

@@ -175,7 +175,7 @@ class MultVAE(Recommender):
         self.train_lengths_ = np.diff(user_items.indptr).astype(np.int64)
         rng = np.random.default_rng(options.seed)
         device = torch_device(options)
-        amp = MixedPrecision(device, enabled=options.amp)
+        amp = MixedPrecision(device, precision=options.precision)
         step = 0
         with seeded(options.seed):
             self.net_ = net = self._build(train.n_items).to(device)

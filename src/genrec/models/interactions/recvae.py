@@ -202,7 +202,7 @@ class RecVAE(Recommender):
         user_items = trained_rows(train.user_items)
         self.train_lengths_ = np.diff(user_items.indptr).astype(np.int64)
         rng = np.random.default_rng(options.seed)
-        self._amp = MixedPrecision(torch_device(options), enabled=options.amp)
+        self._amp = MixedPrecision(torch_device(options), precision=options.precision)
         with seeded(options.seed):
             self.net_ = net = self._build(train.n_items).to(torch_device(options))
             old = self._old_posterior(user_items)  # the prior's "old encoder" part, (N, D) x 2

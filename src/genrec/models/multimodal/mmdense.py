@@ -227,12 +227,16 @@ class MultimodalDense(Recommender):
     KEYS = ("image", "image_mean", "text", "text_mean", "projection", "logit_scale")
 
     def _state(self):
-        return {k: getattr(self, k + "_") for k in self.KEYS}
+        # the item embeddings too: rebuilt at load they could differ in their last bits (the
+        # fit built them under its thread caps, a load runs on the caller's BLAS threads)
+        return {k: getattr(self, k + "_") for k in (*self.KEYS, "item_embeddings")}
 
     def _load_state(self, state):
         for k in self.KEYS:
             setattr(self, k + "_", np.asarray(state[k], np.float32))
-        self._build()
+        self._build()  # older artifacts have no item_embeddings
+        if "item_embeddings" in state:
+            self.item_embeddings_ = np.asarray(state["item_embeddings"], np.float32)
 
 
 def image_text_recall(model: MultimodalDense, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:

@@ -227,7 +227,7 @@ class BERT4Rec(Recommender):
         rng = np.random.default_rng(options.seed)
         seqs = torch.from_numpy(training_sequences(train, cfg.max_len - 1))  # (U', L)
         device = torch_device(options)
-        amp = MixedPrecision(device, enabled=options.amp)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
             self.net_ = _network(train.n_items, cfg)
             if cfg.item_init == "text":

@@ -217,7 +217,7 @@ class GRU4Rec(Recommender):
         popularity = np.bincount(train.item_idx, minlength=train.n_items) ** cfg.sample_alpha
         sample_probs = torch.from_numpy(popularity / popularity.sum())  # (I,) on the CPU
         device = torch_device(options)
-        amp = MixedPrecision(device, enabled=options.amp)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
             self.net_ = _network(train.n_items, cfg).to(device)
             opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

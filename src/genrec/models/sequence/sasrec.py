@@ -299,7 +299,7 @@ class SASRec(Recommender):
         seqs = torch.from_numpy(training_sequences(train, cfg.max_len))  # (U, L + 1)
         rng = np.random.default_rng(options.seed)
         device = torch_device(options)
-        amp = MixedPrecision(device, enabled=options.amp)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
             self.net_ = self._build(train.n_items)
             if cfg.item_init == "text":

@@ -361,7 +361,7 @@ class TIGER(Recommender):
             max(cfg.codebook_size, int(ids[:, -1].max()) + 1)
         ]
         device = torch_device(options)
-        amp = MixedPrecision(device, enabled=options.amp)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
             self.net_ = build_network(vocab, cfg).to(device)
             self._setup(ids, warm, vocab)  # after the network: its token table on the device
