@@ -102,7 +102,7 @@ class MixedPrecision:
     that scales the loss before ``backward`` and unscales the gradients before the step; on the
     CPU (and MPS) nothing changes: float32, bit-identical for a seed and thread count.
     ``"bfloat16"``: bfloat16 autocast on any device; on this machine's CPU (AVX-512 BF16) it
-    halved SASRec's epoch time, NDCG@10 moving in the fourth decimal (docs/scale.md), so it is
+    made SASRec's epochs 2-2.75x faster at the same NDCG@10 to 3 decimals (docs/scale.md), so it is
     offered there but not the default. ``"float32"``: never.
 
     Example:
