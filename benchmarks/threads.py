@@ -120,7 +120,7 @@ def section(res: dict) -> str:
         "## 1 -> 2 cores: fit and evaluation time at threads=1 and threads=2",
         "",
         f"Script: `benchmarks/threads.py` ({res['started']}). ML-100K, seed {SEED}, split seed "
-        f"{SPLIT_SEED} (EASE, iALS, Mult-VAE: holdout 0.8/0.1/0.1; SASRec: leave-one-out). "
+        f"{SPLIT_SEED} (SASRec: leave-one-out; the others: holdout 0.8/0.1/0.1). "
         "Each row is one fresh process with `RunOptions(threads=n)`: torch's pool and the "
         "BLAS/OpenMP pools capped at n. Mult-VAE runs 30 epochs and SASRec 10, without "
         "validation, so both thread counts do the same work. Evaluation is full ranking of "
@@ -132,7 +132,7 @@ def section(res: dict) -> str:
     if busy:
         out += [
             "**Measured under load**: other jobs shared the machine's 2 cores (load averages "
-            "below), so a second thread often found no free core; the speedups are what a "
+            "in the table), so a second thread found no free core; the speedups are what a "
             "busy machine gives, not the idle-machine scaling.",
             "",
         ]
@@ -157,6 +157,20 @@ def section(res: dict) -> str:
                 f"{'-' if n == 1 else ('yes' if same else 'no (last bits)')} | "
                 f"{r['load_before']:.2f} / {r['load_after']:.2f} |"
             )
+    slower = [
+        name
+        for name in res["models"]
+        if by[(name, 2)]["fit_seconds"] > by[(name, 1)]["fit_seconds"]
+    ]
+    if slower:
+        out += [
+            "",
+            f"A second thread made {', '.join(slower)} slower here. When another process holds "
+            "the other core, the OpenMP and OpenBLAS threads spin-wait for each other at every parallel "
+            "region, and a 2-thread fit stalls. This is why `--threads` defaults to the free "
+            "cores (`free_cores()`: the cores minus the load average), which is 1 on this "
+            "machine under this load. Ask for 2 threads only on an idle machine.",
+        ]
     vae = by.get(("multvae", 1))
     if vae and vae["batch_build_seconds"] is not None:
         share = vae["batch_build_seconds"] / vae["fit_seconds"]
