@@ -153,18 +153,19 @@ class SentenceTransformerEncoder:
         return _normalise(np.asarray(vectors, np.float32))
 
 
-def get_encoder(name: str) -> TextEncoder:
-    """``"minilm"`` (all-MiniLM-L6-v2, offline), ``"hashing"`` or a sentence-transformers folder.
+def get_encoder(name: str, *, device: str = "cpu") -> TextEncoder:
+    """``"minilm"`` (all-MiniLM-L6-v2, offline), ``"hashing"`` or a sentence-transformers folder;
+    ``device`` is where a sentence-transformers model runs (the hashing encoder is numpy).
 
     >>> get_encoder("hashing").name
     'hashing-d256-c3'
     """
     if name in ("minilm", DEFAULT_MODEL):
-        return SentenceTransformerEncoder()
+        return SentenceTransformerEncoder(device=device)
     if name == "hashing":
         return HashingEncoder()
     if Path(name).is_dir():
-        return SentenceTransformerEncoder(name)
+        return SentenceTransformerEncoder(name, device=device)
     raise ConfigError(
         f"unknown text encoder {name!r}; use 'minilm', 'hashing' or the path of a "
         "local sentence-transformers model folder"
