@@ -296,6 +296,8 @@ def library_versions() -> dict:
         "cpu_count": os.cpu_count(),
         # the vector kernels torch dispatched to: float results differ between them
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        # the GPU torch sees (None: none); where the models ran is protocol["device"]
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 
 
