@@ -381,6 +381,28 @@ class Dataset:
         out[rows, max_len - from_end] = items[src] + 1
         return out
 
+    def preset(self, **views) -> Dataset:
+        """Give derived views computed elsewhere (e.g. read from a cache) instead of computing
+        them here: any of ``user_items``, ``user_counts``, ``item_counts``, ``time_order``, each
+        exactly what the property would return. Returns self.
+
+        Raises:
+            DataError: an unknown view or one of the wrong shape.
+        """
+        shapes = {
+            "user_items": (self.n_users, self.n_items),
+            "user_counts": (self.n_users,),
+            "item_counts": (self.n_items,),
+            "time_order": (len(self),),
+        }
+        for name, view in views.items():
+            if name not in shapes:
+                raise DataError(f"cannot preset {name!r}; allowed: {', '.join(shapes)}")
+            if view.shape != shapes[name]:
+                raise DataError(f"{name} has shape {view.shape}, expected {shapes[name]}")
+            self.__dict__[name] = view  # what functools.cached_property reads first
+        return self
+
     # ---- subsets -----------------------------------------------------------------------------
     def subset(self, mask_or_index, *, name: str | None = None) -> Dataset:
         """The same vocabularies, catalog and user table over a subset of the interactions."""

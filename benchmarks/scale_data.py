@@ -1,0 +1,247 @@
+"""Loading and splitting at scale: time and peak memory of the out-of-core path (DuckDB scan,
+memory-mapped cache) against the in-memory pandas path, at 1M, 4M and 20M interactions.
+
+Each measurement runs in a fresh Python process; its peak resident memory is the process's own
+``VmHWM`` (read from /proc at its end). The data is written
+once per size by :func:`write_parquet_world` (``interactions/part-*.parquet`` + ``items.parquet``,
+power-law item popularity, log-normal user activity) into ``--data-root`` (never committed).
+
+    python benchmarks/scale_data.py --data-root /work/wt/bigdata/outofcore \\
+        [--sizes 1m,4m,20m] [--pandas-sizes 1m,4m]
+
+Writes benchmarks/results/scale_data.json and the ``data`` section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, load_average, write_section  # noqa: E402
+
+SIZES = {  # name -> (interactions, users, items)
+    "1m": (1_000_000, 50_000, 20_000),
+    "4m": (4_000_000, 200_000, 40_000),
+    "20m": (20_000_000, 1_000_000, 50_000),
+}
+SEED = 0
+SPLIT_SEED = 2020
+CHILD = """
+import json, sys, time
+from pathlib import Path
+from genrec.data import scan
+from genrec.data.splits import make_split
+folder, engine, cache = sys.argv[1:4]
+source = scan.parquet_folder(folder)
+start = time.perf_counter()
+if engine == "duckdb":
+    data = scan.scan_dataset(source, cache_dir=cache)
+else:
+    data = scan.read_in_memory(source)
+loaded = time.perf_counter()
+split = make_split(data, "holdout", seed=int(sys.argv[4]))
+done = time.perf_counter()
+with open("/proc/self/status") as f:
+    peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+print(json.dumps({"load_s": loaded - start, "split_s": done - loaded, "total_s": done - start,
+                  "peak_mb": peak_kb / 1024, "interactions": len(data), "users": data.n_users,
+                  "items": data.n_items, "train": len(split.train), "test": len(split.test)}))
+"""
+
+
+def write_parquet_world(folder: Path, n: int, n_users: int, n_items: int, *, seed: int) -> Path:
+    """``folder/interactions/part-*.parquet`` (2M rows a part) and ``folder/items.parquet``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    (folder / "interactions").mkdir(parents=True, exist_ok=True)
+    activity = rng.lognormal(0, 1.0, n_users)
+    activity /= activity.sum()
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.9
+    popularity /= popularity.sum()
+    user_ids = rng.permutation(n_users).astype(np.int64) * 3 + 100
+    item_ids = rng.permutation(n_items).astype(np.int64) * 7 + 5
+    chunk, month = 2_000_000, 86400 * 30
+    for k, start in enumerate(range(0, n, chunk)):
+        m = min(chunk, n - start)
+        t = 1_500_000_000 + k * month + np.sort(rng.integers(0, month, m))
+        part = {
+            "user_id": user_ids[rng.choice(n_users, m, p=activity)],
+            "item_id": item_ids[rng.choice(n_items, m, p=popularity)],
+            "rating": rng.integers(1, 6, m).astype(np.float32),
+            "timestamp": t.astype(np.int64),
+        }
+        pq.write_table(pa.table(part), folder / "interactions" / f"part-{k:05d}.parquet")
+    genres = np.array(["Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi"])
+    pairs = rng.integers(0, len(genres), (n_items, 2))
+    items = {
+        "item_id": item_ids,
+        "title": [f"Item {x}" for x in item_ids],
+        "genres": ["|".join(genres[row]) for row in pairs],
+        "description": [f"A synthetic item number {x}." for x in item_ids],
+    }
+    pq.write_table(pa.table(items), folder / "items.parquet")
+    manifest = {"interactions": n, "users": n_users, "items": n_items, "seed": seed}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def measure_load(folder: Path, engine: str, cache: Path) -> dict:
+    argv = [sys.executable, "-c", CHILD, str(folder), engine, str(cache), str(SPLIT_SEED)]
+    start = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"loading {folder} with {engine} failed:\n{done.stderr[-2000:]}")
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "wall_s": wall}
+
+
+def measure_info(folder: Path, cache: Path) -> dict:
+    """Time and peak memory (the process's ``VmHWM``) of ``genrec data info FOLDER --engine
+    duckdb`` in a fresh process."""
+    script = (
+        "import sys\nfrom genrec.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "status = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+        "print('PEAK_KB', status, file=sys.stderr); sys.exit(code)"
+    )
+    env = {**os.environ, "GENREC_CACHE_DIR": str(cache)}
+    argv = [sys.executable, "-c", script, "data", "info", str(folder), "--engine", "duckdb"]
+    start = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"data info failed:\n{done.stderr[-2000:]}")
+    peak_kb = int(done.stderr.split("PEAK_KB")[1].split()[0])
+    return {"wall_s": wall, "peak_mb": peak_kb / 1024, "stats": json.loads(done.stdout)}
+
+
+def folder_mb(folder: Path, pattern: str) -> float:
+    return sum(p.stat().st_size for p in folder.glob(pattern)) / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", type=Path, required=True, help="where the data is written")
+    parser.add_argument("--sizes", default="1m,4m,20m", help=f"of {', '.join(SIZES)}")
+    parser.add_argument("--pandas-sizes", default="1m,4m", help="sizes also read with pandas")
+    parser.add_argument("--info-size", default="4m", help="size of the `data info` run")
+    args = parser.parse_args()
+    rows, loads = [], []
+    for size in args.sizes.split(","):
+        n, n_users, n_items = SIZES[size]
+        folder = args.data_root / f"d{size}"
+        if not (folder / "manifest.json").is_file():
+            write_parquet_world(folder, n, n_users, n_items, seed=SEED)
+        cache = args.data_root / f"cache-{size}"
+        shutil.rmtree(cache, ignore_errors=True)
+        parquet_mb = folder_mb(folder / "interactions", "*.parquet")
+        runs = [("duckdb", "first run"), ("duckdb", "cached")]
+        if size in args.pandas_sizes.split(","):
+            runs.append(("pandas", "in memory"))
+        for engine, label in runs:
+            row = measure_load(folder, engine, cache)
+            loads.append(load_average())
+            row.update(size=size, engine=engine, run=label, parquet_mb=parquet_mb)
+            row["rss_per_file"] = row["peak_mb"] / parquet_mb
+            row["rss_per_csv"] = row["peak_mb"] / csv_equivalent_mb(n)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+        scans = list((cache / "scans").glob("*"))
+        if scans:
+            rows[-len(runs)]["cache_mb"] = folder_mb(scans[0], "*.npy")
+    info = None
+    if args.info_size:
+        folder = args.data_root / f"d{args.info_size}"
+        cache = args.data_root / f"cache-info-{args.info_size}"
+        shutil.rmtree(cache, ignore_errors=True)
+        info = [measure_info(folder, cache), measure_info(folder, cache)]
+        print(json.dumps(info), flush=True)
+    publish(rows, info, loads, args.info_size)
+
+
+def csv_equivalent_mb(n: int) -> float:
+    """Size of the same interactions as a CSV (``user,item,rating,timestamp``, ~30 bytes a
+    row: 7-digit ids, one-digit rating, 10-digit time), the form RecBole's ratio refers to."""
+    return n * 30 / 2**20
+
+
+def versions() -> dict:
+    import duckdb
+    import pyarrow
+
+    from genrec import __version__
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "duckdb": duckdb.__version__,
+        "pyarrow": pyarrow.__version__,
+        "genrec": __version__,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(terse=True),
+    }
+
+
+def publish(rows: list[dict], info: list[dict] | None, loads: list[float], info_size) -> None:
+    v = versions()
+    out = ROOT / "benchmarks" / "results" / "scale_data.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {"versions": v, "rows": rows, "info": info, "info_size": info_size, "seeds": {}}
+    record["seeds"] = {"data": SEED, "split": SPLIT_SEED}
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    lines = [
+        "## Data at scale: loading and splitting out of core",
+        "",
+        "Written by `benchmarks/scale_data.py` (`--data-root` a scratch folder). Synthetic "
+        "Parquet data (`interactions/part-*.parquet` + `items.parquet`; power-law item "
+        f"popularity, log-normal user activity; data seed {SEED}), split with `holdout` "
+        f"(seed {SPLIT_SEED}). Each row is one fresh process: load (+ filters, none here) "
+        "and split; peak = the process's maximum resident memory. `duckdb` scans the files "
+        "with DuckDB into memory-mapped arrays (`genrec.data.scan`); `cached` is a second "
+        "process opening that cache; `pandas` is the in-memory path (`read_in_memory`). "
+        "RSS / file compares the peak with the Parquet size and with the same rows as a CSV "
+        "(30 bytes a row), the form of RecBole's ~9x.",
+        "",
+        "| size | users | items | engine | run | load s | split s | total s | peak MB | "
+        "peak / Parquet | peak / CSV |",
+        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['size']} ({r['interactions']:,}) | {r['users']:,} | {r['items']:,} | "
+            f"{r['engine']} | {r['run']} | {r['load_s']:.1f} | {r['split_s']:.1f} | "
+            f"{r['wall_s']:.1f} | {r['peak_mb']:,.0f} | {r['rss_per_file']:.1f}x | "
+            f"{r['rss_per_csv']:.1f}x |"
+        )
+    if info:
+        lines += [
+            "",
+            f"`genrec data info` on {info_size} (`--engine duckdb`): first run "
+            f"{info[0]['wall_s']:.1f} s, peak {info[0]['peak_mb']:,.0f} MB; cached "
+            f"{info[1]['wall_s']:.1f} s, peak {info[1]['peak_mb']:,.0f} MB.",
+        ]
+    lines += [
+        "",
+        f"Machine: {v['cpu_count']} cores, {v['platform']}, Python {v['python']}, numpy "
+        f"{v['numpy']}, DuckDB {v['duckdb']}, pyarrow {v['pyarrow']}, genrec {v['genrec']}; "
+        "1-minute load average during the runs: "
+        + ", ".join(f"{x:.2f}" for x in loads)
+        + " (the machine is shared).",
+    ]
+    write_section("data", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,754 @@
+"""Interactions too large for a pandas frame: scanned with DuckDB, cached as memory-mapped arrays.
+
+:func:`scan_dataset` reads Parquet, CSV or ``::``-separated files with DuckDB and never holds a
+frame of the raw file. Filtering (minimum rating, one row per repeated pair, the iterative
+k-core) and the dense re-numbering of ids run in SQL, spilling to disk beyond
+``memory_limit``; the result streams in chunks into ``.npy`` files that are then opened with
+``np.load(mmap_mode="r")``. The user x item CSR matrix is written the same way (``indptr`` from
+counts, ``indices`` filled chunk by chunk in row order), so :attr:`Dataset.user_items` of twenty
+million interactions costs no copy.
+
+The result equals the in-memory path on the same files: the same interaction order (the files
+in the order given, rows in file order), vocabularies in first-seen order over the unfiltered
+rows (what ``Dataset.from_interactions`` followed by :mod:`~genrec.data.filters` gives), the same
+values, timestamps and catalog. Every splitter of :mod:`~genrec.data.splits` therefore gives the
+same split on either.
+
+Cache layout (``cache_dir/scans/<name>-<key>/``)::
+
+    manifest.json        written last: the key, the sizes, every array's dtype, shape and size
+    user_ids.npy ...     vocabularies (int64, or fixed-width text), in index order
+    user_idx.npy ...     (n,) int64 user_idx, item_idx, timestamp; float32 value
+    time_order.npy       (n,) int64: by user, then time, ties in file order
+    csr_indptr.npy ...   the binary user x item CSR (int32 or int64 indices)
+
+The key is a sha256 of every source file's path, size and modification time and of the filter
+settings, so an edited file or another filter builds a new folder. A folder is written in a
+staging folder and renamed into place (:func:`genrec.io.atomic_folder`); a folder whose
+manifest is unreadable or whose arrays do not match it (missing, another size or shape,
+another sha256 for arrays up to ``HASH_ALWAYS_BYTES``) is rebuilt with a warning, never used.
+
+Example:
+    >>> import tempfile, pyarrow as pa, pyarrow.parquet as pq
+    >>> from pathlib import Path
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> pq.write_table(pa.table({"u": [1, 1, 2], "i": [5, 6, 5]}), tmp / "log.parquet")
+    >>> source = ScanSource((tmp / "log.parquet",), user="u", item="i", name="log")
+    >>> scan_dataset(source, cache_dir=tmp / "cache")
+    Dataset('log', users=2, items=2, interactions=3)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from genrec.data.dataset import STARS_LIKED, Dataset, ItemCatalog, object_array
+from genrec.data.vocabulary import Vocabulary
+from genrec.errors import ConfigError, DataError, require
+from genrec.io import atomic_folder, atomic_write
+
+__all__ = [
+    "AUTO_ROWS",
+    "ENGINES",
+    "ScanSource",
+    "choose_engine",
+    "open_scan",
+    "parquet_folder",
+    "read_in_memory",
+    "scan_dataset",
+]
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "pandas", "duckdb")
+# engine="auto" scans with DuckDB above this many interactions (Parquet metadata) or, for text
+# files, above AUTO_TEXT_BYTES.
+AUTO_ROWS = 2_000_000
+AUTO_TEXT_BYTES = 64 * 2**20
+CACHE_FORMAT = 1
+HASH_ALWAYS_BYTES = 64 * 2**20  # arrays up to this size are hashed on every open
+CHUNK_ROWS = 1 << 20  # rows per batch streamed from DuckDB into the arrays
+MANIFEST = "manifest.json"
+ARRAYS = (
+    "user_ids",
+    "item_ids",
+    "user_idx",
+    "item_idx",
+    "value",
+    "timestamp",
+    "time_order",
+    "user_counts",
+    "item_counts",
+    "csr_indptr",
+    "csr_indices",
+)
+_ID_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
+
+
+@dataclass(frozen=True)
+class ScanSource:
+    """Interaction files and the names of their columns.
+
+    Args:
+        files: Parquet files (``.parquet``/``.pq``) or delimited text files, read in this order.
+        user, item: the id columns (integers or strings).
+        rating: the value column; None means implicit feedback (1.0).
+        timestamp: the column of seconds since the epoch; None gives zeros.
+        sep: the field separator of text files (``","``, ``"\\t"``, ``"::"``); None for Parquet.
+        header: text files start with a header line naming the columns; without one, ``names``
+            gives them.
+        names: column names of header-less text files.
+        items_path: an optional Parquet item table (``item_key``, title, genres separated by
+            ``|``, description, ...) that becomes the catalog.
+        item_key: the item table's id column; default ``item``.
+        name: the dataset label.
+        positive_threshold: see :class:`Dataset`.
+    """
+
+    files: tuple[Path, ...]
+    user: str
+    item: str
+    rating: str | None = None
+    timestamp: str | None = None
+    sep: str | None = None
+    header: bool = True
+    names: tuple[str, ...] = ()
+    items_path: Path | None = None
+    item_key: str | None = None
+    name: str = "data"
+    positive_threshold: float | None = None
+    text_fields: tuple[str, ...] = field(default=("title", "genres", "description"))
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Role -> column name for the columns given (user, item, rating, timestamp)."""
+        roles = {"user": self.user, "item": self.item, "rating": self.rating}
+        roles["timestamp"] = self.timestamp
+        return {role: col for role, col in roles.items() if col is not None}
+
+
+def parquet_folder(folder, *, name: str | None = None) -> ScanSource:
+    """The source of a folder laid out as ``interactions/part-*.parquet`` (``user_id``,
+    ``item_id``, ``rating``, ``timestamp``) beside an optional ``items.parquet`` (``item_id``,
+    ``title``, ``genres`` separated by ``|``, ``description``); parts are read in name order.
+
+    Raises:
+        DataError: no ``interactions/*.parquet`` in ``folder``.
+    """
+    folder = Path(folder)
+    parts = tuple(sorted((folder / "interactions").glob("*.parquet")))
+    if not parts:
+        raise DataError(
+            f"{folder} holds no interactions/*.parquet; expected the layout "
+            "interactions/part-*.parquet (+ items.parquet) written by `genrec data synth`"
+        )
+    items = folder / "items.parquet"
+    return ScanSource(
+        parts,
+        user="user_id",
+        item="item_id",
+        rating="rating",
+        timestamp="timestamp",
+        items_path=items if items.is_file() else None,
+        item_key="item_id",
+        name=name or folder.name,
+        positive_threshold=STARS_LIKED,
+    )
+
+
+def is_parquet_folder(folder) -> bool:
+    """True when ``folder`` has the layout :func:`parquet_folder` reads."""
+    folder = Path(folder)
+    return folder.is_dir() and any((folder / "interactions").glob("*.parquet"))
+
+
+def choose_engine(source: ScanSource, engine: str = "auto") -> str:
+    """``"pandas"`` or ``"duckdb"``: ``engine`` itself, or for ``"auto"`` DuckDB when the source
+    holds more than :data:`AUTO_ROWS` interactions (Parquet) or :data:`AUTO_TEXT_BYTES` (text).
+
+    Raises:
+        ConfigError: ``engine`` is not one of :data:`ENGINES`.
+    """
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine != "auto":
+        return engine
+    if source.sep is None:
+        return "duckdb" if _parquet_rows(source.files) > AUTO_ROWS else "pandas"
+    size = sum(p.stat().st_size for p in source.files if p.is_file())
+    return "duckdb" if size > AUTO_TEXT_BYTES else "pandas"
+
+
+# ---- the in-memory path (the reference the scan must equal) -----------------------------------
+def read_in_memory(source: ScanSource) -> Dataset:
+    """The same data through pandas and ``Dataset.from_interactions`` (all rows in memory).
+
+    Raises:
+        DataError: as :func:`scan_dataset` (unreadable file, missing column, missing id).
+    """
+    import pandas as pd
+
+    _check_files(source)
+    frames = []
+    for path in source.files:
+        if source.sep is None:
+            frame = pd.read_parquet(path, columns=list(source.columns.values()))
+        else:
+            frame = pd.read_csv(
+                path,
+                sep=source.sep,
+                header=0 if source.header else None,
+                names=None if source.header else list(source.names),
+                dtype={source.user: str, source.item: str},
+                engine="python" if len(source.sep) > 1 else "c",
+            )
+        _check_frame(frame, source, path)
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
+    item_ids, item_rows = _item_rows(source)
+    return Dataset.from_interactions(
+        frame[source.user].to_numpy(),
+        frame[source.item].to_numpy(),
+        frame[source.rating].to_numpy() if source.rating else None,
+        frame[source.timestamp].to_numpy() if source.timestamp else None,
+        item_rows=item_rows,
+        item_row_ids=item_ids,
+        text_fields=source.text_fields,
+        name=source.name,
+        positive_threshold=source.positive_threshold,
+    )
+
+
+def _check_frame(frame, source: ScanSource, path: Path) -> None:
+    for role, column in source.columns.items():
+        missing = frame[column].isna().to_numpy()
+        if missing.any():
+            raise DataError(
+                f"{path}: column {column!r} ({role}) is empty or NaN in {int(missing.sum())} "
+                f"row(s) (first at row {int(np.argmax(missing))}); drop or fill those rows"
+            )
+
+
+# ---- the out-of-core path ---------------------------------------------------------------------
+def scan_dataset(
+    source: ScanSource,
+    *,
+    cache_dir,
+    min_rating: float | None = None,
+    dedup: bool = False,
+    k_core: int | None = None,
+    memory_limit: str = "1GB",
+    threads: int | None = None,
+) -> Dataset:
+    """The filtered dataset of ``source``, built once with DuckDB and opened from its cache.
+
+    Filters apply in the order of :func:`~genrec.data.sources.load_dataset`: ``min_rating``
+    (keep values >= it), ``dedup`` (the latest row of a repeated pair), ``k_core`` (users and
+    items with at least that many interactions). The result equals
+    ``read_in_memory(source)`` filtered by :mod:`~genrec.data.filters` the same way.
+
+    Args:
+        source: the files and their columns.
+        cache_dir: the cache root; the dataset goes to ``cache_dir/scans/<name>-<key>/``.
+        min_rating, dedup, k_core: the filters.
+        memory_limit: DuckDB's memory limit while building (it spills to disk beyond it).
+        threads: DuckDB threads while building (default: DuckDB's own choice).
+
+    Raises:
+        DataError: an unreadable file, a missing column, a missing (NULL or NaN) id, value or
+            timestamp (naming the file and column), or filters that leave nothing.
+        MissingExtraError: DuckDB is not installed (``pip install 'genrec[scale]'``).
+    """
+    settings = _settings(min_rating=min_rating, dedup=dedup, k_core=k_core)
+    folder = cache_folder(source, settings, cache_dir=cache_dir)
+    if folder.exists():
+        problem = cache_problem(folder)
+        if problem is None:
+            return open_scan(folder, source)
+        log.warning("the scan cache %s is damaged (%s); building it again", folder, problem)
+    _check_files(source)
+    _build(folder, source, settings, memory_limit=memory_limit, threads=threads)
+    return open_scan(folder, source)
+
+
+def _settings(*, min_rating, dedup: bool, k_core) -> dict:
+    if min_rating is not None and not np.isfinite(float(min_rating)):
+        raise ConfigError(f"min_rating must be a finite number, got {min_rating!r}")
+    if k_core is not None and (
+        isinstance(k_core, bool) or not isinstance(k_core, (int, np.integer)) or k_core < 1
+    ):
+        raise ConfigError(f"k_core: k must be an int >= 1, got {k_core!r}")
+    return {
+        "min_rating": None if min_rating is None else float(min_rating),
+        "dedup": bool(dedup),
+        "k_core": None if k_core is None else int(k_core),
+    }
+
+
+def cache_folder(source: ScanSource, settings: dict, *, cache_dir) -> Path:
+    """``cache_dir/scans/<name>-<key>``: the key hashes the files' paths, sizes and times, the
+    columns and ``settings``; any change to them names another folder."""
+    stamp = []
+    for path in (*source.files, *((source.items_path,) if source.items_path else ())):
+        try:
+            st = Path(path).stat()
+        except OSError:
+            raise DataError(f"{path}: no such file; check the path") from None
+        stamp.append([str(Path(path).resolve()), st.st_size, st.st_mtime_ns])
+    key = {
+        "format": CACHE_FORMAT,
+        "files": stamp,
+        "columns": source.columns,
+        "sep": source.sep,
+        "header": source.header,
+        "names": list(source.names),
+        "item_key": source.item_key,
+        "settings": settings,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in source.name)
+    return Path(cache_dir) / "scans" / f"{safe}-{digest}"
+
+
+# ---- checks of the source files ---------------------------------------------------------------
+def _check_files(source: ScanSource) -> None:
+    """Every file exists and names every column; Parquet files are readable, ids are integers
+    or strings. Raises DataError naming the file and the column."""
+    if not source.files:
+        raise DataError("no interaction files given; pass at least one file")
+    for path in source.files:
+        if not Path(path).is_file():
+            raise DataError(f"{path}: no such file; check the path")
+        if source.sep is not None:
+            continue
+        schema = _parquet_schema(path)
+        for role, column in source.columns.items():
+            if column not in schema.names:
+                raise DataError(
+                    f"{path}: no column {column!r} ({role}); its columns are "
+                    f"{', '.join(schema.names)}; pass {role}=<one of them>"
+                )
+            kind = schema.field(column).type
+            if role in ("user", "item") and not (_is_int(kind) or _is_text(kind)):
+                raise DataError(
+                    f"{path}: column {column!r} ({role} ids) holds {kind}; ids must be "
+                    "integers or strings: convert the column before scanning"
+                )
+
+
+def _parquet_schema(path: Path):
+    pq = require("pyarrow.parquet", "parquet")
+    try:
+        return pq.read_schema(path)
+    except Exception as exc:  # pyarrow raises its own exception types
+        raise DataError(f"{path}: not a readable Parquet file ({exc}); re-export it") from None
+
+
+def _is_int(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_integer(kind)
+
+
+def _is_text(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _parquet_rows(files: Sequence[Path]) -> int:
+    pq = require("pyarrow.parquet", "parquet")
+    total = 0
+    for path in files:
+        try:
+            total += pq.ParquetFile(path).metadata.num_rows
+        except Exception as exc:
+            raise DataError(f"{path}: not a readable Parquet file ({exc}); re-export it") from None
+    return total
+
+
+def _item_rows(source: ScanSource):
+    """``(ids, columns)`` of the item table (genres split on ``|``), or ``(None, None)``."""
+    if source.items_path is None:
+        return None, None
+    pq = require("pyarrow.parquet", "parquet")
+    key = source.item_key or source.item
+    schema = _parquet_schema(source.items_path)
+    if key not in schema.names:
+        raise DataError(
+            f"{source.items_path}: no column {key!r} (item ids); its columns are "
+            f"{', '.join(schema.names)}; pass item_key=<one of them>"
+        )
+    table = pq.read_table(source.items_path)
+    ids = np.asarray([str(x) for x in table.column(key).to_pylist()], dtype=object)
+    columns = {}
+    for name in table.column_names:
+        if name == key:
+            continue
+        values = table.column(name).to_pylist()
+        if name == "genres":
+            values = [() if v is None else tuple(g for g in str(v).split("|") if g) for v in values]
+        columns[name] = object_array(values)
+    return ids, columns
+
+
+# ---- building ---------------------------------------------------------------------------------
+def _build(folder: Path, source: ScanSource, settings: dict, *, memory_limit, threads) -> None:
+    """Scan, filter and re-number with DuckDB; stream the arrays into a staged folder."""
+    duckdb = require("duckdb", "scale")
+    started = time.perf_counter()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=folder.parent))
+    try:
+        con = duckdb.connect(
+            config={
+                "memory_limit": memory_limit,
+                "temp_directory": str(spill),
+            }
+            | ({"threads": threads} if threads else {})
+        )
+        try:
+            con.execute("SET enable_progress_bar = false")
+            with atomic_folder(folder, owned=_owned(), what="scan cache") as stage:
+                if source.sep is not None:
+                    source = _text_to_parquet(con, source, spill)
+                _raw_view(con, source)
+                _check_missing(con, source)
+                counts = _filter(con, settings, source.name)
+                _number(con)
+                meta = _write_arrays(con, stage, counts)
+                meta.update(
+                    format=CACHE_FORMAT,
+                    name=source.name,
+                    settings=settings,
+                    build_seconds=round(time.perf_counter() - started, 2),
+                )
+                _write_manifest(stage, meta)
+        finally:
+            con.close()
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _owned() -> list[str]:
+    return [f"{name}.npy" for name in ARRAYS] + [MANIFEST]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _text_to_parquet(con, source: ScanSource, spill: Path) -> ScanSource:
+    """Delimited files copied into Parquet files in file order (ids kept as text), so that
+    rows can be numbered by ``file_row_number``."""
+    files = []
+    for k, path in enumerate(source.files):
+        out = spill / f"text-{k}.parquet"
+        options = f"sep={_literal(source.sep)}, header={'true' if source.header else 'false'}"
+        if not source.header:
+            options += ", names=[" + ", ".join(_literal(n) for n in source.names) + "]"
+        ids = "{" + f"{_literal(source.user)}: 'VARCHAR', {_literal(source.item)}: 'VARCHAR'" + "}"
+        try:
+            con.execute(
+                f"COPY (SELECT * FROM read_csv({_literal(str(path))}, {options}, types={ids})) "
+                f"TO {_literal(str(out))} (FORMAT parquet)"
+            )
+        except Exception as exc:  # duckdb raises its own exception types
+            raise DataError(f"{path}: cannot be read as {source.sep!r}-separated ({exc})") from None
+        files.append(out)
+    _check_files(ScanSource(tuple(files), **_fields(source, sep=None)))
+    return ScanSource(tuple(files), **_fields(source, sep=None))
+
+
+def _fields(source: ScanSource, **changes) -> dict:
+    keys = ("user", "item", "rating", "timestamp", "sep", "header", "names", "items_path")
+    keys += ("item_key", "name", "positive_threshold", "text_fields")
+    return {k: getattr(source, k) for k in keys} | changes
+
+
+def _raw_view(con, source: ScanSource) -> None:
+    """View ``raw(pos, file, row, u, i, r, t)``: every row; ``pos`` is its place in the files'
+    order, ``row`` its place in its file."""
+    rows = [_parquet_rows([p]) for p in source.files]
+    offsets = np.r_[0, np.cumsum(rows)[:-1]]
+    values = ", ".join(
+        f"({_literal(str(p))}, {int(o)}, {k})"
+        for k, (p, o) in enumerate(zip(source.files, offsets))
+    )
+    con.execute("CREATE TEMP TABLE offsets(filename VARCHAR, start BIGINT, k INTEGER)")
+    con.execute(f"INSERT INTO offsets VALUES {values}")
+    files = "[" + ", ".join(_literal(str(p)) for p in source.files) + "]"
+    r = _quote(source.rating) if source.rating else "1.0"
+    t = _quote(source.timestamp) if source.timestamp else "0"
+    con.execute(
+        f"""CREATE TEMP VIEW raw AS
+        SELECT o.start + s.file_row_number AS pos, o.k AS file, s.file_row_number AS row,
+               s.{_quote(source.user)} AS u, s.{_quote(source.item)} AS i,
+               CAST({r} AS DOUBLE) AS r, CAST({t} AS BIGINT) AS t
+        FROM read_parquet({files}, file_row_number=true, filename=true) s
+        JOIN offsets o ON s.filename = o.filename"""
+    )
+
+
+def _check_missing(con, source: ScanSource) -> None:
+    """DataError naming the first file and column with a NULL (or NaN) id, value or time."""
+    checks = {"user": "u IS NULL", "item": "i IS NULL", "rating": "r IS NULL OR isnan(r)"}
+    checks["timestamp"] = "t IS NULL"
+    checks["rating"] += " OR isinf(r)"
+    for role, column in source.columns.items():
+        found = _one(
+            con,
+            f"SELECT file, count(*), min(row) FROM raw WHERE {checks[role]} "
+            "GROUP BY file ORDER BY file LIMIT 1",
+        )
+        if found is not None:
+            file, count, pos = found
+            raise DataError(
+                f"{source.files[file]}: column {column!r} ({role}) is empty, NaN or infinite "
+                f"in {count} row(s) (first at row {pos}); drop or fill those rows"
+            )
+
+
+def _filter(con, settings: dict, name: str) -> dict:
+    """Table ``cur`` of the rows that pass the filters; returns the rows before and after."""
+    where = "" if settings["min_rating"] is None else f"WHERE r >= {settings['min_rating']!r}"
+    qualify = (
+        "QUALIFY row_number() OVER (PARTITION BY u, i ORDER BY t DESC, pos DESC) = 1"
+        if settings["dedup"]
+        else ""
+    )
+    con.execute(f"CREATE TEMP TABLE cur AS SELECT pos, u, i, r, t FROM raw {where} {qualify}")
+    before = _one(con, "SELECT count(*) FROM raw")[0]
+    k = settings["k_core"]
+    while k is not None:  # the k-core: drop users and items below k until none is
+        dropped = con.execute(
+            f"""DELETE FROM cur WHERE
+            u IN (SELECT u FROM cur GROUP BY u HAVING count(*) < {k}) OR
+            i IN (SELECT i FROM cur GROUP BY i HAVING count(*) < {k})"""
+        ).fetchall()[0][0]
+        if not dropped:
+            break
+    after = _one(con, "SELECT count(*) FROM cur")[0]
+    if not after:
+        raise DataError(
+            f"the filters {settings} removed every interaction of dataset {name!r} "
+            f"({before} before); loosen them"
+        )
+    return {"rows_read": int(before), "interactions": int(after)}
+
+
+def _number(con) -> None:
+    """Dense indices in first-seen order over the unfiltered rows (what the in-memory path's
+    vocabularies keep after filtering); table ``fin(row, uidx, iidx, r, t)`` in file order."""
+    for key, table in (("u", "umap"), ("i", "imap")):
+        con.execute(
+            f"""CREATE TEMP TABLE {table} AS
+            SELECT {key} AS id, row_number() OVER (ORDER BY first) - 1 AS idx FROM (
+                SELECT {key}, min(pos) AS first FROM raw
+                WHERE {key} IN (SELECT DISTINCT {key} FROM cur) GROUP BY {key})"""
+        )
+    con.execute(
+        """CREATE TEMP TABLE fin AS
+        SELECT row_number() OVER (ORDER BY c.pos) - 1 AS row, um.idx AS uidx, im.idx AS iidx,
+               c.r AS r, c.t AS t
+        FROM cur c JOIN umap um ON c.u = um.id JOIN imap im ON c.i = im.id"""
+    )
+    con.execute("DROP TABLE cur")
+
+
+def _write_arrays(con, stage: Path, counts: dict) -> dict:
+    """Stream vocabularies, interactions, time order and CSR from DuckDB into ``stage``."""
+    n = counts["interactions"]
+    n_users = _one(con, "SELECT count(*) FROM umap")[0]
+    n_items = _one(con, "SELECT count(*) FROM imap")[0]
+    for table, name in (("umap", "user_ids"), ("imap", "item_ids")):
+        ids = con.execute(f"SELECT id FROM {table} ORDER BY idx").fetchnumpy()["id"]
+        np.save(stage / f"{name}.npy", _storable_ids(ids), allow_pickle=False)
+    out = {
+        name: _open(stage, name, dtype, n)
+        for name, dtype in (
+            ("user_idx", np.int64),
+            ("item_idx", np.int64),
+            ("value", np.float32),
+            ("timestamp", np.int64),
+            ("time_order", np.int64),
+        )
+    }
+    user_counts = np.zeros(n_users, np.int64)
+    item_counts = np.zeros(n_items, np.int64)
+    query = "SELECT uidx, iidx, CAST(r AS FLOAT) AS r, t FROM fin ORDER BY row"
+    for start, batch in _batches(con, query):
+        u, i = batch["uidx"], batch["iidx"]
+        stop = start + len(u)
+        out["user_idx"][start:stop], out["item_idx"][start:stop] = u, i
+        out["value"][start:stop], out["timestamp"][start:stop] = batch["r"], batch["t"]
+        user_counts += np.bincount(u, minlength=n_users)
+        item_counts += np.bincount(i, minlength=n_items)
+    for start, batch in _batches(con, "SELECT row FROM fin ORDER BY uidx, t, row"):
+        out["time_order"][start : start + len(batch["row"])] = batch["row"]
+    for arr in out.values():
+        arr.flush()
+    del out
+    np.save(stage / "user_counts.npy", user_counts, allow_pickle=False)
+    np.save(stage / "item_counts.npy", item_counts, allow_pickle=False)
+    nnz = _write_csr(con, stage, n_users=n_users)
+    return {**counts, "users": int(n_users), "items": int(n_items), "pairs": int(nnz)}
+
+
+def _write_csr(con, stage: Path, *, n_users: int) -> int:
+    """The binary user x item CSR of ``fin``: ``indptr`` from per-user pair counts, ``indices``
+    filled in (user, item) order batch by batch."""
+    nnz = _one(con, "SELECT count(*) FROM (SELECT DISTINCT uidx, iidx FROM fin)")[0]
+    index_type = np.int32 if nnz < 2**31 else np.int64
+    indices = _open(stage, "csr_indices", index_type, nnz)
+    per_user = np.zeros(n_users, np.int64)
+    query = "SELECT DISTINCT uidx, iidx FROM fin ORDER BY uidx, iidx"
+    for start, batch in _batches(con, query):
+        indices[start : start + len(batch["iidx"])] = batch["iidx"]
+        per_user += np.bincount(batch["uidx"], minlength=n_users)
+    indices.flush()
+    del indices
+    indptr = np.zeros(n_users + 1, index_type)
+    np.cumsum(per_user, out=indptr[1:])
+    np.save(stage / "csr_indptr.npy", indptr, allow_pickle=False)
+    return int(nnz)
+
+
+def _one(con, query: str) -> tuple:
+    """The first row of ``query``'s result, the result read to its end."""
+    rows = con.sql(query).fetchall()
+    return rows[0] if rows else None
+
+
+def _batches(con, query: str):
+    """``(start row, {column: array})`` of ``query``'s result, :data:`CHUNK_ROWS` at a time."""
+    reader = con.sql(query).to_arrow_reader(CHUNK_ROWS)
+    start = 0
+    for batch in reader:
+        columns = {name: batch.column(name).to_numpy() for name in batch.schema.names}
+        yield start, columns
+        start += batch.num_rows
+
+
+def _open(stage: Path, name: str, dtype, n: int) -> np.ndarray:
+    return np.lib.format.open_memmap(stage / f"{name}.npy", mode="w+", dtype=dtype, shape=(n,))
+
+
+def _storable_ids(ids: np.ndarray) -> np.ndarray:
+    """Ids as int64 or as fixed-width text: arrays ``np.load`` reads without pickle."""
+    if ids.dtype.kind in "iu":
+        return ids.astype(np.int64)
+    return np.asarray([str(x) for x in ids], dtype=str)
+
+
+def _write_manifest(stage: Path, meta: dict) -> None:
+    from genrec import __version__
+
+    arrays = {}
+    for name in ARRAYS:
+        path = stage / f"{name}.npy"
+        arr = np.load(path, mmap_mode="r")
+        st = path.stat()
+        entry = {"dtype": arr.dtype.str, "shape": list(arr.shape), "bytes": st.st_size}
+        if st.st_size <= HASH_ALWAYS_BYTES:
+            entry["sha256"] = _sha256(path)
+        arrays[name] = entry
+        del arr
+    meta = {**meta, "arrays": arrays, "genrec_version": __version__}
+    atomic_write(stage / MANIFEST, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---- opening ----------------------------------------------------------------------------------
+def cache_problem(folder) -> str | None:
+    """None when the scan cache ``folder`` matches its manifest, else what is wrong: no readable
+    manifest, an array missing, of another size, dtype or shape, or (arrays up to
+    :data:`HASH_ALWAYS_BYTES`) another sha256."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        arrays = meta["arrays"]
+        if meta.get("format") != CACHE_FORMAT or set(arrays) != set(ARRAYS):
+            return f"{MANIFEST} is of another format"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"no readable {MANIFEST}"
+    for name, want in arrays.items():
+        path = folder / f"{name}.npy"
+        try:
+            if path.stat().st_size != want["bytes"]:
+                return f"{path.name} has {path.stat().st_size} bytes, the manifest says {want['bytes']}"
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            if arr.dtype.str != want["dtype"] or list(arr.shape) != want["shape"]:
+                return f"{path.name} is {arr.dtype.str} {arr.shape}, the manifest says otherwise"
+            if "sha256" in want and _sha256(path) != want["sha256"]:
+                return f"{path.name} differs from its recorded sha256"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return f"{path.name} cannot be read ({type(exc).__name__}: {exc})"
+    return None
+
+
+def open_scan(folder, source: ScanSource | None = None) -> Dataset:
+    """The Dataset of a built scan cache, its arrays memory-mapped read-only.
+
+    The CSR, counts and time order are taken from the cache rather than computed; ``source``
+    (when given) supplies the catalog from its item table, the label and the threshold.
+    """
+    folder = Path(folder)
+    meta = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    arr = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+    users = Vocabulary(arr["user_ids"].astype(str).astype(object), kind="user")
+    items = Vocabulary(arr["item_ids"].astype(str).astype(object), kind="item")
+    catalog = None
+    if source is not None and source.items_path is not None:
+        ids, columns = _item_rows(source)
+        catalog = ItemCatalog.from_rows(items, ids, columns, text_fields=source.text_fields)
+    data = Dataset(
+        users,
+        items,
+        arr["user_idx"],
+        arr["item_idx"],
+        arr["value"],
+        arr["timestamp"],
+        catalog=catalog,
+        name=source.name if source is not None else meta["name"],
+        positive_threshold=None if source is None else source.positive_threshold,
+    )
+    indices = arr["csr_indices"]
+    user_items = sp.csr_matrix(
+        (np.ones(len(indices), np.float32), indices, arr["csr_indptr"]),
+        shape=(len(users), len(items)),
+    )
+    data.preset(
+        user_items=user_items,
+        user_counts=arr["user_counts"],
+        item_counts=arr["item_counts"],
+        time_order=arr["time_order"],
+    )
+    return data
+
+
+def cache_size(folder) -> int:
+    """Bytes of the scan cache ``folder``."""
+    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
