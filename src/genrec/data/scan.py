@@ -427,7 +427,7 @@ def _build(folder: Path, source: ScanSource, settings: dict, *, memory_limit, th
                 _check_missing(con, source)
                 counts = _filter(con, settings, source.name)
                 _number(con)
-                meta = _write_arrays(con, stage, counts)
+                meta = _write_arrays(con, stage, counts, scratch=spill)
                 meta.update(
                     format=CACHE_FORMAT,
                     name=source.name,
@@ -554,7 +554,7 @@ def _filter(con, settings: dict, name: str) -> dict:
 
 def _number(con) -> None:
     """Dense indices in first-seen order over the unfiltered rows (what the in-memory path's
-    vocabularies keep after filtering); table ``fin(row, uidx, iidx, r, t)`` in file order."""
+    vocabularies keep after filtering); table ``fin(pos, uidx, iidx, r, t)``."""
     for key, table in (("u", "umap"), ("i", "imap")):
         con.execute(
             f"""CREATE TEMP TABLE {table} AS
@@ -564,21 +564,25 @@ def _number(con) -> None:
         )
     con.execute(
         """CREATE TEMP TABLE fin AS
-        SELECT row_number() OVER (ORDER BY c.pos) - 1 AS row, um.idx AS uidx, im.idx AS iidx,
-               c.r AS r, c.t AS t
+        SELECT c.pos AS pos, um.idx AS uidx, im.idx AS iidx, c.r AS r, c.t AS t
         FROM cur c JOIN umap um ON c.u = um.id JOIN imap im ON c.i = im.id"""
     )
     con.execute("DROP TABLE cur")
 
 
-def _write_arrays(con, stage: Path, counts: dict) -> dict:
-    """Stream vocabularies, interactions, time order and CSR from DuckDB into ``stage``."""
+def _write_arrays(con, stage: Path, counts: dict, *, scratch: Path) -> dict:
+    """Stream vocabularies, interactions, time order and CSR from DuckDB into ``stage``.
+
+    Rows arrive in any order and are scattered to their place in file order (``rank[pos]``);
+    the only sort DuckDB does is the time order (by user, time, file order), from which the
+    CSR is built in numpy, a block of users at a time."""
     n = counts["interactions"]
     n_users = _one(con, "SELECT count(*) FROM umap")[0]
     n_items = _one(con, "SELECT count(*) FROM imap")[0]
     for table, name in (("umap", "user_ids"), ("imap", "item_ids")):
         ids = con.execute(f"SELECT id FROM {table} ORDER BY idx").fetchnumpy()["id"]
         np.save(stage / f"{name}.npy", _storable_ids(ids), allow_pickle=False)
+    rank = _row_of_position(con, counts, scratch)
     out = {
         name: _open(stage, name, dtype, n)
         for name, dtype in (
@@ -589,44 +593,78 @@ def _write_arrays(con, stage: Path, counts: dict) -> dict:
             ("time_order", np.int64),
         )
     }
-    user_counts = np.zeros(n_users, np.int64)
-    item_counts = np.zeros(n_items, np.int64)
-    query = "SELECT uidx, iidx, CAST(r AS FLOAT) AS r, t FROM fin ORDER BY row"
-    for start, batch in _batches(con, query):
-        u, i = batch["uidx"], batch["iidx"]
-        stop = start + len(u)
-        out["user_idx"][start:stop], out["item_idx"][start:stop] = u, i
-        out["value"][start:stop], out["timestamp"][start:stop] = batch["r"], batch["t"]
-        user_counts += np.bincount(u, minlength=n_users)
-        item_counts += np.bincount(i, minlength=n_items)
-    for start, batch in _batches(con, "SELECT row FROM fin ORDER BY uidx, t, row"):
-        out["time_order"][start : start + len(batch["row"])] = batch["row"]
-    for arr in out.values():
-        arr.flush()
-    del out
+    for _, batch in _batches(con, "SELECT pos, uidx, iidx, CAST(r AS FLOAT) AS r, t FROM fin"):
+        rows = batch["pos"] if rank is None else rank[batch["pos"]]
+        out["user_idx"][rows], out["item_idx"][rows] = batch["uidx"], batch["iidx"]
+        out["value"][rows], out["timestamp"][rows] = batch["r"], batch["t"]
+    for start, batch in _batches(con, "SELECT pos FROM fin ORDER BY uidx, t, pos"):
+        rows = batch["pos"] if rank is None else rank[batch["pos"]]
+        out["time_order"][start : start + len(rows)] = rows
+    del rank
+    user_counts = _chunked_bincount(out["user_idx"], n_users)
+    item_counts = _chunked_bincount(out["item_idx"], n_items)
     np.save(stage / "user_counts.npy", user_counts, allow_pickle=False)
     np.save(stage / "item_counts.npy", item_counts, allow_pickle=False)
-    nnz = _write_csr(con, stage, n_users=n_users)
+    nnz = _write_csr(stage, out, user_counts, n_items=n_items)
+    for arr in out.values():
+        arr.flush()
     return {**counts, "users": int(n_users), "items": int(n_items), "pairs": int(nnz)}
 
 
-def _write_csr(con, stage: Path, *, n_users: int) -> int:
-    """The binary user x item CSR of ``fin``: ``indptr`` from per-user pair counts, ``indices``
-    filled in (user, item) order batch by batch."""
-    nnz = _one(con, "SELECT count(*) FROM (SELECT DISTINCT uidx, iidx FROM fin)")[0]
-    index_type = np.int32 if nnz < 2**31 else np.int64
-    indices = _open(stage, "csr_indices", index_type, nnz)
+def _row_of_position(con, counts: dict, scratch: Path) -> np.ndarray | None:
+    """(rows read,) row in the result of each kept file position (memory-mapped in
+    ``scratch``); None when every row was kept (the position is the row)."""
+    if counts["interactions"] == counts["rows_read"]:
+        return None
+    kept = np.zeros(counts["rows_read"], bool)
+    for _, batch in _batches(con, "SELECT pos FROM fin"):
+        kept[batch["pos"]] = True
+    rank = _open(scratch, "rank", np.int64, len(kept))
+    np.cumsum(kept, out=rank)
+    rank -= 1
+    return rank
+
+
+def _chunked_bincount(idx: np.ndarray, n: int) -> np.ndarray:
+    counts = np.zeros(n, np.int64)
+    for start in range(0, len(idx), CHUNK_ROWS):
+        counts += np.bincount(idx[start : start + CHUNK_ROWS], minlength=n)
+    return counts
+
+
+def _write_csr(stage: Path, out: dict, user_counts: np.ndarray, *, n_items: int) -> int:
+    """The binary user x item CSR: blocks of whole users (about :data:`CHUNK_ROWS` rows) are
+    read in time order, their (user, item) pairs made unique and sorted, and appended to
+    ``indices``; ``indptr`` comes from the per-user pair counts."""
+    ends = np.cumsum(user_counts)  # (n_users,) end of each user's rows in time order
+    n_users = len(user_counts)
     per_user = np.zeros(n_users, np.int64)
-    query = "SELECT DISTINCT uidx, iidx FROM fin ORDER BY uidx, iidx"
-    for start, batch in _batches(con, query):
-        indices[start : start + len(batch["iidx"])] = batch["iidx"]
-        per_user += np.bincount(batch["uidx"], minlength=n_users)
+    scratch = stage / "csr_indices.part"
+    with open(scratch, "wb") as f:
+        first = 0
+        while first < n_users:
+            start = ends[first - 1] if first else 0
+            last = max(first + 1, int(np.searchsorted(ends, start + CHUNK_ROWS, side="right")))
+            stop = ends[last - 1]
+            rows = out["time_order"][start:stop]
+            keys = np.sort(out["user_idx"][rows] * n_items + out["item_idx"][rows])
+            keys = keys[np.r_[True, keys[1:] != keys[:-1]]]  # np.unique, 100x faster here
+            per_user[first:last] = np.bincount(keys // n_items - first, minlength=last - first)
+            f.write((keys % n_items).astype(np.int64).tobytes())
+            first = last
+    nnz = int(per_user.sum())
+    index_type = np.int32 if nnz < 2**31 and n_items < 2**31 else np.int64
+    indices = _open(stage, "csr_indices", index_type, nnz)
+    pairs = np.memmap(scratch, dtype=np.int64, mode="r", shape=(nnz,))
+    for start in range(0, nnz, CHUNK_ROWS):
+        indices[start : start + CHUNK_ROWS] = pairs[start : start + CHUNK_ROWS]
     indices.flush()
-    del indices
+    del pairs, indices
+    scratch.unlink()
     indptr = np.zeros(n_users + 1, index_type)
     np.cumsum(per_user, out=indptr[1:])
     np.save(stage / "csr_indptr.npy", indptr, allow_pickle=False)
-    return int(nnz)
+    return nnz
 
 
 def _one(con, query: str) -> tuple:
