@@ -244,3 +244,42 @@ def test_build_failure_leaves_no_cache(folder, tmp_path, monkeypatch, caplog):
     with caplog.at_level(logging.WARNING):
         scan.scan_dataset(scan.parquet_folder(folder), cache_dir=tmp_path / "cache")
     assert "damaged" not in caplog.text
+
+
+def write_movielens(folder, layout):
+    """A tiny ML-1M (``::`` files with movies and users) or ML-20M (CSV) folder."""
+    rng = np.random.default_rng(5)
+    folder.mkdir()
+    rows = [
+        (rng.integers(1, 9), rng.integers(1, 7), rng.integers(1, 6), 9 * 10**8 + t)
+        for t in range(80)
+    ]
+    movies = [
+        (m, f"Movie {m} ({1990 + m})", "Drama|Comedy" if m % 2 else "Horror") for m in range(1, 8)
+    ]
+    if layout == "dat":
+        (folder / "ratings.dat").write_text("".join("::".join(map(str, r)) + "\n" for r in rows))
+        (folder / "movies.dat").write_text("".join("::".join(map(str, m)) + "\n" for m in movies))
+        users = [(u, "F" if u % 2 else "M", 25, u % 21, f"0{u}000") for u in range(1, 9)]
+        (folder / "users.dat").write_text("".join("::".join(map(str, u)) + "\n" for u in users))
+    else:
+        lines = ["userId,movieId,rating,timestamp"] + [",".join(map(str, r)) for r in rows]
+        (folder / "ratings.csv").write_text("\n".join(lines) + "\n")
+        movie_lines = ["movieId,title,genres"] + [f'{m},"{t}",{g}' for m, t, g in movies]
+        (folder / "movies.csv").write_text("\n".join(movie_lines) + "\n")
+    return folder
+
+
+@pytest.mark.parametrize("layout", ["dat", "csv"])
+def test_movielens_folders_scan_to_what_load_movielens_gives(tmp_path, layout):
+    folder = write_movielens(tmp_path / f"ml-{layout}", layout)
+    kw = {"cache_dir": tmp_path / "cache", "min_rating": 2.0, "k_core": 2}
+    got, _ = sources.load_dataset(folder, engine="duckdb", **kw)
+    want, _ = sources.load_dataset(folder, engine="pandas", **kw)
+    assert len(built(tmp_path / "cache")) == 1
+    assert_same_data(got, want)
+    assert got.positive_threshold == want.positive_threshold == 4.0
+    if layout == "dat":
+        for column in want.user_table.columns:
+            assert list(got.user_table[column]) == list(want.user_table[column]), column
+    assert_same_split(make_split(got, "loo"), make_split(want, "loo"))

@@ -46,14 +46,22 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from genrec.data.dataset import STARS_LIKED, Dataset, ItemCatalog, object_array
+from genrec.data.dataset import (
+    STARS_LIKED,
+    Dataset,
+    ItemCatalog,
+    Table,
+    first_rows,
+    object_array,
+)
 from genrec.data.vocabulary import Vocabulary
 from genrec.errors import ConfigError, DataError, require
 from genrec.io import atomic_folder, atomic_write
@@ -65,6 +73,7 @@ __all__ = [
     "choose_engine",
     "open_scan",
     "parquet_folder",
+    "parquet_item_table",
     "read_in_memory",
     "scan_dataset",
 ]
@@ -93,7 +102,6 @@ ARRAYS = (
     "csr_indptr",
     "csr_indices",
 )
-_ID_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
 
 
 @dataclass(frozen=True)
@@ -109,11 +117,12 @@ class ScanSource:
         header: text files start with a header line naming the columns; without one, ``names``
             gives them.
         names: column names of header-less text files.
-        items_path: an optional Parquet item table (``item_key``, title, genres separated by
-            ``|``, description, ...) that becomes the catalog.
-        item_key: the item table's id column; default ``item``.
+        tables: a function returning ``(items, users)``, each ``(ids, columns)`` of an item or
+            user table or ``(None, None)`` (see :meth:`Dataset.from_interactions`); read on
+            every open (tables are small), not cached. E.g. :func:`parquet_item_table`.
         name: the dataset label.
         positive_threshold: see :class:`Dataset`.
+        text_fields: the catalog columns a text encoder renders.
     """
 
     files: tuple[Path, ...]
@@ -124,8 +133,7 @@ class ScanSource:
     sep: str | None = None
     header: bool = True
     names: tuple[str, ...] = ()
-    items_path: Path | None = None
-    item_key: str | None = None
+    tables: Callable[[], tuple[tuple, tuple]] | None = None
     name: str = "data"
     positive_threshold: float | None = None
     text_fields: tuple[str, ...] = field(default=("title", "genres", "description"))
@@ -160,8 +168,7 @@ def parquet_folder(folder, *, name: str | None = None) -> ScanSource:
         item="item_id",
         rating="rating",
         timestamp="timestamp",
-        items_path=items if items.is_file() else None,
-        item_key="item_id",
+        tables=partial(parquet_item_table, items, key="item_id") if items.is_file() else None,
         name=name or folder.name,
         positive_threshold=STARS_LIKED,
     )
@@ -216,7 +223,7 @@ def read_in_memory(source: ScanSource) -> Dataset:
         _check_frame(frame, source, path)
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
-    item_ids, item_rows = _item_rows(source)
+    (item_ids, item_rows), (user_ids, user_rows) = _tables(source)
     return Dataset.from_interactions(
         frame[source.user].to_numpy(),
         frame[source.item].to_numpy(),
@@ -224,6 +231,8 @@ def read_in_memory(source: ScanSource) -> Dataset:
         frame[source.timestamp].to_numpy() if source.timestamp else None,
         item_rows=item_rows,
         item_row_ids=item_ids,
+        user_rows=user_rows,
+        user_row_ids=user_ids,
         text_fields=source.text_fields,
         name=source.name,
         positive_threshold=source.positive_threshold,
@@ -272,14 +281,15 @@ def scan_dataset(
     """
     settings = _settings(min_rating=min_rating, dedup=dedup, k_core=k_core)
     folder = cache_folder(source, settings, cache_dir=cache_dir)
+    tables = _tables(source)  # small; read first so that a bad table fails before the build
     if folder.exists():
         problem = cache_problem(folder)
         if problem is None:
-            return open_scan(folder, source)
+            return open_scan(folder, source, tables=tables)
         log.warning("the scan cache %s is damaged (%s); building it again", folder, problem)
     _check_files(source)
     _build(folder, source, settings, memory_limit=memory_limit, threads=threads)
-    return open_scan(folder, source)
+    return open_scan(folder, source, tables=tables)
 
 
 def _settings(*, min_rating, dedup: bool, k_core) -> dict:
@@ -300,7 +310,7 @@ def cache_folder(source: ScanSource, settings: dict, *, cache_dir) -> Path:
     """``cache_dir/scans/<name>-<key>``: the key hashes the files' paths, sizes and times, the
     columns and ``settings``; any change to them names another folder."""
     stamp = []
-    for path in (*source.files, *((source.items_path,) if source.items_path else ())):
+    for path in source.files:
         try:
             st = Path(path).stat()
         except OSError:
@@ -313,7 +323,6 @@ def cache_folder(source: ScanSource, settings: dict, *, cache_dir) -> Path:
         "sep": source.sep,
         "header": source.header,
         "names": list(source.names),
-        "item_key": source.item_key,
         "settings": settings,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
@@ -378,19 +387,26 @@ def _parquet_rows(files: Sequence[Path]) -> int:
     return total
 
 
-def _item_rows(source: ScanSource):
-    """``(ids, columns)`` of the item table (genres split on ``|``), or ``(None, None)``."""
-    if source.items_path is None:
-        return None, None
+def _tables(source: ScanSource) -> tuple[tuple, tuple]:
+    """``(items, users)`` of ``source.tables``, each ``(ids, columns)`` or ``(None, None)``."""
+    return ((None, None), (None, None)) if source.tables is None else source.tables()
+
+
+def parquet_item_table(path, *, key: str = "item_id") -> tuple[tuple, tuple]:
+    """``((ids, columns), (None, None))`` of a Parquet item table: every column but ``key``
+    under its own name, ``genres`` split on ``|`` into tuples.
+
+    Raises:
+        DataError: an unreadable file or no ``key`` column.
+    """
     pq = require("pyarrow.parquet", "parquet")
-    key = source.item_key or source.item
-    schema = _parquet_schema(source.items_path)
+    schema = _parquet_schema(path)
     if key not in schema.names:
         raise DataError(
-            f"{source.items_path}: no column {key!r} (item ids); its columns are "
-            f"{', '.join(schema.names)}; pass item_key=<one of them>"
+            f"{path}: no column {key!r} (item ids); its columns are "
+            f"{', '.join(schema.names)}; name the id column {key!r}"
         )
-    table = pq.read_table(source.items_path)
+    table = pq.read_table(path)
     ids = np.asarray([str(x) for x in table.column(key).to_pylist()], dtype=object)
     columns = {}
     for name in table.column_names:
@@ -400,7 +416,7 @@ def _item_rows(source: ScanSource):
         if name == "genres":
             values = [() if v is None else tuple(g for g in str(v).split("|") if g) for v in values]
         columns[name] = object_array(values)
-    return ids, columns
+    return (ids, columns), (None, None)
 
 
 # ---- building ---------------------------------------------------------------------------------
@@ -471,14 +487,9 @@ def _text_to_parquet(con, source: ScanSource, spill: Path) -> ScanSource:
         except Exception as exc:  # duckdb raises its own exception types
             raise DataError(f"{path}: cannot be read as {source.sep!r}-separated ({exc})") from None
         files.append(out)
-    _check_files(ScanSource(tuple(files), **_fields(source, sep=None)))
-    return ScanSource(tuple(files), **_fields(source, sep=None))
-
-
-def _fields(source: ScanSource, **changes) -> dict:
-    keys = ("user", "item", "rating", "timestamp", "sep", "header", "names", "items_path")
-    keys += ("item_key", "name", "positive_threshold", "text_fields")
-    return {k: getattr(source, k) for k in keys} | changes
+    parquet = replace(source, files=tuple(files), sep=None)
+    _check_files(parquet)
+    return parquet
 
 
 def _raw_view(con, source: ScanSource) -> None:
@@ -747,21 +758,27 @@ def cache_problem(folder) -> str | None:
     return None
 
 
-def open_scan(folder, source: ScanSource | None = None) -> Dataset:
+def open_scan(folder, source: ScanSource | None = None, *, tables=None) -> Dataset:
     """The Dataset of a built scan cache, its arrays memory-mapped read-only.
 
     The CSR, counts and time order are taken from the cache rather than computed; ``source``
-    (when given) supplies the catalog from its item table, the label and the threshold.
+    (when given) supplies the label, the threshold and the item and user tables (``tables``,
+    when given, is what ``source.tables()`` returns, read already).
     """
     folder = Path(folder)
     meta = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     arr = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
     users = Vocabulary(arr["user_ids"].astype(str).astype(object), kind="user")
     items = Vocabulary(arr["item_ids"].astype(str).astype(object), kind="item")
-    catalog = None
-    if source is not None and source.items_path is not None:
-        ids, columns = _item_rows(source)
-        catalog = ItemCatalog.from_rows(items, ids, columns, text_fields=source.text_fields)
+    catalog = user_table = None
+    if source is not None:
+        (item_ids, item_rows), (user_ids, user_rows) = tables or _tables(source)
+        if item_rows is not None:
+            catalog = ItemCatalog.from_rows(
+                items, *first_rows(item_ids, item_rows, "item"), text_fields=source.text_fields
+            )
+        if user_rows is not None:
+            user_table = Table.from_rows(users, *first_rows(user_ids, user_rows, "user"))
     data = Dataset(
         users,
         items,
@@ -770,6 +787,7 @@ def open_scan(folder, source: ScanSource | None = None) -> Dataset:
         arr["value"],
         arr["timestamp"],
         catalog=catalog,
+        user_table=user_table,
         name=source.name if source is not None else meta["name"],
         positive_threshold=None if source is None else source.positive_threshold,
     )

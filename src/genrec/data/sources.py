@@ -486,10 +486,12 @@ def load_dataset(
         k_core: then keep users and items with at least this many interactions.
         progress: show a download progress bar.
         sources: the catalog to look names up in.
-        engine: how a Parquet folder is read: "pandas" (in memory), "duckdb" (scanned out
-            of core, filtered in SQL and cached as memory-mapped arrays under
-            ``cache_dir/scans/``; the same dataset) or "auto" (DuckDB above
-            :data:`genrec.data.scan.AUTO_ROWS` interactions). Other sources are read in memory.
+        engine: how a Parquet folder or a MovieLens folder with ratings.dat / ratings.csv is
+            read: "pandas" (in memory), "duckdb" (scanned out of core, filtered in SQL and
+            cached as memory-mapped arrays under ``cache_dir/scans/``; the same dataset) or
+            "auto" (DuckDB above :data:`genrec.data.scan.AUTO_ROWS` Parquet rows or
+            :data:`genrec.data.scan.AUTO_TEXT_BYTES` of text). Other sources, including
+            named ones, are read in memory.
 
     Returns:
         ``(dataset, applied)``: ``applied`` maps each filter used to its value, in the order
@@ -508,13 +510,13 @@ def load_dataset(
     if engine not in scan.ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(scan.ENGINES)}, got {engine!r}")
     folder = Path(spec).expanduser()
+    source = _scan_source(folder)
+    if source is not None and scan.choose_engine(source, engine) == "duckdb":
+        data = scan.scan_dataset(
+            source, cache_dir=cache_dir, min_rating=min_rating, dedup=dedup, k_core=k_core
+        )
+        return data, _applied(min_rating, dedup, k_core)
     if scan.is_parquet_folder(folder):
-        source = scan.parquet_folder(folder)
-        if scan.choose_engine(source, engine) == "duckdb":
-            data = scan.scan_dataset(
-                source, cache_dir=cache_dir, min_rating=min_rating, dedup=dedup, k_core=k_core
-            )
-            return data, _applied(min_rating, dedup, k_core)
         data = scan.read_in_memory(source)
     elif (
         folder.is_dir()
@@ -540,6 +542,19 @@ def load_dataset(
     if k_core is not None:
         data = filters.k_core(data, k=k_core)
     return data, _applied(min_rating, dedup, k_core)
+
+
+def _scan_source(folder: Path):
+    """The :class:`~genrec.data.scan.ScanSource` of a folder the out-of-core path reads (a
+    Parquet folder, MovieLens ratings.dat or ratings.csv), else None."""
+    from genrec.data import scan
+    from genrec.data.movielens import movielens_scan_source
+
+    if scan.is_parquet_folder(folder):
+        return scan.parquet_folder(folder)
+    if folder.is_dir() and not (folder / "items.csv").is_file():
+        return movielens_scan_source(folder)
+    return None
 
 
 def _applied(min_rating, dedup: bool, k_core) -> dict:
