@@ -768,8 +768,8 @@ def open_scan(folder, source: ScanSource | None = None, *, tables=None) -> Datas
     folder = Path(folder)
     meta = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     arr = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
-    users = Vocabulary(arr["user_ids"].astype(str).astype(object), kind="user")
-    items = Vocabulary(arr["item_ids"].astype(str).astype(object), kind="item")
+    users = Vocabulary.from_distinct(_id_strings(arr["user_ids"]), kind="user")
+    items = Vocabulary.from_distinct(_id_strings(arr["item_ids"]), kind="item")
     catalog = user_table = None
     if source is not None:
         (item_ids, item_rows), (user_ids, user_rows) = tables or _tables(source)
@@ -803,6 +803,13 @@ def open_scan(folder, source: ScanSource | None = None, *, tables=None) -> Datas
         time_order=arr["time_order"],
     )
     return data
+
+
+def _id_strings(ids: np.ndarray) -> np.ndarray:
+    """(n,) object array of the str of each stored id (int64 or fixed-width text)."""
+    if ids.dtype.kind == "U":
+        return ids.astype(object)
+    return np.array(list(map(str, ids.tolist())), dtype=object)
 
 
 def cache_size(folder) -> int:
