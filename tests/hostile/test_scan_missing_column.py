@@ -39,7 +39,7 @@ class TestScanMissingColumn:
     def test_float_ids_are_refused(self, tmp_path):
         source = write_folder(tmp_path / "log", {**GOOD, "item_id": [5.5, 6.0]})
         with pytest.raises(
-            DataError, match=r"part-1\.parquet: column 'item_id' \(item ids\) holds double"
+            DataError, match=r"part-1\.parquet: column 'item_id' \(item\) holds double"
         ):
             scan.scan_dataset(source, cache_dir=tmp_path / "cache")
 
@@ -48,4 +48,25 @@ class TestScanMissingColumn:
         pq.write_table(pa.table({"id": [5], "title": ["x"]}), tmp_path / "log" / "items.parquet")
         source = scan.parquet_folder(tmp_path / "log")
         with pytest.raises(DataError, match=r"items\.parquet: no column 'item_id' \(item ids\)"):
+            scan.scan_dataset(source, cache_dir=tmp_path / "cache")
+
+    def test_a_csv_without_the_rating_column_is_named(self, tmp_path):
+        path = tmp_path / "log.csv"
+        path.write_text("user,item\nu1,i1\nu2,i1\n")
+        source = scan.ScanSource((path,), user="user", item="item", rating="stars", sep=",")
+        with pytest.raises(
+            DataError, match=r"log\.csv: no column 'stars' \(rating\); its columns are user, item"
+        ):
+            scan.scan_dataset(source, cache_dir=tmp_path / "cache")
+
+    def test_a_csv_rating_that_is_not_a_number(self, tmp_path):
+        path = tmp_path / "log.csv"
+        path.write_text("user,item,stars\nu1,i1,4\nu2,i1,great\n")
+        source = scan.ScanSource((path,), user="user", item="item", rating="stars", sep=",")
+        with pytest.raises(DataError, match=r"log\.csv: cannot be read"):
+            scan.scan_dataset(source, cache_dir=tmp_path / "cache")
+
+    def test_text_timestamps_in_parquet(self, tmp_path):
+        source = write_folder(tmp_path / "log", {**GOOD, "timestamp": ["2020-01-01", "x"]})
+        with pytest.raises(DataError, match=r"part-1\.parquet: column 'timestamp' .*seconds"):
             scan.scan_dataset(source, cache_dir=tmp_path / "cache")

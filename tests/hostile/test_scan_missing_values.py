@@ -57,3 +57,15 @@ class TestScanMissingValues:
             scan.scan_dataset(source, cache_dir=tmp_path / "cache")
         with pytest.raises(DataError, match=r"log\.parquet: column 'u' \(user\)"):
             scan.read_in_memory(source)
+
+    def test_float_timestamps_are_floored_and_nan_ones_named(self, tmp_path):
+        path = tmp_path / "log.parquet"
+        table = {"u": [1, 2, 3], "i": [4, 4, 5], "t": [10.7, -3.5, 99.0]}
+        pq.write_table(pa.table(table), path)
+        source = scan.ScanSource((path,), user="u", item="i", timestamp="t", name="log")
+        got = scan.scan_dataset(source, cache_dir=tmp_path / "cache")
+        assert got.timestamp.tolist() == scan.read_in_memory(source).timestamp.tolist()
+        assert got.timestamp.tolist() == [10, -4, 99]
+        pq.write_table(pa.table({**table, "t": [1.0, np.nan, 2.0]}), path)
+        with pytest.raises(DataError, match=r"log\.parquet: column 't' \(timestamp\).*row 1"):
+            scan.scan_dataset(source, cache_dir=tmp_path / "cache")

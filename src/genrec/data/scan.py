@@ -332,28 +332,39 @@ def cache_folder(source: ScanSource, settings: dict, *, cache_dir) -> Path:
 
 # ---- checks of the source files ---------------------------------------------------------------
 def _check_files(source: ScanSource) -> None:
-    """Every file exists and names every column; Parquet files are readable, ids are integers
-    or strings. Raises DataError naming the file and the column."""
+    """Every file exists; Parquet files are readable and have every column, of a usable type.
+    Raises DataError naming the file and the column."""
     if not source.files:
         raise DataError("no interaction files given; pass at least one file")
     for path in source.files:
         if not Path(path).is_file():
             raise DataError(f"{path}: no such file; check the path")
-        if source.sep is not None:
-            continue
-        schema = _parquet_schema(path)
-        for role, column in source.columns.items():
-            if column not in schema.names:
-                raise DataError(
-                    f"{path}: no column {column!r} ({role}); its columns are "
-                    f"{', '.join(schema.names)}; pass {role}=<one of them>"
-                )
-            kind = schema.field(column).type
-            if role in ("user", "item") and not (_is_int(kind) or _is_text(kind)):
-                raise DataError(
-                    f"{path}: column {column!r} ({role} ids) holds {kind}; ids must be "
-                    "integers or strings: convert the column before scanning"
-                )
+        if source.sep is None:
+            _check_schema(_parquet_schema(path), source, shown=path)
+
+
+def _check_schema(schema, source: ScanSource, *, shown: Path) -> None:
+    """DataError naming ``shown`` when ``schema`` lacks a column of ``source`` or holds ids
+    that are neither integers nor strings, or values and times that are not numbers."""
+    import pyarrow as pa
+
+    for role, column in source.columns.items():
+        if column not in schema.names:
+            raise DataError(
+                f"{shown}: no column {column!r} ({role}); its columns are "
+                f"{', '.join(schema.names)}; pass {role}=<one of them>"
+            )
+        kind = schema.field(column).type
+        if role in ("user", "item"):
+            ok, want = pa.types.is_integer(kind) or _is_text(kind), "integers or strings"
+        else:
+            ok, want = pa.types.is_integer(kind) or pa.types.is_floating(kind), "numbers"
+        if not ok:
+            fix = "seconds since the epoch" if role == "timestamp" else want
+            raise DataError(
+                f"{shown}: column {column!r} ({role}) holds {kind}; it must hold {want}: "
+                f"convert it to {fix} before scanning"
+            )
 
 
 def _parquet_schema(path: Path):
@@ -364,16 +375,16 @@ def _parquet_schema(path: Path):
         raise DataError(f"{path}: not a readable Parquet file ({exc}); re-export it") from None
 
 
-def _is_int(kind) -> bool:
-    import pyarrow as pa
-
-    return pa.types.is_integer(kind)
-
-
 def _is_text(kind) -> bool:
     import pyarrow as pa
 
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _is_float(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_floating(kind)
 
 
 def _parquet_rows(files: Sequence[Path]) -> int:
@@ -437,9 +448,10 @@ def _build(folder: Path, source: ScanSource, settings: dict, *, memory_limit, th
         try:
             con.execute("SET enable_progress_bar = false")
             with atomic_folder(folder, owned=_owned(), what="scan cache") as stage:
+                scanned = source
                 if source.sep is not None:
-                    source = _text_to_parquet(con, source, spill)
-                _raw_view(con, source)
+                    scanned = _text_to_parquet(con, source, spill)
+                _raw_view(con, scanned)
                 _check_missing(con, source)
                 counts = _filter(con, settings, source.name)
                 _number(con)
@@ -470,26 +482,47 @@ def _literal(text: str) -> str:
 
 
 def _text_to_parquet(con, source: ScanSource, spill: Path) -> ScanSource:
-    """Delimited files copied into Parquet files in file order (ids kept as text), so that
-    rows can be numbered by ``file_row_number``."""
+    """Delimited files copied into Parquet files in file order (ids kept as text, values and
+    times as numbers), so that rows can be numbered by ``file_row_number``."""
     files = []
+    types = {source.user: "VARCHAR", source.item: "VARCHAR"}
+    types |= {c: "DOUBLE" for c in (source.rating, source.timestamp) if c is not None}
+    typed = "{" + ", ".join(f"{_literal(c)}: {_literal(t)}" for c, t in types.items()) + "}"
     for k, path in enumerate(source.files):
         out = spill / f"text-{k}.parquet"
-        options = f"sep={_literal(source.sep)}, header={'true' if source.header else 'false'}"
+        csv = f"read_csv({_literal(str(path))}, sep={_literal(source.sep)}, "
+        csv += f"header={'true' if source.header else 'false'}"
         if not source.header:
-            options += ", names=[" + ", ".join(_literal(n) for n in source.names) + "]"
-        ids = "{" + f"{_literal(source.user)}: 'VARCHAR', {_literal(source.item)}: 'VARCHAR'" + "}"
-        try:
-            con.execute(
-                f"COPY (SELECT * FROM read_csv({_literal(str(path))}, {options}, types={ids})) "
-                f"TO {_literal(str(out))} (FORMAT parquet)"
-            )
-        except Exception as exc:  # duckdb raises its own exception types
-            raise DataError(f"{path}: cannot be read as {source.sep!r}-separated ({exc})") from None
+            csv += ", names=[" + ", ".join(_literal(n) for n in source.names) + "]"
+        described = _text_query(con, f"DESCRIBE SELECT * FROM {csv})", path, source.sep)
+        names = [row[0] for row in described]
+        for role, column in source.columns.items():
+            if column not in names:
+                raise DataError(
+                    f"{path}: no column {column!r} ({role}); its columns are "
+                    f"{', '.join(names)}; pass {role}=<one of them>"
+                )
+        copy = (
+            f"COPY (SELECT * FROM {csv}, types={typed})) TO {_literal(str(out))} (FORMAT parquet)"
+        )
+        _text_query(con, copy, path, source.sep)
+        _check_schema(_parquet_schema(out), source, shown=path)
         files.append(out)
-    parquet = replace(source, files=tuple(files), sep=None)
-    _check_files(parquet)
-    return parquet
+    return replace(source, files=tuple(files), sep=None)
+
+
+def _text_query(con, query: str, path: Path, sep: str) -> list:
+    """The rows of ``query`` over the text file ``path``; DataError naming it on failure."""
+    try:
+        return con.sql(query).fetchall() if query.startswith("DESCRIBE") else con.execute(query)
+    except Exception as exc:  # duckdb raises its own exception types
+        raise DataError(
+            f"{path}: cannot be read as {sep!r}-separated ({_first_line(exc)})"
+        ) from None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _raw_view(con, source: ScanSource) -> None:
@@ -505,7 +538,12 @@ def _raw_view(con, source: ScanSource) -> None:
     con.execute(f"INSERT INTO offsets VALUES {values}")
     files = "[" + ", ".join(_literal(str(p)) for p in source.files) + "]"
     r = _quote(source.rating) if source.rating else "1.0"
-    t = _quote(source.timestamp) if source.timestamp else "0"
+    t = "0"
+    if source.timestamp:
+        t = _quote(source.timestamp)
+        if _is_float(_parquet_schema(source.files[0]).field(source.timestamp).type):
+            # floored like the in-memory path; NaN, infinite or beyond int64 become NULL
+            t = f"CASE WHEN isfinite({t}) AND abs({t}) < 9.2e18 THEN floor({t}) END"
     con.execute(
         f"""CREATE TEMP VIEW raw AS
         SELECT o.start + s.file_row_number AS pos, o.k AS file, s.file_row_number AS row,
