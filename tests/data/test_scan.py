@@ -6,6 +6,7 @@ by :mod:`genrec.data.filters`. Then: the cache is reused, rebuilt when a file ch
 CLI and ``load_dataset`` reach it.
 """
 
+import functools
 import json
 import logging
 import os
@@ -18,8 +19,8 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 from genrec.cli import main  # noqa: E402
-from genrec.data import filters, scan, sources  # noqa: E402
-from genrec.data.splits import make_split  # noqa: E402
+from genrec.data import filters, scan, sources, splits  # noqa: E402
+from genrec.data.splits import describe_split, make_split  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
 
 ARRAYS = ("user_idx", "item_idx", "value", "timestamp", "user_counts", "item_counts", "time_order")
@@ -283,3 +284,35 @@ def test_movielens_folders_scan_to_what_load_movielens_gives(tmp_path, layout):
         for column in want.user_table.columns:
             assert list(got.user_table[column]) == list(want.user_table[column]), column
     assert_same_split(make_split(got, "loo"), make_split(want, "loo"))
+
+
+@pytest.mark.parametrize("method", ["holdout", "loo", "cold-users"])
+def test_a_split_of_the_cache_is_stored_and_reused(folder, tmp_path, monkeypatch, method):
+    source = scan.parquet_folder(folder)
+    want = make_split(scan.read_in_memory(source), method, seed=4)
+    first = make_split(scan.scan_dataset(source, cache_dir=tmp_path / "cache"), method, seed=4)
+    assert_same_split(first, want)
+
+    @functools.wraps(splits.SPLITTERS[method])  # the same signature: the same options
+    def no_split(*args, **kwargs):
+        raise AssertionError("split again")
+
+    monkeypatch.setitem(splits.SPLITTERS, method, no_split)
+    again = make_split(scan.scan_dataset(source, cache_dir=tmp_path / "cache"), method, seed=4)
+    assert_same_split(again, want)
+    assert again.code.dtype == np.int8 and len(again.code) == len(want.code)
+    assert describe_split(again) == describe_split(want)
+    if method != "loo":  # loo takes no seed: the same split
+        with pytest.raises(AssertionError, match="split again"):  # another seed, another split
+            make_split(scan.scan_dataset(source, cache_dir=tmp_path / "cache"), method, seed=5)
+
+
+def test_a_damaged_stored_split_is_made_again(folder, tmp_path, caplog):
+    source = scan.parquet_folder(folder)
+    make_split(scan.scan_dataset(source, cache_dir=tmp_path / "cache"), "holdout", seed=1)
+    (stored,) = (p for p in (built(tmp_path / "cache")[0] / "splits").iterdir() if p.is_dir())
+    np.save(stored / "code.npy", np.zeros(3, np.int8))
+    with caplog.at_level(logging.WARNING, logger="genrec.data.scan"):
+        got = make_split(scan.scan_dataset(source, cache_dir=tmp_path / "cache"), "holdout", seed=1)
+    assert "ignoring the stored split" in caplog.text
+    assert_same_split(got, make_split(scan.read_in_memory(source), "holdout", seed=1))

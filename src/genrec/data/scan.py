@@ -89,6 +89,7 @@ CACHE_FORMAT = 1
 HASH_ALWAYS_BYTES = 64 * 2**20  # arrays up to this size are hashed on every open
 CHUNK_ROWS = 1 << 20  # rows per batch streamed from DuckDB into the arrays
 MANIFEST = "manifest.json"
+SPLITS = "splits"  # the folder of stored splits inside a scan cache
 ARRAYS = (
     "user_ids",
     "item_ids",
@@ -470,7 +471,7 @@ def _build(folder: Path, source: ScanSource, settings: dict, *, memory_limit, th
 
 
 def _owned() -> list[str]:
-    return [f"{name}.npy" for name in ARRAYS] + [MANIFEST]
+    return [f"{name}.npy" for name in ARRAYS] + [MANIFEST, SPLITS]
 
 
 def _quote(name: str) -> str:
@@ -834,6 +835,7 @@ def open_scan(folder, source: ScanSource | None = None, *, tables=None) -> Datas
         (np.ones(len(indices), np.float32), indices, arr["csr_indptr"]),
         shape=(len(users), len(items)),
     )
+    data.split_store = SplitStore(folder / SPLITS, n=len(data))
     data.preset(
         user_items=user_items,
         user_counts=arr["user_counts"],
@@ -841,6 +843,51 @@ def open_scan(folder, source: ScanSource | None = None, *, tables=None) -> Datas
         time_order=arr["time_order"],
     )
     return data
+
+
+class SplitStore:
+    """Splits of one scan cache, kept in its ``splits/`` folder so a second run need not split
+    twenty million interactions again: one folder per split (method and settings), holding the
+    part code of every interaction (``code.npy``, int8) and ``info.json`` (the key, the split's
+    info, whether it has a fold-in part). Written whole or not at all; a stored split that does
+    not read back cleanly is ignored with a warning (and made again).
+    """
+
+    def __init__(self, root, *, n: int):
+        self.root, self.n = Path(root), n
+
+    def _folder(self, key: dict) -> Path:
+        text = json.dumps(key, sort_keys=True, default=list)
+        return self.root / hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    def load(self, key: dict) -> tuple[np.ndarray, dict, bool] | None:
+        """``(code, info, with_fold_in)`` of the stored split made with ``key``, or None."""
+        folder = self._folder(key)
+        if not folder.is_dir():
+            return None
+        try:
+            meta = json.loads((folder / "info.json").read_text(encoding="utf-8"))
+            code = np.load(folder / "code.npy", allow_pickle=False)
+            same_key = meta["key"] == json.loads(json.dumps(key, sort_keys=True, default=list))
+            if not same_key or code.shape != (self.n,) or code.dtype != np.int8:
+                raise ValueError("another split or another size")
+            return code, meta["info"], bool(meta["with_fold_in"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring the stored split in %s (%s); splitting again", folder, exc)
+            return None
+
+    def save(self, key: dict, code: np.ndarray, info: dict, *, with_fold_in: bool) -> None:
+        """Store a split; a cache that cannot be written is left as it is (logged)."""
+        from genrec.io import json_default
+
+        meta = {"key": key, "info": info, "with_fold_in": with_fold_in}
+        try:
+            with atomic_folder(self._folder(key), owned=("code.npy", "info.json")) as stage:
+                np.save(stage / "code.npy", np.asarray(code, np.int8), allow_pickle=False)
+                text = json.dumps(meta, default=json_default)  # info keeps its key order
+                (stage / "info.json").write_text(text, encoding="utf-8")
+        except OSError as exc:
+            log.info("could not store the split in %s: %s", self.root, exc)
 
 
 def _id_strings(ids: np.ndarray) -> np.ndarray:
