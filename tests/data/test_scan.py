@@ -316,3 +316,18 @@ def test_a_damaged_stored_split_is_made_again(folder, tmp_path, caplog):
         got = make_split(scan.scan_dataset(source, cache_dir=tmp_path / "cache"), "holdout", seed=1)
     assert "ignoring the stored split" in caplog.text
     assert_same_split(got, make_split(scan.read_in_memory(source), "holdout", seed=1))
+
+
+@pytest.mark.parametrize("layout", ["parquet", "ml-1m", "ml-20m"])
+def test_generated_worlds_scan_to_the_in_memory_dataset(tmp_path, layout):
+    """`genrec data synth interactions` output in the layouts the scan reads."""
+    from genrec.data.generator import InteractionWorld, write_interactions
+
+    world = InteractionWorld(n_users=60, n_items=40, n_interactions=900, seed=3)
+    folder = write_interactions(tmp_path / layout, world, format=layout, chunk_rows=300)
+    kw = {"cache_dir": tmp_path / "cache", "k_core": 3}
+    got, _ = sources.load_dataset(folder, engine="duckdb", **kw)
+    want, _ = sources.load_dataset(folder, engine="pandas", **kw)
+    assert len(built(tmp_path / "cache")) == 1 and len(got) == len(want) > 0
+    assert_same_data(got, want)
+    assert_same_split(make_split(got, "temporal"), make_split(want, "temporal"))
