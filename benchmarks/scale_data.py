@@ -3,8 +3,9 @@ memory-mapped cache) against the in-memory pandas path, at 1M, 4M and 20M intera
 
 Each measurement runs in a fresh Python process; its peak resident memory is the process's own
 ``VmHWM`` (read from /proc at its end). The data is written
-once per size by :func:`write_parquet_world` (``interactions/part-*.parquet`` + ``items.parquet``,
-power-law item popularity, log-normal user activity) into ``--data-root`` (never committed).
+once per size by ``genrec data synth interactions`` (:mod:`genrec.data.generator`: Parquet parts +
+``items.parquet``, power-law item popularity, log-normal user activity, sessions) into
+``--data-root`` (never committed).
 
     python benchmarks/scale_data.py --data-root /work/wt/bigdata/outofcore \\
         [--sizes 1m,4m,20m] [--pandas-sizes 1m,4m]
@@ -70,42 +71,12 @@ print(json.dumps({"load_s": loaded - start, "split_s": done - loaded, "total_s":
 """
 
 
-def write_parquet_world(folder: Path, n: int, n_users: int, n_items: int, *, seed: int) -> Path:
-    """``folder/interactions/part-*.parquet`` (2M rows a part) and ``folder/items.parquet``."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def write_world(folder: Path, n: int, n_users: int, n_items: int) -> Path:
+    """The synthetic Parquet folder of ``genrec data synth interactions`` (seed :data:`SEED`)."""
+    from genrec.data.generator import InteractionWorld, write_interactions
 
-    rng = np.random.default_rng(seed)
-    (folder / "interactions").mkdir(parents=True, exist_ok=True)
-    activity = rng.lognormal(0, 1.0, n_users)
-    activity /= activity.sum()
-    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.9
-    popularity /= popularity.sum()
-    user_ids = rng.permutation(n_users).astype(np.int64) * 3 + 100
-    item_ids = rng.permutation(n_items).astype(np.int64) * 7 + 5
-    chunk, month = 2_000_000, 86400 * 30
-    for k, start in enumerate(range(0, n, chunk)):
-        m = min(chunk, n - start)
-        t = 1_500_000_000 + k * month + np.sort(rng.integers(0, month, m))
-        part = {
-            "user_id": user_ids[rng.choice(n_users, m, p=activity)],
-            "item_id": item_ids[rng.choice(n_items, m, p=popularity)],
-            "rating": rng.integers(1, 6, m).astype(np.float32),
-            "timestamp": t.astype(np.int64),
-        }
-        pq.write_table(pa.table(part), folder / "interactions" / f"part-{k:05d}.parquet")
-    genres = np.array(["Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi"])
-    pairs = rng.integers(0, len(genres), (n_items, 2))
-    items = {
-        "item_id": item_ids,
-        "title": [f"Item {x}" for x in item_ids],
-        "genres": ["|".join(genres[row]) for row in pairs],
-        "description": [f"A synthetic item number {x}." for x in item_ids],
-    }
-    pq.write_table(pa.table(items), folder / "items.parquet")
-    manifest = {"interactions": n, "users": n_users, "items": n_items, "seed": seed}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    return folder
+    world = InteractionWorld(n_users=n_users, n_items=n_items, n_interactions=n, seed=SEED)
+    return write_interactions(folder, world, format="parquet")
 
 
 def measure_load(folder: Path, engine: str, cache: Path) -> dict:
@@ -152,12 +123,13 @@ def main() -> None:
     rows, loads = [], []
     for size in args.sizes.split(","):
         n, n_users, n_items = SIZES[size]
-        folder = args.data_root / f"d{size}"
+        folder = args.data_root / f"s{size}"
         if not (folder / "manifest.json").is_file():
-            write_parquet_world(folder, n, n_users, n_items, seed=SEED)
+            write_world(folder, n, n_users, n_items)
         cache = args.data_root / f"cache-{size}"
         shutil.rmtree(cache, ignore_errors=True)
         parquet_mb = folder_mb(folder / "interactions", "*.parquet")
+        text_mb = csv_equivalent_mb(folder)
         runs = [("duckdb", "first run"), ("duckdb", "cached")]
         if size in args.pandas_sizes.split(","):
             runs.append(("pandas", "in memory"))
@@ -166,7 +138,8 @@ def main() -> None:
             loads.append(load_average())
             row.update(size=size, engine=engine, run=label, parquet_mb=parquet_mb)
             row["rss_per_file"] = row["peak_mb"] / parquet_mb
-            row["rss_per_csv"] = row["peak_mb"] / csv_equivalent_mb(n)
+            row["rss_per_csv"] = row["peak_mb"] / text_mb
+            row["text_mb"] = text_mb
             print(json.dumps(row), flush=True)
             rows.append(row)
         scans = list((cache / "scans").glob("*"))
@@ -174,7 +147,7 @@ def main() -> None:
             rows[-len(runs)]["cache_mb"] = folder_mb(scans[0], "*.npy")
     info = None
     if args.info_size:
-        folder = args.data_root / f"d{args.info_size}"
+        folder = args.data_root / f"s{args.info_size}"
         cache = args.data_root / f"cache-info-{args.info_size}"
         shutil.rmtree(cache, ignore_errors=True)
         info = [measure_info(folder, cache), measure_info(folder, cache)]
@@ -182,10 +155,20 @@ def main() -> None:
     publish(rows, info, loads, args.info_size)
 
 
-def csv_equivalent_mb(n: int) -> float:
-    """Size of the same interactions as a CSV (``user,item,rating,timestamp``, ~30 bytes a
-    row: 7-digit ids, one-digit rating, 10-digit time), the form RecBole's ratio refers to."""
-    return n * 30 / 2**20
+def csv_equivalent_mb(folder: Path) -> float:
+    """Size of the same interactions as a text file of ``user<TAB>item<TAB>rating<TAB>time``
+    lines (RecBole's ``.inter`` layout; ratings written as "4.0"), counted from the Parquet
+    parts without writing it."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for part in sorted((folder / "interactions").glob("*.parquet")):
+        table = pq.read_table(part, columns=["user_id", "item_id", "timestamp"])
+        for column in table.column_names:
+            values = np.abs(table.column(column).to_numpy()).astype(np.float64)
+            total += int(np.floor(np.log10(np.maximum(values, 1))).sum()) + len(values)
+        total += table.num_rows * (3 + 4)  # "4.0", three tabs and a newline
+    return total / 2**20
 
 
 def versions() -> dict:
@@ -215,21 +198,22 @@ def publish(rows: list[dict], info: list[dict] | None, loads: list[float], info_
     lines = [
         "## Data at scale: loading and splitting out of core",
         "",
-        "Written by `benchmarks/scale_data.py` (`--data-root` a scratch folder). Synthetic "
-        "Parquet data (`interactions/part-*.parquet` + `items.parquet`; power-law item "
-        f"popularity, log-normal user activity; data seed {SEED}), split with `holdout` "
+        "Written by `benchmarks/scale_data.py` (`--data-root` a scratch folder). Data from "
+        "`genrec data synth interactions` (Parquet parts + `items.parquet`; power-law item "
+        f"popularity, log-normal user activity; seed {SEED}), split with `holdout` "
         f"(seed {SPLIT_SEED}). Each row is one fresh process: load (+ filters, none here) "
         "and split; peak = the process's maximum resident memory. `duckdb` scans the files "
         "with DuckDB into memory-mapped arrays (`genrec.data.scan`) and stores the split "
         "beside them; `cached` is a second process opening that cache and the stored split; "
         "`pandas` is the in-memory path (`read_in_memory`, no cache). "
         "Peak / file compares the load + split peak with the Parquet size and with the same "
-        "rows as a CSV (30 bytes a row), the form of RecBole's ~9x. `mapped files` is the part "
+        "rows as a RecBole `.inter` text file (counted, not written), the form of RecBole's ~9x. "
+        "`mapped files` is the part "
         "of the resident memory at the end that is mapped files (the cache arrays, page cache the "
         "kernel can drop and re-read, and ~100 MB of shared libraries); the rest is the process's own memory.",
         "",
         "| size | users | items | engine | run | load s | split s | total s | peak after "
-        "load MB | peak load + split MB | of it mapped files MB | peak / Parquet | peak / CSV |",
+        "load MB | peak load + split MB | of it mapped files MB | peak / Parquet | peak / text |",
         "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:

@@ -21,7 +21,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 from genrec.cli import main  # noqa: E402
 from genrec.data import filters, scan, sources, splits  # noqa: E402
 from genrec.data.splits import describe_split, make_split  # noqa: E402
-from genrec.errors import ConfigError  # noqa: E402
+from genrec.errors import ConfigError, DataError  # noqa: E402
 
 ARRAYS = ("user_idx", "item_idx", "value", "timestamp", "user_counts", "item_counts", "time_order")
 
@@ -331,3 +331,22 @@ def test_generated_worlds_scan_to_the_in_memory_dataset(tmp_path, layout):
     assert len(built(tmp_path / "cache")) == 1 and len(got) == len(want) > 0
     assert_same_data(got, want)
     assert_same_split(make_split(got, "temporal"), make_split(want, "temporal"))
+
+
+def test_min_rating_compares_like_the_in_memory_filter(tmp_path):
+    """Values are float32 in a Dataset: 3.3 stored as float32 passes min_rating=3.3 in both."""
+    path = tmp_path / "log.parquet"
+    rating = pa.array([3.3, 3.2, 4.0], pa.float32())
+    pq.write_table(pa.table({"u": [1, 2, 3], "i": [1, 1, 2], "r": rating}), path)
+    source = scan.ScanSource((path,), user="u", item="i", rating="r", name="log")
+    got = scan.scan_dataset(source, cache_dir=tmp_path / "cache", min_rating=3.3)
+    assert_same_data(got, in_memory(source, min_rating=3.3))
+    assert len(got) == 2
+
+
+def test_filters_that_leave_nothing_say_so(folder, tmp_path):
+    source = scan.parquet_folder(folder)
+    with pytest.raises(DataError, match=r"the filters \(min_rating=9.0\) removed every"):
+        scan.scan_dataset(source, cache_dir=tmp_path / "cache", min_rating=9.0)
+    with pytest.raises(ConfigError, match="k_core: k must be an int >= 1"):
+        scan.scan_dataset(source, cache_dir=tmp_path / "cache", k_core=0)

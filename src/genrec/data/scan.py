@@ -5,8 +5,9 @@ frame of the raw file. Filtering (minimum rating, one row per repeated pair, the
 k-core) and the dense re-numbering of ids run in SQL, spilling to disk beyond
 ``memory_limit``; the result streams in chunks into ``.npy`` files that are then opened with
 ``np.load(mmap_mode="r")``. The user x item CSR matrix is written the same way (``indptr`` from
-counts, ``indices`` filled chunk by chunk in row order), so :attr:`Dataset.user_items` of twenty
-million interactions costs no copy.
+per-user counts, ``indices`` filled a block of users at a time), so :attr:`Dataset.user_items`
+of twenty million interactions costs no copy. Splits made of the opened dataset are stored in
+the cache too (:class:`SplitStore`), so a second run neither scans nor splits again.
 
 The result equals the in-memory path on the same files: the same interaction order (the files
 in the order given, rows in file order), vocabularies in first-seen order over the unfiltered
@@ -21,6 +22,7 @@ Cache layout (``cache_dir/scans/<name>-<key>/``)::
     user_idx.npy ...     (n,) int64 user_idx, item_idx, timestamp; float32 value
     time_order.npy       (n,) int64: by user, then time, ties in file order
     csr_indptr.npy ...   the binary user x item CSR (int32 or int64 indices)
+    splits/<key>/        stored splits: code.npy (int8 part of each interaction), info.json
 
 The key is a sha256 of every source file's path, size and modification time and of the filter
 settings, so an edited file or another filter builds a new folder. A folder is written in a
@@ -70,7 +72,10 @@ __all__ = [
     "AUTO_ROWS",
     "ENGINES",
     "ScanSource",
+    "SplitStore",
+    "cache_problem",
     "choose_engine",
+    "is_parquet_folder",
     "open_scan",
     "parquet_folder",
     "parquet_item_table",
@@ -576,7 +581,9 @@ def _check_missing(con, source: ScanSource) -> None:
 
 def _filter(con, settings: dict, name: str) -> dict:
     """Table ``cur`` of the rows that pass the filters; returns the rows before and after."""
-    where = "" if settings["min_rating"] is None else f"WHERE r >= {settings['min_rating']!r}"
+    where = ""
+    if settings["min_rating"] is not None:  # in float32, as Dataset.value >= min_rating compares
+        where = f"WHERE CAST(r AS FLOAT) >= CAST({settings['min_rating']!r} AS FLOAT)"
     qualify = (
         "QUALIFY row_number() OVER (PARTITION BY u, i ORDER BY t DESC, pos DESC) = 1"
         if settings["dedup"]
@@ -595,8 +602,9 @@ def _filter(con, settings: dict, name: str) -> dict:
             break
     after = _one(con, "SELECT count(*) FROM cur")[0]
     if not after:
+        used = ", ".join(f"{key}={v!r}" for key, v in settings.items() if v not in (None, False))
         raise DataError(
-            f"the filters {settings} removed every interaction of dataset {name!r} "
+            f"the filters ({used}) removed every interaction of dataset {name!r} "
             f"({before} before); loosen them"
         )
     return {"rows_read": int(before), "interactions": int(after)}
@@ -895,8 +903,3 @@ def _id_strings(ids: np.ndarray) -> np.ndarray:
     if ids.dtype.kind == "U":
         return ids.astype(object)
     return np.array(list(map(str, ids.tolist())), dtype=object)
-
-
-def cache_size(folder) -> int:
-    """Bytes of the scan cache ``folder``."""
-    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
