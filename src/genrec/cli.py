@@ -653,6 +653,7 @@ def _cmd_benchmark(args) -> int:
         models=tuple(ModelEntry(n, n, overrides[n]) for n in names),
         filters={k: v for k, v in filters.items() if v is not None},
         outputs={k: str(v) for k, v in outputs.items() if v},
+        engine=args.engine,
     )
     return _run(args, exp)
 

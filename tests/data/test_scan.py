@@ -350,3 +350,21 @@ def test_filters_that_leave_nothing_say_so(folder, tmp_path):
         scan.scan_dataset(source, cache_dir=tmp_path / "cache", min_rating=9.0)
     with pytest.raises(ConfigError, match="k_core: k must be an int >= 1"):
         scan.scan_dataset(source, cache_dir=tmp_path / "cache", k_core=0)
+
+
+def test_an_experiment_on_either_engine_gives_the_same_results(folder, tmp_path):
+    from genrec.experiment import Experiment, run_experiment
+
+    results = {}
+    for engine in ("duckdb", "pandas"):
+        exp = Experiment.from_dict(
+            {"name": "t", "dataset": str(folder), "engine": engine, "split": "loo"}
+            | {"models": [{"name": "pop"}], "filters": {"k_core": 3}}
+        )
+        run = run_experiment(exp, cache_dir=tmp_path / "cache", threads=1, progress=False)
+        protocol = run.results["protocol"]
+        metrics = [(r["model"], r["metrics"]) for r in run.results["results"]]
+        results[engine] = (metrics, protocol["checksum"], protocol["split_info"], exp.sha256())
+    assert results["duckdb"] == results["pandas"]
+    with pytest.raises(ConfigError, match="engine must be one of auto, pandas, duckdb"):
+        Experiment.from_dict({"name": "t", "engine": "spark", "models": [{"name": "pop"}]})
