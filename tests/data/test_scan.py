@@ -368,3 +368,13 @@ def test_an_experiment_on_either_engine_gives_the_same_results(folder, tmp_path)
     assert results["duckdb"] == results["pandas"]
     with pytest.raises(ConfigError, match="engine must be one of auto, pandas, duckdb"):
         Experiment.from_dict({"name": "t", "engine": "spark", "models": [{"name": "pop"}]})
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_small_chunks_give_the_same_arrays_and_csr(folder, tmp_path, monkeypatch, chunk):
+    """Batches from DuckDB and blocks of users for the CSR cut anywhere (a block always holds
+    whole users, even one user longer than a chunk)."""
+    monkeypatch.setattr(scan, "CHUNK_ROWS", chunk)
+    source = scan.parquet_folder(folder)
+    got = scan.scan_dataset(source, cache_dir=tmp_path / "cache", min_rating=2.0)
+    assert_same_data(got, in_memory(source, min_rating=2.0))
