@@ -378,3 +378,22 @@ def test_small_chunks_give_the_same_arrays_and_csr(folder, tmp_path, monkeypatch
     source = scan.parquet_folder(folder)
     got = scan.scan_dataset(source, cache_dir=tmp_path / "cache", min_rating=2.0)
     assert_same_data(got, in_memory(source, min_rating=2.0))
+
+
+def test_a_named_movielens_release_scans_after_its_fetch(tmp_path):
+    """A catalogued source read by load_movielens (ML-20M, ML-25M by name) reaches the scan."""
+    import zipfile
+
+    write_movielens(tmp_path / "ml-tiny", "csv")
+    archive = tmp_path / "ml-tiny.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in (tmp_path / "ml-tiny").iterdir():
+            zf.write(path, f"ml-tiny/{path.name}")
+    remote = sources.RemoteFile((archive.as_uri(),), "ml-tiny.zip", unpack=True)
+    catalog = {"ml-tiny": sources.Source("ml-tiny", (remote,), "load_movielens", "tiny")}
+    kw = {"cache_dir": tmp_path / "cache", "sources": catalog, "progress": False}
+    got, _ = sources.load_dataset("ml-tiny", engine="duckdb", **kw)
+    want, _ = sources.load_dataset("ml-tiny", engine="pandas", **kw)
+    assert got.name == want.name == "ml-tiny"
+    assert len(built(tmp_path / "cache")) == 1
+    assert_same_data(got, want)

@@ -490,8 +490,8 @@ def load_dataset(
             read: "pandas" (in memory), "duckdb" (scanned out of core, filtered in SQL and
             cached as memory-mapped arrays under ``cache_dir/scans/``; the same dataset) or
             "auto" (DuckDB above :data:`genrec.data.scan.AUTO_ROWS` Parquet rows or
-            :data:`genrec.data.scan.AUTO_TEXT_BYTES` of text). Other sources, including
-            named ones, are read in memory.
+            :data:`genrec.data.scan.AUTO_TEXT_BYTES` of text: ML-20M and ML-25M by name
+            too). Other sources are read in memory.
 
     Returns:
         ``(dataset, applied)``: ``applied`` maps each filter used to its value, in the order
@@ -511,6 +511,8 @@ def load_dataset(
         raise ConfigError(f"engine must be one of {', '.join(scan.ENGINES)}, got {engine!r}")
     folder = Path(spec).expanduser()
     source = _scan_source(folder)
+    if source is None and not folder.is_dir():  # a named MovieLens release may scan too
+        source = _named_scan_source(str(spec), folder, cache_dir, sources, progress=progress)
     if source is not None and scan.choose_engine(source, engine) == "duckdb":
         data = scan.scan_dataset(
             source, cache_dir=cache_dir, min_rating=min_rating, dedup=dedup, k_core=k_core
@@ -555,6 +557,18 @@ def _scan_source(folder: Path):
     if folder.is_dir() and not (folder / "items.csv").is_file():
         return movielens_scan_source(folder)
     return None
+
+
+def _named_scan_source(spec: str, folder: Path, cache_dir, sources, *, progress: bool):
+    """The scan source of a named MovieLens release (fetched first), else None."""
+    from genrec.data.movielens import movielens_scan_source
+
+    name = _dataset_name(spec, folder, sources)
+    if _lookup(name, sources).loader != "load_movielens":
+        return None
+    fetched = fetch(name, cache_dir=cache_dir, sources=sources, progress=progress)
+    root = fetched / (_read_manifest(fetched) or {}).get("root", ".")
+    return movielens_scan_source(root, name=name)
 
 
 def _applied(min_rating, dedup: bool, k_core) -> dict:
