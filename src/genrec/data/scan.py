@@ -561,22 +561,25 @@ def _raw_view(con, source: ScanSource) -> None:
 
 
 def _check_missing(con, source: ScanSource) -> None:
-    """DataError naming the first file and column with a NULL (or NaN) id, value or time."""
-    checks = {"user": "u IS NULL", "item": "i IS NULL", "rating": "r IS NULL OR isnan(r)"}
-    checks["timestamp"] = "t IS NULL"
-    checks["rating"] += " OR isinf(r)"
-    for role, column in source.columns.items():
-        found = _one(
-            con,
-            f"SELECT file, count(*), min(row) FROM raw WHERE {checks[role]} "
-            "GROUP BY file ORDER BY file LIMIT 1",
-        )
-        if found is not None:
-            file, count, pos = found
-            raise DataError(
-                f"{source.files[file]}: column {column!r} ({role}) is empty, NaN or infinite "
-                f"in {count} row(s) (first at row {pos}); drop or fill those rows"
-            )
+    """DataError naming the first file and column with a NULL (or NaN) id, value or time; one
+    pass over the files counts every column's missing values per file."""
+    checks = {"user": "u IS NULL", "item": "i IS NULL", "timestamp": "t IS NULL"}
+    checks["rating"] = "r IS NULL OR isnan(r) OR isinf(r)"
+    roles = list(source.columns)
+    counted = ", ".join(
+        f"count(*) FILTER (WHERE {checks[role]}), min(row) FILTER (WHERE {checks[role]})"
+        for role in roles
+    )
+    per_file = con.sql(f"SELECT file, {counted} FROM raw GROUP BY file ORDER BY file").fetchall()
+    for file, *found in per_file:
+        for k, role in enumerate(roles):
+            count, first = found[2 * k], found[2 * k + 1]
+            if count:
+                raise DataError(
+                    f"{source.files[file]}: column {source.columns[role]!r} ({role}) is empty, "
+                    f"NaN or infinite in {count} row(s) (first at row {first}); drop or fill "
+                    "those rows"
+                )
 
 
 def _filter(con, settings: dict, name: str) -> dict:
