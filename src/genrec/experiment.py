@@ -10,6 +10,8 @@ A file (every key but ``[[models]]`` optional; unknown keys are an error)::
 
     name = "readme"
     dataset = "ml-100k"          # a source name or a folder of files
+    engine = "auto"              # auto | duckdb | pandas: how a Parquet or MovieLens folder is
+                                 # read (genrec.data.sources.load_dataset); not in the hash
     split = "holdout"            # holdout | loo | temporal | cold-users | cold-items
     split_seed = 2020            # seed of the split
     seed = 2020                  # training seed of every model without its own
@@ -90,6 +92,7 @@ class Experiment:
     filters: Mapping[str, Any] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    engine: str = "auto"
     device: str | None = None  # where neural models run; None: the CLI's --device, else cpu
 
     def __post_init__(self):
@@ -112,6 +115,10 @@ class Experiment:
                 raise ConfigError(f"{key} must be an integer, got {getattr(self, key)!r}")
         _check_keys("[filters]", self.filters, FILTERS)
         _check_keys("[outputs]", self.outputs, OUTPUTS)
+        from genrec.data.scan import ENGINES
+
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.device is not None:
             check_device(self.device)
 
@@ -154,9 +161,10 @@ class Experiment:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
     def sha256(self) -> str:
-        """Hash of what the experiment does (outputs, description and device excluded: the
-        device says where it runs, as the thread count does)."""
-        skip = ("outputs", "description", "name", "device")
+        """Hash of what the experiment does (outputs, description, the engine, which reads
+        the same data either way, and the device, which says where it runs as the thread count
+        does, excluded)."""
+        skip = ("outputs", "description", "name", "engine", "device")
         content = {k: v for k, v in self.to_dict().items() if k not in skip}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
@@ -304,6 +312,7 @@ def load_data(exp: Experiment, *, cache_dir, progress: bool = True):
         dedup=bool(f.get("dedup")),
         k_core=f.get("k_core"),
         progress=progress,
+        engine=exp.engine,
     )
 
 
