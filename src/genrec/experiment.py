@@ -33,6 +33,13 @@ A file (every key but ``[[models]]`` optional; unknown keys are an error)::
     name = "ease"
     sweep = { reg = [100.0, 250.0, 500.0] }
 
+    [search]                     # what `genrec search FILE` explores (genrec.search); `run`
+    ease.reg = { low = 10.0, high = 2000.0, log = true }   # ignores it
+
+``genrec run FILE --ray ADDRESS`` fits the models and sweep points as parallel Ray tasks
+(:func:`genrec.parallel.run_models`) with the same results as the sequential run; ``track``
+logs every run's parameters, validation history and test metrics (:mod:`genrec.tracking`).
+
 Example:
     >>> exp = Experiment.from_dict({"name": "tiny", "models": [
     ...     {"name": "ease", "sweep": {"reg": [10.0, 100.0]}}, {"name": "pop"}]})
@@ -89,6 +96,7 @@ class Experiment:
     filters: Mapping[str, Any] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    search: Mapping[str, Any] = field(default_factory=dict)  # read by genrec.search
 
     def __post_init__(self):
         if not self.models:
@@ -110,6 +118,8 @@ class Experiment:
                 raise ConfigError(f"{key} must be an integer, got {getattr(self, key)!r}")
         _check_keys("[filters]", self.filters, FILTERS)
         _check_keys("[outputs]", self.outputs, OUTPUTS)
+        if not isinstance(self.search, Mapping):
+            raise ConfigError(f"[search] must be a table, got {self.search!r}")
 
     # ---- reading -----------------------------------------------------------------------------
     @classmethod
@@ -150,9 +160,11 @@ class Experiment:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
     def sha256(self) -> str:
-        """Hash of what the experiment does (outputs and description excluded)."""
+        """Hash of what the experiment does (outputs, description and search space excluded)."""
         content = {
-            k: v for k, v in self.to_dict().items() if k not in ("outputs", "description", "name")
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in ("outputs", "description", "name", "search")
         }
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
@@ -216,14 +228,18 @@ def run_experiment(
     threads: int | None = None,
     progress: bool = True,
     say: Callable[[str], None] = lambda message: None,
+    ray: str | None = None,
+    tracker=None,
 ) -> ExperimentRun:
     """Load, filter and split the data, fit and evaluate every model, write the outputs.
 
     Every model is built (and its config checked) and every output path checked before any data
-    is loaded, so a typo fails in a second rather than after training.
+    is loaded, so a typo fails in a second rather than after training. ``ray`` (``"local"`` or a
+    cluster address) runs the models as parallel Ray tasks; ``tracker``
+    (:func:`genrec.tracking.open_tracker`) logs each model's run.
     """
     from genrec.data.splits import describe_split, make_split
-    from genrec.evaluation.runner import protocol_block, run_benchmark
+    from genrec.evaluation.runner import collect_runs, protocol_block, run_model
 
     models = {m.label: build_model(m.spec, m.config) for m in exp.models}
     for key, path in exp.outputs.items():
@@ -253,28 +269,52 @@ def run_experiment(
         )
         for m in exp.models
     }
-    result = run_benchmark(
+    protocol = protocol_block(
+        data,
         split,
-        {label: (lambda m=model: m) for label, model in models.items()},
-        ks=exp.k,
-        options=run_options,
-        model_options=options,
-        protocol=protocol_block(
-            data,
-            split,
-            split_name=exp.split,
-            seed=exp.seed,
-            split_seed=exp.split_seed,
-            filtering=filtering,
-            model_seeds={label: o.seed for label, o in options.items()},
-            experiment={"name": exp.name, "sha256": exp.sha256()},
-        ),
-        on_model=lambda name, stage: say(f"[{name}] {stage}"),
-        users=users,
+        split_name=exp.split,
+        seed=exp.seed,
+        split_seed=exp.split_seed,
+        filtering=filtering,
+        model_seeds={label: o.seed for label, o in options.items()},
+        experiment={"name": exp.name, "sha256": exp.sha256()},
+    )
+    if ray is None:
+        runs = [
+            run_model(
+                label,
+                model,
+                split,
+                ks=exp.k,
+                options=run_options,
+                run_options=options[label],
+                users=users,
+                on_model=lambda name, stage: say(f"[{name}] {stage}"),
+            )
+            for label, model in models.items()
+        ]
+    else:
+        from genrec.parallel import ray_session, run_models
+
+        say(f"running {len(models)} model(s) as Ray tasks ({ray})")
+        with ray_session(ray):
+            runs = run_models(
+                split, models, ks=exp.k, options=run_options, model_options=options, users=users
+            )
+    result = collect_runs(
+        split, runs, protocol=protocol, ks=exp.k, options=run_options, users=users
     )
     results = result.to_dict()
     results["protocol"]["evaluated_users"] = len(result.runs[0].evaluation.users)
     write_outputs(exp, results, result, split, say=say)
+    if tracker is not None:
+        for run, entry in zip(result.runs, results["results"]):
+            tracker.log_run(
+                f"{exp.name}/{run.model}",
+                params={**run.config, "seed": options[run.model].seed},
+                history=run.history,
+                metrics={name: m["mean"] for name, m in entry["metrics"].items()},
+            )
     return ExperimentRun(results, split, result)
 
 
