@@ -174,6 +174,7 @@ def recommend_users(
 def _recommend_chunk(model, histories, users, *, k, exclude_seen):
     from genrec.options import torch_threads
 
+    histories = histories.copy()  # arrays from the object store are read-only; scoring tidies them
     with torch_threads(1):
         return model.recommend(histories, users=users, k=k, exclude_seen=exclude_seen)
 

@@ -36,6 +36,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -440,6 +441,7 @@ def _ray_search(
                     ),
                     num_samples=trials - done,
                     time_budget_s=timeout,
+                    reuse_actors=True,
                 ),
                 run_config=tune.RunConfig(
                     name=study_name.replace("/", "-"),
@@ -447,7 +449,9 @@ def _ray_search(
                     verbose=0,
                 ),
             )
-            grid = tuner.fit()
+            with warnings.catch_warnings():  # OptunaSearch re-reports a trial's last epoch
+                warnings.filterwarnings("ignore", message="The reported value is ignored")
+                grid = tuner.fit()
             if tracker is not None:
                 for result in grid:
                     tracker.log_run(

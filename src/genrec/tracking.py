@@ -1,5 +1,5 @@
 """Experiment tracking: each run's parameters, validation history and final metrics, logged to
-MLflow (a local file store) or TensorBoard through one interface.
+MLflow (a local store in a folder) or TensorBoard through one interface.
 
 ``--track mlflow:DIR`` / ``--track tensorboard:DIR`` on ``genrec run``, ``genrec benchmark`` and
 ``genrec search`` pick a backend with :func:`open_tracker`; both are optional packages imported
@@ -7,8 +7,11 @@ only when chosen (``mlflow-skinny``, ``tensorboard``). A run is logged once it h
 
 * MLflow: one run per model (per trial in a search) in the experiment ``genrec``; parameters
   as params, the validation values as the metric ``valid_ndcg_at_10`` with the epoch as step,
-  the final metrics as metrics (``@`` is spelled ``_at_``: MLflow keys allow no ``@``). Read
-  them back with ``mlflow.MlflowClient(tracking_uri="file:DIR")``.
+  the final metrics as metrics (``@`` is spelled ``_at_``: MLflow keys allow no ``@``). The
+  store is the SQLite file ``DIR/mlflow.db`` (MLflow 3 refuses new plain-file stores), with
+  artifacts under ``DIR/artifacts``; read it with
+  ``mlflow.MlflowClient(tracking_uri=mlflow_uri(DIR))`` or ``mlflow ui --backend-store-uri
+  sqlite:///DIR/mlflow.db``.
 * TensorBoard: one sub-folder of DIR per run holding an event file: the parameters as a text
   summary ``params``, ``valid/ndcg@10`` per epoch, ``final/<metric>`` at step 0. View them
   with ``tensorboard --logdir DIR``.
@@ -85,10 +88,14 @@ class MLflowTracker:
         except ImportError:
             raise MissingExtraError("MLflow is not installed; pip install mlflow-skinny") from None
         folder.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=folder.resolve().as_uri())
+        self.client = MlflowClient(tracking_uri=mlflow_uri(folder))
         found = self.client.get_experiment_by_name(self.EXPERIMENT)
         self.experiment_id = (
-            found.experiment_id if found else self.client.create_experiment(self.EXPERIMENT)
+            found.experiment_id
+            if found
+            else self.client.create_experiment(
+                self.EXPERIMENT, artifact_location=(folder / "artifacts").resolve().as_uri()
+            )
         )
 
     def log_run(self, name, *, params, history, metrics) -> None:
@@ -132,6 +139,11 @@ class TensorBoardTracker:
         pass
 
 
+def mlflow_uri(folder: str | Path) -> str:
+    """The tracking URI of the MLflow store :class:`MLflowTracker` writes in ``folder``."""
+    return f"sqlite:///{(Path(folder) / 'mlflow.db').resolve()}"
+
+
 def flat_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """``{"a": {"b": 1}, "c": [1, 2]}`` -> ``{"a.b": "1", "c": "[1, 2]"}``."""
     out: dict[str, str] = {}
@@ -148,4 +160,11 @@ def mlflow_key(key: str) -> str:
     return re.sub(r"[^\w./\- ]", "_", key.replace("@", "_at_"))
 
 
-__all__ = ["BACKENDS", "MLflowTracker", "TensorBoardTracker", "Tracker", "open_tracker"]
+__all__ = [
+    "BACKENDS",
+    "MLflowTracker",
+    "TensorBoardTracker",
+    "Tracker",
+    "mlflow_uri",
+    "open_tracker",
+]
