@@ -37,9 +37,11 @@ def test_a_grid_as_ray_tasks_equals_the_sequential_run(tmp_path, ray_local):
     sequential = run_experiment(exp, cache_dir=tmp_path / "c", threads=1, progress=False)
     parallel = run_experiment(exp, cache_dir=tmp_path / "c", threads=1, progress=False, ray="local")
     labels = [r.model for r in sequential.result.runs]
-    assert labels == [r.model for r in parallel.result.runs] == [
-        "pop", "ease[reg=1.0]", "ease[reg=30.0]", "multvae"
-    ]
+    assert (
+        labels
+        == [r.model for r in parallel.result.runs]
+        == ["pop", "ease[reg=1.0]", "ease[reg=30.0]", "multvae"]
+    )
     for seq, par in zip(sequential.result.runs, parallel.result.runs):
         assert seq.evaluation.per_user.keys() == par.evaluation.per_user.keys()
         for name, values in seq.evaluation.per_user.items():
@@ -75,10 +77,14 @@ def test_a_search_through_ray_tune_records_its_trials(tmp_path, ray_local):
         "[search]\nmultvae.dropout = { low = 0.1, high = 0.7 }\n"
     )
     exp = Experiment.from_file(experiment_file(tmp_path, body))
-    run = run_search(exp, trials=2, output=tmp_path / "out", cache_dir=tmp_path / "c", threads=1, ray="local")
+    run = run_search(
+        exp, trials=2, output=tmp_path / "out", cache_dir=tmp_path / "c", threads=1, ray="local"
+    )
     found = run.results["models"]["multvae"]
     assert run.results["engine"] == "ray" and found["n_trials"] == 2
-    assert all(t["epochs_reported"] >= 1 for t in found["trials"])  # per-epoch values reached Optuna
+    assert all(
+        t["epochs_reported"] >= 1 for t in found["trials"]
+    )  # per-epoch values reached Optuna
     assert 0.1 <= found["best_params"]["dropout"] <= 0.7
     assert (tmp_path / "out" / "study.db").is_file()
     assert run.results["test"]["results"][0]["model"] == "multvae[best]"

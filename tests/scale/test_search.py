@@ -151,3 +151,21 @@ def test_the_same_seed_samples_the_same_trials(tmp_path):
     ]
     first, second = (r.results["models"]["ease"]["trials"] for r in runs)
     assert [t["params"] for t in first] == [t["params"] for t in second]
+
+
+@pytest.mark.parametrize("name", ["ease", "multvae", "bpr", "itemknn"])
+def test_each_shipped_search_file_covers_its_models_defaults(name):
+    from pathlib import Path
+
+    from genrec.build import build_model
+
+    path = Path(__file__).resolve().parents[2] / "experiments" / f"search-{name}.toml"
+    exp = Experiment.from_file(path)
+    _, (space,) = search_plan(exp)
+    default = build_model(space.entry.spec, space.entry.config).config
+    for param in space.params:  # today's default lies inside the searched space
+        value = getattr(default, param.name)
+        if param.choices is not None:
+            assert value in param.choices, param.name
+        else:
+            assert param.low <= value <= param.high, param.name

@@ -56,7 +56,9 @@ def test_genrec_run_tracks_each_model_with_its_validation_history(tmp_path):
     )
     exp = experiment_file(tmp_path, body)
     logs = tmp_path / "tb"
-    assert main(["run", str(exp), "--quiet", "--threads", "1", "--track", f"tensorboard:{logs}"]) == 0
+    assert (
+        main(["run", str(exp), "--quiet", "--threads", "1", "--track", f"tensorboard:{logs}"]) == 0
+    )
     runs = {}
     for folder in sorted(logs.iterdir()):
         runs[folder.name] = accumulator.EventAccumulator(str(folder))
