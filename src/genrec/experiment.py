@@ -239,7 +239,7 @@ def run_experiment(
     (:func:`genrec.tracking.open_tracker`) logs each model's run.
     """
     from genrec.data.splits import describe_split, make_split
-    from genrec.evaluation.runner import collect_runs, protocol_block, run_model
+    from genrec.evaluation.runner import collect_runs, protocol_block
 
     models = {m.label: build_model(m.spec, m.config) for m in exp.models}
     for key, path in exp.outputs.items():
@@ -279,28 +279,16 @@ def run_experiment(
         model_seeds={label: o.seed for label, o in options.items()},
         experiment={"name": exp.name, "sha256": exp.sha256()},
     )
-    if ray is None:
-        runs = [
-            run_model(
-                label,
-                model,
-                split,
-                ks=exp.k,
-                options=run_options,
-                run_options=options[label],
-                users=users,
-                on_model=lambda name, stage: say(f"[{name}] {stage}"),
-            )
-            for label, model in models.items()
-        ]
-    else:
-        from genrec.parallel import ray_session, run_models
-
-        say(f"running {len(models)} model(s) as Ray tasks ({ray})")
-        with ray_session(ray):
-            runs = run_models(
-                split, models, ks=exp.k, options=run_options, model_options=options, users=users
-            )
+    runs = _fit_and_evaluate(
+        models,
+        split,
+        exp,
+        options=run_options,
+        model_options=options,
+        users=users,
+        ray=ray,
+        say=say,
+    )
     result = collect_runs(
         split, runs, protocol=protocol, ks=exp.k, options=run_options, users=users
     )
@@ -316,6 +304,34 @@ def run_experiment(
                 metrics={name: m["mean"] for name, m in entry["metrics"].items()},
             )
     return ExperimentRun(results, split, result)
+
+
+def _fit_and_evaluate(models, split, exp, *, options, model_options, users, ray, say) -> list:
+    """Each model's :class:`~genrec.evaluation.runner.ModelRun`, in order: one after another, or
+    as Ray tasks (``ray``: ``"local"`` or a cluster address) with the same results."""
+    from genrec.evaluation.runner import run_model
+
+    if ray is not None:
+        from genrec.parallel import ray_session, run_models
+
+        say(f"running {len(models)} model(s) as Ray tasks ({ray})")
+        with ray_session(ray):
+            return run_models(
+                split, models, ks=exp.k, options=options, model_options=model_options, users=users
+            )
+    return [
+        run_model(
+            label,
+            model,
+            split,
+            ks=exp.k,
+            options=options,
+            run_options=model_options[label],
+            users=users,
+            on_model=lambda name, stage: say(f"[{name}] {stage}"),
+        )
+        for label, model in models.items()
+    ]
 
 
 def load_data(exp: Experiment, *, cache_dir, progress: bool = True):
