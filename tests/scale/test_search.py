@@ -169,3 +169,17 @@ def test_each_shipped_search_file_covers_its_models_defaults(name):
             assert value in param.choices, param.name
         else:
             assert param.low <= value <= param.high, param.name
+
+
+def test_without_the_scale_extra_the_error_names_the_install(monkeypatch):
+    import sys
+
+    from genrec.errors import MissingExtraError
+    from genrec.parallel import import_ray
+    from genrec.search import _import_optuna
+
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    monkeypatch.setitem(sys.modules, "ray", None)
+    for load in (_import_optuna, import_ray):
+        with pytest.raises(MissingExtraError, match=r"pip install 'genrec\[scale\]'"):
+            load()
