@@ -407,12 +407,12 @@ def _local_search(
 def _ray_search(
     space, split, settings, options, *, trials, timeout, output, study_name, ray, tracker, say
 ):
+    """The trials through Ray Tune: OptunaSearch (the same seeded TPE, the study in the same
+    SQLite file) and a median stopping rule on the per-epoch reports."""
     optuna = _import_optuna()
     from genrec.parallel import ray_session
 
     with ray_session(ray):
-        from ray import tune
-        from ray.tune.schedulers import MedianStoppingRule
         from ray.tune.search.optuna import OptunaSearch
 
         searcher = OptunaSearch(
@@ -423,44 +423,55 @@ def _ray_search(
             study_name=study_name,
             storage=optuna.storages.RDBStorage(_storage(output)),
         )
-        done = len([t for t in searcher._ot_study.trials if t.state.is_finished()])
-        if trials - done > 0:
-            trainable = tune.with_parameters(
-                _tune_trial, space=space, split=split, settings=settings, options=options
-            )
-            tuner = tune.Tuner(
-                tune.with_resources(trainable, {"cpu": options.threads}),
-                tune_config=tune.TuneConfig(
-                    search_alg=searcher,
-                    scheduler=MedianStoppingRule(
-                        time_attr="training_iteration",
-                        metric="value",
-                        mode="max",
-                        grace_period=1,
-                        min_samples_required=max(1, settings.startup_trials),
-                    ),
-                    num_samples=trials - done,
-                    time_budget_s=timeout,
-                    reuse_actors=True,
-                ),
-                run_config=tune.RunConfig(
-                    name=study_name.replace("/", "-"),
-                    storage_path=str((output / "ray").resolve()),
-                    verbose=0,
-                ),
+        stored = optuna.load_study(study_name=study_name, storage=_storage(output))
+        remaining = trials - len([t for t in stored.trials if t.state.is_finished()])
+        if remaining > 0:
+            tuner = _tuner(
+                space, split, settings, options, searcher, remaining, timeout, output, study_name
             )
             with warnings.catch_warnings():  # OptunaSearch re-reports a trial's last epoch
                 warnings.filterwarnings("ignore", message="The reported value is ignored")
                 grid = tuner.fit()
-            if tracker is not None:
-                for result in grid:
-                    tracker.log_run(
-                        f"{study_name}/ray-{result.path.rsplit('/', 1)[-1]}",
-                        params=space.config(_decoded(space, result.config)),
-                        history=_ray_history(result),
-                        metrics={},
-                    )
+            for result in grid if tracker is not None else []:
+                tracker.log_run(
+                    f"{study_name}/ray-{Path(result.path).name}",
+                    params=space.config(_decoded(space, result.config)),
+                    history=_ray_history(result),
+                    metrics={},
+                )
         return optuna.load_study(study_name=study_name, storage=_storage(output))
+
+
+def _tuner(space, split, settings, options, searcher, n_trials, timeout, output, study_name):
+    """A Ray Tune Tuner running ``n_trials`` trials of :func:`_tune_trial`, the split put in
+    the object store once (``tune.with_parameters``), one trial per ``options.threads`` CPUs."""
+    from ray import tune
+    from ray.tune.schedulers import MedianStoppingRule
+
+    trainable = tune.with_parameters(
+        _tune_trial, space=space, split=split, settings=settings, options=options
+    )
+    return tune.Tuner(
+        tune.with_resources(trainable, {"cpu": options.threads}),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=MedianStoppingRule(
+                time_attr="training_iteration",
+                metric="value",
+                mode="max",
+                grace_period=1,
+                min_samples_required=max(1, settings.startup_trials),
+            ),
+            num_samples=n_trials,
+            time_budget_s=timeout,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=study_name.replace("/", "-"),
+            storage_path=str((output / "ray").resolve()),
+            verbose=0,
+        ),
+    )
 
 
 def _storage(output: Path) -> str:
