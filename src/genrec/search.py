@@ -348,6 +348,13 @@ def run_search(
     path = output / "search.json"
     atomic_write(path, json.dumps(results, indent=2, default=json_default))
     say(f"wrote {path} and {output / 'study.db'}")
+    for entry in results["test"]["results"] if tracker is not None else []:
+        tracker.log_run(
+            f"{exp.name}/{entry['model']}",
+            params=entry["config"],
+            history=[],
+            metrics={name: m["mean"] for name, m in entry["metrics"].items()},
+        )
     return SearchRun(results, path)
 
 

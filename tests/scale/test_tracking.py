@@ -71,3 +71,18 @@ def test_genrec_run_tracks_each_model_with_its_validation_history(tmp_path):
     params = multvae.Tensors(tag)[0].tensor_proto.string_val[0].decode()
     assert '"latent_dim": "8"' in params and '"seed": "3"' in params
     assert "valid/ndcg@10" not in runs["exp_pop"].Tags()["scalars"]  # no epochs, no history
+
+
+def test_a_tracked_search_logs_every_trial_and_the_best_on_test(tmp_path):
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    pytest.importorskip("optuna")
+    body = '[[models]]\nname = "ease"\n[search]\nease.reg = { low = 1.0, high = 100.0 }\n'
+    exp = experiment_file(tmp_path, body)
+    logs = tmp_path / "tb"
+    args = ["search", str(exp), "--trials", "2", "--quiet", "--threads", "1"]
+    assert main([*args, "--output", str(tmp_path / "out"), "--track", f"tensorboard:{logs}"]) == 0
+    names = sorted(p.name for p in logs.iterdir())
+    assert names == ["exp_ease[best]", "exp_ease_trial-0", "exp_ease_trial-1"]
+    best = accumulator.EventAccumulator(str(logs / "exp_ease[best]"))
+    best.Reload()
+    assert "final/ndcg@5" in best.Tags()["scalars"]
