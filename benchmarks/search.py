@@ -168,10 +168,22 @@ def markdown(rows: list[dict], grid: dict | None, versions: dict, loads: list[fl
             f"each): sequential {grid['sequential_seconds']:.1f} s, as Ray tasks on a local "
             f"2-CPU session {grid['ray_seconds']:.1f} s (plus {grid['ray_startup_seconds']:.1f} s "
             f"Ray start-up); results identical to sequential: "
-            f"{'yes' if grid['identical_results'] else 'NO'}.",
+            f"{'yes' if grid['identical_results'] else 'NO'}."
+            + (
+                " Ray was slower here: each task starts in a worker that imports genrec and "
+                "torch, and two cores already shared by other jobs leave nothing to run in "
+                "parallel; the grid pays off with fits longer than a worker's start and with "
+                "idle cores or a cluster."
+                if grid["ray_seconds"] >= grid["sequential_seconds"]
+                else ""
+            ),
         ]
     busy = max(loads) > 1.0
+    trials = ",".join(f"{r['model']}={r['trials']}" for r in rows)
     lines += [
+        "",
+        f"Command: `nice -n 10 python benchmarks/search.py --trials {trials} --write` "
+        "(GENREC_CACHE_DIR set to the ML-100K cache).",
         "",
         machine_line(versions, loads)
         + (
@@ -190,7 +202,18 @@ def main() -> None:
     p.add_argument("--timeout", type=float, help="seconds per search (stops new trials)")
     p.add_argument("--no-grid", action="store_true", help="skip the Ray grid timing")
     p.add_argument("--write", action="store_true", help="rewrite the BENCHMARKS.md section")
+    p.add_argument(
+        "--render", action="store_true", help="rewrite the section from the saved JSON only"
+    )
     args = p.parse_args()
+    if args.render:
+        saved = json.loads(RESULTS.read_text())
+        loads = [x for r in saved["searches"] for x in r["loads"]]
+        loads += [saved["grid"]["load"]] if saved["grid"] else []
+        write_section(
+            "search", markdown(saved["searches"], saved["grid"], saved["versions"], loads)
+        )
+        return
     cache = Path(os.environ.get("GENREC_CACHE_DIR", ROOT / ".cache"))
     plan = {k: int(v) for k, v in (x.split("=") for x in args.trials.split(","))}
     rows, loads = [], []
