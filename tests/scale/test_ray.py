@@ -88,3 +88,16 @@ def test_a_search_through_ray_tune_records_its_trials(tmp_path, ray_local):
     assert 0.1 <= found["best_params"]["dropout"] <= 0.7
     assert (tmp_path / "out" / "study.db").is_file()
     assert run.results["test"]["results"][0]["model"] == "multvae[best]"
+
+
+def test_genrec_run_with_ray_prints_the_sequential_table(tmp_path, ray_local, capsys):
+    from genrec.cli import main
+
+    body = '[[models]]\nname = "pop"\n[[models]]\nname = "ease"\nsweep = { reg = [1.0, 30.0] }\n'
+    exp = experiment_file(tmp_path, body)
+    assert main(["run", str(exp), "--quiet", "--threads", "1"]) == 0
+    sequential = capsys.readouterr().out
+    assert main(["run", str(exp), "--quiet", "--threads", "1", "--ray", "local"]) == 0
+    parallel = capsys.readouterr().out
+    strip = lambda table: [line.rsplit(maxsplit=1)[0] for line in table.splitlines()]  # noqa: E731
+    assert strip(parallel) == strip(sequential)  # the same table but for the fit seconds
