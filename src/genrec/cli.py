@@ -147,9 +147,14 @@ def _parser() -> argparse.ArgumentParser:
         "median pruning on validation; the best is evaluated once on test)",
     )
     search.add_argument("experiment", type=Path, metavar="FILE")
-    search.add_argument("--trials", type=int, default=50, help="trials per model (default 50)")
     search.add_argument(
-        "--timeout", type=float, metavar="S", help="stop starting trials after S seconds"
+        "--trials",
+        type=int,
+        default=50,
+        help="trials per searched model in all (default 50); a resumed study counts its finished ones",
+    )
+    search.add_argument(
+        "--timeout", type=float, metavar="S", help="stop starting a model's trials after S seconds"
     )
     search.add_argument(
         "--output",
