@@ -10,6 +10,8 @@ A file (every key but ``[[models]]`` optional; unknown keys are an error)::
 
     name = "readme"
     dataset = "ml-100k"          # a source name or a folder of files
+    engine = "auto"              # auto | duckdb | pandas: how a Parquet or MovieLens folder is
+                                 # read (genrec.data.sources.load_dataset); not in the hash
     split = "holdout"            # holdout | loo | temporal | cold-users | cold-items
     split_seed = 2020            # seed of the split
     seed = 2020                  # training seed of every model without its own
@@ -96,6 +98,7 @@ class Experiment:
     filters: Mapping[str, Any] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    engine: str = "auto"
     search: Mapping[str, Any] = field(default_factory=dict)  # read by genrec.search
 
     def __post_init__(self):
@@ -118,6 +121,10 @@ class Experiment:
                 raise ConfigError(f"{key} must be an integer, got {getattr(self, key)!r}")
         _check_keys("[filters]", self.filters, FILTERS)
         _check_keys("[outputs]", self.outputs, OUTPUTS)
+        from genrec.data.scan import ENGINES
+
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if not isinstance(self.search, Mapping):
             raise ConfigError(f"[search] must be a table, got {self.search!r}")
 
@@ -160,11 +167,12 @@ class Experiment:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
     def sha256(self) -> str:
-        """Hash of what the experiment does (outputs, description and search space excluded)."""
+        """Hash of what the experiment does (outputs, description, the search space and the
+        engine, which reads the same data either way, excluded)."""
         content = {
             k: v
             for k, v in self.to_dict().items()
-            if k not in ("outputs", "description", "name", "search")
+            if k not in ("outputs", "description", "name", "engine", "search")
         }
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
@@ -347,6 +355,7 @@ def load_data(exp: Experiment, *, cache_dir, progress: bool = True):
         dedup=bool(f.get("dedup")),
         k_core=f.get("k_core"),
         progress=progress,
+        engine=exp.engine,
     )
 
 
