@@ -31,8 +31,8 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import IO
 
 from genrec.errors import ConfigError
@@ -74,6 +74,9 @@ class RunOptions:
             ``"float32"`` (never mixed) or ``"bfloat16"`` (bfloat16 autocast on any device,
             the CPU included: about 2x faster SASRec epochs on a CPU with AVX-512 BF16, see
             docs/scale.md). Weights stay float32 in every case.
+        on_validation: called as ``on_validation(epoch, value)`` with each validation NDCG@10
+            an epoch-based trainer computes (early stopping); hyper-parameter search prunes and
+            trackers log through it. An exception it raises stops the fit and propagates.
     """
 
     seed: int = 42
@@ -81,6 +84,7 @@ class RunOptions:
     threads: int | None = None
     progress: bool = False
     precision: str = "auto"
+    on_validation: Callable[[int, float], None] | None = field(default=None, compare=False)
 
     def __post_init__(self):
         if not isinstance(self.seed, int) or self.seed < 0:
