@@ -20,6 +20,7 @@ in two parts a loaded machine can run side by side:
     python benchmarks/audit.py --part lm
     python benchmarks/audit.py --part attacks   # optional: the id part's attack steps alone,
                                                 # beside an id run stopped after its cheap steps
+    python benchmarks/audit.py --part injection  # optional: the injection scenario alone
     python benchmarks/audit.py --part write     # merge the parts, write the report and section
 """
 
@@ -131,6 +132,15 @@ def part_lm(args) -> None:
     _steps(plan, "lm", args)
 
 
+def part_injection(args) -> None:
+    """The injection scenario alone for ``llm`` (its rows replace the lm part's)."""
+    _steps(
+        [(LM_MODELS[:1], ["injection"], AuditConfig(seed=0, lm_users=args.lm_users))],
+        "injection",
+        args,
+    )
+
+
 def _save(part, docs, loads, start) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write(
@@ -148,7 +158,11 @@ def _save(part, docs, loads, start) -> None:
 
 
 def merge() -> tuple[dict, dict]:
-    files = [f for p in ("id", "attacks", "lm") for f in sorted(RESULTS.glob(f"audit_{p}*.json"))]
+    files = [
+        f
+        for p in ("id", "attacks", "lm", "injection")
+        for f in sorted(RESULTS.glob(f"audit_{p}*.json"))
+    ]
     parts = {f.stem.removeprefix("audit_"): json.loads(f.read_text()) for f in files}
     docs = [d for part in parts.values() for d in part["docs"]]
     # shilling rows come from the attacks parts only: their target sets are shared across cells
@@ -536,14 +550,20 @@ def findings(doc, models, base) -> list[str]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=("id", "attacks", "lm", "write"), required=True)
+    p.add_argument("--part", choices=("id", "attacks", "lm", "injection", "write"), required=True)
     p.add_argument("--lm-sample", type=int, default=50, help="test users of the LM models")
     p.add_argument(
         "--lm-users", type=int, default=20, help="users of injection (half of them: hallucination)"
     )
     p.add_argument("--models", help="comma-separated: run only these models' steps")
     args = p.parse_args()
-    {"id": part_id, "attacks": part_attacks, "lm": part_lm, "write": write}[args.part](args)
+    {
+        "id": part_id,
+        "attacks": part_attacks,
+        "lm": part_lm,
+        "injection": part_injection,
+        "write": write,
+    }[args.part](args)
 
 
 if __name__ == "__main__":
