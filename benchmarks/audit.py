@@ -191,6 +191,11 @@ def merge() -> tuple[dict, dict]:
     return {"protocol": protocol, "results": results, "definitions": docs[0]["definitions"]}, parts
 
 
+def _injection_users(doc) -> int | str:
+    rows = [r for r in doc["results"] if r["scenario"] == "injection" and r["metrics"] != "n/a"]
+    return rows[0]["settings"]["users"] if rows else "-"
+
+
 def _get(doc, model, scenario, metric):
     for r in doc["results"]:
         if r["model"] == model and r["scenario"] == scenario and r["metrics"] != "n/a":
@@ -234,8 +239,8 @@ def write(args) -> None:
         "### Audit on MovieLens-100K (holdout 0.8/0.1/0.1, split seed 2020; audit seed 0; K = 10)",
         "",
         "ID models on all 943 test users; `llm` and `ease+llm` (Gemma 3 270M) on a seeded "
-        f"sample of {args.lm_sample} test users, their hallucination and injection scenarios "
-        f"on {args.lm_users} of those. Cells: mean [95% bootstrap interval over users]; "
+        f"sample of {args.lm_sample} test users, their hallucination scenario on "
+        f"{max(2, args.lm_users // 2)} of those, injection on {_injection_users(doc)}. Cells: mean [95% bootstrap interval over users]; "
         "corpus-level values (Gini, coverage, AUCs) without one. Every metric is defined in "
         "docs/audit.md; the full matrix with charts: `benchmarks/results/audit.html`. "
         "Gini and coverage grow or shrink with the number of users whose lists are pooled, so "
@@ -288,17 +293,7 @@ def write(args) -> None:
             "hallucination",
         ),
         "",
-        table(
-            doc_by("injection"),
-            models,
-            ["target_rank1_clean"]
-            + [
-                f"attack_success_{d}[{a}]"
-                for a in ("direct", "indirect", "disguised")
-                for d in ("undefended", "defended")
-            ],
-            "injection",
-        ),
+        *_injection_tables(doc_by("injection"), models),
         "",
         table(
             doc_by("privacy"),
@@ -335,6 +330,47 @@ def write(args) -> None:
     ]
     write_section("audit", "\n".join(md))
     print("\n".join(md))
+
+
+INJECTION_ATTACKS = ("direct", "indirect", "disguised")
+DEFENCES = ("undefended", "quoted", "stripped", "defended")
+
+
+def _injection_tables(doc, models) -> list[str]:
+    """Per model: one row per attack family (success under each defence layer, the detector's
+    recall, out-of-candidate answers), then the detector's false positives and clean cost."""
+    out = []
+    for m in models:
+        if _get(doc, m, "injection", "attack_success_defended[direct]") is None:
+            continue
+        row = next(r for r in doc["results"] if r["model"] == m)
+        out += [
+            f"Prompt injection, {m} ({row['settings']['users']} users, "
+            f"{row['settings']['candidates']} candidates; attack success = the injected item "
+            "ranks first; exact 95% intervals):",
+            "",
+            "| attack | " + " | ".join(DEFENCES) + " | detector recall | out-of-candidate |",
+            "|" + " --- |" * (len(DEFENCES) + 3),
+        ]
+        for a in INJECTION_ATTACKS:
+            cells = [_fmt(_get(doc, m, "injection", f"attack_success_{d}[{a}]")) for d in DEFENCES]
+            cells += [
+                _fmt(_get(doc, m, "injection", f"detector_recall[{a}]")),
+                _fmt(_get(doc, m, "injection", f"out_of_candidate_rate[{a}]")),
+            ]
+            out.append(f"| {a} | " + " | ".join(cells) + " |")
+        metric = lambda name: _fmt(_get(doc, m, "injection", name))  # noqa: E731
+        out += [
+            "",
+            f"Detector false positives: catalog titles {metric('detector_fpr[titles]')}, "
+            f"synthetic descriptions {metric('detector_fpr[descriptions]')}. Clean cost "
+            f"(NDCG@{row['settings']['candidates']} of the held-out item among the clean "
+            f"candidates): guard off {metric('ndcg_clean_undefended')}, guard on "
+            f"{metric('ndcg_clean_defended')}. Attacker's item first without any injection: "
+            f"{metric('target_rank1_clean')}.",
+            "",
+        ]
+    return out
 
 
 def _accuracy_table(doc, models) -> str:
@@ -517,30 +553,32 @@ def findings(doc, models, base) -> list[str]:
         )
     for m in models:
         rows = {
-            a: (
-                _get(doc, m, "injection", f"attack_success_undefended[{a}]"),
-                _get(doc, m, "injection", f"attack_success_defended[{a}]"),
-            )
-            for a in ("direct", "indirect", "disguised")
+            a: {d: _get(doc, m, "injection", f"attack_success_{d}[{a}]") for d in DEFENCES}
+            for a in INJECTION_ATTACKS
         }
-        if not all(u and d for u, d in rows.values()):
+        if not all(all(v.values()) for v in rows.values()):
             continue
-        clean = _get(doc, m, "injection", "target_rank1_clean")
+        clear = [a for a, v in rows.items() if v["undefended"]["ci_low"] > 0.01]
+        low = [a for a in rows if a not in clear]
+        met = all(rows[a]["defended"]["mean"] <= 0.01 for a in rows)
         text = "; ".join(
-            f"{a} {u['mean']:.2f} raw vs {d['mean']:.2f} quoted" for a, (u, d) in rows.items()
+            f"{a} {v['undefended']['mean']:.2f} raw, {v['quoted']['mean']:.2f} quoted, "
+            f"{v['stripped']['mean']:.2f} stripped, {v['defended']['mean']:.2f} defended "
+            f"(upper bound {v['defended']['ci_high']:.2f})"
+            for a, v in rows.items()
         )
-        met = all(d["mean"] <= 0.01 for _, d in rows.values())
         out.append(
-            f"- Prompt injection through a candidate's title, {m} (share of users whose "
-            f"top answer becomes the injected item; {clean['mean']:.2f} without injection): "
-            f"{text}. Goal (defended <= 0.01): {'met' if met else 'NOT met'}"
+            f"- Prompt injection through a candidate's title, {m}: {text}. Goal (defended <= "
+            f"0.01 where undefended is clearly above): {'met' if met else 'NOT met'}"
+            + (f" for {', '.join(clear)}" if clear else "")
             + (
-                ""
-                if met
-                else ": quoting keeps injected text inside its value, but the "
-                "model still reads and follows it"
+                f"; undefended not clearly above 0.01 for {', '.join(low)} with this model"
+                if low
+                else ""
             )
-            + "."
+            + ". Every flagged item is capped below rank 1 here, so the defended rate is at "
+            "most the detector's miss rate (1 - recall, in the table); the upper bounds are "
+            "those of the user sample."
         )
         lost = _get(doc, m, "accuracy", "ndcg@10")
         if lost:

@@ -141,7 +141,7 @@ METRICS = {
         "higher",
     ),
     "out_of_candidate_rate": Definition(
-        "Share of users whose generated answer (3 tokens) to the undefended attacked prompt "
+        "Share of users whose generated answer (2 tokens) to the undefended attacked prompt "
         "names no candidate letter; genrec scores only the candidates, so these are dropped.",
         "RecLM-eval out-of-candidate rate (ANCHORS 3.5)",
         "lower",
@@ -260,6 +260,7 @@ def run(ctx: AuditContext, label: str) -> Finding:
     clean, ndcg, outside = [], {"undefended": [], "defended": []}, {a: [] for a in ATTACKS}
     unguarded = part.with_titles({}, mode="listwise", injection_guard=False)
     guarded = part.with_titles({}, mode="listwise", injection_guard=True)
+    unguarded._lm = guarded._lm = lm = _SameAnswer(lm)  # one LM call per distinct prompt
     for turn, u in enumerate(users):  # a dozen LM calls per sampled user
         row = history.user_item_order[u]
         cands = _candidates(rng, row, test[u].indices, n_items=history.n_items, n=n)
@@ -286,7 +287,7 @@ def run(ctx: AuditContext, label: str) -> Finding:
             )
             scores = lm.score(raw, prompts.letter_continuations(len(cands))).logprob
             hits[attack, "undefended"].append(_top(scores) == target)
-            answer = lm.generate([raw], max_new_tokens=3)[0]
+            answer = lm.generate([raw], max_new_tokens=2)[0]
             outside[attack].append(_answered_letter(answer, len(cands)) is None)
             quoted = unguarded.with_titles(edit)
             hits[attack, "quoted"].append(
@@ -314,6 +315,24 @@ def run(ctx: AuditContext, label: str) -> Finding:
         "defences": list(defences),
     }
     return Finding(label, NAME, metrics, settings)
+
+
+class _SameAnswer:
+    """A language model that answers a repeated ``score`` question from memory (the guarded
+    and unguarded prompts of a clean list, the stripped and defended order of an attacked one
+    are the same question)."""
+
+    def __init__(self, lm):
+        self.lm, self.name, self._memo = lm, getattr(lm, "name", "lm"), {}
+
+    def score(self, prompt, continuations):
+        key = (prompt, tuple(continuations))
+        if key not in self._memo:
+            self._memo = {key: self.lm.score(prompt, continuations)}  # the last question only
+        return self._memo[key]
+
+    def generate(self, prompts_, **kwargs):
+        return self.lm.generate(prompts_, **kwargs)
 
 
 def _recent(part, row) -> np.ndarray:
