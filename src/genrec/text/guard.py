@@ -154,8 +154,10 @@ RULES: dict[str, re.Pattern] = {
         re.IGNORECASE,
     ),
 }
-_MARKUP = re.compile(
-    r"<!--.*?(?:-->|$)|<\s*/?\s*[a-zA-Z][^<>]{0,200}>|```.*?(?:```|$)|\[([^\]]{0,200})\]\([^)]*\)",
+_MARKUP = re.compile(  # hidden elements whole, comments, tags, code fences, link targets
+    r"<\s*(\w+)[^<>]{0,200}?(?:display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0|"
+    r"\bhidden\b)[^<>]{0,200}>.*?(?:<\s*/\s*\1\s*>|$)|<!--.*?(?:-->|$)|"
+    r"<\s*/?\s*[a-zA-Z][^<>]{0,200}>|```.*?(?:```|$)|\[([^\]]{0,200})\]\([^)]*\)",
     re.DOTALL,
 )
 _BREAK = re.compile(r"\n|\r|(?<=[.!?;])\s+|\s[-\u2013\u2014|]\s|[()\[\]{}]")
@@ -183,7 +185,7 @@ def screen(text: object) -> Screened:
     raw = "" if text is None else str(text)
     normal, tricks = normalise(_OVERRIDDEN.sub(" \u202e", raw))
     markup = bool(_MARKUP.search(normal))
-    normal = _MARKUP.sub(lambda m: m.group(1) or " ", normal)
+    normal = _MARKUP.sub(lambda m: m.group(2) or " ", normal)  # a link keeps its text
     spans = {name: [m.span() for m in rule.finditer(normal)] for name, rule in RULES.items()}
     reasons = tuple(name for name, found in spans.items() if found)
     reasons += ("markup",) * markup + ("unicode",) * tricks
