@@ -228,7 +228,7 @@ def write(args) -> None:
     loads = [x for p in parts.values() for x in p["loads"]]
     base = "[bandwagon,1%,random]"
     md = [
-        "Written by `python benchmarks/audit.py --part id|lm|write` (parts: "
+        "Written by `python benchmarks/audit.py --part id|lm|injection|write` (parts: "
         + ", ".join(
             f"{p} finished {v['finished']} after {v['seconds'] / 60:.0f} min"
             for p, v in parts.items()
@@ -576,9 +576,10 @@ def findings(doc, models, base) -> list[str]:
                 if low
                 else ""
             )
-            + ". Every flagged item is capped below rank 1 here, so the defended rate is at "
-            "most the detector's miss rate (1 - recall, in the table); the upper bounds are "
-            "those of the user sample."
+            + ". The attacker's item is never first in the candidate order and a flagged item "
+            "cannot rise above its position, so the defended rate is at most the detector's "
+            "miss rate (1 - recall over every catalog title carrying every variant, in the "
+            "table); the upper bounds in brackets are those of the user sample alone."
         )
         lost = _get(doc, m, "accuracy", "ndcg@10")
         if lost:
