@@ -364,7 +364,7 @@ def _injection_tables(doc, models) -> list[str]:
             "",
             f"Detector false positives: catalog titles {metric('detector_fpr[titles]')}, "
             f"synthetic descriptions {metric('detector_fpr[descriptions]')}. Clean cost "
-            f"(NDCG@{row['settings']['candidates']} of the held-out item among the clean "
+            f"(NDCG@{row['settings']['candidates']} of the user's test item among the clean "
             f"candidates): guard off {metric('ndcg_clean_undefended')}, guard on "
             f"{metric('ndcg_clean_defended')}. Attacker's item first without any injection: "
             f"{metric('target_rank1_clean')}.",

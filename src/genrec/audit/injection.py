@@ -145,7 +145,7 @@ METRICS = {
         "lower",
     ),
     "ndcg_clean_undefended": Definition(
-        "NDCG@n of the user's held-out item among the n clean candidates (no injection), "
+        "NDCG@n of the user's test item among the n clean candidates (no injection), "
         "ranked by the model with injection_guard off.",
         "Jarvelin & Kekalainen 2002",
         "higher",
