@@ -89,6 +89,23 @@ def write_triplets(data, path: Path) -> None:
     path.write_text("".join(f"{u}\t{i}\t1\n" for u, i in zip(users, items)))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time ``pid`` has used (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_request(proc: subprocess.Popen, url: str, paths: list[str], n: int = 400) -> float:
+    """Server CPU milliseconds per answered request over ``n`` sequential requests (after 50
+    to warm up): what a request costs, whatever else the machine is doing."""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for path in paths[:50]:
+            client.get(path)
+        before = cpu_seconds(proc.pid)
+        ok = sum(client.get(path).status_code == 200 for path in paths[:n])
+    return (cpu_seconds(proc.pid) - before) * 1000 / max(ok, 1)
+
+
 def probe(url: str, path: str) -> str:
     r = httpx.get(url + path, timeout=10)
     kind = "JSON" if r.headers.get("content-type", "").startswith("application/json") else "HTML"
@@ -138,11 +155,15 @@ def compare(args, data, users: list[str]) -> dict:
                         "cornac": probe(servers["cornac"][1], theirs),
                     }
                 )
+            cpu_ms = {
+                name: cpu_per_request(proc, url, paths[name])
+                for name, (proc, url) in servers.items()
+            }
             memory = {name: rss_mb(proc.pid) for name, (proc, _) in servers.items()}
         finally:
             for proc, _ in servers.values():
                 stop(proc)
-    return {"rows": rows, "probes": probes, "rss_mb": memory}
+    return {"rows": rows, "probes": probes, "rss_mb": memory, "cpu_ms": cpu_ms}
 
 
 def soak(args, users: list[str], items: list[str]) -> dict:
@@ -196,8 +217,11 @@ def render(payload: dict) -> str:
             f"{r['p95']:.1f} | {r['p99']:.1f} | {statuses} |"
         )
     lines += ["", "p99 ratio (Cornac / genrec) per offered rate: " + _ratios(payload)]
-    memory = payload["compare"]["rss_mb"]
+    memory, cpu = payload["compare"]["rss_mb"], payload["compare"]["cpu_ms"]
     lines += [
+        f"Server CPU per request (400 sequential requests, independent of the machine's load): "
+        f"genrec {cpu['genrec']:.2f} ms, Cornac {cpu['cornac']:.2f} ms "
+        f"({cpu['cornac'] / cpu['genrec']:.1f}x).",
         f"Server RSS after the runs: genrec {memory['genrec']:.0f} MB, "
         f"Cornac {memory['cornac']:.0f} MB.",
         "",

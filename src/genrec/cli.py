@@ -129,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="seed of the split (default: --seed, which seeds training)",
     )
+    _scale_args(bench)
     bench.set_defaults(run=_cmd_benchmark)
 
     run = sub.add_parser(
@@ -137,7 +138,35 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("experiment", type=Path, metavar="FILE")
     run.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    _scale_args(run)
     run.set_defaults(run=_cmd_run)
+
+    search = sub.add_parser(
+        "search",
+        help="search hyper-parameters of an experiment file's [search] models (Optuna TPE, "
+        "median pruning on validation; the best is evaluated once on test)",
+    )
+    search.add_argument("experiment", type=Path, metavar="FILE")
+    search.add_argument(
+        "--trials",
+        type=int,
+        default=50,
+        help="trials per searched model in all (default 50); a resumed study counts its finished ones",
+    )
+    search.add_argument(
+        "--timeout", type=float, metavar="S", help="stop starting a model's trials after S seconds"
+    )
+    search.add_argument(
+        "--output",
+        type=Path,
+        help="folder for search.json and study.db (resumes there; default reports/search-NAME)",
+    )
+    search.add_argument(
+        "--threads", type=int, help="torch threads (default: free cores; 1 under CI)"
+    )
+    search.add_argument("--quiet", action="store_true", help="no progress output")
+    _scale_args(search)
+    search.set_defaults(run=_cmd_search)
 
     train = sub.add_parser("train", help="fit a model on a whole dataset and save it")
     _dataset_args(train)
@@ -455,6 +484,20 @@ def _serve_parser(sub) -> None:
     serve.set_defaults(run=_cmd_serve)
 
 
+def _scale_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run through Ray: 'local' or a cluster address (ray://head:10001, auto); "
+        "needs pip install 'genrec[scale]'",
+    )
+    p.add_argument(
+        "--track",
+        metavar="BACKEND:DIR",
+        help="log every run to mlflow:DIR (a local MLflow store) or tensorboard:DIR",
+    )
+
+
 def _set_arg(p: argparse.ArgumentParser, metavar: str, help: str) -> None:
     """The repeatable ``--set KEY=VALUE`` of config overrides (parsed by genrec.build)."""
     p.add_argument("--set", action="append", default=[], metavar=metavar, help=help)
@@ -524,6 +567,13 @@ def _data_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-rating", type=float, help="keep interactions with value >= this")
     p.add_argument("--k-core", type=int, help="keep users and items with >= this many interactions")
     p.add_argument("--dedup", action="store_true", help="keep only the latest of repeated pairs")
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", "pandas", "duckdb"],
+        help="how a Parquet folder is read: in memory (pandas) or scanned out of core and "
+        "cached as memory-mapped arrays (duckdb); auto: duckdb above 2M interactions",
+    )
 
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
@@ -646,6 +696,7 @@ def _cmd_benchmark(args) -> int:
         models=tuple(ModelEntry(n, n, overrides[n]) for n in names),
         filters={k: v for k, v in filters.items() if v is not None},
         outputs={k: str(v) for k, v in outputs.items() if v},
+        engine=args.engine,
     )
     return _run(args, exp)
 
@@ -659,15 +710,47 @@ def _cmd_run(args) -> int:
 def _run(args, exp) -> int:
     """Run an experiment (from a file or from the benchmark flags) and print its table."""
     from genrec.experiment import run_experiment
+    from genrec.tracking import open_tracker
 
+    tracker = open_tracker(args.track)
     run = run_experiment(
         exp,
         cache_dir=_cache_dir(),
         threads=_threads(args),
         progress=not args.quiet,
         say=lambda message: _say(args, message),
+        ray=args.ray,
+        tracker=tracker,
     )
     print(_console_table(run.results))
+    return 0
+
+
+def _cmd_search(args) -> int:
+    from genrec.experiment import Experiment
+    from genrec.search import run_search
+    from genrec.tracking import open_tracker
+
+    exp = Experiment.from_file(args.experiment)
+    tracker = open_tracker(args.track)
+    found = run_search(
+        exp,
+        trials=args.trials,
+        output=args.output or Path("reports") / f"search-{exp.name}",
+        cache_dir=_cache_dir(),
+        timeout=args.timeout,
+        ray=args.ray,
+        threads=_threads(args),
+        tracker=tracker,
+        say=lambda message: _say(args, message),
+    )
+    for label, best in found.results["models"].items():
+        print(
+            f"{label}: best {found.results['metric']} on valid {best['best_value']:.4f} "
+            f"with {best['best_params']} ({best['n_trials']} trials)"
+        )
+    print(_console_table(found.results["test"]))
+    print(f"wrote {found.path}")
     return 0
 
 
@@ -1113,6 +1196,7 @@ def _load(args):
         dedup=args.dedup,
         k_core=args.k_core,
         progress=not getattr(args, "quiet", False),
+        engine=args.engine,
     )
 
 

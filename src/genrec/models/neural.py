@@ -98,7 +98,8 @@ def fit_epochs(
 
     Sets on ``model``: ``loss_history_`` (mean loss per epoch), ``history_`` (list of
     ``{"epoch", "ndcg@10"}``), ``best_epoch_`` (the restored epoch; the last one without
-    validation) and ``epochs_run_``.
+    validation) and ``epochs_run_``. Each validation value also goes to
+    ``options.on_validation(epoch, ndcg)`` when set (pruning a search, tracking a run).
 
     Raises:
         ConfigError: the training loss became NaN or infinite (lower the learning rate).
@@ -124,6 +125,8 @@ def fit_epochs(
         if validate and epoch % eval_every == 0:
             ndcg = float(protocol.validation_ndcg(model, train, valid, k=10))
             model.history_.append({"epoch": epoch, "ndcg@10": ndcg})
+            if options.on_validation is not None:
+                options.on_validation(epoch, ndcg)
             postfix["ndcg@10"] = f"{ndcg:.4f}"
             if ndcg > best_score:
                 best_score, best_epoch, best_weights, stale = ndcg, epoch, snapshot(), 0
