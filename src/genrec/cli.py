@@ -7,6 +7,7 @@ traceback for bad input.
     genrec data fetch ml-100k
     genrec data info ml-100k
     genrec data verify
+    genrec data synth interactions --users 50000 --items 20000 --interactions 1000000 --output big
     genrec benchmark --dataset ml-100k --split holdout --models pop,itemknn,ease,bpr
     genrec train --dataset ml-100k --model ease
     genrec recommend --dataset ml-100k --model ease --user 196 --k 10
@@ -91,27 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("name", nargs="?", help="one dataset (default: every cached one)")
     verify.set_defaults(run=_cmd_verify)
-    synth = data_sub.add_parser(
-        "synth",
-        help="write a procedural dataset with a known answer "
-        "(multimodal: drawn item images, descriptions, users)",
-    )
-    synth.add_argument("kind", choices=["multimodal"], help="which world to write")
-    synth.add_argument("--users", type=int, default=120, help="number of users (>= 12)")
-    synth.add_argument("--items", type=int, default=96, help="number of items (>= 48)")
-    synth.add_argument(
-        "--mention",
-        type=float,
-        default=0.5,
-        help="probability that a description names the colour (and the pattern)",
-    )
-    synth.add_argument("--seed", type=int, default=0, help="random seed")
-    synth.add_argument(
-        "--output",
-        required=True,
-        help="folder to write (interactions.csv, items.csv, images/, traits.csv)",
-    )
-    synth.set_defaults(run=_cmd_synth)
+    _synth_parsers(data_sub)
 
     bench = sub.add_parser("benchmark", help="fit and evaluate models under one protocol")
     _dataset_args(bench)
@@ -444,6 +425,13 @@ def _serve_parser(sub) -> None:
         help="store POST /feedback events in this SQLite file",
     )
     serve.add_argument(
+        "--sessions",
+        type=Path,
+        metavar="FILE",
+        help="keep POST /chat conversations in this SQLite file (shared by workers, kept "
+        "across restarts; default: sessions.sqlite in the artifacts folder)",
+    )
+    serve.add_argument(
         "--cors-origin",
         action="append",
         default=[],
@@ -470,6 +458,66 @@ def _serve_parser(sub) -> None:
 def _set_arg(p: argparse.ArgumentParser, metavar: str, help: str) -> None:
     """The repeatable ``--set KEY=VALUE`` of config overrides (parsed by genrec.build)."""
     p.add_argument("--set", action="append", default=[], metavar=metavar, help=help)
+
+
+def _synth_parsers(data_sub) -> None:
+    synth = data_sub.add_parser(
+        "synth",
+        help="write a synthetic dataset: a multimodal world with a known answer, or a large "
+        "interaction log",
+    )
+    synth.set_defaults(run=lambda args: synth.print_help() or EXIT_ERROR)
+    kinds = synth.add_subparsers(dest="kind")
+    world = kinds.add_parser(
+        "multimodal", help="drawn item images, descriptions and users with a known answer"
+    )
+    world.add_argument("--users", type=int, default=120, help="number of users (>= 12)")
+    world.add_argument("--items", type=int, default=96, help="number of items (>= 48)")
+    world.add_argument(
+        "--mention",
+        type=float,
+        default=0.5,
+        help="probability that a description names the colour (and the pattern)",
+    )
+    world.add_argument("--seed", type=int, default=0, help="random seed")
+    world.add_argument(
+        "--output",
+        required=True,
+        help="folder to write (interactions.csv, items.csv, images/, traits.csv)",
+    )
+    world.set_defaults(run=_cmd_synth)
+    log = kinds.add_parser(
+        "interactions",
+        help="a large log written in chunks: power-law item popularity, log-normal user "
+        "activity, sessions, ratings, item text (genrec.data.generator)",
+    )
+    log.add_argument("--users", type=int, required=True, help="number of users")
+    log.add_argument("--items", type=int, required=True, help="number of items")
+    log.add_argument("--interactions", type=int, required=True, help="number of interactions")
+    log.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
+    log.add_argument("--output", required=True, help="a new or empty folder to write")
+    log.add_argument(
+        "--format",
+        default="parquet",
+        help="parquet (default: interactions/part-*.parquet, items.parquet), or a loader's "
+        "native layout: ml-1m, ml-10m, ml-20m, ml-25m, amazon",
+    )
+    log.add_argument(
+        "--chunk-rows", type=int, default=1_000_000, help="interactions per Parquet part file"
+    )
+    log.add_argument(
+        "--item-exponent", type=float, default=1.0, help="Zipf exponent of item popularity"
+    )
+    log.add_argument(
+        "--activity-sigma", type=float, default=1.0, help="sigma of the log-normal user activity"
+    )
+    log.add_argument("--min-per-user", type=int, default=5, help="interactions every user has")
+    log.add_argument(
+        "--taste", type=float, default=0.5, help="share drawn from the user's favourite genre"
+    )
+    log.add_argument("--repeats", action="store_true", help="allow repeated (user, item) pairs")
+    log.add_argument("--quiet", action="store_true", help="no progress output")
+    log.set_defaults(run=_cmd_synth_interactions)
 
 
 def _data_filters(p: argparse.ArgumentParser) -> None:
@@ -541,6 +589,34 @@ def _cmd_synth(args) -> int:
     print(
         f"wrote a multimodal world of {args.users} users and {args.items} items to {folder}; "
         f"use it as --dataset {folder}"
+    )
+    return 0
+
+
+def _cmd_synth_interactions(args) -> int:
+    from genrec.data.generator import InteractionWorld, write_interactions
+
+    world = InteractionWorld(
+        n_users=args.users,
+        n_items=args.items,
+        n_interactions=args.interactions,
+        seed=args.seed,
+        item_exponent=args.item_exponent,
+        activity_sigma=args.activity_sigma,
+        min_per_user=args.min_per_user,
+        taste=args.taste,
+        repeats=args.repeats,
+    )
+    folder = write_interactions(
+        args.output,
+        world,
+        format=args.format,
+        chunk_rows=args.chunk_rows,
+        progress=not args.quiet,
+    )
+    print(
+        f"wrote {args.interactions:,} interactions of {args.users:,} users and {args.items:,} "
+        f"items ({args.format}) to {folder}"
     )
     return 0
 
@@ -937,6 +1013,7 @@ def _cmd_serve(args) -> int:
         filters={k: v for k, v in filters.items() if v is not None},
         api_keys=str(args.api_keys) if args.api_keys else None,
         feedback=str(args.feedback) if args.feedback else None,
+        sessions=str(args.sessions or root / "sessions.sqlite"),
         cors_origins=tuple(args.cors_origin),
         limits=limits,
         seed=args.seed,
