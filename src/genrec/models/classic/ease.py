@@ -107,10 +107,14 @@ def check_fits_in_memory(n_items: int, *, max_items: int, memory_gb: float | Non
             f"max_items = {max_items}; {instead}, or raise max_items if the machine has the memory"
         )
     if need > have:
-        source = "memory_gb" if memory_gb is not None else "available on this machine"
+        source = (
+            f"is allowed (memory_gb = {memory_gb})"
+            if memory_gb is not None
+            else "is available on this machine"
+        )
         raise ConfigError(
             f"EASE on {n_items} items needs about {_amount(need)} (three dense float64 "
-            f"{n_items} x {n_items} matrices) but only {_amount(have)} is {source}; {instead}"
+            f"{n_items} x {n_items} matrices) but only {_amount(have)} {source}; {instead}"
         )
 
 
