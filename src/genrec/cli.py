@@ -524,6 +524,13 @@ def _data_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-rating", type=float, help="keep interactions with value >= this")
     p.add_argument("--k-core", type=int, help="keep users and items with >= this many interactions")
     p.add_argument("--dedup", action="store_true", help="keep only the latest of repeated pairs")
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", "pandas", "duckdb"],
+        help="how a Parquet folder is read: in memory (pandas) or scanned out of core and "
+        "cached as memory-mapped arrays (duckdb); auto: duckdb above 2M interactions",
+    )
 
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
@@ -646,6 +653,7 @@ def _cmd_benchmark(args) -> int:
         models=tuple(ModelEntry(n, n, overrides[n]) for n in names),
         filters={k: v for k, v in filters.items() if v is not None},
         outputs={k: str(v) for k, v in outputs.items() if v},
+        engine=args.engine,
     )
     return _run(args, exp)
 
@@ -1113,6 +1121,7 @@ def _load(args):
         dedup=args.dedup,
         k_core=args.k_core,
         progress=not getattr(args, "quiet", False),
+        engine=args.engine,
     )
 
 

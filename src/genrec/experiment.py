@@ -10,6 +10,8 @@ A file (every key but ``[[models]]`` optional; unknown keys are an error)::
 
     name = "readme"
     dataset = "ml-100k"          # a source name or a folder of files
+    engine = "auto"              # auto | duckdb | pandas: how a Parquet or MovieLens folder is
+                                 # read (genrec.data.sources.load_dataset); not in the hash
     split = "holdout"            # holdout | loo | temporal | cold-users | cold-items
     split_seed = 2020            # seed of the split
     seed = 2020                  # training seed of every model without its own
@@ -89,6 +91,7 @@ class Experiment:
     filters: Mapping[str, Any] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    engine: str = "auto"
 
     def __post_init__(self):
         if not self.models:
@@ -110,6 +113,10 @@ class Experiment:
                 raise ConfigError(f"{key} must be an integer, got {getattr(self, key)!r}")
         _check_keys("[filters]", self.filters, FILTERS)
         _check_keys("[outputs]", self.outputs, OUTPUTS)
+        from genrec.data.scan import ENGINES
+
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
 
     # ---- reading -----------------------------------------------------------------------------
     @classmethod
@@ -150,9 +157,12 @@ class Experiment:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
     def sha256(self) -> str:
-        """Hash of what the experiment does (outputs and description excluded)."""
+        """Hash of what the experiment does (outputs, description and the engine, which reads
+        the same data either way, excluded)."""
         content = {
-            k: v for k, v in self.to_dict().items() if k not in ("outputs", "description", "name")
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in ("outputs", "description", "name", "engine")
         }
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
@@ -291,6 +301,7 @@ def load_data(exp: Experiment, *, cache_dir, progress: bool = True):
         dedup=bool(f.get("dedup")),
         k_core=f.get("k_core"),
         progress=progress,
+        engine=exp.engine,
     )
 
 
