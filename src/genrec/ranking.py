@@ -83,7 +83,12 @@ def top_k(
     n_rows, n_items = scores.shape
     k = min(k, n_items)
     n_blocks = n_items // BLOCK
-    if n_blocks < 4 * (k + 1) or n_rows == 0 or not scores.is_contiguous():
+    if (
+        n_blocks < 4 * (k + 1)
+        or n_rows == 0
+        or not scores.is_contiguous()
+        or scores.device.type != "cpu"
+    ):
         return _top_k_full(scores, k, model_name=model_name)
     main = n_blocks * BLOCK
     block_max = scores[:, :main].view(n_rows, n_blocks, BLOCK).amax(dim=2).numpy()  # (B, NB)
