@@ -93,19 +93,14 @@ def ease_fit_bytes(n_items: int) -> int:
 
 def check_fits_in_memory(n_items: int, *, max_items: int, memory_gb: float | None) -> None:
     """Raise a ConfigError, saying what the fit needs, what there is and what to use instead,
-    when ``n_items`` exceeds ``max_items`` or the fit's peak exceeds the available memory
-    (``memory_gb``, or :func:`available_memory_bytes` when None)."""
+    when the fit's peak exceeds the available memory (``memory_gb``, or
+    :func:`available_memory_bytes` when None) or ``n_items`` exceeds ``max_items``."""
     need = ease_fit_bytes(n_items)
     have = available_memory_bytes() if memory_gb is None else int(memory_gb * 1e9)
     instead = (
         "use ials (memory linear in users + items) or fit EASE on a subset of items "
         "(e.g. a k-core or the most popular items)"
     )
-    if n_items > max_items:
-        raise ConfigError(
-            f"EASE needs dense {n_items} x {n_items} matrices (about {_amount(need)}) but "
-            f"max_items = {max_items}; {instead}, or raise max_items if the machine has the memory"
-        )
     if need > have:
         source = (
             f"is allowed (memory_gb = {memory_gb})"
@@ -115,6 +110,11 @@ def check_fits_in_memory(n_items: int, *, max_items: int, memory_gb: float | Non
         raise ConfigError(
             f"EASE on {n_items} items needs about {_amount(need)} (three dense float64 "
             f"{n_items} x {n_items} matrices) but only {_amount(have)} {source}; {instead}"
+        )
+    if n_items > max_items:
+        raise ConfigError(
+            f"EASE needs dense {n_items} x {n_items} matrices (about {_amount(need)}) but "
+            f"max_items = {max_items}; {instead}, or raise max_items if the machine has the memory"
         )
 
 
