@@ -284,7 +284,7 @@ def train_and_save(
     notice: Callable[[str], None] = lambda message: None,
 ) -> Recommender:
     """Fit ``model`` on all interactions of ``data`` and save it (with the data's fingerprint,
-    which :meth:`Recommender.fit` records, the seed and thread count it was trained with, plus
+    which :meth:`Recommender.fit` records, the seed, thread count and device it was trained with, plus
     ``metadata``, e.g. the checksum of the data before feedback was added). The folder is checked before training.
 
     Raises:
@@ -295,9 +295,8 @@ def train_and_save(
     notice(f"training {model.name} on all {len(data)} interactions of {data.name}")
     options = (options or RunOptions()).pinned()
     model.fit(data, options=options)
-    model.save(
-        folder, metadata={**dict(metadata or {}), "seed": options.seed, "threads": options.threads}
-    )  # what reproduces the weights
+    recipe = {"seed": options.seed, "threads": options.threads, "device": options.device}
+    model.save(folder, metadata={**dict(metadata or {}), **recipe})  # what reproduces the weights
     return model
 
 

@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "threads", None) is not None:
             _threads(args)  # a bad --threads fails before any work
+        if getattr(args, "device", None) is not None:
+            from genrec.options import resolve_device
+
+            resolve_device(args.device)  # so do a bad --device and a GPU this machine lacks
         return args.run(args) or 0
     except GenrecError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -129,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="seed of the split (default: --seed, which seeds training)",
     )
+    _scale_args(bench)
     bench.set_defaults(run=_cmd_benchmark)
 
     run = sub.add_parser(
@@ -136,8 +141,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("experiment", type=Path, metavar="FILE")
     run.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
+    _device_arg(run)
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    _scale_args(run)
     run.set_defaults(run=_cmd_run)
+
+    search = sub.add_parser(
+        "search",
+        help="search hyper-parameters of an experiment file's [search] models (Optuna TPE, "
+        "median pruning on validation; the best is evaluated once on test)",
+    )
+    search.add_argument("experiment", type=Path, metavar="FILE")
+    search.add_argument(
+        "--trials",
+        type=int,
+        default=50,
+        help="trials per searched model in all (default 50); a resumed study counts its finished ones",
+    )
+    search.add_argument(
+        "--timeout", type=float, metavar="S", help="stop starting a model's trials after S seconds"
+    )
+    search.add_argument(
+        "--output",
+        type=Path,
+        help="folder for search.json and study.db (resumes there; default reports/search-NAME)",
+    )
+    search.add_argument(
+        "--threads", type=int, help="torch threads (default: free cores; 1 under CI)"
+    )
+    search.add_argument("--quiet", action="store_true", help="no progress output")
+    _scale_args(search)
+    search.set_defaults(run=_cmd_search)
 
     train = sub.add_parser("train", help="fit a model on a whole dataset and save it")
     _dataset_args(train)
@@ -455,6 +489,20 @@ def _serve_parser(sub) -> None:
     serve.set_defaults(run=_cmd_serve)
 
 
+def _scale_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run through Ray: 'local' or a cluster address (ray://head:10001, auto); "
+        "needs pip install 'genrec[scale]'",
+    )
+    p.add_argument(
+        "--track",
+        metavar="BACKEND:DIR",
+        help="log every run to mlflow:DIR (a local MLflow store) or tensorboard:DIR",
+    )
+
+
 def _set_arg(p: argparse.ArgumentParser, metavar: str, help: str) -> None:
     """The repeatable ``--set KEY=VALUE`` of config overrides (parsed by genrec.build)."""
     p.add_argument("--set", action="append", default=[], metavar=metavar, help=help)
@@ -548,7 +596,24 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
         help="seed of training (and of the split, unless --split-seed is given)",
     )
     p.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
+    _device_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="where neural models train and score: cpu (default), cuda, cuda:N, mps, or auto "
+        "(a GPU when torch sees one)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="neural training arithmetic: auto (mixed precision on CUDA, float32 on the CPU), "
+        "float32, or bfloat16 (also on the CPU: faster where the CPU has BF16 instructions)",
+    )
 
 
 def _dataset_names() -> str:
@@ -667,15 +732,49 @@ def _cmd_run(args) -> int:
 def _run(args, exp) -> int:
     """Run an experiment (from a file or from the benchmark flags) and print its table."""
     from genrec.experiment import run_experiment
+    from genrec.tracking import open_tracker
 
+    tracker = open_tracker(args.track)
     run = run_experiment(
         exp,
         cache_dir=_cache_dir(),
         threads=_threads(args),
+        device=getattr(args, "device", None),
+        precision=args.precision,
         progress=not args.quiet,
         say=lambda message: _say(args, message),
+        ray=args.ray,
+        tracker=tracker,
     )
     print(_console_table(run.results))
+    return 0
+
+
+def _cmd_search(args) -> int:
+    from genrec.experiment import Experiment
+    from genrec.search import run_search
+    from genrec.tracking import open_tracker
+
+    exp = Experiment.from_file(args.experiment)
+    tracker = open_tracker(args.track)
+    found = run_search(
+        exp,
+        trials=args.trials,
+        output=args.output or Path("reports") / f"search-{exp.name}",
+        cache_dir=_cache_dir(),
+        timeout=args.timeout,
+        ray=args.ray,
+        threads=_threads(args),
+        tracker=tracker,
+        say=lambda message: _say(args, message),
+    )
+    for label, best in found.results["models"].items():
+        print(
+            f"{label}: best {found.results['metric']} on valid {best['best_value']:.4f} "
+            f"with {best['best_params']} ({best['n_trials']} trials)"
+        )
+    print(_console_table(found.results["test"]))
+    print(f"wrote {found.path}")
     return 0
 
 
@@ -771,8 +870,12 @@ def _cmd_explain(args) -> int:
     from genrec.pipelines.explain import LMExplainer, TemplateExplainer
     from genrec.text.backends import get_language_model
 
-    threads = _options(args).threads
-    lm = None if args.lm == "template" else get_language_model(args.lm, threads=threads)
+    options = _options(args)
+    lm = (
+        None
+        if args.lm == "template"
+        else get_language_model(args.lm, threads=options.threads, device=options.device)
+    )
     data, filtering = _load(args)
     if data.catalog is None:
         raise ConfigError(f"{data.name} has no item catalog to ground explanations in")
@@ -873,7 +976,8 @@ def _planner_lm(args):
         return None
     from genrec.text.backends import get_language_model
 
-    return get_language_model(args.lm, threads=_options(args).threads)
+    options = _options(args)
+    return get_language_model(args.lm, threads=options.threads, device=options.device)
 
 
 def _simulation_table(results: dict) -> str:
@@ -918,7 +1022,11 @@ def _cmd_tune(args) -> int:
     _say(args, describe_split(split))
     options = _options(args)
     lm = TransformersLM(
-        config.base, dtype=config.dtype, threads=options.threads, cache_dir=_cache_dir()
+        config.base,
+        dtype=config.dtype,
+        threads=options.threads,
+        cache_dir=_cache_dir(),
+        device=options.device,
     )
     result = tune(
         split,
@@ -1001,6 +1109,12 @@ def _cmd_serve(args) -> int:
     from genrec.build import parse_names
     from genrec.serving.app import ServeSettings, serve
 
+    if (args.device or "cpu") != "cpu":
+        raise ConfigError(
+            f"genrec serve runs its models on the CPU (one thread per request), got --device "
+            f"{args.device}; train on a GPU with `genrec train --device {args.device}` and "
+            "serve the saved model without --device"
+        )
     filters = {"min_rating": args.min_rating, "k_core": args.k_core, "dedup": args.dedup or None}
     limits = {
         "max_body_bytes": args.max_body_bytes,
@@ -1128,7 +1242,13 @@ def _load(args):
 def _options(args):
     from genrec.options import RunOptions
 
-    return RunOptions(seed=args.seed, threads=_threads(args), progress=not args.quiet).pinned()
+    return RunOptions(
+        seed=args.seed,
+        threads=_threads(args),
+        progress=not args.quiet,
+        device=getattr(args, "device", None) or "cpu",
+        precision=getattr(args, "precision", "auto"),
+    ).pinned()
 
 
 def _threads(args) -> int | None:
