@@ -20,6 +20,9 @@ traceback for bad input.
     genrec audit --dataset ml-100k --models pop,ease,multvae --scenarios all --output audit.json
     genrec chat --dataset ml-100k --model ease --user 196
     genrec simulate --dataset ml-100k --agents pop,ease,chat:ease --users 200 --output sim.json
+    genrec simulate --dataset ml-100k --agents chat:ease --simulator llm --simulator-lm fake
+    genrec simulate --dataset ml-100k --agents ease,chat:ease --replay sim.transcripts.jsonl
+    genrec simulate --dataset ml-100k --agents chat:ease --dialogues redial:test_data.jsonl
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "threads", None) is not None:
             _threads(args)  # a bad --threads fails before any work
+        if getattr(args, "device", None) is not None:
+            from genrec.options import resolve_device
+
+            resolve_device(args.device)  # so do a bad --device and a GPU this machine lacks
         return args.run(args) or 0
     except GenrecError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -129,6 +136,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="seed of the split (default: --seed, which seeds training)",
     )
+    _scale_args(bench)
     bench.set_defaults(run=_cmd_benchmark)
 
     run = sub.add_parser(
@@ -136,8 +144,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("experiment", type=Path, metavar="FILE")
     run.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
+    _device_arg(run)
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    _scale_args(run)
     run.set_defaults(run=_cmd_run)
+
+    search = sub.add_parser(
+        "search",
+        help="search hyper-parameters of an experiment file's [search] models (Optuna TPE, "
+        "median pruning on validation; the best is evaluated once on test)",
+    )
+    search.add_argument("experiment", type=Path, metavar="FILE")
+    search.add_argument(
+        "--trials",
+        type=int,
+        default=50,
+        help="trials per searched model in all (default 50); a resumed study counts its finished ones",
+    )
+    search.add_argument(
+        "--timeout", type=float, metavar="S", help="stop starting a model's trials after S seconds"
+    )
+    search.add_argument(
+        "--output",
+        type=Path,
+        help="folder for search.json and study.db (resumes there; default reports/search-NAME)",
+    )
+    search.add_argument(
+        "--threads", type=int, help="torch threads (default: free cores; 1 under CI)"
+    )
+    search.add_argument("--quiet", action="store_true", help="no progress output")
+    _scale_args(search)
+    search.set_defaults(run=_cmd_search)
 
     train = sub.add_parser("train", help="fit a model on a whole dataset and save it")
     _dataset_args(train)
@@ -311,10 +348,30 @@ def _parser() -> argparse.ArgumentParser:
         "--agents",
         default="pop,ease,chat:ease",
         help="comma-separated: MODEL (that model, no dialogue), chat:MODEL "
-        "(the agent ranking with MODEL) or oracle:MODEL (knows the "
-        "target's attributes: a reference point)",
+        "(the agent ranking with MODEL), oracle:MODEL (knows the "
+        "target's attributes: a reference point), chatrec:MODEL (MODEL retrieves 20, "
+        "the --lm model chooses) or llm-chat:LMSPEC (free-text titles from that language "
+        "model, mapped to the catalog)",
     )
-    simulate.add_argument("--simulator", default="rule", help="rule (the only one so far)")
+    simulate.add_argument(
+        "--simulator",
+        default="rule",
+        choices=["rule", "llm"],
+        help="rule (deterministic) or llm (a language model words the seeker's turns, under a "
+        "title-leak guard)",
+    )
+    simulate.add_argument(
+        "--simulator-lm", help="language model of the llm simulator (default: the --lm model)"
+    )
+    simulate.add_argument(
+        "--replay",
+        type=Path,
+        help="re-run the seeker utterances of a --transcripts file against --agents",
+    )
+    simulate.add_argument(
+        "--dialogues",
+        help="start episodes from recorded dialogues: redial:PATH (a ReDial jsonl file)",
+    )
     simulate.add_argument(
         "--split", default="loo", help="the split whose held-out test items are the targets"
     )
@@ -455,6 +512,20 @@ def _serve_parser(sub) -> None:
     serve.set_defaults(run=_cmd_serve)
 
 
+def _scale_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run through Ray: 'local' or a cluster address (ray://head:10001, auto); "
+        "needs pip install 'genrec[scale]'",
+    )
+    p.add_argument(
+        "--track",
+        metavar="BACKEND:DIR",
+        help="log every run to mlflow:DIR (a local MLflow store) or tensorboard:DIR",
+    )
+
+
 def _set_arg(p: argparse.ArgumentParser, metavar: str, help: str) -> None:
     """The repeatable ``--set KEY=VALUE`` of config overrides (parsed by genrec.build)."""
     p.add_argument("--set", action="append", default=[], metavar=metavar, help=help)
@@ -524,6 +595,13 @@ def _data_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-rating", type=float, help="keep interactions with value >= this")
     p.add_argument("--k-core", type=int, help="keep users and items with >= this many interactions")
     p.add_argument("--dedup", action="store_true", help="keep only the latest of repeated pairs")
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", "pandas", "duckdb"],
+        help="how a Parquet folder is read: in memory (pandas) or scanned out of core and "
+        "cached as memory-mapped arrays (duckdb); auto: duckdb above 2M interactions",
+    )
 
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
@@ -541,7 +619,24 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
         help="seed of training (and of the split, unless --split-seed is given)",
     )
     p.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
+    _device_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="where neural models train and score: cpu (default), cuda, cuda:N, mps, or auto "
+        "(a GPU when torch sees one)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="neural training arithmetic: auto (mixed precision on CUDA, float32 on the CPU), "
+        "float32, or bfloat16 (also on the CPU: faster where the CPU has BF16 instructions)",
+    )
 
 
 def _dataset_names() -> str:
@@ -646,6 +741,7 @@ def _cmd_benchmark(args) -> int:
         models=tuple(ModelEntry(n, n, overrides[n]) for n in names),
         filters={k: v for k, v in filters.items() if v is not None},
         outputs={k: str(v) for k, v in outputs.items() if v},
+        engine=args.engine,
     )
     return _run(args, exp)
 
@@ -659,15 +755,49 @@ def _cmd_run(args) -> int:
 def _run(args, exp) -> int:
     """Run an experiment (from a file or from the benchmark flags) and print its table."""
     from genrec.experiment import run_experiment
+    from genrec.tracking import open_tracker
 
+    tracker = open_tracker(args.track)
     run = run_experiment(
         exp,
         cache_dir=_cache_dir(),
         threads=_threads(args),
+        device=getattr(args, "device", None),
+        precision=args.precision,
         progress=not args.quiet,
         say=lambda message: _say(args, message),
+        ray=args.ray,
+        tracker=tracker,
     )
     print(_console_table(run.results))
+    return 0
+
+
+def _cmd_search(args) -> int:
+    from genrec.experiment import Experiment
+    from genrec.search import run_search
+    from genrec.tracking import open_tracker
+
+    exp = Experiment.from_file(args.experiment)
+    tracker = open_tracker(args.track)
+    found = run_search(
+        exp,
+        trials=args.trials,
+        output=args.output or Path("reports") / f"search-{exp.name}",
+        cache_dir=_cache_dir(),
+        timeout=args.timeout,
+        ray=args.ray,
+        threads=_threads(args),
+        tracker=tracker,
+        say=lambda message: _say(args, message),
+    )
+    for label, best in found.results["models"].items():
+        print(
+            f"{label}: best {found.results['metric']} on valid {best['best_value']:.4f} "
+            f"with {best['best_params']} ({best['n_trials']} trials)"
+        )
+    print(_console_table(found.results["test"]))
+    print(f"wrote {found.path}")
     return 0
 
 
@@ -763,8 +893,12 @@ def _cmd_explain(args) -> int:
     from genrec.pipelines.explain import LMExplainer, TemplateExplainer
     from genrec.text.backends import get_language_model
 
-    threads = _options(args).threads
-    lm = None if args.lm == "template" else get_language_model(args.lm, threads=threads)
+    options = _options(args)
+    lm = (
+        None
+        if args.lm == "template"
+        else get_language_model(args.lm, threads=options.threads, device=options.device)
+    )
     data, filtering = _load(args)
     if data.catalog is None:
         raise ConfigError(f"{data.name} has no item catalog to ground explanations in")
@@ -821,7 +955,13 @@ def _cmd_chat(args) -> int:
 
 
 def _cmd_simulate(args) -> int:
-    from genrec.agents.simulation import simulate, write_transcripts
+    from genrec.agents.simulation import (
+        episodes_from_dialogues,
+        read_transcripts,
+        replay,
+        simulate,
+        write_transcripts,
+    )
     from genrec.build import conversational_agent, parse_agent_specs
     from genrec.data.splits import describe_split, make_split
 
@@ -829,26 +969,49 @@ def _cmd_simulate(args) -> int:
     for path in (args.output, args.transcripts):
         if path is not None:
             check_writable(path, what="--output")
+    recorded = read_transcripts(args.replay) if args.replay else None
     lm = _planner_lm(args)
+    seeker_lm = _simulator_lm(args, lm)
     data, filtering = _load(args)
     split = make_split(data, args.split, seed=args.seed)
     _say(args, describe_split(split))
+    episodes, dialogues = None, None
+    if args.dialogues:
+        episodes, dialogues = episodes_from_dialogues(args.dialogues, split.train.catalog)
+        _say(
+            args,
+            f"{dialogues['contexts']} dialogue contexts; {dialogues['mapped_share']:.0%} of "
+            f"{dialogues['mentions']} mentioned movies found in the catalog",
+        )
     agents = {}
     for spec in specs:
         _say(args, f"fitting {spec} on the training part")
         agents[spec] = conversational_agent(spec, split.train, options=_options(args), lm=lm)
-    results, transcripts = simulate(
-        split,
-        agents,
-        simulator=args.simulator,
-        users=args.users,
-        turns=args.turns,
-        seed=args.seed,
-        on_episode=lambda name, n, total: (
-            n == total and _say(args, f"{name}: {total} episodes done")
-        ),
-    )
+    if recorded is not None:
+        results, transcripts = replay(
+            recorded,
+            agents,
+            catalog=split.train.catalog,
+            n_items=split.train.n_items,
+            seed=args.seed,
+        )
+    else:
+        results, transcripts = simulate(
+            split,
+            agents,
+            simulator=args.simulator,
+            simulator_lm=seeker_lm,
+            users=args.users,
+            turns=args.turns,
+            seed=args.seed,
+            episodes=episodes,
+            on_episode=lambda name, n, total: (
+                n == total and _say(args, f"{name}: {total} episodes done")
+            ),
+        )
     results["protocol"]["filtering"] = filtering
+    if dialogues:
+        results["protocol"]["dialogues"] = dialogues
     print(_simulation_table(results))
     if args.output:
         atomic_write(args.output, json.dumps(results, indent=2) + "\n")
@@ -860,12 +1023,26 @@ def _cmd_simulate(args) -> int:
     return 0
 
 
+def _simulator_lm(args, planner_lm):
+    """The llm simulator's language model: --simulator-lm, else the --lm one."""
+    if args.simulator != "llm":
+        return None
+    if args.simulator_lm and args.simulator_lm != "none":
+        from genrec.text.backends import get_language_model
+
+        return get_language_model(args.simulator_lm, threads=_options(args).threads)
+    if planner_lm is None:
+        raise ConfigError("--simulator llm needs a language model: pass --simulator-lm SPEC")
+    return planner_lm
+
+
 def _planner_lm(args):
     if args.lm == "none":
         return None
     from genrec.text.backends import get_language_model
 
-    return get_language_model(args.lm, threads=_options(args).threads)
+    options = _options(args)
+    return get_language_model(args.lm, threads=options.threads, device=options.device)
 
 
 def _simulation_table(results: dict) -> str:
@@ -883,6 +1060,16 @@ def _simulation_table(results: dict) -> str:
         f"{results['protocol']['episodes']} episodes, {results['protocol']['turns']} "
         "turns; [lo,hi] bootstrap 95% interval"
     )
+    for r in results["results"]:
+        leak = r.get("leak") or {}
+        if leak.get("regenerated") or leak.get("leaked_episodes"):
+            clean = r.get("without_leaked", {}).get("success", {}).get("mean", float("nan"))
+            lines.append(
+                f"{r['model']}: {leak['regenerated']} of {leak['utterances']} utterances "
+                f"regenerated for leaking the title; {leak['leaked_episodes']} episodes leaked "
+                f"anyway; success without them {clean:.3f} "
+                f"({r['episodes_without_leaked']} episodes)"
+            )
     return "\n".join(lines)
 
 
@@ -910,7 +1097,11 @@ def _cmd_tune(args) -> int:
     _say(args, describe_split(split))
     options = _options(args)
     lm = TransformersLM(
-        config.base, dtype=config.dtype, threads=options.threads, cache_dir=_cache_dir()
+        config.base,
+        dtype=config.dtype,
+        threads=options.threads,
+        cache_dir=_cache_dir(),
+        device=options.device,
     )
     result = tune(
         split,
@@ -993,6 +1184,12 @@ def _cmd_serve(args) -> int:
     from genrec.build import parse_names
     from genrec.serving.app import ServeSettings, serve
 
+    if (args.device or "cpu") != "cpu":
+        raise ConfigError(
+            f"genrec serve runs its models on the CPU (one thread per request), got --device "
+            f"{args.device}; train on a GPU with `genrec train --device {args.device}` and "
+            "serve the saved model without --device"
+        )
     filters = {"min_rating": args.min_rating, "k_core": args.k_core, "dedup": args.dedup or None}
     limits = {
         "max_body_bytes": args.max_body_bytes,
@@ -1113,13 +1310,20 @@ def _load(args):
         dedup=args.dedup,
         k_core=args.k_core,
         progress=not getattr(args, "quiet", False),
+        engine=args.engine,
     )
 
 
 def _options(args):
     from genrec.options import RunOptions
 
-    return RunOptions(seed=args.seed, threads=_threads(args), progress=not args.quiet).pinned()
+    return RunOptions(
+        seed=args.seed,
+        threads=_threads(args),
+        progress=not args.quiet,
+        device=getattr(args, "device", None) or "cpu",
+        precision=getattr(args, "precision", "auto"),
+    ).pinned()
 
 
 def _threads(args) -> int | None:

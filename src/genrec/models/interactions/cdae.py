@@ -53,13 +53,17 @@ import numpy as np
 
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    MixedPrecision,
     copy_state,
     dense_rows,
     fit_epochs,
     load_module_state,
+    module_device,
     module_state,
     seeded,
     shuffled_batches,
+    to_numpy,
+    torch_device,
 )
 
 _ACTIVATIONS = ("sigmoid", "identity", "relu", "tanh")
@@ -176,25 +180,28 @@ class CDAE(Recommender):
         self.trained_users_ = np.diff(user_items.indptr) > 0
         active = np.flatnonzero(self.trained_users_)  # (U',) users with a history
         rng = np.random.default_rng(options.seed)  # shuffling
+        device = torch_device(options)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
-            self.module_ = _build_module(train.n_users, train.n_items, cfg)
+            self.module_ = _build_module(train.n_users, train.n_items, cfg).to(device)
             opt = torch.optim.Adam(self.module_.parameters(), lr=cfg.lr)
             n_trained = len(active)
 
             def run_epoch(epoch: int) -> float:
                 self.module_.train()
-                total = 0.0
+                total = torch.zeros((), dtype=torch.float64, device=device)
                 for batch in shuffled_batches(len(active), cfg.batch_size, rng):
                     users = active[batch]
-                    loss = self._batch_loss(dense_rows(user_items, users), torch.from_numpy(users))
-                    if cfg.reg > 0:
-                        loss = loss + self._penalty(torch.from_numpy(users), n_trained)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    total += loss.item() * len(users)
+                    rows = dense_rows(user_items, users, device=device)  # (B, I)
+                    user_idx = torch.from_numpy(users).to(device)  # (B,)
+                    with amp.autocast():
+                        loss = self._batch_loss(rows, user_idx)
+                        if cfg.reg > 0:
+                            loss = loss + self._penalty(user_idx, n_trained)
+                    amp.step(loss, opt)
+                    total += loss.detach() * len(users)
                 self.module_.eval()
-                return total / len(active)
+                return float(total) / len(active)  # read once per epoch
 
             fit_epochs(
                 self,
@@ -244,13 +251,15 @@ class CDAE(Recommender):
         import torch
 
         known = np.zeros(histories.shape[0], bool) if users is None else self.trained_users_[users]
+        device = module_device(self.module_)
         with torch.no_grad():
-            user_vecs = torch.zeros(histories.shape[0], self.config.hidden)  # (B, H)
+            user_vecs = torch.zeros(histories.shape[0], self.config.hidden, device=device)  # (B, H)
             if known.any():
-                user_vecs[torch.from_numpy(known)] = self.module_.user_vectors(
-                    torch.from_numpy(users[known])
+                user_vecs[torch.from_numpy(known).to(device)] = self.module_.user_vectors(
+                    torch.from_numpy(users[known]).to(device)
                 )
-            return self.module_(dense_rows(histories), user_vecs).numpy()  # (B, I)
+            rows = dense_rows(histories, device=device)  # (B, I)
+            return to_numpy(self.module_(rows, user_vecs))  # (B, I)
 
     # ---- persistence -------------------------------------------------------------------------
     def _state(self):

@@ -38,13 +38,17 @@ import numpy as np
 
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    MixedPrecision,
     copy_state,
     dense_rows,
     fit_epochs,
     load_module_state,
+    module_device,
     module_state,
     seeded,
     shuffled_batches,
+    to_numpy,
+    torch_device,
 )
 
 
@@ -118,23 +122,24 @@ class MultDAE(Recommender):
         cfg = self.config
         user_items = trained_rows(train.user_items)
         rng = np.random.default_rng(options.seed)
+        device = torch_device(options)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
-            self.net_ = net = self._build(train.n_items)
+            self.net_ = net = self._build(train.n_items).to(device)
             weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
 
             def run_epoch(epoch: int) -> float:
                 net.train()
-                total = 0.0
+                total = torch.zeros((), dtype=torch.float64, device=device)
                 for rows in shuffled_batches(user_items.shape[0], cfg.batch_size, rng):
-                    x = dense_rows(user_items, rows)  # (B, I)
-                    logits = net(normalised_dropout(x, cfg.dropout, training=True))  # (B, I)
-                    loss = multinomial_nll(logits, x) + cfg.reg * l2_penalty(weights)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * len(rows)
-                return total / user_items.shape[0]
+                    x = dense_rows(user_items, rows, device=device)  # (B, I)
+                    with amp.autocast():
+                        logits = net(normalised_dropout(x, cfg.dropout, training=True))  # (B, I)
+                        loss = multinomial_nll(logits, x) + cfg.reg * l2_penalty(weights)
+                    amp.step(loss, opt)
+                    total += loss.detach() * len(rows)
+                return float(total) / user_items.shape[0]  # read once per epoch
 
             fit_epochs(
                 self,
@@ -155,8 +160,8 @@ class MultDAE(Recommender):
 
         self.net_.eval()
         with torch.no_grad():
-            x = dense_rows(histories)  # (B, I)
-            return self.net_(normalised_dropout(x, 0.0, training=False)).numpy()  # (B, I)
+            x = dense_rows(histories, device=module_device(self.net_))  # (B, I)
+            return to_numpy(self.net_(normalised_dropout(x, 0.0, training=False)))  # (B, I)
 
     def _state(self):
         return module_state(self.net_)

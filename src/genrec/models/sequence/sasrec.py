@@ -81,12 +81,16 @@ from genrec.data.dataset import history_sequences
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    MixedPrecision,
     copy_state,
     fit_epochs,
     load_module_state,
+    module_device,
     module_state,
     seeded,
     shuffled_batches,
+    to_numpy,
+    torch_device,
 )
 from genrec.models.sequence.sequences import (
     ITEM_INITS,
@@ -248,9 +252,11 @@ class SASRec(Recommender):
         valid = (seqs > 0).unsqueeze(-1)  # (B, L, 1)
         x = net["item_emb"](seqs) * math.sqrt(cfg.dim) + net["pos_emb"].weight[-length:]
         x = F.dropout(x, p, net.training) * valid  # (B, L, D)
-        causal = torch.ones(length, length, dtype=torch.bool).tril()  # (L, L) key <= query
+        ones = torch.ones(length, length, dtype=torch.bool, device=seqs.device)
+        causal = ones.tril()  # (L, L) key <= query
         allowed = causal & valid.transpose(1, 2)  # (B, L, L): earlier, non-padding keys
-        allowed = (allowed | torch.eye(length, dtype=torch.bool)).unsqueeze(1)  # (B, 1, L, L)
+        eye = torch.eye(length, dtype=torch.bool, device=seqs.device)
+        allowed = (allowed | eye).unsqueeze(1)  # (B, 1, L, L)
         head_dim = cfg.dim // cfg.n_heads
         for block in net["blocks"]:
             h = block["attn_norm"](x)
@@ -268,7 +274,7 @@ class SASRec(Recommender):
         """(B, n_items) next-item logits of (B, L) int64 padded sequences (eval mode)."""
         import torch
 
-        seqs = torch.as_tensor(seqs, dtype=torch.int64)
+        seqs = torch.as_tensor(seqs, dtype=torch.int64).to(module_device(self.net_))
         self.net_.eval()
         with torch.no_grad():
             last = self._hidden(seqs)[:, -1]  # (B, D)
@@ -292,22 +298,24 @@ class SASRec(Recommender):
             )
         seqs = torch.from_numpy(training_sequences(train, cfg.max_len))  # (U, L + 1)
         rng = np.random.default_rng(options.seed)
+        device = torch_device(options)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
             self.net_ = self._build(train.n_items)
             if cfg.item_init == "text":
                 apply_text_item_init(self.net_["item_emb"].weight, slice(1, None), train, cfg)
+            self.net_.to(device)
             opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, betas=(0.9, 0.98))
 
             def run_epoch(epoch: int) -> float:
                 self.net_.train()
-                total, count = 0.0, 0
+                total, count = torch.zeros((), dtype=torch.float64, device=device), 0
                 for rows in shuffled_batches(len(seqs), cfg.batch_size, rng):
-                    loss, n = self.sequence_loss(seqs[rows])
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    total, count = total + float(loss.detach()) * n, count + n
-                return total / max(count, 1)
+                    with amp.autocast():
+                        loss, n = self.sequence_loss(seqs[rows])
+                    amp.step(loss, opt)
+                    total, count = total + loss.detach() * n, count + n
+                return float(total) / max(count, 1)  # read once per epoch
 
             fit_epochs(
                 self,
@@ -326,10 +334,13 @@ class SASRec(Recommender):
     def sequence_loss(self, seqs):
         """``(mean loss, number of positions)`` of (B, L + 1) training rows: the input is
         ``seqs[:, :-1]``, the targets ``seqs[:, 1:]``, and every position whose input and
-        target are both items counts once. Dropout and negatives use torch's global RNG."""
+        target are both items counts once. Dropout and negatives use torch's global RNG; the
+        negatives are drawn on the CPU from the CPU copy of ``seqs`` (the same draws on every
+        device) and the rows move to the model's device once."""
         import torch.nn.functional as F
 
-        cfg = self.config
+        cfg, host = self.config, seqs if seqs.device.type == "cpu" else seqs.cpu()
+        seqs = host.to(module_device(self.net_), non_blocking=True)
         inputs, targets = seqs[:, :-1], seqs[:, 1:]  # (B, L) each
         mask = (inputs > 0) & (targets > 0)  # (B, L)
         hidden = self._hidden(inputs)[mask]  # (N, D)
@@ -337,7 +348,8 @@ class SASRec(Recommender):
         target = targets[mask] - 1  # (N,) item indices
         if cfg.loss == "ce":
             return F.cross_entropy(logits, target), len(target)
-        negatives = self._negatives(seqs, mask)  # (N, k)
+        negatives = self._negatives(host, (host[:, :-1] > 0) & (host[:, 1:] > 0))  # (N, k)
+        negatives = negatives.to(seqs.device, non_blocking=True)
         pos = logits.gather(1, target[:, None])  # (N, 1)
         neg = logits.gather(1, negatives)  # (N, k)
         beta = 1.0 if cfg.loss == "bce" else gbce_beta(cfg.n_negatives, logits.shape[1], cfg.gbce_t)
@@ -366,7 +378,7 @@ class SASRec(Recommender):
     # ---- scoring and generation --------------------------------------------------------------
     def _score(self, histories, users):
         seqs = history_sequences(histories, self.config.max_len)  # (B, L)
-        return self._next_logits(seqs).numpy()
+        return to_numpy(self._next_logits(seqs))
 
     def generate(
         self,
