@@ -53,13 +53,13 @@ import numpy as np
 
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    DataParallel,
     copy_state,
     dense_rows,
     fit_epochs,
     load_module_state,
     module_state,
     seeded,
-    shuffled_batches,
 )
 
 _ACTIVATIONS = ("sigmoid", "identity", "relu", "tanh")
@@ -180,21 +180,20 @@ class CDAE(Recommender):
             self.module_ = _build_module(train.n_users, train.n_items, cfg)
             opt = torch.optim.Adam(self.module_.parameters(), lr=cfg.lr)
             n_trained = len(active)
+            dp = DataParallel(self.module_, opt, seed=options.seed)
 
             def run_epoch(epoch: int) -> float:
                 self.module_.train()
-                total = 0.0
-                for batch in shuffled_batches(len(active), cfg.batch_size, rng):
+                total, count = 0.0, 0
+                for batch in dp.batches(len(active), cfg.batch_size, rng):
                     users = active[batch]
                     loss = self._batch_loss(dense_rows(user_items, users), torch.from_numpy(users))
                     if cfg.reg > 0:
                         loss = loss + self._penalty(torch.from_numpy(users), n_trained)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    total += loss.item() * len(users)
+                    dp.step(loss, len(users))
+                    total, count = total + loss.item() * len(users), count + len(users)
                 self.module_.eval()
-                return total / len(active)
+                return dp.mean(total, count)
 
             fit_epochs(
                 self,

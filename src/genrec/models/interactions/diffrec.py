@@ -56,6 +56,7 @@ import scipy.sparse as sp
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    DataParallel,
     copy_state,
     dense_rows,
     draw_profiles,
@@ -63,7 +64,6 @@ from genrec.models.neural import (
     load_module_state,
     module_state,
     seeded,
-    shuffled_batches,
 )
 
 UNIFORM_MIX = 0.001  # share of the uniform distribution mixed into the importance weights
@@ -376,21 +376,20 @@ class DiffRec(Recommender):
             net = self.denoiser_
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             sampler = StepSampler(cfg.steps, cfg.history_per_step)
+            dp = DataParallel(net, opt, seed=options.seed)
 
             def run_epoch(epoch: int) -> float:
                 net.train()
-                total = 0.0
-                for batch in shuffled_batches(len(rows), cfg.batch_size, rng):
+                total, count = 0.0, 0
+                for batch in dp.batches(len(rows), cfg.batch_size, rng):
                     x0 = dense_rows(user_items, rows[batch])  # (B, I)
                     loss, _ = diffusion_loss(
                         self.diffusion_, sampler, net, x0, reweight=cfg.reweight
                     )
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * len(batch)
+                    dp.step(loss, len(batch))
+                    total, count = total + float(loss.detach()) * len(batch), count + len(batch)
                 net.eval()
-                return total / len(rows)
+                return dp.mean(total, count)
 
             fit_epochs(
                 self,

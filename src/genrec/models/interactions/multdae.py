@@ -38,13 +38,13 @@ import numpy as np
 
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    DataParallel,
     copy_state,
     dense_rows,
     fit_epochs,
     load_module_state,
     module_state,
     seeded,
-    shuffled_batches,
 )
 
 
@@ -122,19 +122,18 @@ class MultDAE(Recommender):
             self.net_ = net = self._build(train.n_items)
             weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+            dp = DataParallel(net, opt, seed=options.seed)
 
             def run_epoch(epoch: int) -> float:
                 net.train()
-                total = 0.0
-                for rows in shuffled_batches(user_items.shape[0], cfg.batch_size, rng):
+                total, count = 0.0, 0
+                for rows in dp.batches(user_items.shape[0], cfg.batch_size, rng):
                     x = dense_rows(user_items, rows)  # (B, I)
                     logits = net(normalised_dropout(x, cfg.dropout, training=True))  # (B, I)
                     loss = multinomial_nll(logits, x) + cfg.reg * l2_penalty(weights)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * len(rows)
-                return total / user_items.shape[0]
+                    dp.step(loss, len(rows))
+                    total, count = total + float(loss.detach()) * len(rows), count + len(rows)
+                return dp.mean(total, count)
 
             fit_epochs(
                 self,

@@ -57,6 +57,7 @@ from genrec.models.interactions.multdae import (
     trained_rows,
 )
 from genrec.models.neural import (
+    DataParallel,
     copy_state,
     dense_rows,
     draw_profiles,
@@ -64,7 +65,6 @@ from genrec.models.neural import (
     load_module_state,
     module_state,
     seeded,
-    shuffled_batches,
 )
 
 
@@ -175,25 +175,24 @@ class MultVAE(Recommender):
             self.net_ = net = self._build(train.n_items)
             weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+            dp = DataParallel(net, opt, seed=options.seed)
             self.beta_history_ = []
 
             def run_epoch(epoch: int) -> float:
                 nonlocal step
                 net.train()
-                total = 0.0
-                for rows in shuffled_batches(user_items.shape[0], cfg.batch_size, rng):
+                total, count = 0.0, 0
+                for rows in dp.batches(user_items.shape[0], cfg.batch_size, rng):
                     x = dense_rows(user_items, rows)  # (B, I)
                     beta = annealed_beta(step, beta_max=cfg.beta_max, anneal_steps=cfg.anneal_steps)
                     loss = self._loss(x, beta)
                     if cfg.reg:
                         loss = loss + cfg.reg * l2_penalty(weights)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
+                    dp.step(loss, len(rows))
                     step += 1
-                    total += float(loss.detach()) * len(rows)
+                    total, count = total + float(loss.detach()) * len(rows), count + len(rows)
                 self.beta_history_.append(beta)
-                return total / user_items.shape[0]
+                return dp.mean(total, count)
 
             fit_epochs(
                 self,

@@ -57,12 +57,12 @@ import scipy.sparse as sp
 from genrec.data.dataset import history_sequences
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    DataParallel,
     copy_state,
     fit_epochs,
     load_module_state,
     module_state,
     seeded,
-    shuffled_batches,
 )
 from genrec.models.sequence.sequences import (
     ITEM_INITS,
@@ -228,22 +228,21 @@ class BERT4Rec(Recommender):
                 item_rows = slice(1, train.n_items + 1)  # not padding (0) nor mask (last)
                 apply_text_item_init(self.net_.items.weight, item_rows, train, cfg)
             opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            dp = DataParallel(self.net_, opt, seed=options.seed)
 
             def run_epoch(epoch: int) -> float:
                 self.net_.train()
                 total, count = 0.0, 0
-                for rows in shuffled_batches(len(seqs), cfg.batch_size, rng):
+                for rows in dp.batches(len(seqs), cfg.batch_size, rng):
                     batch = seqs[torch.from_numpy(rows)]  # (B, L)
                     mask = cloze_mask(batch, cfg.mask_prob)  # (B, L)
                     h = self.net_(batch.masked_fill(mask, self.mask_token))  # (B, L, D)
                     loss = F.cross_entropy(self.net_.logits(h[mask]), batch[mask] - 1)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
                     n = int(mask.sum())
+                    dp.step(loss, n)
                     total, count = total + float(loss.detach()) * n, count + n
                 self.net_.eval()
-                return total / max(count, 1)
+                return dp.mean(total, count)
 
             fit_epochs(
                 self,

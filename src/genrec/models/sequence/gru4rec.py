@@ -49,12 +49,12 @@ import scipy.sparse as sp
 from genrec.data.dataset import history_sequences
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    DataParallel,
     copy_state,
     fit_epochs,
     load_module_state,
     module_state,
     seeded,
-    shuffled_batches,
 )
 from genrec.models.sequence.sequences import continue_sequences, training_sequences
 
@@ -215,19 +215,18 @@ class GRU4Rec(Recommender):
         with seeded(options.seed):
             self.net_ = _network(train.n_items, cfg)
             opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            dp = DataParallel(self.net_, opt, seed=options.seed)
 
             def run_epoch(epoch: int) -> float:
                 self.net_.train()
                 total, count = 0.0, 0
-                for rows in shuffled_batches(len(seqs), cfg.batch_size, rng):
+                for rows in dp.batches(len(seqs), cfg.batch_size, rng):
                     batch = seqs[torch.from_numpy(rows)]  # (B, L + 1)
                     loss, n = self._batch_loss(batch[:, :-1], batch[:, 1:], sample_probs)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
+                    dp.step(loss, n)
                     total, count = total + float(loss.detach()) * n, count + n
                 self.net_.eval()
-                return total / max(count, 1)
+                return dp.mean(total, count)
 
             fit_epochs(
                 self,

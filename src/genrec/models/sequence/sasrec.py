@@ -81,12 +81,12 @@ from genrec.data.dataset import history_sequences
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    DataParallel,
     copy_state,
     fit_epochs,
     load_module_state,
     module_state,
     seeded,
-    shuffled_batches,
 )
 from genrec.models.sequence.sequences import (
     ITEM_INITS,
@@ -297,17 +297,16 @@ class SASRec(Recommender):
             if cfg.item_init == "text":
                 apply_text_item_init(self.net_["item_emb"].weight, slice(1, None), train, cfg)
             opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, betas=(0.9, 0.98))
+            dp = DataParallel(self.net_, opt, seed=options.seed)
 
             def run_epoch(epoch: int) -> float:
                 self.net_.train()
                 total, count = 0.0, 0
-                for rows in shuffled_batches(len(seqs), cfg.batch_size, rng):
+                for rows in dp.batches(len(seqs), cfg.batch_size, rng):
                     loss, n = self.sequence_loss(seqs[rows])
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
+                    dp.step(loss, n)
                     total, count = total + float(loss.detach()) * n, count + n
-                return total / max(count, 1)
+                return dp.mean(total, count)
 
             fit_epochs(
                 self,
