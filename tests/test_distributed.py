@@ -23,7 +23,7 @@ from genrec.data.synthetic import deterministic_sequences, planted_clusters
 from genrec.errors import DataError, DistributedError
 from genrec.evaluation.protocol import evaluate_split
 from genrec.models import MultVAE, SASRec
-from genrec.models.neural import DataParallel, module_state
+from genrec.models.neural import DataParallel, module_state, seeded, shuffled_batches
 from genrec.options import RunOptions
 
 OPTIONS = RunOptions(seed=3, threads=1)
@@ -68,15 +68,28 @@ def test_the_group_is_destroyed_when_the_block_raises():
     assert not dist.is_initialized()
 
 
+def _linear_fit(dp_class, seed: int):
+    """A linear regression trained by SGD over 17 rows in batches of 8 (the last batch has one
+    row: with two processes, rank 1's shard of it is empty): (weights, shards seen)."""
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(17, 2)).astype(np.float32))
+    with seeded(0):
+        net = torch.nn.Linear(2, 1)
+    dp = dp_class(net, torch.optim.SGD(net.parameters(), lr=0.1), seed=seed)
+    shards = []
+    for rows in dp.batches(17, 8, np.random.default_rng(seed)):
+        shards.append(rows.tolist())
+        dp.step((net(x[rows]) - 1).square().mean(), len(rows))
+    return [p.detach().numpy().copy() for p in net.parameters()], shards
+
+
 def _replica(seed: int):
-    """One rank's part of the two-process test: its shards of one epoch, its thread count, the
-    fitted weights and the test NDCG@10 of each model (rank 0 validates)."""
-    net = torch.nn.Linear(2, 2)
-    dp = DataParallel(net, torch.optim.SGD(net.parameters(), lr=0.1), seed=seed)
-    shards = [rows.tolist() for rows in dp.batches(37, 8, np.random.default_rng(seed))]
+    """One rank's part of the two-process test: a linear fit with its shards, its thread count,
+    the fitted weights and the test NDCG@10 of each model (rank 0 validates)."""
+    linear, shards = _linear_fit(DataParallel, seed)
     vae, sas = _fits({**VAE, "max_epochs": 25}, {**SAS, "max_epochs": 25})
     clusters, chains = _worlds()
     return {
+        "linear": linear,
         "shards": shards,
         "threads": torch.get_num_threads(),
         "pid": os.getpid(),
@@ -90,13 +103,32 @@ def _replica(seed: int):
     }
 
 
+class _WholeBatches:
+    """The plain single-process loop, for comparison with the sharded one."""
+
+    def __init__(self, module, optimizer, *, seed):
+        self.optimizer = optimizer
+
+    def batches(self, n_rows, batch_size, rng):
+        return shuffled_batches(n_rows, batch_size, rng)
+
+    def step(self, loss, count):
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+
+
 def test_two_processes_keep_identical_replicas_that_find_the_planted_answer():
     ranks = distributed.launch(_replica, (7,), nproc=2, threads=1, timeout_s=TIMEOUT_S)
     first, second = ranks
-    order = np.random.default_rng(7).permutation(37)
+    order = np.random.default_rng(7).permutation(17)
     seen = [row for rank in ranks for rows in rank["shards"] for row in rows]
-    assert sorted(seen) == list(range(37))  # disjoint shards covering the epoch
+    assert sorted(seen) == list(range(17))  # disjoint shards covering the epoch
     assert first["shards"][0] == order[:8:2].tolist()  # rank 0: every other row of a batch
+    assert len(first["shards"]) == 3 and len(second["shards"]) == 2  # rank 1's last is empty
+    plain, _ = _linear_fit(_WholeBatches, 7)  # one process, whole batches
+    for a, b, c in zip(first["linear"], second["linear"], plain):
+        assert np.array_equal(a, b) and np.allclose(a, c, atol=1e-6)
     assert [r["threads"] for r in ranks] == [1, 1]
     assert _same_state(first["vae"], second["vae"]) and _same_state(first["sas"], second["sas"])
     assert first["best_epochs"] == second["best_epochs"]  # rank 0's early stopping, followed
