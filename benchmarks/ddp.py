@@ -22,10 +22,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, load_average, machine_line, names_arg, summary, write_section  # noqa: E402
-
 from genrec import distributed  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
+
+from common import ROOT, load_average, machine_line, names_arg, summary, write_section  # noqa: E402
 
 SPLITS = {"multvae": "holdout", "sasrec": "loo"}  # each model's protocol in BENCHMARKS.md
 SPLIT_SEED, SEED = 2020, 42

@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
 import queue
+import signal
 import socket
+import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -188,7 +191,17 @@ def launch(
     workers = [
         ctx.Process(
             target=_worker,
-            args=(target, tuple(args), rank, nproc, init_method, device, threads, results),
+            args=(
+                target,
+                tuple(args),
+                rank,
+                nproc,
+                init_method,
+                device,
+                threads,
+                results,
+                os.getpid(),
+            ),
             daemon=True,  # ended with this process even if it is killed
         )
         for rank in range(nproc)
@@ -201,7 +214,9 @@ def launch(
         _end(workers)
 
 
-def _worker(target, args, rank, world_size, init_method, device, threads, results) -> None:
+def _worker(
+    target, args, rank, world_size, init_method, device, threads, results, launcher: int
+) -> None:
     """One launched process: join the group, run ``target``, report its result or error (the
     error before leaving the group, with the time it happened: the first failure is the cause,
     later ones are other ranks losing their peer)."""
@@ -209,6 +224,7 @@ def _worker(target, args, rank, world_size, init_method, device, threads, result
 
     import torch
 
+    _end_with(launcher)
     torch.set_num_threads(threads)
     reported = False
     try:
@@ -226,6 +242,19 @@ def _worker(target, args, rank, world_size, init_method, device, threads, result
         if not reported:  # joining or leaving the group failed
             results.put((rank, False, _portable(exc, rank, world_size), time.time()))
         raise SystemExit(1) from None
+
+
+def _end_with(launcher: int) -> None:
+    """On Linux, have the kernel end this worker when the launcher ``launcher`` dies, even by
+    SIGKILL (which runs no cleanup in the launcher); elsewhere ``daemon`` covers normal exits."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != launcher:  # it died before the request
+        os._exit(1)
 
 
 def _portable(exc: BaseException, rank: int, world_size: int) -> GenrecError:
