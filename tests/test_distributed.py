@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +157,47 @@ def test_a_failing_process_ends_the_others_and_its_error_is_raised(tmp_path):
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def _sleep(pid_folder: str):
+    Path(pid_folder, str(os.getpid())).touch()
+    time.sleep(TIMEOUT_S)
+
+
+LAUNCHER = """import sys
+from test_distributed import _sleep
+from genrec import distributed
+distributed.launch(_sleep, (sys.argv[1],), nproc=2, threads=1)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_workers_end_when_the_launcher_is_killed(tmp_path):
+    paths = [str(Path(__file__).parents[1] / "src"), str(Path(__file__).parent)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(tmp_path)], env=env)
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        launcher.kill()  # SIGKILL: the launcher runs no cleanup of its own
+        launcher.wait()
+    pids = [int(p.name) for p in tmp_path.iterdir()]
+    assert len(pids) == 2
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [pid for pid in pids if _alive(pid)]
+    for pid in left:  # the test ends what it started, whatever the outcome
+        os.kill(pid, signal.SIGKILL)
+    assert not left
 
 
 def test_a_bug_in_a_process_is_reported_with_its_rank_type_and_traceback():
