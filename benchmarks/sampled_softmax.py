@@ -118,6 +118,14 @@ def main() -> None:
         "",
         "\n".join(lines),
     ]
+    capped = [label for label, r in rows.items() if r["best_epoch"] == r["epochs_run"]]
+    if capped:
+        out += [
+            "",
+            f"Still improving at the {args.max_epochs}-epoch cap (best epoch = last): "
+            + ", ".join(capped)
+            + "; those rows are not converged.",
+        ]
     write_section("sampled-softmax", "\n".join(out))
     saved = {"results": rows, "versions": versions, "loads": loads, "started": started}
     atomic_write(
