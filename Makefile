@@ -6,7 +6,7 @@ GENREC := $(VENV)/bin/genrec
 .PHONY: run test test-fast lint benchmarks setup clean
 
 setup:
-	bash scripts/setup.sh dev,llm,faiss,serve,multimodal
+	bash scripts/setup.sh dev,llm,faiss,serve,multimodal,scale,track
 
 # Fetch MovieLens-100K and run experiments/run.toml: the baselines, the generative models of
 # interactions and text retrieval under the holdout protocol; writes reports/results.json,

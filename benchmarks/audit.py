@@ -20,6 +20,7 @@ in two parts a loaded machine can run side by side:
     python benchmarks/audit.py --part lm
     python benchmarks/audit.py --part attacks   # optional: the id part's attack steps alone,
                                                 # beside an id run stopped after its cheap steps
+    python benchmarks/audit.py --part injection  # optional: the injection scenario alone
     python benchmarks/audit.py --part write     # merge the parts, write the report and section
 """
 
@@ -131,6 +132,15 @@ def part_lm(args) -> None:
     _steps(plan, "lm", args)
 
 
+def part_injection(args) -> None:
+    """The injection scenario alone for ``llm`` (its rows replace the lm part's)."""
+    _steps(
+        [(LM_MODELS[:1], ["injection"], AuditConfig(seed=0, lm_users=args.lm_users))],
+        "injection",
+        args,
+    )
+
+
 def _save(part, docs, loads, start) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write(
@@ -148,7 +158,11 @@ def _save(part, docs, loads, start) -> None:
 
 
 def merge() -> tuple[dict, dict]:
-    files = [f for p in ("id", "attacks", "lm") for f in sorted(RESULTS.glob(f"audit_{p}*.json"))]
+    files = [
+        f
+        for p in ("id", "attacks", "lm", "injection")
+        for f in sorted(RESULTS.glob(f"audit_{p}*.json"))
+    ]
     parts = {f.stem.removeprefix("audit_"): json.loads(f.read_text()) for f in files}
     docs = [d for part in parts.values() for d in part["docs"]]
     # shilling rows come from the attacks parts only: their target sets are shared across cells
@@ -175,6 +189,11 @@ def merge() -> tuple[dict, dict]:
     order = {m: i for i, m in enumerate(ID_MODELS + LM_MODELS)}
     results.sort(key=lambda r: order.get(r["model"], 99))
     return {"protocol": protocol, "results": results, "definitions": docs[0]["definitions"]}, parts
+
+
+def _injection_users(doc) -> int | str:
+    rows = [r for r in doc["results"] if r["scenario"] == "injection" and r["metrics"] != "n/a"]
+    return rows[0]["settings"]["users"] if rows else "-"
 
 
 def _get(doc, model, scenario, metric):
@@ -209,7 +228,7 @@ def write(args) -> None:
     loads = [x for p in parts.values() for x in p["loads"]]
     base = "[bandwagon,1%,random]"
     md = [
-        "Written by `python benchmarks/audit.py --part id|lm|write` (parts: "
+        "Written by `python benchmarks/audit.py --part id|lm|injection|write` (parts: "
         + ", ".join(
             f"{p} finished {v['finished']} after {v['seconds'] / 60:.0f} min"
             for p, v in parts.items()
@@ -220,8 +239,8 @@ def write(args) -> None:
         "### Audit on MovieLens-100K (holdout 0.8/0.1/0.1, split seed 2020; audit seed 0; K = 10)",
         "",
         "ID models on all 943 test users; `llm` and `ease+llm` (Gemma 3 270M) on a seeded "
-        f"sample of {args.lm_sample} test users, their hallucination and injection scenarios "
-        f"on {args.lm_users} of those. Cells: mean [95% bootstrap interval over users]; "
+        f"sample of {args.lm_sample} test users, their hallucination scenario on "
+        f"{max(2, args.lm_users // 2)} of those, injection on {_injection_users(doc)}. Cells: mean [95% bootstrap interval over users]; "
         "corpus-level values (Gini, coverage, AUCs) without one. Every metric is defined in "
         "docs/audit.md; the full matrix with charts: `benchmarks/results/audit.html`. "
         "Gini and coverage grow or shrink with the number of users whose lists are pooled, so "
@@ -274,17 +293,7 @@ def write(args) -> None:
             "hallucination",
         ),
         "",
-        table(
-            doc_by("injection"),
-            models,
-            ["target_rank1_clean"]
-            + [
-                f"attack_success_{d}[{a}]"
-                for a in ("direct", "indirect", "disguised")
-                for d in ("undefended", "defended")
-            ],
-            "injection",
-        ),
+        *_injection_tables(doc_by("injection"), models),
         "",
         table(
             doc_by("privacy"),
@@ -321,6 +330,47 @@ def write(args) -> None:
     ]
     write_section("audit", "\n".join(md))
     print("\n".join(md))
+
+
+INJECTION_ATTACKS = ("direct", "indirect", "disguised", "held-out")
+DEFENCES = ("undefended", "quoted", "stripped", "defended")
+
+
+def _injection_tables(doc, models) -> list[str]:
+    """Per model: one row per attack family (success under each defence layer, the detector's
+    recall, out-of-candidate answers), then the detector's false positives and clean cost."""
+    out = []
+    for m in models:
+        if _get(doc, m, "injection", "attack_success_defended[direct]") is None:
+            continue
+        row = next(r for r in doc["results"] if r["model"] == m)
+        out += [
+            f"Prompt injection, {m} ({row['settings']['users']} users, "
+            f"{row['settings']['candidates']} candidates; attack success = the injected item "
+            "ranks first; exact 95% intervals):",
+            "",
+            "| attack | " + " | ".join(DEFENCES) + " | detector recall | out-of-candidate |",
+            "|" + " --- |" * (len(DEFENCES) + 3),
+        ]
+        for a in INJECTION_ATTACKS:
+            cells = [_fmt(_get(doc, m, "injection", f"attack_success_{d}[{a}]")) for d in DEFENCES]
+            cells += [
+                _fmt(_get(doc, m, "injection", f"detector_recall[{a}]")),
+                _fmt(_get(doc, m, "injection", f"out_of_candidate_rate[{a}]")),
+            ]
+            out.append(f"| {a} | " + " | ".join(cells) + " |")
+        metric = lambda name: _fmt(_get(doc, m, "injection", name))  # noqa: E731
+        out += [
+            "",
+            f"Detector false positives: catalog titles {metric('detector_fpr[titles]')}, "
+            f"synthetic descriptions {metric('detector_fpr[descriptions]')}. Clean cost "
+            f"(NDCG@{row['settings']['candidates']} of the user's test item among the clean "
+            f"candidates): guard off {metric('ndcg_clean_undefended')}, guard on "
+            f"{metric('ndcg_clean_defended')}. Attacker's item first without any injection: "
+            f"{metric('target_rank1_clean')}.",
+            "",
+        ]
+    return out
 
 
 def _accuracy_table(doc, models) -> str:
@@ -503,30 +553,44 @@ def findings(doc, models, base) -> list[str]:
         )
     for m in models:
         rows = {
-            a: (
-                _get(doc, m, "injection", f"attack_success_undefended[{a}]"),
-                _get(doc, m, "injection", f"attack_success_defended[{a}]"),
-            )
-            for a in ("direct", "indirect", "disguised")
+            a: {d: _get(doc, m, "injection", f"attack_success_{d}[{a}]") for d in DEFENCES}
+            for a in INJECTION_ATTACKS
         }
-        if not all(u and d for u, d in rows.values()):
+        if not all(all(v.values()) for v in rows.values()):
             continue
-        clean = _get(doc, m, "injection", "target_rank1_clean")
+        held_out = rows.pop("held-out")
+        clear = [a for a, v in rows.items() if v["undefended"]["ci_low"] > 0.01]
+        low = [a for a in rows if a not in clear]
+        met = all(rows[a]["defended"]["mean"] <= 0.01 for a in rows)
         text = "; ".join(
-            f"{a} {u['mean']:.2f} raw vs {d['mean']:.2f} quoted" for a, (u, d) in rows.items()
+            f"{a} {v['undefended']['mean']:.2f} raw, {v['quoted']['mean']:.2f} quoted, "
+            f"{v['stripped']['mean']:.2f} stripped, {v['defended']['mean']:.2f} defended "
+            f"(upper bound {v['defended']['ci_high']:.2f})"
+            for a, v in rows.items()
         )
-        met = all(d["mean"] <= 0.01 for _, d in rows.values())
         out.append(
-            f"- Prompt injection through a candidate's title, {m} (share of users whose "
-            f"top answer becomes the injected item; {clean['mean']:.2f} without injection): "
-            f"{text}. Goal (defended <= 0.01): {'met' if met else 'NOT met'}"
+            f"- Prompt injection through a candidate's title, {m}: {text}. Goal (defended <= "
+            f"0.01 where undefended is clearly above): {'met' if met else 'NOT met'}"
+            + (f" for {', '.join(clear)}" if clear else "")
             + (
-                ""
-                if met
-                else ": quoting keeps injected text inside its value, but the "
-                "model still reads and follows it"
+                f"; undefended not clearly above 0.01 for {', '.join(low)} with this model"
+                if low
+                else ""
             )
-            + "."
+            + ". The attacker's item is never first in the candidate order and a flagged item "
+            "cannot rise above its position, so the defended rate is at most the detector's "
+            "miss rate (1 - recall over every catalog title carrying every variant, in the "
+            "table); the upper bounds in brackets are those of the user sample alone."
+        )
+        out.append(
+            f"- Held-out paraphrases (written after the detector was frozen), {m}: "
+            f"{held_out['undefended']['mean']:.2f} raw, {held_out['quoted']['mean']:.2f} "
+            f"quoted, {held_out['stripped']['mean']:.2f} stripped, "
+            f"{held_out['defended']['mean']:.2f} defended {_fmt(held_out['defended'])}; the "
+            "detector flags "
+            f"{_get(doc, m, 'injection', 'detector_recall[held-out]')['mean']:.0%} of them: "
+            "the guard's rules do not generalise to every phrasing, and what they miss is "
+            "stopped only as far as the model ignores it."
         )
         lost = _get(doc, m, "accuracy", "ndcg@10")
         if lost:
@@ -536,14 +600,20 @@ def findings(doc, models, base) -> list[str]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=("id", "attacks", "lm", "write"), required=True)
+    p.add_argument("--part", choices=("id", "attacks", "lm", "injection", "write"), required=True)
     p.add_argument("--lm-sample", type=int, default=50, help="test users of the LM models")
     p.add_argument(
         "--lm-users", type=int, default=20, help="users of injection (half of them: hallucination)"
     )
     p.add_argument("--models", help="comma-separated: run only these models' steps")
     args = p.parse_args()
-    {"id": part_id, "attacks": part_attacks, "lm": part_lm, "write": write}[args.part](args)
+    {
+        "id": part_id,
+        "attacks": part_attacks,
+        "lm": part_lm,
+        "injection": part_injection,
+        "write": write,
+    }[args.part](args)
 
 
 if __name__ == "__main__":

@@ -113,6 +113,20 @@ def summary(values) -> dict:
     return {"mean": float(np.mean(values)), "ci_low": low, "ci_high": high}
 
 
+def positive_int(text: str) -> int:
+    """An argparse ``type`` for counts that must be at least 1 (``--repeats``: a median of zero
+    fits does not exist)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def names_arg(parser, value: str, choices, what: str = "model") -> list[str]:
     """The comma-separated names of ``value``, each one of ``choices`` (else a parser error)."""
     names = [x.strip() for x in value.split(",") if x.strip()]

@@ -58,6 +58,7 @@ from common import (  # noqa: E402
     load_average,
     machine_line,
     peer_rows,
+    positive_int,
     write_section,
 )
 
@@ -379,7 +380,7 @@ def write_readme_table(table: str) -> None:
 # ---- main ------------------------------------------------------------------------------------
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=positive_int, default=3)
     p.add_argument("--models", default=",".join(GENERATIVE))
     p.add_argument("--samples", type=int, default=943, help="synthetic users per model")
     p.add_argument("--sparse-share", type=float, default=0.2)

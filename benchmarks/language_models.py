@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from genrec.io import atomic_write  # noqa: E402
 
-from common import load_average, write_section  # noqa: E402
+from common import load_average, positive_int, write_section  # noqa: E402
 
 BACKENDS = ("transformers", "llamacpp")
 SHORT_PROMPT = "The history of cinema began in the late nineteenth century, when"
@@ -230,7 +230,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--models", default="gemma-3-270m,smollm2-135m")
     p.add_argument("--backends", default=",".join(BACKENDS))
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=positive_int, default=3)
     p.add_argument(
         "--cache-dir",
         type=Path,

@@ -33,7 +33,7 @@ from genrec.evaluation.runner import protocol_block, run_benchmark  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
-from common import PEER_NAMES, fmt_ci, load_average, peer_rows, write_section  # noqa: E402
+from common import PEER_NAMES, fmt_ci, load_average, peer_rows, positive_int, write_section  # noqa: E402
 
 MODELS = ["pop", "itemknn", "ease", "bpr"]
 MARK_START, MARK_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
@@ -103,7 +103,7 @@ def baseline_table(results: dict, peer_rows: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=positive_int, default=3)
     p.add_argument("--eval-users", type=int, default=200_000)
     p.add_argument("--eval-items", type=int, default=50_000)
     p.add_argument("--skip-fresh-clone", action="store_true")

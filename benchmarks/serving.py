@@ -87,9 +87,10 @@ def rss_mb(pid: int) -> float:
 
 
 async def run_rate(
-    url: str, users: list[str], model: str, rate: float, seconds: float, max_outstanding: int
+    url: str, paths: list[str], rate: float, seconds: float, max_outstanding: int
 ) -> dict:
-    """Send ``rate`` requests/s for ``seconds``; latencies of the answered ones and statuses."""
+    """Send ``rate`` GET requests/s for ``seconds``, each to a random one of ``paths`` (with
+    their query strings); latencies of the answered ones and statuses."""
     latencies, statuses, not_sent = [], {}, 0
     limits = httpx.Limits(
         max_connections=max_outstanding, max_keepalive_connections=max_outstanding
@@ -98,14 +99,11 @@ async def run_rate(
     rng = random.Random(0)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as client:
 
-        async def one(user: str):
+        async def one(path: str):
             nonlocal outstanding
             start = time.perf_counter()
             try:
-                r = await client.get(
-                    f"/users/{user}/recommendations", params={"k": 10, "model": model}
-                )
-                status = r.status_code
+                status = (await client.get(path)).status_code
             except httpx.HTTPError as exc:
                 status = type(exc).__name__
             statuses[status] = statuses.get(status, 0) + 1
@@ -123,7 +121,7 @@ async def run_rate(
                 not_sent += 1
                 continue
             outstanding += 1
-            tasks.append(asyncio.create_task(one(rng.choice(users))))
+            tasks.append(asyncio.create_task(one(rng.choice(paths))))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - begin
     ms = np.array(latencies) * 1000
@@ -161,9 +159,10 @@ def main() -> None:
             users = [str(u) for u in range(1, 944)] if args.dataset == "ml-100k" else ["1"]
             before = rss_mb(proc.pid)
             for model in args.models.split(","):
+                paths = [f"/users/{u}/recommendations?k=10&model={model}" for u in users]
                 for rate in rates + [args.overload]:
                     res = asyncio.run(
-                        run_rate(url, users, model, rate, args.seconds, args.max_outstanding)
+                        run_rate(url, paths, rate, args.seconds, args.max_outstanding)
                     )
                     res.update(model=model, workers=workers, overload=rate == args.overload)
                     rows.append(res)

@@ -7,6 +7,7 @@ traceback for bad input.
     genrec data fetch ml-100k
     genrec data info ml-100k
     genrec data verify
+    genrec data synth interactions --users 50000 --items 20000 --interactions 1000000 --output big
     genrec benchmark --dataset ml-100k --split holdout --models pop,itemknn,ease,bpr
     genrec train --dataset ml-100k --model ease
     genrec recommend --dataset ml-100k --model ease --user 196 --k 10
@@ -91,27 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("name", nargs="?", help="one dataset (default: every cached one)")
     verify.set_defaults(run=_cmd_verify)
-    synth = data_sub.add_parser(
-        "synth",
-        help="write a procedural dataset with a known answer "
-        "(multimodal: drawn item images, descriptions, users)",
-    )
-    synth.add_argument("kind", choices=["multimodal"], help="which world to write")
-    synth.add_argument("--users", type=int, default=120, help="number of users (>= 12)")
-    synth.add_argument("--items", type=int, default=96, help="number of items (>= 48)")
-    synth.add_argument(
-        "--mention",
-        type=float,
-        default=0.5,
-        help="probability that a description names the colour (and the pattern)",
-    )
-    synth.add_argument("--seed", type=int, default=0, help="random seed")
-    synth.add_argument(
-        "--output",
-        required=True,
-        help="folder to write (interactions.csv, items.csv, images/, traits.csv)",
-    )
-    synth.set_defaults(run=_cmd_synth)
+    _synth_parsers(data_sub)
 
     bench = sub.add_parser("benchmark", help="fit and evaluate models under one protocol")
     _dataset_args(bench)
@@ -148,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="seed of the split (default: --seed, which seeds training)",
     )
+    _scale_args(bench)
     bench.set_defaults(run=_cmd_benchmark)
 
     run = sub.add_parser(
@@ -156,7 +138,35 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("experiment", type=Path, metavar="FILE")
     run.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    _scale_args(run)
     run.set_defaults(run=_cmd_run)
+
+    search = sub.add_parser(
+        "search",
+        help="search hyper-parameters of an experiment file's [search] models (Optuna TPE, "
+        "median pruning on validation; the best is evaluated once on test)",
+    )
+    search.add_argument("experiment", type=Path, metavar="FILE")
+    search.add_argument(
+        "--trials",
+        type=int,
+        default=50,
+        help="trials per searched model in all (default 50); a resumed study counts its finished ones",
+    )
+    search.add_argument(
+        "--timeout", type=float, metavar="S", help="stop starting a model's trials after S seconds"
+    )
+    search.add_argument(
+        "--output",
+        type=Path,
+        help="folder for search.json and study.db (resumes there; default reports/search-NAME)",
+    )
+    search.add_argument(
+        "--threads", type=int, help="torch threads (default: free cores; 1 under CI)"
+    )
+    search.add_argument("--quiet", action="store_true", help="no progress output")
+    _scale_args(search)
+    search.set_defaults(run=_cmd_search)
 
     train = sub.add_parser("train", help="fit a model on a whole dataset and save it")
     _dataset_args(train)
@@ -452,6 +462,13 @@ def _serve_parser(sub) -> None:
         help="store POST /feedback events in this SQLite file",
     )
     serve.add_argument(
+        "--sessions",
+        type=Path,
+        metavar="FILE",
+        help="keep POST /chat conversations in this SQLite file (shared by workers, kept "
+        "across restarts; default: sessions.sqlite in the artifacts folder)",
+    )
+    serve.add_argument(
         "--cors-origin",
         action="append",
         default=[],
@@ -475,15 +492,96 @@ def _serve_parser(sub) -> None:
     serve.set_defaults(run=_cmd_serve)
 
 
+def _scale_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run through Ray: 'local' or a cluster address (ray://head:10001, auto); "
+        "needs pip install 'genrec[scale]'",
+    )
+    p.add_argument(
+        "--track",
+        metavar="BACKEND:DIR",
+        help="log every run to mlflow:DIR (a local MLflow store) or tensorboard:DIR",
+    )
+
+
 def _set_arg(p: argparse.ArgumentParser, metavar: str, help: str) -> None:
     """The repeatable ``--set KEY=VALUE`` of config overrides (parsed by genrec.build)."""
     p.add_argument("--set", action="append", default=[], metavar=metavar, help=help)
+
+
+def _synth_parsers(data_sub) -> None:
+    synth = data_sub.add_parser(
+        "synth",
+        help="write a synthetic dataset: a multimodal world with a known answer, or a large "
+        "interaction log",
+    )
+    synth.set_defaults(run=lambda args: synth.print_help() or EXIT_ERROR)
+    kinds = synth.add_subparsers(dest="kind")
+    world = kinds.add_parser(
+        "multimodal", help="drawn item images, descriptions and users with a known answer"
+    )
+    world.add_argument("--users", type=int, default=120, help="number of users (>= 12)")
+    world.add_argument("--items", type=int, default=96, help="number of items (>= 48)")
+    world.add_argument(
+        "--mention",
+        type=float,
+        default=0.5,
+        help="probability that a description names the colour (and the pattern)",
+    )
+    world.add_argument("--seed", type=int, default=0, help="random seed")
+    world.add_argument(
+        "--output",
+        required=True,
+        help="folder to write (interactions.csv, items.csv, images/, traits.csv)",
+    )
+    world.set_defaults(run=_cmd_synth)
+    log = kinds.add_parser(
+        "interactions",
+        help="a large log written in chunks: power-law item popularity, log-normal user "
+        "activity, sessions, ratings, item text (genrec.data.generator)",
+    )
+    log.add_argument("--users", type=int, required=True, help="number of users")
+    log.add_argument("--items", type=int, required=True, help="number of items")
+    log.add_argument("--interactions", type=int, required=True, help="number of interactions")
+    log.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
+    log.add_argument("--output", required=True, help="a new or empty folder to write")
+    log.add_argument(
+        "--format",
+        default="parquet",
+        help="parquet (default: interactions/part-*.parquet, items.parquet), or a loader's "
+        "native layout: ml-1m, ml-10m, ml-20m, ml-25m, amazon",
+    )
+    log.add_argument(
+        "--chunk-rows", type=int, default=1_000_000, help="interactions per Parquet part file"
+    )
+    log.add_argument(
+        "--item-exponent", type=float, default=1.0, help="Zipf exponent of item popularity"
+    )
+    log.add_argument(
+        "--activity-sigma", type=float, default=1.0, help="sigma of the log-normal user activity"
+    )
+    log.add_argument("--min-per-user", type=int, default=5, help="interactions every user has")
+    log.add_argument(
+        "--taste", type=float, default=0.5, help="share drawn from the user's favourite genre"
+    )
+    log.add_argument("--repeats", action="store_true", help="allow repeated (user, item) pairs")
+    log.add_argument("--quiet", action="store_true", help="no progress output")
+    log.set_defaults(run=_cmd_synth_interactions)
 
 
 def _data_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-rating", type=float, help="keep interactions with value >= this")
     p.add_argument("--k-core", type=int, help="keep users and items with >= this many interactions")
     p.add_argument("--dedup", action="store_true", help="keep only the latest of repeated pairs")
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", "pandas", "duckdb"],
+        help="how a Parquet folder is read: in memory (pandas) or scanned out of core and "
+        "cached as memory-mapped arrays (duckdb); auto: duckdb above 2M interactions",
+    )
 
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
@@ -553,6 +651,34 @@ def _cmd_synth(args) -> int:
     return 0
 
 
+def _cmd_synth_interactions(args) -> int:
+    from genrec.data.generator import InteractionWorld, write_interactions
+
+    world = InteractionWorld(
+        n_users=args.users,
+        n_items=args.items,
+        n_interactions=args.interactions,
+        seed=args.seed,
+        item_exponent=args.item_exponent,
+        activity_sigma=args.activity_sigma,
+        min_per_user=args.min_per_user,
+        taste=args.taste,
+        repeats=args.repeats,
+    )
+    folder = write_interactions(
+        args.output,
+        world,
+        format=args.format,
+        chunk_rows=args.chunk_rows,
+        progress=not args.quiet,
+    )
+    print(
+        f"wrote {args.interactions:,} interactions of {args.users:,} users and {args.items:,} "
+        f"items ({args.format}) to {folder}"
+    )
+    return 0
+
+
 def _cmd_info(args) -> int:
     data, _ = _load(args)
     print(json.dumps(data.stats(), indent=2))
@@ -578,6 +704,7 @@ def _cmd_benchmark(args) -> int:
         models=tuple(ModelEntry(n, n, overrides[n]) for n in names),
         filters={k: v for k, v in filters.items() if v is not None},
         outputs={k: str(v) for k, v in outputs.items() if v},
+        engine=args.engine,
     )
     return _run(args, exp)
 
@@ -591,15 +718,47 @@ def _cmd_run(args) -> int:
 def _run(args, exp) -> int:
     """Run an experiment (from a file or from the benchmark flags) and print its table."""
     from genrec.experiment import run_experiment
+    from genrec.tracking import open_tracker
 
+    tracker = open_tracker(args.track)
     run = run_experiment(
         exp,
         cache_dir=_cache_dir(),
         threads=_threads(args),
         progress=not args.quiet,
         say=lambda message: _say(args, message),
+        ray=args.ray,
+        tracker=tracker,
     )
     print(_console_table(run.results))
+    return 0
+
+
+def _cmd_search(args) -> int:
+    from genrec.experiment import Experiment
+    from genrec.search import run_search
+    from genrec.tracking import open_tracker
+
+    exp = Experiment.from_file(args.experiment)
+    tracker = open_tracker(args.track)
+    found = run_search(
+        exp,
+        trials=args.trials,
+        output=args.output or Path("reports") / f"search-{exp.name}",
+        cache_dir=_cache_dir(),
+        timeout=args.timeout,
+        ray=args.ray,
+        threads=_threads(args),
+        tracker=tracker,
+        say=lambda message: _say(args, message),
+    )
+    for label, best in found.results["models"].items():
+        print(
+            f"{label}: best {found.results['metric']} on valid {best['best_value']:.4f} "
+            f"with {best['best_params']} ({best['n_trials']} trials)"
+        )
+    print(_console_table(found.results["test"]))
+    print(f"wrote {found.path}")
     return 0
 
 
@@ -1018,6 +1177,7 @@ def _cmd_serve(args) -> int:
         filters={k: v for k, v in filters.items() if v is not None},
         api_keys=str(args.api_keys) if args.api_keys else None,
         feedback=str(args.feedback) if args.feedback else None,
+        sessions=str(args.sessions or root / "sessions.sqlite"),
         cors_origins=tuple(args.cors_origin),
         limits=limits,
         seed=args.seed,
@@ -1117,6 +1277,7 @@ def _load(args):
         dedup=args.dedup,
         k_core=args.k_core,
         progress=not getattr(args, "quiet", False),
+        engine=args.engine,
     )
 
 

@@ -10,6 +10,8 @@ A file (every key but ``[[models]]`` optional; unknown keys are an error)::
 
     name = "readme"
     dataset = "ml-100k"          # a source name or a folder of files
+    engine = "auto"              # auto | duckdb | pandas: how a Parquet or MovieLens folder is
+                                 # read (genrec.data.sources.load_dataset); not in the hash
     split = "holdout"            # holdout | loo | temporal | cold-users | cold-items
     split_seed = 2020            # seed of the split
     seed = 2020                  # training seed of every model without its own
@@ -32,6 +34,13 @@ A file (every key but ``[[models]]`` optional; unknown keys are an error)::
     [[models]]                   # a sweep: one run per value, labelled ease[reg=100], ...
     name = "ease"
     sweep = { reg = [100.0, 250.0, 500.0] }
+
+    [search]                     # what `genrec search FILE` explores (genrec.search); `run`
+    ease.reg = { low = 10.0, high = 2000.0, log = true }   # ignores it
+
+``genrec run FILE --ray ADDRESS`` fits the models and sweep points as parallel Ray tasks
+(:func:`genrec.parallel.run_models`) with the same results as the sequential run; ``track``
+logs every run's parameters, validation history and test metrics (:mod:`genrec.tracking`).
 
 Example:
     >>> exp = Experiment.from_dict({"name": "tiny", "models": [
@@ -89,6 +98,8 @@ class Experiment:
     filters: Mapping[str, Any] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    engine: str = "auto"
+    search: Mapping[str, Any] = field(default_factory=dict)  # read by genrec.search
 
     def __post_init__(self):
         if not self.models:
@@ -110,6 +121,12 @@ class Experiment:
                 raise ConfigError(f"{key} must be an integer, got {getattr(self, key)!r}")
         _check_keys("[filters]", self.filters, FILTERS)
         _check_keys("[outputs]", self.outputs, OUTPUTS)
+        from genrec.data.scan import ENGINES
+
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if not isinstance(self.search, Mapping):
+            raise ConfigError(f"[search] must be a table, got {self.search!r}")
 
     # ---- reading -----------------------------------------------------------------------------
     @classmethod
@@ -150,9 +167,12 @@ class Experiment:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
     def sha256(self) -> str:
-        """Hash of what the experiment does (outputs and description excluded)."""
+        """Hash of what the experiment does (outputs, description, the search space and the
+        engine, which reads the same data either way, excluded)."""
         content = {
-            k: v for k, v in self.to_dict().items() if k not in ("outputs", "description", "name")
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in ("outputs", "description", "name", "engine", "search")
         }
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
@@ -216,14 +236,18 @@ def run_experiment(
     threads: int | None = None,
     progress: bool = True,
     say: Callable[[str], None] = lambda message: None,
+    ray: str | None = None,
+    tracker=None,
 ) -> ExperimentRun:
     """Load, filter and split the data, fit and evaluate every model, write the outputs.
 
     Every model is built (and its config checked) and every output path checked before any data
-    is loaded, so a typo fails in a second rather than after training.
+    is loaded, so a typo fails in a second rather than after training. ``ray`` (``"local"`` or a
+    cluster address) runs the models as parallel Ray tasks; ``tracker``
+    (:func:`genrec.tracking.open_tracker`) logs each model's run.
     """
     from genrec.data.splits import describe_split, make_split
-    from genrec.evaluation.runner import protocol_block, run_benchmark
+    from genrec.evaluation.runner import collect_runs, protocol_block
 
     models = {m.label: build_model(m.spec, m.config) for m in exp.models}
     for key, path in exp.outputs.items():
@@ -253,29 +277,69 @@ def run_experiment(
         )
         for m in exp.models
     }
-    result = run_benchmark(
+    protocol = protocol_block(
+        data,
         split,
-        {label: (lambda m=model: m) for label, model in models.items()},
-        ks=exp.k,
+        split_name=exp.split,
+        seed=exp.seed,
+        split_seed=exp.split_seed,
+        filtering=filtering,
+        model_seeds={label: o.seed for label, o in options.items()},
+        experiment={"name": exp.name, "sha256": exp.sha256()},
+    )
+    runs = _fit_and_evaluate(
+        models,
+        split,
+        exp,
         options=run_options,
         model_options=options,
-        protocol=protocol_block(
-            data,
-            split,
-            split_name=exp.split,
-            seed=exp.seed,
-            split_seed=exp.split_seed,
-            filtering=filtering,
-            model_seeds={label: o.seed for label, o in options.items()},
-            experiment={"name": exp.name, "sha256": exp.sha256()},
-        ),
-        on_model=lambda name, stage: say(f"[{name}] {stage}"),
         users=users,
+        ray=ray,
+        say=say,
+    )
+    result = collect_runs(
+        split, runs, protocol=protocol, ks=exp.k, options=run_options, users=users
     )
     results = result.to_dict()
     results["protocol"]["evaluated_users"] = len(result.runs[0].evaluation.users)
     write_outputs(exp, results, result, split, say=say)
+    if tracker is not None:
+        for run, entry in zip(result.runs, results["results"]):
+            tracker.log_run(
+                f"{exp.name}/{run.model}",
+                params={**run.config, "seed": options[run.model].seed},
+                history=run.history,
+                metrics={name: m["mean"] for name, m in entry["metrics"].items()},
+            )
     return ExperimentRun(results, split, result)
+
+
+def _fit_and_evaluate(models, split, exp, *, options, model_options, users, ray, say) -> list:
+    """Each model's :class:`~genrec.evaluation.runner.ModelRun`, in order: one after another, or
+    as Ray tasks (``ray``: ``"local"`` or a cluster address) with the same results."""
+    from genrec.evaluation.runner import run_model
+
+    if ray is not None:
+        from genrec.parallel import ray_session, run_models
+
+        say(f"running {len(models)} model(s) as Ray tasks ({ray})")
+        with ray_session(ray):
+            return run_models(
+                split, models, ks=exp.k, options=options, model_options=model_options, users=users
+            )
+    return [
+        run_model(
+            label,
+            model,
+            split,
+            ks=exp.k,
+            options=options,
+            run_options=model_options[label],
+            users=users,
+            on_model=lambda name, stage: say(f"[{name}] {stage}"),
+        )
+        for label, model in models.items()
+    ]
 
 
 def load_data(exp: Experiment, *, cache_dir, progress: bool = True):
@@ -291,6 +355,7 @@ def load_data(exp: Experiment, *, cache_dir, progress: bool = True):
         dedup=bool(f.get("dedup")),
         k_core=f.get("k_core"),
         progress=progress,
+        engine=exp.engine,
     )
 
 

@@ -22,8 +22,8 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import IO
 
 from genrec.errors import ConfigError
@@ -54,12 +54,16 @@ class RunOptions:
         threads: intra-op threads; ``None`` means :func:`free_cores` at the time of use. Part of
             what makes a run reproducible (see the module docstring).
         progress: show progress bars on long work.
+        on_validation: called as ``on_validation(epoch, value)`` with each validation NDCG@10
+            an epoch-based trainer computes (early stopping); hyper-parameter search prunes and
+            trackers log through it. An exception it raises stops the fit and propagates.
     """
 
     seed: int = 42
     device: str = "cpu"
     threads: int | None = None
     progress: bool = False
+    on_validation: Callable[[int, float], None] | None = field(default=None, compare=False)
 
     def __post_init__(self):
         if not isinstance(self.seed, int) or self.seed < 0:

@@ -1,5 +1,6 @@
-"""Prompt injection: a language model that obeys answer lines outside quoted data is fooled by
-raw prompts and not by genrec's quoted ones."""
+"""Prompt injection: a model that obeys any letter named in its prompt, quoted or not, is fooled
+by raw and merely quoted prompts, and not by genrec's guarded ones; the detector's errors and
+the defence's clean cost are reported."""
 
 import re
 
@@ -7,25 +8,18 @@ import pytest
 
 from genrec.audit import AuditConfig
 from genrec.audit.context import AuditContext
-from genrec.audit.injection import raw_listwise_prompt, run
+from genrec.audit.injection import FAMILIES, raw_listwise_prompt, run, share
 from genrec.audit.world import audit_world
 from genrec.models import LLMRecommender
 from genrec.text import prompts
 from genrec.text.lm import FakeLanguageModel
 
-_DATA_LINE = re.compile(r'^\s*(?:- |[A-Z]\. )"')
-_ORDER = re.compile(r"letter:?\s+([A-Z])\b")
+_ORDER = re.compile(r"(?:letter|answer|option|select|pick|chose|assistant)\W{0,3}([A-Z])\b", re.I)
 
 
-def gullible(prompt: str, continuation: str) -> tuple[float, int]:
-    """Scores the letter named by the last 'letter X' on a line that is not quoted data (the
-    template's own final line names none); without one, every letter ties."""
-    named = [
-        m.group(1)
-        for line in prompt.splitlines()
-        if not _DATA_LINE.match(line)
-        for m in _ORDER.finditer(line)
-    ]
+def credulous(prompt: str, continuation: str) -> tuple[float, int]:
+    """Scores the letter the prompt names last before its final (template) line highest."""
+    named = [m.group(1).upper() for m in _ORDER.finditer(prompt.rsplit("\n", 1)[0])]
     return (0.0 if named and continuation.strip() == named[-1] else -5.0), 1
 
 
@@ -39,7 +33,7 @@ def test_raw_prompt_is_the_library_template_without_escaping():
 @pytest.fixture(scope="module")
 def finding():
     split = audit_world(seed=3)
-    lm = FakeLanguageModel(score_fn=gullible)
+    lm = FakeLanguageModel(score_fn=credulous)
     ctx = AuditContext(
         split,
         {"llm": "llm"},
@@ -49,15 +43,30 @@ def finding():
     return run(ctx, "llm")
 
 
-def test_defences_stop_what_gets_through_raw(finding):
+def test_only_every_layer_together_stops_what_gets_through(finding):
     m = finding.metrics
-    assert m["target_rank1_clean"]["mean"] == 0.0  # ties go to letter A, never the target
-    for attack in ("direct", "disguised"):
-        assert m[f"attack_success_undefended[{attack}]"]["mean"] == 1.0
+    assert m["target_rank1_clean"]["mean"] == 0.0  # the fake names no letter in clean titles
+    for attack in FAMILIES:
+        assert m[f"attack_success_undefended[{attack}]"]["mean"] >= 0.5
+        assert m[f"attack_success_quoted[{attack}]"]["mean"] >= 0.5  # quoting alone fails
         assert m[f"attack_success_defended[{attack}]"]["mean"] == 0.0
-    # the indirect injection stays on its data line: this model ignores it either way
-    assert m["attack_success_undefended[indirect]"]["mean"] == 0.0
+        assert m[f"attack_success_defended[{attack}]"]["ci_high"] < 0.3  # exact, not [0, 0]
+        assert m[f"detector_recall[{attack}]"]["mean"] == 1.0
     assert finding.settings["users"] == 12
+    assert 0 <= m["detector_recall[held-out]"]["mean"] <= 1  # reported, whatever it is
+
+
+def test_detector_errors_and_clean_cost_are_reported(finding):
+    m = finding.metrics
+    assert m["detector_fpr[titles]"]["mean"] == 0.0
+    assert m["detector_fpr[descriptions]"]["mean"] <= 0.05
+    assert m["ndcg_clean_defended"] == m["ndcg_clean_undefended"]  # nothing clean is flagged
+    assert 0 <= m["out_of_candidate_rate[direct]"]["mean"] <= 1
+
+
+def test_share_interval_is_exact():
+    assert share([0] * 10) == pytest.approx({"mean": 0.0, "ci_low": 0.0, "ci_high": 0.3085}, 1e-3)
+    assert share([1, 0])["ci_low"] > 0
 
 
 def test_scenario_does_not_apply_without_a_language_model():

@@ -55,7 +55,9 @@ def client():
             "--feedback",
         ),
         ("POST", "/admin/reload", {"model": "ease"}, 422, "not loaded from an artifact"),
-        ("GET", "/chat", None, 404, "no route"),
+        ("GET", "/nowhere", None, 404, "no route"),
+        ("GET", "/chat", None, 405, "POST"),
+        ("POST", "/chat", {"text": "hi", "session": "x" * 65}, 422, "session"),
         ("DELETE", "/health", None, 405, "GET"),
     ],
 )

@@ -325,7 +325,8 @@ def _rank_of_hijack(model, world, monkeypatch, naive: bool):
 
 
 def test_a_hijacking_title_cannot_rewrite_the_listwise_instruction(hijack_world, monkeypatch):
-    model = LLMRecommender(FAKE, language_model=ObedientLM()).fit(
+    """The quoting layer alone (the injection guard off: it would strip the line first)."""
+    model = LLMRecommender(FAKE, language_model=ObedientLM(), injection_guard=False).fit(
         hijack_world.split.train, options=OPTIONS
     )
     assert _rank_of_hijack(model, hijack_world, monkeypatch, naive=False) > 0

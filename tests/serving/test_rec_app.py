@@ -184,8 +184,9 @@ def test_docs_and_openapi_have_examples(client):
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
     assert "/users/{user_id}/recommendations" in spec["paths"]
-    assert "/chat" not in spec["paths"]
+    assert "/chat" in spec["paths"]
     assert spec["components"]["schemas"]["HistoryRequest"]["example"]["model"] == "sasrec"
+    assert spec["components"]["schemas"]["ChatRequest"]["example"]["user"] == "196"
 
 
 def test_page_is_served(client):

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from servekit import WORDS, movielens_folder
+from servekit import GENRES, WORDS, movielens_folder
 
 pytest.importorskip("uvicorn", reason="needs the serve extra")
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the dev extra)")
@@ -128,3 +128,20 @@ def test_search_click_similar_history_recommend_explain(server, browser, tmp_pat
     browser.find_element(By.ID, "user").send_keys("nobody")
     browser.find_element(By.CSS_SELECTOR, "#user-form button").click()
     assert "unknown user" in wait_for(lambda: browser.find_element(By.ID, "error").text)
+
+
+def test_chat_streams_a_reply_with_items_of_the_asked_genre(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "/")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#model option"))
+    browser.find_element(By.ID, "chat-text").send_keys(f"something {GENRES[2]} please")
+    browser.find_element(By.CSS_SELECTOR, "#chat-form button[type=submit]").click()
+    reply = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "#chat-log .turn.agent").text)
+    items = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#chat-log ol .item"))
+    assert reply and all(WORDS[2] in item.text.lower() for item in items)  # Animation: castles
+    assert browser.find_element(By.CSS_SELECTOR, "#chat-log .turn.user").text.endswith("please")
+    browser.find_element(By.ID, "chat-text").send_keys("more")
+    browser.find_element(By.CSS_SELECTOR, "#chat-form button[type=submit]").click()
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#chat-log .turn.agent")) == 2)
+    assert not browser.find_element(By.ID, "error").text  # the session token was sent back

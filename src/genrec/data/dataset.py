@@ -150,7 +150,15 @@ class Dataset:
             the item (4.0 for 1-5 star ratings: 4 and 5 stars); None (the default) for implicit
             feedback, where the data says only that the user interacted. Loaders of rated data
             set it; subsets and filters keep it.
+
+    Attributes:
+        split_store: where splits of exactly this data are kept between runs, or None (the
+            default). The out-of-core cache (:func:`genrec.data.scan.open_scan`) sets one;
+            :func:`~genrec.data.splits.make_split` then reuses a stored split instead of
+            computing it again. Subsets and filtered copies have none.
     """
+
+    split_store = None
 
     def __init__(
         self,
@@ -381,6 +389,28 @@ class Dataset:
         out[rows, max_len - from_end] = items[src] + 1
         return out
 
+    def preset(self, **views) -> Dataset:
+        """Give derived views computed elsewhere (e.g. read from a cache) instead of computing
+        them here: any of ``user_items``, ``user_counts``, ``item_counts``, ``time_order``, each
+        exactly what the property would return. Returns self.
+
+        Raises:
+            DataError: an unknown view or one of the wrong shape.
+        """
+        shapes = {
+            "user_items": (self.n_users, self.n_items),
+            "user_counts": (self.n_users,),
+            "item_counts": (self.n_items,),
+            "time_order": (len(self),),
+        }
+        for name, view in views.items():
+            if name not in shapes:
+                raise DataError(f"cannot preset {name!r}; allowed: {', '.join(shapes)}")
+            if view.shape != shapes[name]:
+                raise DataError(f"{name} has shape {view.shape}, expected {shapes[name]}")
+            self.__dict__[name] = view  # what functools.cached_property reads first
+        return self
+
     # ---- subsets -----------------------------------------------------------------------------
     def subset(self, mask_or_index, *, name: str | None = None) -> Dataset:
         """The same vocabularies, catalog and user table over a subset of the interactions."""
@@ -456,7 +486,11 @@ class Split:
     ``fold_in`` holds interactions given to a model as history at evaluation time but never
     trained on (the held-out users of a cold-start split). ``info`` says how the split was made
     and what it dropped (e.g. ``{"method": "holdout", "seed": 2020, "dropped": {"test": {"interactions": 3, ...}}}``).
+    ``code`` is the (n,) int8 part code of each interaction of the split dataset when the split
+    was made by :func:`~genrec.data.splits.split_by_code` (every splitter), else None.
     """
+
+    code = None
 
     def __init__(
         self,

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +31,10 @@ import pandas as pd
 from genrec.data.atomic import load_recbole_atomic
 from genrec.data.dataset import STARS_LIKED, Dataset, object_array
 from genrec.data.delimited import NO_TABLE, Parsed, read_delimited
+from genrec.data.scan import ScanSource
 from genrec.errors import DataError
 
-__all__ = ["ML_1M_OCCUPATIONS", "ML_100K_GENRES", "load_movielens"]
+__all__ = ["ML_1M_OCCUPATIONS", "ML_100K_GENRES", "load_movielens", "movielens_scan_source"]
 
 ML_100K_GENRES = (
     "unknown",
@@ -198,6 +200,11 @@ def _movielens_dat(folder: Path, name: str) -> Dataset:
         dtype={"user": str, "item": str},
         fmt="UserID::MovieID::Rating::Timestamp",
     )
+    return _movielens_dataset(ratings, *_dat_tables(folder), name)
+
+
+def _dat_tables(folder: Path) -> tuple[tuple, tuple]:
+    """``(items, users)`` of movies.dat and users.dat, ``NO_TABLE`` for a missing file."""
     items = users = NO_TABLE
     if (folder / "movies.dat").is_file():
         table = read_delimited(
@@ -230,7 +237,7 @@ def _movielens_dat(folder: Path, name: str) -> Dataset:
                 **table.texts("gender", "zip_code"),
             },
         )
-    return _movielens_dataset(ratings, items, users, name)
+    return items, users
 
 
 def _movielens_csv(folder: Path, name: str) -> Dataset:
@@ -249,6 +256,11 @@ def _movielens_csv(folder: Path, name: str) -> Dataset:
         fix="ML-20M/25M ratings.csv starts with userId,movieId,rating,timestamp",
     )
     ratings.frame = ratings.frame.rename(columns={"userId": "user", "movieId": "item"})
+    return _movielens_dataset(ratings, *_csv_tables(folder), name)
+
+
+def _csv_tables(folder: Path) -> tuple[tuple, tuple]:
+    """``(items, NO_TABLE)``: movies.csv as an item table, ``NO_TABLE`` when missing."""
     items = NO_TABLE
     if (folder / "movies.csv").is_file():
         table = read_delimited(
@@ -265,7 +277,41 @@ def _movielens_csv(folder: Path, name: str) -> Dataset:
             fix="ML-20M/25M movies.csv starts with movieId,title,genres",
         )
         items = (table.ids("movieId"), _movie_columns(table.frame))
-    return _movielens_dataset(ratings, items, NO_TABLE, name)
+    return items, NO_TABLE
+
+
+def movielens_scan_source(folder, *, name: str | None = None) -> ScanSource | None:
+    """The ratings of an ML-1M/10M (``ratings.dat``) or ML-20M and later (``ratings.csv``)
+    folder as a :class:`~genrec.data.scan.ScanSource`, with the same movie (and user) tables
+    as :func:`load_movielens`; None for other layouts (ML-100K, RecBole atomic files).
+    ``scan_dataset`` of it equals :func:`load_movielens` of the folder."""
+    folder = Path(folder)
+    name = name or folder.name
+    common = {"rating": "rating", "timestamp": "timestamp", "name": name}
+    common["positive_threshold"] = STARS_LIKED
+    if (folder / "u.data").is_file():
+        return None
+    if (folder / "ratings.dat").is_file():
+        return ScanSource(
+            (folder / "ratings.dat",),
+            user="user",
+            item="item",
+            sep="::",
+            header=False,
+            names=("user", "item", "rating", "timestamp"),
+            tables=partial(_dat_tables, folder),
+            **common,
+        )
+    if (folder / "ratings.csv").is_file():
+        return ScanSource(
+            (folder / "ratings.csv",),
+            user="userId",
+            item="movieId",
+            sep=",",
+            tables=partial(_csv_tables, folder),
+            **common,
+        )
+    return None
 
 
 def _movie_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -470,19 +470,28 @@ def load_dataset(
     k_core: int | None = None,
     progress: bool = True,
     sources: Mapping[str, Source] | None = None,
+    engine: str = "auto",
 ) -> tuple[Dataset, dict]:
     """A dataset by name (fetched into ``cache_dir`` once) or from a folder, then filtered.
 
     Args:
         spec: a key of ``sources`` (default :data:`SOURCES`), or a folder of MovieLens files
-            (u.data, ratings.dat, ratings.csv), RecBole atomic files, or an item folder
-            (interactions.csv + items.csv [+ images/], :mod:`genrec.data.multimodal`).
+            (u.data, ratings.dat, ratings.csv), RecBole atomic files, an item folder
+            (interactions.csv + items.csv [+ images/], :mod:`genrec.data.multimodal`), or a
+            Parquet folder (interactions/part-*.parquet [+ items.parquet],
+            :func:`genrec.data.scan.parquet_folder`).
         cache_dir: where named datasets are cached.
         min_rating: keep interactions with a value of at least this.
         dedup: keep only the latest row of each repeated (user, item) pair.
         k_core: then keep users and items with at least this many interactions.
         progress: show a download progress bar.
         sources: the catalog to look names up in.
+        engine: how a Parquet folder or a MovieLens folder with ratings.dat / ratings.csv is
+            read: "pandas" (in memory), "duckdb" (scanned out of core, filtered in SQL and
+            cached as memory-mapped arrays under ``cache_dir/scans/``; the same dataset) or
+            "auto" (DuckDB above :data:`genrec.data.scan.AUTO_ROWS` Parquet rows or
+            :data:`genrec.data.scan.AUTO_TEXT_BYTES` of text: ML-20M and ML-25M by name
+            too). Other sources are read in memory.
 
     Returns:
         ``(dataset, applied)``: ``applied`` maps each filter used to its value, in the order
@@ -492,11 +501,26 @@ def load_dataset(
     Raises:
         DataError: ``spec`` looks like a path (holds a path separator, starts with "." or "~")
             but is no folder, or a file in it is malformed.
-        ConfigError: ``spec`` is neither a dataset name nor an existing folder.
+        ConfigError: ``spec`` is neither a dataset name nor an existing folder, or an
+            unknown ``engine``.
         SourceError: a named dataset could not be fetched.
     """
+    from genrec.data import scan
+
+    if engine not in scan.ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(scan.ENGINES)}, got {engine!r}")
     folder = Path(spec).expanduser()
-    if (
+    source = _scan_source(folder)
+    if source is None and not folder.is_dir():  # a named MovieLens release may scan too
+        source = _named_scan_source(str(spec), folder, cache_dir, sources, progress=progress)
+    if source is not None and scan.choose_engine(source, engine) == "duckdb":
+        data = scan.scan_dataset(
+            source, cache_dir=cache_dir, min_rating=min_rating, dedup=dedup, k_core=k_core
+        )
+        return data, _applied(min_rating, dedup, k_core)
+    if scan.is_parquet_folder(folder):
+        data = scan.read_in_memory(source)
+    elif (
         folder.is_dir()
         and (folder / "items.csv").is_file()
         and (folder / "interactions.csv").is_file()
@@ -513,14 +537,50 @@ def load_dataset(
             sources=sources,
             progress=progress,
         )
+    if min_rating is not None:
+        data = filters.filter_rating(data, min_rating)
+    if dedup:
+        data = filters.drop_duplicates(data, keep="latest")
+    if k_core is not None:
+        data = filters.k_core(data, k=k_core)
+    return data, _applied(min_rating, dedup, k_core)
+
+
+def _scan_source(folder: Path):
+    """The :class:`~genrec.data.scan.ScanSource` of a folder the out-of-core path reads (a
+    Parquet folder, MovieLens ratings.dat or ratings.csv), else None."""
+    from genrec.data import scan
+    from genrec.data.movielens import movielens_scan_source
+
+    if scan.is_parquet_folder(folder):
+        return scan.parquet_folder(folder)
+    if folder.is_dir() and not (folder / "items.csv").is_file():
+        return movielens_scan_source(folder)
+    return None
+
+
+def _named_scan_source(spec: str, folder: Path, cache_dir, sources, *, progress: bool):
+    """The scan source of a named MovieLens release (fetched first), else None."""
+    from genrec.data.movielens import movielens_scan_source
+
+    name = _dataset_name(spec, folder, sources)
+    if _lookup(name, sources).loader != "load_movielens":
+        return None
+    fetched = fetch(name, cache_dir=cache_dir, sources=sources, progress=progress)
+    root = fetched / (_read_manifest(fetched) or {}).get("root", ".")
+    return movielens_scan_source(root, name=name)
+
+
+def _applied(min_rating, dedup: bool, k_core) -> dict:
+    """The filters used, in the order applied: what results.json records."""
     applied: dict = {}
     if min_rating is not None:
-        data, applied["min_rating"] = filters.filter_rating(data, min_rating), min_rating
+        applied["min_rating"] = min_rating
     if dedup:
-        data, applied["dedup"] = filters.drop_duplicates(data, keep="latest"), True
+        applied["dedup"] = True
     if k_core is not None:
-        data, applied["k_core"] = filters.k_core(data, k=k_core), k_core
-    return data, applied
+        applied["k_core"] = k_core
+    return applied
 
 
 def _dataset_name(spec: str, folder: Path, sources: Mapping[str, Source] | None) -> str:

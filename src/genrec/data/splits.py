@@ -249,7 +249,17 @@ def make_split(data: Dataset, method: str, *, seed: int | None = None, **kw) -> 
         )
     if seed is not None and "seed" in params:
         kw["seed"] = seed
-    return splitter(data, **kw)
+    store = data.split_store if isinstance(data, Dataset) else None
+    key = {"method": method, **kw}
+    if store is not None:
+        stored = store.load(key)
+        if stored is not None:
+            code, info, with_fold_in = stored
+            return split_from_code(data, code, info, with_fold_in=with_fold_in)
+    split = splitter(data, **kw)
+    if store is not None and split.code is not None:
+        store.save(key, split.code, split.info, with_fold_in=split.fold_in is not None)
+    return split
 
 
 def describe_split(split: Split) -> str:
@@ -424,6 +434,13 @@ def split_by_code(
         "dropped": dropped,
         "duplicates": data.duplicate_interactions,
     }
+    return split_from_code(data, code, info, with_fold_in=with_fold_in)
+
+
+def split_from_code(data: Dataset, code: np.ndarray, info: dict, *, with_fold_in: bool) -> Split:
+    """The split whose parts ``code`` (n,) gives, with ``info`` as it is (nothing dropped or
+    counted here): the last step of :func:`split_by_code`, and how a stored split is rebuilt.
+    ``split.code`` is ``code``."""
     parts = {
         name: data.subset(np.flatnonzero(code == c), name=f"{data.name}/{name}")
         for name, c in _PART_CODES.items()
@@ -431,7 +448,9 @@ def split_by_code(
     fold_in = None
     if with_fold_in:
         fold_in = data.subset(np.flatnonzero(code == FOLD_IN), name=f"{data.name}/fold-in")
-    return Split(parts["train"], parts["valid"], parts["test"], fold_in=fold_in, info=info)
+    split = Split(parts["train"], parts["valid"], parts["test"], fold_in=fold_in, info=info)
+    split.code = code
+    return split
 
 
 def _drop_unseen(data: Dataset, code: np.ndarray) -> dict:

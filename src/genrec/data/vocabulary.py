@@ -25,11 +25,31 @@ class Vocabulary:
     def __init__(self, ids: Iterable, *, kind: str = "id"):
         self.kind = kind
         self._ids = np.asarray([str(x) for x in _id_list(ids, f"{_noun(kind)}s")], dtype=object)
-        self._index = {x: i for i, x in enumerate(self._ids)}
-        if len(self._index) != len(self._ids):
+        self._map = {x: i for i, x in enumerate(self._ids)}
+        if len(self._map) != len(self._ids):
             raise DataError(
                 f"{_noun(kind)} vocabulary has duplicate ids; each external id must appear once"
             )
+
+    @classmethod
+    def from_distinct(cls, ids: np.ndarray, *, kind: str = "id") -> Vocabulary:
+        """A vocabulary of ``ids``, a 1-D object array of distinct str known to be distinct
+        (e.g. read from a cache that grouped them), taken as is; the id -> index map is built on
+        the first lookup, so opening a million-id vocabulary costs no dict until one is needed.
+
+        >>> Vocabulary.from_distinct(np.array(["u7", "u3"], dtype=object)).index(["u3"]).tolist()
+        [1]
+        """
+        vocab = cls.__new__(cls)
+        vocab.kind, vocab._ids, vocab._map = kind, ids, None
+        return vocab
+
+    @property
+    def _index(self) -> dict:
+        """External id -> index, built on first use."""
+        if self._map is None:
+            self._map = {x: i for i, x in enumerate(self._ids)}
+        return self._map
 
     @classmethod
     def from_values(cls, values: Sequence, *, kind: str = "id") -> tuple[Vocabulary, np.ndarray]:

@@ -41,7 +41,8 @@ from genrec.options import RunOptions
 
 @dataclass
 class ModelRun:
-    """One model's fit and test evaluation."""
+    """One model's fit and test evaluation (``history``: the fit's validation values per epoch,
+    ``[{"epoch", "ndcg@10"}]``, empty for models without epochs)."""
 
     model: str
     config: dict
@@ -49,6 +50,7 @@ class ModelRun:
     fit_seconds: float
     peak_rss_mb: float
     extra: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)
 
 
 @dataclass
@@ -230,40 +232,84 @@ def run_benchmark(
     ``users`` evaluates only these user indices (the same for every model, so paired tests hold);
     ``model_options`` gives some models their own run options (e.g. training seeds)."""
     options = (options or RunOptions()).pinned()  # every fit uses, and protocol records, one count
-    runs = []
-    for name, factory in models.items():
-        model = factory()
-        run_options = (model_options or {}).get(name, options)
-        if run_options.threads is None:  # the run's one (recorded) thread count
-            run_options = dataclasses.replace(run_options, threads=options.threads)
-        with PeakRSS() as peak:
-            if on_model:
-                on_model(name, "fit")
-            start = time.perf_counter()
-            model.fit(split.train, valid=split.valid, options=run_options)
-            fit_seconds = time.perf_counter() - start
-            if on_fitted:
-                on_fitted(name, model)
-            if on_model:
-                on_model(name, "evaluate")
-            with options.torch_threads():  # scoring runs on the options' threads, as fit does
-                evaluation = evaluate_split(
-                    model,
-                    split,
-                    "test",
-                    ks=ks,
-                    metrics=metrics,
-                    progress=options.progress,
-                    users=users,
-                )
-        extra = {
-            k: getattr(model, k + "_")
-            for k in ("best_epoch", "epochs_run")
-            if hasattr(model, k + "_")
-        }
-        runs.append(ModelRun(name, model.config.to_dict(), evaluation, fit_seconds, peak.mb, extra))
+    runs = [
+        run_model(
+            name,
+            factory(),
+            split,
+            ks=ks,
+            metrics=metrics,
+            options=options,
+            run_options=(model_options or {}).get(name),
+            users=users,
+            on_model=on_model,
+            on_fitted=on_fitted,
+        )
+        for name, factory in models.items()
+    ]
+    return collect_runs(split, runs, protocol=protocol, ks=ks, options=options, users=users)
+
+
+def run_model(
+    name: str,
+    model,
+    split: Split,
+    *,
+    ks: Sequence[int],
+    options: RunOptions,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    run_options: RunOptions | None = None,
+    users: Sequence[int] | None = None,
+    on_model: Callable[[str, str], None] | None = None,
+    on_fitted: Callable[[str, object], None] | None = None,
+) -> ModelRun:
+    """Fit one unfitted ``model`` on ``split.train`` (early stopping on ``split.valid``) with
+    ``run_options`` (default ``options``) and evaluate it on ``split.test`` on ``options``'
+    threads: one step of :func:`run_benchmark`, also run by Ray workers."""
+    options = options.pinned()
+    run_options = run_options or options
+    if run_options.threads is None:  # the run's one (recorded) thread count
+        run_options = dataclasses.replace(run_options, threads=options.threads)
+    with PeakRSS() as peak:
         if on_model:
-            on_model(name, "done")
+            on_model(name, "fit")
+        start = time.perf_counter()
+        model.fit(split.train, valid=split.valid, options=run_options)
+        fit_seconds = time.perf_counter() - start
+        if on_fitted:
+            on_fitted(name, model)
+        if on_model:
+            on_model(name, "evaluate")
+        with options.torch_threads():  # scoring runs on the options' threads, as fit does
+            evaluation = evaluate_split(
+                model,
+                split,
+                "test",
+                ks=ks,
+                metrics=metrics,
+                progress=options.progress,
+                users=users,
+            )
+    extra = {
+        k: getattr(model, k + "_") for k in ("best_epoch", "epochs_run") if hasattr(model, k + "_")
+    }
+    if on_model:
+        on_model(name, "done")
+    history = list(getattr(model, "history_", []))
+    return ModelRun(name, model.config.to_dict(), evaluation, fit_seconds, peak.mb, extra, history)
+
+
+def collect_runs(
+    split: Split,
+    runs: Sequence[ModelRun],
+    *,
+    protocol: dict,
+    ks: Sequence[int],
+    options: RunOptions,
+    users: Sequence[int] | None = None,
+) -> BenchmarkResult:
+    """The :class:`BenchmarkResult` of finished ``runs`` (in their order) on ``split``, with the
+    protocol block completed (k, seed, n_items, threads, test targets)."""
     protocol = {
         **protocol,
         "k": list(ks),
@@ -273,7 +319,7 @@ def run_benchmark(
         "targets": target_counts(split, "test"),
     }
     sample = None if users is None else np.unique(np.asarray(users, np.int64))
-    return BenchmarkResult(protocol, runs, library_versions(), users=sample)
+    return BenchmarkResult(protocol, list(runs), library_versions(), users=sample)
 
 
 def library_versions() -> dict:

@@ -197,12 +197,13 @@ def fit_epochs(
     Sets on ``model``: ``loss_history_`` (mean loss per epoch), ``history_`` (list of
     ``{"epoch", "ndcg@10"}``), ``epoch_seconds_`` (wall time of each ``run_epoch``, validation
     excluded), ``best_epoch_`` (the restored epoch; the last one without validation) and
-    ``epochs_run_``.
+    ``epochs_run_``. Each validation value also goes to ``options.on_validation(epoch, ndcg)``
+    when set (pruning a search, tracking a run).
 
-    In a data-parallel fit (:mod:`genrec.distributed`) only rank 0 validates and shows
-    progress; the others receive its NDCG@10, so every rank stops at the same epoch and
-    restores the same weights. ``run_epoch`` must return the same loss on every rank
-    (:meth:`DataParallel.mean`).
+    In a data-parallel fit (:mod:`genrec.distributed`) only rank 0 validates, shows progress
+    and calls ``on_validation``; the others receive its NDCG@10, so every rank stops at the
+    same epoch and restores the same weights. ``run_epoch`` must return the same loss on every
+    rank (:meth:`DataParallel.mean`).
 
     Raises:
         ConfigError: the training loss became NaN or infinite (lower the learning rate).
@@ -230,6 +231,8 @@ def fit_epochs(
         if validate and epoch % eval_every == 0:
             ndcg = _main_validation_ndcg(model, train, valid, group)
             model.history_.append({"epoch": epoch, "ndcg@10": ndcg})
+            if options.on_validation is not None and group.is_main:
+                options.on_validation(epoch, ndcg)
             postfix["ndcg@10"] = f"{ndcg:.4f}"
             if ndcg > best_score:
                 best_score, best_epoch, best_weights, stale = ndcg, epoch, snapshot(), 0

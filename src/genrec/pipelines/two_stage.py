@@ -20,6 +20,10 @@ validation users who have a training history (no ``valid``, or a cold-start spli
 order (the reranker's scores alone, LlamaRec's pipeline); ``fusion_weight`` fixes the weight
 instead of learning it.
 
+Injection guard: when the reranker flags items whose text held an injection
+(:mod:`genrec.text.guard`), the fused order keeps each flagged item at or below its position in
+the retriever's shortlist (fusion could otherwise lift it again through the reranker's score).
+
 The result is a full ranking, so ``evaluate`` measures the pipeline under the same protocol as
 every model: the shortlist ranks above every other item, in the fused order, and the other items
 follow in the retriever's order. Final scores are rank values (exact in float32):
@@ -49,6 +53,7 @@ from genrec.evaluation.metrics import ranking_metrics
 from genrec.models.base import ModelConfig, Recommender
 from genrec.pipelines.fusion import WEIGHT_GRID, LearnedWeight, check_fusion, fuse, learn_weight
 from genrec.ranking import as_score_tensor, mask_seen, top_k
+from genrec.text import guard
 
 
 @dataclass(frozen=True)
@@ -238,6 +243,7 @@ class TwoStage(Recommender):
             weight = self.fusion_weight_
         check_fusion(fusion, weight)
         n_items = len(lists[0].order) if lists else self.n_items_
+        flagged = self.flagged_items(n_items)
         out = np.empty((len(lists), n_items), np.float32)
         for row, item in enumerate(lists):
             out[row, item.order] = -np.arange(n_items, dtype=np.float32)  # retriever order below
@@ -250,9 +256,16 @@ class TwoStage(Recommender):
                 method=fusion,
                 k=self.config.fusion_k,
             )
-            ranked = item.candidates[np.argsort(-scores, kind="stable")]
+            ranked = item.candidates[guard.capped_order(scores, flagged[item.candidates])]
             out[row, ranked] = n_items + np.arange(len(ranked), 0, -1, dtype=np.float32)
         return out
+
+    def flagged_items(self, n_items: int) -> np.ndarray:
+        """(n_items,) bool: items whose text the reranker's injection guard flagged
+        (:attr:`LLMRecommender.flagged_`; none for a reranker without one). The fused order
+        never ranks such an item above its retriever position within the shortlist."""
+        flagged = getattr(self.reranker, "flagged_", None)
+        return np.zeros(n_items, bool) if flagged is None else np.asarray(flagged, bool)
 
     def _require_weight(self) -> None:
         self._require_fitted()

@@ -16,6 +16,7 @@ Endpoints (JSON; OpenAPI docs with examples at ``/docs``; every error is
 ``POST /explain``                        read       a template explanation
 ``POST /evaluate``                       read       ranking metrics of posted interactions
 ``POST /feedback``                       write      idempotent, durable before the 200
+``POST /chat``                           read       a conversation turn (JSON or SSE)
 ``POST /admin/reload``                   admin      swap in a model's new artifact
 ``GET /``                                public     the web page
 =======================================  =========  ==========================================
@@ -50,6 +51,7 @@ from genrec.errors import (
     ConfigError,
     require,
 )
+from genrec.serving.chat import Conversations, open_sessions
 from genrec.serving.http import APIError, BodyLimit, install_error_handlers, json_error
 from genrec.serving.keys import KeyRing, RateLimiter
 from genrec.serving.metrics import RequestMetrics
@@ -59,7 +61,7 @@ ROUTES = (
     "GET /, GET /health, GET /ready, GET /version, GET /metrics, GET /docs, "
     "GET /users/{user_id}/recommendations, POST /recommendations, "
     "GET /items/{item_id}/similar, GET /search, POST /explain, POST /feedback, "
-    "POST /evaluate, POST /admin/reload"
+    "POST /evaluate, POST /chat, POST /admin/reload"
 )
 
 
@@ -88,6 +90,7 @@ def create_app(
     *,
     keys: KeyRing | None = None,
     feedback=None,
+    sessions=None,
     limits: ServeLimits | None = None,
     cors_origins: tuple[str, ...] = (),
 ):
@@ -97,6 +100,8 @@ def create_app(
         keys: the accepted API keys; None serves without authentication.
         feedback: a :class:`~genrec.serving.feedback.FeedbackStore`; None answers
             ``POST /feedback`` with 503 (no store configured).
+        sessions: where ``POST /chat`` keeps conversations (a session store of
+            :mod:`genrec.agents.store`); None keeps them in this process's memory.
         cors_origins: origins allowed to call from a browser (none: CORS off).
     """
     fastapi = require("fastapi", "serve")
@@ -109,6 +114,7 @@ def create_app(
     )
     app.state.service, app.state.feedback, app.state.limits = service, feedback, limits
     app.state.metrics = RequestMetrics()
+    app.state.chats = Conversations(service, sessions)
     app.state.keys = keys
     app.state.limiter = RateLimiter(limits.rate_limit, limits.burst) if limits.rate_limit else None
     install_error_handlers(app, routes=ROUTES)
@@ -212,6 +218,7 @@ class ServeSettings:
     filters: dict
     api_keys: str | None = None
     feedback: str | None = None
+    sessions: str | None = None
     cors_origins: tuple[str, ...] = ()
     limits: dict | None = None
     seed: int = 2020
@@ -260,10 +267,12 @@ def build_app(settings: ServeSettings, service: RecService | None = None):
     service = service or build_service(settings)
     keys = KeyRing.from_file(settings.api_keys) if settings.api_keys else None
     store = FeedbackStore(settings.feedback) if settings.feedback else None
+    sessions = open_sessions(settings.sessions) if settings.sessions else None
     return create_app(
         service,
         keys=keys,
         feedback=store,
+        sessions=sessions,
         limits=ServeLimits(**(settings.limits or {})),
         cors_origins=settings.cors_origins,
     )
@@ -305,6 +314,8 @@ def serve(
     ServeLimits(**(settings.limits or {}))  # bad limits or keys fail before anything loads
     if settings.api_keys:
         KeyRing.from_file(settings.api_keys)
+    if settings.sessions:
+        open_sessions(settings.sessions)
     sock = bind(host, port)
     try:
         service = build_service(settings, notice=lambda m: announce(f"notice: {m}"))

@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 
 from genrec.errors import ArtifactError, ConfigError, DataError, UnknownIdError
 from genrec.serving import schemas
@@ -246,6 +246,26 @@ def add_routes(app, fastapi, limits) -> None:
         """Store interaction events, durable before this answer; an event_id seen before is
         counted as a duplicate and stored once."""
         return _store_feedback(request.app, body)
+
+    @app.post("/chat", tags=["chat"], response_model=schemas.ChatAnswer)
+    def chat(request: Request, body: schemas.ChatRequest, key: Key | None = read):
+        """One turn of a conversation with the recommender agent; JSON, or server-sent events
+        with ``"stream": true``. Leave ``session`` out to start, then send back the answer's."""
+        _model(request, body.model)
+        with answering(param="session" if body.session else "user"):
+            answer = request.app.state.chats.turn(
+                key.name if key else "public",
+                text=body.text,
+                session=body.session,
+                model=body.model,
+                user=body.user,
+                history=body.history,
+            )
+        if not body.stream:
+            return answer
+        from genrec.serving.chat import events
+
+        return StreamingResponse(events(answer), media_type="text/event-stream")
 
     @app.post("/admin/reload", tags=["admin"], dependencies=[admin])
     def reload(request: Request, body: schemas.ReloadRequest) -> dict:

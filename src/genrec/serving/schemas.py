@@ -158,6 +158,37 @@ class Evaluation(BaseModel):
     results: dict[str, float]
 
 
+class ChatRequest(_Strict):
+    """One turn: ``text``, and the ``session`` token of an earlier answer (none starts a new
+    conversation, seeded with a dataset ``user``'s history or an anonymous ``history``)."""
+
+    text: str = Field(min_length=1, max_length=2000)
+    session: str | None = Field(None, min_length=16, max_length=64)
+    model: str | None = None
+    user: str | None = Field(None, min_length=1, max_length=200)
+    history: list[str] = Field(default_factory=list, max_length=1000)
+    stream: bool = False  # True: server-sent events (session, items, delta..., done)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"example": {"text": "a comedy from the nineties", "user": "196"}},
+    )
+
+
+class ChatItem(BaseModel):
+    id: str
+    title: str
+
+
+class ChatAnswer(BaseModel):
+    session: str  # send it back to continue this conversation
+    model: str
+    text: str
+    items: list[ChatItem]
+    question: str | None = None  # the clarifying question asked, if any
+
+
 class ReloadRequest(_Strict):
     model: str = _ID
     path: str | None = None  # an artifact folder; default: where the model was loaded from
@@ -168,6 +199,9 @@ class ReloadRequest(_Strict):
 
 
 __all__ = [
+    "ChatAnswer",
+    "ChatItem",
+    "ChatRequest",
     "EvaluateRequest",
     "Evaluation",
     "ExplainRequest",

@@ -33,7 +33,12 @@ Cold-start Recommenders", RecSys 2023): the user's recently liked titles become 
 * :meth:`predict_ratings`: rating prediction by prompt; the expected rating under the model's
   distribution over the continuations "1".."5" (RMSE/MAE via ``evaluate_ratings``).
 
-Every data value in a prompt is delimited and escaped by :mod:`genrec.text.prompts`.
+Every data value in a prompt is delimited and escaped by :mod:`genrec.text.prompts`. With
+``injection_guard`` (the default) titles are first screened by :mod:`genrec.text.guard`:
+instruction-like spans are stripped before any prompt is built (:attr:`prompt_titles_`), and an
+item whose title held one (:attr:`flagged_`) is never ranked above its position in the
+candidates the model was given (the popularity order here, the retriever's order in a pipeline).
+On a catalog where nothing is flagged the guard changes nothing.
 
 Full ranking (``score`` / ``recommend`` / ``evaluate``): a language model cannot score 1,600
 titles per user in reasonable time, so on its own the model scores the ``n_candidates`` most
@@ -57,6 +62,8 @@ Example:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -69,7 +76,7 @@ from rapidfuzz import fuzz, process
 from genrec.errors import ConfigError, DataError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.language.comparisons import pairwise_scores, setwise_scores
-from genrec.text import prompts
+from genrec.text import guard, prompts
 
 DEFAULT_LM = "transformers:gemma-3-270m"
 MODES = ("grounded", "preference", "listwise", "pairwise", "setwise", "free")
@@ -100,6 +107,8 @@ class LLMConfig(ModelConfig):
     tokens_per_title: int = 20  # free mode: generation budget per title
     match_cutoff: float = 0.85  # free mode: similarity (0..1) needed to map a title to an item
     kind: str = "movie"  # what the items are called in the prompt
+    injection_guard: bool = True  # strip instruction-like spans from titles and never rank a
+    #                               flagged item above its candidate position (text/guard.py)
 
     presets = {
         # Hou et al. 2024 rank 20 candidates (target + 19 sampled) from the recent history
@@ -141,6 +150,7 @@ class LLMConfig(ModelConfig):
             f"at most {len(prompts.LETTERS)} in listwise mode (one letter each)",
         )
         self.check(0 < self.match_cutoff <= 1, "match_cutoff", "a number in (0, 1]")
+        self.check(isinstance(self.injection_guard, bool), "injection_guard", "true or false")
         self.check(
             isinstance(self.kind, str) and bool(re.fullmatch(r"[a-z ]{1,20}", self.kind)),
             "kind",
@@ -207,9 +217,38 @@ class LLMRecommender(Recommender):
     def _fit(self, train, valid, options):
         self._threads = options.threads
         self.titles_ = item_titles(train, self.name)
+        self._screen_titles()
         self.popularity_ = train.item_counts.astype(np.float32)
         rng = np.random.default_rng(options.seed)
         self._set_examples(*self._draw_examples(train, rng))
+
+    def _screen_titles(self) -> None:
+        """``prompt_titles_`` (what prompts show) and ``flagged_`` ((n_items,) bool: the title
+        held an injection) from ``titles_``; without the guard, the titles and no flags."""
+        if self.config.injection_guard:
+            texts, self.flagged_ = guard.screen_all(self.titles_)
+            self.prompt_titles_ = np.array(texts, dtype=str)
+        else:
+            self.prompt_titles_ = self.titles_
+            self.flagged_ = np.zeros(len(self.titles_), bool)
+
+    def with_titles(self, titles: dict[int, str], **overrides) -> LLMRecommender:
+        """A fitted copy that reads ``titles`` (item index -> text) instead of those items'
+        catalog titles (an edited catalog entry, without a refit), screened by the guard as at
+        fit; ``overrides`` change config fields (e.g. ``mode``, ``injection_guard``). The copy
+        shares the language model; this model is unchanged."""
+        self._require_fitted()
+        bad = [i for i in titles if not 0 <= int(i) < len(self.titles_)]
+        if bad:
+            raise DataError(f"items {bad} are not item indices in 0..{len(self.titles_) - 1}")
+        twin = copy.copy(self)
+        twin.config = dataclasses.replace(self.config, **overrides)
+        twin.titles_ = np.array(self.titles_, dtype=object)
+        for item, text in titles.items():
+            twin.titles_[int(item)] = str(text)
+        twin._screen_titles()
+        twin._index = None
+        return twin
 
     def _draw_examples(self, train, rng):
         """``shots + 1`` (user, history items, next item) examples from training users whose
@@ -241,8 +280,8 @@ class LLMRecommender(Recommender):
         picked = [j for j in range(len(self.example_users_)) if self.example_users_[j] != user]
         return [
             (
-                [self.titles_[i] for i in self.example_histories_[j]],
-                self.titles_[self.example_targets_[j]],
+                [self.prompt_titles_[i] for i in self.example_histories_[j]],
+                self.prompt_titles_[self.example_targets_[j]],
             )
             for j in picked[: self.config.shots]
         ]
@@ -253,7 +292,7 @@ class LLMRecommender(Recommender):
         if self.config.history_len == 0:
             return []
         order = np.argsort(history.data, kind="stable")[-self.config.history_len :]
-        return [self.titles_[i] for i in history.indices[order]]
+        return [self.prompt_titles_[i] for i in history.indices[order]]
 
     def next_item_prompt(self, history: sp.csr_matrix, user: int | None = None) -> str:
         return prompts.next_item_prompt(
@@ -278,6 +317,14 @@ class LLMRecommender(Recommender):
         return out
 
     def _score_candidates(self, histories, candidates, users):
+        """The mode's scores of the candidates, then the guard's promotion cap per row."""
+        scores = self._mode_scores(histories, candidates, users)
+        flagged = self.flagged_[candidates]  # (B, C)
+        for row in np.flatnonzero(flagged.any(axis=1)):
+            scores[row] = guard.cap_promotion(scores[row], flagged[row])
+        return scores
+
+    def _mode_scores(self, histories, candidates, users):
         if self.config.mode == "free":
             return super()._score_candidates(histories, candidates, users)
         if self.config.mode == "preference":
@@ -291,7 +338,9 @@ class LLMRecommender(Recommender):
             prompt = self.next_item_prompt(
                 histories[row], None if users is None else int(users[row])
             )
-            texts = [prompts.candidate_continuation(self.titles_[i]) for i in candidates[row]]
+            texts = [
+                prompts.candidate_continuation(self.prompt_titles_[i]) for i in candidates[row]
+            ]
             scores = self.lm.score(prompt, texts)
             out[row] = _finite(
                 scores.mean if self.config.normalise == "mean" else scores.logprob, self.lm
@@ -309,7 +358,9 @@ class LLMRecommender(Recommender):
                 examples=self._examples_for(user),
                 kind=self.config.kind,
             )
-            questions = [prompts.preference_question(self.titles_[i]) for i in candidates[row]]
+            questions = [
+                prompts.preference_question(self.prompt_titles_[i]) for i in candidates[row]
+            ]
             logprob = _finite(
                 self.lm.score(prefix, [q + a for q in questions for a in (yes, no)]).logprob,
                 self.lm,
@@ -323,7 +374,7 @@ class LLMRecommender(Recommender):
         out = np.empty(candidates.shape, np.float64)
         for row in range(histories.shape[0]):
             user = None if users is None else int(users[row])
-            titles = [self.titles_[i] for i in candidates[row]]
+            titles = [self.prompt_titles_[i] for i in candidates[row]]
             context = dict(examples=self._examples_for(user), kind=self.config.kind)
             if self.config.mode == "pairwise":
                 out[row] = pairwise_scores(
@@ -345,7 +396,8 @@ class LLMRecommender(Recommender):
 
     def listwise_scores(self, histories, candidates, *, users=None) -> np.ndarray:
         """(B, C) log-probability of each candidate's letter after a prompt listing the
-        candidates in the given order (A = first); C <= 26."""
+        candidates in the given order (A = first); C <= 26. The model's own distribution: the
+        guard's promotion cap applies in :meth:`score_candidates`, not here."""
         histories, users = self._check_batch(histories, users)
         candidates = np.asarray(candidates, np.int64)
         if candidates.ndim != 2 or candidates.shape[0] != histories.shape[0]:
@@ -358,7 +410,7 @@ class LLMRecommender(Recommender):
             user = None if users is None else int(users[row])
             prompt = prompts.listwise_prompt(
                 self.history_titles(histories[row]),
-                [self.titles_[i] for i in candidates[row]],
+                [self.prompt_titles_[i] for i in candidates[row]],
                 examples=self._examples_for(user),
                 kind=self.config.kind,
             )
@@ -429,8 +481,8 @@ class LLMRecommender(Recommender):
             rng = np.random.default_rng([int(item), h.nnz])
             pick = rng.permutation(h.nnz)[: self.config.history_len]
             prompt = prompts.rating_prompt(
-                [self.titles_[i] for i in h.indices[pick]],
-                self.titles_[item],
+                [self.prompt_titles_[i] for i in h.indices[pick]],
+                self.prompt_titles_[item],
                 history_ratings=h.data[pick],
                 kind=self.config.kind,
             )
@@ -454,6 +506,7 @@ class LLMRecommender(Recommender):
 
     def _load_state(self, state):
         self.titles_ = np.asarray(state["titles"], dtype=str)
+        self._screen_titles()
         self.popularity_ = np.asarray(state["popularity"], np.float32)
         splits = np.cumsum(state["example_lengths"])[:-1]
         hist = np.split(state["example_items"], splits) if len(state["example_lengths"]) else []

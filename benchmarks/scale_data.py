@@ -1,0 +1,296 @@
+"""Loading and splitting at scale: time and peak memory of the out-of-core path (DuckDB scan,
+memory-mapped cache) against the in-memory pandas path, at 1M, 4M and 20M interactions.
+
+Each measurement runs in a fresh Python process; its peak resident memory is the process's own
+``VmHWM`` (read from /proc at its end). The data is written
+once per size by ``genrec data synth interactions`` (:mod:`genrec.data.generator`: Parquet parts +
+``items.parquet``, power-law item popularity, log-normal user activity, sessions) into
+``--data-root`` (never committed).
+
+    python benchmarks/scale_data.py --data-root /work/wt/bigdata/outofcore \\
+        [--sizes 1m,4m,20m] [--pandas-sizes 1m,4m]
+
+Writes benchmarks/results/scale_data.json and the ``data`` section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, load_average, write_section  # noqa: E402
+
+SIZES = {  # name -> (interactions, users, items)
+    "1m": (1_000_000, 50_000, 20_000),
+    "4m": (4_000_000, 200_000, 40_000),
+    "20m": (20_000_000, 1_000_000, 50_000),
+}
+SEED = 0
+SPLIT_SEED = 2020
+RESULTS = ROOT / "benchmarks" / "results" / "scale_data.json"
+CHILD = """
+import json, sys, time
+from pathlib import Path
+from genrec.data import scan
+from genrec.data.splits import make_split
+
+
+def memory():
+    with open("/proc/self/status") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return {k: int(fields[k].split()[0]) / 1024 for k in ("VmHWM", "RssAnon", "RssFile")}
+
+
+folder, engine, cache = sys.argv[1:4]
+source = scan.parquet_folder(folder)
+start = time.perf_counter()
+if engine == "duckdb":
+    data = scan.scan_dataset(source, cache_dir=cache)
+else:
+    data = scan.read_in_memory(source)
+loaded = time.perf_counter()
+after_load = memory()
+split = make_split(data, "holdout", seed=int(sys.argv[4]))
+done = time.perf_counter()
+end = memory()
+print(json.dumps({"load_s": loaded - start, "split_s": done - loaded, "total_s": done - start,
+                  "load_peak_mb": after_load["VmHWM"], "load_anon_mb": after_load["RssAnon"],
+                  "load_file_mb": after_load["RssFile"], "peak_mb": end["VmHWM"],
+                  "end_anon_mb": end["RssAnon"], "end_file_mb": end["RssFile"],
+                  "interactions": len(data), "users": data.n_users,
+                  "items": data.n_items, "train": len(split.train), "test": len(split.test)}))
+"""
+
+
+def write_world(folder: Path, n: int, n_users: int, n_items: int) -> Path:
+    """The synthetic Parquet folder of ``genrec data synth interactions`` (seed :data:`SEED`)."""
+    from genrec.data.generator import InteractionWorld, write_interactions
+
+    world = InteractionWorld(n_users=n_users, n_items=n_items, n_interactions=n, seed=SEED)
+    return write_interactions(folder, world, format="parquet")
+
+
+def measure_load(folder: Path, engine: str, cache: Path) -> dict:
+    argv = [sys.executable, "-c", CHILD, str(folder), engine, str(cache), str(SPLIT_SEED)]
+    start = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"loading {folder} with {engine} failed:\n{done.stderr[-2000:]}")
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "wall_s": wall}
+
+
+def measure_info(folder: Path, cache: Path) -> dict:
+    """Time and peak memory (the process's ``VmHWM``) of ``genrec data info FOLDER --engine
+    duckdb`` in a fresh process."""
+    script = (
+        "import sys\nfrom genrec.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "status = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+        "print('PEAK_KB', status, file=sys.stderr); sys.exit(code)"
+    )
+    env = {**os.environ, "GENREC_CACHE_DIR": str(cache)}
+    argv = [sys.executable, "-c", script, "data", "info", str(folder), "--engine", "duckdb"]
+    start = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"data info failed:\n{done.stderr[-2000:]}")
+    peak_kb = int(done.stderr.split("PEAK_KB")[1].split()[0])
+    return {"wall_s": wall, "peak_mb": peak_kb / 1024, "stats": json.loads(done.stdout)}
+
+
+def folder_mb(folder: Path, pattern: str) -> float:
+    return sum(p.stat().st_size for p in folder.glob(pattern)) / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", type=Path, required=True, help="where the data is written")
+    parser.add_argument("--sizes", default="1m,4m,20m", help=f"of {', '.join(SIZES)}")
+    parser.add_argument("--pandas-sizes", default="1m,4m", help="sizes also read with pandas")
+    parser.add_argument("--info-size", default="4m", help="size of the `data info` run")
+    parser.add_argument(
+        "--publish-only",
+        action="store_true",
+        help="rewrite the BENCHMARKS.md section from benchmarks/results/scale_data.json",
+    )
+    args = parser.parse_args()
+    if args.publish_only:
+        write_markdown(json.loads(RESULTS.read_text()))
+        return
+    rows, loads = [], []
+    for size in args.sizes.split(","):
+        n, n_users, n_items = SIZES[size]
+        folder = args.data_root / f"s{size}"
+        if not (folder / "manifest.json").is_file():
+            write_world(folder, n, n_users, n_items)
+        cache = args.data_root / f"cache-{size}"
+        shutil.rmtree(cache, ignore_errors=True)
+        parquet_mb = folder_mb(folder / "interactions", "*.parquet")
+        text_mb = csv_equivalent_mb(folder)
+        runs = [("duckdb", "first run"), ("duckdb", "cached")]
+        if size in args.pandas_sizes.split(","):
+            runs.append(("pandas", "in memory"))
+        for engine, label in runs:
+            row = measure_load(folder, engine, cache)
+            loads.append(load_average())
+            row.update(size=size, engine=engine, run=label, parquet_mb=parquet_mb)
+            row["rss_per_file"] = row["peak_mb"] / parquet_mb
+            row["rss_per_csv"] = row["peak_mb"] / text_mb
+            row["text_mb"] = text_mb
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+        scans = list((cache / "scans").glob("*"))
+        if scans:
+            rows[-len(runs)]["cache_mb"] = folder_mb(scans[0], "*.npy")
+    info = None
+    if args.info_size:
+        folder = args.data_root / f"s{args.info_size}"
+        cache = args.data_root / f"cache-info-{args.info_size}"
+        shutil.rmtree(cache, ignore_errors=True)
+        info = [measure_info(folder, cache), measure_info(folder, cache)]
+        print(json.dumps(info), flush=True)
+    publish(rows, info, loads, args.info_size)
+
+
+def csv_equivalent_mb(folder: Path) -> float:
+    """Size of the same interactions as a text file of ``user<TAB>item<TAB>rating<TAB>time``
+    lines (RecBole's ``.inter`` layout; ratings written as "4.0"), counted from the Parquet
+    parts without writing it."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for part in sorted((folder / "interactions").glob("*.parquet")):
+        table = pq.read_table(part, columns=["user_id", "item_id", "timestamp"])
+        for column in table.column_names:
+            values = np.abs(table.column(column).to_numpy()).astype(np.float64)
+            total += int(np.floor(np.log10(np.maximum(values, 1))).sum()) + len(values)
+        total += table.num_rows * (3 + 4)  # "4.0", three tabs and a newline
+    return total / 2**20
+
+
+def versions() -> dict:
+    import duckdb
+    import pyarrow
+
+    from genrec import __version__
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "duckdb": duckdb.__version__,
+        "pyarrow": pyarrow.__version__,
+        "genrec": __version__,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(terse=True),
+    }
+
+
+def publish(rows: list[dict], info: list[dict] | None, loads: list[float], info_size) -> None:
+    record = {"versions": versions(), "rows": rows, "info": info, "info_size": info_size}
+    record |= {"loads": loads, "seeds": {"data": SEED, "split": SPLIT_SEED}}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(record, indent=1) + "\n")
+    write_markdown(record)
+
+
+def verdict(rows: list[dict], info: list[dict] | None, info_size) -> list[str]:
+    """The targets, met or not, in words."""
+    big = {r["run"]: r for r in rows if r["size"] == "20m" and r["engine"] == "duckdb"}
+    said = []
+    if "first run" in big:
+        first, cached = big["first run"], big.get("cached")
+        said.append(
+            f"Targets: 20M interactions loaded and split in {first['wall_s']:.0f} s at a peak of "
+            f"{first['peak_mb'] / 1024:.1f} GB on the first run (goal: 5 minutes, 4 GB)"
+            + (
+                f", {cached['wall_s']:.0f} s and {cached['peak_mb'] / 1024:.1f} GB from the cache"
+                if cached
+                else ""
+            )
+            + (
+                f"; `genrec data info` on {info_size} at {info[0]['peak_mb']:,.0f} MB "
+                "(goal: 1.5 GB)."
+                if info
+                else "."
+            )
+        )
+        ratio = min(r["rss_per_csv"] for r in big.values())
+        said.append(
+            f"Peak / text at 20M is {first['rss_per_csv']:.1f}x on the first run and "
+            f"{ratio:.1f}x from the cache, against RecBole's ~9x: {9 / first['rss_per_csv']:.1f}"
+            f"-{9 / ratio:.1f}x less, short of the order of magnitude aimed at. On the first run "
+            "the peak is the build's (DuckDB's working memory, capped at 1 GB, plus the arrays "
+            "being written); from the cache it is the split's: its train / valid / test parts "
+            "are in-memory copies of int64 indices, a float32 value and an int64 time (28 bytes "
+            "an interaction, about the size of a text line) beside the mapped arrays they are "
+            "taken from. Smaller index types in `Dataset` or parts that stay mapped would be "
+            "the next steps."
+        )
+    return said
+
+
+def write_markdown(record: dict) -> None:
+    rows, info, info_size = record["rows"], record["info"], record["info_size"]
+    v, loads = record["versions"], record["loads"]
+    lines = [
+        "## Data at scale: loading and splitting out of core",
+        "",
+        "Written by `benchmarks/scale_data.py` (`--data-root` a scratch folder). Data from "
+        "`genrec data synth interactions` (Parquet parts + `items.parquet`; power-law item "
+        f"popularity, log-normal user activity; seed {SEED}), split with `holdout` "
+        f"(seed {SPLIT_SEED}). Each row is one fresh process: load (+ filters, none here) "
+        "and split; peak = the process's maximum resident memory. `duckdb` scans the files "
+        "with DuckDB into memory-mapped arrays (`genrec.data.scan`) and stores the split "
+        "beside them; `cached` is a second process opening that cache and the stored split; "
+        "`pandas` is the in-memory path (`read_in_memory`, no cache). "
+        "Peak / file compares the load + split peak with the Parquet size and with the same "
+        "rows as a RecBole `.inter` text file (counted, not written), the form of RecBole's ~9x. "
+        "`mapped files` is the part "
+        "of the resident memory at the end that is mapped files (the cache arrays, page cache the "
+        "kernel can drop and re-read, and ~100 MB of shared libraries); the rest is the process's own memory.",
+        "",
+        "| size | users | items | engine | run | load s | split s | total s | peak after "
+        "load MB | peak load + split MB | of it mapped files MB | peak / Parquet | peak / text |",
+        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['size']} ({r['interactions']:,}) | {r['users']:,} | {r['items']:,} | "
+            f"{r['engine']} | {r['run']} | {r['load_s']:.1f} | {r['split_s']:.1f} | "
+            f"{r['wall_s']:.1f} | {r['load_peak_mb']:,.0f} | {r['peak_mb']:,.0f} | "
+            f"{r['end_file_mb']:,.0f} | {r['rss_per_file']:.1f}x | {r['rss_per_csv']:.1f}x |"
+        )
+    if info:
+        lines += [
+            "",
+            f"`genrec data info` on {info_size} (`--engine duckdb`): first run "
+            f"{info[0]['wall_s']:.1f} s, peak {info[0]['peak_mb']:,.0f} MB; cached "
+            f"{info[1]['wall_s']:.1f} s, peak {info[1]['peak_mb']:,.0f} MB.",
+        ]
+    for paragraph in verdict(rows, info, info_size):
+        lines += ["", paragraph]
+    lines += [
+        "",
+        f"Machine: {v['cpu_count']} cores, {v['platform']}, Python {v['python']}, numpy "
+        f"{v['numpy']}, DuckDB {v['duckdb']}, pyarrow {v['pyarrow']}, genrec {v['genrec']}; "
+        "1-minute load average during the runs: "
+        + ", ".join(f"{x:.2f}" for x in loads)
+        + " (the machine is shared).",
+    ]
+    write_section("data", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,908 @@
+"""Interactions too large for a pandas frame: scanned with DuckDB, cached as memory-mapped arrays.
+
+:func:`scan_dataset` reads Parquet, CSV or ``::``-separated files with DuckDB and never holds a
+frame of the raw file. Filtering (minimum rating, one row per repeated pair, the iterative
+k-core) and the dense re-numbering of ids run in SQL, spilling to disk beyond
+``memory_limit``; the result streams in chunks into ``.npy`` files that are then opened with
+``np.load(mmap_mode="r")``. The user x item CSR matrix is written the same way (``indptr`` from
+per-user counts, ``indices`` filled a block of users at a time), so :attr:`Dataset.user_items`
+of twenty million interactions costs no copy. Splits made of the opened dataset are stored in
+the cache too (:class:`SplitStore`), so a second run neither scans nor splits again.
+
+The result equals the in-memory path on the same files: the same interaction order (the files
+in the order given, rows in file order), vocabularies in first-seen order over the unfiltered
+rows (what ``Dataset.from_interactions`` followed by :mod:`~genrec.data.filters` gives), the same
+values, timestamps and catalog. Every splitter of :mod:`~genrec.data.splits` therefore gives the
+same split on either.
+
+Cache layout (``cache_dir/scans/<name>-<key>/``)::
+
+    manifest.json        written last: the key, the sizes, every array's dtype, shape and size
+    user_ids.npy ...     vocabularies (int64, or fixed-width text), in index order
+    user_idx.npy ...     (n,) int64 user_idx, item_idx, timestamp; float32 value
+    time_order.npy       (n,) int64: by user, then time, ties in file order
+    csr_indptr.npy ...   the binary user x item CSR (int32 or int64 indices)
+    splits/<key>/        stored splits: code.npy (int8 part of each interaction), info.json
+
+The key is a sha256 of every source file's path, size and modification time and of the filter
+settings, so an edited file or another filter builds a new folder. A folder is written in a
+staging folder and renamed into place (:func:`genrec.io.atomic_folder`); a folder whose
+manifest is unreadable or whose arrays do not match it (missing, another size or shape,
+another sha256 for arrays up to ``HASH_ALWAYS_BYTES``) is rebuilt with a warning, never used.
+
+Example:
+    >>> import tempfile, pyarrow as pa, pyarrow.parquet as pq
+    >>> from pathlib import Path
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> pq.write_table(pa.table({"u": [1, 1, 2], "i": [5, 6, 5]}), tmp / "log.parquet")
+    >>> source = ScanSource((tmp / "log.parquet",), user="u", item="i", name="log")
+    >>> scan_dataset(source, cache_dir=tmp / "cache")
+    Dataset('log', users=2, items=2, interactions=3)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from genrec.data.dataset import (
+    STARS_LIKED,
+    Dataset,
+    ItemCatalog,
+    Table,
+    first_rows,
+    object_array,
+)
+from genrec.data.vocabulary import Vocabulary
+from genrec.errors import ConfigError, DataError, require
+from genrec.io import atomic_folder, atomic_write
+
+__all__ = [
+    "AUTO_ROWS",
+    "ENGINES",
+    "ScanSource",
+    "SplitStore",
+    "cache_problem",
+    "choose_engine",
+    "is_parquet_folder",
+    "open_scan",
+    "parquet_folder",
+    "parquet_item_table",
+    "read_in_memory",
+    "scan_dataset",
+]
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "pandas", "duckdb")
+# engine="auto" scans with DuckDB above this many interactions (Parquet metadata) or, for text
+# files, above AUTO_TEXT_BYTES.
+AUTO_ROWS = 2_000_000
+AUTO_TEXT_BYTES = 64 * 2**20
+CACHE_FORMAT = 1
+HASH_ALWAYS_BYTES = 64 * 2**20  # arrays up to this size are hashed on every open
+CHUNK_ROWS = 1 << 20  # rows per batch streamed from DuckDB into the arrays
+MANIFEST = "manifest.json"
+SPLITS = "splits"  # the folder of stored splits inside a scan cache
+ARRAYS = (
+    "user_ids",
+    "item_ids",
+    "user_idx",
+    "item_idx",
+    "value",
+    "timestamp",
+    "time_order",
+    "user_counts",
+    "item_counts",
+    "csr_indptr",
+    "csr_indices",
+)
+
+
+@dataclass(frozen=True)
+class ScanSource:
+    """Interaction files and the names of their columns.
+
+    Args:
+        files: Parquet files (``.parquet``/``.pq``) or delimited text files, read in this order.
+        user, item: the id columns (integers or strings).
+        rating: the value column; None means implicit feedback (1.0).
+        timestamp: the column of seconds since the epoch; None gives zeros.
+        sep: the field separator of text files (``","``, ``"\\t"``, ``"::"``); None for Parquet.
+        header: text files start with a header line naming the columns; without one, ``names``
+            gives them.
+        names: column names of header-less text files.
+        tables: a function returning ``(items, users)``, each ``(ids, columns)`` of an item or
+            user table or ``(None, None)`` (see :meth:`Dataset.from_interactions`); read on
+            every open (tables are small), not cached. E.g. :func:`parquet_item_table`.
+        name: the dataset label.
+        positive_threshold: see :class:`Dataset`.
+        text_fields: the catalog columns a text encoder renders.
+    """
+
+    files: tuple[Path, ...]
+    user: str
+    item: str
+    rating: str | None = None
+    timestamp: str | None = None
+    sep: str | None = None
+    header: bool = True
+    names: tuple[str, ...] = ()
+    tables: Callable[[], tuple[tuple, tuple]] | None = None
+    name: str = "data"
+    positive_threshold: float | None = None
+    text_fields: tuple[str, ...] = field(default=("title", "genres", "description"))
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Role -> column name for the columns given (user, item, rating, timestamp)."""
+        roles = {"user": self.user, "item": self.item, "rating": self.rating}
+        roles["timestamp"] = self.timestamp
+        return {role: col for role, col in roles.items() if col is not None}
+
+
+def parquet_folder(folder, *, name: str | None = None) -> ScanSource:
+    """The source of a folder laid out as ``interactions/part-*.parquet`` (``user_id``,
+    ``item_id``, ``rating``, ``timestamp``) beside an optional ``items.parquet`` (``item_id``,
+    ``title``, ``genres`` separated by ``|``, ``description``); parts are read in name order.
+
+    Raises:
+        DataError: no ``interactions/*.parquet`` in ``folder``.
+    """
+    folder = Path(folder)
+    parts = tuple(sorted((folder / "interactions").glob("*.parquet")))
+    if not parts:
+        raise DataError(
+            f"{folder} holds no interactions/*.parquet; expected the layout "
+            "interactions/part-*.parquet (+ items.parquet) written by `genrec data synth`"
+        )
+    items = folder / "items.parquet"
+    return ScanSource(
+        parts,
+        user="user_id",
+        item="item_id",
+        rating="rating",
+        timestamp="timestamp",
+        tables=partial(parquet_item_table, items, key="item_id") if items.is_file() else None,
+        name=name or folder.name,
+        positive_threshold=STARS_LIKED,
+    )
+
+
+def is_parquet_folder(folder) -> bool:
+    """True when ``folder`` has the layout :func:`parquet_folder` reads."""
+    folder = Path(folder)
+    return folder.is_dir() and any((folder / "interactions").glob("*.parquet"))
+
+
+def choose_engine(source: ScanSource, engine: str = "auto") -> str:
+    """``"pandas"`` or ``"duckdb"``: ``engine`` itself, or for ``"auto"`` DuckDB when the source
+    holds more than :data:`AUTO_ROWS` interactions (Parquet) or :data:`AUTO_TEXT_BYTES` (text).
+
+    Raises:
+        ConfigError: ``engine`` is not one of :data:`ENGINES`.
+    """
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine != "auto":
+        return engine
+    if source.sep is None:
+        return "duckdb" if _parquet_rows(source.files) > AUTO_ROWS else "pandas"
+    size = sum(p.stat().st_size for p in source.files if p.is_file())
+    return "duckdb" if size > AUTO_TEXT_BYTES else "pandas"
+
+
+# ---- the in-memory path (the reference the scan must equal) -----------------------------------
+def read_in_memory(source: ScanSource) -> Dataset:
+    """The same data through pandas and ``Dataset.from_interactions`` (all rows in memory).
+
+    Raises:
+        DataError: as :func:`scan_dataset` (unreadable file, missing column, missing id).
+    """
+    import pandas as pd
+
+    _check_files(source)
+    frames = []
+    for path in source.files:
+        if source.sep is None:
+            frame = pd.read_parquet(path, columns=list(source.columns.values()))
+        else:
+            frame = pd.read_csv(
+                path,
+                sep=source.sep,
+                header=0 if source.header else None,
+                names=None if source.header else list(source.names),
+                dtype={source.user: str, source.item: str},
+                engine="python" if len(source.sep) > 1 else "c",
+            )
+        _check_frame(frame, source, path)
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
+    (item_ids, item_rows), (user_ids, user_rows) = _tables(source)
+    return Dataset.from_interactions(
+        frame[source.user].to_numpy(),
+        frame[source.item].to_numpy(),
+        frame[source.rating].to_numpy() if source.rating else None,
+        frame[source.timestamp].to_numpy() if source.timestamp else None,
+        item_rows=item_rows,
+        item_row_ids=item_ids,
+        user_rows=user_rows,
+        user_row_ids=user_ids,
+        text_fields=source.text_fields,
+        name=source.name,
+        positive_threshold=source.positive_threshold,
+    )
+
+
+def _check_frame(frame, source: ScanSource, path: Path) -> None:
+    for role, column in source.columns.items():
+        missing = frame[column].isna().to_numpy()
+        if missing.any():
+            raise DataError(
+                f"{path}: column {column!r} ({role}) is empty or NaN in {int(missing.sum())} "
+                f"row(s) (first at row {int(np.argmax(missing))}); drop or fill those rows"
+            )
+
+
+# ---- the out-of-core path ---------------------------------------------------------------------
+def scan_dataset(
+    source: ScanSource,
+    *,
+    cache_dir,
+    min_rating: float | None = None,
+    dedup: bool = False,
+    k_core: int | None = None,
+    memory_limit: str = "1GB",
+    threads: int | None = None,
+) -> Dataset:
+    """The filtered dataset of ``source``, built once with DuckDB and opened from its cache.
+
+    Filters apply in the order of :func:`~genrec.data.sources.load_dataset`: ``min_rating``
+    (keep values >= it), ``dedup`` (the latest row of a repeated pair), ``k_core`` (users and
+    items with at least that many interactions). The result equals
+    ``read_in_memory(source)`` filtered by :mod:`~genrec.data.filters` the same way.
+
+    Args:
+        source: the files and their columns.
+        cache_dir: the cache root; the dataset goes to ``cache_dir/scans/<name>-<key>/``.
+        min_rating, dedup, k_core: the filters.
+        memory_limit: DuckDB's memory limit while building (it spills to disk beyond it).
+        threads: DuckDB threads while building (default: DuckDB's own choice).
+
+    Raises:
+        DataError: an unreadable file, a missing column, a missing (NULL or NaN) id, value or
+            timestamp (naming the file and column), or filters that leave nothing.
+        MissingExtraError: DuckDB is not installed (``pip install 'genrec[scale]'``).
+    """
+    settings = _settings(min_rating=min_rating, dedup=dedup, k_core=k_core)
+    folder = cache_folder(source, settings, cache_dir=cache_dir)
+    tables = _tables(source)  # small; read first so that a bad table fails before the build
+    if folder.exists():
+        problem = cache_problem(folder)
+        if problem is None:
+            return open_scan(folder, source, tables=tables)
+        log.warning("the scan cache %s is damaged (%s); building it again", folder, problem)
+    _check_files(source)
+    _build(folder, source, settings, memory_limit=memory_limit, threads=threads)
+    return open_scan(folder, source, tables=tables)
+
+
+def _settings(*, min_rating, dedup: bool, k_core) -> dict:
+    if min_rating is not None and not np.isfinite(float(min_rating)):
+        raise ConfigError(f"min_rating must be a finite number, got {min_rating!r}")
+    if k_core is not None and (
+        isinstance(k_core, bool) or not isinstance(k_core, (int, np.integer)) or k_core < 1
+    ):
+        raise ConfigError(f"k_core: k must be an int >= 1, got {k_core!r}")
+    return {
+        "min_rating": None if min_rating is None else float(min_rating),
+        "dedup": bool(dedup),
+        "k_core": None if k_core is None else int(k_core),
+    }
+
+
+def cache_folder(source: ScanSource, settings: dict, *, cache_dir) -> Path:
+    """``cache_dir/scans/<name>-<key>``: the key hashes the files' paths, sizes and times, the
+    columns and ``settings``; any change to them names another folder."""
+    stamp = []
+    for path in source.files:
+        try:
+            st = Path(path).stat()
+        except OSError:
+            raise DataError(f"{path}: no such file; check the path") from None
+        stamp.append([str(Path(path).resolve()), st.st_size, st.st_mtime_ns])
+    key = {
+        "format": CACHE_FORMAT,
+        "files": stamp,
+        "columns": source.columns,
+        "sep": source.sep,
+        "header": source.header,
+        "names": list(source.names),
+        "settings": settings,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in source.name)
+    return Path(cache_dir) / "scans" / f"{safe}-{digest}"
+
+
+# ---- checks of the source files ---------------------------------------------------------------
+def _check_files(source: ScanSource) -> None:
+    """Every file exists; Parquet files are readable and have every column, of a usable type.
+    Raises DataError naming the file and the column."""
+    if not source.files:
+        raise DataError("no interaction files given; pass at least one file")
+    for path in source.files:
+        if not Path(path).is_file():
+            raise DataError(f"{path}: no such file; check the path")
+        if source.sep is None:
+            _check_schema(_parquet_schema(path), source, shown=path)
+
+
+def _check_schema(schema, source: ScanSource, *, shown: Path) -> None:
+    """DataError naming ``shown`` when ``schema`` lacks a column of ``source`` or holds ids
+    that are neither integers nor strings, or values and times that are not numbers."""
+    import pyarrow as pa
+
+    for role, column in source.columns.items():
+        if column not in schema.names:
+            raise DataError(
+                f"{shown}: no column {column!r} ({role}); its columns are "
+                f"{', '.join(schema.names)}; pass {role}=<one of them>"
+            )
+        kind = schema.field(column).type
+        if role in ("user", "item"):
+            ok, want = pa.types.is_integer(kind) or _is_text(kind), "integers or strings"
+        else:
+            ok, want = pa.types.is_integer(kind) or pa.types.is_floating(kind), "numbers"
+        if not ok:
+            fix = "seconds since the epoch" if role == "timestamp" else want
+            raise DataError(
+                f"{shown}: column {column!r} ({role}) holds {kind}; it must hold {want}: "
+                f"convert it to {fix} before scanning"
+            )
+
+
+def _parquet_schema(path: Path):
+    pq = require("pyarrow.parquet", "parquet")
+    try:
+        return pq.read_schema(path)
+    except Exception as exc:  # pyarrow raises its own exception types
+        raise DataError(f"{path}: not a readable Parquet file ({exc}); re-export it") from None
+
+
+def _is_text(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _is_float(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_floating(kind)
+
+
+def _parquet_rows(files: Sequence[Path]) -> int:
+    pq = require("pyarrow.parquet", "parquet")
+    total = 0
+    for path in files:
+        try:
+            total += pq.ParquetFile(path).metadata.num_rows
+        except Exception as exc:
+            raise DataError(f"{path}: not a readable Parquet file ({exc}); re-export it") from None
+    return total
+
+
+def _tables(source: ScanSource) -> tuple[tuple, tuple]:
+    """``(items, users)`` of ``source.tables``, each ``(ids, columns)`` or ``(None, None)``."""
+    return ((None, None), (None, None)) if source.tables is None else source.tables()
+
+
+def parquet_item_table(path, *, key: str = "item_id") -> tuple[tuple, tuple]:
+    """``((ids, columns), (None, None))`` of a Parquet item table: every column but ``key``
+    under its own name, ``genres`` split on ``|`` into tuples.
+
+    Raises:
+        DataError: an unreadable file or no ``key`` column.
+    """
+    pq = require("pyarrow.parquet", "parquet")
+    schema = _parquet_schema(path)
+    if key not in schema.names:
+        raise DataError(
+            f"{path}: no column {key!r} (item ids); its columns are "
+            f"{', '.join(schema.names)}; name the id column {key!r}"
+        )
+    table = pq.read_table(path)
+    ids = np.asarray([str(x) for x in table.column(key).to_pylist()], dtype=object)
+    columns = {}
+    for name in table.column_names:
+        if name == key:
+            continue
+        values = table.column(name).to_pylist()
+        if name == "genres":
+            values = [() if v is None else tuple(g for g in str(v).split("|") if g) for v in values]
+        columns[name] = object_array(values)
+    return (ids, columns), (None, None)
+
+
+# ---- building ---------------------------------------------------------------------------------
+def _build(folder: Path, source: ScanSource, settings: dict, *, memory_limit, threads) -> None:
+    """Scan, filter and re-number with DuckDB; stream the arrays into a staged folder."""
+    duckdb = require("duckdb", "scale")
+    started = time.perf_counter()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=folder.parent))
+    try:
+        con = duckdb.connect(
+            config={
+                "memory_limit": memory_limit,
+                "temp_directory": str(spill),
+            }
+            | ({"threads": threads} if threads else {})
+        )
+        try:
+            con.execute("SET enable_progress_bar = false")
+            with atomic_folder(folder, owned=_owned(), what="scan cache") as stage:
+                scanned = source
+                if source.sep is not None:
+                    scanned = _text_to_parquet(con, source, spill)
+                _raw_view(con, scanned)
+                _check_missing(con, source)
+                counts = _filter(con, settings, source.name)
+                _number(con)
+                meta = _write_arrays(con, stage, counts, scratch=spill)
+                meta.update(
+                    format=CACHE_FORMAT,
+                    name=source.name,
+                    settings=settings,
+                    build_seconds=round(time.perf_counter() - started, 2),
+                )
+                _write_manifest(stage, meta)
+        finally:
+            con.close()
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _owned() -> list[str]:
+    return [f"{name}.npy" for name in ARRAYS] + [MANIFEST, SPLITS]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _text_to_parquet(con, source: ScanSource, spill: Path) -> ScanSource:
+    """Delimited files copied into Parquet files in file order (ids kept as text, values and
+    times as numbers), so that rows can be numbered by ``file_row_number``."""
+    files = []
+    types = {source.user: "VARCHAR", source.item: "VARCHAR"}
+    types |= {c: "DOUBLE" for c in (source.rating, source.timestamp) if c is not None}
+    typed = "{" + ", ".join(f"{_literal(c)}: {_literal(t)}" for c, t in types.items()) + "}"
+    for k, path in enumerate(source.files):
+        out = spill / f"text-{k}.parquet"
+        csv = f"read_csv({_literal(str(path))}, sep={_literal(source.sep)}, "
+        csv += f"header={'true' if source.header else 'false'}"
+        if not source.header:
+            csv += ", names=[" + ", ".join(_literal(n) for n in source.names) + "]"
+        described = _text_query(con, f"DESCRIBE SELECT * FROM {csv})", path, source.sep)
+        names = [row[0] for row in described]
+        for role, column in source.columns.items():
+            if column not in names:
+                raise DataError(
+                    f"{path}: no column {column!r} ({role}); its columns are "
+                    f"{', '.join(names)}; pass {role}=<one of them>"
+                )
+        copy = (
+            f"COPY (SELECT * FROM {csv}, types={typed})) TO {_literal(str(out))} (FORMAT parquet)"
+        )
+        _text_query(con, copy, path, source.sep)
+        _check_schema(_parquet_schema(out), source, shown=path)
+        files.append(out)
+    return replace(source, files=tuple(files), sep=None)
+
+
+def _text_query(con, query: str, path: Path, sep: str) -> list:
+    """The rows of ``query`` over the text file ``path``; DataError naming it on failure."""
+    try:
+        return con.sql(query).fetchall() if query.startswith("DESCRIBE") else con.execute(query)
+    except Exception as exc:  # duckdb raises its own exception types
+        raise DataError(
+            f"{path}: cannot be read as {sep!r}-separated ({_first_line(exc)})"
+        ) from None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _raw_view(con, source: ScanSource) -> None:
+    """View ``raw(pos, file, row, u, i, r, t)``: every row; ``pos`` is its place in the files'
+    order, ``row`` its place in its file."""
+    rows = [_parquet_rows([p]) for p in source.files]
+    offsets = np.r_[0, np.cumsum(rows)[:-1]]
+    values = ", ".join(
+        f"({_literal(str(p))}, {int(o)}, {k})"
+        for k, (p, o) in enumerate(zip(source.files, offsets))
+    )
+    con.execute("CREATE TEMP TABLE offsets(filename VARCHAR, start BIGINT, k INTEGER)")
+    con.execute(f"INSERT INTO offsets VALUES {values}")
+    files = "[" + ", ".join(_literal(str(p)) for p in source.files) + "]"
+    r = _quote(source.rating) if source.rating else "1.0"
+    t = "0"
+    if source.timestamp:
+        t = _quote(source.timestamp)
+        if _is_float(_parquet_schema(source.files[0]).field(source.timestamp).type):
+            # floored like the in-memory path; NaN, infinite or beyond int64 become NULL
+            t = f"CASE WHEN isfinite({t}) AND abs({t}) < 9.2e18 THEN floor({t}) END"
+    con.execute(
+        f"""CREATE TEMP VIEW raw AS
+        SELECT o.start + s.file_row_number AS pos, o.k AS file, s.file_row_number AS row,
+               s.{_quote(source.user)} AS u, s.{_quote(source.item)} AS i,
+               CAST({r} AS DOUBLE) AS r, CAST({t} AS BIGINT) AS t
+        FROM read_parquet({files}, file_row_number=true, filename=true) s
+        JOIN offsets o ON s.filename = o.filename"""
+    )
+
+
+def _check_missing(con, source: ScanSource) -> None:
+    """DataError naming the first file and column with a NULL (or NaN) id, value or time; one
+    pass over the files counts every column's missing values per file."""
+    checks = {"user": "u IS NULL", "item": "i IS NULL", "timestamp": "t IS NULL"}
+    checks["rating"] = "r IS NULL OR isnan(r) OR isinf(r)"
+    roles = list(source.columns)
+    counted = ", ".join(
+        f"count(*) FILTER (WHERE {checks[role]}), min(row) FILTER (WHERE {checks[role]})"
+        for role in roles
+    )
+    per_file = con.sql(f"SELECT file, {counted} FROM raw GROUP BY file ORDER BY file").fetchall()
+    for file, *found in per_file:
+        for k, role in enumerate(roles):
+            count, first = found[2 * k], found[2 * k + 1]
+            if count:
+                raise DataError(
+                    f"{source.files[file]}: column {source.columns[role]!r} ({role}) is empty, "
+                    f"NaN or infinite in {count} row(s) (first at row {first}); drop or fill "
+                    "those rows"
+                )
+
+
+def _filter(con, settings: dict, name: str) -> dict:
+    """Table ``cur`` of the rows that pass the filters; returns the rows before and after."""
+    where = ""
+    if settings["min_rating"] is not None:  # in float32, as Dataset.value >= min_rating compares
+        where = f"WHERE CAST(r AS FLOAT) >= CAST({settings['min_rating']!r} AS FLOAT)"
+    qualify = (
+        "QUALIFY row_number() OVER (PARTITION BY u, i ORDER BY t DESC, pos DESC) = 1"
+        if settings["dedup"]
+        else ""
+    )
+    con.execute(f"CREATE TEMP TABLE cur AS SELECT pos, u, i, r, t FROM raw {where} {qualify}")
+    before = _one(con, "SELECT count(*) FROM raw")[0]
+    k = settings["k_core"]
+    while k is not None:  # the k-core: drop users and items below k until none is
+        dropped = con.execute(
+            f"""DELETE FROM cur WHERE
+            u IN (SELECT u FROM cur GROUP BY u HAVING count(*) < {k}) OR
+            i IN (SELECT i FROM cur GROUP BY i HAVING count(*) < {k})"""
+        ).fetchall()[0][0]
+        if not dropped:
+            break
+    after = _one(con, "SELECT count(*) FROM cur")[0]
+    if not after:
+        used = ", ".join(f"{key}={v!r}" for key, v in settings.items() if v not in (None, False))
+        raise DataError(
+            f"the filters ({used}) removed every interaction of dataset {name!r} "
+            f"({before} before); loosen them"
+        )
+    return {"rows_read": int(before), "interactions": int(after)}
+
+
+def _number(con) -> None:
+    """Dense indices in first-seen order over the unfiltered rows (what the in-memory path's
+    vocabularies keep after filtering); table ``fin(pos, uidx, iidx, r, t)``."""
+    for key, table in (("u", "umap"), ("i", "imap")):
+        con.execute(
+            f"""CREATE TEMP TABLE {table} AS
+            SELECT {key} AS id, row_number() OVER (ORDER BY first) - 1 AS idx FROM (
+                SELECT {key}, min(pos) AS first FROM raw
+                WHERE {key} IN (SELECT DISTINCT {key} FROM cur) GROUP BY {key})"""
+        )
+    con.execute(
+        """CREATE TEMP TABLE fin AS
+        SELECT c.pos AS pos, um.idx AS uidx, im.idx AS iidx, c.r AS r, c.t AS t
+        FROM cur c JOIN umap um ON c.u = um.id JOIN imap im ON c.i = im.id"""
+    )
+    con.execute("DROP TABLE cur")
+
+
+def _write_arrays(con, stage: Path, counts: dict, *, scratch: Path) -> dict:
+    """Stream vocabularies, interactions, time order and CSR from DuckDB into ``stage``.
+
+    Rows arrive in any order and are scattered to their place in file order (``rank[pos]``);
+    the only sort DuckDB does is the time order (by user, time, file order), from which the
+    CSR is built in numpy, a block of users at a time."""
+    n = counts["interactions"]
+    n_users = _one(con, "SELECT count(*) FROM umap")[0]
+    n_items = _one(con, "SELECT count(*) FROM imap")[0]
+    for table, name in (("umap", "user_ids"), ("imap", "item_ids")):
+        ids = con.execute(f"SELECT id FROM {table} ORDER BY idx").fetchnumpy()["id"]
+        np.save(stage / f"{name}.npy", _storable_ids(ids), allow_pickle=False)
+    rank = _row_of_position(con, counts, scratch)
+    out = {
+        name: _open(stage, name, dtype, n)
+        for name, dtype in (
+            ("user_idx", np.int64),
+            ("item_idx", np.int64),
+            ("value", np.float32),
+            ("timestamp", np.int64),
+            ("time_order", np.int64),
+        )
+    }
+    for _, batch in _batches(con, "SELECT pos, uidx, iidx, CAST(r AS FLOAT) AS r, t FROM fin"):
+        rows = batch["pos"] if rank is None else rank[batch["pos"]]
+        out["user_idx"][rows], out["item_idx"][rows] = batch["uidx"], batch["iidx"]
+        out["value"][rows], out["timestamp"][rows] = batch["r"], batch["t"]
+    for start, batch in _batches(con, "SELECT pos FROM fin ORDER BY uidx, t, pos"):
+        rows = batch["pos"] if rank is None else rank[batch["pos"]]
+        out["time_order"][start : start + len(rows)] = rows
+    del rank
+    user_counts = _chunked_bincount(out["user_idx"], n_users)
+    item_counts = _chunked_bincount(out["item_idx"], n_items)
+    np.save(stage / "user_counts.npy", user_counts, allow_pickle=False)
+    np.save(stage / "item_counts.npy", item_counts, allow_pickle=False)
+    nnz = _write_csr(stage, out, user_counts, n_items=n_items)
+    for arr in out.values():
+        arr.flush()
+    return {**counts, "users": int(n_users), "items": int(n_items), "pairs": int(nnz)}
+
+
+def _row_of_position(con, counts: dict, scratch: Path) -> np.ndarray | None:
+    """(rows read,) row in the result of each kept file position (memory-mapped in
+    ``scratch``); None when every row was kept (the position is the row)."""
+    if counts["interactions"] == counts["rows_read"]:
+        return None
+    kept = np.zeros(counts["rows_read"], bool)
+    for _, batch in _batches(con, "SELECT pos FROM fin"):
+        kept[batch["pos"]] = True
+    rank = _open(scratch, "rank", np.int64, len(kept))
+    np.cumsum(kept, out=rank)
+    rank -= 1
+    return rank
+
+
+def _chunked_bincount(idx: np.ndarray, n: int) -> np.ndarray:
+    counts = np.zeros(n, np.int64)
+    for start in range(0, len(idx), CHUNK_ROWS):
+        counts += np.bincount(idx[start : start + CHUNK_ROWS], minlength=n)
+    return counts
+
+
+def _write_csr(stage: Path, out: dict, user_counts: np.ndarray, *, n_items: int) -> int:
+    """The binary user x item CSR: blocks of whole users (about :data:`CHUNK_ROWS` rows) are
+    read in time order, their (user, item) pairs made unique and sorted, and appended to
+    ``indices``; ``indptr`` comes from the per-user pair counts."""
+    ends = np.cumsum(user_counts)  # (n_users,) end of each user's rows in time order
+    n_users = len(user_counts)
+    per_user = np.zeros(n_users, np.int64)
+    scratch = stage / "csr_indices.part"
+    with open(scratch, "wb") as f:
+        first = 0
+        while first < n_users:
+            start = ends[first - 1] if first else 0
+            last = max(first + 1, int(np.searchsorted(ends, start + CHUNK_ROWS, side="right")))
+            stop = ends[last - 1]
+            rows = out["time_order"][start:stop]
+            keys = np.sort(out["user_idx"][rows] * n_items + out["item_idx"][rows])
+            keys = keys[np.r_[True, keys[1:] != keys[:-1]]]  # np.unique, 100x faster here
+            per_user[first:last] = np.bincount(keys // n_items - first, minlength=last - first)
+            f.write((keys % n_items).astype(np.int64).tobytes())
+            first = last
+    nnz = int(per_user.sum())
+    index_type = np.int32 if nnz < 2**31 and n_items < 2**31 else np.int64
+    indices = _open(stage, "csr_indices", index_type, nnz)
+    pairs = np.memmap(scratch, dtype=np.int64, mode="r", shape=(nnz,))
+    for start in range(0, nnz, CHUNK_ROWS):
+        indices[start : start + CHUNK_ROWS] = pairs[start : start + CHUNK_ROWS]
+    indices.flush()
+    del pairs, indices
+    scratch.unlink()
+    indptr = np.zeros(n_users + 1, index_type)
+    np.cumsum(per_user, out=indptr[1:])
+    np.save(stage / "csr_indptr.npy", indptr, allow_pickle=False)
+    return nnz
+
+
+def _one(con, query: str) -> tuple:
+    """The first row of ``query``'s result, the result read to its end."""
+    rows = con.sql(query).fetchall()
+    return rows[0] if rows else None
+
+
+def _batches(con, query: str):
+    """``(start row, {column: array})`` of ``query``'s result, :data:`CHUNK_ROWS` at a time."""
+    reader = con.sql(query).to_arrow_reader(CHUNK_ROWS)
+    start = 0
+    for batch in reader:
+        columns = {name: batch.column(name).to_numpy() for name in batch.schema.names}
+        yield start, columns
+        start += batch.num_rows
+
+
+def _open(stage: Path, name: str, dtype, n: int) -> np.ndarray:
+    return np.lib.format.open_memmap(stage / f"{name}.npy", mode="w+", dtype=dtype, shape=(n,))
+
+
+def _storable_ids(ids: np.ndarray) -> np.ndarray:
+    """Ids as int64 or as fixed-width text: arrays ``np.load`` reads without pickle."""
+    if ids.dtype.kind in "iu":
+        return ids.astype(np.int64)
+    return np.asarray([str(x) for x in ids], dtype=str)
+
+
+def _write_manifest(stage: Path, meta: dict) -> None:
+    from genrec import __version__
+
+    arrays = {}
+    for name in ARRAYS:
+        path = stage / f"{name}.npy"
+        arr = np.load(path, mmap_mode="r")
+        st = path.stat()
+        entry = {"dtype": arr.dtype.str, "shape": list(arr.shape), "bytes": st.st_size}
+        if st.st_size <= HASH_ALWAYS_BYTES:
+            entry["sha256"] = _sha256(path)
+        arrays[name] = entry
+        del arr
+    meta = {**meta, "arrays": arrays, "genrec_version": __version__}
+    atomic_write(stage / MANIFEST, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---- opening ----------------------------------------------------------------------------------
+def cache_problem(folder) -> str | None:
+    """None when the scan cache ``folder`` matches its manifest, else what is wrong: no readable
+    manifest, an array missing, of another size, dtype or shape, or (arrays up to
+    :data:`HASH_ALWAYS_BYTES`) another sha256."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        arrays = meta["arrays"]
+        if meta.get("format") != CACHE_FORMAT or set(arrays) != set(ARRAYS):
+            return f"{MANIFEST} is of another format"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"no readable {MANIFEST}"
+    for name, want in arrays.items():
+        path = folder / f"{name}.npy"
+        try:
+            if path.stat().st_size != want["bytes"]:
+                return f"{path.name} has {path.stat().st_size} bytes, the manifest says {want['bytes']}"
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            if arr.dtype.str != want["dtype"] or list(arr.shape) != want["shape"]:
+                return f"{path.name} is {arr.dtype.str} {arr.shape}, the manifest says otherwise"
+            if "sha256" in want and _sha256(path) != want["sha256"]:
+                return f"{path.name} differs from its recorded sha256"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return f"{path.name} cannot be read ({type(exc).__name__}: {exc})"
+    return None
+
+
+def open_scan(folder, source: ScanSource | None = None, *, tables=None) -> Dataset:
+    """The Dataset of a built scan cache, its arrays memory-mapped read-only.
+
+    The CSR, counts and time order are taken from the cache rather than computed; ``source``
+    (when given) supplies the label, the threshold and the item and user tables (``tables``,
+    when given, is what ``source.tables()`` returns, read already).
+    """
+    folder = Path(folder)
+    meta = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    arr = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+    users = Vocabulary.from_distinct(_id_strings(arr["user_ids"]), kind="user")
+    items = Vocabulary.from_distinct(_id_strings(arr["item_ids"]), kind="item")
+    catalog = user_table = None
+    if source is not None:
+        (item_ids, item_rows), (user_ids, user_rows) = tables or _tables(source)
+        if item_rows is not None:
+            catalog = ItemCatalog.from_rows(
+                items, *first_rows(item_ids, item_rows, "item"), text_fields=source.text_fields
+            )
+        if user_rows is not None:
+            user_table = Table.from_rows(users, *first_rows(user_ids, user_rows, "user"))
+    data = Dataset(
+        users,
+        items,
+        arr["user_idx"],
+        arr["item_idx"],
+        arr["value"],
+        arr["timestamp"],
+        catalog=catalog,
+        user_table=user_table,
+        name=source.name if source is not None else meta["name"],
+        positive_threshold=None if source is None else source.positive_threshold,
+    )
+    indices = arr["csr_indices"]
+    user_items = sp.csr_matrix(
+        (np.ones(len(indices), np.float32), indices, arr["csr_indptr"]),
+        shape=(len(users), len(items)),
+    )
+    data.split_store = SplitStore(folder / SPLITS, n=len(data))
+    data.preset(
+        user_items=user_items,
+        user_counts=arr["user_counts"],
+        item_counts=arr["item_counts"],
+        time_order=arr["time_order"],
+    )
+    return data
+
+
+class SplitStore:
+    """Splits of one scan cache, kept in its ``splits/`` folder so a second run need not split
+    twenty million interactions again: one folder per split (method and settings), holding the
+    part code of every interaction (``code.npy``, int8) and ``info.json`` (the key, the split's
+    info, whether it has a fold-in part). Written whole or not at all; a stored split that does
+    not read back cleanly is ignored with a warning (and made again).
+    """
+
+    def __init__(self, root, *, n: int):
+        self.root, self.n = Path(root), n
+
+    def _folder(self, key: dict) -> Path:
+        text = json.dumps(key, sort_keys=True, default=list)
+        return self.root / hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    def load(self, key: dict) -> tuple[np.ndarray, dict, bool] | None:
+        """``(code, info, with_fold_in)`` of the stored split made with ``key``, or None."""
+        folder = self._folder(key)
+        if not folder.is_dir():
+            return None
+        try:
+            meta = json.loads((folder / "info.json").read_text(encoding="utf-8"))
+            code = np.load(folder / "code.npy", allow_pickle=False)
+            same_key = meta["key"] == json.loads(json.dumps(key, sort_keys=True, default=list))
+            if not same_key or code.shape != (self.n,) or code.dtype != np.int8:
+                raise ValueError("another split or another size")
+            return code, meta["info"], bool(meta["with_fold_in"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring the stored split in %s (%s); splitting again", folder, exc)
+            return None
+
+    def save(self, key: dict, code: np.ndarray, info: dict, *, with_fold_in: bool) -> None:
+        """Store a split; a cache that cannot be written is left as it is (logged)."""
+        from genrec.io import json_default
+
+        meta = {"key": key, "info": info, "with_fold_in": with_fold_in}
+        try:
+            with atomic_folder(self._folder(key), owned=("code.npy", "info.json")) as stage:
+                np.save(stage / "code.npy", np.asarray(code, np.int8), allow_pickle=False)
+                text = json.dumps(meta, default=json_default)  # info keeps its key order
+                (stage / "info.json").write_text(text, encoding="utf-8")
+        except OSError as exc:
+            log.info("could not store the split in %s: %s", self.root, exc)
+
+
+def _id_strings(ids: np.ndarray) -> np.ndarray:
+    """(n,) object array of the str of each stored id (int64 or fixed-width text)."""
+    if ids.dtype.kind == "U":
+        return ids.astype(object)
+    return np.array(list(map(str, ids.tolist())), dtype=object)
