@@ -136,14 +136,20 @@ def names_arg(parser, value: str, choices, what: str = "model") -> list[str]:
     return names
 
 
-def machine_line(versions: dict, loads: list[float]) -> str:
+def machine_line(versions: dict, loads: list[float], *, device: str = "cpu") -> str:
+    """The machine, versions, thread count, the device the models ran on (``RunOptions.device``
+    of the runs: the CPU unless a script says otherwise; the GPU torch saw is named too) and
+    the load average during the runs."""
     capability = versions.get("cpu_capability")  # float results depend on it (README)
+    gpu = versions.get("gpu")
     return (
         f"Machine: {versions['cpu_count']} cores"
         + (f" ({capability} kernels)" if capability else "")
         + f", {versions['platform']}, Python "
         f"{versions['python']}, torch {versions['torch']}, numpy {versions['numpy']}, genrec "
-        f"{versions['genrec']}; 1 thread; 1-minute load average during the runs: "
+        f"{versions['genrec']}; models on {device}"
+        + (f" (GPU present: {gpu})" if gpu else " (no GPU)")
+        + "; 1 thread; 1-minute load average during the runs: "
         + ", ".join(f"{x:.2f}" for x in loads)
         + "."
     )

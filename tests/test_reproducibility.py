@@ -1,5 +1,6 @@
 """Same seed and thread count, same numbers: the thread count of a run is decided once, used by
-every fit and recorded. (Bit-identical refits of every model: tests/models/contract.py.)"""
+every fit and recorded, and caps the BLAS and OpenMP pools too. (Bit-identical refits of every
+model: tests/models/contract.py.)"""
 
 from __future__ import annotations
 
@@ -67,3 +68,37 @@ def test_explicit_threads_are_used_and_recorded(busy_machine):
     )
     assert ThreadProbe.seen == [2]
     assert result.to_dict()["protocol"]["threads"] == 2
+
+
+def _pool_threads() -> dict[str, int]:
+    """Thread count of each BLAS / OpenMP pool threadpoolctl sees (numpy, scipy, torch)."""
+    from threadpoolctl import threadpool_info
+
+    return {f"{p['user_api']}:{p['filepath']}": p["num_threads"] for p in threadpool_info()}
+
+
+def test_thread_caps_cover_blas_and_openmp_and_are_restored():
+    import scipy.linalg  # noqa: F401 - its OpenBLAS is one of the pools capped
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2):  # a known "before" above the cap on any machine
+        before, torch_before = _pool_threads(), torch.get_num_threads()
+        assert before and set(before.values()) == {2}
+        with RunOptions(threads=1).capped_threads():
+            inside = _pool_threads()
+            assert set(inside) == set(before) and set(inside.values()) == {1}
+            assert torch.get_num_threads() == 1
+        assert _pool_threads() == before
+        assert torch.get_num_threads() == torch_before
+
+
+def test_a_fit_runs_with_blas_capped(busy_machine):
+    seen = []
+
+    class BlasProbe(ThreadProbe):
+        def _fit(self, train, valid, options):
+            seen.append(set(_pool_threads().values()))
+            super()._fit(train, valid, options)
+
+    BlasProbe().fit(planted_clusters().split.train, options=RunOptions(threads=1))
+    assert seen == [{1}]

@@ -285,7 +285,7 @@ def train_and_save(
     notice: Callable[[str], None] = lambda message: None,
 ) -> Recommender:
     """Fit ``model`` on all interactions of ``data`` and save it (with the data's fingerprint,
-    which :meth:`Recommender.fit` records, the seed and thread count it was trained with, plus
+    which :meth:`Recommender.fit` records, the seed, thread count and device it was trained with, plus
     ``metadata``, e.g. the checksum of the data before feedback was added). The folder is checked before training.
 
     In a data-parallel run (:mod:`genrec.distributed`) every rank fits, rank 0 alone saves
@@ -301,11 +301,11 @@ def train_and_save(
         notice(f"training {model.name} on all {len(data)} interactions of {data.name}")
     options = (options or RunOptions()).pinned()
     model.fit(data, options=options)
-    recipe = {"seed": options.seed, "threads": options.threads}  # what reproduces the weights
+    recipe = {"seed": options.seed, "threads": options.threads, "device": options.device}
     if group.world_size > 1:
         recipe["processes"] = group.world_size
     if group.is_main:  # every rank holds the same weights; one writes them
-        model.save(folder, metadata={**dict(metadata or {}), **recipe})
+        model.save(folder, metadata={**dict(metadata or {}), **recipe})  # what reproduces them
     distributed.barrier()  # the others return once the artifact exists
     return model
 

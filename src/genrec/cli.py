@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "threads", None) is not None:
             _threads(args)  # a bad --threads fails before any work
+        if getattr(args, "device", None) is not None:
+            from genrec.options import resolve_device
+
+            resolve_device(args.device)  # so do a bad --device and a GPU this machine lacks
         return args.run(args) or 0
     except GenrecError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -137,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("experiment", type=Path, metavar="FILE")
     run.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
+    _device_arg(run)
     run.add_argument("--quiet", action="store_true", help="no progress output")
     _scale_args(run)
     run.set_defaults(run=_cmd_run)
@@ -599,7 +604,24 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
         help="seed of training (and of the split, unless --split-seed is given)",
     )
     p.add_argument("--threads", type=int, help="torch threads (default: free cores; 1 under CI)")
+    _device_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="where neural models train and score: cpu (default), cuda, cuda:N, mps, or auto "
+        "(a GPU when torch sees one)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="neural training arithmetic: auto (mixed precision on CUDA, float32 on the CPU), "
+        "float32, or bfloat16 (also on the CPU: faster where the CPU has BF16 instructions)",
+    )
 
 
 def _dataset_names() -> str:
@@ -725,6 +747,8 @@ def _run(args, exp) -> int:
         exp,
         cache_dir=_cache_dir(),
         threads=_threads(args),
+        device=getattr(args, "device", None),
+        precision=args.precision,
         progress=not args.quiet,
         say=lambda message: _say(args, message),
         ray=args.ray,
@@ -789,7 +813,9 @@ def _cmd_train(args) -> int:
 
         threads = threads_per_process(total=options.threads, nproc=args.nproc)
         _say(args, f"training in {args.nproc} processes of {threads} thread(s) each")
-        launch(_train_worker, (args, threads), nproc=args.nproc, threads=threads)
+        launch(
+            _train_worker, (args, threads), nproc=args.nproc, threads=threads, device=options.device
+        )
     else:
         _train(args, options)
     print(f"saved {name} to {folder}")
@@ -927,8 +953,12 @@ def _cmd_explain(args) -> int:
     from genrec.pipelines.explain import LMExplainer, TemplateExplainer
     from genrec.text.backends import get_language_model
 
-    threads = _options(args).threads
-    lm = None if args.lm == "template" else get_language_model(args.lm, threads=threads)
+    options = _options(args)
+    lm = (
+        None
+        if args.lm == "template"
+        else get_language_model(args.lm, threads=options.threads, device=options.device)
+    )
     data, filtering = _load(args)
     if data.catalog is None:
         raise ConfigError(f"{data.name} has no item catalog to ground explanations in")
@@ -1029,7 +1059,8 @@ def _planner_lm(args):
         return None
     from genrec.text.backends import get_language_model
 
-    return get_language_model(args.lm, threads=_options(args).threads)
+    options = _options(args)
+    return get_language_model(args.lm, threads=options.threads, device=options.device)
 
 
 def _simulation_table(results: dict) -> str:
@@ -1074,7 +1105,11 @@ def _cmd_tune(args) -> int:
     _say(args, describe_split(split))
     options = _options(args)
     lm = TransformersLM(
-        config.base, dtype=config.dtype, threads=options.threads, cache_dir=_cache_dir()
+        config.base,
+        dtype=config.dtype,
+        threads=options.threads,
+        cache_dir=_cache_dir(),
+        device=options.device,
     )
     result = tune(
         split,
@@ -1157,6 +1192,12 @@ def _cmd_serve(args) -> int:
     from genrec.build import parse_names
     from genrec.serving.app import ServeSettings, serve
 
+    if (args.device or "cpu") != "cpu":
+        raise ConfigError(
+            f"genrec serve runs its models on the CPU (one thread per request), got --device "
+            f"{args.device}; train on a GPU with `genrec train --device {args.device}` and "
+            "serve the saved model without --device"
+        )
     filters = {"min_rating": args.min_rating, "k_core": args.k_core, "dedup": args.dedup or None}
     limits = {
         "max_body_bytes": args.max_body_bytes,
@@ -1284,7 +1325,13 @@ def _load(args):
 def _options(args):
     from genrec.options import RunOptions
 
-    return RunOptions(seed=args.seed, threads=_threads(args), progress=not args.quiet).pinned()
+    return RunOptions(
+        seed=args.seed,
+        threads=_threads(args),
+        progress=not args.quiet,
+        device=getattr(args, "device", None) or "cpu",
+        precision=getattr(args, "precision", "auto"),
+    ).pinned()
 
 
 def _threads(args) -> int | None:

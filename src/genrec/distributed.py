@@ -129,7 +129,7 @@ def all_sum(tensor):
     import torch.distributed as dist
 
     if current().world_size > 1:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        _collective(tensor, lambda t: dist.all_reduce(t, op=dist.ReduceOp.SUM))
     return tensor
 
 
@@ -138,8 +138,21 @@ def broadcast_from_main(tensor):
     import torch.distributed as dist
 
     if current().world_size > 1:
-        dist.broadcast(tensor, src=0)
+        _collective(tensor, lambda t: dist.broadcast(t, src=0))
     return tensor
+
+
+def _collective(tensor, op) -> None:
+    """Run ``op`` on ``tensor`` in place; NCCL works on GPU tensors only, so a CPU tensor goes
+    to the current GPU and back."""
+    import torch.distributed as dist
+
+    if dist.get_backend() != "nccl" or tensor.device.type == "cuda":
+        op(tensor)
+        return
+    moved = tensor.cuda()
+    op(moved)
+    tensor.copy_(moved.cpu())
 
 
 def threads_per_process(*, total: int, nproc: int) -> int:
@@ -229,7 +242,11 @@ def _worker(
     reported = False
     try:
         with process_group(
-            rank=rank, world_size=world_size, init_method=init_method, device=device
+            rank=rank,
+            world_size=world_size,
+            init_method=init_method,
+            device=device,
+            local_rank=rank,  # one machine: GPU i for rank i
         ):
             try:
                 value = target(*args)

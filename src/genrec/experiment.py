@@ -15,6 +15,7 @@ A file (every key but ``[[models]]`` optional; unknown keys are an error)::
     split = "holdout"            # holdout | loo | temporal | cold-users | cold-items
     split_seed = 2020            # seed of the split
     seed = 2020                  # training seed of every model without its own
+    # device = "auto"            # cpu | cuda | cuda:N | mps | auto; --device overrides it
     k = [10, 20]
     # users = 200                # evaluate a seeded sample of test users (slow models)
 
@@ -68,7 +69,7 @@ import numpy as np
 from genrec.build import build_model, parse_names
 from genrec.errors import ConfigError
 from genrec.io import atomic_write, check_writable, json_default
-from genrec.options import RunOptions
+from genrec.options import RunOptions, check_device, resolve_device
 
 SPLITS = ("holdout", "loo", "temporal", "cold-users", "cold-items")
 
@@ -100,6 +101,7 @@ class Experiment:
     description: str = ""
     engine: str = "auto"
     search: Mapping[str, Any] = field(default_factory=dict)  # read by genrec.search
+    device: str | None = None  # where neural models run; None: the CLI's --device, else cpu
 
     def __post_init__(self):
         if not self.models:
@@ -127,6 +129,8 @@ class Experiment:
             raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if not isinstance(self.search, Mapping):
             raise ConfigError(f"[search] must be a table, got {self.search!r}")
+        if self.device is not None:
+            check_device(self.device)
 
     # ---- reading -----------------------------------------------------------------------------
     @classmethod
@@ -167,13 +171,11 @@ class Experiment:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
     def sha256(self) -> str:
-        """Hash of what the experiment does (outputs, description, the search space and the
-        engine, which reads the same data either way, excluded)."""
-        content = {
-            k: v
-            for k, v in self.to_dict().items()
-            if k not in ("outputs", "description", "name", "engine", "search")
-        }
+        """Hash of what the experiment does (outputs, description, the search space, the
+        engine, which reads the same data either way, and the device, which says where it runs
+        as the thread count does, excluded)."""
+        skip = ("outputs", "description", "name", "engine", "search", "device")
+        content = {k: v for k, v in self.to_dict().items() if k not in skip}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
@@ -234,6 +236,8 @@ def run_experiment(
     *,
     cache_dir: str | os.PathLike,
     threads: int | None = None,
+    device: str | None = None,
+    precision: str = "auto",
     progress: bool = True,
     say: Callable[[str], None] = lambda message: None,
     ray: str | None = None,
@@ -241,15 +245,18 @@ def run_experiment(
 ) -> ExperimentRun:
     """Load, filter and split the data, fit and evaluate every model, write the outputs.
 
-    Every model is built (and its config checked) and every output path checked before any data
-    is loaded, so a typo fails in a second rather than after training. ``ray`` (``"local"`` or a
-    cluster address) runs the models as parallel Ray tasks; ``tracker``
+    Every model is built (and its config checked), the device checked and every output path
+    checked before any data is loaded, so a typo fails in a second rather than after training.
+    ``device`` (default: the experiment's ``device``, else ``"cpu"``) is resolved once and
+    recorded in ``protocol.device``; ``precision`` is ``RunOptions.precision``. ``ray``
+    (``"local"`` or a cluster address) runs the models as parallel Ray tasks; ``tracker``
     (:func:`genrec.tracking.open_tracker`) logs each model's run.
     """
     from genrec.data.splits import describe_split, make_split
     from genrec.evaluation.runner import collect_runs, protocol_block
 
     models = {m.label: build_model(m.spec, m.config) for m in exp.models}
+    device = resolve_device(device or exp.device or "cpu")
     for key, path in exp.outputs.items():
         check_writable(
             _report_path(Path(path), ".md") if key == "report" else Path(path),
@@ -264,16 +271,20 @@ def run_experiment(
     split = make_split(data, exp.split, seed=exp.split_seed)
     say(describe_split(split))
     users = sample_test_users(split, exp.users, exp.split_seed)
-    run_options = RunOptions(seed=exp.seed, threads=threads, progress=progress).pinned()
+    run_options = RunOptions(
+        seed=exp.seed, threads=threads, progress=progress, device=device, precision=precision
+    ).pinned()
     say(
-        f"seed {exp.seed}, {run_options.threads} thread(s): the same seeds and thread count "
-        "give the same numbers"
+        f"seed {exp.seed}, {run_options.threads} thread(s) on {device}: the same seeds and "
+        "thread count give the same numbers"
     )
     options = {
         m.label: RunOptions(
             seed=exp.seed if m.seed is None else m.seed,
             threads=run_options.threads,
             progress=progress,
+            device=device,
+            precision=precision,
         )
         for m in exp.models
     }

@@ -13,6 +13,14 @@ L-DiffRec, IRGAN, ListCVAE and GRU4Rec (CE) and different low bits for RecVAE, S
 BERT4Rec, TIGER (all with LayerNorm) and GRU4Rec with BPR-max. The default (``threads=None``)
 follows the machine's load (:func:`free_cores`), so a run is resolved to a fixed count once
 (:meth:`RunOptions.pinned`) and results record it; pass that count to reproduce a run.
+
+Threads: :meth:`RunOptions.capped_threads` caps torch's intra-op pool *and* the BLAS/OpenMP pools
+numpy and scipy call into (through threadpoolctl), so a run on ``n`` threads never
+oversubscribes the machine with a second, uncapped pool; both are restored afterwards.
+
+Device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (CUDA when torch sees a
+GPU, else CPU). :meth:`RunOptions.pinned` resolves ``"auto"`` once and checks that the device
+exists, so every part of a run uses, and its results record, one concrete device.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +36,10 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from genrec.errors import ConfigError
+
+DEVICES = ("cpu", "cuda", "cuda:N", "mps", "auto")  # the accepted forms of RunOptions.device
+PRECISIONS = ("auto", "float32", "bfloat16")  # RunOptions.precision
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps|auto")
 
 
 def free_cores() -> int:
@@ -50,10 +63,17 @@ class RunOptions:
 
     Attributes:
         seed: seed of every random choice (sampling, initialisation, shuffling).
-        device: torch device for models that use torch ("cpu" here).
+        device: torch device of every neural model's weights and batches: one of
+            :data:`DEVICES` (``"auto"``: CUDA when available, else CPU; :meth:`pinned` resolves
+            it). Models without torch ignore it.
         threads: intra-op threads; ``None`` means :func:`free_cores` at the time of use. Part of
             what makes a run reproducible (see the module docstring).
         progress: show progress bars on long work.
+        precision: the arithmetic of neural training's forward passes: ``"auto"`` (mixed
+            precision on CUDA: bfloat16, or float16 with loss scaling; float32 elsewhere),
+            ``"float32"`` (never mixed) or ``"bfloat16"`` (bfloat16 autocast on any device,
+            the CPU included: about 2x faster SASRec epochs on a CPU with AVX-512 BF16, see
+            docs/scale.md). Weights stay float32 in every case.
         on_validation: called as ``on_validation(epoch, value)`` with each validation NDCG@10
             an epoch-based trainer computes (early stopping); hyper-parameter search prunes and
             trackers log through it. An exception it raises stops the fit and propagates.
@@ -63,6 +83,7 @@ class RunOptions:
     device: str = "cpu"
     threads: int | None = None
     progress: bool = False
+    precision: str = "auto"
     on_validation: Callable[[int, float], None] | None = field(default=None, compare=False)
 
     def __post_init__(self):
@@ -75,6 +96,11 @@ class RunOptions:
                 f"threads must be a positive integer (or None: the free cores), "
                 f"got {self.threads!r}"
             )
+        check_device(self.device)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
 
     @property
     def n_threads(self) -> int:
@@ -83,11 +109,18 @@ class RunOptions:
         return self.threads or free_cores()
 
     def pinned(self) -> RunOptions:
-        """These options with ``threads`` decided now (:attr:`n_threads`) when it was ``None``, so
-        every fit of a run uses, and its results record, the same count."""
-        return (
-            self if self.threads is not None else dataclasses.replace(self, threads=self.n_threads)
-        )
+        """These options with ``threads`` decided now (:attr:`n_threads`) when it was ``None`` and
+        ``device`` resolved (:func:`resolve_device`), so every fit of a run uses, and its results
+        record, the same count and device.
+
+        Raises:
+            ConfigError: the device is not available on this machine.
+        """
+        threads = self.n_threads if self.threads is None else self.threads
+        device = resolve_device(self.device)
+        if (threads, device) == (self.threads, self.device):
+            return self
+        return dataclasses.replace(self, threads=threads, device=device)
 
     def track(self, iterable, *, total: int | None = None, desc: str = "", unit: str = "it"):
         """``iterable`` with a progress bar when :attr:`progress` is on."""
@@ -95,15 +128,74 @@ class RunOptions:
 
     def apply_threads(self) -> None:
         """Set torch's intra-op thread count to :attr:`n_threads` for the rest of the process
-        (scripts that own their process; the library uses :meth:`torch_threads`)."""
+        (scripts that own their process; the library uses :meth:`capped_threads`)."""
         import torch
 
         torch.set_num_threads(self.n_threads)
 
-    def torch_threads(self) -> contextlib.AbstractContextManager[None]:
-        """A ``with`` block running on :attr:`n_threads` torch threads, restoring the caller's
-        count after it (``fit`` and evaluation leave process-wide state as they found it)."""
-        return torch_threads(self.n_threads)
+    def capped_threads(self) -> contextlib.AbstractContextManager[None]:
+        """A ``with`` block running on :attr:`n_threads` threads, torch and BLAS/OpenMP alike,
+        restoring the caller's counts after it (``fit`` and evaluation leave process-wide state
+        as they found it). See :func:`capped_threads`."""
+        return capped_threads(self.n_threads)
+
+
+def check_device(device) -> None:
+    """Raise :class:`ConfigError` unless ``device`` is one of the forms in :data:`DEVICES`
+    (whether it exists on this machine is :func:`resolve_device`'s question)."""
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise ConfigError(
+            f"device must be one of {', '.join(DEVICES)}, got {device!r}; "
+            "use --device cpu, or auto to take a GPU when there is one"
+        )
+
+
+def resolve_device(device: str) -> str:
+    """The concrete device ``device`` names on this machine: ``"auto"`` becomes ``"cuda"`` when
+    torch sees a GPU and ``"cpu"`` otherwise; other values are checked and returned as given.
+
+    Raises:
+        ConfigError: CUDA (or device ``cuda:N``, or MPS) was asked for and this machine or torch
+            build lacks it; the message suggests ``--device cpu`` or ``auto``.
+    """
+    check_device(device)
+    if device == "cpu":
+        return device  # no torch import for models that never use it
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ConfigError(
+                "device 'mps' is not available (no Apple GPU, or torch without MPS); "
+                "use --device cpu or --device auto"
+            )
+        return device
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {device!r} asks for CUDA, but this machine has no CUDA GPU (or torch "
+            f"{torch.__version__} is a CPU build); use --device cpu or --device auto"
+        )
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+            f"cuda:0..cuda:{torch.cuda.device_count() - 1}; pick one of them or use --device auto"
+        )
+    return device
+
+
+@contextlib.contextmanager
+def capped_threads(n: int) -> Iterator[None]:
+    """Run the block with torch's intra-op pool and every BLAS/OpenMP pool numpy, scipy and
+    torch loaded (OpenBLAS, MKL, BLIS, libgomp/libomp) capped at ``n`` threads; restore all of
+    them afterwards. Pools are found by threadpoolctl when the block starts, so a library first
+    loaded inside the block is not capped by it."""
+    from threadpoolctl import threadpool_limits
+
+    with torch_threads(n), threadpool_limits(limits=n):
+        yield
 
 
 @contextlib.contextmanager

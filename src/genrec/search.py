@@ -263,7 +263,7 @@ def validation_score(
     seed = options.seed if space.entry.seed is None else space.entry.seed
     fit_options = dataclasses.replace(options, seed=seed, on_validation=on_validation)
     model.fit(split.train, valid=split.valid, options=fit_options)
-    with options.torch_threads():
+    with options.capped_threads():
         result = evaluate_split(
             model, split, "valid", ks=(settings.k,), metrics=(settings.metric_name,)
         )

@@ -107,18 +107,18 @@ def test_generator_negatives_are_harder_than_uniform(fitted, world):
 
 def test_discriminator_training_draws_from_the_generator(world, monkeypatch):
     calls = []
-    original = IRGAN.sample_negatives
+    original = IRGAN._draw_negatives  # sample_negatives without its checks, on G's device
 
     def spy(self, users, n, **kwargs):
         out = original(self, users, n, **kwargs)
         calls.append((len(users), n, out))
         return out
 
-    monkeypatch.setattr(IRGAN, "sample_negatives", spy)
+    monkeypatch.setattr(IRGAN, "_draw_negatives", spy)
     IRGAN({**TINY, "max_epochs": 2, "d_steps": 2}).fit(world.split.train, options=OPTIONS)
     n_active = int((world.split.train.user_counts > 0).sum())
     assert sum(b for b, _, _ in calls) == 2 * 2 * n_active  # every user, each D pass
-    assert all(out.shape == (b, n) for b, n, out in calls)
+    assert all(tuple(out.shape) == (b, n) for b, n, out in calls)
 
 
 def test_sampler_rejects_bad_users(fitted):

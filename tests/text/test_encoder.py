@@ -120,3 +120,12 @@ def test_minilm_encodes_titles_offline():
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     sims = vectors @ vectors.T
     assert sims[0, 1] > sims[0, 2] and sims[0, 1] > 0.8
+
+
+def test_sentence_transformer_device_is_checked_before_loading():
+    from genrec.text.encoder import SentenceTransformerEncoder
+
+    with pytest.raises(ConfigError, match="device must be one of.*got 'gpu'"):
+        SentenceTransformerEncoder(device="gpu")
+    with pytest.raises(ConfigError, match="device must be one of"):
+        get_encoder("minilm", device="tpu")

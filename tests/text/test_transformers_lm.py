@@ -155,6 +155,18 @@ def test_loads_a_saved_model_folder(tmp_path, tiny):
     )
 
 
+def test_device_is_checked_then_resolved_on_first_use():
+    with pytest.raises(ConfigError, match="device must be one of cpu, cuda, cuda:N, mps, auto"):
+        TransformersLM("x", device="gpu")
+    model, tokenizer = tiny_test_model()
+    lm = TransformersLM.wrap(model, tokenizer, threads=1, device="cuda")  # no GPU here
+    with pytest.raises(ConfigError, match="no CUDA GPU.*--device cpu or --device auto"):
+        lm.score(PROMPT, CONTINUATIONS)
+    auto = TransformersLM.wrap(model, tokenizer, threads=1, device="auto")
+    assert np.isfinite(auto.score(PROMPT, CONTINUATIONS).logprob).all()
+    assert str(auto._device) == "cpu" and model.device.type == "cpu"
+
+
 @pytest.mark.parametrize("bad", [{"dtype": "float16"}, {"batch_size": 0}, {"threads": 0}])
 def test_bad_options(bad):
     with pytest.raises(ConfigError):

@@ -172,7 +172,8 @@ def protocol_block(
     **extra,
 ) -> dict:
     """The ``protocol`` block of results.json that :func:`run_benchmark` completes (it adds
-    ``k``, ``n_items``, ``threads``, ``targets`` and ``seed`` when missing).
+    ``k``, ``n_items``, ``threads``, ``device`` (where the neural models ran), ``targets`` and
+    ``seed`` when missing).
 
     Args:
         data: the dataset the split came from (its name and content checksum are recorded).
@@ -280,7 +281,7 @@ def run_model(
             on_fitted(name, model)
         if on_model:
             on_model(name, "evaluate")
-        with options.torch_threads():  # scoring runs on the options' threads, as fit does
+        with options.capped_threads():  # scoring runs on the options' threads, as fit does
             evaluation = evaluate_split(
                 model,
                 split,
@@ -309,13 +310,15 @@ def collect_runs(
     users: Sequence[int] | None = None,
 ) -> BenchmarkResult:
     """The :class:`BenchmarkResult` of finished ``runs`` (in their order) on ``split``, with the
-    protocol block completed (k, seed, n_items, threads, test targets)."""
+    protocol block completed (k, seed, n_items, threads, device, precision, test targets)."""
     protocol = {
         **protocol,
         "k": list(ks),
         "seed": protocol.get("seed", options.seed),
         "n_items": split.train.n_items,
         "threads": options.threads,
+        "device": protocol.get("device", options.device),
+        "precision": protocol.get("precision", options.precision),
         "targets": target_counts(split, "test"),
     }
     sample = None if users is None else np.unique(np.asarray(users, np.int64))
@@ -339,6 +342,8 @@ def library_versions() -> dict:
         "cpu_count": os.cpu_count(),
         # the vector kernels torch dispatched to: float results differ between them
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        # the GPU torch sees (None: none); where the models ran is protocol["device"]
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 
 

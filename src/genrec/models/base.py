@@ -192,7 +192,7 @@ class Recommender:
         options = (options or RunOptions()).pinned()  # one thread count for every part of a fit
         self.n_users_, self.n_items_ = train.n_users, train.n_items
         self.data_fingerprint_ = data_fingerprint(train)
-        with options.torch_threads():  # restored after: fit leaves process-wide state as found
+        with options.capped_threads():  # restored after: fit leaves process-wide state as found
             self._fit(train, valid, options)
         return self
 

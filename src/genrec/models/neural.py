@@ -8,7 +8,9 @@ takes from here is only the plumbing every one of them needs in the same form:
   thread count (see :mod:`genrec.options` for why the thread count matters) and does not
   disturb the caller's random state;
 * :func:`shuffled_batches` and :func:`dense_rows` — training on batches of CSR rows turned into
-  dense (B, n_items) tensors: no per-user Python loops;
+  dense (B, n_items) tensors on the run's device: no per-user Python loops;
+* :func:`torch_device`, :func:`module_device`, :func:`to_numpy` and :class:`MixedPrecision` —
+  the device story (below);
 * :func:`fit_epochs` — the epoch loop with validation NDCG@10 every ``eval_every`` epochs, early
   stopping with ``patience`` and the best epoch's weights restored; it fills ``loss_history_``,
   ``history_``, ``epoch_seconds_``, ``best_epoch_`` and ``epochs_run_`` the same way for every
@@ -23,6 +25,17 @@ takes from here is only the plumbing every one of them needs in the same form:
   replacement (Gumbel top-k), used by every model that can generate users, and
   :func:`with_synthetic_users`, which appends them to a training set for augmentation.
 
+Devices: a fit builds its modules on ``torch_device(options)`` (``RunOptions.device``, resolved)
+and moves every batch there once (``dense_rows(..., device=)``, ``tensor.to(device)``); index
+arrays and random draws made with numpy or a CPU ``torch.Generator`` are built on the CPU and
+moved, so a seed gives the same draws on any device. Scoring runs where the model's weights are
+(:func:`module_device`) and brings each batch's scores back to the CPU once (:func:`to_numpy`).
+Training losses are summed on the device and read once per epoch, never once per batch: a
+``float(loss)`` per step would wait for the GPU at every step. :class:`MixedPrecision` wraps the
+forward pass in ``torch.autocast`` on CUDA (bfloat16 where the GPU supports it, else float16 with
+a gradient scaler) and, unless ``RunOptions.precision = "bfloat16"`` asks for it, does nothing on
+the CPU.
+
 Example:
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -36,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -47,17 +61,96 @@ import scipy.sparse as sp
 from genrec import distributed
 from genrec.data.dataset import Dataset
 from genrec.errors import ArtifactError, ConfigError, DataError
-from genrec.options import RunOptions
+from genrec.options import RunOptions, resolve_device
 
 
 @contextlib.contextmanager
 def seeded(seed: int):
-    """Run the block with torch's global RNG seeded with ``seed``; restore it afterwards."""
+    """Run the block with torch's global RNGs (CPU and every CUDA device) seeded with ``seed``;
+    restore them afterwards."""
     import torch
 
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
         torch.manual_seed(seed)
         yield
+
+
+def torch_device(options: RunOptions):
+    """The ``torch.device`` a fit with ``options`` runs on (``options.device`` resolved).
+
+    Raises:
+        ConfigError: the device is not available on this machine.
+    """
+    import torch
+
+    return torch.device(resolve_device(options.device))
+
+
+def module_device(module):
+    """The device of ``module``'s first parameter or buffer (CPU for a module without any):
+    where scoring runs."""
+    import torch
+
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def to_numpy(tensor) -> np.ndarray:
+    """``tensor`` as a numpy array on the CPU: one device-to-host copy (a no-op on the CPU)."""
+    return tensor.detach().cpu().numpy()
+
+
+class MixedPrecision:
+    """Automatic mixed precision of a training step, as ``RunOptions.precision`` says.
+
+    ``"auto"``: on a CUDA device the forward pass runs under ``torch.autocast`` in bfloat16 when
+    the GPU supports it (no loss scaling needed) and in float16 otherwise, with a ``GradScaler``
+    that scales the loss before ``backward`` and unscales the gradients before the step; on the
+    CPU (and MPS) nothing changes: float32, bit-identical for a seed and thread count.
+    ``"bfloat16"``: bfloat16 autocast on any device; on this machine's CPU (AVX-512 BF16) it
+    made SASRec's epochs 2-2.75x faster at the same NDCG@10 to 3 decimals (docs/scale.md), so it is
+    offered there but not the default. ``"float32"``: never.
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Linear(3, 1)
+        >>> opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        >>> amp = MixedPrecision(torch.device("cpu"))
+        >>> with amp.autocast():
+        ...     loss = net(torch.ones(2, 3)).square().mean()
+        >>> amp.step(loss, opt)
+    """
+
+    def __init__(self, device, *, precision: str = "auto"):
+        import torch
+
+        self.device = torch.device(device)
+        cuda = self.device.type == "cuda"
+        self.enabled = precision == "bfloat16" or (precision == "auto" and cuda)
+        fp16 = self.enabled and precision == "auto" and not torch.cuda.is_bf16_supported()
+        self.dtype = torch.float16 if fp16 else torch.bfloat16
+        self.scaler = torch.amp.GradScaler("cuda") if fp16 else None
+
+    def autocast(self):
+        """A ``with`` block in which the forward pass runs in reduced precision (when on)."""
+        import torch
+
+        if not self.enabled:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def step(self, loss, optimizer) -> None:
+        """``zero_grad``, ``backward`` and ``step`` of ``optimizer`` for ``loss`` (scaled when
+        float16 needs it)."""
+        optimizer.zero_grad()
+        if self.scaler is None:
+            loss.backward()
+            optimizer.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
 
 
 def shuffled_batches(
@@ -95,10 +188,10 @@ class DataParallel:
     gradient on a rank (its shard of a batch was empty) counts as a zero gradient there.
     """
 
-    def __init__(self, module, optimizer, *, seed: int):
+    def __init__(self, module, optimizer, *, seed: int, amp: MixedPrecision | None = None):
         import torch
 
-        self.module, self.optimizer = module, optimizer
+        self.module, self.optimizer, self.amp = module, optimizer, amp
         self.group = distributed.current()
         self.params = [p for p in module.parameters() if p.requires_grad]
         if self.group.world_size > 1:
@@ -122,15 +215,26 @@ class DataParallel:
             else:
                 self.optimizer.zero_grad()
                 self._sync(0)
-                self.optimizer.step()
+                self._step()
 
     def step(self, loss, count: int) -> None:
         """Back-propagate this rank's mean ``loss`` over ``count`` terms, average the gradients
-        over the ranks (weights ``count``) and take one optimiser step."""
+        over the ranks (weights ``count``) and take one optimiser step. With ``amp`` a float16
+        loss is scaled before ``backward``; the ranks average the scaled gradients, so an
+        overflow reaches every rank and all of them skip that step alike."""
+        scaler = self.amp.scaler if self.amp is not None else None
         self.optimizer.zero_grad()
-        loss.backward()
+        (loss if scaler is None else scaler.scale(loss)).backward()
         self._sync(count)
-        self.optimizer.step()
+        self._step()
+
+    def _step(self) -> None:
+        scaler = self.amp.scaler if self.amp is not None else None
+        if scaler is None:
+            self.optimizer.step()
+        else:
+            scaler.step(self.optimizer)
+            scaler.update()
 
     def _sync(self, count: int) -> None:
         """Replace each gradient by the count-weighted mean over the ranks (one all-reduce)."""
@@ -139,8 +243,11 @@ class DataParallel:
         if self.group.world_size == 1:
             return  # a sum over one rank is the identity
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        parts = [g.reshape(-1) * count if count else torch.zeros(g.numel()) for g in grads]
-        flat = torch.cat([*parts, torch.tensor([float(count)])])  # (n_params + 1,)
+        device = grads[0].device  # one device per module (NCCL reduces on the GPU)
+        parts = [
+            g.reshape(-1) * count if count else torch.zeros(g.numel(), device=device) for g in grads
+        ]
+        flat = torch.cat([*parts, torch.tensor([float(count)], device=device)])  # (n_params + 1,)
         distributed.all_sum(flat)
         total = float(flat[-1])
         offset = 0
@@ -149,23 +256,26 @@ class DataParallel:
             p.grad = (flat[offset : offset + n] / max(total, 1.0)).view_as(p).clone()
             offset += n
 
-    def mean(self, total: float, count: int) -> float:
-        """``sum(total) / sum(count)`` over the ranks: an epoch's mean loss (``total`` is this
-        rank's sum of per-term losses, ``count`` its number of terms)."""
+    def mean(self, total, count: int) -> float:
+        """``sum(total) / sum(count)`` over the ranks: an epoch's mean loss (``total``, a number
+        or a one-element tensor, is this rank's sum of per-term losses, ``count`` its number of
+        terms). Reads ``total`` once: call it once per epoch."""
         import torch
 
         if self.group.world_size == 1:
-            return total / max(count, 1)
-        both = distributed.all_sum(torch.tensor([total, float(count)], dtype=torch.float64))
+            return float(total) / max(count, 1)
+        both = distributed.all_sum(torch.tensor([float(total), float(count)], dtype=torch.float64))
         return float(both[0]) / max(float(both[1]), 1.0)
 
 
-def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray | None = None):
-    """(B, n_cols) float32 torch tensor of the CSR ``matrix`` rows ``rows`` (all when None)."""
+def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray | None = None, *, device=None):
+    """(B, n_cols) float32 torch tensor of the CSR ``matrix`` rows ``rows`` (all when None), on
+    ``device`` (default: the CPU)."""
     import torch
 
     part = matrix if rows is None else matrix[rows]
-    return torch.from_numpy(np.asarray(part.toarray(), dtype=np.float32))
+    dense = torch.from_numpy(np.asarray(part.toarray(), dtype=np.float32))
+    return dense if device is None else dense.to(device, non_blocking=True)
 
 
 def fit_epochs(

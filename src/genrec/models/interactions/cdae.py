@@ -54,12 +54,16 @@ import numpy as np
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     DataParallel,
+    MixedPrecision,
     copy_state,
     dense_rows,
     fit_epochs,
     load_module_state,
+    module_device,
     module_state,
     seeded,
+    to_numpy,
+    torch_device,
 )
 
 _ACTIVATIONS = ("sigmoid", "identity", "relu", "tanh")
@@ -176,24 +180,29 @@ class CDAE(Recommender):
         self.trained_users_ = np.diff(user_items.indptr) > 0
         active = np.flatnonzero(self.trained_users_)  # (U',) users with a history
         rng = np.random.default_rng(options.seed)  # shuffling
+        device = torch_device(options)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
-            self.module_ = _build_module(train.n_users, train.n_items, cfg)
+            self.module_ = _build_module(train.n_users, train.n_items, cfg).to(device)
             opt = torch.optim.Adam(self.module_.parameters(), lr=cfg.lr)
+            dp = DataParallel(self.module_, opt, seed=options.seed, amp=amp)
             n_trained = len(active)
-            dp = DataParallel(self.module_, opt, seed=options.seed)
 
             def run_epoch(epoch: int) -> float:
                 self.module_.train()
-                total, count = 0.0, 0
+                total, count = torch.zeros((), dtype=torch.float64, device=device), 0
                 for batch in dp.batches(len(active), cfg.batch_size, rng):
                     users = active[batch]
-                    loss = self._batch_loss(dense_rows(user_items, users), torch.from_numpy(users))
-                    if cfg.reg > 0:
-                        loss = loss + self._penalty(torch.from_numpy(users), n_trained)
+                    rows = dense_rows(user_items, users, device=device)  # (B, I)
+                    user_idx = torch.from_numpy(users).to(device)  # (B,)
+                    with amp.autocast():
+                        loss = self._batch_loss(rows, user_idx)
+                        if cfg.reg > 0:
+                            loss = loss + self._penalty(user_idx, n_trained)
                     dp.step(loss, len(users))
-                    total, count = total + loss.item() * len(users), count + len(users)
+                    total, count = total + loss.detach() * len(users), count + len(users)
                 self.module_.eval()
-                return dp.mean(total, count)
+                return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
                 self,
@@ -243,13 +252,15 @@ class CDAE(Recommender):
         import torch
 
         known = np.zeros(histories.shape[0], bool) if users is None else self.trained_users_[users]
+        device = module_device(self.module_)
         with torch.no_grad():
-            user_vecs = torch.zeros(histories.shape[0], self.config.hidden)  # (B, H)
+            user_vecs = torch.zeros(histories.shape[0], self.config.hidden, device=device)  # (B, H)
             if known.any():
-                user_vecs[torch.from_numpy(known)] = self.module_.user_vectors(
-                    torch.from_numpy(users[known])
+                user_vecs[torch.from_numpy(known).to(device)] = self.module_.user_vectors(
+                    torch.from_numpy(users[known]).to(device)
                 )
-            return self.module_(dense_rows(histories), user_vecs).numpy()  # (B, I)
+            rows = dense_rows(histories, device=device)  # (B, I)
+            return to_numpy(self.module_(rows, user_vecs))  # (B, I)
 
     # ---- persistence -------------------------------------------------------------------------
     def _state(self):

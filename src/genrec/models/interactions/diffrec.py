@@ -57,13 +57,17 @@ from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     DataParallel,
+    MixedPrecision,
     copy_state,
     dense_rows,
     draw_profiles,
     fit_epochs,
     load_module_state,
+    module_device,
     module_state,
     seeded,
+    to_numpy,
+    torch_device,
 )
 
 UNIFORM_MIX = 0.001  # share of the uniform distribution mixed into the importance weights
@@ -213,6 +217,12 @@ class Diffusion:
         self.coef_xt = as_t((1 - abar_prev) * np.sqrt(1 - beta) / (1 - abar))  # ... on x_t
         self.post_std = as_t(np.sqrt(beta * (1 - abar_prev) / (1 - abar)))  # 0 at t = 1
 
+    def to(self, device) -> Diffusion:
+        """Move the schedule's tensors to ``device`` (in place; a no-op when already there)."""
+        for name in ("sqrt_abar", "sqrt_1m_abar", "weight", "coef_x0", "coef_xt", "post_std"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
     def q_sample(self, x0, t_idx, noise):
         """x_t (B, D) for x0 (B, D) at step indices ``t_idx`` (B,) (0-based) with ``noise``."""
         return self.sqrt_abar[t_idx, None] * x0 + self.sqrt_1m_abar[t_idx, None] * noise
@@ -225,7 +235,7 @@ class Diffusion:
         import torch
 
         for k in range(self.steps - 1, -1, -1):
-            t_idx = torch.full((x_t.shape[0],), k, dtype=torch.long)
+            t_idx = torch.full((x_t.shape[0],), k, dtype=torch.long, device=x_t.device)
             x0_hat = denoise(x_t, t_idx)  # (B, D)
             if k == 0:
                 return x0_hat  # the posterior mean at t = 1 is x0_hat itself
@@ -277,7 +287,8 @@ def step_embedding(t_idx, size: int):
     import torch
 
     half = size // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+    steps = torch.arange(half, dtype=torch.float32, device=t_idx.device)
+    freqs = torch.exp(-math.log(10000.0) * steps / half)
     args = (t_idx.float() + 1)[:, None] * freqs[None, :]  # (B, half)
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
     return torch.nn.functional.pad(emb, (0, size - 2 * half))
@@ -320,16 +331,21 @@ def build_denoiser(
 
 def diffusion_loss(diffusion: Diffusion, sampler: StepSampler, denoise, x0, *, reweight: bool):
     """``(loss, x0_hat)``: the importance-weighted x0 loss of a batch x0 (B, D) (and the
-    denoiser's x0_hat (B, D)); updates ``sampler`` with the per-row weighted losses."""
+    denoiser's x0_hat (B, D)); updates ``sampler`` with the per-row weighted losses.
+
+    The steps are drawn on the CPU and moved to x0's device; the (B,) per-row losses come back
+    to the CPU once per batch for the sampler's history (the one host copy of a training step:
+    the importance sampling of the next batch needs them)."""
     import torch
 
-    t_idx, p_t = sampler.sample(x0.shape[0])
+    t_cpu, p_t = sampler.sample(x0.shape[0])
+    t_idx, p_t = t_cpu.to(x0.device), p_t.to(x0.device)
     x_t = diffusion.q_sample(x0, t_idx, torch.randn_like(x0))
     x0_hat = denoise(x_t, t_idx)
     per_row = (x0_hat - x0).pow(2).mean(dim=1)  # (B,)
     if reweight:
         per_row = diffusion.weight[t_idx] * per_row
-    sampler.update(t_idx.numpy(), per_row.detach().double().numpy())
+    sampler.update(t_cpu.numpy(), to_numpy(per_row.double()))
     return (per_row / (p_t * diffusion.steps)).mean(), x0_hat
 
 
@@ -371,25 +387,28 @@ class DiffRec(Recommender):
         rows = np.flatnonzero(np.diff(user_items.indptr) > 0)
         self.train_lengths_ = np.diff(user_items.indptr)[rows].astype(np.int64)
         self.noise_seed_ = int(rng.integers(2**31))
+        device = torch_device(options)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
-            self._build()
+            self._build(device)
             net = self.denoiser_
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            dp = DataParallel(net, opt, seed=options.seed, amp=amp)
             sampler = StepSampler(cfg.steps, cfg.history_per_step)
-            dp = DataParallel(net, opt, seed=options.seed)
 
             def run_epoch(epoch: int) -> float:
                 net.train()
-                total, count = 0.0, 0
+                total, count = torch.zeros((), dtype=torch.float64, device=device), 0
                 for batch in dp.batches(len(rows), cfg.batch_size, rng):
-                    x0 = dense_rows(user_items, rows[batch])  # (B, I)
-                    loss, _ = diffusion_loss(
-                        self.diffusion_, sampler, net, x0, reweight=cfg.reweight
-                    )
+                    x0 = dense_rows(user_items, rows[batch], device=device)  # (B, I)
+                    with amp.autocast():
+                        loss, _ = diffusion_loss(
+                            self.diffusion_, sampler, net, x0, reweight=cfg.reweight
+                        )
                     dp.step(loss, len(batch))
-                    total, count = total + float(loss.detach()) * len(batch), count + len(batch)
+                    total, count = total + loss.detach() * len(batch), count + len(batch)
                 net.eval()
-                return dp.mean(total, count)
+                return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
                 self,
@@ -406,26 +425,30 @@ class DiffRec(Recommender):
         self.step_probabilities_ = sampler.probabilities()
         net.eval()
 
-    def _build(self) -> None:
+    def _build(self, device="cpu") -> None:
         cfg = self.config
         self.diffusion_ = Diffusion(cfg.steps, cfg.noise_scale, cfg.noise_min, cfg.noise_max)
+        self.diffusion_.to(device)
         self.denoiser_ = build_denoiser(
             self.n_items_, cfg.hidden, cfg.emb_size, cfg.dropout, normalize=cfg.normalize
-        )
+        ).to(device)
 
     # ---- scoring and sampling ----------------------------------------------------------------
     def _score(self, histories, users):
         import torch
 
-        cfg, diffusion = self.config, self.diffusion_
-        noise = fixed_noise(self.noise_seed_, (cfg.steps + 1, self.n_items_))  # (T + 1, I)
+        device = module_device(self.denoiser_)
+        cfg, diffusion = self.config, self.diffusion_.to(device)
+        noise = fixed_noise(self.noise_seed_, (cfg.steps + 1, self.n_items_)).to(device)  # (T+1, I)
         with torch.no_grad():
-            x = dense_rows(histories)  # (B, I)
+            x = dense_rows(histories, device=device)  # (B, I)
             if cfg.sampling_steps > 0:
-                k = torch.full((x.shape[0],), cfg.sampling_steps - 1, dtype=torch.long)
+                k = torch.full(
+                    (x.shape[0],), cfg.sampling_steps - 1, dtype=torch.long, device=device
+                )
                 x = diffusion.q_sample(x, k, noise[-1:])
             step_noise = (lambda k: noise[k : k + 1]) if cfg.sampling_noise else None
-            return diffusion.reverse(self.denoiser_, x, noise=step_noise).numpy()
+            return to_numpy(diffusion.reverse(self.denoiser_, x, noise=step_noise))
 
     def sample_profiles(
         self, n: int, *, lengths: np.ndarray | None = None, seed: int = 0
@@ -438,12 +461,15 @@ class DiffRec(Recommender):
         rng = np.random.default_rng(seed)
         lengths = sample_lengths(self.train_lengths_, n, lengths, rng, self.n_items_)
         gen = torch.Generator().manual_seed(seed)
-        parts = []
+        device = module_device(self.denoiser_)
+        diffusion, parts = self.diffusion_.to(device), []
         with torch.no_grad():
             for lo in range(0, n, 1024):
-                x_t = torch.randn((min(1024, n - lo), self.n_items_), generator=gen)
-                x0_hat = self.diffusion_.reverse(
-                    self.denoiser_, x_t, noise=lambda k: torch.randn(x_t.shape, generator=gen)
+                shape = (min(1024, n - lo), self.n_items_)
+                x0_hat = diffusion.reverse(
+                    self.denoiser_,
+                    torch.randn(shape, generator=gen).to(device),
+                    noise=lambda k: torch.randn(shape, generator=gen).to(device),
                 )
                 parts.append(draw_profiles(x0_hat.clamp(0, 1), lengths[lo : lo + 1024], rng))
         return sp.vstack(parts).tocsr() if parts else sp.csr_matrix((0, self.n_items_))

@@ -92,9 +92,12 @@ from genrec.models.neural import (
     dense_rows,
     fit_epochs,
     load_module_state,
+    module_device,
     module_state,
     seeded,
     shuffled_batches,
+    to_numpy,
+    torch_device,
 )
 
 
@@ -238,9 +241,10 @@ class IRGAN(Recommender):
         self.trained_users_ = np.diff(self.train_items_.indptr) > 0
         active = np.flatnonzero(self.trained_users_)
         rng = np.random.default_rng(options.seed)
+        device = torch_device(options)
         with seeded(options.seed):
-            self.generator_ = _mf_module(train.n_users, train.n_items, cfg.dim)
-            self.discriminator_ = _mf_module(train.n_users, train.n_items, cfg.dim)
+            self.generator_ = _mf_module(train.n_users, train.n_items, cfg.dim).to(device)
+            self.discriminator_ = _mf_module(train.n_users, train.n_items, cfg.dim).to(device)
             self._pretrain(train, valid, options, rng)
             optim = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
             opt_g = optim(self.generator_.parameters(), lr=cfg.lr_g)
@@ -315,19 +319,19 @@ class IRGAN(Recommender):
         import torch
         import torch.nn.functional as F
 
-        cfg, x = self.config, self.train_items_
+        cfg, x, device = self.config, self.train_items_, module_device(player)
         losses = []
         if cfg.pretrain_loss == "softmax":
             active = np.flatnonzero(self.trained_users_)
             for batch in shuffled_batches(len(active), cfg.batch_size, rng):
-                real = dense_rows(x, active[batch])  # (B, I)
-                p_u = player.user[torch.from_numpy(active[batch])]  # (B, D)
+                real = dense_rows(x, active[batch], device=device)  # (B, I)
+                p_u = player.user[torch.from_numpy(active[batch]).to(device)]  # (B, D)
                 log_prob = torch.log_softmax(player.logits(p_u), dim=1)  # (B, I)
                 losses.append(
                     -(real * log_prob).sum(1).mean() + self._penalty(p_u, player, cfg.reg)
                 )
                 _step(opt, losses[-1])
-            return float(np.mean([v.item() for v in losses]))
+            return float(torch.stack(losses).detach().mean())  # read once per epoch
         pos_users = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))  # (P,)
         pos_items = x.indices.astype(np.int64)  # (P,)
         seen = np.sort(pos_users * x.shape[1] + pos_items)
@@ -335,7 +339,9 @@ class IRGAN(Recommender):
         order = rng.permutation(np.flatnonzero(keep))
         for lo in range(0, len(order), cfg.batch_size * 16):
             idx = order[lo : lo + cfg.batch_size * 16]
-            u, i, j = (torch.from_numpy(a[idx]) for a in (pos_users, pos_items, neg_items))
+            u, i, j = (
+                torch.from_numpy(a[idx]).to(device) for a in (pos_users, pos_items, neg_items)
+            )
             p_u, q_i, q_j = (
                 F.embedding(a, w) for a, w in ((u, player.user), (i, player.item), (j, player.item))
             )  # (n, D)
@@ -347,7 +353,7 @@ class IRGAN(Recommender):
                 / len(idx)
             )
             _step(opt, losses[-1])
-        return float(np.mean([v.item() for v in losses]))
+        return float(torch.stack(losses).detach().mean())  # read once per epoch
 
     def _d_pass(self, opt, active, rng) -> float:
         """One pass of D over ``active`` users: real items vs as many items drawn from G (none
@@ -355,55 +361,57 @@ class IRGAN(Recommender):
         import torch
         import torch.nn.functional as F
 
-        cfg = self.config
+        cfg, device = self.config, module_device(self.discriminator_)
         reg_d = cfg.reg if cfg.reg_d is None else cfg.reg_d
-        total = 0.0
+        lengths = np.diff(self.train_items_.indptr)  # (U,) real items per user, on the host
+        total = torch.zeros((), dtype=torch.float64, device=device)
         for batch in shuffled_batches(len(active), cfg.batch_size, rng):
             users = active[batch]
-            real = dense_rows(self.train_items_, users)  # (B, I) binary
+            real = dense_rows(self.train_items_, users, device=device)  # (B, I) binary
             n_real = real.sum(1)  # (B,)
-            width = int(n_real.max())
-            has_negative = (n_real < real.shape[1]).numpy()  # (B,)
-            fake = np.zeros((len(users), width), np.int64)  # (B, width)
+            width = int(lengths[users].max())
+            has_negative = lengths[users] < self.n_items_  # (B,)
+            fake = torch.zeros((len(users), width), dtype=torch.long, device=device)  # (B, W)
             seed = int(rng.integers(2**31))
             if has_negative.any():
-                fake[has_negative] = self.sample_negatives(
+                fake[torch.from_numpy(has_negative).to(device)] = self._draw_negatives(
                     users[has_negative], width, seed=seed, temperature=cfg.d_temperature
                 )
             keep = (
-                (torch.arange(width)[None, :] < n_real[:, None])
-                & torch.from_numpy(has_negative)[:, None]
+                (torch.arange(width, device=device)[None, :] < n_real[:, None])
+                & torch.from_numpy(has_negative).to(device)[:, None]
             ).float()  # (B, width): one per real
-            p_u = self.discriminator_.user[torch.from_numpy(users)]  # (B, D)
+            p_u = self.discriminator_.user[torch.from_numpy(users).to(device)]  # (B, D)
             scores = self.discriminator_.logits(p_u)  # (B, I)
             real_loss = F.binary_cross_entropy_with_logits(scores, real, reduction="none")
-            fake_loss = F.softplus(scores.gather(1, torch.from_numpy(fake)))  # -log(1 - sigmoid)
+            fake_loss = F.softplus(scores.gather(1, fake))  # -log(1 - sigmoid)
             n_terms = n_real.sum() + keep.sum()
             loss = ((real_loss * real).sum() + (fake_loss * keep).sum()) / n_terms
             loss = loss + self._penalty(p_u, self.discriminator_, reg_d)
             _step(opt, loss)
-            total += loss.item() * len(users)
-        return total / len(active)
+            total += loss.detach() * len(users)
+        return float(total) / len(active)  # read once per pass
 
     def _g_pass(self, opt, active, rng) -> float:
         """One REINFORCE pass of G over ``active`` users with D's rewards (importance-sampled)."""
         import torch
 
-        cfg = self.config
-        total = 0.0
+        cfg, device = self.config, module_device(self.generator_)
+        lengths = np.diff(self.train_items_.indptr)  # (U,) real items per user, on the host
+        total = torch.zeros((), dtype=torch.float64, device=device)
         for batch in shuffled_batches(len(active), cfg.batch_size, rng):
-            users = torch.from_numpy(active[batch])
-            real = dense_rows(self.train_items_, active[batch])  # (B, I)
+            users = torch.from_numpy(active[batch]).to(device)
+            real = dense_rows(self.train_items_, active[batch], device=device)  # (B, I)
             n_real = real.sum(1, keepdim=True)  # (B, 1)
             p_u = self.generator_.user[users]  # (B, D)
             log_prob = torch.log_softmax(self.generator_.logits(p_u), dim=1)  # (B, I)
             with torch.no_grad():
                 prob = log_prob.exp()
                 mixture = (1 - cfg.sample_lambda) * prob + cfg.sample_lambda * real / n_real
-                width = int(2 * n_real.max())
-                gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+                width = int(2 * lengths[active[batch]].max())
+                gen = torch.Generator(device).manual_seed(int(rng.integers(2**31)))
                 drawn = torch.multinomial(mixture, width, replacement=True, generator=gen)  # (B, W)
-                keep = (torch.arange(width)[None, :] < 2 * n_real).float()  # (B, W)
+                keep = (torch.arange(width, device=device)[None, :] < 2 * n_real).float()
                 d_user = self.discriminator_.user[users]  # (B, D)
                 d_scores = self.discriminator_.logits(d_user).gather(1, drawn)  # (B, W)
                 reward = (
@@ -415,8 +423,8 @@ class IRGAN(Recommender):
             per_user = -(weight * log_prob.gather(1, drawn)).sum(1) / keep.sum(1)  # (B,)
             loss = per_user.mean() + self._penalty(p_u, self.generator_, cfg.reg)
             _step(opt, loss)
-            total += loss.item() * len(users)
-        return total / len(active)
+            total += loss.detach() * len(users)
+        return float(total) / len(active)  # read once per pass
 
     @staticmethod
     def _penalty(p_u, player, reg: float):
@@ -438,8 +446,6 @@ class IRGAN(Recommender):
             DataError: ``users`` are not integer indices of training users (0..n_users - 1), or a
                 user has seen every item.
         """
-        import torch
-
         self._require_fitted()
         if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ConfigError(
@@ -462,39 +468,48 @@ class IRGAN(Recommender):
                 f"users must be training user indices in 0..{self.n_users_ - 1}; "
                 f"got {users.min()}..{users.max()}"
             )
-        seen = self.train_items_[users]
-        if (np.diff(seen.indptr) >= self.n_items_).any():
+        if (np.diff(self.train_items_[users].indptr) >= self.n_items_).any():
             raise DataError("a user has seen every item: there is no negative to draw")
+        return to_numpy(self._draw_negatives(users, n, seed=seed, temperature=temperature))
+
+    def _draw_negatives(self, users: np.ndarray, n: int, *, seed: int, temperature: float):
+        """:meth:`sample_negatives` without the checks, as a (B, n) tensor on G's device (the
+        draws come from a generator on that device)."""
+        import torch
+
+        seen, device = self.train_items_[users], module_device(self.generator_)
         with torch.no_grad():
             logits = self.generator_.logits(self._user_vectors(seen, users)) / temperature
-            logits = logits.masked_fill(dense_rows(seen) > 0, -math.inf)  # (B, I)
+            logits = logits.masked_fill(dense_rows(seen, device=device) > 0, -math.inf)  # (B, I)
             prob = torch.softmax(logits, dim=1)
-            gen = torch.Generator().manual_seed(int(seed))
-            return torch.multinomial(prob, int(n), replacement=True, generator=gen).numpy()
+            gen = torch.Generator(device).manual_seed(int(seed))
+            return torch.multinomial(prob, int(n), replacement=True, generator=gen)
 
     # ---- scoring -----------------------------------------------------------------------------
     def _score(self, histories, users):
         import torch
 
         with torch.no_grad():
-            return self.generator_.logits(self._user_vectors(histories, users)).numpy()
+            return to_numpy(self.generator_.logits(self._user_vectors(histories, users)))
 
     def _user_vectors(self, histories: sp.csr_matrix, users: np.ndarray | None):
         """(B, dim) torch G user vectors: learned for trained users, ridge fold-in otherwise."""
         import torch
 
         known = np.zeros(histories.shape[0], bool) if users is None else self.trained_users_[users]
-        out = torch.empty(histories.shape[0], self.config.dim)
+        device = module_device(self.generator_)
+        out = torch.empty(histories.shape[0], self.config.dim, device=device)
         with torch.no_grad():
             if known.any():
-                out[torch.from_numpy(known)] = self.generator_.user[torch.from_numpy(users[known])]
-            if not known.all():
+                rows = torch.from_numpy(users[known]).to(device)
+                out[torch.from_numpy(known).to(device)] = self.generator_.user[rows]
+            if not known.all():  # a least-squares solve on the host, once per batch
                 solved = ridge_fold_in(
-                    histories[~known],
-                    self.generator_.item.detach().numpy(),
-                    self.config.fold_in_reg,
+                    histories[~known], to_numpy(self.generator_.item), self.config.fold_in_reg
                 )  # (B', D)
-                out[torch.from_numpy(~known)] = torch.from_numpy(solved.astype(np.float32))
+                out[torch.from_numpy(~known).to(device)] = torch.from_numpy(
+                    solved.astype(np.float32)
+                ).to(device)
         return out
 
     # ---- persistence -------------------------------------------------------------------------

@@ -74,14 +74,18 @@ from genrec.models.interactions.diffrec import (
     sample_lengths,
 )
 from genrec.models.neural import (
+    MixedPrecision,
     copy_state,
     dense_rows,
     draw_profiles,
     fit_epochs,
     load_module_state,
+    module_device,
     module_state,
     seeded,
     shuffled_batches,
+    to_numpy,
+    torch_device,
 )
 
 
@@ -215,8 +219,10 @@ class LDiffRec(Recommender):
         self.item_cluster_ = kmeans(
             emb, cfg.n_clusters, seed=options.seed, iters=cfg.kmeans_iters, threads=options.threads
         ).labels
+        device = torch_device(options)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
-            self._build()
+            self._build(device)
             modules = torch.nn.ModuleList([self.autoencoder_, self.denoiser_])
             opt = torch.optim.Adam(modules.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             sampler = StepSampler(cfg.steps, cfg.history_per_step)
@@ -224,18 +230,17 @@ class LDiffRec(Recommender):
 
             def run_epoch(epoch: int) -> float:
                 modules.train()
-                total = 0.0
+                total = torch.zeros((), dtype=torch.float64, device=device)
                 for batch in shuffled_batches(len(rows), cfg.batch_size, rng):
-                    x = dense_rows(user_items, rows[batch])  # (B, I)
+                    x = dense_rows(user_items, rows[batch], device=device)  # (B, I)
                     beta = min(cfg.kl_cap, cfg.kl_cap * updates[0] / cfg.kl_anneal_steps)
-                    loss = self._joint_loss(x, sampler, beta)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
+                    with amp.autocast():
+                        loss = self._joint_loss(x, sampler, beta)
+                    amp.step(loss, opt)
                     updates[0] += 1
-                    total += float(loss.detach()) * len(batch)
+                    total += loss.detach() * len(batch)
                 modules.eval()
-                return total / len(rows)
+                return float(total) / len(rows)  # read once per epoch
 
             fit_epochs(
                 self,
@@ -268,22 +273,23 @@ class LDiffRec(Recommender):
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1).mean()
         return self.config.diffusion_weight * diff + nll + beta * kl
 
-    def _build(self) -> None:
-        """The diffusion, per-cluster encoders/decoders and the denoiser for ``item_cluster_``."""
+    def _build(self, device="cpu") -> None:
+        """The diffusion, per-cluster encoders/decoders and the denoiser for ``item_cluster_``,
+        with every tensor on ``device``."""
         import torch
         from torch import nn
 
         cfg = self.config
         self.diffusion_ = Diffusion(cfg.steps, cfg.noise_scale, cfg.noise_min, cfg.noise_max)
+        self.diffusion_.to(device)
         sizes = np.bincount(self.item_cluster_, minlength=cfg.n_clusters)
         dims = np.maximum(1, (sizes * cfg.latent_dim) // sizes.sum())
         dims[-1] = max(1, cfg.latent_dim - dims[:-1].sum())  # the last takes the remainder
         self.latent_dims_ = dims
-        self.cluster_items_ = [
-            torch.from_numpy(np.flatnonzero(self.item_cluster_ == c)) for c in range(cfg.n_clusters)
-        ]
-        self.item_order_ = torch.from_numpy(
-            np.argsort(np.concatenate([c.numpy() for c in self.cluster_items_]), kind="stable")
+        clusters = [np.flatnonzero(self.item_cluster_ == c) for c in range(cfg.n_clusters)]
+        self.cluster_items_ = [torch.from_numpy(c).to(device) for c in clusters]
+        self.item_order_ = torch.from_numpy(np.argsort(np.concatenate(clusters), kind="stable")).to(
+            device
         )  # cluster order -> items
         self.autoencoder_ = nn.ModuleDict(
             {
@@ -297,9 +303,10 @@ class LDiffRec(Recommender):
             if isinstance(layer, nn.Linear):
                 nn.init.xavier_normal_(layer.weight)
                 nn.init.zeros_(layer.bias)
+        self.autoencoder_.to(device)
         self.denoiser_ = build_denoiser(
             int(dims.sum()), cfg.hidden, cfg.emb_size, cfg.denoiser_dropout
-        )
+        ).to(device)
 
     def _encode(self, x):
         """``(mu, logvar)``, each (B, L): the clusters' encoders on their parts of x (B, I)."""
@@ -327,15 +334,18 @@ class LDiffRec(Recommender):
     def _score(self, histories, users):
         import torch
 
-        cfg, diffusion = self.config, self.diffusion_
+        cfg, diffusion, device = self.config, self.diffusion_, module_device(self.denoiser_)
         noise = fixed_noise(self.noise_seed_, (cfg.steps + 1, int(self.latent_dims_.sum())))
+        noise = noise.to(device)  # (T + 1, L)
         with torch.no_grad():
-            z, _ = self._encode(dense_rows(histories))  # (B, L)
+            z, _ = self._encode(dense_rows(histories, device=device))  # (B, L)
             if cfg.sampling_steps > 0:
-                k = torch.full((z.shape[0],), cfg.sampling_steps - 1, dtype=torch.long)
+                k = torch.full(
+                    (z.shape[0],), cfg.sampling_steps - 1, dtype=torch.long, device=device
+                )
                 z = diffusion.q_sample(z, k, noise[-1:])
             step_noise = (lambda k: noise[k : k + 1]) if cfg.sampling_noise else None
-            return self._decode(diffusion.reverse(self.denoiser_, z, noise=step_noise)).numpy()
+            return to_numpy(self._decode(diffusion.reverse(self.denoiser_, z, noise=step_noise)))
 
     def sample_profiles(
         self, n: int, *, lengths: np.ndarray | None = None, seed: int = 0
@@ -348,12 +358,14 @@ class LDiffRec(Recommender):
         rng = np.random.default_rng(seed)
         lengths = sample_lengths(self.train_lengths_, n, lengths, rng, self.n_items_)
         gen = torch.Generator().manual_seed(seed)
-        parts = []
+        parts, device = [], module_device(self.denoiser_)
         with torch.no_grad():
             for lo in range(0, n, 1024):
-                z_t = torch.randn((min(1024, n - lo), int(self.latent_dims_.sum())), generator=gen)
+                shape = (min(1024, n - lo), int(self.latent_dims_.sum()))
                 z0 = self.diffusion_.reverse(
-                    self.denoiser_, z_t, noise=lambda k: torch.randn(z_t.shape, generator=gen)
+                    self.denoiser_,
+                    torch.randn(shape, generator=gen).to(device),
+                    noise=lambda k: torch.randn(shape, generator=gen).to(device),
                 )
                 out = self._decode(z0).double()  # (B, I)
                 if self.config.recon == "multinomial":

@@ -72,13 +72,17 @@ import scipy.sparse as sp
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    MixedPrecision,
     copy_state,
     dense_rows,
     fit_epochs,
     load_module_state,
+    module_device,
     module_state,
     seeded,
     shuffled_batches,
+    to_numpy,
+    torch_device,
 )
 
 
@@ -202,7 +206,8 @@ def build_training_slates(history, slate_size: int, click_rate: float, *, gen=No
         slate_size: k; at most the number of items each user has not interacted with (the
             unclicked slots need that many).
         click_rate: probability that a slot holds a clicked item.
-        gen: optional ``torch.Generator`` (default: torch's global RNG).
+        gen: optional ``torch.Generator`` on ``history``'s device (default: torch's global
+            RNG); the draws are made on that device.
 
     Returns:
         ``(slates (B, k) long, responses (B, k) float 0/1, condition (B, I) float)``: the
@@ -214,13 +219,15 @@ def build_training_slates(history, slate_size: int, click_rate: float, *, gen=No
     n_rows, k = history.shape[0], slate_size
     seen = history > 0
     # Distinct random items per row: top-k of uniform keys restricted to the allowed items.
-    keys = torch.rand(history.shape, generator=gen)  # (B, I)
+    device = history.device
+    keys = torch.rand(history.shape, generator=gen, device=device)  # (B, I)
     pos_keys, pos = keys.masked_fill(~seen, -1.0).topk(k, dim=1)  # (B, k) train items
     neg = keys.masked_fill(seen, -1.0).topk(k, dim=1).indices  # (B, k) never-seen items
-    clicked = (torch.rand((n_rows, k), generator=gen) < click_rate) & (pos_keys >= 0)
+    clicked = (torch.rand((n_rows, k), generator=gen, device=device) < click_rate) & (pos_keys >= 0)
     slates = torch.where(clicked, pos, neg)  # (B, k); pos and neg never overlap
     condition = history.clone()
-    condition[torch.arange(n_rows)[:, None].expand(-1, k)[clicked], slates[clicked]] = 0.0
+    rows = torch.arange(n_rows, device=device)[:, None].expand(-1, k)  # (B, k)
+    condition[rows[clicked], slates[clicked]] = 0.0
     return slates, clicked.float(), condition
 
 
@@ -256,27 +263,29 @@ class ListCVAE(Recommender):
         rows = np.repeat(users, cfg.slates_per_user)  # (N,) one entry per training slate
         rng = np.random.default_rng(options.seed)
         steps_per_epoch = -(-len(rows) // cfg.batch_size)
+        device = torch_device(options)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
-            self.net_ = net = _build_net(cfg, train.n_items)
+            self.net_ = net = _build_net(cfg, train.n_items).to(device)
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             step = [0]
 
             def run_epoch(epoch: int) -> float:
                 net.train()
-                total = 0.0
+                total = torch.zeros((), dtype=torch.float64, device=device)
                 for batch in shuffled_batches(len(rows), cfg.batch_size, rng):
                     ramp = (
                         min(1.0, step[0] / (cfg.anneal_epochs * steps_per_epoch))
                         if cfg.anneal_epochs
                         else 1.0
                     )
-                    loss = self._loss(dense_rows(user_items, rows[batch]), cfg.beta * ramp)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
+                    history = dense_rows(user_items, rows[batch], device=device)  # (B, I)
+                    with amp.autocast():
+                        loss = self._loss(history, cfg.beta * ramp)
+                    amp.step(loss, opt)
                     step[0] += 1
-                    total += float(loss.detach()) * len(batch)
-                return total / len(rows)
+                    total += loss.detach() * len(batch)
+                return float(total) / len(rows)  # read once per epoch
 
             fit_epochs(
                 self,
@@ -317,16 +326,17 @@ class ListCVAE(Recommender):
         history items are -inf."""
         import torch
 
-        net, k = self.net_, self.config.slate_size
+        net, k, device = self.net_, self.config.slate_size, module_device(self.net_)
         net.eval()
-        x = dense_rows(histories)  # (B, I)
-        responses = torch.ones((x.shape[0], k))
+        x = dense_rows(histories, device=device)  # (B, I)
+        responses = torch.ones((x.shape[0], k), device=device)
         cond = _condition(net, x, 0.0, training=False)
         mu0, logvar0 = _gaussian(net.prior(_cat(responses, cond)))
         z = mu0
-        if sample_seed is not None:
+        if sample_seed is not None:  # drawn on the CPU: the same slates on every device
             gen = torch.Generator().manual_seed(int(sample_seed))
-            z = mu0 + torch.randn(mu0.shape, generator=gen) * (0.5 * logvar0).exp()
+            eps = torch.randn(mu0.shape, generator=gen).to(device)
+            z = mu0 + eps * (0.5 * logvar0).exp()
         return _slot_logits(net, z, responses, cond, x > 0)
 
     def _score(self, histories, users):
@@ -334,7 +344,7 @@ class ListCVAE(Recommender):
 
         with torch.no_grad():
             probs = self._ideal_logits(histories, sample_seed=None).softmax(dim=2)  # (B, k, I)
-            return probs.amax(dim=1).nan_to_num(0.0).numpy()  # (B, I)
+            return to_numpy(probs.amax(dim=1).nan_to_num(0.0))  # (B, I)
 
     def generate_slates(
         self,
@@ -372,14 +382,14 @@ class ListCVAE(Recommender):
         with torch.no_grad():
             logits = self._ideal_logits(histories, sample_seed=seed)[:, :k]  # (B, k, I)
             blocked = torch.isneginf(logits[:, 0])  # (B, I) history items
-            slates = torch.full((logits.shape[0], k), -1, dtype=torch.long)
-            rows = torch.arange(logits.shape[0])
+            slates = torch.full((logits.shape[0], k), -1, dtype=torch.long, device=logits.device)
+            rows = torch.arange(logits.shape[0], device=logits.device)
             for slot in range(k):  # k is small; every row at once
                 best = logits[:, slot].masked_fill(blocked, float("-inf")).max(dim=1)
                 ok = torch.isfinite(best.values)
                 slates[ok, slot] = best.indices[ok]
                 blocked[rows[ok], best.indices[ok]] = True
-        return slates.numpy()
+        return to_numpy(slates)
 
     # ---- persistence -------------------------------------------------------------------------
     def _state(self):

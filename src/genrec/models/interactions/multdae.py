@@ -39,12 +39,16 @@ import numpy as np
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     DataParallel,
+    MixedPrecision,
     copy_state,
     dense_rows,
     fit_epochs,
     load_module_state,
+    module_device,
     module_state,
     seeded,
+    to_numpy,
+    torch_device,
 )
 
 
@@ -118,22 +122,25 @@ class MultDAE(Recommender):
         cfg = self.config
         user_items = trained_rows(train.user_items)
         rng = np.random.default_rng(options.seed)
+        device = torch_device(options)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
-            self.net_ = net = self._build(train.n_items)
+            self.net_ = net = self._build(train.n_items).to(device)
             weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-            dp = DataParallel(net, opt, seed=options.seed)
+            dp = DataParallel(net, opt, seed=options.seed, amp=amp)
 
             def run_epoch(epoch: int) -> float:
                 net.train()
-                total, count = 0.0, 0
+                total, count = torch.zeros((), dtype=torch.float64, device=device), 0
                 for rows in dp.batches(user_items.shape[0], cfg.batch_size, rng):
-                    x = dense_rows(user_items, rows)  # (B, I)
-                    logits = net(normalised_dropout(x, cfg.dropout, training=True))  # (B, I)
-                    loss = multinomial_nll(logits, x) + cfg.reg * l2_penalty(weights)
+                    x = dense_rows(user_items, rows, device=device)  # (B, I)
+                    with amp.autocast():
+                        logits = net(normalised_dropout(x, cfg.dropout, training=True))  # (B, I)
+                        loss = multinomial_nll(logits, x) + cfg.reg * l2_penalty(weights)
                     dp.step(loss, len(rows))
-                    total, count = total + float(loss.detach()) * len(rows), count + len(rows)
-                return dp.mean(total, count)
+                    total, count = total + loss.detach() * len(rows), count + len(rows)
+                return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
                 self,
@@ -154,8 +161,8 @@ class MultDAE(Recommender):
 
         self.net_.eval()
         with torch.no_grad():
-            x = dense_rows(histories)  # (B, I)
-            return self.net_(normalised_dropout(x, 0.0, training=False)).numpy()  # (B, I)
+            x = dense_rows(histories, device=module_device(self.net_))  # (B, I)
+            return to_numpy(self.net_(normalised_dropout(x, 0.0, training=False)))  # (B, I)
 
     def _state(self):
         return module_state(self.net_)

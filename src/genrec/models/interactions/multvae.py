@@ -58,13 +58,17 @@ from genrec.models.interactions.multdae import (
 )
 from genrec.models.neural import (
     DataParallel,
+    MixedPrecision,
     copy_state,
     dense_rows,
     draw_profiles,
     fit_epochs,
     load_module_state,
+    module_device,
     module_state,
     seeded,
+    to_numpy,
+    torch_device,
 )
 
 
@@ -170,29 +174,32 @@ class MultVAE(Recommender):
         user_items = trained_rows(train.user_items)
         self.train_lengths_ = np.diff(user_items.indptr).astype(np.int64)
         rng = np.random.default_rng(options.seed)
+        device = torch_device(options)
+        amp = MixedPrecision(device, precision=options.precision)
         step = 0
         with seeded(options.seed):
-            self.net_ = net = self._build(train.n_items)
+            self.net_ = net = self._build(train.n_items).to(device)
             weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-            dp = DataParallel(net, opt, seed=options.seed)
+            dp = DataParallel(net, opt, seed=options.seed, amp=amp)
             self.beta_history_ = []
 
             def run_epoch(epoch: int) -> float:
                 nonlocal step
                 net.train()
-                total, count = 0.0, 0
+                total, count = torch.zeros((), dtype=torch.float64, device=device), 0
                 for rows in dp.batches(user_items.shape[0], cfg.batch_size, rng):
-                    x = dense_rows(user_items, rows)  # (B, I)
+                    x = dense_rows(user_items, rows, device=device)  # (B, I)
                     beta = annealed_beta(step, beta_max=cfg.beta_max, anneal_steps=cfg.anneal_steps)
-                    loss = self._loss(x, beta)
-                    if cfg.reg:
-                        loss = loss + cfg.reg * l2_penalty(weights)
+                    with amp.autocast():
+                        loss = self._loss(x, beta)
+                        if cfg.reg:
+                            loss = loss + cfg.reg * l2_penalty(weights)
                     dp.step(loss, len(rows))
                     step += 1
-                    total, count = total + float(loss.detach()) * len(rows), count + len(rows)
+                    total, count = total + loss.detach() * len(rows), count + len(rows)
                 self.beta_history_.append(beta)
-                return dp.mean(total, count)
+                return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
                 self,
@@ -221,8 +228,9 @@ class MultVAE(Recommender):
 
         self.net_.eval()
         with torch.no_grad():
-            mu, _ = self._encode(dense_rows(histories), 0.0, training=False)  # (B, D)
-            return self.net_["decoder"](mu).numpy()  # (B, I)
+            x = dense_rows(histories, device=module_device(self.net_))  # (B, I)
+            mu, _ = self._encode(x, 0.0, training=False)  # (B, D)
+            return to_numpy(self.net_["decoder"](mu))  # (B, I)
 
     def sample_profiles(
         self, n: int, *, lengths: np.ndarray | None = None, seed: int = 0
@@ -283,10 +291,10 @@ def sample_from_decoder(
             f"lengths must be None or {n} integers (one per profile), got an "
             f"array of shape {lengths.shape} and dtype {lengths.dtype}"
         )
-    parts = []
+    parts, device = [], module_device(decoder)
     for lo in range(0, n, batch_size):
         z = torch.from_numpy(rng.standard_normal((min(batch_size, n - lo), latent_dim)))
         with torch.no_grad():
-            probs = torch.softmax(decoder(z.float()).double(), dim=1)  # (b, I)
+            probs = torch.softmax(decoder(z.float().to(device)).double(), dim=1)  # (b, I)
         parts.append(draw_profiles(probs, lengths[lo : lo + batch_size], rng))
     return sp.vstack(parts).tocsr()

@@ -66,13 +66,17 @@ from genrec.models.base import ModelConfig, Recommender
 from genrec.models.interactions.multdae import multinomial_nll, normalised_dropout, trained_rows
 from genrec.models.interactions.multvae import sample_from_decoder
 from genrec.models.neural import (
+    MixedPrecision,
     copy_state,
     dense_rows,
     fit_epochs,
     load_module_state,
+    module_device,
     module_state,
     seeded,
     shuffled_batches,
+    to_numpy,
+    torch_device,
 )
 
 
@@ -198,8 +202,9 @@ class RecVAE(Recommender):
         user_items = trained_rows(train.user_items)
         self.train_lengths_ = np.diff(user_items.indptr).astype(np.int64)
         rng = np.random.default_rng(options.seed)
+        self._amp = MixedPrecision(torch_device(options), precision=options.precision)
         with seeded(options.seed):
-            self.net_ = net = self._build(train.n_items)
+            self.net_ = net = self._build(train.n_items).to(torch_device(options))
             old = self._old_posterior(user_items)  # the prior's "old encoder" part, (N, D) x 2
             enc_opt = torch.optim.Adam(net["encoder"].parameters(), lr=cfg.lr)
             dec_opt = torch.optim.Adam(net["decoder"].parameters(), lr=cfg.lr)
@@ -236,8 +241,14 @@ class RecVAE(Recommender):
         import torch
 
         with torch.no_grad():
+            device = module_device(self.net_)
             parts = [
-                encode(self.net_["encoder"], dense_rows(user_items, rows), 0.0, training=False)
+                encode(
+                    self.net_["encoder"],
+                    dense_rows(user_items, rows, device=device),
+                    0.0,
+                    training=False,
+                )
                 for rows in shuffled_batches(user_items.shape[0], 1024, None)
             ]
         return [torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])]
@@ -245,31 +256,33 @@ class RecVAE(Recommender):
     def _encoder_pass(self, user_items, old, opt, rng) -> float:
         """One pass updating the encoder only; the mean negative ELBO. ``old`` is
         :meth:`_old_posterior` of the same rows."""
+        import torch
+
         self.net_["decoder"].requires_grad_(False)
-        total = 0.0
+        device = module_device(self.net_)
+        total = torch.zeros((), dtype=torch.float64, device=device)
         for rows in shuffled_batches(user_items.shape[0], self.config.batch_size, rng):
-            x = dense_rows(user_items, rows)  # (B, I)
-            loss = self._negative_elbo(x, old[0][rows], old[1][rows])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(rows)
+            x = dense_rows(user_items, rows, device=device)  # (B, I)
+            with self._amp.autocast():
+                loss = self._negative_elbo(x, old[0][rows], old[1][rows])
+            self._amp.step(loss, opt)
+            total += loss.detach() * len(rows)
         self.net_["decoder"].requires_grad_(True)
-        return total / user_items.shape[0]
+        return float(total) / user_items.shape[0]  # read once per pass
 
     def _decoder_pass(self, user_items, opt, rng) -> None:
         """One pass updating the decoder only: the likelihood of z from the current encoder."""
         import torch
 
+        device = module_device(self.net_)
         for rows in shuffled_batches(user_items.shape[0], self.config.batch_size, rng):
-            x = dense_rows(user_items, rows)  # (B, I)
+            x = dense_rows(user_items, rows, device=device)  # (B, I)
             with torch.no_grad():
                 mu, logvar = encode(self.net_["encoder"], x, 0.0, training=False)
                 z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-            loss = multinomial_nll(self.net_["decoder"](z), x)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            with self._amp.autocast():
+                loss = multinomial_nll(self.net_["decoder"](z), x)
+            self._amp.step(loss, opt)
 
     def _negative_elbo(self, x, old_mu, old_logvar):
         """Mean over the rows x (B, I) of ``-log-likelihood + beta_u (log q(z|x) - log p(z))``;
@@ -291,8 +304,9 @@ class RecVAE(Recommender):
 
         self.net_.eval()
         with torch.no_grad():
-            mu, _ = encode(self.net_["encoder"], dense_rows(histories), 0.0, training=False)
-            return self.net_["decoder"](mu).numpy()  # (B, I)
+            x = dense_rows(histories, device=module_device(self.net_))  # (B, I)
+            mu, _ = encode(self.net_["encoder"], x, 0.0, training=False)  # (B, D)
+            return to_numpy(self.net_["decoder"](mu))  # (B, I)
 
     def sample_profiles(
         self, n: int, *, lengths: np.ndarray | None = None, seed: int = 0

@@ -93,6 +93,7 @@ class DenseRetrieval(Recommender):
     sequential = True  # reads the time order of histories for the recency weighting
 
     def _fit(self, train, valid, options):
+        self._device = options.device  # where a sentence-transformers encoder runs
         self.item_texts_ = catalog_texts(train, self.config.text_template, model=self.name)
         self.item_embeddings_ = encode_cached(
             self._encoder(), self.item_texts_, embedding_cache(self.config.text_cache)
@@ -117,7 +118,8 @@ class DenseRetrieval(Recommender):
 
     def _encoder(self):
         if getattr(self, "_encoder_obj", None) is None:
-            self._encoder_obj = get_encoder(self.config.text_encoder)
+            device = getattr(self, "_device", "cpu")
+            self._encoder_obj = get_encoder(self.config.text_encoder, device=device)
         return self._encoder_obj
 
     # ---- scoring -----------------------------------------------------------------------------

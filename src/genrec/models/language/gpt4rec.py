@@ -136,6 +136,7 @@ class GPT4Rec(Recommender):
         super().__init__(config, **overrides)
         self._lm = language_model
         self._threads = None  # the fit's thread count, for a language model built from the spec
+        self._device = "cpu"  # the fit's RunOptions.device, for the same language model
         self.query_cache_: dict[str, str] = {}
 
     @property
@@ -146,7 +147,7 @@ class GPT4Rec(Recommender):
 
             spec = self.config.lm
             job = {"job": "generate"} if spec.partition(":")[0].strip() == "default" else {}
-            self._lm = get_language_model(spec, threads=self._threads, **job)
+            self._lm = get_language_model(spec, threads=self._threads, **job, device=self._device)
         return self._lm
 
     def _retriever(self) -> DenseRetrieval:
@@ -159,7 +160,7 @@ class GPT4Rec(Recommender):
         )
 
     def _fit(self, train, valid, options):
-        self._threads = options.threads
+        self._threads, self._device = options.threads, options.device
         self.titles_ = item_titles(train, self.name)
         self.retriever_ = self._retriever().fit(train, options=options)
         self.query_cache_ = {}

@@ -202,6 +202,7 @@ class LLMRecommender(Recommender):
         super().__init__(config, **overrides)
         self._lm = language_model
         self._threads = None  # the fit's RunOptions.threads, for a language model built from spec
+        self._device = "cpu"  # the fit's RunOptions.device, for the same language model
         self.generation_stats_ = {"titles": 0, "hallucinated": 0, "history_repeats": 0}
 
     @property
@@ -210,12 +211,14 @@ class LLMRecommender(Recommender):
         if self._lm is None:
             from genrec.text.backends import get_language_model
 
-            self._lm = get_language_model(self.config.lm, threads=self._threads)
+            self._lm = get_language_model(
+                self.config.lm, threads=self._threads, device=self._device
+            )
         return self._lm
 
     # ---- fit ---------------------------------------------------------------------------------
     def _fit(self, train, valid, options):
-        self._threads = options.threads
+        self._threads, self._device = options.threads, options.device
         self.titles_ = item_titles(train, self.name)
         self._screen_titles()
         self.popularity_ = train.item_counts.astype(np.float32)

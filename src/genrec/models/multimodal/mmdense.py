@@ -49,7 +49,12 @@ import numpy as np
 
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.neural import seeded, shuffled_batches
+from genrec.models.neural import (
+    seeded,
+    shuffled_batches,
+    to_numpy,
+    torch_device,
+)
 from genrec.multimodal.features import check_image_fields, image_vectors, text_vectors
 from genrec.multimodal.images import get_image_encoder
 from genrec.text.encoder import get_encoder
@@ -135,10 +140,15 @@ class MultimodalDense(Recommender):
         import torch.nn.functional as F
 
         both = np.flatnonzero(self.image_.any(axis=1) & self.text_.any(axis=1))
-        x, z = torch.from_numpy(self.text_[both]), torch.from_numpy(self.image_[both])
-        w = torch.nn.Parameter(torch.randn(x.shape[1], z.shape[1]) / np.sqrt(x.shape[1]))
+        device = torch_device(options)
+        x = torch.from_numpy(self.text_[both]).to(device)  # (N, Dx)
+        z = torch.from_numpy(self.image_[both]).to(device)  # (N, Dz)
+        w0 = torch.randn(x.shape[1], z.shape[1]) / np.sqrt(x.shape[1])  # drawn on the CPU
+        w = torch.nn.Parameter(w0.to(device))
         t = torch.nn.Parameter(
-            torch.tensor([np.log(1.0 / self.config.init_temperature)], dtype=torch.float32)
+            torch.tensor(
+                [np.log(1.0 / self.config.init_temperature)], dtype=torch.float32, device=device
+            )
         )
         optimizer = torch.optim.Adam([w, t], lr=self.config.lr)
         for _ in options.track(range(self.config.epochs if len(both) > 1 else 0), desc="lit"):
@@ -148,14 +158,12 @@ class MultimodalDense(Recommender):
                 logits = (
                     t.clamp(max=np.log(100.0)).exp() * F.normalize(x[batch] @ w, dim=1) @ z[batch].T
                 )
-                target = torch.arange(len(batch))
+                target = torch.arange(len(batch), device=device)
                 loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-        return w.detach().numpy().astype(np.float32), t.detach().clamp(
-            max=np.log(100.0)
-        ).exp().numpy()
+        return to_numpy(w).astype(np.float32), to_numpy(t.detach().clamp(max=np.log(100.0)).exp())
 
     def _build(self) -> None:
         if self.config.modalities == "text":
@@ -219,12 +227,16 @@ class MultimodalDense(Recommender):
     KEYS = ("image", "image_mean", "text", "text_mean", "projection", "logit_scale")
 
     def _state(self):
-        return {k: getattr(self, k + "_") for k in self.KEYS}
+        # the item embeddings too: rebuilt at load they could differ in their last bits (the
+        # fit built them under its thread caps, a load runs on the caller's BLAS threads)
+        return {k: getattr(self, k + "_") for k in (*self.KEYS, "item_embeddings")}
 
     def _load_state(self, state):
         for k in self.KEYS:
             setattr(self, k + "_", np.asarray(state[k], np.float32))
-        self._build()
+        self._build()  # older artifacts have no item_embeddings
+        if "item_embeddings" in state:
+            self.item_embeddings_ = np.asarray(state["item_embeddings"], np.float32)
 
 
 def image_text_recall(model: MultimodalDense, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:

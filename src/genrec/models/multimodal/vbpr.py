@@ -51,7 +51,12 @@ import numpy as np
 
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.classic.bpr import ridge_fold_in
-from genrec.models.neural import seeded, shuffled_batches
+from genrec.models.neural import (
+    seeded,
+    shuffled_batches,
+    to_numpy,
+    torch_device,
+)
 from genrec.multimodal.features import check_image_fields, image_vectors, text_vectors
 from genrec.text.items import check_text_fields
 
@@ -140,28 +145,30 @@ class VBPR(Recommender):
             (train.n_users, train.n_items),
             self.features_.shape[1],
         )
-        xavier = lambda *shape: torch.nn.init.xavier_uniform_(torch.empty(*shape)).requires_grad_()  # noqa: E731
+        xavier = lambda *shape: torch.nn.init.xavier_uniform_(torch.empty(*shape))  # noqa: E731
         p = {
             "gamma_user": xavier(n_users, c.k),
             "gamma_item": xavier(n_items, c.k),
             "theta_user": xavier(n_users, c.k2),
             "E": xavier(dim, c.k2),
-            "beta_item": torch.zeros(n_items, requires_grad=True),
+            "beta_item": torch.zeros(n_items),
             "beta_prime": xavier(dim, 1),
-        }
-        feats = torch.from_numpy(self.features_)
+        }  # drawn on the CPU (the same init on every device), then moved
+        device = torch_device(options)
+        p = {k: v.to(device).requires_grad_() for k, v in p.items()}
+        feats = torch.from_numpy(self.features_).to(device)
         optimizer = torch.optim.Adam(list(p.values()), lr=c.lr)
         users, items = train.user_idx, train.item_idx
         pool = np.flatnonzero(self.trained_items_)
         for _ in options.track(range(c.epochs), desc="vbpr", unit="epoch"):
             negatives = pool[rng.integers(0, len(pool), len(users))]
             for batch in shuffled_batches(len(users), c.batch_size, rng):
-                u, i, j = (torch.from_numpy(x[batch]) for x in (users, items, negatives))
+                u, i, j = (torch.from_numpy(x[batch]).to(device) for x in (users, items, negatives))
                 loss = vbpr_loss(p, feats, u, i, j, c)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-        out = {k: v.detach().numpy().astype(np.float32) for k, v in p.items()}
+        out = {k: to_numpy(v).astype(np.float32) for k, v in p.items()}  # scoring is numpy
         out["beta_prime"] = out["beta_prime"].ravel()
         return out
 

@@ -58,11 +58,15 @@ from genrec.data.dataset import history_sequences
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     DataParallel,
+    MixedPrecision,
     copy_state,
     fit_epochs,
     load_module_state,
+    module_device,
     module_state,
     seeded,
+    to_numpy,
+    torch_device,
 )
 from genrec.models.sequence.sequences import (
     ITEM_INITS,
@@ -172,7 +176,7 @@ def _network(n_items: int, cfg: BERT4RecConfig):
             self.out_bias = nn.Parameter(torch.zeros(n_items))
 
         def forward(self, seqs):  # (B, L) int64 -> (B, L, D)
-            pos = torch.arange(seqs.shape[1])
+            pos = torch.arange(seqs.shape[1], device=seqs.device)
             x = self.drop(self.norm(self.items(seqs) + self.positions(pos)))  # (B, L, D)
             return self.encoder(x, src_key_padding_mask=seqs == 0)
 
@@ -222,27 +226,32 @@ class BERT4Rec(Recommender):
         cfg = self.config
         rng = np.random.default_rng(options.seed)
         seqs = torch.from_numpy(training_sequences(train, cfg.max_len - 1))  # (U', L)
+        device = torch_device(options)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
             self.net_ = _network(train.n_items, cfg)
             if cfg.item_init == "text":
                 item_rows = slice(1, train.n_items + 1)  # not padding (0) nor mask (last)
                 apply_text_item_init(self.net_.items.weight, item_rows, train, cfg)
+            self.net_.to(device)
             opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            dp = DataParallel(self.net_, opt, seed=options.seed)
+            dp = DataParallel(self.net_, opt, seed=options.seed, amp=amp)
 
             def run_epoch(epoch: int) -> float:
                 self.net_.train()
-                total, count = 0.0, 0
+                total, count = torch.zeros((), dtype=torch.float64, device=device), 0
                 for rows in dp.batches(len(seqs), cfg.batch_size, rng):
-                    batch = seqs[torch.from_numpy(rows)]  # (B, L)
-                    mask = cloze_mask(batch, cfg.mask_prob)  # (B, L)
-                    h = self.net_(batch.masked_fill(mask, self.mask_token))  # (B, L, D)
-                    loss = F.cross_entropy(self.net_.logits(h[mask]), batch[mask] - 1)
+                    batch = seqs[torch.from_numpy(rows)]  # (B, L) on the CPU
+                    mask = cloze_mask(batch, cfg.mask_prob)  # (B, L) drawn on the CPU
                     n = int(mask.sum())
+                    batch, mask = batch.to(device), mask.to(device)
+                    with amp.autocast():
+                        h = self.net_(batch.masked_fill(mask, self.mask_token))  # (B, L, D)
+                        loss = F.cross_entropy(self.net_.logits(h[mask]), batch[mask] - 1)
                     dp.step(loss, n)
-                    total, count = total + float(loss.detach()) * n, count + n
+                    total, count = total + loss.detach() * n, count + n
                 self.net_.eval()
-                return dp.mean(total, count)
+                return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
                 self,
@@ -271,12 +280,13 @@ class BERT4Rec(Recommender):
         """(B, n_items) torch scores of the item after (B, L) padded sequences."""
         import torch
 
-        inputs = torch.from_numpy(self.inference_sequences(seqs))
+        inputs = torch.from_numpy(self.inference_sequences(seqs)).to(module_device(self.net_))
         with torch.no_grad():
             return self.net_.logits(self.net_(inputs)[:, -1])
 
     def _score(self, histories, users):
-        return self.next_item_scores(history_sequences(histories, self.config.max_len - 1)).numpy()
+        seqs = history_sequences(histories, self.config.max_len - 1)  # (B, L)
+        return to_numpy(self.next_item_scores(seqs))
 
     def generate(
         self,

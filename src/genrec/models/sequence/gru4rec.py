@@ -50,11 +50,15 @@ from genrec.data.dataset import history_sequences
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     DataParallel,
+    MixedPrecision,
     copy_state,
     fit_epochs,
     load_module_state,
+    module_device,
     module_state,
     seeded,
+    to_numpy,
+    torch_device,
 )
 from genrec.models.sequence.sequences import continue_sequences, training_sequences
 
@@ -211,22 +215,27 @@ class GRU4Rec(Recommender):
         rng = np.random.default_rng(options.seed)
         seqs = torch.from_numpy(training_sequences(train, cfg.max_len))  # (U', L + 1)
         popularity = np.bincount(train.item_idx, minlength=train.n_items) ** cfg.sample_alpha
-        sample_probs = torch.from_numpy(popularity / popularity.sum())  # (I,)
+        sample_probs = torch.from_numpy(popularity / popularity.sum())  # (I,) on the CPU
+        device = torch_device(options)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
-            self.net_ = _network(train.n_items, cfg)
+            self.net_ = _network(train.n_items, cfg).to(device)
             opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            dp = DataParallel(self.net_, opt, seed=options.seed)
+            dp = DataParallel(self.net_, opt, seed=options.seed, amp=amp)
 
             def run_epoch(epoch: int) -> float:
                 self.net_.train()
-                total, count = 0.0, 0
+                total, count = torch.zeros((), dtype=torch.float64, device=device), 0
                 for rows in dp.batches(len(seqs), cfg.batch_size, rng):
-                    batch = seqs[torch.from_numpy(rows)]  # (B, L + 1)
-                    loss, n = self._batch_loss(batch[:, :-1], batch[:, 1:], sample_probs)
+                    batch = seqs[torch.from_numpy(rows)]  # (B, L + 1) on the CPU
+                    n = int((batch[:, 1:] > 0).sum())  # targets, counted on the host
+                    batch = batch.to(device)
+                    with amp.autocast():
+                        loss = self._batch_loss(batch[:, :-1], batch[:, 1:], sample_probs)
                     dp.step(loss, n)
-                    total, count = total + float(loss.detach()) * n, count + n
+                    total, count = total + loss.detach() * n, count + n
                 self.net_.eval()
-                return dp.mean(total, count)
+                return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
                 self,
@@ -243,16 +252,16 @@ class GRU4Rec(Recommender):
         self.net_.eval()
 
     def _batch_loss(self, inputs, targets, sample_probs):
-        """(mean loss, number of targets) of a (B, L) input / target batch (0 = no target)."""
+        """The mean loss of a (B, L) input / target batch (0 = no target). Shared negatives are
+        drawn on the CPU from ``sample_probs`` (I,) (the same draws on every device)."""
         import torch
         import torch.nn.functional as F
 
         h = self.net_(inputs)  # (B, L, H)
         has_target = targets > 0  # (B, L)
-        n = int(has_target.sum())
         if self.config.loss == "ce":
             logits = self.net_.logits(h[has_target])  # (N, I)
-            return F.cross_entropy(logits, targets[has_target] - 1), n
+            return F.cross_entropy(logits, targets[has_target] - 1)
         # bpr-max: negatives = the other rows' targets at the same step + shared samples
         w, b = self.net_.out.weight, self.net_.out_bias  # (I + 1, H), (I + 1,)
         pos = (h * w[targets]).sum(-1) + b[targets]  # (B, L)
@@ -261,12 +270,13 @@ class GRU4Rec(Recommender):
         negs, ok = [in_batch], [ok_batch]  # (B, L, B) each
         if self.config.n_negatives:
             drawn = torch.multinomial(sample_probs, self.config.n_negatives, replacement=True) + 1
+            drawn = drawn.to(h.device)  # (K,)
             negs.append(h @ w[drawn].T + b[drawn])  # (B, L, K)
             ok.append(targets.unsqueeze(-1) != drawn)
         neg, valid = torch.cat(negs, dim=-1), torch.cat(ok, dim=-1)
         return bpr_max_loss(
             pos[has_target], neg[has_target], valid[has_target], self.config.bpr_reg
-        ), n
+        )
 
     # ---- scoring and generation --------------------------------------------------------------
     def next_item_scores(self, seqs):
@@ -274,11 +284,12 @@ class GRU4Rec(Recommender):
         import torch
 
         with torch.no_grad():
-            return self.net_.logits(self.net_(torch.as_tensor(seqs))[:, -1])
+            inputs = torch.as_tensor(seqs).to(module_device(self.net_))  # (B, L)
+            return self.net_.logits(self.net_(inputs)[:, -1])
 
     def _score(self, histories, users):
         seqs = history_sequences(histories, self.config.max_len)  # (B, L)
-        return self.next_item_scores(seqs).numpy()
+        return to_numpy(self.next_item_scores(seqs))
 
     def generate(
         self,

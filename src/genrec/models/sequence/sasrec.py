@@ -88,11 +88,15 @@ from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     DataParallel,
+    MixedPrecision,
     copy_state,
     fit_epochs,
     load_module_state,
+    module_device,
     module_state,
     seeded,
+    to_numpy,
+    torch_device,
 )
 from genrec.models.sequence.sequences import (
     ITEM_INITS,
@@ -223,7 +227,8 @@ def sampled_softmax(hidden, items, target, log_q, *, n_sampled: int):
     import torch
     import torch.nn.functional as F
 
-    drawn = torch.multinomial(log_q.exp(), n_sampled, replacement=True)  # (S,)
+    drawn = torch.multinomial(log_q.exp(), n_sampled, replacement=True)  # (S,) on log_q's device
+    drawn, log_q = drawn.to(hidden.device), log_q.to(hidden.device)
     pos = (hidden * items[target]).sum(1) - log_q[target]  # (N,)
     neg = hidden @ items[drawn].T - log_q[drawn]  # (N, S)
     neg = neg.masked_fill(drawn[None, :] == target[:, None], -torch.inf)
@@ -304,9 +309,11 @@ class SASRec(Recommender):
         valid = (seqs > 0).unsqueeze(-1)  # (B, L, 1)
         x = net["item_emb"](seqs) * math.sqrt(cfg.dim) + net["pos_emb"].weight[-length:]
         x = F.dropout(x, p, net.training) * valid  # (B, L, D)
-        causal = torch.ones(length, length, dtype=torch.bool).tril()  # (L, L) key <= query
+        ones = torch.ones(length, length, dtype=torch.bool, device=seqs.device)
+        causal = ones.tril()  # (L, L) key <= query
         allowed = causal & valid.transpose(1, 2)  # (B, L, L): earlier, non-padding keys
-        allowed = (allowed | torch.eye(length, dtype=torch.bool)).unsqueeze(1)  # (B, 1, L, L)
+        eye = torch.eye(length, dtype=torch.bool, device=seqs.device)
+        allowed = (allowed | eye).unsqueeze(1)  # (B, 1, L, L)
         head_dim = cfg.dim // cfg.n_heads
         for block in net["blocks"]:
             h = block["attn_norm"](x)
@@ -324,7 +331,7 @@ class SASRec(Recommender):
         """(B, n_items) next-item logits of (B, L) int64 padded sequences (eval mode)."""
         import torch
 
-        seqs = torch.as_tensor(seqs, dtype=torch.int64)
+        seqs = torch.as_tensor(seqs, dtype=torch.int64).to(module_device(self.net_))
         self.net_.eval()
         with torch.no_grad():
             last = self._hidden(seqs)[:, -1]  # (B, D)
@@ -347,23 +354,27 @@ class SASRec(Recommender):
                 f"number of items ({train.n_items}); lower it or use loss='ce'"
             )
         seqs = torch.from_numpy(training_sequences(train, cfg.max_len))  # (U, L + 1)
-        self._log_q = log_proposal(train.item_counts)  # (I,), used when sampling
+        self._log_q = log_proposal(train.item_counts)  # (I,) on the CPU, used when sampling
         rng = np.random.default_rng(options.seed)
+        device = torch_device(options)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
             self.net_ = self._build(train.n_items)
             if cfg.item_init == "text":
                 apply_text_item_init(self.net_["item_emb"].weight, slice(1, None), train, cfg)
+            self.net_.to(device)
             opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, betas=(0.9, 0.98))
-            dp = DataParallel(self.net_, opt, seed=options.seed)
+            dp = DataParallel(self.net_, opt, seed=options.seed, amp=amp)
 
             def run_epoch(epoch: int) -> float:
                 self.net_.train()
-                total, count = 0.0, 0
+                total, count = torch.zeros((), dtype=torch.float64, device=device), 0
                 for rows in dp.batches(len(seqs), cfg.batch_size, rng):
-                    loss, n = self.sequence_loss(seqs[rows])
+                    with amp.autocast():
+                        loss, n = self.sequence_loss(seqs[rows])
                     dp.step(loss, n)
-                    total, count = total + float(loss.detach()) * n, count + n
-                return dp.mean(total, count)
+                    total, count = total + loss.detach() * n, count + n
+                return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
                 self,
@@ -382,12 +393,15 @@ class SASRec(Recommender):
     def sequence_loss(self, seqs):
         """``(mean loss, number of positions)`` of (B, L + 1) training rows: the input is
         ``seqs[:, :-1]``, the targets ``seqs[:, 1:]``, and every position whose input and
-        target are both items counts once. Dropout and negatives use torch's global RNG.
-        Above ``sampled_above`` items no (positions, n_items) logits are built: CE is the
-        sampled softmax of the proposal set by ``fit`` and BCE/gBCE gather their negatives."""
+        target are both items counts once. Dropout and negatives use torch's global RNG; the
+        negatives are drawn on the CPU from the CPU copy of ``seqs`` (the same draws on every
+        device) and the rows move to the model's device once. Above ``sampled_above`` items
+        no (positions, n_items) logits are built: CE is the sampled softmax of the proposal set
+        by ``fit`` and BCE/gBCE gather their negatives."""
         import torch.nn.functional as F
 
-        cfg = self.config
+        cfg, host = self.config, seqs if seqs.device.type == "cpu" else seqs.cpu()
+        seqs = host.to(module_device(self.net_), non_blocking=True)
         inputs, targets = seqs[:, :-1], seqs[:, 1:]  # (B, L) each
         mask = (inputs > 0) & (targets > 0)  # (B, L)
         hidden = self._hidden(inputs)[mask]  # (N, D)
@@ -399,7 +413,8 @@ class SASRec(Recommender):
         if cfg.loss == "ce":
             loss = sampled_softmax(hidden, items, target, self._log_q, n_sampled=cfg.n_sampled)
             return loss, len(target)
-        negatives = self._negatives(seqs, mask)  # (N, k)
+        negatives = self._negatives(host, (host[:, :-1] > 0) & (host[:, 1:] > 0))  # (N, k)
+        negatives = negatives.to(seqs.device, non_blocking=True)
         if full:  # k columns of the full (N, I) logits: faster for a few thousand items
             logits = hidden @ items.T  # (N, I)
             pos, neg = logits.gather(1, target[:, None]), logits.gather(1, negatives)
@@ -432,7 +447,7 @@ class SASRec(Recommender):
     # ---- scoring and generation --------------------------------------------------------------
     def _score(self, histories, users):
         seqs = history_sequences(histories, self.config.max_len)  # (B, L)
-        return self._next_logits(seqs).numpy()
+        return to_numpy(self._next_logits(seqs))
 
     def generate(
         self,

@@ -59,7 +59,7 @@ def continue_sequences(
 
     Args:
         next_scores: ``(B, L) int64 padded sequences -> (B, n_items)`` torch scores (logits) of
-            the next item; called once per step with the sequences extended so far (the window
+            the next item, on any device (sampling runs on the CPU); called once per step with the sequences extended so far (the window
             keeps its length L: the oldest item drops out).
         sequences: (B, L) int64 padded histories (0 = padding, ``i + 1`` = item ``i``).
         n_steps: items to generate per sequence.
@@ -84,7 +84,8 @@ def continue_sequences(
     out = np.empty((len(window), n_steps), np.int64)
     for step in range(n_steps):  # a loop over steps, never over users
         with torch.no_grad():
-            logits = torch.as_tensor(next_scores(window), dtype=torch.float32) / temperature
+            scores = torch.as_tensor(next_scores(window)).cpu()  # one copy per step (B, I)
+            logits = scores.to(torch.float32) / temperature
         if exclude_seen:
             rows, cols = np.nonzero(window)
             logits[torch.from_numpy(rows), torch.from_numpy(window[rows, cols] - 1)] = -torch.inf

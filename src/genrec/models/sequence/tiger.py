@@ -65,12 +65,16 @@ from genrec.data.dataset import history_sequences
 from genrec.errors import ConfigError, DataError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    MixedPrecision,
     copy_state,
     fit_epochs,
     load_module_state,
+    module_device,
     module_state,
     seeded,
     shuffled_batches,
+    to_numpy,
+    torch_device,
 )
 from genrec.models.sequence.semantic_ids import (
     RQVAEParams,
@@ -249,7 +253,9 @@ class TIGER(Recommender):
         self.trie_ = Trie(codes, warm, vocab)
         item_tokens = np.zeros((len(codes) + 1, len(vocab)), np.int64)  # row 0: padding
         item_tokens[1:] = codes + self.offsets_
-        self._item_tokens = torch.from_numpy(item_tokens)
+        net = getattr(self, "net_", None)  # the token table lives where the network does
+        device = module_device(net) if net is not None else "cpu"
+        self._item_tokens = torch.from_numpy(item_tokens).to(device)
 
     def _level_logits(self, hidden, level: int):
         w, b = self.net_["head"].weight, self.net_["head"].bias
@@ -267,8 +273,9 @@ class TIGER(Recommender):
         valid = seqs > 0
         x = net["emb"](self._item_tokens[seqs]).sum(2) * valid[..., None]  # (B, T, d)
         x = torch.nn.functional.dropout(x + net["enc_pos"].weight[-t:], drop, net.training)
-        causal = torch.ones(t, t, dtype=torch.bool).tril()
-        mask = (causal & (valid[:, None, :] | torch.eye(t, dtype=torch.bool)))[:, None]  # (B,1,T,T)
+        causal = torch.ones(t, t, dtype=torch.bool, device=seqs.device).tril()
+        eye = torch.eye(t, dtype=torch.bool, device=seqs.device)
+        mask = (causal & (valid[:, None, :] | eye))[:, None]  # (B, 1, T, T)
         for blk in net["encoder"]:
             q, k, v = blk["qkv"](blk["ln1"](x)).chunk(3, -1)
             x = x + torch.nn.functional.dropout(
@@ -276,7 +283,8 @@ class TIGER(Recommender):
             )
             x = x + self._ffn(blk, x, drop)
         memory = torch.cat([net["start"].weight.expand(b, 1, -1), net["enc_ln"](x)], 1)
-        return memory, torch.cat([torch.ones(b, 1, dtype=torch.bool), valid], 1)
+        start = torch.ones(b, 1, dtype=torch.bool, device=seqs.device)
+        return memory, torch.cat([start, valid], 1)
 
     def _ffn(self, blk, x, drop):
         import torch.nn.functional as F
@@ -297,7 +305,7 @@ class TIGER(Recommender):
         b, nq, t = tokens.shape
         x = net["emb"](tokens) + net["dec_pos"].weight[:t]  # (B, Q, t, d)
         x = torch.nn.functional.dropout(x, drop, net.training).reshape(b * nq, t, -1)
-        causal = torch.ones(t, t, dtype=torch.bool).tril()
+        causal = torch.ones(t, t, dtype=torch.bool, device=tokens.device).tril()
         for blk, (mk, mv) in zip(net["decoder"], memory_kv):
             q, k, v = blk["qkv"](blk["ln1"](x)).chunk(3, -1)  # (B*Q, t, d)
             x = x + torch.nn.functional.dropout(
@@ -315,13 +323,17 @@ class TIGER(Recommender):
         import torch
         import torch.nn.functional as F
 
+        seqs = seqs.to(self._item_tokens.device)
         inp, tgt = seqs[:, :-1], seqs[:, 1:]  # (U, T)
         u, t = inp.shape
+        device = seqs.device
         memory, valid = self._encode(inp)
         tgt_tokens = self._item_tokens[tgt]  # (U, T, L+1)
-        dec_in = torch.cat([torch.zeros(u, t, 1, dtype=torch.long), tgt_tokens[..., :-1]], 2)
+        start = torch.zeros(u, t, 1, dtype=torch.long, device=device)
+        dec_in = torch.cat([start, tgt_tokens[..., :-1]], 2)
         # target j may read the start slot and encoder outputs 0..j (memory slots 1..j+1)
-        allowed = torch.arange(t + 1)[None, :] <= torch.arange(t)[:, None] + 1  # (T, 1+T)
+        slots, targets = torch.arange(t + 1, device=device), torch.arange(t, device=device)
+        allowed = slots[None, :] <= targets[:, None] + 1  # (T, 1+T)
         mask = (allowed[None] & valid[:, None, :]).repeat_interleave(dec_in.shape[2], 1)
         hidden = self._decode(dec_in, self._memory_kv(memory), mask[:, None])  # (U, T, L+1, d)
         has = tgt > 0
@@ -348,9 +360,11 @@ class TIGER(Recommender):
         vocab = [cfg.codebook_size] * cfg.n_levels + [
             max(cfg.codebook_size, int(ids[:, -1].max()) + 1)
         ]
-        self._setup(ids, warm, vocab)
+        device = torch_device(options)
+        amp = MixedPrecision(device, precision=options.precision)
         with seeded(options.seed):
-            self.net_ = build_network(vocab, cfg)
+            self.net_ = build_network(vocab, cfg).to(device)
+            self._setup(ids, warm, vocab)  # after the network: its token table on the device
             opt = torch.optim.AdamW(
                 self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
             )
@@ -359,15 +373,14 @@ class TIGER(Recommender):
 
             def run_epoch(epoch: int) -> float:
                 self.net_.train()
-                total, n = 0.0, 0
+                total, n = torch.zeros((), dtype=torch.float64, device=device), 0
                 for rows in shuffled_batches(len(seqs), cfg.batch_size, rng):
-                    loss = self._loss(seqs[rows])
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    total, n = total + float(loss.detach()) * len(rows), n + len(rows)
+                    with amp.autocast():
+                        loss = self._loss(seqs[rows])
+                    amp.step(loss, opt)
+                    total, n = total + loss.detach() * len(rows), n + len(rows)
                 self.net_.eval()
-                return total / max(n, 1)
+                return float(total) / max(n, 1)  # read once per epoch
 
             fit_epochs(
                 self,
@@ -435,9 +448,9 @@ class TIGER(Recommender):
         trie = self.trie_
         width = trie.children[level].shape[1]
         logits = F.pad(logits, (0, width - logits.shape[-1]))  # cold digits beyond V_L
-        warm = torch.from_numpy(trie.warm_children[level][prefixes])
+        warm = torch.from_numpy(trie.warm_children[level][prefixes]).to(logits.device)
         lp = torch.log_softmax(logits.masked_fill(~warm, -torch.inf), -1)
-        share = torch.from_numpy(trie.share[level][prefixes])
+        share = torch.from_numpy(trie.share[level][prefixes]).to(logits.device)
         return torch.where(warm, lp + share, share)
 
     def _prefix_logits(self, memory_kv, mem_mask) -> list:
@@ -457,7 +470,8 @@ class TIGER(Recommender):
                 if level == 0
                 else trie.tokens[level][rows][:, -1] + self.offsets_[level - 1]
             )
-            x = net["emb"](torch.from_numpy(tok)).expand(b, -1, -1) + net["dec_pos"].weight[level]
+            tok = torch.from_numpy(tok).to(mem_mask.device)
+            x = net["emb"](tok).expand(b, -1, -1) + net["dec_pos"].weight[level]
             nq, d = x.shape[1], x.shape[2]
             up = np.searchsorted(prev_rows, trie.parent[level][rows]) if level else None
             new_past = []
@@ -493,32 +507,35 @@ class TIGER(Recommender):
         with torch.no_grad():
             return torch.cat(
                 [self._chunk_log_probs(seqs[lo : lo + chunk]) for lo in range(0, len(seqs), chunk)]
-                or [torch.zeros(0, len(self.codes_))]
+                or [torch.zeros(0, len(self.codes_), device=module_device(self.net_))]
             )
 
     def _chunk_log_probs(self, seqs: np.ndarray):
         import torch
 
         trie, last = self.trie_, len(self.vocab_) - 1
-        memory, valid = self._encode(torch.from_numpy(seqs))
+        device = module_device(self.net_)
+        memory, valid = self._encode(torch.from_numpy(seqs).to(device))
         logits = self._prefix_logits(self._memory_kv(memory), valid[:, None, None, :])
-        total = torch.zeros(len(seqs), len(self.codes_))
+        total = torch.zeros(len(seqs), len(self.codes_), device=device)
         for level in range(last + 1):
             rows = trie.branching[level]
             if len(rows) == 0:
                 continue
-            at = torch.from_numpy(np.searchsorted(trie.needed[level], rows))
+            at = torch.from_numpy(np.searchsorted(trie.needed[level], rows)).to(device)
             lp = self._child_log_probs(logits[level][:, at], level, rows)  # (B, R, W)
             where = np.full(len(trie.tokens[level]), -1)
             where[rows] = np.arange(len(rows))
             items = np.flatnonzero(where[trie.prefix[level]] >= 0)
-            total[:, items] += lp[:, where[trie.prefix[level][items]], self.codes_[items, level]]
+            slots = torch.from_numpy(where[trie.prefix[level][items]]).to(device)
+            codes = torch.from_numpy(self.codes_[items, level]).to(device)
+            total[:, torch.from_numpy(items).to(device)] += lp[:, slots, codes]
         return total
 
     def _score(self, histories, users):
         self.net_.eval()
         seqs = history_sequences(histories, self.config.max_len)
-        return self._log_probs(seqs).numpy()
+        return to_numpy(self._log_probs(seqs))
 
     # ---- beam search and generation ----------------------------------------------------------
     def recommend_beam(
@@ -550,36 +567,37 @@ class TIGER(Recommender):
             raise ConfigError(f"k and beam_size must be positive integers, got {k!r}, {beam!r}")
         seqs = history_sequences(histories, self.config.max_len)
         self.net_.eval()
+        device = module_device(self.net_)
         with torch.no_grad():
-            memory, valid = self._encode(torch.from_numpy(seqs))
+            memory, valid = self._encode(torch.from_numpy(seqs).to(device))
             memory_kv, mem_mask = self._memory_kv(memory), valid[:, None, None, :]
             b, levels = len(seqs), len(self.vocab_)
             unseen = histories.toarray() <= 0  # (B, n_items)
             prefixes = np.zeros((b, 1, 0), np.int64)  # (B, W, l)
-            scores = torch.zeros(b, 1)
+            scores = torch.zeros(b, 1, device=device)
             for level in range(levels):
                 w = prefixes.shape[1]
                 tokens = np.c_[
                     np.zeros((b * w, 1), np.int64),
                     prefixes.reshape(b * w, level) + self.offsets_[:level],
                 ]
-                hidden = self._decode(
-                    torch.from_numpy(tokens.reshape(b, w, level + 1)), memory_kv, mem_mask
-                )[:, :, -1]
+                tokens = torch.from_numpy(tokens.reshape(b, w, level + 1)).to(device)
+                hidden = self._decode(tokens, memory_kv, mem_mask)[:, :, -1]
                 logits = self._level_logits(hidden, level)  # (B, W, V)
                 if constrained:  # dead beams (score -inf) may hold prefixes outside the trie
                     found = self.trie_.find(level, prefixes.reshape(b * w, level)).reshape(b, w)
                     lp = self._child_log_probs(logits, level, np.maximum(found, 0))
-                    lp = lp.masked_fill(torch.from_numpy(found < 0)[..., None], -torch.inf)
+                    dead = torch.from_numpy(found < 0).to(device)
+                    lp = lp.masked_fill(dead[..., None], -torch.inf)
                     if exclude_seen:  # never enter a branch whose items the user has all seen
                         open_ = self._unseen_children(unseen, level, np.maximum(found, 0))
-                        lp = lp.masked_fill(~torch.from_numpy(open_), -torch.inf)
+                        lp = lp.masked_fill(~torch.from_numpy(open_).to(device), -torch.inf)
                 else:
                     lp = torch.log_softmax(logits, -1)
                 cand = (scores[..., None] + lp).reshape(b, -1)
                 width = beam if level < levels - 1 else max(beam, k)
                 top = torch.topk(cand, min(width, cand.shape[1]), dim=1)
-                parent, token = np.divmod(top.indices.numpy(), lp.shape[-1])
+                parent, token = np.divmod(to_numpy(top.indices), lp.shape[-1])
                 prefixes = np.concatenate(
                     [np.take_along_axis(prefixes, parent[..., None], 1), token[..., None]], 2
                 )
@@ -604,7 +622,7 @@ class TIGER(Recommender):
     def _top_items(self, histories, items, scores, k, exclude_seen):
         import torch
 
-        scores = scores.clone()
+        scores = scores.detach().cpu().clone()  # (B, W): the last step works on the host
         scores[torch.from_numpy(items < 0)] = -torch.inf
         if exclude_seen:
             seen = np.take_along_axis(histories.toarray() > 0, np.maximum(items, 0), 1)
