@@ -167,7 +167,7 @@ class DataParallel:
 
     Use in place of the plain loop::
 
-        dp = DataParallel(net, opt, seed=options.seed)    # after building net and opt
+        dp = DataParallel(net, opt, seed=options.seed, amp=amp)  # after net, opt (amp: optional)
         for rows in dp.batches(n_rows, batch_size, rng):  # this process's shard of a batch
             loss, count = ...                              # mean loss over ``count`` terms
             dp.step(loss, count)                           # zero_grad, backward, sync, step
