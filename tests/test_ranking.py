@@ -41,3 +41,29 @@ def test_masks_and_nan():
         mask_non_candidates(torch.zeros((1, 5)), np.ones(5, bool))
     with pytest.raises(DataError, match="NaN"):
         top_k(torch.tensor([[0.0, float("nan")]]), 1)
+
+
+@pytest.mark.parametrize("kind", ["continuous", "ties", "masked"])
+def test_block_prefiltered_top_k_equals_a_full_sort_on_large_catalogs(kind):
+    """Past ``4 * (k + 1)`` blocks, top_k ranks only each row's best blocks; on random rows
+    (distinct values, many ties, mostly -inf) it equals a stable full sort, NaN rows included."""
+    rng = np.random.default_rng(["continuous", "ties", "masked"].index(kind))
+    rows, n_items = 40, 64 * 100 + 37  # a partial block at the end
+    if kind == "ties":
+        scores = rng.integers(0, 50, (rows, n_items)).astype(np.float32)
+    else:
+        scores = rng.normal(size=(rows, n_items)).astype(np.float32)
+    if kind == "masked":
+        scores[rng.random(scores.shape) < 0.95] = -np.inf
+        scores[0, :] = -np.inf
+        scores[1, :-5] = -np.inf  # fewer finite items than k
+    scores[2, -3] = 99.0  # the best item in the tail
+    for k in (1, 10, 20):
+        items, values = top_k(torch.from_numpy(scores.copy()), k)
+        order = np.lexsort((np.broadcast_to(np.arange(n_items), scores.shape), -scores))[:, :k]
+        want = np.where(np.isneginf(np.take_along_axis(scores, order, 1)), -1, order)
+        np.testing.assert_array_equal(items, want)
+        np.testing.assert_array_equal(values, np.take_along_axis(scores, order, 1))
+    scores[5, 7] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        top_k(torch.from_numpy(scores), 10)

@@ -170,28 +170,39 @@ def parse_overrides(pairs: list[str], names: list[str], *, flat: bool = False) -
 # ---- conversational agents -------------------------------------------------------------------
 CHAT_PREFIX = "chat:"
 ORACLE_PREFIX = "oracle:"
+CHATREC_PREFIX = "chatrec:"
+LLM_CHAT_PREFIX = "llm-chat:"
+AGENT_SPECS = "MODEL, chat:MODEL, oracle:MODEL, chatrec:MODEL or llm-chat:LMSPEC"
 
 
 def parse_agent_specs(text: str) -> list[str]:
-    """``"pop, chat:EASE"`` -> ``["pop", "chat:ease"]``, each checked to name a model."""
-    specs = list(dict.fromkeys(s.strip().lower() for s in text.split(",") if s.strip()))
+    """``"pop, chat:EASE"`` -> ``["pop", "chat:ease"]``, each checked to name a model (the
+    language-model spec of ``llm-chat:LMSPEC`` keeps its case: paths and model names)."""
+    specs = []
+    for raw in (s.strip() for s in text.split(",")):
+        if not raw:
+            continue
+        if raw.lower().startswith(LLM_CHAT_PREFIX):
+            spec = LLM_CHAT_PREFIX + raw[len(LLM_CHAT_PREFIX) :].strip()
+            if spec == LLM_CHAT_PREFIX:
+                raise ConfigError(f"{raw!r} names no language model; write llm-chat:LMSPEC")
+        else:
+            spec = raw.lower()
+            model_class(_agent_model_spec(spec))
+        specs.append(spec)
     if not specs:
         raise ConfigError(
             "--agents is empty; give comma-separated agents such as pop,ease,chat:ease"
         )
-    for spec in specs:
-        model_class(_agent_model_spec(spec))
-    return specs
+    return list(dict.fromkeys(specs))
 
 
 def _agent_model_spec(spec: str) -> str:
     model_spec = spec
-    for prefix in (CHAT_PREFIX, ORACLE_PREFIX):
+    for prefix in (CHAT_PREFIX, ORACLE_PREFIX, CHATREC_PREFIX):
         model_spec = model_spec[len(prefix) :] if model_spec.startswith(prefix) else model_spec
     if not model_spec.strip():
-        raise ConfigError(
-            f"{spec!r} names no model; write chat:MODEL (e.g. chat:ease), oracle:MODEL or MODEL"
-        )
+        raise ConfigError(f"{spec!r} names no model; write one of {AGENT_SPECS} (e.g. chat:ease)")
     return model_spec.strip()
 
 
@@ -204,18 +215,35 @@ def conversational_agent(spec: str, train, *, options=None, lm=None, model=None,
     a plain ``"SPEC"`` is that model without dialogue, showing its top items for the history
     every turn. The model is fitted on ``train`` unless a fitted ``model`` is passed.
 
+    Language-model baselines (:mod:`genrec.agents.baselines`): ``"chatrec:SPEC"`` retrieves 20
+    items with SPEC and lets ``lm`` choose among them; ``"llm-chat:LMSPEC"`` is the language
+    model LMSPEC answering free-text titles.
+
     Raises:
-        ConfigError: an unknown model spec (the message lists the names).
+        ConfigError: an unknown model spec (the message lists the names), or ``chatrec:``
+            without ``lm``.
     """
     from genrec.agents import Agent
+    from genrec.agents.baselines import RETRIEVED, ChatRec, LLMChat
     from genrec.agents.simulation import AttributeOracle, ChatAgent, RankerOnly
 
+    if spec.strip().lower().startswith(LLM_CHAT_PREFIX):
+        from genrec.text.backends import get_language_model
+
+        lm_spec = spec.strip()[len(LLM_CHAT_PREFIX) :]
+        threads = getattr(options, "threads", None)
+        return LLMChat(spec.strip(), get_language_model(lm_spec, threads=threads), train)
     name = spec.strip().lower()
     chat, model_spec = name.startswith(CHAT_PREFIX), _agent_model_spec(name)
+    if name.startswith(CHATREC_PREFIX) and lm is None:
+        raise ConfigError(f"{spec!r} needs a language model to choose; pass --lm SPEC")
     if model is None:
         model = build_model(model_spec).fit(train, options=options)
     if name.startswith(ORACLE_PREFIX):
         return AttributeOracle(name, model, train)
+    if name.startswith(CHATREC_PREFIX):
+        retriever = Agent(train, model, store=store, k=RETRIEVED, clarify=False)
+        return ChatRec(name, lm, retriever)
     if not chat:
         return RankerOnly(name, model, train.n_items)
     text_model = (

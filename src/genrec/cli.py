@@ -20,6 +20,9 @@ traceback for bad input.
     genrec audit --dataset ml-100k --models pop,ease,multvae --scenarios all --output audit.json
     genrec chat --dataset ml-100k --model ease --user 196
     genrec simulate --dataset ml-100k --agents pop,ease,chat:ease --users 200 --output sim.json
+    genrec simulate --dataset ml-100k --agents chat:ease --simulator llm --simulator-lm fake
+    genrec simulate --dataset ml-100k --agents ease,chat:ease --replay sim.transcripts.jsonl
+    genrec simulate --dataset ml-100k --agents chat:ease --dialogues redial:test_data.jsonl
 """
 
 from __future__ import annotations
@@ -353,10 +356,30 @@ def _parser() -> argparse.ArgumentParser:
         "--agents",
         default="pop,ease,chat:ease",
         help="comma-separated: MODEL (that model, no dialogue), chat:MODEL "
-        "(the agent ranking with MODEL) or oracle:MODEL (knows the "
-        "target's attributes: a reference point)",
+        "(the agent ranking with MODEL), oracle:MODEL (knows the "
+        "target's attributes: a reference point), chatrec:MODEL (MODEL retrieves 20, "
+        "the --lm model chooses) or llm-chat:LMSPEC (free-text titles from that language "
+        "model, mapped to the catalog)",
     )
-    simulate.add_argument("--simulator", default="rule", help="rule (the only one so far)")
+    simulate.add_argument(
+        "--simulator",
+        default="rule",
+        choices=["rule", "llm"],
+        help="rule (deterministic) or llm (a language model words the seeker's turns, under a "
+        "title-leak guard)",
+    )
+    simulate.add_argument(
+        "--simulator-lm", help="language model of the llm simulator (default: the --lm model)"
+    )
+    simulate.add_argument(
+        "--replay",
+        type=Path,
+        help="re-run the seeker utterances of a --transcripts file against --agents",
+    )
+    simulate.add_argument(
+        "--dialogues",
+        help="start episodes from recorded dialogues: redial:PATH (a ReDial jsonl file)",
+    )
     simulate.add_argument(
         "--split", default="loo", help="the split whose held-out test items are the targets"
     )
@@ -1015,7 +1038,13 @@ def _cmd_chat(args) -> int:
 
 
 def _cmd_simulate(args) -> int:
-    from genrec.agents.simulation import simulate, write_transcripts
+    from genrec.agents.simulation import (
+        episodes_from_dialogues,
+        read_transcripts,
+        replay,
+        simulate,
+        write_transcripts,
+    )
     from genrec.build import conversational_agent, parse_agent_specs
     from genrec.data.splits import describe_split, make_split
 
@@ -1023,26 +1052,49 @@ def _cmd_simulate(args) -> int:
     for path in (args.output, args.transcripts):
         if path is not None:
             check_writable(path, what="--output")
+    recorded = read_transcripts(args.replay) if args.replay else None
     lm = _planner_lm(args)
+    seeker_lm = _simulator_lm(args, lm)
     data, filtering = _load(args)
     split = make_split(data, args.split, seed=args.seed)
     _say(args, describe_split(split))
+    episodes, dialogues = None, None
+    if args.dialogues:
+        episodes, dialogues = episodes_from_dialogues(args.dialogues, split.train.catalog)
+        _say(
+            args,
+            f"{dialogues['contexts']} dialogue contexts; {dialogues['mapped_share']:.0%} of "
+            f"{dialogues['mentions']} mentioned movies found in the catalog",
+        )
     agents = {}
     for spec in specs:
         _say(args, f"fitting {spec} on the training part")
         agents[spec] = conversational_agent(spec, split.train, options=_options(args), lm=lm)
-    results, transcripts = simulate(
-        split,
-        agents,
-        simulator=args.simulator,
-        users=args.users,
-        turns=args.turns,
-        seed=args.seed,
-        on_episode=lambda name, n, total: (
-            n == total and _say(args, f"{name}: {total} episodes done")
-        ),
-    )
+    if recorded is not None:
+        results, transcripts = replay(
+            recorded,
+            agents,
+            catalog=split.train.catalog,
+            n_items=split.train.n_items,
+            seed=args.seed,
+        )
+    else:
+        results, transcripts = simulate(
+            split,
+            agents,
+            simulator=args.simulator,
+            simulator_lm=seeker_lm,
+            users=args.users,
+            turns=args.turns,
+            seed=args.seed,
+            episodes=episodes,
+            on_episode=lambda name, n, total: (
+                n == total and _say(args, f"{name}: {total} episodes done")
+            ),
+        )
     results["protocol"]["filtering"] = filtering
+    if dialogues:
+        results["protocol"]["dialogues"] = dialogues
     print(_simulation_table(results))
     if args.output:
         atomic_write(args.output, json.dumps(results, indent=2) + "\n")
@@ -1052,6 +1104,19 @@ def _cmd_simulate(args) -> int:
     elif args.transcripts:
         write_transcripts(args.transcripts, transcripts)
     return 0
+
+
+def _simulator_lm(args, planner_lm):
+    """The llm simulator's language model: --simulator-lm, else the --lm one."""
+    if args.simulator != "llm":
+        return None
+    if args.simulator_lm and args.simulator_lm != "none":
+        from genrec.text.backends import get_language_model
+
+        return get_language_model(args.simulator_lm, threads=_options(args).threads)
+    if planner_lm is None:
+        raise ConfigError("--simulator llm needs a language model: pass --simulator-lm SPEC")
+    return planner_lm
 
 
 def _planner_lm(args):
@@ -1078,6 +1143,16 @@ def _simulation_table(results: dict) -> str:
         f"{results['protocol']['episodes']} episodes, {results['protocol']['turns']} "
         "turns; [lo,hi] bootstrap 95% interval"
     )
+    for r in results["results"]:
+        leak = r.get("leak") or {}
+        if leak.get("regenerated") or leak.get("leaked_episodes"):
+            clean = r.get("without_leaked", {}).get("success", {}).get("mean", float("nan"))
+            lines.append(
+                f"{r['model']}: {leak['regenerated']} of {leak['utterances']} utterances "
+                f"regenerated for leaking the title; {leak['leaked_episodes']} episodes leaked "
+                f"anyway; success without them {clean:.3f} "
+                f"({r['episodes_without_leaked']} episodes)"
+            )
     return "\n".join(lines)
 
 

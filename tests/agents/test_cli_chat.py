@@ -89,7 +89,11 @@ def test_simulate_writes_results_and_transcripts(folder, tmp_path, capsys):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--simulator", "llm"], "unknown simulator 'llm'"),
+        (["--simulator", "llm"], "--simulator llm needs a language model"),
+        (["--dialogues", "crs:x.jsonl"], "write redial:PATH"),
+        (["--dialogues", "redial:/no/such.jsonl"], "no ReDial file"),
+        (["--replay", "/no/such.jsonl"], "no transcript file"),
+        (["--agents", "chatrec:ease"], "needs a language model to choose"),
         (["--agents", "chat:"], "names no model"),
         (["--agents", "chat:nosuchmodel"], "unknown model"),
         (["--turns", "0"], "--turns"),
@@ -99,3 +103,44 @@ def test_bad_simulate_flags_are_one_line_errors(folder, flags, message, capsys):
     code = main(["simulate", "--dataset", str(folder), "--users", "4", "--quiet", *flags])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_llm_simulator_replay_and_dialogues_through_the_cli(folder, tmp_path, capsys):
+    base = ["simulate", "--dataset", str(folder), "--seed", "0", "--quiet"]
+    recorded = tmp_path / "t.jsonl"
+    code = main(
+        [*base, "--agents", "chat:ease", "--simulator", "llm", "--simulator-lm", "fake"]
+        + ["--users", "4", "--turns", "2", "--transcripts", str(recorded)]
+    )
+    assert code == 0
+    lines = [json.loads(x) for x in recorded.read_text().splitlines()]
+    assert len(lines) == 4 and {x["simulator"] for x in lines} == {"llm"}
+    out = tmp_path / "replay.json"
+    code = main(
+        [*base, "--agents", "ease,chat:ease", "--replay", str(recorded)] + ["--output", str(out)]
+    )
+    results = json.loads(out.read_text())
+    assert code == 0 and results["protocol"]["simulator"] == "replay"
+    assert [r["evaluated_users"] for r in results["results"]] == [4, 4]
+    conversation = {
+        "conversationId": "1",
+        "initiatorWorkerId": 0,
+        "respondentWorkerId": 1,
+        "movieMentions": {"7": "Silent River (1950)", "8": "Not In The Catalog (2001)"},
+        "messages": [
+            {"messageId": 1, "senderWorkerId": 0, "text": "Any comedy? I heard of @7"},
+            {"messageId": 2, "senderWorkerId": 1, "text": "@7 is great, or @8"},
+        ],
+        "initiatorQuestions": {"7": {"suggested": 1, "seen": 0, "liked": 1}},
+        "respondentQuestions": [],
+    }
+    redial = tmp_path / "redial.jsonl"
+    redial.write_text(json.dumps(conversation) + "\n")
+    out = tmp_path / "dialogues.json"
+    code = main([*base, "--agents", "pop", "--dialogues", f"redial:{redial}", "--output", str(out)])
+    results = json.loads(out.read_text())
+    assert code == 0 and results["protocol"]["dialogues"]["mapped_share"] == 0.5
+    first = json.loads(out.with_suffix(".transcripts.jsonl").read_text().splitlines()[0])
+    assert first["turns"][0]["user"] == "Any comedy? I heard of Silent River"
+    assert first["turns"][0]["leak"] is True  # the recorded context names the target
+    assert results["results"][0]["leak"]["leaked_episodes"] == 1

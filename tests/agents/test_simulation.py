@@ -49,7 +49,7 @@ def test_the_simulator_reveals_at_most_two_attributes_a_turn_and_never_the_title
 
 
 def test_the_simulator_never_receives_the_title():
-    assert set(TargetProfile.__dataclass_fields__) == {"genres", "year"}
+    assert set(TargetProfile.__dataclass_fields__) == {"genres", "year", "keywords"}
     sim = RuleSimulator(TargetProfile(("Horror",), 1972), lambda i: (("Comedy",), 1995))
     assert sim.opening() == "I am looking for a horror movie from the 1970s."
     assert sim.reply([5, 6, 7], question=None) == "Something older."
@@ -112,7 +112,9 @@ def test_results_have_the_results_json_shape_and_the_agent_wins(outcome, tmp_pat
 
 
 def test_bad_simulation_settings_are_refused(world):
-    with pytest.raises(ConfigError, match="unknown simulator 'llm'"):
+    with pytest.raises(ConfigError, match="unknown simulator 'gpt'.*rule, llm"):
+        simulate(world.split, {}, simulator="gpt")
+    with pytest.raises(ConfigError, match="--simulator-lm"):
         simulate(world.split, {}, simulator="llm")
     with pytest.raises(ConfigError, match="--turns"):
         simulate(world.split, {}, turns=0)

@@ -8,7 +8,7 @@ import pytest
 from genrec.data.synthetic import planted_clusters
 from genrec.errors import ConfigError
 from genrec.models import EASE
-from genrec.models.classic.ease import ease_weights
+from genrec.models.classic.ease import available_memory_bytes, ease_fit_bytes, ease_weights
 
 from .contract import ModelContract
 
@@ -17,7 +17,7 @@ class TestEASE(ModelContract):
     model_cls = EASE
     config = {"reg": 10.0}
     quality_floor = 0.95
-    bad_configs = [{"reg": 0.0}, {"reg": -1.0}, {"max_items": 0}]
+    bad_configs = [{"reg": 0.0}, {"reg": -1.0}, {"max_items": 0}, {"memory_gb": 0.0}]
 
 
 def test_default_reg_is_the_validation_tuned_value():
@@ -60,3 +60,24 @@ def test_too_many_items_is_a_config_error_with_the_fix():
     with pytest.raises(ConfigError, match="max_items") as err:
         EASE(max_items=50).fit(world.split.train)
     assert "60" in str(err.value) and "k-core" in str(err.value)
+
+
+def test_refuses_above_the_memory_it_may_use_naming_need_have_and_alternatives():
+    """60 items need 24 * 60^2 bytes = 86.4 kB; a limit of 50 kB is refused before any work."""
+    world = planted_clusters()
+    with pytest.raises(ConfigError) as err:
+        EASE(memory_gb=50e-6).fit(world.split.train)
+    message = str(err.value)
+    assert "0.0864 MB" in message and "0.05 MB" in message  # needed, allowed
+    assert "60 items" in message and "ials" in message and "subset of items" in message
+    assert ease_fit_bytes(60) == 86_400
+
+
+def test_fits_when_the_memory_limit_is_enough():
+    world = planted_clusters()
+    model = EASE(reg=10.0, memory_gb=1e-3).fit(world.split.train)
+    assert model.weights_.shape == (60, 60)
+
+
+def test_available_memory_is_read_from_the_machine():
+    assert available_memory_bytes() > 0

@@ -60,6 +60,7 @@ def test_faiss_flat_equals_exact(data):
     [
         ("hnsw", {"M": 16, "ef_construction": 40, "ef_search": 64}, 0.95),
         ("ivfpq", {"nlist": 16, "m": 8, "nbits": 6, "nprobe": 8, "refine": 10}, 0.95),
+        ("ivf", {"nlist": 16, "nprobe": 8}, 0.95),
     ],
 )
 def test_approximate_indexes_reach_high_recall(data, kind, params, floor):
@@ -94,6 +95,7 @@ def test_search_params_change_recall(data):
         ("flat", {}),
         ("hnsw", {"M": 8}),
         ("ivfpq", {"nlist": 8, "m": 4, "nbits": 6, "refine": 4}),
+        ("ivf", {"nlist": 8, "nprobe": 2}),
     ],
 )
 def test_save_load_same_results(data, tmp_path, kind, params):

@@ -1,9 +1,19 @@
 """Agents against simulated users: episodes from held-out targets, metrics with intervals.
 
 An episode is one test user of a split: their history (train + valid), one held-out test item
-as the target, and a :class:`~genrec.agents.simulator.RuleSimulator` who wants it. Each turn the
+as the target, and a seeker who wants it: the :class:`~genrec.agents.simulator.RuleSimulator`
+or the :class:`~genrec.agents.simulator.LLMSimulator` (``simulator="llm"``). Each turn the
 agent shows a list; the episode succeeds at the first turn whose top-``k`` (10) holds the
 target's id (a structured judge, not text matching) and stops; the budget is ``turns`` turns.
+Episodes can also start from recorded dialogues (:func:`episodes_from_dialogues`, ReDial: the
+seeker's recorded turns first, several targets) or re-run a transcript file (:func:`replay`:
+the recorded utterances against other agents, the same user side for each).
+
+Every utterance is checked against each target's title with a
+:class:`~genrec.agents.simulator.LeakGuard`: ``leaked`` (per episode) is 1 when one slipped
+through, results repeat every metric over the episodes without a leak (``without_leaked``) and
+give the leak counts (``leak``: regenerations by the LLM simulator's guard, fallbacks to the
+rule simulator, leaked episodes).
 
 Per-episode metrics (means with bootstrap intervals from :mod:`genrec.evaluation.stats`):
 
@@ -13,12 +23,16 @@ Per-episode metrics (means with bootstrap intervals from :mod:`genrec.evaluation
 * ``out_of_catalog_rate``, ``repeat_rate`` (shown in an earlier turn of the episode),
   ``seen_rate`` (in the user's history): shares of the items shown;
 * ``plan_validity`` (turns whose first plan was valid), ``tool_failure_rate`` (tool calls that
-  failed), ``lm_calls``, ``lm_tokens`` and ``seconds`` per episode.
+  failed), ``lm_calls``, ``lm_tokens`` and ``seconds`` per episode (the agent's; the simulator's
+  own LM calls are in the transcript), ``leaked``.
+
+``out_of_catalog_rate`` counts, besides shown indices outside the catalog, the items an agent
+named that map to no catalog item (``TurnResult.unmatched``: free-text titles, invalid picks).
 
 Agents follow :class:`ConversationalAgent`: :class:`RankerOnly` (a model's top-k from the history,
 the same every turn: no dialogue), :class:`AttributeOracle` (knows the target's attributes from
-the start: attribute filtering with perfect knowledge) and :class:`ChatAgent` (the
-:class:`~genrec.agents.Agent`).
+the start: attribute filtering with perfect knowledge), :class:`ChatAgent` (the
+:class:`~genrec.agents.Agent`) and the LM baselines of :mod:`genrec.agents.baselines`.
 """
 
 from __future__ import annotations
@@ -33,23 +47,39 @@ from typing import Protocol
 import numpy as np
 
 from genrec.agents.agent import Agent
-from genrec.agents.simulator import RuleSimulator, TargetProfile
+from genrec.agents.simulator import (
+    LEAK_RATIO,
+    LeakGuard,
+    LLMSimulator,
+    RuleSimulator,
+    TargetProfile,
+)
 from genrec.data.dataset import as_history_matrix
 from genrec.errors import ConfigError
 from genrec.evaluation.stats import bootstrap_ci, compare_with_best
 
 SHOWN = 10
 RECALL_KS = (1, 10, 25, 50)
-SIMULATORS = ("rule",)
+SIMULATORS = ("rule", "llm")
 
 
 @dataclass(frozen=True)
 class Episode:
-    """A simulated conversation's setup: user index, history (item indices), target item."""
+    """A simulated conversation's setup: user index, history (item indices), target item.
+
+    ``also`` are further targets (any of them shown is a success: a ReDial seeker may like
+    several); ``opening`` are recorded utterances the seeker says before the simulator speaks.
+    """
 
     user: int
     history: tuple[int, ...]
     target: int
+    also: tuple[int, ...] = ()
+    opening: tuple[str, ...] = ()
+
+    @property
+    def targets(self) -> tuple[int, ...]:
+        return (self.target, *self.also)
 
 
 @dataclass
@@ -62,6 +92,7 @@ class TurnResult:
     tool_calls: int = 0
     tool_failures: int = 0
     trace: list = field(default_factory=list)
+    unmatched: int = 0  # items the agent named that are no catalog item (free-text titles)
 
 
 class ConversationalAgent(Protocol):
@@ -171,6 +202,67 @@ def episodes_from_split(split, *, n_users: int | None, seed: int = 0) -> list[Ep
     ]
 
 
+DIALOGUE_SOURCES = ("redial",)
+
+
+def episodes_from_dialogues(spec: str, catalog) -> tuple[list[Episode], dict]:
+    """Episodes from recorded dialogues, ``"redial:PATH"`` (a raw ReDial jsonl file; see
+    :mod:`genrec.data.redial`): ``(episodes, info)``. Each episode's seeker first says the
+    recorded seeker turns, its targets are the liked suggested movies and its history the
+    seeker's liked movies, all mapped onto ``catalog``; ``info`` has the counts and the mapped
+    share of mentions.
+
+    Raises:
+        ConfigError: an unknown source, or no conversation that maps onto the catalog.
+    """
+    from genrec.data.redial import dialogue_contexts, map_mentions, read_redial
+
+    source, _, path = spec.partition(":")
+    if source not in DIALOGUE_SOURCES or not path:
+        raise ConfigError(
+            f"--dialogues {spec!r}: write redial:PATH (a ReDial jsonl file); sources: "
+            f"{', '.join(DIALOGUE_SOURCES)}"
+        )
+    conversations = read_redial(path)
+    mapping = map_mentions(conversations, catalog)
+    contexts = dialogue_contexts(conversations, mapping)
+    if not contexts:
+        raise ConfigError(
+            f"no conversation of {path} has a liked suggested movie found in the catalog "
+            f"({mapping.mapped_share:.0%} of {mapping.mentions} mentions mapped); is the "
+            "dataset a movie catalog such as ml-100k?"
+        )
+    episodes = [
+        Episode(n, c.history, c.targets[0], c.targets[1:], c.seeker_turns)
+        for n, c in enumerate(contexts)
+    ]
+    info = {
+        "source": source,
+        "conversations": len(conversations),
+        "contexts": len(contexts),
+        "mentions": mapping.mentions,
+        "mapped_mentions": len(mapping.items),
+        "mapped_share": mapping.mapped_share,
+    }
+    return episodes, info
+
+
+def make_simulator(kind: str, catalog, target: int, *, lm=None, seed: int = 0, retries: int = 2):
+    """A ``kind`` ("rule" or "llm") seeker who wants catalog item ``target``; the LLM one needs
+    ``lm`` and gets a :class:`~genrec.agents.simulator.LeakGuard` for the target's title."""
+
+    def describe(item: int):
+        return catalog.genres(item), catalog.year(item)
+
+    profile = TargetProfile.of(catalog, target)
+    if kind == "rule":
+        return RuleSimulator(profile, describe)
+    if lm is None:
+        raise ConfigError("the llm simulator needs a language model; pass --simulator-lm SPEC")
+    guard = LeakGuard(catalog.title(target))
+    return LLMSimulator(profile, lm, guard, describe, retries=retries, seed=seed)
+
+
 def run_episode(
     agent: ConversationalAgent,
     episode: Episode,
@@ -179,48 +271,85 @@ def run_episode(
     n_items: int,
     turns: int,
     episode_id: str,
+    simulator=None,
 ) -> tuple[dict, dict]:
-    """``(metrics, transcript)`` of one episode."""
+    """``(metrics, transcript)`` of one episode.
 
-    def describe(item: int):
-        return catalog.genres(item), catalog.year(item)
-
-    simulator = RuleSimulator(TargetProfile.of(catalog, episode.target), describe)
+    The seeker says ``episode.opening`` (recorded utterances) first, then ``simulator`` speaks
+    (a rule simulator for the episode's target when None; pass ``False`` for none: the episode
+    ends when the recorded utterances do). Every utterance is checked with a
+    :class:`~genrec.agents.simulator.LeakGuard` per target: the metric ``leaked`` is 1 when one
+    gave a target's title away.
+    """
+    if simulator is None:
+        simulator = make_simulator("rule", catalog, episode.target)
+    guards = [LeakGuard(catalog.title(t)) for t in episode.targets]
+    script = list(episode.opening)
     start = time.perf_counter()
     agent.begin(episode_id, episode)
-    text, hit_turn = simulator.opening(), None
-    log, results = [], []
+    hit_turn, log, results, leaks = None, [], [], 0
+    result: TurnResult | None = None
     for turn in range(1, turns + 1):
+        text, revealed = _next_utterance(script, simulator, result)
+        if text is None:
+            break
+        leaked = any(g.leaks(text) for g in guards)
+        leaks += leaked
         turn_start = time.perf_counter()
         result = agent.turn(episode_id, text)
         results.append(result)
         log.append(
             {
                 "user": text,
-                "revealed": [list(a) for a in simulator.revealed_per_turn[-1]],
+                "revealed": revealed,
+                "leak": leaked,
                 "agent": result.text,
                 "items": result.items,
+                "unmatched": result.unmatched,
                 "question": result.question,
                 "tools": [step.get("tool") for step in result.trace],
                 "plan": result.plan,
                 "seconds": time.perf_counter() - turn_start,
             }
         )
-        if episode.target in result.items[:SHOWN]:
+        if any(t in result.items[:SHOWN] for t in episode.targets):
             hit_turn = turn
             break
-        text = simulator.reply(result.items, question=result.question)
     metrics = episode_metrics(results, episode, hit_turn=hit_turn, turns=turns, n_items=n_items)
+    metrics["leaked"] = float(leaks > 0)
     metrics["seconds"] = time.perf_counter() - start
     transcript = {
         "agent": agent.name,
         "episode": episode_id,
         "user": episode.user,
+        "history": list(episode.history),
         "target": episode.target,
+        "targets": list(episode.targets),
+        "budget": turns,
+        "simulator": getattr(simulator, "name", "recorded"),
         "success_turn": hit_turn,
+        "leaked_utterances": leaks,
+        "regenerated": getattr(simulator, "regenerated", 0),
+        "fallbacks": getattr(simulator, "fallbacks", 0),
+        "rejected": list(getattr(simulator, "rejected", [])),
+        "simulator_lm_calls": getattr(simulator, "lm_calls", 0),
         "turns": log,
     }
     return metrics, transcript
+
+
+def _next_utterance(script: list[str], simulator, result: TurnResult | None):
+    """``(text, revealed attributes)``: the next recorded utterance, else the simulator's
+    (its opening before any reply), else ``(None, [])``."""
+    if script:
+        return script.pop(0), []
+    if not simulator:
+        return None, []
+    if result is None:
+        text = simulator.opening()
+    else:
+        text = simulator.reply(result.items, question=result.question, agent_text=result.text)
+    return text, [list(a) for a in simulator.revealed_per_turn[-1]]
 
 
 def episode_metrics(
@@ -233,6 +362,8 @@ def episode_metrics(
 ) -> dict:
     """The per-episode metrics of the module doc from its turns."""
     shown = [i for r in results for i in r.items]
+    named = len(shown) + sum(r.unmatched for r in results)
+    outside = sum(not 0 <= i < n_items for i in shown) + sum(r.unmatched for r in results)
     earlier: set[int] = set()
     repeats = 0
     for r in results:
@@ -246,8 +377,8 @@ def episode_metrics(
         "success": float(hit_turn is not None),
         "turns": float(hit_turn if hit_turn is not None else turns + 1),
         "first_turn_success": float(hit_turn == 1),
-        **{f"recall@{k}": float(episode.target in last[:k]) for k in RECALL_KS},
-        "out_of_catalog_rate": share(sum(not 0 <= i < n_items for i in shown)),
+        **{f"recall@{k}": float(bool(set(episode.targets) & set(last[:k]))) for k in RECALL_KS},
+        "out_of_catalog_rate": outside / named if named else 0.0,
         "repeat_rate": share(repeats),
         "seen_rate": share(sum(i in history for i in shown)),
         "plan_validity": float(np.mean([r.plan.get("valid", True) for r in results])),
@@ -265,29 +396,43 @@ def simulate(
     users: int | None = 200,
     turns: int = 5,
     seed: int = 0,
+    simulator_lm=None,
+    retries: int = 2,
+    episodes: Sequence[Episode] | None = None,
     on_episode: Callable[[str, int, int], None] | None = None,
 ) -> tuple[dict, list[dict]]:
     """Run every agent on the same episodes; ``(results, transcripts)``.
 
     ``results`` has the shape of results.json: ``protocol``, ``results[]`` with ``model`` (the
-    agent spec), ``metrics`` (``mean``, ``ci_low``, ``ci_high``) and ``significance`` (paired
-    tests against the best agent on each higher-is-better metric), and ``versions``.
+    agent spec), ``metrics`` (``mean``, ``ci_low``, ``ci_high``), ``without_leaked`` (the same
+    over the episodes where no utterance leaked a target's title), ``leak`` (counts, see
+    :func:`leak_summary`) and ``significance`` (paired tests against the best agent on each
+    higher-is-better metric, same episodes), and ``versions``.
+
+    Args:
+        simulator: "rule", or "llm" (words from ``simulator_lm``, a language model, under a
+            leak guard with ``retries`` regenerations).
+        episodes: the episodes to run (e.g. :func:`episodes_from_dialogues`); default: ``users``
+            sampled test users of ``split`` (see :func:`episodes_from_split`).
     """
     if simulator not in SIMULATORS:
-        raise ConfigError(
-            f"unknown simulator {simulator!r}; available: {', '.join(SIMULATORS)} "
-            "(an LM-driven simulator is not built yet)"
-        )
+        raise ConfigError(f"unknown simulator {simulator!r}; available: {', '.join(SIMULATORS)}")
+    if simulator == "llm" and simulator_lm is None:
+        raise ConfigError("--simulator llm needs a language model: pass --simulator-lm SPEC")
     if isinstance(turns, bool) or not isinstance(turns, int) or turns < 1:
         raise ConfigError(f"--turns must be a positive integer, got {turns!r}")
     catalog = split.train.catalog
     if catalog is None:
         raise ConfigError("simulated users need an item catalog (genres, years) to talk about")
-    episodes = episodes_from_split(split, n_users=users, seed=seed)
+    if episodes is None:
+        episodes = episodes_from_split(split, n_users=users, seed=seed)
     per_agent, transcripts = {}, []
     for name, agent in agents.items():
         rows = []
         for n, episode in enumerate(episodes):
+            seeker = make_simulator(
+                simulator, catalog, episode.target, lm=simulator_lm, seed=seed, retries=retries
+            )
             metrics, transcript = run_episode(
                 agent,
                 episode,
@@ -295,6 +440,7 @@ def simulate(
                 n_items=split.train.n_items,
                 turns=turns,
                 episode_id=f"episode-{n}",
+                simulator=seeker,
             )
             rows.append(metrics)
             transcripts.append({**transcript, "agent": name})
@@ -305,13 +451,146 @@ def simulate(
         "dataset": split.train.name.split("/")[0],
         "split": split.info.get("method"),
         "simulator": simulator,
+        "simulator_lm": getattr(simulator_lm, "name", None),
         "episodes": len(episodes),
         "turns": turns,
         "shown": SHOWN,
         "seed": seed,
         "judge": "target id in the top-10 shown list",
+        "leak_ratio": LEAK_RATIO,
     }
-    return results_dict(per_agent, protocol=protocol, seed=seed), transcripts
+    results = results_dict(per_agent, protocol=protocol, seed=seed)
+    for r in results["results"]:
+        r["leak"] = leak_summary([t for t in transcripts if t["agent"] == r["model"]])
+    return results, transcripts
+
+
+def leak_summary(transcripts: Sequence[dict]) -> dict:
+    """Leak counts of one agent's episodes: ``utterances`` said, ``regenerated`` (generations
+    the guard rejected), ``fallbacks`` (utterances the rule simulator said instead),
+    ``leaked_utterances`` and ``leaked_episodes`` (said although they name a target: a leak
+    that slipped through), with ``regeneration_rate`` (regenerated per utterance) and
+    ``episode_leak_rate``."""
+    said = sum(len(t["turns"]) for t in transcripts)
+    regenerated = sum(t.get("regenerated", 0) for t in transcripts)
+    leaked = sum(t.get("leaked_utterances", 0) > 0 for t in transcripts)
+    return {
+        "episodes": len(transcripts),
+        "utterances": said,
+        "regenerated": regenerated,
+        "fallbacks": sum(t.get("fallbacks", 0) for t in transcripts),
+        "leaked_utterances": sum(t.get("leaked_utterances", 0) for t in transcripts),
+        "leaked_episodes": leaked,
+        "regeneration_rate": regenerated / said if said else 0.0,
+        "episode_leak_rate": leaked / len(transcripts) if transcripts else 0.0,
+    }
+
+
+def replay(
+    transcripts: Sequence[dict],
+    agents: Mapping[str, ConversationalAgent],
+    *,
+    catalog,
+    n_items: int,
+    turns: int | None = None,
+    seed: int = 0,
+) -> tuple[dict, list[dict]]:
+    """Re-run recorded seeker utterances against ``agents``: ``(results, transcripts)``.
+
+    Each transcript line is one episode (its history, targets and user utterances); every agent
+    hears exactly those utterances, in order, so the user side is deterministic and the agents
+    are compared on the same episodes. The seeker cannot react to a new list: when an agent
+    has not shown a target by the last recorded utterance, the episode fails (``turns`` =
+    budget + 1). The budget is ``turns``, else each line's ``budget``.
+
+    Raises:
+        ConfigError: no lines, or a line without ``target``/``history``/``turns``.
+    """
+    if not transcripts:
+        raise ConfigError("the replay file holds no episodes; write one with --transcripts")
+    parsed = [_replayed_episode(line, n, n_items) for n, line in enumerate(transcripts)]
+    episodes = [episode for episode, _ in parsed]
+    budgets = [turns or budget for _, budget in parsed]
+    per_agent, out = {}, []
+    for name, agent in agents.items():
+        rows = []
+        for n, (episode, budget) in enumerate(zip(episodes, budgets)):
+            metrics, transcript = run_episode(
+                agent,
+                episode,
+                catalog=catalog,
+                n_items=n_items,
+                turns=budget,
+                episode_id=str(transcripts[n].get("episode", f"episode-{n}")),
+                simulator=False,
+            )
+            rows.append(metrics)
+            out.append({**transcript, "agent": name, "simulator": "replay"})
+        per_agent[name] = {m: np.array([r[m] for r in rows]) for m in rows[0]}
+    protocol = {
+        "simulator": "replay",
+        "episodes": len(episodes),
+        "turns": max(budgets),
+        "shown": SHOWN,
+        "seed": seed,
+        "judge": "target id in the top-10 shown list",
+        "replayed_from": sorted({str(t.get("agent")) for t in transcripts}),
+    }
+    results = results_dict(per_agent, protocol=protocol, seed=seed)
+    for r in results["results"]:
+        r["leak"] = leak_summary([t for t in out if t["agent"] == r["model"]])
+    return results, out
+
+
+def _replayed_episode(line, n: int, n_items: int) -> tuple[Episode, int]:
+    """``(episode, budget)`` of transcript line ``n`` (0-based); ConfigError naming what is
+    wrong. The budget is the line's ``budget``, else its number of turns."""
+    where = f"replay line {n + 1}"
+    fields = ("target", "history", "turns")
+    missing = [k for k in fields if not isinstance(line, dict) or k not in line]
+    if missing:
+        raise ConfigError(
+            f"{where} lacks {missing}; replay files are written by genrec simulate --transcripts"
+        )
+    try:
+        targets = [int(t) for t in line.get("targets") or [line["target"]]]
+        history = tuple(int(i) for i in line["history"])
+        said = tuple(str(t["user"]) for t in line["turns"])
+        budget = int(line.get("budget") or len(said))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{where} is malformed ({type(exc).__name__}: {exc}); targets and history are item "
+            "indices, each turn has a 'user' utterance, budget is a turn count"
+        ) from None
+    if any(not 0 <= i < n_items for i in (*targets, *history)):
+        raise ConfigError(
+            f"{where} names items outside 0..{n_items - 1}; replay against the dataset and "
+            "split the transcripts were written with"
+        )
+    if budget < 1 or not said:
+        raise ConfigError(f"{where} has no turns to replay (budget {budget}, {len(said)} turns)")
+    user = line.get("user")
+    episode = Episode(
+        user if isinstance(user, int) else n, history, targets[0], tuple(targets[1:]), said
+    )
+    return episode, budget
+
+
+def read_transcripts(path: str | Path) -> list[dict]:
+    """The episodes of a JSONL transcript file (:func:`write_transcripts`)."""
+    from genrec.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no transcript file {str(path)!r}; write one with --transcripts FILE")
+    lines = []
+    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if raw.strip():
+            try:
+                lines.append(json.loads(raw))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: line {n} is not JSON ({exc.msg})") from None
+    return lines
 
 
 HIGHER_IS_BETTER = (
@@ -337,19 +616,28 @@ def results_dict(
             comparisons[metric] = compare_with_best({a: v[metric] for a, v in per_agent.items()})
     results = []
     for name, values in per_agent.items():
-        metrics = {}
-        for metric, v in values.items():
-            low, high = bootstrap_ci(v, seed=seed)
-            metrics[metric] = {"mean": float(v.mean()), "ci_low": low, "ci_high": high}
-        results.append(
-            {
-                "model": name,
-                "metrics": metrics,
-                "evaluated_users": len(v),
-                "significance": {m: c[name] for m, c in comparisons.items()},
-            }
-        )
+        clean = values["leaked"] == 0 if "leaked" in values else None
+        row = {
+            "model": name,
+            "metrics": _means(values, seed=seed),
+            "evaluated_users": len(next(iter(values.values()))),
+            "significance": {m: c[name] for m, c in comparisons.items()},
+        }
+        if clean is not None:
+            row["episodes_without_leaked"] = int(clean.sum())
+            row["without_leaked"] = (
+                _means({m: v[clean] for m, v in values.items()}, seed=seed) if clean.any() else {}
+            )
+        results.append(row)
     return {"protocol": protocol, "results": results, "versions": library_versions()}
+
+
+def _means(values: Mapping[str, np.ndarray], *, seed: int) -> dict:
+    out = {}
+    for metric, v in values.items():
+        low, high = bootstrap_ci(v, seed=seed)
+        out[metric] = {"mean": float(v.mean()), "ci_low": low, "ci_high": high}
+    return out
 
 
 def write_transcripts(path: str | Path, transcripts: Sequence[dict]) -> None:

@@ -2,7 +2,8 @@
 
 Each model is one file in the package of its family:
 
-* ``classic/``: strong baselines (popularity, ItemKNN, EASE, BPR-MF);
+* ``classic/``: strong baselines (popularity, ItemKNN, EASE, BPR-MF; iALS and a BPR-MF
+  peer trained by the ``implicit`` package);
 * ``interactions/``: generative models of the interaction matrix (auto-encoders, VAEs,
   diffusion, adversarial training, slate CVAEs);
 * ``sequence/``: sequence models and generative retrieval with semantic IDs;
@@ -18,7 +19,9 @@ from __future__ import annotations
 
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.classic.bpr import BPR, BPRConfig
+from genrec.models.classic.bpr_implicit import ImplicitBPR, ImplicitBPRConfig
 from genrec.models.classic.ease import EASE, EASEConfig
+from genrec.models.classic.ials import IALS, IALSConfig
 from genrec.models.classic.itemknn import ItemKNN, ItemKNNConfig
 from genrec.models.classic.pop import Pop, PopConfig
 from genrec.models.interactions.cdae import CDAE, CDAEConfig
@@ -46,6 +49,8 @@ MODELS: dict[str, type[Recommender]] = {
     "itemknn": ItemKNN,
     "ease": EASE,
     "bpr": BPR,
+    "ials": IALS,  # through implicit (the scale extra)
+    "bpr-implicit": ImplicitBPR,  # through implicit (the scale extra)
     # generative models of interactions
     "multdae": MultDAE,
     "cdae": CDAE,
@@ -86,6 +91,10 @@ __all__ = [
     "EASEConfig",
     "BPR",
     "BPRConfig",
+    "IALS",
+    "IALSConfig",
+    "ImplicitBPR",
+    "ImplicitBPRConfig",
     "MultDAE",
     "MultDAEConfig",
     "CDAE",

@@ -1,10 +1,12 @@
-"""Retrieval: vector indexes (exact, FAISS flat / HNSW / IVF-PQ), BM25 and rank fusion.
+"""Retrieval: vector indexes (exact, FAISS flat / HNSW / IVF / IVF-PQ), candidate items from
+user and item embeddings through them, BM25 and rank fusion.
 
 The dense, BM25 and hybrid *recommenders* built on these live in ``genrec.models`` (``dense``,
 ``bm25``, ``hybrid``).
 """
 
 from genrec.retrieval.bm25 import STOP_WORDS, BM25Index, bm25_weights, term_counts, tokenize
+from genrec.retrieval.candidates import CandidateIndex, factor_embeddings, recall_vs_exact
 from genrec.retrieval.fusion import fuse_rankings, ranks, reciprocal_rank_fusion
 from genrec.retrieval.index import (
     KINDS,
@@ -17,6 +19,9 @@ from genrec.retrieval.index import (
 )
 
 __all__ = [
+    "CandidateIndex",
+    "factor_embeddings",
+    "recall_vs_exact",
     "BM25Index",
     "STOP_WORDS",
     "bm25_weights",

@@ -5,7 +5,8 @@
 * :class:`ExactIndex` — brute-force inner product in numpy: no dependencies, the default.
 * :class:`FaissIndex` — a FAISS index (the ``faiss`` extra, ``pip install 'genrec[faiss]'``):
   ``"flat"`` (exact ``IndexFlatIP``), ``"hnsw"`` (``IndexHNSWFlat``: ``M``,
-  ``ef_construction``, ``ef_search``) or ``"ivfpq"`` (``IndexIVFPQ``: ``nlist``, ``m``,
+  ``ef_construction``, ``ef_search``), ``"ivf"`` (``IndexIVFFlat``: ``nlist``, ``nprobe``;
+  trained on the first vectors added) or ``"ivfpq"`` (``IndexIVFPQ``: ``nlist``, ``m``,
   ``nbits``, ``nprobe``, optional exact re-ranking of ``refine`` x k candidates; trained on the
   first vectors added).
 * :func:`build_index` — one factory for all of them; :func:`load_index` reads a saved one;
@@ -35,7 +36,7 @@ import numpy as np
 from genrec.errors import ArtifactError, ConfigError, DataError, require
 from genrec.io import atomic_write
 
-KINDS = ("exact", "flat", "hnsw", "ivfpq")
+KINDS = ("exact", "flat", "hnsw", "ivf", "ivfpq")
 # ef_construction 200 (FAISS's own default is 40), measured by `benchmarks/retrieval.py --only
 # hnsw-build` (BENCHMARKS.md, HNSW efConstruction): at the default ef_search 64 and M 32, recall@10
 # against exact search on 20,000 MiniLM text vectors is 0.678 / 0.900 / 0.932 / 0.981 for
@@ -47,8 +48,10 @@ _PARAMS = {  # kind -> allowed parameters and their defaults
     "exact": {},
     "flat": {},
     "hnsw": {"M": 32, "ef_construction": 200, "ef_search": 64},
+    "ivf": {"nlist": 256, "nprobe": 16},
     "ivfpq": {"nlist": 256, "m": 48, "nbits": 8, "nprobe": 16, "refine": 0},
 }
+_TRAINED = ("ivf", "ivfpq")  # kinds built (and trained) on the first vectors added
 
 
 @runtime_checkable
@@ -169,7 +172,7 @@ class FaissIndex:
         self.faiss = require("faiss", "faiss")
         self.dim, self.name, self.threads = _check_dim(dim), kind, _check_threads(threads)
         self.params = {**_PARAMS[kind], **params}
-        self._index = None if kind == "ivfpq" else self._make()
+        self._index = None if kind in _TRAINED else self._make()
 
     def _make(self, train: np.ndarray | None = None):
         faiss, p = self.faiss, self.params
@@ -179,6 +182,8 @@ class FaissIndex:
             index = faiss.IndexHNSWFlat(self.dim, p["M"], faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction, index.hnsw.efSearch = p["ef_construction"], p["ef_search"]
             return index
+        if self.name == "ivf":
+            return self._make_ivf(train)
         need = max(p["nlist"], 2 ** p["nbits"])
         if len(train) < need:
             raise DataError(
@@ -194,6 +199,22 @@ class FaissIndex:
         if p["refine"]:
             index = faiss.IndexRefineFlat(index)  # re-rank refine * k candidates exactly
             index.k_factor = float(p["refine"])
+        index.train(train)
+        return index
+
+    def _make_ivf(self, train: np.ndarray):
+        """An IVF-Flat index: ``nlist`` k-means cells, ``nprobe`` of them searched exactly."""
+        faiss, p = self.faiss, self.params
+        if len(train) < p["nlist"]:
+            raise DataError(
+                f"IVF with nlist={p['nlist']} trains on the first vectors added and needs at "
+                f"least {p['nlist']} of them, got {len(train)}; add more vectors at once or "
+                "lower nlist"
+            )
+        quantizer = faiss.IndexFlatIP(self.dim)
+        index = faiss.IndexIVFFlat(quantizer, self.dim, p["nlist"], faiss.METRIC_INNER_PRODUCT)
+        index.nprobe = p["nprobe"]
+        index.cp.seed = 1234  # k-means initialisation: the same cells every build
         index.train(train)
         return index
 
@@ -216,7 +237,8 @@ class FaissIndex:
         return scores.astype(np.float32), ids.astype(np.int64)
 
     def set_search_params(self, **params) -> None:
-        """Change ``ef_search`` (HNSW) or ``nprobe`` / ``refine`` (IVF-PQ) of a built index."""
+        """Change ``ef_search`` (HNSW), ``nprobe`` (IVF) or ``nprobe`` / ``refine`` (IVF-PQ) of a
+        built index."""
         _check_params(self.name, params, search_only=True)
         self.params.update(params)
         if self._index is None:
@@ -243,11 +265,12 @@ def build_index(kind: str = "exact", dim: int = 384, *, threads: int = 1, **para
     """An empty inner-product index.
 
     Args:
-        kind: ``"exact"`` (numpy), ``"flat"``, ``"hnsw"`` or ``"ivfpq"`` (FAISS).
+        kind: ``"exact"`` (numpy), ``"flat"``, ``"hnsw"``, ``"ivf"`` or ``"ivfpq"`` (FAISS).
         dim: vector length.
         threads: OpenMP threads FAISS may use.
         params: ``M``, ``ef_construction``, ``ef_search`` (hnsw); ``nlist``, ``m``, ``nbits``,
-            ``nprobe``, ``refine`` (ivfpq); defaults in ``_PARAMS``.
+            ``nprobe``, ``refine`` (ivfpq); ``nlist``, ``nprobe`` (ivf); defaults in
+            ``_PARAMS``.
 
     Raises:
         ConfigError: an unknown kind or parameter, or a bad value.
@@ -287,6 +310,8 @@ def load_index(path: str | os.PathLike, *, threads: int = 1) -> VectorIndex:
         if isinstance(inner, faiss.IndexHNSW)
         else "flat"
         if isinstance(inner, faiss.IndexFlat)
+        else "ivf"
+        if isinstance(inner, faiss.IndexIVFFlat)
         else "ivfpq"
     )
     index = FaissIndex(kind, inner.d, threads=threads)
@@ -326,7 +351,7 @@ def _check_threads(threads) -> int:
 
 def _check_params(kind: str, params: dict, *, search_only: bool = False) -> None:
     allowed = (
-        {"hnsw": ["ef_search"], "ivfpq": ["nprobe", "refine"]}.get(kind, [])
+        {"hnsw": ["ef_search"], "ivf": ["nprobe"], "ivfpq": ["nprobe", "refine"]}.get(kind, [])
         if search_only
         else list(_PARAMS[kind])
     )

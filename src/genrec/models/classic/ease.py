@@ -9,8 +9,12 @@ whose solution is ``P = (X^T X + reg I)^-1`` and ``B = I - P diag(1 / diag(P))``
 ``B[i, j] = -P[i, j] / P[j, j]`` off the diagonal, 0 on it). A history x scores ``x @ B``.
 
 Deviations from the paper: none in the math. The Gram matrix and the inverse are computed in
-float64 and B is stored in float32. B is dense (n_items x n_items), so fitting refuses more than
-``max_items`` items with a ConfigError instead of exhausting memory.
+float64 and B is stored in float32. B is dense (n_items x n_items) and the fit holds three dense
+float64 copies at its peak (the Gram matrix, LAPACK's working copy and the inverse:
+``24 * n_items^2`` bytes, :func:`ease_fit_bytes`), so fitting refuses, with a ConfigError saying
+how much it would need and what to use instead, when that exceeds the available memory
+(``MemAvailable`` of /proc/meminfo, capped by a cgroup limit; ``memory_gb`` overrides it) or
+when there are more than ``max_items`` items.
 
 Example:
     >>> from genrec.data.synthetic import planted_clusters
@@ -22,7 +26,9 @@ Example:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,6 +47,7 @@ class EASEConfig(ModelConfig):
 
     reg: float = 300.0  # L2 penalty added to the Gram diagonal; larger = smoother weights
     max_items: int = 40_000  # refuse to fit more items than this (B takes 4 * n_items^2 bytes)
+    memory_gb: float | None = None  # memory the fit may use; None = what the machine has free
 
     def __post_init__(self):
         self.check(self.reg > 0, "reg", "a positive number (the inverse needs X^T X + reg I)")
@@ -48,6 +55,11 @@ class EASEConfig(ModelConfig):
             isinstance(self.max_items, int) and self.max_items >= 1,
             "max_items",
             "a positive integer",
+        )
+        self.check(
+            self.memory_gb is None or self.memory_gb > 0,
+            "memory_gb",
+            "a positive number of gigabytes, or None to read the machine's available memory",
         )
 
 
@@ -58,14 +70,9 @@ class EASE(Recommender):
     Config = EASEConfig
 
     def _fit(self, train, valid, options):
-        n_items = train.n_items
-        if n_items > self.config.max_items:
-            gb = 3 * 8 * n_items**2 / 1e9  # Gram + inverse in float64, plus B
-            raise ConfigError(
-                f"EASE needs dense {n_items} x {n_items} matrices (about {gb:.1f} GB) but "
-                f"max_items = {self.config.max_items}; filter rare items out of the dataset "
-                f"(e.g. a k-core) or raise max_items if the machine has the memory"
-            )
+        check_fits_in_memory(
+            train.n_items, max_items=self.config.max_items, memory_gb=self.config.memory_gb
+        )
         self.weights_ = ease_weights(train.user_items, reg=self.config.reg)
 
     def _score(self, histories, users):
@@ -76,6 +83,61 @@ class EASE(Recommender):
 
     def _load_state(self, state):
         self.weights_ = np.asarray(state["weights"], dtype=np.float32)
+
+
+def ease_fit_bytes(n_items: int) -> int:
+    """Peak bytes of :func:`ease_weights` for ``n_items`` items: three dense float64
+    (n_items, n_items) matrices (Gram, LAPACK's copy, inverse)."""
+    return 3 * 8 * n_items**2
+
+
+def check_fits_in_memory(n_items: int, *, max_items: int, memory_gb: float | None) -> None:
+    """Raise a ConfigError, saying what the fit needs, what there is and what to use instead,
+    when the fit's peak exceeds the available memory (``memory_gb``, or
+    :func:`available_memory_bytes` when None) or ``n_items`` exceeds ``max_items``."""
+    need = ease_fit_bytes(n_items)
+    have = available_memory_bytes() if memory_gb is None else int(memory_gb * 1e9)
+    instead = (
+        "use ials (memory linear in users + items) or fit EASE on a subset of items "
+        "(e.g. a k-core or the most popular items)"
+    )
+    if need > have:
+        source = (
+            f"is allowed (memory_gb = {memory_gb})"
+            if memory_gb is not None
+            else "is available on this machine"
+        )
+        raise ConfigError(
+            f"EASE on {n_items} items needs about {_amount(need)} (three dense float64 "
+            f"{n_items} x {n_items} matrices) but only {_amount(have)} {source}; {instead}"
+        )
+    if n_items > max_items:
+        raise ConfigError(
+            f"EASE needs dense {n_items} x {n_items} matrices (about {_amount(need)}) but "
+            f"max_items = {max_items}; {instead}, or raise max_items if the machine has the memory"
+        )
+
+
+def _amount(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.3g} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.3g} MB"
+
+
+def available_memory_bytes() -> int:
+    """Memory a new allocation can get: /proc/meminfo's MemAvailable (free physical pages where
+    /proc is missing), capped by the cgroup v2 limit when one is set (a container)."""
+    try:
+        with open("/proc/meminfo") as f:
+            have = next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        have = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        if limit != "max":
+            have = min(have, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return max(0, have)
 
 
 def ease_weights(user_items: sp.csr_matrix, *, reg: float) -> np.ndarray:
