@@ -52,6 +52,8 @@ benchmarks: setup
 	$(PY) benchmarks/llm.py
 	$(PY) benchmarks/rerank.py
 	$(PY) benchmarks/explain.py
+	$(PY) benchmarks/ddp.py
+	$(PY) benchmarks/sampled_softmax.py
 
 clean:
 	rm -rf $(VENV) reports artifacts .pytest_cache

@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from genrec import distributed
 from genrec.errors import ArtifactError, ConfigError
 from genrec.io import check_writable_folder
 from genrec.models import MODELS, Recommender
@@ -321,16 +322,25 @@ def train_and_save(
     which :meth:`Recommender.fit` records, the seed, thread count and device it was trained with, plus
     ``metadata``, e.g. the checksum of the data before feedback was added). The folder is checked before training.
 
+    In a data-parallel run (:mod:`genrec.distributed`) every rank fits, rank 0 alone saves
+    (recording the number of processes) and the others wait for it at a barrier.
+
     Raises:
         ConfigError: ``folder`` is a file or special file, holds files other than a saved
             model's, or cannot be written.
     """
+    group = distributed.current()
     check_writable_folder(folder, what="the artifact folder", owned=ARTIFACT_FILES)
-    notice(f"training {model.name} on all {len(data)} interactions of {data.name}")
+    if group.is_main:
+        notice(f"training {model.name} on all {len(data)} interactions of {data.name}")
     options = (options or RunOptions()).pinned()
     model.fit(data, options=options)
     recipe = {"seed": options.seed, "threads": options.threads, "device": options.device}
-    model.save(folder, metadata={**dict(metadata or {}), **recipe})  # what reproduces the weights
+    if group.world_size > 1:
+        recipe["processes"] = group.world_size
+    if group.is_main:  # every rank holds the same weights; one writes them
+        model.save(folder, metadata={**dict(metadata or {}), **recipe})  # what reproduces them
+    distributed.barrier()  # the others return once the artifact exists
     return model
 
 

@@ -189,6 +189,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also fit on the feedback events `genrec serve --feedback FILE` stored",
     )
+    train.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="data-parallel training in N local processes sharing the threads (gloo on CPU); "
+        "for several machines start `torchrun ... -m genrec.cli train` instead (docs/scale.md)",
+    )
     train.set_defaults(run=_cmd_train)
 
     rec = sub.add_parser("recommend", help="top-k items for a user or for a history of items")
@@ -802,16 +810,79 @@ def _cmd_search(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from genrec.build import build_model, parse_names, parse_overrides, train_and_save
+    from genrec.build import build_model, parse_names, parse_overrides
     from genrec.io import check_writable_folder
     from genrec.models.base import ARTIFACT_FILES
 
     name = parse_names(args.model, what="--model")[0]
-    model = build_model(name, parse_overrides(args.set, [name], flat=True)[name])  # check first
+    build_model(name, parse_overrides(args.set, [name], flat=True)[name])  # check first
     folder = _artifact_dir(args, name, args.output)
     check_writable_folder(
         folder, what="--output" if args.output else "the artifact folder", owned=ARTIFACT_FILES
     )
+    torchrun = _torchrun_env()
+    if args.nproc < 1 or (torchrun and args.nproc > 1):
+        raise ConfigError(
+            f"--nproc must be a positive number of processes, got {args.nproc}"
+            if args.nproc < 1
+            else "--nproc starts its own processes; under torchrun leave it out "
+            "(torchrun's --nproc-per-node sets the processes)"
+        )
+    options = _options(args)
+    if torchrun:
+        _train_torchrun(args, options, torchrun)
+    elif args.nproc > 1:
+        from genrec.distributed import launch, threads_per_process
+
+        threads = threads_per_process(total=options.threads, nproc=args.nproc)
+        _say(args, f"training in {args.nproc} processes of {threads} thread(s) each")
+        launch(
+            _train_worker, (args, threads), nproc=args.nproc, threads=threads, device=options.device
+        )
+    else:
+        _train(args, options)
+    print(f"saved {name} to {folder}")
+    return 0
+
+
+def _train_torchrun(args, options, env: dict[str, int | str]) -> None:
+    """Join the process group torchrun describes and train this process's part."""
+    import dataclasses
+
+    from genrec.distributed import process_group, threads_per_process
+
+    threads = threads_per_process(total=options.threads, nproc=env["LOCAL_WORLD_SIZE"])
+    options = dataclasses.replace(options, threads=threads)
+    with process_group(
+        rank=env["RANK"],
+        world_size=env["WORLD_SIZE"],
+        init_method="env://",  # MASTER_ADDR / MASTER_PORT and torchrun's store
+        device=options.device,
+        local_rank=env["LOCAL_RANK"],
+    ):
+        _train(args, options)
+
+
+def _train_worker(args, threads: int) -> None:
+    """One process of ``genrec train --nproc N`` (started by :func:`genrec.distributed.launch`)."""
+    import dataclasses
+
+    _train(args, dataclasses.replace(_options(args), threads=threads))
+
+
+def _train(args, options) -> None:
+    """Load the data and train and save the model (rank 0 saves in a data-parallel run)."""
+    import dataclasses
+
+    from genrec.build import build_model, parse_names, parse_overrides, train_and_save
+    from genrec.distributed import current
+
+    name = parse_names(args.model, what="--model")[0]
+    model = build_model(name, parse_overrides(args.set, [name], flat=True)[name])
+    main = current().is_main
+    if not main:  # one process reports
+        args = argparse.Namespace(**{**vars(args), "quiet": True})
+        options = dataclasses.replace(options, progress=False)
     data, _ = _load(args)
     metadata = {}
     if args.feedback is not None:
@@ -824,13 +895,25 @@ def _cmd_train(args) -> int:
     train_and_save(
         model,
         data,
-        folder,
-        options=_options(args),
+        _artifact_dir(args, name, args.output),
+        options=options,
         metadata=metadata,
         notice=lambda message: _say(args, message),
     )
-    print(f"saved {model.name} to {folder}")
-    return 0
+
+
+def _torchrun_env() -> dict[str, int | str] | None:
+    """The process-group description torchrun puts in the environment, or None outside it."""
+    names = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+    if not all(name in os.environ for name in names):
+        return None
+    try:
+        return {name: int(os.environ[name]) for name in names}
+    except ValueError as exc:
+        raise ConfigError(
+            f"torchrun's {', '.join(names)} must be integers, got "
+            f"{[os.environ[name] for name in names]}; start genrec through torchrun"
+        ) from exc
 
 
 def _cmd_recommend(args) -> int:

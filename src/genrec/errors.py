@@ -12,7 +12,8 @@ one-line message and a non-zero exit code, never a traceback::
     ├── ArtifactError        a saved model that cannot be read back
     │   └── ArtifactDataError  a saved model trained on other data than the data given
     ├── MissingExtraError    an optional dependency is not installed (names the pip command)
-    └── LLMError             a language-model backend failed (later issues)
+    ├── LLMError             a language-model backend failed (later issues)
+    └── DistributedError     a process of a data-parallel run failed, died or timed out
 
 Messages say what was wrong, which values are allowed and how to fix it.
 """
@@ -62,6 +63,10 @@ class MissingExtraError(GenrecError, ImportError):
 
 class LLMError(GenrecError):
     """A language-model backend failed."""
+
+
+class DistributedError(GenrecError, RuntimeError):
+    """A process of a data-parallel run failed, died or timed out (the message names which)."""
 
 
 def require(module: str, extra: str):

@@ -64,7 +64,17 @@ NEURAL = {
     "vbpr": test_vbpr.TestVBPR,
     "mmdense": test_mmdense.TestMultimodalDense,
 }
-NOT_NEURAL = {"pop", "itemknn", "ease", "dense", "bm25", "llm", "gpt4rec"}  # numpy or no fit
+NOT_NEURAL = {
+    "pop",
+    "itemknn",
+    "ease",
+    "ials",
+    "bpr-implicit",
+    "dense",
+    "bm25",
+    "llm",
+    "gpt4rec",
+}  # numpy, implicit or no fit
 PER_BATCH_COPIES = {"diffrec", "ldiffrec"}  # the step sampler's (B,) losses, once per batch
 EPOCHS = 2
 BATCH = 16  # several batches per epoch on the tiny worlds (120 users)

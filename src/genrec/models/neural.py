@@ -13,7 +13,11 @@ takes from here is only the plumbing every one of them needs in the same form:
   the device story (below);
 * :func:`fit_epochs` — the epoch loop with validation NDCG@10 every ``eval_every`` epochs, early
   stopping with ``patience`` and the best epoch's weights restored; it fills ``loss_history_``,
-  ``history_``, ``best_epoch_`` and ``epochs_run_`` the same way for every model;
+  ``history_``, ``epoch_seconds_``, ``best_epoch_`` and ``epochs_run_`` the same way for every
+  model; in a data-parallel fit only rank 0 validates and the others follow its decisions;
+* :class:`DataParallel` — one process's part of a data-parallel fit (:mod:`genrec.distributed`):
+  its shard of each batch, gradients averaged across the processes before each step; in a
+  single process exactly the plain loop (``zero_grad``, ``backward``, ``step``);
 * :func:`copy_state` — a snapshot of a module's weights for :func:`fit_epochs`;
 * :func:`module_state` / :func:`load_module_state` — a ``torch.nn.Module``'s weights as the
   plain numpy arrays that ``Recommender.save`` writes (no pickle);
@@ -44,14 +48,17 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from genrec import distributed
 from genrec.data.dataset import Dataset
 from genrec.errors import ArtifactError, ConfigError, DataError
 from genrec.options import RunOptions, resolve_device
@@ -155,6 +162,112 @@ def shuffled_batches(
         yield order[lo : lo + batch_size]
 
 
+class DataParallel:
+    """One process's part of a data-parallel training loop over a ``module``.
+
+    Use in place of the plain loop::
+
+        dp = DataParallel(net, opt, seed=options.seed, amp=amp)  # after net, opt (amp: optional)
+        for rows in dp.batches(n_rows, batch_size, rng):  # this process's shard of a batch
+            loss, count = ...                              # mean loss over ``count`` terms
+            dp.step(loss, count)                           # zero_grad, backward, sync, step
+        epoch_loss = dp.mean(total, count)                 # over every process
+
+    Every process draws the same shuffled batch order (the same ``rng`` seed) and takes its
+    rank's slice ``batch[rank::world_size]`` of each batch. Before each optimiser step the
+    gradients are averaged over the processes, each weighted by its share of the batch's loss
+    terms (``count``), so a step follows the gradient of the whole batch's mean loss, as in one
+    process. At construction rank 0's weights are copied to every rank and ranks above 0 reseed
+    torch's RNG (dropout, sampled negatives) from ``(seed, rank)``, so their noise differs
+    from rank 0's while rank 0 draws exactly what a single process draws.
+
+    In a single process (no process group, or a group of one) every method is exactly the
+    plain loop: the same batches, the same steps, the same floats. Gradients are all-reduced
+    rather than wrapped in ``DistributedDataParallel`` because the models call their
+    sub-modules directly (``net["encoder"](x)``), not one ``forward``. A parameter without a
+    gradient on a rank (its shard of a batch was empty) counts as a zero gradient there.
+    """
+
+    def __init__(self, module, optimizer, *, seed: int, amp: MixedPrecision | None = None):
+        import torch
+
+        self.module, self.optimizer, self.amp = module, optimizer, amp
+        self.group = distributed.current()
+        self.params = [p for p in module.parameters() if p.requires_grad]
+        if self.group.world_size > 1:
+            with torch.no_grad():
+                for tensor in module.state_dict().values():
+                    distributed.broadcast_from_main(tensor)
+            if self.group.rank > 0:
+                state = np.random.SeedSequence([seed, self.group.rank]).generate_state(1)
+                torch.manual_seed(int(state[0]))
+
+    def batches(
+        self, n_rows: int, batch_size: int, rng: np.random.Generator | None
+    ) -> Iterator[np.ndarray]:
+        """This rank's slice of each batch of :func:`shuffled_batches` (the whole batch alone).
+        A rank whose slice of a batch is empty takes part in that step without yielding."""
+        rank, world = self.group.rank, self.group.world_size
+        for rows in shuffled_batches(n_rows, batch_size, rng):
+            shard = rows[rank::world]
+            if len(shard):
+                yield shard
+            else:
+                self.optimizer.zero_grad()
+                self._sync(0)
+                self._step()
+
+    def step(self, loss, count: int) -> None:
+        """Back-propagate this rank's mean ``loss`` over ``count`` terms, average the gradients
+        over the ranks (weights ``count``) and take one optimiser step. With ``amp`` a float16
+        loss is scaled before ``backward``; the ranks average the scaled gradients, so an
+        overflow reaches every rank and all of them skip that step alike."""
+        scaler = self.amp.scaler if self.amp is not None else None
+        self.optimizer.zero_grad()
+        (loss if scaler is None else scaler.scale(loss)).backward()
+        self._sync(count)
+        self._step()
+
+    def _step(self) -> None:
+        scaler = self.amp.scaler if self.amp is not None else None
+        if scaler is None:
+            self.optimizer.step()
+        else:
+            scaler.step(self.optimizer)
+            scaler.update()
+
+    def _sync(self, count: int) -> None:
+        """Replace each gradient by the count-weighted mean over the ranks (one all-reduce)."""
+        import torch
+
+        if self.group.world_size == 1:
+            return  # a sum over one rank is the identity
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        device = grads[0].device  # one device per module (NCCL reduces on the GPU)
+        parts = [
+            g.reshape(-1) * count if count else torch.zeros(g.numel(), device=device) for g in grads
+        ]
+        flat = torch.cat([*parts, torch.tensor([float(count)], device=device)])  # (n_params + 1,)
+        distributed.all_sum(flat)
+        total = float(flat[-1])
+        offset = 0
+        for p, g in zip(self.params, grads):
+            n = g.numel()
+            p.grad = (flat[offset : offset + n] / max(total, 1.0)).view_as(p).clone()
+            offset += n
+
+    def mean(self, total, count: int) -> float:
+        """``sum(total) / sum(count)`` over the ranks: an epoch's mean loss (``total``, a number
+        or a one-element tensor, is this rank's sum of per-term losses, ``count`` its number of
+        terms). Reads ``total`` once: call it once per epoch."""
+        import torch
+
+        if self.group.world_size == 1:
+            return float(total) / max(count, 1)
+        both = distributed.all_sum(torch.tensor([float(total), float(count)], dtype=torch.float64))
+        return float(both[0]) / max(float(both[1]), 1.0)
+
+
 def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray | None = None, *, device=None):
     """(B, n_cols) float32 torch tensor of the CSR ``matrix`` rows ``rows`` (all when None), on
     ``device`` (default: the CPU)."""
@@ -192,24 +305,32 @@ def fit_epochs(
             ``patience`` validations in a row without a better NDCG@10.
 
     Sets on ``model``: ``loss_history_`` (mean loss per epoch), ``history_`` (list of
-    ``{"epoch", "ndcg@10"}``), ``best_epoch_`` (the restored epoch; the last one without
-    validation) and ``epochs_run_``. Each validation value also goes to
-    ``options.on_validation(epoch, ndcg)`` when set (pruning a search, tracking a run).
+    ``{"epoch", "ndcg@10"}``), ``epoch_seconds_`` (wall time of each ``run_epoch``, validation
+    excluded), ``best_epoch_`` (the restored epoch; the last one without validation) and
+    ``epochs_run_``. Each validation value also goes to ``options.on_validation(epoch, ndcg)``
+    when set (pruning a search, tracking a run).
+
+    In a data-parallel fit (:mod:`genrec.distributed`) only rank 0 validates, shows progress
+    and calls ``on_validation``; the others receive its NDCG@10, so every rank stops at the
+    same epoch and restores the same weights. ``run_epoch`` must return the same loss on every
+    rank (:meth:`DataParallel.mean`).
 
     Raises:
         ConfigError: the training loss became NaN or infinite (lower the learning rate).
     """
-    from genrec.evaluation import protocol
-
+    group = distributed.current()
     validate = valid is not None and len(valid) > 0
     best_score, best_epoch, best_weights, stale = -math.inf, None, None, 0
     if initial is not None:
         best_score, best_weights = initial
         best_epoch = 0
-    model.loss_history_, model.history_ = [], []
-    epochs = options.track(range(1, max_epochs + 1), desc=model.name, unit="epoch")
+    model.loss_history_, model.history_, model.epoch_seconds_ = [], [], []
+    shown = options if group.is_main else dataclasses.replace(options, progress=False)
+    epochs = shown.track(range(1, max_epochs + 1), desc=model.name, unit="epoch")
     for epoch in epochs:
+        start = time.perf_counter()
         loss = float(run_epoch(epoch))
+        model.epoch_seconds_.append(time.perf_counter() - start)
         if not math.isfinite(loss):
             raise ConfigError(
                 f"{model.name}: the training loss became {loss} at epoch {epoch}; "
@@ -218,9 +339,9 @@ def fit_epochs(
         model.loss_history_.append(loss)
         postfix = {"loss": f"{loss:.4f}"}
         if validate and epoch % eval_every == 0:
-            ndcg = float(protocol.validation_ndcg(model, train, valid, k=10))
+            ndcg = _main_validation_ndcg(model, train, valid, group)
             model.history_.append({"epoch": epoch, "ndcg@10": ndcg})
-            if options.on_validation is not None:
+            if options.on_validation is not None and group.is_main:
                 options.on_validation(epoch, ndcg)
             postfix["ndcg@10"] = f"{ndcg:.4f}"
             if ndcg > best_score:
@@ -234,6 +355,19 @@ def fit_epochs(
         restore(best_weights)
     model.epochs_run_ = len(model.loss_history_)
     model.best_epoch_ = best_epoch if best_epoch is not None else model.epochs_run_
+
+
+def _main_validation_ndcg(model, train: Dataset, valid: Dataset, group) -> float:
+    """Validation NDCG@10 computed on rank 0 and sent to every rank (all hold the same
+    weights, so the others need not repeat the evaluation)."""
+    import torch
+
+    from genrec.evaluation import protocol
+
+    ndcg = float(protocol.validation_ndcg(model, train, valid, k=10)) if group.is_main else 0.0
+    if group.world_size == 1:
+        return ndcg
+    return float(distributed.broadcast_from_main(torch.tensor([ndcg], dtype=torch.float64))[0])
 
 
 def copy_state(module) -> dict:

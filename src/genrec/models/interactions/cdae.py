@@ -53,6 +53,7 @@ import numpy as np
 
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    DataParallel,
     MixedPrecision,
     copy_state,
     dense_rows,
@@ -61,7 +62,6 @@ from genrec.models.neural import (
     module_device,
     module_state,
     seeded,
-    shuffled_batches,
     to_numpy,
     torch_device,
 )
@@ -185,12 +185,13 @@ class CDAE(Recommender):
         with seeded(options.seed):
             self.module_ = _build_module(train.n_users, train.n_items, cfg).to(device)
             opt = torch.optim.Adam(self.module_.parameters(), lr=cfg.lr)
+            dp = DataParallel(self.module_, opt, seed=options.seed, amp=amp)
             n_trained = len(active)
 
             def run_epoch(epoch: int) -> float:
                 self.module_.train()
-                total = torch.zeros((), dtype=torch.float64, device=device)
-                for batch in shuffled_batches(len(active), cfg.batch_size, rng):
+                total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+                for batch in dp.batches(len(active), cfg.batch_size, rng):
                     users = active[batch]
                     rows = dense_rows(user_items, users, device=device)  # (B, I)
                     user_idx = torch.from_numpy(users).to(device)  # (B,)
@@ -198,10 +199,10 @@ class CDAE(Recommender):
                         loss = self._batch_loss(rows, user_idx)
                         if cfg.reg > 0:
                             loss = loss + self._penalty(user_idx, n_trained)
-                    amp.step(loss, opt)
-                    total += loss.detach() * len(users)
+                    dp.step(loss, len(users))
+                    total, count = total + loss.detach() * len(users), count + len(users)
                 self.module_.eval()
-                return float(total) / len(active)  # read once per epoch
+                return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
                 self,

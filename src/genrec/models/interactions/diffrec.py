@@ -56,6 +56,7 @@ import scipy.sparse as sp
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    DataParallel,
     MixedPrecision,
     copy_state,
     dense_rows,
@@ -65,7 +66,6 @@ from genrec.models.neural import (
     module_device,
     module_state,
     seeded,
-    shuffled_batches,
     to_numpy,
     torch_device,
 )
@@ -393,21 +393,22 @@ class DiffRec(Recommender):
             self._build(device)
             net = self.denoiser_
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            dp = DataParallel(net, opt, seed=options.seed, amp=amp)
             sampler = StepSampler(cfg.steps, cfg.history_per_step)
 
             def run_epoch(epoch: int) -> float:
                 net.train()
-                total = torch.zeros((), dtype=torch.float64, device=device)
-                for batch in shuffled_batches(len(rows), cfg.batch_size, rng):
+                total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+                for batch in dp.batches(len(rows), cfg.batch_size, rng):
                     x0 = dense_rows(user_items, rows[batch], device=device)  # (B, I)
                     with amp.autocast():
                         loss, _ = diffusion_loss(
                             self.diffusion_, sampler, net, x0, reweight=cfg.reweight
                         )
-                    amp.step(loss, opt)
-                    total += loss.detach() * len(batch)
+                    dp.step(loss, len(batch))
+                    total, count = total + loss.detach() * len(batch), count + len(batch)
                 net.eval()
-                return float(total) / len(rows)  # read once per epoch
+                return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
                 self,

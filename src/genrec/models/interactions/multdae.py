@@ -38,6 +38,7 @@ import numpy as np
 
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    DataParallel,
     MixedPrecision,
     copy_state,
     dense_rows,
@@ -46,7 +47,6 @@ from genrec.models.neural import (
     module_device,
     module_state,
     seeded,
-    shuffled_batches,
     to_numpy,
     torch_device,
 )
@@ -128,18 +128,19 @@ class MultDAE(Recommender):
             self.net_ = net = self._build(train.n_items).to(device)
             weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+            dp = DataParallel(net, opt, seed=options.seed, amp=amp)
 
             def run_epoch(epoch: int) -> float:
                 net.train()
-                total = torch.zeros((), dtype=torch.float64, device=device)
-                for rows in shuffled_batches(user_items.shape[0], cfg.batch_size, rng):
+                total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+                for rows in dp.batches(user_items.shape[0], cfg.batch_size, rng):
                     x = dense_rows(user_items, rows, device=device)  # (B, I)
                     with amp.autocast():
                         logits = net(normalised_dropout(x, cfg.dropout, training=True))  # (B, I)
                         loss = multinomial_nll(logits, x) + cfg.reg * l2_penalty(weights)
-                    amp.step(loss, opt)
-                    total += loss.detach() * len(rows)
-                return float(total) / user_items.shape[0]  # read once per epoch
+                    dp.step(loss, len(rows))
+                    total, count = total + loss.detach() * len(rows), count + len(rows)
+                return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
                 self,

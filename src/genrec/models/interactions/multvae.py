@@ -57,6 +57,7 @@ from genrec.models.interactions.multdae import (
     trained_rows,
 )
 from genrec.models.neural import (
+    DataParallel,
     MixedPrecision,
     copy_state,
     dense_rows,
@@ -66,7 +67,6 @@ from genrec.models.neural import (
     module_device,
     module_state,
     seeded,
-    shuffled_batches,
     to_numpy,
     torch_device,
 )
@@ -181,24 +181,25 @@ class MultVAE(Recommender):
             self.net_ = net = self._build(train.n_items).to(device)
             weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+            dp = DataParallel(net, opt, seed=options.seed, amp=amp)
             self.beta_history_ = []
 
             def run_epoch(epoch: int) -> float:
                 nonlocal step
                 net.train()
-                total = torch.zeros((), dtype=torch.float64, device=device)
-                for rows in shuffled_batches(user_items.shape[0], cfg.batch_size, rng):
+                total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+                for rows in dp.batches(user_items.shape[0], cfg.batch_size, rng):
                     x = dense_rows(user_items, rows, device=device)  # (B, I)
                     beta = annealed_beta(step, beta_max=cfg.beta_max, anneal_steps=cfg.anneal_steps)
                     with amp.autocast():
                         loss = self._loss(x, beta)
                         if cfg.reg:
                             loss = loss + cfg.reg * l2_penalty(weights)
-                    amp.step(loss, opt)
+                    dp.step(loss, len(rows))
                     step += 1
-                    total += loss.detach() * len(rows)
+                    total, count = total + loss.detach() * len(rows), count + len(rows)
                 self.beta_history_.append(beta)
-                return float(total) / user_items.shape[0]  # read once per epoch
+                return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
                 self,

@@ -57,6 +57,7 @@ import scipy.sparse as sp
 from genrec.data.dataset import history_sequences
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    DataParallel,
     MixedPrecision,
     copy_state,
     fit_epochs,
@@ -64,7 +65,6 @@ from genrec.models.neural import (
     module_device,
     module_state,
     seeded,
-    shuffled_batches,
     to_numpy,
     torch_device,
 )
@@ -235,11 +235,12 @@ class BERT4Rec(Recommender):
                 apply_text_item_init(self.net_.items.weight, item_rows, train, cfg)
             self.net_.to(device)
             opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            dp = DataParallel(self.net_, opt, seed=options.seed, amp=amp)
 
             def run_epoch(epoch: int) -> float:
                 self.net_.train()
                 total, count = torch.zeros((), dtype=torch.float64, device=device), 0
-                for rows in shuffled_batches(len(seqs), cfg.batch_size, rng):
+                for rows in dp.batches(len(seqs), cfg.batch_size, rng):
                     batch = seqs[torch.from_numpy(rows)]  # (B, L) on the CPU
                     mask = cloze_mask(batch, cfg.mask_prob)  # (B, L) drawn on the CPU
                     n = int(mask.sum())
@@ -247,10 +248,10 @@ class BERT4Rec(Recommender):
                     with amp.autocast():
                         h = self.net_(batch.masked_fill(mask, self.mask_token))  # (B, L, D)
                         loss = F.cross_entropy(self.net_.logits(h[mask]), batch[mask] - 1)
-                    amp.step(loss, opt)
+                    dp.step(loss, n)
                     total, count = total + loss.detach() * n, count + n
                 self.net_.eval()
-                return float(total) / max(count, 1)  # read once per epoch
+                return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
                 self,

@@ -49,6 +49,7 @@ import scipy.sparse as sp
 from genrec.data.dataset import history_sequences
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    DataParallel,
     MixedPrecision,
     copy_state,
     fit_epochs,
@@ -56,7 +57,6 @@ from genrec.models.neural import (
     module_device,
     module_state,
     seeded,
-    shuffled_batches,
     to_numpy,
     torch_device,
 )
@@ -221,20 +221,21 @@ class GRU4Rec(Recommender):
         with seeded(options.seed):
             self.net_ = _network(train.n_items, cfg).to(device)
             opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            dp = DataParallel(self.net_, opt, seed=options.seed, amp=amp)
 
             def run_epoch(epoch: int) -> float:
                 self.net_.train()
                 total, count = torch.zeros((), dtype=torch.float64, device=device), 0
-                for rows in shuffled_batches(len(seqs), cfg.batch_size, rng):
+                for rows in dp.batches(len(seqs), cfg.batch_size, rng):
                     batch = seqs[torch.from_numpy(rows)]  # (B, L + 1) on the CPU
                     n = int((batch[:, 1:] > 0).sum())  # targets, counted on the host
                     batch = batch.to(device)
                     with amp.autocast():
                         loss = self._batch_loss(batch[:, :-1], batch[:, 1:], sample_probs)
-                    amp.step(loss, opt)
+                    dp.step(loss, n)
                     total, count = total + loss.detach() * n, count + n
                 self.net_.eval()
-                return float(total) / max(count, 1)  # read once per epoch
+                return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
                 self,

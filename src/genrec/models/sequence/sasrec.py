@@ -37,7 +37,13 @@ Deviations from the papers:
       equations; gSASRec's code averages them), averaged over the positions of a batch.
       The negative logits are read off the full (positions, n_items) logit matrix: as costly
       as the softmax, but faster than gathering k embeddings per position for catalogues of a
-      few thousand items;
+      few thousand items; above ``sampled_above`` items they are gathered instead;
+    * above ``sampled_above`` items (an extension for large catalogues) no (positions, n_items)
+      logit matrix is built: ``loss="ce"`` becomes a sampled softmax (Jean et al., ACL 2015;
+      the logQ correction of Yi et al., RecSys 2019): per batch ``n_sampled`` items drawn with
+      replacement from ``q`` (:func:`log_proposal`: training counts ** 0.75 mixed with 10% uniform), every logit,
+      the target's included, minus ``log q``, sampled copies of a position's own target
+      masked, cross-entropy of the target against the samples;
     * training uses each user's last ``max_len + 1`` items once per epoch (one row per user,
       loss at every non-padding position), and early stopping on validation NDCG@10 restores
       the best epoch (the papers train a fixed number of epochs / stop on validation);
@@ -81,6 +87,7 @@ from genrec.data.dataset import history_sequences
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    DataParallel,
     MixedPrecision,
     copy_state,
     fit_epochs,
@@ -88,7 +95,6 @@ from genrec.models.neural import (
     module_device,
     module_state,
     seeded,
-    shuffled_batches,
     to_numpy,
     torch_device,
 )
@@ -134,6 +140,8 @@ class SASRecConfig(ModelConfig):
     text_encoder: str = "minilm"  # item_init="text": "minilm", "hashing" or a model folder
     text_template: str = ""  # item_init="text": catalog template; "" = text fields + year
     text_cache: str = "default"  # item_init="text": embedding cache, "default", "off" or a folder
+    sampled_above: int = 20_000  # more items: sampled softmax (ce), gathered negatives (bce/gbce)
+    n_sampled: int = 1000  # items drawn per batch for the sampled softmax
 
     presets: ClassVar = {
         # Kang & McAuley 2018, Sec. IV-C, ML-1M: d = 50, b = 2, one head, dropout 0.2,
@@ -156,6 +164,7 @@ class SASRecConfig(ModelConfig):
         self.check(0.0 <= self.gbce_t <= 1.0, "gbce_t", "a number in [0, 1]")
         self.check_positive_ints(
             "n_negatives",
+            "n_sampled",
             "dim",
             "n_blocks",
             "n_heads",
@@ -168,6 +177,11 @@ class SASRecConfig(ModelConfig):
         self.check(self.dim % self.n_heads == 0, "n_heads", f"a divisor of dim = {self.dim}")
         self.check(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)")
         self.check(self.lr > 0, "lr", "a positive number")
+        self.check(
+            isinstance(self.sampled_above, int) and self.sampled_above >= 0,
+            "sampled_above",
+            "a non-negative integer (0: always sample; a large number: never)",
+        )
         self.check(self.item_init in ITEM_INITS, "item_init", f"one of {ITEM_INITS}")
         check_text_fields(self)
 
@@ -177,6 +191,49 @@ def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:
     with ``alpha = n_negatives / (n_items - 1)``; 1 at t = 0, alpha at t = 1."""
     alpha = n_negatives / (n_items - 1)
     return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+
+
+PROPOSAL_POWER = 0.75  # sampled softmax proposal: training counts ** 0.75 (word2vec's) ...
+PROPOSAL_UNIFORM = 0.1  # ... mixed with this share of a uniform draw over every item
+
+
+def log_proposal(item_counts: np.ndarray):
+    """(I,) float32 torch log-probabilities of the sampled-softmax proposal: a mixture of
+    ``count(i) ** PROPOSAL_POWER`` (normalised) and a uniform draw over every item with weight
+    ``PROPOSAL_UNIFORM``, so popular items (the hard competitors) are drawn often and items
+    never seen in training can still be drawn and pushed down."""
+    import torch
+
+    weights = np.asarray(item_counts, np.float64) ** PROPOSAL_POWER
+    uniform = np.full(len(weights), 1.0 / len(weights))
+    if weights.sum() <= 0:
+        q = uniform
+    else:
+        q = (1 - PROPOSAL_UNIFORM) * weights / weights.sum() + PROPOSAL_UNIFORM * uniform
+    return torch.from_numpy(np.log(q).astype(np.float32))
+
+
+def sampled_softmax(hidden, items, target, log_q, *, n_sampled: int):
+    """Mean sampled-softmax cross-entropy with logQ correction.
+
+    Args:
+        hidden: (N, D) outputs, one per position; items: (I, D) output item vectors;
+        target: (N,) item indices; log_q: (I,) log-probabilities of the proposal.
+        n_sampled: items drawn (with replacement, torch's global RNG) for the whole batch.
+
+    Each position's logits are its target's and the ``n_sampled`` drawn items', each minus its
+    ``log q``; drawn copies of the position's own target are masked out (accidental hits).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    drawn = torch.multinomial(log_q.exp(), n_sampled, replacement=True)  # (S,) on log_q's device
+    drawn, log_q = drawn.to(hidden.device), log_q.to(hidden.device)
+    pos = (hidden * items[target]).sum(1) - log_q[target]  # (N,)
+    neg = hidden @ items[drawn].T - log_q[drawn]  # (N, S)
+    neg = neg.masked_fill(drawn[None, :] == target[:, None], -torch.inf)
+    logits = torch.cat([pos[:, None], neg], dim=1)  # (N, 1 + S), the target first
+    return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.int64))
 
 
 def gbce_positive_logit(logits, beta: float):
@@ -297,6 +354,7 @@ class SASRec(Recommender):
                 f"number of items ({train.n_items}); lower it or use loss='ce'"
             )
         seqs = torch.from_numpy(training_sequences(train, cfg.max_len))  # (U, L + 1)
+        self._log_q = log_proposal(train.item_counts)  # (I,) on the CPU, used when sampling
         rng = np.random.default_rng(options.seed)
         device = torch_device(options)
         amp = MixedPrecision(device, precision=options.precision)
@@ -306,16 +364,17 @@ class SASRec(Recommender):
                 apply_text_item_init(self.net_["item_emb"].weight, slice(1, None), train, cfg)
             self.net_.to(device)
             opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr, betas=(0.9, 0.98))
+            dp = DataParallel(self.net_, opt, seed=options.seed, amp=amp)
 
             def run_epoch(epoch: int) -> float:
                 self.net_.train()
                 total, count = torch.zeros((), dtype=torch.float64, device=device), 0
-                for rows in shuffled_batches(len(seqs), cfg.batch_size, rng):
+                for rows in dp.batches(len(seqs), cfg.batch_size, rng):
                     with amp.autocast():
                         loss, n = self.sequence_loss(seqs[rows])
-                    amp.step(loss, opt)
+                    dp.step(loss, n)
                     total, count = total + loss.detach() * n, count + n
-                return float(total) / max(count, 1)  # read once per epoch
+                return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
                 self,
@@ -336,7 +395,9 @@ class SASRec(Recommender):
         ``seqs[:, :-1]``, the targets ``seqs[:, 1:]``, and every position whose input and
         target are both items counts once. Dropout and negatives use torch's global RNG; the
         negatives are drawn on the CPU from the CPU copy of ``seqs`` (the same draws on every
-        device) and the rows move to the model's device once."""
+        device) and the rows move to the model's device once. Above ``sampled_above`` items
+        no (positions, n_items) logits are built: CE is the sampled softmax of the proposal set
+        by ``fit`` and BCE/gBCE gather their negatives."""
         import torch.nn.functional as F
 
         cfg, host = self.config, seqs if seqs.device.type == "cpu" else seqs.cpu()
@@ -344,15 +405,23 @@ class SASRec(Recommender):
         inputs, targets = seqs[:, :-1], seqs[:, 1:]  # (B, L) each
         mask = (inputs > 0) & (targets > 0)  # (B, L)
         hidden = self._hidden(inputs)[mask]  # (N, D)
-        logits = hidden @ self._output_items().T  # (N, I)
+        items = self._output_items()  # (I, D)
         target = targets[mask] - 1  # (N,) item indices
+        full = len(items) <= cfg.sampled_above
+        if cfg.loss == "ce" and full:
+            return F.cross_entropy(hidden @ items.T, target), len(target)
         if cfg.loss == "ce":
-            return F.cross_entropy(logits, target), len(target)
+            loss = sampled_softmax(hidden, items, target, self._log_q, n_sampled=cfg.n_sampled)
+            return loss, len(target)
         negatives = self._negatives(host, (host[:, :-1] > 0) & (host[:, 1:] > 0))  # (N, k)
         negatives = negatives.to(seqs.device, non_blocking=True)
-        pos = logits.gather(1, target[:, None])  # (N, 1)
-        neg = logits.gather(1, negatives)  # (N, k)
-        beta = 1.0 if cfg.loss == "bce" else gbce_beta(cfg.n_negatives, logits.shape[1], cfg.gbce_t)
+        if full:  # k columns of the full (N, I) logits: faster for a few thousand items
+            logits = hidden @ items.T  # (N, I)
+            pos, neg = logits.gather(1, target[:, None]), logits.gather(1, negatives)
+        else:
+            pos = (hidden * items[target]).sum(1, keepdim=True)  # (N, 1)
+            neg = (hidden[:, None, :] * items[negatives]).sum(2)  # (N, k)
+        beta = 1.0 if cfg.loss == "bce" else gbce_beta(cfg.n_negatives, len(items), cfg.gbce_t)
         # -beta log sigmoid(s+) is BCE on gSASRec's transformed logit (gbce_positive_logit)
         per_position = -beta * F.logsigmoid(pos).sum(1) - F.logsigmoid(-neg).sum(1)  # (N,)
         return per_position.mean(), len(target)
