@@ -1291,6 +1291,7 @@ def _cmd_serve(args) -> int:
         artifacts=str(root),
         cache_dir=str(_cache_dir()),
         filters={k: v for k, v in filters.items() if v is not None},
+        engine=args.engine,
         api_keys=str(args.api_keys) if args.api_keys else None,
         feedback=str(args.feedback) if args.feedback else None,
         sessions=str(args.sessions or root / "sessions.sqlite"),

@@ -167,3 +167,16 @@ def test_serve_cli_errors_are_one_line(folder, tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse: the scope is not one of read, write, admin
         main(["keys", "add", "x", "--scope", "root", "--file", str(tmp_path / "k")])
     assert "invalid choice: 'root'" in capsys.readouterr().err
+
+
+def test_workers_share_one_rate_limit(folder, tmp_path):
+    args = ["--dataset", str(folder), "--models", "ease", "--artifacts", str(tmp_path / "art")]
+    limits = ["--workers", "2", "--rate-limit", "0.001", "--burst", "5"]
+    proc, url = start_server(args + limits, log=tmp_path / "serve.log")
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            statuses = [client.get("/users/1/recommendations?k=3").status_code for _ in range(20)]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert statuses.count(200) == 5 and statuses.count(429) == 15  # not 5 per worker

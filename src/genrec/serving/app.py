@@ -42,8 +42,11 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 
@@ -53,7 +56,7 @@ from genrec.errors import (
 )
 from genrec.serving.chat import Conversations, open_sessions
 from genrec.serving.http import APIError, BodyLimit, install_error_handlers, json_error
-from genrec.serving.keys import KeyRing, RateLimiter
+from genrec.serving.keys import KeyRing, RateLimiter, SharedRateLimiter
 from genrec.serving.metrics import RequestMetrics
 from genrec.serving.service import RecService
 
@@ -93,6 +96,7 @@ def create_app(
     sessions=None,
     limits: ServeLimits | None = None,
     cors_origins: tuple[str, ...] = (),
+    rate_file: str | None = None,
 ):
     """The FastAPI application over ``service`` (for uvicorn, or FastAPI's TestClient).
 
@@ -103,6 +107,8 @@ def create_app(
         sessions: where ``POST /chat`` keeps conversations (a session store of
             :mod:`genrec.agents.store`); None keeps them in this process's memory.
         cors_origins: origins allowed to call from a browser (none: CORS off).
+        rate_file: a SQLite file where the worker processes of one server share their rate
+            limit buckets (None: this process counts alone).
     """
     fastapi = require("fastapi", "serve")
     limits = limits or ServeLimits()
@@ -116,7 +122,13 @@ def create_app(
     app.state.metrics = RequestMetrics()
     app.state.chats = Conversations(service, sessions)
     app.state.keys = keys
-    app.state.limiter = RateLimiter(limits.rate_limit, limits.burst) if limits.rate_limit else None
+    app.state.limiter = None
+    if limits.rate_limit:
+        app.state.limiter = (
+            SharedRateLimiter(limits.rate_limit, limits.burst, rate_file)
+            if rate_file
+            else RateLimiter(limits.rate_limit, limits.burst)
+        )
     install_error_handlers(app, routes=ROUTES)
     _install_validation_handler(app)
     from genrec.serving.routes import add_routes
@@ -216,9 +228,11 @@ class ServeSettings:
     artifacts: str
     cache_dir: str
     filters: dict
+    engine: str = "auto"  # how the dataset is read (genrec.data.sources.load_dataset)
     api_keys: str | None = None
     feedback: str | None = None
     sessions: str | None = None
+    rate_file: str | None = None  # set by serve() when several workers share a rate limit
     cors_origins: tuple[str, ...] = ()
     limits: dict | None = None
     seed: int = 2020
@@ -247,7 +261,7 @@ def build_service(settings: ServeSettings, *, notice=lambda message: None) -> Re
     from genrec.serving.service import load_served
 
     data, _ = load_data(
-        SimpleNamespace(dataset=settings.dataset, filters=settings.filters),
+        SimpleNamespace(dataset=settings.dataset, filters=settings.filters, engine=settings.engine),
         cache_dir=settings.cache_dir,
         progress=False,
     )
@@ -275,6 +289,7 @@ def build_app(settings: ServeSettings, service: RecService | None = None):
         sessions=sessions,
         limits=ServeLimits(**(settings.limits or {})),
         cors_origins=settings.cors_origins,
+        rate_file=settings.rate_file,
     )
 
 
@@ -337,16 +352,24 @@ def serve(
             sock.close()
         return
     sock.close()
+    shared = None  # a folder for the workers' shared rate buckets
+    if (settings.limits or {}).get("rate_limit"):
+        shared = tempfile.mkdtemp(prefix="genrec-serve-")
+        settings = dataclasses.replace(settings, rate_file=os.path.join(shared, "rates.sqlite"))
     os.environ[ENV] = settings.to_json()
-    uvicorn.run(
-        "genrec.serving.app:app_from_env",
-        factory=True,
-        host=host,
-        port=where[1],
-        workers=workers,
-        timeout_graceful_shutdown=30,
-        **log,
-    )
+    try:
+        uvicorn.run(
+            "genrec.serving.app:app_from_env",
+            factory=True,
+            host=host,
+            port=where[1],
+            workers=workers,
+            timeout_graceful_shutdown=30,
+            **log,
+        )
+    finally:
+        if shared:
+            shutil.rmtree(shared, ignore_errors=True)
 
 
 __all__ = [

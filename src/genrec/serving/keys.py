@@ -23,6 +23,7 @@ import hmac
 import json
 import os
 import secrets
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -133,4 +134,67 @@ class RateLimiter:
             return (1 - tokens) / self.rate
 
 
-__all__ = ["SCOPES", "Key", "KeyRing", "RateLimiter", "add_key"]
+class SharedRateLimiter(RateLimiter):
+    """The same token buckets kept in the SQLite file ``path``, which every worker process of
+    one server opens (``genrec serve --workers N``), so a client's limit holds for the server
+    rather than once per worker. Each :meth:`take` is one short write transaction (WAL, no
+    fsync: the buckets need not survive a crash). The clock is ``time.monotonic``, one clock for
+    every process of the machine.
+
+    Example:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "rates.sqlite")
+        >>> one, two = SharedRateLimiter(0.001, 2, path), SharedRateLimiter(0.001, 2, path)
+        >>> [one.take("k") == 0, two.take("k") == 0, one.take("k") == 0]
+        [True, True, False]
+    """
+
+    FORGET_EVERY = 10_000  # takes between sweeps of clients idle for a minute
+
+    def __init__(self, rate: float, burst: int, path: str | os.PathLike):
+        super().__init__(rate, burst)
+        self.path = str(path)
+        self._local = threading.local()
+        self._takes = 0
+        db = self._db()
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS buckets (client TEXT PRIMARY KEY, tokens REAL NOT NULL, "
+            "last REAL NOT NULL)"
+        )
+
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection (SQLite connections are not shared between threads)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA synchronous=OFF")
+            self._local.db = db
+        return db
+
+    def take(self, client: str) -> float:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")  # one writer at a time across processes
+        try:
+            now = time.monotonic()
+            row = db.execute(
+                "SELECT tokens, last FROM buckets WHERE client = ?", (client,)
+            ).fetchone()
+            tokens, last = row if row else (float(self.burst), now)
+            tokens = min(self.burst, tokens + max(0.0, now - last) * self.rate)
+            wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+            db.execute(
+                "INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)",
+                (client, tokens - 1 if wait == 0 else tokens, now),
+            )
+            self._takes += 1
+            if self._takes % self.FORGET_EVERY == 0:
+                db.execute("DELETE FROM buckets WHERE last < ?", (now - 60,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return wait
+
+
+__all__ = ["SCOPES", "Key", "KeyRing", "RateLimiter", "SharedRateLimiter", "add_key"]
