@@ -137,7 +137,8 @@ def test_chat_streams_a_reply_with_items_of_the_asked_genre(server, browser):
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#model option"))
     browser.find_element(By.ID, "chat-text").send_keys(f"something {GENRES[2]} please")
     browser.find_element(By.CSS_SELECTOR, "#chat-form button[type=submit]").click()
-    reply = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "#chat-log .turn.agent").text)
+    replies = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#chat-log .turn.agent"))
+    reply = wait_for(lambda: replies[0].text)
     items = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#chat-log ol .item"))
     assert reply and all(WORDS[2] in item.text.lower() for item in items)  # Animation: castles
     assert browser.find_element(By.CSS_SELECTOR, "#chat-log .turn.user").text.endswith("please")
