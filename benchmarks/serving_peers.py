@@ -62,6 +62,11 @@ def start_cornac(triplets: Path, folder: Path) -> tuple[subprocess.Popen, str]:
         "MODEL_PATH": str(folder / "BPR"),
         "MODEL_CLASS": "cornac.models.BPR",
         "FLASK_APP": "cornac.serving.app",
+        # one BLAS thread, as genrec serve scores each request on one: idle BLAS threads
+        # spin-wait and would bill Cornac for CPU time it does not use for work
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
     }
     proc = subprocess.Popen(
         [CORNAC / "flask", "run", "--host", "127.0.0.1", "--port", str(port)],
@@ -201,9 +206,10 @@ def render(payload: dict) -> str:
         f"`{meta['command']}` on {meta['date']}. Machine: {meta['cores']} cores shared with "
         f"other jobs (1-minute load {meta['load_min']:.1f} to {meta['load_max']:.1f}), "
         f"{meta['platform']}, Python {meta['python']}, genrec {meta['genrec']}, Cornac 3.0.1 "
-        "(Flask's server via `flask run`, as Cornac documents). Both serve BPR fitted on all "
-        "of ML-100K in one process; genrec with `--threads 1 --max-in-flight 64`; the same "
-        "open-loop stream of random users from benchmarks/serving.py.",
+        "(Flask's server via `flask run`, as Cornac documents, with one BLAS thread). Both "
+        "serve BPR fitted on all of ML-100K in one process; genrec with `--threads 1 "
+        "--max-in-flight 64`; the same open-loop stream of random users from "
+        "benchmarks/serving.py.",
         "",
         "| offered rps | server | achieved rps | p50 ms | p95 ms | p99 ms | statuses |",
         "|---|---|---|---|---|---|---|",
