@@ -33,12 +33,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from genrec.errors import require
-from genrec.models.base import ModelConfig, Recommender
+from genrec.models.base import ModelConfig
 from genrec.models.classic.bpr import ridge_fold_in
-from genrec.models.classic.ials import binary, single_threaded_blas
+from genrec.models.classic.ials import ImplicitFactorModel
 
 
 @dataclass(frozen=True)
@@ -66,60 +65,28 @@ class ImplicitBPRConfig(ModelConfig):
         self.check(self.fold_in_reg > 0, "fold_in_reg", "a positive number")
 
 
-class ImplicitBPR(Recommender):
-    """BPR-MF through ``implicit``.
-
-    Learned attributes: ``user_factors_`` (n_users, dim + 1; last column 1),
-    ``item_factors_`` (n_items, dim + 1; last column the item bias), ``trained_users_``.
-    """
+class ImplicitBPR(ImplicitFactorModel):
+    """BPR-MF through ``implicit``: factors of size ``dim + 1``, the user's last entry 1 and the
+    item's last entry its bias (see :class:`~genrec.models.classic.ials.ImplicitFactorModel`)."""
 
     name = "bpr-implicit"
     Config = ImplicitBPRConfig
 
-    def _fit(self, train, valid, options):
+    def _estimator(self, options):
         bpr = require("implicit.cpu.bpr", "scale")
         cfg = self.config
-        with single_threaded_blas():
-            model = bpr.BayesianPersonalizedRanking(
-                factors=cfg.dim,
-                learning_rate=cfg.lr,
-                regularization=cfg.reg,
-                iterations=cfg.iterations,
-                dtype=np.float32,
-                num_threads=options.n_threads,
-                verify_negative_samples=True,
-                random_state=options.seed,
-            )
-            model.fit(binary(train.user_items), show_progress=options.progress)
-        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-        self.trained_users_ = np.diff(train.user_items.indptr) > 0
+        return bpr.BayesianPersonalizedRanking(
+            factors=cfg.dim,
+            learning_rate=cfg.lr,
+            regularization=cfg.reg,
+            iterations=cfg.iterations,
+            dtype=np.float32,
+            num_threads=options.n_threads,
+            verify_negative_samples=True,
+            random_state=options.seed,
+        )
 
-    def _score(self, histories, users):
-        return self.user_vectors(histories, users=users) @ self.item_factors_.T  # (B, I)
-
-    def user_vectors(
-        self, histories: sp.csr_matrix, *, users: np.ndarray | None = None
-    ) -> np.ndarray:
-        """(B, dim + 1) float32 user vectors (last entry 1, the bias weight): learned ones for
-        trained users, a ridge fold-in of the history for the rest."""
-        known = np.zeros(histories.shape[0], bool) if users is None else self.trained_users_[users]
-        out = np.ones((histories.shape[0], self.item_factors_.shape[1]), np.float32)
-        if known.any():
-            out[known] = self.user_factors_[users[known]]
-        if not known.all():
-            item_part = self.item_factors_[:, :-1]  # (I, dim) without the bias column
-            out[~known, :-1] = ridge_fold_in(histories[~known], item_part, self.config.fold_in_reg)
-        return out
-
-    def _state(self):
-        return {
-            "user_factors": self.user_factors_,
-            "item_factors": self.item_factors_,
-            "trained_users": self.trained_users_,
-        }
-
-    def _load_state(self, state):
-        self.user_factors_ = np.asarray(state["user_factors"], np.float32)
-        self.item_factors_ = np.asarray(state["item_factors"], np.float32)
-        self.trained_users_ = np.asarray(state["trained_users"], bool)
+    def _fold_in(self, histories, out):
+        """A ridge fold-in on the item factors without the bias column; the bias weight stays 1."""
+        item_part = self.item_factors_[:, :-1]  # (I, dim)
+        out[:, :-1] = ridge_fold_in(histories, item_part, self.config.fold_in_reg)

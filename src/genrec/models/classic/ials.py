@@ -68,50 +68,47 @@ class IALSConfig(ModelConfig):
         self.check(self.alpha > 0, "alpha", "a positive number")
 
 
-class IALS(Recommender):
-    """iALS through ``implicit``.
+class ImplicitFactorModel(Recommender):
+    """A factor model trained by ``implicit`` (shared by ``ials`` and ``bpr-implicit``): fits the
+    estimator that :meth:`_estimator` builds on the binary train matrix, scores with
+    ``user_vectors @ item_factors_.T``, folds in users it never saw (:meth:`_fold_in`) and
+    persists its factors.
 
-    Learned attributes: ``user_factors_`` (n_users, dim), ``item_factors_`` (n_items, dim),
+    Learned attributes: ``user_factors_`` (n_users, D), ``item_factors_`` (n_items, D),
     ``trained_users_`` (n_users,) bool.
     """
 
-    name = "ials"
-    Config = IALSConfig
+    def _estimator(self, options):
+        """The configured ``implicit`` model (not yet fitted)."""
+        raise NotImplementedError
+
+    def _fold_in(self, histories: sp.csr_matrix, out: np.ndarray) -> None:
+        """Write user vectors for ``histories`` (rows the model never trained on) into ``out``."""
+        raise NotImplementedError
 
     def _fit(self, train, valid, options):
-        als = require("implicit.cpu.als", "scale")
-        cfg = self.config
         with single_threaded_blas():  # implicit's own threads do the work; BLAS would oversubscribe
-            model = als.AlternatingLeastSquares(
-                factors=cfg.dim,
-                regularization=cfg.reg,
-                alpha=cfg.alpha,
-                iterations=cfg.iterations,
-                dtype=np.float32,
-                num_threads=options.n_threads,
-                random_state=options.seed,
-            )
+            model = self._estimator(options)
             model.fit(binary(train.user_items), show_progress=options.progress)
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         self.trained_users_ = np.diff(train.user_items.indptr) > 0
 
     def _score(self, histories, users):
-        vectors = self.user_vectors(histories, users=users)  # (B, D)
-        return vectors @ self.item_factors_.T  # (B, I)
+        return self.user_vectors(histories, users=users) @ self.item_factors_.T  # (B, I)
 
     def user_vectors(
         self, histories: sp.csr_matrix, *, users: np.ndarray | None = None
     ) -> np.ndarray:
-        """(B, dim) float32 user vectors: learned ones for trained users, fold-in for the rest."""
+        """(B, D) float32 user vectors: learned ones for trained users, fold-in for the rest."""
         known = np.zeros(histories.shape[0], bool) if users is None else self.trained_users_[users]
-        out = np.empty((histories.shape[0], self.item_factors_.shape[1]), np.float32)
+        out = np.ones((histories.shape[0], self.item_factors_.shape[1]), np.float32)
         if known.any():
             out[known] = self.user_factors_[users[known]]
         if not known.all():
-            out[~known] = als_fold_in(
-                histories[~known], self.item_factors_, reg=self.config.reg, alpha=self.config.alpha
-            )
+            unknown = np.ones((int((~known).sum()), out.shape[1]), np.float32)
+            self._fold_in(histories[~known], unknown)
+            out[~known] = unknown
         return out
 
     def _state(self):
@@ -125,6 +122,30 @@ class IALS(Recommender):
         self.user_factors_ = np.asarray(state["user_factors"], np.float32)
         self.item_factors_ = np.asarray(state["item_factors"], np.float32)
         self.trained_users_ = np.asarray(state["trained_users"], bool)
+
+
+class IALS(ImplicitFactorModel):
+    """iALS through ``implicit`` (factors of size ``dim``; see :class:`ImplicitFactorModel`)."""
+
+    name = "ials"
+    Config = IALSConfig
+
+    def _estimator(self, options):
+        als = require("implicit.cpu.als", "scale")
+        cfg = self.config
+        return als.AlternatingLeastSquares(
+            factors=cfg.dim,
+            regularization=cfg.reg,
+            alpha=cfg.alpha,
+            iterations=cfg.iterations,
+            dtype=np.float32,
+            num_threads=options.n_threads,
+            random_state=options.seed,
+        )
+
+    def _fold_in(self, histories, out):
+        cfg = self.config
+        out[:] = als_fold_in(histories, self.item_factors_, reg=cfg.reg, alpha=cfg.alpha)
 
 
 def als_fold_in(
@@ -174,5 +195,6 @@ def binary(user_items: sp.spmatrix) -> sp.csr_matrix:
 def single_threaded_blas():
     """A context in which BLAS runs on one thread (threadpoolctl), so a library that parallelises
     over users itself does not multiply its threads by BLAS's."""
-    threadpoolctl = require("threadpoolctl", "scale")
+    import threadpoolctl
+
     return threadpoolctl.threadpool_limits(limits=1, user_api="blas")
