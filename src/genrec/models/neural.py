@@ -285,11 +285,12 @@ def fit_epochs(
     options: RunOptions,
     *,
     run_epoch: Callable[[int], float],
-    snapshot: Callable[[], Any],
-    restore: Callable[[Any], None],
-    max_epochs: int,
-    patience: int,
-    eval_every: int = 1,
+    module=None,
+    snapshot: Callable[[], Any] | None = None,
+    restore: Callable[[Any], None] | None = None,
+    max_epochs: int | None = None,
+    patience: int | None = None,
+    eval_every: int | None = None,
     initial: tuple[float, Any] | None = None,
 ) -> None:
     """Train ``model`` epoch by epoch with early stopping on validation NDCG@10.
@@ -298,11 +299,14 @@ def fit_epochs(
         model: the Recommender being fitted; it must score with its current weights while
             training (validation calls ``model.score`` through the evaluation protocol).
         run_epoch: ``run_epoch(epoch) -> mean training loss`` trains one epoch (1-based).
-        snapshot: returns a copy of the current weights (e.g. ``copy_state(module)``).
+        module: the torch module holding the weights: the best epoch's state is kept with
+            :func:`copy_state` and put back with ``load_state_dict``. Or give both of:
+        snapshot: returns a copy of the current weights;
         restore: puts a snapshot back.
         max_epochs, patience, eval_every: at most ``max_epochs`` epochs; validate every
             ``eval_every`` epochs (only when ``valid`` has interactions); stop after
-            ``patience`` validations in a row without a better NDCG@10.
+            ``patience`` validations in a row without a better NDCG@10. Each defaults to the
+            field of the same name in ``model.config``.
 
     Sets on ``model``: ``loss_history_`` (mean loss per epoch), ``history_`` (list of
     ``{"epoch", "ndcg@10"}``), ``epoch_seconds_`` (wall time of each ``run_epoch``, validation
@@ -318,6 +322,11 @@ def fit_epochs(
     Raises:
         ConfigError: the training loss became NaN or infinite (lower the learning rate).
     """
+    if module is not None:
+        snapshot, restore = (lambda: copy_state(module)), module.load_state_dict
+    max_epochs = model.config.max_epochs if max_epochs is None else max_epochs
+    patience = model.config.patience if patience is None else patience
+    eval_every = model.config.eval_every if eval_every is None else eval_every
     group = distributed.current()
     validate = valid is not None and len(valid) > 0
     best_score, best_epoch, best_weights, stale = -math.inf, None, None, 0

@@ -134,9 +134,6 @@ class BPR(Recommender):
             run_epoch=run_epoch,
             snapshot=lambda: (user_emb.detach().clone(), item_emb.detach().clone()),
             restore=restore,
-            max_epochs=cfg.max_epochs,
-            patience=cfg.patience,
-            eval_every=cfg.eval_every,
         )
 
     def _epoch_triples(self, rng, pos_users, pos_items, n_items, seen_keys):

@@ -55,7 +55,6 @@ from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     DataParallel,
     MixedPrecision,
-    copy_state,
     dense_rows,
     fit_epochs,
     load_module_state,
@@ -210,11 +209,7 @@ class CDAE(Recommender):
                 valid,
                 options,
                 run_epoch=run_epoch,
-                snapshot=lambda: copy_state(self.module_),
-                restore=self.module_.load_state_dict,
-                max_epochs=cfg.max_epochs,
-                patience=cfg.patience,
-                eval_every=cfg.eval_every,
+                module=self.module_,
             )
         self.module_.eval()
 

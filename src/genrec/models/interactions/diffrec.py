@@ -58,7 +58,6 @@ from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     DataParallel,
     MixedPrecision,
-    copy_state,
     dense_rows,
     draw_profiles,
     fit_epochs,
@@ -416,11 +415,7 @@ class DiffRec(Recommender):
                 valid,
                 options,
                 run_epoch=run_epoch,
-                snapshot=lambda: copy_state(net),
-                restore=net.load_state_dict,
-                max_epochs=cfg.max_epochs,
-                patience=cfg.patience,
-                eval_every=cfg.eval_every,
+                module=net,
             )
         self.step_probabilities_ = sampler.probabilities()
         net.eval()

@@ -274,9 +274,6 @@ class IRGAN(Recommender):
                 run_epoch=run_epoch,
                 snapshot=snapshot,
                 restore=restore,
-                max_epochs=cfg.max_epochs,
-                patience=cfg.patience,
-                eval_every=cfg.eval_every,
                 initial=initial,
             )
 
@@ -299,10 +296,9 @@ class IRGAN(Recommender):
             valid,
             options,
             run_epoch=lambda e: self._pretrain_epoch(g, opt, rng),
-            snapshot=lambda: copy_state(g),
-            restore=g.load_state_dict,
+            module=g,
             max_epochs=cfg.pretrain_epochs,
-            patience=cfg.patience,
+            eval_every=1,  # pretraining validates every epoch, whatever eval_every says
         )
         self.pretrain_history_, self.pretrain_epochs_ = self.history_, self.best_epoch_
         self.pretrain_ndcg_ = max((h["ndcg@10"] for h in self.history_), default=None)

@@ -75,7 +75,6 @@ from genrec.models.interactions.diffrec import (
 )
 from genrec.models.neural import (
     MixedPrecision,
-    copy_state,
     dense_rows,
     draw_profiles,
     fit_epochs,
@@ -248,11 +247,7 @@ class LDiffRec(Recommender):
                 valid,
                 options,
                 run_epoch=run_epoch,
-                snapshot=lambda: copy_state(modules),
-                restore=modules.load_state_dict,
-                max_epochs=cfg.max_epochs,
-                patience=cfg.patience,
-                eval_every=cfg.eval_every,
+                module=modules,
             )
         modules.eval()
 

@@ -73,7 +73,6 @@ from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     MixedPrecision,
-    copy_state,
     dense_rows,
     fit_epochs,
     load_module_state,
@@ -293,11 +292,7 @@ class ListCVAE(Recommender):
                 valid,
                 options,
                 run_epoch=run_epoch,
-                snapshot=lambda: copy_state(net),
-                restore=net.load_state_dict,
-                max_epochs=cfg.max_epochs,
-                patience=cfg.patience,
-                eval_every=cfg.eval_every,
+                module=net,
             )
         net.eval()
 

@@ -40,7 +40,6 @@ from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     DataParallel,
     MixedPrecision,
-    copy_state,
     dense_rows,
     fit_epochs,
     load_module_state,
@@ -148,11 +147,7 @@ class MultDAE(Recommender):
                 valid,
                 options,
                 run_epoch=run_epoch,
-                snapshot=lambda: copy_state(net),
-                restore=net.load_state_dict,
-                max_epochs=cfg.max_epochs,
-                patience=cfg.patience,
-                eval_every=cfg.eval_every,
+                module=net,
             )
         net.eval()
 

@@ -59,7 +59,6 @@ from genrec.models.interactions.multdae import (
 from genrec.models.neural import (
     DataParallel,
     MixedPrecision,
-    copy_state,
     dense_rows,
     draw_profiles,
     fit_epochs,
@@ -207,11 +206,7 @@ class MultVAE(Recommender):
                 valid,
                 options,
                 run_epoch=run_epoch,
-                snapshot=lambda: copy_state(net),
-                restore=net.load_state_dict,
-                max_epochs=cfg.max_epochs,
-                patience=cfg.patience,
-                eval_every=cfg.eval_every,
+                module=net,
             )
         net.eval()
 

@@ -67,7 +67,6 @@ from genrec.models.interactions.multdae import multinomial_nll, normalised_dropo
 from genrec.models.interactions.multvae import sample_from_decoder
 from genrec.models.neural import (
     MixedPrecision,
-    copy_state,
     dense_rows,
     fit_epochs,
     load_module_state,
@@ -226,11 +225,7 @@ class RecVAE(Recommender):
                 valid,
                 options,
                 run_epoch=run_epoch,
-                snapshot=lambda: copy_state(net),
-                restore=net.load_state_dict,
-                max_epochs=cfg.max_epochs,
-                patience=cfg.patience,
-                eval_every=cfg.eval_every,
+                module=net,
             )
         net.eval()
 

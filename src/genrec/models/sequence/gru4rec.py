@@ -51,7 +51,6 @@ from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     DataParallel,
     MixedPrecision,
-    copy_state,
     fit_epochs,
     load_module_state,
     module_device,
@@ -243,11 +242,7 @@ class GRU4Rec(Recommender):
                 valid,
                 options,
                 run_epoch=run_epoch,
-                snapshot=lambda: copy_state(self.net_),
-                restore=self.net_.load_state_dict,
-                max_epochs=cfg.max_epochs,
-                patience=cfg.patience,
-                eval_every=cfg.eval_every,
+                module=self.net_,
             )
         self.net_.eval()
 

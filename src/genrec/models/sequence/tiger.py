@@ -66,7 +66,6 @@ from genrec.errors import ConfigError, DataError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     MixedPrecision,
-    copy_state,
     fit_epochs,
     load_module_state,
     module_device,
@@ -388,11 +387,7 @@ class TIGER(Recommender):
                 valid,
                 options,
                 run_epoch=run_epoch,
-                snapshot=lambda: copy_state(self.net_),
-                restore=self.net_.load_state_dict,
-                max_epochs=cfg.max_epochs,
-                patience=cfg.patience,
-                eval_every=cfg.eval_every,
+                module=self.net_,
             )
             self.net_.eval()
 
