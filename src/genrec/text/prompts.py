@@ -79,6 +79,10 @@ LISTWISE_BLOCK = (
 PREFERENCE_LINE = "Will this fan like"
 PREFERENCE_QUESTION = " {title}? Answer Yes or No:"
 PREFERENCE_ANSWERS = (" Yes", " No")
+# A candidate's retrieved facts (genrec.text.facts), quoted, after its quoted title in the
+# listwise list and the yes/no question; an empty fact text adds nothing.
+FACTS_SUFFIX = " ({facts})"
+FACTS_MAX_CHARS = 800  # the facts' own cut is their token budget; this only bounds a runaway
 RATING_BLOCK = "How much will this fan like {title}? Rating from 1 (hated it) to 5 (loved it):"
 FREE_GENERATION_BLOCK = (
     "{k} more {kinds} this fan will like, one title per line, each in double quotes:\n- " + OPEN
@@ -192,22 +196,44 @@ def listwise_prompt(
     *,
     examples: Sequence[tuple[Sequence[object], object]] = (),
     kind: str = "movie",
+    candidate_facts: Sequence[object] | None = None,
 ) -> str:
-    """Candidates listed with letters (A, B, ...); the scored continuations are
-    :func:`letter_continuations`."""
+    """Candidates listed with letters (A, B, ...), each followed by its ``candidate_facts``
+    (:func:`with_facts`) when given; the scored continuations are :func:`letter_continuations`."""
     n = len(candidate_titles)
     if not 1 <= n <= len(LETTERS):
         raise ConfigError(
             f"listwise ranking takes 1..{len(LETTERS)} candidates (one letter each), got {n}"
         )
     return user_context(history_titles, examples=examples, kind=kind) + LISTWISE_BLOCK.format(
-        kinds=kind + "s", kind=kind, candidates=lettered_list(candidate_titles)
+        kinds=kind + "s",
+        kind=kind,
+        candidates=lettered_list(candidate_titles, facts=candidate_facts),
     )
 
 
-def lettered_list(titles: Sequence[object]) -> str:
-    """One line per title: ``A. "Title"``, ``B. ...`` (at most ``len(LETTERS)`` titles)."""
-    return "\n".join(f"{LETTERS[i]}. {quote(natural_title(t))}" for i, t in enumerate(titles))
+def lettered_list(titles: Sequence[object], *, facts: Sequence[object] | None = None) -> str:
+    """One line per title: ``A. "Title"``, ``B. ...`` (at most ``len(LETTERS)`` titles), each
+    followed by its ``facts`` (:func:`with_facts`) when given."""
+    facts = [""] * len(titles) if facts is None else list(facts)
+    if len(facts) != len(titles):
+        raise ConfigError(f"got {len(facts)} fact texts for {len(titles)} titles; give one each")
+    return "\n".join(
+        f"{LETTERS[i]}. {with_facts(t, f)}" for i, (t, f) in enumerate(zip(titles, facts))
+    )
+
+
+def with_facts(title: object, facts: object = "") -> str:
+    """A quoted title followed by its quoted facts (:data:`FACTS_SUFFIX`), or the quoted title
+    alone when ``facts`` is empty.
+
+    >>> with_facts("Heat", "1995; Action, Crime; rated 3.9/5 by 40 users")
+    '"Heat" ("1995; Action, Crime; rated 3.9/5 by 40 users")'
+    """
+    text = quote(natural_title(title))
+    if facts is None or not str(facts).strip():
+        return text
+    return text + FACTS_SUFFIX.format(facts=quote(facts, max_chars=FACTS_MAX_CHARS))
 
 
 def letter_continuations(n: int) -> list[str]:
@@ -273,9 +299,10 @@ def preference_prefix(
     return user_context(history_titles, examples=examples, kind=kind) + PREFERENCE_LINE
 
 
-def preference_question(title: object) -> str:
-    """The item-specific end of :func:`preference_prompt` (quoted title, then the question)."""
-    return PREFERENCE_QUESTION.format(title=quote(natural_title(title)))
+def preference_question(title: object, facts: object = "") -> str:
+    """The item-specific end of :func:`preference_prompt` (quoted title, its quoted ``facts``
+    when given, then the question)."""
+    return PREFERENCE_QUESTION.format(title=with_facts(title, facts))
 
 
 def free_generation_prompt(
@@ -310,6 +337,8 @@ def parse_generated_titles(completion: str, *, k: int | None = None) -> list[str
 
 __all__ = [
     "CLOSE",
+    "FACTS_MAX_CHARS",
+    "FACTS_SUFFIX",
     "FEW_SHOT_EXAMPLE",
     "FREE_GENERATION_BLOCK",
     "HEADER",
@@ -341,4 +370,5 @@ __all__ = [
     "quoted_list",
     "rating_prompt",
     "user_context",
+    "with_facts",
 ]

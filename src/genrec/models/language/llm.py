@@ -33,6 +33,11 @@ Cold-start Recommenders", RecSys 2023): the user's recently liked titles become 
 * :meth:`predict_ratings`: rating prediction by prompt; the expected rating under the model's
   distribution over the continuations "1".."5" (RMSE/MAE via ``evaluate_ratings``).
 
+Retrieval-augmented prompts (``facts``, listwise and preference modes): each candidate is
+followed by facts retrieved from the training data (:mod:`genrec.text.facts`: year and genres,
+tags, ratings aggregated as text, review sentences ranked by similarity to the user's history),
+within ``fact_tokens`` tokens of the language model's tokenizer per candidate.
+
 Every data value in a prompt is delimited and escaped by :mod:`genrec.text.prompts`. With
 ``injection_guard`` (the default) titles are first screened by :mod:`genrec.text.guard`:
 instruction-like spans are stripped before any prompt is built (:attr:`prompt_titles_`), and an
@@ -77,6 +82,8 @@ from genrec.errors import ConfigError, DataError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.language.comparisons import pairwise_scores, setwise_scores
 from genrec.text import guard, prompts
+from genrec.text.encoder import get_encoder
+from genrec.text.facts import ItemFacts, parse_sources
 
 DEFAULT_LM = "transformers:gemma-3-270m"
 MODES = ("grounded", "preference", "listwise", "pairwise", "setwise", "free")
@@ -109,6 +116,10 @@ class LLMConfig(ModelConfig):
     kind: str = "movie"  # what the items are called in the prompt
     injection_guard: bool = True  # strip instruction-like spans from titles and never rank a
     #                               flagged item above its candidate position (text/guard.py)
+    facts: str = ""  # listwise / preference: fact sources shown beside each candidate,
+    #                  comma-separated of catalog, tags, ratings, reviews; "" = titles only
+    fact_tokens: int = 32  # each candidate's facts fit in this many of the LM's tokens
+    fact_encoder: str = "minilm"  # ranks review sentences by similarity to the history text
 
     presets = {
         # Hou et al. 2024 rank 20 candidates (target + 19 sampled) from the recent history
@@ -151,6 +162,25 @@ class LLMConfig(ModelConfig):
         )
         self.check(0 < self.match_cutoff <= 1, "match_cutoff", "a number in (0, 1]")
         self.check(isinstance(self.injection_guard, bool), "injection_guard", "true or false")
+        self.check(isinstance(self.facts, str), "facts", "comma-separated fact sources, or ''")
+        self.check(
+            not parse_sources(self.facts) or self.mode in ("listwise", "preference"),
+            "facts",
+            "'' in this mode: facts are shown beside candidates in the listwise and preference "
+            f"modes only (mode={self.mode!r})",
+        )
+        self.check(
+            isinstance(self.fact_tokens, int)
+            and not isinstance(self.fact_tokens, bool)
+            and 1 <= self.fact_tokens <= 1000,
+            "fact_tokens",
+            "an integer in 1..1000 (tokens per candidate)",
+        )
+        self.check(
+            isinstance(self.fact_encoder, str) and bool(self.fact_encoder.strip()),
+            "fact_encoder",
+            "'minilm', 'hashing' or a sentence-transformers folder",
+        )
         self.check(
             isinstance(self.kind, str) and bool(re.fullmatch(r"[a-z ]{1,20}", self.kind)),
             "kind",
@@ -204,6 +234,8 @@ class LLMRecommender(Recommender):
         self._threads = None  # the fit's RunOptions.threads, for a language model built from spec
         self._device = "cpu"  # the fit's RunOptions.device, for the same language model
         self.generation_stats_ = {"titles": 0, "hallucinated": 0, "history_repeats": 0}
+        self.facts_: ItemFacts | None = None
+        self._encoder = None
 
     @property
     def lm(self):
@@ -224,6 +256,8 @@ class LLMRecommender(Recommender):
         self.popularity_ = train.item_counts.astype(np.float32)
         rng = np.random.default_rng(options.seed)
         self._set_examples(*self._draw_examples(train, rng))
+        sources = parse_sources(self.config.facts)
+        self.facts_ = ItemFacts.from_dataset(train, sources=sources) if sources else None
 
     def _screen_titles(self) -> None:
         """``prompt_titles_`` (what prompts show) and ``flagged_`` ((n_items,) bool: the title
@@ -297,6 +331,27 @@ class LLMRecommender(Recommender):
         order = np.argsort(history.data, kind="stable")[-self.config.history_len :]
         return [self.prompt_titles_[i] for i in history.indices[order]]
 
+    def candidate_facts(self, history: sp.csr_matrix, items) -> list[str] | None:
+        """Each of ``items``' facts within ``fact_tokens`` tokens (:mod:`genrec.text.facts`),
+        review sentences ranked by similarity to this history's titles; None without fact
+        sources."""
+        if self.facts_ is None:
+            return None
+        query = encoder = None
+        reviews = self.facts_.facts.get("reviews")
+        if reviews is not None and any(reviews[int(i)] for i in items):
+            if self._encoder is None:
+                self._encoder = get_encoder(self.config.fact_encoder, device=self._device)
+            encoder = self._encoder
+            query = encoder.encode(["; ".join(self.history_titles(history)) or "-"])[0]
+        return self.facts_.describe(
+            items,
+            count_tokens=self.lm.count_tokens,
+            budget=self.config.fact_tokens,
+            query=query,
+            encoder=encoder,
+        )
+
     def next_item_prompt(self, history: sp.csr_matrix, user: int | None = None) -> str:
         return prompts.next_item_prompt(
             self.history_titles(history), kind=self.config.kind, examples=self._examples_for(user)
@@ -361,8 +416,11 @@ class LLMRecommender(Recommender):
                 examples=self._examples_for(user),
                 kind=self.config.kind,
             )
+            facts = self.candidate_facts(histories[row], candidates[row])
+            facts = facts or [""] * candidates.shape[1]
             questions = [
-                prompts.preference_question(self.prompt_titles_[i]) for i in candidates[row]
+                prompts.preference_question(self.prompt_titles_[i], f)
+                for i, f in zip(candidates[row], facts)
             ]
             logprob = _finite(
                 self.lm.score(prefix, [q + a for q in questions for a in (yes, no)]).logprob,
@@ -416,6 +474,7 @@ class LLMRecommender(Recommender):
                 [self.prompt_titles_[i] for i in candidates[row]],
                 examples=self._examples_for(user),
                 kind=self.config.kind,
+                candidate_facts=self.candidate_facts(histories[row], candidates[row]),
             )
             scores = self.lm.score(prompt, prompts.letter_continuations(candidates.shape[1]))
             out[row] = _finite(scores.logprob, self.lm)
@@ -498,7 +557,9 @@ class LLMRecommender(Recommender):
     def _state(self):
         lengths = np.array([len(h) for h in self.example_histories_], np.int64)
         flat = np.concatenate(self.example_histories_) if lengths.size else np.empty(0, np.int64)
+        facts = {} if self.facts_ is None else self.facts_.to_arrays()
         return {
+            **{f"facts/{k}": v for k, v in facts.items()},
             "titles": self.titles_,
             "popularity": self.popularity_,
             "example_users": self.example_users_,
@@ -515,6 +576,8 @@ class LLMRecommender(Recommender):
         hist = np.split(state["example_items"], splits) if len(state["example_lengths"]) else []
         self._set_examples(state["example_users"], hist, state["example_targets"])
         self._index = None
+        facts = {k.split("/", 1)[1]: v for k, v in state.items() if k.startswith("facts/")}
+        self.facts_ = ItemFacts.from_arrays(facts) if facts else None
 
 
 # ---- title matching ----------------------------------------------------------------------------
