@@ -24,7 +24,7 @@ Blocks (each saved to ``benchmarks/results/rerank_rag_<block>.json`` as it finis
 * ``cotrain``: retriever-reranker co-training with the pointwise reranker and all facts (see
   :func:`cotrain`).
 
-    python benchmarks/rerank_rag.py [--users 100] [--valid-users 50] [--blocks ...]
+    python benchmarks/rerank_rag.py [--users 80] [--valid-users 40] [--blocks ...]
     python benchmarks/rerank_rag.py --report      # the section from the saved blocks
 """
 
@@ -400,16 +400,21 @@ def report() -> str:
     blocks = saved()
     if not blocks:
         return "## Retrieval-augmented reranking\n\nNo saved results yet."
-    any_block = next(iter(blocks.values()))
-    parts = [intro(any_block)]
+    parts = [intro(blocks)]
     for mode in MODE_LABELS:
         if f"warm-{mode}" in blocks:
-            parts += [f"#### Warm users, {MODE_LABELS[mode]}", warm_table(blocks[f"warm-{mode}"])]
+            b = blocks[f"warm-{mode}"]
+            parts += [
+                f"#### Warm users, {MODE_LABELS[mode]}: {b['n_users']} test users, w learned on "
+                f"{b['n_valid']} validation users",
+                warm_table(b),
+            ]
     for mode in MODE_LABELS:
         if f"cold-{mode}" in blocks:
             b = blocks[f"cold-{mode}"]
             parts += [
-                f"#### Cold-start users (1-5 history items), {MODE_LABELS[mode]}",
+                f"#### Cold-start users (1-5 history items), {MODE_LABELS[mode]}: "
+                f"{len(b['history_lengths'])} users",
                 warm_table(b) + f"\n\n{len(b['history_lengths'])} users; history lengths "
                 f"{np.bincount(b['history_lengths'], minlength=6)[1:].tolist()} users with 1..5 "
                 "items; fused with the w learned on warm validation users.",
@@ -417,12 +422,14 @@ def report() -> str:
     item_blocks = [(m, blocks[f"items-{m}"]) for m in MODE_LABELS if f"items-{m}" in blocks]
     if item_blocks:
         parts += [
-            "#### Held-out items (text is the only signal), 20 candidates",
+            "#### Held-out items (text is the only signal), 20 candidates: "
+            f"{item_blocks[0][1]['held_out']['users']} users",
             items_table(item_blocks),
         ]
     if "cotrain" in blocks:
         parts += [
-            "#### Co-training (pointwise yes/no, catalog+ratings facts)",
+            "#### Co-training (pointwise yes/no, catalog+ratings facts): "
+            f"{blocks['cotrain']['n_users']} test users",
             cotrain_table(blocks["cotrain"]),
         ]
     missing = [b for b in BLOCKS if b not in blocks]
@@ -432,14 +439,27 @@ def report() -> str:
     return "\n\n".join(parts)
 
 
-def intro(block: dict) -> str:
+def command(blocks: dict) -> str:
+    """The commands that wrote ``blocks`` (one per distinct sample size)."""
+    runs: dict[tuple, list[str]] = {}
+    for name, b in blocks.items():
+        key = (b["n_users"], b["n_valid"], b["n_cold"], b["n_item_users"])
+        runs.setdefault(key, []).append(name)
+    return "; ".join(
+        f"`python benchmarks/rerank_rag.py --users {u} --valid-users {v} --cold-users {c} "
+        f"--item-users {i} --blocks {','.join(names)}`"
+        for (u, v, c, i), names in runs.items()
+    )
+
+
+def intro(blocks: dict) -> str:
+    block = next(iter(blocks.values()))
     return (
         "## Retrieval-augmented reranking: facts, cold starts, co-training\n\n"
-        f"`python benchmarks/rerank_rag.py --users {block['n_users']} --valid-users "
-        f"{block['n_valid']} --cold-users {block['n_cold']} --item-users {block['n_item_users']}`"
-        f" (written {block['written']}). ML-100K, holdout 0.8/0.1/0.1 (split seed 2020), full "
-        f"ranking over all {block['n_items']} items, the first {block['n_users']} test users of "
-        "the `rerank` section's seed-0 draw. EASE (seed 42) shortlists 20 unseen items; Gemma 3 "
+        f"{command(blocks)} (latest block written {max(b['written'] for b in blocks.values())})."
+        " ML-100K, holdout 0.8/0.1/0.1 (split seed 2020), full "
+        f"ranking over all {block['n_items']} items, the first test users of "
+        "the `rerank` section's seed-0 draw (sample sizes in each heading). EASE (seed 42) shortlists 20 unseen items; Gemma 3 "
         "270M (zero-shot, 10 recent titles) reranks them **listwise** (letters A-T) or "
         "**pointwise** (yes/no log-odds). Each candidate is followed by facts from the training "
         "part only (`genrec.text.facts`): **catalog** = year and genres, **ratings** = "
@@ -447,11 +467,12 @@ def intro(block: dict) -> str:
         f"{FACT_TOKENS} Gemma tokens per candidate; **none** = titles only (the `rerank` "
         "section's prompt). ML-100K has no reviews or tags. **unfused**: the LLM's order of "
         "the shortlist; **fused**: (1-w) z(EASE) + w z(LLM), w learned on "
-        f"{block['n_valid']} validation users (the best NDCG@10 of w in 0..1 by 0.05, kept "
+        "validation users (training histories, validation targets; the best NDCG@10 of w in 0..1 by 0.05, kept "
         "when its gain exceeds two paired standard errors, else 0: then the LLM is not asked). "
         "The pointwise prompt with facts costs about 3x the one without, so pointwise runs only "
-        "none and catalog+ratings. Intervals: 95% bootstrap over users; tests: paired t and "
-        "Wilcoxon, Holm-adjusted within a column, the larger p shown, * below 0.05."
+        "none and catalog+ratings, on fewer users. User counts are what two processes at "
+        "nice 10 could finish in about an hour on 2 cores shared with 8 agents. Intervals: "
+        "95% bootstrap over users; tests: paired t and Wilcoxon, Holm-adjusted within a column, the larger p shown, * below 0.05."
     )
 
 
@@ -628,10 +649,10 @@ def saved_weights(mode: str) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=100)
-    parser.add_argument("--valid-users", type=int, default=50)
-    parser.add_argument("--cold-users", type=int, default=60)
-    parser.add_argument("--item-users", type=int, default=50)
+    parser.add_argument("--users", type=int, default=80)
+    parser.add_argument("--valid-users", type=int, default=40)
+    parser.add_argument("--cold-users", type=int, default=40)
+    parser.add_argument("--item-users", type=int, default=40)
     parser.add_argument("--blocks", default=",".join(BLOCKS))
     parser.add_argument("--lm", default="transformers:gemma-3-270m")
     parser.add_argument("--cache-dir", default="/tmp/gcache")

@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from genrec.build import build_model, load_model
 from genrec.data.dataset import STARS_LIKED, Dataset
+from genrec.data.synthetic import planted_clusters
 from genrec.errors import ConfigError, DataError
 from genrec.models import LLMRecommender
+from genrec.options import RunOptions
 from genrec.text import prompts
 from genrec.text.encoder import HashingEncoder
 from genrec.text.facts import SOURCES, ItemFacts, fit_budget, parse_sources
@@ -219,3 +222,15 @@ def test_a_model_with_facts_saves_and_loads_them(tmp_path):
     assert np.array_equal(
         loaded.score_candidates(history, candidates), model.score_candidates(history, candidates)
     )
+
+
+def test_a_pipeline_reranking_with_facts_saves_and_loads_them(tmp_path):
+    world = planted_clusters(n_users=12, n_items=12, n_clusters=2)
+    overrides = {"llm.lm": "fake", "llm.mode": "listwise", "llm.facts": "catalog,ratings"}
+    pipe = build_model("ease+llm", {**overrides, "fusion_weight": 0.5})
+    pipe.fit(world.split.train, options=RunOptions(seed=0))
+    assert pipe.reranker.facts_.facts["ratings"][0] != []
+    loaded = load_model(pipe.save(tmp_path / "p"))
+    assert loaded.reranker.facts_.facts == pipe.reranker.facts_.facts
+    histories = world.split.train.user_item_order[:3]
+    assert np.array_equal(loaded.score(histories), pipe.score(histories))
