@@ -234,3 +234,15 @@ def test_a_pipeline_reranking_with_facts_saves_and_loads_them(tmp_path):
     assert loaded.reranker.facts_.facts == pipe.reranker.facts_.facts
     histories = world.split.train.user_item_order[:3]
     assert np.array_equal(loaded.score(histories), pipe.score(histories))
+
+
+def test_a_prompt_wide_budget_is_shared_equally():
+    data = tiny()
+    facts = ItemFacts.from_dataset(data)
+    texts = facts.describe(range(3), count_tokens=LM.count_tokens, budget=50, total=12)
+    assert all(LM.count_tokens(t) <= 4 for t in texts) and sum(map(LM.count_tokens, texts)) <= 12
+    assert texts == facts.describe(range(3), count_tokens=LM.count_tokens, budget=4)
+    with pytest.raises(ConfigError, match="total"):
+        facts.describe([0], count_tokens=len, budget=5, total=-1)
+    with pytest.raises(ConfigError, match="fact_prompt_tokens"):
+        LLMRecommender(lm="fake", mode="listwise", facts="catalog", fact_prompt_tokens=-1)

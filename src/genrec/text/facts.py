@@ -21,7 +21,8 @@ recommendation; the fusion of several, possibly subjective, sources such as revi
 titles are) means that a hostile review written by anyone cannot demote the item it is about.
 The kept facts still enter a prompt only through :func:`genrec.text.prompts.quote`.
 
-**Budget.** One candidate's facts are joined with ``"; "`` in the order of ``sources`` (within a
+**Budget.** Each candidate gets ``budget`` tokens (with a prompt-wide ``total``, at most an equal
+share of it). One candidate's facts are joined with ``"; "`` in the order of ``sources`` (within a
 source: the order above), and kept while the joined text has at most ``budget`` tokens counted by
 the language model's own ``count_tokens``; the first fact that does not fit is cut to its longest
 word prefix that fits (followed by ``...``), and nothing after it is kept. The result is a
@@ -119,19 +120,25 @@ class ItemFacts:
         *,
         count_tokens: Callable[[str], int],
         budget: int,
+        total: int | None = None,
         query: np.ndarray | None = None,
         encoder=None,
     ) -> list[str]:
         """One fact text per item of ``items``, each within ``budget`` tokens of
-        ``count_tokens``; review sentences ranked by similarity to ``query`` ((D,) unit vector
-        of the user's history text under ``encoder``; without either, in data order).
+        ``count_tokens`` and, with ``total``, all of them within ``total`` (each item then gets
+        ``min(budget, total // len(items))``); review sentences ranked by similarity to
+        ``query`` ((D,) unit vector of the user's history text under ``encoder``; without
+        either, in data order).
 
         Raises:
             ConfigError: a negative budget.  DataError: an item outside 0..n_items-1.
         """
-        if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0:
-            raise ConfigError(f"the fact budget must be an integer >= 0 tokens, got {budget!r}")
+        for name, value in (("budget", budget), ("total", 0 if total is None else total)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ConfigError(f"the fact {name} must be an integer >= 0 tokens, got {value!r}")
         items = [int(i) for i in items]
+        if total is not None and items:
+            budget = min(budget, int(total) // len(items))
         bad = [i for i in items if not 0 <= i < self.n_items]
         if bad:
             raise DataError(f"items {bad} are not item indices in 0..{self.n_items - 1}")

@@ -36,7 +36,8 @@ Cold-start Recommenders", RecSys 2023): the user's recently liked titles become 
 Retrieval-augmented prompts (``facts``, listwise and preference modes): each candidate is
 followed by facts retrieved from the training data (:mod:`genrec.text.facts`: year and genres,
 tags, ratings aggregated as text, review sentences ranked by similarity to the user's history),
-within ``fact_tokens`` tokens of the language model's tokenizer per candidate.
+within ``fact_tokens`` tokens of the language model's tokenizer per candidate (and
+``fact_prompt_tokens`` per prompt, when set).
 
 Every data value in a prompt is delimited and escaped by :mod:`genrec.text.prompts`. With
 ``injection_guard`` (the default) titles are first screened by :mod:`genrec.text.guard`:
@@ -119,6 +120,8 @@ class LLMConfig(ModelConfig):
     facts: str = ""  # listwise / preference: fact sources shown beside each candidate,
     #                  comma-separated of catalog, tags, ratings, reviews; "" = titles only
     fact_tokens: int = 32  # each candidate's facts fit in this many of the LM's tokens
+    fact_prompt_tokens: int = 0  # all candidates' facts of one prompt fit in this many (an
+    #                              equal share each); 0 = no prompt-wide cap
     fact_encoder: str = "minilm"  # ranks review sentences by similarity to the history text
 
     presets = {
@@ -175,6 +178,13 @@ class LLMConfig(ModelConfig):
             and 1 <= self.fact_tokens <= 1000,
             "fact_tokens",
             "an integer in 1..1000 (tokens per candidate)",
+        )
+        self.check(
+            isinstance(self.fact_prompt_tokens, int)
+            and not isinstance(self.fact_prompt_tokens, bool)
+            and 0 <= self.fact_prompt_tokens <= 20_000,
+            "fact_prompt_tokens",
+            "an integer in 0..20000 (0 = no prompt-wide cap)",
         )
         self.check(
             isinstance(self.fact_encoder, str) and bool(self.fact_encoder.strip()),
@@ -348,6 +358,7 @@ class LLMRecommender(Recommender):
             items,
             count_tokens=self.lm.count_tokens,
             budget=self.config.fact_tokens,
+            total=self.config.fact_prompt_tokens or None,
             query=query,
             encoder=encoder,
         )
