@@ -454,25 +454,26 @@ def command(blocks: dict) -> str:
 
 def intro(blocks: dict) -> str:
     block = next(iter(blocks.values()))
+    written = max(b["written"] for b in blocks.values())
     return (
         "## Retrieval-augmented reranking: facts, cold starts, co-training\n\n"
-        f"{command(blocks)} (latest block written {max(b['written'] for b in blocks.values())})."
-        " ML-100K, holdout 0.8/0.1/0.1 (split seed 2020), full "
-        f"ranking over all {block['n_items']} items, the first test users of "
-        "the `rerank` section's seed-0 draw (sample sizes in each heading). EASE (seed 42) shortlists 20 unseen items; Gemma 3 "
-        "270M (zero-shot, 10 recent titles) reranks them **listwise** (letters A-T) or "
-        "**pointwise** (yes/no log-odds). Each candidate is followed by facts from the training "
-        "part only (`genrec.text.facts`): **catalog** = year and genres, **ratings** = "
-        '"rated 3.9/5 by 250 users" (mean training rating and count), within '
-        f"{FACT_TOKENS} Gemma tokens per candidate; **none** = titles only (the `rerank` "
-        "section's prompt). ML-100K has no reviews or tags. **unfused**: the LLM's order of "
-        "the shortlist; **fused**: (1-w) z(EASE) + w z(LLM), w learned on "
-        "validation users (training histories, validation targets; the best NDCG@10 of w in 0..1 by 0.05, kept "
-        "when its gain exceeds two paired standard errors, else 0: then the LLM is not asked). "
-        "The pointwise prompt with facts costs about 3x the one without, so pointwise runs only "
-        "none and catalog+ratings, on fewer users. User counts are what two processes at "
-        "nice 10 could finish in about an hour on 2 cores shared with 8 agents. Intervals: "
-        "95% bootstrap over users; tests: paired t and Wilcoxon, Holm-adjusted within a column, the larger p shown, * below 0.05."
+        f"{command(blocks)} (latest block written {written}). ML-100K, holdout 0.8/0.1/0.1 "
+        f"(split seed 2020), full ranking over all {block['n_items']} items, the first test "
+        "users of the `rerank` section's seed-0 draw (sample sizes in each heading). EASE "
+        "(seed 42) shortlists 20 unseen items; Gemma 3 270M (zero-shot, 10 recent titles) "
+        "reranks them **listwise** (letters A-T) or **pointwise** (yes/no log-odds). Each "
+        "candidate is followed by facts from the training part only (`genrec.text.facts`): "
+        '**catalog** = year and genres, **ratings** = "rated 3.9/5 by 250 users" (mean '
+        f"training rating and count), within {FACT_TOKENS} Gemma tokens per candidate; "
+        "**none** = titles only (the `rerank` section's prompt). ML-100K has no reviews or "
+        "tags. **unfused**: the LLM's order of the shortlist; **fused**: (1-w) z(EASE) + w "
+        "z(LLM), w learned on validation users (training histories, validation targets; the "
+        "best NDCG@10 of w in 0..1 by 0.05, kept when its gain exceeds two paired standard "
+        "errors, else 0: then the LLM is not asked). The pointwise prompt with facts costs "
+        "about 3x the one without, so pointwise runs only none and catalog+ratings, on fewer "
+        "users. User counts are what three processes at nice 10 could finish in about an hour "
+        "on 2 cores shared with 8 agents. Intervals: 95% bootstrap over users; tests: paired t "
+        "and Wilcoxon, Holm-adjusted within a column, the larger p shown, * below 0.05."
     )
 
 
@@ -575,9 +576,9 @@ def machine(blocks: dict) -> str:
     loads = [x for b in blocks.values() for x in b["loads"]]
     return (
         f"Machine: {v['cpu_count']} cores shared with other jobs, {v['platform']}, Python "
-        f"{v['python']}, torch {v['torch']}, genrec {v['genrec']}; 1 thread per process (two "
-        "processes); seeds: split 2020, users 0, EASE/LLM 42; 1-minute load average during the "
-        "blocks: " + ", ".join(f"{x:.1f}" for x in loads) + "."
+        f"{v['python']}, torch {v['torch']}, genrec {v['genrec']}; 1 thread per process "
+        "(up to three processes at once, nice 10); seeds: split 2020, users 0, EASE/LLM 42; "
+        "1-minute load average during the blocks: " + ", ".join(f"{x:.1f}" for x in loads) + "."
     )
 
 

@@ -16,8 +16,9 @@ recommendation; the fusion of several, possibly subjective, sources such as revi
   under a text encoder (MiniLM by default), most similar first; ties keep the reviews' order.
 
 **Guard.** Every fact is screened by :mod:`genrec.text.guard` when the facts are built; a fact
-(for reviews: the whole review, all its sentences) with an instruction-like span, hidden markup or a unicode trick is dropped whole (and counted in
-:attr:`ItemFacts.dropped`), never shown in part. Dropping (rather than flagging the item, as
+(for reviews: the whole review, all its sentences) with an instruction-like span, hidden markup
+or a unicode trick is dropped whole (and counted in :attr:`ItemFacts.dropped`), never shown in
+part. Dropping (rather than flagging the item, as
 titles are) means that a hostile review written by anyone cannot demote the item it is about.
 The kept facts still enter a prompt only through :func:`genrec.text.prompts.quote`.
 
