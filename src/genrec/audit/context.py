@@ -25,6 +25,8 @@ ATTACKS = ("random", "average", "bandwagon", "segment")
 TARGET_CHOICES = ("random", "popular", "unpopular")
 SHORT_HEADS = ("elliot", "recbole")
 GRIDS = ("ofat", "full")
+PROFILES = ("recent", "random", "top-rated")
+PERSONA_VALUES = ("all", "own")
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,22 @@ class AuditConfig:
     injection_candidates: int = 10  # candidates in the listwise prompt of the injection scenario
     privacy_samples: int | None = None  # synthetic profiles drawn (None: as many as members)
     min_group: int = 20  # fairness: smaller user groups are left out (too few for an interval)
+    fairness_candidates: int | None = None  # fairness-llm: candidates ranked per prompt (> k;
+    #                                         None: 2k)
+    fairness_profiles: tuple[str, ...] = PROFILES  # fairness-llm: how the prompt's history is
+    #                                                 sampled from the user's profile
+    fairness_values: str = "all"  # fairness-llm: every attribute value for every user (FaiRLLM's
+    #                               counterfactual), or "own": the user's own values (CFaiRLLM)
 
     def __post_init__(self):
-        for name in ("k", "lm_users", "n_targets", "rounds", "injection_candidates", "min_group"):
+        for name in (
+            "k",
+            "lm_users",
+            "n_targets",
+            "rounds",
+            "injection_candidates",
+            "min_group",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -73,6 +88,17 @@ class AuditConfig:
             raise ConfigError(
                 f"shilling_sizes must be shares of fake users in (0, 0.5], got "
                 f"{list(self.shilling_sizes)}"
+            )
+        n = self.fairness_candidates
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= self.k):
+            raise ConfigError(
+                f"fairness_candidates must be an integer above k ({self.k}), got {n!r}: top-k "
+                "lists drawn from k candidates are all alike; raise it, or None for 2k"
+            )
+        _check_choices("fairness_profiles", self.fairness_profiles, PROFILES)
+        if self.fairness_values not in PERSONA_VALUES:
+            raise ConfigError(
+                f"fairness_values must be one of {PERSONA_VALUES}, got {self.fairness_values!r}"
             )
         if self.shilling_grid not in GRIDS:
             raise ConfigError(f"shilling_grid must be one of {GRIDS}, got {self.shilling_grid!r}")
@@ -208,6 +234,8 @@ __all__ = [
     "AuditContext",
     "FitRecord",
     "GRIDS",
+    "PERSONA_VALUES",
+    "PROFILES",
     "SHORT_HEADS",
     "TARGET_CHOICES",
     "TEXT_MODELS",
