@@ -21,6 +21,8 @@ in two parts a loaded machine can run side by side:
     python benchmarks/audit.py --part attacks   # optional: the id part's attack steps alone,
                                                 # beside an id run stopped after its cheap steps
     python benchmarks/audit.py --part injection  # optional: the injection scenario alone
+    python benchmarks/audit.py --part fairness-llm  # FaiRLLM / CFaiRLLM on --fair-users users
+    python benchmarks/audit.py --part text-attack   # word edits and backdoor, --attack-users
     python benchmarks/audit.py --part write     # merge the parts, write the report and section
 """
 
@@ -141,6 +143,20 @@ def part_injection(args) -> None:
     )
 
 
+def part_fairness_llm(args) -> None:
+    """FaiRLLM / CFaiRLLM for ``llm``: every attribute value (counterfactual), three profile
+    samplings, on ``--fair-users`` users (17 LM calls per user and profile)."""
+    cfg = AuditConfig(seed=0, lm_users=args.fair_users)
+    _steps([(LM_MODELS[:1], ["fairness-llm"], cfg)], "fairness-llm", args)
+
+
+def part_text_attack(args) -> None:
+    """Word-edit and in-context backdoor attacks on ``llm``: 4 targets, 4 surrogate users,
+    2 edits, on ``--attack-users`` users."""
+    cfg = AuditConfig(seed=0, lm_users=args.attack_users, n_targets=4)
+    _steps([(LM_MODELS[:1], ["text-attack"], cfg)], "text-attack", args)
+
+
 def _save(part, docs, loads, start) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write(
@@ -160,7 +176,7 @@ def _save(part, docs, loads, start) -> None:
 def merge() -> tuple[dict, dict]:
     files = [
         f
-        for p in ("id", "attacks", "lm", "injection")
+        for p in ("id", "attacks", "lm", "injection", "fairness-llm", "text-attack")
         for f in sorted(RESULTS.glob(f"audit_{p}*.json"))
     ]
     parts = {f.stem.removeprefix("audit_"): json.loads(f.read_text()) for f in files}
@@ -598,22 +614,28 @@ def findings(doc, models, base) -> list[str]:
     return out
 
 
+PARTS = {
+    "id": part_id,
+    "attacks": part_attacks,
+    "lm": part_lm,
+    "injection": part_injection,
+    "fairness-llm": part_fairness_llm,
+    "text-attack": part_text_attack,
+}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=("id", "attacks", "lm", "injection", "write"), required=True)
+    p.add_argument("--part", choices=(*PARTS, "write"), required=True)
     p.add_argument("--lm-sample", type=int, default=50, help="test users of the LM models")
     p.add_argument(
         "--lm-users", type=int, default=20, help="users of injection (half of them: hallucination)"
     )
     p.add_argument("--models", help="comma-separated: run only these models' steps")
+    p.add_argument("--fair-users", type=int, default=12, help="users of fairness-llm")
+    p.add_argument("--attack-users", type=int, default=16, help="users of text-attack")
     args = p.parse_args()
-    {
-        "id": part_id,
-        "attacks": part_attacks,
-        "lm": part_lm,
-        "injection": part_injection,
-        "write": write,
-    }[args.part](args)
+    {**PARTS, "write": write}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,9 @@ class AuditConfig:
     injection_candidates: int = 10  # candidates in the listwise prompt of the injection scenario
     privacy_samples: int | None = None  # synthetic profiles drawn (None: as many as members)
     min_group: int = 20  # fairness: smaller user groups are left out (too few for an interval)
+    text_attack_budget: int = 2  # text-attack: word edits the greedy search may make
+    text_attack_surrogates: int = 4  # text-attack: users whose prompts the search queries
+    text_attack_shots: int = 2  # text-attack: few-shot examples, one of them poisoned
     fairness_candidates: int | None = None  # fairness-llm: candidates ranked per prompt (> k;
     #                                         None: 2k)
     fairness_profiles: tuple[str, ...] = PROFILES  # fairness-llm: how the prompt's history is
@@ -67,6 +70,9 @@ class AuditConfig:
             "rounds",
             "injection_candidates",
             "min_group",
+            "text_attack_budget",
+            "text_attack_surrogates",
+            "text_attack_shots",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -276,7 +276,7 @@ def run(ctx: AuditContext, label: str) -> Finding:
     clean, ndcg, outside = [], {"undefended": [], "defended": []}, {a: [] for a in ATTACKS}
     unguarded = part.with_titles({}, mode="listwise", injection_guard=False)
     guarded = part.with_titles({}, mode="listwise", injection_guard=True)
-    unguarded._lm = guarded._lm = lm = _SameAnswer(lm)  # one LM call per distinct prompt
+    unguarded._lm = guarded._lm = lm = SameAnswer(lm)  # one LM call per distinct prompt
     for turn, u in enumerate(users):  # a dozen LM calls per sampled user
         row = history.user_item_order[u]
         cands = sampled_candidates(rng, row, test[u].indices, n_items=history.n_items, n=n)
@@ -333,7 +333,7 @@ def run(ctx: AuditContext, label: str) -> Finding:
     return Finding(label, NAME, metrics, settings)
 
 
-class _SameAnswer:
+class SameAnswer:
     """A language model that answers a repeated ``score`` question from memory (the guarded
     and unguarded prompts of a clean list, the stripped and defended order of an attacked one
     are the same question)."""

@@ -30,6 +30,7 @@ from genrec.audit import (
     injection,
     privacy,
     shilling,
+    text_attack,
 )
 from genrec.audit.context import AuditConfig, AuditContext
 from genrec.audit.results import Finding, not_applicable
@@ -46,6 +47,7 @@ SCENARIOS = {
     "shilling": shilling,
     "hallucination": hallucination,
     "injection": injection,
+    "text-attack": text_attack,
     "privacy": privacy,
     "feedback-loop": feedback,
     "efficiency": efficiency,
