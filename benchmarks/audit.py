@@ -23,6 +23,7 @@ in two parts a loaded machine can run side by side:
     python benchmarks/audit.py --part injection  # optional: the injection scenario alone
     python benchmarks/audit.py --part fairness-llm  # FaiRLLM / CFaiRLLM on --fair-users users
     python benchmarks/audit.py --part text-attack   # word edits and backdoor, --attack-users
+    python benchmarks/audit.py --part canary        # canary exposure of the ID models
     python benchmarks/audit.py --part write     # merge the parts, write the report and section
 """
 
@@ -157,6 +158,11 @@ def part_text_attack(args) -> None:
     _steps([(LM_MODELS[:1], ["text-attack"], cfg)], "text-attack", args)
 
 
+def part_canary(args) -> None:
+    """Canary exposure of every ID model (one refit each, 20 canaries per level)."""
+    _steps([([m], ["canary"], AuditConfig(seed=0)) for m in ID_MODELS], "canary", args)
+
+
 def _save(part, docs, loads, start) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write(
@@ -176,7 +182,7 @@ def _save(part, docs, loads, start) -> None:
 def merge() -> tuple[dict, dict]:
     files = [
         f
-        for p in ("id", "attacks", "lm", "injection", "fairness-llm", "text-attack")
+        for p in ("id", "attacks", "lm", "injection", "fairness-llm", "text-attack", "canary")
         for f in sorted(RESULTS.glob(f"audit_{p}*.json"))
     ]
     parts = {f.stem.removeprefix("audit_"): json.loads(f.read_text()) for f in files}
@@ -621,6 +627,7 @@ PARTS = {
     "injection": part_injection,
     "fairness-llm": part_fairness_llm,
     "text-attack": part_text_attack,
+    "canary": part_canary,
 }
 
 

@@ -15,6 +15,7 @@ One scenario per module, listed in :data:`genrec.audit.runner.SCENARIOS`:
 * ``text-attack`` — greedy word edits of a target's title within a budget, and an in-context
   backdoor trigger (BadRec), against language-model recommenders;
 * ``privacy`` — distance to closest record and membership inference for sampling models;
+* ``canary`` — planted training histories: does the model give their last item back?
 * ``feedback-loop`` — repeated retraining on accepted recommendations;
 * ``efficiency`` — CPU time, memory and an energy / CO2 estimate.
 

@@ -55,6 +55,9 @@ class AuditConfig:
     text_attack_budget: int = 2  # text-attack: word edits the greedy search may make
     text_attack_surrogates: int = 4  # text-attack: users whose prompts the search queries
     text_attack_shots: int = 2  # text-attack: few-shot examples, one of them poisoned
+    canary_count: int = 20  # canary: canaries per insertion level (and reference canaries)
+    canary_length: int = 8  # canary: items per canary (the last is the secret)
+    canary_copies: tuple[int, ...] = (1, 4)  # canary: how many fake users carry each canary
     fairness_candidates: int | None = None  # fairness-llm: candidates ranked per prompt (> k;
     #                                         None: 2k)
     fairness_profiles: tuple[str, ...] = PROFILES  # fairness-llm: how the prompt's history is
@@ -73,6 +76,7 @@ class AuditConfig:
             "text_attack_budget",
             "text_attack_surrogates",
             "text_attack_shots",
+            "canary_count",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -94,6 +98,18 @@ class AuditConfig:
             raise ConfigError(
                 f"shilling_sizes must be shares of fake users in (0, 0.5], got "
                 f"{list(self.shilling_sizes)}"
+            )
+        if not isinstance(self.canary_length, int) or not 2 <= self.canary_length <= 100:
+            raise ConfigError(
+                f"canary_length must be an integer in 2..100, got {self.canary_length!r}"
+            )
+        if not self.canary_copies or any(
+            isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= 100
+            for c in self.canary_copies
+        ):
+            raise ConfigError(
+                f"canary_copies must be integers in 1..100 (fake users per canary), got "
+                f"{list(self.canary_copies)}"
             )
         n = self.fairness_candidates
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= self.k):

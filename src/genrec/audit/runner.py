@@ -21,6 +21,7 @@ import numpy as np
 
 from genrec.audit import (
     accuracy,
+    canary,
     efficiency,
     exposure,
     fairness,
@@ -49,6 +50,7 @@ SCENARIOS = {
     "injection": injection,
     "text-attack": text_attack,
     "privacy": privacy,
+    "canary": canary,
     "feedback-loop": feedback,
     "efficiency": efficiency,
 }
