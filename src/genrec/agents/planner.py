@@ -1,8 +1,11 @@
 """Plan-first control with a language model: the LM writes the whole tool plan as JSON once.
 
 The prompt holds the tool schemas, the session's constraints, the latest list (titles quoted
-with :func:`genrec.text.prompts.quote`, so item text is data, never instructions) and the
-utterance (quoted too). The answer must be a plan that :func:`~genrec.agents.schema.parse_plan`
+with :func:`genrec.text.prompts.quote`, so item text is data, never instructions; with
+``injection_guard``, the default, instruction-like spans are first stripped from them by
+:func:`genrec.text.guard.screen`) and the utterance (quoted too; the user's own words are not
+stripped: asking the agent for something is what an utterance is for, and the tool schema
+bounds what a plan can do). The answer must be a plan that :func:`~genrec.agents.schema.parse_plan`
 accepts; a first invalid answer gets one repair round (the error is shown to the LM), a second
 one falls back to the rule planner. The LM only plans: the reply text is written from the tool
 results, so no LM text reaches the user and the instructions cannot be echoed back.
@@ -37,6 +40,7 @@ from genrec.agents.schema import (
 from genrec.agents.session import Session
 from genrec.agents.understanding import RuleUnderstanding
 from genrec.errors import LLMError
+from genrec.text import guard
 from genrec.text.prompts import natural_title, quote
 
 INSTRUCTIONS = (
@@ -57,6 +61,8 @@ class LMPlanner:
         max_new_tokens: the token budget of one answer.
         constrained: generate under the plan schema when the model can (None: whenever it
             can; False: never, to measure the unconstrained model).
+        injection_guard: strip instruction-like spans from item titles before quoting them
+            (:mod:`genrec.text.guard`); False only to measure what the guard prevents.
     """
 
     name = "plan-first"
@@ -68,8 +74,10 @@ class LMPlanner:
         *,
         max_new_tokens: int = 200,
         constrained: bool | None = None,
+        injection_guard: bool = True,
     ):
         self.lm, self.rules, self.max_new_tokens = lm, rules, max_new_tokens
+        self.injection_guard = bool(injection_guard)
         can = bool(getattr(lm, "constrained_json", False))
         self.constrained = can if constrained is None else bool(constrained) and can
         table = rules.table
@@ -78,6 +86,8 @@ class LMPlanner:
 
     def prompt(self, text: str, session: Session) -> str:
         titles = [natural_title(self.rules.titles.titles[i]) for i in session.last_shown]
+        if self.injection_guard:
+            titles = guard.screen_all(titles)[0]
         shown = "\n".join(f"{n}. {quote(t)}" for n, t in enumerate(titles, start=1)) or "(none)"
         constraints = json.dumps([c.to_dict() for c in session.constraints])
         return (
