@@ -47,7 +47,7 @@ def test_greedy_edit_raises_the_score_within_the_budget():
     before = lm.score(prompts_[0], ['Silent River"']).logprob[0]
     assert lm.score(prompts_[0], [edited + '"']).logprob[0] > before
     assert greedy_edit(lm, "Wild Garden", prompts_, ["Wild"], budget=3, normalise="sum")[1] == 0
-    assert lexicon(["A Big Dog", "Big Cat"], [5, 3], size=1) == ["Big"]
+    assert lexicon(["The Big Dog", "Big Cat and the Dog"], [5, 3], size=2) == ["Big", "Dog"]
 
 
 def test_word_edits_promote_and_the_guard_does_not_see_them():

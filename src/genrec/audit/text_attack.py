@@ -54,6 +54,7 @@ LEXICON_SIZE = 20
 POPULAR_TITLES = 100  # the lexicon reads the titles of this many most popular items
 _YEAR = re.compile(r"^\(\d{4}\)$")
 _WORD = re.compile(r"[A-Za-z][A-Za-z']{2,}")
+_STOP = frozenset({"the", "and", "for", "with", "from", "les", "der", "die", "das"})
 METRICS = {
     "rank_shift": Definition(
         "Per user, the target's rank among the candidates with the original title minus its "
@@ -102,13 +103,15 @@ def applies(model) -> str | None:
 
 # ---- the word-edit search ----------------------------------------------------------------------
 def lexicon(titles, popularity, extra_titles=(), *, size: int = LEXICON_SIZE) -> list[str]:
-    """The ``size`` most frequent words (3+ letters, first spelling kept) of the most popular
-    titles and ``extra_titles``; ties by first appearance."""
+    """The ``size`` most frequent words (3+ letters, not articles or conjunctions, first
+    spelling kept) of the most popular titles and ``extra_titles``; ties by first appearance."""
     top = np.argsort(-np.asarray(popularity), kind="stable")[:POPULAR_TITLES]
     texts = [str(titles[i]) for i in top] + [str(t) for t in extra_titles]
     counts, spelling = Counter(), {}
     for text in texts:
         for word in _WORD.findall(prompts.natural_title(text)):
+            if word.lower() in _STOP:
+                continue
             counts[word.lower()] += 1
             spelling.setdefault(word.lower(), word)
     return [spelling[w] for w, _ in counts.most_common(size)]
