@@ -331,7 +331,7 @@ def write(args) -> None:
     loads = [x for p in parts.values() for x in p["loads"]]
     base = "[bandwagon,1%,random]"
     md = [
-        "Written by `python benchmarks/audit.py --part id|lm|injection|write` (parts: "
+        "Written by `python benchmarks/audit.py --part id|lm|injection|fairness-llm|text-attack|canary|write` (parts: "
         + ", ".join(
             f"{p} finished {v['finished']} after {v['seconds'] / 60:.0f} min"
             for p, v in parts.items()
@@ -686,9 +686,56 @@ def _loop_table(doc, models) -> str:
     return "\n".join(rows)
 
 
+def _new_findings(doc, models) -> list[str]:
+    """Findings of the fairness-llm, text-attack and canary parts."""
+    out = []
+    row = _row(doc, "fairness-llm")
+    if row is not None:
+        k, m = row["settings"]["k"], row["metrics"]
+        snsr = {
+            n.split("[", 1)[1][:-1]: v["mean"]
+            for n, v in m.items()
+            if n.startswith(f"snsr_jaccard@{k}[") and v["mean"] is not None
+        }
+        if snsr:
+            worst = max(snsr, key=snsr.get)
+            out.append(
+                f"- The LM recommender does treat attribute groups differently: naming the "
+                f"user's attribute changes its top {k}, and by how much depends on the value; "
+                f"the largest SNSR (Jaccard) is {snsr[worst]:.3f} for {worst}, the smallest "
+                f"{min(snsr.values()):.3f} (0 would be every value moving the list alike)."
+            )
+    row = _row(doc, "text-attack")
+    if row is not None:
+        m = row["metrics"]
+        out.append(
+            "- Greedy word edits of a target title (at most "
+            f"{row['settings']['budget_words']}) move it by "
+            f"{_fmt(m.get('rank_shift[word-edit,undefended]'))} ranks with the guard off and "
+            f"{_fmt(m.get('rank_shift[word-edit,defended]'))} with it on: the guard is for "
+            "instructions, and word choice passes it. The in-context trigger: rank shift "
+            f"{_fmt(m.get('rank_shift[backdoor,poisoned]'))} with the poisoned example, "
+            f"{_fmt(m.get('rank_shift[backdoor,trigger-only]'))} with the trigger alone."
+        )
+    gaps = {
+        m: _get(doc, m, "canary", "exposure_gap[copies=4]")
+        for m in models
+        if _get(doc, m, "canary", "exposure_gap[copies=4]")
+    }
+    if gaps:
+        most = max(gaps, key=lambda x: gaps[x]["mean"])
+        least = min(gaps, key=lambda x: gaps[x]["mean"])
+        out.append(
+            f"- Canaries inserted 4 times come back most from {most} (exposure "
+            f"{gaps[most]['mean']:.2f} bits above never-inserted ones) and least from "
+            f"{least} ({gaps[least]['mean']:.2f} bits)."
+        )
+    return out
+
+
 def findings(doc, models, base) -> list[str]:
     """Plain-word statements computed from the numbers (no hand-typed values)."""
-    out = []
+    out = _new_findings(doc, models)
     shift = {m: _get(doc, m, "shilling", f"target_hr_shift@10{base}") for m in models}
     shift = {m: v for m, v in shift.items() if v and v["mean"] is not None}
     if shift:
