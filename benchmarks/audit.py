@@ -147,9 +147,11 @@ def part_injection(args) -> None:
 
 
 def part_fairness_llm(args) -> None:
-    """FaiRLLM / CFaiRLLM for ``llm``: every attribute value (counterfactual), three profile
-    samplings, on ``--fair-users`` users (17 LM calls per user and profile)."""
-    cfg = AuditConfig(seed=0, lm_users=args.fair_users)
+    """FaiRLLM / CFaiRLLM for ``llm``: every attribute value (counterfactual) on
+    ``--fair-users`` users, with the profile samplings ``--fair-profiles`` (17 LM calls per
+    user and profile)."""
+    profiles = tuple(args.fair_profiles.split(","))
+    cfg = AuditConfig(seed=0, lm_users=args.fair_users, fairness_profiles=profiles)
     _steps([(LM_MODELS[:1], ["fairness-llm"], cfg)], "fairness-llm", args)
 
 
@@ -322,10 +324,10 @@ def table(doc, models, metrics, scenario) -> str:
 
 def write(args) -> None:
     doc, parts = merge()
-    doc = slim(doc)
-    atomic_write(RESULTS / "audit.json", json.dumps(doc, separators=(",", ":")))
+    small = slim(doc)  # the committed files; the tables below read the full document
+    atomic_write(RESULTS / "audit.json", json.dumps(small, separators=(",", ":")))
     atomic_write(
-        RESULTS / "audit.html", to_html(for_report(doc), title="genrec audit: MovieLens-100K")
+        RESULTS / "audit.html", to_html(for_report(small), title="genrec audit: MovieLens-100K")
     )
     models = list(dict.fromkeys(r["model"] for r in doc["results"]))
     loads = [x for p in parts.values() for x in p["loads"]]
@@ -697,13 +699,19 @@ def _new_findings(doc, models) -> list[str]:
             for n, v in m.items()
             if n.startswith(f"snsr_jaccard@{k}[") and v["mean"] is not None
         }
-        if snsr:
+        sims = [
+            v["mean"]
+            for n, v in m.items()
+            if n.startswith(f"sim_jaccard@{k}[") and v["mean"] is not None
+        ]
+        if snsr and sims:
             worst = max(snsr, key=snsr.get)
             out.append(
-                f"- The LM recommender does treat attribute groups differently: naming the "
-                f"user's attribute changes its top {k}, and by how much depends on the value; "
-                f"the largest SNSR (Jaccard) is {snsr[worst]:.3f} for {worst}, the smallest "
-                f"{min(snsr.values()):.3f} (0 would be every value moving the list alike)."
+                f"- Naming the user's gender, age or occupation in the prompt changes "
+                f"{row['model']}'s top {k} by as much as its Jaccard to the neutral list says: "
+                f"{min(sims):.3f} to {max(sims):.3f} over the values (1 = unchanged). The "
+                f"largest SNSR (Jaccard) is {snsr[worst]:.3f}, for {worst}; 0 would be every "
+                "value moving the list alike."
             )
     row = _row(doc, "text-attack")
     if row is not None:
@@ -893,6 +901,9 @@ def main() -> None:
     )
     p.add_argument("--models", help="comma-separated: run only these models' steps")
     p.add_argument("--fair-users", type=int, default=12, help="users of fairness-llm")
+    p.add_argument(
+        "--fair-profiles", default="recent,random,top-rated", help="fairness-llm profiles"
+    )
     p.add_argument("--attack-users", type=int, default=16, help="users of text-attack")
     args = p.parse_args()
     {**PARTS, "write": write}[args.part](args)
