@@ -11,9 +11,11 @@ in the top-10 shown list. Agents: ``pop`` and ``ease`` without dialogue (their t
 history, every turn), and ``chat:ease``, the tool-using agent ranking with EASE under rule-based
 understanding (``--lm none``). With ``--lm SPEC`` the agent also runs with that language model
 writing the JSON plans, on the first ``--lm-users`` episodes (a local model plans slowly on CPU),
-twice: under constrained decoding (the plan schema, when the model can) and without it (on the
-first ``--lm-plain-users`` episodes); plan validity is reported as valid at the first answer,
-after the repair round, or fallen back to the rules. ``--lm-only`` keeps the saved results of
+three times: with the rule fast path (the LM plans only what the rules do not parse), with the
+LM planning every turn under constrained decoding (the plan schema, when the model can), and
+every turn without it (on the first ``--lm-plain-users`` episodes); plan validity is reported
+over the LM's plans as valid at the first answer, after the repair round, or fallen back to the
+rules, and turn times (wall and CPU) per turn type. ``--lm-only`` keeps the saved results of
 the agents without an LM and runs only the LM part.
 
     python benchmarks/conversational.py [--users 200] [--lm transformers:smollm2-135m --lm-users 20]
@@ -121,31 +123,47 @@ def main() -> None:
     write_section("conversational", section(results, lm_part, transcripts, loads, payload))
 
 
+# (name suffix, constrained, fast path, which episode count): the LM runs of ``run_lm``
+LM_RUNS = (
+    ("", True, True, "lm_users"),
+    (" (every turn)", True, False, "lm_users"),
+    (" (every turn, unconstrained)", False, False, "lm_plain_users"),
+)
+
+
 def run_lm(args, split, transcripts: list) -> dict:
-    """The agent planning with ``args.lm``, constrained and not, on the first episodes; their
-    transcripts are appended to ``transcripts``; the results of both, one per agent."""
+    """The agent planning with ``args.lm`` on the first episodes: with the rule fast path
+    (the LM plans only what the rules do not parse), with the LM planning every turn under
+    constrained decoding, and every turn without it. Their transcripts are appended to
+    ``transcripts``; the results of each run, one per agent."""
     from genrec.build import build_model
     from genrec.text.backends import get_language_model
 
     lm = get_language_model(args.lm, threads=1)
     model = build_model("ease").fit(split.train, options=OPTIONS)
     parts = []
-    for constrained, users in ((True, args.lm_users), (False, args.lm_plain_users)):
-        name = f"chat:ease+{args.lm}" + ("" if constrained else " (unconstrained)")
+    for suffix, constrained, fast_path, users in LM_RUNS:
+        name = f"chat:ease+{args.lm}{suffix}"
         agent = conversational_agent(
-            "chat:ease", split.train, options=OPTIONS, lm=lm, model=model, constrained=constrained
+            "chat:ease",
+            split.train,
+            options=OPTIONS,
+            lm=lm,
+            model=model,
+            constrained=constrained,
+            fast_path=fast_path,
         )
-        part, part_transcripts = simulate(
-            split, {name: agent}, users=users or args.lm_users, turns=args.turns, seed=0
-        )
+        n = getattr(args, users) or args.lm_users
+        part, part_transcripts = simulate(split, {name: agent}, users=n, turns=args.turns, seed=0)
         transcripts += part_transcripts
         parts.append(part)
     return {"protocol": parts[0]["protocol"], "parts": parts}
 
 
 def plan_counts(transcripts, agent: str) -> dict:
-    """How the agent's plans came about, over all its turns."""
-    plans = [t["plan"] for e in transcripts if e["agent"] == agent for t in e["turns"]]
+    """How the agent's LM plans came about (turns the rules took are counted apart)."""
+    turns = [t for e in transcripts if e["agent"] == agent for t in e["turns"]]
+    plans = [t["plan"] for t in turns if t["plan"].get("lm_calls")]
     first = sum(bool(p.get("valid")) for p in plans)
     repaired = sum(bool(p.get("repaired")) for p in plans)
     fallback = sum(bool(p.get("fallback")) for p in plans)
@@ -153,13 +171,15 @@ def plan_counts(transcripts, agent: str) -> dict:
     failed = [p for p in plans if not p.get("valid")]
     cut = sum(str((p.get("errors") or [""])[0]).startswith("no JSON object") for p in failed)
     return {
-        "turns": len(plans),
+        "turns": len(turns),
+        "lm_turns": len(plans),
         "first": first,
         "truncated": truncated,  # valid first answers cut by the budget, kept to whole steps
         "repaired": repaired,
         "fallback": fallback,
         "failed_first": len(failed),
         "failed_cut": cut,  # first answers with no whole JSON object: cut by the budget
+        "tokens": [p.get("tokens", 0) for p in plans],
     }
 
 
@@ -177,9 +197,19 @@ def matching_counts(oracle, split, users: int) -> dict:
     }
 
 
-def turn_seconds(transcripts, agent: str) -> tuple[float, float]:
-    """p50 and p95 seconds of one agent's turns."""
-    seconds = [t["seconds"] for e in transcripts if e["agent"] == agent for t in e["turns"]]
+def turn_seconds(transcripts, agent: str, *, lm: bool | None = None, key: str = "seconds"):
+    """p50 and p95 seconds (``key``: "seconds" wall, "cpu_seconds" this process's CPU) of one
+    agent's turns: all, or only those the LM planned (``lm=True``) or the rules (``False``);
+    (nan, nan) when there is none."""
+    seconds = [
+        t.get(key, float("nan"))
+        for e in transcripts
+        if e["agent"] == agent
+        for t in e["turns"]
+        if lm is None or bool(t["plan"].get("lm_calls")) == lm
+    ]
+    if not seconds:
+        return float("nan"), float("nan")
     return float(np.percentile(seconds, 50)), float(np.percentile(seconds, 95))
 
 
@@ -196,7 +226,7 @@ def section(results, lm_part, transcripts, loads, payload) -> str:
     p = results["protocol"]
     by = {r["model"]: r for r in results["results"]}
     test = by["ease"]["significance"]["success"]
-    p50, p95 = turn_seconds(transcripts, "chat:ease")
+    p50, p95 = turn_seconds(transcripts, "chat:ease")  # rules only
     lines = [
         "## Conversational recommendation: a tool-using agent against simulated users",
         "",
@@ -238,56 +268,59 @@ def section(results, lm_part, transcripts, loads, payload) -> str:
 
 
 def lm_lines(lm_part, transcripts) -> list[str]:
-    """The LM planner's paragraph: success and plan validity with and without constraint."""
+    """The LM planner's paragraph: plan validity and turn times, with and without the rule
+    fast path and the constraint."""
     lines = [
         "",
-        "With a language model planning, under constrained decoding (the plan schema with the "
-        "catalog's genres and years as enums, `genrec.text.constrained` on lm-format-enforcer) "
-        "and without it (the same prompt; the answer's first JSON object is validated, one "
-        "repair round, then the rule planner):",
+        "With a language model planning (`--lm`): with the rule fast path (the default: the "
+        "rules plan the turns they parse, the LM the rest), with the LM planning every turn "
+        "under constrained decoding (the plan schema with the catalog's genres and years as "
+        "enums, `genrec.text.constrained` on lm-format-enforcer), and every turn without it "
+        "(the answer's first JSON object is validated, one repair round, then the rule "
+        "planner). Validity counts are over the plans the LM wrote. Turn times: wall p50/p95 "
+        "over all turns, then over the LM-planned turns in wall and in CPU seconds of the "
+        "process (the load-independent cost; wall time on this shared machine is several "
+        "times the CPU time):",
         "",
+        "| agent | episodes | turns | LM turns | valid first | after repair | fell back | "
+        "success | all turns p50/p95 s | LM turns p50/p95 s | LM turns CPU p50/p95 s | "
+        "tokens / LM turn |",
+        "|---" * 12 + "|",
     ]
-    rows = [
-        "| agent | episodes | plans | valid first | after repair | fell back | success "
-        "| LM calls / episode | turn p50 s | turn p95 s |",
-        "|---" * 10 + "|",
-    ]
+    counts = []
     for part in lm_part["parts"]:
         r = part["results"][0]
         c = plan_counts(transcripts, r["model"])
-        p50, p95 = turn_seconds(transcripts, r["model"])
-        share = lambda n: f"{n} ({n / max(c['turns'], 1):.0%})"  # noqa: E731
-        rows.append(
-            f"| {r['model']} | {part['protocol']['episodes']} | {c['turns']} | "
-            f"{share(c['first'])} | {share(c['repaired'])} | {share(c['fallback'])} | "
-            f"{fmt_ci(r['metrics']['success'])} | {r['metrics']['lm_calls']['mean']:.1f} | "
-            f"{p50:.1f} | {p95:.1f} |"
-        )
-    counts = [plan_counts(transcripts, part["results"][0]["model"]) for part in lm_part["parts"]]
-    share = [c["first"] / max(c["turns"], 1) for c in counts]
-    return (
-        lines
-        + rows
-        + [
-            "",
-            f"Valid at the first answer: {share[0]:.0%} of {counts[0]['turns']} plans under "
-            f"constrained decoding ({counts[0]['truncated']} of them cut by the token budget "
-            f"and kept to their complete steps), {share[1]:.0%} of {counts[1]['turns']} without "
-            f"it. Of the {counts[0]['failed_first']} constrained first answers that failed, "
-            f"{counts[0]['failed_cut']} were cut by the token budget (200) with no whole JSON "
-            "object (constrained text is otherwise valid). A cut answer keeps its complete "
-            "steps, so only an answer cut before its first step fails"
-            + (
-                " (this run predates that: no answer was kept that way). "
-                if counts[0]["truncated"] == 0 and counts[0]["failed_cut"]
-                else ". "
-            )
-            + "A valid plan can "
-            "still be a poor plan (a valid filter on the wrong genre), which success measures. "
-            "Few episodes (a 135M model at 1 thread on a shared, loaded machine: see the turn "
-            "times), so the intervals are wide; the validity counts are per plan.",
+        counts.append(c)
+        share = lambda n: f"{n} ({n / max(c['lm_turns'], 1):.0%})"  # noqa: E731
+        times = [
+            turn_seconds(transcripts, r["model"]),
+            turn_seconds(transcripts, r["model"], lm=True),
+            turn_seconds(transcripts, r["model"], lm=True, key="cpu_seconds"),
         ]
-    )
+        tokens = f"{np.median(c['tokens']):.0f}" if c["tokens"] else "-"
+        lines.append(
+            f"| {r['model']} | {part['protocol']['episodes']} | {c['turns']} | {c['lm_turns']} "
+            f"| {share(c['first'])} | {share(c['repaired'])} | {share(c['fallback'])} | "
+            f"{fmt_ci(r['metrics']['success'])} | "
+            + " | ".join(_pair(t) for t in times)
+            + f" | {tokens} |"
+        )
+    every = counts[1]
+    return lines + [
+        "",
+        f"Under constrained decoding with the LM planning every turn, {every['first']} of "
+        f"{every['lm_turns']} plans were valid at the first answer ({every['truncated']} of "
+        "them cut by the token budget and kept to their complete steps); without the "
+        f"constraint, {counts[2]['first']} of {counts[2]['lm_turns']}. A valid plan can still "
+        "be a poor one (a valid filter on the wrong genre), which success measures. Tokens "
+        "per LM turn are prompt plus answer (median).",
+    ]
+
+
+def _pair(p50_p95: tuple[float, float]) -> str:
+    p50, p95 = p50_p95
+    return "-" if np.isnan(p50) else f"{p50:.2f} / {p95:.2f}"
 
 
 if __name__ == "__main__":

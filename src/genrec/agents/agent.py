@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from genrec.agents.clarify import best_question, question_text, should_ask
-from genrec.agents.planner import LMPlanner
+from genrec.agents.planner import LMPlanner, rules_info
 from genrec.agents.reply import Reply, compose
 from genrec.agents.schema import ToolCall
 from genrec.agents.session import Session, Turn
@@ -53,6 +53,9 @@ class Agent:
             ``ask_above``) and constraints few.
         constrained: whether ``lm`` writes plans under the plan schema (constrained decoding
             or a server's JSON mode); None: whenever ``lm`` can.
+        fast_path: with ``lm``, let the rules plan the turns they parse and ask ``lm`` about
+            the rest (see :class:`~genrec.agents.planner.LMPlanner`); False: ``lm`` plans
+            every turn.
     """
 
     def __init__(
@@ -68,13 +71,16 @@ class Agent:
         clarify: bool = True,
         ask_above: int = 50,
         constrained: bool | None = None,
+        fast_path: bool = True,
     ):
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
             raise ConfigError(f"k must be an integer in 1..50, got {k!r}")
         self.tools = Toolbox(data, ranker, text_model=text_model, explainer=explainer)
         self.rules = RuleUnderstanding(self.tools.table, self.tools.titles)
         self.planner = (
-            self.rules if lm is None else LMPlanner(lm, self.rules, constrained=constrained)
+            self.rules
+            if lm is None
+            else LMPlanner(lm, self.rules, constrained=constrained, fast_path=fast_path)
         )
         self.store = store if store is not None else MemorySessionStore()
         self.data, self.k, self.clarify, self.ask_above = data, k, clarify, ask_above
@@ -144,12 +150,7 @@ class Agent:
     def _plan(self, text: str, session: Session) -> tuple[list[ToolCall], dict]:
         if isinstance(self.planner, LMPlanner):
             return self.planner.plan(text, session)
-        return self.planner.plan(text, session), {
-            "planner": "rules",
-            "valid": True,
-            "lm_calls": 0,
-            "tokens": 0,
-        }
+        return self.planner.plan(text, session), rules_info()
 
     def _question(self, session: Session, work: TurnWork, calls: list[ToolCall]) -> str | None:
         candidates = session.candidates if session.candidates is not None else []

@@ -295,7 +295,7 @@ def run_episode(
             break
         leaked = any(g.leaks(text) for g in guards)
         leaks += leaked
-        turn_start = time.perf_counter()
+        turn_start, turn_cpu = time.perf_counter(), time.process_time()
         result = agent.turn(episode_id, text)
         results.append(result)
         log.append(
@@ -310,6 +310,7 @@ def run_episode(
                 "tools": [step.get("tool") for step in result.trace],
                 "plan": result.plan,
                 "seconds": time.perf_counter() - turn_start,
+                "cpu_seconds": time.process_time() - turn_cpu,  # this process, every thread
             }
         )
         if any(t in result.items[:SHOWN] for t in episode.targets):
