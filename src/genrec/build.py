@@ -216,13 +216,15 @@ def conversational_agent(
     store=None,
     constrained=None,
     fast_path: bool = True,
+    control: str = "plan-first",
 ):
     """An agent for :func:`genrec.agents.simulation.simulate` or ``genrec chat`` from a spec.
 
     ``"chat:SPEC"`` is the conversational :class:`~genrec.agents.Agent` ranking with the model
     SPEC (a BM25 index over the item texts serves its text search; ``lm`` plans when given,
     under the plan schema when it can constrain its output unless ``constrained`` is False, and
-    only the turns the rules do not parse unless ``fast_path`` is False);
+    only the turns the rules do not parse unless ``fast_path`` is False, and as a whole plan or
+    step by step: ``control`` "plan-first" or "react");
     ``"oracle:SPEC"`` knows the target's attributes (a reference point, for simulations only);
     a plain ``"SPEC"`` is that model without dialogue, showing its top items for the history
     every turn. The model is fitted on ``train`` unless a fitted ``model`` is passed.
@@ -271,6 +273,7 @@ def conversational_agent(
             text_model=text_model,
             constrained=constrained,
             fast_path=fast_path,
+            control=control,
         ),
     )
 

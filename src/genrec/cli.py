@@ -348,6 +348,7 @@ def _parser() -> argparse.ArgumentParser:
         "--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)"
     )
     chat.add_argument("--trace", action="store_true", help="print each turn's tool calls")
+    _control_args(chat)
     chat.set_defaults(run=_cmd_chat)
 
     simulate = sub.add_parser("simulate", help="measure conversational agents with simulated users")
@@ -386,6 +387,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--users", type=int, default=200, help="episodes (sampled test users)")
     simulate.add_argument("--turns", type=int, default=5, help="turn budget per episode")
     simulate.add_argument("--lm", default="none", help="language model planning for chat agents")
+    _control_args(simulate)
     simulate.add_argument("--output", type=Path, help="write results.json here")
     simulate.add_argument(
         "--transcripts",
@@ -1001,6 +1003,45 @@ def _cmd_explain(args) -> int:
     return 0
 
 
+class _PlanEcho:
+    """Shows a language model's plan on stderr as it is written (a slow local model plans for
+    seconds; the reply follows at once)."""
+
+    def __init__(self):
+        self.started = False
+
+    def __call__(self, piece: str) -> None:
+        if not self.started:
+            print("(planning) ", end="", file=sys.stderr)
+            self.started = True
+        print(piece, end="", file=sys.stderr, flush=True)
+
+    def end(self) -> None:
+        if self.started:
+            print(file=sys.stderr, flush=True)
+        self.started = False
+
+
+def _control_args(parser) -> None:
+    """How a language model drives the agent's tools (``--lm``)."""
+    parser.add_argument(
+        "--control",
+        choices=("plan-first", "react"),
+        default="plan-first",
+        help="with --lm: the whole tool plan in one answer, or one step at a time (ReAct)",
+    )
+    parser.add_argument(
+        "--lm-every-turn",
+        action="store_true",
+        help="with --lm: the LM plans every turn (default: the rules take the turns they "
+        "parse, in about a millisecond, and the LM the rest)",
+    )
+
+
+def _agent_control(args) -> dict:
+    return {"control": args.control, "fast_path": not args.lm_every_turn}
+
+
 def _cmd_chat(args) -> int:
     from genrec.agents import SqliteSessionStore
     from genrec.build import conversational_agent
@@ -1010,7 +1051,13 @@ def _cmd_chat(args) -> int:
     model = _saved_or_trained(args, data, filtering)
     store = SqliteSessionStore(args.sessions or _artifact_dir(args, "chat-sessions.sqlite", None))
     agent = conversational_agent(
-        "chat:" + args.model, data, options=_options(args), lm=lm, model=model, store=store
+        "chat:" + args.model,
+        data,
+        options=_options(args),
+        lm=lm,
+        model=model,
+        store=store,
+        **_agent_control(args),
     ).agent
     session = store.get(args.session)
     if session is None:
@@ -1026,7 +1073,10 @@ def _cmd_chat(args) -> int:
             return 0
         if not line.strip():
             continue
-        reply = agent.respond(args.session, line.strip())
+        shown = _PlanEcho() if lm is not None and (interactive or args.trace) else None
+        reply = agent.respond(args.session, line.strip(), on_plan_text=shown)
+        if shown is not None:
+            shown.end()
         print(reply.text + "\n", flush=True)
         if args.trace:
             for step in reply.trace:
@@ -1069,7 +1119,9 @@ def _cmd_simulate(args) -> int:
     agents = {}
     for spec in specs:
         _say(args, f"fitting {spec} on the training part")
-        agents[spec] = conversational_agent(spec, split.train, options=_options(args), lm=lm)
+        agents[spec] = conversational_agent(
+            spec, split.train, options=_options(args), lm=lm, **_agent_control(args)
+        )
     if recorded is not None:
         results, transcripts = replay(
             recorded,

@@ -28,6 +28,7 @@ fallback stay, for cut answers without a complete step and for models that canno
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -43,6 +44,7 @@ from genrec.agents.schema import (
 from genrec.agents.session import Session
 from genrec.agents.understanding import RuleUnderstanding
 from genrec.errors import LLMError
+from genrec.text.lm import stream_text
 from genrec.text.prompts import natural_title, quote
 
 INSTRUCTIONS = (
@@ -78,6 +80,7 @@ class LMPlanner:
     """
 
     name = "plan-first"
+    instructions, examples, cue = INSTRUCTIONS, EXAMPLES, "Plan:"  # the prompt's fixed parts
 
     def __init__(
         self,
@@ -104,18 +107,19 @@ class LMPlanner:
         shown = "\n".join(f"{n}. {quote(t)}" for n, t in enumerate(titles, start=1)) or "(none)"
         constraints = json.dumps([c.to_dict() for c in session.constraints], separators=(",", ":"))
         return (
-            INSTRUCTIONS
+            self.instructions
             + tool_lines()
-            + f"\nGENRE: {', '.join(self.rules.table.genre_names)}\n\n{EXAMPLES}\n\n"
+            + f"\nGENRE: {', '.join(self.rules.table.genre_names)}\n\n{self.examples}\n\n"
             f"Active constraints: {constraints}\nLatest list:\n{shown}\n\n"
-            f"User: {quote(text)}\nPlan:"
+            f"User: {quote(text)}\n{self.cue}"
         )
 
-    def plan(self, text: str, session: Session) -> tuple[list[ToolCall], dict]:
+    def plan(self, text: str, session: Session, *, on_text=None) -> tuple[list[ToolCall], dict]:
         """``(calls, info)``; info: ``valid`` (first answer valid), ``repaired``, ``fallback``,
         ``constrained`` (answers generated under the plan schema), ``lm_calls``, ``tokens``
         (prompt + answer tokens) and ``errors``; ``planner`` is ``"rules"`` for a turn the
-        fast path took."""
+        fast path took. ``on_text`` receives the LM's answers piece by piece as they are
+        written (streamed when the backend can)."""
         if self.fast_path and (calls := self.rules.parse(text, session)):
             return calls, rules_info()
         prompt = self.prompt(text, session)
@@ -130,7 +134,7 @@ class LMPlanner:
             "errors": [],
         }
         for attempt in range(2):
-            answer = self._answer(prompt, info)
+            answer = self._answer(prompt, info, on_text=on_text)
             info["tokens"] += self.lm.count_tokens(prompt) + self.lm.count_tokens(answer)
             try:
                 calls = self._parse(answer, info)
@@ -156,18 +160,30 @@ class LMPlanner:
             info["truncated"] = info.get("truncated", 0) + 1
             return calls
 
-    def _answer(self, prompt: str, info: dict) -> str:
-        """One answer, under the plan schema while the model accepts it."""
+    def _answer(self, prompt: str, info: dict, *, schema=None, on_text=None) -> str:
+        """One answer, under ``schema`` (default: the plan schema) while the model accepts it;
+        passed to ``on_text`` piece by piece as the model writes it when given."""
         options = {"max_new_tokens": self.max_new_tokens}
         if self.constrained:
             try:
                 info["lm_calls"] += 1
-                return self.lm.generate([prompt], json_schema=self.schema, **options)[0]
+                schema = self.schema if schema is None else schema
+                return self._generate(prompt, on_text, json_schema=schema, **options)
             except LLMError as exc:  # e.g. a server without JSON mode: ask it plainly
                 info["errors"].append(f"constrained generation refused: {exc}"[:300])
                 self.constrained = info["constrained"] = False
         info["lm_calls"] += 1
-        return self.lm.generate([prompt], **options)[0]
+        return self._generate(prompt, on_text, **options)
+
+    def _generate(self, prompt: str, on_text, **options) -> str:
+        if on_text is None:
+            return self.lm.generate([prompt], **options)[0]
+        pieces = []
+        with contextlib.closing(stream_text(self.lm, prompt, **options)) as stream:
+            for piece in stream:
+                pieces.append(piece)
+                on_text(piece)
+        return "".join(pieces)
 
 
 def rules_info() -> dict:
