@@ -18,7 +18,11 @@ over the LM's plans as valid at the first answer, after the repair round, or fal
 rules, and turn times (wall and CPU) per turn type. ``--lm-only`` keeps the saved results of
 the agents without an LM and runs only the LM part.
 
+``--compare-control N`` runs plan-first against ReAct (``--lm`` planning every turn) on N
+episodes, saved apart and added to the section.
+
     python benchmarks/conversational.py [--users 200] [--lm transformers:smollm2-135m --lm-users 20]
+    python benchmarks/conversational.py --lm transformers:smollm2-135m --compare-control 5
 """
 
 from __future__ import annotations
@@ -71,6 +75,13 @@ def main() -> None:
     parser.add_argument(
         "--lm-only", action="store_true", help="reuse the saved results of the agents without LM"
     )
+    parser.add_argument(
+        "--compare-control",
+        type=int,
+        metavar="N",
+        help="only run plan-first against ReAct (--lm planning every turn) on N episodes, "
+        "saved apart (conversational_control.json) and added to the section",
+    )
     parser.add_argument("--cache", default=str(sources.default_cache_dir()))
     parser.add_argument(
         "--section-only",
@@ -79,6 +90,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     out = ROOT / "benchmarks" / "results" / "conversational.json"
+    if args.compare_control:
+        compare_control(args)
+        return
     if args.section_only:
         payload = json.loads(out.read_text())
         lines = out.with_suffix(".transcripts.jsonl").read_text().splitlines()
@@ -158,6 +172,88 @@ def run_lm(args, split, transcripts: list) -> dict:
         transcripts += part_transcripts
         parts.append(part)
     return {"protocol": parts[0]["protocol"], "parts": parts}
+
+
+CONTROL_OUT = ROOT / "benchmarks" / "results" / "conversational_control.json"
+
+
+def compare_control(args) -> None:
+    """Plan-first against ReAct, both with ``args.lm`` planning every turn under constrained
+    decoding, on the same ``args.compare_control`` episodes (paired); saved to
+    :data:`CONTROL_OUT` with its transcripts."""
+    from genrec.build import build_model
+    from genrec.text.backends import get_language_model
+
+    OPTIONS.apply_threads()
+    data = sources.load("ml-100k", cache_dir=args.cache, progress=False)
+    split = make_split(data, "loo")
+    lm = get_language_model(args.lm, threads=1)
+    model = build_model("ease").fit(split.train, options=OPTIONS)
+    loads, start = [load_average()], time.perf_counter()
+    agents = {
+        f"chat:ease+{args.lm} ({control}, every turn)": conversational_agent(
+            "chat:ease",
+            split.train,
+            options=OPTIONS,
+            lm=lm,
+            model=model,
+            fast_path=False,
+            control=control,
+        )
+        for control in ("plan-first", "react")
+    }
+    results, transcripts = simulate(
+        split, agents, users=args.compare_control, turns=args.turns, seed=0
+    )
+    loads.append(load_average())
+    payload = {
+        "simulation": results,
+        "seconds": time.perf_counter() - start,
+        "loads": loads,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+    }
+    atomic_write(CONTROL_OUT, json.dumps(payload, indent=2) + "\n")
+    write_transcripts(CONTROL_OUT.with_suffix(".transcripts.jsonl"), transcripts)
+
+
+def control_lines() -> list[str]:
+    """The plan-first against ReAct paragraph, when :func:`compare_control` has run."""
+    if not CONTROL_OUT.exists():
+        return []
+    payload = json.loads(CONTROL_OUT.read_text())
+    lines = CONTROL_OUT.with_suffix(".transcripts.jsonl").read_text().splitlines()
+    transcripts = [json.loads(x) for x in lines]
+    results = payload["simulation"]
+    rows = [
+        "",
+        f"Plan-first against step-by-step ReAct (`--control react`: one thought and tool call "
+        f"per LM call, each seeing the last tool's observation, at most 4 steps), both "
+        f"planning every turn under constrained decoding, on the same "
+        f"{results['protocol']['episodes']} episodes ({payload['date']}, 1-minute load "
+        f"{payload['loads'][0]:.1f}-{payload['loads'][-1]:.1f} on 2 cores):",
+        "",
+        "| control | turns | LM calls / turn | valid first | fell back | success | "
+        "LM turns p50/p95 s | LM turns CPU p50/p95 s | tokens / LM turn |",
+        "|---" * 9 + "|",
+    ]
+    for r in results["results"]:
+        c = plan_counts(transcripts, r["model"])
+        calls = [
+            t["plan"].get("lm_calls", 0)
+            for e in transcripts
+            if e["agent"] == r["model"]
+            for t in e["turns"]
+        ]
+        share = lambda n: f"{n} ({n / max(c['lm_turns'], 1):.0%})"  # noqa: E731
+        tokens = f"{np.median(c['tokens']):.0f}" if c["tokens"] else "-"
+        rows.append(
+            f"| {r['model']} | {c['turns']} | {np.mean(calls):.1f} | {share(c['first'])} | "
+            f"{share(c['fallback'])} | {fmt_ci(r['metrics']['success'])} | "
+            f"{_pair(turn_seconds(transcripts, r['model'], lm=True))} | "
+            f"{_pair(turn_seconds(transcripts, r['model'], lm=True, key='cpu_seconds'))} | "
+            f"{tokens} |"
+        )
+    return rows
 
 
 def plan_counts(transcripts, agent: str) -> dict:
@@ -263,6 +359,7 @@ def section(results, lm_part, transcripts, loads, payload) -> str:
     ]
     if lm_part:
         lines += lm_lines(lm_part, transcripts)
+    lines += control_lines()
     lines += ["", machine_line(results["versions"], loads)]
     return "\n".join(lines)
 
