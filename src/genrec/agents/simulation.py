@@ -22,7 +22,8 @@ Per-episode metrics (means with bootstrap intervals from :mod:`genrec.evaluation
 * ``recall@{1,10,25,50}``: the target in the top-k of the last ranked list (iEvaLM);
 * ``out_of_catalog_rate``, ``repeat_rate`` (shown in an earlier turn of the episode),
   ``seen_rate`` (in the user's history): shares of the items shown;
-* ``plan_validity`` (turns whose first plan was valid), ``tool_failure_rate`` (tool calls that
+* ``plan_validity`` (turns whose first plan was valid; a turn the rules planned, with no LM or
+  on the fast path, counts as valid), ``tool_failure_rate`` (tool calls that
   failed), ``lm_calls``, ``lm_tokens`` and ``seconds`` per episode (the agent's; the simulator's
   own LM calls are in the transcript), ``leaked``.
 
