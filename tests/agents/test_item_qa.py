@@ -92,3 +92,15 @@ def test_the_agent_asks_about_a_shown_item_and_names_only_it(data):
     assert "Genuinely scary" in scary.text
     when = agent.respond("q", f"when was number {position} released?")
     assert "1980" in when.text and "does not say" not in when.text
+
+
+@pytest.mark.slow  # loads all-MiniLM-L6-v2
+def test_minilm_matches_a_question_that_shares_no_word_with_its_answer(data):
+    pytest.importorskip("sentence_transformers", reason="needs the llm extra")
+    from genrec.text.encoder import get_encoder
+
+    qa = ItemQA.from_dataset(data, encoder=get_encoder("minilm"))
+    answer = qa.answer(0, "Is it frightening?")  # "scary" in the review, not "frightening"
+    assert "Genuinely scary" in answer.text
+    hashing = ItemQA.from_dataset(data).answer(0, "Is it frightening?")
+    assert "Genuinely scary" not in hashing.text  # trigrams alone do not make that leap

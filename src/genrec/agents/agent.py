@@ -49,7 +49,7 @@ class Agent:
         ranker: a fitted genrec model (personalised ranking and similar items).
         lm: None for rule-based understanding, or a language model that writes JSON plans.
         store: a session store (default: in memory); :class:`SqliteSessionStore` persists.
-        text_model, explainer: see :class:`~genrec.agents.tools.Toolbox`.
+        text_model, explainer, qa_encoder: see :class:`~genrec.agents.tools.Toolbox`.
         k: how many items a list shows.
         clarify: ask a clarifying question when candidates are many (more than
             ``ask_above``) and constraints few.
@@ -78,12 +78,15 @@ class Agent:
         constrained: bool | None = None,
         fast_path: bool = True,
         control: str = "plan-first",
+        qa_encoder=None,
     ):
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
             raise ConfigError(f"k must be an integer in 1..50, got {k!r}")
         if control not in CONTROLS:
             raise ConfigError(f"control must be one of {list(CONTROLS)}, got {control!r}")
-        self.tools = Toolbox(data, ranker, text_model=text_model, explainer=explainer)
+        self.tools = Toolbox(
+            data, ranker, text_model=text_model, explainer=explainer, qa_encoder=qa_encoder
+        )
         self.rules = RuleUnderstanding(self.tools.table, self.tools.titles)
         self.planner = (
             self.rules
