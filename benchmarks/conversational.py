@@ -12,8 +12,8 @@ history, every turn), and ``chat:ease``, the tool-using agent ranking with EASE 
 understanding (``--lm none``). With ``--lm SPEC`` the agent also runs with that language model
 writing the JSON plans, on the first ``--lm-users`` episodes (a local model plans slowly on CPU),
 three times: with the rule fast path (the LM plans only what the rules do not parse), with the
-LM planning every turn under constrained decoding (the plan schema, when the model can), and
-every turn without it (on the first ``--lm-plain-users`` episodes); plan validity is reported
+LM planning every turn under constrained decoding (the plan schema, when the model can; on
+``--lm-every-users`` episodes), and every turn without it (on ``--lm-plain-users``); plan validity is reported
 over the LM's plans as valid at the first answer, after the repair round, or fallen back to the
 rules, and turn times (wall and CPU) per turn type. ``--lm-only`` keeps the saved results of
 the agents without an LM and runs only the LM part.
@@ -69,6 +69,9 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--lm", help="a language-model spec to plan with (optional)")
     parser.add_argument("--lm-users", type=int, default=20)
+    parser.add_argument(
+        "--lm-every-users", type=int, help="episodes with the LM planning every turn (--lm-users)"
+    )
     parser.add_argument(
         "--lm-plain-users", type=int, help="episodes without constrained decoding (--lm-users)"
     )
@@ -140,7 +143,7 @@ def main() -> None:
 # (name suffix, constrained, fast path, which episode count): the LM runs of ``run_lm``
 LM_RUNS = (
     ("", True, True, "lm_users"),
-    (" (every turn)", True, False, "lm_users"),
+    (" (every turn)", True, False, "lm_every_users"),
     (" (every turn, unconstrained)", False, False, "lm_plain_users"),
 )
 
