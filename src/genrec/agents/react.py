@@ -61,7 +61,7 @@ class ReactPlanner(LMPlanner):
     name = "react"
     instructions, examples, cue = STEP_INSTRUCTIONS, STEP_EXAMPLES, "Step 1:"
 
-    def __init__(self, lm, rules, *, max_steps: int = MAX_STEPS, max_new_tokens: int = 60, **kw):
+    def __init__(self, lm, rules, *, max_steps: int = MAX_STEPS, max_new_tokens: int = 100, **kw):
         super().__init__(lm, rules, max_new_tokens=max_new_tokens, **kw)
         self.max_steps = max_steps
         self.step_schema = step_schema(self.schema)
