@@ -31,6 +31,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -256,7 +257,28 @@ def control_lines() -> list[str]:
             f"{_pair(turn_seconds(transcripts, r['model'], lm=True, key='cpu_seconds'))} | "
             f"{tokens} |"
         )
-    return rows
+    habits = habit_sentence(transcripts, [r["model"] for r in results["results"]])
+    return rows + [
+        "",
+        habits + " Both controls keep the plan inside the tools and schemas; neither makes a "
+        "135M model plan well, and ReAct pays several LM calls per turn for it.",
+    ]
+
+
+def habit_sentence(transcripts, agents: list[str]) -> str:
+    """Each agent's most frequent tool sequence and how many of its turns hit the step cap
+    (ReAct), as one sentence."""
+    parts = []
+    for agent in agents:
+        turns = [t for e in transcripts if e["agent"] == agent for t in e["turns"]]
+        plans = Counter(" -> ".join(t["tools"]) for t in turns)
+        plan, n = plans.most_common(1)[0]
+        capped = sum(bool(t["plan"].get("capped")) for t in turns)
+        parts.append(
+            f"`{agent}` ran `{plan}` in {n} of {len(turns)} turns"
+            + (f" and hit the step cap in {capped}" if capped else "")
+        )
+    return "What the model did: " + "; ".join(parts) + "."
 
 
 def plan_counts(transcripts, agent: str) -> dict:
@@ -406,15 +428,24 @@ def lm_lines(lm_part, transcripts) -> list[str]:
             + " | ".join(_pair(t) for t in times)
             + f" | {tokens} |"
         )
-    every = counts[1]
+    every, fast = counts[1], counts[0]
     return lines + [
+        "",
+        f"With the fast path the LM planned {fast['lm_turns']} of {fast['turns']} turns: the "
+        'rule simulator\'s utterances (attributes, critiques, "none of these") are what the '
+        "rules parse, so the fast path's turn times are the rules' and the goal of a turn "
+        "under 2 s holds for them; a free-form user (the LLM simulator) sends the LM the turns "
+        "the rules miss. The every-turn rows are what an LM-planned turn costs: the CPU "
+        "seconds are the load-independent figure (prompt of about 700 tokens, answers of at "
+        "most 100 tokens, SmolLM2-135M in bfloat16 on one thread).",
         "",
         f"Under constrained decoding with the LM planning every turn, {every['first']} of "
         f"{every['lm_turns']} plans were valid at the first answer ({every['truncated']} of "
         "them cut by the token budget and kept to their complete steps); without the "
         f"constraint, {counts[2]['first']} of {counts[2]['lm_turns']}. A valid plan can still "
-        "be a poor one (a valid filter on the wrong genre), which success measures. Tokens "
-        "per LM turn are prompt plus answer (median).",
+        "be a poor one (a valid filter on the wrong genre), which success measures. "
+        + habit_sentence(transcripts, [lm_part["parts"][1]["results"][0]["model"]])
+        + " Tokens per LM turn are prompt plus answer (median).",
     ]
 
 
