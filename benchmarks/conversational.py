@@ -1,7 +1,9 @@
 """Conversational recommendation on MovieLens-100K, measured with simulated users.
 
 Writes the ``conversational`` section of BENCHMARKS.md and
-``benchmarks/results/conversational.json`` (+ ``conversational.transcripts.jsonl``).
+``benchmarks/results/conversational.json`` (+ ``conversational.transcripts.jsonl.gz``: every
+episode without its history and the agent's reply texts, which keeps it under 100 KB; run
+``genrec simulate --transcripts`` for whole, replayable transcripts).
 
 Episodes: ``--users`` test users (sampled with seed 0) of the leave-one-out split (each user's
 last rating is the target; the rest is the history). The rule simulator wants the target: it
@@ -99,7 +101,7 @@ def main() -> None:
         return
     if args.section_only:
         payload = json.loads(out.read_text())
-        lines = out.with_suffix(".transcripts.jsonl").read_text().splitlines()
+        lines = read_slim(out)
         write_section(
             "conversational",
             section(
@@ -118,7 +120,7 @@ def main() -> None:
     if args.lm_only:
         saved = json.loads(out.read_text())
         results, loads = saved["simulation"], saved["loads"][:2] + [load_average()]
-        lines = out.with_suffix(".transcripts.jsonl").read_text().splitlines()
+        lines = read_slim(out)
         transcripts = [t for t in map(json.loads, lines) if "+" not in t["agent"]]
     else:
         agents = {spec: conversational_agent(spec, split.train, options=OPTIONS) for spec in AGENTS}
@@ -137,7 +139,7 @@ def main() -> None:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     }
     atomic_write(out, json.dumps(payload, indent=2) + "\n")
-    write_transcripts(out.with_suffix(".transcripts.jsonl"), transcripts)
+    write_slim(out, transcripts)
     write_section("conversational", section(results, lm_part, transcripts, loads, payload))
 
 
@@ -279,6 +281,27 @@ def habit_sentence(transcripts, agents: list[str]) -> str:
             + (f" and hit the step cap in {capped}" if capped else "")
         )
     return "What the model did: " + "; ".join(parts) + "."
+
+
+def write_slim(out: Path, transcripts: list) -> None:
+    """The transcripts beside ``out``, gzipped, without histories and reply texts."""
+    import gzip
+
+    slim = []
+    for episode in transcripts:
+        episode = {k: v for k, v in episode.items() if k != "history"}
+        episode["turns"] = [{k: v for k, v in t.items() if k != "agent"} for t in episode["turns"]]
+        slim.append(json.dumps(episode) + "\n")
+    atomic_write(out.with_suffix(".transcripts.jsonl.gz"), gzip.compress("".join(slim).encode()))
+
+
+def read_slim(out: Path) -> list[str]:
+    """The JSON lines :func:`write_slim` wrote."""
+    import gzip
+
+    return (
+        gzip.decompress(out.with_suffix(".transcripts.jsonl.gz").read_bytes()).decode().splitlines()
+    )
 
 
 def plan_counts(transcripts, agent: str) -> dict:
