@@ -290,10 +290,32 @@ def fit_combiner(
     )
 
 
+def composed_search(
+    model, reference_items, texts: list[str], *, k: int = 10, combiner=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Composed search with a fitted mmdense: for each reference item index (B,) and modifier
+    text, the ``k`` best items (B, k) and their scores (B, k), the reference itself removed;
+    by the sum, or by ``combiner`` (a fitted :class:`LearnedCombiner`) when given.
+
+    Raises:
+        ConfigError: one text per reference is needed; the model must have images.
+        DataError: ``k`` is not a positive integer.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise DataError(f"k must be a positive integer, got {k!r}")
+    refs = np.asarray(reference_items, np.int64).reshape(-1)
+    scores = np.array(model.score_composed(refs, list(texts), combiner=combiner), np.float64)
+    scores[np.arange(len(refs)), refs] = -np.inf  # CIRR: the reference is not an answer
+    k = min(int(k), scores.shape[1] - 1)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (B, k)
+    return top, np.take_along_axis(scores, top, axis=1)
+
+
 __all__ = [
     "CombinerConfig",
     "LearnedCombiner",
     "catalog_triples",
+    "composed_search",
     "fit_combiner",
     "held_out_triples",
 ]
