@@ -203,7 +203,8 @@ def catalog_triples(
     """Composed-query triples from categorical ``columns`` of an item catalog: reference item r,
     the modifier text naming another value v of column ``vary``, and as targets the items equal
     to r in every other column with ``vary`` = v (:func:`~genrec.data.synthetic_multimodal.
-    composed_queries` on the columns). Returns ``(references (Q,), texts, targets)``.
+    composed_queries` on the columns). Items missing a value in any of the columns take no
+    part. Returns ``(references (Q,), texts, targets)`` in item indices.
 
     Raises:
         DataError: a column is missing, ``vary`` is not among ``columns``, or no item pair
@@ -218,8 +219,11 @@ def catalog_triples(
             f"catalog_triples needs catalog columns {columns} with vary={vary!r} among them; "
             f"missing {missing}; the catalog has {sorted(catalog.columns)}"
         )
-    attributes = {c: np.array(["" if v is None else str(v) for v in catalog[c]]) for c in columns}
+    values = {c: [_attribute(v) for v in catalog[c]] for c in columns}
+    complete = np.flatnonzero([all(v) for v in zip(*values.values())])
+    attributes = {c: np.array([values[c][i] for i in complete], dtype=object) for c in columns}
     refs, texts, targets = composed_queries(attributes, trait=vary, per_item=per_item, seed=seed)
+    refs, targets = complete[refs], [complete[t] for t in targets]  # back to item indices
     if not len(refs):
         raise DataError(
             f"no two items differ in {vary!r} alone (the other columns {columns} equal), so "
@@ -227,6 +231,13 @@ def catalog_triples(
             "triples: use the sum combiner, or give columns that items share"
         )
     return refs, texts, targets
+
+
+def _attribute(value) -> str:
+    """A catalog value as an attribute ("" when missing: the item forms no triple)."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return ""
+    return str(value).strip()
 
 
 def held_out_triples(
