@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 from genrec.data.dataset import ItemCatalog  # noqa: E402
 from genrec.data.synthetic_multimodal import composed_queries  # noqa: E402
 from genrec.data.vocabulary import Vocabulary  # noqa: E402
-from genrec.errors import ConfigError, DataError, NotFittedError  # noqa: E402
+from genrec.errors import ArtifactError, ConfigError, DataError, NotFittedError  # noqa: E402
 from genrec.evaluation.composed import composed_recall  # noqa: E402
 from genrec.models import MultimodalDense  # noqa: E402
 from genrec.models.multimodal.combiner import (  # noqa: E402
@@ -113,3 +113,20 @@ def test_bad_input_and_unfitted_use_are_genrec_errors():
         LearnedCombiner().fit(np.zeros((1, 4)), np.zeros((1, 4)), [[7]], np.zeros((3, 4)))
     with pytest.raises(NotFittedError, match="fit"):
         LearnedCombiner().combine(np.zeros((1, 4)), np.zeros((1, 4)))
+
+
+def test_saved_combiner_combines_identically(tmp_path):
+    rng = np.random.default_rng(0)
+    gallery = rng.normal(size=(10, 6)).astype(np.float32)
+    combiner = LearnedCombiner(epochs=2, hidden=8, projection=8, dropout=0.2)
+    combiner.fit(gallery[:4], gallery[4:8], [[8], [9], [8], [9]], gallery, options=OPTIONS)
+    loaded = LearnedCombiner.load(combiner.save(tmp_path / "combiner.npz"))
+    assert loaded.config == combiner.config
+    np.testing.assert_array_equal(
+        loaded.combine(gallery[:3], gallery[3:6]), combiner.combine(gallery[:3], gallery[3:6])
+    )
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "combiner.npz").read_bytes()[:300])
+    for name in ("broken.npz", "cut.npz", "missing.npz"):
+        with pytest.raises(ArtifactError, match="LearnedCombiner.save"):
+            LearnedCombiner.load(tmp_path / name)

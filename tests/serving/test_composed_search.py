@@ -11,6 +11,7 @@ pytest.importorskip("PIL", reason="needs the multimodal extra")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from genrec.data.synthetic_multimodal import multimodal_world  # noqa: E402
+from genrec.errors import ConfigError  # noqa: E402
 from genrec.models import EASE, MultimodalDense  # noqa: E402
 from genrec.models.multimodal.combiner import composed_search  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
@@ -79,3 +80,19 @@ def test_composed_search_without_a_composing_model_is_422(world):
         answer = c.get(f"/search?q=blue&reference_item={world.data.items.ids[0]}")
     assert answer.status_code == 422 and answer.json()["error"]["param"] == "reference_item"
     assert "mmdense" in answer.json()["error"]["message"]
+
+
+def test_a_learned_combiner_given_to_the_service_answers_composed_queries(world, model):
+    from genrec.models.multimodal.combiner import LearnedCombiner
+
+    combiner = LearnedCombiner(epochs=1, hidden=8, projection=8)
+    combiner.fit(model.image_[:4], model.image_[4:8], [[8], [9], [10], [11]], model.image_)
+    served = {"mm": Served.fitted("mm", model)}
+    service = RecService(world.data, served, combiners={"mm": combiner})
+    with TestClient(create_app(service)) as c:
+        body = c.get(f"/search?q=red&k=4&reference_item={world.data.items.ids[2]}").json()
+    top, _ = composed_search(model, [2], ["red"], k=4, combiner=combiner)
+    assert body["method"] == "mm composed, learned"
+    assert [x["id"] for x in body["items"]] == [str(world.data.items.ids[i]) for i in top[0]]
+    with pytest.raises(ConfigError, match="name no served model"):
+        RecService(world.data, served, combiners={"nope": combiner})

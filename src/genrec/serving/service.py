@@ -101,7 +101,9 @@ class RecService:
     """Models served by name over one dataset; safe to call from many threads at once (the
     model table is replaced as a whole on reload, never edited in place)."""
 
-    def __init__(self, data: Dataset, models: dict[str, Served]):
+    def __init__(self, data: Dataset, models: dict[str, Served], *, combiners: dict | None = None):
+        """``combiners``: a fitted :class:`~genrec.models.multimodal.combiner.LearnedCombiner`
+        per served model name, used by its composed queries in place of the sum."""
         if not models:
             raise ConfigError("serve at least one model, e.g. --models ease")
         if data.catalog is None:
@@ -112,6 +114,12 @@ class RecService:
         self.histories = data.user_item_order.tocsr()  # (U, I), values: time order
         self.data_checksum = data.checksum()
         self._models = dict(models)
+        unknown = sorted(set(combiners or {}) - set(models))
+        if unknown:
+            raise ConfigError(
+                f"combiners for {unknown} name no served model; served: {list(models)}"
+            )
+        self._combiners = dict(combiners or {})
         self._reload_lock = threading.Lock()
         self._search = None
         self._explainer = None
@@ -250,8 +258,9 @@ class RecService:
 
     def composed_search(self, reference_item: str, text: str, *, k: int = 10) -> dict:
         """Items like ``reference_item`` but as ``text`` says ("red"): the first served model
-        that composes queries (mmdense fitted with images) scores ``unit(z_ref + unit(W x))``
-        against item images; the reference itself is not returned.
+        that composes queries (mmdense fitted with images) scores ``unit(z_ref + unit(W x))``,
+        or its learned combiner's query when one was given, against item images; the
+        reference itself is not returned.
 
         Raises:
             UnknownIdError: the reference item is not in the data.
@@ -275,10 +284,13 @@ class RecService:
                 "(--models mmdense)"
             )
         item = int(self.item_indices([reference_item])[0])
-        top, scores = composed_search(served.model, [item], [text], k=min(k, self.data.n_items))
+        combiner = self._combiners.get(served.spec)
+        top, scores = composed_search(
+            served.model, [item], [text], k=min(k, self.data.n_items), combiner=combiner
+        )
         return {
             "query": text,
-            "method": f"{served.spec} composed",
+            "method": f"{served.spec} composed" + (", learned" if combiner else ""),
             "reference_item": str(reference_item),
             "items": self.items_out(top[0], scores[0]),
         }

@@ -41,12 +41,17 @@ Example:
 
 from __future__ import annotations
 
+import json
+import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from genrec.errors import DataError, NotFittedError
+from genrec.errors import ArtifactError, DataError, NotFittedError
+from genrec.io import atomic_write
 from genrec.models.base import ModelConfig
 from genrec.models.neural import seeded, shuffled_batches, to_numpy
 from genrec.options import RunOptions
@@ -176,6 +181,43 @@ class LearnedCombiner:
                     torch.from_numpy(np.asarray(text, np.float32)),
                 )
             )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted combiner to one ``.npz`` file (its config and weights; no pickle),
+        atomically. Returns the path written."""
+        if self.network_ is None:
+            raise NotFittedError("LearnedCombiner is not fitted; fit it before saving")
+        arrays = {f"w.{k}": to_numpy(v) for k, v in self.network_.state_dict().items()}
+        arrays["dim"] = np.array(self.network_.image_in.in_features)
+        arrays["config"] = np.array(json.dumps(self.config.to_dict()))
+
+        def write(f):
+            np.savez(f, **arrays)
+
+        return atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LearnedCombiner:
+        """A combiner written by :meth:`save`.
+
+        Raises:
+            ArtifactError: the file is missing or not a saved combiner.
+        """
+        import torch
+
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                arrays = {k: saved[k] for k in saved.files}
+            combiner = cls(json.loads(str(arrays.pop("config"))))
+            network = _network(int(arrays.pop("dim")), combiner.config)
+            network.load_state_dict({k[2:]: torch.from_numpy(v) for k, v in arrays.items()})
+        except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile) as exc:
+            raise ArtifactError(
+                f"{path} is not a saved LearnedCombiner ({type(exc).__name__}); write one "
+                "with LearnedCombiner.save"
+            ) from None
+        combiner.network_ = network.eval()
+        return combiner
 
 
 def _target_mask(targets, n_queries: int, n_gallery: int) -> np.ndarray:
