@@ -78,11 +78,8 @@ NOT_NEURAL = {
     "llm",
     "gpt4rec",
 }  # numpy, implicit or no fit
-PER_BATCH_COPIES = {
-    "diffrec",
-    "ldiffrec",
-    "mmdiffrec",
-}  # the step sampler's (B,) losses, once per batch
+# the step sampler's (B,) losses, once per batch
+PER_BATCH_COPIES = {"diffrec", "ldiffrec", "mmdiffrec"}
 EPOCHS = 2
 BATCH = 16  # several batches per epoch on the tiny worlds (120 users)
 OPTIONS = RunOptions(seed=0, threads=1, device="cpu")
