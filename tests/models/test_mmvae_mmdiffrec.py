@@ -171,3 +171,17 @@ def test_text_only_mode_reads_no_images(model_cls, config):
 def test_reg_must_be_non_negative():
     with pytest.raises(ConfigError, match="reg"):
         MultimodalVAE(reg=-1.0)
+
+
+def test_mmdiffrec_noised_start_is_deterministic_per_row():
+    """sampling_steps > 0: the history is noised with the fit's fixed noise, the same for every
+    row, so scores are reproducible and a batch equals its rows."""
+    train = shared_world().split.train
+    model = MultimodalDiffRec({**DIFF, "sampling_steps": 2, "max_epochs": 2}).fit(
+        train, options=OPTIONS
+    )
+    histories = train.user_items[:6]
+    together = model.score(histories)
+    assert np.isfinite(together).all()
+    np.testing.assert_array_equal(together, model.score(histories))
+    np.testing.assert_allclose(model.score(histories[2])[0], together[2], rtol=1e-5, atol=1e-5)
