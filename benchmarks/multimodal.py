@@ -278,7 +278,8 @@ def provenance(res: dict) -> list[str]:
         return []
     said = []
     for when, models, *new in runs:
-        text = f"{when}: `--models {','.join(models)}` (with dense, the reference)"
+        text = f"{when}: `--models {','.join(models)}`"
+        text += " (with dense, the reference)" if models != ["dense"] else " (dense alone)"
         if new and new[0]:
             text += f", and the new table {', '.join(new[0])} with every model"
         said.append(text)
