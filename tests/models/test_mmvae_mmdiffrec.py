@@ -25,7 +25,7 @@ from genrec.multimodal.features import Modalities  # noqa: E402
 from .contract import OPTIONS, ModelContract  # noqa: E402
 from .multimodal_fixtures import FAST, shared_world  # noqa: E402
 
-VAE = {**FAST, "latent_dim": 32, "batch_size": 32, "max_epochs": 40}
+VAE = {**FAST, "latent_dim": 32, "batch_size": 32, "max_epochs": 25}
 DIFF = {**FAST, "hidden": (32,), "lr": 0.01, "dropout": 0.1, "batch_size": 32, "max_epochs": 40}
 CONTENT_BAD = [
     {"modalities": "audio"},
@@ -120,7 +120,7 @@ def test_a_missing_image_falls_back_on_text_and_is_counted(model_cls, config):
     both = match.any(axis=1) & ~match.all(axis=1)
     pairs = (scores[:, :, None] > scores[:, None, :]) & match[:, :, None] & ~match[:, None, :]
     auc = pairs.sum(axis=(1, 2))[both] / (match.sum(1) * (~match).sum(1))[both]
-    assert auc.mean() >= 0.8  # chance 0.5; measured: vae 0.998, diffrec 0.935
+    assert auc.mean() >= 0.8  # chance 0.5; measured: vae 0.997, diffrec 0.935
 
 
 def test_item_tower_falls_back_on_the_present_modality_and_drops_cold_ids():
