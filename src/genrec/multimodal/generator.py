@@ -71,9 +71,9 @@ class GeneratorConfig:
     channels: int = 16  # channels of the first convolution (doubled once)
     condition_encoder: str = "pixels-8"  # item features whose history mean is the condition
     image_cache: str = "off"  # cache of encoded images: 'default', 'off' or a folder
-    epochs: int = 60  # passes over the (user, item) pairs
+    epochs: int = 80  # passes over the (user, item) pairs
     batch_size: int = 32  # pairs per step
-    lr: float = 2e-3  # Adam learning rate
+    lr: float = 3e-3  # Adam learning rate
     pixel_sigma: float = 0.2  # deviation of the Gaussian pixel likelihood
     drop_condition: float = 0.1  # share of training pairs with the condition withheld
 
@@ -591,7 +591,7 @@ def evaluate_generation(
         truth = test.user_items[users]  # (B, I) held-out items
         histories = train.user_items[users]
         drawn = generator.generate(histories, n=samples, seed=options.seed)
-        free = generator.generate(histories, n=samples, seed=options.seed + 1, conditioned=False)
+        free = unconditioned_images(generator, len(users), samples, seed=options.seed + 1)
         popular = int(np.argmax(train.item_counts))
         held_out = pictures[_first_items(truth)][:, None]  # (B, 1, S, S, 3)
         rows = {
@@ -611,6 +611,13 @@ def evaluate_generation(
             "real (shifted renders)": frechet_distance(classifier.features(shifted), real),
         }
     return {"accuracy": rows, "frechet": frechet, "users": len(users), "samples": samples}
+
+
+def unconditioned_images(generator: ImageGenerator, b: int, n: int, *, seed: int) -> np.ndarray:
+    """(b, n, S, S, 3) images drawn with no history, each from its own latent draw."""
+    empty = sp.csr_matrix((1, len(generator.item_features_)), dtype=np.float32)
+    images = generator.generate(empty, n=b * n, seed=seed, conditioned=False)  # (1, b*n, ...)
+    return images.reshape(b, n, *images.shape[2:])
 
 
 def _flat(images: np.ndarray) -> np.ndarray:
@@ -650,4 +657,5 @@ __all__ = [
     "load_generator",
     "read_traits",
     "saved_or_trained_generator",
+    "unconditioned_images",
 ]
