@@ -22,7 +22,9 @@ on a user's embedding, and the tools to measure what it draws.
   classifier on the real held-out image (its ceiling); plus the Fréchet distance between
   generated and real item images in the classifier's feature space.
 * :func:`saved_or_trained_generator` — the generator saved in an artifact folder for the data
-  (``config.json`` + ``weights.npz``, no pickle), trained and saved first when there is none.
+  (``config.json`` + ``weights.npz``, no pickle), trained and saved first when there is none;
+  ``genrec generate-image --dataset DIR --user U --output u.png`` calls it, so only the first
+  call trains.
 
 Deviations from the paper: the prior is N(0, I) for every condition (no prior network), the
 likelihood a Gaussian with fixed deviation ``pixel_sigma``, and the condition is a vector, not
@@ -268,7 +270,7 @@ class ImageGenerator:
 
     def generate(
         self,
-        histories: sp.csr_matrix | None,
+        histories: sp.csr_matrix,
         *,
         n: int = 1,
         seed: int = 0,
