@@ -119,9 +119,10 @@ def save_samples(generator: ImageGenerator, world) -> None:
     atomic_write(path, lambda f: picture.save(f, format="PNG", optimize=True))
 
 
-def spread(values) -> str:
+def spread(values, digits: int = 3) -> str:
+    """``mean [min, max]`` of per-seed values."""
     values = np.asarray(values, float)
-    return f"{values.mean():.3f} [{values.min():.3f}, {values.max():.3f}]"
+    return f"{values.mean():.{digits}f} [{values.min():.{digits}f}, {values.max():.{digits}f}]"
 
 
 def markdown(res: dict) -> str:
@@ -134,8 +135,8 @@ def markdown(res: dict) -> str:
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     frechet = ["| images | Fréchet distance to the real items |", "| --- | --- |"]
     for row in seeds[0]["frechet"]:
-        frechet.append(f"| {row} | {spread([s['frechet'][row] for s in seeds]):s} |")
-    fit = spread([s["fit_seconds"] for s in seeds])
+        frechet.append(f"| {row} | {spread([s['frechet'][row] for s in seeds], 1)} |")
+    fit = spread([s["fit_seconds"] for s in seeds], 0)
     return "\n".join(
         [
             "## Personalised image generation",
