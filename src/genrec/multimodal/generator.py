@@ -582,7 +582,8 @@ def evaluate_generation(
     real item images to generated, unconditioned and (as the floor) other real renders.
     ``classifier`` defaults to a :class:`TraitClassifier` fitted on ``train``'s item images.
 
-    Returns ``{"accuracy": {row: {trait: mean}}, "frechet": {...}, "users": n, ...}``.
+    Returns ``{"accuracy": {row: {trait: mean}}, "per_user": {row: {trait: (B,) shares}},
+    "frechet": {...}, "users": B, "samples": n}`` (``per_user`` for paired tests; no chance row).
     """
     options = (options or RunOptions()).pinned()
     pictures = item_pictures(train, side=generator.config.side)
@@ -596,15 +597,16 @@ def evaluate_generation(
         free = unconditioned_images(generator, len(users), samples, seed=options.seed + 1)
         popular = int(np.argmax(train.item_counts))
         held_out = pictures[_first_items(truth)][:, None]  # (B, 1, S, S, 3)
-        rows = {
+        per_user = {
             "generated": _accuracy(classifier, drawn, truth, traits),
             "unconditioned": _accuracy(classifier, free, truth, traits),
             "popularity": _accuracy_of(
                 {t: np.full((len(users), 1), v[popular]) for t, v in traits.items()}, truth, traits
             ),
-            "chance": {t: 1.0 / len(set(v)) for t, v in traits.items()},
             "real held-out image": _accuracy(classifier, held_out, truth, traits),
         }
+        rows = {row: {t: float(v.mean()) for t, v in acc.items()} for row, acc in per_user.items()}
+        rows["chance"] = {t: 1.0 / len(set(v)) for t, v in traits.items()}
         real = classifier.features(pictures)
         shifted = np.roll(pictures, (2, -2), axis=(1, 2))
         frechet = {
@@ -612,7 +614,13 @@ def evaluate_generation(
             "unconditioned": frechet_distance(classifier.features(_flat(free)), real),
             "real (shifted renders)": frechet_distance(classifier.features(shifted), real),
         }
-    return {"accuracy": rows, "frechet": frechet, "users": len(users), "samples": samples}
+    return {
+        "accuracy": rows,
+        "per_user": per_user,
+        "frechet": frechet,
+        "users": len(users),
+        "samples": samples,
+    }
 
 
 def unconditioned_images(generator: ImageGenerator, b: int, n: int, *, seed: int) -> np.ndarray:
@@ -630,21 +638,25 @@ def _first_items(truth: sp.csr_matrix) -> np.ndarray:
     return truth.indices[truth.indptr[:-1]]
 
 
-def _accuracy(classifier, images: np.ndarray, truth, traits) -> dict[str, float]:
+def _accuracy(classifier, images: np.ndarray, truth, traits) -> dict[str, np.ndarray]:
     b, n = images.shape[:2]
     predicted = classifier.predict(images.reshape(b * n, *images.shape[2:]))
     return _accuracy_of({t: p.reshape(b, n) for t, p in predicted.items()}, truth, traits)
 
 
 def _accuracy_of(predicted: Mapping[str, np.ndarray], truth: sp.csr_matrix, traits) -> dict:
-    """Mean over users and samples of "the predicted value is that trait of a held-out item"."""
+    """``{trait: (B,)}``: per user, the share of samples whose predicted value is that trait of
+    one of the user's held-out items."""
     out = {}
     for t, values in predicted.items():  # values: (B, n)
-        hits = [
-            np.isin(values[u], traits[t][truth.indices[truth.indptr[u] : truth.indptr[u + 1]]])
-            for u in range(len(values))
-        ]
-        out[t] = float(np.mean(hits))
+        out[t] = np.array(
+            [
+                np.isin(
+                    values[u], traits[t][truth.indices[truth.indptr[u] : truth.indptr[u + 1]]]
+                ).mean()
+                for u in range(len(values))
+            ]
+        )
     return out
 
 
