@@ -54,7 +54,10 @@ class TestGuardedAgentPrompts:
         world = hostile_world()
         agent = Agent(world.split.train, EASE().fit(world.split.train), clarify=False)
         agent.planner = LMPlanner(
-            FakeLanguageModel(generate_fn=credulous), agent.rules, injection_guard=guarded
+            FakeLanguageModel(generate_fn=credulous),
+            agent.rules,
+            injection_guard=guarded,
+            fast_path=False,  # every turn is planned by the (credulous) language model
         )
         agent.start("s", history=[0, 4])
         agent.respond("s", "a comedy please")  # shows a list whose titles carry the order
