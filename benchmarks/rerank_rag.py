@@ -522,17 +522,22 @@ def items_table(item_blocks) -> str:
     for mode, b in item_blocks:
         for facts, v in b["variants"].items():
             rows[f"{MODE_LABELS[mode]}, {facts}"] = v["unfused"]
-    tests = compare_with(
-        {k: np.array(v["ndcg@10"]) for k, v in rows.items()}, "ease (all candidates score 0)"
-    )
+    ndcg = {k: np.array(v["ndcg@10"]) for k, v in rows.items()}
+    tests = compare_with(ndcg, "ease (all candidates score 0)")
+    vs_none = {}
+    for mode, _ in item_blocks:
+        group = {k: x for k, x in ndcg.items() if k.startswith(MODE_LABELS[mode] + ", ")}
+        vs_none.update(compare_with(group, f"{MODE_LABELS[mode]}, none"))
     lines = [
-        "| reranker, facts | NDCG@10 | hit@1 | vs EASE (NDCG@10) |",
-        "| --- | --- | --- | --- |",
+        "| reranker, facts | NDCG@10 | hit@1 | vs EASE (NDCG@10) | vs no facts (NDCG@10) |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for name, v in rows.items():
         lines.append(
             f"| {name} | {fmt_ci(summary(v['ndcg@10']))} | {fmt_ci(summary(v['hit@1']))}"
-            f" | {fmt_test(tests.get(name))} |"
+            f" | {fmt_test(tests.get(name))} | "
+            + (fmt_test(vs_none[name]) if name in vs_none else "-")
+            + " |"
         )
     info = item_blocks[0][1]["held_out"]
     return "\n".join(lines) + (
