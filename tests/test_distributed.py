@@ -24,7 +24,7 @@ from genrec.cli import main
 from genrec.data.synthetic import deterministic_sequences, planted_clusters
 from genrec.errors import DataError, DistributedError
 from genrec.evaluation.protocol import evaluate_split
-from genrec.models import MultVAE, SASRec
+from genrec.models import MODELS, MultVAE, SASRec
 from genrec.models.neural import DataParallel, module_state, seeded, shuffled_batches
 from genrec.options import RunOptions
 
@@ -84,6 +84,48 @@ def _linear_fit(dp_class, seed: int):
     return [p.detach().numpy().copy() for p in net.parameters()], shards
 
 
+# the trainers sharded beyond MultVAE and SASRec: tiny configs, 2 epochs, validated
+SHARDED = {
+    "bpr": {"dim": 8, "lr": 0.05, "batch_size": 64, "max_epochs": 2, "eval_every": 1},
+    "recvae": {"hidden_dim": 16, "latent_dim": 8, "batch_size": 16, "max_epochs": 2},
+    "listcvae": {
+        "slate_size": 3,
+        "embed_dim": 8,
+        "cond_dim": 8,
+        "hidden_dim": 16,
+        "latent_dim": 4,
+        "slates_per_user": 2,
+        "batch_size": 32,
+        "max_epochs": 2,
+        "anneal_epochs": 1,
+    },
+    "ldiffrec": {
+        "latent_dim": 8,
+        "hidden": (16,),
+        "batch_size": 16,
+        "max_epochs": 2,
+        "svd_dim": 4,
+        "n_clusters": 2,
+    },
+}
+
+
+def _sharded_fits() -> dict:
+    """Each model of SHARDED fitted on the planted clusters (validated): its saved state and
+    its loss and validation history."""
+    clusters = planted_clusters(noise=1, seed=0)
+    fits = {}
+    for name, config in SHARDED.items():
+        model = MODELS[name](config).fit(
+            clusters.split.train, valid=clusters.split.valid, options=OPTIONS
+        )
+        fits[name] = {
+            "state": {k: np.asarray(v) for k, v in model._state().items()},
+            "history": (model.loss_history_, model.history_),
+        }
+    return fits
+
+
 def _replica(seed: int):
     """One rank's part of the two-process test: a linear fit with its shards, its thread count,
     the fitted weights and the test NDCG@10 of each model (rank 0 validates)."""
@@ -102,6 +144,7 @@ def _replica(seed: int):
             evaluate_split(sas, chains.split).mean("ndcg@10"),
         ],
         "best_epochs": [vae.best_epoch_, sas.best_epoch_],
+        "sharded": _sharded_fits(),
     }
 
 
@@ -134,6 +177,12 @@ def test_two_processes_keep_identical_replicas_that_find_the_planted_answer():
     assert [r["threads"] for r in ranks] == [1, 1]
     assert _same_state(first["vae"], second["vae"]) and _same_state(first["sas"], second["sas"])
     assert first["best_epochs"] == second["best_epochs"]  # rank 0's early stopping, followed
+    plain = _sharded_fits()
+    for name in SHARDED:  # gradients averaged before every step: the replicas never drift
+        ours, theirs = first["sharded"][name], second["sharded"][name]
+        assert _same_state(ours["state"], theirs["state"]), name
+        assert ours["history"] == theirs["history"], name
+        assert not _same_state(ours["state"], plain[name]["state"]), name  # sharded batches
     vae_ndcg, sas_ndcg = first["ndcg"]
     assert vae_ndcg > 0.9 and sas_ndcg > 0.9, first["ndcg"]  # the planted items, found
     assert not multiprocessing.active_children()
@@ -253,3 +302,13 @@ def test_genrec_train_nproc_and_torchrun_save_one_artifact(tmp_path, capsys, mon
     again = load_model(tmp_path / "torchrun")
     assert json.loads((tmp_path / "torchrun" / "config.json").read_text())["processes"] == 2
     assert _same_state(module_state(model.net_), module_state(again.net_))
+
+
+def test_more_trainers_in_a_group_of_one_give_exactly_the_plain_fit():
+    plain = _sharded_fits()
+    address = f"tcp://127.0.0.1:{distributed.free_port()}"
+    with distributed.process_group(rank=0, world_size=1, init_method=address):
+        grouped = _sharded_fits()
+    for name in SHARDED:
+        assert _same_state(plain[name]["state"], grouped[name]["state"]), name
+        assert plain[name]["history"] == grouped[name]["history"], name

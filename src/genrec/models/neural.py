@@ -225,6 +225,13 @@ class DataParallel:
         scaler = self.amp.scaler if self.amp is not None else None
         self.optimizer.zero_grad()
         (loss if scaler is None else scaler.scale(loss)).backward()
+        self.apply_gradients(count)
+
+    def apply_gradients(self, count: int) -> None:
+        """The optimiser step of :meth:`step` for gradients already in the parameters'
+        ``.grad`` (written by hand rather than by ``backward``): this rank's gradient of its
+        mean loss over ``count`` terms, averaged over the ranks (weights ``count``), then one
+        step."""
         self._sync(count)
         self._step()
 
