@@ -107,18 +107,31 @@ SHARDED = {
         "svd_dim": 4,
         "n_clusters": 2,
     },
+    "tiger": {  # sequences with item titles (its semantic IDs come from item text)
+        "text_encoder": "hashing",
+        "text_cache": "off",
+        "n_levels": 2,
+        "codebook_size": 4,
+        "rqvae_epochs": 3,
+        "d_model": 16,
+        "n_heads": 2,
+        "n_layers": 1,
+        "ff_dim": 16,
+        "max_len": 6,
+        "batch_size": 16,
+        "max_epochs": 2,
+    },
 }
 
 
 def _sharded_fits() -> dict:
-    """Each model of SHARDED fitted on the planted clusters (validated): its saved state and
-    its loss and validation history."""
-    clusters = planted_clusters(noise=1, seed=0)
+    """Each model of SHARDED fitted on the planted clusters (TIGER: the planted sequences),
+    validated: its saved state and its loss and validation history."""
+    clusters, chains = planted_clusters(noise=1, seed=0), deterministic_sequences(n_users=40)
     fits = {}
     for name, config in SHARDED.items():
-        model = MODELS[name](config).fit(
-            clusters.split.train, valid=clusters.split.valid, options=OPTIONS
-        )
+        split = (chains if name == "tiger" else clusters).split
+        model = MODELS[name](config).fit(split.train, valid=split.valid, options=OPTIONS)
         fits[name] = {
             "state": {k: np.asarray(v) for k, v in model._state().items()},
             "history": (model.loss_history_, model.history_),
