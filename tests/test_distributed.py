@@ -107,6 +107,7 @@ SHARDED = {
         "svd_dim": 4,
         "n_clusters": 2,
     },
+    "irgan": {"dim": 8, "batch_size": 16, "max_epochs": 2, "pretrain_epochs": 0},
     "tiger": {  # sequences with item titles (its semantic IDs come from item text)
         "text_encoder": "hashing",
         "text_cache": "off",
@@ -139,6 +140,19 @@ def _sharded_fits() -> dict:
     return fits
 
 
+def _draws_in_step(seed: int) -> int:
+    """A loop drawing once per batch from its generator over 17 rows in batches of 8 (with two
+    processes rank 1's share of the last batch is empty): the generator's next draw after it."""
+    rng = np.random.default_rng(seed)
+    with seeded(0):
+        net = torch.nn.Linear(1, 1)
+    dp = DataParallel(net, torch.optim.SGD(net.parameters(), lr=0.1), seed=seed)
+    for rows in dp.batches(17, 8, rng, skipped=lambda: rng.integers(2**31)):
+        rng.integers(2**31)
+        dp.step(net(torch.ones(len(rows), 1)).mean(), len(rows))
+    return int(rng.integers(2**31))
+
+
 def _replica(seed: int):
     """One rank's part of the two-process test: a linear fit with its shards, its thread count,
     the fitted weights and the test NDCG@10 of each model (rank 0 validates)."""
@@ -158,6 +172,7 @@ def _replica(seed: int):
         ],
         "best_epochs": [vae.best_epoch_, sas.best_epoch_],
         "sharded": _sharded_fits(),
+        "next_draw": _draws_in_step(seed),
     }
 
 
@@ -190,6 +205,7 @@ def test_two_processes_keep_identical_replicas_that_find_the_planted_answer():
     assert [r["threads"] for r in ranks] == [1, 1]
     assert _same_state(first["vae"], second["vae"]) and _same_state(first["sas"], second["sas"])
     assert first["best_epochs"] == second["best_epochs"]  # rank 0's early stopping, followed
+    assert first["next_draw"] == second["next_draw"] == _draws_in_step(seed=7)
     plain = _sharded_fits()
     for name in SHARDED:  # gradients averaged before every step: the replicas never drift
         ours, theirs = first["sharded"][name], second["sharded"][name]
