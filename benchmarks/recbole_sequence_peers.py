@@ -204,7 +204,20 @@ def render(payload: dict) -> str:
             table(rows),
             "",
             bridge_line(rows),
+            pending_line(rows),
         ]
+    )
+
+
+def pending_line(rows: list[dict]) -> str:
+    """What a "not finished" cell is, when there is one."""
+    if all("recbole" in r for r in rows):
+        return ""
+    return (
+        "A RecBole cell marked not finished is the state of a run still going when this was "
+        f"written ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; its validation so far, "
+        "not a test result); the script resumes from what is saved and this section is "
+        "rewritten with `--render`."
     )
 
 
