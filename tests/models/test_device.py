@@ -38,6 +38,7 @@ from . import (
     test_ldiffrec,
     test_listcvae,
     test_mmdense,
+    test_mmvae_mmdiffrec,
     test_multdae,
     test_multvae,
     test_recvae,
@@ -65,6 +66,8 @@ NEURAL = {
     "tiger": test_tiger.TestTIGER,
     "vbpr": test_vbpr.TestVBPR,
     "mmdense": test_mmdense.TestMultimodalDense,
+    "mmvae": test_mmvae_mmdiffrec.TestMultimodalVAE,
+    "mmdiffrec": test_mmvae_mmdiffrec.TestMultimodalDiffRec,
 }
 NOT_NEURAL = {
     "pop",
@@ -78,7 +81,8 @@ NOT_NEURAL = {
     "gpt4rec",
 }  # numpy, implicit or no fit
 NUMPY_AFTER_FIT = {"bpr", "vbpr", "mmdense"}  # trained with torch, kept as numpy arrays
-PER_BATCH_COPIES = {"diffrec", "ldiffrec"}  # the step sampler's (B,) losses, once per batch
+# the step sampler's (B,) losses, once per batch
+PER_BATCH_COPIES = {"diffrec", "ldiffrec", "mmdiffrec"}
 EPOCHS = 2
 BATCH = 16  # several batches per epoch on the tiny worlds (120 users)
 OPTIONS = RunOptions(seed=0, threads=1, device="cpu")
