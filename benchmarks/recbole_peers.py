@@ -102,7 +102,51 @@ def write_split(split, folder: Path) -> None:
         (folder / "genrec" / f"genrec.{part}.inter").write_text("\n".join(lines) + "\n")
 
 
-def run_recbole(python: Path, folder: Path, model: str, seed: int, epochs: int) -> Path:
+def write_sequence_split(split, folder: Path, max_len: int = 50) -> None:
+    """A leave-one-out split as RecBole's sequential benchmark files, one row per target:
+    ``user_id``, ``item_id_list`` (the user's last ``max_len`` earlier items, oldest first) and
+    ``item_id``. Train holds every prefix of each user's train sequence (RecBole's own data
+    augmentation: the first item is never a target); each valid/test target follows the user's
+    whole history for that part (``split.history``), so RecBole sees what genrec's models see.
+
+    Raises:
+        DataError: a user or item id holding whitespace (RecBole splits item lists on spaces).
+    """
+    (folder / "genrec").mkdir(parents=True, exist_ok=True)
+    users, items = split.train.users, split.train.items
+    user_ids, item_ids = users.ids_of(np.arange(len(users))), items.ids_of(np.arange(len(items)))
+    tokens = np.array([str(x) for x in item_ids], dtype=object)
+    for ids, what in ((user_ids, "user"), (tokens, "item")):
+        bad = [x for x in map(str, ids) if not x or any(c.isspace() for c in x)]
+        if bad:
+            raise DataError(
+                f"{what} id {bad[0]!r} holds whitespace or is empty; RecBole's item lists are "
+                "space-separated, so rename such ids before writing sequential files"
+            )
+    header = "user_id:token\titem_id_list:token_seq\titem_id:token"
+    indptr, seq = split.train.sequences()
+    lines = [header]
+    for u in range(split.train.n_users):
+        for k in range(indptr[u] + 1, indptr[u + 1]):
+            past = " ".join(tokens[seq[max(indptr[u], k - max_len) : k]])
+            lines.append(f"{user_ids[u]}\t{past}\t{tokens[seq[k]]}")
+    (folder / "genrec" / "genrec.train.inter").write_text("\n".join(lines) + "\n")
+    for part in ("valid", "test"):
+        target = getattr(split, part)
+        h_ptr, h_seq = split.history(part).sequences()
+        lines = [header]
+        for i in target.time_order:
+            u = target.user_idx[i]
+            past = " ".join(tokens[h_seq[max(h_ptr[u], h_ptr[u + 1] - max_len) : h_ptr[u + 1]]])
+            lines.append(f"{user_ids[u]}\t{past}\t{tokens[target.item_idx[i]]}")
+        (folder / "genrec" / f"genrec.{part}.inter").write_text("\n".join(lines) + "\n")
+
+
+def run_recbole(
+    python: Path, folder: Path, model: str, seed: int, epochs: int, *, sequence: bool = False
+) -> Path:
+    """Run benchmarks/recbole_runner.py on the split files in ``folder``; the saved .npz path.
+    ``sequence``: the files are sequential ones (:func:`write_sequence_split`)."""
     out = folder / f"{model}-{seed}.npz"
     done = subprocess.run(
         [
@@ -118,6 +162,7 @@ def run_recbole(python: Path, folder: Path, model: str, seed: int, epochs: int) 
             str(epochs),
             "--out",
             str(out),
+            *(["--sequence"] if sequence else []),
         ],
         capture_output=True,
         text=True,

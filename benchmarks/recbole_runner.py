@@ -8,7 +8,9 @@ calls this script once per model and seed:
         --seed 2020 --epochs 300 --out scores.npz
 
 ``DIR/genrec/genrec.{train,valid,test}.inter`` are RecBole atomic files; RecBole keeps that split
-as given (``benchmark_filename``). Everything else is RecBole's default for the model, except
+as given (``benchmark_filename``). With ``--sequence`` they are RecBole's sequential benchmark
+files (one row per target: ``user_id``, ``item_id_list`` of up to ``--max-len`` preceding items,
+``item_id``), for sequence models such as GRU4Rec, SASRec and BERT4Rec. Everything else is RecBole's default for the model, except
 that training early-stops on valid NDCG@10 (patience 10, at most ``--epochs`` epochs), as in
 ../shared/PEERS.md. The output holds the model's raw scores of every item for every test user
 (RecBole's ``full_sort_predict``, history not masked) under the users' and items' file tokens,
@@ -41,6 +43,8 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--config", default="{}", help="JSON of extra RecBole settings")
     parser.add_argument("--out", required=True, help=".npz to write")
+    parser.add_argument("--sequence", action="store_true", help="sequential benchmark files")
+    parser.add_argument("--max-len", type=int, default=50, help="MAX_ITEM_LIST_LENGTH")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -65,6 +69,7 @@ def main(argv=None) -> int:
         "show_progress": False,
         "state": "WARNING",
         "checkpoint_dir": os.path.join(args.data, "saved", f"{args.model}-{args.seed}"),
+        **(_sequence_settings(args.max_len) if args.sequence else {}),
         **json.loads(args.config),
     }
     config = Config(model=args.model, dataset="genrec", config_dict=settings)
@@ -77,7 +82,7 @@ def main(argv=None) -> int:
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    epochs = _count_epochs(trainer)
+    epochs = _count_epochs(trainer, args.out + ".progress.jsonl")
     trainer.fit(train, valid, saved=True, show_progress=False)
     test_result = trainer.evaluate(test, load_best_model=True, show_progress=False)
     seconds = time.perf_counter() - start
@@ -102,11 +107,46 @@ def main(argv=None) -> int:
     return 0
 
 
-def _count_epochs(trainer) -> dict:
+def _sequence_settings(max_len: int) -> dict:
+    """Read the given item lists (no augmentation; item_id_list tokens are item ids), keep time
+    order, and train CE models without negative sampling, as RecBole requires."""
+    return {
+        "load_col": {"inter": ["user_id", "item_id_list", "item_id"]},
+        "alias_of_item_id": ["item_id_list"],
+        "MAX_ITEM_LIST_LENGTH": max_len,
+        "eval_args": {
+            "group_by": "user",
+            "order": "TO",
+            "split": {"LS": "valid_and_test"},
+            "mode": "full",
+        },
+        "train_neg_sample_args": None,
+    }
+
+
+def _count_epochs(trainer, progress: str) -> dict:
     """Wrap the trainer so the epochs run and the best (checkpointed) epoch are recorded
-    (1-based, as genrec reports them); models without epochs report 1 / 1."""
+    (1-based, as genrec reports them); models without epochs report 1 / 1. Each validation
+    appends ``{"epoch", "valid", "seconds"}`` to the ``progress`` JSON-lines file, so a long run
+    can be followed (and its state known if it is stopped)."""
     epochs = {"run": 0, "best": 0}
-    train_epoch, save = trainer._train_epoch, trainer._save_checkpoint
+    train_epoch, save, valid_epoch = (
+        trainer._train_epoch,
+        trainer._save_checkpoint,
+        trainer._valid_epoch,
+    )
+    start = time.perf_counter()
+
+    def logged_valid_epoch(*args, **kwargs):
+        score, result = valid_epoch(*args, **kwargs)
+        line = {
+            "epoch": epochs["run"],
+            "valid": float(score),
+            "seconds": time.perf_counter() - start,
+        }
+        with open(progress, "a") as f:
+            f.write(json.dumps(line) + "\n")
+        return score, result
 
     def counted_train_epoch(*args, **kwargs):
         epochs["run"] += 1
@@ -117,6 +157,7 @@ def _count_epochs(trainer) -> dict:
         return save(epoch, *args, **kwargs)
 
     trainer._train_epoch, trainer._save_checkpoint = counted_train_epoch, counted_save
+    trainer._valid_epoch = logged_valid_epoch
     return epochs
 
 

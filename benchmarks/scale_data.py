@@ -121,6 +121,12 @@ def main() -> None:
     parser.add_argument("--pandas-sizes", default="1m,4m", help="sizes also read with pandas")
     parser.add_argument("--info-size", default="4m", help="size of the `data info` run")
     parser.add_argument(
+        "--keep-other-sizes",
+        action="store_true",
+        help="keep the rows (and the data info run) of sizes not measured now from "
+        "benchmarks/results/scale_data.json; each row shows its own load average",
+    )
+    parser.add_argument(
         "--publish-only",
         action="store_true",
         help="rewrite the BENCHMARKS.md section from benchmarks/results/scale_data.json",
@@ -146,6 +152,7 @@ def main() -> None:
             row = measure_load(folder, engine, cache)
             loads.append(load_average())
             row.update(size=size, engine=engine, run=label, parquet_mb=parquet_mb)
+            row.update(load_average=loads[-1], measured=time.strftime("%Y-%m-%d", time.gmtime()))
             row["rss_per_file"] = row["peak_mb"] / parquet_mb
             row["rss_per_csv"] = row["peak_mb"] / text_mb
             row["text_mb"] = text_mb
@@ -161,7 +168,25 @@ def main() -> None:
         shutil.rmtree(cache, ignore_errors=True)
         info = [measure_info(folder, cache), measure_info(folder, cache)]
         print(json.dumps(info), flush=True)
-    publish(rows, info, loads, args.info_size)
+    info_size = args.info_size
+    if args.keep_other_sizes and RESULTS.exists():
+        rows, loads, info, info_size = kept_with(json.loads(RESULTS.read_text()), rows, info)
+    publish(rows, info, loads, info_size)
+
+
+def kept_with(old: dict, rows: list[dict], info) -> tuple[list, list, list | None, str]:
+    """The earlier record's rows of the sizes not in ``rows`` (each given the load average
+    recorded beside it), then ``rows``, in size order; the earlier data info run when none was
+    made now."""
+    for row, load in zip(old["rows"], old["loads"]):
+        row.setdefault("load_average", load)
+    measured = {r["size"] for r in rows}
+    merged = [r for r in old["rows"] if r["size"] not in measured] + rows
+    merged.sort(key=lambda r: list(SIZES).index(r["size"]))
+    loads = [r["load_average"] for r in merged]
+    if info is None:
+        return merged, loads, old["info"], old["info_size"]
+    return merged, loads, info, rows[0]["size"] if rows else old["info_size"]
 
 
 def csv_equivalent_mb(folder: Path) -> float:
@@ -235,8 +260,9 @@ def verdict(rows: list[dict], info: list[dict] | None, info_size) -> list[str]:
             "being written); from the cache it is the split's: its train / valid / test parts "
             "are in-memory copies of int64 indices, a float32 value and an int64 time (28 bytes "
             "an interaction, about the size of a text line) beside the mapped arrays they are "
-            "taken from. Smaller index types in `Dataset` or parts that stay mapped would be "
-            "the next steps."
+            "taken from (selected through boolean masks, so no index array is built on the "
+            "way). Smaller index types in `Dataset` or parts that stay mapped would be the next "
+            "steps."
         )
     return said
 
@@ -262,15 +288,23 @@ def write_markdown(record: dict) -> None:
         "kernel can drop and re-read, and ~100 MB of shared libraries); the rest is the process's own memory.",
         "",
         "| size | users | items | engine | run | load s | split s | total s | peak after "
-        "load MB | peak load + split MB | of it mapped files MB | peak / Parquet | peak / text |",
-        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "load MB | peak load + split MB | of it mapped files MB | peak / Parquet | peak / text "
+        "| 1-min load |",
+        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        load = r.get("load_average")
         lines.append(
             f"| {r['size']} ({r['interactions']:,}) | {r['users']:,} | {r['items']:,} | "
             f"{r['engine']} | {r['run']} | {r['load_s']:.1f} | {r['split_s']:.1f} | "
             f"{r['wall_s']:.1f} | {r['load_peak_mb']:,.0f} | {r['peak_mb']:,.0f} | "
-            f"{r['end_file_mb']:,.0f} | {r['rss_per_file']:.1f}x | {r['rss_per_csv']:.1f}x |"
+            f"{r['end_file_mb']:,.0f} | {r['rss_per_file']:.1f}x | {r['rss_per_csv']:.1f}x | "
+            + (
+                "-"
+                if load is None
+                else f"{load:.1f}" + (f" ({r['measured']})" if "measured" in r else "")
+            )
+            + " |"
         )
     if info:
         lines += [
@@ -278,6 +312,13 @@ def write_markdown(record: dict) -> None:
             f"`genrec data info` on {info_size} (`--engine duckdb`): first run "
             f"{info[0]['wall_s']:.1f} s, peak {info[0]['peak_mb']:,.0f} MB; cached "
             f"{info[1]['wall_s']:.1f} s, peak {info[1]['peak_mb']:,.0f} MB.",
+        ]
+    if any("measured" in r for r in rows) and not all("measured" in r for r in rows):
+        lines += [
+            "",
+            "Rows with a date in the last column were re-measured that day "
+            "(`--keep-other-sizes`); the others are from an earlier run of this script, with "
+            "the code of that time.",
         ]
     for paragraph in verdict(rows, info, info_size):
         lines += ["", paragraph]

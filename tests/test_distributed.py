@@ -24,7 +24,7 @@ from genrec.cli import main
 from genrec.data.synthetic import deterministic_sequences, planted_clusters
 from genrec.errors import DataError, DistributedError
 from genrec.evaluation.protocol import evaluate_split
-from genrec.models import MultVAE, SASRec
+from genrec.models import MODELS, MultVAE, SASRec
 from genrec.models.neural import DataParallel, module_state, seeded, shuffled_batches
 from genrec.options import RunOptions
 
@@ -84,6 +84,75 @@ def _linear_fit(dp_class, seed: int):
     return [p.detach().numpy().copy() for p in net.parameters()], shards
 
 
+# the trainers sharded beyond MultVAE and SASRec: tiny configs, 2 epochs, validated
+SHARDED = {
+    "bpr": {"dim": 8, "lr": 0.05, "batch_size": 64, "max_epochs": 2, "eval_every": 1},
+    "recvae": {"hidden_dim": 16, "latent_dim": 8, "batch_size": 16, "max_epochs": 2},
+    "listcvae": {
+        "slate_size": 3,
+        "embed_dim": 8,
+        "cond_dim": 8,
+        "hidden_dim": 16,
+        "latent_dim": 4,
+        "slates_per_user": 2,
+        "batch_size": 32,
+        "max_epochs": 2,
+        "anneal_epochs": 1,
+    },
+    "ldiffrec": {
+        "latent_dim": 8,
+        "hidden": (16,),
+        "batch_size": 16,
+        "max_epochs": 2,
+        "svd_dim": 4,
+        "n_clusters": 2,
+    },
+    "irgan": {"dim": 8, "batch_size": 16, "max_epochs": 2, "pretrain_epochs": 0},
+    "tiger": {  # sequences with item titles (its semantic IDs come from item text)
+        "text_encoder": "hashing",
+        "text_cache": "off",
+        "n_levels": 2,
+        "codebook_size": 4,
+        "rqvae_epochs": 3,
+        "d_model": 16,
+        "n_heads": 2,
+        "n_layers": 1,
+        "ff_dim": 16,
+        "max_len": 6,
+        "batch_size": 16,
+        "max_epochs": 2,
+    },
+}
+
+
+def _sharded_fits() -> dict:
+    """Each model of SHARDED fitted on the planted clusters (TIGER: the planted sequences),
+    validated: its saved state and its loss and validation history."""
+    clusters, chains = planted_clusters(noise=1, seed=0), deterministic_sequences(n_users=40)
+    fits = {}
+    for name, config in SHARDED.items():
+        split = (chains if name == "tiger" else clusters).split
+        model = MODELS[name](config).fit(split.train, valid=split.valid, options=OPTIONS)
+        fits[name] = {
+            "state": {k: np.asarray(v) for k, v in model._state().items()},
+            "history": (model.loss_history_, model.history_),
+        }
+    return fits
+
+
+def _draws_in_step(seed: int) -> int:
+    """A loop drawing once per batch from its generator over 17 rows in batches of 8 (with two
+    processes rank 1's share of the last batch is empty): the generator's next draw after it."""
+    rng = np.random.default_rng(seed)
+    with seeded(0):
+        net = torch.nn.Linear(1, 1)
+    dp = DataParallel(net, torch.optim.SGD(net.parameters(), lr=0.1), seed=seed)
+    for rows in dp.batches(17, 8, rng, skipped=lambda: rng.integers(2**31)):
+        rng.integers(2**31)
+        dp.step(net(torch.ones(len(rows), 1)).mean(), len(rows))
+    return int(rng.integers(2**31))
+
+
 def _replica(seed: int):
     """One rank's part of the two-process test: a linear fit with its shards, its thread count,
     the fitted weights and the test NDCG@10 of each model (rank 0 validates)."""
@@ -102,6 +171,8 @@ def _replica(seed: int):
             evaluate_split(sas, chains.split).mean("ndcg@10"),
         ],
         "best_epochs": [vae.best_epoch_, sas.best_epoch_],
+        "sharded": _sharded_fits(),
+        "next_draw": _draws_in_step(seed),
     }
 
 
@@ -134,6 +205,13 @@ def test_two_processes_keep_identical_replicas_that_find_the_planted_answer():
     assert [r["threads"] for r in ranks] == [1, 1]
     assert _same_state(first["vae"], second["vae"]) and _same_state(first["sas"], second["sas"])
     assert first["best_epochs"] == second["best_epochs"]  # rank 0's early stopping, followed
+    assert first["next_draw"] == second["next_draw"] == _draws_in_step(seed=7)
+    plain = _sharded_fits()
+    for name in SHARDED:  # gradients averaged before every step: the replicas never drift
+        ours, theirs = first["sharded"][name], second["sharded"][name]
+        assert _same_state(ours["state"], theirs["state"]), name
+        assert ours["history"] == theirs["history"], name
+        assert not _same_state(ours["state"], plain[name]["state"]), name  # sharded batches
     vae_ndcg, sas_ndcg = first["ndcg"]
     assert vae_ndcg > 0.9 and sas_ndcg > 0.9, first["ndcg"]  # the planted items, found
     assert not multiprocessing.active_children()
@@ -253,3 +331,13 @@ def test_genrec_train_nproc_and_torchrun_save_one_artifact(tmp_path, capsys, mon
     again = load_model(tmp_path / "torchrun")
     assert json.loads((tmp_path / "torchrun" / "config.json").read_text())["processes"] == 2
     assert _same_state(module_state(model.net_), module_state(again.net_))
+
+
+def test_more_trainers_in_a_group_of_one_give_exactly_the_plain_fit():
+    plain = _sharded_fits()
+    address = f"tcp://127.0.0.1:{distributed.free_port()}"
+    with distributed.process_group(rank=0, world_size=1, init_method=address):
+        grouped = _sharded_fits()
+    for name in SHARDED:
+        assert _same_state(plain[name]["state"], grouped[name]["state"]), name
+        assert plain[name]["history"] == grouped[name]["history"], name

@@ -1,5 +1,6 @@
-"""The bridge of benchmarks/recbole_peers.py: genrec's split goes out as RecBole atomic files and
-RecBole's scores come back under genrec's indices, to be ranked by genrec's evaluator.
+"""The bridge of benchmarks/recbole_peers.py: genrec's split goes out as RecBole atomic files (or,
+for sequence models, RecBole's sequential benchmark files) and RecBole's scores come back under
+genrec's indices, to be ranked by genrec's evaluator.
 
 The last tests run RecBole 1.2.1 itself (``.venv-recbole``, which ``make test`` sets up) on
 planted clusters and check that genrec's evaluation of RecBole's scores equals RecBole's own.
@@ -12,12 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genrec.data.synthetic import planted_clusters
+from genrec.data.dataset import Dataset
+from genrec.data.splits import leave_one_out_split
+from genrec.data.synthetic import deterministic_sequences, planted_clusters
+from genrec.errors import DataError
 from genrec.evaluation.protocol import evaluate_split
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import recbole_peers as P  # noqa: E402
+import recbole_sequence_peers as S  # noqa: E402
 
 needs_recbole = pytest.mark.skipif(
     not P.DEFAULT_PYTHON.exists(), reason="no .venv-recbole; run bash scripts/setup_recbole.sh"
@@ -99,3 +104,68 @@ def test_genrec_scores_recbole_runs_as_recbole_does(tmp_path, model, epochs):
     assert 1 <= saved.info["best_epoch"] <= saved.info["epochs_run"] <= epochs
     if model == "EASE":  # the planted test item is the one unseen in-cluster item
         assert evaluation.mean("recall@10") > 0.9
+
+
+def _sequence_rows(path):
+    lines = path.read_text().splitlines()
+    assert lines[0] == "user_id:token\titem_id_list:token_seq\titem_id:token"
+    return [(u, tuple(past.split(" ")), i) for u, past, i in (x.split("\t") for x in lines[1:])]
+
+
+def _expected_sequence_rows(data, part_of, max_len):
+    """From the raw interactions: each target of a part after the user's earlier items that a
+    model may see for it (train for train and valid targets, train + valid for test)."""
+    seen = {"train": ("train",), "valid": ("train",), "test": ("train", "valid")}
+    users, items = data.users.ids_of(data.user_idx), data.items.ids_of(data.item_idx)
+    rows = {"train": [], "valid": [], "test": []}
+    for u in np.unique(data.user_idx):
+        mine = np.flatnonzero(data.user_idx == u)
+        mine = mine[np.argsort(data.timestamp[mine], kind="stable")]
+        for k, row in enumerate(mine):
+            part = part_of[row]
+            past = [str(items[r]) for r in mine[:k] if part_of[r] in seen[part]][-max_len:]
+            if past:
+                rows[part].append((str(users[row]), tuple(past), str(items[row])))
+    return rows
+
+
+def test_sequence_split_files_hold_each_part_after_its_history(tmp_path):
+    world = deterministic_sequences(n_users=30, n_items=24, length=7, seed=4)
+    data, split = world.data, world.split
+    pairs = {part: _pairs(getattr(split, part)) for part in ("train", "valid", "test")}
+    keys = zip(data.users.ids_of(data.user_idx).tolist(), data.items.ids_of(data.item_idx).tolist())
+    part_of = [next(part for part in pairs if key in pairs[part]) for key in keys]
+    P.write_sequence_split(split, tmp_path, max_len=3)
+    expected = _expected_sequence_rows(data, part_of, max_len=3)
+    for part in ("train", "valid", "test"):
+        got = _sequence_rows(tmp_path / "genrec" / f"genrec.{part}.inter")
+        assert sorted(got) == sorted(expected[part]), part
+    assert len(expected["test"]) == len(split.test) and len(expected["valid"]) == len(split.valid)
+    assert len(expected["train"]) == len(split.train) - split.train.n_users
+
+
+def test_sequence_ids_with_spaces_are_refused_with_the_fix(tmp_path):
+    world = deterministic_sequences(n_users=5, n_items=9, length=3, seed=0)
+    data = world.data
+    spaced = Dataset.from_interactions(
+        [f"user {u}" for u in data.users.ids_of(data.user_idx)],
+        data.items.ids_of(data.item_idx),
+        timestamp=data.timestamp,
+    )
+    with pytest.raises(DataError, match="'user .*whitespace.*rename"):
+        P.write_sequence_split(leave_one_out_split(spaced), tmp_path)
+
+
+@needs_recbole
+def test_genrec_scores_a_recbole_sequence_run_as_recbole_does(tmp_path):
+    world = deterministic_sequences(n_users=60, n_items=24, length=8, seed=0)
+    P.write_sequence_split(world.split, tmp_path)
+    saved = P.RecBoleScores(
+        P.run_recbole(P.DEFAULT_PYTHON, tmp_path, "GRU4Rec", 1, 3, sequence=True), world.split
+    )
+    own, unmasked = saved.info["test"], S.unmasked(saved, world.split)
+    for metric in ("ndcg@10", "recall@10", "ndcg@20", "recall@20"):
+        assert unmasked[metric] == pytest.approx(own[metric], abs=1e-4), metric
+    assert 1 <= saved.info["best_epoch"] <= saved.info["epochs_run"] <= 3
+    progress = (tmp_path / "GRU4Rec-1.npz.progress.jsonl").read_text().splitlines()
+    assert len(progress) == saved.info["epochs_run"]

@@ -10,6 +10,7 @@ import genrec.evaluation.protocol as protocol
 from genrec.data.synthetic import planted_clusters
 from genrec.models import BPR
 from genrec.models.classic.bpr import sample_negatives
+from genrec.models.neural import shuffled_batches
 from genrec.options import RunOptions
 
 from .contract import OPTIONS, ModelContract
@@ -173,9 +174,15 @@ def test_closed_form_gradients_equal_autograd(k, reg):
     loss = loss + reg * (p_u.square().sum() + q_i.square().sum() + q_j.square().sum() / k) / 50
     expected = torch.autograd.grad(loss, [user_emb, item_emb])
 
-    class Capture:
-        def step(self):
+    class Capture:  # DataParallel's interface in one process, keeping the gradients
+        def batches(self, n_rows, batch_size, rng):
+            return shuffled_batches(n_rows, batch_size, rng)
+
+        def apply_gradients(self, count):
             self.grads = (user_emb.grad.clone(), item_emb.grad.clone())
+
+        def mean(self, total, count):
+            return float(total) / count
 
     capture = Capture()
     mean_loss = model._train_epoch(user_emb, item_emb, capture, triples)

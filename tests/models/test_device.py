@@ -16,13 +16,15 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from genrec.data.synthetic import planted_clusters
-from genrec.errors import ConfigError
+from genrec.errors import ConfigError, NotFittedError
 from genrec.evaluation.runner import protocol_block, run_benchmark
 from genrec.models import MODELS, Pop
+from genrec.models.base import move_torch_state
 from genrec.models.neural import MixedPrecision
 from genrec.options import RunOptions, resolve_device
 
@@ -78,6 +80,7 @@ NOT_NEURAL = {
     "llm",
     "gpt4rec",
 }  # numpy, implicit or no fit
+NUMPY_AFTER_FIT = {"bpr", "vbpr", "mmdense"}  # trained with torch, kept as numpy arrays
 # the step sampler's (B,) losses, once per batch
 PER_BATCH_COPIES = {"diffrec", "ldiffrec", "mmdiffrec"}
 EPOCHS = 2
@@ -265,3 +268,54 @@ def test_a_bfloat16_fit_trains_float32_weights_and_scores_finitely():
 def test_bad_precision_names_the_allowed_ones():
     with pytest.raises(ConfigError, match="auto, float32, bfloat16.*'fp8'"):
         RunOptions(precision="fp8")
+
+
+def held_tensors(value, seen=None) -> list[torch.Tensor]:
+    """Every tensor ``value`` holds: module parameters and buffers, bare tensors, and those
+    inside attributes, lists, tuples and dicts, however deep."""
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return []
+    seen.add(id(value))
+    if isinstance(value, torch.nn.Module):
+        return [*value.parameters(), *value.buffers()]
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in held_tensors(v, seen)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in held_tensors(v, seen)]
+    if type(value).__module__.startswith("genrec."):
+        return [t for v in vars(value).values() for t in held_tensors(v, seen)]
+    return []
+
+
+@pytest.mark.parametrize("name", sorted(NEURAL))
+def test_a_loaded_model_moves_to_a_device_and_scores_as_before(name, tmp_path):
+    config, world = small(NEURAL[name])
+    fitted = MODELS[name](config).fit(world.split.train, options=OPTIONS)
+    histories = world.split.history("test").user_items[:5]
+    loaded = MODELS[name].load(fitted.save(tmp_path / name))
+    assert loaded.to("cpu") is loaded and loaded.to("auto") is loaded
+    assert all(t.device.type == "cpu" for t in held_tensors(loaded))
+    np.testing.assert_allclose(
+        loaded.score(histories), fitted.score(histories), rtol=1e-5, atol=1e-6
+    )
+    move_torch_state(loaded, torch.device("meta"))  # a device other than the CPU, without data
+    tensors = held_tensors(loaded)
+    assert all(t.device.type == "meta" for t in tensors), [t.device for t in tensors]
+    if name not in NUMPY_AFTER_FIT:
+        assert len(tensors) > 0
+
+
+def test_to_refuses_a_missing_gpu_and_an_unfitted_model():
+    model = MODELS["multvae"]({"latent_dim": 4, "hidden_dims": (), "max_epochs": 1})
+    with pytest.raises(NotFittedError):
+        model.to("cpu")
+    model.fit(planted_clusters().split.train, options=OPTIONS)
+    with pytest.raises(ConfigError, match="no CUDA GPU.*--device cpu"):
+        model.to("cuda")
+    assert {p.device.type for p in model.net_.parameters()} == {"cpu"}
+    assert Pop().fit(planted_clusters().split.train).to("cpu").score(
+        planted_clusters().split.train.user_items[:2]
+    ).shape == (2, planted_clusters().split.train.n_items)

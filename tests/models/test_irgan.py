@@ -14,6 +14,7 @@ from genrec.errors import ConfigError, DataError
 from genrec.evaluation.protocol import validation_ndcg
 from genrec.models import IRGAN
 from genrec.models.interactions.irgan import IRGANConfig, _mf_module
+from genrec.models.neural import DataParallel
 
 from .contract import OPTIONS, ModelContract
 
@@ -240,7 +241,7 @@ def test_policy_gradient_moves_g_towards_what_d_rewards(fitted, sample_lambda, r
 
     before = p_j()
     opt = torch.optim.SGD(model.generator_.parameters(), lr=0.05)
-    model._g_pass(opt, users, np.random.default_rng(0))
+    model._g_pass(DataParallel(model.generator_, opt, seed=0), users, np.random.default_rng(0))
     after = p_j()
     assert (after > before).all(), f"{(after <= before).sum()} users lost p_G(j | u)"
 
@@ -254,9 +255,10 @@ def test_discriminator_passes_separate_real_items_from_g_samples(fitted):
         model.discriminator_ = _mf_module(model.n_users_, model.n_items_, TINY["dim"])
     users = np.flatnonzero(model.trained_users_)
     opt = torch.optim.Adam(model.discriminator_.parameters(), lr=0.01)
+    dp = DataParallel(model.discriminator_, opt, seed=0)
     rng = np.random.default_rng(0)
     for _ in range(10):
-        model._d_pass(opt, users, rng)
+        model._d_pass(dp, users, rng)
     d = model.discriminator_
     with torch.no_grad():
         prob = torch.sigmoid(d.logits(d.user[torch.from_numpy(users)])).numpy()  # (U, I)

@@ -11,6 +11,7 @@ import torch
 from genrec.data.synthetic import planted_clusters
 from genrec.models import RecVAE
 from genrec.models.interactions.recvae import RecVAEConfig, composite_log_prior, encode, log_normal
+from genrec.models.neural import DataParallel
 
 from .contract import OPTIONS, ModelContract
 
@@ -126,6 +127,10 @@ def test_encoder_and_decoder_passes_update_only_their_part(world):
     old = model._old_posterior(user_items)
     enc_opt = torch.optim.Adam(model.net_["encoder"].parameters(), lr=0.01)
     dec_opt = torch.optim.Adam(model.net_["decoder"].parameters(), lr=0.01)
+    enc_opt, dec_opt = (
+        DataParallel(model.net_[part], opt, seed=0)
+        for part, opt in (("encoder", enc_opt), ("decoder", dec_opt))
+    )
     before = {k: v.clone() for k, v in model.net_.state_dict().items()}
     model.net_.train()
     model._encoder_pass(user_items, old, enc_opt, rng)

@@ -441,13 +441,13 @@ def split_from_code(data: Dataset, code: np.ndarray, info: dict, *, with_fold_in
     """The split whose parts ``code`` (n,) gives, with ``info`` as it is (nothing dropped or
     counted here): the last step of :func:`split_by_code`, and how a stored split is rebuilt.
     ``split.code`` is ``code``."""
+    # boolean masks (1 byte an interaction, one at a time), not index arrays (8 bytes)
     parts = {
-        name: data.subset(np.flatnonzero(code == c), name=f"{data.name}/{name}")
-        for name, c in _PART_CODES.items()
+        name: data.subset(code == c, name=f"{data.name}/{name}") for name, c in _PART_CODES.items()
     }
     fold_in = None
     if with_fold_in:
-        fold_in = data.subset(np.flatnonzero(code == FOLD_IN), name=f"{data.name}/fold-in")
+        fold_in = data.subset(code == FOLD_IN, name=f"{data.name}/fold-in")
     split = Split(parts["train"], parts["valid"], parts["test"], fold_in=fold_in, info=info)
     split.code = code
     return split

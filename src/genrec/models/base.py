@@ -292,6 +292,28 @@ class Recommender:
             mask_non_candidates(scores, candidates)
         return top_k(scores, int(k), model_name=self.name)
 
+    # ---- device ------------------------------------------------------------------------------
+    def to(self, device: str) -> Recommender:
+        """Move the model's torch weights to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+        ``"mps"`` or ``"auto"``, as ``RunOptions.device``) and return the model: scoring then
+        runs there, since every torch model scores where its weights are. For a model loaded
+        from disk (its weights are built on the CPU) or fitted on another device.
+
+        Every torch module and tensor the model holds moves, also inside lists, tuples and dicts
+        and inside the models a pipeline is made of. A model without torch weights (numpy,
+        scipy) is left as it is and keeps scoring on the CPU.
+
+        Raises:
+            NotFittedError: the model was neither fitted nor loaded.
+            ConfigError: the device is unknown or not available on this machine.
+        """
+        from genrec.options import resolve_device
+
+        self._require_fitted()
+        target = resolve_device(device)
+        move_torch_state(self, target)
+        return self
+
     # ---- checks ------------------------------------------------------------------------------
     def _require_fitted(self) -> None:
         if self.n_items_ is None:
@@ -409,6 +431,44 @@ class Recommender:
                 f"{path} has an invalid config ({exc}); retrain the model"
             ) from None
         return load_weights(model, path, meta, state)
+
+
+def move_torch_state(model: Recommender, device) -> None:
+    """Move every torch module and tensor held by ``model`` (attributes, and lists, tuples,
+    dicts and Recommenders inside them, and genrec objects with a ``to(device)`` method) to
+    ``device`` (any ``torch.device``), in place. Without torch imported the model holds no
+    torch objects and nothing happens."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    seen: set[int] = set()
+
+    def moved(value):
+        if id(value) in seen:
+            return value
+        if isinstance(value, torch.nn.Module):
+            seen.add(id(value))
+            return value.to(device)
+        if isinstance(value, torch.Tensor):
+            return value.to(device)
+        if isinstance(value, Recommender):
+            seen.add(id(value))
+            for name, inner in vars(value).items():
+                if name != "config":
+                    setattr(value, name, moved(inner))
+            return value
+        if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+            return type(value)(moved(v) for v in value)
+        if isinstance(value, dict):
+            return {k: moved(v) for k, v in value.items()}
+        if type(value).__module__.startswith("genrec.") and callable(getattr(value, "to", None)):
+            seen.add(id(value))
+            return value.to(device)  # genrec's own tensor holders (e.g. a diffusion schedule)
+        return value
+
+    moved(model)
 
 
 def load_weights(

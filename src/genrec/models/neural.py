@@ -203,16 +203,25 @@ class DataParallel:
                 torch.manual_seed(int(state[0]))
 
     def batches(
-        self, n_rows: int, batch_size: int, rng: np.random.Generator | None
+        self,
+        n_rows: int,
+        batch_size: int,
+        rng: np.random.Generator | None,
+        *,
+        skipped: Callable[[], Any] | None = None,
     ) -> Iterator[np.ndarray]:
         """This rank's slice of each batch of :func:`shuffled_batches` (the whole batch alone).
-        A rank whose slice of a batch is empty takes part in that step without yielding."""
+        A rank whose slice of a batch is empty takes part in that step without yielding; it
+        calls ``skipped()`` first, where a loop draws from ``rng`` once per batch, so that the
+        draw is made on every rank and their generators stay in step."""
         rank, world = self.group.rank, self.group.world_size
         for rows in shuffled_batches(n_rows, batch_size, rng):
             shard = rows[rank::world]
             if len(shard):
                 yield shard
             else:
+                if skipped is not None:
+                    skipped()
                 self.optimizer.zero_grad()
                 self._sync(0)
                 self._step()
@@ -225,6 +234,13 @@ class DataParallel:
         scaler = self.amp.scaler if self.amp is not None else None
         self.optimizer.zero_grad()
         (loss if scaler is None else scaler.scale(loss)).backward()
+        self.apply_gradients(count)
+
+    def apply_gradients(self, count: int) -> None:
+        """The optimiser step of :meth:`step` for gradients already in the parameters'
+        ``.grad`` (written by hand rather than by ``backward``): this rank's gradient of its
+        mean loss over ``count`` terms, averaged over the ranks (weights ``count``), then one
+        step."""
         self._sync(count)
         self._step()
 

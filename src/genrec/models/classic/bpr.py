@@ -45,6 +45,7 @@ import scipy.sparse as sp
 
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    DataParallel,
     fit_epochs,
     to_numpy,
     torch_device,
@@ -112,14 +113,15 @@ class BPR(Recommender):
             seen_keys = np.sort(seen_keys)
         self.trained_users_ = np.diff(user_items.indptr) > 0
         device = torch_device(options)  # drawn on the CPU (the same init everywhere), then moved
-        user_emb = _xavier_normal((train.n_users, cfg.dim), gen).detach().to(device)
-        item_emb = _xavier_normal((train.n_items, cfg.dim), gen).detach().to(device)
-        opt = torch.optim.Adam([user_emb.requires_grad_(), item_emb.requires_grad_()], lr=cfg.lr)
+        user_emb = torch.nn.Parameter(_xavier_normal((train.n_users, cfg.dim), gen).to(device))
+        item_emb = torch.nn.Parameter(_xavier_normal((train.n_items, cfg.dim), gen).to(device))
+        opt = torch.optim.Adam([user_emb, item_emb], lr=cfg.lr)
+        dp = DataParallel(torch.nn.ParameterList([user_emb, item_emb]), opt, seed=options.seed)
 
         def run_epoch(epoch: int) -> float:
             triples = self._epoch_triples(rng, pos_users, pos_items, train.n_items, seen_keys)
             triples = triples.to(device)  # the epoch's indices, moved once
-            loss = self._train_epoch(user_emb, item_emb, opt, triples)
+            loss = self._train_epoch(user_emb, item_emb, dp, triples)
             self._export(user_emb, item_emb)  # validation scores the current weights
             return loss
 
@@ -150,8 +152,10 @@ class BPR(Recommender):
             np.concatenate([pos_users[None, order], pos_items[None, order], neg_items[:, order]])
         )  # (2 + k, P')
 
-    def _train_epoch(self, user_emb, item_emb, opt, triples) -> float:
-        """One pass over ``triples`` (2 + k, P) of (user, positive, k negatives); the mean loss.
+    def _train_epoch(self, user_emb, item_emb, dp, triples) -> float:
+        """One pass over ``triples`` (2 + k, P) of (user, positive, k negatives); the mean loss
+        over every process. ``dp`` (:class:`DataParallel`) gives this process's shard of each
+        batch and averages the gradients over the processes before each step.
 
         The loss of a batch of n positives is ``-mean log sigmoid(p_u . (q_i - q_j))`` over its
         n * k pairs plus ``reg / n * sum(|p_u|^2 + |q_i|^2 + mean_j |q_j|^2)``, so k = 1 is plain
@@ -162,10 +166,10 @@ class BPR(Recommender):
         reg, k = self.config.reg, triples.shape[0] - 2
         user_emb.grad, item_emb.grad = torch.zeros_like(user_emb), torch.zeros_like(item_emb)
         total = torch.zeros((), dtype=torch.float64, device=user_emb.device)
-        n_all = triples.shape[1]
+        count = 0
         with torch.no_grad():
-            for lo in range(0, n_all, self.config.batch_size):
-                batch = triples[:, lo : lo + self.config.batch_size]
+            for rows in dp.batches(triples.shape[1], self.config.batch_size, None):
+                batch = triples[:, torch.from_numpy(rows).to(triples.device)]
                 u, i, j = batch[0], batch[1], batch[2:].T.reshape(-1)  # (n,), (n,), (n * k,)
                 n = len(u)
                 p_u, q_i, q_j = user_emb[u], item_emb[i], item_emb[j]  # (n, D), (n, D), (nk, D)
@@ -187,10 +191,10 @@ class BPR(Recommender):
                 user_emb.grad.index_add_(0, u, grad_u)
                 item_emb.grad.index_add_(0, i, grad_i)
                 item_emb.grad.index_add_(0, j, grad_j)
-                opt.step()
-                total += loss * n
+                dp.apply_gradients(n)
+                total, count = total + loss * n, count + n
         user_emb.grad = item_emb.grad = None
-        return float(total) / max(1, n_all)  # read once per epoch
+        return dp.mean(total, count)  # read once per epoch
 
     def _export(self, user_emb, item_emb) -> None:
         """Copy the torch weights to the numpy arrays that scoring uses (on the CPU: scoring is

@@ -88,6 +88,7 @@ from genrec.models.base import ModelConfig, Recommender
 from genrec.models.classic.bpr import ridge_fold_in
 from genrec.models.classic.bpr import sample_negatives as uniform_negatives
 from genrec.models.neural import (
+    DataParallel,
     copy_state,
     dense_rows,
     fit_epochs,
@@ -249,12 +250,15 @@ class IRGAN(Recommender):
             optim = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
             opt_g = optim(self.generator_.parameters(), lr=cfg.lr_g)
             opt_d = optim(self.discriminator_.parameters(), lr=cfg.lr_d)
+            # the game is data-parallel; pre-training (above) runs whole, alike on every rank
+            dp_g = DataParallel(self.generator_, opt_g, seed=options.seed)
+            dp_d = DataParallel(self.discriminator_, opt_d, seed=options.seed)
             self.d_loss_history_ = []
 
             def run_epoch(epoch: int) -> float:
-                d_loss = [self._d_pass(opt_d, active, rng) for _ in range(cfg.d_steps)]
+                d_loss = [self._d_pass(dp_d, active, rng) for _ in range(cfg.d_steps)]
                 self.d_loss_history_.append(float(np.mean(d_loss)))
-                g_loss = [self._g_pass(opt_g, active, rng) for _ in range(cfg.g_steps)]
+                g_loss = [self._g_pass(dp_g, active, rng) for _ in range(cfg.g_steps)]
                 return float(np.mean(g_loss))
 
             def snapshot():
@@ -351,17 +355,20 @@ class IRGAN(Recommender):
             _step(opt, losses[-1])
         return float(torch.stack(losses).detach().mean())  # read once per epoch
 
-    def _d_pass(self, opt, active, rng) -> float:
+    def _d_pass(self, dp, active, rng) -> float:
         """One pass of D over ``active`` users: real items vs as many items drawn from G (none
-        for a user who has seen every item: that user's real items only)."""
+        for a user who has seen every item: that user's real items only). ``dp``: D's
+        :class:`DataParallel` (this process's users of each batch; its gradient weighted by its
+        real + drawn terms, which the loss is the mean of)."""
         import torch
         import torch.nn.functional as F
 
         cfg, device = self.config, module_device(self.discriminator_)
         reg_d = cfg.reg if cfg.reg_d is None else cfg.reg_d
         lengths = np.diff(self.train_items_.indptr)  # (U,) real items per user, on the host
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        for batch in shuffled_batches(len(active), cfg.batch_size, rng):
+        total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+        draw = lambda: rng.integers(2**31)  # noqa: E731  (one per batch, on every process)
+        for batch in dp.batches(len(active), cfg.batch_size, rng, skipped=draw):
             users = active[batch]
             real = dense_rows(self.train_items_, users, device=device)  # (B, I) binary
             n_real = real.sum(1)  # (B,)
@@ -384,18 +391,21 @@ class IRGAN(Recommender):
             n_terms = n_real.sum() + keep.sum()
             loss = ((real_loss * real).sum() + (fake_loss * keep).sum()) / n_terms
             loss = loss + self._penalty(p_u, self.discriminator_, reg_d)
-            _step(opt, loss)
-            total += loss.detach() * len(users)
-        return float(total) / len(active)  # read once per pass
+            reals = lengths[users]  # n_terms on the host: keep counts the reals of users
+            dp.step(loss, int(reals.sum() + reals[has_negative].sum()))  # with a negative
+            total, count = total + loss.detach() * len(users), count + len(users)
+        return dp.mean(total, count)  # read once per pass
 
-    def _g_pass(self, opt, active, rng) -> float:
-        """One REINFORCE pass of G over ``active`` users with D's rewards (importance-sampled)."""
+    def _g_pass(self, dp, active, rng) -> float:
+        """One REINFORCE pass of G over ``active`` users with D's rewards (importance-sampled).
+        ``dp``: G's :class:`DataParallel` (this process's users of each batch)."""
         import torch
 
         cfg, device = self.config, module_device(self.generator_)
         lengths = np.diff(self.train_items_.indptr)  # (U,) real items per user, on the host
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        for batch in shuffled_batches(len(active), cfg.batch_size, rng):
+        total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+        draw = lambda: rng.integers(2**31)  # noqa: E731  (one per batch, on every process)
+        for batch in dp.batches(len(active), cfg.batch_size, rng, skipped=draw):
             users = torch.from_numpy(active[batch]).to(device)
             real = dense_rows(self.train_items_, active[batch], device=device)  # (B, I)
             n_real = real.sum(1, keepdim=True)  # (B, 1)
@@ -418,9 +428,9 @@ class IRGAN(Recommender):
                 weight = reward * prob.gather(1, drawn) / mixture.gather(1, drawn) * keep
             per_user = -(weight * log_prob.gather(1, drawn)).sum(1) / keep.sum(1)  # (B,)
             loss = per_user.mean() + self._penalty(p_u, self.generator_, cfg.reg)
-            _step(opt, loss)
-            total += loss.detach() * len(users)
-        return float(total) / len(active)  # read once per pass
+            dp.step(loss, len(users))
+            total, count = total + loss.detach() * len(users), count + len(users)
+        return dp.mean(total, count)  # read once per pass
 
     @staticmethod
     def _penalty(p_u, player, reg: float):

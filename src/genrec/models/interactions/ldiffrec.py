@@ -74,6 +74,7 @@ from genrec.models.interactions.diffrec import (
     sample_lengths,
 )
 from genrec.models.neural import (
+    DataParallel,
     MixedPrecision,
     dense_rows,
     draw_profiles,
@@ -82,7 +83,6 @@ from genrec.models.neural import (
     module_device,
     module_state,
     seeded,
-    shuffled_batches,
     to_numpy,
     torch_device,
 )
@@ -224,22 +224,26 @@ class LDiffRec(Recommender):
             self._build(device)
             modules = torch.nn.ModuleList([self.autoencoder_, self.denoiser_])
             opt = torch.optim.Adam(modules.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            sampler = StepSampler(cfg.steps, cfg.history_per_step)
-            updates = [0]
+            dp = DataParallel(modules, opt, seed=options.seed, amp=amp)
+            sampler = StepSampler(cfg.steps, cfg.history_per_step)  # each process: its shards'
+            steps_per_epoch = -(-len(rows) // cfg.batch_size)
 
             def run_epoch(epoch: int) -> float:
                 modules.train()
-                total = torch.zeros((), dtype=torch.float64, device=device)
-                for batch in shuffled_batches(len(rows), cfg.batch_size, rng):
+                total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+                # updates so far, from the epoch on every process (a process whose share of an
+                # epoch's last batch is empty skips that update's annealing step)
+                updates = (epoch - 1) * steps_per_epoch
+                for batch in dp.batches(len(rows), cfg.batch_size, rng):
                     x = dense_rows(user_items, rows[batch], device=device)  # (B, I)
-                    beta = min(cfg.kl_cap, cfg.kl_cap * updates[0] / cfg.kl_anneal_steps)
+                    beta = min(cfg.kl_cap, cfg.kl_cap * updates / cfg.kl_anneal_steps)
                     with amp.autocast():
                         loss = self._joint_loss(x, sampler, beta)
-                    amp.step(loss, opt)
-                    updates[0] += 1
-                    total += loss.detach() * len(batch)
+                    dp.step(loss, len(batch))
+                    updates += 1
+                    total, count = total + loss.detach() * len(batch), count + len(batch)
                 modules.eval()
-                return float(total) / len(rows)  # read once per epoch
+                return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
                 self,

@@ -72,6 +72,7 @@ import scipy.sparse as sp
 from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    DataParallel,
     MixedPrecision,
     dense_rows,
     fit_epochs,
@@ -79,7 +80,6 @@ from genrec.models.neural import (
     module_device,
     module_state,
     seeded,
-    shuffled_batches,
     to_numpy,
     torch_device,
 )
@@ -267,24 +267,27 @@ class ListCVAE(Recommender):
         with seeded(options.seed):
             self.net_ = net = _build_net(cfg, train.n_items).to(device)
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            step = [0]
+            dp = DataParallel(net, opt, seed=options.seed, amp=amp)
 
             def run_epoch(epoch: int) -> float:
                 net.train()
-                total = torch.zeros((), dtype=torch.float64, device=device)
-                for batch in shuffled_batches(len(rows), cfg.batch_size, rng):
+                total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+                # the step count restarts from the epoch on every process (a process whose share
+                # of an epoch's last batch is empty skips that step's ramp)
+                step = (epoch - 1) * steps_per_epoch
+                for batch in dp.batches(len(rows), cfg.batch_size, rng):
                     ramp = (
-                        min(1.0, step[0] / (cfg.anneal_epochs * steps_per_epoch))
+                        min(1.0, step / (cfg.anneal_epochs * steps_per_epoch))
                         if cfg.anneal_epochs
                         else 1.0
                     )
                     history = dense_rows(user_items, rows[batch], device=device)  # (B, I)
                     with amp.autocast():
                         loss = self._loss(history, cfg.beta * ramp)
-                    amp.step(loss, opt)
-                    step[0] += 1
-                    total += loss.detach() * len(batch)
-                return float(total) / len(rows)  # read once per epoch
+                    dp.step(loss, len(batch))
+                    step += 1
+                    total, count = total + loss.detach() * len(batch), count + len(batch)
+                return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
                 self,

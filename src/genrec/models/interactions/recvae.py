@@ -66,6 +66,7 @@ from genrec.models.base import ModelConfig, Recommender
 from genrec.models.interactions.multdae import multinomial_nll, normalised_dropout, trained_rows
 from genrec.models.interactions.multvae import sample_from_decoder
 from genrec.models.neural import (
+    DataParallel,
     MixedPrecision,
     dense_rows,
     fit_epochs,
@@ -207,16 +208,18 @@ class RecVAE(Recommender):
             old = self._old_posterior(user_items)  # the prior's "old encoder" part, (N, D) x 2
             enc_opt = torch.optim.Adam(net["encoder"].parameters(), lr=cfg.lr)
             dec_opt = torch.optim.Adam(net["decoder"].parameters(), lr=cfg.lr)
+            encoder = DataParallel(net["encoder"], enc_opt, seed=options.seed, amp=self._amp)
+            decoder = DataParallel(net["decoder"], dec_opt, seed=options.seed, amp=self._amp)
 
             def run_epoch(epoch: int) -> float:
                 net.train()
                 losses = [
-                    self._encoder_pass(user_items, old, enc_opt, rng)
+                    self._encoder_pass(user_items, old, encoder, rng)
                     for _ in range(cfg.n_enc_epochs)
                 ]
                 old[:] = self._old_posterior(user_items)  # refresh the old encoder
                 for _ in range(cfg.n_dec_epochs):
-                    self._decoder_pass(user_items, dec_opt, rng)
+                    self._decoder_pass(user_items, decoder, rng)
                 return float(np.mean(losses))
 
             fit_epochs(
@@ -248,36 +251,38 @@ class RecVAE(Recommender):
             ]
         return [torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])]
 
-    def _encoder_pass(self, user_items, old, opt, rng) -> float:
-        """One pass updating the encoder only; the mean negative ELBO. ``old`` is
+    def _encoder_pass(self, user_items, old, dp, rng) -> float:
+        """One pass updating the encoder only (``dp``: its :class:`DataParallel`, this
+        process's shard of each batch); the mean negative ELBO over every process. ``old`` is
         :meth:`_old_posterior` of the same rows."""
         import torch
 
         self.net_["decoder"].requires_grad_(False)
         device = module_device(self.net_)
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        for rows in shuffled_batches(user_items.shape[0], self.config.batch_size, rng):
+        total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+        for rows in dp.batches(user_items.shape[0], self.config.batch_size, rng):
             x = dense_rows(user_items, rows, device=device)  # (B, I)
             with self._amp.autocast():
                 loss = self._negative_elbo(x, old[0][rows], old[1][rows])
-            self._amp.step(loss, opt)
-            total += loss.detach() * len(rows)
+            dp.step(loss, len(rows))
+            total, count = total + loss.detach() * len(rows), count + len(rows)
         self.net_["decoder"].requires_grad_(True)
-        return float(total) / user_items.shape[0]  # read once per pass
+        return dp.mean(total, count)  # read once per pass
 
-    def _decoder_pass(self, user_items, opt, rng) -> None:
-        """One pass updating the decoder only: the likelihood of z from the current encoder."""
+    def _decoder_pass(self, user_items, dp, rng) -> None:
+        """One pass updating the decoder only (``dp``: its :class:`DataParallel`): the
+        likelihood of z from the current encoder."""
         import torch
 
         device = module_device(self.net_)
-        for rows in shuffled_batches(user_items.shape[0], self.config.batch_size, rng):
+        for rows in dp.batches(user_items.shape[0], self.config.batch_size, rng):
             x = dense_rows(user_items, rows, device=device)  # (B, I)
             with torch.no_grad():
                 mu, logvar = encode(self.net_["encoder"], x, 0.0, training=False)
                 z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
             with self._amp.autocast():
                 loss = multinomial_nll(self.net_["decoder"](z), x)
-            self._amp.step(loss, opt)
+            dp.step(loss, len(rows))
 
     def _negative_elbo(self, x, old_mu, old_logvar):
         """Mean over the rows x (B, I) of ``-log-likelihood + beta_u (log q(z|x) - log p(z))``;

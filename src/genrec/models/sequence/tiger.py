@@ -65,13 +65,13 @@ from genrec.data.dataset import history_sequences
 from genrec.errors import ConfigError, DataError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
+    DataParallel,
     MixedPrecision,
     fit_epochs,
     load_module_state,
     module_device,
     module_state,
     seeded,
-    shuffled_batches,
     to_numpy,
     torch_device,
 )
@@ -367,19 +367,21 @@ class TIGER(Recommender):
             opt = torch.optim.AdamW(
                 self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
             )
-            seqs = torch.from_numpy(training_sequences(train, cfg.max_len))
+            dp = DataParallel(self.net_, opt, seed=options.seed, amp=amp)
+            table = training_sequences(train, cfg.max_len)  # (U, T+1) on the host
+            seqs = torch.from_numpy(table)
             rng = np.random.default_rng(options.seed)
 
             def run_epoch(epoch: int) -> float:
                 self.net_.train()
                 total, n = torch.zeros((), dtype=torch.float64, device=device), 0
-                for rows in shuffled_batches(len(seqs), cfg.batch_size, rng):
+                for rows in dp.batches(len(seqs), cfg.batch_size, rng):
                     with amp.autocast():
                         loss = self._loss(seqs[rows])
-                    amp.step(loss, opt)
+                    dp.step(loss, int((table[rows, 1:] > 0).sum()))  # weight: its targets
                     total, n = total + loss.detach() * len(rows), n + len(rows)
                 self.net_.eval()
-                return float(total) / max(n, 1)  # read once per epoch
+                return dp.mean(total, n)  # read once per epoch
 
             fit_epochs(
                 self,
