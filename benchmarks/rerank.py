@@ -120,7 +120,17 @@ def per_user(split, users, scores) -> dict:
     return {k: v.tolist() for k, v in ev.per_user.items()}
 
 
-def run_mode(mode: str, split, users, ease, lm: CountingLM, n_valid: int) -> dict:
+def run_key(mode: str, label: str = "") -> str:
+    """The name of one run's result files: the mode, and the LM's label when it has one."""
+    return f"{mode}-{label}" if label else mode
+
+
+def run_label(m: dict) -> str:
+    """A run's name in tables: the mode, then the LM's label (e.g. "listwise tuned-target")."""
+    return " ".join(x for x in (MODE_LABELS[m["mode"]], m.get("label", "")) if x)
+
+
+def run_mode(mode: str, split, users, ease, lm: CountingLM, n_valid: int, label: str = "") -> dict:
     """Every variant of one reranking mode on the test ``users`` (see the module docstring)."""
     llm = LLMRecommender(lm="fake", mode=mode, language_model=lm).fit(split.train, options=OPTIONS)
     pipe = TwoStage(retriever=ease, reranker=llm, n_candidates=20, fusion_weight=1.0)
@@ -143,9 +153,10 @@ def run_mode(mode: str, split, users, ease, lm: CountingLM, n_valid: int) -> dic
     variants = {"unfused": pipe.fused_scores(lists, fusion="none", weight=1.0)}
     for fusion, search in searches.items():
         variants[f"fused {fusion}"] = pipe.fused_scores(lists, fusion=fusion, weight=search.weight)
-    save_lists(mode, {"valid": (valid_users, valid_lists), "test": (users, lists)})
+    save_lists(run_key(mode, label), {"valid": (valid_users, valid_lists), "test": (users, lists)})
     out = {
         "mode": mode,
+        "label": label,
         "fit_cost": fit_cost,
         "test_cost": test_cost,
         "searches": {f: vars(s) for f, s in searches.items()},
@@ -158,7 +169,7 @@ def run_mode(mode: str, split, users, ease, lm: CountingLM, n_valid: int) -> dic
     return out
 
 
-def save_lists(mode: str, parts: dict) -> None:
+def save_lists(key: str, parts: dict) -> None:
     """Each part's shortlists (users, candidates and both stages' scores) to an npz file, so
     that other fusions can be studied later without asking the LM again."""
     arrays = {}
@@ -166,7 +177,7 @@ def save_lists(mode: str, parts: dict) -> None:
         arrays[f"{part}_users"] = np.asarray(users)
         for key in ("candidates", "retriever", "reranker"):
             arrays[f"{part}_{key}"] = np.stack([getattr(x, key) for x in lists])
-    np.savez_compressed(RESULTS / f"rerank_{mode}_lists.npz", **arrays)
+    np.savez_compressed(RESULTS / f"rerank_{key}_lists.npz", **arrays)
 
 
 def saved_modes() -> list[dict]:
@@ -177,6 +188,8 @@ def saved_modes() -> list[dict]:
     for path in sorted(RESULTS.glob("rerank_*.json")):
         if path.stem != "rerank_ease":
             m = json.loads(path.read_text())
+            if m.get("mode") not in MODE_LABELS:  # another benchmark's rerank_* file
+                continue
             if "ease" not in m:
                 m.update(
                     ease=base["per_user"],
@@ -186,7 +199,7 @@ def saved_modes() -> list[dict]:
                 m["loads"] = base["loads"] + m.get("loads", [])
             modes.append(m)
     order = list(MODE_LABELS)
-    return sorted(modes, key=lambda m: (-m["n_users"], order.index(m["mode"])))
+    return sorted(modes, key=lambda m: (-m["n_users"], order.index(m["mode"]), m.get("label", "")))
 
 
 def report(split) -> str:
@@ -211,7 +224,7 @@ def report(split) -> str:
 def table(modes: list[dict]) -> list[str]:
     rows, cost = {"ease": modes[0]["ease"]}, {"ease": None}
     for m in modes:
-        label = MODE_LABELS[m["mode"]]
+        label = run_label(m)
         for name, values in m["per_user"].items():
             rows[f"ease+llm {label}, {name}"] = values
             cost[f"ease+llm {label}, {name}"] = m
@@ -284,10 +297,10 @@ def row_line(name: str, values: dict, tests: dict, mode: dict | None) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def test_curve(mode: str, split) -> str:
+def test_curve(m: dict, split) -> str:
     """Test NDCG@10 of the linear fusion at a few fixed w, from the saved shortlists: how much
     fusion could add in hindsight (not used to choose anything)."""
-    path = RESULTS / f"rerank_{mode}_lists.npz"
+    path = RESULTS / f"rerank_{run_key(m['mode'], m.get('label', ''))}_lists.npz"
     if not path.exists():
         return ""
     saved = np.load(path)
@@ -305,11 +318,11 @@ def test_curve(mode: str, split) -> str:
         hits = np.asarray(relevant[rows, top].todense()) > 0
         ndcg = ranking_metrics(hits, np.diff(relevant.indptr), [10], names=["ndcg"])["ndcg@10"]
         points.append(f"{w:.1f}: {ndcg.mean():.4f}")
-    return f"{MODE_LABELS[mode]}: " + ", ".join(points)
+    return f"{run_label(m)}: " + ", ".join(points)
 
 
 def hindsight_paragraph(modes: list[dict], split) -> str:
-    curves = [c for c in (test_curve(m["mode"], split) for m in modes) if c]
+    curves = [c for c in (test_curve(m, split) for m in modes) if c]
     if not curves:
         return ""
     return (
@@ -329,7 +342,7 @@ def fit_paragraph(modes: list[dict]) -> str:
             if round(w * 20) % 4 == 0
         )
         parts.append(
-            f"{MODE_LABELS[m['mode']]}: learning w cost {c['calls']} LM calls on "
+            f"{run_label(m)}: learning w cost {c['calls']} LM calls on "
             f"{c['users']} validation users ({c['seconds'] / max(c['users'], 1):.2f} s "
             f"each); validation NDCG@10 of the linear fusion by w: {shown}"
         )
@@ -356,7 +369,10 @@ def main(argv=None) -> int:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--valid-users", type=int, default=100)
     parser.add_argument("--modes", default="listwise,grounded")
-    parser.add_argument("--lm", default="transformers:gemma-3-270m")
+    parser.add_argument(
+        "--lm", default="transformers:gemma-3-270m", help="the LM spec, e.g. tuned:/path/to/adapter"
+    )
+    parser.add_argument("--label", default="", help="the LM's name in the tables (tuned LMs)")
     parser.add_argument("--cache-dir", default="/tmp/gcache")
     parser.add_argument(
         "--report", action="store_true", help="only write the section from the saved results"
@@ -374,14 +390,20 @@ def load_split(cache_dir):
     return holdout_split(sources.load("ml-100k", cache_dir=cache_dir), (0.8, 0.1, 0.1), seed=2020)
 
 
+def test_users(eligible: np.ndarray, n: int) -> np.ndarray:
+    """``n`` test users: the 200 of the llm section (seed 0) first, then more drawn with seed 1
+    from the others, so a larger sample contains the smaller ones."""
+    first = np.random.default_rng(0).choice(eligible, min(200, len(eligible)), replace=False)
+    rest = np.setdiff1d(eligible, first)
+    more = np.random.default_rng(1).choice(rest, min(max(n - 200, 0), len(rest)), replace=False)
+    return np.r_[first, more][:n]
+
+
 def run(args) -> None:
     OPTIONS.apply_threads()
     split = load_split(args.cache_dir)
     eligible = np.flatnonzero(split.test.user_counts > 0)
-    draw = np.random.default_rng(0).choice(
-        eligible, min(max(args.users, 200), len(eligible)), replace=False
-    )  # the llm section's 200 come first
-    users = np.sort(draw[: args.users])
+    users = np.sort(test_users(eligible, args.users))
     ease = EASE().fit(split.train, options=OPTIONS)
     RESULTS.mkdir(parents=True, exist_ok=True)
     base = {
@@ -394,13 +416,14 @@ def run(args) -> None:
     lm = CountingLM(get_language_model(args.lm, threads=1))
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
         loads = [load_average()]
-        out = run_mode(mode, split, users, ease, lm, args.valid_users)
+        out = run_mode(mode, split, users, ease, lm, args.valid_users, args.label)
         out.update(
             base,
             loads=loads + [load_average()],
             written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         )
-        atomic_write(RESULTS / f"rerank_{mode}.json", json.dumps(out, default=float))
+        key = run_key(mode, args.label)
+        atomic_write(RESULTS / f"rerank_{key}.json", json.dumps(out, default=float))
 
 
 if __name__ == "__main__":
