@@ -51,6 +51,7 @@ from genrec.io import atomic_write  # noqa: E402
 from genrec.models import EASE, LLMRecommender  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.pipelines.fusion import fuse  # noqa: E402
+from genrec.pipelines.learned_fusion import fit_feature_fusion, standardize_columns  # noqa: E402
 from genrec.pipelines.two_stage import TwoStage, validation_targets  # noqa: E402
 from genrec.text.backends import get_language_model  # noqa: E402
 
@@ -205,6 +206,7 @@ def saved_modes() -> list[dict]:
 def report(split) -> str:
     """The BENCHMARKS.md section from the saved results: one table per user sample."""
     modes = saved_modes()
+    add_learned_fusions(modes, split)
     samples = sorted({(m["n_users"], m["n_valid"]) for m in modes}, reverse=True)
     parts = [intro(modes)]
     for n_users, n_valid in samples:
@@ -214,15 +216,27 @@ def report(split) -> str:
             f"(`--users {n_users} --valid-users {n_valid} --modes "
             f"{','.join(m['mode'] for m in group)}`)",
             "\n".join(table(group)),
+            adapters_paragraph(group),
             fit_paragraph(group),
+            features_paragraph(group),
             hindsight_paragraph(group, split),
         ]
+    (RESULTS / FRONTIER).write_text(frontier_svg(frontier_points(modes)))
+    parts.append(
+        f"Cost against quality, every variant above: [benchmarks/results/{FRONTIER}]"
+        f"(benchmarks/results/{FRONTIER}) (NDCG@10 against LM seconds per test user; a fused "
+        "variant whose learned weight is 0 asks no LM and sits at 0 s)."
+    )
     parts.append(machine(modes))
     return "\n\n".join(p for p in parts if p)
 
 
 def table(modes: list[dict]) -> list[str]:
     rows, cost = {"ease": modes[0]["ease"]}, {"ease": None}
+    no_lm = next((m["no_lm"] for m in modes if m.get("no_lm")), None)
+    if no_lm:
+        rows[NO_LM] = no_lm["per_user"]
+        cost[NO_LM] = {"searches": {"features": no_lm["fusion"]}}
     for m in modes:
         label = run_label(m)
         for name, values in m["per_user"].items():
@@ -246,9 +260,11 @@ def intro(modes: list[dict]) -> str:
         "`python benchmarks/rerank.py` (latest run written "
         f"{max(m['written'] for m in modes)}). ML-100K, holdout 0.8/0.1/0.1 (split seed 2020), "
         f"full ranking over all {modes[0]['n_items']} items, test part, test users sampled with "
-        "seed 0 (the 200 of the `llm` section, or the first of that draw for smaller samples). "
+        "seed 0 (the 200 of the `llm` section, or the first of that draw for smaller samples; "
+        "500 = those 200 and 300 more drawn with seed 1). "
         "EASE (reg 500, seed 42) shortlists each user's 20 best unseen items; Gemma 3 270M "
-        "(genrec's transformers backend, zero-shot, 10 recent titles) scores them: "
+        "(genrec's transformers backend, 10 recent titles; zero-shot unless a row names a "
+        "tuned adapter) scores them: "
         "**pointwise** (each title's likelihood), **listwise** (one prompt, candidates under "
         "letters A-T in EASE's order, the probability of each letter), **pairwise** (PRP: "
         "the letter question about two candidates, both orders, each candidate against the next "
@@ -269,6 +285,15 @@ def intro(modes: list[dict]) -> str:
     )
 
 
+NO_LM = "ease + popularity + text, learned fusion"
+
+
+def kept_cell(fusion: dict) -> str:
+    """The weight cell of a learned fusion: kept or not, and its cross-validated gain."""
+    verdict = "kept" if fusion["kept"] else "not kept"
+    return f"{verdict} (CV gain {fusion['cv_gain']:+.4f} ± {fusion['cv_se']:.4f})"
+
+
 def row_line(name: str, values: dict, tests: dict, mode: dict | None) -> str:
     cells = [
         name,
@@ -279,11 +304,20 @@ def row_line(name: str, values: dict, tests: dict, mode: dict | None) -> str:
     ]
     if mode is None:
         return "| " + " | ".join(cells + ["-", "0", "0", "< 0.01"]) + " |"
+    if name == NO_LM:
+        return (
+            "| "
+            + " | ".join(cells + [kept_cell(mode["searches"]["features"]), "0", "0", "< 0.01"])
+            + " |"
+        )
     c = mode["test_cost"]
     variant = name.rsplit(", ", 1)[1]
     search = mode["searches"].get(variant.split()[-1]) if variant != "unfused" else None
-    weight = "1 (fixed)" if search is None else f"{search['weight']:.2f} ({search['best']:.2f})"
-    skipped = search is not None and search["weight"] == 0
+    if variant == "fused features":
+        weight, skipped = kept_cell(search), not search["kept"]
+    else:
+        weight = "1 (fixed)" if search is None else f"{search['weight']:.2f} ({search['best']:.2f})"
+        skipped = search is not None and search["weight"] == 0
 
     def per(key: str) -> float:
         return 0 if skipped else c[key] / c["users"]
@@ -319,6 +353,252 @@ def test_curve(m: dict, split) -> str:
         ndcg = ranking_metrics(hits, np.diff(relevant.indptr), [10], names=["ndcg"])["ndcg@10"]
         points.append(f"{w:.1f}: {ndcg.mean():.4f}")
     return f"{run_label(m)}: " + ", ".join(points)
+
+
+# ---- learned fusion over several features, from the saved shortlists ----------------------------
+SIDE = ("EASE", "popularity", "text similarity")
+
+
+class SideSignals:
+    """Per shortlist, the standardised (C, 3) features EASE score, log training popularity and
+    text similarity (genrec's ``dense`` model: MiniLM title embeddings, the centred mean of the
+    history's as the query) of the candidates."""
+
+    def __init__(self, split):
+        from genrec.build import build_model
+
+        self.split = split
+        self.popularity = np.log1p(split.train.item_counts.astype(np.float64))
+        self.dense = build_model("dense").fit(split.train, options=OPTIONS)
+
+    def features(self, part: str, users, candidates, retriever) -> list[np.ndarray]:
+        """Standardised side features of each user's shortlist, histories before ``part``."""
+        seen = self.split.train if part == "valid" else self.split.history("test")
+        text = self.dense.score(seen.user_item_order[np.asarray(users)])
+        return [
+            standardize_columns(np.c_[r, self.popularity[c], np.asarray(t)[c]])
+            for c, r, t in zip(candidates, retriever, text)
+        ]
+
+
+def targets_of(relevant, candidates) -> list[np.ndarray]:
+    """Per user, (C,) bool: which shortlisted candidates are among ``relevant``'s row items."""
+    return [np.asarray(relevant[i, c].todense()).ravel() > 0 for i, c in enumerate(candidates)]
+
+
+def fit_side_fusion(split, side: SideSignals) -> tuple:
+    """(the EASE + popularity + text fusion fitted on every validation user, the shortlist
+    pipeline): EASE shortlists cost no LM call, so all validation users teach this one."""
+    ease = EASE().fit(split.train, options=OPTIONS)
+    pipe = TwoStage(retriever=ease, reranker=LLMRecommender(lm="fake"), n_candidates=20)
+    pipe.n_users_, pipe.n_items_ = split.train.n_users, split.train.n_items
+    users, relevant = validation_targets(split.train, split.valid, 10**9, seed=OPTIONS.seed)
+    lists = pipe.shortlists(split.train.user_item_order[users], users=users, rerank=False)
+    candidates = [x.candidates for x in lists]
+    fusion = fit_feature_fusion(
+        side.features("valid", users, candidates, [x.retriever for x in lists]),
+        targets_of(relevant, candidates),
+        names=SIDE,
+        n_relevant=np.diff(relevant.indptr).tolist(),
+        seed=OPTIONS.seed,
+    )
+    return fusion
+
+
+def ranked_by(candidates, scores_of, features) -> np.ndarray:
+    return np.stack(
+        [c[np.argsort(-scores_of(x), kind="stable")] for c, x in zip(candidates, features)]
+    )
+
+
+def learned_fusions(m: dict, split, side: SideSignals, base) -> dict | None:
+    """One run's learned fusions from its saved shortlists: the side fusion ``base`` (no LM) on
+    its test users, and ``base`` fused with the LLM's score, the LLM's weight fitted on the
+    run's validation users (see :mod:`genrec.pipelines.learned_fusion`)."""
+    path = RESULTS / f"rerank_{run_key(m['mode'], m.get('label', ''))}_lists.npz"
+    if not path.exists():
+        return None
+    saved = np.load(path)
+    users, relevant = validation_targets(split.train, split.valid, m["n_valid"], seed=OPTIONS.seed)
+    if not np.array_equal(users, saved["valid_users"]):
+        raise RuntimeError(f"{path}: its validation users are not the benchmark's")
+    parts = {}
+    for part in ("valid", "test"):
+        side_x = side.features(
+            part, saved[f"{part}_users"], saved[f"{part}_candidates"], saved[f"{part}_retriever"]
+        )
+        parts[part] = (
+            side_x,
+            [
+                standardize_columns(np.c_[base.scores(x), r])
+                for x, r in zip(side_x, saved[f"{part}_reranker"])
+            ],
+        )
+    fusion = fit_feature_fusion(
+        parts["valid"][1],
+        targets_of(relevant, saved["valid_candidates"]),
+        names=("EASE + popularity + text", "LLM"),
+        n_relevant=np.diff(relevant.indptr).tolist(),
+        seed=OPTIONS.seed,
+    )
+    test_users, candidates = saved["test_users"], saved["test_candidates"]
+    fitted = ranked_by(candidates, lambda x: x @ np.array(fusion.fitted), parts["test"][1])
+    no_lm = ranked_by(candidates, base.scores, parts["test"][0])
+    hindsight = ranked_by(candidates, lambda x: x @ np.array(base.fitted), parts["test"][0])
+    return {
+        "with_lm": {
+            "per_user": top_metrics(
+                split, test_users, ranked_by(candidates, fusion.scores, parts["test"][1])
+            ),
+            "fusion": {
+                **vars(fusion),
+                "fitted_test_ndcg": float(
+                    np.mean(top_metrics(split, test_users, fitted)["ndcg@10"])
+                ),
+            },
+        },
+        "no_lm": {
+            "per_user": top_metrics(split, test_users, no_lm),
+            "fusion": {
+                **vars(base),
+                "fitted_test_ndcg": float(
+                    np.mean(top_metrics(split, test_users, hindsight)["ndcg@10"])
+                ),
+            },
+        },
+    }
+
+
+def top_metrics(split, users: np.ndarray, ranked: np.ndarray) -> dict:
+    """Per-user NDCG and recall at 10 of each user's ``ranked`` shortlist (>= 10 items: the top
+    10 of the full ranking) against their test items."""
+    seen = split.history("test").user_items[users]
+    relevant = split.test.user_items[users] - split.test.user_items[users].multiply(seen)
+    relevant.eliminate_zeros()
+    top = ranked[:, :10]
+    hits = np.asarray(relevant[np.arange(len(users))[:, None], top].todense()) > 0
+    out = ranking_metrics(hits, np.diff(relevant.indptr), [10], names=["ndcg", "recall"])
+    return {k: v.tolist() for k, v in out.items()}
+
+
+def add_learned_fusions(modes: list[dict], split) -> None:
+    """Each run gains the row "fused features" (the side fusion, then the LLM); the first run of
+    each sample also carries the side fusion alone ("ease + popularity + text", no LM)."""
+    side = SideSignals(split)
+    base = fit_side_fusion(split, side)
+    done = set()
+    for m in modes:
+        fits = learned_fusions(m, split, side, base)
+        if fits is None:
+            continue
+        m["per_user"]["fused features"] = fits["with_lm"]["per_user"]
+        m["searches"]["features"] = fits["with_lm"]["fusion"]
+        if (m["n_users"], m["n_valid"]) not in done:
+            done.add((m["n_users"], m["n_valid"]))
+            m["no_lm"] = fits["no_lm"]
+
+
+def features_paragraph(modes: list[dict]) -> str:
+    """What each learned fusion fitted, and its test NDCG@10 had it been kept."""
+    parts = []
+    for m in modes:
+        f = m["searches"].get("features")
+        fits = [(run_label(m) + " LLM over it", f)] if f else []
+        if m.get("no_lm"):
+            fits.insert(
+                0,
+                (
+                    f"EASE + popularity + text ({m['no_lm']['fusion']['n_users']} validation users)",
+                    m["no_lm"]["fusion"],
+                ),
+            )
+        for name, fit in fits:
+            weights = ", ".join(f"{n} {w:+.2f}" for n, w in zip(fit["names"], fit["fitted"]))
+            parts.append(
+                f"{name}: {weights} (test NDCG@10 with these weights: {fit['fitted_test_ndcg']:.4f})"
+            )
+    if not parts:
+        return ""
+    return (
+        "Learned fusion, in two steps (`genrec.pipelines.learned_fusion`): a linear score over the "
+        "shortlist's standardised EASE score, log popularity and text similarity (genrec's "
+        "`dense` model: MiniLM title embeddings), fitted on every validation user (EASE "
+        "shortlists need no LM) by the listwise log-likelihood of their validation items, L2 "
+        "0.1 towards EASE alone (**ease + popularity + text**); then that score and the "
+        "LLM's, standardised, weighted the same way on the run's validation users (**fused "
+        "features**). Each is kept only when its 5-fold cross-validated NDCG@10 gain over its "
+        "base (EASE; the side fusion) exceeds two paired standard errors, else its base's "
+        "order stands. Fitted weights: " + "; ".join(parts) + "."
+    )
+
+
+FRONTIER = "rerank_frontier.svg"
+
+
+def frontier_svg(points: list[tuple[str, float, float, int]]) -> str:
+    """A plain SVG scatter of (name, LM seconds per test user, NDCG@10, sample size): each
+    variant's cost against its quality; numbered points, named in a legend."""
+    width, height, left, top, plot_w, plot_h = 980, 520, 70, 30, 420, 420
+    xs, ys = [p[1] for p in points], [p[2] for p in points]
+    x_max = max(max(xs) * 1.1, 1.0)
+    y_lo, y_hi = min(ys) - 0.01, max(ys) + 0.01
+    px = lambda x: left + plot_w * x / x_max  # noqa: E731
+    py = lambda y: top + plot_h * (1 - (y - y_lo) / (y_hi - y_lo))  # noqa: E731
+    colours = {500: "#1f77b4", 200: "#d62728", 50: "#2ca02c", 20: "#9467bd"}
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="black"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="black"/>',
+        f'<text x="{left + plot_w / 2}" y="{height - 20}" text-anchor="middle">'
+        "LM seconds per test user (wall, 1 thread, shared machine)</text>",
+        f'<text x="15" y="{top + plot_h / 2}" transform="rotate(-90 15 {top + plot_h / 2})" '
+        'text-anchor="middle">NDCG@10 (full ranking)</text>',
+    ]
+    for i in range(6):
+        x, y = x_max * i / 5, y_lo + (y_hi - y_lo) * i / 5
+        out.append(
+            f'<text x="{px(x):.1f}" y="{top + plot_h + 15}" text-anchor="middle">{x:.1f}</text>'
+        )
+        out.append(f'<text x="{left - 5}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.3f}</text>')
+    for i, (name, x, y, n) in enumerate(points, 1):
+        colour = colours.get(n, "#555555")
+        out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="4" fill="{colour}"/>')
+        out.append(f'<text x="{px(x) + 6:.1f}" y="{py(y) - 4:.1f}" fill="{colour}">{i}</text>')
+        out.append(
+            f'<text x="{left + plot_w + 30}" y="{top + 12 * i:.1f}" fill="{colour}">'
+            f"{i}. {escape(name)} ({n} users)</text>"
+        )
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def frontier_points(modes: list[dict]) -> list[tuple[str, float, float, int]]:
+    """(name, LM seconds per test user, mean NDCG@10, users) of every variant of every table;
+    a fused variant that does not ask the LM costs 0 s."""
+    points = []
+    for n_users in sorted({m["n_users"] for m in modes}, reverse=True):
+        group = [m for m in modes if m["n_users"] == n_users]
+        points.append(("ease", 0.0, float(np.mean(group[0]["ease"]["ndcg@10"])), n_users))
+        for m in group:
+            if m.get("no_lm"):
+                ndcg = float(np.mean(m["no_lm"]["per_user"]["ndcg@10"]))
+                points.append((NO_LM, 0.0, ndcg, n_users))
+        for m in group:
+            seconds = m["test_cost"]["seconds"] / m["test_cost"]["users"]
+            for variant, values in m["per_user"].items():
+                search = m["searches"].get(variant.split()[-1]) if variant != "unfused" else None
+                asks = search is None or search.get("kept", search.get("weight", 1) != 0)
+                cost = seconds if asks else 0.0
+                points.append(
+                    (f"{run_label(m)}, {variant}", cost, float(np.mean(values["ndcg@10"])), n_users)
+                )
+    return points
 
 
 def hindsight_paragraph(modes: list[dict], split) -> str:
@@ -390,6 +670,52 @@ def load_split(cache_dir):
     return holdout_split(sources.load("ml-100k", cache_dir=cache_dir), (0.8, 0.1, 0.1), seed=2020)
 
 
+def adapter_facts(spec: str) -> dict | None:
+    """How a tuned LM (spec ``tuned:FOLDER``) was tuned: its ``train_result.json`` (written by
+    ``benchmarks/tuning.py``) without the step log; None for an untuned LM."""
+    if not spec.startswith("tuned:"):
+        return None
+    path = Path(spec.split(":", 1)[1]) / "train_result.json"
+    if not path.exists():
+        return {"folder": str(path.parent)}
+    facts = json.loads(path.read_text())
+    valid = [(e["step"], e["valid_loss"]) for e in facts.pop("log") if "valid_loss" in e]
+    return {**facts, "valid_losses": valid}
+
+
+def adapters_paragraph(modes: list[dict]) -> str:
+    """How each tuned LM of a table was tuned."""
+    parts = []
+    for m in modes:
+        a = m.get("adapter")
+        if not a or "config" not in a:
+            continue
+        c = a["config"]
+        teacher = (
+            f"target loss mixed half and half with KL(EASE's softmax at temperature "
+            f"{c['teacher_temperature']:g} || the LM's letters)"
+            if c.get("distill")
+            else "target letter only"
+        )
+        losses = ", ".join(f"{s}: {v:.3f}" for s, v in a["valid_losses"])
+        parts.append(
+            f"{run_label(m)}: {teacher}; {a['steps']} steps of batch {c['batch_size']} in "
+            f"{a['seconds'] / 60:.1f} min (time budget {c['time_budget']:.0f} s), "
+            f"{a['train_examples']:,} examples built, validation answer loss by step {losses} "
+            f"(best step {a['best_step']})"
+        )
+    if not parts:
+        return ""
+    return (
+        "Tuned LMs (`benchmarks/tuning.py --train DIR --which listwise-target|listwise-"
+        "distilled --time-budget S`): LoRA r=8 on Gemma 3 270M, the listwise task over EASE's "
+        "top 20 in EASE's order, 5 history titles, shortlists from 5 EASE copies each fitted "
+        "without one fold of users (a training case's shortlist and teacher never come from an "
+        "EASE that saw its user, target included); cases whose target is not shortlisted are "
+        "dropped; learning rate 5e-4. " + "; ".join(parts) + "."
+    )
+
+
 def test_users(eligible: np.ndarray, n: int) -> np.ndarray:
     """``n`` test users: the 200 of the llm section (seed 0) first, then more drawn with seed 1
     from the others, so a larger sample contains the smaller ones."""
@@ -419,6 +745,7 @@ def run(args) -> None:
         out = run_mode(mode, split, users, ease, lm, args.valid_users, args.label)
         out.update(
             base,
+            adapter=adapter_facts(args.lm),
             loads=loads + [load_average()],
             written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         )
