@@ -211,16 +211,20 @@ def report(split) -> str:
     parts = [intro(modes)]
     for n_users, n_valid in samples:
         group = [m for m in modes if (m["n_users"], m["n_valid"]) == (n_users, n_valid)]
+        runs = ", ".join(
+            f"`--modes {m['mode']}" + (f" --label {m['label']}`" if m.get("label") else "`")
+            for m in group
+        )
         parts += [
             f"#### {n_users} test users, w learned on {n_valid} validation users "
-            f"(`--users {n_users} --valid-users {n_valid} --modes "
-            f"{','.join(m['mode'] for m in group)}`)",
+            f"(`--users {n_users} --valid-users {n_valid}`; {runs})",
             "\n".join(table(group)),
             adapters_paragraph(group),
             fit_paragraph(group),
             features_paragraph(group),
             hindsight_paragraph(group, split),
         ]
+    parts.append(no_lm_part(split))
     (RESULTS / FRONTIER).write_text(frontier_svg(frontier_points(modes)))
     parts.append(
         f"Cost against quality, every variant above: [benchmarks/results/{FRONTIER}]"
@@ -229,6 +233,65 @@ def report(split) -> str:
     )
     parts.append(machine(modes))
     return "\n\n".join(p for p in parts if p)
+
+
+NO_LM_FILE = RESULTS / "rerank_nolm.json"
+
+
+def run_no_lm(split, users: np.ndarray) -> None:
+    """EASE and the learned EASE + popularity + text fusion (no LM) on ``users``: cheap enough
+    for the full 500-user sample."""
+    side = SideSignals(split)
+    base = fit_side_fusion(split, side)
+    ease = EASE().fit(split.train, options=OPTIONS)
+    pipe = TwoStage(retriever=ease, reranker=LLMRecommender(lm="fake"), n_candidates=20)
+    pipe.n_users_, pipe.n_items_ = split.train.n_users, split.train.n_items
+    lists = pipe.shortlists(split.history("test").user_item_order[users], users=users, rerank=False)
+    candidates = [x.candidates for x in lists]
+    features = side.features("test", users, candidates, [x.retriever for x in lists])
+    out = {
+        "n_users": len(users),
+        "ease": per_user(split, users, ease.score(split.history("test").user_item_order[users])),
+        "no_lm": top_metrics(split, users, ranked_by(candidates, base.scores, features)),
+        "fusion": vars(base),
+        "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    atomic_write(NO_LM_FILE, json.dumps(out, default=float))
+
+
+def no_lm_part(split) -> str:
+    """The table of the no-LM run, if one was saved."""
+    if not NO_LM_FILE.exists():
+        return ""
+    d = json.loads(NO_LM_FILE.read_text())
+    rows = {"ease": d["ease"], NO_LM: d["no_lm"]}
+    tests = {
+        metric: compare_with({n: np.array(v[metric]) for n, v in rows.items()}, "ease")
+        for metric in ("ndcg@10", "recall@10")
+    }
+    lines = [
+        "| model | NDCG@10 | Recall@10 | NDCG@10 vs EASE | Recall@10 vs EASE | kept? |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, values in rows.items():
+        cells = [
+            name,
+            fmt_ci(summary(values["ndcg@10"])),
+            fmt_ci(summary(values["recall@10"])),
+            fmt_test(tests["ndcg@10"][name]),
+            fmt_test(tests["recall@10"][name]),
+            "-" if name == "ease" else kept_cell(d["fusion"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    weights = ", ".join(
+        f"{n} {w:+.2f}" for n, w in zip(d["fusion"]["names"], d["fusion"]["weights"])
+    )
+    return (
+        f"#### {d['n_users']} test users, no LM (`--users {d['n_users']} --no-lm`; written "
+        f"{d['written']})\n\nEASE against the learned EASE + popularity + text fusion (fitted "
+        f"on all {d['fusion']['n_users']} validation users; weights {weights}); no LM call at "
+        "fit or test.\n\n" + "\n".join(lines)
+    )
 
 
 def table(modes: list[dict]) -> list[str]:
@@ -657,8 +720,16 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--report", action="store_true", help="only write the section from the saved results"
     )
+    parser.add_argument(
+        "--no-lm", action="store_true", help="only EASE and the learned side fusion (no LM)"
+    )
     args = parser.parse_args(argv)
-    if not args.report:
+    if args.no_lm:
+        split = load_split(args.cache_dir)
+        run_no_lm(
+            split, np.sort(test_users(np.flatnonzero(split.test.user_counts > 0), args.users))
+        )
+    elif not args.report:
         run(args)
     text = report(load_split(args.cache_dir))
     print(text)
