@@ -601,7 +601,8 @@ FRONTIER = "rerank_frontier.svg"
 def frontier_svg(points: list[tuple[str, float, float, int]]) -> str:
     """A plain SVG scatter of (name, LM seconds per test user, NDCG@10, sample size): each
     variant's cost against its quality; numbered points, named in a legend."""
-    width, height, left, top, plot_w, plot_h = 980, 520, 70, 30, 420, 420
+    width, left, top, plot_w, plot_h = 1000, 70, 30, 420, 420
+    height = max(520, top + 12 * len(points) + 20)  # the legend lists every point
     xs, ys = [p[1] for p in points], [p[2] for p in points]
     x_max = max(max(xs) * 1.1, 1.0)
     y_lo, y_hi = min(ys) - 0.01, max(ys) + 0.01
