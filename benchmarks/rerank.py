@@ -608,7 +608,7 @@ def frontier_svg(points: list[tuple[str, float, float, int]]) -> str:
     y_lo, y_hi = min(ys) - 0.01, max(ys) + 0.01
     px = lambda x: left + plot_w * x / x_max  # noqa: E731
     py = lambda y: top + plot_h * (1 - (y - y_lo) / (y_hi - y_lo))  # noqa: E731
-    colours = {500: "#1f77b4", 200: "#d62728", 50: "#2ca02c", 20: "#9467bd"}
+    colours = {500: "#1f77b4", 200: "#d62728", 60: "#ff7f0e", 50: "#2ca02c", 20: "#9467bd"}
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         'font-family="sans-serif" font-size="11">',
@@ -646,6 +646,10 @@ def frontier_points(modes: list[dict]) -> list[tuple[str, float, float, int]]:
     """(name, LM seconds per test user, mean NDCG@10, users) of every variant of every table;
     a fused variant that does not ask the LM costs 0 s."""
     points = []
+    if NO_LM_FILE.exists():
+        d = json.loads(NO_LM_FILE.read_text())
+        for name, values in (("ease", d["ease"]), (NO_LM, d["no_lm"])):
+            points.append((name, 0.0, float(np.mean(values["ndcg@10"])), d["n_users"]))
     for n_users in sorted({m["n_users"] for m in modes}, reverse=True):
         group = [m for m in modes if m["n_users"] == n_users]
         points.append(("ease", 0.0, float(np.mean(group[0]["ease"]["ndcg@10"])), n_users))
