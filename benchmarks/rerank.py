@@ -121,9 +121,10 @@ def per_user(split, users, scores) -> dict:
     return {k: v.tolist() for k, v in ev.per_user.items()}
 
 
-def run_key(mode: str, label: str = "") -> str:
-    """The name of one run's result files: the mode, and the LM's label when it has one."""
-    return f"{mode}-{label}" if label else mode
+def run_key(mode: str, label: str = "", n_users: int = 0) -> str:
+    """The name of one run's result files: the mode, and the LM's label and the number of test
+    users when the LM has a label."""
+    return f"{mode}-{label}-{n_users}u" if label else mode
 
 
 def run_label(m: dict) -> str:
@@ -154,7 +155,10 @@ def run_mode(mode: str, split, users, ease, lm: CountingLM, n_valid: int, label:
     variants = {"unfused": pipe.fused_scores(lists, fusion="none", weight=1.0)}
     for fusion, search in searches.items():
         variants[f"fused {fusion}"] = pipe.fused_scores(lists, fusion=fusion, weight=search.weight)
-    save_lists(run_key(mode, label), {"valid": (valid_users, valid_lists), "test": (users, lists)})
+    save_lists(
+        run_key(mode, label, len(users)),
+        {"valid": (valid_users, valid_lists), "test": (users, lists)},
+    )
     out = {
         "mode": mode,
         "label": label,
@@ -397,7 +401,7 @@ def row_line(name: str, values: dict, tests: dict, mode: dict | None) -> str:
 def test_curve(m: dict, split) -> str:
     """Test NDCG@10 of the linear fusion at a few fixed w, from the saved shortlists: how much
     fusion could add in hindsight (not used to choose anything)."""
-    path = RESULTS / f"rerank_{run_key(m['mode'], m.get('label', ''))}_lists.npz"
+    path = RESULTS / f"rerank_{run_key(m['mode'], m.get('label', ''), m['n_users'])}_lists.npz"
     if not path.exists():
         return ""
     saved = np.load(path)
@@ -478,7 +482,7 @@ def learned_fusions(m: dict, split, side: SideSignals, base) -> dict | None:
     """One run's learned fusions from its saved shortlists: the side fusion ``base`` (no LM) on
     its test users, and ``base`` fused with the LLM's score, the LLM's weight fitted on the
     run's validation users (see :mod:`genrec.pipelines.learned_fusion`)."""
-    path = RESULTS / f"rerank_{run_key(m['mode'], m.get('label', ''))}_lists.npz"
+    path = RESULTS / f"rerank_{run_key(m['mode'], m.get('label', ''), m['n_users'])}_lists.npz"
     if not path.exists():
         return None
     saved = np.load(path)
@@ -825,7 +829,7 @@ def run(args) -> None:
             loads=loads + [load_average()],
             written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         )
-        key = run_key(mode, args.label)
+        key = run_key(mode, args.label, len(users))
         atomic_write(RESULTS / f"rerank_{key}.json", json.dumps(out, default=float))
 
 
