@@ -180,8 +180,8 @@ def save_lists(key: str, parts: dict) -> None:
     arrays = {}
     for part, (users, lists) in parts.items():
         arrays[f"{part}_users"] = np.asarray(users)
-        for key in ("candidates", "retriever", "reranker"):
-            arrays[f"{part}_{key}"] = np.stack([getattr(x, key) for x in lists])
+        for field in ("candidates", "retriever", "reranker"):
+            arrays[f"{part}_{field}"] = np.stack([getattr(x, field) for x in lists])
     np.savez_compressed(RESULTS / f"rerank_{key}_lists.npz", **arrays)
 
 
