@@ -229,6 +229,7 @@ def report(split) -> str:
             hindsight_paragraph(group, split),
         ]
     parts.append(no_lm_part(split))
+    parts.append(goals_paragraph(modes))
     (RESULTS / FRONTIER).write_text(frontier_svg(frontier_points(modes)))
     parts.append(
         f"Cost against quality, every variant above: [benchmarks/results/{FRONTIER}]"
@@ -296,6 +297,56 @@ def no_lm_part(split) -> str:
         f"on all {d['fusion']['n_users']} validation users; weights {weights}); no LM call at "
         "fit or test.\n\n" + "\n".join(lines)
     )
+
+
+def asks_lm(m: dict, variant: str) -> bool:
+    """Whether a run's variant asks the LM at test time (unfused, or a kept LLM weight)."""
+    if variant == "unfused":
+        return True
+    search = m["searches"].get(variant.split()[-1])
+    return bool(search.get("kept", search.get("weight", 1) != 0))
+
+
+def goals_paragraph(modes: list[dict]) -> str:
+    """The goals: the default pipeline against EASE on the 200-user sample, the fused variants
+    that ask the LM, and the best fused variant against EASE."""
+    out = []
+    for m in modes:
+        if m["n_users"] == 200 and m["mode"] == "grounded" and not m.get("label"):
+            diff = np.mean(m["per_user"]["fused linear"]["ndcg@10"]) - np.mean(m["ease"]["ndcg@10"])
+            out.append(
+                "the default `ease+llm` (pointwise, fused linear) on the 200-user sample of seed 0: "
+                f"NDCG@10 {np.mean(m['per_user']['fused linear']['ndcg@10']):.4f} against EASE's "
+                f"{np.mean(m['ease']['ndcg@10']):.4f} (difference {diff:+.4f}: met, as w = 0)"
+            )
+    asking = [
+        (
+            f"{run_label(m)}, {v} ({m['n_users']} users)",
+            np.mean(x["ndcg@10"]) - np.mean(m["ease"]["ndcg@10"]),
+        )
+        for m in modes
+        for v, x in m["per_user"].items()
+        if v != "unfused" and asks_lm(m, v)
+    ]
+    if asking:
+        shown = "; ".join(f"{name}: {d:+.4f}" for name, d in asking)
+        out.append(f"fused variants whose LLM weight was kept, NDCG@10 against EASE: {shown}")
+    else:
+        out.append(
+            "no fused variant kept an LLM weight on its validation users (untuned or tuned, "
+            "linear, RRF or feature fusion), so every fused row that includes the LLM orders "
+            "as EASE or the side fusion does and asks no LM at test time; the best tuned and "
+            "fused variant is therefore not above EASE through the LLM"
+        )
+    if NO_LM_FILE.exists():
+        d = json.loads(NO_LM_FILE.read_text())
+        a, b = np.array(d["no_lm"]["ndcg@10"]), np.array(d["ease"]["ndcg@10"])
+        test = compare_with({"fused": a, "ease": b}, "ease")["fused"]
+        out.append(
+            f"the best fused variant on {d['n_users']} users is the learned side fusion "
+            f"(no LM): {fmt_test(test)} NDCG@10 against EASE (paired t and Wilcoxon)"
+        )
+    return "**Goals.** " + "; ".join(out) + "." if out else ""
 
 
 def table(modes: list[dict]) -> list[str]:
@@ -664,9 +715,7 @@ def frontier_points(modes: list[dict]) -> list[tuple[str, float, float, int]]:
         for m in group:
             seconds = m["test_cost"]["seconds"] / m["test_cost"]["users"]
             for variant, values in m["per_user"].items():
-                search = m["searches"].get(variant.split()[-1]) if variant != "unfused" else None
-                asks = search is None or search.get("kept", search.get("weight", 1) != 0)
-                cost = seconds if asks else 0.0
+                cost = seconds if asks_lm(m, variant) else 0.0
                 points.append(
                     (f"{run_label(m)}, {variant}", cost, float(np.mean(values["ndcg@10"])), n_users)
                 )
