@@ -204,7 +204,15 @@ def saved_modes() -> list[dict]:
                 m["loads"] = base["loads"] + m.get("loads", [])
             modes.append(m)
     order = list(MODE_LABELS)
-    return sorted(modes, key=lambda m: (-m["n_users"], order.index(m["mode"]), m.get("label", "")))
+    labels = ["", "untuned", "tuned-target", "tuned-distilled"]
+    return sorted(
+        modes,
+        key=lambda m: (
+            -m["n_users"],
+            order.index(m["mode"]),
+            labels.index(m.get("label", "")) if m.get("label", "") in labels else len(labels),
+        ),
+    )
 
 
 def report(split) -> str:
@@ -346,7 +354,8 @@ def goals_paragraph(modes: list[dict]) -> str:
             f"the best fused variant on {d['n_users']} users is the learned side fusion "
             f"(no LM): {fmt_test(test)} NDCG@10 against EASE (paired t and Wilcoxon)"
         )
-    return "**Goals.** " + "; ".join(out) + "." if out else ""
+    text = "; ".join(out)
+    return f"**Goals.** {text[0].upper()}{text[1:]}." if out else ""
 
 
 def table(modes: list[dict]) -> list[str]:
@@ -637,6 +646,13 @@ def features_paragraph(modes: list[dict]) -> str:
             )
     if not parts:
         return ""
+    lost = [run_label(m) for m in modes if "features" not in m["searches"]]
+    missing = (
+        f" No feature-fusion row for {', '.join(lost)}: the run's saved shortlists are missing "
+        "(an earlier version of this script wrote every labelled run's shortlists to one file)."
+        if lost
+        else ""
+    )
     return (
         "Learned fusion, in two steps (`genrec.pipelines.learned_fusion`): a linear score over the "
         "shortlist's standardised EASE score, log popularity and text similarity (genrec's "
@@ -646,7 +662,7 @@ def features_paragraph(modes: list[dict]) -> str:
         "LLM's, standardised, weighted the same way on the run's validation users (**fused "
         "features**). Each is kept only when its 5-fold cross-validated NDCG@10 gain over its "
         "base (EASE; the side fusion) exceeds two paired standard errors, else its base's "
-        "order stands. Fitted weights: " + "; ".join(parts) + "."
+        "order stands. Fitted weights: " + "; ".join(parts) + "." + missing
     )
 
 
