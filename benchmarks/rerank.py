@@ -408,7 +408,10 @@ def intro(modes: list[dict]) -> str:
         "tokens and scored answer tokens (Gemma's tokenizer), wall seconds per test user. "
         "Setwise and pairwise ran on smaller samples (the first users of the same draw, w "
         "learned on as many validation users) because they cost 5 and 38 LM calls per user on "
-        "2 cores shared with other jobs."
+        "2 cores shared with other jobs. The tuned listwise LMs (rows named tuned-target and "
+        "tuned-distilled) ran on the 200 users and, beside the same untuned LM, on the first 60 "
+        "(w learned on 40 validation users), and EASE against the learned side fusion on 500, "
+        "for the same reason (about 6 s per LM call at a load average near 20)."
     )
 
 
