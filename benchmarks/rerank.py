@@ -232,6 +232,7 @@ def report(split) -> str:
             f"(`--users {n_users} --valid-users {n_valid}`; {runs})",
             "\n".join(table(group)),
             adapters_paragraph(group),
+            tuned_paragraph(group),
             fit_paragraph(group),
             features_paragraph(group),
             hindsight_paragraph(group, split),
@@ -861,6 +862,33 @@ def adapters_paragraph(modes: list[dict]) -> str:
         "without one fold of users (a training case's shortlist and teacher never come from an "
         "EASE that saw its user, target included); cases whose target is not shortlisted are "
         "dropped; learning rate 5e-4. " + "; ".join(parts) + "."
+    )
+
+
+def tuned_paragraph(modes: list[dict]) -> str:
+    """Each tuned LM's unfused order against the untuned LM's on the same users (paired)."""
+    from genrec.evaluation.stats import paired_tests
+
+    base = next(
+        (m for m in modes if m["mode"] == "listwise" and m.get("label", "") in ("", "untuned")),
+        None,
+    )
+    tuned = [m for m in modes if m.get("label", "").startswith("tuned")]
+    if base is None or not tuned:
+        return ""
+    parts = []
+    for m in tuned:
+        t = paired_tests(
+            np.array(m["per_user"]["unfused"]["ndcg@10"]),
+            np.array(base["per_user"]["unfused"]["ndcg@10"]),
+        )
+        parts.append(
+            f"{run_label(m)} {t['mean_diff']:+.4f} (paired t p={t['p_t']:.2g}, Wilcoxon p={t['p_wilcoxon']:.2g})"
+        )
+    return (
+        "Unfused NDCG@10 of each tuned LM against the untuned one, same users: "
+        + "; ".join(parts)
+        + "."
     )
 
 
