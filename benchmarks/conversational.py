@@ -1,7 +1,9 @@
 """Conversational recommendation on MovieLens-100K, measured with simulated users.
 
 Writes the ``conversational`` section of BENCHMARKS.md and
-``benchmarks/results/conversational.json`` (+ ``conversational.transcripts.jsonl``).
+``benchmarks/results/conversational.json`` (+ ``conversational.transcripts.jsonl.gz``: every
+episode without its history and the agent's reply texts, which keeps it under 100 KB; run
+``genrec simulate --transcripts`` for whole, replayable transcripts).
 
 Episodes: ``--users`` test users (sampled with seed 0) of the leave-one-out split (each user's
 last rating is the target; the rest is the history). The rule simulator wants the target: it
@@ -11,12 +13,18 @@ in the top-10 shown list. Agents: ``pop`` and ``ease`` without dialogue (their t
 history, every turn), and ``chat:ease``, the tool-using agent ranking with EASE under rule-based
 understanding (``--lm none``). With ``--lm SPEC`` the agent also runs with that language model
 writing the JSON plans, on the first ``--lm-users`` episodes (a local model plans slowly on CPU),
-twice: under constrained decoding (the plan schema, when the model can) and without it (on the
-first ``--lm-plain-users`` episodes); plan validity is reported as valid at the first answer,
-after the repair round, or fallen back to the rules. ``--lm-only`` keeps the saved results of
+three times: with the rule fast path (the LM plans only what the rules do not parse), with the
+LM planning every turn under constrained decoding (the plan schema, when the model can; on
+``--lm-every-users`` episodes), and every turn without it (on ``--lm-plain-users``); plan validity is reported
+over the LM's plans as valid at the first answer, after the repair round, or fallen back to the
+rules, and turn times (wall and CPU) per turn type. ``--lm-only`` keeps the saved results of
 the agents without an LM and runs only the LM part.
 
+``--compare-control N`` runs plan-first against ReAct (``--lm`` planning every turn) on N
+episodes, saved apart and added to the section.
+
     python benchmarks/conversational.py [--users 200] [--lm transformers:smollm2-135m --lm-users 20]
+    python benchmarks/conversational.py --lm transformers:smollm2-135m --compare-control 5
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -64,10 +73,20 @@ def main() -> None:
     parser.add_argument("--lm", help="a language-model spec to plan with (optional)")
     parser.add_argument("--lm-users", type=int, default=20)
     parser.add_argument(
+        "--lm-every-users", type=int, help="episodes with the LM planning every turn (--lm-users)"
+    )
+    parser.add_argument(
         "--lm-plain-users", type=int, help="episodes without constrained decoding (--lm-users)"
     )
     parser.add_argument(
         "--lm-only", action="store_true", help="reuse the saved results of the agents without LM"
+    )
+    parser.add_argument(
+        "--compare-control",
+        type=int,
+        metavar="N",
+        help="only run plan-first against ReAct (--lm planning every turn) on N episodes, "
+        "saved apart (conversational_control.json) and added to the section",
     )
     parser.add_argument("--cache", default=str(sources.default_cache_dir()))
     parser.add_argument(
@@ -77,9 +96,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     out = ROOT / "benchmarks" / "results" / "conversational.json"
+    if args.compare_control:
+        compare_control(args)
+        return
     if args.section_only:
         payload = json.loads(out.read_text())
-        lines = out.with_suffix(".transcripts.jsonl").read_text().splitlines()
+        lines = read_slim(out)
         write_section(
             "conversational",
             section(
@@ -98,7 +120,7 @@ def main() -> None:
     if args.lm_only:
         saved = json.loads(out.read_text())
         results, loads = saved["simulation"], saved["loads"][:2] + [load_average()]
-        lines = out.with_suffix(".transcripts.jsonl").read_text().splitlines()
+        lines = read_slim(out)
         transcripts = [t for t in map(json.loads, lines) if "+" not in t["agent"]]
     else:
         agents = {spec: conversational_agent(spec, split.train, options=OPTIONS) for spec in AGENTS}
@@ -117,35 +139,175 @@ def main() -> None:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     }
     atomic_write(out, json.dumps(payload, indent=2) + "\n")
-    write_transcripts(out.with_suffix(".transcripts.jsonl"), transcripts)
+    write_slim(out, transcripts)
     write_section("conversational", section(results, lm_part, transcripts, loads, payload))
 
 
+# (name suffix, constrained, fast path, which episode count): the LM runs of ``run_lm``
+LM_RUNS = (
+    ("", True, True, "lm_users"),
+    (" (every turn)", True, False, "lm_every_users"),
+    (" (every turn, unconstrained)", False, False, "lm_plain_users"),
+)
+
+
 def run_lm(args, split, transcripts: list) -> dict:
-    """The agent planning with ``args.lm``, constrained and not, on the first episodes; their
-    transcripts are appended to ``transcripts``; the results of both, one per agent."""
+    """The agent planning with ``args.lm`` on the first episodes: with the rule fast path
+    (the LM plans only what the rules do not parse), with the LM planning every turn under
+    constrained decoding, and every turn without it. Their transcripts are appended to
+    ``transcripts``; the results of each run, one per agent."""
     from genrec.build import build_model
     from genrec.text.backends import get_language_model
 
     lm = get_language_model(args.lm, threads=1)
     model = build_model("ease").fit(split.train, options=OPTIONS)
     parts = []
-    for constrained, users in ((True, args.lm_users), (False, args.lm_plain_users)):
-        name = f"chat:ease+{args.lm}" + ("" if constrained else " (unconstrained)")
+    for suffix, constrained, fast_path, users in LM_RUNS:
+        name = f"chat:ease+{args.lm}{suffix}"
         agent = conversational_agent(
-            "chat:ease", split.train, options=OPTIONS, lm=lm, model=model, constrained=constrained
+            "chat:ease",
+            split.train,
+            options=OPTIONS,
+            lm=lm,
+            model=model,
+            constrained=constrained,
+            fast_path=fast_path,
         )
-        part, part_transcripts = simulate(
-            split, {name: agent}, users=users or args.lm_users, turns=args.turns, seed=0
-        )
+        n = getattr(args, users) or args.lm_users
+        part, part_transcripts = simulate(split, {name: agent}, users=n, turns=args.turns, seed=0)
         transcripts += part_transcripts
         parts.append(part)
     return {"protocol": parts[0]["protocol"], "parts": parts}
 
 
+CONTROL_OUT = ROOT / "benchmarks" / "results" / "conversational_control.json"
+
+
+def compare_control(args) -> None:
+    """Plan-first against ReAct, both with ``args.lm`` planning every turn under constrained
+    decoding, on the same ``args.compare_control`` episodes (paired); saved to
+    :data:`CONTROL_OUT` with its transcripts."""
+    from genrec.build import build_model
+    from genrec.text.backends import get_language_model
+
+    OPTIONS.apply_threads()
+    data = sources.load("ml-100k", cache_dir=args.cache, progress=False)
+    split = make_split(data, "loo")
+    lm = get_language_model(args.lm, threads=1)
+    model = build_model("ease").fit(split.train, options=OPTIONS)
+    loads, start = [load_average()], time.perf_counter()
+    agents = {
+        f"chat:ease+{args.lm} ({control}, every turn)": conversational_agent(
+            "chat:ease",
+            split.train,
+            options=OPTIONS,
+            lm=lm,
+            model=model,
+            fast_path=False,
+            control=control,
+        )
+        for control in ("plan-first", "react")
+    }
+    results, transcripts = simulate(
+        split, agents, users=args.compare_control, turns=args.turns, seed=0
+    )
+    loads.append(load_average())
+    payload = {
+        "simulation": results,
+        "seconds": time.perf_counter() - start,
+        "loads": loads,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+    }
+    atomic_write(CONTROL_OUT, json.dumps(payload, indent=2) + "\n")
+    write_transcripts(CONTROL_OUT.with_suffix(".transcripts.jsonl"), transcripts)
+
+
+def control_lines() -> list[str]:
+    """The plan-first against ReAct paragraph, when :func:`compare_control` has run."""
+    if not CONTROL_OUT.exists():
+        return []
+    payload = json.loads(CONTROL_OUT.read_text())
+    lines = CONTROL_OUT.with_suffix(".transcripts.jsonl").read_text().splitlines()
+    transcripts = [json.loads(x) for x in lines]
+    results = payload["simulation"]
+    rows = [
+        "",
+        f"Plan-first against step-by-step ReAct (`--control react`: one thought and tool call "
+        f"per LM call, each seeing the last tool's observation, at most 4 steps), both "
+        f"planning every turn under constrained decoding, on the same "
+        f"{results['protocol']['episodes']} episodes ({payload['date']}, 1-minute load "
+        f"{payload['loads'][0]:.1f}-{payload['loads'][-1]:.1f} on 2 cores):",
+        "",
+        "| control | turns | LM calls / turn | valid first | fell back | success | "
+        "LM turns p50/p95 s | LM turns CPU p50/p95 s | tokens / LM turn |",
+        "|---" * 9 + "|",
+    ]
+    for r in results["results"]:
+        c = plan_counts(transcripts, r["model"])
+        calls = [
+            t["plan"].get("lm_calls", 0)
+            for e in transcripts
+            if e["agent"] == r["model"]
+            for t in e["turns"]
+        ]
+        share = lambda n: f"{n} ({n / max(c['lm_turns'], 1):.0%})"  # noqa: E731
+        tokens = f"{np.median(c['tokens']):.0f}" if c["tokens"] else "-"
+        rows.append(
+            f"| {r['model']} | {c['turns']} | {np.mean(calls):.1f} | {share(c['first'])} | "
+            f"{share(c['fallback'])} | {fmt_ci(r['metrics']['success'])} | "
+            f"{_pair(turn_seconds(transcripts, r['model'], lm=True))} | "
+            f"{_pair(turn_seconds(transcripts, r['model'], lm=True, key='cpu_seconds'))} | "
+            f"{tokens} |"
+        )
+    habits = habit_sentence(transcripts, [r["model"] for r in results["results"]])
+    return rows + [
+        "",
+        habits + " Both controls keep the plan inside the tools and schemas; neither makes a "
+        "135M model plan well, and ReAct pays several LM calls per turn for it.",
+    ]
+
+
+def habit_sentence(transcripts, agents: list[str]) -> str:
+    """Each agent's most frequent tool sequence and how many of its turns hit the step cap
+    (ReAct), as one sentence."""
+    parts = []
+    for agent in agents:
+        turns = [t for e in transcripts if e["agent"] == agent for t in e["turns"]]
+        plans = Counter(" -> ".join(t["tools"]) for t in turns)
+        plan, n = plans.most_common(1)[0]
+        capped = sum(bool(t["plan"].get("capped")) for t in turns)
+        parts.append(
+            f"`{agent}` ran `{plan}` in {n} of {len(turns)} turns"
+            + (f" and hit the step cap in {capped}" if capped else "")
+        )
+    return "What the model did: " + "; ".join(parts) + "."
+
+
+def write_slim(out: Path, transcripts: list) -> None:
+    """The transcripts beside ``out``, gzipped, without histories and reply texts."""
+    import gzip
+
+    slim = []
+    for episode in transcripts:
+        episode = {k: v for k, v in episode.items() if k != "history"}
+        episode["turns"] = [{k: v for k, v in t.items() if k != "agent"} for t in episode["turns"]]
+        slim.append(json.dumps(episode) + "\n")
+    atomic_write(out.with_suffix(".transcripts.jsonl.gz"), gzip.compress("".join(slim).encode()))
+
+
+def read_slim(out: Path) -> list[str]:
+    """The JSON lines :func:`write_slim` wrote."""
+    import gzip
+
+    return (
+        gzip.decompress(out.with_suffix(".transcripts.jsonl.gz").read_bytes()).decode().splitlines()
+    )
+
+
 def plan_counts(transcripts, agent: str) -> dict:
-    """How the agent's plans came about, over all its turns."""
-    plans = [t["plan"] for e in transcripts if e["agent"] == agent for t in e["turns"]]
+    """How the agent's LM plans came about (turns the rules took are counted apart)."""
+    turns = [t for e in transcripts if e["agent"] == agent for t in e["turns"]]
+    plans = [t["plan"] for t in turns if t["plan"].get("lm_calls")]
     first = sum(bool(p.get("valid")) for p in plans)
     repaired = sum(bool(p.get("repaired")) for p in plans)
     fallback = sum(bool(p.get("fallback")) for p in plans)
@@ -153,13 +315,15 @@ def plan_counts(transcripts, agent: str) -> dict:
     failed = [p for p in plans if not p.get("valid")]
     cut = sum(str((p.get("errors") or [""])[0]).startswith("no JSON object") for p in failed)
     return {
-        "turns": len(plans),
+        "turns": len(turns),
+        "lm_turns": len(plans),
         "first": first,
         "truncated": truncated,  # valid first answers cut by the budget, kept to whole steps
         "repaired": repaired,
         "fallback": fallback,
         "failed_first": len(failed),
         "failed_cut": cut,  # first answers with no whole JSON object: cut by the budget
+        "tokens": [p.get("tokens", 0) for p in plans],
     }
 
 
@@ -177,9 +341,19 @@ def matching_counts(oracle, split, users: int) -> dict:
     }
 
 
-def turn_seconds(transcripts, agent: str) -> tuple[float, float]:
-    """p50 and p95 seconds of one agent's turns."""
-    seconds = [t["seconds"] for e in transcripts if e["agent"] == agent for t in e["turns"]]
+def turn_seconds(transcripts, agent: str, *, lm: bool | None = None, key: str = "seconds"):
+    """p50 and p95 seconds (``key``: "seconds" wall, "cpu_seconds" this process's CPU) of one
+    agent's turns: all, or only those the LM planned (``lm=True``) or the rules (``False``);
+    (nan, nan) when there is none."""
+    seconds = [
+        t.get(key, float("nan"))
+        for e in transcripts
+        if e["agent"] == agent
+        for t in e["turns"]
+        if lm is None or bool(t["plan"].get("lm_calls")) == lm
+    ]
+    if not seconds:
+        return float("nan"), float("nan")
     return float(np.percentile(seconds, 50)), float(np.percentile(seconds, 95))
 
 
@@ -196,7 +370,7 @@ def section(results, lm_part, transcripts, loads, payload) -> str:
     p = results["protocol"]
     by = {r["model"]: r for r in results["results"]}
     test = by["ease"]["significance"]["success"]
-    p50, p95 = turn_seconds(transcripts, "chat:ease")
+    p50, p95 = turn_seconds(transcripts, "chat:ease")  # rules only
     lines = [
         "## Conversational recommendation: a tool-using agent against simulated users",
         "",
@@ -233,61 +407,74 @@ def section(results, lm_part, transcripts, loads, payload) -> str:
     ]
     if lm_part:
         lines += lm_lines(lm_part, transcripts)
+    lines += control_lines()
     lines += ["", machine_line(results["versions"], loads)]
     return "\n".join(lines)
 
 
 def lm_lines(lm_part, transcripts) -> list[str]:
-    """The LM planner's paragraph: success and plan validity with and without constraint."""
+    """The LM planner's paragraph: plan validity and turn times, with and without the rule
+    fast path and the constraint."""
     lines = [
         "",
-        "With a language model planning, under constrained decoding (the plan schema with the "
-        "catalog's genres and years as enums, `genrec.text.constrained` on lm-format-enforcer) "
-        "and without it (the same prompt; the answer's first JSON object is validated, one "
-        "repair round, then the rule planner):",
+        "With a language model planning (`--lm`): with the rule fast path (the default: the "
+        "rules plan the turns they parse, the LM the rest), with the LM planning every turn "
+        "under constrained decoding (the plan schema with the catalog's genres and years as "
+        "enums, `genrec.text.constrained` on lm-format-enforcer), and every turn without it "
+        "(the answer's first JSON object is validated, one repair round, then the rule "
+        "planner). Validity counts are over the plans the LM wrote. Turn times: wall p50/p95 "
+        "over all turns, then over the LM-planned turns in wall and in CPU seconds of the "
+        "process (the load-independent cost; wall time on this shared machine is several "
+        "times the CPU time):",
         "",
+        "| agent | episodes | turns | LM turns | valid first | after repair | fell back | "
+        "success | all turns p50/p95 s | LM turns p50/p95 s | LM turns CPU p50/p95 s | "
+        "tokens / LM turn |",
+        "|---" * 12 + "|",
     ]
-    rows = [
-        "| agent | episodes | plans | valid first | after repair | fell back | success "
-        "| LM calls / episode | turn p50 s | turn p95 s |",
-        "|---" * 10 + "|",
-    ]
+    counts = []
     for part in lm_part["parts"]:
         r = part["results"][0]
         c = plan_counts(transcripts, r["model"])
-        p50, p95 = turn_seconds(transcripts, r["model"])
-        share = lambda n: f"{n} ({n / max(c['turns'], 1):.0%})"  # noqa: E731
-        rows.append(
-            f"| {r['model']} | {part['protocol']['episodes']} | {c['turns']} | "
-            f"{share(c['first'])} | {share(c['repaired'])} | {share(c['fallback'])} | "
-            f"{fmt_ci(r['metrics']['success'])} | {r['metrics']['lm_calls']['mean']:.1f} | "
-            f"{p50:.1f} | {p95:.1f} |"
-        )
-    counts = [plan_counts(transcripts, part["results"][0]["model"]) for part in lm_part["parts"]]
-    share = [c["first"] / max(c["turns"], 1) for c in counts]
-    return (
-        lines
-        + rows
-        + [
-            "",
-            f"Valid at the first answer: {share[0]:.0%} of {counts[0]['turns']} plans under "
-            f"constrained decoding ({counts[0]['truncated']} of them cut by the token budget "
-            f"and kept to their complete steps), {share[1]:.0%} of {counts[1]['turns']} without "
-            f"it. Of the {counts[0]['failed_first']} constrained first answers that failed, "
-            f"{counts[0]['failed_cut']} were cut by the token budget (200) with no whole JSON "
-            "object (constrained text is otherwise valid). A cut answer keeps its complete "
-            "steps, so only an answer cut before its first step fails"
-            + (
-                " (this run predates that: no answer was kept that way). "
-                if counts[0]["truncated"] == 0 and counts[0]["failed_cut"]
-                else ". "
-            )
-            + "A valid plan can "
-            "still be a poor plan (a valid filter on the wrong genre), which success measures. "
-            "Few episodes (a 135M model at 1 thread on a shared, loaded machine: see the turn "
-            "times), so the intervals are wide; the validity counts are per plan.",
+        counts.append(c)
+        share = lambda n: f"{n} ({n / max(c['lm_turns'], 1):.0%})"  # noqa: E731
+        times = [
+            turn_seconds(transcripts, r["model"]),
+            turn_seconds(transcripts, r["model"], lm=True),
+            turn_seconds(transcripts, r["model"], lm=True, key="cpu_seconds"),
         ]
-    )
+        tokens = f"{np.median(c['tokens']):.0f}" if c["tokens"] else "-"
+        lines.append(
+            f"| {r['model']} | {part['protocol']['episodes']} | {c['turns']} | {c['lm_turns']} "
+            f"| {share(c['first'])} | {share(c['repaired'])} | {share(c['fallback'])} | "
+            f"{fmt_ci(r['metrics']['success'])} | "
+            + " | ".join(_pair(t) for t in times)
+            + f" | {tokens} |"
+        )
+    every, fast = counts[1], counts[0]
+    return lines + [
+        "",
+        f"With the fast path the LM planned {fast['lm_turns']} of {fast['turns']} turns: the "
+        'rule simulator\'s utterances (attributes, critiques, "none of these") are what the '
+        "rules parse, so the fast path's turn times are the rules' and the goal of a turn "
+        "under 2 s holds for them; a free-form user (the LLM simulator) sends the LM the turns "
+        "the rules miss. The every-turn rows are what an LM-planned turn costs: the CPU "
+        "seconds are the load-independent figure (prompt of about 700 tokens, answers of at "
+        "most 100 tokens, SmolLM2-135M in bfloat16 on one thread).",
+        "",
+        f"Under constrained decoding with the LM planning every turn, {every['first']} of "
+        f"{every['lm_turns']} plans were valid at the first answer ({every['truncated']} of "
+        "them cut by the token budget and kept to their complete steps); without the "
+        f"constraint, {counts[2]['first']} of {counts[2]['lm_turns']}. A valid plan can still "
+        "be a poor one (a valid filter on the wrong genre), which success measures. "
+        + habit_sentence(transcripts, [lm_part["parts"][1]["results"][0]["model"]])
+        + " Tokens per LM turn are prompt plus answer (median).",
+    ]
+
+
+def _pair(p50_p95: tuple[float, float]) -> str:
+    p50, p95 = p50_p95
+    return "-" if np.isnan(p50) else f"{p50:.2f} / {p95:.2f}"
 
 
 if __name__ == "__main__":

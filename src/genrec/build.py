@@ -207,13 +207,24 @@ def _agent_model_spec(spec: str) -> str:
 
 
 def conversational_agent(
-    spec: str, train, *, options=None, lm=None, model=None, store=None, constrained=None
+    spec: str,
+    train,
+    *,
+    options=None,
+    lm=None,
+    model=None,
+    store=None,
+    constrained=None,
+    fast_path: bool = True,
+    control: str = "plan-first",
 ):
     """An agent for :func:`genrec.agents.simulation.simulate` or ``genrec chat`` from a spec.
 
     ``"chat:SPEC"`` is the conversational :class:`~genrec.agents.Agent` ranking with the model
     SPEC (a BM25 index over the item texts serves its text search; ``lm`` plans when given,
-    under the plan schema when it can constrain its output unless ``constrained`` is False);
+    under the plan schema when it can constrain its output unless ``constrained`` is False, and
+    only the turns the rules do not parse unless ``fast_path`` is False, and as a whole plan or
+    step by step: ``control`` "plan-first" or "react");
     ``"oracle:SPEC"`` knows the target's attributes (a reference point, for simulations only);
     a plain ``"SPEC"`` is that model without dialogue, showing its top items for the history
     every turn. The model is fitted on ``train`` unless a fitted ``model`` is passed.
@@ -254,7 +265,16 @@ def conversational_agent(
     )
     return ChatAgent(
         name,
-        Agent(train, model, lm=lm, store=store, text_model=text_model, constrained=constrained),
+        Agent(
+            train,
+            model,
+            lm=lm,
+            store=store,
+            text_model=text_model,
+            constrained=constrained,
+            fast_path=fast_path,
+            control=control,
+        ),
     )
 
 

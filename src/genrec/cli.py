@@ -8,6 +8,8 @@ traceback for bad input.
     genrec data info ml-100k
     genrec data verify
     genrec data synth interactions --users 50000 --items 20000 --interactions 1000000 --output big
+    genrec data caption --dataset world --vision-url http://127.0.0.1:8000/v1 --vision-model llava
+    genrec generate-image --dataset world --user u3 --output u3.png
     genrec benchmark --dataset ml-100k --split holdout --models pop,itemknn,ease,bpr
     genrec train --dataset ml-100k --model ease
     genrec recommend --dataset ml-100k --model ease --user 196 --k 10
@@ -100,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("name", nargs="?", help="one dataset (default: every cached one)")
     verify.set_defaults(run=_cmd_verify)
     _synth_parsers(data_sub)
+    _caption_parser(data_sub)
 
     bench = sub.add_parser("benchmark", help="fit and evaluate models under one protocol")
     _dataset_args(bench)
@@ -221,6 +224,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     _set_arg(sample, "KEY=VALUE", "hyper-parameters when no saved model exists and one is trained")
     sample.set_defaults(run=_cmd_sample)
+
+    _generate_image_parser(sub)
 
     explain = sub.add_parser(
         "explain", help="top-k items for a user, each with a grounded explanation"
@@ -348,6 +353,7 @@ def _parser() -> argparse.ArgumentParser:
         "--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/MODEL)"
     )
     chat.add_argument("--trace", action="store_true", help="print each turn's tool calls")
+    _control_args(chat)
     chat.set_defaults(run=_cmd_chat)
 
     simulate = sub.add_parser("simulate", help="measure conversational agents with simulated users")
@@ -386,6 +392,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--users", type=int, default=200, help="episodes (sampled test users)")
     simulate.add_argument("--turns", type=int, default=5, help="turn budget per episode")
     simulate.add_argument("--lm", default="none", help="language model planning for chat agents")
+    _control_args(simulate)
     simulate.add_argument("--output", type=Path, help="write results.json here")
     simulate.add_argument(
         "--transcripts",
@@ -599,6 +606,49 @@ def _synth_parsers(data_sub) -> None:
     log.set_defaults(run=_cmd_synth_interactions)
 
 
+def _caption_parser(data_sub) -> None:
+    caption = data_sub.add_parser(
+        "caption",
+        help="describe an item folder's images with a vision language model behind an "
+        "OpenAI-compatible server; writes captions.csv, which the text models then read",
+    )
+    caption.add_argument(
+        "--dataset", required=True, help="an item folder (interactions.csv, items.csv, images/)"
+    )
+    caption.add_argument("--vision-url", help="the server's API root, e.g. http://HOST:8000/v1")
+    caption.add_argument("--vision-model", help="the vision model's name on that server")
+    caption.add_argument("--prompt", help="the instruction sent with each image")
+    caption.add_argument(
+        "--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key"
+    )
+    caption.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    caption.add_argument(
+        "--cache",
+        default="default",
+        help="captions already made: 'default' (the genrec cache), 'off' or a folder",
+    )
+    caption.add_argument("--quiet", action="store_true", help="no progress output")
+    caption.set_defaults(run=_cmd_caption)
+
+
+def _generate_image_parser(sub) -> None:
+    gen = sub.add_parser(
+        "generate-image",
+        help="draw the item a user would like with a conditional image generator trained on "
+        "the dataset's item images (trained and saved on first use)",
+    )
+    _dataset_args(gen)
+    gen.add_argument("--user", required=True, help="an external user id of the dataset")
+    gen.add_argument("--output", type=Path, required=True, help="PNG file to write")
+    gen.add_argument("--n", type=int, default=1, help="images drawn side by side")
+    gen.add_argument("--scale", type=int, default=4, help="pixels per generated pixel")
+    _set_arg(gen, "KEY=VALUE", "generator hyper-parameters when none is saved, e.g. epochs=50")
+    gen.add_argument(
+        "--artifact", type=Path, help="artifact folder (default: artifacts/DATASET/image-generator)"
+    )
+    gen.set_defaults(run=_cmd_generate_image)
+
+
 def _data_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-rating", type=float, help="keep interactions with value >= this")
     p.add_argument("--k-core", type=int, help="keep users and items with >= this many interactions")
@@ -693,6 +743,64 @@ def _cmd_synth(args) -> int:
         f"wrote a multimodal world of {args.users} users and {args.items} items to {folder}; "
         f"use it as --dataset {folder}"
     )
+    return 0
+
+
+def _cmd_caption(args) -> int:
+    from genrec.data.multimodal import load_item_folder
+    from genrec.multimodal.captions import (
+        DEFAULT_PROMPT,
+        caption_dataset,
+        vision_captioner,
+        write_captions,
+    )
+    from genrec.options import progress_bar
+
+    captioner = vision_captioner(
+        args.vision_url,
+        model=args.vision_model,
+        prompt=args.prompt or DEFAULT_PROMPT,
+        api_key_env=args.api_key_env,
+        timeout=args.timeout,
+    )
+    folder = Path(args.dataset).expanduser()
+    data = load_item_folder(folder)
+    cache = {"off": None, "default": _cache_dir() / "captions"}.get(args.cache, args.cache)
+    captioned = caption_dataset(
+        data,
+        captioner,
+        cache=cache,
+        progress=lambda items: progress_bar(
+            items, enabled=not args.quiet, total=data.n_items, desc="captions", unit="image"
+        ),
+    )
+    written = write_captions(folder, captioned)
+    _say(args, f"wrote {data.n_items} captions to {written}; the text models now read them")
+    return 0
+
+
+def _cmd_generate_image(args) -> int:
+    from genrec.build import parse_overrides
+    from genrec.multimodal.generator import image_grid, saved_or_trained_generator
+
+    if args.n < 1 or args.scale < 1:
+        raise ConfigError(f"--n and --scale must be positive integers, got {args.n}, {args.scale}")
+    check_writable(args.output, what="--output")
+    data, _ = _load(args)
+    user = data.users.index([args.user])
+    folder = _artifact_dir(args, "image-generator", args.artifact)
+    config = parse_overrides(args.set, ["image-generator"], flat=True)["image-generator"]
+    generator = saved_or_trained_generator(
+        data,
+        folder,
+        config=config,
+        options=_options(args),
+        notice=lambda message: print(f"notice: {message}", file=sys.stderr),
+    )
+    images = generator.generate(data.user_items[user], n=args.n, seed=args.seed)[0]
+    picture = image_grid(images, scale=args.scale)
+    atomic_write(args.output, lambda f: picture.save(f, format="PNG"))
+    _say(args, f"wrote {args.n} image(s) for user {args.user} to {args.output}")
     return 0
 
 
@@ -1001,6 +1109,45 @@ def _cmd_explain(args) -> int:
     return 0
 
 
+class _PlanEcho:
+    """Shows a language model's plan on stderr as it is written (a slow local model plans for
+    seconds; the reply follows at once)."""
+
+    def __init__(self):
+        self.started = False
+
+    def __call__(self, piece: str) -> None:
+        if not self.started:
+            print("(planning) ", end="", file=sys.stderr)
+            self.started = True
+        print(piece, end="", file=sys.stderr, flush=True)
+
+    def end(self) -> None:
+        if self.started:
+            print(file=sys.stderr, flush=True)
+        self.started = False
+
+
+def _control_args(parser) -> None:
+    """How a language model drives the agent's tools (``--lm``)."""
+    parser.add_argument(
+        "--control",
+        choices=("plan-first", "react"),
+        default="plan-first",
+        help="with --lm: the whole tool plan in one answer, or one step at a time (ReAct)",
+    )
+    parser.add_argument(
+        "--lm-every-turn",
+        action="store_true",
+        help="with --lm: the LM plans every turn (default: the rules take the turns they "
+        "parse, in about a millisecond, and the LM the rest)",
+    )
+
+
+def _agent_control(args) -> dict:
+    return {"control": args.control, "fast_path": not args.lm_every_turn}
+
+
 def _cmd_chat(args) -> int:
     from genrec.agents import SqliteSessionStore
     from genrec.build import conversational_agent
@@ -1010,7 +1157,13 @@ def _cmd_chat(args) -> int:
     model = _saved_or_trained(args, data, filtering)
     store = SqliteSessionStore(args.sessions or _artifact_dir(args, "chat-sessions.sqlite", None))
     agent = conversational_agent(
-        "chat:" + args.model, data, options=_options(args), lm=lm, model=model, store=store
+        "chat:" + args.model,
+        data,
+        options=_options(args),
+        lm=lm,
+        model=model,
+        store=store,
+        **_agent_control(args),
     ).agent
     session = store.get(args.session)
     if session is None:
@@ -1026,7 +1179,10 @@ def _cmd_chat(args) -> int:
             return 0
         if not line.strip():
             continue
-        reply = agent.respond(args.session, line.strip())
+        shown = _PlanEcho() if lm is not None and (interactive or args.trace) else None
+        reply = agent.respond(args.session, line.strip(), on_plan_text=shown)
+        if shown is not None:
+            shown.end()
         print(reply.text + "\n", flush=True)
         if args.trace:
             for step in reply.trace:
@@ -1069,7 +1225,9 @@ def _cmd_simulate(args) -> int:
     agents = {}
     for spec in specs:
         _say(args, f"fitting {spec} on the training part")
-        agents[spec] = conversational_agent(spec, split.train, options=_options(args), lm=lm)
+        agents[spec] = conversational_agent(
+            spec, split.train, options=_options(args), lm=lm, **_agent_control(args)
+        )
     if recorded is not None:
         results, transcripts = replay(
             recorded,

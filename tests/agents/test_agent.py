@@ -10,6 +10,7 @@ from genrec.agents import Agent
 from genrec.agents.clarify import entropy
 from genrec.agents.item_table import ItemTable
 from genrec.agents.planner import INSTRUCTIONS
+from genrec.agents.schema import TOOL_SCHEMAS
 from genrec.text.lm import FakeLanguageModel
 
 SCRIPT = [
@@ -123,12 +124,13 @@ def test_one_repair_round_then_the_rules(world, ranker):
     agent = Agent(
         world.split.train, ranker, lm=FakeLanguageModel(generate_fn=lambda p: next(answers))
     )
-    reply = agent.respond("r", "popular stuff")
+    reply = agent.respond("r", "stuff everyone watched")  # nothing the rules parse
     assert reply.plan["repaired"] and not reply.plan["valid"] and reply.plan["lm_calls"] == 2
     assert "must be one of" in reply.plan["errors"][0]
     pop = world.split.train.item_counts
     assert pop[reply.items[0]] == max(pop)
-    broken = Agent(world.split.train, ranker, lm=FakeLanguageModel(generate_fn=lambda p: "no idea"))
+    no_idea = FakeLanguageModel(generate_fn=lambda p: "no idea")
+    broken = Agent(world.split.train, ranker, lm=no_idea, fast_path=False)
     fallback = broken.respond("f", "a comedy please")
     assert fallback.plan["fallback"] and fallback.plan["lm_calls"] == 2
     assert all(world.data.catalog.genres(i) == ("Comedy",) for i in fallback.items)
@@ -256,3 +258,33 @@ def test_a_cut_constrained_answer_keeps_its_complete_steps(world, ranker):
     assert plain.respond("u", "anything spooky?").plan["fallback"]
     nothing = Agent(world.split.train, ranker, lm=CutShort('{"steps": [{"tool": "fil'))
     assert nothing.respond("v", "anything spooky?").plan["fallback"]
+
+
+def test_the_fast_path_leaves_the_lm_only_what_the_rules_do_not_parse(world, ranker):
+    horror = plan_answer(
+        [{"tool": "filter", "args": {"add": [{"column": "genre", "op": "has", "value": "Horror"}]}}]
+    )
+    lm = FakeLanguageModel(generate_fn=lambda prompt: horror)
+    agent = Agent(world.split.train, ranker, lm=lm)
+    parsed = agent.respond("f", "a comedy please")
+    assert parsed.plan["planner"] == "rules" and parsed.plan["lm_calls"] == 0 and not lm.calls
+    assert all(world.data.catalog.genres(i) == ("Comedy",) for i in parsed.items)
+    unparsed = agent.respond("f", "anything spooky?")
+    assert unparsed.plan["planner"] == "plan-first" and unparsed.plan["lm_calls"] == 1
+    assert len(lm.calls) == 1 and '"anything spooky?"' in lm.calls[0][1]
+    every = Agent(world.split.train, ranker, lm=lm, fast_path=False)
+    assert every.respond("e", "a comedy please").plan["lm_calls"] == 1  # the LM plans it all
+
+
+def test_the_planning_prompt_is_short(world, ranker):
+    from genrec.agents.schema import schema_text
+
+    planner = Agent(world.split.train, ranker, lm=FakeLanguageModel()).planner
+    agent = Agent(world.split.train, ranker)
+    agent.start("s", history=[0])
+    agent.respond("s", "a comedy please")
+    prompt = planner.prompt("more like the second", agent.store.get("s"))
+    # every tool is named, yet the prompt is shorter than the full schemas alone
+    assert all(f"\n{name} " in prompt for name in TOOL_SCHEMAS)
+    assert len(prompt) < len(schema_text()) and "additionalProperties" not in prompt
+    assert '"more like the second"' in prompt and "1. " in prompt

@@ -144,3 +144,14 @@ def test_llm_simulator_replay_and_dialogues_through_the_cli(folder, tmp_path, ca
     assert first["turns"][0]["user"] == "Any comedy? I heard of Silent River"
     assert first["turns"][0]["leak"] is True  # the recorded context names the target
     assert results["results"][0]["leak"]["leaked_episodes"] == 1
+
+
+def test_chat_shows_a_plan_on_stderr_as_the_lm_writes_it(folder, tmp_path, monkeypatch, capsys):
+    from tests.agents.test_streaming import PLAN, ChunkedLM
+
+    monkeypatch.setattr("genrec.cli._planner_lm", lambda args: ChunkedLM([]))
+    args = ["--dataset", str(folder), "--model", "ease", "--lm", "chunked", "--trace"]
+    args += ["--sessions", str(tmp_path / "s.sqlite"), "--artifact", str(tmp_path / "m")]
+    code, out = chat(monkeypatch, capsys, [*args, "--lm-every-turn"], ["anything spooky?"])
+    assert code == 0 and "(planning) " + PLAN in out.err and PLAN not in out.out
+    assert "Here are my suggestions:" in out.out

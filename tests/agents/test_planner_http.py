@@ -30,7 +30,9 @@ def test_plans_come_back_over_http_and_are_validated(world, ranker):
             generate_fn=lambda prompt: "Here you go:\n" + json.dumps(plan),
         )
         with serve_in_thread(scripted) as url:
-            agent = Agent(world.split.train, ranker, lm=OpenAICompatibleLM(url, model="fake"))
+            agent = Agent(
+                world.split.train, ranker, lm=OpenAICompatibleLM(url, model="fake"), fast_path=False
+            )
             reply = agent.respond("h", "seventies classics everyone watched")
             assert reply.plan["valid"] and reply.plan["constrained"] is constrained
             # a refused JSON mode costs one request, then the server is asked plainly

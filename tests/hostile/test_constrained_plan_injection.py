@@ -69,7 +69,8 @@ class TestConstrainedPlanInjection:
     def test_an_injecting_utterance_to_a_constrained_agent_runs_only_schema_tools(self):
         world = movie_clusters(n_users=40, n_items=24)
         lm = TransformersLM.wrap(*tiny_test_model(vocab_corpus=INJECTIONS), threads=1)
-        agent = Agent(world.split.train, EASE().fit(world.split.train), lm=lm)
+        ranker = EASE().fit(world.split.train)
+        agent = Agent(world.split.train, ranker, lm=lm, fast_path=False)  # the LM plans
         reply = agent.respond("s", "Plan exactly this: " + INJECTIONS[0])
         assert reply.plan["constrained"]
         assert all(step["tool"] in TOOL_SCHEMAS for step in reply.trace)

@@ -33,6 +33,8 @@ def client():
         ("GET", "/users/ghost/recommendations", None, 404, "ghost"),
         ("GET", "/items/ghost/similar", None, 404, "ghost"),
         ("GET", "/search?q=", None, 422, "q"),
+        ("GET", "/search?q=red&reference_item=", None, 422, "reference_item"),
+        ("GET", "/search?q=red&reference_item=i0", None, 422, "reference_item"),  # no mmdense
         ("POST", "/recommendations", {"items": []}, 422, "items"),
         ("POST", "/recommendations", {"items": ["i0"], "k": "5"}, 422, "k"),
         ("POST", "/recommendations", {"items": ["i0"], "colour": 1}, 422, "colour"),

@@ -36,6 +36,7 @@ from . import (
     test_ldiffrec,
     test_listcvae,
     test_mmdense,
+    test_mmvae_mmdiffrec,
     test_multdae,
     test_multvae,
     test_recvae,
@@ -63,6 +64,8 @@ NEURAL = {
     "tiger": test_tiger.TestTIGER,
     "vbpr": test_vbpr.TestVBPR,
     "mmdense": test_mmdense.TestMultimodalDense,
+    "mmvae": test_mmvae_mmdiffrec.TestMultimodalVAE,
+    "mmdiffrec": test_mmvae_mmdiffrec.TestMultimodalDiffRec,
 }
 NOT_NEURAL = {
     "pop",
@@ -75,7 +78,8 @@ NOT_NEURAL = {
     "llm",
     "gpt4rec",
 }  # numpy, implicit or no fit
-PER_BATCH_COPIES = {"diffrec", "ldiffrec"}  # the step sampler's (B,) losses, once per batch
+# the step sampler's (B,) losses, once per batch
+PER_BATCH_COPIES = {"diffrec", "ldiffrec", "mmdiffrec"}
 EPOCHS = 2
 BATCH = 16  # several batches per epoch on the tiny worlds (120 users)
 OPTIONS = RunOptions(seed=0, threads=1, device="cpu")

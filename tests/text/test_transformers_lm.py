@@ -3,6 +3,8 @@ with the shipped Gemma 3 270M."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -218,3 +220,16 @@ def test_stream_yields_the_generated_text_and_stops_when_closed(tiny, temperatur
     next(stream)
     stream.close()  # the helper thread is joined: generation stopped
     assert tiny.context_length == 256
+
+
+def test_stream_under_a_json_schema_yields_the_constrained_text(tiny):
+    pytest.importorskip("lmformatenforcer")
+    schema = {
+        "type": "object",
+        "properties": {"mood": {"enum": ["happy", "sad"]}},
+        "required": ["mood"],
+        "additionalProperties": False,
+    }
+    whole = tiny.generate(["How are you?"], max_new_tokens=20, json_schema=schema)[0]
+    pieces = list(tiny.stream("How are you?", max_new_tokens=20, json_schema=schema))
+    assert "".join(pieces) == whole and json.loads(whole)["mood"] in ("happy", "sad")

@@ -27,7 +27,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from genrec.agents.clarify import best_question, question_text, should_ask
-from genrec.agents.planner import LMPlanner
+from genrec.agents.planner import LMPlanner, rules_info
+from genrec.agents.react import ReactPlanner
 from genrec.agents.reply import Reply, compose
 from genrec.agents.schema import ToolCall
 from genrec.agents.session import Session, Turn
@@ -37,6 +38,7 @@ from genrec.agents.understanding import RuleUnderstanding
 from genrec.errors import ConfigError
 
 MAX_UTTERANCE = 2000
+CONTROLS = {"plan-first": LMPlanner, "react": ReactPlanner}  # how an LM drives the tools
 
 
 class Agent:
@@ -47,12 +49,18 @@ class Agent:
         ranker: a fitted genrec model (personalised ranking and similar items).
         lm: None for rule-based understanding, or a language model that writes JSON plans.
         store: a session store (default: in memory); :class:`SqliteSessionStore` persists.
-        text_model, explainer: see :class:`~genrec.agents.tools.Toolbox`.
+        text_model, explainer, qa_encoder: see :class:`~genrec.agents.tools.Toolbox`.
         k: how many items a list shows.
         clarify: ask a clarifying question when candidates are many (more than
             ``ask_above``) and constraints few.
         constrained: whether ``lm`` writes plans under the plan schema (constrained decoding
             or a server's JSON mode); None: whenever ``lm`` can.
+        fast_path: with ``lm``, let the rules plan the turns they parse and ask ``lm`` about
+            the rest (see :class:`~genrec.agents.planner.LMPlanner`); False: ``lm`` plans
+            every turn.
+        control: with ``lm``, ``"plan-first"`` (the whole plan in one answer) or ``"react"``
+            (one step at a time, each seeing the last one's observation:
+            :class:`~genrec.agents.react.ReactPlanner`).
     """
 
     def __init__(
@@ -68,13 +76,22 @@ class Agent:
         clarify: bool = True,
         ask_above: int = 50,
         constrained: bool | None = None,
+        fast_path: bool = True,
+        control: str = "plan-first",
+        qa_encoder=None,
     ):
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
             raise ConfigError(f"k must be an integer in 1..50, got {k!r}")
-        self.tools = Toolbox(data, ranker, text_model=text_model, explainer=explainer)
+        if control not in CONTROLS:
+            raise ConfigError(f"control must be one of {list(CONTROLS)}, got {control!r}")
+        self.tools = Toolbox(
+            data, ranker, text_model=text_model, explainer=explainer, qa_encoder=qa_encoder
+        )
         self.rules = RuleUnderstanding(self.tools.table, self.tools.titles)
         self.planner = (
-            self.rules if lm is None else LMPlanner(lm, self.rules, constrained=constrained)
+            self.rules
+            if lm is None
+            else CONTROLS[control](lm, self.rules, constrained=constrained, fast_path=fast_path)
         )
         self.store = store if store is not None else MemorySessionStore()
         self.data, self.k, self.clarify, self.ask_above = data, k, clarify, ask_above
@@ -94,8 +111,10 @@ class Agent:
             raise ConfigError(f"history items must be indices in 0..{self.data.n_items - 1}")
         self.store.put(Session(check_session_id(session_id), history=items))
 
-    def respond(self, session_id: str, text: str) -> Reply:
-        """The reply to ``text`` in session ``session_id`` (created empty if new)."""
+    def respond(self, session_id: str, text: str, *, on_plan_text=None) -> Reply:
+        """The reply to ``text`` in session ``session_id`` (created empty if new).
+        ``on_plan_text(piece)`` receives the LM's plan as it is written (streamed when the
+        backend can), so an interface can show a slow local model at work."""
         check_session_id(session_id)
         if not isinstance(text, str):
             raise ConfigError(f"an utterance is a string, got {type(text).__name__}")
@@ -104,7 +123,7 @@ class Agent:
             lock = self._locks[session_id]
         with lock:
             session = self.store.get(session_id) or Session(session_id)
-            reply = self._turn(session, text)
+            reply = self._turn(session, text, on_plan_text)
             session.turns += [
                 Turn("user", text),
                 Turn("agent", reply.text, reply.items, reply.trace),
@@ -112,10 +131,16 @@ class Agent:
             self.store.put(session)
         return reply
 
-    def _turn(self, session: Session, text: str) -> Reply:
-        calls, info = self._plan(text, session)
+    def _turn(self, session: Session, text: str, on_plan_text=None) -> Reply:
         work = TurnWork()
-        trace = [self.tools.run(call, session, work) for call in calls]
+        if isinstance(self.planner, ReactPlanner):  # it runs each step before the next
+            trace, info = self.planner.run(
+                text, session, lambda c: self.tools.run(c, session, work), on_text=on_plan_text
+            )
+            calls = [ToolCall(step["tool"], step["args"]) for step in trace]
+        else:
+            calls, info = self._plan(text, session, on_plan_text)
+            trace = [self.tools.run(call, session, work) for call in calls]
         ranking, items = [], list(work.pinned)
         if work.wants_list():
             ranking = self.tools.recommend(session, work, work.k or self.k)
@@ -141,15 +166,10 @@ class Agent:
             info,
         )
 
-    def _plan(self, text: str, session: Session) -> tuple[list[ToolCall], dict]:
+    def _plan(self, text: str, session: Session, on_text=None) -> tuple[list[ToolCall], dict]:
         if isinstance(self.planner, LMPlanner):
-            return self.planner.plan(text, session)
-        return self.planner.plan(text, session), {
-            "planner": "rules",
-            "valid": True,
-            "lm_calls": 0,
-            "tokens": 0,
-        }
+            return self.planner.plan(text, session, on_text=on_text)
+        return self.planner.plan(text, session), rules_info()
 
     def _question(self, session: Session, work: TurnWork, calls: list[ToolCall]) -> str | None:
         candidates = session.candidates if session.candidates is not None else []

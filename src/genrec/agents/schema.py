@@ -70,8 +70,7 @@ def _tool(description: str, properties: dict | None = None, required=()) -> dict
 # tool name -> JSON schema of its arguments (the description is what an LM planner reads).
 TOOL_SCHEMAS: dict[str, dict] = {
     "filter": _tool(
-        "add or remove constraints on catalog attributes (genre has/lacks NAME; "
-        "year =,<,<=,>,>=,between [LOW, HIGH]; popularity >=,<=)",
+        "add or remove constraints on genre, year and popularity (a number of ratings)",
         {
             "add": {"type": "array", "items": CONDITION, "maxItems": 6},
             "remove": {
@@ -100,7 +99,7 @@ TOOL_SCHEMAS: dict[str, dict] = {
         "record items the user likes or does not want", {"like": _ITEM_REFS, "unwanted": _ITEM_REFS}
     ),
     "ask": _tool(
-        "answer a question about one item from its catalog text",
+        "answer a question about one item from its text and reviews",
         {"item": ITEM_REF, "question": _TEXT},
         ["item"],
     ),
@@ -212,8 +211,8 @@ def extract_json(text: str) -> str:
 
 # Bounds of the schema for constrained decoding (tighter than validation's: a small model
 # writes strings until their limit, so shorter limits keep a whole plan within its token budget).
-CONSTRAINED_STEPS = 4
-CONSTRAINED_TEXT = 60  # characters per string
+CONSTRAINED_STEPS = 3
+CONSTRAINED_TEXT = 40  # characters per string
 CONSTRAINED_LIST = 3  # entries per list
 POPULARITY_LEVELS = [10, 20, 50, 100, 200, 300, 500]  # interaction counts a filter may name
 
@@ -326,3 +325,46 @@ def schema_text() -> str:
         f"{name}: {json.dumps(schema, separators=(',', ':'))}"
         for name, schema in TOOL_SCHEMAS.items()
     )
+
+
+def tool_lines() -> str:
+    """The tools as one short signature line each, for a planner prompt a small model reads
+    quickly (about a fifth of :func:`schema_text`'s tokens): arguments as JSON with their types
+    spelled ``TEXT``, ``N``, ``ITEM`` (an item reference), ``COND`` (a filter condition) and
+    enums as ``"a"|"b"``, then the tool's description. Validation and constrained decoding use
+    the full schemas; this only tells the model what exists.
+
+    >>> tool_lines().splitlines()[3]
+    'rank {"by":"preference"|"popularity"} - how to order the candidates'
+    """
+    lines = [
+        f"{name} {_signature(schema)} - {schema['description']}"
+        for name, schema in TOOL_SCHEMAS.items()
+    ]
+    return "\n".join(
+        lines
+        + [
+            'ITEM = {"position":N} (in the latest list) or {"title":TEXT}',
+            'COND = {"column":"genre","op":"has"|"lacks","value":GENRE} or '
+            '{"column":"year","op":"<"|"<="|"="|">="|">","value":YEAR} or '
+            '{"column":"year","op":"between","value":[LOW,HIGH]} or '
+            '{"column":"popularity","op":">="|"<=","value":N}',
+        ]
+    )
+
+
+def _signature(schema: dict) -> str:
+    """A JSON-like type sketch of ``schema`` (see :func:`tool_lines`)."""
+    if schema is ITEM_REF:
+        return "ITEM"
+    if schema is CONDITION:
+        return "COND"
+    if "enum" in schema:
+        return "|".join(json.dumps(v) for v in schema["enum"])
+    kind = schema.get("type")
+    if kind == "object":
+        inner = ",".join(f'"{k}":{_signature(v)}' for k, v in schema.get("properties", {}).items())
+        return "{" + inner + "}"
+    if kind == "array":
+        return "[" + _signature(schema["items"]) + "]"
+    return {"string": "TEXT", "integer": "N", "boolean": "true|false"}.get(kind, "VALUE")

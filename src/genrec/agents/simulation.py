@@ -22,7 +22,8 @@ Per-episode metrics (means with bootstrap intervals from :mod:`genrec.evaluation
 * ``recall@{1,10,25,50}``: the target in the top-k of the last ranked list (iEvaLM);
 * ``out_of_catalog_rate``, ``repeat_rate`` (shown in an earlier turn of the episode),
   ``seen_rate`` (in the user's history): shares of the items shown;
-* ``plan_validity`` (turns whose first plan was valid), ``tool_failure_rate`` (tool calls that
+* ``plan_validity`` (turns whose first plan was valid; a turn the rules planned, with no LM or
+  on the fast path, counts as valid), ``tool_failure_rate`` (tool calls that
   failed), ``lm_calls``, ``lm_tokens`` and ``seconds`` per episode (the agent's; the simulator's
   own LM calls are in the transcript), ``leaked``.
 
@@ -295,7 +296,7 @@ def run_episode(
             break
         leaked = any(g.leaks(text) for g in guards)
         leaks += leaked
-        turn_start = time.perf_counter()
+        turn_start, turn_cpu = time.perf_counter(), time.process_time()
         result = agent.turn(episode_id, text)
         results.append(result)
         log.append(
@@ -310,6 +311,7 @@ def run_episode(
                 "tools": [step.get("tool") for step in result.trace],
                 "plan": result.plan,
                 "seconds": time.perf_counter() - turn_start,
+                "cpu_seconds": time.process_time() - turn_cpu,  # this process, every thread
             }
         )
         if any(t in result.items[:SHOWN] for t in episode.targets):

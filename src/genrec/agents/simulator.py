@@ -12,7 +12,8 @@ runner checks the target's id against the shown list.
 :class:`~genrec.text.lm.LanguageModel`): its prompt holds the profile, the gist of this turn (the rule simulator's utterance: what to
 reveal or critique) and the last turns of the dialogue, never the title. A :class:`LeakGuard`
 (the only object that knows the title) checks every utterance: while rapidfuzz's
-``partial_ratio`` of the title against it is :data:`LEAK_RATIO` or more, the utterance is
+``partial_ratio`` of the title against it is :data:`LEAK_RATIO` or more (a title shorter than
+:data:`SHORT_TITLE` characters: while the utterance holds it as whole words), the utterance is
 regenerated (``retries`` times, at a higher temperature; an empty answer is retried too), then
 replaced by the rule simulator's. Its counts (``regenerated``, ``fallbacks``) feed the leak rate of a simulation; the
 episode runner checks every utterance said with the same guard (a leak that slipped through).
@@ -32,6 +33,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, utils
+
+from genrec.text.prompts import natural_title
 
 ORDINAL_WORDS = [
     "first",
@@ -91,23 +94,54 @@ def description_words(catalog, item: int, n: int = KEYWORDS) -> tuple[str, ...]:
 class LeakGuard:
     """Knows the target's title, and only says whether a text gives it away.
 
+    A title is checked in each of its forms (``"Seven (Se7en)"``: "Seven" and "Se7en";
+    ``"Godfather, The"``: "The Godfather"), lower-cased without punctuation. A form of at least
+    :data:`SHORT_TITLE` characters leaks when rapidfuzz's ``partial_ratio`` against the text is
+    ``threshold`` or more (InteRecAgent's rule: it catches misspelled and partial titles). A
+    shorter form leaks only when the text holds it as whole words: ``partial_ratio`` compares
+    the form with its best-matching window of the text, and for a four-letter title any word
+    sharing three letters reaches 75 ("Heat" in "a great film"), so most utterances about any
+    film would count as leaks.
+
     >>> LeakGuard("Toy Story").leaks("I want a toy story, for kids")
     True
     >>> LeakGuard("Toy Story").leaks("An animated comedy from the 1990s.")
     False
+    >>> LeakGuard("Heat").leaks("Something great, with a heated chase"), LeakGuard("Heat").leaks("Heat!")
+    (False, True)
     """
 
     def __init__(self, title: str, threshold: float = LEAK_RATIO):
-        self._title, self.threshold = utils.default_process(str(title)), threshold
+        self.threshold = threshold
+        self._forms = title_forms(title)
 
     def ratio(self, text: str) -> float:
-        """rapidfuzz ``partial_ratio`` (0-100) of the title against ``text``."""
-        if not self._title:
-            return 0.0
-        return float(fuzz.partial_ratio(self._title, utils.default_process(str(text))))
+        """How much ``text`` gives the title away (0-100): the largest over the title's forms
+        of ``partial_ratio`` (long forms), or 100/0 for a short form held as whole words or
+        not."""
+        text = utils.default_process(str(text))
+        return max((_form_ratio(form, text) for form in self._forms), default=0.0)
 
     def leaks(self, text: str) -> bool:
         return self.ratio(text) >= self.threshold
+
+
+SHORT_TITLE = 8  # characters (after processing) below which a title form must match whole words
+
+
+def title_forms(title: str) -> list[str]:
+    """The processed forms of ``title``: the title outside parentheses and each parenthesised
+    alternative, articles moved to the front ("Godfather, The" -> "the godfather")."""
+    title = str(title)
+    parts = [re.sub(r"\([^)]*\)", " ", title)] + re.findall(r"\(([^)]*)\)", title)
+    forms = [utils.default_process(natural_title(p.strip())) for p in parts]
+    return [f for f in dict.fromkeys(forms) if f and not re.fullmatch(r"\d{4}", f)]
+
+
+def _form_ratio(form: str, text: str) -> float:
+    if len(form) >= SHORT_TITLE:
+        return float(fuzz.partial_ratio(form, text))
+    return 100.0 if re.search(rf"(?<!\w){re.escape(form)}(?!\w)", text) else 0.0
 
 
 @dataclass

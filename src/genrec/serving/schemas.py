@@ -69,6 +69,7 @@ class SearchResults(BaseModel):
     query: str
     method: str
     items: list[Item]
+    reference_item: str | None = None  # set for a composed query ("like this one, but ...")
 
 
 class ExplainRequest(_Strict):

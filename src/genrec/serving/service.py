@@ -11,7 +11,8 @@ Python values, so the HTTP layer (:mod:`genrec.serving.app`) only validates and 
 * :meth:`~RecService.similar`: the items a model recommends to someone whose whole history is
   that one item (EASE: the item's row of its item-item weights; SASRec: the next item after it);
 * :meth:`~RecService.search`: free-text search of the catalog (the served ``dense`` model when
-  there is one, else BM25 over the item texts);
+  there is one, else BM25 over the item texts), or with a reference item a composed query
+  "like this one, but red" (:meth:`~RecService.composed_search`, a served ``mmdense``);
 * :meth:`~RecService.explain`: a template explanation grounded in the catalog;
 * :meth:`~RecService.evaluate`: ranking metrics of posted held-out interactions;
 * :meth:`~RecService.reload`: swaps in a model's newly saved artifact, after checking it.
@@ -100,7 +101,9 @@ class RecService:
     """Models served by name over one dataset; safe to call from many threads at once (the
     model table is replaced as a whole on reload, never edited in place)."""
 
-    def __init__(self, data: Dataset, models: dict[str, Served]):
+    def __init__(self, data: Dataset, models: dict[str, Served], *, combiners: dict | None = None):
+        """``combiners``: a fitted :class:`~genrec.models.multimodal.combiner.LearnedCombiner`
+        per served model name, used by its composed queries in place of the sum."""
         if not models:
             raise ConfigError("serve at least one model, e.g. --models ease")
         if data.catalog is None:
@@ -111,6 +114,12 @@ class RecService:
         self.histories = data.user_item_order.tocsr()  # (U, I), values: time order
         self.data_checksum = data.checksum()
         self._models = dict(models)
+        unknown = sorted(set(combiners or {}) - set(models))
+        if unknown:
+            raise ConfigError(
+                f"combiners for {unknown} name no served model; served: {list(models)}"
+            )
+        self._combiners = dict(combiners or {})
         self._reload_lock = threading.Lock()
         self._search = None
         self._explainer = None
@@ -227,11 +236,15 @@ class RecService:
         return np.flatnonzero(keep)
 
     # ---- text search and explanations --------------------------------------------------------
-    def search(self, query: str, *, k: int = 10) -> dict:
-        """Catalog items best matching ``query``: the served dense model, else BM25."""
+    def search(self, query: str, *, k: int = 10, reference_item: str | None = None) -> dict:
+        """Catalog items best matching ``query``: the served dense model, else BM25. With
+        ``reference_item``, a composed query "like this item, but <query>" (see
+        :meth:`composed_search`)."""
         query = str(query).strip()
         if not query:
             raise ConfigError("q is empty; give words to search for, e.g. q=space adventure")
+        if reference_item is not None:
+            return self.composed_search(reference_item, query, k=k)
         dense = next((s for s in self._models.values() if s.model.name == "dense"), None)
         if dense is not None:
             scores, how = dense.model.score_texts([query])[0], dense.spec
@@ -242,6 +255,45 @@ class RecService:
         if how == "bm25":
             top = top[scores[top] > 0]  # no word in common: not a match
         return {"query": query, "method": how, "items": self.items_out(top, scores[top])}
+
+    def composed_search(self, reference_item: str, text: str, *, k: int = 10) -> dict:
+        """Items like ``reference_item`` but as ``text`` says ("red"): the first served model
+        that composes queries (mmdense fitted with images) scores ``unit(z_ref + unit(W x))``,
+        or its learned combiner's query when one was given, against item images; the
+        reference itself is not returned.
+
+        Raises:
+            UnknownIdError: the reference item is not in the data.
+            ConfigError: no served model composes queries.
+        """
+        from genrec.models.multimodal.combiner import composed_search
+
+        served = next(
+            (
+                s
+                for s in self._models.values()
+                if hasattr(s.model, "score_composed")
+                and getattr(s.model.config, "modalities", "text") != "text"
+            ),
+            None,
+        )
+        if served is None:
+            raise ConfigError(
+                "reference_item needs a served model that composes image and text queries; "
+                f"served: {', '.join(self._models)}; serve mmdense fitted with images "
+                "(--models mmdense)"
+            )
+        item = int(self.item_indices([reference_item])[0])
+        combiner = self._combiners.get(served.spec)
+        top, scores = composed_search(
+            served.model, [item], [text], k=min(k, self.data.n_items), combiner=combiner
+        )
+        return {
+            "query": text,
+            "method": f"{served.spec} composed" + (", learned" if combiner else ""),
+            "reference_item": str(reference_item),
+            "items": self.items_out(top[0], scores[0]),
+        }
 
     def _bm25(self):
         if self._search is None:

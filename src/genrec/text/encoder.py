@@ -154,7 +154,8 @@ class SentenceTransformerEncoder:
 
 
 def get_encoder(name: str, *, device: str = "cpu") -> TextEncoder:
-    """``"minilm"`` (all-MiniLM-L6-v2, offline), ``"hashing"`` or a sentence-transformers folder;
+    """``"minilm"`` (all-MiniLM-L6-v2, offline), ``"hashing"``, a sentence-transformers folder or
+    a CLIP folder (its text tower, :class:`genrec.text.clip.CLIPTextEncoder`);
     ``device`` is where a sentence-transformers model runs (the hashing encoder is numpy).
 
     >>> get_encoder("hashing").name
@@ -165,10 +166,14 @@ def get_encoder(name: str, *, device: str = "cpu") -> TextEncoder:
     if name == "hashing":
         return HashingEncoder()
     if Path(name).is_dir():
+        from genrec.text.clip import CLIPTextEncoder, clip_kind
+
+        if clip_kind(name) is not None:
+            return CLIPTextEncoder(name)
         return SentenceTransformerEncoder(name, device=device)
     raise ConfigError(
         f"unknown text encoder {name!r}; use 'minilm', 'hashing' or the path of a "
-        "local sentence-transformers model folder"
+        "local sentence-transformers or CLIP model folder"
     )
 
 

@@ -146,14 +146,14 @@ def stream_text(
     json_schema: dict | None = None,
 ) -> Iterator[str]:
     """``lm``'s completion of ``prompt`` in pieces: its ``stream`` method when it has one, else
-    the whole of ``generate([prompt])`` as one piece (always so with ``json_schema``, which
-    needs a backend whose ``constrained_json`` is true). Closing the iterator stops a streaming
-    backend at its next token."""
+    the whole of ``generate([prompt])`` as one piece. ``json_schema`` needs a backend whose
+    ``constrained_json`` is true; a streaming one streams constrained output too. Closing the
+    iterator stops a streaming backend at its next token."""
     options = dict(max_new_tokens=max_new_tokens, temperature=temperature, stop=stop, seed=seed)
-    if json_schema is not None:  # constrained output comes whole
+    if json_schema is not None:
         options["json_schema"] = json_schema
     stream = getattr(lm, "stream", None)
-    if stream is None or json_schema is not None:
+    if stream is None:
         yield lm.generate([prompt], **options)[0]
     else:
         yield from stream(prompt, **options)
@@ -213,6 +213,7 @@ class FakeLanguageModel:
         self.generate_fn, self.score_fn, self.name = generate_fn, score_fn, name
         self.context_length, self.constrained_json = context_length, constrained_json
         self.calls: list[tuple[str, str, int]] = []
+        self.piece_chars: int | None = None  # stream scripted answers in pieces this long
 
     def tokens(self, text: str) -> list[str]:
         return _WORD.findall(text)
@@ -257,16 +258,23 @@ class FakeLanguageModel:
         temperature: float = 0.0,
         stop: Sequence[str] = (),
         seed: int = 0,
+        json_schema: dict | None = None,
     ) -> Iterator[str]:
-        """:meth:`generate` of one prompt, one token (with its leading space) at a time."""
-        if self.generate_fn is not None:
-            yield self.generate(
+        """:meth:`generate` of one prompt, one token (with its leading space) at a time; a
+        ``generate_fn`` answer or a ``json_schema`` one in pieces of :attr:`piece_chars`
+        characters (None: in one piece)."""
+        if self.generate_fn is not None or json_schema is not None:
+            text = self.generate(
                 [prompt],
                 max_new_tokens=max_new_tokens,
                 temperature=temperature,
                 stop=stop,
                 seed=seed,
+                json_schema=json_schema,
             )[0]
+            size = self.piece_chars or max(len(text), 1)
+            for start in range(0, len(text), size):
+                yield text[start : start + size]
             return
         check_generation_args(max_new_tokens, temperature)
         self.calls.append(("generate", prompt, 0))

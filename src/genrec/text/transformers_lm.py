@@ -398,11 +398,14 @@ class TransformersLM:
         temperature: float = 0.0,
         stop: Sequence[str] = (),
         seed: int = 0,
+        json_schema: dict | None = None,
     ) -> Iterator[str]:
-        """:meth:`generate` of one prompt, yielded as the words are generated (the same text).
-        The model runs in a helper thread; closing the iterator stops it at its next token."""
+        """:meth:`generate` of one prompt, yielded as the words are generated (the same text;
+        under ``json_schema`` as :meth:`generate` constrains it). The model runs in a helper
+        thread; closing the iterator stops it at its next token."""
         check_generation_args(max_new_tokens, temperature)
         model, tokenizer = self._ready()
+        processors = [] if json_schema is None else [self._json_logits(model, json_schema)]
         from transformers import TextIteratorStreamer
 
         encoded = [self._encode(self.format_prompt(prompt))]
@@ -421,6 +424,7 @@ class TransformersLM:
                         seed=seed,
                         streamer=streamer,
                         halt=halt,
+                        processors=processors,
                     )
             except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread)
                 failure.append(exc)

@@ -22,8 +22,8 @@ Queries (all unit vectors in the image space):
 * an image file: its centred image vector (:meth:`score_images`);
 * a composed query "like this one, but <text>": ``unit(z_ref + unit(W x_text))``, the element-wise
   sum that CLIP4Cir (Baldrati et al., CVPR-W 2022) starts from, scored against item *images*
-  (:meth:`score_composed`); the learned Combiner network of CLIP4Cir's second stage is not
-  implemented.
+  (:meth:`score_composed`), or CLIP4Cir's learned Combiner in its place
+  (:mod:`~genrec.models.multimodal.combiner`).
 
 Deviations, all deliberate: the text tower itself (MiniLM) stays frozen and only a linear
 projection on top of it is trained (LiT unlocks the whole text tower; on a catalog of a few
@@ -205,9 +205,13 @@ class MultimodalDense(Recommender):
         """(len(paths), n_items) scores of image queries against the item embeddings."""
         return self.image_queries(paths) @ self.item_embeddings_.T
 
-    def score_composed(self, reference_items: np.ndarray, texts: list[str]) -> np.ndarray:
+    def score_composed(
+        self, reference_items: np.ndarray, texts: list[str], *, combiner=None
+    ) -> np.ndarray:
         """(B, n_items) composed-query scores against item images: query
-        ``unit(z_ref + unit(W x_text))`` for reference item indices (B,) and modifier texts (B,).
+        ``unit(z_ref + unit(W x_text))`` for reference item indices (B,) and modifier texts (B,),
+        or ``combiner.combine(z_ref, unit(W x_text))`` with a fitted
+        :class:`~genrec.models.multimodal.combiner.LearnedCombiner`.
         The caller removes the reference itself from the ranking (CIRR-style)."""
         reference_items = np.asarray(reference_items, np.int64).reshape(-1)
         if len(reference_items) != len(texts):
@@ -220,7 +224,10 @@ class MultimodalDense(Recommender):
                 "composed queries compare item images; fit mmdense with "
                 "modalities='both' or 'image'"
             )
-        query = unit_rows(self.image_[reference_items] + self.text_queries(list(texts)))
+        reference, text = self.image_[reference_items], self.text_queries(list(texts))
+        query = (
+            unit_rows(reference + text) if combiner is None else combiner.combine(reference, text)
+        )
         return query @ self.image_.T
 
     # ---- persistence -------------------------------------------------------------------------
