@@ -193,8 +193,8 @@ def saved_modes() -> list[dict]:
     for path in sorted(RESULTS.glob("rerank_*.json")):
         if path.stem != "rerank_ease":
             m = json.loads(path.read_text())
-            if m.get("mode") not in MODE_LABELS:  # another benchmark's rerank_* file
-                continue
+            if m.get("mode") not in MODE_LABELS or "test_cost" not in m or "rag" in path.stem:
+                continue  # another benchmark's rerank_* file
             if "ease" not in m:
                 m.update(
                     ease=base["per_user"],
