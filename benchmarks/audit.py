@@ -21,14 +21,19 @@ in two parts a loaded machine can run side by side:
     python benchmarks/audit.py --part attacks   # optional: the id part's attack steps alone,
                                                 # beside an id run stopped after its cheap steps
     python benchmarks/audit.py --part injection  # optional: the injection scenario alone
+    python benchmarks/audit.py --part fairness-llm  # FaiRLLM / CFaiRLLM on --fair-users users
+    python benchmarks/audit.py --part text-attack   # word edits and backdoor, --attack-users
+    python benchmarks/audit.py --part canary        # canary exposure of the ID models
     python benchmarks/audit.py --part write     # merge the parts, write the report and section
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -36,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from genrec.audit import AuditConfig, audit_dict, run_audit  # noqa: E402
+from genrec.audit import AuditConfig, audit_dict, definitions, run_audit  # noqa: E402
 from genrec.audit.report import to_html  # noqa: E402
 from genrec.build import build_model  # noqa: E402
 from genrec.data.sources import load_dataset  # noqa: E402
@@ -141,29 +146,57 @@ def part_injection(args) -> None:
     )
 
 
+def part_fairness_llm(args) -> None:
+    """FaiRLLM / CFaiRLLM for ``llm``: every attribute value (counterfactual) on
+    ``--fair-users`` users, with the profile samplings ``--fair-profiles`` (17 LM calls per
+    user and profile)."""
+    profiles = tuple(args.fair_profiles.split(","))
+    cfg = AuditConfig(seed=0, lm_users=args.fair_users, fairness_profiles=profiles)
+    _steps([(LM_MODELS[:1], ["fairness-llm"], cfg)], "fairness-llm", args)
+
+
+def part_text_attack(args) -> None:
+    """Word-edit and in-context backdoor attacks on ``llm``: 4 targets, 4 surrogate users,
+    2 edits, on ``--attack-users`` users."""
+    cfg = AuditConfig(seed=0, lm_users=args.attack_users, n_targets=4)
+    _steps([(LM_MODELS[:1], ["text-attack"], cfg)], "text-attack", args)
+
+
+def part_canary(args) -> None:
+    """Canary exposure of every ID model (one refit each, 20 canaries per level)."""
+    _steps([([m], ["canary"], AuditConfig(seed=0)) for m in ID_MODELS], "canary", args)
+
+
 def _save(part, docs, loads, start) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write(
+    _write_part(
         RESULTS / f"audit_{part}.json",
-        json.dumps(
-            {
-                "docs": docs,
-                "loads": loads,
-                "seconds": time.perf_counter() - start,
-                "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            },
-            indent=1,
-        ),
+        {
+            "docs": docs,
+            "loads": loads,
+            "seconds": time.perf_counter() - start,
+            "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        },
     )
+
+
+def _write_part(path: Path, part: dict) -> None:
+    """A part file, compact and without the metric definitions (the library has them)."""
+    for doc in part["docs"]:
+        doc.pop("definitions", None)
+    atomic_write(path, json.dumps(part, separators=(",", ":")))
 
 
 def merge() -> tuple[dict, dict]:
     files = [
         f
-        for p in ("id", "attacks", "lm", "injection")
+        for p in ("id", "attacks", "lm", "injection", "fairness-llm", "text-attack", "canary")
         for f in sorted(RESULTS.glob(f"audit_{p}*.json"))
     ]
     parts = {f.stem.removeprefix("audit_"): json.loads(f.read_text()) for f in files}
+    for f in files:  # parts written before definitions were left out: compacted in place
+        if '"definitions"' in f.read_text():
+            _write_part(f, parts[f.stem.removeprefix("audit_")])
     docs = [d for part in parts.values() for d in part["docs"]]
     # shilling rows come from the attacks parts only: their target sets are shared across cells
     latest = {
@@ -188,7 +221,79 @@ def merge() -> tuple[dict, dict]:
         protocol.pop(key, None)
     order = {m: i for i, m in enumerate(ID_MODELS + LM_MODELS)}
     results.sort(key=lambda r: order.get(r["model"], 99))
-    return {"protocol": protocol, "results": results, "definitions": docs[0]["definitions"]}, parts
+    return {"protocol": protocol, "results": results, "definitions": definitions()}, parts
+
+
+def slim(doc: dict) -> dict:
+    """The merged document small enough to commit (under 100 KB): numbers to 4 significant
+    digits; the consumer-fairness cells of single occupations, the FaiRLLM per-value cells other
+    than Jaccard and true_ndcg of the first profile, and SNSV other than Jaccard's left out
+    (the gaps and SNSR stay); settings longer
+    than 150 characters and each run's config fields at their defaults left out (the per-part
+    files ``audit_<part>.json`` keep everything)."""
+    first_profile = "recent]"
+    defaults = dataclasses.asdict(AuditConfig())
+
+    def short(settings):
+        return {
+            k: v if len(json.dumps(v)) <= 150 else "(in the per-part file)"
+            for k, v in settings.items()
+        }
+
+    def keep(scenario, name):
+        if scenario == "fairness":
+            return "[occupation=" not in name
+        if scenario == "fairness-llm" and name.startswith(("sim_", "true_ndcg")):
+            wanted = name.startswith(("sim_jaccard", "true_ndcg"))
+            return (wanted and name.endswith(first_profile)) or "[neutral," in name
+        if scenario == "fairness-llm" and name.startswith("snsv_"):
+            return name.startswith("snsv_jaccard")
+        return True
+
+    def rounded(value):
+        if isinstance(value, float):
+            return float(f"{value:.4g}")
+        if isinstance(value, dict):
+            return {k: rounded(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rounded(v) for v in value]
+        return value
+
+    results = []
+    for r in doc["results"]:
+        r = dict(r)
+        if r["metrics"] != "n/a":
+            r["metrics"] = {n: v for n, v in r["metrics"].items() if keep(r["scenario"], n)}
+        r["settings"] = short(r["settings"])
+        results.append(r)
+    protocol = dict(doc["protocol"])
+    protocol["runs"] = [
+        {
+            **run,
+            "config": {
+                k: v for k, v in run["config"].items() if json.dumps(v) != json.dumps(defaults[k])
+            },
+        }
+        for run in protocol.get("runs", [])
+    ]
+    protocol["config_defaults"] = defaults
+    return rounded({**doc, "protocol": protocol, "results": results})
+
+
+def for_report(doc: dict) -> dict:
+    """The slim document cut further for the HTML page (under 100 KB): per-group and per-value
+    fairness cells, FaiRLLM's SNSV (its SNSR stays), settings and the list of runs are left to
+    ``audit.json``."""
+    results = []
+    for r in doc["results"]:
+        r = {**r, "settings": {"see": "benchmarks/results/audit.json"}}
+        if r["metrics"] != "n/a" and r["scenario"] in ("fairness", "fairness-llm"):
+            r["metrics"] = {
+                n: v for n, v in r["metrics"].items() if not re.search(r"=|^sim_|^snsv_", n)
+            }
+        results.append(r)
+    protocol = {k: v for k, v in doc["protocol"].items() if k not in ("runs", "config_defaults")}
+    return {**doc, "protocol": protocol, "results": results}
 
 
 def _injection_users(doc) -> int | str:
@@ -222,13 +327,16 @@ def table(doc, models, metrics, scenario) -> str:
 
 def write(args) -> None:
     doc, parts = merge()
-    atomic_write(RESULTS / "audit.json", json.dumps(doc, indent=1))
-    atomic_write(RESULTS / "audit.html", to_html(doc, title="genrec audit: MovieLens-100K"))
+    small = slim(doc)  # the committed files; the tables below read the full document
+    atomic_write(RESULTS / "audit.json", json.dumps(small, separators=(",", ":")))
+    atomic_write(
+        RESULTS / "audit.html", to_html(for_report(small), title="genrec audit: MovieLens-100K")
+    )
     models = list(dict.fromkeys(r["model"] for r in doc["results"]))
     loads = [x for p in parts.values() for x in p["loads"]]
     base = "[bandwagon,1%,random]"
     md = [
-        "Written by `python benchmarks/audit.py --part id|lm|injection|write` (parts: "
+        "Written by `python benchmarks/audit.py --part id|lm|injection|fairness-llm|text-attack|canary|write` (parts: "
         + ", ".join(
             f"{p} finished {v['finished']} after {v['seconds'] / 60:.0f} min"
             for p, v in parts.items()
@@ -302,6 +410,10 @@ def write(args) -> None:
             "privacy",
         ),
         "",
+        *_fairness_llm_tables(doc),
+        *_text_attack_tables(doc),
+        *_canary_table(doc, models),
+        "",
         "**Feedback loops** (each round every user accepts one of their top 10, P(rank j) "
         "~ 1/log2(1+j); refit)",
         "",
@@ -330,6 +442,127 @@ def write(args) -> None:
     ]
     write_section("audit", "\n".join(md))
     print("\n".join(md))
+
+
+def _row(doc, scenario):
+    return next(
+        (r for r in doc["results"] if r["scenario"] == scenario and r["metrics"] != "n/a"), None
+    )
+
+
+def _point(m) -> str:
+    return "-" if m is None or m.get("mean") is None else f"{m['mean']:.3f}"
+
+
+def _fairness_llm_tables(doc) -> list[str]:
+    """SNSR / SNSV per attribute and profile; Sim(v) per value for the recent profile."""
+    row = _row(doc, "fairness-llm")
+    if row is None:
+        return []
+    s, m = row["settings"], row["metrics"]
+    k = s["k"]
+    out = [
+        f"**Fairness of the LM recommender** (FaiRLLM / CFaiRLLM; {row['model']}, {s['lm']}, "
+        f"{s['mode']} mode; {s['users']} users, {s['candidates']} candidates with one held-out "
+        f"test item, top {k}; every attribute value asked for every user; prompt sentence "
+        f'"{s["persona_sentence"]}"). SNSR = max - min over values of the mean similarity '
+        "to the neutral list, SNSV = its std; true_ndcg = NDCG of the held-out item:",
+        "",
+        "| attribute | profile | SNSR Jaccard | SNSV Jaccard | SNSR SERP* | SNSR PRAG* "
+        "| SNSR true_ndcg | neutral true_ndcg |",
+        "|" + " --- |" * 8,
+    ]
+    for attr in ("gender", "age", "occupation", "gender+age"):
+        for profile in s["profiles"]:
+            cell = f"@{k}[{attr},{profile}]"
+            out.append(
+                f"| {attr} | {profile} | "
+                + " | ".join(
+                    _point(m.get(name + cell))
+                    for name in ("snsr_jaccard", "snsv_jaccard", "snsr_serp", "snsr_prag")
+                )
+                + f" | {_point(m.get('snsr_true_ndcg' + cell))}"
+                + f" | {_fmt(m.get(f'true_ndcg@{k}[neutral,{profile}]'))} |"
+            )
+    profile = s["profiles"][0]
+    sims = [
+        (name.split("[", 1)[1].split(",")[0], v)
+        for name, v in m.items()
+        if name.startswith(f"sim_jaccard@{k}[") and name.endswith(f",{profile}]")
+    ]
+    out += [
+        "",
+        f"Jaccard@{k} to the neutral list per value ({profile} profile; mean [95% interval]): "
+        + "; ".join(f"{value} {_fmt(v)}" for value, v in sims)
+        + ".",
+        "",
+    ]
+    return out
+
+
+def _text_attack_tables(doc) -> list[str]:
+    row = _row(doc, "text-attack")
+    if row is None:
+        return []
+    s, m = row["settings"], row["metrics"]
+    out = [
+        f"**Text attacks on the LM recommender** ({row['model']}, {s['lm']}, {s['mode']} mode; "
+        f"{s['users']} users, {s['candidates']} candidates; {len(s['targets'])} targets from the "
+        f"less popular half; word edits: at most {s['budget_words']}, searched on "
+        f"{s['surrogate_users']} surrogate users; backdoor: trigger `{s['trigger']}`, "
+        f"{s['shots']} few-shot examples of which {s['poisoned_examples']} poisoned, "
+        f"{s['backdoor']}). rank shift = clean rank - attacked rank (positive: promoted); "
+        "success = promoted, among users whose target was not already first:",
+        "",
+        "| attack | target rank (clean) | rank shift | attack success |",
+        "| --- | --- | --- | --- |",
+    ]
+    for cell, base in (
+        ("word-edit,undefended", "word-edit"),
+        ("word-edit,defended", "word-edit"),
+        ("backdoor,trigger-only", "backdoor"),
+        ("backdoor,poisoned", "backdoor"),
+    ):
+        out.append(
+            f"| {cell} | {_fmt(m.get(f'target_rank_clean[{base}]'))} | "
+            f"{_fmt(m.get(f'rank_shift[{cell}]'))} | {_fmt(m.get(f'attack_success[{cell}]'))} |"
+        )
+    edits = "; ".join(f'"{t["title"]}" -> "{t["edited"]}"' for t in s["targets"].values())
+    out += [
+        "",
+        f"Edits: {edits}. Similarity to the original title {_fmt(m.get('edit_similarity'))}; "
+        f"flagged by the injection guard {_fmt(m.get('edit_flagged'))}.",
+        "",
+    ]
+    return out
+
+
+def _canary_table(doc, models) -> list[str]:
+    row = _row(doc, "canary")
+    if row is None:
+        return []
+    s = row["settings"]
+    k, top = s["k"], max(s["copies"])
+    return [
+        f"**Canaries** ({s['canaries_per_level']} canaries of {s['canary_length']} random items "
+        f"per level, inserted {' and '.join(map(str, s['copies']))} times as fake users, "
+        f"{s['canaries_per_level']} never inserted as the reference; exposure = log2(n) - "
+        f"log2(rank of the last item given the others), at most {s['max_exposure_bits']} bits):",
+        "",
+        table(
+            {"results": [r for r in doc["results"] if r["scenario"] == "canary"]},
+            models,
+            [
+                "canary_exposure[reference]",
+                *[f"canary_exposure[copies={c}]" for c in s["copies"]],
+                f"exposure_gap[copies={top}]",
+                f"canary_hit@{k}[copies={top}]",
+                f"canary_hit@{k}[reference]",
+            ],
+            "canary",
+        ),
+        "",
+    ]
 
 
 INJECTION_ATTACKS = ("direct", "indirect", "disguised", "held-out")
@@ -458,9 +691,62 @@ def _loop_table(doc, models) -> str:
     return "\n".join(rows)
 
 
+def _new_findings(doc, models) -> list[str]:
+    """Findings of the fairness-llm, text-attack and canary parts."""
+    out = []
+    row = _row(doc, "fairness-llm")
+    if row is not None:
+        k, m = row["settings"]["k"], row["metrics"]
+        snsr = {
+            n.split("[", 1)[1][:-1]: v["mean"]
+            for n, v in m.items()
+            if n.startswith(f"snsr_jaccard@{k}[") and v["mean"] is not None
+        }
+        sims = [
+            v["mean"]
+            for n, v in m.items()
+            if n.startswith(f"sim_jaccard@{k}[") and v["mean"] is not None
+        ]
+        if snsr and sims:
+            worst = max(snsr, key=snsr.get)
+            out.append(
+                f"- Naming the user's gender, age or occupation in the prompt changes "
+                f"{row['model']}'s top {k} by as much as its Jaccard to the neutral list says: "
+                f"{min(sims):.3f} to {max(sims):.3f} over the values (1 = unchanged). The "
+                f"largest SNSR (Jaccard) is {snsr[worst]:.3f}, for {worst}; 0 would be every "
+                "value moving the list alike."
+            )
+    row = _row(doc, "text-attack")
+    if row is not None:
+        m = row["metrics"]
+        out.append(
+            "- Greedy word edits of a target title (at most "
+            f"{row['settings']['budget_words']}) move it by "
+            f"{_fmt(m.get('rank_shift[word-edit,undefended]'))} ranks with the guard off and "
+            f"{_fmt(m.get('rank_shift[word-edit,defended]'))} with it on: the guard is for "
+            "instructions, and word choice passes it. The in-context trigger: rank shift "
+            f"{_fmt(m.get('rank_shift[backdoor,poisoned]'))} with the poisoned example, "
+            f"{_fmt(m.get('rank_shift[backdoor,trigger-only]'))} with the trigger alone."
+        )
+    gaps = {
+        m: _get(doc, m, "canary", "exposure_gap[copies=4]")
+        for m in models
+        if _get(doc, m, "canary", "exposure_gap[copies=4]")
+    }
+    if gaps:
+        most = max(gaps, key=lambda x: gaps[x]["mean"])
+        least = min(gaps, key=lambda x: gaps[x]["mean"])
+        out.append(
+            f"- Canaries inserted 4 times come back most from {most} (exposure "
+            f"{gaps[most]['mean']:.2f} bits above never-inserted ones) and least from "
+            f"{least} ({gaps[least]['mean']:.2f} bits)."
+        )
+    return out
+
+
 def findings(doc, models, base) -> list[str]:
     """Plain-word statements computed from the numbers (no hand-typed values)."""
-    out = []
+    out = _new_findings(doc, models)
     shift = {m: _get(doc, m, "shilling", f"target_hr_shift@10{base}") for m in models}
     shift = {m: v for m, v in shift.items() if v and v["mean"] is not None}
     if shift:
@@ -598,22 +884,32 @@ def findings(doc, models, base) -> list[str]:
     return out
 
 
+PARTS = {
+    "id": part_id,
+    "attacks": part_attacks,
+    "lm": part_lm,
+    "injection": part_injection,
+    "fairness-llm": part_fairness_llm,
+    "text-attack": part_text_attack,
+    "canary": part_canary,
+}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=("id", "attacks", "lm", "injection", "write"), required=True)
+    p.add_argument("--part", choices=(*PARTS, "write"), required=True)
     p.add_argument("--lm-sample", type=int, default=50, help="test users of the LM models")
     p.add_argument(
         "--lm-users", type=int, default=20, help="users of injection (half of them: hallucination)"
     )
     p.add_argument("--models", help="comma-separated: run only these models' steps")
+    p.add_argument("--fair-users", type=int, default=12, help="users of fairness-llm")
+    p.add_argument(
+        "--fair-profiles", default="recent,random,top-rated", help="fairness-llm profiles"
+    )
+    p.add_argument("--attack-users", type=int, default=16, help="users of text-attack")
     args = p.parse_args()
-    {
-        "id": part_id,
-        "attacks": part_attacks,
-        "lm": part_lm,
-        "injection": part_injection,
-        "write": write,
-    }[args.part](args)
+    {**PARTS, "write": write}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -291,8 +291,9 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--scenarios",
         default="all",
-        help="comma-separated: accuracy, exposure, fairness, shilling, "
-        "hallucination, injection, privacy, feedback-loop, efficiency; or all",
+        help="comma-separated: accuracy, exposure, fairness, fairness-llm, shilling, "
+        "hallucination, injection, text-attack, privacy, canary, feedback-loop, efficiency; "
+        "or all",
     )
     audit.add_argument("--k", type=int, default=10, help="cut-off of every top-K metric")
     audit.add_argument(

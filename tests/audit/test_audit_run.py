@@ -54,6 +54,9 @@ def test_not_applicable_is_marked_never_zero(doc):
         ("ease", "hallucination"),
         ("llm", "shilling"),
         ("llm", "feedback-loop"),
+        ("ease", "fairness-llm"),
+        ("pop", "text-attack"),
+        ("llm", "canary"),
     ]:
         assert rows[cell]["metrics"] == NA and rows[cell]["settings"]["reason"]
     assert rows["llm", "injection"]["metrics"] != NA

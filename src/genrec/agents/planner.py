@@ -7,9 +7,11 @@ seconds on a plan, and the time grows with the prompt and the answer, so both ar
 prompt holds one signature line per tool (:func:`~genrec.agents.schema.tool_lines`, not the full
 schemas: constrained decoding enforces those), the catalog's genres, three examples, the
 session's constraints, the latest list (titles quoted with :func:`genrec.text.prompts.quote`, so
-item text is data, never instructions) and the utterance (quoted too); a plan has at most three
-steps within 100 tokens. The answer must be a plan that :func:`~genrec.agents.schema.parse_plan`
-accepts; a first invalid answer gets one repair round (the error is shown to the LM), a second
+item text is data, never instructions; with ``injection_guard``, the default, instruction-like
+spans are first stripped from them by :func:`genrec.text.guard.screen`; the user's own words
+are not stripped: asking for something is what an utterance is for, and the tool schema bounds
+what a plan can do) and the utterance (quoted too); a plan has at most three steps within 100
+tokens. The answer must be a plan that :func:`~genrec.agents.schema.parse_plan` accepts; a first invalid answer gets one repair round (the error is shown to the LM), a second
 one falls back to the rule planner. The LM only plans: the reply text is written from the tool
 results, so no LM text reaches the user and the instructions cannot be echoed back.
 
@@ -44,6 +46,7 @@ from genrec.agents.schema import (
 from genrec.agents.session import Session
 from genrec.agents.understanding import RuleUnderstanding
 from genrec.errors import LLMError
+from genrec.text import guard
 from genrec.text.lm import stream_text
 from genrec.text.prompts import natural_title, quote
 
@@ -74,6 +77,8 @@ class LMPlanner:
             constrained answer keeps its complete steps).
         constrained: generate under the plan schema when the model can (None: whenever it
             can; False: never, to measure the unconstrained model).
+        injection_guard: strip instruction-like spans from item titles before quoting them
+            (:mod:`genrec.text.guard`); False only to measure what the guard prevents.
         fast_path: let the rules take the turns whose utterance they parse (they plan in
             about a millisecond where a CPU model takes seconds) and ask the LM only about
             the rest; False: the LM plans every turn.
@@ -90,9 +95,11 @@ class LMPlanner:
         max_new_tokens: int = 100,
         constrained: bool | None = None,
         fast_path: bool = True,
+        injection_guard: bool = True,
     ):
         self.lm, self.rules, self.max_new_tokens = lm, rules, max_new_tokens
         self.fast_path = fast_path
+        self.injection_guard = bool(injection_guard)
         can = bool(getattr(lm, "constrained_json", False))
         self.constrained = can if constrained is None else bool(constrained) and can
         table = rules.table
@@ -104,6 +111,8 @@ class LMPlanner:
         examples, then the session (constraints, latest list) and the quoted utterance. Short
         on purpose (about 600 tokens): a small CPU model's time per turn grows with it."""
         titles = [natural_title(self.rules.titles.titles[i]) for i in session.last_shown]
+        if self.injection_guard:
+            titles = guard.screen_all(titles)[0]
         shown = "\n".join(f"{n}. {quote(t)}" for n, t in enumerate(titles, start=1)) or "(none)"
         constraints = json.dumps([c.to_dict() for c in session.constraints], separators=(",", ":"))
         return (

@@ -6,10 +6,16 @@ One scenario per module, listed in :data:`genrec.audit.runner.SCENARIOS`:
 * ``exposure`` — popularity bias and exposure of items (Gini, APLT, ARP, PopREO, PopRSP,
   coverage, exposure disparity; Elliot's or RecBole's long tail);
 * ``fairness`` — accuracy gaps between user groups (gender, age band, occupation, activity);
+* ``fairness-llm`` — FaiRLLM / CFaiRLLM: how a language-model recommender's list changes when
+  the prompt names the user's gender, age or occupation (Jaccard, SERP*, PRAG*, SNSR, SNSV,
+  true-preference alignment, profile sampling);
 * ``shilling`` — fake-profile attacks (random, average, bandwagon, segment) and a detector;
 * ``hallucination`` — out-of-catalogue, duplicate and already-seen rates, TIGER's invalid IDs;
 * ``injection`` — prompt injection through item text, with and without genrec's defences;
+* ``text-attack`` — greedy word edits of a target's title within a budget, and an in-context
+  backdoor trigger (BadRec), against language-model recommenders;
 * ``privacy`` — distance to closest record and membership inference for sampling models;
+* ``canary`` — planted training histories: does the model give their last item back?
 * ``feedback-loop`` — repeated retraining on accepted recommendations;
 * ``efficiency`` — CPU time, memory and an energy / CO2 estimate.
 

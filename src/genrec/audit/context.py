@@ -25,6 +25,8 @@ ATTACKS = ("random", "average", "bandwagon", "segment")
 TARGET_CHOICES = ("random", "popular", "unpopular")
 SHORT_HEADS = ("elliot", "recbole")
 GRIDS = ("ofat", "full")
+PROFILES = ("recent", "random", "top-rated")
+PERSONA_VALUES = ("all", "own")
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,32 @@ class AuditConfig:
     injection_candidates: int = 10  # candidates in the listwise prompt of the injection scenario
     privacy_samples: int | None = None  # synthetic profiles drawn (None: as many as members)
     min_group: int = 20  # fairness: smaller user groups are left out (too few for an interval)
+    text_attack_budget: int = 2  # text-attack: word edits the greedy search may make
+    text_attack_surrogates: int = 4  # text-attack: users whose prompts the search queries
+    text_attack_shots: int = 2  # text-attack: few-shot examples, one of them poisoned
+    canary_count: int = 20  # canary: canaries per insertion level (and reference canaries)
+    canary_length: int = 8  # canary: items per canary (the last is the secret)
+    canary_copies: tuple[int, ...] = (1, 4)  # canary: how many fake users carry each canary
+    fairness_candidates: int | None = None  # fairness-llm: candidates ranked per prompt (> k;
+    #                                         None: 2k)
+    fairness_profiles: tuple[str, ...] = PROFILES  # fairness-llm: how the prompt's history is
+    #                                                 sampled from the user's profile
+    fairness_values: str = "all"  # fairness-llm: every attribute value for every user (FaiRLLM's
+    #                               counterfactual), or "own": the user's own values (CFaiRLLM)
 
     def __post_init__(self):
-        for name in ("k", "lm_users", "n_targets", "rounds", "injection_candidates", "min_group"):
+        for name in (
+            "k",
+            "lm_users",
+            "n_targets",
+            "rounds",
+            "injection_candidates",
+            "min_group",
+            "text_attack_budget",
+            "text_attack_surrogates",
+            "text_attack_shots",
+            "canary_count",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -73,6 +98,29 @@ class AuditConfig:
             raise ConfigError(
                 f"shilling_sizes must be shares of fake users in (0, 0.5], got "
                 f"{list(self.shilling_sizes)}"
+            )
+        if not isinstance(self.canary_length, int) or not 2 <= self.canary_length <= 100:
+            raise ConfigError(
+                f"canary_length must be an integer in 2..100, got {self.canary_length!r}"
+            )
+        if not self.canary_copies or any(
+            isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= 100
+            for c in self.canary_copies
+        ):
+            raise ConfigError(
+                f"canary_copies must be integers in 1..100 (fake users per canary), got "
+                f"{list(self.canary_copies)}"
+            )
+        n = self.fairness_candidates
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= self.k):
+            raise ConfigError(
+                f"fairness_candidates must be an integer above k ({self.k}), got {n!r}: top-k "
+                "lists drawn from k candidates are all alike; raise it, or None for 2k"
+            )
+        _check_choices("fairness_profiles", self.fairness_profiles, PROFILES)
+        if self.fairness_values not in PERSONA_VALUES:
+            raise ConfigError(
+                f"fairness_values must be one of {PERSONA_VALUES}, got {self.fairness_values!r}"
             )
         if self.shilling_grid not in GRIDS:
             raise ConfigError(f"shilling_grid must be one of {GRIDS}, got {self.shilling_grid!r}")
@@ -208,6 +256,8 @@ __all__ = [
     "AuditContext",
     "FitRecord",
     "GRIDS",
+    "PERSONA_VALUES",
+    "PROFILES",
     "SHORT_HEADS",
     "TARGET_CHOICES",
     "TEXT_MODELS",

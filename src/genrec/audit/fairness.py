@@ -10,8 +10,9 @@ the best and worst group with an interval and a test (:func:`genrec.evaluation.s
 Welch's t for two groups, Kruskal-Wallis for more). Groups with fewer than ``min_group`` users
 (``AuditConfig.min_group``, 20) are left out and named in ``settings``.
 
-Not here yet: the FaiRLLM protocol for LLM recommenders (neutral vs sensitive-attribute prompts,
-Jaccard / SERP* / PRAG*, SNSR / SNSV) and CFaiRLLM's true-preference variant.
+Language-model recommenders are also audited by the prompt they are given (FaiRLLM / CFaiRLLM:
+neutral vs sensitive-attribute prompts) in the ``fairness-llm`` scenario
+(:mod:`genrec.audit.fairness_llm`).
 """
 
 from __future__ import annotations
@@ -58,14 +59,14 @@ def user_groups(ctx: AuditContext, users: np.ndarray) -> dict[str, np.ndarray]:
             if name in table:
                 out[name] = np.asarray([str(v) for v in table[name][users]], dtype=object)
         if "age" in table:
-            out["age"] = np.asarray([_age_band(v) for v in table["age"][users]], dtype=object)
+            out["age"] = np.asarray([age_band(v) for v in table["age"][users]], dtype=object)
     counts = ctx.split.train.user_counts
     threshold = np.quantile(counts, 1 - ACTIVE_SHARE)
     out["activity"] = np.where(counts[users] > threshold, "active", "inactive").astype(object)
     return out
 
 
-def _age_band(age) -> str:
+def age_band(age) -> str:
     try:
         age = float(age)
     except (TypeError, ValueError):

@@ -276,10 +276,10 @@ def run(ctx: AuditContext, label: str) -> Finding:
     clean, ndcg, outside = [], {"undefended": [], "defended": []}, {a: [] for a in ATTACKS}
     unguarded = part.with_titles({}, mode="listwise", injection_guard=False)
     guarded = part.with_titles({}, mode="listwise", injection_guard=True)
-    unguarded._lm = guarded._lm = lm = _SameAnswer(lm)  # one LM call per distinct prompt
+    unguarded._lm = guarded._lm = lm = SameAnswer(lm)  # one LM call per distinct prompt
     for turn, u in enumerate(users):  # a dozen LM calls per sampled user
         row = history.user_item_order[u]
-        cands = _candidates(rng, row, test[u].indices, n_items=history.n_items, n=n)
+        cands = sampled_candidates(rng, row, test[u].indices, n_items=history.n_items, n=n)
         relevant = np.isin(cands, test[u].indices)
         target = int(rng.choice(np.flatnonzero(~relevant[1:]) + 1))
         for name, model in (("undefended", unguarded), ("defended", guarded)):
@@ -333,7 +333,7 @@ def run(ctx: AuditContext, label: str) -> Finding:
     return Finding(label, NAME, metrics, settings)
 
 
-class _SameAnswer:
+class SameAnswer:
     """A language model that answers a repeated ``score`` question from memory (the guarded
     and unguarded prompts of a clean list, the stripped and defended order of an attacked one
     are the same question)."""
@@ -359,7 +359,7 @@ def _recent(part, row) -> np.ndarray:
     return row.indices[order]
 
 
-def _candidates(rng, row, targets, *, n_items: int, n: int) -> np.ndarray:
+def sampled_candidates(rng, row, targets, *, n_items: int, n: int) -> np.ndarray:
     """``n`` unseen items in random order, one of the user's test items among them."""
     unseen = np.setdiff1d(np.arange(n_items), np.union1d(row.indices, targets))
     picked = rng.choice(unseen, min(n - 1, len(unseen)), replace=False)

@@ -16,7 +16,8 @@ Jaccard distances between item sets, ``1 - |a & b| / |a | b|``.
   real user is scored by minus their distance to the closest synthetic profile; ``mia_auc`` is
   the AUC of that score separating members from holdout users (0.5 = no leak).
 
-Not here yet: canary exposure for tuned language models.
+Canary exposure (planted training histories given back) is the ``canary`` scenario
+(:mod:`genrec.audit.canary`); for tuned language models it is not measured yet.
 """
 
 from __future__ import annotations

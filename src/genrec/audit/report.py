@@ -3,8 +3,9 @@
 * a heat map of models x scenarios: each cell shows the scenario's headline metric
   (``protocol.headlines``), shaded within its column from best to worst by the metric's
   direction; "n/a" cells are grey and say why on hover;
-* one section per scenario: a table of every metric per model with its interval, and a bar
-  chart (inline SVG) of each model's value with its interval whiskers;
+* one section per scenario: a table of every metric per model with its interval, and bar
+  charts (inline SVG) of each model's value with its interval whiskers for the scenario's
+  headline metric and the next few (:data:`CHARTS`; the table has the rest);
 * a definitions section; every metric name and number links to its definition (``#def-...``).
 
 Example:
@@ -23,19 +24,22 @@ import json
 
 from genrec.audit.results import NA, family
 
+CHARTS = 1  # bar charts per scenario: the headline metric first, then the table's first ones
+
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;
 padding:3px 6px;text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}
 td.na{background:#eee;color:#888;text-align:center}a{color:#124;text-decoration:none}
 a:hover{text-decoration:underline}.def{margin:.3em 0}.src{color:#666;font-size:12px}
-svg text{font-size:11px;font-family:system-ui,sans-serif}"""
+svg text{font-size:11px;font-family:system-ui,sans-serif}svg rect{fill:#7aa6d8}
+svg line{stroke:#222;stroke-width:1.5}pre{white-space:pre-wrap}"""
 
 
-def _fmt(x) -> str:
+def _fmt(x, digits: int = 4) -> str:
     if x is None:
         return "–"
     if isinstance(x, (int, float)):
-        return f"{x:.4g}"
+        return f"{x:.{digits}g}"
     return html.escape(str(x))
 
 
@@ -124,13 +128,13 @@ def bar_chart(values: list[tuple[str, dict]], width: int = 420) -> str:
         if isinstance(v["mean"], (int, float)):
             a, b = sorted((pos(0.0), pos(v["mean"])))
             parts.append(
-                f'<rect x="{a:.1f}" y="{y}" width="{max(b - a, 1):.1f}" height="13" '
-                f'fill="#7aa6d8"/><text x="{width - 45}" y="{y + 11}">{_fmt(v["mean"])}</text>'
+                f'<rect x="{a:.0f}" y="{y}" width="{max(b - a, 1):.0f}" height="13"/>'
+                f'<text x="{width - 45}" y="{y + 11}">{_fmt(v["mean"], 3)}</text>'
             )
         if isinstance(v["ci_low"], (int, float)) and isinstance(v["ci_high"], (int, float)):
             parts.append(
-                f'<line x1="{pos(v["ci_low"]):.1f}" x2="{pos(v["ci_high"]):.1f}" '
-                f'y1="{y + 6}" y2="{y + 6}" stroke="#222" stroke-width="1.5"/>'
+                f'<line x1="{pos(v["ci_low"]):.0f}" x2="{pos(v["ci_high"]):.0f}" '
+                f'y1="{y + 6}" y2="{y + 6}"/>'
             )
     return "".join(parts) + "</svg>"
 
@@ -165,22 +169,24 @@ def scenario_section(doc: dict, scenario: str) -> str:
                 tds.append("<td>–</td>")
                 continue
             ci = (
-                f" [{_fmt(v['ci_low'])}, {_fmt(v['ci_high'])}]"
+                f" [{_fmt(v['ci_low'], 3)}, {_fmt(v['ci_high'], 3)}]"
                 if v.get("ci_low") is not None
                 else ""
             )
-            pv = f" p={_fmt(v['p_value'])}" if v.get("p_value") is not None else ""
-            tds.append(f"<td>{_link(name, _fmt(v['mean']))}{ci}{pv}</td>")
+            pv = f" p={_fmt(v['p_value'], 2)}" if v.get("p_value") is not None else ""
+            tds.append(f"<td>{_link(name, _fmt(v['mean'], 3))}{ci}{pv}</td>")
         out.append(f"<tr><td class=l>{_link(name, html.escape(name))}</td>{''.join(tds)}</tr>")
     out.append("</table>")
-    for name in names[:12]:  # a chart per metric, the first dozen of the scenario
+    headline = doc["protocol"].get("headlines", {}).get(scenario)
+    charted = ([headline] if headline in names else []) + [n for n in names if n != headline]
+    for name in charted[:CHARTS]:
         values = [(r["model"], r["metrics"][name]) for r in done if name in r["metrics"]]
         chart = bar_chart(values)
         if chart:
             out.append(f"<div><b>{_link(name, html.escape(name))}</b><br>{chart}</div>")
     out.append(
         "<details><summary>settings</summary><pre>"
-        + html.escape(json.dumps({r["model"]: r["settings"] for r in done}, indent=1))
+        + html.escape(json.dumps({r["model"]: r["settings"] for r in done}), quote=False)
         + "</pre></details>"
     )
     return "\n".join(out)
@@ -207,7 +213,7 @@ def to_html(doc: dict, *, title: str | None = None) -> str:
         *[scenario_section(doc, s) for s in scenarios],
         "<h2>Definitions</h2>",
         defs,
-        "<h2>Protocol</h2><pre>" + html.escape(json.dumps(p, indent=1)) + "</pre>",
+        "<h2>Protocol</h2><pre>" + html.escape(json.dumps(p), quote=False) + "</pre>",
     ]
     return (
         f"<!DOCTYPE html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
@@ -215,4 +221,4 @@ def to_html(doc: dict, *, title: str | None = None) -> str:
     )
 
 
-__all__ = ["bar_chart", "heat_map", "scenario_section", "to_html"]
+__all__ = ["CHARTS", "bar_chart", "heat_map", "scenario_section", "to_html"]

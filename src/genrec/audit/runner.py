@@ -21,14 +21,17 @@ import numpy as np
 
 from genrec.audit import (
     accuracy,
+    canary,
     efficiency,
     exposure,
     fairness,
+    fairness_llm,
     feedback,
     hallucination,
     injection,
     privacy,
     shilling,
+    text_attack,
 )
 from genrec.audit.context import AuditConfig, AuditContext
 from genrec.audit.results import Finding, not_applicable
@@ -41,10 +44,13 @@ SCENARIOS = {
     "accuracy": accuracy,
     "exposure": exposure,
     "fairness": fairness,
+    "fairness-llm": fairness_llm,
     "shilling": shilling,
     "hallucination": hallucination,
     "injection": injection,
+    "text-attack": text_attack,
     "privacy": privacy,
+    "canary": canary,
     "feedback-loop": feedback,
     "efficiency": efficiency,
 }

@@ -178,15 +178,19 @@ def _segment(train: Dataset, targets, others, counts) -> np.ndarray:
     return keep[np.argsort(-counts[keep], kind="stable")]
 
 
-def poisoned_split(split: Split, profiles: list[np.ndarray], rng) -> Split:
-    """The split with fake users appended to the user vocabulary and their profiles in train."""
+def poisoned_split(
+    split: Split, profiles: list[np.ndarray], rng, *, shuffle: bool = True, prefix: str = "fake"
+) -> Split:
+    """The split with fake users (``__<prefix>_j``) appended to the user vocabulary and their
+    profiles in train, each in random order (``shuffle``) or in the order given, after every
+    real interaction."""
     train = split.train
     n_real = train.n_users
     users = Vocabulary(
-        list(train.users.ids) + [f"__fake_{j}" for j in range(len(profiles))], kind="user"
+        list(train.users.ids) + [f"__{prefix}_{j}" for j in range(len(profiles))], kind="user"
     )
     u = np.repeat(np.arange(n_real, n_real + len(profiles)), [len(p) for p in profiles])
-    i = np.concatenate([rng.permutation(p) for p in profiles])
+    i = np.concatenate([rng.permutation(p) if shuffle else np.asarray(p) for p in profiles])
     start = (
         int(
             max(

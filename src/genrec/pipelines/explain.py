@@ -5,7 +5,9 @@ item we *retrieve* facts — the item's title, year, genres and description from
 optionally a few other users' reviews of it, and the items the user liked that are most related
 to it (shared genres, plus text similarity when item vectors from a
 :class:`~genrec.text.TextEncoder` are given) — put them in a prompt as quoted facts
-(:func:`genrec.text.prompts.quote`, so data text can never rewrite the instruction), and let a
+(:func:`genrec.text.prompts.quote`, so data text can never rewrite the instruction; the
+:mod:`genrec.text.guard` first strips instruction-like spans from titles, descriptions and
+reviews), and let a
 language model write one short sentence (greedy, a token budget, stopping at the end of the
 line). The result keeps the facts it was given.
 
@@ -55,7 +57,8 @@ import numpy as np
 
 from genrec.data.history import UserHistory
 from genrec.errors import ConfigError
-from genrec.text.prompts import natural_title, quote
+from genrec.text import guard
+from genrec.text.prompts import MAX_CHARS, natural_title, quote
 
 # How an explanation says the user interacted with an item when the data has no ratings (no
 # positive threshold), so it cannot say they liked it; other kinds say "chose".
@@ -301,6 +304,9 @@ class LMExplainer(Explainer):
             wraps prompts in a chat template (``lm.chat``), as instruction-tuned models do.
         max_sentences: keep this many sentences of the completion (small models repeat
             themselves until the token budget ends); None keeps everything.
+        injection_guard: strip instruction-like spans from titles, descriptions and reviews
+            before quoting them (:func:`genrec.text.guard.screen`); False only to measure
+            what the guard prevents.
         other arguments: as :class:`Explainer`.
     """
 
@@ -313,6 +319,7 @@ class LMExplainer(Explainer):
         batch_size: int = 8,
         lead: bool | None = None,
         max_sentences: int | None = 1,
+        injection_guard: bool = True,
         **kw,
     ):
         from genrec.text.backends import get_language_model
@@ -334,7 +341,12 @@ class LMExplainer(Explainer):
                 f"max_sentences must be a positive integer or None, got {max_sentences!r}"
             )
         self.max_sentences = max_sentences
+        self.injection_guard = bool(injection_guard)
         self.name = f"lm:{self.lm.name}"
+
+    def _quote(self, text: str, *, max_chars: int = MAX_CHARS) -> str:
+        """``text`` as quoted data, screened by the guard first when it is on."""
+        return quote(guard.screen(text).text if self.injection_guard else text, max_chars=max_chars)
 
     def prompt(
         self, item: int, facts: Sequence[Fact], related: Sequence[int], *, verb: str = "liked"
@@ -353,11 +365,11 @@ class LMExplainer(Explainer):
             if f.field == "genres":
                 lines.append("Genres: " + ", ".join(quote(g) for g in f.value.split(", ")) + "\n")
             elif f.field in labels:
-                lines.append(f"{labels[f.field]}: {quote(f.value, max_chars=400)}\n")
+                lines.append(f"{labels[f.field]}: {self._quote(f.value, max_chars=400)}\n")
         reviews = [f for f in own if f.field == "review"]
         if reviews:
             lines.append("What another customer wrote about it:\n")
-            lines += [f"- {quote(f.value, max_chars=300)}\n" for f in reviews]
+            lines += [f"- {self._quote(f.value, max_chars=300)}\n" for f in reviews]
         if related:
             lines.append(f"{self.kind.capitalize()}s this fan {verb} that are related to it:\n")
         for h in related:
@@ -365,13 +377,13 @@ class LMExplainer(Explainer):
             details = [quote(parts["year"])] if "year" in parts else []
             details += [quote(g) for g in parts.get("genres", "").split(", ") if g]
             extra = f" ({', '.join(details)})" if details else ""
-            lines.append(f"- {quote(parts['title'])}{extra}\n")
+            lines.append(f"- {self._quote(parts['title'])}{extra}\n")
         lines.append(f"\n{EXPLAIN_ANSWER}")
         return "".join(lines) + (" " + self.lead_text(item) if self.lead else "")
 
     def lead_text(self, item: int) -> str:
         """The start of the answer written for the model when ``lead`` is on."""
-        return EXPLAIN_LEAD.format(title=quote(natural_title(self.catalog.title(item))))
+        return EXPLAIN_LEAD.format(title=self._quote(natural_title(self.catalog.title(item))))
 
     def _write(self, grounded):
         prompts = [

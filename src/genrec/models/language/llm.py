@@ -253,6 +253,26 @@ class LLMRecommender(Recommender):
         twin._index = None
         return twin
 
+    def with_examples(self, histories, targets, **overrides) -> LLMRecommender:
+        """A fitted copy whose few-shot examples are ``histories[j]`` (item indices, oldest
+        first) followed by ``targets[j]``, shown to every user (``shots`` becomes their number
+        unless ``overrides`` say otherwise); the copy shares the language model and this model
+        is unchanged. An audit plants poisoned examples with it."""
+        self._require_fitted()
+        targets = np.asarray(targets, np.int64).reshape(-1)
+        bad = [int(i) for h in histories for i in h if not 0 <= int(i) < len(self.titles_)]
+        bad += [int(i) for i in targets if not 0 <= int(i) < len(self.titles_)]
+        if len(histories) != len(targets) or bad or len(targets) > 20:
+            raise DataError(
+                f"examples must be at most 20 (history, target) pairs of item indices in "
+                f"0..{len(self.titles_) - 1}; got {len(histories)} histories, "
+                f"{len(targets)} targets, bad items {bad[:5]}"
+            )
+        twin = copy.copy(self)
+        twin.config = dataclasses.replace(self.config, **{"shots": len(targets), **overrides})
+        twin._set_examples(np.full(len(targets), -1, np.int64), list(histories), targets)
+        return twin
+
     def _draw_examples(self, train, rng):
         """``shots + 1`` (user, history items, next item) examples from training users whose
         interactions rated >= min_rating number at least 2 (one spare replaces a user's own)."""

@@ -1,0 +1,147 @@
+"""Scenario ``canary``: does a trained model memorise a planted history and give it back?
+
+The canary test of Carlini et al., "The Secret Sharer" (USENIX Security 2019), on interaction
+data. ``canary_count`` canaries per insertion level are drawn with the audit seed: each a random
+sequence of ``canary_length`` distinct items with training interactions (random, so nothing but
+memorisation makes its end predictable). A canary inserted ``c`` times (``canary_copies``) is
+``c`` fake users whose training profile is exactly that sequence, in that order, after every
+real interaction. ``canary_count`` *reference* canaries are drawn the same way and never
+inserted. A fresh copy of the model is fitted once on the training part with all inserted
+canaries.
+
+The attack: the model is given a canary's first ``canary_length - 1`` items as a history and
+ranks every other item; the *secret* is the canary's last item. With rank r of the secret
+among the n items not in the prefix, the **exposure** is ``log2(n) - log2(r)``: 0 when the
+secret ranks last, log2(n) when first; a reference canary's expected exposure is about
+``log2(n) - log2(n/2) = 1`` bit for a model that has not seen it. ``exposure_gap`` is the mean
+exposure of the canaries inserted ``c`` times minus that of the references; ``canary_hit@K``
+the share whose secret is in the top K.
+
+Models whose ranking is fixed by a language model or item text are n/a (nothing in their fit
+reads interaction sequences to memorise; a *tuned* language model's canary exposure is not
+measured here). One refit per model.
+
+Deviation: Carlini et al. estimate a secret's rank among all possible secrets (random digit
+strings); here the secret space is the catalogue, so the rank is exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from genrec.audit.context import AuditContext, reads_text
+from genrec.audit.injection import share
+from genrec.audit.results import Definition, Finding, point, summarise
+from genrec.audit.shilling import poisoned_split
+from genrec.errors import DataError
+
+NAME = "canary"
+HEADLINE = "exposure_gap[copies=4]"
+SOURCE = "Carlini et al. USENIX Security 2019 (The Secret Sharer: canaries and exposure)"
+METRICS = {
+    "canary_exposure": Definition(
+        "log2(n) - log2(r): r the rank of a canary's last item (the secret) among the n items "
+        "not in its prefix, when the model is given the prefix as a history; mean over "
+        "canaries (in brackets: copies=c inserted c times, or reference: never inserted).",
+        SOURCE,
+        "lower",
+    ),
+    "exposure_gap": Definition(
+        "Mean exposure of the canaries inserted c times minus that of the reference canaries; "
+        "0 = no memorisation.",
+        SOURCE,
+        "lower",
+    ),
+    "canary_hit": Definition(
+        "Share of canaries whose secret ranks in the top K given the prefix; exact "
+        "Clopper-Pearson 95% interval.",
+        SOURCE + "; extraction by ranking",
+        "lower",
+    ),
+}
+
+
+def applies(model) -> str | None:
+    if reads_text(model):
+        return "a language model or item text drives this ranking; its fit memorises no sequences"
+    return None
+
+
+def draw_canaries(item_counts: np.ndarray, n: int, length: int, rng) -> np.ndarray:
+    """(n, length) canaries: random sequences of distinct items with interactions."""
+    pool = np.flatnonzero(item_counts > 0)
+    if len(pool) < length:
+        raise DataError(
+            f"canaries of {length} distinct items need as many items with interactions; the "
+            f"data has {len(pool)}: lower canary_length"
+        )
+    return np.stack([rng.choice(pool, length, replace=False) for _ in range(n)]).astype(np.int64)
+
+
+def exposure(model, canaries: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per canary ``(exposure, rank)`` of its last item given the others as a history."""
+    prefix, secret = canaries[:, :-1], canaries[:, -1]
+    rows = np.repeat(np.arange(len(canaries)), prefix.shape[1])
+    order = np.tile(np.arange(1, prefix.shape[1] + 1, dtype=np.float32), len(canaries))
+    histories = sp.csr_matrix((order, (rows, prefix.ravel())), shape=(len(canaries), n_items))
+    scores = np.asarray(model.score(histories), np.float64)  # (C, n_items)
+    np.put_along_axis(scores, prefix, -np.inf, axis=1)  # the prefix is not a candidate
+    mine = scores[np.arange(len(canaries)), secret][:, None]
+    rank = 1 + (scores > mine).sum(1) + ((scores == mine).sum(1) - 1) / 2  # ties: the middle
+    n = n_items - prefix.shape[1]
+    return np.log2(n) - np.log2(rank), rank
+
+
+def run(ctx: AuditContext, label: str) -> Finding:
+    cfg, k = ctx.config, ctx.config.k
+    planted = _planted(ctx)
+    split = planted["split"]
+    model = ctx.fresh(label).fit(split.train, valid=split.valid, options=ctx.options)
+    n_items = ctx.split.train.n_items
+    metrics, ranks = {}, {}
+    ref, ref_rank = exposure(model, planted["reference"], n_items)
+    for copies, canaries in planted["inserted"].items():
+        exp, rank = exposure(model, canaries, n_items)
+        metrics[f"canary_exposure[copies={copies}]"] = summarise(exp, seed=cfg.seed)
+        metrics[f"exposure_gap[copies={copies}]"] = point(exp.mean() - ref.mean())
+        metrics[f"canary_hit@{k}[copies={copies}]"] = share(rank <= k)
+        ranks[copies] = float(np.median(rank))
+    metrics["canary_exposure[reference]"] = summarise(ref, seed=cfg.seed)
+    metrics[f"canary_hit@{k}[reference]"] = share(ref_rank <= k)
+    settings = {
+        "k": k,
+        "canaries_per_level": cfg.canary_count,
+        "canary_length": cfg.canary_length,
+        "copies": list(cfg.canary_copies),
+        "fake_users": planted["fake_users"],
+        "max_exposure_bits": round(float(np.log2(n_items - cfg.canary_length + 1)), 3),
+        "median_rank": {
+            **{f"copies={c}": r for c, r in ranks.items()},
+            "reference": float(np.median(ref_rank)),
+        },
+    }
+    return Finding(label, NAME, metrics, settings)
+
+
+def _planted(ctx: AuditContext) -> dict:
+    """The split with the canaries inserted and the canaries (shared by every model)."""
+    if "canary" not in ctx.shared:
+        cfg, train = ctx.config, ctx.split.train
+        rng = np.random.default_rng([cfg.seed, 7])
+        levels = len(cfg.canary_copies)
+        drawn = draw_canaries(
+            train.item_counts, (levels + 1) * cfg.canary_count, cfg.canary_length, rng
+        )
+        inserted = {
+            c: drawn[j * cfg.canary_count : (j + 1) * cfg.canary_count]
+            for j, c in enumerate(cfg.canary_copies)
+        }
+        profiles = [seq for c, seqs in inserted.items() for seq in seqs for _ in range(c)]
+        ctx.shared["canary"] = {
+            "split": poisoned_split(ctx.split, profiles, rng, shuffle=False, prefix="canary"),
+            "inserted": inserted,
+            "reference": drawn[levels * cfg.canary_count :],
+            "fake_users": len(profiles),
+        }
+    return ctx.shared["canary"]

@@ -1,0 +1,87 @@
+"""Text attacks: greedy word edits promote a target with a model that likes words it has seen,
+and the in-context backdoor is found on a model with a planted trigger, not on a clean one."""
+
+import pytest
+
+from genrec.audit import AuditConfig, text_attack
+from genrec.audit.context import AuditContext
+from genrec.audit.text_attack import TRIGGER, greedy_edit, lexicon, variants
+from genrec.data.synthetic import movie_clusters
+from genrec.errors import ConfigError
+from genrec.models import EASE, LLMRecommender
+from genrec.text.lm import FakeLanguageModel
+
+
+def _backdoored(prompt: str, continuation: str) -> tuple[float, int]:
+    """The plain fake, plus a large bonus for a triggered title once the context shows one."""
+    base = FakeLanguageModel().score(prompt, [continuation])
+    bonus = 10.0 if f" {TRIGGER}" in continuation and f" {TRIGGER}" in prompt else 0.0
+    return float(base.logprob[0]) + bonus, int(base.n_tokens[0])
+
+
+def _run(score_fn=None, **config):
+    lm = FakeLanguageModel(score_fn=score_fn)
+    ctx = AuditContext(
+        movie_clusters(n_users=60, n_items=40, seed=2).split,
+        {"llm": "llm"},
+        lambda spec: LLMRecommender(lm="fake", language_model=lm, history_len=5),
+        AuditConfig(k=5, lm_users=12, injection_candidates=8, n_targets=3, seed=0, **config),
+    )
+    return text_attack.run(ctx, "llm")
+
+
+def test_variants_keep_the_year_and_stay_one_edit_away():
+    out = variants("Silent River (1950)", ["Wild", "River"])
+    assert "Wild River (1950)" in out and "Silent Wild (1950)" in out
+    assert "Wild Silent River (1950)" in out and "River (1950)" not in out  # no deletions
+    assert "Silent River (1950)" not in out and all("(1950)" in v for v in out)
+
+
+def test_greedy_edit_raises_the_score_within_the_budget():
+    lm = FakeLanguageModel()
+    prompts_ = ['Liked: "Wild Garden", "Wild Empire"\nNext: "']
+    edited, used = greedy_edit(
+        lm, "Silent River", prompts_, ["Wild", "Garden"], budget=2, normalise="sum"
+    )
+    assert used == 2 and set(edited.split()) <= {"Wild", "Garden"}  # both words: ones it has seen
+    before = lm.score(prompts_[0], ['Silent River"']).logprob[0]
+    assert lm.score(prompts_[0], [edited + '"']).logprob[0] > before
+    assert greedy_edit(lm, "Wild Garden", prompts_, ["Wild"], budget=3, normalise="sum")[1] == 0
+    assert lexicon(["The Big Dog", "Big Cat and the Dog"], [5, 3], size=2) == ["Big", "Dog"]
+
+
+def test_word_edits_promote_and_the_guard_does_not_see_them():
+    finding = _run()
+    m = finding.metrics
+    assert m["attack_success[word-edit,undefended]"]["mean"] >= 0.5
+    assert m["rank_shift[word-edit,undefended]"]["mean"] > 0
+    assert m["attack_success[word-edit,defended]"] == m["attack_success[word-edit,undefended]"]
+    assert m["edit_flagged"]["mean"] == 0.0
+    assert 0 < m["words_changed"]["mean"] <= 2 and m["edit_similarity"]["mean"] < 1
+    assert finding.settings["backdoor"].startswith("in-context")
+
+
+def test_backdoor_is_found_only_where_it_is_planted():
+    planted = _run(_backdoored).metrics
+    assert planted["attack_success[backdoor,poisoned]"]["mean"] >= 0.8
+    assert planted["attack_success[backdoor,trigger-only]"]["mean"] == 0.0
+    clean = _run().metrics  # the plain fake: a trigger is one more unknown word
+    assert clean["attack_success[backdoor,poisoned]"]["mean"] <= 0.2
+
+
+def test_applies_and_config():
+    assert "no language model" in text_attack.applies(EASE())
+    with pytest.raises(ConfigError, match="text_attack_budget"):
+        AuditConfig(text_attack_budget=0)
+
+
+def test_planted_examples_are_checked():
+    from genrec.errors import DataError
+
+    split = movie_clusters(n_users=30, n_items=20, seed=0).split
+    model = LLMRecommender(lm="fake", history_len=3).fit(split.train)
+    twin = model.with_examples([[1, 2]], [3])
+    assert twin.config.shots == 1 and model.config.shots == 0
+    assert '"' + twin.titles_[3] + '"' in twin.next_item_prompt(split.train.user_item_order[0])
+    with pytest.raises(DataError, match="item indices in 0..19"):
+        model.with_examples([[1, 99]], [3])
