@@ -51,6 +51,7 @@ from genrec.io import atomic_write  # noqa: E402
 from genrec.models import EASE, LLMRecommender  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.pipelines.fusion import fuse  # noqa: E402
+from genrec.pipelines.learned_fusion import fit_feature_fusion, standardize_columns  # noqa: E402
 from genrec.pipelines.two_stage import TwoStage, validation_targets  # noqa: E402
 from genrec.text.backends import get_language_model  # noqa: E402
 
@@ -120,7 +121,18 @@ def per_user(split, users, scores) -> dict:
     return {k: v.tolist() for k, v in ev.per_user.items()}
 
 
-def run_mode(mode: str, split, users, ease, lm: CountingLM, n_valid: int) -> dict:
+def run_key(mode: str, label: str = "", n_users: int = 0) -> str:
+    """The name of one run's result files: the mode, and the LM's label and the number of test
+    users when the LM has a label."""
+    return f"{mode}-{label}-{n_users}u" if label else mode
+
+
+def run_label(m: dict) -> str:
+    """A run's name in tables: the mode, then the LM's label (e.g. "listwise tuned-target")."""
+    return " ".join(x for x in (MODE_LABELS[m["mode"]], m.get("label", "")) if x)
+
+
+def run_mode(mode: str, split, users, ease, lm: CountingLM, n_valid: int, label: str = "") -> dict:
     """Every variant of one reranking mode on the test ``users`` (see the module docstring)."""
     llm = LLMRecommender(lm="fake", mode=mode, language_model=lm).fit(split.train, options=OPTIONS)
     pipe = TwoStage(retriever=ease, reranker=llm, n_candidates=20, fusion_weight=1.0)
@@ -143,9 +155,13 @@ def run_mode(mode: str, split, users, ease, lm: CountingLM, n_valid: int) -> dic
     variants = {"unfused": pipe.fused_scores(lists, fusion="none", weight=1.0)}
     for fusion, search in searches.items():
         variants[f"fused {fusion}"] = pipe.fused_scores(lists, fusion=fusion, weight=search.weight)
-    save_lists(mode, {"valid": (valid_users, valid_lists), "test": (users, lists)})
+    save_lists(
+        run_key(mode, label, len(users)),
+        {"valid": (valid_users, valid_lists), "test": (users, lists)},
+    )
     out = {
         "mode": mode,
+        "label": label,
         "fit_cost": fit_cost,
         "test_cost": test_cost,
         "searches": {f: vars(s) for f, s in searches.items()},
@@ -158,15 +174,15 @@ def run_mode(mode: str, split, users, ease, lm: CountingLM, n_valid: int) -> dic
     return out
 
 
-def save_lists(mode: str, parts: dict) -> None:
+def save_lists(key: str, parts: dict) -> None:
     """Each part's shortlists (users, candidates and both stages' scores) to an npz file, so
     that other fusions can be studied later without asking the LM again."""
     arrays = {}
     for part, (users, lists) in parts.items():
         arrays[f"{part}_users"] = np.asarray(users)
-        for key in ("candidates", "retriever", "reranker"):
-            arrays[f"{part}_{key}"] = np.stack([getattr(x, key) for x in lists])
-    np.savez_compressed(RESULTS / f"rerank_{mode}_lists.npz", **arrays)
+        for field in ("candidates", "retriever", "reranker"):
+            arrays[f"{part}_{field}"] = np.stack([getattr(x, field) for x in lists])
+    np.savez_compressed(RESULTS / f"rerank_{key}_lists.npz", **arrays)
 
 
 def saved_modes() -> list[dict]:
@@ -177,6 +193,8 @@ def saved_modes() -> list[dict]:
     for path in sorted(RESULTS.glob("rerank_*.json")):
         if path.stem != "rerank_ease":
             m = json.loads(path.read_text())
+            if m.get("mode") not in MODE_LABELS or "test_cost" not in m or "rag" in path.stem:
+                continue  # another benchmark's rerank_* file
             if "ease" not in m:
                 m.update(
                     ease=base["per_user"],
@@ -186,32 +204,169 @@ def saved_modes() -> list[dict]:
                 m["loads"] = base["loads"] + m.get("loads", [])
             modes.append(m)
     order = list(MODE_LABELS)
-    return sorted(modes, key=lambda m: (-m["n_users"], order.index(m["mode"])))
+    labels = ["", "untuned", "tuned-target", "tuned-distilled"]
+    return sorted(
+        modes,
+        key=lambda m: (
+            -m["n_users"],
+            order.index(m["mode"]),
+            labels.index(m.get("label", "")) if m.get("label", "") in labels else len(labels),
+        ),
+    )
 
 
 def report(split) -> str:
     """The BENCHMARKS.md section from the saved results: one table per user sample."""
     modes = saved_modes()
+    add_learned_fusions(modes, split)
     samples = sorted({(m["n_users"], m["n_valid"]) for m in modes}, reverse=True)
     parts = [intro(modes)]
     for n_users, n_valid in samples:
         group = [m for m in modes if (m["n_users"], m["n_valid"]) == (n_users, n_valid)]
+        runs = ", ".join(
+            f"`--modes {m['mode']}" + (f" --label {m['label']}`" if m.get("label") else "`")
+            for m in group
+        )
         parts += [
             f"#### {n_users} test users, w learned on {n_valid} validation users "
-            f"(`--users {n_users} --valid-users {n_valid} --modes "
-            f"{','.join(m['mode'] for m in group)}`)",
+            f"(`--users {n_users} --valid-users {n_valid}`; {runs})",
             "\n".join(table(group)),
+            adapters_paragraph(group),
+            tuned_paragraph(group),
             fit_paragraph(group),
+            features_paragraph(group),
             hindsight_paragraph(group, split),
         ]
+    parts.append(no_lm_part(split))
+    parts.append(goals_paragraph(modes))
+    (RESULTS / FRONTIER).write_text(frontier_svg(frontier_points(modes)))
+    parts.append(
+        f"Cost against quality, every variant above: [benchmarks/results/{FRONTIER}]"
+        f"(benchmarks/results/{FRONTIER}) (NDCG@10 against LM seconds per test user; a fused "
+        "variant whose learned weight is 0 asks no LM and sits at 0 s)."
+    )
     parts.append(machine(modes))
     return "\n\n".join(p for p in parts if p)
 
 
+NO_LM_FILE = RESULTS / "rerank_nolm.json"
+
+
+def run_no_lm(split, users: np.ndarray) -> None:
+    """EASE and the learned EASE + popularity + text fusion (no LM) on ``users``: cheap enough
+    for the full 500-user sample."""
+    side = SideSignals(split)
+    base = fit_side_fusion(split, side)
+    ease = EASE().fit(split.train, options=OPTIONS)
+    pipe = TwoStage(retriever=ease, reranker=LLMRecommender(lm="fake"), n_candidates=20)
+    pipe.n_users_, pipe.n_items_ = split.train.n_users, split.train.n_items
+    lists = pipe.shortlists(split.history("test").user_item_order[users], users=users, rerank=False)
+    candidates = [x.candidates for x in lists]
+    features = side.features("test", users, candidates, [x.retriever for x in lists])
+    out = {
+        "n_users": len(users),
+        "ease": per_user(split, users, ease.score(split.history("test").user_item_order[users])),
+        "no_lm": top_metrics(split, users, ranked_by(candidates, base.scores, features)),
+        "fusion": vars(base),
+        "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    atomic_write(NO_LM_FILE, json.dumps(out, default=float))
+
+
+def no_lm_part(split) -> str:
+    """The table of the no-LM run, if one was saved."""
+    if not NO_LM_FILE.exists():
+        return ""
+    d = json.loads(NO_LM_FILE.read_text())
+    rows = {"ease": d["ease"], NO_LM: d["no_lm"]}
+    tests = {
+        metric: compare_with({n: np.array(v[metric]) for n, v in rows.items()}, "ease")
+        for metric in ("ndcg@10", "recall@10")
+    }
+    lines = [
+        "| model | NDCG@10 | Recall@10 | NDCG@10 vs EASE | Recall@10 vs EASE | kept? |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, values in rows.items():
+        cells = [
+            name,
+            fmt_ci(summary(values["ndcg@10"])),
+            fmt_ci(summary(values["recall@10"])),
+            fmt_test(tests["ndcg@10"][name]),
+            fmt_test(tests["recall@10"][name]),
+            "-" if name == "ease" else kept_cell(d["fusion"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    weights = ", ".join(
+        f"{n} {w:+.2f}" for n, w in zip(d["fusion"]["names"], d["fusion"]["weights"])
+    )
+    return (
+        f"#### {d['n_users']} test users, no LM (`--users {d['n_users']} --no-lm`; written "
+        f"{d['written']})\n\nEASE against the learned EASE + popularity + text fusion (fitted "
+        f"on all {d['fusion']['n_users']} validation users; weights {weights}); no LM call at "
+        "fit or test.\n\n" + "\n".join(lines)
+    )
+
+
+def asks_lm(m: dict, variant: str) -> bool:
+    """Whether a run's variant asks the LM at test time (unfused, or a kept LLM weight)."""
+    if variant == "unfused":
+        return True
+    search = m["searches"].get(variant.split()[-1])
+    return bool(search.get("kept", search.get("weight", 1) != 0))
+
+
+def goals_paragraph(modes: list[dict]) -> str:
+    """The goals: the default pipeline against EASE on the 200-user sample, the fused variants
+    that ask the LM, and the best fused variant against EASE."""
+    out = []
+    for m in modes:
+        if m["n_users"] == 200 and m["mode"] == "grounded" and not m.get("label"):
+            diff = np.mean(m["per_user"]["fused linear"]["ndcg@10"]) - np.mean(m["ease"]["ndcg@10"])
+            out.append(
+                "the default `ease+llm` (pointwise, fused linear) on the 200-user sample of seed 0: "
+                f"NDCG@10 {np.mean(m['per_user']['fused linear']['ndcg@10']):.4f} against EASE's "
+                f"{np.mean(m['ease']['ndcg@10']):.4f} (difference {diff:+.4f}: met, as w = 0)"
+            )
+    asking = [
+        (
+            f"{run_label(m)}, {v} ({m['n_users']} users)",
+            np.mean(x["ndcg@10"]) - np.mean(m["ease"]["ndcg@10"]),
+        )
+        for m in modes
+        for v, x in m["per_user"].items()
+        if v != "unfused" and asks_lm(m, v)
+    ]
+    if asking:
+        shown = "; ".join(f"{name}: {d:+.4f}" for name, d in asking)
+        out.append(f"fused variants whose LLM weight was kept, NDCG@10 against EASE: {shown}")
+    else:
+        out.append(
+            "no fused variant kept an LLM weight on its validation users (untuned or tuned, "
+            "linear, RRF or feature fusion), so every fused row that includes the LLM orders "
+            "as EASE or the side fusion does and asks no LM at test time; the best tuned and "
+            "fused variant is therefore not above EASE through the LLM"
+        )
+    if NO_LM_FILE.exists():
+        d = json.loads(NO_LM_FILE.read_text())
+        a, b = np.array(d["no_lm"]["ndcg@10"]), np.array(d["ease"]["ndcg@10"])
+        test = compare_with({"fused": a, "ease": b}, "ease")["fused"]
+        out.append(
+            f"the best fused variant on {d['n_users']} users is the learned side fusion "
+            f"(no LM): {fmt_test(test)} NDCG@10 against EASE (paired t and Wilcoxon)"
+        )
+    text = "; ".join(out)
+    return f"**Goals.** {text[0].upper()}{text[1:]}." if out else ""
+
+
 def table(modes: list[dict]) -> list[str]:
     rows, cost = {"ease": modes[0]["ease"]}, {"ease": None}
+    no_lm = next((m["no_lm"] for m in modes if m.get("no_lm")), None)
+    if no_lm:
+        rows[NO_LM] = no_lm["per_user"]
+        cost[NO_LM] = {"searches": {"features": no_lm["fusion"]}}
     for m in modes:
-        label = MODE_LABELS[m["mode"]]
+        label = run_label(m)
         for name, values in m["per_user"].items():
             rows[f"ease+llm {label}, {name}"] = values
             cost[f"ease+llm {label}, {name}"] = m
@@ -233,9 +388,11 @@ def intro(modes: list[dict]) -> str:
         "`python benchmarks/rerank.py` (latest run written "
         f"{max(m['written'] for m in modes)}). ML-100K, holdout 0.8/0.1/0.1 (split seed 2020), "
         f"full ranking over all {modes[0]['n_items']} items, test part, test users sampled with "
-        "seed 0 (the 200 of the `llm` section, or the first of that draw for smaller samples). "
+        "seed 0 (the 200 of the `llm` section, or the first of that draw for smaller samples; "
+        "500 = those 200 and 300 more drawn with seed 1). "
         "EASE (reg 500, seed 42) shortlists each user's 20 best unseen items; Gemma 3 270M "
-        "(genrec's transformers backend, zero-shot, 10 recent titles) scores them: "
+        "(genrec's transformers backend, 10 recent titles; zero-shot unless a row names a "
+        "tuned adapter) scores them: "
         "**pointwise** (each title's likelihood), **listwise** (one prompt, candidates under "
         "letters A-T in EASE's order, the probability of each letter), **pairwise** (PRP: "
         "the letter question about two candidates, both orders, each candidate against the next "
@@ -252,8 +409,22 @@ def intro(modes: list[dict]) -> str:
         "tokens and scored answer tokens (Gemma's tokenizer), wall seconds per test user. "
         "Setwise and pairwise ran on smaller samples (the first users of the same draw, w "
         "learned on as many validation users) because they cost 5 and 38 LM calls per user on "
-        "2 cores shared with other jobs."
+        "2 cores shared with other jobs. The tuned listwise LMs (rows named tuned-target and "
+        "tuned-distilled) ran on the 200 users and, beside the same untuned LM, on the first 60 "
+        "(w learned on 40 validation users), and EASE against the learned side fusion on 500, "
+        "for the same reason (about 6 s per LM call at a load average near 20). Seconds per "
+        "user follow the load of each run: the tuned-distilled 200-user run was repeated on a "
+        "quiet machine (same scores, 0.37 s per user against 2.25 s)."
     )
+
+
+NO_LM = "ease + popularity + text, learned fusion"
+
+
+def kept_cell(fusion: dict) -> str:
+    """The weight cell of a learned fusion: kept or not, and its cross-validated gain."""
+    verdict = "kept" if fusion["kept"] else "not kept"
+    return f"{verdict} (CV gain {fusion['cv_gain']:+.4f} ± {fusion['cv_se']:.4f})"
 
 
 def row_line(name: str, values: dict, tests: dict, mode: dict | None) -> str:
@@ -266,11 +437,20 @@ def row_line(name: str, values: dict, tests: dict, mode: dict | None) -> str:
     ]
     if mode is None:
         return "| " + " | ".join(cells + ["-", "0", "0", "< 0.01"]) + " |"
+    if name == NO_LM:
+        return (
+            "| "
+            + " | ".join(cells + [kept_cell(mode["searches"]["features"]), "0", "0", "< 0.01"])
+            + " |"
+        )
     c = mode["test_cost"]
     variant = name.rsplit(", ", 1)[1]
     search = mode["searches"].get(variant.split()[-1]) if variant != "unfused" else None
-    weight = "1 (fixed)" if search is None else f"{search['weight']:.2f} ({search['best']:.2f})"
-    skipped = search is not None and search["weight"] == 0
+    if variant == "fused features":
+        weight, skipped = kept_cell(search), not search["kept"]
+    else:
+        weight = "1 (fixed)" if search is None else f"{search['weight']:.2f} ({search['best']:.2f})"
+        skipped = search is not None and search["weight"] == 0
 
     def per(key: str) -> float:
         return 0 if skipped else c[key] / c["users"]
@@ -284,10 +464,10 @@ def row_line(name: str, values: dict, tests: dict, mode: dict | None) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def test_curve(mode: str, split) -> str:
+def test_curve(m: dict, split) -> str:
     """Test NDCG@10 of the linear fusion at a few fixed w, from the saved shortlists: how much
     fusion could add in hindsight (not used to choose anything)."""
-    path = RESULTS / f"rerank_{mode}_lists.npz"
+    path = RESULTS / f"rerank_{run_key(m['mode'], m.get('label', ''), m['n_users'])}_lists.npz"
     if not path.exists():
         return ""
     saved = np.load(path)
@@ -305,11 +485,267 @@ def test_curve(mode: str, split) -> str:
         hits = np.asarray(relevant[rows, top].todense()) > 0
         ndcg = ranking_metrics(hits, np.diff(relevant.indptr), [10], names=["ndcg"])["ndcg@10"]
         points.append(f"{w:.1f}: {ndcg.mean():.4f}")
-    return f"{MODE_LABELS[mode]}: " + ", ".join(points)
+    return f"{run_label(m)}: " + ", ".join(points)
+
+
+# ---- learned fusion over several features, from the saved shortlists ----------------------------
+SIDE = ("EASE", "popularity", "text similarity")
+
+
+class SideSignals:
+    """Per shortlist, the standardised (C, 3) features EASE score, log training popularity and
+    text similarity (genrec's ``dense`` model: MiniLM title embeddings, the centred mean of the
+    history's as the query) of the candidates."""
+
+    def __init__(self, split):
+        from genrec.build import build_model
+
+        self.split = split
+        self.popularity = np.log1p(split.train.item_counts.astype(np.float64))
+        self.dense = build_model("dense").fit(split.train, options=OPTIONS)
+
+    def features(self, part: str, users, candidates, retriever) -> list[np.ndarray]:
+        """Standardised side features of each user's shortlist, histories before ``part``."""
+        seen = self.split.train if part == "valid" else self.split.history("test")
+        text = self.dense.score(seen.user_item_order[np.asarray(users)])
+        return [
+            standardize_columns(np.c_[r, self.popularity[c], np.asarray(t)[c]])
+            for c, r, t in zip(candidates, retriever, text)
+        ]
+
+
+def targets_of(relevant, candidates) -> list[np.ndarray]:
+    """Per user, (C,) bool: which shortlisted candidates are among ``relevant``'s row items."""
+    return [np.asarray(relevant[i, c].todense()).ravel() > 0 for i, c in enumerate(candidates)]
+
+
+def fit_side_fusion(split, side: SideSignals) -> tuple:
+    """(the EASE + popularity + text fusion fitted on every validation user, the shortlist
+    pipeline): EASE shortlists cost no LM call, so all validation users teach this one."""
+    ease = EASE().fit(split.train, options=OPTIONS)
+    pipe = TwoStage(retriever=ease, reranker=LLMRecommender(lm="fake"), n_candidates=20)
+    pipe.n_users_, pipe.n_items_ = split.train.n_users, split.train.n_items
+    users, relevant = validation_targets(split.train, split.valid, 10**9, seed=OPTIONS.seed)
+    lists = pipe.shortlists(split.train.user_item_order[users], users=users, rerank=False)
+    candidates = [x.candidates for x in lists]
+    fusion = fit_feature_fusion(
+        side.features("valid", users, candidates, [x.retriever for x in lists]),
+        targets_of(relevant, candidates),
+        names=SIDE,
+        n_relevant=np.diff(relevant.indptr).tolist(),
+        seed=OPTIONS.seed,
+    )
+    return fusion
+
+
+def ranked_by(candidates, scores_of, features) -> np.ndarray:
+    return np.stack(
+        [c[np.argsort(-scores_of(x), kind="stable")] for c, x in zip(candidates, features)]
+    )
+
+
+def learned_fusions(m: dict, split, side: SideSignals, base) -> dict | None:
+    """One run's learned fusions from its saved shortlists: the side fusion ``base`` (no LM) on
+    its test users, and ``base`` fused with the LLM's score, the LLM's weight fitted on the
+    run's validation users (see :mod:`genrec.pipelines.learned_fusion`)."""
+    path = RESULTS / f"rerank_{run_key(m['mode'], m.get('label', ''), m['n_users'])}_lists.npz"
+    if not path.exists():
+        return None
+    saved = np.load(path)
+    users, relevant = validation_targets(split.train, split.valid, m["n_valid"], seed=OPTIONS.seed)
+    if not np.array_equal(users, saved["valid_users"]):
+        raise RuntimeError(f"{path}: its validation users are not the benchmark's")
+    parts = {}
+    for part in ("valid", "test"):
+        side_x = side.features(
+            part, saved[f"{part}_users"], saved[f"{part}_candidates"], saved[f"{part}_retriever"]
+        )
+        parts[part] = (
+            side_x,
+            [
+                standardize_columns(np.c_[base.scores(x), r])
+                for x, r in zip(side_x, saved[f"{part}_reranker"])
+            ],
+        )
+    fusion = fit_feature_fusion(
+        parts["valid"][1],
+        targets_of(relevant, saved["valid_candidates"]),
+        names=("EASE + popularity + text", "LLM"),
+        n_relevant=np.diff(relevant.indptr).tolist(),
+        seed=OPTIONS.seed,
+    )
+    test_users, candidates = saved["test_users"], saved["test_candidates"]
+    fitted = ranked_by(candidates, lambda x: x @ np.array(fusion.fitted), parts["test"][1])
+    no_lm = ranked_by(candidates, base.scores, parts["test"][0])
+    hindsight = ranked_by(candidates, lambda x: x @ np.array(base.fitted), parts["test"][0])
+    return {
+        "with_lm": {
+            "per_user": top_metrics(
+                split, test_users, ranked_by(candidates, fusion.scores, parts["test"][1])
+            ),
+            "fusion": {
+                **vars(fusion),
+                "fitted_test_ndcg": float(
+                    np.mean(top_metrics(split, test_users, fitted)["ndcg@10"])
+                ),
+            },
+        },
+        "no_lm": {
+            "per_user": top_metrics(split, test_users, no_lm),
+            "fusion": {
+                **vars(base),
+                "fitted_test_ndcg": float(
+                    np.mean(top_metrics(split, test_users, hindsight)["ndcg@10"])
+                ),
+            },
+        },
+    }
+
+
+def top_metrics(split, users: np.ndarray, ranked: np.ndarray) -> dict:
+    """Per-user NDCG and recall at 10 of each user's ``ranked`` shortlist (>= 10 items: the top
+    10 of the full ranking) against their test items."""
+    seen = split.history("test").user_items[users]
+    relevant = split.test.user_items[users] - split.test.user_items[users].multiply(seen)
+    relevant.eliminate_zeros()
+    top = ranked[:, :10]
+    hits = np.asarray(relevant[np.arange(len(users))[:, None], top].todense()) > 0
+    out = ranking_metrics(hits, np.diff(relevant.indptr), [10], names=["ndcg", "recall"])
+    return {k: v.tolist() for k, v in out.items()}
+
+
+def add_learned_fusions(modes: list[dict], split) -> None:
+    """Each run gains the row "fused features" (the side fusion, then the LLM); the first run of
+    each sample also carries the side fusion alone ("ease + popularity + text", no LM)."""
+    side = SideSignals(split)
+    base = fit_side_fusion(split, side)
+    done = set()
+    for m in modes:
+        fits = learned_fusions(m, split, side, base)
+        if fits is None:
+            continue
+        m["per_user"]["fused features"] = fits["with_lm"]["per_user"]
+        m["searches"]["features"] = fits["with_lm"]["fusion"]
+        if (m["n_users"], m["n_valid"]) not in done:
+            done.add((m["n_users"], m["n_valid"]))
+            m["no_lm"] = fits["no_lm"]
+
+
+def features_paragraph(modes: list[dict]) -> str:
+    """What each learned fusion fitted, and its test NDCG@10 had it been kept."""
+    parts = []
+    for m in modes:
+        f = m["searches"].get("features")
+        fits = [(run_label(m) + " LLM over it", f)] if f else []
+        if m.get("no_lm"):
+            fits.insert(
+                0,
+                (
+                    f"EASE + popularity + text ({m['no_lm']['fusion']['n_users']} validation users)",
+                    m["no_lm"]["fusion"],
+                ),
+            )
+        for name, fit in fits:
+            weights = ", ".join(f"{n} {w:+.2f}" for n, w in zip(fit["names"], fit["fitted"]))
+            parts.append(
+                f"{name}: {weights} (test NDCG@10 with these weights: {fit['fitted_test_ndcg']:.4f})"
+            )
+    if not parts:
+        return ""
+    lost = [run_label(m) for m in modes if "features" not in m["searches"]]
+    missing = (
+        f" No feature-fusion row for {', '.join(lost)}: the run's saved shortlists are missing "
+        "(an earlier version of this script wrote every labelled run's shortlists to one file)."
+        if lost
+        else ""
+    )
+    return (
+        "Learned fusion, in two steps (`genrec.pipelines.learned_fusion`): a linear score over the "
+        "shortlist's standardised EASE score, log popularity and text similarity (genrec's "
+        "`dense` model: MiniLM title embeddings), fitted on every validation user (EASE "
+        "shortlists need no LM) by the listwise log-likelihood of their validation items, L2 "
+        "0.1 towards EASE alone (**ease + popularity + text**); then that score and the "
+        "LLM's, standardised, weighted the same way on the run's validation users (**fused "
+        "features**). Each is kept only when its 5-fold cross-validated NDCG@10 gain over its "
+        "base (EASE; the side fusion) exceeds two paired standard errors, else its base's "
+        "order stands. Fitted weights: " + "; ".join(parts) + "." + missing
+    )
+
+
+FRONTIER = "rerank_frontier.svg"
+
+
+def frontier_svg(points: list[tuple[str, float, float, int]]) -> str:
+    """A plain SVG scatter of (name, LM seconds per test user, NDCG@10, sample size): each
+    variant's cost against its quality; numbered points, named in a legend."""
+    width, left, top, plot_w, plot_h = 1000, 70, 30, 420, 420
+    height = max(520, top + 12 * len(points) + 20)  # the legend lists every point
+    xs, ys = [p[1] for p in points], [p[2] for p in points]
+    x_max = max(max(xs) * 1.1, 1.0)
+    y_lo, y_hi = min(ys) - 0.01, max(ys) + 0.01
+    px = lambda x: left + plot_w * x / x_max  # noqa: E731
+    py = lambda y: top + plot_h * (1 - (y - y_lo) / (y_hi - y_lo))  # noqa: E731
+    colours = {500: "#1f77b4", 200: "#d62728", 60: "#ff7f0e", 50: "#2ca02c", 20: "#9467bd"}
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="black"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="black"/>',
+        f'<text x="{left + plot_w / 2}" y="{height - 20}" text-anchor="middle">'
+        "LM seconds per test user (wall, 1 thread, shared machine)</text>",
+        f'<text x="15" y="{top + plot_h / 2}" transform="rotate(-90 15 {top + plot_h / 2})" '
+        'text-anchor="middle">NDCG@10 (full ranking)</text>',
+    ]
+    for i in range(6):
+        x, y = x_max * i / 5, y_lo + (y_hi - y_lo) * i / 5
+        out.append(
+            f'<text x="{px(x):.1f}" y="{top + plot_h + 15}" text-anchor="middle">{x:.1f}</text>'
+        )
+        out.append(f'<text x="{left - 5}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.3f}</text>')
+    for i, (name, x, y, n) in enumerate(points, 1):
+        colour = colours.get(n, "#555555")
+        out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="4" fill="{colour}"/>')
+        out.append(f'<text x="{px(x) + 6:.1f}" y="{py(y) - 4:.1f}" fill="{colour}">{i}</text>')
+        out.append(
+            f'<text x="{left + plot_w + 30}" y="{top + 12 * i:.1f}" fill="{colour}">'
+            f"{i}. {escape(name)} ({n} users)</text>"
+        )
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def frontier_points(modes: list[dict]) -> list[tuple[str, float, float, int]]:
+    """(name, LM seconds per test user, mean NDCG@10, users) of every variant of every table;
+    a fused variant that does not ask the LM costs 0 s."""
+    points = []
+    if NO_LM_FILE.exists():
+        d = json.loads(NO_LM_FILE.read_text())
+        for name, values in (("ease", d["ease"]), (NO_LM, d["no_lm"])):
+            points.append((name, 0.0, float(np.mean(values["ndcg@10"])), d["n_users"]))
+    for n_users in sorted({m["n_users"] for m in modes}, reverse=True):
+        group = [m for m in modes if m["n_users"] == n_users]
+        points.append(("ease", 0.0, float(np.mean(group[0]["ease"]["ndcg@10"])), n_users))
+        for m in group:
+            if m.get("no_lm"):
+                ndcg = float(np.mean(m["no_lm"]["per_user"]["ndcg@10"]))
+                points.append((NO_LM, 0.0, ndcg, n_users))
+        for m in group:
+            seconds = m["test_cost"]["seconds"] / m["test_cost"]["users"]
+            for variant, values in m["per_user"].items():
+                cost = seconds if asks_lm(m, variant) else 0.0
+                points.append(
+                    (f"{run_label(m)}, {variant}", cost, float(np.mean(values["ndcg@10"])), n_users)
+                )
+    return points
 
 
 def hindsight_paragraph(modes: list[dict], split) -> str:
-    curves = [c for c in (test_curve(m["mode"], split) for m in modes) if c]
+    curves = [c for c in (test_curve(m, split) for m in modes) if c]
     if not curves:
         return ""
     return (
@@ -329,7 +765,7 @@ def fit_paragraph(modes: list[dict]) -> str:
             if round(w * 20) % 4 == 0
         )
         parts.append(
-            f"{MODE_LABELS[m['mode']]}: learning w cost {c['calls']} LM calls on "
+            f"{run_label(m)}: learning w cost {c['calls']} LM calls on "
             f"{c['users']} validation users ({c['seconds'] / max(c['users'], 1):.2f} s "
             f"each); validation NDCG@10 of the linear fusion by w: {shown}"
         )
@@ -356,13 +792,24 @@ def main(argv=None) -> int:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--valid-users", type=int, default=100)
     parser.add_argument("--modes", default="listwise,grounded")
-    parser.add_argument("--lm", default="transformers:gemma-3-270m")
+    parser.add_argument(
+        "--lm", default="transformers:gemma-3-270m", help="the LM spec, e.g. tuned:/path/to/adapter"
+    )
+    parser.add_argument("--label", default="", help="the LM's name in the tables (tuned LMs)")
     parser.add_argument("--cache-dir", default="/tmp/gcache")
     parser.add_argument(
         "--report", action="store_true", help="only write the section from the saved results"
     )
+    parser.add_argument(
+        "--no-lm", action="store_true", help="only EASE and the learned side fusion (no LM)"
+    )
     args = parser.parse_args(argv)
-    if not args.report:
+    if args.no_lm:
+        split = load_split(args.cache_dir)
+        run_no_lm(
+            split, np.sort(test_users(np.flatnonzero(split.test.user_counts > 0), args.users))
+        )
+    elif not args.report:
         run(args)
     text = report(load_split(args.cache_dir))
     print(text)
@@ -374,14 +821,93 @@ def load_split(cache_dir):
     return holdout_split(sources.load("ml-100k", cache_dir=cache_dir), (0.8, 0.1, 0.1), seed=2020)
 
 
+def adapter_facts(spec: str) -> dict | None:
+    """How a tuned LM (spec ``tuned:FOLDER``) was tuned: its ``train_result.json`` (written by
+    ``benchmarks/tuning.py``) without the step log; None for an untuned LM."""
+    if not spec.startswith("tuned:"):
+        return None
+    path = Path(spec.split(":", 1)[1]) / "train_result.json"
+    if not path.exists():
+        return {"folder": str(path.parent)}
+    facts = json.loads(path.read_text())
+    valid = [(e["step"], e["valid_loss"]) for e in facts.pop("log") if "valid_loss" in e]
+    return {**facts, "valid_losses": valid}
+
+
+def adapters_paragraph(modes: list[dict]) -> str:
+    """How each tuned LM of a table was tuned."""
+    parts = []
+    for m in modes:
+        a = m.get("adapter")
+        if not a or "config" not in a:
+            continue
+        c = a["config"]
+        teacher = (
+            f"target loss mixed half and half with KL(EASE's softmax at temperature "
+            f"{c['teacher_temperature']:g} || the LM's letters)"
+            if c.get("distill")
+            else "target letter only"
+        )
+        losses = ", ".join(f"{s}: {v:.3f}" for s, v in a["valid_losses"])
+        parts.append(
+            f"{run_label(m)}: {teacher}; {a['steps']} steps of batch {c['batch_size']} in "
+            f"{a['seconds'] / 60:.1f} min (time budget {c['time_budget']:.0f} s), "
+            f"{a['train_examples']:,} examples built, validation answer loss by step {losses} "
+            f"(best step {a['best_step']})"
+        )
+    if not parts:
+        return ""
+    return (
+        "Tuned LMs (`benchmarks/tuning.py --train DIR --which listwise-target|listwise-"
+        "distilled --time-budget S`): LoRA r=8 on Gemma 3 270M, the listwise task over EASE's "
+        "top 20 in EASE's order, 5 history titles, shortlists from 5 EASE copies each fitted "
+        "without one fold of users (a training case's shortlist and teacher never come from an "
+        "EASE that saw its user, target included); cases whose target is not shortlisted are "
+        "dropped; learning rate 5e-4. " + "; ".join(parts) + "."
+    )
+
+
+def tuned_paragraph(modes: list[dict]) -> str:
+    """Each tuned LM's unfused order against the untuned LM's on the same users (paired)."""
+    from genrec.evaluation.stats import paired_tests
+
+    base = next(
+        (m for m in modes if m["mode"] == "listwise" and m.get("label", "") in ("", "untuned")),
+        None,
+    )
+    tuned = [m for m in modes if m.get("label", "").startswith("tuned")]
+    if base is None or not tuned:
+        return ""
+    parts = []
+    for m in tuned:
+        t = paired_tests(
+            np.array(m["per_user"]["unfused"]["ndcg@10"]),
+            np.array(base["per_user"]["unfused"]["ndcg@10"]),
+        )
+        parts.append(
+            f"{run_label(m)} {t['mean_diff']:+.4f} (paired t p={t['p_t']:.2g}, Wilcoxon p={t['p_wilcoxon']:.2g})"
+        )
+    return (
+        "Unfused NDCG@10 of each tuned LM against the untuned one, same users: "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def test_users(eligible: np.ndarray, n: int) -> np.ndarray:
+    """``n`` test users: the 200 of the llm section (seed 0) first, then more drawn with seed 1
+    from the others, so a larger sample contains the smaller ones."""
+    first = np.random.default_rng(0).choice(eligible, min(200, len(eligible)), replace=False)
+    rest = np.setdiff1d(eligible, first)
+    more = np.random.default_rng(1).choice(rest, min(max(n - 200, 0), len(rest)), replace=False)
+    return np.r_[first, more][:n]
+
+
 def run(args) -> None:
     OPTIONS.apply_threads()
     split = load_split(args.cache_dir)
     eligible = np.flatnonzero(split.test.user_counts > 0)
-    draw = np.random.default_rng(0).choice(
-        eligible, min(max(args.users, 200), len(eligible)), replace=False
-    )  # the llm section's 200 come first
-    users = np.sort(draw[: args.users])
+    users = np.sort(test_users(eligible, args.users))
     ease = EASE().fit(split.train, options=OPTIONS)
     RESULTS.mkdir(parents=True, exist_ok=True)
     base = {
@@ -394,13 +920,15 @@ def run(args) -> None:
     lm = CountingLM(get_language_model(args.lm, threads=1))
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
         loads = [load_average()]
-        out = run_mode(mode, split, users, ease, lm, args.valid_users)
+        out = run_mode(mode, split, users, ease, lm, args.valid_users, args.label)
         out.update(
             base,
+            adapter=adapter_facts(args.lm),
             loads=loads + [load_average()],
             written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         )
-        atomic_write(RESULTS / f"rerank_{mode}.json", json.dumps(out, default=float))
+        key = run_key(mode, args.label, len(users))
+        atomic_write(RESULTS / f"rerank_{key}.json", json.dumps(out, default=float))
 
 
 if __name__ == "__main__":

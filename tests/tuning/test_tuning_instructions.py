@@ -278,3 +278,51 @@ def test_tune_config_builds_fold_retrievers():
     for bad in ({"folds": 1}, {"uniform_share": 2.0}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             TuneConfig(**bad)
+
+
+def test_distillation_examples_carry_the_retrievers_ranking_as_a_teacher():
+    split = world(n_users=60).split
+
+    def build(temperature, retriever=None):
+        return BUILDERS["listwise"](
+            split,
+            per_user=3,
+            seed=0,
+            retriever=retriever or TopRetriever(24),
+            n_candidates=6,
+            teacher_temperature=temperature,
+        )
+
+    plain = BUILDERS["listwise"](
+        split, per_user=3, seed=0, retriever=TopRetriever(24), n_candidates=6
+    )
+    warm, sharp = build(1.0), build(0.25)
+    assert [e.prompt for e in warm] == [e.prompt for e in plain]  # the same examples, taught
+    assert all(not e.teacher for e in plain)
+    for w, s in zip(warm, sharp):
+        assert w.choices == tuple(prompts.letter_continuations(6)) and w.answer in w.choices
+        assert np.isclose(sum(w.teacher), 1) and np.isclose(sum(s.teacher), 1)
+        assert np.all(np.diff(w.teacher) < 0)  # the shortlist is in the retriever's order
+        assert s.teacher[0] > w.teacher[0]  # a lower temperature is sharper
+    listed = re.findall(r'^[A-F]\. "Film (\d+)"$', warm[0].prompt, re.M)
+    scores = -np.array(listed, float)  # TopRetriever's scores of the shortlist
+    z = (scores - scores.mean()) / scores.std()  # the teacher: softmax of standardised scores
+    np.testing.assert_allclose(warm[0].teacher, np.exp(z) / np.exp(z).sum())
+    np.testing.assert_allclose(ins.teacher(np.ones(4), 1.0), [0.25] * 4)
+    for bad in (0.0, -1.0, "1"):
+        with pytest.raises(ConfigError, match="teacher_temperature"):
+            build(bad)
+
+
+def test_a_training_cases_shortlist_and_teacher_never_come_from_a_retriever_that_saw_it():
+    split = world(n_users=60).split
+    folds = ins.FoldRetriever(UsersSeen, k=3, seed=1).fit(split.train)
+    examples = BUILDERS["listwise"](
+        split, per_user=2, seed=0, retriever=folds, n_candidates=6, teacher_temperature=1.0
+    )
+    assert examples
+    for ex in examples:
+        copy = folds.models_[folds.fold_[ex.user]]
+        assert ex.user not in copy.users  # the copy that shortlisted this case never saw its user
+        shortlist = [int(i) for i in re.findall(r'^[A-F]\. "Film (\d+)"$', ex.prompt, re.M)]
+        np.testing.assert_allclose(ex.teacher, ins.teacher(copy.counts[shortlist], 1.0))

@@ -179,6 +179,63 @@ def test_preference_tuning_with_retrieved_negatives(base, split, tmp_path):
         TuneConfig(negatives="hard")
 
 
+def taught_examples(split, n: int = 6):
+    """Listwise examples over Pop's shortlists of 4, each with Pop's ranking as the teacher."""
+    from genrec.models import Pop
+    from genrec.tuning.instructions import listwise_examples
+
+    pop = Pop().fit(split.train, options=OPTIONS)
+    examples = listwise_examples(
+        split, per_user=2, seed=0, retriever=pop, n_candidates=4, teacher_temperature=0.5
+    )
+    assert len(examples) >= n
+    return examples[:n]
+
+
+def kl_of_scores(lm, examples) -> float:
+    """Mean KL(teacher || softmax of the LM's own listwise letter scores), as it ranks."""
+    total = 0.0
+    for ex in examples:
+        logp = lm.score(ex.prompt, list(ex.choices)).logprob
+        student = logp - np.logaddexp.reduce(logp)
+        teacher = np.array(ex.teacher)
+        total += float(np.sum(teacher * (np.log(teacher) - student)))
+    return total / len(examples)
+
+
+def test_the_distillation_loss_is_the_kl_to_the_teacher_over_the_letter_scores(base, split):
+    examples = taught_examples(split)
+    lm = fresh(base)
+    rows, _ = encode(lm, examples, 512)
+    assert all(len(row) == 5 and row[0][row[2] + 1] in row[3] for row in rows)
+    with torch.no_grad():
+        kl = float(answer_loss(lm._model, rows, distill=1.0)[0])
+        ce = float(answer_loss(lm._model, rows)[0])
+        plain = float(answer_loss(lm._model, [row[:2] for row in rows], distill=1.0)[0])
+        half = float(answer_loss(lm._model, rows, distill=0.5)[0])
+    assert kl == pytest.approx(kl_of_scores(lm, examples), rel=1e-4, abs=1e-5)
+    assert ce == pytest.approx(plain) and half == pytest.approx((ce + kl) / 2, rel=1e-5)
+
+
+def test_distillation_moves_the_listwise_scores_toward_the_teacher(base, split, tmp_path):
+    examples = taught_examples(split)
+    cfg = config(
+        base, task="listwise", negatives="retrieved", distill=1.0, max_steps=10, max_length=512
+    )
+    lm = fresh(base)
+    before = kl_of_scores(lm, examples)
+    tune(split, cfg, lm=lm, output=tmp_path, options=OPTIONS, examples=examples)
+    assert kl_of_scores(lm, examples) < 0.5 * before
+    for bad in (
+        {"distill": 0.5},  # the next-item task has no teacher
+        {"distill": 1.5, "task": "listwise", "negatives": "retrieved"},
+        {"distill": 0.5, "task": "listwise"},  # uniform candidates: no retriever, no teacher
+        {"teacher_temperature": 0.0},
+    ):
+        with pytest.raises(ConfigError, match=next(reversed(bad))):
+            TuneConfig(**bad)
+
+
 def test_bad_input(base, split, tmp_path):
     with pytest.raises(ConfigError, match="method"):
         TuneConfig(method="full")

@@ -65,7 +65,10 @@ class Instruction:
     """One tuning example: the model reads ``prompt`` and should continue with ``answer``.
 
     ``user`` and ``items`` (history items, then the item asked about) record where it came from
-    (leakage checks); ``template`` is the paraphrase used.
+    (leakage checks); ``template`` is the paraphrase used. A distillation example also carries
+    its ``choices`` (the continuations scored, e.g. the letters) and a ``teacher`` distribution
+    over them (same length, sums to 1); the tuner can then learn that distribution besides the
+    answer.
     """
 
     task: str
@@ -74,6 +77,8 @@ class Instruction:
     user: int
     items: tuple[int, ...]
     template: int
+    choices: tuple[str, ...] = ()
+    teacher: tuple[float, ...] = ()
 
 
 # ---- templates (several paraphrases per task; {history} etc. are quoted lists) ---------------
@@ -254,12 +259,19 @@ def _titles(split, items) -> list[str]:
 
 
 def _retrieved_pools(
-    split, cases: list[tuple], retriever, n_hard: int, *, keep_target: bool = False
-) -> list[np.ndarray]:
+    split,
+    cases: list[tuple],
+    retriever,
+    n_hard: int,
+    *,
+    keep_target: bool = False,
+    with_scores: bool = False,
+) -> list:
     """Per case, the ``n_hard`` items a fitted ``retriever`` ranks highest for the case's history,
     best first, among items with training interactions that the user never interacted with in
     training (the hard negatives a reranker meets in a two-stage pipeline); with
-    ``keep_target`` the case's target stays eligible (a shortlist that may contain it)."""
+    ``keep_target`` the case's target stays eligible (a shortlist that may contain it); with
+    ``with_scores`` each pool is (items, the retriever's scores of them)."""
     from genrec.data.dataset import as_history_matrix
 
     if not callable(getattr(retriever, "score", None)) and not isinstance(retriever, FoldRetriever):
@@ -271,10 +283,11 @@ def _retrieved_pools(
     for lo in range(0, len(cases), 1024):
         chunk = cases[lo : lo + 1024]
         histories = as_history_matrix([c[1] for c in chunk], split.train.n_items)
-        scores = (
+        scores = np.array(  # a writable copy (a model may return a read-only broadcast)
             retriever.score_users(np.array([c[0] for c in chunk]), histories)
             if isinstance(retriever, FoldRetriever)
-            else retriever.score(histories)
+            else retriever.score(histories),
+            np.float64,
         )
         rows, targets = np.arange(len(chunk)), np.array([c[2] for c in chunk])
         kept = scores[rows, targets]
@@ -283,7 +296,9 @@ def _retrieved_pools(
         if keep_target:
             scores[rows, targets] = kept
         top = np.argsort(-scores, axis=1, kind="stable")[:, :n_hard]
-        pools += [t[np.isfinite(s[t])] for t, s in zip(top, scores)]
+        for t, s in zip(top, scores):
+            t = t[np.isfinite(s[t])]
+            pools.append((t, s[t].astype(np.float64)) if with_scores else t)
     return pools
 
 
@@ -299,12 +314,15 @@ def _build(
     retriever=None,
     n_hard: int = 20,
     keep_target: bool = False,
+    with_scores: bool = False,
 ) -> list[Instruction]:
     _check_args(split, part, per_user=per_user, history_len=history_len, n_hard=n_hard)
     rng = np.random.default_rng(seed)
     cases = _cases(split, part, per_user, history_len, rng)
     pools = (
-        _retrieved_pools(split, cases, retriever, n_hard, keep_target=keep_target)
+        _retrieved_pools(
+            split, cases, retriever, n_hard, keep_target=keep_target, with_scores=with_scores
+        )
         if retriever is not None
         else [None] * len(cases)
     )
@@ -429,6 +447,7 @@ def listwise_examples(
     n_candidates: int = 20,
     templates: list[str] | None = None,
     retriever=None,
+    teacher_temperature: float | None = None,
     seed: int = 0,
 ) -> list[Instruction]:
     """LlamaRec's listwise task: the history, ``n_candidates`` candidates under letters A, B, ...
@@ -437,9 +456,24 @@ def listwise_examples(
     With a fitted ``retriever`` the candidates are its top ``n_candidates`` items for the history
     in its order (exactly what the two-stage pipeline's listwise reranker is shown); cases whose
     target the retriever does not shortlist are dropped, as LlamaRec trains only on retrieved
-    targets. Without one, the target among uniformly drawn items, in random order."""
+    targets. Without one, the target among uniformly drawn items, in random order.
+
+    Distillation: with a ``retriever`` and a ``teacher_temperature`` each example also carries
+    the retriever's ranking of its shortlist as a distribution over the letters (the teacher):
+    ``softmax(z / teacher_temperature)`` of the retriever's scores ``z`` standardised within the
+    shortlist (the calibration of the pipeline's linear fusion)."""
     templates = templates or LISTWISE_TEMPLATES
     _check_args(split, part, n_candidates=n_candidates)
+    distill = teacher_temperature is not None
+    if distill and (
+        isinstance(teacher_temperature, bool)
+        or not isinstance(teacher_temperature, (int, float))
+        or not teacher_temperature > 0
+    ):
+        raise ConfigError(
+            f"teacher_temperature must be a number > 0 (1 = the softmax of the standardised "
+            f"scores; smaller is sharper), got {teacher_temperature!r}"
+        )
     if n_candidates > len(prompts.LETTERS):
         raise ConfigError(
             f"n_candidates must be at most {len(prompts.LETTERS)} (one letter each), "
@@ -447,6 +481,9 @@ def listwise_examples(
         )
 
     def make(user, history, target, rating, template, rng, pool):
+        scores = None
+        if distill and pool is not None:
+            pool, scores = pool
         if pool is None:
             candidates = rng.permutation(
                 np.r_[target, _negatives(split, user, n_candidates - 1, rng, [target])]
@@ -462,10 +499,14 @@ def listwise_examples(
             prompt = templates[template].format(
                 history=_history(titles), candidates=prompts.lettered_list(listed)
             )
-        answer = prompts.letter_continuations(len(candidates))[
-            int(np.flatnonzero(candidates == target)[0])
-        ]
-        return Instruction("listwise", prompt, answer, user, (*map(int, history), target), template)
+        letters = prompts.letter_continuations(len(candidates))
+        answer = letters[int(np.flatnonzero(candidates == target)[0])]
+        extra = {}
+        if scores is not None:
+            extra = {"choices": tuple(letters), "teacher": teacher(scores, teacher_temperature)}
+        return Instruction(
+            "listwise", prompt, answer, user, (*map(int, history), target), template, **extra
+        )
 
     return _build(
         split,
@@ -478,7 +519,18 @@ def listwise_examples(
         retriever=retriever,
         n_hard=n_candidates,
         keep_target=True,
+        with_scores=distill,
     )
+
+
+def teacher(scores: np.ndarray, temperature: float) -> tuple[float, ...]:
+    """The teacher's distribution over a shortlist: ``softmax(z / temperature)`` of its
+    ``scores`` standardised within the shortlist (all equal: uniform)."""
+    scores = np.asarray(scores, np.float64)
+    spread = scores.std()
+    z = (scores - scores.mean()) / spread if np.isfinite(spread) and spread > 0 else 0 * scores
+    p = np.exp((z - z.max()) / temperature)
+    return tuple((p / p.sum()).tolist())
 
 
 def rating_examples(
@@ -639,4 +691,5 @@ __all__ = [
     "next_item_examples",
     "preference_examples",
     "rating_examples",
+    "teacher",
 ]

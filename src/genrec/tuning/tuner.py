@@ -25,6 +25,15 @@ training (summed over resumed runs) stop it too, after one last validation loss.
 (``adapter_model.safetensors`` + ``adapter_config.json``, a few MB for LoRA) beside
 ``genrec_adapter.json`` naming the base model; :class:`~genrec.text.tuned_lm.TunedLM` loads it.
 
+Distillation (``distill`` > 0, the listwise task over a retriever's shortlists): each example
+also carries a teacher's distribution over the letters, the retriever's own ranking of the
+shortlist (:func:`~genrec.tuning.instructions.teacher`: a softmax of its standardised scores
+at ``teacher_temperature``). The loss is then ``(1 - distill) * CE(target letter) + distill *
+KL(teacher || student)``, where the student's distribution is the LM's softmax over the letter
+tokens at the answer position (ListNet-style listwise distillation). The validation loss stays
+the target's cross-entropy alone, so runs with and without a teacher stop and are compared on
+the same measure.
+
 Deviations: no learning-rate decay; examples longer than ``max_length`` tokens are skipped
 (counted in the result), not truncated. The optimizer runs in float32 on float32 adapter
 weights over a bfloat16 base model.
@@ -98,6 +107,8 @@ class TuneConfig(ModelConfig):
     n_hard: int = 20  # retrieved negatives come from the retriever's top n_hard items
     folds: int = 0  # >= 2: the retriever is fitted k times, never on the case's user (0: once)
     uniform_share: float = 0.0  # retrieved negatives: this share is drawn uniformly instead
+    distill: float = 0.0  # listwise: weight of KL(teacher || LM) in the loss (0 = target only)
+    teacher_temperature: float = 1.0  # softmax temperature of the teacher's standardised scores
 
     def __post_init__(self):
         self.check(self.method in METHODS, "method", f"one of {METHODS}")
@@ -129,6 +140,14 @@ class TuneConfig(ModelConfig):
             "0 (one retriever on all training data) or k >= 2 folds",
         )
         self.check(0 <= self.uniform_share <= 1, "uniform_share", "a number in 0..1")
+        self.check(
+            0 <= self.distill <= 1
+            and (not self.distill or (self.task == "listwise" and self.negatives == "retrieved")),
+            "distill",
+            "a number in 0..1, above 0 only with task='listwise' and negatives='retrieved' "
+            "(the teacher ranks the retriever's shortlists)",
+        )
+        self.check(self.teacher_temperature > 0, "teacher_temperature", "a number > 0")
         self.check(
             self.learning_rate is None or 0 < self.learning_rate < 1,
             "learning_rate",
@@ -171,7 +190,9 @@ class TuneResult:
 # ---- tokenised examples ------------------------------------------------------------------------
 def encode(lm, examples: list[Instruction], max_length: int) -> tuple[list[tuple], int]:
     """[(token ids, number of prompt tokens)] as ``lm`` scores the answer after the prompt;
-    examples longer than ``max_length`` are dropped (their count is returned too)."""
+    examples longer than ``max_length`` are dropped (their count is returned too). An example
+    with a teacher gets three more entries (:func:`choice_tokens`): the position whose
+    next-token logits tell the choices apart, their tokens there, the teacher's probabilities."""
     out, skipped = [], 0
     for ex in examples:
         text = lm.format_prompt(ex.prompt)
@@ -179,22 +200,50 @@ def encode(lm, examples: list[Instruction], max_length: int) -> tuple[list[tuple
         ids = prompt_ids + lm.continuation_ids(text, prompt_ids, ex.answer)
         if len(ids) > max_length:
             skipped += 1
+        elif ex.teacher:
+            out.append((ids, len(prompt_ids), *choice_tokens(lm, text, prompt_ids, ex)))
         else:
             out.append((ids, len(prompt_ids)))
     return out, skipped
 
 
-def answer_loss(model, batch: list[tuple], prefix=None):
-    """(mean cross-entropy over the answer tokens, number of answer tokens, number of tokens)
-    of a right-padded batch; ``prefix`` (P, D): soft-prompt embeddings put before every row."""
+def choice_tokens(lm, text: str, prompt_ids: list[int], example: Instruction) -> tuple:
+    """(position, (C,) token ids, (C,) teacher probabilities) of a distillation example: the
+    choices' continuations must share their first tokens and end in one distinct token each
+    (" A", " B", ... do), whose logits at ``position`` are the student's scores of the choices.
+
+    Raises:
+        ConfigError: the tokenizer does not end each choice in one distinct token.
+    """
+    conts = [lm.continuation_ids(text, prompt_ids, c) for c in example.choices]
+    shared = len(conts[0]) - 1
+    last = [c[-1] for c in conts]
+    if (
+        len(example.teacher) != len(conts)
+        or any(len(c) != shared + 1 or c[:shared] != conts[0][:shared] for c in conts)
+        or len(set(last)) != len(last)
+    ):
+        raise ConfigError(
+            f"distillation needs choices that differ only in one last token each; the tokenizer "
+            f"gives {conts[:3]}...; use single-token choices (the letters of the listwise task) "
+            "or distill=0"
+        )
+    return len(prompt_ids) + shared - 1, tuple(last), tuple(example.teacher)
+
+
+def answer_loss(model, batch: list[tuple], prefix=None, *, distill: float = 0.0):
+    """(loss, number of answer tokens, number of tokens) of a right-padded batch (rows of
+    :func:`encode`); ``prefix`` (P, D): soft-prompt embeddings put before every row. The loss is
+    the mean cross-entropy over the answer tokens, mixed with weight ``distill`` with the mean
+    KL(teacher || LM over the choices) of the rows that carry a teacher."""
     import torch
 
     from genrec.text.transformers_lm import _head
 
-    width = max(len(ids) for ids, _ in batch)
+    width = max(len(row[0]) for row in batch)
     ids = torch.zeros(len(batch), width, dtype=torch.long)  # (B, L)
     labels = torch.full((len(batch), width), -100, dtype=torch.long)  # (B, L), -100: no loss
-    for row, (tokens, n_prompt) in enumerate(batch):
+    for row, (tokens, n_prompt, *_) in enumerate(batch):
         ids[row, : len(tokens)] = torch.tensor(tokens)
         labels[row, n_prompt : len(tokens)] = torch.tensor(tokens[n_prompt:])
     device = model.get_input_embeddings().weight.device  # the LM's device (TransformersLM)
@@ -209,7 +258,30 @@ def answer_loss(model, batch: list[tuple], prefix=None):
     predicts = target != -100  # (B, L-1): position t predicts token t + 1
     logits = _head(model, hidden[:, :-1][predicts]).float()  # (N, V)
     loss = torch.nn.functional.cross_entropy(logits, target[predicts])
-    return loss, int(predicts.sum()), sum(len(t) for t, _ in batch)
+    taught = [r for r, row in enumerate(batch) if len(row) > 2]
+    if distill and taught:
+        loss = (1 - distill) * loss + distill * teacher_kl(
+            model, hidden, [batch[r] for r in taught], taught
+        )
+    return loss, int(predicts.sum()), sum(len(row[0]) for row in batch)
+
+
+def teacher_kl(model, hidden, rows: list[tuple], index: list[int]):
+    """Mean KL(teacher || student) over ``rows`` (encoded distillation examples at batch rows
+    ``index`` of ``hidden`` (B, L, D)): the student is the softmax of the LM's logits of the
+    choice tokens at each row's choice position."""
+    import torch
+
+    from genrec.text.transformers_lm import _head
+
+    at = hidden[torch.tensor(index), torch.tensor([row[2] for row in rows])]  # (R, D)
+    logits = _head(model, at).float()  # (R, V)
+    total = 0.0
+    for r, (_, _, _, tokens, probs) in enumerate(rows):
+        student = torch.log_softmax(logits[r, list(tokens)], dim=0)  # (C,)
+        teacher = torch.tensor(probs, dtype=torch.float32, device=student.device)
+        total = total + (teacher * (teacher.clamp_min(1e-12).log() - student)).sum()
+    return total / len(rows)
 
 
 # ---- the run -----------------------------------------------------------------------------------
@@ -261,6 +333,7 @@ def tune(
         n_hard=config.n_hard,
         like_threshold=config.like_threshold,
         uniform_share=config.uniform_share,
+        teacher_temperature=config.teacher_temperature if config.distill else None,
     )
     if config.negatives == "retrieved" and (examples is None or valid_examples is None):
         data_options["retriever"] = _retriever(split, config, options)
@@ -417,7 +490,9 @@ class _Run:
                 group["lr"] = self.config.lr * warm
             total = 0.0
             for batch in self.micro_batches(step):
-                loss, _, n_tokens = answer_loss(self.model, batch, soft_prompt(self.peft_model))
+                loss, _, n_tokens = answer_loss(
+                    self.model, batch, soft_prompt(self.peft_model), distill=self.config.distill
+                )
                 (loss / self.config.grad_accum).backward()
                 total += loss.item() / self.config.grad_accum
                 self.tokens += n_tokens
@@ -592,7 +667,9 @@ __all__ = [
     "TuneConfig",
     "TuneResult",
     "answer_loss",
+    "choice_tokens",
     "encode",
     "soft_prompt",
+    "teacher_kl",
     "tune",
 ]
