@@ -54,6 +54,29 @@ benchmarks: setup
 	$(PY) benchmarks/explain.py
 	$(PY) benchmarks/ddp.py
 	$(PY) benchmarks/sampled_softmax.py
+	$(PY) benchmarks/recbole_sequence_peers.py --work .bench/sequence-peers
+	$(PY) benchmarks/recbole_sequence_peers.py --work .bench/sequence-peers --render
+	$(PY) benchmarks/tuning.py
+	$(PY) benchmarks/rerank_rag.py
+	$(PY) benchmarks/llm_features.py
+	$(PY) benchmarks/conversational.py --lm transformers:smollm2-135m --lm-users 20
+	$(PY) benchmarks/conversational_simulators.py
+	$(PY) benchmarks/audit.py --part id
+	$(PY) benchmarks/audit.py --part lm
+	$(PY) benchmarks/audit.py --part injection
+	$(PY) benchmarks/audit.py --part fairness-llm
+	$(PY) benchmarks/audit.py --part text-attack
+	$(PY) benchmarks/audit.py --part canary
+	$(PY) benchmarks/audit.py --part write
+	$(PY) benchmarks/multimodal.py
+	$(PY) benchmarks/multimodal_alignment.py
+	$(PY) benchmarks/multimodal_generation.py
+	$(PY) benchmarks/serving.py --rates 50,200,500 --seconds 10 --workers 1,2 --write
+	$(PY) benchmarks/threads.py
+	$(PY) benchmarks/precision.py
+	$(PY) benchmarks/search.py --trials ease=30,multvae=10 --write
+# Not here: serving_peers.py needs bash scripts/setup_cornac.sh; scale_data.py, scale_models.py,
+# eval_speed.py and ddp at scale write millions of rows first (commands in docs/scale.md).
 
 clean:
 	rm -rf $(VENV) reports artifacts .pytest_cache
