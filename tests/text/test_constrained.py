@@ -62,8 +62,24 @@ def test_sampled_answers_are_always_schema_valid_json(tiny):
         )[0]
         value = json.loads(text)  # strict JSON: no control characters inside strings
         assert validate(value, SCHEMA) is None, (text, validate(value, SCHEMA))
+        assert not outside_strings_spaced(text), text  # compact JSON
         seen_moods.add(value["mood"])
     assert seen_moods <= {"happy", "sad", "so-so"}
+
+
+def outside_strings_spaced(text: str) -> bool:
+    """Whether JSON ``text`` has whitespace outside strings or a string starting with it."""
+    in_string = escaped = False
+    for before, ch in zip(" " + text, text):
+        if in_string:
+            if before == '"' and not escaped and ch.isspace():
+                return True
+            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch.isspace():
+            return True
+    return False
 
 
 def test_greedy_batches_are_constrained_row_by_row(tiny):

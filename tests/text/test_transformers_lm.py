@@ -101,6 +101,8 @@ def test_gemma3_architecture_with_soft_capping_and_sliding_window():
     np.testing.assert_allclose(
         scores.logprob, naive_scores(lm, PROMPT, CONTINUATIONS), rtol=1e-4, atol=1e-4
     )
+    first = lm.generate([PROMPT], max_new_tokens=4)  # sliding-window layers: no kept cache
+    assert lm._kept is None and first == lm.generate([PROMPT], max_new_tokens=4)
 
 
 def test_boundary_tokens_are_the_suffix_after_the_prompt(tiny):
@@ -233,3 +235,58 @@ def test_stream_under_a_json_schema_yields_the_constrained_text(tiny):
     whole = tiny.generate(["How are you?"], max_new_tokens=20, json_schema=schema)[0]
     pieces = list(tiny.stream("How are you?", max_new_tokens=20, json_schema=schema))
     assert "".join(pieces) == whole and json.loads(whole)["mood"] in ("happy", "sad")
+
+
+def _read_tokens(lm: TransformersLM) -> list[int]:
+    """A list that receives the number of tokens each forward pass of ``lm`` reads."""
+    seen: list[int] = []
+    lm._model.get_input_embeddings().register_forward_hook(
+        lambda module, args, out: seen.append(args[0].shape[1])
+    )
+    return seen
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        None,
+        {
+            "type": "object",
+            "properties": {
+                "mood": {"enum": ["happy", "sad"]},
+                "note": {"type": "string", "maxLength": 12},
+            },
+            "required": ["mood", "note"],
+            "additionalProperties": False,
+        },
+    ],
+)
+def test_the_kept_prompt_cache_changes_no_answer_and_skips_the_shared_prefix(schema):
+    shared = "I liked these movies:\n- Star Wars\n- Fargo\n- Heat\n- Toy Story (1995)\nUser: "
+    prompts = [shared + t for t in ("a cat sat", "the dog ate a hat", "a cat sat on the mat")]
+    kept = TransformersLM.wrap(*tiny_test_model(), threads=1)
+    fresh = TransformersLM.wrap(*tiny_test_model(), threads=1)
+    reads = _read_tokens(kept)
+    options = dict(max_new_tokens=10, json_schema=schema)
+    for prompt in prompts + prompts[:1]:
+        with_cache = kept.generate([prompt], **options)[0]
+        fresh._kept = None
+        assert with_cache == fresh.generate([prompt], **options)[0]
+        streamed = "".join(kept.stream(prompt, **options))
+        assert streamed == with_cache
+    prefix = len(kept._encode(shared))
+    first_read, later_reads = reads[0], [r for r in reads[1:] if r > 1]
+    assert first_read >= prefix and later_reads and max(later_reads) < first_read - prefix // 2
+
+
+def test_a_weight_change_drops_the_kept_prompt_cache():
+    lm = TransformersLM.wrap(*tiny_test_model(), threads=1)
+    reads = _read_tokens(lm)
+    lm.generate(["a cat sat on the mat"], max_new_tokens=4)
+    with torch.no_grad():
+        lm._model.lm_head.weight.mul_(3.0)  # what an optimizer step does: an in-place update
+    reads.clear()
+    again = lm.generate(["a cat sat on the mat"], max_new_tokens=4)[0]
+    assert reads[0] == len(lm._encode("a cat sat on the mat"))  # the whole prompt read again
+    lm._kept = None
+    assert again == lm.generate(["a cat sat on the mat"], max_new_tokens=4)[0]

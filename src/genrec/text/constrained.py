@@ -17,9 +17,9 @@ them into a mask for ``model.generate``. Why this library:
 
 Only its core (``JsonSchemaParser``, ``TokenEnforcer``) is used: its own transformers
 integration imports ``transformers.tokenization_utils``, which transformers 5 no longer has.
-Whitespace between JSON tokens is limited to :data:`MAX_WHITESPACE` characters in a row and
-object keys must follow the ``required`` order (the parser's options), so a small model cannot
-spend its budget on indentation. The decoder guarantees a prefix of a valid value; the value is
+No whitespace is allowed between JSON tokens (compact JSON: ``{"a":[1,2]}``; inside strings at
+most :data:`MAX_WHITESPACE` in a row) and object keys must follow the ``required`` order, so a
+small model spends no tokens on indentation. The decoder guarantees a prefix of a valid value; the value is
 complete only if generation ends before ``max_new_tokens``: callers should still validate.
 
 Example (a tiny random model: its text is nonsense, yet schema-valid):
@@ -39,7 +39,7 @@ from collections.abc import Sequence
 
 from genrec.errors import ConfigError, require
 
-MAX_WHITESPACE = 1  # whitespace characters allowed in a row between JSON tokens
+MAX_WHITESPACE = 1  # whitespace characters allowed in a row inside a string
 
 
 def available() -> bool:
@@ -112,7 +112,9 @@ class JsonSchemaLogits:
         parser.config.force_json_field_order = True
         parser.config.alphabet = "".join(c for c in parser.config.alphabet if c >= " ")
         self.eos, self.decode = list(data.eos_token_id), data.decoder
-        self.closers, self.comma_closers = _closer_tokens(data.regular_tokens)
+        if not hasattr(data, "genrec_masks"):  # once per tokenizer
+            data.genrec_masks = _closer_tokens(data.regular_tokens), _spacing_tokens(data)
+        (self.closers, self.comma_closers), self.spacing = data.genrec_masks
         self.start: int | None = None  # the prompt width, seen at the first call
 
     def __call__(self, input_ids, scores):
@@ -125,8 +127,14 @@ class JsonSchemaLogits:
             mask[row, allowed] = 0.0
             # the parser accepts "}" or "]" right after a comma; JSON does not
             mask[row, self.comma_closers] = float("-inf")
-            if _after_comma(self.decode(ids[self.start :])):
+            last, in_string, opened = _json_state(self.decode(ids[self.start :]))
+            if last == "," and not in_string:
                 mask[row, self.closers] = float("-inf")
+            mask[row, self.spacing[in_string]] = float("-inf")  # compact JSON only
+            if opened:  # the parser does not count a string's leading spaces in its length
+                mask[row, self.spacing[2]] = float("-inf")
+            if not torch.isfinite(mask[row]).any():  # never reached with a sound schema
+                mask[row, self.eos] = 0.0
         return scores + mask
 
 
@@ -157,17 +165,47 @@ def _closer_tokens(regular_tokens) -> tuple[list[int], list[int]]:
     return closers, comma_closers
 
 
-def _after_comma(text: str) -> bool:
-    """Whether the last character of ``text`` outside strings and whitespace is a comma."""
-    last, in_string, escaped = "", False, False
+def _spacing_tokens(data) -> tuple[list[int], list[int], list[int]]:
+    """(tokens that put whitespace between JSON tokens when written outside a string, the same
+    when written inside one, tokens starting with whitespace): masked so that answers are
+    compact JSON and no string starts with whitespace."""
+    outside, inside, leading = [], [], []
+    for token, text, _ in data.regular_tokens:
+        if any(c.isspace() for c in text):
+            for start_in, into in ((False, outside), (True, inside)):
+                if _spaces_outside_strings(text, start_in):
+                    into.append(token)
+            if text[:1].isspace():
+                leading.append(token)
+    return outside, inside, leading
+
+
+def _spaces_outside_strings(text: str, in_string: bool) -> bool:
+    """Whether ``text``, read from inside a string or not, has whitespace outside strings."""
+    escaped = False
     for ch in text:
         if in_string:
             escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
         elif ch == '"':
-            in_string, last = True, '"'
+            in_string = True
+        elif ch.isspace():
+            return True
+    return False
+
+
+def _json_state(text: str) -> tuple[str, bool, bool]:
+    """(the last character of ``text`` outside strings and whitespace, whether ``text`` ends
+    inside a string, whether it ends right after a string's opening quote)."""
+    last, in_string, escaped, opened = "", False, False, False
+    for ch in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
+            opened = False
+        elif ch == '"':
+            in_string, last, opened = True, '"', True
         elif not ch.isspace():
             last = ch
-    return last == "," and not in_string
+    return last, in_string, opened
 
 
 __all__ = ["JsonSchemaLogits", "MAX_WHITESPACE", "available", "tokenizer_data"]

@@ -22,6 +22,14 @@ boundary (e.g. a prompt ending in a space), the continuation is tokenised on its
 appended, so the prompt's tokens (and its cached KV) are always the same for every continuation.
 An empty continuation scores the end-of-sequence token.
 
+Generation of one prompt (:meth:`TransformersLM.generate` with one prompt, :meth:`~TransformersLM.
+stream`) keeps the KV cache of its last prompt and answer: the next prompt reads only the tokens
+after their longest common token prefix (a planner's fixed instructions and examples, or a repair
+prompt that repeats the first prompt and answer). Greedy output is the same with or without it up
+to floating-point rounding (the prefix's keys come from one longer forward pass). The cache is
+dropped when the model's parameters change (fine-tuning), and it is not kept for sliding-window
+layers (Gemma 3) or a soft prompt.
+
 Example (a tiny random model built from a config; no download):
     >>> from genrec.text.transformers_lm import tiny_test_model
     >>> lm = TransformersLM.wrap(*tiny_test_model(), threads=1)
@@ -125,6 +133,7 @@ class TransformersLM:
         self._threads: int | None = None
         self.device, self._device = device, None  # the torch.device, decided on first use
         self.prefix_embeddings = None  # (P, D) soft prompt before every prompt (prompt tuning)
+        self._kept = None  # (token ids, KV cache, parameter versions) of the last generation
 
     @classmethod
     def wrap(cls, model, tokenizer, *, name: str = "wrapped", **options) -> TransformersLM:
@@ -501,9 +510,11 @@ class TransformersLM:
         criteria = _stop_criteria(tokenizer, stop, skip)
         if halt is not None:
             criteria.append(_halt_criterion(halt))
+        if len(encoded) == 1 and self.prefix_embeddings is None:
+            extra["cache"] = self._reusable_cache(model, encoded[0])
         with torch.inference_mode(), torch.random.fork_rng():
             torch.manual_seed(seed)
-            return model.generate(
+            out = model.generate(
                 **inputs,
                 attention_mask=mask,
                 max_new_tokens=max_new_tokens,
@@ -512,10 +523,54 @@ class TransformersLM:
                 streamer=streamer,
                 **extra,
                 **sampling,
-            )[:, skip:]
+            )
+        if "cache" in extra:
+            self._keep(model, out[0].tolist(), extra["cache"])
+        return out[:, skip:]
+
+    def _reusable_cache(self, model, tokens: list[int]):
+        """A KV cache for generating after ``tokens``: the kept one of the last generation cut
+        to its longest common prefix with ``tokens`` (at most all but the last token, which
+        generation must read itself), or a new empty one. Taken from :attr:`_kept`, so a
+        concurrent generation builds its own."""
+        from transformers import DynamicCache
+
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            ids, cache, versions = kept
+            n = _common_prefix(ids, tokens[:-1])
+            if n > 0 and versions == _parameter_versions(model):
+                cache.crop(n - cache.get_seq_length())  # a negative count removes tokens
+                return cache
+        return DynamicCache(config=model.config)
+
+    def _keep(self, model, sequence: list[int], cache) -> None:
+        """Keep ``cache`` (the KV of the first tokens of ``sequence``) for the next generation,
+        unless a layer is not a plain growing one (a sliding window cannot be cut back)."""
+        from transformers.cache_utils import DynamicLayer
+
+        if all(type(layer) is DynamicLayer for layer in cache.layers):
+            length = cache.get_seq_length()
+            self._kept = (sequence[:length], cache, _parameter_versions(model))
 
 
 # ---- helpers --------------------------------------------------------------------------------
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _parameter_versions(model) -> tuple:
+    """(identity, in-place version) of every parameter: changes when training updates a
+    weight or a module is replaced (a kept KV cache is then stale)."""
+    return tuple((id(p), p._version) for p in model.parameters())
+
+
 def _check_positive(field: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{field} must be a positive integer, got {value!r}")
