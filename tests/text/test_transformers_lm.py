@@ -290,3 +290,20 @@ def test_a_weight_change_drops_the_kept_prompt_cache():
     assert reads[0] == len(lm._encode("a cat sat on the mat"))  # the whole prompt read again
     lm._kept = None
     assert again == lm.generate(["a cat sat on the mat"], max_new_tokens=4)[0]
+
+
+def test_bfloat16_generation_on_the_cpu_decodes_with_eager_attention_then_restores_sdpa():
+    model, tokenizer = tiny_test_model()
+    model = model.to(torch.bfloat16)
+    model.set_attn_implementation("sdpa")
+    lm = TransformersLM.wrap(model, tokenizer, threads=1)
+    used: list[str] = []
+    model.model.layers[0].self_attn.register_forward_pre_hook(
+        lambda module, args: used.append(module.config._attn_implementation)
+    )
+    text = lm.generate(["a cat sat"], max_new_tokens=3)[0]
+    assert isinstance(text, str) and used and set(used) == {"eager"}
+    assert model.config._attn_implementation == "sdpa"  # restored after generating
+    used.clear()
+    lm.score("a cat sat", [" on"])
+    assert set(used) == {"sdpa"}  # scoring reads whole prompts: the model's own attention

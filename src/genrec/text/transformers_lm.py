@@ -40,6 +40,7 @@ Example (a tiny random model built from a config; no download):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import hashlib
@@ -512,7 +513,7 @@ class TransformersLM:
             criteria.append(_halt_criterion(halt))
         if len(encoded) == 1 and self.prefix_embeddings is None:
             extra["cache"] = self._reusable_cache(model, encoded[0])
-        with torch.inference_mode(), torch.random.fork_rng():
+        with torch.inference_mode(), torch.random.fork_rng(), _decoding_attention(model):
             torch.manual_seed(seed)
             out = model.generate(
                 **inputs,
@@ -555,6 +556,28 @@ class TransformersLM:
 
 
 # ---- helpers --------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _decoding_attention(model):
+    """Eager attention while a bfloat16 model generates on the CPU, then the model's own:
+    attention over a long cache for one new token takes about a quarter less time per token
+    there than with torch's scaled_dot_product_attention (which stays faster for reading a
+    long prompt at once, as :meth:`TransformersLM.score` does)."""
+    own = getattr(model.config, "_attn_implementation", None)
+    switch = (
+        model.device.type == "cpu"
+        and str(model.dtype) == "torch.bfloat16"
+        and own == "sdpa"
+        and hasattr(model, "set_attn_implementation")
+    )
+    if switch:
+        model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        if switch:
+            model.set_attn_implementation(own)
+
+
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """How many leading tokens ``a`` and ``b`` share."""
     n = 0
