@@ -248,4 +248,4 @@ def results_json(res: dict, parts=("sampled", "two_stage", "cold")) -> str:
             }
             for m, r in res[part].items()
         }
-    return json.dumps(plain, indent=2, default=float)
+    return json.dumps(rounded(plain), default=float)
