@@ -289,14 +289,21 @@ def slim(doc: dict) -> dict:
 
 def for_report(doc: dict) -> dict:
     """The slim document cut further for the HTML page (under 100 KB): per-group and per-value
-    fairness cells, FaiRLLM's SNSV (its SNSR stays), settings and the list of runs are left to
-    ``audit.json``."""
+    fairness cells, FaiRLLM's SNSV (its SNSR stays), text-attack's clean rank and edit
+    statistics (its shifts, success and exposure stay), settings and the list of runs are left
+    to ``audit.json``."""
     results = []
     for r in doc["results"]:
-        r = {**r, "settings": {"see": "benchmarks/results/audit.json"}}
+        r = {**r, "settings": {"see": "audit.json"}}  # the file beside the page
         if r["metrics"] != "n/a" and r["scenario"] in ("fairness", "fairness-llm"):
             r["metrics"] = {
                 n: v for n, v in r["metrics"].items() if not re.search(r"=|^sim_|^snsv_", n)
+            }
+        if r["metrics"] != "n/a" and r["scenario"] == "text-attack":
+            r["metrics"] = {
+                n: v
+                for n, v in r["metrics"].items()
+                if not n.startswith(("target_rank_clean", "edit_similarity", "words_changed"))
             }
         results.append(r)
     protocol = {k: v for k, v in doc["protocol"].items() if k not in ("runs", "config_defaults")}

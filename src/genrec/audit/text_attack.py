@@ -313,22 +313,29 @@ def _renderer(text: str, title: str):
 def _full_ranks(model, order, test, users, targets, edits, texts, titles) -> list[tuple]:
     """Per user ``(target, clean rank, attacked rank)``: the user's target (targets in turn over
     users) among every item the user has not seen in training (1 = top; a tie goes to the
-    lower index), its clean and edited texts scored by ``score_item_texts``; users who already
-    have their target are left out."""
+    lower index), its clean and edited texts scored by ``score_item_texts`` (one call per
+    target); users who already have their target are left out."""
+    mine = targets[np.arange(len(users)) % len(targets)]
+    target_scores = np.zeros((len(users), 2))
+    for t in targets:
+        rows = np.flatnonzero(mine == t)
+        render = _renderer(texts[t], titles[t])
+        target_scores[rows] = model.score_item_texts(
+            order[users[rows]], [texts[t], render(edits[t])]
+        )
     out = []
     for start in range(0, len(users), 256):  # (256, n_items) scores at a time
         batch = users[start : start + 256]
         scores = model.score(order[batch], users=batch)
         for row, u in enumerate(batch):
-            t = int(targets[(start + row) % len(targets)])
-            seen = order[u].indices
+            t, seen = int(mine[start + row]), order[u].indices
             if t in seen or t in test[u].indices:
                 continue
-            render = _renderer(texts[t], titles[t])
-            clean, hit = model.score_item_texts(order[u], [texts[t], render(edits[t])])[0]
-            others = np.delete(scores[row], np.append(seen, t))
-            low = np.delete(np.arange(len(scores[row])), np.append(seen, t)) < t
-            out.append((t, _place(others, low, clean), _place(others, low, hit)))
+            keep = np.ones(len(scores[row]), bool)
+            keep[np.append(seen, t)] = False
+            others, lower = scores[row][keep], np.flatnonzero(keep) < t
+            clean, hit = target_scores[start + row]
+            out.append((t, _place(others, lower, clean), _place(others, lower, hit)))
     return out
 
 
