@@ -50,7 +50,7 @@ from genrec.data.splits import make_split  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
-from common import ROOT, load_average, machine_line, write_section  # noqa: E402
+from common import ROOT, load_average, machine_line, rounded, write_section  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CHEAP = ["accuracy", "exposure", "fairness", "hallucination", "privacy", "efficiency"]
@@ -256,15 +256,6 @@ def slim(doc: dict) -> dict:
         if scenario == "fairness-llm" and name.startswith("snsv_"):
             return name.startswith("snsv_jaccard")
         return True
-
-    def rounded(value):
-        if isinstance(value, float):
-            return float(f"{value:.4g}")
-        if isinstance(value, dict):
-            return {k: rounded(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [rounded(v) for v in value]
-        return value
 
     results = []
     for r in doc["results"]:

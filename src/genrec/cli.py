@@ -511,6 +511,14 @@ def _serve_parser(sub) -> None:
         metavar="ORIGIN",
         help="allow browser calls from this origin (default: CORS off)",
     )
+    serve.add_argument(
+        "--combiner",
+        action="append",
+        default=[],
+        metavar="SPEC=FILE",
+        help="answer a served model's composed queries (GET /search?reference_item=) with the "
+        "learned combiner saved in FILE (LearnedCombiner.save); repeatable or comma-separated",
+    )
     serve.add_argument("--verbose", action="store_true", help="log every request")
     limits = serve.add_argument_group("limits (what genrec serve refuses)")
     limits.add_argument("--max-body-bytes", type=int, default=1 << 20, help="413 above")
@@ -1458,6 +1466,7 @@ def _cmd_serve(args) -> int:
         limits=limits,
         seed=args.seed,
         threads=_options(args).threads,
+        combiners=_combiner_files(args.combiner),
     )
     serve(
         settings,
@@ -1468,6 +1477,25 @@ def _cmd_serve(args) -> int:
         announce=lambda message: print(message, file=sys.stderr, flush=True),
     )
     return 0
+
+
+def _combiner_files(values: list[str]) -> dict[str, str]:
+    """``--combiner mmdense=a.npz[,spec=b.npz]`` (repeatable) as served spec -> file.
+
+    Raises:
+        ConfigError: a value is not SPEC=FILE, or one spec is given twice.
+    """
+    files: dict[str, str] = {}
+    for pair in (p.strip() for value in values for p in value.split(",") if p.strip()):
+        spec, _, path = (part.strip() for part in pair.partition("="))
+        if not spec or not path:
+            raise ConfigError(
+                f"--combiner takes SPEC=FILE, got {pair!r}; e.g. --combiner mmdense=combiner.npz"
+            )
+        if spec in files:
+            raise ConfigError(f"--combiner gives {spec!r} twice; give one file per served model")
+        files[spec] = path
+    return files
 
 
 def _cmd_keys_add(args) -> int:

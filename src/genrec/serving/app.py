@@ -238,6 +238,7 @@ class ServeSettings:
     limits: dict | None = None
     seed: int = 2020
     threads: int | None = None
+    combiners: dict | None = None  # served model spec -> a saved LearnedCombiner (.npz file)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -254,13 +255,15 @@ ENV = "GENREC_SERVE_SETTINGS"  # how the parent hands ServeSettings to uvicorn's
 
 
 def build_service(settings: ServeSettings, *, notice=lambda message: None) -> RecService:
-    """Load the dataset and every model (training and saving the missing ones)."""
+    """Load the saved combiners (first: a bad file fails before any model loads), the dataset
+    and every model (training and saving the missing ones)."""
     from types import SimpleNamespace
 
     from genrec.experiment import load_data
     from genrec.options import RunOptions
-    from genrec.serving.service import load_served
+    from genrec.serving.service import load_combiners, load_served
 
+    combiners = load_combiners(settings.combiners, settings.models)
     data, _ = load_data(
         SimpleNamespace(dataset=settings.dataset, filters=settings.filters, engine=settings.engine),
         cache_dir=settings.cache_dir,
@@ -268,7 +271,7 @@ def build_service(settings: ServeSettings, *, notice=lambda message: None) -> Re
     )
     options = RunOptions(seed=settings.seed, threads=settings.threads, progress=False)
     models = load_served(data, settings.models, settings.artifacts, options=options, notice=notice)
-    return RecService(data, models)
+    return RecService(data, models, combiners=combiners)
 
 
 def build_app(settings: ServeSettings, service: RecService | None = None):
@@ -320,7 +323,9 @@ def serve(
     SIGTERM, which stops accepting and lets in-flight requests finish).
 
     Raises:
-        ConfigError: a bad port or host, a bad key file, bad limits.
+        ConfigError: a bad port or host, a bad key file, bad limits, a combiner for a model
+            not served (or one that does not fit its model).
+        ArtifactError: a combiner file is missing or not a saved combiner.
     """
     from genrec.serving.http import bind
 

@@ -15,7 +15,8 @@ Python values, so the HTTP layer (:mod:`genrec.serving.app`) only validates and 
   "like this one, but red" (:meth:`~RecService.composed_search`, a served ``mmdense``);
 * :meth:`~RecService.explain`: a template explanation grounded in the catalog;
 * :meth:`~RecService.evaluate`: ranking metrics of posted held-out interactions;
-* :meth:`~RecService.reload`: swaps in a model's newly saved artifact, after checking it.
+* :meth:`~RecService.reload`: swaps in a model's newly saved artifact, after checking it (a
+  learned combiner served with the model stays; a model it does not fit is refused).
 
 Errors are genrec errors: an unknown user or item is :class:`~genrec.errors.UnknownIdError`,
 a bad argument :class:`~genrec.errors.ConfigError`, an artifact that cannot be swapped in
@@ -119,6 +120,10 @@ class RecService:
             raise ConfigError(
                 f"combiners for {unknown} name no served model; served: {list(models)}"
             )
+        for spec, combiner in (combiners or {}).items():
+            problem = combiner_mismatch(models[spec].model, combiner)
+            if problem:
+                raise ConfigError(f"the combiner for {spec!r} cannot serve it: {problem}")
         self._combiners = dict(combiners or {})
         self._reload_lock = threading.Lock()
         self._search = None
@@ -402,6 +407,13 @@ class RecService:
             raise ConfigError(f"model {name!r} was not loaded from an artifact; give a folder")
         with self._reload_lock:
             fresh = self._checked_artifact(current, folder)
+            combiner = self._combiners.get(name)
+            problem = combiner_mismatch(fresh.model, combiner) if combiner else None
+            if problem:
+                raise ArtifactError(
+                    f"the model at {folder} does not fit the combiner served with {name!r} "
+                    f"({problem}); the old model keeps serving"
+                )
             models = dict(self._models)
             models[name] = fresh
             self._models = models  # one reference swap: readers see the old or the new table
@@ -451,6 +463,41 @@ class RecService:
         return Served(current.spec, model, folder, meta)
 
 
+def combiner_mismatch(model, combiner) -> str | None:
+    """Why ``combiner`` (a fitted LearnedCombiner) cannot compose ``model``'s queries, or None
+    when it can: the model must compose image and text queries with vectors as wide as the
+    combiner's."""
+    image = getattr(model, "image_", None)
+    if not hasattr(model, "score_composed") or image is None or not image.shape[1]:
+        return f"{model.name!r} does not compose image and text queries (serve mmdense with images)"
+    width = image.shape[1]
+    if width != combiner.dim:
+        return (
+            f"it combines {combiner.dim}-wide vectors, the model's images are {width}-wide; "
+            "train the combiner on this model (fit_combiner)"
+        )
+    return None
+
+
+def load_combiners(files: dict[str, str] | None, specs) -> dict:
+    """The learned combiners saved in ``files`` (served model spec -> ``.npz`` file written by
+    :meth:`~genrec.models.multimodal.combiner.LearnedCombiner.save`), by spec.
+
+    Raises:
+        ConfigError: a spec is not among the served ``specs``.
+        ArtifactError: a file is missing or not a saved combiner (the message names it).
+    """
+    from genrec.models.multimodal.combiner import LearnedCombiner
+
+    unknown = sorted(set(files or {}) - set(specs))
+    if unknown:
+        raise ConfigError(
+            f"--combiner names {unknown}, which is not served; served: {', '.join(specs)}; "
+            "give --combiner SPEC=FILE with SPEC one of --models"
+        )
+    return {spec: LearnedCombiner.load(path) for spec, path in (files or {}).items()}
+
+
 def trained_on(meta: dict) -> str | None:
     """The checksum of the data an artifact's model was trained on (from its config.json)."""
     data = meta.get("data")
@@ -472,4 +519,12 @@ def _matches(column, wanted: str) -> np.ndarray:
     return out
 
 
-__all__ = ["EVAL_METRICS", "RecService", "Served", "UnknownIdError", "load_served"]
+__all__ = [
+    "EVAL_METRICS",
+    "RecService",
+    "Served",
+    "UnknownIdError",
+    "combiner_mismatch",
+    "load_combiners",
+    "load_served",
+]

@@ -182,6 +182,13 @@ class LearnedCombiner:
                 )
             )
 
+    @property
+    def dim(self) -> int:
+        """The width of the vectors it combines (a fitted mmdense's image vectors)."""
+        if self.network_ is None:
+            raise NotFittedError("LearnedCombiner is not fitted; call fit(...) with triples first")
+        return int(self.network_.image_in.in_features)
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write the fitted combiner to one ``.npz`` file (its config and weights; no pickle),
         atomically. Returns the path written."""
@@ -211,7 +218,7 @@ class LearnedCombiner:
             combiner = cls(json.loads(str(arrays.pop("config"))))
             network = _network(int(arrays.pop("dim")), combiner.config)
             network.load_state_dict({k[2:]: torch.from_numpy(v) for k, v in arrays.items()})
-        except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile) as exc:
+        except (OSError, EOFError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile) as exc:
             raise ArtifactError(
                 f"{path} is not a saved LearnedCombiner ({type(exc).__name__}); write one "
                 "with LearnedCombiner.save"
