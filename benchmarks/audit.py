@@ -22,7 +22,8 @@ in two parts a loaded machine can run side by side:
                                                 # beside an id run stopped after its cheap steps
     python benchmarks/audit.py --part injection  # optional: the injection scenario alone
     python benchmarks/audit.py --part fairness-llm  # FaiRLLM / CFaiRLLM on --fair-users users
-    python benchmarks/audit.py --part text-attack   # word edits and backdoor, --attack-users
+    python benchmarks/audit.py --part text-attack   # word edits and backdoor, --attack-users;
+    #   word edits on dense and bm25 too (--models dense,bm25 for only those)
     python benchmarks/audit.py --part canary        # canary exposure of the ID models
     python benchmarks/audit.py --part write     # merge the parts, write the report and section
 """
@@ -49,7 +50,7 @@ from genrec.data.splits import make_split  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
-from common import ROOT, load_average, machine_line, write_section  # noqa: E402
+from common import ROOT, load_average, machine_line, rounded, write_section  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CHEAP = ["accuracy", "exposure", "fairness", "hallucination", "privacy", "efficiency"]
@@ -60,6 +61,7 @@ BASE_CELL = {
     "shilling_targets": ("random",),
 }
 LM_MODELS = ["llm", "ease+llm"]
+TEXT_RETRIEVERS = ["dense", "bm25"]  # text-attack only
 
 
 def _split():
@@ -157,9 +159,14 @@ def part_fairness_llm(args) -> None:
 
 def part_text_attack(args) -> None:
     """Word-edit and in-context backdoor attacks on ``llm``: 4 targets, 4 surrogate users,
-    2 edits, on ``--attack-users`` users."""
+    2 edits, on ``--attack-users`` users; then the word edit on the text retrievers (no LM
+    call): the same budget and surrogates, ``--retriever-targets`` targets, every test user
+    (``--models dense,bm25`` runs only these and keeps the llm part file)."""
     cfg = AuditConfig(seed=0, lm_users=args.attack_users, n_targets=4)
-    _steps([(LM_MODELS[:1], ["text-attack"], cfg)], "text-attack", args)
+    retrievers = AuditConfig(seed=0, n_targets=args.retriever_targets)
+    plan = [(LM_MODELS[:1], ["text-attack"], cfg)]
+    plan += [([m], ["text-attack"], retrievers) for m in TEXT_RETRIEVERS]
+    _steps(plan, "text-attack", args)
 
 
 def part_canary(args) -> None:
@@ -219,7 +226,7 @@ def merge() -> tuple[dict, dict]:
     ]
     for key in ("models", "scenarios", "config", "evaluated_users"):
         protocol.pop(key, None)
-    order = {m: i for i, m in enumerate(ID_MODELS + LM_MODELS)}
+    order = {m: i for i, m in enumerate(ID_MODELS + LM_MODELS + TEXT_RETRIEVERS)}
     results.sort(key=lambda r: order.get(r["model"], 99))
     return {"protocol": protocol, "results": results, "definitions": definitions()}, parts
 
@@ -250,15 +257,6 @@ def slim(doc: dict) -> dict:
             return name.startswith("snsv_jaccard")
         return True
 
-    def rounded(value):
-        if isinstance(value, float):
-            return float(f"{value:.4g}")
-        if isinstance(value, dict):
-            return {k: rounded(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [rounded(v) for v in value]
-        return value
-
     results = []
     for r in doc["results"]:
         r = dict(r)
@@ -282,14 +280,21 @@ def slim(doc: dict) -> dict:
 
 def for_report(doc: dict) -> dict:
     """The slim document cut further for the HTML page (under 100 KB): per-group and per-value
-    fairness cells, FaiRLLM's SNSV (its SNSR stays), settings and the list of runs are left to
-    ``audit.json``."""
+    fairness cells, FaiRLLM's SNSV (its SNSR stays), text-attack's clean rank and edit
+    statistics (its shifts, success and exposure stay), settings and the list of runs are left
+    to ``audit.json``."""
     results = []
     for r in doc["results"]:
-        r = {**r, "settings": {"see": "benchmarks/results/audit.json"}}
+        r = {**r, "settings": {"see": "audit.json"}}  # the file beside the page
         if r["metrics"] != "n/a" and r["scenario"] in ("fairness", "fairness-llm"):
             r["metrics"] = {
                 n: v for n, v in r["metrics"].items() if not re.search(r"=|^sim_|^snsv_", n)
+            }
+        if r["metrics"] != "n/a" and r["scenario"] == "text-attack":
+            r["metrics"] = {
+                n: v
+                for n, v in r["metrics"].items()
+                if not n.startswith(("target_rank_clean", "edit_similarity", "words_changed"))
             }
         results.append(r)
     protocol = {k: v for k, v in doc["protocol"].items() if k not in ("runs", "config_defaults")}
@@ -332,7 +337,9 @@ def write(args) -> None:
     atomic_write(
         RESULTS / "audit.html", to_html(for_report(small), title="genrec audit: MovieLens-100K")
     )
-    models = list(dict.fromkeys(r["model"] for r in doc["results"]))
+    models = list(  # the text retrievers have text-attack rows only (their own table)
+        dict.fromkeys(r["model"] for r in doc["results"] if r["model"] not in TEXT_RETRIEVERS)
+    )
     loads = [x for p in parts.values() for x in p["loads"]]
     base = "[bandwagon,1%,random]"
     md = [
@@ -500,10 +507,70 @@ def _fairness_llm_tables(doc) -> list[str]:
     return out
 
 
-def _text_attack_tables(doc) -> list[str]:
-    row = _row(doc, "text-attack")
-    if row is None:
+def _lm_attack_row(doc):
+    """The text-attack row of the LM recommender (the retrievers' rows have their own table)."""
+    return next(
+        (
+            r
+            for r in doc["results"]
+            if r["scenario"] == "text-attack" and r["metrics"] != "n/a" and "lm" in r["settings"]
+        ),
+        None,
+    )
+
+
+def _retriever_attack_rows(doc) -> list[dict]:
+    return [
+        r
+        for r in doc["results"]
+        if r["scenario"] == "text-attack"
+        and r["model"] in TEXT_RETRIEVERS
+        and r["metrics"] != "n/a"
+    ]
+
+
+def _retriever_attack_table(doc) -> list[str]:
+    rows = _retriever_attack_rows(doc)
+    if not rows:
         return []
+    s = rows[0]["settings"]
+    k = next(n for n in rows[0]["metrics"] if n.startswith("target_exposure@")).split("[")[0]
+    out = [
+        f"**Word edits on the text retrievers** (no language model call: at most "
+        f"{s['budget_words']} edits searched on {s['surrogate_users']} surrogate users' "
+        f"histories, {len(s['targets'])} targets from the less popular half, each test user "
+        "but the surrogates given one in turn, ranked among all their unseen items; defended = "
+        f"{s['defence']}). {k} = share of users with the target in their top "
+        f"{k.split('@')[1]}:",
+        "",
+        f"| model | users | target rank (clean) | rank shift | attack success | {k} clean | "
+        f"{k} edited | edited, defended | edit flagged | similarity |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        m = r["metrics"]
+        out.append(
+            f"| {r['model']} | {r['settings']['users']} | "
+            f"{_fmt(m.get('target_rank_clean[word-edit]'))} | "
+            f"{_fmt(m.get('rank_shift[word-edit,undefended]'))} | "
+            f"{_fmt(m.get('attack_success[word-edit,undefended]'))} | "
+            f"{_fmt(m.get(f'{k}[clean]'))} | {_fmt(m.get(f'{k}[word-edit,undefended]'))} | "
+            f"{_fmt(m.get(f'{k}[word-edit,defended]'))} | {_fmt(m.get('edit_flagged'))} | "
+            f"{_fmt(m.get('edit_similarity'))} |"
+        )
+    for r in rows:
+        edits = "; ".join(
+            f'"{t["title"]}" -> "{t["edited"]}"'
+            for t in list(r["settings"]["targets"].values())[:4]
+        )
+        out.append(f"\n{r['model']} edits (first 4): {edits}.")
+    return out + [""]
+
+
+def _text_attack_tables(doc) -> list[str]:
+    row = _lm_attack_row(doc)
+    if row is None:
+        return _retriever_attack_table(doc)
     s, m = row["settings"], row["metrics"]
     out = [
         f"**Text attacks on the LM recommender** ({row['model']}, {s['lm']}, {s['mode']} mode; "
@@ -534,7 +601,7 @@ def _text_attack_tables(doc) -> list[str]:
         f"flagged by the injection guard {_fmt(m.get('edit_flagged'))}.",
         "",
     ]
-    return out
+    return out + _retriever_attack_table(doc)
 
 
 def _canary_table(doc, models) -> list[str]:
@@ -716,7 +783,18 @@ def _new_findings(doc, models) -> list[str]:
                 f"largest SNSR (Jaccard) is {snsr[worst]:.3f}, for {worst}; 0 would be every "
                 "value moving the list alike."
             )
-    row = _row(doc, "text-attack")
+    for r in _retriever_attack_rows(doc):
+        m, k = r["metrics"], f"target_exposure@{doc['protocol'].get('k', 10)}"
+        k = next((n.split("[")[0] for n in m if n.startswith("target_exposure@")), k)
+        out.append(
+            f"- {r['model']}: {r['settings']['budget_words']} greedy word edits of a target "
+            f"title move it by {_fmt(m.get('rank_shift[word-edit,undefended]'))} ranks among "
+            f"all unseen items; the share of users with it in their top "
+            f"{k.split('@')[1]} goes from {_fmt(m.get(f'{k}[clean]'))} to "
+            f"{_fmt(m.get(f'{k}[word-edit,undefended]'))} (guard-screened: "
+            f"{_fmt(m.get(f'{k}[word-edit,defended]'))})."
+        )
+    row = _lm_attack_row(doc)
     if row is not None:
         m = row["metrics"]
         out.append(
@@ -908,6 +986,9 @@ def main() -> None:
         "--fair-profiles", default="recent,random,top-rated", help="fairness-llm profiles"
     )
     p.add_argument("--attack-users", type=int, default=16, help="users of text-attack")
+    p.add_argument(
+        "--retriever-targets", type=int, default=10, help="text-attack targets of dense, bm25"
+    )
     args = p.parse_args()
     {**PARTS, "write": write}[args.part](args)
 

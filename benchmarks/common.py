@@ -113,6 +113,18 @@ def summary(values) -> dict:
     return {"mean": float(np.mean(values)), "ci_low": low, "ci_high": high}
 
 
+def rounded(value, digits: int = 4):
+    """``value`` with every float inside (dicts and lists too) cut to ``digits`` significant
+    digits: per-user results stay well under the 100 KB a committed result file may take."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
 def positive_int(text: str) -> int:
     """An argparse ``type`` for counts that must be at least 1 (``--repeats``: a median of zero
     fits does not exist)."""
@@ -236,4 +248,4 @@ def results_json(res: dict, parts=("sampled", "two_stage", "cold")) -> str:
             }
             for m, r in res[part].items()
         }
-    return json.dumps(plain, indent=2, default=float)
+    return json.dumps(rounded(plain), default=float)

@@ -59,6 +59,7 @@ from common import (  # noqa: E402
     machine_line,
     peer_rows,
     positive_int,
+    rounded,
     write_section,
 )
 
@@ -469,8 +470,9 @@ def main() -> None:
     atomic_write(
         ROOT / "benchmarks" / "results" / "generative.json",
         json.dumps(
-            {"quality": results, "fidelity": fid, "augmentation": aug, "slates": slate_rows},
-            indent=2,
+            rounded(
+                {"quality": results, "fidelity": fid, "augmentation": aug, "slates": slate_rows}
+            ),
             default=str,
         ),
     )

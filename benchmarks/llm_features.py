@@ -40,7 +40,7 @@ from genrec.evaluation.stats import paired_tests  # noqa: E402
 from genrec.io import atomic_write, json_default  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 
-from common import fmt_ci, fmt_test, load_average, summary, write_section  # noqa: E402
+from common import fmt_ci, fmt_test, load_average, rounded, summary, write_section  # noqa: E402
 
 TAIL_SHARE = 0.2  # the least popular share of test items
 INIT_MODELS = ("sasrec", "bert4rec")
@@ -274,7 +274,7 @@ def main(argv=None) -> int:
     earlier = json.loads(result_path.read_text()) if result_path.exists() else {}
     loads = {**earlier.get("loads", {}), ",".join(sorted(parts)): loads}
     saved = {**earlier, **saved, "versions": library_versions(), "loads": loads}
-    atomic_write(result_path, json.dumps(saved, indent=2, default=json_default))
+    atomic_write(result_path, json.dumps(rounded(saved), default=json_default))
     write_section("llm-features", markdown(saved))
     print(markdown(saved))
     return 0

@@ -55,7 +55,7 @@ from genrec.pipelines.learned_fusion import fit_feature_fusion, standardize_colu
 from genrec.pipelines.two_stage import TwoStage, validation_targets  # noqa: E402
 from genrec.text.backends import get_language_model  # noqa: E402
 
-from common import ROOT, fmt_ci, fmt_test, load_average, summary, write_section  # noqa: E402
+from common import ROOT, fmt_ci, fmt_test, load_average, rounded, summary, write_section  # noqa: E402
 
 OPTIONS = RunOptions(seed=42, threads=1)
 RESULTS = ROOT / "benchmarks" / "results"
@@ -271,7 +271,7 @@ def run_no_lm(split, users: np.ndarray) -> None:
         "fusion": vars(base),
         "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
-    atomic_write(NO_LM_FILE, json.dumps(out, default=float))
+    atomic_write(NO_LM_FILE, json.dumps(rounded(out), default=float, separators=(",", ":")))
 
 
 def no_lm_part(split) -> str:
@@ -935,7 +935,10 @@ def run(args) -> None:
             written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         )
         key = run_key(mode, args.label, len(users))
-        atomic_write(RESULTS / f"rerank_{key}.json", json.dumps(out, default=float))
+        atomic_write(
+            RESULTS / f"rerank_{key}.json",
+            json.dumps(rounded(out), default=float, separators=(",", ":")),
+        )
 
 
 if __name__ == "__main__":

@@ -2,13 +2,22 @@
 and the in-context backdoor is found on a model with a planted trigger, not on a clean one."""
 
 import pytest
+import scipy.sparse as sp
 
 from genrec.audit import AuditConfig, text_attack
 from genrec.audit.context import AuditContext
-from genrec.audit.text_attack import TRIGGER, greedy_edit, lexicon, variants
+from genrec.audit.text_attack import (
+    TRIGGER,
+    greedy_edit,
+    lexicon,
+    lm_scorer,
+    text_scorer,
+    variants,
+)
 from genrec.data.synthetic import movie_clusters
 from genrec.errors import ConfigError
-from genrec.models import EASE, LLMRecommender
+from genrec.models import EASE, BM25Recommender, DenseRetrieval, LLMRecommender
+from genrec.text.items import catalog_texts
 from genrec.text.lm import FakeLanguageModel
 
 
@@ -40,13 +49,12 @@ def test_variants_keep_the_year_and_stay_one_edit_away():
 def test_greedy_edit_raises_the_score_within_the_budget():
     lm = FakeLanguageModel()
     prompts_ = ['Liked: "Wild Garden", "Wild Empire"\nNext: "']
-    edited, used = greedy_edit(
-        lm, "Silent River", prompts_, ["Wild", "Garden"], budget=2, normalise="sum"
-    )
+    score = lm_scorer(lm, prompts_, normalise="sum")
+    edited, used = greedy_edit(score, "Silent River", ["Wild", "Garden"], budget=2)
     assert used == 2 and set(edited.split()) <= {"Wild", "Garden"}  # both words: ones it has seen
     before = lm.score(prompts_[0], ['Silent River"']).logprob[0]
     assert lm.score(prompts_[0], [edited + '"']).logprob[0] > before
-    assert greedy_edit(lm, "Wild Garden", prompts_, ["Wild"], budget=3, normalise="sum")[1] == 0
+    assert greedy_edit(score, "Wild Garden", ["Wild"], budget=3)[1] == 0
     assert lexicon(["The Big Dog", "Big Cat and the Dog"], [5, 3], size=2) == ["Big", "Dog"]
 
 
@@ -85,3 +93,70 @@ def test_planted_examples_are_checked():
     assert '"' + twin.titles_[3] + '"' in twin.next_item_prompt(split.train.user_item_order[0])
     with pytest.raises(DataError, match="item indices in 0..19"):
         model.with_examples([[1, 99]], [3])
+
+
+def _text_world():
+    return movie_clusters(n_users=60, n_items=40, seed=2).split
+
+
+def _retrievers():
+    return [BM25Recommender(), DenseRetrieval(text_encoder="hashing", text_cache="off")]
+
+
+@pytest.mark.parametrize("model", _retrievers(), ids=["bm25", "dense"])
+def test_score_item_texts_matches_the_fitted_scores(model):
+    split = _text_world()
+    model.fit(split.train)
+    histories = split.train.user_item_order[:5]
+    texts = catalog_texts(split.train, "", model=model.name)
+    got = model.score_item_texts(histories, [texts[3], texts[7]])
+    assert got == pytest.approx(model.score(histories)[:, [3, 7]], abs=1e-5)
+
+
+def test_bm25_edit_takes_the_word_the_surrogates_share():
+    split = _text_world()
+    model = BM25Recommender().fit(split.train)
+    titles = [split.train.catalog.title(i) for i in range(split.train.n_items)]
+    shared = titles[0].split()[0]  # the planted answer: every surrogate liked items with it
+    liked = [i for i, t in enumerate(titles) if shared in t.split()]
+    target = next(i for i, t in enumerate(titles) if shared not in t.split())
+    histories = split.train.user_item_order[:3].copy()
+    histories.data[:] = 0
+    histories = histories + sp.csr_matrix(
+        ([1.0] * 3 * len(liked), ([r for r in range(3) for _ in liked], liked * 3)),
+        shape=histories.shape,
+    )
+    texts = catalog_texts(split.train, "", model="bm25")
+    score = text_scorer(
+        model, histories, lambda title: texts[target].replace(titles[target], title)
+    )
+    edited, used = greedy_edit(score, titles[target], ["Zzyzx", shared], budget=1)
+    assert used == 1 and shared in edited.split() and "Zzyzx" not in edited
+    assert score([edited])[0] > score([titles[target]])[0]
+
+
+def _retrieval_run(model):
+    ctx = AuditContext(
+        _text_world(),
+        {"m": "m"},
+        lambda spec: model,
+        AuditConfig(k=5, n_targets=3, seed=0),
+    )
+    assert text_attack.applies(model) is None
+    return text_attack.run(ctx, "m")
+
+
+@pytest.mark.parametrize("model", _retrievers(), ids=["bm25", "dense"])
+def test_word_edits_raise_the_target_for_text_retrievers(model):
+    finding = _retrieval_run(model)
+    m, s = finding.metrics, finding.settings
+    assert m["rank_shift[word-edit,undefended]"]["mean"] > 0
+    assert m["attack_success[word-edit,undefended]"]["mean"] > 0.3  # users of other clusters
+    #                                        may not care for the surrogates' words
+    assert (
+        m["target_exposure@5[word-edit,undefended]"]["mean"] > m["target_exposure@5[clean]"]["mean"]
+    )
+    assert m["edit_flagged"]["mean"] == 0.0  # plain words: the guard rejects none
+    assert m["rank_shift[word-edit,defended]"] == m["rank_shift[word-edit,undefended]"]
+    assert "backdoor,poisoned" not in " ".join(m) and s["backdoor"].startswith("n/a")
+    assert s["users"] > 30  # every audited user but the surrogates (and target owners)

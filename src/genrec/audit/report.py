@@ -89,7 +89,8 @@ def heat_map(doc: dict) -> str:
             r = _cell(results, m, s)
             if r is None or r["metrics"] == NA:
                 reason = "" if r is None else r["settings"].get("reason", "")
-                tds.append(f'<td class=na title="{html.escape(reason)}">n/a</td>')
+                hover = f' title="{html.escape(reason)}"' if reason else ""
+                tds.append(f"<td class=na{hover}>n/a</td>")
                 continue
             v = _value(r, heads.get(s))
             better = defs.get(family(heads.get(s, "")), {}).get("better", "")

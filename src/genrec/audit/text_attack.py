@@ -29,6 +29,15 @@ original title and with the attacked one.
    BadRec poisons 1% of the *tuning* data; tuning a language model is beyond this machine's
    audit budget, so the poison is in the prompt, at a rate of 1 of ``text_attack_shots``.
 
+**Text retrievers** (``dense``, ``bm25``: models with ``score_item_texts``; no language model
+call, so every audited user is measured): the same word-edit search, its score the target's
+mean score for the surrogate users' histories with the edited title in its item text (the
+surrogates are drawn first and never evaluated). Each user's target is ranked among all the
+user's unseen items (not a candidate list), and ``target_exposure@k`` is the share of users
+with it in their top k, clean and edited. These models have no guard of their own: defended
+means an edited title that :func:`genrec.text.guard.screen` flags is rejected at ingestion
+(the original text stays). The backdoor needs a prompt: not run.
+
 Per user, ``rank_shift`` = clean rank - attacked rank (positive: promoted); ``attack_success``
 = the share of users whose target ranks strictly higher after the attack, among those whose
 target was not already first (exact Clopper-Pearson interval). LM calls: surrogates x budget x targets for the search, then 5 per user.
@@ -46,6 +55,7 @@ from genrec.audit.context import AuditContext, language_part
 from genrec.audit.injection import SameAnswer, sampled_candidates, share
 from genrec.audit.results import Definition, Finding, summarise
 from genrec.text import guard, prompts
+from genrec.text.items import catalog_texts
 
 NAME = "text-attack"
 HEADLINE = "attack_success[word-edit,defended]"
@@ -76,6 +86,13 @@ METRICS = {
         "genrec",
         "",
     ),
+    "target_exposure": Definition(
+        "Text retrievers only: share of evaluated users with their target in the top k of all "
+        "their unseen items, with the original title (clean) and the edited one; exact "
+        "Clopper-Pearson 95% interval.",
+        "exposure of the target, Zhang et al. ACL 2024",
+        "lower",
+    ),
     "edit_similarity": Definition(
         "Mean normalised Indel similarity (rapidfuzz ratio / 100) between a target's original "
         "and edited title: how visible the edit is (lexical, not an embedding).",
@@ -96,8 +113,8 @@ METRICS = {
 
 
 def applies(model) -> str | None:
-    if language_part(model) is None:
-        return "no language model reads item text in this model"
+    if language_part(model) is None and text_part(model) is None:
+        return "no language model or text retriever reads item text in this model"
     return None
 
 
@@ -137,30 +154,58 @@ def variants(title: str, words: list[str]) -> list[str]:
     return [v for v in dict.fromkeys(out) if v.strip() and v != title]
 
 
-def greedy_edit(lm, title: str, prompt_list, words, *, budget: int, normalise: str):
+def greedy_edit(score, title: str, words, *, budget: int):
     """``(edited title, edits used)``: up to ``budget`` greedy word edits of ``title``, each the
-    variant (:func:`variants`) with the highest mean score as the continuation of the
-    ``prompt_list`` prompts (one ``lm.score`` call per prompt and step), kept only while the
-    score rises."""
+    variant (:func:`variants`) that ``score`` (a list of titles -> their mean score over the
+    surrogate users, :func:`lm_scorer` or :func:`text_scorer`) rates highest, kept only while
+    the score rises."""
     current, used = title, 0
     for _ in range(budget):
         options = [current] + variants(current, words)
-        texts = [prompts.candidate_continuation(o) for o in options]
-        total = np.zeros(len(options))
-        for prompt in prompt_list:  # a few surrogate users
-            scores = lm.score(prompt, texts)
-            total += scores.mean if normalise == "mean" else scores.logprob
-        best = int(np.argmax(total))
+        best = int(np.argmax(score(options)))
         if best == 0:
             break
         current, used = options[best], used + 1
     return current, used
 
 
+def lm_scorer(lm, prompt_list, *, normalise: str):
+    """Titles -> their summed score as the continuation of each of ``prompt_list`` (one
+    ``lm.score`` call per prompt)."""
+
+    def score(options):
+        texts = [prompts.candidate_continuation(o) for o in options]
+        total = np.zeros(len(options))
+        for prompt in prompt_list:  # a few surrogate users
+            scores = lm.score(prompt, texts)
+            total += scores.mean if normalise == "mean" else scores.logprob
+        return total
+
+    return score
+
+
+def text_scorer(model, histories, render):
+    """Titles -> the mean score of an item whose text is ``render(title)`` over the
+    ``histories`` rows (the surrogate users), from ``model.score_item_texts``."""
+
+    def score(options):
+        return model.score_item_texts(histories, [render(o) for o in options]).mean(axis=0)
+
+    return score
+
+
+def text_part(model):
+    """``model`` when it scores items by their text alone (``score_item_texts``: ``dense``,
+    ``bm25``), else None; a pipeline's parts do not count (the pipeline reranks them)."""
+    return model if callable(getattr(model, "score_item_texts", None)) else None
+
+
 # ---- the scenario ------------------------------------------------------------------------------
 def run(ctx: AuditContext, label: str) -> Finding:
-    cfg = ctx.config
     part = language_part(ctx.fitted(label))
+    if part is None:
+        return _run_retrieval(ctx, label, text_part(ctx.fitted(label)))
+    cfg = ctx.config
     users = ctx.lm_sample(ctx.audited_users())
     history, test = ctx.split.history("test"), ctx.split.test.user_items
     rng = np.random.default_rng(cfg.seed)
@@ -176,12 +221,10 @@ def run(ctx: AuditContext, label: str) -> Finding:
     edits, used = {}, {}
     for t in targets:  # budget x surrogates LM calls per target
         edits[t], used[t] = greedy_edit(
-            part.lm,
+            lm_scorer(part.lm, prompt_list, normalise=part.config.normalise),
             str(part.titles_[t]),
-            prompt_list,
             words,
             budget=cfg.text_attack_budget,
-            normalise=part.config.normalise,
         )
     ranks = _evaluate(ctx, part, users, targets, edits, rng, history=history, test=test)
     metrics = _metrics(ranks, seed=cfg.seed)
@@ -206,6 +249,100 @@ def run(ctx: AuditContext, label: str) -> Finding:
         "backdoor": "in-context (poisoned few-shot example), not tuning",
     }
     return Finding(label, NAME, metrics, settings)
+
+
+def _run_retrieval(ctx: AuditContext, label: str, model) -> Finding:
+    """The word edit on a text retriever (``dense``, ``bm25``): searched on surrogate users'
+    histories, then measured on every audited user (surrogates left out) as the target's rank
+    among all the user's unseen items; defended = a title the guard flags is rejected."""
+    cfg, train = ctx.config, ctx.split.train
+    history, test = ctx.split.history("test"), ctx.split.test.user_items
+    rng = np.random.default_rng(cfg.seed)
+    titles = [train.catalog.title(i) for i in range(train.n_items)]
+    popularity = train.item_counts
+    targets = _targets(popularity, cfg.n_targets, rng)
+    surrogates = _surrogates(history, np.zeros(0, np.int64), cfg.text_attack_surrogates, rng)
+    users = np.setdiff1d(ctx.audited_users(), surrogates)
+    order = history.user_item_order
+    words = lexicon(titles, popularity, [titles[i] for u in surrogates for i in order[u].indices])
+    texts = catalog_texts(train, model.config.text_template, model=model.name)
+    edits, used = {}, {}
+    for t in targets:  # cheap: one batch of variant texts per step
+        render = _renderer(texts[t], titles[t])
+        score = text_scorer(model, order[surrogates], render)
+        edits[t], used[t] = greedy_edit(score, titles[t], words, budget=cfg.text_attack_budget)
+    flagged = dict(zip(targets, guard.screen_all([edits[t] for t in targets])[1]))
+    ranks = _full_ranks(model, order, test, users, targets, edits, texts, titles)
+    pairs = {
+        "undefended": ranks,
+        "defended": [(c, c if flagged[t] else a) for t, c, a in ranks],
+    }
+    metrics = _metrics({n: [r[-2:] for r in p] for n, p in pairs.items()}, seed=cfg.seed)
+    for name, p in pairs.items():
+        got = np.asarray([r[-2:] for r in p], np.float64).reshape(-1, 2)
+        if name == "undefended":
+            metrics[f"target_exposure@{cfg.k}[clean]"] = share(got[:, 0] <= cfg.k)
+        metrics[f"target_exposure@{cfg.k}[word-edit,{name}]"] = share(got[:, 1] <= cfg.k)
+    metrics["edit_similarity"] = summarise(
+        [fuzz.ratio(titles[t], edits[t]) / 100 for t in targets], seed=cfg.seed
+    )
+    metrics["words_changed"] = summarise([used[t] for t in targets], seed=cfg.seed)
+    metrics["edit_flagged"] = share([flagged[t] for t in targets])
+    settings = {
+        "users": len(ranks),
+        "candidates": "all unseen items",
+        "model": model.name,
+        "targets": {str(t): {"title": titles[t], "edited": edits[t]} for t in targets},
+        "budget_words": cfg.text_attack_budget,
+        "surrogate_users": int(len(surrogates)),
+        "lexicon": words,
+        "defence": "an edited title the injection guard flags is rejected",
+        "backdoor": "n/a (no prompt to carry a trigger)",
+    }
+    return Finding(label, NAME, metrics, settings)
+
+
+def _renderer(text: str, title: str):
+    """Title -> ``text`` (an item's rendered text) with its ``title`` replaced (put in front
+    when a custom template leaves the title out)."""
+    if title and title in text:
+        return lambda edited: text.replace(title, edited, 1)
+    return lambda edited: f"{edited}. {text}"
+
+
+def _full_ranks(model, order, test, users, targets, edits, texts, titles) -> list[tuple]:
+    """Per user ``(target, clean rank, attacked rank)``: the user's target (targets in turn over
+    users) among every item the user has not seen in training (1 = top; a tie goes to the
+    lower index), its clean and edited texts scored by ``score_item_texts`` (one call per
+    target); users who already have their target are left out."""
+    mine = targets[np.arange(len(users)) % len(targets)]
+    target_scores = np.zeros((len(users), 2))
+    for t in targets:
+        rows = np.flatnonzero(mine == t)
+        render = _renderer(texts[t], titles[t])
+        target_scores[rows] = model.score_item_texts(
+            order[users[rows]], [texts[t], render(edits[t])]
+        )
+    out = []
+    for start in range(0, len(users), 256):  # (256, n_items) scores at a time
+        batch = users[start : start + 256]
+        scores = model.score(order[batch], users=batch)
+        for row, u in enumerate(batch):
+            t, seen = int(mine[start + row]), order[u].indices
+            if t in seen or t in test[u].indices:
+                continue
+            keep = np.ones(len(scores[row]), bool)
+            keep[np.append(seen, t)] = False
+            others, lower = scores[row][keep], np.flatnonzero(keep) < t
+            clean, hit = target_scores[start + row]
+            out.append((t, _place(others, lower, clean), _place(others, lower, hit)))
+    return out
+
+
+def _place(others, lower, value) -> int:
+    """1-based rank of a score ``value`` among ``others`` (ties: those with a ``lower`` index
+    first)."""
+    return int(np.sum(others > value) + np.sum((others == value) & lower)) + 1
 
 
 def _targets(popularity, n: int, rng) -> np.ndarray:

@@ -121,8 +121,10 @@ class BM25Index:
         """(B, V) CSR of the query-term counts of ``texts`` (unknown words dropped)."""
         return term_counts(list(texts), self.vocabulary, stop_words=self.stop_words)[0]
 
-    def score_terms(self, query_counts: sp.spmatrix) -> np.ndarray:
-        """(B, N) float32 scores of query-term count rows (B, V), weighted per the class doc."""
+    def score_terms(self, query_counts: sp.spmatrix, documents=None) -> np.ndarray:
+        """(B, N) float32 scores of query-term count rows (B, V), weighted per the class doc;
+        with ``documents`` ((M, V) weight rows, :func:`bm25_weights` with ``corpus``), (B, M)
+        scores of those documents instead of the indexed ones."""
         q = sp.csr_matrix(query_counts, dtype=np.float32)
         if q.shape[1] != len(self.vocabulary):
             raise DataError(
@@ -134,23 +136,30 @@ class BM25Index:
             q.data = (self.k3 + 1) * q.data / (self.k3 + q.data)
         else:
             q.data = (q.data > 0).astype(np.float32)
-        return np.asarray((q @ self.weights.T).toarray(), np.float32)  # (B, V) @ (V, N)
+        weights = self.weights if documents is None else sp.csr_matrix(documents)
+        return np.asarray((q @ weights.T).toarray(), np.float32)  # (B, V) @ (V, N)
 
     def score_texts(self, texts: list[str]) -> np.ndarray:
         """(len(texts), N) scores of free-text queries."""
         return self.score_terms(self.query_terms(texts))
 
 
-def bm25_weights(counts: sp.csr_matrix, *, k1: float, b: float) -> sp.csr_matrix:
-    """(N, V) float32 CSR of ``idf(t) * tf / (tf + k1 (1 - b + b |d| / avgdl))`` from counts."""
+def bm25_weights(
+    counts: sp.csr_matrix, *, k1: float, b: float, corpus: sp.csr_matrix | None = None
+) -> sp.csr_matrix:
+    """(N, V) float32 CSR of ``idf(t) * tf / (tf + k1 (1 - b + b |d| / avgdl))`` from counts;
+    idf and avgdl are those of ``corpus`` (counts over the same words) when given, so new
+    documents are weighted as if added to a fitted index without changing it."""
     counts = sp.csr_matrix(counts, dtype=np.float64)
-    n_docs = counts.shape[0]
+    stats = counts if corpus is None else sp.csr_matrix(corpus, dtype=np.float64)
+    n_docs = stats.shape[0]
     lengths = np.asarray(counts.sum(axis=1)).ravel()  # (N,) words per document
-    avg = lengths.mean() if lengths.sum() > 0 else 1.0
-    df = np.bincount(counts.indices, minlength=counts.shape[1])  # (V,)
+    corpus_lengths = np.asarray(stats.sum(axis=1)).ravel()
+    avg = corpus_lengths.mean() if corpus_lengths.sum() > 0 else 1.0
+    df = np.bincount(stats.indices, minlength=stats.shape[1])  # (V,)
     idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
     norm = k1 * (1.0 - b + b * lengths / avg)  # (N,)
-    rows = np.repeat(np.arange(n_docs), np.diff(counts.indptr))
+    rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
     tf = counts.data
     weights = counts.copy()
     weights.data = idf[counts.indices] * tf / (tf + norm[rows])

@@ -89,6 +89,20 @@ class BM25Recommender(Recommender):
         query = histories @ self.item_terms_  # (B, I) @ (I, V): word counts of the history
         return self.index_.score_terms(query)  # (B, I)
 
+    def score_item_texts(self, histories: sp.csr_matrix, texts: list[str]) -> np.ndarray:
+        """(B, len(texts)) scores an item would get for each history row if its text were each
+        of ``texts`` (weighted with the fitted corpus's idf and mean length; words the corpus
+        lacks match no query): how an edit of one item's text moves it, other items unchanged.
+        """
+        self._require_fitted()
+        histories, _ = self._check_batch(histories, None)  # binary rows, as in score
+        counts, _ = term_counts(
+            list(texts), self.index_.vocabulary, stop_words=self.config.stop_words
+        )
+        c = self.config
+        documents = bm25_weights(counts, k1=c.k1, b=c.b, corpus=self.item_terms_)
+        return self.index_.score_terms(histories @ self.item_terms_, documents)
+
     def score_texts(self, texts: list[str]) -> np.ndarray:
         """(len(texts), n_items) BM25 scores of free-text queries."""
         self._require_fitted()

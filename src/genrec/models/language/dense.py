@@ -154,6 +154,13 @@ class DenseRetrieval(Recommender):
         vectors = self._encoder().encode([str(t) for t in texts])
         return unit_rows(vectors - self._mean)
 
+    def score_item_texts(self, histories: sp.csr_matrix, texts: list[str]) -> np.ndarray:
+        """(B, len(texts)) inner products an item would get for each history row if its text
+        were each of ``texts`` (exact, whatever the index): how an edit of one item's text
+        moves it, other items unchanged."""
+        histories, _ = self._check_batch(histories, None)  # checked as in score
+        return self.queries(histories) @ self.text_queries(list(texts)).T.astype(np.float64)
+
     def score_texts(self, texts: list[str]) -> np.ndarray:
         """(len(texts), n_items) scores of free-text preferences (e.g. "dark sci-fi thrillers")."""
         return self.score_queries(self.text_queries(texts))
