@@ -214,10 +214,10 @@ def pending_line(rows: list[dict]) -> str:
     if all("recbole" in r for r in rows):
         return ""
     return (
-        "A RecBole cell marked not finished is the state of a run still going when this was "
-        f"written ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; its validation so far, "
-        "not a test result); the script resumes from what is saved and this section is "
-        "rewritten with `--render`."
+        "A RecBole cell marked not finished is the state of a run that had not converged "
+        f"when this was written ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; still "
+        "going or stopped; its validation so far, not a test result); a rerun resumes from "
+        "what is saved, restarting an unfinished model, and `--render` rewrites this section."
     )
 
 
