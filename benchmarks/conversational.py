@@ -25,6 +25,9 @@ episodes, saved apart and added to the section.
 
     python benchmarks/conversational.py [--users 200] [--lm transformers:smollm2-135m --lm-users 20]
     python benchmarks/conversational.py --lm transformers:smollm2-135m --compare-control 5
+    genrec serve-lm --model smollm2-135m --threads 1 --port 8765 &   # then, beside the local LM:
+    python benchmarks/conversational.py --lm-only --lm transformers:smollm2-135m \
+        --server-lm "openai:http://127.0.0.1:8765/v1?model=smollm2-135m" --lm-every-users 8
 """
 
 from __future__ import annotations
@@ -80,6 +83,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--lm-only", action="store_true", help="reuse the saved results of the agents without LM"
+    )
+    parser.add_argument(
+        "--server-lm",
+        help="an OpenAI-compatible server's spec (e.g. genrec serve-lm's, "
+        "openai:http://127.0.0.1:8765/v1?model=smollm2-135m): one more row, planning every "
+        "turn through the server's JSON-schema mode on --lm-every-users episodes",
     )
     parser.add_argument(
         "--compare-control",
@@ -174,6 +183,21 @@ def run_lm(args, split, transcripts: list) -> dict:
             fast_path=fast_path,
         )
         n = getattr(args, users) or args.lm_users
+        part, part_transcripts = simulate(split, {name: agent}, users=n, turns=args.turns, seed=0)
+        transcripts += part_transcripts
+        parts.append(part)
+    if args.server_lm:
+        name = f"chat:ease+{args.server_lm} (every turn)"
+        agent = conversational_agent(
+            "chat:ease",
+            split.train,
+            options=OPTIONS,
+            lm=get_language_model(args.server_lm),
+            model=model,
+            constrained=True,
+            fast_path=False,
+        )
+        n = args.lm_every_users or args.lm_users
         part, part_transcripts = simulate(split, {name: agent}, users=n, turns=args.turns, seed=0)
         transcripts += part_transcripts
         parts.append(part)
@@ -454,28 +478,49 @@ def lm_lines(lm_part, transcripts) -> list[str]:
     every, fast = counts[1], counts[0]
     name = lm_part["parts"][1]["results"][0]["model"]
     cpu = turn_seconds(transcripts, name, lm=True, key="cpu_seconds")[0]
-    return lines + [
+    return (
+        lines
+        + [
+            "",
+            f"With the fast path the LM planned {fast['lm_turns']} of {fast['turns']} turns: the "
+            'rule simulator\'s utterances (attributes, critiques, "none of these") are what the '
+            "rules parse, so the fast path's turn times are the rules'; a free-form user (the LLM "
+            "simulator) sends the LM the turns the rules miss. The every-turn rows are what an "
+            f"LM-planned turn costs: {cpu:.2f} s of CPU at the median, "
+            + ("under" if cpu < 2 else "over")
+            + " the 2 s goal (the load-independent figure; prompt of about 700 tokens, of which "
+            "the fixed instructions, tool lines and examples are read once and then come from "
+            "the backend's kept KV cache; compact JSON answers of at most 100 tokens; "
+            "SmolLM2-135M in bfloat16 on one thread, decoding with eager attention: about 38 ms "
+            "of CPU a token against 47-50 ms for bfloat16 or float32 with torch's sdpa attention "
+            "on this CPU, and bfloat16 reads a prompt 2.7 times faster than float32).",
+            "",
+            f"Under constrained decoding with the LM planning every turn, {every['first']} of "
+            f"{every['lm_turns']} plans were valid at the first answer ({every['truncated']} of "
+            "them cut by the token budget and kept to their complete steps); without the "
+            f"constraint, {counts[2]['first']} of {counts[2]['lm_turns']}. A valid plan can still "
+            "be a poor one (a valid filter on the wrong genre), which success measures. "
+            + habit_sentence(transcripts, [lm_part["parts"][1]["results"][0]["model"]])
+            + " Tokens per LM turn are prompt plus answer (median).",
+        ]
+        + server_lines(lm_part, transcripts)
+    )
+
+
+def server_lines(lm_part, transcripts) -> list[str]:
+    """A sentence on the OpenAI-compatible server row (``--server-lm``), when there is one."""
+    if len(lm_part["parts"]) <= len(LM_RUNS):
+        return []
+    name = lm_part["parts"][-1]["results"][0]["model"]
+    c = plan_counts(transcripts, name)
+    wall = turn_seconds(transcripts, name, lm=True)[0]
+    return [
         "",
-        f"With the fast path the LM planned {fast['lm_turns']} of {fast['turns']} turns: the "
-        'rule simulator\'s utterances (attributes, critiques, "none of these") are what the '
-        "rules parse, so the fast path's turn times are the rules'; a free-form user (the LLM "
-        "simulator) sends the LM the turns the rules miss. The every-turn rows are what an "
-        f"LM-planned turn costs: {cpu:.2f} s of CPU at the median, "
-        + ("under" if cpu < 2 else "over")
-        + " the 2 s goal (the load-independent figure; prompt of about 700 tokens, of which "
-        "the fixed instructions, tool lines and examples are read once and then come from "
-        "the backend's kept KV cache; compact JSON answers of at most 100 tokens; "
-        "SmolLM2-135M in bfloat16 on one thread, decoding with eager attention: about 38 ms "
-        "of CPU a token against 47-50 ms for bfloat16 or float32 with torch's sdpa attention "
-        "on this CPU, and bfloat16 reads a prompt 2.7 times faster than float32).",
-        "",
-        f"Under constrained decoding with the LM planning every turn, {every['first']} of "
-        f"{every['lm_turns']} plans were valid at the first answer ({every['truncated']} of "
-        "them cut by the token budget and kept to their complete steps); without the "
-        f"constraint, {counts[2]['first']} of {counts[2]['lm_turns']}. A valid plan can still "
-        "be a poor one (a valid filter on the wrong genre), which success measures. "
-        + habit_sentence(transcripts, [lm_part["parts"][1]["results"][0]["model"]])
-        + " Tokens per LM turn are prompt plus answer (median).",
+        f"Through an OpenAI-compatible server (the last row: `genrec serve-lm --model "
+        "smollm2-135m --threads 1` on this machine, the plan schema sent as "
+        f"`response_format` json_schema): {c['first']} of {c['lm_turns']} plans valid at the "
+        f"first answer, LM turns {wall:.2f} s wall at the median. Its CPU column counts the "
+        "client only; the server's work is in the wall times.",
     ]
 
 
