@@ -235,15 +235,12 @@ def section(payload: dict) -> str:
             f"p={part['paired']['p_t']:.2g}, Wilcoxon p={part['paired']['p_wilcoxon']:.2g}).",
             *replay_lines(payload),
             "",
-            "Read the leak counts as upper bounds. At partial_ratio 60 the guard also fires on "
-            "sentences that cannot hold the title, for short titles: the rule simulator never "
-            f"sees a title, yet {rule['leak']['leaked_episodes']} of its "
-            f'{rule["leak"]["episodes"]} episodes count as leaked (on ML-100K: "Not these. '
-            'Something from the 1990s." scores 60 against *Shine*, "I am looking for a '
-            "documentary movie from the 1990s.\" 60 against *Crumb*). The LLM simulator's "
-            "leaked episode is that same *Crumb* sentence, said by the rule fallback. This run "
-            "did not store the rejected generations (transcripts now keep them, `rejected`), "
-            "so how many regenerations were true leaks is not known.",
+            "The guard matches a title of 8 characters or more by partial_ratio >= 60 and a "
+            "shorter one only as whole words (a short title scored 60 against sentences that "
+            'cannot hold it: "Not these. Something from the 1990s." against *Shine*): the rule '
+            "simulator, which never sees a title, has "
+            f"{rule['leak']['leaked_episodes']} of {rule['leak']['episodes']} episodes counted "
+            "as leaked. Rejected generations are kept in the transcripts (`rejected`).",
             "",
             "How it works: the rule simulator decides the gist of each turn (at most two target "
             "attributes, then critiques); the LLM simulator is asked to say that gist in its own "
@@ -295,7 +292,7 @@ def section(payload: dict) -> str:
             "the harness, the title mapping and the out-of-catalog accounting are what this "
             "run checks.",
             "",
-            "Wall time on the loaded machine (other jobs running, `nice -n 10`): LLM part "
+            "Wall time (the load average is in the machine line): LLM part "
             f"{payload.get('llm_seconds', 0) / 60:.0f} min, baselines "
             f"{payload.get('baselines_seconds', 0) / 60:.0f} min, replay "
             f"{payload.get('replay_seconds', 0):.0f} s. Commands: `python "
