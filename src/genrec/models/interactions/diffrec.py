@@ -135,17 +135,23 @@ class DiffRecConfig(ModelConfig):
     }
 
     def __post_init__(self):
-        if isinstance(self.hidden, list):  # from JSON (a saved config)
-            object.__setattr__(self, "hidden", tuple(self.hidden))
-        check_diffusion_fields(self)
-        self.check(
-            isinstance(self.hidden, tuple)
-            and len(self.hidden) >= 1
-            and all(isinstance(h, int) and h >= 1 for h in self.hidden),
-            "hidden",
-            "a non-empty tuple of positive integers",
-        )
+        check_denoiser_fields(self)
         check_training_fields(self)
+
+
+def check_denoiser_fields(cfg) -> None:
+    """ConfigError for bad diffusion fields and ``hidden`` (DiffRec's and mmdiffrec's); a list
+    of hidden sizes (from JSON) becomes a tuple."""
+    if isinstance(cfg.hidden, list):  # from JSON (a saved config)
+        object.__setattr__(cfg, "hidden", tuple(cfg.hidden))
+    check_diffusion_fields(cfg)
+    cfg.check(
+        isinstance(cfg.hidden, tuple)
+        and len(cfg.hidden) >= 1
+        and all(isinstance(h, int) and h >= 1 for h in cfg.hidden),
+        "hidden",
+        "a non-empty tuple of positive integers",
+    )
 
 
 def check_diffusion_fields(cfg) -> None:

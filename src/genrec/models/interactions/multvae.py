@@ -112,19 +112,25 @@ class MultVAEConfig(ModelConfig):
     }
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))  # a list from JSON
-        self.check(
-            all(isinstance(d, int) and d >= 1 for d in self.hidden_dims),
-            "hidden_dims",
-            "a tuple of positive integers (may be empty)",
-        )
-        self.check(self.beta_max >= 0, "beta_max", "a non-negative number")
-        self.check(
-            isinstance(self.anneal_steps, int) and self.anneal_steps >= 0,
-            "anneal_steps",
-            "a non-negative integer (0: beta = beta_max from the start)",
-        )
+        check_vae_fields(self)
         check_training_fields(self)
+
+
+def check_vae_fields(cfg) -> None:
+    """ConfigError for bad ``hidden_dims`` / ``beta_max`` / ``anneal_steps`` (Mult-VAE's and
+    mmvae's); a list of hidden sizes (from JSON) becomes a tuple."""
+    object.__setattr__(cfg, "hidden_dims", tuple(cfg.hidden_dims))
+    cfg.check(
+        all(isinstance(d, int) and d >= 1 for d in cfg.hidden_dims),
+        "hidden_dims",
+        "a tuple of positive integers (may be empty)",
+    )
+    cfg.check(cfg.beta_max >= 0, "beta_max", "a non-negative number")
+    cfg.check(
+        isinstance(cfg.anneal_steps, int) and cfg.anneal_steps >= 0,
+        "anneal_steps",
+        "a non-negative integer (0: beta = beta_max from the start)",
+    )
 
 
 def annealed_beta(step: int, *, beta_max: float, anneal_steps: int) -> float:

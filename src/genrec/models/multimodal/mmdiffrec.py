@@ -55,7 +55,7 @@ from genrec.models.base import ModelConfig, Recommender
 from genrec.models.interactions.diffrec import (
     Diffusion,
     StepSampler,
-    check_diffusion_fields,
+    check_denoiser_fields,
     check_training_fields,
     diffusion_loss,
     fixed_noise,
@@ -115,16 +115,7 @@ class MultimodalDiffRecConfig(ModelConfig):
     text_cache: str = "default"  # text embedding cache: "default", "off" or a folder
 
     def __post_init__(self):
-        if isinstance(self.hidden, list):  # from JSON (a saved config)
-            object.__setattr__(self, "hidden", tuple(self.hidden))
-        check_diffusion_fields(self)
-        self.check(
-            isinstance(self.hidden, tuple)
-            and len(self.hidden) >= 1
-            and all(isinstance(h, int) and h >= 1 for h in self.hidden),
-            "hidden",
-            "a non-empty tuple of positive integers",
-        )
+        check_denoiser_fields(self)
         check_training_fields(self)
         check_content_fields(self)
 

@@ -63,7 +63,7 @@ from genrec.models.interactions.multdae import (
     normalised_dropout,
     trained_rows,
 )
-from genrec.models.interactions.multvae import annealed_beta, gaussian_kl
+from genrec.models.interactions.multvae import annealed_beta, check_vae_fields, gaussian_kl
 from genrec.models.multimodal.mmdense import MODALITIES, centred
 from genrec.models.neural import (
     DataParallel,
@@ -112,18 +112,7 @@ class MultimodalVAEConfig(ModelConfig):
     text_cache: str = "default"  # text embedding cache: "default", "off" or a folder
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))  # a list from JSON
-        self.check(
-            all(isinstance(d, int) and d >= 1 for d in self.hidden_dims),
-            "hidden_dims",
-            "a tuple of positive integers (may be empty)",
-        )
-        self.check(self.beta_max >= 0, "beta_max", "a non-negative number")
-        self.check(
-            isinstance(self.anneal_steps, int) and self.anneal_steps >= 0,
-            "anneal_steps",
-            "a non-negative integer (0: beta = beta_max from the start)",
-        )
+        check_vae_fields(self)
         check_training_fields(self)
         check_content_fields(self)
 
