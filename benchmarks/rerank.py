@@ -84,6 +84,7 @@ class CountingLM:
             "calls": self.calls,
             "prompt_tokens": self.prompt_tokens,
             "answer_tokens": self.answer_tokens,
+            "tokens": self.prompt_tokens + self.answer_tokens,
         }
 
     def score(self, prompt, continuations):

@@ -45,6 +45,8 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from rerank import CountingLM  # noqa: E402
+
 from genrec.data import sources  # noqa: E402
 from genrec.data.splits import held_out_items_split, holdout_split  # noqa: E402
 from genrec.evaluation.metrics import ranking_metrics  # noqa: E402
@@ -84,29 +86,6 @@ BLOCKS = (
     "items-listwise",
     "items-preference",
 )
-
-
-class CountingLM:
-    """A language model that counts its scoring calls and the prompt and answer tokens."""
-
-    def __init__(self, lm):
-        self.lm = lm
-        self.reset()
-
-    def reset(self) -> None:
-        self.calls = self.prompt_tokens = self.answer_tokens = 0
-
-    def cost(self) -> dict:
-        return {"calls": self.calls, "tokens": self.prompt_tokens + self.answer_tokens}
-
-    def score(self, prompt, continuations):
-        self.calls += 1
-        self.prompt_tokens += self.lm.count_tokens(prompt)
-        self.answer_tokens += sum(self.lm.count_tokens(c) for c in continuations)
-        return self.lm.score(prompt, continuations)
-
-    def __getattr__(self, name):
-        return getattr(self.lm, name)
 
 
 # ---- metrics ---------------------------------------------------------------------------------
