@@ -6,9 +6,14 @@ import numpy as np
 import pytest
 
 from genrec.data.synthetic import planted_clusters
-from genrec.errors import ConfigError
+from genrec.errors import ConfigError, DataError
 from genrec.models import EASE
-from genrec.models.classic.ease import available_memory_bytes, ease_fit_bytes, ease_weights
+from genrec.models.classic.ease import (
+    available_memory_bytes,
+    ease_fit_bytes,
+    ease_weights,
+    spd_inverse_inplace,
+)
 
 from .contract import ModelContract
 
@@ -46,6 +51,25 @@ def test_matches_naive_per_column_ridge_solve():
     np.testing.assert_allclose(ease_weights(sp.csr_matrix(x), reg=reg), naive, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("n", [1, 5, 1100])
+def test_spd_inverse_is_the_inverse_written_over_its_input(n):
+    """Cholesky inverse in place against numpy's general inverse; 1100 crosses the mirror's
+    1024-row blocks."""
+    rng = np.random.default_rng(n)
+    x = rng.random((n + 3, n))
+    a = x.T @ x + 0.5 * np.eye(n)
+    expected = np.linalg.inv(a)
+    out = spd_inverse_inplace(a)
+    assert out is a
+    np.testing.assert_allclose(out, expected, rtol=1e-8, atol=1e-10)
+    np.testing.assert_array_equal(out, out.T)
+
+
+def test_spd_inverse_of_an_indefinite_matrix_is_a_data_error():
+    with pytest.raises(DataError, match="positive definite"):
+        spd_inverse_inplace(np.array([[1.0, 2.0], [2.0, 1.0]]))
+
+
 def test_scores_are_history_times_weights():
     world = planted_clusters(noise=2)
     model = EASE(reg=5.0).fit(world.split.train)
@@ -63,14 +87,14 @@ def test_too_many_items_is_a_config_error_with_the_fix():
 
 
 def test_refuses_above_the_memory_it_may_use_naming_need_have_and_alternatives():
-    """60 items need 24 * 60^2 bytes = 86.4 kB; a limit of 50 kB is refused before any work."""
+    """60 items need 12 * 60^2 bytes = 43.2 kB; a limit of 30 kB is refused before any work."""
     world = planted_clusters()
     with pytest.raises(ConfigError) as err:
-        EASE(memory_gb=50e-6).fit(world.split.train)
+        EASE(memory_gb=30e-6).fit(world.split.train)
     message = str(err.value)
-    assert "0.0864 MB" in message and "0.05 MB" in message  # needed, allowed
+    assert "0.0432 MB" in message and "0.03 MB" in message  # needed, allowed
     assert "60 items" in message and "ials" in message and "subset of items" in message
-    assert ease_fit_bytes(60) == 86_400
+    assert ease_fit_bytes(60) == 43_200
 
 
 def test_fits_when_the_memory_limit_is_enough():

@@ -9,12 +9,14 @@ whose solution is ``P = (X^T X + reg I)^-1`` and ``B = I - P diag(1 / diag(P))``
 ``B[i, j] = -P[i, j] / P[j, j]`` off the diagonal, 0 on it). A history x scores ``x @ B``.
 
 Deviations from the paper: none in the math. The Gram matrix and the inverse are computed in
-float64 and B is stored in float32. B is dense (n_items x n_items) and the fit holds three dense
-float64 copies at its peak (the Gram matrix, LAPACK's working copy and the inverse:
-``24 * n_items^2`` bytes, :func:`ease_fit_bytes`), so fitting refuses, with a ConfigError saying
-how much it would need and what to use instead, when that exceeds the available memory
-(``MemAvailable`` of /proc/meminfo, capped by a cgroup limit; ``memory_gb`` overrides it) or
-when there are more than ``max_items`` items.
+float64 and B is stored in float32. ``X^T X + reg I`` is symmetric positive definite, so the
+inverse is taken through its Cholesky factor, in place (LAPACK ``potrf`` + ``potri``: n^3 flops
+against a general inverse's 2 n^3, and no second matrix). B is dense (n_items x n_items); the fit
+holds one dense float64 matrix and the float32 B at its peak (``12 * n_items^2`` bytes,
+:func:`ease_fit_bytes`), so fitting refuses, with a ConfigError saying how much it would need and
+what to use instead, when that exceeds the available memory (``MemAvailable`` of /proc/meminfo,
+capped by a cgroup limit; ``memory_gb`` overrides it) or when there are more than ``max_items``
+items.
 
 Example:
     >>> from genrec.data.synthetic import planted_clusters
@@ -33,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from genrec.errors import ConfigError
+from genrec.errors import ConfigError, DataError
 from genrec.models.base import ModelConfig, Recommender
 
 
@@ -86,9 +88,9 @@ class EASE(Recommender):
 
 
 def ease_fit_bytes(n_items: int) -> int:
-    """Peak bytes of :func:`ease_weights` for ``n_items`` items: three dense float64
-    (n_items, n_items) matrices (Gram, LAPACK's copy, inverse)."""
-    return 3 * 8 * n_items**2
+    """Peak bytes of :func:`ease_weights` for ``n_items`` items: one dense float64
+    (n_items, n_items) matrix (the Gram matrix, inverted in place) and the float32 weights."""
+    return (8 + 4) * n_items**2
 
 
 def check_fits_in_memory(n_items: int, *, max_items: int, memory_gb: float | None) -> None:
@@ -108,8 +110,8 @@ def check_fits_in_memory(n_items: int, *, max_items: int, memory_gb: float | Non
             else "is available on this machine"
         )
         raise ConfigError(
-            f"EASE on {n_items} items needs about {_amount(need)} (three dense float64 "
-            f"{n_items} x {n_items} matrices) but only {_amount(have)} {source}; {instead}"
+            f"EASE on {n_items} items needs about {_amount(need)} (a dense float64 and a "
+            f"float32 {n_items} x {n_items} matrix) but only {_amount(have)} {source}; {instead}"
         )
     if n_items > max_items:
         raise ConfigError(
@@ -144,10 +146,52 @@ def ease_weights(user_items: sp.csr_matrix, *, reg: float) -> np.ndarray:
     """The (n_items, n_items) float32 EASE weights B of a binary user x item matrix."""
     x = sp.csr_matrix(user_items, dtype=np.float64)
     x.data[:] = 1.0
-    gram = (x.T @ x).toarray()  # (I, I) float64
+    gram = (x.T @ x).toarray(order="C")  # (I, I) float64
     gram[np.diag_indices_from(gram)] += reg
-    p = np.linalg.inv(gram)  # (I, I), symmetric positive definite
-    del gram
-    p /= -np.diag(p)[None, :]  # in place: B[i, j] = -P[i, j] / P[j, j]
-    p[np.diag_indices_from(p)] = 0.0
-    return p.astype(np.float32)
+    p = spd_inverse_inplace(gram)  # (I, I) = (X^T X + reg I)^-1, the same memory
+    weights = np.empty(p.shape, np.float32)
+    scale = -1.0 / np.diag(p)  # (I,): B[i, j] = -P[i, j] / P[j, j]
+    for start in range(0, len(p), 2048):  # rows in blocks: no (I, I) float64 temporary
+        block = slice(start, start + 2048)
+        np.multiply(p[block], scale[None, :], out=weights[block], casting="same_kind")
+    weights[np.diag_indices_from(weights)] = 0.0
+    return weights
+
+
+def spd_inverse_inplace(a: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric positive definite matrix, written over ``a`` when ``a`` is a
+    C-ordered float64 array (otherwise over a C-ordered float64 copy, which is returned).
+
+    LAPACK ``dpotrf`` (Cholesky) then ``dpotri`` (inverse from the factor) on ``a.T``, the
+    Fortran-ordered view of the same memory (``a`` is symmetric, so ``a.T`` is the same matrix);
+    they fill one triangle, mirrored into the other block by block.
+
+    Raises:
+        DataError: ``a`` is not positive definite (a non-positive ``reg`` would do that).
+    """
+    from scipy.linalg import lapack
+
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    factor, info = lapack.dpotrf(a.T, lower=True, overwrite_a=True, clean=False)
+    if info == 0:
+        factor, info = lapack.dpotri(factor, lower=True, overwrite_c=True)
+    if info != 0:
+        raise DataError(
+            f"EASE's regularised Gram matrix is not positive definite (LAPACK info {info}); "
+            "use a positive reg"
+        )
+    if not np.shares_memory(factor, a):  # LAPACK worked on a copy (not expected for C order)
+        a.T[...] = factor
+    _mirror_upper(a)  # dpotri filled the lower triangle of a.T, i.e. the upper one of a
+    return a
+
+
+def _mirror_upper(a: np.ndarray, block: int = 1024) -> None:
+    """Copy the upper triangle of the square ``a`` onto its lower one, in place, by blocks."""
+    n = len(a)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        diag = a[start:stop, start:stop]
+        lower = np.tril_indices(stop - start, -1)
+        diag[lower] = diag.T[lower]
+        a[stop:, start:stop] = a[start:stop, stop:].T
