@@ -1,21 +1,31 @@
-"""Models at scale: fit time and peak memory against data size, evaluation time, ANN recall.
+"""Models at scale: time and peak memory against data size for loading + splitting, every model's
+fit and full-ranking evaluation; ANN candidate recall; an SVG plot.
 
-For each size (interactions, users, items) a synthetic power-law log from
-:mod:`genrec.data.generator` (the data behind ``genrec data synth interactions``) is generated
-once and cached as arrays under ``--work``; then every model is fitted, each in a fresh Python
-process (one thread, bounded by ``--timeout``), on the 0.8/0.1/0.1 holdout split of that log.
-A row records the fit's wall time, the process's peak RSS (VmHWM, data and split included) and
-its RSS before the fit (the data alone), or the error a model raised (EASE's refusal above the
-memory it may use) or the timeout. For iALS it also times full-ranking evaluation of up to
-``--eval-users`` test users and measures FAISS IVF-Flat and HNSW candidate generation on the
-fitted item factors against exact search (:func:`genrec.retrieval.candidates.recall_vs_exact`).
+For each size (interactions, users, items) the synthetic Parquet folder of
+``genrec data synth interactions`` (:mod:`genrec.data.generator`: Zipf item popularity,
+log-normal activity, sessions; seed 0) is written once under ``--data-root``. Every measurement
+is a fresh Python process (one thread, ``nice`` as the caller, bounded by ``--timeout``) that
+opens the data through the out-of-core path (:func:`genrec.data.scan.scan_dataset`, a DuckDB
+build into memory-mapped arrays cached under ``--data-root``/cache) and splits it 0.8/0.1/0.1
+(holdout, seed 2020). The first process of a size (``data``) only loads and splits: the first run
+builds the cache, later runs (and every model's process) open it. A model row records the fit's
+wall time, the process's CPU time during the fit (all its threads: on a shared machine the wall
+time stretches, the CPU time much less), the process's peak RSS (VmHWM, data and split included)
+and its RSS before the fit, or the error a model raised (EASE's refusal above the memory it may
+use) or the timeout. A model not done in time at one size is not run at the larger ones. For
+iALS the process also times full-ranking evaluation of up to ``--eval-users`` test users and
+FAISS IVF-Flat and HNSW candidate generation on its item factors against exact search
+(:func:`genrec.retrieval.candidates.recall_vs_exact`).
 
-Rewrites the ``scale-models`` section of BENCHMARKS.md and benchmarks/results/scale_models.json.
+Writes benchmarks/results/scale_models.json, benchmarks/results/scale_models.svg and the
+``scale-models`` section of BENCHMARKS.md after every size; one size at a time:
 
-    nice -n 10 python benchmarks/scale_models.py --sizes 1000000:50000:10000,4000000:200000:50000
+    nice -n 10 python benchmarks/scale_models.py --sizes 1000000:50000:10000 \\
+        --data-root /work/wt/bigdata/scale/synth [--keep-other-sizes]
 
-``--tune MODEL`` (ials or bpr-implicit) instead runs the ML-100K validation grid behind that
-model's defaults and prints every setting's valid NDCG@10, best first.
+``--render`` rewrites the section and the plot from the JSON alone. ``--tune MODEL`` (ials or
+bpr-implicit) instead runs the ML-100K validation grid behind that model's defaults and prints
+every setting's valid NDCG@10, best first.
 """
 
 from __future__ import annotations
@@ -23,73 +33,81 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, load_average, write_section  # noqa: E402
 
-MODELS = ("pop", "ials", "bpr-implicit", "ease", "multvae")
-CONFIGS = {"multvae": {"max_epochs": 1}}  # time per epoch, not a converged model
+MODELS = ("pop", "ials", "bpr-implicit", "ease", "multvae", "sasrec")
+CONFIGS = {  # multvae and sasrec: one epoch (time per epoch, not a converged model)
+    "multvae": {"max_epochs": 1},
+    "sasrec": {"loss": "ce", "sampled_above": 0, "max_epochs": 1},  # sampled softmax at every size
+}
+RESULTS = ROOT / "benchmarks" / "results" / "scale_models.json"
+PLOT = ROOT / "benchmarks" / "results" / "scale_models.svg"
+SPLIT_SEED = 2020
 
 
-def generate(n_interactions: int, n_users: int, n_items: int, folder: Path, seed: int) -> Path:
-    """Cache the log of this size as ``user.npy``, ``item.npy``, ``time.npy`` in ``folder``."""
-    from genrec.data.generator import InteractionWorld, interaction_blocks
+def synth_folder(root: Path, n: int, n_users: int, n_items: int) -> Path:
+    """The Parquet folder of ``genrec data synth interactions`` for this size (seed 0), written
+    when missing."""
+    from genrec.data.generator import InteractionWorld, write_interactions
 
-    folder.mkdir(parents=True, exist_ok=True)
-    if (folder / "time.npy").exists():
-        return folder
-    world = InteractionWorld(
-        n_users=n_users, n_items=n_items, n_interactions=n_interactions, seed=seed
-    )
-    blocks = list(interaction_blocks(world))
-    for name, field in (("user", "user_id"), ("item", "item_id"), ("time", "timestamp")):
-        np.save(folder / f"{name}.npy", np.concatenate([getattr(b, field) for b in blocks]) - 0)
+    folder = root / f"s{n}-{n_users}-{n_items}"
+    if not (folder / "manifest.json").exists():
+        world = InteractionWorld(n_users=n_users, n_items=n_items, n_interactions=n, seed=0)
+        write_interactions(folder, world, format="parquet")
     return folder
 
 
 FIT_SCRIPT = r"""
 import json, sys, time
 import numpy as np
-from genrec.build import build_model
-from genrec.data import Dataset, Vocabulary
-from genrec.data.splits import holdout_split
-from genrec.options import RunOptions
+from genrec.build import build_model  # the libraries first: the RSS before a fit counts them
+from genrec.data import scan
+from genrec.data.splits import make_split
 from genrec.errors import GenrecError
+from genrec.options import RunOptions
 
-folder, name, config, n_users, n_items, eval_users, ann = sys.argv[1:8]
-n_users, n_items, eval_users = int(n_users), int(n_items), int(eval_users)
+folder, cache, name, config, eval_users, ann, split_seed = sys.argv[1:8]
+eval_users = int(eval_users)
 
 def rss(field):
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) for l in f if l.startswith(field)) / 1024
 
-u, i, t = (np.load(f"{folder}/{x}.npy") for x in ("user", "item", "time"))
-data = Dataset(Vocabulary(np.arange(1, n_users + 1), kind="user"),
-               Vocabulary(np.arange(1, n_items + 1), kind="item"), u - 1, i - 1, timestamp=t)
-split = holdout_split(data, seed=2020)
-del u, i, t
-out = {"model": name, "rss_before_mb": rss("VmRSS:")}
-model = build_model(name, json.loads(config))
+libraries = rss("VmRSS:")
 start = time.perf_counter()
+data = scan.scan_dataset(scan.parquet_folder(folder), cache_dir=cache)
+loaded = time.perf_counter()
+split = make_split(data, "holdout", seed=int(split_seed))
+out = {"model": name, "rss_libraries_mb": libraries, "load_seconds": loaded - start,
+       "split_seconds": time.perf_counter() - loaded, "rss_before_mb": rss("VmRSS:"),
+       "peak_before_mb": rss("VmHWM:"), "users": data.n_users, "items": data.n_items,
+       "train": len(split.train)}
+if name == "data":
+    print(json.dumps(out))
+    sys.exit(0)
+
+model = build_model(name, json.loads(config))
+start, cpu = time.perf_counter(), time.process_time()
 try:
     model.fit(split.train, options=RunOptions(seed=0, threads=1))
     out["fit_seconds"] = time.perf_counter() - start
+    out["fit_cpu_seconds"] = time.process_time() - cpu
 except GenrecError as exc:
     out["refused"] = f"{type(exc).__name__}: {exc}"
 out["peak_mb"] = rss("VmHWM:")
 if "fit_seconds" in out and eval_users:
-    from genrec.evaluation.protocol import evaluate
+    from genrec.evaluation.protocol import evaluate_split
     users = np.flatnonzero(np.diff(split.test.user_items.indptr) > 0)[:eval_users]
     start = time.perf_counter()
-    ev = evaluate(model, split.train, split.test, ks=(10,), metrics=("ndcg", "recall"),
-                  users=users)
+    ev = evaluate_split(model, split, "test", ks=(10,), metrics=("ndcg", "recall"), users=users)
     out["eval_seconds"] = time.perf_counter() - start
     out["eval_users"] = int(len(users))
     out["ndcg@10"], out["recall@10"] = ev.mean("ndcg@10"), ev.mean("recall@10")
@@ -99,7 +117,7 @@ if "fit_seconds" in out and ann == "1":
     users = np.arange(min(2000, split.train.n_users))
     histories = split.train.user_items[users]
     user_vecs, item_vecs = factor_embeddings(model, histories, users=users)
-    nlist = int(4 * n_items ** 0.5)  # about 4 sqrt(n) cells, FAISS's usual advice
+    nlist = int(4 * data.n_items ** 0.5)  # about 4 sqrt(n) cells, FAISS's usual advice
     out["ann"] = recall_vs_exact(
         user_vecs, item_vecs, kind="ivf", build={"nlist": nlist},
         settings=[{"nprobe": p} for p in (1, 4, 16, 64)], k=10, exclude=histories
@@ -111,61 +129,143 @@ print(json.dumps(out))
 """
 
 
-def run_model(folder: Path, size: dict, name: str, args) -> dict:
-    """Fit ``name`` on the cached log in a fresh process; the row of the table."""
+def run_process(folder: Path, name: str, args) -> dict:
+    """Load, split and (unless ``name`` is ``data``) fit ``name`` in a fresh process; its row."""
     is_ials = name == "ials"
     cmd = [
         sys.executable,
         "-c",
         FIT_SCRIPT,
         str(folder),
+        str(args.data_root / "cache"),
         name,
         json.dumps(CONFIGS.get(name, {})),
-        str(size["users"]),
-        str(size["items"]),
         str(args.eval_users if is_ials else 0),
         "1" if is_ials else "0",
+        str(SPLIT_SEED),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
-    start = time.perf_counter()
+    load, start = load_average(), time.perf_counter()
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
     except subprocess.TimeoutExpired:
-        return {"model": name, "timeout_seconds": args.timeout}
+        return {"model": name, "timeout_seconds": args.timeout, "load": [load, load_average()]}
     if done.returncode != 0:
         return {"model": name, "error": done.stderr.strip().splitlines()[-1][:300]}
     row = json.loads(done.stdout.strip().splitlines()[-1])
     row["process_seconds"] = time.perf_counter() - start
+    row["load"] = [load, load_average()]
     return row
+
+
+def measure_size(spec: str, args, earlier: list[dict]) -> dict:
+    """One size: the ``data`` process, then every model's (skipping those that timed out at a
+    smaller size in ``earlier``)."""
+    n, users, items = (int(x) for x in spec.split(":"))
+    folder = synth_folder(args.data_root, n, users, items)
+    cached = any((args.data_root / "cache" / "scans").glob(f"{folder.name}-*"))
+    size = {
+        "interactions": n,
+        "users": users,
+        "items": items,
+        "started": now(),
+        "commit": commit(),
+        "cache_existed": cached,
+        "rows": [],
+    }
+    for name in ("data", *args.models.split(",")):
+        gave_up = [
+            s["interactions"]
+            for s in earlier
+            if s["interactions"] < n
+            for r in s["rows"]
+            if r["model"] == name and "timeout_seconds" in r
+        ]
+        if gave_up:
+            size["rows"].append({"model": name, "skipped_after_timeout_at": max(gave_up)})
+            continue
+        print(f"{n:,} interactions: {name} ...", file=sys.stderr, flush=True)
+        size["rows"].append(run_process(folder, name, args))
+        print(json.dumps(size["rows"][-1])[:400], file=sys.stderr, flush=True)
+    return size
+
+
+def now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def commit() -> str:
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return done.stdout.strip() or "unknown"
+
+
+def versions() -> dict:
+    import faiss
+    import implicit
+
+    from genrec.evaluation.runner import library_versions
+
+    return {**library_versions(), "implicit": implicit.__version__, "faiss": faiss.__version__}
 
 
 def fit_cell(row: dict) -> str:
     if "fit_seconds" in row:
-        return f"{row['fit_seconds']:.1f} s, {row['peak_mb']:,.0f} MB"
+        return (
+            f"{row['fit_seconds']:,.1f} s ({row['fit_cpu_seconds']:,.1f} s CPU), "
+            f"{row['peak_mb']:,.0f} MB"
+        )
     if "refused" in row:
         return "refused (see below)"
-    if "skipped" in row:
-        return f"not run (only up to {row['skipped']:,} interactions)"
+    if "skipped_after_timeout_at" in row:
+        return f"not run (not done at {row['skipped_after_timeout_at']:,})"
     if "timeout_seconds" in row:
         return f"not done in {row['timeout_seconds']} s"
     return f"error: {row.get('error', '?')}"
 
 
+def data_cell(row: dict, cache_existed: bool) -> str:
+    if "load_seconds" not in row:
+        return fit_cell(row)
+    how = "from the cache" if cache_existed else "first run, cache built"
+    return (
+        f"{row['load_seconds']:,.1f} + {row['split_seconds']:,.1f} s ({how}), "
+        f"{row['peak_before_mb']:,.0f} MB"
+    )
+
+
+def row_of(size: dict, name: str) -> dict:
+    return next((r for r in size["rows"] if r["model"] == name), {"model": name, "error": "-"})
+
+
 def markdown(result: dict) -> str:
-    sizes = result["sizes"]
-    head = (
-        "| model | "
+    sizes = sorted(result["sizes"], key=lambda s: s["interactions"])
+    head = "| model | " + " | ".join(size_label(s) for s in sizes) + " |"
+    lines = [head, "| --- |" + " --- |" * len(sizes)]
+    lines.append(
+        "| load + split | "
+        + " | ".join(data_cell(row_of(s, "data"), s["cache_existed"]) for s in sizes)
+        + " |"
+    )
+    for name in result["models"]:
+        lines.append(f"| {name} | " + " | ".join(fit_cell(row_of(s, name)) for s in sizes) + " |")
+    lines.append(
+        "| (RSS after load + split, before a fit) | "
         + " | ".join(
-            f"{s['interactions']:,} ({s['users']:,} users x {s['items']:,} items)" for s in sizes
+            f"{row_of(s, 'pop').get('rss_before_mb', float('nan')):,.0f} MB" for s in sizes
         )
         + " |"
     )
-    lines = [head, "| --- |" + " --- |" * len(sizes)]
-    for name in result["models"]:
-        cells = [fit_cell(next(r for r in s["rows"] if r["model"] == name)) for s in sizes]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    data_row = [f"{s['rows'][0].get('rss_before_mb', float('nan')):,.0f} MB" for s in sizes]
-    lines.append("| (data + split alone, RSS before fit) | " + " | ".join(data_row) + " |")
+    lines.append(
+        "| (of it: Python with torch, implicit and genrec imported, before any data) | "
+        + " | ".join(
+            f"{row_of(s, 'pop').get('rss_libraries_mb', float('nan')):,.0f} MB" for s in sizes
+        )
+        + " |"
+    )
     evals, anns, refusals = [], [], []
     for s in sizes:
         for r in s["rows"]:
@@ -177,39 +277,39 @@ def markdown(result: dict) -> str:
                     f"({r['eval_users'] / r['eval_seconds']:,.0f} users/s) | "
                     f"{r['ndcg@10']:.4f} | {r['recall@10']:.4f} | {r['peak_after_eval_mb']:,.0f} MB |"
                 )
-            for a in r.get("ann", []):
-                setting = (
-                    f"nprobe {a['nprobe']} (nlist {a['nlist']})"
-                    if a["kind"] == "ivf"
-                    else f"efSearch {a['ef_search']} (M {a['M']}, efConstruction {a['ef_construction']})"
-                )
-                anns.append(
-                    f"| {s['items']:,} | {a['kind']} | {setting} | {a['recall']:.3f} | "
-                    f"{a['seconds'] * 1000 / 2000:.2f} ms | {a['exact_seconds'] * 1000 / 2000:.2f} ms | "
-                    f"{a['build_seconds']:.1f} s |"
-                )
-    versions = result["versions"]
+            anns += [ann_line(s, a) for a in r.get("ann", [])]
+    v = result["versions"]
+    runs = "; ".join(
+        f"{s['interactions']:,}: {s['started']} at commit {s['commit']}, 1-minute load "
+        + "/".join(f"{r['load'][0]:.1f}" for r in s["rows"] if "load" in r)
+        for s in sizes
+    )
     return "\n".join(
         [
             "## Models at scale",
             "",
-            f"`{result['command']}`, run {result['started']}. Synthetic power-law logs "
-            "(genrec.data.generator: Zipf item popularity, log-normal activity), holdout "
-            "0.8/0.1/0.1 (split seed 2020), training seed 0, one thread, each fit in a fresh "
-            f"process (timeout {result['timeout']} s). Machine: {versions['cpu_count']} cores, "
-            f"{versions['platform']}, Python {versions['python']}, numpy {versions['numpy']}, "
-            f"implicit {versions['implicit']}, faiss {versions['faiss']}; 1-minute load average "
-            f"before/after: {result['load'][0]:.1f} / {result['load'][1]:.1f} (a shared machine: "
-            "wall times are upper bounds). multvae runs 1 epoch (time per epoch, not a "
-            "converged model); the others their defaults.",
+            f"`{result['command']}` (one invocation per size, `nice -n 10`). Data: "
+            "`genrec data synth interactions` (Zipf item popularity, log-normal activity, "
+            "sessions; seed 0), loaded through the out-of-core path (DuckDB build into "
+            "memory-mapped arrays, cached) and split holdout 0.8/0.1/0.1 (split seed 2020); "
+            f"training seed 0, one thread; every cell a fresh process (timeout {result['timeout']} "
+            "s); a model not done in time is not run at the larger sizes. multvae and sasrec "
+            "run 1 epoch (time per epoch, not a converged model; sasrec with its sampled softmax, "
+            f"`{json.dumps(CONFIGS['sasrec'])}`); the others their defaults. Machine: "
+            f"{v['cpu_count']} cores shared with other jobs, {v['platform']}, Python {v['python']}, "
+            f"numpy {v['numpy']}, torch {v['torch']}, implicit {v['implicit']}, faiss {v['faiss']}. "
+            f"Runs (1-minute load average at the start of each process): {runs}. On a shared "
+            "machine the wall times are upper bounds; the CPU time is what the fit itself took.",
             "",
-            "Fit wall time and the fitting process's peak RSS (data and split included):",
+            "Wall time (CPU time of the process during the fit) and the process's peak RSS, data "
+            "and split included; `load + split` is the data process's load and split time and "
+            "its peak. Plot: `benchmarks/results/scale_models.svg`.",
             "",
             *lines,
             "",
-            *(["EASE's refusal:", "", *refusals, ""] if refusals else []),
+            *(["Refusals:", "", *refusals, ""] if refusals else []),
             "Full-ranking evaluation of iALS (test users of the split, ranked against every "
-            "item, seen items excluded):",
+            "item, train and valid items excluded, one thread):",
             "",
             "| interactions | users | time | NDCG@10 | Recall@10 | process peak RSS |",
             "| --- | --- | --- | --- | --- | --- |",
@@ -222,46 +322,136 @@ def markdown(result: dict) -> str:
             "| items | index | setting | recall@10 | per user | exact per user | build |",
             "| --- | --- | --- | --- | --- | --- | --- |",
             *anns,
+            *([result["notes"]] if result.get("notes") else []),
         ]
     )
 
 
-def measure(args, on_size=None) -> dict:
-    sizes = []
-    load_before = load_average()
-    for spec in args.sizes.split(","):
-        n, users, items = (int(x) for x in spec.split(":"))
-        folder = generate(n, users, items, args.work / f"log-{n}", seed=0)
-        size = {"interactions": n, "users": users, "items": items, "rows": []}
-        for name in args.models.split(","):
-            if n > args.max_interactions.get(name, n):
-                size["rows"].append({"model": name, "skipped": args.max_interactions[name]})
-                continue
-            print(f"{n:,} interactions: {name} ...", file=sys.stderr, flush=True)
-            size["rows"].append(run_model(folder, size, name, args))
-            print(json.dumps(size["rows"][-1])[:400], file=sys.stderr, flush=True)
-        sizes.append(size)
-        if on_size:
-            on_size(result(args, sizes, load_before))
-    return result(args, sizes, load_before)
+def size_label(s: dict) -> str:
+    return f"{s['interactions']:,} ({s['users']:,} users x {s['items']:,} items)"
 
 
-def result(args, sizes: list, load_before: float) -> dict:
-    import faiss
-    import implicit
+def ann_line(s: dict, a: dict) -> str:
+    setting = (
+        f"nprobe {a['nprobe']} (nlist {a['nlist']})"
+        if a["kind"] == "ivf"
+        else f"efSearch {a['ef_search']} (M {a['M']}, efConstruction {a['ef_construction']})"
+    )
+    return (
+        f"| {s['items']:,} | {a['kind']} | {setting} | {a['recall']:.3f} | "
+        f"{a['seconds'] * 1000 / 2000:.2f} ms | {a['exact_seconds'] * 1000 / 2000:.2f} ms | "
+        f"{a['build_seconds']:.1f} s |"
+    )
 
-    from genrec.evaluation.runner import library_versions
 
-    versions = {**library_versions(), "implicit": implicit.__version__, "faiss": faiss.__version__}
-    return {
-        "command": "python benchmarks/scale_models.py " + " ".join(sys.argv[1:]),
-        "started": args.started,
-        "sizes": sizes,
-        "models": args.models.split(","),
-        "timeout": args.timeout,
-        "load": [load_before, load_average()],
-        "versions": versions,
-    }
+def series(result: dict) -> dict[str, list[tuple[int, float | None, float | None]]]:
+    """name -> [(interactions, seconds or None, peak MB or None)]: None where not done in time
+    (seconds = the timeout, marked) or not measured."""
+    out: dict[str, list] = {}
+    for s in sorted(result["sizes"], key=lambda s: s["interactions"]):
+        n = s["interactions"]
+        data = row_of(s, "data")
+        if "load_seconds" in data:
+            seconds = data["load_seconds"] + data["split_seconds"]
+            out.setdefault("load + split", []).append((n, seconds, data["peak_before_mb"]))
+        for name in result["models"]:
+            r = row_of(s, name)
+            if "fit_seconds" in r:
+                out.setdefault(name, []).append((n, r["fit_seconds"], r["peak_mb"]))
+            elif "timeout_seconds" in r:
+                out.setdefault(name, []).append((n, -float(r["timeout_seconds"]), None))
+            if "eval_seconds" in r:
+                label = f"evaluation ({name}, {r['eval_users']:,} users)"
+                out.setdefault(label, []).append((n, r["eval_seconds"], r["peak_after_eval_mb"]))
+    return out
+
+
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+def plot_svg(result: dict) -> str:
+    """Two log-log panels, time and peak RSS against interactions, one line per model; a fit not
+    done in time is a cross at its timeout (time panel only)."""
+    lines = series(result)
+    ns = sorted({s["interactions"] for s in result["sizes"]})
+    width, height, top, plot_w, plot_h = 980, 430, 40, 330, 300
+    panels = [
+        (70, "wall seconds (log)", 1),
+        (70 + plot_w + 90, "peak RSS, MB (log)", 2),
+    ]
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="13">'
+        "genrec at scale: time and peak memory against interactions (1 thread, shared machine)"
+        "</text>",
+    ]
+    x_lo, x_hi = math.log10(min(ns)) - 0.1, math.log10(max(ns)) + 0.1
+    for left, title, column in panels:
+        values = [abs(p[column]) for pts in lines.values() for p in pts if p[column]]
+        y_lo = math.floor(math.log10(max(min(values), 1e-3)))
+        y_hi = math.ceil(math.log10(max(values)))
+        px = lambda n: left + plot_w * (math.log10(n) - x_lo) / (x_hi - x_lo)  # noqa: E731
+        py = lambda v: top + plot_h * (1 - (math.log10(v) - y_lo) / max(y_hi - y_lo, 1))  # noqa: E731
+        out += axes(left, top, plot_w, plot_h, title, ns, px, range(y_lo, y_hi + 1), py)
+        for colour, pts in zip(itertools.cycle(COLOURS), lines.values()):
+            done = [(px(q[0]), py(q[column])) for q in pts if q[column] and q[column] > 0]
+            if len(done) > 1:
+                path = " ".join(f"{x:.1f},{y:.1f}" for x, y in done)
+                out.append(f'<polyline points="{path}" fill="none" stroke="{colour}"/>')
+            out += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>' for x, y in done]
+            if column == 1:
+                for n, seconds, _ in pts:
+                    if seconds is not None and seconds < 0:  # not done in -seconds
+                        x, y = px(n), py(-seconds)
+                        out.append(
+                            f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle" '
+                            f'fill="{colour}" font-size="14">x</text>'
+                        )
+    for i, (colour, name) in enumerate(zip(itertools.cycle(COLOURS), lines)):
+        x = 70 + (i % 4) * 225
+        y = top + plot_h + 50 + 16 * (i // 4)
+        out.append(f'<line x1="{x}" y1="{y - 4}" x2="{x + 18}" y2="{y - 4}" stroke="{colour}"/>')
+        out.append(f'<text x="{x + 22}" y="{y}" fill="{colour}">{name}</text>')
+    out.append(
+        f'<text x="70" y="{height - 8}" fill="grey">x: not done within the timeout (drawn at '
+        "the timeout)</text>"
+    )
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def axes(left, top, plot_w, plot_h, title, ns, px, decades, py) -> list[str]:
+    """The frame, the interaction ticks and the powers-of-ten ticks of one panel."""
+    out = [
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
+        'stroke="black"/>',
+        f'<text x="{left + plot_w / 2}" y="{top + plot_h + 30}" text-anchor="middle">'
+        "interactions (log)</text>",
+        f'<text x="{left - 45}" y="{top + plot_h / 2}" text-anchor="middle" '
+        f'transform="rotate(-90 {left - 45} {top + plot_h / 2})">{title}</text>',
+    ]
+    for n in ns:
+        out.append(
+            f'<text x="{px(n):.1f}" y="{top + plot_h + 14}" text-anchor="middle">'
+            f"{n / 1e6:g}M</text>"
+        )
+    for d in decades:
+        y = py(10.0**d)
+        out.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#ddd"/>'
+        )
+        out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{10.0**d:g}</text>')
+    return out
+
+
+def write(res: dict) -> None:
+    """Write the JSON, the plot and the section (after each size: a long run keeps what it
+    measured)."""
+    RESULTS.write_text(json.dumps(res, indent=1, default=float) + "\n")
+    PLOT.write_text(plot_svg(res))
+    write_section("scale-models", markdown(res))
 
 
 def tune(name: str, cache_dir: Path) -> None:
@@ -311,46 +501,50 @@ def tune(name: str, cache_dir: Path) -> None:
 
 
 def main() -> None:
-    from datetime import datetime, timezone
-
     p = argparse.ArgumentParser()
     p.add_argument(
         "--sizes",
-        default="1000000:50000:10000,4000000:200000:50000",
+        default="1000000:50000:10000",
         help="comma-separated INTERACTIONS:USERS:ITEMS",
     )
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--eval-users", type=int, default=20_000)
-    p.add_argument("--timeout", type=int, default=900, help="seconds per fit process")
+    p.add_argument("--timeout", type=int, default=900, help="seconds per process")
     p.add_argument(
-        "--work",
+        "--data-root",
         type=Path,
         default=Path("/tmp/genrec-scale-models"),
-        help="where the generated logs are cached",
+        help="where the synthetic Parquet folders and the scan cache live",
     )
-    p.add_argument("--tune", choices=("ials", "bpr-implicit"))
     p.add_argument(
-        "--max-interactions",
-        default="multvae:1000000",
-        help="MODEL:N,... run MODEL only on sizes up to N interactions",
+        "--keep-other-sizes", action="store_true", help="keep the JSON's rows of other sizes"
     )
+    p.add_argument("--render", action="store_true", help="rewrite section and plot from the JSON")
+    p.add_argument("--tune", choices=("ials", "bpr-implicit"))
     p.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("GENREC_CACHE_DIR", ".")))
     args = p.parse_args()
     if args.tune:
         tune(args.tune, args.cache_dir)
         return
-    args.started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    args.max_interactions = {
-        k: int(v) for k, v in (x.split(":") for x in args.max_interactions.split(",") if x)
+    if args.render:
+        write(json.loads(RESULTS.read_text()))
+        return
+    previous = json.loads(RESULTS.read_text()) if args.keep_other_sizes else {}
+    sizes = previous.get("sizes", []) if previous.get("models") else []
+    res = {
+        "command": "python benchmarks/scale_models.py --sizes SIZE "
+        + " ".join(a for a in sys.argv[1:] if ":" not in a and a not in ("--sizes",)),
+        "models": args.models.split(","),
+        "timeout": args.timeout,
+        "versions": versions(),
+        "notes": previous.get("notes", ""),
     }
-    print(markdown(measure(args, on_size=write)))
-
-
-def write(res: dict) -> None:
-    """Write the results so far (after each size: a long run keeps what it measured)."""
-    out = ROOT / "benchmarks" / "results" / "scale_models.json"
-    out.write_text(json.dumps(res, indent=2, default=float) + "\n")
-    write_section("scale-models", markdown(res))
+    for spec in args.sizes.split(","):
+        n = int(spec.split(":")[0])
+        sizes = [s for s in sizes if s["interactions"] != n]
+        sizes.append(measure_size(spec, args, sizes))
+        write({**res, "sizes": sizes})
+    print(markdown({**res, "sizes": sizes}))
 
 
 if __name__ == "__main__":
