@@ -173,7 +173,21 @@ def _replica(seed: int):
         "best_epochs": [vae.best_epoch_, sas.best_epoch_],
         "sharded": _sharded_fits(),
         "next_draw": _draws_in_step(seed),
+        "anneal": _anneal_histories(),
     }
+
+
+def _anneal_histories() -> list[list[float]]:
+    """Mult-VAE's KL weight after each of 3 epochs, in batches of n - 1 training users (with two
+    processes rank 1's share of the last batch is empty) and of 1 user (rank 1's share of every
+    batch is empty)."""
+    train = planted_clusters(noise=1, seed=0).split.train
+    n = int((np.diff(train.user_items.indptr) > 0).sum())
+    out = []
+    for batch in (n - 1, 1):
+        config = {**VAE, "batch_size": batch, "max_epochs": 3, "anneal_steps": 1000}
+        out.append(MultVAE({**config, "beta_max": 1.0}).fit(train, options=OPTIONS).beta_history_)
+    return out
 
 
 class _WholeBatches:
@@ -191,8 +205,14 @@ class _WholeBatches:
         self.optimizer.step()
 
 
-def test_two_processes_keep_identical_replicas_that_find_the_planted_answer():
-    ranks = distributed.launch(_replica, (7,), nproc=2, threads=1, timeout_s=TIMEOUT_S)
+@pytest.fixture(scope="module")
+def two_ranks():
+    """What :func:`_replica` returned on each of two processes (one launch for the module)."""
+    return distributed.launch(_replica, (7,), nproc=2, threads=1, timeout_s=TIMEOUT_S)
+
+
+def test_two_processes_keep_identical_replicas_that_find_the_planted_answer(two_ranks):
+    ranks = two_ranks
     first, second = ranks
     order = np.random.default_rng(7).permutation(17)
     seen = [row for rank in ranks for rows in rank["shards"] for row in rows]
@@ -218,6 +238,18 @@ def test_two_processes_keep_identical_replicas_that_find_the_planted_answer():
     for pid in (r["pid"] for r in ranks):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_kl_annealing_advances_on_every_rank_as_in_one_process(two_ranks):
+    """A rank with an empty share of a batch still steps: its annealing step counts it."""
+    one_process = _anneal_histories()
+    train = planted_clusters(noise=1, seed=0).split.train
+    n = int((np.diff(train.user_items.indptr) > 0).sum())
+    assert one_process == [  # beta = step / 1000 at the last step of each epoch
+        [1 / 1000, 3 / 1000, 5 / 1000],
+        [(n - 1) / 1000, (2 * n - 1) / 1000, (3 * n - 1) / 1000],
+    ]
+    assert two_ranks[0]["anneal"] == two_ranks[1]["anneal"] == one_process
 
 
 def _fail_on_rank_one(pid_folder: str):

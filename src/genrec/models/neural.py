@@ -181,6 +181,10 @@ class DataParallel:
     torch's RNG (dropout, sampled negatives) from ``(seed, rank)``, so their noise differs
     from rank 0's while rank 0 draws exactly what a single process draws.
 
+    :attr:`steps` counts the optimiser steps taken so far; it is the same on every rank (a rank
+    with an empty share of a batch still takes part in that step), so a schedule read from it
+    (Mult-VAE's KL annealing) advances as in one process.
+
     In a single process (no process group, or a group of one) every method is exactly the
     plain loop: the same batches, the same steps, the same floats. Gradients are all-reduced
     rather than wrapped in ``DistributedDataParallel`` because the models call their
@@ -194,6 +198,7 @@ class DataParallel:
         self.module, self.optimizer, self.amp = module, optimizer, amp
         self.group = distributed.current()
         self.params = [p for p in module.parameters() if p.requires_grad]
+        self.steps = 0  # optimiser steps taken, the same on every rank
         if self.group.world_size > 1:
             with torch.no_grad():
                 for tensor in module.state_dict().values():
@@ -245,6 +250,7 @@ class DataParallel:
         self._step()
 
     def _step(self) -> None:
+        self.steps += 1
         scaler = self.amp.scaler if self.amp is not None else None
         if scaler is None:
             self.optimizer.step()

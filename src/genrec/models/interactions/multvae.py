@@ -181,7 +181,7 @@ class MultVAE(Recommender):
         rng = np.random.default_rng(options.seed)
         device = torch_device(options)
         amp = MixedPrecision(device, precision=options.precision)
-        step = 0
+        anneal = {"beta_max": cfg.beta_max, "anneal_steps": cfg.anneal_steps}
         with seeded(options.seed):
             self.net_ = net = self._build(train.n_items).to(device)
             weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
@@ -190,20 +190,18 @@ class MultVAE(Recommender):
             self.beta_history_ = []
 
             def run_epoch(epoch: int) -> float:
-                nonlocal step
                 net.train()
                 total, count = torch.zeros((), dtype=torch.float64, device=device), 0
                 for rows in dp.batches(user_items.shape[0], cfg.batch_size, rng):
                     x = dense_rows(user_items, rows, device=device)  # (B, I)
-                    beta = annealed_beta(step, beta_max=cfg.beta_max, anneal_steps=cfg.anneal_steps)
+                    beta = annealed_beta(dp.steps, **anneal)  # steps of every rank alike
                     with amp.autocast():
                         loss = self._loss(x, beta)
                         if cfg.reg:
                             loss = loss + cfg.reg * l2_penalty(weights)
                     dp.step(loss, len(rows))
-                    step += 1
                     total, count = total + loss.detach() * len(rows), count + len(rows)
-                self.beta_history_.append(beta)
+                self.beta_history_.append(annealed_beta(dp.steps - 1, **anneal))  # the last step's
                 return dp.mean(total, count)  # read once per epoch
 
             fit_epochs(
