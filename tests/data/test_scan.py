@@ -131,6 +131,7 @@ def test_arrays_are_memory_mapped_and_the_csr_is_not_rebuilt(folder, tmp_path):
     assert isinstance(data.user_idx.base, np.memmap) or isinstance(data.user_idx, np.memmap)
     assert "user_items" in data.__dict__  # preset from the cache, not computed
     assert not data.user_idx.flags.writeable
+    assert data.user_idx.dtype == data.item_idx.dtype == np.int32  # stored narrow, mapped as is
 
 
 def test_second_scan_reuses_the_cache(folder, tmp_path, monkeypatch):

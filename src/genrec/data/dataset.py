@@ -129,6 +129,19 @@ class ItemCatalog(Table):
         )
 
 
+def index_dtype(n: int) -> np.dtype:
+    """The dtype of indices into a vocabulary of ``n`` entries: int32 when 0..n-1 fit in it
+    (``n <= 2**31``), int64 beyond."""
+    return np.dtype(np.int32) if n <= 2**31 else np.dtype(np.int64)
+
+
+def integer_column(values) -> np.ndarray:
+    """``values`` as an int32 array when it already is one (no copy), else as int64 (as
+    ``np.asarray(values, np.int64)`` converts)."""
+    arr = np.asarray(values)
+    return arr if arr.dtype == np.int32 else np.asarray(values, dtype=np.int64)
+
+
 # Star ratings (MovieLens, Amazon: 1-5; ML-20M and later: 0.5-5): 4 stars or more means liked.
 STARS_LIKED = 4.0
 
@@ -138,7 +151,10 @@ class Dataset:
 
     Args:
         users, items: vocabularies; shared by every subset of this dataset.
-        user_idx, item_idx: (n,) indices into them.
+        user_idx, item_idx: (n,) indices into them; kept as int32 when the vocabulary has at
+            most 2**31 entries (:func:`index_dtype`), int64 beyond (half the memory of
+            int64 columns at any size people have). Arithmetic that can exceed the vocabulary
+            (``user * n_items + item`` keys) widens to int64 first.
         value: (n,) ratings or weights (1.0 for implicit feedback).
         timestamp: (n,) seconds; zeros when the source has none.
         catalog: item catalog aligned to ``items`` (optional).
@@ -177,8 +193,7 @@ class Dataset:
     ):
         self.users, self.items, self.name = users, items, name
         self.positive_threshold = check_positive_threshold(positive_threshold)
-        self.user_idx = np.asarray(user_idx, dtype=np.int64)
-        self.item_idx = np.asarray(item_idx, dtype=np.int64)
+        self.user_idx, self.item_idx = integer_column(user_idx), integer_column(item_idx)
         n = len(self.user_idx)
         self.value = np.ones(n, np.float32) if value is None else np.asarray(value, np.float32)
         self.timestamp = (
@@ -189,7 +204,9 @@ class Dataset:
             k: v if isinstance(v, np.ndarray) else object_array(v)
             for k, v in (extras or {}).items()
         }
-        self._check()
+        self._check()  # on the unnarrowed columns: a value that would wrap is out of range here
+        self.user_idx = self.user_idx.astype(index_dtype(self.n_users), copy=False)
+        self.item_idx = self.item_idx.astype(index_dtype(self.n_items), copy=False)
 
     def _check(self) -> None:
         n = len(self.user_idx)
@@ -367,7 +384,7 @@ class Dataset:
 
         User u's history is ``items[indptr[u]:indptr[u+1]]`` (item indices, oldest first).
         """
-        items = self.item_idx[self.time_order]
+        items = self.item_idx[self.time_order].astype(np.int64, copy=False)
         indptr = np.zeros(self.n_users + 1, np.int64)
         np.cumsum(self.user_counts, out=indptr[1:])
         return indptr, items
@@ -459,7 +476,10 @@ class Dataset:
     def checksum(self) -> str:
         """sha256 of the interactions and vocabularies: identifies the exact data of a run."""
         h = hashlib.sha256()
-        for arr in (self.user_idx, self.item_idx, self.value, self.timestamp):
+        for arr in (self.user_idx, self.item_idx):  # hashed as int64, whatever they are stored as
+            for start in range(0, len(arr), 1 << 20):
+                h.update(arr[start : start + (1 << 20)].astype(np.int64).tobytes())
+        for arr in (self.value, self.timestamp):
             h.update(np.ascontiguousarray(arr).tobytes())
         for vocab in (self.users, self.items):
             h.update("\x00".join(vocab.ids).encode())

@@ -19,7 +19,8 @@ Cache layout (``cache_dir/scans/<name>-<key>/``)::
 
     manifest.json        written last: the key, the sizes, every array's dtype, shape and size
     user_ids.npy ...     vocabularies (int64, or fixed-width text), in index order
-    user_idx.npy ...     (n,) int64 user_idx, item_idx, timestamp; float32 value
+    user_idx.npy ...     (n,) user_idx, item_idx (int32 where they fit, else int64), int64
+                         timestamp, float32 value
     time_order.npy       (n,) int64: by user, then time, ties in file order
     csr_indptr.npy ...   the binary user x item CSR (int32 or int64 indices)
     splits/<key>/        stored splits: code.npy (int8 part of each interaction), info.json
@@ -62,6 +63,7 @@ from genrec.data.dataset import (
     ItemCatalog,
     Table,
     first_rows,
+    index_dtype,
     object_array,
 )
 from genrec.data.vocabulary import Vocabulary
@@ -90,7 +92,7 @@ ENGINES = ("auto", "pandas", "duckdb")
 # files, above AUTO_TEXT_BYTES.
 AUTO_ROWS = 2_000_000
 AUTO_TEXT_BYTES = 64 * 2**20
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: user_idx and item_idx stored as int32 where they fit
 HASH_ALWAYS_BYTES = 64 * 2**20  # arrays up to this size are hashed on every open
 CHUNK_ROWS = 1 << 20  # rows per batch streamed from DuckDB into the arrays
 MANIFEST = "manifest.json"
@@ -647,8 +649,8 @@ def _write_arrays(con, stage: Path, counts: dict, *, scratch: Path) -> dict:
     out = {
         name: _open(stage, name, dtype, n)
         for name, dtype in (
-            ("user_idx", np.int64),
-            ("item_idx", np.int64),
+            ("user_idx", index_dtype(n_users)),
+            ("item_idx", index_dtype(n_items)),
             ("value", np.float32),
             ("timestamp", np.int64),
             ("time_order", np.int64),
@@ -708,7 +710,7 @@ def _write_csr(stage: Path, out: dict, user_counts: np.ndarray, *, n_items: int)
             last = max(first + 1, int(np.searchsorted(ends, start + CHUNK_ROWS, side="right")))
             stop = ends[last - 1]
             rows = out["time_order"][start:stop]
-            keys = np.sort(out["user_idx"][rows] * n_items + out["item_idx"][rows])
+            keys = np.sort(out["user_idx"][rows].astype(np.int64) * n_items + out["item_idx"][rows])
             keys = keys[np.r_[True, keys[1:] != keys[:-1]]]  # np.unique, 100x faster here
             per_user[first:last] = np.bincount(keys // n_items - first, minlength=last - first)
             f.write((keys % n_items).astype(np.int64).tobytes())

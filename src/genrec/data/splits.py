@@ -313,8 +313,8 @@ def target_counts(split: Split, part: str = "test") -> dict:
         raise ConfigError(f"part must be 'valid' or 'test', got {part!r}")
     history = split.history(part)
     n_items = target.n_items
-    keys = target.user_idx * n_items + target.item_idx  # (n,) one int per (user, item) pair
-    seen = np.isin(keys, history.user_idx * n_items + history.item_idx)
+    keys = pair_keys(target)  # (n,) one int per (user, item) pair
+    seen = np.isin(keys, pair_keys(history))
     left = np.unique(keys[~seen])
     unknown = split.info.get("dropped", {}).get(part, {}).get("interactions", 0)
     return {
@@ -559,3 +559,9 @@ def _check_timestamps(data: Dataset, method: str) -> None:
             f"{data.name!r} has no timestamps (all zero); load a source with "
             "timestamps or use the random split: make_split(data, 'holdout')"
         )
+
+
+def pair_keys(data: Dataset) -> np.ndarray:
+    """(n,) int64 ``user * n_items + item`` of each interaction (the indices widened first:
+    they may be int32, the keys need not fit)."""
+    return data.user_idx.astype(np.int64) * data.n_items + data.item_idx

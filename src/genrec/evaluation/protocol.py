@@ -346,8 +346,8 @@ def evaluate_ratings(
     predictions = np.empty(len(target), np.float64)
     start = time.perf_counter()
     for lo in range(0, len(target), batch_size):
-        users = target.user_idx[lo : lo + batch_size]
-        items = target.item_idx[lo : lo + batch_size]
+        users = target.user_idx[lo : lo + batch_size].astype(np.int64)
+        items = target.item_idx[lo : lo + batch_size].astype(np.int64)
         predictions[lo : lo + len(users)] = np.asarray(
             model.predict_ratings(ratings[users], users=users, items=items), np.float64
         )

@@ -158,7 +158,7 @@ class VBPR(Recommender):
         p = {k: v.to(device).requires_grad_() for k, v in p.items()}
         feats = torch.from_numpy(self.features_).to(device)
         optimizer = torch.optim.Adam(list(p.values()), lr=c.lr)
-        users, items = train.user_idx, train.item_idx
+        users, items = train.user_idx.astype(np.int64), train.item_idx.astype(np.int64)
         pool = np.flatnonzero(self.trained_items_)
         for _ in options.track(range(c.epochs), desc="vbpr", unit="epoch"):
             negatives = pool[rng.integers(0, len(pool), len(users))]
