@@ -158,9 +158,9 @@ def run_process(folder: Path, name: str, args) -> dict:
     return row
 
 
-def measure_size(spec: str, args, earlier: list[dict]) -> dict:
+def measure_size(spec: str, args, earlier: list[dict], on_row=None) -> dict:
     """One size: the ``data`` process, then every model's (skipping those that timed out at a
-    smaller size in ``earlier``)."""
+    smaller size in ``earlier``); ``on_row(size)`` after each row (a stopped run keeps them)."""
     n, users, items = (int(x) for x in spec.split(":"))
     folder = synth_folder(args.data_root, n, users, items)
     cached = any((args.data_root / "cache" / "scans").glob(f"{folder.name}-*"))
@@ -187,6 +187,8 @@ def measure_size(spec: str, args, earlier: list[dict]) -> dict:
         print(f"{n:,} interactions: {name} ...", file=sys.stderr, flush=True)
         size["rows"].append(run_process(folder, name, args))
         print(json.dumps(size["rows"][-1])[:400], file=sys.stderr, flush=True)
+        if on_row:
+            on_row(size)
     return size
 
 
@@ -542,7 +544,10 @@ def main() -> None:
     for spec in args.sizes.split(","):
         n = int(spec.split(":")[0])
         sizes = [s for s in sizes if s["interactions"] != n]
-        sizes.append(measure_size(spec, args, sizes))
+        size = measure_size(
+            spec, args, sizes, on_row=lambda x: write({**res, "sizes": [*sizes, x]})
+        )
+        sizes.append(size)
         write({**res, "sizes": sizes})
     print(markdown({**res, "sizes": sizes}))
 
