@@ -226,6 +226,8 @@ def fit_cell(row: dict) -> str:
         return f"not run (not done at {row['skipped_after_timeout_at']:,})"
     if "timeout_seconds" in row:
         return f"not done in {row['timeout_seconds']} s"
+    if row.get("not_run"):
+        return "not run (the run was stopped before it)"
     return f"error: {row.get('error', '?')}"
 
 
@@ -240,7 +242,7 @@ def data_cell(row: dict, cache_existed: bool) -> str:
 
 
 def row_of(size: dict, name: str) -> dict:
-    return next((r for r in size["rows"] if r["model"] == name), {"model": name, "error": "-"})
+    return next((r for r in size["rows"] if r["model"] == name), {"model": name, "not_run": True})
 
 
 def markdown(result: dict) -> str:
