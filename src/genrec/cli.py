@@ -928,8 +928,7 @@ def _cmd_search(args) -> int:
 
 def _cmd_train(args) -> int:
     from genrec.build import build_model, parse_names, parse_overrides
-    from genrec.io import check_writable_folder
-    from genrec.models.base import ARTIFACT_FILES
+    from genrec.io import ARTIFACT_FILES, check_writable_folder
 
     name = parse_names(args.model, what="--model")[0]
     build_model(name, parse_overrides(args.set, [name], flat=True)[name])  # check first

@@ -98,7 +98,7 @@ def test_saved_generator_is_reused_and_checked_against_the_data(world, generator
         load_generator(tmp_path / "g", expect_data=world.data)
     meta = json.loads((tmp_path / "g" / "config.json").read_text())
     (tmp_path / "g" / "config.json").write_text(json.dumps({**meta, "save_id": "x"}))
-    with pytest.raises(ArtifactError, match="two saves"):
+    with pytest.raises(ArtifactError, match="two different saves"):
         load_generator(tmp_path / "g")
 
 
