@@ -8,6 +8,7 @@ traceback for bad input.
     genrec data info ml-100k
     genrec data verify
     genrec data synth interactions --users 50000 --items 20000 --interactions 1000000 --output big
+    genrec data synth multimodal --output world
     genrec data caption --dataset world --vision-url http://127.0.0.1:8000/v1 --vision-model llava
     genrec generate-image --dataset world --user u3 --output u3.png
     genrec benchmark --dataset ml-100k --split holdout --models pop,itemknn,ease,bpr

@@ -54,7 +54,7 @@ import scipy.sparse as sp
 from genrec.data.dataset import Dataset
 from genrec.errors import ArtifactDataError, ArtifactError, ConfigError, DataError, NotFittedError
 from genrec.io import read_artifact, write_artifact
-from genrec.multimodal.features import image_vectors
+from genrec.multimodal.features import check_has_images, image_vectors
 from genrec.multimodal.images import load_pixels
 from genrec.options import RunOptions
 
@@ -388,6 +388,7 @@ def saved_or_trained_generator(
         config = GeneratorConfig.from_dict(config)
     if (Path(folder) / "config.json").exists():
         return load_generator(folder, expect_data=data)
+    check_has_images(data, model=GENERATOR_NAME)
     notice(f"no saved image generator at {folder}; training one on {data.name} now")
     options = (options or RunOptions()).pinned()
     gen = ImageGenerator(config).fit(data, options=options)
