@@ -170,6 +170,7 @@ def measure_size(spec: str, args, earlier: list[dict], on_row=None) -> dict:
         "items": items,
         "started": now(),
         "commit": commit(),
+        "timeout": args.timeout,
         "cache_existed": cached,
         "rows": [],
     }
@@ -283,9 +284,10 @@ def markdown(result: dict) -> str:
                 )
             anns += [ann_line(s, a) for a in r.get("ann", [])]
     v = result["versions"]
+    timeouts = ", ".join(f"{s['timeout']} s at {s['interactions']:,}" for s in sizes)
     runs = "; ".join(
         f"{s['interactions']:,}: {s['started']} at commit {s['commit']}, 1-minute load "
-        + "/".join(f"{r['load'][0]:.1f}" for r in s["rows"] if "load" in r)
+        "of each process " + "/".join(f"{r['load'][0]:.1f}" for r in s["rows"] if "load" in r)
         for s in sizes
     )
     return "\n".join(
@@ -296,13 +298,13 @@ def markdown(result: dict) -> str:
             "`genrec data synth interactions` (Zipf item popularity, log-normal activity, "
             "sessions; seed 0), loaded through the out-of-core path (DuckDB build into "
             "memory-mapped arrays, cached) and split holdout 0.8/0.1/0.1 (split seed 2020); "
-            f"training seed 0, one thread; every cell a fresh process (timeout {result['timeout']} "
-            "s); a model not done in time is not run at the larger sizes. multvae and sasrec "
+            "training seed 0, one thread; every cell a fresh process with a timeout "
+            f"({timeouts}); a model not done in time is not run at the larger sizes. multvae and sasrec "
             "run 1 epoch (time per epoch, not a converged model; sasrec with its sampled softmax, "
             f"`{json.dumps(CONFIGS['sasrec'])}`); the others their defaults. Machine: "
             f"{v['cpu_count']} cores shared with other jobs, {v['platform']}, Python {v['python']}, "
             f"numpy {v['numpy']}, torch {v['torch']}, implicit {v['implicit']}, faiss {v['faiss']}. "
-            f"Runs (1-minute load average at the start of each process): {runs}. On a shared "
+            f"Runs: {runs}. On a shared "
             "machine the wall times are upper bounds; the CPU time is what the fit itself took.",
             "",
             "Wall time (CPU time of the process during the fit) and the process's peak RSS, data "
@@ -539,7 +541,6 @@ def main() -> None:
         "command": "python benchmarks/scale_models.py --sizes SIZE "
         + " ".join(a for a in sys.argv[1:] if ":" not in a and a not in ("--sizes",)),
         "models": args.models.split(","),
-        "timeout": args.timeout,
         "versions": versions(),
         "notes": previous.get("notes", ""),
     }
