@@ -284,7 +284,7 @@ def markdown(result: dict) -> str:
                 )
             anns += [ann_line(s, a) for a in r.get("ann", [])]
     v = result["versions"]
-    timeouts = ", ".join(f"{s['timeout']} s at {s['interactions']:,}" for s in sizes)
+    timeouts = ", ".join(f"{s.get('timeout', '?')} s at {s['interactions']:,}" for s in sizes)
     runs = "; ".join(
         f"{s['interactions']:,}: {s['started']} at commit {s['commit']}, 1-minute load "
         "of each process " + "/".join(f"{r['load'][0]:.1f}" for r in s["rows"] if "load" in r)
