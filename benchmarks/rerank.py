@@ -133,9 +133,22 @@ def run_label(m: dict) -> str:
     return " ".join(x for x in (MODE_LABELS[m["mode"]], m.get("label", "")) if x)
 
 
-def run_mode(mode: str, split, users, ease, lm: CountingLM, n_valid: int, label: str = "") -> dict:
-    """Every variant of one reranking mode on the test ``users`` (see the module docstring)."""
-    llm = LLMRecommender(lm="fake", mode=mode, language_model=lm).fit(split.train, options=OPTIONS)
+def run_mode(
+    mode: str,
+    split,
+    users,
+    ease,
+    lm: CountingLM,
+    n_valid: int,
+    label: str = "",
+    candidate_order: str = "given",
+) -> dict:
+    """Every variant of one reranking mode on the test ``users`` (see the module docstring);
+    ``candidate_order`` "shuffled" lists a listwise shortlist in a seeded random order."""
+    extra = {"candidate_order": candidate_order} if mode == "listwise" else {}
+    llm = LLMRecommender(lm="fake", mode=mode, language_model=lm, **extra).fit(
+        split.train, options=OPTIONS
+    )
     pipe = TwoStage(retriever=ease, reranker=llm, n_candidates=20, fusion_weight=1.0)
     pipe.n_users_, pipe.n_items_ = split.train.n_users, split.train.n_items  # parts are fitted
     valid_users, relevant = validation_targets(split.train, split.valid, n_valid, seed=OPTIONS.seed)
@@ -163,6 +176,7 @@ def run_mode(mode: str, split, users, ease, lm: CountingLM, n_valid: int, label:
     out = {
         "mode": mode,
         "label": label,
+        "candidate_order": candidate_order,
         "fit_cost": fit_cost,
         "test_cost": test_cost,
         "searches": {f: vars(s) for f, s in searches.items()},
@@ -205,7 +219,7 @@ def saved_modes() -> list[dict]:
                 m["loads"] = base["loads"] + m.get("loads", [])
             modes.append(m)
     order = list(MODE_LABELS)
-    labels = ["", "untuned", "tuned-target", "tuned-distilled"]
+    labels = ["", "untuned", "tuned-target", "tuned-distilled", "tuned-residual"]
     return sorted(
         modes,
         key=lambda m: (
@@ -804,6 +818,12 @@ def main(argv=None) -> int:
         "--lm", default="transformers:gemma-3-270m", help="the LM spec, e.g. tuned:/path/to/adapter"
     )
     parser.add_argument("--label", default="", help="the LM's name in the tables (tuned LMs)")
+    parser.add_argument(
+        "--candidate-order",
+        default="given",
+        choices=("given", "shuffled"),
+        help="listwise: EASE's order, or a seeded shuffle (for an adapter tuned on shuffled lists)",
+    )
     parser.add_argument("--cache-dir", default="/tmp/gcache")
     parser.add_argument(
         "--report", action="store_true", help="only write the section from the saved results"
@@ -856,10 +876,28 @@ def adapters_paragraph(modes: list[dict]) -> str:
             if c.get("distill")
             else "target letter only"
         )
+        if c.get("residual"):
+            teacher = (
+                f"residual: the target's cross-entropy under softmax(log EASE softmax at "
+                f"temperature {c['teacher_temperature']:g} + the LM's letter logits), so the LM "
+                "learns what EASE's ranking misses (validation loss: the same fused "
+                "cross-entropy)"
+                + (
+                    "; each shortlist listed in a random order in tuning, and in a seeded "
+                    "random order at test (the letters carry no trace of EASE's ranks)"
+                    if c.get("shuffle_candidates")
+                    else ""
+                )
+            )
+        budget = (
+            f"time budget {c['time_budget']:.0f} s"
+            if c.get("time_budget")
+            else f"max_steps {c['max_steps']}, eval every {c['eval_every']}, patience {c['patience']}"
+        )
         losses = ", ".join(f"{s}: {v:.3f}" for s, v in a["valid_losses"])
         parts.append(
             f"{run_label(m)}: {teacher}; {a['steps']} steps of batch {c['batch_size']} in "
-            f"{a['seconds'] / 60:.1f} min (time budget {c['time_budget']:.0f} s), "
+            f"{a['seconds'] / 60:.1f} min ({budget}), "
             f"{a['train_examples']:,} examples built, validation answer loss by step {losses} "
             f"(best step {a['best_step']})"
         )
@@ -867,8 +905,9 @@ def adapters_paragraph(modes: list[dict]) -> str:
         return ""
     return (
         "Tuned LMs (`benchmarks/tuning.py --train DIR --which listwise-target|listwise-"
-        "distilled --time-budget S`): LoRA r=8 on Gemma 3 270M, the listwise task over EASE's "
-        "top 20 in EASE's order, 5 history titles, shortlists from 5 EASE copies each fitted "
+        "distilled --time-budget S`, `--which listwise-residual --steps N --eval-every E`): "
+        "LoRA r=8 on Gemma 3 270M, the listwise task over EASE's top 20 (in EASE's order unless "
+        "said otherwise), 5 history titles, shortlists from 5 EASE copies each fitted "
         "without one fold of users (a training case's shortlist and teacher never come from an "
         "EASE that saw its user, target included); cases whose target is not shortlisted are "
         "dropped; learning rate 5e-4. " + "; ".join(parts) + "."
@@ -928,7 +967,9 @@ def run(args) -> None:
     lm = CountingLM(get_language_model(args.lm, threads=1))
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
         loads = [load_average()]
-        out = run_mode(mode, split, users, ease, lm, args.valid_users, args.label)
+        out = run_mode(
+            mode, split, users, ease, lm, args.valid_users, args.label, args.candidate_order
+        )
         out.update(
             base,
             adapter=adapter_facts(args.lm),
