@@ -166,6 +166,7 @@ def train(
     return {
         "method": "lora",
         "adapter": adapter,
+        **({"prior_valid_loss": prior_valid_loss(tuning, config)} if config.residual else {}),
         "steps": result.steps,
         "best_step": result.best_step,
         "best_valid_loss": result.best_valid_loss,
@@ -182,6 +183,28 @@ def train(
         "log": result.log,
         "config": config.to_dict(),
     }
+
+
+def prior_valid_loss(tuning, config) -> float:
+    """The residual adapter's reference: the validation loss of EASE's softmax alone (the LM
+    adding nothing) on the validation examples the tuner validates on (same seed and folds)."""
+    from genrec.tuning.instructions import build_examples
+    from genrec.tuning.tuner import _retriever
+
+    options = RunOptions(seed=42, threads=1)
+    examples = build_examples(
+        tuning,
+        "listwise",
+        part="valid",
+        seed=options.seed,
+        per_user=config.per_user,
+        history_len=config.history_len,
+        n_candidates=config.n_candidates,
+        retriever=_retriever(tuning, config, options),
+        teacher_temperature=config.teacher_temperature,
+        shuffle=config.shuffle_candidates,
+    )[: config.n_valid]
+    return float(np.mean([-np.log(e.teacher[e.choices.index(e.answer)]) for e in examples]))
 
 
 def in_fresh_process(*args: str) -> dict:
@@ -461,11 +484,22 @@ def main(argv=None) -> int:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--train", help=argparse.SUPPRESS)  # child: tune into this folder
     parser.add_argument("--which", default="next-item", help=argparse.SUPPRESS)  # child: adapter
+    parser.add_argument("--prior-loss", help=argparse.SUPPRESS)  # add it to this adapter's result
     parser.add_argument("--throughput", help=argparse.SUPPRESS)  # child: measure this method
     parser.add_argument(
         "--time-budget", type=float, default=0.0, help="seconds of tuning per adapter (0: none)"
     )
     args = parser.parse_args(argv)
+    if args.prior_loss:  # a residual adapter tuned before this reference was recorded
+        from genrec.tuning.tuner import TuneConfig
+
+        path = Path(args.prior_loss) / "train_result.json"
+        facts = json.loads(path.read_text())
+        config = TuneConfig.from_dict(facts["config"])
+        facts["prior_valid_loss"] = prior_valid_loss(splits(args.cache_dir)[3], config)
+        atomic_write(path, json.dumps(facts, default=float))
+        print(facts["prior_valid_loss"])
+        return 0
     if args.train:
         print(
             json.dumps(
