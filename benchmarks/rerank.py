@@ -910,9 +910,17 @@ def adapters_paragraph(modes: list[dict]) -> str:
         )
         losses = ", ".join(f"{s}: {v:.3f}" for s, v in a["valid_losses"])
         if "prior_valid_loss" in a:
+            best = min(v for _, v in a["valid_losses"])
+            verdict = (
+                "above it at every evaluation: the LM learned nothing EASE's ranking misses"
+                if best >= a["prior_valid_loss"]
+                else f"below it by {a['prior_valid_loss'] - best:.3f} at best"
+            )
             losses += (
                 f"; EASE's softmax alone (the LM adding nothing): {a['prior_valid_loss']:.3f} "
-                "on the same validation examples"
+                f"on the same validation examples, the fused loss {verdict}; "
+                f"{a['steps'] * c['batch_size']} examples seen, "
+                f"{a['steps'] * c['batch_size'] / a['train_examples']:.2f} of an epoch"
             )
         parts.append(
             f"{run_label(m)}: {teacher}; {a['steps']} steps of batch {c['batch_size']} in "
