@@ -152,6 +152,7 @@ def merged(block: str, out: dict) -> dict:
     order = MODE_FACTS[block.partition("-")[2]]
     out["variants"] = {f: variants[f] for f in order if f in variants}
     out["loads"] = old["loads"] + out["loads"]
+    out["facts_args"] = old.get("facts_args", []) + out.get("facts_args", [])
     return out
 
 
@@ -396,7 +397,29 @@ def cotrain_tuned(ctx: dict, lm, adapter: str, *, top: int = 3, beta: float = 0.
                 top=top,
             )
             ease = retriever_from_reranker(ease, split.train.user_items, prefs, beta=beta)
+    out["self_trained"] = self_trained(ctx, top=top, beta=beta)
     return out
+
+
+def self_trained(ctx: dict, *, top: int, beta: float) -> dict:
+    """The control of co-training: EASE refitted on its *own* ``top`` shortlist items of each
+    pool user (weight ``beta``), the same refit without the reranker; no LM call."""
+    split, users, valid_users = ctx["split"], ctx["users"], ctx["valid"]
+    pipe = pipeline(ctx["ease"], LLMRecommender(lm="fake"), split.train)  # never asked
+    pool = np.r_[valid_users, users]
+    histories = sp.vstack(
+        [split.train.user_item_order[valid_users], split.history("test").user_item_order[users]]
+    ).tocsr()
+    lists = pipe.shortlists(histories, users=pool, rerank=False)
+    for s in lists:
+        s.reranker = s.retriever  # the retriever's own preferences
+    prefs = reranker_preferences(
+        pool, lists, n_users=split.train.n_users, n_items=split.train.n_items, top=top
+    )
+    ease = retriever_from_reranker(ctx["ease"], split.train.user_items, prefs, beta=beta)
+    hist = split.history("test").user_item_order[users]
+    seen = split.history("test").user_items[users]
+    return per_user(ease.score(hist, users=users), seen, ctx["relevant"])
 
 
 def cached_lists(pipe, llm, histories, users, cache) -> list[Shortlist]:
@@ -487,10 +510,15 @@ def command(blocks: dict) -> str:
     for name, b in blocks.items():
         key = (b["n_users"], b["n_valid"], b["n_cold"], b["n_item_users"])
         runs.setdefault(key, []).append(name)
+        for facts in b.get("facts_args", []):  # later runs that added fact variants
+            runs.setdefault((*key, f" --facts {facts}"), []).append(name)
     return "; ".join(
         f"`python benchmarks/rerank_rag.py --users {u} --valid-users {v} --cold-users {c} "
-        f"--item-users {i} --blocks {','.join(names)}`"
-        for (u, v, c, i), names in runs.items()
+        f"--item-users {i} --blocks {','.join(names)}"
+        + (" --adapter DIR" if "cotrain-tuned" in names else "")
+        + "".join(extra)
+        + "`"
+        for (u, v, c, i, *extra), names in runs.items()
     )
 
 
@@ -625,6 +653,11 @@ def cotrain_tuned_table(b: dict) -> str:
         "tuned reranker over EASE, unfused (the reranker alone)": a["unfused"],
         f"tuned reranker over EASE, fused (w {a['weight']:.2f})": a["fused"],
         "co-trained EASE alone (learned from the tuned reranker)": c["retriever"],
+        **(
+            {"control: self-trained EASE (its own top items, no reranker)": b["self_trained"]}
+            if "self_trained" in b
+            else {}
+        ),
         "co-trained EASE + tuned reranker, unfused": c["unfused"],
         f"co-trained EASE + tuned reranker, fused (w {c['weight']:.2f})": c["fused"],
     }
@@ -632,7 +665,10 @@ def cotrain_tuned_table(b: dict) -> str:
     vs_ease = compare_with(ndcg, "EASE alone")
     fused_alone = next(k for k in rows if k.startswith("tuned reranker over EASE, fused"))
     vs_fused = compare_with(
-        {k: ndcg[k] for k in (fused_alone, *[k for k in rows if k.startswith("co-trained")])},
+        {
+            k: ndcg[k]
+            for k in (fused_alone, *[k for k in rows if k.startswith(("co-trained", "control"))])
+        },
         fused_alone,
     )
     lines = [
@@ -662,7 +698,8 @@ def cotrain_tuned_table(b: dict) -> str:
         f"tuned reranker's top {b['top']} shortlist items as pseudo-interactions of weight "
         f"{b['beta']}; the tuned reranker then scores the new shortlists and w is re-learned. "
         "Each alone: EASE alone (first row) and the tuned reranker fused over the original "
-        f"EASE. Validation NDCG@10 of the linear fusion by w, over EASE: {curve(a)}; over "
+        "EASE. The control refits EASE the same way on its own top items of the same shortlists "
+        "(no reranker): what refitting alone gives. Validation NDCG@10 of the linear fusion by w, over EASE: {curve(a)}; over "
         f"co-trained EASE: {curve(c)}. Cost: {calls} LM calls, {seconds:.0f} s."
     )
 
@@ -746,6 +783,7 @@ def run(args) -> None:
             written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         )
         if ctx["only_facts"] and kind in ("warm", "cold"):
+            out["facts_args"] = [args.facts]
             out = merged(block, out)
         atomic_write(RESULTS / f"rerank_rag_{block}.json", json.dumps(out, default=float))
 
@@ -767,6 +805,11 @@ def main(argv=None) -> int:
     parser.add_argument("--lm", default="transformers:gemma-3-270m")
     parser.add_argument("--adapter", help="cotrain-tuned: the tuned listwise adapter's folder")
     parser.add_argument(
+        "--add-control",
+        action="store_true",
+        help="add the self-training control (no LM) to the saved cotrain-tuned block",
+    )
+    parser.add_argument(
         "--facts",
         help="warm blocks: only these fact variants (comma-separated), merged into the saved block",
     )
@@ -776,7 +819,16 @@ def main(argv=None) -> int:
     unknown = [b for b in args.blocks.split(",") if b.strip() and b.strip() not in BLOCKS]
     if unknown:
         parser.error(f"unknown block(s) {unknown}; choose from {list(BLOCKS)}")
-    if not args.report:
+    if args.add_control:
+        path = RESULTS / "rerank_rag_cotrain-tuned.json"
+        block = json.loads(path.read_text())
+        if (block["n_users"], block["n_valid"]) != (args.users, args.valid_users):
+            parser.error(
+                f"the saved block has --users {block['n_users']} --valid-users {block['n_valid']}"
+            )
+        block["self_trained"] = self_trained(context(args), top=block["top"], beta=block["beta"])
+        atomic_write(path, json.dumps(block, default=float))
+    elif not args.report:
         run(args)
     text = report()
     print(text)
