@@ -11,6 +11,10 @@ The ``ask`` tool answers from the item's own text and reviews by retrieval
 (:class:`~genrec.agents.item_qa.ItemQA`: its best sentences quoted), and from the catalog's
 facts when the question is general ("tell me about the second") or the text is silent.
 
+Every call is checked against its tool's schema again before it runs
+(:func:`~genrec.agents.schema.check_call`), whichever planner wrote it, so a planner that
+skipped validation still cannot reach a tool or an argument outside the schemas.
+
 A failing call (an unknown genre, a position past the list) does not stop the turn: its trace
 entry carries ``error`` and the reply says what could not be done. The reply quotes the error
 only when every text argument of the call is the user's own words; a call whose text a planner
@@ -27,7 +31,7 @@ import numpy as np
 
 from genrec.agents.item_qa import ItemQA
 from genrec.agents.item_table import ItemTable
-from genrec.agents.schema import ToolCall
+from genrec.agents.schema import ToolCall, check_call
 from genrec.agents.session import Condition, Session
 from genrec.agents.titles import TitleIndex, resolve
 from genrec.data.dataset import as_history_matrix
@@ -96,6 +100,7 @@ class Toolbox:
         None or holds every text argument of the call, else :func:`user_note`'s."""
         entry = {"tool": call.tool, "args": call.args}
         try:
+            check_call(call)  # whoever planned it: no tool or argument outside the schemas
             entry["output"] = getattr(self, "_" + call.tool)(call.args, session, work)
         except ConfigError as exc:
             entry["error"] = str(exc)
