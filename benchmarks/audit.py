@@ -1114,7 +1114,13 @@ def main() -> None:
     p.add_argument(
         "--retriever-targets", type=int, default=10, help="text-attack targets of dense, bm25"
     )
-    p.add_argument("--agent-users", type=int, default=50, help="users of agent-injection")
+    p.add_argument(
+        "--agent-users",
+        type=int,
+        default=64,
+        help="users of agent-injection (64: 384 cases in each of the smaller kinds, so 0 "
+        "successes give an exact upper bound under 1%%)",
+    )
     p.add_argument(
         "--agent-lm-cases", type=int, default=30, help="agent-injection cases the LM plans"
     )
