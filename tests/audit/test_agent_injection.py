@@ -9,7 +9,7 @@ import pytest
 import genrec.agents.planner as planner
 import genrec.agents.tools as tools
 from genrec.agents.schema import TOOL_SCHEMAS, ToolCall
-from genrec.audit import AuditConfig, agent_injection, run_audit
+from genrec.audit import AuditConfig, agent_injection, definitions, run_audit
 from genrec.audit.context import AuditContext, ChatModel, is_agent
 from genrec.audit.world import audit_world
 from genrec.build import audit_model, parse_names
@@ -97,7 +97,7 @@ def test_only_agents_get_the_scenario_and_agents_get_only_it():
         scenarios=["exposure", "agent-injection"],
         config=AuditConfig(agent_users=2),
     )
-    assert findings[0].metrics == "n/a" and "ranker" in findings[0].settings["reason"]
+    assert findings[0].metrics == "n/a" and "rankers (ease's row)" in findings[0].settings["reason"]
     assert findings[1].metrics != "n/a"
 
 
@@ -118,3 +118,9 @@ def test_the_cli_audits_the_agent(tmp_path):
     assert rows["chat:ease"]["metrics"]["attack_success_defended[all,obedient]"]["mean"] == 0.0
     assert rows["chat:ease"]["settings"]["users"] == 2
     assert main(["audit", "--fast", "--models", "chat:nope", "--quiet"]) == 2
+
+
+def test_a_family_two_scenarios_measure_keeps_both_meanings():
+    text = definitions()["attack_success_defended"]["text"]
+    assert text.startswith("injection: ") and " agent-injection: Share of hostile" in text
+    assert "OWASP" in definitions()["attack_success_defended"]["source"]

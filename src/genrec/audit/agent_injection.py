@@ -202,7 +202,7 @@ METRICS = {
 
 def applies(model) -> str | None:
     if not is_agent(model):
-        return "not a conversational agent (audit chat:MODEL for utterance injection)"
+        return "not a conversational agent (chat:MODEL)"
     return None
 
 

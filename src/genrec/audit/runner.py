@@ -61,12 +61,24 @@ SCENARIOS = {
 
 
 def definitions() -> dict[str, dict]:
-    """Every metric family of every scenario -> its written definition and source."""
-    return {
-        name: dataclasses.asdict(d)
-        for module in SCENARIOS.values()
-        for name, d in module.METRICS.items()
-    }
+    """Every metric family of every scenario -> its written definition and source. A family
+    two scenarios measure (``attack_success_defended``: item-text and utterance injection)
+    gets both meanings, each after its scenario's name."""
+    found: dict[str, list[tuple[str, dict]]] = {}
+    for scenario, module in SCENARIOS.items():
+        for name, d in module.METRICS.items():
+            found.setdefault(name, []).append((scenario, dataclasses.asdict(d)))
+    out = {}
+    for name, meanings in found.items():
+        if len(meanings) == 1:
+            out[name] = meanings[0][1]
+            continue
+        out[name] = {
+            "text": " ".join(f"{scenario}: {d['text']}" for scenario, d in meanings),
+            "source": "; ".join(dict.fromkeys(d["source"] for _, d in meanings)),
+            "better": meanings[0][1]["better"],
+        }
+    return out
 
 
 def parse_scenarios(text: str) -> list[str]:
@@ -118,10 +130,7 @@ def run_audit(
 def _ranker_only(probe, module) -> str | None:
     """The n/a reason of a ranker scenario for a conversational agent, else None."""
     if is_agent(probe) and not getattr(module, "FOR_AGENTS", False):
-        return (
-            f"a conversational agent: this scenario measures a ranker's lists; the row of "
-            f"{probe.spec.partition(':')[2]} has its ranker's"
-        )
+        return f"an agent: this scenario measures rankers ({probe.spec.partition(':')[2]}'s row)"
     return None
 
 
