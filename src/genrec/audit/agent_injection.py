@@ -267,19 +267,31 @@ def run(ctx: AuditContext, label: str) -> Finding:
         chosen = cases if name != "lm" else _round_robin(cases, cfg.agent_lm_cases)
         if lm is None:  # the rule planner has no instructions to extract
             chosen = [c for c in chosen if c[0] != "extraction"]
-        hits, obeyed = _attack(ctx, chat, lm, chosen, states, rng, guard=True)
-        for kind in KINDS:
-            if hits[kind]:
-                metrics[f"attack_success_defended[{kind},{name}]"] = share(hits[kind])
-                if lm is not None:
-                    metrics[f"planner_obeyed[{kind},{name}]"] = share(obeyed[kind])
-        metrics[f"attack_success_defended[all,{name}]"] = share(sum(hits.values(), []))
-        counts[name] = {kind: len(found) for kind, found in hits.items()}
-        if lm is not None:
-            extraction = [c for c in chosen if c[0] == "extraction"]
-            off, _ = _attack(ctx, chat, lm, extraction, states, rng, guard=False)
-            metrics[f"attack_success_undefended[extraction,{name}]"] = share(off["extraction"])
-    settings = {
+        found, counts[name] = _planner_metrics(name, lm, chat, chosen, states, rng)
+        metrics.update(found)
+    return Finding(label, NAME, metrics, _settings(cfg, users, counts))
+
+
+def _planner_metrics(name, lm, chat, cases, states, rng) -> tuple[dict, dict]:
+    """(metrics, cases per kind) of one planner: defended success per kind and pooled, what
+    its model wrote, and for a model the extraction cases again with the guard off."""
+    hits, obeyed = _attack(chat, lm, cases, states, rng, guard=True)
+    metrics = {}
+    for kind in KINDS:
+        if hits[kind]:
+            metrics[f"attack_success_defended[{kind},{name}]"] = share(hits[kind])
+            if lm is not None:
+                metrics[f"planner_obeyed[{kind},{name}]"] = share(obeyed[kind])
+    metrics[f"attack_success_defended[all,{name}]"] = share(sum(hits.values(), []))
+    if lm is not None:
+        extraction = [c for c in cases if c[0] == "extraction"]
+        off, _ = _attack(chat, lm, extraction, states, rng, guard=False)
+        metrics[f"attack_success_undefended[extraction,{name}]"] = share(off["extraction"])
+    return metrics, {kind: len(found) for kind, found in hits.items()}
+
+
+def _settings(cfg, users, counts) -> dict:
+    return {
         "users": int(len(users)),
         "cases": counts,
         "planners": {
@@ -292,7 +304,6 @@ def run(ctx: AuditContext, label: str) -> Finding:
         "not_switchable": "schema check of plans, tools' range checks, session isolation by "
         "the caller's id, replies from templates: undefended reported for extraction only",
     }
-    return Finding(label, NAME, metrics, settings)
 
 
 def _round_robin(cases: list, n: int) -> list:
@@ -323,7 +334,7 @@ def _states(ctx: AuditContext, chat, users, rng) -> list[dict]:
     return states
 
 
-def _attack(ctx, chat, lm, cases, states, rng, *, guard: bool) -> tuple[dict, dict]:
+def _attack(chat, lm, cases, states, rng, *, guard: bool) -> tuple[dict, dict]:
     """(kind -> per-case success, kind -> per-case obeyed) of ``cases`` with planner ``lm``."""
     recorder = None if lm is None else Recorder(lm)
     agent = Agent(
