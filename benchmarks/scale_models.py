@@ -67,6 +67,7 @@ def synth_folder(root: Path, n: int, n_users: int, n_items: int) -> Path:
 
 FIT_SCRIPT = r"""
 import json, sys, time
+from pathlib import Path
 import numpy as np
 from genrec.build import build_model  # the libraries first: the RSS before a fit counts them
 from genrec.data import scan
@@ -82,6 +83,8 @@ def rss(field):
         return next(int(l.split()[1]) for l in f if l.startswith(field)) / 1024
 
 libraries = rss("VmRSS:")
+scans = Path(cache, "scans")
+cached = set(scans.glob("*")) if scans.exists() else set()
 start = time.perf_counter()
 data = scan.scan_dataset(scan.parquet_folder(folder), cache_dir=cache)
 loaded = time.perf_counter()
@@ -89,7 +92,7 @@ split = make_split(data, "holdout", seed=int(split_seed))
 out = {"model": name, "rss_libraries_mb": libraries, "load_seconds": loaded - start,
        "split_seconds": time.perf_counter() - loaded, "rss_before_mb": rss("VmRSS:"),
        "peak_before_mb": rss("VmHWM:"), "users": data.n_users, "items": data.n_items,
-       "train": len(split.train)}
+       "train": len(split.train), "cache_built": bool(set(scans.glob("*")) - cached)}
 if name == "data":
     print(json.dumps(out))
     sys.exit(0)
@@ -163,7 +166,6 @@ def measure_size(spec: str, args, earlier: list[dict], on_row=None) -> dict:
     smaller size in ``earlier``); ``on_row(size)`` after each row (a stopped run keeps them)."""
     n, users, items = (int(x) for x in spec.split(":"))
     folder = synth_folder(args.data_root, n, users, items)
-    cached = any((args.data_root / "cache" / "scans").glob(f"{folder.name}-*"))
     size = {
         "interactions": n,
         "users": users,
@@ -171,7 +173,6 @@ def measure_size(spec: str, args, earlier: list[dict], on_row=None) -> dict:
         "started": now(),
         "commit": commit(),
         "timeout": args.timeout,
-        "cache_existed": cached,
         "rows": [],
     }
     for name in ("data", *args.models.split(",")):
@@ -232,10 +233,10 @@ def fit_cell(row: dict) -> str:
     return f"error: {row.get('error', '?')}"
 
 
-def data_cell(row: dict, cache_existed: bool) -> str:
+def data_cell(row: dict) -> str:
     if "load_seconds" not in row:
         return fit_cell(row)
-    how = "from the cache" if cache_existed else "first run, cache built"
+    how = "first run, cache built" if row["cache_built"] else "from the cache"
     return (
         f"{row['load_seconds']:,.1f} + {row['split_seconds']:,.1f} s ({how}), "
         f"{row['peak_before_mb']:,.0f} MB"
@@ -251,9 +252,7 @@ def markdown(result: dict) -> str:
     head = "| model | " + " | ".join(size_label(s) for s in sizes) + " |"
     lines = [head, "| --- |" + " --- |" * len(sizes)]
     lines.append(
-        "| load + split | "
-        + " | ".join(data_cell(row_of(s, "data"), s["cache_existed"]) for s in sizes)
-        + " |"
+        "| load + split | " + " | ".join(data_cell(row_of(s, "data")) for s in sizes) + " |"
     )
     for name in result["models"]:
         lines.append(f"| {name} | " + " | ".join(fit_cell(row_of(s, name)) for s in sizes) + " |")
