@@ -412,7 +412,7 @@ def plot_svg(result: dict) -> str:
                         x, y = px(n), py(-seconds)
                         out.append(
                             f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle" '
-                            f'fill="{colour}" font-size="14">x</text>'
+                            f'fill="{colour}" font-size="16" font-weight="bold">x</text>'
                         )
     for i, (colour, name) in enumerate(zip(itertools.cycle(COLOURS), lines)):
         x = 70 + (i % 4) * 225
