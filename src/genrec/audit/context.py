@@ -58,6 +58,12 @@ class AuditConfig:
     canary_count: int = 20  # canary: canaries per insertion level (and reference canaries)
     canary_length: int = 8  # canary: items per canary (the last is the secret)
     canary_copies: tuple[int, ...] = (1, 4)  # canary: how many fake users carry each canary
+    canary_candidates: int = 50  # canary, tuned LMs: the secret among this many scored items
+    backdoor_rate: float = 0.01  # backdoor: share of the tuning examples poisoned (BadRec: 1%)
+    tune_steps: int = 150  # backdoor / canary on tuned LMs: LoRA steps of each tuning run
+    tune_lr: float = 1e-3  # backdoor / canary on tuned LMs: LoRA learning rate
+    tune_per_user: int = 1  # backdoor / canary on tuned LMs: tuning examples per training user
+    tune_valid: int = 16  # backdoor / canary on tuned LMs: validation examples (loss only)
     fairness_candidates: int | None = None  # fairness-llm: candidates ranked per prompt (> k;
     #                                         None: 2k)
     fairness_profiles: tuple[str, ...] = PROFILES  # fairness-llm: how the prompt's history is
@@ -77,6 +83,9 @@ class AuditConfig:
             "text_attack_surrogates",
             "text_attack_shots",
             "canary_count",
+            "tune_steps",
+            "tune_per_user",
+            "tune_valid",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -111,6 +120,20 @@ class AuditConfig:
                 f"canary_copies must be integers in 1..100 (fake users per canary), got "
                 f"{list(self.canary_copies)}"
             )
+        if isinstance(self.canary_candidates, bool) or not (
+            isinstance(self.canary_candidates, int) and self.canary_candidates >= 2
+        ):
+            raise ConfigError(
+                f"canary_candidates must be an integer >= 2 (the secret and at least one other "
+                f"item), got {self.canary_candidates!r}"
+            )
+        if not 0 < self.backdoor_rate <= 0.5:
+            raise ConfigError(
+                f"backdoor_rate must be a share of tuning examples in (0, 0.5] (BadRec: 0.01), "
+                f"got {self.backdoor_rate!r}"
+            )
+        if not 0 < self.tune_lr < 1:
+            raise ConfigError(f"tune_lr must be a learning rate in (0, 1), got {self.tune_lr!r}")
         n = self.fairness_candidates
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= self.k):
             raise ConfigError(

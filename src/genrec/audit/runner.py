@@ -21,6 +21,7 @@ import numpy as np
 
 from genrec.audit import (
     accuracy,
+    backdoor,
     canary,
     efficiency,
     exposure,
@@ -49,6 +50,7 @@ SCENARIOS = {
     "hallucination": hallucination,
     "injection": injection,
     "text-attack": text_attack,
+    "backdoor": backdoor,
     "privacy": privacy,
     "canary": canary,
     "feedback-loop": feedback,
