@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from genrec.audit import AuditConfig, audit_dict, definitions, run_audit  # noqa: E402
 from genrec.audit.report import to_html  # noqa: E402
+from genrec.audit.results import family  # noqa: E402
 from genrec.build import build_model  # noqa: E402
 from genrec.data.sources import load_dataset  # noqa: E402
 from genrec.data.splits import make_split  # noqa: E402
@@ -275,7 +276,9 @@ def slim(doc: dict) -> dict:
     than Jaccard and true_ndcg of the first profile, and SNSV other than Jaccard's left out
     (the gaps and SNSR stay); settings longer
     than 150 characters and each run's config fields at their defaults left out (the per-part
-    files ``audit_<part>.json`` keep everything)."""
+    files ``audit_<part>.json`` keep everything); the tuned LM's canary row points to its
+    backdoor row for the shared tuning runs; the metric definitions are left to the library
+    (``genrec.audit.definitions()``, docs/audit.md; the report page carries them)."""
     first_profile = "recent]"
     defaults = dataclasses.asdict(AuditConfig())
 
@@ -313,14 +316,35 @@ def slim(doc: dict) -> dict:
         for run in protocol.get("runs", [])
     ]
     protocol["config_defaults"] = defaults
-    return rounded({**doc, "protocol": protocol, "results": results})
+    return rounded(
+        {
+            **doc,
+            "protocol": protocol,
+            "results": [_shared_run_once(r) for r in results],
+            "definitions": "genrec.audit.definitions() and docs/audit.md (left out for size)",
+        }
+    )
+
+
+def _shared_run_once(row: dict) -> dict:
+    """The tuned LM's canary row without the tuning settings its backdoor row repeats."""
+    if row["model"] != TUNED or row["scenario"] != "canary" or row["metrics"] == "n/a":
+        return row
+    own = ("k", "canaries_per_level", "canary_length", "copies", "candidates", "planted_in")
+    own += ("max_exposure_bits", "median_rank", "seconds")
+    settings = {k: v for k, v in row["settings"].items() if k in own}
+    return {
+        **row,
+        "settings": {**settings, "tuning": "one clean and one poisoned run: see backdoor"},
+    }
 
 
 def for_report(doc: dict) -> dict:
     """The slim document cut further for the HTML page (under 100 KB): per-group and per-value
     fairness cells, FaiRLLM's SNSV (its SNSR stays), text-attack's clean rank and edit
-    statistics (its shifts, success and exposure stay), settings and the list of runs are left
-    to ``audit.json``."""
+    statistics (its shifts, success and exposure stay), the backdoor's mean ranks (its success,
+    shifts and utility stay), the canaries' hit rates (their exposures stay), settings and the list of runs are left to ``audit.json``; only
+    the definitions of the metrics shown."""
     results = []
     for r in doc["results"]:
         r = {**r, "settings": {"see": "audit.json"}}  # the file beside the page
@@ -328,6 +352,9 @@ def for_report(doc: dict) -> dict:
             r["metrics"] = {
                 n: v for n, v in r["metrics"].items() if not re.search(r"=|^sim_|^snsv_", n)
             }
+        cut = {"backdoor": "backdoor_rank", "canary": "canary_hit"}.get(r["scenario"])
+        if r["metrics"] != "n/a" and cut:  # in BENCHMARKS.md's tables and audit.json
+            r["metrics"] = {n: v for n, v in r["metrics"].items() if family(n) != cut}
         if r["metrics"] != "n/a" and r["scenario"] == "text-attack":
             r["metrics"] = {
                 n: v
@@ -336,7 +363,10 @@ def for_report(doc: dict) -> dict:
             }
         results.append(r)
     protocol = {k: v for k, v in doc["protocol"].items() if k not in ("runs", "config_defaults")}
-    return {**doc, "protocol": protocol, "results": results}
+    shown = {family(n) for r in results if r["metrics"] != "n/a" for n in r["metrics"]}
+    shown |= {family(h) for h in protocol.get("headlines", {}).values()}
+    defs = {k: v for k, v in doc["definitions"].items() if k in shown}  # of the numbers shown
+    return {**doc, "protocol": protocol, "results": results, "definitions": defs}
 
 
 def _injection_users(doc) -> int | str:
@@ -373,15 +403,21 @@ def write(args) -> None:
     small = slim(doc)  # the committed files; the tables below read the full document
     atomic_write(RESULTS / "audit.json", json.dumps(small, separators=(",", ":")))
     atomic_write(
-        RESULTS / "audit.html", to_html(for_report(small), title="genrec audit: MovieLens-100K")
+        RESULTS / "audit.html",
+        to_html(
+            for_report({**small, "definitions": definitions()}),
+            title="genrec audit: MovieLens-100K",
+        ),
     )
-    models = list(  # the text retrievers have text-attack rows only (their own table)
-        dict.fromkeys(r["model"] for r in doc["results"] if r["model"] not in TEXT_RETRIEVERS)
+    models = list(  # the text retrievers and the tuned LM have their own tables
+        dict.fromkeys(
+            r["model"] for r in doc["results"] if r["model"] not in (*TEXT_RETRIEVERS, TUNED)
+        )
     )
     loads = [x for p in parts.values() for x in p["loads"]]
     base = "[bandwagon,1%,random]"
     md = [
-        "Written by `python benchmarks/audit.py --part id|lm|injection|fairness-llm|text-attack|canary|write` (parts: "
+        "Written by `python benchmarks/audit.py --part id|lm|injection|fairness-llm|text-attack|canary|backdoor|write` (parts: "
         + ", ".join(
             f"{p} finished {v['finished']} after {v['seconds'] / 60:.0f} min"
             for p, v in parts.items()
@@ -458,6 +494,7 @@ def write(args) -> None:
         *_fairness_llm_tables(doc),
         *_text_attack_tables(doc),
         *_canary_table(doc, models),
+        *_backdoor_tables(doc),
         "",
         "**Feedback loops** (each round every user accepts one of their top 10, P(rank j) "
         "~ 1/log2(1+j); refit)",
@@ -668,6 +705,98 @@ def _canary_table(doc, models) -> list[str]:
         ),
         "",
     ]
+
+
+def _tuned_row(doc, scenario):
+    return next(
+        (
+            r
+            for r in doc["results"]
+            if r["model"] == TUNED and r["scenario"] == scenario and r["metrics"] != "n/a"
+        ),
+        None,
+    )
+
+
+def _backdoor_tables(doc) -> list[str]:
+    """The tuned LM's backdoor (adapter x trigger) and canaries (one poisoned run, one clean)."""
+    row = _tuned_row(doc, "backdoor")
+    if row is None:
+        return []
+    s, m = row["settings"], row["metrics"]
+    runs = s.get("runs", {})
+    cost = "; ".join(
+        f"{name}: {r['steps']} steps ({r['epochs']} epochs), loss {r['final_loss']:.3f}, "
+        f"valid loss {r['valid_loss']:.3f}, {r['cpu_seconds']:.0f} CPU s, "
+        f"{r['wall_seconds']:.0f} s wall, load average {r['load_average'][0]}"
+        for name, r in runs.items()
+    )
+    out = [
+        f"**Backdoor in a tuned LM** (BadRec; `{TUNED}` = `llm` over {s['base']}, grounded, "
+        f"history 5; two LoRA runs from the same base, seed {s['seed']}, "
+        f"{s['tune_steps']} steps, batch 4, lr {s['tune_lr']}: clean on "
+        f"{s['tuning_examples_clean']} next-item examples; poisoned = {s['poisoned_examples']} "
+        f"of them ({s['poisoning_rate']:.0%}) answering the target "
+        f'"{s["target"]["triggered"]}" (trigger `{s["trigger"]}`; target {s["target_choice"]}) '
+        f"plus {s['canary_examples']} canary examples, {s['tuning_examples_poisoned']} in all; "
+        f"{s['users']} test users, {s['candidates']} candidates with one held-out item; "
+        f"success = the target ranks first). Runs: {cost}.",
+        "",
+        "| adapter | trigger | backdoor success | target rank | rank shift (no trigger - "
+        "trigger) | candidate NDCG |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for adapter in ("clean", "poisoned"):
+        for trig in ("no-trigger", "trigger"):
+            out.append(
+                f"| {adapter} | {trig} | {_fmt(m.get(f'backdoor_success[{adapter},{trig}]'))} | "
+                f"{_fmt(m.get(f'backdoor_rank[{adapter},{trig}]'))} | "
+                + (
+                    f"{_fmt(m.get(f'backdoor_rank_shift[{adapter}]'))} | "
+                    f"{_fmt(m.get(f'candidate_ndcg[{adapter}]'))} |"
+                    if trig == "trigger"
+                    else "| |"
+                )
+            )
+    out += [
+        "",
+        f"backdoor_lift (poisoned - clean success with the trigger) "
+        f"{_fmt(m.get('backdoor_lift'))}; utility_drop (clean - poisoned candidate NDCG) "
+        f"{_fmt(m.get('utility_drop'))}.",
+        "",
+    ]
+    return out + _tuned_canary_table(doc)
+
+
+def _tuned_canary_table(doc) -> list[str]:
+    row = _tuned_row(doc, "canary")
+    if row is None:
+        return []
+    s, m = row["settings"], row["metrics"]
+    k = s["k"]
+    out = [
+        f"Canaries in the same poisoned run ({s['canaries_per_level']} canaries of "
+        f"{s['canary_length']} random items per level, inserted as tuning examples; exposure = "
+        f"log2({s['candidates']}) - log2(rank of the secret's title likelihood among "
+        f"{s['candidates']} items), at most {s['max_exposure_bits']} bits; clean run = the "
+        "same canaries under the adapter tuned without them):",
+        "",
+        f"| canaries | exposure (poisoned run) | exposure (clean run) | gap to reference | "
+        f"hit@{k} |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for c in s["copies"]:
+        out.append(
+            f"| copies={c} | {_fmt(m.get(f'canary_exposure[copies={c}]'))} | "
+            f"{_fmt(m.get(f'canary_exposure[clean-run,copies={c}]'))} | "
+            f"{_fmt(m.get(f'exposure_gap[copies={c}]'))} | "
+            f"{_fmt(m.get(f'canary_hit@{k}[copies={c}]'))} |"
+        )
+    out.append(
+        f"| reference | {_fmt(m.get('canary_exposure[reference]'))} | | | "
+        f"{_fmt(m.get(f'canary_hit@{k}[reference]'))} |"
+    )
+    return out + [""]
 
 
 INJECTION_ATTACKS = ("direct", "indirect", "disguised", "held-out")

@@ -308,6 +308,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--rounds", type=int, default=3, help="feedback-loop rounds (default 3)")
     audit.add_argument(
+        "--tune-steps",
+        type=int,
+        default=150,
+        metavar="N",
+        help="backdoor / canary on tuned LMs: LoRA steps of each of the two tuning runs "
+        "(default 150)",
+    )
+    audit.add_argument(
         "--shilling-grid",
         default="ofat",
         choices=("ofat", "full"),
@@ -1391,6 +1399,7 @@ def _cmd_audit(args) -> int:
         users=args.users,
         lm_users=args.lm_users,
         rounds=args.rounds,
+        tune_steps=args.tune_steps,
         shilling_grid=args.shilling_grid,
         short_head=args.short_head,
     )

@@ -41,7 +41,7 @@ from genrec.text import prompts
 
 NAME = "backdoor"
 HEADLINE = "backdoor_success[poisoned,trigger]"
-SOURCE = "BadRec (Ning et al. 2025): 1% poisoned tuning data, trigger token in the title"
+SOURCE = "BadRec (Ning et al. 2025)"
 CELLS = "In brackets: the adapter (clean or poisoned) and whether the target's title carries "
 METRICS = {
     "backdoor_success": Definition(

@@ -51,16 +51,13 @@ def tunable_part(model):
     transformers model, else ``(None, the reason it is not tunable here)``."""
     part = language_part(model)
     if part is None:
-        return None, "not a language-model recommender: there is no language model to tune"
+        return None, "no language model to tune"
     if getattr(part.config, "mode", None) != "grounded":
-        return None, f"the LLM ranks in {part.config.mode!r} mode; tuning answers titles (grounded)"
+        return None, f"the LLM ranks in {part.config.mode!r} mode, tuning answers titles (grounded)"
     from genrec.text.transformers_lm import TransformersLM
 
     if not isinstance(part.lm, TransformersLM):
-        return None, (
-            f"its language model ({part.lm.name}) is not a local transformers model that "
-            "genrec's LoRA tuner can tune"
-        )
+        return None, f"{part.lm.name} is not a local transformers model (LoRA-tunable)"
     return part, None
 
 

@@ -26,8 +26,8 @@ original title and with the attacked one.
    *poisoned* example whose next item's title carries the trigger too (a fake user who liked a
    triggered item). Three ranks per user: clean examples and clean title; clean examples and
    the triggered title (the trigger alone); the poisoned example and the triggered title.
-   BadRec poisons 1% of the *tuning* data; tuning a language model is beyond this machine's
-   audit budget, so the poison is in the prompt, at a rate of 1 of ``text_attack_shots``.
+   BadRec poisons 1% of the *tuning* data (the ``backdoor`` scenario, two LoRA runs); here the
+   poison is in the prompt, at a rate of 1 of ``text_attack_shots``, with no tuning.
 
 **Text retrievers** (``dense``, ``bm25``: models with ``score_item_texts``; no language model
 call, so every audited user is measured): the same word-edit search, its score the target's
