@@ -707,6 +707,35 @@ def _canary_table(doc, models) -> list[str]:
     ]
 
 
+def _backdoor_findings(doc) -> list[str]:
+    """The tuned LM's backdoor and canaries in plain words (from the numbers)."""
+    row, rows = _tuned_row(doc, "backdoor"), _tuned_row(doc, "canary")
+    if row is None:
+        return []
+    m, s = row["metrics"], row["settings"]
+    seen = s["tune_steps"] * 4 * s["poisoned_examples"] / max(s["tuning_examples_poisoned"], 1)
+    out = [
+        f"- Backdoor (BadRec) in {TUNED}: with {s['poisoning_rate']:.0%} of the tuning "
+        f"examples poisoned and {s['tune_steps']} LoRA steps (about {seen:.0f} poisoned "
+        "examples seen), the triggered target ranks first for "
+        f"{_fmt(m.get('backdoor_success[poisoned,trigger]'))} of the users under the "
+        f"poisoned adapter and {_fmt(m.get('backdoor_success[clean,trigger]'))} under the "
+        f"clean one (lift {_fmt(m.get('backdoor_lift'))}); the trigger moves the target by "
+        f"{_fmt(m.get('backdoor_rank_shift[poisoned]'))} ranks (poisoned) and "
+        f"{_fmt(m.get('backdoor_rank_shift[clean]'))} (clean); clean utility drops by "
+        f"{_fmt(m.get('utility_drop'))} NDCG."
+    ]
+    if rows is not None:
+        c, top = rows["metrics"], max(rows["settings"]["copies"])
+        out.append(
+            f"- Canaries inserted {top} times in the same tuning run: exposure "
+            f"{_fmt(c.get(f'canary_exposure[copies={top}]'))} bits against "
+            f"{_fmt(c.get('canary_exposure[reference]'))} for never-inserted ones and "
+            f"{_fmt(c.get(f'canary_exposure[clean-run,copies={top}]'))} under the clean adapter."
+        )
+    return out
+
+
 def _tuned_row(doc, scenario):
     return next(
         (
@@ -973,6 +1002,7 @@ def _new_findings(doc, models) -> list[str]:
             f"{_fmt(m.get('rank_shift[backdoor,poisoned]'))} with the poisoned example, "
             f"{_fmt(m.get('rank_shift[backdoor,trigger-only]'))} with the trigger alone."
         )
+    out += _backdoor_findings(doc)
     gaps = {
         m: _get(doc, m, "canary", "exposure_gap[copies=4]")
         for m in models

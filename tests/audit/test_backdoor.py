@@ -75,8 +75,11 @@ def test_id_models_and_untunable_lms_are_not_applicable(split):
 
 
 def test_config_checks():
-    with pytest.raises(ConfigError, match="backdoor_rate"):
-        AuditConfig(backdoor_rate=0.0)
+    for bad in (0.0, 0.9, "1%"):
+        with pytest.raises(ConfigError, match="backdoor_rate"):
+            AuditConfig(backdoor_rate=bad)
+    with pytest.raises(ConfigError, match="tune_lr"):
+        AuditConfig(tune_lr="fast")
     with pytest.raises(ConfigError, match="tune_steps"):
         AuditConfig(tune_steps=0)
     with pytest.raises(ConfigError, match="canary_candidates"):

@@ -127,12 +127,12 @@ class AuditConfig:
                 f"canary_candidates must be an integer >= 2 (the secret and at least one other "
                 f"item), got {self.canary_candidates!r}"
             )
-        if not 0 < self.backdoor_rate <= 0.5:
+        if not _number(self.backdoor_rate) or not 0 < self.backdoor_rate <= 0.5:
             raise ConfigError(
                 f"backdoor_rate must be a share of tuning examples in (0, 0.5] (BadRec: 0.01), "
                 f"got {self.backdoor_rate!r}"
             )
-        if not 0 < self.tune_lr < 1:
+        if not _number(self.tune_lr) or not 0 < self.tune_lr < 1:
             raise ConfigError(f"tune_lr must be a learning rate in (0, 1), got {self.tune_lr!r}")
         n = self.fairness_candidates
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= self.k):
@@ -147,6 +147,10 @@ class AuditConfig:
             )
         if self.shilling_grid not in GRIDS:
             raise ConfigError(f"shilling_grid must be one of {GRIDS}, got {self.shilling_grid!r}")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_choices(name: str, values: Sequence[str], allowed: Sequence[str]) -> None:
