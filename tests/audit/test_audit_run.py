@@ -57,6 +57,8 @@ def test_not_applicable_is_marked_never_zero(doc):
         ("ease", "fairness-llm"),
         ("pop", "text-attack"),
         ("llm", "canary"),
+        ("pop", "backdoor"),
+        ("llm", "backdoor"),  # a fake language model: nothing to tune
     ]:
         assert rows[cell]["metrics"] == NA and rows[cell]["settings"]["reason"]
     assert rows["llm", "injection"]["metrics"] != NA
