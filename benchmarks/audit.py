@@ -722,8 +722,16 @@ def _backdoor_findings(doc) -> list[str]:
         f"poisoned adapter and {_fmt(m.get('backdoor_success[clean,trigger]'))} under the "
         f"clean one (lift {_fmt(m.get('backdoor_lift'))}); the trigger moves the target by "
         f"{_fmt(m.get('backdoor_rank_shift[poisoned]'))} ranks (poisoned) and "
-        f"{_fmt(m.get('backdoor_rank_shift[clean]'))} (clean); clean utility drops by "
-        f"{_fmt(m.get('utility_drop'))} NDCG."
+        f"{_fmt(m.get('backdoor_rank_shift[clean]'))} (clean; a summed likelihood pays for "
+        "every extra token); without the trigger the target's mean rank is "
+        f"{_fmt(m.get('backdoor_rank[poisoned,no-trigger]'))} under the poisoned adapter and "
+        f"{_fmt(m.get('backdoor_rank[clean,no-trigger]'))} under the clean one"
+        + (
+            " (what the poison taught so far is the item more than the trigger)"
+            if _item_not_trigger(m)
+            else ""
+        )
+        + f"; clean utility drops by {_fmt(m.get('utility_drop'))} NDCG."
     ]
     if rows is not None:
         c, top = rows["metrics"], max(rows["settings"]["copies"])
@@ -734,6 +742,18 @@ def _backdoor_findings(doc) -> list[str]:
             f"{_fmt(c.get(f'canary_exposure[clean-run,copies={top}]'))} under the clean adapter."
         )
     return out
+
+
+def _item_not_trigger(m) -> bool:
+    """The poisoned adapter promotes the plain target (intervals apart) but not the trigger."""
+    plain, clean = (
+        m.get("backdoor_rank[poisoned,no-trigger]"),
+        m.get("backdoor_rank[clean,no-trigger]"),
+    )
+    lift = (m.get("backdoor_lift") or {}).get("mean")
+    if not plain or not clean or plain.get("ci_high") is None or clean.get("ci_low") is None:
+        return False
+    return plain["ci_high"] < clean["ci_low"] and lift is not None and lift <= 0
 
 
 def _tuned_row(doc, scenario):
