@@ -45,7 +45,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from genrec.audit import AuditConfig, audit_dict, definitions, run_audit  # noqa: E402
+from genrec.audit import (  # noqa: E402
+    SCENARIOS,
+    AuditConfig,
+    audit_dict,
+    definitions,
+    run_audit,
+)
 from genrec.audit.report import to_html  # noqa: E402
 from genrec.audit.results import family  # noqa: E402
 from genrec.build import build_model  # noqa: E402
@@ -254,6 +260,8 @@ def merge() -> tuple[dict, dict]:
     }
     results = list(latest.values())  # a later part's row replaces an earlier one
     protocol = dict(docs[0]["protocol"])
+    k = protocol["config"]["k"]  # the headlines of every scenario, also those added after docs[0]
+    protocol["headlines"] = {n: m.HEADLINE.format(k=k) for n, m in SCENARIOS.items()}
     protocol["runs"] = [
         {
             "models": d["protocol"]["models"],
