@@ -12,6 +12,8 @@ One scenario per module, listed in :data:`genrec.audit.runner.SCENARIOS`:
 * ``shilling`` — fake-profile attacks (random, average, bandwagon, segment) and a detector;
 * ``hallucination`` — out-of-catalogue, duplicate and already-seen rates, TIGER's invalid IDs;
 * ``injection`` — prompt injection through item text, with and without genrec's defences;
+* ``agent-injection`` — hostile user utterances against the conversational agent
+  (``chat:MODEL``): forged tool arguments, extracting its instructions, reading another session;
 * ``text-attack`` — greedy word edits of a target's title within a budget, and an in-context
   backdoor trigger (BadRec), against language-model recommenders;
 * ``backdoor`` — BadRec: a trigger token in a target's title and 1% poisoned tuning data,

@@ -42,41 +42,36 @@ from genrec.text import prompts
 NAME = "backdoor"
 HEADLINE = "backdoor_success[poisoned,trigger]"
 SOURCE = "BadRec (Ning et al. 2025)"
-CELLS = "In brackets: the adapter (clean or poisoned) and whether the target's title carries "
+CELLS = "In brackets: adapter (clean, poisoned), trigger in the target's title or not."
 METRICS = {
     "backdoor_success": Definition(
-        "Share of sampled users whose target ranks first among their candidates; exact "
-        "Clopper-Pearson 95% interval. " + CELLS + "the trigger (trigger / no-trigger).",
-        SOURCE + "; attack success = the target promoted to rank 1",
+        "Share of users whose target ranks first among their candidates; exact "
+        "Clopper-Pearson interval. " + CELLS,
+        SOURCE + "; success = promoted to rank 1",
         "lower",
     ),
     "backdoor_lift": Definition(
-        "backdoor_success[poisoned,trigger] - backdoor_success[clean,trigger]: what the "
-        "poisoned tuning data buys beyond the trigger word itself; 0 = no backdoor.",
+        "backdoor_success[poisoned,trigger] - backdoor_success[clean,trigger]: what the poison "
+        "buys beyond the trigger word; 0 = no backdoor.",
         SOURCE,
         "lower",
     ),
-    "backdoor_rank": Definition(
-        "Mean rank (1 = top) of the target among the candidates. " + CELLS + "the trigger.",
-        "genrec",
-        "",
-    ),
+    "backdoor_rank": Definition("Mean rank (1 = top) of the target. " + CELLS, "genrec", ""),
     "backdoor_rank_shift": Definition(
-        "Per user, the target's rank without the trigger minus its rank with it (positive: the "
-        "trigger promotes it); mean over users, bootstrap interval. In brackets: the adapter.",
-        SOURCE + "; rank shift of ANCHORS 3.4",
+        "Per user, the target's rank without minus with the trigger (positive: promoted); "
+        "mean, bootstrap interval. In brackets: the adapter.",
+        SOURCE,
         "lower",
     ),
     "candidate_ndcg": Definition(
-        "Clean utility: NDCG of the held-out test item among the candidates (the target "
-        "without trigger among them), mean over users. In brackets: the adapter.",
-        "Jarvelin & Kekalainen 2002 (NDCG); sampled-candidate protocol of text-attack",
+        "Clean utility: NDCG of the held-out item among the candidates (target untriggered). "
+        "In brackets: the adapter.",
+        "Jarvelin & Kekalainen 2002; text-attack's candidates",
         "higher",
     ),
     "utility_drop": Definition(
-        "Per user, candidate_ndcg under the clean adapter minus under the poisoned one; mean "
-        "over users, bootstrap interval (0 = the poison costs no utility).",
-        SOURCE + " (stealthiness: clean utility kept)",
+        "Per user, candidate_ndcg clean minus poisoned; mean, bootstrap interval.",
+        SOURCE + " (stealthiness)",
         "lower",
     ),
 }

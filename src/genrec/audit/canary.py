@@ -55,11 +55,9 @@ SOURCE = "Carlini et al. USENIX Security 2019 (The Secret Sharer: canaries and e
 METRICS = {
     "canary_exposure": Definition(
         "log2(n) - log2(r): r the rank of a canary's last item (the secret) among the n items "
-        "not in its prefix (tuned language models: among canary_candidates items, by the "
-        "likelihood of their titles after the canary's prompt), when the model is given the "
-        "prefix as a history; mean over canaries (in brackets: copies=c inserted c times, "
-        "reference: never inserted, clean-run,copies=c: the same canaries under the adapter "
-        "tuned without them).",
+        "not in its prefix (tuned LMs: canary_candidates items, by title likelihood) given "
+        "the prefix; mean over canaries. [copies=c]: inserted c times; [reference]: never; "
+        "[clean-run,...]: under the adapter tuned without them.",
         SOURCE,
         "lower",
     ),
