@@ -21,6 +21,9 @@ from genrec.text.items import catalog_texts
 from genrec.text.lm import FakeLanguageModel
 
 
+FAKE = {"text_attack_lm": "fake", "text_attack_encoder": "hashing"}
+
+
 def _backdoored(prompt: str, continuation: str) -> tuple[float, int]:
     """The plain fake, plus a large bonus for a triggered title once the context shows one."""
     base = FakeLanguageModel().score(prompt, [continuation])
@@ -34,7 +37,7 @@ def _run(score_fn=None, **config):
         movie_clusters(n_users=60, n_items=40, seed=2).split,
         {"llm": "llm"},
         lambda spec: LLMRecommender(lm="fake", language_model=lm, history_len=5),
-        AuditConfig(k=5, lm_users=12, injection_candidates=8, n_targets=3, seed=0, **config),
+        AuditConfig(k=5, lm_users=12, injection_candidates=8, n_targets=3, seed=0, **FAKE, **config),
     )
     return text_attack.run(ctx, "llm")
 
@@ -140,7 +143,7 @@ def _retrieval_run(model):
         _text_world(),
         {"m": "m"},
         lambda spec: model,
-        AuditConfig(k=5, n_targets=3, seed=0),
+        AuditConfig(k=5, n_targets=3, seed=0, **FAKE),
     )
     assert text_attack.applies(model) is None
     return text_attack.run(ctx, "m")
