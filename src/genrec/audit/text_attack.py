@@ -275,7 +275,7 @@ def run(ctx: AuditContext, label: str) -> Finding:
         "lm": part.config.lm,
         "mode": part.config.mode,
         "targets": _target_settings(originals, edits, chosen),
-        **_search_settings(cfg, surrogates, words),
+        **_search_settings(ctx, surrogates, words),
         "trigger": TRIGGER,
         "shots": cfg.text_attack_shots,
         "poisoned_examples": 1,
@@ -326,7 +326,7 @@ def _run_surface(ctx: AuditContext, label: str, model) -> Finding:
         "model": model.name,
         "surface": face.kind,
         "targets": _target_settings(originals, edits, chosen),
-        **_search_settings(cfg, surrogates, words),
+        **_search_settings(ctx, surrogates, words),
         "defence": "an edited or rewritten title the injection guard flags is rejected",
         "backdoor": "n/a (no prompt to carry a trigger)",
     }
@@ -404,12 +404,14 @@ def _target_settings(originals: dict, edits: dict, chosen: dict) -> dict:
     }
 
 
-def _search_settings(cfg, surrogates, words) -> dict:
+def _search_settings(ctx, surrogates, words) -> dict:
+    cfg = ctx.config
     return {
         "budget_words": cfg.text_attack_budget,
         "surrogate_users": int(len(surrogates)),
         "lexicon": words,
-        "rewriter": cfg.text_attack_lm,
+        "rewriter": getattr(ctx.shared["text-attack:lm"], "name", cfg.text_attack_lm),
+        "rewriter_spec": cfg.text_attack_lm,
         "rewrites_per_target": cfg.text_attack_rewrites,
         "rewrite_encoder": cfg.text_attack_encoder,
         "rewrite_min_similarity": cfg.text_attack_similarity,

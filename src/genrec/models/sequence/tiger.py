@@ -252,7 +252,9 @@ class TIGER(Recommender):
         self.offsets_ = np.r_[1, 1 + np.cumsum(vocab)[:-1]].astype(np.int64)  # token of code 0
         self.trie_ = Trie(codes, warm, vocab)
         item_tokens = np.zeros((len(codes) + 1, len(vocab)), np.int64)  # row 0: padding
-        item_tokens[1:] = codes + self.offsets_
+        # a collision digit beyond the trained vocabulary (a cold or re-coded item's) is read
+        # as the last digit the network has an embedding for
+        item_tokens[1:] = np.minimum(codes, np.asarray(vocab) - 1) + self.offsets_
         net = getattr(self, "net_", None)  # the token table lives where the network does
         device = module_device(net) if net is not None else "cpu"
         self._item_tokens = torch.from_numpy(item_tokens).to(device)
@@ -446,11 +448,12 @@ class TIGER(Recommender):
         """A copy sharing the network in which ``item``'s semantic ID is ``codes``
         (``n_levels`` ints, e.g. a row of :meth:`text_codes`) and the smallest collision digit
         no other item with those codes holds; every other item keeps its ID. This model is
-        unchanged.
+        unchanged. A digit beyond the trained vocabulary is handled as a cold item's
+        (:meth:`add_items`): its logit is 0 and a history reads it as the last trained digit.
 
         Raises:
             ConfigError: ``item`` out of range, or ``codes`` not ``n_levels`` codes in the
-                codebooks, or no digit left in the last level's vocabulary.
+                codebooks.
         """
         self._require_fitted()
         codes = np.asarray(codes, np.int64).ravel()
@@ -465,11 +468,6 @@ class TIGER(Recommender):
         same[int(item)] = False
         taken = set(self.codes_[same, -1].tolist())
         digit = next(d for d in range(len(taken) + 1) if d not in taken)
-        if digit >= self.vocab_[-1]:
-            raise ConfigError(
-                f"{len(taken)} items already hold codes {codes.tolist()}: no collision digit "
-                f"below {self.vocab_[-1]} is left; choose other codes"
-            )
         twin = copy.copy(self)
         new = self.codes_.copy()
         new[int(item)] = np.r_[codes, digit]
