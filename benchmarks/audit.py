@@ -61,7 +61,8 @@ BASE_CELL = {
     "shilling_targets": ("random",),
 }
 LM_MODELS = ["llm", "ease+llm"]
-TEXT_RETRIEVERS = ["dense", "bm25"]  # text-attack only
+TEXT_RETRIEVERS = ["dense", "bm25", "hybrid"]  # text-attack only
+TEXT_SCORED = [*TEXT_RETRIEVERS, "tiger"]  # text-attack on all unseen items (no LM call)
 
 
 def _split():
@@ -158,15 +159,20 @@ def part_fairness_llm(args) -> None:
 
 
 def part_text_attack(args) -> None:
-    """Word-edit and in-context backdoor attacks on ``llm``: 4 targets, 4 surrogate users,
-    2 edits, on ``--attack-users`` users; then the word edit on the text retrievers (no LM
-    call): the same budget and surrogates, ``--retriever-targets`` targets, every test user
-    (``--models dense,bm25`` runs only these and keeps the llm part file)."""
+    """Word-edit, LM-rewrite and in-context backdoor attacks on ``llm``: 4 targets, 4
+    surrogate users, 2 edits, on ``--attack-users`` users; then word edits and rewrites on the
+    models scored from item text (dense, bm25, hybrid, tiger; no LM call but the rewriter's):
+    the same budget and surrogates, ``--retriever-targets`` targets, every test user, in one
+    step so that every model faces the same rewrite proposals (``--models dense,bm25,hybrid,
+    tiger`` runs only these and keeps the llm part file). Rewrites: 6 per target by SmolLM2
+    135M Instruct, accepted at MiniLM cosine >= 0.8 (the AuditConfig defaults)."""
     cfg = AuditConfig(seed=0, lm_users=args.attack_users, n_targets=4)
-    retrievers = AuditConfig(seed=0, n_targets=args.retriever_targets)
-    plan = [(LM_MODELS[:1], ["text-attack"], cfg)]
-    plan += [([m], ["text-attack"], retrievers) for m in TEXT_RETRIEVERS]
-    _steps(plan, "text-attack", args)
+    scored = AuditConfig(seed=0, n_targets=args.retriever_targets)
+    _steps(
+        [(LM_MODELS[:1], ["text-attack"], cfg), (TEXT_SCORED, ["text-attack"], scored)],
+        "text-attack",
+        args,
+    )
 
 
 def part_canary(args) -> None:
@@ -524,8 +530,9 @@ def _retriever_attack_rows(doc) -> list[dict]:
         r
         for r in doc["results"]
         if r["scenario"] == "text-attack"
-        and r["model"] in TEXT_RETRIEVERS
+        and r["model"] in TEXT_SCORED
         and r["metrics"] != "n/a"
+        and r["settings"].get("candidates") == "all unseen items"
     ]
 
 
@@ -536,7 +543,9 @@ def _retriever_attack_table(doc) -> list[str]:
     s = rows[0]["settings"]
     k = next(n for n in rows[0]["metrics"] if n.startswith("target_exposure@")).split("[")[0]
     out = [
-        f"**Word edits on the text retrievers** (no language model call: at most "
+        "**Word edits on the models scored from item text** (dense, bm25, hybrid = their RRF, "
+        "tiger = the edited text re-quantised into the target's semantic ID; no language "
+        f"model call: at most "
         f"{s['budget_words']} edits searched on {s['surrogate_users']} surrogate users' "
         f"histories, {len(s['targets'])} targets from the less popular half, each test user "
         "but the surrogates given one in turn, ranked among all their unseen items; defended = "
@@ -558,13 +567,45 @@ def _retriever_attack_table(doc) -> list[str]:
             f"{_fmt(m.get(f'{k}[word-edit,defended]'))} | {_fmt(m.get('edit_flagged'))} | "
             f"{_fmt(m.get('edit_similarity'))} |"
         )
-    for r in rows:
-        edits = "; ".join(
-            f'"{t["title"]}" -> "{t["edited"]}"'
-            for t in list(r["settings"]["targets"].values())[:4]
-        )
-        out.append(f"\n{r['model']} edits (first 4): {edits}.")
+    out += _rewrite_table(rows, k)
+    edits = "; ".join(
+        f'"{t["title"]}" -> "{t["edited"]}" / "{t.get("rewrite") or t["title"]}"'
+        for t in list(rows[0]["settings"]["targets"].values())[:4]
+    )
+    out.append(f"\n{rows[0]['model']}'s word edits / rewrites (first 4 targets): {edits}.")
     return out + [""]
+
+
+def _rewrite_table(rows, k) -> list[str]:
+    """The LM-rewrite cells of the models scored from item text (rows that have them)."""
+    rows = [r for r in rows if r["metrics"].get(f"{k}[rewrite,undefended]")]
+    if not rows:
+        return []
+    s = rows[0]["settings"]
+    out = [
+        "",
+        f"**LM rewrites** ({s['rewrites_per_target']} proposals per target by "
+        f"{s['rewriter']} at temperature {s['rewrite_temperature']}, accepted when the "
+        f"{s['rewrite_encoder']} cosine to the original title is >= "
+        f"{s['rewrite_min_similarity']}; the accepted one with the best surrogate score is used "
+        "when it beats the original; every model sees the same proposals):",
+        "",
+        f"| model | accepted | similarity (proposed) | similarity (used) | used for | rank shift "
+        f"| attack success | {k} clean | rewritten | rewritten, defended |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        m = r["metrics"]
+        out.append(
+            f"| {r['model']} | {_fmt(m.get('rewrite_acceptance'))} | "
+            f"{_fmt(m.get('rewrite_similarity[proposed]'))} | "
+            f"{_fmt(m.get('rewrite_similarity[chosen]'))} | {_fmt(m.get('rewrite_chosen'))} | "
+            f"{_fmt(m.get('rank_shift[rewrite,undefended]'))} | "
+            f"{_fmt(m.get('attack_success[rewrite,undefended]'))} | "
+            f"{_fmt(m.get(f'{k}[clean]'))} | {_fmt(m.get(f'{k}[rewrite,undefended]'))} | "
+            f"{_fmt(m.get(f'{k}[rewrite,defended]'))} |"
+        )
+    return out
 
 
 def _text_attack_tables(doc) -> list[str]:
@@ -587,9 +628,13 @@ def _text_attack_tables(doc) -> list[str]:
     for cell, base in (
         ("word-edit,undefended", "word-edit"),
         ("word-edit,defended", "word-edit"),
+        ("rewrite,undefended", "word-edit"),
+        ("rewrite,defended", "word-edit"),
         ("backdoor,trigger-only", "backdoor"),
         ("backdoor,poisoned", "backdoor"),
     ):
+        if f"rank_shift[{cell}]" not in m:
+            continue  # a part file from before the rewrites
         out.append(
             f"| {cell} | {_fmt(m.get(f'target_rank_clean[{base}]'))} | "
             f"{_fmt(m.get(f'rank_shift[{cell}]'))} | {_fmt(m.get(f'attack_success[{cell}]'))} |"
@@ -785,6 +830,18 @@ def _new_findings(doc, models) -> list[str]:
             )
     for r in _retriever_attack_rows(doc):
         m, k = r["metrics"], f"target_exposure@{doc['protocol'].get('k', 10)}"
+        k = next((n.split("[")[0] for n in m if n.startswith("target_exposure@")), k)
+        if m.get(f"{k}[rewrite,undefended]"):
+            out.append(
+                f"- {r['model']}: the best LM rewrite that keeps the meaning (cosine >= "
+                f"{r['settings']['rewrite_min_similarity']}; "
+                f"{_fmt(m.get('rewrite_acceptance'))} of proposals accepted, used for "
+                f"{_fmt(m.get('rewrite_chosen'))} of targets) moves the target by "
+                f"{_fmt(m.get('rank_shift[rewrite,undefended]'))} ranks; top-"
+                f"{k.split('@')[1]} exposure {_fmt(m.get(f'{k}[clean]'))} -> "
+                f"{_fmt(m.get(f'{k}[rewrite,undefended]'))} (guard-screened: "
+                f"{_fmt(m.get(f'{k}[rewrite,defended]'))})."
+            )
         k = next((n.split("[")[0] for n in m if n.startswith("target_exposure@")), k)
         out.append(
             f"- {r['model']}: {r['settings']['budget_words']} greedy word edits of a target "

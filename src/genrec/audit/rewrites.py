@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ HINTS = (
 TEMPERATURE = 0.8  # sampling temperature of every rewrite request
 MAX_NEW_TOKENS = 24  # tokens a rewrite may take
 AUDIENCE = 5  # popular titles named in the prompt
+_SENTENCE_END = re.compile(r"(?<=[a-z]{2})\"?[.!?]\"?\s+(?=[A-Z])")  # "here. Then", not "Mr. X"
 
 
 @dataclass(frozen=True)
@@ -70,17 +72,19 @@ def rewrite_prompt(title: str, audience: Sequence[str], hint: str) -> str:
 
 
 def clean(output: str) -> str:
-    """The rewrite in a model's ``output``: its first non-empty line without a ``Title:`` label,
-    surrounding quotes, asterisks or a final full stop.
+    """The rewrite in a model's ``output``: its first non-empty line up to the end of its first
+    sentence, without a ``Title:`` label, surrounding quotes or asterisks, or a final full stop
+    or colon.
 
-    >>> clean('  New title: "Heat Wave".\\nMore text')
+    >>> clean('  New title: "Heat Wave". It is a film about...\\nMore text')
     'Heat Wave'
     """
     line = next((s.strip() for s in str(output).splitlines() if s.strip()), "")
-    for label in ("new title:", "title:"):
+    line = _SENTENCE_END.split(line, maxsplit=1)[0]
+    for label in ("new title:", "movie title:", "title:"):
         if line.lower().startswith(label):
             line = line[len(label) :].strip()
-    return line.strip(" *\"'`").removesuffix(".").strip(" *\"'`")
+    return line.strip(" *\"'`").rstrip(".:").strip(" *\"'`")
 
 
 def propose(lm, title: str, audience: Sequence[str], *, n: int, seed: int = 0) -> list[str]:
