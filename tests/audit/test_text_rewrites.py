@@ -46,7 +46,7 @@ def test_screen_rejects_a_rewrite_below_the_threshold():
     high = screen(enc, "Silent River", ["Silent River Tales"], threshold=0.99)
     assert not high[0].accepted  # the same rewrite, a stricter threshold
     assert clean('New title: "Heat Wave".\nmore') == "Heat Wave"
-    assert clean("Movie title: Mr. Smith Goes On. It is a film.") == "Mr. Smith Goes On"
+    assert clean("Movie title: Mr. Smith Goes Home. It is a film.") == "Mr. Smith Goes Home"
 
 
 def _table(values: dict):
