@@ -11,9 +11,9 @@ from genrec.audit.text_attack import (
     greedy_edit,
     lexicon,
     lm_scorer,
-    text_scorer,
     variants,
 )
+from genrec.audit.text_surfaces import surface
 from genrec.data.synthetic import movie_clusters
 from genrec.errors import ConfigError
 from genrec.models import EASE, BM25Recommender, DenseRetrieval, LLMRecommender
@@ -130,10 +130,8 @@ def test_bm25_edit_takes_the_word_the_surrogates_share():
         ([1.0] * 3 * len(liked), ([r for r in range(3) for _ in liked], liked * 3)),
         shape=histories.shape,
     )
-    texts = catalog_texts(split.train, "", model="bm25")
-    score = text_scorer(
-        model, histories, lambda title: texts[target].replace(titles[target], title)
-    )
+    face = surface(model, split.train)
+    score = lambda options: face.target_scores(histories, target, options).mean(0)  # noqa: E731
     edited, used = greedy_edit(score, titles[target], ["Zzyzx", shared], budget=1)
     assert used == 1 and shared in edited.split() and "Zzyzx" not in edited
     assert score([edited])[0] > score([titles[target]])[0]

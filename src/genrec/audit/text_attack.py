@@ -203,8 +203,8 @@ def variants(title: str, words: list[str]) -> list[str]:
 def greedy_edit(score, title: str, words, *, budget: int):
     """``(edited title, edits used)``: up to ``budget`` greedy word edits of ``title``, each the
     variant (:func:`variants`) that ``score`` (a list of titles -> their mean score over the
-    surrogate users, :func:`lm_scorer` or :func:`text_scorer`) rates highest, kept only while
-    the score rises."""
+    surrogate users: :func:`lm_scorer`, or a surface's ``target_scores`` averaged over them)
+    rates highest, kept only while the score rises."""
     current, used = title, 0
     for _ in range(budget):
         options = [current] + variants(current, words)
@@ -226,16 +226,6 @@ def lm_scorer(lm, prompt_list, *, normalise: str):
             scores = lm.score(prompt, texts)
             total += scores.mean if normalise == "mean" else scores.logprob
         return total
-
-    return score
-
-
-def text_scorer(model, histories, render):
-    """Titles -> the mean score of an item whose text is ``render(title)`` over the
-    ``histories`` rows (the surrogate users), from ``model.score_item_texts``."""
-
-    def score(options):
-        return model.score_item_texts(histories, [render(o) for o in options]).mean(axis=0)
 
     return score
 
@@ -309,11 +299,11 @@ def _run_surface(ctx: AuditContext, label: str, model) -> Finding:
         chosen[t] = rewrites.best_accepted(score, titles[t], proposed[t])
     attacks = {
         "word-edit": edits,
-        "rewrite": {t: (titles[t] if c is None else c.text) for t, c in chosen.items()},
+        "rewrite": {t: None if c is None else c.text for t, c in chosen.items()},
     }
-    ranks = _full_ranks(face, order, test, users, targets, attacks)
-    metrics = _metrics(_defended(ranks), seed=cfg.seed)
-    for cell, pairs in _defended(ranks).items():
+    ranks = _defended(_full_ranks(face, order, test, users, targets, attacks))
+    metrics = _metrics(ranks, seed=cfg.seed)
+    for cell, pairs in ranks.items():
         got = np.asarray(pairs, np.float64).reshape(-1, 2)
         if cell == "word-edit,undefended":
             metrics[f"target_exposure@{cfg.k}[clean]"] = share(got[:, 0] <= cfg.k)
@@ -321,7 +311,7 @@ def _run_surface(ctx: AuditContext, label: str, model) -> Finding:
     metrics.update(_edit_stats(cfg, originals, edits, used))
     metrics.update(_rewrite_stats(cfg, proposed, chosen))
     settings = {
-        "users": len(ranks["users"]),
+        "users": len(ranks["word-edit,undefended"]),
         "candidates": "all unseen items",
         "model": model.name,
         "surface": face.kind,
@@ -423,14 +413,17 @@ def _full_ranks(face, order, test, users, targets, attacks: dict[str, dict]) -> 
     """Ranks of each user's target (targets in turn over users) among every item the user has
     not seen in training (1 = top; a tie goes to the lower index), clean and under each of
     ``attacks`` (name -> target -> title), read from ``face.scores``; users who already have
-    their target are left out. Returns ``{"users", "clean", name, name + ":flagged"}`` arrays
-    aligned over the kept users."""
+    their target are left out; a title None leaves the target as it is. Returns ``{"users",
+    "clean", name, name + ":flagged"}`` arrays aligned over the kept users."""
     mine = targets[np.arange(len(users)) % len(targets)]
     keep = np.array(
         [t not in order[u].indices and t not in test[u].indices for u, t in zip(users, mine)], bool
     )
     out = {"users": users[keep], "clean": np.zeros(keep.sum(), np.int64)}
-    flags = {n: dict(zip(a, guard.screen_all(list(a.values()))[1])) for n, a in attacks.items()}
+    flags = {
+        n: {t: title is not None and guard.screen(title).flagged for t, title in a.items()}
+        for n, a in attacks.items()
+    }
     for name in attacks:
         out[name] = np.zeros(keep.sum(), np.int64)
         out[f"{name}:flagged"] = np.array([flags[name][t] for t in mine[keep]], bool)
