@@ -13,6 +13,7 @@ from genrec.audit.context import AuditContext
 from genrec.audit.rewrites import Rewrite, best_accepted, clean, propose, screen
 from genrec.audit.text_surfaces import surface
 from genrec.data.synthetic import movie_clusters
+from genrec.errors import ConfigError
 from genrec.models import TIGER, BM25Recommender, DenseRetrieval
 from genrec.options import RunOptions
 from genrec.pipelines.hybrid import Hybrid
@@ -125,6 +126,8 @@ def test_tiger_codes_come_from_the_text():
     busiest = model.codes_[np.argmax(crowded == crowded.max()), :-1]  # the largest collision
     joined = model.with_item_codes(5, busiest)  # may need a digit the network never saw
     assert np.isfinite(joined.score(histories)).any(axis=1).all()
+    with pytest.raises(ConfigError, match=r"codes must be 2 integers in 0\.\.7, got \[9, 0\]"):
+        model.with_item_codes(5, [9, 0])
 
 
 @pytest.mark.parametrize("name", ["bm25", "hybrid", "tiger"])

@@ -20,6 +20,8 @@ from genrec.errors import ConfigError
 from genrec.evaluation.protocol import Evaluation, evaluate_split
 from genrec.evaluation.runner import PeakRSS
 from genrec.options import RunOptions
+from genrec.text.backends import BACKENDS
+from genrec.text.encoder import get_encoder
 
 ATTACKS = ("random", "average", "bandwagon", "segment")
 TARGET_CHOICES = ("random", "popular", "unpopular")
@@ -138,6 +140,13 @@ class AuditConfig:
                 raise ConfigError(
                     f"{name} must be a non-empty spec string, got {getattr(self, name)!r}"
                 )
+        backend = self.text_attack_lm.partition(":")[0].strip().lower()
+        if backend not in BACKENDS:
+            raise ConfigError(
+                f"text_attack_lm {self.text_attack_lm!r} names no language-model backend; "
+                f"choose from {', '.join(sorted(BACKENDS))} (e.g. 'transformers:smollm2-135m')"
+            )
+        get_encoder(self.text_attack_encoder)  # checks the name (loads nothing)
         if self.shilling_grid not in GRIDS:
             raise ConfigError(f"shilling_grid must be one of {GRIDS}, got {self.shilling_grid!r}")
 
