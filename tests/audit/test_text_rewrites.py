@@ -138,17 +138,24 @@ def test_scenario_runs_word_edits_and_rewrites(name):
         lambda spec: _model(spec),
         AuditConfig(
             k=5,
-            n_targets=3,
             seed=0,
             text_attack_rewrites=3,
             text_attack_encoder="hashing",
             text_attack_similarity=0.6,
+            # TIGER scores every distinct ID a variant gets: one edit, 20 users keep it short
+            **(
+                {"text_attack_budget": 1, "users": 20, "n_targets": 2}
+                if name == "tiger"
+                else {"n_targets": 3}
+            ),
         ),
+        options=RunOptions(seed=0, threads=1),
     )
     ctx.shared["text-attack:lm"] = FakeLanguageModel(generate_fn=_scripted)
     finding = text_attack.run(ctx, "m")
     m, s = finding.metrics, finding.settings
     assert m["rewrite_acceptance"]["mean"] == pytest.approx(1 / 3)  # one of three per target
+    assert len(s["targets"]) == (2 if name == "tiger" else 3)
     chosen = [t["rewrite"] for t in s["targets"].values() if t["rewrite"]]
     assert all(r.endswith(" River") for r in chosen)  # only the accepted kind is used
     for cell in ("word-edit", "rewrite"):
