@@ -643,7 +643,13 @@ def _text_attack_tables(doc) -> list[str]:
     out += [
         "",
         f"Edits: {edits}. Similarity to the original title {_fmt(m.get('edit_similarity'))}; "
-        f"flagged by the injection guard {_fmt(m.get('edit_flagged'))}.",
+        f"flagged by the injection guard {_fmt(m.get('edit_flagged'))}."
+        + (
+            ""
+            if "rank_shift[rewrite,undefended]" in m
+            else " LM rewrites were not measured on the LM recommender (its part file predates "
+            "them; `--part text-attack --models llm` adds them)."
+        ),
         "",
     ]
     return out + _retriever_attack_table(doc)
@@ -828,9 +834,18 @@ def _new_findings(doc, models) -> list[str]:
                 f"largest SNSR (Jaccard) is {snsr[worst]:.3f}, for {worst}; 0 would be every "
                 "value moving the list alike."
             )
+    gains = {}
     for r in _retriever_attack_rows(doc):
         m, k = r["metrics"], f"target_exposure@{doc['protocol'].get('k', 10)}"
         k = next((n.split("[")[0] for n in m if n.startswith("target_exposure@")), k)
+        out.append(
+            f"- {r['model']}: {r['settings']['budget_words']} greedy word edits of a target "
+            f"title move it by {_fmt(m.get('rank_shift[word-edit,undefended]'))} ranks among "
+            f"all unseen items; the share of users with it in their top "
+            f"{k.split('@')[1]} goes from {_fmt(m.get(f'{k}[clean]'))} to "
+            f"{_fmt(m.get(f'{k}[word-edit,undefended]'))} (guard-screened: "
+            f"{_fmt(m.get(f'{k}[word-edit,defended]'))})."
+        )
         if m.get(f"{k}[rewrite,undefended]"):
             out.append(
                 f"- {r['model']}: the best LM rewrite that keeps the meaning (cosine >= "
@@ -842,14 +857,13 @@ def _new_findings(doc, models) -> list[str]:
                 f"{_fmt(m.get(f'{k}[rewrite,undefended]'))} (guard-screened: "
                 f"{_fmt(m.get(f'{k}[rewrite,defended]'))})."
             )
-        k = next((n.split("[")[0] for n in m if n.startswith("target_exposure@")), k)
+        gains[r["model"]] = m[f"{k}[word-edit,undefended]"]["mean"] - m[f"{k}[clean]"]["mean"]
+    if len(gains) > 1:
+        most, least = max(gains, key=gains.get), min(gains, key=gains.get)
         out.append(
-            f"- {r['model']}: {r['settings']['budget_words']} greedy word edits of a target "
-            f"title move it by {_fmt(m.get('rank_shift[word-edit,undefended]'))} ranks among "
-            f"all unseen items; the share of users with it in their top "
-            f"{k.split('@')[1]} goes from {_fmt(m.get(f'{k}[clean]'))} to "
-            f"{_fmt(m.get(f'{k}[word-edit,undefended]'))} (guard-screened: "
-            f"{_fmt(m.get(f'{k}[word-edit,defended]'))})."
+            f"- Of the models scored from item text, {most} is the most manipulable by word "
+            f"edits (target exposure +{gains[most]:.3f}) and {least} the least "
+            f"({gains[least]:+.3f})."
         )
     row = _lm_attack_row(doc)
     if row is not None:
