@@ -35,9 +35,9 @@ from typing import Any
 
 from genrec import distributed
 from genrec.errors import ArtifactError, ConfigError
-from genrec.io import check_writable_folder
+from genrec.io import ARTIFACT_FILES, check_writable_folder
 from genrec.models import MODELS, Recommender
-from genrec.models.base import ARTIFACT_FILES, check_artifact, load_weights, read_artifact
+from genrec.models.base import check_artifact, load_weights, read_artifact
 from genrec.options import RunOptions
 from genrec.pipelines.hybrid import Hybrid
 from genrec.pipelines.two_stage import TwoStage, TwoStageConfig

@@ -8,6 +8,7 @@ traceback for bad input.
     genrec data info ml-100k
     genrec data verify
     genrec data synth interactions --users 50000 --items 20000 --interactions 1000000 --output big
+    genrec data synth multimodal --output world
     genrec data caption --dataset world --vision-url http://127.0.0.1:8000/v1 --vision-model llava
     genrec generate-image --dataset world --user u3 --output u3.png
     genrec benchmark --dataset ml-100k --split holdout --models pop,itemknn,ease,bpr
@@ -937,8 +938,7 @@ def _cmd_search(args) -> int:
 
 def _cmd_train(args) -> int:
     from genrec.build import build_model, parse_names, parse_overrides
-    from genrec.io import check_writable_folder
-    from genrec.models.base import ARTIFACT_FILES
+    from genrec.io import ARTIFACT_FILES, check_writable_folder
 
     name = parse_names(args.model, what="--model")[0]
     build_model(name, parse_overrides(args.set, [name], flat=True)[name])  # check first

@@ -5,11 +5,16 @@ Every file genrec writes goes through :func:`atomic_write` (one file) or :func:`
 so an interrupted write never leaves a half file or a half folder under the final name, and
 both follow a symlink to its target and refuse a target that is not a regular file (a FIFO, a
 device node, a socket): renaming over those would replace them with a regular file.
+
+Trained artifacts (models, the image generator) are a folder of ``config.json`` (metadata) and
+``weights.npz`` (plain arrays, no pickle), written by :func:`write_artifact` and read back by
+:func:`read_artifact`, which refuses files of two different saves and non-finite weights.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import stat
@@ -17,14 +22,20 @@ import tempfile
 import uuid
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from genrec.errors import ConfigError
+import numpy as np
+
+from genrec.errors import ArtifactError, ConfigError
 
 try:  # POSIX advisory locks; elsewhere folder swaps are serialised by nothing but the rename
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
+
+
+ARTIFACT_FILES = ("config.json", "weights.npz")
+SAVE_ID_KEY = "_genrec_save_id"  # the array in weights.npz matching config.json's "save_id"
 
 
 def json_default(x):
@@ -234,3 +245,90 @@ def _lock(target: Path, *, exclusive: bool) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_artifact(
+    path: str | os.PathLike,
+    meta: dict[str, Any],
+    state: dict[str, Any],
+    *,
+    what: str = "model folder",
+) -> Path:
+    """Write ``meta`` as ``config.json`` and the arrays ``state`` as ``weights.npz`` into the
+    folder ``path`` as one unit (:func:`atomic_folder`). Both files carry one fresh save id, so
+    :func:`read_artifact` refuses a config and weights of two different saves.
+
+    Raises:
+        ArtifactError: ``path`` is a file, or a folder holding files other than an artifact's.
+    """
+    save_id = uuid.uuid4().hex
+    arrays = {k: np.asarray(v) for k, v in state.items()} | {SAVE_ID_KEY: np.array(save_id)}
+    try:
+        with atomic_folder(path, owned=ARTIFACT_FILES, what=what) as stage:
+            with open(stage / "weights.npz", "wb") as f:
+                np.savez(f, **arrays)
+            text = json.dumps({**meta, "save_id": save_id}, indent=2, default=str)
+            (stage / "config.json").write_text(text)
+    except ConfigError as exc:
+        raise ArtifactError(str(exc)) from None
+    return Path(path)
+
+
+def read_artifact_json(path: str | os.PathLike, *, what: str = "model") -> dict[str, Any]:
+    """The ``config.json`` object of the artifact folder ``path`` (``what`` names it in errors).
+
+    Raises:
+        ArtifactError: the file is missing, unreadable or not a JSON object.
+    """
+    file = Path(path) / "config.json"
+    try:
+        meta = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(
+            f"no saved {what} at {path} (missing config.json); train one first"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"cannot read {file} ({exc}); delete it and retrain") from None
+    if not isinstance(meta, dict):
+        raise ArtifactError(f"{file} is not a JSON object; it was not written by genrec: retrain")
+    return meta
+
+
+def read_artifact(
+    path: str | os.PathLike,
+    *,
+    what: str = "model",
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(metadata, weight arrays) of the artifact :func:`write_artifact` saved in ``path``, read
+    under the folder's shared lock (a concurrent save cannot hand over files of two saves).
+    ``check`` vets the metadata before the weights are read (it raises ArtifactError).
+
+    Raises:
+        ArtifactError: unreadable files, files of two different saves, non-finite weights.
+    """
+    with folder_read_lock(path):
+        meta = read_artifact_json(path, what=what)
+        if check is not None:
+            check(meta)
+        try:
+            with np.load(Path(path) / "weights.npz", allow_pickle=False) as npz:
+                state = {k: npz[k] for k in npz.files}
+        except Exception as exc:  # zip, EOF, pickle refusal: any unreadable file
+            raise ArtifactError(
+                f"cannot read {path}/weights.npz ({type(exc).__name__}: {exc}); retrain the {what}"
+            ) from None
+    save_id = state.pop(SAVE_ID_KEY, None)
+    if "save_id" in meta and (save_id is None or str(save_id) != meta["save_id"]):
+        raise ArtifactError(
+            f"{path}/config.json and weights.npz come from two different saves "
+            f"(copied or written by hand?); save the {what} again or retrain it"
+        )
+    for name, array in state.items():
+        if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
+            bad = int(array.size - np.isfinite(array).sum())
+            raise ArtifactError(
+                f"{path}/weights.npz: array {name!r} holds {bad} NaN or infinite "
+                f"value(s) of {array.size}; the file is damaged: retrain the {what}"
+            )
+    return meta, state

@@ -98,7 +98,7 @@ def test_saved_generator_is_reused_and_checked_against_the_data(world, generator
         load_generator(tmp_path / "g", expect_data=world.data)
     meta = json.loads((tmp_path / "g" / "config.json").read_text())
     (tmp_path / "g" / "config.json").write_text(json.dumps({**meta, "save_id": "x"}))
-    with pytest.raises(ArtifactError, match="two saves"):
+    with pytest.raises(ArtifactError, match="two different saves"):
         load_generator(tmp_path / "g")
 
 
@@ -134,3 +134,9 @@ def test_cli_generates_trains_once_and_refuses_bad_input(tmp_path, capsys, monke
     assert err.startswith("error:") and "nobody" in err and "\n" not in err
     assert main([*base[:2], str(tmp_path / "missing"), *base[3:], "--user", "u3"]) == 2
     assert capsys.readouterr().err.startswith("error:")
+    (tmp_path / "plain").mkdir()  # interactions without images: refused before any training
+    (tmp_path / "plain" / "u.data").write_text("1\t1\t5\t1\n1\t2\t4\t2\n2\t1\t3\t3\n")
+    assert main([*base[:2], str(tmp_path / "plain"), *base[3:], "--user", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "training" not in err and "synth multimodal" in err and "\n" not in err.strip()
+    assert not (tmp_path / "art" / "plain").exists()

@@ -16,12 +16,10 @@ then checks it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import types
 import typing
-import uuid
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,7 +37,8 @@ from genrec.errors import (
     GenrecError,
     NotFittedError,
 )
-from genrec.io import atomic_folder, folder_read_lock
+from genrec.io import read_artifact as _read
+from genrec.io import read_artifact_json, write_artifact
 from genrec.options import RunOptions
 from genrec.ranking import as_score_tensor, mask_non_candidates, mask_seen, top_k
 
@@ -386,7 +385,6 @@ class Recommender:
         from genrec import __version__
 
         self._require_fitted()
-        save_id = uuid.uuid4().hex  # in both files: load refuses a config and weights of two saves
         meta = {
             "model": self.name,
             "config": self.config.to_dict(),
@@ -394,19 +392,9 @@ class Recommender:
             "n_users": self.n_users_,
             "n_items": self.n_items_,
             "data": getattr(self, "data_fingerprint_", None),
-            "save_id": save_id,
             **dict(metadata or {}),
         }
-        state = {k: np.asarray(v) for k, v in self._state().items()}
-        state[SAVE_ID_KEY] = np.array(save_id)
-        try:
-            with atomic_folder(path, owned=ARTIFACT_FILES, what="model folder") as stage:
-                with open(stage / "weights.npz", "wb") as f:
-                    np.savez(f, **state)
-                (stage / "config.json").write_text(json.dumps(meta, indent=2, default=str))
-        except ConfigError as exc:
-            raise ArtifactError(str(exc)) from None
-        return Path(path)
+        return write_artifact(path, meta, self._state(), what="model folder")
 
     @classmethod
     def load(
@@ -499,10 +487,6 @@ def load_weights(
     return model
 
 
-ARTIFACT_FILES = ("config.json", "weights.npz")
-SAVE_ID_KEY = "_genrec_save_id"  # the array in weights.npz matching config.json's "save_id"
-
-
 def data_fingerprint(data: Dataset) -> dict[str, str]:
     """What identifies a model's training data: the dataset's name and :meth:`Dataset.checksum`."""
     return {"dataset": data.name, "checksum": data.checksum()}
@@ -510,59 +494,29 @@ def data_fingerprint(data: Dataset) -> dict[str, str]:
 
 def read_artifact_meta(path: str | os.PathLike) -> dict[str, Any]:
     """The JSON metadata of a saved model; raises ArtifactError when missing or unreadable."""
-    file = Path(path) / "config.json"
-    try:
-        meta = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise ArtifactError(
-            f"no saved model at {path} (missing config.json); train one first"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"cannot read {file} ({exc}); delete it and retrain") from None
-    required = {"model": str, "config": dict, "n_users": int, "n_items": int}
-    bad = [
-        k
-        for k, t in required.items()
-        if not isinstance(meta, dict) or not isinstance(meta.get(k), t)
-    ]
-    if bad:
-        raise ArtifactError(
-            f"{file} lacks valid {bad} entries; it was not written by genrec's "
-            "save() or is damaged: retrain the model"
-        )
+    meta = read_artifact_json(path, what="model")
+    _check_model_meta(meta, path)
     return meta
 
 
+def _check_model_meta(meta: Mapping[str, Any], path) -> None:
+    required = {"model": str, "config": dict, "n_users": int, "n_items": int}
+    bad = [k for k, t in required.items() if not isinstance(meta.get(k), t)]
+    if bad:
+        raise ArtifactError(
+            f"{Path(path) / 'config.json'} lacks valid {bad} entries; it was not written by "
+            "genrec's save() or is damaged: retrain the model"
+        )
+
+
 def read_artifact(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(metadata, weight arrays) of the model saved in ``path``, read under the folder's shared
-    lock (so a concurrent save cannot hand over files of two saves).
+    """(metadata, weight arrays) of the model saved in ``path``: :func:`genrec.io.read_artifact`
+    with the metadata every model records checked first.
 
     Raises:
         ArtifactError: unreadable files, files of two different saves, non-finite weights.
     """
-    with folder_read_lock(path):
-        meta = read_artifact_meta(path)
-        try:
-            with np.load(Path(path) / "weights.npz", allow_pickle=False) as npz:
-                state = {k: npz[k] for k in npz.files}
-        except Exception as exc:  # zip, EOF, pickle refusal: any unreadable file
-            raise ArtifactError(
-                f"cannot read {path}/weights.npz ({type(exc).__name__}: {exc}); retrain the model"
-            ) from None
-    save_id = state.pop(SAVE_ID_KEY, None)
-    if "save_id" in meta and (save_id is None or str(save_id) != meta["save_id"]):
-        raise ArtifactError(
-            f"{path}/config.json and weights.npz come from two different saves "
-            "(copied or written by hand?); save the model again or retrain it"
-        )
-    for name, array in state.items():
-        if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
-            bad = int(array.size - np.isfinite(array).sum())
-            raise ArtifactError(
-                f"{path}/weights.npz: array {name!r} holds {bad} NaN or infinite "
-                f"value(s) of {array.size}; the file is damaged: retrain the model"
-            )
-    return meta, state
+    return _read(path, what="model", check=lambda meta: _check_model_meta(meta, path))
 
 
 def check_artifact(

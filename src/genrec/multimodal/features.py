@@ -82,22 +82,31 @@ def _given(catalog, column: str) -> tuple[np.ndarray, np.ndarray] | None:
     return unit_rows(np.where(present[:, None], values, 0.0)), present
 
 
+def check_has_images(data, *, model: str) -> None:
+    """Raise DataError unless ``data``'s catalog has an ``image`` or ``image_features`` column
+    (a cheap check to run before any training or encoding)."""
+    catalog = data.catalog
+    if catalog is None or not {"image", "image_features"} & set(catalog.columns):
+        raise DataError(
+            f"the {model} model reads item images, but dataset {data.name!r} has no "
+            "'image' or 'image_features' catalog column; give --dataset FOLDER holding "
+            "interactions.csv, items.csv and images/ (a synthetic one: genrec data synth "
+            "multimodal --output FOLDER; in Python: genrec.data.multimodal's load_item_folder, "
+            "attach_images or load_mmrec)"
+        )
+
+
 def image_vectors(data, *, encoder: str, cache: str, model: str) -> tuple[np.ndarray, np.ndarray]:
     """``(vectors (I, D), present (I,))`` from ``image_features`` or the ``image`` paths.
 
     Raises:
         DataError: the catalog has neither column, or no item has an image.
     """
+    check_has_images(data, model=model)
     catalog = data.catalog
     given = _given(catalog, "image_features")
     if given is not None:
         return given
-    if catalog is None or "image" not in catalog.columns:
-        raise DataError(
-            f"the {model} model reads item images, but dataset {data.name!r} has no "
-            "'image' or 'image_features' catalog column; load it with "
-            "genrec.data.multimodal (load_item_folder, attach_images, load_mmrec)"
-        )
     paths = [p if isinstance(p, str) and p else None for p in catalog["image"]]
     present = np.array([p is not None for p in paths])
     if not present.any():

@@ -43,9 +43,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import os
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -55,13 +53,12 @@ import scipy.sparse as sp
 
 from genrec.data.dataset import Dataset
 from genrec.errors import ArtifactDataError, ArtifactError, ConfigError, DataError, NotFittedError
-from genrec.io import atomic_folder, folder_read_lock
-from genrec.multimodal.features import image_vectors
+from genrec.io import read_artifact, write_artifact
+from genrec.multimodal.features import check_has_images, image_vectors
 from genrec.multimodal.images import load_pixels
 from genrec.options import RunOptions
 
 GENERATOR_NAME = "image-generator"
-ARTIFACT_FILES = ("config.json", "weights.npz")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -314,7 +311,6 @@ class ImageGenerator:
         from genrec import __version__
 
         self._require_fitted()
-        save_id = uuid.uuid4().hex
         meta = {
             "model": self.name,
             "config": dataclasses.asdict(self.config),
@@ -322,19 +318,11 @@ class ImageGenerator:
             "n_users": self.n_users_,
             "n_items": self.n_items_,
             "data": self.data_fingerprint_,
-            "save_id": save_id,
             **dict(metadata or {}),
         }
         state = {f"net.{k}": v.detach().numpy() for k, v in self.net_.state_dict().items()}
         state |= {"item_features": self.item_features_, "item_present": self.item_present_}
-        try:
-            with atomic_folder(folder, owned=ARTIFACT_FILES, what="generator folder") as stage:
-                with open(stage / "weights.npz", "wb") as f:
-                    np.savez(f, save_id=np.array(save_id), **state)
-                (stage / "config.json").write_text(json.dumps(meta, indent=2, default=str))
-        except ConfigError as exc:
-            raise ArtifactError(str(exc)) from None
-        return Path(folder)
+        return write_artifact(folder, meta, state, what="generator folder")
 
 
 def load_generator(
@@ -348,15 +336,9 @@ def load_generator(
     """
     import torch
 
-    with folder_read_lock(folder):
-        meta = _read_meta(folder)
-        try:
-            with np.load(Path(folder) / "weights.npz", allow_pickle=False) as npz:
-                state = {k: npz[k] for k in npz.files}
-        except Exception as exc:  # zip, EOF, pickle refusal: any unreadable file
-            raise ArtifactError(f"cannot read {folder}/weights.npz ({exc}); retrain") from None
-    if str(state.pop("save_id", "")) != meta.get("save_id"):
-        raise ArtifactError(f"{folder}: config.json and weights.npz are of two saves; retrain")
+    meta, state = read_artifact(
+        folder, what="image generator", check=lambda meta: _check_kind(meta, folder)
+    )
     if expect_data is not None and meta.get("data", {}).get("checksum") != expect_data.checksum():
         raise ArtifactDataError(
             f"the image generator at {folder} was trained on other data than "
@@ -380,20 +362,12 @@ def load_generator(
     return gen
 
 
-def _read_meta(folder) -> dict:
-    file = Path(folder) / "config.json"
-    try:
-        meta = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise ArtifactError(f"no saved image generator at {folder}; train one first") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"cannot read {file} ({exc}); delete it and retrain") from None
-    if not isinstance(meta, dict) or meta.get("model") != GENERATOR_NAME:
-        kind = meta.get("model") if isinstance(meta, dict) else None
+def _check_kind(meta: dict, folder) -> None:
+    if meta.get("model") != GENERATOR_NAME:
         raise ArtifactError(
-            f"{folder} holds a {kind!r} artifact, not an image generator; give another folder"
+            f"{folder} holds a {meta.get('model')!r} artifact, not an image generator; "
+            "give another folder"
         )
-    return meta
 
 
 def saved_or_trained_generator(
@@ -414,6 +388,7 @@ def saved_or_trained_generator(
         config = GeneratorConfig.from_dict(config)
     if (Path(folder) / "config.json").exists():
         return load_generator(folder, expect_data=data)
+    check_has_images(data, model=GENERATOR_NAME)
     notice(f"no saved image generator at {folder}; training one on {data.name} now")
     options = (options or RunOptions()).pinned()
     gen = ImageGenerator(config).fit(data, options=options)
