@@ -42,8 +42,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from genrec.audit import AuditConfig, audit_dict, definitions, run_audit  # noqa: E402
+from genrec.audit import (  # noqa: E402
+    AuditConfig,
+    audit_dict,
+    definitions,
+    run_audit,
+    text_attack,  # noqa: E402
+)
 from genrec.audit.report import to_html  # noqa: E402
+from genrec.audit.results import family  # noqa: E402
 from genrec.build import build_model  # noqa: E402
 from genrec.data.sources import load_dataset  # noqa: E402
 from genrec.data.splits import make_split  # noqa: E402
@@ -63,6 +70,13 @@ BASE_CELL = {
 LM_MODELS = ["llm", "ease+llm"]
 TEXT_RETRIEVERS = ["dense", "bm25", "hybrid"]  # text-attack only
 TEXT_SCORED = [*TEXT_RETRIEVERS, "tiger"]  # text-attack on all unseen items (no LM call)
+TEXT_ATTACK_DETAIL = (  # text-attack metrics the committed audit.json leaves to the part files
+    "target_rank_clean",
+    "edit_similarity",
+    "words_changed",
+    "rewrite_similarity[proposed]",
+    "rewrite_flagged",
+)
 
 
 def _split():
@@ -188,6 +202,7 @@ def _save(part, docs, loads, start) -> None:
             "docs": docs,
             "loads": loads,
             "seconds": time.perf_counter() - start,
+            "cpu_seconds": time.process_time(),  # CPU seconds of the process so far, every thread
             "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         },
     )
@@ -240,8 +255,10 @@ def merge() -> tuple[dict, dict]:
 def slim(doc: dict) -> dict:
     """The merged document small enough to commit (under 100 KB): numbers to 4 significant
     digits; the consumer-fairness cells of single occupations, the FaiRLLM per-value cells other
-    than Jaccard and true_ndcg of the first profile, and SNSV other than Jaccard's left out
-    (the gaps and SNSR stay); settings longer
+    than Jaccard and true_ndcg of the first profile, SNSV other than Jaccard's, and
+    text-attack's edit and rewrite details (:data:`TEXT_ATTACK_DETAIL`) and repeats
+    (:func:`_slim_text_attack`) left out (the gaps, SNSR, shifts, successes, exposures and
+    acceptance stay); settings longer
     than 150 characters and each run's config fields at their defaults left out (the per-part
     files ``audit_<part>.json`` keep everything)."""
     first_profile = "recent]"
@@ -261,6 +278,8 @@ def slim(doc: dict) -> dict:
             return (wanted and name.endswith(first_profile)) or "[neutral," in name
         if scenario == "fairness-llm" and name.startswith("snsv_"):
             return name.startswith("snsv_jaccard")
+        if scenario == "text-attack":
+            return not name.startswith(TEXT_ATTACK_DETAIL)
         return True
 
     results = []
@@ -268,6 +287,8 @@ def slim(doc: dict) -> dict:
         r = dict(r)
         if r["metrics"] != "n/a":
             r["metrics"] = {n: v for n, v in r["metrics"].items() if keep(r["scenario"], n)}
+            if r["scenario"] == "text-attack":
+                r["metrics"], r["settings"] = _slim_text_attack(r["metrics"], r["settings"])
         r["settings"] = short(r["settings"])
         results.append(r)
     protocol = dict(doc["protocol"])
@@ -284,10 +305,24 @@ def slim(doc: dict) -> dict:
     return rounded({**doc, "protocol": protocol, "results": results})
 
 
+def _slim_text_attack(metrics: dict, settings: dict) -> tuple[dict, dict]:
+    """A text-attack row without what repeats: for a model scored from item text whose edits
+    and rewrites the guard flagged none of, the defended cells (equal to the undefended ones
+    by definition; the headline stays), and the settings that echo the run's config."""
+    echoes = ("rewriter_spec", "rewrites_per_target", "rewrite_encoder", "rewrite_min_similarity")
+    settings = {k: v for k, v in settings.items() if k not in echoes}
+    flagged = [metrics.get(n, {}).get("mean") for n in ("edit_flagged", "rewrite_flagged")]
+    if settings.get("candidates") != "all unseen items" or any(flagged):
+        return metrics, settings
+    kept = {n: v for n, v in metrics.items() if ",defended]" not in n or n == text_attack.HEADLINE}
+    return kept, {**settings, "defended_cells": "equal to undefended (nothing flagged)"}
+
+
 def for_report(doc: dict) -> dict:
     """The slim document cut further for the HTML page (under 100 KB): per-group and per-value
-    fairness cells, FaiRLLM's SNSV (its SNSR stays), text-attack's clean rank and edit
-    statistics (its shifts, success and exposure stay), settings and the list of runs are left
+    fairness cells, FaiRLLM's SNSV (its SNSR stays), text-attack's rank shifts, defended cells
+    and edit and rewrite statistics (its undefended success and exposure and the headline
+    stay), settings, the list of runs and the definitions of metrics not on the page are left
     to ``audit.json``."""
     results = []
     for r in doc["results"]:
@@ -297,14 +332,17 @@ def for_report(doc: dict) -> dict:
                 n: v for n, v in r["metrics"].items() if not re.search(r"=|^sim_|^snsv_", n)
             }
         if r["metrics"] != "n/a" and r["scenario"] == "text-attack":
-            r["metrics"] = {
+            r["metrics"] = {  # undefended success, exposure, the headline; the rest in audit.json
                 n: v
                 for n, v in r["metrics"].items()
-                if not n.startswith(("target_rank_clean", "edit_similarity", "words_changed"))
+                if n == text_attack.HEADLINE
+                or (n.startswith(("attack_success", "target_exposure")) and ",defended]" not in n)
             }
         results.append(r)
     protocol = {k: v for k, v in doc["protocol"].items() if k not in ("runs", "config_defaults")}
-    return {**doc, "protocol": protocol, "results": results}
+    shown = {family(n) for r in results if r["metrics"] != "n/a" for n in r["metrics"]}
+    defs = {n: d for n, d in doc["definitions"].items() if n in shown}  # the page's metrics
+    return {**doc, "protocol": protocol, "results": results, "definitions": defs}
 
 
 def _injection_users(doc) -> int | str:
@@ -352,6 +390,7 @@ def write(args) -> None:
         "Written by `python benchmarks/audit.py --part id|lm|injection|fairness-llm|text-attack|canary|write` (parts: "
         + ", ".join(
             f"{p} finished {v['finished']} after {v['seconds'] / 60:.0f} min"
+            + (f" ({v['cpu_seconds']:.0f} CPU s)" if "cpu_seconds" in v else "")
             for p, v in parts.items()
         )
         + "). "
@@ -574,6 +613,39 @@ def _retriever_attack_table(doc) -> list[str]:
     )
     out.append(f"\n{rows[0]['model']}'s word edits / rewrites (first 4 targets): {edits}.")
     return out + [""]
+
+
+def _exposure_name(row) -> str:
+    """``target_exposure@K`` as the row names it."""
+    return next(n for n in row["metrics"] if n.startswith("target_exposure@")).split("[")[0]
+
+
+def _rewrite_findings(rows) -> list[str]:
+    """One statement on the LM rewrites of every model scored from item text."""
+    if not rows:
+        return []
+    s, m0 = rows[0]["settings"], rows[0]["metrics"]
+    k = _exposure_name(rows[0])
+    moved = "; ".join(
+        f"{r['model']} {_fmt(r['metrics'].get('rewrite_chosen'))} of targets, rank shift "
+        f"{_fmt(r['metrics'].get('rank_shift[rewrite,undefended]'))}, top-{k.split('@')[1]} "
+        f"exposure {_fmt(r['metrics'].get(f'{k}[clean]'))} -> "
+        f"{_fmt(r['metrics'].get(f'{k}[rewrite,undefended]'))}"
+        for r in rows
+    )
+    used = sorted(
+        {t["rewrite"] for r in rows for t in r["settings"]["targets"].values() if t["rewrite"]}
+    )
+    return [
+        f"- LM rewrites that keep the meaning: {s['rewriter']} proposes "
+        f"{s['rewrites_per_target']} per target, and {_fmt(m0.get('rewrite_acceptance'))} of "
+        f"them pass the {s['rewrite_encoder']} cosine >= {s['rewrite_min_similarity']} check "
+        f"(mean cosine of all proposals {_fmt(m0.get('rewrite_similarity[proposed]'))}). The "
+        f"best accepted one beats the original on the surrogates for: {moved}. Rewrites used: "
+        + "; ".join(f'"{u}"' for u in used)
+        + ". A title-level cosine of 0.8 lets additions that change what the title says "
+        "through when they keep its words."
+    ]
 
 
 def _rewrite_table(rows, k) -> list[str]:
@@ -834,37 +906,27 @@ def _new_findings(doc, models) -> list[str]:
                 f"largest SNSR (Jaccard) is {snsr[worst]:.3f}, for {worst}; 0 would be every "
                 "value moving the list alike."
             )
+    rows = _retriever_attack_rows(doc)
     gains = {}
-    for r in _retriever_attack_rows(doc):
-        m, k = r["metrics"], f"target_exposure@{doc['protocol'].get('k', 10)}"
-        k = next((n.split("[")[0] for n in m if n.startswith("target_exposure@")), k)
+    for r in rows:
+        m, k = r["metrics"], _exposure_name(r)
         out.append(
-            f"- {r['model']}: {r['settings']['budget_words']} greedy word edits of a target "
-            f"title move it by {_fmt(m.get('rank_shift[word-edit,undefended]'))} ranks among "
-            f"all unseen items; the share of users with it in their top "
-            f"{k.split('@')[1]} goes from {_fmt(m.get(f'{k}[clean]'))} to "
-            f"{_fmt(m.get(f'{k}[word-edit,undefended]'))} (guard-screened: "
-            f"{_fmt(m.get(f'{k}[word-edit,defended]'))})."
+            f"- {r['model']}: at most {r['settings']['budget_words']} greedy word edits of a "
+            f"target title (mean rank {_fmt(m.get('target_rank_clean[word-edit]'))} among all "
+            f"unseen items) move it by {_fmt(m.get('rank_shift[word-edit,undefended]'))} "
+            f"ranks; the share of users with it in their top {k.split('@')[1]} goes from "
+            f"{_fmt(m.get(f'{k}[clean]'))} to {_fmt(m.get(f'{k}[word-edit,undefended]'))} "
+            f"(guard-screened: {_fmt(m.get(f'{k}[word-edit,defended]'))})."
         )
-        if m.get(f"{k}[rewrite,undefended]"):
-            out.append(
-                f"- {r['model']}: the best LM rewrite that keeps the meaning (cosine >= "
-                f"{r['settings']['rewrite_min_similarity']}; "
-                f"{_fmt(m.get('rewrite_acceptance'))} of proposals accepted, used for "
-                f"{_fmt(m.get('rewrite_chosen'))} of targets) moves the target by "
-                f"{_fmt(m.get('rank_shift[rewrite,undefended]'))} ranks; top-"
-                f"{k.split('@')[1]} exposure {_fmt(m.get(f'{k}[clean]'))} -> "
-                f"{_fmt(m.get(f'{k}[rewrite,undefended]'))} (guard-screened: "
-                f"{_fmt(m.get(f'{k}[rewrite,defended]'))})."
-            )
         gains[r["model"]] = m[f"{k}[word-edit,undefended]"]["mean"] - m[f"{k}[clean]"]["mean"]
     if len(gains) > 1:
         most, least = max(gains, key=gains.get), min(gains, key=gains.get)
         out.append(
             f"- Of the models scored from item text, {most} is the most manipulable by word "
-            f"edits (target exposure +{gains[most]:.3f}) and {least} the least "
+            f"edits (target exposure {gains[most]:+.3f}) and {least} the least "
             f"({gains[least]:+.3f})."
         )
+    out += _rewrite_findings([r for r in rows if "rewrite_acceptance" in r["metrics"]])
     row = _lm_attack_row(doc)
     if row is not None:
         m = row["metrics"]

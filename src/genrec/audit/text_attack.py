@@ -80,11 +80,10 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z']{2,}")
 _STOP = frozenset({"the", "and", "for", "with", "from", "les", "der", "die", "das"})
 METRICS = {
     "rank_shift": Definition(
-        "Per user, the target's rank (among the candidates for an LM recommender, among all "
-        "the user's unseen items otherwise) with the original title minus its rank with the "
-        "attacked one (positive: promoted); mean over users. In brackets: the attack "
-        "(word-edit, rewrite, backdoor) and the condition (undefended / defended; "
-        "trigger-only / poisoned for the backdoor).",
+        "Per user, the target's rank (among the candidates of an LM recommender, else among "
+        "all unseen items) with the original title minus that with the attacked one "
+        "(positive: promoted); mean over users. In brackets: attack (word-edit, rewrite, "
+        "backdoor) and condition (undefended, defended; trigger-only, poisoned).",
         "target rank shift of ANCHORS 3.4; Zhang et al. ACL 2024 (exposure of the target)",
         "lower",
     ),
@@ -92,8 +91,7 @@ METRICS = {
         "Share of sampled users whose target ranks strictly higher after the attack than "
         "before, among those where it did not already rank first; exact Clopper-Pearson 95% "
         "interval. In brackets as for rank_shift (defended: an LM recommender's "
-        "injection_guard on: strip, quote, promotion cap; elsewhere a guard-flagged title "
-        "rejected at ingestion).",
+        "injection_guard on; elsewhere a guard-flagged title rejected at ingestion).",
         "ATR (Oh et al. CIKM 2024) rank promotion; BadRec (Ning et al. 2025) attack success",
         "lower",
     ),
@@ -104,9 +102,8 @@ METRICS = {
     ),
     "target_exposure": Definition(
         "Models scored from item text (dense, bm25, hybrid, tiger): share of evaluated users "
-        "with their target in the top k of all their unseen items, with the original title "
-        "(clean) and the attacked one (word-edit / rewrite, undefended / defended); exact "
-        "Clopper-Pearson 95% interval.",
+        "with their target in the top k of their unseen items, clean or attacked (cells as "
+        "for rank_shift); exact Clopper-Pearson 95% interval.",
         "exposure of the target, Zhang et al. ACL 2024",
         "lower",
     ),
@@ -127,10 +124,9 @@ METRICS = {
         "",
     ),
     "rewrite_acceptance": Definition(
-        "Share of the LM's proposed rewrites (text_attack_rewrites per target) accepted: cosine "
-        "similarity of their text embedding (text_attack_encoder) to the original title's >= "
-        "text_attack_similarity, not empty, not the original; exact Clopper-Pearson 95% "
-        "interval.",
+        "Share of the LM's proposed rewrites accepted: embedding cosine (text_attack_encoder) "
+        "to the original title >= text_attack_similarity, not empty, not the original; exact "
+        "Clopper-Pearson 95% interval.",
         "ATR (Oh et al. CIKM 2024); embedding-similarity constraint as in TextAttack "
         "(Morris et al. EMNLP 2020)",
         "",
@@ -142,7 +138,7 @@ METRICS = {
         "",
     ),
     "rewrite_chosen": Definition(
-        "Share of targets for which an accepted rewrite beat the original title on the "
+        "Share of targets whose best accepted rewrite beat the original title on the "
         "surrogate users (and so was used); exact Clopper-Pearson 95% interval.",
         "genrec",
         "",
