@@ -74,7 +74,8 @@ TEXT_ATTACK_DETAIL = (  # text-attack metrics the committed audit.json leaves to
     "target_rank_clean",
     "edit_similarity",
     "words_changed",
-    "rewrite_similarity[proposed]",
+    "rewrite_similarity",
+    "edit_flagged",
     "rewrite_flagged",
 )
 
@@ -286,9 +287,9 @@ def slim(doc: dict) -> dict:
     for r in doc["results"]:
         r = dict(r)
         if r["metrics"] != "n/a":
-            r["metrics"] = {n: v for n, v in r["metrics"].items() if keep(r["scenario"], n)}
-            if r["scenario"] == "text-attack":
+            if r["scenario"] == "text-attack":  # reads the guard's flags before they go
                 r["metrics"], r["settings"] = _slim_text_attack(r["metrics"], r["settings"])
+            r["metrics"] = {n: v for n, v in r["metrics"].items() if keep(r["scenario"], n)}
         r["settings"] = short(r["settings"])
         results.append(r)
     protocol = dict(doc["protocol"])
@@ -938,6 +939,14 @@ def _new_findings(doc, models) -> list[str]:
             "instructions, and word choice passes it. The in-context trigger: rank shift "
             f"{_fmt(m.get('rank_shift[backdoor,poisoned]'))} with the poisoned example, "
             f"{_fmt(m.get('rank_shift[backdoor,trigger-only]'))} with the trigger alone."
+            + (
+                f" LM rewrites: {_fmt(m.get('rewrite_acceptance'))} of the proposals keep the "
+                f"meaning, the best of them beats the original title on the surrogates for "
+                f"{_fmt(m.get('rewrite_chosen'))} of targets, and the target moves by "
+                f"{_fmt(m.get('rank_shift[rewrite,undefended]'))} ranks."
+                if "rewrite_acceptance" in m
+                else ""
+            )
         )
     gaps = {
         m: _get(doc, m, "canary", "exposure_gap[copies=4]")
