@@ -133,9 +133,22 @@ def run_label(m: dict) -> str:
     return " ".join(x for x in (MODE_LABELS[m["mode"]], m.get("label", "")) if x)
 
 
-def run_mode(mode: str, split, users, ease, lm: CountingLM, n_valid: int, label: str = "") -> dict:
-    """Every variant of one reranking mode on the test ``users`` (see the module docstring)."""
-    llm = LLMRecommender(lm="fake", mode=mode, language_model=lm).fit(split.train, options=OPTIONS)
+def run_mode(
+    mode: str,
+    split,
+    users,
+    ease,
+    lm: CountingLM,
+    n_valid: int,
+    label: str = "",
+    candidate_order: str = "given",
+) -> dict:
+    """Every variant of one reranking mode on the test ``users`` (see the module docstring);
+    ``candidate_order`` "shuffled" lists a listwise shortlist in a seeded random order."""
+    extra = {"candidate_order": candidate_order} if mode == "listwise" else {}
+    llm = LLMRecommender(lm="fake", mode=mode, language_model=lm, **extra).fit(
+        split.train, options=OPTIONS
+    )
     pipe = TwoStage(retriever=ease, reranker=llm, n_candidates=20, fusion_weight=1.0)
     pipe.n_users_, pipe.n_items_ = split.train.n_users, split.train.n_items  # parts are fitted
     valid_users, relevant = validation_targets(split.train, split.valid, n_valid, seed=OPTIONS.seed)
@@ -163,6 +176,7 @@ def run_mode(mode: str, split, users, ease, lm: CountingLM, n_valid: int, label:
     out = {
         "mode": mode,
         "label": label,
+        "candidate_order": candidate_order,
         "fit_cost": fit_cost,
         "test_cost": test_cost,
         "searches": {f: vars(s) for f, s in searches.items()},
@@ -205,7 +219,7 @@ def saved_modes() -> list[dict]:
                 m["loads"] = base["loads"] + m.get("loads", [])
             modes.append(m)
     order = list(MODE_LABELS)
-    labels = ["", "untuned", "tuned-target", "tuned-distilled"]
+    labels = ["", "untuned", "tuned-target", "tuned-distilled", "tuned-residual"]
     return sorted(
         modes,
         key=lambda m: (
@@ -318,6 +332,18 @@ def asks_lm(m: dict, variant: str) -> bool:
     return bool(search.get("kept", search.get("weight", 1) != 0))
 
 
+def kept_test(m: dict, variant: str, values: dict) -> str:
+    """A kept fused variant's paired test against EASE, and for the feature fusion also against
+    the side fusion it adds the LLM to (same users)."""
+    x = np.array(values["ndcg@10"])
+    text = fmt_test(compare_with({"v": x, "ease": np.array(m["ease"]["ndcg@10"])}, "ease")["v"])
+    side = m.get("side")
+    if variant == "fused features" and side:
+        vs = compare_with({"v": x, "side": np.array(side["ndcg@10"])}, "side")["v"]
+        text += f", against the side fusion alone {fmt_test(vs)}"
+    return text
+
+
 def goals_paragraph(modes: list[dict]) -> str:
     """The goals: the default pipeline against EASE on the 200-user sample, the fused variants
     that ask the LM, and the best fused variant against EASE."""
@@ -331,17 +357,16 @@ def goals_paragraph(modes: list[dict]) -> str:
                 f"{np.mean(m['ease']['ndcg@10']):.4f} (difference {diff:+.4f}: met, as w = 0)"
             )
     asking = [
-        (
-            f"{run_label(m)}, {v} ({m['n_users']} users)",
-            np.mean(x["ndcg@10"]) - np.mean(m["ease"]["ndcg@10"]),
-        )
+        f"{run_label(m)}, {v} ({m['n_users']} users): {kept_test(m, v, x)}"
         for m in modes
         for v, x in m["per_user"].items()
         if v != "unfused" and asks_lm(m, v)
     ]
     if asking:
-        shown = "; ".join(f"{name}: {d:+.4f}" for name, d in asking)
-        out.append(f"fused variants whose LLM weight was kept, NDCG@10 against EASE: {shown}")
+        out.append(
+            "fused variants whose LLM weight was kept, NDCG@10 against EASE (paired t and "
+            "Wilcoxon, unadjusted): " + "; ".join(asking)
+        )
     else:
         out.append(
             "no fused variant kept an LLM weight on its validation users (untuned or tuned, "
@@ -396,7 +421,8 @@ def intro(modes: list[dict]) -> str:
         "(genrec's transformers backend, 10 recent titles; zero-shot unless a row names a "
         "tuned adapter) scores them: "
         "**pointwise** (each title's likelihood), **listwise** (one prompt, candidates under "
-        "letters A-T in EASE's order, the probability of each letter), **pairwise** (PRP: "
+        "letters A-T in EASE's order, or in a seeded random order for the tuned-residual "
+        "adapter, which was tuned that way; the probability of each letter), **pairwise** (PRP: "
         "the letter question about two candidates, both orders, each candidate against the next "
         "one in EASE's order; score = mean log-odds preference) or **setwise** (windows of 5 "
         "overlapping by one, one question each; score = letter log-probability relative to "
@@ -413,8 +439,9 @@ def intro(modes: list[dict]) -> str:
         "learned on as many validation users) because they cost 5 and 38 LM calls per user on "
         "2 cores shared with other jobs. The tuned listwise LMs (rows named tuned-target and "
         "tuned-distilled) ran on the 200 users and, beside the same untuned LM, on the first 60 "
-        "(w learned on 40 validation users), and EASE against the learned side fusion on 500, "
-        "for the same reason (about 6 s per LM call at a load average near 20). Seconds per "
+        "(w learned on 40 validation users), for the same reason (about 6 s per LM call at a "
+        "load average near 20); untuned, tuned-distilled and tuned-residual also on 500. "
+        "Seconds per "
         "user follow the load of each run: the tuned-distilled 200-user run was repeated on a "
         "quiet machine (same scores, 0.37 s per user against 2.25 s)."
     )
@@ -628,6 +655,7 @@ def add_learned_fusions(modes: list[dict], split) -> None:
             continue
         m["per_user"]["fused features"] = fits["with_lm"]["per_user"]
         m["searches"]["features"] = fits["with_lm"]["fusion"]
+        m["side"] = fits["no_lm"]["per_user"]  # the side fusion alone, on this run's users
         if (m["n_users"], m["n_valid"]) not in done:
             done.add((m["n_users"], m["n_valid"]))
             m["no_lm"] = fits["no_lm"]
@@ -804,6 +832,12 @@ def main(argv=None) -> int:
         "--lm", default="transformers:gemma-3-270m", help="the LM spec, e.g. tuned:/path/to/adapter"
     )
     parser.add_argument("--label", default="", help="the LM's name in the tables (tuned LMs)")
+    parser.add_argument(
+        "--candidate-order",
+        default="given",
+        choices=("given", "shuffled"),
+        help="listwise: EASE's order, or a seeded shuffle (for an adapter tuned on shuffled lists)",
+    )
     parser.add_argument("--cache-dir", default="/tmp/gcache")
     parser.add_argument(
         "--report", action="store_true", help="only write the section from the saved results"
@@ -856,10 +890,41 @@ def adapters_paragraph(modes: list[dict]) -> str:
             if c.get("distill")
             else "target letter only"
         )
+        if c.get("residual"):
+            teacher = (
+                f"residual: the target's cross-entropy under softmax(log EASE softmax at "
+                f"temperature {c['teacher_temperature']:g} + the LM's letter logits), so the LM "
+                "learns what EASE's ranking misses (validation loss: the same fused "
+                "cross-entropy)"
+                + (
+                    "; each shortlist listed in a random order in tuning, and in a seeded "
+                    "random order at test (the letters carry no trace of EASE's ranks)"
+                    if c.get("shuffle_candidates")
+                    else ""
+                )
+            )
+        budget = (
+            f"time budget {c['time_budget']:.0f} s"
+            if c.get("time_budget")
+            else f"max_steps {c['max_steps']}, eval every {c['eval_every']}, patience {c['patience']}"
+        )
         losses = ", ".join(f"{s}: {v:.3f}" for s, v in a["valid_losses"])
+        if "prior_valid_loss" in a:
+            best = min(v for _, v in a["valid_losses"])
+            verdict = (
+                "above it at every evaluation: the LM learned nothing EASE's ranking misses"
+                if best >= a["prior_valid_loss"]
+                else f"below it by {a['prior_valid_loss'] - best:.3f} at best"
+            )
+            losses += (
+                f"; EASE's softmax alone (the LM adding nothing): {a['prior_valid_loss']:.3f} "
+                f"on the same validation examples, the fused loss {verdict}; "
+                f"{a['steps'] * c['batch_size']} examples seen, "
+                f"{a['steps'] * c['batch_size'] / a['train_examples']:.2f} of an epoch"
+            )
         parts.append(
             f"{run_label(m)}: {teacher}; {a['steps']} steps of batch {c['batch_size']} in "
-            f"{a['seconds'] / 60:.1f} min (time budget {c['time_budget']:.0f} s), "
+            f"{a['seconds'] / 60:.1f} min ({budget}), "
             f"{a['train_examples']:,} examples built, validation answer loss by step {losses} "
             f"(best step {a['best_step']})"
         )
@@ -867,8 +932,9 @@ def adapters_paragraph(modes: list[dict]) -> str:
         return ""
     return (
         "Tuned LMs (`benchmarks/tuning.py --train DIR --which listwise-target|listwise-"
-        "distilled --time-budget S`): LoRA r=8 on Gemma 3 270M, the listwise task over EASE's "
-        "top 20 in EASE's order, 5 history titles, shortlists from 5 EASE copies each fitted "
+        "distilled --time-budget S`, `--which listwise-residual --steps N --eval-every E`): "
+        "LoRA r=8 on Gemma 3 270M, the listwise task over EASE's top 20 (in EASE's order unless "
+        "said otherwise), 5 history titles, shortlists from 5 EASE copies each fitted "
         "without one fold of users (a training case's shortlist and teacher never come from an "
         "EASE that saw its user, target included); cases whose target is not shortlisted are "
         "dropped; learning rate 5e-4. " + "; ".join(parts) + "."
@@ -928,7 +994,9 @@ def run(args) -> None:
     lm = CountingLM(get_language_model(args.lm, threads=1))
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
         loads = [load_average()]
-        out = run_mode(mode, split, users, ease, lm, args.valid_users, args.label)
+        out = run_mode(
+            mode, split, users, ease, lm, args.valid_users, args.label, args.candidate_order
+        )
         out.update(
             base,
             adapter=adapter_facts(args.lm),

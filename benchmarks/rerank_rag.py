@@ -22,7 +22,11 @@ Blocks (each saved to ``benchmarks/results/rerank_rag_<block>.json`` as it finis
   items they did not, in a shuffled order; no candidate has a training interaction, so EASE
   scores them all 0 and the ratings source has nothing to say: text is the only signal;
 * ``cotrain``: retriever-reranker co-training with the pointwise reranker and all facts (see
-  :func:`cotrain`).
+  :func:`cotrain`): only the fusion weight of the reranker is re-learned;
+* ``cotrain-tuned``: one co-training round with a real tuning step on each side (see
+  :func:`cotrain_tuned`): the listwise reranker LoRA-tuned on EASE's shortlists (``--adapter``,
+  tuned by ``benchmarks/tuning.py --which listwise-residual``), then EASE refitted on its
+  preferences.
 
     python benchmarks/rerank_rag.py [--users 80] [--valid-users 40] [--blocks ...]
     python benchmarks/rerank_rag.py --report      # the section from the saved blocks
@@ -54,7 +58,9 @@ from genrec.evaluation.runner import library_versions  # noqa: E402
 from genrec.evaluation.stats import compare_with  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
 from genrec.models import EASE, LLMRecommender  # noqa: E402
+from genrec.models.classic.ease import ease_weights  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
+from genrec.pipelines.cotraining import reranker_preferences, retriever_from_reranker  # noqa: E402
 from genrec.pipelines.two_stage import Shortlist, TwoStage, validation_targets  # noqa: E402
 from genrec.ranking import as_score_tensor, mask_seen, top_k  # noqa: E402
 from genrec.text.backends import get_language_model  # noqa: E402
@@ -71,9 +77,9 @@ FACTS = {  # variant -> fact sources
     "ratings": "ratings",
     "catalog+ratings": "catalog,ratings",
 }
-MODE_FACTS = {  # the pointwise yes/no prompt costs ~3x more with facts: only none and all
+MODE_FACTS = {  # every source alone, beside none and all
     "listwise": ("none", "catalog", "ratings", "catalog+ratings"),
-    "preference": ("none", "catalog+ratings"),
+    "preference": ("none", "catalog", "ratings", "catalog+ratings"),
 }
 ITEM_FACTS = ("none", "catalog")  # held-out items have no ratings
 MODE_LABELS = {"listwise": "listwise", "preference": "pointwise yes/no"}
@@ -81,6 +87,7 @@ BLOCKS = (
     "warm-listwise",
     "warm-preference",
     "cotrain",
+    "cotrain-tuned",
     "cold-listwise",
     "cold-preference",
     "items-listwise",
@@ -126,6 +133,29 @@ def timed_lists(pipe, histories, users, lm) -> tuple[list[Shortlist], dict]:
     return lists, cost
 
 
+def fact_variants(mode: str, ctx: dict) -> list[str]:
+    """The fact variants of ``mode`` this run scores (``--facts`` keeps a subset)."""
+    only = ctx.get("only_facts")
+    return [f for f in MODE_FACTS[mode] if not only or f in only]
+
+
+def merged(block: str, out: dict) -> dict:
+    """``out`` with the variants of the saved ``block`` it did not rerun (same users only), in
+    :data:`MODE_FACTS` order: a run of some fact variants adds rows to the saved table."""
+    path = RESULTS / f"rerank_rag_{block}.json"
+    if not path.exists():
+        return out
+    old = json.loads(path.read_text())
+    if old["ease"] != out["ease"]:
+        raise RuntimeError(f"{path} holds other users; rerun every variant (drop --facts)")
+    variants = {**old["variants"], **out["variants"]}
+    order = MODE_FACTS[block.partition("-")[2]]
+    out["variants"] = {f: variants[f] for f in order if f in variants}
+    out["loads"] = old["loads"] + out["loads"]
+    out["facts_args"] = old.get("facts_args", []) + out.get("facts_args", [])
+    return out
+
+
 def warm(mode: str, ctx: dict, lm) -> dict:
     """The fact ablation of ``mode`` on warm test users, unfused and fused."""
     split, ease, users, valid_users = ctx["split"], ctx["ease"], ctx["users"], ctx["valid"]
@@ -133,7 +163,7 @@ def warm(mode: str, ctx: dict, lm) -> dict:
     seen, relevant = split.history("test").user_items[users], ctx["relevant"]
     v_hist = split.train.user_item_order[valid_users]
     out = {"ease": per_user(ease.score(hist, users=users), seen, relevant), "variants": {}}
-    for facts in MODE_FACTS[mode]:
+    for facts in fact_variants(mode, ctx):
         pipe = pipeline(ease, reranker(split.train, mode, facts, lm), split.train)
         v_lists, fit_cost = timed_lists(pipe, v_hist, valid_users, lm)
         search = pipe.search_weight(v_lists, split.train.user_items[valid_users], ctx["v_rel"])
@@ -176,7 +206,7 @@ def cold(mode: str, ctx: dict, lm) -> dict:
     dropped[users] = (full > 0).astype(np.float32) - (hist > 0).astype(np.float32)
     train_x = split.train.user_items - split.train.user_items.multiply(dropped)
     ease = copy.copy(ctx["ease"])  # refitted without the cut items
-    ease.weights_ = weighted_ease(train_x, reg=ease.config.reg)
+    ease.weights_ = ease_weights(train_x, reg=ease.config.reg, binarize=False)  # 0s stay 0
     seen = (hist > 0).astype(np.float32)
     relevant = targets(split.test, users, seen)
     out = {
@@ -184,7 +214,7 @@ def cold(mode: str, ctx: dict, lm) -> dict:
         "ease": per_user(ease.score(hist, users=users), seen, relevant),
         "variants": {},
     }
-    for facts in MODE_FACTS[mode]:
+    for facts in fact_variants(mode, ctx):
         pipe = pipeline(ease, reranker(split.train, mode, facts, lm), split.train)
         lists, cost = timed_lists(pipe, hist, users, lm)
         weight = ctx["weights"].get((mode, facts))
@@ -253,17 +283,6 @@ def sampled_metrics(scores: np.ndarray, target: np.ndarray) -> dict:
 
 
 # ---- co-training -----------------------------------------------------------------------------
-def weighted_ease(x: sp.csr_matrix, *, reg: float) -> np.ndarray:
-    """EASE's closed form on a weighted user x item matrix (``ease_weights`` binarises)."""
-    x = sp.csr_matrix(x, dtype=np.float64)
-    gram = (x.T @ x).toarray()
-    gram[np.diag_indices_from(gram)] += reg
-    p = np.linalg.inv(gram)
-    b = -p / np.diag(p)[None, :]
-    np.fill_diagonal(b, 0.0)
-    return b.astype(np.float32)
-
-
 def cotrain(ctx: dict, lm, *, rounds: int = 2, top: int = 3, beta: float = 0.5) -> dict:
     """Retriever-reranker co-training with the pointwise reranker, all facts.
 
@@ -297,16 +316,14 @@ def cotrain(ctx: dict, lm, *, rounds: int = 2, top: int = 3, beta: float = 0.5) 
     lm.reset()
     start = time.perf_counter()
     for r in range(1, rounds + 1):
-        pseudo = pseudo_positives(
-            split.train.n_users,
-            split.train.n_items,
-            (valid_users, v_lists),
-            (users, lists),
+        prefs = reranker_preferences(
+            np.r_[valid_users, users],
+            [*v_lists, *lists],
+            n_users=split.train.n_users,
+            n_items=split.train.n_items,
             top=top,
         )
-        x = split.train.user_items.astype(np.float64) + beta * pseudo
-        ease = copy.copy(ease)
-        ease.weights_ = weighted_ease(x, reg=ease.config.reg)
+        ease = retriever_from_reranker(ease, split.train.user_items, prefs, beta=beta)
         pipe = pipeline(ease, llm, split.train)
         v_lists = cached_lists(pipe, llm, hist["valid"], valid_users, cache)
         search = pipe.search_weight(v_lists, split.train.user_items[valid_users], ctx["v_rel"])
@@ -331,17 +348,78 @@ def cotrain(ctx: dict, lm, *, rounds: int = 2, top: int = 3, beta: float = 0.5) 
     return out
 
 
-def pseudo_positives(n_users, n_items, *parts, top: int) -> sp.csr_matrix:
-    """(n_users, n_items) 1 at each pool user's ``top`` items of the reranker's own order."""
-    rows, cols = [], []
-    for users, lists in parts:
-        for u, s in zip(users, lists):
-            best = s.candidates[np.argsort(-s.reranker, kind="stable")[:top]]
-            rows += [int(u)] * len(best)
-            cols += best.tolist()
-    m = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_users, n_items))
-    m.data[:] = 1.0
-    return m
+def cotrain_tuned(ctx: dict, lm, adapter: str, *, top: int = 3, beta: float = 0.5) -> dict:
+    """One co-training round with a tuning step on each side, listwise, titles only.
+
+    The reranker learns from the retriever: ``adapter`` is Gemma LoRA-tuned on EASE's
+    shortlists (k-fold EASE, residual to EASE's ranking, shortlists shuffled; the tuning never
+    saw a validation or test target), and lists candidates in a seeded random order as tuned.
+    The retriever learns from the reranker: EASE refitted with the tuned reranker's ``top``
+    preferred items of each pool user's shortlist (validation and test users, histories only)
+    as pseudo-interactions of weight ``beta`` (:mod:`genrec.pipelines.cotraining`); then the
+    fusion weight is re-learned on the validation users' new shortlists, which the tuned
+    reranker scores again (a listwise score depends on the whole shortlist)."""
+    split, users, valid_users = ctx["split"], ctx["users"], ctx["valid"]
+    hist = {
+        "valid": split.train.user_item_order[valid_users],
+        "test": split.history("test").user_item_order[users],
+    }
+    seen, relevant = split.history("test").user_items[users], ctx["relevant"]
+    llm = LLMRecommender(
+        lm="fake", mode="listwise", candidate_order="shuffled", language_model=lm
+    ).fit(split.train, options=OPTIONS)
+    out = {"adapter": adapter, "top": top, "beta": beta, "pool": len(users) + len(valid_users)}
+    ease = ctx["ease"]
+    for name in ("alone", "cotrained"):
+        pipe = pipeline(ease, llm, split.train)
+        v_lists, fit_cost = timed_lists(pipe, hist["valid"], valid_users, lm)
+        search = pipe.search_weight(v_lists, split.train.user_items[valid_users], ctx["v_rel"])
+        lists, cost = timed_lists(pipe, hist["test"], users, lm)
+        out[name] = {
+            "weight": search.weight,
+            "best_weight": search.best,
+            "curve": dict(zip(search.grid, search.means)),
+            "fit_cost": fit_cost,
+            "cost": cost,
+            "retriever": per_user(pipe.fused_scores(lists, weight=0.0), seen, relevant),
+            "fused": per_user(pipe.fused_scores(lists, weight=search.weight), seen, relevant),
+            "unfused": per_user(
+                pipe.fused_scores(lists, fusion="none", weight=1.0), seen, relevant
+            ),
+        }
+        log("cotrain-tuned", name, out[name])
+        if name == "alone":
+            prefs = reranker_preferences(
+                np.r_[valid_users, users],
+                [*v_lists, *lists],
+                n_users=split.train.n_users,
+                n_items=split.train.n_items,
+                top=top,
+            )
+            ease = retriever_from_reranker(ease, split.train.user_items, prefs, beta=beta)
+    out["self_trained"] = self_trained(ctx, top=top, beta=beta)
+    return out
+
+
+def self_trained(ctx: dict, *, top: int, beta: float) -> dict:
+    """The control of co-training: EASE refitted on its *own* ``top`` shortlist items of each
+    pool user (weight ``beta``), the same refit without the reranker; no LM call."""
+    split, users, valid_users = ctx["split"], ctx["users"], ctx["valid"]
+    pipe = pipeline(ctx["ease"], LLMRecommender(lm="fake"), split.train)  # never asked
+    pool = np.r_[valid_users, users]
+    histories = sp.vstack(
+        [split.train.user_item_order[valid_users], split.history("test").user_item_order[users]]
+    ).tocsr()
+    lists = pipe.shortlists(histories, users=pool, rerank=False)
+    for s in lists:
+        s.reranker = s.retriever  # the retriever's own preferences
+    prefs = reranker_preferences(
+        pool, lists, n_users=split.train.n_users, n_items=split.train.n_items, top=top
+    )
+    ease = retriever_from_reranker(ctx["ease"], split.train.user_items, prefs, beta=beta)
+    hist = split.history("test").user_item_order[users]
+    seen = split.history("test").user_items[users]
+    return per_user(ease.score(hist, users=users), seen, ctx["relevant"])
 
 
 def cached_lists(pipe, llm, histories, users, cache) -> list[Shortlist]:
@@ -411,6 +489,14 @@ def report() -> str:
             f"{blocks['cotrain']['n_users']} test users",
             cotrain_table(blocks["cotrain"]),
         ]
+    if "cotrain-tuned" in blocks:
+        b = blocks["cotrain-tuned"]
+        parts += [
+            "#### Co-training with a tuning step on each side (listwise, LoRA-tuned reranker, "
+            f"titles only): {b['n_users']} test users, w learned on {b['n_valid']} validation "
+            "users",
+            cotrain_tuned_table(b),
+        ]
     missing = [b for b in BLOCKS if b not in blocks]
     if missing:
         parts.append("Not run (out of time on the shared machine): " + ", ".join(missing) + ".")
@@ -424,10 +510,15 @@ def command(blocks: dict) -> str:
     for name, b in blocks.items():
         key = (b["n_users"], b["n_valid"], b["n_cold"], b["n_item_users"])
         runs.setdefault(key, []).append(name)
+        for facts in b.get("facts_args", []):  # later runs that added fact variants
+            runs.setdefault((*key, f" --facts {facts}"), []).append(name)
     return "; ".join(
         f"`python benchmarks/rerank_rag.py --users {u} --valid-users {v} --cold-users {c} "
-        f"--item-users {i} --blocks {','.join(names)}`"
-        for (u, v, c, i), names in runs.items()
+        f"--item-users {i} --blocks {','.join(names)}"
+        + (" --adapter DIR" if "cotrain-tuned" in names else "")
+        + "".join(extra)
+        + "`"
+        for (u, v, c, i, *extra), names in runs.items()
     )
 
 
@@ -449,8 +540,8 @@ def intro(blocks: dict) -> str:
         "z(LLM), w learned on validation users (training histories, validation targets; the "
         "best NDCG@10 of w in 0..1 by 0.05, kept when its gain exceeds two paired standard "
         "errors, else 0: then the LLM is not asked). The pointwise prompt with facts costs "
-        "about 3x the one without, so pointwise runs only none and catalog+ratings, on fewer "
-        "users. User counts are what three processes at nice 10 could finish in about an hour "
+        "about 3x the one without, so pointwise runs on fewer users (each source alone where "
+        "its table shows it). User counts are what three processes at nice 10 could finish in about an hour "
         "on 2 cores shared with 8 agents. Intervals: 95% bootstrap over users; tests: paired t "
         "and Wilcoxon, Holm-adjusted within a column, the larger p shown, * below 0.05."
     )
@@ -555,6 +646,64 @@ def cotrain_table(b: dict) -> str:
     )
 
 
+def cotrain_tuned_table(b: dict) -> str:
+    a, c = b["alone"], b["cotrained"]
+    rows = {
+        "EASE alone": a["retriever"],
+        "tuned reranker over EASE, unfused (the reranker alone)": a["unfused"],
+        f"tuned reranker over EASE, fused (w {a['weight']:.2f})": a["fused"],
+        "co-trained EASE alone (learned from the tuned reranker)": c["retriever"],
+        **(
+            {"control: self-trained EASE (its own top items, no reranker)": b["self_trained"]}
+            if "self_trained" in b
+            else {}
+        ),
+        "co-trained EASE + tuned reranker, unfused": c["unfused"],
+        f"co-trained EASE + tuned reranker, fused (w {c['weight']:.2f})": c["fused"],
+    }
+    ndcg = {k: np.array(v["ndcg@10"]) for k, v in rows.items()}
+    vs_ease = compare_with(ndcg, "EASE alone")
+    fused_alone = next(k for k in rows if k.startswith("tuned reranker over EASE, fused"))
+    vs_fused = compare_with(
+        {
+            k: ndcg[k]
+            for k in (fused_alone, *[k for k in rows if k.startswith(("co-trained", "control"))])
+        },
+        fused_alone,
+    )
+    lines = [
+        "| model | NDCG@10 | Recall@10 | vs EASE alone (NDCG@10) | vs tuned reranker over "
+        "EASE, fused (NDCG@10) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, v in rows.items():
+        lines.append(
+            f"| {name} | {fmt_ci(summary(v['ndcg@10']))} | {fmt_ci(summary(v['recall@10']))} | "
+            f"{fmt_test(vs_ease.get(name))} | "
+            f"{fmt_test(vs_fused.get(name)) if name in vs_fused else '-'} |"
+        )
+    curve = lambda r: ", ".join(  # noqa: E731
+        f"{float(w):.1f}: {m:.4f}" for w, m in list(r["curve"].items())[::4]
+    )
+    calls = sum(r[k]["calls"] for r in (a, c) for k in ("fit_cost", "cost"))
+    seconds = sum(r[k]["seconds"] for r in (a, c) for k in ("fit_cost", "cost"))
+    return "\n".join(lines) + (
+        f"\n\nThe reranker learns from the retriever: Gemma 3 270M LoRA-tuned on EASE's "
+        f"shortlists (`{Path(b['adapter']).name}`: the `rerank` section's listwise "
+        "tuned-residual adapter, k-fold EASE shortlists listed in a random order, the target "
+        "under EASE's softmax times the LM's letters), shown each shortlist in a seeded random "
+        "order. The retriever learns from the reranker: EASE refitted "
+        "(`genrec.pipelines.cotraining`) on the training matrix plus, for each of the "
+        f"{b['pool']} pool users (validation and test users; histories only, no targets), the "
+        f"tuned reranker's top {b['top']} shortlist items as pseudo-interactions of weight "
+        f"{b['beta']}; the tuned reranker then scores the new shortlists and w is re-learned. "
+        "Each alone: EASE alone (first row) and the tuned reranker fused over the original "
+        "EASE. The control refits EASE the same way on its own top items of the same shortlists "
+        "(no reranker): what refitting alone gives. Validation NDCG@10 of the linear fusion by w, over EASE: {curve(a)}; over "
+        f"co-trained EASE: {curve(c)}. Cost: {calls} LM calls, {seconds:.0f} s."
+    )
+
+
 def machine(blocks: dict) -> str:
     v = next(iter(blocks.values()))["versions"]
     loads = [x for b in blocks.values() for x in b["loads"]]
@@ -587,6 +736,7 @@ def context(args) -> dict:
         "ease": EASE().fit(split.train, options=OPTIONS),
         "n_cold": args.cold_users,
         "weights": {},
+        "only_facts": [f.strip() for f in (args.facts or "").split(",") if f.strip()],
     }
 
 
@@ -615,6 +765,16 @@ def run(args) -> None:
             out = cold(mode, ctx, lm)
         elif kind == "items":
             out = items(mode, args, lm)
+        elif block == "cotrain-tuned":
+            if not args.adapter:
+                raise SystemExit(
+                    "the cotrain-tuned block needs --adapter DIR (a tuned listwise LM)"
+                )
+            out = cotrain_tuned(
+                ctx,
+                CountingLM(get_language_model(f"tuned:{args.adapter}", threads=1)),
+                args.adapter,
+            )
         else:
             out = cotrain(ctx, lm)
         out.update(
@@ -622,6 +782,9 @@ def run(args) -> None:
             loads=loads + [load_average()],
             written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         )
+        if ctx["only_facts"] and kind in ("warm", "cold"):
+            out["facts_args"] = [args.facts]
+            out = merged(block, out)
         atomic_write(RESULTS / f"rerank_rag_{block}.json", json.dumps(out, default=float))
 
 
@@ -640,13 +803,32 @@ def main(argv=None) -> int:
     parser.add_argument("--item-users", type=int, default=40)
     parser.add_argument("--blocks", default=",".join(BLOCKS))
     parser.add_argument("--lm", default="transformers:gemma-3-270m")
+    parser.add_argument("--adapter", help="cotrain-tuned: the tuned listwise adapter's folder")
+    parser.add_argument(
+        "--add-control",
+        action="store_true",
+        help="add the self-training control (no LM) to the saved cotrain-tuned block",
+    )
+    parser.add_argument(
+        "--facts",
+        help="warm blocks: only these fact variants (comma-separated), merged into the saved block",
+    )
     parser.add_argument("--cache-dir", default="/tmp/gcache")
     parser.add_argument("--report", action="store_true", help="only write the section")
     args = parser.parse_args(argv)
     unknown = [b for b in args.blocks.split(",") if b.strip() and b.strip() not in BLOCKS]
     if unknown:
         parser.error(f"unknown block(s) {unknown}; choose from {list(BLOCKS)}")
-    if not args.report:
+    if args.add_control:
+        path = RESULTS / "rerank_rag_cotrain-tuned.json"
+        block = json.loads(path.read_text())
+        if (block["n_users"], block["n_valid"]) != (args.users, args.valid_users):
+            parser.error(
+                f"the saved block has --users {block['n_users']} --valid-users {block['n_valid']}"
+            )
+        block["self_trained"] = self_trained(context(args), top=block["top"], beta=block["beta"])
+        atomic_write(path, json.dumps(block, default=float))
+    elif not args.report:
         run(args)
     text = report()
     print(text)

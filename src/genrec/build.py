@@ -123,9 +123,10 @@ def two_stage_config(spec: str, overrides: Mapping[str, Any] | None = None) -> T
     return TwoStageConfig.from_dict(own)
 
 
-def parse_names(text: str, *, what: str = "--models") -> list[str]:
+def parse_names(text: str, *, what: str = "--models", agents: bool = False) -> list[str]:
     """``"pop, EASE,ease+llm"`` -> ``["pop", "ease", "ease+llm"]`` (lower-cased, deduplicated),
-    each checked to name a model."""
+    each checked to name a model; with ``agents``, ``chat:MODEL`` names too (see
+    :func:`audit_model`)."""
     names = list(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
     if not names:
         raise ConfigError(
@@ -133,9 +134,23 @@ def parse_names(text: str, *, what: str = "--models") -> list[str]:
             f"(known: {', '.join(model_names())})"
         )
     for name in names:
+        if agents and name.startswith(CHAT_PREFIX):
+            name = _agent_model_spec(name)
         for part in name.split("+"):
             model_class(part)
     return names
+
+
+def audit_model(spec: str, overrides: Mapping[str, Any] | None = None):
+    """What ``genrec audit`` audits under ``spec``: :func:`build_model`'s model, or for
+    ``"chat:SPEC"`` the conversational agent over SPEC
+    (:class:`~genrec.audit.context.ChatModel`; ``overrides`` go to SPEC)."""
+    if spec.strip().lower().startswith(CHAT_PREFIX):
+        from genrec.audit.context import ChatModel
+
+        name = spec.strip().lower()
+        return ChatModel(name, build_model(_agent_model_spec(name), overrides))
+    return build_model(spec, overrides)
 
 
 def parse_overrides(pairs: list[str], names: list[str], *, flat: bool = False) -> dict[str, dict]:

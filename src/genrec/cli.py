@@ -287,14 +287,30 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--models",
         default="pop,ease",
-        help=_WithModelNames("comma-separated model specs (e.g. pop,ease,multvae,ease+llm)"),
+        help=_WithModelNames(
+            "comma-separated model specs (e.g. pop,ease,multvae,ease+llm; chat:ease audits the "
+            "conversational agent over ease)"
+        ),
     )
     audit.add_argument(
         "--scenarios",
         default="all",
         help="comma-separated: accuracy, exposure, fairness, fairness-llm, shilling, "
-        "hallucination, injection, text-attack, privacy, canary, feedback-loop, efficiency; "
-        "or all",
+        "hallucination, injection, agent-injection, text-attack, privacy, canary, "
+        "feedback-loop, efficiency; or all",
+    )
+    audit.add_argument(
+        "--agent-users",
+        type=int,
+        default=50,
+        metavar="N",
+        help="agent-injection: users whose sessions carry the hostile utterances (default 50)",
+    )
+    audit.add_argument(
+        "--agent-lm",
+        metavar="SPEC",
+        help="agent-injection: a language model planning the agent's turns too (e.g. "
+        "transformers:gemma-3-270m; default: the rule and the scripted obedient planner only)",
     )
     audit.add_argument("--k", type=int, default=10, help="cut-off of every top-K metric")
     audit.add_argument(
@@ -1389,9 +1405,9 @@ def _cmd_tune(args) -> int:
 def _cmd_audit(args) -> int:
     from genrec.audit import AuditConfig, audit_dict, parse_scenarios, run_audit
     from genrec.audit.report import to_html
-    from genrec.build import build_model, parse_names, parse_overrides
+    from genrec.build import audit_model, parse_names, parse_overrides
 
-    names = parse_names(args.models)
+    names = parse_names(args.models, agents=True)
     overrides = parse_overrides(args.set, names)
     scenarios = parse_scenarios(args.scenarios)
     config = AuditConfig(
@@ -1405,10 +1421,12 @@ def _cmd_audit(args) -> int:
         text_attack_lm=args.rewrite_lm or ("fake" if args.fast else AuditConfig.text_attack_lm),
         text_attack_encoder=args.rewrite_encoder
         or ("hashing" if args.fast else AuditConfig.text_attack_encoder),
+        agent_users=args.agent_users,
+        agent_lm=args.agent_lm,
     )
     specs = {n: n for n in names}
     for n in names:
-        build_model(n, overrides[n])  # every spec and override checked before any data is read
+        audit_model(n, overrides[n])  # every spec and override checked before any data is read
     for path in (args.output, args.report):
         if path:
             check_writable(path, what="output")
@@ -1423,7 +1441,7 @@ def _cmd_audit(args) -> int:
     findings, ctx = run_audit(
         split,
         specs,
-        lambda spec: build_model(spec, overrides[spec]),
+        lambda spec: audit_model(spec, overrides[spec]),
         scenarios=scenarios,
         config=config,
         options=_options(args),

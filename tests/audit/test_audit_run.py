@@ -11,7 +11,7 @@ from genrec.audit import NA, SCENARIOS, AuditConfig, audit_dict, definitions, ru
 from genrec.audit.report import to_html
 from genrec.audit.results import family
 from genrec.audit.world import audit_world
-from genrec.build import build_model
+from genrec.build import audit_model
 from genrec.cli import main
 from genrec.options import RunOptions
 
@@ -23,8 +23,8 @@ def doc():
     split = audit_world(seed=0)
     findings, ctx = run_audit(
         split,
-        {"pop": "pop", "ease": "ease", "llm": "llm"},
-        lambda spec: build_model(spec, {"lm": "fake"} if spec == "llm" else {}),
+        {"pop": "pop", "ease": "ease", "llm": "llm", "chat:ease": "chat:ease"},
+        lambda spec: audit_model(spec, {"lm": "fake"} if spec == "llm" else {}),
         scenarios=list(SCENARIOS),
         config=AuditConfig(
             k=5,
@@ -36,6 +36,7 @@ def doc():
             shilling_targets=("random",),
             text_attack_lm="fake",
             text_attack_encoder="hashing",
+            agent_users=3,
         ),
         options=RunOptions(seed=0, threads=1),
     )
@@ -44,7 +45,7 @@ def doc():
 
 def test_every_model_has_a_row_per_scenario(doc):
     cells = {(r["model"], r["scenario"]) for r in doc["results"]}
-    assert cells == {(m, s) for m in ("pop", "ease", "llm") for s in SCENARIOS}
+    assert cells == {(m, s) for m in ("pop", "ease", "llm", "chat:ease") for s in SCENARIOS}
     json.dumps(doc, allow_nan=False)  # valid JSON: no NaN
 
 
@@ -59,6 +60,9 @@ def test_not_applicable_is_marked_never_zero(doc):
         ("ease", "fairness-llm"),
         ("pop", "text-attack"),
         ("llm", "canary"),
+        ("ease", "agent-injection"),
+        ("chat:ease", "accuracy"),
+        ("chat:ease", "injection"),
     ]:
         assert rows[cell]["metrics"] == NA and rows[cell]["settings"]["reason"]
     assert rows["llm", "injection"]["metrics"] != NA

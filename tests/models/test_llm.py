@@ -13,7 +13,7 @@ from genrec.data.synthetic import World, planted_clusters
 from genrec.errors import ConfigError, DataError
 from genrec.evaluation.protocol import evaluate_ratings, evaluate_sampled
 from genrec.models import LLMRecommender
-from genrec.models.language.llm import match_titles, title_index, title_key
+from genrec.models.language.llm import match_titles, shuffled_order, title_index, title_key
 from genrec.text import prompts
 from genrec.text.lm import ContinuationScores, FakeLanguageModel
 
@@ -286,6 +286,36 @@ def test_listwise_mode_ranks_candidates_by_their_letters(world):
     assert scores.argmax() == 2
     with pytest.raises(ConfigError, match="at most 26"):
         LLMRecommender(mode="listwise", n_candidates=30)
+
+
+def test_shuffled_listing_scores_the_same_items_whatever_their_letters(world):
+    def score_fn(prompt, text):  # likes the Alpha; also prefers the first letters (position bias)
+        lines = dict(re.findall(r'^([A-Z])\. "([^"]*)"', prompt, re.M))
+        letter = text.strip()
+        return (0.0 if "Alpha" in lines.get(letter, "") else -5.0) - 0.1 * (ord(letter) - 65), 1
+
+    def model(order):
+        lm = FakeLanguageModel(score_fn=score_fn)
+        m = LLMRecommender(
+            {**FAKE, "mode": "listwise", "n_candidates": 20, "candidate_order": order},
+            language_model=lm,
+        ).fit(world.split.train, options=OPTIONS)
+        return m, lm
+
+    candidates = np.array([[1, 2, 4, 3, 5, 6, 7]])  # item 4 is the Alpha
+    given, _ = model("given")
+    shuffled, lm = model("shuffled")
+    a = given.listwise_scores(sp.csr_matrix((1, 60)), candidates)[0]
+    b = shuffled.listwise_scores(sp.csr_matrix((1, 60)), candidates)[0]
+    order = shuffled_order(candidates[0])
+    assert not np.array_equal(order, np.arange(7))  # this shortlist's seeded order moves items
+    listed = re.findall(r'^[A-Z]\. "(\w+ \d+)"', lm.calls[0][1], re.M)
+    assert listed == [shuffled.prompt_titles_[i] for i in candidates[0][order]]
+    assert a.argmax() == b.argmax() == 2  # the Alpha wins either way, its score at its own index
+    np.testing.assert_allclose(b, -5.0 * (candidates[0] != 4) - 0.1 * np.argsort(order))
+    np.testing.assert_array_equal(order, shuffled_order(candidates[0]))  # deterministic
+    with pytest.raises(ConfigError, match="candidate_order"):
+        LLMRecommender(mode="listwise", candidate_order="random")
 
 
 # ---- prompt injection ---------------------------------------------------------------------------

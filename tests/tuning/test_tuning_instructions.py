@@ -326,3 +326,36 @@ def test_a_training_cases_shortlist_and_teacher_never_come_from_a_retriever_that
         assert ex.user not in copy.users  # the copy that shortlisted this case never saw its user
         shortlist = [int(i) for i in re.findall(r'^[A-F]\. "Film (\d+)"$', ex.prompt, re.M)]
         np.testing.assert_allclose(ex.teacher, ins.teacher(copy.counts[shortlist], 1.0))
+
+
+def test_shuffled_shortlists_list_the_same_items_and_teacher_in_a_random_order():
+    split = world(n_users=60).split
+
+    def build(shuffle):
+        return BUILDERS["listwise"](
+            split,
+            per_user=3,
+            seed=0,
+            retriever=TopRetriever(24),
+            n_candidates=6,
+            teacher_temperature=1.0,
+            shuffle=shuffle,
+        )
+
+    ordered, shuffled = build(False), build(True)
+    assert len(ordered) == len(shuffled) > 10
+    moved = 0
+    for o, s in zip(ordered, shuffled):
+        a = [int(i) for i in re.findall(r'^[A-F]\. "Film (\d+)"$', o.prompt, re.M)]
+        b = [int(i) for i in re.findall(r'^[A-F]\. "Film (\d+)"$', s.prompt, re.M)]
+        assert a == sorted(a) and sorted(b) == a  # the same shortlist, listed differently
+        moved += b != a
+        target = s.items[-1]
+        assert s.answer == s.choices[b.index(target)] and o.answer == o.choices[a.index(target)]
+        by_item = dict(zip(a, o.teacher))
+        np.testing.assert_allclose(s.teacher, [by_item[i] for i in b])  # teacher follows items
+    assert moved > 0.8 * len(shuffled)
+    answers = {s.answer for s in shuffled}
+    assert len(answers) > 3  # the target's letter no longer says where the retriever put it
+    with pytest.raises(ConfigError, match="shuffle"):
+        build("yes")

@@ -236,6 +236,56 @@ def test_distillation_moves_the_listwise_scores_toward_the_teacher(base, split, 
             TuneConfig(**bad)
 
 
+def residual_ce_of_scores(lm, examples) -> float:
+    """Mean CE of each answer under softmax(log teacher + the LM's own letter scores)."""
+    total = 0.0
+    for ex in examples:
+        fused = np.log(ex.teacher) + lm.score(ex.prompt, list(ex.choices)).logprob
+        total -= fused[ex.choices.index(ex.answer)] - np.logaddexp.reduce(fused)
+    return total / len(examples)
+
+
+def test_the_residual_loss_is_the_answers_ce_under_the_teacher_times_the_lm(base, split):
+    examples = taught_examples(split)
+    lm = fresh(base)
+    rows, _ = encode(lm, examples, 512)
+    with torch.no_grad():
+        loss, count, _ = answer_loss(lm._model, rows, residual=True)
+    assert count == len(rows)
+    assert float(loss) == pytest.approx(residual_ce_of_scores(lm, examples), rel=1e-4)
+    with pytest.raises(ConfigError, match="residual"):
+        answer_loss(lm._model, [row[:2] for row in rows], residual=True)
+
+
+def test_residual_tuning_lowers_the_fused_loss_and_validates_on_it(base, split, tmp_path):
+    examples = taught_examples(split)
+    cfg = config(
+        base, task="listwise", negatives="retrieved", residual=True, max_steps=8, max_length=512
+    )
+    lm = fresh(base)
+    before = residual_ce_of_scores(lm, examples)
+    result = tune(
+        split,
+        cfg,
+        lm=lm,
+        output=tmp_path,
+        options=OPTIONS,
+        examples=examples,
+        valid_examples=examples,
+    )
+    after = residual_ce_of_scores(lm, examples)
+    assert after < 0.7 * before
+    assert result.best_valid_loss == pytest.approx(after, rel=1e-3)  # validated on the fused CE
+    for bad in (
+        {"residual": True},  # the next-item task has no retriever ranking to add to
+        {"residual": True, "task": "listwise", "negatives": "retrieved", "distill": 0.5},
+        {"residual": 1, "task": "listwise", "negatives": "retrieved"},
+        {"shuffle_candidates": "yes"},
+    ):
+        with pytest.raises(ConfigError, match=next(reversed(bad))):
+            TuneConfig(**bad)
+
+
 def test_bad_input(base, split, tmp_path):
     with pytest.raises(ConfigError, match="method"):
         TuneConfig(method="full")

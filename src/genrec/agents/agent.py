@@ -61,6 +61,10 @@ class Agent:
         control: with ``lm``, ``"plan-first"`` (the whole plan in one answer) or ``"react"``
             (one step at a time, each seeing the last one's observation:
             :class:`~genrec.agents.react.ReactPlanner`).
+        injection_guard: strip instruction-like spans from item text in the planner's prompt
+            (:class:`~genrec.agents.planner.LMPlanner`) and keep planner-written words out of
+            the reply (a failed call's note quotes only the user's words:
+            :func:`~genrec.agents.tools.user_note`); False only to measure what it prevents.
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class Agent:
         fast_path: bool = True,
         control: str = "plan-first",
         qa_encoder=None,
+        injection_guard: bool = True,
     ):
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
             raise ConfigError(f"k must be an integer in 1..50, got {k!r}")
@@ -91,8 +96,15 @@ class Agent:
         self.planner = (
             self.rules
             if lm is None
-            else CONTROLS[control](lm, self.rules, constrained=constrained, fast_path=fast_path)
+            else CONTROLS[control](
+                lm,
+                self.rules,
+                constrained=constrained,
+                fast_path=fast_path,
+                injection_guard=injection_guard,
+            )
         )
+        self.injection_guard = bool(injection_guard)
         self.store = store if store is not None else MemorySessionStore()
         self.data, self.k, self.clarify, self.ask_above = data, k, clarify, ask_above
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -133,14 +145,18 @@ class Agent:
 
     def _turn(self, session: Session, text: str, on_plan_text=None) -> Reply:
         work = TurnWork()
+        said = text if self.injection_guard else None  # the words an error note may quote
         if isinstance(self.planner, ReactPlanner):  # it runs each step before the next
             trace, info = self.planner.run(
-                text, session, lambda c: self.tools.run(c, session, work), on_text=on_plan_text
+                text,
+                session,
+                lambda c: self.tools.run(c, session, work, said=said),
+                on_text=on_plan_text,
             )
             calls = [ToolCall(step["tool"], step["args"]) for step in trace]
         else:
             calls, info = self._plan(text, session, on_plan_text)
-            trace = [self.tools.run(call, session, work) for call in calls]
+            trace = [self.tools.run(call, session, work, said=said) for call in calls]
         ranking, items = [], list(work.pinned)
         if work.wants_list():
             ranking = self.tools.recommend(session, work, work.k or self.k)

@@ -13,7 +13,10 @@ are not stripped: asking for something is what an utterance is for, and the tool
 what a plan can do) and the utterance (quoted too); a plan has at most three steps within 100
 tokens. The answer must be a plan that :func:`~genrec.agents.schema.parse_plan` accepts; a first invalid answer gets one repair round (the error is shown to the LM), a second
 one falls back to the rule planner. The LM only plans: the reply text is written from the tool
-results, so no LM text reaches the user and the instructions cannot be echoed back.
+results, and a failed call's note quotes only the user's own words
+(:func:`~genrec.agents.tools.user_note`: an LM that copies its instructions into a title it
+looks up gets "I could not do one step (lookup)"), so no LM text reaches the user and the
+instructions cannot be echoed back.
 
 Works with any :class:`~genrec.text.lm.LanguageModel`: the fake one (scripted in tests), a
 local transformers/llama.cpp model, or an OpenAI-compatible server. When the model can

@@ -154,6 +154,23 @@ def parse_plan(plan: Any) -> list[ToolCall]:
     return calls
 
 
+def check_call(call: ToolCall) -> None:
+    """PlanError unless ``call`` names a tool of :data:`TOOL_SCHEMAS` with arguments its schema
+    accepts: the tools check every call again, whoever planned it.
+
+    >>> check_call(ToolCall("recommend", {"k": 500}))
+    Traceback (most recent call last):
+    ...
+    genrec.agents.schema.PlanError: recommend: args.k must lie in [1, 50]
+    """
+    schema = TOOL_SCHEMAS.get(call.tool) if isinstance(call.tool, str) else None
+    if schema is None:
+        raise PlanError(f"unknown tool {call.tool!r}; tools: {', '.join(TOOL_SCHEMAS)}")
+    problem = validate(call.args, schema, "args")
+    if problem:
+        raise PlanError(f"{call.tool}: {problem}")
+
+
 def complete_steps(text: str) -> str | None:
     """The plan made of the steps that are complete in ``text``, a plan cut short (by a token
     budget) after ``{"steps": [``; None when no step is complete. Under constrained decoding a

@@ -12,6 +12,8 @@ One scenario per module, listed in :data:`genrec.audit.runner.SCENARIOS`:
 * ``shilling`` — fake-profile attacks (random, average, bandwagon, segment) and a detector;
 * ``hallucination`` — out-of-catalogue, duplicate and already-seen rates, TIGER's invalid IDs;
 * ``injection`` — prompt injection through item text, with and without genrec's defences;
+* ``agent-injection`` — hostile user utterances against the conversational agent
+  (``chat:MODEL``): forged tool arguments, extracting its instructions, reading another session;
 * ``text-attack`` — greedy word edits of a target's title within a budget, LM rewrites that
   keep its meaning (embedding similarity), and an in-context backdoor trigger (BadRec), against
   LM recommenders and the models scored from item text (dense, bm25, hybrid, TIGER);

@@ -70,6 +70,10 @@ class AuditConfig:
     #                                                 sampled from the user's profile
     fairness_values: str = "all"  # fairness-llm: every attribute value for every user (FaiRLLM's
     #                               counterfactual), or "own": the user's own values (CFaiRLLM)
+    agent_users: int = 50  # agent-injection: sampled users, each one attacker session's context
+    agent_lm: str | None = None  # agent-injection: language-model spec planning the agent's
+    #                              turns (None: the rule and the scripted obedient planner only)
+    agent_lm_cases: int = 30  # agent-injection: hostile utterances sent to agent_lm's planner
 
     def __post_init__(self):
         for name in (
@@ -84,6 +88,8 @@ class AuditConfig:
             "text_attack_shots",
             "text_attack_rewrites",
             "canary_count",
+            "agent_users",
+            "agent_lm_cases",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -147,6 +153,11 @@ class AuditConfig:
                 f"choose from {', '.join(sorted(BACKENDS))} (e.g. 'transformers:smollm2-135m')"
             )
         get_encoder(self.text_attack_encoder)  # checks the name (loads nothing)
+        if self.agent_lm is not None and (not isinstance(self.agent_lm, str) or not self.agent_lm):
+            raise ConfigError(
+                f"agent_lm must be a language-model spec such as 'transformers:gemma-3-270m' "
+                f"(or None for no language-model planner), got {self.agent_lm!r}"
+            )
         if self.shilling_grid not in GRIDS:
             raise ConfigError(f"shilling_grid must be one of {GRIDS}, got {self.shilling_grid!r}")
 
@@ -241,6 +252,32 @@ class AuditContext:
         return np.sort(rng.choice(users, self.config.lm_users, replace=False))
 
 
+class ChatModel:
+    """``chat:SPEC`` under audit: the conversational agent (:class:`genrec.agents.Agent`)
+    over the model SPEC. Fitting fits the ranker; the agent scenarios build agents over it
+    (the other scenarios measure rankers: they are n/a here, and SPEC's own row has them).
+
+    Args:
+        spec: the audited name (``"chat:ease"``).
+        ranker: the unfitted model SPEC.
+    """
+
+    name = "chat"
+
+    def __init__(self, spec: str, ranker):
+        self.spec, self.ranker = spec, ranker
+
+    def fit(self, train, *, valid=None, options=None) -> ChatModel:
+        self.ranker.fit(train, valid=valid, options=options)
+        self.data_ = train
+        return self
+
+
+def is_agent(model) -> bool:
+    """Whether ``model`` is a conversational agent under audit (``chat:SPEC``)."""
+    return isinstance(model, ChatModel)
+
+
 # Models that read item text or ask a language model (by their ``name``).
 TEXT_MODELS = ("dense", "bm25", "gpt4rec", "llm", "hybrid")
 
@@ -279,6 +316,7 @@ __all__ = [
     "ATTACKS",
     "AuditConfig",
     "AuditContext",
+    "ChatModel",
     "FitRecord",
     "GRIDS",
     "PERSONA_VALUES",
@@ -286,6 +324,7 @@ __all__ = [
     "SHORT_HEADS",
     "TARGET_CHOICES",
     "TEXT_MODELS",
+    "is_agent",
     "language_part",
     "parts",
     "reads_text",

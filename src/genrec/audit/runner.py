@@ -3,7 +3,9 @@
 The scenarios are listed explicitly in :data:`SCENARIOS` (name -> module); each module has
 ``NAME``, ``METRICS`` (metric family -> :class:`~genrec.audit.results.Definition`),
 ``HEADLINE`` (the metric the report's heat map shows, ``{k}`` filled in), ``applies(model)``
-(None, or the reason it does not apply) and ``run(ctx, label) -> Finding``.
+(None, or the reason it does not apply) and ``run(ctx, label) -> Finding``. A conversational
+agent under audit (``chat:MODEL``, :class:`~genrec.audit.context.ChatModel`) gets only the
+scenarios whose module sets ``FOR_AGENTS``; the others measure rankers and are n/a for it.
 
 The output (:func:`audit_dict`) is ``{"protocol": {...}, "results": [{"model", "scenario",
 "metrics": {name: {"mean", "ci_low", "ci_high"}} | "n/a", "settings": {...}}], "definitions":
@@ -21,6 +23,7 @@ import numpy as np
 
 from genrec.audit import (
     accuracy,
+    agent_injection,
     canary,
     efficiency,
     exposure,
@@ -33,7 +36,7 @@ from genrec.audit import (
     shilling,
     text_attack,
 )
-from genrec.audit.context import AuditConfig, AuditContext
+from genrec.audit.context import AuditConfig, AuditContext, is_agent
 from genrec.audit.results import Finding, not_applicable
 from genrec.data.dataset import Split
 from genrec.errors import ConfigError
@@ -48,6 +51,7 @@ SCENARIOS = {
     "shilling": shilling,
     "hallucination": hallucination,
     "injection": injection,
+    "agent-injection": agent_injection,
     "text-attack": text_attack,
     "privacy": privacy,
     "canary": canary,
@@ -57,12 +61,24 @@ SCENARIOS = {
 
 
 def definitions() -> dict[str, dict]:
-    """Every metric family of every scenario -> its written definition and source."""
-    return {
-        name: dataclasses.asdict(d)
-        for module in SCENARIOS.values()
-        for name, d in module.METRICS.items()
-    }
+    """Every metric family of every scenario -> its written definition and source. A family
+    two scenarios measure (``attack_success_defended``: item-text and utterance injection)
+    gets both meanings, each after its scenario's name."""
+    found: dict[str, list[tuple[str, dict]]] = {}
+    for scenario, module in SCENARIOS.items():
+        for name, d in module.METRICS.items():
+            found.setdefault(name, []).append((scenario, dataclasses.asdict(d)))
+    out = {}
+    for name, meanings in found.items():
+        if len(meanings) == 1:
+            out[name] = meanings[0][1]
+            continue
+        out[name] = {
+            "text": " ".join(f"{scenario}: {d['text']}" for scenario, d in meanings),
+            "source": "; ".join(dict.fromkeys(d["source"] for _, d in meanings)),
+            "better": meanings[0][1]["better"],
+        }
+    return out
 
 
 def parse_scenarios(text: str) -> list[str]:
@@ -99,7 +115,7 @@ def run_audit(
         probe = ctx.fresh(label)  # unfitted: enough to see what the model is
         for name in scenarios:
             module = SCENARIOS[name]
-            reason = module.applies(probe)
+            reason = _ranker_only(probe, module) or module.applies(probe)
             if reason:
                 findings.append(not_applicable(label, name, reason))
                 continue
@@ -109,6 +125,13 @@ def run_audit(
             finding.settings["seconds"] = round(time.perf_counter() - start, 2)
             findings.append(finding)
     return findings, ctx
+
+
+def _ranker_only(probe, module) -> str | None:
+    """The n/a reason of a ranker scenario for a conversational agent, else None."""
+    if is_agent(probe) and not getattr(module, "FOR_AGENTS", False):
+        return f"an agent: this scenario measures rankers ({probe.spec.partition(':')[2]}'s row)"
+    return None
 
 
 def audit_dict(

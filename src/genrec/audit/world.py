@@ -3,8 +3,8 @@
 Users belong to taste clusters; item popularity is skewed (Zipf-like within each cluster), so
 exposure metrics have a long tail to measure; users carry ``gender``, ``age`` and
 ``occupation`` attributes, and one group (``gender == "F"``) has shorter profiles, so a
-consumer-fairness gap exists to be found. Items have titles and genres (the cluster), so
-language-model and segment-attack code paths run too. Split: holdout 0.8 / 0.1 / 0.1.
+consumer-fairness gap exists to be found. Items have titles, genres (the cluster) and years,
+so language-model, segment-attack and conversational-agent code paths run too. Split: holdout 0.8 / 0.1 / 0.1.
 
 Example:
     >>> split = audit_world(n_users=60, n_items=40, seed=0)
@@ -54,6 +54,7 @@ def audit_world(
     items = {
         "title": [f"Movie {x}" for x in range(n_items)],
         "genres": [(f"genre{g}",) for g in item_group],
+        "year": [float(1960 + (7 * x) % 40) for x in range(n_items)],
     }
     data = Dataset.from_interactions(
         [f"u{x}" for x in u],

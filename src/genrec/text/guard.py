@@ -10,7 +10,8 @@ them and may obey it ("... the one this fan will like most is letter C"). Three 
    other invisible characters removed; Cyrillic/Greek look-alike letters inside Latin words
    folded to Latin) and look for instruction-like spans with :data:`RULES`:
 
-   * ``override``: "ignore / disregard / forget ... previous instructions / the list above";
+   * ``override``: "ignore / disregard / forget ... previous instructions / the list above /
+     the facts above / everything said before";
    * ``address``: text addressed to the model ("note to the recommender", "AI assistants
      reading this", "you must ...");
    * ``directive``: an order about the answer ("pick letter C", "rank this first", "answer B",
@@ -117,10 +118,16 @@ _THINGS = (
     r"(?:instructions?|prompts?|rules|guidelines|directions|context|messages?|text|"
     r"lists?|candidates|items|options|others|other (?:items|options|candidates|\w+s))"
 )
+# "ignore the facts above", "forget everything said before": what was read, by where it stands
+_WHAT = r"(?:facts?|information|details|data|everything|all|what(?:ever)?)"
+_WHERE = (
+    r"(?:above|before|earlier|so far|(?:given|provided|written|said)\s+(?:above|before|earlier))"
+)
 RULES: dict[str, re.Pattern] = {
     "override": re.compile(
         rf"\b(?:ignore|disregard|forget|override|bypass|overrule)\b[^.\n]{{0,30}}?"
-        rf"\b(?:{_THINGS}|(?:above|previous|prior|earlier|preceding)\s+(?:\w+\s+)?{_THINGS})\b",
+        rf"\b(?:{_THINGS}|(?:above|previous|prior|earlier|preceding)\s+(?:\w+\s+)?{_THINGS}|"
+        rf"(?:the\s+)?above|{_WHAT}\s+(?:\w+\s+)?{_WHERE})\b",
         re.IGNORECASE,
     ),
     "address": re.compile(

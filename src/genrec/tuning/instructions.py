@@ -448,6 +448,7 @@ def listwise_examples(
     templates: list[str] | None = None,
     retriever=None,
     teacher_temperature: float | None = None,
+    shuffle: bool = False,
     seed: int = 0,
 ) -> list[Instruction]:
     """LlamaRec's listwise task: the history, ``n_candidates`` candidates under letters A, B, ...
@@ -456,7 +457,11 @@ def listwise_examples(
     With a fitted ``retriever`` the candidates are its top ``n_candidates`` items for the history
     in its order (exactly what the two-stage pipeline's listwise reranker is shown); cases whose
     target the retriever does not shortlist are dropped, as LlamaRec trains only on retrieved
-    targets. Without one, the target among uniformly drawn items, in random order.
+    targets. Without one, the target among uniformly drawn items, in random order. With
+    ``shuffle`` the retriever's shortlist is listed in a random order instead of its own, so the
+    letter of the target says nothing about the retriever's rank of it: the LM can only learn
+    from the titles (what a reranker fused with the retriever should add to it; pair it with
+    :class:`~genrec.models.language.llm.LLMRecommender`'s ``candidate_order="shuffled"``).
 
     Distillation: with a ``retriever`` and a ``teacher_temperature`` each example also carries
     the retriever's ranking of its shortlist as a distribution over the letters (the teacher):
@@ -479,6 +484,8 @@ def listwise_examples(
             f"n_candidates must be at most {len(prompts.LETTERS)} (one letter each), "
             f"got {n_candidates}"
         )
+    if not isinstance(shuffle, bool):
+        raise ConfigError(f"shuffle must be true or false, got {shuffle!r}")
 
     def make(user, history, target, rating, template, rng, pool):
         scores = None
@@ -490,6 +497,10 @@ def listwise_examples(
             )
         elif target in pool:
             candidates = pool
+            if shuffle:
+                order = rng.permutation(len(pool))
+                candidates = pool[order]
+                scores = None if scores is None else scores[order]
         else:
             return None
         titles, listed = _titles(split, history), _titles(split, candidates)

@@ -34,6 +34,14 @@ tokens at the answer position (ListNet-style listwise distillation). The validat
 the target's cross-entropy alone, so runs with and without a teacher stop and are compared on
 the same measure.
 
+Residual learning (``residual=True``, the listwise task over a retriever's shortlists): the LM
+learns only what the retriever's ranking misses. The teacher's log-probabilities are a fixed
+prior added to the LM's letter logits, and the loss is the target's cross-entropy under
+``softmax(log teacher + LM letter logits)`` (a product of experts, as the pipeline's linear fusion
+adds the two standardised scores); the validation loss is the same fused cross-entropy. With
+``shuffle_candidates`` the shortlist is listed in a random order, so the letters carry no trace
+of the retriever's ranks and the LM must judge the titles.
+
 Deviations: no learning-rate decay; examples longer than ``max_length`` tokens are skipped
 (counted in the result), not truncated. The optimizer runs in float32 on float32 adapter
 weights over a bfloat16 base model.
@@ -109,6 +117,8 @@ class TuneConfig(ModelConfig):
     uniform_share: float = 0.0  # retrieved negatives: this share is drawn uniformly instead
     distill: float = 0.0  # listwise: weight of KL(teacher || LM) in the loss (0 = target only)
     teacher_temperature: float = 1.0  # softmax temperature of the teacher's standardised scores
+    residual: bool = False  # listwise: learn the target under softmax(log teacher + LM letters)
+    shuffle_candidates: bool = False  # listwise: shortlists in a random order, not the retriever's
 
     def __post_init__(self):
         self.check(self.method in METHODS, "method", f"one of {METHODS}")
@@ -148,6 +158,17 @@ class TuneConfig(ModelConfig):
             "(the teacher ranks the retriever's shortlists)",
         )
         self.check(self.teacher_temperature > 0, "teacher_temperature", "a number > 0")
+        self.check(
+            isinstance(self.residual, bool)
+            and (
+                not self.residual
+                or (self.task == "listwise" and self.negatives == "retrieved" and not self.distill)
+            ),
+            "residual",
+            "true only with task='listwise', negatives='retrieved' and distill=0 (the retriever's "
+            "ranking is the prior the LM adds to), else false",
+        )
+        self.check(isinstance(self.shuffle_candidates, bool), "shuffle_candidates", "true or false")
         self.check(
             self.learning_rate is None or 0 < self.learning_rate < 1,
             "learning_rate",
@@ -231,11 +252,16 @@ def choice_tokens(lm, text: str, prompt_ids: list[int], example: Instruction) ->
     return len(prompt_ids) + shared - 1, tuple(last), tuple(example.teacher)
 
 
-def answer_loss(model, batch: list[tuple], prefix=None, *, distill: float = 0.0):
+def answer_loss(
+    model, batch: list[tuple], prefix=None, *, distill: float = 0.0, residual: bool = False
+):
     """(loss, number of answer tokens, number of tokens) of a right-padded batch (rows of
     :func:`encode`); ``prefix`` (P, D): soft-prompt embeddings put before every row. The loss is
     the mean cross-entropy over the answer tokens, mixed with weight ``distill`` with the mean
-    KL(teacher || LM over the choices) of the rows that carry a teacher."""
+    KL(teacher || LM over the choices) of the rows that carry a teacher. With ``residual`` every
+    row must carry a teacher, and the loss is instead the mean cross-entropy of each row's answer
+    under softmax(log teacher + the LM's logits of the choices) (:func:`residual_ce`; the
+    count is then the number of rows)."""
     import torch
 
     from genrec.text.transformers_lm import _head
@@ -256,6 +282,8 @@ def answer_loss(model, batch: list[tuple], prefix=None, *, distill: float = 0.0)
     hidden = model.base_model(inputs_embeds=embeds).last_hidden_state[:, skip:]  # (B, L, D)
     target = labels[:, 1:]
     predicts = target != -100  # (B, L-1): position t predicts token t + 1
+    if residual:
+        return residual_ce(model, hidden, batch), len(batch), sum(len(r[0]) for r in batch)
     logits = _head(model, hidden[:, :-1][predicts]).float()  # (N, V)
     loss = torch.nn.functional.cross_entropy(logits, target[predicts])
     taught = [r for r, row in enumerate(batch) if len(row) > 2]
@@ -264,6 +292,34 @@ def answer_loss(model, batch: list[tuple], prefix=None, *, distill: float = 0.0)
             model, hidden, [batch[r] for r in taught], taught
         )
     return loss, int(predicts.sum()), sum(len(row[0]) for row in batch)
+
+
+def residual_ce(model, hidden, rows: list[tuple]):
+    """Mean cross-entropy of each row's answer choice under softmax(log teacher + the LM's
+    logits of the choice tokens at the row's choice position); ``hidden`` (B, L, D) of the
+    encoded distillation ``rows`` (every row carries a teacher).
+
+    Raises:
+        ConfigError: a row carries no teacher (residual learning needs the retriever's scores).
+    """
+    import torch
+
+    from genrec.text.transformers_lm import _head
+
+    if any(len(row) <= 2 for row in rows):
+        raise ConfigError(
+            "residual learning needs every example to carry the retriever's distribution over "
+            "its choices (listwise examples built with a retriever and a teacher_temperature)"
+        )
+    at = hidden[torch.arange(len(rows)), torch.tensor([row[2] for row in rows])]  # (R, D)
+    logits = _head(model, at).float()  # (R, V)
+    total = 0.0
+    for r, (tokens, _, _, choices, probs) in enumerate(rows):
+        prior = torch.tensor(probs, dtype=torch.float32, device=logits.device).clamp_min(1e-12)
+        fused = prior.log() + logits[r, list(choices)]  # (C,)
+        answer = torch.tensor(list(choices).index(tokens[-1]), device=logits.device)
+        total = total + torch.nn.functional.cross_entropy(fused[None], answer[None])
+    return total / len(rows)
 
 
 def teacher_kl(model, hidden, rows: list[tuple], index: list[int]):
@@ -333,7 +389,10 @@ def tune(
         n_hard=config.n_hard,
         like_threshold=config.like_threshold,
         uniform_share=config.uniform_share,
-        teacher_temperature=config.teacher_temperature if config.distill else None,
+        teacher_temperature=(
+            config.teacher_temperature if config.distill or config.residual else None
+        ),
+        shuffle=config.shuffle_candidates,
     )
     if config.negatives == "retrieved" and (examples is None or valid_examples is None):
         data_options["retriever"] = _retriever(split, config, options)
@@ -491,7 +550,11 @@ class _Run:
             total = 0.0
             for batch in self.micro_batches(step):
                 loss, _, n_tokens = answer_loss(
-                    self.model, batch, soft_prompt(self.peft_model), distill=self.config.distill
+                    self.model,
+                    batch,
+                    soft_prompt(self.peft_model),
+                    distill=self.config.distill,
+                    residual=self.config.residual,
                 )
                 (loss / self.config.grad_accum).backward()
                 total += loss.item() / self.config.grad_accum
@@ -536,6 +599,7 @@ class _Run:
                     self.model,
                     self.valid[i : i + self.config.batch_size],
                     soft_prompt(self.peft_model),
+                    residual=self.config.residual,
                 )
                 total, count = total + loss.item() * n, count + n
         self.model.train()

@@ -140,10 +140,13 @@ def available_memory_bytes() -> int:
     return max(0, have)
 
 
-def ease_weights(user_items: sp.csr_matrix, *, reg: float) -> np.ndarray:
-    """The (n_items, n_items) float32 EASE weights B of a binary user x item matrix."""
-    x = sp.csr_matrix(user_items, dtype=np.float64)
-    x.data[:] = 1.0
+def ease_weights(user_items: sp.csr_matrix, *, reg: float, binarize: bool = True) -> np.ndarray:
+    """The (n_items, n_items) float32 EASE weights B of a user x item matrix, binarised first
+    (every stored entry counts 1) unless ``binarize=False`` (then the values weight the Gram
+    matrix X^T X: an entry of 0.5 counts half an interaction)."""
+    x = sp.csr_matrix(user_items, dtype=np.float64, copy=True)  # never the caller's matrix
+    if binarize:
+        x.data[:] = 1.0
     gram = (x.T @ x).toarray()  # (I, I) float64
     gram[np.diag_indices_from(gram)] += reg
     p = np.linalg.inv(gram)  # (I, I), symmetric positive definite

@@ -26,7 +26,11 @@ Cold-start Recommenders", RecSys 2023): the user's recently liked titles become 
 * ``mode="listwise"`` / :meth:`listwise_scores`: one prompt listing the candidates with letters
   (A, B, ... in the order given) and the distribution over the letter continuations (the
   verbaliser) as scores (LlamaRec, Yue et al. 2023); a two-stage pipeline reranks with it when
-  its reranker is ``llm`` with ``mode="listwise"``.
+  its reranker is ``llm`` with ``mode="listwise"``. ``candidate_order="shuffled"`` lists them
+  in a random order fixed by the candidates themselves (the same shortlist always reads the same),
+  so the letters carry no trace of the retriever's ranks: the LM judges the titles, and its
+  scores, still returned in the given order, add to the retriever's instead of echoing it (the
+  order an adapter tuned with shuffled shortlists was trained on).
 * ``mode="pairwise"`` (PRP) / ``mode="setwise"``: the listwise question about two candidates
   (both orders) or a window of ``set_size`` at a time, with a bounded number of LM calls
   (:mod:`genrec.models.language.comparisons`).
@@ -87,7 +91,15 @@ from genrec.text.encoder import get_encoder
 from genrec.text.facts import ItemFacts, parse_sources
 
 DEFAULT_LM = "transformers:gemma-3-270m"
+CANDIDATE_ORDERS = ("given", "shuffled")
 MODES = ("grounded", "preference", "listwise", "pairwise", "setwise", "free")
+
+
+def shuffled_order(candidates) -> np.ndarray:
+    """A permutation of ``range(len(candidates))`` seeded by the candidate ids: the listing
+    order of ``candidate_order="shuffled"`` (deterministic, independent of any run state)."""
+    ids = np.asarray(candidates, np.int64)
+    return np.random.default_rng([int(i) for i in ids]).permutation(len(ids))
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,7 @@ class LLMConfig(ModelConfig):
     fact_prompt_tokens: int = 0  # all candidates' facts of one prompt fit in this many (an
     #                              equal share each); 0 = no prompt-wide cap
     fact_encoder: str = "minilm"  # ranks review sentences by similarity to the history text
+    candidate_order: str = "given"  # listwise: "given" (A = first) or "shuffled" (seeded by them)
 
     presets = {
         # Hou et al. 2024 rank 20 candidates (target + 19 sampled) from the recent history
@@ -164,6 +177,11 @@ class LLMConfig(ModelConfig):
             f"at most {len(prompts.LETTERS)} in listwise mode (one letter each)",
         )
         self.check(0 < self.match_cutoff <= 1, "match_cutoff", "a number in (0, 1]")
+        self.check(
+            self.candidate_order in CANDIDATE_ORDERS,
+            "candidate_order",
+            f"one of {CANDIDATE_ORDERS} (listwise: the retriever's order, or a seeded shuffle)",
+        )
         self.check(isinstance(self.injection_guard, bool), "injection_guard", "true or false")
         self.check(isinstance(self.facts, str), "facts", "comma-separated fact sources, or ''")
         self.check(
@@ -488,8 +506,10 @@ class LLMRecommender(Recommender):
 
     def listwise_scores(self, histories, candidates, *, users=None) -> np.ndarray:
         """(B, C) log-probability of each candidate's letter after a prompt listing the
-        candidates in the given order (A = first); C <= 26. The model's own distribution: the
-        guard's promotion cap applies in :meth:`score_candidates`, not here."""
+        candidates in the given order (A = first), or with ``candidate_order="shuffled"`` in
+        :func:`shuffled_order`'s order (scores still returned in the given order); C <= 26. The
+        model's own distribution: the guard's promotion cap applies in
+        :meth:`score_candidates`, not here."""
         histories, users = self._check_batch(histories, users)
         candidates = np.asarray(candidates, np.int64)
         if candidates.ndim != 2 or candidates.shape[0] != histories.shape[0]:
@@ -500,15 +520,19 @@ class LLMRecommender(Recommender):
         out = np.empty(candidates.shape, np.float32)
         for row in range(histories.shape[0]):
             user = None if users is None else int(users[row])
+            order = np.arange(candidates.shape[1])
+            if self.config.candidate_order == "shuffled":
+                order = shuffled_order(candidates[row])
+            listed = candidates[row][order]
             prompt = prompts.listwise_prompt(
                 self.history_titles(histories[row]),
-                [self.prompt_titles_[i] for i in candidates[row]],
+                [self.prompt_titles_[i] for i in listed],
                 examples=self._examples_for(user),
                 kind=self.config.kind,
-                candidate_facts=self.candidate_facts(histories[row], candidates[row]),
+                candidate_facts=self.candidate_facts(histories[row], listed),
             )
             scores = self.lm.score(prompt, prompts.letter_continuations(candidates.shape[1]))
-            out[row] = _finite(scores.logprob, self.lm)
+            out[row, order] = _finite(scores.logprob, self.lm)
         return out
 
     # ---- free generation ---------------------------------------------------------------------
