@@ -22,8 +22,9 @@ in two parts a loaded machine can run side by side:
                                                 # beside an id run stopped after its cheap steps
     python benchmarks/audit.py --part injection  # optional: the injection scenario alone
     python benchmarks/audit.py --part fairness-llm  # FaiRLLM / CFaiRLLM on --fair-users users
-    python benchmarks/audit.py --part text-attack   # word edits and backdoor, --attack-users;
-    #   word edits on dense and bm25 too (--models dense,bm25 for only those)
+    python benchmarks/audit.py --part text-attack   # word edits, LM rewrites and backdoor on
+    #   llm (--attack-users), word edits and rewrites on dense, bm25, hybrid and tiger (all test
+    #   users; --models dense,bm25,hybrid,tiger for only those, --models llm for llm alone)
     python benchmarks/audit.py --part canary        # canary exposure of the ID models
     python benchmarks/audit.py --part agent-injection  # hostile utterances against chat:ease:
     #   rules and the obedient stand-in on --agent-users users, Gemma 3 270M on --agent-lm-cases
