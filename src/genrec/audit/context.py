@@ -20,6 +20,8 @@ from genrec.errors import ConfigError
 from genrec.evaluation.protocol import Evaluation, evaluate_split
 from genrec.evaluation.runner import PeakRSS
 from genrec.options import RunOptions
+from genrec.text.backends import BACKENDS
+from genrec.text.encoder import get_encoder
 
 ATTACKS = ("random", "average", "bandwagon", "segment")
 TARGET_CHOICES = ("random", "popular", "unpopular")
@@ -55,6 +57,10 @@ class AuditConfig:
     text_attack_budget: int = 2  # text-attack: word edits the greedy search may make
     text_attack_surrogates: int = 4  # text-attack: users whose prompts the search queries
     text_attack_shots: int = 2  # text-attack: few-shot examples, one of them poisoned
+    text_attack_lm: str = "transformers:smollm2-135m"  # text-attack: the LM that rewrites titles
+    text_attack_rewrites: int = 6  # text-attack: rewrites proposed per target
+    text_attack_encoder: str = "minilm"  # text-attack: encoder of the rewrites' meaning check
+    text_attack_similarity: float = 0.8  # text-attack: least cosine similarity of a rewrite
     canary_count: int = 20  # canary: canaries per insertion level (and reference canaries)
     canary_length: int = 8  # canary: items per canary (the last is the secret)
     canary_copies: tuple[int, ...] = (1, 4)  # canary: how many fake users carry each canary
@@ -86,6 +92,7 @@ class AuditConfig:
             "text_attack_budget",
             "text_attack_surrogates",
             "text_attack_shots",
+            "text_attack_rewrites",
             "canary_count",
             "tune_steps",
             "tune_per_user",
@@ -151,6 +158,24 @@ class AuditConfig:
             raise ConfigError(
                 f"fairness_values must be one of {PERSONA_VALUES}, got {self.fairness_values!r}"
             )
+        sim = self.text_attack_similarity
+        if isinstance(sim, bool) or not isinstance(sim, (int, float)) or not -1 <= sim <= 1:
+            raise ConfigError(
+                f"text_attack_similarity must be a cosine similarity in [-1, 1], got {sim!r} "
+                "(0.8: a rewrite close in meaning)"
+            )
+        for name in ("text_attack_lm", "text_attack_encoder"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise ConfigError(
+                    f"{name} must be a non-empty spec string, got {getattr(self, name)!r}"
+                )
+        backend = self.text_attack_lm.partition(":")[0].strip().lower()
+        if backend not in BACKENDS:
+            raise ConfigError(
+                f"text_attack_lm {self.text_attack_lm!r} names no language-model backend; "
+                f"choose from {', '.join(sorted(BACKENDS))} (e.g. 'transformers:smollm2-135m')"
+            )
+        get_encoder(self.text_attack_encoder)  # checks the name (loads nothing)
         if self.agent_lm is not None and (not isinstance(self.agent_lm, str) or not self.agent_lm):
             raise ConfigError(
                 f"agent_lm must be a language-model spec such as 'transformers:gemma-3-270m' "
