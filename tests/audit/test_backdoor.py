@@ -93,7 +93,7 @@ def tuned(split, base):
     assert backdoor.applies(LLMRecommender(lm="fake", language_model=lm)) is None
     ctx = AuditContext(
         split,
-        {"tuned": "tuned"},
+        {"tuned": "tuned", "same-lm": "same-lm"},
         lambda spec: LLMRecommender(lm="fake", language_model=lm, history_len=3),
         AuditConfig(
             k=3,
@@ -110,7 +110,8 @@ def tuned(split, base):
         ),
         RunOptions(seed=0, threads=1),
     )
-    return backdoor.run(ctx, "tuned"), canary.run(ctx, "tuned")
+    results = backdoor.run(ctx, "tuned"), canary.run(ctx, "tuned")
+    return (*results, backdoor.run(ctx, "same-lm"), ctx)
 
 
 def test_poisoned_adapter_promotes_the_triggered_target(tuned):
@@ -130,3 +131,10 @@ def test_tuned_lm_canaries_are_measured_against_references(tuned):
     assert m["exposure_gap[copies=8]"]["mean"] > 0.5
     assert m["canary_exposure[copies=8]"]["mean"] > m["canary_exposure[clean-run,copies=8]"]["mean"]
     assert 0 <= m["canary_exposure[reference]"]["mean"] <= np.log2(10)
+
+
+def test_models_over_one_language_model_share_its_tuning_runs(tuned):
+    first, same, ctx = tuned[0], tuned[2], tuned[3]
+    assert sum(key[0] == "tuned-pair" for key in ctx.shared) == 1  # tuned once, not per model
+    assert same.settings["runs"] == first.settings["runs"]
+    assert same.metrics == first.metrics

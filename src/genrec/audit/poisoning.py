@@ -138,18 +138,20 @@ def canary_examples(titles, inserted: dict[int, np.ndarray]) -> list[Instruction
 
 
 def tuned_pair(ctx: AuditContext, label: str) -> dict:
-    """The clean and poisoned tuned language models of ``label`` (tuned once per audit and
-    model; see the module docstring), with the target, the canaries and the run's settings."""
-    key = ("tuned-pair", label)
+    """The clean and poisoned tuned language models of ``label`` (see the module docstring),
+    with the target, the canaries and the run's settings. The pair is tuned once per audit and
+    language model: models whose LLM part has the same base, dtype, chat wrapping and history
+    length (``llm`` and ``ease+llm`` over one base) share it, as their tuning data is the same."""
+    part, _ = tunable_part(ctx.fitted(label))
+    lm = part.lm
+    key = ("tuned-pair", lm.model, lm.dtype, lm.chat, max(part.config.history_len, 1))
     if key not in ctx.shared:
-        ctx.shared[key] = _tune_pair(ctx, label)
-    return ctx.shared[key]
+        ctx.shared[key] = _tune_pair(ctx, part)
+    return {**ctx.shared[key], "part": part}
 
 
-def _tune_pair(ctx: AuditContext, label: str) -> dict:
+def _tune_pair(ctx: AuditContext, part) -> dict:
     cfg, split = ctx.config, ctx.split
-    part = ctx.fitted(label)
-    part, _ = tunable_part(part)
     titles = [split.train.catalog.title(i) for i in range(split.train.n_items)]
     rng = np.random.default_rng([cfg.seed, 16])
     target = backdoor_target(split.train.item_counts, rng)
