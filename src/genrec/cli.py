@@ -325,6 +325,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--rounds", type=int, default=3, help="feedback-loop rounds (default 3)")
     audit.add_argument(
+        "--tune-steps",
+        type=int,
+        default=150,
+        metavar="N",
+        help="backdoor / canary on tuned LMs: LoRA steps of each of the two tuning runs "
+        "(default 150)",
+    )
+    audit.add_argument(
         "--shilling-grid",
         default="ofat",
         choices=("ofat", "full"),
@@ -341,7 +349,16 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--fast",
         action="store_true",
-        help="audit a small synthetic world instead of --dataset (seconds)",
+        help="audit a small synthetic world instead of --dataset (seconds; the text-attack "
+        "rewriter and its encoder default to fake and hashing)",
+    )
+    audit.add_argument(
+        "--rewrite-lm",
+        help="text-attack: the LM that rewrites titles (default transformers:smollm2-135m)",
+    )
+    audit.add_argument(
+        "--rewrite-encoder",
+        help="text-attack: encoder of the rewrites' meaning check (default minilm)",
     )
     audit.add_argument("--output", type=Path, help="write audit.json here")
     audit.add_argument("--report", type=Path, help="write the HTML report here")
@@ -1407,8 +1424,12 @@ def _cmd_audit(args) -> int:
         users=args.users,
         lm_users=args.lm_users,
         rounds=args.rounds,
+        tune_steps=args.tune_steps,
         shilling_grid=args.shilling_grid,
         short_head=args.short_head,
+        text_attack_lm=args.rewrite_lm or ("fake" if args.fast else AuditConfig.text_attack_lm),
+        text_attack_encoder=args.rewrite_encoder
+        or ("hashing" if args.fast else AuditConfig.text_attack_encoder),
         agent_users=args.agent_users,
         agent_lm=args.agent_lm,
     )

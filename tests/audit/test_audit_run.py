@@ -34,6 +34,8 @@ def doc():
             shilling_sizes=(0.01, 0.05),
             shilling_attacks=("bandwagon", "random"),
             shilling_targets=("random",),
+            text_attack_lm="fake",
+            text_attack_encoder="hashing",
             agent_users=3,
         ),
         options=RunOptions(seed=0, threads=1),
@@ -58,6 +60,8 @@ def test_not_applicable_is_marked_never_zero(doc):
         ("ease", "fairness-llm"),
         ("pop", "text-attack"),
         ("llm", "canary"),
+        ("pop", "backdoor"),
+        ("llm", "backdoor"),  # a fake language model: nothing to tune
         ("ease", "agent-injection"),
         ("chat:ease", "accuracy"),
         ("chat:ease", "injection"),
@@ -86,7 +90,8 @@ def test_docs_page_defines_every_metric():
 def test_report_is_self_contained_and_links_numbers(doc):
     page = to_html(doc)
     assert "<script" not in page and not re.search(r'(src|href)="https?:', page)
-    assert page.count("<svg") >= len(SCENARIOS) - 3
+    charted = {r["scenario"] for r in doc["results"] if r["metrics"] != NA}  # not all-n/a
+    assert page.count("<svg") >= len(charted) - 3
     for name in ("gini", "attack_success_defended", "target_hr_shift"):
         assert f'href="#def-{name}"' in page and f'id="def-{name}"' in page
     assert "n/a" in page

@@ -11,14 +11,16 @@ from genrec.audit.text_attack import (
     greedy_edit,
     lexicon,
     lm_scorer,
-    text_scorer,
     variants,
 )
+from genrec.audit.text_surfaces import surface
 from genrec.data.synthetic import movie_clusters
 from genrec.errors import ConfigError
 from genrec.models import EASE, BM25Recommender, DenseRetrieval, LLMRecommender
 from genrec.text.items import catalog_texts
 from genrec.text.lm import FakeLanguageModel
+
+FAKE = {"text_attack_lm": "fake", "text_attack_encoder": "hashing"}
 
 
 def _backdoored(prompt: str, continuation: str) -> tuple[float, int]:
@@ -34,7 +36,9 @@ def _run(score_fn=None, **config):
         movie_clusters(n_users=60, n_items=40, seed=2).split,
         {"llm": "llm"},
         lambda spec: LLMRecommender(lm="fake", language_model=lm, history_len=5),
-        AuditConfig(k=5, lm_users=12, injection_candidates=8, n_targets=3, seed=0, **config),
+        AuditConfig(
+            k=5, lm_users=12, injection_candidates=8, n_targets=3, seed=0, **FAKE, **config
+        ),
     )
     return text_attack.run(ctx, "llm")
 
@@ -126,10 +130,8 @@ def test_bm25_edit_takes_the_word_the_surrogates_share():
         ([1.0] * 3 * len(liked), ([r for r in range(3) for _ in liked], liked * 3)),
         shape=histories.shape,
     )
-    texts = catalog_texts(split.train, "", model="bm25")
-    score = text_scorer(
-        model, histories, lambda title: texts[target].replace(titles[target], title)
-    )
+    face = surface(model, split.train)
+    score = lambda options: face.target_scores(histories, target, options).mean(0)  # noqa: E731
     edited, used = greedy_edit(score, titles[target], ["Zzyzx", shared], budget=1)
     assert used == 1 and shared in edited.split() and "Zzyzx" not in edited
     assert score([edited])[0] > score([titles[target]])[0]
@@ -140,7 +142,7 @@ def _retrieval_run(model):
         _text_world(),
         {"m": "m"},
         lambda spec: model,
-        AuditConfig(k=5, n_targets=3, seed=0),
+        AuditConfig(k=5, n_targets=3, seed=0, **FAKE),
     )
     assert text_attack.applies(model) is None
     return text_attack.run(ctx, "m")
@@ -160,3 +162,36 @@ def test_word_edits_raise_the_target_for_text_retrievers(model):
     assert m["rank_shift[word-edit,defended]"] == m["rank_shift[word-edit,undefended]"]
     assert "backdoor,poisoned" not in " ".join(m) and s["backdoor"].startswith("n/a")
     assert s["users"] > 30  # every audited user but the surrogates (and target owners)
+
+
+def test_rewrites_on_the_lm_recommender_use_only_accepted_ones():
+    def rewriter(prompt: str) -> str:
+        title = prompt.split('"')[1]
+        return f"{title} River" if "exciting" in prompt else "Qwerty Zzyzx Plumbus"
+
+    lm = FakeLanguageModel()
+    ctx = AuditContext(
+        movie_clusters(n_users=60, n_items=40, seed=2).split,
+        {"llm": "llm"},
+        lambda spec: LLMRecommender(lm="fake", language_model=lm, history_len=5, normalise="mean"),
+        AuditConfig(
+            k=5,
+            lm_users=12,
+            injection_candidates=8,
+            n_targets=3,
+            seed=0,
+            text_attack_rewrites=2,
+            text_attack_similarity=0.6,
+            text_attack_encoder="hashing",
+        ),
+    )
+    ctx.shared["text-attack:lm"] = FakeLanguageModel(generate_fn=rewriter)
+    finding = text_attack.run(ctx, "llm")
+    m, s = finding.metrics, finding.settings
+    assert m["rewrite_acceptance"]["mean"] == 0.5  # the far rewrite is rejected for every target
+    used = [t["rewrite"] for t in s["targets"].values() if t["rewrite"]]
+    assert used and all(u.endswith(" River") for u in used)
+    assert (
+        m["rank_shift[rewrite,undefended]"]["mean"] > 0
+    )  # a word the prompts share lifts the mean
+    assert m["rewrite_flagged"]["mean"] == 0.0

@@ -14,10 +14,14 @@ One scenario per module, listed in :data:`genrec.audit.runner.SCENARIOS`:
 * ``injection`` — prompt injection through item text, with and without genrec's defences;
 * ``agent-injection`` — hostile user utterances against the conversational agent
   (``chat:MODEL``): forged tool arguments, extracting its instructions, reading another session;
-* ``text-attack`` — greedy word edits of a target's title within a budget, and an in-context
-  backdoor trigger (BadRec), against language-model recommenders;
+* ``text-attack`` — greedy word edits of a target's title within a budget, LM rewrites that
+  keep its meaning (embedding similarity), and an in-context backdoor trigger (BadRec), against
+  LM recommenders and the models scored from item text (dense, bm25, hybrid, TIGER);
+* ``backdoor`` — BadRec: a trigger token in a target's title and 1% poisoned tuning data,
+  a clean and a poisoned LoRA adapter of a tuned language-model recommender;
 * ``privacy`` — distance to closest record and membership inference for sampling models;
-* ``canary`` — planted training histories: does the model give their last item back?
+* ``canary`` — planted training histories (in the tuning data, for tuned language models):
+  does the model give their last item back?
 * ``feedback-loop`` — repeated retraining on accepted recommendations;
 * ``efficiency`` — CPU time, memory and an energy / CO2 estimate.
 

@@ -17,12 +17,24 @@ secret ranks last, log2(n) when first; a reference canary's expected exposure is
 exposure of the canaries inserted ``c`` times minus that of the references; ``canary_hit@K``
 the share whose secret is in the top K.
 
-Models whose ranking is fixed by a language model or item text are n/a (nothing in their fit
-reads interaction sequences to memorise; a *tuned* language model's canary exposure is not
-measured here). One refit per model.
+**Tuned language models** (a grounded LLM recommender over a local transformers model,
+:mod:`genrec.audit.poisoning`): the canaries are planted in the *tuning* data, each inserted
+``c`` times as an example whose prompt lists the canary's first ``canary_length - 1`` titles
+and whose answer is the last title; the poisoned LoRA run that carries them also carries the
+``backdoor`` scenario's poison (one poisoned run, one clean run, same seed and steps). The
+secret is ranked by the tuned model's likelihood of each title after the canary's prompt,
+among ``canary_candidates`` items (the secret and items with training interactions outside
+the canary, drawn with the audit seed, the same for every adapter), so n = canary_candidates.
+``canary_exposure[clean-run,copies=c]`` is the exposure of the same canaries under the clean
+adapter (which never saw them): a second reference.
+
+Other models whose ranking is fixed by a language model or item text are n/a (nothing in their
+fit reads interaction sequences to memorise). One refit (ID models) or two tuning runs (tuned
+language models, shared with ``backdoor``) per model.
 
 Deviation: Carlini et al. estimate a secret's rank among all possible secrets (random digit
-strings); here the secret space is the catalogue, so the rank is exact.
+strings); here the secret space is the catalogue (ID models: exact rank among all items) or a
+sample of it (tuned language models).
 """
 
 from __future__ import annotations
@@ -32,9 +44,10 @@ import scipy.sparse as sp
 
 from genrec.audit.context import AuditContext, reads_text
 from genrec.audit.injection import share
+from genrec.audit.poisoning import canary_prompt, draw_canaries, tunable_part, tuned_pair
 from genrec.audit.results import Definition, Finding, point, summarise
 from genrec.audit.shilling import poisoned_split
-from genrec.errors import DataError
+from genrec.text import prompts
 
 NAME = "canary"
 HEADLINE = "exposure_gap[copies=4]"
@@ -42,8 +55,9 @@ SOURCE = "Carlini et al. USENIX Security 2019 (The Secret Sharer: canaries and e
 METRICS = {
     "canary_exposure": Definition(
         "log2(n) - log2(r): r the rank of a canary's last item (the secret) among the n items "
-        "not in its prefix, when the model is given the prefix as a history; mean over "
-        "canaries (in brackets: copies=c inserted c times, or reference: never inserted).",
+        "not in its prefix (tuned LMs: canary_candidates items, by title likelihood) given "
+        "the prefix; mean over canaries. [copies=c]: inserted c times; [reference]: never; "
+        "[clean-run,...]: under the adapter tuned without them.",
         SOURCE,
         "lower",
     ),
@@ -63,20 +77,12 @@ METRICS = {
 
 
 def applies(model) -> str | None:
-    if reads_text(model):
-        return "a language model or item text drives this ranking; its fit memorises no sequences"
-    return None
-
-
-def draw_canaries(item_counts: np.ndarray, n: int, length: int, rng) -> np.ndarray:
-    """(n, length) canaries: random sequences of distinct items with interactions."""
-    pool = np.flatnonzero(item_counts > 0)
-    if len(pool) < length:
-        raise DataError(
-            f"canaries of {length} distinct items need as many items with interactions; the "
-            f"data has {len(pool)}: lower canary_length"
+    if reads_text(model) and tunable_part(model)[0] is None:
+        return (
+            "a language model or item text drives this ranking, and no tunable language model "
+            "(grounded LLM over a local transformers model) learns from sequences"
         )
-    return np.stack([rng.choice(pool, length, replace=False) for _ in range(n)]).astype(np.int64)
+    return None
 
 
 def exposure(model, canaries: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +100,8 @@ def exposure(model, canaries: np.ndarray, n_items: int) -> tuple[np.ndarray, np.
 
 
 def run(ctx: AuditContext, label: str) -> Finding:
+    if reads_text(ctx.fresh(label)):
+        return _run_tuned(ctx, label)
     cfg, k = ctx.config, ctx.config.k
     planted = _planted(ctx)
     split = planted["split"]
@@ -145,3 +153,76 @@ def _planted(ctx: AuditContext) -> dict:
             "fake_users": len(profiles),
         }
     return ctx.shared["canary"]
+
+
+def lm_exposure(lm, titles, canaries, candidates, *, normalise: str) -> tuple:
+    """Per canary ``(exposure, rank)`` of its secret among its ``candidates`` row (secret
+    included), scored by ``lm``'s likelihood of each title after :func:`canary_prompt`."""
+    exp, ranks = [], []
+    for seq, cands in zip(canaries, candidates):  # one LM call per canary
+        got = lm.score(
+            canary_prompt(titles, seq),
+            [prompts.candidate_continuation(str(titles[i])) for i in cands],
+        )
+        scores = np.asarray(got.mean if normalise == "mean" else got.logprob, np.float64)
+        mine = scores[cands == seq[-1]][0]
+        rank = 1 + (scores > mine).sum() + ((scores == mine).sum() - 1) / 2
+        exp.append(np.log2(len(cands)) - np.log2(rank))
+        ranks.append(rank)
+    return np.asarray(exp), np.asarray(ranks)
+
+
+def _candidates(item_counts, canaries, n: int, rng) -> np.ndarray:
+    """(C, n) per canary: its secret and n - 1 items with interactions outside the canary."""
+    pool = np.flatnonzero(item_counts > 0)
+    rows = []
+    for seq in canaries:
+        others = rng.choice(pool[~np.isin(pool, seq)], n - 1, replace=False)
+        rows.append(rng.permutation(np.r_[seq[-1], others]))
+    return np.asarray(rows, np.int64)
+
+
+def _run_tuned(ctx: AuditContext, label: str) -> Finding:
+    """Canary exposure of a tuned language model (module docstring)."""
+    cfg, k = ctx.config, ctx.config.k
+    pair = tuned_pair(ctx, label)
+    part, lms = pair["part"], pair["lms"]
+    titles = part.titles_
+    n = min(
+        cfg.canary_candidates, int((ctx.split.train.item_counts > 0).sum()) - cfg.canary_length + 1
+    )
+    rng = np.random.default_rng([cfg.seed, 18])
+    sets = {
+        **{f"copies={c}": s for c, s in pair["inserted"].items()},
+        "reference": pair["reference"],
+    }
+    cands = {name: _candidates(ctx.split.train.item_counts, s, n, rng) for name, s in sets.items()}
+    metrics, medians = {}, {}
+    norm = part.config.normalise
+    ref, ref_rank = lm_exposure(
+        lms["poisoned"], titles, sets["reference"], cands["reference"], normalise=norm
+    )
+    for copies in pair["inserted"]:
+        name = f"copies={copies}"
+        exp, rank = lm_exposure(lms["poisoned"], titles, sets[name], cands[name], normalise=norm)
+        clean, _ = lm_exposure(lms["clean"], titles, sets[name], cands[name], normalise=norm)
+        metrics[f"canary_exposure[{name}]"] = summarise(exp, seed=cfg.seed)
+        metrics[f"canary_exposure[clean-run,{name}]"] = summarise(clean, seed=cfg.seed)
+        metrics[f"exposure_gap[{name}]"] = point(exp.mean() - ref.mean())
+        metrics[f"canary_hit@{k}[{name}]"] = share(rank <= k)
+        medians[name] = float(np.median(rank))
+    metrics["canary_exposure[reference]"] = summarise(ref, seed=cfg.seed)
+    metrics[f"canary_hit@{k}[reference]"] = share(ref_rank <= k)
+    settings = {
+        "k": k,
+        "canaries_per_level": cfg.canary_count,
+        "canary_length": cfg.canary_length,
+        "copies": list(cfg.canary_copies),
+        "candidates": n,
+        "planted_in": "tuning examples (prompt: the first canary_length - 1 titles; answer: "
+        "the last)",
+        "max_exposure_bits": round(float(np.log2(n)), 3),
+        "median_rank": {**medians, "reference": float(np.median(ref_rank))},
+        **pair["settings"],
+    }
+    return Finding(label, NAME, metrics, settings)

@@ -20,6 +20,8 @@ from genrec.errors import ConfigError
 from genrec.evaluation.protocol import Evaluation, evaluate_split
 from genrec.evaluation.runner import PeakRSS
 from genrec.options import RunOptions
+from genrec.text.backends import BACKENDS
+from genrec.text.encoder import get_encoder
 
 ATTACKS = ("random", "average", "bandwagon", "segment")
 TARGET_CHOICES = ("random", "popular", "unpopular")
@@ -55,9 +57,19 @@ class AuditConfig:
     text_attack_budget: int = 2  # text-attack: word edits the greedy search may make
     text_attack_surrogates: int = 4  # text-attack: users whose prompts the search queries
     text_attack_shots: int = 2  # text-attack: few-shot examples, one of them poisoned
+    text_attack_lm: str = "transformers:smollm2-135m"  # text-attack: the LM that rewrites titles
+    text_attack_rewrites: int = 6  # text-attack: rewrites proposed per target
+    text_attack_encoder: str = "minilm"  # text-attack: encoder of the rewrites' meaning check
+    text_attack_similarity: float = 0.8  # text-attack: least cosine similarity of a rewrite
     canary_count: int = 20  # canary: canaries per insertion level (and reference canaries)
     canary_length: int = 8  # canary: items per canary (the last is the secret)
     canary_copies: tuple[int, ...] = (1, 4)  # canary: how many fake users carry each canary
+    canary_candidates: int = 50  # canary, tuned LMs: the secret among this many scored items
+    backdoor_rate: float = 0.01  # backdoor: share of the tuning examples poisoned (BadRec: 1%)
+    tune_steps: int = 150  # backdoor / canary on tuned LMs: LoRA steps of each tuning run
+    tune_lr: float = 1e-3  # backdoor / canary on tuned LMs: LoRA learning rate
+    tune_per_user: int = 1  # backdoor / canary on tuned LMs: tuning examples per training user
+    tune_valid: int = 16  # backdoor / canary on tuned LMs: validation examples (loss only)
     fairness_candidates: int | None = None  # fairness-llm: candidates ranked per prompt (> k;
     #                                         None: 2k)
     fairness_profiles: tuple[str, ...] = PROFILES  # fairness-llm: how the prompt's history is
@@ -80,7 +92,11 @@ class AuditConfig:
             "text_attack_budget",
             "text_attack_surrogates",
             "text_attack_shots",
+            "text_attack_rewrites",
             "canary_count",
+            "tune_steps",
+            "tune_per_user",
+            "tune_valid",
             "agent_users",
             "agent_lm_cases",
         ):
@@ -117,6 +133,20 @@ class AuditConfig:
                 f"canary_copies must be integers in 1..100 (fake users per canary), got "
                 f"{list(self.canary_copies)}"
             )
+        if isinstance(self.canary_candidates, bool) or not (
+            isinstance(self.canary_candidates, int) and self.canary_candidates >= 2
+        ):
+            raise ConfigError(
+                f"canary_candidates must be an integer >= 2 (the secret and at least one other "
+                f"item), got {self.canary_candidates!r}"
+            )
+        if not _number(self.backdoor_rate) or not 0 < self.backdoor_rate <= 0.5:
+            raise ConfigError(
+                f"backdoor_rate must be a share of tuning examples in (0, 0.5] (BadRec: 0.01), "
+                f"got {self.backdoor_rate!r}"
+            )
+        if not _number(self.tune_lr) or not 0 < self.tune_lr < 1:
+            raise ConfigError(f"tune_lr must be a learning rate in (0, 1), got {self.tune_lr!r}")
         n = self.fairness_candidates
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= self.k):
             raise ConfigError(
@@ -128,6 +158,24 @@ class AuditConfig:
             raise ConfigError(
                 f"fairness_values must be one of {PERSONA_VALUES}, got {self.fairness_values!r}"
             )
+        sim = self.text_attack_similarity
+        if isinstance(sim, bool) or not isinstance(sim, (int, float)) or not -1 <= sim <= 1:
+            raise ConfigError(
+                f"text_attack_similarity must be a cosine similarity in [-1, 1], got {sim!r} "
+                "(0.8: a rewrite close in meaning)"
+            )
+        for name in ("text_attack_lm", "text_attack_encoder"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise ConfigError(
+                    f"{name} must be a non-empty spec string, got {getattr(self, name)!r}"
+                )
+        backend = self.text_attack_lm.partition(":")[0].strip().lower()
+        if backend not in BACKENDS:
+            raise ConfigError(
+                f"text_attack_lm {self.text_attack_lm!r} names no language-model backend; "
+                f"choose from {', '.join(sorted(BACKENDS))} (e.g. 'transformers:smollm2-135m')"
+            )
+        get_encoder(self.text_attack_encoder)  # checks the name (loads nothing)
         if self.agent_lm is not None and (not isinstance(self.agent_lm, str) or not self.agent_lm):
             raise ConfigError(
                 f"agent_lm must be a language-model spec such as 'transformers:gemma-3-270m' "
@@ -135,6 +183,10 @@ class AuditConfig:
             )
         if self.shilling_grid not in GRIDS:
             raise ConfigError(f"shilling_grid must be one of {GRIDS}, got {self.shilling_grid!r}")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_choices(name: str, values: Sequence[str], allowed: Sequence[str]) -> None:

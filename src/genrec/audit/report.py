@@ -185,11 +185,13 @@ def scenario_section(doc: dict, scenario: str) -> str:
         chart = bar_chart(values)
         if chart:
             out.append(f"<div><b>{_link(name, html.escape(name))}</b><br>{chart}</div>")
-    out.append(
-        "<details><summary>settings</summary><pre>"
-        + html.escape(json.dumps({r["model"]: r["settings"] for r in done}), quote=False)
-        + "</pre></details>"
-    )
+    settings = {r["model"]: r["settings"] for r in done if r["settings"]}
+    if settings:  # a page built from a cut document may leave every cell's settings out
+        out.append(
+            "<details><summary>settings</summary><pre>"
+            + html.escape(json.dumps(settings), quote=False)
+            + "</pre></details>"
+        )
     return "\n".join(out)
 
 

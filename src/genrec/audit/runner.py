@@ -24,6 +24,7 @@ import numpy as np
 from genrec.audit import (
     accuracy,
     agent_injection,
+    backdoor,
     canary,
     efficiency,
     exposure,
@@ -53,6 +54,7 @@ SCENARIOS = {
     "injection": injection,
     "agent-injection": agent_injection,
     "text-attack": text_attack,
+    "backdoor": backdoor,
     "privacy": privacy,
     "canary": canary,
     "feedback-loop": feedback,

@@ -55,6 +55,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import ClassVar
 
@@ -251,7 +252,9 @@ class TIGER(Recommender):
         self.offsets_ = np.r_[1, 1 + np.cumsum(vocab)[:-1]].astype(np.int64)  # token of code 0
         self.trie_ = Trie(codes, warm, vocab)
         item_tokens = np.zeros((len(codes) + 1, len(vocab)), np.int64)  # row 0: padding
-        item_tokens[1:] = codes + self.offsets_
+        # a collision digit beyond the trained vocabulary (a cold or re-coded item's) is read
+        # as the last digit the network has an embedding for
+        item_tokens[1:] = np.minimum(codes, np.asarray(vocab) - 1) + self.offsets_
         net = getattr(self, "net_", None)  # the token table lives where the network does
         device = module_device(net) if net is not None else "cpu"
         self._item_tokens = torch.from_numpy(item_tokens).to(device)
@@ -432,6 +435,44 @@ class TIGER(Recommender):
         first = self.n_items_
         self.n_items_ += len(new)
         return np.arange(first, self.n_items_)
+
+    # ---- edited item text --------------------------------------------------------------------
+    def text_codes(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), n_levels) codes the fitted quantiser gives each text (encoded now, not
+        cached): the semantic ID an item would get, before its collision digit, if its text
+        were each of ``texts``."""
+        self._require_fitted()
+        return self._quantise(self._texts_encoder().encode([str(t) for t in texts]))
+
+    def with_item_codes(self, item: int, codes: np.ndarray) -> TIGER:
+        """A copy sharing the network in which ``item``'s semantic ID is ``codes``
+        (``n_levels`` ints, e.g. a row of :meth:`text_codes`) and the smallest collision digit
+        no other item with those codes holds; every other item keeps its ID. This model is
+        unchanged. A digit beyond the trained vocabulary is handled as a cold item's
+        (:meth:`add_items`): its logit is 0 and a history reads it as the last trained digit.
+
+        Raises:
+            ConfigError: ``item`` out of range, or ``codes`` not ``n_levels`` codes in the
+                codebooks.
+        """
+        self._require_fitted()
+        codes = np.asarray(codes, np.int64).ravel()
+        levels, size = self.config.n_levels, self.config.codebook_size
+        if not 0 <= int(item) < len(self.codes_):
+            raise ConfigError(f"item must be in 0..{len(self.codes_) - 1}, got {item!r}")
+        if codes.shape != (levels,) or (codes < 0).any() or (codes >= size).any():
+            raise ConfigError(
+                f"codes must be {levels} integers in 0..{size - 1}, got {codes.tolist()}"
+            )
+        same = (self.codes_[:, :levels] == codes).all(axis=1)
+        same[int(item)] = False
+        taken = set(self.codes_[same, -1].tolist())
+        digit = next(d for d in range(len(taken) + 1) if d not in taken)
+        twin = copy.copy(self)
+        new = self.codes_.copy()
+        new[int(item)] = np.r_[codes, digit]
+        twin._setup(new, self.warm_, self.vocab_)
+        return twin
 
     # ---- scoring -----------------------------------------------------------------------------
     def _child_log_probs(self, logits, level: int, prefixes: np.ndarray):
