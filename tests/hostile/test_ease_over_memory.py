@@ -13,5 +13,5 @@ def test_cli_refuses_ease_above_its_memory_naming_need_have_and_alternatives(tmp
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and err.startswith("error:")
-    for words in ("30 items", "0.0216 MB", "0.01 MB is allowed", "memory_gb", "use ials"):
+    for words in ("30 items", "0.0108 MB", "0.01 MB is allowed", "memory_gb", "use ials"):
         assert words in err
