@@ -436,9 +436,9 @@ def for_report(doc: dict) -> dict:
     and edit and rewrite statistics (its undefended success and exposure and the headline
     stay), agent-injection's cells other than the pooled and extraction ones, the backdoor's
     ranks, NDCGs and trigger-free success (its triggered success, lift and utility drop
-    stay) and its n/a rows, the canaries' hit rates and clean-run exposures, settings, the
-    list of runs and the definitions of families the page no longer shows are left to
-    ``audit.json``."""
+    stay) and its n/a rows, the canaries' hit rates, clean-run exposures and once-inserted
+    cells, settings, the list of runs and the definitions of families the page no longer shows
+    are left to ``audit.json``."""
     results = []
     for r in doc["results"]:
         if r["scenario"] == "backdoor" and r["metrics"] == "n/a":
@@ -454,7 +454,7 @@ def for_report(doc: dict) -> dict:
                 for n, v in r["metrics"].items()
                 if re.match(r"attack_success_\w+\[(all|extraction),", n)
             }
-        cut = {"backdoor": "rank|ndcg|,no-trigger", "canary": "canary_hit|clean-run"}
+        cut = {"backdoor": "rank|ndcg|,no-trigger", "canary": r"canary_hit|clean-run|copies=1\]"}
         if r["metrics"] != "n/a" and r["scenario"] in cut:  # in BENCHMARKS.md and audit.json
             drop = re.compile(cut[r["scenario"]])
             r["metrics"] = {n: v for n, v in r["metrics"].items() if not drop.search(n)}
