@@ -107,16 +107,15 @@ def run(ctx: AuditContext, label: str) -> Finding:
     split = planted["split"]
     model = ctx.fresh(label).fit(split.train, valid=split.valid, options=ctx.options)
     n_items = ctx.split.train.n_items
-    metrics, ranks = {}, {}
     ref, ref_rank = exposure(model, planted["reference"], n_items)
-    for copies, canaries in planted["inserted"].items():
-        exp, rank = exposure(model, canaries, n_items)
-        metrics[f"canary_exposure[copies={copies}]"] = summarise(exp, seed=cfg.seed)
-        metrics[f"exposure_gap[copies={copies}]"] = point(exp.mean() - ref.mean())
-        metrics[f"canary_hit@{k}[copies={copies}]"] = share(rank <= k)
-        ranks[copies] = float(np.median(rank))
-    metrics["canary_exposure[reference]"] = summarise(ref, seed=cfg.seed)
-    metrics[f"canary_hit@{k}[reference]"] = share(ref_rank <= k)
+    measured = {
+        copies: exposure(model, canaries, n_items)
+        for copies, canaries in planted["inserted"].items()
+    }
+    metrics = exposure_metrics(
+        {f"copies={c}": m for c, m in measured.items()}, (ref, ref_rank), k, cfg.seed
+    )
+    ranks = {c: float(np.median(rank)) for c, (_, rank) in measured.items()}
     settings = {
         "k": k,
         "canaries_per_level": cfg.canary_count,
@@ -197,22 +196,19 @@ def _run_tuned(ctx: AuditContext, label: str) -> Finding:
         "reference": pair["reference"],
     }
     cands = {name: _candidates(ctx.split.train.item_counts, s, n, rng) for name, s in sets.items()}
-    metrics, medians = {}, {}
     norm = part.config.normalise
-    ref, ref_rank = lm_exposure(
-        lms["poisoned"], titles, sets["reference"], cands["reference"], normalise=norm
-    )
-    for copies in pair["inserted"]:
-        name = f"copies={copies}"
-        exp, rank = lm_exposure(lms["poisoned"], titles, sets[name], cands[name], normalise=norm)
-        clean, _ = lm_exposure(lms["clean"], titles, sets[name], cands[name], normalise=norm)
-        metrics[f"canary_exposure[{name}]"] = summarise(exp, seed=cfg.seed)
+
+    def measure(lm, name):
+        return lm_exposure(lm, titles, sets[name], cands[name], normalise=norm)
+
+    names = [f"copies={copies}" for copies in pair["inserted"]]
+    measured = {name: measure(lms["poisoned"], name) for name in names}
+    ref, ref_rank = measure(lms["poisoned"], "reference")
+    metrics = exposure_metrics(measured, (ref, ref_rank), k, cfg.seed)
+    for name in names:
+        clean, _ = measure(lms["clean"], name)
         metrics[f"canary_exposure[clean-run,{name}]"] = summarise(clean, seed=cfg.seed)
-        metrics[f"exposure_gap[{name}]"] = point(exp.mean() - ref.mean())
-        metrics[f"canary_hit@{k}[{name}]"] = share(rank <= k)
-        medians[name] = float(np.median(rank))
-    metrics["canary_exposure[reference]"] = summarise(ref, seed=cfg.seed)
-    metrics[f"canary_hit@{k}[reference]"] = share(ref_rank <= k)
+    medians = {name: float(np.median(rank)) for name, (_, rank) in measured.items()}
     settings = {
         "k": k,
         "canaries_per_level": cfg.canary_count,
@@ -226,3 +222,18 @@ def _run_tuned(ctx: AuditContext, label: str) -> Finding:
         **pair["settings"],
     }
     return Finding(label, NAME, metrics, settings)
+
+
+def exposure_metrics(measured: dict, reference: tuple, k: int, seed: int) -> dict:
+    """The canary metrics of ``measured`` ({level name: (exposures, ranks)}) beside the
+    never-inserted ``reference`` (exposures, ranks): exposure with its interval, its gap to the
+    reference's mean and the hit rate at ``k``, per level and for the reference."""
+    ref, ref_rank = reference
+    metrics = {}
+    for name, (exp, rank) in measured.items():
+        metrics[f"canary_exposure[{name}]"] = summarise(exp, seed=seed)
+        metrics[f"exposure_gap[{name}]"] = point(exp.mean() - ref.mean())
+        metrics[f"canary_hit@{k}[{name}]"] = share(rank <= k)
+    metrics["canary_exposure[reference]"] = summarise(ref, seed=seed)
+    metrics[f"canary_hit@{k}[reference]"] = share(ref_rank <= k)
+    return metrics
