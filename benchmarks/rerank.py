@@ -304,14 +304,8 @@ def no_lm_part(split) -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, values in rows.items():
-        cells = [
-            name,
-            fmt_ci(summary(values["ndcg@10"])),
-            fmt_ci(summary(values["recall@10"])),
-            fmt_test(tests["ndcg@10"][name]),
-            fmt_test(tests["recall@10"][name]),
-            "-" if name == "ease" else kept_cell(d["fusion"]),
-        ]
+        cells = quality_cells(name, values, tests)
+        cells.append("-" if name == "ease" else kept_cell(d["fusion"]))
         lines.append("| " + " | ".join(cells) + " |")
     weights = ", ".join(
         f"{n} {w:+.2f}" for n, w in zip(d["fusion"]["names"], d["fusion"]["weights"])
@@ -456,14 +450,20 @@ def kept_cell(fusion: dict) -> str:
     return f"{verdict} (CV gain {fusion['cv_gain']:+.4f} ± {fusion['cv_se']:.4f})"
 
 
-def row_line(name: str, values: dict, tests: dict, mode: dict | None) -> str:
-    cells = [
+def quality_cells(name: str, values: dict, tests: dict) -> list[str]:
+    """A table row's first cells: the name, NDCG@10 and Recall@10 with intervals, and each
+    one's paired test against EASE."""
+    return [
         name,
         fmt_ci(summary(values["ndcg@10"])),
         fmt_ci(summary(values["recall@10"])),
         fmt_test(tests["ndcg@10"][name]),
         fmt_test(tests["recall@10"][name]),
     ]
+
+
+def row_line(name: str, values: dict, tests: dict, mode: dict | None) -> str:
+    cells = quality_cells(name, values, tests)
     if mode is None:
         return "| " + " | ".join(cells + ["-", "0", "0", "< 0.01"]) + " |"
     if name == NO_LM:

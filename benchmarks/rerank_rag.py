@@ -316,14 +316,7 @@ def cotrain(ctx: dict, lm, *, rounds: int = 2, top: int = 3, beta: float = 0.5) 
     lm.reset()
     start = time.perf_counter()
     for r in range(1, rounds + 1):
-        prefs = reranker_preferences(
-            np.r_[valid_users, users],
-            [*v_lists, *lists],
-            n_users=split.train.n_users,
-            n_items=split.train.n_items,
-            top=top,
-        )
-        ease = retriever_from_reranker(ease, split.train.user_items, prefs, beta=beta)
+        ease = refit_on_lists(ease, split, valid_users, v_lists, users, lists, top, beta)
         pipe = pipeline(ease, llm, split.train)
         v_lists = cached_lists(pipe, llm, hist["valid"], valid_users, cache)
         search = pipe.search_weight(v_lists, split.train.user_items[valid_users], ctx["v_rel"])
@@ -389,14 +382,7 @@ def cotrain_tuned(ctx: dict, lm, adapter: str, *, top: int = 3, beta: float = 0.
         }
         log("cotrain-tuned", name, out[name])
         if name == "alone":
-            prefs = reranker_preferences(
-                np.r_[valid_users, users],
-                [*v_lists, *lists],
-                n_users=split.train.n_users,
-                n_items=split.train.n_items,
-                top=top,
-            )
-            ease = retriever_from_reranker(ease, split.train.user_items, prefs, beta=beta)
+            ease = refit_on_lists(ease, split, valid_users, v_lists, users, lists, top, beta)
     out["self_trained"] = self_trained(ctx, top=top, beta=beta)
     return out
 
@@ -420,6 +406,19 @@ def self_trained(ctx: dict, *, top: int, beta: float) -> dict:
     hist = split.history("test").user_item_order[users]
     seen = split.history("test").user_items[users]
     return per_user(ease.score(hist, users=users), seen, ctx["relevant"])
+
+
+def refit_on_lists(ease, split, valid_users, v_lists, users, lists, top, beta):
+    """EASE refitted on the reranker's preferences: each validation and test user's ``top``
+    items of the reranker's lists, added to the training interactions at weight ``beta``."""
+    prefs = reranker_preferences(
+        np.r_[valid_users, users],
+        [*v_lists, *lists],
+        n_users=split.train.n_users,
+        n_items=split.train.n_items,
+        top=top,
+    )
+    return retriever_from_reranker(ease, split.train.user_items, prefs, beta=beta)
 
 
 def cached_lists(pipe, llm, histories, users, cache) -> list[Shortlist]:
