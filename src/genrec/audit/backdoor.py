@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from genrec.audit.context import AuditContext
-from genrec.audit.injection import _ndcg, sampled_candidates, share
+from genrec.audit.injection import list_ndcg, sampled_candidates, share
 from genrec.audit.poisoning import TRIGGER, triggered, tunable_part, tuned_pair
 from genrec.audit.results import Definition, Finding, point, summarise
 from genrec.text import prompts
@@ -146,7 +146,7 @@ def _evaluate(ctx: AuditContext, models: dict, users, target: int) -> tuple[dict
             order = np.argsort(-np.asarray(scores), kind="stable")
             ranks[adapter, trig].append(int(np.flatnonzero(cands[order] == target)[0]) + 1)
             if trig == "no-trigger":
-                ndcg[adapter].append(_ndcg(scores, relevant))
+                ndcg[adapter].append(list_ndcg(scores, relevant))
     return ranks, ndcg
 
 

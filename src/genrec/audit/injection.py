@@ -284,7 +284,7 @@ def run(ctx: AuditContext, label: str) -> Finding:
         target = int(rng.choice(np.flatnonzero(~relevant[1:]) + 1))
         for name, model in (("undefended", unguarded), ("defended", guarded)):
             scores = model.score_candidates(row, cands[None, :])[0]
-            ndcg[name].append(_ndcg(scores, relevant))
+            ndcg[name].append(list_ndcg(scores, relevant))
             if name == "undefended":
                 clean.append(_top(scores) == target)
         for attack in ATTACKS:
@@ -368,7 +368,7 @@ def sampled_candidates(rng, row, targets, *, n_items: int, n: int) -> np.ndarray
     return picked.astype(np.int64)
 
 
-def _ndcg(scores, relevant) -> float:
+def list_ndcg(scores, relevant) -> float:
     """NDCG of one list: ``scores`` ranks the candidates, ``relevant`` marks the targets."""
     if not relevant.any():
         return float("nan")
