@@ -636,9 +636,17 @@ def write(args) -> None:
     print("\n".join(md))
 
 
-def _row(doc, scenario):
+def _row(doc, scenario, model=None):
+    """The first measured (not n/a) row of ``scenario``, of ``model`` when one is named."""
     return next(
-        (r for r in doc["results"] if r["scenario"] == scenario and r["metrics"] != "n/a"), None
+        (
+            r
+            for r in doc["results"]
+            if r["scenario"] == scenario
+            and r["metrics"] != "n/a"
+            and (model is None or r["model"] == model)
+        ),
+        None,
     )
 
 
@@ -905,7 +913,7 @@ def _tuned_groups(doc) -> list[list[str]]:
     numbers: ``llm`` and ``ease+llm`` over one base) grouped together."""
     groups: dict[str, list[str]] = {}
     for model in TUNED_MODELS:
-        row = _tuned_row(doc, "backdoor", model)
+        row = _row(doc, "backdoor", model)
         if row is not None:
             key = json.dumps([row["metrics"], row["settings"].get("runs")], sort_keys=True)
             groups.setdefault(key, []).append(model)
@@ -913,7 +921,7 @@ def _tuned_groups(doc) -> list[list[str]]:
 
 
 def _backdoor_finding(doc, names) -> list[str]:
-    row, rows = _tuned_row(doc, "backdoor", names[0]), _tuned_row(doc, "canary", names[0])
+    row, rows = _row(doc, "backdoor", names[0]), _row(doc, "canary", names[0])
     m, s = row["metrics"], row["settings"]
     seen = s["tune_steps"] * 4 * s["poisoned_examples"] / max(s["tuning_examples_poisoned"], 1)
     out = [
@@ -958,17 +966,6 @@ def _item_not_trigger(m) -> bool:
     return plain["ci_high"] < clean["ci_low"] and lift is not None and lift <= 0
 
 
-def _tuned_row(doc, scenario, model):
-    return next(
-        (
-            r
-            for r in doc["results"]
-            if r["model"] == model and r["scenario"] == scenario and r["metrics"] != "n/a"
-        ),
-        None,
-    )
-
-
 def _names(models) -> str:
     return ", ".join(f"`{m}`" for m in models)
 
@@ -979,7 +976,7 @@ def _backdoor_tables(doc) -> list[str]:
 
 
 def _backdoor_table(doc, names) -> list[str]:
-    row = _tuned_row(doc, "backdoor", names[0])
+    row = _row(doc, "backdoor", names[0])
     s, m = row["settings"], row["metrics"]
     what = (
         f"`{TUNED}` = `llm` over {s['base']}, history 5"
@@ -1031,7 +1028,7 @@ def _backdoor_table(doc, names) -> list[str]:
 
 
 def _tuned_canary_table(doc, model) -> list[str]:
-    row = _tuned_row(doc, "canary", model)
+    row = _row(doc, "canary", model)
     if row is None:
         return []
     s, m = row["settings"], row["metrics"]
