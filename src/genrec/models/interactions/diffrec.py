@@ -140,8 +140,8 @@ class DiffRecConfig(ModelConfig):
 
 
 def check_denoiser_fields(cfg) -> None:
-    """ConfigError for bad diffusion fields and ``hidden`` (DiffRec's and mmdiffrec's); a list
-    of hidden sizes (from JSON) becomes a tuple."""
+    """ConfigError for bad diffusion fields and ``hidden`` (DiffRec's, L-DiffRec's and
+    mmdiffrec's); a list of hidden sizes (from JSON) becomes a tuple."""
     if isinstance(cfg.hidden, list):  # from JSON (a saved config)
         object.__setattr__(cfg, "hidden", tuple(cfg.hidden))
     check_diffusion_fields(cfg)

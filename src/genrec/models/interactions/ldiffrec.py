@@ -67,7 +67,7 @@ from genrec.models.interactions.diffrec import (
     Diffusion,
     StepSampler,
     build_denoiser,
-    check_diffusion_fields,
+    check_denoiser_fields,
     check_training_fields,
     diffusion_loss,
     fixed_noise,
@@ -148,8 +148,6 @@ class LDiffRecConfig(ModelConfig):
     }
 
     def __post_init__(self):
-        if isinstance(self.hidden, list):  # from JSON (a saved config)
-            object.__setattr__(self, "hidden", tuple(self.hidden))
         self.check_positive_ints(
             "n_clusters", "latent_dim", "svd_dim", "kmeans_iters", "kl_anneal_steps"
         )
@@ -158,14 +156,7 @@ class LDiffRecConfig(ModelConfig):
             "latent_dim",
             f"at least n_clusters ({self.n_clusters}): one latent unit per cluster",
         )
-        check_diffusion_fields(self)
-        self.check(
-            isinstance(self.hidden, tuple)
-            and len(self.hidden) >= 1
-            and all(isinstance(h, int) and h >= 1 for h in self.hidden),
-            "hidden",
-            "a non-empty tuple of positive integers",
-        )
+        check_denoiser_fields(self)
         self.check(0 <= self.denoiser_dropout < 1, "denoiser_dropout", "in [0, 1)")
         self.check(self.diffusion_weight >= 0, "diffusion_weight", "a non-negative number")
         self.check(self.kl_cap >= 0, "kl_cap", "a non-negative number")
