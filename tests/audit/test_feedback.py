@@ -60,6 +60,7 @@ def test_ease_llm_loops_on_the_lm_sample_for_lm_rounds(monkeypatch):
     finding = run(ctx, "ease+llm")
     m = finding.metrics
     assert finding.settings["rounds"] == 1 and finding.settings["users"] == 7
+    assert "lm_rounds=1" in finding.settings["user_sample"]
     assert "ndcg@5[round=1]" in m and "ndcg@5[round=2]" not in m
     assert all(np.isfinite(m[f"{name}_change@5"]["mean"]) for name in ("gini", "coverage"))
     # the EASE inside the refitted pipeline learned one accepted item per sampled user

@@ -127,6 +127,7 @@ def test_ease_llm_is_poisoned_and_scored_on_the_lm_sample(split, scored_users):
     assert len(sample) == 6 and finding.settings["users"] == 6
     assert set(scored_users) == set(sample.tolist())  # the clean and the attacked pass only
     assert list(finding.settings["cells"]) == ["bandwagon,1%,random"]  # lm_shilling_grid base
+    assert "language-model sample" in finding.settings["user_sample"]
     m = finding.metrics
     for name in ("target_hr@5_clean", "target_hr@5_attacked", "utility_drop@5"):
         assert np.isfinite(m[f"{name}[bandwagon,1%,random]"]["mean"])

@@ -144,13 +144,12 @@ def run(ctx: AuditContext, label: str) -> Finding:
         "k": k,
         "rounds": n_rounds,
         "users": int(len(users)),
-        "user_sample": (
-            f"the audit's language-model sample (lm_users) for lm_rounds={n_rounds} rounds: "
-            "every round asks the language model again for each sampled user"
-            if lm
-            else "the audit's evaluated users"
-        ),
         "choice_model": "one accepted item per user and round, P(rank j) ~ 1/log2(1+j)",
         "accepted_test_items": accepted_targets,
     }
+    if lm:
+        settings["user_sample"] = (
+            f"the audit's language-model sample (lm_users) for lm_rounds={n_rounds} rounds: "
+            "every round asks the language model again for each sampled user"
+        )
     return Finding(label, NAME, metrics, settings)
