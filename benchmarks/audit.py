@@ -33,6 +33,7 @@ in two parts a loaded machine can run side by side:
     python benchmarks/audit.py --part backdoor      # BadRec backdoor and canaries of a tuned LM:
     #   one clean and one poisoned LoRA run of `llm` over SmolLM2-135M (--tune-steps each),
     #   backdoor on --backdoor-users users; n/a rows for the other models
+    python benchmarks/audit.py --part backdoor-lm   # the same for llm and ease+llm over Gemma
     python benchmarks/audit.py --part write     # merge the parts, write the report and section
 
 Each part file records its wall seconds, its CPU seconds (``time.process_time`` of the part's
@@ -247,20 +248,26 @@ def part_backdoor(args) -> None:
     """BadRec backdoor and tuned-LM canaries: ``llm`` over SmolLM2-135M (history 5) tuned
     twice (clean; 1% poisoned + canaries) for ``--tune-steps`` LoRA steps each, the backdoor
     measured on ``--backdoor-users`` users; then the n/a rows of the ID models and text
-    retrievers (no fit); then ``llm`` and ``ease+llm`` over Gemma 3 270M, which share one
-    clean and one poisoned tuning run (``--models llm,ease+llm`` runs only those)."""
-    cfg = AuditConfig(
+    retrievers (no fit)."""
+    cfg = _backdoor_config(args)
+    plan = [([TUNED], ["backdoor", "canary"], cfg)]
+    plan += [(ID_MODELS + TEXT_RETRIEVERS, ["backdoor"], AuditConfig(seed=0))]  # n/a rows
+    _steps(plan, "backdoor", args)
+
+
+def part_backdoor_lm(args) -> None:
+    """The same for ``llm`` and ``ease+llm`` over Gemma 3 270M, which share one clean and one
+    poisoned tuning run (a part of its own, so the two tuning pairs can run side by side)."""
+    _steps([(LM_MODELS, ["backdoor", "canary"], _backdoor_config(args))], "backdoor-lm", args)
+
+
+def _backdoor_config(args) -> AuditConfig:
+    return AuditConfig(
         seed=0,
         lm_users=args.backdoor_users,
         tune_steps=args.tune_steps,
         canary_count=args.tune_canaries,
     )
-    plan = [([TUNED], ["backdoor", "canary"], cfg)]
-    plan += [(ID_MODELS + TEXT_RETRIEVERS, ["backdoor"], AuditConfig(seed=0))]  # n/a rows
-    plan += [(LM_MODELS, ["backdoor", "canary"], cfg)]
-    cpu = time.process_time()
-    _steps(plan, "backdoor", args)
-    print(f"process CPU seconds: {time.process_time() - cpu:.0f}", flush=True)
 
 
 def _save(part, docs, loads, start) -> None:
@@ -298,7 +305,7 @@ def merge() -> tuple[dict, dict]:
             "canary",
             "agent-injection",
             "backdoor",
-        )
+        )  # backdoor* holds backdoor-lm too
         for f in sorted(RESULTS.glob(f"audit_{p}*.json"))
     ]
     parts = {f.stem.removeprefix("audit_"): json.loads(f.read_text()) for f in files}
@@ -306,13 +313,15 @@ def merge() -> tuple[dict, dict]:
         if '"definitions"' in f.read_text():
             _write_part(f, parts[f.stem.removeprefix("audit_")])
     docs = [d for part in parts.values() for d in part["docs"]]
-    # shilling rows come from the attacks parts only: their target sets are shared across cells
+    # with an attacks part (run beside an id part stopped after its cheap steps), the shilling
+    # rows come from the attacks parts only, whose cells share their target sets
+    split_attacks = any(name.startswith("attacks") for name in parts)
     latest = {
         (r["model"], r["scenario"]): r
         for name, part in parts.items()
         for d in part["docs"]
         for r in d["results"]
-        if not (name == "id" and r["scenario"] == "shilling")
+        if not (split_attacks and name == "id" and r["scenario"] == "shilling")
     }
     results = list(latest.values())  # a later part's row replaces an earlier one
     protocol = dict(docs[0]["protocol"])
@@ -586,7 +595,7 @@ def write(args) -> None:
     loads = [x for p in parts.values() for x in p["loads"]]
     base = SHILLING_BASE
     md = [
-        "Written by `python benchmarks/audit.py --part id|lm|injection|fairness-llm|text-attack|canary|agent-injection|backdoor|write` (parts: "
+        "Written by `python benchmarks/audit.py --part id|lm|injection|fairness-llm|text-attack|canary|agent-injection|backdoor|backdoor-lm|write` (parts: "
         + ", ".join(
             f"{p} finished {v['finished']} after {v['seconds'] / 60:.0f} min"
             + (f" ({v['cpu_seconds']:.0f} CPU s)" if "cpu_seconds" in v else "")
@@ -1575,6 +1584,7 @@ PARTS = {
     "canary": part_canary,
     "agent-injection": part_agent_injection,
     "backdoor": part_backdoor,
+    "backdoor-lm": part_backdoor_lm,
 }
 
 
