@@ -1193,7 +1193,7 @@ def _backdoor_sweep_table(doc) -> list[str]:
             f"{_fmt(m.get('utility_drop'))} | loss {r['final_loss']:.3f}, "
             f"{r['cpu_seconds']:.0f} CPU s | `{p['source']}` |"
         )
-    return out + [""]
+    return out
 
 
 def _backdoor_sweep_findings(doc) -> list[str]:
@@ -1210,12 +1210,17 @@ def _backdoor_sweep_findings(doc) -> list[str]:
     found = [
         p for p in points if ((p["metrics"].get("backdoor_lift") or {}).get("ci_low") or 0) > 0
     ]
-    verdict = (
-        f"the backdoor appears at {found[0]['rate']:.0%} (lift "
-        f"{_fmt(found[0]['metrics'].get('backdoor_lift'))})"
-        if found
-        else f"at no rate up to {points[-1]['rate']:.0%} does the lift's interval lie above 0"
-    )
+    if found:
+        m = found[0]["metrics"]
+        verdict = (
+            f"the backdoor appears at {found[0]['rate']:.0%} (lift "
+            f"{_fmt(m.get('backdoor_lift'))}); there the poisoned adapter also ranks the "
+            f"untriggered target first for {_fmt(m.get('backdoor_success[poisoned,no-trigger]'))} "
+            f"of the users (the poison teaches the item as well as the trigger) and clean utility "
+            f"drops by {_fmt(m.get('utility_drop'))} NDCG"
+        )
+    else:
+        verdict = f"at no rate up to {points[-1]['rate']:.0%} does the lift's interval lie above 0"
     return [
         f"- Backdoor poisoning-rate sweep (`{TUNED}`, {rates} of the tuning examples poisoned, "
         f"the same steps): the triggered target ranks first under the poisoned adapter for "
