@@ -14,7 +14,9 @@ in two parts a loaded machine can run side by side:
   diffrec, sasrec);
 * ``lm``: ``llm`` (Gemma 3 270M): injection on ``--lm-users`` sampled users, hallucination on
   half as many; then accuracy, exposure, fairness and efficiency of ``llm`` and ``ease+llm`` on
-  ``--lm-sample`` sampled test users (LLM scoring costs a forward pass per user).
+  ``--lm-sample`` sampled test users (LLM scoring costs a forward pass per user), and their
+  shilling (the base cell) and feedback loops (``lm_rounds`` rounds) on the ``--lm-users``
+  language-model sample drawn from those users, each attack cell and round a real refit.
 
     python benchmarks/audit.py --part id        # then, in parallel or after:
     python benchmarks/audit.py --part lm
@@ -77,6 +79,7 @@ from common import ROOT, load_average, machine_line, rounded, write_section  # n
 RESULTS = ROOT / "benchmarks" / "results"
 CHEAP = ["accuracy", "exposure", "fairness", "hallucination", "privacy", "efficiency"]
 ID_MODELS = ["pop", "ease", "bpr", "multvae", "diffrec", "sasrec", "tiger"]
+SHILLING_BASE = "[bandwagon,1%,random]"  # the base cell's bracket in metric names
 BASE_CELL = {
     "shilling_attacks": ("bandwagon",),
     "shilling_sizes": (0.01,),
@@ -178,7 +181,14 @@ def part_lm(args) -> None:
         ([m], ["hallucination"], AuditConfig(seed=0, lm_users=max(2, args.lm_users // 2)))
         for m in LM_MODELS[:1]
     ]
-    plan += [([m], ["accuracy", "exposure", "fairness", "efficiency"], sample) for m in LM_MODELS]
+    plan += [
+        (
+            [m],
+            ["accuracy", "exposure", "fairness", "efficiency", "shilling", "feedback-loop"],
+            sample,
+        )
+        for m in LM_MODELS
+    ]
     _steps(plan, "lm", args)
 
 
@@ -370,8 +380,10 @@ def slim(doc: dict) -> dict:
     text-attack's edit and rewrite details (:data:`TEXT_ATTACK_DETAIL`) and repeats
     (:func:`_slim_text_attack`) left out (the gaps, SNSR, shifts, successes, exposures and
     acceptance stay), and with them the definitions of families no row holds; settings longer
-    than 150 characters and each run's config fields at their defaults left out (the per-part
-    files ``audit_<part>.json`` keep everything); the tuned LM's canary row points to its
+    than 150 characters and each run's config fields at their defaults left out, and a
+    shilling cell's detector AUC (a property of the poisoned data, equal for every model) kept
+    in the first row holding it only (the per-part files ``audit_<part>.json`` keep
+    everything); the tuned LM's canary row points to its
     backdoor row for the shared tuning runs; when the document would still exceed
     :data:`LIMIT`, the definitions are left to the library (``genrec.audit.definitions()``,
     docs/audit.md; the report page carries them)."""
@@ -396,9 +408,11 @@ def slim(doc: dict) -> dict:
             return not name.startswith(TEXT_ATTACK_DETAIL)
         return True
 
-    results = []
+    results, detected = [], set()
     for r in doc["results"]:
         r = dict(r)
+        if r["metrics"] != "n/a" and r["scenario"] == "shilling":
+            r["metrics"] = _detector_once(r["metrics"], detected)
         if r["metrics"] != "n/a":
             if r["scenario"] == "text-attack":  # reads the guard's flags before they go
                 r["metrics"], r["settings"] = _slim_text_attack(r["metrics"], r["settings"])
@@ -431,6 +445,19 @@ def slim(doc: dict) -> dict:
     if len(json.dumps(small, separators=(",", ":"))) > LIMIT:  # the library has them all
         small["definitions"] = "genrec.audit.definitions() and docs/audit.md (left out for size)"
     return small
+
+
+def _detector_once(metrics: dict, detected: set) -> dict:
+    """A shilling row without the detector AUCs of cells an earlier row already holds: the
+    detector scores the poisoned training data, the same for every model of a cell."""
+    out = {}
+    for name, value in metrics.items():
+        if family(name) == "detector_auc":
+            if name in detected:
+                continue
+            detected.add(name)
+        out[name] = value
+    return out
 
 
 def _slim_text_attack(metrics: dict, settings: dict) -> tuple[dict, dict]:
@@ -475,8 +502,11 @@ def for_report(doc: dict) -> dict:
     and edit and rewrite statistics (its undefended success and exposure and the headline
     stay), agent-injection's cells other than the pooled and extraction ones, the backdoor's
     ranks, NDCGs and trigger-free success (its triggered success, lift and utility drop
-    stay), its n/a rows and the rate sweep's row (a whole heat-map row for one scenario),
-    the canaries' hit rates, clean-run exposures and once-inserted cells, settings, the list of runs and the definitions of families the page no longer shows
+    stay), its n/a rows and the rate sweep's row (a whole heat-map row for one scenario), the
+    feedback loops' rounds between the first and the last, the clean and attacked target hit
+    ratios of shilling cells other than the base cell (their shift and utility drop stay), the
+    canaries' hit rates, clean-run exposures and once-inserted cells, settings, the list of
+    runs and the definitions of families the page no longer shows
     are left to ``audit.json``."""
     results = []
     for r in doc["results"]:
@@ -486,6 +516,15 @@ def for_report(doc: dict) -> dict:
         if r["metrics"] != "n/a" and r["scenario"] in ("fairness", "fairness-llm"):
             r["metrics"] = {
                 n: v for n, v in r["metrics"].items() if not re.search(r"=|^sim_|^snsv_", n)
+            }
+        if r["metrics"] != "n/a" and r["scenario"] == "feedback-loop":
+            r["metrics"] = _first_and_last_round(r["metrics"])
+        if r["metrics"] != "n/a" and r["scenario"] == "shilling":  # the sweep: shifts, drops
+            r["metrics"] = {
+                n: v
+                for n, v in r["metrics"].items()
+                if not family(n).startswith(("target_hr_clean", "target_hr_attacked"))
+                or n.endswith(SHILLING_BASE)
             }
         if r["metrics"] != "n/a" and r["scenario"] == "agent-injection":
             r["metrics"] = {
@@ -510,6 +549,31 @@ def for_report(doc: dict) -> dict:
     shown = {family(n) for r in results if r["metrics"] != "n/a" for n in r["metrics"]}
     defined = {f: d for f, d in doc["definitions"].items() if f in shown}
     return {**doc, "protocol": protocol, "results": results, "definitions": defined}
+
+
+def _first_and_last_round(metrics: dict) -> dict:
+    """A feedback-loop row without its rounds between round 0 and the last (the changes and
+    both ends stay)."""
+    rounds = [int(m.group(1)) for n in metrics if (m := re.search(r"\[round=(\d+)\]", n))]
+    last = max(rounds, default=0)
+    return {
+        n: v
+        for n, v in metrics.items()
+        if not (m := re.search(r"\[round=(\d+)\]", n)) or int(m.group(1)) in (0, last)
+    }
+
+
+def _lm_loop_users(doc) -> int | str:
+    """The users of the LM models' shilling and feedback-loop rows (their language-model
+    sample), or "-" without such rows."""
+    users = {
+        r["settings"]["users"]
+        for r in doc["results"]
+        if r["model"] in LM_MODELS
+        and r["scenario"] in ("shilling", "feedback-loop")
+        and r["metrics"] != "n/a"
+    }
+    return ", ".join(map(str, sorted(users))) or "-"
 
 
 def _injection_users(doc) -> int | str:
@@ -560,7 +624,7 @@ def write(args) -> None:
         )
     )
     loads = [x for p in parts.values() for x in p["loads"]]
-    base = "[bandwagon,1%,random]"
+    base = SHILLING_BASE
     md = [
         "Written by `python benchmarks/audit.py --part id|lm|injection|fairness-llm|text-attack|canary|agent-injection|backdoor|write` (parts: "
         + ", ".join(
@@ -577,7 +641,9 @@ def write(args) -> None:
         "",
         "ID models on all 943 test users; `llm` and `ease+llm` (Gemma 3 270M) on a seeded "
         f"sample of {args.lm_sample} test users, their hallucination scenario on "
-        f"{max(2, args.lm_users // 2)} of those, injection on {_injection_users(doc)}. Cells: mean [95% bootstrap interval over users]; "
+        f"{max(2, args.lm_users // 2)} of those, injection on {_injection_users(doc)}, shilling "
+        f"(base cell) and feedback loops on {_lm_loop_users(doc)}. Cells: mean [95% bootstrap "
+        "interval over users]; "
         "corpus-level values (Gini, coverage, AUCs) without one. Every metric is defined in "
         "docs/audit.md; the full matrix with charts: `benchmarks/results/audit.html`. "
         "Gini and coverage grow or shrink with the number of users whose lists are pooled, so "

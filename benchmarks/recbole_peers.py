@@ -142,28 +142,36 @@ def write_sequence_split(split, folder: Path, max_len: int = 50) -> None:
         (folder / "genrec" / f"genrec.{part}.inter").write_text("\n".join(lines) + "\n")
 
 
+def runner_command(
+    python: Path, folder: Path, model: str, seed: int, epochs: int, *, sequence: bool = False
+) -> list[str]:
+    """The command that runs benchmarks/recbole_runner.py on the split files in ``folder``
+    (its scores go to ``folder/<model>-<seed>.npz``; run it with ``cwd=folder``)."""
+    return [
+        str(python),
+        str(RUNNER),
+        "--data",
+        str(folder),
+        "--model",
+        model,
+        "--seed",
+        str(seed),
+        "--epochs",
+        str(epochs),
+        "--out",
+        str(folder / f"{model}-{seed}.npz"),
+        *(["--sequence"] if sequence else []),
+    ]
+
+
 def run_recbole(
     python: Path, folder: Path, model: str, seed: int, epochs: int, *, sequence: bool = False
 ) -> Path:
-    """Run benchmarks/recbole_runner.py on the split files in ``folder``; the saved .npz path.
-    ``sequence``: the files are sequential ones (:func:`write_sequence_split`)."""
-    out = folder / f"{model}-{seed}.npz"
+    """Run benchmarks/recbole_runner.py on the split files in ``folder`` (resuming the model's
+    unfinished run if there is one); the saved .npz path. ``sequence``: the files are sequential
+    ones (:func:`write_sequence_split`)."""
     done = subprocess.run(
-        [
-            str(python),
-            str(RUNNER),
-            "--data",
-            str(folder),
-            "--model",
-            model,
-            "--seed",
-            str(seed),
-            "--epochs",
-            str(epochs),
-            "--out",
-            str(out),
-            *(["--sequence"] if sequence else []),
-        ],
+        runner_command(python, folder, model, seed, epochs, sequence=sequence),
         capture_output=True,
         text=True,
         cwd=folder,
@@ -171,7 +179,7 @@ def run_recbole(
     )
     if done.returncode != 0:
         raise RuntimeError(f"RecBole {model} (seed {seed}) failed:\n{done.stderr[-3000:]}")
-    return out
+    return folder / f"{model}-{seed}.npz"
 
 
 def run_genrec(name: str, split, seed: int) -> tuple[dict, float, int | None]:

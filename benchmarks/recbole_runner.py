@@ -14,7 +14,15 @@ files (one row per target: ``user_id``, ``item_id_list`` of up to ``--max-len`` 
 that training early-stops on valid NDCG@10 (patience 10, at most ``--epochs`` epochs), as in
 ../shared/PEERS.md. The output holds the model's raw scores of every item for every test user
 (RecBole's ``full_sort_predict``, history not masked) under the users' and items' file tokens,
-RecBole's own test metrics, the best epoch, the epochs run and the wall seconds of fit + test.
+RecBole's own test metrics, the best epoch, the epochs run, and the wall and CPU seconds of
+data preparation + fit + test.
+
+A run can be stopped and resumed: after every validation the trainer's whole state (model,
+optimiser, early-stopping counters, random generators, epochs and seconds so far) is written to
+``CHECKPOINT_DIR/last.pth``, and a later run with the same arguments continues from it (the
+random generators are restored, so a resumed run follows the uninterrupted one; ``--stop-after
+N`` ends a piece after N validated epochs). Seconds are summed over the pieces; the CPU seconds
+exclude any time the process was paused.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 import time
 
@@ -45,6 +54,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help=".npz to write")
     parser.add_argument("--sequence", action="store_true", help="sequential benchmark files")
     parser.add_argument("--max-len", type=int, default=50, help="MAX_ITEM_LIST_LENGTH")
+    parser.add_argument(
+        "--stop-after",
+        type=int,
+        help="end this piece of the run after this many validated epochs (resume later)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -76,16 +90,34 @@ def main(argv=None) -> int:
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
 
-    start = time.perf_counter()
+    clock = Clock()
     dataset = create_dataset(config)
     train, valid, test = data_preparation(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    epochs = _count_epochs(trainer, args.out + ".progress.jsonl")
-    trainer.fit(train, valid, saved=True, show_progress=False)
+    last = os.path.join(settings["checkpoint_dir"], "last.pth")
+    epochs = _count_epochs(trainer, args.out + ".progress.jsonl", clock)
+    if os.path.exists(last):
+        _resume(trainer, train, last, epochs, clock)
+    elif os.path.exists(args.out + ".progress.jsonl"):
+        os.remove(args.out + ".progress.jsonl")  # a run stopped before its first checkpoint
+
+    piece = {"epochs": 0}
+
+    def checkpoint(_epoch_idx, _score):
+        _save_last(trainer, train, last, epochs, clock)
+        piece["epochs"] += 1
+        if args.stop_after is not None and piece["epochs"] >= args.stop_after:
+            raise _Pause
+
+    try:
+        trainer.fit(train, valid, saved=True, show_progress=False, callback_fn=checkpoint)
+    except _Pause:
+        print(f"paused after epoch {epochs['run']}; run again to resume", file=sys.stderr)
+        return 0
     test_result = trainer.evaluate(test, load_best_model=True, show_progress=False)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = clock.wall(), clock.cpu()
 
     users, scores = _test_scores(model, test)
     np.savez_compressed(
@@ -98,13 +130,77 @@ def main(argv=None) -> int:
                 "model": args.model,
                 "seed": args.seed,
                 "seconds": seconds,
+                "cpu_seconds": cpu_seconds,
+                "resumed": epochs["resumed"],
                 "best_epoch": epochs["best"],
                 "epochs_run": epochs["run"],
                 "test": {k.lower(): float(v) for k, v in test_result.items()},
             }
         ),
     )
+    if os.path.exists(last):
+        os.remove(last)
     return 0
+
+
+class _Pause(Exception):
+    """``--stop-after`` epochs of this piece are done (the checkpoint is written)."""
+
+
+class Clock:
+    """Wall and process-CPU seconds since this piece of the run started, plus those of the
+    pieces before it (restored from the checkpoint)."""
+
+    def __init__(self):
+        self.wall_start, self.cpu_start = time.perf_counter(), time.process_time()
+        self.wall_before = self.cpu_before = 0.0
+
+    def wall(self) -> float:
+        return self.wall_before + time.perf_counter() - self.wall_start
+
+    def cpu(self) -> float:
+        return self.cpu_before + time.process_time() - self.cpu_start
+
+
+def _save_last(trainer, train, path: str, epochs: dict, clock: Clock) -> None:
+    """The trainer's state after a validation, written atomically so a kill leaves the previous
+    checkpoint whole."""
+    state = {
+        "epoch": epochs["run"] - 1,  # 0-based index of the epoch just validated
+        "cur_step": trainer.cur_step,
+        "best_valid_score": trainer.best_valid_score,
+        "best_file": trainer.saved_model_file,
+        "state_dict": trainer.model.state_dict(),
+        "other_parameter": trainer.model.other_parameter(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "epochs": dict(epochs),
+        "seconds": [clock.wall(), clock.cpu()],
+        "rng": [
+            torch.get_rng_state(),
+            np.random.get_state(),
+            random.getstate(),
+            train.generator.get_state(),  # the training loader's shuffling
+        ],
+    }
+    torch.save(state, path + ".tmp", pickle_protocol=4)
+    os.replace(path + ".tmp", path)
+
+
+def _resume(trainer, train, path: str, epochs: dict, clock: Clock) -> None:
+    state = torch.load(path, weights_only=False)
+    trainer.start_epoch = state["epoch"] + 1
+    trainer.cur_step = state["cur_step"]
+    trainer.best_valid_score = state["best_valid_score"]
+    trainer.saved_model_file = state["best_file"]
+    trainer.model.load_state_dict(state["state_dict"])
+    trainer.model.load_other_parameter(state.get("other_parameter"))
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    epochs.update(state["epochs"], resumed=state["epochs"]["resumed"] + 1)
+    clock.wall_before, clock.cpu_before = state["seconds"]
+    torch.set_rng_state(state["rng"][0])
+    np.random.set_state(state["rng"][1])
+    random.setstate(state["rng"][2])
+    train.generator.set_state(state["rng"][3])
 
 
 def _sequence_settings(max_len: int) -> dict:
@@ -124,25 +220,25 @@ def _sequence_settings(max_len: int) -> dict:
     }
 
 
-def _count_epochs(trainer, progress: str) -> dict:
+def _count_epochs(trainer, progress: str, clock: Clock) -> dict:
     """Wrap the trainer so the epochs run and the best (checkpointed) epoch are recorded
     (1-based, as genrec reports them); models without epochs report 1 / 1. Each validation
-    appends ``{"epoch", "valid", "seconds"}`` to the ``progress`` JSON-lines file, so a long run
-    can be followed (and its state known if it is stopped)."""
-    epochs = {"run": 0, "best": 0}
+    appends ``{"epoch", "valid", "seconds", "cpu_seconds"}`` to the ``progress`` JSON-lines
+    file, so a long run can be followed (and its state known if it is stopped)."""
+    epochs = {"run": 0, "best": 0, "resumed": 0}
     train_epoch, save, valid_epoch = (
         trainer._train_epoch,
         trainer._save_checkpoint,
         trainer._valid_epoch,
     )
-    start = time.perf_counter()
 
     def logged_valid_epoch(*args, **kwargs):
         score, result = valid_epoch(*args, **kwargs)
         line = {
             "epoch": epochs["run"],
             "valid": float(score),
-            "seconds": time.perf_counter() - start,
+            "seconds": clock.wall(),
+            "cpu_seconds": clock.cpu(),
         }
         with open(progress, "a") as f:
             f.write(json.dumps(line) + "\n")

@@ -14,8 +14,11 @@ split, beside genrec's gru4rec, sasrec (CE) and bert4rec: the converged sequence
    scores are also ranked unmasked and compared with RecBole's own test metrics (the bridge).
 
 Each finished side is saved at once as ``WORK/<model>-<side>.json`` and a rerun skips what is
-saved, so a long run can be stopped and resumed; every RecBole validation is appended to
-``WORK/<RecBoleModel>-<seed>.npz.progress.jsonl``. A run writes nothing else; ``--render`` writes the ``recbole-sequence-
+saved; an unfinished RecBole model resumes from its last validated epoch (the runner's
+checkpoint, random generators included, so the result is the uninterrupted one), so a long run
+can be stopped and resumed at any time; every RecBole validation is appended to
+``WORK/<RecBoleModel>-<seed>.npz.progress.jsonl``. Both sides record wall and process-CPU
+seconds (1 thread each, so CPU seconds are the fair cost on a shared machine). A run writes nothing else; ``--render`` writes the ``recbole-sequence-
 peers`` section of BENCHMARKS.md and ``benchmarks/results/recbole_sequence_peers.json`` from
 whatever is saved (a model without its RecBole side shows its progress so far).
 
@@ -71,13 +74,14 @@ def unmasked(scores, split) -> dict:
 def run_genrec(label: str, split, seed: int) -> dict:
     model = make(label)
     load = load_average()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model.fit(split.train, valid=split.valid, options=RunOptions(seed=seed, threads=1))
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     metrics = means(evaluate_split(model, split, "test", metrics=("ndcg", "recall", "mrr")))
     return {
         "metrics": metrics,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "best_epoch": model.best_epoch_,
         "epochs_run": model.epochs_run_,
         "loads": [load, load_average()],
@@ -94,6 +98,8 @@ def run_recbole(label: str, split, seed: int, epochs: int, python: Path, work: P
         "unmasked": unmasked(scores, split),
         "own_test": scores.info["test"],
         "seconds": scores.info["seconds"],
+        "cpu_seconds": scores.info.get("cpu_seconds"),
+        "resumed": scores.info.get("resumed", 0),
         "best_epoch": scores.info["best_epoch"],
         "epochs_run": scores.info["epochs_run"],
         "loads": [load, load_average()],
@@ -123,11 +129,19 @@ def collect(work: Path, labels: list[str], seed: int) -> list[dict]:
     return rows
 
 
+def cost(side: dict) -> tuple[float, str]:
+    """A side's process-CPU seconds, or its wall seconds (marked) when it ran before CPU seconds
+    were recorded."""
+    if side.get("cpu_seconds") is not None:
+        return side["cpu_seconds"], ""
+    return side["seconds"], " wall"
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| model | genrec NDCG@10 / Recall@10 | RecBole NDCG@10 / Recall@10 | quality ratio "
-        "genrec / RecBole (NDCG@10) | genrec fit s (best / run epochs) | RecBole s (best / run "
-        "epochs) | time ratio RecBole / genrec |",
+        "genrec / RecBole (NDCG@10) | genrec fit CPU s (best / run epochs) | RecBole CPU s (best / "
+        "run epochs) | time ratio RecBole / genrec |",
         "|" + " --- |" * 7,
     ]
     for r in rows:
@@ -142,7 +156,8 @@ def table(rows: list[dict]) -> str:
             last = r["progress"][-1]
             best = max(r["progress"], key=lambda p: p["valid"])
             cells.append(
-                f"not finished: {last['epoch']} epochs in {last['seconds']:.0f} s, best valid "
+                f"not finished: {last['epoch']} epochs in "
+                f"{last.get('cpu_seconds', last['seconds']):.0f} s, best valid "
                 f"NDCG@10 {best['valid']:.4f} at epoch {best['epoch']}"
             )
         else:
@@ -151,11 +166,11 @@ def table(rows: list[dict]) -> str:
         cells.append(f"{g['metrics']['ndcg@10'] / b['metrics']['ndcg@10']:.2f}" if both else "-")
         for side in (g, b):
             cells.append(
-                f"{side['seconds']:.0f} ({side['best_epoch']} / {side['epochs_run']})"
+                f"{cost(side)[0]:.0f}{cost(side)[1]} ({side['best_epoch']} / {side['epochs_run']})"
                 if side
                 else "-"
             )
-        cells.append(f"{b['seconds'] / g['seconds']:.1f}" if both else "-")
+        cells.append(f"{cost(b)[0] / cost(g)[0]:.1f}" if both else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -189,8 +204,10 @@ def render(payload: dict) -> str:
             f"(runs from {payload['started']}). "
             + machine_line(payload["versions"], loads or [load_average()])
             + f" RecBole {payload['recbole']} in its own virtualenv. The machine's 2 cores were "
-            "shared with other jobs and both sides ran at nice 10: seconds are wall times under "
-            "that load (1-minute load averages above), so the time ratio is rough.",
+            "shared with other jobs (1-minute load averages above), so both sides ran on 1 "
+            "thread at low priority and are timed in process-CPU seconds, which such sharing "
+            "does not inflate; a cell marked wall is a wall time from before CPU seconds were "
+            "recorded, at the load shown.",
             "",
             "MovieLens-100K, genrec's leave-one-out split written as RecBole's sequential "
             "benchmark files (every prefix of each train sequence, item lists of at most 50; "
@@ -199,7 +216,7 @@ def render(payload: dict) -> str:
             f"{payload['epochs']} epochs. genrec: each model's default preset, same seed "
             f"({payload['seed']}), 1 thread each. Both scored by genrec's evaluator: full ranking, "
             "train + valid items masked. Seconds: genrec's fit to the end of early stopping; "
-            "RecBole's data preparation + fit + test.",
+            "RecBole's data preparation + fit + test (summed over the pieces of a resumed run).",
             "",
             table(rows),
             "",
@@ -216,8 +233,8 @@ def pending_line(rows: list[dict]) -> str:
     return (
         "A RecBole cell marked not finished is the state of a run that had not converged "
         f"when this was written ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; still "
-        "going or stopped; its validation so far, not a test result); a rerun resumes from "
-        "what is saved, restarting an unfinished model, and `--render` rewrites this section."
+        "going or stopped; its validation so far, not a test result); a rerun resumes it from "
+        "its last validated epoch, and `--render` rewrites this section."
     )
 
 

@@ -325,6 +325,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--rounds", type=int, default=3, help="feedback-loop rounds (default 3)")
     audit.add_argument(
+        "--lm-rounds",
+        type=int,
+        default=2,
+        metavar="N",
+        help="feedback-loop rounds of models that ask a language model, on the --lm-users "
+        "sample (default 2)",
+    )
+    audit.add_argument(
         "--tune-steps",
         type=int,
         default=150,
@@ -344,6 +352,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=("ofat", "full"),
         help="ofat: vary one factor at a time around bandwagon, 1%%, random "
         "targets; full: every combination",
+    )
+    audit.add_argument(
+        "--lm-shilling-grid",
+        default="base",
+        choices=("base", "ofat", "full"),
+        help="the shilling grid of models that ask a language model, on the --lm-users "
+        "sample; base: bandwagon, 1%%, random targets only (default)",
     )
     audit.add_argument(
         "--short-head",
@@ -1443,9 +1458,11 @@ def _cmd_audit(args) -> int:
         users=args.users,
         lm_users=args.lm_users,
         rounds=args.rounds,
+        lm_rounds=args.lm_rounds,
         tune_steps=args.tune_steps,
         backdoor_rates=_shares(args.backdoor_rates) or AuditConfig.backdoor_rates,
         shilling_grid=args.shilling_grid,
+        lm_shilling_grid=args.lm_shilling_grid,
         short_head=args.short_head,
         text_attack_lm=args.rewrite_lm or ("fake" if args.fast else AuditConfig.text_attack_lm),
         text_attack_encoder=args.rewrite_encoder

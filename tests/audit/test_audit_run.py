@@ -55,8 +55,6 @@ def test_not_applicable_is_marked_never_zero(doc):
         ("pop", "privacy"),
         ("ease", "injection"),
         ("ease", "hallucination"),
-        ("llm", "shilling"),
-        ("llm", "feedback-loop"),
         ("ease", "fairness-llm"),
         ("pop", "text-attack"),
         ("llm", "canary"),
@@ -68,6 +66,9 @@ def test_not_applicable_is_marked_never_zero(doc):
     ]:
         assert rows[cell]["metrics"] == NA and rows[cell]["settings"]["reason"]
     assert rows["llm", "injection"]["metrics"] != NA
+    for scenario in ("shilling", "feedback-loop"):  # on the language-model sample (5 users)
+        assert rows["llm", scenario]["metrics"] != NA
+        assert rows["llm", scenario]["settings"]["users"] == 5
 
 
 def test_every_metric_has_a_definition_and_a_source(doc):

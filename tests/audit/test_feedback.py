@@ -7,7 +7,8 @@ from genrec.audit import AuditConfig
 from genrec.audit.context import AuditContext
 from genrec.audit.feedback import choose, homogenisation, run
 from genrec.audit.world import audit_world
-from genrec.models import Pop
+from genrec.build import audit_model
+from genrec.models import EASE, Pop
 
 
 def test_choice_follows_the_position_discount():
@@ -40,3 +41,28 @@ def test_popularity_loop_runs_and_records_every_round():
     )
     assert m["homogenisation@5[round=0]"]["mean"] > 0.3  # everyone sees nearly the same list
     assert finding.settings["rounds"] == 2
+
+
+def test_ease_llm_loops_on_the_lm_sample_for_lm_rounds(monkeypatch):
+    split = audit_world(seed=6)
+    built, fitted_on = [], []
+    fit = EASE._fit
+    monkeypatch.setattr(
+        EASE, "_fit", lambda self, train, *a: (fitted_on.append(len(train)), fit(self, train, *a))
+    )
+
+    def build(spec):  # ease+llm over the fake language model, each model kept
+        built.append(audit_model(spec, {"llm.lm": "fake", "fusion_weight": 1.0}))
+        return built[-1]
+
+    cfg = AuditConfig(k=5, rounds=3, lm_rounds=1, lm_users=7)
+    ctx = AuditContext(split, {"ease+llm": "ease+llm"}, build, cfg)
+    finding = run(ctx, "ease+llm")
+    m = finding.metrics
+    assert finding.settings["rounds"] == 1 and finding.settings["users"] == 7
+    assert "lm_rounds=1" in finding.settings["user_sample"]
+    assert "ndcg@5[round=1]" in m and "ndcg@5[round=2]" not in m
+    assert all(np.isfinite(m[f"{name}_change@5"]["mean"]) for name in ("gini", "coverage"))
+    # the EASE inside the refitted pipeline learned one accepted item per sampled user
+    assert fitted_on == [len(split.train), len(split.train) + 7]
+    assert not np.allclose(built[-1].retriever.weights_, built[0].retriever.weights_)

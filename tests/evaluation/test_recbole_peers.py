@@ -7,6 +7,7 @@ planted clusters and check that genrec's evaluation of RecBole's scores equals R
 """
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -169,3 +170,24 @@ def test_genrec_scores_a_recbole_sequence_run_as_recbole_does(tmp_path):
     assert 1 <= saved.info["best_epoch"] <= saved.info["epochs_run"] <= 3
     progress = (tmp_path / "GRU4Rec-1.npz.progress.jsonl").read_text().splitlines()
     assert len(progress) == saved.info["epochs_run"]
+
+
+@needs_recbole
+def test_a_recbole_run_stopped_and_resumed_ends_as_the_uninterrupted_one(tmp_path):
+    world = deterministic_sequences(n_users=60, n_items=24, length=8, seed=0)
+    whole, pieces = tmp_path / "whole", tmp_path / "pieces"
+    for folder in (whole, pieces):
+        P.write_sequence_split(world.split, folder)
+    uninterrupted = np.load(P.run_recbole(P.DEFAULT_PYTHON, whole, "GRU4Rec", 1, 3, sequence=True))
+    piece = P.runner_command(P.DEFAULT_PYTHON, pieces, "GRU4Rec", 1, 3, sequence=True)
+    subprocess.run([*piece, "--stop-after", "1"], cwd=pieces, check=True, capture_output=True)
+    assert not (pieces / "GRU4Rec-1.npz").exists()
+    assert (pieces / "saved" / "GRU4Rec-1" / "last.pth").exists()
+    resumed = np.load(P.run_recbole(P.DEFAULT_PYTHON, pieces, "GRU4Rec", 1, 3, sequence=True))
+    info = json.loads(str(resumed["info"]))
+    assert info["resumed"] == 1 and info["epochs_run"] == 3
+    assert info["test"] == json.loads(str(uninterrupted["info"]))["test"]
+    np.testing.assert_array_equal(resumed["scores"], uninterrupted["scores"])
+    progress = (pieces / "GRU4Rec-1.npz.progress.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in progress] == [1, 2, 3]
+    assert not (pieces / "saved" / "GRU4Rec-1" / "last.pth").exists()

@@ -12,6 +12,7 @@ from genrec.cli import main
         (["--models", "pop,easy"], ["easy", "ease"]),
         (["--k", "0"], ["k must be a positive integer"]),
         (["--users", "1"], ["users must be an integer >= 2"]),
+        (["--lm-rounds", "0"], ["lm_rounds must be a positive integer", "got 0"]),
         (["--tune-steps", "0"], ["tune_steps must be a positive integer", "got 0"]),
         (["--backdoor-rates", "0.01,5%"], ["--backdoor-rates", "'0.01,5%'", "0.05"]),
         (["--backdoor-rates", "0.01,1.5"], ["backdoor_rates", "got 1.5", "between 0 and 1"]),

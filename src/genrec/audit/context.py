@@ -9,6 +9,7 @@ this package never parses specs itself.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ ATTACKS = ("random", "average", "bandwagon", "segment")
 TARGET_CHOICES = ("random", "popular", "unpopular")
 SHORT_HEADS = ("elliot", "recbole")
 GRIDS = ("ofat", "full")
+LM_GRIDS = ("base", *GRIDS)
 PROFILES = ("recent", "random", "top-rated")
 PERSONA_VALUES = ("all", "own")
 
@@ -41,7 +43,8 @@ class AuditConfig:
     k: int = 10  # cut-off of every top-K metric
     seed: int = 0  # seed of every random choice (samples, targets, fake profiles, rounds)
     users: int | None = None  # evaluate a seeded sample of this many test users (None: all)
-    lm_users: int = 50  # users sampled for language-model scenarios (injection, hallucination)
+    lm_users: int = 50  # users sampled for language-model scenarios (injection, hallucination;
+    #                     shilling and feedback loops of models that ask a language model)
     short_head: str = "elliot"  # elliot: items covering 80% of interactions; recbole: ratio
     head_share: float = 0.8  # elliot: share of training interactions the short head covers
     tail_ratio: float = 0.1  # recbole: least popular fraction of items that is the long tail
@@ -49,8 +52,11 @@ class AuditConfig:
     shilling_sizes: tuple[float, ...] = (0.005, 0.01, 0.03, 0.05)  # fake users / real users
     shilling_targets: tuple[str, ...] = TARGET_CHOICES
     shilling_grid: str = "ofat"  # ofat: vary one factor at a time around the base; full: product
+    lm_shilling_grid: str = "base"  # models that ask a language model: base (bandwagon, 1%,
+    #                                 random targets only), or ofat / full as above
     n_targets: int = 5  # target items per attack (ARLib's targetSize)
     rounds: int = 3  # feedback-loop rounds (refits)
+    lm_rounds: int = 2  # feedback-loop rounds of models that ask a language model
     injection_candidates: int = 10  # candidates in the listwise prompt of the injection scenario
     privacy_samples: int | None = None  # synthetic profiles drawn (None: as many as members)
     min_group: int = 20  # fairness: smaller user groups are left out (too few for an interval)
@@ -89,6 +95,7 @@ class AuditConfig:
             "lm_users",
             "n_targets",
             "rounds",
+            "lm_rounds",
             "injection_candidates",
             "min_group",
             "text_attack_budget",
@@ -181,6 +188,10 @@ class AuditConfig:
             )
         if self.shilling_grid not in GRIDS:
             raise ConfigError(f"shilling_grid must be one of {GRIDS}, got {self.shilling_grid!r}")
+        if self.lm_shilling_grid not in LM_GRIDS:
+            raise ConfigError(
+                f"lm_shilling_grid must be one of {LM_GRIDS}, got {self.lm_shilling_grid!r}"
+            )
 
 
 def _check_rates(rates) -> None:
@@ -282,6 +293,33 @@ class AuditContext:
             self._evaluations[label] = ev
         return self._evaluations[label]
 
+    def evaluation_of(self, label: str, users: np.ndarray) -> Evaluation:
+        """``label``'s test evaluation of ``users`` only (sorted indices with a test item): the
+        rows of :meth:`evaluation` when it is computed already, else an evaluation of these
+        users alone (cached), so a scenario on a small sample never scores the whole audit's
+        users. Corpus-level metrics (of the whole user set) are left out of a row subset."""
+        key = (label, tuple(int(u) for u in users))
+        if label in self._evaluations:
+            ev = self._evaluations[label]
+            if np.array_equal(ev.users, users):
+                return ev
+            rows = np.searchsorted(ev.users, users)
+            if np.all(rows < len(ev.users)) and np.array_equal(ev.users[rows], users):
+                return dataclasses.replace(
+                    ev,
+                    users=ev.users[rows],
+                    per_user={m: v[rows] for m, v in ev.per_user.items()},
+                    corpus={},
+                    top_items=ev.top_items[rows],
+                    top_scores=ev.top_scores[rows],
+                    n_relevant=ev.n_relevant[rows],
+                )
+        if key not in self._evaluations:
+            self._evaluations[key] = evaluate_split(
+                self.fitted(label), self.split, "test", ks=(self.config.k,), users=users
+            )
+        return self._evaluations[key]
+
     def audited_users(self) -> np.ndarray:
         """The audit's users: the sample, or every user with a test item (no model needed)."""
         if self.users is not None:
@@ -343,6 +381,37 @@ def language_part(model):
     return None
 
 
+# Models whose fit reads item text only, never the training interactions (by their ``name``);
+# ``hybrid`` belongs here unless it fuses a collaborative model.
+TEXT_ONLY = ("dense", "bm25", "gpt4rec")
+# Models that ask a language model for every scored user (by their ``name``).
+LM_NAMES = ("llm", "gpt4rec")
+
+
+def _leaves(model) -> list:
+    """A pipeline's retriever and reranker, or the model itself."""
+    return parts(model)[1:] or [model]
+
+
+def learns_from_interactions(model) -> bool:
+    """True when fitting some part of ``model`` reads the training interactions (popularity,
+    co-occurrence, sequences), so other users' data can change a user's list."""
+    for part in _leaves(model):
+        name = getattr(part, "name", "")
+        if name == "hybrid":
+            if getattr(part.config, "collaborative", None):
+                return True
+        elif name not in TEXT_ONLY:
+            return True
+    return False
+
+
+def asks_lm(model) -> bool:
+    """True when scoring a user with ``model`` asks a language model (the costly models whose
+    scenarios score the audit's language-model user sample, :meth:`AuditContext.lm_sample`)."""
+    return any(getattr(p, "name", "") in LM_NAMES for p in parts(model))
+
+
 def reads_text(model) -> bool:
     """True when any part of ``model`` reads item text or asks a language model."""
     return any(getattr(p, "name", "") in TEXT_MODELS for p in parts(model))
@@ -363,13 +432,18 @@ __all__ = [
     "ChatModel",
     "FitRecord",
     "GRIDS",
+    "LM_GRIDS",
+    "LM_NAMES",
     "PERSONA_VALUES",
     "PROFILES",
     "SHORT_HEADS",
     "TARGET_CHOICES",
     "TEXT_MODELS",
+    "TEXT_ONLY",
+    "asks_lm",
     "is_agent",
     "language_part",
+    "learns_from_interactions",
     "parts",
     "reads_text",
     "sample_users",

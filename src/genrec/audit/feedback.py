@@ -14,15 +14,23 @@ refitted from scratch. After every fit the round records:
   users (the feedback-loop literature's homogenisation; Chaney, Stewart & Engelhardt, "How
   algorithmic confounding in recommendation systems increases homogeneity", RecSys 2018).
 
-``*_change`` is the last round minus round 0. Language-model recommenders are not looped (one
-refit and one LM pass per round and user is beyond the audit's budget).
+``*_change`` is the last round minus round 0. Models that ask a language model for every scored
+user (``llm``, ``ease+llm``) loop on the audit's language-model user sample (``lm_users``,
+:meth:`~genrec.audit.context.AuditContext.lm_sample`, the sample of the injection and
+hallucination scenarios) for ``lm_rounds`` rounds: each round refits the whole model (the EASE
+inside ``ease+llm`` learns the accepted items; ``llm`` alone reads the new popularity that picks
+its candidates) and asks the language model again for every sampled user. Only the sampled users
+accept items, so the loop feeds back fewer interactions than an all-user loop; the row's
+settings say which users and rounds ran. Every ranker applies: a model that learns nothing from
+interactions (``dense``, ``bm25``) still reads each user's history, which the accepted items
+grow.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from genrec.audit.context import AuditContext, reads_text
+from genrec.audit.context import AuditContext, asks_lm
 from genrec.audit.results import Definition, Finding, point, summarise
 from genrec.data.dataset import Dataset
 from genrec.evaluation import metrics as M
@@ -54,12 +62,7 @@ METRICS = {
 
 
 def applies(model) -> str | None:
-    if reads_text(model):
-        return (
-            "a language model or item text drives this model; a refit and an LM pass per "
-            "round and user is beyond the audit's budget"
-        )
-    return None
+    return None  # every ranker reads the histories the accepted items grow (module docstring)
 
 
 def homogenisation(top_items: np.ndarray, rng, *, pairs: int = PAIRS) -> np.ndarray:
@@ -89,18 +92,19 @@ def choose(top_items: np.ndarray, rng) -> np.ndarray:
 def run(ctx: AuditContext, label: str) -> Finding:
     cfg, k = ctx.config, ctx.config.k
     rng = np.random.default_rng(cfg.seed)
-    users = ctx.evaluation(label).users
+    lm = asks_lm(ctx.fitted(label))
+    users = ctx.lm_sample(ctx.audited_users()) if lm else ctx.evaluation(label).users
+    n_rounds = cfg.lm_rounds if lm else cfg.rounds
     train, split = ctx.split.train, ctx.split
     t_next = int(max(d.timestamp.max() for d in (train, split.valid, split.test) if len(d))) + 1
     metrics, rounds, accepted_targets = {}, [], 0
-    for r in range(cfg.rounds + 1):
-        model = (
-            ctx.fitted(label)
-            if r == 0
-            else ctx.fresh(label).fit(train, valid=split.valid, options=ctx.options)
-        )
-        history = train.concat(split.valid)
-        ev = evaluate(model, history, split.test, ks=(k,), metrics=("ndcg",), users=users)
+    for r in range(n_rounds + 1):
+        if r == 0:  # the fitted model's test evaluation (shared with the other scenarios)
+            ev = ctx.evaluation_of(label, users)
+        else:
+            model = ctx.fresh(label).fit(train, valid=split.valid, options=ctx.options)
+            history = train.concat(split.valid)
+            ev = evaluate(model, history, split.test, ks=(k,), metrics=("ndcg",), users=users)
         top = ev.top_items[:, :k]
         row = {
             "ndcg": ev.per_user[f"ndcg@{k}"],
@@ -113,7 +117,7 @@ def run(ctx: AuditContext, label: str) -> Finding:
         metrics[f"gini@{k}[round={r}]"] = point(row["gini"])
         metrics[f"coverage@{k}[round={r}]"] = point(row["coverage"])
         metrics[f"homogenisation@{k}[round={r}]"] = summarise(row["homogenisation"], seed=cfg.seed)
-        if r == cfg.rounds:
+        if r == n_rounds:
             break
         picked = choose(top, rng)
         ok = picked >= 0
@@ -138,9 +142,14 @@ def run(ctx: AuditContext, label: str) -> Finding:
     metrics[f"ndcg_change@{k}"] = point(float(np.nanmean(last["ndcg"]) - np.nanmean(first["ndcg"])))
     settings = {
         "k": k,
-        "rounds": cfg.rounds,
+        "rounds": n_rounds,
         "users": int(len(users)),
         "choice_model": "one accepted item per user and round, P(rank j) ~ 1/log2(1+j)",
         "accepted_test_items": accepted_targets,
     }
+    if lm:
+        settings["user_sample"] = (
+            f"the audit's language-model sample (lm_users) for lm_rounds={n_rounds} rounds: "
+            "every round asks the language model again for each sampled user"
+        )
     return Finding(label, NAME, metrics, settings)

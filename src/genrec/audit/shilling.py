@@ -29,6 +29,16 @@ cells with the default lists) or ``full`` (the product). A baseline detector sco
 training profile by its mean cosine similarity to its 10 most similar profiles (DegSim,
 Chirita et al. WIDM 2005): fake profiles built from one template resemble each other; its AUC
 (fake vs real) is reported per cell.
+
+Models that ask a language model for every scored user (``llm``, and ``ease+llm`` whose LLM
+reranks the EASE shortlist) are refitted on the poisoned data like every other model (the
+EASE inside the pipeline learns the fake profiles; ``llm`` alone reads the poisoned popularity
+that picks its candidates and few-shot examples), but are scored on the audit's
+language-model user sample (``lm_users``, :meth:`~genrec.audit.context.AuditContext.lm_sample`,
+the sample of the injection and hallucination scenarios) and on the ``lm_shilling_grid``
+(default ``base``: the base cell alone); the row's settings say so. Models that learn nothing
+from interactions (``dense``, ``bm25``, GPT4Rec, ``hybrid`` without a collaborative part) rank
+by item text against the user's own history, which fake users cannot change: n/a.
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.stats
 
-from genrec.audit.context import AuditConfig, AuditContext, reads_text
+from genrec.audit.context import AuditConfig, AuditContext, asks_lm, learns_from_interactions
 from genrec.audit.results import Definition, Finding, point, summarise
 from genrec.data.dataset import Dataset, Split
 from genrec.data.vocabulary import Vocabulary
@@ -87,17 +97,19 @@ METRICS = {
 
 
 def applies(model) -> str | None:
-    if reads_text(model):
+    if not learns_from_interactions(model):
         return (
-            "a language model or item text drives this model; poisoning it by profile "
-            "injection costs a refit and one LM pass per cell and user (not budgeted here)"
+            "ranks by item text against the user's own history and learns nothing from other "
+            "users' interactions, so fake profiles cannot change a genuine user's list"
         )
     return None
 
 
-def cells(cfg: AuditConfig) -> list[tuple[str, float, str]]:
-    """(attack, size, target choice) cells of the grid (module docstring)."""
-    if cfg.shilling_grid == "full":
+def cells(cfg: AuditConfig, grid: str | None = None) -> list[tuple[str, float, str]]:
+    """(attack, size, target choice) cells of ``grid`` (default ``cfg.shilling_grid``; ``base``:
+    the base cell alone; module docstring)."""
+    grid = grid or cfg.shilling_grid
+    if grid == "full":
         return list(
             itertools.product(cfg.shilling_attacks, cfg.shilling_sizes, cfg.shilling_targets)
         )
@@ -107,6 +119,8 @@ def cells(cfg: AuditConfig) -> list[tuple[str, float, str]]:
         _prefer(cfg.shilling_targets, "random"),
     )
     out = [base]
+    if grid == "base":
+        return out
     out += [(a, base[1], base[2]) for a in cfg.shilling_attacks if a != base[0]]
     out += [(base[0], s, base[2]) for s in cfg.shilling_sizes if s != base[1]]
     out += [(base[0], base[1], t) for t in cfg.shilling_targets if t != base[2]]
@@ -232,13 +246,6 @@ def _move(data: Dataset, users: Vocabulary) -> Dataset:
     )
 
 
-def target_pairs(history: Dataset, users: np.ndarray, targets: np.ndarray) -> Dataset:
-    """Every (user, target) pair as a target set over ``history``'s vocabularies."""
-    u = np.repeat(users, len(targets))
-    i = np.tile(targets, len(users))
-    return Dataset(history.users, history.items, u, i, name="targets")
-
-
 def detector_auc(train: Dataset, n_fake: int) -> float:
     """AUC of DegSim separating the last ``n_fake`` users (fake) from the others (real)."""
     x = sp.csr_matrix((train.user_items > 0).astype(np.float32))
@@ -256,33 +263,27 @@ def detector_auc(train: Dataset, n_fake: int) -> float:
 
 def run(ctx: AuditContext, label: str) -> Finding:
     cfg, k = ctx.config, ctx.config.k
-    clean_model = ctx.fitted(label)
-    clean_ev = ctx.evaluation(label)
-    users = clean_ev.users
-    metrics, settings = (
-        {},
-        {
-            "k": k,
-            "grid": cfg.shilling_grid,
-            "n_targets": cfg.n_targets,
-            "users": int(len(users)),
-            "cells": {},
-        },
-    )
+    lm = asks_lm(ctx.fitted(label))
+    users = ctx.lm_sample(ctx.audited_users()) if lm else ctx.evaluation(label).users
+    clean_ev = ctx.evaluation_of(label, users)
+    grid = cfg.lm_shilling_grid if lm else cfg.shilling_grid
+    metrics, settings = {}, {"k": k, "grid": grid, "n_targets": cfg.n_targets}
+    settings |= _sample_settings(users, lm, grid)
+    settings["cells"] = {}
     history = ctx.split.history("test")
-    for cell in cells(cfg):
+    for cell in cells(cfg, grid):
         attack, size, way = cell
         name = cell_name(cell)
         setup = _attack(ctx, cell)
-        clean_hr = _target_hr(clean_model, history, users, setup["targets"], k)
+        clean_hr = _target_hr(clean_ev.top_items[:, :k], history, users, setup["targets"])
         model = ctx.fresh(label).fit(
             setup["split"].train, valid=setup["split"].valid, options=ctx.options
         )
         p_history = setup["split"].history("test")
-        attacked_hr = _target_hr(model, p_history, users, setup["targets"], k)
         attacked = evaluate(
             model, p_history, setup["split"].test, ks=(k,), metrics=("ndcg",), users=users
         )
+        attacked_hr = _target_hr(attacked.top_items[:, :k], p_history, users, setup["targets"])
         drop = clean_ev.per_user[f"ndcg@{k}"] - attacked.per_user[f"ndcg@{k}"]
         metrics[f"target_hr@{k}_clean[{name}]"] = summarise(clean_hr, seed=cfg.seed)
         metrics[f"target_hr@{k}_attacked[{name}]"] = summarise(attacked_hr, seed=cfg.seed)
@@ -301,6 +302,23 @@ def run(ctx: AuditContext, label: str) -> Finding:
             "targets": ctx.split.train.items.ids_of(setup["targets"]).tolist(),
         }
     return Finding(label, NAME, metrics, settings)
+
+
+def _sample_settings(users: np.ndarray, lm: bool, grid: str) -> dict:
+    """Which users and cells a row covers, and why (recorded in its settings)."""
+    if not lm:
+        return {"users": int(len(users))}
+    return {
+        "users": int(len(users)),
+        "user_sample": (
+            "the audit's language-model sample (lm_users): every scored user costs a "
+            "language-model pass per fit"
+        ),
+        "grid_reason": (
+            f"lm_shilling_grid={grid!r}: each cell costs a refit and a language-model pass "
+            "over the sample"
+        ),
+    }
 
 
 def _attack(ctx: AuditContext, cell) -> dict:
@@ -326,19 +344,14 @@ def _attack(ctx: AuditContext, cell) -> dict:
     return ctx.shared[key]
 
 
-def _target_hr(model, history: Dataset, users, targets, k: int) -> np.ndarray:
-    """(U,) per user: targets in the top-K over min(K, unseen targets); NaN if all seen."""
-    ev = evaluate(
-        model,
-        history,
-        target_pairs(history, users, targets),
-        ks=(k,),
-        metrics=("recall",),
-        users=users,
-    )
-    out = np.full(len(users), np.nan)
-    out[np.searchsorted(users, ev.users)] = ev.per_user[f"recall@{k}"]
-    return out
+def _target_hr(top: np.ndarray, history: Dataset, users, targets) -> np.ndarray:
+    """(U,) per user of ``top`` ((U, K) lists of ``users``): targets in the list over
+    min(K, targets not in the user's history); NaN when the user has every target."""
+    unseen = history.user_items[users][:, targets].toarray() == 0  # (U, T)
+    hits = (top[:, :, None] == np.asarray(targets)[None, None, :]).any(1) & unseen
+    n = unseen.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, hits.sum(1) / np.minimum(top.shape[1], n), np.nan)
 
 
 def _p(clean, attacked, k: int) -> float:
