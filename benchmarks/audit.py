@@ -1687,22 +1687,34 @@ def findings(doc, models, base) -> list[str]:
     return out
 
 
+OPTIONAL_PARTS = ("backdoor-sweep",)  # not part of the default audit's cost
+
+
 def cpu_total_line(parts: dict) -> str:
-    """The CPU seconds summed over the parts that recorded them (parts run side by side on a
-    loaded machine share the cores, so their wall minutes overstate the work), and which parts
-    ran before CPU seconds were recorded."""
+    """The CPU seconds summed over the default audit's parts that recorded them (parts run side
+    by side on a loaded machine share the cores, so their wall minutes overstate the work), the
+    span from the first part's start to the last one's end, and which parts ran before CPU
+    seconds were recorded."""
+    optional = {p: v for p, v in parts.items() if p in OPTIONAL_PARTS}
+    parts = {p: v for p, v in parts.items() if p not in OPTIONAL_PARTS}
     timed = {p: v["cpu_seconds"] for p, v in parts.items() if "cpu_seconds" in v}
     missing = [p for p in parts if p not in timed]
     total = sum(timed.values())
+    ends = [datetime.strptime(v["finished"], "%Y-%m-%d %H:%M UTC") for v in parts.values()]
+    starts = [end.timestamp() - v["seconds"] for end, v in zip(ends, parts.values())]
+    span = (max(e.timestamp() for e in ends) - min(starts)) / 60
     return (
-        f"CPU seconds summed over parts: {total:.0f} ({total / 60:.1f} min) over "
-        f"{len(timed)} of {len(parts)} parts"
+        f"CPU seconds summed over the default audit's parts: {total:.0f} ({total / 60:.1f} min) "
+        f"over {len(timed)} of {len(parts)} parts"
         + (
             f"; not recorded (run before CPU seconds were kept): {', '.join(missing)}, "
-            f"{sum(parts[p]['seconds'] for p in missing) / 60:.0f} wall min together."
+            f"{sum(parts[p]['seconds'] for p in missing) / 60:.0f} wall min together"
             if missing
-            else "."
+            else ""
         )
+        + f". From the first part's start to the last part's end: {span:.0f} min (to the "
+        "minute; the parts' own times are in the line above)."
+        + "".join(f" Optional part {p}: {v['cpu_seconds']:.0f} CPU s." for p, v in optional.items())
     )
 
 
