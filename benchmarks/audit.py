@@ -159,7 +159,7 @@ def part_attacks(args) -> None:
 
 def _attack_steps() -> list:
     """Shilling (the one-factor-at-a-time grid where a refit is cheap, the base cell
-    elsewhere), feedback loops, and TIGER's (slow) shilling cell last."""
+    elsewhere), feedback loops, and TIGER's (slow) shilling cell and loop last."""
     base = AuditConfig(seed=0, **BASE_CELL)
     plan = [(["pop", "ease"], ["shilling"], AuditConfig(seed=0))]
     plan += [([m], ["shilling"], base) for m in ("bpr", "multvae", "diffrec", "sasrec")]
@@ -169,6 +169,7 @@ def _attack_steps() -> list:
         for m in ("bpr", "multvae", "diffrec", "sasrec")
     ]
     plan += [(["tiger"], ["shilling"], base)]
+    plan += [(["tiger"], ["feedback-loop"], AuditConfig(seed=0, rounds=2))]
     return plan
 
 
@@ -339,15 +340,11 @@ def merge() -> tuple[dict, dict]:
         if '"definitions"' in f.read_text():
             _write_part(f, parts[f.stem.removeprefix("audit_")])
     docs = [d for part in parts.values() for d in part["docs"]]
-    # with an attacks part (run beside an id part stopped after its cheap steps), the shilling
-    # rows come from the attacks parts only, whose cells share their target sets
-    split_attacks = any(name.startswith("attacks") for name in parts)
-    latest = {
+    latest = {  # an attacks part (after id) replaces the id part's rows of its models
         (r["model"], r["scenario"]): r
-        for name, part in parts.items()
+        for part in parts.values()
         for d in part["docs"]
         for r in d["results"]
-        if not (split_attacks and name == "id" and r["scenario"] == "shilling")
     }
     results = list(latest.values())  # a later part's row replaces an earlier one
     protocol = dict(docs[0]["protocol"])
@@ -383,8 +380,8 @@ def slim(doc: dict) -> dict:
     acceptance stay), and with them the definitions of families no row holds; settings longer
     than 150 characters and each run's config fields at their defaults left out, and a
     shilling cell's detector AUC (a property of the poisoned data, equal for every model) kept
-    in the first row holding it only (the per-part files ``audit_<part>.json`` keep
-    everything); the tuned LM's canary row points to its
+    in the first row holding it only, and a feedback loop's rounds between the first and the
+    last (the per-part files ``audit_<part>.json`` keep everything); the tuned LM's canary row points to its
     backdoor row for the shared tuning runs; when the document would still exceed
     :data:`LIMIT`, the definitions are left to the library (``genrec.audit.definitions()``,
     docs/audit.md; the report page carries them)."""
@@ -414,6 +411,8 @@ def slim(doc: dict) -> dict:
         r = dict(r)
         if r["metrics"] != "n/a" and r["scenario"] == "shilling":
             r["metrics"] = _detector_once(r["metrics"], detected)
+        if r["metrics"] != "n/a" and r["scenario"] == "feedback-loop":
+            r["metrics"] = _first_and_last_round(r["metrics"])
         if r["metrics"] != "n/a":
             if r["scenario"] == "text-attack":  # reads the guard's flags before they go
                 r["metrics"], r["settings"] = _slim_text_attack(r["metrics"], r["settings"])
@@ -1692,29 +1691,24 @@ OPTIONAL_PARTS = ("backdoor-sweep",)  # not part of the default audit's cost
 
 def cpu_total_line(parts: dict) -> str:
     """The CPU seconds summed over the default audit's parts that recorded them (parts run side
-    by side on a loaded machine share the cores, so their wall minutes overstate the work), the
-    span from the first part's start to the last one's end, and which parts ran before CPU
-    seconds were recorded."""
+    by side on a loaded machine share the cores, so their wall minutes overstate the work), and
+    which parts ran before CPU seconds were recorded."""
     optional = {p: v for p, v in parts.items() if p in OPTIONAL_PARTS}
     parts = {p: v for p, v in parts.items() if p not in OPTIONAL_PARTS}
     timed = {p: v["cpu_seconds"] for p, v in parts.items() if "cpu_seconds" in v}
     missing = [p for p in parts if p not in timed]
     total = sum(timed.values())
-    ends = [datetime.strptime(v["finished"], "%Y-%m-%d %H:%M UTC") for v in parts.values()]
-    starts = [end.timestamp() - v["seconds"] for end, v in zip(ends, parts.values())]
-    span = (max(e.timestamp() for e in ends) - min(starts)) / 60
     return (
         f"CPU seconds summed over the default audit's parts: {total:.0f} ({total / 60:.1f} min) "
         f"over {len(timed)} of {len(parts)} parts"
         + (
             f"; not recorded (run before CPU seconds were kept): {', '.join(missing)}, "
-            f"{sum(parts[p]['seconds'] for p in missing) / 60:.0f} wall min together"
+            f"{sum(parts[p]['seconds'] for p in missing) / 60:.0f} wall min together."
             if missing
-            else ""
+            else "."
         )
-        + f". From the first part's start to the last part's end: {span:.0f} min (to the "
-        "minute; the parts' own times are in the line above)."
         + "".join(f" Optional part {p}: {v['cpu_seconds']:.0f} CPU s." for p, v in optional.items())
+        + " Wall time of the whole audit in two processes: docs/audit.md, How long it takes."
     )
 
 
