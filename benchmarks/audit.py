@@ -12,8 +12,8 @@ in two parts a loaded machine can run side by side:
   time grid for pop and ease, whose refits are cheap; the base cell bandwagon, 1%, random
   targets for the others); then feedback loops (3 rounds for pop and ease, 2 for bpr, multvae,
   diffrec, sasrec);
-* ``lm``: ``llm`` (Gemma 3 270M): injection on ``--lm-users`` sampled users, hallucination on
-  half as many; then accuracy, exposure, fairness and efficiency of ``llm`` and ``ease+llm`` on
+* ``lm``: ``llm`` and ``ease+llm`` (Gemma 3 270M): injection on ``--lm-users`` sampled users,
+  hallucination on half as many; then accuracy, exposure, fairness and efficiency on
   ``--lm-sample`` sampled test users (LLM scoring costs a forward pass per user), and their
   shilling (the base cell) and feedback loops (``lm_rounds`` rounds) on the ``--lm-users``
   language-model sample drawn from those users, each attack cell and round a real refit.
@@ -178,10 +178,10 @@ def part_lm(args) -> None:
     a sample of users."""
     small = AuditConfig(seed=0, lm_users=args.lm_users)
     sample = AuditConfig(seed=0, users=args.lm_sample, lm_users=args.lm_users)
-    plan = [([m], ["injection"], small) for m in LM_MODELS[:1]]
+    plan = [([m], ["injection"], small) for m in LM_MODELS]
     plan += [
         ([m], ["hallucination"], AuditConfig(seed=0, lm_users=max(2, args.lm_users // 2)))
-        for m in LM_MODELS[:1]
+        for m in LM_MODELS
     ]
     plan += [
         (
@@ -195,21 +195,22 @@ def part_lm(args) -> None:
 
 
 def part_injection(args) -> None:
-    """The injection scenario alone for ``llm`` (its rows replace the lm part's)."""
+    """The injection scenario alone for ``llm`` and ``ease+llm`` (their rows replace the lm
+    part's)."""
     _steps(
-        [(LM_MODELS[:1], ["injection"], AuditConfig(seed=0, lm_users=args.lm_users))],
+        [(LM_MODELS, ["injection"], AuditConfig(seed=0, lm_users=args.lm_users))],
         "injection",
         args,
     )
 
 
 def part_fairness_llm(args) -> None:
-    """FaiRLLM / CFaiRLLM for ``llm``: every attribute value (counterfactual) on
+    """FaiRLLM / CFaiRLLM for ``llm`` and ``ease+llm``: every attribute value (counterfactual) on
     ``--fair-users`` users, with the profile samplings ``--fair-profiles`` (17 LM calls per
     user and profile)."""
     profiles = tuple(args.fair_profiles.split(","))
     cfg = AuditConfig(seed=0, lm_users=args.fair_users, fairness_profiles=profiles)
-    _steps([(LM_MODELS[:1], ["fairness-llm"], cfg)], "fairness-llm", args)
+    _steps([(LM_MODELS, ["fairness-llm"], cfg)], "fairness-llm", args)
 
 
 def part_text_attack(args) -> None:
@@ -223,7 +224,7 @@ def part_text_attack(args) -> None:
     cfg = AuditConfig(seed=0, lm_users=args.attack_users, n_targets=4)
     scored = AuditConfig(seed=0, n_targets=args.retriever_targets)
     _steps(
-        [(LM_MODELS[:1], ["text-attack"], cfg), (TEXT_SCORED, ["text-attack"], scored)],
+        [(LM_MODELS, ["text-attack"], cfg), (TEXT_SCORED, ["text-attack"], scored)],
         "text-attack",
         args,
     )
@@ -368,7 +369,53 @@ def merge() -> tuple[dict, dict]:
         )
     }
     results.sort(key=lambda r: order.get(r["model"], 99))
+    results = _point_to_twins(results, protocol["headlines"])
     return {"protocol": protocol, "results": results, "definitions": definitions()}, parts
+
+
+PROBE_LM = ("injection", "hallucination", "fairness-llm", "text-attack")
+
+
+def _twins_line(doc) -> str:
+    """Which rows point to a twin's (:func:`_point_to_twins`), for the section's intro."""
+    rows = [r for r in doc["results"] if "same_as" in r["settings"]]
+    if not rows:
+        return ""
+    return (
+        f"; {rows[0]['model']}'s {', '.join(r['scenario'] for r in rows)} rows equal "
+        f"{LM_MODELS[0]}'s to every digit (these scenarios probe the shared language model "
+        f"itself over candidates of their own), so they point to {LM_MODELS[0]}'s (`same_as`) "
+        "and its tables stand for both"
+    )
+
+
+def _point_to_twins(results: list[dict], headlines: dict) -> list[dict]:
+    """``ease+llm``'s rows that repeat ``llm``'s exactly keep only their headline cell and
+    point to ``llm``'s row. Injection, hallucination, FaiRLLM and the text attacks probe the
+    language model itself, over candidates the scenario builds (:data:`PROBE_LM`), and the two
+    share one Gemma, so ease+llm's numbers there are llm's (measured, and equal to every digit;
+    the backdoor and canary tables say their shared tuning pair themselves)."""
+    first, *others = LM_MODELS
+    twins = {
+        r["scenario"]: r
+        for r in results
+        if r["model"] == first and r["scenario"] in PROBE_LM and r["metrics"] != "n/a"
+    }
+    out = []
+    for r in results:
+        twin = twins.get(r["scenario"])
+        if r["model"] in others and twin is not None and r["metrics"] == twin["metrics"]:
+            head = headlines.get(r["scenario"])
+            r = {
+                **r,
+                "metrics": {head: r["metrics"][head]} if head in r["metrics"] else {},
+                "settings": {
+                    "same_as": f"{first}: this scenario probes the language model itself, "
+                    f"which {r['model']} shares with {first}; every metric equals {first}'s"
+                },
+            }
+        out.append(r)
+    return out
 
 
 def slim(doc: dict) -> dict:
@@ -642,7 +689,9 @@ def write(args) -> None:
         "ID models on all 943 test users; `llm` and `ease+llm` (Gemma 3 270M) on a seeded "
         f"sample of {args.lm_sample} test users, their hallucination scenario on "
         f"{max(2, args.lm_users // 2)} of those, injection on {_injection_users(doc)}, shilling "
-        f"(base cell) and feedback loops on {_lm_loop_users(doc)}. Cells: mean [95% bootstrap "
+        f"(base cell) and feedback loops on {_lm_loop_users(doc)}"
+        + _twins_line(doc)
+        + ". Cells: mean [95% bootstrap "
         "interval over users]; "
         "corpus-level values (Gini, coverage, AUCs) without one. Every metric is defined in "
         "docs/audit.md; the full matrix with charts: `benchmarks/results/audit.html`. "
