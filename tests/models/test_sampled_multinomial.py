@@ -26,6 +26,7 @@ from genrec.models.interactions.multdae import (
     sparse_input_layer,
 )
 from genrec.models.neural import dense_rows, log_proposal, sparse_rows
+from genrec.options import RunOptions
 
 from .contract import OPTIONS, ModelContract
 from .test_multdae import TINY as DAE_TINY
@@ -150,3 +151,12 @@ def test_a_sampled_fit_builds_no_batch_by_items_tensor(world, model_cls, tiny, m
     model = model_cls({**tiny, **SAMPLED, "max_epochs": 2}).fit(world.split.train, options=OPTIONS)
     assert calls == [] and len(model.loss_history_) == 2
     assert np.isfinite(model.loss_history_).all()
+
+
+@pytest.mark.parametrize("model_cls, tiny", [(MultVAE, VAE_TINY), (MultDAE, DAE_TINY)])
+def test_a_sampled_fit_runs_under_bfloat16_autocast(world, model_cls, tiny):
+    """The sparse first layer stays float32 inside autocast; the rest follows it."""
+    options = RunOptions(seed=0, threads=1, precision="bfloat16")
+    model = model_cls({**tiny, **SAMPLED, "max_epochs": 2}).fit(world.split.train, options=options)
+    assert np.isfinite(model.loss_history_).all()
+    assert np.isfinite(model.score(world.split.train.user_items[:4])).all()

@@ -20,7 +20,7 @@ Deviations from the paper:
     * training runs epoch by epoch with early stopping on validation NDCG@10 (the paper picks
       the best epoch by validation NDCG@100) and restores the best epoch's weights;
     * only users with at least one training item are trained on (an empty row has no
-      likelihood); histories of unknown users (even empty ones) are scored like any other row.
+      likelihood); histories of unknown users (even empty ones) are scored like any other row;
     * above ``sampled_above`` items (default 20,000) training batches stay sparse and the
       likelihood is a sampled softmax over ``n_sampled`` items drawn from the popularity
       proposal with logQ correction, exactly as in Mult-VAE (see its module docstring and
@@ -231,18 +231,22 @@ def sparse_input_layer(linear, batch: SparseRows, p: float, *, training: bool):
     """``linear(normalised_dropout(x, p))`` (B, out) of the sparse rows x (:class:`SparseRows`,
     (B, I)) without a dense (B, I) tensor: O(non-zeros x out) instead of O(B x I x out). The
     same distribution as the dense path (zeros stay zero; a kept entry is scaled by
-    1 / (1 - p)), drawn from torch's RNG in another order."""
+    1 / (1 - p)), drawn from torch's RNG in another order. Runs in float32 under autocast
+    (torch's sparse product has no reduced-precision backward on the CPU); the layers after it
+    follow autocast as usual."""
     import torch
     import torch.nn.functional as F
 
-    squares = torch.zeros(batch.n_rows, device=batch.value.device)
+    device = batch.value.device
+    squares = torch.zeros(batch.n_rows, device=device)
     norms = squares.index_add_(0, batch.row, batch.value.square()).sqrt()  # (B,)
     value = batch.value / norms.clamp_min(1e-12)[batch.row]  # (N,) as F.normalize
     value = F.dropout(value, p=p, training=training and p > 0)
     shape = (batch.n_rows, batch.n_cols)
     indices = torch.stack([batch.row, batch.col])  # (2, N)
     x = torch.sparse_coo_tensor(indices, value, shape, check_invariants=False)  # (B, I)
-    return torch.sparse.mm(x, linear.weight.T) + linear.bias  # (B, out)
+    with torch.autocast(device.type, enabled=False):
+        return torch.sparse.mm(x, linear.weight.T) + linear.bias  # (B, out) float32
 
 
 def sampled_multinomial_nll(hidden, out, batch: SparseRows, log_q, drawn):
@@ -262,9 +266,13 @@ def sampled_multinomial_nll(hidden, out, batch: SparseRows, log_q, drawn):
     proposal and ``drawn`` every item once this equals :func:`multinomial_nll`; otherwise it
     is the usual sampled-softmax estimate (Jean et al., ACL 2015), biased for a finite sample.
     """
-    weight, bias = out.weight, out.bias  # (I, H), (I,)
-    neg = hidden @ weight[drawn].T + bias[drawn]  # (B, S), the drawn items' logits per row
-    pos = (hidden[batch.row] * weight[batch.col]).sum(1) + bias[batch.col]  # (N,)
+    import torch
+
+    n = len(batch.col)
+    used = torch.cat([batch.col, drawn])  # (N + S,): one gather, one sparse-row gradient
+    weight, bias = out.weight[used], out.bias[used]  # (N + S, H), (N + S,)
+    neg = hidden @ weight[n:].T + bias[n:]  # (B, S), the drawn items' logits per row
+    pos = (hidden[batch.row] * weight[:n]).sum(1) + bias[:n]  # (N,)
     per_entry = corrected_cross_entropy(
         pos, neg[batch.row], batch.col, drawn, log_q, reduction="none"
     )  # (N,)
