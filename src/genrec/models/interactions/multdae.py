@@ -23,8 +23,9 @@ Deviations from the paper:
       likelihood); histories of unknown users (even empty ones) are scored like any other row;
     * above ``sampled_above`` items (default 20,000) training batches stay sparse and the
       likelihood is a sampled softmax over ``n_sampled`` items drawn from the popularity
-      proposal with logQ correction, exactly as in Mult-VAE (see its module docstring and
-      :func:`sampled_multinomial_nll`); at or below it (ML-100K) training is unchanged.
+      proposal with logQ correction, stepped by torch's fused Adam, exactly as in Mult-VAE
+      (see its module docstring and :func:`sampled_multinomial_nll`); at or below it
+      (ML-100K) training is unchanged.
       Scoring always decodes every item.
 
 Example:
@@ -142,7 +143,10 @@ class MultDAE(Recommender):
         with seeded(options.seed):
             self.net_ = net = self._build(train.n_items).to(device)
             weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
-            opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+            # sampled: torch's fused Adam, the same update in one pass over the item-sized
+            # weights (at 50,000 items about 10x faster a step than the default loop)
+            fused = {"fused": True} if log_q is not None else {}
+            opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, **fused)
             dp = DataParallel(net, opt, seed=options.seed, amp=amp)
 
             def run_epoch(epoch: int) -> float:
@@ -229,11 +233,11 @@ def multinomial_nll(logits, x):
 
 def sparse_input_layer(linear, batch: SparseRows, p: float, *, training: bool):
     """``linear(normalised_dropout(x, p))`` (B, out) of the sparse rows x (:class:`SparseRows`,
-    (B, I)) without a dense (B, I) tensor: O(non-zeros x out) instead of O(B x I x out). The
-    same distribution as the dense path (zeros stay zero; a kept entry is scaled by
-    1 / (1 - p)), drawn from torch's RNG in another order. Runs in float32 under autocast
-    (torch's sparse product has no reduced-precision backward on the CPU); the layers after it
-    follow autocast as usual."""
+    (B, I)) without a dense (B, I) tensor: the weight's columns of the non-zeros, weighted and
+    summed per row, O(non-zeros x out) instead of O(B x I x out) (on the CPU about twice as
+    fast as ``torch.sparse.mm``, whose backward transposes the whole weight). The same
+    distribution as the dense path (zeros stay zero; a kept entry is scaled by 1 / (1 - p)),
+    drawn from torch's RNG in another order."""
     import torch
     import torch.nn.functional as F
 
@@ -242,11 +246,9 @@ def sparse_input_layer(linear, batch: SparseRows, p: float, *, training: bool):
     norms = squares.index_add_(0, batch.row, batch.value.square()).sqrt()  # (B,)
     value = batch.value / norms.clamp_min(1e-12)[batch.row]  # (N,) as F.normalize
     value = F.dropout(value, p=p, training=training and p > 0)
-    shape = (batch.n_rows, batch.n_cols)
-    indices = torch.stack([batch.row, batch.col])  # (2, N)
-    x = torch.sparse_coo_tensor(indices, value, shape, check_invariants=False)  # (B, I)
-    with torch.autocast(device.type, enabled=False):
-        return torch.sparse.mm(x, linear.weight.T) + linear.bias  # (B, out) float32
+    columns = linear.weight.index_select(1, batch.col) * value  # (out, N)
+    sums = torch.zeros(len(linear.weight), batch.n_rows, device=device, dtype=columns.dtype)
+    return sums.index_add(1, batch.row, columns).T + linear.bias  # (B, out)
 
 
 def sampled_multinomial_nll(hidden, out, batch: SparseRows, log_q, drawn):
@@ -270,7 +272,7 @@ def sampled_multinomial_nll(hidden, out, batch: SparseRows, log_q, drawn):
 
     n = len(batch.col)
     used = torch.cat([batch.col, drawn])  # (N + S,): one gather, one sparse-row gradient
-    weight, bias = out.weight[used], out.bias[used]  # (N + S, H), (N + S,)
+    weight, bias = out.weight.index_select(0, used), out.bias.index_select(0, used)  # (N + S, .)
     neg = hidden @ weight[n:].T + bias[n:]  # (B, S), the drawn items' logits per row
     pos = (hidden[batch.row] * weight[:n]).sum(1) + bias[:n]  # (N,)
     per_entry = corrected_cross_entropy(
