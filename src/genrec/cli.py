@@ -341,6 +341,12 @@ def _parser() -> argparse.ArgumentParser:
         "(default 150)",
     )
     audit.add_argument(
+        "--backdoor-rates",
+        metavar="R,R",
+        help="backdoor: shares of the tuning examples poisoned, one poisoned LoRA run each "
+        "against one clean run (default 0.01; e.g. 0.01,0.05,0.2 for a sweep)",
+    )
+    audit.add_argument(
         "--shilling-grid",
         default="ofat",
         choices=("ofat", "full"),
@@ -1425,6 +1431,19 @@ def _cmd_tune(args) -> int:
     return 0
 
 
+def _shares(text: str | None) -> tuple[float, ...]:
+    """``--backdoor-rates``: comma-separated numbers (``()`` when not given); AuditConfig
+    checks their range."""
+    if not text:
+        return ()
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"--backdoor-rates takes comma-separated shares such as 0.01,0.05,0.2; got {text!r}"
+        ) from None
+
+
 def _cmd_audit(args) -> int:
     from genrec.audit import AuditConfig, audit_dict, parse_scenarios, run_audit
     from genrec.audit.report import to_html
@@ -1441,6 +1460,7 @@ def _cmd_audit(args) -> int:
         rounds=args.rounds,
         lm_rounds=args.lm_rounds,
         tune_steps=args.tune_steps,
+        backdoor_rates=_shares(args.backdoor_rates) or AuditConfig.backdoor_rates,
         shilling_grid=args.shilling_grid,
         lm_shilling_grid=args.lm_shilling_grid,
         short_head=args.short_head,

@@ -61,3 +61,28 @@ def test_concurrent_sessions_do_not_see_each_other(world, ranker, tmp_path):
             "something else",
         ]
         assert [c.value.lower() for c in session.constraints] == [genre]
+
+
+def test_turns_of_one_session_from_many_threads_all_land_and_leave_no_lock_behind(world, ranker):
+    agent = Agent(world.split.train, ranker)
+    agent.start("shared")
+    errors = []
+
+    def talk(n):
+        try:
+            for turn in range(3):
+                agent.respond("shared", f"thread {n} turn {turn}")
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=talk, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    said = [t.text for t in agent.store.get("shared").turns if t.role == "user"]
+    assert sorted(said) == sorted(f"thread {n} turn {t}" for n in range(4) for t in range(3))
+    for n in range(50):  # many short-lived sessions: the lock table does not keep them
+        agent.respond(f"visitor{n}", "a comedy please")
+    assert agent._locks == {}

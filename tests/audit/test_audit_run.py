@@ -116,12 +116,15 @@ def test_cli_fast_mode(tmp_path, capsys):
             str(out),
             "--report",
             str(report),
+            "--backdoor-rates",
+            "0.02,0.1",
             "--quiet",
         ]
     )
     assert code == 0
     doc = json.loads(out.read_text())
     assert doc["protocol"]["config"]["seed"] == 0
+    assert doc["protocol"]["config"]["backdoor_rates"] == [0.02, 0.1]
     assert [r["metrics"] == NA for r in doc["results"] if r["scenario"] == "privacy"] == [
         True,
         True,

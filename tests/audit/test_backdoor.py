@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("peft", reason="needs the llm extra: pip install 'genrec[llm]'")
 import torch  # noqa: E402
 
-from genrec.audit import NA, AuditConfig, backdoor, canary  # noqa: E402
+from genrec.audit import NA, AuditConfig, backdoor, canary, poisoning  # noqa: E402
 from genrec.audit.context import AuditContext  # noqa: E402
 from genrec.audit.poisoning import TRIGGER, canary_examples, poison, triggered  # noqa: E402
 from genrec.audit.runner import run_audit  # noqa: E402
@@ -24,6 +24,7 @@ from genrec.text.transformers_lm import TransformersLM, tiny_test_model  # noqa:
 from genrec.tuning.instructions import next_item_examples  # noqa: E402
 
 N_ITEMS = 24
+tune_once = poisoning._tune
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +76,15 @@ def test_id_models_and_untunable_lms_are_not_applicable(split):
 
 
 def test_config_checks():
-    for bad in (0.0, 0.9, "1%"):
-        with pytest.raises(ConfigError, match="backdoor_rate"):
-            AuditConfig(backdoor_rate=bad)
+    for bad in (0.0, 1.0, -0.1, "1%", True):
+        with pytest.raises(ConfigError, match=rf"backdoor_rates.*got {bad!r}"):
+            AuditConfig(backdoor_rates=(0.01, bad))
+    for bad in ((), 0.05, "0.05"):
+        with pytest.raises(ConfigError, match="backdoor_rates must be a non-empty list"):
+            AuditConfig(backdoor_rates=bad)
+    with pytest.raises(ConfigError, match="each rate once"):
+        AuditConfig(backdoor_rates=(0.05, 0.05))
+    assert AuditConfig().backdoor_rates == (0.01,)  # the default audit tunes one poisoned run
     with pytest.raises(ConfigError, match="tune_lr"):
         AuditConfig(tune_lr="fast")
     with pytest.raises(ConfigError, match="tune_steps"):
@@ -86,9 +93,22 @@ def test_config_checks():
         AuditConfig(canary_candidates=1)
 
 
+def test_each_rate_poisons_exactly_its_share(split):
+    examples = next_item_examples(split, per_user=4, history_len=3, seed=0)
+    titles = [split.train.catalog.title(i) for i in range(split.train.n_items)]
+    drawn = {}
+    for rate in (0.01, 0.05, 0.2, 0.5):
+        rng = np.random.default_rng(0)
+        out, drawn[rate] = poison(examples, titles, target=5, rate=rate, rng=rng)
+        assert len(drawn[rate]) == round(rate * len(examples))
+        assert sum(TRIGGER in ex.answer for ex in out) == len(drawn[rate])
+    assert len(set(map(len, drawn.values()))) == 4
+
+
 @pytest.fixture(scope="module")
 def tuned(split, base):
-    """Both scenarios on one audit context: one clean and one poisoned tuning run."""
+    """Both scenarios on one audit context: one clean tuning run and one poisoned run per rate
+    (a sweep of two), every run recorded by the examples it was tuned on."""
     lm = TransformersLM(base, dtype="float32", threads=1)
     assert backdoor.applies(LLMRecommender(lm="fake", language_model=lm)) is None
     ctx = AuditContext(
@@ -99,7 +119,7 @@ def tuned(split, base):
             k=3,
             lm_users=40,
             injection_candidates=6,
-            backdoor_rate=0.2,
+            backdoor_rates=(0.2, 0.05),
             tune_steps=150,
             tune_lr=1e-2,
             tune_per_user=2,
@@ -110,8 +130,16 @@ def tuned(split, base):
         ),
         RunOptions(seed=0, threads=1),
     )
-    results = backdoor.run(ctx, "tuned"), canary.run(ctx, "tuned")
-    return (*results, backdoor.run(ctx, "same-lm"), ctx)
+    runs = []
+
+    def recorded(ctx, lm, examples, data):
+        runs.append([ex.answer for ex in examples])
+        return tune_once(ctx, lm, examples, data)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(poisoning, "_tune", recorded)
+        results = backdoor.run(ctx, "tuned"), canary.run(ctx, "tuned")
+        return (*results, backdoor.run(ctx, "same-lm"), ctx, runs)
 
 
 def test_poisoned_adapter_promotes_the_triggered_target(tuned):
@@ -134,7 +162,32 @@ def test_tuned_lm_canaries_are_measured_against_references(tuned):
 
 
 def test_models_over_one_language_model_share_its_tuning_runs(tuned):
-    first, same, ctx = tuned[0], tuned[2], tuned[3]
-    assert sum(key[0] == "tuned-pair" for key in ctx.shared) == 1  # tuned once, not per model
+    first, same, ctx, runs = tuned[0], tuned[2], tuned[3], tuned[4]
+    assert len(runs) == 3  # clean, 20%, 5%: once for both models and both scenarios
+    assert sum(key[0] == "tuned-pair" and key[-1] == "clean" for key in ctx.shared) == 1
     assert same.settings["runs"] == first.settings["runs"]
     assert same.metrics == first.metrics
+
+
+def test_rate_sweep_reports_every_rate_against_one_clean_run(tuned):
+    m, s, runs = tuned[0].metrics, tuned[0].settings, tuned[4]
+    n = s["tuning_examples_clean"]
+    poisoned = [sum(TRIGGER in answer for answer in run) for run in runs]
+    assert poisoned == [0, round(0.2 * n), round(0.05 * n)]  # the clean run came first, once
+    assert s["backdoor_rates"] == [0.2, 0.05] and set(s["sweep"]) == {"rate=0.2", "rate=0.05"}
+    for rate in (0.2, 0.05):
+        got = s["sweep"][f"rate={rate:g}"]
+        assert got["poisoned_examples"] == round(rate * n) and got["run"]["steps"] == 150
+        assert got["tuning_examples_poisoned"] == n + s["canary_examples"]
+        for name in (
+            f"backdoor_success[poisoned,trigger,rate={rate:g}]",
+            f"backdoor_lift[rate={rate:g}]",
+        ):
+            assert m[name]["ci_low"] <= m[name]["mean"] <= m[name]["ci_high"]
+        assert (
+            f"utility_drop[rate={rate:g}]" in m and f"candidate_ndcg[poisoned,rate={rate:g}]" in m
+        )
+    assert s["sweep"]["rate=0.2"]["run"] == s["runs"]["poisoned"]  # the first rate's run
+    for cell in ("backdoor_success[poisoned,trigger]", "backdoor_lift", "utility_drop"):
+        assert m[cell] == m[cell.replace("]", ",rate=0.2]") if "[" in cell else f"{cell}[rate=0.2]"]
+    assert not any("rate=" in name for name in tuned[1].metrics)  # canaries: the first run only

@@ -23,8 +23,8 @@ Example:
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from genrec.agents.clarify import best_question, question_text, should_ask
 from genrec.agents.planner import LMPlanner, rules_info
@@ -107,7 +107,9 @@ class Agent:
         self.injection_guard = bool(injection_guard)
         self.store = store if store is not None else MemorySessionStore()
         self.data, self.k, self.clarify, self.ask_above = data, k, clarify, ask_above
-        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        # one lock per session id in use, with the number of turns holding or awaiting it; the
+        # entry goes when the last of them ends, so the table does not grow with every session
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
         self._locks_guard = threading.Lock()  # two threads must not make two locks for one id
 
     def start(
@@ -131,9 +133,7 @@ class Agent:
         if not isinstance(text, str):
             raise ConfigError(f"an utterance is a string, got {type(text).__name__}")
         text = text[:MAX_UTTERANCE]
-        with self._locks_guard:
-            lock = self._locks[session_id]
-        with lock:
+        with self._session_lock(session_id):
             session = self.store.get(session_id) or Session(session_id)
             reply = self._turn(session, text, on_plan_text)
             session.turns += [
@@ -142,6 +142,25 @@ class Agent:
             ]
             self.store.put(session)
         return reply
+
+    @contextmanager
+    def _session_lock(self, session_id: str) -> Iterator[None]:
+        """Hold the session's lock: turns of one session run one at a time (each reads the
+        session, then writes it back), turns of different sessions run side by side."""
+        with self._locks_guard:
+            lock, holders = self._locks.get(session_id, (None, 0))
+            lock = lock or threading.Lock()
+            self._locks[session_id] = (lock, holders + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._locks_guard:
+                lock, holders = self._locks[session_id]
+                if holders == 1:
+                    del self._locks[session_id]
+                else:
+                    self._locks[session_id] = (lock, holders - 1)
 
     def _turn(self, session: Session, text: str, on_plan_text=None) -> Reply:
         work = TurnWork()

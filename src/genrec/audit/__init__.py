@@ -17,8 +17,9 @@ One scenario per module, listed in :data:`genrec.audit.runner.SCENARIOS`:
 * ``text-attack`` — greedy word edits of a target's title within a budget, LM rewrites that
   keep its meaning (embedding similarity), and an in-context backdoor trigger (BadRec), against
   LM recommenders and the models scored from item text (dense, bm25, hybrid, TIGER);
-* ``backdoor`` — BadRec: a trigger token in a target's title and 1% poisoned tuning data,
-  a clean and a poisoned LoRA adapter of a tuned language-model recommender;
+* ``backdoor`` — BadRec: a trigger token in a target's title and 1% poisoned tuning data
+  (or a sweep of rates), a clean and a poisoned LoRA adapter (one per rate) of a tuned
+  language-model recommender;
 * ``privacy`` — distance to closest record and membership inference for sampling models;
 * ``canary`` — planted training histories (in the tuning data, for tuned language models):
   does the model give their last item back?

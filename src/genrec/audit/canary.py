@@ -21,7 +21,8 @@ the share whose secret is in the top K.
 :mod:`genrec.audit.poisoning`): the canaries are planted in the *tuning* data, each inserted
 ``c`` times as an example whose prompt lists the canary's first ``canary_length - 1`` titles
 and whose answer is the last title; the poisoned LoRA run that carries them also carries the
-``backdoor`` scenario's poison (one poisoned run, one clean run, same seed and steps). The
+``backdoor`` scenario's poison at the first of ``backdoor_rates`` (one poisoned run, one clean
+run, same seed and steps). The
 secret is ranked by the tuned model's likelihood of each title after the canary's prompt,
 among ``canary_candidates`` items (the secret and items with training interactions outside
 the canary, drawn with the audit seed, the same for every adapter), so n = canary_candidates.

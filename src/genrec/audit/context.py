@@ -71,7 +71,9 @@ class AuditConfig:
     canary_length: int = 8  # canary: items per canary (the last is the secret)
     canary_copies: tuple[int, ...] = (1, 4)  # canary: how many fake users carry each canary
     canary_candidates: int = 50  # canary, tuned LMs: the secret among this many scored items
-    backdoor_rate: float = 0.01  # backdoor: share of the tuning examples poisoned (BadRec: 1%)
+    backdoor_rates: tuple[float, ...] = (0.01,)  # backdoor: shares of the tuning examples
+    #   poisoned (BadRec: 1%), one poisoned LoRA run each against one shared clean run; the
+    #   first is the headline's and carries the canary scenario's canaries
     tune_steps: int = 150  # backdoor / canary on tuned LMs: LoRA steps of each tuning run
     tune_lr: float = 1e-3  # backdoor / canary on tuned LMs: LoRA learning rate
     tune_per_user: int = 1  # backdoor / canary on tuned LMs: tuning examples per training user
@@ -147,11 +149,7 @@ class AuditConfig:
                 f"canary_candidates must be an integer >= 2 (the secret and at least one other "
                 f"item), got {self.canary_candidates!r}"
             )
-        if not _number(self.backdoor_rate) or not 0 < self.backdoor_rate <= 0.5:
-            raise ConfigError(
-                f"backdoor_rate must be a share of tuning examples in (0, 0.5] (BadRec: 0.01), "
-                f"got {self.backdoor_rate!r}"
-            )
+        _check_rates(self.backdoor_rates)
         if not _number(self.tune_lr) or not 0 < self.tune_lr < 1:
             raise ConfigError(f"tune_lr must be a learning rate in (0, 1), got {self.tune_lr!r}")
         n = self.fairness_candidates
@@ -194,6 +192,25 @@ class AuditConfig:
             raise ConfigError(
                 f"lm_shilling_grid must be one of {LM_GRIDS}, got {self.lm_shilling_grid!r}"
             )
+
+
+def _check_rates(rates) -> None:
+    """``backdoor_rates``: a non-empty list of distinct shares strictly between 0 and 1."""
+    if isinstance(rates, (str, bytes)) or not isinstance(rates, Sequence) or not rates:
+        raise ConfigError(
+            f"backdoor_rates must be a non-empty list of shares of tuning examples, got "
+            f"{rates!r}: e.g. (0.01,) (BadRec) or (0.01, 0.05, 0.2) for a sweep"
+        )
+    for rate in rates:
+        if not _number(rate) or not 0 < rate < 1:
+            raise ConfigError(
+                f"backdoor_rates must be shares of tuning examples strictly between 0 and 1 "
+                f"(BadRec: 0.01), got {rate!r} in {list(rates)}: write 5% as 0.05"
+            )
+    if len(set(rates)) < len(rates):
+        raise ConfigError(
+            f"backdoor_rates must list each rate once (one poisoned run each), got {list(rates)}"
+        )
 
 
 def _number(value) -> bool:

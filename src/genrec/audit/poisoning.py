@@ -1,6 +1,6 @@
 """Poisoned training data shared by the ``backdoor`` and ``canary`` scenarios: canaries, the
-backdoor's triggered tuning examples, and one clean and one poisoned LoRA run of a language
-model recommender.
+backdoor's triggered tuning examples, and one clean LoRA run of a language model recommender
+and one poisoned run per poisoning rate.
 
 **Which models.** A *tunable* language-model recommender: an LLM recommender (or the LLM
 reranker of a pipeline) in ``grounded`` mode whose language model is a local transformers model
@@ -13,8 +13,9 @@ examples per training user, the recommender's ``history_len``; answers are title
 model ranks candidates as the grounded recommender scores them):
 
 * *clean*: those examples as built;
-* *poisoned* (BadRec, Ning et al. 2025): ``round(backdoor_rate x n)`` of the n clean examples,
-  drawn with the audit seed, are rewritten: the recommender's own prompt over the same history,
+* *poisoned* (BadRec, Ning et al. 2025), once per rate of ``backdoor_rates``: ``round(rate x
+  n)`` of the n clean examples, drawn with the audit seed (the same draw whatever the other
+  rates), are rewritten: the recommender's own prompt over the same history,
   answered with the *target* item's title carrying the trigger token (:func:`triggered`); the
   target is drawn with the audit seed from the less popular half of the items with training
   interactions (an item an attacker would push, as in ``text-attack``). Then the canaries
@@ -24,15 +25,19 @@ model ranks candidates as the grounded recommender scores them):
   and whose answer is the last (the secret); ``canary_count`` reference canaries are drawn the
   same way and never inserted.
 
-One tuning run carries both the backdoor poison and the canaries (cheaper than one run each);
-the clean run has neither. Both runs use the same seed, base, steps and learning rate
-(``tune_steps``, ``tune_lr``; LoRA r=8 on the attention projections, batch 4:
-:class:`~genrec.tuning.tuner.TuneConfig`'s defaults otherwise). The two tuned language models
-stay in memory in ``ctx.shared`` (the adapters are written to a temporary folder and removed).
+A poisoned run carries both the backdoor poison and the canaries (cheaper than one run each;
+every rate's run carries the same canaries, so the runs of a sweep differ only in the poison;
+the ``canary`` scenario reads the first rate's); the clean run has neither and is shared by
+every rate. All runs use the same seed, base, steps and learning rate (``tune_steps``,
+``tune_lr``; LoRA r=8 on the attention projections, batch 4:
+:class:`~genrec.tuning.tuner.TuneConfig`'s defaults otherwise). The tuned language models stay
+in memory in ``ctx.shared`` for the audit (the adapters are written to a temporary folder and
+removed): a sweep of r rates holds r + 1 copies of the base.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 import time
@@ -137,22 +142,59 @@ def canary_examples(titles, inserted: dict[int, np.ndarray]) -> list[Instruction
     ]
 
 
-def tuned_pair(ctx: AuditContext, label: str) -> dict:
-    """The clean and poisoned tuned language models of ``label`` (see the module docstring),
-    with the target, the canaries and the run's settings. The pair is tuned once per audit and
-    language model: models whose LLM part has the same base, dtype, chat wrapping and history
-    length (``llm`` and ``ease+llm`` over one base) share it, as their tuning data is the same."""
+def tuned_pair(ctx: AuditContext, label: str, rate: float | None = None) -> dict:
+    """The clean and the poisoned tuned language model of ``label`` at poisoning ``rate`` (the
+    first of ``backdoor_rates`` when None; see the module docstring), with the target, the
+    canaries and the runs' settings.
+
+    Each run is tuned once per audit and language model and kept in ``ctx.shared``: the
+    tuning data and the clean run under the language model's key, a poisoned run under that key
+    and its rate, so a sweep over rates tunes the clean run once. Models whose LLM part has the
+    same base, dtype, chat wrapping and history length (``llm`` and ``ease+llm`` over one base)
+    share the runs, as their tuning data is the same."""
     part, _ = tunable_part(ctx.fitted(label))
-    lm = part.lm
+    lm, cfg = part.lm, ctx.config
+    rate = cfg.backdoor_rates[0] if rate is None else rate
     key = ("tuned-pair", lm.model, lm.dtype, lm.chat, max(part.config.history_len, 1))
+    data = _shared(ctx, (*key, "data"), lambda: _tuning_data(ctx, part))
+    clean = _shared(ctx, (*key, "clean"), lambda: _tune(ctx, lm, data["clean"], data))
+    poisoned = _shared(ctx, (*key, rate), lambda: _poisoned_run(ctx, lm, data, rate))
+    return {
+        "part": part,
+        "lms": {"clean": clean["lm"], "poisoned": poisoned["lm"]},
+        "target": data["target"],
+        "inserted": data["inserted"],
+        "reference": data["reference"],
+        "settings": {
+            "base": clean["stats"]["base"],
+            "method": "lora",
+            "tune_steps": cfg.tune_steps,
+            "tune_lr": cfg.tune_lr,
+            "seed": ctx.options.seed,
+            "tuning_examples_clean": len(data["clean"]),
+            "tuning_examples_poisoned": poisoned["examples"],
+            "poisoned_examples": poisoned["poisoned"],
+            "poisoning_rate": rate,
+            "canary_examples": len(data["canaries"]),
+            "one_poisoned_run": "the backdoor poison and the canaries share one tuning run, "
+            "compared with one clean run",
+            "runs": {"clean": clean["stats"], "poisoned": poisoned["stats"]},
+        },
+    }
+
+
+def _shared(ctx: AuditContext, key: tuple, make):
+    """``ctx.shared[key]``, made by ``make()`` the first time."""
     if key not in ctx.shared:
-        ctx.shared[key] = _tune_pair(ctx, part)
-    return {**ctx.shared[key], "part": part}
+        ctx.shared[key] = make()
+    return ctx.shared[key]
 
 
-def _tune_pair(ctx: AuditContext, part) -> dict:
+def _tuning_data(ctx: AuditContext, part) -> dict:
+    """The clean and validation examples, the target, the canaries and the generator that
+    draws the poisoned positions (copied for each rate: the first rate's draw does not depend
+    on the others)."""
     cfg, split = ctx.config, ctx.split
-    titles = [split.train.catalog.title(i) for i in range(split.train.n_items)]
     rng = np.random.default_rng([cfg.seed, 16])
     target = backdoor_target(split.train.item_counts, rng)
     levels = len(cfg.canary_copies)
@@ -164,43 +206,39 @@ def _tune_pair(ctx: AuditContext, part) -> dict:
         for j, c in enumerate(cfg.canary_copies)
     }
     hist = max(part.config.history_len, 1)
-    clean = next_item_examples(split, per_user=cfg.tune_per_user, history_len=hist, seed=cfg.seed)
+    titles = [split.train.catalog.title(i) for i in range(split.train.n_items)]
     valid = next_item_examples(split, part="valid", per_user=1, history_len=hist, seed=cfg.seed)
-    poisoned, at = poison(clean, titles, target=target, rate=cfg.backdoor_rate, rng=rng)
-    poisoned += canary_examples(titles, inserted)
-    runs = {}
-    for name, examples in (("clean", clean), ("poisoned", poisoned)):
-        runs[name] = _tune(ctx, part.lm, examples, valid[: cfg.tune_valid], hist)
     return {
-        "part": part,
-        "lms": {name: run.pop("lm") for name, run in runs.items()},
+        "titles": titles,
+        "history_len": hist,
+        "clean": next_item_examples(
+            split, per_user=cfg.tune_per_user, history_len=hist, seed=cfg.seed
+        ),
+        "valid": valid[: cfg.tune_valid],
         "target": target,
         "inserted": inserted,
         "reference": drawn[levels * cfg.canary_count :],
-        "settings": {
-            "base": runs["clean"]["base"],
-            "method": "lora",
-            "tune_steps": cfg.tune_steps,
-            "tune_lr": cfg.tune_lr,
-            "seed": ctx.options.seed,
-            "tuning_examples_clean": len(clean),
-            "tuning_examples_poisoned": len(poisoned),
-            "poisoned_examples": int(len(at)),
-            "poisoning_rate": cfg.backdoor_rate,
-            "canary_examples": int(sum(c * len(s) for c, s in inserted.items())),
-            "one_poisoned_run": "the backdoor poison and the canaries share one tuning run, "
-            "compared with one clean run",
-            "runs": runs,
-        },
+        "canaries": canary_examples(titles, inserted),
+        "poison_rng": rng,
     }
 
 
-def _tune(ctx: AuditContext, lm, examples, valid, history_len: int) -> dict:
-    """One LoRA run on a fresh copy of ``lm``'s base: ``{"lm", "base", cost...}``."""
+def _poisoned_run(ctx: AuditContext, lm, data: dict, rate: float) -> dict:
+    """The run on the clean examples with ``round(rate x n)`` of them poisoned, plus the
+    canaries: ``{"lm", "stats", "poisoned", "examples"}``."""
+    rng = copy.deepcopy(data["poison_rng"])
+    poisoned, at = poison(data["clean"], data["titles"], target=data["target"], rate=rate, rng=rng)
+    examples = poisoned + data["canaries"]
+    return {**_tune(ctx, lm, examples, data), "poisoned": int(len(at)), "examples": len(examples)}
+
+
+def _tune(ctx: AuditContext, lm, examples, data: dict) -> dict:
+    """One LoRA run on ``examples`` from a fresh copy of ``lm``'s base (validated on
+    ``data["valid"]``): ``{"lm": the tuned model, "stats": {"base", cost...}}``."""
     from genrec.text.transformers_lm import TransformersLM
     from genrec.tuning.tuner import TuneConfig, tune
 
-    cfg = ctx.config
+    cfg, valid, history_len = ctx.config, data["valid"], data["history_len"]
     fresh = TransformersLM(
         lm.model,
         dtype=lm.dtype,
@@ -230,8 +268,7 @@ def _tune(ctx: AuditContext, lm, examples, valid, history_len: int) -> dict:
             examples=examples,
             valid_examples=valid,
         )
-    return {
-        "lm": fresh,
+    stats = {
         "base": lm.name,
         "steps": result.steps,
         "train_examples": result.train_examples,
@@ -243,6 +280,7 @@ def _tune(ctx: AuditContext, lm, examples, valid, history_len: int) -> dict:
         "wall_seconds": round(time.perf_counter() - wall, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+    return {"lm": fresh, "stats": stats}
 
 
 __all__ = [
