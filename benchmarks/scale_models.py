@@ -300,7 +300,9 @@ def markdown(result: dict) -> str:
             "training seed 0, one thread; every cell a fresh process with a timeout "
             f"({timeouts}); a model not done in time is not run at the larger sizes. multvae and sasrec "
             "run 1 epoch (time per epoch, not a converged model; sasrec with its sampled softmax, "
-            f"`{json.dumps(CONFIGS['sasrec'])}`); the others their defaults. Machine: "
+            f"`{json.dumps(CONFIGS['sasrec'])}`; multvae with its default threshold, the full "
+            f"softmax up to {multvae_threshold():,} items and the sampled one above); the others "
+            "their defaults. Machine: "
             f"{v['cpu_count']} cores shared with other jobs, {v['platform']}, Python {v['python']}, "
             f"numpy {v['numpy']}, torch {v['torch']}, implicit {v['implicit']}, faiss {v['faiss']}. "
             f"Runs: {runs}. On a shared "
@@ -330,6 +332,13 @@ def markdown(result: dict) -> str:
             *([result["notes"]] if result.get("notes") else []),
         ]
     )
+
+
+def multvae_threshold() -> int:
+    """Mult-VAE's default ``sampled_above``: above it a fit samples its softmax."""
+    from genrec.models.interactions.multvae import MultVAEConfig
+
+    return MultVAEConfig().sampled_above
 
 
 def size_label(s: dict) -> str:

@@ -15,8 +15,7 @@ import torch.nn.functional as F
 
 from genrec.data.synthetic import deterministic_sequences
 from genrec.models import SASRec
-from genrec.models.neural import seeded
-from genrec.models.sequence.sasrec import log_proposal, sampled_softmax
+from genrec.models.neural import log_proposal, sampled_softmax, seeded
 from genrec.models.sequence.sequences import training_sequences
 
 

@@ -8,7 +8,12 @@ takes from here is only the plumbing every one of them needs in the same form:
   thread count (see :mod:`genrec.options` for why the thread count matters) and does not
   disturb the caller's random state;
 * :func:`shuffled_batches` and :func:`dense_rows` — training on batches of CSR rows turned into
-  dense (B, n_items) tensors on the run's device: no per-user Python loops;
+  dense (B, n_items) tensors on the run's device: no per-user Python loops; :func:`sparse_rows`
+  keeps a batch sparse (:class:`SparseRows`) for catalogues too large for dense rows;
+* :func:`log_proposal`, :func:`draw_sample`, :func:`corrected_cross_entropy` and
+  :func:`sampled_softmax` — the sampled softmax with logQ correction that models switch to
+  above their ``sampled_above`` catalogue size (:func:`check_sampling_fields` checks those
+  config fields);
 * :func:`torch_device`, :func:`module_device`, :func:`to_numpy` and :class:`MixedPrecision` —
   the device story (below);
 * :func:`fit_epochs` — the epoch loop with validation NDCG@10 every ``eval_every`` epochs, early
@@ -298,6 +303,127 @@ def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray | None = None, *, device=
     part = matrix if rows is None else matrix[rows]
     dense = torch.from_numpy(np.asarray(part.toarray(), dtype=np.float32))
     return dense if device is None else dense.to(device, non_blocking=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseRows:
+    """A batch of sparse rows in coordinate form: entry k is ``value[k]`` at
+    ``(row[k], col[k])`` of an ``(n_rows, n_cols)`` matrix; row, col (N,) int64, value (N,)
+    float32, on one device, rows in order."""
+
+    row: Any
+    col: Any
+    value: Any
+    n_rows: int
+    n_cols: int
+
+
+def sparse_rows(matrix: sp.csr_matrix, rows: np.ndarray, *, device=None) -> SparseRows:
+    """The CSR ``matrix`` rows ``rows`` as a :class:`SparseRows` batch on ``device`` (default: the
+    CPU): O(non-zeros) memory, where :func:`dense_rows` takes O(rows x columns)."""
+    import torch
+
+    part = matrix[rows]
+    counts = np.diff(part.indptr)
+    row = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    tensors = [
+        torch.from_numpy(row),
+        torch.from_numpy(part.indices.astype(np.int64)),
+        torch.from_numpy(np.asarray(part.data, dtype=np.float32)),
+    ]
+    if device is not None:
+        tensors = [t.to(device, non_blocking=True) for t in tensors]
+    return SparseRows(*tensors, n_rows=part.shape[0], n_cols=part.shape[1])
+
+
+# ---- sampled softmax for large catalogues ---------------------------------------------------
+PROPOSAL_POWER = 0.75  # sampled softmax proposal: training counts ** 0.75 (word2vec's) ...
+PROPOSAL_UNIFORM = 0.1  # ... mixed with this share of a uniform draw over every item
+
+
+def log_proposal(item_counts: np.ndarray):
+    """(I,) float32 torch log-probabilities of the sampled-softmax proposal: a mixture of
+    ``count(i) ** PROPOSAL_POWER`` (normalised) and a uniform draw over every item with weight
+    ``PROPOSAL_UNIFORM``, so popular items (the hard competitors) are drawn often and items
+    never seen in training can still be drawn and pushed down. Equal counts give the uniform
+    proposal."""
+    import torch
+
+    weights = np.asarray(item_counts, np.float64) ** PROPOSAL_POWER
+    uniform = np.full(len(weights), 1.0 / len(weights))
+    if weights.sum() <= 0:
+        q = uniform
+    else:
+        q = (1 - PROPOSAL_UNIFORM) * weights / weights.sum() + PROPOSAL_UNIFORM * uniform
+    return torch.from_numpy(np.log(q).astype(np.float32))
+
+
+def draw_sample(log_q, n_sampled: int, *, device=None):
+    """(S,) int64 item indices drawn with replacement from ``exp(log_q)`` by torch's global RNG
+    (on ``log_q``'s device, so a seed gives the same draws wherever the model runs), moved to
+    ``device`` (default: where ``log_q`` is)."""
+    import torch
+
+    drawn = torch.multinomial(log_q.exp(), n_sampled, replacement=True)  # (S,)
+    return drawn if device is None else drawn.to(device)
+
+
+def corrected_cross_entropy(pos, neg, target, drawn, log_q, *, reduction: str = "mean"):
+    """Sampled-softmax cross-entropy with logQ correction from raw logits.
+
+    Args:
+        pos: (N,) each row's logit of its target; neg: (N, S) each row's logits of the drawn
+            items; target: (N,) item indices; drawn: (S,) item indices; log_q: (I,) the
+            proposal's log-probabilities, on the logits' device.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (an (N,) tensor), as torch's.
+
+    Every logit, the target's included, is lowered by its item's ``log q``; drawn copies of a
+    row's own target are masked out (accidental hits); the row's loss is the cross-entropy of
+    its target against the drawn items. With a uniform proposal and ``drawn`` every item once
+    this is exactly the full softmax cross-entropy (the corrections shift every logit alike).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    pos = pos - log_q[target]  # (N,)
+    neg = neg - log_q[drawn]  # (N, S)
+    neg = neg.masked_fill(drawn[None, :] == target[:, None], -torch.inf)
+    logits = torch.cat([pos[:, None], neg], dim=1)  # (N, 1 + S), the target first
+    first = torch.zeros(len(target), dtype=torch.int64, device=logits.device)
+    return F.cross_entropy(logits, first, reduction=reduction)
+
+
+def sampled_softmax(hidden, items, target, log_q, *, n_sampled: int):
+    """Mean sampled-softmax cross-entropy with logQ correction (Jean et al., ACL 2015; the
+    correction of Yi et al., RecSys 2019).
+
+    Args:
+        hidden: (N, D) outputs, one per position; items: (I, D) output item vectors;
+        target: (N,) item indices; log_q: (I,) log-probabilities of the proposal
+            (:func:`log_proposal`).
+        n_sampled: items drawn (:func:`draw_sample`) for the whole batch.
+
+    Each position's logits are its target's and the ``n_sampled`` drawn items', each minus its
+    ``log q``; drawn copies of the position's own target are masked out (accidental hits);
+    see :func:`corrected_cross_entropy`.
+    """
+    drawn = draw_sample(log_q, n_sampled, device=hidden.device)  # (S,)
+    log_q = log_q.to(hidden.device)
+    pos = (hidden * items[target]).sum(1)  # (N,)
+    neg = hidden @ items[drawn].T  # (N, S)
+    return corrected_cross_entropy(pos, neg, target, drawn, log_q)
+
+
+def check_sampling_fields(cfg) -> None:
+    """ConfigError for a bad ``sampled_above`` (a non-negative integer) or ``n_sampled`` (a
+    positive integer): the sampled-softmax fields of a config."""
+    value = cfg.sampled_above
+    cfg.check(
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+        "sampled_above",
+        "a non-negative integer (0: always sample; a large number: never)",
+    )
+    cfg.check_positive_ints("n_sampled")
 
 
 def fit_epochs(

@@ -20,7 +20,13 @@ Deviations from the paper:
     * training runs epoch by epoch with early stopping on validation NDCG@10 (the paper picks
       the best epoch by validation NDCG@100) and restores the best epoch's weights;
     * only users with at least one training item are trained on (an empty row has no
-      likelihood); histories of unknown users (even empty ones) are scored like any other row.
+      likelihood); histories of unknown users (even empty ones) are scored like any other row;
+    * above ``sampled_above`` items (default 20,000) training batches stay sparse and the
+      likelihood is a sampled softmax over ``n_sampled`` items drawn from the popularity
+      proposal with logQ correction, stepped by torch's fused Adam, exactly as in Mult-VAE
+      (see its module docstring and :func:`sampled_multinomial_nll`); at or below it
+      (ML-100K) training is unchanged.
+      Scoring always decodes every item.
 
 Example:
     >>> from genrec.data.synthetic import planted_clusters
@@ -40,12 +46,18 @@ from genrec.models.base import ModelConfig, Recommender
 from genrec.models.neural import (
     DataParallel,
     MixedPrecision,
+    SparseRows,
+    check_sampling_fields,
+    corrected_cross_entropy,
     dense_rows,
+    draw_sample,
     fit_epochs,
     load_module_state,
+    log_proposal,
     module_device,
     module_state,
     seeded,
+    sparse_rows,
     to_numpy,
     torch_device,
 )
@@ -61,7 +73,8 @@ class MultDAEConfig(ModelConfig):
     reg 0.001/0.002/0.003, lr 2e-3/3e-3, batch 128/256, dropout 0.5/0.6 all 0.2666-0.2734,
     best reg 0.002, lr 3e-3, batch 256, dropout 0.5 (0.2734). Preset ``"paper"``: Liang et al. 2018, section 4.3 and their public
     notebook (architecture I-600-200-600-I, lr 1e-3, batch 500, keep probability 0.5,
-    lambda 0.01).
+    lambda 0.01). ``sampled_above`` / ``n_sampled``: SASRec's values (20,000 / 1,000), not
+    tuned; ML-100K's 1,682 items keep the full softmax.
     """
 
     hidden_dims: tuple[int, ...] = ()  # encoder widths between the items and the latent code
@@ -73,6 +86,8 @@ class MultDAEConfig(ModelConfig):
     max_epochs: int = 300  # epochs at most (one epoch = every training user once)
     patience: int = 10  # evaluations without a better valid NDCG@10 before stopping
     eval_every: int = 1  # epochs between validation evaluations (only when valid is given)
+    sampled_above: int = 20_000  # more items: sparse batches and the sampled softmax
+    n_sampled: int = 1000  # items drawn per batch for the sampled softmax
 
     presets = {
         "paper": {"hidden_dims": (600,), "dropout": 0.5, "reg": 0.01, "lr": 1e-3, "batch_size": 500}
@@ -86,6 +101,7 @@ class MultDAEConfig(ModelConfig):
             "a tuple of positive integers (may be empty)",
         )
         check_training_fields(self)
+        check_sampling_fields(self)
 
 
 def check_training_fields(cfg) -> None:
@@ -123,20 +139,29 @@ class MultDAE(Recommender):
         rng = np.random.default_rng(options.seed)
         device = torch_device(options)
         amp = MixedPrecision(device, precision=options.precision)
+        log_q = log_proposal(train.item_counts) if train.n_items > cfg.sampled_above else None
         with seeded(options.seed):
             self.net_ = net = self._build(train.n_items).to(device)
             weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
-            opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+            # sampled: torch's fused Adam, the same update in one pass over the item-sized
+            # weights (at 50,000 items about 10x faster a step than the default loop)
+            fused = {"fused": True} if log_q is not None else {}
+            opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, **fused)
             dp = DataParallel(net, opt, seed=options.seed, amp=amp)
 
             def run_epoch(epoch: int) -> float:
                 net.train()
                 total, count = torch.zeros((), dtype=torch.float64, device=device), 0
                 for rows in dp.batches(user_items.shape[0], cfg.batch_size, rng):
-                    x = dense_rows(user_items, rows, device=device)  # (B, I)
                     with amp.autocast():
-                        logits = net(normalised_dropout(x, cfg.dropout, training=True))  # (B, I)
-                        loss = multinomial_nll(logits, x) + cfg.reg * l2_penalty(weights)
+                        if log_q is None:
+                            x = dense_rows(user_items, rows, device=device)  # (B, I)
+                            logits = net(normalised_dropout(x, cfg.dropout, training=True))
+                            loss = multinomial_nll(logits, x)
+                        else:
+                            batch = sparse_rows(user_items, rows, device=device)
+                            loss = self._sampled_nll(batch, log_q)
+                        loss = loss + cfg.reg * l2_penalty(weights)
                     dp.step(loss, len(rows))
                     total, count = total + loss.detach() * len(rows), count + len(rows)
                 return dp.mean(total, count)  # read once per epoch
@@ -150,6 +175,15 @@ class MultDAE(Recommender):
                 module=net,
             )
         net.eval()
+
+    def _sampled_nll(self, batch: SparseRows, log_q):
+        """The sampled multinomial NLL of the sparse rows ``batch`` (B, I) against
+        ``n_sampled`` items drawn from ``exp(log_q)`` (I,), the input kept sparse."""
+        net, device = self.net_, batch.value.device
+        first = sparse_input_layer(net[0], batch, self.config.dropout, training=True)
+        hidden = net[1:-1](first)  # (B, H) the input of the output layer
+        drawn = draw_sample(log_q, self.config.n_sampled, device=device)  # (S,)
+        return sampled_multinomial_nll(hidden, net[-1], batch, log_q.to(device), drawn)
 
     def _score(self, histories, users):
         import torch
@@ -195,6 +229,56 @@ def multinomial_nll(logits, x):
     import torch
 
     return -(torch.log_softmax(logits, dim=1) * x).sum(dim=1).mean()
+
+
+def sparse_input_layer(linear, batch: SparseRows, p: float, *, training: bool):
+    """``linear(normalised_dropout(x, p))`` (B, out) of the sparse rows x (:class:`SparseRows`,
+    (B, I)) without a dense (B, I) tensor: the weight's columns of the non-zeros, weighted and
+    summed per row, O(non-zeros x out) instead of O(B x I x out) (on the CPU about twice as
+    fast as ``torch.sparse.mm``, whose backward transposes the whole weight). The same
+    distribution as the dense path (zeros stay zero; a kept entry is scaled by 1 / (1 - p)),
+    drawn from torch's RNG in another order."""
+    import torch
+    import torch.nn.functional as F
+
+    device = batch.value.device
+    squares = torch.zeros(batch.n_rows, device=device)
+    norms = squares.index_add_(0, batch.row, batch.value.square()).sqrt()  # (B,)
+    value = batch.value / norms.clamp_min(1e-12)[batch.row]  # (N,) as F.normalize
+    value = F.dropout(value, p=p, training=training and p > 0)
+    columns = linear.weight.index_select(1, batch.col) * value  # (out, N)
+    sums = torch.zeros(len(linear.weight), batch.n_rows, device=device, dtype=columns.dtype)
+    return sums.index_add(1, batch.row, columns).T + linear.bias  # (B, out)
+
+
+def sampled_multinomial_nll(hidden, out, batch: SparseRows, log_q, drawn):
+    """Sampled-softmax estimate of :func:`multinomial_nll` ``(out(hidden), x)``.
+
+    Args:
+        hidden: (B, H) the input of the output layer ``out`` (a ``Linear(H, I)``).
+        batch: the rows x (B, I) as :class:`SparseRows`.
+        log_q: (I,) log-probabilities of the proposal the items were drawn from; drawn: (S,)
+            item indices, shared by the batch (:func:`~genrec.models.neural.draw_sample`).
+
+    Only the rows of ``out`` for x's items and the drawn items are used: O(B x (N/B + S) x H)
+    for N non-zeros, never the (B, I) logits. Each entry (u, i) of x contributes ``x_ui`` times
+    the cross-entropy of item i against the drawn items, every logit minus its ``log q`` and
+    drawn copies of i masked (:func:`~genrec.models.neural.corrected_cross_entropy`); summed
+    per row and averaged over the B rows, like :func:`multinomial_nll`. With a uniform
+    proposal and ``drawn`` every item once this equals :func:`multinomial_nll`; otherwise it
+    is the usual sampled-softmax estimate (Jean et al., ACL 2015), biased for a finite sample.
+    """
+    import torch
+
+    n = len(batch.col)
+    used = torch.cat([batch.col, drawn])  # (N + S,): one gather, one sparse-row gradient
+    weight, bias = out.weight.index_select(0, used), out.bias.index_select(0, used)  # (N + S, .)
+    neg = hidden @ weight[n:].T + bias[n:]  # (B, S), the drawn items' logits per row
+    pos = (hidden[batch.row] * weight[:n]).sum(1) + bias[:n]  # (N,)
+    per_entry = corrected_cross_entropy(
+        pos, neg[batch.row], batch.col, drawn, log_q, reduction="none"
+    )  # (N,)
+    return (per_entry * batch.value).sum() / max(batch.n_rows, 1)
 
 
 def l2_penalty(weights) -> torch.Tensor:  # noqa: F821 - torch is imported lazily

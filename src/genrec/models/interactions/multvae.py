@@ -29,7 +29,25 @@ Deviations from the paper:
       best validation NDCG@100 epoch and picks beta_max by a first annealing run to 1);
     * an optional L2 penalty ``reg * sum W^2`` on the weight matrices (the paper's Mult-VAE
       uses none; neither does the default here);
-    * only users with at least one training item are trained on.
+    * only users with at least one training item are trained on;
+    * above ``sampled_above`` items (default 20,000; an extension for large catalogues, the
+      same rule and proposal as SASRec's) a training batch stays sparse and no (B, n_items)
+      tensor is built: the encoder's first layer reads only each row's non-zeros
+      (:func:`~genrec.models.interactions.multdae.sparse_input_layer`), and the multinomial
+      likelihood becomes a sampled softmax
+      (:func:`~genrec.models.interactions.multdae.sampled_multinomial_nll`): per batch
+      ``n_sampled`` items (default 1,000) drawn with replacement from the proposal ``q`` of
+      :func:`~genrec.models.neural.log_proposal` (training counts ** 0.75 mixed with 10%
+      uniform), shared by the batch's users; each of a user's items is scored against them,
+      every logit (the item's own too) minus ``log q`` (logQ correction) and drawn copies of the
+      item masked. The decoder's output layer is evaluated only for the batch's items and the
+      drawn ones: O(B x (items per user + n_sampled) x H) per batch instead of
+      O(B x n_items x H). With a uniform proposal and every item drawn once this is exactly the
+      full likelihood; otherwise it is the usual (finite-sample biased) sampled-softmax
+      estimate. The sampled fit steps with torch's fused Adam (the same update in one pass over
+      the weights; the item-sized ones dominate a step there). At or below the threshold
+      (ML-100K's 1,682 items) training is exactly the full softmax with the default Adam.
+      Scoring always decodes every item.
 
 Example:
     >>> from genrec.data.synthetic import planted_clusters
@@ -54,18 +72,25 @@ from genrec.models.interactions.multdae import (
     mlp,
     multinomial_nll,
     normalised_dropout,
+    sampled_multinomial_nll,
+    sparse_input_layer,
     trained_rows,
 )
 from genrec.models.neural import (
     DataParallel,
     MixedPrecision,
+    SparseRows,
+    check_sampling_fields,
     dense_rows,
     draw_profiles,
+    draw_sample,
     fit_epochs,
     load_module_state,
+    log_proposal,
     module_device,
     module_state,
     seeded,
+    sparse_rows,
     to_numpy,
     torch_device,
 )
@@ -85,6 +110,9 @@ class MultVAEConfig(ModelConfig):
     same check that moved RecVAE to patience 20. Preset ``"paper"``: Liang et al. 2018,
     section 4.3 and their public notebook (I-600-200-600-I, lr 1e-3, batch 500, keep
     probability 0.5, beta annealed by step / 200,000 and capped at 0.2, no weight penalty).
+    ``sampled_above`` / ``n_sampled``: SASRec's values (20,000 / 1,000), not tuned here; on
+    ML-100K's 1,682 items the likelihood is the full softmax. ``sampled_above=0`` samples on
+    any catalogue; a very large value never samples.
     """
 
     hidden_dims: tuple[int, ...] = ()  # encoder widths between the items and the latent code
@@ -98,6 +126,8 @@ class MultVAEConfig(ModelConfig):
     max_epochs: int = 500  # epochs at most (one epoch = every training user once)
     patience: int = 20  # evaluations without a better valid NDCG@10 before stopping
     eval_every: int = 1  # epochs between validation evaluations (only when valid is given)
+    sampled_above: int = 20_000  # more items: sparse batches and the sampled softmax
+    n_sampled: int = 1000  # items drawn per batch for the sampled softmax
 
     presets = {
         "paper": {
@@ -114,6 +144,7 @@ class MultVAEConfig(ModelConfig):
     def __post_init__(self):
         check_vae_fields(self)
         check_training_fields(self)
+        check_sampling_fields(self)
 
 
 def check_vae_fields(cfg) -> None:
@@ -168,8 +199,13 @@ class MultVAE(Recommender):
         )
 
     def _encode(self, x, dropout: float, training: bool):
-        """(mu, logvar), each (B, latent_dim), of the binary rows x (B, I)."""
-        out = self.net_["encoder"](normalised_dropout(x, dropout, training=training))
+        """(mu, logvar), each (B, latent_dim), of the binary rows x (B, I): a dense tensor or
+        :class:`SparseRows` (the first layer then reads only the non-zeros)."""
+        encoder = self.net_["encoder"]
+        if isinstance(x, SparseRows):
+            out = encoder[1:](sparse_input_layer(encoder[0], x, dropout, training=training))
+        else:
+            out = encoder(normalised_dropout(x, dropout, training=training))
         return out[:, : self.config.latent_dim], out[:, self.config.latent_dim :]
 
     def _fit(self, train, valid, options):
@@ -182,10 +218,14 @@ class MultVAE(Recommender):
         device = torch_device(options)
         amp = MixedPrecision(device, precision=options.precision)
         anneal = {"beta_max": cfg.beta_max, "anneal_steps": cfg.anneal_steps}
+        log_q = log_proposal(train.item_counts) if train.n_items > cfg.sampled_above else None
         with seeded(options.seed):
             self.net_ = net = self._build(train.n_items).to(device)
             weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
-            opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+            # sampled: torch's fused Adam, the same update in one pass over the item-sized
+            # weights (at 50,000 items about 10x faster a step than the default loop)
+            fused = {"fused": True} if log_q is not None else {}
+            opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, **fused)
             dp = DataParallel(net, opt, seed=options.seed, amp=amp)
             self.beta_history_ = []
 
@@ -193,10 +233,13 @@ class MultVAE(Recommender):
                 net.train()
                 total, count = torch.zeros((), dtype=torch.float64, device=device), 0
                 for rows in dp.batches(user_items.shape[0], cfg.batch_size, rng):
-                    x = dense_rows(user_items, rows, device=device)  # (B, I)
                     beta = annealed_beta(dp.steps, **anneal)  # steps of every rank alike
                     with amp.autocast():
-                        loss = self._loss(x, beta)
+                        if log_q is None:
+                            loss = self._loss(dense_rows(user_items, rows, device=device), beta)
+                        else:
+                            batch = sparse_rows(user_items, rows, device=device)
+                            loss = self._sampled_loss(batch, beta, log_q)
                         if cfg.reg:
                             loss = loss + cfg.reg * l2_penalty(weights)
                     dp.step(loss, len(rows))
@@ -221,6 +264,20 @@ class MultVAE(Recommender):
         mu, logvar = self._encode(x, self.config.dropout, training=True)  # (B, D) each
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # eps ~ N(0, I)
         return multinomial_nll(self.net_["decoder"](z), x) + beta * gaussian_kl(mu, logvar)
+
+    def _sampled_loss(self, batch: SparseRows, beta: float, log_q):
+        """:meth:`_loss` of the sparse rows ``batch`` (B, I) with the likelihood's softmax
+        sampled: ``n_sampled`` items drawn from ``exp(log_q)`` (I,), shared by the batch;
+        the decoder's output layer is evaluated only for the batch's items and the drawn ones."""
+        import torch
+
+        mu, logvar = self._encode(batch, self.config.dropout, training=True)  # (B, D) each
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # eps ~ N(0, I)
+        decoder, device = self.net_["decoder"], mu.device
+        hidden = decoder[:-1](z)  # (B, H) the input of the output layer
+        drawn = draw_sample(log_q, self.config.n_sampled, device=device)  # (S,)
+        nll = sampled_multinomial_nll(hidden, decoder[-1], batch, log_q.to(device), drawn)
+        return nll + beta * gaussian_kl(mu, logvar)
 
     def _score(self, histories, users):
         import torch

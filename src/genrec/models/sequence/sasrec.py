@@ -41,9 +41,11 @@ Deviations from the papers:
     * above ``sampled_above`` items (an extension for large catalogues) no (positions, n_items)
       logit matrix is built: ``loss="ce"`` becomes a sampled softmax (Jean et al., ACL 2015;
       the logQ correction of Yi et al., RecSys 2019): per batch ``n_sampled`` items drawn with
-      replacement from ``q`` (:func:`log_proposal`: training counts ** 0.75 mixed with 10% uniform), every logit,
-      the target's included, minus ``log q``, sampled copies of a position's own target
-      masked, cross-entropy of the target against the samples;
+      replacement from ``q`` (:func:`~genrec.models.neural.log_proposal`: training counts
+      ** 0.75 mixed with 10% uniform), every logit, the target's included, minus ``log q``,
+      sampled copies of a position's own target masked, cross-entropy of the target against
+      the samples (:func:`~genrec.models.neural.sampled_softmax`, shared with the
+      auto-encoders);
     * training uses each user's last ``max_len + 1`` items once per epoch (one row per user,
       loss at every non-padding position), and early stopping on validation NDCG@10 restores
       the best epoch (the papers train a fixed number of epochs / stop on validation);
@@ -91,8 +93,10 @@ from genrec.models.neural import (
     MixedPrecision,
     fit_epochs,
     load_module_state,
+    log_proposal,
     module_device,
     module_state,
+    sampled_softmax,
     seeded,
     to_numpy,
     torch_device,
@@ -190,49 +194,6 @@ def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:
     with ``alpha = n_negatives / (n_items - 1)``; 1 at t = 0, alpha at t = 1."""
     alpha = n_negatives / (n_items - 1)
     return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
-
-
-PROPOSAL_POWER = 0.75  # sampled softmax proposal: training counts ** 0.75 (word2vec's) ...
-PROPOSAL_UNIFORM = 0.1  # ... mixed with this share of a uniform draw over every item
-
-
-def log_proposal(item_counts: np.ndarray):
-    """(I,) float32 torch log-probabilities of the sampled-softmax proposal: a mixture of
-    ``count(i) ** PROPOSAL_POWER`` (normalised) and a uniform draw over every item with weight
-    ``PROPOSAL_UNIFORM``, so popular items (the hard competitors) are drawn often and items
-    never seen in training can still be drawn and pushed down."""
-    import torch
-
-    weights = np.asarray(item_counts, np.float64) ** PROPOSAL_POWER
-    uniform = np.full(len(weights), 1.0 / len(weights))
-    if weights.sum() <= 0:
-        q = uniform
-    else:
-        q = (1 - PROPOSAL_UNIFORM) * weights / weights.sum() + PROPOSAL_UNIFORM * uniform
-    return torch.from_numpy(np.log(q).astype(np.float32))
-
-
-def sampled_softmax(hidden, items, target, log_q, *, n_sampled: int):
-    """Mean sampled-softmax cross-entropy with logQ correction.
-
-    Args:
-        hidden: (N, D) outputs, one per position; items: (I, D) output item vectors;
-        target: (N,) item indices; log_q: (I,) log-probabilities of the proposal.
-        n_sampled: items drawn (with replacement, torch's global RNG) for the whole batch.
-
-    Each position's logits are its target's and the ``n_sampled`` drawn items', each minus its
-    ``log q``; drawn copies of the position's own target are masked out (accidental hits).
-    """
-    import torch
-    import torch.nn.functional as F
-
-    drawn = torch.multinomial(log_q.exp(), n_sampled, replacement=True)  # (S,) on log_q's device
-    drawn, log_q = drawn.to(hidden.device), log_q.to(hidden.device)
-    pos = (hidden * items[target]).sum(1) - log_q[target]  # (N,)
-    neg = hidden @ items[drawn].T - log_q[drawn]  # (N, S)
-    neg = neg.masked_fill(drawn[None, :] == target[:, None], -torch.inf)
-    logits = torch.cat([pos[:, None], neg], dim=1)  # (N, 1 + S), the target first
-    return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.int64))
 
 
 def gbce_positive_logit(logits, beta: float):
