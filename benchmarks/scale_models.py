@@ -478,7 +478,8 @@ def update(res: dict, args) -> None:
         folder = synth_folder(args.data_root, n, users, items)
         for name in args.models.split(","):
             print(f"{n:,} interactions: {name} (update) ...", file=sys.stderr, flush=True)
-            row = {**run_process(folder, name, args), "started": now(), "commit": commit()}
+            started = now()
+            row = {**run_process(folder, name, args), "started": started, "commit": commit()}
             row["timeout"] = args.timeout
             size["rows"] = [r for r in size["rows"] if r["model"] != name] + [row]
             if name not in res["models"]:
