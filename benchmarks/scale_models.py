@@ -286,7 +286,14 @@ def markdown(result: dict) -> str:
     timeouts = ", ".join(f"{s.get('timeout', '?')} s at {s['interactions']:,}" for s in sizes)
     runs = "; ".join(
         f"{s['interactions']:,}: {s['started']} at commit {s['commit']}, 1-minute load "
-        "of each process " + "/".join(f"{r['load'][0]:.1f}" for r in s["rows"] if "load" in r)
+        "of each process "
+        + "/".join(f"{r['load'][0]:.1f}" for r in s["rows"] if "load" in r)
+        + "".join(
+            f" ({r['model']} rerun {r['started']} at commit {r['commit']}, timeout "
+            f"{r['timeout']} s)"
+            for r in s["rows"]
+            if "started" in r
+        )
         for s in sizes
     )
     return "\n".join(
@@ -460,6 +467,26 @@ def axes(left, top, plot_w, plot_h, title, ns, px, decades, py) -> list[str]:
     return out
 
 
+def update(res: dict, args) -> None:
+    """``--update``: rerun ``--models`` at every size of ``--sizes`` already in ``res``,
+    replacing only their rows (stamped with their own start time and commit)."""
+    for spec in args.sizes.split(","):
+        n, users, items = (int(x) for x in spec.split(":"))
+        size = next((s for s in res["sizes"] if s["interactions"] == n), None)
+        if size is None:
+            raise SystemExit(f"--update: no {n:,}-interaction size in {RESULTS}; measure it first")
+        folder = synth_folder(args.data_root, n, users, items)
+        for name in args.models.split(","):
+            print(f"{n:,} interactions: {name} (update) ...", file=sys.stderr, flush=True)
+            started = now()
+            row = {**run_process(folder, name, args), "started": started, "commit": commit()}
+            row["timeout"] = args.timeout
+            size["rows"] = [r for r in size["rows"] if r["model"] != name] + [row]
+            if name not in res["models"]:
+                res["models"].append(name)
+            write(res)
+
+
 def write(res: dict) -> None:
     """Write the JSON, the plot and the section (after each size: a long run keeps what it
     measured)."""
@@ -533,6 +560,12 @@ def main() -> None:
     p.add_argument(
         "--keep-other-sizes", action="store_true", help="keep the JSON's rows of other sizes"
     )
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="measure only --models at each size and replace their rows in the JSON (the data "
+        "row, other models and other sizes stay; each new row records its own run)",
+    )
     p.add_argument("--render", action="store_true", help="rewrite section and plot from the JSON")
     p.add_argument("--tune", choices=("ials", "bpr-implicit"))
     p.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("GENREC_CACHE_DIR", ".")))
@@ -542,6 +575,9 @@ def main() -> None:
         return
     if args.render:
         write(json.loads(RESULTS.read_text()))
+        return
+    if args.update:
+        update(json.loads(RESULTS.read_text()), args)
         return
     previous = json.loads(RESULTS.read_text()) if args.keep_other_sizes else {}
     sizes = previous.get("sizes", []) if previous.get("models") else []
