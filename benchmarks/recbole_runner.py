@@ -163,16 +163,18 @@ class Clock:
 
 
 def _save_last(trainer, train, path: str, epochs: dict, clock: Clock) -> None:
-    """The trainer's state after a validation, written atomically so a kill leaves the previous
-    checkpoint whole."""
+    """The trainer's state after a validation, in RecBole's checkpoint format (so
+    ``resume_checkpoint`` reads it) plus what a resumed run also needs; written atomically, so
+    a kill leaves the previous checkpoint whole."""
     state = {
+        "config": trainer.config,
         "epoch": epochs["run"] - 1,  # 0-based index of the epoch just validated
         "cur_step": trainer.cur_step,
         "best_valid_score": trainer.best_valid_score,
-        "best_file": trainer.saved_model_file,
         "state_dict": trainer.model.state_dict(),
         "other_parameter": trainer.model.other_parameter(),
         "optimizer": trainer.optimizer.state_dict(),
+        "best_file": trainer.saved_model_file,
         "epochs": dict(epochs),
         "seconds": [clock.wall(), clock.cpu()],
         "rng": [
@@ -187,14 +189,9 @@ def _save_last(trainer, train, path: str, epochs: dict, clock: Clock) -> None:
 
 
 def _resume(trainer, train, path: str, epochs: dict, clock: Clock) -> None:
+    trainer.resume_checkpoint(path)  # model, optimiser, next epoch, early-stopping counters
     state = torch.load(path, weights_only=False)
-    trainer.start_epoch = state["epoch"] + 1
-    trainer.cur_step = state["cur_step"]
-    trainer.best_valid_score = state["best_valid_score"]
-    trainer.saved_model_file = state["best_file"]
-    trainer.model.load_state_dict(state["state_dict"])
-    trainer.model.load_other_parameter(state.get("other_parameter"))
-    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.saved_model_file = state["best_file"]  # resume_checkpoint pointed it at ``path``
     epochs.update(state["epochs"], resumed=state["epochs"]["resumed"] + 1)
     clock.wall_before, clock.cpu_before = state["seconds"]
     torch.set_rng_state(state["rng"][0])

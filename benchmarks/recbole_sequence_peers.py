@@ -165,11 +165,11 @@ def table(rows: list[dict]) -> str:
         both = g and b
         cells.append(f"{g['metrics']['ndcg@10'] / b['metrics']['ndcg@10']:.2f}" if both else "-")
         for side in (g, b):
-            cells.append(
-                f"{cost(side)[0]:.0f}{cost(side)[1]} ({side['best_epoch']} / {side['epochs_run']})"
-                if side
-                else "-"
-            )
+            if side:
+                seconds, kind = cost(side)
+                cells.append(f"{seconds:.0f}{kind} ({side['best_epoch']} / {side['epochs_run']})")
+            else:
+                cells.append("-")
         cells.append(f"{cost(b)[0] / cost(g)[0]:.1f}" if both else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -110,24 +110,13 @@ def run(ctx: AuditContext, label: str) -> Finding:
     n_items = ctx.split.train.n_items
     ref, ref_rank = exposure(model, planted["reference"], n_items)
     measured = {
-        copies: exposure(model, canaries, n_items)
+        f"copies={copies}": exposure(model, canaries, n_items)
         for copies, canaries in planted["inserted"].items()
     }
-    metrics = exposure_metrics(
-        {f"copies={c}": m for c, m in measured.items()}, (ref, ref_rank), k, cfg.seed
-    )
-    ranks = {c: float(np.median(rank)) for c, (_, rank) in measured.items()}
+    metrics = exposure_metrics(measured, (ref, ref_rank), k, cfg.seed)
     settings = {
-        "k": k,
-        "canaries_per_level": cfg.canary_count,
-        "canary_length": cfg.canary_length,
-        "copies": list(cfg.canary_copies),
+        **exposure_settings(cfg, measured, ref_rank, n_items - cfg.canary_length + 1),
         "fake_users": planted["fake_users"],
-        "max_exposure_bits": round(float(np.log2(n_items - cfg.canary_length + 1)), 3),
-        "median_rank": {
-            **{f"copies={c}": r for c, r in ranks.items()},
-            "reference": float(np.median(ref_rank)),
-        },
     }
     return Finding(label, NAME, metrics, settings)
 
@@ -209,20 +198,31 @@ def _run_tuned(ctx: AuditContext, label: str) -> Finding:
     for name in names:
         clean, _ = measure(lms["clean"], name)
         metrics[f"canary_exposure[clean-run,{name}]"] = summarise(clean, seed=cfg.seed)
-    medians = {name: float(np.median(rank)) for name, (_, rank) in measured.items()}
     settings = {
-        "k": k,
-        "canaries_per_level": cfg.canary_count,
-        "canary_length": cfg.canary_length,
-        "copies": list(cfg.canary_copies),
+        **exposure_settings(cfg, measured, ref_rank, n),
         "candidates": n,
         "planted_in": "tuning examples (prompt: the first canary_length - 1 titles; answer: "
         "the last)",
-        "max_exposure_bits": round(float(np.log2(n)), 3),
-        "median_rank": {**medians, "reference": float(np.median(ref_rank))},
         **pair["settings"],
     }
     return Finding(label, NAME, metrics, settings)
+
+
+def exposure_settings(cfg, measured: dict, ref_rank: np.ndarray, candidates: int) -> dict:
+    """The settings both canary paths record: the canary plan, the most bits a canary can
+    expose among ``candidates`` and the median rank per level (``measured``: {level name:
+    (exposures, ranks)}) and of the reference."""
+    return {
+        "k": cfg.k,
+        "canaries_per_level": cfg.canary_count,
+        "canary_length": cfg.canary_length,
+        "copies": list(cfg.canary_copies),
+        "max_exposure_bits": round(float(np.log2(candidates)), 3),
+        "median_rank": {
+            **{name: float(np.median(rank)) for name, (_, rank) in measured.items()},
+            "reference": float(np.median(ref_rank)),
+        },
+    }
 
 
 def exposure_metrics(measured: dict, reference: tuple, k: int, seed: int) -> dict:
