@@ -698,7 +698,8 @@ def cotrain_tuned_table(b: dict) -> str:
         f"{b['beta']}; the tuned reranker then scores the new shortlists and w is re-learned. "
         "Each alone: EASE alone (first row) and the tuned reranker fused over the original "
         "EASE. The control refits EASE the same way on its own top items of the same shortlists "
-        "(no reranker): what refitting alone gives. Validation NDCG@10 of the linear fusion by w, over EASE: {curve(a)}; over "
+        "(no reranker): what refitting alone gives. Validation NDCG@10 of the linear fusion "
+        f"by w, over EASE: {curve(a)}; over "
         f"co-trained EASE: {curve(c)}. Cost: {calls} LM calls, {seconds:.0f} s."
     )
 
