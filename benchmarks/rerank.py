@@ -50,7 +50,7 @@ from genrec.evaluation.stats import compare_with  # noqa: E402
 from genrec.io import atomic_write  # noqa: E402
 from genrec.models import EASE, LLMRecommender  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
-from genrec.pipelines.fusion import fuse  # noqa: E402
+from genrec.pipelines.fusion import fuse, shortlist_auc  # noqa: E402
 from genrec.pipelines.learned_fusion import fit_feature_fusion, standardize_columns  # noqa: E402
 from genrec.pipelines.two_stage import TwoStage, validation_targets  # noqa: E402
 from genrec.text.backends import get_language_model  # noqa: E402
@@ -253,6 +253,7 @@ def report(split) -> str:
             hindsight_paragraph(group, split),
         ]
     parts.append(no_lm_part(split))
+    parts.append(signal_part(modes, split))
     parts.append(goals_paragraph(modes))
     (RESULTS / FRONTIER).write_text(frontier_svg(frontier_points(modes)))
     parts.append(
@@ -374,7 +375,7 @@ def goals_paragraph(modes: list[dict]) -> str:
         test = compare_with({"fused": a, "ease": b}, "ease")["fused"]
         out.append(
             f"the best fused variant on {d['n_users']} users is the learned side fusion "
-            f"(no LM): {fmt_test(test)} NDCG@10 against EASE (paired t and Wilcoxon)"
+            f"(no LM): {fmt_test(test)} NDCG@10 against EASE (paired t and Wilcoxon, unadjusted)"
         )
     text = "; ".join(out)
     return f"**Goals.** {text[0].upper()}{text[1:]}." if out else ""
@@ -659,6 +660,55 @@ def add_learned_fusions(modes: list[dict], split) -> None:
         if (m["n_users"], m["n_valid"]) not in done:
             done.add((m["n_users"], m["n_valid"]))
             m["no_lm"] = fits["no_lm"]
+
+
+def signal_part(modes: list[dict], split) -> str:
+    """Why the learned weights are 0: per saved run, how well EASE's scores, the LLM's and the
+    LLM's beyond EASE's order separate each test user's targets from the rest of the shortlist
+    (:func:`genrec.pipelines.fusion.shortlist_auc`)."""
+    rows = []
+    for m in modes:
+        key = run_key(m["mode"], m.get("label", ""), m["n_users"])
+        path = RESULTS / f"rerank_{key}_lists.npz"
+        if not path.exists():
+            continue
+        saved = np.load(path)
+        users, candidates = saved["test_users"], saved["test_candidates"]
+        seen = split.history("test").user_items[users]
+        relevant = split.test.user_items[users] - split.test.user_items[users].multiply(seen)
+        targets = np.stack(targets_of(relevant.tocsr(), candidates))
+        reranker = saved["test_reranker"].astype(np.float64)
+        # what EASE's order alone predicts of the LLM's score: its mean at each shortlist
+        # position over the run's validation users (positions are EASE's ranks)
+        by_rank = saved["valid_reranker"].astype(np.float64).mean(axis=0)
+        aucs = [
+            shortlist_auc(x, targets)
+            for x in (saved["test_retriever"], reranker, reranker - by_rank)
+        ]
+        known = ~np.isnan(aucs[0])
+        rows.append(
+            f"| {run_label(m)} | {len(users)} ({known.sum()}) | "
+            + " | ".join(fmt_ci(summary(a[known])) for a in aucs)
+            + " |"
+        )
+    if not rows:
+        return ""
+    return "\n".join(
+        [
+            "#### What the LLM knows beyond EASE's order",
+            "Per test user, the chance that a target in the shortlist scores above a non-target "
+            "of it (0.5 = chance), over the users whose shortlist holds a target and a "
+            "non-target (count in brackets). **beyond EASE's order**: the LLM's score minus its "
+            "mean at the same EASE rank over the run's validation users, which removes what "
+            "the LLM says only because of where EASE put a candidate (a listwise prompt lists "
+            "the shortlist in EASE's order and the letter A is favoured). A fusion can only "
+            "gain where this is above 0.5.",
+            "",
+            "| run | test users (with a target to order) | EASE | LLM | LLM beyond EASE's order |",
+            "| --- | --- | --- | --- | --- |",
+            *rows,
+        ]
+    )
 
 
 def features_paragraph(modes: list[dict]) -> str:

@@ -11,11 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genrec.data.synthetic import planted_clusters
+from genrec.errors import DataError
 from genrec.evaluation.protocol import evaluate
 from genrec.models import EASE, LLMRecommender, Pop
 from genrec.models.base import ModelConfig, Recommender
 from genrec.options import RunOptions
-from genrec.pipelines.fusion import fuse, learn_weight
+from genrec.pipelines.fusion import fuse, learn_weight, shortlist_auc
 from genrec.pipelines.two_stage import TwoStage
 from genrec.text.lm import FakeLanguageModel
 
@@ -185,3 +186,37 @@ def test_without_validation_histories_the_weight_is_the_rerankers(world):
     assert pipe.fusion_weight_ == 1.0 and pipe.fusion_search_ is None
     fit(pipe, world)
     assert pipe.fusion_search_ is not None  # a split whose valid users have training histories
+
+
+def test_shortlist_auc_counts_pairs_and_ties_and_skips_users_without_both_kinds():
+    scores = np.array(
+        [
+            [3.0, 2.0, 1.0, 0.0],  # the target first: 1
+            [3.0, 2.0, 1.0, 0.0],  # the target last: 0
+            [1.0, 1.0, 0.0, 2.0],  # target ties one non-target, beats one, loses to one
+            [1.0, 2.0, 3.0, 4.0],  # no target
+            [1.0, 2.0, 3.0, 4.0],  # only targets
+        ]
+    )
+    targets = np.zeros((5, 4), bool)
+    targets[0, 0] = targets[1, 3] = targets[2, 0] = True
+    targets[4] = True
+    auc = shortlist_auc(scores, targets)
+    assert auc[:3].tolist() == [1.0, 0.0, 0.5]
+    assert np.isnan(auc[3:]).all()
+
+
+def test_shortlist_auc_of_the_retriever_order_minus_its_mean_is_chance():
+    """A reranker that only echoes the retriever's positions knows nothing beyond them."""
+    rng = np.random.default_rng(0)
+    by_position = -np.arange(20.0)
+    targets = rng.random((400, 20)) < np.linspace(0.3, 0.02, 20)
+    echo = np.tile(by_position, (400, 1)) + rng.normal(0, 0.01, (400, 20))
+    assert np.nanmean(shortlist_auc(echo, targets)) > 0.65
+    beyond = np.nanmean(shortlist_auc(echo - echo.mean(axis=0), targets))
+    assert abs(beyond - 0.5) < 0.05
+
+
+def test_shortlist_auc_rejects_mismatched_shapes():
+    with pytest.raises(DataError, match="same"):
+        shortlist_auc(np.zeros((2, 3)), np.zeros((2, 4), bool))

@@ -21,6 +21,12 @@ NDCG@k, kept only when its mean gain over ``w = 0`` exceeds two paired standard 
 A reranker that is noise thus gets weight 0 (the retriever alone) unless validation users are
 fooled by more than twice their standard error, and one that helps gets its best weight.
 
+:func:`shortlist_auc` says whether a reranker knows anything to fuse: per user, the chance that
+a target outscores a non-target of the same shortlist. Scored on the reranker's scores minus
+their mean at each shortlist position (positions in the retriever's order, the mean taken over
+other users), it measures what the reranker says beyond the retriever's order: near 0.5 there,
+no fusion weight can help.
+
 Example:
     >>> r = np.array([3.0, 2.0, 1.0])   # the retriever's shortlist, best first
     >>> l = np.array([0.0, 0.0, 5.0])   # the reranker likes the third
@@ -153,6 +159,30 @@ def learn_weight(
     )
 
 
+def shortlist_auc(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(U,) per user, the probability that a target of the shortlist scores above a non-target
+    of it (ties count half): 1 orders every target first, 0.5 is chance. NaN for a user whose
+    shortlist holds no target or only targets.
+
+    Args:
+        scores: (U, C) each user's scores of their C shortlisted candidates.
+        targets: (U, C) bool, which candidates are the user's held-out items.
+    """
+    scores = np.asarray(scores, np.float64)
+    targets = np.asarray(targets, bool)
+    if scores.ndim != 2 or scores.shape != targets.shape:
+        raise DataError(
+            f"scores and targets must be the same (U, C) shape, got "
+            f"{scores.shape} and {targets.shape}"
+        )
+    out = np.full(len(scores), np.nan)
+    for u, (s, t) in enumerate(zip(scores, targets)):
+        if t.any() and not t.all():
+            diff = s[t][:, None] - s[~t][None, :]
+            out[u] = np.mean(diff > 0) + 0.5 * np.mean(diff == 0)
+    return out
+
+
 __all__ = [
     "FUSIONS",
     "LearnedWeight",
@@ -160,5 +190,6 @@ __all__ = [
     "check_fusion",
     "fuse",
     "learn_weight",
+    "shortlist_auc",
     "standardize",
 ]
