@@ -3,6 +3,7 @@
 import pytest
 
 from genrec.build import (
+    audit_model,
     build_model,
     load_model,
     model_class,
@@ -45,6 +46,19 @@ def test_overrides_reach_models_and_pipeline_parts():
     assert out == {"ease": {"reg": "5"}, "ease+llm": {"ease.reg": "5", "llm.shots": "2"}}
     with pytest.raises(ConfigError, match="MODEL.KEY=VALUE"):
         parse_overrides(["bpr.dim=3"], ["ease"])
+
+
+def test_overrides_reach_agents_and_presets_over_the_model():
+    names = ["ease", "chat:ease", "chat:ease+llm", "ease:default", "chat:pop"]
+    out = parse_overrides(["ease.reg=5"], names)
+    assert out == {
+        "ease": {"reg": "5"},
+        "chat:ease": {"reg": "5"},
+        "chat:ease+llm": {"ease.reg": "5"},
+        "ease:default": {"reg": "5"},
+        "chat:pop": {},
+    }
+    assert audit_model("chat:ease", out["chat:ease"]).ranker.config.reg == 5
 
 
 def test_artifacts_load_through_one_function_and_check_the_data(tmp_path):

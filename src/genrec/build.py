@@ -155,8 +155,9 @@ def audit_model(spec: str, overrides: Mapping[str, Any] | None = None):
 
 def parse_overrides(pairs: list[str], names: list[str], *, flat: bool = False) -> dict[str, dict]:
     """``MODEL.KEY=VALUE`` pairs (or ``KEY=VALUE`` with ``flat``: all for ``names[0]``) ->
-    ``{model: {key: value}}``. A part of a ``retriever+reranker`` pipeline is addressed by its
-    name (``llm.shots=2``) and reaches every pipeline holding it as well as the model alone."""
+    ``{model: {key: value}}``. ``MODEL.KEY`` reaches every name holding MODEL: the model
+    alone, its presets, the pipelines it is a part of (``llm.shots=2`` reaches ``ease+llm``)
+    and the agents over it (``ease.reg=300`` reaches ``chat:ease``)."""
     out: dict[str, dict] = {n: {} for n in names}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -166,13 +167,10 @@ def parse_overrides(pairs: list[str], names: list[str], *, flat: bool = False) -
         model = model.lower()
         if flat and not (dot and model == names[0]):
             model, field = names[0], key
-        elif dot and (
-            pipes := [
-                n for n in out if "+" in n and model in [p.partition(":")[0] for p in n.split("+")]
-            ]
-        ):
-            for name in pipes:
-                out[name][f"{model}.{field}"] = value
+        elif dot and (holders := [n for n in out if n != model and model in _held_models(n)]):
+            for name in holders:  # a pipeline's part takes "part.key", a lone model "key"
+                inner = _agent_model_spec(name) if name.startswith(AGENT_PREFIXES) else name
+                out[name][f"{model}.{field}" if "+" in inner else field] = value
             if model in out:
                 out[model][field] = value
             continue
@@ -186,6 +184,7 @@ def parse_overrides(pairs: list[str], names: list[str], *, flat: bool = False) -
 CHAT_PREFIX = "chat:"
 ORACLE_PREFIX = "oracle:"
 CHATREC_PREFIX = "chatrec:"
+AGENT_PREFIXES = (CHAT_PREFIX, ORACLE_PREFIX, CHATREC_PREFIX)  # agents over a model
 LLM_CHAT_PREFIX = "llm-chat:"
 AGENT_SPECS = "MODEL, chat:MODEL, oracle:MODEL, chatrec:MODEL or llm-chat:LMSPEC"
 
@@ -212,9 +211,16 @@ def parse_agent_specs(text: str) -> list[str]:
     return list(dict.fromkeys(specs))
 
 
+def _held_models(name: str) -> list[str]:
+    """The model names inside an audited or trained ``name``: ``"chat:ease+llm:listwise"`` ->
+    ``["ease", "llm"]``."""
+    inner = _agent_model_spec(name) if name.startswith(AGENT_PREFIXES) else name
+    return [p.strip().partition(":")[0] for p in inner.split("+")]
+
+
 def _agent_model_spec(spec: str) -> str:
     model_spec = spec
-    for prefix in (CHAT_PREFIX, ORACLE_PREFIX, CHATREC_PREFIX):
+    for prefix in AGENT_PREFIXES:
         model_spec = model_spec[len(prefix) :] if model_spec.startswith(prefix) else model_spec
     if not model_spec.strip():
         raise ConfigError(f"{spec!r} names no model; write one of {AGENT_SPECS} (e.g. chat:ease)")
