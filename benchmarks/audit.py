@@ -1735,7 +1735,9 @@ def findings(doc, models, base) -> list[str]:
     return out
 
 
-OPTIONAL_PARTS = ("backdoor-sweep",)  # not part of the default audit's cost
+# not part of the default audit's cost: the rate sweep, and the injection part (the lm part's
+# injection step alone, to rerun after changing the defences; its rows replace the lm part's)
+OPTIONAL_PARTS = ("backdoor-sweep", "injection")
 
 
 def cpu_total_line(parts: dict) -> str:
