@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             resolve_device(args.device)  # so do a bad --device and a GPU this machine lacks
         return args.run(args) or 0
     except GenrecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_terminal(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:  # a path we were given cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""
@@ -1112,7 +1113,7 @@ def _cmd_recommend(args) -> int:
         )
     for rank, (i, s) in enumerate(shown, start=1):
         title = data.catalog.title(i) if data.catalog is not None else ""
-        print(f"{rank:>3}  {data.items.ids[i]:>8}  {s:10.4f}  {title}")
+        print(_terminal(f"{rank:>3}  {data.items.ids[i]:>8}  {s:10.4f}  {title}"))
     return 0
 
 
@@ -1166,8 +1167,10 @@ def _cmd_explain(args) -> int:
         share = faithfulness(e, e.item, data.catalog, history=history).share
         checked = "no checkable fact" if share is None else f"{share:.0%} of stated facts true"
         print(
-            f"{rank:>3}  {data.items.ids[e.item]:>8}  {data.catalog.title(e.item)}\n"
-            f"     {e.text}  [{checked}]"
+            _terminal(
+                f"{rank:>3}  {data.items.ids[e.item]:>8}  {data.catalog.title(e.item)}\n"
+                f"     {e.text}  [{checked}]"
+            )
         )
     return 0
 
@@ -1183,7 +1186,7 @@ class _PlanEcho:
         if not self.started:
             print("(planning) ", end="", file=sys.stderr)
             self.started = True
-        print(piece, end="", file=sys.stderr, flush=True)
+        print(_terminal(piece), end="", file=sys.stderr, flush=True)
 
     def end(self) -> None:
         if self.started:
@@ -1246,12 +1249,12 @@ def _cmd_chat(args) -> int:
         reply = agent.respond(args.session, line.strip(), on_plan_text=shown)
         if shown is not None:
             shown.end()
-        print(reply.text + "\n", flush=True)
+        print(_terminal(reply.text) + "\n", flush=True)
         if args.trace:
             for step in reply.trace:
                 print(
                     f"  [{step['tool']}] {json.dumps(step['args'])}"
-                    + (f" -> error: {step['error']}" if "error" in step else ""),
+                    + (f" -> error: {_terminal(step['error'])}" if "error" in step else ""),
                     file=sys.stderr,
                 )
 
@@ -1745,7 +1748,26 @@ def _console_table(results: dict) -> str:
 
 def _say(args, message: str) -> None:
     if not getattr(args, "quiet", False):
-        print(message, file=sys.stderr)
+        print(_terminal(message), file=sys.stderr)
+
+
+# C0 and C1 control characters but newline and tab (a terminal escape sequence starts with one),
+# and the invisible format characters that reorder or hide text (bidirectional overrides,
+# zero-width marks)
+_UNPRINTABLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
+
+
+def _terminal(text: object) -> str:
+    r"""``text`` safe to print: every control or invisible format character shown as its
+    escape (``\x1b``), so item text, model output or a message quoting either cannot move
+    the cursor, retitle the window or reorder what the user reads.
+
+    >>> print(_terminal("Heat\x1b[2J (1995)\u202e"))
+    Heat\x1b[2J (1995)\u202e
+    """
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), str(text))
 
 
 class _WithModelNames(str):
