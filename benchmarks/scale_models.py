@@ -43,9 +43,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, load_average, write_section  # noqa: E402
 
-MODELS = ("pop", "ials", "bpr-implicit", "ease", "multvae", "sasrec")
-CONFIGS = {  # multvae and sasrec: one epoch (time per epoch, not a converged model)
+MODELS = ("pop", "ials", "bpr-implicit", "ease", "multvae", "recvae", "sasrec")
+CONFIGS = {  # multvae, recvae and sasrec: one epoch (time per epoch, not a converged model)
     "multvae": {"max_epochs": 1},
+    "recvae": {"max_epochs": 1},  # one round: its encoder passes, then its decoder pass
     "sasrec": {"loss": "ce", "sampled_above": 0, "max_epochs": 1},  # sampled softmax at every size
 }
 RESULTS = ROOT / "benchmarks" / "results" / "scale_models.json"
@@ -305,11 +306,12 @@ def markdown(result: dict) -> str:
             "sessions; seed 0), loaded through the out-of-core path (DuckDB build into "
             "memory-mapped arrays, cached) and split holdout 0.8/0.1/0.1 (split seed 2020); "
             "training seed 0, one thread; every cell a fresh process with a timeout "
-            f"({timeouts}); a model not done in time is not run at the larger sizes. multvae and sasrec "
-            "run 1 epoch (time per epoch, not a converged model; sasrec with its sampled softmax, "
-            f"`{json.dumps(CONFIGS['sasrec'])}`; multvae with its default threshold, the full "
-            f"softmax up to {multvae_threshold():,} items and the sampled one above); the others "
-            "their defaults. Machine: "
+            f"({timeouts}); a model not done in time is not run at the larger sizes. multvae, "
+            "recvae and sasrec run 1 epoch (time per epoch, not a converged model; sasrec with its "
+            f"sampled softmax, `{json.dumps(CONFIGS['sasrec'])}`; multvae and recvae with their "
+            f"default threshold, the full softmax up to {multvae_threshold():,} items and the "
+            "sampled one above; recvae's epoch is one round: 2 encoder passes, the old encoder's "
+            "refresh and 1 decoder pass); the others their defaults. Machine: "
             f"{v['cpu_count']} cores shared with other jobs, {v['platform']}, Python {v['python']}, "
             f"numpy {v['numpy']}, torch {v['torch']}, implicit {v['implicit']}, faiss {v['faiss']}. "
             f"Runs: {runs}. On a shared "
@@ -342,10 +344,15 @@ def markdown(result: dict) -> str:
 
 
 def multvae_threshold() -> int:
-    """Mult-VAE's default ``sampled_above``: above it a fit samples its softmax."""
+    """Mult-VAE's (and RecVAE's) default ``sampled_above``: above it a fit samples its
+    softmax."""
     from genrec.models.interactions.multvae import MultVAEConfig
+    from genrec.models.interactions.recvae import RecVAEConfig
 
-    return MultVAEConfig().sampled_above
+    threshold = MultVAEConfig().sampled_above
+    if RecVAEConfig().sampled_above != threshold:
+        raise SystemExit("multvae and recvae sample above different sizes; describe both")
+    return threshold
 
 
 def size_label(s: dict) -> str:

@@ -13,7 +13,7 @@ import pytest
 from genrec.build import build_model
 from genrec.errors import ConfigError
 
-MODELS = ("multvae", "multdae", "sasrec")
+MODELS = ("multvae", "multdae", "recvae", "sasrec")
 CASES = {
     "negative sample size": (
         {"n_sampled": -5},

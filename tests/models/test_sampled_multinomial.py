@@ -1,10 +1,10 @@
 """The auto-encoders' sampled multinomial likelihood for large catalogues.
 
-Above ``sampled_above`` items Mult-VAE and Mult-DAE train from sparse batches: the first layer
+Above ``sampled_above`` items Mult-VAE, Mult-DAE and RecVAE train from sparse batches: the first layer
 reads only a row's non-zeros and the softmax runs over the batch's items plus ``n_sampled``
 shared items drawn from the popularity proposal, with logQ correction. Checked here: the
 sampled loss is the full loss when the sample is the whole catalogue under a uniform proposal;
-the sparse first layer is the dense one; at or below the threshold a fit is exactly the dense
+the sparse first layer is the dense one (RecVAE's whole encoder too); at or below the threshold a fit is exactly the dense
 one; the sampled fit never builds a (batch, items) tensor; and a sampled fit still finds the
 planted answer (the shared contract, on its world).
 """
@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from genrec.data.synthetic import planted_clusters
-from genrec.models import MultDAE, MultVAE
-from genrec.models.interactions import multdae, multvae
+from genrec.models import MultDAE, MultVAE, RecVAE
+from genrec.models.interactions import multdae, multvae, recvae
 from genrec.models.interactions.multdae import (
     multinomial_nll,
     sampled_multinomial_nll,
@@ -31,6 +31,7 @@ from genrec.options import RunOptions
 from .contract import OPTIONS, ModelContract
 from .test_multdae import TINY as DAE_TINY
 from .test_multvae import TINY as VAE_TINY
+from .test_recvae import TINY as REC_TINY
 
 SAMPLED = {"sampled_above": 0, "n_sampled": 20}  # always sampled; 20 of the world's 60 items
 
@@ -51,6 +52,24 @@ class TestSampledMultDAE(ModelContract):
     stochastic = True
     fit_with_valid = True
     bad_configs = [{"n_sampled": 0}, {"sampled_above": -1}]
+
+
+class TestSampledRecVAE(ModelContract):
+    model_cls = RecVAE
+    config = {**REC_TINY, **SAMPLED}
+    quality_floor = 0.9
+    stochastic = True
+    fit_with_valid = True
+    bad_configs = [{"n_sampled": 0}, {"n_sampled": -5}, {"sampled_above": -1}]
+
+
+AUTOENCODERS = [(MultVAE, VAE_TINY), (MultDAE, DAE_TINY), (RecVAE, REC_TINY)]
+MODULES = {MultVAE: multvae, MultDAE: multdae, RecVAE: recvae}
+ITEM_LAYERS = {  # the item-sized layers: (the encoder's first, the decoder's last)
+    MultVAE: lambda net: (net["encoder"][0], net["decoder"][-1]),
+    MultDAE: lambda net: (net[0], net[-1]),
+    RecVAE: lambda net: (net["encoder"]["blocks"][0], net["decoder"]),
+}
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +135,28 @@ def test_sparse_input_layer_is_the_dense_one():
     )
 
 
-@pytest.mark.parametrize("model_cls, tiny", [(MultVAE, VAE_TINY), (MultDAE, DAE_TINY)])
+def test_recvae_sparse_encoder_beta_and_old_posterior_are_the_dense_ones():
+    """The whole dense-block encoder, the row counts (beta_u = gamma |x_u|) and the old
+    encoder's posterior read from sparse rows equal those from dense rows."""
+    x = random_rows(n_rows=9, n_items=13, seed=3)
+    binary = (x > 0).astype(np.float32)
+    model = RecVAE(hidden_dim=8, latent_dim=3, n_layers=3)
+    torch.manual_seed(3)
+    model.net_ = model._build(x.shape[1])
+    rows = np.arange(x.shape[0])
+    with torch.no_grad():
+        dense = recvae.encode(model.net_["encoder"], dense_rows(x), 0.5, training=False)
+        sparse = recvae.encode(model.net_["encoder"], sparse_rows(x, rows), 0.5, training=False)
+    for a, b in zip(sparse, dense):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(recvae.row_sums(sparse_rows(x, rows)), dense_rows(x).sum(1))
+    counts = recvae.row_sums(sparse_rows(binary, rows))
+    np.testing.assert_array_equal(counts.numpy(), binary.getnnz(axis=1))
+    for a, b in zip(model._old_posterior(x, sparse=True), model._old_posterior(x)):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("model_cls, tiny", AUTOENCODERS)
 def test_at_or_below_the_threshold_the_fit_is_the_dense_one(world, model_cls, tiny):
     train = world.split.train
     history = train.user_items[:20]
@@ -128,10 +168,11 @@ def test_at_or_below_the_threshold_the_fit_is_the_dense_one(world, model_cls, ti
     assert not np.allclose(below.score(history), dense)  # one item fewer: sampled
 
 
-@pytest.mark.parametrize("model_cls, tiny", [(MultVAE, VAE_TINY), (MultDAE, DAE_TINY)])
+@pytest.mark.parametrize("model_cls, tiny", AUTOENCODERS)
 def test_a_sampled_fit_builds_no_batch_by_items_tensor(world, model_cls, tiny, monkeypatch):
-    """Training never densifies a batch and never evaluates the output layer on all items."""
-    module = multvae if model_cls is MultVAE else multdae
+    """Training never densifies a batch and never runs an item-sized layer on all items (the
+    sparse first layer reads the weight's columns; the sampled softmax its rows)."""
+    module = MODULES[model_cls]
 
     def refuse(*args, **kwargs):
         raise AssertionError("a dense (batch, items) batch was built in a sampled fit")
@@ -143,8 +184,8 @@ def test_a_sampled_fit_builds_no_batch_by_items_tensor(world, model_cls, tiny, m
 
     def build_with_hook(self, n_items):
         net = build(self, n_items)
-        out = net["decoder"][-1] if model_cls is MultVAE else net[-1]
-        out.register_forward_hook(lambda *a: calls.append(1))
+        for layer in ITEM_LAYERS[model_cls](net):
+            layer.register_forward_hook(lambda *a: calls.append(1))
         return net
 
     monkeypatch.setattr(model_cls, "_build", build_with_hook)
@@ -153,7 +194,7 @@ def test_a_sampled_fit_builds_no_batch_by_items_tensor(world, model_cls, tiny, m
     assert np.isfinite(model.loss_history_).all()
 
 
-@pytest.mark.parametrize("model_cls, tiny", [(MultVAE, VAE_TINY), (MultDAE, DAE_TINY)])
+@pytest.mark.parametrize("model_cls, tiny", AUTOENCODERS)
 def test_a_sampled_fit_runs_under_bfloat16_autocast(world, model_cls, tiny):
     """The sparse first layer stays float32 inside autocast; the rest follows it."""
     options = RunOptions(seed=0, threads=1, precision="bfloat16")

@@ -34,7 +34,23 @@ Deviations from the paper (and its official code):
       official code computes and discards them), so the decoder loss is the likelihood term;
     * early stopping on validation NDCG@10, evaluated after each round, restores the best
       round's weights;
-    * only users with at least one training item are trained on.
+    * only users with at least one training item are trained on;
+    * above ``sampled_above`` items (default 20,000; an extension for large catalogues, the
+      same rule, proposal and correction as Mult-VAE's, see its module docstring) a training
+      batch stays sparse (:class:`~genrec.models.neural.SparseRows`) and no (B, n_items) tensor
+      is built: the first encoder block reads only each row's non-zeros
+      (:func:`~genrec.models.interactions.multdae.sparse_input_layer`), and the likelihood of
+      both the encoder and the decoder passes is the sampled softmax of
+      :func:`~genrec.models.interactions.multdae.sampled_multinomial_nll` (``n_sampled`` items,
+      default 1,000, drawn per batch from :func:`~genrec.models.neural.log_proposal` with logQ
+      correction), so the decoder runs only for the batch's items and the drawn ones. The old
+      encoder's posterior is computed from sparse rows too, 1,024 at a time, and kept as two
+      (users, latent_dim) tensors, overwritten at each refresh (at 200,000 users and the
+      default 200 dimensions: 320 MB); ``beta_u`` is the row's count of non-zeros (its
+      sum). Encoder and decoder step with torch's fused Adam there (the same update in one pass
+      over the item-sized weights). At or below the threshold (ML-100K's 1,682 items) training
+      is exactly the full softmax with the default Adam. Scoring always decodes every item,
+      for the batch of histories it is given (evaluation batches the users).
 
 The composite prior is a mixture per latent dimension (the log-densities are mixed dimension by
 dimension, then summed), as in the official code.
@@ -63,18 +79,29 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.models.base import ModelConfig, Recommender
-from genrec.models.interactions.multdae import multinomial_nll, normalised_dropout, trained_rows
+from genrec.models.interactions.multdae import (
+    multinomial_nll,
+    normalised_dropout,
+    sampled_multinomial_nll,
+    sparse_input_layer,
+    trained_rows,
+)
 from genrec.models.interactions.multvae import sample_from_decoder
 from genrec.models.neural import (
     DataParallel,
     MixedPrecision,
+    SparseRows,
+    check_sampling_fields,
     dense_rows,
+    draw_sample,
     fit_epochs,
     load_module_state,
+    log_proposal,
     module_device,
     module_state,
     seeded,
     shuffled_batches,
+    sparse_rows,
     to_numpy,
     torch_device,
 )
@@ -103,6 +130,9 @@ class RecVAEConfig(ModelConfig):
     Preset ``"paper"``: the authors' code (github.com/ilya-shenbin/RecVAE, run.py defaults:
     hidden 600, 5 blocks, latent 200, batch 500, lr 5e-4, gamma 0.005, 3 encoder passes and 1
     decoder pass per epoch, dropout 0.5, 50 epochs).
+    ``sampled_above`` / ``n_sampled``: Mult-VAE's values (20,000 / 1,000), not tuned; on
+    ML-100K's 1,682 items the likelihood is the full softmax. ``sampled_above=0`` samples on
+    any catalogue; a very large value never samples.
     """
 
     hidden_dim: int = 256  # width of every dense block of the encoder
@@ -119,6 +149,8 @@ class RecVAEConfig(ModelConfig):
     max_epochs: int = 300  # rounds at most (one round = the encoder passes + decoder passes)
     patience: int = 20  # evaluations without a better valid NDCG@10 before stopping
     eval_every: int = 1  # rounds between validation evaluations (only when valid is given)
+    sampled_above: int = 20_000  # more items: sparse batches and the sampled softmax
+    n_sampled: int = 1000  # items drawn per batch for the sampled softmax
 
     presets = {
         "paper": {
@@ -154,6 +186,7 @@ class RecVAEConfig(ModelConfig):
             "prior_weights",
             "three positive weights summing to 1 (standard, old posterior, wide)",
         )
+        check_sampling_fields(self)
 
 
 class RecVAE(Recommender):
@@ -203,23 +236,29 @@ class RecVAE(Recommender):
         self.train_lengths_ = np.diff(user_items.indptr).astype(np.int64)
         rng = np.random.default_rng(options.seed)
         self._amp = MixedPrecision(torch_device(options), precision=options.precision)
+        log_q = log_proposal(train.item_counts) if train.n_items > cfg.sampled_above else None
+        sparse = log_q is not None
         with seeded(options.seed):
             self.net_ = net = self._build(train.n_items).to(torch_device(options))
-            old = self._old_posterior(user_items)  # the prior's "old encoder" part, (N, D) x 2
-            enc_opt = torch.optim.Adam(net["encoder"].parameters(), lr=cfg.lr)
-            dec_opt = torch.optim.Adam(net["decoder"].parameters(), lr=cfg.lr)
+            # the prior's "old encoder" part, (N, D) x 2
+            old = self._old_posterior(user_items, sparse=sparse)
+            # sampled: torch's fused Adam, as Mult-VAE's (one pass over the item-sized weights:
+            # the encoder's first block and the decoder)
+            fused = {"fused": True} if sparse else {}
+            enc_opt = torch.optim.Adam(net["encoder"].parameters(), lr=cfg.lr, **fused)
+            dec_opt = torch.optim.Adam(net["decoder"].parameters(), lr=cfg.lr, **fused)
             encoder = DataParallel(net["encoder"], enc_opt, seed=options.seed, amp=self._amp)
             decoder = DataParallel(net["decoder"], dec_opt, seed=options.seed, amp=self._amp)
 
             def run_epoch(epoch: int) -> float:
                 net.train()
                 losses = [
-                    self._encoder_pass(user_items, old, encoder, rng)
+                    self._encoder_pass(user_items, old, encoder, rng, log_q=log_q)
                     for _ in range(cfg.n_enc_epochs)
                 ]
-                old[:] = self._old_posterior(user_items)  # refresh the old encoder
+                self._old_posterior(user_items, sparse=sparse, out=old)  # refresh the old encoder
                 for _ in range(cfg.n_dec_epochs):
-                    self._decoder_pass(user_items, decoder, rng)
+                    self._decoder_pass(user_items, decoder, rng, log_q=log_q)
                 return float(np.mean(losses))
 
             fit_epochs(
@@ -232,61 +271,63 @@ class RecVAE(Recommender):
             )
         net.eval()
 
-    def _old_posterior(self, user_items) -> list:
+    def _old_posterior(self, user_items, *, sparse: bool = False, out: list | None = None) -> list:
         """[mu, logvar], each (N, D), of the current encoder at every clean training row: the
         frozen old encoder's part of the composite prior, computed once per refresh (the same
-        values as running a frozen copy of the encoder on each batch)."""
+        values as running a frozen copy of the encoder on each batch). Rows go in 1,024 at a
+        time, sparse (:class:`SparseRows`) when ``sparse``, so no (N, n_items) or, sparse, no
+        (1024, n_items) tensor is built; ``out`` (an earlier result) is overwritten in place."""
         import torch
 
+        device = module_device(self.net_)
+        if out is None:
+            shape = (user_items.shape[0], self.config.latent_dim)
+            out = [torch.empty(shape, device=device), torch.empty(shape, device=device)]
         with torch.no_grad():
-            device = module_device(self.net_)
-            parts = [
-                encode(
-                    self.net_["encoder"],
-                    dense_rows(user_items, rows, device=device),
-                    0.0,
-                    training=False,
-                )
-                for rows in shuffled_batches(user_items.shape[0], 1024, None)
-            ]
-        return [torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])]
+            for rows in shuffled_batches(user_items.shape[0], 1024, None):  # in order
+                x = batch_rows(user_items, rows, device=device, sparse=sparse)
+                mu, logvar = encode(self.net_["encoder"], x, 0.0, training=False)
+                out[0][rows], out[1][rows] = mu, logvar
+        return out
 
-    def _encoder_pass(self, user_items, old, dp, rng) -> float:
+    def _encoder_pass(self, user_items, old, dp, rng, *, log_q=None) -> float:
         """One pass updating the encoder only (``dp``: its :class:`DataParallel`, this
         process's shard of each batch); the mean negative ELBO over every process. ``old`` is
-        :meth:`_old_posterior` of the same rows."""
+        :meth:`_old_posterior` of the same rows; ``log_q`` (I,): the proposal of the sampled
+        softmax, with sparse batches (None: dense rows, the full softmax)."""
         import torch
 
         self.net_["decoder"].requires_grad_(False)
         device = module_device(self.net_)
         total, count = torch.zeros((), dtype=torch.float64, device=device), 0
         for rows in dp.batches(user_items.shape[0], self.config.batch_size, rng):
-            x = dense_rows(user_items, rows, device=device)  # (B, I)
+            x = batch_rows(user_items, rows, device=device, sparse=log_q is not None)  # (B, I)
             with self._amp.autocast():
-                loss = self._negative_elbo(x, old[0][rows], old[1][rows])
+                loss = self._negative_elbo(x, old[0][rows], old[1][rows], log_q=log_q)
             dp.step(loss, len(rows))
             total, count = total + loss.detach() * len(rows), count + len(rows)
         self.net_["decoder"].requires_grad_(True)
         return dp.mean(total, count)  # read once per pass
 
-    def _decoder_pass(self, user_items, dp, rng) -> None:
+    def _decoder_pass(self, user_items, dp, rng, *, log_q=None) -> None:
         """One pass updating the decoder only (``dp``: its :class:`DataParallel`): the
-        likelihood of z from the current encoder."""
+        likelihood of z from the current encoder (``log_q`` as in :meth:`_encoder_pass`)."""
         import torch
 
         device = module_device(self.net_)
         for rows in dp.batches(user_items.shape[0], self.config.batch_size, rng):
-            x = dense_rows(user_items, rows, device=device)  # (B, I)
+            x = batch_rows(user_items, rows, device=device, sparse=log_q is not None)  # (B, I)
             with torch.no_grad():
                 mu, logvar = encode(self.net_["encoder"], x, 0.0, training=False)
                 z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
             with self._amp.autocast():
-                loss = multinomial_nll(self.net_["decoder"](z), x)
+                loss = self._nll(z, x, log_q)
             dp.step(loss, len(rows))
 
-    def _negative_elbo(self, x, old_mu, old_logvar):
+    def _negative_elbo(self, x, old_mu, old_logvar, *, log_q=None):
         """Mean over the rows x (B, I) of ``-log-likelihood + beta_u (log q(z|x) - log p(z))``;
-        old_mu, old_logvar (B, D) are the old encoder's posterior at x."""
+        old_mu, old_logvar (B, D) are the old encoder's posterior at x. x is a dense tensor, or
+        :class:`SparseRows` with ``log_q`` for the sampled likelihood (:meth:`_nll`)."""
         import torch
 
         cfg = self.config
@@ -296,8 +337,19 @@ class RecVAE(Recommender):
             z, old_mu, old_logvar, weights=cfg.prior_weights, wide_logvar=cfg.wide_logvar
         )  # (B, D)
         kl = (log_normal(z, mu, logvar) - log_prior).sum(dim=1)  # (B,)
-        beta = cfg.gamma * x.sum(dim=1)  # (B,)
-        return multinomial_nll(self.net_["decoder"](z), x) + (beta * kl).mean()
+        beta = cfg.gamma * row_sums(x)  # (B,) |x_u| of binary rows
+        return self._nll(z, x, log_q) + (beta * kl).mean()
+
+    def _nll(self, z, x, log_q):
+        """The decoder's mean multinomial negative log-likelihood of the rows x at z (B, D):
+        the full softmax of a dense x (``log_q`` None), or the sampled one of :class:`SparseRows`
+        x against ``n_sampled`` items drawn from ``exp(log_q)`` (I,), shared by the batch, the
+        decoder evaluated only for the batch's items and the drawn ones."""
+        decoder = self.net_["decoder"]
+        if log_q is None:
+            return multinomial_nll(decoder(z), x)
+        drawn = draw_sample(log_q, self.config.n_sampled, device=z.device)  # (S,)
+        return sampled_multinomial_nll(z, decoder, x, log_q.to(z.device), drawn)
 
     def _score(self, histories, users):
         import torch
@@ -336,16 +388,38 @@ class RecVAE(Recommender):
 
 
 def encode(encoder, x, dropout: float, *, training: bool):
-    """(mu, logvar), each (B, latent), of the rows x (B, I) through the dense-block encoder."""
+    """(mu, logvar), each (B, latent), of the rows x (B, I) through the dense-block encoder: a
+    dense tensor, or :class:`SparseRows` (the first block then reads only the non-zeros)."""
     import torch.nn.functional as F
 
-    h = normalised_dropout(x, dropout, training=training)  # (B, I)
-    skip = 0.0  # h_1 + ... + h_{k-1}
-    for block, norm in zip(encoder["blocks"], encoder["norms"]):
-        h = norm(F.silu(block(h) + skip))  # (B, H); silu is swish
-        skip = skip + h
+    first, *blocks = encoder["blocks"]
+    if isinstance(x, SparseRows):
+        pre = sparse_input_layer(first, x, dropout, training=training)  # (B, H)
+    else:
+        pre = first(normalised_dropout(x, dropout, training=training))  # (B, H)
+    h = skip = encoder["norms"][0](F.silu(pre))  # h_1; silu is swish
+    for block, norm in zip(blocks, encoder["norms"][1:]):
+        h = norm(F.silu(block(h) + skip))  # (B, H)
+        skip = skip + h  # h_1 + ... + h_k
     mu, logvar = encoder["head"](h).chunk(2, dim=1)
     return mu, logvar
+
+
+def batch_rows(user_items, rows, *, device, sparse: bool):
+    """The CSR ``user_items`` rows ``rows`` on ``device``: :class:`SparseRows` when ``sparse``,
+    else a dense (B, I) tensor."""
+    return (sparse_rows if sparse else dense_rows)(user_items, rows, device=device)
+
+
+def row_sums(x):
+    """(B,) the sum of each row of x (B, I), a dense tensor or :class:`SparseRows`: |x_u| for
+    binary rows."""
+    import torch
+
+    if isinstance(x, SparseRows):
+        sums = torch.zeros(x.n_rows, device=x.value.device, dtype=x.value.dtype)
+        return sums.index_add_(0, x.row, x.value)
+    return x.sum(dim=1)
 
 
 def log_normal(z, mu, logvar):
