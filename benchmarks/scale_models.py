@@ -231,6 +231,8 @@ def fit_cell(row: dict) -> str:
         return f"not done in {row['timeout_seconds']} s"
     if row.get("not_run"):
         return "not run (the run was stopped before it)"
+    if row.get("not_measured"):
+        return "not measured (added by --update at other sizes)"
     return f"error: {row.get('error', '?')}"
 
 
@@ -476,7 +478,8 @@ def axes(left, top, plot_w, plot_h, title, ns, px, decades, py) -> list[str]:
 
 def update(res: dict, args) -> None:
     """``--update``: rerun ``--models`` at every size of ``--sizes`` already in ``res``,
-    replacing only their rows (stamped with their own start time and commit)."""
+    replacing only their rows (stamped with their own start time and commit); a model new to
+    ``res`` is marked not measured at its other sizes."""
     for spec in args.sizes.split(","):
         n, users, items = (int(x) for x in spec.split(":"))
         size = next((s for s in res["sizes"] if s["interactions"] == n), None)
@@ -491,6 +494,9 @@ def update(res: dict, args) -> None:
             size["rows"] = [r for r in size["rows"] if r["model"] != name] + [row]
             if name not in res["models"]:
                 res["models"].append(name)
+                for other in res["sizes"]:
+                    if other is not size:
+                        other["rows"].append({"model": name, "not_measured": True})
             write(res)
 
 
