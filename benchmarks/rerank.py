@@ -406,16 +406,14 @@ def run_probe(split, users: np.ndarray, lm_spec: str) -> None:
             "fusion": vars(probe.fusion),
         }
         if cols == [0]:  # the head's own score of each candidate, for the signal table
-            np.savez_compressed(
-                RESULTS / "rerank_probe_lists.npz",
-                valid_users=v_users,
-                valid_candidates=v_cand,
-                valid_reranker=probe.state_scores(v_states, [x[:, cols] for x in v_side]),
-                valid_retriever=np.stack([x[:, 0] for x in v_side]),
+            valid_scores = probe.state_scores(v_states, [x[:, cols] for x in v_side])
+            np.savez_compressed(  # the test users' lists; of the validation users' only the
+                RESULTS / "rerank_probe_lists.npz",  # mean by rank (the file stays small)
+                valid_by_rank=valid_scores.mean(axis=0),
                 test_users=t_users,
-                test_candidates=t_cand,
-                test_reranker=probe.state_scores(t_states, t_base),
-                test_retriever=np.stack([x[:, 0] for x in t_side]),
+                test_candidates=t_cand.astype(np.int32),
+                test_reranker=probe.state_scores(t_states, t_base).astype(np.float32),
+                test_retriever=np.stack([x[:, 0] for x in t_side]).astype(np.float32),
             )
     out.update(
         n_users=len(t_users),
@@ -536,6 +534,12 @@ def goals_paragraph(modes: list[dict]) -> str:
             "linear, RRF or feature fusion), so every fused row that includes the LLM orders "
             "as EASE or the side fusion does and asks no LM at test time; the best tuned and "
             "fused variant is therefore not above EASE through the LLM"
+        )
+    if PROBE_FILE.exists():
+        d = json.loads(PROBE_FILE.read_text())
+        out.append(
+            f"the probe trained on the LM's states ({d['n_users']} users), "
+            + ", ".join(f"{name}: {kept_cell(v['fusion'])}" for name, v in d["variants"].items())
         )
     if NO_LM_FILE.exists():
         d = json.loads(NO_LM_FILE.read_text())
@@ -851,7 +855,10 @@ def signal_part(modes: list[dict], split) -> str:
         reranker = saved["test_reranker"].astype(np.float64)
         # what EASE's order alone predicts of the LLM's score: its mean at each shortlist
         # position over the run's validation users (positions are EASE's ranks)
-        by_rank = saved["valid_reranker"].astype(np.float64).mean(axis=0)
+        if "valid_by_rank" in saved:
+            by_rank = saved["valid_by_rank"]
+        else:
+            by_rank = saved["valid_reranker"].astype(np.float64).mean(axis=0)
         aucs = [
             shortlist_auc(x, targets)
             for x in (saved["test_retriever"], reranker, reranker - by_rank)
