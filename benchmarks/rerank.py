@@ -21,6 +21,7 @@ the validation users.
 
     python benchmarks/rerank.py [--users 200] [--valid-users 100] [--modes listwise,grounded]
     python benchmarks/rerank.py --report      # the section from the saved per-mode results
+    python benchmarks/rerank.py --users 500 --probe   # a head trained on the LM's states
 
 Each mode's per-user results are saved to ``benchmarks/results/rerank_<mode>.json`` as it
 finishes; ``--report`` (and the end of a run) writes the BENCHMARKS.md section from them.
@@ -52,6 +53,7 @@ from genrec.models import EASE, LLMRecommender  # noqa: E402
 from genrec.options import RunOptions  # noqa: E402
 from genrec.pipelines.fusion import fuse, shortlist_auc  # noqa: E402
 from genrec.pipelines.learned_fusion import fit_feature_fusion, standardize_columns  # noqa: E402
+from genrec.pipelines.state_probe import fit_state_probe  # noqa: E402
 from genrec.pipelines.two_stage import TwoStage, validation_targets  # noqa: E402
 from genrec.text.backends import get_language_model  # noqa: E402
 
@@ -253,6 +255,7 @@ def report(split) -> str:
             hindsight_paragraph(group, split),
         ]
     parts.append(no_lm_part(split))
+    parts.append(probe_part(split))
     parts.append(signal_part(modes, split))
     parts.append(goals_paragraph(modes))
     (RESULTS / FRONTIER).write_text(frontier_svg(frontier_points(modes)))
@@ -319,6 +322,169 @@ def no_lm_part(split) -> str:
     )
 
 
+PROBE_FILE = RESULTS / "rerank_probe.json"
+PROBE_DIMS = 16  # principal directions of the states the probe reads
+
+
+def run_probe(split, users: np.ndarray, lm_spec: str) -> None:
+    """The probe (:mod:`genrec.pipelines.state_probe`): the LM's states of every shortlisted
+    candidate in the listwise prompt, for every validation user (the head is fitted on all of
+    them, as the side fusion is) and the test ``users``; a head over EASE alone and one over
+    EASE + popularity + text."""
+    side = SideSignals(split)
+    ease = EASE().fit(split.train, options=OPTIONS)
+    lm = get_language_model(lm_spec, threads=1)
+    llm = LLMRecommender(lm="fake", mode="listwise", language_model=lm).fit(
+        split.train, options=OPTIONS
+    )
+    pipe = TwoStage(retriever=ease, reranker=llm, n_candidates=20)
+    pipe.n_users_, pipe.n_items_ = split.train.n_users, split.train.n_items
+    valid_users, relevant = validation_targets(split.train, split.valid, 10**9, seed=OPTIONS.seed)
+    parts, loads = {}, [load_average()]
+    for part, users_, seen in (
+        ("valid", valid_users, split.train),
+        ("test", users, split.history("test")),
+    ):
+        lists = pipe.shortlists(seen.user_item_order[users_], users=users_, rerank=False)
+        candidates = np.stack([x.candidates for x in lists])
+        start, cpu = time.perf_counter(), time.process_time()
+        states = llm.candidate_states(seen.user_item_order[users_], candidates, users=users_)
+        cost = {
+            "seconds": time.perf_counter() - start,
+            "cpu_seconds": time.process_time() - cpu,
+            "users": len(users_),
+            "prompt_tokens": sum(
+                lm.count_tokens(llm.listwise_prompt(seen.user_item_order[u], c, int(u)))
+                for u, c in zip(users_[:20], candidates[:20])
+            )
+            / min(20, len(users_)),
+        }
+        print(f"[probe] {part} states: {cost}", file=sys.stderr, flush=True)
+        retriever = [x.retriever for x in lists]
+        parts[part] = (
+            users_,
+            candidates,
+            states,
+            side.features(part, users_, candidates, retriever),
+            cost,
+        )
+    loads.append(load_average())
+    v_users, v_cand, v_states, v_side, v_cost = parts["valid"]
+    t_users, t_cand, t_states, t_side, t_cost = parts["test"]
+    targets = targets_of(relevant, v_cand)
+    n_relevant = np.diff(relevant.indptr).tolist()
+    out = {"variants": {}}
+    for name, cols in (("over ease", [0]), ("over ease + popularity + text", [0, 1, 2])):
+        probe = fit_state_probe(
+            v_states,
+            [x[:, cols] for x in v_side],
+            targets,
+            names=tuple(SIDE[c] for c in cols),
+            dims=PROBE_DIMS,
+            n_relevant=n_relevant,
+            seed=OPTIONS.seed,
+        )
+        t_base = [x[:, cols] for x in t_side]
+        fitted = probe.fusion.fitted
+        out["variants"][name] = {
+            "per_user": top_metrics(
+                split, t_users, ranked_by(t_cand, lambda x: x, probe.scores(t_states, t_base))
+            ),
+            "fitted_test_ndcg": float(
+                np.mean(
+                    top_metrics(
+                        split,
+                        t_users,
+                        ranked_by(
+                            t_cand,
+                            lambda x: x @ np.asarray(fitted),
+                            probe.features(t_states, t_base),
+                        ),
+                    )["ndcg@10"]
+                )
+            ),
+            "fusion": vars(probe.fusion),
+        }
+        if cols == [0]:  # the head's own score of each candidate, for the signal table
+            valid_scores = probe.state_scores(v_states, [x[:, cols] for x in v_side])
+            np.savez_compressed(  # the test users' lists; of the validation users' only the
+                RESULTS / "rerank_probe_lists.npz",  # mean by rank (the file stays small)
+                valid_by_rank=valid_scores.mean(axis=0),
+                test_users=t_users,
+                test_candidates=t_cand.astype(np.int32),
+                test_reranker=probe.state_scores(t_states, t_base).astype(np.float32),
+                test_retriever=np.stack([x[:, 0] for x in t_side]).astype(np.float32),
+            )
+    out.update(
+        n_users=len(t_users),
+        n_valid=len(v_users),
+        dims=PROBE_DIMS,
+        lm=lm.name,
+        fit_cost=v_cost,
+        test_cost=t_cost,
+        ease=per_user(split, t_users, ease.score(split.history("test").user_item_order[t_users])),
+        versions={**library_versions(), "platform": platform.platform()},
+        loads=loads,
+        written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+    atomic_write(PROBE_FILE, json.dumps(rounded(out), default=float, separators=(",", ":")))
+
+
+def probe_part(split) -> str:
+    """The probe's table, if a probe run was saved."""
+    if not PROBE_FILE.exists():
+        return ""
+    d = json.loads(PROBE_FILE.read_text())
+    rows = {"ease": d["ease"]}
+    if NO_LM_FILE.exists():
+        no_lm = json.loads(NO_LM_FILE.read_text())
+        if no_lm["n_users"] == d["n_users"]:
+            rows[NO_LM] = no_lm["no_lm"]
+    for name, v in d["variants"].items():
+        rows[f"probe {name}, fused"] = v["per_user"]
+    tests = {
+        metric: compare_with({n: np.array(v[metric]) for n, v in rows.items()}, "ease")
+        for metric in ("ndcg@10", "recall@10")
+    }
+    lines = [
+        "| model | NDCG@10 | Recall@10 | NDCG@10 vs EASE | Recall@10 vs EASE | kept? |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, values in rows.items():
+        cells = quality_cells(name, values, tests)
+        variant = d["variants"].get(name.removeprefix("probe ").removesuffix(", fused"))
+        cells.append(kept_cell(variant["fusion"]) if variant else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    fits = "; ".join(
+        f"probe {name}: state weights "
+        + ", ".join(f"{w:+.2f}" for w in v["fusion"]["fitted"][-d["dims"] :][:4])
+        + f", ... (test NDCG@10 with the fitted weights, kept or not: {v['fitted_test_ndcg']:.4f})"
+        for name, v in d["variants"].items()
+    )
+    fc, tc = d["fit_cost"], d["test_cost"]
+    return (
+        f"#### A probe trained on the LM's states: {d['n_users']} test users, head fitted on "
+        f"{d['n_valid']} validation users (`--users {d['n_users']} --probe`; written "
+        f"{d['written']})\n\n"
+        f"{d['lm']} (frozen) reads each user's listwise prompt over EASE's 20 (EASE's order, "
+        "10 history titles) once; each candidate's state is the last layer averaged over its "
+        "entry (`LLMRecommender.candidate_states`). A linear head (`genrec.pipelines."
+        f"state_probe`) reads the states centred within the shortlist, projected on their "
+        f"{d['dims']} leading principal directions, beside EASE's score (and popularity and "
+        "text similarity), fitted by the listwise likelihood of the validation items and kept "
+        "only when its 5-fold cross-validated NDCG@10 gain over EASE exceeds two paired "
+        "standard errors (else EASE's order stands). Only the head is trained: the LM's "
+        "answers are never read.\n\n"
+        + "\n".join(lines)
+        + f"\n\nFitted heads: {fits}. Cost: one forward pass per user, about "
+        f"{tc['prompt_tokens']:.0f} prompt tokens; {tc['seconds'] / tc['users']:.2f} s per "
+        f"test user ({fc['cpu_seconds']:.0f} CPU s for the {fc['users']} validation users' "
+        f"states, {tc['cpu_seconds']:.0f} for the test users'); 1-minute load average "
+        + ", ".join(f"{x:.1f}" for x in d["loads"])
+        + "."
+    )
+
+
 def asks_lm(m: dict, variant: str) -> bool:
     """Whether a run's variant asks the LM at test time (unfused, or a kept LLM weight)."""
     if variant == "unfused":
@@ -368,6 +534,12 @@ def goals_paragraph(modes: list[dict]) -> str:
             "linear, RRF or feature fusion), so every fused row that includes the LLM orders "
             "as EASE or the side fusion does and asks no LM at test time; the best tuned and "
             "fused variant is therefore not above EASE through the LLM"
+        )
+    if PROBE_FILE.exists():
+        d = json.loads(PROBE_FILE.read_text())
+        out.append(
+            f"the probe trained on the LM's states ({d['n_users']} users), "
+            + ", ".join(f"{name}: {kept_cell(v['fusion'])}" for name, v in d["variants"].items())
         )
     if NO_LM_FILE.exists():
         d = json.loads(NO_LM_FILE.read_text())
@@ -667,9 +839,12 @@ def signal_part(modes: list[dict], split) -> str:
     LLM's beyond EASE's order separate each test user's targets from the rest of the shortlist
     (:func:`genrec.pipelines.fusion.shortlist_auc`)."""
     rows = []
-    for m in modes:
-        key = run_key(m["mode"], m.get("label", ""), m["n_users"])
-        path = RESULTS / f"rerank_{key}_lists.npz"
+    runs = [
+        (run_label(m), f"rerank_{run_key(m['mode'], m.get('label', ''), m['n_users'])}")
+        for m in modes
+    ]
+    for label, stem in runs + [("probe's head over EASE", "rerank_probe")]:
+        path = RESULTS / f"{stem}_lists.npz"
         if not path.exists():
             continue
         saved = np.load(path)
@@ -680,14 +855,17 @@ def signal_part(modes: list[dict], split) -> str:
         reranker = saved["test_reranker"].astype(np.float64)
         # what EASE's order alone predicts of the LLM's score: its mean at each shortlist
         # position over the run's validation users (positions are EASE's ranks)
-        by_rank = saved["valid_reranker"].astype(np.float64).mean(axis=0)
+        if "valid_by_rank" in saved:
+            by_rank = saved["valid_by_rank"]
+        else:
+            by_rank = saved["valid_reranker"].astype(np.float64).mean(axis=0)
         aucs = [
             shortlist_auc(x, targets)
             for x in (saved["test_retriever"], reranker, reranker - by_rank)
         ]
         known = ~np.isnan(aucs[0])
         rows.append(
-            f"| {run_label(m)} | {len(users)} ({known.sum()}) | "
+            f"| {label} | {len(users)} ({known.sum()}) | "
             + " | ".join(fmt_ci(summary(a[known])) for a in aucs)
             + " |"
         )
@@ -895,8 +1073,15 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--no-lm", action="store_true", help="only EASE and the learned side fusion (no LM)"
     )
+    parser.add_argument(
+        "--probe", action="store_true", help="only the probe trained on the LM's states"
+    )
     args = parser.parse_args(argv)
-    if args.no_lm:
+    if args.probe:
+        split = load_split(args.cache_dir)
+        eligible = np.flatnonzero(split.test.user_counts > 0)
+        run_probe(split, np.sort(test_users(eligible, args.users)), args.lm)
+    elif args.no_lm:
         split = load_split(args.cache_dir)
         run_no_lm(
             split, np.sort(test_users(np.flatnonzero(split.test.user_counts > 0), args.users))

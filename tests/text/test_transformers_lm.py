@@ -307,3 +307,22 @@ def test_bfloat16_generation_on_the_cpu_decodes_with_eager_attention_then_restor
     used.clear()
     lm.score("a cat sat", [" on"])
     assert set(used) == {"sdpa"}  # scoring reads whole prompts: the model's own attention
+
+
+def test_span_states_average_the_last_layer_over_each_span(tiny):
+    text = "I liked these movies:\n- Star Wars\n- Fargo\nNext:"
+    spans = [(text.index("Star Wars"), text.index("Star Wars") + 9), (text.index("Fargo"), 42)]
+    states = tiny.span_states(text, spans)
+    ids = tiny._encode(text)
+    offsets = np.asarray(tiny._tokenizer(text, return_offsets_mapping=True)["offset_mapping"])
+    with torch.no_grad():
+        hidden = tiny._model(torch.tensor([ids]), output_hidden_states=True).hidden_states[-1][0]
+    for row, (a, b) in enumerate(spans):
+        inside = (offsets[:, 0] < b) & (offsets[:, 1] > a) & (offsets[:, 1] > offsets[:, 0])
+        np.testing.assert_allclose(
+            states[row], hidden[inside].mean(0).numpy(), rtol=1e-5, atol=1e-5
+        )
+    assert not np.allclose(states[0], states[1])
+    for bad in ([(5, 5)], [(-1, 3)], [(0, len(text) + 1)]):
+        with pytest.raises(ConfigError, match="span"):
+            tiny.span_states(text, bad)

@@ -14,6 +14,9 @@
   generated (their concatenation equals ``generate([prompt])[0]``; closing the iterator stops
   generation), and ``context_length``, the most tokens prompt plus completion may have.
   :func:`stream_text` streams any model (one piece from ``generate`` when it cannot stream).
+  ``span_states(text, spans)`` returns the model's hidden state averaged over each character
+  span of ``text`` (what a probe trained on the model's reading uses; the transformers backend
+  and the fake have it).
 * Structured output: a backend whose ``constrained_json`` is true accepts
   ``generate(prompts, json_schema=SCHEMA)`` and returns text that is (a prefix, when
   ``max_new_tokens`` cuts it, of) a JSON value ``SCHEMA`` accepts: the transformers backend by
@@ -175,6 +178,7 @@ def generate_json(
 
 
 _WORD = re.compile(r"\w+|[^\w\s]")
+FAKE_STATE_DIM = 16  # width of the fake's span states
 
 
 class FakeLanguageModel:
@@ -303,6 +307,33 @@ class FakeLanguageModel:
             logprob.append(sum(costs))
             n_tokens.append(len(toks))
         return ContinuationScores(np.array(logprob, np.float64), np.array(n_tokens, np.int64))
+
+    def span_states(self, text: str, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        """(S, FAKE_STATE_DIM) float32: each span's words hashed to random signs, averaged
+        (the same words always give the same state; the context is not read)."""
+        bounds = check_spans(text, spans)
+        self.calls.append(("span_states", text, len(bounds)))
+        states = np.zeros((len(bounds), FAKE_STATE_DIM), np.float32)
+        for row, (start, end) in enumerate(bounds):
+            words = self.tokens(text[start:end]) or ["<empty>"]
+            for w in words:
+                rng = np.random.default_rng(zlib.crc32(w.lower().encode()))
+                states[row] += rng.choice([-1.0, 1.0], FAKE_STATE_DIM) / len(words)
+        return states
+
+
+def check_spans(text: str, spans) -> list[tuple[int, int]]:
+    """``spans`` as (start, end) int pairs, each a non-empty ``[start, end)`` inside ``text``."""
+    out = []
+    for span in spans:
+        start, end = (int(x) for x in span)
+        if not 0 <= start < end <= len(text):
+            raise ConfigError(
+                f"span {(start, end)} must be a non-empty [start, end) inside the text's "
+                f"{len(text)} characters"
+            )
+        out.append((start, end))
+    return out
 
 
 def _fitting_json(text: str, schema: dict) -> str:

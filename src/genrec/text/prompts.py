@@ -212,6 +212,33 @@ def listwise_prompt(
     )
 
 
+def listed_spans(prompt: str, n: int) -> list[tuple[int, int]]:
+    """Character spans ``[start, end)`` of the ``n`` entries (quoted title and facts, after
+    "A. ") that :func:`listwise_prompt` listed in ``prompt``, in listing order: where a model
+    reads each candidate. Every data value is one line (:func:`clean`), so entry ``i`` is the
+    first line after the history that starts with ``LETTERS[i] + ". "``.
+
+    >>> p = listwise_prompt(["Heat"], ["Fargo", "Se7en"])
+    >>> [p[a:b] for a, b in listed_spans(p, 2)]
+    ['"Fargo"', '"Se7en"']
+    """
+    if not 1 <= n <= len(LETTERS):
+        raise ConfigError(f"a listwise prompt lists 1..{len(LETTERS)} candidates, got {n}")
+    spans, pos = [], 0
+    for letter in LETTERS[:n]:
+        marker = f"\n{letter}. "
+        start = prompt.find(marker, pos)
+        if start < 0:
+            raise ConfigError(
+                f"the prompt lists no candidate {letter}; build it with listwise_prompt"
+            )
+        start += len(marker)
+        end = prompt.find("\n", start)
+        spans.append((start, len(prompt) if end < 0 else end))
+        pos = spans[-1][1]
+    return spans
+
+
 def lettered_list(titles: Sequence[object], *, facts: Sequence[object] | None = None) -> str:
     """One line per title: ``A. "Title"``, ``B. ...`` (at most ``len(LETTERS)`` titles), each
     followed by its ``facts`` (:func:`with_facts`) when given."""

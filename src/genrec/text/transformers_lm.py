@@ -59,6 +59,7 @@ from genrec.text.lm import (
     ContinuationScores,
     check_continuations,
     check_generation_args,
+    check_spans,
     cut_at_stop,
     cut_stream,
 )
@@ -259,6 +260,47 @@ class TransformersLM:
                     model, out.past_key_values, first, [conts[i] for i in batch]
                 )
         return ContinuationScores(logprob, np.array([len(c) for c in conts], np.int64))
+
+    @_on_own_threads
+    def span_states(self, text: str, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        """(S, D) float32: the last layer's hidden states averaged over the tokens of each
+        character span ``[start, end)`` of ``text`` (a token counts when its characters overlap
+        the span), from one forward pass over ``text`` as :meth:`score` reads a prompt (chat
+        template, soft prompt). What a probe trained on the model's reading of a passage uses.
+
+        Raises:
+            ConfigError: a span that is empty, outside ``text``, or covers no token.
+        """
+        model, tokenizer = self._ready()
+        import torch
+
+        bounds = check_spans(text, spans)
+        formatted = self.format_prompt(text)
+        shift = formatted.rfind(text)
+        enc = tokenizer(formatted, add_special_tokens=not self.chat, return_offsets_mapping=True)
+        ids, offsets = list(enc["input_ids"]), np.asarray(enc["offset_mapping"], np.int64)
+        if ids != self._encode(formatted):  # the BOS _encode adds when the tokenizer did not
+            ids, offsets = [tokenizer.bos_token_id, *ids], np.r_[[[0, 0]], offsets]
+        lead = 0 if self.prefix_embeddings is None else len(self.prefix_embeddings)
+        with torch.inference_mode():
+            input_ids = torch.tensor([ids], device=self._device)
+            if lead:
+                out = model(
+                    inputs_embeds=self._with_prefix(model, input_ids),
+                    output_hidden_states=True,
+                    logits_to_keep=1,
+                )
+            else:
+                out = model(input_ids=input_ids, output_hidden_states=True, logits_to_keep=1)
+            hidden = out.hidden_states[-1][0, lead:].float().cpu().numpy()  # (T, D)
+        states = np.empty((len(bounds), hidden.shape[1]), np.float32)
+        for row, (start, end) in enumerate(bounds):
+            inside = (offsets[:, 0] < end + shift) & (offsets[:, 1] > start + shift)
+            inside &= offsets[:, 1] > offsets[:, 0]  # special tokens cover no characters
+            if not inside.any():
+                raise ConfigError(f"span {(start, end)} of the text covers no token")
+            states[row] = hidden[inside].mean(axis=0)
+        return states
 
     def _prompt_pass(self, model, ids):
         """The prompt's forward pass (its KV cache and last logits), after the soft prompt

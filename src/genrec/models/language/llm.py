@@ -523,17 +523,50 @@ class LLMRecommender(Recommender):
             order = np.arange(candidates.shape[1])
             if self.config.candidate_order == "shuffled":
                 order = shuffled_order(candidates[row])
-            listed = candidates[row][order]
-            prompt = prompts.listwise_prompt(
-                self.history_titles(histories[row]),
-                [self.prompt_titles_[i] for i in listed],
-                examples=self._examples_for(user),
-                kind=self.config.kind,
-                candidate_facts=self.candidate_facts(histories[row], listed),
-            )
+            prompt = self.listwise_prompt(histories[row], candidates[row][order], user)
             scores = self.lm.score(prompt, prompts.letter_continuations(candidates.shape[1]))
             out[row, order] = _finite(scores.logprob, self.lm)
         return out
+
+    def listwise_prompt(self, history: sp.csr_matrix, listed, user: int | None = None) -> str:
+        """The listwise prompt of one history row with the items ``listed`` in that order."""
+        return prompts.listwise_prompt(
+            self.history_titles(history),
+            [self.prompt_titles_[i] for i in listed],
+            examples=self._examples_for(user),
+            kind=self.config.kind,
+            candidate_facts=self.candidate_facts(history, listed),
+        )
+
+    def candidate_states(self, histories, candidates, *, users=None) -> np.ndarray:
+        """(B, C, D) float32: the language model's hidden state over each candidate's entry in
+        the listwise prompt (candidates listed in the given order), one forward pass per row;
+        the input of a probe trained on how the model reads a shortlist
+        (:mod:`genrec.pipelines.state_probe`).
+
+        Raises:
+            ConfigError: the language model cannot return hidden states (``span_states``:
+                the transformers backend and the fake can).
+        """
+        histories, users = self._check_batch(histories, users)
+        candidates = np.asarray(candidates, np.int64)
+        if candidates.ndim != 2 or candidates.shape[0] != histories.shape[0]:
+            raise DataError(
+                f"candidates must be (batch, C) with one row per history, "
+                f"got shape {candidates.shape}"
+            )
+        if not callable(getattr(self.lm, "span_states", None)):
+            raise ConfigError(
+                f"{self.lm.name} cannot return hidden states (span_states); use the "
+                "transformers backend (e.g. transformers:gemma-3-270m)"
+            )
+        rows = []
+        for row in range(histories.shape[0]):
+            user = None if users is None else int(users[row])
+            prompt = self.listwise_prompt(histories[row], candidates[row], user)
+            spans = prompts.listed_spans(prompt, candidates.shape[1])
+            rows.append(self.lm.span_states(prompt, spans))
+        return np.stack(rows).astype(np.float32)
 
     # ---- free generation ---------------------------------------------------------------------
     def generate_titles(self, histories, *, k: int, users=None) -> GeneratedTitles:
