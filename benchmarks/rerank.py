@@ -221,7 +221,14 @@ def saved_modes() -> list[dict]:
                 m["loads"] = base["loads"] + m.get("loads", [])
             modes.append(m)
     order = list(MODE_LABELS)
-    labels = ["", "untuned", "tuned-target", "tuned-distilled", "tuned-residual"]
+    labels = [
+        "",
+        "untuned",
+        "tuned-target",
+        "tuned-distilled",
+        "tuned-residual",
+        "tuned-residual-long",
+    ]
     return sorted(
         modes,
         key=lambda m: (
@@ -293,12 +300,9 @@ def run_no_lm(split, users: np.ndarray) -> None:
     atomic_write(NO_LM_FILE, json.dumps(rounded(out), default=float, separators=(",", ":")))
 
 
-def no_lm_part(split) -> str:
-    """The table of the no-LM run, if one was saved."""
-    if not NO_LM_FILE.exists():
-        return ""
-    d = json.loads(NO_LM_FILE.read_text())
-    rows = {"ease": d["ease"], NO_LM: d["no_lm"]}
+def kept_table(rows: dict, fusions: dict) -> list[str]:
+    """Markdown lines: each row's quality and paired tests against the row "ease", and for a
+    learned fusion (``fusions``: row name -> its fit) whether it was kept."""
     tests = {
         metric: compare_with({n: np.array(v[metric]) for n, v in rows.items()}, "ease")
         for metric in ("ndcg@10", "recall@10")
@@ -309,8 +313,17 @@ def no_lm_part(split) -> str:
     ]
     for name, values in rows.items():
         cells = quality_cells(name, values, tests)
-        cells.append("-" if name == "ease" else kept_cell(d["fusion"]))
+        cells.append(kept_cell(fusions[name]) if name in fusions else "-")
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def no_lm_part(split) -> str:
+    """The table of the no-LM run, if one was saved."""
+    if not NO_LM_FILE.exists():
+        return ""
+    d = json.loads(NO_LM_FILE.read_text())
+    lines = kept_table({"ease": d["ease"], NO_LM: d["no_lm"]}, {NO_LM: d["fusion"]})
     weights = ", ".join(
         f"{n} {w:+.2f}" for n, w in zip(d["fusion"]["names"], d["fusion"]["weights"])
     )
@@ -442,19 +455,9 @@ def probe_part(split) -> str:
             rows[NO_LM] = no_lm["no_lm"]
     for name, v in d["variants"].items():
         rows[f"probe {name}, fused"] = v["per_user"]
-    tests = {
-        metric: compare_with({n: np.array(v[metric]) for n, v in rows.items()}, "ease")
-        for metric in ("ndcg@10", "recall@10")
-    }
-    lines = [
-        "| model | NDCG@10 | Recall@10 | NDCG@10 vs EASE | Recall@10 vs EASE | kept? |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, values in rows.items():
-        cells = quality_cells(name, values, tests)
-        variant = d["variants"].get(name.removeprefix("probe ").removesuffix(", fused"))
-        cells.append(kept_cell(variant["fusion"]) if variant else "-")
-        lines.append("| " + " | ".join(cells) + " |")
+    lines = kept_table(
+        rows, {f"probe {name}, fused": v["fusion"] for name, v in d["variants"].items()}
+    )
     fits = "; ".join(
         f"probe {name}: state weights "
         + ", ".join(f"{w:+.2f}" for w in v["fusion"]["fitted"][-d["dims"] :][:4])
@@ -1157,6 +1160,8 @@ def adapters_paragraph(modes: list[dict]) -> str:
                 f"{a['steps'] * c['batch_size']} examples seen, "
                 f"{a['steps'] * c['batch_size'] / a['train_examples']:.2f} of an epoch"
             )
+        if c.get("history_len", 5) != 5:
+            teacher += f"; {c['history_len']} history titles, as at test"
         parts.append(
             f"{run_label(m)}: {teacher}; {a['steps']} steps of batch {c['batch_size']} in "
             f"{a['seconds'] / 60:.1f} min ({budget}), "
@@ -1167,9 +1172,9 @@ def adapters_paragraph(modes: list[dict]) -> str:
         return ""
     return (
         "Tuned LMs (`benchmarks/tuning.py --train DIR --which listwise-target|listwise-"
-        "distilled --time-budget S`, `--which listwise-residual --steps N --eval-every E`): "
-        "LoRA r=8 on Gemma 3 270M, the listwise task over EASE's top 20 (in EASE's order unless "
-        "said otherwise), 5 history titles, shortlists from 5 EASE copies each fitted "
+        "distilled --time-budget S`, `--which listwise-residual|listwise-residual-long --steps "
+        "N --eval-every E`): LoRA r=8 on Gemma 3 270M, the listwise task over EASE's top 20 (in "
+        "EASE's order unless said otherwise), 5 history titles unless said otherwise, shortlists from 5 EASE copies each fitted "
         "without one fold of users (a training case's shortlist and teacher never come from an "
         "EASE that saw its user, target included); cases whose target is not shortlisted are "
         "dropped; learning rate 5e-4. " + "; ".join(parts) + "."

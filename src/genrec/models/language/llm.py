@@ -504,12 +504,8 @@ class LLMRecommender(Recommender):
                 )
         return out
 
-    def listwise_scores(self, histories, candidates, *, users=None) -> np.ndarray:
-        """(B, C) log-probability of each candidate's letter after a prompt listing the
-        candidates in the given order (A = first), or with ``candidate_order="shuffled"`` in
-        :func:`shuffled_order`'s order (scores still returned in the given order); C <= 26. The
-        model's own distribution: the guard's promotion cap applies in
-        :meth:`score_candidates`, not here."""
+    def _check_shortlists(self, histories, candidates, users):
+        """(histories, users, candidates as (B, C) int64), or DataError naming the shape."""
         histories, users = self._check_batch(histories, users)
         candidates = np.asarray(candidates, np.int64)
         if candidates.ndim != 2 or candidates.shape[0] != histories.shape[0]:
@@ -517,6 +513,15 @@ class LLMRecommender(Recommender):
                 f"candidates must be (batch, C) with one row per history, "
                 f"got shape {candidates.shape}"
             )
+        return histories, users, candidates
+
+    def listwise_scores(self, histories, candidates, *, users=None) -> np.ndarray:
+        """(B, C) log-probability of each candidate's letter after a prompt listing the
+        candidates in the given order (A = first), or with ``candidate_order="shuffled"`` in
+        :func:`shuffled_order`'s order (scores still returned in the given order); C <= 26. The
+        model's own distribution: the guard's promotion cap applies in
+        :meth:`score_candidates`, not here."""
+        histories, users, candidates = self._check_shortlists(histories, candidates, users)
         out = np.empty(candidates.shape, np.float32)
         for row in range(histories.shape[0]):
             user = None if users is None else int(users[row])
@@ -548,13 +553,7 @@ class LLMRecommender(Recommender):
             ConfigError: the language model cannot return hidden states (``span_states``:
                 the transformers backend and the fake can).
         """
-        histories, users = self._check_batch(histories, users)
-        candidates = np.asarray(candidates, np.int64)
-        if candidates.ndim != 2 or candidates.shape[0] != histories.shape[0]:
-            raise DataError(
-                f"candidates must be (batch, C) with one row per history, "
-                f"got shape {candidates.shape}"
-            )
+        histories, users, candidates = self._check_shortlists(histories, candidates, users)
         if not callable(getattr(self.lm, "span_states", None)):
             raise ConfigError(
                 f"{self.lm.name} cannot return hidden states (span_states); use the "
