@@ -1008,6 +1008,13 @@ def frontier_points(modes: list[dict]) -> list[tuple[str, float, float, int]]:
                 cost = seconds if asks_lm(m, variant) else 0.0
                 gain = float(np.mean(values["ndcg@10"])) - ease
                 points.append((f"{run_label(m)}, {variant}", cost, gain, n_users))
+    if PROBE_FILE.exists():  # the probe asks the LM at test only when its head was kept
+        d = json.loads(PROBE_FILE.read_text())
+        ease = float(np.mean(d["ease"]["ndcg@10"]))
+        for name, v in d["variants"].items():
+            cost = d["test_cost"]["seconds"] / d["test_cost"]["users"] if v["fusion"]["kept"] else 0
+            gain = float(np.mean(v["per_user"]["ndcg@10"])) - ease
+            points.append((f"probe {name}, fused", float(cost), gain, d["n_users"]))
     return points
 
 
