@@ -75,15 +75,16 @@ CONVERGED = ROOT / "benchmarks" / "results" / "recbole_sequence_peers.json"
 
 
 def recbole_cell(label: str) -> str:
-    """RecBole's converged NDCG@10 / Recall@10 on this split with its wall time and epochs
-    (benchmarks/recbole_sequence_peers.py), else the capped floor, else "-"."""
+    """RecBole's converged NDCG@10 / Recall@10 on this split with its CPU and wall seconds
+    and epochs (benchmarks/recbole_sequence_peers.py), else the capped floor, else "-"."""
     runs = json.loads(CONVERGED.read_text())["results"] if CONVERGED.exists() else []
     run = next((r["recbole"] for r in runs if r["model"] == label and "recbole" in r), None)
     if run is not None:
         m = run["metrics"]
+        cpu = f"{run['cpu_seconds']:,.0f} CPU s, " if "cpu_seconds" in run else ""
         return (
-            f"{m['ndcg@10']:.4f} / {m['recall@10']:.4f} (converged: {run['seconds']:.0f} s, "
-            f"best epoch {run['best_epoch']} / {run['epochs_run']})"
+            f"{m['ndcg@10']:.4f} / {m['recall@10']:.4f} (converged: {cpu}{run['seconds']:,.0f} "
+            f"s wall, best epoch {run['best_epoch']} / {run['epochs_run']})"
         )
     if label in CAPPED:
         _, ndcg, recall, note = CAPPED[label]
@@ -271,6 +272,9 @@ def generation_table(rows: list[dict]) -> str:
 
 
 # ---- main ------------------------------------------------------------------------------------
+RESULTS = ROOT / "benchmarks" / "results" / "sequential.json"
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument(
@@ -281,8 +285,24 @@ def main() -> None:
     )
     p.add_argument("--models", default=",".join(VARIANTS))
     p.add_argument("--cache-dir", type=Path, default=sources.default_cache_dir())
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="only write the section from the saved results (e.g. after new RecBole peers)",
+    )
     args = p.parse_args()
-    labels = names_arg(p, args.models, VARIANTS, "model label")
+    if args.report:
+        payload = json.loads(RESULTS.read_text())
+    else:
+        payload = run(args, names_arg(p, args.models, VARIANTS, "model label"))
+        atomic_write(RESULTS, json.dumps(payload, indent=2, default=str))
+    text = render(payload)
+    write_section("sequential", text)
+    print(text)
+
+
+def run(args, labels: list[str]) -> dict:
+    """Fit and measure every model of ``labels``; the payload :func:`render` writes."""
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     data = sources.load("ml-100k", cache_dir=args.cache_dir)
     split = leave_one_out_split(data)
@@ -296,10 +316,26 @@ def main() -> None:
     print("generation ...", file=sys.stderr)
     gen = generation(split, fitted)
     loads.append(load_average())
+    return {
+        "quality": results,
+        "tiger": tiger,
+        "generation": gen,
+        "started": started,
+        "repeats": args.repeats,
+        "loads": loads,
+    }
+
+
+def render(payload: dict) -> str:
+    """The section from a saved payload; RecBole's cells from the converged peers' results.
+    The payload's ``notes`` (paragraphs added to the results file by hand: later partial
+    reruns, reproduction checks) follow the quality table."""
+    results, tiger, gen = payload["quality"], payload["tiger"], payload["generation"]
+    started, repeats, loads = payload["started"], payload["repeats"], payload["loads"]
     out = [
         "## Sequence models and generative retrieval",
         "",
-        f"Written by `python benchmarks/sequential.py --repeats {args.repeats}` on {started}. "
+        f"Written by `python benchmarks/sequential.py --repeats {repeats}` on {started}. "
         + machine_line(results["versions"], loads),
         "",
         "### Quality and speed: MovieLens-100K, leave-one-out, full ranking",
@@ -313,8 +349,8 @@ def main() -> None:
         "where that run has not finished. Fit time (to "
         "the end of early stopping, 1 thread): "
         + (
-            f"median of {args.repeats} fits, each alone in a fresh process."
-            if args.repeats
+            f"median of {repeats} fits, each alone in a fresh process."
+            if repeats
             else "one fit, in the benchmark's process."
         ),
         "",
@@ -322,6 +358,7 @@ def main() -> None:
         "",
         *orderings(results),
         "",
+        *[line for note in payload.get("notes", []) for line in (note, "")],
         "Configs: "
         + "; ".join(f"`{r['model']}` {json.dumps(r['config'])}" for r in results["results"]),
         "",
@@ -361,12 +398,7 @@ def main() -> None:
         generation_table(gen),
         "",
     ]
-    write_section("sequential", "\n".join(out))
-    atomic_write(
-        ROOT / "benchmarks" / "results" / "sequential.json",
-        json.dumps({"quality": results, "tiger": tiger, "generation": gen}, indent=2, default=str),
-    )
-    print("\n".join(out))
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
