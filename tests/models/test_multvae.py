@@ -84,7 +84,7 @@ def test_reparameterisation_noise_is_standard_normal(fitted, world):
     x = torch.from_numpy(world.split.train.user_items.toarray().astype(np.float32))
     seen = {}
     hooks = [
-        fitted.net_["encoder"].register_forward_hook(
+        fitted.net_["encoder"][-1].register_forward_hook(  # the encoder's output layer
             lambda m, i, out: seen.__setitem__("enc", out.detach())
         ),
         fitted.net_["decoder"].register_forward_pre_hook(

@@ -336,6 +336,12 @@ def sparse_rows(matrix: sp.csr_matrix, rows: np.ndarray, *, device=None) -> Spar
     return SparseRows(*tensors, n_rows=part.shape[0], n_cols=part.shape[1])
 
 
+def batch_rows(matrix: sp.csr_matrix, rows: np.ndarray, *, device=None, sparse: bool):
+    """The CSR ``matrix`` rows ``rows`` on ``device``: :class:`SparseRows` when ``sparse``
+    (the sampled-softmax path of large catalogues), else a dense (B, n_columns) tensor."""
+    return (sparse_rows if sparse else dense_rows)(matrix, rows, device=device)
+
+
 # ---- sampled softmax for large catalogues ---------------------------------------------------
 PROPOSAL_POWER = 0.75  # sampled softmax proposal: training counts ** 0.75 (word2vec's) ...
 PROPOSAL_UNIFORM = 0.1  # ... mixed with this share of a uniform draw over every item

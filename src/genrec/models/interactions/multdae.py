@@ -47,6 +47,7 @@ from genrec.models.neural import (
     DataParallel,
     MixedPrecision,
     SparseRows,
+    batch_rows,
     check_sampling_fields,
     corrected_cross_entropy,
     dense_rows,
@@ -57,7 +58,6 @@ from genrec.models.neural import (
     module_device,
     module_state,
     seeded,
-    sparse_rows,
     to_numpy,
     torch_device,
 )
@@ -153,15 +153,9 @@ class MultDAE(Recommender):
                 net.train()
                 total, count = torch.zeros((), dtype=torch.float64, device=device), 0
                 for rows in dp.batches(user_items.shape[0], cfg.batch_size, rng):
+                    x = batch_rows(user_items, rows, device=device, sparse=log_q is not None)
                     with amp.autocast():
-                        if log_q is None:
-                            x = dense_rows(user_items, rows, device=device)  # (B, I)
-                            logits = net(normalised_dropout(x, cfg.dropout, training=True))
-                            loss = multinomial_nll(logits, x)
-                        else:
-                            batch = sparse_rows(user_items, rows, device=device)
-                            loss = self._sampled_nll(batch, log_q)
-                        loss = loss + cfg.reg * l2_penalty(weights)
+                        loss = self._nll(x, log_q) + cfg.reg * l2_penalty(weights)
                     dp.step(loss, len(rows))
                     total, count = total + loss.detach() * len(rows), count + len(rows)
                 return dp.mean(total, count)  # read once per epoch
@@ -176,14 +170,15 @@ class MultDAE(Recommender):
             )
         net.eval()
 
-    def _sampled_nll(self, batch: SparseRows, log_q):
-        """The sampled multinomial NLL of the sparse rows ``batch`` (B, I) against
-        ``n_sampled`` items drawn from ``exp(log_q)`` (I,), the input kept sparse."""
-        net, device = self.net_, batch.value.device
-        first = sparse_input_layer(net[0], batch, self.config.dropout, training=True)
-        hidden = net[1:-1](first)  # (B, H) the input of the output layer
-        drawn = draw_sample(log_q, self.config.n_sampled, device=device)  # (S,)
-        return sampled_multinomial_nll(hidden, net[-1], batch, log_q.to(device), drawn)
+    def _nll(self, x, log_q):
+        """The multinomial NLL of the rows x (B, I) through the dropped-out network: the full
+        softmax of a dense x (``log_q`` None), or the sampled one of :class:`SparseRows` x
+        (:func:`sampled_likelihood`)."""
+        net = self.net_
+        hidden = net[1:-1](first_layer(net[0], x, self.config.dropout, training=True))  # (B, H)
+        if log_q is None:
+            return multinomial_nll(net[-1](hidden), x)
+        return sampled_likelihood(hidden, net[-1], x, log_q, self.config.n_sampled)
 
     def _score(self, histories, users):
         import torch
@@ -229,6 +224,14 @@ def multinomial_nll(logits, x):
     import torch
 
     return -(torch.log_softmax(logits, dim=1) * x).sum(dim=1).mean()
+
+
+def first_layer(linear, x, p: float, *, training: bool):
+    """``linear(normalised_dropout(x, p))`` (B, out) of the rows x (B, I): a dense tensor, or
+    :class:`SparseRows` read through :func:`sparse_input_layer` (no dense (B, I) tensor)."""
+    if isinstance(x, SparseRows):
+        return sparse_input_layer(linear, x, p, training=training)
+    return linear(normalised_dropout(x, p, training=training))
 
 
 def sparse_input_layer(linear, batch: SparseRows, p: float, *, training: bool):
@@ -279,6 +282,14 @@ def sampled_multinomial_nll(hidden, out, batch: SparseRows, log_q, drawn):
         pos, neg[batch.row], batch.col, drawn, log_q, reduction="none"
     )  # (N,)
     return (per_entry * batch.value).sum() / max(batch.n_rows, 1)
+
+
+def sampled_likelihood(hidden, out, batch: SparseRows, log_q, n_sampled: int):
+    """:func:`sampled_multinomial_nll` against ``n_sampled`` items drawn now from
+    ``exp(log_q)`` (:func:`~genrec.models.neural.draw_sample`), on ``hidden``'s device."""
+    device = hidden.device
+    drawn = draw_sample(log_q, n_sampled, device=device)  # (S,)
+    return sampled_multinomial_nll(hidden, out, batch, log_q.to(device), drawn)
 
 
 def l2_penalty(weights) -> torch.Tensor:  # noqa: F821 - torch is imported lazily

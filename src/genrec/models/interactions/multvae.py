@@ -68,29 +68,26 @@ from genrec.errors import ConfigError
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.interactions.multdae import (
     check_training_fields,
+    first_layer,
     l2_penalty,
     mlp,
     multinomial_nll,
-    normalised_dropout,
-    sampled_multinomial_nll,
-    sparse_input_layer,
+    sampled_likelihood,
     trained_rows,
 )
 from genrec.models.neural import (
     DataParallel,
     MixedPrecision,
-    SparseRows,
+    batch_rows,
     check_sampling_fields,
     dense_rows,
     draw_profiles,
-    draw_sample,
     fit_epochs,
     load_module_state,
     log_proposal,
     module_device,
     module_state,
     seeded,
-    sparse_rows,
     to_numpy,
     torch_device,
 )
@@ -202,10 +199,7 @@ class MultVAE(Recommender):
         """(mu, logvar), each (B, latent_dim), of the binary rows x (B, I): a dense tensor or
         :class:`SparseRows` (the first layer then reads only the non-zeros)."""
         encoder = self.net_["encoder"]
-        if isinstance(x, SparseRows):
-            out = encoder[1:](sparse_input_layer(encoder[0], x, dropout, training=training))
-        else:
-            out = encoder(normalised_dropout(x, dropout, training=training))
+        out = encoder[1:](first_layer(encoder[0], x, dropout, training=training))
         return out[:, : self.config.latent_dim], out[:, self.config.latent_dim :]
 
     def _fit(self, train, valid, options):
@@ -234,12 +228,9 @@ class MultVAE(Recommender):
                 total, count = torch.zeros((), dtype=torch.float64, device=device), 0
                 for rows in dp.batches(user_items.shape[0], cfg.batch_size, rng):
                     beta = annealed_beta(dp.steps, **anneal)  # steps of every rank alike
+                    x = batch_rows(user_items, rows, device=device, sparse=log_q is not None)
                     with amp.autocast():
-                        if log_q is None:
-                            loss = self._loss(dense_rows(user_items, rows, device=device), beta)
-                        else:
-                            batch = sparse_rows(user_items, rows, device=device)
-                            loss = self._sampled_loss(batch, beta, log_q)
+                        loss = self._loss(x, beta, log_q)
                         if cfg.reg:
                             loss = loss + cfg.reg * l2_penalty(weights)
                     dp.step(loss, len(rows))
@@ -257,26 +248,20 @@ class MultVAE(Recommender):
             )
         net.eval()
 
-    def _loss(self, x, beta: float):
-        """The negative annealed ELBO of the binary rows x (B, I), averaged over the batch."""
+    def _loss(self, x, beta: float, log_q=None):
+        """The negative annealed ELBO of the binary rows x (B, I), averaged over the batch: a
+        dense x with the full softmax (``log_q`` None), or :class:`SparseRows` x with the
+        likelihood's softmax sampled (:func:`sampled_likelihood`: the decoder's output layer
+        evaluated only for the batch's items and the drawn ones)."""
         import torch
 
         mu, logvar = self._encode(x, self.config.dropout, training=True)  # (B, D) each
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # eps ~ N(0, I)
-        return multinomial_nll(self.net_["decoder"](z), x) + beta * gaussian_kl(mu, logvar)
-
-    def _sampled_loss(self, batch: SparseRows, beta: float, log_q):
-        """:meth:`_loss` of the sparse rows ``batch`` (B, I) with the likelihood's softmax
-        sampled: ``n_sampled`` items drawn from ``exp(log_q)`` (I,), shared by the batch;
-        the decoder's output layer is evaluated only for the batch's items and the drawn ones."""
-        import torch
-
-        mu, logvar = self._encode(batch, self.config.dropout, training=True)  # (B, D) each
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # eps ~ N(0, I)
-        decoder, device = self.net_["decoder"], mu.device
-        hidden = decoder[:-1](z)  # (B, H) the input of the output layer
-        drawn = draw_sample(log_q, self.config.n_sampled, device=device)  # (S,)
-        nll = sampled_multinomial_nll(hidden, decoder[-1], batch, log_q.to(device), drawn)
+        decoder = self.net_["decoder"]
+        if log_q is None:
+            nll = multinomial_nll(decoder(z), x)
+        else:
+            nll = sampled_likelihood(decoder[:-1](z), decoder[-1], x, log_q, self.config.n_sampled)
         return nll + beta * gaussian_kl(mu, logvar)
 
     def _score(self, histories, users):

@@ -80,10 +80,9 @@ import scipy.sparse as sp
 
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.interactions.multdae import (
+    first_layer,
     multinomial_nll,
-    normalised_dropout,
-    sampled_multinomial_nll,
-    sparse_input_layer,
+    sampled_likelihood,
     trained_rows,
 )
 from genrec.models.interactions.multvae import sample_from_decoder
@@ -91,9 +90,9 @@ from genrec.models.neural import (
     DataParallel,
     MixedPrecision,
     SparseRows,
+    batch_rows,
     check_sampling_fields,
     dense_rows,
-    draw_sample,
     fit_epochs,
     load_module_state,
     log_proposal,
@@ -101,7 +100,6 @@ from genrec.models.neural import (
     module_state,
     seeded,
     shuffled_batches,
-    sparse_rows,
     to_numpy,
     torch_device,
 )
@@ -348,8 +346,7 @@ class RecVAE(Recommender):
         decoder = self.net_["decoder"]
         if log_q is None:
             return multinomial_nll(decoder(z), x)
-        drawn = draw_sample(log_q, self.config.n_sampled, device=z.device)  # (S,)
-        return sampled_multinomial_nll(z, decoder, x, log_q.to(z.device), drawn)
+        return sampled_likelihood(z, decoder, x, log_q, self.config.n_sampled)
 
     def _score(self, histories, users):
         import torch
@@ -393,22 +390,13 @@ def encode(encoder, x, dropout: float, *, training: bool):
     import torch.nn.functional as F
 
     first, *blocks = encoder["blocks"]
-    if isinstance(x, SparseRows):
-        pre = sparse_input_layer(first, x, dropout, training=training)  # (B, H)
-    else:
-        pre = first(normalised_dropout(x, dropout, training=training))  # (B, H)
+    pre = first_layer(first, x, dropout, training=training)  # (B, H)
     h = skip = encoder["norms"][0](F.silu(pre))  # h_1; silu is swish
     for block, norm in zip(blocks, encoder["norms"][1:]):
         h = norm(F.silu(block(h) + skip))  # (B, H)
         skip = skip + h  # h_1 + ... + h_k
     mu, logvar = encoder["head"](h).chunk(2, dim=1)
     return mu, logvar
-
-
-def batch_rows(user_items, rows, *, device, sparse: bool):
-    """The CSR ``user_items`` rows ``rows`` on ``device``: :class:`SparseRows` when ``sparse``,
-    else a dense (B, I) tensor."""
-    return (sparse_rows if sparse else dense_rows)(user_items, rows, device=device)
 
 
 def row_sums(x):
