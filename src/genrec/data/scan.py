@@ -50,6 +50,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -462,8 +463,8 @@ def _build(folder: Path, source: ScanSource, settings: dict, *, memory_limit, th
                 _raw_view(con, scanned)
                 _check_missing(con, source)
                 counts = _filter(con, settings, source.name)
-                _number(con)
-                meta = _write_arrays(con, stage, counts, scratch=spill)
+                _number(con, settings)
+                meta = _write_arrays(con, stage, counts)
                 meta.update(
                     format=CACHE_FORMAT,
                     name=source.name,
@@ -594,7 +595,9 @@ def _filter(con, settings: dict, name: str) -> dict:
         if settings["dedup"]
         else ""
     )
-    con.execute(f"CREATE TEMP TABLE cur AS SELECT pos, u, i, r, t FROM raw {where} {qualify}")
+    con.execute(
+        f"CREATE TEMP {_kind_of_cur(settings)} cur AS SELECT pos, u, i, r, t FROM raw {where} {qualify}"
+    )
     before = _one(con, "SELECT count(*) FROM raw")[0]
     k = settings["k_core"]
     while k is not None:  # the k-core: drop users and items below k until none is
@@ -615,7 +618,13 @@ def _filter(con, settings: dict, name: str) -> dict:
     return {"rows_read": int(before), "interactions": int(after)}
 
 
-def _number(con) -> None:
+def _kind_of_cur(settings: dict) -> str:
+    """``cur`` is a view of the files unless a filter must see all of it (dedup, k-core): the
+    view is read again on each use, which costs less than storing and spilling a copy."""
+    return "TABLE" if settings["dedup"] or settings["k_core"] is not None else "VIEW"
+
+
+def _number(con, settings: dict) -> None:
     """Dense indices in first-seen order over the unfiltered rows (what the in-memory path's
     vocabularies keep after filtering); table ``fin(pos, uidx, iidx, r, t)``."""
     for key, table in (("u", "umap"), ("i", "imap")):
@@ -630,104 +639,151 @@ def _number(con) -> None:
         SELECT c.pos AS pos, um.idx AS uidx, im.idx AS iidx, c.r AS r, c.t AS t
         FROM cur c JOIN umap um ON c.u = um.id JOIN imap im ON c.i = im.id"""
     )
-    con.execute("DROP TABLE cur")
+    con.execute(f"DROP {_kind_of_cur(settings)} cur")
 
 
-def _write_arrays(con, stage: Path, counts: dict, *, scratch: Path) -> dict:
+def _write_arrays(con, stage: Path, counts: dict) -> dict:
     """Stream vocabularies, interactions, time order and CSR from DuckDB into ``stage``.
 
-    Rows arrive in any order and are scattered to their place in file order (``rank[pos]``);
-    the only sort DuckDB does is the time order (by user, time, file order), from which the
-    CSR is built in numpy, a block of users at a time."""
+    DuckDB sorts twice and every array is written front to back with plain file writes (no
+    mapped output array, whose written pages would stay in the process's memory): the
+    interactions in file order, then the time order (by user, time, file order) and, from the
+    same stream, the CSR."""
     n = counts["interactions"]
     n_users = _one(con, "SELECT count(*) FROM umap")[0]
     n_items = _one(con, "SELECT count(*) FROM imap")[0]
     for table, name in (("umap", "user_ids"), ("imap", "item_ids")):
         ids = con.execute(f"SELECT id FROM {table} ORDER BY idx").fetchnumpy()["id"]
         np.save(stage / f"{name}.npy", _storable_ids(ids), allow_pickle=False)
-    rank = _row_of_position(con, counts, scratch)
-    out = {
-        name: _open(stage, name, dtype, n)
-        for name, dtype in (
-            ("user_idx", index_dtype(n_users)),
-            ("item_idx", index_dtype(n_items)),
-            ("value", np.float32),
-            ("timestamp", np.int64),
-            ("time_order", np.int64),
-        )
-    }
-    for _, batch in _batches(con, "SELECT pos, uidx, iidx, CAST(r AS FLOAT) AS r, t FROM fin"):
-        rows = batch["pos"] if rank is None else rank[batch["pos"]]
-        out["user_idx"][rows], out["item_idx"][rows] = batch["uidx"], batch["iidx"]
-        out["value"][rows], out["timestamp"][rows] = batch["r"], batch["t"]
-    for start, batch in _batches(con, "SELECT pos FROM fin ORDER BY uidx, t, pos"):
-        rows = batch["pos"] if rank is None else rank[batch["pos"]]
-        out["time_order"][start : start + len(rows)] = rows
-    del rank
-    user_counts = _chunked_bincount(out["user_idx"], n_users)
-    item_counts = _chunked_bincount(out["item_idx"], n_items)
+    user_counts, item_counts, rows = _write_interactions(
+        con, stage, counts, n_users=n_users, n_items=n_items
+    )
     np.save(stage / "user_counts.npy", user_counts, allow_pickle=False)
     np.save(stage / "item_counts.npy", item_counts, allow_pickle=False)
-    nnz = _write_csr(stage, out, user_counts, n_items=n_items)
-    for arr in out.values():
-        arr.flush()
+    nnz = _write_time_order_and_csr(con, stage, rows, n=n, n_users=n_users, n_items=n_items)
     return {**counts, "users": int(n_users), "items": int(n_items), "pairs": int(nnz)}
 
 
-def _row_of_position(con, counts: dict, scratch: Path) -> np.ndarray | None:
-    """(rows read,) row in the result of each kept file position (memory-mapped in
-    ``scratch``); None when every row was kept (the position is the row)."""
-    if counts["interactions"] == counts["rows_read"]:
-        return None
-    kept = np.zeros(counts["rows_read"], bool)
-    for _, batch in _batches(con, "SELECT pos FROM fin"):
-        kept[batch["pos"]] = True
-    rank = _open(scratch, "rank", np.int64, len(kept))
-    np.cumsum(kept, out=rank)
-    rank -= 1
-    return rank
+def _write_interactions(con, stage: Path, counts: dict, *, n_users: int, n_items: int):
+    """``user_idx``, ``item_idx``, ``value`` and ``timestamp`` in file order; returns the user
+    and item counts and the row of each kept file position (None when every row was kept: the
+    position is the row)."""
+    n, n_read = counts["interactions"], counts["rows_read"]
+    columns = {
+        "uidx": ("user_idx", index_dtype(n_users)),
+        "iidx": ("item_idx", index_dtype(n_items)),
+        "r": ("value", np.float32),
+        "t": ("timestamp", np.int64),
+    }
+    user_counts, item_counts = np.zeros(n_users, np.int64), np.zeros(n_items, np.int64)
+    kept = None if n == n_read else np.zeros(-(-n_read // _Rows.BLOCK) * _Rows.BLOCK, np.uint8)
+    query = "SELECT pos, uidx, iidx, CAST(r AS FLOAT) AS r, t FROM fin ORDER BY pos"
+    with ExitStack() as files:
+        out = {
+            column: files.enter_context(_NpyFile(stage / f"{name}.npy", dtype, n))
+            for column, (name, dtype) in columns.items()
+        }
+        for _, batch in _batches(con, query):
+            for column, file in out.items():
+                file.write(batch[column])
+            user_counts += np.bincount(batch["uidx"], minlength=n_users)
+            item_counts += np.bincount(batch["iidx"], minlength=n_items)
+            if kept is not None:
+                kept[batch["pos"]] = 1
+    return user_counts, item_counts, None if kept is None else _Rows(kept)
 
 
-def _chunked_bincount(idx: np.ndarray, n: int) -> np.ndarray:
-    counts = np.zeros(n, np.int64)
-    for start in range(0, len(idx), CHUNK_ROWS):
-        counts += np.bincount(idx[start : start + CHUNK_ROWS], minlength=n)
-    return counts
+class _Rows:
+    """The row in the result of each kept file position, in about one byte per position read:
+    the kept positions before each block of :attr:`BLOCK` (int64) plus those before it within
+    its block (uint8). ``rows(pos)`` maps an array of kept positions to their rows."""
+
+    BLOCK = 256
+    SHIFT = 8  # log2(BLOCK)
+
+    def __init__(self, kept: np.ndarray):
+        """``kept``: (positions read, padded to a multiple of BLOCK) uint8, 1 where kept;
+        turned into the counts within each block in place."""
+        blocks = kept.reshape(-1, self.BLOCK)
+        totals = np.zeros(len(blocks), np.int64)
+        step = max(1, CHUNK_ROWS // self.BLOCK)
+        for start in range(0, len(blocks), step):
+            part = blocks[start : start + step]
+            totals[start : start + step] = part.sum(axis=1)
+            inclusive = np.cumsum(part, axis=1, dtype=np.uint8)  # 256 wraps to 0: modulo 256
+            np.subtract(inclusive, part, out=part)  # exclusive counts (< 256), exact
+        self.base = np.zeros(len(blocks), np.int64)
+        np.cumsum(totals[:-1], out=self.base[1:])
+        self.within = kept
+
+    def __call__(self, pos: np.ndarray) -> np.ndarray:
+        return self.base[pos >> self.SHIFT] + self.within[pos]
 
 
-def _write_csr(stage: Path, out: dict, user_counts: np.ndarray, *, n_items: int) -> int:
-    """The binary user x item CSR: blocks of whole users (about :data:`CHUNK_ROWS` rows) are
-    read in time order, their (user, item) pairs made unique and sorted, and appended to
-    ``indices``; ``indptr`` comes from the per-user pair counts."""
-    ends = np.cumsum(user_counts)  # (n_users,) end of each user's rows in time order
-    n_users = len(user_counts)
+def _write_time_order_and_csr(con, stage: Path, rows, *, n: int, n_users: int, n_items: int):
+    """``time_order`` and the binary user x item CSR from one stream sorted by user, time and
+    file order: the whole users of each chunk have their (user, item) pairs made unique, sorted
+    and appended to ``indices`` (the chunk's last user waits for the next chunk); ``indptr``
+    comes from the per-user pair counts. Returns the number of pairs."""
     per_user = np.zeros(n_users, np.int64)
     scratch = stage / "csr_indices.part"
-    with open(scratch, "wb") as f:
-        first = 0
-        while first < n_users:
-            start = ends[first - 1] if first else 0
-            last = max(first + 1, int(np.searchsorted(ends, start + CHUNK_ROWS, side="right")))
-            stop = ends[last - 1]
-            rows = out["time_order"][start:stop]
-            keys = np.sort(out["user_idx"][rows].astype(np.int64) * n_items + out["item_idx"][rows])
-            keys = keys[np.r_[True, keys[1:] != keys[:-1]]]  # np.unique, 100x faster here
-            per_user[first:last] = np.bincount(keys // n_items - first, minlength=last - first)
-            f.write((keys % n_items).astype(np.int64).tobytes())
-            first = last
+    held = np.zeros(0, np.int64)  # (user, item) keys of a user the next chunk may continue
+    query = "SELECT pos, uidx, iidx FROM fin ORDER BY uidx, t, pos"
+    with _NpyFile(stage / "time_order.npy", np.int64, n) as order, open(scratch, "wb") as pairs:
+        for _, batch in _batches(con, query):
+            order.write(batch["pos"] if rows is None else rows(batch["pos"]))
+            keys = np.concatenate([held, batch["uidx"].astype(np.int64) * n_items + batch["iidx"]])
+            users = keys // n_items  # ascending
+            last = int(np.searchsorted(users, users[-1]))  # the first row of the last user
+            _append_pairs(keys[:last], pairs, per_user, n_items=n_items)
+            held = keys[last:].copy()
+        _append_pairs(held, pairs, per_user, n_items=n_items)
     nnz = int(per_user.sum())
     index_type = np.int32 if nnz < 2**31 and n_items < 2**31 else np.int64
-    indices = _open(stage, "csr_indices", index_type, nnz)
-    pairs = np.memmap(scratch, dtype=np.int64, mode="r", shape=(nnz,))
-    for start in range(0, nnz, CHUNK_ROWS):
-        indices[start : start + CHUNK_ROWS] = pairs[start : start + CHUNK_ROWS]
-    indices.flush()
-    del pairs, indices
+    with open(scratch, "rb") as src, _NpyFile(stage / "csr_indices.npy", index_type, nnz) as out:
+        for _ in range(0, nnz, CHUNK_ROWS):
+            out.write(np.fromfile(src, np.int64, CHUNK_ROWS))
     scratch.unlink()
     indptr = np.zeros(n_users + 1, index_type)
     np.cumsum(per_user, out=indptr[1:])
     np.save(stage / "csr_indptr.npy", indptr, allow_pickle=False)
     return nnz
+
+
+def _append_pairs(keys: np.ndarray, file, per_user: np.ndarray, *, n_items: int) -> None:
+    """Append the sorted unique items of whole users' ``user * n_items + item`` keys to
+    ``file`` (int64) and count them into ``per_user``."""
+    if not len(keys):
+        return
+    keys = np.sort(keys)
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]]  # np.unique, 100x faster here
+    users = keys // n_items
+    per_user[users[0] : users[-1] + 1] += np.bincount(users - users[0])
+    file.write((keys - users * n_items).data)
+
+
+class _NpyFile:
+    """A 1-D ``.npy`` file of ``n`` values written front to back (a context manager): its pages
+    go to the page cache, not to the process's memory as a mapped array's would."""
+
+    def __init__(self, path: Path, dtype, n: int):
+        self.dtype, self.n, self.written = np.dtype(dtype), n, 0
+        self.file = open(path, "wb")
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False}
+        np.lib.format.write_array_header_1_0(self.file, header | {"shape": (n,)})
+
+    def write(self, values: np.ndarray) -> None:
+        chunk = np.ascontiguousarray(values, dtype=self.dtype)
+        self.file.write(chunk.data)
+        self.written += len(chunk)
+
+    def __enter__(self) -> _NpyFile:
+        return self
+
+    def __exit__(self, kind, *_) -> None:
+        self.file.close()
+        if kind is None and self.written != self.n:
+            raise RuntimeError(f"{self.file.name}: wrote {self.written} values of {self.n}")
 
 
 def _one(con, query: str) -> tuple:
@@ -744,10 +800,6 @@ def _batches(con, query: str):
         columns = {name: batch.column(name).to_numpy() for name in batch.schema.names}
         yield start, columns
         start += batch.num_rows
-
-
-def _open(stage: Path, name: str, dtype, n: int) -> np.ndarray:
-    return np.lib.format.open_memmap(stage / f"{name}.npy", mode="w+", dtype=dtype, shape=(n,))
 
 
 def _storable_ids(ids: np.ndarray) -> np.ndarray:
