@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from genrec.data import Dataset, Split
+from genrec.data import Dataset, Split, splits
 from genrec.data.splits import (
     DROPPED,
     FOLD_IN,
@@ -422,3 +422,30 @@ def test_empty_and_untimed_data():
         held_out_users_split(tiny)
     with pytest.raises(DataError, match="at least 3 items"):
         held_out_items_split(tiny)
+
+
+@pytest.mark.parametrize("n", [1, 7, 5000])
+def test_shuffled_positions_are_the_generators_permutation(n):
+    """Narrow positions change no split: the same values and the same draws as permutation."""
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    got = splits._shuffled_positions(a, n)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, b.permutation(n))
+    assert a.integers(1 << 30) == b.integers(1 << 30)
+
+
+def test_chunked_codes_equal_the_whole_array_formula(monkeypatch):
+    """Part codes computed a few positions at a time equal the one-pass formula."""
+    rng = np.random.default_rng(0)
+    data = Dataset.from_interactions(rng.integers(0, 40, 700), rng.integers(0, 30, 700))
+    order = np.lexsort((rng.permutation(len(data)), data.user_idx))
+    counts = splits.ratio_counts(data.user_counts, (0.6, 0.2, 0.2))
+    starts = np.cumsum(data.user_counts) - data.user_counts
+    users = data.user_idx[order]
+    rank = np.arange(len(order)) - starts[users]
+    want = np.empty(len(data), np.int8)
+    want[order] = (rank >= counts[users, 0]).astype(np.int8) + (
+        rank >= counts[users, 0] + counts[users, 1]
+    )
+    monkeypatch.setattr(splits, "CHUNK", 64)
+    np.testing.assert_array_equal(splits._code_by_rank(data, order, counts), want)

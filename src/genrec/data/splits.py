@@ -41,12 +41,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from genrec.data.dataset import Dataset, Split
+from genrec.data.dataset import Dataset, Split, index_dtype
 from genrec.errors import ConfigError, DataError
 
 TRAIN, VALID, TEST, FOLD_IN, DROPPED = 0, 1, 2, 3, -1
 _PART_CODES = {"train": TRAIN, "valid": VALID, "test": TEST}
 _ALL_CODES = (TRAIN, VALID, TEST, FOLD_IN, DROPPED)
+CHUNK = 1 << 20  # interactions per step of the chunked passes
 
 
 # ---- the splitters -----------------------------------------------------------------------------
@@ -86,7 +87,7 @@ def holdout_split(
     _check_data(data)
     ratios = _check_ratios(ratios)
     rng = np.random.default_rng(_check_seed(seed))
-    order = np.lexsort((rng.permutation(len(data)), data.user_idx))  # by user, then random
+    order = np.lexsort((_shuffled_positions(rng, len(data)), data.user_idx))  # user, then random
     counts = ratio_counts(data.user_counts, ratios)  # (n_users, 3)
     code = _code_by_rank(data, order, counts)
     info = {"method": "holdout", "seed": seed, "ratios": list(ratios)}
@@ -172,7 +173,7 @@ def held_out_users_split(
     held = _choose_held_out(rng, data.user_counts, user_share, "user")
     role = np.full(data.n_users, TRAIN, np.int8)  # (n_users,) which part a user's targets go to
     role[held[: len(held) // 2]], role[held[len(held) // 2 :]] = VALID, TEST
-    order = np.lexsort((rng.permutation(len(data)), data.user_idx))
+    order = np.lexsort((_shuffled_positions(rng, len(data)), data.user_idx))
     rank = _rank_within_user(data, order)
     user_sorted = data.user_idx[order]
     k = data.user_counts
@@ -234,6 +235,10 @@ def make_split(data: Dataset, method: str, *, seed: int | None = None, **kw) -> 
     ``seed`` is passed on to splitters that take one (``loo`` and ``temporal`` are deterministic
     and ignore it); ``None`` keeps the splitter's default. Other keywords go to the splitter.
 
+    A dataset opened from a scan cache (``data.split_store`` set) has its splits stored there:
+    the same method and settings read the stored split back instead of splitting again, and on
+    either run the parts handed out are the stored files, memory-mapped.
+
     Raises:
         ConfigError: an unknown method or an option the splitter does not take.
     """
@@ -251,14 +256,11 @@ def make_split(data: Dataset, method: str, *, seed: int | None = None, **kw) -> 
         kw["seed"] = seed
     store = data.split_store if isinstance(data, Dataset) else None
     key = {"method": method, **kw}
-    if store is not None:
-        stored = store.load(key)
-        if stored is not None:
-            code, info, with_fold_in = stored
-            return split_from_code(data, code, info, with_fold_in=with_fold_in)
-    split = splitter(data, **kw)
-    if store is not None and split.code is not None:
-        store.save(key, split.code, split.info, with_fold_in=split.fold_in is not None)
+    split = None if store is None else store.load(key)
+    if split is None:
+        split = splitter(data, **kw)
+        if store is not None and split.code is not None:
+            store.remember(key, split)
     return split
 
 
@@ -363,14 +365,25 @@ def _rank_within_user(data: Dataset, order: np.ndarray) -> np.ndarray:
 
 def _code_by_rank(data: Dataset, order: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Part code per interaction: within each user (in ``order``), the first ``counts[u, 0]`` are
-    train, the next ``counts[u, 1]`` valid, the rest test."""
-    rank = _rank_within_user(data, order)
-    user_sorted = data.user_idx[order]
+    train, the next ``counts[u, 1]`` valid, the rest test. Computed :data:`CHUNK` positions of
+    ``order`` at a time, so its temporaries stay small at any size."""
+    starts = np.cumsum(data.user_counts) - data.user_counts  # (n_users,)
     code = np.empty(len(data), np.int8)
-    code[order] = (rank >= counts[user_sorted, 0]).astype(np.int8) + (
-        rank >= counts[user_sorted, 0] + counts[user_sorted, 1]
-    )
+    for start in range(0, len(order), CHUNK):
+        rows = order[start : start + CHUNK]
+        users = data.user_idx[rows]
+        rank = np.arange(start, start + len(rows)) - starts[users]  # within the user
+        n_train = counts[users, 0]
+        code[rows] = (rank >= n_train).astype(np.int8) + (rank >= n_train + counts[users, 1])
     return code
+
+
+def _shuffled_positions(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``rng.permutation(n)`` (the same values, the same draws) as int32 where n fits: half the
+    memory of the int64 array at twenty million interactions."""
+    positions = np.arange(n, dtype=index_dtype(n))
+    rng.shuffle(positions)
+    return positions
 
 
 def _choose_held_out(
@@ -439,8 +452,15 @@ def split_by_code(
 
 def split_from_code(data: Dataset, code: np.ndarray, info: dict, *, with_fold_in: bool) -> Split:
     """The split whose parts ``code`` (n,) gives, with ``info`` as it is (nothing dropped or
-    counted here): the last step of :func:`split_by_code`, and how a stored split is rebuilt.
-    ``split.code`` is ``code``."""
+    counted here): the last step of :func:`split_by_code`. ``split.code`` is ``code``.
+
+    A dataset opened from a scan cache has its parts written to the cache's split store and
+    memory-mapped (:meth:`~genrec.data.scan.SplitStore.parts`); any other dataset's parts are
+    selected in memory."""
+    if data.split_store is not None:  # parts written beside the cache and mapped
+        split = data.split_store.parts(code, info, with_fold_in=with_fold_in)
+        if split is not None:
+            return split
     # boolean masks (1 byte an interaction, one at a time), not index arrays (8 bytes)
     parts = {
         name: data.subset(code == c, name=f"{data.name}/{name}") for name, c in _PART_CODES.items()
