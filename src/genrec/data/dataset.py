@@ -451,6 +451,11 @@ class Dataset:
         out[rows, max_len - from_end] = items[src] + 1
         return out
 
+    def has_view(self, name: str) -> bool:
+        """Whether the derived view ``name`` (one :meth:`preset` takes) is computed or preset
+        already, so that reading it costs nothing."""
+        return name in self.__dict__
+
     def preset(self, **views) -> Dataset:
         """Give derived views computed elsewhere (e.g. read from a cache) instead of computing
         them here: any of ``user_items``, ``user_counts``, ``item_counts``, ``time_order``, each

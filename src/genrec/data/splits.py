@@ -87,9 +87,9 @@ def holdout_split(
     _check_data(data)
     ratios = _check_ratios(ratios)
     rng = np.random.default_rng(_check_seed(seed))
-    order = np.lexsort((_shuffled_positions(rng, len(data)), data.user_idx))  # user, then random
+    shuffled = _shuffled_positions(rng, len(data))
     counts = ratio_counts(data.user_counts, ratios)  # (n_users, 3)
-    code = _code_by_rank(data, order, counts)
+    code = _code_by_rank(data, _by_user(data, shuffled), counts)  # by user, then shuffled
     info = {"method": "holdout", "seed": seed, "ratios": list(ratios)}
     return split_by_code(data, code, info, drop_unseen=drop_unseen)
 
@@ -110,10 +110,9 @@ def leave_one_out_split(data: Dataset, *, drop_unseen: bool = True) -> Split:
     """
     _check_data(data)
     _check_timestamps(data, "loo")
-    order = data.time_order  # by user, then time; ties keep file order
     n = data.user_counts
     counts = np.stack([n - np.minimum(n - 1, 2), n >= 3, n >= 2], axis=1).astype(np.int64)
-    code = _code_by_rank(data, order, counts)
+    code = _code_by_rank(data, _by_user(data), counts)  # by user, then time
     return split_by_code(data, code, {"method": "loo"}, drop_unseen=drop_unseen)
 
 
@@ -363,14 +362,39 @@ def _rank_within_user(data: Dataset, order: np.ndarray) -> np.ndarray:
     return np.arange(len(order)) - starts[data.user_idx[order]]
 
 
-def _code_by_rank(data: Dataset, order: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Part code per interaction: within each user (in ``order``), the first ``counts[u, 0]`` are
-    train, the next ``counts[u, 1]`` valid, the rest test. Computed :data:`CHUNK` positions of
-    ``order`` at a time, so its temporaries stay small at any size."""
+def _by_user(data: Dataset, key: np.ndarray | None = None):
+    """``(start, rows)`` pieces, in order, of the interactions sorted by user, then by ``key``
+    (n,) of distinct values (None: by time, ties in file order, :attr:`Dataset.time_order`):
+    ``rows`` is ``np.lexsort((key, data.user_idx))[start : start + len(rows)]``.
+
+    Where the time order is at hand (read from a scan cache), it groups the rows by user, and
+    ``key`` sorts a block of whole users (about :data:`CHUNK` rows) at a time: no (n,) order is
+    formed, at any size. Otherwise the order is sorted whole and handed out in pieces."""
+    if key is not None and not data.has_view("time_order"):
+        order = np.lexsort((key, data.user_idx))
+        for start in range(0, len(order), CHUNK):
+            yield start, order[start : start + CHUNK]
+        return
+    grouped, ends = data.time_order, np.cumsum(data.user_counts)  # (n,), (n_users,)
+    start = 0
+    while start < len(grouped):
+        users = np.searchsorted(ends, start + CHUNK, side="right")  # users ending within reach
+        users = max(users, np.searchsorted(ends, start, side="right") + 1)  # at least one more
+        stop = int(ends[users - 1])
+        rows = np.asarray(grouped[start:stop])
+        if key is not None:
+            rows = rows[np.lexsort((key[rows], data.user_idx[rows]))]
+        yield start, rows
+        start = stop
+
+
+def _code_by_rank(data: Dataset, pieces, counts: np.ndarray) -> np.ndarray:
+    """Part code per interaction: within each user, in the order of ``pieces`` (of
+    :func:`_by_user`), the first ``counts[u, 0]`` are train, the next ``counts[u, 1]`` valid,
+    the rest test. Computed a piece at a time, so its temporaries stay small at any size."""
     starts = np.cumsum(data.user_counts) - data.user_counts  # (n_users,)
     code = np.empty(len(data), np.int8)
-    for start in range(0, len(order), CHUNK):
-        rows = order[start : start + CHUNK]
+    for start, rows in pieces:
         users = data.user_idx[rows]
         rank = np.arange(start, start + len(rows)) - starts[users]  # within the user
         n_train = counts[users, 0]
@@ -430,13 +454,14 @@ def split_by_code(
             f"code must hold one part code per interaction, shape ({len(data)},); "
             f"got shape {code.shape}"
         )
-    unknown = ~np.isin(code, _ALL_CODES)
-    if unknown.any():
-        j = int(np.argmax(unknown))
-        raise DataError(
-            f"code[{j}] is {code[j].item()!r}; part codes are TRAIN, VALID, TEST, "
-            f"FOLD_IN, DROPPED = {', '.join(map(str, _ALL_CODES))}"
-        )
+    for start in range(0, len(code), CHUNK):  # a chunk at a time: isin's temporaries are (n,)
+        unknown = ~np.isin(code[start : start + CHUNK], _ALL_CODES)
+        if unknown.any():
+            j = start + int(np.argmax(unknown))
+            raise DataError(
+                f"code[{j}] is {code[j].item()!r}; part codes are TRAIN, VALID, TEST, "
+                f"FOLD_IN, DROPPED = {', '.join(map(str, _ALL_CODES))}"
+            )
     code = code.astype(np.int8, copy=True)
     dropped = {part: {"interactions": 0, "users": 0, "items": 0} for part in ("valid", "test")}
     if drop_unseen:
@@ -476,22 +501,31 @@ def split_from_code(data: Dataset, code: np.ndarray, info: dict, *, with_fold_in
 def _drop_unseen(data: Dataset, code: np.ndarray) -> dict:
     """Mark valid/test interactions whose user or item is not in train as DROPPED (in place).
 
-    Returns per part the dropped interactions and the distinct unseen users and items."""
-    train = code == TRAIN
-    seen_user = np.bincount(data.user_idx[train], minlength=data.n_users) > 0  # (n_users,)
-    seen_item = np.bincount(data.item_idx[train], minlength=data.n_items) > 0  # (n_items,)
+    Returns per part the dropped interactions and the distinct unseen users and items. Runs
+    :data:`CHUNK` interactions at a time, so its temporaries stay small at any size."""
+    pieces = [slice(start, start + CHUNK) for start in range(0, len(code), CHUNK)]
+    seen_user, seen_item = np.zeros(data.n_users, bool), np.zeros(data.n_items, bool)
+    for rows in pieces:
+        train = code[rows] == TRAIN
+        seen_user[data.user_idx[rows][train]] = True
+        seen_item[data.item_idx[rows][train]] = True
     dropped = {}
     for name in ("valid", "test"):
-        part = code == _PART_CODES[name]
-        new_user = part & ~seen_user[data.user_idx]
-        new_item = part & ~seen_item[data.item_idx]
-        lost = new_user | new_item
+        lost_users, lost_items = np.zeros(data.n_users, bool), np.zeros(data.n_items, bool)
+        n_lost = 0
+        for rows in pieces:
+            users, items = data.user_idx[rows], data.item_idx[rows]
+            part = code[rows] == _PART_CODES[name]
+            new_user, new_item = part & ~seen_user[users], part & ~seen_item[items]
+            lost_users[users[new_user]], lost_items[items[new_item]] = True, True
+            lost = new_user | new_item
+            n_lost += int(lost.sum())
+            code[rows][lost] = DROPPED
         dropped[name] = {
-            "interactions": int(lost.sum()),
-            "users": int(np.unique(data.user_idx[new_user]).size),
-            "items": int(np.unique(data.item_idx[new_item]).size),
+            "interactions": n_lost,
+            "users": int(lost_users.sum()),
+            "items": int(lost_items.sum()),
         }
-        code[lost] = DROPPED
     return dropped
 
 
