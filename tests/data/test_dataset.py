@@ -75,3 +75,17 @@ def test_pair_keys_are_exact_beyond_int32():
     data = Dataset(users, items, [69_999, 1], [39_999, 2])
     assert data.user_idx.dtype == np.int32
     assert pair_keys(data).tolist() == [2_799_999_999, 40_002]
+
+
+def test_from_checked_takes_columns_as_they_are():
+    data = Dataset.from_interactions(["a", "b", "a"], ["x", "y", "y"], [1.0, 2.0, 3.0], [5, 6, 7])
+    columns = (data.user_idx[:2], data.item_idx[:2], data.value[:2], data.timestamp[:2])
+    part = Dataset.from_checked(data.users, data.items, *columns, like=data, name="part")
+    assert part.user_idx is columns[0] and len(part) == 2 and part.users is data.users
+    assert part.positive_threshold == data.positive_threshold
+    with pytest.raises(DataError, match="checked columns must be"):
+        Dataset.from_checked(data.users, data.items, *columns[:2], columns[2] * 1.0, columns[3][:1])
+    with pytest.raises(DataError, match="checked columns must be"):
+        Dataset.from_checked(
+            data.users, data.items, columns[0].astype(np.int64), *columns[1:], like=data
+        )

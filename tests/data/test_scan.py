@@ -308,15 +308,54 @@ def test_a_split_of_the_cache_is_stored_and_reused(folder, tmp_path, monkeypatch
             make_split(scan.scan_dataset(source, cache_dir=tmp_path / "cache"), method, seed=5)
 
 
-def test_a_damaged_stored_split_is_made_again(folder, tmp_path, caplog):
+def overwrite(path, position, value):
+    arr = np.load(path, mmap_mode="r+")
+    arr[position] = value
+    arr.flush()
+
+
+SPLIT_DAMAGE = {
+    "code of another size": lambda f: np.save(f / "code.npy", np.zeros(3, np.int8)),
+    "item index beyond the vocabulary": lambda f: overwrite(f / "train.item_idx.npy", 2, 99),
+    "NaN value": lambda f: overwrite(f / "valid.value.npy", 0, np.nan),
+    "a part's column missing": lambda f: (f / "test.timestamp.npy").unlink(),
+    "a part cut short": lambda f: np.save(f / "test.user_idx.npy", np.zeros(1, np.int32)),
+    "another dtype": lambda f: np.save(
+        f / "train.value.npy", np.load(f / "train.value.npy").astype(np.float64)
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(SPLIT_DAMAGE))
+def test_a_damaged_stored_split_is_made_again(folder, tmp_path, caplog, damage):
     source = scan.parquet_folder(folder)
     make_split(scan.scan_dataset(source, cache_dir=tmp_path / "cache"), "holdout", seed=1)
     (stored,) = (p for p in (built(tmp_path / "cache")[0] / "splits").iterdir() if p.is_dir())
-    np.save(stored / "code.npy", np.zeros(3, np.int8))
+    SPLIT_DAMAGE[damage](stored)
     with caplog.at_level(logging.WARNING, logger="genrec.data.scan"):
         got = make_split(scan.scan_dataset(source, cache_dir=tmp_path / "cache"), "holdout", seed=1)
     assert "ignoring the stored split" in caplog.text
     assert_same_split(got, make_split(scan.read_in_memory(source), "holdout", seed=1))
+
+
+def test_stored_parts_stay_memory_mapped(folder, tmp_path):
+    """On the first run as on the second, a split of the cache hands out parts whose columns
+    are the stored files, mapped (read-only), not copies in memory; a model fits on them."""
+    from genrec.build import build_model
+
+    source = scan.parquet_folder(folder)
+    for run in ("first", "second"):
+        split = make_split(scan.scan_dataset(source, cache_dir=tmp_path / "cache"), "holdout")
+        for part in (split.train, split.valid, split.test):
+            for name in ("user_idx", "item_idx", "value", "timestamp"):
+                column = getattr(part, name)
+                assert isinstance(column, np.memmap), (run, name)
+                assert not column.flags.writeable
+        assert isinstance(split.code, np.memmap)
+        assert split.train.users is split.valid.users  # one vocabulary for every part
+    model = build_model("pop").fit(split.train)
+    items, scores = model.recommend(split.train.user_items[:4], k=3)
+    assert items.shape == scores.shape == (4, 3)
 
 
 @pytest.mark.parametrize("layout", ["parquet", "ml-1m", "ml-20m"])

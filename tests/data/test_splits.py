@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from genrec.data import Dataset, Split
+from genrec.data import Dataset, Split, splits
 from genrec.data.splits import (
     DROPPED,
     FOLD_IN,
@@ -422,3 +422,44 @@ def test_empty_and_untimed_data():
         held_out_users_split(tiny)
     with pytest.raises(DataError, match="at least 3 items"):
         held_out_items_split(tiny)
+
+
+@pytest.mark.parametrize("n", [1, 7, 5000])
+def test_shuffled_positions_are_the_generators_permutation(n):
+    """Narrow positions change no split: the same values and the same draws as permutation."""
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    got = splits._shuffled_positions(a, n)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, b.permutation(n))
+    assert a.integers(1 << 30) == b.integers(1 << 30)
+
+
+@pytest.mark.parametrize("time_order_at_hand", [True, False])
+def test_pieces_by_user_give_the_whole_array_codes(monkeypatch, time_order_at_hand):
+    """Part codes computed a few rows at a time, from blocks of whole users sorted on their own
+    (time order at hand) or from the whole order, equal the one-pass formula; users without
+    interactions (a subset) are skipped."""
+    rng = np.random.default_rng(0)
+    full = Dataset.from_interactions(
+        rng.integers(0, 40, 700), rng.integers(0, 30, 700), timestamp=rng.integers(0, 9, 700)
+    )
+    data = full.subset(full.user_idx % 3 != 0)  # a third of the users have no interactions
+    key = rng.permutation(len(data))
+    if time_order_at_hand:
+        assert data.time_order is not None and data.has_view("time_order")
+    order = np.lexsort((key, data.user_idx))
+    counts = splits.ratio_counts(data.user_counts, (0.6, 0.2, 0.2))
+    starts = np.cumsum(data.user_counts) - data.user_counts
+    users = data.user_idx[order]
+    rank = np.arange(len(order)) - starts[users]
+    want = np.empty(len(data), np.int8)
+    want[order] = (rank >= counts[users, 0]).astype(np.int8) + (
+        rank >= counts[users, 0] + counts[users, 1]
+    )
+    monkeypatch.setattr(splits, "CHUNK", 16)
+    pieces = list(splits._by_user(data, key))
+    assert [start for start, _ in pieces] == list(np.cumsum([0] + [len(r) for _, r in pieces])[:-1])
+    np.testing.assert_array_equal(np.concatenate([rows for _, rows in pieces]), order)
+    np.testing.assert_array_equal(splits._code_by_rank(data, iter(pieces), counts), want)
+    by_time = np.concatenate([rows for _, rows in splits._by_user(data)])
+    np.testing.assert_array_equal(by_time, data.time_order)

@@ -156,3 +156,15 @@ def test_from_interactions_repeated_item_row_keeps_the_first():
     assert data.catalog.row(0) == {"title": "X1", "year": 1.0}
     assert data.user_table.row(0) == {"age": 30.0}
     assert data.user_table.row(1) == {"age": None}
+
+
+@pytest.mark.parametrize("stored", [np.array([7, 30, 2]), np.array(["7", "30", "2"])])
+def test_stored_ids_become_str_only_when_needed(stored):
+    """A cache's int64 or fixed-width ids: no str per id until ids or a lookup asks."""
+    vocab = Vocabulary.from_distinct(stored, kind="user")
+    assert len(vocab) == 3 and vocab._ids is None  # nothing converted by opening
+    assert vocab.index(["30"]).tolist() == [1]
+    assert vocab.ids.tolist() == ["7", "30", "2"] and vocab.ids.dtype == object
+    assert vocab == Vocabulary(["7", "30", "2"])
+    with pytest.raises(UnknownIdError, match="known user ids look like '7', '30', '2'"):
+        vocab.index(["8"])

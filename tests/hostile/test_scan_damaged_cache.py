@@ -53,6 +53,22 @@ DAMAGE = {
 }
 
 
+def write_into(path, position, value):
+    """Overwrite one element of a .npy file in place (its size, dtype and shape unchanged)."""
+    arr = np.load(path, mmap_mode="r+")
+    arr[position] = value
+    arr.flush()
+
+
+# Damage that keeps every file's size, dtype and shape: caught by the column check, which reads
+# every cache (hashes cover only arrays up to HASH_ALWAYS_BYTES; the test drops them).
+UNHASHED = {
+    "user index beyond the vocabulary": lambda f: write_into(f / "user_idx.npy", 5, 10**6),
+    "negative item index": lambda f: write_into(f / "item_idx.npy", 0, -1),
+    "NaN value": lambda f: write_into(f / "value.npy", 7, np.nan),
+}
+
+
 class TestScanDamagedCache:
     @pytest.mark.parametrize("damage", sorted(DAMAGE))
     def test_rebuilt_with_a_warning(self, built, damage, caplog):
@@ -72,3 +88,21 @@ class TestScanDamagedCache:
         assert scan.cache_problem(folder) is None
         manifest = json.loads((folder / "manifest.json").read_text())
         assert manifest["interactions"] == 200
+
+    @pytest.mark.parametrize("damage", sorted(UNHASHED))
+    def test_unhashed_columns_are_checked_too(self, built, damage, caplog):
+        source, cache, folder, data = built
+        manifest = json.loads((folder / "manifest.json").read_text())
+        for entry in manifest["arrays"].values():  # as for arrays too large to hash on open
+            entry.pop("sha256", None)
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        UNHASHED[damage](folder)
+        problem = scan.cache_problem(folder)
+        assert problem is not None and "position" in problem
+        with pytest.raises(scan.DataError, match="not a usable scan cache.*delete it"):
+            scan.open_scan(folder, source)
+        with caplog.at_level(logging.WARNING, logger="genrec.data.scan"):
+            again = scan.scan_dataset(source, cache_dir=cache)
+        assert "damaged" in caplog.text
+        np.testing.assert_array_equal(again.value, data.value)
+        np.testing.assert_array_equal(again.user_idx, data.user_idx)

@@ -69,3 +69,14 @@ class TestScanMissingValues:
         pq.write_table(pa.table({**table, "t": [1.0, np.nan, 2.0]}), path)
         with pytest.raises(DataError, match=r"log\.parquet: column 't' \(timestamp\).*row 1"):
             scan.scan_dataset(source, cache_dir=tmp_path / "cache")
+
+    def test_a_rating_beyond_float32(self, tmp_path):
+        """1e300 is a finite double but no float32: refused before the build, not a traceback
+        from the cast, on both engines."""
+        path = tmp_path / "log.parquet"
+        pq.write_table(pa.table({"u": [1, 2, 3], "i": [5, 6, 7], "r": [4.0, 1e300, 5.0]}), path)
+        source = scan.ScanSource((path,), user="u", item="i", rating="r", name="log")
+        with pytest.raises(DataError, match=r"column 'r' \(rating\) .*float32.*first at row 1"):
+            scan.scan_dataset(source, cache_dir=tmp_path / "cache")
+        with pytest.raises(DataError, match="NaN or infinite"):
+            scan.read_in_memory(source)

@@ -195,7 +195,8 @@ class Dataset:
         self.positive_threshold = check_positive_threshold(positive_threshold)
         self.user_idx, self.item_idx = integer_column(user_idx), integer_column(item_idx)
         n = len(self.user_idx)
-        self.value = np.ones(n, np.float32) if value is None else np.asarray(value, np.float32)
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused by _check
+            self.value = np.ones(n, np.float32) if value is None else np.asarray(value, np.float32)
         self.timestamp = (
             np.zeros(n, np.int64) if timestamp is None else np.asarray(timestamp, np.int64)
         )
@@ -224,17 +225,61 @@ class Dataset:
         for key, col in self.extras.items():
             if len(col) != n:
                 raise DataError(f"extra column {key!r} has {len(col)} rows, expected {n}")
-        if n and (self.user_idx.min() < 0 or self.user_idx.max() >= self.n_users):
-            raise DataError(f"user index out of range 0..{self.n_users - 1}")
-        if n and (self.item_idx.min() < 0 or self.item_idx.max() >= self.n_items):
-            raise DataError(f"item index out of range 0..{self.n_items - 1}")
-        bad = ~np.isfinite(self.value)
-        if bad.any():
+        check_columns(
+            self.user_idx, self.item_idx, self.value, n_users=self.n_users, n_items=self.n_items
+        )
+
+    @classmethod
+    def from_checked(
+        cls,
+        users: Vocabulary,
+        items: Vocabulary,
+        user_idx: np.ndarray,
+        item_idx: np.ndarray,
+        value: np.ndarray,
+        timestamp: np.ndarray,
+        *,
+        like: Dataset | None = None,
+        catalog: ItemCatalog | None = None,
+        user_table: Table | None = None,
+        extras: Mapping[str, np.ndarray] | None = None,
+        name: str = "data",
+        positive_threshold: float | None = None,
+    ) -> Dataset:
+        """A dataset over columns already known to be valid, taken as they are: a subset of a
+        dataset's own columns, or columns read from a cache whose files were checked when read
+        (:func:`check_columns`, a chunk at a time). Nothing is copied or read, so memory-mapped
+        columns stay on disk until used.
+
+        The columns must have the dtypes the constructor gives (indices in
+        :func:`index_dtype`, float32 values, int64 seconds) and one length. ``like`` (when
+        given) supplies the vocabularies' companions: catalog, user table and threshold.
+        """
+        if like is not None:
+            catalog, user_table = like.catalog, like.user_table
+            positive_threshold = like.positive_threshold
+        data = cls.__new__(cls)
+        data.users, data.items, data.name = users, items, name
+        data.positive_threshold = positive_threshold
+        data.user_idx, data.item_idx, data.value, data.timestamp = (
+            user_idx,
+            item_idx,
+            value,
+            timestamp,
+        )
+        data.catalog, data.user_table = catalog, user_table
+        data.extras = dict(extras or {})
+        expected = (index_dtype(len(users)), index_dtype(len(items)), np.float32, np.int64)
+        columns = (user_idx, item_idx, value, timestamp)
+        if (
+            any(c.dtype != want for c, want in zip(columns, expected))
+            or len({len(c) for c in columns + tuple(data.extras.values())}) > 1
+        ):
             raise DataError(
-                f"{int(bad.sum())} interaction value(s) are NaN or infinite (first at "
-                f"position {int(np.argmax(bad))}); drop or fill them before building "
-                "the dataset"
+                "checked columns must be int32/int64 indices, float32 values and int64 "
+                "seconds of one length; build the dataset with Dataset(...) instead"
             )
+        return data
 
     @classmethod
     def from_interactions(
@@ -406,6 +451,11 @@ class Dataset:
         out[rows, max_len - from_end] = items[src] + 1
         return out
 
+    def has_view(self, name: str) -> bool:
+        """Whether the derived view ``name`` (one :meth:`preset` takes) is computed or preset
+        already, so that reading it costs nothing."""
+        return name in self.__dict__
+
     def preset(self, **views) -> Dataset:
         """Give derived views computed elsewhere (e.g. read from a cache) instead of computing
         them here: any of ``user_items``, ``user_counts``, ``item_counts``, ``time_order``, each
@@ -437,18 +487,16 @@ class Dataset:
         sel = np.asarray(mask_or_index)
         if sel.dtype != bool:
             sel = sel.astype(np.int64, copy=False)
-        return Dataset(
+        return Dataset.from_checked(  # a subset of valid columns is valid: not checked again
             self.users,
             self.items,
             self.user_idx[sel],
             self.item_idx[sel],
             self.value[sel],
             self.timestamp[sel],
-            catalog=self.catalog,
-            user_table=self.user_table,
+            like=self,
             name=name or self.name,
             extras={k: v[sel] for k, v in self.extras.items()},
-            positive_threshold=self.positive_threshold,
         )
 
     def concat(self, other: Dataset, *, name: str | None = None) -> Dataset:
@@ -545,6 +593,26 @@ class Split:
 
 
 # ---- checks of Dataset.from_interactions' inputs ----------------------------------------------
+def check_columns(user_idx, item_idx, value, *, n_users: int, n_items: int, start: int = 0):
+    """Raise :class:`DataError` when an index is outside its vocabulary or a value is NaN or
+    infinite. The columns may be one chunk of longer ones starting at position ``start`` (the
+    messages count positions from there)."""
+    for what, idx, n in (("user", user_idx, n_users), ("item", item_idx, n_items)):
+        if len(idx) and (idx.min() < 0 or idx.max() >= n):
+            j = int(np.argmax((idx < 0) | (idx >= n)))
+            raise DataError(
+                f"{what} index out of range 0..{n - 1}: {idx[j]} at position {start + j}"
+            )
+    bad = ~np.isfinite(value)
+    if bad.any():
+        raise DataError(
+            f"{int(bad.sum())} interaction value(s) are NaN or infinite (first at position "
+            f"{start + int(np.argmax(bad))}); values are float32, so beyond "
+            f"{np.finfo(np.float32).max:.4g} is infinite too: drop or fill them before "
+            "building the dataset"
+        )
+
+
 def check_positive_threshold(threshold) -> float | None:
     """``threshold`` as a float, or None; anything else (a string, NaN, a bool) raises."""
     if threshold is None:

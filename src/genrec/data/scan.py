@@ -22,14 +22,18 @@ Cache layout (``cache_dir/scans/<name>-<key>/``)::
     user_idx.npy ...     (n,) user_idx, item_idx (int32 where they fit, else int64), int64
                          timestamp, float32 value
     time_order.npy       (n,) int64: by user, then time, ties in file order
-    csr_indptr.npy ...   the binary user x item CSR (int32 or int64 indices)
-    splits/<key>/        stored splits: code.npy (int8 part of each interaction), info.json
+    csr_indptr.npy ...   the binary user x item CSR (int32 or int64 indices, float32 ones)
+    splits/<key>/        stored splits: code.npy (int8 part of each interaction), each
+                         part's columns (train.user_idx.npy ...), info.json
 
 The key is a sha256 of every source file's path, size and modification time and of the filter
 settings, so an edited file or another filter builds a new folder. A folder is written in a
 staging folder and renamed into place (:func:`genrec.io.atomic_folder`); a folder whose
 manifest is unreadable or whose arrays do not match it (missing, another size or shape,
-another sha256 for arrays up to ``HASH_ALWAYS_BYTES``) is rebuilt with a warning, never used.
+another sha256 for arrays up to ``HASH_ALWAYS_BYTES``, an index outside its vocabulary or a
+value that is not finite) is rebuilt with a warning, never used. Those checks read the files a
+chunk at a time rather than through the map, so opening a cache leaves its arrays on disk until
+a model reads them: a process holds in memory only what it uses.
 
 Example:
     >>> import tempfile, pyarrow as pa, pyarrow.parquet as pq
@@ -43,6 +47,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -62,7 +67,9 @@ from genrec.data.dataset import (
     STARS_LIKED,
     Dataset,
     ItemCatalog,
+    Split,
     Table,
+    check_columns,
     first_rows,
     index_dtype,
     object_array,
@@ -93,8 +100,9 @@ ENGINES = ("auto", "pandas", "duckdb")
 # files, above AUTO_TEXT_BYTES.
 AUTO_ROWS = 2_000_000
 AUTO_TEXT_BYTES = 64 * 2**20
-CACHE_FORMAT = 2  # 2: user_idx and item_idx stored as int32 where they fit
+CACHE_FORMAT = 3  # 2: user_idx and item_idx stored as int32 where they fit; 3: csr_data
 HASH_ALWAYS_BYTES = 64 * 2**20  # arrays up to this size are hashed on every open
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger values would not survive as float32
 CHUNK_ROWS = 1 << 20  # rows per batch streamed from DuckDB into the arrays
 MANIFEST = "manifest.json"
 SPLITS = "splits"  # the folder of stored splits inside a scan cache
@@ -110,6 +118,7 @@ ARRAYS = (
     "item_counts",
     "csr_indptr",
     "csr_indices",
+    "csr_data",
 )
 
 
@@ -294,11 +303,11 @@ def scan_dataset(
     if folder.exists():
         problem = cache_problem(folder)
         if problem is None:
-            return open_scan(folder, source, tables=tables)
+            return _opened(folder, source, tables=tables)
         log.warning("the scan cache %s is damaged (%s); building it again", folder, problem)
     _check_files(source)
     _build(folder, source, settings, memory_limit=memory_limit, threads=threads)
-    return open_scan(folder, source, tables=tables)
+    return _opened(folder, source, tables=tables)  # built from checked rows just now
 
 
 def _settings(*, min_rating, dedup: bool, k_core) -> dict:
@@ -564,10 +573,11 @@ def _raw_view(con, source: ScanSource) -> None:
 
 
 def _check_missing(con, source: ScanSource) -> None:
-    """DataError naming the first file and column with a NULL (or NaN) id, value or time; one
-    pass over the files counts every column's missing values per file."""
+    """DataError naming the first file and column with a NULL (or NaN) id, value or time, or a
+    value a float32 cannot hold (``Dataset.value`` is float32); one pass over the files counts
+    every column's missing values per file."""
     checks = {"user": "u IS NULL", "item": "i IS NULL", "timestamp": "t IS NULL"}
-    checks["rating"] = "r IS NULL OR isnan(r) OR isinf(r)"
+    checks["rating"] = f"r IS NULL OR isnan(r) OR isinf(r) OR abs(r) > {FLOAT32_MAX!r}"
     roles = list(source.columns)
     counted = ", ".join(
         f"count(*) FILTER (WHERE {checks[role]}), min(row) FILTER (WHERE {checks[role]})"
@@ -580,8 +590,8 @@ def _check_missing(con, source: ScanSource) -> None:
             if count:
                 raise DataError(
                     f"{source.files[file]}: column {source.columns[role]!r} ({role}) is empty, "
-                    f"NaN or infinite in {count} row(s) (first at row {first}); drop or fill "
-                    "those rows"
+                    f"NaN or infinite (or beyond float32's {FLOAT32_MAX:.4g}) in {count} "
+                    f"row(s) (first at row {first}); drop or fill those rows"
                 )
 
 
@@ -661,6 +671,7 @@ def _write_arrays(con, stage: Path, counts: dict) -> dict:
     np.save(stage / "user_counts.npy", user_counts, allow_pickle=False)
     np.save(stage / "item_counts.npy", item_counts, allow_pickle=False)
     nnz = _write_time_order_and_csr(con, stage, rows, n=n, n_users=n_users, n_items=n_items)
+    _write_ones(stage / "csr_data.npy", nnz)
     return {**counts, "users": int(n_users), "items": int(n_items), "pairs": int(nnz)}
 
 
@@ -786,6 +797,17 @@ class _NpyFile:
             raise RuntimeError(f"{self.file.name}: wrote {self.written} values of {self.n}")
 
 
+def _write_ones(path: Path, n: int) -> None:
+    """The CSR's (n,) float32 values, all 1, written a block at a time: the opened matrix maps
+    them instead of holding n ones in memory."""
+    block = np.ones(min(n, CHUNK_ROWS), np.float32)
+    with open(path, "wb") as f:
+        header = {"descr": block.dtype.str, "fortran_order": False, "shape": (n,)}
+        np.lib.format.write_array_header_1_0(f, header)
+        for start in range(0, n, CHUNK_ROWS):
+            f.write(block[: min(CHUNK_ROWS, n - start)].tobytes())
+
+
 def _one(con, query: str) -> tuple:
     """The first row of ``query``'s result, the result read to its end."""
     rows = con.sql(query).fetchall()
@@ -859,7 +881,54 @@ def cache_problem(folder) -> str | None:
                 return f"{path.name} differs from its recorded sha256"
         except (OSError, ValueError, KeyError, TypeError) as exc:
             return f"{path.name} cannot be read ({type(exc).__name__}: {exc})"
+    n_users, n_items = arrays["user_ids"]["shape"][0], arrays["item_ids"]["shape"][0]
+    return columns_problem(folder, "", n_users=n_users, n_items=n_items)
+
+
+def columns_problem(folder: Path, prefix: str, *, n_users: int, n_items: int) -> str | None:
+    """None when the interaction columns ``{prefix}user_idx.npy``, ``item_idx`` and ``value``
+    in ``folder`` hold indices within their vocabularies and finite values, else what is wrong
+    (:func:`~genrec.data.dataset.check_columns`). Read a chunk at a time with plain file reads,
+    so the check leaves nothing resident."""
+    names = [folder / f"{prefix}{name}.npy" for name in ("user_idx", "item_idx", "value")]
+    try:
+        for start, (users, items, values) in _npy_chunks(*names):
+            check_columns(users, items, values, n_users=n_users, n_items=n_items, start=start)
+    except DataError as exc:
+        return f"{prefix}{exc}"
+    except (OSError, ValueError) as exc:
+        return f"the columns cannot be read ({type(exc).__name__}: {exc})"
     return None
+
+
+def _npy_chunks(*paths: Path):
+    """``(start, (chunk of each file))`` of 1-D ``.npy`` files of one length, read in blocks of
+    :data:`CHUNK_ROWS` rows through plain reads (not memory-mapped)."""
+    with contextlib.ExitStack() as stack:
+        files, dtypes, lengths = [], [], set()
+        for path in paths:
+            f = stack.enter_context(open(path, "rb"))
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(f)
+            if len(shape) != 1:
+                raise ValueError(f"{path.name} has shape {shape}, expected one dimension")
+            files.append(f)
+            dtypes.append(dtype)
+            lengths.add(shape[0])
+        if len(lengths) != 1:
+            raise ValueError(f"{', '.join(p.name for p in paths)} differ in length")
+        (n,) = lengths
+        for start in range(0, n, CHUNK_ROWS):
+            count = min(CHUNK_ROWS, n - start)
+            chunks = tuple(np.fromfile(f, dtype, count=count) for f, dtype in zip(files, dtypes))
+            if any(len(c) != count for c in chunks):
+                raise ValueError("a file ends early")
+            yield start, chunks
 
 
 def open_scan(folder, source: ScanSource | None = None, *, tables=None) -> Dataset:
@@ -868,12 +937,22 @@ def open_scan(folder, source: ScanSource | None = None, *, tables=None) -> Datas
     The CSR, counts and time order are taken from the cache rather than computed; ``source``
     (when given) supplies the label, the threshold and the item and user tables (``tables``,
     when given, is what ``source.tables()`` returns, read already).
+
+    Raises:
+        DataError: the folder is not a sound cache (:func:`cache_problem` says why).
     """
-    folder = Path(folder)
+    problem = cache_problem(folder)
+    if problem is not None:
+        raise DataError(f"{folder} is not a usable scan cache: {problem}; delete it to rebuild")
+    return _opened(Path(folder), source, tables=tables)
+
+
+def _opened(folder: Path, source: ScanSource | None, *, tables) -> Dataset:
+    """:func:`open_scan` of a folder :func:`cache_problem` found sound."""
     meta = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     arr = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
-    users = Vocabulary.from_distinct(_id_strings(arr["user_ids"]), kind="user")
-    items = Vocabulary.from_distinct(_id_strings(arr["item_ids"]), kind="item")
+    users = Vocabulary.from_distinct(arr["user_ids"], kind="user")  # str when first needed
+    items = Vocabulary.from_distinct(arr["item_ids"], kind="item")
     catalog = user_table = None
     if source is not None:
         (item_ids, item_rows), (user_ids, user_rows) = tables or _tables(source)
@@ -883,7 +962,7 @@ def open_scan(folder, source: ScanSource | None = None, *, tables=None) -> Datas
             )
         if user_rows is not None:
             user_table = Table.from_rows(users, *first_rows(user_ids, user_rows, "user"))
-    data = Dataset(
+    data = Dataset.from_checked(  # cache_problem checked the columns, reading them in chunks
         users,
         items,
         arr["user_idx"],
@@ -895,12 +974,10 @@ def open_scan(folder, source: ScanSource | None = None, *, tables=None) -> Datas
         name=source.name if source is not None else meta["name"],
         positive_threshold=None if source is None else source.positive_threshold,
     )
-    indices = arr["csr_indices"]
     user_items = sp.csr_matrix(
-        (np.ones(len(indices), np.float32), indices, arr["csr_indptr"]),
-        shape=(len(users), len(items)),
+        (arr["csr_data"], arr["csr_indices"], arr["csr_indptr"]), shape=(len(users), len(items))
     )
-    data.split_store = SplitStore(folder / SPLITS, n=len(data))
+    data.split_store = SplitStore(folder / SPLITS, data)
     data.preset(
         user_items=user_items,
         user_counts=arr["user_counts"],
@@ -912,51 +989,143 @@ def open_scan(folder, source: ScanSource | None = None, *, tables=None) -> Datas
 
 class SplitStore:
     """Splits of one scan cache, kept in its ``splits/`` folder so a second run need not split
-    twenty million interactions again: one folder per split (method and settings), holding the
-    part code of every interaction (``code.npy``, int8) and ``info.json`` (the key, the split's
-    info, whether it has a fold-in part). Written whole or not at all; a stored split that does
-    not read back cleanly is ignored with a warning (and made again).
+    twenty million interactions again, and so no run holds a split's parts in memory.
+
+    Parts are stored by content: ``parts-<sha of the part codes>/`` holds the code of every
+    interaction (``code.npy``, int8), each part's columns (``train.user_idx.npy``,
+    ``train.item_idx.npy``, ``train.value.npy``, ``train.timestamp.npy``, the same for
+    ``valid``, ``test`` and ``fold_in``) and ``lengths.json``. They are written a chunk of
+    interactions at a time straight from the mapped dataset (:meth:`parts`, which
+    :func:`~genrec.data.splits.split_from_code` calls) and opened memory-mapped, like the cache
+    itself: a part costs no memory until a model reads it. A split made with given settings is
+    remembered in ``<sha of the settings>.json`` (the settings, the split's info, its parts'
+    folder), so :func:`~genrec.data.splits.make_split` reads it back instead of splitting.
+
+    Folders and files are written whole or not at all; a stored split that does not read back
+    cleanly (checked as the cache is, a chunk at a time) is ignored with a warning and made
+    again.
     """
 
-    def __init__(self, root, *, n: int):
-        self.root, self.n = Path(root), n
+    COLUMNS = ("user_idx", "item_idx", "value", "timestamp")
+    PARTS = {"train": 0, "valid": 1, "test": 2, "fold_in": 3}  # name -> part code
 
-    def _folder(self, key: dict) -> Path:
-        text = json.dumps(key, sort_keys=True, default=list)
-        return self.root / hashlib.sha256(text.encode()).hexdigest()[:20]
+    def __init__(self, root, data: Dataset):
+        self.root, self.data = Path(root), data
 
-    def load(self, key: dict) -> tuple[np.ndarray, dict, bool] | None:
-        """``(code, info, with_fold_in)`` of the stored split made with ``key``, or None."""
-        folder = self._folder(key)
-        if not folder.is_dir():
+    def load(self, key: dict) -> Split | None:
+        """The stored split made with settings ``key``, parts mapped; None if there is none."""
+        path = self.root / f"{_digest(json.dumps(key, sort_keys=True, default=list))}.json"
+        if not path.is_file():
             return None
         try:
-            meta = json.loads((folder / "info.json").read_text(encoding="utf-8"))
-            code = np.load(folder / "code.npy", allow_pickle=False)
-            same_key = meta["key"] == json.loads(json.dumps(key, sort_keys=True, default=list))
-            if not same_key or code.shape != (self.n,) or code.dtype != np.int8:
-                raise ValueError("another split or another size")
-            return code, meta["info"], bool(meta["with_fold_in"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring the stored split in %s (%s); splitting again", folder, exc)
+            meta = json.loads(path.read_text(encoding="utf-8"))
+            if meta["key"] != json.loads(json.dumps(key, sort_keys=True, default=list)):
+                raise ValueError("another split")
+            code, parts = self._open(self.root / meta["parts"])
+        except (OSError, ValueError, KeyError, TypeError, DataError) as exc:
+            log.warning("ignoring the stored split in %s (%s); splitting again", path, exc)
             return None
+        return self._split(code, parts, meta["info"])
 
-    def save(self, key: dict, code: np.ndarray, info: dict, *, with_fold_in: bool) -> None:
-        """Store a split; a cache that cannot be written is left as it is (logged)."""
+    def remember(self, key: dict, split: Split) -> None:
+        """Record that settings ``key`` made ``split`` (whose parts this store wrote); a cache
+        that cannot be written is left as it is (logged)."""
         from genrec.io import json_default
 
-        meta = {"key": key, "info": info, "with_fold_in": with_fold_in}
+        text = json.dumps(key, sort_keys=True, default=list)
+        meta = {"key": json.loads(text), "info": split.info, "parts": self._name(split.code)}
         try:
-            with atomic_folder(self._folder(key), owned=("code.npy", "info.json")) as stage:
-                np.save(stage / "code.npy", np.asarray(code, np.int8), allow_pickle=False)
-                text = json.dumps(meta, default=json_default)  # info keeps its key order
-                (stage / "info.json").write_text(text, encoding="utf-8")
+            atomic_write(
+                self.root / f"{_digest(text)}.json", json.dumps(meta, default=json_default)
+            )
         except OSError as exc:
             log.info("could not store the split in %s: %s", self.root, exc)
 
+    def parts(self, code: np.ndarray, info: dict, *, with_fold_in: bool) -> Split | None:
+        """The split of the dataset by part ``code`` (n,), its parts written here (unless they
+        already are) and opened mapped; None when they cannot be written (the caller then
+        makes the parts in memory)."""
+        folder = self.root / self._name(code)
+        names = [p for p, c in self.PARTS.items() if c != self.PARTS["fold_in"] or with_fold_in]
+        try:
+            if folder.is_dir():
+                opened = self._open(folder)
+                if set(opened[1]) == set(names):
+                    return self._split(*opened, info)
+        except (OSError, ValueError, KeyError, TypeError, DataError) as exc:
+            log.warning("rewriting the stored parts in %s (%s)", folder, exc)
+        try:
+            self._write(folder, code, names)
+            return self._split(*self._open(folder), info)
+        except OSError as exc:
+            log.info("could not store the split's parts in %s: %s", folder, exc)
+            return None
 
-def _id_strings(ids: np.ndarray) -> np.ndarray:
-    """(n,) object array of the str of each stored id (int64 or fixed-width text)."""
-    if ids.dtype.kind == "U":
-        return ids.astype(object)
-    return np.array(list(map(str, ids.tolist())), dtype=object)
+    def _name(self, code: np.ndarray) -> str:
+        return "parts-" + _digest(np.ascontiguousarray(code, np.int8))
+
+    def _write(self, folder: Path, code: np.ndarray, names: list[str]) -> None:
+        """Every part's columns, selected from the dataset a chunk of rows at a time."""
+        data, code = self.data, np.asarray(code, np.int8)
+        lengths = {p: int(np.count_nonzero(code == self.PARTS[p])) for p in names}
+        files = [f"{p}.{c}.npy" for p in names for c in self.COLUMNS]
+        with atomic_folder(folder, owned=("code.npy", "lengths.json", *files)) as stage:
+            np.save(stage / "code.npy", code, allow_pickle=False)
+            with contextlib.ExitStack() as stack:
+                out = {}
+                for p in names:
+                    for c in self.COLUMNS:
+                        f = stack.enter_context(open(stage / f"{p}.{c}.npy", "wb"))
+                        header = {"descr": getattr(data, c).dtype.str, "fortran_order": False}
+                        np.lib.format.write_array_header_1_0(f, header | {"shape": (lengths[p],)})
+                        out[p, c] = f
+                for start in range(0, len(code), CHUNK_ROWS):
+                    rows = slice(start, start + CHUNK_ROWS)
+                    masks = {p: code[rows] == self.PARTS[p] for p in names}
+                    for c in self.COLUMNS:
+                        chunk = np.asarray(getattr(data, c)[rows])
+                        for p in names:
+                            out[p, c].write(chunk[masks[p]].tobytes())
+            (stage / "lengths.json").write_text(json.dumps(lengths), encoding="utf-8")
+
+    def _open(self, folder: Path) -> tuple[np.ndarray, dict]:
+        """``(code, parts)`` of a parts folder, mapped, after checking it; raises ValueError,
+        OSError or DataError (another dtype) when it does not read back cleanly."""
+        data = self.data
+        code = np.load(folder / "code.npy", mmap_mode="r", allow_pickle=False)
+        if code.shape != (len(data),) or code.dtype != np.int8:
+            raise ValueError("part codes of another size")
+        parts = {}
+        for part, length in json.loads((folder / "lengths.json").read_text("utf-8")).items():
+            if part not in self.PARTS:
+                raise ValueError(f"unknown part {part!r}")
+            problem = columns_problem(
+                folder, f"{part}.", n_users=data.n_users, n_items=data.n_items
+            )
+            if problem is not None:
+                raise ValueError(problem)
+            columns = [
+                np.load(folder / f"{part}.{c}.npy", mmap_mode="r", allow_pickle=False)
+                for c in self.COLUMNS
+            ]
+            if len(columns[0]) != length or len(columns[3]) != length:
+                raise ValueError(f"the {part} part has another length")
+            name = f"{data.name}/{part.replace('_', '-')}"  # as in-memory parts are named
+            parts[part] = Dataset.from_checked(
+                data.users, data.items, *columns, like=data, name=name
+            )
+        return code, parts
+
+    @staticmethod
+    def _split(code: np.ndarray, parts: dict, info: dict) -> Split:
+        split = Split(
+            parts["train"], parts["valid"], parts["test"], fold_in=parts.get("fold_in"), info=info
+        )
+        split.code = code
+        return split
+
+
+def _digest(content) -> str:
+    """The first 20 hex digits of the sha256 of str or an array's bytes."""
+    raw = content.encode() if isinstance(content, str) else memoryview(content).cast("B")
+    return hashlib.sha256(raw).hexdigest()[:20]

@@ -41,12 +41,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from genrec.data.dataset import Dataset, Split
+from genrec.data.dataset import Dataset, Split, index_dtype
 from genrec.errors import ConfigError, DataError
 
 TRAIN, VALID, TEST, FOLD_IN, DROPPED = 0, 1, 2, 3, -1
 _PART_CODES = {"train": TRAIN, "valid": VALID, "test": TEST}
 _ALL_CODES = (TRAIN, VALID, TEST, FOLD_IN, DROPPED)
+CHUNK = 1 << 20  # interactions per step of the chunked passes
 
 
 # ---- the splitters -----------------------------------------------------------------------------
@@ -86,9 +87,9 @@ def holdout_split(
     _check_data(data)
     ratios = _check_ratios(ratios)
     rng = np.random.default_rng(_check_seed(seed))
-    order = np.lexsort((rng.permutation(len(data)), data.user_idx))  # by user, then random
+    shuffled = _shuffled_positions(rng, len(data))
     counts = ratio_counts(data.user_counts, ratios)  # (n_users, 3)
-    code = _code_by_rank(data, order, counts)
+    code = _code_by_rank(data, _by_user(data, shuffled), counts)  # by user, then shuffled
     info = {"method": "holdout", "seed": seed, "ratios": list(ratios)}
     return split_by_code(data, code, info, drop_unseen=drop_unseen)
 
@@ -109,10 +110,9 @@ def leave_one_out_split(data: Dataset, *, drop_unseen: bool = True) -> Split:
     """
     _check_data(data)
     _check_timestamps(data, "loo")
-    order = data.time_order  # by user, then time; ties keep file order
     n = data.user_counts
     counts = np.stack([n - np.minimum(n - 1, 2), n >= 3, n >= 2], axis=1).astype(np.int64)
-    code = _code_by_rank(data, order, counts)
+    code = _code_by_rank(data, _by_user(data), counts)  # by user, then time
     return split_by_code(data, code, {"method": "loo"}, drop_unseen=drop_unseen)
 
 
@@ -172,7 +172,7 @@ def held_out_users_split(
     held = _choose_held_out(rng, data.user_counts, user_share, "user")
     role = np.full(data.n_users, TRAIN, np.int8)  # (n_users,) which part a user's targets go to
     role[held[: len(held) // 2]], role[held[len(held) // 2 :]] = VALID, TEST
-    order = np.lexsort((rng.permutation(len(data)), data.user_idx))
+    order = np.lexsort((_shuffled_positions(rng, len(data)), data.user_idx))
     rank = _rank_within_user(data, order)
     user_sorted = data.user_idx[order]
     k = data.user_counts
@@ -234,6 +234,10 @@ def make_split(data: Dataset, method: str, *, seed: int | None = None, **kw) -> 
     ``seed`` is passed on to splitters that take one (``loo`` and ``temporal`` are deterministic
     and ignore it); ``None`` keeps the splitter's default. Other keywords go to the splitter.
 
+    A dataset opened from a scan cache (``data.split_store`` set) has its splits stored there:
+    the same method and settings read the stored split back instead of splitting again, and on
+    either run the parts handed out are the stored files, memory-mapped.
+
     Raises:
         ConfigError: an unknown method or an option the splitter does not take.
     """
@@ -251,14 +255,11 @@ def make_split(data: Dataset, method: str, *, seed: int | None = None, **kw) -> 
         kw["seed"] = seed
     store = data.split_store if isinstance(data, Dataset) else None
     key = {"method": method, **kw}
-    if store is not None:
-        stored = store.load(key)
-        if stored is not None:
-            code, info, with_fold_in = stored
-            return split_from_code(data, code, info, with_fold_in=with_fold_in)
-    split = splitter(data, **kw)
-    if store is not None and split.code is not None:
-        store.save(key, split.code, split.info, with_fold_in=split.fold_in is not None)
+    split = None if store is None else store.load(key)
+    if split is None:
+        split = splitter(data, **kw)
+        if store is not None and split.code is not None:
+            store.remember(key, split)
     return split
 
 
@@ -361,16 +362,52 @@ def _rank_within_user(data: Dataset, order: np.ndarray) -> np.ndarray:
     return np.arange(len(order)) - starts[data.user_idx[order]]
 
 
-def _code_by_rank(data: Dataset, order: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Part code per interaction: within each user (in ``order``), the first ``counts[u, 0]`` are
-    train, the next ``counts[u, 1]`` valid, the rest test."""
-    rank = _rank_within_user(data, order)
-    user_sorted = data.user_idx[order]
+def _by_user(data: Dataset, key: np.ndarray | None = None):
+    """``(start, rows)`` pieces, in order, of the interactions sorted by user, then by ``key``
+    (n,) of distinct values (None: by time, ties in file order, :attr:`Dataset.time_order`):
+    ``rows`` is ``np.lexsort((key, data.user_idx))[start : start + len(rows)]``.
+
+    Where the time order is at hand (read from a scan cache), it groups the rows by user, and
+    ``key`` sorts a block of whole users (about :data:`CHUNK` rows) at a time: no (n,) order is
+    formed, at any size. Otherwise the order is sorted whole and handed out in pieces."""
+    if key is not None and not data.has_view("time_order"):
+        order = np.lexsort((key, data.user_idx))
+        for start in range(0, len(order), CHUNK):
+            yield start, order[start : start + CHUNK]
+        return
+    grouped, ends = data.time_order, np.cumsum(data.user_counts)  # (n,), (n_users,)
+    start = 0
+    while start < len(grouped):
+        users = np.searchsorted(ends, start + CHUNK, side="right")  # users ending within reach
+        users = max(users, np.searchsorted(ends, start, side="right") + 1)  # at least one more
+        stop = int(ends[users - 1])
+        rows = np.asarray(grouped[start:stop])
+        if key is not None:
+            rows = rows[np.lexsort((key[rows], data.user_idx[rows]))]
+        yield start, rows
+        start = stop
+
+
+def _code_by_rank(data: Dataset, pieces, counts: np.ndarray) -> np.ndarray:
+    """Part code per interaction: within each user, in the order of ``pieces`` (of
+    :func:`_by_user`), the first ``counts[u, 0]`` are train, the next ``counts[u, 1]`` valid,
+    the rest test. Computed a piece at a time, so its temporaries stay small at any size."""
+    starts = np.cumsum(data.user_counts) - data.user_counts  # (n_users,)
     code = np.empty(len(data), np.int8)
-    code[order] = (rank >= counts[user_sorted, 0]).astype(np.int8) + (
-        rank >= counts[user_sorted, 0] + counts[user_sorted, 1]
-    )
+    for start, rows in pieces:
+        users = data.user_idx[rows]
+        rank = np.arange(start, start + len(rows)) - starts[users]  # within the user
+        n_train = counts[users, 0]
+        code[rows] = (rank >= n_train).astype(np.int8) + (rank >= n_train + counts[users, 1])
     return code
+
+
+def _shuffled_positions(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``rng.permutation(n)`` (the same values, the same draws) as int32 where n fits: half the
+    memory of the int64 array at twenty million interactions."""
+    positions = np.arange(n, dtype=index_dtype(n))
+    rng.shuffle(positions)
+    return positions
 
 
 def _choose_held_out(
@@ -417,13 +454,14 @@ def split_by_code(
             f"code must hold one part code per interaction, shape ({len(data)},); "
             f"got shape {code.shape}"
         )
-    unknown = ~np.isin(code, _ALL_CODES)
-    if unknown.any():
-        j = int(np.argmax(unknown))
-        raise DataError(
-            f"code[{j}] is {code[j].item()!r}; part codes are TRAIN, VALID, TEST, "
-            f"FOLD_IN, DROPPED = {', '.join(map(str, _ALL_CODES))}"
-        )
+    for start in range(0, len(code), CHUNK):  # a chunk at a time: isin's temporaries are (n,)
+        unknown = ~np.isin(code[start : start + CHUNK], _ALL_CODES)
+        if unknown.any():
+            j = start + int(np.argmax(unknown))
+            raise DataError(
+                f"code[{j}] is {code[j].item()!r}; part codes are TRAIN, VALID, TEST, "
+                f"FOLD_IN, DROPPED = {', '.join(map(str, _ALL_CODES))}"
+            )
     code = code.astype(np.int8, copy=True)
     dropped = {part: {"interactions": 0, "users": 0, "items": 0} for part in ("valid", "test")}
     if drop_unseen:
@@ -439,8 +477,15 @@ def split_by_code(
 
 def split_from_code(data: Dataset, code: np.ndarray, info: dict, *, with_fold_in: bool) -> Split:
     """The split whose parts ``code`` (n,) gives, with ``info`` as it is (nothing dropped or
-    counted here): the last step of :func:`split_by_code`, and how a stored split is rebuilt.
-    ``split.code`` is ``code``."""
+    counted here): the last step of :func:`split_by_code`. ``split.code`` is ``code``.
+
+    A dataset opened from a scan cache has its parts written to the cache's split store and
+    memory-mapped (:meth:`~genrec.data.scan.SplitStore.parts`); any other dataset's parts are
+    selected in memory."""
+    if data.split_store is not None:  # parts written beside the cache and mapped
+        split = data.split_store.parts(code, info, with_fold_in=with_fold_in)
+        if split is not None:
+            return split
     # boolean masks (1 byte an interaction, one at a time), not index arrays (8 bytes)
     parts = {
         name: data.subset(code == c, name=f"{data.name}/{name}") for name, c in _PART_CODES.items()
@@ -456,22 +501,31 @@ def split_from_code(data: Dataset, code: np.ndarray, info: dict, *, with_fold_in
 def _drop_unseen(data: Dataset, code: np.ndarray) -> dict:
     """Mark valid/test interactions whose user or item is not in train as DROPPED (in place).
 
-    Returns per part the dropped interactions and the distinct unseen users and items."""
-    train = code == TRAIN
-    seen_user = np.bincount(data.user_idx[train], minlength=data.n_users) > 0  # (n_users,)
-    seen_item = np.bincount(data.item_idx[train], minlength=data.n_items) > 0  # (n_items,)
+    Returns per part the dropped interactions and the distinct unseen users and items. Runs
+    :data:`CHUNK` interactions at a time, so its temporaries stay small at any size."""
+    pieces = [slice(start, start + CHUNK) for start in range(0, len(code), CHUNK)]
+    seen_user, seen_item = np.zeros(data.n_users, bool), np.zeros(data.n_items, bool)
+    for rows in pieces:
+        train = code[rows] == TRAIN
+        seen_user[data.user_idx[rows][train]] = True
+        seen_item[data.item_idx[rows][train]] = True
     dropped = {}
     for name in ("valid", "test"):
-        part = code == _PART_CODES[name]
-        new_user = part & ~seen_user[data.user_idx]
-        new_item = part & ~seen_item[data.item_idx]
-        lost = new_user | new_item
+        lost_users, lost_items = np.zeros(data.n_users, bool), np.zeros(data.n_items, bool)
+        n_lost = 0
+        for rows in pieces:
+            users, items = data.user_idx[rows], data.item_idx[rows]
+            part = code[rows] == _PART_CODES[name]
+            new_user, new_item = part & ~seen_user[users], part & ~seen_item[items]
+            lost_users[users[new_user]], lost_items[items[new_item]] = True, True
+            lost = new_user | new_item
+            n_lost += int(lost.sum())
+            code[rows][lost] = DROPPED
         dropped[name] = {
-            "interactions": int(lost.sum()),
-            "users": int(np.unique(data.user_idx[new_user]).size),
-            "items": int(np.unique(data.item_idx[new_item]).size),
+            "interactions": n_lost,
+            "users": int(lost_users.sum()),
+            "items": int(lost_items.sum()),
         }
-        code[lost] = DROPPED
     return dropped
 
 

@@ -31,24 +31,34 @@ class Vocabulary:
                 f"{_noun(kind)} vocabulary has duplicate ids; each external id must appear once"
             )
 
+    _pending = None  # distinct stored ids not turned into str yet (see from_distinct)
+
     @classmethod
     def from_distinct(cls, ids: np.ndarray, *, kind: str = "id") -> Vocabulary:
-        """A vocabulary of ``ids``, a 1-D object array of distinct str known to be distinct
-        (e.g. read from a cache that grouped them), taken as is; the id -> index map is built on
-        the first lookup, so opening a million-id vocabulary costs no dict until one is needed.
+        """A vocabulary of ``ids``, a 1-D array of ids known to be distinct (e.g. read from a
+        cache that grouped them), taken as is: an object array of str, or int64 or fixed-width
+        text ids, which become str only when :attr:`ids` or a lookup first needs them. The id
+        -> index map is built on the first lookup, so opening a million-id vocabulary costs
+        neither a million str nor a dict until one is needed.
 
         >>> Vocabulary.from_distinct(np.array(["u7", "u3"], dtype=object)).index(["u3"]).tolist()
         [1]
+        >>> Vocabulary.from_distinct(np.array([7, 3])).ids.tolist()
+        ['7', '3']
         """
         vocab = cls.__new__(cls)
-        vocab.kind, vocab._ids, vocab._map = kind, ids, None
+        vocab.kind, vocab._map = kind, None
+        if ids.dtype == object:
+            vocab._ids = ids
+        else:
+            vocab._ids, vocab._pending = None, ids
         return vocab
 
     @property
     def _index(self) -> dict:
         """External id -> index, built on first use."""
         if self._map is None:
-            self._map = {x: i for i, x in enumerate(self._ids)}
+            self._map = {x: i for i, x in enumerate(self.ids)}
         return self._map
 
     @classmethod
@@ -63,7 +73,7 @@ class Vocabulary:
         return cls(uniques, kind=kind), codes
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._pending if self._ids is None else self._ids)
 
     def __contains__(self, external_id) -> bool:
         return str(external_id) in self._index
@@ -72,7 +82,7 @@ class Vocabulary:
         return (
             isinstance(other, Vocabulary)
             and len(self) == len(other)
-            and bool(np.all(self._ids == other._ids))
+            and bool(np.all(self.ids == other.ids))
         )
 
     def __repr__(self) -> str:
@@ -81,6 +91,8 @@ class Vocabulary:
     @property
     def ids(self) -> np.ndarray:
         """External ids in index order (object array of str)."""
+        if self._ids is None:
+            self._ids, self._pending = _id_strings(self._pending), None
         return self._ids
 
     def index(self, external_ids: Iterable) -> np.ndarray:
@@ -95,7 +107,7 @@ class Vocabulary:
             shown = ", ".join(repr(x) for x in missing[:5]) + (" ..." if len(missing) > 5 else "")
             noun = _noun(self.kind)
             like = (
-                f"known {noun}s look like {', '.join(repr(x) for x in self._ids[:3])}"
+                f"known {noun}s look like {', '.join(repr(x) for x in self.ids[:3])}"
                 if len(self)
                 else f"the {noun} vocabulary is empty"
             )
@@ -119,7 +131,14 @@ class Vocabulary:
         indices = np.asarray(indices, dtype=np.int64)
         if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
             raise DataError(f"{self.kind} index out of range 0..{len(self) - 1}")
-        return self._ids[indices]
+        return self.ids[indices]
+
+
+def _id_strings(ids: np.ndarray) -> np.ndarray:
+    """(n,) object array of the str of each id (int64 or fixed-width text)."""
+    if ids.dtype.kind == "U":
+        return ids.astype(object)
+    return np.array(list(map(str, ids.tolist())), dtype=object)
 
 
 def _noun(kind: str) -> str:
