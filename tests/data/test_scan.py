@@ -437,3 +437,34 @@ def test_a_named_movielens_release_scans_after_its_fetch(tmp_path):
     assert got.name == want.name == "ml-tiny"
     assert len(built(tmp_path / "cache")) == 1
     assert_same_data(got, want)
+
+
+@pytest.mark.parametrize("pattern", ["all", "runs", "random", "last dropped"])
+def test_rows_of_kept_positions_count_the_kept_before_them(pattern):
+    """Blocks kept whole (256 of 256, past a uint8's range), dropped whole, or cut anywhere."""
+    rng = np.random.default_rng(3)
+    n = 5 * scan._Rows.BLOCK + 17
+    kept = {
+        "all": np.ones(n, bool),
+        "runs": (np.arange(n) // 300) % 2 == 0,
+        "random": rng.random(n) < 0.7,
+        "last dropped": np.arange(n) < n - 1,
+    }[pattern]
+    padded = np.zeros(-(-n // scan._Rows.BLOCK) * scan._Rows.BLOCK, np.uint8)
+    padded[:n] = kept
+    positions = np.flatnonzero(kept)
+    rows = scan._Rows(padded)(positions)
+    np.testing.assert_array_equal(rows, np.arange(len(positions)))
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float32])
+def test_arrays_written_in_chunks_equal_np_save(tmp_path, dtype):
+    values = np.arange(1000).astype(dtype)
+    with scan._NpyFile(tmp_path / "chunks.npy", dtype, len(values)) as out:
+        for start in range(0, len(values), 300):
+            out.write(values[start : start + 300].astype(np.int64))  # cast on the way
+    np.save(tmp_path / "whole.npy", values)
+    assert (tmp_path / "chunks.npy").read_bytes() == (tmp_path / "whole.npy").read_bytes()
+    with pytest.raises(RuntimeError, match="wrote 3 values of 4"):
+        with scan._NpyFile(tmp_path / "short.npy", dtype, 4) as out:
+            out.write(values[:3])

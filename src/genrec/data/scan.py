@@ -104,6 +104,11 @@ CACHE_FORMAT = 3  # 2: user_idx and item_idx stored as int32 where they fit; 3: 
 HASH_ALWAYS_BYTES = 64 * 2**20  # arrays up to this size are hashed on every open
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger values would not survive as float32
 CHUNK_ROWS = 1 << 20  # rows per batch streamed from DuckDB into the arrays
+# The default DuckDB memory limit of a build (memory_limit=None), per DuckDB thread: DuckDB
+# needs about 80 MB above its limit besides, so a 2-thread build of 20M interactions peaks near
+# 450 MB; a build that runs out of memory under it runs again under RETRY_MEMORY_LIMIT.
+MEMORY_PER_THREAD_MB = 64
+RETRY_MEMORY_LIMIT = "1GB"
 MANIFEST = "manifest.json"
 SPLITS = "splits"  # the folder of stored splits inside a scan cache
 ARRAYS = (
@@ -275,7 +280,7 @@ def scan_dataset(
     min_rating: float | None = None,
     dedup: bool = False,
     k_core: int | None = None,
-    memory_limit: str = "1GB",
+    memory_limit: str | None = None,
     threads: int | None = None,
 ) -> Dataset:
     """The filtered dataset of ``source``, built once with DuckDB and opened from its cache.
@@ -289,7 +294,9 @@ def scan_dataset(
         source: the files and their columns.
         cache_dir: the cache root; the dataset goes to ``cache_dir/scans/<name>-<key>/``.
         min_rating, dedup, k_core: the filters.
-        memory_limit: DuckDB's memory limit while building (it spills to disk beyond it).
+        memory_limit: DuckDB's memory limit while building (it spills to disk beyond it), e.g.
+            ``"1GB"``. None: :data:`MEMORY_PER_THREAD_MB` per DuckDB thread, and should DuckDB
+            run out of memory, the build again under :data:`RETRY_MEMORY_LIMIT` (logged).
         threads: DuckDB threads while building (default: DuckDB's own choice).
 
     Raises:
@@ -450,21 +457,50 @@ def parquet_item_table(path, *, key: str = "item_id") -> tuple[tuple, tuple]:
 
 # ---- building ---------------------------------------------------------------------------------
 def _build(folder: Path, source: ScanSource, settings: dict, *, memory_limit, threads) -> None:
-    """Scan, filter and re-number with DuckDB; stream the arrays into a staged folder."""
+    """Scan, filter and re-number with DuckDB; stream the arrays into a staged folder. Under the
+    default ``memory_limit`` (None), a build that runs out of memory runs again under
+    :data:`RETRY_MEMORY_LIMIT`.
+
+    Raises:
+        ConfigError: ``memory_limit`` is not a size DuckDB reads, or too small for this data.
+    """
     duckdb = require("duckdb", "scale")
+    limits = [memory_limit] if memory_limit is not None else [None, RETRY_MEMORY_LIMIT]
+    for k, limit in enumerate(limits):
+        try:
+            return _build_under(
+                duckdb, folder, source, settings, memory_limit=limit, threads=threads
+            )
+        except duckdb.OutOfMemoryException as exc:
+            shown = "the default" if limit is None else repr(limit)
+            if k + 1 < len(limits):
+                log.warning(
+                    "DuckDB ran out of memory building the scan of %r under %s memory limit "
+                    "(%s); building it again under %s",
+                    source.name,
+                    shown,
+                    _first_line(exc),
+                    limits[k + 1],
+                )
+                continue
+            raise ConfigError(
+                f"DuckDB ran out of memory building the scan of {source.name!r} under "
+                f"memory_limit={limit!r} ({_first_line(exc)}); pass a larger memory_limit to "
+                "scan_dataset, e.g. memory_limit='4GB'"
+            ) from None
+
+
+def _build_under(
+    duckdb, folder: Path, source: ScanSource, settings: dict, *, memory_limit, threads
+):
+    """One build (see :func:`_build`); DuckDB's OutOfMemoryException passes through, leaving
+    neither the staged folder nor the spill files behind."""
     started = time.perf_counter()
     folder.parent.mkdir(parents=True, exist_ok=True)
     spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=folder.parent))
     try:
-        con = duckdb.connect(
-            config={
-                "memory_limit": memory_limit,
-                "temp_directory": str(spill),
-            }
-            | ({"threads": threads} if threads else {})
-        )
+        con = _connect(duckdb, spill, memory_limit=memory_limit, threads=threads)
         try:
-            con.execute("SET enable_progress_bar = false")
             with atomic_folder(folder, owned=_owned(), what="scan cache") as stage:
                 scanned = source
                 if source.sep is not None:
@@ -485,6 +521,31 @@ def _build(folder: Path, source: ScanSource, settings: dict, *, memory_limit, th
             con.close()
     finally:
         shutil.rmtree(spill, ignore_errors=True)
+
+
+def _connect(duckdb, spill: Path, *, memory_limit, threads):
+    """A DuckDB connection spilling to ``spill`` beyond ``memory_limit`` (None:
+    :data:`MEMORY_PER_THREAD_MB` per thread); ConfigError when DuckDB cannot read
+    ``memory_limit`` as a size or ``threads`` as a thread count."""
+    config = {"temp_directory": str(spill)} | ({"threads": threads} if threads else {})
+    try:
+        con = duckdb.connect(
+            config=config | ({} if memory_limit is None else {"memory_limit": memory_limit})
+        )
+    except duckdb.Error as exc:
+        raise ConfigError(
+            f"memory_limit={memory_limit!r} or threads={threads!r} is not accepted by DuckDB "
+            f"({_first_line(exc)}); pass a size such as '128MB' or '1GB' and a thread count >= 1"
+        ) from None
+    try:
+        if memory_limit is None:
+            n_threads = int(_one(con, "SELECT current_setting('threads')")[0])
+            con.execute(f"SET memory_limit = '{MEMORY_PER_THREAD_MB * n_threads}MB'")
+        con.execute("SET enable_progress_bar = false")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def _owned() -> list[str]:
@@ -665,10 +726,7 @@ def _write_arrays(con, stage: Path, counts: dict) -> dict:
     for table, name in (("umap", "user_ids"), ("imap", "item_ids")):
         ids = con.execute(f"SELECT id FROM {table} ORDER BY idx").fetchnumpy()["id"]
         np.save(stage / f"{name}.npy", _storable_ids(ids), allow_pickle=False)
-    user_counts, item_counts, rows = _write_interactions(
-        con, stage, counts, n_users=n_users, n_items=n_items
-    )
-    np.save(stage / "user_counts.npy", user_counts, allow_pickle=False)
+    item_counts, rows = _write_interactions(con, stage, counts, n_users=n_users, n_items=n_items)
     np.save(stage / "item_counts.npy", item_counts, allow_pickle=False)
     nnz = _write_time_order_and_csr(con, stage, rows, n=n, n_users=n_users, n_items=n_items)
     _write_ones(stage / "csr_data.npy", nnz)
@@ -676,9 +734,9 @@ def _write_arrays(con, stage: Path, counts: dict) -> dict:
 
 
 def _write_interactions(con, stage: Path, counts: dict, *, n_users: int, n_items: int):
-    """``user_idx``, ``item_idx``, ``value`` and ``timestamp`` in file order; returns the user
-    and item counts and the row of each kept file position (None when every row was kept: the
-    position is the row)."""
+    """``user_idx``, ``item_idx``, ``value`` and ``timestamp`` in file order; returns the item
+    counts and the row of each kept file position (None when every row was kept: the position
+    is the row)."""
     n, n_read = counts["interactions"], counts["rows_read"]
     columns = {
         "uidx": ("user_idx", index_dtype(n_users)),
@@ -686,7 +744,7 @@ def _write_interactions(con, stage: Path, counts: dict, *, n_users: int, n_items
         "r": ("value", np.float32),
         "t": ("timestamp", np.int64),
     }
-    user_counts, item_counts = np.zeros(n_users, np.int64), np.zeros(n_items, np.int64)
+    item_counts = np.zeros(n_items, np.int64)
     kept = None if n == n_read else np.zeros(-(-n_read // _Rows.BLOCK) * _Rows.BLOCK, np.uint8)
     query = "SELECT pos, uidx, iidx, CAST(r AS FLOAT) AS r, t FROM fin ORDER BY pos"
     with ExitStack() as files:
@@ -697,11 +755,10 @@ def _write_interactions(con, stage: Path, counts: dict, *, n_users: int, n_items
         for _, batch in _batches(con, query):
             for column, file in out.items():
                 file.write(batch[column])
-            user_counts += np.bincount(batch["uidx"], minlength=n_users)
             item_counts += np.bincount(batch["iidx"], minlength=n_items)
             if kept is not None:
                 kept[batch["pos"]] = 1
-    return user_counts, item_counts, None if kept is None else _Rows(kept)
+    return item_counts, None if kept is None else _Rows(kept)
 
 
 class _Rows:
@@ -732,30 +789,41 @@ class _Rows:
 
 
 def _write_time_order_and_csr(con, stage: Path, rows, *, n: int, n_users: int, n_items: int):
-    """``time_order`` and the binary user x item CSR from one stream sorted by user, time and
-    file order: the whole users of each chunk have their (user, item) pairs made unique, sorted
-    and appended to ``indices`` (the chunk's last user waits for the next chunk); ``indptr``
-    comes from the per-user pair counts. Returns the number of pairs."""
-    per_user = np.zeros(n_users, np.int64)
+    """``time_order``, ``user_counts`` and the binary user x item CSR from one stream sorted by
+    user, time and file order: the whole users of each chunk have their (user, item) pairs made
+    unique, sorted and appended to the CSR's indices (the chunk's last user waits for the next
+    chunk). Returns the number of pairs."""
+    user_counts, per_user = np.zeros(n_users, np.int64), np.zeros(n_users, np.int64)
     scratch = stage / "csr_indices.part"
     held = np.zeros(0, np.int64)  # (user, item) keys of a user the next chunk may continue
     query = "SELECT pos, uidx, iidx FROM fin ORDER BY uidx, t, pos"
     with _NpyFile(stage / "time_order.npy", np.int64, n) as order, open(scratch, "wb") as pairs:
         for _, batch in _batches(con, query):
             order.write(batch["pos"] if rows is None else rows(batch["pos"]))
-            keys = np.concatenate([held, batch["uidx"].astype(np.int64) * n_items + batch["iidx"]])
-            users = keys // n_items  # ascending
+            chunk_users = batch["uidx"].astype(np.int64)  # ascending
+            user_counts[chunk_users[0] : chunk_users[-1] + 1] += np.bincount(
+                chunk_users - chunk_users[0]
+            )
+            keys = np.concatenate([held, chunk_users * n_items + batch["iidx"]])
+            users = keys // n_items
             last = int(np.searchsorted(users, users[-1]))  # the first row of the last user
             _append_pairs(keys[:last], pairs, per_user, n_items=n_items)
             held = keys[last:].copy()
         _append_pairs(held, pairs, per_user, n_items=n_items)
+    np.save(stage / "user_counts.npy", user_counts, allow_pickle=False)
+    return _write_csr(stage, scratch, per_user, n_items=n_items)
+
+
+def _write_csr(stage: Path, scratch: Path, per_user: np.ndarray, *, n_items: int) -> int:
+    """``csr_indices`` (int32 where they fit) from the int64 indices in ``scratch``, which is
+    then removed, and ``csr_indptr`` from the pairs of each user; returns the number of pairs."""
     nnz = int(per_user.sum())
     index_type = np.int32 if nnz < 2**31 and n_items < 2**31 else np.int64
     with open(scratch, "rb") as src, _NpyFile(stage / "csr_indices.npy", index_type, nnz) as out:
         for _ in range(0, nnz, CHUNK_ROWS):
             out.write(np.fromfile(src, np.int64, CHUNK_ROWS))
     scratch.unlink()
-    indptr = np.zeros(n_users + 1, index_type)
+    indptr = np.zeros(len(per_user) + 1, index_type)
     np.cumsum(per_user, out=indptr[1:])
     np.save(stage / "csr_indptr.npy", indptr, allow_pickle=False)
     return nnz
