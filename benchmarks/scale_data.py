@@ -376,8 +376,9 @@ def verdict(record: dict) -> list[str]:
         "become strings and the CSR's ones are read only when used. What stays resident is "
         "the interpreter with numpy, DuckDB and pyarrow (about 115 MB before any data), the "
         "item table and the pages a step has read, which are page cache the kernel can drop "
-        "and read again. On the first run the peak is the build's (DuckDB's working memory "
-        "under `memory_limit`, and the arrays being written) or the split's (its sort and "
+        "and read again. On the first run the peak is the build's (DuckDB's working memory, "
+        "64 MB per DuckDB thread by default plus about 80 MB DuckDB holds beyond its limit; "
+        "the arrays are written to disk in order, not through maps) or the split's (its sort and "
         "rank arrays, then its parts in memory until they are stored and mapped)."
     )
     capped = record.get("capped") or []

@@ -468,3 +468,18 @@ def test_arrays_written_in_chunks_equal_np_save(tmp_path, dtype):
     with pytest.raises(RuntimeError, match="wrote 3 values of 4"):
         with scan._NpyFile(tmp_path / "short.npy", dtype, 4) as out:
             out.write(values[:3])
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1 << 20])
+def test_text_ids_of_any_width_are_written_in_chunks(tmp_path, monkeypatch, chunk):
+    """The vocabularies are written a chunk at a time as wide as their widest id."""
+    monkeypatch.setattr(scan, "CHUNK_ROWS", chunk)
+    users = ["u", "user-22", "ü", "😀-long-user-id", "u", "user-22", "x"]
+    items = ["i1", "i1", "item-ß", "i1", "i-333333", "", "i1"]
+    pq.write_table(pa.table({"u": users, "i": items}), tmp_path / "log.parquet")
+    source = scan.ScanSource((tmp_path / "log.parquet",), user="u", item="i", name="log")
+    got = scan.scan_dataset(source, cache_dir=tmp_path / "cache")
+    assert_same_data(got, in_memory(source))
+    (folder,) = built(tmp_path / "cache")
+    assert np.load(folder / "user_ids.npy").dtype == np.dtype("<U14")  # the emoji id
+    assert list(np.load(folder / "item_ids.npy")) == ["i1", "item-ß", "i-333333", ""]

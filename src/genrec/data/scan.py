@@ -3,11 +3,14 @@
 :func:`scan_dataset` reads Parquet, CSV or ``::``-separated files with DuckDB and never holds a
 frame of the raw file. Filtering (minimum rating, one row per repeated pair, the iterative
 k-core) and the dense re-numbering of ids run in SQL, spilling to disk beyond
-``memory_limit``; the result streams in chunks into ``.npy`` files that are then opened with
-``np.load(mmap_mode="r")``. The user x item CSR matrix is written the same way (``indptr`` from
-per-user counts, ``indices`` filled a block of users at a time), so :attr:`Dataset.user_items`
-of twenty million interactions costs no copy. Splits made of the opened dataset are stored in
-the cache too (:class:`SplitStore`), so a second run neither scans nor splits again.
+``memory_limit`` (64 MB per DuckDB thread by default). Two sorted streams, one in file order
+and one by user and time, are written a chunk at a time to the ends of ``.npy`` files (plain
+writes: the pages go to the page cache, not to the process) that are then opened with
+``np.load(mmap_mode="r")``. The user x item CSR matrix comes from the second stream (``indptr``
+from per-user counts, ``indices`` a block of whole users at a time), so
+:attr:`Dataset.user_items` of twenty million interactions costs no copy. Splits made of the
+opened dataset are stored in the cache too (:class:`SplitStore`), so a second run neither scans
+nor splits again.
 
 The result equals the in-memory path on the same files: the same interaction order (the files
 in the order given, rows in file order), vocabularies in first-seen order over the unfiltered
@@ -666,9 +669,8 @@ def _filter(con, settings: dict, name: str) -> dict:
         if settings["dedup"]
         else ""
     )
-    con.execute(
-        f"CREATE TEMP {_kind_of_cur(settings)} cur AS SELECT pos, u, i, r, t FROM raw {where} {qualify}"
-    )
+    kind = _kind_of_cur(settings)
+    con.execute(f"CREATE TEMP {kind} cur AS SELECT pos, u, i, r, t FROM raw {where} {qualify}")
     before = _one(con, "SELECT count(*) FROM raw")[0]
     k = settings["k_core"]
     while k is not None:  # the k-core: drop users and items below k until none is
@@ -723,14 +725,26 @@ def _write_arrays(con, stage: Path, counts: dict) -> dict:
     n = counts["interactions"]
     n_users = _one(con, "SELECT count(*) FROM umap")[0]
     n_items = _one(con, "SELECT count(*) FROM imap")[0]
-    for table, name in (("umap", "user_ids"), ("imap", "item_ids")):
-        ids = con.execute(f"SELECT id FROM {table} ORDER BY idx").fetchnumpy()["id"]
-        np.save(stage / f"{name}.npy", _storable_ids(ids), allow_pickle=False)
+    _write_ids(con, "umap", stage / "user_ids.npy", n_users)
+    _write_ids(con, "imap", stage / "item_ids.npy", n_items)
     item_counts, rows = _write_interactions(con, stage, counts, n_users=n_users, n_items=n_items)
     np.save(stage / "item_counts.npy", item_counts, allow_pickle=False)
     nnz = _write_time_order_and_csr(con, stage, rows, n=n, n_users=n_users, n_items=n_items)
     _write_ones(stage / "csr_data.npy", nnz)
     return {**counts, "users": int(n_users), "items": int(n_items), "pairs": int(nnz)}
+
+
+def _write_ids(con, table: str, path: Path, n: int) -> None:
+    """The ids of ``table`` (``umap``, ``imap``) in index order, a chunk at a time, as int64 or
+    as text as wide as the widest id (:func:`_storable_ids`; a first pass finds the width)."""
+    query = f"SELECT id FROM {table}"
+    dtype = _storable_ids(next(_batches(con, f"{query} LIMIT 1"))[1]["id"]).dtype
+    if dtype.kind == "U":
+        width = max(_storable_ids(batch["id"]).dtype.itemsize for _, batch in _batches(con, query))
+        dtype = np.dtype((np.str_, width // 4))  # 4 bytes a character
+    with _NpyFile(path, dtype, n) as out:
+        for _, batch in _batches(con, f"{query} ORDER BY idx"):
+            out.write(_storable_ids(batch["id"]))
 
 
 def _write_interactions(con, stage: Path, counts: dict, *, n_users: int, n_items: int):
@@ -887,7 +901,9 @@ def _batches(con, query: str):
     reader = con.sql(query).to_arrow_reader(CHUNK_ROWS)
     start = 0
     for batch in reader:
-        columns = {name: batch.column(name).to_numpy() for name in batch.schema.names}
+        columns = {
+            name: batch.column(name).to_numpy(zero_copy_only=False) for name in batch.schema.names
+        }
         yield start, columns
         start += batch.num_rows
 
