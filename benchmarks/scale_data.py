@@ -377,8 +377,9 @@ def verdict(record: dict) -> list[str]:
         "the interpreter with numpy, DuckDB and pyarrow (about 115 MB before any data), the "
         "item table and the pages a step has read, which are page cache the kernel can drop "
         "and read again. On the first run the peak is the build's (DuckDB's working memory, "
-        "64 MB per DuckDB thread by default plus about 80 MB DuckDB holds beyond its limit; "
-        "the arrays are written to disk in order, not through maps) or the split's (its sort and "
+        "by default 64 MB per DuckDB thread, 32 MB while it sorts, plus about 80 MB DuckDB holds "
+        "beyond its limit; the arrays are written to disk in order, not through maps) or the "
+        "split's (its sort and "
         "rank arrays, then its parts in memory until they are stored and mapped)."
     )
     capped = record.get("capped") or []

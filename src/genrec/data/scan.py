@@ -3,10 +3,10 @@
 :func:`scan_dataset` reads Parquet, CSV or ``::``-separated files with DuckDB and never holds a
 frame of the raw file. Filtering (minimum rating, one row per repeated pair, the iterative
 k-core) and the dense re-numbering of ids run in SQL, spilling to disk beyond
-``memory_limit`` (64 MB per DuckDB thread by default). Two sorted streams, one in file order
-and one by user and time, are written a chunk at a time to the ends of ``.npy`` files (plain
-writes: the pages go to the page cache, not to the process) that are then opened with
-``np.load(mmap_mode="r")``. The user x item CSR matrix comes from the second stream (``indptr``
+``memory_limit`` (by default 64 MB per DuckDB thread, 32 MB while sorting). Two sorted
+streams, one in file order and one by user and time, are written a chunk at a time to the ends
+of ``.npy`` files (plain writes: the pages go to the page cache, not to the process) that are
+then opened with ``np.load(mmap_mode="r")``. The user x item CSR matrix comes from the second stream (``indptr``
 from per-user counts, ``indices`` a block of whole users at a time), so
 :attr:`Dataset.user_items` of twenty million interactions costs no copy. Splits made of the
 opened dataset are stored in the cache too (:class:`SplitStore`), so a second run neither scans
@@ -107,10 +107,12 @@ CACHE_FORMAT = 3  # 2: user_idx and item_idx stored as int32 where they fit; 3: 
 HASH_ALWAYS_BYTES = 64 * 2**20  # arrays up to this size are hashed on every open
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger values would not survive as float32
 CHUNK_ROWS = 1 << 20  # rows per batch streamed from DuckDB into the arrays
-# The default DuckDB memory limit of a build (memory_limit=None), per DuckDB thread: DuckDB
-# needs about 80 MB above its limit besides, so a 2-thread build of 20M interactions peaks near
-# 450 MB; a build that runs out of memory under it runs again under RETRY_MEMORY_LIMIT.
+# The default DuckDB memory limit of a build (memory_limit=None), per DuckDB thread, while it
+# filters and numbers (joins, aggregates) and while it sorts the two output streams; DuckDB
+# holds about 80 MB beyond its limit besides, so a 2-thread build of 20M interactions peaks near
+# 400 MB. A build that runs out of memory under them runs again under RETRY_MEMORY_LIMIT.
 MEMORY_PER_THREAD_MB = 64
+SORT_MEMORY_PER_THREAD_MB = 32
 RETRY_MEMORY_LIMIT = "1GB"
 MANIFEST = "manifest.json"
 SPLITS = "splits"  # the folder of stored splits inside a scan cache
@@ -298,8 +300,9 @@ def scan_dataset(
         cache_dir: the cache root; the dataset goes to ``cache_dir/scans/<name>-<key>/``.
         min_rating, dedup, k_core: the filters.
         memory_limit: DuckDB's memory limit while building (it spills to disk beyond it), e.g.
-            ``"1GB"``. None: :data:`MEMORY_PER_THREAD_MB` per DuckDB thread, and should DuckDB
-            run out of memory, the build again under :data:`RETRY_MEMORY_LIMIT` (logged).
+            ``"1GB"``. None: :data:`MEMORY_PER_THREAD_MB` per DuckDB thread (while sorting,
+            :data:`SORT_MEMORY_PER_THREAD_MB`), and should DuckDB run out of memory, the build
+            again under :data:`RETRY_MEMORY_LIMIT` (logged).
         threads: DuckDB threads while building (default: DuckDB's own choice).
 
     Raises:
@@ -512,6 +515,8 @@ def _build_under(
                 _check_missing(con, source)
                 counts = _filter(con, settings, source.name)
                 _number(con, settings)
+                if memory_limit is None:  # the sorts spill well; the joins less so
+                    _limit_per_thread(con, SORT_MEMORY_PER_THREAD_MB)
                 meta = _write_arrays(con, stage, counts)
                 meta.update(
                     format=CACHE_FORMAT,
@@ -542,13 +547,18 @@ def _connect(duckdb, spill: Path, *, memory_limit, threads):
         ) from None
     try:
         if memory_limit is None:
-            n_threads = int(_one(con, "SELECT current_setting('threads')")[0])
-            con.execute(f"SET memory_limit = '{MEMORY_PER_THREAD_MB * n_threads}MB'")
+            _limit_per_thread(con, MEMORY_PER_THREAD_MB)
         con.execute("SET enable_progress_bar = false")
     except BaseException:
         con.close()
         raise
     return con
+
+
+def _limit_per_thread(con, megabytes: int) -> None:
+    """Set DuckDB's memory limit to ``megabytes`` per DuckDB thread."""
+    n_threads = int(_one(con, "SELECT current_setting('threads')")[0])
+    con.execute(f"SET memory_limit = '{megabytes * n_threads}MB'")
 
 
 def _owned() -> list[str]:
