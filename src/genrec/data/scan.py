@@ -318,9 +318,10 @@ def scan_dataset(
         if problem is None:
             return _opened(folder, source, tables=tables)
         log.warning("the scan cache %s is damaged (%s); building it again", folder, problem)
+    del tables  # not held through the build (80 MB of item text at 20M): read again after it
     _check_files(source)
     _build(folder, source, settings, memory_limit=memory_limit, threads=threads)
-    return _opened(folder, source, tables=tables)  # built from checked rows just now
+    return _opened(folder, source, tables=None)  # built from checked rows just now
 
 
 def _settings(*, min_rating, dedup: bool, k_core) -> dict:
