@@ -50,7 +50,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -894,11 +893,9 @@ def _write_ones(path: Path, n: int) -> None:
     """The CSR's (n,) float32 values, all 1, written a block at a time: the opened matrix maps
     them instead of holding n ones in memory."""
     block = np.ones(min(n, CHUNK_ROWS), np.float32)
-    with open(path, "wb") as f:
-        header = {"descr": block.dtype.str, "fortran_order": False, "shape": (n,)}
-        np.lib.format.write_array_header_1_0(f, header)
+    with _NpyFile(path, np.float32, n) as out:
         for start in range(0, n, CHUNK_ROWS):
-            f.write(block[: min(CHUNK_ROWS, n - start)].tobytes())
+            out.write(block[: min(CHUNK_ROWS, n - start)])
 
 
 def _one(con, query: str) -> tuple:
@@ -999,7 +996,7 @@ def columns_problem(folder: Path, prefix: str, *, n_users: int, n_items: int) ->
 def _npy_chunks(*paths: Path):
     """``(start, (chunk of each file))`` of 1-D ``.npy`` files of one length, read in blocks of
     :data:`CHUNK_ROWS` rows through plain reads (not memory-mapped)."""
-    with contextlib.ExitStack() as stack:
+    with ExitStack() as stack:
         files, dtypes, lengths = [], [], set()
         for path in paths:
             f = stack.enter_context(open(path, "rb"))
@@ -1166,21 +1163,21 @@ class SplitStore:
         files = [f"{p}.{c}.npy" for p in names for c in self.COLUMNS]
         with atomic_folder(folder, owned=("code.npy", "lengths.json", *files)) as stage:
             np.save(stage / "code.npy", code, allow_pickle=False)
-            with contextlib.ExitStack() as stack:
-                out = {}
-                for p in names:
-                    for c in self.COLUMNS:
-                        f = stack.enter_context(open(stage / f"{p}.{c}.npy", "wb"))
-                        header = {"descr": getattr(data, c).dtype.str, "fortran_order": False}
-                        np.lib.format.write_array_header_1_0(f, header | {"shape": (lengths[p],)})
-                        out[p, c] = f
+            with ExitStack() as stack:
+                out = {
+                    (p, c): stack.enter_context(
+                        _NpyFile(stage / f"{p}.{c}.npy", getattr(data, c).dtype, lengths[p])
+                    )
+                    for p in names
+                    for c in self.COLUMNS
+                }
                 for start in range(0, len(code), CHUNK_ROWS):
                     rows = slice(start, start + CHUNK_ROWS)
                     masks = {p: code[rows] == self.PARTS[p] for p in names}
                     for c in self.COLUMNS:
                         chunk = np.asarray(getattr(data, c)[rows])
                         for p in names:
-                            out[p, c].write(chunk[masks[p]].tobytes())
+                            out[p, c].write(chunk[masks[p]])
             (stage / "lengths.json").write_text(json.dumps(lengths), encoding="utf-8")
 
     def _open(self, folder: Path) -> tuple[np.ndarray, dict]:
