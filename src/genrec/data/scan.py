@@ -6,11 +6,11 @@ k-core) and the dense re-numbering of ids run in SQL, spilling to disk beyond
 ``memory_limit`` (by default 64 MB per DuckDB thread, 32 MB while sorting). Two sorted
 streams, one in file order and one by user and time, are written a chunk at a time to the ends
 of ``.npy`` files (plain writes: the pages go to the page cache, not to the process) that are
-then opened with ``np.load(mmap_mode="r")``. The user x item CSR matrix comes from the second stream (``indptr``
-from per-user counts, ``indices`` a block of whole users at a time), so
+then opened with ``np.load(mmap_mode="r")``. The user x item CSR matrix comes from the second
+stream (``indptr`` from per-user counts, ``indices`` a block of whole users at a time), so
 :attr:`Dataset.user_items` of twenty million interactions costs no copy. Splits made of the
-opened dataset are stored in the cache too (:class:`SplitStore`), so a second run neither scans
-nor splits again.
+opened dataset are stored in the cache too, their parts mapped like the cache
+(:class:`SplitStore`), so a second run neither scans nor splits again.
 
 The result equals the in-memory path on the same files: the same interaction order (the files
 in the order given, rows in file order), vocabularies in first-seen order over the unfiltered
@@ -25,9 +25,12 @@ Cache layout (``cache_dir/scans/<name>-<key>/``)::
     user_idx.npy ...     (n,) user_idx, item_idx (int32 where they fit, else int64), int64
                          timestamp, float32 value
     time_order.npy       (n,) int64: by user, then time, ties in file order
-    csr_indptr.npy ...   the binary user x item CSR (int32 or int64 indices, float32 ones)
-    splits/<key>/        stored splits: code.npy (int8 part of each interaction), each
-                         part's columns (train.user_idx.npy ...), info.json
+    csr_indptr.npy ...   the binary user x item CSR: indptr, indices (int32 or int64) and
+                         data (float32 ones)
+    splits/parts-<sha>/  a split's parts, by the sha of its part codes: code.npy (int8 part of
+                         each interaction), each part's columns (train.user_idx.npy ...),
+                         lengths.json
+    splits/<sha>.json    the settings a split was made with, its info and its parts' folder
 
 The key is a sha256 of every source file's path, size and modification time and of the filter
 settings, so an edited file or another filter builds a new folder. A folder is written in a
