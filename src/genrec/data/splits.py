@@ -89,7 +89,7 @@ def holdout_split(
     rng = np.random.default_rng(_check_seed(seed))
     shuffled = _shuffled_positions(rng, len(data))
     counts = ratio_counts(data.user_counts, ratios)  # (n_users, 3)
-    code = _code_by_rank(data, _by_user(data, shuffled), counts)  # by user, then shuffled
+    code = _code_by_rank(data, _by_user(data, shuffled), _by_counts(counts))
     info = {"method": "holdout", "seed": seed, "ratios": list(ratios)}
     return split_by_code(data, code, info, drop_unseen=drop_unseen)
 
@@ -112,7 +112,7 @@ def leave_one_out_split(data: Dataset, *, drop_unseen: bool = True) -> Split:
     _check_timestamps(data, "loo")
     n = data.user_counts
     counts = np.stack([n - np.minimum(n - 1, 2), n >= 3, n >= 2], axis=1).astype(np.int64)
-    code = _code_by_rank(data, _by_user(data), counts)  # by user, then time
+    code = _code_by_rank(data, _by_user(data), _by_counts(counts))  # by user, then time
     return split_by_code(data, code, {"method": "loo"}, drop_unseen=drop_unseen)
 
 
@@ -172,14 +172,13 @@ def held_out_users_split(
     held = _choose_held_out(rng, data.user_counts, user_share, "user")
     role = np.full(data.n_users, TRAIN, np.int8)  # (n_users,) which part a user's targets go to
     role[held[: len(held) // 2]], role[held[len(held) // 2 :]] = VALID, TEST
-    order = np.lexsort((_shuffled_positions(rng, len(data)), data.user_idx))
-    rank = _rank_within_user(data, order)
-    user_sorted = data.user_idx[order]
     k = data.user_counts
     n_fold = np.minimum(np.floor(fold_in * k).astype(np.int64), np.maximum(k - 1, 0))
-    held_sorted = role[user_sorted] != TRAIN
-    code = np.empty(len(data), np.int8)
-    code[order] = np.where(held_sorted & (rank < n_fold[user_sorted]), FOLD_IN, role[user_sorted])
+
+    def part_of(users, rank):  # a held-out user's first n_fold shuffled rows are fold-in
+        return np.where((role[users] != TRAIN) & (rank < n_fold[users]), FOLD_IN, role[users])
+
+    code = _code_by_rank(data, _by_user(data, _shuffled_positions(rng, len(data))), part_of)
     info = {
         "method": "cold-users",
         "seed": seed,
@@ -356,12 +355,6 @@ def ratio_counts(n, ratios: Sequence[float]) -> np.ndarray:
 
 
 # ---- shared steps ------------------------------------------------------------------------------
-def _rank_within_user(data: Dataset, order: np.ndarray) -> np.ndarray:
-    """(n,) rank of ``order[k]`` among its user's interactions; ``order`` sorts by user first."""
-    starts = np.cumsum(data.user_counts) - data.user_counts  # (n_users,)
-    return np.arange(len(order)) - starts[data.user_idx[order]]
-
-
 def _by_user(data: Dataset, key: np.ndarray | None = None):
     """``(start, rows)`` pieces, in order, of the interactions sorted by user, then by ``key``
     (n,) of distinct values (None: by time, ties in file order, :attr:`Dataset.time_order`):
@@ -388,18 +381,27 @@ def _by_user(data: Dataset, key: np.ndarray | None = None):
         start = stop
 
 
-def _code_by_rank(data: Dataset, pieces, counts: np.ndarray) -> np.ndarray:
-    """Part code per interaction: within each user, in the order of ``pieces`` (of
-    :func:`_by_user`), the first ``counts[u, 0]`` are train, the next ``counts[u, 1]`` valid,
-    the rest test. Computed a piece at a time, so its temporaries stay small at any size."""
+def _code_by_rank(data: Dataset, pieces, part_of) -> np.ndarray:
+    """Part code per interaction from its user and its rank among the user's interactions in
+    the order of ``pieces`` (of :func:`_by_user`): ``part_of(users, rank)`` gives the codes of a
+    piece's rows. Computed a piece at a time, so its temporaries stay small at any size."""
     starts = np.cumsum(data.user_counts) - data.user_counts  # (n_users,)
     code = np.empty(len(data), np.int8)
     for start, rows in pieces:
         users = data.user_idx[rows]
-        rank = np.arange(start, start + len(rows)) - starts[users]  # within the user
-        n_train = counts[users, 0]
-        code[rows] = (rank >= n_train).astype(np.int8) + (rank >= n_train + counts[users, 1])
+        code[rows] = part_of(users, np.arange(start, start + len(rows)) - starts[users])
     return code
+
+
+def _by_counts(counts: np.ndarray):
+    """``part_of`` for :func:`_code_by_rank`: within each user the first ``counts[u, 0]`` are
+    train, the next ``counts[u, 1]`` valid, the rest test."""
+
+    def part_of(users, rank):
+        n_train = counts[users, 0]
+        return (rank >= n_train).astype(np.int8) + (rank >= n_train + counts[users, 1])
+
+    return part_of
 
 
 def _shuffled_positions(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -509,24 +511,29 @@ def _drop_unseen(data: Dataset, code: np.ndarray) -> dict:
         train = code[rows] == TRAIN
         seen_user[data.user_idx[rows][train]] = True
         seen_item[data.item_idx[rows][train]] = True
-    dropped = {}
-    for name in ("valid", "test"):
-        lost_users, lost_items = np.zeros(data.n_users, bool), np.zeros(data.n_items, bool)
-        n_lost = 0
-        for rows in pieces:
-            users, items = data.user_idx[rows], data.item_idx[rows]
-            part = code[rows] == _PART_CODES[name]
-            new_user, new_item = part & ~seen_user[users], part & ~seen_item[items]
-            lost_users[users[new_user]], lost_items[items[new_item]] = True, True
-            lost = new_user | new_item
-            n_lost += int(lost.sum())
-            code[rows][lost] = DROPPED
-        dropped[name] = {
-            "interactions": n_lost,
-            "users": int(lost_users.sum()),
-            "items": int(lost_items.sum()),
+    parts = ("valid", "test")
+    lost_users = {p: np.zeros(data.n_users, bool) for p in parts}
+    lost_items = {p: np.zeros(data.n_items, bool) for p in parts}
+    n_lost = dict.fromkeys(parts, 0)
+    for rows in pieces:
+        users, items, piece = data.user_idx[rows], data.item_idx[rows], code[rows]
+        unseen_user, unseen_item = ~seen_user[users], ~seen_item[items]
+        lost = np.zeros(len(piece), bool)
+        for p in parts:
+            in_part = piece == _PART_CODES[p]
+            new_user, new_item = in_part & unseen_user, in_part & unseen_item
+            lost_users[p][users[new_user]], lost_items[p][items[new_item]] = True, True
+            n_lost[p] += int(np.count_nonzero(new_user | new_item))
+            lost |= new_user | new_item
+        piece[lost] = DROPPED  # a view of code
+    return {
+        p: {
+            "interactions": n_lost[p],
+            "users": int(lost_users[p].sum()),
+            "items": int(lost_items[p].sum()),
         }
-    return dropped
+        for p in parts
+    }
 
 
 def _describe_dropped(info: dict) -> str:
