@@ -124,13 +124,13 @@ def memory_cap(limit_mb: float):
     machine): yields ``(join, usage)``, ``join`` putting the calling process into it (a
     ``preexec_fn``) and ``usage()`` its peak usage and how often the limit was hit. Raises
     OSError where no memory cgroup is writable."""
-    v2 = Path("/proc/self/cgroup").read_text().splitlines()
-    v1 = next((line for line in v2 if ":memory:" in line), None)
+    groups = Path("/proc/self/cgroup").read_text().splitlines()
+    v1 = next((line for line in groups if ":memory:" in line), None)  # a v1 memory hierarchy
     if v1 is not None:
         parent = Path("/sys/fs/cgroup/memory") / v1.split(":", 2)[2].lstrip("/")
         limit, peak, hits = "memory.limit_in_bytes", "memory.max_usage_in_bytes", "memory.failcnt"
-    else:
-        parent = Path("/sys/fs/cgroup") / v2[-1].split("::", 1)[1].lstrip("/")
+    else:  # v2: the unified hierarchy's "0::/path" line
+        parent = Path("/sys/fs/cgroup") / groups[-1].split("::", 1)[1].lstrip("/")
         limit, peak, hits = "memory.max", "memory.peak", None
     group = parent / f"genrec-scale-cap-{os.getpid()}"
     group.mkdir()

@@ -79,6 +79,7 @@ from genrec.data.dataset import (
     index_dtype,
     object_array,
 )
+from genrec.data.splits import FOLD_IN, TEST, TRAIN, VALID
 from genrec.data.vocabulary import Vocabulary
 from genrec.errors import ConfigError, DataError, require
 from genrec.io import atomic_folder, atomic_write
@@ -1102,7 +1103,7 @@ class SplitStore:
     """
 
     COLUMNS = ("user_idx", "item_idx", "value", "timestamp")
-    PARTS = {"train": 0, "valid": 1, "test": 2, "fold_in": 3}  # name -> part code
+    PARTS = {"train": TRAIN, "valid": VALID, "test": TEST, "fold_in": FOLD_IN}  # name -> code
 
     def __init__(self, root, data: Dataset):
         self.root, self.data = Path(root), data
@@ -1141,7 +1142,7 @@ class SplitStore:
         already are) and opened mapped; None when they cannot be written (the caller then
         makes the parts in memory)."""
         folder = self.root / self._name(code)
-        names = [p for p, c in self.PARTS.items() if c != self.PARTS["fold_in"] or with_fold_in]
+        names = [p for p, c in self.PARTS.items() if c != FOLD_IN or with_fold_in]
         try:
             if folder.is_dir():
                 opened = self._open(folder)
@@ -1151,7 +1152,7 @@ class SplitStore:
             log.warning("rewriting the stored parts in %s (%s)", folder, exc)
         try:
             self._write(folder, code, names)
-            return self._split(*self._open(folder), info)
+            return self._split(*self._open(folder, checked=True), info)
         except OSError as exc:
             log.info("could not store the split's parts in %s: %s", folder, exc)
             return None
@@ -1183,8 +1184,9 @@ class SplitStore:
                             out[p, c].write(chunk[masks[p]])
             (stage / "lengths.json").write_text(json.dumps(lengths), encoding="utf-8")
 
-    def _open(self, folder: Path) -> tuple[np.ndarray, dict]:
-        """``(code, parts)`` of a parts folder, mapped, after checking it; raises ValueError,
+    def _open(self, folder: Path, *, checked: bool = False) -> tuple[np.ndarray, dict]:
+        """``(code, parts)`` of a parts folder, mapped, after checking it (the columns' values
+        not again when ``checked``: just written from the checked dataset); raises ValueError,
         OSError or DataError (another dtype) when it does not read back cleanly."""
         data = self.data
         code = np.load(folder / "code.npy", mmap_mode="r", allow_pickle=False)
@@ -1194,10 +1196,8 @@ class SplitStore:
         for part, length in json.loads((folder / "lengths.json").read_text("utf-8")).items():
             if part not in self.PARTS:
                 raise ValueError(f"unknown part {part!r}")
-            problem = columns_problem(
-                folder, f"{part}.", n_users=data.n_users, n_items=data.n_items
-            )
-            if problem is not None:
+            shape = {"n_users": data.n_users, "n_items": data.n_items}
+            if not checked and (problem := columns_problem(folder, f"{part}.", **shape)):
                 raise ValueError(problem)
             columns = [
                 np.load(folder / f"{part}.{c}.npy", mmap_mode="r", allow_pickle=False)
