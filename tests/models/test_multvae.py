@@ -87,7 +87,7 @@ def test_reparameterisation_noise_is_standard_normal(fitted, world):
         fitted.net_["encoder"][-1].register_forward_hook(  # the encoder's output layer
             lambda m, i, out: seen.__setitem__("enc", out.detach())
         ),
-        fitted.net_["decoder"].register_forward_pre_hook(
+        fitted.net_["decoder"][0].register_forward_pre_hook(  # the decoder's first layer
             lambda m, i: seen.__setitem__("z", i[0].detach())
         ),
     ]

@@ -420,6 +420,13 @@ def sampled_softmax(hidden, items, target, log_q, *, n_sampled: int):
     return corrected_cross_entropy(pos, neg, target, drawn, log_q)
 
 
+def sampling_proposal(train, cfg):
+    """:func:`log_proposal` of ``train``'s item counts when its catalog is above
+    ``cfg.sampled_above`` items (the likelihood's softmax is then sampled), else None (the full
+    softmax): how the auto-encoders choose."""
+    return log_proposal(train.item_counts) if train.n_items > cfg.sampled_above else None
+
+
 def check_sampling_fields(cfg) -> None:
     """ConfigError for a bad ``sampled_above`` (a non-negative integer) or ``n_sampled`` (a
     positive integer): the sampled-softmax fields of a config."""

@@ -54,9 +54,9 @@ from genrec.models.neural import (
     draw_sample,
     fit_epochs,
     load_module_state,
-    log_proposal,
     module_device,
     module_state,
+    sampling_proposal,
     seeded,
     to_numpy,
     torch_device,
@@ -139,7 +139,7 @@ class MultDAE(Recommender):
         rng = np.random.default_rng(options.seed)
         device = torch_device(options)
         amp = MixedPrecision(device, precision=options.precision)
-        log_q = log_proposal(train.item_counts) if train.n_items > cfg.sampled_above else None
+        log_q = sampling_proposal(train, cfg)
         with seeded(options.seed):
             self.net_ = net = self._build(train.n_items).to(device)
             weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
@@ -155,7 +155,9 @@ class MultDAE(Recommender):
                 for rows in dp.batches(user_items.shape[0], cfg.batch_size, rng):
                     x = batch_rows(user_items, rows, device=device, sparse=log_q is not None)
                     with amp.autocast():
-                        loss = self._nll(x, log_q) + cfg.reg * l2_penalty(weights)
+                        hidden = net[1:-1](first_layer(net[0], x, cfg.dropout, training=True))
+                        nll = likelihood(hidden, net[-1], x, log_q, cfg.n_sampled)
+                        loss = nll + cfg.reg * l2_penalty(weights)
                     dp.step(loss, len(rows))
                     total, count = total + loss.detach() * len(rows), count + len(rows)
                 return dp.mean(total, count)  # read once per epoch
@@ -169,16 +171,6 @@ class MultDAE(Recommender):
                 module=net,
             )
         net.eval()
-
-    def _nll(self, x, log_q):
-        """The multinomial NLL of the rows x (B, I) through the dropped-out network: the full
-        softmax of a dense x (``log_q`` None), or the sampled one of :class:`SparseRows` x
-        (:func:`sampled_likelihood`)."""
-        net = self.net_
-        hidden = net[1:-1](first_layer(net[0], x, self.config.dropout, training=True))  # (B, H)
-        if log_q is None:
-            return multinomial_nll(net[-1](hidden), x)
-        return sampled_likelihood(hidden, net[-1], x, log_q, self.config.n_sampled)
 
     def _score(self, histories, users):
         import torch
@@ -284,12 +276,17 @@ def sampled_multinomial_nll(hidden, out, batch: SparseRows, log_q, drawn):
     return (per_entry * batch.value).sum() / max(batch.n_rows, 1)
 
 
-def sampled_likelihood(hidden, out, batch: SparseRows, log_q, n_sampled: int):
-    """:func:`sampled_multinomial_nll` against ``n_sampled`` items drawn now from
-    ``exp(log_q)`` (:func:`~genrec.models.neural.draw_sample`), on ``hidden``'s device."""
+def likelihood(hidden, out, x, log_q, n_sampled: int):
+    """The mean multinomial NLL of the rows x under ``softmax(out(hidden))``, the one likelihood
+    of the auto-encoders: the full softmax of a dense x (``log_q`` None,
+    :func:`multinomial_nll`), or :func:`sampled_multinomial_nll` of :class:`SparseRows` x against
+    ``n_sampled`` items drawn now from ``exp(log_q)`` (:func:`~genrec.models.neural.draw_sample`),
+    on ``hidden``'s device."""
+    if log_q is None:
+        return multinomial_nll(out(hidden), x)
     device = hidden.device
     drawn = draw_sample(log_q, n_sampled, device=device)  # (S,)
-    return sampled_multinomial_nll(hidden, out, batch, log_q.to(device), drawn)
+    return sampled_multinomial_nll(hidden, out, x, log_q.to(device), drawn)
 
 
 def l2_penalty(weights) -> torch.Tensor:  # noqa: F821 - torch is imported lazily

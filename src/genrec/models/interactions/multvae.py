@@ -70,9 +70,8 @@ from genrec.models.interactions.multdae import (
     check_training_fields,
     first_layer,
     l2_penalty,
+    likelihood,
     mlp,
-    multinomial_nll,
-    sampled_likelihood,
     trained_rows,
 )
 from genrec.models.neural import (
@@ -84,9 +83,9 @@ from genrec.models.neural import (
     draw_profiles,
     fit_epochs,
     load_module_state,
-    log_proposal,
     module_device,
     module_state,
+    sampling_proposal,
     seeded,
     to_numpy,
     torch_device,
@@ -212,7 +211,7 @@ class MultVAE(Recommender):
         device = torch_device(options)
         amp = MixedPrecision(device, precision=options.precision)
         anneal = {"beta_max": cfg.beta_max, "anneal_steps": cfg.anneal_steps}
-        log_q = log_proposal(train.item_counts) if train.n_items > cfg.sampled_above else None
+        log_q = sampling_proposal(train, cfg)
         with seeded(options.seed):
             self.net_ = net = self._build(train.n_items).to(device)
             weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
@@ -251,17 +250,14 @@ class MultVAE(Recommender):
     def _loss(self, x, beta: float, log_q=None):
         """The negative annealed ELBO of the binary rows x (B, I), averaged over the batch: a
         dense x with the full softmax (``log_q`` None), or :class:`SparseRows` x with the
-        likelihood's softmax sampled (:func:`sampled_likelihood`: the decoder's output layer
+        likelihood's softmax sampled (:func:`likelihood`: the decoder's output layer
         evaluated only for the batch's items and the drawn ones)."""
         import torch
 
         mu, logvar = self._encode(x, self.config.dropout, training=True)  # (B, D) each
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # eps ~ N(0, I)
         decoder = self.net_["decoder"]
-        if log_q is None:
-            nll = multinomial_nll(decoder(z), x)
-        else:
-            nll = sampled_likelihood(decoder[:-1](z), decoder[-1], x, log_q, self.config.n_sampled)
+        nll = likelihood(decoder[:-1](z), decoder[-1], x, log_q, self.config.n_sampled)
         return nll + beta * gaussian_kl(mu, logvar)
 
     def _score(self, histories, users):

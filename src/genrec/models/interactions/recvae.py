@@ -81,8 +81,7 @@ import scipy.sparse as sp
 from genrec.models.base import ModelConfig, Recommender
 from genrec.models.interactions.multdae import (
     first_layer,
-    multinomial_nll,
-    sampled_likelihood,
+    likelihood,
     trained_rows,
 )
 from genrec.models.interactions.multvae import sample_from_decoder
@@ -95,9 +94,9 @@ from genrec.models.neural import (
     dense_rows,
     fit_epochs,
     load_module_state,
-    log_proposal,
     module_device,
     module_state,
+    sampling_proposal,
     seeded,
     shuffled_batches,
     to_numpy,
@@ -234,7 +233,7 @@ class RecVAE(Recommender):
         self.train_lengths_ = np.diff(user_items.indptr).astype(np.int64)
         rng = np.random.default_rng(options.seed)
         self._amp = MixedPrecision(torch_device(options), precision=options.precision)
-        log_q = log_proposal(train.item_counts) if train.n_items > cfg.sampled_above else None
+        log_q = sampling_proposal(train, cfg)
         sparse = log_q is not None
         with seeded(options.seed):
             self.net_ = net = self._build(train.n_items).to(torch_device(options))
@@ -343,10 +342,7 @@ class RecVAE(Recommender):
         the full softmax of a dense x (``log_q`` None), or the sampled one of :class:`SparseRows`
         x against ``n_sampled`` items drawn from ``exp(log_q)`` (I,), shared by the batch, the
         decoder evaluated only for the batch's items and the drawn ones."""
-        decoder = self.net_["decoder"]
-        if log_q is None:
-            return multinomial_nll(decoder(z), x)
-        return sampled_likelihood(z, decoder, x, log_q, self.config.n_sampled)
+        return likelihood(z, self.net_["decoder"], x, log_q, self.config.n_sampled)
 
     def _score(self, histories, users):
         import torch
