@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from genrec.data.synthetic import planted_clusters
-from genrec.models import MultDAE, MultVAE, RecVAE
-from genrec.models.interactions import multdae, multvae, recvae
+from genrec.models import MultDAE, MultVAE, RecVAE, neural
+from genrec.models.interactions import multdae, recvae
 from genrec.models.interactions.multdae import (
     multinomial_nll,
     sampled_multinomial_nll,
@@ -36,35 +36,31 @@ from .test_recvae import TINY as REC_TINY
 SAMPLED = {"sampled_above": 0, "n_sampled": 20}  # always sampled; 20 of the world's 60 items
 
 
-class TestSampledMultVAE(ModelContract):
+class SampledContract(ModelContract):
+    """The model contract with the softmax always sampled."""
+
+    quality_floor = 0.9
+    stochastic = True
+    fit_with_valid = True
+    bad_configs = [{"n_sampled": 0}, {"n_sampled": -5}, {"sampled_above": -1}]
+
+
+class TestSampledMultVAE(SampledContract):
     model_cls = MultVAE
     config = {**VAE_TINY, **SAMPLED}
-    quality_floor = 0.9
-    stochastic = True
-    fit_with_valid = True
-    bad_configs = [{"n_sampled": 0}, {"n_sampled": -5}, {"sampled_above": -1}]
 
 
-class TestSampledMultDAE(ModelContract):
+class TestSampledMultDAE(SampledContract):
     model_cls = MultDAE
     config = {**DAE_TINY, **SAMPLED}
-    quality_floor = 0.9
-    stochastic = True
-    fit_with_valid = True
-    bad_configs = [{"n_sampled": 0}, {"sampled_above": -1}]
 
 
-class TestSampledRecVAE(ModelContract):
+class TestSampledRecVAE(SampledContract):
     model_cls = RecVAE
     config = {**REC_TINY, **SAMPLED}
-    quality_floor = 0.9
-    stochastic = True
-    fit_with_valid = True
-    bad_configs = [{"n_sampled": 0}, {"n_sampled": -5}, {"sampled_above": -1}]
 
 
 AUTOENCODERS = [(MultVAE, VAE_TINY), (MultDAE, DAE_TINY), (RecVAE, REC_TINY)]
-MODULES = {MultVAE: multvae, MultDAE: multdae, RecVAE: recvae}
 ITEM_LAYERS = {  # the item-sized layers: (the encoder's first, the decoder's last)
     MultVAE: lambda net: (net["encoder"][0], net["decoder"][-1]),
     MultDAE: lambda net: (net[0], net[-1]),
@@ -172,13 +168,12 @@ def test_at_or_below_the_threshold_the_fit_is_the_dense_one(world, model_cls, ti
 def test_a_sampled_fit_builds_no_batch_by_items_tensor(world, model_cls, tiny, monkeypatch):
     """Training never densifies a batch and never runs an item-sized layer on all items (the
     sparse first layer reads the weight's columns; the sampled softmax its rows)."""
-    module = MODULES[model_cls]
 
     def refuse(*args, **kwargs):
         raise AssertionError("a dense (batch, items) batch was built in a sampled fit")
 
-    monkeypatch.setattr(module, "dense_rows", refuse)
-    monkeypatch.setattr(module, "multinomial_nll", refuse)
+    monkeypatch.setattr(neural, "dense_rows", refuse)  # what batch_rows builds dense batches with
+    monkeypatch.setattr(multdae, "multinomial_nll", refuse)  # the full softmax of likelihood
     calls = []
     build = model_cls._build
 
