@@ -220,11 +220,15 @@ class TransformersLM:
     def _encode(self, text: str) -> list[int]:
         """Token ids of a formatted prompt: BOS added unless the chat template already did."""
         _, tokenizer = self._ready()
-        ids = tokenizer(text, add_special_tokens=not self.chat)["input_ids"]
+        ids = list(tokenizer(text, add_special_tokens=not self.chat)["input_ids"])
+        return [tokenizer.bos_token_id, *ids] if self._lacks_bos(ids) else ids
+
+    def _lacks_bos(self, ids: list[int]) -> bool:
+        """Whether ``ids`` of a formatted prompt need the BOS prepended: some tokenizers add
+        none although the model was trained with it (a chat template writes its own)."""
+        _, tokenizer = self._ready()
         bos = tokenizer.bos_token_id
-        if self.chat or bos is None or (ids and ids[0] == bos):
-            return list(ids)
-        return [bos, *ids]  # some tokenizers add no BOS although the model was trained with it
+        return not (self.chat or bos is None or (ids and ids[0] == bos))
 
     def continuation_ids(self, prompt_text: str, prompt_ids: list[int], text: str) -> list[int]:
         """Token ids of ``text`` right after the formatted prompt (see the module docstring)."""
@@ -279,19 +283,12 @@ class TransformersLM:
         shift = formatted.rfind(text)
         enc = tokenizer(formatted, add_special_tokens=not self.chat, return_offsets_mapping=True)
         ids, offsets = list(enc["input_ids"]), np.asarray(enc["offset_mapping"], np.int64)
-        if ids != self._encode(formatted):  # the BOS _encode adds when the tokenizer did not
+        if self._lacks_bos(ids):  # as _encode adds it; the BOS covers no characters
             ids, offsets = [tokenizer.bos_token_id, *ids], np.r_[[[0, 0]], offsets]
         lead = 0 if self.prefix_embeddings is None else len(self.prefix_embeddings)
         with torch.inference_mode():
-            input_ids = torch.tensor([ids], device=self._device)
-            if lead:
-                out = model(
-                    inputs_embeds=self._with_prefix(model, input_ids),
-                    output_hidden_states=True,
-                    logits_to_keep=1,
-                )
-            else:
-                out = model(input_ids=input_ids, output_hidden_states=True, logits_to_keep=1)
+            ids = torch.tensor([ids], device=self._device)
+            out = self._prompt_pass(model, ids, output_hidden_states=True)
             hidden = out.hidden_states[-1][0, lead:].float().cpu().numpy()  # (T, D)
         states = np.empty((len(bounds), hidden.shape[1]), np.float32)
         for row, (start, end) in enumerate(bounds):
@@ -302,12 +299,14 @@ class TransformersLM:
             states[row] = hidden[inside].mean(axis=0)
         return states
 
-    def _prompt_pass(self, model, ids):
-        """The prompt's forward pass (its KV cache and last logits), after the soft prompt
-        :attr:`prefix_embeddings` when there is one (genrec.tuning's prompt tuning)."""
+    def _prompt_pass(self, model, ids, **options):
+        """The prompt's forward pass (its KV cache and last logits, and whatever else
+        ``options`` ask of the model), after the soft prompt :attr:`prefix_embeddings` when
+        there is one (genrec.tuning's prompt tuning)."""
+        options = {"use_cache": True, "logits_to_keep": 1, **options}
         if self.prefix_embeddings is None:
-            return model(input_ids=ids, use_cache=True, logits_to_keep=1)
-        return model(inputs_embeds=self._with_prefix(model, ids), use_cache=True, logits_to_keep=1)
+            return model(input_ids=ids, **options)
+        return model(inputs_embeds=self._with_prefix(model, ids), **options)
 
     def _with_prefix(self, model, ids):
         """(B, P + L, D): the soft prompt, then the embeddings of ``ids`` (B, L)."""
