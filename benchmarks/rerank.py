@@ -398,24 +398,12 @@ def run_probe(split, users: np.ndarray, lm_spec: str) -> None:
             seed=OPTIONS.seed,
         )
         t_base = [x[:, cols] for x in t_side]
-        fitted = probe.fusion.fitted
+        features = probe.features(t_states, t_base)
         out["variants"][name] = {
             "per_user": top_metrics(
                 split, t_users, ranked_by(t_cand, lambda x: x, probe.scores(t_states, t_base))
             ),
-            "fitted_test_ndcg": float(
-                np.mean(
-                    top_metrics(
-                        split,
-                        t_users,
-                        ranked_by(
-                            t_cand,
-                            lambda x: x @ np.asarray(fitted),
-                            probe.features(t_states, t_base),
-                        ),
-                    )["ndcg@10"]
-                )
-            ),
+            "fitted_test_ndcg": fitted_ndcg(split, t_users, t_cand, probe.fusion, features),
             "fusion": vars(probe.fusion),
         }
         if cols == [0]:  # the head's own score of each candidate, for the signal table
@@ -780,9 +768,7 @@ def learned_fusions(m: dict, split, side: SideSignals, base) -> dict | None:
         seed=OPTIONS.seed,
     )
     test_users, candidates = saved["test_users"], saved["test_candidates"]
-    fitted = ranked_by(candidates, lambda x: x @ np.array(fusion.fitted), parts["test"][1])
     no_lm = ranked_by(candidates, base.scores, parts["test"][0])
-    hindsight = ranked_by(candidates, lambda x: x @ np.array(base.fitted), parts["test"][0])
     return {
         "with_lm": {
             "per_user": top_metrics(
@@ -790,8 +776,8 @@ def learned_fusions(m: dict, split, side: SideSignals, base) -> dict | None:
             ),
             "fusion": {
                 **vars(fusion),
-                "fitted_test_ndcg": float(
-                    np.mean(top_metrics(split, test_users, fitted)["ndcg@10"])
+                "fitted_test_ndcg": fitted_ndcg(
+                    split, test_users, candidates, fusion, parts["test"][1]
                 ),
             },
         },
@@ -799,12 +785,19 @@ def learned_fusions(m: dict, split, side: SideSignals, base) -> dict | None:
             "per_user": top_metrics(split, test_users, no_lm),
             "fusion": {
                 **vars(base),
-                "fitted_test_ndcg": float(
-                    np.mean(top_metrics(split, test_users, hindsight)["ndcg@10"])
+                "fitted_test_ndcg": fitted_ndcg(
+                    split, test_users, candidates, base, parts["test"][0]
                 ),
             },
         },
     }
+
+
+def fitted_ndcg(split, users, candidates, fusion, features) -> float:
+    """Mean NDCG@10 of ``users`` with their candidates ranked by the weights the fusion fitted
+    (``fusion.fitted``), whether or not it kept them: its test score had it been kept."""
+    ranked = ranked_by(candidates, lambda x: x @ np.asarray(fusion.fitted), features)
+    return float(np.mean(top_metrics(split, users, ranked)["ndcg@10"]))
 
 
 def top_metrics(split, users: np.ndarray, ranked: np.ndarray) -> dict:
