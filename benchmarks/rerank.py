@@ -152,7 +152,6 @@ def run_mode(
         split.train, options=OPTIONS
     )
     pipe = TwoStage(retriever=ease, reranker=llm, n_candidates=20, fusion_weight=1.0)
-    pipe.n_users_, pipe.n_items_ = split.train.n_users, split.train.n_items  # parts are fitted
     valid_users, relevant = validation_targets(split.train, split.valid, n_valid, seed=OPTIONS.seed)
     lm.reset()
     start = time.perf_counter()
@@ -285,8 +284,8 @@ def run_no_lm(split, users: np.ndarray) -> None:
     side = SideSignals(split)
     base = fit_side_fusion(split, side)
     ease = EASE().fit(split.train, options=OPTIONS)
-    pipe = TwoStage(retriever=ease, reranker=LLMRecommender(lm="fake"), n_candidates=20)
-    pipe.n_users_, pipe.n_items_ = split.train.n_users, split.train.n_items
+    never_asked = LLMRecommender(lm="fake").fit(split.train, options=OPTIONS)  # rerank=False
+    pipe = TwoStage(retriever=ease, reranker=never_asked, n_candidates=20)
     lists = pipe.shortlists(split.history("test").user_item_order[users], users=users, rerank=False)
     candidates = [x.candidates for x in lists]
     features = side.features("test", users, candidates, [x.retriever for x in lists])
@@ -351,7 +350,6 @@ def run_probe(split, users: np.ndarray, lm_spec: str) -> None:
         split.train, options=OPTIONS
     )
     pipe = TwoStage(retriever=ease, reranker=llm, n_candidates=20)
-    pipe.n_users_, pipe.n_items_ = split.train.n_users, split.train.n_items
     valid_users, relevant = validation_targets(split.train, split.valid, 10**9, seed=OPTIONS.seed)
     parts, loads = {}, [load_average()]
     for part, users_, seen in (
@@ -716,8 +714,8 @@ def fit_side_fusion(split, side: SideSignals) -> tuple:
     """(the EASE + popularity + text fusion fitted on every validation user, the shortlist
     pipeline): EASE shortlists cost no LM call, so all validation users teach this one."""
     ease = EASE().fit(split.train, options=OPTIONS)
-    pipe = TwoStage(retriever=ease, reranker=LLMRecommender(lm="fake"), n_candidates=20)
-    pipe.n_users_, pipe.n_items_ = split.train.n_users, split.train.n_items
+    never_asked = LLMRecommender(lm="fake").fit(split.train, options=OPTIONS)  # rerank=False
+    pipe = TwoStage(retriever=ease, reranker=never_asked, n_candidates=20)
     users, relevant = validation_targets(split.train, split.valid, 10**9, seed=OPTIONS.seed)
     lists = pipe.shortlists(split.train.user_item_order[users], users=users, rerank=False)
     candidates = [x.candidates for x in lists]

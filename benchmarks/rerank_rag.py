@@ -119,10 +119,9 @@ def reranker(split_train, mode: str, facts: str, lm) -> LLMRecommender:
     ).fit(split_train, options=OPTIONS)
 
 
-def pipeline(ease, llm, train) -> TwoStage:
-    pipe = TwoStage(retriever=ease, reranker=llm, n_candidates=N_CANDIDATES, fusion_weight=1.0)
-    pipe.n_users_, pipe.n_items_ = train.n_users, train.n_items  # both parts are fitted
-    return pipe
+def pipeline(ease, llm) -> TwoStage:
+    """The shortlist pipeline of fitted EASE and a fitted reranker, unfused weight 1."""
+    return TwoStage(retriever=ease, reranker=llm, n_candidates=N_CANDIDATES, fusion_weight=1.0)
 
 
 def timed_lists(pipe, histories, users, lm) -> tuple[list[Shortlist], dict]:
@@ -164,7 +163,7 @@ def warm(mode: str, ctx: dict, lm) -> dict:
     v_hist = split.train.user_item_order[valid_users]
     out = {"ease": per_user(ease.score(hist, users=users), seen, relevant), "variants": {}}
     for facts in fact_variants(mode, ctx):
-        pipe = pipeline(ease, reranker(split.train, mode, facts, lm), split.train)
+        pipe = pipeline(ease, reranker(split.train, mode, facts, lm))
         v_lists, fit_cost = timed_lists(pipe, v_hist, valid_users, lm)
         search = pipe.search_weight(v_lists, split.train.user_items[valid_users], ctx["v_rel"])
         lists, cost = timed_lists(pipe, hist, users, lm)
@@ -215,7 +214,7 @@ def cold(mode: str, ctx: dict, lm) -> dict:
         "variants": {},
     }
     for facts in fact_variants(mode, ctx):
-        pipe = pipeline(ease, reranker(split.train, mode, facts, lm), split.train)
+        pipe = pipeline(ease, reranker(split.train, mode, facts, lm))
         lists, cost = timed_lists(pipe, hist, users, lm)
         weight = ctx["weights"].get((mode, facts))
         res = {"cost": cost, "weight": weight}
@@ -317,7 +316,7 @@ def cotrain(ctx: dict, lm, *, rounds: int = 2, top: int = 3, beta: float = 0.5) 
     start = time.perf_counter()
     for r in range(1, rounds + 1):
         ease = refit_on_lists(ease, split, valid_users, v_lists, users, lists, top, beta)
-        pipe = pipeline(ease, llm, split.train)
+        pipe = pipeline(ease, llm)
         v_lists = cached_lists(pipe, llm, hist["valid"], valid_users, cache)
         search = pipe.search_weight(v_lists, split.train.user_items[valid_users], ctx["v_rel"])
         lists = cached_lists(pipe, llm, hist["test"], users, cache)
@@ -364,7 +363,7 @@ def cotrain_tuned(ctx: dict, lm, adapter: str, *, top: int = 3, beta: float = 0.
     out = {"adapter": adapter, "top": top, "beta": beta, "pool": len(users) + len(valid_users)}
     ease = ctx["ease"]
     for name in ("alone", "cotrained"):
-        pipe = pipeline(ease, llm, split.train)
+        pipe = pipeline(ease, llm)
         v_lists, fit_cost = timed_lists(pipe, hist["valid"], valid_users, lm)
         search = pipe.search_weight(v_lists, split.train.user_items[valid_users], ctx["v_rel"])
         lists, cost = timed_lists(pipe, hist["test"], users, lm)
@@ -391,7 +390,8 @@ def self_trained(ctx: dict, *, top: int, beta: float) -> dict:
     """The control of co-training: EASE refitted on its *own* ``top`` shortlist items of each
     pool user (weight ``beta``), the same refit without the reranker; no LM call."""
     split, users, valid_users = ctx["split"], ctx["users"], ctx["valid"]
-    pipe = pipeline(ctx["ease"], LLMRecommender(lm="fake"), split.train)  # never asked
+    never_asked = LLMRecommender(lm="fake").fit(split.train, options=OPTIONS)
+    pipe = pipeline(ctx["ease"], never_asked)
     pool = np.r_[valid_users, users]
     histories = sp.vstack(
         [split.train.user_item_order[valid_users], split.history("test").user_item_order[users]]

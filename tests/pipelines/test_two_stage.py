@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from genrec.build import build_model, load_model, model_class, parse_overrides
 from genrec.data.synthetic import planted_clusters
-from genrec.errors import ConfigError
+from genrec.errors import ConfigError, NotFittedError
 from genrec.evaluation.protocol import evaluate
 from genrec.models import EASE, LLMRecommender, Pop
 from genrec.options import RunOptions
@@ -134,3 +134,25 @@ def test_cli_overrides_reach_pipeline_parts():
     assert parse_overrides(["llm.shots=3", "n_candidates=5"], ["ease+llm"], flat=True) == {
         "ease+llm": {"llm.shots": "3", "n_candidates": "5"}
     }
+
+
+def test_a_pipeline_of_fitted_parts_scores_without_a_fit_of_its_own(world):
+    """Parts fitted on one dataset: shortlists and scores at once, the same as after a pipeline
+    fit with the same weight; unfitted parts still need the fit; parts fitted on different
+    data are refused."""
+    train = world.split.train
+    retriever, reranker = Pop().fit(train, options=OPTIONS), EASE(reg=10.0).fit(train)
+    histories = world.split.history("test").user_item_order[:6]
+    ready = TwoStage(n_candidates=5, fusion_weight=0.5, retriever=retriever, reranker=reranker)
+    fitted = fit(
+        TwoStage(n_candidates=5, fusion_weight=0.5, retriever=Pop(), reranker=EASE(reg=10.0)), world
+    )
+    np.testing.assert_array_equal(ready.score(histories), fitted.score(histories))
+    assert [x.candidates.tolist() for x in ready.shortlists(histories, rerank=False)] == [
+        x.candidates.tolist() for x in fitted.shortlists(histories, rerank=False)
+    ]
+    with pytest.raises(NotFittedError, match="not fitted"):
+        TwoStage(n_candidates=5, retriever=retriever, reranker=EASE(reg=10.0)).score(histories)
+    other = planted_clusters(n_users=30, n_items=20, n_clusters=2, noise=0, seed=1)
+    with pytest.raises(ConfigError, match="fitted on different data"):
+        TwoStage(retriever=retriever, reranker=EASE(reg=10.0).fit(other.split.train))

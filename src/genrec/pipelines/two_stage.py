@@ -104,7 +104,8 @@ class TwoStage(Recommender):
 
     Args:
         config, overrides: a :class:`TwoStageConfig` or its fields.
-        retriever, reranker: the (unfitted or fitted) models; their names and configs are
+        retriever, reranker: the (unfitted or fitted) models; a pipeline of parts fitted on
+            one dataset can shortlist and score without a fit of its own. Their names and configs are
             recorded in the pipeline's config so that a saved pipeline rebuilds them
             (:func:`genrec.build.load_model`). :func:`genrec.build.build_model` builds both from
             a spec such as ``"ease+llm"``.
@@ -148,6 +149,15 @@ class TwoStage(Recommender):
             )
         self.fusion_weight_: float | None = None
         self.fusion_search_: LearnedWeight | None = None
+        fitted = [m for m in (retriever, reranker) if m.n_items_ is not None]
+        sizes = {(m.n_users_, m.n_items_) for m in fitted}
+        if len(sizes) > 1:
+            raise ConfigError(
+                f"the retriever and the reranker were fitted on different data ({sorted(sizes)} "
+                "users and items); fit both on one dataset, or pass them unfitted"
+            )
+        if len(fitted) == 2:  # shortlists and scores at once (the weight: the config's, else 1)
+            self.n_users_, self.n_items_ = sizes.pop()
 
     @staticmethod
     def part_specs(config: TwoStageConfig) -> dict[str, tuple[str, dict]]:
